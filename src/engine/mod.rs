@@ -1,0 +1,489 @@
+//! The engine: the facade that composes identity, threading, storage and events.
+
+mod ids;
+mod ops;
+
+pub use ops::{ConversationPatch, CustomerPatch, MergePlan, OutboundMessage, SurvivorRule};
+
+use crate::clock::{Clock, SystemClock};
+use crate::events::{Event, EventStream, Notifier};
+use crate::identity::{self, NewIds, Normalizer, Resolution, Sender};
+use crate::model::{
+    Author, ChannelKind, ContentLimits, Conversation, ConversationId, ConversationStatus, CustomerId, DeliveryState,
+    Direction, IdentityId, InboundMessage, Message, MessageId, Priority, TenantId,
+};
+use crate::store::{ChangeSet, Committed, DedupeKey, InMemoryStore, Store, ThreadKey, Write};
+use crate::thread::{self, Placement, ThreadDecision, ThreadInput, ThreadingPolicy};
+use crate::{Error, Result};
+use chrono::{DateTime, Duration, Utc};
+use ids::IdGen;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// How the engine behaves. `Default` gives the conservative defaults of the context-model
+/// anchors.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Threading rules.
+    pub threading: ThreadingPolicy,
+    /// Size limits for content.
+    pub limits: ContentLimits,
+    /// Reply windows per channel, measured from the customer's latest inbound message on the
+    /// same endpoint (WhatsApp, Messenger and Instagram: 24 h).
+    pub reply_windows: HashMap<ChannelKind, Duration>,
+    /// Region (ISO 3166 alpha-2) for phone numbers written without a country code.
+    pub default_phone_region: Option<String>,
+    /// How often a write that lost an optimistic-concurrency race is recomputed before the
+    /// conflict is returned.
+    pub max_commit_attempts: u32,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        let reply_windows = [ChannelKind::WhatsApp, ChannelKind::Messenger, ChannelKind::Instagram]
+            .into_iter()
+            .map(|c| (c, Duration::hours(24)))
+            .collect();
+        EngineConfig {
+            threading: ThreadingPolicy::default(),
+            limits: ContentLimits::default(),
+            reply_windows,
+            default_phone_region: None,
+            max_commit_attempts: 16,
+        }
+    }
+}
+
+/// The multichannel customer-service engine: hand it every inbound contact, ask it for context.
+///
+/// Cheap to clone (all clones share state); `Send + Sync`.
+///
+/// ```
+/// use touchpoint::Engine;
+/// use touchpoint::model::*;
+/// # futures::executor::block_on(async {
+/// let engine = Engine::in_memory();
+/// let tenant = TenantId::new("acme").unwrap();
+/// let inbound = InboundMessage::new(
+///     ChannelKind::Sms,
+///     EndpointId::new("sms-support").unwrap(),
+///     Address::phone("+14155550123"),
+///     "SM1",
+///     Content::text("Where is my parcel?"),
+/// );
+/// let outcome = engine.ingest(&tenant, inbound.clone()).await.unwrap();
+/// assert!(!outcome.duplicate);
+/// // A retried webhook changes nothing.
+/// let again = engine.ingest(&tenant, inbound).await.unwrap();
+/// assert!(again.duplicate);
+/// assert_eq!(again.message, outcome.message);
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    config: EngineConfig,
+    normalizer: Normalizer,
+    ids: IdGen,
+    notifier: Arc<Notifier>,
+}
+
+impl std::fmt::Debug for Engine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Engine").field("store", &self.inner.store).field("config", &self.inner.config).finish()
+    }
+}
+
+/// Builds an [`Engine`].
+#[derive(Debug)]
+pub struct EngineBuilder {
+    store: Arc<dyn Store>,
+    clock: Arc<dyn Clock>,
+    config: EngineConfig,
+}
+
+impl EngineBuilder {
+    /// Uses `clock` for all timestamps and timers.
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// Uses `config`.
+    pub fn config(mut self, config: EngineConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Sets the threading policy.
+    pub fn threading(mut self, threading: ThreadingPolicy) -> Self {
+        self.config.threading = threading;
+        self
+    }
+
+    /// The engine.
+    pub fn build(self) -> Engine {
+        let normalizer = Normalizer::new(self.config.default_phone_region.clone());
+        Engine {
+            inner: Arc::new(Inner {
+                store: self.store,
+                clock: self.clock,
+                config: self.config,
+                normalizer,
+                ids: IdGen::new(),
+                notifier: Arc::new(Notifier::default()),
+            }),
+        }
+    }
+}
+
+/// What [`Engine::ingest`] did with a message, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IngestOutcome {
+    /// The stored message (for a duplicate: the one stored the first time).
+    pub message: MessageId,
+    /// The customer it was attributed to.
+    pub customer: CustomerId,
+    /// The identity it came from.
+    pub identity: IdentityId,
+    /// The conversation it joined.
+    pub conversation: ConversationId,
+    /// Whether the message had been ingested before (nothing changed).
+    pub duplicate: bool,
+    /// How the sender was matched to the customer.
+    pub resolution: Resolution,
+    /// How the conversation was chosen.
+    pub thread: ThreadDecision,
+    /// Existing customers the contact resembles on unverified keys (not linked).
+    pub suspected_duplicates: Vec<CustomerId>,
+    /// Whether the conversation is open with nobody handling it (routing should pick it up).
+    pub needs_handler: bool,
+    /// Human-readable notes on decisions (ignored references, refused links).
+    pub notes: Vec<String>,
+}
+
+struct EngineIds<'a> {
+    source: &'a IdGen,
+    now: DateTime<Utc>,
+}
+
+impl NewIds for EngineIds<'_> {
+    fn customer_id(&self) -> CustomerId {
+        CustomerId(self.source.next(self.now))
+    }
+    fn identity_id(&self) -> IdentityId {
+        IdentityId(self.source.next(self.now))
+    }
+}
+
+impl Engine {
+    /// A builder over `store`, with the system clock and default configuration.
+    pub fn builder(store: Arc<dyn Store>) -> EngineBuilder {
+        EngineBuilder { store, clock: Arc::new(SystemClock), config: EngineConfig::default() }
+    }
+
+    /// An engine over a fresh [`InMemoryStore`] with defaults.
+    pub fn in_memory() -> Engine {
+        Engine::builder(Arc::new(InMemoryStore::new())).build()
+    }
+
+    /// The store this engine writes to.
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.inner.store
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &EngineConfig {
+        &self.inner.config
+    }
+
+    /// The current time on the engine's clock.
+    pub fn now(&self) -> DateTime<Utc> {
+        self.inner.clock.now()
+    }
+
+    pub(crate) fn next_id(&self, now: DateTime<Utc>) -> uuid::Uuid {
+        self.inner.ids.next(now)
+    }
+
+    pub(crate) fn normalizer(&self) -> &Normalizer {
+        &self.inner.normalizer
+    }
+
+    /// Commits `changes`, then wakes event subscribers.
+    pub(crate) async fn commit(&self, tenant: &TenantId, changes: ChangeSet) -> Result<Committed> {
+        let has_events = !changes.events.is_empty();
+        let committed = self.inner.store.commit(tenant, changes).await?;
+        if has_events && matches!(committed, Committed::Applied { .. }) {
+            self.inner.notifier.notify();
+        }
+        Ok(committed)
+    }
+
+    /// Runs `attempt` until it does not fail with a conflict, at most `max_commit_attempts` times.
+    pub(crate) async fn retrying<T, F, Fut>(&self, mut attempt: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        let mut tries = 0;
+        loop {
+            tries += 1;
+            match attempt().await {
+                Err(Error::Conflict(_)) if tries < self.inner.config.max_commit_attempts.max(1) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    /// A stream of the tenant's events with a sequence number greater than `after`
+    /// (0: from the beginning of the outbox), in commit order.
+    pub fn subscribe(&self, tenant: &TenantId, after: u64) -> EventStream {
+        EventStream::new(self.inner.store.clone(), tenant.clone(), self.inner.notifier.clone(), after)
+    }
+
+    /// Ingests one inbound message: dedupe, resolve the customer, thread, append, emit events —
+    /// all in one atomic commit. Idempotent on `(tenant, channel, external_id)`.
+    ///
+    /// Bad input (empty or oversize content, malformed address or external id) fails with
+    /// [`Error::InvalidInput`] or [`Error::InvalidAddress`] and changes nothing.
+    pub async fn ingest(&self, tenant: &TenantId, msg: InboundMessage) -> Result<IngestOutcome> {
+        validate_inbound(&msg, &self.inner.config.limits)?;
+        let address = self.inner.normalizer.address(&msg.sender)?;
+        let claims = msg
+            .claims
+            .iter()
+            .map(|c| Ok((self.inner.normalizer.key(&c.key)?, c.verification)))
+            .collect::<Result<Vec<_>>>()?;
+        let sender = Sender { msg: &msg, address, claims };
+        self.retrying(|| self.try_ingest(tenant, &sender)).await
+    }
+
+    async fn try_ingest(&self, tenant: &TenantId, sender: &Sender<'_>) -> Result<IngestOutcome> {
+        let store = &*self.inner.store;
+        let msg = sender.msg;
+        if let Some(existing) = store.message_by_external_id(tenant, &msg.channel, &msg.external_id).await? {
+            return self.duplicate_outcome(tenant, existing).await;
+        }
+        let now = self.inner.clock.now();
+        let ids = EngineIds { source: &self.inner.ids, now };
+        let resolved = identity::resolve(store, tenant, sender, now, &ids).await?;
+        let mut notes = resolved.notes;
+        let input = ThreadInput {
+            msg,
+            customer: resolved.customer.id,
+            identity: resolved.identity.id,
+            endpoint: &msg.endpoint,
+            now,
+        };
+        let placement = thread::place(store, tenant, &self.inner.config.threading, &input, &mut notes).await?;
+
+        let mut events = resolved.events;
+        let (mut conversation, decision, expected) = match placement {
+            Placement::Existing { conversation, decision } => {
+                let expected = Some(conversation.version);
+                (conversation, decision, expected)
+            }
+            Placement::New { decision, previous } => {
+                let c = self.new_conversation(tenant, &resolved.customer, msg, previous, now);
+                events.push(Event::ConversationOpened {
+                    conversation: c.id,
+                    customer: c.customer,
+                    channel: msg.channel.clone(),
+                    previous,
+                });
+                (c, decision, None)
+            }
+        };
+
+        if let ThreadDecision::Reopened { .. } = decision {
+            let from = conversation.status.name().to_owned();
+            conversation.set_status(ConversationStatus::Open, now)?;
+            events.push(Event::ConversationReopened { conversation: conversation.id });
+            events.push(Event::ConversationStatusChanged { conversation: conversation.id, from, to: "open".into() });
+        }
+        if expected.is_some() && !conversation.channels.iter().any(|c| c.channel == msg.channel) {
+            events.push(Event::ChannelAdded { conversation: conversation.id, channel: msg.channel.clone() });
+        }
+        let session = (msg.endpoint.clone(), resolved.identity.id);
+        if !conversation.sessions.contains(&session) {
+            conversation.sessions.push(session.clone());
+        }
+        conversation.count_message(&msg.channel, true, now);
+        conversation.last_inbound_at = Some(now);
+        conversation.last_inbound_via = Some(session);
+        conversation.waiting_since.get_or_insert(now);
+        if conversation.subject.is_none() {
+            conversation.subject.clone_from(&msg.thread.subject);
+        }
+        conversation.version = expected.map_or(0, |v| v + 1);
+
+        let message = Message {
+            id: MessageId(self.inner.ids.next(now)),
+            tenant: tenant.clone(),
+            conversation: conversation.id,
+            direction: Direction::Inbound,
+            author: Author::Customer(resolved.identity.id),
+            channel: msg.channel.clone(),
+            endpoint: msg.endpoint.clone(),
+            external_id: Some(msg.external_id.clone()),
+            content: msg.content.clone(),
+            delivery: DeliveryState::Delivered,
+            sent_at: msg.sent_at.unwrap_or(now),
+            recorded_at: now,
+            version: 0,
+        };
+        events.push(Event::MessageReceived {
+            conversation: conversation.id,
+            message: message.id,
+            channel: msg.channel.clone(),
+        });
+
+        let mut thread_keys = Vec::new();
+        if expected.is_none() {
+            thread_keys.push((ThreadKey::ReplyToken(conversation.reply_token.clone()), conversation.id));
+        }
+        if let Some(id) = msg.thread.provider_thread_id.as_deref().filter(|s| !s.is_empty()) {
+            thread_keys.push((ThreadKey::ProviderThread(msg.channel.clone(), id.to_owned()), conversation.id));
+        }
+        if msg.channel == ChannelKind::Email {
+            let id = thread::message_id(&msg.external_id);
+            if !id.is_empty() {
+                thread_keys.push((ThreadKey::EmailMessageId(id.to_owned()), conversation.id));
+            }
+        }
+
+        let needs_handler = conversation.status.is_open() && conversation.handler.is_none();
+        let outcome = IngestOutcome {
+            message: message.id,
+            customer: resolved.customer.id,
+            identity: resolved.identity.id,
+            conversation: conversation.id,
+            duplicate: false,
+            resolution: resolved.resolution,
+            thread: decision,
+            suspected_duplicates: resolved.suspects,
+            needs_handler,
+            notes,
+        };
+        let changes = ChangeSet {
+            dedupe: Some(DedupeKey { channel: msg.channel.clone(), external_id: msg.external_id.clone() }),
+            customers: resolved.customer_write.into_iter().collect(),
+            identities: vec![resolved.identity_write],
+            conversations: vec![Write { record: conversation, expected }],
+            messages: vec![Write::insert(message)],
+            thread_keys,
+            events,
+            at: now,
+            ..ChangeSet::default()
+        };
+        match self.commit(tenant, changes).await? {
+            Committed::Applied { .. } => Ok(outcome),
+            Committed::Duplicate { message } => match store.message(tenant, message).await? {
+                Some(existing) => self.duplicate_outcome(tenant, existing).await,
+                None => Err(Error::Conflict("the duplicate's message vanished".into())),
+            },
+        }
+    }
+
+    fn new_conversation(
+        &self,
+        tenant: &TenantId,
+        customer: &crate::model::Customer,
+        msg: &InboundMessage,
+        previous: Option<ConversationId>,
+        now: DateTime<Utc>,
+    ) -> Conversation {
+        Conversation {
+            id: ConversationId(self.inner.ids.next(now)),
+            tenant: tenant.clone(),
+            customer: customer.id,
+            // A blocked customer's conversation is created resolved: nobody is notified.
+            status: if customer.blocked { ConversationStatus::Resolved } else { ConversationStatus::Open },
+            priority: Priority::Normal,
+            subject: None,
+            tags: Default::default(),
+            handler: None,
+            last_agent: None,
+            origin: msg.channel.clone(),
+            channels: Vec::new(),
+            sessions: Vec::new(),
+            last_inbound_via: None,
+            previous,
+            reply_token: uuid::Uuid::new_v4().simple().to_string(),
+            created_at: now,
+            last_activity_at: now,
+            last_inbound_at: None,
+            waiting_since: None,
+            first_response_at: None,
+            resolved_at: if customer.blocked { Some(now) } else { None },
+            closed_at: None,
+            message_count: 0,
+            version: 0,
+        }
+    }
+
+    async fn duplicate_outcome(&self, tenant: &TenantId, existing: Message) -> Result<IngestOutcome> {
+        let conversation = self
+            .inner
+            .store
+            .conversation(tenant, existing.conversation)
+            .await?
+            .ok_or_else(|| Error::not_found("conversation", existing.conversation))?;
+        let identity = match existing.author {
+            Author::Customer(i) => i,
+            _ => return Err(Error::Conflict("the provider id belongs to an outbound message".into())),
+        };
+        Ok(IngestOutcome {
+            message: existing.id,
+            customer: conversation.customer,
+            identity,
+            conversation: conversation.id,
+            duplicate: true,
+            resolution: Resolution::Duplicate,
+            thread: ThreadDecision::Duplicate,
+            suspected_duplicates: Vec::new(),
+            needs_handler: conversation.status.is_open() && conversation.handler.is_none(),
+            notes: vec!["already ingested; nothing changed".into()],
+        })
+    }
+}
+
+fn validate_inbound(msg: &InboundMessage, limits: &ContentLimits) -> Result<()> {
+    let x = &msg.external_id;
+    if x.trim().is_empty() || x.len() > 512 || x.chars().any(char::is_control) {
+        return Err(Error::invalid("external_id", "must be 1 to 512 bytes without control characters"));
+    }
+    if let ChannelKind::Custom(name) = &msg.channel
+        && (name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control() || c.is_whitespace()))
+    {
+        return Err(Error::invalid("channel", "a custom channel name is 1 to 64 bytes without spaces"));
+    }
+    if msg.sender_name.as_ref().is_some_and(|n| n.len() > 256 || n.chars().any(char::is_control)) {
+        return Err(Error::invalid("sender_name", "must be at most 256 bytes without control characters"));
+    }
+    if msg.claims.len() > 16 {
+        return Err(Error::invalid("claims", "at most 16 claims per message"));
+    }
+    let t = &msg.thread;
+    let refs = t.references.len() + usize::from(t.in_reply_to.is_some());
+    if refs > 100 {
+        return Err(Error::invalid("thread.references", "at most 100 references"));
+    }
+    let too_long = |s: &String| s.len() > 998;
+    if t.references.iter().any(too_long)
+        || t.in_reply_to.as_ref().is_some_and(too_long)
+        || t.provider_thread_id.as_ref().is_some_and(too_long)
+        || t.reply_token.as_ref().is_some_and(too_long)
+        || t.subject.as_ref().is_some_and(too_long)
+    {
+        return Err(Error::invalid("thread", "a thread hint is longer than 998 bytes"));
+    }
+    msg.content.validate(limits)
+}

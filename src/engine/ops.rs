@@ -1,0 +1,701 @@
+//! Engine operations besides ingest: outbound records, delivery receipts, profile and
+//! conversation updates, identity link/unlink/move, merges.
+
+use super::Engine;
+use crate::events::Event;
+use crate::identity::{self, find_identity, live_customer};
+use crate::model::{
+    Address, AgentId, Attributes, Author, ChannelKind, Consent, Content, Conversation, ConversationId,
+    ConversationStatus, Customer, CustomerId, CustomerState, DeliveryState, Direction, EndpointId, Handler, Identity,
+    IdentityId, LanguageTag, Message, MessageId, Priority, TenantId, TimeZoneName, Verification,
+};
+use crate::store::{ChangeSet, ThreadKey, Write};
+use crate::{Error, Result};
+use serde::{Deserialize, Serialize};
+
+/// A message from us to the customer, to be recorded in a conversation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OutboundMessage {
+    /// Who wrote it (an agent, a bot or the system; never the customer).
+    pub author: Author,
+    /// What it says.
+    pub content: Content,
+    /// Our endpoint and the customer's identity to use; default: where the customer last wrote.
+    pub via: Option<(EndpointId, IdentityId)>,
+    /// The provider's id for it, once known (email Message-ID, WhatsApp wamid).
+    pub external_id: Option<String>,
+    /// Its delivery state so far.
+    pub delivery: DeliveryState,
+}
+
+impl OutboundMessage {
+    /// A message written by a human agent.
+    pub fn agent(agent: AgentId, content: Content) -> Self {
+        OutboundMessage {
+            author: Author::Agent(agent),
+            content,
+            via: None,
+            external_id: None,
+            delivery: DeliveryState::Pending,
+        }
+    }
+    /// A message written by a bot.
+    pub fn bot(bot: AgentId, content: Content) -> Self {
+        OutboundMessage {
+            author: Author::Bot(bot),
+            content,
+            via: None,
+            external_id: None,
+            delivery: DeliveryState::Pending,
+        }
+    }
+    /// Sends through `endpoint` to `identity` instead of the default.
+    pub fn via(mut self, endpoint: EndpointId, identity: IdentityId) -> Self {
+        self.via = Some((endpoint, identity));
+        self
+    }
+    /// Records the provider's id.
+    pub fn with_external_id(mut self, id: impl Into<String>) -> Self {
+        self.external_id = Some(id.into());
+        self
+    }
+}
+
+/// Changes to a customer's profile; `None` fields stay as they are.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CustomerPatch {
+    /// New name (`Some(None)` clears it).
+    pub name: Option<Option<String>>,
+    /// New language.
+    pub language: Option<Option<LanguageTag>>,
+    /// New time zone.
+    pub time_zone: Option<Option<TimeZoneName>>,
+    /// New external id (must be unique in the tenant).
+    pub external_id: Option<Option<String>>,
+    /// Block or unblock.
+    pub blocked: Option<bool>,
+    /// Attributes to set.
+    pub set_attributes: Attributes,
+    /// Attributes to remove.
+    pub remove_attributes: Vec<String>,
+    /// Consent to record per channel.
+    pub consent: Vec<(ChannelKind, Consent)>,
+}
+
+/// Changes to a conversation; `None` fields stay as they are.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConversationPatch {
+    /// New status.
+    pub status: Option<ConversationStatus>,
+    /// New priority.
+    pub priority: Option<Priority>,
+    /// New handler (`Some(None)` unassigns).
+    pub handler: Option<Option<Handler>>,
+    /// New subject.
+    pub subject: Option<Option<String>>,
+    /// Tags to add.
+    pub add_tags: Vec<String>,
+    /// Tags to remove.
+    pub remove_tags: Vec<String>,
+}
+
+/// Which of two customers survives a merge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SurvivorRule {
+    /// The first customer named.
+    First,
+    /// The one created first.
+    Oldest,
+    /// The one with the host's external id (else the first named).
+    HasExternalId,
+}
+
+/// What a merge does (or did): computed identically by the preview and the merge itself.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MergePlan {
+    /// The customer that remains.
+    pub survivor: CustomerId,
+    /// The customer that becomes an alias of the survivor.
+    pub absorbed: CustomerId,
+    /// The survivor's profile after the merge.
+    pub result: Customer,
+    /// Identities that move to the survivor.
+    pub identities_moved: Vec<IdentityId>,
+    /// Conversations that move to the survivor.
+    pub conversations_moved: Vec<ConversationId>,
+    /// Attributes of the absorbed customer that lost to the survivor's values.
+    pub discarded_attributes: Attributes,
+}
+
+fn check_text(field: &'static str, value: &str, max: usize) -> Result<()> {
+    if value.trim().is_empty() || value.len() > max || value.chars().any(char::is_control) {
+        return Err(Error::invalid(field, format!("must be 1 to {max} bytes without control characters")));
+    }
+    Ok(())
+}
+
+const MAX_ATTRIBUTES_BYTES: usize = 16 * 1024;
+
+fn check_attributes(attributes: &Attributes) -> Result<()> {
+    for key in attributes.keys() {
+        check_text("attributes", key, 64)?;
+    }
+    let size = serde_json::to_vec(attributes).map(|v| v.len()).unwrap_or(usize::MAX);
+    if size > MAX_ATTRIBUTES_BYTES {
+        return Err(Error::invalid(
+            "attributes",
+            format!("{size} bytes of attributes, the limit is {MAX_ATTRIBUTES_BYTES}"),
+        ));
+    }
+    Ok(())
+}
+
+impl Engine {
+    /// A live customer by id, following merge aliases; erased customers are [`Error::Erased`].
+    pub async fn customer(&self, tenant: &TenantId, id: CustomerId) -> Result<Customer> {
+        match live_customer(&**self.store(), tenant, id).await? {
+            Some(c) => Ok(c),
+            None => match self.store().customer(tenant, id).await? {
+                Some(c) if matches!(c.state, CustomerState::Erased { .. }) => Err(Error::Erased(id.to_string())),
+                _ => Err(Error::not_found("customer", id)),
+            },
+        }
+    }
+
+    /// A conversation by id.
+    pub async fn conversation(&self, tenant: &TenantId, id: ConversationId) -> Result<Conversation> {
+        self.store().conversation(tenant, id).await?.ok_or_else(|| Error::not_found("conversation", id))
+    }
+
+    /// A message by id.
+    pub async fn message(&self, tenant: &TenantId, id: MessageId) -> Result<Message> {
+        self.store().message(tenant, id).await?.ok_or_else(|| Error::not_found("message", id))
+    }
+
+    /// Records a message from us in a conversation (an agent's or bot's reply, a notice).
+    ///
+    /// Refused before anything is stored when the conversation is closed, the customer opted
+    /// out of the channel or is blocked, or the channel's reply window is closed and the content
+    /// is not a template ([`Error::ReplyWindowClosed`]).
+    pub async fn record_outbound(
+        &self,
+        tenant: &TenantId,
+        conversation: ConversationId,
+        out: OutboundMessage,
+    ) -> Result<Message> {
+        if matches!(out.author, Author::Customer(_)) {
+            return Err(Error::invalid("author", "an outbound message is written by an agent, a bot or the system"));
+        }
+        out.content.validate(&self.config().limits)?;
+        if let Some(x) = &out.external_id {
+            check_text("external_id", x, 512)?;
+        }
+        self.retrying(|| self.try_record_outbound(tenant, conversation, &out)).await
+    }
+
+    async fn try_record_outbound(
+        &self,
+        tenant: &TenantId,
+        id: ConversationId,
+        out: &OutboundMessage,
+    ) -> Result<Message> {
+        let store = &**self.store();
+        let mut conversation = self.conversation(tenant, id).await?;
+        if conversation.status == ConversationStatus::Closed {
+            return Err(Error::Refused(format!("conversation {id} is closed")));
+        }
+        let (endpoint, identity_id) =
+            out.via.clone().or_else(|| conversation.last_inbound_via.clone()).ok_or_else(|| {
+                Error::invalid(
+                    "via",
+                    "the customer has not written in this conversation; name the endpoint and identity",
+                )
+            })?;
+        let mut identity = store
+            .identity(tenant, identity_id)
+            .await?
+            .filter(|i| i.customer == conversation.customer)
+            .ok_or_else(|| Error::not_found("identity of this conversation's customer", identity_id))?;
+        let customer = self.customer(tenant, conversation.customer).await?;
+        let channel = identity.channel.clone();
+        if !customer.may_contact(&channel) {
+            return Err(Error::Refused(format!("the customer is blocked or opted out of {channel}")));
+        }
+        let now = self.now();
+        if let Some(window) = self.config().reply_windows.get(&channel) {
+            let last = identity.endpoint(&endpoint).and_then(|e| e.last_inbound_at);
+            let open = last.is_some_and(|t| now - t <= *window);
+            if !open && !matches!(out.content, Content::Template { .. }) {
+                return Err(Error::ReplyWindowClosed {
+                    channel,
+                    hint: format!(
+                        "the customer last wrote {} on this endpoint; send an approved template or use another channel",
+                        last.map_or("never".to_owned(), |t| t.to_rfc3339())
+                    ),
+                });
+            }
+        }
+        if let Some(x) = &out.external_id
+            && store.message_by_external_id(tenant, &channel, x).await?.is_some()
+        {
+            return Err(Error::invalid(
+                "external_id",
+                format!("a {channel} message with id {x:?} is already recorded"),
+            ));
+        }
+        let message = Message {
+            id: MessageId(self.next_id(now)),
+            tenant: tenant.clone(),
+            conversation: id,
+            direction: Direction::Outbound,
+            author: out.author.clone(),
+            channel: channel.clone(),
+            endpoint: endpoint.clone(),
+            external_id: out.external_id.clone(),
+            content: out.content.clone(),
+            delivery: out.delivery.clone(),
+            sent_at: now,
+            recorded_at: now,
+            version: 0,
+        };
+        let expected = conversation.version;
+        let agent = match &out.author {
+            Author::Agent(a) | Author::Bot(a) => Some(a.clone()),
+            _ => None,
+        };
+        let mut events = Vec::new();
+        if !conversation.channels.iter().any(|c| c.channel == channel) {
+            events.push(Event::ChannelAdded { conversation: id, channel: channel.clone() });
+        }
+        conversation.count_message(&channel, false, now);
+        if agent.is_some() {
+            conversation.waiting_since = None;
+            conversation.first_response_at.get_or_insert(now);
+            conversation.last_agent.clone_from(&agent);
+        }
+        conversation.version += 1;
+        let identity_expected = identity.version;
+        identity.touch_outbound(&endpoint, now);
+        identity.version += 1;
+        events.push(Event::MessageRecorded { conversation: id, message: message.id, channel: channel.clone(), agent });
+        let mut thread_keys = Vec::new();
+        if let (ChannelKind::Email, Some(x)) = (&channel, &out.external_id) {
+            thread_keys.push((ThreadKey::EmailMessageId(crate::thread::message_id(x).to_owned()), id));
+        }
+        let changes = ChangeSet {
+            conversations: vec![Write { record: conversation, expected: Some(expected) }],
+            identities: vec![Write { record: identity, expected: Some(identity_expected) }],
+            messages: vec![Write::insert(message.clone())],
+            thread_keys,
+            events,
+            at: now,
+            ..ChangeSet::default()
+        };
+        self.commit(tenant, changes).await?;
+        Ok(message)
+    }
+
+    /// Applies a delivery receipt for the message with provider id `external_id` on `channel`.
+    /// Receipts that would move the state backwards (late, duplicated) change nothing.
+    pub async fn update_delivery(
+        &self,
+        tenant: &TenantId,
+        channel: &ChannelKind,
+        external_id: &str,
+        state: DeliveryState,
+    ) -> Result<Message> {
+        self.retrying(|| async {
+            let mut message = self
+                .store()
+                .message_by_external_id(tenant, channel, external_id)
+                .await?
+                .ok_or_else(|| Error::not_found("message", format!("{channel}:{external_id}")))?;
+            let next = message.delivery.advance(state.clone());
+            if next == message.delivery {
+                return Ok(message);
+            }
+            let expected = message.version;
+            message.delivery = next.clone();
+            message.version += 1;
+            let changes = ChangeSet {
+                events: vec![Event::DeliveryUpdated {
+                    conversation: message.conversation,
+                    message: message.id,
+                    state: next,
+                }],
+                messages: vec![Write { record: message.clone(), expected: Some(expected) }],
+                at: self.now(),
+                ..ChangeSet::default()
+            };
+            self.commit(tenant, changes).await?;
+            Ok(message)
+        })
+        .await
+    }
+
+    /// Changes a customer's profile.
+    pub async fn update_customer(&self, tenant: &TenantId, id: CustomerId, patch: CustomerPatch) -> Result<Customer> {
+        if let Some(Some(name)) = &patch.name {
+            check_text("name", name, 256)?;
+        }
+        let external = match &patch.external_id {
+            Some(Some(x)) => Some(Some(identity::external_id(x)?)),
+            other => other.clone(),
+        };
+        for key in &patch.remove_attributes {
+            check_text("remove_attributes", key, 64)?;
+        }
+        self.retrying(|| async {
+            let before = self.customer(tenant, id).await?;
+            let mut c = before.clone();
+            if let Some(name) = &patch.name {
+                c.name.clone_from(name);
+            }
+            if let Some(language) = &patch.language {
+                c.language.clone_from(language);
+            }
+            if let Some(tz) = &patch.time_zone {
+                c.time_zone.clone_from(tz);
+            }
+            if let Some(x) = &external {
+                if let Some(x) = x
+                    && let Some(holder) = self.store().customer_by_external_id(tenant, x).await?
+                    && holder.id != c.id
+                {
+                    return Err(Error::Refused(format!("external id {x:?} belongs to customer {}", holder.id)));
+                }
+                c.external_id.clone_from(x);
+            }
+            if let Some(b) = patch.blocked {
+                c.blocked = b;
+            }
+            for key in &patch.remove_attributes {
+                c.attributes.remove(key);
+            }
+            c.attributes.extend(patch.set_attributes.clone());
+            check_attributes(&c.attributes)?;
+            for (channel, consent) in &patch.consent {
+                c.consent.insert(channel.clone(), consent.clone());
+            }
+            if c == before {
+                return Ok(c);
+            }
+            let now = self.now();
+            c.updated_at = now;
+            c.version += 1;
+            let changes = ChangeSet {
+                customers: vec![Write { record: c.clone(), expected: Some(before.version) }],
+                events: vec![Event::CustomerUpdated { customer: c.id }],
+                at: now,
+                ..ChangeSet::default()
+            };
+            self.commit(tenant, changes).await?;
+            Ok(c)
+        })
+        .await
+    }
+
+    /// Changes a conversation's status, priority, handler, subject or tags.
+    pub async fn update_conversation(
+        &self,
+        tenant: &TenantId,
+        id: ConversationId,
+        patch: ConversationPatch,
+    ) -> Result<Conversation> {
+        for tag in patch.add_tags.iter().chain(&patch.remove_tags) {
+            check_text("tags", tag, 64)?;
+        }
+        if let Some(Some(subject)) = &patch.subject {
+            check_text("subject", subject, 998)?;
+        }
+        self.retrying(|| async {
+            let before = self.conversation(tenant, id).await?;
+            let mut c = before.clone();
+            let now = self.now();
+            let mut events = Vec::new();
+            if let Some(status) = &patch.status
+                && *status != c.status
+            {
+                let from = c.status.name().to_owned();
+                c.set_status(status.clone(), now)?;
+                events.push(Event::ConversationStatusChanged { conversation: id, from, to: status.name().to_owned() });
+            }
+            if let Some(p) = patch.priority {
+                c.priority = p;
+            }
+            if let Some(handler) = &patch.handler
+                && *handler != c.handler
+            {
+                c.handler.clone_from(handler);
+                events.push(Event::ConversationAssigned { conversation: id, handler: handler.clone() });
+            }
+            if let Some(subject) = &patch.subject {
+                c.subject.clone_from(subject);
+            }
+            for tag in &patch.remove_tags {
+                c.tags.remove(tag);
+            }
+            c.tags.extend(patch.add_tags.iter().cloned());
+            if c.tags.len() > 100 {
+                return Err(Error::invalid("tags", "at most 100 tags per conversation"));
+            }
+            if c == before {
+                return Ok(c);
+            }
+            c.version += 1;
+            let changes = ChangeSet {
+                conversations: vec![Write { record: c.clone(), expected: Some(before.version) }],
+                events,
+                at: now,
+                ..ChangeSet::default()
+            };
+            self.commit(tenant, changes).await?;
+            Ok(c)
+        })
+        .await
+    }
+
+    /// Attaches an address to a customer (an agent recording a phone number, a verified email
+    /// from the host's sign-up). Returns the identity; linking an address the customer already
+    /// has returns it unchanged. An address that belongs to another customer is refused: move it
+    /// explicitly with [`Engine::move_identity`].
+    pub async fn link_identity(
+        &self,
+        tenant: &TenantId,
+        customer: CustomerId,
+        channel: ChannelKind,
+        address: Address,
+        verification: Verification,
+    ) -> Result<Identity> {
+        let normalized = self.normalizer().address(&address)?;
+        self.retrying(|| async {
+            let owner = self.customer(tenant, customer).await?;
+            if let Some(existing) = find_identity(&**self.store(), tenant, &channel, &normalized).await? {
+                if existing.customer == owner.id {
+                    return Ok(existing);
+                }
+                return Err(Error::Refused(format!(
+                    "this {channel} address is identity {} of customer {}; move it instead",
+                    existing.id, existing.customer
+                )));
+            }
+            let now = self.now();
+            let identity = Identity {
+                id: IdentityId(self.next_id(now)),
+                tenant: tenant.clone(),
+                customer: owner.id,
+                channel: channel.clone(),
+                address: normalized.clone(),
+                raw_address: address.raw(),
+                verification,
+                display_name: None,
+                endpoints: Vec::new(),
+                first_seen: now,
+                last_seen: now,
+                version: 0,
+            };
+            let changes = ChangeSet {
+                identities: vec![Write::insert(identity.clone())],
+                events: vec![Event::IdentityLinked {
+                    customer: owner.id,
+                    identity: identity.id,
+                    channel: channel.clone(),
+                    verification,
+                }],
+                at: now,
+                ..ChangeSet::default()
+            };
+            self.commit(tenant, changes).await?;
+            Ok(identity)
+        })
+        .await
+    }
+
+    /// Removes an identity from its customer (messages sent through it stay in history).
+    pub async fn unlink_identity(&self, tenant: &TenantId, identity: IdentityId) -> Result<()> {
+        self.retrying(|| async {
+            let i =
+                self.store().identity(tenant, identity).await?.ok_or_else(|| Error::not_found("identity", identity))?;
+            let changes = ChangeSet {
+                identity_deletes: vec![(i.id, i.version)],
+                events: vec![Event::IdentityUnlinked { customer: i.customer, identity: i.id }],
+                at: self.now(),
+                ..ChangeSet::default()
+            };
+            self.commit(tenant, changes).await?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Moves an identity to another customer. Its past messages stay in their conversations;
+    /// its future messages go to the new owner.
+    pub async fn move_identity(&self, tenant: &TenantId, identity: IdentityId, to: CustomerId) -> Result<Identity> {
+        self.retrying(|| async {
+            let mut i =
+                self.store().identity(tenant, identity).await?.ok_or_else(|| Error::not_found("identity", identity))?;
+            let target = self.customer(tenant, to).await?;
+            if i.customer == target.id {
+                return Ok(i);
+            }
+            let from = i.customer;
+            let expected = i.version;
+            i.customer = target.id;
+            i.version += 1;
+            let changes = ChangeSet {
+                identities: vec![Write { record: i.clone(), expected: Some(expected) }],
+                events: vec![Event::IdentityMoved { identity: i.id, from, to: target.id }],
+                at: self.now(),
+                ..ChangeSet::default()
+            };
+            self.commit(tenant, changes).await?;
+            Ok(i)
+        })
+        .await
+    }
+
+    /// What merging `a` and `b` would do, without doing it.
+    pub async fn preview_merge(
+        &self,
+        tenant: &TenantId,
+        a: CustomerId,
+        b: CustomerId,
+        rule: SurvivorRule,
+    ) -> Result<MergePlan> {
+        Ok(self.plan_merge(tenant, a, b, rule).await?.0)
+    }
+
+    /// Merges two customers in one commit: the survivor (by `rule`) keeps its values and fills
+    /// blanks from the other; identities and conversations move to it; the absorbed customer
+    /// becomes an alias (late references to its id still resolve); a `CustomersMerged` event is
+    /// emitted. Refused when both have different external ids.
+    pub async fn merge_customers(
+        &self,
+        tenant: &TenantId,
+        a: CustomerId,
+        b: CustomerId,
+        rule: SurvivorRule,
+    ) -> Result<MergePlan> {
+        self.retrying(|| async {
+            let (plan, changes) = self.plan_merge(tenant, a, b, rule).await?;
+            self.commit(tenant, changes).await?;
+            Ok(plan)
+        })
+        .await
+    }
+
+    async fn plan_merge(
+        &self,
+        tenant: &TenantId,
+        a: CustomerId,
+        b: CustomerId,
+        rule: SurvivorRule,
+    ) -> Result<(MergePlan, ChangeSet)> {
+        let store = &**self.store();
+        let ca = self.customer(tenant, a).await?;
+        let cb = self.customer(tenant, b).await?;
+        if ca.id == cb.id {
+            return Err(Error::invalid("customers", "a customer cannot be merged with itself"));
+        }
+        if let (Some(x), Some(y)) = (&ca.external_id, &cb.external_id)
+            && x != y
+        {
+            return Err(Error::Refused(
+                "the two customers have different external ids; they are different people".into(),
+            ));
+        }
+        let a_survives = match rule {
+            SurvivorRule::First => true,
+            SurvivorRule::Oldest => ca.created_at <= cb.created_at,
+            SurvivorRule::HasExternalId => ca.external_id.is_some() || cb.external_id.is_none(),
+        };
+        let (survivor, absorbed) = if a_survives { (ca, cb) } else { (cb, ca) };
+        let now = self.now();
+
+        let mut result = survivor.clone();
+        result.external_id = survivor.external_id.clone().or_else(|| absorbed.external_id.clone());
+        if result.name.is_none() {
+            result.name.clone_from(&absorbed.name);
+        }
+        if result.language.is_none() {
+            result.language.clone_from(&absorbed.language);
+        }
+        if result.time_zone.is_none() {
+            result.time_zone.clone_from(&absorbed.time_zone);
+        }
+        let mut discarded = Attributes::new();
+        for (k, v) in &absorbed.attributes {
+            match result.attributes.get(k) {
+                None => {
+                    result.attributes.insert(k.clone(), v.clone());
+                }
+                Some(mine) if mine != v => {
+                    discarded.insert(k.clone(), v.clone());
+                }
+                Some(_) => {}
+            }
+        }
+        for (channel, consent) in &absorbed.consent {
+            let newer = result.consent.get(channel).is_none_or(|mine| mine.at < consent.at);
+            if newer {
+                result.consent.insert(channel.clone(), consent.clone());
+            }
+        }
+        result.blocked = survivor.blocked || absorbed.blocked;
+        result.created_at = survivor.created_at.min(absorbed.created_at);
+        result.updated_at = now;
+        result.version = survivor.version + 1;
+
+        let mut alias = absorbed.clone();
+        alias.external_id = None;
+        alias.name = None;
+        alias.language = None;
+        alias.time_zone = None;
+        alias.attributes.clear();
+        alias.consent.clear();
+        alias.state = CustomerState::Merged { into: survivor.id, at: now };
+        alias.updated_at = now;
+        alias.version = absorbed.version + 1;
+
+        let identities = store.identities_of(tenant, absorbed.id).await?;
+        let conversations = store.conversations_of(tenant, absorbed.id).await?;
+        let mut events = vec![Event::CustomersMerged { survivor: survivor.id, absorbed: absorbed.id }];
+        let mut identity_writes = Vec::new();
+        for mut i in identities.iter().cloned() {
+            events.push(Event::IdentityMoved { identity: i.id, from: absorbed.id, to: survivor.id });
+            let expected = i.version;
+            i.customer = survivor.id;
+            i.version += 1;
+            identity_writes.push(Write { record: i, expected: Some(expected) });
+        }
+        let mut conversation_writes = Vec::new();
+        for mut c in conversations.iter().cloned() {
+            events.push(Event::ConversationMoved { conversation: c.id, from: absorbed.id, to: survivor.id });
+            let expected = c.version;
+            c.customer = survivor.id;
+            c.version += 1;
+            conversation_writes.push(Write { record: c, expected: Some(expected) });
+        }
+        let plan = MergePlan {
+            survivor: survivor.id,
+            absorbed: absorbed.id,
+            result: result.clone(),
+            identities_moved: identities.iter().map(|i| i.id).collect(),
+            conversations_moved: conversations.iter().map(|c| c.id).collect(),
+            discarded_attributes: discarded,
+        };
+        let changes = ChangeSet {
+            customers: vec![
+                Write { record: alias, expected: Some(absorbed.version) },
+                Write { record: result, expected: Some(survivor.version) },
+            ],
+            identities: identity_writes,
+            conversations: conversation_writes,
+            events,
+            at: now,
+            ..ChangeSet::default()
+        };
+        Ok((plan, changes))
+    }
+}

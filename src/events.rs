@@ -1,0 +1,303 @@
+//! Domain events: one enum for every state transition, delivered in commit order.
+//!
+//! Events are written to the store's outbox in the same transaction as the change they
+//! describe, numbered per tenant, and read back by [`EventStream`] (a `futures::Stream`). Because
+//! the stream reads the outbox in sequence order, events of one conversation always arrive in the
+//! order they happened. Events carry ids, never personal data, so the outbox stays clean after an
+//! erasure.
+
+use crate::model::{
+    AgentId, ChannelKind, ConversationId, CustomerId, DeliveryState, EventId, Handler, IdentityId, MessageId, TenantId,
+    Verification,
+};
+use crate::store::Store;
+use chrono::{DateTime, Utc};
+use futures::Stream;
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+use std::collections::VecDeque;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+
+/// Something that happened to the data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Event {
+    /// A customer was created.
+    CustomerCreated {
+        /// The customer.
+        customer: CustomerId,
+    },
+    /// A customer's profile changed.
+    CustomerUpdated {
+        /// The customer.
+        customer: CustomerId,
+    },
+    /// Two customers were merged; `absorbed` is now an alias of `survivor`.
+    CustomersMerged {
+        /// The customer that remains.
+        survivor: CustomerId,
+        /// The customer that became an alias.
+        absorbed: CustomerId,
+    },
+    /// A customer was erased; only a tombstone remains.
+    CustomerErased {
+        /// The customer.
+        customer: CustomerId,
+    },
+    /// A contact looked like an existing customer on an unverified key; it was not linked.
+    DuplicateSuspected {
+        /// The customer the contact was resolved to.
+        customer: CustomerId,
+        /// The existing customer it resembles.
+        resembles: CustomerId,
+    },
+    /// An identity was attached to a customer.
+    IdentityLinked {
+        /// The customer.
+        customer: CustomerId,
+        /// The identity.
+        identity: IdentityId,
+        /// Its channel.
+        channel: ChannelKind,
+        /// Its trust.
+        verification: Verification,
+    },
+    /// An identity was removed from a customer.
+    IdentityUnlinked {
+        /// The former owner.
+        customer: CustomerId,
+        /// The identity.
+        identity: IdentityId,
+    },
+    /// An identity moved from one customer to another.
+    IdentityMoved {
+        /// The identity.
+        identity: IdentityId,
+        /// Former owner.
+        from: CustomerId,
+        /// New owner.
+        to: CustomerId,
+    },
+    /// A conversation started.
+    ConversationOpened {
+        /// The conversation.
+        conversation: ConversationId,
+        /// Its customer.
+        customer: CustomerId,
+        /// The channel it started on.
+        channel: ChannelKind,
+        /// The conversation it follows, if any.
+        previous: Option<ConversationId>,
+    },
+    /// A resolved (or snoozed, pending) conversation came back to open because the customer wrote.
+    ConversationReopened {
+        /// The conversation.
+        conversation: ConversationId,
+    },
+    /// A conversation changed status.
+    ConversationStatusChanged {
+        /// The conversation.
+        conversation: ConversationId,
+        /// Status before (`open`, `pending`, `snoozed`, `resolved`, `closed`).
+        from: String,
+        /// Status after.
+        to: String,
+    },
+    /// A conversation was handed to an agent, bot or queue.
+    ConversationAssigned {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The new handler (`None`: unassigned).
+        handler: Option<Handler>,
+    },
+    /// A conversation moved to another customer (through a merge).
+    ConversationMoved {
+        /// The conversation.
+        conversation: ConversationId,
+        /// Former customer.
+        from: CustomerId,
+        /// New customer.
+        to: CustomerId,
+    },
+    /// A conversation was continued on a channel it had not used before.
+    ChannelAdded {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The new channel.
+        channel: ChannelKind,
+    },
+    /// A customer's message was recorded.
+    MessageReceived {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The message.
+        message: MessageId,
+        /// Its channel.
+        channel: ChannelKind,
+    },
+    /// An outbound message was recorded.
+    MessageRecorded {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The message.
+        message: MessageId,
+        /// Its channel.
+        channel: ChannelKind,
+        /// The agent or bot that wrote it, if any.
+        agent: Option<AgentId>,
+    },
+    /// An outbound message's delivery state moved forward.
+    DeliveryUpdated {
+        /// The conversation.
+        conversation: ConversationId,
+        /// The message.
+        message: MessageId,
+        /// The new state.
+        state: DeliveryState,
+    },
+}
+
+impl Event {
+    /// The conversation the event is about, if it is about one.
+    pub fn conversation(&self) -> Option<ConversationId> {
+        match self {
+            Event::ConversationOpened { conversation, .. }
+            | Event::ConversationReopened { conversation }
+            | Event::ConversationStatusChanged { conversation, .. }
+            | Event::ConversationAssigned { conversation, .. }
+            | Event::ConversationMoved { conversation, .. }
+            | Event::ChannelAdded { conversation, .. }
+            | Event::MessageReceived { conversation, .. }
+            | Event::MessageRecorded { conversation, .. }
+            | Event::DeliveryUpdated { conversation, .. } => Some(*conversation),
+            _ => None,
+        }
+    }
+}
+
+/// An event as stored in the outbox: numbered, timestamped, with a unique id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    /// Position in the tenant's outbox (starts at 1, no gaps within one store).
+    pub seq: u64,
+    /// Unique id, for consumers that deduplicate.
+    pub id: EventId,
+    /// The tenant.
+    pub tenant: TenantId,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// What happened.
+    pub event: Event,
+}
+
+/// Wakes event streams when the engine commits. Shared by an engine and its streams.
+#[derive(Debug, Default)]
+pub(crate) struct Notifier {
+    generation: AtomicU64,
+    wakers: Mutex<Vec<Waker>>,
+}
+
+impl Notifier {
+    pub(crate) fn notify(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        let wakers = std::mem::take(&mut *self.wakers.lock().unwrap_or_else(|p| p.into_inner()));
+        for w in wakers {
+            w.wake();
+        }
+    }
+
+    fn generation(&self) -> u64 {
+        self.generation.load(Ordering::SeqCst)
+    }
+
+    fn register(&self, waker: &Waker) {
+        let mut wakers = self.wakers.lock().unwrap_or_else(|p| p.into_inner());
+        if !wakers.iter().any(|w| w.will_wake(waker)) {
+            wakers.push(waker.clone());
+        }
+    }
+}
+
+const BATCH: usize = 256;
+
+/// A live stream of a tenant's events, in commit order; never ends on its own.
+///
+/// Created by [`Engine::subscribe`](crate::Engine::subscribe). Each item is the next stored event
+/// or a store error (after which the stream carries on from the same position).
+pub struct EventStream {
+    store: Arc<dyn Store>,
+    tenant: TenantId,
+    notifier: Arc<Notifier>,
+    cursor: u64,
+    seen_generation: u64,
+    buffer: VecDeque<StoredEvent>,
+    fetching: Option<BoxFuture<'static, crate::Result<Vec<StoredEvent>>>>,
+}
+
+impl EventStream {
+    pub(crate) fn new(store: Arc<dyn Store>, tenant: TenantId, notifier: Arc<Notifier>, after: u64) -> Self {
+        EventStream {
+            store,
+            tenant,
+            notifier,
+            cursor: after,
+            seen_generation: 0,
+            buffer: VecDeque::new(),
+            fetching: None,
+        }
+    }
+
+    /// The sequence number of the last event handed out (or the start position).
+    pub fn position(&self) -> u64 {
+        self.cursor
+    }
+}
+
+impl std::fmt::Debug for EventStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventStream").field("tenant", &self.tenant).field("cursor", &self.cursor).finish()
+    }
+}
+
+impl Stream for EventStream {
+    type Item = crate::Result<StoredEvent>;
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        loop {
+            if let Some(event) = this.buffer.pop_front() {
+                this.cursor = event.seq;
+                return Poll::Ready(Some(Ok(event)));
+            }
+            match this.fetching.as_mut() {
+                None => {
+                    this.seen_generation = this.notifier.generation();
+                    let (store, tenant, after) = (this.store.clone(), this.tenant.clone(), this.cursor);
+                    this.fetching = Some(Box::pin(async move { store.events_after(&tenant, after, BATCH).await }));
+                }
+                Some(fetch) => match fetch.as_mut().poll(cx) {
+                    Poll::Pending => return Poll::Pending,
+                    Poll::Ready(Err(e)) => {
+                        this.fetching = None;
+                        return Poll::Ready(Some(Err(e)));
+                    }
+                    Poll::Ready(Ok(events)) => {
+                        this.fetching = None;
+                        if events.is_empty() {
+                            this.notifier.register(cx.waker());
+                            if this.notifier.generation() == this.seen_generation {
+                                return Poll::Pending;
+                            }
+                        } else {
+                            this.buffer.extend(events.into_iter().filter(|e| e.seq > this.cursor));
+                        }
+                    }
+                },
+            }
+        }
+    }
+}

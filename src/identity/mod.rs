@@ -1,0 +1,443 @@
+//! Identity: address normalisation and resolution of a contact to a customer.
+//!
+//! The rules (from the context-model anchors): normalise the address; an exact
+//! `(channel, address)` match wins; otherwise link on the strongest *verified or
+//! carrier-asserted* key — verified external id, then verified email, then carrier-asserted
+//! phone; never link on an unverified claim (it only raises a duplicate suspicion); never join two
+//! customers whose external ids differ; otherwise create a customer.
+
+pub mod normalize;
+
+use crate::events::Event;
+use crate::model::{
+    Address, AddressKind, ChannelKind, Customer, CustomerId, CustomerKey, CustomerState, Identity, IdentityId,
+    InboundMessage, NormalizedAddress, TenantId, Verification,
+};
+use crate::store::{LinkKey, Store, Write};
+use crate::{Error, Result};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+use std::sync::RwLock;
+
+/// Normalises addresses, caching phone numbers (parsing them is the expensive part).
+#[derive(Debug)]
+pub(crate) struct Normalizer {
+    default_region: Option<String>,
+    phones: RwLock<HashMap<String, String>>,
+}
+
+const PHONE_CACHE_LIMIT: usize = 100_000;
+
+impl Normalizer {
+    pub(crate) fn new(default_region: Option<String>) -> Self {
+        Normalizer { default_region, phones: RwLock::new(HashMap::new()) }
+    }
+
+    pub(crate) fn phone(&self, raw: &str) -> Result<String> {
+        if let Some(hit) = self.phones.read().unwrap_or_else(|p| p.into_inner()).get(raw) {
+            return Ok(hit.clone());
+        }
+        let value = normalize::normalize_phone(raw, self.default_region.as_deref())?;
+        let mut cache = self.phones.write().unwrap_or_else(|p| p.into_inner());
+        if cache.len() >= PHONE_CACHE_LIMIT {
+            cache.clear();
+        }
+        cache.insert(raw.to_owned(), value.clone());
+        Ok(value)
+    }
+
+    pub(crate) fn address(&self, address: &Address) -> Result<NormalizedAddress> {
+        Ok(match address {
+            Address::Phone { number } => NormalizedAddress { kind: AddressKind::Phone, value: self.phone(number)? },
+            Address::Email { address } => {
+                NormalizedAddress { kind: AddressKind::Email, value: normalize::normalize_email(address)? }
+            }
+            Address::Platform { scope, id } => NormalizedAddress {
+                kind: AddressKind::Platform,
+                value: normalize::normalize_platform_id(scope.as_deref(), id)?,
+            },
+        })
+    }
+
+    /// The normalised form of a claimed key (external ids are only trimmed and bounded).
+    pub(crate) fn key(&self, key: &CustomerKey) -> Result<NormalizedKey> {
+        Ok(match key {
+            CustomerKey::ExternalId(x) => NormalizedKey::ExternalId(external_id(x)?),
+            CustomerKey::Email(e) => NormalizedKey::Address(NormalizedAddress {
+                kind: AddressKind::Email,
+                value: normalize::normalize_email(e)?,
+            }),
+            CustomerKey::Phone(p) => {
+                NormalizedKey::Address(NormalizedAddress { kind: AddressKind::Phone, value: self.phone(p)? })
+            }
+        })
+    }
+}
+
+/// Validates a host external id: trimmed, 1–256 bytes, no control characters.
+pub(crate) fn external_id(raw: &str) -> Result<String> {
+    let x = raw.trim();
+    if x.is_empty() || x.len() > 256 || x.chars().any(char::is_control) {
+        return Err(Error::invalid("external_id", "must be 1 to 256 bytes without control characters"));
+    }
+    Ok(x.to_owned())
+}
+
+/// A claimed key after normalisation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum NormalizedKey {
+    ExternalId(String),
+    Address(NormalizedAddress),
+}
+
+/// How the sender of an inbound message was matched to a customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Resolution {
+    /// The exact `(channel, address)` was already known.
+    KnownIdentity,
+    /// A new identity was linked to an existing customer through a trusted key.
+    Linked {
+        /// Which key matched.
+        key: LinkedBy,
+        /// How far that key was trusted.
+        verification: Verification,
+    },
+    /// A new customer was created.
+    Created,
+    /// The identity was known but a verified external id showed it is now used by another
+    /// person (a shared device): it moved to that customer, whose history is the only one shown.
+    Moved {
+        /// The previous owner.
+        from: CustomerId,
+    },
+    /// The message had been ingested before; nothing changed.
+    Duplicate,
+}
+
+/// The key that linked a contact to an existing customer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LinkedBy {
+    /// The host's verified user id.
+    ExternalId,
+    /// A verified email address.
+    Email,
+    /// A carrier-asserted (or verified) phone number.
+    Phone,
+}
+
+/// The result of resolving a sender: the customer and identity as they should be after the
+/// message, plus the writes and events that get them there.
+#[derive(Debug)]
+pub(crate) struct Resolved {
+    pub customer: Customer,
+    pub customer_write: Option<Write<Customer>>,
+    pub identity: Identity,
+    pub identity_write: Write<Identity>,
+    pub resolution: Resolution,
+    pub suspects: Vec<CustomerId>,
+    pub events: Vec<Event>,
+    pub notes: Vec<String>,
+}
+
+/// Follows merge aliases to the live customer; `None` if missing or erased.
+pub(crate) async fn live_customer(
+    store: &dyn Store,
+    tenant: &TenantId,
+    mut id: CustomerId,
+) -> Result<Option<Customer>> {
+    for _ in 0..32 {
+        match store.customer(tenant, id).await? {
+            Some(c) => match c.state {
+                CustomerState::Active => return Ok(Some(c)),
+                CustomerState::Merged { into, .. } => id = into,
+                CustomerState::Erased { .. } => return Ok(None),
+            },
+            None => return Ok(None),
+        }
+    }
+    Ok(None)
+}
+
+/// Finds the identity with `address` on `channel`, trying the lookup variants of a phone number
+/// (the Brazilian ninth digit and the like) when the exact spelling is unknown.
+pub(crate) async fn find_identity(
+    store: &dyn Store,
+    tenant: &TenantId,
+    channel: &ChannelKind,
+    address: &NormalizedAddress,
+) -> Result<Option<Identity>> {
+    if let Some(i) = store.identity_by_address(tenant, channel, address).await? {
+        return Ok(Some(i));
+    }
+    if address.kind == AddressKind::Phone {
+        for variant in normalize::phone_lookup_variants(&address.value) {
+            let v = NormalizedAddress { kind: AddressKind::Phone, value: variant };
+            if let Some(i) = store.identity_by_address(tenant, channel, &v).await? {
+                return Ok(Some(i));
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// The customer that holds `address` at a linking level, trying phone variants too.
+async fn trusted_holder(
+    store: &dyn Store,
+    tenant: &TenantId,
+    address: &NormalizedAddress,
+) -> Result<Option<CustomerId>> {
+    let mut candidates = vec![address.value.clone()];
+    if address.kind == AddressKind::Phone {
+        candidates.extend(normalize::phone_lookup_variants(&address.value));
+    }
+    for value in candidates {
+        let key = LinkKey(NormalizedAddress { kind: address.kind, value });
+        let holders = store.customers_by_address(tenant, &key).await?;
+        if let Some((c, _)) = holders.into_iter().find(|(_, v)| v.can_link()) {
+            return Ok(Some(c));
+        }
+    }
+    Ok(None)
+}
+
+/// Everything resolution needs to know about the inbound message, normalised once.
+pub(crate) struct Sender<'a> {
+    pub msg: &'a InboundMessage,
+    pub address: NormalizedAddress,
+    pub claims: Vec<(NormalizedKey, Verification)>,
+}
+
+impl Sender<'_> {
+    fn verified_external_id(&self) -> Option<&str> {
+        self.claims.iter().find_map(|(k, v)| match k {
+            NormalizedKey::ExternalId(x) if *v == Verification::Verified => Some(x.as_str()),
+            _ => None,
+        })
+    }
+
+    /// Addresses that may link, strongest first: verified emails, then trusted phones.
+    fn linking_addresses(&self) -> Vec<(LinkedBy, Verification, &NormalizedAddress)> {
+        let sender = std::iter::once((&self.address, self.msg.verification));
+        let claimed = self.claims.iter().filter_map(|(k, v)| match k {
+            NormalizedKey::Address(a) => Some((a, *v)),
+            NormalizedKey::ExternalId(_) => None,
+        });
+        let all: Vec<_> = sender.chain(claimed).collect();
+        let mut out = Vec::new();
+        for (a, v) in &all {
+            if a.kind == AddressKind::Email && *v == Verification::Verified {
+                out.push((LinkedBy::Email, *v, *a));
+            }
+        }
+        for (a, v) in &all {
+            if a.kind == AddressKind::Phone && v.can_link() {
+                out.push((LinkedBy::Phone, *v, *a));
+            }
+        }
+        out
+    }
+
+    /// Addresses claimed without trust: they may raise suspicion, never link.
+    fn untrusted_addresses(&self) -> Vec<&NormalizedAddress> {
+        let sender =
+            (LinkKey::of(&self.address).is_some() && !self.msg.verification.can_link()).then_some(&self.address);
+        sender
+            .into_iter()
+            .chain(self.claims.iter().filter_map(|(k, v)| match k {
+                NormalizedKey::Address(a)
+                    if !v.can_link() || a.kind == AddressKind::Email && *v != Verification::Verified =>
+                {
+                    Some(a)
+                }
+                _ => None,
+            }))
+            .collect()
+    }
+}
+
+/// Ids for new records, handed in by the engine so resolution stays deterministic.
+pub(crate) trait NewIds {
+    fn customer_id(&self) -> CustomerId;
+    fn identity_id(&self) -> IdentityId;
+}
+
+/// Resolves the sender of an inbound message to a customer and identity.
+pub(crate) async fn resolve(
+    store: &dyn Store,
+    tenant: &TenantId,
+    sender: &Sender<'_>,
+    now: DateTime<Utc>,
+    ids: &dyn NewIds,
+) -> Result<Resolved> {
+    let msg = sender.msg;
+    let ext = sender.verified_external_id();
+    let mut events = Vec::new();
+    let mut notes = Vec::new();
+    let mut customer_write = None;
+
+    let known = find_identity(store, tenant, &msg.channel, &sender.address).await?;
+    let (customer, identity, resolution, identity_expected) = match known {
+        Some(mut identity) => {
+            let expected = Some(identity.version);
+            let owner = live_customer(store, tenant, identity.customer).await?;
+            let (customer, resolution) = match (owner, ext) {
+                (Some(owner), Some(x)) if owner.external_id.as_deref() != Some(x) => {
+                    match store.customer_by_external_id(tenant, x).await? {
+                        // Someone else signed in on this identity: it moves to them.
+                        Some(holder) if holder.is_active() => (holder, Resolution::Moved { from: owner.id }),
+                        _ if owner.external_id.is_none() => {
+                            // An anonymous visitor signed in: they are that person.
+                            let mut c = owner.clone();
+                            c.external_id = Some(x.to_owned());
+                            c.updated_at = now;
+                            c.version += 1;
+                            customer_write = Some(Write { record: c.clone(), expected: Some(owner.version) });
+                            events.push(Event::CustomerUpdated { customer: c.id });
+                            (c, Resolution::KnownIdentity)
+                        }
+                        _ => {
+                            let c = new_customer(ids.customer_id(), tenant, now, Some(x), msg);
+                            customer_write = Some(Write::insert(c.clone()));
+                            events.push(Event::CustomerCreated { customer: c.id });
+                            (c, Resolution::Moved { from: owner.id })
+                        }
+                    }
+                }
+                (Some(owner), _) => (owner, Resolution::KnownIdentity),
+                (None, _) => {
+                    // The owner was erased or vanished: the identity starts over with a new customer.
+                    let c = new_customer(ids.customer_id(), tenant, now, ext, msg);
+                    customer_write = Some(Write::insert(c.clone()));
+                    events.push(Event::CustomerCreated { customer: c.id });
+                    (c, Resolution::Moved { from: identity.customer })
+                }
+            };
+            if let Resolution::Moved { from } = resolution {
+                events.push(Event::IdentityMoved { identity: identity.id, from, to: customer.id });
+                notes
+                    .push("a verified external id showed a different person on this identity; it moved to them".into());
+                identity.customer = customer.id;
+            }
+            (customer, identity, resolution, expected)
+        }
+        None => {
+            let mut found: Option<(Customer, Resolution)> = None;
+            let mut refused_link = false;
+            if let Some(x) = ext
+                && let Some(c) = store.customer_by_external_id(tenant, x).await?.filter(Customer::is_active)
+            {
+                found =
+                    Some((c, Resolution::Linked { key: LinkedBy::ExternalId, verification: Verification::Verified }));
+            }
+            if found.is_none() {
+                for (by, verification, address) in sender.linking_addresses() {
+                    let Some(holder) = trusted_holder(store, tenant, address).await? else { continue };
+                    let Some(c) = live_customer(store, tenant, holder).await? else { continue };
+                    if let (Some(x), Some(y)) = (ext, c.external_id.as_deref())
+                        && x != y
+                    {
+                        notes.push(format!("{by:?} matched a customer with a different external id; not linked"));
+                        refused_link = true;
+                        continue;
+                    }
+                    found = Some((c, Resolution::Linked { key: by, verification }));
+                    break;
+                }
+            }
+            let (customer, resolution) = match found {
+                Some((mut c, r)) => {
+                    if let (Some(x), None) = (ext, c.external_id.as_deref()) {
+                        let expected = c.version;
+                        c.external_id = Some(x.to_owned());
+                        c.updated_at = now;
+                        c.version += 1;
+                        customer_write = Some(Write { record: c.clone(), expected: Some(expected) });
+                        events.push(Event::CustomerUpdated { customer: c.id });
+                    }
+                    (c, r)
+                }
+                None => {
+                    let c = new_customer(ids.customer_id(), tenant, now, ext, msg);
+                    customer_write = Some(Write::insert(c.clone()));
+                    events.push(Event::CustomerCreated { customer: c.id });
+                    (c, Resolution::Created)
+                }
+            };
+            // A trusted address already held by a customer we refused to join must not be
+            // claimed at a linking level by this one.
+            let verification = if refused_link && msg.verification.can_link() && LinkKey::of(&sender.address).is_some()
+            {
+                notes.push("the sender address is kept unverified for this customer".into());
+                Verification::Unverified
+            } else {
+                msg.verification
+            };
+            let identity = Identity {
+                id: ids.identity_id(),
+                tenant: tenant.clone(),
+                customer: customer.id,
+                channel: msg.channel.clone(),
+                address: sender.address.clone(),
+                raw_address: msg.sender.raw(),
+                verification,
+                display_name: None,
+                endpoints: Vec::new(),
+                first_seen: now,
+                last_seen: now,
+                version: 0,
+            };
+            events.push(Event::IdentityLinked {
+                customer: customer.id,
+                identity: identity.id,
+                channel: identity.channel.clone(),
+                verification,
+            });
+            (customer, identity, resolution, None)
+        }
+    };
+
+    let mut identity = identity;
+    identity.touch_inbound(&msg.endpoint, now);
+    if identity.display_name.is_none() {
+        identity.display_name.clone_from(&msg.sender_name);
+    }
+    // A stronger assertion of the same address upgrades the identity.
+    if identity_expected.is_some()
+        && msg.verification > identity.verification
+        && resolution == Resolution::KnownIdentity
+    {
+        identity.verification = msg.verification;
+    }
+    identity.version = identity_expected.map_or(0, |v| v + 1);
+    let identity_write = Write { record: identity.clone(), expected: identity_expected };
+
+    let mut suspects = Vec::new();
+    for address in sender.untrusted_addresses() {
+        let Some(key) = LinkKey::of(address) else { continue };
+        for (c, _) in store.customers_by_address(tenant, &key).await? {
+            if c != customer.id && !suspects.contains(&c) {
+                suspects.push(c);
+                events.push(Event::DuplicateSuspected { customer: customer.id, resembles: c });
+            }
+        }
+    }
+
+    Ok(Resolved { customer, customer_write, identity, identity_write, resolution, suspects, events, notes })
+}
+
+fn new_customer(
+    id: CustomerId,
+    tenant: &TenantId,
+    now: DateTime<Utc>,
+    ext: Option<&str>,
+    msg: &InboundMessage,
+) -> Customer {
+    let mut c = Customer::new(id, tenant.clone(), now);
+    c.external_id = ext.map(str::to_owned);
+    c.name.clone_from(&msg.sender_name);
+    c
+}

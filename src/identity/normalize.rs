@@ -1,0 +1,293 @@
+//! Address normalisation: one canonical spelling per address, computed once per contact.
+//!
+//! * phones → E.164 (`+` and digits), through libphonenumber metadata with the default `phone`
+//!   feature, or a strict syntactic fallback without it;
+//! * email → trimmed and lowercased (no sub-address stripping);
+//! * platform ids → `scope:id`.
+//!
+//! [`phone_lookup_variants`] gives the other spellings of a subscriber number that some
+//! providers report (the Brazilian ninth digit, Mexico's `+521`, Argentina's `+549`); they are used
+//! for lookups only, never stored.
+
+use crate::{Error, Result};
+
+const MAX_PHONE_INPUT: usize = 64;
+
+fn phone_error(raw: &str, reason: impl Into<String>) -> Error {
+    let shown: String = raw.chars().take(MAX_PHONE_INPUT).collect();
+    Error::InvalidAddress { kind: "phone", raw: shown, reason: reason.into() }
+}
+
+/// Normalises a phone number to E.164.
+///
+/// Accepts `+44 20 7946 0958`, `0044 20 7946 0958`, bare international digits as WhatsApp sends
+/// them (`5511987654321`), and national spellings (`(415) 555-0123`) when `default_region`
+/// (ISO 3166 alpha-2) is given.
+///
+/// ```
+/// use touchpoint::identity::normalize::normalize_phone;
+/// assert_eq!(normalize_phone("+55 11 98765-4321", None).unwrap(), "+5511987654321");
+/// assert_eq!(normalize_phone("5511987654321", None).unwrap(), "+5511987654321");
+/// assert!(normalize_phone("call me", None).is_err());
+/// ```
+pub fn normalize_phone(raw: &str, default_region: Option<&str>) -> Result<String> {
+    if raw.len() > MAX_PHONE_INPUT {
+        return Err(phone_error(raw, format!("longer than {MAX_PHONE_INPUT} bytes")));
+    }
+    let trimmed = raw.trim();
+    if trimmed.is_empty() {
+        return Err(phone_error(raw, "empty"));
+    }
+    if let Some(c) = trimmed.chars().find(|c| !(c.is_ascii_digit() || " +-.()/\u{a0}".contains(*c))) {
+        return Err(phone_error(raw, format!("unexpected character {c:?}")));
+    }
+    let digits: String = trimmed.chars().filter(char::is_ascii_digit).collect();
+    let international = if trimmed.starts_with('+') {
+        Some(digits.clone())
+    } else if let Some(rest) = digits.strip_prefix("00") {
+        Some(rest.to_owned())
+    } else if default_region.is_none() {
+        Some(digits.clone())
+    } else {
+        None
+    };
+    let candidate = match &international {
+        Some(d) => format!("+{d}"),
+        None => digits.clone(),
+    };
+    checked(raw, &candidate, default_region)
+}
+
+#[cfg(feature = "phone")]
+fn checked(raw: &str, candidate: &str, default_region: Option<&str>) -> Result<String> {
+    use phonenumber::country::Id;
+    let region = match default_region {
+        Some(r) if !candidate.starts_with('+') => Some(
+            r.to_ascii_uppercase()
+                .parse::<Id>()
+                .map_err(|_| phone_error(raw, format!("unknown default region {r:?}")))?,
+        ),
+        _ => None,
+    };
+    // Frozen metadata lags new number ranges, so a parseable number of plausible length is
+    // accepted even when `is_valid` does not know its range yet.
+    let number = phonenumber::parse(region, candidate).map_err(|e| phone_error(raw, e.to_string()))?;
+    let e164 = phonenumber::format(&number).mode(phonenumber::Mode::E164).to_string();
+    let len = e164.len().saturating_sub(1);
+    if !(8..=15).contains(&len) {
+        return Err(phone_error(raw, format!("{len} digits; E.164 numbers have 8 to 15")));
+    }
+    Ok(e164)
+}
+
+#[cfg(not(feature = "phone"))]
+fn checked(raw: &str, candidate: &str, _default_region: Option<&str>) -> Result<String> {
+    let Some(digits) = candidate.strip_prefix('+') else {
+        return Err(phone_error(raw, "national numbers need the `phone` feature; write it with its country code"));
+    };
+    if !(8..=15).contains(&digits.len()) {
+        return Err(phone_error(raw, format!("{} digits; E.164 numbers have 8 to 15", digits.len())));
+    }
+    if digits.starts_with('0') {
+        return Err(phone_error(raw, "a country calling code never starts with 0"));
+    }
+    Ok(candidate.to_owned())
+}
+
+/// Other spellings of the same mobile subscriber, for lookups only (the input is not included).
+///
+/// ```
+/// use touchpoint::identity::normalize::phone_lookup_variants;
+/// assert_eq!(phone_lookup_variants("+5511987654321"), vec!["+551187654321".to_owned()]);
+/// assert_eq!(phone_lookup_variants("+551187654321"), vec!["+5511987654321".to_owned()]);
+/// assert!(phone_lookup_variants("+551132654321").is_empty()); // a São Paulo landline
+/// ```
+pub fn phone_lookup_variants(e164: &str) -> Vec<String> {
+    let Some(digits) = e164.strip_prefix('+') else { return Vec::new() };
+    if !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Vec::new();
+    }
+    let mobile_start = |s: &str| s.as_bytes().first().is_some_and(|b| (b'6'..=b'9').contains(b));
+    if let Some(rest) = digits.strip_prefix("55") {
+        // Brazil: 2-digit area code + 9 + 8 digits (mobile) ↔ area code + 8 digits.
+        if rest.len() == 11 && rest.as_bytes()[2] == b'9' && mobile_start(&rest[3..]) {
+            return vec![format!("+55{}{}", &rest[..2], &rest[3..])];
+        }
+        if rest.len() == 10 && mobile_start(&rest[2..]) {
+            return vec![format!("+55{}9{}", &rest[..2], &rest[2..])];
+        }
+    } else if let Some(rest) = digits.strip_prefix("52") {
+        // Mexico: +521 + 10 digits ↔ +52 + 10 digits.
+        if rest.len() == 11 && rest.starts_with('1') {
+            return vec![format!("+52{}", &rest[1..])];
+        }
+        if rest.len() == 10 {
+            return vec![format!("+521{rest}")];
+        }
+    } else if let Some(rest) = digits.strip_prefix("54") {
+        // Argentina: +549 + 10 digits ↔ +54 + 10 digits.
+        if rest.len() == 11 && rest.starts_with('9') {
+            return vec![format!("+54{}", &rest[1..])];
+        }
+        if rest.len() == 10 {
+            return vec![format!("+549{rest}")];
+        }
+    }
+    Vec::new()
+}
+
+fn email_error(raw: &str, reason: impl Into<String>) -> Error {
+    let shown: String = raw.chars().take(320).collect();
+    Error::InvalidAddress { kind: "email", raw: shown, reason: reason.into() }
+}
+
+/// Normalises an email address: trimmed and lowercased. Display-name forms (`Ana <a@b>`) are
+/// refused: pass the bare address.
+///
+/// ```
+/// use touchpoint::identity::normalize::normalize_email;
+/// assert_eq!(normalize_email(" Ana.Souza@Example.COM ").unwrap(), "ana.souza@example.com");
+/// assert!(normalize_email("Ana <ana@example.com>").is_err());
+/// ```
+pub fn normalize_email(raw: &str) -> Result<String> {
+    let s = raw.trim();
+    if s.is_empty() {
+        return Err(email_error(raw, "empty"));
+    }
+    if s.len() > 254 {
+        return Err(email_error(raw, "longer than 254 bytes"));
+    }
+    if s.chars().any(|c| c.is_whitespace() || c.is_control() || "<>\"(),;[]\\".contains(c)) {
+        return Err(email_error(raw, "contains spaces, control characters or a display name; pass the bare address"));
+    }
+    let mut parts = s.split('@');
+    let (Some(local), Some(domain), None) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(email_error(raw, "needs exactly one @"));
+    };
+    if local.is_empty() || local.len() > 64 {
+        return Err(email_error(raw, "the part before @ must be 1 to 64 bytes"));
+    }
+    if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
+        return Err(email_error(raw, "misplaced dot before @"));
+    }
+    if domain.is_empty() {
+        return Err(email_error(raw, "no domain after @"));
+    }
+    for label in domain.split('.') {
+        if label.is_empty() || label.len() > 63 || label.starts_with('-') || label.ends_with('-') {
+            return Err(email_error(raw, format!("bad domain label {label:?}")));
+        }
+        if !label.chars().all(|c| c.is_alphanumeric() || c == '-') {
+            return Err(email_error(raw, format!("bad character in domain label {label:?}")));
+        }
+    }
+    Ok(s.to_lowercase())
+}
+
+/// Normalises a platform user id and its scope into `scope:id` (or `id`).
+///
+/// ```
+/// use touchpoint::identity::normalize::normalize_platform_id;
+/// assert_eq!(normalize_platform_id(Some(" page-1 "), "psid-9").unwrap(), "page-1:psid-9");
+/// assert!(normalize_platform_id(Some("a:b"), "x").is_err());
+/// ```
+pub fn normalize_platform_id(scope: Option<&str>, id: &str) -> Result<String> {
+    let err = |reason: &str| Error::InvalidAddress {
+        kind: "platform id",
+        raw: id.chars().take(256).collect(),
+        reason: reason.to_owned(),
+    };
+    let id = id.trim();
+    if id.is_empty() || id.len() > 256 {
+        return Err(err("the id must be 1 to 256 bytes"));
+    }
+    if id.chars().any(|c| c.is_control() || c.is_whitespace()) {
+        return Err(err("the id contains spaces or control characters"));
+    }
+    match scope.map(str::trim) {
+        None => Ok(id.to_owned()),
+        Some(s) if s.is_empty() || s.len() > 128 => Err(err("the scope must be 1 to 128 bytes")),
+        Some(s) if s.contains(':') || s.chars().any(|c| c.is_control() || c.is_whitespace()) => {
+            Err(err("the scope must not contain ':', spaces or control characters"))
+        }
+        Some(s) => Ok(format!("{s}:{id}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn phones_in_common_spellings_normalise_to_e164() {
+        for (raw, want) in [
+            ("+44 20 7946 0958", "+442079460958"),
+            ("0044 20 7946 0958", "+442079460958"),
+            ("5511987654321", "+5511987654321"),
+            ("+55 (11) 98765-4321", "+5511987654321"),
+            ("+49 30 901820", "+4930901820"),
+            ("+91 98765 43210", "+919876543210"),
+        ] {
+            assert_eq!(normalize_phone(raw, None).unwrap(), want, "{raw}");
+        }
+    }
+
+    #[cfg(feature = "phone")]
+    #[test]
+    fn national_spellings_use_the_default_region() {
+        assert_eq!(normalize_phone("(415) 555-0123", Some("US")).unwrap(), "+14155550123");
+        assert_eq!(normalize_phone("020 7946 0958", Some("gb")).unwrap(), "+442079460958");
+        assert!(normalize_phone("020 7946 0958", Some("XX")).is_err());
+    }
+
+    #[test]
+    fn bad_phones_are_typed_errors() {
+        for raw in ["", "   ", "abc", "+1", "+12345678901234567", "☎ 555", &"9".repeat(100), "+44 20 7946 0958 ext. 2"]
+        {
+            assert!(matches!(normalize_phone(raw, None), Err(Error::InvalidAddress { kind: "phone", .. })), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn lookup_variants_go_both_ways_and_spare_landlines() {
+        assert_eq!(phone_lookup_variants("+5511987654321"), vec!["+551187654321"]);
+        assert_eq!(phone_lookup_variants("+551187654321"), vec!["+5511987654321"]);
+        assert!(phone_lookup_variants("+551132654321").is_empty());
+        assert_eq!(phone_lookup_variants("+5215512345678"), vec!["+525512345678"]);
+        assert_eq!(phone_lookup_variants("+525512345678"), vec!["+5215512345678"]);
+        assert_eq!(phone_lookup_variants("+5491123456789"), vec!["+541123456789"]);
+        assert_eq!(phone_lookup_variants("+541123456789"), vec!["+5491123456789"]);
+        assert!(phone_lookup_variants("+442079460958").is_empty());
+        assert!(phone_lookup_variants("garbage").is_empty());
+        assert!(phone_lookup_variants("+55é").is_empty());
+    }
+
+    #[test]
+    fn emails_are_lowercased_and_checked() {
+        assert_eq!(normalize_email("  Ana@Example.com ").unwrap(), "ana@example.com");
+        assert_eq!(normalize_email("ana+work@example.com").unwrap(), "ana+work@example.com");
+        for raw in [
+            "",
+            "ana",
+            "a@b@c",
+            "@example.com",
+            "ana@",
+            "Ana <ana@example.com>",
+            "a b@example.com",
+            "ana@-x.com",
+            "ana@x..com",
+            ".ana@x.com",
+        ] {
+            assert!(matches!(normalize_email(raw), Err(Error::InvalidAddress { kind: "email", .. })), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn platform_ids_are_scoped() {
+        assert_eq!(normalize_platform_id(None, " 123 ").unwrap(), "123");
+        assert_eq!(normalize_platform_id(Some("bot"), "42").unwrap(), "bot:42");
+        assert!(normalize_platform_id(Some(""), "42").is_err());
+        assert!(normalize_platform_id(None, "a b").is_err());
+        assert!(normalize_platform_id(None, &"x".repeat(300)).is_err());
+    }
+}

@@ -1,0 +1,117 @@
+//! Privacy: export everything about a customer, and erase a customer (GDPR art. 15/20 and 17).
+//!
+//! Erasure deletes the customer's identities, conversations, messages, thread keys and
+//! idempotency keys, and replaces the customer with a tombstone that holds no personal data:
+//! only its id, tenant, creation time and the time of erasure. Events carry ids only, so the
+//! outbox holds no personal data either. A later message from the same address starts afresh as
+//! a new customer.
+
+use crate::Result;
+use crate::engine::Engine;
+use crate::events::Event;
+use crate::model::{Conversation, Customer, CustomerId, CustomerState, Identity, Message, TenantId};
+use crate::store::{ChangeSet, MessageQuery, MessageScope, Write};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Everything stored about one customer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomerExport {
+    /// When the export was made.
+    pub exported_at: DateTime<Utc>,
+    /// The profile.
+    pub customer: Customer,
+    /// All identities.
+    pub identities: Vec<Identity>,
+    /// All conversations.
+    pub conversations: Vec<Conversation>,
+    /// All messages, oldest first.
+    pub messages: Vec<Message>,
+}
+
+impl CustomerExport {
+    /// The export as pretty-printed JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}
+
+/// What an erasure removed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErasureReport {
+    /// The erased customer (now a tombstone).
+    pub customer: CustomerId,
+    /// Identities deleted.
+    pub identities: usize,
+    /// Conversations deleted.
+    pub conversations: usize,
+    /// Messages deleted.
+    pub messages: usize,
+}
+
+impl Engine {
+    async fn all_messages(&self, tenant: &TenantId, customer: CustomerId) -> Result<Vec<Message>> {
+        let mut out = Vec::new();
+        let mut before = None;
+        loop {
+            let page = self
+                .store()
+                .messages(tenant, &MessageQuery { scope: MessageScope::Customer(customer), before, limit: 1000 })
+                .await?;
+            let done = page.len() < 1000;
+            before = page.last().map(|m| m.id);
+            out.extend(page);
+            if done {
+                break;
+            }
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// Exports everything stored about a customer (following merge aliases).
+    pub async fn export_customer(&self, tenant: &TenantId, customer: CustomerId) -> Result<CustomerExport> {
+        let customer = self.customer(tenant, customer).await?;
+        let store = &**self.store();
+        Ok(CustomerExport {
+            exported_at: self.now(),
+            identities: store.identities_of(tenant, customer.id).await?,
+            conversations: store.conversations_of(tenant, customer.id).await?,
+            messages: self.all_messages(tenant, customer.id).await?,
+            customer,
+        })
+    }
+
+    /// Erases a customer: identities, conversations, messages and profile are deleted in one
+    /// commit, leaving a PII-free tombstone. Erasing twice is [`Error::Erased`](crate::Error::Erased).
+    pub async fn erase_customer(&self, tenant: &TenantId, customer: CustomerId) -> Result<ErasureReport> {
+        self.retrying(|| async {
+            let c = self.customer(tenant, customer).await?;
+            let store = &**self.store();
+            let identities = store.identities_of(tenant, c.id).await?;
+            let conversations = store.conversations_of(tenant, c.id).await?;
+            let messages: u32 = conversations.iter().map(|c| c.message_count).sum();
+            let now = self.now();
+            let mut tombstone = Customer::new(c.id, tenant.clone(), c.created_at);
+            tombstone.state = CustomerState::Erased { at: now };
+            tombstone.updated_at = now;
+            tombstone.version = c.version + 1;
+            let changes = ChangeSet {
+                customers: vec![Write { record: tombstone, expected: Some(c.version) }],
+                identity_deletes: identities.iter().map(|i| (i.id, i.version)).collect(),
+                conversation_deletes: conversations.iter().map(|c| c.id).collect(),
+                events: vec![Event::CustomerErased { customer: c.id }],
+                at: now,
+                ..ChangeSet::default()
+            };
+            self.commit(tenant, changes).await?;
+            Ok(ErasureReport {
+                customer: c.id,
+                identities: identities.len(),
+                conversations: conversations.len(),
+                messages: messages as usize,
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,228 @@
+//! The storage seam: one object-safe async trait, an always-compiled in-memory backend, and
+//! (behind the `testkit` feature) the conformance suite every backend must pass.
+//!
+//! # Shape
+//!
+//! Reads are plain lookups. All writes go through [`Store::commit`], which applies one
+//! [`ChangeSet`] atomically: the idempotency key of an inbound message, customer, identity and
+//! conversation changes with their expected versions, new messages, thread keys and the events
+//! that describe the change. A SQL backend implements `commit` as one transaction with
+//! `UPDATE … WHERE version = $expected` and unique constraints; the engine re-reads and retries
+//! when a commit reports [`Error::Conflict`](crate::Error::Conflict).
+//!
+//! # Contract (checked by the conformance suite)
+//!
+//! * Every call is scoped to one tenant; nothing of another tenant is read, written or revealed.
+//! * `commit` is all-or-nothing: on any error nothing was changed.
+//! * A [`Write`] with `expected: None` is an insert and fails with a conflict if the id exists;
+//!   with `expected: Some(v)` it replaces the stored record only if the stored version is `v`.
+//! * Unique keys: identity `(channel, normalised address)`; customer `external_id`; the message
+//!   idempotency key `(channel, external_id)`. A taken key is a conflict — except the dedupe key
+//!   of the change set, which yields [`Committed::Duplicate`] and changes nothing.
+//! * Verified link keys (see [`LinkKey`]) map to at most one customer.
+//! * Thread keys are insert-if-absent: the first conversation to claim a key keeps it.
+//! * Events get consecutive sequence numbers per tenant in commit order.
+
+mod memory;
+
+pub use memory::InMemoryStore;
+
+use crate::events::{Event, StoredEvent};
+use crate::model::{
+    AddressKind, ChannelKind, Conversation, ConversationId, Customer, CustomerId, Identity, IdentityId, Message,
+    MessageId, NormalizedAddress, TenantId, Verification,
+};
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+/// Persistence for the context model. Implement it for your database; run
+/// `touchpoint::testkit` against your implementation (feature `testkit`).
+#[async_trait]
+pub trait Store: Send + Sync + std::fmt::Debug {
+    /// A customer by id (merged and erased customers are returned as their alias/tombstone).
+    async fn customer(&self, tenant: &TenantId, id: CustomerId) -> crate::Result<Option<Customer>>;
+
+    /// The customer holding `external_id`, if any.
+    async fn customer_by_external_id(&self, tenant: &TenantId, external_id: &str) -> crate::Result<Option<Customer>>;
+
+    /// An identity by id.
+    async fn identity(&self, tenant: &TenantId, id: IdentityId) -> crate::Result<Option<Identity>>;
+
+    /// The identity with this exact `(channel, normalised address)`, if any.
+    async fn identity_by_address(
+        &self,
+        tenant: &TenantId,
+        channel: &ChannelKind,
+        address: &NormalizedAddress,
+    ) -> crate::Result<Option<Identity>>;
+
+    /// All identities of a customer.
+    async fn identities_of(&self, tenant: &TenantId, customer: CustomerId) -> crate::Result<Vec<Identity>>;
+
+    /// Customers that own an identity with this address on any channel, with the strongest
+    /// verification among those identities; at most one of them holds it at a linking level.
+    async fn customers_by_address(
+        &self,
+        tenant: &TenantId,
+        key: &LinkKey,
+    ) -> crate::Result<Vec<(CustomerId, Verification)>>;
+
+    /// A conversation by id.
+    async fn conversation(&self, tenant: &TenantId, id: ConversationId) -> crate::Result<Option<Conversation>>;
+
+    /// The conversation that claimed a thread key.
+    async fn conversation_by_thread_key(
+        &self,
+        tenant: &TenantId,
+        key: &ThreadKey,
+    ) -> crate::Result<Option<ConversationId>>;
+
+    /// All conversations of a customer, most recently active first.
+    async fn conversations_of(&self, tenant: &TenantId, customer: CustomerId) -> crate::Result<Vec<Conversation>>;
+
+    /// A message by id.
+    async fn message(&self, tenant: &TenantId, id: MessageId) -> crate::Result<Option<Message>>;
+
+    /// The message with this provider id on this channel (the idempotency key).
+    async fn message_by_external_id(
+        &self,
+        tenant: &TenantId,
+        channel: &ChannelKind,
+        external_id: &str,
+    ) -> crate::Result<Option<Message>>;
+
+    /// A page of messages, newest first (by id, which sorts by record time).
+    async fn messages(&self, tenant: &TenantId, query: &MessageQuery) -> crate::Result<Vec<Message>>;
+
+    /// Applies a change set atomically.
+    async fn commit(&self, tenant: &TenantId, changes: ChangeSet) -> crate::Result<Committed>;
+
+    /// Outbox events with a sequence number greater than `after`, oldest first, at most `limit`.
+    async fn events_after(&self, tenant: &TenantId, after: u64, limit: usize) -> crate::Result<Vec<StoredEvent>>;
+}
+
+/// An address key used to find a customer across channels (email and phone only: platform ids
+/// are scoped to one channel and never link across).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct LinkKey(pub NormalizedAddress);
+
+impl LinkKey {
+    /// The link key of an identity address, if its kind links across channels.
+    pub fn of(address: &NormalizedAddress) -> Option<LinkKey> {
+        matches!(address.kind, AddressKind::Email | AddressKind::Phone).then(|| LinkKey(address.clone()))
+    }
+}
+
+/// A key that ties later messages to a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "value", rename_all = "snake_case")]
+pub enum ThreadKey {
+    /// The provider's conversation/thread id on a channel.
+    ProviderThread(ChannelKind, String),
+    /// Our reply token.
+    ReplyToken(String),
+    /// An email Message-ID seen in the conversation (inbound or outbound), without angle brackets.
+    EmailMessageId(String),
+}
+
+/// Which messages to list.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum MessageScope {
+    /// All messages of all conversations of a customer.
+    Customer(CustomerId),
+    /// The messages of one conversation.
+    Conversation(ConversationId),
+}
+
+/// A page of messages, newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageQuery {
+    /// Whose messages.
+    pub scope: MessageScope,
+    /// Only messages older than this one (the cursor of the previous page).
+    pub before: Option<MessageId>,
+    /// Page size.
+    pub limit: usize,
+}
+
+/// An insert (`expected: None`) or a versioned update of a record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Write<T> {
+    /// The record as it should be stored (its `version` is the new version).
+    pub record: T,
+    /// The version the stored record must have for the update to apply.
+    pub expected: Option<u64>,
+}
+
+impl<T> Write<T> {
+    /// An insert.
+    pub fn insert(record: T) -> Self {
+        Write { record, expected: None }
+    }
+}
+
+/// The idempotency key of an inbound message.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct DedupeKey {
+    /// The channel.
+    pub channel: ChannelKind,
+    /// The provider's message id.
+    pub external_id: String,
+}
+
+/// Everything one operation changes, applied by [`Store::commit`] all at once.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ChangeSet {
+    /// If set and already taken, the commit changes nothing and reports the existing message.
+    pub dedupe: Option<DedupeKey>,
+    /// Customers to insert or update.
+    pub customers: Vec<Write<Customer>>,
+    /// Identities to insert or update.
+    pub identities: Vec<Write<Identity>>,
+    /// Identities to delete (id, expected version).
+    pub identity_deletes: Vec<(IdentityId, u64)>,
+    /// Conversations to insert or update.
+    pub conversations: Vec<Write<Conversation>>,
+    /// Conversations to delete with all their messages, thread keys and message keys
+    /// (used by erasure).
+    pub conversation_deletes: Vec<ConversationId>,
+    /// Messages to insert or update.
+    pub messages: Vec<Write<Message>>,
+    /// Thread keys to claim (insert-if-absent).
+    pub thread_keys: Vec<(ThreadKey, ConversationId)>,
+    /// Events to append to the outbox.
+    pub events: Vec<Event>,
+    /// When the change happened (the events' timestamp).
+    pub at: DateTime<Utc>,
+}
+
+impl ChangeSet {
+    /// Whether the change set changes nothing.
+    pub fn is_empty(&self) -> bool {
+        self.customers.is_empty()
+            && self.identities.is_empty()
+            && self.identity_deletes.is_empty()
+            && self.conversations.is_empty()
+            && self.conversation_deletes.is_empty()
+            && self.messages.is_empty()
+            && self.thread_keys.is_empty()
+            && self.events.is_empty()
+    }
+}
+
+/// What a commit did.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Committed {
+    /// Applied; events were numbered from `first_event_seq` (0 when there were none).
+    Applied {
+        /// Sequence number of the first event appended.
+        first_event_seq: u64,
+    },
+    /// The dedupe key was taken by this message; nothing changed.
+    Duplicate {
+        /// The message that holds the key.
+        message: MessageId,
+    },
+}

@@ -1,0 +1,489 @@
+//! The conformance suite every [`Store`] backend must pass (feature `testkit`).
+//!
+//! Call [`run_all`] from your backend's tests (or the single checks, to see which one fails).
+//! Each check works in a fresh random tenant, so a shared database can be reused. Not covered by
+//! semver: checks are added as the contract is clarified.
+//!
+//! ```
+//! # futures::executor::block_on(async {
+//! let store = touchpoint::store::InMemoryStore::new();
+//! touchpoint::testkit::run_all(&store).await;
+//! # });
+//! ```
+
+#![allow(clippy::missing_panics_doc)]
+
+use crate::events::Event;
+use crate::model::*;
+use crate::store::{ChangeSet, Committed, DedupeKey, LinkKey, MessageQuery, MessageScope, Store, ThreadKey, Write};
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use uuid::Uuid;
+
+fn tenant() -> TenantId {
+    TenantId::new(format!("t-{}", Uuid::now_v7().simple())).expect("valid tenant")
+}
+
+fn at(minutes: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).single().expect("valid date") + Duration::minutes(minutes)
+}
+
+fn id() -> Uuid {
+    Uuid::now_v7()
+}
+
+/// A fresh customer record.
+pub fn sample_customer(tenant: &TenantId) -> Customer {
+    Customer::new(CustomerId(id()), tenant.clone(), at(0))
+}
+
+/// A fresh identity record for `customer`.
+pub fn sample_identity(
+    customer: &Customer,
+    channel: ChannelKind,
+    kind: AddressKind,
+    value: &str,
+    verification: Verification,
+) -> Identity {
+    Identity {
+        id: IdentityId(id()),
+        tenant: customer.tenant.clone(),
+        customer: customer.id,
+        channel,
+        address: NormalizedAddress { kind, value: value.to_owned() },
+        raw_address: value.to_owned(),
+        verification,
+        display_name: None,
+        endpoints: Vec::new(),
+        first_seen: at(0),
+        last_seen: at(0),
+        version: 0,
+    }
+}
+
+/// A fresh open conversation of `customer`.
+pub fn sample_conversation(customer: &Customer) -> Conversation {
+    Conversation {
+        id: ConversationId(id()),
+        tenant: customer.tenant.clone(),
+        customer: customer.id,
+        status: ConversationStatus::Open,
+        priority: Priority::Normal,
+        subject: None,
+        tags: Default::default(),
+        handler: None,
+        last_agent: None,
+        origin: ChannelKind::Sms,
+        channels: Vec::new(),
+        sessions: Vec::new(),
+        last_inbound_via: None,
+        previous: None,
+        reply_token: Uuid::new_v4().simple().to_string(),
+        created_at: at(0),
+        last_activity_at: at(0),
+        last_inbound_at: None,
+        waiting_since: None,
+        first_response_at: None,
+        resolved_at: None,
+        closed_at: None,
+        message_count: 0,
+        version: 0,
+    }
+}
+
+/// A fresh inbound text message in `conversation`.
+pub fn sample_message(conversation: &Conversation, external_id: &str, body: &str) -> Message {
+    Message {
+        id: MessageId(id()),
+        tenant: conversation.tenant.clone(),
+        conversation: conversation.id,
+        direction: Direction::Inbound,
+        author: Author::System,
+        channel: ChannelKind::Sms,
+        endpoint: EndpointId::new("sms-1").expect("valid endpoint"),
+        external_id: Some(external_id.to_owned()),
+        content: Content::text(body),
+        delivery: DeliveryState::Delivered,
+        sent_at: at(0),
+        recorded_at: at(0),
+        version: 0,
+    }
+}
+
+async fn commit(store: &dyn Store, tenant: &TenantId, changes: ChangeSet) -> crate::Result<Committed> {
+    store.commit(tenant, changes).await
+}
+
+/// Inserts, reads back and updates with optimistic versions; a stale version is a conflict that
+/// changes nothing.
+pub async fn versions_and_conflicts(store: &dyn Store) {
+    let t = tenant();
+    let mut c = sample_customer(&t);
+    commit(store, &t, ChangeSet { customers: vec![Write::insert(c.clone())], ..Default::default() })
+        .await
+        .expect("insert");
+    assert_eq!(store.customer(&t, c.id).await.expect("read"), Some(c.clone()));
+    let err = commit(store, &t, ChangeSet { customers: vec![Write::insert(c.clone())], ..Default::default() }).await;
+    assert!(matches!(err, Err(crate::Error::Conflict(_))), "inserting an existing id must conflict: {err:?}");
+
+    c.name = Some("Ana".into());
+    c.version = 1;
+    commit(
+        store,
+        &t,
+        ChangeSet { customers: vec![Write { record: c.clone(), expected: Some(0) }], ..Default::default() },
+    )
+    .await
+    .expect("update at the right version");
+    let mut stale = c.clone();
+    stale.name = Some("Mallory".into());
+    stale.version = 1;
+    let err = commit(
+        store,
+        &t,
+        ChangeSet { customers: vec![Write { record: stale, expected: Some(0) }], ..Default::default() },
+    )
+    .await;
+    assert!(matches!(err, Err(crate::Error::Conflict(_))), "a stale version must conflict: {err:?}");
+    assert_eq!(store.customer(&t, c.id).await.expect("read").and_then(|c| c.name), Some("Ana".into()));
+}
+
+/// A commit that fails on its last write applies none of its earlier writes or events.
+pub async fn failed_commit_changes_nothing(store: &dyn Store) {
+    let t = tenant();
+    let c = sample_customer(&t);
+    commit(store, &t, ChangeSet { customers: vec![Write::insert(c.clone())], ..Default::default() })
+        .await
+        .expect("insert");
+    let other = sample_customer(&t);
+    let conv = sample_conversation(&other);
+    let bad = ChangeSet {
+        customers: vec![Write::insert(other.clone()), Write::insert(c.clone())],
+        conversations: vec![Write::insert(conv.clone())],
+        events: vec![Event::CustomerCreated { customer: other.id }],
+        ..Default::default()
+    };
+    assert!(commit(store, &t, bad).await.is_err());
+    assert_eq!(store.customer(&t, other.id).await.expect("read"), None);
+    assert_eq!(store.conversation(&t, conv.id).await.expect("read"), None);
+    assert!(store.events_after(&t, 0, 10).await.expect("events").is_empty());
+}
+
+/// `(channel, address)` is unique; the same address on another channel is another identity;
+/// lookups by address and by customer work.
+pub async fn identity_addresses_are_unique(store: &dyn Store) {
+    let t = tenant();
+    let c = sample_customer(&t);
+    let wa =
+        sample_identity(&c, ChannelKind::WhatsApp, AddressKind::Phone, "+5511987654321", Verification::CarrierAsserted);
+    let sms =
+        sample_identity(&c, ChannelKind::Sms, AddressKind::Phone, "+5511987654321", Verification::CarrierAsserted);
+    commit(
+        store,
+        &t,
+        ChangeSet {
+            customers: vec![Write::insert(c.clone())],
+            identities: vec![Write::insert(wa.clone()), Write::insert(sms.clone())],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("insert");
+    let found = store.identity_by_address(&t, &ChannelKind::WhatsApp, &wa.address).await.expect("lookup");
+    assert_eq!(found.map(|i| i.id), Some(wa.id));
+    assert_eq!(store.identities_of(&t, c.id).await.expect("list").len(), 2);
+    let dup =
+        sample_identity(&c, ChannelKind::WhatsApp, AddressKind::Phone, "+5511987654321", Verification::Unverified);
+    let err = commit(store, &t, ChangeSet { identities: vec![Write::insert(dup)], ..Default::default() }).await;
+    assert!(
+        matches!(err, Err(crate::Error::Conflict(_))),
+        "a second identity on the same address must conflict: {err:?}"
+    );
+    let holders = store.customers_by_address(&t, &LinkKey(wa.address.clone())).await.expect("holders");
+    assert_eq!(holders, vec![(c.id, Verification::CarrierAsserted)]);
+}
+
+/// A trusted (verified or carrier-asserted) address belongs to one customer only; unverified
+/// copies may exist on other customers.
+pub async fn trusted_addresses_link_one_customer(store: &dyn Store) {
+    let t = tenant();
+    let a = sample_customer(&t);
+    let b = sample_customer(&t);
+    let ia = sample_identity(&a, ChannelKind::Email, AddressKind::Email, "ana@example.com", Verification::Verified);
+    let ib_unverified =
+        sample_identity(&b, ChannelKind::WebChat, AddressKind::Email, "ana@example.com", Verification::Unverified);
+    commit(
+        store,
+        &t,
+        ChangeSet {
+            customers: vec![Write::insert(a.clone()), Write::insert(b.clone())],
+            identities: vec![Write::insert(ia), Write::insert(ib_unverified)],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("an unverified copy is allowed");
+    let ib_verified =
+        sample_identity(&b, ChannelKind::InApp, AddressKind::Email, "ana@example.com", Verification::Verified);
+    let err = commit(store, &t, ChangeSet { identities: vec![Write::insert(ib_verified)], ..Default::default() }).await;
+    assert!(
+        matches!(err, Err(crate::Error::Conflict(_))),
+        "a verified address of another customer must conflict: {err:?}"
+    );
+    let mut holders = store
+        .customers_by_address(
+            &t,
+            &LinkKey(NormalizedAddress { kind: AddressKind::Email, value: "ana@example.com".into() }),
+        )
+        .await
+        .expect("holders");
+    holders.sort();
+    let mut expected = vec![(a.id, Verification::Verified), (b.id, Verification::Unverified)];
+    expected.sort();
+    assert_eq!(holders, expected);
+}
+
+/// The external id is unique per tenant and can move in one commit.
+pub async fn external_ids_are_unique(store: &dyn Store) {
+    let t = tenant();
+    let mut a = sample_customer(&t);
+    a.external_id = Some("user-1".into());
+    let mut b = sample_customer(&t);
+    b.external_id = Some("user-1".into());
+    commit(store, &t, ChangeSet { customers: vec![Write::insert(a.clone())], ..Default::default() })
+        .await
+        .expect("insert");
+    let err = commit(store, &t, ChangeSet { customers: vec![Write::insert(b.clone())], ..Default::default() }).await;
+    assert!(matches!(err, Err(crate::Error::Conflict(_))), "a taken external id must conflict: {err:?}");
+    assert_eq!(store.customer_by_external_id(&t, "user-1").await.expect("read").map(|c| c.id), Some(a.id));
+    // Moving the id from a to b in one commit is fine.
+    let mut a2 = a.clone();
+    a2.external_id = None;
+    a2.version = 1;
+    commit(
+        store,
+        &t,
+        ChangeSet {
+            customers: vec![Write { record: a2, expected: Some(0) }, Write::insert(b.clone())],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("move the external id");
+    assert_eq!(store.customer_by_external_id(&t, "user-1").await.expect("read").map(|c| c.id), Some(b.id));
+}
+
+/// The dedupe key makes a second commit of the same inbound message a no-op.
+pub async fn dedupe_keys_make_commits_idempotent(store: &dyn Store) {
+    let t = tenant();
+    let c = sample_customer(&t);
+    let conv = sample_conversation(&c);
+    let m = sample_message(&conv, "SM-1", "hello");
+    let key = DedupeKey { channel: ChannelKind::Sms, external_id: "SM-1".into() };
+    let first = ChangeSet {
+        dedupe: Some(key.clone()),
+        customers: vec![Write::insert(c.clone())],
+        conversations: vec![Write::insert(conv.clone())],
+        messages: vec![Write::insert(m.clone())],
+        events: vec![Event::MessageReceived { conversation: conv.id, message: m.id, channel: ChannelKind::Sms }],
+        ..Default::default()
+    };
+    assert!(matches!(commit(store, &t, first.clone()).await, Ok(Committed::Applied { .. })));
+    assert_eq!(commit(store, &t, first).await.expect("second commit"), Committed::Duplicate { message: m.id });
+    assert_eq!(store.events_after(&t, 0, 10).await.expect("events").len(), 1);
+    assert_eq!(
+        store.message_by_external_id(&t, &ChannelKind::Sms, "SM-1").await.expect("read").map(|m| m.id),
+        Some(m.id)
+    );
+}
+
+/// Thread keys: the first conversation to claim a key keeps it.
+pub async fn thread_keys_first_claim_wins(store: &dyn Store) {
+    let t = tenant();
+    let c = sample_customer(&t);
+    let one = sample_conversation(&c);
+    let two = sample_conversation(&c);
+    let key = ThreadKey::EmailMessageId("abc@example.com".into());
+    commit(
+        store,
+        &t,
+        ChangeSet {
+            customers: vec![Write::insert(c.clone())],
+            conversations: vec![Write::insert(one.clone()), Write::insert(two.clone())],
+            thread_keys: vec![(key.clone(), one.id)],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("insert");
+    commit(store, &t, ChangeSet { thread_keys: vec![(key.clone(), two.id)], ..Default::default() })
+        .await
+        .expect("claim again");
+    assert_eq!(store.conversation_by_thread_key(&t, &key).await.expect("read"), Some(one.id));
+}
+
+/// Messages page newest first, per conversation and across a customer's conversations.
+pub async fn messages_page_newest_first(store: &dyn Store) {
+    let t = tenant();
+    let c = sample_customer(&t);
+    let one = sample_conversation(&c);
+    let two = sample_conversation(&c);
+    let mut messages = Vec::new();
+    for i in 0..25 {
+        let conv = if i % 2 == 0 { &one } else { &two };
+        messages.push(sample_message(conv, &format!("m-{i}"), &format!("body {i}")));
+    }
+    commit(
+        store,
+        &t,
+        ChangeSet {
+            customers: vec![Write::insert(c.clone())],
+            conversations: vec![Write::insert(one.clone()), Write::insert(two.clone())],
+            messages: messages.iter().cloned().map(Write::insert).collect(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("insert");
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let page = store
+            .messages(&t, &MessageQuery { scope: MessageScope::Customer(c.id), before, limit: 10 })
+            .await
+            .expect("page");
+        if page.is_empty() {
+            break;
+        }
+        before = page.last().map(|m| m.id);
+        seen.extend(page.into_iter().map(|m| m.id));
+    }
+    let expected: Vec<MessageId> = messages.iter().rev().map(|m| m.id).collect();
+    assert_eq!(seen, expected, "customer timeline must be every message once, newest first");
+    let only_one = store
+        .messages(&t, &MessageQuery { scope: MessageScope::Conversation(one.id), before: None, limit: 100 })
+        .await
+        .expect("page");
+    assert_eq!(only_one.len(), 13);
+    assert!(only_one.windows(2).all(|w| w[0].id > w[1].id));
+}
+
+/// Deleting a conversation removes its messages, thread keys and idempotency keys.
+pub async fn conversation_delete_cascades(store: &dyn Store) {
+    let t = tenant();
+    let c = sample_customer(&t);
+    let conv = sample_conversation(&c);
+    let m = sample_message(&conv, "SM-9", "secret text");
+    let key = ThreadKey::ReplyToken(conv.reply_token.clone());
+    commit(
+        store,
+        &t,
+        ChangeSet {
+            customers: vec![Write::insert(c.clone())],
+            conversations: vec![Write::insert(conv.clone())],
+            messages: vec![Write::insert(m.clone())],
+            thread_keys: vec![(key.clone(), conv.id)],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("insert");
+    commit(store, &t, ChangeSet { conversation_deletes: vec![conv.id], ..Default::default() }).await.expect("delete");
+    assert_eq!(store.conversation(&t, conv.id).await.expect("read"), None);
+    assert_eq!(store.message(&t, m.id).await.expect("read"), None);
+    assert_eq!(store.message_by_external_id(&t, &ChannelKind::Sms, "SM-9").await.expect("read"), None);
+    assert_eq!(store.conversation_by_thread_key(&t, &key).await.expect("read"), None);
+    assert!(store.conversations_of(&t, c.id).await.expect("list").is_empty());
+}
+
+/// Events are numbered 1, 2, 3, … per tenant in commit order and paged with `events_after`.
+pub async fn events_are_sequenced(store: &dyn Store) {
+    let t = tenant();
+    for _ in 0..5 {
+        let c = sample_customer(&t);
+        commit(
+            store,
+            &t,
+            ChangeSet {
+                customers: vec![Write::insert(c.clone())],
+                events: vec![Event::CustomerCreated { customer: c.id }, Event::CustomerUpdated { customer: c.id }],
+                at: at(1),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("insert");
+    }
+    let all = store.events_after(&t, 0, 100).await.expect("events");
+    assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=10).collect::<Vec<u64>>());
+    assert!(all.iter().all(|e| e.tenant == t && e.at == at(1)));
+    let tail = store.events_after(&t, 7, 2).await.expect("events");
+    assert_eq!(tail.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![8, 9]);
+}
+
+/// Nothing of one tenant is visible or writable from another.
+pub async fn tenants_are_isolated(store: &dyn Store) {
+    let a = tenant();
+    let b = tenant();
+    let c = sample_customer(&a);
+    let i = sample_identity(&c, ChannelKind::Sms, AddressKind::Phone, "+14155550100", Verification::CarrierAsserted);
+    let conv = sample_conversation(&c);
+    let m = sample_message(&conv, "SM-T", "hello");
+    commit(
+        store,
+        &a,
+        ChangeSet {
+            customers: vec![Write::insert(c.clone())],
+            identities: vec![Write::insert(i.clone())],
+            conversations: vec![Write::insert(conv.clone())],
+            messages: vec![Write::insert(m.clone())],
+            events: vec![Event::CustomerCreated { customer: c.id }],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("insert");
+    assert_eq!(store.customer(&b, c.id).await.expect("read"), None);
+    assert_eq!(store.identity(&b, i.id).await.expect("read"), None);
+    assert_eq!(store.identity_by_address(&b, &ChannelKind::Sms, &i.address).await.expect("read"), None);
+    assert!(store.identities_of(&b, c.id).await.expect("read").is_empty());
+    assert!(store.customers_by_address(&b, &LinkKey(i.address.clone())).await.expect("read").is_empty());
+    assert_eq!(store.conversation(&b, conv.id).await.expect("read"), None);
+    assert!(store.conversations_of(&b, c.id).await.expect("read").is_empty());
+    assert_eq!(store.message(&b, m.id).await.expect("read"), None);
+    assert_eq!(store.message_by_external_id(&b, &ChannelKind::Sms, "SM-T").await.expect("read"), None);
+    assert!(
+        store
+            .messages(&b, &MessageQuery { scope: MessageScope::Customer(c.id), before: None, limit: 10 })
+            .await
+            .expect("read")
+            .is_empty()
+    );
+    assert!(store.events_after(&b, 0, 10).await.expect("read").is_empty());
+    // Writing a record of tenant A through tenant B is refused.
+    let mut changed = c.clone();
+    changed.name = Some("Mallory".into());
+    changed.version = 1;
+    let err = commit(
+        store,
+        &b,
+        ChangeSet { customers: vec![Write { record: changed, expected: Some(0) }], ..Default::default() },
+    )
+    .await;
+    assert!(err.is_err(), "a write of another tenant's record must fail");
+    assert_eq!(store.customer(&a, c.id).await.expect("read").and_then(|c| c.name), None);
+}
+
+/// Runs every check.
+pub async fn run_all(store: &dyn Store) {
+    versions_and_conflicts(store).await;
+    failed_commit_changes_nothing(store).await;
+    identity_addresses_are_unique(store).await;
+    trusted_addresses_link_one_customer(store).await;
+    external_ids_are_unique(store).await;
+    dedupe_keys_make_commits_idempotent(store).await;
+    thread_keys_first_claim_wins(store).await;
+    messages_page_newest_first(store).await;
+    conversation_delete_cascades(store).await;
+    events_are_sequenced(store).await;
+    tenants_are_isolated(store).await;
+}

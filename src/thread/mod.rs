@@ -1,0 +1,287 @@
+//! Threading: which conversation an inbound message belongs to.
+//!
+//! In order, first match wins: explicit references (provider thread id, our reply token, our
+//! or the customer's email Message-IDs in `In-Reply-To`/`References`) — each only if the sender is
+//! the conversation's customer; the per-channel session of `(endpoint, identity)` on
+//! single-thread channels; the customer's open conversation on any channel within the
+//! cross-channel window, if one is configured; else a new conversation. A matched conversation
+//! that is resolved goes through the [`ReopenPolicy`]; a closed one is never reopened: a new
+//! conversation starts and points back at it.
+
+use crate::model::{
+    ChannelKind, Conversation, ConversationId, CustomerId, EndpointId, IdentityId, InboundMessage, TenantId,
+};
+use crate::store::{Store, ThreadKey};
+use crate::{Error, Result};
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// What to do when the customer writes into a resolved conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "policy", content = "within", rename_all = "snake_case")]
+pub enum ReopenPolicy {
+    /// Always reopen it.
+    Reopen,
+    /// Reopen it if it was resolved at most this long ago; otherwise start a new conversation.
+    #[serde(with = "duration_secs")]
+    ReopenWithin(Duration),
+    /// Never reopen: start a new conversation that points back at it.
+    AlwaysNew,
+    /// Never reopen and accept no new message through it: ingest fails with
+    /// [`Error::Refused`] (a web widget that disallows messages after resolution).
+    Reject,
+}
+
+mod duration_secs {
+    use chrono::Duration;
+    use serde::{Deserialize, Deserializer, Serializer};
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_i64(d.num_seconds())
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let secs = i64::deserialize(d)?;
+        Duration::try_seconds(secs).ok_or_else(|| serde::de::Error::custom("duration out of range"))
+    }
+}
+
+/// Threading rules for one channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChannelThreading {
+    /// Whether the customer's latest conversation through the same `(endpoint, identity)`
+    /// continues (single-thread channels such as WhatsApp, SMS, Messenger).
+    pub session: bool,
+    /// What happens when that conversation (or a referenced one) is resolved.
+    pub reopen: ReopenPolicy,
+}
+
+/// Threading rules for all channels.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ThreadingPolicy {
+    /// Rules for channels without an override: session threading on single-thread channels,
+    /// reopen within 7 days.
+    pub per_channel: HashMap<ChannelKind, ChannelThreading>,
+    /// Reopen policy for channels without an override.
+    pub reopen: ReopenPolicy,
+    /// If set, a message on any channel continues the customer's most recently active open
+    /// conversation when that was active within this window (off by default: each channel has
+    /// its own reply rules, and agents must see which channel a reply goes to).
+    pub cross_channel_window: Option<Duration>,
+}
+
+impl Default for ThreadingPolicy {
+    fn default() -> Self {
+        ThreadingPolicy {
+            per_channel: HashMap::new(),
+            reopen: ReopenPolicy::ReopenWithin(Duration::days(7)),
+            cross_channel_window: None,
+        }
+    }
+}
+
+impl ThreadingPolicy {
+    /// The rules for `channel`.
+    pub fn for_channel(&self, channel: &ChannelKind) -> ChannelThreading {
+        self.per_channel
+            .get(channel)
+            .copied()
+            .unwrap_or(ChannelThreading { session: channel.is_single_thread(), reopen: self.reopen })
+    }
+
+    /// Sets the rules for one channel.
+    pub fn with_channel(mut self, channel: ChannelKind, rules: ChannelThreading) -> Self {
+        self.per_channel.insert(channel, rules);
+        self
+    }
+
+    /// Enables cross-channel continuation within `window`.
+    pub fn with_cross_channel_window(mut self, window: Duration) -> Self {
+        self.cross_channel_window = Some(window);
+        self
+    }
+}
+
+/// Why a message joined the conversation it joined.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ThreadReason {
+    /// The provider's thread id.
+    ProviderThread,
+    /// Our reply token in the recipient address.
+    ReplyToken,
+    /// A Message-ID in `In-Reply-To` or `References`.
+    EmailReference,
+    /// The same `(endpoint, identity)` session on a single-thread channel.
+    Session,
+    /// The customer's open conversation on another channel, within the cross-channel window.
+    CrossChannel,
+}
+
+/// Why a new conversation was opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OpenReason {
+    /// Nothing to continue.
+    NoMatch,
+    /// The matched conversation is closed.
+    PreviousClosed,
+    /// The matched conversation was resolved longer ago than the reopen window.
+    ReopenWindowExpired,
+    /// The reopen policy says always new.
+    PolicyAlwaysNew,
+}
+
+/// Where an inbound message went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "decision", rename_all = "snake_case")]
+pub enum ThreadDecision {
+    /// Joined an open conversation.
+    Continued {
+        /// Why.
+        reason: ThreadReason,
+    },
+    /// Reopened a resolved (or woke a snoozed) conversation.
+    Reopened {
+        /// Why.
+        reason: ThreadReason,
+    },
+    /// Started a new conversation.
+    Opened {
+        /// Why.
+        reason: OpenReason,
+        /// The conversation it follows, if any.
+        previous: Option<ConversationId>,
+    },
+    /// The message had been ingested before.
+    Duplicate,
+}
+
+/// The outcome of threading: an existing conversation to extend, or the parameters of a new one.
+#[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // built once per message, never stored
+pub(crate) enum Placement {
+    Existing { conversation: Conversation, decision: ThreadDecision },
+    New { decision: ThreadDecision, previous: Option<ConversationId> },
+}
+
+pub(crate) struct ThreadInput<'a> {
+    pub msg: &'a InboundMessage,
+    pub customer: CustomerId,
+    pub identity: IdentityId,
+    pub endpoint: &'a EndpointId,
+    pub now: DateTime<Utc>,
+}
+
+/// The thread keys an inbound message refers to, strongest first.
+pub(crate) fn referenced_keys(msg: &InboundMessage) -> Vec<(ThreadKey, ThreadReason)> {
+    let mut keys = Vec::new();
+    let t = &msg.thread;
+    if let Some(id) = t.provider_thread_id.as_deref().filter(|s| !s.is_empty()) {
+        keys.push((ThreadKey::ProviderThread(msg.channel.clone(), id.to_owned()), ThreadReason::ProviderThread));
+    }
+    if let Some(token) = t.reply_token.as_deref().filter(|s| !s.is_empty()) {
+        keys.push((ThreadKey::ReplyToken(token.to_owned()), ThreadReason::ReplyToken));
+    }
+    for id in t.in_reply_to.iter().chain(t.references.iter().rev()) {
+        let id = message_id(id);
+        if !id.is_empty() {
+            keys.push((ThreadKey::EmailMessageId(id.to_owned()), ThreadReason::EmailReference));
+        }
+    }
+    keys
+}
+
+/// An email Message-ID without surrounding whitespace and angle brackets.
+pub fn message_id(raw: &str) -> &str {
+    raw.trim().trim_start_matches('<').trim_end_matches('>')
+}
+
+fn apply_reopen(
+    conversation: Conversation,
+    reason: ThreadReason,
+    policy: ReopenPolicy,
+    now: DateTime<Utc>,
+) -> Result<Placement> {
+    use crate::model::ConversationStatus as S;
+    let previous = Some(conversation.id);
+    match conversation.status {
+        S::Open | S::Pending => {
+            Ok(Placement::Existing { conversation, decision: ThreadDecision::Continued { reason } })
+        }
+        S::Snoozed { .. } => Ok(Placement::Existing { conversation, decision: ThreadDecision::Reopened { reason } }),
+        S::Closed => Ok(Placement::New {
+            decision: ThreadDecision::Opened { reason: OpenReason::PreviousClosed, previous },
+            previous,
+        }),
+        S::Resolved => match policy {
+            ReopenPolicy::Reopen => {
+                Ok(Placement::Existing { conversation, decision: ThreadDecision::Reopened { reason } })
+            }
+            ReopenPolicy::ReopenWithin(window) => {
+                let resolved_at = conversation.resolved_at.unwrap_or(conversation.last_activity_at);
+                if now - resolved_at <= window {
+                    Ok(Placement::Existing { conversation, decision: ThreadDecision::Reopened { reason } })
+                } else {
+                    Ok(Placement::New {
+                        decision: ThreadDecision::Opened { reason: OpenReason::ReopenWindowExpired, previous },
+                        previous,
+                    })
+                }
+            }
+            ReopenPolicy::AlwaysNew => Ok(Placement::New {
+                decision: ThreadDecision::Opened { reason: OpenReason::PolicyAlwaysNew, previous },
+                previous,
+            }),
+            ReopenPolicy::Reject => Err(Error::Refused(format!(
+                "conversation {} is resolved and this channel accepts no messages after resolution",
+                conversation.id
+            ))),
+        },
+    }
+}
+
+/// Decides where an inbound message goes. `notes` collects human-readable reasons for
+/// references that were ignored.
+pub(crate) async fn place(
+    store: &dyn Store,
+    tenant: &TenantId,
+    policy: &ThreadingPolicy,
+    input: &ThreadInput<'_>,
+    notes: &mut Vec<String>,
+) -> Result<Placement> {
+    let rules = policy.for_channel(&input.msg.channel);
+    for (key, reason) in referenced_keys(input.msg) {
+        let Some(id) = store.conversation_by_thread_key(tenant, &key).await? else { continue };
+        let Some(conversation) = store.conversation(tenant, id).await? else { continue };
+        if conversation.customer != input.customer {
+            notes.push(format!("{reason:?} reference ignored: the sender is not that conversation's customer"));
+            continue;
+        }
+        return apply_reopen(conversation, reason, rules.reopen, input.now);
+    }
+    let conversations = if rules.session || policy.cross_channel_window.is_some() {
+        store.conversations_of(tenant, input.customer).await?
+    } else {
+        Vec::new()
+    };
+    if rules.session {
+        let session =
+            conversations.iter().find(|c| c.sessions.iter().any(|(e, i)| e == input.endpoint && *i == input.identity));
+        if let Some(c) = session {
+            let placement = apply_reopen(c.clone(), ThreadReason::Session, rules.reopen, input.now)?;
+            // A closed or expired session conversation still gives way to an open one elsewhere.
+            if matches!(placement, Placement::Existing { .. }) || policy.cross_channel_window.is_none() {
+                return Ok(placement);
+            }
+        }
+    }
+    if let Some(window) = policy.cross_channel_window
+        && let Some(c) = conversations.iter().find(|c| c.status.is_open() && input.now - c.last_activity_at <= window)
+    {
+        return apply_reopen(c.clone(), ThreadReason::CrossChannel, rules.reopen, input.now);
+    }
+    Ok(Placement::New {
+        decision: ThreadDecision::Opened { reason: OpenReason::NoMatch, previous: None },
+        previous: None,
+    })
+}
