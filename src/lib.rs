@@ -73,3 +73,8 @@ pub use engine::{
     SurvivorRule,
 };
 pub use error::{Error, Result};
+
+/// The README's code blocks, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

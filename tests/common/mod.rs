@@ -10,7 +10,7 @@ use touchpoint::clock::ManualClock;
 use touchpoint::context::{ContextView, TimelinePage};
 use touchpoint::events::{Event, StoredEvent};
 use touchpoint::model::*;
-use touchpoint::store::{InMemoryStore, Store};
+use touchpoint::store::InMemoryStore;
 use touchpoint::thread::ThreadingPolicy;
 use touchpoint::{Engine, EngineConfig, IngestOutcome, OutboundMessage};
 
