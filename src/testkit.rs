@@ -15,7 +15,9 @@
 
 use crate::events::Event;
 use crate::model::*;
-use crate::store::{ChangeSet, Committed, DedupeKey, LinkKey, MessageQuery, MessageScope, Store, ThreadKey, Write};
+use crate::store::{
+    ChangeSet, Committed, DedupeKey, LinkKey, MessageQuery, MessageScope, Store, ThreadKey, ThreadKeyClaim, Write,
+};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use uuid::Uuid;
 
@@ -309,16 +311,94 @@ pub async fn thread_keys_first_claim_wins(store: &dyn Store) {
         ChangeSet {
             customers: vec![Write::insert(c.clone())],
             conversations: vec![Write::insert(one.clone()), Write::insert(two.clone())],
-            thread_keys: vec![(key.clone(), one.id)],
+            thread_keys: vec![ThreadKeyClaim::new(key.clone(), one.id)],
             ..Default::default()
         },
     )
     .await
     .expect("insert");
-    commit(store, &t, ChangeSet { thread_keys: vec![(key.clone(), two.id)], ..Default::default() })
+    commit(store, &t, ChangeSet { thread_keys: vec![ThreadKeyClaim::new(key.clone(), two.id)], ..Default::default() })
         .await
         .expect("claim again");
     assert_eq!(store.conversation_by_thread_key(&t, &key).await.expect("read"), Some(one.id));
+}
+
+/// Thread keys: a claim that names the conversation it replaces takes the key over from that
+/// conversation, and only from that one.
+pub async fn thread_keys_move_only_from_the_replaced_conversation(store: &dyn Store) {
+    let t = tenant();
+    let c = sample_customer(&t);
+    let [one, two, three] = [sample_conversation(&c), sample_conversation(&c), sample_conversation(&c)];
+    let key = ThreadKey::ProviderThread(ChannelKind::InApp, "thread-1".into());
+    commit(
+        store,
+        &t,
+        ChangeSet {
+            customers: vec![Write::insert(c.clone())],
+            conversations: vec![Write::insert(one.clone()), Write::insert(two.clone()), Write::insert(three.clone())],
+            thread_keys: vec![ThreadKeyClaim::new(key.clone(), one.id)],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("insert");
+    // `three` names the wrong predecessor: the key stays with `one`.
+    let wrong = ThreadKeyClaim { key: key.clone(), conversation: three.id, replaces: Some(two.id) };
+    commit(store, &t, ChangeSet { thread_keys: vec![wrong], ..Default::default() }).await.expect("claim");
+    assert_eq!(store.conversation_by_thread_key(&t, &key).await.expect("read"), Some(one.id));
+    let right = ThreadKeyClaim { key: key.clone(), conversation: two.id, replaces: Some(one.id) };
+    commit(store, &t, ChangeSet { thread_keys: vec![right], ..Default::default() }).await.expect("take over");
+    assert_eq!(store.conversation_by_thread_key(&t, &key).await.expect("read"), Some(two.id));
+    // Deleting the old holder does not drop the key from its new holder.
+    commit(store, &t, ChangeSet { conversation_deletes: vec![one.id], ..Default::default() }).await.expect("delete");
+    assert_eq!(store.conversation_by_thread_key(&t, &key).await.expect("read"), Some(two.id));
+}
+
+/// Identities, conversations and messages can only be written for an active customer: once a
+/// customer is erased (or merged), a write that still refers to it is a conflict and changes
+/// nothing.
+pub async fn writes_for_inactive_customers_conflict(store: &dyn Store) {
+    let t = tenant();
+    let c = sample_customer(&t);
+    let conv = sample_conversation(&c);
+    commit(
+        store,
+        &t,
+        ChangeSet {
+            customers: vec![Write::insert(c.clone())],
+            conversations: vec![Write::insert(conv.clone())],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("insert");
+    let mut erased = c.clone();
+    erased.state = CustomerState::Erased { at: at(5) };
+    erased.version = 1;
+    commit(
+        store,
+        &t,
+        ChangeSet {
+            customers: vec![Write { record: erased, expected: Some(0) }],
+            conversation_deletes: vec![conv.id],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("erase");
+
+    let identity = sample_identity(&c, ChannelKind::Sms, AddressKind::Phone, "+14155550100", Verification::Verified);
+    let err =
+        store.commit(&t, ChangeSet { identities: vec![Write::insert(identity.clone())], ..Default::default() }).await;
+    assert!(matches!(err, Err(crate::Error::Conflict(_))), "identity for an erased customer: {err:?}");
+    let late = sample_conversation(&c);
+    let err =
+        store.commit(&t, ChangeSet { conversations: vec![Write::insert(late.clone())], ..Default::default() }).await;
+    assert!(matches!(err, Err(crate::Error::Conflict(_))), "conversation for an erased customer: {err:?}");
+    assert_eq!(store.identity(&t, identity.id).await.expect("read"), None);
+    assert_eq!(store.conversation(&t, late.id).await.expect("read"), None);
+    assert!(store.identities_of(&t, c.id).await.expect("read").is_empty());
+    assert!(store.conversations_of(&t, c.id).await.expect("read").is_empty());
 }
 
 /// Messages page newest first, per conversation and across a customer's conversations.
@@ -381,7 +461,7 @@ pub async fn conversation_delete_cascades(store: &dyn Store) {
             customers: vec![Write::insert(c.clone())],
             conversations: vec![Write::insert(conv.clone())],
             messages: vec![Write::insert(m.clone())],
-            thread_keys: vec![(key.clone(), conv.id)],
+            thread_keys: vec![ThreadKeyClaim::new(key.clone(), conv.id)],
             ..Default::default()
         },
     )
@@ -482,6 +562,8 @@ pub async fn run_all(store: &dyn Store) {
     external_ids_are_unique(store).await;
     dedupe_keys_make_commits_idempotent(store).await;
     thread_keys_first_claim_wins(store).await;
+    thread_keys_move_only_from_the_replaced_conversation(store).await;
+    writes_for_inactive_customers_conflict(store).await;
     messages_page_newest_first(store).await;
     conversation_delete_cascades(store).await;
     events_are_sequenced(store).await;

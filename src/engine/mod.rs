@@ -12,7 +12,7 @@ use crate::model::{
     Author, ChannelKind, ContentLimits, Conversation, ConversationId, ConversationStatus, CustomerId, DeliveryState,
     Direction, IdentityId, InboundMessage, Message, MessageId, Priority, TenantId,
 };
-use crate::store::{ChangeSet, Committed, DedupeKey, InMemoryStore, Store, ThreadKey, Write};
+use crate::store::{ChangeSet, Committed, DedupeKey, InMemoryStore, Store, ThreadKey, ThreadKeyClaim, Write};
 use crate::thread::{self, Placement, ThreadDecision, ThreadInput, ThreadingPolicy};
 use crate::{Error, Result};
 use chrono::{DateTime, Duration, Utc};
@@ -280,6 +280,7 @@ impl Engine {
             customer: resolved.customer.id,
             identity: resolved.identity.id,
             endpoint: &msg.endpoint,
+            blocked: resolved.customer.blocked,
             now,
         };
         let placement = thread::place(store, tenant, &self.inner.config.threading, &input, &mut notes).await?;
@@ -318,7 +319,9 @@ impl Engine {
         conversation.count_message(&msg.channel, true, now);
         conversation.last_inbound_at = Some(now);
         conversation.last_inbound_via = Some(session);
-        conversation.waiting_since.get_or_insert(now);
+        if conversation.status.is_open() {
+            conversation.waiting_since.get_or_insert(now);
+        }
         if conversation.subject.is_none() {
             conversation.subject.clone_from(&msg.thread.subject);
         }
@@ -347,15 +350,22 @@ impl Engine {
 
         let mut thread_keys = Vec::new();
         if expected.is_none() {
-            thread_keys.push((ThreadKey::ReplyToken(conversation.reply_token.clone()), conversation.id));
+            thread_keys
+                .push(ThreadKeyClaim::new(ThreadKey::ReplyToken(conversation.reply_token.clone()), conversation.id));
         }
         if let Some(id) = msg.thread.provider_thread_id.as_deref().filter(|s| !s.is_empty()) {
-            thread_keys.push((ThreadKey::ProviderThread(msg.channel.clone(), id.to_owned()), conversation.id));
+            // A conversation opened after a closed (or long-resolved) one takes its provider
+            // thread over, so later messages on that thread land here.
+            thread_keys.push(ThreadKeyClaim {
+                key: ThreadKey::ProviderThread(msg.channel.clone(), id.to_owned()),
+                conversation: conversation.id,
+                replaces: conversation.previous,
+            });
         }
         if msg.channel == ChannelKind::Email {
             let id = thread::message_id(&msg.external_id);
             if !id.is_empty() {
-                thread_keys.push((ThreadKey::EmailMessageId(id.to_owned()), conversation.id));
+                thread_keys.push(ThreadKeyClaim::new(ThreadKey::EmailMessageId(id.to_owned()), conversation.id));
             }
         }
 

@@ -9,7 +9,7 @@ use crate::model::{
     ConversationStatus, Customer, CustomerId, CustomerState, DeliveryState, Direction, EndpointId, Handler, Identity,
     IdentityId, LanguageTag, Message, MessageId, Priority, TenantId, TimeZoneName, Verification,
 };
-use crate::store::{ChangeSet, ThreadKey, Write};
+use crate::store::{ChangeSet, ThreadKey, ThreadKeyClaim, Write};
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
 
@@ -268,6 +268,11 @@ impl Engine {
         if !conversation.channels.iter().any(|c| c.channel == channel) {
             events.push(Event::ChannelAdded { conversation: id, channel: channel.clone() });
         }
+        // The customer's answer through the same (endpoint, identity) continues this conversation.
+        let session = (endpoint.clone(), identity_id);
+        if !conversation.sessions.contains(&session) {
+            conversation.sessions.push(session);
+        }
         conversation.count_message(&channel, false, now);
         if agent.is_some() {
             conversation.waiting_since = None;
@@ -281,7 +286,8 @@ impl Engine {
         events.push(Event::MessageRecorded { conversation: id, message: message.id, channel: channel.clone(), agent });
         let mut thread_keys = Vec::new();
         if let (ChannelKind::Email, Some(x)) = (&channel, &out.external_id) {
-            thread_keys.push((ThreadKey::EmailMessageId(crate::thread::message_id(x).to_owned()), id));
+            thread_keys
+                .push(ThreadKeyClaim::new(ThreadKey::EmailMessageId(crate::thread::message_id(x).to_owned()), id));
         }
         let changes = ChangeSet {
             conversations: vec![Write { record: conversation, expected: Some(expected) }],

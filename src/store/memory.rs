@@ -1,11 +1,11 @@
 //! The in-memory store: always compiled, the same semantics as a database backend.
 
-use super::{ChangeSet, Committed, LinkKey, MessageQuery, MessageScope, Store, ThreadKey};
+use super::{ChangeSet, Committed, LinkKey, MessageQuery, MessageScope, Store, ThreadKey, ThreadKeyClaim};
 use crate::Error;
 use crate::events::StoredEvent;
 use crate::model::{
-    AddressKind, ChannelKind, Conversation, ConversationId, Customer, CustomerId, EventId, Identity, IdentityId,
-    Message, MessageId, NormalizedAddress, TenantId, Verification,
+    AddressKind, ChannelKind, Conversation, ConversationId, Customer, CustomerId, CustomerState, EventId, Identity,
+    IdentityId, Message, MessageId, NormalizedAddress, TenantId, Verification,
 };
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -175,6 +175,7 @@ impl TenantData {
                 self.check_link_key(changes, &r.address)?;
             }
         }
+        self.check_owners_active(changes)?;
         // Conversations and messages.
         for w in &changes.conversations {
             check_version(
@@ -204,6 +205,41 @@ impl TenantData {
                 if taken || twice {
                     return Err(conflict(format!("a {} message with provider id {x:?} already exists", r.channel)));
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// Identities, conversations and messages written by the change must belong to a customer
+    /// that is active after the commit.
+    fn check_owners_active(&self, changes: &ChangeSet) -> crate::Result<()> {
+        let active = |id: CustomerId| -> crate::Result<()> {
+            let state = match changes.customers.iter().find(|w| w.record.id == id) {
+                Some(w) => Some(&w.record.state),
+                None => self.customers.get(&id).map(|c| &c.state),
+            };
+            match state {
+                Some(CustomerState::Active) => Ok(()),
+                Some(CustomerState::Merged { .. }) => Err(conflict(format!("customer {id} was merged"))),
+                Some(CustomerState::Erased { .. }) => Err(conflict(format!("customer {id} was erased"))),
+                None => Err(conflict(format!("customer {id} does not exist"))),
+            }
+        };
+        for w in &changes.identities {
+            active(w.record.customer)?;
+        }
+        for w in &changes.conversations {
+            active(w.record.customer)?;
+        }
+        for w in &changes.messages {
+            let conversation = w.record.conversation;
+            let owner = match changes.conversations.iter().find(|c| c.record.id == conversation) {
+                Some(c) => Some(c.record.customer),
+                None => self.conversations.get(&conversation).map(|c| c.customer),
+            };
+            match owner {
+                Some(customer) => active(customer)?,
+                None => return Err(conflict(format!("conversation {conversation} does not exist"))),
             }
         }
         Ok(())
@@ -361,11 +397,22 @@ impl TenantData {
         for w in changes.messages {
             self.put_message(w.record);
         }
-        for (key, conversation) in changes.thread_keys {
-            if self.conversations.contains_key(&conversation) && !self.thread_keys.contains_key(&key) {
-                self.thread_keys_by_conversation.entry(conversation).or_default().push(key.clone());
-                self.thread_keys.insert(key, conversation);
+        for claim in changes.thread_keys {
+            let ThreadKeyClaim { key, conversation, replaces } = claim;
+            if !self.conversations.contains_key(&conversation) {
+                continue;
             }
+            match self.thread_keys.get(&key).copied() {
+                None => {}
+                Some(holder) if Some(holder) == replaces && holder != conversation => {
+                    if let Some(v) = self.thread_keys_by_conversation.get_mut(&holder) {
+                        v.retain(|k| *k != key);
+                    }
+                }
+                Some(_) => continue,
+            }
+            self.thread_keys_by_conversation.entry(conversation).or_default().push(key.clone());
+            self.thread_keys.insert(key, conversation);
         }
         let first = self.events.len() as u64 + 1;
         for event in changes.events {

@@ -20,7 +20,11 @@
 //!   idempotency key `(channel, external_id)`. A taken key is a conflict — except the dedupe key
 //!   of the change set, which yields [`Committed::Duplicate`] and changes nothing.
 //! * Verified link keys (see [`LinkKey`]) map to at most one customer.
-//! * Thread keys are insert-if-absent: the first conversation to claim a key keeps it.
+//! * Thread keys are insert-if-absent: the first conversation to claim a key keeps it, unless
+//!   a [`ThreadKeyClaim`] names the conversation it `replaces` and that conversation still holds it.
+//! * Identities, conversations and messages belong to an active customer: a write that would
+//!   leave one attached to a merged or erased customer is a conflict (so an erasure racing an
+//!   ingest can never leave data behind or revive the customer).
 //! * Events get consecutive sequence numbers per tenant in commit order.
 
 mod memory;
@@ -126,6 +130,25 @@ pub enum ThreadKey {
     EmailMessageId(String),
 }
 
+/// A claim of a [`ThreadKey`] by a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ThreadKeyClaim {
+    /// The key.
+    pub key: ThreadKey,
+    /// The conversation that claims it.
+    pub conversation: ConversationId,
+    /// `None`: claim the key only if nobody holds it. `Some(old)`: take the key over if `old`
+    /// (typically a closed conversation) still holds it or nobody does.
+    pub replaces: Option<ConversationId>,
+}
+
+impl ThreadKeyClaim {
+    /// A first-claim-wins claim.
+    pub fn new(key: ThreadKey, conversation: ConversationId) -> Self {
+        ThreadKeyClaim { key, conversation, replaces: None }
+    }
+}
+
 /// Which messages to list.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", content = "id", rename_all = "snake_case")]
@@ -190,8 +213,8 @@ pub struct ChangeSet {
     pub conversation_deletes: Vec<ConversationId>,
     /// Messages to insert or update.
     pub messages: Vec<Write<Message>>,
-    /// Thread keys to claim (insert-if-absent).
-    pub thread_keys: Vec<(ThreadKey, ConversationId)>,
+    /// Thread keys to claim.
+    pub thread_keys: Vec<ThreadKeyClaim>,
     /// Events to append to the outbox.
     pub events: Vec<Event>,
     /// When the change happened (the events' timestamp).

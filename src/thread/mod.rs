@@ -145,6 +145,12 @@ pub enum ThreadDecision {
         /// Why.
         reason: ThreadReason,
     },
+    /// Kept in a resolved or snoozed conversation without reopening it, because the customer
+    /// is blocked: the message is stored and nobody is asked to handle it.
+    KeptQuiet {
+        /// Why this conversation.
+        reason: ThreadReason,
+    },
     /// Started a new conversation.
     Opened {
         /// Why.
@@ -169,6 +175,7 @@ pub(crate) struct ThreadInput<'a> {
     pub customer: CustomerId,
     pub identity: IdentityId,
     pub endpoint: &'a EndpointId,
+    pub blocked: bool,
     pub now: DateTime<Utc>,
 }
 
@@ -200,10 +207,14 @@ fn apply_reopen(
     conversation: Conversation,
     reason: ThreadReason,
     policy: ReopenPolicy,
-    now: DateTime<Utc>,
+    input: &ThreadInput<'_>,
 ) -> Result<Placement> {
     use crate::model::ConversationStatus as S;
     let previous = Some(conversation.id);
+    let now = input.now;
+    if input.blocked && matches!(conversation.status, S::Resolved | S::Snoozed { .. }) {
+        return Ok(Placement::Existing { conversation, decision: ThreadDecision::KeptQuiet { reason } });
+    }
     match conversation.status {
         S::Open | S::Pending => {
             Ok(Placement::Existing { conversation, decision: ThreadDecision::Continued { reason } })
@@ -257,7 +268,7 @@ pub(crate) async fn place(
             notes.push(format!("{reason:?} reference ignored: the sender is not that conversation's customer"));
             continue;
         }
-        return apply_reopen(conversation, reason, rules.reopen, input.now);
+        return apply_reopen(conversation, reason, rules.reopen, input);
     }
     let conversations = if rules.session || policy.cross_channel_window.is_some() {
         store.conversations_of(tenant, input.customer).await?
@@ -268,7 +279,7 @@ pub(crate) async fn place(
         let session =
             conversations.iter().find(|c| c.sessions.iter().any(|(e, i)| e == input.endpoint && *i == input.identity));
         if let Some(c) = session {
-            let placement = apply_reopen(c.clone(), ThreadReason::Session, rules.reopen, input.now)?;
+            let placement = apply_reopen(c.clone(), ThreadReason::Session, rules.reopen, input)?;
             // A closed or expired session conversation still gives way to an open one elsewhere.
             if matches!(placement, Placement::Existing { .. }) || policy.cross_channel_window.is_none() {
                 return Ok(placement);
@@ -278,7 +289,7 @@ pub(crate) async fn place(
     if let Some(window) = policy.cross_channel_window
         && let Some(c) = conversations.iter().find(|c| c.status.is_open() && input.now - c.last_activity_at <= window)
     {
-        return apply_reopen(c.clone(), ThreadReason::CrossChannel, rules.reopen, input.now);
+        return apply_reopen(c.clone(), ThreadReason::CrossChannel, rules.reopen, input);
     }
     Ok(Placement::New {
         decision: ThreadDecision::Opened { reason: OpenReason::NoMatch, previous: None },
