@@ -62,6 +62,7 @@
 
 mod read;
 mod schema;
+mod statements;
 mod worker;
 mod write;
 
@@ -289,8 +290,9 @@ impl SqliteStore {
     pub async fn schema_version(&self) -> Result<u32> {
         self.inner
             .workers
-            .read(|conn| {
-                let v: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(backend_error)?;
+            .read(|sql| {
+                let v: i64 =
+                    sql.conn().pragma_query_value(None, "user_version", |r| r.get(0)).map_err(backend_error)?;
                 u32::try_from(v).map_err(|_| corrupt("schema version", format!("{v} is out of range")))
             })
             .await
@@ -301,8 +303,8 @@ impl SqliteStore {
     pub async fn integrity_check(&self) -> Result<()> {
         self.inner
             .workers
-            .read(|conn| {
-                let mut stmt = conn.prepare("PRAGMA integrity_check").map_err(backend_error)?;
+            .read(|sql| {
+                let mut stmt = sql.conn().prepare("PRAGMA integrity_check").map_err(backend_error)?;
                 let problems: Vec<String> = stmt
                     .query_map([], |r| r.get::<_, String>(0))
                     .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
@@ -325,6 +327,11 @@ impl SqliteStore {
 fn configure(conn: &Connection, options: &SqliteOptions) -> Result<()> {
     conn.set_prepared_statement_cache_capacity(64);
     conn.busy_timeout(options.busy_timeout).map_err(backend_error)?;
+    // 16 MiB of page cache per connection, and reads through a memory map of up to 1 GiB.
+    conn.pragma_update(None, "cache_size", -16_384).map_err(backend_error)?;
+    // The per-change-set savepoints journal the pages they touch: keep that journal in memory.
+    conn.pragma_update(None, "temp_store", "MEMORY").map_err(backend_error)?;
+    conn.pragma_update(None, "mmap_size", 1_i64 << 30).map_err(backend_error)?;
     conn.pragma_update(None, "secure_delete", options.secure_delete).map_err(backend_error)?;
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! The read side of the store: one function per `Store` lookup, run on a reader connection.
 
+use super::statements::Sql;
 use super::{backend_error, channel_key, decode, decode_id, kind_key, verification_from_rank};
 use crate::Result;
 use crate::events::StoredEvent;
@@ -8,32 +9,40 @@ use crate::model::{
     MessageId, NormalizedAddress, Verification,
 };
 use crate::store::{LinkKey, MessageQuery, MessageScope, ThreadKey};
-use rusqlite::{Connection, OptionalExtension, Params, params};
+use rusqlite::{OptionalExtension, Params, params};
 use serde::de::DeserializeOwned;
 
 /// The first column of the single row `sql` returns, decoded as JSON.
-fn one<T: DeserializeOwned>(conn: &Connection, what: &'static str, sql: &str, p: impl Params) -> Result<Option<T>> {
-    let mut stmt = conn.prepare_cached(sql).map_err(backend_error)?;
-    let mut rows = stmt.query(p).map_err(backend_error)?;
-    match rows.next().map_err(backend_error)? {
-        Some(row) => {
-            let json = row.get_ref(0).and_then(|v| Ok(v.as_str()?)).map_err(backend_error)?;
-            decode(what, json).map(Some)
-        }
-        None => Ok(None),
-    }
+fn one<T: DeserializeOwned>(
+    sql: &Sql<'_>,
+    what: &'static str,
+    query: &'static str,
+    p: impl Params,
+) -> Result<Option<T>> {
+    sql.with(query, |stmt| {
+        let mut rows = stmt.query(p)?;
+        Ok(match rows.next()? {
+            Some(row) => Some(decode(what, row.get_ref(0)?.as_str()?)),
+            None => None,
+        })
+    })
+    .map_err(backend_error)?
+    .transpose()
 }
 
 /// The first column of every row `sql` returns, decoded as JSON.
-fn all<T: DeserializeOwned>(conn: &Connection, what: &'static str, sql: &str, p: impl Params) -> Result<Vec<T>> {
-    let mut stmt = conn.prepare_cached(sql).map_err(backend_error)?;
-    let mut rows = stmt.query(p).map_err(backend_error)?;
-    let mut out = Vec::new();
-    while let Some(row) = rows.next().map_err(backend_error)? {
-        let json = row.get_ref(0).and_then(|v| Ok(v.as_str()?)).map_err(backend_error)?;
-        out.push(decode(what, json)?);
-    }
-    Ok(out)
+fn all<T: DeserializeOwned>(sql: &Sql<'_>, what: &'static str, query: &'static str, p: impl Params) -> Result<Vec<T>> {
+    sql.with(query, |stmt| {
+        let mut rows = stmt.query(p)?;
+        let mut out = Vec::new();
+        while let Some(row) = rows.next()? {
+            out.push(decode(what, row.get_ref(0)?.as_str()?));
+        }
+        Ok(out)
+    })
+    .map_err(backend_error)?
+    .into_iter()
+    .collect()
 }
 
 /// SQLite `LIMIT` from a page size.
@@ -41,27 +50,22 @@ fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
 
-pub(super) fn customer(conn: &Connection, tenant: &str, id: CustomerId) -> Result<Option<Customer>> {
-    one(
-        conn,
-        "customer",
-        "SELECT record FROM customers WHERE tenant = ?1 AND id = ?2",
-        params![tenant, id.0.as_bytes()],
-    )
+pub(super) fn customer(sql: &Sql<'_>, tenant: &str, id: CustomerId) -> Result<Option<Customer>> {
+    one(sql, "customer", "SELECT record FROM customers WHERE tenant = ?1 AND id = ?2", params![tenant, id.0.as_bytes()])
 }
 
-pub(super) fn customer_by_external_id(conn: &Connection, tenant: &str, external_id: &str) -> Result<Option<Customer>> {
+pub(super) fn customer_by_external_id(sql: &Sql<'_>, tenant: &str, external_id: &str) -> Result<Option<Customer>> {
     one(
-        conn,
+        sql,
         "customer",
         "SELECT record FROM customers WHERE tenant = ?1 AND external_id = ?2",
         params![tenant, external_id],
     )
 }
 
-pub(super) fn identity(conn: &Connection, tenant: &str, id: IdentityId) -> Result<Option<Identity>> {
+pub(super) fn identity(sql: &Sql<'_>, tenant: &str, id: IdentityId) -> Result<Option<Identity>> {
     one(
-        conn,
+        sql,
         "identity",
         "SELECT record FROM identities WHERE tenant = ?1 AND id = ?2",
         params![tenant, id.0.as_bytes()],
@@ -69,22 +73,22 @@ pub(super) fn identity(conn: &Connection, tenant: &str, id: IdentityId) -> Resul
 }
 
 pub(super) fn identity_by_address(
-    conn: &Connection,
+    sql: &Sql<'_>,
     tenant: &str,
     channel: &ChannelKind,
     address: &NormalizedAddress,
 ) -> Result<Option<Identity>> {
     one(
-        conn,
+        sql,
         "identity",
         "SELECT record FROM identities WHERE tenant = ?1 AND channel = ?2 AND address_kind = ?3 AND address = ?4",
         params![tenant, channel_key(channel), kind_key(address.kind), address.value],
     )
 }
 
-pub(super) fn identities_of(conn: &Connection, tenant: &str, customer: CustomerId) -> Result<Vec<Identity>> {
+pub(super) fn identities_of(sql: &Sql<'_>, tenant: &str, customer: CustomerId) -> Result<Vec<Identity>> {
     all(
-        conn,
+        sql,
         "identity",
         "SELECT record FROM identities WHERE tenant = ?1 AND customer = ?2 ORDER BY customer_ord",
         params![tenant, customer.0.as_bytes()],
@@ -92,7 +96,7 @@ pub(super) fn identities_of(conn: &Connection, tenant: &str, customer: CustomerI
 }
 
 pub(super) fn customers_by_address(
-    conn: &Connection,
+    sql: &Sql<'_>,
     tenant: &str,
     key: &LinkKey,
 ) -> Result<Vec<(CustomerId, Verification)>> {
@@ -100,20 +104,21 @@ pub(super) fn customers_by_address(
     if key.0.kind == AddressKind::Platform {
         return Ok(Vec::new());
     }
-    let mut stmt = conn
-        .prepare_cached(
-            "SELECT customer, verification FROM identities \
-             WHERE tenant = ?1 AND address_kind = ?2 AND address = ?3 ORDER BY seq",
+    // In the order the identities were inserted (`seq`).
+    let mut found = sql
+        .with(
+            "SELECT seq, customer, verification FROM identities WHERE tenant = ?1 AND address_kind = ?2 AND address = ?3",
+            |s| {
+                s.query_map(params![tenant, kind_key(key.0.kind), key.0.value], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, [u8; 16]>(1)?, r.get::<_, i64>(2)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()
+            },
         )
         .map_err(backend_error)?;
-    let rows = stmt
-        .query_map(params![tenant, kind_key(key.0.kind), key.0.value], |r| {
-            Ok((r.get::<_, [u8; 16]>(0)?, r.get::<_, i64>(1)?))
-        })
-        .map_err(backend_error)?;
+    found.sort_unstable_by_key(|(seq, ..)| *seq);
     let mut out: Vec<(CustomerId, Verification)> = Vec::new();
-    for row in rows {
-        let (customer, rank) = row.map_err(backend_error)?;
+    for (_, customer, rank) in found {
         let (customer, verification) = (CustomerId(decode_id(customer)), verification_from_rank(rank)?);
         match out.iter_mut().find(|(c, _)| *c == customer) {
             Some((_, v)) => *v = (*v).max(verification),
@@ -123,9 +128,9 @@ pub(super) fn customers_by_address(
     Ok(out)
 }
 
-pub(super) fn conversation(conn: &Connection, tenant: &str, id: ConversationId) -> Result<Option<Conversation>> {
+pub(super) fn conversation(sql: &Sql<'_>, tenant: &str, id: ConversationId) -> Result<Option<Conversation>> {
     one(
-        conn,
+        sql,
         "conversation",
         "SELECT record FROM conversations WHERE tenant = ?1 AND id = ?2",
         params![tenant, id.0.as_bytes()],
@@ -133,20 +138,21 @@ pub(super) fn conversation(conn: &Connection, tenant: &str, id: ConversationId) 
 }
 
 pub(super) fn conversation_by_thread_key(
-    conn: &Connection,
+    sql: &Sql<'_>,
     tenant: &str,
     key: &ThreadKey,
 ) -> Result<Option<ConversationId>> {
     let key = super::encode("thread key", key)?;
-    conn.prepare_cached("SELECT conversation FROM thread_keys WHERE tenant = ?1 AND key = ?2")
-        .and_then(|mut s| s.query_row(params![tenant, key], |r| r.get::<_, [u8; 16]>(0)).optional())
-        .map_err(backend_error)
-        .map(|o| o.map(|b| ConversationId(decode_id(b))))
+    sql.with("SELECT conversation FROM thread_keys WHERE tenant = ?1 AND key = ?2", |s| {
+        s.query_row(params![tenant, key], |r| r.get::<_, [u8; 16]>(0)).optional()
+    })
+    .map_err(backend_error)
+    .map(|o| o.map(|b| ConversationId(decode_id(b))))
 }
 
-pub(super) fn conversations_of(conn: &Connection, tenant: &str, customer: CustomerId) -> Result<Vec<Conversation>> {
+pub(super) fn conversations_of(sql: &Sql<'_>, tenant: &str, customer: CustomerId) -> Result<Vec<Conversation>> {
     let mut v: Vec<Conversation> = all(
-        conn,
+        sql,
         "conversation",
         "SELECT record FROM conversations WHERE tenant = ?1 AND customer = ?2",
         params![tenant, customer.0.as_bytes()],
@@ -155,60 +161,60 @@ pub(super) fn conversations_of(conn: &Connection, tenant: &str, customer: Custom
     Ok(v)
 }
 
-pub(super) fn message(conn: &Connection, tenant: &str, id: MessageId) -> Result<Option<Message>> {
-    one(conn, "message", "SELECT record FROM messages WHERE tenant = ?1 AND id = ?2", params![tenant, id.0.as_bytes()])
+pub(super) fn message(sql: &Sql<'_>, tenant: &str, id: MessageId) -> Result<Option<Message>> {
+    one(sql, "message", "SELECT record FROM messages WHERE tenant = ?1 AND id = ?2", params![tenant, id.0.as_bytes()])
 }
 
 pub(super) fn message_by_external_id(
-    conn: &Connection,
+    sql: &Sql<'_>,
     tenant: &str,
     channel: &ChannelKind,
     external_id: &str,
 ) -> Result<Option<Message>> {
     one(
-        conn,
+        sql,
         "message",
         "SELECT record FROM messages WHERE tenant = ?1 AND channel = ?2 AND external_id = ?3",
         params![tenant, channel_key(channel), external_id],
     )
 }
 
-pub(super) fn messages(conn: &Connection, tenant: &str, query: &MessageQuery) -> Result<Vec<Message>> {
+pub(super) fn messages(sql: &Sql<'_>, tenant: &str, query: &MessageQuery) -> Result<Vec<Message>> {
     if query.limit == 0 {
         return Ok(Vec::new());
     }
     let n = limit(query.limit);
     match (query.scope, query.before) {
         (MessageScope::Conversation(c), None) => all(
-            conn,
+            sql,
             "message",
             "SELECT record FROM messages WHERE tenant = ?1 AND conversation = ?2 ORDER BY id DESC LIMIT ?3",
             params![tenant, c.0.as_bytes(), n],
         ),
         (MessageScope::Conversation(c), Some(before)) => all(
-            conn,
+            sql,
             "message",
             "SELECT record FROM messages WHERE tenant = ?1 AND conversation = ?2 AND id < ?3 \
              ORDER BY id DESC LIMIT ?4",
             params![tenant, c.0.as_bytes(), before.0.as_bytes(), n],
         ),
-        // The page's ids come from the (tenant, conversation, id) index alone; only the page's
-        // records are read.
+        // The page's ids come from the customer's conversations (outer loop, forced by CROSS
+        // JOIN) and the (tenant, conversation, id) index alone; only the page's records are read.
         (MessageScope::Customer(c), None) => all(
-            conn,
+            sql,
             "message",
             "SELECT record FROM messages WHERE tenant = ?1 AND id IN ( \
-                 SELECT m.id FROM conversations c JOIN messages m \
+                 SELECT m.id FROM conversations c CROSS JOIN messages m \
                      ON m.tenant = c.tenant AND m.conversation = c.id \
                  WHERE c.tenant = ?1 AND c.customer = ?2 ORDER BY m.id DESC LIMIT ?3) \
              ORDER BY id DESC",
             params![tenant, c.0.as_bytes(), n],
         ),
         (MessageScope::Customer(c), Some(before)) => all(
-            conn,
+            sql,
             "message",
             "SELECT record FROM messages WHERE tenant = ?1 AND id IN ( \
-                 SELECT m.id FROM conversations c JOIN messages m \
+                 SELECT m.id FROM conversations c CROSS JOIN messages m \
                      ON m.tenant = c.tenant AND m.conversation = c.id \
                  WHERE c.tenant = ?1 AND c.customer = ?2 AND m.id < ?3 ORDER BY m.id DESC LIMIT ?4) \
              ORDER BY id DESC",
@@ -217,13 +223,13 @@ pub(super) fn messages(conn: &Connection, tenant: &str, query: &MessageQuery) ->
     }
 }
 
-pub(super) fn events_after(conn: &Connection, tenant: &str, after: u64, n: usize) -> Result<Vec<StoredEvent>> {
+pub(super) fn events_after(sql: &Sql<'_>, tenant: &str, after: u64, n: usize) -> Result<Vec<StoredEvent>> {
     let Ok(after) = i64::try_from(after) else { return Ok(Vec::new()) };
     if n == 0 {
         return Ok(Vec::new());
     }
     all(
-        conn,
+        sql,
         "event",
         "SELECT record FROM events WHERE tenant = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
         params![tenant, after, limit(n)],

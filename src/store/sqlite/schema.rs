@@ -26,7 +26,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
         version     INTEGER NOT NULL,
         record      TEXT    NOT NULL,
         PRIMARY KEY (tenant, id)
-    );
+    ) WITHOUT ROWID;
     CREATE UNIQUE INDEX customers_by_external_id ON customers (tenant, external_id)
         WHERE external_id IS NOT NULL;
 
@@ -44,8 +44,8 @@ pub(super) const MIGRATIONS: &[&str] = &[
         record       TEXT    NOT NULL
     );
     CREATE UNIQUE INDEX identities_by_id ON identities (tenant, id);
-    CREATE UNIQUE INDEX identities_by_address ON identities (tenant, channel, address_kind, address);
-    CREATE INDEX identities_by_link_key ON identities (tenant, address_kind, address);
+    -- Serves both the (channel, address) unique key and link-key lookups (any channel).
+    CREATE UNIQUE INDEX identities_by_address ON identities (tenant, address_kind, address, channel);
     CREATE INDEX identities_by_customer ON identities (tenant, customer, customer_ord);
 
     CREATE TABLE conversations (
@@ -85,7 +85,7 @@ pub(super) const MIGRATIONS: &[&str] = &[
         seq    INTEGER NOT NULL,
         record TEXT    NOT NULL,
         PRIMARY KEY (tenant, seq)
-    );
+    ) WITHOUT ROWID;
     "#,
 ];
 

@@ -3,6 +3,7 @@
 //! Callers never block: they queue a job and await a `futures::channel::oneshot` answer, so the
 //! store works on any executor (or none: `futures::executor::block_on`).
 
+use super::statements::Sql;
 use super::write;
 use crate::model::TenantId;
 use crate::store::{ChangeSet, Committed};
@@ -15,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 
 /// A read to run on some connection; it answers through the oneshot it captured.
-pub(super) type ReadJob = Box<dyn FnOnce(&Connection) + Send>;
+pub(super) type ReadJob = Box<dyn for<'s, 'c> FnOnce(&'s Sql<'c>) + Send>;
 
 /// A change set waiting for the writer.
 pub(super) struct CommitJob {
@@ -88,7 +89,7 @@ impl Workers {
     pub(super) async fn read<T, F>(&self, f: F) -> Result<T>
     where
         T: Send + 'static,
-        F: FnOnce(&Connection) -> Result<T> + Send + 'static,
+        F: for<'s, 'c> FnOnce(&'s Sql<'c>) -> Result<T> + Send + 'static,
     {
         let (reply, rx) = oneshot::channel();
         let job: ReadJob = Box::new(move |conn| {
@@ -114,6 +115,7 @@ impl Drop for Workers {
 }
 
 fn run_reader(conn: Connection, jobs: &Mutex<Receiver<ReadJob>>) {
+    let sql = Sql::new(&conn);
     loop {
         let job = {
             let queue = jobs.lock().unwrap_or_else(|p| p.into_inner());
@@ -124,11 +126,12 @@ fn run_reader(conn: Connection, jobs: &Mutex<Receiver<ReadJob>>) {
         };
         // A panicking job drops its reply sender: its caller gets a backend error, the thread
         // lives on.
-        let _ = catch_unwind(AssertUnwindSafe(|| job(&conn)));
+        let _ = catch_unwind(AssertUnwindSafe(|| job(&sql)));
     }
 }
 
 fn run_writer(conn: Connection, jobs: Receiver<WriterJob>, max_batch: usize) {
+    let sql = Sql::new(&conn);
     let max_batch = max_batch.max(1);
     while let Ok(first) = jobs.recv() {
         let mut commits = Vec::new();
@@ -143,11 +146,11 @@ fn run_writer(conn: Connection, jobs: Receiver<WriterJob>, max_batch: usize) {
             }
             next = if commits.len() < max_batch { jobs.try_recv().ok() } else { None };
         }
-        if !commits.is_empty() && catch_unwind(AssertUnwindSafe(|| commit_batch(&conn, commits))).is_err() {
+        if !commits.is_empty() && catch_unwind(AssertUnwindSafe(|| commit_batch(&sql, commits))).is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
         for read in reads {
-            let _ = catch_unwind(AssertUnwindSafe(|| read(&conn)));
+            let _ = catch_unwind(AssertUnwindSafe(|| read(&sql)));
         }
     }
 }
@@ -162,8 +165,8 @@ fn batch_failure(e: &rusqlite::Error) -> Error {
 /// One transaction for the batch, one savepoint per change set: a change set that fails rolls
 /// back only itself. Answers go out after `COMMIT` returns, so an `Ok` is durable (as far as the
 /// `synchronous` setting makes it so).
-fn commit_batch(conn: &Connection, jobs: Vec<CommitJob>) {
-    if let Err(e) = conn.execute_batch("BEGIN IMMEDIATE") {
+fn commit_batch(sql: &Sql<'_>, jobs: Vec<CommitJob>) {
+    if let Err(e) = sql.run("BEGIN IMMEDIATE") {
         for job in jobs {
             let _ = job.reply.send(Err(batch_failure(&e)));
         }
@@ -176,16 +179,16 @@ fn commit_batch(conn: &Connection, jobs: Vec<CommitJob>) {
             answers.push((reply, Err(batch_failure(e))));
             continue;
         }
-        if let Err(e) = conn.execute_batch("SAVEPOINT change_set") {
+        if let Err(e) = sql.run("SAVEPOINT change_set") {
             answers.push((reply, Err(batch_failure(&e))));
             broken = Some(e);
             continue;
         }
-        let result = write::commit(conn, &tenant, changes);
+        let result = write::commit(sql, &tenant, changes);
         let end = if result.is_ok() {
-            conn.execute_batch("RELEASE change_set")
+            sql.run("RELEASE change_set")
         } else {
-            conn.execute_batch("ROLLBACK TO change_set; RELEASE change_set")
+            sql.run("ROLLBACK TO change_set").and_then(|()| sql.run("RELEASE change_set"))
         };
         match end {
             Ok(()) => answers.push((reply, result)),
@@ -197,7 +200,7 @@ fn commit_batch(conn: &Connection, jobs: Vec<CommitJob>) {
     }
     let outcome = match broken {
         Some(e) => Err(e),
-        None => conn.execute_batch("COMMIT"),
+        None => sql.run("COMMIT"),
     };
     match outcome {
         Ok(()) => {
@@ -206,7 +209,7 @@ fn commit_batch(conn: &Connection, jobs: Vec<CommitJob>) {
             }
         }
         Err(e) => {
-            let _ = conn.execute_batch("ROLLBACK");
+            let _ = sql.conn().execute_batch("ROLLBACK");
             for (reply, result) in answers {
                 let _ = reply.send(match result {
                     Ok(_) => Err(batch_failure(&e)),

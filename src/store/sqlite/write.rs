@@ -7,6 +7,7 @@
 //! events). The unique indexes of the schema back the checks up; a violation that slipped past
 //! them is reported as a conflict as well.
 
+use super::statements::Sql;
 use super::{backend_error, channel_key, decode_id, encode, kind_key, verification_rank};
 use crate::events::StoredEvent;
 use crate::model::{
@@ -15,7 +16,7 @@ use crate::model::{
 };
 use crate::store::{ChangeSet, Committed, LinkKey, ThreadKeyClaim, Write};
 use crate::{Error, Result};
-use rusqlite::{Connection, OptionalExtension, params};
+use rusqlite::{OptionalExtension, params};
 use std::collections::HashMap;
 
 fn conflict(what: String) -> Error {
@@ -23,8 +24,8 @@ fn conflict(what: String) -> Error {
 }
 
 /// Applies one change set; the caller wraps it in a savepoint and rolls back on error.
-pub(super) fn commit(conn: &Connection, tenant: &TenantId, changes: ChangeSet) -> Result<Committed> {
-    let db = Db { conn, tenant: tenant.as_str() };
+pub(super) fn commit(sql: &Sql<'_>, tenant: &TenantId, changes: ChangeSet) -> Result<Committed> {
+    let db = Db { sql, tenant: tenant.as_str() };
     if let Some(key) = &changes.dedupe
         && let Some(existing) = db.message_by_key(&key.channel, &key.external_id)?
     {
@@ -92,16 +93,15 @@ struct IdentityRow {
     address: String,
 }
 
-struct Db<'c> {
-    conn: &'c Connection,
-    tenant: &'c str,
+struct Db<'s, 'c> {
+    sql: &'s Sql<'c>,
+    tenant: &'s str,
 }
 
-impl Db<'_> {
+impl Db<'_, '_> {
     fn customer_row(&self, id: CustomerId) -> Result<Option<(u64, String)>> {
-        self.conn
-            .prepare_cached("SELECT version, state FROM customers WHERE tenant = ?1 AND id = ?2")
-            .and_then(|mut s| {
+        self.sql
+            .with("SELECT version, state FROM customers WHERE tenant = ?1 AND id = ?2", |s| {
                 s.query_row(params![self.tenant, id.0.as_bytes()], |r| {
                     Ok((version_from_sql(r.get(0)?), r.get::<_, String>(1)?))
                 })
@@ -111,19 +111,17 @@ impl Db<'_> {
     }
 
     fn customer_by_external_id(&self, external_id: &str) -> Result<Option<CustomerId>> {
-        self.conn
-            .prepare_cached("SELECT id FROM customers WHERE tenant = ?1 AND external_id = ?2")
-            .and_then(|mut s| s.query_row(params![self.tenant, external_id], |r| r.get::<_, [u8; 16]>(0)).optional())
+        self.sql
+            .with("SELECT id FROM customers WHERE tenant = ?1 AND external_id = ?2", |s| {
+                s.query_row(params![self.tenant, external_id], |r| r.get::<_, [u8; 16]>(0)).optional()
+            })
             .map_err(backend_error)
             .map(|o| o.map(|b| CustomerId(decode_id(b))))
     }
 
     fn identity_row(&self, id: IdentityId) -> Result<Option<IdentityRow>> {
-        self.conn
-            .prepare_cached(
-                "SELECT version, channel, address_kind, address FROM identities WHERE tenant = ?1 AND id = ?2",
-            )
-            .and_then(|mut s| {
+        self.sql
+            .with("SELECT version, channel, address_kind, address FROM identities WHERE tenant = ?1 AND id = ?2", |s| {
                 s.query_row(params![self.tenant, id.0.as_bytes()], |r| {
                     Ok(IdentityRow {
                         version: version_from_sql(r.get(0)?),
@@ -138,50 +136,55 @@ impl Db<'_> {
     }
 
     fn identity_by_address(&self, channel: &ChannelKind, address: &NormalizedAddress) -> Result<Option<IdentityId>> {
-        self.conn
-            .prepare_cached(
+        self.sql
+            .with(
                 "SELECT id FROM identities WHERE tenant = ?1 AND channel = ?2 AND address_kind = ?3 AND address = ?4",
+                |s| {
+                    s.query_row(
+                        params![self.tenant, channel_key(channel), kind_key(address.kind), address.value],
+                        |r| r.get::<_, [u8; 16]>(0),
+                    )
+                    .optional()
+                },
             )
-            .and_then(|mut s| {
-                s.query_row(params![self.tenant, channel_key(channel), kind_key(address.kind), address.value], |r| {
-                    r.get::<_, [u8; 16]>(0)
-                })
-                .optional()
-            })
             .map_err(backend_error)
             .map(|o| o.map(|b| IdentityId(decode_id(b))))
     }
 
-    /// Identities holding `address` on any channel: (identity, customer, verification).
+    /// Identities holding `address` on any channel: (identity, customer, verification), in
+    /// the order they were inserted.
     fn link_holders(&self, address: &NormalizedAddress) -> Result<Vec<(IdentityId, CustomerId, Verification)>> {
-        let mut stmt = self
-            .conn
-            .prepare_cached(
-                "SELECT id, customer, verification FROM identities \
-                 WHERE tenant = ?1 AND address_kind = ?2 AND address = ?3 ORDER BY seq",
+        let found = self
+            .sql
+            .with(
+                "SELECT seq, id, customer, verification FROM identities \
+                 WHERE tenant = ?1 AND address_kind = ?2 AND address = ?3",
+                |s| {
+                    s.query_map(params![self.tenant, kind_key(address.kind), address.value], |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, [u8; 16]>(1)?,
+                            r.get::<_, [u8; 16]>(2)?,
+                            r.get::<_, i64>(3)?,
+                        ))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                },
             )
             .map_err(backend_error)?;
-        let rows = stmt
-            .query_map(params![self.tenant, kind_key(address.kind), address.value], |r| {
-                Ok((r.get::<_, [u8; 16]>(0)?, r.get::<_, [u8; 16]>(1)?, r.get::<_, i64>(2)?))
+        let mut found = found;
+        found.sort_unstable_by_key(|(seq, ..)| *seq);
+        found
+            .into_iter()
+            .map(|(_, id, customer, rank)| {
+                Ok((IdentityId(decode_id(id)), CustomerId(decode_id(customer)), super::verification_from_rank(rank)?))
             })
-            .map_err(backend_error)?;
-        let mut out = Vec::new();
-        for row in rows {
-            let (id, customer, rank) = row.map_err(backend_error)?;
-            out.push((
-                IdentityId(decode_id(id)),
-                CustomerId(decode_id(customer)),
-                super::verification_from_rank(rank)?,
-            ));
-        }
-        Ok(out)
+            .collect()
     }
 
     fn conversation_row(&self, id: ConversationId) -> Result<Option<(u64, CustomerId)>> {
-        self.conn
-            .prepare_cached("SELECT version, customer FROM conversations WHERE tenant = ?1 AND id = ?2")
-            .and_then(|mut s| {
+        self.sql
+            .with("SELECT version, customer FROM conversations WHERE tenant = ?1 AND id = ?2", |s| {
                 s.query_row(params![self.tenant, id.0.as_bytes()], |r| {
                     Ok((version_from_sql(r.get(0)?), CustomerId(decode_id(r.get(1)?))))
                 })
@@ -191,16 +194,16 @@ impl Db<'_> {
     }
 
     fn conversation_exists(&self, id: ConversationId) -> Result<bool> {
-        self.conn
-            .prepare_cached("SELECT 1 FROM conversations WHERE tenant = ?1 AND id = ?2")
-            .and_then(|mut s| s.exists(params![self.tenant, id.0.as_bytes()]))
+        self.sql
+            .with("SELECT 1 FROM conversations WHERE tenant = ?1 AND id = ?2", |s| {
+                s.exists(params![self.tenant, id.0.as_bytes()])
+            })
             .map_err(backend_error)
     }
 
     fn message_version(&self, id: MessageId) -> Result<Option<u64>> {
-        self.conn
-            .prepare_cached("SELECT version FROM messages WHERE tenant = ?1 AND id = ?2")
-            .and_then(|mut s| {
+        self.sql
+            .with("SELECT version FROM messages WHERE tenant = ?1 AND id = ?2", |s| {
                 s.query_row(params![self.tenant, id.0.as_bytes()], |r| r.get::<_, i64>(0).map(version_from_sql))
                     .optional()
             })
@@ -208,9 +211,8 @@ impl Db<'_> {
     }
 
     fn message_by_key(&self, channel: &ChannelKind, external_id: &str) -> Result<Option<MessageId>> {
-        self.conn
-            .prepare_cached("SELECT id FROM messages WHERE tenant = ?1 AND channel = ?2 AND external_id = ?3")
-            .and_then(|mut s| {
+        self.sql
+            .with("SELECT id FROM messages WHERE tenant = ?1 AND channel = ?2 AND external_id = ?3", |s| {
                 s.query_row(params![self.tenant, channel_key(channel), external_id], |r| r.get::<_, [u8; 16]>(0))
                     .optional()
             })
@@ -219,9 +221,10 @@ impl Db<'_> {
     }
 
     fn thread_key_holder(&self, key: &str) -> Result<Option<ConversationId>> {
-        self.conn
-            .prepare_cached("SELECT conversation FROM thread_keys WHERE tenant = ?1 AND key = ?2")
-            .and_then(|mut s| s.query_row(params![self.tenant, key], |r| r.get::<_, [u8; 16]>(0)).optional())
+        self.sql
+            .with("SELECT conversation FROM thread_keys WHERE tenant = ?1 AND key = ?2", |s| {
+                s.query_row(params![self.tenant, key], |r| r.get::<_, [u8; 16]>(0)).optional()
+            })
             .map_err(backend_error)
             .map(|o| o.map(|b| ConversationId(decode_id(b))))
     }
@@ -381,8 +384,8 @@ impl Db<'_> {
         Ok(())
     }
 
-    fn exec(&self, sql: &str, params: impl rusqlite::Params) -> Result<usize> {
-        self.conn.prepare_cached(sql).and_then(|mut s| s.execute(params)).map_err(write_error)
+    fn exec(&self, sql: &'static str, params: impl rusqlite::Params) -> Result<usize> {
+        self.sql.with(sql, |s| s.execute(params)).map_err(write_error)
     }
 
     fn apply(&self, tenant: &TenantId, changes: ChangeSet) -> Result<Committed> {
@@ -431,23 +434,25 @@ impl Db<'_> {
         for Write { record, expected } in &changes.identities {
             let json = encode("identity", record)?;
             if expected.is_some() {
-                // A move to another customer puts the identity last in that customer's list.
-                self.exec(
-                    "UPDATE identities SET \
-                         customer_ord = CASE WHEN customer = ?3 THEN customer_ord ELSE \
-                             (SELECT COALESCE(MAX(customer_ord), 0) + 1 FROM identities \
-                              WHERE tenant = ?1 AND customer = ?3) END, \
-                         customer = ?3, verification = ?4, version = ?5, record = ?6 \
-                     WHERE tenant = ?1 AND id = ?2",
-                    params![
-                        t,
-                        record.id.0.as_bytes(),
-                        record.customer.0.as_bytes(),
-                        verification_rank(record.verification),
-                        version_to_sql(record.version),
-                        json
-                    ],
+                let id = record.id.0.as_bytes();
+                let customer = record.customer.0.as_bytes();
+                let (rank, version) = (verification_rank(record.verification), version_to_sql(record.version));
+                // The common case (same owner) leaves the indexes alone; a move to another
+                // customer puts the identity last in that customer's list.
+                let same_owner = self.exec(
+                    "UPDATE identities SET verification = ?4, version = ?5, record = ?6 \
+                     WHERE tenant = ?1 AND id = ?2 AND customer = ?3",
+                    params![t, id, customer, rank, version, json],
                 )?;
+                if same_owner == 0 {
+                    self.exec(
+                        "UPDATE identities SET customer = ?3, verification = ?4, version = ?5, record = ?6, \
+                             customer_ord = (SELECT COALESCE(MAX(customer_ord), 0) + 1 FROM identities \
+                                             WHERE tenant = ?1 AND customer = ?3) \
+                         WHERE tenant = ?1 AND id = ?2",
+                        params![t, id, customer, rank, version, json],
+                    )?;
+                }
             } else {
                 self.exec(
                     "INSERT INTO identities (tenant, id, customer, customer_ord, channel, address_kind, address, \
@@ -475,10 +480,17 @@ impl Db<'_> {
             let p =
                 params![t, record.id.0.as_bytes(), record.customer.0.as_bytes(), version_to_sql(record.version), json];
             if expected.is_some() {
-                self.exec(
-                    "UPDATE conversations SET customer = ?3, version = ?4, record = ?5 WHERE tenant = ?1 AND id = ?2",
+                let same_owner = self.exec(
+                    "UPDATE conversations SET version = ?4, record = ?5 WHERE tenant = ?1 AND id = ?2 AND customer = ?3",
                     p,
                 )?;
+                if same_owner == 0 {
+                    self.exec(
+                        "UPDATE conversations SET customer = ?3, version = ?4, record = ?5 \
+                         WHERE tenant = ?1 AND id = ?2",
+                        p,
+                    )?;
+                }
             } else {
                 self.exec(
                     "INSERT INTO conversations (tenant, id, customer, version, record) VALUES (?1, ?2, ?3, ?4, ?5)",
@@ -536,9 +548,10 @@ impl Db<'_> {
             return Ok(Committed::Applied { first_event_seq: 0 });
         }
         let last: i64 = self
-            .conn
-            .prepare_cached("SELECT COALESCE(MAX(seq), 0) FROM events WHERE tenant = ?1")
-            .and_then(|mut s| s.query_row(params![t], |r| r.get(0)))
+            .sql
+            .with("SELECT COALESCE(MAX(seq), 0) FROM events WHERE tenant = ?1", |s| {
+                s.query_row(params![t], |r| r.get(0))
+            })
             .map_err(backend_error)?;
         let first = version_from_sql(last) + 1;
         for (i, event) in changes.events.into_iter().enumerate() {
