@@ -83,6 +83,9 @@ use std::sync::Arc;
 use std::time::Duration;
 use worker::Workers;
 
+/// WAL size (in pages) at which the checkpointer copies the WAL back (SQLite's own default).
+const CHECKPOINT_PAGES: std::ffi::c_int = 1000;
+
 /// How hard SQLite works to make a commit survive a crash (`PRAGMA synchronous`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
@@ -239,7 +242,7 @@ impl SqliteStore {
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let open = |flags| Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e));
-        let writer = open(flags)?;
+        let mut writer = open(flags)?;
         configure(&writer, &options)?;
         // WAL lets readers read while the writer writes; the mode is stored in the file.
         let mode: String =
@@ -255,7 +258,27 @@ impl SqliteStore {
             conn.pragma_update(None, "query_only", true).map_err(backend_error)?;
             reader_connections.push(conn);
         }
-        let workers = Workers::start(writer, reader_connections, options.max_batch)?;
+        // Checkpoints run on their own thread: the writer's WAL hook only asks for them.
+        let checkpoints = if mode.eq_ignore_ascii_case("wal") {
+            let (ask, requests) = std::sync::mpsc::channel::<()>();
+            writer
+                .wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: std::ffi::c_int| {
+                    if pages >= CHECKPOINT_PAGES {
+                        let _ = ask.send(());
+                    }
+                    // Should the checkpointer fall far behind, the writer copies the WAL itself.
+                    if pages >= 16 * CHECKPOINT_PAGES {
+                        let _ = wal.checkpoint(); // PASSIVE
+                    }
+                    // Never an error: it would make the committed transaction report a failure.
+                    Ok(())
+                }))
+                .map_err(backend_error)?;
+            Some((open(flags)?, requests))
+        } else {
+            None
+        };
+        let workers = Workers::start(writer, reader_connections, checkpoints, options.max_batch)?;
         Ok(SqliteStore { inner: Arc::new(Inner { path: Some(path.to_owned()), options, workers }) })
     }
 
@@ -272,7 +295,7 @@ impl SqliteStore {
         let conn = Connection::open_in_memory().map_err(backend_error)?;
         configure(&conn, &options)?;
         schema::migrate(&conn)?;
-        let workers = Workers::start(conn, Vec::new(), options.max_batch)?;
+        let workers = Workers::start(conn, Vec::new(), None, options.max_batch)?;
         Ok(SqliteStore { inner: Arc::new(Inner { path: None, options, workers }) })
     }
 
@@ -486,6 +509,6 @@ impl Store for SqliteStore {
 
     async fn events_after(&self, tenant: &TenantId, after: u64, limit: usize) -> Result<Vec<StoredEvent>> {
         let t = tenant.clone();
-        self.inner.workers.read(move |c| read::events_after(c, t.as_str(), after, limit)).await
+        self.inner.workers.read(move |c| read::events_after(c, &t, after, limit)).await
     }
 }

@@ -1,12 +1,13 @@
 //! The read side of the store: one function per `Store` lookup, run on a reader connection.
 
 use super::statements::Sql;
+use super::write::{EventIn, version_from_sql};
 use super::{backend_error, channel_key, decode, decode_id, kind_key, verification_from_rank};
 use crate::Result;
 use crate::events::StoredEvent;
 use crate::model::{
     AddressKind, ChannelKind, Conversation, ConversationId, Customer, CustomerId, Identity, IdentityId, Message,
-    MessageId, NormalizedAddress, Verification,
+    MessageId, NormalizedAddress, TenantId, Verification,
 };
 use crate::store::{LinkKey, MessageQuery, MessageScope, ThreadKey};
 use rusqlite::{OptionalExtension, Params, params};
@@ -223,15 +224,21 @@ pub(super) fn messages(sql: &Sql<'_>, tenant: &str, query: &MessageQuery) -> Res
     }
 }
 
-pub(super) fn events_after(sql: &Sql<'_>, tenant: &str, after: u64, n: usize) -> Result<Vec<StoredEvent>> {
+pub(super) fn events_after(sql: &Sql<'_>, tenant: &TenantId, after: u64, n: usize) -> Result<Vec<StoredEvent>> {
     let Ok(after) = i64::try_from(after) else { return Ok(Vec::new()) };
     if n == 0 {
         return Ok(Vec::new());
     }
-    all(
-        sql,
-        "event",
-        "SELECT record FROM events WHERE tenant = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
-        params![tenant, after, limit(n)],
-    )
+    let rows = sql
+        .with("SELECT seq, record FROM events WHERE tenant = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3", |s| {
+            let mut rows = s.query(params![tenant.as_str(), after, limit(n)])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                let seq: i64 = row.get(0)?;
+                out.push((seq, decode::<EventIn>("event", row.get_ref(1)?.as_str()?)));
+            }
+            Ok(out)
+        })
+        .map_err(backend_error)?;
+    rows.into_iter().map(|(seq, e)| Ok(e?.into_stored(tenant.clone(), version_from_sql(seq)))).collect()
 }

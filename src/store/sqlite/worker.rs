@@ -4,7 +4,7 @@
 //! store works on any executor (or none: `futures::executor::block_on`).
 
 use super::statements::Sql;
-use super::write;
+use super::write::{self, Encoded};
 use crate::model::TenantId;
 use crate::store::{ChangeSet, Committed};
 use crate::{Error, Result};
@@ -22,6 +22,7 @@ pub(super) type ReadJob = Box<dyn for<'s, 'c> FnOnce(&'s Sql<'c>) + Send>;
 pub(super) struct CommitJob {
     pub(super) tenant: TenantId,
     pub(super) changes: ChangeSet,
+    pub(super) json: Encoded,
     pub(super) reply: oneshot::Sender<Result<Committed>>,
 }
 
@@ -58,9 +59,20 @@ fn stopped() -> Error {
 }
 
 impl Workers {
-    /// Starts the writer on `writer` and one reader thread per connection in `readers`.
-    pub(super) fn start(writer: Connection, readers: Vec<Connection>, max_batch: usize) -> Result<Workers> {
+    /// Starts the writer on `writer`, one reader thread per connection in `readers`, and a
+    /// checkpointer on `checkpoints` (a connection and the queue the writer's WAL hook feeds).
+    pub(super) fn start(
+        writer: Connection,
+        readers: Vec<Connection>,
+        checkpoints: Option<(Connection, Receiver<()>)>,
+        max_batch: usize,
+    ) -> Result<Workers> {
         let mut workers = Workers { writer: None, readers: None, threads: Vec::new() };
+        if let Some((conn, requests)) = checkpoints {
+            workers
+                .threads
+                .push(spawn("touchpoint-sqlite-checkpoint".into(), move || run_checkpoints(&conn, &requests))?);
+        }
         let (tx, rx) = std::sync::mpsc::channel::<WriterJob>();
         workers.threads.push(spawn("touchpoint-sqlite-writer".into(), move || run_writer(writer, rx, max_batch))?);
         workers.writer = Some(tx);
@@ -79,8 +91,9 @@ impl Workers {
 
     /// Queues a change set for the writer.
     pub(super) fn commit(&self, tenant: TenantId, changes: ChangeSet) -> Result<oneshot::Receiver<Result<Committed>>> {
+        let json = Encoded::new(&changes)?;
         let (reply, rx) = oneshot::channel();
-        let job = WriterJob::Commit(CommitJob { tenant, changes, reply });
+        let job = WriterJob::Commit(CommitJob { tenant, changes, json, reply });
         self.writer.as_ref().ok_or_else(stopped)?.send(job).map_err(|_| stopped())?;
         Ok(rx)
     }
@@ -111,6 +124,17 @@ impl Drop for Workers {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+    }
+}
+
+/// Copies the WAL back into the database file whenever the writer reports it has grown, so the
+/// writer thread never does it. Ends when the writer (and with it the WAL hook) is gone.
+fn run_checkpoints(conn: &Connection, requests: &Receiver<()>) {
+    while requests.recv().is_ok() {
+        while requests.try_recv().is_ok() {}
+        // PASSIVE never waits for readers or the writer; what it cannot copy now, it copies
+        // next time.
+        let _ = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
     }
 }
 
@@ -174,7 +198,7 @@ fn commit_batch(sql: &Sql<'_>, jobs: Vec<CommitJob>) {
     }
     let mut answers = Vec::with_capacity(jobs.len());
     let mut broken = None;
-    for CommitJob { tenant, changes, reply } in jobs {
+    for CommitJob { tenant, changes, json, reply } in jobs {
         if let Some(e) = &broken {
             answers.push((reply, Err(batch_failure(e))));
             continue;
@@ -184,7 +208,7 @@ fn commit_batch(sql: &Sql<'_>, jobs: Vec<CommitJob>) {
             broken = Some(e);
             continue;
         }
-        let result = write::commit(sql, &tenant, changes);
+        let result = write::commit(sql, &tenant, &changes, &json);
         let end = if result.is_ok() {
             sql.run("RELEASE change_set")
         } else {

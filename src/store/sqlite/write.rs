@@ -9,32 +9,90 @@
 
 use super::statements::Sql;
 use super::{backend_error, channel_key, decode_id, encode, kind_key, verification_rank};
-use crate::events::StoredEvent;
+use crate::events::{Event, StoredEvent};
 use crate::model::{
     ChannelKind, Content, ConversationId, CustomerId, CustomerState, EventId, IdentityId, MessageId, NormalizedAddress,
     TenantId, Verification,
 };
 use crate::store::{ChangeSet, Committed, LinkKey, ThreadKeyClaim, Write};
 use crate::{Error, Result};
+use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
+use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
 fn conflict(what: String) -> Error {
     Error::Conflict(what)
 }
 
-/// Applies one change set; the caller wraps it in a savepoint and rolls back on error.
-pub(super) fn commit(sql: &Sql<'_>, tenant: &TenantId, changes: ChangeSet) -> Result<Committed> {
+/// The JSON of every record a change set writes, made on the caller's thread so that the
+/// writer thread (the one serial part of the store) only checks and writes.
+pub(super) struct Encoded {
+    customers: Vec<String>,
+    identities: Vec<String>,
+    conversations: Vec<String>,
+    messages: Vec<String>,
+    thread_keys: Vec<String>,
+    events: Vec<String>,
+}
+
+/// An event as stored: the sequence number and the tenant are columns.
+#[derive(Serialize)]
+struct EventOut<'a> {
+    id: EventId,
+    at: DateTime<Utc>,
+    event: &'a Event,
+}
+
+/// An event as read back.
+#[derive(Deserialize)]
+pub(super) struct EventIn {
+    id: EventId,
+    at: DateTime<Utc>,
+    event: Event,
+}
+
+impl EventIn {
+    pub(super) fn into_stored(self, tenant: TenantId, seq: u64) -> StoredEvent {
+        StoredEvent { seq, id: self.id, tenant, at: self.at, event: self.event }
+    }
+}
+
+impl Encoded {
+    /// Encodes the records of `changes`. Fails with [`Error::InvalidInput`] for content JSON
+    /// cannot hold (a NaN or infinite coordinate).
+    pub(super) fn new(changes: &ChangeSet) -> Result<Encoded> {
+        check_content(changes)?;
+        fn all<T: Serialize>(what: &'static str, records: &[Write<T>]) -> Result<Vec<String>> {
+            records.iter().map(|w| encode(what, &w.record)).collect()
+        }
+        Ok(Encoded {
+            customers: all("customer", &changes.customers)?,
+            identities: all("identity", &changes.identities)?,
+            conversations: all("conversation", &changes.conversations)?,
+            messages: all("message", &changes.messages)?,
+            thread_keys: changes.thread_keys.iter().map(|c| encode("thread key", &c.key)).collect::<Result<_>>()?,
+            events: changes
+                .events
+                .iter()
+                .map(|event| encode("event", &EventOut { id: EventId(uuid::Uuid::now_v7()), at: changes.at, event }))
+                .collect::<Result<_>>()?,
+        })
+    }
+}
+
+/// Applies one change set (`json` is its [`Encoded`] form). On an error the change set may be
+/// partly written: the caller runs it inside a savepoint and rolls back.
+pub(super) fn commit(sql: &Sql<'_>, tenant: &TenantId, changes: &ChangeSet, json: &Encoded) -> Result<Committed> {
     let db = Db { sql, tenant: tenant.as_str() };
     if let Some(key) = &changes.dedupe
         && let Some(existing) = db.message_by_key(&key.channel, &key.external_id)?
     {
         return Ok(Committed::Duplicate { message: existing });
     }
-    check_tenant(tenant, &changes)?;
-    check_content(&changes)?;
-    db.validate(&changes)?;
-    db.apply(tenant, changes)
+    check_tenant(tenant, changes)?;
+    db.validate(changes)?;
+    db.apply(changes, json)
 }
 
 /// Every record in a change set must belong to the tenant it is committed to.
@@ -388,7 +446,7 @@ impl Db<'_, '_> {
         self.sql.with(sql, |s| s.execute(params)).map_err(write_error)
     }
 
-    fn apply(&self, tenant: &TenantId, changes: ChangeSet) -> Result<Committed> {
+    fn apply(&self, changes: &ChangeSet, json: &Encoded) -> Result<Committed> {
         let t = self.tenant;
         for id in &changes.conversation_deletes {
             let id = id.0.as_bytes();
@@ -407,8 +465,7 @@ impl Db<'_, '_> {
                 params![t, w.record.id.0.as_bytes()],
             )?;
         }
-        for Write { record, expected } in &changes.customers {
-            let json = encode("customer", record)?;
+        for (Write { record, expected }, json) in changes.customers.iter().zip(&json.customers) {
             let p = params![
                 t,
                 record.id.0.as_bytes(),
@@ -431,8 +488,7 @@ impl Db<'_, '_> {
                 )?;
             }
         }
-        for Write { record, expected } in &changes.identities {
-            let json = encode("identity", record)?;
+        for (Write { record, expected }, json) in changes.identities.iter().zip(&json.identities) {
             if expected.is_some() {
                 let id = record.id.0.as_bytes();
                 let customer = record.customer.0.as_bytes();
@@ -475,8 +531,7 @@ impl Db<'_, '_> {
                 )?;
             }
         }
-        for Write { record, expected } in &changes.conversations {
-            let json = encode("conversation", record)?;
+        for (Write { record, expected }, json) in changes.conversations.iter().zip(&json.conversations) {
             let p =
                 params![t, record.id.0.as_bytes(), record.customer.0.as_bytes(), version_to_sql(record.version), json];
             if expected.is_some() {
@@ -498,8 +553,7 @@ impl Db<'_, '_> {
                 )?;
             }
         }
-        for Write { record, expected } in &changes.messages {
-            let json = encode("message", record)?;
+        for (Write { record, expected }, json) in changes.messages.iter().zip(&json.messages) {
             if expected.is_some() {
                 // The keys a message is found by (conversation, channel, provider id) are those
                 // it was inserted with.
@@ -523,12 +577,11 @@ impl Db<'_, '_> {
                 )?;
             }
         }
-        for ThreadKeyClaim { key, conversation, replaces } in &changes.thread_keys {
+        for (ThreadKeyClaim { conversation, replaces, .. }, key) in changes.thread_keys.iter().zip(&json.thread_keys) {
             if !self.conversation_exists(*conversation)? {
                 continue;
             }
-            let key = encode("thread key", key)?;
-            match self.thread_key_holder(&key)? {
+            match self.thread_key_holder(key)? {
                 None => {
                     self.exec(
                         "INSERT INTO thread_keys (tenant, key, conversation) VALUES (?1, ?2, ?3)",
@@ -554,11 +607,8 @@ impl Db<'_, '_> {
             })
             .map_err(backend_error)?;
         let first = version_from_sql(last) + 1;
-        for (i, event) in changes.events.into_iter().enumerate() {
+        for (i, json) in json.events.iter().enumerate() {
             let seq = first + i as u64;
-            let stored =
-                StoredEvent { seq, id: EventId(uuid::Uuid::now_v7()), tenant: tenant.clone(), at: changes.at, event };
-            let json = encode("event", &stored)?;
             self.exec(
                 "INSERT INTO events (tenant, seq, record) VALUES (?1, ?2, ?3)",
                 params![t, version_to_sql(seq), json],
