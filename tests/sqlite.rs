@@ -15,7 +15,7 @@ use touchpoint::context::TimelinePage;
 use touchpoint::events::Event;
 use touchpoint::model::*;
 use touchpoint::store::sqlite::{SqliteOptions, Synchronous};
-use touchpoint::store::{ChangeSet, Committed, MessageQuery, MessageScope, SqliteStore, Store, Write};
+use touchpoint::store::{ChangeSet, Committed, InMemoryStore, MessageQuery, MessageScope, SqliteStore, Store, Write};
 use touchpoint::testkit::{sample_conversation, sample_customer, sample_message};
 use touchpoint::thread::ThreadingPolicy;
 use touchpoint::{Engine, Error, OutboundMessage};
@@ -724,5 +724,302 @@ fn an_erased_customer_leaves_no_personal_data_in_the_database_file() {
             .find(|e| file_contains(&e.path(), secret))
             .map(|e| e.path());
         assert_eq!(hit, None, "{:?} is still on disk", String::from_utf8_lossy(secret));
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Same semantics as the in-memory store: random change sets against both, step by step
+
+/// Random change sets over a small universe of ids, addresses and keys, so that inserts,
+/// stale versions, taken keys, moves, deletes, inactive owners, duplicates and thread-key races
+/// all happen often.
+struct Universe {
+    rng: Rng,
+    tenant: TenantId,
+    other: TenantId,
+    customers: Vec<CustomerId>,
+    identities: Vec<(IdentityId, ChannelKind, NormalizedAddress)>,
+    conversations: Vec<ConversationId>,
+    /// A message keeps its conversation, channel and provider id (keys never change; several
+    /// messages share a provider id, so inserts compete for it).
+    messages: Vec<(MessageId, usize, ChannelKind, String)>,
+    step: i64,
+}
+
+const CHANNELS: [ChannelKind; 3] = [ChannelKind::Sms, ChannelKind::WhatsApp, ChannelKind::Email];
+
+impl Universe {
+    fn new(seed: u64) -> Universe {
+        let mut rng = Rng(seed);
+        let addresses = [
+            NormalizedAddress { kind: AddressKind::Phone, value: "+14155550100".into() },
+            NormalizedAddress { kind: AddressKind::Phone, value: "+14155550101".into() },
+            NormalizedAddress { kind: AddressKind::Email, value: "ana@example.com".into() },
+            NormalizedAddress { kind: AddressKind::Platform, value: "widget:visitor-1".into() },
+        ];
+        let identities = (0..8)
+            .map(|_| {
+                let channel = CHANNELS[rng.below(3) as usize].clone();
+                let address = addresses[rng.below(4) as usize].clone();
+                (IdentityId(uuid::Uuid::now_v7()), channel, address)
+            })
+            .collect();
+        Universe {
+            tenant: tenant("diff-a"),
+            other: tenant("diff-b"),
+            customers: (0..4).map(|_| CustomerId(uuid::Uuid::now_v7())).collect(),
+            identities,
+            conversations: (0..4).map(|_| ConversationId(uuid::Uuid::now_v7())).collect(),
+            messages: (0..10)
+                .map(|i| {
+                    let channel = CHANNELS[i % 2].clone();
+                    (MessageId(uuid::Uuid::now_v7()), i % 4, channel, format!("SM-{}", i % 6))
+                })
+                .collect(),
+            rng,
+            step: 0,
+        }
+    }
+
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.rng.below(items.len() as u64) as usize]
+    }
+
+    fn chance(&mut self, percent: u64) -> bool {
+        self.rng.below(100) < percent
+    }
+
+    fn at(&self, minutes: i64) -> chrono::DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 1, 1, 9, 0, 0).unwrap() + Duration::minutes(minutes)
+    }
+
+    /// Insert (mostly when absent) or update at the stored version (mostly).
+    fn expected(&mut self, stored: Option<u64>) -> Option<u64> {
+        match stored {
+            Some(v) if self.chance(92) => Some(v),
+            Some(v) if self.chance(50) => Some(v + 1),
+            Some(_) => None,
+            None if self.chance(92) => None,
+            None => Some(0),
+        }
+    }
+
+    fn change_set(&mut self, reference: &InMemoryStore) -> (TenantId, ChangeSet) {
+        self.step += 1;
+        let t = self.tenant.clone();
+        let mut cs = ChangeSet { at: self.at(self.step), ..ChangeSet::default() };
+        for _ in 0..self.rng.below(3) {
+            let id = *self.pick(&self.customers.clone());
+            let stored = run(reference.customer(&t, id)).unwrap();
+            let expected = self.expected(stored.as_ref().map(|c| c.version));
+            let mut c = Customer::new(id, t.clone(), self.at(0));
+            c.external_id = match self.rng.below(8) {
+                0 => Some("user-1".into()),
+                1 => Some("user-2".into()),
+                _ => None,
+            };
+            c.name = Some(format!("name {}", self.step));
+            c.state = match self.rng.below(30) {
+                0 => CustomerState::Erased { at: self.at(self.step) },
+                1 => CustomerState::Merged { into: *self.pick(&self.customers.clone()), at: self.at(self.step) },
+                _ => CustomerState::Active,
+            };
+            c.version = expected.map_or(0, |v| v + 1);
+            cs.customers.push(Write { record: c, expected });
+        }
+        for _ in 0..self.rng.below(3) {
+            let (id, mut channel, mut address) = self.pick(&self.identities.clone()).clone();
+            let stored = run(reference.identity(&t, id)).unwrap();
+            // An identity's address never changes: trying it is invalid input. (A new identity
+            // always uses its own address: both stores key it by its first insert.)
+            if stored.is_some() && self.chance(5) {
+                channel = CHANNELS[self.rng.below(3) as usize].clone();
+                address.value.push('9');
+            }
+            let expected = self.expected(stored.as_ref().map(|i| i.version));
+            let customer = *self.pick(&self.customers.clone());
+            let verification = match self.rng.below(3) {
+                0 => Verification::Unverified,
+                1 => Verification::CarrierAsserted,
+                _ => Verification::Verified,
+            };
+            let identity = Identity {
+                id,
+                tenant: t.clone(),
+                customer,
+                channel,
+                raw_address: address.value.clone(),
+                address,
+                verification,
+                display_name: Some(format!("step {}", self.step)),
+                endpoints: Vec::new(),
+                first_seen: self.at(0),
+                last_seen: self.at(self.step),
+                version: expected.map_or(0, |v| v + 1),
+            };
+            cs.identities.push(Write { record: identity, expected });
+        }
+        if self.chance(15) {
+            let (id, ..) = self.pick(&self.identities.clone()).clone();
+            let stored = run(reference.identity(&t, id)).unwrap().map(|i| i.version);
+            let version = match stored {
+                Some(v) if self.chance(85) => v,
+                _ => self.rng.below(3),
+            };
+            cs.identity_deletes.push((id, version));
+        }
+        for _ in 0..self.rng.below(3) {
+            let id = *self.pick(&self.conversations.clone());
+            let stored = run(reference.conversation(&t, id)).unwrap();
+            let expected = self.expected(stored.as_ref().map(|c| c.version));
+            let owner = Customer::new(*self.pick(&self.customers.clone()), t.clone(), self.at(0));
+            let mut c = sample_conversation(&owner);
+            c.id = id;
+            let minutes = self.rng.below(5) as i64;
+            c.last_activity_at = self.at(minutes);
+            c.message_count = self.step as u32;
+            c.version = expected.map_or(0, |v| v + 1);
+            cs.conversations.push(Write { record: c, expected });
+        }
+        if self.chance(6) {
+            cs.conversation_deletes.push(*self.pick(&self.conversations.clone()));
+        }
+        for _ in 0..self.rng.below(4) {
+            let (id, home, channel, external) = self.pick(&self.messages.clone()).clone();
+            let stored = run(reference.message(&t, id)).unwrap();
+            let expected = self.expected(stored.as_ref().map(|m| m.version));
+            let owner = Customer::new(self.customers[0], t.clone(), self.at(0));
+            let mut conversation = sample_conversation(&owner);
+            conversation.id = self.conversations[home];
+            let mut m = sample_message(&conversation, &external, &format!("text {}", self.step));
+            m.id = id;
+            m.channel = channel;
+            m.version = expected.map_or(0, |v| v + 1);
+            cs.messages.push(Write { record: m, expected });
+        }
+        for _ in 0..self.rng.below(3) {
+            let key = match self.rng.below(3) {
+                0 => touchpoint::store::ThreadKey::ReplyToken(format!("token-{}", self.rng.below(3))),
+                1 => touchpoint::store::ThreadKey::EmailMessageId(format!("m{}@example.com", self.rng.below(3))),
+                _ => touchpoint::store::ThreadKey::ProviderThread(ChannelKind::WhatsApp, "thread-1".into()),
+            };
+            let conversation = *self.pick(&self.conversations.clone());
+            let replaces = if self.chance(40) { Some(*self.pick(&self.conversations.clone())) } else { None };
+            cs.thread_keys.push(touchpoint::store::ThreadKeyClaim { key, conversation, replaces });
+        }
+        if self.chance(25) {
+            let channel = CHANNELS[self.rng.below(2) as usize].clone();
+            cs.dedupe =
+                Some(touchpoint::store::DedupeKey { channel, external_id: format!("SM-{}", self.rng.below(6)) });
+        }
+        for _ in 0..self.rng.below(3) {
+            cs.events.push(Event::CustomerUpdated { customer: *self.pick(&self.customers.clone()) });
+        }
+        let target = if self.chance(3) { self.other.clone() } else { t };
+        (target, cs)
+    }
+
+    /// Everything the store can tell about the universe, as text.
+    fn snapshot(&self, store: &dyn Store) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        run(async {
+            for t in [&self.tenant, &self.other] {
+                for id in &self.customers {
+                    let _ = writeln!(out, "customer {:?}", store.customer(t, *id).await.unwrap());
+                    let _ = writeln!(out, "identities_of {:?}", store.identities_of(t, *id).await.unwrap());
+                    let _ = writeln!(out, "conversations_of {:?}", store.conversations_of(t, *id).await.unwrap());
+                    let mut before = None;
+                    loop {
+                        let q = MessageQuery { scope: MessageScope::Customer(*id), before, limit: 3 };
+                        let page = store.messages(t, &q).await.unwrap();
+                        let _ = writeln!(out, "timeline page {:?}", page.iter().map(|m| m.id).collect::<Vec<_>>());
+                        let Some(last) = page.last() else { break };
+                        before = Some(last.id);
+                    }
+                }
+                for x in ["user-1", "user-2"] {
+                    let _ = writeln!(out, "external {x} {:?}", store.customer_by_external_id(t, x).await.unwrap());
+                }
+                for (id, channel, address) in &self.identities {
+                    let _ = writeln!(out, "identity {:?}", store.identity(t, *id).await.unwrap());
+                    let by_address = store.identity_by_address(t, channel, address).await.unwrap();
+                    let _ = writeln!(out, "by address {:?}", by_address.map(|i| i.id));
+                    let holders = store.customers_by_address(t, &touchpoint::store::LinkKey(address.clone())).await;
+                    let _ = writeln!(out, "holders {:?}", holders.unwrap());
+                }
+                for id in &self.conversations {
+                    let _ = writeln!(out, "conversation {:?}", store.conversation(t, *id).await.unwrap());
+                    let q = MessageQuery { scope: MessageScope::Conversation(*id), before: None, limit: 100 };
+                    let ids: Vec<_> = store.messages(t, &q).await.unwrap().iter().map(|m| m.id).collect();
+                    let _ = writeln!(out, "messages {ids:?}");
+                }
+                for (id, ..) in &self.messages {
+                    let _ = writeln!(out, "message {:?}", store.message(t, *id).await.unwrap());
+                }
+                for channel in &CHANNELS {
+                    for n in 0..6 {
+                        let m = store.message_by_external_id(t, channel, &format!("SM-{n}")).await.unwrap();
+                        let _ = writeln!(out, "by provider id {channel} {n} {:?}", m.map(|m| m.id));
+                    }
+                }
+                for n in 0..3 {
+                    for key in [
+                        touchpoint::store::ThreadKey::ReplyToken(format!("token-{n}")),
+                        touchpoint::store::ThreadKey::EmailMessageId(format!("m{n}@example.com")),
+                        touchpoint::store::ThreadKey::ProviderThread(ChannelKind::WhatsApp, "thread-1".into()),
+                    ] {
+                        let holder = store.conversation_by_thread_key(t, &key).await.unwrap();
+                        let _ = writeln!(out, "thread key {key:?} {holder:?}");
+                    }
+                }
+                let events = store.events_after(t, 0, 100_000).await.unwrap();
+                let events: Vec<_> = events.iter().map(|e| (e.seq, &e.tenant, e.at, &e.event)).collect();
+                let _ = writeln!(out, "events {events:?}");
+            }
+        });
+        out
+    }
+}
+
+fn outcome_kind(r: &touchpoint::Result<Committed>) -> String {
+    match r {
+        Ok(c) => format!("{c:?}"),
+        Err(Error::Conflict(_)) => "conflict".into(),
+        Err(Error::InvalidInput { field, .. }) => format!("invalid {field}"),
+        Err(Error::WrongTenant(_)) => "wrong tenant".into(),
+        Err(other) => format!("unexpected {other}"),
+    }
+}
+
+#[test]
+fn random_change_sets_have_the_same_outcome_as_on_the_in_memory_store() {
+    // More seeds: TOUCHPOINT_DIFFERENTIAL_SEEDS=40 cargo test --features sqlite,testkit --test sqlite
+    let seeds: u64 = std::env::var("TOUCHPOINT_DIFFERENTIAL_SEEDS").ok().and_then(|s| s.parse().ok()).unwrap_or(3);
+    let dir = TempDir::new("differential");
+    for seed in 1..=seeds {
+        let reference = InMemoryStore::new();
+        let sqlite = SqliteStore::open(dir.0.join(format!("diff-{seed}.db"))).expect("open");
+        let mut universe = Universe::new(seed);
+        let mut applied = 0;
+        for step in 0..1000 {
+            let (t, changes) = universe.change_set(&reference);
+            let expected = run(reference.commit(&t, changes.clone()));
+            let actual = run(sqlite.commit(&t, changes.clone()));
+            assert_eq!(
+                outcome_kind(&actual),
+                outcome_kind(&expected),
+                "seed {seed} step {step}: {changes:#?}\nin memory: {expected:?}\nsqlite: {actual:?}"
+            );
+            applied += usize::from(matches!(expected, Ok(Committed::Applied { .. })));
+            if step % 10 == 9 {
+                let (want, got) = (universe.snapshot(&reference), universe.snapshot(&sqlite));
+                if want != got {
+                    let first = want.lines().zip(got.lines()).find(|(a, b)| a != b);
+                    panic!("seed {seed} step {step}: stores differ, first difference {first:#?}\n{changes:#?}");
+                }
+            }
+        }
+        assert!(applied > 100, "seed {seed}: too few change sets applied ({applied}) to compare much");
     }
 }

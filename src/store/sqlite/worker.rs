@@ -4,7 +4,7 @@
 //! store works on any executor (or none: `futures::executor::block_on`).
 
 use super::statements::Sql;
-use super::write::{self, Encoded};
+use super::write::{self, Encoded, Failure};
 use crate::model::TenantId;
 use crate::store::{ChangeSet, Committed};
 use crate::{Error, Result};
@@ -186,60 +186,82 @@ fn batch_failure(e: &rusqlite::Error) -> Error {
     Error::Backend { message: format!("SQLite commit failed: {e}"), temporary, source: None }
 }
 
-/// One transaction for the batch, one savepoint per change set: a change set that fails rolls
-/// back only itself. Answers go out after `COMMIT` returns, so an `Ok` is durable (as far as the
-/// `synchronous` setting makes it so).
+/// Group commit: one transaction, one `COMMIT` (one fsync) for the whole batch, and every change
+/// set all-or-nothing inside it. Answers go out after `COMMIT` returns, so an `Ok` is durable
+/// (as far as the `synchronous` setting makes it so).
+///
+/// A change set is checked completely before it writes anything, so one that fails its checks
+/// needs no rollback. Only a failure while writing (a unique index catching what the checks did
+/// not, an I/O error) leaves a change set half-written: then the whole batch is rolled back and
+/// run again with a savepoint around each change set, which rolls back just the failing one.
 fn commit_batch(sql: &Sql<'_>, jobs: Vec<CommitJob>) {
-    if let Err(e) = sql.run("BEGIN IMMEDIATE") {
-        for job in jobs {
-            let _ = job.reply.send(Err(batch_failure(&e)));
-        }
-        return;
-    }
-    let mut answers = Vec::with_capacity(jobs.len());
-    let mut broken = None;
-    for CommitJob { tenant, changes, json, reply } in jobs {
-        if let Some(e) = &broken {
-            answers.push((reply, Err(batch_failure(e))));
-            continue;
-        }
-        if let Err(e) = sql.run("SAVEPOINT change_set") {
-            answers.push((reply, Err(batch_failure(&e))));
-            broken = Some(e);
-            continue;
-        }
-        let result = write::commit(sql, &tenant, &changes, &json);
-        let end = if result.is_ok() {
-            sql.run("RELEASE change_set")
-        } else {
-            sql.run("ROLLBACK TO change_set").and_then(|()| sql.run("RELEASE change_set"))
-        };
-        match end {
-            Ok(()) => answers.push((reply, result)),
-            Err(e) => {
-                answers.push((reply, Err(batch_failure(&e))));
-                broken = Some(e);
-            }
-        }
-    }
-    let outcome = match broken {
-        Some(e) => Err(e),
-        None => sql.run("COMMIT"),
+    let answers = match run_batch(sql, &jobs, false) {
+        Err(BatchError::HalfWritten) => run_batch(sql, &jobs, true),
+        other => other,
     };
-    match outcome {
-        Ok(()) => {
-            for (reply, result) in answers {
-                let _ = reply.send(result);
+    let answers = answers.and_then(|answers| match sql.run("COMMIT") {
+        Ok(()) => Ok(answers),
+        Err(e) => Err(BatchError::Sqlite(e)),
+    });
+    match answers {
+        Ok(answers) => {
+            for (job, answer) in jobs.into_iter().zip(answers) {
+                let _ = job.reply.send(answer);
             }
         }
         Err(e) => {
             let _ = sql.conn().execute_batch("ROLLBACK");
-            for (reply, result) in answers {
-                let _ = reply.send(match result {
-                    Ok(_) => Err(batch_failure(&e)),
-                    Err(other) => Err(other),
-                });
+            let e = match e {
+                BatchError::Sqlite(e) => batch_failure(&e),
+                BatchError::HalfWritten => Error::Backend {
+                    message: "SQLite commit failed: a change set failed half-way and could not be rolled back".into(),
+                    temporary: false,
+                    source: None,
+                },
+            };
+            for job in jobs {
+                let _ = job.reply.send(Err(Error::Backend {
+                    message: e.to_string(),
+                    temporary: e.is_temporary(),
+                    source: None,
+                }));
             }
         }
     }
+}
+
+enum BatchError {
+    /// A change set failed after it had written something, outside a savepoint.
+    HalfWritten,
+    /// The transaction itself failed.
+    Sqlite(rusqlite::Error),
+}
+
+/// Runs every change set of the batch in one open transaction (left open for the caller to
+/// commit), with or without a savepoint around each.
+fn run_batch(sql: &Sql<'_>, jobs: &[CommitJob], savepoints: bool) -> Result<Vec<Result<Committed>>, BatchError> {
+    sql.run("BEGIN IMMEDIATE").map_err(BatchError::Sqlite)?;
+    let mut answers = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        if savepoints {
+            sql.run("SAVEPOINT change_set").map_err(BatchError::Sqlite)?;
+        }
+        let answer = match write::commit(sql, &job.tenant, &job.changes, &job.json) {
+            Ok(committed) => Ok(committed),
+            Err(Failure::Refused(e)) => Err(e),
+            Err(Failure::HalfWritten(e)) if savepoints => {
+                sql.run("ROLLBACK TO change_set").map_err(BatchError::Sqlite)?;
+                Err(e)
+            }
+            Err(Failure::HalfWritten(_)) => {
+                let _ = sql.conn().execute_batch("ROLLBACK");
+                return Err(BatchError::HalfWritten);
+            }
+        };
+        if savepoints {
+            sql.run("RELEASE change_set").map_err(BatchError::Sqlite)?;
+        }
+        answers.push(answer);
+    }
+    Ok(answers)
 }

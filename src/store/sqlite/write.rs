@@ -5,7 +5,10 @@
 //! judged against the state before the change set, then applied in the same order (conversation
 //! deletes, identity deletes, customers, identities, conversations, messages, thread keys,
 //! events). The unique indexes of the schema back the checks up; a violation that slipped past
-//! them is reported as a conflict as well.
+//! them is reported as a conflict as well. A record inserted twice in one change set is written
+//! twice, as in memory: the second write replaces the record, the keys it is found by stay those
+//! of the first (hence the `ON CONFLICT (tenant, id) DO UPDATE` on every insert; an id that
+//! existed before the change set never gets there, the checks refuse it).
 
 use super::statements::Sql;
 use super::{backend_error, channel_key, decode_id, encode, kind_key, verification_rank};
@@ -81,18 +84,37 @@ impl Encoded {
     }
 }
 
-/// Applies one change set (`json` is its [`Encoded`] form). On an error the change set may be
-/// partly written: the caller runs it inside a savepoint and rolls back.
-pub(super) fn commit(sql: &Sql<'_>, tenant: &TenantId, changes: &ChangeSet, json: &Encoded) -> Result<Committed> {
+/// Why a change set was not applied.
+pub(super) enum Failure {
+    /// It failed its checks and wrote nothing.
+    Refused(Error),
+    /// It failed while writing: what it wrote must be rolled back.
+    HalfWritten(Error),
+}
+
+/// Checks one change set, then applies it (`json` is its [`Encoded`] form).
+pub(super) fn commit(
+    sql: &Sql<'_>,
+    tenant: &TenantId,
+    changes: &ChangeSet,
+    json: &Encoded,
+) -> std::result::Result<Committed, Failure> {
     let db = Db { sql, tenant: tenant.as_str() };
-    if let Some(key) = &changes.dedupe
-        && let Some(existing) = db.message_by_key(&key.channel, &key.external_id)?
-    {
-        return Ok(Committed::Duplicate { message: existing });
+    let checked = (|| {
+        if let Some(key) = &changes.dedupe
+            && let Some(existing) = db.message_by_key(&key.channel, &key.external_id)?
+        {
+            return Ok(Some(Committed::Duplicate { message: existing }));
+        }
+        check_tenant(tenant, changes)?;
+        db.validate(changes)?;
+        Ok(None)
+    })();
+    match checked {
+        Ok(Some(duplicate)) => Ok(duplicate),
+        Ok(None) => db.apply(changes, json).map_err(Failure::HalfWritten),
+        Err(e) => Err(Failure::Refused(e)),
     }
-    check_tenant(tenant, changes)?;
-    db.validate(changes)?;
-    db.apply(changes, json)
 }
 
 /// Every record in a change set must belong to the tenant it is committed to.
@@ -380,10 +402,19 @@ impl Db<'_, '_> {
     /// Identities, conversations and messages written by the change must belong to a customer
     /// that is active after the commit.
     fn check_owners_active(&self, changes: &ChangeSet) -> Result<()> {
-        let active = |id: CustomerId| -> Result<()> {
+        // One change set usually writes several records of the same customer: look it up once.
+        let mut known: Vec<(CustomerId, Option<String>)> = Vec::new();
+        let mut active = |id: CustomerId| -> Result<()> {
             let state = match changes.customers.iter().find(|w| w.record.id == id) {
                 Some(w) => Some(state_key(&w.record.state).to_owned()),
-                None => self.customer_row(id)?.map(|(_, s)| s),
+                None => match known.iter().find(|(c, _)| *c == id) {
+                    Some((_, state)) => state.clone(),
+                    None => {
+                        let state = self.customer_row(id)?.map(|(_, s)| s);
+                        known.push((id, state.clone()));
+                        state
+                    }
+                },
             };
             match state.as_deref() {
                 Some("active") => Ok(()),
@@ -483,49 +514,51 @@ impl Db<'_, '_> {
             } else {
                 self.exec(
                     "INSERT INTO customers (tenant, id, external_id, state, version, record) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+                     ON CONFLICT (tenant, id) DO UPDATE SET external_id = excluded.external_id, \
+                         state = excluded.state, version = excluded.version, record = excluded.record",
                     p,
                 )?;
             }
         }
+        // Each write first tries the common case, an update that leaves every index alone. When
+        // that finds no row (an insert, a record deleted earlier in this change set) or the owner
+        // changed, an upsert writes the record; the keys it is found by stay those of the first
+        // insert. Judged against the state before the change set, an update of a missing record
+        // never gets here.
         for (Write { record, expected }, json) in changes.identities.iter().zip(&json.identities) {
-            if expected.is_some() {
-                let id = record.id.0.as_bytes();
-                let customer = record.customer.0.as_bytes();
-                let (rank, version) = (verification_rank(record.verification), version_to_sql(record.version));
-                // The common case (same owner) leaves the indexes alone; a move to another
-                // customer puts the identity last in that customer's list.
-                let same_owner = self.exec(
+            let id = record.id.0.as_bytes();
+            let customer = record.customer.0.as_bytes();
+            let (rank, version) = (verification_rank(record.verification), version_to_sql(record.version));
+            let updated = expected.is_some()
+                && self.exec(
                     "UPDATE identities SET verification = ?4, version = ?5, record = ?6 \
                      WHERE tenant = ?1 AND id = ?2 AND customer = ?3",
                     params![t, id, customer, rank, version, json],
-                )?;
-                if same_owner == 0 {
-                    self.exec(
-                        "UPDATE identities SET customer = ?3, verification = ?4, version = ?5, record = ?6, \
-                             customer_ord = (SELECT COALESCE(MAX(customer_ord), 0) + 1 FROM identities \
-                                             WHERE tenant = ?1 AND customer = ?3) \
-                         WHERE tenant = ?1 AND id = ?2",
-                        params![t, id, customer, rank, version, json],
-                    )?;
-                }
-            } else {
+                )? == 1;
+            if !updated {
+                // A move to another customer puts the identity last in that customer's list.
                 self.exec(
                     "INSERT INTO identities (tenant, id, customer, customer_ord, channel, address_kind, address, \
                          verification, version, record) \
                      VALUES (?1, ?2, ?3, \
                          (SELECT COALESCE(MAX(customer_ord), 0) + 1 FROM identities \
                           WHERE tenant = ?1 AND customer = ?3), \
-                         ?4, ?5, ?6, ?7, ?8, ?9)",
+                         ?4, ?5, ?6, ?7, ?8, ?9) \
+                     ON CONFLICT (tenant, id) DO UPDATE SET \
+                         customer_ord = CASE WHEN customer = excluded.customer THEN customer_ord \
+                             ELSE excluded.customer_ord END, \
+                         customer = excluded.customer, verification = excluded.verification, \
+                         version = excluded.version, record = excluded.record",
                     params![
                         t,
-                        record.id.0.as_bytes(),
-                        record.customer.0.as_bytes(),
+                        id,
+                        customer,
                         channel_key(&record.channel),
                         kind_key(record.address.kind),
                         record.address.value,
-                        verification_rank(record.verification),
-                        version_to_sql(record.version),
+                        rank,
+                        version,
                         json
                     ],
                 )?;
@@ -534,44 +567,39 @@ impl Db<'_, '_> {
         for (Write { record, expected }, json) in changes.conversations.iter().zip(&json.conversations) {
             let p =
                 params![t, record.id.0.as_bytes(), record.customer.0.as_bytes(), version_to_sql(record.version), json];
-            if expected.is_some() {
-                let same_owner = self.exec(
+            let updated = expected.is_some()
+                && self.exec(
                     "UPDATE conversations SET version = ?4, record = ?5 WHERE tenant = ?1 AND id = ?2 AND customer = ?3",
                     p,
-                )?;
-                if same_owner == 0 {
-                    self.exec(
-                        "UPDATE conversations SET customer = ?3, version = ?4, record = ?5 \
-                         WHERE tenant = ?1 AND id = ?2",
-                        p,
-                    )?;
-                }
-            } else {
+                )? == 1;
+            if !updated {
                 self.exec(
-                    "INSERT INTO conversations (tenant, id, customer, version, record) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO conversations (tenant, id, customer, version, record) VALUES (?1, ?2, ?3, ?4, ?5) \
+                     ON CONFLICT (tenant, id) DO UPDATE SET customer = excluded.customer, \
+                         version = excluded.version, record = excluded.record",
                     p,
                 )?;
             }
         }
         for (Write { record, expected }, json) in changes.messages.iter().zip(&json.messages) {
-            if expected.is_some() {
-                // The keys a message is found by (conversation, channel, provider id) are those
-                // it was inserted with.
-                self.exec(
+            let (id, version) = (record.id.0.as_bytes(), version_to_sql(record.version));
+            let updated = expected.is_some()
+                && self.exec(
                     "UPDATE messages SET version = ?3, record = ?4 WHERE tenant = ?1 AND id = ?2",
-                    params![t, record.id.0.as_bytes(), version_to_sql(record.version), json],
-                )?;
-            } else {
+                    params![t, id, version, json],
+                )? == 1;
+            if !updated {
                 self.exec(
                     "INSERT INTO messages (tenant, id, conversation, channel, external_id, version, record) \
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+                     ON CONFLICT (tenant, id) DO UPDATE SET version = excluded.version, record = excluded.record",
                     params![
                         t,
-                        record.id.0.as_bytes(),
+                        id,
                         record.conversation.0.as_bytes(),
                         channel_key(&record.channel),
                         record.external_id,
-                        version_to_sql(record.version),
+                        version,
                         json
                     ],
                 )?;
