@@ -121,7 +121,7 @@ async fn run(path: &Path) -> touchpoint::Result<()> {
     println!("email       → {:?}, {:?}", third.resolution, third.thread);
     assert!(first.customer == second.customer && second.customer == third.customer, "one customer");
 
-    let view = engine.customer_context(&tenant, third.customer, TimelinePage { before: None, limit: 1_000 }).await?;
+    let view = engine.customer_context(&tenant, third.customer, TimelinePage { before: None, limit: 500 }).await?;
     println!("\n== {} ({}) ==", view.customer.name.as_deref().unwrap_or("(no name)"), view.customer.id);
     for i in &view.identities {
         println!("identity    : {:9} {}", i.identity.channel.to_string(), i.identity.address.value);

@@ -40,14 +40,23 @@
 //!   a job and awaits the answer on a `futures::channel::oneshot`, so the caller's executor never
 //!   blocks on disk, whichever executor it is.
 //! * **Group commit.** The writer takes every change set queued while it was busy (up to
-//!   [`SqliteOptions::max_batch`]) and applies them in one transaction, each inside its own
-//!   `SAVEPOINT`: a change set that conflicts rolls back only itself, the others commit together
-//!   with one `COMMIT` (one fsync). Answers go out only after `COMMIT` returned, so an `Ok` is as
-//!   durable as [`SqliteOptions::synchronous`] makes it (`FULL` by default: it survives a power
-//!   cut). Throughput grows with the number of commits in flight, not with fsyncs.
+//!   [`SqliteOptions::max_batch`]) and applies them in one transaction with one `COMMIT` (one
+//!   fsync). Each change set stays all-or-nothing: it is checked completely before it writes
+//!   anything, so one that conflicts changes nothing and the others commit; should one fail
+//!   half-way through its writes (an I/O error), the batch is rolled back and run again with a
+//!   `SAVEPOINT` around each change set. Answers go out only after `COMMIT` returned, so an `Ok`
+//!   is as durable as [`SqliteOptions::synchronous`] makes it (`FULL` by default: it survives a
+//!   power cut). Throughput grows with the number of commits in flight, not with fsyncs. The
+//!   writer only checks and writes: records are encoded to JSON on the caller's thread, and WAL
+//!   checkpoints run on a checkpointer thread of their own.
 //! * **Same semantics as [`InMemoryStore`](crate::store::InMemoryStore).** The checks of the
 //!   store contract run in the writer's transaction against the state before the change set
-//!   (versions, unique keys, link keys, active owners), and are backed by unique indexes.
+//!   (versions, unique keys, link keys, active owners), in the same order, and are backed by
+//!   unique indexes. Two differences: a location with a NaN or infinite coordinate is refused
+//!   with [`Error::InvalidInput`] (JSON cannot hold it), and a message is found by the
+//!   conversation, channel and provider id of its first insert (an update that changes them
+//!   changes the record, not its keys; the in-memory store behaves alike until the message's
+//!   conversation is deleted).
 //! * **Schema.** Records are stored as JSON next to the columns they are searched by; every key
 //!   starts with the tenant. The schema is a list of migrations in the crate, tracked with
 //!   `PRAGMA user_version` ([`SqliteStore::SCHEMA_VERSION`]); opening an older file migrates it in

@@ -28,7 +28,7 @@ pub(super) struct CommitJob {
 
 /// What the writer thread is asked to do.
 pub(super) enum WriterJob {
-    Commit(CommitJob),
+    Commit(Box<CommitJob>),
     /// Reads go to the writer when there are no reader connections (in-memory databases).
     Read(ReadJob),
 }
@@ -93,7 +93,7 @@ impl Workers {
     pub(super) fn commit(&self, tenant: TenantId, changes: ChangeSet) -> Result<oneshot::Receiver<Result<Committed>>> {
         let json = Encoded::new(&changes)?;
         let (reply, rx) = oneshot::channel();
-        let job = WriterJob::Commit(CommitJob { tenant, changes, json, reply });
+        let job = WriterJob::Commit(Box::new(CommitJob { tenant, changes, json, reply }));
         self.writer.as_ref().ok_or_else(stopped)?.send(job).map_err(|_| stopped())?;
         Ok(rx)
     }
@@ -165,7 +165,7 @@ fn run_writer(conn: Connection, jobs: Receiver<WriterJob>, max_batch: usize) {
         // into the next transaction, up to `max_batch` change sets.
         while let Some(job) = next {
             match job {
-                WriterJob::Commit(c) => commits.push(c),
+                WriterJob::Commit(c) => commits.push(*c),
                 WriterJob::Read(r) => reads.push(r),
             }
             next = if commits.len() < max_batch { jobs.try_recv().ok() } else { None };
@@ -264,4 +264,77 @@ fn run_batch(sql: &Sql<'_>, jobs: &[CommitJob], savepoints: bool) -> Result<Vec<
         answers.push(answer);
     }
     Ok(answers)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::events::Event;
+    use crate::model::{Customer, CustomerId};
+    use crate::store::Write;
+    use chrono::Utc;
+
+    fn job(tenant: &TenantId, changes: ChangeSet) -> (CommitJob, oneshot::Receiver<Result<Committed>>) {
+        let (reply, rx) = oneshot::channel();
+        let json = Encoded::new(&changes).expect("encodable");
+        (CommitJob { tenant: tenant.clone(), changes, json, reply }, rx)
+    }
+
+    fn customer_with_event(tenant: &TenantId) -> (CustomerId, ChangeSet) {
+        let c = Customer::new(CustomerId(uuid::Uuid::now_v7()), tenant.clone(), Utc::now());
+        let changes = ChangeSet {
+            customers: vec![Write::insert(c.clone())],
+            events: vec![Event::CustomerCreated { customer: c.id }],
+            at: Utc::now(),
+            ..ChangeSet::default()
+        };
+        (c.id, changes)
+    }
+
+    /// A change set that fails half-way through its writes (here: a trigger refuses its event
+    /// after its customer row is written) is rolled back alone; the rest of the batch commits.
+    #[test]
+    fn a_change_set_failing_while_writing_rolls_back_alone() {
+        let conn = Connection::open_in_memory().expect("open");
+        super::super::schema::migrate(&conn).expect("schema");
+        let tenant = TenantId::new("t").expect("tenant");
+        let (bad, bad_changes) = customer_with_event(&tenant);
+        conn.execute_batch(&format!(
+            "CREATE TRIGGER refuse BEFORE INSERT ON events WHEN NEW.record LIKE '%{bad}%' \
+             BEGIN SELECT RAISE(ABORT, 'refused by test trigger'); END;"
+        ))
+        .expect("trigger");
+        let sql = Sql::new(&conn);
+        let mut jobs = Vec::new();
+        let mut answers = Vec::new();
+        let mut good = Vec::new();
+        for i in 0..5 {
+            let (id, changes) = if i == 2 { (bad, bad_changes.clone()) } else { customer_with_event(&tenant) };
+            if i != 2 {
+                good.push(id);
+            }
+            let (j, rx) = job(&tenant, changes);
+            jobs.push(j);
+            answers.push(rx);
+        }
+        commit_batch(&sql, jobs);
+        let results: Vec<_> = answers.iter_mut().map(|rx| rx.try_recv().expect("answered").expect("answer")).collect();
+        assert!(matches!(results[2], Err(Error::Conflict(_)) | Err(Error::Backend { .. })), "{:?}", results[2]);
+        let firsts: Vec<u64> = results
+            .iter()
+            .filter_map(|r| match r {
+                Ok(Committed::Applied { first_event_seq }) => Some(*first_event_seq),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(firsts, vec![1, 2, 3, 4], "the other change sets committed, their events numbered without gaps");
+        let count = |sql_text: &str| -> i64 { conn.query_row(sql_text, [], |r| r.get(0)).expect("count") };
+        assert_eq!(count("SELECT count(*) FROM customers"), 4, "the failing change set's customer row is gone");
+        assert_eq!(count("SELECT count(*) FROM events"), 4);
+        let stored: i64 = conn
+            .query_row("SELECT count(*) FROM customers WHERE id = ?1", [bad.0.as_bytes()], |r| r.get(0))
+            .expect("count");
+        assert_eq!(stored, 0);
+        assert!(conn.is_autocommit(), "no transaction left open");
+    }
 }
