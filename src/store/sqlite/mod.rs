@@ -205,9 +205,9 @@ impl SqliteOptions {
 
 /// A durable [`Store`] on a SQLite database file (or an in-memory database, for tests).
 ///
-/// Cloning gives another handle to the same database. When the last handle is dropped, the
-/// worker threads finish the jobs already queued, the connections close (checkpointing the WAL)
-/// and the drop returns. See the [module docs](self) for how it works.
+/// Cloning gives another handle to the same database. Dropping the last handle waits for the
+/// worker threads to finish the jobs already queued and closes the connections (checkpointing
+/// the WAL into the database file). See the [module docs](self) for how it works.
 #[derive(Clone)]
 pub struct SqliteStore {
     inner: Arc<Inner>,
@@ -283,7 +283,12 @@ impl SqliteStore {
                     Ok(())
                 }))
                 .map_err(backend_error)?;
-            Some((open(flags)?, requests))
+            let checkpointer = open(flags)?;
+            configure(&checkpointer, &options)?;
+            checkpointer
+                .pragma_update(None, "synchronous", options.synchronous.pragma_value())
+                .map_err(backend_error)?;
+            Some((checkpointer, requests))
         } else {
             None
         };
@@ -341,7 +346,7 @@ impl SqliteStore {
                     .query_map([], |r| r.get::<_, String>(0))
                     .and_then(|rows| rows.collect::<rusqlite::Result<Vec<_>>>())
                     .map_err(backend_error)?;
-                if problems.len() == 1 && problems[0] == "ok" {
+                if problems.iter().map(String::as_str).eq(["ok"]) {
                     Ok(())
                 } else {
                     Err(Error::Backend {

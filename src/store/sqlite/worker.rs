@@ -69,12 +69,10 @@ impl Workers {
     ) -> Result<Workers> {
         let mut workers = Workers { writer: None, readers: None, threads: Vec::new() };
         if let Some((conn, requests)) = checkpoints {
-            workers
-                .threads
-                .push(spawn("touchpoint-sqlite-checkpoint".into(), move || run_checkpoints(&conn, &requests))?);
+            workers.threads.push(spawn("tp-sqlite-ckpt".into(), move || run_checkpoints(&conn, &requests))?);
         }
         let (tx, rx) = std::sync::mpsc::channel::<WriterJob>();
-        workers.threads.push(spawn("touchpoint-sqlite-writer".into(), move || run_writer(writer, rx, max_batch))?);
+        workers.threads.push(spawn("tp-sqlite-writer".into(), move || run_writer(writer, rx, max_batch))?);
         workers.writer = Some(tx);
         if !readers.is_empty() {
             let (tx, rx) = std::sync::mpsc::channel::<ReadJob>();
@@ -82,7 +80,7 @@ impl Workers {
             for (i, conn) in readers.into_iter().enumerate() {
                 let rx = rx.clone();
                 // On failure, `workers` is dropped: the queues close and started threads end.
-                workers.threads.push(spawn(format!("touchpoint-sqlite-reader-{i}"), move || run_reader(conn, &rx))?);
+                workers.threads.push(spawn(format!("tp-sqlite-read{i}"), move || run_reader(conn, &rx))?);
             }
             workers.readers = Some(tx);
         }
