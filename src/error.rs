@@ -66,6 +66,11 @@ pub enum Error {
     /// A record of one tenant was handed to an operation of another.
     #[error("record belongs to another tenant than {0}")]
     WrongTenant(TenantId),
+    /// A routing expression did not parse, did not type-check against its schema, exceeded a
+    /// limit, or failed during evaluation. The [`ExprError`](crate::routing::expr::ExprError)
+    /// says which, and where in the source text.
+    #[error(transparent)]
+    Expression(crate::routing::expr::ExprError),
     /// The storage backend failed. `temporary` says whether retrying may help.
     #[error("storage backend failed: {message}")]
     Backend {

@@ -1,0 +1,933 @@
+//! Tree form → compiled form: every path resolved to a slot, every operator checked for types,
+//! constants prepared (lists sorted for binary search); then evaluation against [`Bindings`].
+
+use chrono::TimeDelta;
+use std::cmp::Ordering;
+use std::fmt;
+
+use super::ast::{CmpOp, Expr, Literal, Path};
+use super::bindings::Bindings;
+use super::error::{ExprError, ExprErrorKind, Position};
+use super::parse::{Span, check_depth};
+use super::schema::{Function, MAX_FUNCTION_PARAMS, Schema, Slot};
+use super::value::{ScalarType, Truth, Type, Value, ValueRef, num_cmp};
+
+/// A compiled condition: type-checked against its [`Schema`], every path resolved to a [`Slot`].
+/// Compile once, evaluate many times, from many threads.
+///
+/// ```
+/// use touchpoint::routing::expr::{Schema, ScalarType, Type, Values};
+/// let mut b = Schema::builder();
+/// b.declare("item.channel", Type::STR).unwrap();
+/// b.declare("agent.skills", Type::Map(ScalarType::Int)).unwrap();
+/// let schema = b.build();
+/// let rule = schema.compile(r#"item.channel == "email" and agent.skills.billing >= 3"#).unwrap();
+///
+/// let mut v = Values::new(&schema);
+/// v.set("item.channel", "email").unwrap().set("agent.skills.billing", 4).unwrap();
+/// assert!(rule.matches(&v).unwrap());
+/// v.set("agent.skills.billing", 2).unwrap();
+/// assert!(!rule.matches(&v).unwrap());
+/// ```
+#[derive(Clone)]
+pub struct CompiledExpr {
+    root: Cond,
+    expr: Expr,
+    schema: Schema,
+    slots: Vec<Slot>,
+}
+
+impl fmt::Debug for CompiledExpr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "CompiledExpr({})", self.expr)
+    }
+}
+
+impl fmt::Display for CompiledExpr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.expr)
+    }
+}
+
+#[derive(Clone)]
+enum Val {
+    Slot(Slot),
+    Key(Slot, Box<str>),
+    Const(Value),
+    Call(Box<CallNode>),
+    Cond(Box<Cond>),
+}
+
+#[derive(Clone)]
+struct CallNode {
+    function: Function,
+    args: Box<[Val]>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Num,
+    Str,
+    Bool,
+    Dur,
+}
+
+#[derive(Clone)]
+enum Cond {
+    Lit(Truth),
+    Val(Val),
+    Not(Box<Cond>),
+    And(Box<[Cond]>),
+    Or(Box<[Cond]>),
+    Cmp { op: CmpOp, kind: Kind, l: Val, r: Val },
+    InSet { needle: Val, set: ConstSet },
+    InList { needle: Val, list: Val },
+    Substr { needle: Val, hay: Val },
+    KeyIn { key: Val, map: Slot },
+    Has(Val),
+}
+
+/// A constant list, sorted for binary search.
+#[derive(Clone)]
+enum ConstSet {
+    Empty,
+    Strs(Box<[Box<str>]>),
+    Ints(Box<[i64]>),
+    Floats(Box<[f64]>),
+    Durs(Box<[TimeDelta]>),
+    Bools { any_true: bool, any_false: bool },
+}
+
+impl ConstSet {
+    fn build(items: &[Literal]) -> ConstSet {
+        let strs: Vec<Box<str>> =
+            items.iter().filter_map(|l| if let Literal::Str(s) = l { Some(s.as_str().into()) } else { None }).collect();
+        let first = match items.first() {
+            None => return ConstSet::Empty,
+            Some(l) => l,
+        };
+        match first {
+            Literal::Str(_) => {
+                let mut v = strs;
+                v.sort();
+                v.dedup();
+                ConstSet::Strs(v.into())
+            }
+            Literal::Bool(_) => ConstSet::Bools {
+                any_true: items.contains(&Literal::Bool(true)),
+                any_false: items.contains(&Literal::Bool(false)),
+            },
+            Literal::Duration(_) => {
+                let mut v: Vec<TimeDelta> =
+                    items.iter().filter_map(|l| if let Literal::Duration(d) = l { Some(*d) } else { None }).collect();
+                v.sort();
+                ConstSet::Durs(v.into())
+            }
+            Literal::Int(_) | Literal::Float(_) => {
+                if items.iter().all(|l| matches!(l, Literal::Int(_))) {
+                    let mut v: Vec<i64> =
+                        items.iter().filter_map(|l| if let Literal::Int(i) = l { Some(*i) } else { None }).collect();
+                    v.sort_unstable();
+                    ConstSet::Ints(v.into())
+                } else {
+                    let mut v: Vec<f64> = items
+                        .iter()
+                        .filter_map(|l| match l {
+                            Literal::Int(i) => Some(*i as f64),
+                            Literal::Float(x) => Some(*x),
+                            _ => None,
+                        })
+                        .collect();
+                    v.sort_by(f64::total_cmp);
+                    ConstSet::Floats(v.into())
+                }
+            }
+        }
+    }
+
+    /// Membership; `None` if the needle's type does not fit.
+    fn contains(&self, needle: ValueRef<'_>) -> Option<bool> {
+        Some(match (self, needle) {
+            (ConstSet::Empty, _) => false,
+            (ConstSet::Strs(v), ValueRef::Str(s)) => v.binary_search_by(|x| (**x).cmp(s)).is_ok(),
+            (ConstSet::Ints(v), ValueRef::Int(i)) => v.binary_search(&i).is_ok(),
+            (ConstSet::Ints(v), ValueRef::Float(x)) => {
+                x.fract() == 0.0 && x >= i64::MIN as f64 && x < i64::MAX as f64 && v.binary_search(&(x as i64)).is_ok()
+            }
+            (ConstSet::Floats(v), ValueRef::Int(i)) => v.binary_search_by(|y| y.total_cmp(&(i as f64))).is_ok(),
+            (ConstSet::Floats(v), ValueRef::Float(x)) => {
+                let x = if x == 0.0 { 0.0 } else { x }; // -0.0 == 0.0
+                v.binary_search_by(|y| (if *y == 0.0 { 0.0 } else { *y }).total_cmp(&x)).is_ok()
+            }
+            (ConstSet::Durs(v), ValueRef::Duration(d)) => v.binary_search(&d).is_ok(),
+            (ConstSet::Bools { any_true, any_false }, ValueRef::Bool(b)) => {
+                if b {
+                    *any_true
+                } else {
+                    *any_false
+                }
+            }
+            _ => return None,
+        })
+    }
+}
+
+/// The type of a compiled sub-expression.
+enum Typed {
+    Cond(Cond),
+    Val(Val, ScalarType),
+    ConstList(Vec<Literal>, Option<ScalarType>),
+    DynList(Val, ScalarType),
+    Map(Slot, ScalarType),
+}
+
+impl Typed {
+    fn describe(&self) -> String {
+        match self {
+            Typed::Cond(_) => "bool".into(),
+            Typed::Val(_, t) => t.to_string(),
+            Typed::ConstList(_, Some(t)) | Typed::DynList(_, t) => format!("list of {t}"),
+            Typed::ConstList(_, None) => "empty list".into(),
+            Typed::Map(_, t) => format!("map of {t}"),
+        }
+    }
+
+    fn scalar(&self) -> Option<ScalarType> {
+        match self {
+            Typed::Cond(_) => Some(ScalarType::Bool),
+            Typed::Val(_, t) => Some(*t),
+            _ => None,
+        }
+    }
+
+    fn into_val(self) -> Option<Val> {
+        match self {
+            Typed::Cond(c) => Some(match c {
+                Cond::Val(v) => v,
+                c => Val::Cond(Box::new(c)),
+            }),
+            Typed::Val(v, _) => Some(v),
+            _ => None,
+        }
+    }
+}
+
+struct Compiler<'a> {
+    schema: &'a Schema,
+    source: Option<(&'a str, &'a [Span])>,
+    next: usize,
+    slots: Vec<Slot>,
+}
+
+/// A short rendering of a sub-expression for messages.
+fn quote(e: &Expr) -> String {
+    let s = e.to_string();
+    if s.chars().count() > 48 { format!("{}…", s.chars().take(47).collect::<String>()) } else { s }
+}
+
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let sub = prev[j] + usize::from(ca != *cb);
+            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+impl<'a> Compiler<'a> {
+    /// The position of the node with post-order index `idx` (its operator if `op`).
+    fn position(&self, idx: usize, op: bool) -> Option<Position> {
+        let (src, spans) = self.source?;
+        let span = spans.get(idx)?;
+        Some(Position::locate(src, if op { span.op } else { span.start }))
+    }
+
+    fn err(&self, idx: usize, op: bool, kind: ExprErrorKind, msg: impl Into<String>) -> ExprError {
+        ExprError::new(kind, msg).with_position(self.position(idx, op))
+    }
+
+    fn node(&mut self, e: &Expr, depth: usize) -> Result<Typed, ExprError> {
+        let limits = self.schema.limits();
+        if depth > limits.max_depth {
+            let at = self.position(self.next, false);
+            return Err(ExprError::new(
+                ExprErrorKind::Limit,
+                format!("expression is nested more than {} levels deep", limits.max_depth),
+            )
+            .with_position(at));
+        }
+        if self.next >= limits.max_nodes {
+            return Err(self.err(
+                self.next,
+                false,
+                ExprErrorKind::Limit,
+                format!("expression has more than {} nodes", limits.max_nodes),
+            ));
+        }
+        let typed = match e {
+            Expr::Bool(b) => Typed::Cond(Cond::Lit(Truth::from(*b))),
+            Expr::Int(i) => Typed::Val(Val::Const(Value::Int(*i)), ScalarType::Int),
+            Expr::Float(x) => {
+                if !x.is_finite() {
+                    return Err(self.err(self.next, false, ExprErrorKind::Type, "float literals must be finite"));
+                }
+                Typed::Val(Val::Const(Value::Float(*x)), ScalarType::Float)
+            }
+            Expr::Str(s) => Typed::Val(Val::Const(Value::Str(s.clone())), ScalarType::Str),
+            Expr::Duration(d) => Typed::Val(Val::Const(Value::Duration(*d)), ScalarType::Duration),
+            Expr::List(items) => return self.list(items),
+            Expr::Path(p) => self.path(p)?,
+            Expr::Has(p) => match self.path(p)? {
+                Typed::Val(v @ (Val::Slot(_) | Val::Key(..)), _) | Typed::DynList(v @ Val::Slot(_), _) => {
+                    Typed::Cond(Cond::Has(v))
+                }
+                _ => {
+                    return Err(self.err(
+                        self.next,
+                        false,
+                        ExprErrorKind::Type,
+                        format!("has() needs a value or a map entry, like has({p}.<name>)"),
+                    ));
+                }
+            },
+            Expr::Call(call) => {
+                let mut args = Vec::with_capacity(call.args.len());
+                for a in &call.args {
+                    args.push(self.node(a, depth + 1)?);
+                }
+                self.call(e, &call.name, call.member.as_deref(), args)?
+            }
+            Expr::Not(inner) => {
+                let c = self.node(inner, depth + 1)?;
+                let c = self.cond(c, inner, "not")?;
+                Typed::Cond(Cond::Not(Box::new(c)))
+            }
+            Expr::And(items) | Expr::Or(items) => {
+                let word = if matches!(e, Expr::And(_)) { "and" } else { "or" };
+                let mut conds = Vec::with_capacity(items.len());
+                for i in items {
+                    let c = self.node(i, depth + 1)?;
+                    conds.push(self.cond(c, i, word)?);
+                }
+                match (conds.len(), word) {
+                    (0, _) => {
+                        return Err(self.err(
+                            self.next,
+                            false,
+                            ExprErrorKind::Syntax,
+                            format!("`{word}` needs at least one operand"),
+                        ));
+                    }
+                    (1, _) => Typed::Cond(conds.pop().unwrap_or(Cond::Lit(Truth::Unknown))),
+                    (_, "and") => Typed::Cond(Cond::And(conds.into())),
+                    _ => Typed::Cond(Cond::Or(conds.into())),
+                }
+            }
+            other => {
+                let Some((op, l, r)) = other.as_comparison() else {
+                    return Err(self.err(self.next, false, ExprErrorKind::Syntax, "unsupported expression"));
+                };
+                let lt = self.node(l, depth + 1)?;
+                let rt = self.node(r, depth + 1)?;
+                self.comparison(op, l, lt, r, rt)?
+            }
+        };
+        self.next += 1;
+        Ok(typed)
+    }
+
+    fn cond(&self, t: Typed, e: &Expr, word: &str) -> Result<Cond, ExprError> {
+        match t {
+            Typed::Cond(c) => Ok(c),
+            Typed::Val(v, ScalarType::Bool) => Ok(Cond::Val(v)),
+            other => Err(ExprError::new(
+                ExprErrorKind::Type,
+                format!("`{word}` needs conditions, but {} is {}", quote(e), other.describe()),
+            )
+            .with_position(self.position(self.next - 1, false))),
+        }
+    }
+
+    fn list(&mut self, items: &[Literal]) -> Result<Typed, ExprError> {
+        let limits = self.schema.limits();
+        if items.len() > limits.max_list_len {
+            return Err(self.err(
+                self.next,
+                false,
+                ExprErrorKind::Limit,
+                format!("list has more than {} elements", limits.max_list_len),
+            ));
+        }
+        if self.next + items.len() >= limits.max_nodes {
+            return Err(self.err(
+                self.next,
+                false,
+                ExprErrorKind::Limit,
+                format!("expression has more than {} nodes", limits.max_nodes),
+            ));
+        }
+        let mut elem: Option<ScalarType> = None;
+        for (i, l) in items.iter().enumerate() {
+            let t = match l {
+                Literal::Bool(_) => ScalarType::Bool,
+                Literal::Int(_) => ScalarType::Int,
+                Literal::Float(x) if x.is_finite() => ScalarType::Float,
+                Literal::Float(_) => {
+                    return Err(self.err(self.next + i, false, ExprErrorKind::Type, "float literals must be finite"));
+                }
+                Literal::Str(_) => ScalarType::Str,
+                Literal::Duration(_) => ScalarType::Duration,
+            };
+            elem = match elem {
+                None => Some(t),
+                Some(e) if e == t => Some(e),
+                Some(e) if e.is_numeric() && t.is_numeric() => Some(ScalarType::Float),
+                Some(e) => {
+                    return Err(self.err(
+                        self.next + i,
+                        false,
+                        ExprErrorKind::Type,
+                        format!("list elements must have one type: {l} ({t}) in a list of {e}"),
+                    ));
+                }
+            };
+        }
+        self.next += items.len() + 1;
+        Ok(Typed::ConstList(items.to_vec(), elem))
+    }
+
+    fn path(&mut self, p: &Path) -> Result<Typed, ExprError> {
+        let inner = &self.schema.0;
+        let segs = p.segments();
+        if let Some(&slot) = inner.by_path.get(segs) {
+            self.slots.push(slot);
+            let ty = inner.slots[slot.index()].ty;
+            return Ok(match ty {
+                Type::Scalar(t) => Typed::Val(Val::Slot(slot), t),
+                Type::List(t) => Typed::DynList(Val::Slot(slot), t),
+                Type::Map(t) => Typed::Map(slot, t),
+            });
+        }
+        if let Some((key, prefix)) = segs.split_last()
+            && let Some(&slot) = inner.by_path.get(prefix)
+            && let Type::Map(t) = inner.slots[slot.index()].ty
+        {
+            self.slots.push(slot);
+            return Ok(Typed::Val(Val::Key(slot, key.as_str().into()), t));
+        }
+        let text = p.to_string();
+        let mut msg = format!("unknown path {text}");
+        if let Some(decl) = inner.slots.iter().find(|s| s.path.starts_with(p)) {
+            msg = format!("{text} is not a value; declared paths under it include {}", decl.path);
+        } else if let Some(decl) = inner.slots.iter().find(|s| p.starts_with(&s.path)) {
+            msg = format!("unknown path {text}: {} is a {} and has no members", decl.path, decl.ty);
+        } else if let Some((d, best)) =
+            inner.slots.iter().map(|s| (edit_distance(&text, &s.path.to_string()), &s.path)).min_by_key(|(d, _)| *d)
+            && d <= 2.max(text.len() / 4)
+        {
+            msg = format!("unknown path {text} (did you mean {best}?)");
+        }
+        Err(self.err(self.next, false, ExprErrorKind::UnknownPath, msg))
+    }
+
+    fn call(&mut self, e: &Expr, name: &str, member: Option<&str>, args: Vec<Typed>) -> Result<Typed, ExprError> {
+        let inner = &self.schema.0;
+        let display = match member {
+            Some(m) => format!("{name}(…).{m}"),
+            None => format!("{name}(…)"),
+        };
+        let Some(f) = inner.functions.get(&(name.to_owned(), member.map(str::to_owned))) else {
+            let mut others: Vec<String> =
+                inner.functions.values().filter(|f| f.name == name).map(ToString::to_string).collect();
+            others.sort();
+            let msg = if others.is_empty() {
+                format!("unknown function {name}")
+            } else {
+                format!("unknown function {display}; registered: {}", others.join(", "))
+            };
+            return Err(self.err(self.next, false, ExprErrorKind::UnknownFunction, msg));
+        };
+        if args.len() != f.params.len() {
+            return Err(self.err(
+                self.next,
+                false,
+                ExprErrorKind::UnknownFunction,
+                format!("{f} takes {} argument(s), {} given", f.params.len(), args.len()),
+            ));
+        }
+        let Expr::Call(call) = e else {
+            return Err(self.err(self.next, false, ExprErrorKind::Syntax, "not a call"));
+        };
+        let mut vals = Vec::with_capacity(args.len());
+        for (i, (arg, param)) in args.into_iter().zip(&f.params).enumerate() {
+            let got = match &arg {
+                Typed::Cond(_) => Some(Type::BOOL),
+                Typed::Val(_, t) => Some(Type::Scalar(*t)),
+                Typed::DynList(_, t) => Some(Type::List(*t)),
+                Typed::ConstList(_, Some(t)) => Some(Type::List(*t)),
+                Typed::ConstList(_, None) => matches!(param, Type::List(_)).then_some(*param),
+                Typed::Map(..) => None,
+            };
+            if !got.is_some_and(|g| param.accepts(g)) {
+                return Err(self.err(
+                    self.next,
+                    false,
+                    ExprErrorKind::Type,
+                    format!(
+                        "argument {} of {f} must be {param}, but {} is {}",
+                        i + 1,
+                        call.args.get(i).map(quote).unwrap_or_default(),
+                        arg.describe()
+                    ),
+                ));
+            }
+            vals.push(match arg {
+                Typed::ConstList(items, _) => Val::Const(Value::List(items.iter().map(literal_value).collect())),
+                Typed::DynList(v, _) => v,
+                other => other.into_val().unwrap_or(Val::Const(Value::Missing)),
+            });
+        }
+        debug_assert!(vals.len() <= MAX_FUNCTION_PARAMS);
+        let node = Val::Call(Box::new(CallNode { function: f.clone(), args: vals.into() }));
+        Ok(match f.returns {
+            Type::Scalar(t) => Typed::Val(node, t),
+            Type::List(t) => Typed::DynList(node, t),
+            Type::Map(t) => Typed::DynList(node, t),
+        })
+    }
+
+    fn comparison(&self, op: CmpOp, l: &Expr, lt: Typed, r: &Expr, rt: Typed) -> Result<Typed, ExprError> {
+        let at = self.next;
+        let type_err = |msg: String| self.err(at, true, ExprErrorKind::Type, msg);
+        let (needle_e, needle, hay_e, hay) = match op {
+            CmpOp::In => (l, lt, r, rt),
+            CmpOp::Contains => (r, rt, l, lt),
+            _ => {
+                let (Some(a), Some(b)) = (lt.scalar(), rt.scalar()) else {
+                    return Err(type_err(format!(
+                        "cannot compare {} ({}) with {} ({}); lists and maps only work with `in` and `contains`",
+                        quote(l),
+                        lt.describe(),
+                        quote(r),
+                        rt.describe()
+                    )));
+                };
+                if !a.comparable(b) {
+                    return Err(type_err(format!("cannot compare {} ({a}) with {} ({b})", quote(l), quote(r))));
+                }
+                let kind = match a {
+                    ScalarType::Int | ScalarType::Float => Kind::Num,
+                    ScalarType::Str => Kind::Str,
+                    ScalarType::Duration => Kind::Dur,
+                    ScalarType::Bool => Kind::Bool,
+                };
+                if kind == Kind::Bool && !matches!(op, CmpOp::Eq | CmpOp::Ne) {
+                    return Err(type_err(format!("cannot order bools: {} {} {}", quote(l), op.symbol(), quote(r))));
+                }
+                let (Some(lv), Some(rv)) = (lt.into_val(), rt.into_val()) else {
+                    return Err(type_err("cannot compare these operands".into()));
+                };
+                return Ok(Typed::Cond(Cond::Cmp { op, kind, l: lv, r: rv }));
+            }
+        };
+        let mismatch = |needle: &Typed, hay: &Typed| {
+            type_err(format!(
+                "cannot look for {} ({}) in {} ({})",
+                quote(needle_e),
+                needle.describe(),
+                quote(hay_e),
+                hay.describe()
+            ))
+        };
+        let Some(nt) = needle.scalar() else { return Err(mismatch(&needle, &hay)) };
+        match hay {
+            Typed::ConstList(items, elem) => {
+                if elem.is_some_and(|e| !e.comparable(nt)) {
+                    return Err(mismatch(&needle, &Typed::ConstList(items, elem)));
+                }
+                let set = ConstSet::build(&items);
+                let needle = needle.into_val().unwrap_or(Val::Const(Value::Missing));
+                Ok(Typed::Cond(Cond::InSet { needle, set }))
+            }
+            Typed::DynList(list, elem) if elem.comparable(nt) => {
+                let needle = needle.into_val().unwrap_or(Val::Const(Value::Missing));
+                Ok(Typed::Cond(Cond::InList { needle, list }))
+            }
+            Typed::Val(hay, ScalarType::Str) if nt == ScalarType::Str => {
+                let needle = needle.into_val().unwrap_or(Val::Const(Value::Missing));
+                Ok(Typed::Cond(Cond::Substr { needle, hay }))
+            }
+            Typed::Map(map, _) if nt == ScalarType::Str => {
+                let key = needle.into_val().unwrap_or(Val::Const(Value::Missing));
+                Ok(Typed::Cond(Cond::KeyIn { key, map }))
+            }
+            other => Err(mismatch(&needle, &other)),
+        }
+    }
+}
+
+fn literal_value(l: &Literal) -> Value {
+    match l {
+        Literal::Bool(b) => Value::Bool(*b),
+        Literal::Int(i) => Value::Int(*i),
+        Literal::Float(x) => Value::Float(*x),
+        Literal::Str(s) => Value::Str(s.clone()),
+        Literal::Duration(d) => Value::Duration(*d),
+    }
+}
+
+pub(crate) fn compile(schema: &Schema, expr: Expr, source: Option<(&str, &[Span])>) -> Result<CompiledExpr, ExprError> {
+    let limits = schema.limits();
+    // Reject over-deep trees before any recursion that could exhaust the stack.
+    if let Err(leaf) = check_depth(&expr, limits.max_depth, &mut 0, 1) {
+        let at = source.and_then(|(src, spans)| spans.get(leaf).map(|s| Position::locate(src, s.start)));
+        return Err(ExprError::new(
+            ExprErrorKind::Limit,
+            format!("expression is nested more than {} levels deep", limits.max_depth),
+        )
+        .with_position(at));
+    }
+    let mut c = Compiler { schema, source, next: 0, slots: Vec::new() };
+    let typed = c.node(&expr, 1)?;
+    let root = match typed {
+        Typed::Cond(cond) => cond,
+        Typed::Val(v, ScalarType::Bool) => Cond::Val(v),
+        other => {
+            return Err(ExprError::new(
+                ExprErrorKind::Type,
+                format!("a rule must be a condition (bool), but {} is {}", quote(&expr), other.describe()),
+            )
+            .with_position(source.map(|(src, _)| Position::locate(src, 0))));
+        }
+    };
+    let mut slots = c.slots;
+    slots.sort_unstable();
+    slots.dedup();
+    Ok(CompiledExpr { root, expr, schema: schema.clone(), slots })
+}
+
+/// Counts evaluation steps against the budget.
+struct Meter {
+    left: u64,
+    budget: u64,
+}
+
+impl Meter {
+    #[inline(always)]
+    fn tick(&mut self, n: u64) -> Result<(), ExprError> {
+        match self.left.checked_sub(n) {
+            Some(left) => {
+                self.left = left;
+                Ok(())
+            }
+            None => Err(self.exhausted()),
+        }
+    }
+
+    #[cold]
+    fn exhausted(&self) -> ExprError {
+        ExprError::new(ExprErrorKind::Budget, format!("evaluation exceeded its budget of {} steps", self.budget))
+    }
+}
+
+/// A value read during evaluation: borrowed from the bindings or the constants, or owned (a
+/// function's result).
+enum Got<'b> {
+    Ref(ValueRef<'b>),
+    Owned(Value),
+}
+
+impl Got<'_> {
+    #[inline(always)]
+    fn get(&self) -> ValueRef<'_> {
+        match self {
+            Got::Ref(v) => *v,
+            Got::Owned(v) => v.as_ref(),
+        }
+    }
+}
+
+#[inline(always)]
+fn ordered(op: CmpOp, o: Ordering) -> bool {
+    match op {
+        CmpOp::Eq => o == Ordering::Equal,
+        CmpOp::Ne => o != Ordering::Equal,
+        CmpOp::Lt => o == Ordering::Less,
+        CmpOp::Le => o != Ordering::Greater,
+        CmpOp::Gt => o == Ordering::Greater,
+        CmpOp::Ge => o != Ordering::Less,
+        CmpOp::In | CmpOp::Contains => false,
+    }
+}
+
+impl CompiledExpr {
+    /// Evaluates the condition under three-valued logic (see [`Truth`]) with the schema's budget.
+    ///
+    /// Operands are evaluated left to right and `and`/`or` stop as soon as the result is known,
+    /// so errors in parts that were not needed do not surface. Fails with
+    /// [`ExprErrorKind::Budget`](super::ExprErrorKind::Budget) when the budget runs out,
+    /// [`Binding`](super::ExprErrorKind::Binding) when the bindings return a value of another
+    /// type than declared, and [`Function`](super::ExprErrorKind::Function) when a function fails.
+    pub fn eval<B: Bindings + ?Sized>(&self, bindings: &B) -> crate::Result<Truth> {
+        self.eval_with_budget(bindings, self.schema.limits().eval_budget)
+    }
+
+    /// Evaluates with an explicit budget in steps (see [`Limits::eval_budget`](super::Limits::eval_budget)).
+    pub fn eval_with_budget<B: Bindings + ?Sized>(&self, bindings: &B, budget: u64) -> crate::Result<Truth> {
+        let mut m = Meter { left: budget, budget };
+        Ok(self.cond(&self.root, bindings, &mut m)?)
+    }
+
+    /// Whether the condition certainly holds: [`eval`](Self::eval) is [`Truth::True`]
+    /// (unknown counts as no).
+    pub fn matches<B: Bindings + ?Sized>(&self, bindings: &B) -> crate::Result<bool> {
+        Ok(self.eval(bindings)?.is_true())
+    }
+
+    /// The tree this was compiled from.
+    pub fn expr(&self) -> &Expr {
+        &self.expr
+    }
+
+    /// The schema it was compiled against.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// The slots the condition reads (sorted, without repeats): a router can tell from these
+    /// which attributes an eligibility rule depends on.
+    pub fn slots(&self) -> &[Slot] {
+        &self.slots
+    }
+
+    fn cond<B: Bindings + ?Sized>(&self, c: &Cond, b: &B, m: &mut Meter) -> Result<Truth, ExprError> {
+        m.tick(1)?;
+        Ok(match c {
+            Cond::Lit(t) => *t,
+            Cond::Val(v) => {
+                let got = self.val(v, b, m)?;
+                match got.get() {
+                    ValueRef::Bool(x) => Truth::from(x),
+                    ValueRef::Missing => Truth::Unknown,
+                    other => return Err(self.mismatch(v, other, ScalarType::Bool)),
+                }
+            }
+            Cond::Not(c) => self.cond(c, b, m)?.not(),
+            Cond::And(cs) => {
+                let mut acc = Truth::True;
+                for c in cs.iter() {
+                    match self.cond(c, b, m)? {
+                        Truth::False => return Ok(Truth::False),
+                        Truth::Unknown => acc = Truth::Unknown,
+                        Truth::True => {}
+                    }
+                }
+                acc
+            }
+            Cond::Or(cs) => {
+                let mut acc = Truth::False;
+                for c in cs.iter() {
+                    match self.cond(c, b, m)? {
+                        Truth::True => return Ok(Truth::True),
+                        Truth::Unknown => acc = Truth::Unknown,
+                        Truth::False => {}
+                    }
+                }
+                acc
+            }
+            Cond::Cmp { op, kind, l, r } => {
+                let lg = self.val(l, b, m)?;
+                let rg = self.val(r, b, m)?;
+                let (x, y) = (lg.get(), rg.get());
+                let ord = match (kind, x, y) {
+                    (Kind::Str, ValueRef::Str(a), ValueRef::Str(c)) => Some(a.cmp(c)),
+                    (Kind::Num, ValueRef::Int(a), ValueRef::Int(c)) => Some(a.cmp(&c)),
+                    (Kind::Dur, ValueRef::Duration(a), ValueRef::Duration(c)) => Some(a.cmp(&c)),
+                    (Kind::Bool, ValueRef::Bool(a), ValueRef::Bool(c)) => Some(a.cmp(&c)),
+                    (Kind::Num, ValueRef::Int(_) | ValueRef::Float(_), ValueRef::Int(_) | ValueRef::Float(_)) => {
+                        num_cmp(x, y)
+                    }
+                    _ => {
+                        let want = match kind {
+                            Kind::Num => ScalarType::Float,
+                            Kind::Str => ScalarType::Str,
+                            Kind::Bool => ScalarType::Bool,
+                            Kind::Dur => ScalarType::Duration,
+                        };
+                        self.check(l, x, want)?;
+                        self.check(r, y, want)?;
+                        None
+                    }
+                };
+                match ord {
+                    Some(o) => Truth::from(ordered(*op, o)),
+                    None => Truth::Unknown, // a missing operand or NaN
+                }
+            }
+            Cond::InSet { needle, set } => {
+                let g = self.val(needle, b, m)?;
+                let n = g.get();
+                if n.is_missing() {
+                    Truth::Unknown
+                } else {
+                    match set.contains(n) {
+                        Some(found) => Truth::from(found),
+                        None => return Err(self.mismatch(needle, n, n.scalar_type().unwrap_or(ScalarType::Str))),
+                    }
+                }
+            }
+            Cond::InList { needle, list } => {
+                let lg = self.val(list, b, m)?;
+                let l = match lg.get() {
+                    ValueRef::List(l) => l,
+                    ValueRef::Missing => return Ok(Truth::Unknown),
+                    other => return Err(self.list_mismatch(list, other)),
+                };
+                let g = self.val(needle, b, m)?;
+                let n = g.get();
+                if n.is_missing() {
+                    Truth::Unknown
+                } else {
+                    let (found, examined) = l.find(n);
+                    m.tick(examined as u64)?;
+                    Truth::from(found)
+                }
+            }
+            Cond::Substr { needle, hay } => {
+                let hg = self.val(hay, b, m)?;
+                let ng = self.val(needle, b, m)?;
+                match (ng.get(), hg.get()) {
+                    (ValueRef::Str(n), ValueRef::Str(h)) => {
+                        m.tick(1 + h.len() as u64 / 64)?;
+                        Truth::from(h.contains(n))
+                    }
+                    (n, h) => {
+                        self.check(needle, n, ScalarType::Str)?;
+                        self.check(hay, h, ScalarType::Str)?;
+                        Truth::Unknown
+                    }
+                }
+            }
+            Cond::KeyIn { key, map } => {
+                let g = self.val(key, b, m)?;
+                match g.get() {
+                    ValueRef::Str(k) => Truth::from(!b.get_key(*map, k).is_missing()),
+                    ValueRef::Missing => Truth::Unknown,
+                    other => return Err(self.mismatch(key, other, ScalarType::Str)),
+                }
+            }
+            Cond::Has(v) => Truth::from(!self.val(v, b, m)?.get().is_missing()),
+        })
+    }
+
+    #[inline]
+    fn val<'s, B: Bindings + ?Sized>(&'s self, v: &'s Val, b: &'s B, m: &mut Meter) -> Result<Got<'s>, ExprError> {
+        m.tick(1)?;
+        Ok(match v {
+            Val::Slot(s) => Got::Ref(b.get(*s)),
+            Val::Key(s, k) => Got::Ref(b.get_key(*s, k)),
+            Val::Const(c) => Got::Ref(c.as_ref()),
+            Val::Cond(c) => Got::Ref(match self.cond(c, b, m)? {
+                Truth::True => ValueRef::Bool(true),
+                Truth::False => ValueRef::Bool(false),
+                Truth::Unknown => ValueRef::Missing,
+            }),
+            Val::Call(call) => Got::Owned(self.call(call, b, m)?),
+        })
+    }
+
+    fn call<B: Bindings + ?Sized>(&self, call: &CallNode, b: &B, m: &mut Meter) -> Result<Value, ExprError> {
+        let f = &call.function;
+        let mut got: [Option<Got<'_>>; MAX_FUNCTION_PARAMS] = Default::default();
+        for (slot, a) in got.iter_mut().zip(call.args.iter()) {
+            *slot = Some(self.val(a, b, m)?);
+        }
+        m.tick(u64::from(f.cost))?;
+        let mut args = [ValueRef::Missing; MAX_FUNCTION_PARAMS];
+        for (dst, g) in args.iter_mut().zip(got.iter()) {
+            if let Some(g) = g {
+                *dst = g.get();
+            }
+        }
+        let n = call.args.len().min(MAX_FUNCTION_PARAMS);
+        let out = (f.call)(&args[..n]).map_err(|msg| {
+            ExprError::new(ExprErrorKind::Function, format!("function {} failed: {msg}", describe_fn(f)))
+        })?;
+        let ok = match (&out, f.returns) {
+            (Value::Missing, _) => true,
+            (v, Type::Scalar(t)) => v.scalar_type().is_some_and(|got| t.accepts(got)),
+            (Value::List(items), Type::List(t)) => {
+                items.iter().all(|i| i.scalar_type().is_some_and(|got| t.comparable(got)))
+            }
+            _ => false,
+        };
+        if !ok {
+            return Err(ExprError::new(
+                ExprErrorKind::Function,
+                format!("function {} returned {}, not a {}", describe_fn(f), out.as_ref().kind_name(), f.returns),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// Fails if `got` is neither missing nor of type `want` (numbers accept ints and floats).
+    fn check(&self, v: &Val, got: ValueRef<'_>, want: ScalarType) -> Result<(), ExprError> {
+        match got.scalar_type() {
+            None if matches!(got, ValueRef::Missing) => Ok(()),
+            Some(t) if t == want || (t.is_numeric() && want.is_numeric()) => Ok(()),
+            _ => Err(self.mismatch(v, got, want)),
+        }
+    }
+
+    #[cold]
+    fn mismatch(&self, v: &Val, got: ValueRef<'_>, want: ScalarType) -> ExprError {
+        let what = match v {
+            Val::Slot(s) | Val::Key(s, _) => {
+                let path = self.schema.slot_path(*s).map(ToString::to_string).unwrap_or_default();
+                match v {
+                    Val::Key(_, k) => {
+                        format!("bindings returned a {} for {path}[{k:?}], declared {want}", got.kind_name())
+                    }
+                    _ => format!("bindings returned a {} for {path}, declared {want}", got.kind_name()),
+                }
+            }
+            Val::Call(c) => {
+                format!("function {} returned a {}, declared {want}", describe_fn(&c.function), got.kind_name())
+            }
+            Val::Const(_) | Val::Cond(_) => format!("a {} was found where a {want} was expected", got.kind_name()),
+        };
+        ExprError::new(ExprErrorKind::Binding, what)
+    }
+
+    #[cold]
+    fn list_mismatch(&self, v: &Val, got: ValueRef<'_>) -> ExprError {
+        let mut e = self.mismatch(v, got, ScalarType::Str);
+        if let Val::Slot(s) = v {
+            let path = self.schema.slot_path(*s).map(ToString::to_string).unwrap_or_default();
+            e = ExprError::new(
+                ExprErrorKind::Binding,
+                format!("bindings returned a {} for {path}, declared a list", got.kind_name()),
+            );
+        }
+        e
+    }
+}
+
+fn describe_fn(f: &Function) -> String {
+    match &f.member {
+        Some(m) => format!("{}(…).{m}", f.name),
+        None => f.name.clone(),
+    }
+}
+
+/// Compile-time check that the shared types are `Send + Sync`.
+const _: () = {
+    const fn is<T: Send + Sync>() {}
+    is::<CompiledExpr>();
+    is::<Schema>();
+};
