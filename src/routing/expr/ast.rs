@@ -30,7 +30,8 @@ pub const KEYWORDS: [&str; 7] = ["and", "or", "not", "in", "contains", "true", "
 ///
 /// Printing then parsing gives back the same tree for every tree the parser can produce
 /// (`and`/`or` with at least two operands, finite floats, valid names), and a tree that means the
-/// same for any other valid tree.
+/// same for any other valid tree. Floats survive JSON exactly when `serde_json`'s
+/// `float_roundtrip` feature is on (its default parser may move the last digit).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]

@@ -425,7 +425,10 @@ impl<'a> Compiler<'a> {
         if let Some(decl) = inner.slots.iter().find(|s| s.path.starts_with(p)) {
             msg = format!("{text} is not a value; declared paths under it include {}", decl.path);
         } else if let Some(decl) = inner.slots.iter().find(|s| p.starts_with(&s.path)) {
-            msg = format!("unknown path {text}: {} is a {} and has no members", decl.path, decl.ty);
+            msg = match decl.ty {
+                Type::Map(t) => format!("unknown path {text}: entries of {} are {t} and have no members", decl.path),
+                ty => format!("unknown path {text}: {} is a {ty} and has no members", decl.path),
+            };
         } else if let Some((d, best)) =
             inner.slots.iter().map(|s| (edit_distance(&text, &s.path.to_string()), &s.path)).min_by_key(|(d, _)| *d)
             && d <= 2.max(text.len() / 4)
@@ -889,11 +892,12 @@ impl CompiledExpr {
         let what = match v {
             Val::Slot(s) | Val::Key(s, _) => {
                 let path = self.schema.slot_path(*s).map(ToString::to_string).unwrap_or_default();
-                match v {
-                    Val::Key(_, k) => {
-                        format!("bindings returned a {} for {path}[{k:?}], declared {want}", got.kind_name())
+                match (v, self.schema.slot_type(*s)) {
+                    (Val::Key(_, k), Some(Type::Map(t))) => {
+                        format!("bindings returned a {} for {path}[{k:?}], declared {t}", got.kind_name())
                     }
-                    _ => format!("bindings returned a {} for {path}, declared {want}", got.kind_name()),
+                    (_, Some(t)) => format!("bindings returned a {} for {path}, declared {t}", got.kind_name()),
+                    _ => format!("bindings returned a {} for {path}, expected {want}", got.kind_name()),
                 }
             }
             Val::Call(c) => {
@@ -906,15 +910,7 @@ impl CompiledExpr {
 
     #[cold]
     fn list_mismatch(&self, v: &Val, got: ValueRef<'_>) -> ExprError {
-        let mut e = self.mismatch(v, got, ScalarType::Str);
-        if let Val::Slot(s) = v {
-            let path = self.schema.slot_path(*s).map(ToString::to_string).unwrap_or_default();
-            e = ExprError::new(
-                ExprErrorKind::Binding,
-                format!("bindings returned a {} for {path}, declared a list", got.kind_name()),
-            );
-        }
-        e
+        self.mismatch(v, got, ScalarType::Str)
     }
 }
 

@@ -643,6 +643,7 @@ pub(crate) fn parse_path(src: &str) -> Result<Path, ExprError> {
             p.bump()?;
             p.path_rest(root)?
         }
+        Tok::Ident(word) => return Err(p.err(p.at, format!("`{word}` is a keyword and cannot start a path"))),
         _ => return Err(p.err(p.at, "expected a path, like agent.skills.billing")),
     };
     p.finish()?;
