@@ -10,7 +10,7 @@ use super::bindings::Bindings;
 use super::error::{ExprError, ExprErrorKind, Position};
 use super::parse::{Span, check_depth};
 use super::schema::{Function, MAX_FUNCTION_PARAMS, Schema, Slot};
-use super::value::{ScalarType, Truth, Type, Value, ValueRef, num_cmp};
+use super::value::{ScalarType, Truth, Type, Value, ValueRef, num_cmp, str_eq};
 
 /// A compiled condition: type-checked against its [`Schema`], every path resolved to a [`Slot`].
 /// Compile once, evaluate many times, from many threads.
@@ -58,6 +58,13 @@ enum Val {
     Cond(Box<Cond>),
 }
 
+impl Val {
+    #[inline(always)]
+    fn is_call(&self) -> bool {
+        matches!(self, Val::Call(_))
+    }
+}
+
 #[derive(Clone)]
 struct CallNode {
     function: Function,
@@ -79,12 +86,79 @@ enum Cond {
     Not(Box<Cond>),
     And(Box<[Cond]>),
     Or(Box<[Cond]>),
-    Cmp { op: CmpOp, kind: Kind, l: Val, r: Val },
-    InSet { needle: Val, set: ConstSet },
-    InList { needle: Val, list: Val },
-    Substr { needle: Val, hay: Val },
-    KeyIn { key: Val, map: Slot },
+    Cmp {
+        op: CmpOp,
+        kind: Kind,
+        l: Val,
+        r: Val,
+    },
+    /// `operand op constant` (the common shape: `item.priority >= 2`), constant pre-typed.
+    CmpConst {
+        op: CmpOp,
+        l: Val,
+        c: Scalar,
+    },
+    InSet {
+        needle: Val,
+        set: ConstSet,
+    },
+    InList {
+        needle: Val,
+        list: Val,
+    },
+    Substr {
+        needle: Val,
+        hay: Val,
+    },
+    KeyIn {
+        key: Val,
+        map: Slot,
+    },
     Has(Val),
+}
+
+/// A scalar constant, unpacked for comparisons.
+#[derive(Clone)]
+enum Scalar {
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    Str(Box<str>),
+    Dur(TimeDelta),
+}
+
+impl Scalar {
+    fn from_value(v: &Value) -> Option<Scalar> {
+        Some(match v {
+            Value::Bool(b) => Scalar::Bool(*b),
+            Value::Int(i) => Scalar::Int(*i),
+            Value::Float(x) => Scalar::Float(*x),
+            Value::Str(s) => Scalar::Str(s.as_str().into()),
+            Value::Duration(d) => Scalar::Dur(*d),
+            Value::Missing | Value::List(_) => return None,
+        })
+    }
+
+    fn kind(&self) -> ScalarType {
+        match self {
+            Scalar::Bool(_) => ScalarType::Bool,
+            Scalar::Int(_) => ScalarType::Int,
+            Scalar::Float(_) => ScalarType::Float,
+            Scalar::Str(_) => ScalarType::Str,
+            Scalar::Dur(_) => ScalarType::Duration,
+        }
+    }
+}
+
+/// The comparison with the operands swapped: `a op b` is `b op.flip() a`.
+fn flip(op: CmpOp) -> CmpOp {
+    match op {
+        CmpOp::Lt => CmpOp::Gt,
+        CmpOp::Le => CmpOp::Ge,
+        CmpOp::Gt => CmpOp::Lt,
+        CmpOp::Ge => CmpOp::Le,
+        other => other,
+    }
 }
 
 /// A constant list, sorted for binary search.
@@ -149,6 +223,7 @@ impl ConstSet {
     fn contains(&self, needle: ValueRef<'_>) -> Option<bool> {
         Some(match (self, needle) {
             (ConstSet::Empty, _) => false,
+            (ConstSet::Strs(v), ValueRef::Str(s)) if v.len() <= 8 => v.iter().any(|x| str_eq(x, s)),
             (ConstSet::Strs(v), ValueRef::Str(s)) => v.binary_search_by(|x| (**x).cmp(s)).is_ok(),
             (ConstSet::Ints(v), ValueRef::Int(i)) => v.binary_search(&i).is_ok(),
             (ConstSet::Ints(v), ValueRef::Float(x)) => {
@@ -535,7 +610,12 @@ impl<'a> Compiler<'a> {
                 let (Some(lv), Some(rv)) = (lt.into_val(), rt.into_val()) else {
                     return Err(type_err("cannot compare these operands".into()));
                 };
-                return Ok(Typed::Cond(Cond::Cmp { op, kind, l: lv, r: rv }));
+                let constant = |v: &Val| if let Val::Const(c) = v { Scalar::from_value(c) } else { None };
+                return Ok(Typed::Cond(match (constant(&lv), constant(&rv)) {
+                    (_, Some(c)) if constant(&lv).is_none() => Cond::CmpConst { op, l: lv, c },
+                    (Some(c), None) => Cond::CmpConst { op: flip(op), l: rv, c },
+                    _ => Cond::Cmp { op, kind, l: lv, r: rv },
+                }));
             }
         };
         let mismatch = |needle: &Typed, hay: &Typed| {
@@ -614,47 +694,6 @@ pub(crate) fn compile(schema: &Schema, expr: Expr, source: Option<(&str, &[Span]
     Ok(CompiledExpr { root, expr, schema: schema.clone(), slots })
 }
 
-/// Counts evaluation steps against the budget.
-struct Meter {
-    left: u64,
-    budget: u64,
-}
-
-impl Meter {
-    #[inline(always)]
-    fn tick(&mut self, n: u64) -> Result<(), ExprError> {
-        match self.left.checked_sub(n) {
-            Some(left) => {
-                self.left = left;
-                Ok(())
-            }
-            None => Err(self.exhausted()),
-        }
-    }
-
-    #[cold]
-    fn exhausted(&self) -> ExprError {
-        ExprError::new(ExprErrorKind::Budget, format!("evaluation exceeded its budget of {} steps", self.budget))
-    }
-}
-
-/// A value read during evaluation: borrowed from the bindings or the constants, or owned (a
-/// function's result).
-enum Got<'b> {
-    Ref(ValueRef<'b>),
-    Owned(Value),
-}
-
-impl Got<'_> {
-    #[inline(always)]
-    fn get(&self) -> ValueRef<'_> {
-        match self {
-            Got::Ref(v) => *v,
-            Got::Owned(v) => v.as_ref(),
-        }
-    }
-}
-
 #[inline(always)]
 fn ordered(op: CmpOp, o: Ordering) -> bool {
     match op {
@@ -682,8 +721,12 @@ impl CompiledExpr {
 
     /// Evaluates with an explicit budget in steps (see [`Limits::eval_budget`](super::Limits::eval_budget)).
     pub fn eval_with_budget<B: Bindings + ?Sized>(&self, bindings: &B, budget: u64) -> crate::Result<Truth> {
-        let mut m = Meter { left: budget, budget };
-        Ok(self.cond(&self.root, bindings, &mut m)?)
+        let mut ev = Eval { x: self, b: bindings, left: budget, budget, error: None };
+        let t = ev.cond(&self.root);
+        match ev.error {
+            None => Ok(t),
+            Some(e) => Err(e.into()),
+        }
     }
 
     /// Whether the condition certainly holds: [`eval`](Self::eval) is [`Truth::True`]
@@ -706,176 +749,6 @@ impl CompiledExpr {
     /// which attributes an eligibility rule depends on.
     pub fn slots(&self) -> &[Slot] {
         &self.slots
-    }
-
-    fn cond<B: Bindings + ?Sized>(&self, c: &Cond, b: &B, m: &mut Meter) -> Result<Truth, ExprError> {
-        m.tick(1)?;
-        Ok(match c {
-            Cond::Lit(t) => *t,
-            Cond::Val(v) => {
-                let got = self.val(v, b, m)?;
-                match got.get() {
-                    ValueRef::Bool(x) => Truth::from(x),
-                    ValueRef::Missing => Truth::Unknown,
-                    other => return Err(self.mismatch(v, other, ScalarType::Bool)),
-                }
-            }
-            Cond::Not(c) => self.cond(c, b, m)?.not(),
-            Cond::And(cs) => {
-                let mut acc = Truth::True;
-                for c in cs.iter() {
-                    match self.cond(c, b, m)? {
-                        Truth::False => return Ok(Truth::False),
-                        Truth::Unknown => acc = Truth::Unknown,
-                        Truth::True => {}
-                    }
-                }
-                acc
-            }
-            Cond::Or(cs) => {
-                let mut acc = Truth::False;
-                for c in cs.iter() {
-                    match self.cond(c, b, m)? {
-                        Truth::True => return Ok(Truth::True),
-                        Truth::Unknown => acc = Truth::Unknown,
-                        Truth::False => {}
-                    }
-                }
-                acc
-            }
-            Cond::Cmp { op, kind, l, r } => {
-                let lg = self.val(l, b, m)?;
-                let rg = self.val(r, b, m)?;
-                let (x, y) = (lg.get(), rg.get());
-                let ord = match (kind, x, y) {
-                    (Kind::Str, ValueRef::Str(a), ValueRef::Str(c)) => Some(a.cmp(c)),
-                    (Kind::Num, ValueRef::Int(a), ValueRef::Int(c)) => Some(a.cmp(&c)),
-                    (Kind::Dur, ValueRef::Duration(a), ValueRef::Duration(c)) => Some(a.cmp(&c)),
-                    (Kind::Bool, ValueRef::Bool(a), ValueRef::Bool(c)) => Some(a.cmp(&c)),
-                    (Kind::Num, ValueRef::Int(_) | ValueRef::Float(_), ValueRef::Int(_) | ValueRef::Float(_)) => {
-                        num_cmp(x, y)
-                    }
-                    _ => {
-                        let want = match kind {
-                            Kind::Num => ScalarType::Float,
-                            Kind::Str => ScalarType::Str,
-                            Kind::Bool => ScalarType::Bool,
-                            Kind::Dur => ScalarType::Duration,
-                        };
-                        self.check(l, x, want)?;
-                        self.check(r, y, want)?;
-                        None
-                    }
-                };
-                match ord {
-                    Some(o) => Truth::from(ordered(*op, o)),
-                    None => Truth::Unknown, // a missing operand or NaN
-                }
-            }
-            Cond::InSet { needle, set } => {
-                let g = self.val(needle, b, m)?;
-                let n = g.get();
-                if n.is_missing() {
-                    Truth::Unknown
-                } else {
-                    match set.contains(n) {
-                        Some(found) => Truth::from(found),
-                        None => return Err(self.mismatch(needle, n, n.scalar_type().unwrap_or(ScalarType::Str))),
-                    }
-                }
-            }
-            Cond::InList { needle, list } => {
-                let lg = self.val(list, b, m)?;
-                let l = match lg.get() {
-                    ValueRef::List(l) => l,
-                    ValueRef::Missing => return Ok(Truth::Unknown),
-                    other => return Err(self.list_mismatch(list, other)),
-                };
-                let g = self.val(needle, b, m)?;
-                let n = g.get();
-                if n.is_missing() {
-                    Truth::Unknown
-                } else {
-                    let (found, examined) = l.find(n);
-                    m.tick(examined as u64)?;
-                    Truth::from(found)
-                }
-            }
-            Cond::Substr { needle, hay } => {
-                let hg = self.val(hay, b, m)?;
-                let ng = self.val(needle, b, m)?;
-                match (ng.get(), hg.get()) {
-                    (ValueRef::Str(n), ValueRef::Str(h)) => {
-                        m.tick(1 + h.len() as u64 / 64)?;
-                        Truth::from(h.contains(n))
-                    }
-                    (n, h) => {
-                        self.check(needle, n, ScalarType::Str)?;
-                        self.check(hay, h, ScalarType::Str)?;
-                        Truth::Unknown
-                    }
-                }
-            }
-            Cond::KeyIn { key, map } => {
-                let g = self.val(key, b, m)?;
-                match g.get() {
-                    ValueRef::Str(k) => Truth::from(!b.get_key(*map, k).is_missing()),
-                    ValueRef::Missing => Truth::Unknown,
-                    other => return Err(self.mismatch(key, other, ScalarType::Str)),
-                }
-            }
-            Cond::Has(v) => Truth::from(!self.val(v, b, m)?.get().is_missing()),
-        })
-    }
-
-    #[inline]
-    fn val<'s, B: Bindings + ?Sized>(&'s self, v: &'s Val, b: &'s B, m: &mut Meter) -> Result<Got<'s>, ExprError> {
-        m.tick(1)?;
-        Ok(match v {
-            Val::Slot(s) => Got::Ref(b.get(*s)),
-            Val::Key(s, k) => Got::Ref(b.get_key(*s, k)),
-            Val::Const(c) => Got::Ref(c.as_ref()),
-            Val::Cond(c) => Got::Ref(match self.cond(c, b, m)? {
-                Truth::True => ValueRef::Bool(true),
-                Truth::False => ValueRef::Bool(false),
-                Truth::Unknown => ValueRef::Missing,
-            }),
-            Val::Call(call) => Got::Owned(self.call(call, b, m)?),
-        })
-    }
-
-    fn call<B: Bindings + ?Sized>(&self, call: &CallNode, b: &B, m: &mut Meter) -> Result<Value, ExprError> {
-        let f = &call.function;
-        let mut got: [Option<Got<'_>>; MAX_FUNCTION_PARAMS] = Default::default();
-        for (slot, a) in got.iter_mut().zip(call.args.iter()) {
-            *slot = Some(self.val(a, b, m)?);
-        }
-        m.tick(u64::from(f.cost))?;
-        let mut args = [ValueRef::Missing; MAX_FUNCTION_PARAMS];
-        for (dst, g) in args.iter_mut().zip(got.iter()) {
-            if let Some(g) = g {
-                *dst = g.get();
-            }
-        }
-        let n = call.args.len().min(MAX_FUNCTION_PARAMS);
-        let out = (f.call)(&args[..n]).map_err(|msg| {
-            ExprError::new(ExprErrorKind::Function, format!("function {} failed: {msg}", describe_fn(f)))
-        })?;
-        let ok = match (&out, f.returns) {
-            (Value::Missing, _) => true,
-            (v, Type::Scalar(t)) => v.scalar_type().is_some_and(|got| t.accepts(got)),
-            (Value::List(items), Type::List(t)) => {
-                items.iter().all(|i| i.scalar_type().is_some_and(|got| t.comparable(got)))
-            }
-            _ => false,
-        };
-        if !ok {
-            return Err(ExprError::new(
-                ExprErrorKind::Function,
-                format!("function {} returned {}, not a {}", describe_fn(f), out.as_ref().kind_name(), f.returns),
-            ));
-        }
-        Ok(out)
     }
 
     /// Fails if `got` is neither missing nor of type `want` (numbers accept ints and floats).
@@ -907,10 +780,413 @@ impl CompiledExpr {
         };
         ExprError::new(ExprErrorKind::Binding, what)
     }
+}
+
+/// One evaluation: the bindings, the steps left, and the first error. After an error the budget
+/// is zeroed, so the rest of the evaluation winds down at once; its result is then discarded.
+/// Keeping errors out of the return values keeps the hot path to plain `ValueRef`s and `Truth`s.
+struct Eval<'s, B: ?Sized> {
+    x: &'s CompiledExpr,
+    b: &'s B,
+    left: u64,
+    budget: u64,
+    error: Option<ExprError>,
+}
+
+impl<'s, B: Bindings + ?Sized> Eval<'s, B> {
+    #[inline(always)]
+    fn tick(&mut self, n: u64) -> bool {
+        if self.left >= n {
+            self.left -= n;
+            true
+        } else {
+            self.exhausted();
+            false
+        }
+    }
 
     #[cold]
-    fn list_mismatch(&self, v: &Val, got: ValueRef<'_>) -> ExprError {
-        self.mismatch(v, got, ScalarType::Str)
+    #[inline(never)]
+    fn exhausted(&mut self) {
+        if self.error.is_none() {
+            self.error = Some(ExprError::new(
+                ExprErrorKind::Budget,
+                format!("evaluation exceeded its budget of {} steps", self.budget),
+            ));
+        }
+        self.left = 0;
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn fail(&mut self, e: ExprError) {
+        if self.error.is_none() {
+            self.error = Some(e);
+        }
+        self.left = 0;
+    }
+
+    /// A non-call operand: a path, a constant or a nested condition.
+    #[inline(always)]
+    fn get(&mut self, v: &'s Val) -> ValueRef<'s> {
+        match v {
+            Val::Slot(s) => self.b.get(*s),
+            Val::Key(s, k) => self.b.get_key(*s, k),
+            Val::Const(c) => c.as_ref(),
+            Val::Cond(c) => match self.cond(c) {
+                Truth::True => ValueRef::Bool(true),
+                Truth::False => ValueRef::Bool(false),
+                Truth::Unknown => ValueRef::Missing,
+            },
+            Val::Call(_) => ValueRef::Missing, // calls go through `owned`
+        }
+    }
+
+    /// Any operand as an owned value: the slow path, taken only when a function is involved.
+    fn owned(&mut self, v: &'s Val) -> Value {
+        match v {
+            Val::Call(c) => self.call(c),
+            other => self.get(other).to_value(),
+        }
+    }
+
+    /// Runs `f` on one operand.
+    #[inline(always)]
+    fn with1<R>(&mut self, a: &'s Val, f: impl FnOnce(&mut Self, ValueRef<'_>) -> R) -> R {
+        if let Val::Call(_) = a {
+            let av = self.owned(a);
+            f(self, av.as_ref())
+        } else {
+            let x = self.get(a);
+            f(self, x)
+        }
+    }
+
+    /// Runs `f` on two operands, evaluated left to right.
+    #[inline(always)]
+    fn with2<R>(&mut self, a: &'s Val, b: &'s Val, f: impl FnOnce(&mut Self, ValueRef<'_>, ValueRef<'_>) -> R) -> R {
+        if matches!(a, Val::Call(_)) || matches!(b, Val::Call(_)) {
+            let av = self.owned(a);
+            let bv = self.owned(b);
+            f(self, av.as_ref(), bv.as_ref())
+        } else {
+            let x = self.get(a);
+            let y = self.get(b);
+            f(self, x, y)
+        }
+    }
+
+    /// Evaluates a condition; the operands of `and`, `or` and `not` that are comparisons are
+    /// evaluated in place rather than through another call.
+    fn cond(&mut self, c: &'s Cond) -> Truth {
+        match c {
+            Cond::Not(c) => {
+                if !self.tick(1) {
+                    return Truth::Unknown;
+                }
+                self.step(c).not()
+            }
+            Cond::And(cs) => {
+                if !self.tick(1) {
+                    return Truth::Unknown;
+                }
+                let mut acc = Truth::True;
+                for c in cs.iter() {
+                    match self.step(c) {
+                        Truth::False => return Truth::False,
+                        Truth::Unknown => acc = Truth::Unknown,
+                        Truth::True => {}
+                    }
+                }
+                acc
+            }
+            Cond::Or(cs) => {
+                if !self.tick(1) {
+                    return Truth::Unknown;
+                }
+                let mut acc = Truth::False;
+                for c in cs.iter() {
+                    match self.step(c) {
+                        Truth::True => return Truth::True,
+                        Truth::Unknown => acc = Truth::Unknown,
+                        Truth::False => {}
+                    }
+                }
+                acc
+            }
+            leaf => self.leaf(leaf),
+        }
+    }
+
+    #[inline(always)]
+    fn step(&mut self, c: &'s Cond) -> Truth {
+        match c {
+            Cond::Not(_) | Cond::And(_) | Cond::Or(_) => self.cond(c),
+            leaf => self.leaf(leaf),
+        }
+    }
+
+    #[inline(always)]
+    fn leaf(&mut self, c: &'s Cond) -> Truth {
+        match c {
+            Cond::Not(_) | Cond::And(_) | Cond::Or(_) => self.cond(c),
+            Cond::Lit(t) => {
+                if !self.tick(1) {
+                    return Truth::Unknown;
+                }
+                *t
+            }
+            Cond::Val(v) => {
+                if !self.tick(2) {
+                    return Truth::Unknown;
+                }
+                self.with1(v, |ev, x| match x {
+                    ValueRef::Bool(b) => Truth::from(b),
+                    ValueRef::Missing => Truth::Unknown,
+                    other => {
+                        let e = ev.x.mismatch(v, other, ScalarType::Bool);
+                        ev.fail(e);
+                        Truth::Unknown
+                    }
+                })
+            }
+            Cond::Cmp { op, kind, l, r } => {
+                if !self.tick(3) {
+                    return Truth::Unknown;
+                }
+                if l.is_call() || r.is_call() {
+                    let (op, kind) = (*op, *kind);
+                    self.with2(l, r, |ev, x, y| ev.compare(op, kind, l, r, x, y))
+                } else {
+                    let x = self.get(l);
+                    let y = self.get(r);
+                    self.compare(*op, *kind, l, r, x, y)
+                }
+            }
+            Cond::CmpConst { op, l, c } => {
+                if !self.tick(3) {
+                    return Truth::Unknown;
+                }
+                if l.is_call() {
+                    let op = *op;
+                    self.with1(l, |ev, x| ev.compare_const(op, l, x, c))
+                } else {
+                    let x = self.get(l);
+                    self.compare_const(*op, l, x, c)
+                }
+            }
+            Cond::InSet { needle, set } => {
+                if !self.tick(3) {
+                    return Truth::Unknown;
+                }
+                if needle.is_call() {
+                    self.with1(needle, |ev, n| ev.in_set(needle, n, set))
+                } else {
+                    let n = self.get(needle);
+                    self.in_set(needle, n, set)
+                }
+            }
+            Cond::InList { needle, list } => {
+                if !self.tick(3) {
+                    return Truth::Unknown;
+                }
+                if list.is_call() || needle.is_call() {
+                    self.with2(list, needle, |ev, l, n| ev.in_list(list, l, n))
+                } else {
+                    let l = self.get(list);
+                    let n = self.get(needle);
+                    self.in_list(list, l, n)
+                }
+            }
+            Cond::Substr { needle, hay } => {
+                if !self.tick(3) {
+                    return Truth::Unknown;
+                }
+                self.with2(hay, needle, |ev, h, n| match (n, h) {
+                    (ValueRef::Str(n), ValueRef::Str(h)) => {
+                        if !ev.tick(h.len() as u64 / 64) {
+                            return Truth::Unknown;
+                        }
+                        Truth::from(h.contains(n))
+                    }
+                    (n, h) => {
+                        if let Err(e) = ev.x.check(needle, n, ScalarType::Str).and(ev.x.check(hay, h, ScalarType::Str))
+                        {
+                            ev.fail(e);
+                        }
+                        Truth::Unknown
+                    }
+                })
+            }
+            Cond::KeyIn { key, map } => {
+                if !self.tick(3) {
+                    return Truth::Unknown;
+                }
+                self.with1(key, |ev, k| match k {
+                    ValueRef::Str(k) => Truth::from(!ev.b.get_key(*map, k).is_missing()),
+                    ValueRef::Missing => Truth::Unknown,
+                    other => {
+                        let e = ev.x.mismatch(key, other, ScalarType::Str);
+                        ev.fail(e);
+                        Truth::Unknown
+                    }
+                })
+            }
+            Cond::Has(v) => {
+                if !self.tick(2) {
+                    return Truth::Unknown;
+                }
+                self.with1(v, |_, x| Truth::from(!x.is_missing()))
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn in_set(&mut self, needle: &Val, n: ValueRef<'_>, set: &ConstSet) -> Truth {
+        if n.is_missing() {
+            return Truth::Unknown;
+        }
+        match set.contains(n) {
+            Some(found) => Truth::from(found),
+            None => {
+                let e = self.x.mismatch(needle, n, n.scalar_type().unwrap_or(ScalarType::Str));
+                self.fail(e);
+                Truth::Unknown
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn in_list(&mut self, list: &Val, l: ValueRef<'_>, n: ValueRef<'_>) -> Truth {
+        let l = match l {
+            ValueRef::List(l) => l,
+            ValueRef::Missing => return Truth::Unknown,
+            other => {
+                let e = self.x.mismatch(list, other, ScalarType::Str);
+                self.fail(e);
+                return Truth::Unknown;
+            }
+        };
+        if n.is_missing() {
+            return Truth::Unknown;
+        }
+        let (found, examined) = l.find(n);
+        if !self.tick(examined as u64) {
+            return Truth::Unknown;
+        }
+        Truth::from(found)
+    }
+
+    #[inline(always)]
+    fn compare_const(&mut self, op: CmpOp, l: &Val, x: ValueRef<'_>, c: &Scalar) -> Truth {
+        let ord = match (c, x) {
+            (Scalar::Str(c), ValueRef::Str(s)) => match op {
+                CmpOp::Eq => return Truth::from(str_eq(s, c)),
+                CmpOp::Ne => return Truth::from(!str_eq(s, c)),
+                _ => Some(s.cmp(c)),
+            },
+            (Scalar::Int(c), ValueRef::Int(i)) => Some(i.cmp(c)),
+            (Scalar::Dur(c), ValueRef::Duration(d)) => Some(d.cmp(c)),
+            (Scalar::Bool(c), ValueRef::Bool(b)) => Some(b.cmp(c)),
+            (Scalar::Float(c), ValueRef::Float(f)) => f.partial_cmp(c),
+            (Scalar::Float(c), ValueRef::Int(i)) => (i as f64).partial_cmp(c),
+            (Scalar::Int(c), ValueRef::Float(f)) => f.partial_cmp(&(*c as f64)),
+            (_, ValueRef::Missing) => None,
+            (c, x) => {
+                if let Err(e) = self.x.check(l, x, c.kind()) {
+                    self.fail(e);
+                }
+                None
+            }
+        };
+        match ord {
+            Some(o) => Truth::from(ordered(op, o)),
+            None => Truth::Unknown,
+        }
+    }
+
+    #[inline(always)]
+    fn compare(&mut self, op: CmpOp, kind: Kind, l: &Val, r: &Val, x: ValueRef<'_>, y: ValueRef<'_>) -> Truth {
+        let ord = match (kind, x, y) {
+            (Kind::Str, ValueRef::Str(a), ValueRef::Str(c)) => match op {
+                CmpOp::Eq => return Truth::from(str_eq(a, c)),
+                CmpOp::Ne => return Truth::from(!str_eq(a, c)),
+                _ => Some(a.cmp(c)),
+            },
+            (Kind::Num, ValueRef::Int(a), ValueRef::Int(c)) => Some(a.cmp(&c)),
+            (Kind::Dur, ValueRef::Duration(a), ValueRef::Duration(c)) => Some(a.cmp(&c)),
+            (Kind::Bool, ValueRef::Bool(a), ValueRef::Bool(c)) => Some(a.cmp(&c)),
+            (Kind::Num, ValueRef::Int(_) | ValueRef::Float(_), ValueRef::Int(_) | ValueRef::Float(_)) => num_cmp(x, y),
+            _ => {
+                self.odd_operands(kind, l, r, x, y);
+                None
+            }
+        };
+        match ord {
+            Some(o) => Truth::from(ordered(op, o)),
+            None => Truth::Unknown, // a missing operand, or NaN
+        }
+    }
+
+    /// Operands that are not both of the comparison's kind: missing is fine (unknown), anything
+    /// else is the bindings' or a function's mistake.
+    #[cold]
+    #[inline(never)]
+    fn odd_operands(&mut self, kind: Kind, l: &Val, r: &Val, x: ValueRef<'_>, y: ValueRef<'_>) {
+        let want = match kind {
+            Kind::Num => ScalarType::Float,
+            Kind::Str => ScalarType::Str,
+            Kind::Bool => ScalarType::Bool,
+            Kind::Dur => ScalarType::Duration,
+        };
+        if let Err(e) = self.x.check(l, x, want).and(self.x.check(r, y, want)) {
+            self.fail(e);
+        }
+    }
+
+    fn call(&mut self, call: &'s CallNode) -> Value {
+        let f = &call.function;
+        let n = call.args.len().min(MAX_FUNCTION_PARAMS);
+        // Nested calls first (their results are owned), then the borrowed arguments.
+        let mut owned: [Value; MAX_FUNCTION_PARAMS] = Default::default();
+        for (dst, a) in owned.iter_mut().zip(call.args.iter()) {
+            if let Val::Call(inner) = a {
+                *dst = self.call(inner);
+            }
+        }
+        let mut args = [ValueRef::Missing; MAX_FUNCTION_PARAMS];
+        for ((dst, a), o) in args.iter_mut().zip(call.args.iter()).zip(owned.iter()) {
+            *dst = if let Val::Call(_) = a { o.as_ref() } else { self.get(a) };
+        }
+        if !self.tick(u64::from(f.cost)) {
+            return Value::Missing;
+        }
+        let out = match (f.call)(&args[..n]) {
+            Ok(v) => v,
+            Err(msg) => {
+                self.fail(ExprError::new(
+                    ExprErrorKind::Function,
+                    format!("function {} failed: {msg}", describe_fn(f)),
+                ));
+                return Value::Missing;
+            }
+        };
+        let ok = match (&out, f.returns) {
+            (Value::Missing, _) => true,
+            (v, Type::Scalar(t)) => v.scalar_type().is_some_and(|got| t.accepts(got)),
+            (Value::List(items), Type::List(t)) => {
+                items.iter().all(|i| i.scalar_type().is_some_and(|got| t.comparable(got)))
+            }
+            _ => false,
+        };
+        if !ok {
+            self.fail(ExprError::new(
+                ExprErrorKind::Function,
+                format!("function {} returned {}, not a {}", describe_fn(f), out.as_ref().kind_name(), f.returns),
+            ));
+            return Value::Missing;
+        }
+        out
     }
 }
 

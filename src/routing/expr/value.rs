@@ -367,8 +367,14 @@ impl<'a> ListRef<'a> {
     /// NaN needle is never found). Returns the answer and the number of elements examined.
     pub(crate) fn find(&self, needle: ValueRef<'_>) -> (bool, usize) {
         match (*self, needle) {
-            (ListRef::Strs(s), ValueRef::Str(n)) => position(s.iter().map(String::as_str), n),
-            (ListRef::StrRefs(s), ValueRef::Str(n)) => position(s.iter().copied(), n),
+            (ListRef::Strs(s), ValueRef::Str(n)) => match s.iter().position(|x| str_eq(x, n)) {
+                Some(i) => (true, i + 1),
+                None => (false, s.len()),
+            },
+            (ListRef::StrRefs(s), ValueRef::Str(n)) => match s.iter().position(|x| str_eq(x, n)) {
+                Some(i) => (true, i + 1),
+                None => (false, s.len()),
+            },
             (ListRef::Ints(s), ValueRef::Int(n)) => position(s.iter().copied(), n),
             (ListRef::Custom(c), n) => c.contains(n),
             (list, n) => {
@@ -379,6 +385,32 @@ impl<'a> ListRef<'a> {
                 }
             }
         }
+    }
+}
+
+/// String equality tuned for the short strings routing compares (channels, languages, tags):
+/// lengths first, then at most two word loads, without a call into `memcmp`.
+#[inline(always)]
+pub(crate) fn str_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    #[inline(always)]
+    fn word8(s: &[u8], i: usize) -> u64 {
+        s.get(i..i + 8).and_then(|w| w.try_into().ok()).map_or(0, u64::from_le_bytes)
+    }
+    #[inline(always)]
+    fn word4(s: &[u8], i: usize) -> u32 {
+        s.get(i..i + 4).and_then(|w| w.try_into().ok()).map_or(0, u32::from_le_bytes)
+    }
+    match n {
+        0 => true,
+        1..=3 => a.iter().zip(b).all(|(x, y)| x == y),
+        4..=7 => word4(a, 0) == word4(b, 0) && word4(a, n - 4) == word4(b, n - 4),
+        8..=16 => word8(a, 0) == word8(b, 0) && word8(a, n - 8) == word8(b, n - 8),
+        _ => a == b,
     }
 }
 
