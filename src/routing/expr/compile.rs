@@ -843,6 +843,7 @@ impl<'s, B: Bindings + ?Sized> Eval<'s, B> {
     }
 
     /// Any operand as an owned value: the slow path, taken only when a function is involved.
+    #[inline(never)]
     fn owned(&mut self, v: &'s Val) -> Value {
         match v {
             Val::Call(c) => self.call(c),
@@ -850,8 +851,8 @@ impl<'s, B: Bindings + ?Sized> Eval<'s, B> {
         }
     }
 
-    /// Runs `f` on one operand.
-    #[inline(always)]
+    /// Runs `f` on one operand that is (or may be) a function call: the slow path.
+    #[inline(never)]
     fn with1<R>(&mut self, a: &'s Val, f: impl FnOnce(&mut Self, ValueRef<'_>) -> R) -> R {
         if let Val::Call(_) = a {
             let av = self.owned(a);
@@ -862,8 +863,8 @@ impl<'s, B: Bindings + ?Sized> Eval<'s, B> {
         }
     }
 
-    /// Runs `f` on two operands, evaluated left to right.
-    #[inline(always)]
+    /// Runs `f` on two operands, evaluated left to right, when one is a function call: the slow path.
+    #[inline(never)]
     fn with2<R>(&mut self, a: &'s Val, b: &'s Val, f: impl FnOnce(&mut Self, ValueRef<'_>, ValueRef<'_>) -> R) -> R {
         if matches!(a, Val::Call(_)) || matches!(b, Val::Call(_)) {
             let av = self.owned(a);
@@ -940,15 +941,11 @@ impl<'s, B: Bindings + ?Sized> Eval<'s, B> {
                 if !self.tick(2) {
                     return Truth::Unknown;
                 }
-                self.with1(v, |ev, x| match x {
-                    ValueRef::Bool(b) => Truth::from(b),
-                    ValueRef::Missing => Truth::Unknown,
-                    other => {
-                        let e = ev.x.mismatch(v, other, ScalarType::Bool);
-                        ev.fail(e);
-                        Truth::Unknown
-                    }
-                })
+                if v.is_call() {
+                    return self.with1(v, |ev, x| ev.truth_of(v, x));
+                }
+                let x = self.get(v);
+                self.truth_of(v, x)
             }
             Cond::Cmp { op, kind, l, r } => {
                 if !self.tick(3) {
@@ -1002,41 +999,73 @@ impl<'s, B: Bindings + ?Sized> Eval<'s, B> {
                 if !self.tick(3) {
                     return Truth::Unknown;
                 }
-                self.with2(hay, needle, |ev, h, n| match (n, h) {
-                    (ValueRef::Str(n), ValueRef::Str(h)) => {
-                        if !ev.tick(h.len() as u64 / 64) {
-                            return Truth::Unknown;
-                        }
-                        Truth::from(h.contains(n))
-                    }
-                    (n, h) => {
-                        if let Err(e) = ev.x.check(needle, n, ScalarType::Str).and(ev.x.check(hay, h, ScalarType::Str))
-                        {
-                            ev.fail(e);
-                        }
-                        Truth::Unknown
-                    }
-                })
+                if hay.is_call() || needle.is_call() {
+                    return self.with2(hay, needle, |ev, h, n| ev.substr(needle, hay, n, h));
+                }
+                let h = self.get(hay);
+                let n = self.get(needle);
+                self.substr(needle, hay, n, h)
             }
             Cond::KeyIn { key, map } => {
                 if !self.tick(3) {
                     return Truth::Unknown;
                 }
-                self.with1(key, |ev, k| match k {
-                    ValueRef::Str(k) => Truth::from(!ev.b.get_key(*map, k).is_missing()),
-                    ValueRef::Missing => Truth::Unknown,
-                    other => {
-                        let e = ev.x.mismatch(key, other, ScalarType::Str);
-                        ev.fail(e);
-                        Truth::Unknown
-                    }
-                })
+                if key.is_call() {
+                    return self.with1(key, |ev, k| ev.key_in(key, *map, k));
+                }
+                let k = self.get(key);
+                self.key_in(key, *map, k)
             }
             Cond::Has(v) => {
                 if !self.tick(2) {
                     return Truth::Unknown;
                 }
-                self.with1(v, |_, x| Truth::from(!x.is_missing()))
+                // `has` takes a path, never a call.
+                Truth::from(!self.get(v).is_missing())
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn truth_of(&mut self, v: &Val, x: ValueRef<'_>) -> Truth {
+        match x {
+            ValueRef::Bool(b) => Truth::from(b),
+            ValueRef::Missing => Truth::Unknown,
+            other => {
+                let e = self.x.mismatch(v, other, ScalarType::Bool);
+                self.fail(e);
+                Truth::Unknown
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn substr(&mut self, needle: &Val, hay: &Val, n: ValueRef<'_>, h: ValueRef<'_>) -> Truth {
+        match (n, h) {
+            (ValueRef::Str(n), ValueRef::Str(h)) => {
+                if !self.tick(h.len() as u64 / 64) {
+                    return Truth::Unknown;
+                }
+                Truth::from(h.contains(n))
+            }
+            (n, h) => {
+                if let Err(e) = self.x.check(needle, n, ScalarType::Str).and(self.x.check(hay, h, ScalarType::Str)) {
+                    self.fail(e);
+                }
+                Truth::Unknown
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn key_in(&mut self, key: &Val, map: Slot, k: ValueRef<'_>) -> Truth {
+        match k {
+            ValueRef::Str(k) => Truth::from(!self.b.get_key(map, k).is_missing()),
+            ValueRef::Missing => Truth::Unknown,
+            other => {
+                let e = self.x.mismatch(key, other, ScalarType::Str);
+                self.fail(e);
+                Truth::Unknown
             }
         }
     }
@@ -1144,6 +1173,7 @@ impl<'s, B: Bindings + ?Sized> Eval<'s, B> {
         }
     }
 
+    #[inline(never)]
     fn call(&mut self, call: &'s CallNode) -> Value {
         let f = &call.function;
         let n = call.args.len().min(MAX_FUNCTION_PARAMS);
