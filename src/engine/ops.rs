@@ -498,20 +498,15 @@ impl Engine {
                 )));
             }
             let now = self.now();
-            let identity = Identity {
-                id: IdentityId(self.next_id(now)),
-                tenant: tenant.clone(),
-                customer: owner.id,
-                channel: channel.clone(),
-                address: normalized.clone(),
-                raw_address: address.raw(),
+            let identity = Identity::new(
+                IdentityId(self.next_id(now)),
+                &owner,
+                channel.clone(),
+                normalized.clone(),
+                address.raw(),
                 verification,
-                display_name: None,
-                endpoints: Vec::new(),
-                first_seen: now,
-                last_seen: now,
-                version: 0,
-            };
+                now,
+            );
             let changes = ChangeSet {
                 customers: vec![super::touch(&owner)],
                 identities: vec![Write::insert(identity.clone())],

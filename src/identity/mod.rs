@@ -433,20 +433,15 @@ pub(crate) async fn resolve(
             } else {
                 msg.verification
             };
-            let identity = Identity {
-                id: ids.identity_id(),
-                tenant: tenant.clone(),
-                customer: customer.id,
-                channel: msg.channel.clone(),
-                address: sender.address.clone(),
-                raw_address: msg.sender.raw(),
+            let identity = Identity::new(
+                ids.identity_id(),
+                &customer,
+                msg.channel.clone(),
+                sender.address.clone(),
+                msg.sender.raw(),
                 verification,
-                display_name: None,
-                endpoints: Vec::new(),
-                first_seen: now,
-                last_seen: now,
-                version: 0,
-            };
+                now,
+            );
             events.push(Event::IdentityLinked {
                 customer: customer.id,
                 identity: identity.id,
@@ -486,20 +481,15 @@ pub(crate) async fn resolve(
         {
             continue;
         }
-        let claim = Identity {
-            id: ids.identity_id(),
-            tenant: tenant.clone(),
-            customer: customer.id,
-            channel: msg.channel.clone(),
-            address: address.clone(),
-            raw_address: address.value.clone(),
+        let claim = Identity::new(
+            ids.identity_id(),
+            &customer,
+            msg.channel.clone(),
+            address.clone(),
+            address.value.clone(),
             verification,
-            display_name: None,
-            endpoints: Vec::new(),
-            first_seen: now,
-            last_seen: now,
-            version: 0,
-        };
+            now,
+        );
         events.push(Event::IdentityLinked {
             customer: customer.id,
             identity: claim.id,
