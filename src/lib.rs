@@ -61,6 +61,7 @@ mod engine;
 mod error;
 pub mod events;
 pub mod identity;
+mod idgen;
 pub mod model;
 pub mod privacy;
 pub mod store;

@@ -1,6 +1,5 @@
 //! The engine: the facade that composes identity, threading, storage and events.
 
-mod ids;
 mod ops;
 
 pub use ops::{ConversationPatch, CustomerPatch, MergePlan, OutboundMessage, SurvivorRule};
@@ -8,6 +7,7 @@ pub use ops::{ConversationPatch, CustomerPatch, MergePlan, OutboundMessage, Surv
 use crate::clock::{Clock, SystemClock};
 use crate::events::{Event, EventStream, Notifier};
 use crate::identity::{self, NewIds, Normalizer, Resolution, Sender};
+use crate::idgen::IdGen;
 use crate::model::{
     Author, ChannelKind, ContentLimits, Conversation, ConversationId, ConversationStatus, CustomerId, DeliveryState,
     Direction, IdentityId, InboundMessage, Message, MessageId, Priority, TenantId,
@@ -16,7 +16,6 @@ use crate::store::{ChangeSet, Committed, DedupeKey, InMemoryStore, Store, Thread
 use crate::thread::{self, Placement, ThreadDecision, ThreadInput, ThreadingPolicy};
 use crate::{Error, Result};
 use chrono::{DateTime, Duration, Utc};
-use ids::IdGen;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;

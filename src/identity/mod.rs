@@ -21,29 +21,46 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 
 /// Normalises addresses, caching phone numbers (parsing them is the expensive part).
+///
+/// The cache has two generations: when the young one is full it becomes the old one (the
+/// previous old one is dropped), and a hit in the old generation is promoted. Numbers in steady
+/// use stay cached; memory stays bounded at two generations.
 #[derive(Debug)]
 pub(crate) struct Normalizer {
     default_region: Option<String>,
-    phones: RwLock<HashMap<String, String>>,
+    phones: RwLock<PhoneCache>,
 }
 
-const PHONE_CACHE_LIMIT: usize = 100_000;
+#[derive(Debug, Default)]
+struct PhoneCache {
+    young: HashMap<String, String>,
+    old: HashMap<String, String>,
+}
+
+const PHONE_CACHE_GENERATION: usize = 100_000;
 
 impl Normalizer {
     pub(crate) fn new(default_region: Option<String>) -> Self {
-        Normalizer { default_region, phones: RwLock::new(HashMap::new()) }
+        Normalizer { default_region, phones: RwLock::new(PhoneCache::default()) }
     }
 
     pub(crate) fn phone(&self, raw: &str) -> Result<String> {
-        if let Some(hit) = self.phones.read().unwrap_or_else(|p| p.into_inner()).get(raw) {
-            return Ok(hit.clone());
-        }
-        let value = normalize::normalize_phone(raw, self.default_region.as_deref())?;
+        let promote = {
+            let cache = self.phones.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(hit) = cache.young.get(raw) {
+                return Ok(hit.clone());
+            }
+            cache.old.get(raw).cloned()
+        };
+        let value = match promote {
+            Some(v) => v,
+            None => normalize::normalize_phone(raw, self.default_region.as_deref())?,
+        };
         let mut cache = self.phones.write().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= PHONE_CACHE_LIMIT {
-            cache.clear();
+        if cache.young.len() >= PHONE_CACHE_GENERATION {
+            cache.old = std::mem::take(&mut cache.young);
         }
-        cache.insert(raw.to_owned(), value.clone());
+        cache.young.insert(raw.to_owned(), value.clone());
         Ok(value)
     }
 
