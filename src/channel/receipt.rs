@@ -102,7 +102,8 @@ pub struct DeliveryUpdate {
 /// What a batch of receipts does to a set of messages ([`plan_receipts`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReceiptPlan {
-    /// One update per message whose state moves, with its final state after the whole batch.
+    /// One update per message whose state moves, with its final state after the whole batch, in
+    /// the order of the messages given.
     pub updates: Vec<DeliveryUpdate>,
     /// Receipts that matched no outbound message (the provider may report before the host has
     /// recorded the provider id: keep them and apply them again later).
@@ -233,7 +234,7 @@ pub fn plan_receipts(
 /// What [`apply_receipts`] did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ReceiptReport {
-    /// Messages whose state moved, with the state now stored.
+    /// Messages whose state moved, with the state now stored, in the order they were recorded.
     pub updated: Vec<DeliveryUpdate>,
     /// Receipts that changed nothing (duplicates, late or backward receipts).
     pub unchanged: usize,
@@ -290,6 +291,7 @@ pub async fn apply_receipts(engine: &Engine, tenant: &TenantId, receipts: &[Rece
         }
     }
 
+    messages.sort_by_key(|m| m.id);
     let plan = plan_receipts(receipts, &messages, &conversations)?;
     let mut report = ReceiptReport { unchanged: plan.unchanged, unmatched: plan.unmatched, ..ReceiptReport::default() };
     for update in plan.updates {
