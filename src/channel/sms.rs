@@ -193,14 +193,6 @@ impl SmsMeter {
         }
     }
 
-    pub(crate) fn encoding(&self) -> SmsEncoding {
-        if self.gsm { SmsEncoding::Gsm7 } else { SmsEncoding::Ucs2 }
-    }
-
-    pub(crate) fn units(&self) -> usize {
-        if self.gsm { self.septets } else { self.units }
-    }
-
     pub(crate) fn segments(&self) -> usize {
         let (total, parts, encoding) = if self.gsm {
             (self.septets, self.gsm_parts, SmsEncoding::Gsm7)
@@ -215,6 +207,52 @@ impl SmsMeter {
     }
 }
 
+/// Greedy packing of `costs` into parts of `capacity`: (total units, parts).
+#[inline]
+fn pack(costs: impl Iterator<Item = usize>, capacity: usize) -> (usize, usize) {
+    let (mut total, mut parts, mut fill) = (0, 0, capacity);
+    for cost in costs {
+        total += cost;
+        if fill + cost > capacity {
+            parts += 1;
+            fill = cost;
+        } else {
+            fill += cost;
+        }
+    }
+    (total, parts)
+}
+
+/// One pass in GSM-7; on the first character outside it, one pass in UCS-2.
+/// Returns the encoding, the total units and the part count if sent as a multi-part message.
+fn scan(text: &str) -> (SmsEncoding, usize, usize) {
+    let capacity = SmsEncoding::Gsm7.multi_segment_units();
+    let (mut total, mut parts, mut fill) = (0, 0, capacity);
+    for c in text.chars() {
+        let Some(cost) = gsm7_septets(c) else {
+            let (units, parts) = pack(text.chars().map(char::len_utf16), SmsEncoding::Ucs2.multi_segment_units());
+            return (SmsEncoding::Ucs2, units, parts);
+        };
+        let cost = usize::from(cost);
+        total += cost;
+        if fill + cost > capacity {
+            parts += 1;
+            fill = cost;
+        } else {
+            fill += cost;
+        }
+    }
+    (SmsEncoding::Gsm7, total, parts)
+}
+
+fn parts_for(encoding: SmsEncoding, units: usize, multi: usize) -> usize {
+    match units {
+        0 => 0,
+        u if u <= encoding.single_segment_units() => 1,
+        _ => multi,
+    }
+}
+
 /// How many SMS `text` costs (0 for an empty text), without allocating.
 ///
 /// ```
@@ -224,27 +262,19 @@ impl SmsMeter {
 /// assert_eq!(count_segments(&"😀".repeat(36)), 2);
 /// ```
 pub fn count_segments(text: &str) -> usize {
-    let mut meter = SmsMeter::new();
-    for c in text.chars() {
-        meter.push(c);
-    }
-    meter.segments()
+    let (encoding, units, multi) = scan(text);
+    parts_for(encoding, units, multi)
 }
 
 /// Splits `text` into SMS parts: the encoding, the size in septets or UTF-16 units, and the
 /// text and size of every part. An empty text has no parts.
 pub fn segment(text: &str) -> SmsSegmentation {
-    let mut meter = SmsMeter::new();
-    for c in text.chars() {
-        meter.push(c);
-    }
-    let encoding = meter.encoding();
-    let units = meter.units();
+    let (encoding, units, multi) = scan(text);
     let cost = |c: char| match encoding {
         SmsEncoding::Gsm7 => gsm7_septets(c).map_or(1, usize::from),
         SmsEncoding::Ucs2 => c.len_utf16(),
     };
-    let segments = match meter.segments() {
+    let segments = match parts_for(encoding, units, multi) {
         0 => Vec::new(),
         1 => vec![SmsSegment { text: text.to_owned(), units }],
         n => {
