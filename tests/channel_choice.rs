@@ -76,8 +76,9 @@ fn opt(channel: ChannelKind, state: ConsentState) -> (ChannelKind, Consent) {
 fn replies_on_the_channel_the_customer_last_used_while_its_window_is_open() {
     let c = customer();
     let wa = whatsapp(&c, t0());
-    let choice =
-        ChannelPolicy::default().choose(&c, &[wa.clone()], &bot(), &reply(), t0() + Duration::hours(3)).unwrap();
+    let choice = ChannelPolicy::default()
+        .choose(&c, std::slice::from_ref(&wa), &bot(), &reply(), t0() + Duration::hours(3))
+        .unwrap();
     assert_eq!(choice.channel, ChannelKind::WhatsApp);
     assert_eq!(choice.endpoint, ep("wa-main"));
     assert_eq!(choice.identity, wa.id);
@@ -141,8 +142,9 @@ fn a_preferred_channel_that_cannot_take_the_message_is_skipped_with_the_reason()
 fn outside_the_window_without_fallback_a_template_is_required() {
     let c = customer();
     let wa = whatsapp(&c, t0());
-    let err =
-        ChannelPolicy::default().choose(&c, &[wa.clone()], &agent(), &reply(), t0() + Duration::hours(25)).unwrap_err();
+    let err = ChannelPolicy::default()
+        .choose(&c, std::slice::from_ref(&wa), &agent(), &reply(), t0() + Duration::hours(25))
+        .unwrap_err();
     let Error::ReplyWindowClosed { channel, hint } = &err else { panic!("{err:?}") };
     assert_eq!(channel, &ChannelKind::WhatsApp);
     assert!(hint.contains("send an approved template"), "{hint}");
@@ -158,7 +160,7 @@ fn the_window_includes_its_last_instant() {
     let c = customer();
     let wa = whatsapp(&c, t0());
     let policy = ChannelPolicy::default();
-    assert!(policy.choose(&c, &[wa.clone()], &bot(), &reply(), t0() + Duration::hours(24)).is_ok());
+    assert!(policy.choose(&c, std::slice::from_ref(&wa), &bot(), &reply(), t0() + Duration::hours(24)).is_ok());
     assert!(policy.choose(&c, &[wa], &bot(), &reply(), t0() + Duration::hours(24) + Duration::seconds(1)).is_err());
 }
 
@@ -207,17 +209,17 @@ fn messenger_human_agents_may_reply_for_seven_days_with_the_tag() {
     let policy = ChannelPolicy::default();
     let day3 = t0() + Duration::days(3);
 
-    let choice = policy.choose(&c, &[fb.clone()], &agent(), &reply(), day3).unwrap();
+    let choice = policy.choose(&c, std::slice::from_ref(&fb), &agent(), &reply(), day3).unwrap();
     assert_eq!(choice.message_tag.as_deref(), Some("HUMAN_AGENT"));
     assert_eq!(choice.window, WindowStatus::HumanAgentOnly { closes_at: t0() + Duration::days(7) });
 
-    let err = policy.choose(&c, &[fb.clone()], &bot(), &reply(), day3).unwrap_err();
+    let err = policy.choose(&c, std::slice::from_ref(&fb), &bot(), &reply(), day3).unwrap_err();
     let Error::ReplyWindowClosed { channel, hint } = &err else { panic!("{err:?}") };
     assert_eq!(channel, &ChannelKind::Messenger);
     assert!(hint.contains("only a human agent may reply"), "{hint}");
     assert!(hint.contains("the customer has to write first"), "Messenger has no templates: {hint}");
 
-    let within = policy.choose(&c, &[fb.clone()], &bot(), &reply(), t0() + Duration::hours(23)).unwrap();
+    let within = policy.choose(&c, std::slice::from_ref(&fb), &bot(), &reply(), t0() + Duration::hours(23)).unwrap();
     assert_eq!(within.message_tag, None);
     assert!(policy.choose(&c, &[fb], &agent(), &reply(), t0() + Duration::days(8)).is_err());
 }
@@ -230,18 +232,18 @@ fn consent_blocking_and_lifecycle_are_respected() {
     let policy = ChannelPolicy::default();
 
     c.consent.extend([opt(ChannelKind::WhatsApp, ConsentState::OptedOut)]);
-    let err = policy.choose(&c, &[wa.clone()], &bot(), &reply(), soon).unwrap_err();
+    let err = policy.choose(&c, std::slice::from_ref(&wa), &bot(), &reply(), soon).unwrap_err();
     assert!(matches!(&err, Error::Refused(m) if m.contains("opted out of whatsapp")), "{err:?}");
 
     c.consent.clear();
     c.blocked = true;
     assert!(
-        matches!(policy.choose(&c, &[wa.clone()], &bot(), &reply(), soon), Err(Error::Refused(m)) if m.contains("blocked"))
+        matches!(policy.choose(&c, std::slice::from_ref(&wa), &bot(), &reply(), soon), Err(Error::Refused(m)) if m.contains("blocked"))
     );
 
     c.blocked = false;
     c.state = CustomerState::Erased { at: t0() };
-    assert!(matches!(policy.choose(&c, &[wa.clone()], &bot(), &reply(), soon), Err(Error::Erased(_))));
+    assert!(matches!(policy.choose(&c, std::slice::from_ref(&wa), &bot(), &reply(), soon), Err(Error::Erased(_))));
 
     c.state = CustomerState::Merged { into: CustomerId::from_uuid(uuid::Uuid::from_u128(2)), at: t0() };
     assert!(matches!(policy.choose(&c, &[wa], &bot(), &reply(), soon), Err(Error::Refused(m)) if m.contains("merged")));

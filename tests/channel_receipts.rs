@@ -190,7 +190,7 @@ fn malformed_receipts_are_rejected() {
     for bad in [pending, nothing, blank] {
         let ok = Receipt::new(ChannelKind::Sms, "SM1", DeliveryState::Read, secs(1));
         assert!(
-            matches!(plan_receipts(&[ok, bad.clone()], &[m.clone()], &[]), Err(Error::InvalidInput { .. })),
+            matches!(plan_receipts(&[ok, bad.clone()], std::slice::from_ref(&m), &[]), Err(Error::InvalidInput { .. })),
             "{bad:?}"
         );
     }
