@@ -51,6 +51,7 @@ fn fail_next_n_then_recover_by_itself() {
     }
     assert_eq!(block_on(channel.send(&hello(1))).unwrap(), "stub-wa-main-1", "failed sends use no id");
     assert_eq!(channel.attempts(), 3);
+    assert_eq!(channel.attempted(), [hello(1), hello(1), hello(1)], "failed attempts are recorded too");
     assert_eq!(channel.sent().len(), 1);
 }
 
@@ -200,4 +201,24 @@ fn concurrent_sends_get_distinct_ids() {
     ids.dedup();
     assert_eq!(ids.len(), 100);
     assert_eq!(channel.sent().len(), 100);
+}
+
+#[test]
+fn shared_channel_types_are_send_and_sync() {
+    fn shared<T: Send + Sync + 'static>() {}
+    use touchpoint::channel::*;
+    shared::<Capabilities>();
+    shared::<RenderedPart>();
+    shared::<Renderer>();
+    shared::<RenderOverrides>();
+    shared::<OutgoingMessage>();
+    shared::<SendReport>();
+    shared::<StubChannel>();
+    shared::<Arc<dyn Channel>>();
+    shared::<ChannelPolicy>();
+    shared::<ChannelChoice>();
+    shared::<Receipt>();
+    shared::<ReceiptPlan>();
+    shared::<ReceiptReport>();
+    shared::<sms::SmsSegmentation>();
 }

@@ -21,7 +21,7 @@ pub struct SentMessage {
 #[derive(Default)]
 struct State {
     sent: Vec<SentMessage>,
-    attempts: usize,
+    attempted: Vec<OutgoingMessage>,
     next_id: u64,
     fail_next: VecDeque<MakeError>,
     always: Option<MakeError>,
@@ -29,8 +29,8 @@ struct State {
     read: Vec<(NormalizedAddress, String)>,
 }
 
-/// A [`Channel`] that sends nothing and records everything: every accepted message (with the
-/// id it got), typing indicators and read marks. Ids are deterministic:
+/// A [`Channel`] that sends nothing and records everything: every message handed to it, every
+/// accepted message with the id it got, typing indicators and read marks. Ids are deterministic:
 /// `stub-<endpoint>-1`, `-2`, … in order of accepted sends.
 ///
 /// Like a strict provider it rejects a message its [`Capabilities`] cannot carry
@@ -70,7 +70,7 @@ impl std::fmt::Debug for StubChannel {
             .field("endpoint", &self.endpoint)
             .field("channel", &self.capabilities.channel)
             .field("sent", &state.sent.len())
-            .field("attempts", &state.attempts)
+            .field("attempts", &state.attempted.len())
             .finish()
     }
 }
@@ -129,9 +129,14 @@ impl StubChannel {
         self.state().sent.clone()
     }
 
-    /// How many times `send` was called (accepted, scripted failures and rejected messages).
+    /// Every message handed to `send`, in order: accepted, failed by script, and rejected.
+    pub fn attempted(&self) -> Vec<OutgoingMessage> {
+        self.state().attempted.clone()
+    }
+
+    /// How many times `send` was called.
     pub fn attempts(&self) -> usize {
-        self.state().attempts
+        self.state().attempted.len()
     }
 
     /// Recipients of typing indicators, in order.
@@ -149,7 +154,7 @@ impl StubChannel {
     pub fn clear(&self) {
         let mut state = self.state();
         state.sent.clear();
-        state.attempts = 0;
+        state.attempted.clear();
         state.typing.clear();
         state.read.clear();
     }
@@ -167,7 +172,7 @@ impl Channel for StubChannel {
 
     async fn send(&self, message: &OutgoingMessage) -> Result<String> {
         let mut state = self.state();
-        state.attempts += 1;
+        state.attempted.push(message.clone());
         if let Some(make) = state.fail_next.pop_front() {
             return Err(make());
         }
