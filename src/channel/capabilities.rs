@@ -305,7 +305,8 @@ impl Capabilities {
     /// id ≤ 256, body ≤ 1024, unique titles); a list of up to 10 rows (row title ≤ 24,
     /// description ≤ 72, id ≤ 200, button label ≤ 20, body ≤ 1024 — the safe cap); image 5 MB,
     /// audio and video 16 MB, document 100 MB, sticker 500 KB (animated; static stickers are
-    /// limited to 100 KB); captions ≤ 1024 characters; native location and contact cards;
+    /// limited to 100 KB); captions ≤ 1024 characters (Meta's media caption limit, not in the
+    /// reference — unverified); native location and contact cards;
     /// templates; typing indicator, read receipts and mark-as-read; a 24-hour reply window.
     pub fn whatsapp() -> Self {
         Capabilities {
@@ -397,9 +398,9 @@ impl Capabilities {
     /// Telegram Bot API (§5.3): text ≤ 4096 UTF-16 units; captions ≤ 1024; an inline keyboard
     /// as buttons (`callback_data` ≤ 64 bytes; at most 100 buttons — the commonly cited Bot API
     /// cap, unverified; no documented title limit); photos, video, audio, documents and
-    /// stickers (size limits not in the reference); native location; typing (`sendChatAction`)
-    /// ; edits and deletes of our own messages; no read receipts; no reply window. Contact
-    /// cards are sent as text (`sendContact` carries a single phone number).
+    /// stickers (size limits not in the reference); native location; typing
+    /// (`sendChatAction`); edits and deletes of our own messages; no read receipts; no reply
+    /// window. Contact cards are sent as text (`sendContact` carries a single phone number).
     pub fn telegram() -> Self {
         Capabilities {
             text: Some(Limit::utf16_units(4096)),
