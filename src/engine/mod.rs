@@ -382,10 +382,18 @@ impl Engine {
             needs_handler,
             notes,
         };
+        // Whatever attaches a new identity or conversation to a customer also bumps the
+        // customer's version, so an erasure or merge computed concurrently must re-read.
+        let attaches = resolved.identity_write.expected.is_none() || !resolved.claimed.is_empty() || expected.is_none();
+        let customer_write = match resolved.customer_write {
+            Some(w) => Some(w),
+            None if attaches => Some(touch(&resolved.customer)),
+            None => None,
+        };
         let changes = ChangeSet {
             dedupe: Some(DedupeKey { channel: msg.channel.clone(), external_id: msg.external_id.clone() }),
-            customers: resolved.customer_write.into_iter().collect(),
-            identities: vec![resolved.identity_write],
+            customers: customer_write.into_iter().collect(),
+            identities: std::iter::once(resolved.identity_write).chain(resolved.claimed).collect(),
             conversations: vec![Write { record: conversation, expected }],
             messages: vec![Write::insert(message)],
             thread_keys,
@@ -463,6 +471,14 @@ impl Engine {
             notes: vec!["already ingested; nothing changed".into()],
         })
     }
+}
+
+/// A versioned rewrite of `customer` that changes nothing but the version: it makes a
+/// concurrent change computed from the old version conflict and re-read.
+pub(crate) fn touch(customer: &crate::model::Customer) -> Write<crate::model::Customer> {
+    let mut record = customer.clone();
+    record.version += 1;
+    Write { record, expected: Some(customer.version) }
 }
 
 fn validate_inbound(msg: &InboundMessage, limits: &ContentLimits) -> Result<()> {
