@@ -26,20 +26,9 @@ fn customer() -> Customer {
 }
 
 fn identity(n: u128, owner: &Customer, channel: ChannelKind, kind: AddressKind, value: &str) -> Identity {
-    Identity {
-        id: IdentityId::from_uuid(uuid::Uuid::from_u128(100 + n)),
-        tenant: owner.tenant.clone(),
-        customer: owner.id,
-        channel,
-        address: NormalizedAddress { kind, value: value.into() },
-        raw_address: value.into(),
-        verification: Verification::CarrierAsserted,
-        display_name: None,
-        endpoints: Vec::new(),
-        first_seen: t0(),
-        last_seen: t0(),
-        version: 0,
-    }
+    let address = NormalizedAddress { kind, value: value.into() };
+    let id = IdentityId::from_uuid(uuid::Uuid::from_u128(100 + n));
+    Identity::new(id, owner, channel, address, value.into(), Verification::CarrierAsserted, t0())
 }
 
 fn whatsapp(owner: &Customer, last_inbound: DateTime<Utc>) -> Identity {

@@ -222,3 +222,19 @@ fn shared_channel_types_are_send_and_sync() {
     shared::<ReceiptReport>();
     shared::<sms::SmsSegmentation>();
 }
+
+#[test]
+fn channel_futures_are_send() {
+    fn is_send<F: std::future::Future + Send>(f: F) -> F {
+        f
+    }
+    let channel: Arc<dyn Channel> = Arc::new(whatsapp());
+    let batch = [hello(1)];
+    let report = block_on(is_send(send_all(&*channel, &batch)));
+    assert!(report.is_complete());
+    assert!(block_on(is_send(channel.send(&hello(2)))).is_ok());
+    let engine = touchpoint::Engine::in_memory();
+    let tenant = touchpoint::model::TenantId::new("acme").unwrap();
+    let report = block_on(is_send(touchpoint::channel::apply_receipts(&engine, &tenant, &[]))).unwrap();
+    assert!(report.updated.is_empty() && report.unmatched.is_empty());
+}

@@ -26,22 +26,16 @@ use std::collections::{BTreeMap, BTreeSet};
 /// use touchpoint::channel::{ChannelPolicy, ChoiceReason};
 /// use touchpoint::model::*;
 /// let t0 = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
-/// let tenant = TenantId::new("acme").unwrap();
-/// let customer = Customer::new(CustomerId::from_uuid(uuid::Uuid::nil()), tenant.clone(), t0);
-/// let mut wa = Identity {
-///     id: IdentityId::from_uuid(uuid::Uuid::from_u128(1)),
-///     tenant,
-///     customer: customer.id,
-///     channel: ChannelKind::WhatsApp,
-///     address: NormalizedAddress { kind: AddressKind::Phone, value: "+447700900123".into() },
-///     raw_address: "+44 7700 900123".into(),
-///     verification: Verification::CarrierAsserted,
-///     display_name: None,
-///     endpoints: vec![],
-///     first_seen: t0,
-///     last_seen: t0,
-///     version: 0,
-/// };
+/// let customer = Customer::new(CustomerId::from_uuid(uuid::Uuid::nil()), TenantId::new("acme").unwrap(), t0);
+/// let mut wa = Identity::new(
+///     IdentityId::from_uuid(uuid::Uuid::from_u128(1)),
+///     &customer,
+///     ChannelKind::WhatsApp,
+///     NormalizedAddress { kind: AddressKind::Phone, value: "+447700900123".into() },
+///     "+44 7700 900123".into(),
+///     Verification::CarrierAsserted,
+///     t0,
+/// );
 /// wa.touch_inbound(&EndpointId::new("wa-main").unwrap(), t0);
 /// let bot = Author::Bot(AgentId::new("helper-bot").unwrap());
 /// let reply = Content::text("On it!");
