@@ -45,6 +45,8 @@
 //! * [`identity`] — address normalisation and customer resolution rules.
 //! * [`thread`] — which conversation a message belongs to; reopen policies.
 //! * [`context`] — the cross-channel view of a customer.
+//! * [`channel`] — the [`Channel`](channel::Channel) trait, per-channel capabilities, rendering
+//!   with predictable degradation, SMS segmentation, outbound channel choice, delivery receipts.
 //! * [`events`] — domain events as a `futures::Stream`.
 //! * [`privacy`] — export and erasure.
 //! * [`Engine`] — the facade that composes them.
@@ -55,6 +57,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod channel;
 pub mod clock;
 pub mod context;
 mod engine;
