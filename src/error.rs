@@ -63,6 +63,20 @@ pub enum Error {
         /// What the caller can do instead.
         hint: String,
     },
+    /// A channel's provider (WhatsApp Cloud API, Twilio, an SMTP relay, …) did not accept a
+    /// message or a request. `code` is the provider's own error code when it gave one (WhatsApp
+    /// `131047`, Twilio `30003`); `temporary` says whether sending again may succeed.
+    #[error("the {channel} provider failed{}: {message}", code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
+    Provider {
+        /// The channel whose provider failed.
+        channel: ChannelKind,
+        /// The provider's error code, if any.
+        code: Option<String>,
+        /// What the provider reported.
+        message: String,
+        /// Whether the same call may succeed if retried.
+        temporary: bool,
+    },
     /// A record of one tenant was handed to an operation of another.
     #[error("record belongs to another tenant than {0}")]
     WrongTenant(TenantId),
@@ -95,8 +109,12 @@ impl Error {
         Error::NotFound { entity, id: id.to_string() }
     }
 
-    /// Whether retrying the same call may succeed (conflicts and temporary backend failures).
+    /// Whether retrying the same call may succeed (conflicts, temporary backend and provider
+    /// failures).
     pub fn is_temporary(&self) -> bool {
-        matches!(self, Error::Conflict(_) | Error::Backend { temporary: true, .. })
+        matches!(
+            self,
+            Error::Conflict(_) | Error::Backend { temporary: true, .. } | Error::Provider { temporary: true, .. }
+        )
     }
 }

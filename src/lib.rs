@@ -45,6 +45,8 @@
 //! * [`identity`] — address normalisation and customer resolution rules.
 //! * [`thread`] — which conversation a message belongs to; reopen policies.
 //! * [`context`] — the cross-channel view of a customer.
+//! * [`channel`] — the [`Channel`](channel::Channel) trait, per-channel capabilities, rendering
+//!   with predictable degradation, SMS segmentation, outbound channel choice, delivery receipts.
 //! * [`events`] — domain events as a `futures::Stream`.
 //! * [`privacy`] — export and erasure.
 //! * [`routing`] — who handles the work; [`routing::expr`] is its condition language.
@@ -56,12 +58,14 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod channel;
 pub mod clock;
 pub mod context;
 mod engine;
 mod error;
 pub mod events;
 pub mod identity;
+mod idgen;
 pub mod model;
 pub mod privacy;
 pub mod routing;
@@ -77,6 +81,6 @@ pub use engine::{
 pub use error::{Error, Result};
 
 /// The README's code blocks, compiled and run as doctests.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "testkit"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

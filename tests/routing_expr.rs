@@ -1114,3 +1114,26 @@ proptest! {
         prop_assert_eq!(part(&split.selected).unwrap() && part(&split.rest).unwrap(), want);
     }
 }
+
+#[test]
+fn shared_types_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Schema>();
+    send_sync::<touchpoint::routing::expr::CompiledExpr>();
+    send_sync::<Function>();
+    send_sync::<Expr>();
+    send_sync::<Values>();
+    send_sync::<ExprError>();
+    send_sync::<ValueRef<'static>>();
+    // Compiled once, evaluated from several threads.
+    let s = schema();
+    let rule = Arc::new(compile(&s, r#"item.channel == "whatsapp" and agent.skills.billing >= 3"#));
+    let v = Arc::new(sample(&s));
+    let handles: Vec<_> = (0..4)
+        .map(|_| {
+            let (rule, v) = (rule.clone(), v.clone());
+            std::thread::spawn(move || rule.matches(&*v).unwrap())
+        })
+        .collect();
+    assert!(handles.into_iter().all(|h| h.join().unwrap()));
+}

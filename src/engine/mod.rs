@@ -1,6 +1,5 @@
 //! The engine: the facade that composes identity, threading, storage and events.
 
-mod ids;
 mod ops;
 
 pub use ops::{ConversationPatch, CustomerPatch, MergePlan, OutboundMessage, SurvivorRule};
@@ -8,6 +7,7 @@ pub use ops::{ConversationPatch, CustomerPatch, MergePlan, OutboundMessage, Surv
 use crate::clock::{Clock, SystemClock};
 use crate::events::{Event, EventStream, Notifier};
 use crate::identity::{self, NewIds, Normalizer, Resolution, Sender};
+use crate::idgen::IdGen;
 use crate::model::{
     Author, ChannelKind, ContentLimits, Conversation, ConversationId, ConversationStatus, CustomerId, DeliveryState,
     Direction, IdentityId, InboundMessage, Message, MessageId, Priority, TenantId,
@@ -16,7 +16,6 @@ use crate::store::{ChangeSet, Committed, DedupeKey, InMemoryStore, Store, Thread
 use crate::thread::{self, Placement, ThreadDecision, ThreadInput, ThreadingPolicy};
 use crate::{Error, Result};
 use chrono::{DateTime, Duration, Utc};
-use ids::IdGen;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -382,10 +381,18 @@ impl Engine {
             needs_handler,
             notes,
         };
+        // Whatever attaches a new identity or conversation to a customer also bumps the
+        // customer's version, so an erasure or merge computed concurrently must re-read.
+        let attaches = resolved.identity_write.expected.is_none() || !resolved.claimed.is_empty() || expected.is_none();
+        let customer_write = match resolved.customer_write {
+            Some(w) => Some(w),
+            None if attaches => Some(touch(&resolved.customer)),
+            None => None,
+        };
         let changes = ChangeSet {
             dedupe: Some(DedupeKey { channel: msg.channel.clone(), external_id: msg.external_id.clone() }),
-            customers: resolved.customer_write.into_iter().collect(),
-            identities: vec![resolved.identity_write],
+            customers: customer_write.into_iter().collect(),
+            identities: std::iter::once(resolved.identity_write).chain(resolved.claimed).collect(),
             conversations: vec![Write { record: conversation, expected }],
             messages: vec![Write::insert(message)],
             thread_keys,
@@ -463,6 +470,14 @@ impl Engine {
             notes: vec!["already ingested; nothing changed".into()],
         })
     }
+}
+
+/// A versioned rewrite of `customer` that changes nothing but the version: it makes a
+/// concurrent change computed from the old version conflict and re-read.
+pub(crate) fn touch(customer: &crate::model::Customer) -> Write<crate::model::Customer> {
+    let mut record = customer.clone();
+    record.version += 1;
+    Write { record, expected: Some(customer.version) }
 }
 
 fn validate_inbound(msg: &InboundMessage, limits: &ContentLimits) -> Result<()> {

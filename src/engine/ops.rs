@@ -3,7 +3,7 @@
 
 use super::Engine;
 use crate::events::Event;
-use crate::identity::{self, find_identity, live_customer};
+use crate::identity::{self, find_identity};
 use crate::model::{
     Address, AgentId, Attributes, Author, ChannelKind, Consent, Content, Conversation, ConversationId,
     ConversationStatus, Customer, CustomerId, CustomerState, DeliveryState, Direction, EndpointId, Handler, Identity,
@@ -154,12 +154,10 @@ fn check_attributes(attributes: &Attributes) -> Result<()> {
 impl Engine {
     /// A live customer by id, following merge aliases; erased customers are [`Error::Erased`].
     pub async fn customer(&self, tenant: &TenantId, id: CustomerId) -> Result<Customer> {
-        match live_customer(&**self.store(), tenant, id).await? {
-            Some(c) => Ok(c),
-            None => match self.store().customer(tenant, id).await? {
-                Some(c) if matches!(c.state, CustomerState::Erased { .. }) => Err(Error::Erased(id.to_string())),
-                _ => Err(Error::not_found("customer", id)),
-            },
+        match identity::follow_aliases(&**self.store(), tenant, id).await? {
+            Some(c) if c.is_active() => Ok(c),
+            Some(c) if matches!(c.state, CustomerState::Erased { .. }) => Err(Error::Erased(id.to_string())),
+            _ => Err(Error::not_found("customer", id)),
         }
     }
 
@@ -328,7 +326,11 @@ impl Engine {
                 events: vec![Event::DeliveryUpdated {
                     conversation: message.conversation,
                     message: message.id,
-                    state: next,
+                    status: next.status(),
+                    error_code: match &next {
+                        DeliveryState::Failed { code, .. } => code.clone(),
+                        _ => None,
+                    },
                 }],
                 messages: vec![Write { record: message.clone(), expected: Some(expected) }],
                 at: self.now(),
@@ -486,22 +488,27 @@ impl Engine {
                     existing.id, existing.customer
                 )));
             }
+            if verification.can_link()
+                && let Some(holder) = identity::trusted_holder(&**self.store(), tenant, &normalized).await?
+                && holder != owner.id
+            {
+                return Err(Error::Refused(format!(
+                    "this address is a verified address of customer {holder} on another channel; \
+                     merge the customers or link it unverified"
+                )));
+            }
             let now = self.now();
-            let identity = Identity {
-                id: IdentityId(self.next_id(now)),
-                tenant: tenant.clone(),
-                customer: owner.id,
-                channel: channel.clone(),
-                address: normalized.clone(),
-                raw_address: address.raw(),
+            let identity = Identity::new(
+                IdentityId(self.next_id(now)),
+                &owner,
+                channel.clone(),
+                normalized.clone(),
+                address.raw(),
                 verification,
-                display_name: None,
-                endpoints: Vec::new(),
-                first_seen: now,
-                last_seen: now,
-                version: 0,
-            };
+                now,
+            );
             let changes = ChangeSet {
+                customers: vec![super::touch(&owner)],
                 identities: vec![Write::insert(identity.clone())],
                 events: vec![Event::IdentityLinked {
                     customer: owner.id,
@@ -550,6 +557,7 @@ impl Engine {
             i.customer = target.id;
             i.version += 1;
             let changes = ChangeSet {
+                customers: vec![super::touch(&target)],
                 identities: vec![Write { record: i.clone(), expected: Some(expected) }],
                 events: vec![Event::IdentityMoved { identity: i.id, from, to: target.id }],
                 at: self.now(),
