@@ -117,21 +117,24 @@ impl Values {
         let value = value.into();
         let parsed = Path::parse(path)?;
         let segs = parsed.segments();
-        if let Some(slot) = self.schema.0.by_path.get(segs).copied() {
-            let ty = self.schema.0.slots[slot.index()].ty;
+        if let Some(slot) = self.schema.0.by_path.get(segs).copied()
+            && let Some(ty) = self.schema.slot_type(slot)
+        {
             if matches!(ty, Type::Map(_)) {
                 return Err(crate::Error::invalid("values.path", format!("{path} is a map; set its entries")));
             }
             check(path, ty, &value)?;
-            self.values[slot.index()] = value;
+            if let Some(v) = self.values.get_mut(slot.index()) {
+                *v = value;
+            }
             return Ok(self);
         }
         if let Some((key, prefix)) = segs.split_last()
             && let Some(slot) = self.schema.0.by_path.get(prefix).copied()
-            && let Type::Map(t) = self.schema.0.slots[slot.index()].ty
+            && let Some(Type::Map(t)) = self.schema.slot_type(slot)
+            && let Some(entries) = self.entries.get_mut(slot.index())
         {
             check(path, Type::Scalar(t), &value)?;
-            let entries = &mut self.entries[slot.index()];
             entries.retain(|(k, _)| k != key);
             if value != Value::Missing {
                 entries.push((key.clone(), value));
@@ -151,7 +154,9 @@ impl Values {
             return Err(crate::Error::invalid("values.slot", "map slots are set entry by entry"));
         }
         check("slot", ty, &value)?;
-        self.values[slot.index()] = value;
+        if let Some(v) = self.values.get_mut(slot.index()) {
+            *v = value;
+        }
         Ok(self)
     }
 }

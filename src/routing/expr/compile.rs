@@ -306,12 +306,13 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for (i, ca) in a.chars().enumerate() {
         let mut cur = vec![i + 1];
         for (j, cb) in b.iter().enumerate() {
-            let sub = prev[j] + usize::from(ca != *cb);
-            cur.push(sub.min(prev[j + 1] + 1).min(cur[j] + 1));
+            let at = |v: &[usize], i: usize| v.get(i).copied().unwrap_or(usize::MAX - 1);
+            let sub = at(&prev, j) + usize::from(ca != *cb);
+            cur.push(sub.min(at(&prev, j + 1) + 1).min(at(&cur, j) + 1));
         }
         prev = cur;
     }
-    prev[b.len()]
+    prev.last().copied().unwrap_or(0)
 }
 
 impl<'a> Compiler<'a> {
@@ -479,9 +480,10 @@ impl<'a> Compiler<'a> {
     fn path(&mut self, p: &Path) -> Result<Typed, ExprError> {
         let inner = &self.schema.0;
         let segs = p.segments();
-        if let Some(&slot) = inner.by_path.get(segs) {
+        if let Some(&slot) = inner.by_path.get(segs)
+            && let Some(ty) = self.schema.slot_type(slot)
+        {
             self.slots.push(slot);
-            let ty = inner.slots[slot.index()].ty;
             return Ok(match ty {
                 Type::Scalar(t) => Typed::Val(Val::Slot(slot), t),
                 Type::List(t) => Typed::DynList(Val::Slot(slot), t),
@@ -490,7 +492,7 @@ impl<'a> Compiler<'a> {
         }
         if let Some((key, prefix)) = segs.split_last()
             && let Some(&slot) = inner.by_path.get(prefix)
-            && let Type::Map(t) = inner.slots[slot.index()].ty
+            && let Some(Type::Map(t)) = self.schema.slot_type(slot)
         {
             self.slots.push(slot);
             return Ok(Typed::Val(Val::Key(slot, key.as_str().into()), t));

@@ -94,6 +94,40 @@
 //! deeper than the machine's stack can hold, built in code rather than parsed, is the one
 //! exception: building and dropping it is the caller's affair.)
 //!
+//! # The clock and calendars
+//!
+//! The language reads no clock of its own. Time enters two ways, both through the injected
+//! [`Clock`](crate::clock::Clock): as declared paths the host binds per evaluation (`item.age`,
+//! `now.hour`, `now.weekday`, …), or through a registered function that captures the clock and
+//! a calendar, as `schedule("support").open` below. (A router that evaluates many agents at one
+//! instant can also bind calendar states as plain paths, e.g. `calendar.support_open`.)
+//!
+//! ```
+//! use chrono::{Duration, TimeZone, Timelike, Utc};
+//! use std::sync::Arc;
+//! use touchpoint::clock::{Clock, ManualClock};
+//! use touchpoint::routing::expr::{Function, Schema, Type, Value, ValueRef, Values};
+//!
+//! let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 2, 8, 30, 0).unwrap()));
+//! let now = clock.clone();
+//! let mut b = Schema::builder();
+//! b.function(
+//!     Function::new("schedule", [Type::STR], Type::BOOL, move |args| match args {
+//!         [ValueRef::Str("support")] => Ok(Value::Bool((9..17).contains(&now.now().hour()))),
+//!         _ => Ok(Value::Missing), // no such calendar: unknown
+//!     })
+//!     .member("open")
+//!     .cost(20),
+//! )
+//! .unwrap();
+//! let schema = b.build();
+//! let open = schema.compile(r#"schedule("support").open"#).unwrap();
+//! let nothing = Values::new(&schema);
+//! assert!(!open.matches(&nothing).unwrap()); // 08:30
+//! clock.advance(Duration::hours(1));
+//! assert!(open.matches(&nothing).unwrap()); // 09:30
+//! ```
+//!
 //! # Tree form
 //!
 //! [`Expr`] is plain serde data (`{"ge": [{"path": "agent.skills.billing"}, {"int": 3}]}`) for

@@ -99,6 +99,12 @@ impl<'a> Lexer<'a> {
         ExprError::at(ExprErrorKind::Syntax, Position::locate(self.src, at), msg)
     }
 
+    /// `src[a..b]`, or "" if that is not a valid range (it always is: positions are kept on
+    /// character boundaries).
+    fn slice(&self, a: usize, b: usize) -> &'a str {
+        self.src.get(a..b).unwrap_or("")
+    }
+
     fn peek_char(&self) -> Option<char> {
         self.src.get(self.pos..).and_then(|s| s.chars().next())
     }
@@ -146,11 +152,12 @@ impl<'a> Lexer<'a> {
             '"' | '\'' => self.string(c),
             '-' | '0'..='9' => self.number(),
             c if c.is_ascii_alphabetic() || c == '_' => {
-                let len = self.src[start..]
+                let len = self
+                    .slice(start, self.src.len())
                     .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
                     .unwrap_or(self.src.len() - start);
                 self.pos += len;
-                Ok((Tok::Ident(&self.src[start..start + len]), start))
+                Ok((Tok::Ident(self.slice(start, start + len)), start))
             }
             c => Err(self.err(start, format!("unexpected character {c:?}"))),
         }
@@ -196,7 +203,7 @@ impl<'a> Lexer<'a> {
         self.pos += 1;
         let rest = self.src.get(self.pos..).unwrap_or("");
         let Some(close) = rest.find('}') else { return Err(bad(self)) };
-        let hex = &rest[..close];
+        let hex = rest.get(..close).unwrap_or("");
         if hex.is_empty() || hex.len() > 6 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
             return Err(bad(self));
         }
@@ -240,7 +247,7 @@ impl<'a> Lexer<'a> {
                 float = true;
             }
         }
-        let text = &self.src[start..self.pos];
+        let text = self.slice(start, self.pos);
         if self.peek_char().is_some_and(|c| c.is_ascii_alphabetic()) {
             if float {
                 return Err(self.err(start, "a duration is written with whole numbers, like 1h30m or 90s"));
@@ -269,12 +276,12 @@ impl<'a> Lexer<'a> {
                 break;
             }
             let n: i128 =
-                self.src[num_start..self.pos].parse().map_err(|_| self.err(start, "duration is out of range"))?;
+                self.slice(num_start, self.pos).parse().map_err(|_| self.err(start, "duration is out of range"))?;
             let unit_start = self.pos;
             let rest = self.src.get(self.pos..).unwrap_or("");
             let len = rest.find(|c: char| !c.is_ascii_alphabetic()).unwrap_or(rest.len());
             self.pos += len;
-            let unit = &self.src[unit_start..self.pos];
+            let unit = self.slice(unit_start, self.pos);
             if unit.is_empty() {
                 return Err(self.err(num_start, "a duration needs a unit on every number, like 1h30m"));
             }
