@@ -55,6 +55,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod channels;
 pub mod clock;
 pub mod context;
 mod engine;
