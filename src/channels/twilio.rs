@@ -572,13 +572,14 @@ impl VoiceRequest {
         })
     }
 
-    /// The customer's side of the call: `From` on inbound calls, `To` on calls we placed.
-    /// A phone number is an [`Address::Phone`]; a Voice SDK `client:<name>` is a platform id
-    /// scoped `twilio-client`.
+    /// The customer's side of the call: `To` on calls we placed through the API, else `From`
+    /// (on a `<Dial>` leg Twilio passes the original caller as `From` unless the `<Dial>` set a
+    /// `callerId`). A phone number is an [`Address::Phone`]; a Voice SDK `client:<name>` is a
+    /// platform id scoped `twilio-client`.
     pub fn customer(&self) -> Result<Address> {
         let (field, raw) = match self.direction {
-            CallDirection::Inbound => ("From", self.from.as_str()),
-            _ => ("To", self.to.as_str()),
+            CallDirection::OutboundApi => ("To", self.to.as_str()),
+            CallDirection::Inbound | CallDirection::OutboundDial => ("From", self.from.as_str()),
         };
         match raw.strip_prefix("client:") {
             Some(name) if !name.trim().is_empty() => Ok(Address::platform("twilio-client", name.trim())),
