@@ -70,7 +70,7 @@ impl DeliveryReceipt {
 
 /// The kind of media a MIME type names (`image/*`, `video/*`, `audio/*`; anything else is a
 /// document).
-#[cfg(any(feature = "twilio", feature = "webchat", feature = "email"))]
+#[cfg(any(feature = "twilio", feature = "webchat"))]
 pub(crate) fn media_kind(mime_type: &str) -> crate::model::MediaKind {
     use crate::model::MediaKind;
     let top = mime_type.split('/').next().unwrap_or("").trim();
