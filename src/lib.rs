@@ -47,6 +47,9 @@
 //! * [`context`] — the cross-channel view of a customer.
 //! * [`events`] — domain events as a `futures::Stream`.
 //! * [`privacy`] — export and erasure.
+//! * [`channels`] — channel kits behind features (`twilio`, `email`, `webchat`): raw webhook
+//!   or message bytes → [`InboundMessage`](model::InboundMessage)s and
+//!   [`DeliveryReceipt`](channels::DeliveryReceipt)s, and builders for what providers expect.
 //! * [`Engine`] — the facade that composes them.
 //!
 //! The core picks no async runtime: time comes from an injected [`clock::Clock`], and every

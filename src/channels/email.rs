@@ -50,9 +50,10 @@ use crate::model::{
 };
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
-use mail_parser::{HeaderValue, MessageParser, MimeHeaders, PartType};
+use mail_parser::{HeaderName, HeaderValue, MessageParser, MimeHeaders, PartType};
 use serde::{Deserialize, Serialize};
 use std::fmt::Write as _;
+use std::sync::OnceLock;
 
 /// Largest raw message [`parse`] accepts.
 pub const MAX_EMAIL_BYTES: usize = 64 * 1024 * 1024;
@@ -339,7 +340,7 @@ pub fn parse(raw: &[u8], inbox: &EmailInbox, auth: SenderAuth) -> Result<Inbound
     if raw.len() > MAX_EMAIL_BYTES {
         return Err(Error::invalid("email", format!("{} bytes, the limit is {MAX_EMAIL_BYTES}", raw.len())));
     }
-    let parsed = MessageParser::default()
+    let parsed = parser()
         .parse(raw)
         .filter(|m| !m.headers().is_empty())
         .ok_or_else(|| Error::invalid("email", "no RFC 5322 headers found"))?;
@@ -463,6 +464,24 @@ pub fn parse(raw: &[u8], inbox: &EmailInbox, auth: SenderAuth) -> Result<Inbound
         message = message.with_sent_at(at);
     }
     Ok(InboundEmail::Message(Box::new(EmailMessage { message, auto_reply, full_text, attachments })))
+}
+
+/// The parser, built once: only the headers the kit reads are parsed into structure; the rest
+/// (`Received`, `DKIM-Signature`, …) stay raw text, which saves most of a full parse's header work.
+fn parser() -> &'static MessageParser {
+    static PARSER: OnceLock<MessageParser> = OnceLock::new();
+    PARSER.get_or_init(|| {
+        MessageParser::new()
+            .with_mime_headers()
+            .with_message_ids()
+            .header_date(HeaderName::Date)
+            .header_text(HeaderName::Subject)
+            .header_address(HeaderName::From)
+            .header_address(HeaderName::To)
+            .header_address(HeaderName::Cc)
+            .header_address(HeaderName::ReplyTo)
+            .default_header_raw()
+    })
 }
 
 fn valid_external_id(id: &str) -> bool {
