@@ -474,6 +474,26 @@ fn a_bounce_without_any_message_id_has_no_receipts() {
 }
 
 #[test]
+fn a_postmaster_writing_as_a_person_is_a_message() {
+    let raw = b"From: postmaster@customer.example\r\nTo: support@example.com\r\nMessage-ID: <pm@customer.example>\r\n\
+                Subject: Your newsletter\r\n\r\nPlease stop sending us newsletters.\r\n";
+    let InboundEmail::Message(m) = parse(raw, &inbox(), SenderAuth::NotAuthenticated).unwrap() else {
+        panic!("a postmaster's own words are a message")
+    };
+    assert_eq!(m.message.content, Content::text("Please stop sending us newsletters."));
+    // The same sender returning one of our messages is a bounce.
+    let returned = "From: postmaster@customer.example\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+        --b\r\nContent-Type: text/plain\r\n\r\nCould not deliver.\r\n\
+        --b\r\nContent-Type: message/rfc822\r\n\r\nMessage-ID: <ours-9@support.example.com>\r\nSubject: x\r\n\r\nbody\r\n\
+        --b--\r\n";
+    let InboundEmail::Bounce(b) = parse(returned.as_bytes(), &inbox(), SenderAuth::NotAuthenticated).unwrap() else {
+        panic!("expected a bounce")
+    };
+    assert_eq!(b.original_message_id.as_deref(), Some("ours-9@support.example.com"));
+    assert_eq!(b.receipts.len(), 1);
+}
+
+#[test]
 fn dsn_envelope_id_and_delivery_actions() {
     let raw = "From: postmaster@mx.example.com\r\n\
         Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n\

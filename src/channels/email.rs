@@ -307,8 +307,8 @@ pub struct Bounce {
     /// The Message-ID of ours it reports on (from the returned message or headers, else the
     /// DSN's `Original-Envelope-Id`), if it could be found.
     pub original_message_id: Option<String>,
-    /// Whether it is a standard RFC 3464 report (else a `MAILER-DAEMON` message recognised by
-    /// its sender).
+    /// Whether it is a standard RFC 3464 report (else a message from `MAILER-DAEMON`, one from a
+    /// `postmaster` returning a message, or one with `X-Failed-Recipients`).
     pub standard: bool,
     /// Per-recipient results of a standard report.
     pub recipients: Vec<DsnRecipient>,
@@ -352,10 +352,11 @@ pub fn parse(raw: &[u8], inbox: &EmailInbox, auth: SenderAuth) -> Result<Inbound
             && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case("report"))
             && ct.attribute("report-type").is_some_and(|t| t.eq_ignore_ascii_case("delivery-status"))
     });
-    let daemon = from_address
-        .split('@')
-        .next()
-        .is_some_and(|local| local.eq_ignore_ascii_case("mailer-daemon") || local.eq_ignore_ascii_case("postmaster"));
+    // MAILER-DAEMON only sends reports; a postmaster is sometimes a person, so a message from
+    // one counts as a bounce only when it returns a message (or its headers).
+    let local = from_address.split('@').next().unwrap_or("");
+    let daemon = local.eq_ignore_ascii_case("mailer-daemon")
+        || local.eq_ignore_ascii_case("postmaster") && returns_a_message(&parsed);
     if is_report || daemon || header_text(&parsed, "X-Failed-Recipients").is_some() {
         return Ok(InboundEmail::Bounce(bounce(&parsed, is_report)));
     }
@@ -883,6 +884,17 @@ fn find_message_id_line(text: &str) -> Option<String> {
         }
         let id = value.trim().trim_start_matches('<').trim_end_matches('>').trim();
         valid_external_id(id).then(|| id.to_owned())
+    })
+}
+
+/// Whether a part of the message is a returned message or its headers.
+fn returns_a_message(message: &mail_parser::Message<'_>) -> bool {
+    message.parts.iter().skip(1).any(|part| {
+        matches!(part.body, PartType::Message(_))
+            || part.content_type().is_some_and(|ct| {
+                ct.ctype().eq_ignore_ascii_case("text")
+                    && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case("rfc822-headers"))
+            })
     })
 }
 
