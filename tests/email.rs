@@ -640,6 +640,15 @@ fn builder_rejects_bad_input() {
             ),
             "from",
         ),
+        (
+            EmailBuilder::new(
+                Mailbox::new("support@example.com"),
+                Mailbox::named("ж".repeat(200), "a@example.com"),
+                "Hi",
+                "t",
+            ),
+            "to",
+        ),
         (builder().message_id("no-at-sign"), "message_id"),
         (builder().message_id("a b@c"), "message_id"),
         (builder().replying_to("x y@z", &[]), "in_reply_to"),

@@ -1036,8 +1036,8 @@ impl Mailbox {
 
     fn check(&self, field: &'static str) -> Result<()> {
         split_address(&self.address)?;
-        if self.name.as_deref().is_some_and(|n| n.chars().any(|c| c == '\r' || c == '\n')) {
-            return Err(Error::invalid(field, "a display name must not contain line breaks"));
+        if self.name.as_deref().is_some_and(|n| n.len() > 256 || n.chars().any(|c| c == '\r' || c == '\n')) {
+            return Err(Error::invalid(field, "a display name must be at most 256 bytes without line breaks"));
         }
         Ok(())
     }
