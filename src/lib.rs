@@ -49,6 +49,9 @@
 //!   with predictable degradation, SMS segmentation, outbound channel choice, delivery receipts.
 //! * [`events`] — domain events as a `futures::Stream`.
 //! * [`privacy`] — export and erasure.
+//! * [`channels`] — channel kits behind features (`twilio`, `email`, `webchat`): raw webhook
+//!   or message bytes → [`InboundMessage`](model::InboundMessage)s and
+//!   [`DeliveryReceipt`](channels::DeliveryReceipt)s, and builders for what providers expect.
 //! * [`routing`] — who handles the work; [`routing::expr`] is its condition language.
 //! * [`Engine`] — the facade that composes them.
 //!
@@ -59,6 +62,7 @@
 #![forbid(unsafe_code)]
 
 pub mod channel;
+pub mod channels;
 pub mod clock;
 pub mod context;
 mod engine;

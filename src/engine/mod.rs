@@ -252,8 +252,9 @@ impl Engine {
     ///
     /// Bad input (empty or oversize content, malformed address or external id) fails with
     /// [`Error::InvalidInput`] or [`Error::InvalidAddress`] and changes nothing.
-    pub async fn ingest(&self, tenant: &TenantId, msg: InboundMessage) -> Result<IngestOutcome> {
+    pub async fn ingest(&self, tenant: &TenantId, mut msg: InboundMessage) -> Result<IngestOutcome> {
         validate_inbound(&msg, &self.inner.config.limits)?;
+        msg.external_id = provider_id(&msg.channel, &msg.external_id).to_owned();
         let address = self.inner.normalizer.address(&msg.sender)?;
         let claims = msg
             .claims
@@ -470,6 +471,12 @@ impl Engine {
             notes: vec!["already ingested; nothing changed".into()],
         })
     }
+}
+
+/// The provider message id as it is stored and looked up: an email Message-ID without its
+/// angle brackets (kits and hosts spell it both ways), anything else as given.
+pub(crate) fn provider_id<'a>(channel: &ChannelKind, raw: &'a str) -> &'a str {
+    if *channel == ChannelKind::Email { thread::message_id(raw) } else { raw }
 }
 
 /// A versioned rewrite of `customer` that changes nothing but the version: it makes a

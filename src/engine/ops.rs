@@ -234,7 +234,8 @@ impl Engine {
                 });
             }
         }
-        if let Some(x) = &out.external_id
+        let external_id = out.external_id.as_deref().map(|x| super::provider_id(&channel, x).to_owned());
+        if let Some(x) = &external_id
             && store.message_by_external_id(tenant, &channel, x).await?.is_some()
         {
             return Err(Error::invalid(
@@ -250,7 +251,7 @@ impl Engine {
             author: out.author.clone(),
             channel: channel.clone(),
             endpoint: endpoint.clone(),
-            external_id: out.external_id.clone(),
+            external_id: external_id.clone(),
             content: out.content.clone(),
             delivery: out.delivery.clone(),
             sent_at: now,
@@ -283,7 +284,7 @@ impl Engine {
         identity.version += 1;
         events.push(Event::MessageRecorded { conversation: id, message: message.id, channel: channel.clone(), agent });
         let mut thread_keys = Vec::new();
-        if let (ChannelKind::Email, Some(x)) = (&channel, &out.external_id) {
+        if let (ChannelKind::Email, Some(x)) = (&channel, &external_id) {
             thread_keys
                 .push(ThreadKeyClaim::new(ThreadKey::EmailMessageId(crate::thread::message_id(x).to_owned()), id));
         }
@@ -312,7 +313,7 @@ impl Engine {
         self.retrying(|| async {
             let mut message = self
                 .store()
-                .message_by_external_id(tenant, channel, external_id)
+                .message_by_external_id(tenant, channel, super::provider_id(channel, external_id))
                 .await?
                 .ok_or_else(|| Error::not_found("message", format!("{channel}:{external_id}")))?;
             let next = message.delivery.advance(state.clone());
