@@ -835,13 +835,13 @@ impl Schedule {
     /// assert_eq!(state.decided_by, DecidedBy::OutsideWeeklyHours);
     /// ```
     pub fn state_at(&self, at: DateTime<Utc>) -> ScheduleState {
-        if let Some(index) = self.override_at(at) {
-            if let (Some(resolved), Some(entry)) = (self.overrides.get(index), self.config.overrides.get(index)) {
-                return ScheduleState {
-                    open: resolved.open,
-                    decided_by: DecidedBy::Override { index, name: entry.name.clone(), level: resolved.level },
-                };
-            }
+        if let Some(index) = self.override_at(at)
+            && let (Some(resolved), Some(entry)) = (self.overrides.get(index), self.config.overrides.get(index))
+        {
+            return ScheduleState {
+                open: resolved.open,
+                decided_by: DecidedBy::Override { index, name: entry.name.clone(), level: resolved.level },
+            };
         }
         match self.weekly_at(at) {
             Some(index) => ScheduleState { open: true, decided_by: DecidedBy::WeeklyHours { index } },
@@ -1020,7 +1020,7 @@ impl Schedule {
         let Some(mut day) = lo_day.checked_sub_days(chrono::Days::new(2)) else { return };
         for _ in 0..days {
             for part in self.parts(day) {
-                if let Some((start, end)) = self.span(day, part) {
+                if let Some((start, end)) = self.span(day, part).filter(|(start, end)| start < end) {
                     if lo < start && start <= hi {
                         out.push((start, Edge::Open));
                     }
@@ -1140,10 +1140,10 @@ fn check_contradictions(overrides: &[Resolved]) -> std::result::Result<(), (usiz
             reach = [None, None];
         }
         let (mine, other) = if o.open { (0, 1) } else { (1, 0) };
-        if let Some((end, j)) = reach[other] {
-            if end > o.start {
-                return Err((j.min(i), j.max(i)));
-            }
+        if let Some((end, j)) = reach[other]
+            && end > o.start
+        {
+            return Err((j.min(i), j.max(i)));
         }
         if reach[mine].is_none_or(|(end, _)| o.end > end) {
             reach[mine] = Some((o.end, i));
@@ -1243,7 +1243,7 @@ impl Iterator for Flips<'_> {
                 .checked_add_signed(Duration::days(WINDOW_DAYS))
                 .map_or(self.limit, |e| e.min(self.limit));
             self.schedule.edges(self.window_start, end, &mut self.pending);
-            self.pending.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+            self.pending.sort_unstable_by_key(|edge| Reverse(edge.0));
             self.window_start = end;
         }
     }
@@ -1411,10 +1411,10 @@ pub fn next_to_open<'a>(
         if schedule.is_open(after) {
             continue;
         }
-        if let Some(at) = schedule.next_change(after) {
-            if best.is_none_or(|b| at < b.at) {
-                best = Some(Opening { schedule, at });
-            }
+        if let Some(at) = schedule.next_change(after)
+            && best.is_none_or(|b| at < b.at)
+        {
+            best = Some(Opening { schedule, at });
         }
     }
     best
