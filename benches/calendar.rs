@@ -11,6 +11,11 @@
 //! * `calendar/is_open_fixed` — the same schedule at a fixed offset (`+01:00`).
 //! * `calendar/next_change_berlin` — `Schedule::next_change`, against the next boundary in the
 //!   flattened `Vec` (`calendar/vec_next_floor`).
+//! * `calendar/cold_is_open_berlin` — building the schedule from its config and asking one
+//!   `is_open` (which flattens that year on first use), against building it alone
+//!   (`calendar/build_floor`): the difference is the one-off cost of a year.
+//!
+//! `is_open` is measured warm: its per-year intervals are built during warm-up.
 //!
 //! Medians and ratios are printed to stderr after each group and in a summary at the end.
 //! Run: `cargo bench --features tz --bench calendar -- --warm-up-time 1 --measurement-time 3`.
@@ -219,11 +224,52 @@ fn bench_next_change(c: &mut Criterion, summary: &mut Vec<String>) {
     summary.push(line);
 }
 
+fn bench_cold(c: &mut Criterion, summary: &mut Vec<String>) {
+    let config = schedule("Europe/Berlin").config().clone();
+    let at = Utc.with_ymd_and_hms(2026, 6, 15, 12, 0, 0).unwrap();
+    let mut group = c.benchmark_group("calendar");
+    group.sample_size(SAMPLES);
+    let mut subject = Samples::default();
+    group.bench_function("cold_is_open_berlin", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                let s = Schedule::new(black_box(config.clone())).unwrap();
+                black_box(s.is_open(black_box(at)));
+            }
+            let elapsed = start.elapsed();
+            subject.push(elapsed, iters);
+            elapsed
+        })
+    });
+    let mut floor = Samples::default();
+    group.bench_function("build_floor", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                black_box(Schedule::new(black_box(config.clone())).unwrap());
+            }
+            let elapsed = start.elapsed();
+            floor.push(elapsed, iters);
+            elapsed
+        })
+    });
+    group.finish();
+    let (s, f) = (subject.median(SAMPLES), floor.median(SAMPLES));
+    let mut line = ratio_line("calendar/cold_is_open_berlin", s, "build-only floor", f);
+    if let (Some(s), Some(f)) = (s, f) {
+        line.push_str(&format!("; flattening one year costs {:.1} us", (s - f) / 1000.0));
+    }
+    eprintln!("\n>> {line}\n");
+    summary.push(line);
+}
+
 fn main() {
     let mut c = Criterion::default().configure_from_args();
     let mut summary = Vec::new();
     bench_is_open(&mut c, &mut summary);
     bench_next_change(&mut c, &mut summary);
+    bench_cold(&mut c, &mut summary);
     c.final_summary();
     eprintln!("\n== summary ==");
     for line in &summary {

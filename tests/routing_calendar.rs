@@ -272,6 +272,39 @@ fn next_change_is_none_when_nothing_changes_within_the_horizon() {
     assert_eq!(field, "within");
 }
 
+#[test]
+fn year_boundaries_and_far_years_behave_like_any_other_day() {
+    // Open across New Year's midnight: no change at the year boundary.
+    let s = ScheduleConfig::new("s", "UTC").hours("Mon-Sun", "22:00", "02:00").build().unwrap();
+    assert_eq!(s.next_change(utc(2026, 12, 31, 23, 0)), Some(utc(2027, 1, 1, 2, 0)));
+    assert_eq!(s.open_duration_between(utc(2026, 12, 31, 0, 0), utc(2027, 1, 2, 0, 0)).unwrap(), Duration::hours(8));
+
+    // Weekly hours repeat in years before 1970 and after 2199 (evaluated from the rules there).
+    let office = ScheduleConfig::new("o", "UTC").hours("Mon-Fri", "09:00", "17:00").build().unwrap();
+    for monday in [utc(1969, 12, 29, 0, 0), utc(2026, 3, 2, 0, 0), utc(2199, 12, 30, 0, 0), utc(2200, 1, 6, 0, 0)] {
+        let next = |t| office.next_change(t).unwrap();
+        assert_eq!(next(monday), monday + Duration::hours(9), "{monday}");
+        assert_eq!(next(monday + Duration::hours(9)), monday + Duration::hours(17), "{monday}");
+        assert!(office.is_open(monday + Duration::hours(10)), "{monday}");
+        assert!(!office.is_open(monday + Duration::hours(5 * 24 + 10)), "{monday}");
+        assert_eq!(office.open_duration_between(monday, monday + Duration::days(7)).unwrap(), Duration::hours(40));
+    }
+
+    // Walking from the last cached year into the next one.
+    let s = ScheduleConfig::new("s", "UTC")
+        .hours("Mon-Sun", "00:00", "24:00")
+        .with_override(ScheduleOverride::holiday("2200-01-01"))
+        .build()
+        .unwrap();
+    assert_eq!(s.next_change(utc(2199, 12, 31, 12, 0)), Some(utc(2200, 1, 1, 0, 0)));
+    assert_eq!(s.next_change(utc(2200, 1, 1, 0, 0)), Some(utc(2200, 1, 2, 0, 0)));
+    assert_eq!(s.open_duration_between(utc(2199, 12, 31, 0, 0), utc(2200, 1, 3, 0, 0)).unwrap(), Duration::hours(48));
+    assert_eq!(
+        s.add_business_time(utc(2199, 12, 31, 12, 0), Duration::hours(13)).unwrap(),
+        Some(utc(2200, 1, 2, 1, 0))
+    );
+}
+
 // ---------------------------------------------------------------------------------------------
 // Business time
 // ---------------------------------------------------------------------------------------------
@@ -975,10 +1008,12 @@ fn check_laws(s: &Schedule, t: DateTime<Utc>) -> Result<(), TestCaseError> {
     prop_assert_eq!(s.state_at(t).open, open);
     if let Some(change) = s.next_change(t) {
         prop_assert!(change > t);
-        prop_assert_ne!(s.is_open(change), open, "no change at {} (from {})", change, t);
+        // `state_at` evaluates the rules directly; `is_open` and `next_change` go through the
+        // per-year cache where it applies: they must agree.
+        prop_assert_ne!(s.state_at(change).open, open, "no change at {} (from {})", change, t);
         let middle = t + (change - t) / 2;
-        prop_assert_eq!(s.is_open(middle), open, "changed before {} (at {}, from {})", change, middle, t);
-        prop_assert_eq!(s.is_open(change - Duration::milliseconds(1)), open);
+        prop_assert_eq!(s.state_at(middle).open, open, "changed before {} (at {}, from {})", change, middle, t);
+        prop_assert_eq!(s.state_at(change - Duration::milliseconds(1)).open, open);
     }
     for amount in [Duration::minutes(1), Duration::minutes(90), Duration::days(1)] {
         if let Some(due) = s.add_business_time(t, amount).unwrap() {

@@ -109,13 +109,14 @@
 //! weekly hours.
 
 use crate::{Error, Result};
-use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, Utc};
 #[cfg(feature = "tz")]
-use chrono::{Offset, TimeZone};
+use chrono::Offset;
+use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
+use std::sync::OnceLock;
 
 /// Most weekly entries a schedule may have.
 pub const MAX_WEEKLY_HOURS: usize = 1_000;
@@ -629,6 +630,25 @@ struct Segment {
     winner: Option<usize>,
 }
 
+/// First year whose open intervals [`Schedule::is_open`] caches.
+const CACHE_FIRST_YEAR: i32 = 1970;
+/// How many years (from [`CACHE_FIRST_YEAR`]) it caches.
+const CACHE_YEARS: usize = 230;
+
+/// Lazily built open intervals per year; derived data, so it is left out of comparisons.
+#[derive(Clone, Default)]
+struct YearCache(OnceLock<Box<[OnceLock<OpenIntervals>]>>);
+
+/// Sorted, disjoint `[start, end)` open intervals in Unix nanoseconds.
+type OpenIntervals = Box<[(i64, i64)]>;
+
+impl fmt::Debug for YearCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let built = self.0.get().map_or(0, |years| years.iter().filter(|y| y.get().is_some()).count());
+        f.debug_struct("YearCache").field("years_built", &built).finish()
+    }
+}
+
 /// A validated business-hours schedule. Build one with [`Schedule::new`],
 /// [`ScheduleConfig::build`], [`Schedule::from_json`] or by deserialising; it serialises back
 /// to its [`ScheduleConfig`].
@@ -660,6 +680,8 @@ pub struct Schedule {
     overrides: Vec<Resolved>,
     /// Which override decides, as a sorted list of change points.
     segments: Vec<Segment>,
+    /// Open intervals per UTC calendar year, built on first use.
+    years: YearCache,
 }
 
 impl PartialEq for Schedule {
@@ -789,7 +811,7 @@ impl Schedule {
             )
         })?;
         let segments = build_segments(&overrides);
-        Ok(Schedule { config, zone, days, overrides, segments })
+        Ok(Schedule { config, zone, days, overrides, segments, years: YearCache::default() })
     }
 
     /// Parses and validates a schedule from JSON. Syntax errors and wrong types are reported as
@@ -816,7 +838,65 @@ impl Schedule {
     }
 
     /// Whether the schedule is open at `at`.
+    ///
+    /// For instants in the years 1970 to 2199 the first query in a UTC calendar year flattens
+    /// that year into a sorted list of open intervals (a few hundred entries, built in tens of
+    /// microseconds), and every later query in that year is a binary search in it. Other years
+    /// are evaluated from the rules each time.
     pub fn is_open(&self, at: DateTime<Utc>) -> bool {
+        match self.year_intervals(at) {
+            Some((intervals, nanos)) => {
+                let after = intervals.partition_point(|&(start, _)| start <= nanos);
+                after.checked_sub(1).and_then(|i| intervals.get(i)).is_some_and(|&(_, end)| nanos < end)
+            }
+            None => self.evaluate(at),
+        }
+    }
+
+    /// The flattened open intervals (Unix nanoseconds) of `at`'s year, and `at` in nanoseconds.
+    fn year_intervals(&self, at: DateTime<Utc>) -> Option<(&[(i64, i64)], i64)> {
+        Some((self.cached_year(at.year())?, at.timestamp_nanos_opt()?))
+    }
+
+    /// The flattened open intervals of UTC calendar year `year`, if it is in the cached range.
+    fn cached_year(&self, year: i32) -> Option<&[(i64, i64)]> {
+        let slot = usize::try_from(year.checked_sub(CACHE_FIRST_YEAR)?).ok()?;
+        let years = self.years.0.get_or_init(|| (0..CACHE_YEARS).map(|_| OnceLock::new()).collect());
+        Some(years.get(slot)?.get_or_init(|| self.flatten_year(year)))
+    }
+
+    /// The open intervals of UTC calendar year `year`, from the rules.
+    fn flatten_year(&self, year: i32) -> OpenIntervals {
+        let (Some(start), Some(end)) = (
+            Utc.with_ymd_and_hms(year, 1, 1, 0, 0, 0).single(),
+            Utc.with_ymd_and_hms(year + 1, 1, 1, 0, 0, 0).single(),
+        ) else {
+            return Box::default();
+        };
+        let nanos = |t: DateTime<Utc>| t.timestamp_nanos_opt().unwrap_or(i64::MAX);
+        let mut intervals = Vec::new();
+        let mut open_since = self.evaluate(start).then_some(start);
+        for (t, open) in self.flips(start, end) {
+            if t >= end {
+                break;
+            }
+            match (open, open_since) {
+                (true, None) => open_since = Some(t),
+                (false, Some(since)) => {
+                    intervals.push((nanos(since), nanos(t)));
+                    open_since = None;
+                }
+                _ => {}
+            }
+        }
+        if let Some(since) = open_since {
+            intervals.push((nanos(since), nanos(end)));
+        }
+        intervals.into_boxed_slice()
+    }
+
+    /// Whether the schedule is open at `at`, from the rules (no cache).
+    fn evaluate(&self, at: DateTime<Utc>) -> bool {
         match self.override_at(at) {
             Some(i) => self.overrides.get(i).is_some_and(|o| o.open),
             None => self.weekly_at(at).is_some(),
@@ -853,12 +933,9 @@ impl Schedule {
     /// answer than at `after`, looking [`NEXT_CHANGE_HORIZON_DAYS`] days ahead; `None` if it
     /// stays the same that long (always open, or closed for more than a year).
     pub fn next_change(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        self.flips(
-            after,
-            after.checked_add_signed(Duration::days(NEXT_CHANGE_HORIZON_DAYS)).unwrap_or(DateTime::<Utc>::MAX_UTC),
-        )
-        .next()
-        .map(|(t, _)| t)
+        let limit =
+            after.checked_add_signed(Duration::days(NEXT_CHANGE_HORIZON_DAYS)).unwrap_or(DateTime::<Utc>::MAX_UTC);
+        self.changes(after, limit).next().map(|(t, _)| t)
     }
 
     /// Like [`next_change`](Self::next_change), looking `within` ahead instead (at most
@@ -871,7 +948,7 @@ impl Schedule {
             ));
         }
         let limit = after.checked_add_signed(within).unwrap_or(DateTime::<Utc>::MAX_UTC);
-        Ok(self.flips(after, limit).next().map(|(t, _)| t))
+        Ok(self.changes(after, limit).next().map(|(t, _)| t))
     }
 
     /// The business time (time the schedule is open) in `[from, to)`.
@@ -900,7 +977,7 @@ impl Schedule {
         let mut open = self.is_open(from);
         let mut cursor = from;
         let mut total = Duration::zero();
-        for (t, now_open) in self.flips(from, to) {
+        for (t, now_open) in self.changes(from, to) {
             if open {
                 total += t.signed_duration_since(cursor);
             }
@@ -929,7 +1006,7 @@ impl Schedule {
         let mut remaining = amount;
         let mut cursor = start;
         let mut open = self.is_open(start);
-        for (t, now_open) in self.flips(start, limit) {
+        for (t, now_open) in self.changes(start, limit) {
             if open {
                 let span = t.signed_duration_since(cursor);
                 if span >= remaining {
@@ -1036,11 +1113,26 @@ impl Schedule {
         }
     }
 
-    /// The instants in `(from, limit]` where `is_open` changes, with the new state.
+    /// The instants in `(from, limit]` where `is_open` changes, with the new state: through
+    /// the per-year cache where it applies, from the rules elsewhere.
+    fn changes(&self, from: DateTime<Utc>, limit: DateTime<Utc>) -> Changes<'_> {
+        Changes {
+            schedule: self,
+            open: self.is_open(from),
+            cursor: from,
+            limit,
+            year: from.year(),
+            index: None,
+            slow: None,
+            done: false,
+        }
+    }
+
+    /// The instants in `(from, limit]` where the rules change `is_open`, with the new state.
     fn flips(&self, from: DateTime<Utc>, limit: DateTime<Utc>) -> Flips<'_> {
         Flips {
             schedule: self,
-            open: self.is_open(from),
+            open: self.evaluate(from),
             weekly: self.weekly_count_at(from),
             winner: self.override_at(from),
             window_start: from,
@@ -1245,6 +1337,81 @@ impl Iterator for Flips<'_> {
             self.schedule.edges(self.window_start, end, &mut self.pending);
             self.pending.sort_unstable_by_key(|edge| Reverse(edge.0));
             self.window_start = end;
+        }
+    }
+}
+
+/// State changes read from the per-year cache: a change can only happen at an edge of a cached
+/// interval (the year's own edges and the clipped ends at year boundaries), so each edge after
+/// the cursor is checked with `is_open`. Outside the cached years it hands over to [`Flips`].
+struct Changes<'a> {
+    schedule: &'a Schedule,
+    open: bool,
+    /// The last change yielded (or the start): every change up to here has been reported.
+    cursor: DateTime<Utc>,
+    limit: DateTime<Utc>,
+    year: i32,
+    /// Next edge of `year` to look at (`2 * interval + 0` for a start, `+ 1` for an end).
+    index: Option<usize>,
+    slow: Option<Flips<'a>>,
+    done: bool,
+}
+
+impl Iterator for Changes<'_> {
+    type Item = (DateTime<Utc>, bool);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.done {
+                return None;
+            }
+            if let Some(slow) = self.slow.as_mut() {
+                return slow.next();
+            }
+            let Some(intervals) = self.schedule.cached_year(self.year) else {
+                self.slow = Some(self.schedule.flips(self.cursor, self.limit));
+                continue;
+            };
+            let mut index = match self.index {
+                Some(index) => index,
+                None => {
+                    let cursor = self.cursor.timestamp_nanos_opt().unwrap_or(i64::MIN);
+                    2 * intervals.partition_point(|&(_, end)| end <= cursor)
+                }
+            };
+            while let Some(&(start, end)) = intervals.get(index / 2) {
+                let edge = DateTime::from_timestamp_nanos(if index % 2 == 0 { start } else { end });
+                index += 1;
+                if edge <= self.cursor {
+                    continue;
+                }
+                if edge > self.limit {
+                    self.done = true;
+                    return None;
+                }
+                let open = self.schedule.is_open(edge);
+                if open != self.open {
+                    self.open = open;
+                    self.cursor = edge;
+                    self.index = Some(index);
+                    return Some((edge, open));
+                }
+            }
+            self.year = match self.year.checked_add(1) {
+                Some(year) => year,
+                None => {
+                    self.done = true;
+                    return None;
+                }
+            };
+            self.index = None;
+            match Utc.with_ymd_and_hms(self.year, 1, 1, 0, 0, 0).single() {
+                Some(start) if start <= self.limit => {}
+                _ => {
+                    self.done = true;
+                    return None;
+                }
+            }
         }
     }
 }
