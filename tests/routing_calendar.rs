@@ -857,7 +857,7 @@ fn zone_text() -> impl Strategy<Value = String> {
         60 => text_from(&[
             "UTC", "Etc/UTC", "+02:00", "-05:30", "UTC+01:00", "+18:00", "-18:00", "Europe/Berlin",
             "America/New_York", "Australia/Lord_Howe", "Pacific/Apia", "America/Sao_Paulo", "Asia/Kathmandu",
-            "Pacific/Kiritimati", "America/Havana", "Australia/Sydney",
+            "Pacific/Kiritimati", "America/Havana", "Australia/Sydney", "America/Juneau", "Asia/Manila",
         ]),
         1 => text_from(&["+18:01", "Mars/Olympus", "utc", "", "+", "UTC+", "Etc/GMT+5"]),
         1 => ".{0,20}",
@@ -873,9 +873,19 @@ fn weekly_entry() -> impl Strategy<Value = Value> {
 }
 
 /// Dates where something happens: DST changes in 2026 (Europe, US, Sydney), Samoa's skipped
-/// 2011-12-30, and an ordinary day.
-const HOT_DATES: [(i32, u32, u32); 7] =
-    [(2026, 3, 8), (2026, 3, 29), (2026, 10, 25), (2026, 11, 1), (2011, 12, 29), (2026, 4, 5), (2026, 6, 15)];
+/// 2011-12-30, Alaska repeating a day in 1867 and Manila skipping one in 1844, and an ordinary
+/// day.
+const HOT_DATES: [(i32, u32, u32); 9] = [
+    (2026, 3, 8),
+    (2026, 3, 29),
+    (2026, 10, 25),
+    (2026, 11, 1),
+    (2011, 12, 29),
+    (2026, 4, 5),
+    (2026, 6, 15),
+    (1867, 10, 18),
+    (1844, 12, 30),
+];
 
 fn hot_instant() -> impl Strategy<Value = DateTime<Utc>> {
     (prop::sample::select(&HOT_DATES[..]), -3 * 86_400i64..4 * 86_400)
