@@ -793,6 +793,31 @@ mod dst {
     }
 
     #[test]
+    fn the_documented_example_is_valid() {
+        let s = Schedule::from_json(
+            r#"{
+              "name": "support",
+              "time_zone": "Europe/Berlin",
+              "weekly": [
+                { "days": ["Mon-Fri"], "start": "08:00", "end": "18:00" },
+                { "days": ["Fri"], "start": "22:00", "end": "06:00" }
+              ],
+              "overrides": [
+                { "name": "Christmas", "from": "2026-12-24", "to": "2026-12-26", "state": "closed", "level": "holiday" },
+                { "name": "Sale weekend", "from": "2026-11-28T10:00", "to": "2026-11-28T16:00", "state": "open" },
+                { "name": "Outage line", "from": "2026-12-25T08:00:00Z", "to": "2026-12-25T12:00:00Z",
+                  "state": "open", "level": "emergency" }
+              ]
+            }"#,
+        )
+        .unwrap();
+        assert!(s.is_open(utc(2026, 11, 28, 9, 0))); // Saturday 10:00 CET, sale
+        assert!(s.is_open(utc(2026, 11, 28, 1, 0))); // Saturday 02:00 CET, Friday night shift
+        assert!(!s.is_open(utc(2026, 12, 24, 10, 0)));
+        assert!(s.is_open(utc(2026, 12, 25, 10, 0)));
+    }
+
+    #[test]
     fn follow_the_sun_across_iana_zones() {
         let regions = [
             ScheduleConfig::new("sydney", "Australia/Sydney").hours("Mon-Fri", "09:00", "17:00").build().unwrap(),
