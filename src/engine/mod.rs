@@ -31,6 +31,10 @@ pub struct EngineConfig {
     /// Reply windows per channel, measured from the customer's latest inbound message on the
     /// same endpoint (WhatsApp, Messenger and Instagram: 24 h).
     pub reply_windows: HashMap<ChannelKind, Duration>,
+    /// Longer windows for replies written by a human agent (Messenger and Instagram: 7 days
+    /// with the `HUMAN_AGENT` message tag, which the transport must set). Bots and system
+    /// messages keep the standard window.
+    pub human_agent_reply_windows: HashMap<ChannelKind, Duration>,
     /// Region (ISO 3166 alpha-2) for phone numbers written without a country code.
     pub default_phone_region: Option<String>,
     /// How often a write that lost an optimistic-concurrency race is recomputed before the
@@ -48,6 +52,10 @@ impl Default for EngineConfig {
             threading: ThreadingPolicy::default(),
             limits: ContentLimits::default(),
             reply_windows,
+            human_agent_reply_windows: [ChannelKind::Messenger, ChannelKind::Instagram]
+                .into_iter()
+                .map(|c| (c, Duration::days(7)))
+                .collect(),
             default_phone_region: None,
             max_commit_attempts: 16,
         }

@@ -221,7 +221,12 @@ impl Engine {
             return Err(Error::Refused(format!("the customer is blocked or opted out of {channel}")));
         }
         let now = self.now();
-        if let Some(window) = self.config().reply_windows.get(&channel) {
+        let human = matches!(out.author, Author::Agent(_));
+        let window = match self.config().human_agent_reply_windows.get(&channel) {
+            Some(w) if human => Some(w),
+            _ => self.config().reply_windows.get(&channel),
+        };
+        if let Some(window) = window {
             let last = identity.endpoint(&endpoint).and_then(|e| e.last_inbound_at);
             let open = last.is_some_and(|t| now - t <= *window);
             if !open && !matches!(out.content, Content::Template { .. }) {
