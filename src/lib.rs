@@ -47,6 +47,7 @@
 //! * [`context`] — the cross-channel view of a customer.
 //! * [`events`] — domain events as a `futures::Stream`.
 //! * [`privacy`] — export and erasure.
+//! * [`routing`] — agents, queues, plans, capacity, offers and timers: who handles the work.
 //! * [`Engine`] — the facade that composes them.
 //!
 //! The core picks no async runtime: time comes from an injected [`clock::Clock`], and every
@@ -63,6 +64,7 @@ pub mod events;
 pub mod identity;
 pub mod model;
 pub mod privacy;
+pub mod routing;
 pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
