@@ -430,9 +430,8 @@ impl Eligibility for Term {
                     .find(|(s, min)| p.skills.get(*s).is_none_or(|l| l < *min))
                     .map(|(s, min)| format!("skill {s} >= {min}"))
             }
-            Term::ItemLanguage => {
-                (!self.eligible(p, item)).then(|| format!("language {}", item.language.as_ref().map_or("", |l| l.as_str())))
-            }
+            Term::ItemLanguage => (!self.eligible(p, item))
+                .then(|| format!("language {}", item.language.as_ref().map_or("", |l| l.as_str()))),
             other => (!other.eligible(p, item)).then(|| other.to_string()),
         }
     }

@@ -668,7 +668,12 @@ impl Router {
 
     /// Takes an assigned item back from its agent and routes it again (original wait kept).
     /// With `exclude_agent` the agent is not offered it again.
-    pub fn requeue(&self, item: WorkItemId, exclude_agent: bool, now: DateTime<Utc>) -> crate::Result<Vec<RoutingEvent>> {
+    pub fn requeue(
+        &self,
+        item: WorkItemId,
+        exclude_agent: bool,
+        now: DateTime<Utc>,
+    ) -> crate::Result<Vec<RoutingEvent>> {
         let mut s = self.lock();
         let i = Self::item_index(&s, item)?;
         let Some(IState::Assigned { agent, .. }) = s.items[i as usize].as_ref().map(|x| x.state.clone()) else {
@@ -737,7 +742,8 @@ impl Router {
         if s.classify(i, now) {
             s.route(i, now);
         }
-        let queue = s.items[i as usize].as_ref().map(|x| x.queue.clone()).unwrap_or_else(|| s.config.default_queue.clone());
+        let queue =
+            s.items[i as usize].as_ref().map(|x| x.queue.clone()).unwrap_or_else(|| s.config.default_queue.clone());
         let events = Self::finish(&mut s, now);
         Ok(decision(&s, item, i, queue, events))
     }
@@ -808,8 +814,8 @@ impl Router {
     pub fn queue_stats(&self, queue: &QueueId) -> crate::Result<QueueStats> {
         let s = self.lock();
         let q = s.queues.get(queue).ok_or_else(|| Error::not_found("queue", queue))?;
-        let estimated_wait = (!q.waits.is_empty())
-            .then(|| TimeDelta::milliseconds(q.waits.iter().sum::<i64>() / q.waits.len() as i64));
+        let estimated_wait =
+            (!q.waits.is_empty()).then(|| TimeDelta::milliseconds(q.waits.iter().sum::<i64>() / q.waits.len() as i64));
         Ok(QueueStats { waiting: q.waiting, estimated_wait })
     }
 
@@ -914,19 +920,20 @@ fn explain(s: &mut State, i: u32, now: DateTime<Utc>) -> Option<Explanation> {
         let Some(ag) = ag else { continue };
         let p = ag.profile;
         let Some(profile) = s.profiles.list.get(p) else { continue };
-        let named = tiers.iter().any(|t| t.explicit.contains(&ag.agent.id) && t.elig.get(p));
-        let in_tiers = named || tiers.iter().any(|t| t.mask.get(p));
+        let named = tiers.iter().any(|t| t.explicit.contains(&ag.agent.id));
+        let in_pool = named || tiers.iter().any(|t| t.pool.get(p));
+        let in_tiers = tiers.iter().any(|t| (t.explicit.contains(&ag.agent.id) && t.elig.get(p)) || t.mask.get(p));
         let r = if holding.contains(&(a as u32)) {
             Exclusion::Holding
+        } else if !in_pool {
+            Exclusion::NotInPool
         } else if !in_tiers {
             let term = step
                 .eligibility
                 .excluding_term(profile, &item)
-                .or_else(|| step.custom.as_ref().and_then(|c| c.excluding_term(profile, &item)));
-            match term {
-                Some(term) if tiers.iter().all(|t| !t.elig.get(p)) => Exclusion::Ineligible { term },
-                _ => Exclusion::NotInPool,
-            }
+                .or_else(|| step.custom.as_ref().and_then(|c| c.excluding_term(profile, &item)))
+                .unwrap_or_else(|| "eligibility".into());
+            Exclusion::Ineligible { term }
         } else if excluded.contains(&ag.reg) {
             Exclusion::DeclinedBefore
         } else if let Some(m) = profile.queues.get(&queue).filter(|m| m.delay() > age) {

@@ -427,7 +427,11 @@ impl Agent {
         if self.presence.status.is_empty() || self.presence.status.len() > 64 {
             return Err(Error::invalid("agent.presence.status", "a status name is 1 to 64 characters"));
         }
-        if self.skills.len() > 256 || self.attributes.len() > 256 || self.languages.len() > 64 || self.queues.len() > 256 {
+        if self.skills.len() > 256
+            || self.attributes.len() > 256
+            || self.languages.len() > 64
+            || self.queues.len() > 256
+        {
             return Err(Error::invalid(
                 "agent",
                 "too many skills, attributes, languages or queues (limits 256, 256, 64, 256)",

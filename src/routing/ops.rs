@@ -42,6 +42,7 @@ impl State {
             excluded: Vec::new(),
             declines: 0,
             bot_hold: None,
+            retries: Vec::new(),
             by_policy: self.policy.is_some(),
             reason: String::new(),
             item,
@@ -99,6 +100,7 @@ impl State {
         slot.queue = queue.clone();
         slot.queue_entered = now;
         slot.wait_gen = epoch;
+        slot.retries.clear();
         let since = slot.item.eligible_since;
         let Some(q) = self.queues.get(&queue) else { return };
         let max_wait = q.config.max_wait;
@@ -109,9 +111,9 @@ impl State {
             self.schedule(add(now, m), TimerKind::MaxWait { item: i, epoch });
         }
         for d in delays {
-            let due = add(since, chrono::TimeDelta::milliseconds(d));
-            if due > now {
-                self.schedule(due, TimerKind::Retry { item: i, epoch });
+            let due = ms(since) + d;
+            if due > ms(now) {
+                self.schedule_retry(i, due);
             }
         }
     }
@@ -145,7 +147,11 @@ impl State {
             {
                 let id = self.item_id(i);
                 if let StepRef::Rule(r, s) = at {
-                    self.events.push(RoutingEvent::StepSkipped { item: id, rule: plan.plan.rules[r].name.clone(), step: s });
+                    self.events.push(RoutingEvent::StepSkipped {
+                        item: id,
+                        rule: plan.plan.rules[r].name.clone(),
+                        step: s,
+                    });
                 }
                 match self.next_step(at) {
                     Some(n) => {
@@ -177,7 +183,11 @@ impl State {
             }
             if let StepRef::Rule(r, s) = at {
                 let id = self.item_id(i);
-                self.events.push(RoutingEvent::StepEntered { item: id, rule: plan.plan.rules[r].name.clone(), step: s });
+                self.events.push(RoutingEvent::StepEntered {
+                    item: id,
+                    rule: plan.plan.rules[r].name.clone(),
+                    step: s,
+                });
             }
             return true;
         }
@@ -632,8 +642,7 @@ impl State {
                     return;
                 }
                 let agents = agents.clone();
-                let status =
-                    self.queues.get(&s.queue).and_then(|q| q.config.offer.on_expiry_status.clone());
+                let status = self.queues.get(&s.queue).and_then(|q| q.config.offer.on_expiry_status.clone());
                 for a in agents {
                     let still = matches!(self.items[item as usize].as_ref().map(|s| &s.state), Some(IState::Offered { agents, .. }) if agents.contains(&a));
                     if still {
@@ -662,7 +671,8 @@ impl State {
                 }
             }
             TimerKind::Offline { agent, epoch } => {
-                let ok = self.agents[agent as usize].as_ref().is_some_and(|s| s.presence_gen == epoch && s.status.offline);
+                let ok =
+                    self.agents[agent as usize].as_ref().is_some_and(|s| s.presence_gen == epoch && s.status.offline);
                 if ok {
                     self.apply_offline(agent, now);
                 }
@@ -701,7 +711,7 @@ impl State {
             .cloned()
             .ok_or_else(|| crate::Error::invalid("status", format!("unknown presence status {name:?}")))?;
         let offline = status.offline;
-        self.set_status(a, status, name.to_owned());
+        self.set_status(a, status, name.to_owned(), now);
         let agent = self.agent_id(a);
         self.events.push(RoutingEvent::PresenceChanged { agent, status: name.to_owned() });
         if offline {
@@ -738,7 +748,8 @@ impl State {
             let agent = self.agent_id(a);
             self.events.push(RoutingEvent::OfferRescinded { item: id, agent });
             if let Some(s) = self.slot(i) {
-                s.state = if rest.is_empty() { IState::Moving } else { IState::Offered { agents: rest.clone(), epoch } };
+                s.state =
+                    if rest.is_empty() { IState::Moving } else { IState::Offered { agents: rest.clone(), epoch } };
             }
             if rest.is_empty() {
                 self.back_to_routing(i, now);
@@ -814,7 +825,8 @@ impl State {
         let mut order: Vec<(u32, [i64; 3], u64, u32)> = Vec::new();
         for ci in 0..self.classes.len() {
             let class = &self.classes[ci];
-            let avail = self.index.first().and_then(|s| s.chans.get(class.chan)).map(|c| c.avail.clone()).unwrap_or_default();
+            let avail =
+                self.index.first().and_then(|s| s.chans.get(class.chan)).map(|c| c.avail.clone()).unwrap_or_default();
             let policy_class = class.mask.is_empty();
             if !policy_class && !class.mask.intersects(&avail) && !self.has_targeted_in(ci) {
                 continue;

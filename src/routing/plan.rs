@@ -87,7 +87,9 @@ impl Pool {
     }
     /// Whether the pool names agents individually (and only them).
     pub(crate) fn is_explicit(&self) -> bool {
-        (!self.agents.is_empty() || self.preferred_agents || self.last_agent) && self.queues.is_empty() && !self.any_agent
+        (!self.agents.is_empty() || self.preferred_agents || self.last_agent)
+            && self.queues.is_empty()
+            && !self.any_agent
     }
 }
 

@@ -2,11 +2,11 @@
 //! Everything here runs under the router's one lock.
 
 use super::eligibility::{AgentProfile, Mask, ProfileTable, Term};
-use super::model::{Agent, ChannelSet, PresenceStatus, Queue, TimeoutAction, WorkItem};
+use super::model::{Agent, ChannelSet, PresenceStatus, Queue, WorkItem};
 use super::plan::{Fallback, Plan, Pool, PoolMode, SkipIf, Step, TimerBasis};
 use super::queue::{ItemKey, KeyedHeap, discipline_key};
 use super::rank::{AgentView, DynKey, RankKey, Ranker, static_value};
-use super::{RoutingEvent, RouterConfig, WorkItemId};
+use super::{RouterConfig, RoutingEvent, WorkItemId};
 use crate::model::{AgentId, ChannelKind, QueueId};
 use chrono::{DateTime, TimeDelta, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -99,9 +99,9 @@ impl AgentSlot {
     pub fn spare(&self, c: usize, ch: &ChannelKind) -> i64 {
         let cap = &self.agent.capacity;
         let by_limit = cap.limit_of(ch).map_or(i64::MAX / 4, |l| i64::from(l) - i64::from(self.chan_load(c)));
-        let by_budget = cap.total.map_or(i64::MAX / 4, |t| {
-            (i64::from(t) - i64::from(self.budget_used)) / i64::from(cap.cost_of(ch).max(1))
-        });
+        let by_budget = cap
+            .total
+            .map_or(i64::MAX / 4, |t| (i64::from(t) - i64::from(self.budget_used)) / i64::from(cap.cost_of(ch).max(1)));
         by_limit.min(by_budget)
     }
 
@@ -219,7 +219,8 @@ pub(crate) struct CRanker {
 
 impl CRanker {
     fn rebuild_statics(&mut self, profiles: &ProfileTable) {
-        self.statics = profiles.list.iter().map(|p| self.ranker.keys.iter().map(|k| static_value(k, p)).collect()).collect();
+        self.statics =
+            profiles.list.iter().map(|p| self.ranker.keys.iter().map(|k| static_value(k, p)).collect()).collect();
     }
 }
 
@@ -257,15 +258,25 @@ impl CPlan {
 
 #[derive(Debug, Clone)]
 pub(crate) enum IState {
-    Waiting { class: usize, seq: u64 },
-    Offered { agents: Vec<u32>, epoch: u64 },
-    Assigned { agent: u32, epoch: u64 },
+    Waiting {
+        class: usize,
+        seq: u64,
+    },
+    Offered {
+        agents: Vec<u32>,
+        epoch: u64,
+    },
+    Assigned {
+        agent: u32,
+        epoch: u64,
+    },
     /// Between states inside one operation.
     Moving,
 }
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Tier {
+    pub pool: Mask,
     pub mask: Mask,
     pub elig: Mask,
     pub explicit: Vec<AgentId>,
@@ -290,6 +301,8 @@ pub(crate) struct ItemSlot {
     pub excluded: Vec<u64>,
     pub declines: u32,
     pub bot_hold: Option<u32>,
+    /// Retry timers already scheduled for queue delays (due ms).
+    pub retries: Vec<i64>,
     pub by_policy: bool,
     pub reason: String,
 }
@@ -762,7 +775,7 @@ impl State {
         }
     }
 
-    pub fn set_status(&mut self, a: u32, status: PresenceStatus, name: String) {
+    pub fn set_status(&mut self, a: u32, status: PresenceStatus, name: String, now: DateTime<Utc>) {
         let Some(slot) = self.agents[a as usize].as_mut() else { return };
         let was_signed = !slot.status.offline;
         let is_signed = !status.offline;
@@ -772,7 +785,7 @@ impl State {
         slot.presence_gen += 1;
         let p = slot.profile;
         if slot.load == 0 && became_available {
-            slot.idle_since = slot.idle_since.max(0);
+            slot.idle_since = ms(now);
         }
         match (was_signed, is_signed) {
             (true, false) => self.signed_in[p] = self.signed_in[p].saturating_sub(1),
@@ -899,11 +912,12 @@ impl State {
         for sr in chain {
             let step = plan.step(sr);
             let elig = self.elig_mask(step, &item);
-            let mut mask = self.pool_mask(step, &item, &wait_queue, sr);
+            let pool = self.pool_mask(step, &item, &wait_queue, sr);
+            let mut mask = pool.clone();
             mask.and_with(&elig);
             mask.and_not(&seen);
             seen.or_with(&mask);
-            tiers.push(Tier { mask, elig, explicit: Self::explicit_of(step, &item, now) });
+            tiers.push(Tier { pool, mask, elig, explicit: Self::explicit_of(step, &item, now) });
         }
         if let Some(slot) = self.items[i as usize].as_mut() {
             slot.tiers = tiers;
@@ -954,7 +968,11 @@ impl State {
         for t in targets {
             if let Some(&a) = self.agent_ids.get(&t) {
                 let v = self.targeted.entry(a).or_default();
-                v.retain(|(it, s)| self.items[*it as usize].as_ref().is_some_and(|x| matches!(x.state, IState::Waiting { seq: ws, .. } if ws == *s)));
+                v.retain(|(it, s)| {
+                    self.items[*it as usize]
+                        .as_ref()
+                        .is_some_and(|x| matches!(x.state, IState::Waiting { seq: ws, .. } if ws == *s))
+                });
                 v.push((i, seq));
             }
         }
@@ -983,8 +1001,11 @@ impl State {
         let c = slot.chan;
         let Some(chidx) = self.index.get(ranker.spec).and_then(|s| s.chans.get(c)) else { return Vec::new() };
         let age = ms(now) - ms(slot.item.eligible_since);
-        let delayed: Vec<usize> =
-            self.queues.get(&slot.queue).map(|q| q.delays.iter().filter(|(_, d)| *d > age).map(|(p, _)| *p).collect()).unwrap_or_default();
+        let delayed: Vec<usize> = self
+            .queues
+            .get(&slot.queue)
+            .map(|q| q.delays.iter().filter(|(_, d)| *d > age).map(|(p, _)| *p).collect())
+            .unwrap_or_default();
         let mut best: Vec<Cand> = Vec::new();
         let offered: &[u32] = match &slot.state {
             IState::Offered { agents, .. } => agents,
@@ -1052,7 +1073,11 @@ impl State {
                 let Some(&a) = self.agent_ids.get(id) else { continue };
                 let Some(ag) = self.agents[a as usize].as_ref() else { continue };
                 let in_tier = if t.explicit.contains(id) { t.elig.get(ag.profile) } else { t.mask.get(ag.profile) };
-                if !in_tier || excluded(ag.reg, a) || delayed.contains(&ag.profile) || ag.can_take(c, &self.channels).is_err() {
+                if !in_tier
+                    || excluded(ag.reg, a)
+                    || delayed.contains(&ag.profile)
+                    || ag.can_take(c, &self.channels).is_err()
+                {
                     continue;
                 }
                 let arr = ag.dyn_arr(&self.index[ranker.spec].spec, c, channel);
@@ -1070,7 +1095,10 @@ impl State {
             let mut any = false;
             t.mask.for_each(|p| any |= self.signed_in.get(p).is_some_and(|n| *n > 0));
             any || t.explicit.iter().any(|id| {
-                self.agent_ids.get(id).and_then(|a| self.agents[*a as usize].as_ref()).is_some_and(|s| !s.status.offline)
+                self.agent_ids
+                    .get(id)
+                    .and_then(|a| self.agents[*a as usize].as_ref())
+                    .is_some_and(|s| !s.status.offline)
             })
         })
     }
@@ -1094,9 +1122,8 @@ impl State {
                 if slot.excluded.contains(&reg) || ag.can_take(slot.chan, &self.channels).is_err() {
                     continue;
                 }
-                let ok = slot.tiers.iter().any(|t| {
-                    (t.explicit.contains(&ag.agent.id) && t.elig.get(p)) || t.mask.get(p)
-                });
+                let ok =
+                    slot.tiers.iter().any(|t| (t.explicit.contains(&ag.agent.id) && t.elig.get(p)) || t.mask.get(p));
                 if !ok {
                     continue;
                 }
@@ -1110,6 +1137,7 @@ impl State {
             return Some(it);
         }
         // Then classes whose mask holds the agent's profile.
+        let mut delayed_tops: Vec<(u32, i64)> = Vec::new();
         let mut best: Option<((u32, i64, ItemKey, u64), u32)> = None;
         for ci in 0..self.classes.len() {
             let class = &self.classes[ci];
@@ -1120,12 +1148,19 @@ impl State {
             let same_discipline_queue = class.queue.clone();
             let items = &self.items;
             let fits = |e: &super::queue::Entry<u32>| {
-                items[e.payload as usize].as_ref().is_some_and(|s| {
-                    !s.excluded.contains(&reg) && now_ms - ms(s.item.eligible_since) >= delay
-                })
+                items[e.payload as usize]
+                    .as_ref()
+                    .is_some_and(|s| !s.excluded.contains(&reg) && now_ms - ms(s.item.eligible_since) >= delay)
             };
             let heap = &mut self.classes[ci].heap;
             let top = heap.peek_live(|e| live(items, e.payload, e.seq));
+            if delay > 0
+                && let Some(e) = top
+                && let Some(s) = items[e.payload as usize].as_ref()
+                && now_ms - ms(s.item.eligible_since) < delay
+            {
+                delayed_tops.push((e.payload, ms(s.item.eligible_since) + delay));
+            }
             let found = match top {
                 Some(e) if fits(&e) => Some(e),
                 Some(_) => heap.best_live(CLASS_WALK, |e| live(items, e.payload, e.seq)).into_iter().find(|e| fits(e)),
@@ -1151,7 +1186,22 @@ impl State {
                 }
             }
         }
+        for (i, due) in delayed_tops {
+            self.schedule_retry(i, due);
+        }
         best.map(|(_, i)| i)
+    }
+
+    /// Schedules a retry of waiting item `i` at `due` (once per due time and queue visit).
+    pub fn schedule_retry(&mut self, i: u32, due: i64) {
+        let seq = self.next_seq();
+        let Some(slot) = self.items[i as usize].as_mut() else { return };
+        if slot.retries.contains(&due) || slot.retries.len() >= 16 {
+            return;
+        }
+        slot.retries.push(due);
+        let epoch = slot.wait_gen;
+        self.timers.add(Timer { due, seq, kind: TimerKind::Retry { item: i, epoch } });
     }
 
     pub fn schedule(&mut self, due: DateTime<Utc>, kind: TimerKind) {
