@@ -20,9 +20,10 @@
 //!    expiry, no-reply reassignment, agent-offline handling; fired by [`Router::tick`].
 //! 8. **Presence** — custom status names mapped to per-channel availability ([`PresenceStatus`]).
 //!
-//! Time never comes from the system clock: every operation takes `now`. Nothing here blocks or
-//! spawns; the host calls [`Router::tick`] when [`Router::next_timer`] is due, and
-//! [`Router::sweep`] now and then as a safety net.
+//! Time never comes from the system clock: every operation takes `now` and first fires the
+//! timers due by then (their events come first in its answer). Nothing here blocks or spawns;
+//! the host calls [`Router::tick`] when [`Router::next_timer`] is due, and [`Router::sweep`] now
+//! and then as a safety net.
 //!
 //! ```
 //! use touchpoint::routing::*;
@@ -517,6 +518,7 @@ impl Router {
     pub fn set_plan(&self, plan: Plan, now: DateTime<Utc>) -> crate::Result<Vec<RoutingEvent>> {
         plan.validate()?;
         let mut s = self.lock();
+        s.fire_timers(now);
         for (r, rule) in plan.rules.iter().enumerate() {
             for (k, step) in rule.steps.iter().enumerate() {
                 for (q, id) in step.pool.queues.iter().enumerate() {
@@ -571,6 +573,7 @@ impl Router {
     pub fn upsert_agent(&self, agent: Agent, now: DateTime<Utc>) -> crate::Result<Vec<RoutingEvent>> {
         agent.validate()?;
         let mut s = self.lock();
+        s.fire_timers(now);
         for m in &agent.queues {
             if !s.queues.contains_key(&m.queue) {
                 return Err(Error::not_found("queue", &m.queue));
@@ -597,6 +600,7 @@ impl Router {
     /// Removes an agent: their offers are withdrawn and their assigned work goes back to routing.
     pub fn remove_agent(&self, agent: &AgentId, now: DateTime<Utc>) -> crate::Result<Vec<RoutingEvent>> {
         let mut s = self.lock();
+        s.fire_timers(now);
         let a = *s.agent_ids.get(agent).ok_or_else(|| Error::not_found("agent", agent))?;
         s.remove_agent(a, now);
         Ok(Self::finish(&mut s, now))
@@ -607,6 +611,7 @@ impl Router {
     /// schedules the [`OfflinePolicy`].
     pub fn set_presence(&self, agent: &AgentId, status: &str, now: DateTime<Utc>) -> crate::Result<Vec<RoutingEvent>> {
         let mut s = self.lock();
+        s.fire_timers(now);
         let a = *s.agent_ids.get(agent).ok_or_else(|| Error::not_found("agent", agent))?;
         s.presence(a, status, now)?;
         Ok(Self::finish(&mut s, now))
@@ -616,6 +621,7 @@ impl Router {
     pub fn submit(&self, item: WorkItem, now: DateTime<Utc>) -> crate::Result<RoutingDecision> {
         item.validate()?;
         let mut s = self.lock();
+        s.fire_timers(now);
         if s.item_ids.contains_key(&item.id) {
             return Err(Error::Conflict(format!("work item {} is already being routed", item.id)));
         }
@@ -641,6 +647,7 @@ impl Router {
     /// rescinded. Accepting an offer that is no longer open is refused.
     pub fn accept(&self, item: WorkItemId, agent: &AgentId, now: DateTime<Utc>) -> crate::Result<Vec<RoutingEvent>> {
         let mut s = self.lock();
+        s.fire_timers(now);
         let i = Self::item_index(&s, item)?;
         let a = Self::agent_index(&s, agent)?;
         s.accept(i, a, now)?;
@@ -651,6 +658,7 @@ impl Router {
     /// other agents, or leaves routing after the queue's `max_declines`.
     pub fn decline(&self, item: WorkItemId, agent: &AgentId, now: DateTime<Utc>) -> crate::Result<Vec<RoutingEvent>> {
         let mut s = self.lock();
+        s.fire_timers(now);
         let i = Self::item_index(&s, item)?;
         let a = Self::agent_index(&s, agent)?;
         s.decline(i, a, false, now)?;
@@ -661,6 +669,7 @@ impl Router {
     /// item across all their queues.
     pub fn complete(&self, item: WorkItemId, now: DateTime<Utc>) -> crate::Result<Vec<RoutingEvent>> {
         let mut s = self.lock();
+        s.fire_timers(now);
         let i = Self::item_index(&s, item)?;
         s.complete(i, now)?;
         Ok(Self::finish(&mut s, now))
@@ -675,6 +684,7 @@ impl Router {
         now: DateTime<Utc>,
     ) -> crate::Result<Vec<RoutingEvent>> {
         let mut s = self.lock();
+        s.fire_timers(now);
         let i = Self::item_index(&s, item)?;
         let Some(IState::Assigned { agent, .. }) = s.items[i as usize].as_ref().map(|x| x.state.clone()) else {
             return Err(Error::Refused(format!("work item {item} is not assigned")));
@@ -687,23 +697,24 @@ impl Router {
     /// Withdraws an item in any state (the customer left, the host closed it).
     pub fn withdraw(&self, item: WorkItemId, now: DateTime<Utc>) -> crate::Result<Vec<RoutingEvent>> {
         let mut s = self.lock();
+        s.fire_timers(now);
         let i = Self::item_index(&s, item)?;
         s.withdraw(i, now);
         Ok(Self::finish(&mut s, now))
     }
 
     /// Records that the assigned agent replied, which stops the queue's no-reply timer.
-    pub fn note_agent_reply(&self, item: WorkItemId, _now: DateTime<Utc>) -> crate::Result<()> {
+    /// Returns the events of timers that fell due first.
+    pub fn note_agent_reply(&self, item: WorkItemId, now: DateTime<Utc>) -> crate::Result<Vec<RoutingEvent>> {
         let mut s = self.lock();
+        s.fire_timers(now);
         let i = Self::item_index(&s, item)?;
         let epoch = s.next_seq();
         match s.items[i as usize].as_mut().map(|x| &mut x.state) {
-            Some(IState::Assigned { epoch: g, .. }) => {
-                *g = epoch;
-                Ok(())
-            }
-            _ => Err(Error::Refused(format!("work item {item} is not assigned"))),
+            Some(IState::Assigned { epoch: g, .. }) => *g = epoch,
+            _ => return Err(Error::Refused(format!("work item {item} is not assigned"))),
         }
+        Ok(Self::finish(&mut s, now))
     }
 
     /// A bot hands its item to humans: `findings` are merged into the item's attributes, the
@@ -719,6 +730,7 @@ impl Router {
             return Err(Error::invalid("findings", "at most 256 attributes"));
         }
         let mut s = self.lock();
+        s.fire_timers(now);
         let i = Self::item_index(&s, item)?;
         let Some(IState::Assigned { agent: b, .. }) = s.items[i as usize].as_ref().map(|x| x.state.clone()) else {
             return Err(Error::Refused(format!("work item {item} is not assigned")));

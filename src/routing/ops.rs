@@ -78,7 +78,7 @@ impl State {
             .iter()
             .position(|r| r.when.matches_item(&slot.item))
             .map_or(StepRef::Implicit, |r| StepRef::Rule(r, 0));
-        self.enter_step(i, at, now)
+        self.enter_step(i, at, now, now)
     }
 
     fn next_step(&self, at: StepRef) -> Option<StepRef> {
@@ -118,8 +118,10 @@ impl State {
         }
     }
 
-    /// Enters step `at` (skipping and expiring as the plan says). `false` if the item finished.
-    pub fn enter_step(&mut self, i: u32, mut at: StepRef, now: DateTime<Utc>) -> bool {
+    /// Enters step `at` as of `entered` (a step timer that fires late enters the next step at
+    /// its due time, so dwell times do not stretch), skipping and expiring as the plan says.
+    /// `false` if the item finished.
+    pub fn enter_step(&mut self, i: u32, mut at: StepRef, mut entered: DateTime<Utc>, now: DateTime<Utc>) -> bool {
         let plan = self.plan.clone();
         for _ in 0..=super::plan::MAX_STEPS + 2 {
             let step = plan.step(at);
@@ -127,7 +129,7 @@ impl State {
             let default_queue = self.config.default_queue.clone();
             let Some(slot) = self.slot(i) else { return false };
             slot.at = at;
-            slot.step_entered = now;
+            slot.step_entered = entered;
             slot.step_gen = epoch;
             slot.step_due = None;
             if let Some(change) = step.priority {
@@ -165,10 +167,11 @@ impl State {
                 Some(s) => &s.item,
                 None => return false,
             };
-            match self.step_due(step, item, now) {
+            match self.step_due(step, item, entered) {
                 Some(due) if due <= now => match self.next_step(at) {
                     Some(n) => {
                         at = n;
+                        entered = due;
                         continue;
                     }
                     None => return self.exhausted(i, now),
@@ -549,7 +552,7 @@ impl State {
                 return;
             }
         } else if slot.step_due.is_some_and(|d| d <= ms(now)) {
-            if !self.advance(i, now) {
+            if !self.advance(i, None, now) {
                 return;
             }
         } else {
@@ -559,10 +562,11 @@ impl State {
     }
 
     /// Moves a (moving) item to its next step or fallback. `false` if it finished.
-    fn advance(&mut self, i: u32, now: DateTime<Utc>) -> bool {
-        let Some(at) = self.items[i as usize].as_ref().map(|s| s.at) else { return false };
+    fn advance(&mut self, i: u32, entered: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+        let Some((at, due)) = self.items[i as usize].as_ref().map(|s| (s.at, s.step_due)) else { return false };
+        let entered = entered.or(due.map(super::state::from_ms)).unwrap_or(now).min(now);
         match self.next_step(at) {
-            Some(n) => self.enter_step(i, n, now),
+            Some(n) => self.enter_step(i, n, entered, now),
             None => self.exhausted(i, now),
         }
     }
@@ -618,7 +622,7 @@ impl State {
                     .is_some_and(|s| s.step_gen == epoch && matches!(s.state, IState::Waiting { .. }));
                 if ok {
                     self.unqueue(item);
-                    if self.advance(item, now) {
+                    if self.advance(item, None, now) {
                         self.route(item, now);
                     }
                 }
