@@ -18,24 +18,22 @@ fn reason(e: Error) -> String {
 
 #[test]
 fn a_plan_round_trips_through_json() {
-    let plan = Plan::new([
-        Rule::new(
-            "vip",
-            [
-                Step::new(Pool::preferred()).dwell(TimeDelta::seconds(15)).named("owner"),
-                Step::new(Pool::queues([qid("vip")]))
-                    .eligible(Term::and([Term::ItemSkills, Term::not(Term::Bot(true))]))
-                    .ranked(Ranker::new([RankKey::Proficiency("billing".into()), RankKey::LeastLoad]))
-                    .with_priority(PriorityChange::Raise(10))
-                    .dwell(TimeDelta::milliseconds(2500))
-                    .timed_from_item_age()
-                    .skip_if(SkipIf::QueueLongerThan(50)),
-                Step::new(Pool::any()).widen(),
-            ],
-        )
-        .when(Term::item_attr_equals("tier", "vip"))
-        .fallback(Fallback::Overflow(qid("general"))),
-    ]);
+    let plan = Plan::new([Rule::new(
+        "vip",
+        [
+            Step::new(Pool::preferred()).dwell(TimeDelta::seconds(15)).named("owner"),
+            Step::new(Pool::queues([qid("vip")]))
+                .eligible(Term::and([Term::ItemSkills, Term::not(Term::Bot(true))]))
+                .ranked(Ranker::new([RankKey::Proficiency("billing".into()), RankKey::LeastLoad]))
+                .with_priority(PriorityChange::Raise(10))
+                .dwell(TimeDelta::milliseconds(2500))
+                .timed_from_item_age()
+                .skip_if(SkipIf::QueueLongerThan(50)),
+            Step::new(Pool::any()).widen(),
+        ],
+    )
+    .when(Term::item_attr_equals("tier", "vip"))
+    .fallback(Fallback::Overflow(qid("general")))]);
     let json = serde_json::to_string_pretty(&plan).unwrap();
     let back = Plan::from_json(&json).unwrap();
     assert_eq!(back, plan);
@@ -48,17 +46,26 @@ fn malformed_plans_give_typed_errors_with_a_location() {
         (r#"{"rules": 3}"#, "line 1 column"),
         (r#"{"rules": [{"steps": []}]}"#, "missing field `name`"),
         (r#"{"rules": [{"name": "a", "steps": []}]}"#, "rules[0].steps: a rule needs at least one step"),
-        (r#"{"rules": [{"name": "a", "steps": [{}]}, {"name": "a", "steps": [{}]}]}"#, "rules[1].name: rule name \"a\" is used twice"),
+        (
+            r#"{"rules": [{"name": "a", "steps": [{}]}, {"name": "a", "steps": [{}]}]}"#,
+            "rules[1].name: rule name \"a\" is used twice",
+        ),
         (r#"{"rules": [{"name": "a", "steps": [{}, {}]}]}"#, "rules[0].steps[0].dwell: only the last step may stay"),
         (r#"{"rules": [{"name": "a", "steps": [{"dwell": -3}]}]}"#, "non-negative number of seconds"),
         (r#"{"rules": [{"name": "a", "steps": [{"dwell": 1e12}]}]}"#, "longer than the limit"),
         (r#"{"rules": [{"name": "a", "steps": [{"mode": "sideways"}]}]}"#, "unknown variant `sideways`"),
-        (r#"{"rules": [{"name": "a", "when": "item_skills", "steps": [{}]}]}"#, "rules[0].when: `item skills` reads the agent"),
+        (
+            r#"{"rules": [{"name": "a", "when": "item_skills", "steps": [{}]}]}"#,
+            "rules[0].when: `item skills` reads the agent",
+        ),
         (
             r#"{"rules": [{"name": "a", "steps": [{"ranker": ["least_load", "round_robin", "longest_idle", "most_spare_capacity"]}]}]}"#,
             "rules[0].steps[0].ranker: at most 3 live-state keys",
         ),
-        (r#"{"rules": [{"name": "a", "steps": [{"ranker": [{"proficiency": ""}]}]}]}"#, "rules[0].steps[0].ranker: a skill"),
+        (
+            r#"{"rules": [{"name": "a", "steps": [{"ranker": [{"proficiency": ""}]}]}]}"#,
+            "rules[0].steps[0].ranker: a skill",
+        ),
         (r#"{"rules": [{"name": "", "steps": [{}]}]}"#, "rules[0].name: a rule name is 1 to 128 characters"),
         (r#"{"rules": [{"name": "a", "steps": [{"pool": {"queues": "x"}}]}]}"#, "invalid type"),
         (r#"{"rules": [{"name": "a", "steps": [{"pool": {"queues": ["bad key"]}}]}]}"#, "contains ' '"),
@@ -90,7 +97,8 @@ fn deep_and_huge_terms_are_refused() {
 #[test]
 fn a_plan_naming_an_unknown_queue_is_refused_by_the_router() {
     let r = router(&["s"]);
-    let plan = Plan::from_json(r#"{"rules": [{"name": "a", "steps": [{}], "fallback": {"overflow": "nowhere"}}]}"#).unwrap();
+    let plan =
+        Plan::from_json(r#"{"rules": [{"name": "a", "steps": [{}], "fallback": {"overflow": "nowhere"}}]}"#).unwrap();
     let err = reason(r.set_plan(plan, t0()).unwrap_err());
     assert!(err.contains("rules[0].fallback: unknown queue"), "{err}");
 }
@@ -102,15 +110,48 @@ fn json_value() -> impl Strategy<Value = serde_json::Value> {
         any::<i64>().prop_map(|n| serde_json::json!(n)),
         any::<f64>().prop_map(|n| serde_json::json!(n)),
         prop::sample::select(vec![
-            "item_skills", "widen", "replace", "item_age", "any", "a", "", "stay_queued", "least_load", "rules",
+            "item_skills",
+            "widen",
+            "replace",
+            "item_age",
+            "any",
+            "a",
+            "",
+            "stay_queued",
+            "least_load",
+            "rules",
         ])
         .prop_map(|s| serde_json::json!(s)),
     ];
     leaf.prop_recursive(5, 64, 6, |inner| {
         let keys = prop::sample::select(vec![
-            "rules", "name", "steps", "when", "pool", "queues", "agents", "eligibility", "ranker", "dwell", "mode",
-            "timer", "skip_if", "priority", "fallback", "and", "or", "not", "skill", "min", "item_attr", "key",
-            "equals", "set", "raise", "proficiency", "overflow",
+            "rules",
+            "name",
+            "steps",
+            "when",
+            "pool",
+            "queues",
+            "agents",
+            "eligibility",
+            "ranker",
+            "dwell",
+            "mode",
+            "timer",
+            "skip_if",
+            "priority",
+            "fallback",
+            "and",
+            "or",
+            "not",
+            "skill",
+            "min",
+            "item_attr",
+            "key",
+            "equals",
+            "set",
+            "raise",
+            "proficiency",
+            "overflow",
         ]);
         prop_oneof![
             prop::collection::vec(inner.clone(), 0..4).prop_map(serde_json::Value::Array),

@@ -159,8 +159,12 @@ fn eight_threads_never_break_capacity_or_assign_twice_and_every_item_ends() {
                             }
                         };
                         match offer {
-                            Some((item, agent)) if rng.below(4) == 0 => router.decline(item, &aid(&agent), now).unwrap_or_default(),
-                            Some((item, agent)) if rng.below(5) > 0 => router.accept(item, &aid(&agent), now).unwrap_or_default(),
+                            Some((item, agent)) if rng.below(4) == 0 => {
+                                router.decline(item, &aid(&agent), now).unwrap_or_default()
+                            }
+                            Some((item, agent)) if rng.below(5) > 0 => {
+                                router.accept(item, &aid(&agent), now).unwrap_or_default()
+                            }
                             _ => Vec::new(), // left to expire
                         }
                     } else if roll < 92 {

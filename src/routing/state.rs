@@ -356,20 +356,38 @@ pub(crate) struct Timer {
     pub kind: TimerKind,
 }
 
+/// Timers bucketed by ~1 s of due time. A bucket is sorted (latest first) the first time it
+/// becomes current, after which due timers pop off its end in O(1).
 #[derive(Debug, Default)]
 pub(crate) struct Timers {
-    buckets: BTreeMap<i64, Vec<Timer>>,
+    buckets: BTreeMap<i64, Bucket>,
     pub len: usize,
+}
+
+#[derive(Debug, Default)]
+struct Bucket {
+    sorted: bool,
+    v: Vec<Timer>,
+}
+
+fn later_first(a: &Timer, b: &Timer) -> std::cmp::Ordering {
+    (b.due, b.seq).cmp(&(a.due, a.seq))
 }
 
 impl Timers {
     pub fn add(&mut self, t: Timer) {
-        self.buckets.entry(t.due >> BUCKET_SHIFT).or_default().push(t);
+        let b = self.buckets.entry(t.due >> BUCKET_SHIFT).or_default();
+        if b.sorted {
+            let pos = b.v.partition_point(|x| later_first(x, &t) == std::cmp::Ordering::Less);
+            b.v.insert(pos, t);
+        } else {
+            b.v.push(t);
+        }
         self.len += 1;
     }
 
     pub fn next_due(&self) -> Option<i64> {
-        self.buckets.first_key_value().and_then(|(_, v)| v.iter().map(|t| t.due).min())
+        self.buckets.first_key_value().and_then(|(_, b)| b.v.iter().map(|t| t.due).min())
     }
 
     /// Removes and returns the timers due at or before `now`, in (due, seq) order.
@@ -381,19 +399,20 @@ impl Timers {
                 break;
             }
             if *e.key() < now_bucket {
-                out.extend(e.remove());
+                out.extend(e.remove().v);
                 continue;
             }
-            let v = e.get_mut();
-            let mut i = 0;
-            while i < v.len() {
-                if v[i].due <= now {
-                    out.push(v.swap_remove(i));
-                } else {
-                    i += 1;
+            let b = e.get_mut();
+            if !b.sorted {
+                b.v.sort_unstable_by(later_first);
+                b.sorted = true;
+            }
+            while b.v.last().is_some_and(|t| t.due <= now) {
+                if let Some(t) = b.v.pop() {
+                    out.push(t);
                 }
             }
-            if v.is_empty() {
+            if b.v.is_empty() {
                 e.remove();
             }
             break;
@@ -761,14 +780,15 @@ impl State {
         if new == slot.entries {
             return;
         }
-        let old = std::mem::replace(&mut slot.entries, new.clone());
+        let old = std::mem::replace(&mut slot.entries, new);
         let reg = slot.reg;
+        let Some(slot) = self.agents[a as usize].as_ref() else { return };
         for e in &old {
-            if !new.contains(e) {
+            if !slot.entries.contains(e) {
                 self.index[e.0].chans[e.1].remove(e.2, &(e.3, reg, a));
             }
         }
-        for e in &new {
+        for e in &slot.entries {
             if !old.contains(e) {
                 self.index[e.0].chans[e.1].insert(e.2, (e.3, reg, a));
             }
