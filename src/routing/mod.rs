@@ -190,14 +190,12 @@ pub enum RoutingEvent {
         /// When the offers expire.
         expires_at: DateTime<Utc>,
     },
-    /// The item waits in a queue.
+    /// The item waits in a queue (ask [`Router::explain`] why).
     Queued {
         /// Item.
         item: WorkItemId,
         /// Queue.
         queue: QueueId,
-        /// Why nobody took it.
-        reason: String,
     },
     /// The agent declined the offer.
     Declined {
@@ -874,38 +872,44 @@ fn item_status(s: &State, i: u32) -> Option<ItemStatus> {
     })
 }
 
-fn decision(s: &State, id: WorkItemId, i: u32, queue: QueueId, events: Vec<RoutingEvent>) -> RoutingDecision {
-    let live = s.item_ids.get(&id) == Some(&i);
-    let status = if live { item_status(s, i) } else { None };
-    let (outcome, reason) = match &status {
-        Some(st) => {
-            let reason = s.items[i as usize].as_ref().map(|x| x.reason.clone()).unwrap_or_default();
-            let o = match &st.state {
-                ItemState::Waiting => Outcome::Queued(st.queue.clone()),
-                ItemState::Offered(a) => Outcome::Offered(a.clone()),
-                ItemState::Assigned(a) => Outcome::Assigned(a.clone()),
-            };
-            (o, reason)
-        }
-        None => {
-            let t = events.iter().rev().find_map(|e| match e {
-                RoutingEvent::TimedOut { action, reason, .. } => Some((action.clone(), reason.clone())),
-                _ => None,
-            });
-            match t {
-                Some((a, r)) => (Outcome::TimedOut(a), r),
-                None => (Outcome::Queued(queue), String::new()),
-            }
-        }
-    };
-    RoutingDecision {
-        item: id,
-        outcome,
-        rule: status.as_ref().and_then(|s| s.rule.clone()),
-        step: status.as_ref().and_then(|s| s.step),
-        reason,
-        events,
+/// Why item `i` is where it is, in words.
+fn reason_text(s: &State, i: u32) -> String {
+    let Some(x) = s.items[i as usize].as_ref() else { return String::new() };
+    let label = s.step_label(x.at);
+    match &x.state {
+        IState::Assigned { agent, .. } => format!("assigned to {} at {label}", s.agent_id(*agent)),
+        IState::Offered { agents, .. } => format!("offered to {} agent(s) at {label}", agents.len()),
+        IState::Waiting { .. } | IState::Moving => s.queued_reason(i),
     }
+}
+
+fn decision(s: &State, id: WorkItemId, i: u32, queue: QueueId, events: Vec<RoutingEvent>) -> RoutingDecision {
+    let slot = s.items.get(i as usize).and_then(|x| x.as_ref()).filter(|x| x.item.id == id);
+    let Some(x) = slot else {
+        let (outcome, reason) = events
+            .iter()
+            .rev()
+            .find_map(|e| match e {
+                RoutingEvent::TimedOut { action, reason, .. } => Some((Outcome::TimedOut(action.clone()), reason.clone())),
+                _ => None,
+            })
+            .unwrap_or((Outcome::Queued(queue), String::new()));
+        return RoutingDecision { item: id, outcome, rule: None, step: None, reason, events };
+    };
+    let outcome = match &x.state {
+        IState::Assigned { agent, .. } => Outcome::Assigned(s.agent_id(*agent)),
+        IState::Offered { agents, .. } => Outcome::Offered(agents.iter().map(|a| s.agent_id(*a)).collect()),
+        IState::Waiting { .. } | IState::Moving => Outcome::Queued(x.queue.clone()),
+    };
+    let (rule, step) = match x.at {
+        StepRef::Rule(r, k) => (s.plan.plan.rules.get(r).map(|r| r.name.clone()), Some(k)),
+        _ => (None, None),
+    };
+    let reason = match &x.state {
+        IState::Waiting { .. } | IState::Moving => s.queued_reason(i),
+        _ => reason_text(s, i),
+    };
+    RoutingDecision { item: id, outcome, rule, step, reason, events }
 }
 
 fn explain(s: &mut State, i: u32, now: DateTime<Utc>) -> Option<Explanation> {
@@ -921,7 +925,7 @@ fn explain(s: &mut State, i: u32, now: DateTime<Utc>) -> Option<Explanation> {
         IState::Assigned { agent, .. } => vec![*agent],
         _ => Vec::new(),
     };
-    let reason = x.reason.clone();
+    let reason = reason_text(s, i);
     let queue = x.queue.clone();
     let label = s.step_label(at);
     let plan = s.plan.clone();

@@ -44,7 +44,6 @@ impl State {
             bot_hold: None,
             retries: Vec::new(),
             by_policy: self.policy.is_some(),
-            reason: String::new(),
             item,
         };
         let id = slot.item.id;
@@ -126,8 +125,7 @@ impl State {
         for _ in 0..=super::plan::MAX_STEPS + 2 {
             let step = plan.step(at);
             let epoch = self.next_seq();
-            let default_queue = self.config.default_queue.clone();
-            let Some(slot) = self.slot(i) else { return false };
+            let Some(slot) = self.items.get_mut(i as usize).and_then(|s| s.as_mut()) else { return false };
             slot.at = at;
             slot.step_entered = entered;
             slot.step_gen = epoch;
@@ -138,11 +136,17 @@ impl State {
                     PriorityChange::Raise(d) => slot.priority.saturating_add(d),
                 };
             }
-            let wait_queue = match at {
-                StepRef::AnyMember => slot.queue.clone(),
-                _ => step.pool.queues.first().cloned().or_else(|| slot.item.queue.clone()).unwrap_or(default_queue),
+            let new_queue = match at {
+                StepRef::AnyMember => None,
+                _ => {
+                    let want =
+                        step.pool.queues.first().or(slot.item.queue.as_ref()).unwrap_or(&self.config.default_queue);
+                    (*want != slot.queue).then(|| want.clone())
+                }
             };
-            self.enter_wait_queue(i, wait_queue, now);
+            if let Some(q) = new_queue {
+                self.enter_wait_queue(i, q, entered);
+            }
             self.compute_tiers(i);
             if let Some(skip) = step.skip_if
                 && self.step_skip(i, skip, now)
@@ -320,13 +324,11 @@ impl State {
         if agents.is_empty() {
             let moving = matches!(self.items[i as usize].as_ref().map(|s| &s.state), Some(IState::Moving));
             if moving {
-                let reason = self.queued_reason(i);
                 self.enqueue(i);
                 let id = self.item_id(i);
-                if let Some(s) = self.slot(i) {
-                    s.reason = reason.clone();
+                if let Some(s) = self.items[i as usize].as_ref() {
                     let queue = s.queue.clone();
-                    self.events.push(RoutingEvent::Queued { item: id, queue, reason });
+                    self.events.push(RoutingEvent::Queued { item: id, queue });
                 }
             }
             return false;
@@ -339,7 +341,7 @@ impl State {
         true
     }
 
-    fn queued_reason(&self, i: u32) -> String {
+    pub fn queued_reason(&self, i: u32) -> String {
         let Some(slot) = self.items[i as usize].as_ref() else { return String::new() };
         if slot.by_policy {
             return "the routing policy asked to wait".into();
@@ -432,12 +434,10 @@ impl State {
     /// Item `i` is now assigned to `a` (capacity already held).
     fn mark_assigned(&mut self, i: u32, a: u32, now: DateTime<Utc>) {
         let epoch = self.next_seq();
-        let label = self.items[i as usize].as_ref().map(|s| self.step_label(s.at)).unwrap_or_default();
         let agent = self.agent_id(a);
         let Some(slot) = self.slot(i) else { return };
         let chan = slot.chan;
         slot.state = IState::Assigned { agent: a, epoch };
-        slot.reason = format!("assigned to {agent} at {label}");
         let wait = now - slot.item.eligible_since;
         let queue = slot.queue.clone();
         let id = slot.item.id;
@@ -465,10 +465,8 @@ impl State {
         let epoch = self.next_seq();
         let expires_at = add(now, expires_after);
         let ids: Vec<AgentId> = agents.iter().map(|a| self.agent_id(*a)).collect();
-        let label = self.items[i as usize].as_ref().map(|s| self.step_label(s.at)).unwrap_or_default();
         if let Some(s) = self.slot(i) {
             s.state = IState::Offered { agents, epoch };
-            s.reason = format!("offered to {} agent(s) at {label}", ids.len());
         }
         self.schedule(expires_at, TimerKind::Offer { item: i, epoch });
         let id = self.item_id(i);

@@ -304,7 +304,6 @@ pub(crate) struct ItemSlot {
     /// Retry timers already scheduled for queue delays (due ms).
     pub retries: Vec<i64>,
     pub by_policy: bool,
-    pub reason: String,
 }
 
 impl ItemSlot {
@@ -446,7 +445,6 @@ pub(crate) struct State {
     pub free_items: Vec<u32>,
     pub queues: HashMap<QueueId, QueueSlot>,
     pub classes: Vec<Class>,
-    class_ids: HashMap<(QueueId, usize, Mask), usize>,
     /// Items naming an agent individually (explicit pools, preferred and last agents).
     pub targeted: HashMap<u32, Vec<(u32, u64)>>,
     pub timers: Timers,
@@ -493,7 +491,6 @@ impl State {
             free_items: Vec::new(),
             queues: HashMap::new(),
             classes: Vec::new(),
-            class_ids: HashMap::new(),
             targeted: HashMap::new(),
             timers: Timers::default(),
             seq: 0,
@@ -911,36 +908,41 @@ impl State {
     /// Recomputes the eligibility tiers of item `i` for its current step.
     pub fn compute_tiers(&mut self, i: u32) {
         let plan = self.plan.clone();
-        let Some(slot) = self.items[i as usize].as_ref() else { return };
-        let at = slot.at;
-        let item = slot.item.clone();
-        let wait_queue = slot.queue.clone();
-        let now = slot.step_entered;
-        let chain: Vec<StepRef> = match at {
+        let Some(mut slot) = self.items.get_mut(i as usize).and_then(|s| s.take()) else { return };
+        let chain_start = match slot.at {
             StepRef::Rule(r, s) => {
                 let steps = &plan.plan.rules[r].steps;
                 let mut first = s;
                 while first > 0 && steps[first].mode == PoolMode::Widen {
                     first -= 1;
                 }
-                (first..=s).map(|k| StepRef::Rule(r, k)).collect()
+                first
             }
-            other => vec![other],
+            _ => 0,
         };
-        let mut tiers = Vec::with_capacity(chain.len());
+        let chain_len = match slot.at {
+            StepRef::Rule(_, s) => s + 1 - chain_start,
+            _ => 1,
+        };
+        slot.tiers.clear();
         let mut seen = Mask::default();
-        for sr in chain {
+        for k in 0..chain_len {
+            let sr = match slot.at {
+                StepRef::Rule(r, _) => StepRef::Rule(r, chain_start + k),
+                other => other,
+            };
             let step = plan.step(sr);
-            let elig = self.elig_mask(step, &item);
-            let pool = self.pool_mask(step, &item, &wait_queue, sr);
+            let elig = self.elig_mask(step, &slot.item);
+            let pool = self.pool_mask(step, &slot.item, &slot.queue, sr);
             let mut mask = pool.clone();
             mask.and_with(&elig);
             mask.and_not(&seen);
             seen.or_with(&mask);
-            tiers.push(Tier { pool, mask, elig, explicit: Self::explicit_of(step, &item, now) });
+            let explicit = Self::explicit_of(step, &slot.item, slot.step_entered);
+            slot.tiers.push(Tier { pool, mask, elig, explicit });
         }
-        if let Some(slot) = self.items[i as usize].as_mut() {
-            slot.tiers = tiers;
+        if let Some(cell) = self.items.get_mut(i as usize) {
+            *cell = Some(slot);
         }
     }
 
@@ -950,18 +952,17 @@ impl State {
     pub fn enqueue(&mut self, i: u32) {
         let seq = self.next_seq();
         let Some(slot) = self.items[i as usize].as_ref() else { return };
-        let queue = slot.queue.clone();
+        let queue = &slot.queue;
         let chan = slot.chan;
         let mask = if slot.by_policy { Mask::default() } else { slot.union_mask() };
-        let Some(q) = self.queues.get(&queue) else { return };
+        let Some(q) = self.queues.get(queue) else { return };
         let key: ItemKey = discipline_key(&q.config.discipline, &slot.item, slot.priority);
-        let ck = (queue.clone(), chan, mask);
-        let ci = match self.class_ids.get(&ck) {
-            Some(c) => *c,
+        let found = q.classes.iter().copied().find(|c| self.classes[*c].chan == chan && self.classes[*c].mask == mask);
+        let ci = match found {
+            Some(c) => c,
             None => {
-                self.classes.push(Class { queue: queue.clone(), chan, mask: ck.2.clone(), heap: KeyedHeap::default() });
+                self.classes.push(Class { queue: queue.clone(), chan, mask, heap: KeyedHeap::default() });
                 let ci = self.classes.len() - 1;
-                self.class_ids.insert(ck, ci);
                 if let Some(q) = self.queues.get_mut(&queue) {
                     q.classes.push(ci);
                 }
@@ -969,7 +970,7 @@ impl State {
             }
         };
         self.classes[ci].heap.push(key, seq, i);
-        if let Some(q) = self.queues.get_mut(&queue) {
+        if let Some(q) = self.queues.get_mut(&self.classes[ci].queue) {
             q.waiting += 1;
         }
         let mut targets: Vec<AgentId> = Vec::new();
@@ -1003,8 +1004,7 @@ impl State {
         let Some(slot) = self.items[i as usize].as_mut() else { return };
         let IState::Waiting { class, .. } = slot.state else { return };
         slot.state = IState::Moving;
-        let queue = self.classes[class].queue.clone();
-        if let Some(q) = self.queues.get_mut(&queue) {
+        if let Some(q) = self.queues.get_mut(&self.classes[class].queue) {
             q.waiting = q.waiting.saturating_sub(1);
         }
         let items = &self.items;
