@@ -1026,11 +1026,63 @@ impl State {
             .get(&slot.queue)
             .map(|q| q.delays.iter().filter(|(_, d)| *d > age).map(|(p, _)| *p).collect())
             .unwrap_or_default();
-        let mut best: Vec<Cand> = Vec::new();
         let offered: &[u32] = match &slot.state {
             IState::Offered { agents, .. } => agents,
             _ => &[],
         };
+        let channel = &self.channels[c];
+        if n == 1 && ranker.kinds.iter().all(|k| matches!(k, KeyKind::Dyn(_))) {
+            // Live-state keys only: the per-profile index tops compare directly.
+            let excluded = |reg: u64, a: u32| slot.excluded.contains(&reg) || offered.contains(&a);
+            let spec = &self.index[ranker.spec].spec;
+            let mut best: Option<(usize, IndexEntry)> = None;
+            for (tier, t) in slot.tiers.iter().enumerate() {
+                t.mask.for_each_common(&chidx.avail, |p| {
+                    if delayed.contains(&p) {
+                        return;
+                    }
+                    let Some(top) = chidx.top.get(p).copied().flatten() else { return };
+                    let e = if excluded(top.1, top.2) {
+                        chidx.sets.get(p).and_then(|set| set.iter().find(|e| !excluded(e.1, e.2)).copied())
+                    } else {
+                        Some(top)
+                    };
+                    if let Some(e) = e
+                        && best.is_none_or(|(bt, be)| (tier, e.0, e.1) < (bt, be.0, be.1))
+                    {
+                        best = Some((tier, e));
+                    }
+                });
+                for id in &t.explicit {
+                    let Some(&a) = self.agent_ids.get(id) else { continue };
+                    let Some(ag) = self.agents[a as usize].as_ref() else { continue };
+                    if !t.elig.get(ag.profile)
+                        || excluded(ag.reg, a)
+                        || delayed.contains(&ag.profile)
+                        || ag.can_take(c, &self.channels).is_err()
+                    {
+                        continue;
+                    }
+                    let e = (ag.dyn_arr(spec, c, channel), ag.reg, a);
+                    if best.is_none_or(|(bt, be)| (tier, e.0, e.1) < (bt, be.0, be.1)) {
+                        best = Some((tier, e));
+                    }
+                }
+                if best.is_some() {
+                    break; // inner tiers always win
+                }
+            }
+            return best
+                .map(|(tier, e)| {
+                    let mut key = [0i64; 8];
+                    key[0] = tier as i64;
+                    key[1..4].copy_from_slice(&e.0);
+                    Cand { key, reg: e.1, agent: e.2 }
+                })
+                .into_iter()
+                .collect();
+        }
+        let mut best: Vec<Cand> = Vec::new();
         let excluded = |reg: u64, a: u32| slot.excluded.contains(&reg) || offered.contains(&a);
         let consider = |cand: Cand, best: &mut Vec<Cand>| {
             if best.iter().any(|b| b.agent == cand.agent) {
@@ -1045,7 +1097,6 @@ impl State {
                 best.sort_unstable();
             }
         };
-        let channel = &self.channels[c];
         for (tier, t) in slot.tiers.iter().enumerate() {
             let mut walk = |p: usize| {
                 if delayed.contains(&p) {
