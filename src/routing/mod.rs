@@ -890,7 +890,9 @@ fn decision(s: &State, id: WorkItemId, i: u32, queue: QueueId, events: Vec<Routi
             .iter()
             .rev()
             .find_map(|e| match e {
-                RoutingEvent::TimedOut { action, reason, .. } => Some((Outcome::TimedOut(action.clone()), reason.clone())),
+                RoutingEvent::TimedOut { action, reason, .. } => {
+                    Some((Outcome::TimedOut(action.clone()), reason.clone()))
+                }
                 _ => None,
             })
             .unwrap_or((Outcome::Queued(queue), String::new()));
