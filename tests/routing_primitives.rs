@@ -561,8 +561,10 @@ fn no_reply_reassigns_and_a_reply_stops_the_timer() {
 
 #[test]
 fn agent_offline_requeues_assigned_work_after_the_grace() {
-    let mut config = RouterConfig::default();
-    config.offline = OfflinePolicy { grace: TimeDelta::seconds(60), assigned: OfflineAction::Requeue };
+    let config = RouterConfig {
+        offline: OfflinePolicy { grace: TimeDelta::seconds(60), assigned: OfflineAction::Requeue },
+        ..RouterConfig::default()
+    };
     let r = Router::new(config);
     r.upsert_queue(Queue::new(qid("s"))).unwrap();
     r.upsert_agent(chat_agent("a", "s", 1), t0()).unwrap();
@@ -763,4 +765,23 @@ fn item_queue_orders_like_the_router() {
         last = Some(key);
     }
     assert!(q.is_empty());
+}
+
+#[test]
+fn shared_types_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Router>();
+    check::<Plan>();
+    check::<Step>();
+    check::<Ranker>();
+    check::<Agent>();
+    check::<Queue>();
+    check::<WorkItem>();
+    check::<RoutingDecision>();
+    check::<RoutingEvent>();
+    check::<Explanation>();
+    check::<ItemQueue>();
+    check::<Arc<dyn Eligibility>>();
+    check::<Arc<dyn RoutingPolicy>>();
+    check::<Arc<dyn AgentScore>>();
 }

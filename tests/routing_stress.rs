@@ -93,8 +93,10 @@ fn record(log: &Mutex<HashMap<WorkItemId, Tally>>, events: &[RoutingEvent], offe
 #[test]
 fn eight_threads_never_break_capacity_or_assign_twice_and_every_item_ends() {
     let started = std::time::Instant::now();
-    let mut config = RouterConfig::default();
-    config.offline = OfflinePolicy { grace: TimeDelta::seconds(5), assigned: OfflineAction::Requeue };
+    let config = RouterConfig {
+        offline: OfflinePolicy { grace: TimeDelta::seconds(5), assigned: OfflineAction::Requeue },
+        ..RouterConfig::default()
+    };
     let router = Arc::new(Router::new(config));
     let mut offers = OfferPolicy::offers(2, TimeDelta::seconds(10));
     offers.max_declines = 4;

@@ -240,8 +240,10 @@ fn chatwoot_round_robin_with_per_inbox_caps() {
 /// forward-on-offline.
 #[test]
 fn rocket_chat_load_rotation_fallback_and_offline_forwarding() {
-    let mut config = RouterConfig::default();
-    config.offline = OfflinePolicy { grace: TimeDelta::seconds(30), assigned: OfflineAction::Requeue };
+    let config = RouterConfig {
+        offline: OfflinePolicy { grace: TimeDelta::seconds(30), assigned: OfflineAction::Requeue },
+        ..RouterConfig::default()
+    };
     let r = Router::new(config);
     r.upsert_queue(Queue::new(qid("dept")).with_no_reply(TimeDelta::seconds(60))).unwrap();
     r.upsert_queue(Queue::new(qid("fallback"))).unwrap();

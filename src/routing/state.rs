@@ -963,7 +963,7 @@ impl State {
             None => {
                 self.classes.push(Class { queue: queue.clone(), chan, mask, heap: KeyedHeap::default() });
                 let ci = self.classes.len() - 1;
-                if let Some(q) = self.queues.get_mut(&queue) {
+                if let Some(q) = self.queues.get_mut(queue) {
                     q.classes.push(ci);
                 }
                 ci
