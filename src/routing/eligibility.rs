@@ -33,6 +33,7 @@ use crate::model::{Attributes, LanguageTag, QueueId};
 use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use super::state::FastMap;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
@@ -573,9 +574,9 @@ pub(crate) struct ProfileTable {
     by_key: HashMap<String, usize>,
     full: Mask,
     /// Agent-only sub-terms of installed plans, by address (cleared when plans change).
-    pub static_cache: HashMap<usize, Mask>,
-    skill_cache: HashMap<String, Vec<(u32, Mask)>>,
-    language_cache: HashMap<String, Mask>,
+    pub static_cache: FastMap<usize, Mask>,
+    skill_cache: FastMap<String, Vec<(u32, Mask)>>,
+    language_cache: FastMap<String, Mask>,
 }
 
 impl ProfileTable {

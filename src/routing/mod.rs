@@ -190,7 +190,7 @@ pub enum RoutingEvent {
         /// When the offers expire.
         expires_at: DateTime<Utc>,
     },
-    /// The item waits in a queue (ask [`Router::explain`] why).
+    /// The item waits in a queue (sent once per queue it enters; ask [`Router::explain`] why).
     Queued {
         /// Item.
         item: WorkItemId,
@@ -929,7 +929,7 @@ fn explain(s: &mut State, i: u32, now: DateTime<Utc>) -> Option<Explanation> {
     };
     let reason = reason_text(s, i);
     let queue = x.queue.clone();
-    let label = s.step_label(at);
+    let label = s.step_label(at).to_owned();
     let plan = s.plan.clone();
     let step = plan.step(at);
     let age = now - item.eligible_since;

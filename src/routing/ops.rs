@@ -43,6 +43,7 @@ impl State {
             declines: 0,
             bot_hold: None,
             retries: Vec::new(),
+            announced: 0,
             by_policy: self.policy.is_some(),
             item,
         };
@@ -325,10 +326,12 @@ impl State {
             let moving = matches!(self.items[i as usize].as_ref().map(|s| &s.state), Some(IState::Moving));
             if moving {
                 self.enqueue(i);
-                let id = self.item_id(i);
-                if let Some(s) = self.items[i as usize].as_ref() {
-                    let queue = s.queue.clone();
-                    self.events.push(RoutingEvent::Queued { item: id, queue });
+                if let Some(s) = self.slot(i)
+                    && s.announced != s.wait_gen
+                {
+                    s.announced = s.wait_gen;
+                    let (item, queue) = (s.item.id, s.queue.clone());
+                    self.events.push(RoutingEvent::Queued { item, queue });
                 }
             }
             return false;
@@ -364,17 +367,13 @@ impl State {
         }
     }
 
-    pub fn step_label(&self, at: StepRef) -> String {
+    pub fn step_label(&self, at: StepRef) -> &str {
         match at {
             StepRef::Rule(r, s) => {
-                let rule = &self.plan.plan.rules[r];
-                match &rule.steps[s].name {
-                    Some(n) => format!("rule {:?} step {s} ({n})", rule.name),
-                    None => format!("rule {:?} step {s}", rule.name),
-                }
+                self.plan.labels.get(r).and_then(|v| v.get(s)).map_or("a removed step", |l| l.as_str())
             }
-            StepRef::Implicit => "the default step".into(),
-            StepRef::AnyMember => "any member of the queue".into(),
+            StepRef::Implicit => "the default step",
+            StepRef::AnyMember => "any member of the queue",
         }
     }
 

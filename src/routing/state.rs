@@ -10,6 +10,28 @@ use super::{RouterConfig, RoutingEvent, WorkItemId};
 use crate::model::{AgentId, ChannelKind, QueueId};
 use chrono::{DateTime, TimeDelta, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// FNV-1a: a fast hasher for the router's short internal keys (ids the host already
+/// validated; the maps are not exposed, so hash flooding needs control of those ids).
+#[derive(Default)]
+pub(crate) struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
 use std::sync::Arc;
 
 pub(crate) type DynArr = [i64; 3];
@@ -241,6 +263,8 @@ pub(crate) struct CPlan {
     pub any_member: Step,
     /// Ranker index per rule per step.
     pub rankers: Vec<Vec<usize>>,
+    /// Each step in words, per rule per step.
+    pub labels: Vec<Vec<String>>,
 }
 
 impl CPlan {
@@ -303,6 +327,8 @@ pub(crate) struct ItemSlot {
     pub bot_hold: Option<u32>,
     /// Retry timers already scheduled for queue delays (due ms).
     pub retries: Vec<i64>,
+    /// The `wait_gen` for which a `Queued` event was sent.
+    pub announced: u64,
     pub by_policy: bool,
 }
 
@@ -438,15 +464,15 @@ pub(crate) struct State {
     pub signed_in: Vec<u32>,
     pub channels: Vec<ChannelKind>,
     pub agents: Vec<Option<AgentSlot>>,
-    pub agent_ids: HashMap<AgentId, u32>,
+    pub agent_ids: FastMap<AgentId, u32>,
     free_agents: Vec<u32>,
     pub items: Vec<Option<ItemSlot>>,
-    pub item_ids: HashMap<WorkItemId, u32>,
+    pub item_ids: FastMap<WorkItemId, u32>,
     pub free_items: Vec<u32>,
-    pub queues: HashMap<QueueId, QueueSlot>,
+    pub queues: FastMap<QueueId, QueueSlot>,
     pub classes: Vec<Class>,
     /// Items naming an agent individually (explicit pools, preferred and last agents).
-    pub targeted: HashMap<u32, Vec<(u32, u64)>>,
+    pub targeted: FastMap<u32, Vec<(u32, u64)>>,
     pub timers: Timers,
     pub seq: u64,
     pub assign_seq: u64,
@@ -454,6 +480,8 @@ pub(crate) struct State {
     /// Agents whose capacity was freed during the current operation.
     pub freed: Vec<u32>,
     pub unknown_agent: AgentId,
+    /// Reused by `reindex`.
+    scratch: Vec<(usize, usize, usize, DynArr)>,
 }
 
 /// A candidate agent for an item.
@@ -474,6 +502,7 @@ impl State {
                 implicit: Step::default(),
                 any_member: Step::default(),
                 rankers: Vec::new(),
+                labels: Vec::new(),
             }),
             plan_gen: 0,
             rankers: Vec::new(),
@@ -484,20 +513,21 @@ impl State {
             signed_in: Vec::new(),
             channels: Vec::new(),
             agents: Vec::new(),
-            agent_ids: HashMap::new(),
+            agent_ids: FastMap::default(),
             free_agents: Vec::new(),
             items: Vec::new(),
-            item_ids: HashMap::new(),
+            item_ids: FastMap::default(),
             free_items: Vec::new(),
-            queues: HashMap::new(),
+            queues: FastMap::default(),
             classes: Vec::new(),
-            targeted: HashMap::new(),
+            targeted: FastMap::default(),
             timers: Timers::default(),
             seq: 0,
             assign_seq: 0,
             events: Vec::new(),
             freed: Vec::new(),
             unknown_agent: AgentId::new("unknown").expect("a literal key is valid"),
+            scratch: Vec::new(),
         };
         s.install_plan(Plan::default());
         s.upsert_queue_slot(default_queue);
@@ -545,7 +575,21 @@ impl State {
             }
             rankers.push(v);
         }
-        self.plan = Arc::new(CPlan { plan, implicit, any_member, rankers });
+        let labels = plan
+            .rules
+            .iter()
+            .map(|rule| {
+                rule.steps
+                    .iter()
+                    .enumerate()
+                    .map(|(s, step)| match &step.name {
+                        Some(n) => format!("rule {:?} step {s} ({n})", rule.name),
+                        None => format!("rule {:?} step {s}", rule.name),
+                    })
+                    .collect()
+            })
+            .collect();
+        self.plan = Arc::new(CPlan { plan, implicit, any_member, rankers, labels });
         self.plan_gen += 1;
         self.profiles.clear_caches();
     }
@@ -766,7 +810,8 @@ impl State {
     /// Puts the agent's index entries in line with its state.
     pub fn reindex(&mut self, a: u32) {
         let Some(slot) = self.agents[a as usize].as_mut() else { return };
-        let mut new = Vec::new();
+        let mut new = std::mem::take(&mut self.scratch);
+        new.clear();
         for c in 0..self.channels.len() {
             if slot.can_take(c, &self.channels).is_ok() {
                 for (si, spec) in self.index.iter().enumerate() {
@@ -775,6 +820,7 @@ impl State {
             }
         }
         if new == slot.entries {
+            self.scratch = new;
             return;
         }
         let old = std::mem::replace(&mut slot.entries, new);
@@ -790,6 +836,7 @@ impl State {
                 self.index[e.0].chans[e.1].insert(e.2, (e.3, reg, a));
             }
         }
+        self.scratch = old;
     }
 
     pub fn set_status(&mut self, a: u32, status: PresenceStatus, name: String, now: DateTime<Utc>) {
