@@ -894,18 +894,25 @@ impl State {
     // ----- items: eligibility tiers
 
     /// Members of the pool of `step` for item slot `i` (explicit-only pools: none).
-    fn pool_mask(&mut self, step: &Step, item: &WorkItem, wait_queue: &QueueId, at: StepRef) -> Mask {
+    fn pool_mask(
+        queues: &FastMap<QueueId, QueueSlot>,
+        profiles: &ProfileTable,
+        step: &Step,
+        item: &WorkItem,
+        wait_queue: &QueueId,
+        at: StepRef,
+    ) -> Mask {
         let pool = &step.pool;
         if at == StepRef::AnyMember {
-            return self.queues.get(wait_queue).map(|q| q.members.clone()).unwrap_or_default();
+            return queues.get(wait_queue).map(|q| q.members.clone()).unwrap_or_default();
         }
         if pool.any_agent {
-            return self.profiles.full();
+            return profiles.full();
         }
         if !pool.queues.is_empty() {
             let mut m = Mask::default();
             for q in &pool.queues {
-                if let Some(slot) = self.queues.get(q) {
+                if let Some(slot) = queues.get(q) {
                     m.or_with(&slot.members);
                 }
             }
@@ -915,19 +922,19 @@ impl State {
             return Mask::default();
         }
         match &item.queue {
-            Some(q) => self.queues.get(q).map(|s| s.members.clone()).unwrap_or_default(),
-            None => self.profiles.full(),
+            Some(q) => queues.get(q).map(|s| s.members.clone()).unwrap_or_default(),
+            None => profiles.full(),
         }
     }
 
-    fn elig_mask(&mut self, step: &Step, item: &WorkItem) -> Mask {
-        let mut m = step.eligibility.mask(item, &mut self.profiles);
+    fn elig_mask(profiles: &mut ProfileTable, step: &Step, item: &WorkItem) -> Mask {
+        let mut m = step.eligibility.mask(item, profiles);
         if let Some(c) = &step.custom
             && !m.is_empty()
         {
             let mut cm = Mask::default();
             m.for_each(|p| {
-                if let Some(profile) = self.profiles.list.get(p)
+                if let Some(profile) = profiles.list.get(p)
                     && c.eligible(profile, item)
                 {
                     cm.set(p);
@@ -954,22 +961,18 @@ impl State {
 
     /// Recomputes the eligibility tiers of item `i` for its current step.
     pub fn compute_tiers(&mut self, i: u32) {
-        let plan = self.plan.clone();
-        let Some(mut slot) = self.items.get_mut(i as usize).and_then(|s| s.take()) else { return };
-        let chain_start = match slot.at {
+        let State { plan, items, profiles, queues, .. } = self;
+        let Some(slot) = items.get_mut(i as usize).and_then(|s| s.as_mut()) else { return };
+        let (chain_start, chain_len) = match slot.at {
             StepRef::Rule(r, s) => {
                 let steps = &plan.plan.rules[r].steps;
                 let mut first = s;
                 while first > 0 && steps[first].mode == PoolMode::Widen {
                     first -= 1;
                 }
-                first
+                (first, s + 1 - first)
             }
-            _ => 0,
-        };
-        let chain_len = match slot.at {
-            StepRef::Rule(_, s) => s + 1 - chain_start,
-            _ => 1,
+            _ => (0, 1),
         };
         slot.tiers.clear();
         let mut seen = Mask::default();
@@ -979,17 +982,14 @@ impl State {
                 other => other,
             };
             let step = plan.step(sr);
-            let elig = self.elig_mask(step, &slot.item);
-            let pool = self.pool_mask(step, &slot.item, &slot.queue, sr);
+            let elig = Self::elig_mask(profiles, step, &slot.item);
+            let pool = Self::pool_mask(queues, profiles, step, &slot.item, &slot.queue, sr);
             let mut mask = pool.clone();
             mask.and_with(&elig);
             mask.and_not(&seen);
             seen.or_with(&mask);
             let explicit = Self::explicit_of(step, &slot.item, slot.step_entered);
             slot.tiers.push(Tier { pool, mask, elig, explicit });
-        }
-        if let Some(cell) = self.items.get_mut(i as usize) {
-            *cell = Some(slot);
         }
     }
 
