@@ -29,11 +29,11 @@
 //! ```
 
 use super::model::{Agent, ChannelSet, WorkItem};
+use super::state::FastMap;
 use crate::model::{Attributes, LanguageTag, QueueId};
 use chrono::TimeDelta;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use super::state::FastMap;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
