@@ -785,3 +785,23 @@ fn shared_types_are_send_and_sync() {
     check::<Arc<dyn RoutingPolicy>>();
     check::<Arc<dyn AgentScore>>();
 }
+
+#[test]
+fn replacing_the_plan_reclassifies_items_in_flight() {
+    let r = Router::new(RouterConfig::default());
+    r.upsert_queue(Queue::new(qid("s")).with_offers(OfferPolicy::offers(1, TimeDelta::seconds(30)))).unwrap();
+    r.upsert_agent(chat_agent("a", "s", 1), t0()).unwrap();
+    r.upsert_agent(chat_agent("b", "s", 1).with_skill("x", 1), t0()).unwrap();
+    let two_steps = Plan::new([Rule::new(
+        "old",
+        [Step::new(Pool::default()).dwell(TimeDelta::seconds(5)), Step::new(Pool::default())],
+    )]);
+    r.set_plan(two_steps, t0()).unwrap();
+    assert_eq!(r.submit(chat(1, "s", t0()), t0()).unwrap().outcome, Outcome::Offered(vec![aid("a")]));
+    r.set_plan(Plan::new([Rule::new("new", [Step::new(Pool::default()).eligible(Term::skill("x", 1))])]), at(1))
+        .unwrap();
+    assert!(r.explain(wid(1), at(2)).is_ok());
+    r.decline(wid(1), &aid("a"), at(3)).unwrap();
+    let st = r.item(wid(1)).unwrap();
+    assert_eq!((st.rule.as_deref(), st.state), (Some("new"), ItemState::Offered(vec![aid("b")])));
+}

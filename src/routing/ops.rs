@@ -156,7 +156,7 @@ impl State {
                 if let StepRef::Rule(r, s) = at {
                     self.events.push(RoutingEvent::StepSkipped {
                         item: id,
-                        rule: plan.plan.rules[r].name.clone(),
+                        rule: plan.plan.rules.get(r).map(|x| x.name.clone()).unwrap_or_default(),
                         step: s,
                     });
                 }
@@ -193,7 +193,7 @@ impl State {
                 let id = self.item_id(i);
                 self.events.push(RoutingEvent::StepEntered {
                     item: id,
-                    rule: plan.plan.rules[r].name.clone(),
+                    rule: plan.plan.rules.get(r).map(|x| x.name.clone()).unwrap_or_default(),
                     step: s,
                 });
             }

@@ -270,7 +270,7 @@ pub(crate) struct CPlan {
 impl CPlan {
     pub fn step(&self, at: StepRef) -> &Step {
         match at {
-            StepRef::Rule(r, s) => &self.plan.rules[r].steps[s],
+            StepRef::Rule(r, s) => self.plan.rules.get(r).and_then(|x| x.steps.get(s)).unwrap_or(&self.implicit),
             StepRef::Implicit => &self.implicit,
             StepRef::AnyMember => &self.any_member,
         }
@@ -964,7 +964,7 @@ impl State {
         let State { plan, items, profiles, queues, .. } = self;
         let Some(slot) = items.get_mut(i as usize).and_then(|s| s.as_mut()) else { return };
         let (chain_start, chain_len) = match slot.at {
-            StepRef::Rule(r, s) => {
+            StepRef::Rule(r, s) if plan.plan.rules.get(r).is_some_and(|x| s < x.steps.len()) => {
                 let steps = &plan.plan.rules[r].steps;
                 let mut first = s;
                 while first > 0 && steps[first].mode == PoolMode::Widen {
