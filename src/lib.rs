@@ -52,8 +52,8 @@
 //! * [`channels`] — channel kits behind features (`twilio`, `email`, `webchat`): raw webhook
 //!   or message bytes → [`InboundMessage`](model::InboundMessage)s and
 //!   [`DeliveryReceipt`](channels::DeliveryReceipt)s, and builders for what providers expect.
-//! * [`routing`] — who handles the work; [`routing::expr`] is its condition language,
-//!   [`routing::calendar`] its business-hours schedules.
+//! * [`routing`] — agents, queues, plans, capacity, offers and timers: who handles the work;
+//!   [`routing::expr`] is its condition language, [`routing::calendar`] its business hours.
 //! * [`Engine`] — the facade that composes them.
 //!
 //! The core picks no async runtime: time comes from an injected [`clock::Clock`], and every
