@@ -55,6 +55,7 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod channels;
 pub mod clock;
 pub mod context;
 mod engine;
@@ -72,7 +73,7 @@ pub use engine::{
     ConversationPatch, CustomerPatch, Engine, EngineBuilder, EngineConfig, IngestOutcome, MergePlan, OutboundMessage,
     SurvivorRule,
 };
-pub use error::{Error, Result};
+pub use error::{Error, Result, SignatureFailure};
 
 /// The README's code blocks, compiled and run as doctests.
 #[cfg(doctest)]
