@@ -29,6 +29,7 @@ pub(crate) fn at(field: &'static str, path: &str, reason: impl std::fmt::Display
     }
 }
 
+#[cfg_attr(not(any(feature = "whatsapp", feature = "telegram")), allow(dead_code))]
 /// Removes control characters and cuts to at most `max` bytes on a character boundary: display
 /// names are shown, not trusted, and must not fail a whole webhook.
 pub(crate) fn display_name(raw: &str, max: usize) -> Option<String> {
@@ -65,6 +66,7 @@ pub(crate) fn check_content(
 }
 
 /// A unix time in seconds, sent as a number or as a string of digits (WhatsApp sends strings).
+#[cfg_attr(not(any(feature = "whatsapp", feature = "telegram")), allow(dead_code))]
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct UnixSeconds(pub chrono::DateTime<chrono::Utc>);
 

@@ -26,6 +26,8 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(any(feature = "whatsapp", feature = "messenger", feature = "telegram"))]
 mod json;
+#[cfg(feature = "messenger")]
+pub mod messenger;
 #[cfg(feature = "signatures")]
 pub mod signature;
 #[cfg(feature = "whatsapp")]
