@@ -30,6 +30,8 @@ mod json;
 pub mod messenger;
 #[cfg(feature = "signatures")]
 pub mod signature;
+#[cfg(feature = "telegram")]
+pub mod telegram;
 #[cfg(feature = "whatsapp")]
 pub mod whatsapp;
 
