@@ -60,7 +60,7 @@ impl Host {
             telegram_secret: TelegramSecretToken::new(TG_SECRET).unwrap(),
             whatsapp: WhatsAppKit::new().with_endpoint("800000000000001", EndpointId::new("wa-main").unwrap()),
             messenger: MessengerKit::new().with_endpoint("700000000000001", EndpointId::new("fb-page").unwrap()),
-            telegram: TelegramKit::new(EndpointId::new("tg-bot").unwrap()),
+            telegram: TelegramKit::new(EndpointId::new("tg-bot").unwrap()).unwrap(),
         }
     }
 

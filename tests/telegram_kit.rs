@@ -15,7 +15,7 @@ const BOT: &str = "tg-support-bot";
 const ADA: &str = "7000000001";
 
 fn kit() -> TelegramKit {
-    TelegramKit::new(EndpointId::new(BOT).unwrap())
+    TelegramKit::new(EndpointId::new(BOT).unwrap()).unwrap()
 }
 
 fn fixture(name: &str) -> Vec<u8> {
@@ -249,11 +249,14 @@ fn unsupported_content_is_a_note_and_non_customer_updates_are_skipped() {
 
 #[test]
 fn user_scope_can_be_shared_between_bots() {
-    let kit = TelegramKit::new(EndpointId::new("tg-sales-bot").unwrap()).with_user_scope("telegram");
+    let kit = TelegramKit::new(EndpointId::new("tg-sales-bot").unwrap()).unwrap().with_user_scope("telegram").unwrap();
     let events = kit.parse_update(&fixture("start_command.json")).unwrap();
     let msg = events[0].message().unwrap();
     assert_eq!(msg.sender, Address::platform("telegram", ADA));
     assert_eq!(msg.endpoint.as_str(), "tg-sales-bot");
+    // A scope cannot contain `:` (it separates scope and id in the normalised address).
+    assert!(TelegramKit::new(EndpointId::new("tg:bot").unwrap()).is_err());
+    assert!(TelegramKit::new(EndpointId::new("tg-bot").unwrap()).unwrap().with_user_scope("a b").is_err());
 }
 
 #[test]

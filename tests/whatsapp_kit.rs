@@ -323,8 +323,10 @@ fn business_scoped_user_ids_are_the_sender_and_the_phone_rides_along_as_a_claim(
     assert_eq!(events, vec![KitEvent::Message(with_phone), KitEvent::Message(without_phone)]);
 
     // A configured portfolio scopes the ids instead of the account id.
-    let scoped = WhatsAppKit::new().with_portfolio("portfolio-7").parse_webhook(&fixture("bsuid.json")).unwrap();
+    let scoped =
+        WhatsAppKit::new().with_portfolio("portfolio-7").unwrap().parse_webhook(&fixture("bsuid.json")).unwrap();
     assert_eq!(scoped[0].message().unwrap().sender, Address::platform("portfolio-7", "GB.11aa22bb33"));
+    assert!(WhatsAppKit::new().with_portfolio("port:folio").is_err());
 }
 
 #[test]

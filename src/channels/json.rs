@@ -154,3 +154,16 @@ impl<'de> Deserialize<'de> for IdString {
         d.deserialize_any(V).map(IdString)
     }
 }
+
+/// Checks a platform address the way the engine will normalise it, so a bad id in a payload
+/// fails here with its JSON path instead of at ingest.
+pub(crate) fn check_platform(
+    field: &'static str,
+    path: impl FnOnce() -> String,
+    address: &crate::model::Address,
+) -> Result<()> {
+    if let crate::model::Address::Platform { scope, id } = address {
+        crate::identity::normalize::normalize_platform_id(scope.as_deref(), id).map_err(|e| at(field, &path(), e))?;
+    }
+    Ok(())
+}

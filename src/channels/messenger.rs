@@ -134,8 +134,9 @@ impl Ctx<'_> {
             })
             .filter(|id| !id.is_empty())
             .ok_or_else(|| json::at(FIELD, &path(&format!(".{name}.id")), "missing"))?;
-        json::check_id(FIELD, || path(&format!(".{name}.id")), &id)?;
-        Ok(Address::platform(self.page, id))
+        let address = Address::platform(self.page, id);
+        json::check_platform(FIELD, || path(&format!(".{name}.id")), &address)?;
+        Ok(address)
     }
 
     fn inbound(&self, sender: &Address, id: String, content: Content, at: Option<DateTime<Utc>>) -> InboundMessage {

@@ -29,7 +29,7 @@
 //! let body = br#"{"update_id":500000001,"message":{"message_id":42,"date":1735689600,
 //!   "from":{"id":7000000001,"is_bot":false,"first_name":"Ada","username":"ada_example"},
 //!   "chat":{"id":7000000001,"type":"private","first_name":"Ada"},"text":"/start order_5521"}}"#;
-//! let kit = TelegramKit::new(EndpointId::new("tg-support-bot").unwrap());
+//! let kit = TelegramKit::new(EndpointId::new("tg-support-bot").unwrap()).unwrap();
 //! let events = kit.parse_update(body).unwrap();
 //! let KitEvent::Message(msg) = &events[0] else { panic!() };
 //! assert_eq!(msg.sender, Address::platform("tg-support-bot", "7000000001"));
@@ -76,17 +76,24 @@ pub struct TelegramKit {
 }
 
 impl TelegramKit {
-    /// A kit for the bot whose endpoint is `endpoint`; user ids are scoped to it.
-    pub fn new(endpoint: EndpointId) -> Self {
+    /// A kit for the bot whose endpoint is `endpoint`; user ids are scoped to it. Fails if the
+    /// endpoint name cannot be a scope (it contains `:`): name one with
+    /// [`with_user_scope`](Self::with_user_scope) on a kit for another endpoint, or rename it.
+    pub fn new(endpoint: EndpointId) -> Result<Self> {
         let scope = endpoint.as_str().to_owned();
-        TelegramKit { endpoint, scope }
+        TelegramKit { endpoint, scope: String::new() }.with_user_scope(scope)
     }
 
     /// Scopes user ids to `scope` instead of the endpoint (Telegram user ids are the same for
     /// every bot: give several bots of one tenant the same scope to see one identity per person).
-    pub fn with_user_scope(mut self, scope: impl Into<String>) -> Self {
-        self.scope = scope.into();
-        self
+    /// A scope is 1–128 bytes without `:`, spaces or control characters.
+    pub fn with_user_scope(mut self, scope: impl Into<String>) -> Result<Self> {
+        let scope = scope.into();
+        crate::identity::normalize::normalize_platform_id(Some(&scope), "1").map_err(|_| {
+            Error::invalid("user_scope", "must be 1 to 128 bytes without `:`, spaces or control characters")
+        })?;
+        self.scope = scope;
+        Ok(self)
     }
 
     /// Parses the raw body of one webhook POST (one `Update`). Malformed bodies fail with

@@ -98,9 +98,14 @@ impl WhatsAppKit {
     /// Scopes business-scoped user ids to `portfolio` (the business portfolio id). Set it when
     /// one portfolio owns several WhatsApp Business Accounts, so a customer keeps one identity
     /// across them; without it the scope is the account id of the webhook entry.
-    pub fn with_portfolio(mut self, portfolio: impl Into<String>) -> Self {
-        self.portfolio = Some(portfolio.into());
-        self
+    /// A scope is 1–128 bytes without `:`, spaces or control characters.
+    pub fn with_portfolio(mut self, portfolio: impl Into<String>) -> Result<Self> {
+        let portfolio = portfolio.into();
+        crate::identity::normalize::normalize_platform_id(Some(&portfolio), "1").map_err(|_| {
+            Error::invalid("portfolio", "must be 1 to 128 bytes without `:`, spaces or control characters")
+        })?;
+        self.portfolio = Some(portfolio);
+        Ok(self)
     }
 
     /// Parses the raw body of one webhook POST into events, in payload order. Malformed bodies
@@ -204,7 +209,9 @@ impl Ctx<'_> {
                         "a business-scoped user id needs a scope: the entry id or a portfolio",
                     )
                 })?;
-                (Address::platform(scope, id), phone)
+                let address = Address::platform(scope, id);
+                json::check_platform(FIELD, || path(".from_user_id"), &address)?;
+                (address, phone)
             }
             (None, Some(phone)) => (Address::phone(phone), None),
             (None, None) => return Err(json::at(FIELD, &path(".from"), "missing: the message names no sender")),
@@ -415,7 +422,11 @@ fn receipt(s: WaStatus<'_>, scope: Option<&str>, path: &dyn Fn(&str) -> String) 
         other => return Ok(Some(KitEvent::Skipped { kind: format!("whatsapp.status.{other}") })),
     };
     let recipient = match (nonempty(&s.recipient_user_id), nonempty(&s.recipient_id)) {
-        (Some(id), _) if scope.is_some() => scope.map(|scope| Address::platform(scope, id)),
+        (Some(id), _) if let Some(scope) = scope => {
+            let address = Address::platform(scope, id);
+            json::check_platform(FIELD, || path(".recipient_user_id"), &address)?;
+            Some(address)
+        }
         (_, Some(phone)) => Some(Address::phone(digits(|| path(".recipient_id"), phone)?)),
         _ => None,
     };
