@@ -1,0 +1,129 @@
+//! Channel-kit parsing, each measured against a floor in the same run.
+//!
+//! * `kits/whatsapp_text` — `WhatsAppKit::parse_webhook` of the reference's text webhook
+//!   (`tests/fixtures/whatsapp/text.json`, 450 bytes) into an `InboundMessage`, against
+//!   `serde_json::from_slice::<serde_json::Value>` of the same bytes (`kits/whatsapp_value_floor`).
+//!   Target: ≤ 2 µs median.
+//! * `kits/messenger_quick_reply` and `kits/telegram_start`, each against the `Value` parse of
+//!   its own body, for comparison (no target).
+//!
+//! After each pair the medians and the ratio are printed to stderr, and repeated in a summary at
+//! the end. A median is taken over the measured samples (the last `sample_size` calls of a
+//! routine), the same statistic criterion reports.
+
+use criterion::Criterion;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+use touchpoint::channels::messenger::MessengerKit;
+use touchpoint::channels::telegram::TelegramKit;
+use touchpoint::channels::whatsapp::WhatsAppKit;
+use touchpoint::model::EndpointId;
+
+const SAMPLES: usize = 60;
+
+const WHATSAPP: &[u8] = include_bytes!("../tests/fixtures/whatsapp/text.json");
+const MESSENGER: &[u8] = include_bytes!("../tests/fixtures/messenger/quick_reply_and_delivery.json");
+const TELEGRAM: &[u8] = include_bytes!("../tests/fixtures/telegram/start_command.json");
+
+/// Nanoseconds per iteration, one entry per call of a timed routine.
+#[derive(Debug, Default)]
+struct Samples(Vec<f64>);
+
+impl Samples {
+    fn push(&mut self, elapsed: Duration, iters: u64) {
+        self.0.push(elapsed.as_nanos() as f64 / iters.max(1) as f64);
+    }
+
+    fn median(&self) -> Option<f64> {
+        let mut tail = self.0[self.0.len().saturating_sub(SAMPLES)..].to_vec();
+        if tail.is_empty() {
+            return None;
+        }
+        tail.sort_by(f64::total_cmp);
+        Some(tail[tail.len() / 2])
+    }
+}
+
+fn pair(
+    c: &mut Criterion,
+    name: &str,
+    body: &'static [u8],
+    parse: impl Fn(&[u8]) -> usize,
+    target: Option<f64>,
+    summary: &mut Vec<String>,
+) {
+    // The parse must succeed, or the bench would time the error path.
+    assert!(parse(body) > 0, "{name}: the fixture did not parse into events");
+    let mut kit = Samples::default();
+    let mut floor = Samples::default();
+    let mut group = c.benchmark_group("kits");
+    group.sample_size(SAMPLES);
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                black_box(parse(black_box(body)));
+            }
+            let elapsed = start.elapsed();
+            kit.push(elapsed, iters);
+            elapsed
+        })
+    });
+    group.bench_function(format!("{name}_value_floor"), |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                black_box(serde_json::from_slice::<serde_json::Value>(black_box(body)).ok());
+            }
+            let elapsed = start.elapsed();
+            floor.push(elapsed, iters);
+            elapsed
+        })
+    });
+    group.finish();
+    let (Some(k), Some(f)) = (kit.median(), floor.median()) else { return };
+    let verdict = match target {
+        Some(t) if k <= t => format!(" (target <= {:.1} µs: met)", t / 1000.0),
+        Some(t) => format!(" (target <= {:.1} µs: MISSED)", t / 1000.0),
+        None => String::new(),
+    };
+    let line = format!(
+        "{name}: kit {:.2} µs vs serde_json::Value {:.2} µs on {} bytes — ratio {:.2}x{verdict}",
+        k / 1000.0,
+        f / 1000.0,
+        body.len(),
+        k / f
+    );
+    eprintln!("\n>> {line}\n");
+    summary.push(line);
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    let whatsapp = WhatsAppKit::new();
+    let messenger = MessengerKit::new();
+    let telegram = TelegramKit::new(EndpointId::new("tg-bot").unwrap()).unwrap();
+    let mut summary = Vec::new();
+    pair(
+        &mut c,
+        "whatsapp_text",
+        WHATSAPP,
+        |b| whatsapp.parse_webhook(b).map_or(0, |e| e.len()),
+        Some(2000.0),
+        &mut summary,
+    );
+    pair(
+        &mut c,
+        "messenger_quick_reply",
+        MESSENGER,
+        |b| messenger.parse_webhook(b).map_or(0, |e| e.len()),
+        None,
+        &mut summary,
+    );
+    pair(&mut c, "telegram_start", TELEGRAM, |b| telegram.parse_update(b).map_or(0, |e| e.len()), None, &mut summary);
+    c.final_summary();
+    eprintln!("\n== summary ==");
+    for line in &summary {
+        eprintln!("{line}");
+    }
+}
