@@ -155,6 +155,7 @@ impl<'de> Deserialize<'de> for IdString {
     }
 }
 
+#[cfg_attr(not(any(feature = "whatsapp", feature = "messenger")), allow(dead_code))]
 /// Checks a platform address the way the engine will normalise it, so a bad id in a payload
 /// fails here with its JSON path instead of at ingest.
 pub(crate) fn check_platform(

@@ -2,7 +2,7 @@
 //! provider's send-API JSON.
 //!
 //! Every kit sits behind its own cargo feature and does no I/O: the host owns the HTTP endpoint,
-//! hands the kit the **raw body bytes** (after checking the request with [`signature`]), and gets
+//! hands the kit the **raw body bytes** (after checking the request with `signature`, feature `signatures`), and gets
 //! back [`KitEvent`]s — customer messages ready for [`Engine::ingest`](crate::Engine::ingest),
 //! delivery receipts for [`Engine::update_delivery`](crate::Engine::update_delivery), and the
 //! rest reported rather than dropped silently. Outbound, a kit builds the JSON body of the
@@ -10,7 +10,7 @@
 //!
 //! | module | feature | parses | builds |
 //! |---|---|---|---|
-//! | [`signature`] | `signatures` | Meta, Twilio, Telegram and Slack webhook authenticity checks | signatures for tests |
+//! | `signature` | `signatures` | Meta, Twilio, Telegram and Slack webhook authenticity checks | signatures for tests |
 //! | `whatsapp` | `whatsapp` | WhatsApp Cloud API webhooks | Cloud API send-message JSON |
 //! | `messenger` | `messenger` | Messenger and Instagram webhooks | Send API JSON, sender actions |
 //! | `telegram` | `telegram` | Bot API `Update`s | `sendMessage`, `sendPhoto`, … JSON |

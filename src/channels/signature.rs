@@ -8,7 +8,7 @@
 //! | Slack | `X-Slack-Signature` + `X-Slack-Request-Timestamp` | `v0=` + hex HMAC-SHA256 of `v0:{timestamp}:{body}`, timestamp within 5 minutes of now | [`SlackSignature`] |
 //!
 //! Every check compares in constant time and fails with
-//! [`Error::Unauthenticated`](crate::Error::Unauthenticated), whose
+//! [`Error::Unauthenticated`], whose
 //! [`SignatureFailure`] says whether the header was missing, malformed, wrong, or (Slack) too old.
 //! Pass header values exactly as received (`None` when the header is absent) and the body as the
 //! raw bytes — not re-serialised JSON, whose bytes differ.
@@ -94,7 +94,7 @@ fn hex_decode(text: &str) -> Option<Vec<u8>> {
         }
     }
     let bytes = text.as_bytes();
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return None;
     }
     bytes.chunks_exact(2).map(|pair| Some((nibble(pair[0])? << 4) | nibble(pair[1])?)).collect()
@@ -130,7 +130,7 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
         }))
     }
     let bytes = text.as_bytes();
-    if bytes.is_empty() || bytes.len() % 4 != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(4) {
         return None;
     }
     let mut out = Vec::with_capacity(bytes.len() / 4 * 3);
