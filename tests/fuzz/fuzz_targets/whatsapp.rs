@@ -11,7 +11,8 @@ static KIT: LazyLock<WhatsAppKit> = LazyLock::new(WhatsAppKit::new);
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(events) = KIT.parse_webhook(data) {
-        let unlimited = ContentLimits { max_text_bytes: usize::MAX, max_options: usize::MAX, max_parameters: usize::MAX };
+        let unlimited =
+            ContentLimits { max_text_bytes: usize::MAX, max_options: usize::MAX, max_parameters: usize::MAX };
         for event in events {
             if let Some(msg) = event.message() {
                 assert!(msg.content.validate(&unlimited).is_ok(), "{msg:?}");
