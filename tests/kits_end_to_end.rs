@@ -16,6 +16,21 @@ use touchpoint::model::*;
 use touchpoint::store::InMemoryStore;
 use touchpoint::{Engine, Error, IngestOutcome, OutboundMessage, SignatureFailure};
 
+// Kits, verifiers and their output are shared between request handlers: they must be Send + Sync
+// (checked at compile time).
+const _: fn() = || {
+    fn shared<T: Send + Sync>() {}
+    shared::<WhatsAppKit>();
+    shared::<MessengerKit>();
+    shared::<TelegramKit>();
+    shared::<MetaSignature>();
+    shared::<TelegramSecretToken>();
+    shared::<touchpoint::channels::signature::TwilioSignature>();
+    shared::<touchpoint::channels::signature::SlackSignature>();
+    shared::<KitEvent>();
+    shared::<DeliveryReceipt>();
+};
+
 const APP_SECRET: &str = "test_app_secret_0001";
 const TG_SECRET: &str = "tg_secret-0001";
 
