@@ -144,9 +144,9 @@ impl WhatsAppKit {
         let scope = self.portfolio.as_deref().or(account);
         if !value.messages.is_empty() {
             let metadata = value.metadata.as_ref().ok_or_else(|| json::at(FIELD, &at("value.metadata"), "missing"))?;
-            let endpoint = match self.endpoints.get(&metadata.phone_number_id) {
+            let endpoint = match self.endpoints.get(metadata.phone_number_id.as_ref()) {
                 Some(e) => e.clone(),
-                None => EndpointId::new(metadata.phone_number_id.as_str())
+                None => EndpointId::new(metadata.phone_number_id.as_ref())
                     .map_err(|e| json::at(FIELD, &at("value.metadata.phone_number_id"), e))?,
             };
             let ctx = Ctx { endpoint, scope, contacts: &value.contacts };
@@ -165,10 +165,10 @@ impl WhatsAppKit {
     }
 }
 
-struct Ctx<'v> {
+struct Ctx<'v, 'a> {
     endpoint: EndpointId,
     scope: Option<&'v str>,
-    contacts: &'v [WaContact],
+    contacts: &'v [WaContact<'a>],
 }
 
 fn digits(field_path: impl FnOnce() -> String, raw: &str) -> Result<String> {
@@ -178,12 +178,12 @@ fn digits(field_path: impl FnOnce() -> String, raw: &str) -> Result<String> {
     Ok(format!("+{raw}"))
 }
 
-fn nonempty(s: &Option<String>) -> Option<&str> {
-    s.as_deref().filter(|s| !s.is_empty())
+fn nonempty<S: AsRef<str>>(s: &Option<S>) -> Option<&str> {
+    s.as_ref().map(AsRef::as_ref).filter(|s| !s.is_empty())
 }
 
-impl Ctx<'_> {
-    fn message(&self, m: WaMessage<'_>, path: &dyn Fn(&str) -> String, out: &mut Vec<KitEvent>) -> Result<()> {
+impl Ctx<'_, '_> {
+    fn message(&self, mut m: WaMessage<'_>, path: &dyn Fn(&str) -> String, out: &mut Vec<KitEvent>) -> Result<()> {
         json::check_id(FIELD, || path(".id"), &m.id)?;
         let contact = self
             .contacts
@@ -223,19 +223,30 @@ impl Ctx<'_> {
             json::check_id(FIELD, || path(".context.id"), reply_to)?;
             thread.in_reply_to = Some(reply_to.to_owned());
         }
-        let contents = contents(&m, path, &mut thread)?;
-        for (n, content) in contents.into_iter().enumerate() {
-            let external_id = if n == 0 { m.id.clone() } else { format!("{}#{}", m.id, n + 1) };
+        let (first, more) = contents(&mut m, path, &mut thread)?;
+        let count = 1 + more.len();
+        // The last message takes the shared values instead of cloning them.
+        let mut id = std::mem::take(&mut m.id);
+        let mut sender = Some(sender);
+        let mut name = name;
+        for (n, content) in std::iter::once(first).chain(more).enumerate() {
+            let last = n + 1 == count;
+            let external_id = match (n, last) {
+                (0, true) => std::mem::take(&mut id),
+                (0, false) => id.clone(),
+                _ => format!("{id}#{}", n + 1),
+            };
             json::check_content(FIELD, || path(""), &content)?;
-            let mut msg =
-                InboundMessage::new(ChannelKind::WhatsApp, self.endpoint.clone(), sender.clone(), external_id, content)
-                    .with_sent_at(m.timestamp.0)
-                    .with_thread(thread.clone());
+            let from = if last { sender.take() } else { sender.clone() };
+            let Some(from) = from else { break };
+            let mut msg = InboundMessage::new(ChannelKind::WhatsApp, self.endpoint.clone(), from, external_id, content)
+                .with_sent_at(m.timestamp.0)
+                .with_thread(thread.clone());
             if let Some(phone) = &claim {
                 msg = msg.with_claim(CustomerKey::Phone(phone.clone()), Verification::CarrierAsserted);
             }
-            if let Some(n) = &name {
-                msg = msg.with_sender_name(n.clone());
+            if let Some(n) = if last { name.take() } else { name.clone() } {
+                msg = msg.with_sender_name(n);
             }
             out.push(KitEvent::Message(msg));
         }
@@ -263,13 +274,18 @@ fn media(kind: MediaKind, m: &Option<WaMedia>, name: &str, path: &dyn Fn(&str) -
     })
 }
 
-fn contents(m: &WaMessage<'_>, path: &dyn Fn(&str) -> String, thread: &mut ThreadHints) -> Result<Vec<Content>> {
+/// The message's content: usually one, several for a `contacts` message with several cards.
+fn contents(
+    m: &mut WaMessage<'_>,
+    path: &dyn Fn(&str) -> String,
+    thread: &mut ThreadHints,
+) -> Result<(Content, Vec<Content>)> {
     let kind = m.kind.as_ref();
-    let one = |c: Content| Ok(vec![c]);
+    let one = |c: Content| Ok((c, Vec::new()));
     match kind {
         "text" => {
-            let text = m.text.as_ref().ok_or_else(|| missing(path, "text", kind))?;
-            one(Content::text(text.body.clone()))
+            let text = m.text.as_mut().ok_or_else(|| missing(path, "text", kind))?;
+            one(Content::text(std::mem::take(&mut text.body)))
         }
         "image" => one(media(MediaKind::Image, &m.image, kind, path)?),
         "video" => one(media(MediaKind::Video, &m.video, kind, path)?),
@@ -290,7 +306,14 @@ fn contents(m: &WaMessage<'_>, path: &dyn Fn(&str) -> String, thread: &mut Threa
         }
         "contacts" => {
             let cards = m.contacts.as_ref().filter(|c| !c.is_empty()).ok_or_else(|| missing(path, "contacts", kind))?;
-            cards.iter().enumerate().map(|(n, c)| contact_card(c, &|| path(&format!(".contacts[{n}]")))).collect()
+            let cards: Vec<Content> = cards
+                .iter()
+                .enumerate()
+                .map(|(n, c)| contact_card(c, &|| path(&format!(".contacts[{n}]"))))
+                .collect::<Result<_>>()?;
+            let mut cards = cards.into_iter();
+            let first = cards.next().ok_or_else(|| missing(path, "contacts", kind))?;
+            Ok((first, cards.collect()))
         }
         "interactive" => {
             let i = m.interactive.as_ref().ok_or_else(|| missing(path, "interactive", kind))?;
@@ -452,8 +475,8 @@ struct Webhook<'a> {
 
 #[derive(Deserialize)]
 struct Entry<'a> {
-    #[serde(default)]
-    id: Option<String>,
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     changes: Vec<Change<'a>>,
 }
@@ -468,10 +491,10 @@ struct Change<'a> {
 
 #[derive(Deserialize)]
 struct ChangeValue<'a> {
-    #[serde(default)]
-    metadata: Option<Metadata>,
-    #[serde(default)]
-    contacts: Vec<WaContact>,
+    #[serde(default, borrow)]
+    metadata: Option<Metadata<'a>>,
+    #[serde(default, borrow)]
+    contacts: Vec<WaContact<'a>>,
     #[serde(default, borrow)]
     messages: Vec<WaMessage<'a>>,
     #[serde(default, borrow)]
@@ -479,32 +502,33 @@ struct ChangeValue<'a> {
 }
 
 #[derive(Deserialize)]
-struct Metadata {
-    phone_number_id: String,
+struct Metadata<'a> {
+    #[serde(borrow)]
+    phone_number_id: Cow<'a, str>,
 }
 
 #[derive(Deserialize)]
-struct WaContact {
-    #[serde(default)]
-    profile: Option<Profile>,
-    #[serde(default)]
-    wa_id: Option<String>,
-    #[serde(default)]
-    user_id: Option<String>,
+struct WaContact<'a> {
+    #[serde(default, borrow)]
+    profile: Option<Profile<'a>>,
+    #[serde(default, borrow)]
+    wa_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    user_id: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
-struct Profile {
-    #[serde(default)]
-    name: Option<String>,
+struct Profile<'a> {
+    #[serde(default, borrow)]
+    name: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 struct WaMessage<'a> {
-    #[serde(default)]
-    from: Option<String>,
-    #[serde(default)]
-    from_user_id: Option<String>,
+    #[serde(default, borrow)]
+    from: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    from_user_id: Option<Cow<'a, str>>,
     id: String,
     timestamp: UnixSeconds,
     #[serde(rename = "type", borrow)]
