@@ -85,6 +85,16 @@ pub enum Error {
     /// says which, and where in the source text.
     #[error(transparent)]
     Expression(crate::routing::expr::ExprError),
+    /// A webhook failed its authenticity check: the signature or secret token is missing,
+    /// malformed or wrong, or its timestamp is outside the replay window. Answer it with HTTP 401
+    /// or 403 and do not process the body (see `channels::signature`, feature `signatures`).
+    #[error("webhook authentication failed on `{header}`: {failure}")]
+    Unauthenticated {
+        /// The header that carries the proof (`X-Hub-Signature-256`, `X-Twilio-Signature`, …).
+        header: &'static str,
+        /// What was wrong with it.
+        failure: SignatureFailure,
+    },
     /// The storage backend failed. `temporary` says whether retrying may help.
     #[error("storage backend failed: {message}")]
     Backend {
@@ -95,6 +105,31 @@ pub enum Error {
         /// The backend's own error, when there is one.
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+/// Why a webhook's signature or secret token was rejected ([`Error::Unauthenticated`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignatureFailure {
+    /// The request carries no signature (or secret token) header at all.
+    #[error("the header is missing")]
+    MissingHeader,
+    /// The header is there but not in the provider's format (no `sha256=` prefix, bad hex or
+    /// base64, a timestamp that is not a number, …).
+    #[error("malformed: {0}")]
+    Malformed(String),
+    /// The header is well formed but does not match the request: wrong secret, or the body (or
+    /// URL) was changed on the way.
+    #[error("the signature does not match the request")]
+    Mismatch,
+    /// The signed timestamp is further from now than the replay window allows.
+    #[error("the signed timestamp is {skew_seconds} s away from now; at most {max_skew_seconds} s are accepted")]
+    StaleTimestamp {
+        /// How far the timestamp is from now, in seconds (positive: in the past).
+        skew_seconds: i64,
+        /// The replay window, in seconds.
+        max_skew_seconds: i64,
     },
 }
 

@@ -83,7 +83,7 @@ pub use engine::{
     ConversationPatch, CustomerPatch, Engine, EngineBuilder, EngineConfig, IngestOutcome, MergePlan, OutboundMessage,
     SurvivorRule,
 };
-pub use error::{Error, Result};
+pub use error::{Error, Result, SignatureFailure};
 
 /// The README's code blocks, compiled and run as doctests.
 #[cfg(all(doctest, feature = "testkit"))]

@@ -1,21 +1,28 @@
-//! Channel kits: parsers that turn a provider's raw webhook or message bytes into
-//! [`InboundMessage`](crate::model::InboundMessage)s and [`DeliveryReceipt`]s, and builders for
-//! what the provider expects back. Each kit sits behind its cargo feature:
+//! Channel kits: turn a provider's webhook or raw message into the crate's model, and the model
+//! into what the provider expects back.
 //!
-//! * [`twilio`] (`twilio`) — Programmable Messaging (SMS, MMS, WhatsApp through Twilio) and
-//!   Voice webhooks, status callbacks, the Messages API form and TwiML for simple voice answers;
-//!   [`form`] is its `application/x-www-form-urlencoded` parser.
-//! * [`email`] (`email`) — raw RFC 5322 messages (through `mail-parser`): threading hints, reply
-//!   tokens, auto-reply and bounce detection, quoted-reply stripping, and a MIME builder.
-//! * [`webchat`] (`webchat`) — a small documented JSON format for a website chat widget, with
-//!   HMAC identity verification of signed-in visitors.
+//! Every kit sits behind its own cargo feature and does no I/O: the host owns the HTTP endpoint,
+//! checks the request with [`signature`] (feature `signatures`), hands the kit the **raw body
+//! bytes**, and gets back customer messages ready for [`Engine::ingest`](crate::Engine::ingest),
+//! [`DeliveryReceipt`]s for [`Engine::update_delivery`](crate::Engine::update_delivery), and the
+//! rest reported rather than dropped silently ([`KitEvent`]). Outbound, a kit builds the body of
+//! the provider's send call; posting it is the host's job.
 //!
-//! Every parser takes raw bytes and returns typed results: malformed input is an
-//! [`Error::InvalidInput`](crate::Error::InvalidInput) (or `InvalidAddress`) that names the
-//! offending field, never a panic. Webhook signature checks are a separate step the host runs
-//! on the same bytes first.
+//! | module | feature | parses | builds |
+//! |---|---|---|---|
+//! | `signature` | `signatures` | Meta, Twilio, Telegram and Slack webhook authenticity checks | signatures for tests |
+//! | `whatsapp` | `whatsapp` | WhatsApp Cloud API webhooks | Cloud API send-message JSON |
+//! | `messenger` | `messenger` | Messenger and Instagram webhooks | Send API JSON, sender actions |
+//! | `telegram` | `telegram` | Bot API `Update`s | `sendMessage`, `sendPhoto`, … JSON |
+//! | `twilio` (+ `form`) | `twilio` | SMS, MMS, WhatsApp-through-Twilio and Voice webhooks, status callbacks | Messages API form, TwiML |
+//! | `email` | `email` | raw RFC 5322 (threading hints, reply tokens, auto-replies, bounces, quote stripping) | MIME with our Message-ID |
+//! | `webchat` | `webchat` | a documented widget JSON format with HMAC identity verification | — |
+//!
+//! Malformed input fails with [`Error::InvalidInput`](crate::Error::InvalidInput) (or
+//! `InvalidAddress`) naming the offending field or JSON path; parsing never panics and never
+//! half-succeeds.
 
-use crate::model::{Address, ChannelKind, DeliveryState};
+use crate::model::{Address, ChannelKind, Content, DeliveryState, EndpointId, InboundMessage};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -23,12 +30,24 @@ use serde::{Deserialize, Serialize};
 pub mod email;
 #[cfg(feature = "twilio")]
 pub mod form;
+#[cfg(any(feature = "whatsapp", feature = "messenger", feature = "telegram"))]
+mod json;
+#[cfg(feature = "messenger")]
+pub mod messenger;
+#[cfg(feature = "signatures")]
+pub mod signature;
+#[cfg(feature = "telegram")]
+pub mod telegram;
 #[cfg(feature = "twilio")]
 pub mod twilio;
 #[cfg(feature = "webchat")]
 pub mod webchat;
+#[cfg(feature = "whatsapp")]
+pub mod whatsapp;
 
-/// What a provider reported about a message we sent: apply it with
+/// What a provider reported about a message we sent. Messenger and Instagram report
+/// watermarks (`watermark == true`): every message sent to `recipient` up to `at` reached
+/// `state`, and `external_id` is empty. Otherwise apply it with
 /// [`Engine::update_delivery`](crate::Engine::update_delivery)`(tenant, &receipt.channel,
 /// &receipt.external_id, receipt.state)`, which ignores receipts that would move the state
 /// backwards.
@@ -92,4 +111,94 @@ pub(crate) fn fingerprint(parts: &[&str]) -> String {
     let separated = parts.iter().enumerate().flat_map(|(i, p)| (i > 0).then_some(0u8).into_iter().chain(p.bytes()));
     let hash = separated.fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3));
     format!("{hash:016x}")
+}
+
+/// A message our own side sent, reported back by the provider (Messenger `message_echoes`,
+/// Instagram echoes). It is not a customer message: hosts that send through another tool can
+/// record it with [`Engine::record_outbound`](crate::Engine::record_outbound); others ignore it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Echo {
+    /// The channel.
+    pub channel: ChannelKind,
+    /// Our endpoint that sent it.
+    pub endpoint: EndpointId,
+    /// The customer it went to.
+    pub recipient: Address,
+    /// The provider's message id.
+    pub external_id: String,
+    /// What was sent, when the kit understands it.
+    pub content: Option<Content>,
+    /// The app that sent it (to tell our own sends from another inbox's).
+    pub app_id: Option<String>,
+    /// The `metadata` string attached at send time, if any.
+    pub metadata: Option<String>,
+    /// When it was sent.
+    pub at: Option<DateTime<Utc>>,
+}
+
+/// One thing a webhook said, in the crate's words.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum KitEvent {
+    /// A customer's message, ready for [`Engine::ingest`](crate::Engine::ingest).
+    Message(InboundMessage),
+    /// The customer edited a message they sent before (Telegram `edited_message`, Messenger
+    /// `message_edits`). `message` carries the new content under its own unique external id, so
+    /// ingesting it records the edit next to the original.
+    Edited {
+        /// The provider id of the message that was edited (as the original's `external_id`).
+        original: String,
+        /// The edited message.
+        message: InboundMessage,
+    },
+    /// The customer pressed an inline button (Telegram `callback_query`). Ingest `message` (the
+    /// pick, as [`Content::Choices`]) and answer `query_id` with `answerCallbackQuery`, or the
+    /// customer's app keeps showing a spinner.
+    ButtonPressed {
+        /// The callback query id to answer.
+        query_id: String,
+        /// The customer's pick.
+        message: InboundMessage,
+    },
+    /// A delivery or read receipt for a message we sent.
+    Receipt(DeliveryReceipt),
+    /// A copy of a message our side sent.
+    Echo(Echo),
+    /// Something the provider sent that carries no customer message and no receipt (account
+    /// updates, Telegram polls, Messenger handovers, …), named so it can be logged.
+    Skipped {
+        /// What it was, as `channel.kind` (`whatsapp.account_update`, `telegram.poll`, …).
+        kind: String,
+    },
+}
+
+impl KitEvent {
+    /// The customer message this event carries, if any (`Message`, `Edited`, `ButtonPressed`).
+    pub fn message(&self) -> Option<&InboundMessage> {
+        match self {
+            KitEvent::Message(m) | KitEvent::Edited { message: m, .. } | KitEvent::ButtonPressed { message: m, .. } => {
+                Some(m)
+            }
+            _ => None,
+        }
+    }
+
+    /// Takes the customer message out of this event, if it carries one.
+    pub fn into_message(self) -> Option<InboundMessage> {
+        match self {
+            KitEvent::Message(m) | KitEvent::Edited { message: m, .. } | KitEvent::ButtonPressed { message: m, .. } => {
+                Some(m)
+            }
+            _ => None,
+        }
+    }
+
+    /// The receipt this event carries, if any.
+    pub fn receipt(&self) -> Option<&DeliveryReceipt> {
+        match self {
+            KitEvent::Receipt(r) => Some(r),
+            _ => None,
+        }
+    }
 }
