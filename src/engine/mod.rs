@@ -1,6 +1,7 @@
 //! The engine: the facade that composes identity, threading, storage and events.
 
 mod ops;
+mod routing;
 
 pub use ops::{ConversationPatch, CustomerPatch, MergePlan, OutboundMessage, SurvivorRule};
 
@@ -99,6 +100,7 @@ struct Inner {
     normalizer: Normalizer,
     ids: IdGen,
     notifier: Arc<Notifier>,
+    router: Option<Arc<crate::routing::Router>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -113,6 +115,7 @@ pub struct EngineBuilder {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     config: EngineConfig,
+    router: Option<Arc<crate::routing::Router>>,
 }
 
 impl EngineBuilder {
@@ -125,6 +128,13 @@ impl EngineBuilder {
     /// Uses `config`.
     pub fn config(mut self, config: EngineConfig) -> Self {
         self.config = config;
+        self
+    }
+
+    /// Routes every conversation that needs a handler through `router` as part of
+    /// [`Engine::ingest`] (see [`IngestOutcome::routing`]).
+    pub fn router(mut self, router: Arc<crate::routing::Router>) -> Self {
+        self.router = Some(router);
         self
     }
 
@@ -145,6 +155,7 @@ impl EngineBuilder {
                 normalizer,
                 ids: IdGen::new(),
                 notifier: Arc::new(Notifier::default()),
+                router: self.router,
             }),
         }
     }
@@ -173,6 +184,10 @@ pub struct IngestOutcome {
     pub needs_handler: bool,
     /// Human-readable notes on decisions (ignored references, refused links).
     pub notes: Vec<String>,
+    /// What the engine's router did with the conversation, when a router is configured and
+    /// the conversation needed a handler the router did not already hold. A routing failure
+    /// never fails the ingest (the message is stored): it is reported in `notes`.
+    pub routing: Option<crate::routing::RoutingDecision>,
 }
 
 struct EngineIds<'a> {
@@ -192,7 +207,7 @@ impl NewIds for EngineIds<'_> {
 impl Engine {
     /// A builder over `store`, with the system clock and default configuration.
     pub fn builder(store: Arc<dyn Store>) -> EngineBuilder {
-        EngineBuilder { store, clock: Arc::new(SystemClock), config: EngineConfig::default() }
+        EngineBuilder { store, clock: Arc::new(SystemClock), config: EngineConfig::default(), router: None }
     }
 
     /// An engine over a fresh [`InMemoryStore`] with defaults.
@@ -270,7 +285,18 @@ impl Engine {
             .map(|c| Ok((self.inner.normalizer.key(&c.key)?, c.verification)))
             .collect::<Result<Vec<_>>>()?;
         let sender = Sender { msg: &msg, address, claims };
-        self.retrying(|| self.try_ingest(tenant, &sender)).await
+        let mut outcome = self.retrying(|| self.try_ingest(tenant, &sender)).await?;
+        if let Some(router) = &self.inner.router
+            && outcome.needs_handler
+            && !outcome.duplicate
+            && router.item(crate::routing::WorkItemId::from(outcome.conversation)).is_none()
+        {
+            match self.route_conversation(tenant, outcome.conversation).await {
+                Ok(decision) => outcome.routing = Some(decision),
+                Err(e) => outcome.notes.push(format!("routing failed: {e}")),
+            }
+        }
+        Ok(outcome)
     }
 
     async fn try_ingest(&self, tenant: &TenantId, sender: &Sender<'_>) -> Result<IngestOutcome> {
@@ -389,6 +415,7 @@ impl Engine {
             suspected_duplicates: resolved.suspects,
             needs_handler,
             notes,
+            routing: None,
         };
         // Whatever attaches a new identity or conversation to a customer also bumps the
         // customer's version, so an erasure or merge computed concurrently must re-read.
@@ -477,6 +504,7 @@ impl Engine {
             suspected_duplicates: Vec::new(),
             needs_handler: conversation.status.is_open() && conversation.handler.is_none(),
             notes: vec!["already ingested; nothing changed".into()],
+            routing: None,
         })
     }
 }

@@ -390,6 +390,8 @@ pub struct ItemStatus {
 pub struct AgentStatus {
     /// The agent.
     pub id: AgentId,
+    /// Whether the agent is a bot.
+    pub is_bot: bool,
     /// Status name.
     pub status: String,
     /// Items held (offered and assigned).
@@ -809,6 +811,7 @@ impl Router {
         }
         Some(AgentStatus {
             id: slot.agent.id.clone(),
+            is_bot: slot.agent.is_bot,
             status: slot.agent.presence.status.clone(),
             load: slot.load,
             channel_load: s
