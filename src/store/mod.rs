@@ -28,8 +28,12 @@
 //! * Events get consecutive sequence numbers per tenant in commit order.
 
 mod memory;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 
 pub use memory::InMemoryStore;
+#[cfg(feature = "sqlite")]
+pub use sqlite::SqliteStore;
 
 use crate::events::{Event, StoredEvent};
 use crate::model::{

@@ -1,0 +1,244 @@
+//! Durable ingest into SQLite through the `Engine`: group commit against one transaction per
+//! message, in the same run.
+//!
+//! * `sqlite_ingest/group_commit` — `Engine::ingest` over a `SqliteStore` on a file in the temp
+//!   dir with the default options (WAL, `synchronous = FULL`, up to 1024 change sets per
+//!   transaction), with `IN_FLIGHT` ingests in flight at any time (a `FuturesUnordered` window
+//!   on `futures::executor::block_on`).
+//! * `sqlite_ingest/one_tx_per_message` — the baseline: the same, with `max_batch = 1` (every
+//!   change set its own transaction and fsync).
+//! * `sqlite_ingest/in_memory_store` — the same traffic on the `InMemoryStore`, for scale.
+//!
+//! Traffic: 70 % follow-ups of preloaded customers (WhatsApp, SMS, email; same sender, same
+//! endpoint), 30 % first contacts, every message with a fresh provider id, generated outside the
+//! timed section. Each store is preloaded with `PRELOAD` customers (the SQLite files with group
+//! commit, before the measured store is opened on them). Target: ≥ 20k messages/s
+//! durable with group commit. The medians (messages/s) and ratios are printed at the end.
+
+use criterion::{Criterion, SamplingMode, Throughput};
+use futures::StreamExt;
+use futures::executor::block_on;
+use futures::stream::FuturesUnordered;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use touchpoint::Engine;
+use touchpoint::model::{Address, ChannelKind, Content, EndpointId, InboundMessage, TenantId, ThreadHints};
+use touchpoint::store::sqlite::SqliteOptions;
+use touchpoint::store::{InMemoryStore, SqliteStore, Store};
+
+/// Customers in each store before anything is measured.
+const PRELOAD: u64 = 10_000;
+/// Ingests in flight at any time.
+const IN_FLIGHT: usize = 256;
+const SAMPLES: usize = 10;
+
+/// Nanoseconds per message, one entry per call of a timed routine.
+#[derive(Debug, Default)]
+struct Samples(Vec<f64>);
+
+impl Samples {
+    fn push(&mut self, elapsed: Duration, iters: u64) {
+        self.0.push(elapsed.as_nanos() as f64 / iters.max(1) as f64);
+    }
+
+    /// The median of the last `measured` entries (criterion's warm-up calls come first).
+    fn median(&self, measured: usize) -> Option<f64> {
+        let mut tail = self.0[self.0.len().saturating_sub(measured)..].to_vec();
+        if tail.is_empty() {
+            return None;
+        }
+        tail.sort_by(f64::total_cmp);
+        let m = tail.len() / 2;
+        Some(if tail.len().is_multiple_of(2) { (tail[m - 1] + tail[m]) / 2.0 } else { tail[m] })
+    }
+}
+
+/// splitmix64, so runs see the same traffic.
+struct Rng(u64);
+
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut x = self.0;
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (x ^ (x >> 31)) % n
+    }
+}
+
+fn endpoint(name: &str) -> EndpointId {
+    EndpointId::new(name).expect("valid endpoint")
+}
+
+const TEXTS: [&str; 4] = [
+    "Hi, my order #48213 has not arrived yet, can you check?",
+    "Thanks! Any news about the delivery?",
+    "I was charged twice for the same order, please refund one of the payments.",
+    "ok",
+];
+
+/// Sender `who`: a third each on WhatsApp, SMS and email.
+fn message(who: u64, n: u64) -> InboundMessage {
+    let text = Content::text(TEXTS[(n % 4) as usize]);
+    match who % 3 {
+        0 => InboundMessage::new(
+            ChannelKind::WhatsApp,
+            endpoint("wa-main"),
+            Address::phone(format!("447{who:09}")),
+            format!("wamid.{n}"),
+            text,
+        ),
+        1 => InboundMessage::new(
+            ChannelKind::Sms,
+            endpoint("sms-main"),
+            Address::phone(format!("+447{who:09}")),
+            format!("SM{n}"),
+            text,
+        ),
+        _ => InboundMessage::new(
+            ChannelKind::Email,
+            endpoint("support-inbox"),
+            Address::email(format!("Customer.{who}@Example.com")),
+            format!("<{n}.{who}@mail.example.com>"),
+            text,
+        )
+        .with_thread(ThreadHints { subject: Some(format!("Order {who}")), ..ThreadHints::default() }),
+    }
+}
+
+/// 70 % follow-ups of preloaded senders, 30 % new senders; provider ids never repeat.
+struct Traffic {
+    rng: Rng,
+    next_sender: u64,
+    next_message: u64,
+}
+
+impl Traffic {
+    fn new() -> Self {
+        Traffic { rng: Rng(1), next_sender: PRELOAD, next_message: 1_000_000 }
+    }
+
+    fn batch(&mut self, n: u64) -> Vec<InboundMessage> {
+        (0..n)
+            .map(|_| {
+                let m = self.next_message;
+                self.next_message += 1;
+                let who = if self.rng.below(10) < 7 {
+                    self.rng.below(PRELOAD)
+                } else {
+                    self.next_sender += 1;
+                    self.next_sender - 1
+                };
+                message(who, m)
+            })
+            .collect()
+    }
+}
+
+/// Ingests `messages` with up to `IN_FLIGHT` ingests in flight at any time.
+fn ingest_all(engine: &Engine, tenant: &TenantId, messages: Vec<InboundMessage>) {
+    let mut messages = messages.into_iter();
+    block_on(async {
+        let mut in_flight = FuturesUnordered::new();
+        loop {
+            while in_flight.len() < IN_FLIGHT {
+                let Some(m) = messages.next() else { break };
+                in_flight.push(engine.ingest(tenant, m));
+            }
+            let Some(outcome) = in_flight.next().await else { break };
+            assert!(!outcome.expect("ingest").duplicate);
+        }
+    });
+}
+
+fn preload(engine: &Engine, tenant: &TenantId) {
+    let start = Instant::now();
+    ingest_all(engine, tenant, (0..PRELOAD).map(|who| message(who, who)).collect());
+    eprintln!(
+        "preload: {PRELOAD} customers in {:.2} s ({:.0} ingests/s)",
+        start.elapsed().as_secs_f64(),
+        PRELOAD as f64 / start.elapsed().as_secs_f64()
+    );
+}
+
+/// A directory in the temp dir, removed at the end.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tenant() -> TenantId {
+    TenantId::new("bench").expect("tenant")
+}
+
+/// A database file preloaded with `PRELOAD` customers (with group commit, so that the baseline
+/// does not spend minutes on its preload).
+fn preloaded_file(path: &Path) {
+    let store = SqliteStore::open(path).expect("open");
+    preload(&Engine::builder(Arc::new(store)).build(), &tenant());
+}
+
+fn bench_store(c: &mut Criterion, name: &str, store: Arc<dyn Store>) -> Option<f64> {
+    let engine = Engine::builder(store).build();
+    let tenant = tenant();
+    let mut traffic = Traffic::new();
+    let mut samples = Samples::default();
+    let mut group = c.benchmark_group("sqlite_ingest");
+    group
+        .sample_size(SAMPLES)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5))
+        .throughput(Throughput::Elements(1));
+    group.bench_function(name, |b| {
+        b.iter_custom(|iters| {
+            let messages = traffic.batch(iters);
+            let start = Instant::now();
+            ingest_all(&engine, &tenant, messages);
+            let elapsed = start.elapsed();
+            samples.push(elapsed, iters);
+            elapsed
+        })
+    });
+    group.finish();
+    samples.median(SAMPLES).map(|ns| 1e9 / ns)
+}
+
+fn rate(r: Option<f64>) -> String {
+    r.map_or_else(|| "not run".into(), |r| format!("{r:.0} messages/s"))
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    let dir = TempDir(std::env::temp_dir().join(format!("touchpoint-bench-{}", uuid::Uuid::new_v4().simple())));
+    std::fs::create_dir_all(&dir.0).expect("temp dir");
+
+    let (group_db, single_db) = (dir.0.join("group.db"), dir.0.join("single.db"));
+    preloaded_file(&group_db);
+    preloaded_file(&single_db);
+
+    let grouped = SqliteStore::open(&group_db).expect("open");
+    let group_rate = bench_store(&mut c, "group_commit", Arc::new(grouped));
+    let single = SqliteStore::open_with(&single_db, SqliteOptions::default().with_max_batch(1)).expect("open");
+    let single_rate = bench_store(&mut c, "one_tx_per_message", Arc::new(single));
+    let memory = InMemoryStore::new();
+    preload(&Engine::builder(Arc::new(memory.clone())).build(), &tenant());
+    let memory_rate = bench_store(&mut c, "in_memory_store", Arc::new(memory));
+    c.final_summary();
+
+    eprintln!("\n== summary ({IN_FLIGHT} ingests in flight, WAL, synchronous = FULL, file in the temp dir) ==");
+    eprintln!("group commit (max_batch 1024)     : {}", rate(group_rate));
+    eprintln!("one transaction per message       : {}", rate(single_rate));
+    eprintln!("in-memory store (no durability)   : {}", rate(memory_rate));
+    if let (Some(g), Some(s)) = (group_rate, single_rate) {
+        let verdict = if g >= 20_000.0 { "meets" } else { "MISSES" };
+        eprintln!("group commit / one tx per message : {:.1}x; {verdict} target >= 20k messages/s", g / s);
+    }
+    if let (Some(g), Some(m)) = (group_rate, memory_rate) {
+        eprintln!("group commit / in-memory store    : {:.2}x", g / m);
+    }
+}

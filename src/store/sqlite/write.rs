@@ -1,0 +1,637 @@
+//! `Store::commit` on SQLite: the checks of the store contract, then the writes, on the writer
+//! connection inside the caller's transaction (a savepoint of the batch).
+//!
+//! The checks mirror [`InMemoryStore`](crate::store::InMemoryStore) exactly: everything is
+//! judged against the state before the change set, then applied in the same order (conversation
+//! deletes, identity deletes, customers, identities, conversations, messages, thread keys,
+//! events). The unique indexes of the schema back the checks up; a violation that slipped past
+//! them is reported as a conflict as well.
+
+use super::statements::Sql;
+use super::{backend_error, channel_key, decode_id, encode, kind_key, verification_rank};
+use crate::events::{Event, StoredEvent};
+use crate::model::{
+    ChannelKind, Content, ConversationId, CustomerId, CustomerState, EventId, IdentityId, MessageId, NormalizedAddress,
+    TenantId, Verification,
+};
+use crate::store::{ChangeSet, Committed, LinkKey, ThreadKeyClaim, Write};
+use crate::{Error, Result};
+use chrono::{DateTime, Utc};
+use rusqlite::{OptionalExtension, params};
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+fn conflict(what: String) -> Error {
+    Error::Conflict(what)
+}
+
+/// The JSON of every record a change set writes, made on the caller's thread so that the
+/// writer thread (the one serial part of the store) only checks and writes.
+pub(super) struct Encoded {
+    customers: Vec<String>,
+    identities: Vec<String>,
+    conversations: Vec<String>,
+    messages: Vec<String>,
+    thread_keys: Vec<String>,
+    events: Vec<String>,
+}
+
+/// An event as stored: the sequence number and the tenant are columns.
+#[derive(Serialize)]
+struct EventOut<'a> {
+    id: EventId,
+    at: DateTime<Utc>,
+    event: &'a Event,
+}
+
+/// An event as read back.
+#[derive(Deserialize)]
+pub(super) struct EventIn {
+    id: EventId,
+    at: DateTime<Utc>,
+    event: Event,
+}
+
+impl EventIn {
+    pub(super) fn into_stored(self, tenant: TenantId, seq: u64) -> StoredEvent {
+        StoredEvent { seq, id: self.id, tenant, at: self.at, event: self.event }
+    }
+}
+
+impl Encoded {
+    /// Encodes the records of `changes`. Fails with [`Error::InvalidInput`] for content JSON
+    /// cannot hold (a NaN or infinite coordinate).
+    pub(super) fn new(changes: &ChangeSet) -> Result<Encoded> {
+        check_content(changes)?;
+        fn all<T: Serialize>(what: &'static str, records: &[Write<T>]) -> Result<Vec<String>> {
+            records.iter().map(|w| encode(what, &w.record)).collect()
+        }
+        Ok(Encoded {
+            customers: all("customer", &changes.customers)?,
+            identities: all("identity", &changes.identities)?,
+            conversations: all("conversation", &changes.conversations)?,
+            messages: all("message", &changes.messages)?,
+            thread_keys: changes.thread_keys.iter().map(|c| encode("thread key", &c.key)).collect::<Result<_>>()?,
+            events: changes
+                .events
+                .iter()
+                .map(|event| encode("event", &EventOut { id: EventId(uuid::Uuid::now_v7()), at: changes.at, event }))
+                .collect::<Result<_>>()?,
+        })
+    }
+}
+
+/// Applies one change set (`json` is its [`Encoded`] form). On an error the change set may be
+/// partly written: the caller runs it inside a savepoint and rolls back.
+pub(super) fn commit(sql: &Sql<'_>, tenant: &TenantId, changes: &ChangeSet, json: &Encoded) -> Result<Committed> {
+    let db = Db { sql, tenant: tenant.as_str() };
+    if let Some(key) = &changes.dedupe
+        && let Some(existing) = db.message_by_key(&key.channel, &key.external_id)?
+    {
+        return Ok(Committed::Duplicate { message: existing });
+    }
+    check_tenant(tenant, changes)?;
+    db.validate(changes)?;
+    db.apply(changes, json)
+}
+
+/// Every record in a change set must belong to the tenant it is committed to.
+fn check_tenant(tenant: &TenantId, changes: &ChangeSet) -> Result<()> {
+    let foreign = changes.customers.iter().any(|w| &w.record.tenant != tenant)
+        || changes.identities.iter().any(|w| &w.record.tenant != tenant)
+        || changes.conversations.iter().any(|w| &w.record.tenant != tenant)
+        || changes.messages.iter().any(|w| &w.record.tenant != tenant);
+    if foreign { Err(Error::WrongTenant(tenant.clone())) } else { Ok(()) }
+}
+
+/// JSON has no NaN or infinity: a location that cannot be stored faithfully is refused.
+fn check_content(changes: &ChangeSet) -> Result<()> {
+    for w in &changes.messages {
+        if let Content::Location { latitude, longitude, .. } = &w.record.content {
+            if !latitude.is_finite() {
+                return Err(Error::invalid("content.latitude", format!("{latitude} is not a finite number")));
+            }
+            if !longitude.is_finite() {
+                return Err(Error::invalid("content.longitude", format!("{longitude} is not a finite number")));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn check_version(
+    entity: &'static str,
+    id: impl std::fmt::Display,
+    stored: Option<u64>,
+    expected: Option<u64>,
+) -> Result<()> {
+    match (stored, expected) {
+        (None, None) => Ok(()),
+        (Some(_), None) => Err(conflict(format!("{entity} {id} already exists"))),
+        (None, Some(_)) => Err(conflict(format!("{entity} {id} no longer exists"))),
+        (Some(s), Some(e)) if s == e => Ok(()),
+        (Some(s), Some(e)) => Err(conflict(format!("{entity} {id} is at version {s}, expected {e}"))),
+    }
+}
+
+/// Versions are `u64` in the model and `INTEGER` (i64) in SQLite: stored bit for bit.
+pub(super) fn version_to_sql(v: u64) -> i64 {
+    i64::from_ne_bytes(v.to_ne_bytes())
+}
+
+pub(super) fn version_from_sql(v: i64) -> u64 {
+    u64::from_ne_bytes(v.to_ne_bytes())
+}
+
+/// The stored identity row the checks need.
+struct IdentityRow {
+    version: u64,
+    channel: String,
+    kind: String,
+    address: String,
+}
+
+struct Db<'s, 'c> {
+    sql: &'s Sql<'c>,
+    tenant: &'s str,
+}
+
+impl Db<'_, '_> {
+    fn customer_row(&self, id: CustomerId) -> Result<Option<(u64, String)>> {
+        self.sql
+            .with("SELECT version, state FROM customers WHERE tenant = ?1 AND id = ?2", |s| {
+                s.query_row(params![self.tenant, id.0.as_bytes()], |r| {
+                    Ok((version_from_sql(r.get(0)?), r.get::<_, String>(1)?))
+                })
+                .optional()
+            })
+            .map_err(backend_error)
+    }
+
+    fn customer_by_external_id(&self, external_id: &str) -> Result<Option<CustomerId>> {
+        self.sql
+            .with("SELECT id FROM customers WHERE tenant = ?1 AND external_id = ?2", |s| {
+                s.query_row(params![self.tenant, external_id], |r| r.get::<_, [u8; 16]>(0)).optional()
+            })
+            .map_err(backend_error)
+            .map(|o| o.map(|b| CustomerId(decode_id(b))))
+    }
+
+    fn identity_row(&self, id: IdentityId) -> Result<Option<IdentityRow>> {
+        self.sql
+            .with("SELECT version, channel, address_kind, address FROM identities WHERE tenant = ?1 AND id = ?2", |s| {
+                s.query_row(params![self.tenant, id.0.as_bytes()], |r| {
+                    Ok(IdentityRow {
+                        version: version_from_sql(r.get(0)?),
+                        channel: r.get(1)?,
+                        kind: r.get(2)?,
+                        address: r.get(3)?,
+                    })
+                })
+                .optional()
+            })
+            .map_err(backend_error)
+    }
+
+    fn identity_by_address(&self, channel: &ChannelKind, address: &NormalizedAddress) -> Result<Option<IdentityId>> {
+        self.sql
+            .with(
+                "SELECT id FROM identities WHERE tenant = ?1 AND channel = ?2 AND address_kind = ?3 AND address = ?4",
+                |s| {
+                    s.query_row(
+                        params![self.tenant, channel_key(channel), kind_key(address.kind), address.value],
+                        |r| r.get::<_, [u8; 16]>(0),
+                    )
+                    .optional()
+                },
+            )
+            .map_err(backend_error)
+            .map(|o| o.map(|b| IdentityId(decode_id(b))))
+    }
+
+    /// Identities holding `address` on any channel: (identity, customer, verification), in
+    /// the order they were inserted.
+    fn link_holders(&self, address: &NormalizedAddress) -> Result<Vec<(IdentityId, CustomerId, Verification)>> {
+        let found = self
+            .sql
+            .with(
+                "SELECT seq, id, customer, verification FROM identities \
+                 WHERE tenant = ?1 AND address_kind = ?2 AND address = ?3",
+                |s| {
+                    s.query_map(params![self.tenant, kind_key(address.kind), address.value], |r| {
+                        Ok((
+                            r.get::<_, i64>(0)?,
+                            r.get::<_, [u8; 16]>(1)?,
+                            r.get::<_, [u8; 16]>(2)?,
+                            r.get::<_, i64>(3)?,
+                        ))
+                    })?
+                    .collect::<rusqlite::Result<Vec<_>>>()
+                },
+            )
+            .map_err(backend_error)?;
+        let mut found = found;
+        found.sort_unstable_by_key(|(seq, ..)| *seq);
+        found
+            .into_iter()
+            .map(|(_, id, customer, rank)| {
+                Ok((IdentityId(decode_id(id)), CustomerId(decode_id(customer)), super::verification_from_rank(rank)?))
+            })
+            .collect()
+    }
+
+    fn conversation_row(&self, id: ConversationId) -> Result<Option<(u64, CustomerId)>> {
+        self.sql
+            .with("SELECT version, customer FROM conversations WHERE tenant = ?1 AND id = ?2", |s| {
+                s.query_row(params![self.tenant, id.0.as_bytes()], |r| {
+                    Ok((version_from_sql(r.get(0)?), CustomerId(decode_id(r.get(1)?))))
+                })
+                .optional()
+            })
+            .map_err(backend_error)
+    }
+
+    fn conversation_exists(&self, id: ConversationId) -> Result<bool> {
+        self.sql
+            .with("SELECT 1 FROM conversations WHERE tenant = ?1 AND id = ?2", |s| {
+                s.exists(params![self.tenant, id.0.as_bytes()])
+            })
+            .map_err(backend_error)
+    }
+
+    fn message_version(&self, id: MessageId) -> Result<Option<u64>> {
+        self.sql
+            .with("SELECT version FROM messages WHERE tenant = ?1 AND id = ?2", |s| {
+                s.query_row(params![self.tenant, id.0.as_bytes()], |r| r.get::<_, i64>(0).map(version_from_sql))
+                    .optional()
+            })
+            .map_err(backend_error)
+    }
+
+    fn message_by_key(&self, channel: &ChannelKind, external_id: &str) -> Result<Option<MessageId>> {
+        self.sql
+            .with("SELECT id FROM messages WHERE tenant = ?1 AND channel = ?2 AND external_id = ?3", |s| {
+                s.query_row(params![self.tenant, channel_key(channel), external_id], |r| r.get::<_, [u8; 16]>(0))
+                    .optional()
+            })
+            .map_err(backend_error)
+            .map(|o| o.map(|b| MessageId(decode_id(b))))
+    }
+
+    fn thread_key_holder(&self, key: &str) -> Result<Option<ConversationId>> {
+        self.sql
+            .with("SELECT conversation FROM thread_keys WHERE tenant = ?1 AND key = ?2", |s| {
+                s.query_row(params![self.tenant, key], |r| r.get::<_, [u8; 16]>(0)).optional()
+            })
+            .map_err(backend_error)
+            .map(|o| o.map(|b| ConversationId(decode_id(b))))
+    }
+
+    fn validate(&self, changes: &ChangeSet) -> Result<()> {
+        // Customers: versions and the external-id unique key, judged on the state after the commit.
+        let mut final_external: HashMap<CustomerId, Option<&str>> = HashMap::new();
+        for w in &changes.customers {
+            let id = w.record.id;
+            check_version("customer", id, self.customer_row(id)?.map(|(v, _)| v), w.expected)?;
+            final_external.insert(id, w.record.external_id.as_deref());
+        }
+        for w in &changes.customers {
+            if let Some(x) = w.record.external_id.as_deref() {
+                if let Some(holder) = self.customer_by_external_id(x)? {
+                    let still_holds =
+                        holder != w.record.id && final_external.get(&holder).is_none_or(|e| *e == Some(x));
+                    if still_holds {
+                        return Err(conflict(format!("external id is already held by customer {holder}")));
+                    }
+                }
+                if changes
+                    .customers
+                    .iter()
+                    .any(|o| o.record.id != w.record.id && o.record.external_id.as_deref() == Some(x))
+                {
+                    return Err(conflict("two customers in one change claim the same external id".into()));
+                }
+            }
+        }
+        // Identities: versions, immutable address, the (channel, address) unique key, link keys.
+        for (id, expected) in &changes.identity_deletes {
+            check_version("identity", *id, self.identity_row(*id)?.map(|i| i.version), Some(*expected))?;
+        }
+        for w in &changes.identities {
+            let r = &w.record;
+            let stored = self.identity_row(r.id)?;
+            check_version("identity", r.id, stored.as_ref().map(|i| i.version), w.expected)?;
+            if let Some(s) = &stored {
+                if s.channel != channel_key(&r.channel)
+                    || s.kind != kind_key(r.address.kind)
+                    || s.address != r.address.value
+                {
+                    return Err(Error::invalid("identity.address", "an identity's channel and address never change"));
+                }
+            } else if let Some(holder) = self.identity_by_address(&r.channel, &r.address)?
+                && !changes.identity_deletes.iter().any(|(d, _)| *d == holder)
+            {
+                return Err(conflict(format!("{} address is already identity {holder}", r.channel)));
+            }
+            if changes
+                .identities
+                .iter()
+                .filter(|o| o.record.channel == r.channel && o.record.address == r.address)
+                .count()
+                > 1
+            {
+                return Err(conflict("two identities in one change share an address".into()));
+            }
+            if r.verification.can_link() && LinkKey::of(&r.address).is_some() {
+                self.check_link_key(changes, &r.address)?;
+            }
+        }
+        self.check_owners_active(changes)?;
+        // Conversations and messages.
+        for w in &changes.conversations {
+            let stored = self.conversation_row(w.record.id)?.map(|(v, _)| v);
+            check_version("conversation", w.record.id, stored, w.expected)?;
+        }
+        for w in &changes.messages {
+            let r = &w.record;
+            check_version("message", r.id, self.message_version(r.id)?, w.expected)?;
+            if w.expected.is_none()
+                && let Some(x) = &r.external_id
+            {
+                let taken = self.message_by_key(&r.channel, x)?.is_some();
+                let twice = changes
+                    .messages
+                    .iter()
+                    .filter(|o| {
+                        o.expected.is_none()
+                            && o.record.channel == r.channel
+                            && o.record.external_id.as_ref() == Some(x)
+                    })
+                    .count()
+                    > 1;
+                if taken || twice {
+                    return Err(conflict(format!("a {} message with provider id {x:?} already exists", r.channel)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Identities, conversations and messages written by the change must belong to a customer
+    /// that is active after the commit.
+    fn check_owners_active(&self, changes: &ChangeSet) -> Result<()> {
+        let active = |id: CustomerId| -> Result<()> {
+            let state = match changes.customers.iter().find(|w| w.record.id == id) {
+                Some(w) => Some(state_key(&w.record.state).to_owned()),
+                None => self.customer_row(id)?.map(|(_, s)| s),
+            };
+            match state.as_deref() {
+                Some("active") => Ok(()),
+                Some("merged") => Err(conflict(format!("customer {id} was merged"))),
+                Some(_) => Err(conflict(format!("customer {id} was erased"))),
+                None => Err(conflict(format!("customer {id} does not exist"))),
+            }
+        };
+        for w in &changes.identities {
+            active(w.record.customer)?;
+        }
+        for w in &changes.conversations {
+            active(w.record.customer)?;
+        }
+        for w in &changes.messages {
+            let conversation = w.record.conversation;
+            let owner = match changes.conversations.iter().find(|c| c.record.id == conversation) {
+                Some(c) => Some(c.record.customer),
+                None => self.conversation_row(conversation)?.map(|(_, c)| c),
+            };
+            match owner {
+                Some(customer) => active(customer)?,
+                None => return Err(conflict(format!("conversation {conversation} does not exist"))),
+            }
+        }
+        Ok(())
+    }
+
+    /// A linking-level address may belong to one customer only (after the commit).
+    fn check_link_key(&self, changes: &ChangeSet, address: &NormalizedAddress) -> Result<()> {
+        let written = changes
+            .identities
+            .iter()
+            .map(|w| &w.record)
+            .filter(|i| &i.address == address)
+            .map(|i| (i.customer, i.verification));
+        let stored: Vec<(CustomerId, Verification)> = self
+            .link_holders(address)?
+            .into_iter()
+            .filter(|(id, ..)| {
+                !changes.identity_deletes.iter().any(|(d, _)| d == id)
+                    && !changes.identities.iter().any(|w| w.record.id == *id)
+            })
+            .map(|(_, customer, verification)| (customer, verification))
+            .collect();
+        let mut owner = None;
+        for (customer, _) in written.chain(stored).filter(|(_, v)| v.can_link()) {
+            match owner {
+                None => owner = Some(customer),
+                Some(o) if o != customer => {
+                    return Err(conflict(format!("{} is already a verified address of customer {o}", address.value)));
+                }
+                Some(_) => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn exec(&self, sql: &'static str, params: impl rusqlite::Params) -> Result<usize> {
+        self.sql.with(sql, |s| s.execute(params)).map_err(write_error)
+    }
+
+    fn apply(&self, changes: &ChangeSet, json: &Encoded) -> Result<Committed> {
+        let t = self.tenant;
+        for id in &changes.conversation_deletes {
+            let id = id.0.as_bytes();
+            self.exec("DELETE FROM conversations WHERE tenant = ?1 AND id = ?2", params![t, id])?;
+            self.exec("DELETE FROM thread_keys WHERE tenant = ?1 AND conversation = ?2", params![t, id])?;
+            self.exec("DELETE FROM messages WHERE tenant = ?1 AND conversation = ?2", params![t, id])?;
+        }
+        for (id, _) in &changes.identity_deletes {
+            self.exec("DELETE FROM identities WHERE tenant = ?1 AND id = ?2", params![t, id.0.as_bytes()])?;
+        }
+        // External ids move between customers in one commit: release the old ones first so the
+        // unique index never sees a transient duplicate.
+        for w in changes.customers.iter().filter(|w| w.expected.is_some()) {
+            self.exec(
+                "UPDATE customers SET external_id = NULL WHERE tenant = ?1 AND id = ?2",
+                params![t, w.record.id.0.as_bytes()],
+            )?;
+        }
+        for (Write { record, expected }, json) in changes.customers.iter().zip(&json.customers) {
+            let p = params![
+                t,
+                record.id.0.as_bytes(),
+                record.external_id,
+                state_key(&record.state),
+                version_to_sql(record.version),
+                json
+            ];
+            if expected.is_some() {
+                self.exec(
+                    "UPDATE customers SET external_id = ?3, state = ?4, version = ?5, record = ?6 \
+                     WHERE tenant = ?1 AND id = ?2",
+                    p,
+                )?;
+            } else {
+                self.exec(
+                    "INSERT INTO customers (tenant, id, external_id, state, version, record) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                    p,
+                )?;
+            }
+        }
+        for (Write { record, expected }, json) in changes.identities.iter().zip(&json.identities) {
+            if expected.is_some() {
+                let id = record.id.0.as_bytes();
+                let customer = record.customer.0.as_bytes();
+                let (rank, version) = (verification_rank(record.verification), version_to_sql(record.version));
+                // The common case (same owner) leaves the indexes alone; a move to another
+                // customer puts the identity last in that customer's list.
+                let same_owner = self.exec(
+                    "UPDATE identities SET verification = ?4, version = ?5, record = ?6 \
+                     WHERE tenant = ?1 AND id = ?2 AND customer = ?3",
+                    params![t, id, customer, rank, version, json],
+                )?;
+                if same_owner == 0 {
+                    self.exec(
+                        "UPDATE identities SET customer = ?3, verification = ?4, version = ?5, record = ?6, \
+                             customer_ord = (SELECT COALESCE(MAX(customer_ord), 0) + 1 FROM identities \
+                                             WHERE tenant = ?1 AND customer = ?3) \
+                         WHERE tenant = ?1 AND id = ?2",
+                        params![t, id, customer, rank, version, json],
+                    )?;
+                }
+            } else {
+                self.exec(
+                    "INSERT INTO identities (tenant, id, customer, customer_ord, channel, address_kind, address, \
+                         verification, version, record) \
+                     VALUES (?1, ?2, ?3, \
+                         (SELECT COALESCE(MAX(customer_ord), 0) + 1 FROM identities \
+                          WHERE tenant = ?1 AND customer = ?3), \
+                         ?4, ?5, ?6, ?7, ?8, ?9)",
+                    params![
+                        t,
+                        record.id.0.as_bytes(),
+                        record.customer.0.as_bytes(),
+                        channel_key(&record.channel),
+                        kind_key(record.address.kind),
+                        record.address.value,
+                        verification_rank(record.verification),
+                        version_to_sql(record.version),
+                        json
+                    ],
+                )?;
+            }
+        }
+        for (Write { record, expected }, json) in changes.conversations.iter().zip(&json.conversations) {
+            let p =
+                params![t, record.id.0.as_bytes(), record.customer.0.as_bytes(), version_to_sql(record.version), json];
+            if expected.is_some() {
+                let same_owner = self.exec(
+                    "UPDATE conversations SET version = ?4, record = ?5 WHERE tenant = ?1 AND id = ?2 AND customer = ?3",
+                    p,
+                )?;
+                if same_owner == 0 {
+                    self.exec(
+                        "UPDATE conversations SET customer = ?3, version = ?4, record = ?5 \
+                         WHERE tenant = ?1 AND id = ?2",
+                        p,
+                    )?;
+                }
+            } else {
+                self.exec(
+                    "INSERT INTO conversations (tenant, id, customer, version, record) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    p,
+                )?;
+            }
+        }
+        for (Write { record, expected }, json) in changes.messages.iter().zip(&json.messages) {
+            if expected.is_some() {
+                // The keys a message is found by (conversation, channel, provider id) are those
+                // it was inserted with.
+                self.exec(
+                    "UPDATE messages SET version = ?3, record = ?4 WHERE tenant = ?1 AND id = ?2",
+                    params![t, record.id.0.as_bytes(), version_to_sql(record.version), json],
+                )?;
+            } else {
+                self.exec(
+                    "INSERT INTO messages (tenant, id, conversation, channel, external_id, version, record) \
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                    params![
+                        t,
+                        record.id.0.as_bytes(),
+                        record.conversation.0.as_bytes(),
+                        channel_key(&record.channel),
+                        record.external_id,
+                        version_to_sql(record.version),
+                        json
+                    ],
+                )?;
+            }
+        }
+        for (ThreadKeyClaim { conversation, replaces, .. }, key) in changes.thread_keys.iter().zip(&json.thread_keys) {
+            if !self.conversation_exists(*conversation)? {
+                continue;
+            }
+            match self.thread_key_holder(key)? {
+                None => {
+                    self.exec(
+                        "INSERT INTO thread_keys (tenant, key, conversation) VALUES (?1, ?2, ?3)",
+                        params![t, key, conversation.0.as_bytes()],
+                    )?;
+                }
+                Some(holder) if Some(holder) == *replaces && holder != *conversation => {
+                    self.exec(
+                        "UPDATE thread_keys SET conversation = ?3 WHERE tenant = ?1 AND key = ?2",
+                        params![t, key, conversation.0.as_bytes()],
+                    )?;
+                }
+                Some(_) => {}
+            }
+        }
+        if changes.events.is_empty() {
+            return Ok(Committed::Applied { first_event_seq: 0 });
+        }
+        let last: i64 = self
+            .sql
+            .with("SELECT COALESCE(MAX(seq), 0) FROM events WHERE tenant = ?1", |s| {
+                s.query_row(params![t], |r| r.get(0))
+            })
+            .map_err(backend_error)?;
+        let first = version_from_sql(last) + 1;
+        for (i, json) in json.events.iter().enumerate() {
+            let seq = first + i as u64;
+            self.exec(
+                "INSERT INTO events (tenant, seq, record) VALUES (?1, ?2, ?3)",
+                params![t, version_to_sql(seq), json],
+            )?;
+        }
+        Ok(Committed::Applied { first_event_seq: first })
+    }
+}
+
+/// The `state` column of a customer.
+fn state_key(state: &CustomerState) -> &'static str {
+    match state {
+        CustomerState::Active => "active",
+        CustomerState::Merged { .. } => "merged",
+        CustomerState::Erased { .. } => "erased",
+    }
+}
+
+/// A failed write: a unique-index violation means a concurrent writer took the key first.
+fn write_error(e: rusqlite::Error) -> Error {
+    if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) {
+        conflict(format!("a unique key is already taken ({e})"))
+    } else {
+        backend_error(e)
+    }
+}

@@ -1,0 +1,728 @@
+//! The SQLite store: the conformance suite on a file and in memory, durability across reopening
+//! and process crashes, group commit under concurrency, schema versioning and erasure.
+
+use chrono::{Duration, TimeZone, Utc};
+use futures::StreamExt;
+use futures::future::join_all;
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader, Write as _};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::Instant;
+use touchpoint::clock::ManualClock;
+use touchpoint::context::TimelinePage;
+use touchpoint::events::Event;
+use touchpoint::model::*;
+use touchpoint::store::sqlite::{SqliteOptions, Synchronous};
+use touchpoint::store::{ChangeSet, Committed, MessageQuery, MessageScope, SqliteStore, Store, Write};
+use touchpoint::testkit::{sample_conversation, sample_customer, sample_message};
+use touchpoint::thread::ThreadingPolicy;
+use touchpoint::{Engine, Error, OutboundMessage};
+
+fn run<F: std::future::Future>(f: F) -> F::Output {
+    futures::executor::block_on(f)
+}
+
+/// A fresh directory under the system temp dir, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(format!("touchpoint-{name}-{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+
+    fn db(&self) -> PathBuf {
+        self.0.join("touchpoint.db")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn tenant(name: &str) -> TenantId {
+    TenantId::new(name).expect("tenant")
+}
+
+fn endpoint(name: &str) -> EndpointId {
+    EndpointId::new(name).expect("endpoint")
+}
+
+/// A small deterministic generator (splitmix64).
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut x = self.0;
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^ (x >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Conformance
+
+#[test]
+fn file_database_passes_the_conformance_suite() {
+    let dir = TempDir::new("conformance-file");
+    let store = SqliteStore::open(dir.db()).expect("open");
+    run(touchpoint::testkit::run_all(&store));
+}
+
+#[test]
+fn in_memory_database_passes_the_conformance_suite() {
+    let store = SqliteStore::open_in_memory().expect("open");
+    run(touchpoint::testkit::run_all(&store));
+}
+
+#[test]
+fn one_transaction_per_change_set_without_reader_threads_passes_through_arc_dyn_store() {
+    let dir = TempDir::new("conformance-single");
+    let options = SqliteOptions::default().with_max_batch(1).with_readers(0).with_synchronous(Synchronous::Normal);
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_with(dir.db(), options).expect("open"));
+    run(touchpoint::testkit::run_all(&*store));
+}
+
+#[test]
+fn concurrent_suite_runs_share_one_store() {
+    // Each check works in its own tenant; run the suite four times at once so that change sets
+    // of different checks land in the same group-commit batches.
+    let dir = TempDir::new("conformance-concurrent");
+    let store = SqliteStore::open(dir.db()).expect("open");
+    run(join_all((0..4).map(|_| touchpoint::testkit::run_all(&store))));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Durability: the engine over a reopened store
+
+fn story_messages() -> Vec<InboundMessage> {
+    vec![
+        InboundMessage::new(
+            ChannelKind::WebChat,
+            endpoint("shop-widget"),
+            Address::platform("shop-widget", "visitor-7f3a"),
+            "chat-0001",
+            Content::text("Hi! My order #1042 arrived with a broken lamp."),
+        )
+        .with_sender_name("Ana Souza")
+        .with_claim(CustomerKey::ExternalId("shop-user-1042".into()), Verification::Verified),
+        InboundMessage::new(
+            ChannelKind::WhatsApp,
+            endpoint("wa-main"),
+            Address::phone("5511987654321"),
+            "wamid.1",
+            Content::Media {
+                media: MediaKind::Image,
+                url: "https://media.example/lamp.jpg".into(),
+                mime_type: Some("image/jpeg".into()),
+                caption: Some("Here is the lamp".into()),
+                filename: None,
+            },
+        ),
+        InboundMessage::new(
+            ChannelKind::Email,
+            endpoint("support-inbox"),
+            Address::email("Ana.Souza@Example.com"),
+            "<CAF=ana-1@mail.example.com>",
+            Content::text("Attaching the receipt as well."),
+        )
+        .with_thread(ThreadHints { subject: Some("Broken lamp".into()), ..ThreadHints::default() }),
+    ]
+}
+
+fn story_engine(store: SqliteStore, clock: Arc<ManualClock>) -> Engine {
+    Engine::builder(Arc::new(store))
+        .clock(clock)
+        .threading(ThreadingPolicy::default().with_cross_channel_window(Duration::days(3)))
+        .build()
+}
+
+#[test]
+fn the_engine_finds_everything_again_after_the_store_is_reopened() {
+    let dir = TempDir::new("reopen");
+    let t = tenant("acme-shop");
+    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()));
+    let messages = story_messages();
+
+    let (customer, before, events_before) = {
+        let engine = story_engine(SqliteStore::open(dir.db()).expect("open"), clock.clone());
+        let mut outcomes = Vec::new();
+        for (i, m) in messages.iter().enumerate() {
+            if i == 1 {
+                let first: &touchpoint::IngestOutcome = &outcomes[0];
+                run(engine.link_identity(
+                    &t,
+                    first.customer,
+                    ChannelKind::WhatsApp,
+                    Address::phone("+55 11 98765-4321"),
+                    Verification::Verified,
+                ))
+                .expect("link phone");
+                run(engine.link_identity(
+                    &t,
+                    first.customer,
+                    ChannelKind::Email,
+                    Address::email("ana.souza@example.com"),
+                    Verification::Verified,
+                ))
+                .expect("link email");
+                run(engine.record_outbound(
+                    &t,
+                    first.conversation,
+                    OutboundMessage::agent(AgentId::new("agent.bruno").unwrap(), Content::text("Sorry! A photo?")),
+                ))
+                .expect("reply");
+            }
+            clock.advance(Duration::minutes(5));
+            outcomes.push(run(engine.ingest(&t, m.clone())).expect("ingest"));
+        }
+        let customer = outcomes[0].customer;
+        assert!(outcomes.iter().all(|o| o.customer == customer), "one customer across channels");
+        assert!(outcomes.iter().all(|o| o.conversation == outcomes[0].conversation), "one conversation");
+        let view = run(engine.customer_context(&t, customer, TimelinePage::default())).expect("context");
+        let events = run(engine.store().events_after(&t, 0, 1000)).expect("events");
+        (customer, view, events)
+    }; // engine and store dropped: the database is closed
+
+    assert_eq!(before.timeline.len(), 4);
+    assert_eq!(before.identities.len(), 3);
+    let engine = story_engine(SqliteStore::open(dir.db()).expect("reopen"), clock.clone());
+    let after = run(engine.customer_context(&t, customer, TimelinePage::default())).expect("context after reopen");
+    assert_eq!(after, before, "the context view is the same after reopening");
+    let events_after = run(engine.store().events_after(&t, 0, 1000)).expect("events");
+    assert_eq!(events_after, events_before, "the outbox survives");
+
+    // The idempotency keys survive: a retried webhook is still a duplicate.
+    let again = run(engine.ingest(&t, messages[1].clone())).expect("retry");
+    assert!(again.duplicate);
+    assert_eq!(again.customer, customer);
+    // New work continues the event numbering where it stopped.
+    clock.advance(Duration::minutes(5));
+    let next = InboundMessage::new(
+        ChannelKind::WhatsApp,
+        endpoint("wa-main"),
+        Address::phone("5511987654321"),
+        "wamid.2",
+        Content::text("Any news?"),
+    );
+    let o = run(engine.ingest(&t, next)).expect("ingest after reopen");
+    assert_eq!(o.customer, customer);
+    assert_eq!(o.conversation, before.timeline[0].conversation);
+    let all = run(engine.store().events_after(&t, 0, 1000)).expect("events");
+    assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=all.len() as u64).collect::<Vec<_>>());
+    assert!(all.len() > events_before.len());
+    let mut stream = engine.subscribe(&t, events_before.len() as u64);
+    let first_new = run(stream.next()).expect("stream item").expect("event");
+    assert_eq!(first_new.seq, events_before.len() as u64 + 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Crash safety: a child process ingests until it is killed with SIGKILL
+
+const CHILD_ENV: &str = "TOUCHPOINT_SQLITE_CRASH_CHILD";
+const CRASH_PEOPLE: u64 = 12;
+
+/// The sender of crash-test message `n`: 12 people, a third each on WhatsApp, SMS and email.
+fn crash_sender(person: u64) -> (ChannelKind, EndpointId, Address, NormalizedAddress) {
+    match person % 3 {
+        0 => {
+            let e164 = format!("+4915100000{person:03}");
+            let address = NormalizedAddress { kind: AddressKind::Phone, value: e164.clone() };
+            (ChannelKind::WhatsApp, endpoint("wa-main"), Address::phone(e164), address)
+        }
+        1 => {
+            let e164 = format!("+4915100000{person:03}");
+            let address = NormalizedAddress { kind: AddressKind::Phone, value: e164.clone() };
+            (ChannelKind::Sms, endpoint("sms-main"), Address::phone(e164), address)
+        }
+        _ => {
+            let email = format!("person.{person}@example.org");
+            let address = NormalizedAddress { kind: AddressKind::Email, value: email.clone() };
+            (ChannelKind::Email, endpoint("support-inbox"), Address::email(email), address)
+        }
+    }
+}
+
+fn crash_person(external_id: &str) -> u64 {
+    external_id.bytes().fold(7u64, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b))) % CRASH_PEOPLE
+}
+
+fn crash_message(external_id: &str) -> InboundMessage {
+    let (channel, ep, address, _) = crash_sender(crash_person(external_id));
+    InboundMessage::new(channel, ep, address, external_id, Content::text(format!("message {external_id}")))
+}
+
+/// Not a test on its own: the body of the child process of
+/// `acknowledged_ingests_survive_sigkill`, selected by an environment variable (it returns at
+/// once in a normal test run). It ingests new messages, and retries of the previous round's
+/// messages, 32 at a time, and prints `ACK <external id>` only after an ingest returned `Ok`.
+#[test]
+fn crash_child_process() {
+    let Ok(spec) = std::env::var(CHILD_ENV) else { return };
+    let (round, path) = spec.split_once('|').expect("round|path");
+    let round: u64 = round.parse().expect("round");
+    let engine = Engine::builder(Arc::new(SqliteStore::open(path).expect("child open"))).build();
+    let t = tenant("crash");
+    let started = Instant::now();
+    let mut n = 0u64;
+    let mut out = std::io::stdout().lock();
+    run(async {
+        let mut in_flight = futures::stream::FuturesUnordered::new();
+        while started.elapsed() < std::time::Duration::from_secs(20) {
+            while in_flight.len() < 32 {
+                // Every fourth message retries one of the previous round (acknowledged or not).
+                let id =
+                    if n % 4 == 3 && round > 0 { format!("r{}-{}", round - 1, n / 4) } else { format!("r{round}-{n}") };
+                n += 1;
+                let engine = &engine;
+                let t = &t;
+                in_flight.push(async move { (engine.ingest(t, crash_message(&id)).await, id) });
+            }
+            if let Some((result, id)) = in_flight.next().await {
+                result.expect("child ingest");
+                writeln!(out, "ACK {id}").expect("stdout");
+                out.flush().expect("flush");
+            }
+        }
+    });
+}
+
+/// What the parent sees of one child: the acknowledged ids and those it may have tried.
+fn read_acks(stdout: std::process::ChildStdout, acks: std::sync::mpsc::Sender<String>) {
+    let mut reader = BufReader::new(stdout);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        match reader.read_line(&mut line) {
+            Ok(0) | Err(_) => return,
+            // A line cut off by the kill has no newline: it was not acknowledged.
+            Ok(_) if line.ends_with('\n') => {
+                if let Some(id) = line.trim_end().strip_prefix("ACK ") {
+                    let _ = acks.send(id.to_owned());
+                }
+            }
+            Ok(_) => return,
+        }
+    }
+}
+
+/// Every message in the store for the crash tenant, found through the people's identities.
+fn crash_inventory(store: &SqliteStore) -> (Vec<Message>, u64, usize) {
+    let t = tenant("crash");
+    run(async {
+        let mut messages = Vec::new();
+        let mut counted = 0u64;
+        for person in 0..CRASH_PEOPLE {
+            let (channel, _, _, address) = crash_sender(person);
+            let Some(identity) = store.identity_by_address(&t, &channel, &address).await.expect("identity") else {
+                continue;
+            };
+            let mut before = None;
+            loop {
+                let page = store
+                    .messages(
+                        &t,
+                        &MessageQuery { scope: MessageScope::Customer(identity.customer), before, limit: 500 },
+                    )
+                    .await
+                    .expect("messages");
+                if page.is_empty() {
+                    break;
+                }
+                before = page.last().map(|m| m.id);
+                messages.extend(page);
+            }
+            for c in store.conversations_of(&t, identity.customer).await.expect("conversations") {
+                counted += u64::from(c.message_count);
+            }
+        }
+        let mut received = 0;
+        let mut after = 0;
+        loop {
+            let events = store.events_after(&t, after, 1000).await.expect("events");
+            let Some(last) = events.last() else { break };
+            after = last.seq;
+            received += events.iter().filter(|e| matches!(e.event, Event::MessageReceived { .. })).count();
+        }
+        (messages, counted, received)
+    })
+}
+
+#[test]
+fn acknowledged_ingests_survive_sigkill() {
+    const ROUNDS: u64 = 20;
+    let dir = TempDir::new("crash");
+    let db = dir.db();
+    let exe = std::env::current_exe().expect("test binary");
+    let seed = uuid::Uuid::new_v4().as_u64_pair().0;
+    eprintln!("crash test seed {seed:#x}");
+    let mut rng = Rng(seed);
+    let mut acknowledged: HashSet<String> = HashSet::new();
+    let started = Instant::now();
+    let mut killed_mid_stream = 0;
+    for round in 0..ROUNDS {
+        let mut child = Command::new(&exe)
+            .args(["--exact", "crash_child_process", "--nocapture", "--test-threads=1"])
+            .env(CHILD_ENV, format!("{round}|{}", db.display()))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn child");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().expect("child stdout");
+        let reader = std::thread::spawn(move || read_acks(stdout, tx));
+        let mut acks = Vec::new();
+        if round % 2 == 0 {
+            // Kill at a random moment after the child started acknowledging.
+            let first = rx.recv_timeout(std::time::Duration::from_secs(20)).expect("the child acknowledged nothing");
+            acks.push(first);
+            std::thread::sleep(std::time::Duration::from_millis(rng.below(200)));
+        } else {
+            // Kill at a random moment from the start (maybe while it opens the database).
+            std::thread::sleep(std::time::Duration::from_millis(rng.below(300)));
+        }
+        child.kill().expect("SIGKILL");
+        let status = child.wait().expect("wait");
+        assert!(!status.success(), "the child must have been killed, not have finished");
+        reader.join().expect("reader thread");
+        acks.extend(rx.try_iter());
+        if !acks.is_empty() {
+            killed_mid_stream += 1;
+        }
+        acknowledged.extend(acks);
+
+        let store = SqliteStore::open(&db).expect("reopen after SIGKILL");
+        run(store.integrity_check()).expect("integrity after SIGKILL");
+        let (messages, counted, received) = crash_inventory(&store);
+        let mut seen: HashMap<&str, usize> = HashMap::new();
+        for m in &messages {
+            *seen.entry(m.external_id.as_deref().expect("inbound has a provider id")).or_default() += 1;
+        }
+        let twice: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+        assert!(twice.is_empty(), "round {round}: messages stored twice: {twice:?}");
+        let lost: Vec<_> = acknowledged.iter().filter(|id| !seen.contains_key(id.as_str())).collect();
+        assert!(lost.is_empty(), "round {round}: acknowledged but lost: {lost:?}");
+        assert_eq!(counted, messages.len() as u64, "round {round}: conversation counters match the messages");
+        assert_eq!(received, messages.len(), "round {round}: one MessageReceived event per message");
+    }
+    eprintln!(
+        "crash test: {ROUNDS} kills ({killed_mid_stream} mid-stream), {} acknowledged messages, {:.1} s",
+        acknowledged.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(killed_mid_stream >= ROUNDS / 2, "most kills must hit a child that was ingesting");
+    assert!(acknowledged.len() > 100, "the children acknowledged too little to prove anything");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Concurrency and group commit
+
+#[test]
+fn threads_ingesting_overlapping_customers_lose_and_duplicate_nothing() {
+    const THREADS: u64 = 4;
+    const DISTINCT: u64 = 1_600;
+    const REPEATS: u64 = 200;
+    const PEOPLE: u64 = 30;
+    let dir = TempDir::new("concurrency");
+    let store = SqliteStore::open(dir.db()).expect("open");
+    let engine = Engine::builder(Arc::new(store.clone())).build();
+    let t = tenant("busy");
+    let person_of = |i: u64| (i * 7919) % PEOPLE;
+    let message = |i: u64| {
+        let (channel, ep, address, _) = crash_sender(person_of(i));
+        InboundMessage::new(channel, ep, address, format!("m-{i}"), Content::text(format!("message {i}")))
+    };
+    // Message i goes to thread i % THREADS; a repeat of it goes to another thread.
+    let mut plans: Vec<Vec<u64>> = vec![Vec::new(); THREADS as usize];
+    for i in 0..DISTINCT {
+        plans[(i % THREADS) as usize].push(i);
+    }
+    let mut rng = Rng(0x5eed);
+    for _ in 0..REPEATS {
+        let i = rng.below(DISTINCT);
+        let other = (i % THREADS + 1 + rng.below(THREADS - 1)) % THREADS;
+        let plan = &mut plans[other as usize];
+        let at = ((i / THREADS) as usize).min(plan.len());
+        plan.insert(at, i);
+    }
+    let outcomes: Vec<(u64, touchpoint::IngestOutcome)> = std::thread::scope(|s| {
+        let handles: Vec<_> = plans
+            .iter()
+            .map(|plan| {
+                let engine = &engine;
+                let t = &t;
+                s.spawn(move || {
+                    let mut out = Vec::new();
+                    for wave in plan.chunks(16) {
+                        let results = run(join_all(
+                            wave.iter()
+                                .map(|&i| async move { (i, engine.ingest(t, message(i)).await.expect("ingest")) }),
+                        ));
+                        out.extend(results);
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().expect("thread")).collect()
+    });
+    assert_eq!(outcomes.len() as u64, DISTINCT + REPEATS);
+    let fresh: Vec<_> = outcomes.iter().filter(|(_, o)| !o.duplicate).collect();
+    assert_eq!(fresh.len() as u64, DISTINCT, "exactly one delivery of each message is not a duplicate");
+    let mut by_id: HashMap<u64, touchpoint::model::MessageId> = HashMap::new();
+    for (i, o) in &outcomes {
+        let first = *by_id.entry(*i).or_insert(o.message);
+        assert_eq!(first, o.message, "every delivery of message {i} reports the same stored message");
+    }
+
+    let mut customers: HashMap<u64, CustomerId> = HashMap::new();
+    for (i, o) in &outcomes {
+        let c = *customers.entry(person_of(*i)).or_insert(o.customer);
+        assert_eq!(c, o.customer, "one customer per person");
+    }
+    assert_eq!(customers.len() as u64, PEOPLE);
+    let mut total = 0;
+    for (person, customer) in &customers {
+        let timeline =
+            run(store
+                .messages(&t, &MessageQuery { scope: MessageScope::Customer(*customer), before: None, limit: 10_000 }))
+            .expect("timeline");
+        let expected = (0..DISTINCT).filter(|i| person_of(*i) == *person).count();
+        let distinct: HashSet<_> = timeline.iter().map(|m| m.external_id.clone()).collect();
+        assert_eq!(timeline.len(), expected, "person {person}: every message once");
+        assert_eq!(distinct.len(), expected, "person {person}: no message twice");
+        let counted: u32 =
+            run(store.conversations_of(&t, *customer)).expect("conversations").iter().map(|c| c.message_count).sum();
+        assert_eq!(counted as usize, expected, "person {person}: conversation counters");
+        total += timeline.len();
+    }
+    assert_eq!(total as u64, DISTINCT);
+    let events = run(store.events_after(&t, 0, 100_000)).expect("events");
+    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=events.len() as u64).collect::<Vec<_>>());
+    let received = events.iter().filter(|e| matches!(e.event, Event::MessageReceived { .. })).count();
+    assert_eq!(received as u64, DISTINCT, "one MessageReceived event per stored message");
+}
+
+#[test]
+fn a_conflicting_change_set_rolls_back_alone_inside_a_batch() {
+    // 100 inserts in flight at once, each customer inserted twice: every pair must give one
+    // `Applied` and one conflict, and the losers leave nothing behind (not even their events).
+    let dir = TempDir::new("batch");
+    let store = SqliteStore::open(dir.db()).expect("open");
+    let t = tenant("batch");
+    let customers: Vec<Customer> = (0..50).map(|_| sample_customer(&t)).collect();
+    let change = |c: &Customer, tag: &str| {
+        let conversation = sample_conversation(c);
+        let message = sample_message(&conversation, &format!("{tag}-{}", c.id), "hello");
+        ChangeSet {
+            customers: vec![Write::insert(c.clone())],
+            conversations: vec![Write::insert(conversation.clone())],
+            messages: vec![Write::insert(message)],
+            events: vec![Event::CustomerCreated { customer: c.id }],
+            at: Utc::now(),
+            ..ChangeSet::default()
+        }
+    };
+    let changes: Vec<ChangeSet> = customers.iter().flat_map(|c| [change(c, "a"), change(c, "b")]).collect();
+    let results = run(join_all(changes.into_iter().map(|cs| store.commit(&t, cs))));
+    for (c, pair) in customers.iter().zip(results.chunks(2)) {
+        let applied = pair.iter().filter(|r| matches!(r, Ok(Committed::Applied { .. }))).count();
+        let conflicts = pair.iter().filter(|r| matches!(r, Err(Error::Conflict(_)))).count();
+        assert_eq!((applied, conflicts), (1, 1), "customer {}: {pair:?}", c.id);
+        let winner = if pair[0].is_ok() { "a" } else { "b" };
+        let loser = if winner == "a" { "b" } else { "a" };
+        let found = |tag: &str| {
+            run(store.message_by_external_id(&t, &ChannelKind::Sms, &format!("{tag}-{}", c.id))).expect("read")
+        };
+        assert!(found(winner).is_some());
+        assert!(found(loser).is_none(), "the losing change set left its message behind");
+        assert_eq!(run(store.conversations_of(&t, c.id)).expect("read").len(), 1);
+    }
+    let events = run(store.events_after(&t, 0, 1000)).expect("events");
+    assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=50).collect::<Vec<u64>>());
+    let mut firsts: Vec<u64> = results
+        .iter()
+        .filter_map(|r| match r {
+            Ok(Committed::Applied { first_event_seq }) => Some(*first_event_seq),
+            _ => None,
+        })
+        .collect();
+    firsts.sort();
+    assert_eq!(firsts, (1..=50).collect::<Vec<u64>>(), "each applied change set got its own event number");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schema, options, bad input
+
+#[test]
+fn a_new_database_is_at_the_current_schema_version_and_reopens_without_migrating_again() {
+    let dir = TempDir::new("schema");
+    let store = SqliteStore::open(dir.db()).expect("open");
+    assert_eq!(run(store.schema_version()).expect("version"), SqliteStore::SCHEMA_VERSION);
+    let t = tenant("acme");
+    let c = sample_customer(&t);
+    run(store.commit(&t, ChangeSet { customers: vec![Write::insert(c.clone())], ..ChangeSet::default() }))
+        .expect("commit");
+    drop(store);
+    let store = SqliteStore::open(dir.db()).expect("reopen");
+    assert_eq!(run(store.schema_version()).expect("version"), SqliteStore::SCHEMA_VERSION);
+    assert_eq!(run(store.customer(&t, c.id)).expect("read"), Some(c));
+}
+
+#[test]
+fn a_database_from_a_newer_build_is_refused_and_left_alone() {
+    let dir = TempDir::new("newer");
+    drop(SqliteStore::open(dir.db()).expect("create"));
+    let newer = i64::from(SqliteStore::SCHEMA_VERSION) + 1;
+    let conn = rusqlite::Connection::open(dir.db()).expect("raw open");
+    conn.pragma_update(None, "user_version", newer).expect("set version");
+    drop(conn);
+    let err = SqliteStore::open(dir.db()).expect_err("a newer schema must be refused");
+    assert!(matches!(&err, Error::Backend { temporary: false, .. }), "{err:?}");
+    assert!(err.to_string().contains("newer"), "the error says why: {err}");
+    let conn = rusqlite::Connection::open(dir.db()).expect("raw open");
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).expect("version");
+    assert_eq!(version, newer, "the refused file is unchanged");
+}
+
+#[test]
+fn a_database_of_another_application_is_refused() {
+    let dir = TempDir::new("foreign");
+    let conn = rusqlite::Connection::open(dir.db()).expect("raw open");
+    conn.execute_batch("CREATE TABLE invoices (id INTEGER PRIMARY KEY, total REAL);").expect("create");
+    drop(conn);
+    let err = SqliteStore::open(dir.db()).expect_err("a foreign database must be refused");
+    assert!(matches!(err, Error::Backend { temporary: false, .. }), "{err:?}");
+    let conn = rusqlite::Connection::open(dir.db()).expect("raw open");
+    let tables: i64 =
+        conn.query_row("SELECT count(*) FROM sqlite_schema WHERE type = 'table'", [], |r| r.get(0)).expect("count");
+    assert_eq!(tables, 1, "nothing was added to the foreign database");
+}
+
+#[test]
+fn bad_options_and_paths_are_invalid_input() {
+    let dir = TempDir::new("options");
+    for options in [
+        SqliteOptions::default().with_max_batch(0),
+        SqliteOptions::default().with_max_batch(1_000_000),
+        SqliteOptions::default().with_readers(1_000),
+    ] {
+        let err = SqliteStore::open_with(dir.db(), options.clone()).expect_err("bad options");
+        assert!(matches!(err, Error::InvalidInput { .. }), "{options:?}: {err:?}");
+    }
+    assert!(!dir.db().exists(), "refused options create no file");
+    for path in ["", ":memory:"] {
+        let err = SqliteStore::open(path).expect_err("no file");
+        assert!(matches!(err, Error::InvalidInput { field: "path", .. }), "{path:?}: {err:?}");
+    }
+    let missing = dir.0.join("no-such-dir").join("x.db");
+    let err = SqliteStore::open(&missing).expect_err("missing directory");
+    assert!(matches!(err, Error::Backend { .. }), "{err:?}");
+}
+
+#[test]
+fn locations_round_trip_exactly_and_non_finite_ones_are_refused() {
+    let store = SqliteStore::open_in_memory().expect("open");
+    let t = tenant("geo");
+    let c = sample_customer(&t);
+    let conversation = sample_conversation(&c);
+    run(store.commit(
+        &t,
+        ChangeSet {
+            customers: vec![Write::insert(c.clone())],
+            conversations: vec![Write::insert(conversation.clone())],
+            ..ChangeSet::default()
+        },
+    ))
+    .expect("setup");
+    let mut rng = Rng(11);
+    let mut messages = Vec::new();
+    for i in 0..200 {
+        let mut m = sample_message(&conversation, &format!("loc-{i}"), "x");
+        let unit = |r: &mut Rng| (r.next() >> 11) as f64 / (1u64 << 53) as f64;
+        m.content = Content::Location {
+            latitude: unit(&mut rng) * 180.0 - 90.0,
+            longitude: unit(&mut rng) * 360.0 - 180.0,
+            name: None,
+            address: None,
+        };
+        messages.push(m);
+    }
+    run(store.commit(
+        &t,
+        ChangeSet { messages: messages.iter().cloned().map(Write::insert).collect(), ..ChangeSet::default() },
+    ))
+    .expect("insert");
+    for m in &messages {
+        assert_eq!(run(store.message(&t, m.id)).expect("read").as_ref(), Some(m), "stored bit for bit");
+    }
+    let mut bad = sample_message(&conversation, "loc-nan", "x");
+    bad.content = Content::Location { latitude: f64::NAN, longitude: 0.0, name: None, address: None };
+    let err = run(store.commit(&t, ChangeSet { messages: vec![Write::insert(bad.clone())], ..ChangeSet::default() }));
+    assert!(matches!(err, Err(Error::InvalidInput { field: "content.latitude", .. })), "{err:?}");
+    assert_eq!(run(store.message(&t, bad.id)).expect("read"), None);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Erasure
+
+fn file_contains(path: &Path, needle: &[u8]) -> bool {
+    let bytes = std::fs::read(path).unwrap_or_default();
+    bytes.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn an_erased_customer_leaves_no_personal_data_in_the_database_file() {
+    let dir = TempDir::new("erasure");
+    let t = tenant("acme-shop");
+    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()));
+    let secrets: [&[u8]; 4] = [b"Ana Souza", b"broken lamp", b"5511987654321", b"ana.souza@example.com"];
+    {
+        let engine = story_engine(SqliteStore::open(dir.db()).expect("open"), clock.clone());
+        // Without linked identities the three contacts are three customers: erase them all.
+        let mut customers = Vec::new();
+        for m in story_messages() {
+            clock.advance(Duration::minutes(1));
+            let o = run(engine.ingest(&t, m)).expect("ingest");
+            run(engine.record_outbound(
+                &t,
+                o.conversation,
+                OutboundMessage::agent(AgentId::new("agent.bruno").unwrap(), Content::text("About the broken lamp")),
+            ))
+            .expect("reply");
+            customers.push(o.customer);
+        }
+        let other = InboundMessage::new(
+            ChannelKind::Sms,
+            endpoint("sms-main"),
+            Address::phone("+14155550100"),
+            "SM-keep",
+            Content::text("Bruno keeps his data"),
+        );
+        run(engine.ingest(&t, other)).expect("other customer");
+        for c in customers {
+            run(engine.erase_customer(&t, c)).expect("erase");
+        }
+    }
+    // Closing the store checkpoints the WAL into the database file and removes the WAL.
+    assert!(file_contains(&dir.db(), b"Bruno keeps his data"), "the probe finds data that is still there");
+    for secret in secrets {
+        let hit = std::fs::read_dir(&dir.0)
+            .expect("dir")
+            .filter_map(|e| e.ok())
+            .find(|e| file_contains(&e.path(), secret))
+            .map(|e| e.path());
+        assert_eq!(hit, None, "{:?} is still on disk", String::from_utf8_lossy(secret));
+    }
+}
