@@ -31,8 +31,8 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock};
 use touchpoint::context::TimelinePage;
 use touchpoint::events::StoredEvent;
 use touchpoint::model::{
-    Address, Author, ChannelKind, Claim, Content, ConversationId, CustomerId, DeliveryState, EndpointId, IdentityId, InboundMessage,
-    MessageId, TenantId, ThreadHints, Verification,
+    Address, Author, ChannelKind, Claim, Content, ConversationId, CustomerId, DeliveryState, EndpointId, IdentityId,
+    InboundMessage, MessageId, TenantId, ThreadHints, Verification,
 };
 use touchpoint::store::InMemoryStore;
 use touchpoint::thread::ThreadingPolicy;
@@ -149,8 +149,8 @@ pub struct TpEngine {
 /// A failed call: its status and the message `tp_last_error` will show.
 #[derive(Debug)]
 pub(crate) struct Failure {
-    status: TpStatus,
-    message: String,
+    pub(crate) status: TpStatus,
+    pub(crate) message: String,
 }
 
 impl Failure {
@@ -504,9 +504,7 @@ pub extern "C" fn tp_version() -> *const c_char {
 /// have their own last error.
 #[unsafe(no_mangle)]
 pub extern "C" fn tp_last_error() -> *const c_char {
-    LAST_ERROR
-        .try_with(|slot| slot.borrow().as_ref().map_or(c"".as_ptr(), |m| m.as_ptr()))
-        .unwrap_or(c"".as_ptr())
+    LAST_ERROR.try_with(|slot| slot.borrow().as_ref().map_or(c"".as_ptr(), |m| m.as_ptr())).unwrap_or(c"".as_ptr())
 }
 
 /// The name of a status code ("TP_STATUS_NOT_FOUND"), or "TP_STATUS_UNKNOWN" for a code this
@@ -660,13 +658,8 @@ pub unsafe extern "C" fn tp_link_identity(
         let live = live(engine)?;
         let customer: CustomerId = unsafe { id(customer_id, "customer_id") }?;
         let link: LinkJson = parse(unsafe { text(identity_json, "identity_json") }?, "identity_json")?;
-        let identity = block_on(live.engine.link_identity(
-            &live.tenant,
-            customer,
-            link.channel,
-            link.address,
-            link.verification,
-        ))?;
+        let identity =
+            block_on(live.engine.link_identity(&live.tenant, customer, link.channel, link.address, link.verification))?;
         unsafe { hand_out(out, &identity) }
     })
 }
