@@ -51,7 +51,7 @@ struct Failed {
 /// Calls an extern function with a `char**` result; on success parses and frees the string, on
 /// failure checks that the result was left NULL.
 fn call(f: impl FnOnce(*mut *mut c_char) -> TpStatus) -> Result<Value, Failed> {
-    let mut out: *mut c_char = 0x1 as *mut c_char; // garbage: the library must overwrite it
+    let mut out: *mut c_char = std::ptr::without_provenance_mut(0x1); // garbage: the library must overwrite it
     let status = f(&mut out);
     if status != TpStatus::Ok {
         let message = last_error();
