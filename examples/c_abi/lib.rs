@@ -63,12 +63,19 @@ pub enum TpStatus {
     Erased = 6,
     /// The channel's reply window is closed: send an approved template or use another channel.
     ReplyWindowClosed = 7,
+    /// A channel's provider (WhatsApp Cloud API, Twilio, an SMTP relay, ...) did not accept a
+    /// message or a request; the message has the provider's code when it gave one.
+    Provider = 8,
     /// A record of another tenant was handed in.
-    WrongTenant = 8,
+    WrongTenant = 9,
+    /// A routing expression did not parse, did not type-check, exceeded a limit or failed
+    /// during evaluation; the message says where.
+    Expression = 10,
     /// The storage backend failed.
-    Backend = 9,
+    Backend = 11,
     /// An engine error of a kind newer than this header; the message says what it is.
-    Other = 10,
+    /// (Codes 12-18 are kept for new kinds.)
+    Other = 19,
     /// A required pointer argument was NULL.
     NullPointer = 20,
     /// A string argument was not valid UTF-8.
@@ -95,7 +102,9 @@ impl TpStatus {
             Refused,
             Erased,
             ReplyWindowClosed,
+            Provider,
             WrongTenant,
+            Expression,
             Backend,
             Other,
             NullPointer,
@@ -118,7 +127,9 @@ impl TpStatus {
             TpStatus::Refused => c"TP_STATUS_REFUSED",
             TpStatus::Erased => c"TP_STATUS_ERASED",
             TpStatus::ReplyWindowClosed => c"TP_STATUS_REPLY_WINDOW_CLOSED",
+            TpStatus::Provider => c"TP_STATUS_PROVIDER",
             TpStatus::WrongTenant => c"TP_STATUS_WRONG_TENANT",
+            TpStatus::Expression => c"TP_STATUS_EXPRESSION",
             TpStatus::Backend => c"TP_STATUS_BACKEND",
             TpStatus::Other => c"TP_STATUS_OTHER",
             TpStatus::NullPointer => c"TP_STATUS_NULL_POINTER",
@@ -173,7 +184,9 @@ impl From<Error> for Failure {
             Error::Refused(_) => TpStatus::Refused,
             Error::Erased(_) => TpStatus::Erased,
             Error::ReplyWindowClosed { .. } => TpStatus::ReplyWindowClosed,
+            Error::Provider { .. } => TpStatus::Provider,
             Error::WrongTenant(_) => TpStatus::WrongTenant,
+            Error::Expression(_) => TpStatus::Expression,
             Error::Backend { .. } => TpStatus::Backend,
             _ => TpStatus::Other,
         };

@@ -62,12 +62,19 @@ enum TpStatus
   TP_STATUS_ERASED = 6,
   // The channel's reply window is closed: send an approved template or use another channel.
   TP_STATUS_REPLY_WINDOW_CLOSED = 7,
+  // A channel's provider (WhatsApp Cloud API, Twilio, an SMTP relay, ...) did not accept a
+  // message or a request; the message has the provider's code when it gave one.
+  TP_STATUS_PROVIDER = 8,
   // A record of another tenant was handed in.
-  TP_STATUS_WRONG_TENANT = 8,
+  TP_STATUS_WRONG_TENANT = 9,
+  // A routing expression did not parse, did not type-check, exceeded a limit or failed
+  // during evaluation; the message says where.
+  TP_STATUS_EXPRESSION = 10,
   // The storage backend failed.
-  TP_STATUS_BACKEND = 9,
+  TP_STATUS_BACKEND = 11,
   // An engine error of a kind newer than this header; the message says what it is.
-  TP_STATUS_OTHER = 10,
+  // (Codes 12-18 are kept for new kinds.)
+  TP_STATUS_OTHER = 19,
   // A required pointer argument was NULL.
   TP_STATUS_NULL_POINTER = 20,
   // A string argument was not valid UTF-8.
