@@ -16,6 +16,8 @@
 //!   failure on the calling thread ([`tp_last_error`]). Every such function catches panics.
 //! * Every string handed out is owned by the caller and freed with [`tp_string_free`], which also
 //!   checks that it is a live string of ours.
+//! * The tables of live engines and strings hold disguised addresses, so they do not hide the
+//!   host's leaks: valgrind reports an engine or a string that was never freed as lost.
 
 use chrono::{DateTime, Duration, Utc};
 use futures::executor::block_on;
@@ -235,18 +237,32 @@ struct Live {
     tenant: TenantId,
 }
 
-/// Live engines by handle value. Handle values count up from 1 and are never reused, so a
-/// stale handle can never reach a newer engine.
-static ENGINES: RwLock<BTreeMap<usize, Arc<Live>>> = RwLock::new(BTreeMap::new());
+/// Live engines: handle value → the disguised address of the `Arc<Live>` the handle owns.
+/// Handle values count up from 1 and are never reused, so a stale handle can never reach a
+/// newer engine.
+static ENGINES: RwLock<BTreeMap<usize, usize>> = RwLock::new(BTreeMap::new());
 static NEXT_ENGINE: AtomicUsize = AtomicUsize::new(1);
-/// Addresses of the strings handed out and not yet freed.
+/// Disguised addresses of the strings handed out and not yet freed.
 static STRINGS: LazyLock<Mutex<HashSet<usize>>> = LazyLock::new(Default::default);
+
+/// The tables keep addresses XOR-ed with this (never a valid heap address on 64-bit targets),
+/// so they do not keep what they track reachable: a leak checker (valgrind memcheck) still
+/// reports an engine or a string the host never freed as lost.
+const DISGUISE: usize = 0xA5A5_A5A5_A5A5_A5A5_u64 as usize;
+
+fn disguise(address: usize) -> usize {
+    address ^ DISGUISE
+}
+
+const NOT_LIVE: &str = "`engine` is not a live engine (already freed, or not returned by tp_engine_new)";
 
 fn register(live: Live) -> Result<*mut TpEngine, Failure> {
     let id = NEXT_ENGINE
         .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_add(1))
         .map_err(|_| Failure::new(TpStatus::Other, "no engine handles left in this process"))?;
-    ENGINES.write().unwrap_or_else(PoisonError::into_inner).insert(id, Arc::new(live));
+    // The table owns this strong count until `tp_engine_free` takes it back.
+    let owned = Arc::into_raw(Arc::new(live)).expose_provenance();
+    ENGINES.write().unwrap_or_else(PoisonError::into_inner).insert(id, disguise(owned));
     Ok(std::ptr::without_provenance_mut(id))
 }
 
@@ -255,12 +271,15 @@ fn live(engine: *mut TpEngine) -> Result<Arc<Live>, Failure> {
         return Err(Failure::null("engine"));
     }
     let engines = ENGINES.read().unwrap_or_else(PoisonError::into_inner);
-    engines.get(&engine.addr()).cloned().ok_or_else(|| {
-        Failure::new(
-            TpStatus::InvalidHandle,
-            "`engine` is not a live engine (already freed, or not returned by tp_engine_new)",
-        )
-    })
+    let owned = engines.get(&engine.addr()).ok_or_else(|| Failure::new(TpStatus::InvalidHandle, NOT_LIVE))?;
+    let ptr = std::ptr::with_exposed_provenance::<Live>(disguise(*owned));
+    // SAFETY: `ptr` came from `Arc::into_raw` in `register`, and the table's strong count stays
+    // alive while the entry exists; the read lock keeps `tp_engine_free` from removing it until
+    // this call holds a count of its own.
+    unsafe {
+        Arc::increment_strong_count(ptr);
+        Ok(Arc::from_raw(ptr))
+    }
 }
 
 /// Checks an out-parameter and sets `*out` to NULL, so it is NULL whenever the call fails.
@@ -286,7 +305,7 @@ unsafe fn hand_out(out: *mut *mut c_char, value: &impl Serialize) -> Result<(), 
     // serde_json escapes U+0000 inside strings, so the text has no interior NUL.
     let string = CString::new(json).map_err(|e| Failure::new(TpStatus::Other, e.to_string()))?;
     let ptr = string.into_raw();
-    STRINGS.lock().unwrap_or_else(PoisonError::into_inner).insert(ptr.addr());
+    STRINGS.lock().unwrap_or_else(PoisonError::into_inner).insert(disguise(ptr.addr()));
     // SAFETY: checked by `out_slot`.
     unsafe { out.write(ptr) };
     Ok(())
@@ -561,17 +580,11 @@ pub extern "C" fn tp_engine_free(engine: *mut TpEngine) -> TpStatus {
             return Ok(());
         }
         let removed = ENGINES.write().unwrap_or_else(PoisonError::into_inner).remove(&engine.addr());
-        match removed {
-            // Dropped here, or by the last call still running on another thread.
-            Some(live) => {
-                drop(live);
-                Ok(())
-            }
-            None => Err(Failure::new(
-                TpStatus::InvalidHandle,
-                "`engine` is not a live engine (already freed, or not returned by tp_engine_new)",
-            )),
-        }
+        let owned = removed.ok_or_else(|| Failure::new(TpStatus::InvalidHandle, NOT_LIVE))?;
+        // SAFETY: the table's strong count from `register`, taken back exactly once (the entry is
+        // gone). The engine is dropped here, or by the last call still running on another thread.
+        drop(unsafe { Arc::from_raw(std::ptr::with_exposed_provenance::<Live>(disguise(owned))) });
+        Ok(())
     })
 }
 
@@ -587,7 +600,7 @@ pub unsafe extern "C" fn tp_string_free(string: *mut c_char) -> TpStatus {
         if string.is_null() {
             return Ok(());
         }
-        if !STRINGS.lock().unwrap_or_else(PoisonError::into_inner).remove(&string.addr()) {
+        if !STRINGS.lock().unwrap_or_else(PoisonError::into_inner).remove(&disguise(string.addr())) {
             return Err(Failure::new(
                 TpStatus::InvalidHandle,
                 "`string` is not a live string of this library (already freed, or not returned by a tp_ call)",
