@@ -87,8 +87,8 @@ pub enum TpStatus {
     /// The engine handle is not live (already freed, or never returned by `tp_engine_new`),
     /// or a string passed to `tp_string_free` is not a live string returned by this library.
     InvalidHandle = 23,
-    /// The library panicked (a bug in touchpoint); the message has the panic text. The engine
-    /// is still usable.
+    /// The library panicked (a bug in touchpoint: please report it); the message has the panic
+    /// text. The panic was caught at the boundary and did not unwind into your code.
     Panic = 24,
 }
 
