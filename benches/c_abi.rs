@@ -6,17 +6,21 @@
 //! exports, called the way C calls them (NUL-terminated JSON in, a `char*` out that is freed with
 //! `tp_string_free`), without dynamic loading.
 //!
-//! * `ingest/rust` — `Engine::ingest` with a prepared `InboundMessage` (the floor).
-//! * `ingest/rust_json` — the same, plus what JSON costs a Rust host: parse the inbound JSON into
-//!   an `InboundMessage`, serialise the outcome to a `String`.
-//! * `ingest/c_abi` — `tp_ingest` on the same JSON text, then `tp_string_free` on the outcome.
+//! * `ingest/c_abi` (what criterion reports) — `tp_ingest` on JSON text, then `tp_string_free`
+//!   on the outcome.
+//! * rust (baseline, timed in the same routine call) — `Engine::ingest` with a prepared
+//!   `InboundMessage`.
+//! * rust_json (baseline, same routine call) — the same plus what JSON costs a Rust host: parse
+//!   the inbound JSON into an `InboundMessage`, serialise the outcome to a `String`.
 //!
-//! Traffic (identical for all three, generated outside the timed section): a fresh engine per
-//! timed batch; 600 senders, a third each on SMS, email and web chat, so most messages continue
-//! an open conversation; every message has a fresh provider id (no dedupe shortcut).
+//! Each timed batch runs all three on the same number of messages, in rotating order, so they see
+//! the same machine load (the build machines are shared); each on a fresh engine. Traffic
+//! (identical for all three, generated outside the timed sections): 600 senders, a third each on
+//! SMS, email and web chat, so most messages continue an open conversation; every message has a
+//! fresh provider id (no dedupe shortcut).
 //!
-//! The medians and ratios are printed to stderr after the group. A median is taken over the
-//! measured samples (criterion's warm-up calls come first), the statistic criterion reports.
+//! The medians and ratios are printed to stderr after the group: medians over the measured
+//! batches (criterion's warm-up calls come first), and the median of the per-batch ratio.
 
 #[allow(dead_code)]
 #[path = "../examples/c_abi/lib.rs"]
@@ -155,71 +159,84 @@ fn fmt_ns(ns: f64) -> String {
     if ns >= 1_000.0 { format!("{:.2} µs", ns / 1_000.0) } else { format!("{ns:.0} ns") }
 }
 
+/// Times `iters` ingests of Rust messages on a fresh engine.
+fn time_rust(iters: u64) -> Duration {
+    let (engine, tenant) = rust_engine();
+    let messages: Vec<InboundMessage> = (0..iters).map(message).collect();
+    let start = Instant::now();
+    for msg in messages {
+        black_box(block_on(engine.ingest(&tenant, msg)).expect("ingest"));
+    }
+    start.elapsed()
+}
+
+/// Times `iters` ingests from JSON text to outcome JSON in Rust, on a fresh engine.
+fn time_rust_json(iters: u64) -> Duration {
+    let (engine, tenant) = rust_engine();
+    let texts: Vec<String> = (0..iters).map(|n| json_of(&message(n))).collect();
+    let start = Instant::now();
+    for text in &texts {
+        let msg: InboundMessage = serde_json::from_str(black_box(text)).expect("inbound JSON");
+        let outcome = block_on(engine.ingest(&tenant, msg)).expect("ingest");
+        black_box(serde_json::to_string(&outcome).expect("outcome JSON"));
+    }
+    start.elapsed()
+}
+
+/// Times `iters` calls of `tp_ingest` + `tp_string_free` on a fresh engine.
+fn time_c_abi(iters: u64) -> Duration {
+    let engine = CEngine::new();
+    let texts: Vec<CString> = (0..iters).map(|n| CString::new(json_of(&message(n))).expect("no NUL")).collect();
+    let start = Instant::now();
+    for text in &texts {
+        let mut out: *mut c_char = null_mut();
+        // SAFETY: valid pointers; the result is freed once.
+        unsafe {
+            let status = ffi::tp_ingest(engine.0, black_box(text.as_ptr()), &mut out);
+            assert_eq!(status, ffi::TpStatus::Ok);
+            assert_eq!(ffi::tp_string_free(black_box(out)), ffi::TpStatus::Ok);
+        }
+    }
+    start.elapsed()
+}
+
 fn main() {
     check_paths_agree();
     let mut c = Criterion::default().configure_from_args();
     let mut group = c.benchmark_group("ingest");
     group.sample_size(SAMPLES).warm_up_time(Duration::from_secs(1)).measurement_time(Duration::from_secs(3));
 
-    let mut rust = Samples::default();
-    group.bench_function("rust", |b| {
-        b.iter_custom(|iters| {
-            let (engine, tenant) = rust_engine();
-            let messages: Vec<InboundMessage> = (0..iters).map(message).collect();
-            let start = Instant::now();
-            for msg in messages {
-                black_box(block_on(engine.ingest(&tenant, msg)).expect("ingest"));
-            }
-            let elapsed = start.elapsed();
-            rust.push(elapsed, iters);
-            elapsed
-        })
-    });
-
-    let mut rust_json = Samples::default();
-    group.bench_function("rust_json", |b| {
-        b.iter_custom(|iters| {
-            let (engine, tenant) = rust_engine();
-            let texts: Vec<String> = (0..iters).map(|n| json_of(&message(n))).collect();
-            let start = Instant::now();
-            for text in &texts {
-                let msg: InboundMessage = serde_json::from_str(black_box(text)).expect("inbound JSON");
-                let outcome = block_on(engine.ingest(&tenant, msg)).expect("ingest");
-                black_box(serde_json::to_string(&outcome).expect("outcome JSON"));
-            }
-            let elapsed = start.elapsed();
-            rust_json.push(elapsed, iters);
-            elapsed
-        })
-    });
-
-    let mut c_abi = Samples::default();
+    // One criterion function; each of its timed batches also runs the two Rust baselines on the
+    // same number of messages, in rotating order, so all three see the same machine load.
+    let (mut rust, mut rust_json, mut c_abi) = (Samples::default(), Samples::default(), Samples::default());
+    let mut ratios = Samples::default();
+    let mut round = 0usize;
     group.bench_function("c_abi", |b| {
         b.iter_custom(|iters| {
-            let engine = CEngine::new();
-            let texts: Vec<CString> = (0..iters).map(|n| CString::new(json_of(&message(n))).expect("no NUL")).collect();
-            let start = Instant::now();
-            for text in &texts {
-                let mut out: *mut c_char = null_mut();
-                // SAFETY: valid pointers; the result is freed once.
-                unsafe {
-                    let status = ffi::tp_ingest(engine.0, black_box(text.as_ptr()), &mut out);
-                    assert_eq!(status, ffi::TpStatus::Ok);
-                    assert_eq!(ffi::tp_string_free(black_box(out)), ffi::TpStatus::Ok);
-                }
+            let mut times = [Duration::ZERO; 3];
+            for k in 0..3 {
+                let which = (round + k) % 3;
+                times[which] = match which {
+                    0 => time_rust(iters),
+                    1 => time_rust_json(iters),
+                    _ => time_c_abi(iters),
+                };
             }
-            let elapsed = start.elapsed();
-            c_abi.push(elapsed, iters);
-            elapsed
+            round += 1;
+            rust.push(times[0], iters);
+            rust_json.push(times[1], iters);
+            c_abi.push(times[2], iters);
+            ratios.0.push(times[2].as_secs_f64() / times[0].as_secs_f64().max(f64::MIN_POSITIVE));
+            times[2]
         })
     });
     group.finish();
 
-    match (rust.median(SAMPLES), rust_json.median(SAMPLES), c_abi.median(SAMPLES)) {
-        (Some(r), Some(j), Some(c)) => {
-            eprintln!("\n== C ABI ingest overhead (medians per call) ==");
+    match (rust.median(SAMPLES), rust_json.median(SAMPLES), c_abi.median(SAMPLES), ratios.median(SAMPLES)) {
+        (Some(r), Some(j), Some(c), Some(paired)) => {
+            eprintln!("\n== C ABI ingest overhead (medians per call over {SAMPLES} interleaved batches) ==");
             eprintln!(
-                "c_abi/ingest: {} vs rust/ingest {} -> ratio {:.2}x ({} per call for the boundary and JSON)",
+                "c_abi/ingest: {} vs rust/ingest {} -> ratio {:.2}x, paired per batch {paired:.2}x ({} per call for the boundary and JSON)",
                 fmt_ns(c),
                 fmt_ns(r),
                 c / r,
@@ -233,7 +250,7 @@ fn main() {
                 fmt_ns(c - j)
             );
         }
-        _ => eprintln!("\n(c_abi bench: a function was filtered out; no ratio)"),
+        _ => eprintln!("\n(c_abi bench: filtered out; no ratio)"),
     }
     c.final_summary();
 }
