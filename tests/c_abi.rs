@@ -500,8 +500,9 @@ fn null_pointers_are_an_error_code_naming_the_argument() {
     let before = engine.event_count();
     let good = cstring(&sms(1, "hi").to_string());
     let id = cstring("01a23328-a7c7-7000-8002-2c1c4d22cc6e");
-    let mut out: *mut c_char = null_mut();
-    let mut handle: *mut TpEngine = null_mut();
+    // Garbage in the result slots: every failed call must leave them NULL.
+    let mut out: *mut c_char = std::ptr::without_provenance_mut(0x1);
+    let mut handle: *mut TpEngine = std::ptr::without_provenance_mut(0x1);
     let expect = |status: TpStatus, message: &str| {
         assert_eq!(status, TpStatus::NullPointer, "{message}");
         assert_eq!(last_error(), message);
