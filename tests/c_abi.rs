@@ -205,7 +205,7 @@ fn header_declares_every_exported_function_and_status() {
         assert!(header.contains(function), "touchpoint.h lacks `{function}`");
     }
     // Every status the library can return is in the header, under the name tp_status_name gives.
-    for code in (0..=11).chain(19..=24) {
+    for code in (0..=12).chain(19..=24) {
         let name = status_name(code);
         assert!(header.contains(&format!("{name} = {code},")), "touchpoint.h lacks `{name} = {code}`");
     }
@@ -443,11 +443,11 @@ fn version_is_the_crate_version() {
 
 #[test]
 fn status_names_are_distinct_and_unknown_codes_are_named_unknown() {
-    let codes: Vec<i32> = (0..=11).chain(19..=24).collect();
+    let codes: Vec<i32> = (0..=12).chain(19..=24).collect();
     let names: BTreeSet<String> = codes.iter().map(|c| status_name(*c)).collect();
     assert_eq!(names.len(), codes.len(), "one name per code: {names:?}");
     assert!(names.iter().all(|n| n.starts_with("TP_STATUS_") && n != "TP_STATUS_UNKNOWN"));
-    for unknown in [-1, 12, 18, 25, i32::MAX, i32::MIN] {
+    for unknown in [-1, 13, 18, 25, i32::MAX, i32::MIN] {
         assert_eq!(status_name(unknown), "TP_STATUS_UNKNOWN");
     }
 }
@@ -482,6 +482,10 @@ fn every_engine_error_kind_has_its_own_status() {
         (Error::WrongTenant(TenantId::new("other").expect("tenant")), TpStatus::WrongTenant),
         (touchpoint::routing::expr::Expr::parse("(((").expect_err("not an expression"), TpStatus::Expression),
         (Error::Backend { message: "disk full".into(), temporary: false, source: None }, TpStatus::Backend),
+        (
+            Error::Unauthenticated { header: "X-Hub-Signature-256", failure: touchpoint::SignatureFailure::Mismatch },
+            TpStatus::Unauthenticated,
+        ),
     ];
     let mut statuses = BTreeSet::new();
     for (error, expected) in kinds {
@@ -491,7 +495,7 @@ fn every_engine_error_kind_has_its_own_status() {
         assert_eq!(failure.message, text, "the message is the error's own text");
         statuses.insert(failure.status as i32);
     }
-    assert_eq!(statuses.len(), 11, "eleven kinds, eleven codes");
+    assert_eq!(statuses.len(), 12, "twelve kinds, twelve codes");
 }
 
 #[test]

@@ -75,8 +75,11 @@ pub enum TpStatus {
     Expression = 10,
     /// The storage backend failed.
     Backend = 11,
+    /// A webhook failed its authenticity check (signature or secret token missing, malformed,
+    /// wrong or stale).
+    Unauthenticated = 12,
     /// An engine error of a kind newer than this header; the message says what it is.
-    /// (Codes 12-18 are kept for new kinds.)
+    /// (Codes 13-18 are kept for new kinds.)
     Other = 19,
     /// A required pointer argument was NULL.
     NullPointer = 20,
@@ -108,6 +111,7 @@ impl TpStatus {
             WrongTenant,
             Expression,
             Backend,
+            Unauthenticated,
             Other,
             NullPointer,
             InvalidUtf8,
@@ -133,6 +137,7 @@ impl TpStatus {
             TpStatus::WrongTenant => c"TP_STATUS_WRONG_TENANT",
             TpStatus::Expression => c"TP_STATUS_EXPRESSION",
             TpStatus::Backend => c"TP_STATUS_BACKEND",
+            TpStatus::Unauthenticated => c"TP_STATUS_UNAUTHENTICATED",
             TpStatus::Other => c"TP_STATUS_OTHER",
             TpStatus::NullPointer => c"TP_STATUS_NULL_POINTER",
             TpStatus::InvalidUtf8 => c"TP_STATUS_INVALID_UTF8",
@@ -190,6 +195,7 @@ impl From<Error> for Failure {
             Error::WrongTenant(_) => TpStatus::WrongTenant,
             Error::Expression(_) => TpStatus::Expression,
             Error::Backend { .. } => TpStatus::Backend,
+            Error::Unauthenticated { .. } => TpStatus::Unauthenticated,
             _ => TpStatus::Other,
         };
         Failure::new(status, error.to_string())

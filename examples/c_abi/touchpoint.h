@@ -72,8 +72,11 @@ enum TpStatus
   TP_STATUS_EXPRESSION = 10,
   // The storage backend failed.
   TP_STATUS_BACKEND = 11,
+  // A webhook failed its authenticity check (signature or secret token missing, malformed,
+  // wrong or stale).
+  TP_STATUS_UNAUTHENTICATED = 12,
   // An engine error of a kind newer than this header; the message says what it is.
-  // (Codes 12-18 are kept for new kinds.)
+  // (Codes 13-18 are kept for new kinds.)
   TP_STATUS_OTHER = 19,
   // A required pointer argument was NULL.
   TP_STATUS_NULL_POINTER = 20,
