@@ -63,9 +63,38 @@ pub enum Error {
         /// What the caller can do instead.
         hint: String,
     },
+    /// A channel's provider (WhatsApp Cloud API, Twilio, an SMTP relay, …) did not accept a
+    /// message or a request. `code` is the provider's own error code when it gave one (WhatsApp
+    /// `131047`, Twilio `30003`); `temporary` says whether sending again may succeed.
+    #[error("the {channel} provider failed{}: {message}", code.as_deref().map(|c| format!(" ({c})")).unwrap_or_default())]
+    Provider {
+        /// The channel whose provider failed.
+        channel: ChannelKind,
+        /// The provider's error code, if any.
+        code: Option<String>,
+        /// What the provider reported.
+        message: String,
+        /// Whether the same call may succeed if retried.
+        temporary: bool,
+    },
     /// A record of one tenant was handed to an operation of another.
     #[error("record belongs to another tenant than {0}")]
     WrongTenant(TenantId),
+    /// A routing expression did not parse, did not type-check against its schema, exceeded a
+    /// limit, or failed during evaluation. The [`ExprError`](crate::routing::expr::ExprError)
+    /// says which, and where in the source text.
+    #[error(transparent)]
+    Expression(crate::routing::expr::ExprError),
+    /// A webhook failed its authenticity check: the signature or secret token is missing,
+    /// malformed or wrong, or its timestamp is outside the replay window. Answer it with HTTP 401
+    /// or 403 and do not process the body (see `channels::signature`, feature `signatures`).
+    #[error("webhook authentication failed on `{header}`: {failure}")]
+    Unauthenticated {
+        /// The header that carries the proof (`X-Hub-Signature-256`, `X-Twilio-Signature`, …).
+        header: &'static str,
+        /// What was wrong with it.
+        failure: SignatureFailure,
+    },
     /// The storage backend failed. `temporary` says whether retrying may help.
     #[error("storage backend failed: {message}")]
     Backend {
@@ -76,6 +105,31 @@ pub enum Error {
         /// The backend's own error, when there is one.
         #[source]
         source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+/// Why a webhook's signature or secret token was rejected ([`Error::Unauthenticated`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignatureFailure {
+    /// The request carries no signature (or secret token) header at all.
+    #[error("the header is missing")]
+    MissingHeader,
+    /// The header is there but not in the provider's format (no `sha256=` prefix, bad hex or
+    /// base64, a timestamp that is not a number, …).
+    #[error("malformed: {0}")]
+    Malformed(String),
+    /// The header is well formed but does not match the request: wrong secret, or the body (or
+    /// URL) was changed on the way.
+    #[error("the signature does not match the request")]
+    Mismatch,
+    /// The signed timestamp is further from now than the replay window allows.
+    #[error("the signed timestamp is {skew_seconds} s away from now; at most {max_skew_seconds} s are accepted")]
+    StaleTimestamp {
+        /// How far the timestamp is from now, in seconds (positive: in the past).
+        skew_seconds: i64,
+        /// The replay window, in seconds.
+        max_skew_seconds: i64,
     },
 }
 
@@ -90,8 +144,12 @@ impl Error {
         Error::NotFound { entity, id: id.to_string() }
     }
 
-    /// Whether retrying the same call may succeed (conflicts and temporary backend failures).
+    /// Whether retrying the same call may succeed (conflicts, temporary backend and provider
+    /// failures).
     pub fn is_temporary(&self) -> bool {
-        matches!(self, Error::Conflict(_) | Error::Backend { temporary: true, .. })
+        matches!(
+            self,
+            Error::Conflict(_) | Error::Backend { temporary: true, .. } | Error::Provider { temporary: true, .. }
+        )
     }
 }

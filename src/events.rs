@@ -7,8 +7,8 @@
 //! erasure.
 
 use crate::model::{
-    AgentId, ChannelKind, ConversationId, CustomerId, DeliveryState, EventId, Handler, IdentityId, MessageId, TenantId,
-    Verification,
+    AgentId, ChannelKind, ConversationId, CustomerId, DeliveryStatus, EventId, Handler, IdentityId, MessageId,
+    TenantId, Verification,
 };
 use crate::store::Store;
 use chrono::{DateTime, Utc};
@@ -156,8 +156,11 @@ pub enum Event {
         conversation: ConversationId,
         /// The message.
         message: MessageId,
-        /// The new state.
-        state: DeliveryState,
+        /// The new state (details such as a failure's reason stay on the message, which
+        /// erasure removes).
+        status: DeliveryStatus,
+        /// The provider's error code of a failure.
+        error_code: Option<String>,
     },
 }
 

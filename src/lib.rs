@@ -45,8 +45,15 @@
 //! * [`identity`] — address normalisation and customer resolution rules.
 //! * [`thread`] — which conversation a message belongs to; reopen policies.
 //! * [`context`] — the cross-channel view of a customer.
+//! * [`channel`] — the [`Channel`](channel::Channel) trait, per-channel capabilities, rendering
+//!   with predictable degradation, SMS segmentation, outbound channel choice, delivery receipts.
 //! * [`events`] — domain events as a `futures::Stream`.
 //! * [`privacy`] — export and erasure.
+//! * [`channels`] — channel kits behind features (`twilio`, `email`, `webchat`): raw webhook
+//!   or message bytes → [`InboundMessage`](model::InboundMessage)s and
+//!   [`DeliveryReceipt`](channels::DeliveryReceipt)s, and builders for what providers expect.
+//! * [`routing`] — agents, queues, plans, capacity, offers and timers: who handles the work;
+//!   [`routing::expr`] is its condition language, [`routing::calendar`] its business hours.
 //! * [`Engine`] — the facade that composes them.
 //!
 //! The core picks no async runtime: time comes from an injected [`clock::Clock`], and every
@@ -55,14 +62,18 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod channel;
+pub mod channels;
 pub mod clock;
 pub mod context;
 mod engine;
 mod error;
 pub mod events;
 pub mod identity;
+mod idgen;
 pub mod model;
 pub mod privacy;
+pub mod routing;
 pub mod store;
 #[cfg(feature = "testkit")]
 pub mod testkit;
@@ -72,9 +83,9 @@ pub use engine::{
     ConversationPatch, CustomerPatch, Engine, EngineBuilder, EngineConfig, IngestOutcome, MergePlan, OutboundMessage,
     SurvivorRule,
 };
-pub use error::{Error, Result};
+pub use error::{Error, Result, SignatureFailure};
 
 /// The README's code blocks, compiled and run as doctests.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "testkit"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;

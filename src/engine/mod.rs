@@ -1,13 +1,14 @@
 //! The engine: the facade that composes identity, threading, storage and events.
 
-mod ids;
 mod ops;
+mod routing;
 
 pub use ops::{ConversationPatch, CustomerPatch, MergePlan, OutboundMessage, SurvivorRule};
 
 use crate::clock::{Clock, SystemClock};
 use crate::events::{Event, EventStream, Notifier};
 use crate::identity::{self, NewIds, Normalizer, Resolution, Sender};
+use crate::idgen::IdGen;
 use crate::model::{
     Author, ChannelKind, ContentLimits, Conversation, ConversationId, ConversationStatus, CustomerId, DeliveryState,
     Direction, IdentityId, InboundMessage, Message, MessageId, Priority, TenantId,
@@ -16,7 +17,6 @@ use crate::store::{ChangeSet, Committed, DedupeKey, InMemoryStore, Store, Thread
 use crate::thread::{self, Placement, ThreadDecision, ThreadInput, ThreadingPolicy};
 use crate::{Error, Result};
 use chrono::{DateTime, Duration, Utc};
-use ids::IdGen;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,6 +32,10 @@ pub struct EngineConfig {
     /// Reply windows per channel, measured from the customer's latest inbound message on the
     /// same endpoint (WhatsApp, Messenger and Instagram: 24 h).
     pub reply_windows: HashMap<ChannelKind, Duration>,
+    /// Longer windows for replies written by a human agent (Messenger and Instagram: 7 days
+    /// with the `HUMAN_AGENT` message tag, which the transport must set). Bots and system
+    /// messages keep the standard window.
+    pub human_agent_reply_windows: HashMap<ChannelKind, Duration>,
     /// Region (ISO 3166 alpha-2) for phone numbers written without a country code.
     pub default_phone_region: Option<String>,
     /// How often a write that lost an optimistic-concurrency race is recomputed before the
@@ -49,6 +53,10 @@ impl Default for EngineConfig {
             threading: ThreadingPolicy::default(),
             limits: ContentLimits::default(),
             reply_windows,
+            human_agent_reply_windows: [ChannelKind::Messenger, ChannelKind::Instagram]
+                .into_iter()
+                .map(|c| (c, Duration::days(7)))
+                .collect(),
             default_phone_region: None,
             max_commit_attempts: 16,
         }
@@ -92,6 +100,7 @@ struct Inner {
     normalizer: Normalizer,
     ids: IdGen,
     notifier: Arc<Notifier>,
+    router: Option<Arc<crate::routing::Router>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -106,6 +115,7 @@ pub struct EngineBuilder {
     store: Arc<dyn Store>,
     clock: Arc<dyn Clock>,
     config: EngineConfig,
+    router: Option<Arc<crate::routing::Router>>,
 }
 
 impl EngineBuilder {
@@ -118,6 +128,13 @@ impl EngineBuilder {
     /// Uses `config`.
     pub fn config(mut self, config: EngineConfig) -> Self {
         self.config = config;
+        self
+    }
+
+    /// Routes every conversation that needs a handler through `router` as part of
+    /// [`Engine::ingest`] (see [`IngestOutcome::routing`]).
+    pub fn router(mut self, router: Arc<crate::routing::Router>) -> Self {
+        self.router = Some(router);
         self
     }
 
@@ -138,6 +155,7 @@ impl EngineBuilder {
                 normalizer,
                 ids: IdGen::new(),
                 notifier: Arc::new(Notifier::default()),
+                router: self.router,
             }),
         }
     }
@@ -166,6 +184,10 @@ pub struct IngestOutcome {
     pub needs_handler: bool,
     /// Human-readable notes on decisions (ignored references, refused links).
     pub notes: Vec<String>,
+    /// What the engine's router did with the conversation, when a router is configured and
+    /// the conversation needed a handler the router did not already hold. A routing failure
+    /// never fails the ingest (the message is stored): it is reported in `notes`.
+    pub routing: Option<crate::routing::RoutingDecision>,
 }
 
 struct EngineIds<'a> {
@@ -185,7 +207,7 @@ impl NewIds for EngineIds<'_> {
 impl Engine {
     /// A builder over `store`, with the system clock and default configuration.
     pub fn builder(store: Arc<dyn Store>) -> EngineBuilder {
-        EngineBuilder { store, clock: Arc::new(SystemClock), config: EngineConfig::default() }
+        EngineBuilder { store, clock: Arc::new(SystemClock), config: EngineConfig::default(), router: None }
     }
 
     /// An engine over a fresh [`InMemoryStore`] with defaults.
@@ -253,8 +275,9 @@ impl Engine {
     ///
     /// Bad input (empty or oversize content, malformed address or external id) fails with
     /// [`Error::InvalidInput`] or [`Error::InvalidAddress`] and changes nothing.
-    pub async fn ingest(&self, tenant: &TenantId, msg: InboundMessage) -> Result<IngestOutcome> {
+    pub async fn ingest(&self, tenant: &TenantId, mut msg: InboundMessage) -> Result<IngestOutcome> {
         validate_inbound(&msg, &self.inner.config.limits)?;
+        msg.external_id = provider_id(&msg.channel, &msg.external_id).to_owned();
         let address = self.inner.normalizer.address(&msg.sender)?;
         let claims = msg
             .claims
@@ -262,7 +285,18 @@ impl Engine {
             .map(|c| Ok((self.inner.normalizer.key(&c.key)?, c.verification)))
             .collect::<Result<Vec<_>>>()?;
         let sender = Sender { msg: &msg, address, claims };
-        self.retrying(|| self.try_ingest(tenant, &sender)).await
+        let mut outcome = self.retrying(|| self.try_ingest(tenant, &sender)).await?;
+        if let Some(router) = &self.inner.router
+            && outcome.needs_handler
+            && !outcome.duplicate
+            && router.item(crate::routing::WorkItemId::from(outcome.conversation)).is_none()
+        {
+            match self.route_conversation(tenant, outcome.conversation).await {
+                Ok(decision) => outcome.routing = Some(decision),
+                Err(e) => outcome.notes.push(format!("routing failed: {e}")),
+            }
+        }
+        Ok(outcome)
     }
 
     async fn try_ingest(&self, tenant: &TenantId, sender: &Sender<'_>) -> Result<IngestOutcome> {
@@ -381,11 +415,20 @@ impl Engine {
             suspected_duplicates: resolved.suspects,
             needs_handler,
             notes,
+            routing: None,
+        };
+        // Whatever attaches a new identity or conversation to a customer also bumps the
+        // customer's version, so an erasure or merge computed concurrently must re-read.
+        let attaches = resolved.identity_write.expected.is_none() || !resolved.claimed.is_empty() || expected.is_none();
+        let customer_write = match resolved.customer_write {
+            Some(w) => Some(w),
+            None if attaches => Some(touch(&resolved.customer)),
+            None => None,
         };
         let changes = ChangeSet {
             dedupe: Some(DedupeKey { channel: msg.channel.clone(), external_id: msg.external_id.clone() }),
-            customers: resolved.customer_write.into_iter().collect(),
-            identities: vec![resolved.identity_write],
+            customers: customer_write.into_iter().collect(),
+            identities: std::iter::once(resolved.identity_write).chain(resolved.claimed).collect(),
             conversations: vec![Write { record: conversation, expected }],
             messages: vec![Write::insert(message)],
             thread_keys,
@@ -461,8 +504,23 @@ impl Engine {
             suspected_duplicates: Vec::new(),
             needs_handler: conversation.status.is_open() && conversation.handler.is_none(),
             notes: vec!["already ingested; nothing changed".into()],
+            routing: None,
         })
     }
+}
+
+/// The provider message id as it is stored and looked up: an email Message-ID without its
+/// angle brackets (kits and hosts spell it both ways), anything else as given.
+pub(crate) fn provider_id<'a>(channel: &ChannelKind, raw: &'a str) -> &'a str {
+    if *channel == ChannelKind::Email { thread::message_id(raw) } else { raw }
+}
+
+/// A versioned rewrite of `customer` that changes nothing but the version: it makes a
+/// concurrent change computed from the old version conflict and re-read.
+pub(crate) fn touch(customer: &crate::model::Customer) -> Write<crate::model::Customer> {
+    let mut record = customer.clone();
+    record.version += 1;
+    Write { record, expected: Some(customer.version) }
 }
 
 fn validate_inbound(msg: &InboundMessage, limits: &ContentLimits) -> Result<()> {

@@ -3,7 +3,7 @@
 
 use super::Engine;
 use crate::events::Event;
-use crate::identity::{self, find_identity, live_customer};
+use crate::identity::{self, find_identity};
 use crate::model::{
     Address, AgentId, Attributes, Author, ChannelKind, Consent, Content, Conversation, ConversationId,
     ConversationStatus, Customer, CustomerId, CustomerState, DeliveryState, Direction, EndpointId, Handler, Identity,
@@ -154,12 +154,10 @@ fn check_attributes(attributes: &Attributes) -> Result<()> {
 impl Engine {
     /// A live customer by id, following merge aliases; erased customers are [`Error::Erased`].
     pub async fn customer(&self, tenant: &TenantId, id: CustomerId) -> Result<Customer> {
-        match live_customer(&**self.store(), tenant, id).await? {
-            Some(c) => Ok(c),
-            None => match self.store().customer(tenant, id).await? {
-                Some(c) if matches!(c.state, CustomerState::Erased { .. }) => Err(Error::Erased(id.to_string())),
-                _ => Err(Error::not_found("customer", id)),
-            },
+        match identity::follow_aliases(&**self.store(), tenant, id).await? {
+            Some(c) if c.is_active() => Ok(c),
+            Some(c) if matches!(c.state, CustomerState::Erased { .. }) => Err(Error::Erased(id.to_string())),
+            _ => Err(Error::not_found("customer", id)),
         }
     }
 
@@ -223,7 +221,12 @@ impl Engine {
             return Err(Error::Refused(format!("the customer is blocked or opted out of {channel}")));
         }
         let now = self.now();
-        if let Some(window) = self.config().reply_windows.get(&channel) {
+        let human = matches!(out.author, Author::Agent(_));
+        let window = match self.config().human_agent_reply_windows.get(&channel) {
+            Some(w) if human => Some(w),
+            _ => self.config().reply_windows.get(&channel),
+        };
+        if let Some(window) = window {
             let last = identity.endpoint(&endpoint).and_then(|e| e.last_inbound_at);
             let open = last.is_some_and(|t| now - t <= *window);
             if !open && !matches!(out.content, Content::Template { .. }) {
@@ -236,7 +239,8 @@ impl Engine {
                 });
             }
         }
-        if let Some(x) = &out.external_id
+        let external_id = out.external_id.as_deref().map(|x| super::provider_id(&channel, x).to_owned());
+        if let Some(x) = &external_id
             && store.message_by_external_id(tenant, &channel, x).await?.is_some()
         {
             return Err(Error::invalid(
@@ -252,7 +256,7 @@ impl Engine {
             author: out.author.clone(),
             channel: channel.clone(),
             endpoint: endpoint.clone(),
-            external_id: out.external_id.clone(),
+            external_id: external_id.clone(),
             content: out.content.clone(),
             delivery: out.delivery.clone(),
             sent_at: now,
@@ -285,7 +289,7 @@ impl Engine {
         identity.version += 1;
         events.push(Event::MessageRecorded { conversation: id, message: message.id, channel: channel.clone(), agent });
         let mut thread_keys = Vec::new();
-        if let (ChannelKind::Email, Some(x)) = (&channel, &out.external_id) {
+        if let (ChannelKind::Email, Some(x)) = (&channel, &external_id) {
             thread_keys
                 .push(ThreadKeyClaim::new(ThreadKey::EmailMessageId(crate::thread::message_id(x).to_owned()), id));
         }
@@ -314,7 +318,7 @@ impl Engine {
         self.retrying(|| async {
             let mut message = self
                 .store()
-                .message_by_external_id(tenant, channel, external_id)
+                .message_by_external_id(tenant, channel, super::provider_id(channel, external_id))
                 .await?
                 .ok_or_else(|| Error::not_found("message", format!("{channel}:{external_id}")))?;
             let next = message.delivery.advance(state.clone());
@@ -328,7 +332,11 @@ impl Engine {
                 events: vec![Event::DeliveryUpdated {
                     conversation: message.conversation,
                     message: message.id,
-                    state: next,
+                    status: next.status(),
+                    error_code: match &next {
+                        DeliveryState::Failed { code, .. } => code.clone(),
+                        _ => None,
+                    },
                 }],
                 messages: vec![Write { record: message.clone(), expected: Some(expected) }],
                 at: self.now(),
@@ -486,22 +494,27 @@ impl Engine {
                     existing.id, existing.customer
                 )));
             }
+            if verification.can_link()
+                && let Some(holder) = identity::trusted_holder(&**self.store(), tenant, &normalized).await?
+                && holder != owner.id
+            {
+                return Err(Error::Refused(format!(
+                    "this address is a verified address of customer {holder} on another channel; \
+                     merge the customers or link it unverified"
+                )));
+            }
             let now = self.now();
-            let identity = Identity {
-                id: IdentityId(self.next_id(now)),
-                tenant: tenant.clone(),
-                customer: owner.id,
-                channel: channel.clone(),
-                address: normalized.clone(),
-                raw_address: address.raw(),
+            let identity = Identity::new(
+                IdentityId(self.next_id(now)),
+                &owner,
+                channel.clone(),
+                normalized.clone(),
+                address.raw(),
                 verification,
-                display_name: None,
-                endpoints: Vec::new(),
-                first_seen: now,
-                last_seen: now,
-                version: 0,
-            };
+                now,
+            );
             let changes = ChangeSet {
+                customers: vec![super::touch(&owner)],
                 identities: vec![Write::insert(identity.clone())],
                 events: vec![Event::IdentityLinked {
                     customer: owner.id,
@@ -550,6 +563,7 @@ impl Engine {
             i.customer = target.id;
             i.version += 1;
             let changes = ChangeSet {
+                customers: vec![super::touch(&target)],
                 identities: vec![Write { record: i.clone(), expected: Some(expected) }],
                 events: vec![Event::IdentityMoved { identity: i.id, from, to: target.id }],
                 at: self.now(),

@@ -21,29 +21,46 @@ use std::collections::HashMap;
 use std::sync::RwLock;
 
 /// Normalises addresses, caching phone numbers (parsing them is the expensive part).
+///
+/// The cache has two generations: when the young one is full it becomes the old one (the
+/// previous old one is dropped), and a hit in the old generation is promoted. Numbers in steady
+/// use stay cached; memory stays bounded at two generations.
 #[derive(Debug)]
 pub(crate) struct Normalizer {
     default_region: Option<String>,
-    phones: RwLock<HashMap<String, String>>,
+    phones: RwLock<PhoneCache>,
 }
 
-const PHONE_CACHE_LIMIT: usize = 100_000;
+#[derive(Debug, Default)]
+struct PhoneCache {
+    young: HashMap<String, String>,
+    old: HashMap<String, String>,
+}
+
+const PHONE_CACHE_GENERATION: usize = 100_000;
 
 impl Normalizer {
     pub(crate) fn new(default_region: Option<String>) -> Self {
-        Normalizer { default_region, phones: RwLock::new(HashMap::new()) }
+        Normalizer { default_region, phones: RwLock::new(PhoneCache::default()) }
     }
 
     pub(crate) fn phone(&self, raw: &str) -> Result<String> {
-        if let Some(hit) = self.phones.read().unwrap_or_else(|p| p.into_inner()).get(raw) {
-            return Ok(hit.clone());
-        }
-        let value = normalize::normalize_phone(raw, self.default_region.as_deref())?;
+        let promote = {
+            let cache = self.phones.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(hit) = cache.young.get(raw) {
+                return Ok(hit.clone());
+            }
+            cache.old.get(raw).cloned()
+        };
+        let value = match promote {
+            Some(v) => v,
+            None => normalize::normalize_phone(raw, self.default_region.as_deref())?,
+        };
         let mut cache = self.phones.write().unwrap_or_else(|p| p.into_inner());
-        if cache.len() >= PHONE_CACHE_LIMIT {
-            cache.clear();
+        if cache.young.len() >= PHONE_CACHE_GENERATION {
+            cache.old = std::mem::take(&mut cache.young);
         }
-        cache.insert(raw.to_owned(), value.clone());
+        cache.young.insert(raw.to_owned(), value.clone());
         Ok(value)
     }
 
@@ -137,14 +154,18 @@ pub(crate) struct Resolved {
     pub customer_write: Option<Write<Customer>>,
     pub identity: Identity,
     pub identity_write: Write<Identity>,
+    /// Trusted addresses claimed with the message that nobody held yet: new identities of the
+    /// customer on the message's channel.
+    pub claimed: Vec<Write<Identity>>,
     pub resolution: Resolution,
     pub suspects: Vec<CustomerId>,
     pub events: Vec<Event>,
     pub notes: Vec<String>,
 }
 
-/// Follows merge aliases to the live customer; `None` if missing or erased.
-pub(crate) async fn live_customer(
+/// Follows merge aliases to the last record of the chain (active, erased, or — past 32 hops —
+/// still merged); `None` if a link of the chain is missing.
+pub(crate) async fn follow_aliases(
     store: &dyn Store,
     tenant: &TenantId,
     mut id: CustomerId,
@@ -152,14 +173,18 @@ pub(crate) async fn live_customer(
     for _ in 0..32 {
         match store.customer(tenant, id).await? {
             Some(c) => match c.state {
-                CustomerState::Active => return Ok(Some(c)),
                 CustomerState::Merged { into, .. } => id = into,
-                CustomerState::Erased { .. } => return Ok(None),
+                _ => return Ok(Some(c)),
             },
             None => return Ok(None),
         }
     }
     Ok(None)
+}
+
+/// Follows merge aliases to the live customer; `None` if missing or erased.
+pub(crate) async fn live_customer(store: &dyn Store, tenant: &TenantId, id: CustomerId) -> Result<Option<Customer>> {
+    Ok(follow_aliases(store, tenant, id).await?.filter(Customer::is_active))
 }
 
 /// Finds the identity with `address` on `channel`, trying the lookup variants of a phone number
@@ -185,7 +210,7 @@ pub(crate) async fn find_identity(
 }
 
 /// The customer that holds `address` at a linking level, trying phone variants too.
-async fn trusted_holder(
+pub(crate) async fn trusted_holder(
     store: &dyn Store,
     tenant: &TenantId,
     address: &NormalizedAddress,
@@ -202,6 +227,41 @@ async fn trusted_holder(
         }
     }
     Ok(None)
+}
+
+/// Whether a customer other than `customer` holds `address` at a linking level (phone
+/// variants included), not counting the identity `except` (one that is about to move).
+async fn held_by_other(
+    store: &dyn Store,
+    tenant: &TenantId,
+    address: &NormalizedAddress,
+    customer: CustomerId,
+    except: Option<IdentityId>,
+) -> Result<bool> {
+    let mut candidates = vec![address.value.clone()];
+    if address.kind == AddressKind::Phone {
+        candidates.extend(normalize::phone_lookup_variants(&address.value));
+    }
+    for value in candidates {
+        let key = LinkKey(NormalizedAddress { kind: address.kind, value });
+        for (holder, verification) in store.customers_by_address(tenant, &key).await? {
+            if holder == customer || !verification.can_link() {
+                continue;
+            }
+            let Some(except) = except else { return Ok(true) };
+            // Does the holder keep the address through another identity than the moving one?
+            let keeps = store.identities_of(tenant, holder).await?.iter().any(|i| {
+                i.id != except
+                    && i.verification.can_link()
+                    && i.address.kind == key.0.kind
+                    && i.address.value == key.0.value
+            });
+            if keeps {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }
 
 /// Everything resolution needs to know about the inbound message, normalised once.
@@ -260,7 +320,7 @@ impl Sender<'_> {
 }
 
 /// Ids for new records, handed in by the engine so resolution stays deterministic.
-pub(crate) trait NewIds {
+pub(crate) trait NewIds: Sync {
     fn customer_id(&self) -> CustomerId;
     fn identity_id(&self) -> IdentityId;
 }
@@ -321,6 +381,13 @@ pub(crate) async fn resolve(
                 notes
                     .push("a verified external id showed a different person on this identity; it moved to them".into());
                 identity.customer = customer.id;
+                if identity.verification.can_link()
+                    && LinkKey::of(&identity.address).is_some()
+                    && held_by_other(store, tenant, &identity.address, customer.id, Some(identity.id)).await?
+                {
+                    notes.push("the address stays a verified address of another customer; kept unverified here".into());
+                    identity.verification = Verification::Unverified;
+                }
             }
             (customer, identity, resolution, expected)
         }
@@ -367,29 +434,31 @@ pub(crate) async fn resolve(
                     (c, Resolution::Created)
                 }
             };
-            // A trusted address already held by a customer we refused to join must not be
-            // claimed at a linking level by this one.
-            let verification = if refused_link && msg.verification.can_link() && LinkKey::of(&sender.address).is_some()
+            // A trusted address another customer already holds (we did not link to them, or the
+            // stronger key chose someone else) is kept unverified for this customer.
+            let verification = if msg.verification.can_link()
+                && LinkKey::of(&sender.address).is_some()
+                && held_by_other(store, tenant, &sender.address, customer.id, None).await?
             {
-                notes.push("the sender address is kept unverified for this customer".into());
+                if resolution == Resolution::Created && !refused_link {
+                    // Another contact of this person claimed the address since we looked: link
+                    // to them instead (the engine re-resolves on a conflict).
+                    return Err(Error::Conflict("the sender address was linked concurrently".into()));
+                }
+                notes.push("the sender address is a verified address of another customer; kept unverified here".into());
                 Verification::Unverified
             } else {
                 msg.verification
             };
-            let identity = Identity {
-                id: ids.identity_id(),
-                tenant: tenant.clone(),
-                customer: customer.id,
-                channel: msg.channel.clone(),
-                address: sender.address.clone(),
-                raw_address: msg.sender.raw(),
+            let identity = Identity::new(
+                ids.identity_id(),
+                &customer,
+                msg.channel.clone(),
+                sender.address.clone(),
+                msg.sender.raw(),
                 verification,
-                display_name: None,
-                endpoints: Vec::new(),
-                first_seen: now,
-                last_seen: now,
-                version: 0,
-            };
+                now,
+            );
             events.push(Event::IdentityLinked {
                 customer: customer.id,
                 identity: identity.id,
@@ -409,11 +478,43 @@ pub(crate) async fn resolve(
     if identity_expected.is_some()
         && msg.verification > identity.verification
         && resolution == Resolution::KnownIdentity
+        && !(msg.verification.can_link()
+            && LinkKey::of(&identity.address).is_some()
+            && held_by_other(store, tenant, &identity.address, customer.id, Some(identity.id)).await?)
     {
         identity.verification = msg.verification;
     }
     identity.version = identity_expected.map_or(0, |v| v + 1);
     let identity_write = Write { record: identity.clone(), expected: identity_expected };
+
+    // Trusted addresses claimed alongside the sender (a phone asserted next to a platform id)
+    // that nobody holds yet become keys of this customer.
+    let mut claimed: Vec<Write<Identity>> = Vec::new();
+    for (_, verification, address) in sender.linking_addresses() {
+        if *address == identity.address
+            || claimed.iter().any(|w| w.record.address == *address)
+            || find_identity(store, tenant, &msg.channel, address).await?.is_some()
+            || trusted_holder(store, tenant, address).await?.is_some()
+        {
+            continue;
+        }
+        let claim = Identity::new(
+            ids.identity_id(),
+            &customer,
+            msg.channel.clone(),
+            address.clone(),
+            address.value.clone(),
+            verification,
+            now,
+        );
+        events.push(Event::IdentityLinked {
+            customer: customer.id,
+            identity: claim.id,
+            channel: claim.channel.clone(),
+            verification,
+        });
+        claimed.push(Write::insert(claim));
+    }
 
     let mut suspects = Vec::new();
     for address in sender.untrusted_addresses() {
@@ -426,7 +527,7 @@ pub(crate) async fn resolve(
         }
     }
 
-    Ok(Resolved { customer, customer_write, identity, identity_write, resolution, suspects, events, notes })
+    Ok(Resolved { customer, customer_write, identity, identity_write, claimed, resolution, suspects, events, notes })
 }
 
 fn new_customer(

@@ -145,6 +145,32 @@ pub struct Identity {
 }
 
 impl Identity {
+    /// A new identity of `customer`, first and last seen `now`, without endpoint activity.
+    pub fn new(
+        id: IdentityId,
+        customer: &Customer,
+        channel: ChannelKind,
+        address: NormalizedAddress,
+        raw_address: String,
+        verification: Verification,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Identity {
+            id,
+            tenant: customer.tenant.clone(),
+            customer: customer.id,
+            channel,
+            address,
+            raw_address,
+            verification,
+            display_name: None,
+            endpoints: Vec::new(),
+            first_seen: now,
+            last_seen: now,
+            version: 0,
+        }
+    }
+
     /// The activity record for `endpoint`, if the customer ever used it.
     pub fn endpoint(&self, endpoint: &EndpointId) -> Option<&EndpointActivity> {
         self.endpoints.iter().find(|e| &e.endpoint == endpoint)

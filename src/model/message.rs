@@ -53,7 +53,35 @@ pub enum DeliveryState {
     },
 }
 
+/// The name of a [`DeliveryState`] without its details (what events carry: a failure's
+/// free-text reason can hold personal data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// See [`DeliveryState::Pending`].
+    Pending,
+    /// See [`DeliveryState::Sent`].
+    Sent,
+    /// See [`DeliveryState::Delivered`].
+    Delivered,
+    /// See [`DeliveryState::Read`].
+    Read,
+    /// See [`DeliveryState::Failed`].
+    Failed,
+}
+
 impl DeliveryState {
+    /// The state's name, without details.
+    pub fn status(&self) -> DeliveryStatus {
+        match self {
+            DeliveryState::Pending => DeliveryStatus::Pending,
+            DeliveryState::Sent => DeliveryStatus::Sent,
+            DeliveryState::Delivered => DeliveryStatus::Delivered,
+            DeliveryState::Read => DeliveryStatus::Read,
+            DeliveryState::Failed { .. } => DeliveryStatus::Failed,
+        }
+    }
+
     fn rank(&self) -> u8 {
         match self {
             DeliveryState::Pending => 0,

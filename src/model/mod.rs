@@ -20,4 +20,4 @@ pub use customer::{Attributes, Consent, ConsentState, Customer, CustomerState, E
 pub use ids::{AgentId, ConversationId, CustomerId, EndpointId, EventId, IdentityId, MessageId, QueueId, TenantId};
 pub use inbound::{Claim, CustomerKey, InboundMessage, ThreadHints};
 pub use lang::{LanguageTag, TimeZoneName};
-pub use message::{Author, DeliveryState, Direction, Message};
+pub use message::{Author, DeliveryState, DeliveryStatus, Direction, Message};

@@ -1,0 +1,150 @@
+//! Email kit benchmark, measured against mail-parser in the same run.
+//!
+//! * `email/parse_to_inbound` — `channels::email::parse` of a 10 KB customer reply (trace and
+//!   DKIM headers, `multipart/alternative` with a quoted text part and an HTML part, threading
+//!   headers, a tokenised recipient) into an `InboundMessage`: MIME parsing, auto-reply checks,
+//!   text extraction, quote stripping, threading hints. Target: ≤ 20 µs median.
+//! * `email/mail_parser_floor` — `mail_parser::MessageParser::default().parse` of the same bytes
+//!   (the MIME parsing the kit builds on), the floor.
+//!
+//! The medians and their ratio are printed to stderr after the group. A median is taken over
+//! the measured samples (the last `sample_size` calls of a routine; criterion's warm-up calls
+//! come first), the statistic criterion reports.
+
+use criterion::Criterion;
+use std::fmt::Write as _;
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+use touchpoint::channels::email::{EmailInbox, InboundEmail, SenderAuth, parse};
+use touchpoint::model::{Content, EndpointId};
+
+const SAMPLES: usize = 50;
+
+/// Nanoseconds per iteration, one entry per call of a timed routine.
+#[derive(Debug, Default)]
+struct Samples(Vec<f64>);
+
+impl Samples {
+    fn push(&mut self, elapsed: Duration, iters: u64) {
+        self.0.push(elapsed.as_nanos() as f64 / iters.max(1) as f64);
+    }
+
+    /// The median of the last `measured` entries (the measurement phase).
+    fn median(&self, measured: usize) -> Option<f64> {
+        let mut tail = self.0[self.0.len().saturating_sub(measured)..].to_vec();
+        if tail.is_empty() {
+            return None;
+        }
+        tail.sort_by(f64::total_cmp);
+        let m = tail.len() / 2;
+        Some(if tail.len().is_multiple_of(2) { (tail[m - 1] + tail[m]) / 2.0 } else { tail[m] })
+    }
+}
+
+/// A customer's reply of about 10 KB, CRLF line endings.
+fn ten_kb_email() -> Vec<u8> {
+    let mut m = String::new();
+    for hop in 0..4 {
+        let _ = write!(
+            m,
+            "Received: from mx{hop}.mail.example.net (mx{hop}.mail.example.net [192.0.2.{hop}])\r\n\
+             \tby mx.support.example.com (Postfix) with ESMTPS id 4Y0000000{hop}\r\n\
+             \tfor <reply+6f1c2e4a9b7d4c3e8a210d5b7e9f1234@support.example.com>; Wed, 01 Jan 2025 10:00:0{hop} +0000\r\n"
+        );
+    }
+    m.push_str(
+        "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed; d=example.net; s=s1; h=from:to:subject:date:message-id;\r\n\
+         \tbh=47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=; b=dGVzdHNpZ25hdHVyZWRhdGFkb2Vzbm90dmVyaWZ5dGhpc2lzYWJlbmNobWFyaw==\r\n\
+         Authentication-Results: mx.support.example.com; dkim=pass header.d=example.net; dmarc=pass\r\n\
+         From: Ada Example <ada@example.net>\r\n\
+         To: \"Acme Support\" <reply+6f1c2e4a9b7d4c3e8a210d5b7e9f1234@support.example.com>\r\n\
+         Subject: Re: [Ticket#100042] Parcel not arrived\r\n\
+         Date: Wed, 01 Jan 2025 10:00:00 +0000\r\n\
+         Message-ID: <CAFAKE0001.ada@mail.example.net>\r\n\
+         In-Reply-To: <77.6f1c2e4a@support.example.com>\r\n\
+         References: <CAFAKE0000.ada@mail.example.net> <76.6f1c2e4a@support.example.com>\r\n \
+         <77.6f1c2e4a@support.example.com>\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: multipart/alternative; boundary=\"000000000000b0b0b0b0b0b0b0b0\"\r\n\r\n\
+         --000000000000b0b0b0b0b0b0b0b0\r\n\
+         Content-Type: text/plain; charset=\"UTF-8\"\r\n\r\n",
+    );
+    let reply = "Still nothing today, can you check with the courier? The tracking page has said \
+                 \"out for delivery\" since Monday and nobody rang the bell.";
+    let _ = write!(
+        m,
+        "{reply}\r\n\r\nThanks,\r\nAda\r\n\r\nOn Tue, 31 Dec 2024 at 17:02, Acme Support <support@example.com> wrote:\r\n"
+    );
+    for i in 0..55 {
+        let _ = write!(m, "> Earlier message line {i:02}: we are looking into your parcel with the courier today.\r\n");
+    }
+    m.push_str("\r\n--000000000000b0b0b0b0b0b0b0b0\r\nContent-Type: text/html; charset=\"UTF-8\"\r\n\r\n");
+    let _ = write!(m, "<div dir=\"ltr\"><div>{reply}</div><div><br></div><div>Thanks,</div><div>Ada</div></div>");
+    m.push_str("<div class=\"gmail_quote\"><div>On Tue, 31 Dec 2024 at 17:02, Acme Support wrote:</div><blockquote>");
+    for i in 0..45 {
+        let _ = write!(m, "<div>Earlier message line {i:02}: we are looking into your parcel today.</div>");
+    }
+    m.push_str("</blockquote></div>\r\n--000000000000b0b0b0b0b0b0b0b0--\r\n");
+    m.into_bytes()
+}
+
+fn main() {
+    let mut c = Criterion::default().configure_from_args();
+    let raw = ten_kb_email();
+    let inbox = EmailInbox::new(EndpointId::new("support-inbox").expect("endpoint"), "reply@support.example.com")
+        .expect("inbox");
+
+    // The benchmark measures the intended work: check the result once.
+    let InboundEmail::Message(parsed) = parse(&raw, &inbox, SenderAuth::Authenticated).expect("parse") else {
+        panic!("the benchmark email is a message")
+    };
+    assert!(matches!(&parsed.message.content, Content::Text { body } if body.starts_with("Still nothing today")));
+    assert_eq!(parsed.message.thread.reply_token.as_deref(), Some("6f1c2e4a9b7d4c3e8a210d5b7e9f1234"));
+    assert_eq!(parsed.message.thread.references.len(), 3);
+    eprintln!("benchmark email: {} bytes", raw.len());
+
+    let mut group = c.benchmark_group("email");
+    group.sample_size(SAMPLES);
+    let mut subject = Samples::default();
+    group.bench_function("parse_to_inbound", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                black_box(parse(black_box(&raw), &inbox, SenderAuth::Authenticated).expect("parse"));
+            }
+            let elapsed = start.elapsed();
+            subject.push(elapsed, iters);
+            elapsed
+        })
+    });
+    let mut floor = Samples::default();
+    let parser = mail_parser::MessageParser::default();
+    group.bench_function("mail_parser_floor", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            for _ in 0..iters {
+                black_box(parser.parse(black_box(&raw)).expect("mail-parser"));
+            }
+            let elapsed = start.elapsed();
+            floor.push(elapsed, iters);
+            elapsed
+        })
+    });
+    group.finish();
+    c.final_summary();
+
+    let (ours, base) = (subject.median(SAMPLES), floor.median(SAMPLES));
+    let line = match (ours, base) {
+        (Some(o), Some(b)) => {
+            let verdict = if o <= 20_000.0 { "meets target <= 20 µs" } else { "MISSES target <= 20 µs" };
+            format!(
+                "email/parse_to_inbound median {:.2} µs vs mail-parser parse {:.2} µs: ratio {:.2}x; {verdict}",
+                o / 1000.0,
+                b / 1000.0,
+                o / b
+            )
+        }
+        _ => "email: no samples (run without --test / --list)".to_owned(),
+    };
+    eprintln!("\n>> {line}\n");
+}

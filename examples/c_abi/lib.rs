@@ -1,0 +1,812 @@
+//! touchpoint from C (and anything that speaks the C ABI: Python's ctypes, Go's cgo, C#'s
+//! P/Invoke, …): a small, complete C API over an in-memory [`touchpoint::Engine`].
+//!
+//! Built as `cdylib` and `staticlib` by `cargo build --example c_abi`; the header
+//! `examples/c_abi/touchpoint.h` is generated from this file by cbindgen (see `cbindgen.toml`
+//! and the `header_is_current` test in `tests/c_abi.rs`). The doc comments of the exported items
+//! below are the header's comments, so they are written for C readers.
+//!
+//! Design, in short:
+//! * JSON text crosses the boundary in both directions, in the crate's own serde shapes
+//!   (outcomes, messages, identities, context views, events), so the C side needs no structs.
+//! * An engine handle (`TpEngine*`) is an opaque token, not the address of Rust memory: every
+//!   call looks it up in a table of live engines, so a freed, forged or NULL handle is an error
+//!   code, never undefined behaviour; a handle value is never reused.
+//! * Every fallible function returns a [`TpStatus`]; a thread-local message explains the last
+//!   failure on the calling thread ([`tp_last_error`]). Every such function catches panics.
+//! * Every string handed out is owned by the caller and freed with [`tp_string_free`], which also
+//!   checks that it is a live string of ours.
+//! * The tables of live engines and strings hold disguised addresses, so they do not hide the
+//!   host's leaks: valgrind reports an engine or a string that was never freed as lost.
+
+use chrono::{DateTime, Duration, Utc};
+use futures::executor::block_on;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
+use std::collections::{BTreeMap, HashSet};
+use std::ffi::{CStr, CString, c_char};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock};
+use touchpoint::context::TimelinePage;
+use touchpoint::events::StoredEvent;
+use touchpoint::model::{
+    Address, Author, ChannelKind, Claim, Content, ConversationId, CustomerId, DeliveryState, EndpointId, IdentityId,
+    InboundMessage, MessageId, TenantId, ThreadHints, Verification,
+};
+use touchpoint::store::InMemoryStore;
+use touchpoint::thread::ThreadingPolicy;
+use touchpoint::{Engine, EngineConfig, Error, OutboundMessage};
+
+/// What a `tp_` call did. `TP_STATUS_OK` (0) is success; anything else is a failure, and
+/// `tp_last_error()` on the same thread says why. Codes 1-19 are the engine's error kinds,
+/// 20 and up are errors at the boundary (bad pointers, text or handles).
+#[repr(i32)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TpStatus {
+    /// Success.
+    Ok = 0,
+    /// The request was well-formed JSON but not a valid request: a missing or unknown field,
+    /// a wrong type, a value outside a documented limit (empty text, bad id, limit 0, ...).
+    InvalidInput = 1,
+    /// An address (phone number, email, platform id) could not be normalised.
+    InvalidAddress = 2,
+    /// The customer, conversation, identity or message does not exist in the engine's tenant.
+    NotFound = 3,
+    /// A concurrent writer changed the same record first (the engine already retried);
+    /// calling again may succeed.
+    Conflict = 4,
+    /// A rule of the model refuses the operation (closed conversation, blocked customer,
+    /// an address that belongs to another customer, ...).
+    Refused = 5,
+    /// The customer has been erased.
+    Erased = 6,
+    /// The channel's reply window is closed: send an approved template or use another channel.
+    ReplyWindowClosed = 7,
+    /// A channel's provider (WhatsApp Cloud API, Twilio, an SMTP relay, ...) did not accept a
+    /// message or a request; the message has the provider's code when it gave one.
+    Provider = 8,
+    /// A record of another tenant was handed in.
+    WrongTenant = 9,
+    /// A routing expression did not parse, did not type-check, exceeded a limit or failed
+    /// during evaluation; the message says where.
+    Expression = 10,
+    /// The storage backend failed.
+    Backend = 11,
+    /// A webhook failed its authenticity check (signature or secret token missing, malformed,
+    /// wrong or stale).
+    Unauthenticated = 12,
+    /// An engine error of a kind newer than this header; the message says what it is.
+    /// (Codes 13-18 are kept for new kinds.)
+    Other = 19,
+    /// A required pointer argument was NULL.
+    NullPointer = 20,
+    /// A string argument was not valid UTF-8.
+    InvalidUtf8 = 21,
+    /// A JSON argument was not JSON at all (a syntax error or truncated text).
+    InvalidJson = 22,
+    /// The engine handle is not live (already freed, or never returned by `tp_engine_new`),
+    /// or a string passed to `tp_string_free` is not a live string returned by this library.
+    InvalidHandle = 23,
+    /// The library panicked (a bug in touchpoint: please report it); the message has the panic
+    /// text. The panic was caught at the boundary and did not unwind into your code.
+    Panic = 24,
+}
+
+impl TpStatus {
+    fn from_code(code: i32) -> Option<TpStatus> {
+        use TpStatus::*;
+        [
+            Ok,
+            InvalidInput,
+            InvalidAddress,
+            NotFound,
+            Conflict,
+            Refused,
+            Erased,
+            ReplyWindowClosed,
+            Provider,
+            WrongTenant,
+            Expression,
+            Backend,
+            Unauthenticated,
+            Other,
+            NullPointer,
+            InvalidUtf8,
+            InvalidJson,
+            InvalidHandle,
+            Panic,
+        ]
+        .into_iter()
+        .find(|s| *s as i32 == code)
+    }
+
+    fn name(self) -> &'static CStr {
+        match self {
+            TpStatus::Ok => c"TP_STATUS_OK",
+            TpStatus::InvalidInput => c"TP_STATUS_INVALID_INPUT",
+            TpStatus::InvalidAddress => c"TP_STATUS_INVALID_ADDRESS",
+            TpStatus::NotFound => c"TP_STATUS_NOT_FOUND",
+            TpStatus::Conflict => c"TP_STATUS_CONFLICT",
+            TpStatus::Refused => c"TP_STATUS_REFUSED",
+            TpStatus::Erased => c"TP_STATUS_ERASED",
+            TpStatus::ReplyWindowClosed => c"TP_STATUS_REPLY_WINDOW_CLOSED",
+            TpStatus::Provider => c"TP_STATUS_PROVIDER",
+            TpStatus::WrongTenant => c"TP_STATUS_WRONG_TENANT",
+            TpStatus::Expression => c"TP_STATUS_EXPRESSION",
+            TpStatus::Backend => c"TP_STATUS_BACKEND",
+            TpStatus::Unauthenticated => c"TP_STATUS_UNAUTHENTICATED",
+            TpStatus::Other => c"TP_STATUS_OTHER",
+            TpStatus::NullPointer => c"TP_STATUS_NULL_POINTER",
+            TpStatus::InvalidUtf8 => c"TP_STATUS_INVALID_UTF8",
+            TpStatus::InvalidJson => c"TP_STATUS_INVALID_JSON",
+            TpStatus::InvalidHandle => c"TP_STATUS_INVALID_HANDLE",
+            TpStatus::Panic => c"TP_STATUS_PANIC",
+        }
+    }
+}
+
+/// An engine: one tenant's customers, conversations and events, in memory.
+///
+/// Opaque: only ever handle a `TpEngine*` returned by `tp_engine_new`, and never dereference it
+/// (it is a token the library looks up in its table of live engines, not an address).
+///
+/// Thread safety: an engine may be used from any number of threads at once without locking on
+/// your side (calls are internally synchronised). Calling `tp_engine_free` while other threads
+/// are still inside calls on the same engine is safe: those calls finish normally, later ones
+/// return TP_STATUS_INVALID_HANDLE.
+pub struct TpEngine {
+    _opaque: [u8; 0],
+}
+
+// ---------------------------------------------------------------------------------------------
+// Failures, the last error and the panic guard.
+
+/// A failed call: its status and the message `tp_last_error` will show.
+#[derive(Debug)]
+pub(crate) struct Failure {
+    pub(crate) status: TpStatus,
+    pub(crate) message: String,
+}
+
+impl Failure {
+    fn new(status: TpStatus, message: impl Into<String>) -> Self {
+        Failure { status, message: message.into() }
+    }
+
+    fn null(argument: &str) -> Self {
+        Failure::new(TpStatus::NullPointer, format!("`{argument}` is NULL"))
+    }
+}
+
+impl From<Error> for Failure {
+    fn from(error: Error) -> Self {
+        let status = match &error {
+            Error::InvalidInput { .. } => TpStatus::InvalidInput,
+            Error::InvalidAddress { .. } => TpStatus::InvalidAddress,
+            Error::NotFound { .. } => TpStatus::NotFound,
+            Error::Conflict(_) => TpStatus::Conflict,
+            Error::Refused(_) => TpStatus::Refused,
+            Error::Erased(_) => TpStatus::Erased,
+            Error::ReplyWindowClosed { .. } => TpStatus::ReplyWindowClosed,
+            Error::Provider { .. } => TpStatus::Provider,
+            Error::WrongTenant(_) => TpStatus::WrongTenant,
+            Error::Expression(_) => TpStatus::Expression,
+            Error::Backend { .. } => TpStatus::Backend,
+            Error::Unauthenticated { .. } => TpStatus::Unauthenticated,
+            _ => TpStatus::Other,
+        };
+        Failure::new(status, error.to_string())
+    }
+}
+
+thread_local! {
+    static LAST_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
+}
+
+fn set_last_error(message: Option<String>) {
+    let message = message.map(|m| CString::new(m.replace('\0', "\\0")).unwrap_or_default());
+    // `try_with`: during thread teardown the slot may be gone; there is nobody left to tell.
+    let _ = LAST_ERROR.try_with(|slot| *slot.borrow_mut() = message);
+}
+
+/// Runs the body of an entry point: catches a panic, records the outcome in the thread's last
+/// error (cleared on success) and returns the status.
+pub(crate) fn guard(body: impl FnOnce() -> Result<(), Failure>) -> TpStatus {
+    let result = catch_unwind(AssertUnwindSafe(body)).unwrap_or_else(|panic| {
+        let text = panic
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "(no message)".to_owned());
+        Err(Failure::new(TpStatus::Panic, format!("touchpoint panicked (a bug; please report it): {text}")))
+    });
+    match result {
+        Ok(()) => {
+            set_last_error(None);
+            TpStatus::Ok
+        }
+        Err(failure) => {
+            set_last_error(Some(failure.message));
+            failure.status
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Live engines and strings.
+
+struct Live {
+    engine: Engine,
+    tenant: TenantId,
+}
+
+/// Live engines: handle value → the disguised address of the `Arc<Live>` the handle owns.
+/// Handle values count up from 1 and are never reused, so a stale handle can never reach a
+/// newer engine.
+static ENGINES: RwLock<BTreeMap<usize, usize>> = RwLock::new(BTreeMap::new());
+static NEXT_ENGINE: AtomicUsize = AtomicUsize::new(1);
+/// Disguised addresses of the strings handed out and not yet freed.
+static STRINGS: LazyLock<Mutex<HashSet<usize>>> = LazyLock::new(Default::default);
+
+/// The tables keep addresses XOR-ed with this (never a valid heap address on 64-bit targets),
+/// so they do not keep what they track reachable: a leak checker (valgrind memcheck) still
+/// reports an engine or a string the host never freed as lost.
+const DISGUISE: usize = 0xA5A5_A5A5_A5A5_A5A5_u64 as usize;
+
+fn disguise(address: usize) -> usize {
+    address ^ DISGUISE
+}
+
+const NOT_LIVE: &str = "`engine` is not a live engine (already freed, or not returned by tp_engine_new)";
+
+fn register(live: Live) -> Result<*mut TpEngine, Failure> {
+    let id = NEXT_ENGINE
+        .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_add(1))
+        .map_err(|_| Failure::new(TpStatus::Other, "no engine handles left in this process"))?;
+    // The table owns this strong count until `tp_engine_free` takes it back.
+    let owned = Arc::into_raw(Arc::new(live)).expose_provenance();
+    ENGINES.write().unwrap_or_else(PoisonError::into_inner).insert(id, disguise(owned));
+    Ok(std::ptr::without_provenance_mut(id))
+}
+
+fn live(engine: *mut TpEngine) -> Result<Arc<Live>, Failure> {
+    if engine.is_null() {
+        return Err(Failure::null("engine"));
+    }
+    let engines = ENGINES.read().unwrap_or_else(PoisonError::into_inner);
+    let owned = engines.get(&engine.addr()).ok_or_else(|| Failure::new(TpStatus::InvalidHandle, NOT_LIVE))?;
+    let ptr = std::ptr::with_exposed_provenance::<Live>(disguise(*owned));
+    // SAFETY: `ptr` came from `Arc::into_raw` in `register`, and the table's strong count stays
+    // alive while the entry exists; the read lock keeps `tp_engine_free` from removing it until
+    // this call holds a count of its own.
+    unsafe {
+        Arc::increment_strong_count(ptr);
+        Ok(Arc::from_raw(ptr))
+    }
+}
+
+/// Checks an out-parameter and sets `*out` to NULL, so it is NULL whenever the call fails.
+///
+/// # Safety
+/// `out` is NULL or valid for writing a pointer.
+unsafe fn out_slot<T>(out: *mut *mut T, argument: &str) -> Result<*mut *mut T, Failure> {
+    if out.is_null() {
+        return Err(Failure::null(argument));
+    }
+    // SAFETY: non-null, and the caller promises it is writable.
+    unsafe { out.write(std::ptr::null_mut()) };
+    Ok(out)
+}
+
+/// Serialises `value` into a new string of ours and stores it in `*out`.
+///
+/// # Safety
+/// `out` came from [`out_slot`].
+unsafe fn hand_out(out: *mut *mut c_char, value: &impl Serialize) -> Result<(), Failure> {
+    let json = serde_json::to_string(value)
+        .map_err(|e| Failure::new(TpStatus::Other, format!("could not serialise the result: {e}")))?;
+    // serde_json escapes U+0000 inside strings, so the text has no interior NUL.
+    let string = CString::new(json).map_err(|e| Failure::new(TpStatus::Other, e.to_string()))?;
+    let ptr = string.into_raw();
+    STRINGS.lock().unwrap_or_else(PoisonError::into_inner).insert(disguise(ptr.addr()));
+    // SAFETY: checked by `out_slot`.
+    unsafe { out.write(ptr) };
+    Ok(())
+}
+
+/// Borrows a NUL-terminated UTF-8 argument.
+///
+/// # Safety
+/// `ptr` is NULL or points to a NUL-terminated string that outlives the call.
+unsafe fn text<'a>(ptr: *const c_char, argument: &str) -> Result<&'a str, Failure> {
+    if ptr.is_null() {
+        return Err(Failure::null(argument));
+    }
+    // SAFETY: non-null and NUL-terminated by the caller's promise.
+    let bytes = unsafe { CStr::from_ptr(ptr) };
+    bytes.to_str().map_err(|e| {
+        Failure::new(
+            TpStatus::InvalidUtf8,
+            format!("`{argument}` is not valid UTF-8 (invalid byte at offset {})", e.valid_up_to()),
+        )
+    })
+}
+
+/// Parses a JSON argument: text that is not JSON is `InvalidJson`, JSON of the wrong shape or
+/// with a bad value is `InvalidInput`.
+fn parse<T: DeserializeOwned>(json: &str, argument: &str) -> Result<T, Failure> {
+    serde_json::from_str(json).map_err(|e| match e.classify() {
+        serde_json::error::Category::Data => Failure::new(TpStatus::InvalidInput, format!("`{argument}`: {e}")),
+        _ => Failure::new(TpStatus::InvalidJson, format!("`{argument}` is not JSON: {e}")),
+    })
+}
+
+/// Parses an id argument (a UUID string).
+///
+/// # Safety
+/// As for [`text`].
+unsafe fn id<T: FromStr<Err = Error>>(ptr: *const c_char, argument: &str) -> Result<T, Failure> {
+    // SAFETY: forwarded.
+    let text = unsafe { text(ptr, argument) }?;
+    text.trim().parse::<T>().map_err(Failure::from)
+}
+
+// ---------------------------------------------------------------------------------------------
+// The JSON the C side sends.
+
+/// `tp_engine_new`'s configuration.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigJson {
+    tenant: TenantId,
+    #[serde(default)]
+    cross_channel_window_hours: Option<u32>,
+    #[serde(default)]
+    default_phone_region: Option<String>,
+}
+
+const MAX_WINDOW_HOURS: u32 = 24 * 365;
+
+impl ConfigJson {
+    fn build(self) -> Result<Live, Error> {
+        let mut config = EngineConfig::default();
+        if let Some(hours) = self.cross_channel_window_hours {
+            if hours == 0 || hours > MAX_WINDOW_HOURS {
+                return Err(Error::invalid(
+                    "cross_channel_window_hours",
+                    format!("must be 1 to {MAX_WINDOW_HOURS} hours (omit it to keep channels apart)"),
+                ));
+            }
+            config.threading = ThreadingPolicy::default().with_cross_channel_window(Duration::hours(hours.into()));
+        }
+        if let Some(region) = self.default_phone_region {
+            if region.len() != 2 || !region.bytes().all(|b| b.is_ascii_alphabetic()) {
+                return Err(Error::invalid("default_phone_region", "must be an ISO 3166 alpha-2 code such as \"BR\""));
+            }
+            config.default_phone_region = Some(region.to_ascii_uppercase());
+        }
+        let engine = Engine::builder(Arc::new(InMemoryStore::new())).config(config).build();
+        Ok(Live { engine, tenant: self.tenant })
+    }
+}
+
+/// `tp_ingest`'s inbound message: the fields of `touchpoint::model::InboundMessage`, with the
+/// optional ones optional and the sender's trust defaulting as `InboundMessage::new` does.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct InboundJson {
+    channel: ChannelKind,
+    endpoint: EndpointId,
+    sender: Address,
+    external_id: String,
+    content: Content,
+    #[serde(default)]
+    verification: Option<Verification>,
+    #[serde(default)]
+    sender_name: Option<String>,
+    #[serde(default)]
+    claims: Vec<Claim>,
+    #[serde(default)]
+    thread: ThreadJson,
+    #[serde(default)]
+    sent_at: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ThreadJson {
+    #[serde(default)]
+    provider_thread_id: Option<String>,
+    #[serde(default)]
+    reply_token: Option<String>,
+    #[serde(default)]
+    in_reply_to: Option<String>,
+    #[serde(default)]
+    references: Vec<String>,
+    #[serde(default)]
+    subject: Option<String>,
+}
+
+impl InboundJson {
+    fn into_message(self) -> InboundMessage {
+        let mut msg = InboundMessage::new(self.channel, self.endpoint, self.sender, self.external_id, self.content);
+        if let Some(v) = self.verification {
+            msg.verification = v;
+        }
+        msg.sender_name = self.sender_name;
+        msg.claims = self.claims;
+        msg.sent_at = self.sent_at;
+        let t = self.thread;
+        msg.thread = ThreadHints {
+            provider_thread_id: t.provider_thread_id,
+            reply_token: t.reply_token,
+            in_reply_to: t.in_reply_to,
+            references: t.references,
+            subject: t.subject,
+        };
+        msg
+    }
+}
+
+/// `tp_link_identity`'s address.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LinkJson {
+    channel: ChannelKind,
+    address: Address,
+    verification: Verification,
+}
+
+/// `tp_record_outbound`'s message.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OutboundJson {
+    author: Author,
+    content: Content,
+    #[serde(default)]
+    via: Option<ViaJson>,
+    #[serde(default)]
+    external_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ViaJson {
+    endpoint: EndpointId,
+    identity: IdentityId,
+}
+
+impl OutboundJson {
+    fn into_message(self) -> OutboundMessage {
+        OutboundMessage {
+            author: self.author,
+            content: self.content,
+            via: self.via.map(|v| (v.endpoint, v.identity)),
+            external_id: self.external_id,
+            delivery: DeliveryState::Pending,
+        }
+    }
+}
+
+/// A context call's page (`NULL` page: the latest 50 messages).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PageJson {
+    #[serde(default)]
+    before: Option<MessageId>,
+    #[serde(default = "default_limit")]
+    limit: usize,
+}
+
+fn default_limit() -> usize {
+    TimelinePage::default().limit
+}
+
+/// # Safety
+/// As for [`text`] (NULL allowed).
+unsafe fn page(ptr: *const c_char) -> Result<TimelinePage, Failure> {
+    if ptr.is_null() {
+        return Ok(TimelinePage::default());
+    }
+    // SAFETY: forwarded.
+    let page: PageJson = parse(unsafe { text(ptr, "page_json") }?, "page_json")?;
+    Ok(TimelinePage { before: page.before, limit: page.limit })
+}
+
+/// What `tp_events_after` hands out.
+#[derive(Serialize)]
+struct EventsJson<'a> {
+    events: &'a [StoredEvent],
+    next_after: u64,
+}
+
+/// Most events one `tp_events_after` call returns.
+const MAX_EVENTS: u32 = 1000;
+
+// ---------------------------------------------------------------------------------------------
+// The C API.
+
+/// The library's version ("0.1.0"): a static string, never free it.
+#[unsafe(no_mangle)]
+pub extern "C" fn tp_version() -> *const c_char {
+    concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
+}
+
+/// Why the last call that returned a `TpStatus` on this thread failed ("" after a success).
+///
+/// The string belongs to the library: do not free it. It stays valid until the next call on
+/// this thread of a function that returns a `TpStatus`; copy it to keep it longer. Other threads
+/// have their own last error.
+#[unsafe(no_mangle)]
+pub extern "C" fn tp_last_error() -> *const c_char {
+    LAST_ERROR.try_with(|slot| slot.borrow().as_ref().map_or(c"".as_ptr(), |m| m.as_ptr())).unwrap_or(c"".as_ptr())
+}
+
+/// The name of a status code ("TP_STATUS_NOT_FOUND"), or "TP_STATUS_UNKNOWN" for a code this
+/// library does not define. A static string: never free it.
+#[unsafe(no_mangle)]
+pub extern "C" fn tp_status_name(status: i32) -> *const c_char {
+    TpStatus::from_code(status).map_or(c"TP_STATUS_UNKNOWN", TpStatus::name).as_ptr()
+}
+
+/// Creates an engine with its own in-memory store, from a JSON configuration:
+///
+///     {"tenant": "acme-shop",                  required: the tenant every call works in
+///      "cross_channel_window_hours": 72,       optional: continue the customer's open
+///                                              conversation across channels within this window
+///      "default_phone_region": "BR"}           optional: region for national phone numbers
+///
+/// On success `*out_engine` is the new engine: free it with `tp_engine_free`. On failure
+/// `*out_engine` is NULL (when `out_engine` itself is not NULL).
+///
+/// # Safety
+/// `config_json` is NULL or a NUL-terminated string; `out_engine` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tp_engine_new(config_json: *const c_char, out_engine: *mut *mut TpEngine) -> TpStatus {
+    guard(|| {
+        // SAFETY: the caller's promises, forwarded.
+        let out = unsafe { out_slot(out_engine, "out_engine") }?;
+        let config: ConfigJson = parse(unsafe { text(config_json, "config_json") }?, "config_json")?;
+        let engine = register(config.build()?)?;
+        // SAFETY: checked by `out_slot`.
+        unsafe { out.write(engine) };
+        Ok(())
+    })
+}
+
+/// Frees an engine and everything it stores. `tp_engine_free(NULL)` does nothing and returns
+/// TP_STATUS_OK (like `free(NULL)`); freeing an engine twice returns TP_STATUS_INVALID_HANDLE.
+#[unsafe(no_mangle)]
+pub extern "C" fn tp_engine_free(engine: *mut TpEngine) -> TpStatus {
+    guard(|| {
+        if engine.is_null() {
+            return Ok(());
+        }
+        let removed = ENGINES.write().unwrap_or_else(PoisonError::into_inner).remove(&engine.addr());
+        let owned = removed.ok_or_else(|| Failure::new(TpStatus::InvalidHandle, NOT_LIVE))?;
+        // SAFETY: the table's strong count from `register`, taken back exactly once (the entry is
+        // gone). The engine is dropped here, or by the last call still running on another thread.
+        drop(unsafe { Arc::from_raw(std::ptr::with_exposed_provenance::<Live>(disguise(owned))) });
+        Ok(())
+    })
+}
+
+/// Frees a string returned by this library. `tp_string_free(NULL)` does nothing and returns
+/// TP_STATUS_OK; a string freed twice, or not returned by this library, is left alone and
+/// returns TP_STATUS_INVALID_HANDLE.
+///
+/// # Safety
+/// `string` is NULL or any pointer value; it is only touched when it is a live string of ours.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tp_string_free(string: *mut c_char) -> TpStatus {
+    guard(|| {
+        if string.is_null() {
+            return Ok(());
+        }
+        if !STRINGS.lock().unwrap_or_else(PoisonError::into_inner).remove(&disguise(string.addr())) {
+            return Err(Failure::new(
+                TpStatus::InvalidHandle,
+                "`string` is not a live string of this library (already freed, or not returned by a tp_ call)",
+            ));
+        }
+        // SAFETY: it came from `CString::into_raw` in `hand_out` and was live until just now.
+        drop(unsafe { CString::from_raw(string) });
+        Ok(())
+    })
+}
+
+/// Ingests one inbound message (a webhook, a chat line, an email) into the engine's tenant:
+/// deduplicates it, resolves the customer, threads it into a conversation and stores it.
+///
+/// `inbound_json`, required fields first:
+///
+///     {"channel": "whatsapp",                  email, sms, voice, whatsapp, messenger, instagram,
+///                                              telegram, webchat, inapp, social, or your own name
+///      "endpoint": "wa-main",                  our endpoint that received it
+///      "sender": {"kind": "phone", "number": "+5511987654321"}
+///                                              or {"kind": "email", "address": "..."}
+///                                              or {"kind": "platform", "scope": "...", "id": "..."}
+///      "external_id": "wamid.HBgN...",         the provider's message id (idempotency key)
+///      "content": {"type": "text", "body": "Hi"}   or media, location, choices, ...
+///      "verification": "carrier_asserted",     optional: unverified, carrier_asserted, verified
+///                                              (default: carrier_asserted for phones on sms,
+///                                              whatsapp and voice, else unverified)
+///      "sender_name": "Ana",                   optional
+///      "claims": [{"key": {"kind": "external_id", "value": "user-1"}, "verification": "verified"}],
+///      "thread": {"subject": "...", "in_reply_to": "...", "references": [...],
+///                 "provider_thread_id": "...", "reply_token": "..."},
+///      "sent_at": "2026-03-02T09:00:00Z"}      optional
+///
+/// On success `*out_outcome_json` is the outcome (message, customer, identity, conversation,
+/// duplicate, resolution, thread, needs_handler, notes): free it with `tp_string_free`.
+/// Ingesting the same (channel, external_id) again changes nothing and returns the first
+/// outcome with "duplicate": true. On failure `*out_outcome_json` is NULL and nothing changed.
+///
+/// # Safety
+/// String arguments are NULL or NUL-terminated; `out_outcome_json` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tp_ingest(
+    engine: *mut TpEngine,
+    inbound_json: *const c_char,
+    out_outcome_json: *mut *mut c_char,
+) -> TpStatus {
+    guard(|| {
+        // SAFETY (this block and below): the caller's promises, forwarded.
+        let out = unsafe { out_slot(out_outcome_json, "out_outcome_json") }?;
+        let live = live(engine)?;
+        let inbound: InboundJson = parse(unsafe { text(inbound_json, "inbound_json") }?, "inbound_json")?;
+        let outcome = block_on(live.engine.ingest(&live.tenant, inbound.into_message()))?;
+        unsafe { hand_out(out, &outcome) }
+    })
+}
+
+/// Attaches an address the host knows to a customer (a phone number from the customer's
+/// account, a confirmed email), so later messages from it reach the same customer.
+///
+/// `customer_id` is a customer id from an outcome; `identity_json`:
+///
+///     {"channel": "whatsapp", "address": {"kind": "phone", "number": "+55 11 98765-4321"},
+///      "verification": "verified"}
+///
+/// On success `*out_identity_json` is the identity: free it with `tp_string_free`. Linking an
+/// address the customer already has returns it unchanged; an address of another customer is
+/// TP_STATUS_REFUSED.
+///
+/// # Safety
+/// String arguments are NULL or NUL-terminated; `out_identity_json` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tp_link_identity(
+    engine: *mut TpEngine,
+    customer_id: *const c_char,
+    identity_json: *const c_char,
+    out_identity_json: *mut *mut c_char,
+) -> TpStatus {
+    guard(|| {
+        // SAFETY (this block and below): the caller's promises, forwarded.
+        let out = unsafe { out_slot(out_identity_json, "out_identity_json") }?;
+        let live = live(engine)?;
+        let customer: CustomerId = unsafe { id(customer_id, "customer_id") }?;
+        let link: LinkJson = parse(unsafe { text(identity_json, "identity_json") }?, "identity_json")?;
+        let identity =
+            block_on(live.engine.link_identity(&live.tenant, customer, link.channel, link.address, link.verification))?;
+        unsafe { hand_out(out, &identity) }
+    })
+}
+
+/// Records a reply from us (an agent's or a bot's message) in a conversation. The host's
+/// transport delivers it; this records it in the customer's history.
+///
+/// `conversation_id` is a conversation id from an outcome; `outbound_json`:
+///
+///     {"author": {"kind": "agent", "id": "agent.bruno"},    or {"kind": "bot", "id": "..."}
+///      "content": {"type": "text", "body": "Sorry about that!"},
+///      "via": {"endpoint": "wa-main", "identity": "<identity id>"},   optional; default: where
+///                                                            the customer last wrote
+///      "external_id": "wamid.out.1"}                         optional: the provider's id
+///
+/// On success `*out_message_json` is the stored message: free it with `tp_string_free`.
+/// Refused before anything is stored when the conversation is closed, the customer is blocked
+/// or opted out, or the channel's reply window is closed (TP_STATUS_REPLY_WINDOW_CLOSED).
+///
+/// # Safety
+/// String arguments are NULL or NUL-terminated; `out_message_json` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tp_record_outbound(
+    engine: *mut TpEngine,
+    conversation_id: *const c_char,
+    outbound_json: *const c_char,
+    out_message_json: *mut *mut c_char,
+) -> TpStatus {
+    guard(|| {
+        // SAFETY (this block and below): the caller's promises, forwarded.
+        let out = unsafe { out_slot(out_message_json, "out_message_json") }?;
+        let live = live(engine)?;
+        let conversation: ConversationId = unsafe { id(conversation_id, "conversation_id") }?;
+        let outbound: OutboundJson = parse(unsafe { text(outbound_json, "outbound_json") }?, "outbound_json")?;
+        let message = block_on(live.engine.record_outbound(&live.tenant, conversation, outbound.into_message()))?;
+        unsafe { hand_out(out, &message) }
+    })
+}
+
+/// The cross-channel context of a customer: profile, identities with reply windows, open and
+/// past conversations, one timeline across channels (newest first), counts.
+///
+/// `page_json` may be NULL (the latest 50 messages) or `{"limit": 20, "before": "<message id>"}`
+/// (limit 1 to 500; `before` is the `next_page` of a previous view).
+///
+/// On success `*out_context_json` is the view: free it with `tp_string_free`.
+///
+/// # Safety
+/// String arguments are NULL or NUL-terminated; `out_context_json` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tp_customer_context(
+    engine: *mut TpEngine,
+    customer_id: *const c_char,
+    page_json: *const c_char,
+    out_context_json: *mut *mut c_char,
+) -> TpStatus {
+    guard(|| {
+        // SAFETY (this block and below): the caller's promises, forwarded.
+        let out = unsafe { out_slot(out_context_json, "out_context_json") }?;
+        let live = live(engine)?;
+        let customer: CustomerId = unsafe { id(customer_id, "customer_id") }?;
+        let page = unsafe { page(page_json) }?;
+        let view = block_on(live.engine.customer_context(&live.tenant, customer, page))?;
+        unsafe { hand_out(out, &view) }
+    })
+}
+
+/// The context of a conversation's customer, as `tp_customer_context`, with that conversation
+/// in "focus".
+///
+/// # Safety
+/// String arguments are NULL or NUL-terminated; `out_context_json` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tp_conversation_context(
+    engine: *mut TpEngine,
+    conversation_id: *const c_char,
+    page_json: *const c_char,
+    out_context_json: *mut *mut c_char,
+) -> TpStatus {
+    guard(|| {
+        // SAFETY (this block and below): the caller's promises, forwarded.
+        let out = unsafe { out_slot(out_context_json, "out_context_json") }?;
+        let live = live(engine)?;
+        let conversation: ConversationId = unsafe { id(conversation_id, "conversation_id") }?;
+        let page = unsafe { page(page_json) }?;
+        let view = block_on(live.engine.conversation_context(&live.tenant, conversation, page))?;
+        unsafe { hand_out(out, &view) }
+    })
+}
+
+/// Polls the tenant's domain events (customer created, identity linked, message received, ...)
+/// with a sequence number greater than `after`, oldest first, at most `limit` (1 to 1000).
+///
+/// On success `*out_events_json` is `{"events": [{"seq": 1, "id": "...", "tenant": "...",
+/// "at": "...", "event": {"type": "customer_created", ...}}, ...], "next_after": 12}`: pass
+/// `next_after` as `after` in the next poll. Free it with `tp_string_free`.
+///
+/// # Safety
+/// `out_events_json` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tp_events_after(
+    engine: *mut TpEngine,
+    after: u64,
+    limit: u32,
+    out_events_json: *mut *mut c_char,
+) -> TpStatus {
+    guard(|| {
+        // SAFETY (this block and below): the caller's promises, forwarded.
+        let out = unsafe { out_slot(out_events_json, "out_events_json") }?;
+        let live = live(engine)?;
+        if limit == 0 || limit > MAX_EVENTS {
+            return Err(Error::invalid("limit", format!("must be 1 to {MAX_EVENTS}")).into());
+        }
+        let events = block_on(live.engine.store().events_after(&live.tenant, after, limit as usize))?;
+        let next_after = events.last().map_or(after, |e| e.seq);
+        unsafe { hand_out(out, &EventsJson { events: &events, next_after }) }
+    })
+}

@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""touchpoint from Python, through its C ABI (ctypes, standard library only).
+
+The cross-channel story of examples/quickstart.rs: a customer starts on web chat, the shop links
+her WhatsApp number and email, she continues on WhatsApp, then writes an email. One customer,
+one conversation history, one context.
+
+Run from the repository root:
+
+    cargo build --example c_abi
+    python3 examples/c_abi/touchpoint.py [path/to/libc_abi.so]
+
+Without an argument the library is looked up in $TOUCHPOINT_LIB, then in
+target/debug/examples/. The `Library` and `Engine` classes are the reusable part: copy them.
+"""
+
+import ctypes
+import json
+import os
+import sys
+from pathlib import Path
+
+TP_STATUS_OK = 0
+
+
+class TouchpointError(Exception):
+    """A failed call: the status name (TP_STATUS_NOT_FOUND, ...) and the library's message."""
+
+    def __init__(self, status, name, message):
+        super().__init__(f"{name}: {message}")
+        self.status = status
+        self.name = name
+        self.message = message
+
+
+class Library:
+    """The loaded shared library with its function signatures declared."""
+
+    def __init__(self, path):
+        lib = ctypes.CDLL(str(path))
+        out = ctypes.POINTER(ctypes.c_void_p)  # char** / TpEngine** out-parameters
+        status = ctypes.c_int32
+        signatures = {
+            "tp_version": ([], ctypes.c_char_p),
+            "tp_last_error": ([], ctypes.c_char_p),
+            "tp_status_name": ([ctypes.c_int32], ctypes.c_char_p),
+            "tp_engine_new": ([ctypes.c_char_p, out], status),
+            "tp_engine_free": ([ctypes.c_void_p], status),
+            "tp_string_free": ([ctypes.c_void_p], status),
+            "tp_ingest": ([ctypes.c_void_p, ctypes.c_char_p, out], status),
+            "tp_link_identity": ([ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, out], status),
+            "tp_record_outbound": ([ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, out], status),
+            "tp_customer_context": ([ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, out], status),
+            "tp_conversation_context": ([ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, out], status),
+            "tp_events_after": ([ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, out], status),
+        }
+        for name, (argtypes, restype) in signatures.items():
+            function = getattr(lib, name)
+            function.argtypes = argtypes
+            function.restype = restype
+        self.lib = lib
+
+    def version(self):
+        return self.lib.tp_version().decode()
+
+    def status_name(self, status):
+        return self.lib.tp_status_name(status).decode()
+
+    def check(self, status):
+        """Raises TouchpointError for a failed call (reads the thread's last error right away)."""
+        if status != TP_STATUS_OK:
+            message = self.lib.tp_last_error().decode("utf-8", "replace")
+            raise TouchpointError(status, self.status_name(status), message)
+
+    def call_json(self, function, *args):
+        """Calls a function whose last parameter is a char** result; returns the parsed JSON and
+        frees the library's string."""
+        result = ctypes.c_void_p()
+        self.check(function(*args, ctypes.byref(result)))
+        try:
+            return json.loads(ctypes.string_at(result.value).decode())
+        finally:
+            self.check(self.lib.tp_string_free(result))
+
+
+def _text(value):
+    return value.encode() if isinstance(value, str) else value
+
+
+def _json(value):
+    return None if value is None else json.dumps(value).encode()
+
+
+class Engine:
+    """One tenant's engine. Use it as a context manager, or call close()."""
+
+    def __init__(self, library, config):
+        self._library = library
+        self._lib = library.lib
+        handle = ctypes.c_void_p()
+        library.check(self._lib.tp_engine_new(_json(config), ctypes.byref(handle)))
+        self._handle = handle
+
+    def ingest(self, inbound):
+        return self._library.call_json(self._lib.tp_ingest, self._handle, _json(inbound))
+
+    def link_identity(self, customer_id, identity):
+        return self._library.call_json(self._lib.tp_link_identity, self._handle, _text(customer_id), _json(identity))
+
+    def record_outbound(self, conversation_id, outbound):
+        return self._library.call_json(
+            self._lib.tp_record_outbound, self._handle, _text(conversation_id), _json(outbound)
+        )
+
+    def customer_context(self, customer_id, page=None):
+        return self._library.call_json(
+            self._lib.tp_customer_context, self._handle, _text(customer_id), _json(page)
+        )
+
+    def conversation_context(self, conversation_id, page=None):
+        return self._library.call_json(
+            self._lib.tp_conversation_context, self._handle, _text(conversation_id), _json(page)
+        )
+
+    def events_after(self, after=0, limit=100):
+        return self._library.call_json(self._lib.tp_events_after, self._handle, after, limit)
+
+    def close(self):
+        if self._handle is not None:
+            self._library.check(self._lib.tp_engine_free(self._handle))
+            self._handle = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+def find_library():
+    if len(sys.argv) > 1:
+        return Path(sys.argv[1])
+    if os.environ.get("TOUCHPOINT_LIB"):
+        return Path(os.environ["TOUCHPOINT_LIB"])
+    name = {"darwin": "libc_abi.dylib", "win32": "c_abi.dll"}.get(sys.platform, "libc_abi.so")
+    return Path(__file__).resolve().parents[2] / "target" / "debug" / "examples" / name
+
+
+def print_outcome(label, outcome):
+    print(
+        f"{label:9} -> customer {outcome['customer']}, conversation {outcome['conversation']} "
+        f"(resolution {outcome['resolution']['kind']}, thread {outcome['thread']['decision']})"
+    )
+
+
+def main():
+    library = Library(find_library())
+    print(f"touchpoint {library.version()}")
+
+    # One engine per tenant; continue open conversations across channels for up to 3 days.
+    with Engine(library, {"tenant": "acme-shop", "cross_channel_window_hours": 72}) as engine:
+        # 1. Web chat: Ana is signed in on the shop, so the host vouches for her user id.
+        chat = {
+            "channel": "webchat",
+            "endpoint": "shop-widget",
+            "sender": {"kind": "platform", "scope": "shop-widget", "id": "visitor-7f3a"},
+            "external_id": "chat-0001",
+            "content": {"type": "text", "body": "Hi! My order #1042 arrived with a broken lamp."},
+            "sender_name": "Ana Souza",
+            "claims": [{"key": {"kind": "external_id", "value": "shop-user-1042"}, "verification": "verified"}],
+        }
+        first = engine.ingest(chat)
+        print_outcome("web chat", first)
+
+        # A retried webhook changes nothing.
+        again = engine.ingest(chat)
+        print(f"retry     -> duplicate {str(again['duplicate']).lower()}, customer {again['customer']}")
+
+        # The shop knows her phone and email from her account and links them as verified.
+        for channel, address in [
+            ("whatsapp", {"kind": "phone", "number": "+55 11 98765-4321"}),
+            ("email", {"kind": "email", "address": "ana.souza@example.com"}),
+        ]:
+            identity = engine.link_identity(
+                first["customer"], {"channel": channel, "address": address, "verification": "verified"}
+            )
+            print(f"linked    -> {identity['channel']} {identity['address']['value']}")
+
+        # An agent answers in the conversation (on web chat, where she last wrote).
+        reply = engine.record_outbound(
+            first["conversation"],
+            {
+                "author": {"kind": "agent", "id": "agent.bruno"},
+                "content": {"type": "text", "body": "Sorry about that, Ana! Can you send a photo?"},
+            },
+        )
+        print(f"reply     -> message {reply['id']} on {reply['channel']}")
+
+        # 2. WhatsApp: the same number, spelled the way WhatsApp spells it.
+        second = engine.ingest(
+            {
+                "channel": "whatsapp",
+                "endpoint": "wa-+551130000000",
+                "sender": {"kind": "phone", "number": "5511987654321"},
+                "external_id": "wamid.HBgNNTUxMTk4NzY1NDMyMRUCABIYFjNFQjA",
+                "content": {
+                    "type": "media",
+                    "media": "image",
+                    "url": "https://media.example/lamp.jpg",
+                    "mime_type": "image/jpeg",
+                    "caption": "Here is the lamp",
+                },
+            }
+        )
+        print_outcome("whatsapp", second)
+
+        # 3. Email, from the address on her account (spelled differently).
+        third = engine.ingest(
+            {
+                "channel": "email",
+                "endpoint": "support@acme-shop.example",
+                "sender": {"kind": "email", "address": "Ana.Souza@Example.com"},
+                "external_id": "<CAF=ana-1@mail.example.com>",
+                "content": {"type": "text", "body": "Attaching the receipt as well. Refund or replacement is fine."},
+                "thread": {"subject": "Broken lamp, order #1042"},
+            }
+        )
+        print_outcome("email", third)
+
+        same = (
+            first["customer"] == second["customer"] == third["customer"]
+            and first["conversation"] == third["conversation"]
+        )
+        print(f"one story -> {'yes' if same else 'NO'}")
+
+        # What the next agent sees, whatever channel they answer on.
+        view = engine.conversation_context(third["conversation"])
+        counts = view["counts"]
+        print(
+            f"context   -> {counts['inbound']} in / {counts['outbound']} out "
+            f"over {counts['conversations']} conversation(s)"
+        )
+        print(f"context json: {json.dumps(view, separators=(',', ':'))}")
+        for message in view["timeline"]:
+            author = message["author"]
+            who = "customer" if author["kind"] == "customer" else author.get("id", author["kind"])
+            content = message["content"]
+            text = content.get("body") or content.get("caption") or content["type"]
+            print(f"  [{message['channel']:8}] {who:12} {text}")
+
+        # Poll the event outbox, five at a time.
+        after, names = 0, []
+        while True:
+            page = engine.events_after(after, 5)
+            if not page["events"]:
+                break
+            names += [e["event"]["type"] for e in page["events"]]
+            after = page["next_after"]
+        print(f"events    -> {' '.join(names)}")
+        print(f"events    -> {len(names)} in total")
+
+        # Errors are exceptions carrying the status and the library's explanation.
+        try:
+            engine.record_outbound(
+                "00000000-0000-7000-8000-000000000000",
+                {"author": {"kind": "agent", "id": "agent.bruno"}, "content": {"type": "text", "body": "Hello?"}},
+            )
+            print("error     -> none?")
+        except TouchpointError as error:
+            print(f"error     -> {error.name}: {error.message} (result NULL)")
+
+    return 0 if same else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+//! Shared JSON plumbing for the kits: a fast typed parse, and on failure a second pass that
+//! names the JSON path of the offending value.
+
+use crate::{Error, Result};
+use serde::Deserialize;
+
+/// Parses `body` as `T`. Errors name the JSON path (`entry[0].changes[0].value.messages[0].id`).
+pub(crate) fn parse<'a, T: Deserialize<'a>>(field: &'static str, body: &'a [u8]) -> Result<T> {
+    match serde_json::from_slice(body) {
+        Ok(value) => Ok(value),
+        // The fast pass does not track where it was; the slow pass runs only on bad input.
+        Err(plain) => {
+            let mut de = serde_json::Deserializer::from_slice(body);
+            match serde_path_to_error::deserialize::<_, T>(&mut de) {
+                Err(e) => Err(at(field, &e.path().to_string(), e.inner())),
+                // Parsed this time: the first error was after the value (trailing characters).
+                Ok(_) => Err(Error::invalid(field, plain.to_string())),
+            }
+        }
+    }
+}
+
+/// An [`Error::InvalidInput`] for the value at `path` (`.` or empty: the whole body).
+pub(crate) fn at(field: &'static str, path: &str, reason: impl std::fmt::Display) -> Error {
+    if path.is_empty() || path == "." {
+        Error::invalid(field, format!("{reason}"))
+    } else {
+        Error::invalid(field, format!("at `{path}`: {reason}"))
+    }
+}
+
+#[cfg_attr(not(any(feature = "whatsapp", feature = "telegram")), allow(dead_code))]
+/// Removes control characters and cuts to at most `max` bytes on a character boundary: display
+/// names are shown, not trusted, and must not fail a whole webhook.
+pub(crate) fn display_name(raw: &str, max: usize) -> Option<String> {
+    let mut out = String::with_capacity(raw.len().min(max));
+    for c in raw.trim().chars().filter(|c| !c.is_control()) {
+        if out.len() + c.len_utf8() > max {
+            break;
+        }
+        out.push(c);
+    }
+    let out = out.trim_end().to_owned();
+    (!out.is_empty()).then_some(out)
+}
+
+/// Checks a provider id used as an idempotency key or thread hint: 1–512 bytes, no control
+/// characters (what the engine accepts).
+pub(crate) fn check_id(field: &'static str, path: impl FnOnce() -> String, id: &str) -> Result<()> {
+    if id.trim().is_empty() || id.len() > 512 || id.chars().any(char::is_control) {
+        return Err(at(field, &path(), "must be 1 to 512 bytes without control characters"));
+    }
+    Ok(())
+}
+
+/// Checks content the way the engine will (without its size limits, which are the host's), so a
+/// kit never hands over a message ingest would reject for its shape.
+pub(crate) fn check_content(
+    field: &'static str,
+    path: impl FnOnce() -> String,
+    content: &crate::model::Content,
+) -> Result<()> {
+    let unlimited =
+        crate::model::ContentLimits { max_text_bytes: usize::MAX, max_options: usize::MAX, max_parameters: usize::MAX };
+    content.validate(&unlimited).map_err(|e| at(field, &path(), e))
+}
+
+/// A unix time in seconds, sent as a number or as a string of digits (WhatsApp sends strings).
+#[cfg_attr(not(any(feature = "whatsapp", feature = "telegram")), allow(dead_code))]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UnixSeconds(pub chrono::DateTime<chrono::Utc>);
+
+/// A unix time in milliseconds (Messenger, Instagram).
+#[cfg_attr(not(feature = "messenger"), allow(dead_code))]
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct UnixMillis(pub chrono::DateTime<chrono::Utc>);
+
+struct TimeVisitor {
+    millis: bool,
+}
+
+impl TimeVisitor {
+    fn at<E: serde::de::Error>(&self, n: i64) -> std::result::Result<chrono::DateTime<chrono::Utc>, E> {
+        let t = if self.millis {
+            chrono::DateTime::from_timestamp_millis(n)
+        } else {
+            chrono::DateTime::from_timestamp(n, 0)
+        };
+        t.ok_or_else(|| E::custom(format!("timestamp {n} is out of range")))
+    }
+}
+
+impl serde::de::Visitor<'_> for TimeVisitor {
+    type Value = chrono::DateTime<chrono::Utc>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.millis { "unix milliseconds" } else { "unix seconds" })
+    }
+
+    fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<Self::Value, E> {
+        self.at(v)
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<Self::Value, E> {
+        self.at(i64::try_from(v).map_err(|_| E::custom(format!("timestamp {v} is out of range")))?)
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Self::Value, E> {
+        if v.is_empty() || v.len() > 19 || !v.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(E::invalid_value(serde::de::Unexpected::Str(v), &self));
+        }
+        self.at(v.parse().map_err(|_| E::invalid_value(serde::de::Unexpected::Str(v), &self))?)
+    }
+}
+
+impl<'de> Deserialize<'de> for UnixSeconds {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(TimeVisitor { millis: false }).map(UnixSeconds)
+    }
+}
+
+impl<'de> Deserialize<'de> for UnixMillis {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        d.deserialize_any(TimeVisitor { millis: true }).map(UnixMillis)
+    }
+}
+
+/// An id sent as a string or as a number (Meta sends strings; older payloads numbers).
+#[cfg_attr(not(feature = "messenger"), allow(dead_code))]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct IdString(pub String);
+
+impl<'de> Deserialize<'de> for IdString {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = String;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an id (string or integer)")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<String, E> {
+                Ok(v.to_owned())
+            }
+            fn visit_string<E: serde::de::Error>(self, v: String) -> std::result::Result<String, E> {
+                Ok(v)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> std::result::Result<String, E> {
+                Ok(v.to_string())
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> std::result::Result<String, E> {
+                Ok(v.to_string())
+            }
+        }
+        d.deserialize_any(V).map(IdString)
+    }
+}
+
+#[cfg_attr(not(any(feature = "whatsapp", feature = "messenger")), allow(dead_code))]
+/// Checks a platform address the way the engine will normalise it, so a bad id in a payload
+/// fails here with its JSON path instead of at ingest.
+pub(crate) fn check_platform(
+    field: &'static str,
+    path: impl FnOnce() -> String,
+    address: &crate::model::Address,
+) -> Result<()> {
+    if let crate::model::Address::Platform { scope, id } = address {
+        crate::identity::normalize::normalize_platform_id(scope.as_deref(), id).map_err(|e| at(field, &path(), e))?;
+    }
+    Ok(())
+}

@@ -1,0 +1,988 @@
+//! WhatsApp Business Platform (Cloud API) kit: webhooks in, send-message JSON out.
+//!
+//! **Inbound.** [`WhatsAppKit::parse_webhook`] takes the raw body of a webhook POST (check it
+//! first with [`MetaSignature`](super::signature::MetaSignature)) and returns one
+//! [`KitEvent`] per customer message and per status:
+//!
+//! | webhook | event |
+//! |---|---|
+//! | `text` | [`Content::Text`] |
+//! | `image`, `video`, `audio` (voice notes too), `document`, `sticker` | [`Content::Media`] whose `url` is `whatsapp-media:<media id>` (see [`media_id`]): fetch it through the Graph API with your token within 7 days |
+//! | `location` | [`Content::Location`] |
+//! | `contacts` | one [`Content::Contact`] per card (the 2nd, 3rd … under `<wamid>#2`, `#3`, …) |
+//! | `interactive` `button_reply` / `list_reply`, `button` (template quick reply) | [`Content::Choices`] with the pick in `selected` |
+//! | `interactive` `nfm_reply` (Flows) | [`Content::System`] `flow_reply`, detail = the response JSON |
+//! | `reaction` | [`Content::System`] `reaction` (detail = emoji) or `reaction_removed`; `thread.in_reply_to` = the message reacted to |
+//! | `order` | [`Content::System`] `order` with a one-line summary |
+//! | `system` | [`Content::System`] named after `system.type` (`customer_changed_number`, …) |
+//! | `unsupported` and types this kit does not know | [`Content::System`] `unsupported` with the error code |
+//! | `statuses[]` | [`KitEvent::Receipt`]: `sent`, `delivered`, `read`, `failed` (with the error code) |
+//! | other change fields (`account_update`, template updates, …) | [`KitEvent::Skipped`] |
+//!
+//! Identity (reference §1.3): the sender is the phone number `wa_id` as `+<digits>`
+//! ([`Address::Phone`], carrier-asserted). When Meta sends a business-scoped user id (`user_id`,
+//! `from_user_id`), the sender is that id, scoped to the business portfolio
+//! ([`Address::Platform`]), and the phone number — when still sent — rides along as a
+//! carrier-asserted [`CustomerKey::Phone`] claim, so customers known by phone are linked to their
+//! new id. The profile name becomes `sender_name`; `context.id` (the message replied to, or whose
+//! button was tapped) becomes `thread.in_reply_to`.
+//!
+//! ```
+//! use touchpoint::channels::{whatsapp::WhatsAppKit, KitEvent};
+//! use touchpoint::model::{Address, Content};
+//!
+//! let body = br#"{"object":"whatsapp_business_account","entry":[{"id":"900000000000001","changes":[{"field":"messages","value":{"messaging_product":"whatsapp","metadata":{"display_phone_number":"15550001111","phone_number_id":"800000000000001"},"contacts":[{"profile":{"name":"Ada Example"},"wa_id":"447700900123"}],"messages":[{"from":"447700900123","id":"wamid.TEST0001","timestamp":"1735689600","type":"text","text":{"body":"Hi, my parcel has not arrived"}}]}}]}]}"#;
+//! let kit = WhatsAppKit::new();
+//! let events = kit.parse_webhook(body).unwrap();
+//! let KitEvent::Message(msg) = &events[0] else { panic!() };
+//! assert_eq!(msg.sender, Address::phone("+447700900123"));
+//! assert_eq!(msg.external_id, "wamid.TEST0001");
+//! assert_eq!(msg.endpoint.as_str(), "800000000000001"); // the phone_number_id, unless mapped
+//! assert_eq!(msg.content, Content::text("Hi, my parcel has not arrived"));
+//! ```
+//!
+//! **Outbound.** [`send_message`] turns [`Content`] into the body of
+//! `POST /{phone_number_id}/messages`; [`mark_read`] builds the read receipt (with an optional
+//! typing indicator).
+
+use super::json::{self, UnixSeconds};
+use super::{DeliveryReceipt, KitEvent};
+use crate::model::{
+    Address, ChannelKind, ChoiceOption, ContactCard, Content, CustomerKey, DeliveryState, EndpointId, InboundMessage,
+    MediaKind, ThreadHints, Verification,
+};
+use crate::{Error, Result};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+const FIELD: &str = "whatsapp webhook";
+
+/// The prefix of [`Content::Media`] URLs that stand for a WhatsApp media id.
+pub const MEDIA_URL_PREFIX: &str = "whatsapp-media:";
+
+/// The WhatsApp media id inside a `whatsapp-media:<id>` URL (as the kit writes for inbound
+/// media), or `None` for any other URL.
+///
+/// ```
+/// use touchpoint::channels::whatsapp::media_id;
+/// assert_eq!(media_id("whatsapp-media:1234567890"), Some("1234567890"));
+/// assert_eq!(media_id("https://cdn.example.net/a.jpg"), None);
+/// ```
+pub fn media_id(url: &str) -> Option<&str> {
+    url.strip_prefix(MEDIA_URL_PREFIX).filter(|id| !id.is_empty())
+}
+
+/// Parses WhatsApp Cloud API webhooks. Cheap to clone; `Send + Sync`.
+#[derive(Debug, Clone, Default)]
+pub struct WhatsAppKit {
+    endpoints: HashMap<String, EndpointId>,
+    portfolio: Option<String>,
+}
+
+impl WhatsAppKit {
+    /// A kit that names each business number's endpoint after its `phone_number_id` and scopes
+    /// business-scoped user ids to the WhatsApp Business Account id of the webhook entry.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Names the endpoint of the business number `phone_number_id` (one kit serves many
+    /// numbers; route tenants on the endpoint).
+    pub fn with_endpoint(mut self, phone_number_id: impl Into<String>, endpoint: EndpointId) -> Self {
+        self.endpoints.insert(phone_number_id.into(), endpoint);
+        self
+    }
+
+    /// Scopes business-scoped user ids to `portfolio` (the business portfolio id). Set it when
+    /// one portfolio owns several WhatsApp Business Accounts, so a customer keeps one identity
+    /// across them; without it the scope is the account id of the webhook entry.
+    /// A scope is 1–128 bytes without `:`, spaces or control characters.
+    pub fn with_portfolio(mut self, portfolio: impl Into<String>) -> Result<Self> {
+        let portfolio = portfolio.into();
+        crate::identity::normalize::normalize_platform_id(Some(&portfolio), "1").map_err(|_| {
+            Error::invalid("portfolio", "must be 1 to 128 bytes without `:`, spaces or control characters")
+        })?;
+        self.portfolio = Some(portfolio);
+        Ok(self)
+    }
+
+    /// Parses the raw body of one webhook POST into events, in payload order. Malformed bodies
+    /// fail with [`Error::InvalidInput`] naming the JSON path; nothing is returned partially.
+    pub fn parse_webhook(&self, body: &[u8]) -> Result<Vec<KitEvent>> {
+        let hook: Webhook<'_> = json::parse(FIELD, body)?;
+        if hook.object != "whatsapp_business_account" {
+            return Err(json::at(
+                FIELD,
+                "object",
+                format!("is {:?}; a WhatsApp webhook has `whatsapp_business_account`", hook.object),
+            ));
+        }
+        let mut out = Vec::new();
+        for (i, entry) in hook.entry.into_iter().enumerate() {
+            for (j, change) in entry.changes.into_iter().enumerate() {
+                let at = |rest: &str| format!("entry[{i}].changes[{j}].{rest}");
+                if change.field != "messages" {
+                    out.push(KitEvent::Skipped { kind: format!("whatsapp.{}", change.field) });
+                    continue;
+                }
+                let value = change.value.ok_or_else(|| json::at(FIELD, &at("value"), "missing"))?;
+                self.parse_value(value, entry.id.as_deref(), &at, &mut out)?;
+            }
+        }
+        Ok(out)
+    }
+
+    fn parse_value(
+        &self,
+        value: ChangeValue<'_>,
+        account: Option<&str>,
+        at: &dyn Fn(&str) -> String,
+        out: &mut Vec<KitEvent>,
+    ) -> Result<()> {
+        let scope = self.portfolio.as_deref().or(account);
+        if !value.messages.is_empty() {
+            let metadata = value.metadata.as_ref().ok_or_else(|| json::at(FIELD, &at("value.metadata"), "missing"))?;
+            let endpoint = match self.endpoints.get(metadata.phone_number_id.as_ref()) {
+                Some(e) => e.clone(),
+                None => EndpointId::new(metadata.phone_number_id.as_ref())
+                    .map_err(|e| json::at(FIELD, &at("value.metadata.phone_number_id"), e))?,
+            };
+            let ctx = Ctx { endpoint, scope, contacts: &value.contacts };
+            for (k, m) in value.messages.into_iter().enumerate() {
+                let path = |rest: &str| at(&format!("value.messages[{k}]{rest}"));
+                ctx.message(m, &path, out)?;
+            }
+        }
+        for (k, s) in value.statuses.into_iter().enumerate() {
+            let path = |rest: &str| at(&format!("value.statuses[{k}]{rest}"));
+            if let Some(receipt) = receipt(s, scope, &path)? {
+                out.push(receipt);
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Ctx<'v, 'a> {
+    endpoint: EndpointId,
+    scope: Option<&'v str>,
+    contacts: &'v [WaContact<'a>],
+}
+
+fn digits(field_path: impl FnOnce() -> String, raw: &str) -> Result<String> {
+    if raw.is_empty() || raw.len() > 20 || !raw.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(json::at(FIELD, &field_path(), format!("{raw:?} is not a WhatsApp phone number (digits only)")));
+    }
+    Ok(format!("+{raw}"))
+}
+
+fn nonempty<S: AsRef<str>>(s: &Option<S>) -> Option<&str> {
+    s.as_ref().map(AsRef::as_ref).filter(|s| !s.is_empty())
+}
+
+impl Ctx<'_, '_> {
+    fn message(&self, mut m: WaMessage<'_>, path: &dyn Fn(&str) -> String, out: &mut Vec<KitEvent>) -> Result<()> {
+        json::check_id(FIELD, || path(".id"), &m.id)?;
+        let contact = self
+            .contacts
+            .iter()
+            .find(|c| {
+                (m.from.is_some() && c.wa_id == m.from) || (m.from_user_id.is_some() && c.user_id == m.from_user_id)
+            })
+            .or(match self.contacts {
+                [only] => Some(only),
+                _ => None,
+            });
+        let phone = match nonempty(&m.from).or_else(|| contact.and_then(|c| nonempty(&c.wa_id))) {
+            Some(p) => Some(digits(|| path(".from"), p)?),
+            None => None,
+        };
+        let bsuid = nonempty(&m.from_user_id).or_else(|| contact.and_then(|c| nonempty(&c.user_id)));
+        let (sender, claim) = match (bsuid, phone) {
+            (Some(id), phone) => {
+                let scope = self.scope.ok_or_else(|| {
+                    json::at(
+                        FIELD,
+                        &path(".from_user_id"),
+                        "a business-scoped user id needs a scope: the entry id or a portfolio",
+                    )
+                })?;
+                let address = Address::platform(scope, id);
+                json::check_platform(FIELD, || path(".from_user_id"), &address)?;
+                (address, phone)
+            }
+            (None, Some(phone)) => (Address::phone(phone), None),
+            (None, None) => return Err(json::at(FIELD, &path(".from"), "missing: the message names no sender")),
+        };
+        let name = contact.and_then(|c| c.profile.as_ref()).and_then(|p| p.name.as_deref());
+        let name = name.and_then(|n| json::display_name(n, 256));
+        let mut thread = ThreadHints::default();
+        if let Some(reply_to) = m.context.as_ref().and_then(|c| nonempty(&c.id)) {
+            json::check_id(FIELD, || path(".context.id"), reply_to)?;
+            thread.in_reply_to = Some(reply_to.to_owned());
+        }
+        let (first, more) = contents(&mut m, path, &mut thread)?;
+        let count = 1 + more.len();
+        // The last message takes the shared values instead of cloning them.
+        let mut id = std::mem::take(&mut m.id);
+        let mut sender = Some(sender);
+        let mut name = name;
+        for (n, content) in std::iter::once(first).chain(more).enumerate() {
+            let last = n + 1 == count;
+            let external_id = match (n, last) {
+                (0, true) => std::mem::take(&mut id),
+                (0, false) => id.clone(),
+                _ => format!("{id}#{}", n + 1),
+            };
+            json::check_content(FIELD, || path(""), &content)?;
+            let from = if last { sender.take() } else { sender.clone() };
+            let Some(from) = from else { break };
+            let mut msg = InboundMessage::new(ChannelKind::WhatsApp, self.endpoint.clone(), from, external_id, content)
+                .with_sent_at(m.timestamp.0)
+                .with_thread(thread.clone());
+            if let Some(phone) = &claim {
+                msg = msg.with_claim(CustomerKey::Phone(phone.clone()), Verification::CarrierAsserted);
+            }
+            if let Some(n) = if last { name.take() } else { name.clone() } {
+                msg = msg.with_sender_name(n);
+            }
+            out.push(KitEvent::Message(msg));
+        }
+        Ok(())
+    }
+}
+
+fn missing(path: &dyn Fn(&str) -> String, object: &str, kind: &str) -> Error {
+    json::at(FIELD, &path(&format!(".{object}")), format!("missing, but the message type is `{kind}`"))
+}
+
+fn media(kind: MediaKind, m: &Option<WaMedia>, name: &str, path: &dyn Fn(&str) -> String) -> Result<Content> {
+    let media = m.as_ref().ok_or_else(|| missing(path, name, name))?;
+    let url = match (nonempty(&media.id), nonempty(&media.link)) {
+        (Some(id), _) => format!("{MEDIA_URL_PREFIX}{id}"),
+        (None, Some(link)) => link.to_owned(),
+        (None, None) => return Err(json::at(FIELD, &path(&format!(".{name}.id")), "missing: no media id or link")),
+    };
+    Ok(Content::Media {
+        media: kind,
+        url,
+        mime_type: media.mime_type.clone().filter(|s| !s.is_empty()),
+        caption: media.caption.clone().filter(|s| !s.is_empty()),
+        filename: media.filename.clone().filter(|s| !s.is_empty()),
+    })
+}
+
+/// The message's content: usually one, several for a `contacts` message with several cards.
+fn contents(
+    m: &mut WaMessage<'_>,
+    path: &dyn Fn(&str) -> String,
+    thread: &mut ThreadHints,
+) -> Result<(Content, Vec<Content>)> {
+    let kind = m.kind.as_ref();
+    let one = |c: Content| Ok((c, Vec::new()));
+    match kind {
+        "text" => {
+            let text = m.text.as_mut().ok_or_else(|| missing(path, "text", kind))?;
+            one(Content::text(std::mem::take(&mut text.body)))
+        }
+        "image" => one(media(MediaKind::Image, &m.image, kind, path)?),
+        "video" => one(media(MediaKind::Video, &m.video, kind, path)?),
+        "audio" | "voice" => {
+            let source = if m.audio.is_some() { &m.audio } else { &m.voice };
+            one(media(MediaKind::Audio, source, if m.audio.is_some() { "audio" } else { kind }, path)?)
+        }
+        "document" => one(media(MediaKind::Document, &m.document, kind, path)?),
+        "sticker" => one(media(MediaKind::Sticker, &m.sticker, kind, path)?),
+        "location" => {
+            let l = m.location.as_ref().ok_or_else(|| missing(path, "location", kind))?;
+            one(Content::Location {
+                latitude: l.latitude,
+                longitude: l.longitude,
+                name: l.name.clone().filter(|s| !s.is_empty()),
+                address: l.address.clone().filter(|s| !s.is_empty()),
+            })
+        }
+        "contacts" => {
+            let cards = m.contacts.as_ref().filter(|c| !c.is_empty()).ok_or_else(|| missing(path, "contacts", kind))?;
+            let cards: Vec<Content> = cards
+                .iter()
+                .enumerate()
+                .map(|(n, c)| contact_card(c, &|| path(&format!(".contacts[{n}]"))))
+                .collect::<Result<_>>()?;
+            let mut cards = cards.into_iter();
+            let first = cards.next().ok_or_else(|| missing(path, "contacts", kind))?;
+            Ok((first, cards.collect()))
+        }
+        "interactive" => {
+            let i = m.interactive.as_ref().ok_or_else(|| missing(path, "interactive", kind))?;
+            let pick = |r: &Option<Reply>, name: &str| -> Result<Content> {
+                let r = r.as_ref().ok_or_else(|| missing(path, &format!("interactive.{name}"), name))?;
+                Ok(picked(r.id.clone(), r.title.clone(), r.description.clone()))
+            };
+            match i.kind.as_ref() {
+                "button_reply" => one(pick(&i.button_reply, "button_reply")?),
+                "list_reply" => one(pick(&i.list_reply, "list_reply")?),
+                "nfm_reply" => {
+                    let r = i.nfm_reply.as_ref().ok_or_else(|| missing(path, "interactive.nfm_reply", "nfm_reply"))?;
+                    let detail = r.response_json.clone().or_else(|| r.body.clone());
+                    one(Content::System { event: "flow_reply".into(), detail })
+                }
+                other => one(unsupported(format!("interactive reply type `{other}` is not understood by this kit"))),
+            }
+        }
+        "button" => {
+            let b = m.button.as_ref().ok_or_else(|| missing(path, "button", kind))?;
+            let id = b.payload.clone().filter(|p| !p.is_empty()).unwrap_or_else(|| b.text.clone());
+            one(picked(id, b.text.clone(), None))
+        }
+        "reaction" => {
+            let r = m.reaction.as_ref().ok_or_else(|| missing(path, "reaction", kind))?;
+            json::check_id(FIELD, || path(".reaction.message_id"), &r.message_id)?;
+            thread.in_reply_to = Some(r.message_id.clone());
+            one(match nonempty(&r.emoji) {
+                Some(emoji) => Content::System { event: "reaction".into(), detail: Some(emoji.to_owned()) },
+                None => Content::System { event: "reaction_removed".into(), detail: None },
+            })
+        }
+        "order" => {
+            let o = m.order.as_ref().ok_or_else(|| missing(path, "order", kind))?;
+            one(Content::System { event: "order".into(), detail: Some(order_summary(o)) })
+        }
+        "system" => {
+            let s = m.system.as_ref().ok_or_else(|| missing(path, "system", kind))?;
+            let event = nonempty(&s.kind).unwrap_or("system").to_owned();
+            one(Content::System { event, detail: s.body.clone().filter(|b| !b.is_empty()) })
+        }
+        "unsupported" | "unknown" => {
+            let detail = match m.errors.first() {
+                Some(e) => e.describe(),
+                None => "the customer sent a message type WhatsApp does not deliver to the API".to_owned(),
+            };
+            one(unsupported(detail))
+        }
+        other => one(unsupported(format!("message type `{other}` is not understood by this kit"))),
+    }
+}
+
+fn unsupported(detail: String) -> Content {
+    Content::System { event: "unsupported".into(), detail: Some(detail) }
+}
+
+fn picked(id: String, title: String, description: Option<String>) -> Content {
+    Content::Choices {
+        body: title.clone(),
+        options: vec![ChoiceOption { id: id.clone(), title, description: description.filter(|d| !d.is_empty()) }],
+        selected: Some(id),
+    }
+}
+
+fn contact_card(c: &SharedContact, path: &dyn Fn() -> String) -> Result<Content> {
+    let phones: Vec<String> =
+        c.phones.iter().filter_map(|p| nonempty(&p.phone).or(nonempty(&p.wa_id)).map(str::to_owned)).collect();
+    let emails: Vec<String> = c.emails.iter().filter_map(|e| nonempty(&e.email).map(str::to_owned)).collect();
+    let name = c.name.as_ref();
+    let joined = name.map(|n| {
+        [&n.first_name, &n.middle_name, &n.last_name].iter().filter_map(|p| nonempty(p)).collect::<Vec<_>>().join(" ")
+    });
+    let name = name
+        .and_then(|n| nonempty(&n.formatted_name).map(str::to_owned))
+        .or(joined.filter(|j| !j.is_empty()))
+        .or_else(|| phones.first().cloned())
+        .or_else(|| emails.first().cloned())
+        .ok_or_else(|| json::at(FIELD, &format!("{}.name", path()), "a shared contact without name, phone or email"))?;
+    let organization = c.org.as_ref().and_then(|o| nonempty(&o.company)).map(str::to_owned);
+    Ok(Content::Contact(ContactCard { name, phones, emails, organization }))
+}
+
+fn order_summary(o: &Order) -> String {
+    let items: Vec<String> = o
+        .product_items
+        .iter()
+        .map(|i| {
+            let mut s = format!("{} × {}", number(&i.quantity), i.product_retailer_id.as_deref().unwrap_or("?"));
+            if let (Some(price), Some(currency)) = (&i.item_price, &i.currency) {
+                s.push_str(&format!(" at {} {currency}", number(&Some(price.clone()))));
+            }
+            s
+        })
+        .collect();
+    let mut summary = match &o.catalog_id {
+        Some(c) => format!("catalog {c}: {}", items.join("; ")),
+        None => items.join("; "),
+    };
+    if let Some(text) = nonempty(&o.text) {
+        summary.push_str(&format!(" — {text}"));
+    }
+    summary
+}
+
+fn number(n: &Option<Value>) -> String {
+    match n {
+        Some(Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+        None => "?".to_owned(),
+    }
+}
+
+fn receipt(s: WaStatus<'_>, scope: Option<&str>, path: &dyn Fn(&str) -> String) -> Result<Option<KitEvent>> {
+    json::check_id(FIELD, || path(".id"), &s.id)?;
+    let state = match s.status.as_ref() {
+        "sent" => DeliveryState::Sent,
+        "delivered" => DeliveryState::Delivered,
+        "read" | "played" => DeliveryState::Read,
+        "failed" => {
+            let first = s.errors.first();
+            DeliveryState::Failed {
+                code: first.and_then(|e| e.code.as_ref()).map(|c| match c {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                }),
+                reason: first.map_or_else(|| "WhatsApp reported the message as failed".to_owned(), WaError::reason),
+            }
+        }
+        other => return Ok(Some(KitEvent::Skipped { kind: format!("whatsapp.status.{other}") })),
+    };
+    let recipient = match (nonempty(&s.recipient_user_id), nonempty(&s.recipient_id)) {
+        (Some(id), _) if let Some(scope) = scope => {
+            let address = Address::platform(scope, id);
+            json::check_platform(FIELD, || path(".recipient_user_id"), &address)?;
+            Some(address)
+        }
+        (_, Some(phone)) => Some(Address::phone(digits(|| path(".recipient_id"), phone)?)),
+        _ => None,
+    };
+    Ok(Some(KitEvent::Receipt(DeliveryReceipt {
+        channel: ChannelKind::WhatsApp,
+        external_id: s.id,
+        state,
+        at: Some(s.timestamp.0),
+        recipient,
+        watermark: false,
+    })))
+}
+
+// ----- webhook schema (only what the kit reads; unknown fields are ignored) -----
+
+#[derive(Deserialize)]
+struct Webhook<'a> {
+    #[serde(borrow)]
+    object: Cow<'a, str>,
+    #[serde(default, borrow)]
+    entry: Vec<Entry<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Entry<'a> {
+    #[serde(default, borrow)]
+    id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    changes: Vec<Change<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Change<'a> {
+    #[serde(borrow)]
+    field: Cow<'a, str>,
+    #[serde(default, borrow)]
+    value: Option<ChangeValue<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ChangeValue<'a> {
+    #[serde(default, borrow)]
+    metadata: Option<Metadata<'a>>,
+    #[serde(default, borrow)]
+    contacts: Vec<WaContact<'a>>,
+    #[serde(default, borrow)]
+    messages: Vec<WaMessage<'a>>,
+    #[serde(default, borrow)]
+    statuses: Vec<WaStatus<'a>>,
+}
+
+#[derive(Deserialize)]
+struct Metadata<'a> {
+    #[serde(borrow)]
+    phone_number_id: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct WaContact<'a> {
+    #[serde(default, borrow)]
+    profile: Option<Profile<'a>>,
+    #[serde(default, borrow)]
+    wa_id: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    user_id: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Profile<'a> {
+    #[serde(default, borrow)]
+    name: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct WaMessage<'a> {
+    #[serde(default, borrow)]
+    from: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    from_user_id: Option<Cow<'a, str>>,
+    id: String,
+    timestamp: UnixSeconds,
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default)]
+    context: Option<Context>,
+    #[serde(default)]
+    text: Option<Text>,
+    #[serde(default)]
+    image: Option<WaMedia>,
+    #[serde(default)]
+    video: Option<WaMedia>,
+    #[serde(default)]
+    audio: Option<WaMedia>,
+    #[serde(default)]
+    voice: Option<WaMedia>,
+    #[serde(default)]
+    document: Option<WaMedia>,
+    #[serde(default)]
+    sticker: Option<WaMedia>,
+    #[serde(default)]
+    location: Option<Location>,
+    #[serde(default)]
+    contacts: Option<Vec<SharedContact>>,
+    #[serde(default, borrow)]
+    interactive: Option<Interactive<'a>>,
+    #[serde(default)]
+    button: Option<Button>,
+    #[serde(default)]
+    reaction: Option<Reaction>,
+    #[serde(default)]
+    order: Option<Order>,
+    #[serde(default)]
+    system: Option<System>,
+    #[serde(default)]
+    errors: Vec<WaError>,
+}
+
+#[derive(Deserialize)]
+struct Context {
+    #[serde(default)]
+    id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Text {
+    body: String,
+}
+
+#[derive(Deserialize)]
+struct WaMedia {
+    #[serde(default)]
+    id: Option<String>,
+    #[serde(default)]
+    link: Option<String>,
+    #[serde(default)]
+    mime_type: Option<String>,
+    #[serde(default)]
+    caption: Option<String>,
+    #[serde(default)]
+    filename: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Location {
+    latitude: f64,
+    longitude: f64,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    address: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct SharedContact {
+    #[serde(default)]
+    name: Option<ContactName>,
+    #[serde(default)]
+    phones: Vec<ContactPhone>,
+    #[serde(default)]
+    emails: Vec<ContactEmail>,
+    #[serde(default)]
+    org: Option<ContactOrg>,
+}
+
+#[derive(Deserialize)]
+struct ContactName {
+    #[serde(default)]
+    formatted_name: Option<String>,
+    #[serde(default)]
+    first_name: Option<String>,
+    #[serde(default)]
+    middle_name: Option<String>,
+    #[serde(default)]
+    last_name: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ContactPhone {
+    #[serde(default)]
+    phone: Option<String>,
+    #[serde(default)]
+    wa_id: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ContactEmail {
+    #[serde(default)]
+    email: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ContactOrg {
+    #[serde(default)]
+    company: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Interactive<'a> {
+    #[serde(rename = "type", borrow)]
+    kind: Cow<'a, str>,
+    #[serde(default)]
+    button_reply: Option<Reply>,
+    #[serde(default)]
+    list_reply: Option<Reply>,
+    #[serde(default)]
+    nfm_reply: Option<FlowReply>,
+}
+
+#[derive(Deserialize)]
+struct Reply {
+    id: String,
+    title: String,
+    #[serde(default)]
+    description: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct FlowReply {
+    #[serde(default)]
+    response_json: Option<String>,
+    #[serde(default)]
+    body: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Button {
+    #[serde(default)]
+    payload: Option<String>,
+    text: String,
+}
+
+#[derive(Deserialize)]
+struct Reaction {
+    message_id: String,
+    #[serde(default)]
+    emoji: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Order {
+    #[serde(default)]
+    catalog_id: Option<String>,
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    product_items: Vec<OrderItem>,
+}
+
+#[derive(Deserialize)]
+struct OrderItem {
+    #[serde(default)]
+    product_retailer_id: Option<String>,
+    #[serde(default)]
+    quantity: Option<Value>,
+    #[serde(default)]
+    item_price: Option<Value>,
+    #[serde(default)]
+    currency: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct System {
+    #[serde(default)]
+    body: Option<String>,
+    #[serde(rename = "type", default)]
+    kind: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WaStatus<'a> {
+    id: String,
+    #[serde(borrow)]
+    status: Cow<'a, str>,
+    timestamp: UnixSeconds,
+    #[serde(default)]
+    recipient_id: Option<String>,
+    #[serde(default)]
+    recipient_user_id: Option<String>,
+    #[serde(default)]
+    errors: Vec<WaError>,
+}
+
+#[derive(Deserialize)]
+struct WaError {
+    #[serde(default)]
+    code: Option<Value>,
+    #[serde(default)]
+    title: Option<String>,
+    #[serde(default)]
+    message: Option<String>,
+    #[serde(default)]
+    error_data: Option<ErrorData>,
+}
+
+#[derive(Deserialize)]
+struct ErrorData {
+    #[serde(default)]
+    details: Option<String>,
+}
+
+impl WaError {
+    fn reason(&self) -> String {
+        let details = self.error_data.as_ref().and_then(|d| d.details.clone());
+        let parts: Vec<&str> = [&self.title, &self.message, &details].into_iter().filter_map(nonempty).collect();
+        let mut unique: Vec<&str> = Vec::new();
+        for p in parts {
+            if !unique.contains(&p) {
+                unique.push(p);
+            }
+        }
+        if unique.is_empty() { "WhatsApp reported an error without a title".to_owned() } else { unique.join(": ") }
+    }
+
+    fn describe(&self) -> String {
+        match &self.code {
+            Some(code) => format!("error {}: {}", number(&Some(code.clone())), self.reason()),
+            None => self.reason(),
+        }
+    }
+}
+
+// ----- outbound -----
+
+/// Options for [`send_message`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SendOptions {
+    /// The `wamid` of the customer's message this one replies to (shown quoted).
+    pub reply_to: Option<String>,
+    /// Label of the button that opens a list message (1–20 characters; lists are used for
+    /// choices with more than 3 options or with descriptions).
+    pub list_button: String,
+    /// Whether WhatsApp renders a preview of the first URL in a text message.
+    pub preview_url: bool,
+}
+
+impl Default for SendOptions {
+    fn default() -> Self {
+        SendOptions { reply_to: None, list_button: "Options".to_owned(), preview_url: false }
+    }
+}
+
+fn too_long(field: &'static str, value: &str, max: usize) -> Result<()> {
+    let n = value.chars().count();
+    if n > max {
+        return Err(Error::invalid(field, format!("is {n} characters long; WhatsApp allows {max}")));
+    }
+    Ok(())
+}
+
+/// The JSON body of `POST /{phone_number_id}/messages` that sends `content` to `to`.
+///
+/// `to` is the customer's phone number ([`Address::Phone`], any spelling with the country
+/// code) or business-scoped user id ([`Address::Platform`], sent as `recipient`). Content
+/// maps to `text`; `image`/`video`/`audio`/`document`/`sticker` by `link` (or by `id` for a
+/// `whatsapp-media:` URL) with caption and filename where WhatsApp shows them; `location`;
+/// interactive reply `button`s (up to 3 options of at most 20 characters, without
+/// descriptions) or a `list` (up to 10 rows); `template` with body parameters; `contacts`.
+/// Content WhatsApp cannot carry (a system notice, an 11th option, a caption on audio) fails
+/// with [`Error::InvalidInput`] rather than being cut silently.
+///
+/// ```
+/// use touchpoint::channels::whatsapp::{send_message, SendOptions};
+/// use touchpoint::model::{Address, ChoiceOption, Content};
+/// let content = Content::Choices {
+///     body: "How can we help?".into(),
+///     options: vec![
+///         ChoiceOption { id: "track".into(), title: "Track order".into(), description: None },
+///         ChoiceOption { id: "refund".into(), title: "Refund".into(), description: None },
+///     ],
+///     selected: None,
+/// };
+/// let json = send_message(&Address::phone("+44 7700 900123"), &content, &SendOptions::default()).unwrap();
+/// assert_eq!(json["to"], "447700900123");
+/// assert_eq!(json["interactive"]["type"], "button");
+/// assert_eq!(json["interactive"]["action"]["buttons"][1]["reply"]["id"], "refund");
+/// ```
+pub fn send_message(to: &Address, content: &Content, options: &SendOptions) -> Result<Value> {
+    let mut body = serde_json::Map::new();
+    body.insert("messaging_product".into(), json!("whatsapp"));
+    body.insert("recipient_type".into(), json!("individual"));
+    match to {
+        Address::Phone { number } => {
+            let digits: String = number.chars().filter(char::is_ascii_digit).collect();
+            let clean = number.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c));
+            if digits.len() < 8 || digits.len() > 15 || !clean {
+                return Err(Error::InvalidAddress {
+                    kind: "phone",
+                    raw: number.chars().take(64).collect(),
+                    reason: "WhatsApp needs an international number with 8 to 15 digits".into(),
+                });
+            }
+            body.insert("to".into(), json!(digits));
+        }
+        Address::Platform { id, .. } if !id.is_empty() => {
+            body.insert("recipient".into(), json!(id));
+        }
+        other => return Err(Error::invalid("to", format!("WhatsApp cannot send to a {:?} address", other.kind()))),
+    }
+    if let Some(id) = &options.reply_to {
+        body.insert("context".into(), json!({ "message_id": id }));
+    }
+    let (kind, object) = match content {
+        Content::Text { body: text } => {
+            too_long("content.body", text, 4096)?;
+            ("text", json!({ "preview_url": options.preview_url, "body": text }))
+        }
+        Content::Media { media, url, caption, filename, .. } => {
+            let kind = match media {
+                MediaKind::Image => "image",
+                MediaKind::Video => "video",
+                MediaKind::Audio => "audio",
+                MediaKind::Document => "document",
+                MediaKind::Sticker => "sticker",
+            };
+            let mut object = serde_json::Map::new();
+            match media_id(url) {
+                Some(id) => object.insert("id".into(), json!(id)),
+                None => object.insert("link".into(), json!(url)),
+            };
+            if let Some(caption) = caption.as_deref().filter(|c| !c.is_empty()) {
+                if matches!(media, MediaKind::Audio | MediaKind::Sticker) {
+                    return Err(Error::invalid("content.caption", format!("WhatsApp shows no caption on {kind}")));
+                }
+                too_long("content.caption", caption, 1024)?;
+                object.insert("caption".into(), json!(caption));
+            }
+            if let (MediaKind::Document, Some(name)) = (media, filename.as_deref().filter(|f| !f.is_empty())) {
+                object.insert("filename".into(), json!(name));
+            }
+            (kind, Value::Object(object))
+        }
+        Content::Location { latitude, longitude, name, address } => {
+            let mut object = json!({ "latitude": latitude, "longitude": longitude });
+            if let Some(n) = name {
+                object["name"] = json!(n);
+            }
+            if let Some(a) = address {
+                object["address"] = json!(a);
+            }
+            ("location", object)
+        }
+        Content::Choices { body: text, options: choices, .. } => ("interactive", interactive(text, choices, options)?),
+        Content::Template { name, language, parameters } => {
+            let mut template = json!({ "name": name, "language": { "code": language } });
+            if !parameters.is_empty() {
+                let params: Vec<Value> = parameters.iter().map(|p| json!({ "type": "text", "text": p })).collect();
+                template["components"] = json!([{ "type": "body", "parameters": params }]);
+            }
+            ("template", template)
+        }
+        Content::Contact(card) => {
+            let mut contact = json!({ "name": { "formatted_name": card.name, "first_name": card.name } });
+            if !card.phones.is_empty() {
+                contact["phones"] = card.phones.iter().map(|p| json!({ "phone": p })).collect();
+            }
+            if !card.emails.is_empty() {
+                contact["emails"] = card.emails.iter().map(|e| json!({ "email": e })).collect();
+            }
+            if let Some(org) = &card.organization {
+                contact["org"] = json!({ "company": org });
+            }
+            ("contacts", json!([contact]))
+        }
+        Content::System { .. } => {
+            return Err(Error::invalid("content", "a system notice is not sent to the customer; render it as text"));
+        }
+    };
+    body.insert("type".into(), json!(kind));
+    body.insert(kind.into(), object);
+    Ok(Value::Object(body))
+}
+
+fn interactive(text: &str, choices: &[ChoiceOption], options: &SendOptions) -> Result<Value> {
+    if choices.is_empty() {
+        return Err(Error::invalid("content.options", "a choice needs at least one option"));
+    }
+    too_long("content.body", text, 1024)?;
+    let as_buttons =
+        choices.len() <= 3 && choices.iter().all(|c| c.description.is_none() && c.title.chars().count() <= 20);
+    if as_buttons {
+        let buttons: Vec<Value> = choices
+            .iter()
+            .map(|c| {
+                too_long("content.options.id", &c.id, 256)?;
+                Ok(json!({ "type": "reply", "reply": { "id": c.id, "title": c.title } }))
+            })
+            .collect::<Result<_>>()?;
+        return Ok(json!({ "type": "button", "body": { "text": text }, "action": { "buttons": buttons } }));
+    }
+    if choices.len() > 10 {
+        return Err(Error::invalid(
+            "content.options",
+            format!("{} options; a WhatsApp list holds at most 10 rows", choices.len()),
+        ));
+    }
+    if options.list_button.trim().is_empty() {
+        return Err(Error::invalid("list_button", "must not be empty"));
+    }
+    too_long("list_button", &options.list_button, 20)?;
+    let rows: Vec<Value> = choices
+        .iter()
+        .map(|c| {
+            too_long("content.options.id", &c.id, 200)?;
+            too_long("content.options.title", &c.title, 24)?;
+            let mut row = json!({ "id": c.id, "title": c.title });
+            if let Some(d) = &c.description {
+                too_long("content.options.description", d, 72)?;
+                row["description"] = json!(d);
+            }
+            Ok(row)
+        })
+        .collect::<Result<_>>()?;
+    Ok(json!({
+        "type": "list",
+        "body": { "text": text },
+        "action": { "button": options.list_button, "sections": [{ "rows": rows }] },
+    }))
+}
+
+/// The JSON body that marks the customer's message `message_id` as read (blue ticks), and with
+/// `typing` also shows a typing indicator (dismissed by your reply or after 25 s: only send it
+/// when a reply is coming).
+///
+/// ```
+/// use touchpoint::channels::whatsapp::mark_read;
+/// let json = mark_read("wamid.TEST0001", true);
+/// assert_eq!(json["status"], "read");
+/// assert_eq!(json["typing_indicator"]["type"], "text");
+/// ```
+pub fn mark_read(message_id: &str, typing: bool) -> Value {
+    let mut body = json!({ "messaging_product": "whatsapp", "status": "read", "message_id": message_id });
+    if typing {
+        body["typing_indicator"] = json!({ "type": "text" });
+    }
+    body
+}

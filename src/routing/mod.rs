@@ -1,0 +1,983 @@
+//! Routing: deciding who — agent, bot or queue — handles a piece of work.
+//!
+//! The [`Router`] holds agents, queues and waiting [`WorkItem`]s, and matches them in both
+//! directions: a new item goes to the best available eligible agent; an agent whose capacity
+//! frees up takes the best waiting item across all its queues. It is built from the eight
+//! primitives every contact-center router reduces to:
+//!
+//! 1. **Eligibility** — structured [`Term`]s or any [`Eligibility`] implementation, decided per
+//!    agent *profile*, never per agent.
+//! 2. **Plans** — first-match [`Rule`]s of ordered [`Step`]s with dwell times, widen/replace pools,
+//!    timer basis, skip conditions and a [`Fallback`]; JSON or Rust; or a [`RoutingPolicy`].
+//! 3. **Rankers** — [`Ranker`]s: longest idle, least load, most spare capacity, round robin,
+//!    proficiency, attributes, affinity, custom.
+//! 4. **Queue disciplines** — [`Discipline`]: priority then age (with age adjustment), due time,
+//!    LIFO, linear scoring, buckets; per-membership priority and delay.
+//! 5. **Capacity** — [`Capacity`]: per-channel counts, a weighted shared budget, interruption rules.
+//! 6. **Offers** — [`OfferPolicy`]: direct assignment or offers to one or many (first accept
+//!    wins), expiry, decline limits; declined agents are never offered the same item again.
+//! 7. **Timers** — step dwell, queue max wait (overflow / callback / voicemail / close), offer
+//!    expiry, no-reply reassignment, agent-offline handling; fired by [`Router::tick`].
+//! 8. **Presence** — custom status names mapped to per-channel availability ([`PresenceStatus`]).
+//!
+//! The condition language is [`expr`]; business hours are [`calendar`] schedules.
+//!
+//! Time never comes from the system clock: every operation takes `now` and first fires the
+//! timers due by then (their events come first in its answer). Nothing here blocks or spawns;
+//! the host calls [`Router::tick`] when [`Router::next_timer`] is due, and [`Router::sweep`] now
+//! and then as a safety net.
+//!
+//! ```
+//! use touchpoint::routing::*;
+//! use touchpoint::model::{AgentId, ChannelKind, QueueId};
+//! use chrono::{TimeDelta, TimeZone, Utc};
+//!
+//! let t0 = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
+//! let support = QueueId::new("support").unwrap();
+//! let router = Router::new(RouterConfig::default());
+//! router.upsert_queue(Queue::new(support.clone())).unwrap();
+//! for (name, level) in [("ana", 5), ("bo", 2)] {
+//!     let agent = Agent::new(AgentId::new(name).unwrap())
+//!         .with_skill("billing", level)
+//!         .with_queue(support.clone())
+//!         .with_capacity(Capacity::per_channel([(ChannelKind::WebChat, 2)]))
+//!         .with_status("online");
+//!     router.upsert_agent(agent, t0).unwrap();
+//! }
+//!
+//! // Billing chats need level 3: only ana qualifies.
+//! let item = WorkItem::new(WorkItemId::from_u128(1), ChannelKind::WebChat, t0)
+//!     .in_queue(support.clone())
+//!     .with_skill("billing", 3);
+//! let decision = router.submit(item, t0).unwrap();
+//! assert_eq!(decision.outcome, Outcome::Assigned(AgentId::new("ana").unwrap()));
+//!
+//! // Level 6 nobody has: it waits, and the explanation says why.
+//! let hard = WorkItem::new(WorkItemId::from_u128(2), ChannelKind::WebChat, t0)
+//!     .in_queue(support.clone())
+//!     .with_skill("billing", 6);
+//! assert_eq!(router.submit(hard, t0).unwrap().outcome, Outcome::Queued(support.clone()));
+//! let why = router.explain(WorkItemId::from_u128(2), t0).unwrap();
+//! assert!(why.groups.iter().all(|g| matches!(&g.reason, Exclusion::Ineligible { term } if term == "skill billing >= 6")));
+//! ```
+
+pub mod calendar;
+mod eligibility;
+pub mod expr;
+mod model;
+mod ops;
+mod plan;
+mod queue;
+mod rank;
+mod state;
+
+pub use eligibility::{
+    AgentProfile, AttrTest, Eligibility, EligibleFn, MAX_TERM_DEPTH, MAX_TERM_NODES, Membership, Term, eligible_fn,
+};
+pub use model::{
+    Agent, Capacity, ChannelSet, Discipline, Interruption, LastAgent, MAX_DURATION_SECS, NoReplyPolicy, OfferPolicy,
+    Presence, PresenceStatus, Queue, QueueMembership, TimeoutAction, WorkItem, WorkItemId,
+};
+pub use plan::{
+    Fallback, MAX_RULES, MAX_STEPS, Plan, PolicyChoice, Pool, PoolMode, PriorityChange, RoutingPolicy, Rule, SkipIf,
+    Step, TimerBasis,
+};
+pub use queue::ItemQueue;
+pub use rank::{AgentScore, AgentView, MAX_DYNAMIC_KEYS, MAX_RANK_KEYS, RankKey, Ranker, ScoreFn, SortOrder, score_fn};
+
+use crate::Error;
+use crate::model::{AgentId, Attributes, ChannelKind, QueueId};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use state::{Block, IState, State, StepRef};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// What happens to an agent's assigned work when the agent goes offline.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OfflineAction {
+    /// The agent keeps it.
+    #[default]
+    Keep,
+    /// It goes back to routing (Rocket.Chat *forward*).
+    Requeue,
+    /// It is closed (Rocket.Chat *close*).
+    Close,
+}
+
+/// The agent-offline policy: after `grace` in an offline status, apply `assigned`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OfflinePolicy {
+    /// How long an agent may be offline before the action applies (0 = at once).
+    #[serde(with = "model::secs", default)]
+    pub grace: TimeDelta,
+    /// What happens to their assigned work.
+    #[serde(default)]
+    pub assigned: OfflineAction,
+}
+
+impl Default for OfflinePolicy {
+    fn default() -> Self {
+        OfflinePolicy { grace: TimeDelta::zero(), assigned: OfflineAction::Keep }
+    }
+}
+
+/// Router-wide settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RouterConfig {
+    /// Presence statuses by name. Defaults: `online` (all channels), `away` and `busy` (none,
+    /// keep work), `offline` (gone).
+    pub statuses: BTreeMap<String, PresenceStatus>,
+    /// Ranker of steps that name none.
+    pub default_ranker: Ranker,
+    /// Queue of items that name none (created automatically).
+    pub default_queue: QueueId,
+    /// What happens to work of agents that go offline.
+    pub offline: OfflinePolicy,
+}
+
+impl Default for RouterConfig {
+    fn default() -> Self {
+        let statuses = BTreeMap::from([
+            ("online".to_owned(), PresenceStatus::available(ChannelSet::All)),
+            ("away".to_owned(), PresenceStatus::unavailable()),
+            ("busy".to_owned(), PresenceStatus::unavailable()),
+            ("offline".to_owned(), PresenceStatus::offline()),
+        ]);
+        RouterConfig {
+            statuses,
+            default_ranker: Ranker::default(),
+            default_queue: QueueId::new("default").expect("a literal key is valid"),
+            offline: OfflinePolicy::default(),
+        }
+    }
+}
+
+/// Why an assigned item went back to routing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RequeueReason {
+    /// The agent did not reply in time.
+    NoReply,
+    /// The agent went offline.
+    AgentOffline,
+    /// The agent was removed.
+    AgentRemoved,
+    /// The host put it back ([`Router::requeue`]).
+    Released,
+}
+
+/// Something that happened in the router. Every operation returns the events it caused, in
+/// order.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum RoutingEvent {
+    /// The item is assigned to the agent.
+    Assigned {
+        /// Item.
+        item: WorkItemId,
+        /// Agent.
+        agent: AgentId,
+        /// Queue it waited in.
+        queue: QueueId,
+        /// How long it waited since `eligible_since`.
+        #[serde(with = "model::secs")]
+        wait: TimeDelta,
+    },
+    /// The item is offered to agents (capacity reserved) until `expires_at`.
+    Offered {
+        /// Item.
+        item: WorkItemId,
+        /// Agents.
+        agents: Vec<AgentId>,
+        /// When the offers expire.
+        expires_at: DateTime<Utc>,
+    },
+    /// The item waits in a queue (sent once per queue it enters; ask [`Router::explain`] why).
+    Queued {
+        /// Item.
+        item: WorkItemId,
+        /// Queue.
+        queue: QueueId,
+    },
+    /// The agent declined the offer.
+    Declined {
+        /// Item.
+        item: WorkItemId,
+        /// Agent.
+        agent: AgentId,
+    },
+    /// The offer to the agent expired.
+    OfferExpired {
+        /// Item.
+        item: WorkItemId,
+        /// Agent.
+        agent: AgentId,
+    },
+    /// The offer to the agent was withdrawn (another agent accepted, or the agent left).
+    OfferRescinded {
+        /// Item.
+        item: WorkItemId,
+        /// Agent.
+        agent: AgentId,
+    },
+    /// The item entered a plan step.
+    StepEntered {
+        /// Item.
+        item: WorkItemId,
+        /// Rule name.
+        rule: String,
+        /// Step index.
+        step: usize,
+    },
+    /// The item skipped a step (its `skip_if` held).
+    StepSkipped {
+        /// Item.
+        item: WorkItemId,
+        /// Rule name.
+        rule: String,
+        /// Step index.
+        step: usize,
+    },
+    /// An assigned item was taken back.
+    Requeued {
+        /// Item.
+        item: WorkItemId,
+        /// The agent it was taken from.
+        agent: AgentId,
+        /// Why.
+        reason: RequeueReason,
+    },
+    /// The item moved to an overflow queue.
+    Overflowed {
+        /// Item.
+        item: WorkItemId,
+        /// From.
+        from: QueueId,
+        /// To.
+        to: QueueId,
+    },
+    /// The item left routing by policy (max wait, declines, plan end, agent offline).
+    TimedOut {
+        /// Item.
+        item: WorkItemId,
+        /// What the host should do.
+        action: TimeoutAction,
+        /// Why.
+        reason: String,
+    },
+    /// The item was completed.
+    Completed {
+        /// Item.
+        item: WorkItemId,
+        /// Agent.
+        agent: AgentId,
+    },
+    /// The item was withdrawn by the host.
+    Withdrawn {
+        /// Item.
+        item: WorkItemId,
+    },
+    /// An agent's status changed.
+    PresenceChanged {
+        /// Agent.
+        agent: AgentId,
+        /// New status.
+        status: String,
+    },
+    /// A bot handed the item to routing.
+    HandedOff {
+        /// Item.
+        item: WorkItemId,
+        /// The bot.
+        bot: AgentId,
+        /// Whether the bot keeps it until a human has it.
+        mode: HandoffMode,
+    },
+}
+
+/// Where a submitted item ended up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Assigned to an agent.
+    Assigned(AgentId),
+    /// Offered to agents.
+    Offered(Vec<AgentId>),
+    /// Waiting in a queue.
+    Queued(QueueId),
+    /// Left routing at once by policy.
+    TimedOut(TimeoutAction),
+}
+
+/// The answer to [`Router::submit`] (and [`Router::handoff`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RoutingDecision {
+    /// The item.
+    pub item: WorkItemId,
+    /// Where it is.
+    pub outcome: Outcome,
+    /// The rule that classified it (`None` = the implicit default step or a policy).
+    pub rule: Option<String>,
+    /// The step it is at.
+    pub step: Option<usize>,
+    /// Why, in words.
+    pub reason: String,
+    /// Everything that happened, in order.
+    pub events: Vec<RoutingEvent>,
+}
+
+/// How a bot hands an item to humans.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HandoffMode {
+    /// The bot lets go at once (pass control).
+    Pass,
+    /// The bot keeps the item (and its capacity) until a human is assigned (offer control).
+    Offer,
+}
+
+/// Where an item is.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemState {
+    /// In a queue.
+    Waiting,
+    /// Offered to agents.
+    Offered(Vec<AgentId>),
+    /// Assigned to an agent.
+    Assigned(AgentId),
+}
+
+/// Who controls an item's conversation (bot/human handoff).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemControl {
+    /// Nobody: routing.
+    Routing,
+    /// A bot has it.
+    Bot(AgentId),
+    /// A bot still has it while routing looks for a human.
+    BotOffering(AgentId),
+    /// A human agent has it.
+    Human(AgentId),
+}
+
+/// A snapshot of one item.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ItemStatus {
+    /// The item (with attributes merged from handoffs).
+    pub item: WorkItem,
+    /// Where it is.
+    pub state: ItemState,
+    /// Who controls it.
+    pub control: ItemControl,
+    /// The queue it waits (or waited) in.
+    pub queue: QueueId,
+    /// Rule name.
+    pub rule: Option<String>,
+    /// Step index.
+    pub step: Option<usize>,
+    /// Current priority (after step changes).
+    pub priority: i32,
+    /// Declines and expiries so far.
+    pub declines: u32,
+}
+
+/// A snapshot of one agent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AgentStatus {
+    /// The agent.
+    pub id: AgentId,
+    /// Whether the agent is a bot.
+    pub is_bot: bool,
+    /// Status name.
+    pub status: String,
+    /// Items held (offered and assigned).
+    pub load: u32,
+    /// Items held per channel.
+    pub channel_load: BTreeMap<ChannelKind, u32>,
+    /// Shared budget used.
+    pub budget_used: u32,
+    /// Items assigned.
+    pub assigned: Vec<WorkItemId>,
+    /// Items offered.
+    pub offered: Vec<WorkItemId>,
+}
+
+/// Live statistics of a queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct QueueStats {
+    /// Items waiting.
+    pub waiting: usize,
+    /// Estimated wait: mean of the last `ewt_samples` waits (`None` before the first).
+    #[serde(with = "model::secs::option")]
+    pub estimated_wait: Option<TimeDelta>,
+}
+
+/// Why an agent is not taking an item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Exclusion {
+    /// Not in the current step's pool.
+    NotInPool,
+    /// An eligibility term excludes the profile.
+    Ineligible {
+        /// The excluding term, in words.
+        term: String,
+    },
+    /// The agent declined (or let expire, or did not reply to) this item before.
+    DeclinedBefore,
+    /// The agent's queue membership delays this item until then.
+    QueueDelay {
+        /// When the item becomes eligible for the agent.
+        until: DateTime<Utc>,
+    },
+    /// The agent's status does not take this channel.
+    Presence {
+        /// The status.
+        status: String,
+    },
+    /// The agent's limit on the channel is reached.
+    NoCapacity {
+        /// The channel.
+        channel: ChannelKind,
+    },
+    /// The agent's shared budget has no room for the item's cost.
+    NoBudget,
+    /// An interruption rule blocks the channel while the agent holds work on another.
+    Interrupted {
+        /// The channel of the work the agent holds.
+        holding: ChannelKind,
+    },
+    /// The item is offered to (or assigned to) this agent right now.
+    Holding,
+    /// Nothing excludes the agent (the item will go to them or an equal on the next decision).
+    Available,
+}
+
+/// Agents excluded for one reason, grouped by profile.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExclusionGroup {
+    /// The reason.
+    pub reason: Exclusion,
+    /// Agents (at most 20 listed).
+    pub agents: Vec<AgentId>,
+    /// How many agents in all.
+    pub count: usize,
+}
+
+/// Why an item is where it is.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Explanation {
+    /// The item's snapshot.
+    pub status: ItemStatus,
+    /// The step, in words.
+    pub step: String,
+    /// The last decision, in words.
+    pub reason: String,
+    /// Every agent, grouped by profile and reason.
+    pub groups: Vec<ExclusionGroup>,
+}
+
+/// The routing engine: agents, queues, plans, offers and timers behind one lock.
+///
+/// Every operation is atomic: capacity checks and claims happen under the same lock, so an
+/// agent is never over capacity and an item never assigned twice, whatever the number of
+/// threads. Operations that fail change nothing.
+pub struct Router {
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for Router {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.lock();
+        f.debug_struct("Router")
+            .field("agents", &s.agent_ids.len())
+            .field("items", &s.item_ids.len())
+            .field("queues", &s.queues.len())
+            .field("profiles", &s.profiles.len())
+            .finish()
+    }
+}
+
+impl Router {
+    /// A router with no agents, the default queue, and an empty plan.
+    pub fn new(config: RouterConfig) -> Self {
+        Router { state: Mutex::new(State::new(config)) }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn finish(s: &mut State, now: DateTime<Utc>) -> Vec<RoutingEvent> {
+        s.drain(now);
+        std::mem::take(&mut s.events)
+    }
+
+    /// Replaces the plan (validated; every queue it names must exist). Waiting items are
+    /// classified again from the first rule; offered and assigned items when they come back.
+    pub fn set_plan(&self, plan: Plan, now: DateTime<Utc>) -> crate::Result<Vec<RoutingEvent>> {
+        plan.validate()?;
+        let mut s = self.lock();
+        s.fire_timers(now);
+        for (r, rule) in plan.rules.iter().enumerate() {
+            for (k, step) in rule.steps.iter().enumerate() {
+                for (q, id) in step.pool.queues.iter().enumerate() {
+                    if !s.queues.contains_key(id) {
+                        return Err(Error::invalid(
+                            "plan",
+                            format!("rules[{r}].steps[{k}].pool.queues[{q}]: unknown queue {id:?}"),
+                        ));
+                    }
+                }
+            }
+            if let Fallback::Overflow(q) = &rule.fallback
+                && !s.queues.contains_key(q)
+            {
+                return Err(Error::invalid("plan", format!("rules[{r}].fallback: unknown queue {q:?}")));
+            }
+        }
+        s.install_plan(plan);
+        let waiting: Vec<u32> = (0..s.items.len() as u32)
+            .filter(|i| matches!(s.items[*i as usize].as_ref().map(|x| &x.state), Some(IState::Waiting { .. })))
+            .collect();
+        for i in waiting {
+            s.unqueue(i);
+            if s.classify(i, now) {
+                s.route(i, now);
+            }
+        }
+        Ok(Self::finish(&mut s, now))
+    }
+
+    /// Installs (or removes) a fully custom policy; items submitted while one is installed are
+    /// decided by it.
+    pub fn set_policy(&self, policy: Option<Arc<dyn RoutingPolicy>>) {
+        self.lock().policy = policy;
+    }
+
+    /// Creates or updates a queue.
+    pub fn upsert_queue(&self, queue: Queue) -> crate::Result<()> {
+        queue.validate()?;
+        let mut s = self.lock();
+        if let TimeoutAction::Overflow(q) = &queue.on_max_wait
+            && !s.queues.contains_key(q)
+        {
+            return Err(Error::not_found("queue", q));
+        }
+        s.upsert_queue_slot(queue);
+        Ok(())
+    }
+
+    /// Adds or updates an agent. An agent whose new capacity is below its current load keeps
+    /// its work and receives nothing new until under its limits again.
+    pub fn upsert_agent(&self, agent: Agent, now: DateTime<Utc>) -> crate::Result<Vec<RoutingEvent>> {
+        agent.validate()?;
+        let mut s = self.lock();
+        s.fire_timers(now);
+        for m in &agent.queues {
+            if !s.queues.contains_key(&m.queue) {
+                return Err(Error::not_found("queue", &m.queue));
+            }
+        }
+        let name = agent.presence.status.clone();
+        let status = agent
+            .presence
+            .statuses
+            .get(&name)
+            .or_else(|| s.config.statuses.get(&name))
+            .cloned()
+            .ok_or_else(|| Error::invalid("agent.presence.status", format!("unknown presence status {name:?}")))?;
+        let offline = status.offline;
+        let a = s.upsert_agent(agent, status, now);
+        if offline {
+            s.rescind_offers_of(a, now);
+        } else {
+            s.freed.push(a);
+        }
+        Ok(Self::finish(&mut s, now))
+    }
+
+    /// Removes an agent: their offers are withdrawn and their assigned work goes back to routing.
+    pub fn remove_agent(&self, agent: &AgentId, now: DateTime<Utc>) -> crate::Result<Vec<RoutingEvent>> {
+        let mut s = self.lock();
+        s.fire_timers(now);
+        let a = *s.agent_ids.get(agent).ok_or_else(|| Error::not_found("agent", agent))?;
+        s.remove_agent(a, now);
+        Ok(Self::finish(&mut s, now))
+    }
+
+    /// Sets an agent's status by name (the agent's own statuses first, then the router's).
+    /// Going available gives them waiting work; going offline withdraws their offers and
+    /// schedules the [`OfflinePolicy`].
+    pub fn set_presence(&self, agent: &AgentId, status: &str, now: DateTime<Utc>) -> crate::Result<Vec<RoutingEvent>> {
+        let mut s = self.lock();
+        s.fire_timers(now);
+        let a = *s.agent_ids.get(agent).ok_or_else(|| Error::not_found("agent", agent))?;
+        s.presence(a, status, now)?;
+        Ok(Self::finish(&mut s, now))
+    }
+
+    /// Routes a new item.
+    pub fn submit(&self, item: WorkItem, now: DateTime<Utc>) -> crate::Result<RoutingDecision> {
+        item.validate()?;
+        let mut s = self.lock();
+        s.fire_timers(now);
+        if s.item_ids.contains_key(&item.id) {
+            return Err(Error::Conflict(format!("work item {} is already being routed", item.id)));
+        }
+        let queue = item.queue.clone().unwrap_or_else(|| s.config.default_queue.clone());
+        if !s.queues.contains_key(&queue) {
+            return Err(Error::not_found("queue", &queue));
+        }
+        let id = item.id;
+        let i = s.admit(item, queue.clone(), now);
+        let events = Self::finish(&mut s, now);
+        Ok(decision(&s, id, i, queue, events))
+    }
+
+    fn item_index(s: &State, item: WorkItemId) -> crate::Result<u32> {
+        s.item_ids.get(&item).copied().ok_or_else(|| Error::not_found("work item", item))
+    }
+
+    fn agent_index(s: &State, agent: &AgentId) -> crate::Result<u32> {
+        s.agent_ids.get(agent).copied().ok_or_else(|| Error::not_found("agent", agent))
+    }
+
+    /// An agent accepts an offer. The first accept wins; the other offers of the item are
+    /// rescinded. Accepting an offer that is no longer open is refused.
+    pub fn accept(&self, item: WorkItemId, agent: &AgentId, now: DateTime<Utc>) -> crate::Result<Vec<RoutingEvent>> {
+        let mut s = self.lock();
+        s.fire_timers(now);
+        let i = Self::item_index(&s, item)?;
+        let a = Self::agent_index(&s, agent)?;
+        s.accept(i, a, now)?;
+        Ok(Self::finish(&mut s, now))
+    }
+
+    /// An agent declines an offer: they are never offered this item again; the item goes on to
+    /// other agents, or leaves routing after the queue's `max_declines`.
+    pub fn decline(&self, item: WorkItemId, agent: &AgentId, now: DateTime<Utc>) -> crate::Result<Vec<RoutingEvent>> {
+        let mut s = self.lock();
+        s.fire_timers(now);
+        let i = Self::item_index(&s, item)?;
+        let a = Self::agent_index(&s, agent)?;
+        s.decline(i, a, false, now)?;
+        Ok(Self::finish(&mut s, now))
+    }
+
+    /// Completes an assigned item: the agent's capacity frees and they get the best waiting
+    /// item across all their queues.
+    pub fn complete(&self, item: WorkItemId, now: DateTime<Utc>) -> crate::Result<Vec<RoutingEvent>> {
+        let mut s = self.lock();
+        s.fire_timers(now);
+        let i = Self::item_index(&s, item)?;
+        s.complete(i, now)?;
+        Ok(Self::finish(&mut s, now))
+    }
+
+    /// Takes an assigned item back from its agent and routes it again (original wait kept).
+    /// With `exclude_agent` the agent is not offered it again.
+    pub fn requeue(
+        &self,
+        item: WorkItemId,
+        exclude_agent: bool,
+        now: DateTime<Utc>,
+    ) -> crate::Result<Vec<RoutingEvent>> {
+        let mut s = self.lock();
+        s.fire_timers(now);
+        let i = Self::item_index(&s, item)?;
+        let Some(IState::Assigned { agent, .. }) = s.items[i as usize].as_ref().map(|x| x.state.clone()) else {
+            return Err(Error::Refused(format!("work item {item} is not assigned")));
+        };
+        let reg = s.agents[agent as usize].as_ref().map(|a| a.reg).filter(|_| exclude_agent);
+        s.requeue(i, RequeueReason::Released, reg, now);
+        Ok(Self::finish(&mut s, now))
+    }
+
+    /// Withdraws an item in any state (the customer left, the host closed it).
+    pub fn withdraw(&self, item: WorkItemId, now: DateTime<Utc>) -> crate::Result<Vec<RoutingEvent>> {
+        let mut s = self.lock();
+        s.fire_timers(now);
+        let i = Self::item_index(&s, item)?;
+        s.withdraw(i, now);
+        Ok(Self::finish(&mut s, now))
+    }
+
+    /// Records that the assigned agent replied, which stops the queue's no-reply timer.
+    /// Returns the events of timers that fell due first.
+    pub fn note_agent_reply(&self, item: WorkItemId, now: DateTime<Utc>) -> crate::Result<Vec<RoutingEvent>> {
+        let mut s = self.lock();
+        s.fire_timers(now);
+        let i = Self::item_index(&s, item)?;
+        let epoch = s.next_seq();
+        match s.items[i as usize].as_mut().map(|x| &mut x.state) {
+            Some(IState::Assigned { epoch: g, .. }) => *g = epoch,
+            _ => return Err(Error::Refused(format!("work item {item} is not assigned"))),
+        }
+        Ok(Self::finish(&mut s, now))
+    }
+
+    /// A bot hands its item to humans: `findings` are merged into the item's attributes, the
+    /// item is classified again and routed (the bot is never chosen again for it).
+    pub fn handoff(
+        &self,
+        item: WorkItemId,
+        findings: Attributes,
+        mode: HandoffMode,
+        now: DateTime<Utc>,
+    ) -> crate::Result<RoutingDecision> {
+        if findings.len() > 256 {
+            return Err(Error::invalid("findings", "at most 256 attributes"));
+        }
+        let mut s = self.lock();
+        s.fire_timers(now);
+        let i = Self::item_index(&s, item)?;
+        let Some(IState::Assigned { agent: b, .. }) = s.items[i as usize].as_ref().map(|x| x.state.clone()) else {
+            return Err(Error::Refused(format!("work item {item} is not assigned")));
+        };
+        let Some(bot) = s.agents[b as usize].as_ref().filter(|a| a.agent.is_bot).map(|a| (a.reg, a.agent.id.clone()))
+        else {
+            return Err(Error::Refused(format!("work item {item} is assigned to a human, not a bot")));
+        };
+        let chan = s.items[i as usize].as_ref().map_or(0, |x| x.chan);
+        if mode == HandoffMode::Pass {
+            s.unhold(b, i, chan, now);
+            s.freed.push(b);
+        }
+        if let Some(x) = s.items[i as usize].as_mut() {
+            x.item.attributes.extend(findings);
+            x.excluded.push(bot.0);
+            x.state = IState::Moving;
+            x.bot_hold = (mode == HandoffMode::Offer).then_some(b);
+        }
+        s.events.push(RoutingEvent::HandedOff { item, bot: bot.1, mode });
+        if s.classify(i, now) {
+            s.route(i, now);
+        }
+        let queue =
+            s.items[i as usize].as_ref().map(|x| x.queue.clone()).unwrap_or_else(|| s.config.default_queue.clone());
+        let events = Self::finish(&mut s, now);
+        Ok(decision(&s, item, i, queue, events))
+    }
+
+    /// Fires every timer due at `now`: step dwell, max wait, offer expiry, no reply, queue
+    /// delays, agent offline.
+    pub fn tick(&self, now: DateTime<Utc>) -> Vec<RoutingEvent> {
+        let mut s = self.lock();
+        s.fire_timers(now);
+        Self::finish(&mut s, now)
+    }
+
+    /// When the next timer is due (call [`tick`](Self::tick) then).
+    pub fn next_timer(&self) -> Option<DateTime<Utc>> {
+        let s = self.lock();
+        s.timers.next_due().map(state::from_ms)
+    }
+
+    /// Offers every waiting item that someone can take now, best first — the periodic safety
+    /// net (and how items waiting on a [`RoutingPolicy`] are retried).
+    pub fn sweep(&self, now: DateTime<Utc>) -> Vec<RoutingEvent> {
+        let mut s = self.lock();
+        s.fire_timers(now);
+        s.sweep(now);
+        Self::finish(&mut s, now)
+    }
+
+    /// A snapshot of an item.
+    pub fn item(&self, item: WorkItemId) -> Option<ItemStatus> {
+        let s = self.lock();
+        let i = *s.item_ids.get(&item)?;
+        item_status(&s, i)
+    }
+
+    /// A snapshot of an agent.
+    pub fn agent(&self, agent: &AgentId) -> Option<AgentStatus> {
+        let s = self.lock();
+        let a = *s.agent_ids.get(agent)?;
+        let slot = s.agents[a as usize].as_ref()?;
+        let mut assigned = Vec::new();
+        let mut offered = Vec::new();
+        for i in &slot.held {
+            let Some(x) = s.items[*i as usize].as_ref() else { continue };
+            match &x.state {
+                IState::Assigned { agent, .. } if *agent == a => assigned.push(x.item.id),
+                IState::Offered { .. } => offered.push(x.item.id),
+                _ => {}
+            }
+        }
+        Some(AgentStatus {
+            id: slot.agent.id.clone(),
+            is_bot: slot.agent.is_bot,
+            status: slot.agent.presence.status.clone(),
+            load: slot.load,
+            channel_load: s
+                .channels
+                .iter()
+                .enumerate()
+                .filter(|(c, _)| slot.chan_load(*c) > 0)
+                .map(|(c, ch)| (ch.clone(), slot.chan_load(c)))
+                .collect(),
+            budget_used: slot.budget_used,
+            assigned,
+            offered,
+        })
+    }
+
+    /// Live statistics of a queue.
+    pub fn queue_stats(&self, queue: &QueueId) -> crate::Result<QueueStats> {
+        let s = self.lock();
+        let q = s.queues.get(queue).ok_or_else(|| Error::not_found("queue", queue))?;
+        let estimated_wait =
+            (!q.waits.is_empty()).then(|| TimeDelta::milliseconds(q.waits.iter().sum::<i64>() / q.waits.len() as i64));
+        Ok(QueueStats { waiting: q.waiting, estimated_wait })
+    }
+
+    /// Why an item is where it is: its rule and step, the last decision, and every agent grouped
+    /// by profile with what excludes them (pool, eligibility term, presence, capacity,
+    /// interruption, earlier decline, queue delay). Costs a scan of the agents.
+    pub fn explain(&self, item: WorkItemId, now: DateTime<Utc>) -> crate::Result<Explanation> {
+        let mut s = self.lock();
+        let i = Self::item_index(&s, item)?;
+        explain(&mut s, i, now).ok_or_else(|| Error::not_found("work item", item))
+    }
+}
+
+fn item_status(s: &State, i: u32) -> Option<ItemStatus> {
+    let x = s.items[i as usize].as_ref()?;
+    let (state, control) = match &x.state {
+        IState::Waiting { .. } | IState::Moving => (ItemState::Waiting, ItemControl::Routing),
+        IState::Offered { agents, .. } => {
+            (ItemState::Offered(agents.iter().map(|a| s.agent_id(*a)).collect()), ItemControl::Routing)
+        }
+        IState::Assigned { agent, .. } => {
+            let id = s.agent_id(*agent);
+            let bot = s.agents[*agent as usize].as_ref().is_some_and(|a| a.agent.is_bot);
+            (ItemState::Assigned(id.clone()), if bot { ItemControl::Bot(id) } else { ItemControl::Human(id) })
+        }
+    };
+    let control = match (x.bot_hold, &control) {
+        (Some(b), ItemControl::Routing) => ItemControl::BotOffering(s.agent_id(b)),
+        _ => control,
+    };
+    let (rule, step) = match x.at {
+        StepRef::Rule(r, k) => (s.plan.plan.rules.get(r).map(|r| r.name.clone()), Some(k)),
+        _ => (None, None),
+    };
+    Some(ItemStatus {
+        item: x.item.clone(),
+        state,
+        control,
+        queue: x.queue.clone(),
+        rule,
+        step,
+        priority: x.priority,
+        declines: x.declines,
+    })
+}
+
+/// Why item `i` is where it is, in words.
+fn reason_text(s: &State, i: u32) -> String {
+    let Some(x) = s.items[i as usize].as_ref() else { return String::new() };
+    let label = s.step_label(x.at);
+    match &x.state {
+        IState::Assigned { agent, .. } => format!("assigned to {} at {label}", s.agent_id(*agent)),
+        IState::Offered { agents, .. } => format!("offered to {} agent(s) at {label}", agents.len()),
+        IState::Waiting { .. } | IState::Moving => s.queued_reason(i),
+    }
+}
+
+fn decision(s: &State, id: WorkItemId, i: u32, queue: QueueId, events: Vec<RoutingEvent>) -> RoutingDecision {
+    let slot = s.items.get(i as usize).and_then(|x| x.as_ref()).filter(|x| x.item.id == id);
+    let Some(x) = slot else {
+        let (outcome, reason) = events
+            .iter()
+            .rev()
+            .find_map(|e| match e {
+                RoutingEvent::TimedOut { action, reason, .. } => {
+                    Some((Outcome::TimedOut(action.clone()), reason.clone()))
+                }
+                _ => None,
+            })
+            .unwrap_or((Outcome::Queued(queue), String::new()));
+        return RoutingDecision { item: id, outcome, rule: None, step: None, reason, events };
+    };
+    let outcome = match &x.state {
+        IState::Assigned { agent, .. } => Outcome::Assigned(s.agent_id(*agent)),
+        IState::Offered { agents, .. } => Outcome::Offered(agents.iter().map(|a| s.agent_id(*a)).collect()),
+        IState::Waiting { .. } | IState::Moving => Outcome::Queued(x.queue.clone()),
+    };
+    let (rule, step) = match x.at {
+        StepRef::Rule(r, k) => (s.plan.plan.rules.get(r).map(|r| r.name.clone()), Some(k)),
+        _ => (None, None),
+    };
+    let reason = match &x.state {
+        IState::Waiting { .. } | IState::Moving => s.queued_reason(i),
+        _ => reason_text(s, i),
+    };
+    RoutingDecision { item: id, outcome, rule, step, reason, events }
+}
+
+fn explain(s: &mut State, i: u32, now: DateTime<Utc>) -> Option<Explanation> {
+    let status = item_status(s, i)?;
+    let x = s.items[i as usize].as_ref()?;
+    let at = x.at;
+    let item = x.item.clone();
+    let chan = x.chan;
+    let excluded = x.excluded.clone();
+    let tiers = x.tiers.clone();
+    let holding: Vec<u32> = match &x.state {
+        IState::Offered { agents, .. } => agents.clone(),
+        IState::Assigned { agent, .. } => vec![*agent],
+        _ => Vec::new(),
+    };
+    let reason = reason_text(s, i);
+    let queue = x.queue.clone();
+    let label = s.step_label(at).to_owned();
+    let plan = s.plan.clone();
+    let step = plan.step(at);
+    let age = now - item.eligible_since;
+    let mut groups: BTreeMap<(usize, String), ExclusionGroup> = BTreeMap::new();
+    for (a, ag) in s.agents.iter().enumerate() {
+        let Some(ag) = ag else { continue };
+        let p = ag.profile;
+        let Some(profile) = s.profiles.list.get(p) else { continue };
+        let named = tiers.iter().any(|t| t.explicit.contains(&ag.agent.id));
+        let in_pool = named || tiers.iter().any(|t| t.pool.get(p));
+        let in_tiers = tiers.iter().any(|t| (t.explicit.contains(&ag.agent.id) && t.elig.get(p)) || t.mask.get(p));
+        let r = if holding.contains(&(a as u32)) {
+            Exclusion::Holding
+        } else if !in_pool {
+            Exclusion::NotInPool
+        } else if !in_tiers {
+            let term = step
+                .eligibility
+                .excluding_term(profile, &item)
+                .or_else(|| step.custom.as_ref().and_then(|c| c.excluding_term(profile, &item)))
+                .unwrap_or_else(|| "eligibility".into());
+            Exclusion::Ineligible { term }
+        } else if excluded.contains(&ag.reg) {
+            Exclusion::DeclinedBefore
+        } else if let Some(m) = profile.queues.get(&queue).filter(|m| m.delay() > age) {
+            Exclusion::QueueDelay { until: state::add(item.eligible_since, m.delay()) }
+        } else {
+            match ag.can_take(chan, &s.channels) {
+                Ok(()) => Exclusion::Available,
+                Err(Block::Presence) => Exclusion::Presence { status: ag.agent.presence.status.clone() },
+                Err(Block::Limit) => Exclusion::NoCapacity { channel: item.channel.clone() },
+                Err(Block::Budget) => Exclusion::NoBudget,
+                Err(Block::Interrupted(h)) => Exclusion::Interrupted { holding: h },
+            }
+        };
+        let key = (p, serde_json::to_string(&r).unwrap_or_default());
+        let g = groups.entry(key).or_insert_with(|| ExclusionGroup { reason: r, agents: Vec::new(), count: 0 });
+        g.count += 1;
+        if g.agents.len() < 20 {
+            g.agents.push(ag.agent.id.clone());
+        }
+    }
+    Some(Explanation { status, step: label, reason, groups: groups.into_values().collect() })
+}

@@ -1,0 +1,833 @@
+//! Routing configuration and work: [`Agent`], [`Queue`], [`WorkItem`] and their parts.
+//!
+//! Everything here is plain serde data (JSON/TOML friendly). Durations are written as seconds
+//! (`"dwell": 30`, `"delay": 2.5`), with millisecond precision.
+
+use crate::Error;
+use crate::model::{AgentId, Attributes, ChannelKind, ConversationId, LanguageTag, Priority, QueueId};
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use uuid::Uuid;
+
+/// The longest duration a routing configuration may name: 400 days.
+pub const MAX_DURATION_SECS: f64 = 400.0 * 86_400.0;
+
+/// Durations as seconds in serde (a number, fractions allowed down to milliseconds).
+pub(crate) mod secs {
+    use super::MAX_DURATION_SECS;
+    use chrono::TimeDelta;
+    use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+
+    pub fn to_secs(d: &TimeDelta) -> f64 {
+        d.num_milliseconds() as f64 / 1000.0
+    }
+
+    pub fn from_secs(s: f64) -> Result<TimeDelta, String> {
+        if !s.is_finite() || s < 0.0 {
+            return Err(format!("a duration is a non-negative number of seconds, not {s}"));
+        }
+        if s > MAX_DURATION_SECS {
+            return Err(format!("{s} s is longer than the limit of {MAX_DURATION_SECS} s (400 days)"));
+        }
+        Ok(TimeDelta::milliseconds((s * 1000.0).round() as i64))
+    }
+
+    pub fn serialize<S: Serializer>(d: &TimeDelta, s: S) -> Result<S::Ok, S::Error> {
+        if d.num_milliseconds() % 1000 == 0 { s.serialize_i64(d.num_seconds()) } else { s.serialize_f64(to_secs(d)) }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<TimeDelta, D::Error> {
+        from_secs(f64::deserialize(d)?).map_err(D::Error::custom)
+    }
+
+    /// `Option<TimeDelta>` as an optional number of seconds.
+    pub mod option {
+        use chrono::TimeDelta;
+        use serde::{Deserialize, Deserializer, Serializer, de::Error as _};
+
+        pub fn serialize<S: Serializer>(d: &Option<TimeDelta>, s: S) -> Result<S::Ok, S::Error> {
+            match d {
+                Some(d) => super::serialize(d, s),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<TimeDelta>, D::Error> {
+            match Option::<f64>::deserialize(d)? {
+                Some(v) => super::from_secs(v).map(Some).map_err(D::Error::custom),
+                None => Ok(None),
+            }
+        }
+    }
+}
+
+/// Identifies one piece of routable work. Usually the conversation's id
+/// ([`WorkItemId::from`] a [`ConversationId`]); a host routing other work (a callback request,
+/// a case) uses its own UUIDs.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct WorkItemId(pub Uuid);
+
+impl WorkItemId {
+    /// Wraps a UUID.
+    pub const fn from_uuid(uuid: Uuid) -> Self {
+        WorkItemId(uuid)
+    }
+    /// A deterministic id from a number (handy in tests and simulations).
+    pub const fn from_u128(n: u128) -> Self {
+        WorkItemId(Uuid::from_u128(n))
+    }
+    /// A fresh random id.
+    pub fn random() -> Self {
+        WorkItemId(Uuid::new_v4())
+    }
+}
+
+impl From<ConversationId> for WorkItemId {
+    fn from(c: ConversationId) -> Self {
+        WorkItemId(c.0)
+    }
+}
+
+impl fmt::Debug for WorkItemId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "WorkItemId({})", self.0)
+    }
+}
+
+impl fmt::Display for WorkItemId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+/// A set of channels: all, none, a list, or all but a list.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChannelSet {
+    /// Every channel.
+    #[default]
+    All,
+    /// No channel.
+    None,
+    /// Only these channels.
+    Only(BTreeSet<ChannelKind>),
+    /// Every channel except these.
+    Except(BTreeSet<ChannelKind>),
+}
+
+impl ChannelSet {
+    /// Only the given channels.
+    pub fn only(channels: impl IntoIterator<Item = ChannelKind>) -> Self {
+        ChannelSet::Only(channels.into_iter().collect())
+    }
+    /// Every channel but the given ones.
+    pub fn except(channels: impl IntoIterator<Item = ChannelKind>) -> Self {
+        ChannelSet::Except(channels.into_iter().collect())
+    }
+    /// Whether `channel` is in the set.
+    pub fn contains(&self, channel: &ChannelKind) -> bool {
+        match self {
+            ChannelSet::All => true,
+            ChannelSet::None => false,
+            ChannelSet::Only(s) => s.contains(channel),
+            ChannelSet::Except(s) => !s.contains(channel),
+        }
+    }
+}
+
+/// What a presence status lets an agent receive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PresenceStatus {
+    /// Channels on which new work may be offered in this status.
+    #[serde(default)]
+    pub channels: ChannelSet,
+    /// Whether the status means the agent is gone (logged out, disconnected): their offers are
+    /// rescinded at once and their assigned work follows the router's
+    /// [`OfflinePolicy`](super::OfflinePolicy).
+    #[serde(default)]
+    pub offline: bool,
+}
+
+impl PresenceStatus {
+    /// A status open to the given channels.
+    pub fn available(channels: ChannelSet) -> Self {
+        PresenceStatus { channels, offline: false }
+    }
+    /// A status that receives nothing new but keeps current work (away, on break, wrap-up).
+    pub fn unavailable() -> Self {
+        PresenceStatus { channels: ChannelSet::None, offline: false }
+    }
+    /// A status meaning the agent is gone.
+    pub fn offline() -> Self {
+        PresenceStatus { channels: ChannelSet::None, offline: true }
+    }
+}
+
+/// An agent's presence: the current status name and, optionally, the agent's own statuses
+/// (looked up before the router's [catalogue](super::RouterConfig::statuses)).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Presence {
+    /// The current status, for example `online`, `away`, `offline` or a custom `chat-only`.
+    pub status: String,
+    /// Statuses defined for this agent only.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub statuses: BTreeMap<String, PresenceStatus>,
+}
+
+impl Default for Presence {
+    fn default() -> Self {
+        Presence { status: "offline".into(), statuses: BTreeMap::new() }
+    }
+}
+
+/// "While holding work on `while_holding`, nothing on `blocks` is offered."
+///
+/// "No chat while on a call" is `Interruption { while_holding: Voice, blocks: only([WebChat]) }`;
+/// Amazon Connect's *route current channel only* is `blocks: except([that channel])`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Interruption {
+    /// The channel of work the agent holds.
+    pub while_holding: ChannelKind,
+    /// Channels not offered meanwhile.
+    pub blocks: ChannelSet,
+}
+
+/// How much work an agent can hold at once.
+///
+/// Two independent limits apply and both must have room: a count of items per channel, and an
+/// optional weighted budget shared by all channels (each item costs [`cost`](Self::cost) of its
+/// channel, 1 by default). Offers reserve capacity like assignments do.
+///
+/// ```
+/// use touchpoint::routing::Capacity;
+/// use touchpoint::model::ChannelKind;
+/// // Azure-style shared budget: 1 call or 5 chats.
+/// let c = Capacity::budget(100).with_cost(ChannelKind::Voice, 100).with_cost(ChannelKind::WebChat, 20);
+/// assert_eq!(c.cost_of(&ChannelKind::WebChat), 20);
+/// // Per-channel counts: 1 call and 3 chats, independently.
+/// let c = Capacity::per_channel([(ChannelKind::Voice, 1), (ChannelKind::WebChat, 3)]);
+/// assert_eq!(c.limit_of(&ChannelKind::Email), Some(0)); // unlisted channels are not served
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Capacity {
+    /// Most items held at once per channel.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub channels: BTreeMap<ChannelKind, u32>,
+    /// Limit for channels not listed in [`channels`](Self::channels); `None` = no per-channel
+    /// limit for them (only the total budget applies).
+    #[serde(default)]
+    pub other_channels: Option<u32>,
+    /// Weighted budget shared by all channels; `None` = no shared budget.
+    #[serde(default)]
+    pub total: Option<u32>,
+    /// Budget cost of one item per channel (unlisted channels cost 1).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub cost: BTreeMap<ChannelKind, u32>,
+    /// Cross-channel blocking rules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub interruptions: Vec<Interruption>,
+}
+
+impl Default for Capacity {
+    /// One item per channel, every channel, no shared budget.
+    fn default() -> Self {
+        Capacity {
+            channels: BTreeMap::new(),
+            other_channels: Some(1),
+            total: None,
+            cost: BTreeMap::new(),
+            interruptions: Vec::new(),
+        }
+    }
+}
+
+impl Capacity {
+    /// No limits at all (a bot).
+    pub fn unlimited() -> Self {
+        Capacity { other_channels: None, ..Capacity::default() }
+    }
+    /// The same count limit on every channel.
+    pub fn each_channel(limit: u32) -> Self {
+        Capacity { other_channels: Some(limit), ..Capacity::default() }
+    }
+    /// Count limits for the listed channels; other channels are not served.
+    pub fn per_channel(limits: impl IntoIterator<Item = (ChannelKind, u32)>) -> Self {
+        Capacity { channels: limits.into_iter().collect(), other_channels: Some(0), ..Capacity::default() }
+    }
+    /// A shared weighted budget (set costs with [`with_cost`](Self::with_cost)), no per-channel
+    /// counts.
+    pub fn budget(total: u32) -> Self {
+        Capacity { total: Some(total), other_channels: None, ..Capacity::default() }
+    }
+    /// Sets one channel's count limit.
+    pub fn with_limit(mut self, channel: ChannelKind, limit: u32) -> Self {
+        self.channels.insert(channel, limit);
+        self
+    }
+    /// Sets one channel's budget cost.
+    pub fn with_cost(mut self, channel: ChannelKind, cost: u32) -> Self {
+        self.cost.insert(channel, cost);
+        self
+    }
+    /// Adds an interruption rule.
+    pub fn with_interruption(mut self, while_holding: ChannelKind, blocks: ChannelSet) -> Self {
+        self.interruptions.push(Interruption { while_holding, blocks });
+        self
+    }
+    /// The count limit on `channel` (`None` = unlimited).
+    pub fn limit_of(&self, channel: &ChannelKind) -> Option<u32> {
+        match self.channels.get(channel) {
+            Some(limit) => Some(*limit),
+            None => self.other_channels,
+        }
+    }
+    /// The budget cost of one item on `channel`.
+    pub fn cost_of(&self, channel: &ChannelKind) -> u32 {
+        self.cost.get(channel).copied().unwrap_or(1)
+    }
+}
+
+/// An agent's membership in a queue.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct QueueMembership {
+    /// The queue.
+    pub queue: QueueId,
+    /// Across the agent's queues, lower is served first (Amazon Connect 1–99 style). Default 1.
+    #[serde(default = "one")]
+    pub priority: u32,
+    /// Items of this queue reach this agent only once they have waited this long (Amazon
+    /// Connect routing-profile delay). Default 0.
+    #[serde(with = "secs", default)]
+    pub delay: TimeDelta,
+}
+
+fn one() -> u32 {
+    1
+}
+
+impl QueueMembership {
+    /// Membership with priority 1 and no delay.
+    pub fn new(queue: QueueId) -> Self {
+        QueueMembership { queue, priority: 1, delay: TimeDelta::zero() }
+    }
+}
+
+/// A human agent or a bot that can take work.
+///
+/// ```
+/// use touchpoint::routing::{Agent, Capacity};
+/// use touchpoint::model::{AgentId, ChannelKind, QueueId};
+/// let ana = Agent::new(AgentId::new("ana").unwrap())
+///     .with_skill("billing", 4)
+///     .with_language("es".parse().unwrap())
+///     .with_queue(QueueId::new("support").unwrap())
+///     .with_capacity(Capacity::per_channel([(ChannelKind::WebChat, 3)]))
+///     .with_status("online");
+/// assert_eq!(ana.skills["billing"], 4);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Agent {
+    /// The agent's id.
+    pub id: AgentId,
+    /// Whether this agent is a bot.
+    #[serde(default)]
+    pub is_bot: bool,
+    /// Skills with proficiency levels (any scale the host picks, higher = better).
+    #[serde(default)]
+    pub skills: BTreeMap<String, u32>,
+    /// Languages spoken.
+    #[serde(default)]
+    pub languages: BTreeSet<LanguageTag>,
+    /// Other static attributes (team, region, tier, …) for eligibility terms and rankers.
+    #[serde(default)]
+    pub attributes: Attributes,
+    /// Queue memberships.
+    #[serde(default)]
+    pub queues: Vec<QueueMembership>,
+    /// Current presence.
+    #[serde(default)]
+    pub presence: Presence,
+    /// Capacity limits and interruption rules.
+    #[serde(default)]
+    pub capacity: Capacity,
+}
+
+impl Agent {
+    /// A human agent with no skills, no queues, default capacity, status `offline`.
+    pub fn new(id: AgentId) -> Self {
+        Agent {
+            id,
+            is_bot: false,
+            skills: BTreeMap::new(),
+            languages: BTreeSet::new(),
+            attributes: Attributes::new(),
+            queues: Vec::new(),
+            presence: Presence::default(),
+            capacity: Capacity::default(),
+        }
+    }
+    /// A bot: unlimited capacity, status `online`.
+    pub fn bot(id: AgentId) -> Self {
+        Agent { is_bot: true, capacity: Capacity::unlimited(), ..Agent::new(id) }.with_status("online")
+    }
+    /// Adds a skill.
+    pub fn with_skill(mut self, skill: impl Into<String>, level: u32) -> Self {
+        self.skills.insert(skill.into(), level);
+        self
+    }
+    /// Adds a language.
+    pub fn with_language(mut self, language: LanguageTag) -> Self {
+        self.languages.insert(language);
+        self
+    }
+    /// Sets an attribute.
+    pub fn with_attribute(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
+        self.attributes.insert(key.into(), value.into());
+        self
+    }
+    /// Joins a queue with priority 1 and no delay.
+    pub fn with_queue(mut self, queue: QueueId) -> Self {
+        self.queues.push(QueueMembership::new(queue));
+        self
+    }
+    /// Joins a queue with a priority and delay.
+    pub fn with_membership(mut self, membership: QueueMembership) -> Self {
+        self.queues.push(membership);
+        self
+    }
+    /// Sets the capacity.
+    pub fn with_capacity(mut self, capacity: Capacity) -> Self {
+        self.capacity = capacity;
+        self
+    }
+    /// Sets the current status.
+    pub fn with_status(mut self, status: impl Into<String>) -> Self {
+        self.presence.status = status.into();
+        self
+    }
+    /// Defines a status for this agent only.
+    pub fn with_custom_status(mut self, name: impl Into<String>, status: PresenceStatus) -> Self {
+        self.presence.statuses.insert(name.into(), status);
+        self
+    }
+
+    pub(crate) fn validate(&self) -> crate::Result<()> {
+        let mut seen = BTreeSet::new();
+        for m in &self.queues {
+            if !seen.insert(&m.queue) {
+                return Err(Error::invalid("agent.queues", format!("queue {} is listed twice", m.queue)));
+            }
+            if m.delay < TimeDelta::zero() || secs::to_secs(&m.delay) > MAX_DURATION_SECS {
+                return Err(Error::invalid("agent.queues.delay", "must be between 0 and 400 days"));
+            }
+        }
+        if self.presence.status.is_empty() || self.presence.status.len() > 64 {
+            return Err(Error::invalid("agent.presence.status", "a status name is 1 to 64 characters"));
+        }
+        if self.skills.len() > 256
+            || self.attributes.len() > 256
+            || self.languages.len() > 64
+            || self.queues.len() > 256
+        {
+            return Err(Error::invalid(
+                "agent",
+                "too many skills, attributes, languages or queues (limits 256, 256, 64, 256)",
+            ));
+        }
+        if self.skills.keys().any(|k| k.is_empty() || k.len() > 128) {
+            return Err(Error::invalid("agent.skills", "a skill name is 1 to 128 characters"));
+        }
+        Ok(())
+    }
+}
+
+/// How a queue orders its waiting items (the item side of matching: which item a freed agent
+/// gets). Every discipline ends on arrival order, so the order is total and deterministic.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Discipline {
+    /// Higher priority first, then the longest effective wait (`eligible_since` minus the age
+    /// adjustment). The default (Twilio, Salesforce, Zendesk).
+    #[default]
+    PriorityThenAge,
+    /// Earliest due time first (items without one last), then priority, then age (SLA routing).
+    DueTime,
+    /// Higher priority first, then the *newest* (Twilio `task_order: LIFO`).
+    Lifo,
+    /// Linear priority aging (Genesys conversation score): each priority point counts as this
+    /// many seconds of waiting.
+    Scored {
+        /// Seconds of waiting one priority point is worth.
+        seconds_per_priority: u32,
+    },
+    /// Ordered buckets (D365 prioritization rulesets): an item sorts by the first bucket whose
+    /// item-only condition it matches (unmatched last), then priority, then age.
+    Buckets(Vec<super::Term>),
+}
+
+/// What happens to an item that waited too long in a queue or exhausted its declines.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TimeoutAction {
+    /// Move to another queue (any member may take it there).
+    Overflow(QueueId),
+    /// Finish it; the host schedules a call back.
+    Callback,
+    /// Finish it; the host offers voicemail.
+    Voicemail,
+    /// Finish it; the host closes the conversation.
+    Close,
+}
+
+/// Whether items are offered (and must be accepted) or assigned outright.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OfferPolicy {
+    /// `false`: assign directly (Chatwoot, Rocket.Chat auto selection). `true`: offer and wait
+    /// for accept/decline/expiry.
+    #[serde(default)]
+    pub offer: bool,
+    /// How many agents to offer to at once; the first to accept wins. 1–50.
+    #[serde(default = "one")]
+    pub parallel: u32,
+    /// How long an offer stays open.
+    #[serde(with = "secs", default = "default_offer_expiry")]
+    pub expires_after: TimeDelta,
+    /// Declines (an expired offer counts as one) after which the item leaves automatic routing
+    /// through [`on_max_declines`](Self::on_max_declines).
+    #[serde(default = "default_max_declines")]
+    pub max_declines: u32,
+    /// What happens after [`max_declines`](Self::max_declines).
+    #[serde(default = "default_exhausted")]
+    pub on_max_declines: TimeoutAction,
+    /// Status an agent is put in when an offer to them expires (for example `not-responding`).
+    #[serde(default)]
+    pub on_expiry_status: Option<String>,
+}
+
+fn default_offer_expiry() -> TimeDelta {
+    TimeDelta::seconds(30)
+}
+fn default_max_declines() -> u32 {
+    100
+}
+fn default_exhausted() -> TimeoutAction {
+    TimeoutAction::Close
+}
+
+impl Default for OfferPolicy {
+    /// Direct assignment.
+    fn default() -> Self {
+        OfferPolicy {
+            offer: false,
+            parallel: 1,
+            expires_after: default_offer_expiry(),
+            max_declines: default_max_declines(),
+            on_max_declines: default_exhausted(),
+            on_expiry_status: None,
+        }
+    }
+}
+
+impl OfferPolicy {
+    /// Offer to `parallel` agents at once, each offer open for `expires_after`.
+    pub fn offers(parallel: u32, expires_after: TimeDelta) -> Self {
+        OfferPolicy { offer: true, parallel, expires_after, ..OfferPolicy::default() }
+    }
+}
+
+/// What to do with assigned work whose agent has not replied in time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NoReplyPolicy {
+    /// How long after assignment the agent has to send a first reply (reported with
+    /// [`Router::note_agent_reply`](super::Router::note_agent_reply)); after that the item is
+    /// taken back and routed to someone else.
+    #[serde(with = "secs")]
+    pub after: TimeDelta,
+}
+
+/// A queue: a place where work waits, with its ordering and timers.
+///
+/// ```
+/// use touchpoint::routing::{Discipline, Queue, TimeoutAction};
+/// use touchpoint::model::QueueId;
+/// let q = Queue::new(QueueId::new("billing").unwrap())
+///     .with_discipline(Discipline::DueTime)
+///     .with_max_wait(chrono::TimeDelta::minutes(10), TimeoutAction::Callback);
+/// assert_eq!(q.discipline, Discipline::DueTime);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Queue {
+    /// The queue's id.
+    pub id: QueueId,
+    /// How waiting items are ordered.
+    #[serde(default)]
+    pub discipline: Discipline,
+    /// Longest an item may wait in this queue (counted from when it entered the queue).
+    #[serde(with = "secs::option", default)]
+    pub max_wait: Option<TimeDelta>,
+    /// What happens after [`max_wait`](Self::max_wait).
+    #[serde(default = "default_exhausted")]
+    pub on_max_wait: TimeoutAction,
+    /// Offer or assign.
+    #[serde(default)]
+    pub offer: OfferPolicy,
+    /// Reassign work whose agent did not reply in time.
+    #[serde(default)]
+    pub no_reply: Option<NoReplyPolicy>,
+    /// How many recent waits the estimated wait time averages. Default 100.
+    #[serde(default = "default_ewt")]
+    pub ewt_samples: usize,
+}
+
+fn default_ewt() -> usize {
+    100
+}
+
+impl Queue {
+    /// A queue with the default discipline, no max wait, direct assignment.
+    pub fn new(id: QueueId) -> Self {
+        Queue {
+            id,
+            discipline: Discipline::default(),
+            max_wait: None,
+            on_max_wait: default_exhausted(),
+            offer: OfferPolicy::default(),
+            no_reply: None,
+            ewt_samples: default_ewt(),
+        }
+    }
+    /// Sets the discipline.
+    pub fn with_discipline(mut self, discipline: Discipline) -> Self {
+        self.discipline = discipline;
+        self
+    }
+    /// Sets the max wait and its action.
+    pub fn with_max_wait(mut self, max_wait: TimeDelta, action: TimeoutAction) -> Self {
+        self.max_wait = Some(max_wait);
+        self.on_max_wait = action;
+        self
+    }
+    /// Sets the offer policy.
+    pub fn with_offers(mut self, offer: OfferPolicy) -> Self {
+        self.offer = offer;
+        self
+    }
+    /// Reassigns work not replied to within `after`.
+    pub fn with_no_reply(mut self, after: TimeDelta) -> Self {
+        self.no_reply = Some(NoReplyPolicy { after });
+        self
+    }
+
+    pub(crate) fn validate(&self) -> crate::Result<()> {
+        let p = &self.offer;
+        if p.parallel == 0 || p.parallel > 50 {
+            return Err(Error::invalid("queue.offer.parallel", format!("must be 1 to 50, not {}", p.parallel)));
+        }
+        if p.expires_after <= TimeDelta::zero() {
+            return Err(Error::invalid("queue.offer.expires_after", "must be positive"));
+        }
+        if p.max_declines == 0 {
+            return Err(Error::invalid("queue.offer.max_declines", "must be at least 1"));
+        }
+        if let Some(m) = self.max_wait
+            && m < TimeDelta::zero()
+        {
+            return Err(Error::invalid("queue.max_wait", "must not be negative"));
+        }
+        if let Some(n) = &self.no_reply
+            && n.after <= TimeDelta::zero()
+        {
+            return Err(Error::invalid("queue.no_reply.after", "must be positive"));
+        }
+        if self.ewt_samples == 0 || self.ewt_samples > 10_000 {
+            return Err(Error::invalid("queue.ewt_samples", "must be 1 to 10000"));
+        }
+        if let TimeoutAction::Overflow(q) = &self.on_max_wait
+            && *q == self.id
+        {
+            return Err(Error::invalid("queue.on_max_wait", "a queue cannot overflow into itself"));
+        }
+        if let Discipline::Buckets(terms) = &self.discipline {
+            for (i, t) in terms.iter().enumerate() {
+                t.check_item_only().map_err(|e| Error::invalid("queue.discipline", format!("buckets[{i}]: {e}")))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The last agent who handled the customer, preferred until `until`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastAgent {
+    /// The agent.
+    pub agent: AgentId,
+    /// Until when the preference holds.
+    pub until: DateTime<Utc>,
+}
+
+/// One piece of work to route: a conversation, a call, a case.
+///
+/// ```
+/// use touchpoint::routing::WorkItem;
+/// use touchpoint::model::ChannelKind;
+/// use chrono::{TimeZone, Utc};
+/// let now = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
+/// let item = WorkItem::new(touchpoint::routing::WorkItemId::from_u128(1), ChannelKind::WhatsApp, now)
+///     .with_skill("billing", 3)
+///     .with_language("pt-BR".parse().unwrap())
+///     .with_priority(2);
+/// assert_eq!(item.eligible_since, now);
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkItem {
+    /// The item's id.
+    pub id: WorkItemId,
+    /// The channel the work is on.
+    pub channel: ChannelKind,
+    /// The queue it waits in unless a plan step names one (`None` = the router's default queue).
+    #[serde(default)]
+    pub queue: Option<QueueId>,
+    /// Higher is more urgent. Default 0.
+    #[serde(default)]
+    pub priority: i32,
+    /// The customer's language.
+    #[serde(default)]
+    pub language: Option<LanguageTag>,
+    /// Required skills with minimum levels.
+    #[serde(default)]
+    pub skills: BTreeMap<String, u32>,
+    /// Skills wanted at first and dropped by later plan steps (Salesforce *additional* skills,
+    /// Zendesk optional skills, Genesys bullseye skills).
+    #[serde(default)]
+    pub optional_skills: BTreeMap<String, u32>,
+    /// Other attributes (tier, topic, bot findings, …).
+    #[serde(default)]
+    pub attributes: Attributes,
+    /// When the work was created.
+    pub created_at: DateTime<Utc>,
+    /// Since when it has been routable; its wait is counted from here and is kept across
+    /// declines and requeues.
+    pub eligible_since: DateTime<Utc>,
+    /// Artificial extra age for ordering (Amazon Connect `QueueTimeAdjustmentSeconds`); does not
+    /// change the reported wait.
+    #[serde(with = "secs", default)]
+    pub age_adjustment: TimeDelta,
+    /// Due time for [`Discipline::DueTime`].
+    #[serde(default)]
+    pub due: Option<DateTime<Utc>>,
+    /// Preferred agents, best first (for the affinity ranker and `preferred_agents` pools).
+    #[serde(default)]
+    pub preferred_agents: Vec<AgentId>,
+    /// The last agent, preferred until a time.
+    #[serde(default)]
+    pub last_agent: Option<LastAgent>,
+}
+
+impl WorkItem {
+    /// A work item on `channel`, created and eligible at `now`, priority 0.
+    pub fn new(id: WorkItemId, channel: ChannelKind, now: DateTime<Utc>) -> Self {
+        WorkItem {
+            id,
+            channel,
+            queue: None,
+            priority: 0,
+            language: None,
+            skills: BTreeMap::new(),
+            optional_skills: BTreeMap::new(),
+            attributes: Attributes::new(),
+            created_at: now,
+            eligible_since: now,
+            age_adjustment: TimeDelta::zero(),
+            due: None,
+            preferred_agents: Vec::new(),
+            last_agent: None,
+        }
+    }
+    /// Sets the queue.
+    pub fn in_queue(mut self, queue: QueueId) -> Self {
+        self.queue = Some(queue);
+        self
+    }
+    /// Sets the priority.
+    pub fn with_priority(mut self, priority: i32) -> Self {
+        self.priority = priority;
+        self
+    }
+    /// Sets the priority from a conversation's [`Priority`] (low 0, normal 1, high 2, urgent 3).
+    pub fn with_conversation_priority(self, priority: Priority) -> Self {
+        let p = match priority {
+            Priority::Low => 0,
+            Priority::Normal => 1,
+            Priority::High => 2,
+            Priority::Urgent => 3,
+        };
+        self.with_priority(p)
+    }
+    /// Sets the language.
+    pub fn with_language(mut self, language: LanguageTag) -> Self {
+        self.language = Some(language);
+        self
+    }
+    /// Requires a skill at a minimum level.
+    pub fn with_skill(mut self, skill: impl Into<String>, min_level: u32) -> Self {
+        self.skills.insert(skill.into(), min_level);
+        self
+    }
+    /// Wants a skill at first (dropped by later steps).
+    pub fn with_optional_skill(mut self, skill: impl Into<String>, min_level: u32) -> Self {
+        self.optional_skills.insert(skill.into(), min_level);
+        self
+    }
+    /// Sets an attribute.
+    pub fn with_attribute(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
+        self.attributes.insert(key.into(), value.into());
+        self
+    }
+    /// Sets the age adjustment.
+    pub fn with_age_adjustment(mut self, adjustment: TimeDelta) -> Self {
+        self.age_adjustment = adjustment;
+        self
+    }
+    /// Sets the due time.
+    pub fn with_due(mut self, due: DateTime<Utc>) -> Self {
+        self.due = Some(due);
+        self
+    }
+    /// Adds a preferred agent (after those already listed).
+    pub fn with_preferred_agent(mut self, agent: AgentId) -> Self {
+        self.preferred_agents.push(agent);
+        self
+    }
+    /// Sets the last agent and until when they are preferred.
+    pub fn with_last_agent(mut self, agent: AgentId, until: DateTime<Utc>) -> Self {
+        self.last_agent = Some(LastAgent { agent, until });
+        self
+    }
+
+    pub(crate) fn validate(&self) -> crate::Result<()> {
+        if self.eligible_since < self.created_at {
+            return Err(Error::invalid("item.eligible_since", "is before created_at"));
+        }
+        if self.age_adjustment.num_seconds().unsigned_abs() as f64 > MAX_DURATION_SECS {
+            return Err(Error::invalid("item.age_adjustment", "is beyond 400 days"));
+        }
+        if self.skills.len() + self.optional_skills.len() > 64 {
+            return Err(Error::invalid("item.skills", "at most 64 required and optional skills"));
+        }
+        if self.preferred_agents.len() > 20 {
+            return Err(Error::invalid("item.preferred_agents", "at most 20 preferred agents"));
+        }
+        if self.attributes.len() > 256 {
+            return Err(Error::invalid("item.attributes", "at most 256 attributes"));
+        }
+        Ok(())
+    }
+
+    /// The instant its effective wait starts: `eligible_since` minus the age adjustment.
+    pub fn effective_since(&self) -> DateTime<Utc> {
+        self.eligible_since.checked_sub_signed(self.age_adjustment).unwrap_or(self.eligible_since)
+    }
+}

@@ -1,0 +1,854 @@
+//! The router's operations on its state (both matching directions, offers, timers).
+
+use super::model::TimeoutAction;
+use super::plan::{Fallback, PolicyChoice, PriorityChange};
+use super::state::{IState, ItemSlot, State, StepRef, TimerKind, add, ms};
+use super::{OfflineAction, RequeueReason, RoutingEvent};
+use crate::model::{AgentId, QueueId};
+use chrono::{DateTime, Utc};
+
+/// Most items one freed agent takes in one go (bounded work per operation).
+const FILL_LIMIT: usize = 256;
+
+impl State {
+    pub fn item_id(&self, i: u32) -> super::WorkItemId {
+        self.items[i as usize].as_ref().map(|s| s.item.id).unwrap_or(super::WorkItemId::from_u128(0))
+    }
+
+    pub fn agent_id(&self, a: u32) -> AgentId {
+        self.agents[a as usize].as_ref().map(|s| s.agent.id.clone()).unwrap_or_else(|| self.unknown_agent.clone())
+    }
+
+    fn slot(&mut self, i: u32) -> Option<&mut ItemSlot> {
+        self.items.get_mut(i as usize).and_then(|s| s.as_mut())
+    }
+
+    /// Creates the slot for a new item and routes it.
+    pub fn admit(&mut self, item: super::WorkItem, queue: QueueId, now: DateTime<Utc>) -> u32 {
+        let chan = self.chan_of(&item.channel);
+        let slot = ItemSlot {
+            priority: item.priority,
+            chan,
+            queue: queue.clone(),
+            at: StepRef::Implicit,
+            plan_gen: self.plan_gen,
+            step_entered: now,
+            step_due: None,
+            step_gen: 0,
+            queue_entered: now,
+            wait_gen: 0,
+            tiers: Vec::new(),
+            state: IState::Moving,
+            excluded: Vec::new(),
+            declines: 0,
+            bot_hold: None,
+            retries: Vec::new(),
+            announced: 0,
+            by_policy: self.policy.is_some(),
+            item,
+        };
+        let id = slot.item.id;
+        let i = match self.free_items.pop() {
+            Some(i) => {
+                self.items[i as usize] = Some(slot);
+                i
+            }
+            None => {
+                self.items.push(Some(slot));
+                (self.items.len() - 1) as u32
+            }
+        };
+        self.item_ids.insert(id, i);
+        self.enter_wait_queue(i, queue, now);
+        if self.classify(i, now) {
+            self.route(i, now);
+        }
+        i
+    }
+
+    /// Chooses the first matching rule and enters its first step. `false` if the item finished.
+    pub fn classify(&mut self, i: u32, now: DateTime<Utc>) -> bool {
+        let plan = self.plan.clone();
+        let epoch = self.plan_gen;
+        let Some(slot) = self.slot(i) else { return false };
+        slot.plan_gen = epoch;
+        let at = plan
+            .plan
+            .rules
+            .iter()
+            .position(|r| r.when.matches_item(&slot.item))
+            .map_or(StepRef::Implicit, |r| StepRef::Rule(r, 0));
+        self.enter_step(i, at, now, now)
+    }
+
+    fn next_step(&self, at: StepRef) -> Option<StepRef> {
+        match at {
+            StepRef::Rule(r, s) if s + 1 < self.plan.plan.rules.get(r).map_or(0, |r| r.steps.len()) => {
+                Some(StepRef::Rule(r, s + 1))
+            }
+            _ => None,
+        }
+    }
+
+    /// Sets the queue an item waits in, restarting its queue timers when it changes.
+    fn enter_wait_queue(&mut self, i: u32, queue: QueueId, now: DateTime<Utc>) {
+        let epoch = self.next_seq();
+        let Some(slot) = self.slot(i) else { return };
+        if slot.wait_gen != 0 && slot.queue == queue {
+            return;
+        }
+        slot.queue = queue.clone();
+        slot.queue_entered = now;
+        slot.wait_gen = epoch;
+        slot.retries.clear();
+        let since = slot.item.eligible_since;
+        let Some(q) = self.queues.get(&queue) else { return };
+        let max_wait = q.config.max_wait;
+        let mut delays: Vec<i64> = q.delays.iter().map(|(_, d)| *d).collect();
+        delays.sort_unstable();
+        delays.dedup();
+        if let Some(m) = max_wait {
+            self.schedule(add(now, m), TimerKind::MaxWait { item: i, epoch });
+        }
+        for d in delays {
+            let due = ms(since) + d;
+            if due > ms(now) {
+                self.schedule_retry(i, due);
+            }
+        }
+    }
+
+    /// Enters step `at` as of `entered` (a step timer that fires late enters the next step at
+    /// its due time, so dwell times do not stretch), skipping and expiring as the plan says.
+    /// `false` if the item finished.
+    pub fn enter_step(&mut self, i: u32, mut at: StepRef, mut entered: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+        let plan = self.plan.clone();
+        for _ in 0..=super::plan::MAX_STEPS + 2 {
+            let step = plan.step(at);
+            let epoch = self.next_seq();
+            let Some(slot) = self.items.get_mut(i as usize).and_then(|s| s.as_mut()) else { return false };
+            slot.at = at;
+            slot.step_entered = entered;
+            slot.step_gen = epoch;
+            slot.step_due = None;
+            if let Some(change) = step.priority {
+                slot.priority = match change {
+                    PriorityChange::Set(p) => p,
+                    PriorityChange::Raise(d) => slot.priority.saturating_add(d),
+                };
+            }
+            let new_queue = match at {
+                StepRef::AnyMember => None,
+                _ => {
+                    let want =
+                        step.pool.queues.first().or(slot.item.queue.as_ref()).unwrap_or(&self.config.default_queue);
+                    (*want != slot.queue).then(|| want.clone())
+                }
+            };
+            if let Some(q) = new_queue {
+                self.enter_wait_queue(i, q, entered);
+            }
+            self.compute_tiers(i);
+            if let Some(skip) = step.skip_if
+                && self.step_skip(i, skip, now)
+            {
+                let id = self.item_id(i);
+                if let StepRef::Rule(r, s) = at {
+                    self.events.push(RoutingEvent::StepSkipped {
+                        item: id,
+                        rule: plan.plan.rules.get(r).map(|x| x.name.clone()).unwrap_or_default(),
+                        step: s,
+                    });
+                }
+                match self.next_step(at) {
+                    Some(n) => {
+                        at = n;
+                        continue;
+                    }
+                    None => return self.exhausted(i, now),
+                }
+            }
+            let item = match self.items[i as usize].as_ref() {
+                Some(s) => &s.item,
+                None => return false,
+            };
+            match self.step_due(step, item, entered) {
+                Some(due) if due <= now => match self.next_step(at) {
+                    Some(n) => {
+                        at = n;
+                        entered = due;
+                        continue;
+                    }
+                    None => return self.exhausted(i, now),
+                },
+                Some(due) => {
+                    if let Some(slot) = self.slot(i) {
+                        slot.step_due = Some(ms(due));
+                    }
+                    self.schedule(due, TimerKind::Step { item: i, epoch });
+                }
+                None => {}
+            }
+            if let StepRef::Rule(r, s) = at {
+                let id = self.item_id(i);
+                self.events.push(RoutingEvent::StepEntered {
+                    item: id,
+                    rule: plan.plan.rules.get(r).map(|x| x.name.clone()).unwrap_or_default(),
+                    step: s,
+                });
+            }
+            return true;
+        }
+        true
+    }
+
+    /// The last step is over: apply the rule's fallback. `false` if the item finished.
+    fn exhausted(&mut self, i: u32, now: DateTime<Utc>) -> bool {
+        let at = match self.items[i as usize].as_ref() {
+            Some(s) => s.at,
+            None => return false,
+        };
+        match self.fallback_of(at) {
+            Fallback::StayQueued => {
+                if let Some(s) = self.slot(i) {
+                    s.step_due = None;
+                }
+                true
+            }
+            Fallback::AnyQueueMember => {
+                if let Some(s) = self.slot(i) {
+                    s.at = StepRef::AnyMember;
+                    s.step_due = None;
+                }
+                self.compute_tiers(i);
+                true
+            }
+            other => {
+                let action = other.as_timeout().unwrap_or(TimeoutAction::Close);
+                self.timeout(i, action, "the plan's last step ended".into(), now)
+            }
+        }
+    }
+
+    /// Applies a timeout action to an item that holds no agent. `false` if the item finished.
+    pub fn timeout(&mut self, i: u32, action: TimeoutAction, reason: String, now: DateTime<Utc>) -> bool {
+        self.release_holds(i, now);
+        let id = self.item_id(i);
+        if let TimeoutAction::Overflow(q) = &action
+            && self.queues.contains_key(q)
+        {
+            let from = self.items[i as usize].as_ref().map(|s| s.queue.clone());
+            if let Some(s) = self.slot(i) {
+                s.at = StepRef::AnyMember;
+                s.step_due = None;
+                s.state = IState::Moving;
+            }
+            self.enter_wait_queue(i, q.clone(), now);
+            self.compute_tiers(i);
+            if let Some(from) = from {
+                self.events.push(RoutingEvent::Overflowed { item: id, from, to: q.clone() });
+            }
+            return true;
+        }
+        let action = match action {
+            TimeoutAction::Overflow(_) => TimeoutAction::Close,
+            a => a,
+        };
+        self.events.push(RoutingEvent::TimedOut { item: id, action, reason });
+        self.remove_item(i);
+        false
+    }
+
+    /// Releases whatever agents hold item `i` (offers, assignment, bot hold); state becomes
+    /// `Moving` (waiting items are taken out of their class).
+    fn release_holds(&mut self, i: u32, now: DateTime<Utc>) {
+        let Some(slot) = self.items[i as usize].as_ref() else { return };
+        let chan = slot.chan;
+        let state = slot.state.clone();
+        let bot = slot.bot_hold;
+        match state {
+            IState::Waiting { .. } => self.unqueue(i),
+            IState::Offered { agents, .. } => {
+                let id = self.item_id(i);
+                for a in agents {
+                    self.unhold(a, i, chan, now);
+                    let agent = self.agent_id(a);
+                    self.events.push(RoutingEvent::OfferRescinded { item: id, agent });
+                    self.freed.push(a);
+                }
+            }
+            IState::Assigned { agent, .. } => {
+                self.unhold(agent, i, chan, now);
+                self.freed.push(agent);
+            }
+            IState::Moving => {}
+        }
+        if let Some(b) = bot {
+            self.unhold(b, i, chan, now);
+            self.freed.push(b);
+        }
+        if let Some(s) = self.slot(i) {
+            s.state = IState::Moving;
+            s.bot_hold = None;
+        }
+    }
+
+    pub fn remove_item(&mut self, i: u32) {
+        if let Some(slot) = self.items[i as usize].take() {
+            self.item_ids.remove(&slot.item.id);
+            self.free_items.push(i);
+        }
+    }
+
+    /// Tries to place item `i` (waiting or moving); queues it if nobody can take it.
+    /// `true` if it was offered or assigned.
+    pub fn route(&mut self, i: u32, now: DateTime<Utc>) -> bool {
+        let Some(slot) = self.items[i as usize].as_ref() else { return false };
+        let Some(q) = self.queues.get(&slot.queue) else { return false };
+        let policy = q.config.offer.clone();
+        let n = if policy.offer { policy.parallel as usize } else { 1 };
+        let agents: Vec<u32> = if slot.by_policy {
+            match self.policy_choice(i, n, now) {
+                Some(v) => v,
+                None => {
+                    // The policy handed the item back to the plan.
+                    if let Some(s) = self.slot(i) {
+                        s.by_policy = false;
+                    }
+                    self.compute_tiers(i);
+                    self.candidates(i, n, now).into_iter().map(|c| c.agent).collect()
+                }
+            }
+        } else {
+            self.candidates(i, n, now).into_iter().map(|c| c.agent).collect()
+        };
+        if agents.is_empty() {
+            let moving = matches!(self.items[i as usize].as_ref().map(|s| &s.state), Some(IState::Moving));
+            if moving {
+                self.enqueue(i);
+                if let Some(s) = self.slot(i)
+                    && s.announced != s.wait_gen
+                {
+                    s.announced = s.wait_gen;
+                    let (item, queue) = (s.item.id, s.queue.clone());
+                    self.events.push(RoutingEvent::Queued { item, queue });
+                }
+            }
+            return false;
+        }
+        if policy.offer {
+            self.offer(i, agents, policy.expires_after, now);
+        } else {
+            self.assign(i, agents[0], now);
+        }
+        true
+    }
+
+    pub fn queued_reason(&self, i: u32) -> String {
+        let Some(slot) = self.items[i as usize].as_ref() else { return String::new() };
+        if slot.by_policy {
+            return "the routing policy asked to wait".into();
+        }
+        let mut eligible = 0u64;
+        let mut signed = 0u64;
+        slot.union_mask().for_each(|p| {
+            eligible += u64::from(self.profile_agents.get(p).copied().unwrap_or(0));
+            signed += u64::from(self.signed_in.get(p).copied().unwrap_or(0));
+        });
+        let explicit: usize = slot.tiers.iter().map(|t| t.explicit.len()).sum();
+        let step = self.step_label(slot.at);
+        if eligible == 0 && explicit == 0 {
+            format!("no agent is eligible at {step}")
+        } else {
+            format!(
+                "no eligible agent can take it now at {step}: {eligible} eligible by profile ({signed} signed in){}",
+                if explicit > 0 { format!(", {explicit} named") } else { String::new() }
+            )
+        }
+    }
+
+    pub fn step_label(&self, at: StepRef) -> &str {
+        match at {
+            StepRef::Rule(r, s) => {
+                self.plan.labels.get(r).and_then(|v| v.get(s)).map_or("a removed step", |l| l.as_str())
+            }
+            StepRef::Implicit => "the default step",
+            StepRef::AnyMember => "any member of the queue",
+        }
+    }
+
+    fn policy_choice(&mut self, i: u32, n: usize, now: DateTime<Utc>) -> Option<Vec<u32>> {
+        let policy = self.policy.clone()?;
+        let slot = self.items[i as usize].as_ref()?;
+        let c = slot.chan;
+        let ch = self.channels[c].clone();
+        let mut ids: Vec<u32> = Vec::new();
+        for (a, ag) in self.agents.iter().enumerate() {
+            if let Some(ag) = ag
+                && ag.can_take(c, &self.channels).is_ok()
+                && !slot.excluded.contains(&ag.reg)
+            {
+                ids.push(a as u32);
+            }
+        }
+        let views: Vec<_> = ids
+            .iter()
+            .filter_map(|a| {
+                let ag = self.agents[*a as usize].as_ref()?;
+                Some(ag.view(self.profiles.list.get(ag.profile)?, c, &ch))
+            })
+            .collect();
+        let _ = now;
+        match policy.route(&slot.item, &views) {
+            PolicyChoice::UsePlan => None,
+            PolicyChoice::Wait => Some(Vec::new()),
+            PolicyChoice::Agents(list) => {
+                let mut out = Vec::new();
+                for id in list {
+                    if let Some(&a) = self.agent_ids.get(&id)
+                        && ids.contains(&a)
+                        && !out.contains(&a)
+                    {
+                        out.push(a);
+                        if out.len() >= n {
+                            break;
+                        }
+                    }
+                }
+                Some(out)
+            }
+        }
+    }
+
+    pub fn assign(&mut self, i: u32, a: u32, now: DateTime<Utc>) {
+        if matches!(self.items[i as usize].as_ref().map(|s| &s.state), Some(IState::Waiting { .. })) {
+            self.unqueue(i);
+        }
+        let Some(slot) = self.items[i as usize].as_ref() else { return };
+        let chan = slot.chan;
+        self.hold(a, i, chan, now);
+        self.mark_assigned(i, a, now);
+    }
+
+    /// Item `i` is now assigned to `a` (capacity already held).
+    fn mark_assigned(&mut self, i: u32, a: u32, now: DateTime<Utc>) {
+        let epoch = self.next_seq();
+        let agent = self.agent_id(a);
+        let Some(slot) = self.slot(i) else { return };
+        let chan = slot.chan;
+        slot.state = IState::Assigned { agent: a, epoch };
+        let wait = now - slot.item.eligible_since;
+        let queue = slot.queue.clone();
+        let id = slot.item.id;
+        let bot = slot.bot_hold.take_if(|b| *b != a);
+        if let Some(b) = bot {
+            self.unhold(b, i, chan, now);
+            self.freed.push(b);
+        }
+        self.record_wait(&queue, wait);
+        if let Some(nr) = self.queues.get(&queue).and_then(|q| q.config.no_reply.clone()) {
+            self.schedule(add(now, nr.after), TimerKind::NoReply { item: i, epoch });
+        }
+        self.events.push(RoutingEvent::Assigned { item: id, agent, queue, wait });
+    }
+
+    fn offer(&mut self, i: u32, agents: Vec<u32>, expires_after: chrono::TimeDelta, now: DateTime<Utc>) {
+        if matches!(self.items[i as usize].as_ref().map(|s| &s.state), Some(IState::Waiting { .. })) {
+            self.unqueue(i);
+        }
+        let Some(slot) = self.items[i as usize].as_ref() else { return };
+        let chan = slot.chan;
+        for a in &agents {
+            self.hold(*a, i, chan, now);
+        }
+        let epoch = self.next_seq();
+        let expires_at = add(now, expires_after);
+        let ids: Vec<AgentId> = agents.iter().map(|a| self.agent_id(*a)).collect();
+        if let Some(s) = self.slot(i) {
+            s.state = IState::Offered { agents, epoch };
+        }
+        self.schedule(expires_at, TimerKind::Offer { item: i, epoch });
+        let id = self.item_id(i);
+        self.events.push(RoutingEvent::Offered { item: id, agents: ids, expires_at });
+    }
+
+    /// An agent accepts an open offer: it becomes the assignment, other offers are rescinded.
+    pub fn accept(&mut self, i: u32, a: u32, now: DateTime<Utc>) -> crate::Result<()> {
+        let Some(slot) = self.items[i as usize].as_ref() else { return Err(crate::Error::not_found("work item", "?")) };
+        let IState::Offered { agents, .. } = &slot.state else {
+            return Err(crate::Error::Refused(format!("work item {} has no open offer", slot.item.id)));
+        };
+        if !agents.contains(&a) {
+            return Err(crate::Error::Refused(format!(
+                "work item {} is not offered to {}",
+                slot.item.id,
+                self.agent_id(a)
+            )));
+        }
+        let others: Vec<u32> = agents.iter().copied().filter(|o| *o != a).collect();
+        let chan = slot.chan;
+        let id = slot.item.id;
+        for o in others {
+            self.unhold(o, i, chan, now);
+            let agent = self.agent_id(o);
+            self.events.push(RoutingEvent::OfferRescinded { item: id, agent });
+            self.freed.push(o);
+        }
+        self.mark_assigned(i, a, now);
+        Ok(())
+    }
+
+    /// An agent declines (or lets expire) an open offer.
+    pub fn decline(&mut self, i: u32, a: u32, expired: bool, now: DateTime<Utc>) -> crate::Result<()> {
+        let Some(slot) = self.items[i as usize].as_ref() else { return Err(crate::Error::not_found("work item", "?")) };
+        let IState::Offered { agents, epoch } = &slot.state else {
+            return Err(crate::Error::Refused(format!("work item {} has no open offer", slot.item.id)));
+        };
+        if !agents.contains(&a) {
+            return Err(crate::Error::Refused(format!(
+                "work item {} is not offered to {}",
+                slot.item.id,
+                self.agent_id(a)
+            )));
+        }
+        let rest: Vec<u32> = agents.iter().copied().filter(|o| *o != a).collect();
+        let epoch = *epoch;
+        let chan = slot.chan;
+        let id = slot.item.id;
+        let reg = self.agents[a as usize].as_ref().map_or(0, |s| s.reg);
+        self.unhold(a, i, chan, now);
+        self.freed.push(a);
+        let agent = self.agent_id(a);
+        self.events.push(if expired {
+            RoutingEvent::OfferExpired { item: id, agent }
+        } else {
+            RoutingEvent::Declined { item: id, agent }
+        });
+        let queue = self.items[i as usize].as_ref().map(|s| s.queue.clone());
+        let policy = queue.and_then(|q| self.queues.get(&q)).map(|q| q.config.offer.clone()).unwrap_or_default();
+        let Some(slot) = self.slot(i) else { return Ok(()) };
+        slot.excluded.push(reg);
+        slot.declines += 1;
+        let declines = slot.declines;
+        slot.state = if rest.is_empty() { IState::Moving } else { IState::Offered { agents: rest.clone(), epoch } };
+        if declines >= policy.max_declines {
+            self.timeout(i, policy.on_max_declines, format!("declined {declines} times"), now);
+            return Ok(());
+        }
+        if rest.is_empty() {
+            self.back_to_routing(i, now);
+        }
+        Ok(())
+    }
+
+    /// Puts an item that was offered or assigned back into routing (state must be `Moving`).
+    pub fn back_to_routing(&mut self, i: u32, now: DateTime<Utc>) {
+        let Some(slot) = self.items[i as usize].as_ref() else { return };
+        if slot.plan_gen != self.plan_gen {
+            if !self.classify(i, now) {
+                return;
+            }
+        } else if slot.step_due.is_some_and(|d| d <= ms(now)) {
+            if !self.advance(i, None, now) {
+                return;
+            }
+        } else {
+            self.compute_tiers(i);
+        }
+        self.route(i, now);
+    }
+
+    /// Moves a (moving) item to its next step or fallback. `false` if it finished.
+    fn advance(&mut self, i: u32, entered: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+        let Some((at, due)) = self.items[i as usize].as_ref().map(|s| (s.at, s.step_due)) else { return false };
+        let entered = entered.or(due.map(super::state::from_ms)).unwrap_or(now).min(now);
+        match self.next_step(at) {
+            Some(n) => self.enter_step(i, n, entered, now),
+            None => self.exhausted(i, now),
+        }
+    }
+
+    /// The freed-agent direction: give agent `a` the best waiting work it can take.
+    pub fn fill_agent(&mut self, a: u32, now: DateTime<Utc>) {
+        for _ in 0..FILL_LIMIT {
+            let Some(i) = self.best_item_for(a, now) else { return };
+            let Some(slot) = self.items[i as usize].as_ref() else { return };
+            let policy = self.queues.get(&slot.queue).map(|q| q.config.offer.clone()).unwrap_or_default();
+            if policy.offer {
+                self.offer(i, vec![a], policy.expires_after, now);
+            } else {
+                self.assign(i, a, now);
+            }
+        }
+    }
+
+    /// Gives freed agents work until none is left to give.
+    pub fn drain(&mut self, now: DateTime<Utc>) {
+        let mut rounds = 0;
+        while let Some(a) = self.freed.pop() {
+            rounds += 1;
+            if rounds > 100_000 {
+                self.freed.clear();
+                break;
+            }
+            if self.agents.get(a as usize).is_some_and(|s| s.is_some()) {
+                self.fill_agent(a, now);
+            }
+        }
+    }
+
+    /// Fires due timers.
+    pub fn fire_timers(&mut self, now: DateTime<Utc>) {
+        for _ in 0..64 {
+            let due = self.timers.take_due(ms(now));
+            if due.is_empty() {
+                return;
+            }
+            for t in due {
+                self.fire(t.kind, now);
+                self.drain(now);
+            }
+        }
+    }
+
+    fn fire(&mut self, kind: TimerKind, now: DateTime<Utc>) {
+        match kind {
+            TimerKind::Step { item, epoch } => {
+                let ok = self.items[item as usize]
+                    .as_ref()
+                    .is_some_and(|s| s.step_gen == epoch && matches!(s.state, IState::Waiting { .. }));
+                if ok {
+                    self.unqueue(item);
+                    if self.advance(item, None, now) {
+                        self.route(item, now);
+                    }
+                }
+            }
+            TimerKind::MaxWait { item, epoch } => {
+                let Some(s) = self.items[item as usize].as_ref() else { return };
+                if s.wait_gen != epoch || !matches!(s.state, IState::Waiting { .. }) {
+                    return;
+                }
+                let Some(q) = self.queues.get(&s.queue) else { return };
+                let action = q.config.on_max_wait.clone();
+                let waited = now - s.queue_entered;
+                if self.timeout(item, action, format!("waited {} s in queue", waited.num_seconds()), now) {
+                    self.route(item, now);
+                }
+            }
+            TimerKind::Offer { item, epoch } => {
+                let Some(s) = self.items[item as usize].as_ref() else { return };
+                let IState::Offered { agents, epoch: g } = &s.state else { return };
+                if *g != epoch {
+                    return;
+                }
+                let agents = agents.clone();
+                let status = self.queues.get(&s.queue).and_then(|q| q.config.offer.on_expiry_status.clone());
+                for a in agents {
+                    let still = matches!(self.items[item as usize].as_ref().map(|s| &s.state), Some(IState::Offered { agents, .. }) if agents.contains(&a));
+                    if still {
+                        let _ = self.decline(item, a, true, now);
+                    }
+                    if let Some(st) = &status {
+                        let _ = self.presence(a, st, now);
+                    }
+                }
+            }
+            TimerKind::NoReply { item, epoch } => {
+                let Some(s) = self.items[item as usize].as_ref() else { return };
+                let IState::Assigned { agent, epoch: g } = s.state else { return };
+                if g != epoch {
+                    return;
+                }
+                let reg = self.agents[agent as usize].as_ref().map_or(0, |s| s.reg);
+                self.requeue(item, RequeueReason::NoReply, Some(reg), now);
+            }
+            TimerKind::Retry { item, epoch } => {
+                let ok = self.items[item as usize]
+                    .as_ref()
+                    .is_some_and(|s| s.wait_gen == epoch && matches!(s.state, IState::Waiting { .. }));
+                if ok {
+                    self.route(item, now);
+                }
+            }
+            TimerKind::Offline { agent, epoch } => {
+                let ok =
+                    self.agents[agent as usize].as_ref().is_some_and(|s| s.presence_gen == epoch && s.status.offline);
+                if ok {
+                    self.apply_offline(agent, now);
+                }
+            }
+        }
+    }
+
+    /// Takes an assigned item back from its agent and routes it again.
+    pub fn requeue(&mut self, i: u32, reason: RequeueReason, exclude: Option<u64>, now: DateTime<Utc>) {
+        let Some(slot) = self.items[i as usize].as_ref() else { return };
+        let IState::Assigned { agent, .. } = slot.state else { return };
+        let chan = slot.chan;
+        let id = slot.item.id;
+        self.unhold(agent, i, chan, now);
+        self.freed.push(agent);
+        let agent_id = self.agent_id(agent);
+        if let Some(s) = self.slot(i) {
+            s.state = IState::Moving;
+            if let Some(r) = exclude {
+                s.excluded.push(r);
+            }
+        }
+        self.events.push(RoutingEvent::Requeued { item: id, agent: agent_id, reason });
+        self.back_to_routing(i, now);
+    }
+
+    /// Sets a status by name for agent `a`.
+    pub fn presence(&mut self, a: u32, name: &str, now: DateTime<Utc>) -> crate::Result<()> {
+        let Some(slot) = self.agents[a as usize].as_ref() else { return Err(crate::Error::not_found("agent", "?")) };
+        let status = slot
+            .agent
+            .presence
+            .statuses
+            .get(name)
+            .or_else(|| self.config.statuses.get(name))
+            .cloned()
+            .ok_or_else(|| crate::Error::invalid("status", format!("unknown presence status {name:?}")))?;
+        let offline = status.offline;
+        self.set_status(a, status, name.to_owned(), now);
+        let agent = self.agent_id(a);
+        self.events.push(RoutingEvent::PresenceChanged { agent, status: name.to_owned() });
+        if offline {
+            self.rescind_offers_of(a, now);
+            let policy = self.config.offline.clone();
+            if policy.assigned != OfflineAction::Keep {
+                if policy.grace <= chrono::TimeDelta::zero() {
+                    self.apply_offline(a, now);
+                } else {
+                    let epoch = self.agents[a as usize].as_ref().map_or(0, |s| s.presence_gen);
+                    self.schedule(add(now, policy.grace), TimerKind::Offline { agent: a, epoch });
+                }
+            }
+        } else {
+            self.freed.push(a);
+        }
+        Ok(())
+    }
+
+    /// Withdraws the agent's open offers (not a decline: the agent is not excluded).
+    pub fn rescind_offers_of(&mut self, a: u32, now: DateTime<Utc>) {
+        let held = self.agents[a as usize].as_ref().map(|s| s.held.clone()).unwrap_or_default();
+        for i in held {
+            let Some(slot) = self.items[i as usize].as_ref() else { continue };
+            let IState::Offered { agents, epoch } = &slot.state else { continue };
+            if !agents.contains(&a) {
+                continue;
+            }
+            let rest: Vec<u32> = agents.iter().copied().filter(|o| *o != a).collect();
+            let epoch = *epoch;
+            let chan = slot.chan;
+            let id = slot.item.id;
+            self.unhold(a, i, chan, now);
+            let agent = self.agent_id(a);
+            self.events.push(RoutingEvent::OfferRescinded { item: id, agent });
+            if let Some(s) = self.slot(i) {
+                s.state =
+                    if rest.is_empty() { IState::Moving } else { IState::Offered { agents: rest.clone(), epoch } };
+            }
+            if rest.is_empty() {
+                self.back_to_routing(i, now);
+            }
+        }
+    }
+
+    /// Applies the offline policy to the agent's assigned work.
+    fn apply_offline(&mut self, a: u32, now: DateTime<Utc>) {
+        let action = self.config.offline.assigned.clone();
+        let held = self.agents[a as usize].as_ref().map(|s| s.held.clone()).unwrap_or_default();
+        for i in held {
+            let assigned_here = matches!(self.items[i as usize].as_ref().map(|s| &s.state), Some(IState::Assigned { agent, .. }) if *agent == a);
+            if !assigned_here {
+                continue;
+            }
+            match action {
+                OfflineAction::Keep => {}
+                OfflineAction::Requeue => self.requeue(i, RequeueReason::AgentOffline, None, now),
+                OfflineAction::Close => {
+                    self.timeout(i, TimeoutAction::Close, "the agent went offline".into(), now);
+                }
+            }
+        }
+    }
+
+    /// Removes an agent: offers rescinded, assigned work back to routing, bot holds released.
+    pub fn remove_agent(&mut self, a: u32, now: DateTime<Utc>) {
+        self.rescind_offers_of(a, now);
+        let held = self.agents[a as usize].as_ref().map(|s| s.held.clone()).unwrap_or_default();
+        for i in held {
+            let Some(slot) = self.items[i as usize].as_ref() else { continue };
+            match slot.state {
+                IState::Assigned { agent, .. } if agent == a => self.requeue(i, RequeueReason::AgentRemoved, None, now),
+                _ if slot.bot_hold == Some(a) => {
+                    let chan = slot.chan;
+                    self.unhold(a, i, chan, now);
+                    if let Some(s) = self.slot(i) {
+                        s.bot_hold = None;
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.drop_agent(a);
+        self.freed.retain(|f| *f != a);
+    }
+
+    /// Finishes an assigned item.
+    pub fn complete(&mut self, i: u32, now: DateTime<Utc>) -> crate::Result<()> {
+        let Some(slot) = self.items[i as usize].as_ref() else { return Err(crate::Error::not_found("work item", "?")) };
+        let IState::Assigned { agent, .. } = slot.state else {
+            return Err(crate::Error::Refused(format!("work item {} is not assigned", slot.item.id)));
+        };
+        let id = slot.item.id;
+        self.release_holds(i, now);
+        let agent = self.agent_id(agent);
+        self.events.push(RoutingEvent::Completed { item: id, agent });
+        self.remove_item(i);
+        Ok(())
+    }
+
+    /// Withdraws an item in any state.
+    pub fn withdraw(&mut self, i: u32, now: DateTime<Utc>) {
+        let id = self.item_id(i);
+        self.release_holds(i, now);
+        self.events.push(RoutingEvent::Withdrawn { item: id });
+        self.remove_item(i);
+    }
+
+    /// Re-routes every waiting item that some agent can take now.
+    pub fn sweep(&mut self, now: DateTime<Utc>) {
+        let mut order: Vec<(u32, [i64; 3], u64, u32)> = Vec::new();
+        for ci in 0..self.classes.len() {
+            let class = &self.classes[ci];
+            let avail =
+                self.index.first().and_then(|s| s.chans.get(class.chan)).map(|c| c.avail.clone()).unwrap_or_default();
+            let policy_class = class.mask.is_empty();
+            if !policy_class && !class.mask.intersects(&avail) && !self.has_targeted_in(ci) {
+                continue;
+            }
+            let prio = 0u32;
+            for e in class.heap.iter() {
+                if super::state::live(&self.items, e.payload, e.seq) {
+                    order.push((prio, e.key, e.seq, e.payload));
+                }
+            }
+        }
+        order.sort_unstable();
+        for (_, _, seq, i) in order {
+            if super::state::live(&self.items, i, seq) {
+                self.route(i, now);
+                self.drain(now);
+            }
+        }
+    }
+
+    fn has_targeted_in(&self, ci: usize) -> bool {
+        !self.targeted.is_empty() && self.classes[ci].heap.len() > 0
+    }
+}

@@ -1,0 +1,191 @@
+//! Item ordering inside a queue: the discipline key and the heap the router keeps per queue
+//! class, also usable on its own as [`ItemQueue`].
+
+use super::model::{Discipline, WorkItem};
+use std::cmp::Ordering;
+use std::collections::BinaryHeap;
+
+/// A discipline's sort key (lower first).
+pub(crate) type ItemKey = [i64; 3];
+
+/// The sort key of `item` (at `priority`, which a plan step may have changed) under `d`.
+pub(crate) fn discipline_key(d: &Discipline, item: &WorkItem, priority: i32) -> ItemKey {
+    let since = item.effective_since().timestamp_millis();
+    let p = -i64::from(priority);
+    match d {
+        Discipline::PriorityThenAge => [p, since, 0],
+        Discipline::DueTime => [item.due.map_or(i64::MAX, |d| d.timestamp_millis()), p, since],
+        Discipline::Lifo => [p, since.saturating_neg(), 0],
+        Discipline::Scored { seconds_per_priority } => {
+            [since.saturating_sub(i64::from(priority).saturating_mul(i64::from(*seconds_per_priority) * 1000)), 0, 0]
+        }
+        Discipline::Buckets(terms) => {
+            let bucket = terms.iter().position(|t| t.matches_item(item)).unwrap_or(terms.len());
+            [bucket as i64, p, since]
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Entry<T> {
+    pub key: ItemKey,
+    pub seq: u64,
+    pub payload: T,
+}
+
+impl<T> PartialEq for Entry<T> {
+    fn eq(&self, o: &Self) -> bool {
+        self.key == o.key && self.seq == o.seq
+    }
+}
+impl<T> Eq for Entry<T> {}
+impl<T> PartialOrd for Entry<T> {
+    fn partial_cmp(&self, o: &Self) -> Option<Ordering> {
+        Some(self.cmp(o))
+    }
+}
+impl<T> Ord for Entry<T> {
+    /// Reversed: `BinaryHeap` is a max-heap, we want the lowest key on top.
+    fn cmp(&self, o: &Self) -> Ordering {
+        o.key.cmp(&self.key).then(o.seq.cmp(&self.seq))
+    }
+}
+
+/// A min-heap of keyed entries with lazy deletion: entries whose item has moved on stay until
+/// they reach the top (or a compaction) and are dropped there.
+#[derive(Debug)]
+pub(crate) struct KeyedHeap<T> {
+    heap: BinaryHeap<Entry<T>>,
+    live: usize,
+}
+
+impl<T> Default for KeyedHeap<T> {
+    fn default() -> Self {
+        KeyedHeap { heap: BinaryHeap::new(), live: 0 }
+    }
+}
+
+impl<T: Copy> KeyedHeap<T> {
+    pub fn push(&mut self, key: ItemKey, seq: u64, payload: T) {
+        self.heap.push(Entry { key, seq, payload });
+        self.live += 1;
+    }
+
+    /// Live entries.
+    pub fn len(&self) -> usize {
+        self.live
+    }
+
+    /// Drops stale entries from the top and returns the best live one.
+    pub fn peek_live(&mut self, mut is_live: impl FnMut(&Entry<T>) -> bool) -> Option<Entry<T>> {
+        while let Some(top) = self.heap.peek() {
+            if is_live(top) {
+                return Some(*top);
+            }
+            self.heap.pop();
+        }
+        None
+    }
+
+    /// Removes and returns the best live entry.
+    pub fn pop_live(&mut self, mut is_live: impl FnMut(&Entry<T>) -> bool) -> Option<Entry<T>> {
+        while let Some(top) = self.heap.pop() {
+            if is_live(&top) {
+                self.live = self.live.saturating_sub(1);
+                return Some(top);
+            }
+        }
+        None
+    }
+
+    /// Records that one live entry went stale (its item left); compacts when stale entries
+    /// outnumber live ones.
+    pub fn note_removed(&mut self, is_live: impl FnMut(&Entry<T>) -> bool) {
+        self.live = self.live.saturating_sub(1);
+        if self.heap.len() > 64 && self.heap.len() > 2 * self.live + 64 {
+            self.compact(is_live);
+        }
+    }
+
+    pub fn compact(&mut self, mut is_live: impl FnMut(&Entry<T>) -> bool) {
+        let old = std::mem::take(&mut self.heap).into_vec();
+        let kept: Vec<Entry<T>> = old.into_iter().filter(|e| is_live(e)).collect();
+        self.live = kept.len();
+        self.heap = BinaryHeap::from(kept);
+    }
+
+    /// The best `limit` live entries, best first, without removing them.
+    pub fn best_live(&mut self, limit: usize, mut is_live: impl FnMut(&Entry<T>) -> bool) -> Vec<Entry<T>> {
+        let mut taken = Vec::new();
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let Some(top) = self.heap.pop() else { break };
+            if is_live(&top) {
+                out.push(top);
+                taken.push(top);
+            }
+        }
+        for e in taken {
+            self.heap.push(e);
+        }
+        out
+    }
+
+    /// Every entry (live or not), unordered.
+    pub fn iter(&self) -> impl Iterator<Item = &Entry<T>> {
+        self.heap.iter()
+    }
+}
+
+/// A queue of work items in [`Discipline`] order — the structure the router keeps its waiting
+/// items in, usable on its own (a host's own backlog view, a simulation).
+///
+/// ```
+/// use touchpoint::routing::{Discipline, ItemQueue, WorkItem, WorkItemId};
+/// use touchpoint::model::ChannelKind;
+/// use chrono::{TimeDelta, TimeZone, Utc};
+/// let t0 = Utc.with_ymd_and_hms(2026, 1, 5, 9, 0, 0).unwrap();
+/// let mut q = ItemQueue::new(Discipline::PriorityThenAge);
+/// q.push(&WorkItem::new(WorkItemId::from_u128(1), ChannelKind::Email, t0));
+/// q.push(&WorkItem::new(WorkItemId::from_u128(2), ChannelKind::Email, t0 + TimeDelta::seconds(5)).with_priority(1));
+/// q.push(&WorkItem::new(WorkItemId::from_u128(3), ChannelKind::Email, t0 - TimeDelta::seconds(5)));
+/// assert_eq!(q.pop(), Some(WorkItemId::from_u128(2))); // higher priority first
+/// assert_eq!(q.pop(), Some(WorkItemId::from_u128(3))); // then the oldest
+/// assert_eq!(q.pop(), Some(WorkItemId::from_u128(1)));
+/// assert_eq!(q.pop(), None);
+/// ```
+#[derive(Debug)]
+pub struct ItemQueue {
+    discipline: Discipline,
+    heap: KeyedHeap<super::WorkItemId>,
+    seq: u64,
+}
+
+impl ItemQueue {
+    /// An empty queue.
+    pub fn new(discipline: Discipline) -> Self {
+        ItemQueue { discipline, heap: KeyedHeap::default(), seq: 0 }
+    }
+    /// Adds an item (at its own priority).
+    pub fn push(&mut self, item: &WorkItem) {
+        let key = discipline_key(&self.discipline, item, item.priority);
+        self.seq += 1;
+        self.heap.push(key, self.seq, item.id);
+    }
+    /// Removes and returns the first item.
+    pub fn pop(&mut self) -> Option<super::WorkItemId> {
+        self.heap.pop_live(|_| true).map(|e| e.payload)
+    }
+    /// The first item.
+    pub fn peek(&mut self) -> Option<super::WorkItemId> {
+        self.heap.peek_live(|_| true).map(|e| e.payload)
+    }
+    /// Items in the queue.
+    pub fn len(&self) -> usize {
+        self.heap.len()
+    }
+    /// Whether the queue is empty.
+    pub fn is_empty(&self) -> bool {
+        self.heap.len() == 0
+    }
+}

@@ -1,0 +1,1410 @@
+//! The router's internal state: agent slots and indexes, item slots and classes, timers.
+//! Everything here runs under the router's one lock.
+
+use super::eligibility::{AgentProfile, Mask, ProfileTable, Term};
+use super::model::{Agent, ChannelSet, PresenceStatus, Queue, WorkItem};
+use super::plan::{Fallback, Plan, Pool, PoolMode, SkipIf, Step, TimerBasis};
+use super::queue::{ItemKey, KeyedHeap, discipline_key};
+use super::rank::{AgentView, DynKey, RankKey, Ranker, static_value};
+use super::{RouterConfig, RoutingEvent, WorkItemId};
+use crate::model::{AgentId, ChannelKind, QueueId};
+use chrono::{DateTime, TimeDelta, Utc};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// FNV-1a: a fast hasher for the router's short internal keys (ids the host already
+/// validated; the maps are not exposed, so hash flooding needs control of those ids).
+#[derive(Default)]
+pub(crate) struct Fnv(u64);
+
+impl Hasher for Fnv {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        for b in bytes {
+            h ^= u64::from(*b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self.0 = h;
+    }
+}
+
+pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
+use std::sync::Arc;
+
+pub(crate) type DynArr = [i64; 3];
+pub(crate) type FullKey = [i64; 8];
+/// An index entry: live key, registration order, agent slot.
+pub(crate) type IndexEntry = (DynArr, u64, u32);
+
+const BUSY_OFFSET: i64 = 1 << 60;
+const BUCKET_SHIFT: u32 = 10;
+/// How many entries a freed agent looks past in one class before leaving the rest to `sweep`.
+pub(crate) const CLASS_WALK: usize = 32;
+
+pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
+    t.timestamp_millis()
+}
+
+pub(crate) fn from_ms(v: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(v).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+pub(crate) fn add(t: DateTime<Utc>, d: TimeDelta) -> DateTime<Utc> {
+    t.checked_add_signed(d).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Agents
+
+#[derive(Debug)]
+pub(crate) struct AgentSlot {
+    pub agent: Agent,
+    pub profile: usize,
+    pub reg: u64,
+    pub status: PresenceStatus,
+    pub load: u32,
+    pub chan_load: Vec<u32>,
+    pub budget_used: u32,
+    /// Items held (offered or assigned), by item slot.
+    pub held: Vec<u32>,
+    pub idle_since: i64,
+    pub last_assigned: u64,
+    pub last_assigned_at: Option<DateTime<Utc>>,
+    pub entries: Vec<(usize, usize, usize, DynArr)>,
+    pub presence_gen: u64,
+}
+
+/// Why an agent cannot take an item on a channel right now.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Block {
+    Presence,
+    Limit,
+    Budget,
+    Interrupted(ChannelKind),
+}
+
+impl AgentSlot {
+    pub fn chan_load(&self, c: usize) -> u32 {
+        self.chan_load.get(c).copied().unwrap_or(0)
+    }
+
+    pub fn can_take(&self, c: usize, channels: &[ChannelKind]) -> Result<(), Block> {
+        let Some(ch) = channels.get(c) else { return Err(Block::Presence) };
+        if self.status.offline || !self.status.channels.contains(ch) {
+            return Err(Block::Presence);
+        }
+        let cap = &self.agent.capacity;
+        if let Some(limit) = cap.limit_of(ch)
+            && self.chan_load(c) >= limit
+        {
+            return Err(Block::Limit);
+        }
+        if let Some(total) = cap.total
+            && u64::from(self.budget_used) + u64::from(cap.cost_of(ch)) > u64::from(total)
+        {
+            return Err(Block::Budget);
+        }
+        for rule in &cap.interruptions {
+            if rule.blocks.contains(ch)
+                && let Some(hc) = channels.iter().position(|k| *k == rule.while_holding)
+                && self.chan_load(hc) > 0
+            {
+                return Err(Block::Interrupted(rule.while_holding.clone()));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn spare(&self, c: usize, ch: &ChannelKind) -> i64 {
+        let cap = &self.agent.capacity;
+        let by_limit = cap.limit_of(ch).map_or(i64::MAX / 4, |l| i64::from(l) - i64::from(self.chan_load(c)));
+        let by_budget = cap
+            .total
+            .map_or(i64::MAX / 4, |t| (i64::from(t) - i64::from(self.budget_used)) / i64::from(cap.cost_of(ch).max(1)));
+        by_limit.min(by_budget)
+    }
+
+    pub fn dyn_value(&self, k: DynKey, c: usize, ch: &ChannelKind) -> i64 {
+        match k {
+            DynKey::Idle => {
+                if self.load == 0 {
+                    self.idle_since
+                } else {
+                    self.idle_since.saturating_add(BUSY_OFFSET)
+                }
+            }
+            DynKey::Load => i64::from(self.load),
+            DynKey::Utilization => {
+                let cap = &self.agent.capacity;
+                match (cap.limit_of(ch), cap.total) {
+                    (Some(l), _) if l > 0 => i64::from(self.chan_load(c)) * 1000 / i64::from(l),
+                    (_, Some(t)) if t > 0 => i64::from(self.budget_used) * 1000 / i64::from(t),
+                    _ => 0,
+                }
+            }
+            DynKey::Spare => -self.spare(c, ch),
+            DynKey::RoundRobin => self.last_assigned as i64,
+        }
+    }
+
+    pub fn dyn_arr(&self, spec: &[DynKey], c: usize, ch: &ChannelKind) -> DynArr {
+        let mut a = [0; 3];
+        for (i, k) in spec.iter().enumerate().take(3) {
+            a[i] = self.dyn_value(*k, c, ch);
+        }
+        a
+    }
+
+    pub fn view<'a>(&'a self, profile: &'a AgentProfile, c: usize, ch: &ChannelKind) -> AgentView<'a> {
+        let spare = self.spare(c, ch);
+        AgentView {
+            id: &self.agent.id,
+            profile,
+            status: &self.agent.presence.status,
+            load: self.load,
+            channel_load: self.chan_load(c),
+            spare: u32::try_from(spare.max(0)).unwrap_or(u32::MAX),
+            idle_since: (self.load == 0).then(|| from_ms(self.idle_since)),
+            last_assigned_at: self.last_assigned_at,
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct ChanIndex {
+    pub sets: Vec<BTreeSet<IndexEntry>>,
+    pub top: Vec<Option<IndexEntry>>,
+    pub avail: Mask,
+}
+
+impl ChanIndex {
+    fn ensure(&mut self, p: usize) {
+        if self.sets.len() <= p {
+            self.sets.resize_with(p + 1, BTreeSet::new);
+            self.top.resize(p + 1, None);
+        }
+    }
+
+    fn insert(&mut self, p: usize, e: IndexEntry) {
+        self.ensure(p);
+        self.sets[p].insert(e);
+        if self.top[p].is_none_or(|t| e < t) {
+            self.top[p] = Some(e);
+        }
+        self.avail.set(p);
+    }
+
+    fn remove(&mut self, p: usize, e: &IndexEntry) {
+        if p >= self.sets.len() {
+            return;
+        }
+        self.sets[p].remove(e);
+        if self.top[p].as_ref() == Some(e) {
+            self.top[p] = self.sets[p].first().copied();
+        }
+        if self.sets[p].is_empty() {
+            self.avail.clear(p);
+        }
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct SpecIndex {
+    pub spec: Vec<DynKey>,
+    pub chans: Vec<ChanIndex>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rankers and plan
+
+#[derive(Debug, Clone)]
+pub(crate) enum KeyKind {
+    Static,
+    Dyn(usize),
+    Affinity,
+    Custom(Arc<dyn super::rank::AgentScore>),
+}
+
+#[derive(Debug)]
+pub(crate) struct CRanker {
+    pub ranker: Ranker,
+    pub spec: usize,
+    pub kinds: Vec<KeyKind>,
+    /// Per profile, per key: the static value.
+    pub statics: Vec<Vec<i64>>,
+    pub affinity: bool,
+    pub custom: bool,
+}
+
+impl CRanker {
+    fn rebuild_statics(&mut self, profiles: &ProfileTable) {
+        self.statics =
+            profiles.list.iter().map(|p| self.ranker.keys.iter().map(|k| static_value(k, p)).collect()).collect();
+    }
+}
+
+/// Where an item is in its plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum StepRef {
+    Rule(usize, usize),
+    /// No rule matched: the implicit step.
+    Implicit,
+    /// Any member of the queue it waits in (fallback, overflow).
+    AnyMember,
+}
+
+#[derive(Debug)]
+pub(crate) struct CPlan {
+    pub plan: Plan,
+    pub implicit: Step,
+    pub any_member: Step,
+    /// Ranker index per rule per step.
+    pub rankers: Vec<Vec<usize>>,
+    /// Each step in words, per rule per step.
+    pub labels: Vec<Vec<String>>,
+}
+
+impl CPlan {
+    pub fn step(&self, at: StepRef) -> &Step {
+        match at {
+            StepRef::Rule(r, s) => self.plan.rules.get(r).and_then(|x| x.steps.get(s)).unwrap_or(&self.implicit),
+            StepRef::Implicit => &self.implicit,
+            StepRef::AnyMember => &self.any_member,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Items
+
+#[derive(Debug, Clone)]
+pub(crate) enum IState {
+    Waiting {
+        class: usize,
+        seq: u64,
+    },
+    Offered {
+        agents: Vec<u32>,
+        epoch: u64,
+    },
+    Assigned {
+        agent: u32,
+        epoch: u64,
+    },
+    /// Between states inside one operation.
+    Moving,
+}
+
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Tier {
+    pub pool: Mask,
+    pub mask: Mask,
+    pub elig: Mask,
+    pub explicit: Vec<AgentId>,
+}
+
+#[derive(Debug)]
+pub(crate) struct ItemSlot {
+    pub item: WorkItem,
+    pub priority: i32,
+    pub chan: usize,
+    pub queue: QueueId,
+    pub at: StepRef,
+    pub plan_gen: u64,
+    pub step_entered: DateTime<Utc>,
+    pub step_due: Option<i64>,
+    pub step_gen: u64,
+    pub queue_entered: DateTime<Utc>,
+    pub wait_gen: u64,
+    pub tiers: Vec<Tier>,
+    pub state: IState,
+    /// Registration numbers of agents not to offer again.
+    pub excluded: Vec<u64>,
+    pub declines: u32,
+    pub bot_hold: Option<u32>,
+    /// Retry timers already scheduled for queue delays (due ms).
+    pub retries: Vec<i64>,
+    /// The `wait_gen` for which a `Queued` event was sent.
+    pub announced: u64,
+    pub by_policy: bool,
+}
+
+impl ItemSlot {
+    pub fn union_mask(&self) -> Mask {
+        let mut m = Mask::default();
+        for t in &self.tiers {
+            m.or_with(&t.mask);
+        }
+        m
+    }
+}
+
+#[derive(Debug)]
+pub(crate) struct Class {
+    pub queue: QueueId,
+    pub chan: usize,
+    pub mask: Mask,
+    pub heap: KeyedHeap<u32>,
+}
+
+#[derive(Debug)]
+pub(crate) struct QueueSlot {
+    pub config: Queue,
+    pub classes: Vec<usize>,
+    pub waiting: usize,
+    pub waits: VecDeque<i64>,
+    /// (profile, delay ms) of members with a delay.
+    pub delays: Vec<(usize, i64)>,
+    pub members: Mask,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Timers
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum TimerKind {
+    Step { item: u32, epoch: u64 },
+    MaxWait { item: u32, epoch: u64 },
+    Offer { item: u32, epoch: u64 },
+    NoReply { item: u32, epoch: u64 },
+    Retry { item: u32, epoch: u64 },
+    Offline { agent: u32, epoch: u64 },
+}
+
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timer {
+    pub due: i64,
+    pub seq: u64,
+    pub kind: TimerKind,
+}
+
+/// Timers bucketed by ~1 s of due time. A bucket is sorted (latest first) the first time it
+/// becomes current, after which due timers pop off its end in O(1).
+#[derive(Debug, Default)]
+pub(crate) struct Timers {
+    buckets: BTreeMap<i64, Bucket>,
+    pub len: usize,
+}
+
+#[derive(Debug, Default)]
+struct Bucket {
+    sorted: bool,
+    v: Vec<Timer>,
+}
+
+fn later_first(a: &Timer, b: &Timer) -> std::cmp::Ordering {
+    (b.due, b.seq).cmp(&(a.due, a.seq))
+}
+
+impl Timers {
+    pub fn add(&mut self, t: Timer) {
+        let b = self.buckets.entry(t.due >> BUCKET_SHIFT).or_default();
+        if b.sorted {
+            let pos = b.v.partition_point(|x| later_first(x, &t) == std::cmp::Ordering::Less);
+            b.v.insert(pos, t);
+        } else {
+            b.v.push(t);
+        }
+        self.len += 1;
+    }
+
+    pub fn next_due(&self) -> Option<i64> {
+        self.buckets.first_key_value().and_then(|(_, b)| b.v.iter().map(|t| t.due).min())
+    }
+
+    /// Removes and returns the timers due at or before `now`, in (due, seq) order.
+    pub fn take_due(&mut self, now: i64) -> Vec<Timer> {
+        let mut out = Vec::new();
+        let now_bucket = now >> BUCKET_SHIFT;
+        while let Some(mut e) = self.buckets.first_entry() {
+            if *e.key() > now_bucket {
+                break;
+            }
+            if *e.key() < now_bucket {
+                out.extend(e.remove().v);
+                continue;
+            }
+            let b = e.get_mut();
+            if !b.sorted {
+                b.v.sort_unstable_by(later_first);
+                b.sorted = true;
+            }
+            while b.v.last().is_some_and(|t| t.due <= now) {
+                if let Some(t) = b.v.pop() {
+                    out.push(t);
+                }
+            }
+            if b.v.is_empty() {
+                e.remove();
+            }
+            break;
+        }
+        self.len = self.len.saturating_sub(out.len());
+        out.sort_unstable_by_key(|t| (t.due, t.seq));
+        out
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The state
+
+#[derive(Debug)]
+pub(crate) struct State {
+    pub config: RouterConfig,
+    pub plan: Arc<CPlan>,
+    pub plan_gen: u64,
+    pub rankers: Vec<CRanker>,
+    pub index: Vec<SpecIndex>,
+    pub policy: Option<Arc<dyn super::plan::RoutingPolicy>>,
+    pub profiles: ProfileTable,
+    pub profile_agents: Vec<u32>,
+    pub signed_in: Vec<u32>,
+    pub channels: Vec<ChannelKind>,
+    pub agents: Vec<Option<AgentSlot>>,
+    pub agent_ids: FastMap<AgentId, u32>,
+    free_agents: Vec<u32>,
+    pub items: Vec<Option<ItemSlot>>,
+    pub item_ids: FastMap<WorkItemId, u32>,
+    pub free_items: Vec<u32>,
+    pub queues: FastMap<QueueId, QueueSlot>,
+    pub classes: Vec<Class>,
+    /// Items naming an agent individually (explicit pools, preferred and last agents).
+    pub targeted: FastMap<u32, Vec<(u32, u64)>>,
+    pub timers: Timers,
+    pub seq: u64,
+    pub assign_seq: u64,
+    pub events: Vec<RoutingEvent>,
+    /// Agents whose capacity was freed during the current operation.
+    pub freed: Vec<u32>,
+    pub unknown_agent: AgentId,
+    /// Reused by `reindex`.
+    scratch: Vec<(usize, usize, usize, DynArr)>,
+}
+
+/// A candidate agent for an item.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Cand {
+    pub key: FullKey,
+    pub reg: u64,
+    pub agent: u32,
+}
+
+impl State {
+    pub fn new(config: RouterConfig) -> Self {
+        let default_queue = Queue::new(config.default_queue.clone());
+        let mut s = State {
+            config,
+            plan: Arc::new(CPlan {
+                plan: Plan::default(),
+                implicit: Step::default(),
+                any_member: Step::default(),
+                rankers: Vec::new(),
+                labels: Vec::new(),
+            }),
+            plan_gen: 0,
+            rankers: Vec::new(),
+            index: Vec::new(),
+            policy: None,
+            profiles: ProfileTable::default(),
+            profile_agents: Vec::new(),
+            signed_in: Vec::new(),
+            channels: Vec::new(),
+            agents: Vec::new(),
+            agent_ids: FastMap::default(),
+            free_agents: Vec::new(),
+            items: Vec::new(),
+            item_ids: FastMap::default(),
+            free_items: Vec::new(),
+            queues: FastMap::default(),
+            classes: Vec::new(),
+            targeted: FastMap::default(),
+            timers: Timers::default(),
+            seq: 0,
+            assign_seq: 0,
+            events: Vec::new(),
+            freed: Vec::new(),
+            unknown_agent: AgentId::new("unknown").expect("a literal key is valid"),
+            scratch: Vec::new(),
+        };
+        s.install_plan(Plan::default());
+        s.upsert_queue_slot(default_queue);
+        s
+    }
+
+    pub fn next_seq(&mut self) -> u64 {
+        self.seq += 1;
+        self.seq
+    }
+
+    pub fn chan_of(&mut self, ch: &ChannelKind) -> usize {
+        if let Some(i) = self.channels.iter().position(|c| c == ch) {
+            return i;
+        }
+        self.channels.push(ch.clone());
+        let c = self.channels.len() - 1;
+        for si in 0..self.index.len() {
+            self.index[si].chans.push(ChanIndex::default());
+        }
+        for a in 0..self.agents.len() {
+            if self.agents[a].is_some() {
+                self.reindex(a as u32);
+            }
+        }
+        c
+    }
+
+    // ----- plan and rankers
+
+    pub fn install_plan(&mut self, plan: Plan) {
+        let implicit = Step::new(Pool::default()).eligible(Term::and([Term::ItemSkills, Term::ItemLanguage]));
+        let any_member = Step::new(Pool::default());
+        self.rankers.clear();
+        let default = self.config.default_ranker.clone();
+        self.add_ranker(default);
+        let mut rankers = Vec::new();
+        for rule in &plan.rules {
+            let mut v = Vec::new();
+            for step in &rule.steps {
+                v.push(match &step.ranker {
+                    Some(r) => self.add_ranker(r.clone()),
+                    None => 0,
+                });
+            }
+            rankers.push(v);
+        }
+        let labels = plan
+            .rules
+            .iter()
+            .map(|rule| {
+                rule.steps
+                    .iter()
+                    .enumerate()
+                    .map(|(s, step)| match &step.name {
+                        Some(n) => format!("rule {:?} step {s} ({n})", rule.name),
+                        None => format!("rule {:?} step {s}", rule.name),
+                    })
+                    .collect()
+            })
+            .collect();
+        self.plan = Arc::new(CPlan { plan, implicit, any_member, rankers, labels });
+        self.plan_gen += 1;
+        self.profiles.clear_caches();
+    }
+
+    fn add_ranker(&mut self, ranker: Ranker) -> usize {
+        let spec_keys = ranker.dynamic_keys();
+        let spec = match self.index.iter().position(|s| s.spec == spec_keys) {
+            Some(i) => i,
+            None => {
+                let chans = (0..self.channels.len()).map(|_| ChanIndex::default()).collect();
+                self.index.push(SpecIndex { spec: spec_keys, chans });
+                let si = self.index.len() - 1;
+                for a in 0..self.agents.len() {
+                    if self.agents[a].is_some() {
+                        self.reindex(a as u32);
+                    }
+                }
+                si
+            }
+        };
+        let mut dyn_pos = 0;
+        let kinds = ranker
+            .keys
+            .iter()
+            .map(|k| match k {
+                RankKey::LongestIdle
+                | RankKey::LeastLoad
+                | RankKey::LeastUtilization
+                | RankKey::MostSpareCapacity
+                | RankKey::RoundRobin => {
+                    dyn_pos += 1;
+                    KeyKind::Dyn(dyn_pos - 1)
+                }
+                RankKey::Proficiency(_) | RankKey::Attribute { .. } => KeyKind::Static,
+                RankKey::Affinity => KeyKind::Affinity,
+                RankKey::Custom(c) => KeyKind::Custom(c.clone()),
+            })
+            .collect();
+        let mut c = CRanker {
+            affinity: ranker.keys.iter().any(|k| matches!(k, RankKey::Affinity)),
+            custom: ranker.has_custom(),
+            ranker,
+            spec,
+            kinds,
+            statics: Vec::new(),
+        };
+        c.rebuild_statics(&self.profiles);
+        self.rankers.push(c);
+        self.rankers.len() - 1
+    }
+
+    pub fn ranker_of(&self, at: StepRef) -> usize {
+        match at {
+            StepRef::Rule(r, s) => self.plan.rankers.get(r).and_then(|v| v.get(s)).copied().unwrap_or(0),
+            _ => 0,
+        }
+    }
+
+    // ----- queues
+
+    pub fn upsert_queue_slot(&mut self, q: Queue) {
+        let members = self.profiles.mask_where(|p| p.queues.contains_key(&q.id));
+        let delays = self.delays_of(&q.id);
+        match self.queues.get_mut(&q.id) {
+            Some(slot) => {
+                let rekey = slot.config.discipline != q.discipline;
+                slot.config = q.clone();
+                if rekey {
+                    let classes = slot.classes.clone();
+                    for ci in classes {
+                        let entries: Vec<u32> = self.classes[ci].heap.iter().map(|e| e.payload).collect();
+                        for i in entries {
+                            if let Some(it) = self.items[i as usize].as_ref()
+                                && let IState::Waiting { class, .. } = it.state
+                                && class == ci
+                            {
+                                self.unqueue(i);
+                                self.enqueue(i);
+                            }
+                        }
+                    }
+                }
+            }
+            None => {
+                self.queues.insert(
+                    q.id.clone(),
+                    QueueSlot { config: q, classes: Vec::new(), waiting: 0, waits: VecDeque::new(), delays, members },
+                );
+            }
+        }
+    }
+
+    fn delays_of(&self, q: &QueueId) -> Vec<(usize, i64)> {
+        self.profiles
+            .list
+            .iter()
+            .enumerate()
+            .filter_map(|(i, p)| p.queues.get(q).filter(|m| m.delay_ms > 0).map(|m| (i, m.delay_ms)))
+            .collect()
+    }
+
+    // ----- profiles
+
+    fn intern_profile(&mut self, p: AgentProfile) -> usize {
+        let (idx, new) = self.profiles.intern(p);
+        if new {
+            self.profile_agents.push(0);
+            self.signed_in.push(0);
+            for r in &mut self.rankers {
+                r.rebuild_statics(&self.profiles);
+            }
+            let ids: Vec<QueueId> = self.queues.keys().cloned().collect();
+            for q in ids {
+                let members = self.profiles.mask_where(|p| p.queues.contains_key(&q));
+                let delays = self.delays_of(&q);
+                if let Some(slot) = self.queues.get_mut(&q) {
+                    slot.members = members;
+                    slot.delays = delays;
+                }
+            }
+            // Waiting items may now be eligible for the new profile: recompute their classes.
+            let waiting: Vec<u32> = (0..self.items.len() as u32)
+                .filter(|i| matches!(self.items[*i as usize].as_ref().map(|s| &s.state), Some(IState::Waiting { .. })))
+                .collect();
+            for i in waiting {
+                self.unqueue(i);
+                self.compute_tiers(i);
+                self.enqueue(i);
+            }
+        }
+        idx
+    }
+
+    // ----- agents
+
+    pub fn upsert_agent(&mut self, agent: Agent, status: PresenceStatus, now: DateTime<Utc>) -> u32 {
+        for ch in agent.capacity.channels.keys().chain(agent.capacity.cost.keys()) {
+            self.chan_of(ch);
+        }
+        for r in &agent.capacity.interruptions {
+            self.chan_of(&r.while_holding);
+        }
+        let profile = self.intern_profile(AgentProfile::of(&agent));
+        if let Some(&a) = self.agent_ids.get(&agent.id) {
+            let (old_profile, was_in) = {
+                let slot = self.agents[a as usize].as_mut().expect("agent slot");
+                let was_in = !slot.status.offline;
+                let old = slot.profile;
+                slot.agent = agent;
+                slot.profile = profile;
+                slot.status = status;
+                slot.presence_gen += 1;
+                (old, was_in)
+            };
+            self.profile_agents[old_profile] = self.profile_agents[old_profile].saturating_sub(1);
+            self.profile_agents[profile] += 1;
+            if was_in {
+                self.signed_in[old_profile] = self.signed_in[old_profile].saturating_sub(1);
+            }
+            if !self.agents[a as usize].as_ref().is_some_and(|s| s.status.offline) {
+                self.signed_in[profile] += 1;
+            }
+            self.reindex(a);
+            return a;
+        }
+        let reg = self.next_seq();
+        let signed = !status.offline;
+        let slot = AgentSlot {
+            agent,
+            profile,
+            reg,
+            status,
+            load: 0,
+            chan_load: Vec::new(),
+            budget_used: 0,
+            held: Vec::new(),
+            idle_since: ms(now),
+            last_assigned: 0,
+            last_assigned_at: None,
+            entries: Vec::new(),
+            presence_gen: 0,
+        };
+        let id = slot.agent.id.clone();
+        let a = match self.free_agents.pop() {
+            Some(a) => {
+                self.agents[a as usize] = Some(slot);
+                a
+            }
+            None => {
+                self.agents.push(Some(slot));
+                (self.agents.len() - 1) as u32
+            }
+        };
+        self.agent_ids.insert(id, a);
+        self.profile_agents[profile] += 1;
+        if signed {
+            self.signed_in[profile] += 1;
+        }
+        self.reindex(a);
+        a
+    }
+
+    pub fn drop_agent(&mut self, a: u32) {
+        if let Some(slot) = self.agents[a as usize].take() {
+            for (si, c, p, arr) in &slot.entries {
+                self.index[*si].chans[*c].remove(*p, &(*arr, slot.reg, a));
+            }
+            self.profile_agents[slot.profile] = self.profile_agents[slot.profile].saturating_sub(1);
+            if !slot.status.offline {
+                self.signed_in[slot.profile] = self.signed_in[slot.profile].saturating_sub(1);
+            }
+            self.agent_ids.remove(&slot.agent.id);
+            self.targeted.remove(&a);
+            self.free_agents.push(a);
+        }
+    }
+
+    /// Puts the agent's index entries in line with its state.
+    pub fn reindex(&mut self, a: u32) {
+        let Some(slot) = self.agents[a as usize].as_mut() else { return };
+        let mut new = std::mem::take(&mut self.scratch);
+        new.clear();
+        for c in 0..self.channels.len() {
+            if slot.can_take(c, &self.channels).is_ok() {
+                for (si, spec) in self.index.iter().enumerate() {
+                    new.push((si, c, slot.profile, slot.dyn_arr(&spec.spec, c, &self.channels[c])));
+                }
+            }
+        }
+        if new == slot.entries {
+            self.scratch = new;
+            return;
+        }
+        let old = std::mem::replace(&mut slot.entries, new);
+        let reg = slot.reg;
+        let Some(slot) = self.agents[a as usize].as_ref() else { return };
+        for e in &old {
+            if !slot.entries.contains(e) {
+                self.index[e.0].chans[e.1].remove(e.2, &(e.3, reg, a));
+            }
+        }
+        for e in &slot.entries {
+            if !old.contains(e) {
+                self.index[e.0].chans[e.1].insert(e.2, (e.3, reg, a));
+            }
+        }
+        self.scratch = old;
+    }
+
+    pub fn set_status(&mut self, a: u32, status: PresenceStatus, name: String, now: DateTime<Utc>) {
+        let Some(slot) = self.agents[a as usize].as_mut() else { return };
+        let was_signed = !slot.status.offline;
+        let is_signed = !status.offline;
+        let became_available = slot.status.channels == ChannelSet::None && status.channels != ChannelSet::None;
+        slot.status = status;
+        slot.agent.presence.status = name;
+        slot.presence_gen += 1;
+        let p = slot.profile;
+        if slot.load == 0 && became_available {
+            slot.idle_since = ms(now);
+        }
+        match (was_signed, is_signed) {
+            (true, false) => self.signed_in[p] = self.signed_in[p].saturating_sub(1),
+            (false, true) => self.signed_in[p] += 1,
+            _ => {}
+        }
+        self.reindex(a);
+    }
+
+    /// Reserves capacity for item `i` on agent `a`.
+    pub fn hold(&mut self, a: u32, i: u32, c: usize, now: DateTime<Utc>) {
+        let Some(slot) = self.agents[a as usize].as_mut() else { return };
+        if slot.chan_load.len() <= c {
+            slot.chan_load.resize(c + 1, 0);
+        }
+        slot.chan_load[c] += 1;
+        slot.load += 1;
+        slot.budget_used = slot.budget_used.saturating_add(slot.agent.capacity.cost_of(&self.channels[c]));
+        slot.held.push(i);
+        self.assign_seq += 1;
+        slot.last_assigned = self.assign_seq;
+        slot.last_assigned_at = Some(now);
+        self.reindex(a);
+    }
+
+    /// Releases item `i`'s capacity on agent `a`.
+    pub fn unhold(&mut self, a: u32, i: u32, c: usize, now: DateTime<Utc>) {
+        let Some(slot) = self.agents[a as usize].as_mut() else { return };
+        let Some(pos) = slot.held.iter().position(|h| *h == i) else { return };
+        slot.held.swap_remove(pos);
+        if let Some(l) = slot.chan_load.get_mut(c) {
+            *l = l.saturating_sub(1);
+        }
+        slot.load = slot.load.saturating_sub(1);
+        slot.budget_used = slot.budget_used.saturating_sub(slot.agent.capacity.cost_of(&self.channels[c]));
+        if slot.load == 0 {
+            slot.idle_since = ms(now);
+        }
+        self.reindex(a);
+    }
+
+    // ----- items: eligibility tiers
+
+    /// Members of the pool of `step` for item slot `i` (explicit-only pools: none).
+    fn pool_mask(
+        queues: &FastMap<QueueId, QueueSlot>,
+        profiles: &ProfileTable,
+        step: &Step,
+        item: &WorkItem,
+        wait_queue: &QueueId,
+        at: StepRef,
+    ) -> Mask {
+        let pool = &step.pool;
+        if at == StepRef::AnyMember {
+            return queues.get(wait_queue).map(|q| q.members.clone()).unwrap_or_default();
+        }
+        if pool.any_agent {
+            return profiles.full();
+        }
+        if !pool.queues.is_empty() {
+            let mut m = Mask::default();
+            for q in &pool.queues {
+                if let Some(slot) = queues.get(q) {
+                    m.or_with(&slot.members);
+                }
+            }
+            return m;
+        }
+        if pool.is_explicit() {
+            return Mask::default();
+        }
+        match &item.queue {
+            Some(q) => queues.get(q).map(|s| s.members.clone()).unwrap_or_default(),
+            None => profiles.full(),
+        }
+    }
+
+    fn elig_mask(profiles: &mut ProfileTable, step: &Step, item: &WorkItem) -> Mask {
+        let mut m = step.eligibility.mask(item, profiles);
+        if let Some(c) = &step.custom
+            && !m.is_empty()
+        {
+            let mut cm = Mask::default();
+            m.for_each(|p| {
+                if let Some(profile) = profiles.list.get(p)
+                    && c.eligible(profile, item)
+                {
+                    cm.set(p);
+                }
+            });
+            m = cm;
+        }
+        m
+    }
+
+    fn explicit_of(step: &Step, item: &WorkItem, now: DateTime<Utc>) -> Vec<AgentId> {
+        let mut v = step.pool.agents.clone();
+        if step.pool.preferred_agents {
+            v.extend(item.preferred_agents.iter().cloned());
+        }
+        if step.pool.last_agent
+            && let Some(l) = &item.last_agent
+            && l.until > now
+        {
+            v.push(l.agent.clone());
+        }
+        v
+    }
+
+    /// Recomputes the eligibility tiers of item `i` for its current step.
+    pub fn compute_tiers(&mut self, i: u32) {
+        let State { plan, items, profiles, queues, .. } = self;
+        let Some(slot) = items.get_mut(i as usize).and_then(|s| s.as_mut()) else { return };
+        let (chain_start, chain_len) = match slot.at {
+            StepRef::Rule(r, s) if plan.plan.rules.get(r).is_some_and(|x| s < x.steps.len()) => {
+                let steps = &plan.plan.rules[r].steps;
+                let mut first = s;
+                while first > 0 && steps[first].mode == PoolMode::Widen {
+                    first -= 1;
+                }
+                (first, s + 1 - first)
+            }
+            _ => (0, 1),
+        };
+        slot.tiers.clear();
+        let mut seen = Mask::default();
+        for k in 0..chain_len {
+            let sr = match slot.at {
+                StepRef::Rule(r, _) => StepRef::Rule(r, chain_start + k),
+                other => other,
+            };
+            let step = plan.step(sr);
+            let elig = Self::elig_mask(profiles, step, &slot.item);
+            let pool = Self::pool_mask(queues, profiles, step, &slot.item, &slot.queue, sr);
+            let mut mask = pool.clone();
+            mask.and_with(&elig);
+            mask.and_not(&seen);
+            seen.or_with(&mask);
+            let explicit = Self::explicit_of(step, &slot.item, slot.step_entered);
+            slot.tiers.push(Tier { pool, mask, elig, explicit });
+        }
+    }
+
+    // ----- items: waiting
+
+    /// Puts waiting item `i` into its class (state must be `Moving`).
+    pub fn enqueue(&mut self, i: u32) {
+        let seq = self.next_seq();
+        let Some(slot) = self.items[i as usize].as_ref() else { return };
+        let queue = &slot.queue;
+        let chan = slot.chan;
+        let mask = if slot.by_policy { Mask::default() } else { slot.union_mask() };
+        let Some(q) = self.queues.get(queue) else { return };
+        let key: ItemKey = discipline_key(&q.config.discipline, &slot.item, slot.priority);
+        let found = q.classes.iter().copied().find(|c| self.classes[*c].chan == chan && self.classes[*c].mask == mask);
+        let ci = match found {
+            Some(c) => c,
+            None => {
+                self.classes.push(Class { queue: queue.clone(), chan, mask, heap: KeyedHeap::default() });
+                let ci = self.classes.len() - 1;
+                if let Some(q) = self.queues.get_mut(queue) {
+                    q.classes.push(ci);
+                }
+                ci
+            }
+        };
+        self.classes[ci].heap.push(key, seq, i);
+        if let Some(q) = self.queues.get_mut(&self.classes[ci].queue) {
+            q.waiting += 1;
+        }
+        let mut targets: Vec<AgentId> = Vec::new();
+        if let Some(slot) = self.items[i as usize].as_mut() {
+            slot.state = IState::Waiting { class: ci, seq };
+            for t in &slot.tiers {
+                targets.extend(t.explicit.iter().cloned());
+            }
+            if !slot.by_policy && self.rankers.iter().any(|r| r.affinity) {
+                targets.extend(slot.item.preferred_agents.iter().cloned());
+                if let Some(l) = &slot.item.last_agent {
+                    targets.push(l.agent.clone());
+                }
+            }
+        }
+        for t in targets {
+            if let Some(&a) = self.agent_ids.get(&t) {
+                let v = self.targeted.entry(a).or_default();
+                v.retain(|(it, s)| {
+                    self.items[*it as usize]
+                        .as_ref()
+                        .is_some_and(|x| matches!(x.state, IState::Waiting { seq: ws, .. } if ws == *s))
+                });
+                v.push((i, seq));
+            }
+        }
+    }
+
+    /// Takes waiting item `i` out of its class (state becomes `Moving`).
+    pub fn unqueue(&mut self, i: u32) {
+        let Some(slot) = self.items[i as usize].as_mut() else { return };
+        let IState::Waiting { class, .. } = slot.state else { return };
+        slot.state = IState::Moving;
+        if let Some(q) = self.queues.get_mut(&self.classes[class].queue) {
+            q.waiting = q.waiting.saturating_sub(1);
+        }
+        let items = &self.items;
+        self.classes[class].heap.note_removed(|e| live(items, e.payload, e.seq));
+    }
+
+    // ----- candidates
+
+    /// The best `n` agents for item `i`, best first.
+    pub fn candidates(&mut self, i: u32, n: usize, now: DateTime<Utc>) -> Vec<Cand> {
+        let Some(slot) = self.items[i as usize].as_ref() else { return Vec::new() };
+        let ri = self.ranker_of(slot.at);
+        let ranker = &self.rankers[ri];
+        let c = slot.chan;
+        let Some(chidx) = self.index.get(ranker.spec).and_then(|s| s.chans.get(c)) else { return Vec::new() };
+        let age = ms(now) - ms(slot.item.eligible_since);
+        let delayed: Vec<usize> = self
+            .queues
+            .get(&slot.queue)
+            .map(|q| q.delays.iter().filter(|(_, d)| *d > age).map(|(p, _)| *p).collect())
+            .unwrap_or_default();
+        let offered: &[u32] = match &slot.state {
+            IState::Offered { agents, .. } => agents,
+            _ => &[],
+        };
+        let channel = &self.channels[c];
+        if n == 1 && ranker.kinds.iter().all(|k| matches!(k, KeyKind::Dyn(_))) {
+            // Live-state keys only: the per-profile index tops compare directly.
+            let excluded = |reg: u64, a: u32| slot.excluded.contains(&reg) || offered.contains(&a);
+            let spec = &self.index[ranker.spec].spec;
+            let mut best: Option<(usize, IndexEntry)> = None;
+            for (tier, t) in slot.tiers.iter().enumerate() {
+                t.mask.for_each_common(&chidx.avail, |p| {
+                    if delayed.contains(&p) {
+                        return;
+                    }
+                    let Some(top) = chidx.top.get(p).copied().flatten() else { return };
+                    let e = if excluded(top.1, top.2) {
+                        chidx.sets.get(p).and_then(|set| set.iter().find(|e| !excluded(e.1, e.2)).copied())
+                    } else {
+                        Some(top)
+                    };
+                    if let Some(e) = e
+                        && best.is_none_or(|(bt, be)| (tier, e.0, e.1) < (bt, be.0, be.1))
+                    {
+                        best = Some((tier, e));
+                    }
+                });
+                for id in &t.explicit {
+                    let Some(&a) = self.agent_ids.get(id) else { continue };
+                    let Some(ag) = self.agents[a as usize].as_ref() else { continue };
+                    if !t.elig.get(ag.profile)
+                        || excluded(ag.reg, a)
+                        || delayed.contains(&ag.profile)
+                        || ag.can_take(c, &self.channels).is_err()
+                    {
+                        continue;
+                    }
+                    let e = (ag.dyn_arr(spec, c, channel), ag.reg, a);
+                    if best.is_none_or(|(bt, be)| (tier, e.0, e.1) < (bt, be.0, be.1)) {
+                        best = Some((tier, e));
+                    }
+                }
+                if best.is_some() {
+                    break; // inner tiers always win
+                }
+            }
+            return best
+                .map(|(tier, e)| {
+                    let mut key = [0i64; 8];
+                    key[0] = tier as i64;
+                    key[1..4].copy_from_slice(&e.0);
+                    Cand { key, reg: e.1, agent: e.2 }
+                })
+                .into_iter()
+                .collect();
+        }
+        let mut best: Vec<Cand> = Vec::new();
+        let excluded = |reg: u64, a: u32| slot.excluded.contains(&reg) || offered.contains(&a);
+        let consider = |cand: Cand, best: &mut Vec<Cand>| {
+            if best.iter().any(|b| b.agent == cand.agent) {
+                return;
+            }
+            if best.len() < n {
+                best.push(cand);
+                best.sort_unstable();
+            } else if best.last().is_some_and(|l| cand < *l) {
+                best.pop();
+                best.push(cand);
+                best.sort_unstable();
+            }
+        };
+        for (tier, t) in slot.tiers.iter().enumerate() {
+            let mut walk = |p: usize| {
+                if delayed.contains(&p) {
+                    return;
+                }
+                let simple = n == 1 && !ranker.custom;
+                if simple
+                    && let Some(top) = chidx.top.get(p).copied().flatten()
+                    && !excluded(top.1, top.2)
+                {
+                    if let Some(a) = self.agents[top.2 as usize].as_ref() {
+                        let key = full_key(ranker, tier, p, &top.0, a, &slot.item, c, channel, now);
+                        consider(Cand { key, reg: top.1, agent: top.2 }, &mut best);
+                    }
+                    return;
+                }
+                let Some(set) = chidx.sets.get(p) else { return };
+                let mut taken = 0;
+                for e in set.iter() {
+                    if excluded(e.1, e.2) {
+                        continue;
+                    }
+                    if let Some(a) = self.agents[e.2 as usize].as_ref() {
+                        let key = full_key(ranker, tier, p, &e.0, a, &slot.item, c, channel, now);
+                        consider(Cand { key, reg: e.1, agent: e.2 }, &mut best);
+                    }
+                    taken += 1;
+                    if !ranker.custom && taken >= n {
+                        break;
+                    }
+                }
+            };
+            t.mask.for_each_common(&chidx.avail, &mut walk);
+            // Agents named individually (and, for affinity, preferred/last agents).
+            let mut named: Vec<&AgentId> = t.explicit.iter().collect();
+            if ranker.affinity {
+                named.extend(slot.item.preferred_agents.iter());
+                if let Some(l) = &slot.item.last_agent
+                    && l.until > now
+                {
+                    named.push(&l.agent);
+                }
+            }
+            for id in named {
+                let Some(&a) = self.agent_ids.get(id) else { continue };
+                let Some(ag) = self.agents[a as usize].as_ref() else { continue };
+                let in_tier = if t.explicit.contains(id) { t.elig.get(ag.profile) } else { t.mask.get(ag.profile) };
+                if !in_tier
+                    || excluded(ag.reg, a)
+                    || delayed.contains(&ag.profile)
+                    || ag.can_take(c, &self.channels).is_err()
+                {
+                    continue;
+                }
+                let arr = ag.dyn_arr(&self.index[ranker.spec].spec, c, channel);
+                let key = full_key(ranker, tier, ag.profile, &arr, ag, &slot.item, c, channel, now);
+                consider(Cand { key, reg: ag.reg, agent: a }, &mut best);
+            }
+        }
+        best
+    }
+
+    /// Whether any agent of item `i`'s pool is signed in.
+    pub fn any_signed_in(&self, i: u32) -> bool {
+        let Some(slot) = self.items[i as usize].as_ref() else { return false };
+        slot.tiers.iter().any(|t| {
+            let mut any = false;
+            t.mask.for_each(|p| any |= self.signed_in.get(p).is_some_and(|n| *n > 0));
+            any || t.explicit.iter().any(|id| {
+                self.agent_ids
+                    .get(id)
+                    .and_then(|a| self.agents[*a as usize].as_ref())
+                    .is_some_and(|s| !s.status.offline)
+            })
+        })
+    }
+
+    /// The best waiting item for agent `a` (freed-agent direction), if any.
+    pub fn best_item_for(&mut self, a: u32, now: DateTime<Utc>) -> Option<u32> {
+        let ag = self.agents[a as usize].as_ref()?;
+        let p = ag.profile;
+        let reg = ag.reg;
+        let profile = self.profiles.list.get(p)?.clone();
+        let now_ms = ms(now);
+        // Items naming this agent come first, in their queues' order.
+        let mut best: Option<((u32, [i64; 4]), u32)> = None;
+        if let Some(list) = self.targeted.get_mut(&a) {
+            let items = &self.items;
+            list.retain(|(it, s)| live(items, *it, *s));
+        }
+        if let Some(list) = self.targeted.get(&a) {
+            for (it, _) in list {
+                let Some(slot) = self.items[*it as usize].as_ref() else { continue };
+                if slot.excluded.contains(&reg) || ag.can_take(slot.chan, &self.channels).is_err() {
+                    continue;
+                }
+                let ok =
+                    slot.tiers.iter().any(|t| (t.explicit.contains(&ag.agent.id) && t.elig.get(p)) || t.mask.get(p));
+                if !ok {
+                    continue;
+                }
+                let key = (0u32, [-i64::from(slot.priority), ms(slot.item.effective_since()), 0, 0]);
+                if best.as_ref().is_none_or(|(k, _)| key < *k) {
+                    best = Some((key, *it));
+                }
+            }
+        }
+        if let Some((_, it)) = best {
+            return Some(it);
+        }
+        // Then classes whose mask holds the agent's profile.
+        let mut delayed_tops: Vec<(u32, i64)> = Vec::new();
+        let mut best: Option<((u32, i64, ItemKey, u64), u32)> = None;
+        for ci in 0..self.classes.len() {
+            let class = &self.classes[ci];
+            if !class.mask.get(p) || ag.can_take(class.chan, &self.channels).is_err() {
+                continue;
+            }
+            let (prio, delay) = profile.queues.get(&class.queue).map_or((u32::MAX, 0), |m| (m.priority, m.delay_ms));
+            let same_discipline_queue = class.queue.clone();
+            let items = &self.items;
+            let fits = |e: &super::queue::Entry<u32>| {
+                items[e.payload as usize]
+                    .as_ref()
+                    .is_some_and(|s| !s.excluded.contains(&reg) && now_ms - ms(s.item.eligible_since) >= delay)
+            };
+            let heap = &mut self.classes[ci].heap;
+            let top = heap.peek_live(|e| live(items, e.payload, e.seq));
+            if delay > 0
+                && let Some(e) = top
+                && let Some(s) = items[e.payload as usize].as_ref()
+                && now_ms - ms(s.item.eligible_since) < delay
+            {
+                delayed_tops.push((e.payload, ms(s.item.eligible_since) + delay));
+            }
+            let found = match top {
+                Some(e) if fits(&e) => Some(e),
+                Some(_) => heap.best_live(CLASS_WALK, |e| live(items, e.payload, e.seq)).into_iter().find(|e| fits(e)),
+                None => None,
+            };
+            if let Some(e) = found {
+                let since = items[e.payload as usize].as_ref().map_or(0, |s| ms(s.item.effective_since()));
+                // Same queue: discipline order; across queues: membership priority, then wait.
+                let key = (prio, since, e.key, e.seq);
+                let better = match &best {
+                    None => true,
+                    Some((bk, bi)) => {
+                        let bq = items[*bi as usize].as_ref().map(|s| &s.queue);
+                        if bq == Some(&same_discipline_queue) {
+                            (key.0, key.2, key.3) < (bk.0, bk.2, bk.3)
+                        } else {
+                            key < *bk
+                        }
+                    }
+                };
+                if better {
+                    best = Some((key, e.payload));
+                }
+            }
+        }
+        for (i, due) in delayed_tops {
+            self.schedule_retry(i, due);
+        }
+        best.map(|(_, i)| i)
+    }
+
+    /// Schedules a retry of waiting item `i` at `due` (once per due time and queue visit).
+    pub fn schedule_retry(&mut self, i: u32, due: i64) {
+        let seq = self.next_seq();
+        let Some(slot) = self.items[i as usize].as_mut() else { return };
+        if slot.retries.contains(&due) || slot.retries.len() >= 16 {
+            return;
+        }
+        slot.retries.push(due);
+        let epoch = slot.wait_gen;
+        self.timers.add(Timer { due, seq, kind: TimerKind::Retry { item: i, epoch } });
+    }
+
+    pub fn schedule(&mut self, due: DateTime<Utc>, kind: TimerKind) {
+        let seq = self.next_seq();
+        self.timers.add(Timer { due: ms(due), seq, kind });
+    }
+
+    pub fn record_wait(&mut self, queue: &QueueId, wait: TimeDelta) {
+        if let Some(q) = self.queues.get_mut(queue) {
+            q.waits.push_back(wait.num_milliseconds().max(0));
+            while q.waits.len() > q.config.ewt_samples {
+                q.waits.pop_front();
+            }
+        }
+    }
+
+    pub fn step_skip(&mut self, i: u32, skip: SkipIf, now: DateTime<Utc>) -> bool {
+        match skip {
+            SkipIf::NoAvailableAgents => self.candidates(i, 1, now).is_empty(),
+            SkipIf::NoAgentsSignedIn => !self.any_signed_in(i),
+            SkipIf::QueueLongerThan(n) => {
+                let q = self.items[i as usize].as_ref().map(|s| s.queue.clone());
+                q.and_then(|q| self.queues.get(&q)).is_some_and(|q| q.waiting > n as usize)
+            }
+        }
+    }
+
+    pub fn fallback_of(&self, at: StepRef) -> Fallback {
+        match at {
+            StepRef::Rule(r, _) => self.plan.plan.rules.get(r).map(|r| r.fallback.clone()).unwrap_or_default(),
+            _ => Fallback::StayQueued,
+        }
+    }
+
+    pub fn step_due(&self, step: &Step, item: &WorkItem, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let d = step.dwell?;
+        Some(match step.timer {
+            TimerBasis::StepEntry => add(now, d),
+            TimerBasis::ItemAge => add(item.eligible_since, d),
+        })
+    }
+}
+
+/// Whether heap entry (`i`, `seq`) is still the item's current place.
+pub(crate) fn live(items: &[Option<ItemSlot>], i: u32, seq: u64) -> bool {
+    items
+        .get(i as usize)
+        .and_then(|s| s.as_ref())
+        .is_some_and(|s| matches!(s.state, IState::Waiting { seq: ws, .. } if ws == seq))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn full_key(
+    r: &CRanker,
+    tier: usize,
+    p: usize,
+    arr: &DynArr,
+    a: &AgentSlot,
+    item: &WorkItem,
+    c: usize,
+    ch: &ChannelKind,
+    now: DateTime<Utc>,
+) -> FullKey {
+    let mut k = [0i64; 8];
+    k[0] = tier as i64;
+    for (j, kind) in r.kinds.iter().enumerate().take(7) {
+        k[j + 1] = match kind {
+            KeyKind::Static => r.statics.get(p).and_then(|v| v.get(j)).copied().unwrap_or(i64::MAX),
+            KeyKind::Dyn(pos) => arr.get(*pos).copied().unwrap_or(0),
+            KeyKind::Affinity => affinity(item, &a.agent.id, now),
+            KeyKind::Custom(s) => {
+                let profile = AgentProfile::of(&a.agent);
+                s.score(&a.view(&profile, c, ch), item)
+            }
+        };
+    }
+    k
+}
+
+fn affinity(item: &WorkItem, id: &AgentId, now: DateTime<Utc>) -> i64 {
+    if let Some(pos) = item.preferred_agents.iter().position(|p| p == id) {
+        return pos as i64;
+    }
+    match &item.last_agent {
+        Some(l) if l.agent == *id && l.until > now => item.preferred_agents.len() as i64,
+        _ => i64::MAX,
+    }
+}

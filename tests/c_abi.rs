@@ -1,0 +1,834 @@
+//! The C ABI example (`examples/c_abi/`): the committed header matches a fresh cbindgen run, the
+//! C and Python callers tell the cross-channel story through the built library, and every error
+//! path of the extern functions (called directly, from several threads too) is a status code with
+//! an explanation, never undefined behaviour.
+
+#[allow(dead_code)]
+#[path = "../examples/c_abi/lib.rs"]
+mod ffi;
+
+use ffi::{
+    TpEngine, TpStatus, tp_conversation_context, tp_customer_context, tp_engine_free, tp_engine_new, tp_events_after,
+    tp_ingest, tp_last_error, tp_link_identity, tp_record_outbound, tp_status_name, tp_string_free, tp_version,
+};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet};
+use std::ffi::{CStr, CString, c_char};
+use std::mem::ManuallyDrop;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::ptr::{null, null_mut};
+use std::sync::{Arc, Barrier, OnceLock};
+
+// ---------------------------------------------------------------------------------------------
+// Helpers.
+
+fn example_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("examples").join("c_abi")
+}
+
+fn cstring(s: &str) -> CString {
+    CString::new(s).expect("test strings have no NUL")
+}
+
+fn last_error() -> String {
+    // SAFETY: tp_last_error always returns a valid NUL-terminated string.
+    unsafe { CStr::from_ptr(tp_last_error()) }.to_str().expect("UTF-8 message").to_owned()
+}
+
+fn status_name(status: i32) -> String {
+    // SAFETY: tp_status_name always returns a valid static string.
+    unsafe { CStr::from_ptr(tp_status_name(status)) }.to_str().expect("UTF-8 name").to_owned()
+}
+
+/// A failed call: its status and `tp_last_error()` right after it.
+#[derive(Debug)]
+struct Failed {
+    status: TpStatus,
+    message: String,
+}
+
+/// Calls an extern function with a `char**` result; on success parses and frees the string, on
+/// failure checks that the result was left NULL.
+fn call(f: impl FnOnce(*mut *mut c_char) -> TpStatus) -> Result<Value, Failed> {
+    let mut out: *mut c_char = std::ptr::without_provenance_mut(0x1); // garbage: the library must overwrite it
+    let status = f(&mut out);
+    if status != TpStatus::Ok {
+        let message = last_error();
+        assert!(out.is_null(), "a failed call leaves its result NULL ({status:?}: {message})");
+        return Err(Failed { status, message });
+    }
+    assert_eq!(last_error(), "", "a successful call clears the last error");
+    // SAFETY: on success the library handed us a live NUL-terminated string.
+    let text = unsafe { CStr::from_ptr(out) }.to_str().expect("results are UTF-8").to_owned();
+    // SAFETY: a live string of the library, freed once.
+    assert_eq!(unsafe { tp_string_free(out) }, TpStatus::Ok);
+    Ok(serde_json::from_str(&text).expect("results are JSON"))
+}
+
+/// An engine freed when dropped (tests that free it themselves ignore the second free's status).
+struct TestEngine(*mut TpEngine);
+
+impl TestEngine {
+    fn new(config: Value) -> TestEngine {
+        let config = cstring(&config.to_string());
+        let mut engine = null_mut();
+        // SAFETY: valid string and out pointer.
+        let status = unsafe { tp_engine_new(config.as_ptr(), &mut engine) };
+        assert_eq!(status, TpStatus::Ok, "{}", last_error());
+        assert!(!engine.is_null());
+        TestEngine(engine)
+    }
+
+    fn acme() -> TestEngine {
+        TestEngine::new(json!({"tenant": "acme", "cross_channel_window_hours": 72}))
+    }
+
+    fn ingest(&self, inbound: &Value) -> Result<Value, Failed> {
+        let inbound = cstring(&inbound.to_string());
+        // SAFETY: valid pointers.
+        call(|out| unsafe { tp_ingest(self.0, inbound.as_ptr(), out) })
+    }
+
+    fn link(&self, customer: &str, identity: &Value) -> Result<Value, Failed> {
+        let (customer, identity) = (cstring(customer), cstring(&identity.to_string()));
+        // SAFETY: valid pointers.
+        call(|out| unsafe { tp_link_identity(self.0, customer.as_ptr(), identity.as_ptr(), out) })
+    }
+
+    fn reply(&self, conversation: &str, outbound: &Value) -> Result<Value, Failed> {
+        let (conversation, outbound) = (cstring(conversation), cstring(&outbound.to_string()));
+        // SAFETY: valid pointers.
+        call(|out| unsafe { tp_record_outbound(self.0, conversation.as_ptr(), outbound.as_ptr(), out) })
+    }
+
+    fn customer_context(&self, customer: &str) -> Result<Value, Failed> {
+        let customer = cstring(customer);
+        // SAFETY: valid pointers; NULL page is allowed.
+        call(|out| unsafe { tp_customer_context(self.0, customer.as_ptr(), null(), out) })
+    }
+
+    fn events(&self, after: u64, limit: u32) -> Result<Value, Failed> {
+        // SAFETY: valid out pointer.
+        call(|out| unsafe { tp_events_after(self.0, after, limit, out) })
+    }
+
+    fn event_count(&self) -> usize {
+        self.events(0, 1000).expect("events")["events"].as_array().expect("array").len()
+    }
+}
+
+impl Drop for TestEngine {
+    fn drop(&mut self) {
+        tp_engine_free(self.0);
+    }
+}
+
+/// An SMS from sender `n` (a phone number of its own), with provider id `SM<n>`.
+fn sms(n: usize, text: &str) -> Value {
+    sms_from(n, &format!("SM{n}"), text)
+}
+
+fn sms_from(sender: usize, external_id: &str, text: &str) -> Value {
+    json!({
+        "channel": "sms",
+        "endpoint": "sms-main",
+        "sender": {"kind": "phone", "number": format!("+1415555{:04}", sender % 10_000)},
+        "external_id": external_id,
+        "content": {"type": "text", "body": text},
+    })
+}
+
+fn agent_reply(text: &str) -> Value {
+    json!({"author": {"kind": "agent", "id": "agent.bruno"}, "content": {"type": "text", "body": text}})
+}
+
+fn str_field<'a>(value: &'a Value, field: &str) -> &'a str {
+    value[field].as_str().unwrap_or_else(|| panic!("no string `{field}` in {value}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The header.
+
+fn generated_header() -> String {
+    let dir = example_dir();
+    let config = cbindgen::Config::from_file(dir.join("cbindgen.toml")).expect("examples/c_abi/cbindgen.toml parses");
+    let bindings = cbindgen::Builder::new()
+        .with_config(config)
+        .with_src(dir.join("lib.rs"))
+        .generate()
+        .expect("cbindgen generates the header from examples/c_abi/lib.rs");
+    let mut out = Vec::new();
+    bindings.write(&mut out);
+    String::from_utf8(out).expect("the header is UTF-8")
+}
+
+#[test]
+fn header_is_current() {
+    let fresh = generated_header();
+    let path = example_dir().join("touchpoint.h");
+    if std::env::var_os("TP_BLESS").is_some() {
+        std::fs::write(&path, &fresh).expect("write examples/c_abi/touchpoint.h");
+    }
+    let committed = std::fs::read_to_string(&path).unwrap_or_default();
+    if committed != fresh {
+        let first = committed.lines().zip(fresh.lines()).position(|(a, b)| a != b);
+        let at = first.unwrap_or_else(|| committed.lines().count().min(fresh.lines().count()));
+        panic!(
+            "examples/c_abi/touchpoint.h differs from a fresh cbindgen run (first at line {}):\n  committed: {:?}\n  \
+             generated: {:?}\nRegenerate it with `TP_BLESS=1 cargo test --test c_abi header_is_current` and commit it.",
+            at + 1,
+            committed.lines().nth(at).unwrap_or("<end of file>"),
+            fresh.lines().nth(at).unwrap_or("<end of file>"),
+        );
+    }
+}
+
+#[test]
+fn header_declares_every_exported_function_and_status() {
+    let header = std::fs::read_to_string(example_dir().join("touchpoint.h")).expect("committed header");
+    for function in [
+        "const char *tp_version(void);",
+        "const char *tp_last_error(void);",
+        "const char *tp_status_name(int32_t status);",
+        "TpStatus tp_engine_new(const char *config_json, struct TpEngine **out_engine);",
+        "TpStatus tp_engine_free(struct TpEngine *engine);",
+        "TpStatus tp_string_free(char *string);",
+        "TpStatus tp_ingest(struct TpEngine *engine, const char *inbound_json, char **out_outcome_json);",
+        "TpStatus tp_link_identity(",
+        "TpStatus tp_record_outbound(",
+        "TpStatus tp_customer_context(",
+        "TpStatus tp_conversation_context(",
+        "TpStatus tp_events_after(",
+        "typedef struct TpEngine TpEngine;",
+    ] {
+        assert!(header.contains(function), "touchpoint.h lacks `{function}`");
+    }
+    // Every status the library can return is in the header, under the name tp_status_name gives.
+    for code in (0..=12).chain(19..=24) {
+        let name = status_name(code);
+        assert!(header.contains(&format!("{name} = {code},")), "touchpoint.h lacks `{name} = {code}`");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Building the library and running the C and Python callers.
+
+struct Built {
+    examples: PathBuf,
+    scratch: PathBuf,
+}
+
+/// Builds the example library once per test run, into the same target dir as the tests and
+/// with the same features (so nothing is rebuilt when `cargo test` already built it).
+fn built() -> &'static Built {
+    static BUILT: OnceLock<Built> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let scratch = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("c_abi");
+        let target = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .parent()
+            .expect("CARGO_TARGET_TMPDIR is <target>/tmp")
+            .to_path_buf();
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+        let mut features = Vec::new();
+        macro_rules! feature {
+            ($($name:literal),*) => { $( if cfg!(feature = $name) { features.push($name); } )* };
+        }
+        feature!(
+            "phone",
+            "testkit",
+            "sqlite",
+            "tz",
+            "signatures",
+            "whatsapp",
+            "messenger",
+            "telegram",
+            "twilio",
+            "email",
+            "webchat",
+            "rusqlite",
+            "chrono-tz",
+            "hmac",
+            "sha2",
+            "sha1",
+            "mail-parser"
+        );
+        let output = Command::new(cargo)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(["build", "--example", "c_abi", "--no-default-features", "--features", &features.join(",")])
+            .arg("--target-dir")
+            .arg(&target)
+            .output()
+            .expect("run cargo");
+        assert!(
+            output.status.success(),
+            "cargo build --example c_abi failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        std::fs::create_dir_all(&scratch).expect("scratch dir");
+        Built { examples: target.join("debug").join("examples"), scratch }
+    })
+}
+
+fn shared_library() -> PathBuf {
+    let name = if cfg!(target_os = "macos") {
+        "libc_abi.dylib"
+    } else if cfg!(windows) {
+        "c_abi.dll"
+    } else {
+        "libc_abi.so"
+    };
+    built().examples.join(name)
+}
+
+/// Compiles `examples/c_abi/main.c` against the static library with the system C compiler.
+fn c_caller() -> PathBuf {
+    let built = built();
+    let binary = built.scratch.join("c_abi_main");
+    let output = Command::new(std::env::var_os("CC").unwrap_or_else(|| "cc".into()))
+        .args(["-std=c11", "-Wall", "-Wextra", "-Werror", "-I"])
+        .arg(example_dir())
+        .arg("-o")
+        .arg(&binary)
+        .arg(example_dir().join("main.c"))
+        .arg(built.examples.join("libc_abi.a"))
+        .args(["-lpthread", "-ldl", "-lm"])
+        .output()
+        .expect("run the system C compiler `cc` (set CC to use another)");
+    assert!(output.status.success(), "compiling main.c failed:\n{}", String::from_utf8_lossy(&output.stderr));
+    binary
+}
+
+fn run(command: &mut Command, what: &str) -> String {
+    let output = command.output().unwrap_or_else(|e| panic!("could not run the {what}: {e}"));
+    let stdout = String::from_utf8(output.stdout).expect("UTF-8 output");
+    assert!(
+        output.status.success(),
+        "the {what} failed ({}):\n{stdout}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+/// What `customer X, conversation Y (resolution R, thread T)` says.
+#[derive(Debug, PartialEq)]
+struct Step {
+    customer: String,
+    conversation: String,
+    resolution: String,
+    thread: String,
+}
+
+fn line<'a>(stdout: &'a str, prefix: &str) -> &'a str {
+    stdout
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix))
+        .unwrap_or_else(|| panic!("no line starting with {prefix:?} in:\n{stdout}"))
+}
+
+fn step(stdout: &str, label: &str) -> Step {
+    let rest = line(stdout, &format!("{label:9} -> customer "));
+    let (customer, rest) = rest.split_once(", conversation ").expect("conversation");
+    let (conversation, rest) = rest.split_once(" (resolution ").expect("resolution");
+    let (resolution, rest) = rest.split_once(", thread ").expect("thread");
+    let thread = rest.strip_suffix(')').expect("closing parenthesis");
+    Step {
+        customer: customer.into(),
+        conversation: conversation.into(),
+        resolution: resolution.into(),
+        thread: thread.into(),
+    }
+}
+
+/// The story's checks, the same for every caller.
+fn check_story(stdout: &str) {
+    assert_eq!(line(stdout, "touchpoint "), env!("CARGO_PKG_VERSION"));
+
+    let chat = step(stdout, "web chat");
+    let whatsapp = step(stdout, "whatsapp");
+    let email = step(stdout, "email");
+    assert_eq!((chat.resolution.as_str(), chat.thread.as_str()), ("created", "opened"));
+    assert_eq!(chat.customer.len(), 36, "a UUID");
+    for later in [&whatsapp, &email] {
+        assert_eq!(later.customer, chat.customer, "one customer across channels:\n{stdout}");
+        assert_eq!(later.conversation, chat.conversation, "one conversation history:\n{stdout}");
+        assert_eq!(later.thread, "continued");
+    }
+    assert_eq!(line(stdout, "retry     -> "), format!("duplicate true, customer {}", chat.customer));
+    assert_eq!(line(stdout, "one story -> "), "yes");
+
+    let linked: Vec<&str> = stdout.lines().filter_map(|l| l.strip_prefix("linked    -> ")).collect();
+    assert_eq!(linked, ["whatsapp +5511987654321", "email ana.souza@example.com"], "normalised addresses");
+    assert!(line(stdout, "reply     -> message ").ends_with(" on webchat"), "the reply goes where she last wrote");
+
+    let view: Value = serde_json::from_str(line(stdout, "context json: ")).expect("the context line is JSON");
+    assert_eq!(view["customer"]["id"], chat.customer.as_str());
+    assert_eq!(view["customer"]["external_id"], "shop-user-1042");
+    assert_eq!(view["focus"]["id"], chat.conversation.as_str());
+    let counts = &view["counts"];
+    assert_eq!((counts["inbound"].as_u64(), counts["outbound"].as_u64()), (Some(3), Some(1)));
+    assert_eq!(counts["conversations"], 1);
+    assert_eq!(counts["per_channel"], json!({"email": 1, "whatsapp": 1, "webchat": 2}));
+    assert_eq!(line(stdout, "context   -> "), "3 in / 1 out over 1 conversation(s)");
+    let timeline: Vec<(&str, &str)> = view["timeline"]
+        .as_array()
+        .expect("timeline")
+        .iter()
+        .map(|m| (m["channel"].as_str().unwrap_or("?"), m["direction"].as_str().unwrap_or("?")))
+        .collect();
+    assert_eq!(
+        timeline,
+        [("email", "inbound"), ("whatsapp", "inbound"), ("webchat", "outbound"), ("webchat", "inbound")],
+        "one timeline across channels, newest first"
+    );
+    let identities: BTreeSet<&str> = view["identities"]
+        .as_array()
+        .expect("identities")
+        .iter()
+        .map(|i| str_field(&i["identity"], "channel"))
+        .collect();
+    assert_eq!(identities, BTreeSet::from(["email", "webchat", "whatsapp"]));
+    assert_eq!(view["last_agent"], "agent.bruno");
+
+    // All events were polled, page by page.
+    let names: Vec<&str> = line(stdout, "events    -> ").split_whitespace().collect();
+    let mut seen = BTreeMap::new();
+    for name in &names {
+        *seen.entry(*name).or_insert(0) += 1;
+    }
+    assert_eq!(seen.get("message_received"), Some(&3), "{names:?}");
+    assert_eq!(seen.get("message_recorded"), Some(&1), "{names:?}");
+    assert_eq!(seen.get("customer_created"), Some(&1), "{names:?}");
+    assert_eq!(seen.get("conversation_opened"), Some(&1), "{names:?}");
+    assert_eq!(names.first(), Some(&"customer_created"), "events come in commit order");
+    let total = stdout.lines().filter_map(|l| l.strip_prefix("events    -> ")).nth(1).expect("events total line");
+    assert_eq!(total, format!("{} in total", names.len()));
+
+    assert_eq!(
+        line(stdout, "error     -> "),
+        "TP_STATUS_NOT_FOUND: conversation 00000000-0000-7000-8000-000000000000 not found (result NULL)"
+    );
+}
+
+#[test]
+fn c_caller_tells_the_cross_channel_story() {
+    let binary = c_caller();
+    let stdout = run(&mut Command::new(&binary), "C caller (examples/c_abi/main.c)");
+    check_story(&stdout);
+    assert_eq!(line(&stdout, "freed     -> again: "), "TP_STATUS_INVALID_HANDLE");
+}
+
+#[test]
+fn python_caller_tells_the_cross_channel_story() {
+    let library = shared_library();
+    let stdout = run(
+        Command::new("python3").arg(example_dir().join("touchpoint.py")).arg(&library),
+        "Python caller (examples/c_abi/touchpoint.py; needs python3)",
+    );
+    check_story(&stdout);
+    // The Python caller also prints the timeline it parsed.
+    assert!(stdout.contains("] agent.bruno  Sorry about that, Ana! Can you send a photo?"), "{stdout}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Error paths, calling the extern functions directly.
+
+#[test]
+fn version_is_the_crate_version() {
+    // SAFETY: a static NUL-terminated string.
+    let version = unsafe { CStr::from_ptr(tp_version()) };
+    assert_eq!(version.to_str(), Ok(env!("CARGO_PKG_VERSION")));
+}
+
+#[test]
+fn status_names_are_distinct_and_unknown_codes_are_named_unknown() {
+    let codes: Vec<i32> = (0..=12).chain(19..=24).collect();
+    let names: BTreeSet<String> = codes.iter().map(|c| status_name(*c)).collect();
+    assert_eq!(names.len(), codes.len(), "one name per code: {names:?}");
+    assert!(names.iter().all(|n| n.starts_with("TP_STATUS_") && n != "TP_STATUS_UNKNOWN"));
+    for unknown in [-1, 13, 18, 25, i32::MAX, i32::MIN] {
+        assert_eq!(status_name(unknown), "TP_STATUS_UNKNOWN");
+    }
+}
+
+#[test]
+fn every_engine_error_kind_has_its_own_status() {
+    use touchpoint::Error;
+    use touchpoint::model::{ChannelKind, TenantId};
+    let kinds = [
+        (Error::invalid("content.body", "must not be empty"), TpStatus::InvalidInput),
+        (
+            Error::InvalidAddress { kind: "phone", raw: "12".into(), reason: "too short".into() },
+            TpStatus::InvalidAddress,
+        ),
+        (Error::not_found("customer", "c-1"), TpStatus::NotFound),
+        (Error::Conflict("raced".into()), TpStatus::Conflict),
+        (Error::Refused("closed".into()), TpStatus::Refused),
+        (Error::Erased("c-1".into()), TpStatus::Erased),
+        (
+            Error::ReplyWindowClosed { channel: ChannelKind::WhatsApp, hint: "template".into() },
+            TpStatus::ReplyWindowClosed,
+        ),
+        (
+            Error::Provider {
+                channel: ChannelKind::Sms,
+                code: Some("30003".into()),
+                message: "unreachable".into(),
+                temporary: false,
+            },
+            TpStatus::Provider,
+        ),
+        (Error::WrongTenant(TenantId::new("other").expect("tenant")), TpStatus::WrongTenant),
+        (touchpoint::routing::expr::Expr::parse("(((").expect_err("not an expression"), TpStatus::Expression),
+        (Error::Backend { message: "disk full".into(), temporary: false, source: None }, TpStatus::Backend),
+        (
+            Error::Unauthenticated { header: "X-Hub-Signature-256", failure: touchpoint::SignatureFailure::Mismatch },
+            TpStatus::Unauthenticated,
+        ),
+    ];
+    let mut statuses = BTreeSet::new();
+    for (error, expected) in kinds {
+        let text = error.to_string();
+        let failure = ffi::Failure::from(error);
+        assert_eq!(failure.status, expected, "{text}");
+        assert_eq!(failure.message, text, "the message is the error's own text");
+        statuses.insert(failure.status as i32);
+    }
+    assert_eq!(statuses.len(), 12, "twelve kinds, twelve codes");
+}
+
+#[test]
+fn null_pointers_are_an_error_code_naming_the_argument() {
+    let engine = TestEngine::acme();
+    let before = engine.event_count();
+    let good = cstring(&sms(1, "hi").to_string());
+    let id = cstring("01a23328-a7c7-7000-8002-2c1c4d22cc6e");
+    // Garbage in the result slots: every failed call must leave them NULL.
+    let mut out: *mut c_char = std::ptr::without_provenance_mut(0x1);
+    let mut handle: *mut TpEngine = std::ptr::without_provenance_mut(0x1);
+    let expect = |status: TpStatus, message: &str| {
+        assert_eq!(status, TpStatus::NullPointer, "{message}");
+        assert_eq!(last_error(), message);
+    };
+    // SAFETY (all calls below): every pointer is NULL or valid.
+    unsafe {
+        expect(tp_engine_new(null(), &mut handle), "`config_json` is NULL");
+        expect(tp_engine_new(good.as_ptr(), null_mut()), "`out_engine` is NULL");
+        expect(tp_ingest(null_mut(), good.as_ptr(), &mut out), "`engine` is NULL");
+        expect(tp_ingest(engine.0, null(), &mut out), "`inbound_json` is NULL");
+        expect(tp_ingest(engine.0, good.as_ptr(), null_mut()), "`out_outcome_json` is NULL");
+        expect(tp_link_identity(engine.0, null(), good.as_ptr(), &mut out), "`customer_id` is NULL");
+        expect(tp_link_identity(engine.0, id.as_ptr(), null(), &mut out), "`identity_json` is NULL");
+        expect(tp_link_identity(engine.0, id.as_ptr(), good.as_ptr(), null_mut()), "`out_identity_json` is NULL");
+        expect(tp_record_outbound(engine.0, null(), good.as_ptr(), &mut out), "`conversation_id` is NULL");
+        expect(tp_record_outbound(engine.0, id.as_ptr(), null(), &mut out), "`outbound_json` is NULL");
+        expect(tp_record_outbound(engine.0, id.as_ptr(), good.as_ptr(), null_mut()), "`out_message_json` is NULL");
+        expect(tp_customer_context(engine.0, null(), null(), &mut out), "`customer_id` is NULL");
+        expect(tp_customer_context(engine.0, id.as_ptr(), null(), null_mut()), "`out_context_json` is NULL");
+        expect(tp_conversation_context(engine.0, null(), null(), &mut out), "`conversation_id` is NULL");
+        expect(tp_conversation_context(null_mut(), id.as_ptr(), null(), &mut out), "`engine` is NULL");
+        expect(tp_events_after(null_mut(), 0, 10, &mut out), "`engine` is NULL");
+        expect(tp_events_after(engine.0, 0, 10, null_mut()), "`out_events_json` is NULL");
+    }
+    assert!(out.is_null() && handle.is_null(), "results stay NULL");
+    // Freeing NULL is a no-op, like free(NULL).
+    assert_eq!(tp_engine_free(null_mut()), TpStatus::Ok);
+    // SAFETY: NULL.
+    assert_eq!(unsafe { tp_string_free(null_mut()) }, TpStatus::Ok);
+    assert_eq!(engine.event_count(), before, "nothing changed");
+}
+
+#[test]
+fn invalid_utf8_is_an_error_code_with_the_offset() {
+    let engine = TestEngine::acme();
+    let bad = CString::new(b"{\"tenant\": \"acme\xff\"}".to_vec()).expect("no NUL");
+    let mut handle = null_mut();
+    // SAFETY: valid pointers.
+    assert_eq!(unsafe { tp_engine_new(bad.as_ptr(), &mut handle) }, TpStatus::InvalidUtf8);
+    assert_eq!(last_error(), "`config_json` is not valid UTF-8 (invalid byte at offset 16)");
+    assert!(handle.is_null());
+
+    let bad_id = CString::new(b"\xc3\x28".to_vec()).expect("no NUL");
+    let failed = call(|out| unsafe { tp_customer_context(engine.0, bad_id.as_ptr(), null(), out) }).unwrap_err();
+    assert_eq!(failed.status, TpStatus::InvalidUtf8);
+    assert!(failed.message.contains("`customer_id`"), "{}", failed.message);
+    let failed = call(|out| unsafe { tp_ingest(engine.0, bad.as_ptr(), out) }).unwrap_err();
+    assert_eq!(failed.status, TpStatus::InvalidUtf8);
+    assert_eq!(engine.event_count(), 0, "nothing changed");
+}
+
+#[test]
+fn text_that_is_not_json_is_invalid_json_and_json_of_the_wrong_shape_is_invalid_input() {
+    let engine = TestEngine::acme();
+    for not_json in ["", "{", "{\"channel\": sms}", "{\"channel\": \"sms\"", "hello"] {
+        let text = cstring(not_json);
+        let failed = call(|out| unsafe { tp_ingest(engine.0, text.as_ptr(), out) }).unwrap_err();
+        assert_eq!(failed.status, TpStatus::InvalidJson, "{not_json:?}: {}", failed.message);
+        assert!(failed.message.starts_with("`inbound_json` is not JSON: "), "{}", failed.message);
+    }
+    let wrong_shapes = [
+        (json!({"channel": "sms"}), "missing field"),
+        (json!([1, 2]), "invalid type"),
+        (json!({"channel": 5, "endpoint": "e", "sender": {"kind": "phone", "number": "+14155550100"}}), "invalid type"),
+        (json!({"colour": "red", "channel": "sms"}), "unknown field `colour`"),
+        (
+            json!({"channel": "sms", "endpoint": "has space", "sender": {"kind": "phone", "number": "+14155550100"},
+                   "external_id": "SM1", "content": {"type": "text", "body": "hi"}}),
+            "endpoint",
+        ),
+    ];
+    for (shape, expected) in wrong_shapes {
+        let failed = engine.ingest(&shape).unwrap_err();
+        assert_eq!(failed.status, TpStatus::InvalidInput, "{shape}: {}", failed.message);
+        assert!(failed.message.contains(expected), "{shape}: {}", failed.message);
+    }
+    // The engine's own validation: empty text is invalid input, a malformed phone an invalid address.
+    let failed = engine.ingest(&sms(1, "   ")).unwrap_err();
+    assert_eq!(failed.status, TpStatus::InvalidInput, "{}", failed.message);
+    let mut bad_phone = sms(1, "hi");
+    bad_phone["sender"]["number"] = json!("12");
+    let failed = engine.ingest(&bad_phone).unwrap_err();
+    assert_eq!(failed.status, TpStatus::InvalidAddress, "{}", failed.message);
+    assert_eq!(engine.event_count(), 0, "no failed call changed anything");
+
+    // Configurations are checked the same way.
+    let bad_configs = [
+        (json!({}), TpStatus::InvalidInput),
+        (json!({"tenant": "acme", "routing": {}}), TpStatus::InvalidInput),
+        (json!({"tenant": "no spaces please"}), TpStatus::InvalidInput),
+        (json!({"tenant": "acme", "cross_channel_window_hours": 0}), TpStatus::InvalidInput),
+        (json!({"tenant": "acme", "default_phone_region": "Brazil"}), TpStatus::InvalidInput),
+    ];
+    for (config, expected) in bad_configs {
+        let text = cstring(&config.to_string());
+        let mut handle = null_mut();
+        // SAFETY: valid pointers.
+        assert_eq!(unsafe { tp_engine_new(text.as_ptr(), &mut handle) }, expected, "{config}: {}", last_error());
+        assert!(handle.is_null());
+    }
+}
+
+#[test]
+fn unknown_and_malformed_ids_are_not_found_and_invalid_input() {
+    let engine = TestEngine::acme();
+    let outcome = engine.ingest(&sms(7, "where is my parcel?")).expect("ingest");
+    let unknown = "01a23328-a7c7-7000-8002-2c1c4d22cc6e";
+
+    let failed = engine.customer_context(unknown).unwrap_err();
+    assert_eq!(
+        (failed.status, failed.message.as_str()),
+        (TpStatus::NotFound, &*format!("customer {unknown} not found"))
+    );
+    let failed = engine.reply(unknown, &agent_reply("hello")).unwrap_err();
+    assert_eq!(failed.status, TpStatus::NotFound);
+    let phone = json!({"channel": "whatsapp", "address": {"kind": "phone", "number": "+14155550999"}, "verification": "verified"});
+    assert_eq!(engine.link(unknown, &phone).unwrap_err().status, TpStatus::NotFound);
+    let conversation = cstring(unknown);
+    let failed =
+        call(|out| unsafe { tp_conversation_context(engine.0, conversation.as_ptr(), null(), out) }).unwrap_err();
+    assert_eq!(failed.status, TpStatus::NotFound);
+
+    let failed = engine.customer_context("not-a-uuid").unwrap_err();
+    assert_eq!(failed.status, TpStatus::InvalidInput, "{}", failed.message);
+    // A known id of one engine is unknown to another (each engine has its own tenant and store).
+    let other = TestEngine::new(json!({"tenant": "other"}));
+    assert_eq!(other.customer_context(str_field(&outcome, "customer")).unwrap_err().status, TpStatus::NotFound);
+    // Events: limit out of range.
+    assert_eq!(engine.events(0, 0).unwrap_err().status, TpStatus::InvalidInput);
+    assert_eq!(engine.events(0, 1001).unwrap_err().status, TpStatus::InvalidInput);
+    // A page out of range.
+    let customer = cstring(str_field(&outcome, "customer"));
+    let page = cstring(r#"{"limit": 0}"#);
+    let failed =
+        call(|out| unsafe { tp_customer_context(engine.0, customer.as_ptr(), page.as_ptr(), out) }).unwrap_err();
+    assert_eq!(failed.status, TpStatus::InvalidInput, "{}", failed.message);
+    let page = cstring(r#"{"limit": 1}"#);
+    let view =
+        call(|out| unsafe { tp_customer_context(engine.0, customer.as_ptr(), page.as_ptr(), out) }).expect("page");
+    assert_eq!(view["timeline"].as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn model_rules_come_back_as_their_own_codes() {
+    let engine = TestEngine::acme();
+    let ana = engine.ingest(&sms(1, "hi, this is Ana")).expect("ana");
+    let bob = engine.ingest(&sms(2, "hi, this is Bob")).expect("bob");
+    // Ana's verified WhatsApp number cannot be linked to Bob as well.
+    let phone = json!({"channel": "whatsapp", "address": {"kind": "phone", "number": "+14155550777"}, "verification": "verified"});
+    let identity = engine.link(str_field(&ana, "customer"), &phone).expect("link to ana");
+    let failed = engine.link(str_field(&bob, "customer"), &phone).unwrap_err();
+    assert_eq!(failed.status, TpStatus::Refused, "{}", failed.message);
+    // Ana never wrote on WhatsApp: a free-form reply there is outside the reply window.
+    let mut reply = agent_reply("Hi Ana, on WhatsApp now");
+    reply["via"] = json!({"endpoint": "wa-main", "identity": identity["id"]});
+    let failed = engine.reply(str_field(&ana, "conversation"), &reply).unwrap_err();
+    assert_eq!(failed.status, TpStatus::ReplyWindowClosed, "{}", failed.message);
+    assert!(failed.message.contains("template"), "{}", failed.message);
+    // A template is allowed.
+    reply["content"] = json!({"type": "template", "name": "order_update", "language": "en", "parameters": []});
+    engine.reply(str_field(&ana, "conversation"), &reply).expect("a template passes the closed window");
+}
+
+#[test]
+fn freed_and_forged_handles_are_invalid_handle_never_a_crash() {
+    let engine = TestEngine::acme();
+    let outcome = engine.ingest(&sms(1, "hello")).expect("ingest");
+    let customer = cstring(str_field(&outcome, "customer"));
+    let conversation = cstring(str_field(&outcome, "conversation"));
+    let inbound = cstring(&sms(2, "again").to_string());
+    let identity = cstring(
+        r#"{"channel": "email", "address": {"kind": "email", "address": "a@example.com"}, "verification": "verified"}"#,
+    );
+    let reply = cstring(&agent_reply("hi").to_string());
+
+    assert_eq!(tp_engine_free(engine.0), TpStatus::Ok);
+    let forged = std::ptr::without_provenance_mut::<TpEngine>(0xdead_beef);
+    for handle in [engine.0, forged] {
+        // SAFETY (all calls): valid strings, any handle value.
+        let results = unsafe {
+            [
+                call(|out| tp_ingest(handle, inbound.as_ptr(), out)),
+                call(|out| tp_link_identity(handle, customer.as_ptr(), identity.as_ptr(), out)),
+                call(|out| tp_record_outbound(handle, conversation.as_ptr(), reply.as_ptr(), out)),
+                call(|out| tp_customer_context(handle, customer.as_ptr(), null(), out)),
+                call(|out| tp_conversation_context(handle, conversation.as_ptr(), null(), out)),
+                call(|out| tp_events_after(handle, 0, 10, out)),
+            ]
+        };
+        for result in results {
+            let failed = result.unwrap_err();
+            assert_eq!(failed.status, TpStatus::InvalidHandle);
+            assert!(failed.message.contains("not a live engine"), "{}", failed.message);
+        }
+        assert_eq!(tp_engine_free(handle), TpStatus::InvalidHandle, "double free is detected");
+    }
+    // A new engine never gets a freed engine's handle value.
+    let next = TestEngine::acme();
+    assert_ne!(next.0, engine.0);
+}
+
+#[test]
+fn strings_are_freed_once_and_only_ours() {
+    let engine = TestEngine::acme();
+    let inbound = cstring(&sms(1, "hello").to_string());
+    let mut out = null_mut();
+    // SAFETY: valid pointers.
+    assert_eq!(unsafe { tp_ingest(engine.0, inbound.as_ptr(), &mut out) }, TpStatus::Ok);
+    // SAFETY: a live string of ours, then the same pointer again (detected), then a foreign one.
+    unsafe {
+        assert_eq!(tp_string_free(out), TpStatus::Ok);
+        assert_eq!(tp_string_free(out), TpStatus::InvalidHandle);
+        assert!(last_error().contains("already freed"), "{}", last_error());
+        let foreign = CString::new("not ours").expect("no NUL").into_raw();
+        assert_eq!(tp_string_free(foreign), TpStatus::InvalidHandle);
+        drop(CString::from_raw(foreign)); // still ours to free: the library left it alone
+    }
+}
+
+#[test]
+fn a_failed_call_changes_nothing_and_the_last_error_is_cleared_by_a_success() {
+    let engine = TestEngine::acme();
+    let first = engine.ingest(&sms(1, "hello")).expect("ingest");
+    let events = engine.event_count();
+    assert_eq!(engine.ingest(&sms(2, "")).unwrap_err().status, TpStatus::InvalidInput);
+    assert!(!last_error().is_empty());
+    assert_eq!(engine.event_count(), events, "the failed ingest changed nothing");
+    assert_eq!(last_error(), "", "the events call succeeded and cleared the last error");
+    let again = engine.ingest(&sms(1, "hello")).expect("retry");
+    assert_eq!(again["duplicate"], true);
+    assert_eq!(again["message"], first["message"]);
+    assert_eq!(engine.event_count(), events, "a duplicate changes nothing");
+}
+
+#[test]
+fn a_panic_inside_a_call_is_a_status_code_and_the_library_stays_usable() {
+    let status = ffi::guard(|| panic!("boom in a test"));
+    assert_eq!(status, TpStatus::Panic);
+    assert!(last_error().contains("boom in a test"), "{}", last_error());
+    let engine = TestEngine::acme();
+    engine.ingest(&sms(1, "still works")).expect("ingest after a panic");
+}
+
+#[test]
+fn one_engine_serves_many_threads_and_each_thread_has_its_own_last_error() {
+    const THREADS: usize = 8;
+    const PER_THREAD: usize = 25;
+    let engine = TestEngine::acme();
+    // The main thread's own failure, to check that the workers' calls leave it alone.
+    let mine = engine.events(0, 0).unwrap_err().message;
+    let handle = engine.0.addr();
+    let barrier = Arc::new(Barrier::new(THREADS));
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                // Not dropped here: the engine is freed once, by the main thread.
+                let me = ManuallyDrop::new(TestEngine(std::ptr::without_provenance_mut(handle)));
+                barrier.wait();
+                let mut customers = BTreeSet::new();
+                for n in 0..PER_THREAD {
+                    // Five senders per thread; every message is new.
+                    let text = format!("thread {t} message {n}");
+                    let outcome = me.ingest(&sms_from(t * 100 + n % 5, &format!("SM{t}-{n}"), &text)).expect("ingest");
+                    customers.insert(str_field(&outcome, "customer").to_owned());
+                    let view = me.customer_context(str_field(&outcome, "customer")).expect("context");
+                    assert_eq!(view["timeline"][0]["content"]["body"], text.as_str(), "reads see this thread's write");
+                    if n % 5 == 0 {
+                        let failed = me.customer_context(&format!("bad-id-{t}")).unwrap_err();
+                        assert_eq!(failed.status, TpStatus::InvalidInput);
+                    }
+                }
+                customers
+            })
+        })
+        .collect();
+    let mut customers = BTreeSet::new();
+    for worker in workers {
+        customers.extend(worker.join().expect("no thread panicked"));
+    }
+    assert_eq!(last_error(), mine, "other threads' calls do not touch this thread's last error");
+    assert_eq!(customers.len(), THREADS * 5, "five senders per thread, each one customer");
+    let events = engine.events(0, 1000).expect("events");
+    let received =
+        events["events"].as_array().expect("array").iter().filter(|e| e["event"]["type"] == "message_received").count();
+    assert_eq!(received, THREADS * PER_THREAD, "no message lost or stored twice");
+}
+
+#[test]
+fn freeing_an_engine_while_other_threads_use_it_is_safe() {
+    const THREADS: usize = 4;
+    let engine = TestEngine::acme();
+    let handle = engine.0.addr();
+    let barrier = Arc::new(Barrier::new(THREADS + 1));
+    let workers: Vec<_> = (0..THREADS)
+        .map(|t| {
+            let barrier = barrier.clone();
+            std::thread::spawn(move || {
+                // Not dropped here: the engine is freed once, by the main thread.
+                let me = ManuallyDrop::new(TestEngine(std::ptr::without_provenance_mut(handle)));
+                barrier.wait();
+                let mut statuses = Vec::new();
+                for n in 0..200 {
+                    let status = match me.ingest(&sms(t * 1000 + n, "racing the free")) {
+                        Ok(_) => TpStatus::Ok,
+                        Err(failed) => failed.status,
+                    };
+                    statuses.push(status);
+                }
+                statuses
+            })
+        })
+        .collect();
+    barrier.wait();
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    assert_eq!(tp_engine_free(engine.0), TpStatus::Ok);
+    for worker in workers {
+        let statuses = worker.join().expect("no thread panicked");
+        // Every call either ran on the live engine or saw it freed; once freed, it stays freed.
+        assert!(statuses.iter().all(|s| matches!(s, TpStatus::Ok | TpStatus::InvalidHandle)), "{statuses:?}");
+        let first_invalid = statuses.iter().position(|s| *s == TpStatus::InvalidHandle).unwrap_or(statuses.len());
+        assert!(statuses[first_invalid..].iter().all(|s| *s == TpStatus::InvalidHandle), "{statuses:?}");
+    }
+    assert_eq!(engine.events(0, 10).unwrap_err().status, TpStatus::InvalidHandle);
+}

@@ -1,0 +1,924 @@
+//! The email kit through the public API: every fixture in tests/fixtures/email parsed into the
+//! exact expected model, bounces into receipts, the MIME builder read back by mail-parser,
+//! and replies threading into the conversation of the message they answer.
+
+mod common;
+
+use chrono::{DateTime, TimeZone, Utc};
+use common::{Harness, agent, run};
+use proptest::prelude::*;
+use touchpoint::channels::DeliveryReceipt;
+use touchpoint::channels::email::*;
+use touchpoint::model::*;
+use touchpoint::thread::{ThreadDecision, ThreadReason};
+use touchpoint::{Error, OutboundMessage};
+
+fn fixture(name: &str) -> Vec<u8> {
+    let path = format!("{}/tests/fixtures/email/{name}", env!("CARGO_MANIFEST_DIR"));
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn inbox() -> EmailInbox {
+    EmailInbox::new(EndpointId::new("support-inbox").unwrap(), "reply@support.example.com")
+        .unwrap()
+        .with_subject_tag("ref:")
+        .unwrap()
+}
+
+fn message(name: &str) -> EmailMessage {
+    message_with(name, SenderAuth::NotAuthenticated)
+}
+
+fn message_with(name: &str, auth: SenderAuth) -> EmailMessage {
+    match parse(&fixture(name), &inbox(), auth).unwrap_or_else(|e| panic!("{name}: {e}")) {
+        InboundEmail::Message(m) => *m,
+        InboundEmail::Bounce(b) => panic!("{name}: expected a message, got a bounce {b:?}"),
+    }
+}
+
+fn bounce(name: &str) -> Bounce {
+    match parse(&fixture(name), &inbox(), SenderAuth::NotAuthenticated).unwrap() {
+        InboundEmail::Bounce(b) => b,
+        InboundEmail::Message(m) => panic!("{name}: expected a bounce, got {:?}", m.message),
+    }
+}
+
+fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
+}
+
+fn email_from(address: &str, id: &str, body: &str) -> InboundMessage {
+    InboundMessage::new(
+        ChannelKind::Email,
+        EndpointId::new("support-inbox").unwrap(),
+        Address::email(address),
+        id,
+        Content::text(body),
+    )
+}
+
+fn hints(subject: Option<&str>) -> ThreadHints {
+    ThreadHints { subject: subject.map(str::to_owned), ..ThreadHints::default() }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Messages: exact model per fixture
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn reply_fixture_gives_visible_text_token_and_references() {
+    let mail = message("reply_with_token.eml");
+    let ours = "conversation/6f1c2e4a-9b7d-4c3e-8a21-0d5b7e9f1234/messages/77@support.example.com";
+    let expected = email_from(
+        "ada@example.net",
+        "CAFAKE0001.ada@mail.example.net",
+        "Still nothing today, can you check with the courier?",
+    )
+    .with_sender_name("Ada Example")
+    .with_sent_at(at(2025, 1, 1, 10, 0))
+    .with_thread(ThreadHints {
+        provider_thread_id: None,
+        reply_token: Some("6f1c2e4a-9b7d-4c3e-8a21-0d5b7e9f1234".into()),
+        in_reply_to: Some(ours.into()),
+        references: vec!["CAFAKE0000.ada@mail.example.net".into(), ours.into()],
+        subject: Some("Re: [Ticket#100042] Parcel not arrived".into()),
+    });
+    assert_eq!(mail.message, expected);
+    assert_eq!(mail.message.verification, Verification::Unverified);
+    assert!(!mail.is_auto_reply());
+    assert!(mail.attachments.is_empty());
+    assert_eq!(
+        mail.full_text,
+        "Still nothing today, can you check with the courier?\n\n\
+         On Tue, 31 Dec 2024 at 17:02, Acme Support <support@example.com> wrote:\n\
+         > Thanks Ada, we are looking into it.\n\n-- \nAda\n"
+    );
+}
+
+#[test]
+fn from_is_verified_only_when_the_host_says_authentication_passed() {
+    let authenticated = message_with("reply_with_token.eml", SenderAuth::Authenticated);
+    assert_eq!(authenticated.message.verification, Verification::Verified);
+    let not = message_with("reply_with_token.eml", SenderAuth::NotAuthenticated);
+    assert_eq!(not.message.verification, Verification::Unverified);
+}
+
+#[test]
+fn out_of_office_is_flagged_with_every_signal() {
+    let mail = message("out_of_office.eml");
+    assert_eq!(
+        mail.auto_reply,
+        vec![
+            AutoReplySignal::AutoSubmitted("auto-replied".into()),
+            AutoReplySignal::AutoResponseSuppress("All".into()),
+            AutoReplySignal::Precedence("bulk".into()),
+        ]
+    );
+    assert!(mail.is_auto_reply());
+    let expected = email_from("bob@example.org", "OOO-0001@example.org", "I am away until 6 January.")
+        .with_sender_name("Bob Example")
+        .with_thread(ThreadHints {
+            in_reply_to: Some(
+                "conversation/1a2b3c4d-0000-4000-8000-000000000043/messages/5@support.example.com".into(),
+            ),
+            ..hints(Some("Automatic reply: [Ticket#100043] Invoice question"))
+        });
+    assert_eq!(mail.message, expected);
+}
+
+#[test]
+fn notifications_and_lists_are_flagged() {
+    let mail = message("notification.eml");
+    assert_eq!(
+        mail.auto_reply,
+        vec![
+            AutoReplySignal::AutoSubmitted("auto-generated".into()),
+            AutoReplySignal::XAutoreply("yes".into()),
+            AutoReplySignal::Precedence("list".into()),
+            AutoReplySignal::MailingList,
+        ]
+    );
+}
+
+#[test]
+fn a_persons_message_with_harmless_headers_is_not_flagged() {
+    let raw = b"From: a@example.com\r\nTo: support@example.com\r\nMessage-ID: <h@example.com>\r\n\
+                Auto-Submitted: no\r\nPrecedence: first-class\r\nX-Auto-Response-Suppress: DR, RN, NRN\r\n\r\nHello\r\n";
+    let InboundEmail::Message(mail) = parse(raw, &inbox(), SenderAuth::NotAuthenticated).unwrap() else {
+        panic!("expected a message")
+    };
+    assert_eq!(mail.auto_reply, vec![]);
+}
+
+#[test]
+fn encoded_headers_and_quoted_printable_bodies_are_decoded() {
+    let mail = message("new_message.eml");
+    let expected = email_from(
+        "Zoe@Example.com",
+        "new-0004@mail.example.com",
+        "Hello,\n\nI would like a refund for order #5521 – the jacket is too small.\n\nThanks,\nZoë",
+    )
+    .with_sender_name("Zoë Example")
+    .with_sent_at(at(2025, 1, 6, 8, 15))
+    .with_thread(hints(Some("Refund for order #5521 – please")));
+    assert_eq!(mail.message, expected);
+    assert!(mail.full_text.ends_with("Sent from my iPhone\n"), "the full text keeps the footer");
+}
+
+#[test]
+fn text_is_preferred_over_html() {
+    let mail = message("alternative.eml");
+    assert_eq!(mail.message.content, Content::text("Please send it to 1 Example Street instead."));
+}
+
+#[test]
+fn html_only_mail_falls_back_to_text_and_strips_the_quote() {
+    let mail = message("html_only.eml");
+    let expected = email_from("ada@example.net", "html-0006@mail.example.net", "Thanks & see you soon!")
+        .with_sender_name("Ada Example")
+        .with_sent_at(at(2025, 1, 8, 11, 0))
+        .with_thread(ThreadHints {
+            in_reply_to: Some("reply-0005@support.example.com".into()),
+            ..hints(Some("Re: Address change"))
+        });
+    assert_eq!(mail.message, expected);
+    assert_eq!(
+        mail.full_text,
+        "Thanks & see you soon!\n\nOn Tue, 7 Jan 2025 at 12:00, Acme Support <support@example.com> wrote:\n\n\
+         > We updated the address."
+    );
+}
+
+#[test]
+fn outlook_quote_blocks_are_stripped() {
+    let reply = message("outlook_reply.eml");
+    assert_eq!(reply.message.content, Content::text("The serial number is AB-1234."));
+    assert_eq!(reply.message.thread, hints(Some("RE: Warranty")));
+    let original = message("outlook_original.eml");
+    assert_eq!(original.message.content, Content::text("Paid yesterday."));
+}
+
+#[test]
+fn wrapped_gmail_attribution_is_stripped() {
+    assert_eq!(message("gmail_wrapped.eml").message.content, Content::text("Found it in the garden, all good!"));
+}
+
+#[test]
+fn attachments_are_returned_with_their_bytes() {
+    let pdf = b"%PDF-1.4\n% synthetic test file\n%%EOF\n".to_vec();
+    let mail = message("attachment.eml");
+    assert_eq!(mail.message.content, Content::text("Here is the receipt."));
+    assert_eq!(
+        mail.attachments,
+        vec![EmailAttachment {
+            filename: Some("receipt.pdf".into()),
+            content_type: "application/pdf".into(),
+            content_id: None,
+            data: pdf.clone()
+        }]
+    );
+    let only = message("attachment_only.eml");
+    let expected = email_from("ada@example.net", "att-0010@mail.example.net", "[Attachment] invoice.pdf")
+        .with_sender_name("Ada Example");
+    assert_eq!(only.message, expected, "no subject, no text: the attachment names stand in");
+    assert_eq!(only.attachments[0].data, pdf);
+}
+
+#[test]
+fn reply_tokens_come_from_recipients_envelope_or_subject_tag() {
+    let tagged = message("subject_tag.eml");
+    assert_eq!(tagged.message.thread.reply_token.as_deref(), Some("0d5b7e9f1234abcd"));
+    let bcc = message("bcc_delivered_to.eml");
+    assert_eq!(bcc.message.thread.reply_token.as_deref(), Some("abc123"));
+    // Without the tag prefix configured the subject is not searched.
+    let plain_inbox = EmailInbox::new(EndpointId::new("support-inbox").unwrap(), "reply@support.example.com").unwrap();
+    let InboundEmail::Message(m) =
+        parse(&fixture("subject_tag.eml"), &plain_inbox, SenderAuth::NotAuthenticated).unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(m.message.thread.reply_token, None);
+    // Another domain's plus-address, or a token with odd characters, is not ours.
+    for to in ["reply+abc@elsewhere.example", "other+abc@support.example.com", "reply+a%b@support.example.com"] {
+        let raw = format!("From: a@example.com\r\nTo: {to}\r\nMessage-ID: <x@example.com>\r\n\r\nhi\r\n");
+        let InboundEmail::Message(m) = parse(raw.as_bytes(), &inbox(), SenderAuth::NotAuthenticated).unwrap() else {
+            panic!()
+        };
+        assert_eq!(m.message.thread.reply_token, None, "{to}");
+    }
+}
+
+#[test]
+fn a_message_without_message_id_is_keyed_by_its_content_hash() {
+    let mail = message("no_message_id.eml");
+    // sha256sum tests/fixtures/email/no_message_id.eml
+    assert_eq!(mail.message.external_id, "sha256:ad630ac0937cb87b737b77684e6ab82f499c30f832af06d472fae7fcc1d9b657");
+    assert_eq!(mail.message.sender_name, None);
+}
+
+#[test]
+fn long_reference_chains_keep_the_first_and_latest() {
+    let refs: Vec<String> = (0..120).map(|i| format!("<r{i}@example.com>")).collect();
+    let raw = format!(
+        "From: a@example.com\r\nMessage-ID: <x@example.com>\r\nIn-Reply-To: <r119@example.com>\r\nReferences: {}\r\n\r\nhi\r\n",
+        refs.join("\r\n ")
+    );
+    let InboundEmail::Message(m) = parse(raw.as_bytes(), &inbox(), SenderAuth::NotAuthenticated).unwrap() else {
+        panic!()
+    };
+    let kept = &m.message.thread.references;
+    assert_eq!(kept.len(), MAX_REFERENCES);
+    assert_eq!(kept[0], "r0@example.com");
+    assert_eq!(kept[1], format!("r{}@example.com", 120 - (MAX_REFERENCES - 1)));
+    assert_eq!(kept.last().unwrap(), "r119@example.com");
+    // Such a message is still accepted by the engine.
+    assert!(Harness::new().try_ingest(m.message).is_ok());
+}
+
+#[test]
+fn oversized_text_is_cut_for_the_timeline_and_kept_whole() {
+    let body = "é".repeat(40_000);
+    let raw = format!(
+        "From: a@example.com\r\nMessage-ID: <big@example.com>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+    );
+    let small = inbox().with_max_text_bytes(1000);
+    let InboundEmail::Message(m) = parse(raw.as_bytes(), &small, SenderAuth::NotAuthenticated).unwrap() else {
+        panic!()
+    };
+    let Content::Text { body: shown } = &m.message.content else { panic!() };
+    assert!(shown.len() <= 1000 && shown.ends_with('…'), "{}", shown.len());
+    assert!(m.full_text.starts_with(&body));
+    // With the default limit the message fits the engine's default content limit.
+    let InboundEmail::Message(m) = parse(raw.as_bytes(), &inbox(), SenderAuth::NotAuthenticated).unwrap() else {
+        panic!()
+    };
+    assert!(Harness::new().try_ingest(m.message).is_ok());
+}
+
+#[test]
+fn malformed_email_is_a_typed_error() {
+    let cases: Vec<(&[u8], &str)> = vec![
+        (b"", "email"),
+        (b"just some text without headers", "email.from"),
+        (b"To: support@example.com\r\nMessage-ID: <a@b>\r\n\r\nhi\r\n", "email.from"),
+        (b"From: not an address\r\nMessage-ID: <a@b>\r\n\r\nhi\r\n", "email.from"),
+        (b"From: ada@exa_mple.com\r\nMessage-ID: <a@b>\r\n\r\nhi\r\n", "email"),
+        (b"From: a@example.com\r\nMessage-ID: <a@b>\r\n\r\n   \r\n", "email.body"),
+    ];
+    for (raw, field) in cases {
+        let err = parse(raw, &inbox(), SenderAuth::NotAuthenticated).unwrap_err();
+        let got = match &err {
+            Error::InvalidInput { field, .. } => *field,
+            Error::InvalidAddress { kind, .. } => *kind,
+            other => panic!("unexpected {other:?}"),
+        };
+        assert_eq!(got, field, "{:?}: {err}", String::from_utf8_lossy(raw));
+    }
+}
+
+#[test]
+fn inbox_configuration_is_checked() {
+    let ep = || EndpointId::new("x").unwrap();
+    assert!(EmailInbox::new(ep(), "reply+x@support.example.com").is_err());
+    assert!(EmailInbox::new(ep(), "not-an-address").is_err());
+    assert!(EmailInbox::new(ep(), "répondre@support.example.com").is_err());
+    assert!(inbox().with_subject_tag("has space").is_err());
+    assert!(inbox().reply_address_for("bad token").is_err());
+    assert_eq!(inbox().reply_address(), "reply@support.example.com");
+    assert_eq!(inbox().reply_address_for("6f1c").unwrap(), "reply+6f1c@support.example.com");
+    assert_eq!(inbox().tag_subject("Your parcel", "6f1c"), "Your parcel [ref:6f1c]");
+    assert_eq!(inbox().tag_subject("Re: Your parcel [ref:6f1c]", "6f1c"), "Re: Your parcel [ref:6f1c]");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Quote stripping and HTML
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn visible_text_rules() {
+    let cases = [
+        ("Top reply\n\nOn Mon, 1 Jan 2024, A <a@x> wrote:\n> old\n> older", "Top reply"),
+        ("Inline\n> q1\nanswer 1\n> q2\nanswer 2", "Inline\nanswer 1\nanswer 2"),
+        ("Body\n--\nSig", "Body"),
+        ("Body\n-- \nSig", "Body"),
+        ("Body\n\n----- Original Message -----\nFrom: x", "Body"),
+        ("Body\nFrom: Acme\nDate: Monday\nhi", "Body"),
+        ("From: a colleague of mine\nhad the same problem", "From: a colleague of mine\nhad the same problem"),
+        ("\n\n  Hello  \n\n", "  Hello"),
+        ("> only a quote", ""),
+        ("Hi\r\nthere\r\n", "Hi\nthere"),
+    ];
+    for (input, expected) in cases {
+        assert_eq!(visible_text(input), expected, "{input:?}");
+    }
+}
+
+#[test]
+fn html_to_text_rules() {
+    let cases = [
+        ("<p>One</p><p>Two</p>", "One\n\nTwo"),
+        ("a<br>b<br/>c", "a\nb\nc"),
+        ("<div>x</div><div>y</div>", "x\ny"),
+        ("<head><title>T</title><style>p{color:red}</style></head><body>Hi</body>", "Hi"),
+        ("<SCRIPT>alert(1)</SCRIPT>ok", "ok"),
+        ("<!-- hidden -->shown", "shown"),
+        ("5 &lt; 6 &amp;&amp; 7 &gt; 6 &#233;&#x2013;&nbsp;&bogus;", "5 < 6 && 7 > 6 é– &bogus;"),
+        ("<blockquote>q<blockquote>qq</blockquote></blockquote>after", "> q\n> > qq\n\nafter"),
+        ("  lots   of\n\n  space ", "lots of space"),
+        ("unclosed <b", "unclosed"),
+    ];
+    for (input, expected) in cases {
+        assert_eq!(html_to_text(input), expected, "{input:?}");
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bounces
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn dsn_fixture_gives_a_failed_receipt_for_the_bounced_message_id() {
+    let id = "conversation/1a2b3c4d-0000-4000-8000-000000000044/messages/9@support.example.com";
+    let got = bounce("bounce_dsn.eml");
+    assert_eq!(
+        got,
+        Bounce {
+            original_message_id: Some(id.into()),
+            standard: true,
+            recipients: vec![DsnRecipient {
+                recipient: Some("nobody@example.org".into()),
+                action: DsnAction::Failed,
+                status: Some("5.1.1".into()),
+                diagnostic: None,
+            }],
+            receipts: vec![DeliveryReceipt {
+                channel: ChannelKind::Email,
+                external_id: id.into(),
+                state: DeliveryState::Failed {
+                    code: Some("5.1.1".into()),
+                    reason: "delivery failed permanently (status 5.1.1)".into()
+                },
+                at: None,
+                recipient: Some(Address::email("nobody@example.org")),
+                watermark: false,
+            }],
+        }
+    );
+}
+
+#[test]
+fn multi_recipient_dsn_reports_failures_and_skips_delays() {
+    let got = bounce("bounce_dsn_multi.eml");
+    let diagnostic = "550 5.1.1 <gone@example.com>: Recipient address rejected: User unknown in virtual mailbox table";
+    assert_eq!(got.original_message_id.as_deref(), Some("reply-0002@support.example.com"));
+    assert_eq!(
+        got.recipients,
+        vec![
+            DsnRecipient {
+                recipient: Some("gone@example.com".into()),
+                action: DsnAction::Failed,
+                status: Some("5.1.1".into()),
+                diagnostic: Some(diagnostic.into()),
+            },
+            DsnRecipient {
+                recipient: Some("slow@example.com".into()),
+                action: DsnAction::Delayed,
+                status: Some("4.4.1".into()),
+                diagnostic: Some("421 4.4.1 try again later".into()),
+            },
+        ]
+    );
+    assert_eq!(
+        got.receipts,
+        vec![DeliveryReceipt {
+            channel: ChannelKind::Email,
+            external_id: "reply-0002@support.example.com".into(),
+            state: DeliveryState::Failed {
+                code: Some("5.1.1".into()),
+                reason: format!("delivery failed permanently: {diagnostic}")
+            },
+            at: Some(at(2025, 1, 2, 8, 29)),
+            recipient: Some(Address::email("gone@example.com")),
+            watermark: false,
+        }]
+    );
+}
+
+#[test]
+fn mailer_daemon_bounce_without_a_report_still_names_the_message() {
+    let got = bounce("bounce_mailer_daemon.eml");
+    assert_eq!(
+        got,
+        Bounce {
+            original_message_id: Some("reply-0003@support.example.com".into()),
+            standard: false,
+            recipients: vec![],
+            receipts: vec![DeliveryReceipt {
+                channel: ChannelKind::Email,
+                external_id: "reply-0003@support.example.com".into(),
+                state: DeliveryState::Failed { code: None, reason: "the message bounced".into() },
+                at: Some(at(2025, 1, 3, 12, 0)),
+                recipient: Some(Address::email("old-address@example.net")),
+                watermark: false,
+            }],
+        }
+    );
+}
+
+#[test]
+fn a_bounce_without_any_message_id_has_no_receipts() {
+    let raw = b"From: MAILER-DAEMON@mx.example.org\r\nSubject: failure\r\n\r\nSomething failed.\r\n";
+    let InboundEmail::Bounce(b) = parse(raw, &inbox(), SenderAuth::NotAuthenticated).unwrap() else { panic!() };
+    assert_eq!(b.original_message_id, None);
+    assert!(b.receipts.is_empty());
+}
+
+#[test]
+fn a_postmaster_writing_as_a_person_is_a_message() {
+    let raw = b"From: postmaster@customer.example\r\nTo: support@example.com\r\nMessage-ID: <pm@customer.example>\r\n\
+                Subject: Your newsletter\r\n\r\nPlease stop sending us newsletters.\r\n";
+    let InboundEmail::Message(m) = parse(raw, &inbox(), SenderAuth::NotAuthenticated).unwrap() else {
+        panic!("a postmaster's own words are a message")
+    };
+    assert_eq!(m.message.content, Content::text("Please stop sending us newsletters."));
+    // The same sender returning one of our messages is a bounce.
+    let returned = "From: postmaster@customer.example\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n\
+        --b\r\nContent-Type: text/plain\r\n\r\nCould not deliver.\r\n\
+        --b\r\nContent-Type: message/rfc822\r\n\r\nMessage-ID: <ours-9@support.example.com>\r\nSubject: x\r\n\r\nbody\r\n\
+        --b--\r\n";
+    let InboundEmail::Bounce(b) = parse(returned.as_bytes(), &inbox(), SenderAuth::NotAuthenticated).unwrap() else {
+        panic!("expected a bounce")
+    };
+    assert_eq!(b.original_message_id.as_deref(), Some("ours-9@support.example.com"));
+    assert_eq!(b.receipts.len(), 1);
+}
+
+#[test]
+fn dsn_envelope_id_and_delivery_actions() {
+    let raw = "From: postmaster@mx.example.com\r\n\
+        Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"\r\n\r\n\
+        --b\r\nContent-Type: text/plain\r\n\r\nreport\r\n\
+        --b\r\nContent-Type: message/delivery-status\r\n\r\n\
+        Original-Envelope-Id: <env-7@support.example.com>\r\nReporting-MTA: dns; mx\r\n\r\n\
+        Final-Recipient: rfc822; a@example.com\r\nAction: delivered\r\nStatus: 2.0.0\r\n\r\n\
+        Final-Recipient: rfc822; b@example.com\r\nAction: relayed\r\nStatus: 2.0.0\r\n\
+        --b--\r\n";
+    let InboundEmail::Bounce(b) = parse(raw.as_bytes(), &inbox(), SenderAuth::NotAuthenticated).unwrap() else {
+        panic!()
+    };
+    assert_eq!(b.original_message_id.as_deref(), Some("env-7@support.example.com"));
+    let states: Vec<_> = b.receipts.iter().map(|r| (r.recipient.clone(), r.state.clone())).collect();
+    assert_eq!(
+        states,
+        vec![
+            (Some(Address::email("a@example.com")), DeliveryState::Delivered),
+            (Some(Address::email("b@example.com")), DeliveryState::Sent),
+        ]
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// MIME builder
+// ---------------------------------------------------------------------------------------------
+
+fn date() -> DateTime<Utc> {
+    at(2025, 1, 1, 10, 0)
+}
+
+fn builder() -> EmailBuilder {
+    EmailBuilder::new(
+        Mailbox::named("Acme Support", "support@example.com"),
+        Mailbox::named("Ada Example", "ada@example.net"),
+        "Your parcel",
+        "It ships today.\nTracking: 1Z999",
+    )
+}
+
+#[test]
+fn builder_writes_a_plain_message_with_crlf_and_our_headers() {
+    let email = builder().message_id("m1@support.example.com").build(date()).unwrap();
+    let text = String::from_utf8(email.bytes).unwrap();
+    assert_eq!(
+        text,
+        "Date: Wed, 01 Jan 2025 10:00:00 +0000\r\n\
+         From: Acme Support <support@example.com>\r\n\
+         To: Ada Example <ada@example.net>\r\n\
+         Subject: Your parcel\r\n\
+         Message-ID: <m1@support.example.com>\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\
+         Content-Transfer-Encoding: 7bit\r\n\
+         \r\n\
+         It ships today.\r\nTracking: 1Z999\r\n"
+    );
+    assert_eq!(email.message_id, "m1@support.example.com");
+}
+
+#[test]
+fn builder_output_parses_back_with_mail_parser() {
+    let inbox = inbox();
+    let email = EmailBuilder::new(
+        Mailbox::named("Acme \"Care\" Team", "support@example.com"),
+        Mailbox::named("Zoë Example", "zoe@example.com"),
+        "Re: Rückerstattung für Bestellung #5521 – Status",
+        "Hallo Zoë,\n\ndie Erstattung ist unterwegs. 100 % sicher = ja.\nGrüße   \n",
+    )
+    .cc(Mailbox::new("billing@example.com"))
+    .html("<p>Hallo Zoë,</p><p>die Erstattung ist <b>unterwegs</b>.</p>")
+    .replying_to("<c2@mail.example.com>", &["c0@mail.example.com".into(), "c1@mail.example.com".into()])
+    .reply_token(&inbox, "6f1c2e4a")
+    .unwrap()
+    .auto_submitted()
+    .build(date())
+    .unwrap();
+    assert!(!email.bytes.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r'), "only CRLF line endings");
+    let long: Vec<String> = email
+        .bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| l.len() > 78 + 1)
+        .map(|l| String::from_utf8_lossy(l).into())
+        .collect();
+    assert!(long.is_empty(), "lines of at most 78 characters: {long:?}");
+    assert!(email.bytes.is_ascii());
+
+    let parsed = mail_parser::MessageParser::default().parse(&email.bytes).unwrap();
+    assert_eq!(parsed.subject(), Some("Re: Rückerstattung für Bestellung #5521 – Status"));
+    assert_eq!(parsed.message_id(), Some(email.message_id.as_str()));
+    assert!(email.message_id.ends_with("@example.com"), "default Message-ID at the From domain");
+    assert_eq!(parsed.in_reply_to().as_text(), Some("c2@mail.example.com"));
+    let refs: Vec<&str> = parsed.references().as_text_list().unwrap().iter().map(|r| r.as_ref()).collect();
+    assert_eq!(refs, ["c0@mail.example.com", "c1@mail.example.com", "c2@mail.example.com"]);
+    let from = parsed.from().unwrap().first().unwrap();
+    assert_eq!((from.name(), from.address()), (Some("Acme \"Care\" Team"), Some("support@example.com")));
+    let to = parsed.to().unwrap().first().unwrap();
+    assert_eq!((to.name(), to.address()), (Some("Zoë Example"), Some("zoe@example.com")));
+    assert_eq!(parsed.cc().unwrap().first().unwrap().address(), Some("billing@example.com"));
+    assert_eq!(parsed.reply_to().unwrap().first().unwrap().address(), Some("reply+6f1c2e4a@support.example.com"));
+    assert_eq!(parsed.date().unwrap().to_timestamp(), date().timestamp());
+    assert_eq!(parsed.header_raw("Auto-Submitted").map(str::trim), Some("auto-replied"));
+    assert_eq!(
+        parsed.body_text(0).unwrap().replace("\r\n", "\n"),
+        "Hallo Zoë,\n\ndie Erstattung ist unterwegs. 100 % sicher = ja.\nGrüße   \n"
+    );
+    assert_eq!(parsed.body_html(0).unwrap(), "<p>Hallo Zoë,</p><p>die Erstattung ist <b>unterwegs</b>.</p>");
+}
+
+#[test]
+fn builder_output_parses_back_with_our_own_parser() {
+    let email = builder().message_id("ours-1@support.example.com").build(date()).unwrap();
+    // The customer's copy, as their mail server hands it to a (different) support desk.
+    let InboundEmail::Message(m) = parse(&email.bytes, &inbox(), SenderAuth::NotAuthenticated).unwrap() else {
+        panic!()
+    };
+    assert_eq!(m.message.external_id, "ours-1@support.example.com");
+    assert_eq!(m.message.content, Content::text("It ships today.\nTracking: 1Z999"));
+    assert_eq!(m.message.sender_name.as_deref(), Some("Acme Support"));
+    assert_eq!(m.message.sent_at, Some(date()));
+}
+
+#[test]
+fn builder_rejects_bad_input() {
+    let cases: Vec<(EmailBuilder, &str)> = vec![
+        (
+            EmailBuilder::new(
+                Mailbox::new("support@example.com"),
+                Mailbox::new("a@example.com"),
+                "Hi\r\nBcc: x@y",
+                "t",
+            ),
+            "subject",
+        ),
+        (EmailBuilder::new(Mailbox::new("support@example.com"), Mailbox::new("a@example.com"), "Hi", " \n "), "text"),
+        (EmailBuilder::new(Mailbox::new("support@example.com"), Mailbox::new("not an address"), "Hi", "t"), "email"),
+        (EmailBuilder::new(Mailbox::new("support@example.com"), Mailbox::new("zoë@example.com"), "Hi", "t"), "email"),
+        (
+            EmailBuilder::new(
+                Mailbox::named("Evil\r\nBcc: x@y", "support@example.com"),
+                Mailbox::new("a@example.com"),
+                "Hi",
+                "t",
+            ),
+            "from",
+        ),
+        (
+            EmailBuilder::new(
+                Mailbox::new("support@example.com"),
+                Mailbox::named("ж".repeat(200), "a@example.com"),
+                "Hi",
+                "t",
+            ),
+            "to",
+        ),
+        (builder().message_id("no-at-sign"), "message_id"),
+        (builder().message_id("a b@c"), "message_id"),
+        (builder().replying_to("x y@z", &[]), "in_reply_to"),
+        (builder().replying_to("p@z", &["r r@z".into()]), "references"),
+    ];
+    for (b, field) in cases {
+        let err = b.build(date()).unwrap_err();
+        let got = match &err {
+            Error::InvalidInput { field, .. } => *field,
+            Error::InvalidAddress { kind, .. } => *kind,
+            other => panic!("unexpected {other:?}"),
+        };
+        assert_eq!(got, field, "{err}");
+    }
+    assert!(builder().reply_token(&inbox(), "no spaces please").is_err());
+}
+
+#[test]
+fn replying_to_follows_the_rfc_rule_and_caps_long_chains() {
+    let parent_refs: Vec<String> = (0..80).map(|i| format!("r{i}@x.example")).collect();
+    let email = builder().replying_to("p@x.example", &parent_refs).message_id("m@x.example").build(date()).unwrap();
+    let parsed = mail_parser::MessageParser::default().parse(&email.bytes).unwrap();
+    let refs: Vec<String> = parsed.references().as_text_list().unwrap().iter().map(|r| r.to_string()).collect();
+    assert_eq!(refs.len(), MAX_REFERENCES);
+    assert_eq!(refs[0], "r0@x.example");
+    assert_eq!(refs.last().unwrap(), "p@x.example");
+    assert_eq!(refs[refs.len() - 2], "r79@x.example");
+}
+
+// ---------------------------------------------------------------------------------------------
+// End to end: raw email → kit → engine → context
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn a_reply_with_in_reply_to_lands_in_the_conversation_of_the_original() {
+    let h = Harness::new();
+    let inbox = inbox();
+    let first = message("first_contact.eml");
+    let opened = h.ingest(first.message.clone());
+    assert!(matches!(opened.thread, ThreadDecision::Opened { .. }));
+
+    // Our agent answers; the host sends the built email and records it under its Message-ID.
+    let conversation = h.conversation(opened.conversation);
+    let ours = EmailBuilder::new(
+        Mailbox::named("Acme Support", "support@example.com"),
+        Mailbox::named("Ada Example", "ada@example.net"),
+        "Re: [Ticket#100042] Parcel not arrived",
+        "Thanks Ada, we are looking into it.",
+    )
+    .replying_to(&first.message.external_id, &first.message.thread.references)
+    .message_id("conversation/6f1c2e4a-9b7d-4c3e-8a21-0d5b7e9f1234/messages/77@support.example.com")
+    .reply_token(&inbox, &conversation.reply_token)
+    .unwrap()
+    .build(h.now())
+    .unwrap();
+    h.outbound(
+        opened.conversation,
+        OutboundMessage::agent(agent("ana"), Content::text("Thanks Ada, we are looking into it."))
+            .with_external_id(ours.message_id.clone()),
+    )
+    .unwrap();
+
+    // Another, unrelated email from Ada opens its own conversation (email is not single-thread)…
+    let unrelated = message("alternative.eml");
+    let other = h.ingest(unrelated.message);
+    assert_ne!(other.conversation, opened.conversation);
+
+    // …while her reply (fixture A: In-Reply-To is our Message-ID) joins the original.
+    let reply = message("reply_with_token.eml");
+    let joined = h.ingest(reply.message);
+    assert_eq!(joined.conversation, opened.conversation);
+    assert_eq!(joined.thread, ThreadDecision::Continued { reason: ThreadReason::EmailReference });
+
+    let view = h.context(opened.customer);
+    let texts: Vec<(ConversationId, String)> =
+        view.timeline.iter().rev().map(|m| (m.conversation, m.content.summary())).collect();
+    assert_eq!(
+        texts,
+        vec![
+            (opened.conversation, "My parcel (order 5521) has not arrived yet.\n\nAda".to_owned()),
+            (opened.conversation, "Thanks Ada, we are looking into it.".to_owned()),
+            (other.conversation, "Please send it to 1 Example Street instead.".to_owned()),
+            (opened.conversation, "Still nothing today, can you check with the courier?".to_owned()),
+        ]
+    );
+    assert_eq!(h.conversation(opened.conversation).subject.as_deref(), Some("[Ticket#100042] Parcel not arrived"));
+}
+
+#[test]
+fn a_reply_to_our_tokenised_reply_to_address_lands_by_token() {
+    let h = Harness::new();
+    let inbox = inbox();
+    let opened = h.ingest(message("first_contact.eml").message);
+    let token = h.conversation(opened.conversation).reply_token;
+    let ours = builder().reply_token(&inbox, &token).unwrap().build(h.now()).unwrap();
+    let reply_to = mail_parser::MessageParser::default()
+        .parse(&ours.bytes)
+        .unwrap()
+        .reply_to()
+        .and_then(|a| a.first())
+        .and_then(|a| a.address())
+        .unwrap()
+        .to_owned();
+    // The customer's client drops In-Reply-To but answers to Reply-To.
+    let raw = format!(
+        "From: Ada Example <ada@example.net>\r\nTo: {reply_to}\r\nSubject: Re: Your parcel\r\n\
+         Message-ID: <token-reply@mail.example.net>\r\n\r\nGot it, thanks!\r\n"
+    );
+    let InboundEmail::Message(m) = parse(raw.as_bytes(), &inbox, SenderAuth::NotAuthenticated).unwrap() else {
+        panic!()
+    };
+    assert_eq!(m.message.thread.reply_token.as_deref(), Some(token.as_str()));
+    let joined = h.ingest(m.message);
+    assert_eq!(joined.conversation, opened.conversation);
+    assert_eq!(joined.thread, ThreadDecision::Continued { reason: ThreadReason::ReplyToken });
+}
+
+#[test]
+fn a_stranger_quoting_our_message_id_does_not_enter_the_conversation() {
+    let h = Harness::new();
+    let opened = h.ingest(message("first_contact.eml").message);
+    let ours_id = "conversation/6f1c2e4a-9b7d-4c3e-8a21-0d5b7e9f1234/messages/77@support.example.com";
+    h.outbound(
+        opened.conversation,
+        OutboundMessage::agent(agent("ana"), Content::text("On it")).with_external_id(ours_id),
+    )
+    .unwrap();
+    let raw = format!(
+        "From: mallory@example.org\r\nTo: support@example.com\r\nMessage-ID: <m@example.org>\r\n\
+         In-Reply-To: <{ours_id}>\r\n\r\nPlease send me Ada's address\r\n"
+    );
+    let InboundEmail::Message(m) = parse(raw.as_bytes(), &inbox(), SenderAuth::NotAuthenticated).unwrap() else {
+        panic!()
+    };
+    let outcome = h.ingest(m.message);
+    assert_ne!(outcome.conversation, opened.conversation);
+    assert_ne!(outcome.customer, opened.customer);
+}
+
+#[test]
+fn a_bounce_marks_our_message_failed() {
+    let h = Harness::new();
+    let opened = h.ingest(message("first_contact.eml").message);
+    let id = "conversation/1a2b3c4d-0000-4000-8000-000000000044/messages/9@support.example.com";
+    h.outbound(
+        opened.conversation,
+        OutboundMessage::agent(agent("ana"), Content::text("Your request")).with_external_id(id),
+    )
+    .unwrap();
+    for receipt in bounce("bounce_dsn.eml").receipts {
+        run(h.engine.update_delivery(&h.tenant, &receipt.channel, &receipt.external_id, receipt.state)).unwrap();
+    }
+    let view = h.context(opened.customer);
+    let ours = view.timeline.iter().find(|m| m.external_id.as_deref() == Some(id)).unwrap();
+    assert!(matches!(&ours.delivery, DeliveryState::Failed { code: Some(c), .. } if c == "5.1.1"));
+}
+
+#[test]
+fn a_redelivered_email_is_a_duplicate() {
+    let h = Harness::new();
+    let first = h.ingest(message("new_message.eml").message);
+    let again = h.ingest(message("new_message.eml").message);
+    assert!(again.duplicate);
+    assert_eq!(again.message, first.message);
+    let no_id_1 = h.ingest(message("no_message_id.eml").message);
+    let no_id_2 = h.ingest(message("no_message_id.eml").message);
+    assert!(!no_id_1.duplicate && no_id_2.duplicate, "the content hash dedupes too");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Properties
+// ---------------------------------------------------------------------------------------------
+
+fn email_like() -> impl Strategy<Value = Vec<u8>> {
+    let header = prop_oneof![
+        Just("From: a@example.com".to_owned()),
+        Just("From: MAILER-DAEMON@x.example".to_owned()),
+        Just("To: reply+tok@support.example.com".to_owned()),
+        Just("Message-ID: <x@example.com>".to_owned()),
+        Just("In-Reply-To: <".to_owned()),
+        Just("References: <a@b> <c".to_owned()),
+        Just("Content-Type: multipart/report; report-type=delivery-status; boundary=\"b\"".to_owned()),
+        Just("Content-Type: multipart/alternative; boundary=b".to_owned()),
+        Just("Content-Type: text/html".to_owned()),
+        Just("Content-Transfer-Encoding: base64".to_owned()),
+        Just("Content-Transfer-Encoding: quoted-printable".to_owned()),
+        Just("Auto-Submitted: auto-replied".to_owned()),
+        Just("Subject: =?UTF-8?B?w6k=?= [ref:".to_owned()),
+        "[A-Za-z-]{1,12}: [ -~]{0,30}",
+    ];
+    let body_line = prop_oneof![
+        Just("--b".to_owned()),
+        Just("--b--".to_owned()),
+        Just("Content-Type: message/delivery-status".to_owned()),
+        Just("Content-Type: message/rfc822".to_owned()),
+        Just("Action: failed".to_owned()),
+        Just("Final-Recipient: rfc822; x@y.example".to_owned()),
+        Just("<blockquote><p>&#x1F600;&amp".to_owned()),
+        Just("On Mon wrote:".to_owned()),
+        Just("> quoted".to_owned()),
+        Just("".to_owned()),
+        "\\PC{0,40}",
+    ];
+    (prop::collection::vec(header, 0..8), prop::collection::vec(body_line, 0..16))
+        .prop_map(|(h, b)| format!("{}\r\n\r\n{}", h.join("\r\n"), b.join("\r\n")).into_bytes())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn arbitrary_bytes_never_panic(raw in prop::collection::vec(any::<u8>(), 0..2048)) {
+        let _ = parse(&raw, &inbox(), SenderAuth::Authenticated);
+        let text = String::from_utf8_lossy(&raw);
+        let _ = visible_text(&text);
+        let _ = html_to_text(&text);
+    }
+
+    #[test]
+    fn email_like_input_never_panics_and_messages_are_ingestible(raw in email_like()) {
+        if let Ok(InboundEmail::Message(m)) = parse(&raw, &inbox(), SenderAuth::NotAuthenticated) {
+            let h = Harness::new();
+            prop_assert!(h.try_ingest(m.message).is_ok());
+        }
+    }
+
+    #[test]
+    fn built_messages_parse_back_to_the_same_subject_and_body(
+        subject in "\\PC{1,120}",
+        text in "[\\PC\n]{1,400}",
+        html in proptest::option::of("\\PC{1,200}"),
+        name in proptest::option::of("\\PC{1,40}"),
+    ) {
+        prop_assume!(subject.trim() == subject && !text.trim().is_empty());
+        let to = match &name {
+            Some(n) if !n.trim().is_empty() => Mailbox::named(n.clone(), "ada@example.net"),
+            _ => Mailbox::new("ada@example.net"),
+        };
+        let mut b = EmailBuilder::new(Mailbox::new("support@example.com"), to, subject.clone(), text.clone());
+        if let Some(h) = &html {
+            b = b.html(h.clone());
+        }
+        let email = b.build(date()).unwrap();
+        prop_assert!(email.bytes.is_ascii());
+        prop_assert!(!email.bytes.windows(2).any(|w| w[1] == b'\n' && w[0] != b'\r'));
+        prop_assert!(email.bytes.split(|b| *b == b'\n').all(|l| l.len() <= 998));
+
+        let parsed = mail_parser::MessageParser::default().parse(&email.bytes).unwrap();
+        prop_assert_eq!(parsed.subject(), Some(subject.as_str()));
+        prop_assert_eq!(parsed.message_id(), Some(email.message_id.as_str()));
+        let body = parsed.body_text(0).unwrap().replace("\r\n", "\n");
+        let sent = text.replace("\r\n", "\n");
+        prop_assert_eq!(body.trim_end_matches('\n'), sent.trim_end_matches('\n'));
+        if let Some(h) = &html {
+            let got = parsed.body_html(0).unwrap();
+            prop_assert_eq!(got.trim_end(), h.trim_end());
+        }
+        if let Some(n) = name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
+            prop_assert_eq!(parsed.to().unwrap().first().unwrap().name(), Some(n));
+        }
+    }
+}
+
+#[test]
+fn kit_types_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<EmailInbox>();
+    check::<InboundEmail>();
+    check::<EmailMessage>();
+    check::<Bounce>();
+    check::<EmailBuilder>();
+    check::<OutgoingEmail>();
+}

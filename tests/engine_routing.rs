@@ -1,0 +1,96 @@
+//! Ingest hands conversations that need a handler to the engine's router; what the router
+//! decides (now or later) becomes the conversation's handler.
+
+use chrono::{TimeZone, Utc};
+use std::sync::Arc;
+use touchpoint::clock::ManualClock;
+use touchpoint::model::*;
+use touchpoint::routing::{Agent, Capacity, Outcome, Router, RouterConfig, RoutingEvent, WorkItemId};
+use touchpoint::store::InMemoryStore;
+use touchpoint::{Engine, Error};
+
+fn run<F: std::future::Future>(f: F) -> F::Output {
+    futures::executor::block_on(f)
+}
+
+fn chat(visitor: &str, id: &str) -> InboundMessage {
+    InboundMessage::new(
+        ChannelKind::WebChat,
+        EndpointId::new("site").unwrap(),
+        Address::platform("site", visitor),
+        id,
+        Content::text("Hello, I need help"),
+    )
+}
+
+fn setup() -> (Engine, Arc<Router>, TenantId) {
+    let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap();
+    let router = Arc::new(Router::new(RouterConfig::default()));
+    let ana = Agent::new(AgentId::new("ana").unwrap())
+        .with_capacity(Capacity::per_channel([(ChannelKind::WebChat, 1)]))
+        .with_status("online");
+    router.upsert_agent(ana, t0).unwrap();
+    let engine = Engine::builder(Arc::new(InMemoryStore::new()))
+        .clock(Arc::new(ManualClock::new(t0)))
+        .router(router.clone())
+        .build();
+    (engine, router, TenantId::new("acme").unwrap())
+}
+
+fn handler(engine: &Engine, tenant: &TenantId, conversation: ConversationId) -> Option<Handler> {
+    run(engine.conversation(tenant, conversation)).unwrap().handler
+}
+
+#[test]
+fn a_new_conversation_is_routed_and_its_handler_recorded() {
+    let (engine, router, tenant) = setup();
+    let ana = AgentId::new("ana").unwrap();
+    let first = run(engine.ingest(&tenant, chat("v1", "c1"))).unwrap();
+    let decision = first.routing.as_ref().expect("routed during ingest");
+    assert_eq!(decision.outcome, Outcome::Assigned(ana.clone()));
+    assert_eq!(handler(&engine, &tenant, first.conversation), Some(Handler::Agent(ana.clone())));
+
+    // A follow-up in the same conversation is not submitted again.
+    let follow_up = run(engine.ingest(&tenant, chat("v1", "c2"))).unwrap();
+    assert_eq!(follow_up.conversation, first.conversation);
+    assert!(follow_up.routing.is_none());
+    assert_eq!(router.agent(&ana).unwrap().load, 1);
+
+    // Ana is at capacity: the next customer waits in the default queue.
+    let second = run(engine.ingest(&tenant, chat("v2", "d1"))).unwrap();
+    let queued = second.routing.as_ref().expect("routed during ingest");
+    let Outcome::Queued(queue) = &queued.outcome else { panic!("{queued:?}") };
+    assert_eq!(handler(&engine, &tenant, second.conversation), Some(Handler::Queue(queue.clone())));
+
+    // Ana finishes the first chat: the router gives her the waiting one, and the engine
+    // records it on the conversation.
+    let events = router.complete(WorkItemId::from(first.conversation), engine.now()).unwrap();
+    assert!(events.iter().any(|e| matches!(e, RoutingEvent::Assigned { agent, .. } if *agent == ana)));
+    run(engine.apply_routing_events(&tenant, &events)).unwrap();
+    assert_eq!(handler(&engine, &tenant, second.conversation), Some(Handler::Agent(ana)));
+    assert_eq!(handler(&engine, &tenant, first.conversation), None);
+}
+
+#[test]
+fn without_a_router_ingest_does_not_route_and_routing_on_demand_is_refused() {
+    let engine = Engine::in_memory();
+    let tenant = TenantId::new("acme").unwrap();
+    let out = run(engine.ingest(&tenant, chat("v1", "c1"))).unwrap();
+    assert!(out.needs_handler);
+    assert!(out.routing.is_none());
+    let refused = run(engine.route_conversation(&tenant, out.conversation));
+    assert!(matches!(refused, Err(Error::Refused(_))), "{refused:?}");
+}
+
+#[test]
+fn the_work_item_carries_the_conversation_channel_priority_and_language() {
+    let (engine, _, tenant) = setup();
+    let out = run(engine.ingest(&tenant, chat("v9", "x1"))).unwrap();
+    let patch =
+        touchpoint::CustomerPatch { language: Some(Some(LanguageTag::parse("pt-BR").unwrap())), ..Default::default() };
+    run(engine.update_customer(&tenant, out.customer, patch)).unwrap();
+    let item = run(engine.work_item(&tenant, out.conversation)).unwrap();
+    assert_eq!(item.id, WorkItemId::from(out.conversation));
+    assert_eq!(item.channel, ChannelKind::WebChat);
+    assert_eq!(item.language.as_ref().map(|l| l.as_str()), Some("pt-BR"));
+}

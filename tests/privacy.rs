@@ -1,0 +1,668 @@
+//! Export (GDPR art. 15/20) and erasure (art. 17): the export holds everything about the
+//! customer; after erasure the store holds nothing personal about them, other customers are
+//! untouched, and the same address starts afresh.
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::Value;
+use std::collections::HashSet;
+use std::sync::Arc;
+use touchpoint::clock::ManualClock;
+use touchpoint::context::TimelinePage;
+use touchpoint::events::{Event, StoredEvent};
+use touchpoint::identity::Resolution;
+use touchpoint::model::*;
+use touchpoint::privacy::CustomerExport;
+use touchpoint::store::{ChangeSet, Committed, InMemoryStore, LinkKey, MessageQuery, Store, ThreadKey};
+use touchpoint::{CustomerPatch, Engine, Error, IngestOutcome, OutboundMessage, SurvivorRule};
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()
+}
+
+fn run<F: std::future::Future>(f: F) -> F::Output {
+    futures::executor::block_on(f)
+}
+
+fn canonical(v: &Value) -> Value {
+    match v {
+        Value::Array(items) => {
+            let mut items: Vec<Value> = items.iter().map(canonical).collect();
+            items.sort_by_cached_key(|i| i.to_string());
+            Value::Array(items)
+        }
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), canonical(v))).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Personal data of Ana that must be gone after her erasure (raw and normalised spellings).
+const ANA_PII: &[&str] = &[
+    "+55 11 98765-4321",
+    "5511987654321",
+    "551187654321", // the lookup variant without the ninth digit
+    "Ana.Souza@Example.COM",
+    "ana.souza@example.com",
+    "Ana.Work@Example.NET",
+    "ana.work@example.net",
+    "ana-visitor-77",
+    "ana-psid-88",
+    "Ana Souza-Privacy",
+    "Ana FB-Alias",
+    "ana-user-42",
+    "ANA-ATTR-GOLD",
+    "ANA-ACC-99817",
+    "wamid.ANA-0001",
+    "SM-ANA-0002",
+    "ana-0003@mail.example.com",
+    "chat-ANA-0004",
+    "wamid.OUT-ANA-0005",
+    "mid.ANA-0006",
+    "ANA-TEXT-1",
+    "ANA-TEXT-2",
+    "ANA-TEXT-3",
+    "ANA-TEXT-4",
+    "ANA-REPLY-5",
+    "ANA-TEXT-6",
+    "ANA-SUBJECT-3",
+    "ANA-THREAD-6",
+];
+
+const BOB_PII: &[&str] = &["+447700900555", "Bob Keeper", "bob@example.org", "BOB-TEXT-1", "BOB-TEXT-2", "bob-user-7"];
+
+struct Setup {
+    engine: Engine,
+    store: InMemoryStore,
+    tenant: TenantId,
+    ana: CustomerId,
+    /// The customer merged into Ana (now an alias).
+    alias: CustomerId,
+    bob: CustomerId,
+    ana_identities: HashSet<IdentityId>,
+    ana_conversations: HashSet<ConversationId>,
+    ana_messages: HashSet<MessageId>,
+}
+
+fn ep(s: &str) -> EndpointId {
+    EndpointId::new(s).unwrap()
+}
+
+fn setup() -> Setup {
+    let store = InMemoryStore::new();
+    let clock = Arc::new(ManualClock::new(t0()));
+    let engine = Engine::builder(Arc::new(store.clone())).clock(clock.clone()).build();
+    let tenant = TenantId::new("shop").unwrap();
+    let t = &tenant.clone();
+    run(async {
+        let mut outs: Vec<IngestOutcome> = Vec::new();
+        let wa = InboundMessage::new(
+            ChannelKind::WhatsApp,
+            ep("wa-main"),
+            Address::phone("+55 11 98765-4321"),
+            "wamid.ANA-0001",
+            Content::text("ANA-TEXT-1 my card was charged twice"),
+        )
+        .with_sender_name("Ana Souza-Privacy");
+        outs.push(engine.ingest(t, wa).await.unwrap());
+        let ana = outs[0].customer;
+        clock.advance(chrono::Duration::minutes(1));
+        let sms = InboundMessage::new(
+            ChannelKind::Sms,
+            ep("sms-main"),
+            Address::phone("5511987654321"),
+            "SM-ANA-0002",
+            Content::text("ANA-TEXT-2 still waiting"),
+        );
+        outs.push(engine.ingest(t, sms).await.unwrap());
+        engine
+            .update_customer(
+                t,
+                ana,
+                CustomerPatch {
+                    external_id: Some(Some("ana-user-42".into())),
+                    set_attributes: [
+                        ("loyalty".to_owned(), Value::from("ANA-ATTR-GOLD")),
+                        ("account".to_owned(), serde_json::json!({ "number": "ANA-ACC-99817" })),
+                    ]
+                    .into_iter()
+                    .collect(),
+                    ..CustomerPatch::default()
+                },
+            )
+            .await
+            .unwrap();
+        clock.advance(chrono::Duration::minutes(1));
+        let mail = InboundMessage::new(
+            ChannelKind::Email,
+            ep("support-inbox"),
+            Address::email("Ana.Souza@Example.COM"),
+            "<ana-0003@mail.example.com>",
+            Content::text("ANA-TEXT-3 please refund"),
+        )
+        .with_claim(CustomerKey::ExternalId("ana-user-42".into()), Verification::Verified)
+        .with_thread(ThreadHints { subject: Some("Refund ANA-SUBJECT-3".into()), ..ThreadHints::default() });
+        outs.push(engine.ingest(t, mail).await.unwrap());
+        clock.advance(chrono::Duration::minutes(1));
+        let chat = InboundMessage::new(
+            ChannelKind::WebChat,
+            ep("shop-widget"),
+            Address::platform("shop-widget", "ana-visitor-77"),
+            "chat-ANA-0004",
+            Content::text("ANA-TEXT-4 hello from the site"),
+        )
+        .with_claim(CustomerKey::ExternalId("ana-user-42".into()), Verification::Verified);
+        outs.push(engine.ingest(t, chat).await.unwrap());
+        let reply = engine
+            .record_outbound(
+                t,
+                outs[0].conversation,
+                OutboundMessage::agent(AgentId::new("agent-1").unwrap(), Content::text("ANA-REPLY-5 refund issued"))
+                    .with_external_id("wamid.OUT-ANA-0005"),
+            )
+            .await
+            .unwrap();
+        engine.update_delivery(t, &ChannelKind::WhatsApp, "wamid.OUT-ANA-0005", DeliveryState::Read).await.unwrap();
+        // Another profile of Ana on Messenger, merged into her.
+        clock.advance(chrono::Duration::minutes(1));
+        let fb = InboundMessage::new(
+            ChannelKind::Messenger,
+            ep("fb-page"),
+            Address::platform("page-1", "ana-psid-88"),
+            "mid.ANA-0006",
+            Content::text("ANA-TEXT-6 from Facebook"),
+        )
+        .with_sender_name("Ana FB-Alias")
+        .with_thread(ThreadHints { provider_thread_id: Some("ANA-THREAD-6".into()), ..ThreadHints::default() });
+        outs.push(engine.ingest(t, fb).await.unwrap());
+        let alias = outs[4].customer;
+        assert_ne!(alias, ana);
+        let plan = engine.merge_customers(t, ana, alias, SurvivorRule::First).await.unwrap();
+        assert_eq!(plan.survivor, ana);
+        let linked = engine
+            .link_identity(t, ana, ChannelKind::Email, Address::email("Ana.Work@Example.NET"), Verification::Verified)
+            .await
+            .unwrap();
+        for o in &outs {
+            assert_eq!(engine.customer(t, o.customer).await.unwrap().id, ana, "setup: one Ana");
+        }
+
+        // Bob: another customer, whose data must survive Ana's erasure.
+        let bob_wa = InboundMessage::new(
+            ChannelKind::WhatsApp,
+            ep("wa-main"),
+            Address::phone("+447700900555"),
+            "wamid.BOB-1",
+            Content::text("BOB-TEXT-1 where is my parcel"),
+        )
+        .with_sender_name("Bob Keeper");
+        let bob = engine.ingest(t, bob_wa).await.unwrap();
+        let bob_mail = InboundMessage::new(
+            ChannelKind::Email,
+            ep("support-inbox"),
+            Address::email("bob@example.org"),
+            "<bob-2@example.org>",
+            Content::text("BOB-TEXT-2 any news"),
+        )
+        .with_verification(Verification::Verified)
+        .with_claim(CustomerKey::Phone("+447700900555".into()), Verification::CarrierAsserted);
+        let bob2 = engine.ingest(t, bob_mail).await.unwrap();
+        assert_eq!(bob2.customer, bob.customer);
+        engine
+            .update_customer(
+                t,
+                bob.customer,
+                CustomerPatch { external_id: Some(Some("bob-user-7".into())), ..CustomerPatch::default() },
+            )
+            .await
+            .unwrap();
+
+        let mut ana_identities: HashSet<IdentityId> = outs.iter().map(|o| o.identity).collect();
+        ana_identities.insert(linked.id);
+        let ana_conversations: HashSet<ConversationId> = outs.iter().map(|o| o.conversation).collect();
+        let mut ana_messages: HashSet<MessageId> = outs.iter().map(|o| o.message).collect();
+        ana_messages.insert(reply.id);
+        assert_eq!(ana_identities.len(), 6);
+        assert_eq!(ana_conversations.len(), 5);
+        assert_eq!(ana_messages.len(), 6);
+        Setup { engine, store, tenant, ana, alias, bob: bob.customer, ana_identities, ana_conversations, ana_messages }
+    })
+}
+
+fn without_export_time(e: &CustomerExport) -> Value {
+    let mut v = serde_json::to_value(e).unwrap();
+    v.as_object_mut().unwrap().remove("exported_at");
+    canonical(&v)
+}
+
+#[test]
+fn export_holds_every_identity_conversation_and_message_as_json() {
+    let s = setup();
+    let export = run(s.engine.export_customer(&s.tenant, s.ana)).unwrap();
+    let json = export.to_json();
+
+    // It parses back, as JSON and as the typed export, losslessly.
+    let value: Value = serde_json::from_str(&json).expect("the export is valid JSON");
+    let back: CustomerExport = serde_json::from_str(&json).expect("the export parses back");
+    assert_eq!(back, export);
+    assert_eq!(value["customer"]["id"], Value::from(s.ana.to_string()));
+
+    let identities: HashSet<IdentityId> = back.identities.iter().map(|i| i.id).collect();
+    let conversations: HashSet<ConversationId> = back.conversations.iter().map(|c| c.id).collect();
+    let messages: HashSet<MessageId> = back.messages.iter().map(|m| m.id).collect();
+    assert_eq!(identities, s.ana_identities);
+    assert_eq!(conversations, s.ana_conversations);
+    assert_eq!(messages, s.ana_messages);
+    assert_eq!(back.messages.len(), s.ana_messages.len(), "a message exported twice");
+    assert!(back.messages.windows(2).all(|w| w[0].id < w[1].id), "messages are not oldest first");
+    assert!(back.identities.iter().all(|i| i.customer == s.ana));
+    assert!(back.conversations.iter().all(|c| c.customer == s.ana));
+    assert!(back.messages.iter().all(|m| s.ana_conversations.contains(&m.conversation)));
+    let total: u32 = back.conversations.iter().map(|c| c.message_count).sum();
+    assert_eq!(total as usize, back.messages.len());
+
+    // Every piece of Ana's data is in it; nothing of Bob's is.
+    // (Not in the export: the phone lookup variant, never stored, and the provider's thread id,
+    // a routing key rather than data about the person.)
+    for pii in ANA_PII.iter().filter(|p| !["551187654321", "ANA-THREAD-6"].contains(*p)) {
+        assert!(json.contains(pii), "the export lacks {pii:?}");
+    }
+    for pii in BOB_PII {
+        assert!(!json.contains(pii), "the export holds Bob's {pii:?}");
+    }
+    assert_eq!(back.customer.name.as_deref(), Some("Ana Souza-Privacy"));
+    assert_eq!(back.customer.external_id.as_deref(), Some("ana-user-42"));
+    assert_eq!(back.customer.attributes["loyalty"], Value::from("ANA-ATTR-GOLD"));
+
+    // Through the merged-away id, the export is the survivor's.
+    let via_alias = run(s.engine.export_customer(&s.tenant, s.alias)).unwrap();
+    assert_eq!(without_export_time(&via_alias), without_export_time(&export));
+}
+
+#[test]
+fn erasure_leaves_no_personal_data_and_spares_other_customers() {
+    let s = setup();
+    let (e, t) = (&s.engine, &s.tenant);
+    let export = run(e.export_customer(t, s.ana)).unwrap();
+    let bob_before = without_export_time(&run(e.export_customer(t, s.bob)).unwrap());
+
+    // Everything personal the export showed, plus the known literals.
+    let mut pii: Vec<String> = ANA_PII.iter().map(|s| (*s).to_owned()).collect();
+    for i in &export.identities {
+        pii.push(i.raw_address.clone());
+        pii.push(i.address.value.clone());
+        pii.extend(i.display_name.clone());
+    }
+    for c in &export.conversations {
+        pii.extend(c.subject.clone());
+        pii.push(c.reply_token.clone());
+    }
+    for m in &export.messages {
+        pii.extend(m.external_id.clone());
+        if let Content::Text { body } = &m.content {
+            pii.push(body.clone());
+        }
+    }
+    pii.extend(export.customer.name.clone());
+    pii.extend(export.customer.external_id.clone());
+    pii.push("ANA-ATTR-GOLD".into());
+    pii.push("ANA-ACC-99817".into());
+    let dump_before = serde_json::to_string(&s.store.dump()).unwrap();
+    for p in &pii {
+        assert!(dump_before.contains(p.as_str()) || p == "551187654321", "setup: {p:?} was never stored");
+    }
+
+    let report = run(e.erase_customer(t, s.ana)).unwrap();
+    assert_eq!(report.customer, s.ana);
+    assert_eq!(report.identities, s.ana_identities.len());
+    assert_eq!(report.conversations, s.ana_conversations.len());
+    assert_eq!(report.messages, s.ana_messages.len());
+
+    let dump = s.store.dump();
+    let text = serde_json::to_string(&dump).unwrap();
+    let leaks: Vec<&String> = pii.iter().filter(|p| text.contains(p.as_str())).collect();
+    assert!(leaks.is_empty(), "personal data left in the store after erasure: {leaks:?}");
+    // No record that points at Ana's deleted data is left either.
+    for id in s.ana_identities.iter().map(ToString::to_string).chain(s.ana_messages.iter().map(ToString::to_string)) {
+        let in_records = ["identities", "messages", "conversations", "customers"]
+            .iter()
+            .any(|k| dump["shop"][*k].to_string().contains(&id));
+        assert!(!in_records, "a stored record still refers to {id}");
+    }
+
+    // The tombstone: id, tenant and times only.
+    let tomb = run(e.store().customer(t, s.ana)).unwrap().expect("a tombstone is kept");
+    assert!(matches!(tomb.state, CustomerState::Erased { .. }));
+    assert_eq!(tomb.name, None);
+    assert_eq!(tomb.external_id, None);
+    assert_eq!(tomb.language, None);
+    assert_eq!(tomb.time_zone, None);
+    assert!(tomb.attributes.is_empty());
+    assert!(tomb.consent.is_empty());
+    let tomb_json = serde_json::to_string(&tomb).unwrap();
+    for p in &pii {
+        assert!(!tomb_json.contains(p.as_str()), "the tombstone holds {p:?}");
+    }
+    assert!(run(e.store().identities_of(t, s.ana)).unwrap().is_empty());
+    assert!(run(e.store().conversations_of(t, s.ana)).unwrap().is_empty());
+    assert!(run(e.store().customer_by_external_id(t, "ana-user-42")).unwrap().is_none());
+
+    // The engine reports the customer as erased, everywhere.
+    assert!(matches!(run(e.customer(t, s.ana)), Err(Error::Erased(_))));
+    assert!(matches!(run(e.customer_context(t, s.ana, TimelinePage::default())), Err(Error::Erased(_))));
+    assert!(matches!(run(e.export_customer(t, s.ana)), Err(Error::Erased(_))));
+    assert!(matches!(run(e.erase_customer(t, s.ana)), Err(Error::Erased(_))));
+    for c in &s.ana_conversations {
+        assert!(matches!(run(e.conversation(t, *c)), Err(Error::NotFound { .. })));
+    }
+    for m in &s.ana_messages {
+        assert!(matches!(run(e.message(t, *m)), Err(Error::NotFound { .. })));
+    }
+
+    // Bob is untouched.
+    let bob_after = without_export_time(&run(e.export_customer(t, s.bob)).unwrap());
+    assert_eq!(bob_after, bob_before);
+    for p in BOB_PII {
+        assert!(text.contains(p), "Bob's {p:?} was erased too");
+    }
+}
+
+#[test]
+fn after_erasure_the_same_address_starts_a_new_customer_without_history() {
+    let s = setup();
+    let (e, t) = (&s.engine, &s.tenant);
+    run(e.erase_customer(t, s.ana)).unwrap();
+    run(async {
+        let again = InboundMessage::new(
+            ChannelKind::WhatsApp,
+            ep("wa-main"),
+            Address::phone("+5511987654321"),
+            "wamid.ANA-NEW-1",
+            Content::text("hello again"),
+        );
+        let out = e.ingest(t, again).await.unwrap();
+        assert!(!out.duplicate);
+        assert_ne!(out.customer, s.ana);
+        assert_ne!(out.customer, s.alias);
+        assert_ne!(out.customer, s.bob);
+        assert_eq!(out.resolution, Resolution::Created);
+        assert!(!s.ana_conversations.contains(&out.conversation));
+        assert!(out.suspected_duplicates.is_empty());
+
+        let fresh = e.customer(t, out.customer).await.unwrap();
+        assert_eq!(fresh.name, None);
+        assert_eq!(fresh.external_id, None);
+        assert!(fresh.attributes.is_empty());
+        let view = e.customer_context(t, out.customer, TimelinePage::default()).await.unwrap();
+        assert_eq!(view.timeline.len(), 1);
+        assert_eq!(view.timeline[0].id, out.message);
+        assert_eq!(view.identities.len(), 1);
+        assert_eq!(view.open_conversations.len() + view.past_conversations.len(), 1);
+        let export = e.export_customer(t, out.customer).await.unwrap();
+        assert_eq!(export.messages.len(), 1);
+        assert_eq!(export.conversations.len(), 1);
+        let json = export.to_json();
+        for p in ANA_PII.iter().filter(|p| !p.contains("5511987654321") && !p.contains("98765-4321")) {
+            assert!(!json.contains(p), "old history {p:?} came back");
+        }
+        // The old customer stays erased.
+        assert!(matches!(e.customer(t, s.ana).await, Err(Error::Erased(_))));
+
+        // Her former signed-in web chat starts over too.
+        let chat = InboundMessage::new(
+            ChannelKind::WebChat,
+            ep("shop-widget"),
+            Address::platform("shop-widget", "ana-visitor-77"),
+            "chat-ANA-NEW-2",
+            Content::text("hi"),
+        )
+        .with_claim(CustomerKey::ExternalId("ana-user-42".into()), Verification::Verified);
+        let chat = e.ingest(t, chat).await.unwrap();
+        assert_ne!(chat.customer, s.ana);
+        let view = e.customer_context(t, chat.customer, TimelinePage::default()).await.unwrap();
+        assert!(view.timeline.iter().all(|m| m.id == chat.message || m.id == out.message));
+        assert!(view.timeline.iter().all(|m| !s.ana_messages.contains(&m.id)));
+    });
+}
+
+#[test]
+fn export_and_erase_of_another_tenants_customer_are_not_found() {
+    let s = setup();
+    let (e, t) = (&s.engine, &s.tenant);
+    let other = TenantId::new("other-shop").unwrap();
+    run(async {
+        // The other tenant exists and has a customer of its own.
+        let mine = InboundMessage::new(
+            ChannelKind::WhatsApp,
+            ep("wa-main"),
+            Address::phone("+447700900777"),
+            "wamid.OTHER-1",
+            Content::text("other tenant"),
+        );
+        let mine = e.ingest(&other, mine).await.unwrap();
+        let before = canonical(&s.store.dump());
+        assert!(matches!(e.export_customer(&other, s.ana).await, Err(Error::NotFound { .. })));
+        assert!(matches!(e.export_customer(&other, s.alias).await, Err(Error::NotFound { .. })));
+        assert!(matches!(e.erase_customer(&other, s.ana).await, Err(Error::NotFound { .. })));
+        assert!(matches!(e.erase_customer(&other, s.bob).await, Err(Error::NotFound { .. })));
+        assert!(matches!(e.export_customer(t, mine.customer).await, Err(Error::NotFound { .. })));
+        assert!(matches!(e.erase_customer(t, mine.customer).await, Err(Error::NotFound { .. })));
+        assert_eq!(canonical(&s.store.dump()), before, "a refused export/erase changed the store");
+        assert_eq!(e.customer(t, s.ana).await.unwrap().name.as_deref(), Some("Ana Souza-Privacy"));
+        // An erased customer of one tenant is not even revealed as erased to another.
+        e.erase_customer(t, s.bob).await.unwrap();
+        assert!(matches!(e.export_customer(&other, s.bob).await, Err(Error::NotFound { .. })));
+        assert!(matches!(e.customer(&other, s.bob).await, Err(Error::NotFound { .. })));
+    });
+}
+
+/// A delivery failure's reason is free text from the provider and often names the recipient
+/// ("+55… is not a WhatsApp user"). The outbox keeps events after an erasure, so they must not
+/// carry it.
+#[test]
+fn erasure_leaves_no_personal_data_in_delivery_receipt_events() {
+    let s = setup();
+    let (e, t) = (&s.engine, &s.tenant);
+    run(async {
+        let export = e.export_customer(t, s.ana).await.unwrap();
+        let wa = export.conversations.iter().find(|c| c.origin == ChannelKind::WhatsApp).unwrap().id;
+        e.record_outbound(
+            t,
+            wa,
+            OutboundMessage::agent(AgentId::new("agent-1").unwrap(), Content::text("ANA-REPLY-7"))
+                .with_external_id("wamid.OUT-ANA-0007"),
+        )
+        .await
+        .unwrap();
+        let failed = DeliveryState::Failed {
+            code: Some("131026".into()),
+            reason: "recipient +5511987654321 (Ana Souza-Privacy) is not a WhatsApp user".into(),
+        };
+        e.update_delivery(t, &ChannelKind::WhatsApp, "wamid.OUT-ANA-0007", failed).await.unwrap();
+        e.erase_customer(t, s.ana).await.unwrap();
+    });
+    let text = serde_json::to_string(&s.store.dump()).unwrap();
+    for p in ["+5511987654321", "Ana Souza-Privacy", "wamid.OUT-ANA-0007", "ANA-REPLY-7"] {
+        assert!(!text.contains(p), "{p:?} is still stored after erasure (in the event outbox)");
+    }
+}
+
+/// A store that, once armed, runs an erasure of `customer` in the middle of the next commit
+/// that matches, before applying that commit: a deterministic interleaving of an erasure with
+/// a concurrent ingest.
+#[derive(Debug)]
+struct Interleave {
+    inner: InMemoryStore,
+    engine: std::sync::OnceLock<Engine>,
+    armed: std::sync::Mutex<Option<Armed>>,
+}
+
+#[derive(Debug)]
+enum Armed {
+    /// Erase this customer just before the next ingest commit is applied.
+    EraseDuringIngest(TenantId, CustomerId),
+    /// Ingest this message just before the next erasure commit is applied.
+    IngestDuringErase(TenantId, Box<InboundMessage>),
+}
+
+#[async_trait::async_trait]
+impl Store for Interleave {
+    async fn customer(&self, t: &TenantId, id: CustomerId) -> touchpoint::Result<Option<Customer>> {
+        self.inner.customer(t, id).await
+    }
+    async fn customer_by_external_id(&self, t: &TenantId, x: &str) -> touchpoint::Result<Option<Customer>> {
+        self.inner.customer_by_external_id(t, x).await
+    }
+    async fn identity(&self, t: &TenantId, id: IdentityId) -> touchpoint::Result<Option<Identity>> {
+        self.inner.identity(t, id).await
+    }
+    async fn identity_by_address(
+        &self,
+        t: &TenantId,
+        channel: &ChannelKind,
+        address: &NormalizedAddress,
+    ) -> touchpoint::Result<Option<Identity>> {
+        self.inner.identity_by_address(t, channel, address).await
+    }
+    async fn identities_of(&self, t: &TenantId, c: CustomerId) -> touchpoint::Result<Vec<Identity>> {
+        self.inner.identities_of(t, c).await
+    }
+    async fn customers_by_address(
+        &self,
+        t: &TenantId,
+        key: &LinkKey,
+    ) -> touchpoint::Result<Vec<(CustomerId, Verification)>> {
+        self.inner.customers_by_address(t, key).await
+    }
+    async fn conversation(&self, t: &TenantId, id: ConversationId) -> touchpoint::Result<Option<Conversation>> {
+        self.inner.conversation(t, id).await
+    }
+    async fn conversation_by_thread_key(
+        &self,
+        t: &TenantId,
+        key: &ThreadKey,
+    ) -> touchpoint::Result<Option<ConversationId>> {
+        self.inner.conversation_by_thread_key(t, key).await
+    }
+    async fn conversations_of(&self, t: &TenantId, c: CustomerId) -> touchpoint::Result<Vec<Conversation>> {
+        self.inner.conversations_of(t, c).await
+    }
+    async fn message(&self, t: &TenantId, id: MessageId) -> touchpoint::Result<Option<Message>> {
+        self.inner.message(t, id).await
+    }
+    async fn message_by_external_id(
+        &self,
+        t: &TenantId,
+        channel: &ChannelKind,
+        x: &str,
+    ) -> touchpoint::Result<Option<Message>> {
+        self.inner.message_by_external_id(t, channel, x).await
+    }
+    async fn messages(&self, t: &TenantId, q: &MessageQuery) -> touchpoint::Result<Vec<Message>> {
+        self.inner.messages(t, q).await
+    }
+    async fn commit(&self, t: &TenantId, changes: ChangeSet) -> touchpoint::Result<Committed> {
+        let is_ingest = changes.events.iter().any(|e| matches!(e, Event::MessageReceived { .. }));
+        let is_erase = changes.events.iter().any(|e| matches!(e, Event::CustomerErased { .. }));
+        let armed = {
+            let mut slot = self.armed.lock().unwrap();
+            match &*slot {
+                Some(Armed::EraseDuringIngest(..)) if is_ingest => slot.take(),
+                Some(Armed::IngestDuringErase(..)) if is_erase => slot.take(),
+                _ => None,
+            }
+        };
+        let engine = self.engine.get().expect("engine set").clone();
+        match armed {
+            Some(Armed::EraseDuringIngest(tenant, customer)) => {
+                engine.erase_customer(&tenant, customer).await.expect("the interleaved erasure");
+            }
+            Some(Armed::IngestDuringErase(tenant, msg)) => {
+                engine.ingest(&tenant, *msg).await.expect("the interleaved ingest");
+            }
+            None => {}
+        }
+        self.inner.commit(t, changes).await
+    }
+    async fn events_after(&self, t: &TenantId, after: u64, limit: usize) -> touchpoint::Result<Vec<StoredEvent>> {
+        self.inner.events_after(t, after, limit).await
+    }
+}
+
+fn interleaved() -> (Engine, Arc<Interleave>, TenantId, IngestOutcome) {
+    let store = Arc::new(Interleave {
+        inner: InMemoryStore::new(),
+        engine: std::sync::OnceLock::new(),
+        armed: std::sync::Mutex::new(None),
+    });
+    let engine = Engine::builder(store.clone()).clock(Arc::new(ManualClock::new(t0()))).build();
+    store.engine.set(engine.clone()).unwrap();
+    let tenant = TenantId::new("race").unwrap();
+    let first = InboundMessage::new(
+        ChannelKind::WhatsApp,
+        ep("wa-main"),
+        Address::phone("+5511987654321"),
+        "wamid.ANA-0001",
+        Content::text("ANA-TEXT-1 first contact"),
+    )
+    .with_sender_name("Ana Souza-Privacy");
+    let ana = run(engine.ingest(&tenant, first)).unwrap();
+    (engine, store, tenant, ana)
+}
+
+fn sms_from_ana() -> InboundMessage {
+    InboundMessage::new(
+        ChannelKind::Sms,
+        ep("sms-main"),
+        Address::phone("5511987654321"),
+        "SM-ANA-0002",
+        Content::text("ANA-TEXT-2 by SMS"),
+    )
+}
+
+/// Nothing in the store may belong to an erased customer.
+fn assert_nothing_attached_to(store: &Interleave, tenant: &TenantId, erased: CustomerId) {
+    let dump = store.inner.dump();
+    let d = &dump[tenant.as_str()];
+    let identities: Vec<Identity> = serde_json::from_value(d["identities"].clone()).unwrap();
+    let conversations: Vec<Conversation> = serde_json::from_value(d["conversations"].clone()).unwrap();
+    let orphans: Vec<String> = identities
+        .iter()
+        .filter(|i| i.customer == erased)
+        .map(|i| format!("identity {} ({})", i.id, i.raw_address))
+        .chain(conversations.iter().filter(|c| c.customer == erased).map(|c| format!("conversation {}", c.id)))
+        .collect();
+    assert!(orphans.is_empty(), "personal data attached to the erased customer survived: {orphans:?}");
+}
+
+/// An ingest resolved to Ana before her erasure commits after it: its new identity and
+/// conversation must not end up attached to the tombstone.
+#[test]
+fn an_ingest_racing_an_erasure_does_not_revive_the_erased_customer() {
+    let (engine, store, tenant, ana) = interleaved();
+    *store.armed.lock().unwrap() = Some(Armed::EraseDuringIngest(tenant.clone(), ana.customer));
+    let out = run(engine.ingest(&tenant, sms_from_ana())).expect("the SMS must be stored somewhere");
+    assert!(store.armed.lock().unwrap().is_none(), "the interleaving did not happen");
+    assert!(matches!(run(engine.customer(&tenant, ana.customer)), Err(Error::Erased(_))));
+    assert_ne!(out.customer, ana.customer, "a message was attributed to an erased customer");
+    assert!(run(engine.customer(&tenant, out.customer)).is_ok(), "the SMS landed on a customer that is not live");
+    assert_nothing_attached_to(&store, &tenant, ana.customer);
+    let text = serde_json::to_string(&store.inner.dump()).unwrap();
+    for p in ["ANA-TEXT-1", "wamid.ANA-0001", "Ana Souza-Privacy"] {
+        assert!(!text.contains(p), "{p:?} survived the erasure");
+    }
+}
+
+/// An erasure computed before a concurrent ingest linked a new identity to Ana commits after
+/// it: the erasure must cover (or retry and cover) what the ingest added.
+#[test]
+fn an_erasure_racing_an_ingest_leaves_nothing_behind() {
+    let (engine, store, tenant, ana) = interleaved();
+    *store.armed.lock().unwrap() = Some(Armed::IngestDuringErase(tenant.clone(), Box::new(sms_from_ana())));
+    run(engine.erase_customer(&tenant, ana.customer)).expect("the erasure");
+    assert!(store.armed.lock().unwrap().is_none(), "the interleaving did not happen");
+    assert!(matches!(run(engine.customer(&tenant, ana.customer)), Err(Error::Erased(_))));
+    assert_nothing_attached_to(&store, &tenant, ana.customer);
+    let text = serde_json::to_string(&store.inner.dump()).unwrap();
+    for p in ["+5511987654321", "5511987654321", "ANA-TEXT-1", "ANA-TEXT-2", "SM-ANA-0002", "Ana Souza-Privacy"] {
+        assert!(!text.contains(p), "{p:?} survived the erasure");
+    }
+}

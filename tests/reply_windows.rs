@@ -1,0 +1,43 @@
+//! Reply windows by author: Messenger's human-agent extension (7 days) applies to agents only.
+
+mod common;
+
+use chrono::Duration;
+use common::*;
+use touchpoint::Error;
+use touchpoint::OutboundMessage;
+use touchpoint::model::*;
+
+fn messenger_contact(h: &Harness) -> touchpoint::IngestOutcome {
+    h.ingest(InboundMessage::new(
+        ChannelKind::Messenger,
+        endpoint("fb-page"),
+        Address::platform("fb-page", "psid-1"),
+        "m_1",
+        text("Hello from Messenger"),
+    ))
+}
+
+#[test]
+fn a_human_agent_may_answer_on_messenger_for_seven_days() {
+    let h = Harness::new();
+    let first = messenger_contact(&h);
+    h.advance(Duration::days(3));
+    let agent_reply =
+        h.outbound(first.conversation, OutboundMessage::agent(agent("maria"), text("Sorry for the wait")));
+    assert!(agent_reply.is_ok(), "{agent_reply:?}");
+    h.advance(Duration::days(4) + Duration::minutes(1));
+    let late = h.outbound(first.conversation, OutboundMessage::agent(agent("maria"), text("Still there?")));
+    assert!(matches!(late, Err(Error::ReplyWindowClosed { .. })), "{late:?}");
+}
+
+#[test]
+fn a_bot_keeps_the_standard_twenty_four_hour_window() {
+    let h = Harness::new();
+    let first = messenger_contact(&h);
+    h.advance(Duration::hours(23));
+    assert!(h.outbound(first.conversation, OutboundMessage::bot(agent("helper-bot"), text("Any news?"))).is_ok());
+    h.advance(Duration::hours(2));
+    let late = h.outbound(first.conversation, OutboundMessage::bot(agent("helper-bot"), text("Hello?")));
+    assert!(matches!(late, Err(Error::ReplyWindowClosed { .. })), "{late:?}");
+}

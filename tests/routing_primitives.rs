@@ -1,0 +1,807 @@
+//! Every routing primitive, through the public API, on explicit `now` values.
+
+mod routing_common;
+
+use chrono::TimeDelta;
+use routing_common::*;
+use std::sync::Arc;
+use touchpoint::Error;
+use touchpoint::model::{ChannelKind, LanguageTag};
+use touchpoint::routing::*;
+
+fn lang(s: &str) -> LanguageTag {
+    s.parse().unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Eligibility
+
+#[test]
+fn required_skills_need_the_minimum_level() {
+    let r = router(&["s"]);
+    r.upsert_agent(chat_agent("junior", "s", 1).with_skill("billing", 2), t0()).unwrap();
+    r.upsert_agent(chat_agent("senior", "s", 1).with_skill("billing", 4), t0()).unwrap();
+    let d = r.submit(chat(1, "s", t0()).with_skill("billing", 3), t0()).unwrap();
+    assert_eq!(assigned_to(&d).as_deref(), Some("senior"));
+    // The senior is now full; a level-3 item waits rather than going to the junior.
+    let d = r.submit(chat(2, "s", t0()).with_skill("billing", 3), t0()).unwrap();
+    assert_eq!(d.outcome, Outcome::Queued(qid("s")));
+}
+
+#[test]
+fn language_matches_on_the_primary_subtag() {
+    let r = router(&["s"]);
+    r.upsert_agent(chat_agent("en", "s", 1).with_language(lang("en")), t0()).unwrap();
+    r.upsert_agent(chat_agent("es", "s", 1).with_language(lang("es")), t0()).unwrap();
+    let d = r.submit(chat(1, "s", t0()).with_language(lang("es-MX")), t0()).unwrap();
+    assert_eq!(assigned_to(&d).as_deref(), Some("es"));
+    let d = r.submit(chat(2, "s", t0()).with_language(lang("pt-BR")), t0()).unwrap();
+    assert!(matches!(d.outcome, Outcome::Queued(_)));
+}
+
+#[test]
+fn structured_terms_combine_and_or_not_and_attributes() {
+    let r = router(&["s"]);
+    r.upsert_agent(
+        chat_agent("gold-eu", "s", 1)
+            .with_attribute("tier", "gold")
+            .with_attribute("regions", serde_json::json!(["eu"])),
+        t0(),
+    )
+    .unwrap();
+    r.upsert_agent(
+        chat_agent("silver-us", "s", 1)
+            .with_attribute("tier", "silver")
+            .with_attribute("regions", serde_json::json!(["us"])),
+        t0(),
+    )
+    .unwrap();
+    r.upsert_agent(Agent::bot(aid("bot")).with_queue(qid("s")), t0()).unwrap();
+    let step = Step::new(Pool::queues([qid("s")])).eligible(Term::and([
+        Term::not(Term::Bot(true)),
+        Term::or([
+            Term::agent_attr_equals("tier", "platinum"),
+            Term::SameAttr { agent: "regions".into(), item: "region".into() },
+        ]),
+    ]));
+    r.set_plan(Plan::new([Rule::new("all", [step])]), t0()).unwrap();
+    let d = r.submit(chat(1, "s", t0()).with_attribute("region", "us"), t0()).unwrap();
+    assert_eq!(assigned_to(&d).as_deref(), Some("silver-us"));
+    let d = r.submit(chat(2, "s", t0()).with_attribute("region", "apac"), t0()).unwrap();
+    assert!(matches!(d.outcome, Outcome::Queued(_)), "the bot and gold-eu are excluded: {d:?}");
+}
+
+#[test]
+fn closure_eligibility_plugs_into_a_step() {
+    let r = router(&["s"]);
+    r.upsert_agent(chat_agent("a", "s", 1).with_attribute("vip", true), t0()).unwrap();
+    r.upsert_agent(chat_agent("b", "s", 1), t0()).unwrap();
+    let vip = eligible_fn("vip desk", |p: &AgentProfile, item: &WorkItem| {
+        !item.attributes.contains_key("vip") || p.attributes.get("vip") == Some(&serde_json::json!(true))
+    });
+    r.set_plan(Plan::new([Rule::new("r", [Step::new(Pool::default()).eligible_by(vip)])]), t0()).unwrap();
+    // b registered second: longest idle ties go to the first registered, so use a VIP item.
+    let d = r.submit(chat(1, "s", t0()).with_attribute("vip", true), t0()).unwrap();
+    assert_eq!(assigned_to(&d).as_deref(), Some("a"));
+    let d = r.submit(chat(2, "s", t0()).with_attribute("vip", true), t0()).unwrap();
+    assert!(matches!(d.outcome, Outcome::Queued(_)));
+    let why = r.explain(wid(2), t0()).unwrap();
+    assert!(
+        why.groups
+            .iter()
+            .any(|g| g.agents.contains(&aid("b")) && g.reason == Exclusion::Ineligible { term: "vip desk".into() }),
+        "{why:#?}"
+    );
+}
+
+#[test]
+fn item_only_terms_classify_rules_first_match() {
+    let r = router(&["billing", "general"]);
+    r.upsert_agent(chat_agent("bill", "billing", 1), t0()).unwrap();
+    r.upsert_agent(chat_agent("gen", "general", 1), t0()).unwrap();
+    let plan = Plan::new([
+        Rule::new("billing", [Step::new(Pool::queues([qid("billing")]))])
+            .when(Term::item_attr_equals("topic", "billing")),
+        Rule::new("rest", [Step::new(Pool::queues([qid("general")]))]),
+    ]);
+    r.set_plan(plan, t0()).unwrap();
+    let d = r.submit(chat(1, "general", t0()).with_attribute("topic", "billing"), t0()).unwrap();
+    assert_eq!((assigned_to(&d).as_deref(), d.rule.as_deref()), (Some("bill"), Some("billing")));
+    let d = r.submit(chat(2, "general", t0()).with_attribute("topic", "shipping"), t0()).unwrap();
+    assert_eq!((assigned_to(&d).as_deref(), d.rule.as_deref()), (Some("gen"), Some("rest")));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Capacity
+
+#[test]
+fn per_channel_limits_hold_and_a_freed_agent_takes_the_next_item() {
+    let r = router(&["s"]);
+    r.upsert_agent(chat_agent("a", "s", 2), t0()).unwrap();
+    assert!(assigned_to(&r.submit(chat(1, "s", t0()), t0()).unwrap()).is_some());
+    assert!(assigned_to(&r.submit(chat(2, "s", t0()), at(1)).unwrap()).is_some());
+    assert_eq!(r.submit(chat(3, "s", at(2)), at(2)).unwrap().outcome, Outcome::Queued(qid("s")));
+    assert_eq!(r.agent(&aid("a")).unwrap().load, 2);
+    let ev = r.complete(wid(1), at(10)).unwrap();
+    assert_eq!(assignments(&ev), vec![(wid(3), "a".to_string())]);
+    assert_eq!(r.agent(&aid("a")).unwrap().load, 2);
+}
+
+#[test]
+fn shared_budget_with_costs_mixes_channels() {
+    let r = router(&["s"]);
+    let cap = Capacity::budget(100).with_cost(ChannelKind::Voice, 100).with_cost(ChannelKind::WebChat, 20);
+    r.upsert_agent(Agent::new(aid("a")).with_queue(qid("s")).with_capacity(cap).with_status("online"), t0()).unwrap();
+    for n in 1..=5 {
+        assert!(assigned_to(&r.submit(chat(n, "s", t0()), t0()).unwrap()).is_some(), "chat {n}");
+    }
+    assert!(matches!(r.submit(chat(6, "s", t0()), t0()).unwrap().outcome, Outcome::Queued(_)));
+    let call = WorkItem::new(wid(7), ChannelKind::Voice, t0()).in_queue(qid("s"));
+    assert!(matches!(r.submit(call, t0()).unwrap().outcome, Outcome::Queued(_)));
+    assert_eq!(r.agent(&aid("a")).unwrap().budget_used, 100);
+    let why = r.explain(wid(7), t0()).unwrap();
+    assert!(why.groups.iter().any(|g| g.reason == Exclusion::NoBudget), "{why:#?}");
+}
+
+#[test]
+fn interruption_rules_block_chat_while_on_a_call() {
+    let r = router(&["s"]);
+    let cap = Capacity::per_channel([(ChannelKind::Voice, 1), (ChannelKind::WebChat, 3)])
+        .with_interruption(ChannelKind::Voice, ChannelSet::only([ChannelKind::WebChat]));
+    r.upsert_agent(Agent::new(aid("a")).with_queue(qid("s")).with_capacity(cap).with_status("online"), t0()).unwrap();
+    let call = WorkItem::new(wid(1), ChannelKind::Voice, t0()).in_queue(qid("s"));
+    assert!(assigned_to(&r.submit(call, t0()).unwrap()).is_some());
+    assert!(matches!(r.submit(chat(2, "s", t0()), t0()).unwrap().outcome, Outcome::Queued(_)));
+    let why = r.explain(wid(2), t0()).unwrap();
+    assert!(why.groups.iter().any(|g| g.reason == Exclusion::Interrupted { holding: ChannelKind::Voice }));
+    let ev = r.complete(wid(1), at(60)).unwrap();
+    assert_eq!(assignments(&ev), vec![(wid(2), "a".into())]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Presence
+
+#[test]
+fn custom_statuses_map_to_channels_and_going_online_drains_the_queue() {
+    let r = router(&["s"]);
+    let agent = Agent::new(aid("a"))
+        .with_queue(qid("s"))
+        .with_capacity(Capacity::each_channel(1))
+        .with_custom_status("chat-only", PresenceStatus::available(ChannelSet::only([ChannelKind::WebChat])))
+        .with_status("offline");
+    r.upsert_agent(agent, t0()).unwrap();
+    assert!(matches!(r.submit(chat(1, "s", t0()), t0()).unwrap().outcome, Outcome::Queued(_)));
+    let why = r.explain(wid(1), t0()).unwrap();
+    assert!(why.groups.iter().any(|g| g.reason == Exclusion::Presence { status: "offline".into() }));
+    let call = WorkItem::new(wid(2), ChannelKind::Voice, at(1)).in_queue(qid("s"));
+    r.submit(call, at(1)).unwrap();
+    let ev = r.set_presence(&aid("a"), "chat-only", at(5)).unwrap();
+    assert_eq!(assignments(&ev), vec![(wid(1), "a".into())]);
+    assert!(matches!(r.item(wid(2)).unwrap().state, ItemState::Waiting));
+    assert!(matches!(r.set_presence(&aid("a"), "lunch", at(6)), Err(Error::InvalidInput { .. })));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Rankers
+
+fn ranked_router(ranker: Ranker, agents: Vec<Agent>) -> Router {
+    let r = router(&["s"]);
+    for a in agents {
+        r.upsert_agent(a, t0()).unwrap();
+    }
+    r.set_plan(Plan::new([Rule::new("r", [Step::new(Pool::queues([qid("s")])).ranked(ranker)])]), t0()).unwrap();
+    r
+}
+
+#[test]
+fn longest_idle_prefers_the_agent_free_the_longest() {
+    let r = ranked_router(Ranker::default(), vec![chat_agent("a", "s", 1), chat_agent("b", "s", 1)]);
+    // a took and finished work at t=10: b has been idle longer.
+    assert_eq!(assigned_to(&r.submit(chat(1, "s", at(1)), at(1)).unwrap()).as_deref(), Some("a"));
+    r.complete(wid(1), at(10)).unwrap();
+    assert_eq!(assigned_to(&r.submit(chat(2, "s", at(20)), at(20)).unwrap()).as_deref(), Some("b"));
+    assert_eq!(assigned_to(&r.submit(chat(3, "s", at(21)), at(21)).unwrap()).as_deref(), Some("a"));
+}
+
+#[test]
+fn least_load_and_most_spare_capacity() {
+    let agents = vec![chat_agent("a", "s", 3), chat_agent("b", "s", 5)];
+    let r = ranked_router(Ranker::new([RankKey::LeastLoad]), agents.clone());
+    let picks: Vec<_> = (1..=4).map(|n| assigned_to(&r.submit(chat(n, "s", t0()), t0()).unwrap()).unwrap()).collect();
+    assert_eq!(picks, ["a", "b", "a", "b"]);
+    let r = ranked_router(Ranker::new([RankKey::MostSpareCapacity]), agents);
+    let picks: Vec<_> = (1..=4).map(|n| assigned_to(&r.submit(chat(n, "s", t0()), t0()).unwrap()).unwrap()).collect();
+    assert_eq!(picks, ["b", "b", "a", "b"]); // spare 5/3 → 4/3 → 3/3 (tie: a registered first) → 3/2
+}
+
+#[test]
+fn round_robin_rotates_by_last_assignment() {
+    let agents = vec![chat_agent("a", "s", 9), chat_agent("b", "s", 9), chat_agent("c", "s", 9)];
+    let r = ranked_router(Ranker::new([RankKey::RoundRobin]), agents);
+    let picks: Vec<_> = (1..=6).map(|n| assigned_to(&r.submit(chat(n, "s", t0()), t0()).unwrap()).unwrap()).collect();
+    assert_eq!(picks, ["a", "b", "c", "a", "b", "c"]);
+}
+
+#[test]
+fn proficiency_and_attribute_keys_rank_by_profile() {
+    let agents = vec![
+        chat_agent("l2", "s", 1).with_skill("billing", 2).with_attribute("seniority", 9),
+        chat_agent("l5", "s", 1).with_skill("billing", 5).with_attribute("seniority", 1),
+        chat_agent("l5b", "s", 1).with_skill("billing", 5).with_attribute("seniority", 4),
+    ];
+    let r = ranked_router(
+        Ranker::new([
+            RankKey::Proficiency("billing".into()),
+            RankKey::Attribute { key: "seniority".into(), order: SortOrder::Desc },
+        ]),
+        agents,
+    );
+    let picks: Vec<_> = (1..=3).map(|n| assigned_to(&r.submit(chat(n, "s", t0()), t0()).unwrap()).unwrap()).collect();
+    assert_eq!(picks, ["l5b", "l5", "l2"]);
+}
+
+#[test]
+fn affinity_prefers_preferred_then_last_agent_while_it_holds() {
+    let agents = vec![chat_agent("a", "s", 5), chat_agent("b", "s", 5), chat_agent("c", "s", 5)];
+    let r = ranked_router(Ranker::new([RankKey::Affinity, RankKey::LongestIdle]), agents);
+    let d = r.submit(chat(1, "s", t0()).with_preferred_agent(aid("c")).with_preferred_agent(aid("b")), t0()).unwrap();
+    assert_eq!(assigned_to(&d).as_deref(), Some("c"));
+    let d = r.submit(chat(2, "s", t0()).with_last_agent(aid("b"), at(60)), t0()).unwrap();
+    assert_eq!(assigned_to(&d).as_deref(), Some("b"));
+    // An expired last-agent preference is ignored: longest idle decides (a never worked).
+    let d = r.submit(chat(3, "s", at(120)).with_last_agent(aid("b"), at(60)), at(120)).unwrap();
+    assert_eq!(assigned_to(&d).as_deref(), Some("a"));
+}
+
+#[test]
+fn custom_scores_rank_and_ties_go_to_the_first_registered() {
+    let key = score_fn("fewest letters", |a: &AgentView<'_>, _| a.id.as_str().len() as i64);
+    let agents = vec![chat_agent("bbb", "s", 1), chat_agent("aa", "s", 1), chat_agent("cc", "s", 1)];
+    let r = ranked_router(Ranker::new([key]), agents);
+    let picks: Vec<_> = (1..=3).map(|n| assigned_to(&r.submit(chat(n, "s", t0()), t0()).unwrap()).unwrap()).collect();
+    assert_eq!(picks, ["aa", "cc", "bbb"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Queue disciplines
+
+/// Submits items to a queue with no agent, then adds one agent taking one at a time and
+/// returns the order it receives them.
+fn drain_order(discipline: Discipline, items: Vec<WorkItem>) -> Vec<WorkItemId> {
+    let r = router(&[]);
+    r.upsert_queue(Queue::new(qid("s")).with_discipline(discipline)).unwrap();
+    for it in items {
+        let now = it.eligible_since;
+        r.submit(it, now).unwrap();
+    }
+    let mut order = Vec::new();
+    let mut ev = r.upsert_agent(chat_agent("a", "s", 1), at(100)).unwrap();
+    for k in 0..10 {
+        let Some((item, _)) = assignments(&ev).first().cloned() else { break };
+        order.push(item);
+        ev = r.complete(item, at(101 + k)).unwrap();
+    }
+    order
+}
+
+#[test]
+fn priority_then_age_with_age_adjustment() {
+    let order = drain_order(
+        Discipline::PriorityThenAge,
+        vec![
+            chat(1, "s", at(0)),
+            chat(2, "s", at(5)).with_priority(2),
+            chat(3, "s", at(10)).with_age_adjustment(TimeDelta::seconds(30)),
+            chat(4, "s", at(1)),
+        ],
+    );
+    assert_eq!(order, [wid(2), wid(3), wid(1), wid(4)]);
+}
+
+#[test]
+fn due_time_lifo_scored_and_buckets() {
+    let due = drain_order(
+        Discipline::DueTime,
+        vec![chat(1, "s", at(0)), chat(2, "s", at(1)).with_due(at(50)), chat(3, "s", at(2)).with_due(at(40))],
+    );
+    assert_eq!(due, [wid(3), wid(2), wid(1)]);
+    let lifo = drain_order(
+        Discipline::Lifo,
+        vec![chat(1, "s", at(0)), chat(2, "s", at(1)), chat(3, "s", at(2)).with_priority(-1)],
+    );
+    assert_eq!(lifo, [wid(2), wid(1), wid(3)]);
+    // One priority point = 60 s of waiting: priority 1 at t=50 beats priority 0 at t=0.
+    let scored = drain_order(
+        Discipline::Scored { seconds_per_priority: 60 },
+        vec![chat(1, "s", at(0)), chat(2, "s", at(50)).with_priority(1), chat(3, "s", at(70)).with_priority(1)],
+    );
+    assert_eq!(scored, [wid(2), wid(1), wid(3)]);
+    let buckets = drain_order(
+        Discipline::Buckets(vec![Term::item_attr_equals("tier", "vip"), Term::Channel(ChannelSet::All)]),
+        vec![chat(1, "s", at(0)), chat(2, "s", at(1)).with_attribute("tier", "vip")],
+    );
+    assert_eq!(buckets, [wid(2), wid(1)]);
+}
+
+#[test]
+fn freed_agents_serve_queues_by_membership_priority_and_delay() {
+    let r = router(&["high", "low", "delayed"]);
+    r.submit(chat(1, "low", at(0)), at(0)).unwrap();
+    r.submit(chat(2, "high", at(5)), at(5)).unwrap();
+    r.submit(chat(3, "delayed", at(6)), at(6)).unwrap();
+    let agent = Agent::new(aid("a"))
+        .with_membership(QueueMembership { queue: qid("low"), priority: 2, delay: TimeDelta::zero() })
+        .with_membership(QueueMembership { queue: qid("high"), priority: 1, delay: TimeDelta::zero() })
+        .with_membership(QueueMembership { queue: qid("delayed"), priority: 0, delay: TimeDelta::seconds(60) })
+        .with_capacity(Capacity::per_channel([(ChannelKind::WebChat, 1)]))
+        .with_status("online");
+    let ev = r.upsert_agent(agent, at(10)).unwrap();
+    assert_eq!(assignments(&ev), vec![(wid(2), "a".into())], "priority 1 beats the older priority-2 item");
+    let why = r.explain(wid(3), at(10)).unwrap();
+    assert!(
+        why.groups.iter().any(|g| matches!(g.reason, Exclusion::QueueDelay { until } if until == at(66))),
+        "{why:#?}"
+    );
+    let ev = r.complete(wid(2), at(20)).unwrap();
+    assert_eq!(assignments(&ev), vec![(wid(1), "a".into())], "the delayed item is not yet eligible");
+    r.complete(wid(1), at(30)).unwrap();
+    // The delay elapses at t=66: the retry timer routes it.
+    assert!(r.tick(at(65)).is_empty());
+    assert_eq!(assignments(&r.tick(at(66))), vec![(wid(3), "a".into())]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Offers
+
+fn offer_router(parallel: u32) -> Router {
+    let r = Router::new(RouterConfig::default());
+    let mut policy = OfferPolicy::offers(parallel, TimeDelta::seconds(20));
+    policy.max_declines = 3;
+    policy.on_max_declines = TimeoutAction::Callback;
+    policy.on_expiry_status = Some("away".into());
+    r.upsert_queue(Queue::new(qid("s")).with_offers(policy)).unwrap();
+    for n in ["a", "b", "c", "d"] {
+        r.upsert_agent(chat_agent(n, "s", 1), t0()).unwrap();
+    }
+    r
+}
+
+#[test]
+fn parallel_offers_first_accept_wins_and_others_are_rescinded() {
+    let r = offer_router(2);
+    let d = r.submit(chat(1, "s", t0()), t0()).unwrap();
+    assert_eq!(d.outcome, Outcome::Offered(vec![aid("a"), aid("b")]));
+    // Offers reserve capacity.
+    assert_eq!(r.agent(&aid("a")).unwrap().load, 1);
+    let ev = r.accept(wid(1), &aid("b"), at(3)).unwrap();
+    assert!(ev.contains(&RoutingEvent::OfferRescinded { item: wid(1), agent: aid("a") }));
+    assert_eq!(r.item(wid(1)).unwrap().state, ItemState::Assigned(aid("b")));
+    assert_eq!(r.agent(&aid("a")).unwrap().load, 0);
+    assert!(matches!(r.accept(wid(1), &aid("a"), at(4)), Err(Error::Refused(_))));
+}
+
+#[test]
+fn declined_agents_are_never_offered_the_item_again() {
+    let r = offer_router(1);
+    assert_eq!(r.submit(chat(1, "s", t0()), t0()).unwrap().outcome, Outcome::Offered(vec![aid("a")]));
+    let ev = r.decline(wid(1), &aid("a"), at(1)).unwrap();
+    assert!(ev.iter().any(|e| matches!(e, RoutingEvent::Offered { agents, .. } if agents == &vec![aid("b")])));
+    r.decline(wid(1), &aid("b"), at(2)).unwrap();
+    assert_eq!(r.item(wid(1)).unwrap().state, ItemState::Offered(vec![aid("c")]));
+    // Third decline reaches max_declines = 3: the item leaves routing with the queue's action.
+    let ev = r.decline(wid(1), &aid("c"), at(3)).unwrap();
+    assert!(ev.iter().any(|e| matches!(e, RoutingEvent::TimedOut { action: TimeoutAction::Callback, .. })));
+    assert!(r.item(wid(1)).is_none());
+}
+
+#[test]
+fn expired_offers_count_as_declines_and_set_the_expiry_status() {
+    let r = offer_router(1);
+    r.submit(chat(1, "s", t0()), t0()).unwrap();
+    assert_eq!(r.next_timer(), Some(at(20)));
+    assert!(r.tick(at(19)).is_empty());
+    let ev = r.tick(at(20));
+    assert!(ev.contains(&RoutingEvent::OfferExpired { item: wid(1), agent: aid("a") }));
+    assert!(ev.contains(&RoutingEvent::PresenceChanged { agent: aid("a"), status: "away".into() }));
+    assert_eq!(r.item(wid(1)).unwrap().state, ItemState::Offered(vec![aid("b")]));
+    assert_eq!(r.item(wid(1)).unwrap().declines, 1);
+    // Back online, a is still never offered item 1 again.
+    r.set_presence(&aid("a"), "online", at(21)).unwrap();
+    r.decline(wid(1), &aid("b"), at(22)).unwrap();
+    assert_eq!(r.item(wid(1)).unwrap().state, ItemState::Offered(vec![aid("c")]));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Plans and timers
+
+#[test]
+fn dwell_relaxes_to_the_next_step_replace_mode() {
+    let r = router(&["experts", "all"]);
+    r.upsert_agent(chat_agent("generalist", "all", 1), t0()).unwrap();
+    let plan = Plan::new([Rule::new(
+        "r",
+        [
+            Step::new(Pool::queues([qid("experts")])).dwell(TimeDelta::seconds(30)),
+            Step::new(Pool::queues([qid("all")])),
+        ],
+    )]);
+    r.set_plan(plan, t0()).unwrap();
+    let d = r.submit(chat(1, "all", t0()), t0()).unwrap();
+    assert_eq!((d.outcome.clone(), d.step), (Outcome::Queued(qid("experts")), Some(0)));
+    assert!(r.tick(at(29)).is_empty());
+    let ev = r.tick(at(30));
+    assert!(ev.contains(&RoutingEvent::StepEntered { item: wid(1), rule: "r".into(), step: 1 }));
+    assert_eq!(assignments(&ev), vec![(wid(1), "generalist".into())]);
+}
+
+#[test]
+fn widen_keeps_inner_candidates_preferred() {
+    let r = router(&["s"]);
+    // The outer agent has been idle longer, but the inner ring wins while both are eligible.
+    r.upsert_agent(chat_agent("outer", "s", 5).with_skill("billing", 1), t0()).unwrap();
+    r.upsert_agent(chat_agent("inner", "s", 5).with_skill("billing", 5), at(1)).unwrap();
+    let plan = Plan::new([Rule::new(
+        "bullseye",
+        [
+            Step::new(Pool::queues([qid("s")])).eligible(Term::skill("billing", 5)).dwell(TimeDelta::seconds(10)),
+            Step::new(Pool::queues([qid("s")])).eligible(Term::skill("billing", 1)).widen(),
+        ],
+    )]);
+    r.set_plan(plan, at(1)).unwrap();
+    r.set_presence(&aid("inner"), "away", at(1)).unwrap();
+    r.submit(chat(1, "s", at(2)), at(2)).unwrap();
+    r.submit(chat(2, "s", at(3)), at(3)).unwrap();
+    r.set_presence(&aid("inner"), "online", at(4)).unwrap(); // takes both: ring 1 only so far
+    assert_eq!(r.agent(&aid("inner")).unwrap().load, 2);
+    r.set_presence(&aid("inner"), "away", at(5)).unwrap();
+    r.submit(chat(3, "s", at(5)), at(5)).unwrap();
+    // Widened at t=15: the outer agent qualifies.
+    let ev = r.tick(at(15));
+    assert_eq!(assignments(&ev), vec![(wid(3), "outer".into())]);
+    // With both available, an item at the widened step goes to the inner agent first.
+    r.set_presence(&aid("inner"), "online", at(16)).unwrap();
+    r.set_presence(&aid("outer"), "away", at(16)).unwrap();
+    r.submit(chat(4, "s", at(16)), at(16)).unwrap();
+    r.set_presence(&aid("outer"), "online", at(17)).unwrap();
+    r.tick(at(27));
+    assert_eq!(r.item(wid(4)).unwrap().state, ItemState::Assigned(aid("inner")));
+}
+
+#[test]
+fn timer_basis_item_age_counts_from_eligibility() {
+    let r = router(&["a", "b"]);
+    r.upsert_agent(chat_agent("x", "b", 1), t0()).unwrap();
+    let plan = Plan::new([Rule::new(
+        "r",
+        [
+            Step::new(Pool::queues([qid("a")])).dwell(TimeDelta::seconds(30)).timed_from_item_age(),
+            Step::new(Pool::queues([qid("b")])),
+        ],
+    )]);
+    r.set_plan(plan, t0()).unwrap();
+    // Created 20 s ago: moves on 10 s after submission.
+    let mut item = chat(1, "a", t0());
+    item.eligible_since = at(-20);
+    item.created_at = at(-20);
+    r.submit(item, t0()).unwrap();
+    assert!(r.tick(at(9)).is_empty());
+    assert_eq!(assignments(&r.tick(at(10))), vec![(wid(1), "x".into())]);
+}
+
+#[test]
+fn skip_if_no_available_agents_moves_on_at_once() {
+    let r = router(&["first", "second"]);
+    r.upsert_agent(chat_agent("f", "first", 1).with_status("away"), t0()).unwrap();
+    r.upsert_agent(chat_agent("s", "second", 1), t0()).unwrap();
+    let plan = Plan::new([Rule::new(
+        "r",
+        [
+            Step::new(Pool::queues([qid("first")])).dwell(TimeDelta::minutes(5)).skip_if(SkipIf::NoAvailableAgents),
+            Step::new(Pool::queues([qid("second")])),
+        ],
+    )]);
+    r.set_plan(plan, t0()).unwrap();
+    let d = r.submit(chat(1, "first", t0()), t0()).unwrap();
+    assert_eq!((assigned_to(&d).as_deref(), d.step), (Some("s"), Some(1)));
+    assert!(d.events.contains(&RoutingEvent::StepSkipped { item: wid(1), rule: "r".into(), step: 0 }));
+}
+
+#[test]
+fn priority_change_on_step_entry() {
+    let r = router(&["s"]);
+    let plan = Plan::new([Rule::new(
+        "r",
+        [
+            Step::new(Pool::default()).dwell(TimeDelta::seconds(10)),
+            Step::new(Pool::default()).with_priority(PriorityChange::Raise(5)),
+        ],
+    )]);
+    r.set_plan(plan, t0()).unwrap();
+    r.submit(chat(1, "s", t0()).with_priority(1), t0()).unwrap();
+    assert_eq!(r.item(wid(1)).unwrap().priority, 1);
+    r.tick(at(10));
+    assert_eq!(r.item(wid(1)).unwrap().priority, 6);
+}
+
+#[test]
+fn max_wait_overflows_then_calls_back() {
+    let r = router(&[]);
+    r.upsert_queue(Queue::new(qid("overflow")).with_max_wait(TimeDelta::seconds(60), TimeoutAction::Callback)).unwrap();
+    r.upsert_queue(
+        Queue::new(qid("s")).with_max_wait(TimeDelta::seconds(30), TimeoutAction::Overflow(qid("overflow"))),
+    )
+    .unwrap();
+    r.submit(chat(1, "s", t0()), t0()).unwrap();
+    let ev = r.tick(at(30));
+    assert!(ev.contains(&RoutingEvent::Overflowed { item: wid(1), from: qid("s"), to: qid("overflow") }));
+    assert_eq!(r.item(wid(1)).unwrap().queue, qid("overflow"));
+    let ev = r.tick(at(90));
+    assert!(
+        ev.iter().any(
+            |e| matches!(e, RoutingEvent::TimedOut { item, action: TimeoutAction::Callback, .. } if *item == wid(1))
+        )
+    );
+    assert!(r.item(wid(1)).is_none());
+}
+
+#[test]
+fn no_reply_reassigns_and_a_reply_stops_the_timer() {
+    let r = router(&[]);
+    r.upsert_queue(Queue::new(qid("s")).with_no_reply(TimeDelta::seconds(120))).unwrap();
+    r.upsert_agent(chat_agent("slow", "s", 1), t0()).unwrap();
+    r.upsert_agent(chat_agent("quick", "s", 1), t0()).unwrap();
+    assert_eq!(assigned_to(&r.submit(chat(1, "s", t0()), t0()).unwrap()).as_deref(), Some("slow"));
+    let ev = r.tick(at(120));
+    assert!(ev.contains(&RoutingEvent::Requeued { item: wid(1), agent: aid("slow"), reason: RequeueReason::NoReply }));
+    assert_eq!(r.item(wid(1)).unwrap().state, ItemState::Assigned(aid("quick")));
+    r.note_agent_reply(wid(1), at(130)).unwrap();
+    assert!(r.tick(at(1000)).is_empty());
+    assert_eq!(r.item(wid(1)).unwrap().state, ItemState::Assigned(aid("quick")));
+}
+
+#[test]
+fn agent_offline_requeues_assigned_work_after_the_grace() {
+    let config = RouterConfig {
+        offline: OfflinePolicy { grace: TimeDelta::seconds(60), assigned: OfflineAction::Requeue },
+        ..RouterConfig::default()
+    };
+    let r = Router::new(config);
+    r.upsert_queue(Queue::new(qid("s"))).unwrap();
+    r.upsert_agent(chat_agent("a", "s", 1), t0()).unwrap();
+    r.upsert_agent(chat_agent("b", "s", 1), t0()).unwrap();
+    r.submit(chat(1, "s", t0()), t0()).unwrap();
+    r.submit(chat(2, "s", t0()), t0()).unwrap();
+    r.complete(wid(2), at(1)).unwrap(); // b is free
+    r.set_presence(&aid("a"), "offline", at(10)).unwrap();
+    assert!(r.tick(at(69)).is_empty());
+    let ev = r.tick(at(70));
+    assert!(ev.contains(&RoutingEvent::Requeued {
+        item: wid(1),
+        agent: aid("a"),
+        reason: RequeueReason::AgentOffline
+    }));
+    assert_eq!(r.item(wid(1)).unwrap().state, ItemState::Assigned(aid("b")));
+    // Back within the grace: nothing happens.
+    r.set_presence(&aid("b"), "offline", at(80)).unwrap();
+    r.set_presence(&aid("b"), "online", at(100)).unwrap();
+    assert!(!r.tick(at(200)).iter().any(|e| matches!(e, RoutingEvent::Requeued { .. })));
+}
+
+#[test]
+fn fallback_any_queue_member_drops_eligibility() {
+    let r = router(&["s"]);
+    r.upsert_agent(chat_agent("a", "s", 1), t0()).unwrap();
+    let plan = Plan::new([Rule::new(
+        "r",
+        [Step::new(Pool::queues([qid("s")])).eligible(Term::skill("rare", 1)).dwell(TimeDelta::seconds(20))],
+    )
+    .fallback(Fallback::AnyQueueMember)]);
+    r.set_plan(plan, t0()).unwrap();
+    r.submit(chat(1, "s", t0()), t0()).unwrap();
+    assert_eq!(assignments(&r.tick(at(20))), vec![(wid(1), "a".into())]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Explain and estimated wait
+
+#[test]
+fn explain_names_the_step_and_groups_agents_by_reason() {
+    let r = router(&["s", "other"]);
+    r.upsert_agent(chat_agent("busy", "s", 1), t0()).unwrap();
+    r.upsert_agent(chat_agent("away", "s", 1).with_status("away"), t0()).unwrap();
+    r.upsert_agent(chat_agent("elsewhere", "other", 1), t0()).unwrap();
+    r.upsert_agent(chat_agent("nobilling", "s", 1).with_skill("billing", 1), t0()).unwrap();
+    r.set_plan(
+        Plan::new([Rule::new("r", [Step::new(Pool::queues([qid("s")])).named("desk").eligible(Term::ItemSkills)])]),
+        t0(),
+    )
+    .unwrap();
+    r.submit(chat(1, "s", t0()), t0()).unwrap(); // to "busy"
+    r.submit(chat(2, "s", t0()).with_skill("billing", 0), t0()).unwrap();
+    let d = r.submit(chat(3, "s", t0()).with_skill("billing", 2), t0()).unwrap();
+    assert!(d.reason.contains("desk"), "{}", d.reason);
+    let why = r.explain(wid(3), t0()).unwrap();
+    assert_eq!(why.step, "rule \"r\" step 0 (desk)");
+    let reason_of = |a: &str| why.groups.iter().find(|g| g.agents.contains(&aid(a))).map(|g| g.reason.clone());
+    assert_eq!(reason_of("busy"), Some(Exclusion::Ineligible { term: "skill billing >= 2".into() }));
+    assert_eq!(reason_of("elsewhere"), Some(Exclusion::NotInPool));
+    assert_eq!(reason_of("nobilling"), Some(Exclusion::Ineligible { term: "skill billing >= 2".into() }));
+    let why = r.explain(wid(2), t0()).unwrap();
+    let reason_of = |a: &str| why.groups.iter().find(|g| g.agents.contains(&aid(a))).map(|g| g.reason.clone());
+    assert_eq!(reason_of("away"), Some(Exclusion::Ineligible { term: "skill billing >= 0".into() }));
+    assert_eq!(reason_of("nobilling"), Some(Exclusion::Holding));
+}
+
+#[test]
+fn estimated_wait_is_the_mean_of_recent_waits() {
+    let r = router(&[]);
+    r.upsert_queue(Queue { ewt_samples: 2, ..Queue::new(qid("s")) }).unwrap();
+    assert_eq!(r.queue_stats(&qid("s")).unwrap().estimated_wait, None);
+    r.submit(chat(1, "s", t0()), t0()).unwrap();
+    r.submit(chat(2, "s", t0()), t0()).unwrap();
+    r.submit(chat(3, "s", t0()), t0()).unwrap();
+    assert_eq!(r.queue_stats(&qid("s")).unwrap().waiting, 3);
+    r.upsert_agent(chat_agent("a", "s", 1), at(10)).unwrap(); // item 1 waited 10 s
+    r.complete(wid(1), at(30)).unwrap(); // item 2 waited 30 s
+    assert_eq!(r.queue_stats(&qid("s")).unwrap().estimated_wait, Some(TimeDelta::seconds(20)));
+    r.complete(wid(2), at(60)).unwrap(); // item 3 waited 60 s; only the last 2 count
+    assert_eq!(r.queue_stats(&qid("s")).unwrap().estimated_wait, Some(TimeDelta::seconds(45)));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bots and handoff
+
+#[test]
+fn bot_hands_off_with_findings_and_pass_releases_the_bot() {
+    let r = router(&["s"]);
+    r.upsert_agent(Agent::bot(aid("bot")).with_queue(qid("s")), t0()).unwrap();
+    r.upsert_agent(chat_agent("human", "s", 1).with_status("away"), t0()).unwrap();
+    let plan = Plan::new([
+        Rule::new("escalated", [Step::new(Pool::queues([qid("s")])).eligible(Term::Bot(false))])
+            .when(Term::ItemAttr { key: "intent".into(), test: AttrTest::Exists }),
+        Rule::new("bot-first", [Step::new(Pool::queues([qid("s")])).eligible(Term::Bot(true))]),
+    ]);
+    r.set_plan(plan, t0()).unwrap();
+    let d = r.submit(chat(1, "s", t0()), t0()).unwrap();
+    assert_eq!(assigned_to(&d).as_deref(), Some("bot"));
+    assert_eq!(r.item(wid(1)).unwrap().control, ItemControl::Bot(aid("bot")));
+    let findings = serde_json::json!({"intent": "refund"}).as_object().unwrap().clone().into_iter().collect();
+    let d = r.handoff(wid(1), findings, HandoffMode::Pass, at(30)).unwrap();
+    assert_eq!((d.outcome.clone(), d.rule.as_deref()), (Outcome::Queued(qid("s")), Some("escalated")));
+    assert_eq!(r.item(wid(1)).unwrap().item.attributes["intent"], "refund");
+    assert_eq!(r.agent(&aid("bot")).unwrap().load, 0);
+    assert_eq!(r.item(wid(1)).unwrap().control, ItemControl::Routing);
+    let ev = r.set_presence(&aid("human"), "online", at(40)).unwrap();
+    assert_eq!(assignments(&ev), vec![(wid(1), "human".into())]);
+    assert!(matches!(r.handoff(wid(1), Default::default(), HandoffMode::Pass, at(50)), Err(Error::Refused(_))));
+}
+
+#[test]
+fn bot_offer_mode_keeps_the_bot_until_a_human_takes_over() {
+    let r = router(&["s"]);
+    r.upsert_agent(Agent::bot(aid("bot")).with_queue(qid("s")), t0()).unwrap();
+    r.upsert_agent(chat_agent("human", "s", 1).with_status("away"), t0()).unwrap();
+    r.set_plan(Plan::new([Rule::new("r", [Step::new(Pool::default()).eligible(Term::Any)])]), t0()).unwrap();
+    assert_eq!(assigned_to(&r.submit(chat(1, "s", t0()), t0()).unwrap()).as_deref(), Some("bot"));
+    r.handoff(wid(1), Default::default(), HandoffMode::Offer, at(5)).unwrap();
+    assert_eq!(r.item(wid(1)).unwrap().control, ItemControl::BotOffering(aid("bot")));
+    assert_eq!(r.agent(&aid("bot")).unwrap().load, 1);
+    r.set_presence(&aid("human"), "online", at(9)).unwrap();
+    assert_eq!(r.item(wid(1)).unwrap().control, ItemControl::Human(aid("human")));
+    assert_eq!(r.agent(&aid("bot")).unwrap().load, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Custom policy
+
+#[derive(Debug)]
+struct Cheapest;
+
+impl RoutingPolicy for Cheapest {
+    fn route(&self, item: &WorkItem, available: &[AgentView<'_>]) -> PolicyChoice {
+        if item.attributes.contains_key("use_plan") {
+            return PolicyChoice::UsePlan;
+        }
+        let mut v: Vec<_> = available.iter().collect();
+        v.sort_by_key(|a| a.profile.attributes.get("cost").and_then(|c| c.as_i64()).unwrap_or(i64::MAX));
+        match v.first() {
+            Some(a) => PolicyChoice::Agents(vec![a.id.clone()]),
+            None => PolicyChoice::Wait,
+        }
+    }
+}
+
+#[test]
+fn a_routing_policy_decides_and_the_router_still_enforces_capacity() {
+    let r = router(&["s"]);
+    r.upsert_agent(chat_agent("dear", "s", 1).with_attribute("cost", 9), t0()).unwrap();
+    r.upsert_agent(chat_agent("cheap", "s", 1).with_attribute("cost", 1), t0()).unwrap();
+    r.set_policy(Some(Arc::new(Cheapest)));
+    assert_eq!(assigned_to(&r.submit(chat(1, "s", t0()), t0()).unwrap()).as_deref(), Some("cheap"));
+    assert_eq!(assigned_to(&r.submit(chat(2, "s", t0()), t0()).unwrap()).as_deref(), Some("dear"));
+    assert!(matches!(r.submit(chat(3, "s", t0()), t0()).unwrap().outcome, Outcome::Queued(_)));
+    r.complete(wid(1), at(5)).unwrap();
+    // Items waiting on a policy are retried by sweep.
+    assert_eq!(assignments(&r.sweep(at(6))), vec![(wid(3), "cheap".into())]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Bad input
+
+#[test]
+fn bad_input_is_refused_without_changing_state() {
+    let r = router(&["s"]);
+    r.upsert_agent(chat_agent("a", "s", 1), t0()).unwrap();
+    assert!(matches!(r.submit(chat(1, "nope", t0()), t0()), Err(Error::NotFound { .. })));
+    r.submit(chat(1, "s", t0()), t0()).unwrap();
+    assert!(matches!(r.submit(chat(1, "s", t0()), t0()), Err(Error::Conflict(_))));
+    assert!(matches!(r.complete(wid(9), t0()), Err(Error::NotFound { .. })));
+    assert!(matches!(r.accept(wid(1), &aid("a"), t0()), Err(Error::Refused(_))));
+    assert!(matches!(r.upsert_agent(chat_agent("b", "nope", 1), t0()), Err(Error::NotFound { .. })));
+    assert!(matches!(r.upsert_agent(chat_agent("b", "s", 1).with_status("??"), t0()), Err(Error::InvalidInput { .. })));
+    let mut bad = chat(2, "s", t0());
+    bad.eligible_since = at(-5);
+    assert!(matches!(r.submit(bad, t0()), Err(Error::InvalidInput { .. })));
+    let q = Queue { offer: OfferPolicy { parallel: 0, ..OfferPolicy::default() }, ..Queue::new(qid("x")) };
+    assert!(matches!(r.upsert_queue(q), Err(Error::InvalidInput { .. })));
+    let plan = Plan::new([Rule::new("r", [Step::new(Pool::queues([qid("missing")]))])]);
+    let err = r.set_plan(plan, t0()).unwrap_err();
+    assert!(err.to_string().contains("rules[0].steps[0].pool.queues[0]"), "{err}");
+    assert_eq!(r.agent(&aid("a")).unwrap().assigned, vec![wid(1)]);
+    assert!(r.agent(&aid("b")).is_none());
+}
+
+#[test]
+fn item_queue_orders_like_the_router() {
+    let mut q = ItemQueue::new(Discipline::PriorityThenAge);
+    for n in 0..100u128 {
+        q.push(&chat(n, "s", at(n as i64)).with_priority((n % 3) as i32));
+    }
+    let mut last: Option<(i32, i64)> = None;
+    while let Some(id) = q.pop() {
+        let n = id.0.as_u128();
+        let key = (-((n % 3) as i32), n as i64);
+        assert!(last.is_none_or(|l| l < key));
+        last = Some(key);
+    }
+    assert!(q.is_empty());
+}
+
+#[test]
+fn shared_types_are_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Router>();
+    check::<Plan>();
+    check::<Step>();
+    check::<Ranker>();
+    check::<Agent>();
+    check::<Queue>();
+    check::<WorkItem>();
+    check::<RoutingDecision>();
+    check::<RoutingEvent>();
+    check::<Explanation>();
+    check::<ItemQueue>();
+    check::<Arc<dyn Eligibility>>();
+    check::<Arc<dyn RoutingPolicy>>();
+    check::<Arc<dyn AgentScore>>();
+}
+
+#[test]
+fn replacing_the_plan_reclassifies_items_in_flight() {
+    let r = Router::new(RouterConfig::default());
+    r.upsert_queue(Queue::new(qid("s")).with_offers(OfferPolicy::offers(1, TimeDelta::seconds(30)))).unwrap();
+    r.upsert_agent(chat_agent("a", "s", 1), t0()).unwrap();
+    r.upsert_agent(chat_agent("b", "s", 1).with_skill("x", 1), t0()).unwrap();
+    let two_steps = Plan::new([Rule::new(
+        "old",
+        [Step::new(Pool::default()).dwell(TimeDelta::seconds(5)), Step::new(Pool::default())],
+    )]);
+    r.set_plan(two_steps, t0()).unwrap();
+    assert_eq!(r.submit(chat(1, "s", t0()), t0()).unwrap().outcome, Outcome::Offered(vec![aid("a")]));
+    r.set_plan(Plan::new([Rule::new("new", [Step::new(Pool::default()).eligible(Term::skill("x", 1))])]), at(1))
+        .unwrap();
+    assert!(r.explain(wid(1), at(2)).is_ok());
+    r.decline(wid(1), &aid("a"), at(3)).unwrap();
+    let st = r.item(wid(1)).unwrap();
+    assert_eq!((st.rule.as_deref(), st.state), (Some("new"), ItemState::Offered(vec![aid("b")])));
+}

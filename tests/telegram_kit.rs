@@ -1,0 +1,445 @@
+//! The Telegram kit through the public API: every update kind of `tests/fixtures/telegram/`
+//! parses into the exact model, malformed bodies fail with the JSON path, and the outbound
+//! builders produce the documented Bot API calls.
+
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::json;
+use touchpoint::Error;
+use touchpoint::channels::KitEvent;
+use touchpoint::channels::telegram::{
+    SendOptions, TelegramKit, TelegramRequest, answer_callback_query, chat_id, file_id, send_requests, typing,
+};
+use touchpoint::model::*;
+
+const BOT: &str = "tg-support-bot";
+const ADA: &str = "7000000001";
+
+fn kit() -> TelegramKit {
+    TelegramKit::new(EndpointId::new(BOT).unwrap()).unwrap()
+}
+
+fn fixture(name: &str) -> Vec<u8> {
+    std::fs::read(format!("{}/tests/fixtures/telegram/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
+}
+
+fn parse(name: &str) -> Vec<KitEvent> {
+    kit().parse_update(&fixture(name)).unwrap()
+}
+
+fn one(name: &str) -> KitEvent {
+    let mut events = parse(name);
+    assert_eq!(events.len(), 1, "{name}: {events:?}");
+    events.remove(0)
+}
+
+fn at(secs: i64) -> DateTime<Utc> {
+    Utc.timestamp_opt(secs, 0).unwrap()
+}
+
+/// Ada's message `message_id` in her private chat with the bot.
+fn from_ada(message_id: i64, secs: i64, content: Content) -> InboundMessage {
+    InboundMessage::new(
+        ChannelKind::Telegram,
+        EndpointId::new(BOT).unwrap(),
+        Address::platform(BOT, ADA),
+        format!("{ADA}:{message_id}"),
+        content,
+    )
+    .with_sent_at(at(secs))
+    .with_sender_name("Ada Example")
+    .with_thread(ThreadHints { provider_thread_id: Some(ADA.into()), ..ThreadHints::default() })
+}
+
+fn file(kind: MediaKind, id: &str, mime: Option<&str>, caption: Option<&str>, filename: Option<&str>) -> Content {
+    Content::Media {
+        media: kind,
+        url: format!("telegram-file:{id}"),
+        mime_type: mime.map(Into::into),
+        caption: caption.map(Into::into),
+        filename: filename.map(Into::into),
+    }
+}
+
+fn system(event: &str, detail: Option<&str>) -> Content {
+    Content::System { event: event.into(), detail: detail.map(Into::into) }
+}
+
+#[test]
+fn start_command_is_a_text_message_in_the_private_chat() {
+    let expected = from_ada(42, 1735689600, Content::text("/start order_5521")).with_sender_name("Ada");
+    assert_eq!(one("start_command.json"), KitEvent::Message(expected));
+}
+
+#[test]
+fn callback_query_is_a_button_press_with_the_whole_keyboard_as_options() {
+    let message = InboundMessage::new(
+        ChannelKind::Telegram,
+        EndpointId::new(BOT).unwrap(),
+        Address::platform(BOT, ADA),
+        "callback:4300000000000000001",
+        Content::Choices {
+            body: "How did we do?".into(),
+            options: vec![
+                ChoiceOption { id: "csat:5".into(), title: "Great".into(), description: None },
+                ChoiceOption { id: "csat:1".into(), title: "Poor".into(), description: None },
+            ],
+            selected: Some("csat:5".into()),
+        },
+    )
+    .with_sender_name("Ada")
+    .with_thread(ThreadHints {
+        provider_thread_id: Some(ADA.into()),
+        in_reply_to: Some(format!("{ADA}:43")),
+        ..ThreadHints::default()
+    });
+    assert_eq!(one("callback_query.json"), KitEvent::ButtonPressed { query_id: "4300000000000000001".into(), message });
+}
+
+#[test]
+fn photo_takes_the_largest_size_keeps_the_caption_and_the_reply() {
+    let mut expected =
+        from_ada(44, 1735689700, file(MediaKind::Image, "AgAD-large", None, Some("This is how it arrived"), None));
+    expected.thread.in_reply_to = Some(format!("{ADA}:43"));
+    assert_eq!(one("photo_reply.json"), KitEvent::Message(expected));
+    let KitEvent::Message(m) = one("photo_reply.json") else { unreachable!() };
+    let Content::Media { url, .. } = m.content else { unreachable!() };
+    assert_eq!(file_id(&url), Some("AgAD-large"));
+}
+
+#[test]
+fn files_voice_video_animation_and_stickers_are_media() {
+    let cases = [
+        (
+            "document.json",
+            from_ada(
+                45,
+                1735689710,
+                file(
+                    MediaKind::Document,
+                    "BQAD-doc",
+                    Some("application/pdf"),
+                    Some("Invoice"),
+                    Some("invoice-5521.pdf"),
+                ),
+            ),
+        ),
+        ("voice.json", from_ada(46, 1735689720, file(MediaKind::Audio, "AwAD-voice", Some("audio/ogg"), None, None))),
+        ("video.json", from_ada(47, 1735689730, file(MediaKind::Video, "BAAD-video", Some("video/mp4"), None, None))),
+        (
+            "animation.json",
+            from_ada(48, 1735689740, file(MediaKind::Video, "CgAD-gif", Some("video/mp4"), None, Some("shrug.mp4"))),
+        ),
+        ("sticker.json", from_ada(49, 1735689750, file(MediaKind::Sticker, "CAAD-sticker", None, Some("😢"), None))),
+    ];
+    for (name, expected) in cases {
+        assert_eq!(one(name), KitEvent::Message(expected), "{name}");
+    }
+}
+
+#[test]
+fn location_and_venue() {
+    assert_eq!(
+        one("location.json"),
+        KitEvent::Message(from_ada(
+            50,
+            1735689760,
+            Content::Location { latitude: 51.5007, longitude: -0.1246, name: None, address: None }
+        ))
+    );
+    assert_eq!(
+        one("venue.json"),
+        KitEvent::Message(from_ada(
+            51,
+            1735689770,
+            Content::Location {
+                latitude: 51.5007,
+                longitude: -0.1246,
+                name: Some("Parcel locker 12".into()),
+                address: Some("1 Example Street, London".into()),
+            }
+        ))
+    );
+}
+
+#[test]
+fn sharing_ones_own_number_is_a_trusted_phone_claim_a_third_partys_is_not() {
+    let own = from_ada(
+        52,
+        1735689780,
+        Content::Contact(ContactCard {
+            name: "Ada Example".into(),
+            phones: vec!["447700900123".into()],
+            emails: vec![],
+            organization: None,
+        }),
+    )
+    .with_claim(CustomerKey::Phone("+447700900123".into()), Verification::CarrierAsserted);
+    assert_eq!(one("contact_own.json"), KitEvent::Message(own));
+
+    let other = from_ada(
+        53,
+        1735689790,
+        Content::Contact(ContactCard {
+            name: "Grace".into(),
+            phones: vec!["+447700900456".into()],
+            emails: vec![],
+            organization: None,
+        }),
+    );
+    assert_eq!(one("contact_other.json"), KitEvent::Message(other));
+}
+
+#[test]
+fn an_edit_names_the_original_and_gets_its_own_id() {
+    let mut message = from_ada(42, 1735689800, Content::text("/start order_5522"));
+    message.external_id = format!("{ADA}:42:edit:1735689800");
+    assert_eq!(one("edited_message.json"), KitEvent::Edited { original: format!("{ADA}:42"), message });
+}
+
+#[test]
+fn forum_topics_are_their_own_thread() {
+    let msg = one("group_topic.json").into_message().unwrap();
+    assert_eq!(msg.external_id, "-1001000000001:900");
+    assert_eq!(msg.thread.provider_thread_id.as_deref(), Some("-1001000000001/77"));
+    assert_eq!(msg.sender, Address::platform(BOT, ADA));
+}
+
+#[test]
+fn reactions_reply_to_the_reacted_message() {
+    let reaction = |secs: i64, content| {
+        InboundMessage::new(
+            ChannelKind::Telegram,
+            EndpointId::new(BOT).unwrap(),
+            Address::platform(BOT, ADA),
+            format!("reaction:{ADA}:43:{ADA}:{secs}"),
+            content,
+        )
+        .with_sent_at(at(secs))
+        .with_sender_name("Ada Example")
+        .with_thread(ThreadHints {
+            provider_thread_id: Some(ADA.into()),
+            in_reply_to: Some(format!("{ADA}:43")),
+            ..ThreadHints::default()
+        })
+    };
+    assert_eq!(one("reaction.json"), KitEvent::Message(reaction(1735689820, system("reaction", Some("👍")))));
+    assert_eq!(one("reaction_removed.json"), KitEvent::Message(reaction(1735689830, system("reaction_removed", None))));
+}
+
+#[test]
+fn unsupported_content_is_a_note_and_non_customer_updates_are_skipped() {
+    assert_eq!(
+        one("dice.json"),
+        KitEvent::Message(from_ada(
+            54,
+            1735689840,
+            system("unsupported", Some("a Telegram dice is not understood by this kit"))
+        ))
+    );
+    let skipped = |kind: &str| KitEvent::Skipped { kind: kind.into() };
+    assert_eq!(one("service_message.json"), skipped("telegram.service_message"));
+    assert_eq!(one("bot_message.json"), skipped("telegram.bot_message"));
+    assert_eq!(one("my_chat_member.json"), skipped("telegram.my_chat_member"));
+    assert_eq!(one("channel_post.json"), skipped("telegram.channel_post"));
+    assert_eq!(
+        kit().parse_update(br#"{"update_id":1,"brand_new_kind":{}}"#).unwrap(),
+        vec![skipped("telegram.unknown_update")]
+    );
+}
+
+#[test]
+fn user_scope_can_be_shared_between_bots() {
+    let kit = TelegramKit::new(EndpointId::new("tg-sales-bot").unwrap()).unwrap().with_user_scope("telegram").unwrap();
+    let events = kit.parse_update(&fixture("start_command.json")).unwrap();
+    let msg = events[0].message().unwrap();
+    assert_eq!(msg.sender, Address::platform("telegram", ADA));
+    assert_eq!(msg.endpoint.as_str(), "tg-sales-bot");
+    // A scope cannot contain `:` (it separates scope and id in the normalised address).
+    assert!(TelegramKit::new(EndpointId::new("tg:bot").unwrap()).is_err());
+    assert!(TelegramKit::new(EndpointId::new("tg-bot").unwrap()).unwrap().with_user_scope("a b").is_err());
+}
+
+#[test]
+fn malformed_updates_name_the_json_path() {
+    let reason = |body: &str| match kit().parse_update(body.as_bytes()) {
+        Err(Error::InvalidInput { field: "telegram update", reason }) => reason,
+        other => panic!("expected invalid input, got {other:?}"),
+    };
+    let r = reason(r#"{"message":{"message_id":1,"date":1,"chat":{"id":1},"text":"hi"}}"#);
+    assert!(r.contains("missing field `update_id`"), "{r}");
+    let r = reason(r#"{"update_id":1,"message":{"message_id":1,"date":1,"chat":{"id":"one"},"text":"hi"}}"#);
+    assert!(r.contains("message.chat.id"), "{r}");
+    let r = reason(r#"{"update_id":1,"message":{"message_id":1,"date":-99999999999999,"chat":{"id":1},"text":"hi"}}"#);
+    assert!(r.contains("message.date"), "{r}");
+    let r = reason(
+        r#"{"update_id":1,"message":{"message_id":1,"date":1,"from":{"id":5,"first_name":"A"},"chat":{"id":1},"photo":[]}}"#,
+    );
+    assert!(r.contains("message.photo"), "{r}");
+    let r = reason(
+        r#"{"update_id":1,"message":{"message_id":1,"date":1,"from":{"id":5,"first_name":"A"},"chat":{"id":1},"text":" "}}"#,
+    );
+    assert!(r.contains("content.body"), "{r}");
+    let r = reason(
+        r#"{"update_id":1,"message":{"message_id":1,"date":1,"from":{"id":5,"first_name":"A"},"chat":{"id":1},"location":{"latitude":95,"longitude":0}}}"#,
+    );
+    assert!(r.contains("content.latitude"), "{r}");
+}
+
+// ----- outbound -----
+
+fn call(method: &'static str, body: serde_json::Value) -> Vec<TelegramRequest> {
+    vec![TelegramRequest { method, body }]
+}
+
+#[test]
+fn text_with_reply_topic_and_silence() {
+    let options =
+        SendOptions { reply_to_message_id: Some(42), message_thread_id: Some(77), disable_notification: true };
+    assert_eq!(
+        send_requests(-1001000000001, &Content::text("Looking into it"), &options).unwrap(),
+        call(
+            "sendMessage",
+            json!({
+                "chat_id": -1001000000001i64,
+                "message_thread_id": 77,
+                "reply_parameters": { "message_id": 42 },
+                "disable_notification": true,
+                "text": "Looking into it"
+            })
+        )
+    );
+}
+
+#[test]
+fn choices_are_an_inline_keyboard_with_one_button_per_row() {
+    let content = Content::Choices {
+        body: "How did we do?".into(),
+        options: vec![
+            ChoiceOption { id: "csat:5".into(), title: "Great".into(), description: None },
+            ChoiceOption { id: "csat:1".into(), title: "Poor".into(), description: None },
+        ],
+        selected: None,
+    };
+    assert_eq!(
+        send_requests(7000000001, &content, &SendOptions::default()).unwrap(),
+        call(
+            "sendMessage",
+            json!({
+                "chat_id": 7000000001i64,
+                "text": "How did we do?",
+                "reply_markup": { "inline_keyboard": [
+                    [{ "text": "Great", "callback_data": "csat:5" }],
+                    [{ "text": "Poor", "callback_data": "csat:1" }]
+                ]}
+            })
+        )
+    );
+    let long_id = Content::Choices {
+        body: "Pick".into(),
+        options: vec![ChoiceOption { id: "x".repeat(65), title: "X".into(), description: None }],
+        selected: None,
+    };
+    assert!(matches!(
+        send_requests(1, &long_id, &SendOptions::default()),
+        Err(Error::InvalidInput { field: "content.options.id", .. })
+    ));
+}
+
+#[test]
+fn media_by_url_or_file_id_with_caption() {
+    let photo = Content::Media {
+        media: MediaKind::Image,
+        url: "https://files.example.com/label.png".into(),
+        mime_type: None,
+        caption: Some("Your return label".into()),
+        filename: None,
+    };
+    assert_eq!(
+        send_requests(7000000001, &photo, &SendOptions::default()).unwrap(),
+        call(
+            "sendPhoto",
+            json!({ "chat_id": 7000000001i64, "photo": "https://files.example.com/label.png", "caption": "Your return label" })
+        )
+    );
+    let voice = Content::Media {
+        media: MediaKind::Audio,
+        url: "telegram-file:AwAD-voice".into(),
+        mime_type: Some("audio/ogg".into()),
+        caption: None,
+        filename: None,
+    };
+    assert_eq!(
+        send_requests(7000000001, &voice, &SendOptions::default()).unwrap(),
+        call("sendVoice", json!({ "chat_id": 7000000001i64, "voice": "AwAD-voice" }))
+    );
+    let doc = Content::Media {
+        media: MediaKind::Document,
+        url: "https://files.example.com/a.pdf".into(),
+        mime_type: None,
+        caption: Some("c".repeat(1025)),
+        filename: None,
+    };
+    assert!(matches!(
+        send_requests(1, &doc, &SendOptions::default()),
+        Err(Error::InvalidInput { field: "content.caption", .. })
+    ));
+}
+
+#[test]
+fn venue_location_and_contact() {
+    let venue = Content::Location {
+        latitude: 51.5007,
+        longitude: -0.1246,
+        name: Some("Parcel locker 12".into()),
+        address: Some("1 Example Street".into()),
+    };
+    assert_eq!(
+        send_requests(1, &venue, &SendOptions::default()).unwrap(),
+        call(
+            "sendVenue",
+            json!({ "chat_id": 1, "latitude": 51.5007, "longitude": -0.1246, "title": "Parcel locker 12", "address": "1 Example Street" })
+        )
+    );
+    let point = Content::Location { latitude: 1.5, longitude: 2.5, name: Some("Here".into()), address: None };
+    assert_eq!(
+        send_requests(1, &point, &SendOptions::default()).unwrap(),
+        call("sendLocation", json!({ "chat_id": 1, "latitude": 1.5, "longitude": 2.5 }))
+    );
+    let card = Content::Contact(ContactCard {
+        name: "Acme Support".into(),
+        phones: vec!["+15550001111".into()],
+        emails: vec![],
+        organization: None,
+    });
+    assert_eq!(
+        send_requests(1, &card, &SendOptions::default()).unwrap(),
+        call("sendContact", json!({ "chat_id": 1, "phone_number": "+15550001111", "first_name": "Acme Support" }))
+    );
+    let no_phone = Content::Contact(ContactCard { name: "X".into(), ..ContactCard::default() });
+    assert!(send_requests(1, &no_phone, &SendOptions::default()).is_err());
+}
+
+#[test]
+fn what_telegram_cannot_carry_is_refused() {
+    let template = Content::Template { name: "t".into(), language: "en".into(), parameters: vec![] };
+    assert!(send_requests(1, &template, &SendOptions::default()).is_err());
+    assert!(send_requests(1, &Content::text("a".repeat(4097)), &SendOptions::default()).is_err());
+    // Telegram counts UTF-16 code units: 2049 emoji are 4098 of them.
+    assert!(send_requests(1, &Content::text("😀".repeat(2049)), &SendOptions::default()).is_err());
+    assert!(send_requests(1, &Content::text("😀".repeat(2048)), &SendOptions::default()).is_ok());
+}
+
+#[test]
+fn small_calls_around_messages() {
+    assert_eq!(
+        answer_callback_query("4300000000000000001", None).unwrap(),
+        TelegramRequest { method: "answerCallbackQuery", body: json!({ "callback_query_id": "4300000000000000001" }) }
+    );
+    assert!(answer_callback_query("", None).is_err());
+    assert_eq!(
+        typing(7000000001),
+        TelegramRequest { method: "sendChatAction", body: json!({ "chat_id": 7000000001i64, "action": "typing" }) }
+    );
+    assert_eq!(chat_id(&Address::platform(BOT, ADA)).unwrap(), 7000000001);
+    assert!(chat_id(&Address::platform(BOT, "ada")).is_err());
+}
