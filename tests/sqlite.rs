@@ -512,6 +512,7 @@ fn threads_ingesting_overlapping_customers_lose_and_duplicate_nothing() {
     assert_eq!(events.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=events.len() as u64).collect::<Vec<_>>());
     let received = events.iter().filter(|e| matches!(e.event, Event::MessageReceived { .. })).count();
     assert_eq!(received as u64, DISTINCT, "one MessageReceived event per stored message");
+    assert!(events.windows(2).all(|w| w[0].id < w[1].id), "event ids increase in commit order");
 }
 
 #[test]

@@ -5,6 +5,7 @@
 
 use super::statements::Sql;
 use super::write::{self, Encoded, Failure};
+use crate::idgen::IdGen;
 use crate::model::TenantId;
 use crate::store::{ChangeSet, Committed};
 use crate::{Error, Result};
@@ -154,6 +155,7 @@ fn run_reader(conn: Connection, jobs: &Mutex<Receiver<ReadJob>>) {
 
 fn run_writer(conn: Connection, jobs: Receiver<WriterJob>, max_batch: usize) {
     let sql = Sql::new(&conn);
+    let ids = IdGen::new();
     let max_batch = max_batch.max(1);
     while let Ok(first) = jobs.recv() {
         let mut commits = Vec::new();
@@ -168,7 +170,7 @@ fn run_writer(conn: Connection, jobs: Receiver<WriterJob>, max_batch: usize) {
             }
             next = if commits.len() < max_batch { jobs.try_recv().ok() } else { None };
         }
-        if !commits.is_empty() && catch_unwind(AssertUnwindSafe(|| commit_batch(&sql, commits))).is_err() {
+        if !commits.is_empty() && catch_unwind(AssertUnwindSafe(|| commit_batch(&sql, &ids, commits))).is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
         for read in reads {
@@ -192,9 +194,9 @@ fn batch_failure(e: &rusqlite::Error) -> Error {
 /// needs no rollback. Only a failure while writing (a unique index catching what the checks did
 /// not, an I/O error) leaves a change set half-written: then the whole batch is rolled back and
 /// run again with a savepoint around each change set, which rolls back just the failing one.
-fn commit_batch(sql: &Sql<'_>, jobs: Vec<CommitJob>) {
-    let answers = match run_batch(sql, &jobs, false) {
-        Err(BatchError::HalfWritten) => run_batch(sql, &jobs, true),
+fn commit_batch(sql: &Sql<'_>, ids: &IdGen, jobs: Vec<CommitJob>) {
+    let answers = match run_batch(sql, ids, &jobs, false) {
+        Err(BatchError::HalfWritten) => run_batch(sql, ids, &jobs, true),
         other => other,
     };
     let answers = answers.and_then(|answers| match sql.run("COMMIT") {
@@ -237,14 +239,19 @@ enum BatchError {
 
 /// Runs every change set of the batch in one open transaction (left open for the caller to
 /// commit), with or without a savepoint around each.
-fn run_batch(sql: &Sql<'_>, jobs: &[CommitJob], savepoints: bool) -> Result<Vec<Result<Committed>>, BatchError> {
+fn run_batch(
+    sql: &Sql<'_>,
+    ids: &IdGen,
+    jobs: &[CommitJob],
+    savepoints: bool,
+) -> Result<Vec<Result<Committed>>, BatchError> {
     sql.run("BEGIN IMMEDIATE").map_err(BatchError::Sqlite)?;
     let mut answers = Vec::with_capacity(jobs.len());
     for job in jobs {
         if savepoints {
             sql.run("SAVEPOINT change_set").map_err(BatchError::Sqlite)?;
         }
-        let answer = match write::commit(sql, &job.tenant, &job.changes, &job.json) {
+        let answer = match write::commit(sql, ids, &job.tenant, &job.changes, &job.json) {
             Ok(committed) => Ok(committed),
             Err(Failure::Refused(e)) => Err(e),
             Err(Failure::HalfWritten(e)) if savepoints => {
@@ -315,7 +322,7 @@ mod tests {
             jobs.push(j);
             answers.push(rx);
         }
-        commit_batch(&sql, jobs);
+        commit_batch(&sql, &IdGen::new(), jobs);
         let results: Vec<_> = answers.iter_mut().map(|rx| rx.try_recv().expect("answered").expect("answer")).collect();
         assert!(matches!(results[2], Err(Error::Conflict(_)) | Err(Error::Backend { .. })), "{:?}", results[2]);
         let firsts: Vec<u64> = results

@@ -13,6 +13,7 @@
 use super::statements::Sql;
 use super::{backend_error, channel_key, decode_id, encode, kind_key, verification_rank};
 use crate::events::{Event, StoredEvent};
+use crate::idgen::IdGen;
 use crate::model::{
     ChannelKind, Content, ConversationId, CustomerId, CustomerState, EventId, IdentityId, MessageId, NormalizedAddress,
     TenantId, Verification,
@@ -36,7 +37,6 @@ pub(super) struct Encoded {
     conversations: Vec<String>,
     messages: Vec<String>,
     thread_keys: Vec<String>,
-    events: Vec<String>,
 }
 
 /// An event as stored: the sequence number and the tenant are columns.
@@ -75,11 +75,6 @@ impl Encoded {
             conversations: all("conversation", &changes.conversations)?,
             messages: all("message", &changes.messages)?,
             thread_keys: changes.thread_keys.iter().map(|c| encode("thread key", &c.key)).collect::<Result<_>>()?,
-            events: changes
-                .events
-                .iter()
-                .map(|event| encode("event", &EventOut { id: EventId(uuid::Uuid::now_v7()), at: changes.at, event }))
-                .collect::<Result<_>>()?,
         })
     }
 }
@@ -95,11 +90,12 @@ pub(super) enum Failure {
 /// Checks one change set, then applies it (`json` is its [`Encoded`] form).
 pub(super) fn commit(
     sql: &Sql<'_>,
+    ids: &IdGen,
     tenant: &TenantId,
     changes: &ChangeSet,
     json: &Encoded,
 ) -> std::result::Result<Committed, Failure> {
-    let db = Db { sql, tenant: tenant.as_str() };
+    let db = Db { sql, ids, tenant: tenant.as_str() };
     let checked = (|| {
         if let Some(key) = &changes.dedupe
             && let Some(existing) = db.message_by_key(&key.channel, &key.external_id)?
@@ -175,6 +171,8 @@ struct IdentityRow {
 
 struct Db<'s, 'c> {
     sql: &'s Sql<'c>,
+    /// Event ids: UUID v7 from the change set's time, increasing in commit order.
+    ids: &'s IdGen,
     tenant: &'s str,
 }
 
@@ -635,8 +633,9 @@ impl Db<'_, '_> {
             })
             .map_err(backend_error)?;
         let first = version_from_sql(last) + 1;
-        for (i, json) in json.events.iter().enumerate() {
+        for (i, event) in changes.events.iter().enumerate() {
             let seq = first + i as u64;
+            let json = encode("event", &EventOut { id: EventId(self.ids.next(changes.at)), at: changes.at, event })?;
             self.exec(
                 "INSERT INTO events (tenant, seq, record) VALUES (?1, ?2, ?3)",
                 params![t, version_to_sql(seq), json],
