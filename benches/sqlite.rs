@@ -13,7 +13,9 @@
 //! endpoint), 30 % first contacts, every message with a fresh provider id, generated outside the
 //! timed section. Each store is preloaded with `PRELOAD` customers (the SQLite files with group
 //! commit, before the measured store is opened on them). Target: ≥ 20k messages/s
-//! durable with group commit. The medians (messages/s) and ratios are printed at the end.
+//! durable with group commit. The medians (messages/s) and ratios are printed at the end, with
+//! the CPU time per message of the whole process (all threads; Linux only), which shows the cost
+//! apart from how busy the machine is.
 
 use criterion::{Criterion, SamplingMode, Throughput};
 use futures::StreamExt;
@@ -182,11 +184,27 @@ fn preloaded_file(path: &Path) {
     preload(&Engine::builder(Arc::new(store)).build(), &tenant());
 }
 
-fn bench_store(c: &mut Criterion, name: &str, store: Arc<dyn Store>) -> Option<f64> {
+/// CPU time used so far by the whole process (all threads), where the OS tells it cheaply
+/// (Linux `/proc/self/stat`, in clock ticks of 10 ms).
+fn process_cpu() -> Option<Duration> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    let fields: Vec<&str> = stat.get(stat.rfind(')')? + 2..)?.split(' ').collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_millis(ticks * 10))
+}
+
+/// Messages per second (median of the samples) and CPU time per message over all samples.
+struct Measured {
+    rate: Option<f64>,
+    cpu_per_message: Option<Duration>,
+}
+
+fn bench_store(c: &mut Criterion, name: &str, store: Arc<dyn Store>) -> Measured {
     let engine = Engine::builder(store).build();
     let tenant = tenant();
     let mut traffic = Traffic::new();
     let mut samples = Samples::default();
+    let (mut cpu, mut messages_done) = (Some(Duration::ZERO), 0u64);
     let mut group = c.benchmark_group("sqlite_ingest");
     group
         .sample_size(SAMPLES)
@@ -197,19 +215,32 @@ fn bench_store(c: &mut Criterion, name: &str, store: Arc<dyn Store>) -> Option<f
     group.bench_function(name, |b| {
         b.iter_custom(|iters| {
             let messages = traffic.batch(iters);
+            let cpu_before = process_cpu();
             let start = Instant::now();
             ingest_all(&engine, &tenant, messages);
             let elapsed = start.elapsed();
+            cpu = match (cpu, cpu_before, process_cpu()) {
+                (Some(total), Some(before), Some(after)) => Some(total + after.saturating_sub(before)),
+                _ => None,
+            };
+            messages_done += iters;
             samples.push(elapsed, iters);
             elapsed
         })
     });
     group.finish();
-    samples.median(SAMPLES).map(|ns| 1e9 / ns)
+    Measured {
+        rate: samples.median(SAMPLES).map(|ns| 1e9 / ns),
+        cpu_per_message: cpu.filter(|_| messages_done > 0).map(|c| c / messages_done.max(1) as u32),
+    }
 }
 
-fn rate(r: Option<f64>) -> String {
-    r.map_or_else(|| "not run".into(), |r| format!("{r:.0} messages/s"))
+fn rate(m: &Measured) -> String {
+    let rate = m.rate.map_or_else(|| "not run".into(), |r| format!("{r:.0} messages/s"));
+    match m.cpu_per_message {
+        Some(cpu) => format!("{rate} ({:.0} µs CPU per message, all threads)", cpu.as_secs_f64() * 1e6),
+        None => rate,
+    }
 }
 
 fn main() {
@@ -222,23 +253,23 @@ fn main() {
     preloaded_file(&single_db);
 
     let grouped = SqliteStore::open(&group_db).expect("open");
-    let group_rate = bench_store(&mut c, "group_commit", Arc::new(grouped));
+    let group = bench_store(&mut c, "group_commit", Arc::new(grouped));
     let single = SqliteStore::open_with(&single_db, SqliteOptions::default().with_max_batch(1)).expect("open");
-    let single_rate = bench_store(&mut c, "one_tx_per_message", Arc::new(single));
+    let single = bench_store(&mut c, "one_tx_per_message", Arc::new(single));
     let memory = InMemoryStore::new();
     preload(&Engine::builder(Arc::new(memory.clone())).build(), &tenant());
-    let memory_rate = bench_store(&mut c, "in_memory_store", Arc::new(memory));
+    let memory = bench_store(&mut c, "in_memory_store", Arc::new(memory));
     c.final_summary();
 
     eprintln!("\n== summary ({IN_FLIGHT} ingests in flight, WAL, synchronous = FULL, file in the temp dir) ==");
-    eprintln!("group commit (max_batch 1024)     : {}", rate(group_rate));
-    eprintln!("one transaction per message       : {}", rate(single_rate));
-    eprintln!("in-memory store (no durability)   : {}", rate(memory_rate));
-    if let (Some(g), Some(s)) = (group_rate, single_rate) {
+    eprintln!("group commit (max_batch 1024)     : {}", rate(&group));
+    eprintln!("one transaction per message       : {}", rate(&single));
+    eprintln!("in-memory store (no durability)   : {}", rate(&memory));
+    if let (Some(g), Some(s)) = (group.rate, single.rate) {
         let verdict = if g >= 20_000.0 { "meets" } else { "MISSES" };
         eprintln!("group commit / one tx per message : {:.1}x; {verdict} target >= 20k messages/s", g / s);
     }
-    if let (Some(g), Some(m)) = (group_rate, memory_rate) {
+    if let (Some(g), Some(m)) = (group.rate, memory.rate) {
         eprintln!("group commit / in-memory store    : {:.2}x", g / m);
     }
 }
