@@ -2,7 +2,7 @@
 //! into what the provider expects back.
 //!
 //! Every kit sits behind its own cargo feature and does no I/O: the host owns the HTTP endpoint,
-//! checks the request with [`signature`] (feature `signatures`), hands the kit the **raw body
+//! checks the request with `signature` (feature `signatures`), hands the kit the **raw body
 //! bytes**, and gets back customer messages ready for [`Engine::ingest`](crate::Engine::ingest),
 //! [`DeliveryReceipt`]s for [`Engine::update_delivery`](crate::Engine::update_delivery), and the
 //! rest reported rather than dropped silently ([`KitEvent`]). Outbound, a kit builds the body of
