@@ -209,18 +209,25 @@ pub(crate) async fn find_identity(
     Ok(None)
 }
 
+/// The link keys under which `address` may be held: its own spelling, then (for phones) the
+/// lookup variants such as the Brazilian ninth digit.
+fn link_key_candidates(address: &NormalizedAddress) -> impl Iterator<Item = LinkKey> + '_ {
+    let variants = match address.kind {
+        AddressKind::Phone => normalize::phone_lookup_variants(&address.value),
+        _ => Vec::new(),
+    };
+    std::iter::once(address.value.clone())
+        .chain(variants)
+        .map(|value| LinkKey(NormalizedAddress { kind: address.kind, value }))
+}
+
 /// The customer that holds `address` at a linking level, trying phone variants too.
 pub(crate) async fn trusted_holder(
     store: &dyn Store,
     tenant: &TenantId,
     address: &NormalizedAddress,
 ) -> Result<Option<CustomerId>> {
-    let mut candidates = vec![address.value.clone()];
-    if address.kind == AddressKind::Phone {
-        candidates.extend(normalize::phone_lookup_variants(&address.value));
-    }
-    for value in candidates {
-        let key = LinkKey(NormalizedAddress { kind: address.kind, value });
+    for key in link_key_candidates(address) {
         let holders = store.customers_by_address(tenant, &key).await?;
         if let Some((c, _)) = holders.into_iter().find(|(_, v)| v.can_link()) {
             return Ok(Some(c));
@@ -238,12 +245,7 @@ async fn held_by_other(
     customer: CustomerId,
     except: Option<IdentityId>,
 ) -> Result<bool> {
-    let mut candidates = vec![address.value.clone()];
-    if address.kind == AddressKind::Phone {
-        candidates.extend(normalize::phone_lookup_variants(&address.value));
-    }
-    for value in candidates {
-        let key = LinkKey(NormalizedAddress { kind: address.kind, value });
+    for key in link_key_candidates(address) {
         for (holder, verification) in store.customers_by_address(tenant, &key).await? {
             if holder == customer || !verification.can_link() {
                 continue;

@@ -1,5 +1,6 @@
 //! The in-memory store: always compiled, the same semantics as a database backend.
 
+use super::rules::{check_content, check_tenant, check_version};
 use super::{ChangeSet, Committed, LinkKey, MessageQuery, MessageScope, Store, ThreadKey, ThreadKeyClaim};
 use crate::Error;
 use crate::events::StoredEvent;
@@ -458,21 +459,6 @@ impl TenantData {
     }
 }
 
-fn check_version(
-    entity: &'static str,
-    id: impl std::fmt::Display,
-    stored: Option<u64>,
-    expected: Option<u64>,
-) -> crate::Result<()> {
-    match (stored, expected) {
-        (None, None) => Ok(()),
-        (Some(_), None) => Err(conflict(format!("{entity} {id} already exists"))),
-        (None, Some(_)) => Err(conflict(format!("{entity} {id} no longer exists"))),
-        (Some(s), Some(e)) if s == e => Ok(()),
-        (Some(s), Some(e)) => Err(conflict(format!("{entity} {id} is at version {s}, expected {e}"))),
-    }
-}
-
 #[async_trait]
 impl Store for InMemoryStore {
     async fn customer(&self, tenant: &TenantId, id: CustomerId) -> crate::Result<Option<Customer>> {
@@ -611,6 +597,7 @@ impl Store for InMemoryStore {
             return Ok(Committed::Duplicate { message: *existing });
         }
         check_tenant(tenant, &changes)?;
+        check_content(&changes)?;
         d.validate(&changes)?;
         let first_event_seq = d.apply(tenant, changes);
         Ok(Committed::Applied { first_event_seq })
@@ -622,13 +609,4 @@ impl Store for InMemoryStore {
             d.events[start..].iter().take(limit).cloned().collect()
         }))
     }
-}
-
-/// Every record in a change set must belong to the tenant it is committed to.
-pub(crate) fn check_tenant(tenant: &TenantId, changes: &ChangeSet) -> crate::Result<()> {
-    let foreign = changes.customers.iter().any(|w| &w.record.tenant != tenant)
-        || changes.identities.iter().any(|w| &w.record.tenant != tenant)
-        || changes.conversations.iter().any(|w| &w.record.tenant != tenant)
-        || changes.messages.iter().any(|w| &w.record.tenant != tenant);
-    if foreign { Err(Error::WrongTenant(tenant.clone())) } else { Ok(()) }
 }

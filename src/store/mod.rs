@@ -28,6 +28,7 @@
 //! * Events get consecutive sequence numbers per tenant in commit order.
 
 mod memory;
+mod rules;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 

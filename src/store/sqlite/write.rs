@@ -15,9 +15,10 @@ use super::{backend_error, channel_key, decode_id, encode, kind_key, verificatio
 use crate::events::{Event, StoredEvent};
 use crate::idgen::IdGen;
 use crate::model::{
-    ChannelKind, Content, ConversationId, CustomerId, CustomerState, EventId, IdentityId, MessageId, NormalizedAddress,
+    ChannelKind, ConversationId, CustomerId, CustomerState, EventId, IdentityId, MessageId, NormalizedAddress,
     TenantId, Verification,
 };
+use crate::store::rules::{check_content, check_tenant, check_version};
 use crate::store::{ChangeSet, Committed, LinkKey, ThreadKeyClaim, Write};
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
@@ -110,45 +111,6 @@ pub(super) fn commit(
         Ok(Some(duplicate)) => Ok(duplicate),
         Ok(None) => db.apply(changes, json).map_err(Failure::HalfWritten),
         Err(e) => Err(Failure::Refused(e)),
-    }
-}
-
-/// Every record in a change set must belong to the tenant it is committed to.
-fn check_tenant(tenant: &TenantId, changes: &ChangeSet) -> Result<()> {
-    let foreign = changes.customers.iter().any(|w| &w.record.tenant != tenant)
-        || changes.identities.iter().any(|w| &w.record.tenant != tenant)
-        || changes.conversations.iter().any(|w| &w.record.tenant != tenant)
-        || changes.messages.iter().any(|w| &w.record.tenant != tenant);
-    if foreign { Err(Error::WrongTenant(tenant.clone())) } else { Ok(()) }
-}
-
-/// JSON has no NaN or infinity: a location that cannot be stored faithfully is refused.
-fn check_content(changes: &ChangeSet) -> Result<()> {
-    for w in &changes.messages {
-        if let Content::Location { latitude, longitude, .. } = &w.record.content {
-            if !latitude.is_finite() {
-                return Err(Error::invalid("content.latitude", format!("{latitude} is not a finite number")));
-            }
-            if !longitude.is_finite() {
-                return Err(Error::invalid("content.longitude", format!("{longitude} is not a finite number")));
-            }
-        }
-    }
-    Ok(())
-}
-
-fn check_version(
-    entity: &'static str,
-    id: impl std::fmt::Display,
-    stored: Option<u64>,
-    expected: Option<u64>,
-) -> Result<()> {
-    match (stored, expected) {
-        (None, None) => Ok(()),
-        (Some(_), None) => Err(conflict(format!("{entity} {id} already exists"))),
-        (None, Some(_)) => Err(conflict(format!("{entity} {id} no longer exists"))),
-        (Some(s), Some(e)) if s == e => Ok(()),
-        (Some(s), Some(e)) => Err(conflict(format!("{entity} {id} is at version {s}, expected {e}"))),
     }
 }
 
