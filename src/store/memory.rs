@@ -57,8 +57,11 @@ impl Hasher for IdHasher {
 
 type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
+/// One tenant's records and indexes. Also the snapshot other backends validate a change set
+/// against (they load the records it touches into an empty one), so the checks of the store
+/// contract exist once.
 #[derive(Debug, Default)]
-struct TenantData {
+pub(crate) struct TenantData {
     customers: IdMap<CustomerId, Customer>,
     external_ids: HashMap<String, CustomerId>,
     identities: IdMap<IdentityId, Identity>,
@@ -149,7 +152,7 @@ impl TenantData {
         self.identity_by_address.get(channel)?[kind_index(address.kind)].get(&address.value).copied()
     }
 
-    fn validate(&self, changes: &ChangeSet) -> crate::Result<()> {
+    pub(crate) fn validate(&self, changes: &ChangeSet) -> crate::Result<()> {
         // Customers: versions and the external-id unique key, judged on the state after the commit.
         let mut final_external: HashMap<CustomerId, Option<&str>> = HashMap::new();
         for w in &changes.customers {
@@ -320,7 +323,7 @@ impl TenantData {
         }
     }
 
-    fn put_identity(&mut self, identity: Identity) {
+    pub(crate) fn put_identity(&mut self, identity: Identity) {
         let id = identity.id;
         match self.identities.get(&id) {
             Some(old) if old.customer != identity.customer => {
@@ -347,7 +350,7 @@ impl TenantData {
         self.identities.insert(id, identity);
     }
 
-    fn put_customer(&mut self, customer: Customer) {
+    pub(crate) fn put_customer(&mut self, customer: Customer) {
         if let Some(old) = self.customers.get(&customer.id)
             && let Some(x) = &old.external_id
             && customer.external_id.as_ref() != Some(x)
@@ -361,7 +364,7 @@ impl TenantData {
         self.customers.insert(customer.id, customer);
     }
 
-    fn put_conversation(&mut self, conversation: Conversation) {
+    pub(crate) fn put_conversation(&mut self, conversation: Conversation) {
         let id = conversation.id;
         match self.conversations.get(&id) {
             Some(old) if old.customer != conversation.customer => {
@@ -377,7 +380,7 @@ impl TenantData {
         self.conversations.insert(id, conversation);
     }
 
-    fn put_message(&mut self, message: Message) {
+    pub(crate) fn put_message(&mut self, message: Message) {
         let id = message.id;
         if !self.messages.contains_key(&id) {
             let list = self.messages_by_conversation.entry(message.conversation).or_default();

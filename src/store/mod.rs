@@ -28,11 +28,15 @@
 //! * Events get consecutive sequence numbers per tenant in commit order.
 
 mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod rules;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
 pub use memory::InMemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
