@@ -30,3 +30,23 @@ fn ledger_passes_the_ledger_conformance_checks() {
     run(conformance::run_all(&db.store.ledger()));
     conformance::concurrent_claims(Arc::new(db.store.ledger()), 6);
 }
+
+#[test]
+fn tmp_timing() {
+    use touchpoint::model::*;
+    let Some(url) = url("tmp") else { return };
+    let db = TestStore::connect(&url);
+    let engine = touchpoint::Engine::builder(Arc::new(db.store.clone())).build();
+    let t = TenantId::new("timing").unwrap();
+    run(async {
+        for i in 0..50 {
+            let s = std::time::Instant::now();
+            let m = InboundMessage::new(ChannelKind::Sms, EndpointId::new("sms").unwrap(), Address::phone(format!("+1415555{:04}", i % 10)), format!("SM{i}"), Content::text("hi"));
+            engine.ingest(&t, m).await.unwrap();
+            let c = s.elapsed();
+            let s = std::time::Instant::now();
+            db.store.customer_by_external_id(&t, "x").await.unwrap();
+            eprintln!("ingest {c:?} read {:?}", s.elapsed());
+        }
+    });
+}
