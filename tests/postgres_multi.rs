@@ -61,9 +61,19 @@ impl Rng {
 /// address of the identity it creates).
 fn deliveries(k: usize) -> Vec<(ChannelKind, &'static str, Address, String)> {
     vec![
-        (ChannelKind::WebChat, "site-widget", Address::platform("site-widget", format!("visitor-{k}")), format!("wc-{k}")),
+        (
+            ChannelKind::WebChat,
+            "site-widget",
+            Address::platform("site-widget", format!("visitor-{k}")),
+            format!("wc-{k}"),
+        ),
         (ChannelKind::Sms, "sms-support", Address::phone(format!("+1415555{k:04}")), format!("SM{k:04}")),
-        (ChannelKind::Email, "support-inbox", Address::email(format!("user{k}@example.com")), format!("<m{k}@example.com>")),
+        (
+            ChannelKind::Email,
+            "support-inbox",
+            Address::email(format!("user{k}@example.com")),
+            format!("<m{k}@example.com>"),
+        ),
     ]
 }
 
@@ -122,7 +132,8 @@ fn worker_process() {
     futures::executor::block_on(async {
         for chunk in plan.chunks(4) {
             // Four ingests in flight at once within the process, too.
-            let outcomes = futures::future::join_all(chunk.iter().map(|&(k, d)| engine.ingest(&t, inbound(k, d)))).await;
+            let outcomes =
+                futures::future::join_all(chunk.iter().map(|&(k, d)| engine.ingest(&t, inbound(k, d)))).await;
             for outcome in outcomes {
                 let outcome = outcome.expect("ingest");
                 writeln!(log, "MSG {} {}", outcome.message, outcome.customer).expect("log");

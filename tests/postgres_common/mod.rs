@@ -55,3 +55,24 @@ impl Drop for TestStore {
         }
     }
 }
+
+/// Runs `sql` on its own connection (search_path = `schema`) and returns every row as text
+/// (`row::text`), for tests that look at what is really stored.
+pub fn raw_rows(url: &str, schema: &str, sql: &str) -> Vec<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    runtime.block_on(async {
+        let mut config: tokio_postgres::Config = url.parse().expect("url");
+        config.options(format!("-c search_path={schema}"));
+        let (client, connection) = config.connect(tokio_postgres::NoTls).await.expect("connect");
+        let driver = tokio::spawn(connection);
+        let rows = client.simple_query(sql).await.expect("query");
+        drop(client);
+        let _ = driver.await;
+        rows.into_iter()
+            .filter_map(|m| match m {
+                tokio_postgres::SimpleQueryMessage::Row(row) => Some(row.get(0).unwrap_or_default().to_owned()),
+                _ => None,
+            })
+            .collect()
+    })
+}
