@@ -180,3 +180,13 @@ fn an_erased_customer_leaves_no_personal_data_in_any_table() {
         assert!(!everything.contains(secret) && !everything.contains(&hex), "{secret:?} is still stored");
     }
 }
+
+#[test]
+fn store_ledger_and_config_can_be_shared_between_threads() {
+    fn shared<T: Send + Sync + 'static>() {}
+    shared::<PostgresStore>();
+    shared::<PostgresConfig>();
+    shared::<touchpoint::store::postgres::PostgresLedger>();
+    shared::<touchpoint::routing::InMemoryLedger>();
+    shared::<Arc<dyn touchpoint::routing::AssignmentLedger>>();
+}

@@ -20,7 +20,7 @@ use touchpoint::Engine;
 use touchpoint::clock::ManualClock;
 use touchpoint::model::*;
 use touchpoint::routing::{
-    Agent, AssignmentLedger, Capacity, Claim, ClaimOutcome, Outcome, Queue, Router, RouterConfig, RoutingEvent,
+    Agent, AssignmentLedger, Capacity, Claim, ClaimOutcome, Queue, Router, RouterConfig, RoutingEvent,
     WorkItem, WorkItemId,
 };
 use touchpoint::store::postgres::PostgresConfig;
@@ -175,7 +175,6 @@ fn worker_process() {
                         }
                     }
                 }
-                let _ = Outcome::Queued(queue.clone()); // items may stay queued; that is fine
             }
         }
     });

@@ -20,7 +20,12 @@ pub fn url(test: &str) -> Option<String> {
             panic!("{test}: TOUCHPOINT_PG_URL is not set, and CI=true requires the PostgreSQL tests to run: {HOW_TO}")
         }
         _ => {
-            eprintln!("NOTE: PostgreSQL test `{test}` did NOT run: TOUCHPOINT_PG_URL is not set; {HOW_TO}");
+            // Straight to stderr: the test harness would swallow `eprintln!` of a passing test.
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr(),
+                "NOTE: PostgreSQL test `{test}` did NOT run: TOUCHPOINT_PG_URL is not set; {HOW_TO}"
+            );
             None
         }
     }

@@ -2,18 +2,20 @@
 //! `deadpool-postgres` pool on a small tokio runtime the store owns, versioned migrations
 //! embedded in the crate, and the cross-process routing ledger [`PostgresLedger`].
 //!
-//! ```no_run
+//! ```
 //! use std::sync::Arc;
 //! use touchpoint::Engine;
 //! use touchpoint::model::*;
+//! use touchpoint::store::Store;
 //! use touchpoint::store::postgres::{PostgresConfig, PostgresStore};
 //! # fn main() -> touchpoint::Result<()> {
+//! # // Runs where a server is configured (CI sets TOUCHPOINT_PG_URL), in a schema of its own.
+//! # let Ok(url) = std::env::var("TOUCHPOINT_PG_URL") else { return Ok(()) };
+//! # let schema = format!("tp_doc_{}", uuid::Uuid::new_v4().simple());
 //! # futures::executor::block_on(async {
-//! let store = PostgresStore::connect_with(
-//!     PostgresConfig::new("postgres://touchpoint:secret@127.0.0.1/touchpoint").with_schema("support"),
-//! )
-//! .await?;
-//! let engine = Engine::builder(Arc::new(store)).build();
+//! // url: "postgres://touchpoint:secret@127.0.0.1/touchpoint"
+//! let store = PostgresStore::connect_with(PostgresConfig::new(url).with_schema(schema)).await?;
+//! let engine = Engine::builder(Arc::new(store.clone())).build();
 //! let tenant = TenantId::new("acme")?;
 //! let sms = InboundMessage::new(
 //!     ChannelKind::Sms,
@@ -22,7 +24,11 @@
 //!     "SM1",
 //!     Content::text("Where is my parcel?"),
 //! );
-//! engine.ingest(&tenant, sms).await?;
+//! let outcome = engine.ingest(&tenant, sms).await?;
+//! let stored = store.message_by_external_id(&tenant, &ChannelKind::Sms, "SM1").await?;
+//! assert_eq!(stored.map(|m| m.id), Some(outcome.message));
+//! # drop(engine);
+//! # store.drop_schema().await?;
 //! # Ok(())
 //! # })
 //! # }
@@ -34,8 +40,9 @@
 //!   threads ([`PostgresConfig::runtime_threads`]). Every `Store` call hands its work to that
 //!   runtime and awaits the answer on a `futures::channel::oneshot`, so the store works from
 //!   `futures::executor::block_on`, from a tokio runtime of the host's, or from any other
-//!   executor. A call whose future is dropped still runs to its end (a commit is never left
-//!   half-way).
+//!   executor. A call whose future is dropped still runs to its end while the store lives;
+//!   dropping the store ends its runtime, and a transaction cut off there is rolled back by the
+//!   server, so a commit is never left half-way.
 //! * **One transaction per commit, serialised per tenant.** A commit first locks its tenant's
 //!   row in `tenants` (which also holds the tenant's event counter), then checks the change set
 //!   and writes it. Commits of one tenant therefore apply one after another, in every process
