@@ -937,14 +937,7 @@ pub unsafe extern "C" fn tp_events_after(
 }
 
 // ---------------------------------------------------------------------------------------------
-// Routing: agents, offers, work and timers. Each call below needs an engine configured with a
-// "routing" key (TP_STATUS_REFUSED otherwise), applies what the router did to the engine's
-// conversations (their handler becomes the assigned agent, or the queue they wait in) and hands
-// out the router's events:
-//
-//     {"events": [{"event": "offered", "item": "<id>", "agents": ["agent.bruno"],
-//                  "expires_at": "2026-03-02T09:02:00Z"}, ...],
-//      "next_timer": "2026-03-02T09:02:00Z"}        or null: call tp_routing_tick then
+// Routing.
 
 /// Adds an agent (or a bot) to the engine's router, or updates one: skills, languages, queues,
 /// capacity and presence. An agent who is available gets the best waiting work at once.
@@ -961,8 +954,26 @@ pub unsafe extern "C" fn tp_events_after(
 ///      "skills": {"billing": 3}, "languages": ["pt-BR"],      optional
 ///      "attributes": {"team": "returns"}, "is_bot": false}    optional
 ///
-/// On success `*out_events_json` is the router's events (see above): free it with
-/// `tp_string_free`. An agent joining a queue the router does not have is TP_STATUS_NOT_FOUND.
+/// On success `*out_events_json` is the router's events: free it with `tp_string_free`. An
+/// agent joining a queue the router does not have is TP_STATUS_NOT_FOUND.
+///
+/// All routing calls (tp_agent_upsert, tp_agent_presence, tp_offer_accept, tp_offer_decline,
+/// tp_work_complete, tp_routing_tick) need an engine configured with a "routing" key
+/// (TP_STATUS_REFUSED otherwise). Each applies what the router did to the engine's
+/// conversations (the handler becomes the assigned agent, or the queue the conversation waits
+/// in; completed work has none) and hands out the router's events, in order, and when its next
+/// timer is due:
+///
+///     {"events": [{"event": "offered", "item": "<conversation id>", "agents": ["agent.bruno"],
+///                  "expires_at": "2026-03-02T09:02:00Z"},
+///                 {"event": "assigned", "item": "...", "agent": "agent.bruno",
+///                  "queue": "support", "wait": 12.5}, ...],
+///      "next_timer": "2026-03-02T09:02:00Z"}   or null; call tp_routing_tick then
+///
+/// Event names: assigned, offered, queued, declined, offer_expired, offer_rescinded,
+/// step_entered, step_skipped, requeued, overflowed, timed_out, completed, withdrawn,
+/// presence_changed, handed_off. If the router acted but recording a handler in the store
+/// failed (TP_STATUS_BACKEND, only with a failing store), the router's change stays.
 ///
 /// # Safety
 /// String arguments are NULL or NUL-terminated; `out_events_json` is NULL or writable.
