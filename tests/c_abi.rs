@@ -1168,7 +1168,9 @@ fn routing_arguments_are_checked_unknown_agents_and_items_are_not_found_and_noth
         assert_eq!(failed.message, format!("work item {unknown_item} not found"));
     }
     // Malformed ids and names.
-    assert_eq!(engine.accept("not-a-uuid", "ana").unwrap_err().status, TpStatus::InvalidInput);
+    let failed = engine.accept("not-a-uuid", "ana").unwrap_err();
+    assert_eq!(failed.status, TpStatus::InvalidInput);
+    assert!(failed.message.starts_with("invalid input in `item_id`: is not a work item id"), "{}", failed.message);
     let failed = engine.accept(item, "has space").unwrap_err();
     assert_eq!(failed.status, TpStatus::InvalidInput);
     assert!(failed.message.contains("agent"), "{}", failed.message);

@@ -355,6 +355,18 @@ unsafe fn id<T: FromStr<Err = Error>>(ptr: *const c_char, argument: &str) -> Res
     text.trim().parse::<T>().map_err(Failure::from)
 }
 
+/// Parses a work item id argument (`item_id`): a UUID, the id of the routed conversation.
+///
+/// # Safety
+/// As for [`text`].
+unsafe fn work_item(ptr: *const c_char) -> Result<WorkItemId, Failure> {
+    // SAFETY: forwarded.
+    let text = unsafe { text(ptr, "item_id") }?;
+    uuid::Uuid::parse_str(text.trim()).map(WorkItemId::from_uuid).map_err(|e| {
+        Error::invalid("item_id", format!("is not a work item id (the UUID of a routed conversation): {e}")).into()
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // The JSON the C side sends.
 
@@ -1043,7 +1055,7 @@ pub unsafe extern "C" fn tp_offer_accept(
         // SAFETY (this block and below): the caller's promises, forwarded.
         let out = unsafe { out_slot(out_events_json, "out_events_json") }?;
         let live = live(engine)?;
-        let item = WorkItemId::from(unsafe { id::<ConversationId>(item_id, "item_id") }?);
+        let item = unsafe { work_item(item_id) }?;
         let agent: AgentId = unsafe { id(agent_id, "agent_id") }?;
         let router = router(&live)?;
         let events = router.accept(item, &agent, live.engine.now())?;
@@ -1070,7 +1082,7 @@ pub unsafe extern "C" fn tp_offer_decline(
         // SAFETY (this block and below): the caller's promises, forwarded.
         let out = unsafe { out_slot(out_events_json, "out_events_json") }?;
         let live = live(engine)?;
-        let item = WorkItemId::from(unsafe { id::<ConversationId>(item_id, "item_id") }?);
+        let item = unsafe { work_item(item_id) }?;
         let agent: AgentId = unsafe { id(agent_id, "agent_id") }?;
         let router = router(&live)?;
         let events = router.decline(item, &agent, live.engine.now())?;
@@ -1098,7 +1110,7 @@ pub unsafe extern "C" fn tp_work_complete(
         // SAFETY (this block and below): the caller's promises, forwarded.
         let out = unsafe { out_slot(out_events_json, "out_events_json") }?;
         let live = live(engine)?;
-        let item = WorkItemId::from(unsafe { id::<ConversationId>(item_id, "item_id") }?);
+        let item = unsafe { work_item(item_id) }?;
         let router = router(&live)?;
         let events = router.complete(item, live.engine.now())?;
         unsafe { apply_and_hand_out(out, &live, router, events) }
