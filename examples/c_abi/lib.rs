@@ -459,8 +459,8 @@ fn router_config(fields: serde_json::Map<String, serde_json::Value>) -> Result<R
     else {
         return Err(invalid("the defaults are not a JSON object".into()));
     };
+    let known = merged.keys().map(String::as_str).collect::<Vec<_>>().join("`, `");
     for (key, value) in fields {
-        let known = merged.keys().map(String::as_str).collect::<Vec<_>>().join("`, `");
         match (merged.get_mut(&key), value) {
             (None, _) => return Err(invalid(format!("unknown field `{key}`, expected one of `{known}`"))),
             (Some(Value::Object(defaults)), Value::Object(given)) if key == "statuses" => defaults.extend(given),
