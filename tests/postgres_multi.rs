@@ -20,8 +20,8 @@ use touchpoint::Engine;
 use touchpoint::clock::ManualClock;
 use touchpoint::model::*;
 use touchpoint::routing::{
-    Agent, AssignmentLedger, Capacity, Claim, ClaimOutcome, Queue, Router, RouterConfig, RoutingEvent,
-    WorkItem, WorkItemId,
+    Agent, AssignmentLedger, Capacity, Claim, ClaimOutcome, Queue, Router, RouterConfig, RoutingEvent, WorkItem,
+    WorkItemId,
 };
 use touchpoint::store::postgres::PostgresConfig;
 use touchpoint::store::{LinkKey, MessageQuery, MessageScope, PostgresStore, Store};

@@ -193,6 +193,11 @@ impl<T> Write<T> {
     pub fn insert(record: T) -> Self {
         Write { record, expected: None }
     }
+
+    /// An update that applies only if the stored record is at version `expected`.
+    pub fn update(record: T, expected: u64) -> Self {
+        Write { record, expected: Some(expected) }
+    }
 }
 
 /// The idempotency key of an inbound message.

@@ -4,15 +4,16 @@
 //!    from here on no other commit of this tenant runs, in any process, until this one ends.
 //! 2. The dedupe key: if a message holds it, answer `Duplicate` and roll back.
 //! 3. Load the records the change set touches (by id and by every key it writes) into an empty
-//!    in-memory tenant and run the in-memory store's checks on it: the checks of the store
-//!    contract exist once, in `store::memory`.
+//!    in-memory tenant and run the store contract's checks (`store::rules::check`, the ones
+//!    every backend runs) against it.
 //! 4. Write: every statement of the change set is sent at once (pipelined on the connection, run
 //!    in order by the server), then the tenant's event counter is advanced and the transaction
 //!    commits. The unique indexes back the checks up: a violation is a conflict.
 //!
-//! Records written twice in one change set are written twice, as in memory: the second write
-//! replaces the record, the keys it is found by stay those of the first (hence the
-//! `ON CONFLICT (tenant, id) DO UPDATE` of every insert).
+//! Every write is an upsert (`ON CONFLICT (tenant, id) DO UPDATE`): an update rewrites the
+//! record and the columns it is found by (a message's conversation, channel and provider id; a
+//! customer's external id; an identity's customer, which moves it last in the new customer's
+//! list), an insert of an id deleted earlier in the same change set writes it afresh.
 
 use super::read::all;
 use super::{channel_key, client, col, encode, kind_key, pg_error, to_sql_int};
@@ -20,7 +21,7 @@ use crate::events::StoredEvent;
 use crate::idgen::IdGen;
 use crate::model::{Conversation, Customer, EventId, Identity, Message, TenantId};
 use crate::store::memory::TenantData;
-use crate::store::rules::{check_content, check_tenant};
+use crate::store::rules::check;
 use crate::store::{ChangeSet, Committed, ThreadKeyClaim, Write};
 use crate::{Error, Result};
 use deadpool_postgres::{Pool, Transaction};
@@ -86,9 +87,7 @@ pub(super) async fn commit(pool: &Pool, ids: &IdGen, tenant: &TenantId, changes:
             return Ok(Committed::Duplicate { message: crate::model::MessageId(col(&row, 0)?) });
         }
     }
-    check_tenant(tenant, &changes)?;
-    check_content(&changes)?;
-    snapshot(&tx, t, &changes).await?.validate(&changes)?;
+    check(&snapshot(&tx, t, &changes).await?, tenant, &changes)?;
     let committed = apply(&tx, ids, tenant, changes, last_seq, last_event_id).await?;
     tx.commit().await.map_err(|e| {
         let mut err = pg_error(e);
@@ -142,8 +141,9 @@ async fn snapshot(tx: &Transaction<'_>, t: &str, changes: &ChangeSet) -> Result<
     let address_kinds: Vec<&str> = changes.identities.iter().map(|w| kind_key(w.record.address.kind)).collect();
     let addresses: Vec<&[u8]> = changes.identities.iter().map(|w| w.record.address.value.as_bytes()).collect();
     let message_ids: Vec<Uuid> = changes.messages.iter().map(|w| w.record.id.0).collect();
-    let inserted = changes.messages.iter().filter(|w| w.expected.is_none());
-    let (message_channels, message_keys): (Vec<Vec<u8>>, Vec<&[u8]>) = inserted
+    let (message_channels, message_keys): (Vec<Vec<u8>>, Vec<&[u8]>) = changes
+        .messages
+        .iter()
         .filter_map(|w| w.record.external_id.as_deref().map(|x| (bytes(&channel_key(&w.record.channel)), x.as_bytes())))
         .unzip();
 
@@ -275,7 +275,9 @@ async fn apply(
         batch.push(
             "INSERT INTO messages (tenant, id, conversation, channel, external_id, version, record) \
              VALUES ($1, $2, $3, $4, $5, $6, $7) \
-             ON CONFLICT (tenant, id) DO UPDATE SET version = EXCLUDED.version, record = EXCLUDED.record",
+             ON CONFLICT (tenant, id) DO UPDATE SET version = EXCLUDED.version, record = EXCLUDED.record, \
+                 conversation = EXCLUDED.conversation, channel = EXCLUDED.channel, \
+                 external_id = EXCLUDED.external_id",
             vec![
                 tp(),
                 p(record.id.0),
