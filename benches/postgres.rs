@@ -25,6 +25,10 @@ use touchpoint::model::{Address, ChannelKind, Content, EndpointId, InboundMessag
 use touchpoint::store::PostgresStore;
 use touchpoint::store::postgres::PostgresConfig;
 
+#[path = "support/mod.rs"]
+mod support;
+use support::{Rng, Samples};
+
 /// Customers per tenant before anything is measured.
 const PRELOAD: u64 = 200;
 /// Ingests in flight at any time.
@@ -32,22 +36,9 @@ const IN_FLIGHT: usize = 16;
 const TENANTS: u64 = 4;
 const SAMPLES: usize = 10;
 
-/// splitmix64, so runs see the same traffic.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut x = self.0;
-        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        (x ^ (x >> 31)) % n
-    }
-}
-
 fn message(who: u64, n: u64) -> InboundMessage {
     let text = Content::text("Hi, my order #48213 has not arrived yet, can you check?");
-    if who % 2 == 0 {
+    if who.is_multiple_of(2) {
         let endpoint = EndpointId::new("sms-main").expect("endpoint");
         InboundMessage::new(ChannelKind::Sms, endpoint, Address::phone(format!("+447{who:09}")), format!("SM{n}"), text)
     } else {
@@ -115,7 +106,7 @@ fn bench_store(c: &mut Criterion, url: &str, name: &str, pool_size: usize, tenan
     ingest_all(&engine, &tenant_ids, preload);
     eprintln!("{name}: preloaded {} customers in {:.1} s", PRELOAD * tenants, start.elapsed().as_secs_f64());
     let mut traffic = Traffic::new(tenants);
-    let mut per_message: Vec<f64> = Vec::new();
+    let mut samples = Samples::default();
     let mut group = c.benchmark_group("postgres_ingest");
     group.sample_size(SAMPLES).sampling_mode(SamplingMode::Flat).throughput(Throughput::Elements(1));
     group.bench_function(name, |b| {
@@ -124,7 +115,7 @@ fn bench_store(c: &mut Criterion, url: &str, name: &str, pool_size: usize, tenan
             let start = Instant::now();
             ingest_all(&engine, &tenant_ids, messages);
             let elapsed = start.elapsed();
-            per_message.push(elapsed.as_nanos() as f64 / iters.max(1) as f64);
+            samples.push(elapsed, iters);
             elapsed
         })
     });
@@ -133,10 +124,7 @@ fn bench_store(c: &mut Criterion, url: &str, name: &str, pool_size: usize, tenan
     if let Err(e) = block_on(store.drop_schema()) {
         eprintln!("could not drop the bench schema: {e}");
     }
-    // The median of the measured samples (criterion's warm-up calls come first).
-    let mut tail = per_message[per_message.len().saturating_sub(SAMPLES)..].to_vec();
-    tail.sort_by(f64::total_cmp);
-    tail.get(tail.len() / 2).map(|ns| 1e9 / ns)
+    samples.median(SAMPLES).map(|ns| 1e9 / ns)
 }
 
 fn rate(r: Option<f64>) -> String {

@@ -359,7 +359,7 @@ pub mod conformance {
                                 h.grants += 1;
                             }
                             mine += 1;
-                            if mine % 2 == 0 {
+                            if mine.is_multiple_of(2) {
                                 // Forget it first: the ledger may grant it again once released.
                                 {
                                     let mut h = held.lock().expect("held");

@@ -28,7 +28,7 @@ async fn one<T: DeserializeOwned>(
 
 /// The JSON `record` (first column) of every row `sql` returns.
 pub(super) async fn all<T: DeserializeOwned>(
-    c: &(impl deadpool_postgres::GenericClient + Sync),
+    c: &impl deadpool_postgres::GenericClient,
     what: &'static str,
     sql: &'static str,
     params: &[&(dyn ToSql + Sync)],
