@@ -50,7 +50,7 @@
 //!   [`InMemoryStore`](crate::store::InMemoryStore), run against the records the change set
 //!   touches (loaded inside the transaction); unique indexes on external ids, identity addresses
 //!   and message provider ids back them up, and a violation is reported as
-//!   [`Error::Conflict`](crate::Error::Conflict). Thread-key claims are one conditional
+//!   [`Error::Conflict`]. Thread-key claims are one conditional
 //!   `INSERT … ON CONFLICT … DO UPDATE … WHERE` statement each.
 //! * **Events** are numbered from the tenant's counter row in the same transaction, so they are
 //!   consecutive per tenant in commit order across processes; their ids increase in commit
@@ -67,7 +67,7 @@
 //!
 //! # Choosing between SQLite and PostgreSQL
 //!
-//! [`SqliteStore`](crate::store::SqliteStore) is one file and no server: the fastest choice for
+//! `SqliteStore` (feature `sqlite`) is one file and no server: the fastest choice for
 //! one process (group commit, no network round trips). Use `PostgresStore` when several
 //! processes or machines serve the same tenants: they share one database, commits of a tenant
 //! are serialised by the database, and routing claims across processes go through
