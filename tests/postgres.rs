@@ -190,3 +190,30 @@ fn store_ledger_and_config_can_be_shared_between_threads() {
     shared::<touchpoint::routing::InMemoryLedger>();
     shared::<Arc<dyn touchpoint::routing::AssignmentLedger>>();
 }
+
+#[test]
+fn any_string_round_trips_even_with_nul_and_non_ascii() {
+    use touchpoint::store::{ChangeSet, Write};
+    use touchpoint::testkit::{sample_conversation, sample_customer, sample_message};
+    let Some(url) = url("any_string_round_trips_even_with_nul_and_non_ascii") else { return };
+    let db = TestStore::connect(&url);
+    let t = TenantId::new("strings").expect("tenant");
+    // The engine refuses control characters in provider ids; the store still keeps any string
+    // a host hands it exactly.
+    let (external, body) = ("SM\u{0}nul-ß-😀", "line\u{0}break – ünïcödé 😀");
+    let customer = sample_customer(&t);
+    let conversation = sample_conversation(&customer);
+    let message = sample_message(&conversation, external, body);
+    let changes = ChangeSet {
+        customers: vec![Write::insert(customer)],
+        conversations: vec![Write::insert(conversation)],
+        messages: vec![Write::insert(message.clone())],
+        ..ChangeSet::default()
+    };
+    run(db.store.commit(&t, changes)).expect("commit");
+    let stored = run(db.store.message_by_external_id(&t, &message.channel, external)).expect("lookup");
+    assert_eq!(stored, Some(message.clone()), "found by its exact provider id, unchanged");
+    // A provider id that differs only after the NUL is another message.
+    let other = run(db.store.message_by_external_id(&t, &message.channel, "SM\u{0}nul-ß-")).expect("lookup");
+    assert_eq!(other, None);
+}
