@@ -5,6 +5,8 @@ use crate::model::{AgentId, ChannelKind, TenantId};
 use crate::routing::{Assignment, AssignmentLedger, Claim, ClaimOutcome, Refusal, WorkItemId};
 use crate::{Error, Result};
 use async_trait::async_trait;
+use deadpool_postgres::GenericClient;
+use tokio_postgres::types::ToSql;
 
 /// An [`AssignmentLedger`] in the [`PostgresStore`]'s database (tables `ledger_assignments`
 /// and `ledger_loads`), shared by every process connected to it. Get one with
@@ -19,6 +21,30 @@ use async_trait::async_trait;
 #[derive(Debug, Clone)]
 pub struct PostgresLedger {
     store: PostgresStore,
+}
+
+const INSERT_ASSIGNMENT: &str = "INSERT INTO ledger_assignments (tenant, item, agent, channel, cost, record) \
+     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant, item) DO NOTHING";
+const SELECT_HOLDER: &str = "SELECT agent FROM ledger_assignments WHERE tenant = $1 AND item = $2";
+/// Adds the cost to the agent's load only if the sum stays within the limit (locks the row).
+const ADD_LOAD: &str = "INSERT INTO ledger_loads (tenant, agent, channel, load) \
+     SELECT $1, $2, $3, $4::bigint WHERE $4::bigint <= $5::bigint \
+     ON CONFLICT (tenant, agent, channel) DO UPDATE SET load = ledger_loads.load + EXCLUDED.load \
+     WHERE ledger_loads.load + EXCLUDED.load <= $5 RETURNING load";
+const SELECT_LOAD: &str = "SELECT load FROM ledger_loads WHERE tenant = $1 AND agent = $2 AND channel = $3";
+/// Deletes the assignment and subtracts its cost, in one statement.
+const RELEASE: &str = "WITH gone AS ( \
+         DELETE FROM ledger_assignments WHERE tenant = $1 AND item = $2 \
+         RETURNING agent, channel, cost, record), \
+     freed AS ( \
+         UPDATE ledger_loads l SET load = l.load - gone.cost FROM gone \
+         WHERE l.tenant = $1 AND l.agent = gone.agent AND l.channel = gone.channel) \
+     SELECT record FROM gone";
+const SELECT_ASSIGNMENT: &str = "SELECT record FROM ledger_assignments WHERE tenant = $1 AND item = $2";
+
+/// The statement for `sql`, prepared once per connection.
+async fn prepared(c: &impl GenericClient, sql: &str) -> Result<tokio_postgres::Statement> {
+    c.prepare_cached(sql).await.map_err(pg_error)
 }
 
 fn channel_bytes(channel: &ChannelKind) -> Vec<u8> {
@@ -49,27 +75,16 @@ impl AssignmentLedger for PostgresLedger {
                 let (agent, channel) = (claim.agent.as_str(), channel_bytes(&claim.channel));
                 let (cost, limit) = (i64::from(claim.cost), i64::from(claim.limit));
                 let mut c = client(&pool).await?;
+                let key: [&(dyn ToSql + Sync); 3] = [&t.as_str(), &agent, &channel];
                 // A holder released between our insert and our look-up: try again (bounded).
                 for _ in 0..8 {
                     let tx = c.transaction().await.map_err(pg_error)?;
-                    let inserted = tx
-                        .execute(
-                            "INSERT INTO ledger_assignments (tenant, item, agent, channel, cost, record) \
-                             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant, item) DO NOTHING",
-                            &[&t.as_str(), &claim.item.0, &agent, &channel, &cost, &record],
-                        )
-                        .await
-                        .map_err(pg_error)?;
-                    if inserted == 0 {
+                    let insert = prepared(&tx, INSERT_ASSIGNMENT).await?;
+                    let row: [&(dyn ToSql + Sync); 6] = [&t.as_str(), &claim.item.0, &agent, &channel, &cost, &record];
+                    if tx.execute(&insert, &row).await.map_err(pg_error)? == 0 {
                         drop(tx);
-                        let holder = c
-                            .query_opt(
-                                "SELECT agent FROM ledger_assignments WHERE tenant = $1 AND item = $2",
-                                &[&t.as_str(), &claim.item.0],
-                            )
-                            .await
-                            .map_err(pg_error)?;
-                        match holder {
+                        let holder = prepared(&c, SELECT_HOLDER).await?;
+                        match c.query_opt(&holder, &[&t.as_str(), &claim.item.0]).await.map_err(pg_error)? {
                             Some(row) => {
                                 let agent = AgentId::new(col::<String>(&row, 0)?)?;
                                 return Ok(ClaimOutcome::Refused(Refusal::AlreadyAssigned { agent }));
@@ -77,33 +92,20 @@ impl AssignmentLedger for PostgresLedger {
                             None => continue,
                         }
                     }
-                    let fits = tx
-                        .query_opt(
-                            "INSERT INTO ledger_loads (tenant, agent, channel, load) \
-                             SELECT $1, $2, $3, $4::bigint WHERE $4::bigint <= $5::bigint \
-                             ON CONFLICT (tenant, agent, channel) DO UPDATE SET load = ledger_loads.load + EXCLUDED.load \
-                             WHERE ledger_loads.load + EXCLUDED.load <= $5 RETURNING load",
-                            &[&t.as_str(), &agent, &channel, &cost, &limit],
-                        )
-                        .await
-                        .map_err(pg_error)?;
+                    let add = prepared(&tx, ADD_LOAD).await?;
+                    let fits = tx.query_opt(&add, &[key[0], key[1], key[2], &cost, &limit]).await.map_err(pg_error)?;
                     if fits.is_some() {
                         tx.commit().await.map_err(pg_error)?;
                         return Ok(ClaimOutcome::Granted);
                     }
                     drop(tx);
-                    let load = c
-                        .query_opt(
-                            "SELECT load FROM ledger_loads WHERE tenant = $1 AND agent = $2 AND channel = $3",
-                            &[&t.as_str(), &agent, &channel],
-                        )
-                        .await
-                        .map_err(pg_error)?;
-                    let load = match load {
+                    let select = prepared(&c, SELECT_LOAD).await?;
+                    let load = match c.query_opt(&select, &key).await.map_err(pg_error)? {
                         Some(row) => u32::try_from(col::<i64>(&row, 0)?).unwrap_or(u32::MAX),
                         None => 0,
                     };
-                    return Ok(ClaimOutcome::Refused(Refusal::OverCapacity { load, cost: claim.cost, limit: claim.limit }));
+                    let (cost, limit) = (claim.cost, claim.limit);
+                    return Ok(ClaimOutcome::Refused(Refusal::OverCapacity { load, cost, limit }));
                 }
                 Err(Error::Conflict(format!("work item {} kept changing hands while it was claimed", claim.item)))
             })
@@ -115,19 +117,8 @@ impl AssignmentLedger for PostgresLedger {
         self.store
             .run(move |pool| async move {
                 let c = client(&pool).await?;
-                let row = c
-                    .query_opt(
-                        "WITH gone AS ( \
-                             DELETE FROM ledger_assignments WHERE tenant = $1 AND item = $2 \
-                             RETURNING agent, channel, cost, record), \
-                         freed AS ( \
-                             UPDATE ledger_loads l SET load = l.load - gone.cost FROM gone \
-                             WHERE l.tenant = $1 AND l.agent = gone.agent AND l.channel = gone.channel) \
-                         SELECT record FROM gone",
-                        &[&t.as_str(), &item.0],
-                    )
-                    .await
-                    .map_err(pg_error)?;
+                let stmt = prepared(&c, RELEASE).await?;
+                let row = c.query_opt(&stmt, &[&t.as_str(), &item.0]).await.map_err(pg_error)?;
                 row.map(|r| decode("assignment", col::<&str>(&r, 0)?)).transpose()
             })
             .await
@@ -138,14 +129,8 @@ impl AssignmentLedger for PostgresLedger {
         self.store
             .run(move |pool| async move {
                 let c = client(&pool).await?;
-                let row = c
-                    .query_opt(
-                        "SELECT load FROM ledger_loads WHERE tenant = $1 AND agent = $2 AND channel = $3",
-                        &[&t.as_str(), &agent.as_str(), &channel],
-                    )
-                    .await
-                    .map_err(pg_error)?;
-                match row {
+                let stmt = prepared(&c, SELECT_LOAD).await?;
+                match c.query_opt(&stmt, &[&t.as_str(), &agent.as_str(), &channel]).await.map_err(pg_error)? {
                     Some(r) => Ok(u32::try_from(col::<i64>(&r, 0)?).unwrap_or(u32::MAX)),
                     None => Ok(0),
                 }
@@ -158,13 +143,8 @@ impl AssignmentLedger for PostgresLedger {
         self.store
             .run(move |pool| async move {
                 let c = client(&pool).await?;
-                let row = c
-                    .query_opt(
-                        "SELECT record FROM ledger_assignments WHERE tenant = $1 AND item = $2",
-                        &[&t.as_str(), &item.0],
-                    )
-                    .await
-                    .map_err(pg_error)?;
+                let stmt = prepared(&c, SELECT_ASSIGNMENT).await?;
+                let row = c.query_opt(&stmt, &[&t.as_str(), &item.0]).await.map_err(pg_error)?;
                 row.map(|r| decode("assignment", col::<&str>(&r, 0)?)).transpose()
             })
             .await
