@@ -4,7 +4,7 @@
 //! cargo run --release --example simulate                      # a 10-hour multichannel day
 //! cargo run --release --example simulate -- --seed 7 --hours 4
 //! cargo run --release --example simulate -- --mmc 96 12 10    # M/M/c beside Erlang C
-//! cargo run --release --example simulate -- --mmc 96 12 10 --customers 1000000
+//! cargo run --release --example simulate -- --mmc 19.2 12 2 --customers 600000 --replications 8
 //! ```
 //!
 //! The logic lives in `sim.rs`, which the `routing_simulation` test includes too.
@@ -16,6 +16,7 @@ use std::process::ExitCode;
 const USAGE: &str = "\
 usage: simulate [--seed N] [--hours H]
        simulate --mmc LAMBDA MU C [--seed N] [--customers N] [--warmup N] [--batches B] [--target SECS]
+                                 [--replications R]
 
   --seed N         seed of every random number (default 1)
   --hours H        hours of arrivals in the day (default 10)
@@ -24,7 +25,8 @@ usage: simulate [--seed N] [--hours H]
   --customers N    M/M/c contacts measured (default 200000)
   --warmup N       M/M/c contacts simulated before measuring (default 10000)
   --batches B      batches for the standard errors (default 20)
-  --target SECS    service-level threshold T (default 20)";
+  --target SECS    service-level threshold T (default 20)
+  --replications R independent M/M/c runs (seeds N, N+1, ...) in parallel, pooled (default 1)";
 
 enum Mode {
     Day { seed: u64, hours: f64 },
@@ -39,7 +41,7 @@ fn value<T: std::str::FromStr>(args: &[String], i: usize, flag: &str) -> Result<
 fn parse(args: &[String]) -> Result<Mode, String> {
     let (mut seed, mut hours) = (1u64, 10.0f64);
     let mut mmc: Option<(f64, f64, u32)> = None;
-    let (mut customers, mut warmup, mut batches, mut target) = (None, None, None, None);
+    let (mut customers, mut warmup, mut batches, mut target, mut replications) = (None, None, None, None, None);
     let mut i = 0;
     while let Some(flag) = args.get(i) {
         match flag.as_str() {
@@ -49,6 +51,7 @@ fn parse(args: &[String]) -> Result<Mode, String> {
             "--warmup" => warmup = Some(value(args, i + 1, flag)?),
             "--batches" => batches = Some(value(args, i + 1, flag)?),
             "--target" => target = Some(value(args, i + 1, flag)?),
+            "--replications" => replications = Some(value(args, i + 1, flag)?),
             "--mmc" => {
                 mmc = Some((value(args, i + 1, flag)?, value(args, i + 2, flag)?, value(args, i + 3, flag)?));
                 i += 2;
@@ -59,8 +62,8 @@ fn parse(args: &[String]) -> Result<Mode, String> {
         i += 2;
     }
     let Some((lambda, mu, c)) = mmc else {
-        if customers.is_some() || warmup.is_some() || batches.is_some() || target.is_some() {
-            return Err("--customers, --warmup, --batches and --target belong to --mmc".into());
+        if customers.is_some() || warmup.is_some() || batches.is_some() || target.is_some() || replications.is_some() {
+            return Err("--customers, --warmup, --batches, --target and --replications belong to --mmc".into());
         }
         return Ok(Mode::Day { seed, hours });
     };
@@ -69,6 +72,7 @@ fn parse(args: &[String]) -> Result<Mode, String> {
     config.warmup = warmup.unwrap_or(config.warmup);
     config.batches = batches.unwrap_or(config.batches);
     config.answer_target = target.unwrap_or(config.answer_target);
+    config.replications = replications.unwrap_or(config.replications);
     Ok(Mode::Mmc(config))
 }
 

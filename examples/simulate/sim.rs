@@ -1016,10 +1016,14 @@ impl<'a> Sim<'a> {
 // M/M/c against Erlang C
 // ---------------------------------------------------------------------------------------------
 
-/// An M/M/c run: rates per hour, `agents` servers, `customers` measured after `warmup`.
+/// The most independent replications of one M/M/c run (each runs on its own thread).
+pub const MAX_REPLICATIONS: u32 = 64;
+
+/// An M/M/c run: rates per hour, `agents` servers, `customers` measured after `warmup`, in
+/// `replications` independent runs (seeds `seed`, `seed + 1`, …).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct MmcConfig {
-    /// The seed.
+    /// The seed of the first replication.
     pub seed: u64,
     /// λ, arrivals per hour.
     pub arrivals_per_hour: f64,
@@ -1027,20 +1031,23 @@ pub struct MmcConfig {
     pub services_per_hour: f64,
     /// c, agents.
     pub agents: u32,
-    /// Contacts measured.
+    /// Contacts measured per replication.
     pub customers: u64,
-    /// Contacts simulated first and not measured (the queue starts empty).
+    /// Contacts simulated first in each replication and not measured (the queue starts empty).
     pub warmup: u64,
-    /// Batches for the batch-means standard errors (contiguous runs of contacts in arrival
-    /// order; their means are nearly independent when each batch spans many busy periods).
+    /// Batches per replication for the batch-means standard errors (contiguous runs of
+    /// contacts in arrival order; their means are nearly independent when each batch spans many
+    /// busy periods).
     pub batches: u32,
     /// The service-level threshold T, seconds.
     pub answer_target: f64,
+    /// Independent replications, run in parallel and pooled.
+    pub replications: u32,
 }
 
 impl MmcConfig {
-    /// λ, μ and c with the defaults: 200 000 contacts after 10 000 warm-up, 20 batches,
-    /// T = 20 s.
+    /// λ, μ and c with the defaults: one replication of 200 000 contacts after 10 000
+    /// warm-up, 20 batches, T = 20 s.
     pub fn new(seed: u64, arrivals_per_hour: f64, services_per_hour: f64, agents: u32) -> Self {
         MmcConfig {
             seed,
@@ -1051,21 +1058,23 @@ impl MmcConfig {
             warmup: 10_000,
             batches: 20,
             answer_target: 20.0,
+            replications: 1,
         }
     }
 }
 
-/// A simulated figure with its batch-means standard error.
+/// A simulated figure with its standard error.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Estimate {
     /// The mean over all measured contacts.
     pub mean: f64,
-    /// The standard error of that mean (from the spread of the batch means).
+    /// The standard error of that mean.
     pub std_error: f64,
 }
 
 impl Estimate {
-    /// Mean and batch-means standard error of `values` in `batches` contiguous batches.
+    /// Mean and batch-means standard error of `values` in `batches` contiguous batches (a
+    /// remainder shorter than a batch counts in the mean only).
     pub fn batch_means(values: &[f64], batches: u32) -> Estimate {
         let n = values.len();
         let b = (batches as usize).clamp(2, n.max(2));
@@ -1080,10 +1089,35 @@ impl Estimate {
         Estimate { mean, std_error: (var / b as f64).sqrt() }
     }
 
+    /// The average of independent estimates of equal weight, with its standard error.
+    pub fn pool(estimates: &[Estimate]) -> Estimate {
+        let k = estimates.len() as f64;
+        let mean = ratio(estimates.iter().map(|e| e.mean).sum(), k);
+        let var: f64 = estimates.iter().map(|e| e.std_error * e.std_error).sum();
+        Estimate { mean, std_error: ratio(var.sqrt(), k) }
+    }
+
     /// `(mean − exact) / exact`.
     pub fn relative_error(&self, exact: f64) -> f64 {
         (self.mean - exact) / exact
     }
+}
+
+/// One replication's figures.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replication {
+    /// Its seed.
+    pub seed: u64,
+    /// Mean wait in queue, seconds.
+    pub mean_wait: Estimate,
+    /// Probability of waiting at all (a wait above 0 ms).
+    pub prob_wait: Estimate,
+    /// Probability of an answer within T.
+    pub service_level: Estimate,
+    /// Fraction of the run the agents were busy (whole run, warm-up and drain included).
+    pub occupancy: f64,
+    /// The underlying report (one queue, one channel).
+    pub run: Report,
 }
 
 /// Simulated M/M/c figures beside Erlang C's.
@@ -1093,42 +1127,72 @@ pub struct MmcReport {
     pub config: MmcConfig,
     /// The exact figures.
     pub erlang: ErlangC,
-    /// Mean wait in queue, seconds.
+    /// Each replication, in seed order.
+    pub replications: Vec<Replication>,
+    /// Mean wait, pooled over the replications.
     pub mean_wait: Estimate,
-    /// Probability of waiting at all (a wait above 0 ms).
+    /// P(wait > 0), pooled.
     pub prob_wait: Estimate,
-    /// Probability of an answer within T.
+    /// Service level, pooled.
     pub service_level: Estimate,
-    /// Fraction of the run the agents were busy (whole run, warm-up and drain included).
+    /// Occupancy, averaged.
     pub occupancy: f64,
-    /// The underlying day report (one queue, one channel).
-    pub run: Report,
 }
 
-/// Simulates the M/M/c queue through the router and sets it beside Erlang C. Refused when the
-/// queue is unstable (λ ≥ cμ) or the sizes are out of range.
+fn replicate(config: &MmcConfig, seed: u64) -> Result<Replication, Error> {
+    let run = run(&Scenario::mmc(&MmcConfig { seed, ..*config }))?;
+    let measured = run.waits.get(config.warmup as usize..).unwrap_or_default();
+    if measured.iter().any(|w| w.is_nan()) {
+        return Err(Error::Refused("some measured contacts were never answered".into()));
+    }
+    let indicator = |test: &dyn Fn(f64) -> bool| measured.iter().map(|w| f64::from(u8::from(test(*w)))).collect();
+    let waited: Vec<f64> = indicator(&|w| w > 0.0);
+    let within: Vec<f64> = indicator(&|w| w <= config.answer_target);
+    Ok(Replication {
+        seed,
+        mean_wait: Estimate::batch_means(measured, config.batches),
+        prob_wait: Estimate::batch_means(&waited, config.batches),
+        service_level: Estimate::batch_means(&within, config.batches),
+        occupancy: run.groups.first().map_or(0.0, |g| g.occupancy),
+        run,
+    })
+}
+
+/// Simulates the M/M/c queue through the router (replications in parallel, one thread each)
+/// and sets it beside Erlang C. Refused when the queue is unstable (λ ≥ cμ) or the sizes are
+/// out of range.
 pub fn run_mmc(config: MmcConfig) -> Result<MmcReport, Error> {
     let erlang = ErlangC::new(config.agents, config.arrivals_per_hour / 3600.0, config.services_per_hour / 3600.0)?;
     if config.batches < 2 || u64::from(config.batches) > config.customers {
         return Err(Error::invalid("batches", "must be at least 2 and at most the number of customers"));
     }
-    let scenario = Scenario::mmc(&config);
-    let run = run(&scenario)?;
-    let measured = run.waits.get(config.warmup as usize..).unwrap_or_default();
-    if measured.iter().any(|w| w.is_nan()) {
-        return Err(Error::Refused("some measured contacts were never answered".into()));
+    if config.replications == 0 || config.replications > MAX_REPLICATIONS {
+        return Err(Error::invalid("replications", format!("must be 1 to {MAX_REPLICATIONS}")));
     }
-    let waited: Vec<f64> = measured.iter().map(|w| f64::from(u8::from(*w > 0.0))).collect();
-    let within: Vec<f64> = measured.iter().map(|w| f64::from(u8::from(*w <= config.answer_target))).collect();
-    let occupancy = run.groups.first().map_or(0.0, |g| g.occupancy);
+    let seeds: Vec<u64> = (0..u64::from(config.replications)).map(|k| config.seed.wrapping_add(k)).collect();
+    let results: Vec<Result<Replication, Error>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = seeds
+            .iter()
+            .map(|&seed| std::thread::Builder::new().spawn_scoped(scope, move || replicate(&config, seed)))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| match h {
+                Ok(h) => h.join().unwrap_or_else(|_| Err(Error::Refused("a replication panicked".into()))),
+                Err(e) => Err(Error::Refused(format!("cannot start a replication thread: {e}"))),
+            })
+            .collect()
+    });
+    let replications = results.into_iter().collect::<Result<Vec<_>, _>>()?;
+    let pool = |f: fn(&Replication) -> Estimate| Estimate::pool(&replications.iter().map(f).collect::<Vec<_>>());
     Ok(MmcReport {
         config,
         erlang,
-        mean_wait: Estimate::batch_means(measured, config.batches),
-        prob_wait: Estimate::batch_means(&waited, config.batches),
-        service_level: Estimate::batch_means(&within, config.batches),
-        occupancy,
-        run,
+        mean_wait: pool(|r| r.mean_wait),
+        prob_wait: pool(|r| r.prob_wait),
+        service_level: pool(|r| r.service_level),
+        occupancy: ratio(replications.iter().map(|r| r.occupancy).sum(), replications.len() as f64),
+        replications,
     })
 }
 
@@ -1147,20 +1211,17 @@ impl fmt::Display for MmcReport {
         )?;
         writeln!(
             f,
-            "seed {}; {} contacts measured after {} warm-up; standard errors from {} batch means",
-            c.seed, c.customers, c.warmup, c.batches
+            "{} replication(s) from seed {}, each {} contacts measured after {} warm-up; \
+             standard errors from {} batch means each",
+            c.replications, c.seed, c.customers, c.warmup, c.batches
         )?;
         writeln!(f)?;
         writeln!(f, "{:<24} {:>22} {:>12} {:>9} {:>8}", "", "simulated ± s.e.", "Erlang C", "error", "error/se")?;
+        let target = format!("service level ({} s)", c.answer_target);
         let rows = [
             ("mean wait (s)", self.mean_wait, e.mean_wait, 2),
             ("P(wait > 0)", self.prob_wait, e.prob_wait, 4),
-            (
-                &*format!("service level ({} s)", c.answer_target),
-                self.service_level,
-                e.service_level(c.answer_target),
-                4,
-            ),
+            (target.as_str(), self.service_level, e.service_level(c.answer_target), 4),
         ];
         for (name, sim, exact, digits) in rows {
             writeln!(
@@ -1174,6 +1235,23 @@ impl fmt::Display for MmcReport {
                 (sim.mean - exact) / sim.std_error,
             )?;
         }
-        write!(f, "{:<24} {:>12.4} {:>12} {:>12.4}", "occupancy", self.occupancy, "", e.utilisation())
+        write!(f, "{:<24} {:>12.4} {:>12} {:>12.4}", "occupancy", self.occupancy, "", e.utilisation())?;
+        if self.replications.len() > 1 {
+            writeln!(f)?;
+            writeln!(f)?;
+            write!(f, "{:<8} {:>22} {:>18}", "seed", "mean wait error", "P(wait > 0) error")?;
+            for r in &self.replications {
+                write!(
+                    f,
+                    "\n{:<8} {:>8.2}% ({:>5.2} se) {:>8.2}% ({:>5.2} se)",
+                    r.seed,
+                    100.0 * r.mean_wait.relative_error(e.mean_wait),
+                    (r.mean_wait.mean - e.mean_wait) / r.mean_wait.std_error,
+                    100.0 * r.prob_wait.relative_error(e.prob_wait),
+                    (r.prob_wait.mean - e.prob_wait) / r.prob_wait.std_error,
+                )?;
+            }
+        }
+        Ok(())
     }
 }
