@@ -11,6 +11,7 @@
 
 mod sim;
 
+use std::io::Write;
 use std::process::ExitCode;
 
 const USAGE: &str = "\
@@ -22,7 +23,7 @@ usage: simulate [--seed N] [--hours H]
   --hours H        hours of arrivals in the day (default 10)
   --mmc λ μ c      single-skill M/M/c: λ arrivals/h, μ services/h per agent, c agents;
                    prints the simulated figures beside Erlang C's
-  --customers N    M/M/c contacts measured (default 200000)
+  --customers N    M/M/c contacts measured per replication (default 200000)
   --warmup N       M/M/c contacts simulated before measuring (default 10000)
   --batches B      batches for the standard errors (default 20)
   --target SECS    service-level threshold T (default 20)
@@ -95,8 +96,9 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(text) => {
-            println!("{text}");
-            println!("\n(simulated in {:.1} s of wall time)", started.elapsed().as_secs_f64());
+            let seconds = started.elapsed().as_secs_f64();
+            // A closed pipe (`| head`) is not an error worth a panic.
+            let _ = writeln!(std::io::stdout(), "{text}\n\n(simulated in {seconds:.1} s of wall time)");
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -294,9 +294,9 @@ impl Scenario {
                 stream("sales", WebChat, 25.0, logn(720.0, 0.6), Some(exp(240.0)), 30.0),
             ],
             groups: vec![
-                group("voice", 6, &["support", "sales"], &[(Voice, 1)], false),
-                group("chat", 4, &["support", "sales"], &[(WebChat, 3)], false),
-                group("blended", 4, &["support"], &[(Voice, 1), (WebChat, 2), (Email, 2)], true),
+                group("voice", 7, &["support", "sales"], &[(Voice, 1)], false),
+                group("chat", 5, &["support", "sales"], &[(WebChat, 3)], false),
+                group("blended", 4, &["support", "sales"], &[(Voice, 1), (WebChat, 2), (Email, 2)], true),
                 group("email", 2, &["support"], &[(Email, 2)], false),
             ],
             offers: Some(Offers { accept_delay: exp(4.0), expires_after: 20.0 }),
@@ -519,11 +519,16 @@ impl fmt::Display for Report {
         }
         let unanswered: u64 = self.streams.iter().map(|s| s.unanswered).sum();
         writeln!(f)?;
-        write!(
+        writeln!(
             f,
             "offers expired and re-offered: {}; unanswered at the end: {}; router calls: {}",
             self.offers_expired, unanswered, self.router_calls
-        )
+        )?;
+        writeln!(f)?;
+        writeln!(f, "service level = answered within T / (answered + abandoned); ASA = mean wait of the answered;")?;
+        writeln!(f, "occupancy (queue rows) = handle time / slot time of the agents able to take the row's contacts")?;
+        writeln!(f, "  (an agent shared by several rows counts in each); occupancy (agents) = time holding at least")?;
+        write!(f, "  one contact; slot use = contacts held / channel slots (chat agents hold several at once)")
     }
 }
 
@@ -1142,6 +1147,12 @@ pub struct MmcReport {
 fn replicate(config: &MmcConfig, seed: u64) -> Result<Replication, Error> {
     let run = run(&Scenario::mmc(&MmcConfig { seed, ..*config }))?;
     let measured = run.waits.get(config.warmup as usize..).unwrap_or_default();
+    if measured.len() as u64 != config.customers {
+        return Err(Error::invalid(
+            "customers",
+            format!("only {} contacts arrived within {MAX_HOURS} h; raise λ or lower --customers", measured.len()),
+        ));
+    }
     if measured.iter().any(|w| w.is_nan()) {
         return Err(Error::Refused("some measured contacts were never answered".into()));
     }
