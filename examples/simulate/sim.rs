@@ -620,6 +620,7 @@ fn at(ms: i64) -> DateTime<Utc> {
     start() + TimeDelta::milliseconds(ms)
 }
 
+/// Seconds to whole milliseconds (saturating: absurd samples land far beyond the run's end).
 fn to_ms(secs: f64) -> i64 {
     (secs * 1000.0).round() as i64
 }
@@ -834,7 +835,7 @@ impl<'a> Sim<'a> {
                 self.contacts.insert(n, Contact { stream: s, phase: Phase::Waiting });
                 if let Some(p) = &stream.patience {
                     let patience = to_ms(p.sample(&mut self.patience_rng));
-                    self.schedule(self.now + patience, Event::Abandon(n));
+                    self.schedule(self.now.saturating_add(patience), Event::Abandon(n));
                 }
                 if self.sc.max_arrivals.is_none_or(|m| self.arrived < m) {
                     self.next_arrival(s);
@@ -899,7 +900,7 @@ impl<'a> Sim<'a> {
                         self.offers.entry(n).or_default().push(a);
                         if let Some(o) = &self.sc.offers {
                             let delay = to_ms(o.accept_delay.sample(&mut self.accept_rng));
-                            self.schedule(self.now + delay, Event::Accept(n, a));
+                            self.schedule(self.now.saturating_add(delay), Event::Accept(n, a));
                         }
                     }
                     if let Some(c) = self.contacts.get_mut(&n) {
@@ -963,7 +964,7 @@ impl<'a> Sim<'a> {
             x.handled += 1;
         }
         let handle = to_ms(stream.handle.sample(&mut self.handle_rng)).max(1);
-        self.schedule(self.now + handle, Event::Complete(n));
+        self.schedule(self.now.saturating_add(handle), Event::Complete(n));
         Ok(())
     }
 
