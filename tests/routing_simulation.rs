@@ -104,6 +104,18 @@ fn the_same_seed_replays_the_same_day() {
 }
 
 #[test]
+fn the_same_seed_replays_the_same_mmc_run_on_any_thread() {
+    let config = MmcConfig { customers: 5_000, warmup: 500, replications: 2, ..MmcConfig::new(11, 19.2, 12.0, 2) };
+    let both = sim::run_mmc(config).unwrap();
+    assert_eq!(both, sim::run_mmc(config).unwrap());
+    // Replication 2 is seed 12 whether it runs beside seed 11 or alone.
+    let alone = sim::run_mmc(MmcConfig { seed: 12, replications: 1, ..config }).unwrap();
+    assert_eq!(both.replications[1], alone.replications[0]);
+    assert_ne!(both.replications[0].run.waits, both.replications[1].run.waits);
+    assert_eq!(both.to_string(), sim::run_mmc(config).unwrap().to_string());
+}
+
+#[test]
 fn a_day_accounts_for_every_contact() {
     let report = sim::run(&Scenario::day(3, 10.0)).unwrap();
     eprintln!("{report}");

@@ -40,14 +40,14 @@ fn value<T: std::str::FromStr>(args: &[String], i: usize, flag: &str) -> Result<
 }
 
 fn parse(args: &[String]) -> Result<Mode, String> {
-    let (mut seed, mut hours) = (1u64, 10.0f64);
+    let (mut seed, mut hours) = (1u64, None::<f64>);
     let mut mmc: Option<(f64, f64, u32)> = None;
     let (mut customers, mut warmup, mut batches, mut target, mut replications) = (None, None, None, None, None);
     let mut i = 0;
     while let Some(flag) = args.get(i) {
         match flag.as_str() {
             "--seed" => seed = value(args, i + 1, flag)?,
-            "--hours" => hours = value(args, i + 1, flag)?,
+            "--hours" => hours = Some(value(args, i + 1, flag)?),
             "--customers" => customers = Some(value(args, i + 1, flag)?),
             "--warmup" => warmup = Some(value(args, i + 1, flag)?),
             "--batches" => batches = Some(value(args, i + 1, flag)?),
@@ -66,8 +66,11 @@ fn parse(args: &[String]) -> Result<Mode, String> {
         if customers.is_some() || warmup.is_some() || batches.is_some() || target.is_some() || replications.is_some() {
             return Err("--customers, --warmup, --batches, --target and --replications belong to --mmc".into());
         }
-        return Ok(Mode::Day { seed, hours });
+        return Ok(Mode::Day { seed, hours: hours.unwrap_or(10.0) });
     };
+    if hours.is_some() {
+        return Err("--hours belongs to the day; --mmc runs for --customers contacts".into());
+    }
     let mut config = sim::MmcConfig::new(seed, lambda, mu, c);
     config.customers = customers.unwrap_or(config.customers);
     config.warmup = warmup.unwrap_or(config.warmup);

@@ -480,8 +480,8 @@ impl fmt::Display for Report {
         writeln!(f)?;
         writeln!(
             f,
-            "{:<10} {:<8} {:>8} {:>8} {:>6} {:>16} {:>9} {:>8} {:>9}",
-            "queue", "channel", "offered", "handled", "abnd", "service level", "ASA", "abandon", "occupancy"
+            "{:<10} {:<8} {:>8} {:>8} {:>9} {:>16} {:>9} {:>9} {:>9}",
+            "queue", "channel", "offered", "handled", "abandoned", "service level", "ASA", "abandon %", "occupancy"
         )?;
         for s in &self.streams {
             let target = if s.answer_target >= 3600.0 {
@@ -491,7 +491,7 @@ impl fmt::Display for Report {
             };
             writeln!(
                 f,
-                "{:<10} {:<8} {:>8} {:>8} {:>6} {:>8.1}% in {:>4} {:>8.1}s {:>7.1}% {:>8.1}%",
+                "{:<10} {:<8} {:>8} {:>8} {:>9} {:>8.1}% in {:>4} {:>8.1}s {:>8.1}% {:>8.1}%",
                 s.queue,
                 s.channel,
                 s.offered,
