@@ -5,7 +5,7 @@
 //! `routing_simulation` test, which includes this file with `#[path]`: one copy of the logic.
 //!
 //! * Randomness is [`Rng`] (splitmix64), seeded: the same seed and scenario give the same report,
-//!   bit for bit.
+//!   bit for bit, on a given build (the platform's `ln`, `exp` and `cos` make the samples).
 //! * Events (arrivals, abandonment, offer acceptance, completions) wait in a binary heap ordered
 //!   by time and then by scheduling order; the router's own timers (offer expiry) are fired with
 //!   [`Router::tick`](touchpoint::routing::Router::tick) whenever
@@ -46,7 +46,7 @@ pub const MAX_CUSTOMERS: u64 = 50_000_000;
 // ---------------------------------------------------------------------------------------------
 
 /// A small seeded pseudo-random generator (splitmix64): fast, 2^64 period, good enough for
-/// simulation, and identical on every platform.
+/// simulation; its integers are the same on every platform.
 #[derive(Debug, Clone)]
 pub struct Rng {
     state: u64,
@@ -634,8 +634,8 @@ fn number_of(id: WorkItemId) -> u64 {
 }
 
 /// Runs a scenario to the end: arrivals for `hours` (or until `max_arrivals`), then until every
-/// contact is answered and finished or has hung up (or 24 h after the last arrival, whatever
-/// comes first).
+/// contact is answered and finished or has hung up, but no longer than 24 h after the arrival
+/// period (what is left then counts as unanswered or unfinished).
 pub fn run(sc: &Scenario) -> Result<Report, Error> {
     sc.validate()?;
     let mut sim = Sim::new(sc)?;
