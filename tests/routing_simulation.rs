@@ -132,6 +132,32 @@ fn a_day_accounts_for_every_contact() {
     let chat = report.groups.iter().find(|g| g.name == "chat").unwrap();
     assert!(chat.slot_use * 3.0 > chat.occupancy * 1.2, "{chat:?}");
     assert!(report.offers_expired > 0, "some offers ring out and go to someone else");
+    // Skills and memberships reach the router: Spanish calls go only to the Spanish queue's members,
+    // sales contacts (sales skill 2) never to the blended agents (skill 1), email only to those
+    // with email capacity, and the Spanish speakers also help in support (after 30 s).
+    let sc = Scenario::day(3, 10.0);
+    let stream = |queue: &str, channel: &str| {
+        sc.streams.iter().position(|s| s.queue == queue && s.channel.as_str() == channel).unwrap()
+    };
+    let group = |name: &str| report.groups.iter().find(|g| g.name == name).unwrap();
+    let (es, sales_voice, sales_chat, email, support_voice) = (
+        stream("support-es", "voice"),
+        stream("sales", "voice"),
+        stream("sales", "webchat"),
+        stream("support", "email"),
+        stream("support", "voice"),
+    );
+    for g in &report.groups {
+        let took = |s: usize| g.handled_per_stream[s];
+        assert_eq!(took(es) > 0, g.name == "voice-es", "{g:?}");
+        if g.name == "blended" {
+            assert_eq!((took(sales_voice), took(sales_chat)), (0, 0), "{g:?}");
+        }
+        assert_eq!(took(email) > 0, g.name == "blended" || g.name == "email", "{g:?}");
+    }
+    assert!(group("voice-es").handled_per_stream[support_voice] > 0);
+    let answered: u64 = report.groups.iter().map(|g| g.handled).sum();
+    assert_eq!(answered, report.streams.iter().map(|s| s.handled).sum::<u64>());
 }
 
 #[test]

@@ -23,7 +23,8 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use touchpoint::Error;
 use touchpoint::model::{AgentId, ChannelKind, QueueId};
 use touchpoint::routing::{
-    Agent, Capacity, ChannelSet, OfferPolicy, Queue, Router, RouterConfig, RoutingEvent, WorkItem, WorkItemId,
+    Agent, Capacity, ChannelSet, OfferPolicy, Queue, QueueMembership, Router, RouterConfig, RoutingEvent, WorkItem,
+    WorkItemId,
 };
 
 /// The instant of simulated time 0 ([`START`]).
@@ -209,6 +210,44 @@ pub struct Stream {
     pub patience: Option<Dist>,
     /// The service-level threshold T, seconds ("answered within T").
     pub answer_target: f64,
+    /// Skills the contacts require, with minimum levels (the router's default step matches them
+    /// against the agents' skills).
+    pub skills: Vec<(String, u32)>,
+}
+
+impl Stream {
+    /// Requires a skill at a minimum level.
+    pub fn requiring(mut self, skill: &str, level: u32) -> Self {
+        self.skills.push((skill.into(), level));
+        self
+    }
+}
+
+/// An agent group's membership in a queue (an Amazon Connect routing-profile entry).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Serves {
+    /// The queue.
+    pub queue: String,
+    /// Lower first: a freed agent takes the best contact of its best-priority queue that has one.
+    pub priority: u32,
+    /// Contacts of this queue reach these agents only after waiting this many seconds.
+    pub delay: f64,
+}
+
+/// Serves `queue` at priority 1 without delay.
+pub fn serves(queue: &str) -> Serves {
+    Serves { queue: queue.into(), priority: 1, delay: 0.0 }
+}
+
+impl Serves {
+    /// Sets the priority.
+    pub fn priority(self, priority: u32) -> Self {
+        Serves { priority, ..self }
+    }
+    /// Sets the delay, seconds.
+    pub fn after(self, delay: f64) -> Self {
+        Serves { delay, ..self }
+    }
 }
 
 /// A group of identical agents.
@@ -219,11 +258,21 @@ pub struct AgentGroup {
     /// How many.
     pub count: u32,
     /// Queues they serve.
-    pub queues: Vec<String>,
+    pub queues: Vec<Serves>,
     /// Items held at once per channel (chat concurrency above 1); other channels not served.
     pub channels: Vec<(ChannelKind, u32)>,
     /// While holding a call, nothing else is offered.
     pub voice_blocks_others: bool,
+    /// Skills with levels.
+    pub skills: Vec<(String, u32)>,
+}
+
+impl AgentGroup {
+    /// Gives the agents a skill at a level.
+    pub fn skilled(mut self, skill: &str, level: u32) -> Self {
+        self.skills.push((skill.into(), level));
+        self
+    }
 }
 
 /// Offers that agents accept after a delay, instead of direct assignment.
@@ -257,9 +306,11 @@ pub struct Scenario {
 }
 
 impl Scenario {
-    /// A multichannel day: sales and support queues; voice, web chat (three at once) and email;
-    /// voice agents, chat agents, blended agents (no chat or email while on a call) and an email
-    /// team; a morning and afternoon peak; impatient callers, patient chatters, email that
+    /// A multichannel day: support, Spanish support and sales queues; voice, web chat (three at
+    /// once) and email; voice agents, three Spanish speakers who take support calls waiting over
+    /// 30 s when their own queue is empty, chat agents, blended agents (no chat or email while on a call) and an
+    /// email team; sales contacts need sales skill 2, which only the voice and chat agents
+    /// have; a morning and an afternoon peak; impatient callers, patient chatters, email that
     /// waits; agents accept offers after a few seconds.
     pub fn day(seed: u64, hours: f64) -> Self {
         let exp = |mean| Dist::Exponential { mean };
@@ -271,14 +322,16 @@ impl Scenario {
             handle,
             patience,
             answer_target,
+            skills: Vec::new(),
         };
         let group =
-            |name: &str, count, queues: &[&str], channels: &[(ChannelKind, u32)], voice_blocks_others| AgentGroup {
+            |name: &str, count, queues: Vec<Serves>, channels: &[(ChannelKind, u32)], voice_blocks_others| AgentGroup {
                 name: name.into(),
                 count,
-                queues: queues.iter().map(|q| (*q).into()).collect(),
+                queues,
                 channels: channels.to_vec(),
                 voice_blocks_others,
+                skills: Vec::new(),
             };
         use ChannelKind::{Email, Voice, WebChat};
         Scenario {
@@ -290,14 +343,30 @@ impl Scenario {
                 stream("support", Voice, 60.0, logn(360.0, 0.8), Some(exp(180.0)), 20.0),
                 stream("support", WebChat, 50.0, logn(900.0, 0.6), Some(exp(300.0)), 60.0),
                 stream("support", Email, 30.0, logn(480.0, 1.0), None, 4.0 * 3600.0),
-                stream("sales", Voice, 30.0, logn(300.0, 0.7), Some(exp(120.0)), 20.0),
-                stream("sales", WebChat, 25.0, logn(720.0, 0.6), Some(exp(240.0)), 30.0),
+                stream("support-es", Voice, 10.0, logn(420.0, 0.8), Some(exp(150.0)), 20.0).requiring("spanish", 1),
+                stream("sales", Voice, 30.0, logn(300.0, 0.7), Some(exp(120.0)), 20.0).requiring("sales", 2),
+                stream("sales", WebChat, 25.0, logn(720.0, 0.6), Some(exp(240.0)), 30.0).requiring("sales", 2),
             ],
             groups: vec![
-                group("voice", 7, &["support", "sales"], &[(Voice, 1)], false),
-                group("chat", 5, &["support", "sales"], &[(WebChat, 3)], false),
-                group("blended", 4, &["support", "sales"], &[(Voice, 1), (WebChat, 2), (Email, 2)], true),
-                group("email", 2, &["support"], &[(Email, 2)], false),
+                group("voice", 8, vec![serves("support"), serves("sales")], &[(Voice, 1)], false).skilled("sales", 2),
+                group(
+                    "voice-es",
+                    3,
+                    vec![serves("support-es"), serves("support").priority(2).after(30.0)],
+                    &[(Voice, 1)],
+                    false,
+                )
+                .skilled("spanish", 1),
+                group("chat", 5, vec![serves("support"), serves("sales")], &[(WebChat, 3)], false).skilled("sales", 3),
+                group(
+                    "blended",
+                    4,
+                    vec![serves("support"), serves("sales")],
+                    &[(Voice, 1), (WebChat, 2), (Email, 2)],
+                    true,
+                )
+                .skilled("sales", 1),
+                group("email", 2, vec![serves("support")], &[(Email, 2)], false),
             ],
             offers: Some(Offers { accept_delay: exp(4.0), expires_after: 20.0 }),
             record_waits: false,
@@ -321,13 +390,15 @@ impl Scenario {
                 handle: Dist::Exponential { mean: 3600.0 / config.services_per_hour },
                 patience: None,
                 answer_target: config.answer_target,
+                skills: Vec::new(),
             }],
             groups: vec![AgentGroup {
                 name: "agent".into(),
                 count: config.agents,
-                queues: vec!["mmc".into()],
+                queues: vec![serves("mmc")],
                 channels: vec![(ChannelKind::Voice, 1)],
                 voice_blocks_others: false,
+                skills: Vec::new(),
             }],
             offers: None,
             record_waits: true,
@@ -367,6 +438,10 @@ impl Scenario {
             if !(o.expires_after.is_finite() && o.expires_after >= 0.001) {
                 return Err(Error::invalid("expires_after", "must be at least 1 ms"));
             }
+        }
+        let bad_delay = |m: &Serves| !(m.delay.is_finite() && (0.0..=86_400.0).contains(&m.delay));
+        if self.groups.iter().flat_map(|g| &g.queues).any(bad_delay) {
+            return Err(Error::invalid("delay", "a queue delay is 0 to 86400 seconds"));
         }
         if self.groups.iter().map(|g| u64::from(g.count)).sum::<u64>() > 100_000 {
             return Err(Error::invalid("agents", "at most 100000 agents"));
@@ -437,6 +512,8 @@ pub struct GroupReport {
     pub agents: u32,
     /// Contacts answered.
     pub handled: u64,
+    /// Contacts answered per arrival stream (scenario order): who took what.
+    pub handled_per_stream: Vec<u64>,
     /// Fraction of the run the agents held at least one contact.
     pub occupancy: f64,
     /// Mean contacts held at once / total slots (concurrency use).
@@ -570,7 +647,7 @@ struct SimAgent {
     since: i64,
     busy_ms: i64,
     load_ms: i64,
-    handled: u64,
+    handled: Vec<u64>,
 }
 
 impl SimAgent {
@@ -648,7 +725,8 @@ impl<'a> Sim<'a> {
         let router = Router::new(RouterConfig::default());
         let mut queues: Vec<QueueId> = Vec::new();
         let mut queue_ids: BTreeMap<String, QueueId> = BTreeMap::new();
-        let names = sc.streams.iter().map(|s| &s.queue).chain(sc.groups.iter().flat_map(|g| &g.queues));
+        let names =
+            sc.streams.iter().map(|s| &s.queue).chain(sc.groups.iter().flat_map(|g| g.queues.iter().map(|m| &m.queue)));
         for name in names {
             if !queue_ids.contains_key(name) {
                 let id = QueueId::new(name.as_str())?;
@@ -673,15 +751,29 @@ impl<'a> Sim<'a> {
             for k in 1..=group.count {
                 let id = AgentId::new(format!("{}-{k}", group.name))?;
                 let mut agent = Agent::new(id.clone()).with_capacity(capacity.clone()).with_status("online");
-                for q in &group.queues {
-                    if let Some(q) = queue_ids.get(q) {
-                        agent = agent.with_queue(q.clone());
+                for (skill, level) in &group.skills {
+                    agent = agent.with_skill(skill.as_str(), *level);
+                }
+                for m in &group.queues {
+                    if let Some(q) = queue_ids.get(&m.queue) {
+                        let delay = TimeDelta::milliseconds(to_ms(m.delay));
+                        agent =
+                            agent.with_membership(QueueMembership { queue: q.clone(), priority: m.priority, delay });
                     }
                 }
                 router.upsert_agent(agent, at(0))?;
                 agent_index.insert(id.clone(), agents.len());
                 let slots = group.channels.iter().map(|(_, n)| *n).sum();
-                agents.push(SimAgent { id, group: g, load: 0, slots, since: 0, busy_ms: 0, load_ms: 0, handled: 0 });
+                agents.push(SimAgent {
+                    id,
+                    group: g,
+                    load: 0,
+                    slots,
+                    since: 0,
+                    busy_ms: 0,
+                    load_ms: 0,
+                    handled: vec![0; sc.streams.len()],
+                });
             }
         }
         let streams = sc
@@ -840,7 +932,10 @@ impl<'a> Sim<'a> {
                 if self.sc.max_arrivals.is_none_or(|m| self.arrived < m) {
                     self.next_arrival(s);
                 }
-                let item = WorkItem::new(item_id(n), stream.channel.clone(), now).in_queue(queue);
+                let mut item = WorkItem::new(item_id(n), stream.channel.clone(), now).in_queue(queue);
+                for (skill, level) in &stream.skills {
+                    item = item.with_skill(skill.as_str(), *level);
+                }
                 let decision = self.router.submit(item, now)?;
                 self.router_calls += 1;
                 self.apply(decision.events)
@@ -961,7 +1056,9 @@ impl<'a> Sim<'a> {
         if let Some(x) = self.agents.get_mut(a) {
             x.advance(self.now);
             x.load += 1;
-            x.handled += 1;
+            if let Some(h) = x.handled.get_mut(s) {
+                *h += 1;
+            }
         }
         let handle = to_ms(stream.handle.sample(&mut self.handle_rng)).max(1);
         self.schedule(self.now.saturating_add(handle), Event::Complete(n));
@@ -975,7 +1072,7 @@ impl<'a> Sim<'a> {
                 .sc
                 .groups
                 .iter()
-                .filter(|g| g.queues.contains(&stream.queue))
+                .filter(|g| g.queues.iter().any(|m| m.queue == stream.queue))
                 .map(|g| {
                     let limit = g.channels.iter().filter(|(c, _)| *c == stream.channel).map(|(_, n)| *n).sum::<u32>();
                     f64::from(limit) * f64::from(g.count)
@@ -992,14 +1089,18 @@ impl<'a> Sim<'a> {
             .enumerate()
             .map(|(g, group)| {
                 let members = self.agents.iter().filter(|a| a.group == g);
-                let (busy, load, slots, handled) = members.fold((0i64, 0i64, 0i64, 0u64), |acc, a| {
-                    (acc.0 + a.busy_ms, acc.1 + a.load_ms, acc.2 + i64::from(a.slots), acc.3 + a.handled)
-                });
+                let mut per_stream = vec![0u64; self.sc.streams.len()];
+                let (mut busy, mut load, mut slots) = (0i64, 0i64, 0i64);
+                for a in members {
+                    (busy, load, slots) = (busy + a.busy_ms, load + a.load_ms, slots + i64::from(a.slots));
+                    per_stream.iter_mut().zip(&a.handled).for_each(|(t, h)| *t += h);
+                }
                 let span = self.now as f64;
                 GroupReport {
                     name: group.name.clone(),
                     agents: group.count,
-                    handled,
+                    handled: per_stream.iter().sum(),
+                    handled_per_stream: per_stream,
                     occupancy: ratio(busy as f64, span * f64::from(group.count)),
                     slot_use: ratio(load as f64, span * slots as f64),
                 }
