@@ -537,7 +537,8 @@ pub struct Report {
     pub offers_expired: u64,
     /// Router calls made (submit, accept, withdraw, complete, tick).
     pub router_calls: u64,
-    /// Waits in arrival order, seconds (`NaN` for contacts never answered), when recorded.
+    /// Waits in arrival order, seconds, when recorded (`NaN` for contacts never answered, so such
+    /// reports never compare equal).
     pub waits: Vec<f64>,
 }
 
