@@ -491,7 +491,15 @@ impl Compiled {
 pub(crate) struct QueueView<'a> {
     pub name: &'a str,
     pub waiting: i64,
-    pub estimated_wait: Option<TimeDelta>,
+    /// The recent waits (ms) the estimate is the mean of.
+    pub waits: &'a std::collections::VecDeque<i64>,
+}
+
+impl QueueView<'_> {
+    fn estimated_wait(&self) -> Option<TimeDelta> {
+        (!self.waits.is_empty())
+            .then(|| TimeDelta::milliseconds(self.waits.iter().sum::<i64>() / self.waits.len() as i64))
+    }
 }
 
 /// Everything a condition may read at one evaluation; the router fills what the context allows.
@@ -573,7 +581,7 @@ impl Bindings for Bound<'_, '_> {
             Field::QueueName => env.queue.map_or(ValueRef::Missing, |q| ValueRef::Str(q.name)),
             Field::QueueWaiting => env.queue.map_or(ValueRef::Missing, |q| ValueRef::Int(q.waiting)),
             Field::QueueEstimatedWait => {
-                env.queue.and_then(|q| q.estimated_wait).map_or(ValueRef::Missing, ValueRef::Duration)
+                env.queue.and_then(|q| q.estimated_wait()).map_or(ValueRef::Missing, ValueRef::Duration)
             }
             Field::PoolAvailable => env.pool.map_or(ValueRef::Missing, |p| ValueRef::Int(p.0)),
             Field::PoolSignedIn => env.pool.map_or(ValueRef::Missing, |p| ValueRef::Int(p.1)),

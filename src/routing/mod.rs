@@ -5,10 +5,12 @@
 //! frees up takes the best waiting item across all its queues. It is built from the eight
 //! primitives every contact-center router reduces to:
 //!
-//! 1. **Eligibility** — structured [`Term`]s or any [`Eligibility`] implementation, decided per
+//! 1. **Eligibility** — structured [`Term`]s, [expressions](condition) (`agent.skills.billing >= 3
+//!    and item.language in agent.languages`) or any [`Eligibility`] implementation, decided per
 //!    agent *profile*, never per agent.
 //! 2. **Plans** — first-match [`Rule`]s of ordered [`Step`]s with dwell times, widen/replace pools,
-//!    timer basis, skip conditions and a [`Fallback`]; JSON or Rust; or a [`RoutingPolicy`].
+//!    timer basis, skip conditions (expressions over queue state, the clock and calendars), an
+//!    external [`DecisionHook`] and a [`Fallback`]; JSON or Rust; or a [`RoutingPolicy`].
 //! 3. **Rankers** — [`Ranker`]s: longest idle, least load, most spare capacity, round robin,
 //!    proficiency, attributes, affinity, custom.
 //! 4. **Queue disciplines** — [`Discipline`]: priority then age (with age adjustment), due time,
@@ -20,7 +22,8 @@
 //!    expiry, no-reply reassignment, agent-offline handling; fired by [`Router::tick`].
 //! 8. **Presence** — custom status names mapped to per-channel availability ([`PresenceStatus`]).
 //!
-//! The condition language is [`expr`]; business hours are [`calendar`] schedules.
+//! The condition language is [`expr`], bound to the router's items, agent profiles, queues and
+//! calendars as described in [`condition`]; business hours are [`calendar`] schedules.
 //!
 //! Time never comes from the system clock: every operation takes `now` and first fires the
 //! timers due by then (their events come first in its answer). Nothing here blocks or spawns;
@@ -62,7 +65,7 @@
 //! ```
 
 pub mod calendar;
-mod condition;
+pub mod condition;
 mod eligibility;
 pub mod expr;
 mod model;

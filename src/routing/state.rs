@@ -1358,8 +1358,7 @@ impl State {
         let queue = self.queues.get(&slot.queue).map(|q| QueueView {
             name: slot.queue.as_str(),
             waiting: q.waiting as i64,
-            estimated_wait: (!q.waits.is_empty())
-                .then(|| TimeDelta::milliseconds(q.waits.iter().sum::<i64>() / q.waits.len() as i64)),
+            waits: &q.waits,
         });
         Env {
             item: &slot.item,
