@@ -73,7 +73,9 @@ fn the_issue_example_routes_as_written_from_a_json_plan() {
     assert_eq!(d.outcome, Outcome::Queued(qid("support")), "ana and bo are not eligible: {d:?}");
     let why = r.explain(wid(3), t0()).unwrap();
     assert!(
-        why.groups.iter().any(|g| matches!(&g.reason, Exclusion::Ineligible { term } if term.contains("agent.skills.billing >= 3"))),
+        why.groups
+            .iter()
+            .any(|g| matches!(&g.reason, Exclusion::Ineligible { term } if term.contains("agent.skills.billing >= 3"))),
         "{why:?}"
     );
 
@@ -104,7 +106,10 @@ fn the_tree_form_and_rust_built_plans_route_the_same() {
         r.upsert_agent(agent("cy", 3, &["es"]), t0()).unwrap();
         r.set_plan(plan, t0()).unwrap();
         assert_eq!(assigned_to(&r.submit(item(1, ChannelKind::WhatsApp, "es"), t0()).unwrap()).as_deref(), Some("cy"));
-        assert_eq!(r.submit(item(2, ChannelKind::WebChat, "es"), t0()).unwrap().outcome, Outcome::Queued(qid("support")));
+        assert_eq!(
+            r.submit(item(2, ChannelKind::WebChat, "es"), t0()).unwrap().outcome,
+            Outcome::Queued(qid("support"))
+        );
     }
 }
 
@@ -112,12 +117,16 @@ fn the_tree_form_and_rust_built_plans_route_the_same() {
 fn a_plan_with_expressions_round_trips_through_json() {
     let plan = Plan::new([Rule::new(
         "vip",
-        [Step::new(Pool::queues([qid("support")]))
-            .eligible(Term::and([Term::ItemSkills, Term::expr("agent.skills.billing >= 3")]))
-            .skip_if(SkipIf::expr("pool.available == 0"))
-            .dwell(TimeDelta::seconds(10))
-            .decided_by_host(DecisionHook::new(TimeDelta::seconds(2)).or_else(DecisionFallback::Queue(qid("overflow")))),
-        Step::new(Pool::any())],
+        [
+            Step::new(Pool::queues([qid("support")]))
+                .eligible(Term::and([Term::ItemSkills, Term::expr("agent.skills.billing >= 3")]))
+                .skip_if(SkipIf::expr("pool.available == 0"))
+                .dwell(TimeDelta::seconds(10))
+                .decided_by_host(
+                    DecisionHook::new(TimeDelta::seconds(2)).or_else(DecisionFallback::Queue(qid("overflow"))),
+                ),
+            Step::new(Pool::any()),
+        ],
     )
     .when(Term::expr("item.priority >= 2"))]);
     let json = serde_json::to_string(&plan).unwrap();
@@ -168,11 +177,9 @@ fn custom_functions_from_rust_are_usable_in_plans() {
     .unwrap();
     r.upsert_agent(chat_agent("senior", "support", 5).with_skill("seniority", 5), t0()).unwrap();
     r.upsert_agent(chat_agent("junior", "support", 5).with_skill("seniority", 1), t0()).unwrap();
-    let plan = Plan::new([Rule::new(
-        "vip",
-        [Step::new(Pool::default()).eligible(Term::expr("agent.skills.seniority >= 3"))],
-    )
-    .when(Term::expr("vip(item.customer)"))]);
+    let plan =
+        Plan::new([Rule::new("vip", [Step::new(Pool::default()).eligible(Term::expr("agent.skills.seniority >= 3"))])
+            .when(Term::expr("vip(item.customer)"))]);
     r.set_plan(plan, t0()).unwrap();
     let d = r.submit(chat(1, "support", t0()).with_attribute("customer", "vip-42"), t0()).unwrap();
     assert_eq!((assigned_to(&d).as_deref(), d.rule.as_deref()), (Some("senior"), Some("vip")));
@@ -239,8 +246,7 @@ fn skip_if_guards_read_the_pool_and_the_queue() {
 fn queue_buckets_can_be_expressions() {
     let r = router(&[]);
     r.declare_attribute("item.tier", Type::STR).unwrap();
-    let q = Queue::new(qid("support"))
-        .with_discipline(Discipline::Buckets(vec![Term::expr(r#"item.tier == "gold""#)]));
+    let q = Queue::new(qid("support")).with_discipline(Discipline::Buckets(vec![Term::expr(r#"item.tier == "gold""#)]));
     r.upsert_queue(q).unwrap();
     r.submit(chat(1, "support", t0()), t0()).unwrap();
     r.submit(chat(2, "support", at(1)).with_attribute("tier", "gold"), at(1)).unwrap();
@@ -518,8 +524,9 @@ fn listed_agents_that_cannot_take_the_item_are_skipped() {
     r.upsert_agent(chat_agent("ana", "sales", 1).with_status("away"), t0()).unwrap();
     let (request, agents, _) = requested(&r.submit(chat(1, "sales", t0()), t0()).unwrap());
     assert_eq!(agents, ["bo"], "only agents who could take it are listed");
-    let events =
-        r.resolve_decision(wid(1), request, PolicyChoice::Agents(vec![aid("ana"), aid("nobody"), aid("bo")]), at(1)).unwrap();
+    let events = r
+        .resolve_decision(wid(1), request, PolicyChoice::Agents(vec![aid("ana"), aid("nobody"), aid("bo")]), at(1))
+        .unwrap();
     assert_eq!(assignments(&events), vec![(wid(1), "bo".to_owned())]);
 }
 

@@ -66,8 +66,8 @@
 use super::calendar::Calendars;
 use super::eligibility::AgentProfile;
 use super::expr::{
-    Bindings, CompiledExpr, Expr, ExprError, ExprErrorKind, Function, ListRef, Path, ScalarType, Schema, Slot,
-    Type, Value, ValueRef,
+    Bindings, CompiledExpr, Expr, ExprError, ExprErrorKind, Function, ListRef, Path, ScalarType, Schema, Slot, Type,
+    Value, ValueRef,
 };
 use super::model::WorkItem;
 use crate::Error;
@@ -355,12 +355,7 @@ fn unreachable_schemas() -> Schemas {
     Schemas {
         attributes: Vec::new(),
         functions: Vec::new(),
-        ctxs: [
-            empty(Context::Rule),
-            empty(Context::Guard),
-            empty(Context::Eligibility),
-            empty(Context::Bucket),
-        ],
+        ctxs: [empty(Context::Rule), empty(Context::Guard), empty(Context::Eligibility), empty(Context::Bucket)],
     }
 }
 

@@ -75,6 +75,7 @@ mod queue;
 mod rank;
 mod state;
 
+pub use condition::Condition;
 pub use eligibility::{
     AgentProfile, AttrTest, Eligibility, EligibleFn, MAX_TERM_DEPTH, MAX_TERM_NODES, Membership, Term, eligible_fn,
 };
@@ -82,7 +83,6 @@ pub use model::{
     Agent, Capacity, ChannelSet, Discipline, Interruption, LastAgent, MAX_DURATION_SECS, NoReplyPolicy, OfferPolicy,
     Presence, PresenceStatus, Queue, QueueMembership, TimeoutAction, WorkItem, WorkItemId,
 };
-pub use condition::Condition;
 pub use plan::{
     DecisionFallback, DecisionHook, Fallback, MAX_RULES, MAX_STEPS, Plan, PolicyChoice, Pool, PoolMode, PriorityChange,
     RoutingPolicy, Rule, SkipIf, Step, TimerBasis,
@@ -865,10 +865,9 @@ impl Router {
         let mut s = self.lock();
         s.fire_timers(now);
         let i = Self::item_index(&s, item)?;
-        if let Err(e) = s.resolve_decision(i, request, choice, now) {
-            // Timers that fell due are kept; their events come with the next answer.
-            return Err(e);
-        }
+        // A refused answer changes nothing; timers that fell due first (an expired deadline) stay
+        // fired and their events come with the next call.
+        s.resolve_decision(i, request, choice, now)?;
         Ok(Self::finish(&mut s, now))
     }
 
