@@ -5,7 +5,7 @@
 //! step's `eligibility`, a queue's bucket — as `{"expr": "…"}` (text) or `{"expr": {…}}` (the
 //! serde tree form of [`Expr`]), and as a step guard in `skip_if`. [`Router::set_plan`]
 //! compiles every condition once, against the router's schema for the place it stands in;
-//! errors are [`Error::Expression`](crate::Error::Expression) whose message starts with the
+//! errors are [`Error::Expression`] whose message starts with the
 //! condition's path in the plan (`rules[1].steps[0].eligibility: … at 1:15`).
 //!
 //! # What a condition can read
