@@ -578,3 +578,25 @@ fn a_decision_fallback_queue_must_exist() {
     let err = r.set_plan(Plan::new([Rule::new("z", [zero])]), t0()).unwrap_err();
     assert!(err.to_string().contains("decision.timeout: must be positive"), "{err}");
 }
+
+#[test]
+fn a_toml_plan_takes_expressions_in_both_forms() {
+    let toml_plan = r#"
+        [[rules]]
+        name = "whatsapp billing"
+        when = { expr = 'item.channel == "whatsapp"' }
+
+        [[rules.steps]]
+        pool = { queues = ["support"] }
+        eligibility = { expr = { ge = [{ path = "agent.skills.billing" }, { int = 3 }] } }
+        skip_if = { expr = "queue.waiting > 100" }
+    "#;
+    let plan: Plan = toml::from_str(toml_plan).unwrap();
+    plan.validate().unwrap();
+    let r = router(&["support"]);
+    r.upsert_agent(agent("low", 2, &["es"]), t0()).unwrap();
+    r.upsert_agent(agent("high", 4, &["es"]), t0()).unwrap();
+    r.set_plan(plan, t0()).unwrap();
+    let d = r.submit(item(1, ChannelKind::WhatsApp, "es"), t0()).unwrap();
+    assert_eq!((assigned_to(&d).as_deref(), d.rule.as_deref()), (Some("high"), Some("whatsapp billing")));
+}

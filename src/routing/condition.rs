@@ -8,6 +8,49 @@
 //! errors are [`Error::Expression`] whose message starts with the
 //! condition's path in the plan (`rules[1].steps[0].eligibility: … at 1:15`).
 //!
+//! ```
+//! use chrono::{TimeZone, Utc};
+//! use touchpoint::model::{AgentId, ChannelKind, LanguageTag, QueueId};
+//! use touchpoint::routing::calendar::{Calendars, ScheduleConfig};
+//! use touchpoint::routing::expr::Type;
+//! use touchpoint::routing::*;
+//!
+//! let router = Router::new(RouterConfig::default());
+//! for q in ["support", "bots"] {
+//!     router.upsert_queue(Queue::new(QueueId::new(q).unwrap())).unwrap();
+//! }
+//! router.declare_attribute("item.tier", Type::STR).unwrap();
+//! let hours = ScheduleConfig::new("support", "UTC").hours("Mon-Fri", "09:00", "17:00").build().unwrap();
+//! router.set_calendars(Calendars::from_schedules([hours]).unwrap());
+//! router.set_plan(Plan::from_json(r#"{"rules": [
+//!   {"name": "after hours", "when": {"expr": "not schedule(\"support\").open"},
+//!    "steps": [{"pool": {"queues": ["bots"]}}]},
+//!   {"name": "whatsapp", "when": {"expr": "item.channel == \"whatsapp\" or item.tier == \"gold\""},
+//!    "steps": [{"pool": {"queues": ["support"]},
+//!               "eligibility": {"expr": "item.language in agent.languages and agent.skills.billing >= 3"}}]}
+//! ]}"#).unwrap(), Utc::now()).unwrap();
+//!
+//! let monday_10 = Utc.with_ymd_and_hms(2026, 3, 2, 10, 0, 0).unwrap();
+//! let ana = Agent::new(AgentId::new("ana").unwrap())
+//!     .with_queue(QueueId::new("support").unwrap())
+//!     .with_skill("billing", 4)
+//!     .with_language(LanguageTag::parse("es").unwrap())
+//!     .with_status("online");
+//! router.upsert_agent(ana, monday_10).unwrap();
+//! let chat = WorkItem::new(WorkItemId::from_u128(1), ChannelKind::WhatsApp, monday_10)
+//!     .with_language(LanguageTag::parse("es").unwrap());
+//! let d = router.submit(chat, monday_10).unwrap();
+//! assert_eq!((d.outcome, d.rule.as_deref()), (Outcome::Assigned(AgentId::new("ana").unwrap()), Some("whatsapp")));
+//!
+//! // A type error names its place in the plan and its position in the text.
+//! let bad = Plan::from_json(r#"{"rules": [{"name": "x", "steps": [{"eligibility": {"expr": "agent.skills.billing >= \"3\""}}]}]}"#).unwrap();
+//! let err = router.set_plan(bad, monday_10).unwrap_err();
+//! assert_eq!(
+//!     err.to_string(),
+//!     r#"rules[0].steps[0].eligibility: cannot compare agent.skills.billing (int) with "3" (string) at 1:22"#
+//! );
+//! ```
+//!
 //! # What a condition can read
 //!
 //! | path | type | rules (`when`) | guards (`skip_if`) | eligibility | queue buckets |
