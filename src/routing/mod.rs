@@ -1031,7 +1031,16 @@ fn reason_text(s: &State, i: u32) -> String {
     let Some(x) = s.items[i as usize].as_ref() else { return String::new() };
     let label = s.step_label(x.at);
     match &x.state {
-        IState::Assigned { agent, .. } => format!("assigned to {} at {label}", s.agent_id(*agent)),
+        IState::Assigned { agent, .. } => {
+            // Built by hand: this runs on every decision, and `format!` costs more than the rest of it.
+            let id = s.agents.get(*agent as usize).and_then(|a| a.as_ref()).map_or("unknown", |a| a.agent.id.as_str());
+            let mut out = String::with_capacity(16 + id.len() + label.len());
+            out.push_str("assigned to ");
+            out.push_str(id);
+            out.push_str(" at ");
+            out.push_str(label);
+            out
+        }
         IState::Offered { agents, .. } => format!("offered to {} agent(s) at {label}", agents.len()),
         IState::Awaiting { request, deadline } => {
             format!("awaiting the host's decision (request {request}, until {deadline}) at {label}")

@@ -77,12 +77,14 @@ impl State {
         let Some(slot) = self.slot(i) else { return false };
         slot.plan_gen = epoch;
         let Some(slot) = self.items[i as usize].as_ref() else { return false };
-        let env = self.env(slot, now);
+        let mut env = None; // built only for a rule that needs more than `Any`
         let at = plan
             .plan
             .rules
             .iter()
-            .position(|r| r.when.matches_in(&env))
+            .position(|r| {
+                matches!(r.when, super::Term::Any) || r.when.matches_in(env.get_or_insert_with(|| self.env(slot, now)))
+            })
             .map_or(StepRef::Implicit, |r| StepRef::Rule(r, 0));
         self.enter_step(i, at, now, now)
     }
@@ -99,16 +101,18 @@ impl State {
     /// Sets the queue an item waits in, restarting its queue timers when it changes.
     fn enter_wait_queue(&mut self, i: u32, queue: QueueId, now: DateTime<Utc>) {
         let epoch = self.next_seq();
-        let Some(slot) = self.slot(i) else { return };
+        let State { items, queues, .. } = self;
+        let Some(slot) = items.get_mut(i as usize).and_then(|s| s.as_mut()) else { return };
         if slot.wait_gen != 0 && slot.queue == queue {
             return;
         }
-        slot.queue = queue.clone();
         slot.queue_entered = now;
         slot.wait_gen = epoch;
         slot.retries.clear();
         let since = slot.item.eligible_since;
-        let Some(q) = self.queues.get(&queue) else { return };
+        let q = queues.get(&queue);
+        slot.queue = queue;
+        let Some(q) = q else { return };
         let max_wait = q.config.max_wait;
         let mut delays: Vec<i64> = q.delays.iter().map(|(_, d)| *d).collect();
         delays.sort_unstable();
@@ -333,7 +337,15 @@ impl State {
                 }
             }
         } else {
-            self.candidates(i, n, now).into_iter().map(|c| c.agent).collect()
+            let cands = self.candidates(i, n, now);
+            match cands.as_slice() {
+                [] => Vec::new(),
+                [one] if !policy.offer => {
+                    self.assign(i, one.agent, now);
+                    return true;
+                }
+                many => many.iter().map(|c| c.agent).collect(),
+            }
         };
         if agents.is_empty() {
             let moving = matches!(self.items[i as usize].as_ref().map(|s| &s.state), Some(IState::Moving));
@@ -617,6 +629,8 @@ impl State {
             if due.is_empty() {
                 return;
             }
+            // Nearly every timer reports at least one event.
+            self.events.reserve(due.len());
             for t in due {
                 self.fire(t.kind, now);
                 self.drain(now);
