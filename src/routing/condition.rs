@@ -57,7 +57,7 @@
 //! |---|---|---|---|---|---|
 //! | `item.channel` | string (`"whatsapp"`, `"webchat"`, …) | ✓ | ✓ | ✓ | ✓ |
 //! | `item.queue` | string (the queue the item names; missing if none) | ✓ | ✓ | ✓ | ✓ |
-//! | `item.priority` | int (after step changes) | ✓ | ✓ | ✓ | ✓ |
+//! | `item.priority` | int (rules and guards: after step changes; else the item's own) | ✓ | ✓ | ✓ | ✓ |
 //! | `item.language` | string (`"es-MX"`; missing if none) | ✓ | ✓ | ✓ | ✓ |
 //! | `item.skills`, `item.optional_skills` | map of int | ✓ | ✓ | ✓ | ✓ |
 //! | `item.age` | duration since `eligible_since` | ✓ | ✓ | | |
