@@ -68,6 +68,7 @@ pub mod calendar;
 pub mod condition;
 mod eligibility;
 pub mod expr;
+pub mod ledger;
 mod model;
 mod ops;
 mod plan;
@@ -79,6 +80,7 @@ pub use condition::Condition;
 pub use eligibility::{
     AgentProfile, AttrTest, Eligibility, EligibleFn, MAX_TERM_DEPTH, MAX_TERM_NODES, Membership, Term, eligible_fn,
 };
+pub use ledger::{Assignment, AssignmentLedger, Claim, ClaimOutcome, InMemoryLedger, Refusal};
 pub use model::{
     Agent, Capacity, ChannelSet, Discipline, Interruption, LastAgent, MAX_DURATION_SECS, NoReplyPolicy, OfferPolicy,
     Presence, PresenceStatus, Queue, QueueMembership, TimeoutAction, WorkItem, WorkItemId,
