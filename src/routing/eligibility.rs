@@ -28,6 +28,7 @@
 //! assert!(!vip_only.eligible(&profile, &item));
 //! ```
 
+use super::condition::Env;
 use super::model::{Agent, ChannelSet, WorkItem};
 use super::state::FastMap;
 use crate::model::{Attributes, LanguageTag, QueueId};
@@ -244,6 +245,11 @@ pub enum Term {
     Or(Vec<Term>),
     /// Not the term.
     Not(Box<Term>),
+    /// A routing expression (`{"expr": "item.channel == \"whatsapp\" and agent.skills.billing >= 3"}`
+    /// or the tree form), compiled by the router when the plan is installed; what it may read
+    /// depends on where it stands (see [`Condition`](super::Condition)). Uncompiled it matches
+    /// nothing.
+    Expr(super::condition::Condition),
 }
 
 /// Deepest nesting of `and`/`or`/`not` a term may have.
@@ -273,6 +279,11 @@ impl Term {
     pub fn agent_attr_equals(key: impl Into<String>, value: impl Into<Value>) -> Term {
         Term::AgentAttr { key: key.into(), test: AttrTest::Equals(value.into()) }
     }
+    /// A routing expression in text form, e.g.
+    /// `Term::expr("item.language in agent.languages and agent.skills.billing >= 3")`.
+    pub fn expr(source: impl Into<String>) -> Term {
+        Term::Expr(super::condition::Condition::text(source))
+    }
     /// Item attribute equals a value.
     pub fn item_attr_equals(key: impl Into<String>, value: impl Into<Value>) -> Term {
         Term::ItemAttr { key: key.into(), test: AttrTest::Equals(value.into()) }
@@ -285,7 +296,8 @@ impl Term {
 
     pub(crate) fn check_item_only(&self) -> Result<(), String> {
         match self {
-            Term::Any | Term::Channel(_) | Term::ItemAttr { .. } | Term::PriorityAtLeast(_) => Ok(()),
+            // Expressions are checked against the rule schema when a router compiles them.
+            Term::Any | Term::Channel(_) | Term::ItemAttr { .. } | Term::PriorityAtLeast(_) | Term::Expr(_) => Ok(()),
             Term::And(ts) | Term::Or(ts) => ts.iter().try_for_each(Term::check_item_only),
             Term::Not(t) => t.check_item_only(),
             other => Err(format!("`{other}` reads the agent; only item terms are allowed here")),
@@ -318,15 +330,24 @@ impl Term {
         }
     }
 
-    /// Evaluates an item-only term on an item (agent terms count as true).
+    /// Evaluates an item-only term on an item (agent terms count as true). Expressions see no
+    /// clock, queue or calendar here (those read as missing); the router evaluates rule
+    /// conditions with all three.
     pub fn matches_item(&self, item: &WorkItem) -> bool {
+        self.matches_in(&Env::item(item))
+    }
+
+    /// [`matches_item`](Self::matches_item) with the router's view of the moment.
+    pub(crate) fn matches_in(&self, env: &Env<'_>) -> bool {
+        let item = env.item;
         match self {
             Term::Channel(set) => set.contains(&item.channel),
             Term::ItemAttr { key, test } => test.test(item.attributes.get(key)),
-            Term::PriorityAtLeast(p) => item.priority >= *p,
-            Term::And(ts) => ts.iter().all(|t| t.matches_item(item)),
-            Term::Or(ts) => ts.iter().any(|t| t.matches_item(item)),
-            Term::Not(t) => !t.matches_item(item),
+            Term::PriorityAtLeast(p) => env.priority >= *p,
+            Term::And(ts) => ts.iter().all(|t| t.matches_in(env)),
+            Term::Or(ts) => ts.iter().any(|t| t.matches_in(env)),
+            Term::Not(t) => !t.matches_in(env),
+            Term::Expr(c) => c.compiled().is_some_and(|c| c.holds(env)),
             _ => true,
         }
     }
@@ -342,6 +363,7 @@ impl Term {
             | Term::AgentAttr { .. } => false,
             Term::And(ts) | Term::Or(ts) => ts.iter().any(Term::reads_item),
             Term::Not(t) => t.reads_item(),
+            Term::Expr(c) => c.compiled().is_none_or(|c| c.reads_item()),
             _ => true,
         }
     }
@@ -393,6 +415,38 @@ impl Term {
                 full.and_not(&t.mask(item, table));
                 full
             }
+            Term::Expr(c) => match c.compiled() {
+                None => Mask::default(),
+                Some(c) => {
+                    // Agent-only clauses once per profile (cached), the rest per profile left.
+                    let mut m = match &c.agent_part {
+                        None => table.full(),
+                        Some(part) => {
+                            let key = part as *const _ as usize;
+                            match table.static_cache.get(&key) {
+                                Some(m) => m.clone(),
+                                None => {
+                                    let m = table.mask_where(|p| c.part_holds(part, &Env::profile(p, item)));
+                                    table.static_cache.insert(key, m.clone());
+                                    m
+                                }
+                            }
+                        }
+                    };
+                    if let Some(rest) = &c.item_part {
+                        let mut keep = Mask::default();
+                        m.for_each(|p| {
+                            if let Some(profile) = table.list.get(p)
+                                && c.part_holds(rest, &Env::profile(profile, item))
+                            {
+                                keep.set(p);
+                            }
+                        });
+                        m = keep;
+                    }
+                    m
+                }
+            },
             _ => table.mask_where(|p| self.eligible(p, item)),
         }
     }
@@ -419,6 +473,7 @@ impl Eligibility for Term {
             Term::And(ts) => ts.iter().all(|t| t.eligible(p, item)),
             Term::Or(ts) => ts.iter().any(|t| t.eligible(p, item)),
             Term::Not(t) => !t.eligible(p, item),
+            Term::Expr(c) => c.compiled().is_some_and(|c| c.holds(&Env::profile(p, item))),
         }
     }
 
@@ -468,6 +523,7 @@ impl fmt::Display for Term {
             Term::And(ts) => list(f, ts, " and "),
             Term::Or(ts) => list(f, ts, " or "),
             Term::Not(t) => write!(f, "not {t}"),
+            Term::Expr(c) => write!(f, "{c}"),
         }
     }
 }

@@ -5,10 +5,12 @@
 //! frees up takes the best waiting item across all its queues. It is built from the eight
 //! primitives every contact-center router reduces to:
 //!
-//! 1. **Eligibility** — structured [`Term`]s or any [`Eligibility`] implementation, decided per
+//! 1. **Eligibility** — structured [`Term`]s, [expressions](condition) (`agent.skills.billing >= 3
+//!    and item.language in agent.languages`) or any [`Eligibility`] implementation, decided per
 //!    agent *profile*, never per agent.
 //! 2. **Plans** — first-match [`Rule`]s of ordered [`Step`]s with dwell times, widen/replace pools,
-//!    timer basis, skip conditions and a [`Fallback`]; JSON or Rust; or a [`RoutingPolicy`].
+//!    timer basis, skip conditions (expressions over queue state, the clock and calendars), an
+//!    external [`DecisionHook`] and a [`Fallback`]; JSON or Rust; or a [`RoutingPolicy`].
 //! 3. **Rankers** — [`Ranker`]s: longest idle, least load, most spare capacity, round robin,
 //!    proficiency, attributes, affinity, custom.
 //! 4. **Queue disciplines** — [`Discipline`]: priority then age (with age adjustment), due time,
@@ -20,7 +22,8 @@
 //!    expiry, no-reply reassignment, agent-offline handling; fired by [`Router::tick`].
 //! 8. **Presence** — custom status names mapped to per-channel availability ([`PresenceStatus`]).
 //!
-//! The condition language is [`expr`]; business hours are [`calendar`] schedules.
+//! The condition language is [`expr`], bound to the router's items, agent profiles, queues and
+//! calendars as described in [`condition`]; business hours are [`calendar`] schedules.
 //!
 //! Time never comes from the system clock: every operation takes `now` and first fires the
 //! timers due by then (their events come first in its answer). Nothing here blocks or spawns;
@@ -62,6 +65,7 @@
 //! ```
 
 pub mod calendar;
+pub mod condition;
 mod eligibility;
 pub mod expr;
 pub mod ledger;
@@ -72,6 +76,7 @@ mod queue;
 mod rank;
 mod state;
 
+pub use condition::Condition;
 pub use eligibility::{
     AgentProfile, AttrTest, Eligibility, EligibleFn, MAX_TERM_DEPTH, MAX_TERM_NODES, Membership, Term, eligible_fn,
 };
@@ -81,8 +86,8 @@ pub use model::{
     Presence, PresenceStatus, Queue, QueueMembership, TimeoutAction, WorkItem, WorkItemId,
 };
 pub use plan::{
-    Fallback, MAX_RULES, MAX_STEPS, Plan, PolicyChoice, Pool, PoolMode, PriorityChange, RoutingPolicy, Rule, SkipIf,
-    Step, TimerBasis,
+    DecisionFallback, DecisionHook, Fallback, MAX_RULES, MAX_STEPS, Plan, PolicyChoice, Pool, PoolMode, PriorityChange,
+    RoutingPolicy, Rule, SkipIf, Step, TimerBasis,
 };
 pub use queue::ItemQueue;
 pub use rank::{AgentScore, AgentView, MAX_DYNAMIC_KEYS, MAX_RANK_KEYS, RankKey, Ranker, ScoreFn, SortOrder, score_fn};
@@ -288,6 +293,25 @@ pub enum RoutingEvent {
         /// New status.
         status: String,
     },
+    /// The item waits for the host's decision (a step with a [`DecisionHook`]): answer with
+    /// [`Router::resolve_decision`] before `deadline`, or the hook's fallback applies.
+    DecisionRequested {
+        /// Item.
+        item: WorkItemId,
+        /// The request to answer (stale answers to earlier requests are refused).
+        request: u64,
+        /// Agents of the step that could take the item now, best first (at most 100).
+        agents: Vec<AgentId>,
+        /// When the fallback applies.
+        deadline: DateTime<Utc>,
+    },
+    /// No answer came by the deadline; the hook's fallback applied (its events follow).
+    DecisionExpired {
+        /// Item.
+        item: WorkItemId,
+        /// The request that went unanswered.
+        request: u64,
+    },
     /// A bot handed the item to routing.
     HandedOff {
         /// Item.
@@ -311,6 +335,13 @@ pub enum Outcome {
     Queued(QueueId),
     /// Left routing at once by policy.
     TimedOut(TimeoutAction),
+    /// Waiting for the host's decision ([`RoutingEvent::DecisionRequested`]).
+    AwaitingDecision {
+        /// The request to answer.
+        request: u64,
+        /// When the fallback applies.
+        deadline: DateTime<Utc>,
+    },
 }
 
 /// The answer to [`Router::submit`] (and [`Router::handoff`]).
@@ -350,6 +381,13 @@ pub enum ItemState {
     Offered(Vec<AgentId>),
     /// Assigned to an agent.
     Assigned(AgentId),
+    /// Waiting for the host's decision.
+    AwaitingDecision {
+        /// The request to answer.
+        request: u64,
+        /// When the fallback applies.
+        deadline: DateTime<Utc>,
+    },
 }
 
 /// Who controls an item's conversation (bot/human handoff).
@@ -521,9 +559,26 @@ impl Router {
 
     /// Replaces the plan (validated; every queue it names must exist). Waiting items are
     /// classified again from the first rule; offered and assigned items when they come back.
-    pub fn set_plan(&self, plan: Plan, now: DateTime<Utc>) -> crate::Result<Vec<RoutingEvent>> {
+    ///
+    /// Every expression in the plan is compiled here, once, against the router's attributes,
+    /// functions and calendars; a bad one is an [`Error::Expression`] whose message starts with
+    /// its path (`rules[1].steps[0].eligibility: cannot compare … at 1:15`), and nothing changes.
+    pub fn set_plan(&self, mut plan: Plan, now: DateTime<Utc>) -> crate::Result<Vec<RoutingEvent>> {
         plan.validate()?;
         let mut s = self.lock();
+        condition::compile_plan(&mut plan, &s.schemas)?;
+        for (r, rule) in plan.rules.iter().enumerate() {
+            for (k, step) in rule.steps.iter().enumerate() {
+                if let Some(DecisionHook { fallback: DecisionFallback::Queue(q), .. }) = &step.decision
+                    && !s.queues.contains_key(q)
+                {
+                    return Err(Error::invalid(
+                        "plan",
+                        format!("rules[{r}].steps[{k}].decision.fallback: unknown queue {q:?}"),
+                    ));
+                }
+            }
+        }
         s.fire_timers(now);
         for (r, rule) in plan.rules.iter().enumerate() {
             for (k, step) in rule.steps.iter().enumerate() {
@@ -562,9 +617,10 @@ impl Router {
     }
 
     /// Creates or updates a queue.
-    pub fn upsert_queue(&self, queue: Queue) -> crate::Result<()> {
+    pub fn upsert_queue(&self, mut queue: Queue) -> crate::Result<()> {
         queue.validate()?;
         let mut s = self.lock();
+        condition::compile_queue(&mut queue, &s.schemas)?;
         if let TimeoutAction::Overflow(q) = &queue.on_max_wait
             && !s.queues.contains_key(q)
         {
@@ -766,8 +822,96 @@ impl Router {
         Ok(decision(&s, item, i, queue, events))
     }
 
+    /// Answers an external decision ([`RoutingEvent::DecisionRequested`], `request`):
+    ///
+    /// * [`PolicyChoice::Agents`] — the first listed agents that can take the item now (present,
+    ///   with capacity, not declined before; as many as the queue's offer policy allows) get it;
+    ///   if none can, the step routes it as if it had no hook;
+    /// * [`PolicyChoice::UsePlan`] — the step routes it as if it had no hook;
+    /// * [`PolicyChoice::Wait`] — the request stays open (its deadline still runs).
+    ///
+    /// An answer to a request that is no longer open — already answered, expired, or superseded
+    /// by a newer request — is [`Error::Refused`] and changes nothing; an unknown item is
+    /// [`Error::NotFound`].
+    ///
+    /// ```
+    /// use touchpoint::routing::*;
+    /// use touchpoint::model::{AgentId, ChannelKind, QueueId};
+    /// use chrono::{TimeDelta, TimeZone, Utc};
+    ///
+    /// let t0 = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
+    /// let sales = QueueId::new("sales").unwrap();
+    /// let router = Router::new(RouterConfig::default());
+    /// router.upsert_queue(Queue::new(sales.clone())).unwrap();
+    /// for name in ["ana", "bo"] {
+    ///     router.upsert_agent(Agent::new(AgentId::new(name).unwrap()).with_queue(sales.clone()).with_status("online"), t0).unwrap();
+    /// }
+    /// let hook = DecisionHook::new(TimeDelta::seconds(2));
+    /// router.set_plan(Plan::new([Rule::new("ask", [Step::new(Pool::queues([sales.clone()])).decided_by_host(hook)])]), t0).unwrap();
+    ///
+    /// let d = router.submit(WorkItem::new(WorkItemId::from_u128(1), ChannelKind::Email, t0), t0).unwrap();
+    /// let Outcome::AwaitingDecision { request, .. } = d.outcome else { panic!("{d:?}") };
+    /// let choice = PolicyChoice::Agents(vec![AgentId::new("bo").unwrap()]);
+    /// let events = router.resolve_decision(WorkItemId::from_u128(1), request, choice.clone(), t0).unwrap();
+    /// assert!(matches!(&events[0], RoutingEvent::Assigned { agent, .. } if agent.as_str() == "bo"));
+    /// // The same answer again is refused.
+    /// assert!(router.resolve_decision(WorkItemId::from_u128(1), request, choice, t0).is_err());
+    /// ```
+    pub fn resolve_decision(
+        &self,
+        item: WorkItemId,
+        request: u64,
+        choice: PolicyChoice,
+        now: DateTime<Utc>,
+    ) -> crate::Result<Vec<RoutingEvent>> {
+        let mut s = self.lock();
+        s.fire_timers(now);
+        let i = Self::item_index(&s, item)?;
+        // A refused answer changes nothing; timers that fell due first (an expired deadline) stay
+        // fired and their events come with the next call.
+        s.resolve_decision(i, request, choice, now)?;
+        Ok(Self::finish(&mut s, now))
+    }
+
+    /// Declares an item or agent attribute for expressions: `item.tier` reads
+    /// `item.attributes["tier"]`, `agent.team` the agent's `attributes["team"]`; longer paths
+    /// read into JSON objects (`item.order.total` → `attributes["order"]["total"]`). A JSON
+    /// value of another type than `ty` reads as missing. Applies to plans and queues set after.
+    ///
+    /// ```
+    /// use touchpoint::routing::{Router, RouterConfig, Plan, Rule, Step, Pool, Term};
+    /// use touchpoint::routing::expr::Type;
+    /// let router = Router::new(RouterConfig::default());
+    /// let plan = Plan::new([Rule::new("vip", [Step::new(Pool::any())]).when(Term::expr(r#"item.tier == "gold""#))]);
+    /// assert!(router.set_plan(plan.clone(), chrono::Utc::now()).is_err()); // item.tier is not declared
+    /// router.declare_attribute("item.tier", Type::STR).unwrap();
+    /// router.set_plan(plan, chrono::Utc::now()).unwrap();
+    /// ```
+    pub fn declare_attribute(&self, path: &str, ty: expr::Type) -> crate::Result<()> {
+        let mut s = self.lock();
+        let schemas = s.schemas.declare(path, ty)?;
+        s.schemas = schemas;
+        Ok(())
+    }
+
+    /// Registers a function (a custom predicate, a lookup) that expressions in plans may call,
+    /// e.g. `vip(item.customer)`. It must be quick, must not block and should be a function of
+    /// its arguments (eligibility results are cached per agent profile). Applies to plans and
+    /// queues set after.
+    pub fn register_function(&self, function: expr::Function) -> crate::Result<()> {
+        let mut s = self.lock();
+        let schemas = s.schemas.register(function)?;
+        s.schemas = schemas;
+        Ok(())
+    }
+
+    /// Replaces the business-hours schedules that `schedule("name")` reads in expressions.
+    pub fn set_calendars(&self, calendars: calendar::Calendars) {
+        self.lock().calendars = Arc::new(calendars);
+    }
+
     /// Fires every timer due at `now`: step dwell, max wait, offer expiry, no reply, queue
-    /// delays, agent offline.
+    /// delays, agent offline, external-decision deadlines.
     pub fn tick(&self, now: DateTime<Utc>) -> Vec<RoutingEvent> {
         let mut s = self.lock();
         s.fire_timers(now);
@@ -852,6 +996,9 @@ fn item_status(s: &State, i: u32) -> Option<ItemStatus> {
     let x = s.items[i as usize].as_ref()?;
     let (state, control) = match &x.state {
         IState::Waiting { .. } | IState::Moving => (ItemState::Waiting, ItemControl::Routing),
+        IState::Awaiting { request, deadline } => {
+            (ItemState::AwaitingDecision { request: *request, deadline: *deadline }, ItemControl::Routing)
+        }
         IState::Offered { agents, .. } => {
             (ItemState::Offered(agents.iter().map(|a| s.agent_id(*a)).collect()), ItemControl::Routing)
         }
@@ -886,8 +1033,20 @@ fn reason_text(s: &State, i: u32) -> String {
     let Some(x) = s.items[i as usize].as_ref() else { return String::new() };
     let label = s.step_label(x.at);
     match &x.state {
-        IState::Assigned { agent, .. } => format!("assigned to {} at {label}", s.agent_id(*agent)),
+        IState::Assigned { agent, .. } => {
+            // Built by hand: this runs on every decision, and `format!` costs more than the rest of it.
+            let id = s.agents.get(*agent as usize).and_then(|a| a.as_ref()).map_or("unknown", |a| a.agent.id.as_str());
+            let mut out = String::with_capacity(16 + id.len() + label.len());
+            out.push_str("assigned to ");
+            out.push_str(id);
+            out.push_str(" at ");
+            out.push_str(label);
+            out
+        }
         IState::Offered { agents, .. } => format!("offered to {} agent(s) at {label}", agents.len()),
+        IState::Awaiting { request, deadline } => {
+            format!("awaiting the host's decision (request {request}, until {deadline}) at {label}")
+        }
         IState::Waiting { .. } | IState::Moving => s.queued_reason(i),
     }
 }
@@ -910,6 +1069,7 @@ fn decision(s: &State, id: WorkItemId, i: u32, queue: QueueId, events: Vec<Routi
     let outcome = match &x.state {
         IState::Assigned { agent, .. } => Outcome::Assigned(s.agent_id(*agent)),
         IState::Offered { agents, .. } => Outcome::Offered(agents.iter().map(|a| s.agent_id(*a)).collect()),
+        IState::Awaiting { request, deadline } => Outcome::AwaitingDecision { request: *request, deadline: *deadline },
         IState::Waiting { .. } | IState::Moving => Outcome::Queued(x.queue.clone()),
     };
     let (rule, step) = match x.at {

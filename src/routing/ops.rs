@@ -1,7 +1,7 @@
 //! The router's operations on its state (both matching directions, offers, timers).
 
 use super::model::TimeoutAction;
-use super::plan::{Fallback, PolicyChoice, PriorityChange};
+use super::plan::{DecisionFallback, DecisionHook, Fallback, PolicyChoice, PriorityChange};
 use super::state::{IState, ItemSlot, State, StepRef, TimerKind, add, ms};
 use super::{OfflineAction, RequeueReason, RoutingEvent};
 use crate::model::{AgentId, QueueId};
@@ -9,6 +9,8 @@ use chrono::{DateTime, Utc};
 
 /// Most items one freed agent takes in one go (bounded work per operation).
 const FILL_LIMIT: usize = 256;
+/// Most agents listed in one [`RoutingEvent::DecisionRequested`].
+pub(crate) const MAX_DECISION_AGENTS: usize = 100;
 
 impl State {
     pub fn item_id(&self, i: u32) -> super::WorkItemId {
@@ -45,6 +47,8 @@ impl State {
             retries: Vec::new(),
             announced: 0,
             by_policy: self.policy.is_some(),
+            decided_gen: 0,
+            decision_fallback: None,
             item,
         };
         let id = slot.item.id;
@@ -72,11 +76,15 @@ impl State {
         let epoch = self.plan_gen;
         let Some(slot) = self.slot(i) else { return false };
         slot.plan_gen = epoch;
+        let Some(slot) = self.items[i as usize].as_ref() else { return false };
+        let mut env = None; // built only for a rule that needs more than `Any`
         let at = plan
             .plan
             .rules
             .iter()
-            .position(|r| r.when.matches_item(&slot.item))
+            .position(|r| {
+                matches!(r.when, super::Term::Any) || r.when.matches_in(env.get_or_insert_with(|| self.env(slot, now)))
+            })
             .map_or(StepRef::Implicit, |r| StepRef::Rule(r, 0));
         self.enter_step(i, at, now, now)
     }
@@ -93,16 +101,18 @@ impl State {
     /// Sets the queue an item waits in, restarting its queue timers when it changes.
     fn enter_wait_queue(&mut self, i: u32, queue: QueueId, now: DateTime<Utc>) {
         let epoch = self.next_seq();
-        let Some(slot) = self.slot(i) else { return };
+        let State { items, queues, .. } = self;
+        let Some(slot) = items.get_mut(i as usize).and_then(|s| s.as_mut()) else { return };
         if slot.wait_gen != 0 && slot.queue == queue {
             return;
         }
-        slot.queue = queue.clone();
         slot.queue_entered = now;
         slot.wait_gen = epoch;
         slot.retries.clear();
         let since = slot.item.eligible_since;
-        let Some(q) = self.queues.get(&queue) else { return };
+        let q = queues.get(&queue);
+        slot.queue = queue;
+        let Some(q) = q else { return };
         let max_wait = q.config.max_wait;
         let mut delays: Vec<i64> = q.delays.iter().map(|(_, d)| *d).collect();
         delays.sort_unstable();
@@ -149,7 +159,7 @@ impl State {
                 self.enter_wait_queue(i, q, entered);
             }
             self.compute_tiers(i);
-            if let Some(skip) = step.skip_if
+            if let Some(skip) = &step.skip_if
                 && self.step_skip(i, skip, now)
             {
                 let id = self.item_id(i);
@@ -281,7 +291,7 @@ impl State {
                 self.unhold(agent, i, chan, now);
                 self.freed.push(agent);
             }
-            IState::Moving => {}
+            IState::Awaiting { .. } | IState::Moving => {}
         }
         if let Some(b) = bot {
             self.unhold(b, i, chan, now);
@@ -304,6 +314,13 @@ impl State {
     /// `true` if it was offered or assigned.
     pub fn route(&mut self, i: u32, now: DateTime<Utc>) -> bool {
         let Some(slot) = self.items[i as usize].as_ref() else { return false };
+        if !slot.by_policy
+            && slot.decided_gen != slot.step_gen
+            && let Some(hook) = self.plan.step(slot.at).decision.clone()
+        {
+            self.request_decision(i, hook, now);
+            return false;
+        }
         let Some(q) = self.queues.get(&slot.queue) else { return false };
         let policy = q.config.offer.clone();
         let n = if policy.offer { policy.parallel as usize } else { 1 };
@@ -320,7 +337,15 @@ impl State {
                 }
             }
         } else {
-            self.candidates(i, n, now).into_iter().map(|c| c.agent).collect()
+            let cands = self.candidates(i, n, now);
+            match cands.as_slice() {
+                [] => Vec::new(),
+                [one] if !policy.offer => {
+                    self.assign(i, one.agent, now);
+                    return true;
+                }
+                many => many.iter().map(|c| c.agent).collect(),
+            }
         };
         if agents.is_empty() {
             let moving = matches!(self.items[i as usize].as_ref().map(|s| &s.state), Some(IState::Moving));
@@ -604,6 +629,8 @@ impl State {
             if due.is_empty() {
                 return;
             }
+            // Nearly every timer reports at least one event.
+            self.events.reserve(due.len());
             for t in due {
                 self.fire(t.kind, now);
                 self.drain(now);
@@ -626,7 +653,7 @@ impl State {
             }
             TimerKind::MaxWait { item, epoch } => {
                 let Some(s) = self.items[item as usize].as_ref() else { return };
-                if s.wait_gen != epoch || !matches!(s.state, IState::Waiting { .. }) {
+                if s.wait_gen != epoch || !matches!(s.state, IState::Waiting { .. } | IState::Awaiting { .. }) {
                     return;
                 }
                 let Some(q) = self.queues.get(&s.queue) else { return };
@@ -669,6 +696,26 @@ impl State {
                     .is_some_and(|s| s.wait_gen == epoch && matches!(s.state, IState::Waiting { .. }));
                 if ok {
                     self.route(item, now);
+                }
+            }
+            TimerKind::Decision { item, epoch } => {
+                let open = self.items[item as usize]
+                    .as_ref()
+                    .is_some_and(|s| matches!(s.state, IState::Awaiting { request, .. } if request == epoch));
+                if open {
+                    let id = self.item_id(item);
+                    self.events.push(RoutingEvent::DecisionExpired { item: id, request: epoch });
+                    let fallback = self.decided(item);
+                    match fallback {
+                        DecisionFallback::Plan => self.back_to_routing(item, now),
+                        DecisionFallback::Queue(q) => {
+                            let reason = "the external decision did not come in time".to_owned();
+                            if self.timeout(item, TimeoutAction::Overflow(q), reason, now) {
+                                self.route(item, now);
+                            }
+                        }
+                        DecisionFallback::Agents(list) => self.give_to_listed(item, &list, now),
+                    }
                 }
             }
             TimerKind::Offline { agent, epoch } => {
@@ -845,6 +892,99 @@ impl State {
                 self.route(i, now);
                 self.drain(now);
             }
+        }
+    }
+
+    /// Hands item `i` to the host: out of its queue class, `DecisionRequested` with the agents
+    /// that could take it now, a timer for the deadline.
+    fn request_decision(&mut self, i: u32, hook: DecisionHook, now: DateTime<Utc>) {
+        if matches!(self.items[i as usize].as_ref().map(|s| &s.state), Some(IState::Waiting { .. })) {
+            self.unqueue(i);
+        }
+        let agents: Vec<AgentId> =
+            self.candidates(i, MAX_DECISION_AGENTS, now).iter().map(|c| self.agent_id(c.agent)).collect();
+        let request = self.next_seq();
+        let deadline = add(now, hook.timeout);
+        let Some(slot) = self.slot(i) else { return };
+        slot.state = IState::Awaiting { request, deadline };
+        slot.decision_fallback = Some(hook.fallback);
+        let item = slot.item.id;
+        self.schedule(deadline, TimerKind::Decision { item: i, epoch: request });
+        self.events.push(RoutingEvent::DecisionRequested { item, request, agents, deadline });
+    }
+
+    /// Closes item `i`'s open decision request (state `Moving`); returns its fallback.
+    fn decided(&mut self, i: u32) -> DecisionFallback {
+        let Some(slot) = self.slot(i) else { return DecisionFallback::Plan };
+        slot.decided_gen = slot.step_gen;
+        slot.state = IState::Moving;
+        slot.decision_fallback.take().unwrap_or_default()
+    }
+
+    /// Answers item `i`'s open decision request `request`. Stale and repeated answers are
+    /// refused and change nothing.
+    pub fn resolve_decision(
+        &mut self,
+        i: u32,
+        request: u64,
+        choice: PolicyChoice,
+        now: DateTime<Utc>,
+    ) -> crate::Result<()> {
+        let Some(slot) = self.items[i as usize].as_ref() else { return Err(crate::Error::not_found("work item", "?")) };
+        let id = slot.item.id;
+        match slot.state {
+            IState::Awaiting { request: open, .. } if open == request => {}
+            IState::Awaiting { request: open, .. } => {
+                return Err(crate::Error::Refused(format!(
+                    "decision request {request} of work item {id} is stale: request {open} is the open one"
+                )));
+            }
+            _ => {
+                return Err(crate::Error::Refused(format!(
+                    "work item {id} awaits no decision: request {request} was answered, timed out or never made"
+                )));
+            }
+        }
+        match choice {
+            PolicyChoice::Wait => {}
+            PolicyChoice::UsePlan => {
+                self.decided(i);
+                self.back_to_routing(i, now);
+            }
+            PolicyChoice::Agents(list) => {
+                if list.len() > 1000 {
+                    return Err(crate::Error::invalid("choice", "at most 1000 agents"));
+                }
+                self.decided(i);
+                self.give_to_listed(i, &list, now);
+            }
+        }
+        Ok(())
+    }
+
+    /// Offers or assigns (moving) item `i` to the first listed agents that can take it now
+    /// (as many as the queue's offer policy allows); routes by the plan if none can.
+    fn give_to_listed(&mut self, i: u32, list: &[AgentId], now: DateTime<Utc>) {
+        let Some(slot) = self.items[i as usize].as_ref() else { return };
+        let policy = self.queues.get(&slot.queue).map(|q| q.config.offer.clone()).unwrap_or_default();
+        let n = if policy.offer { policy.parallel as usize } else { 1 };
+        let mut chosen: Vec<u32> = Vec::new();
+        for id in list {
+            let Some(&a) = self.agent_ids.get(id) else { continue };
+            let Some(ag) = self.agents[a as usize].as_ref() else { continue };
+            if slot.excluded.contains(&ag.reg) || ag.can_take(slot.chan, &self.channels).is_err() || chosen.contains(&a)
+            {
+                continue;
+            }
+            chosen.push(a);
+            if chosen.len() >= n {
+                break;
+            }
+        }
+        match chosen.first() {
+            None => self.back_to_routing(i, now),
+            Some(&a) if !policy.offer => self.assign(i, a, now),
+            Some(_) => self.offer(i, chosen, policy.expires_after, now),
         }
     }
 

@@ -117,7 +117,7 @@ pub enum TimerBasis {
 }
 
 /// When to skip a step at once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SkipIf {
     /// No agent of the step's pool is available now (presence and capacity) — Twilio
@@ -128,6 +128,59 @@ pub enum SkipIf {
     NoAgentsSignedIn,
     /// More than this many items already wait in the step's queue.
     QueueLongerThan(u32),
+    /// A routing expression over the item, its queue, the step's pool, the clock and calendars
+    /// (`{"expr": "pool.available == 0 or not schedule(\"support\").open"}`; see
+    /// [`Condition`](super::Condition) for what it can read).
+    Expr(super::condition::Condition),
+}
+
+impl SkipIf {
+    /// A guard in the expression language's text form.
+    pub fn expr(source: impl Into<String>) -> SkipIf {
+        SkipIf::Expr(super::condition::Condition::text(source))
+    }
+}
+
+/// An external decision (Twilio's assignment callback, Salesforce external routing) for the
+/// items that reach a step: instead of choosing an agent itself the router marks the item
+/// [`AwaitingDecision`](super::ItemState::AwaitingDecision), emits
+/// [`DecisionRequested`](super::RoutingEvent::DecisionRequested) with the agents that could
+/// take it, and waits for [`Router::resolve_decision`](super::Router::resolve_decision). If no
+/// answer comes within `timeout`, [`Router::tick`](super::Router::tick) applies `fallback`.
+/// Runtime-free: the host carries the request to its decider however it likes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DecisionHook {
+    /// How long the host has to answer (seconds in JSON).
+    #[serde(with = "secs")]
+    pub timeout: TimeDelta,
+    /// What happens when the answer does not come in time.
+    #[serde(default)]
+    pub fallback: DecisionFallback,
+}
+
+impl DecisionHook {
+    /// A hook answered within `timeout`, falling back to the plan.
+    pub fn new(timeout: TimeDelta) -> Self {
+        DecisionHook { timeout, fallback: DecisionFallback::Plan }
+    }
+    /// Sets the fallback.
+    pub fn or_else(mut self, fallback: DecisionFallback) -> Self {
+        self.fallback = fallback;
+        self
+    }
+}
+
+/// What a [`DecisionHook`] does when the host does not answer in time.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DecisionFallback {
+    /// Route by the step itself (its pool, eligibility and ranker).
+    #[default]
+    Plan,
+    /// Move to this queue, where any member may take it (an overflow).
+    Queue(QueueId),
+    /// The first of these agents that can take the item now; if none can, the plan.
+    Agents(Vec<AgentId>),
 }
 
 /// A change of the item's priority on entering a step.
@@ -173,6 +226,9 @@ pub struct Step {
     /// Replace or widen the pool.
     #[serde(default)]
     pub mode: PoolMode,
+    /// Ask the host to decide (with a timeout and a fallback) instead of choosing an agent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decision: Option<DecisionHook>,
 }
 
 impl fmt::Debug for Step {
@@ -188,6 +244,7 @@ impl fmt::Debug for Step {
             .field("timer", &self.timer)
             .field("skip_if", &self.skip_if)
             .field("mode", &self.mode)
+            .field("decision", &self.decision)
             .finish()
     }
 }
@@ -237,6 +294,11 @@ impl Step {
         self.skip_if = Some(skip);
         self
     }
+    /// Hands the decision to the host ([`DecisionHook`]).
+    pub fn decided_by_host(mut self, hook: DecisionHook) -> Self {
+        self.decision = Some(hook);
+        self
+    }
     /// Changes the item's priority on entry.
     pub fn with_priority(mut self, change: PriorityChange) -> Self {
         self.priority = Some(change);
@@ -260,6 +322,7 @@ impl PartialEq for Step {
             && self.timer == o.timer
             && self.skip_if == o.skip_if
             && self.mode == o.mode
+            && self.decision == o.decision
     }
 }
 
@@ -404,6 +467,16 @@ impl Plan {
                     && n.len() > 128
                 {
                     return Err(bad(format!("{sp}.name"), "a step name is at most 128 characters"));
+                }
+                if let Some(h) = &step.decision {
+                    if h.timeout <= TimeDelta::zero() {
+                        return Err(bad(format!("{sp}.decision.timeout"), "must be positive"));
+                    }
+                    if let DecisionFallback::Agents(a) = &h.fallback
+                        && a.len() > 1000
+                    {
+                        return Err(bad(format!("{sp}.decision.fallback"), "at most 1000 agents"));
+                    }
                 }
             }
         }

@@ -1,6 +1,7 @@
 //! The router's internal state: agent slots and indexes, item slots and classes, timers.
 //! Everything here runs under the router's one lock.
 
+use super::condition::{Env, QueueView};
 use super::eligibility::{AgentProfile, Mask, ProfileTable, Term};
 use super::model::{Agent, ChannelSet, PresenceStatus, Queue, WorkItem};
 use super::plan::{Fallback, Plan, Pool, PoolMode, SkipIf, Step, TimerBasis};
@@ -294,6 +295,11 @@ pub(crate) enum IState {
         agent: u32,
         epoch: u64,
     },
+    /// Waiting for the host's decision (out of every queue class).
+    Awaiting {
+        request: u64,
+        deadline: DateTime<Utc>,
+    },
     /// Between states inside one operation.
     Moving,
 }
@@ -330,6 +336,10 @@ pub(crate) struct ItemSlot {
     /// The `wait_gen` for which a `Queued` event was sent.
     pub announced: u64,
     pub by_policy: bool,
+    /// The `step_gen` whose external decision was made (no second request in that visit).
+    pub decided_gen: u64,
+    /// The fallback of the open decision request.
+    pub decision_fallback: Option<super::plan::DecisionFallback>,
 }
 
 impl ItemSlot {
@@ -372,6 +382,7 @@ pub(crate) enum TimerKind {
     NoReply { item: u32, epoch: u64 },
     Retry { item: u32, epoch: u64 },
     Offline { agent: u32, epoch: u64 },
+    Decision { item: u32, epoch: u64 },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -482,6 +493,10 @@ pub(crate) struct State {
     pub unknown_agent: AgentId,
     /// Reused by `reindex`.
     scratch: Vec<(usize, usize, usize, DynArr)>,
+    /// What expressions can read, and the registered functions.
+    pub schemas: super::condition::Schemas,
+    /// Business-hours schedules for `schedule(…)`.
+    pub calendars: Arc<super::calendar::Calendars>,
 }
 
 /// A candidate agent for an item.
@@ -528,6 +543,8 @@ impl State {
             freed: Vec::new(),
             unknown_agent: AgentId::new("unknown").expect("a literal key is valid"),
             scratch: Vec::new(),
+            schemas: super::condition::Schemas::default(),
+            calendars: Arc::default(),
         };
         s.install_plan(Plan::default());
         s.upsert_queue_slot(default_queue);
@@ -1336,13 +1353,63 @@ impl State {
         }
     }
 
-    pub fn step_skip(&mut self, i: u32, skip: SkipIf, now: DateTime<Utc>) -> bool {
+    /// The state of the queue item `i` waits in, and how long it waited.
+    pub fn env<'a>(&'a self, slot: &'a ItemSlot, now: DateTime<Utc>) -> Env<'a> {
+        let queue = self.queues.get(&slot.queue).map(|q| QueueView {
+            name: slot.queue.as_str(),
+            waiting: q.waiting as i64,
+            waits: &q.waits,
+        });
+        Env {
+            item: &slot.item,
+            priority: slot.priority,
+            profile: None,
+            now: Some(now),
+            calendars: Some(&self.calendars),
+            queue,
+            pool: None,
+        }
+    }
+
+    /// Agents of item `i`'s current pool that are eligible and could take it now, and those
+    /// signed in (by profile counts; declines and queue delays are not subtracted).
+    pub fn pool_counts(&self, i: u32) -> (i64, i64) {
+        let Some(slot) = self.items[i as usize].as_ref() else { return (0, 0) };
+        let chidx = self.index.first().and_then(|s| s.chans.get(slot.chan));
+        let (mut available, mut signed) = (0i64, 0i64);
+        for t in &slot.tiers {
+            t.mask.for_each(|p| {
+                signed += i64::from(self.signed_in.get(p).copied().unwrap_or(0));
+                if let Some(set) = chidx.and_then(|c| c.sets.get(p)) {
+                    available += set.len() as i64;
+                }
+            });
+            for id in &t.explicit {
+                let Some(ag) = self.agent_ids.get(id).and_then(|a| self.agents[*a as usize].as_ref()) else { continue };
+                if !t.elig.get(ag.profile) {
+                    continue;
+                }
+                signed += i64::from(!ag.status.offline);
+                available += i64::from(ag.can_take(slot.chan, &self.channels).is_ok());
+            }
+        }
+        (available, signed)
+    }
+
+    pub fn step_skip(&mut self, i: u32, skip: &SkipIf, now: DateTime<Utc>) -> bool {
         match skip {
+            SkipIf::Expr(c) => {
+                let Some(compiled) = c.compiled() else { return false };
+                let pool = compiled.reads_pool().then(|| self.pool_counts(i));
+                let Some(slot) = self.items[i as usize].as_ref() else { return false };
+                let env = Env { pool, ..self.env(slot, now) };
+                compiled.holds(&env)
+            }
             SkipIf::NoAvailableAgents => self.candidates(i, 1, now).is_empty(),
             SkipIf::NoAgentsSignedIn => !self.any_signed_in(i),
             SkipIf::QueueLongerThan(n) => {
                 let q = self.items[i as usize].as_ref().map(|s| s.queue.clone());
-                q.and_then(|q| self.queues.get(&q)).is_some_and(|q| q.waiting > n as usize)
+                q.and_then(|q| self.queues.get(&q)).is_some_and(|q| q.waiting > *n as usize)
             }
         }
     }

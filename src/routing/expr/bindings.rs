@@ -1,7 +1,7 @@
 //! How evaluation reads values: the [`Bindings`] trait, and [`Values`], a ready-made owned implementation.
 
 use super::ast::Path;
-use super::schema::{Schema, Slot};
+use super::schema::{Function, Schema, Slot};
 use super::value::{ScalarType, Type, Value, ValueRef};
 
 /// Where a compiled expression reads its values from, by [`Slot`].
@@ -68,6 +68,15 @@ pub trait Bindings {
         let _ = (slot, key);
         ValueRef::Missing
     }
+
+    /// Calls a registered [`Function`] with its evaluated arguments. The default runs the
+    /// function's own implementation; override it to answer some functions from the state the
+    /// bindings hold (a router answers `schedule("support").open` from its calendars and the
+    /// `now` of the operation, so no function has to capture a clock) and delegate the others
+    /// with [`Function::invoke`].
+    fn call(&self, function: &Function, args: &[ValueRef<'_>]) -> Result<Value, String> {
+        function.invoke(args)
+    }
 }
 
 impl<T: Bindings + ?Sized> Bindings for &T {
@@ -76,6 +85,9 @@ impl<T: Bindings + ?Sized> Bindings for &T {
     }
     fn get_key(&self, slot: Slot, key: &str) -> ValueRef<'_> {
         (**self).get_key(slot, key)
+    }
+    fn call(&self, function: &Function, args: &[ValueRef<'_>]) -> Result<Value, String> {
+        (**self).call(function, args)
     }
 }
 

@@ -1193,7 +1193,7 @@ impl<'s, B: Bindings + ?Sized> Eval<'s, B> {
         if !self.tick(u64::from(f.cost)) {
             return Value::Missing;
         }
-        let out = match (f.call)(&args[..n]) {
+        let out = match self.b.call(f, &args[..n]) {
             Ok(v) => v,
             Err(msg) => {
                 self.fail(ExprError::new(

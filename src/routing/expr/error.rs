@@ -92,6 +92,12 @@ impl ExprError {
         self
     }
 
+    /// The same error with another message (kind and position kept).
+    pub(crate) fn with_message(mut self, message: String) -> Self {
+        self.0.message = message;
+        self
+    }
+
     /// What kind of error this is.
     pub fn kind(&self) -> ExprErrorKind {
         self.0.kind

@@ -86,6 +86,32 @@ impl Function {
         self
     }
 
+    /// The function's name (`schedule` in `schedule("support").open`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The member, if the function is one (`open` in `schedule("support").open`).
+    pub fn member_name(&self) -> Option<&str> {
+        self.member.as_deref()
+    }
+
+    /// The declared parameter types.
+    pub fn params(&self) -> &[Type] {
+        &self.params
+    }
+
+    /// The declared result type.
+    pub fn returns(&self) -> Type {
+        self.returns
+    }
+
+    /// Runs the function's implementation on evaluated arguments (what
+    /// [`Bindings::call`](super::Bindings::call) does unless a binding answers it itself).
+    pub fn invoke(&self, args: &[ValueRef<'_>]) -> Result<Value, String> {
+        (self.call)(args)
+    }
+
     /// The name as called: `schedule` or `schedule(…).open`.
     pub(crate) fn key(&self) -> (String, Option<String>) {
         (self.name.clone(), self.member.clone())

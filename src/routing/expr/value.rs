@@ -514,6 +514,49 @@ impl<S: std::hash::BuildHasher + Send + Sync> ListValue for HashSet<String, S> {
     }
 }
 
+impl ListValue for BTreeSet<LanguageTag> {
+    fn len(&self) -> usize {
+        BTreeSet::len(self)
+    }
+    fn get(&self, index: usize) -> ValueRef<'_> {
+        self.iter().nth(index).map_or(ValueRef::Missing, |t| ValueRef::Str(t.as_str()))
+    }
+    fn contains(&self, needle: ValueRef<'_>) -> (bool, usize) {
+        match needle {
+            ValueRef::Str(s) => (self.iter().any(|t| t.as_str() == s), self.len().max(1)),
+            _ => (false, 1),
+        }
+    }
+}
+
+/// A JSON array (an attribute value): strings, numbers and booleans are its elements; other
+/// JSON values (objects, nested arrays, null) read as missing.
+impl ListValue for Vec<serde_json::Value> {
+    fn len(&self) -> usize {
+        Vec::len(self)
+    }
+    fn get(&self, index: usize) -> ValueRef<'_> {
+        <[serde_json::Value]>::get(self, index).map_or(ValueRef::Missing, ValueRef::from_json)
+    }
+}
+
+impl<'a> ValueRef<'a> {
+    /// A JSON scalar as a value: a string, a boolean, an integer (when it fits `i64`) or a
+    /// float; `null`, objects and arrays are [`ValueRef::Missing`] (arrays: see
+    /// [`ListRef::Custom`] over `Vec<serde_json::Value>`).
+    pub fn from_json(v: &'a serde_json::Value) -> ValueRef<'a> {
+        match v {
+            serde_json::Value::String(s) => ValueRef::Str(s),
+            serde_json::Value::Bool(b) => ValueRef::Bool(*b),
+            serde_json::Value::Number(n) => match n.as_i64() {
+                Some(i) => ValueRef::Int(i),
+                None => n.as_f64().map_or(ValueRef::Missing, ValueRef::Float),
+            },
+            _ => ValueRef::Missing,
+        }
+    }
+}
+
 impl ListValue for [LanguageTag] {
     fn len(&self) -> usize {
         <[LanguageTag]>::len(self)
