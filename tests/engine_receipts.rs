@@ -142,8 +142,9 @@ fn a_messenger_watermark_covers_every_message_sent_up_to_it_and_no_later_one() {
     }
     let up_to_second = t0() + Duration::minutes(2);
 
-    let report = run(h.engine.apply_receipts(&h.tenant, &[watermark(psid.clone(), DeliveryState::Delivered, up_to_second)]))
-        .unwrap();
+    let report =
+        run(h.engine.apply_receipts(&h.tenant, &[watermark(psid.clone(), DeliveryState::Delivered, up_to_second)]))
+            .unwrap();
     assert_eq!(report.updated.len(), 2);
     let states: Vec<DeliveryState> = sent.iter().map(|m| h.state(*m)).collect();
     assert_eq!(states, [DeliveryState::Delivered, DeliveryState::Delivered, DeliveryState::Sent]);

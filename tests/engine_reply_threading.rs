@@ -77,7 +77,8 @@ impl Host {
         let ts = 1_735_689_600 + i64::from(n);
         let events = match kit {
             Kit::WhatsApp => {
-                let context = quoting.map_or(String::new(), |q| format!(r#""context":{{"from":"15550001111","id":"{q}"}},"#));
+                let context =
+                    quoting.map_or(String::new(), |q| format!(r#""context":{{"from":"15550001111","id":"{q}"}},"#));
                 let body = format!(
                     r#"{{"object":"whatsapp_business_account","entry":[{{"id":"900000000000001","changes":[{{"field":"messages","value":{{"messaging_product":"whatsapp","metadata":{{"display_phone_number":"15550001111","phone_number_id":"800000000000001"}},"contacts":[{{"profile":{{"name":"Ada Example"}},"wa_id":"447700900123"}}],"messages":[{{{context}"from":"447700900123","id":"wamid.IN{n}","timestamp":"{ts}","type":"text","text":{{"body":"{body}"}}}}]}}}}]}}]}}"#
                 );
@@ -185,9 +186,10 @@ fn quoting_the_customers_own_earlier_message_also_threads() {
     let h = host(ThreadingPolicy::default().with_channel(ChannelKind::WhatsApp, rules));
     let first = h.say(Kit::WhatsApp, 1, "Order 1 is late", None);
     let quoted = h.say(Kit::WhatsApp, 2, "See above", Some("wamid.IN1"));
-    assert_eq!((quoted.conversation, quoted.thread), (first.conversation, ThreadDecision::Continued {
-        reason: ThreadReason::ProviderReply
-    }));
+    assert_eq!(
+        (quoted.conversation, quoted.thread),
+        (first.conversation, ThreadDecision::Continued { reason: ThreadReason::ProviderReply })
+    );
 }
 
 #[test]
