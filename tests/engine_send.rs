@@ -449,3 +449,12 @@ const _: fn() = || {
     shared::<SendRequest>();
     shared::<touchpoint::SendOutcome>();
 };
+
+// Hosts await sends on multi-threaded executors: the futures must be `Send`.
+#[allow(dead_code)]
+fn send_futures_are_send(engine: &Engine, tenant: &TenantId, conversation: ConversationId) {
+    fn send<T: Send>(_: &T) {}
+    send(&engine.send(tenant, conversation, SendRequest::system(Content::text("hi"))));
+    send(&engine.apply_receipts(tenant, &[]));
+    send(&engine.apply_routing_events(tenant, &[]));
+}
