@@ -186,7 +186,7 @@ fn watermarks_for_unknown_recipients_are_reported_and_malformed_batches_change_n
     let sent = h.send(c, "Hello");
 
     let stranger = watermark(Address::platform("fb-page", "psid-unknown"), DeliveryState::Read, t0());
-    let report = run(h.engine.apply_receipts(&h.tenant, &[stranger.clone()])).unwrap();
+    let report = run(h.engine.apply_receipts(&h.tenant, std::slice::from_ref(&stranger))).unwrap();
     assert_eq!(report.unknown_recipients, [stranger]);
 
     // A good receipt next to a malformed one: the batch fails as a whole.

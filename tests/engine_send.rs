@@ -39,12 +39,12 @@ struct Host {
     tenant: TenantId,
 }
 
-fn host(channels: &[Arc<dyn Channel>], policy: ChannelPolicy) -> Host {
+fn host(channels: Vec<Arc<dyn Channel>>, policy: ChannelPolicy) -> Host {
     let store = InMemoryStore::new();
     let clock = Arc::new(ManualClock::new(t0()));
     let mut builder = Engine::builder(Arc::new(store.clone())).clock(clock.clone()).channel_policy(policy);
     for c in channels {
-        builder = builder.channel(c.clone());
+        builder = builder.channel(c);
     }
     Host { engine: builder.build(), store, clock, tenant: TenantId::new("acme").unwrap() }
 }
@@ -98,7 +98,7 @@ fn reply(body: &str) -> SendRequest {
 #[test]
 fn a_reply_goes_out_where_the_customer_wrote_and_is_recorded_with_the_provider_id() {
     let wa = whatsapp_stub();
-    let h = host(&[wa.clone()], ChannelPolicy::default());
+    let h = host(vec![wa.clone()], ChannelPolicy::default());
     let conversation = h.whatsapp_contact("wamid.IN1");
     h.clock.advance(Duration::minutes(5));
 
@@ -132,7 +132,7 @@ fn a_reply_goes_out_where_the_customer_wrote_and_is_recorded_with_the_provider_i
 #[test]
 fn the_whatsapp_window_allows_a_reply_at_23h59_and_refuses_one_at_24h01_before_it_reaches_the_provider() {
     let wa = whatsapp_stub();
-    let h = host(&[wa.clone()], ChannelPolicy::default());
+    let h = host(vec![wa.clone()], ChannelPolicy::default());
     let conversation = h.whatsapp_contact("wamid.IN1");
 
     h.clock.advance(Duration::hours(23) + Duration::minutes(59));
@@ -157,7 +157,7 @@ fn the_whatsapp_window_allows_a_reply_at_23h59_and_refuses_one_at_24h01_before_i
 fn when_the_window_is_closed_a_configured_fallback_channel_takes_the_reply() {
     let (wa, sms) = (whatsapp_stub(), sms_stub());
     let policy = ChannelPolicy::default().falling_back_to(ChannelKind::Sms, ep("sms-1"));
-    let h = host(&[wa.clone(), sms.clone()], policy);
+    let h = host(vec![wa.clone(), sms.clone()], policy);
     let conversation = h.whatsapp_contact("wamid.IN1");
     let customer = run(h.engine.conversation(&h.tenant, conversation)).unwrap().customer;
     run(h.engine.link_identity(
@@ -185,7 +185,7 @@ fn when_the_window_is_closed_a_configured_fallback_channel_takes_the_reply() {
 fn a_preferred_channel_in_the_request_wins_over_the_last_used_one() {
     let (wa, sms) = (whatsapp_stub(), sms_stub());
     let policy = ChannelPolicy::default().falling_back_to(ChannelKind::Sms, ep("sms-1"));
-    let h = host(&[wa.clone(), sms.clone()], policy);
+    let h = host(vec![wa.clone(), sms.clone()], policy);
     let conversation = h.whatsapp_contact("wamid.IN1");
     let customer = run(h.engine.conversation(&h.tenant, conversation)).unwrap().customer;
     let phone = Address::phone("+447700900123");
@@ -200,7 +200,7 @@ fn a_preferred_channel_in_the_request_wins_over_the_last_used_one() {
 #[test]
 fn long_text_is_split_and_every_part_is_sent_and_recorded_in_order() {
     let wa = whatsapp_stub();
-    let h = host(&[wa.clone()], ChannelPolicy::default());
+    let h = host(vec![wa.clone()], ChannelPolicy::default());
     let conversation = h.whatsapp_contact("wamid.IN1");
     let words: Vec<String> = (0..1100).map(|i| format!("word{i}")).collect();
     let long = words.join(" ");
@@ -232,7 +232,7 @@ fn long_text_is_split_and_every_part_is_sent_and_recorded_in_order() {
 #[test]
 fn a_provider_failure_is_returned_as_is_and_records_nothing() {
     let wa = whatsapp_stub();
-    let h = host(&[wa.clone()], ChannelPolicy::default());
+    let h = host(vec![wa.clone()], ChannelPolicy::default());
     let conversation = h.whatsapp_contact("wamid.IN1");
     wa.fail_next_with(1, || Error::Provider {
         channel: ChannelKind::WhatsApp,
@@ -251,7 +251,7 @@ fn a_provider_failure_is_returned_as_is_and_records_nothing() {
 #[test]
 fn a_retry_under_the_same_message_id_never_sends_twice() {
     let wa = whatsapp_stub();
-    let h = host(&[wa.clone()], ChannelPolicy::default());
+    let h = host(vec![wa.clone()], ChannelPolicy::default());
     let conversation = h.whatsapp_contact("wamid.IN1");
     let id = h.engine.new_message_id();
     wa.fail_next(1);
@@ -309,7 +309,7 @@ fn when_a_later_part_fails_the_sent_parts_stay_recorded_and_a_retry_sends_only_t
         calls: AtomicUsize::new(0),
         fail_at: 2,
     });
-    let h = host(&[wa.clone()], ChannelPolicy::default());
+    let h = host(vec![wa.clone()], ChannelPolicy::default());
     let conversation = h.whatsapp_contact("wamid.IN1");
     let long = (0..1100).map(|i| format!("word{i}")).collect::<Vec<_>>().join(" ");
     let request = reply(&long).with_message_id(h.engine.new_message_id());
@@ -358,7 +358,7 @@ impl Channel for Slow {
 #[test]
 fn two_overlapping_sends_under_one_message_id_send_once() {
     let wa = Arc::new(Slow(StubChannel::new(ep("wa-main"), Capabilities::whatsapp())));
-    let h = host(&[wa.clone()], ChannelPolicy::default());
+    let h = host(vec![wa.clone()], ChannelPolicy::default());
     let conversation = h.whatsapp_contact("wamid.IN1");
     let request = reply("Only once, please").with_message_id(h.engine.new_message_id());
     let (a, b) = run(futures::future::join(
@@ -373,7 +373,7 @@ fn two_overlapping_sends_under_one_message_id_send_once() {
 #[test]
 fn without_a_channel_for_the_endpoint_the_send_fails_with_a_typed_error_and_changes_nothing() {
     let sms = sms_stub();
-    let h = host(&[sms.clone()], ChannelPolicy::default());
+    let h = host(vec![sms.clone()], ChannelPolicy::default());
     let conversation = h.whatsapp_contact("wamid.IN1");
     let result = h.send(conversation, reply("Hello"));
     let Err(Error::NotFound { entity, id }) = &result else { panic!("{result:?}") };
@@ -385,7 +385,7 @@ fn without_a_channel_for_the_endpoint_the_send_fails_with_a_typed_error_and_chan
 #[test]
 fn bad_requests_are_refused_before_anything_is_sent() {
     let wa = whatsapp_stub();
-    let h = host(&[wa.clone()], ChannelPolicy::default());
+    let h = host(vec![wa.clone()], ChannelPolicy::default());
     let conversation = h.whatsapp_contact("wamid.IN1");
     let customer_author = SendRequest {
         author: Author::Customer(IdentityId::from_uuid(uuid::Uuid::nil())),
@@ -397,7 +397,7 @@ fn bad_requests_are_refused_before_anything_is_sent() {
     assert!(matches!(h.send(conversation, v4), Err(Error::InvalidInput { field: "message_id", .. })));
     let sms_only = Content::Template { name: "x".into(), language: "en".into(), parameters: vec![] };
     let sms = sms_stub();
-    let h2 = host(&[sms.clone()], ChannelPolicy::default());
+    let h2 = host(vec![sms.clone()], ChannelPolicy::default());
     let sms_conversation = run(h2.engine.ingest(
         &h2.tenant,
         InboundMessage::new(ChannelKind::Sms, ep("sms-1"), Address::phone("+14155550123"), "SM1", Content::text("hi")),
@@ -421,7 +421,7 @@ fn bad_requests_are_refused_before_anything_is_sent() {
 #[test]
 fn a_message_id_of_another_conversation_is_refused() {
     let wa = whatsapp_stub();
-    let h = host(&[wa.clone()], ChannelPolicy::default());
+    let h = host(vec![wa.clone()], ChannelPolicy::default());
     let first = h.whatsapp_contact("wamid.IN1");
     let other = run(h.engine.ingest(
         &h.tenant,
