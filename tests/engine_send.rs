@@ -458,3 +458,43 @@ fn send_futures_are_send(engine: &Engine, tenant: &TenantId, conversation: Conve
     send(&engine.apply_receipts(tenant, &[]));
     send(&engine.apply_routing_events(tenant, &[]));
 }
+
+#[test]
+fn on_messenger_a_human_agent_answers_for_seven_days_with_the_human_agent_tag_and_a_bot_does_not() {
+    let page = Arc::new(StubChannel::new(ep("fb-page"), Capabilities::messenger()));
+    let h = host(vec![page.clone()], ChannelPolicy::default());
+    let msg = InboundMessage::new(
+        ChannelKind::Messenger,
+        ep("fb-page"),
+        Address::platform("fb-page", "psid-1"),
+        "m_1",
+        Content::text("Hello from Messenger"),
+    );
+    let conversation = run(h.engine.ingest(&h.tenant, msg)).unwrap().conversation;
+
+    h.clock.advance(Duration::hours(2));
+    h.send(conversation, reply("Inside the window")).unwrap();
+    h.clock.advance(Duration::days(3));
+    h.send(conversation, reply("Sorry for the wait")).unwrap();
+    let bot = h.send(conversation, SendRequest::bot(AgentId::new("helper-bot").unwrap(), Content::text("Hi")));
+    assert!(matches!(bot, Err(Error::ReplyWindowClosed { .. })), "{bot:?}");
+    let tags: Vec<Option<String>> = page.sent().into_iter().map(|s| s.message.message_tag).collect();
+    assert_eq!(tags, [None, Some(touchpoint::channel::HUMAN_AGENT_TAG.to_owned())]);
+}
+
+#[test]
+fn the_engine_configuration_sets_the_reply_windows_send_enforces() {
+    let wa = whatsapp_stub();
+    let store = InMemoryStore::new();
+    let clock = Arc::new(ManualClock::new(t0()));
+    let mut config = touchpoint::EngineConfig::default();
+    config.reply_windows.insert(ChannelKind::WhatsApp, Duration::hours(1));
+    let engine =
+        Engine::builder(Arc::new(store.clone())).clock(clock.clone()).config(config).channel(wa.clone()).build();
+    let h = Host { engine, store, clock, tenant: TenantId::new("acme").unwrap() };
+    let conversation = h.whatsapp_contact("wamid.IN1");
+    h.clock.advance(Duration::minutes(61));
+    let late = h.send(conversation, reply("Hello?"));
+    assert!(matches!(late, Err(Error::ReplyWindowClosed { .. })), "{late:?}");
+    assert_eq!(wa.attempts(), 0);
+}
