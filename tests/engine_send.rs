@@ -498,3 +498,87 @@ fn the_engine_configuration_sets_the_reply_windows_send_enforces() {
     assert!(matches!(late, Err(Error::ReplyWindowClosed { .. })), "{late:?}");
     assert_eq!(wa.attempts(), 0);
 }
+
+/// A customer known from web chat whose phone number the shop linked; SMS is the fallback.
+fn proactive_host() -> (Host, Arc<StubChannel>, CustomerId) {
+    let sms = sms_stub();
+    let policy = ChannelPolicy::default().falling_back_to(ChannelKind::Sms, ep("sms-1"));
+    let h = host(vec![sms.clone()], policy);
+    let chat = InboundMessage::new(
+        ChannelKind::WebChat,
+        ep("site"),
+        Address::platform("site", "visitor-1"),
+        "chat-1",
+        Content::text("Can you text me when it ships?"),
+    );
+    let customer = run(h.engine.ingest(&h.tenant, chat)).unwrap().customer;
+    let phone = Address::phone("+14155550123");
+    run(h.engine.link_identity(&h.tenant, customer, ChannelKind::Sms, phone, Verification::Verified)).unwrap();
+    (h, sms, customer)
+}
+
+#[test]
+fn a_message_to_a_customer_opens_a_pending_conversation_that_the_customers_answer_continues() {
+    let (h, sms, customer) = proactive_host();
+    let notice = SendRequest::system(Content::text("Your order has shipped."));
+    let sent = run(h.engine.send_to_customer(&h.tenant, customer, notice)).unwrap();
+    assert_eq!((sent.channel.clone(), sent.endpoint.clone()), (ChannelKind::Sms, ep("sms-1")));
+    let c = run(h.engine.conversation(&h.tenant, sent.conversation)).unwrap();
+    assert_eq!((c.status, c.customer, c.handler), (ConversationStatus::Pending, customer, None));
+    assert_eq!(h.outbound(sent.conversation).len(), 1);
+
+    // A second notice joins the same conversation.
+    let again = SendRequest::system(Content::text("It arrives tomorrow."));
+    let second = run(h.engine.send_to_customer(&h.tenant, customer, again)).unwrap();
+    assert_eq!(second.conversation, sent.conversation);
+    assert_eq!(sms.sent().len(), 2);
+
+    // The customer texts back: the answer lands in that conversation.
+    let answer = InboundMessage::new(
+        ChannelKind::Sms,
+        ep("sms-1"),
+        Address::phone("+14155550123"),
+        "SM-IN1",
+        Content::text("Thanks!"),
+    );
+    let outcome = run(h.engine.ingest(&h.tenant, answer)).unwrap();
+    assert_eq!((outcome.customer, outcome.conversation), (customer, sent.conversation));
+}
+
+#[test]
+fn a_message_to_a_customer_retried_after_a_provider_failure_opens_one_conversation_and_sends_once() {
+    let (h, sms, customer) = proactive_host();
+    let before = run(h.store.conversations_of(&h.tenant, customer)).unwrap().len();
+    sms.fail_next(1);
+    let notice =
+        SendRequest::system(Content::text("Your order has shipped.")).with_message_id(h.engine.new_message_id());
+    let failed = run(h.engine.send_to_customer(&h.tenant, customer, notice.clone()));
+    assert!(matches!(failed, Err(Error::Provider { .. })), "{failed:?}");
+    let sent = run(h.engine.send_to_customer(&h.tenant, customer, notice.clone())).unwrap();
+    let retried = run(h.engine.send_to_customer(&h.tenant, customer, notice)).unwrap();
+    assert_eq!((retried.conversation, retried.newly_sent), (sent.conversation, 0));
+    assert_eq!(sms.sent().len(), 1);
+    assert_eq!(run(h.store.conversations_of(&h.tenant, customer)).unwrap().len(), before + 1);
+}
+
+#[test]
+fn a_message_to_a_customer_without_a_reachable_channel_changes_nothing() {
+    let h = host(vec![sms_stub()], ChannelPolicy::default());
+    let chat = InboundMessage::new(
+        ChannelKind::WebChat,
+        ep("site"),
+        Address::platform("site", "visitor-1"),
+        "chat-1",
+        Content::text("Hello"),
+    );
+    let customer = run(h.engine.ingest(&h.tenant, chat)).unwrap().customer;
+    let events_before = run(h.store.events_after(&h.tenant, 0, 10_000)).unwrap().len();
+    // No web-chat channel is registered, and no fallback is configured.
+    let result = run(h.engine.send_to_customer(&h.tenant, customer, SendRequest::system(Content::text("Hi"))));
+    assert!(result.is_err());
+    assert_eq!(run(h.store.conversations_of(&h.tenant, customer)).unwrap().len(), 1);
+    let unknown = CustomerId::from_uuid(uuid::Uuid::now_v7());
+    let missing = run(h.engine.send_to_customer(&h.tenant, unknown, SendRequest::system(Content::text("Hi"))));
+    assert!(matches!(missing, Err(Error::NotFound { .. })), "{missing:?}");
+    assert_eq!(run(h.store.events_after(&h.tenant, 0, 10_000)).unwrap().len(), events_before);
+}

@@ -363,7 +363,7 @@ impl Engine {
                 (conversation, decision, expected)
             }
             Placement::New { decision, previous } => {
-                let c = self.new_conversation(tenant, &resolved.customer, msg, previous, now);
+                let c = self.new_conversation(tenant, &resolved.customer, &msg.channel, previous, now);
                 events.push(Event::ConversationOpened {
                     conversation: c.id,
                     customer: c.customer,
@@ -482,11 +482,11 @@ impl Engine {
         }
     }
 
-    fn new_conversation(
+    pub(crate) fn new_conversation(
         &self,
         tenant: &TenantId,
         customer: &crate::model::Customer,
-        msg: &InboundMessage,
+        origin: &ChannelKind,
         previous: Option<ConversationId>,
         now: DateTime<Utc>,
     ) -> Conversation {
@@ -501,7 +501,7 @@ impl Engine {
             tags: Default::default(),
             handler: None,
             last_agent: None,
-            origin: msg.channel.clone(),
+            origin: origin.clone(),
             channels: Vec::new(),
             sessions: Vec::new(),
             last_inbound_via: None,

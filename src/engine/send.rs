@@ -3,10 +3,12 @@
 use super::Engine;
 use super::ops::check_text;
 use crate::channel::{Channel, ChannelChoice, OutgoingMessage, RenderOverrides, RenderedPart, Renderer};
+use crate::events::Event;
 use crate::model::{
-    AgentId, Author, ChannelKind, Content, ConversationId, ConversationStatus, DeliveryState, Direction, EndpointId,
-    Message, MessageId, TenantId,
+    AgentId, Author, ChannelKind, Content, ConversationId, ConversationStatus, CustomerId, DeliveryState, Direction,
+    EndpointId, Message, MessageId, TenantId,
 };
+use crate::store::{ChangeSet, ThreadKey, ThreadKeyClaim, Write};
 use crate::{Error, OutboundMessage, Result};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -205,7 +207,8 @@ impl Engine {
     /// 1. **Choose** the endpoint and identity with the engine's
     ///    [`ChannelPolicy`](crate::channel::ChannelPolicy) (the request's preferred channel first,
     ///    then the channel the customer last wrote on, then the policy's fallbacks), honouring
-    ///    consent, opt-in and reply windows.
+    ///    consent, opt-in and reply windows, among the endpoints a channel is registered for
+    ///    ([`EngineBuilder::channel`](super::EngineBuilder::channel)).
     /// 2. **Render** the content for the registered channel's
     ///    [`Capabilities`](crate::channel::Capabilities) (long text is split into parts, choices
     ///    degrade, …).
@@ -218,8 +221,8 @@ impl Engine {
     /// * [`Error::ReplyWindowClosed`] — the customer's window on the chosen channel is closed
     ///   and no fallback could take the message: send a template or configure a fallback.
     ///   Nothing was sent or recorded.
-    /// * [`Error::NotFound`] — no channel is registered for the chosen endpoint (or the
-    ///   conversation does not exist). Nothing was sent or recorded.
+    /// * [`Error::NotFound`] — only an endpoint without a registered channel could take the
+    ///   message (or the conversation does not exist). Nothing was sent or recorded.
     /// * [`Error::Refused`] — the conversation is closed, the customer is blocked or opted out
     ///   everywhere, or has no address to write to. Nothing was sent or recorded.
     /// * [`Error::InvalidInput`] — bad content or request, or content the channel cannot carry
@@ -273,21 +276,7 @@ impl Engine {
         conversation: ConversationId,
         request: SendRequest,
     ) -> Result<SendOutcome> {
-        if matches!(request.author, Author::Customer(_)) {
-            return Err(Error::invalid("author", "an outbound message is written by an agent, a bot or the system"));
-        }
-        request.content.validate(&self.config().limits)?;
-        if let Some(x) = &request.reply_to {
-            check_text("reply_to", x, 512)?;
-        }
-        if let Some(id) = request.message_id
-            && id.0.get_version_num() != 7
-        {
-            return Err(Error::invalid(
-                "message_id",
-                "must be a UUID v7 (time-ordered, as Engine::new_message_id gives)",
-            ));
-        }
+        self.check_request(&request)?;
         let base = request.message_id.unwrap_or_else(|| self.new_message_id());
         let _sending = self.start_sending(tenant, base)?;
         let earlier = match request.message_id {
@@ -308,22 +297,7 @@ impl Engine {
         if c.status == ConversationStatus::Closed {
             return Err(Error::Refused(format!("conversation {conversation} is closed")));
         }
-        let customer = self.customer(tenant, c.customer).await?;
-        let identities = self.store().identities_of(tenant, customer.id).await?;
-        let choice = match &request.preferred {
-            Some(p) => {
-                let mut policy = self.inner.channel_policy.clone();
-                policy.preferred = Some(p.clone());
-                policy.choose(&customer, &identities, &request.author, &request.content, self.now())?
-            }
-            None => self.inner.channel_policy.choose(
-                &customer,
-                &identities,
-                &request.author,
-                &request.content,
-                self.now(),
-            )?,
-        };
+        let choice = self.choose_channel(tenant, c.customer, &request).await?;
         if let Some(first) = earlier.first()
             && first.endpoint != choice.endpoint
         {
@@ -373,6 +347,147 @@ impl Engine {
         }
         let first = recorded.first().ok_or_else(|| Error::invalid("content", "renders to no message"))?;
         Ok(outcome(conversation, base, first, &recorded, newly_sent, Some(choice)))
+    }
+
+    /// Sends a message to a customer without naming the conversation (an order update, a
+    /// callback notice): the channel is chosen as by [`Engine::send`], and the message goes into
+    /// the customer's most recently active open conversation that already talks through the
+    /// chosen endpoint and identity, or else into a new conversation opened for it — `pending`
+    /// (waiting on the customer), with no handler, so nobody is asked to pick it up until the
+    /// customer answers.
+    ///
+    /// Errors are those of [`Engine::send`], plus [`Error::NotFound`] / [`Error::Erased`] for
+    /// the customer. When the provider refuses the first part, a conversation opened for the
+    /// message stays (empty); a retry uses it, and a retry under the same
+    /// [`message_id`](SendRequest::message_id) never opens another.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use touchpoint::channel::{Capabilities, ChannelPolicy, StubChannel};
+    /// use touchpoint::model::*;
+    /// use touchpoint::{Engine, SendRequest};
+    /// # futures::executor::block_on(async {
+    /// let sms = Arc::new(StubChannel::new(EndpointId::new("sms-1").unwrap(), Capabilities::sms()));
+    /// let policy = ChannelPolicy::default().falling_back_to(ChannelKind::Sms, EndpointId::new("sms-1").unwrap());
+    /// let engine = Engine::builder(Arc::new(touchpoint::store::InMemoryStore::new()))
+    ///     .channel(sms.clone())
+    ///     .channel_policy(policy)
+    ///     .build();
+    /// let tenant = TenantId::new("acme").unwrap();
+    /// // A customer who chatted on the web site and whose phone number the shop knows.
+    /// let chat = InboundMessage::new(
+    ///     ChannelKind::WebChat,
+    ///     EndpointId::new("site").unwrap(),
+    ///     Address::platform("site", "visitor-1"),
+    ///     "chat-1",
+    ///     Content::text("Can you text me when it ships?"),
+    /// );
+    /// let customer = engine.ingest(&tenant, chat).await.unwrap().customer;
+    /// let phone = Address::phone("+14155550123");
+    /// engine.link_identity(&tenant, customer, ChannelKind::Sms, phone, Verification::Verified).await.unwrap();
+    ///
+    /// let notice = SendRequest::system(Content::text("Your order has shipped."));
+    /// let sent = engine.send_to_customer(&tenant, customer, notice).await.unwrap();
+    /// let conversation = engine.conversation(&tenant, sent.conversation).await.unwrap();
+    /// assert_eq!((conversation.status, sent.channel), (ConversationStatus::Pending, ChannelKind::Sms));
+    /// assert_eq!(sms.sent().len(), 1);
+    /// # });
+    /// ```
+    pub async fn send_to_customer(
+        &self,
+        tenant: &TenantId,
+        customer: CustomerId,
+        request: SendRequest,
+    ) -> Result<SendOutcome> {
+        self.check_request(&request)?;
+        if let Some(id) = request.message_id
+            && let Some(earlier) = self.store().message(tenant, id).await?
+        {
+            return self.send(tenant, earlier.conversation, request).await;
+        }
+        let choice = self.choose_channel(tenant, customer, &request).await?;
+        let session = (choice.endpoint.clone(), choice.identity);
+        let conversation = self
+            .retrying(|| async {
+                let owner = self.customer(tenant, customer).await?;
+                let conversations = self.store().conversations_of(tenant, owner.id).await?;
+                if let Some(c) = conversations.iter().find(|c| c.status.is_open() && c.sessions.contains(&session)) {
+                    return Ok(c.id);
+                }
+                let now = self.now();
+                let mut c = self.new_conversation(tenant, &owner, &choice.channel, None, now);
+                c.status = ConversationStatus::Pending;
+                c.sessions.push(session.clone());
+                let changes = ChangeSet {
+                    customers: vec![super::touch(&owner)],
+                    thread_keys: vec![ThreadKeyClaim::new(ThreadKey::ReplyToken(c.reply_token.clone()), c.id)],
+                    events: vec![Event::ConversationOpened {
+                        conversation: c.id,
+                        customer: owner.id,
+                        channel: choice.channel.clone(),
+                        previous: None,
+                    }],
+                    conversations: vec![Write::insert(c.clone())],
+                    at: now,
+                    ..ChangeSet::default()
+                };
+                self.commit(tenant, changes).await?;
+                Ok(c.id)
+            })
+            .await?;
+        // The same choice again (the customer's preference is the channel just chosen).
+        let request = SendRequest { preferred: Some(choice.channel), ..request };
+        self.send(tenant, conversation, request).await
+    }
+
+    fn check_request(&self, request: &SendRequest) -> Result<()> {
+        if matches!(request.author, Author::Customer(_)) {
+            return Err(Error::invalid("author", "an outbound message is written by an agent, a bot or the system"));
+        }
+        request.content.validate(&self.config().limits)?;
+        if let Some(x) = &request.reply_to {
+            check_text("reply_to", x, 512)?;
+        }
+        if let Some(id) = request.message_id
+            && id.0.get_version_num() != 7
+        {
+            return Err(Error::invalid(
+                "message_id",
+                "must be a UUID v7 (time-ordered, as Engine::new_message_id gives)",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The engine's channel policy applied to `customer` for `request`, over the endpoints a
+    /// channel is registered for. When nothing registered can take the message but an
+    /// unregistered endpoint could, that is the error: [`Error::NotFound`] naming the endpoint.
+    async fn choose_channel(
+        &self,
+        tenant: &TenantId,
+        customer: CustomerId,
+        request: &SendRequest,
+    ) -> Result<ChannelChoice> {
+        let customer = self.customer(tenant, customer).await?;
+        let identities = self.store().identities_of(tenant, customer.id).await?;
+        let (author, content, now) = (&request.author, &request.content, self.now());
+        let mut policy = self.inner.channel_policy.clone();
+        if let Some(p) = &request.preferred {
+            policy.preferred = Some(p.clone());
+        }
+        let mut reachable = identities.clone();
+        for i in &mut reachable {
+            i.endpoints.retain(|e| self.inner.channels.contains_key(&e.endpoint));
+        }
+        let mut reachable_policy = policy.clone();
+        reachable_policy.default_endpoints.retain(|_, e| self.inner.channels.contains_key(e));
+        match reachable_policy.choose(&customer, &reachable, author, content, now) {
+            Ok(choice) => Ok(choice),
+            Err(e) => match policy.choose(&customer, &identities, author, content, now) {
+                Ok(unregistered) => Err(Error::not_found("channel registered for endpoint", unregistered.endpoint)),
+                Err(_) => Err(e),
+            },
+        }
     }
 
     fn start_sending(&self, tenant: &TenantId, id: MessageId) -> Result<Sending<'_>> {
