@@ -107,6 +107,8 @@ struct Inner {
     router: Option<Arc<crate::routing::Router>>,
     channels: BTreeMap<EndpointId, Arc<dyn Channel>>,
     channel_policy: ChannelPolicy,
+    /// `channel_policy` with default endpoints only where a channel is registered.
+    reachable_policy: ChannelPolicy,
     /// Sends under way, by (tenant, message id), so a concurrent retry does not send twice.
     sending: Mutex<HashSet<(TenantId, MessageId)>>,
 }
@@ -174,6 +176,8 @@ impl EngineBuilder {
         let normalizer = Normalizer::new(self.config.default_phone_region.clone());
         let mut channel_policy = self.channel_policy.unwrap_or_default();
         channel_policy.reply_windows = reply_window_rules(&self.config);
+        let mut reachable_policy = channel_policy.clone();
+        reachable_policy.default_endpoints.retain(|_, e| self.channels.contains_key(e));
         Engine {
             inner: Arc::new(Inner {
                 store: self.store,
@@ -185,6 +189,7 @@ impl EngineBuilder {
                 router: self.router,
                 channels: self.channels,
                 channel_policy,
+                reachable_policy,
                 sending: Mutex::new(HashSet::new()),
             }),
         }

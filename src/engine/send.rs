@@ -2,7 +2,7 @@
 
 use super::Engine;
 use super::ops::check_text;
-use crate::channel::{Channel, ChannelChoice, OutgoingMessage, RenderOverrides, RenderedPart, Renderer};
+use crate::channel::{Channel, ChannelChoice, ChannelPolicy, OutgoingMessage, RenderOverrides, RenderedPart, Renderer};
 use crate::events::Event;
 use crate::model::{
     AgentId, Author, ChannelKind, Content, ConversationId, ConversationStatus, CustomerId, DeliveryState, Direction,
@@ -471,22 +471,38 @@ impl Engine {
         let customer = self.customer(tenant, customer).await?;
         let identities = self.store().identities_of(tenant, customer.id).await?;
         let (author, content, now) = (&request.author, &request.content, self.now());
-        let mut policy = self.inner.channel_policy.clone();
-        if let Some(p) = &request.preferred {
-            policy.preferred = Some(p.clone());
-        }
-        let mut reachable = identities.clone();
-        for i in &mut reachable {
-            i.endpoints.retain(|e| self.inner.channels.contains_key(&e.endpoint));
-        }
-        let mut reachable_policy = policy.clone();
-        reachable_policy.default_endpoints.retain(|_, e| self.inner.channels.contains_key(e));
-        match reachable_policy.choose(&customer, &reachable, author, content, now) {
+        let with_preference = |policy: &ChannelPolicy| {
+            request.preferred.as_ref().map(|p| ChannelPolicy { preferred: Some(p.clone()), ..policy.clone() })
+        };
+        let registered = |e: &EndpointId| self.inner.channels.contains_key(e);
+        let unregistered_endpoints = identities.iter().any(|i| i.endpoints.iter().any(|e| !registered(&e.endpoint)));
+        let reachable = match unregistered_endpoints {
+            false => std::borrow::Cow::Borrowed(&identities),
+            true => std::borrow::Cow::Owned(
+                identities
+                    .iter()
+                    .map(|i| {
+                        let mut i = i.clone();
+                        i.endpoints.retain(|e| registered(&e.endpoint));
+                        i
+                    })
+                    .collect::<Vec<_>>(),
+            ),
+        };
+        let reachable_policy = with_preference(&self.inner.reachable_policy);
+        let policy = reachable_policy.as_ref().unwrap_or(&self.inner.reachable_policy);
+        match policy.choose(&customer, &reachable, author, content, now) {
             Ok(choice) => Ok(choice),
-            Err(e) => match policy.choose(&customer, &identities, author, content, now) {
-                Ok(unregistered) => Err(Error::not_found("channel registered for endpoint", unregistered.endpoint)),
-                Err(_) => Err(e),
-            },
+            Err(e) => {
+                let full = with_preference(&self.inner.channel_policy);
+                let policy = full.as_ref().unwrap_or(&self.inner.channel_policy);
+                match policy.choose(&customer, &identities, author, content, now) {
+                    Ok(other) if !registered(&other.endpoint) => {
+                        Err(Error::not_found("channel registered for endpoint", other.endpoint))
+                    }
+                    _ => Err(e),
+                }
+            }
         }
     }
 
