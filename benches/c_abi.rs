@@ -36,29 +36,12 @@ use touchpoint::model::{Address, ChannelKind, Content, EndpointId, InboundMessag
 use touchpoint::thread::ThreadingPolicy;
 use touchpoint::{Engine, IngestOutcome};
 
+#[path = "support/mod.rs"]
+mod support;
+use support::{Samples, fmt_ns};
+
 const SAMPLES: usize = 30;
 const SENDERS: u64 = 600;
-
-/// Nanoseconds per call, one entry per timed batch.
-#[derive(Debug, Default)]
-struct Samples(Vec<f64>);
-
-impl Samples {
-    fn push(&mut self, elapsed: Duration, iters: u64) {
-        self.0.push(elapsed.as_nanos() as f64 / iters.max(1) as f64);
-    }
-
-    /// The median of the last `measured` entries (the measurement phase).
-    fn median(&self, measured: usize) -> Option<f64> {
-        let mut tail = self.0[self.0.len().saturating_sub(measured)..].to_vec();
-        if tail.is_empty() {
-            return None;
-        }
-        tail.sort_by(f64::total_cmp);
-        let m = tail.len() / 2;
-        Some(if tail.len().is_multiple_of(2) { (tail[m - 1] + tail[m]) / 2.0 } else { tail[m] })
-    }
-}
 
 fn endpoint(name: &str) -> EndpointId {
     EndpointId::new(name).expect("valid endpoint")
@@ -153,10 +136,6 @@ fn check_paths_agree() {
         );
     }
     eprintln!("check: {} messages gave the same resolution and threading through Rust and the C ABI", 3 * SENDERS);
-}
-
-fn fmt_ns(ns: f64) -> String {
-    if ns >= 1_000.0 { format!("{:.2} µs", ns / 1_000.0) } else { format!("{ns:.0} ns") }
 }
 
 /// Times `iters` ingests of Rust messages on a fresh engine.

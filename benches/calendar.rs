@@ -23,52 +23,15 @@
 use chrono::{DateTime, Duration as ChronoDuration, TimeZone, Utc};
 use criterion::Criterion;
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use touchpoint::routing::calendar::{Schedule, ScheduleConfig, ScheduleOverride};
+
+#[path = "support/mod.rs"]
+mod support;
+use support::{Rng, Samples, ratio_line};
 
 const SAMPLES: usize = 50;
 const INSTANTS: usize = 4_096;
-
-/// Nanoseconds per iteration, one entry per call of a timed routine.
-#[derive(Debug, Default)]
-struct Samples(Vec<f64>);
-
-impl Samples {
-    fn push(&mut self, elapsed: Duration, iters: u64) {
-        self.0.push(elapsed.as_nanos() as f64 / iters.max(1) as f64);
-    }
-
-    /// The median of the last `measured` entries (the measurement phase).
-    fn median(&self, measured: usize) -> Option<f64> {
-        let mut tail = self.0[self.0.len().saturating_sub(measured)..].to_vec();
-        if tail.is_empty() {
-            return None;
-        }
-        tail.sort_by(f64::total_cmp);
-        let m = tail.len() / 2;
-        Some(if tail.len().is_multiple_of(2) { (tail[m - 1] + tail[m]) / 2.0 } else { tail[m] })
-    }
-}
-
-fn ratio_line(subject: &str, subject_ns: Option<f64>, floor: &str, floor_ns: Option<f64>) -> String {
-    match (subject_ns, floor_ns) {
-        (Some(s), Some(f)) => format!("{subject}: {s:.1} ns vs {floor}: {f:.1} ns = {:.1}x", s / f),
-        _ => format!("{subject}: no samples"),
-    }
-}
-
-/// splitmix64, so every run sees the same instants.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut x = self.0;
-        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        x ^ (x >> 31)
-    }
-}
 
 fn schedule(zone: &str) -> Schedule {
     let mut config = ScheduleConfig::new("support", zone)

@@ -16,28 +16,11 @@ use std::time::{Duration, Instant};
 use touchpoint::channel::{Capabilities, render, sms};
 use touchpoint::model::{ChoiceOption, Content};
 
+#[path = "support/mod.rs"]
+mod support;
+use support::Samples;
+
 const SAMPLES: usize = 30;
-
-/// Nanoseconds per iteration, one entry per call of a timed routine.
-#[derive(Debug, Default)]
-struct Samples(Vec<f64>);
-
-impl Samples {
-    fn push(&mut self, elapsed: Duration, iters: u64) {
-        self.0.push(elapsed.as_nanos() as f64 / iters.max(1) as f64);
-    }
-
-    /// The median of the last `SAMPLES` entries (criterion's warm-up calls come first).
-    fn median(&self) -> f64 {
-        let mut tail = self.0[self.0.len().saturating_sub(SAMPLES)..].to_vec();
-        if tail.is_empty() {
-            return f64::NAN;
-        }
-        tail.sort_by(f64::total_cmp);
-        let m = tail.len() / 2;
-        if tail.len().is_multiple_of(2) { (tail[m - 1] + tail[m]) / 2.0 } else { tail[m] }
-    }
-}
 
 fn corpus() -> Vec<String> {
     vec![
@@ -130,7 +113,7 @@ fn main() {
     }
     c.final_summary();
 
-    let med = |s: &Mutex<Samples>| s.lock().unwrap_or_else(|p| p.into_inner()).median();
+    let med = |s: &Mutex<Samples>| s.lock().unwrap_or_else(|p| p.into_inner()).median(SAMPLES).unwrap_or(f64::NAN);
     let (count, split, floor) = (med(&count), med(&split), med(&floor));
     let per = |ns: f64| ns / chars as f64;
     eprintln!("\n== channel benchmarks (medians) ==");

@@ -32,6 +32,10 @@ use touchpoint::store::{InMemoryStore, MessageQuery, MessageScope, Store};
 use touchpoint::thread::{OpenReason, ThreadDecision, ThreadReason};
 use touchpoint::{Engine, IngestOutcome};
 
+#[path = "support/mod.rs"]
+mod support;
+use support::{Rng, Samples, ratio_line};
+
 /// Customers in the store before anything is measured.
 const PRELOAD: u64 = 100_000;
 /// Messages of the customer whose context view is measured.
@@ -40,44 +44,6 @@ const VIEW_MESSAGES: usize = 1_000;
 const IDENTITY_SAMPLES: usize = 50;
 const CONTEXT_SAMPLES: usize = 50;
 const INGEST_SAMPLES: usize = 10;
-
-/// Nanoseconds per iteration, one entry per call of a timed routine.
-#[derive(Debug, Default)]
-struct Samples(Vec<f64>);
-
-impl Samples {
-    fn push(&mut self, elapsed: Duration, iters: u64) {
-        self.0.push(elapsed.as_nanos() as f64 / iters.max(1) as f64);
-    }
-
-    /// The median of the last `measured` entries (the measurement phase).
-    fn median(&self, measured: usize) -> Option<f64> {
-        let mut tail = self.0[self.0.len().saturating_sub(measured)..].to_vec();
-        if tail.is_empty() {
-            return None;
-        }
-        tail.sort_by(f64::total_cmp);
-        let m = tail.len() / 2;
-        Some(if tail.len().is_multiple_of(2) { (tail[m - 1] + tail[m]) / 2.0 } else { tail[m] })
-    }
-}
-
-/// A small deterministic PRNG (splitmix64), so runs see the same traffic.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut x = self.0;
-        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        x ^ (x >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-}
 
 fn tenant() -> TenantId {
     TenantId::new("acme").expect("valid tenant")
@@ -309,19 +275,6 @@ fn check_traffic(world: &World) {
         }
     });
     eprintln!("traffic check: {follow_ups}/2000 follow-ups continued their conversation, the rest opened new ones");
-}
-
-fn ratio_line(name: &str, subject: Option<f64>, floor_name: &str, floor: Option<f64>) -> String {
-    match (subject, floor) {
-        (Some(s), Some(f)) => {
-            format!("{name}: median {} vs {floor_name} {} -> ratio {:.1}x", fmt_ns(s), fmt_ns(f), s / f)
-        }
-        _ => format!("{name}: not run (filtered out?)"),
-    }
-}
-
-fn fmt_ns(ns: f64) -> String {
-    if ns >= 1_000.0 { format!("{:.2} µs", ns / 1_000.0) } else { format!("{ns:.1} ns") }
 }
 
 fn bench_identity(c: &mut Criterion, world: &World, summary: &mut Vec<String>) {

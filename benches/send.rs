@@ -19,24 +19,12 @@ use touchpoint::model::*;
 use touchpoint::store::InMemoryStore;
 use touchpoint::{Engine, OutboundMessage, SendRequest};
 
+#[path = "support/mod.rs"]
+mod support;
+
+use support::{Samples, ratio_line};
+
 const SAMPLES: usize = 30;
-
-/// Nanoseconds per iteration, one entry per call of a timed routine.
-#[derive(Debug, Default)]
-struct Samples(Vec<f64>);
-
-impl Samples {
-    /// The median of the last `SAMPLES` entries (criterion's warm-up calls come first).
-    fn median(&self) -> f64 {
-        let mut tail = self.0[self.0.len().saturating_sub(SAMPLES)..].to_vec();
-        if tail.is_empty() {
-            return f64::NAN;
-        }
-        tail.sort_by(f64::total_cmp);
-        let m = tail.len() / 2;
-        if tail.len().is_multiple_of(2) { (tail[m - 1] + tail[m]) / 2.0 } else { tail[m] }
-    }
-}
 
 fn timed<F: FnMut()>(samples: &Mutex<Samples>, iters: u64, mut f: F) -> Duration {
     let start = Instant::now();
@@ -44,7 +32,7 @@ fn timed<F: FnMut()>(samples: &Mutex<Samples>, iters: u64, mut f: F) -> Duration
         f();
     }
     let elapsed = start.elapsed();
-    samples.lock().unwrap_or_else(|p| p.into_inner()).0.push(elapsed.as_nanos() as f64 / iters.max(1) as f64);
+    samples.lock().unwrap_or_else(|p| p.into_inner()).push(elapsed, iters);
     elapsed
 }
 
@@ -100,9 +88,7 @@ fn main() {
     }
     c.final_summary();
 
-    let med = |s: &Mutex<Samples>| s.lock().unwrap_or_else(|p| p.into_inner()).median();
-    let (sent, recorded) = (med(&sent), med(&recorded));
+    let med = |s: &Mutex<Samples>| s.lock().unwrap_or_else(|p| p.into_inner()).median(SAMPLES);
     eprintln!("\n== send benchmarks (medians) ==");
-    eprintln!("send/whatsapp_text          {sent:>9.0} ns  ratio to floor {:.2}x", sent / recorded);
-    eprintln!("send/floor_record_outbound  {recorded:>9.0} ns");
+    eprintln!("{}", ratio_line("send/whatsapp_text", med(&sent), "send/floor_record_outbound", med(&recorded)));
 }

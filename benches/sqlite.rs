@@ -29,45 +29,15 @@ use touchpoint::model::{Address, ChannelKind, Content, EndpointId, InboundMessag
 use touchpoint::store::sqlite::SqliteOptions;
 use touchpoint::store::{InMemoryStore, SqliteStore, Store};
 
+#[path = "support/mod.rs"]
+mod support;
+use support::{Rng, Samples};
+
 /// Customers in each store before anything is measured.
 const PRELOAD: u64 = 10_000;
 /// Ingests in flight at any time.
 const IN_FLIGHT: usize = 256;
 const SAMPLES: usize = 10;
-
-/// Nanoseconds per message, one entry per call of a timed routine.
-#[derive(Debug, Default)]
-struct Samples(Vec<f64>);
-
-impl Samples {
-    fn push(&mut self, elapsed: Duration, iters: u64) {
-        self.0.push(elapsed.as_nanos() as f64 / iters.max(1) as f64);
-    }
-
-    /// The median of the last `measured` entries (criterion's warm-up calls come first).
-    fn median(&self, measured: usize) -> Option<f64> {
-        let mut tail = self.0[self.0.len().saturating_sub(measured)..].to_vec();
-        if tail.is_empty() {
-            return None;
-        }
-        tail.sort_by(f64::total_cmp);
-        let m = tail.len() / 2;
-        Some(if tail.len().is_multiple_of(2) { (tail[m - 1] + tail[m]) / 2.0 } else { tail[m] })
-    }
-}
-
-/// splitmix64, so runs see the same traffic.
-struct Rng(u64);
-
-impl Rng {
-    fn below(&mut self, n: u64) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut x = self.0;
-        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        (x ^ (x >> 31)) % n
-    }
-}
 
 fn endpoint(name: &str) -> EndpointId {
     EndpointId::new(name).expect("valid endpoint")

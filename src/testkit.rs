@@ -553,6 +553,88 @@ pub async fn tenants_are_isolated(store: &dyn Store) {
     assert_eq!(store.customer(&a, c.id).await.expect("read").and_then(|c| c.name), None);
 }
 
+/// A change set that writes the same record twice is refused and changes nothing (the keys
+/// the record is found by would be ambiguous).
+pub async fn records_are_written_once_per_change(store: &dyn Store) {
+    let t = tenant();
+    let c = sample_customer(&t);
+    let first = sample_identity(&c, ChannelKind::Sms, AddressKind::Phone, "+15550001111", Verification::Unverified);
+    let mut second = first.clone();
+    second.address.value = "+15550002222".into();
+    second.raw_address = "+15550002222".into();
+    let err = commit(
+        store,
+        &t,
+        ChangeSet {
+            customers: vec![Write::insert(c.clone())],
+            identities: vec![Write::insert(first.clone()), Write::insert(second)],
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(matches!(err, Err(crate::Error::InvalidInput { .. })), "a record written twice must be refused: {err:?}");
+    assert_eq!(store.customer(&t, c.id).await.expect("read"), None);
+    for value in ["+15550001111", "+15550002222"] {
+        let address = NormalizedAddress { kind: AddressKind::Phone, value: value.into() };
+        assert_eq!(store.identity_by_address(&t, &ChannelKind::Sms, &address).await.expect("read"), None);
+    }
+}
+
+/// A message's provider id may be set or changed by an update (an outbound message learns its
+/// id after sending): the message is then found by the new id only, the new id is unique per
+/// channel, and deleting the conversation frees it.
+pub async fn message_provider_ids_follow_updates(store: &dyn Store) {
+    let t = tenant();
+    let c = sample_customer(&t);
+    let conv = sample_conversation(&c);
+    let mut m = sample_message(&conv, "SM-old", "hello");
+    let other = sample_message(&conv, "SM-taken", "other");
+    commit(
+        store,
+        &t,
+        ChangeSet {
+            customers: vec![Write::insert(c.clone())],
+            conversations: vec![Write::insert(conv.clone())],
+            messages: vec![Write::insert(m.clone()), Write::insert(other.clone())],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("insert");
+    let mut taken = m.clone();
+    taken.external_id = Some("SM-taken".into());
+    taken.version = 1;
+    let err = commit(store, &t, ChangeSet { messages: vec![Write::update(taken, 0)], ..Default::default() }).await;
+    assert!(matches!(err, Err(crate::Error::Conflict(_))), "another message's provider id must conflict: {err:?}");
+
+    m.external_id = Some("SM-new".into());
+    m.version = 1;
+    commit(store, &t, ChangeSet { messages: vec![Write::update(m.clone(), 0)], ..Default::default() })
+        .await
+        .expect("set a new provider id");
+    let by = |x: &'static str| store.message_by_external_id(&t, &ChannelKind::Sms, x);
+    assert_eq!(by("SM-new").await.expect("read").map(|m| m.id), Some(m.id));
+    assert_eq!(by("SM-old").await.expect("read"), None, "the old provider id no longer finds the message");
+
+    commit(store, &t, ChangeSet { conversation_deletes: vec![conv.id], ..Default::default() }).await.expect("delete");
+    assert_eq!(by("SM-new").await.expect("read"), None);
+    assert_eq!(by("SM-taken").await.expect("read"), None);
+    let again = sample_conversation(&c);
+    let reuse = sample_message(&again, "SM-new", "again");
+    commit(
+        store,
+        &t,
+        ChangeSet {
+            conversations: vec![Write::insert(again)],
+            messages: vec![Write::insert(reuse.clone())],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("a freed provider id can be used again");
+    assert_eq!(by("SM-new").await.expect("read").map(|m| m.id), Some(reuse.id));
+}
+
 /// Runs every check.
 pub async fn run_all(store: &dyn Store) {
     versions_and_conflicts(store).await;
@@ -568,4 +650,6 @@ pub async fn run_all(store: &dyn Store) {
     conversation_delete_cascades(store).await;
     events_are_sequenced(store).await;
     tenants_are_isolated(store).await;
+    records_are_written_once_per_change(store).await;
+    message_provider_ids_follow_updates(store).await;
 }

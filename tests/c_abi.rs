@@ -8,8 +8,10 @@
 mod ffi;
 
 use ffi::{
-    TpEngine, TpStatus, tp_conversation_context, tp_customer_context, tp_engine_free, tp_engine_new, tp_events_after,
-    tp_ingest, tp_last_error, tp_link_identity, tp_record_outbound, tp_status_name, tp_string_free, tp_version,
+    TpEngine, TpStatus, tp_agent_presence, tp_agent_upsert, tp_conversation_context, tp_customer_context,
+    tp_engine_free, tp_engine_new, tp_events_after, tp_ingest, tp_last_error, tp_link_identity, tp_offer_accept,
+    tp_offer_decline, tp_record_outbound, tp_routing_tick, tp_status_name, tp_string_free, tp_version,
+    tp_work_complete,
 };
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -116,6 +118,102 @@ impl TestEngine {
     fn event_count(&self) -> usize {
         self.events(0, 1000).expect("events")["events"].as_array().expect("array").len()
     }
+
+    /// An engine of tenant "acme" routing every conversation to the queue "support" (`queue`
+    /// is its JSON, merged over `{"id": "support"}`), with these agents.
+    fn routed(queue: Value, agents: &[Value]) -> TestEngine {
+        let mut support = json!({"id": "support"});
+        support.as_object_mut().expect("object").extend(queue.as_object().cloned().unwrap_or_default());
+        TestEngine::new(json!({
+            "tenant": "acme",
+            "routing": {
+                "queues": [support],
+                "plan": {"rules": [{"name": "all", "steps": [{"pool": {"queues": ["support"]}}]}]},
+                "agents": agents,
+            }
+        }))
+    }
+
+    fn upsert(&self, agent: &Value) -> Result<Value, Failed> {
+        let agent = cstring(&agent.to_string());
+        // SAFETY: valid pointers.
+        call(|out| unsafe { tp_agent_upsert(self.0, agent.as_ptr(), out) })
+    }
+
+    fn presence(&self, agent: &str, status: &str) -> Result<Value, Failed> {
+        let (agent, status) = (cstring(agent), cstring(status));
+        // SAFETY: valid pointers.
+        call(|out| unsafe { tp_agent_presence(self.0, agent.as_ptr(), status.as_ptr(), out) })
+    }
+
+    fn accept(&self, item: &str, agent: &str) -> Result<Value, Failed> {
+        let (item, agent) = (cstring(item), cstring(agent));
+        // SAFETY: valid pointers.
+        call(|out| unsafe { tp_offer_accept(self.0, item.as_ptr(), agent.as_ptr(), out) })
+    }
+
+    fn decline(&self, item: &str, agent: &str) -> Result<Value, Failed> {
+        let (item, agent) = (cstring(item), cstring(agent));
+        // SAFETY: valid pointers.
+        call(|out| unsafe { tp_offer_decline(self.0, item.as_ptr(), agent.as_ptr(), out) })
+    }
+
+    fn complete(&self, item: &str) -> Result<Value, Failed> {
+        let item = cstring(item);
+        // SAFETY: valid pointers.
+        call(|out| unsafe { tp_work_complete(self.0, item.as_ptr(), out) })
+    }
+
+    fn tick(&self) -> Result<Value, Failed> {
+        // SAFETY: valid out pointer.
+        call(|out| unsafe { tp_routing_tick(self.0, out) })
+    }
+
+    /// The handler of a conversation, as its context shows it (`null` for none).
+    fn handler(&self, conversation: &str) -> Value {
+        let conversation = cstring(conversation);
+        // SAFETY: valid pointers; NULL page is allowed.
+        let view = call(|out| unsafe { tp_conversation_context(self.0, conversation.as_ptr(), null(), out) })
+            .expect("conversation context");
+        view["focus"]["handler"].clone()
+    }
+}
+
+/// An agent serving "support" on web chat (`chats` at once), in `status`.
+fn agent(id: &str, status: &str, chats: u32) -> Value {
+    json!({"id": id, "queues": [{"queue": "support"}], "capacity": {"channels": {"webchat": chats}},
+           "presence": {"status": status}})
+}
+
+/// A web-chat message from visitor `n`.
+fn chat(n: usize) -> Value {
+    json!({
+        "channel": "webchat",
+        "endpoint": "site",
+        "sender": {"kind": "platform", "scope": "site", "id": format!("visitor-{n}")},
+        "external_id": format!("chat-{n}"),
+        "content": {"type": "text", "body": format!("Hello from visitor {n}")},
+    })
+}
+
+/// Routing events as `name(agent)` words, the way the C and Python callers print them.
+fn event_words(result: &Value) -> Vec<String> {
+    result["events"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no events in {result}"))
+        .iter()
+        .map(|e| {
+            let name = str_field(e, "event");
+            match e["agent"].as_str().or_else(|| e["agents"][0].as_str()) {
+                Some(agent) => format!("{name}({agent})"),
+                None => name.to_owned(),
+            }
+        })
+        .collect()
+}
+
+fn handled_by(agent: &str) -> Value {
+    json!({"kind": "agent", "id": agent})
 }
 
 impl Drop for TestEngine {
@@ -200,6 +298,12 @@ fn header_declares_every_exported_function_and_status() {
         "TpStatus tp_customer_context(",
         "TpStatus tp_conversation_context(",
         "TpStatus tp_events_after(",
+        "TpStatus tp_agent_upsert(struct TpEngine *engine, const char *agent_json, char **out_events_json);",
+        "TpStatus tp_agent_presence(",
+        "TpStatus tp_offer_accept(",
+        "TpStatus tp_offer_decline(",
+        "TpStatus tp_work_complete(",
+        "TpStatus tp_routing_tick(struct TpEngine *engine, char **out_events_json);",
         "typedef struct TpEngine TpEngine;",
     ] {
         assert!(header.contains(function), "touchpoint.h lacks `{function}`");
@@ -358,6 +462,20 @@ fn check_story(stdout: &str) {
     assert_eq!(line(stdout, "retry     -> "), format!("duplicate true, customer {}", chat.customer));
     assert_eq!(line(stdout, "one story -> "), "yes");
 
+    // Routed to an agent: the web chat was offered to Carla, who declined; it waited in the
+    // queue until Bruno came online, was offered to him, and he accepted through the C API.
+    assert_eq!(line(stdout, "upsert    -> "), "(none)");
+    assert_eq!(line(stdout, "routing   -> "), "step_entered offered(agent.carla)");
+    let routed = stdout.lines().filter(|l| l.starts_with("routing   -> ")).count();
+    assert_eq!(routed, 1, "WhatsApp and email continue the routed conversation, not routed again:\n{stdout}");
+    assert_eq!(line(stdout, "no agent  -> "), "TP_STATUS_NOT_FOUND: agent agent.nobody not found (result NULL)");
+    assert_eq!(line(stdout, "decline   -> "), "declined(agent.carla) queued");
+    assert_eq!(line(stdout, "presence  -> "), "presence_changed(agent.bruno) offered(agent.bruno)");
+    assert_eq!(line(stdout, "accept    -> "), "assigned(agent.bruno)");
+    assert_eq!(line(stdout, "handler   -> "), "agent agent.bruno", "the context names the agent as the handler");
+    assert_eq!(line(stdout, "complete  -> "), "completed(agent.bruno)");
+    assert_eq!(line(stdout, "tick      -> "), "(none)");
+
     let linked: Vec<&str> = stdout.lines().filter_map(|l| l.strip_prefix("linked    -> ")).collect();
     assert_eq!(linked, ["whatsapp +5511987654321", "email ana.souza@example.com"], "normalised addresses");
     assert!(line(stdout, "reply     -> message ").ends_with(" on webchat"), "the reply goes where she last wrote");
@@ -366,6 +484,10 @@ fn check_story(stdout: &str) {
     assert_eq!(view["customer"]["id"], chat.customer.as_str());
     assert_eq!(view["customer"]["external_id"], "shop-user-1042");
     assert_eq!(view["focus"]["id"], chat.conversation.as_str());
+    assert_eq!(view["focus"]["handler"], handled_by("agent.bruno"), "the handler of the conversation on every channel");
+    let channels: BTreeSet<&str> =
+        view["focus"]["channels"].as_array().expect("channels").iter().map(|u| str_field(u, "channel")).collect();
+    assert_eq!(channels, BTreeSet::from(["email", "webchat", "whatsapp"]), "three channels, one conversation");
     let counts = &view["counts"];
     assert_eq!((counts["inbound"].as_u64(), counts["outbound"].as_u64()), (Some(3), Some(1)));
     assert_eq!(counts["conversations"], 1);
@@ -401,6 +523,9 @@ fn check_story(stdout: &str) {
     assert_eq!(seen.get("message_recorded"), Some(&1), "{names:?}");
     assert_eq!(seen.get("customer_created"), Some(&1), "{names:?}");
     assert_eq!(seen.get("conversation_opened"), Some(&1), "{names:?}");
+    // The handler changed three times: the support queue (declined), Bruno (accepted), nobody
+    // (completed).
+    assert_eq!(seen.get("conversation_assigned"), Some(&3), "{names:?}");
     assert_eq!(names.first(), Some(&"customer_created"), "events come in commit order");
     let total = stdout.lines().filter_map(|l| l.strip_prefix("events    -> ")).nth(1).expect("events total line");
     assert_eq!(total, format!("{} in total", names.len()));
@@ -595,7 +720,7 @@ fn text_that_is_not_json_is_invalid_json_and_json_of_the_wrong_shape_is_invalid_
     // Configurations are checked the same way.
     let bad_configs = [
         (json!({}), TpStatus::InvalidInput),
-        (json!({"tenant": "acme", "routing": {}}), TpStatus::InvalidInput),
+        (json!({"tenant": "acme", "routing": {"colour": "red"}}), TpStatus::InvalidInput),
         (json!({"tenant": "no spaces please"}), TpStatus::InvalidInput),
         (json!({"tenant": "acme", "cross_channel_window_hours": 0}), TpStatus::InvalidInput),
         (json!({"tenant": "acme", "default_phone_region": "Brazil"}), TpStatus::InvalidInput),
@@ -681,6 +806,8 @@ fn freed_and_forged_handles_are_invalid_handle_never_a_crash() {
         r#"{"channel": "email", "address": {"kind": "email", "address": "a@example.com"}, "verification": "verified"}"#,
     );
     let reply = cstring(&agent_reply("hi").to_string());
+    let (agent_json, agent_id, status) =
+        (cstring(&agent("ana", "online", 1).to_string()), cstring("ana"), cstring("online"));
 
     assert_eq!(tp_engine_free(engine.0), TpStatus::Ok);
     let forged = std::ptr::without_provenance_mut::<TpEngine>(0xdead_beef);
@@ -694,6 +821,12 @@ fn freed_and_forged_handles_are_invalid_handle_never_a_crash() {
                 call(|out| tp_customer_context(handle, customer.as_ptr(), null(), out)),
                 call(|out| tp_conversation_context(handle, conversation.as_ptr(), null(), out)),
                 call(|out| tp_events_after(handle, 0, 10, out)),
+                call(|out| tp_agent_upsert(handle, agent_json.as_ptr(), out)),
+                call(|out| tp_agent_presence(handle, agent_id.as_ptr(), status.as_ptr(), out)),
+                call(|out| tp_offer_accept(handle, conversation.as_ptr(), agent_id.as_ptr(), out)),
+                call(|out| tp_offer_decline(handle, conversation.as_ptr(), agent_id.as_ptr(), out)),
+                call(|out| tp_work_complete(handle, conversation.as_ptr(), out)),
+                call(|out| tp_routing_tick(handle, out)),
             ]
         };
         for result in results {
@@ -831,4 +964,353 @@ fn freeing_an_engine_while_other_threads_use_it_is_safe() {
         assert!(statuses[first_invalid..].iter().all(|s| *s == TpStatus::InvalidHandle), "{statuses:?}");
     }
     assert_eq!(engine.events(0, 10).unwrap_err().status, TpStatus::InvalidHandle);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routing through the C API.
+
+#[test]
+fn a_routing_config_builds_the_router_and_a_bad_one_is_refused_naming_the_problem() {
+    // Every key of "routing" is optional: an empty one routes to the default queue, any agent.
+    let engine = TestEngine::new(json!({"tenant": "acme", "routing": {}}));
+    let events = engine.upsert(&json!({"id": "ana", "presence": {"status": "online"}})).expect("upsert");
+    assert_eq!(events, json!({"events": [], "next_timer": null}));
+    let outcome = engine.ingest(&chat(1)).expect("ingest");
+    assert_eq!(outcome["routing"]["outcome"], json!({"assigned": "ana"}), "{outcome}");
+    assert_eq!(engine.handler(str_field(&outcome, "conversation")), handled_by("ana"));
+
+    // Router settings replace the defaults field by field; custom statuses add to the defaults.
+    let engine = TestEngine::new(json!({"tenant": "acme", "routing": {
+        "config": {"default_queue": "inbox", "statuses": {"chat-only": {"channels": {"only": ["webchat"]}}}},
+        "agents": [{"id": "ana", "presence": {"status": "chat-only"}}, {"id": "bo", "presence": {"status": "away"}}],
+    }}));
+    let outcome = engine.ingest(&chat(1)).expect("ingest");
+    assert_eq!(outcome["routing"]["outcome"], json!({"assigned": "ana"}), "{outcome}");
+    engine.presence("bo", "online").expect("a default status is still there");
+
+    let bad = [
+        (json!({"colour": "red"}), TpStatus::InvalidInput, "unknown field `colour`"),
+        (json!({"config": {"colour": "red"}}), TpStatus::InvalidInput, "unknown field `colour`"),
+        (json!({"config": {"default_queue": "has space"}}), TpStatus::InvalidInput, "routing.config"),
+        (json!({"queues": [{"id": "q", "offer": {"offer": true, "parallel": 0}}]}), TpStatus::InvalidInput, "parallel"),
+        (json!({"queues": [{"id": "q", "max_wait": -5}]}), TpStatus::InvalidInput, "non-negative"),
+        (
+            json!({"queues": [{"id": "q", "max_wait": 60, "on_max_wait": {"overflow": "later"}}, {"id": "later"}]}),
+            TpStatus::NotFound,
+            "queue later not found",
+        ),
+        (json!({"plan": {"rules": [{"name": "x", "steps": []}]}}), TpStatus::InvalidInput, "at least one step"),
+        (
+            json!({"plan": {"rules": [{"name": "x", "steps": [{"pool": {"queues": ["nope"]}}]}]}}),
+            TpStatus::InvalidInput,
+            "unknown queue",
+        ),
+        (json!({"agents": [{"id": "ana", "queues": [{"queue": "nope"}]}]}), TpStatus::NotFound, "queue nope not found"),
+        (json!({"agents": [{"id": "ana", "presence": {"status": "dancing"}}]}), TpStatus::InvalidInput, "dancing"),
+        (json!({"agents": [{"presence": {"status": "online"}}]}), TpStatus::InvalidInput, "missing field `id`"),
+    ];
+    for (routing, expected, says) in bad {
+        let config = cstring(&json!({"tenant": "acme", "routing": routing}).to_string());
+        let mut handle: *mut TpEngine = std::ptr::without_provenance_mut(0x1);
+        // SAFETY: valid pointers.
+        let status = unsafe { tp_engine_new(config.as_ptr(), &mut handle) };
+        assert_eq!(status, expected, "{routing}: {}", last_error());
+        assert!(last_error().contains(says), "{routing}: {}", last_error());
+        assert!(handle.is_null(), "no engine for a bad routing config");
+    }
+}
+
+#[test]
+fn without_a_routing_config_the_routing_calls_are_refused_and_ingest_routes_nothing() {
+    let engine = TestEngine::acme();
+    let outcome = engine.ingest(&chat(1)).expect("ingest");
+    assert_eq!(outcome["routing"], Value::Null);
+    assert_eq!(outcome["needs_handler"], true);
+    let conversation = str_field(&outcome, "conversation");
+    let events = engine.event_count();
+    let refusals = [
+        engine.upsert(&agent("ana", "online", 1)),
+        engine.presence("ana", "online"),
+        engine.accept(conversation, "ana"),
+        engine.decline(conversation, "ana"),
+        engine.complete(conversation),
+        engine.tick(),
+    ];
+    for refused in refusals {
+        let failed = refused.unwrap_err();
+        assert_eq!(failed.status, TpStatus::Refused);
+        assert!(failed.message.contains("add a \"routing\" key"), "{}", failed.message);
+    }
+    assert_eq!(engine.event_count(), events, "nothing changed");
+}
+
+#[test]
+fn direct_assignment_sets_the_handler_and_completed_work_goes_to_the_next_customer() {
+    // Ana takes one chat at a time; the queue assigns without offers.
+    let engine = TestEngine::routed(json!({}), &[agent("ana", "online", 1)]);
+    let first = engine.ingest(&chat(1)).expect("first");
+    let first_conversation = str_field(&first, "conversation");
+    assert_eq!(first["routing"]["item"], first["conversation"], "a conversation's work item has its id");
+    assert_eq!(first["routing"]["outcome"], json!({"assigned": "ana"}));
+    assert_eq!(event_words(&first["routing"]), ["step_entered", "assigned(ana)"]);
+    assert_eq!(engine.handler(first_conversation), handled_by("ana"));
+
+    // A follow-up in the same conversation is not routed again.
+    let mut again = chat(1);
+    again["external_id"] = json!("chat-1b");
+    assert_eq!(engine.ingest(&again).expect("follow-up")["routing"], Value::Null);
+
+    // Ana is busy: the second customer waits in the queue, which is the conversation's handler.
+    let second = engine.ingest(&chat(2)).expect("second");
+    let second_conversation = str_field(&second, "conversation");
+    assert_eq!(second["routing"]["outcome"], json!({"queued": "support"}));
+    assert_eq!(engine.handler(second_conversation), json!({"kind": "queue", "id": "support"}));
+
+    // Ana completes the first: she gets the second at once; the first has no handler any more.
+    let done = engine.complete(first_conversation).expect("complete");
+    assert_eq!(event_words(&done), ["completed(ana)", "assigned(ana)"]);
+    assert_eq!(done["events"][1]["item"], second["conversation"]);
+    assert_eq!(engine.handler(first_conversation), Value::Null);
+    assert_eq!(engine.handler(second_conversation), handled_by("ana"));
+
+    // Completing it again: it is no longer routed.
+    let failed = engine.complete(first_conversation).unwrap_err();
+    assert_eq!(failed.status, TpStatus::NotFound, "{}", failed.message);
+    assert_eq!(failed.message, format!("work item {first_conversation} not found"));
+}
+
+#[test]
+fn offers_go_to_available_agents_and_only_the_agent_offered_can_accept_or_decline() {
+    let engine = TestEngine::routed(
+        json!({"offer": {"offer": true, "expires_after": 600}}),
+        &[agent("ana", "online", 2), agent("bo", "away", 2)],
+    );
+    let outcome = engine.ingest(&chat(1)).expect("ingest");
+    let item = str_field(&outcome["routing"], "item");
+    assert_eq!(outcome["routing"]["outcome"], json!({"offered": ["ana"]}));
+    let offered = &outcome["routing"]["events"][1];
+    assert!(offered["expires_at"].is_string(), "{offered}");
+    assert_eq!(engine.handler(item), Value::Null, "an offer is not a handler yet");
+
+    // Bo was not offered it: neither his accept nor his decline counts, and nothing changes.
+    let events = engine.event_count();
+    for failed in [engine.accept(item, "bo").unwrap_err(), engine.decline(item, "bo").unwrap_err()] {
+        assert_eq!(failed.status, TpStatus::Refused);
+        assert_eq!(failed.message, format!("refused: work item {item} is not offered to bo"));
+    }
+    // Work that is offered, not assigned, cannot be completed.
+    assert_eq!(engine.complete(item).unwrap_err().status, TpStatus::Refused);
+    assert_eq!(engine.event_count(), events, "refused calls change nothing");
+
+    // Ana declines; Bo comes online and is offered it; Ana cannot take it back.
+    let declined = engine.decline(item, "ana").expect("decline");
+    assert_eq!(event_words(&declined), ["declined(ana)", "queued"]);
+    assert_eq!(engine.handler(item), json!({"kind": "queue", "id": "support"}));
+    let online = engine.presence("bo", "online").expect("presence");
+    assert_eq!(event_words(&online), ["presence_changed(bo)", "offered(bo)"]);
+    assert!(online["next_timer"].is_string(), "the offer's expiry is the next timer: {online}");
+    assert_eq!(engine.accept(item, "ana").unwrap_err().status, TpStatus::Refused);
+    let accepted = engine.accept(item, "bo").expect("accept");
+    assert_eq!(event_words(&accepted), ["assigned(bo)"]);
+    assert_eq!(engine.handler(item), handled_by("bo"));
+    // Accepting twice: the offer is gone.
+    let failed = engine.accept(item, "bo").unwrap_err();
+    assert_eq!(
+        (failed.status, failed.message),
+        (TpStatus::Refused, format!("refused: work item {item} has no open offer"))
+    );
+
+    // Upserting Bo with a new capacity keeps his work; going offline keeps it too (default policy).
+    engine.upsert(&agent("bo", "online", 5)).expect("update bo");
+    let offline = engine.presence("bo", "offline").expect("offline");
+    assert_eq!(event_words(&offline), ["presence_changed(bo)"]);
+    assert_eq!(engine.handler(item), handled_by("bo"));
+}
+
+#[test]
+fn tick_fires_a_due_offer_expiry_on_the_engine_clock_and_applies_its_events() {
+    // The C API's engine runs on the system clock: an offer of 50 ms is due after a short sleep.
+    let engine =
+        TestEngine::routed(json!({"offer": {"offer": true, "expires_after": 0.05}}), &[agent("ana", "online", 1)]);
+    let outcome = engine.ingest(&chat(1)).expect("ingest");
+    let item = str_field(&outcome["routing"], "item");
+    assert_eq!(outcome["routing"]["outcome"], json!({"offered": ["ana"]}));
+    std::thread::sleep(std::time::Duration::from_millis(120));
+    let fired = engine.tick().expect("tick");
+    // An expired offer counts as a decline: Ana is not offered it again, so it waits.
+    assert_eq!(event_words(&fired), ["offer_expired(ana)", "queued"], "{fired}");
+    assert_eq!(engine.handler(item), json!({"kind": "queue", "id": "support"}), "the tick's events were applied");
+    assert_eq!(engine.accept(item, "ana").unwrap_err().status, TpStatus::Refused, "the offer expired");
+    // What fired does not fire again.
+    assert_eq!(engine.tick().expect("tick")["events"], json!([]));
+}
+
+#[test]
+fn routing_arguments_are_checked_unknown_agents_and_items_are_not_found_and_nothing_changes() {
+    let engine =
+        TestEngine::routed(json!({"offer": {"offer": true, "expires_after": 600}}), &[agent("ana", "online", 1)]);
+    let outcome = engine.ingest(&chat(1)).expect("ingest");
+    let item = str_field(&outcome, "conversation");
+    let unknown_item = "01a23328-a7c7-7000-8002-2c1c4d22cc6e";
+    let events = engine.event_count();
+
+    // Unknown agent, unknown item.
+    let failed = engine.accept(item, "nobody").unwrap_err();
+    assert_eq!((failed.status, failed.message.as_str()), (TpStatus::NotFound, "agent nobody not found"));
+    assert_eq!(engine.decline(item, "nobody").unwrap_err().status, TpStatus::NotFound);
+    assert_eq!(engine.presence("nobody", "online").unwrap_err().status, TpStatus::NotFound);
+    for failed in [
+        engine.accept(unknown_item, "ana").unwrap_err(),
+        engine.decline(unknown_item, "ana").unwrap_err(),
+        engine.complete(unknown_item).unwrap_err(),
+    ] {
+        assert_eq!(failed.status, TpStatus::NotFound);
+        assert_eq!(failed.message, format!("work item {unknown_item} not found"));
+    }
+    // Malformed ids and names.
+    let failed = engine.accept("not-a-uuid", "ana").unwrap_err();
+    assert_eq!(failed.status, TpStatus::InvalidInput);
+    assert!(failed.message.starts_with("invalid input in `item_id`: is not a work item id"), "{}", failed.message);
+    let failed = engine.accept(item, "has space").unwrap_err();
+    assert_eq!(failed.status, TpStatus::InvalidInput);
+    assert!(failed.message.contains("agent"), "{}", failed.message);
+    let failed = engine.presence("ana", "dancing").unwrap_err();
+    assert_eq!(failed.status, TpStatus::InvalidInput);
+    assert!(failed.message.contains("unknown presence status \"dancing\""), "{}", failed.message);
+
+    // Agent JSON: not JSON, the wrong shape, a bad value, a queue that does not exist.
+    for not_json in ["", "{\"id\": ", "agent"] {
+        let text = cstring(not_json);
+        // SAFETY: valid pointers.
+        let failed = call(|out| unsafe { tp_agent_upsert(engine.0, text.as_ptr(), out) }).unwrap_err();
+        assert_eq!(failed.status, TpStatus::InvalidJson, "{not_json:?}");
+        assert!(failed.message.starts_with("`agent_json` is not JSON: "), "{}", failed.message);
+    }
+    for (shape, status, says) in [
+        (json!({"presence": {"status": "online"}}), TpStatus::InvalidInput, "missing field `id`"),
+        (json!({"id": "bo", "skills": ["billing"]}), TpStatus::InvalidInput, "invalid type"),
+        (json!({"id": "bo", "presence": {"status": ""}}), TpStatus::InvalidInput, "status"),
+        (json!({"id": "bo", "queues": [{"queue": "nope"}]}), TpStatus::NotFound, "queue nope not found"),
+    ] {
+        let failed = engine.upsert(&shape).unwrap_err();
+        assert_eq!(failed.status, status, "{shape}: {}", failed.message);
+        assert!(failed.message.contains(says), "{shape}: {}", failed.message);
+    }
+    assert_eq!(engine.presence("bo", "online").unwrap_err().status, TpStatus::NotFound, "bo was never added");
+
+    // Invalid UTF-8.
+    let bad = CString::new(b"an\xff".to_vec()).expect("no NUL");
+    let item_c = cstring(item);
+    // SAFETY (all calls below): every pointer is NULL or valid.
+    let failed = call(|out| unsafe { tp_offer_accept(engine.0, item_c.as_ptr(), bad.as_ptr(), out) }).unwrap_err();
+    assert_eq!(failed.status, TpStatus::InvalidUtf8);
+    assert!(failed.message.contains("`agent_id`"), "{}", failed.message);
+    let ana = cstring("ana");
+    let failed = call(|out| unsafe { tp_agent_presence(engine.0, ana.as_ptr(), bad.as_ptr(), out) }).unwrap_err();
+    assert!(failed.status == TpStatus::InvalidUtf8 && failed.message.contains("`status`"), "{failed:?}");
+
+    // NULL pointers, each named.
+    let good_agent = cstring(&agent("bo", "online", 1).to_string());
+    let mut out: *mut c_char = std::ptr::without_provenance_mut(0x1);
+    let expect = |status: TpStatus, message: &str| {
+        assert_eq!(status, TpStatus::NullPointer, "{message}");
+        assert_eq!(last_error(), message);
+    };
+    unsafe {
+        expect(tp_agent_upsert(null_mut(), good_agent.as_ptr(), &mut out), "`engine` is NULL");
+        expect(tp_agent_upsert(engine.0, null(), &mut out), "`agent_json` is NULL");
+        expect(tp_agent_upsert(engine.0, good_agent.as_ptr(), null_mut()), "`out_events_json` is NULL");
+        expect(tp_agent_presence(engine.0, null(), ana.as_ptr(), &mut out), "`agent_id` is NULL");
+        expect(tp_agent_presence(engine.0, ana.as_ptr(), null(), &mut out), "`status` is NULL");
+        expect(tp_offer_accept(engine.0, null(), ana.as_ptr(), &mut out), "`item_id` is NULL");
+        expect(tp_offer_accept(engine.0, item_c.as_ptr(), null(), &mut out), "`agent_id` is NULL");
+        expect(tp_offer_accept(engine.0, item_c.as_ptr(), ana.as_ptr(), null_mut()), "`out_events_json` is NULL");
+        expect(tp_offer_decline(engine.0, null(), ana.as_ptr(), &mut out), "`item_id` is NULL");
+        expect(tp_offer_decline(engine.0, item_c.as_ptr(), null(), &mut out), "`agent_id` is NULL");
+        expect(tp_work_complete(engine.0, null(), &mut out), "`item_id` is NULL");
+        expect(tp_work_complete(null_mut(), item_c.as_ptr(), &mut out), "`engine` is NULL");
+        expect(tp_routing_tick(null_mut(), &mut out), "`engine` is NULL");
+        expect(tp_routing_tick(engine.0, null_mut()), "`out_events_json` is NULL");
+    }
+    assert!(out.is_null(), "results stay NULL");
+
+    // None of the failures changed anything: the offer is still Ana's to accept.
+    assert_eq!(engine.event_count(), events, "no failed call changed anything");
+    assert_eq!(event_words(&engine.accept(item, "ana").expect("accept")), ["assigned(ana)"]);
+}
+
+#[test]
+fn agents_on_many_threads_race_to_accept_and_decline_and_each_offer_is_accepted_once() {
+    const AGENTS: usize = 4;
+    const ITEMS: usize = 30;
+    // Every item is offered to all four agents at once; the first accept wins.
+    let agents: Vec<Value> = (0..AGENTS).map(|a| agent(&format!("agent-{a}"), "online", 1000)).collect();
+    let engine =
+        TestEngine::routed(json!({"offer": {"offer": true, "parallel": AGENTS, "expires_after": 600}}), &agents);
+    let items: Vec<String> = (0..ITEMS)
+        .map(|n| {
+            let outcome = engine.ingest(&chat(n)).expect("ingest");
+            assert_eq!(outcome["routing"]["outcome"]["offered"].as_array().map(Vec::len), Some(AGENTS), "{outcome}");
+            str_field(&outcome, "conversation").to_owned()
+        })
+        .collect();
+    let items = Arc::new(items);
+    let handle = engine.0.addr();
+    let barrier = Arc::new(Barrier::new(AGENTS));
+    let workers: Vec<_> = (0..AGENTS)
+        .map(|a| {
+            let (barrier, items) = (barrier.clone(), items.clone());
+            std::thread::spawn(move || {
+                // Not dropped here: the engine is freed once, by the main thread.
+                let me = ManuallyDrop::new(TestEngine(std::ptr::without_provenance_mut(handle)));
+                let name = format!("agent-{a}");
+                barrier.wait();
+                let mut won = Vec::new();
+                for (k, item) in items.iter().enumerate() {
+                    // One agent per item declines it; the other three race to accept it.
+                    let declines = (k + a) % AGENTS == 0;
+                    let result = if declines { me.decline(item, &name) } else { me.accept(item, &name) };
+                    match result {
+                        Ok(events) if !declines => {
+                            // The offers to the others are withdrawn as the item is assigned.
+                            let words = event_words(&events);
+                            assert_eq!(words.last(), Some(&format!("assigned({name})")), "{events}");
+                            assert!(
+                                words[..words.len() - 1].iter().all(|w| w.starts_with("offer_rescinded(")),
+                                "{events}"
+                            );
+                            won.push(item.clone());
+                        }
+                        Ok(events) => assert!(event_words(&events).contains(&format!("declined({name})")), "{events}"),
+                        // Someone else accepted first: this agent's offer is gone.
+                        Err(failed) => {
+                            assert_eq!(failed.status, TpStatus::Refused, "{}", failed.message);
+                            assert!(
+                                failed.message == format!("refused: work item {item} has no open offer")
+                                    || failed.message == format!("refused: work item {item} is not offered to {name}"),
+                                "this thread's own error: {}",
+                                failed.message
+                            );
+                        }
+                    }
+                    // Reads on other threads see a consistent handler: nobody yet, or one agent.
+                    let handler = me.handler(item);
+                    assert!(handler.is_null() || handler["kind"] == "agent", "{handler}");
+                }
+                (name, won)
+            })
+        })
+        .collect();
+    let mut winners = BTreeMap::new();
+    for worker in workers {
+        let (name, won) = worker.join().expect("no thread panicked");
+        for item in won {
+            assert!(winners.insert(item, name.clone()).is_none(), "an item was accepted twice");
+        }
+    }
+    assert_eq!(winners.len(), ITEMS, "every item was accepted exactly once");
+    for (item, name) in &winners {
+        assert_eq!(engine.handler(item), handled_by(name), "the winner is the conversation's handler");
+        assert_eq!(engine.complete(item).expect("complete")["events"][0]["agent"], name.as_str());
+    }
 }

@@ -33,9 +33,10 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock};
 use touchpoint::context::TimelinePage;
 use touchpoint::events::StoredEvent;
 use touchpoint::model::{
-    Address, Author, ChannelKind, Claim, Content, ConversationId, CustomerId, DeliveryState, EndpointId, IdentityId,
-    InboundMessage, MessageId, TenantId, ThreadHints, Verification,
+    Address, AgentId, Author, ChannelKind, Claim, Content, ConversationId, CustomerId, DeliveryState, EndpointId,
+    IdentityId, InboundMessage, MessageId, TenantId, ThreadHints, Verification,
 };
+use touchpoint::routing::{Agent, Plan, Queue, Router, RouterConfig, RoutingEvent, WorkItemId};
 use touchpoint::store::InMemoryStore;
 use touchpoint::thread::ThreadingPolicy;
 use touchpoint::{Engine, EngineConfig, Error, OutboundMessage};
@@ -354,6 +355,18 @@ unsafe fn id<T: FromStr<Err = Error>>(ptr: *const c_char, argument: &str) -> Res
     text.trim().parse::<T>().map_err(Failure::from)
 }
 
+/// Parses a work item id argument (`item_id`): a UUID, the id of the routed conversation.
+///
+/// # Safety
+/// As for [`text`].
+unsafe fn work_item(ptr: *const c_char) -> Result<WorkItemId, Failure> {
+    // SAFETY: forwarded.
+    let text = unsafe { text(ptr, "item_id") }?;
+    uuid::Uuid::parse_str(text.trim()).map(WorkItemId::from_uuid).map_err(|e| {
+        Error::invalid("item_id", format!("is not a work item id (the UUID of a routed conversation): {e}")).into()
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // The JSON the C side sends.
 
@@ -366,6 +379,27 @@ struct ConfigJson {
     cross_channel_window_hours: Option<u32>,
     #[serde(default)]
     default_phone_region: Option<String>,
+    #[serde(default)]
+    routing: Option<RoutingJson>,
+}
+
+/// The configuration's `"routing"` key: the router the engine hands conversations to.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RoutingJson {
+    /// `RouterConfig`'s fields, each optional (the defaults fill the rest); `statuses` are added
+    /// to the default ones.
+    #[serde(default)]
+    config: serde_json::Map<String, serde_json::Value>,
+    /// `Queue`s, created in order (a queue's overflow target comes before it).
+    #[serde(default)]
+    queues: Vec<Queue>,
+    /// The `Plan`, installed after the queues it names.
+    #[serde(default)]
+    plan: Option<Plan>,
+    /// `Agent`s, added after the queues they join.
+    #[serde(default)]
+    agents: Vec<Agent>,
 }
 
 const MAX_WINDOW_HOURS: u32 = 24 * 365;
@@ -388,9 +422,52 @@ impl ConfigJson {
             }
             config.default_phone_region = Some(region.to_ascii_uppercase());
         }
-        let engine = Engine::builder(Arc::new(InMemoryStore::new())).config(config).build();
+        let mut builder = Engine::builder(Arc::new(InMemoryStore::new())).config(config);
+        let routing = match self.routing {
+            Some(routing) => {
+                let router = Arc::new(Router::new(router_config(routing.config)?));
+                builder = builder.router(router.clone());
+                Some((router, routing.queues, routing.plan, routing.agents))
+            }
+            None => None,
+        };
+        let engine = builder.build();
+        // The router is set up on the engine's clock; nothing is routed yet, so its events
+        // (presence changes) concern no conversation.
+        if let Some((router, queues, plan, agents)) = routing {
+            for queue in queues {
+                router.upsert_queue(queue)?;
+            }
+            if let Some(plan) = plan {
+                router.set_plan(plan, engine.now())?;
+            }
+            for agent in agents {
+                router.upsert_agent(agent, engine.now())?;
+            }
+        }
         Ok(Live { engine, tenant: self.tenant })
     }
+}
+
+/// `RouterConfig::default()` with the given fields replaced (`statuses` merged into the default
+/// statuses); an unknown field is refused.
+fn router_config(fields: serde_json::Map<String, serde_json::Value>) -> Result<RouterConfig, Error> {
+    use serde_json::Value;
+    let invalid = |reason: String| Error::invalid("routing.config", reason);
+    let Value::Object(mut merged) =
+        serde_json::to_value(RouterConfig::default()).map_err(|e| invalid(format!("defaults: {e}")))?
+    else {
+        return Err(invalid("the defaults are not a JSON object".into()));
+    };
+    let known = merged.keys().map(String::as_str).collect::<Vec<_>>().join("`, `");
+    for (key, value) in fields {
+        match (merged.get_mut(&key), value) {
+            (None, _) => return Err(invalid(format!("unknown field `{key}`, expected one of `{known}`"))),
+            (Some(Value::Object(defaults)), Value::Object(given)) if key == "statuses" => defaults.extend(given),
+            (Some(slot), value) => *slot = value,
+        }
+    }
+    serde_json::from_value(Value::Object(merged)).map_err(|e| invalid(e.to_string()))
 }
 
 /// `tp_ingest`'s inbound message: the fields of `touchpoint::model::InboundMessage`, with the
@@ -526,6 +603,38 @@ struct EventsJson<'a> {
 /// Most events one `tp_events_after` call returns.
 const MAX_EVENTS: u32 = 1000;
 
+/// What the routing calls hand out.
+#[derive(Serialize)]
+struct RoutingEventsJson<'a> {
+    events: &'a [RoutingEvent],
+    next_timer: Option<DateTime<Utc>>,
+}
+
+/// The engine's router, or `Refused` when the engine was configured without one.
+fn router(live: &Live) -> Result<&Arc<Router>, Failure> {
+    live.engine.router().ok_or_else(|| {
+        Failure::from(Error::Refused(
+            "this engine has no router: add a \"routing\" key to the configuration of tp_engine_new".into(),
+        ))
+    })
+}
+
+/// Writes what a router call did back to the engine's conversations (their handlers), then
+/// hands out the events and when the router's next timer is due.
+///
+/// # Safety
+/// `out` came from [`out_slot`].
+unsafe fn apply_and_hand_out(
+    out: *mut *mut c_char,
+    live: &Live,
+    router: &Router,
+    events: Vec<RoutingEvent>,
+) -> Result<(), Failure> {
+    block_on(live.engine.apply_routing_events(&live.tenant, &events))?;
+    // SAFETY: forwarded.
+    unsafe { hand_out(out, &RoutingEventsJson { events: &events, next_timer: router.next_timer() }) }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The C API.
 
@@ -557,7 +666,30 @@ pub extern "C" fn tp_status_name(status: i32) -> *const c_char {
 ///     {"tenant": "acme-shop",                  required: the tenant every call works in
 ///      "cross_channel_window_hours": 72,       optional: continue the customer's open
 ///                                              conversation across channels within this window
-///      "default_phone_region": "BR"}           optional: region for national phone numbers
+///      "default_phone_region": "BR",           optional: region for national phone numbers
+///      "routing": {...}}                       optional: route conversations to agents
+///
+/// With "routing", every conversation that needs a handler is routed as it is ingested (the
+/// outcome's "routing"), and the tp_agent_*, tp_offer_*, tp_work_complete and tp_routing_tick
+/// calls work. Every key of "routing" is optional:
+///
+///     {"queues": [{"id": "support",                          queues, in order (an overflow
+///                  "offer": {"offer": true, "expires_after": 120}}],   target comes first);
+///                                                            without "offer", work is assigned
+///                                                            directly; durations in seconds
+///      "plan": {"rules": [{"name": "all", "steps": [{"pool": {"queues": ["support"]}}]}]},
+///                                                            first-match rules of steps (without
+///                                                            a plan: the router's default queue,
+///                                                            every agent)
+///      "agents": [{"id": "agent.bruno", ...}],               as for tp_agent_upsert
+///      "config": {"default_queue": "default",                router settings, each optional:
+///                 "statuses": {"chat-only": {"channels": {"only": ["webchat"]}}},
+///                 "offline": {"grace": 60, "assigned": "requeue"}}}   statuses add to online,
+///                                                            away, busy and offline
+///
+/// Queues, plans and agents are touchpoint's routing types (`Queue`, `Plan`, `Agent`) in their
+/// serde form; a queue or plan that does not validate is TP_STATUS_INVALID_INPUT, a plan or
+/// agent naming a missing queue TP_STATUS_INVALID_INPUT or TP_STATUS_NOT_FOUND.
 ///
 /// On success `*out_engine` is the new engine: free it with `tp_engine_free`. On failure
 /// `*out_engine` is NULL (when `out_engine` itself is not NULL).
@@ -641,7 +773,12 @@ pub unsafe extern "C" fn tp_string_free(string: *mut c_char) -> TpStatus {
 ///      "sent_at": "2026-03-02T09:00:00Z"}      optional
 ///
 /// On success `*out_outcome_json` is the outcome (message, customer, identity, conversation,
-/// duplicate, resolution, thread, needs_handler, notes): free it with `tp_string_free`.
+/// duplicate, resolution, thread, needs_handler, notes, routing): free it with `tp_string_free`.
+/// With a router, "routing" is what it did with a conversation that needed a handler:
+/// `{"item": "<conversation id>", "outcome": {"offered": ["agent.bruno"]}` (or `{"assigned":
+/// "agent.bruno"}`, `{"queued": "support"}`, `{"timed_out": "close"}`), "rule", "step", "reason",
+/// "events"}`; it is null when nothing was routed (no router, a handler already, a duplicate). A
+/// routing failure does not fail the ingest: it is in "notes".
 /// Ingesting the same (channel, external_id) again changes nothing and returns the first
 /// outcome with "duplicate": true. On failure `*out_outcome_json` is NULL and nothing changed.
 ///
@@ -808,5 +945,195 @@ pub unsafe extern "C" fn tp_events_after(
         let events = block_on(live.engine.store().events_after(&live.tenant, after, limit as usize))?;
         let next_after = events.last().map_or(after, |e| e.seq);
         unsafe { hand_out(out, &EventsJson { events: &events, next_after }) }
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Routing.
+
+/// Adds an agent (or a bot) to the engine's router, or updates one: skills, languages, queues,
+/// capacity and presence. An agent who is available gets the best waiting work at once.
+///
+/// `agent_json`:
+///
+///     {"id": "agent.bruno",                                   required
+///      "queues": [{"queue": "support"}],                      optional: queues the agent serves
+///                                                             ("priority": 1, "delay": seconds)
+///      "presence": {"status": "online"},                      optional (default "offline"):
+///                                                             online, away, busy, offline, or a
+///                                                             status of the routing config
+///      "capacity": {"channels": {"webchat": 2, "email": 5}},  optional (default: 1 per channel)
+///      "skills": {"billing": 3}, "languages": ["pt-BR"],      optional
+///      "attributes": {"team": "returns"}, "is_bot": false}    optional
+///
+/// On success `*out_events_json` is the router's events: free it with `tp_string_free`. An
+/// agent joining a queue the router does not have is TP_STATUS_NOT_FOUND.
+///
+/// All routing calls (tp_agent_upsert, tp_agent_presence, tp_offer_accept, tp_offer_decline,
+/// tp_work_complete, tp_routing_tick) need an engine configured with a "routing" key
+/// (TP_STATUS_REFUSED otherwise). Each applies what the router did to the engine's
+/// conversations (the handler becomes the assigned agent, or the queue the conversation waits
+/// in; completed work has none) and hands out the router's events, in order, and when its next
+/// timer is due:
+///
+///     {"events": [{"event": "offered", "item": "<conversation id>", "agents": ["agent.bruno"],
+///                  "expires_at": "2026-03-02T09:02:00Z"},
+///                 {"event": "assigned", "item": "...", "agent": "agent.bruno",
+///                  "queue": "support", "wait": 12.5}, ...],
+///      "next_timer": "2026-03-02T09:02:00Z"}   or null; call tp_routing_tick then
+///
+/// Event names: assigned, offered, queued, declined, offer_expired, offer_rescinded,
+/// step_entered, step_skipped, requeued, overflowed, timed_out, completed, withdrawn,
+/// presence_changed, handed_off. If the router acted but recording a handler in the store
+/// failed (TP_STATUS_BACKEND, only with a failing store), the router's change stays.
+///
+/// # Safety
+/// String arguments are NULL or NUL-terminated; `out_events_json` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tp_agent_upsert(
+    engine: *mut TpEngine,
+    agent_json: *const c_char,
+    out_events_json: *mut *mut c_char,
+) -> TpStatus {
+    guard(|| {
+        // SAFETY (this block and below): the caller's promises, forwarded.
+        let out = unsafe { out_slot(out_events_json, "out_events_json") }?;
+        let live = live(engine)?;
+        let agent: Agent = parse(unsafe { text(agent_json, "agent_json") }?, "agent_json")?;
+        let router = router(&live)?;
+        let events = router.upsert_agent(agent, live.engine.now())?;
+        unsafe { apply_and_hand_out(out, &live, router, events) }
+    })
+}
+
+/// Sets an agent's presence status by name ("online", "away", "busy", "offline", or one of
+/// the routing config's or the agent's own statuses). Going available offers them waiting
+/// work; going offline withdraws their open offers.
+///
+/// On success `*out_events_json` is the router's events: free it with `tp_string_free`. An
+/// unknown agent is TP_STATUS_NOT_FOUND, an unknown status TP_STATUS_INVALID_INPUT.
+///
+/// # Safety
+/// String arguments are NULL or NUL-terminated; `out_events_json` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tp_agent_presence(
+    engine: *mut TpEngine,
+    agent_id: *const c_char,
+    status: *const c_char,
+    out_events_json: *mut *mut c_char,
+) -> TpStatus {
+    guard(|| {
+        // SAFETY (this block and below): the caller's promises, forwarded.
+        let out = unsafe { out_slot(out_events_json, "out_events_json") }?;
+        let live = live(engine)?;
+        let agent: AgentId = unsafe { id(agent_id, "agent_id") }?;
+        let status = unsafe { text(status, "status") }?;
+        let router = router(&live)?;
+        let events = router.set_presence(&agent, status, live.engine.now())?;
+        unsafe { apply_and_hand_out(out, &live, router, events) }
+    })
+}
+
+/// An agent accepts the offer of a work item: the item is assigned to them (the conversation's
+/// handler becomes the agent) and the item's offers to other agents are withdrawn.
+///
+/// `item_id` is the work item: a routed conversation's id (the `"item"` of the outcome's
+/// `"routing"` and of the events). On success `*out_events_json` is the router's events: free
+/// it with `tp_string_free`. An unknown item or agent is TP_STATUS_NOT_FOUND; an item not
+/// offered to this agent (any more) is TP_STATUS_REFUSED.
+///
+/// # Safety
+/// String arguments are NULL or NUL-terminated; `out_events_json` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tp_offer_accept(
+    engine: *mut TpEngine,
+    item_id: *const c_char,
+    agent_id: *const c_char,
+    out_events_json: *mut *mut c_char,
+) -> TpStatus {
+    guard(|| {
+        // SAFETY (this block and below): the caller's promises, forwarded.
+        let out = unsafe { out_slot(out_events_json, "out_events_json") }?;
+        let live = live(engine)?;
+        let item = unsafe { work_item(item_id) }?;
+        let agent: AgentId = unsafe { id(agent_id, "agent_id") }?;
+        let router = router(&live)?;
+        let events = router.accept(item, &agent, live.engine.now())?;
+        unsafe { apply_and_hand_out(out, &live, router, events) }
+    })
+}
+
+/// An agent declines the offer of a work item: they are never offered it again, and it goes
+/// on to another agent or waits in its queue (or leaves routing after the queue's
+/// `max_declines`).
+///
+/// Arguments, result and errors as for `tp_offer_accept`.
+///
+/// # Safety
+/// String arguments are NULL or NUL-terminated; `out_events_json` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tp_offer_decline(
+    engine: *mut TpEngine,
+    item_id: *const c_char,
+    agent_id: *const c_char,
+    out_events_json: *mut *mut c_char,
+) -> TpStatus {
+    guard(|| {
+        // SAFETY (this block and below): the caller's promises, forwarded.
+        let out = unsafe { out_slot(out_events_json, "out_events_json") }?;
+        let live = live(engine)?;
+        let item = unsafe { work_item(item_id) }?;
+        let agent: AgentId = unsafe { id(agent_id, "agent_id") }?;
+        let router = router(&live)?;
+        let events = router.decline(item, &agent, live.engine.now())?;
+        unsafe { apply_and_hand_out(out, &live, router, events) }
+    })
+}
+
+/// The agent finished an assigned work item: it leaves routing (the conversation no longer has
+/// a handler until the customer writes again), and the agent's freed capacity takes the best
+/// waiting item.
+///
+/// `item_id` as for `tp_offer_accept`. On success `*out_events_json` is the router's events:
+/// free it with `tp_string_free`. An unknown item is TP_STATUS_NOT_FOUND; an item that is not
+/// assigned is TP_STATUS_REFUSED.
+///
+/// # Safety
+/// String arguments are NULL or NUL-terminated; `out_events_json` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tp_work_complete(
+    engine: *mut TpEngine,
+    item_id: *const c_char,
+    out_events_json: *mut *mut c_char,
+) -> TpStatus {
+    guard(|| {
+        // SAFETY (this block and below): the caller's promises, forwarded.
+        let out = unsafe { out_slot(out_events_json, "out_events_json") }?;
+        let live = live(engine)?;
+        let item = unsafe { work_item(item_id) }?;
+        let router = router(&live)?;
+        let events = router.complete(item, live.engine.now())?;
+        unsafe { apply_and_hand_out(out, &live, router, events) }
+    })
+}
+
+/// Fires the router's timers that are due by now on the engine's clock: offer expiry, plan
+/// step dwell, queue max wait, no-reply reassignment, agent-offline handling. Call it when the
+/// `"next_timer"` of the last routing result is due (calling it early or often is harmless).
+///
+/// On success `*out_events_json` is the router's events (often none): free it with
+/// `tp_string_free`.
+///
+/// # Safety
+/// `out_events_json` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tp_routing_tick(engine: *mut TpEngine, out_events_json: *mut *mut c_char) -> TpStatus {
+    guard(|| {
+        // SAFETY (this block and below): the caller's promises, forwarded.
+        let out = unsafe { out_slot(out_events_json, "out_events_json") }?;
+        let live = live(engine)?;
+        let router = router(&live)?;
+        let events = router.tick(live.engine.now());
+        unsafe { apply_and_hand_out(out, &live, router, events) }
     })
 }

@@ -3,6 +3,11 @@
  * shop links her WhatsApp number and email, she continues on WhatsApp, then writes an email.
  * One customer, one conversation history, one context.
  *
+ * And who handles her: the engine routes the new conversation to the "support" queue, which
+ * offers work to its agents. Carla declines the offer, Bruno comes online, is offered it and
+ * accepts; the context shows him as the conversation's handler on every channel, and when he
+ * completes the work the conversation leaves routing.
+ *
  * Build and run from the repository root (Linux; the static library needs the system
  * libraries Rust's standard library uses):
  *
@@ -66,6 +71,51 @@ static long long json_number(const char *json, const char *key) {
     return strtoll(start + strlen(pattern), NULL, 10);
 }
 
+/*
+ * Prints `label -> ` and the routing events in `json` (a tp_ routing result, or an outcome's
+ * "routing"), each as its name with the agent it concerns: `declined(agent.carla) queued`.
+ */
+static void print_events(const char *label, const char *json) {
+    static const char tag[] = "{\"event\":\"";
+    printf("%-9s ->", label);
+    int count = 0;
+    const char *event = strstr(json, tag);
+    while (event != NULL) {
+        const char *next = strstr(event + 1, tag);
+        char name[64] = "?", agent[160] = "";
+        json_string(event, "event", name, sizeof name);
+        /* The event's agent: "agent":"..." or the first of "agents":["...", within this event. */
+        const char *one = strstr(event, "\"agent\":\"");
+        const char *many = strstr(event, "\"agents\":[\"");
+        if (one != NULL && (next == NULL || one < next)) {
+            json_string(one, "agent", agent, sizeof agent);
+        } else if (many != NULL && (next == NULL || many < next)) {
+            const char *start = many + strlen("\"agents\":[\"");
+            const char *end = strchr(start, '"');
+            if (end != NULL && (size_t)(end - start) < sizeof agent) {
+                memcpy(agent, start, (size_t)(end - start));
+                agent[end - start] = '\0';
+            }
+        }
+        printf(agent[0] != '\0' ? " %s(%s)" : " %s", name, agent);
+        count++;
+        event = next;
+    }
+    printf("%s\n", count == 0 ? " (none)" : "");
+}
+
+/*
+ * Checks a routing call, prints its events and frees them. Takes the address of the result
+ * (not its value): C leaves the order of evaluating arguments open, so the value may be read
+ * before the call in the same argument list has set it.
+ */
+static void routing(const char *label, TpStatus status, char **events) {
+    check(status, label);
+    print_events(label, *events);
+    check(tp_string_free(*events), "tp_string_free");
+    *events = NULL;
+}
+
 /* Ids are UUIDs: 36 characters. */
 typedef struct {
     char text[40];
@@ -86,6 +136,12 @@ static void ingest(TpEngine *engine, const char *label, const char *inbound_json
     json_string(outcome, "decision", thread, sizeof thread);       /* "thread":{"decision":... */
     printf("%-9s -> customer %s, conversation %s (resolution %s, thread %s)\n", label, customer->text,
            conversation->text, resolution, thread);
+    /* What the router did with a conversation that needed a handler ("routing": null when
+       nothing was routed). */
+    const char *routed = strstr(outcome, "\"routing\":{");
+    if (routed != NULL) {
+        print_events("routing", routed);
+    }
     check(tp_string_free(outcome), "tp_string_free");
 }
 
@@ -102,10 +158,30 @@ static void link_identity(TpEngine *engine, const Id *customer, const char *iden
 int main(void) {
     printf("touchpoint %s\n", tp_version());
 
-    /* One engine per tenant; continue open conversations across channels for up to 3 days. */
+    /*
+     * One engine per tenant; continue open conversations across channels for up to 3 days.
+     * Route conversations to the "support" queue, which offers each one to an agent for two
+     * minutes; Carla serves it and is online.
+     */
     TpEngine *engine = NULL;
-    check(tp_engine_new("{\"tenant\": \"acme-shop\", \"cross_channel_window_hours\": 72}", &engine),
+    check(tp_engine_new("{\"tenant\": \"acme-shop\", \"cross_channel_window_hours\": 72,"
+                        " \"routing\": {"
+                        "   \"queues\": [{\"id\": \"support\", \"offer\": {\"offer\": true, \"expires_after\": 120}}],"
+                        "   \"plan\": {\"rules\": [{\"name\": \"everything\", \"steps\": [{\"pool\": {\"queues\": [\"support\"]}}]}]},"
+                        "   \"agents\": [{\"id\": \"agent.carla\", \"queues\": [{\"queue\": \"support\"}],"
+                        "                 \"capacity\": {\"channels\": {\"webchat\": 2, \"whatsapp\": 2, \"email\": 5}},"
+                        "                 \"presence\": {\"status\": \"online\"}}]}}",
+                        &engine),
           "tp_engine_new");
+
+    /* Bruno joins support too, but is away for now. */
+    char *events = NULL;
+    TpStatus status = tp_agent_upsert(engine,
+                                      "{\"id\": \"agent.bruno\", \"queues\": [{\"queue\": \"support\"}],"
+                                      " \"capacity\": {\"channels\": {\"webchat\": 2, \"whatsapp\": 2, \"email\": 5}},"
+                                      " \"presence\": {\"status\": \"away\"}}",
+                                      &events);
+    routing("upsert", status, &events);
 
     /* 1. Web chat: Ana is signed in on the shop, so the host vouches for her user id. */
     const char *chat =
@@ -127,6 +203,19 @@ int main(void) {
     printf("retry     -> duplicate %s, customer %s\n", strstr(again, "\"duplicate\":true") ? "true" : "false",
            again_customer.text);
     check(tp_string_free(again), "tp_string_free");
+
+    /* The conversation (its id is the work item's) was offered to Carla. A typo in an agent's
+       name is an error, not a crash. */
+    status = tp_offer_accept(engine, conversation.text, "agent.nobody", &events);
+    printf("no agent  -> %s: %s (result %s)\n", tp_status_name(status), tp_last_error(),
+           events == NULL ? "NULL" : "set");
+
+    /* Carla declines: nobody else is available, so it waits in the queue. */
+    routing("decline", tp_offer_decline(engine, conversation.text, "agent.carla", &events), &events);
+
+    /* Bruno comes online: it is offered to him at once, and he accepts. */
+    routing("presence", tp_agent_presence(engine, "agent.bruno", "online", &events), &events);
+    routing("accept", tp_offer_accept(engine, conversation.text, "agent.bruno", &events), &events);
 
     /* The shop knows her phone and email from her account and links them as verified. */
     link_identity(engine, &customer,
@@ -174,14 +263,25 @@ int main(void) {
                strcmp(conversation.text, mail_conversation.text) == 0;
     printf("one story -> %s\n", same ? "yes" : "NO");
 
-    /* What the next agent sees, whatever channel they answer on. */
+    /* What the next agent sees, whatever channel they answer on, and who handles it. */
     char *context = NULL;
     check(tp_conversation_context(engine, mail_conversation.text, NULL, &context), "tp_conversation_context");
     const char *counts = strstr(context, "\"counts\":");
     printf("context   -> %lld in / %lld out over %lld conversation(s)\n", counts ? json_number(counts, "inbound") : -1,
            counts ? json_number(counts, "outbound") : -1, counts ? json_number(counts, "conversations") : -1);
+    char handler_kind[16] = "none", handler_id[160] = "";
+    const char *handler = strstr(context, "\"handler\":{"); /* the focus conversation's handler */
+    if (handler != NULL) {
+        json_string(handler, "kind", handler_kind, sizeof handler_kind);
+        json_string(handler, "id", handler_id, sizeof handler_id);
+    }
+    printf("handler   -> %s %s\n", handler_kind, handler_id);
     printf("context json: %s\n", context);
     check(tp_string_free(context), "tp_string_free");
+
+    /* Bruno is done: the work leaves routing. Timers (offer expiry, ...) fire on tp_routing_tick. */
+    routing("complete", tp_work_complete(engine, conversation.text, &events), &events);
+    routing("tick", tp_routing_tick(engine, &events), &events);
 
     /* Poll the event outbox, five at a time. */
     uint64_t after = 0;
@@ -212,10 +312,10 @@ int main(void) {
 
     /* Errors are status codes with an explanation, never crashes. */
     char *missing = NULL;
-    TpStatus status = tp_record_outbound(engine, "00000000-0000-7000-8000-000000000000",
-                                         "{\"author\": {\"kind\": \"agent\", \"id\": \"agent.bruno\"},"
-                                         " \"content\": {\"type\": \"text\", \"body\": \"Hello?\"}}",
-                                         &missing);
+    status = tp_record_outbound(engine, "00000000-0000-7000-8000-000000000000",
+                                "{\"author\": {\"kind\": \"agent\", \"id\": \"agent.bruno\"},"
+                                " \"content\": {\"type\": \"text\", \"body\": \"Hello?\"}}",
+                                &missing);
     printf("error     -> %s: %s (result %s)\n", tp_status_name(status), tp_last_error(),
            missing == NULL ? "NULL" : "set");
 

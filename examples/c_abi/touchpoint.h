@@ -4,6 +4,10 @@
  * One engine holds one tenant's customers, conversations and events in memory. Hand it every
  * inbound contact (tp_ingest), record your replies (tp_record_outbound), ask it for the
  * cross-channel context of a customer (tp_customer_context), poll its events (tp_events_after).
+ * With a "routing" configuration it also routes conversations to agents: add agents
+ * (tp_agent_upsert), set their presence (tp_agent_presence), let them accept or decline offers
+ * (tp_offer_accept, tp_offer_decline), complete work (tp_work_complete), fire timers
+ * (tp_routing_tick); each conversation's handler follows.
  *
  * Data: every request and result is JSON text (UTF-8, NUL-terminated), in the shapes shown
  * on each function.
@@ -133,7 +137,30 @@ const char *tp_status_name(int32_t status);
 //     {"tenant": "acme-shop",                  required: the tenant every call works in
 //      "cross_channel_window_hours": 72,       optional: continue the customer's open
 //                                              conversation across channels within this window
-//      "default_phone_region": "BR"}           optional: region for national phone numbers
+//      "default_phone_region": "BR",           optional: region for national phone numbers
+//      "routing": {...}}                       optional: route conversations to agents
+//
+// With "routing", every conversation that needs a handler is routed as it is ingested (the
+// outcome's "routing"), and the tp_agent_*, tp_offer_*, tp_work_complete and tp_routing_tick
+// calls work. Every key of "routing" is optional:
+//
+//     {"queues": [{"id": "support",                          queues, in order (an overflow
+//                  "offer": {"offer": true, "expires_after": 120}}],   target comes first);
+//                                                            without "offer", work is assigned
+//                                                            directly; durations in seconds
+//      "plan": {"rules": [{"name": "all", "steps": [{"pool": {"queues": ["support"]}}]}]},
+//                                                            first-match rules of steps (without
+//                                                            a plan: the router's default queue,
+//                                                            every agent)
+//      "agents": [{"id": "agent.bruno", ...}],               as for tp_agent_upsert
+//      "config": {"default_queue": "default",                router settings, each optional:
+//                 "statuses": {"chat-only": {"channels": {"only": ["webchat"]}}},
+//                 "offline": {"grace": 60, "assigned": "requeue"}}}   statuses add to online,
+//                                                            away, busy and offline
+//
+// Queues, plans and agents are touchpoint's routing types (`Queue`, `Plan`, `Agent`) in their
+// serde form; a queue or plan that does not validate is TP_STATUS_INVALID_INPUT, a plan or
+// agent naming a missing queue TP_STATUS_INVALID_INPUT or TP_STATUS_NOT_FOUND.
 //
 // On success `*out_engine` is the new engine: free it with `tp_engine_free`. On failure
 // `*out_engine` is NULL (when `out_engine` itself is not NULL).
@@ -177,7 +204,12 @@ TpStatus tp_string_free(char *string);
 //      "sent_at": "2026-03-02T09:00:00Z"}      optional
 //
 // On success `*out_outcome_json` is the outcome (message, customer, identity, conversation,
-// duplicate, resolution, thread, needs_handler, notes): free it with `tp_string_free`.
+// duplicate, resolution, thread, needs_handler, notes, routing): free it with `tp_string_free`.
+// With a router, "routing" is what it did with a conversation that needed a handler:
+// `{"item": "<conversation id>", "outcome": {"offered": ["agent.bruno"]}` (or `{"assigned":
+// "agent.bruno"}`, `{"queued": "support"}`, `{"timed_out": "close"}`), "rule", "step", "reason",
+// "events"}`; it is null when nothing was routed (no router, a handler already, a duplicate). A
+// routing failure does not fail the ingest: it is in "notes".
 // Ingesting the same (channel, external_id) again changes nothing and returns the first
 // outcome with "duplicate": true. On failure `*out_outcome_json` is NULL and nothing changed.
 //
@@ -261,6 +293,111 @@ TpStatus tp_conversation_context(struct TpEngine *engine,
 // # Safety
 // `out_events_json` is NULL or writable.
 TpStatus tp_events_after(struct TpEngine *engine, uint64_t after, uint32_t limit, char **out_events_json);
+
+// Adds an agent (or a bot) to the engine's router, or updates one: skills, languages, queues,
+// capacity and presence. An agent who is available gets the best waiting work at once.
+//
+// `agent_json`:
+//
+//     {"id": "agent.bruno",                                   required
+//      "queues": [{"queue": "support"}],                      optional: queues the agent serves
+//                                                             ("priority": 1, "delay": seconds)
+//      "presence": {"status": "online"},                      optional (default "offline"):
+//                                                             online, away, busy, offline, or a
+//                                                             status of the routing config
+//      "capacity": {"channels": {"webchat": 2, "email": 5}},  optional (default: 1 per channel)
+//      "skills": {"billing": 3}, "languages": ["pt-BR"],      optional
+//      "attributes": {"team": "returns"}, "is_bot": false}    optional
+//
+// On success `*out_events_json` is the router's events: free it with `tp_string_free`. An
+// agent joining a queue the router does not have is TP_STATUS_NOT_FOUND.
+//
+// All routing calls (tp_agent_upsert, tp_agent_presence, tp_offer_accept, tp_offer_decline,
+// tp_work_complete, tp_routing_tick) need an engine configured with a "routing" key
+// (TP_STATUS_REFUSED otherwise). Each applies what the router did to the engine's
+// conversations (the handler becomes the assigned agent, or the queue the conversation waits
+// in; completed work has none) and hands out the router's events, in order, and when its next
+// timer is due:
+//
+//     {"events": [{"event": "offered", "item": "<conversation id>", "agents": ["agent.bruno"],
+//                  "expires_at": "2026-03-02T09:02:00Z"},
+//                 {"event": "assigned", "item": "...", "agent": "agent.bruno",
+//                  "queue": "support", "wait": 12.5}, ...],
+//      "next_timer": "2026-03-02T09:02:00Z"}   or null; call tp_routing_tick then
+//
+// Event names: assigned, offered, queued, declined, offer_expired, offer_rescinded,
+// step_entered, step_skipped, requeued, overflowed, timed_out, completed, withdrawn,
+// presence_changed, handed_off. If the router acted but recording a handler in the store
+// failed (TP_STATUS_BACKEND, only with a failing store), the router's change stays.
+//
+// # Safety
+// String arguments are NULL or NUL-terminated; `out_events_json` is NULL or writable.
+TpStatus tp_agent_upsert(struct TpEngine *engine, const char *agent_json, char **out_events_json);
+
+// Sets an agent's presence status by name ("online", "away", "busy", "offline", or one of
+// the routing config's or the agent's own statuses). Going available offers them waiting
+// work; going offline withdraws their open offers.
+//
+// On success `*out_events_json` is the router's events: free it with `tp_string_free`. An
+// unknown agent is TP_STATUS_NOT_FOUND, an unknown status TP_STATUS_INVALID_INPUT.
+//
+// # Safety
+// String arguments are NULL or NUL-terminated; `out_events_json` is NULL or writable.
+TpStatus tp_agent_presence(struct TpEngine *engine,
+                           const char *agent_id,
+                           const char *status,
+                           char **out_events_json);
+
+// An agent accepts the offer of a work item: the item is assigned to them (the conversation's
+// handler becomes the agent) and the item's offers to other agents are withdrawn.
+//
+// `item_id` is the work item: a routed conversation's id (the `"item"` of the outcome's
+// `"routing"` and of the events). On success `*out_events_json` is the router's events: free
+// it with `tp_string_free`. An unknown item or agent is TP_STATUS_NOT_FOUND; an item not
+// offered to this agent (any more) is TP_STATUS_REFUSED.
+//
+// # Safety
+// String arguments are NULL or NUL-terminated; `out_events_json` is NULL or writable.
+TpStatus tp_offer_accept(struct TpEngine *engine,
+                         const char *item_id,
+                         const char *agent_id,
+                         char **out_events_json);
+
+// An agent declines the offer of a work item: they are never offered it again, and it goes
+// on to another agent or waits in its queue (or leaves routing after the queue's
+// `max_declines`).
+//
+// Arguments, result and errors as for `tp_offer_accept`.
+//
+// # Safety
+// String arguments are NULL or NUL-terminated; `out_events_json` is NULL or writable.
+TpStatus tp_offer_decline(struct TpEngine *engine,
+                          const char *item_id,
+                          const char *agent_id,
+                          char **out_events_json);
+
+// The agent finished an assigned work item: it leaves routing (the conversation no longer has
+// a handler until the customer writes again), and the agent's freed capacity takes the best
+// waiting item.
+//
+// `item_id` as for `tp_offer_accept`. On success `*out_events_json` is the router's events:
+// free it with `tp_string_free`. An unknown item is TP_STATUS_NOT_FOUND; an item that is not
+// assigned is TP_STATUS_REFUSED.
+//
+// # Safety
+// String arguments are NULL or NUL-terminated; `out_events_json` is NULL or writable.
+TpStatus tp_work_complete(struct TpEngine *engine, const char *item_id, char **out_events_json);
+
+// Fires the router's timers that are due by now on the engine's clock: offer expiry, plan
+// step dwell, queue max wait, no-reply reassignment, agent-offline handling. Call it when the
+// `"next_timer"` of the last routing result is due (calling it early or often is harmless).
+//
+// On success `*out_events_json` is the router's events (often none): free it with
+// `tp_string_free`.
+//
+// # Safety
+// `out_events_json` is NULL or writable.
+TpStatus tp_routing_tick(struct TpEngine *engine, char **out_events_json);
 
 #ifdef __cplusplus
 }  // extern "C"

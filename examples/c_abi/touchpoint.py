@@ -3,7 +3,9 @@
 
 The cross-channel story of examples/quickstart.rs: a customer starts on web chat, the shop links
 her WhatsApp number and email, she continues on WhatsApp, then writes an email. One customer,
-one conversation history, one context.
+one conversation history, one context. And who handles her: the engine routes the conversation
+to the "support" queue, which offers it to an agent; Carla declines, Bruno comes online, is
+offered it and accepts, and the context shows him as the handler on every channel.
 
 Run from the repository root:
 
@@ -53,6 +55,12 @@ class Library:
             "tp_customer_context": ([ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, out], status),
             "tp_conversation_context": ([ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, out], status),
             "tp_events_after": ([ctypes.c_void_p, ctypes.c_uint64, ctypes.c_uint32, out], status),
+            "tp_agent_upsert": ([ctypes.c_void_p, ctypes.c_char_p, out], status),
+            "tp_agent_presence": ([ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, out], status),
+            "tp_offer_accept": ([ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, out], status),
+            "tp_offer_decline": ([ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, out], status),
+            "tp_work_complete": ([ctypes.c_void_p, ctypes.c_char_p, out], status),
+            "tp_routing_tick": ([ctypes.c_void_p, out], status),
         }
         for name, (argtypes, restype) in signatures.items():
             function = getattr(lib, name)
@@ -125,6 +133,27 @@ class Engine:
     def events_after(self, after=0, limit=100):
         return self._library.call_json(self._lib.tp_events_after, self._handle, after, limit)
 
+    # Routing (the engine's configuration needs a "routing" key). Each call returns the router's
+    # events, {"events": [...], "next_timer": "..." or None}; call routing_tick() at next_timer.
+
+    def agent_upsert(self, agent):
+        return self._library.call_json(self._lib.tp_agent_upsert, self._handle, _json(agent))
+
+    def agent_presence(self, agent_id, status):
+        return self._library.call_json(self._lib.tp_agent_presence, self._handle, _text(agent_id), _text(status))
+
+    def offer_accept(self, item_id, agent_id):
+        return self._library.call_json(self._lib.tp_offer_accept, self._handle, _text(item_id), _text(agent_id))
+
+    def offer_decline(self, item_id, agent_id):
+        return self._library.call_json(self._lib.tp_offer_decline, self._handle, _text(item_id), _text(agent_id))
+
+    def work_complete(self, item_id):
+        return self._library.call_json(self._lib.tp_work_complete, self._handle, _text(item_id))
+
+    def routing_tick(self):
+        return self._library.call_json(self._lib.tp_routing_tick, self._handle)
+
     def close(self):
         if self._handle is not None:
             self._library.check(self._lib.tp_engine_free(self._handle))
@@ -146,11 +175,33 @@ def find_library():
     return Path(__file__).resolve().parents[2] / "target" / "debug" / "examples" / name
 
 
+def print_events(label, events):
+    """Prints routing events, each as its name with the agent it concerns."""
+    words = []
+    for event in events:
+        agent = event.get("agent") or next(iter(event.get("agents") or []), None)
+        words.append(f"{event['event']}({agent})" if agent else event["event"])
+    print(f"{label:9} -> {' '.join(words) or '(none)'}")
+
+
 def print_outcome(label, outcome):
     print(
         f"{label:9} -> customer {outcome['customer']}, conversation {outcome['conversation']} "
         f"(resolution {outcome['resolution']['kind']}, thread {outcome['thread']['decision']})"
     )
+    # What the router did with a conversation that needed a handler (None: nothing routed).
+    if outcome["routing"] is not None:
+        print_events("routing", outcome["routing"]["events"])
+
+
+# Bruno and Carla serve the support queue on web chat, WhatsApp and email.
+def agent(agent_id, status):
+    return {
+        "id": agent_id,
+        "queues": [{"queue": "support"}],
+        "capacity": {"channels": {"webchat": 2, "whatsapp": 2, "email": 5}},
+        "presence": {"status": status},
+    }
 
 
 def main():
@@ -158,7 +209,21 @@ def main():
     print(f"touchpoint {library.version()}")
 
     # One engine per tenant; continue open conversations across channels for up to 3 days.
-    with Engine(library, {"tenant": "acme-shop", "cross_channel_window_hours": 72}) as engine:
+    # Route conversations to the "support" queue, which offers each one to an agent for two
+    # minutes; Carla serves it and is online.
+    config = {
+        "tenant": "acme-shop",
+        "cross_channel_window_hours": 72,
+        "routing": {
+            "queues": [{"id": "support", "offer": {"offer": True, "expires_after": 120}}],
+            "plan": {"rules": [{"name": "everything", "steps": [{"pool": {"queues": ["support"]}}]}]},
+            "agents": [agent("agent.carla", "online")],
+        },
+    }
+    with Engine(library, config) as engine:
+        # Bruno joins support too, but is away for now.
+        print_events("upsert", engine.agent_upsert(agent("agent.bruno", "away"))["events"])
+
         # 1. Web chat: Ana is signed in on the shop, so the host vouches for her user id.
         chat = {
             "channel": "webchat",
@@ -175,6 +240,22 @@ def main():
         # A retried webhook changes nothing.
         again = engine.ingest(chat)
         print(f"retry     -> duplicate {str(again['duplicate']).lower()}, customer {again['customer']}")
+
+        # The conversation (its id is the work item's) was offered to Carla. A typo in an
+        # agent's name is an error, not a crash.
+        item = first["routing"]["item"]
+        try:
+            engine.offer_accept(item, "agent.nobody")
+            print("no agent  -> none?")
+        except TouchpointError as error:
+            print(f"no agent  -> {error.name}: {error.message} (result NULL)")
+
+        # Carla declines: nobody else is available, so it waits in the queue.
+        print_events("decline", engine.offer_decline(item, "agent.carla")["events"])
+
+        # Bruno comes online: it is offered to him at once, and he accepts.
+        print_events("presence", engine.agent_presence("agent.bruno", "online")["events"])
+        print_events("accept", engine.offer_accept(item, "agent.bruno")["events"])
 
         # The shop knows her phone and email from her account and links them as verified.
         for channel, address in [
@@ -233,13 +314,15 @@ def main():
         )
         print(f"one story -> {'yes' if same else 'NO'}")
 
-        # What the next agent sees, whatever channel they answer on.
+        # What the next agent sees, whatever channel they answer on, and who handles it.
         view = engine.conversation_context(third["conversation"])
         counts = view["counts"]
         print(
             f"context   -> {counts['inbound']} in / {counts['outbound']} out "
             f"over {counts['conversations']} conversation(s)"
         )
+        handler = view["focus"]["handler"] or {"kind": "none", "id": ""}
+        print(f"handler   -> {handler['kind']} {handler['id']}")
         print(f"context json: {json.dumps(view, separators=(',', ':'))}")
         for message in view["timeline"]:
             author = message["author"]
@@ -247,6 +330,10 @@ def main():
             content = message["content"]
             text = content.get("body") or content.get("caption") or content["type"]
             print(f"  [{message['channel']:8}] {who:12} {text}")
+
+        # Bruno is done: the work leaves routing. Timers (offer expiry, ...) fire on routing_tick().
+        print_events("complete", engine.work_complete(item)["events"])
+        print_events("tick", engine.routing_tick()["events"])
 
         # Poll the event outbox, five at a time.
         after, names = 0, []

@@ -64,6 +64,7 @@
 pub mod calendar;
 mod eligibility;
 pub mod expr;
+pub mod ledger;
 mod model;
 mod ops;
 mod plan;
@@ -74,6 +75,7 @@ mod state;
 pub use eligibility::{
     AgentProfile, AttrTest, Eligibility, EligibleFn, MAX_TERM_DEPTH, MAX_TERM_NODES, Membership, Term, eligible_fn,
 };
+pub use ledger::{Assignment, AssignmentLedger, Claim, ClaimOutcome, InMemoryLedger, Refusal};
 pub use model::{
     Agent, Capacity, ChannelSet, Discipline, Interruption, LastAgent, MAX_DURATION_SECS, NoReplyPolicy, OfferPolicy,
     Presence, PresenceStatus, Queue, QueueMembership, TimeoutAction, WorkItem, WorkItemId,

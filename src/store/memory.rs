@@ -1,13 +1,12 @@
 //! The in-memory store: always compiled, the same semantics as a database backend.
 
-use super::rules::{check_content, check_tenant, check_version};
+use super::rules::{Lookup, Standing, check};
 use super::{ChangeSet, Committed, LinkKey, MessageQuery, MessageScope, Store, ThreadKey, ThreadKeyClaim};
-use crate::Error;
 use crate::events::StoredEvent;
 use crate::idgen::IdGen;
 use crate::model::{
-    AddressKind, ChannelKind, Conversation, ConversationId, Customer, CustomerId, CustomerState, EventId, Identity,
-    IdentityId, Message, MessageId, NormalizedAddress, TenantId, Verification,
+    AddressKind, ChannelKind, Conversation, ConversationId, Customer, CustomerId, EventId, Identity, IdentityId,
+    Message, MessageId, NormalizedAddress, TenantId, Verification,
 };
 use async_trait::async_trait;
 use std::collections::HashMap;
@@ -57,8 +56,10 @@ impl Hasher for IdHasher {
 
 type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 
+/// One tenant's records and indexes. Also the snapshot the PostgreSQL store checks a change
+/// set against (it loads the records the change set touches into an empty one).
 #[derive(Debug, Default)]
-struct TenantData {
+pub(crate) struct TenantData {
     customers: IdMap<CustomerId, Customer>,
     external_ids: HashMap<String, CustomerId>,
     identities: IdMap<IdentityId, Identity>,
@@ -82,10 +83,6 @@ fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
 
 fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
     lock.write().unwrap_or_else(|p| p.into_inner())
-}
-
-fn conflict(what: String) -> Error {
-    Error::Conflict(what)
 }
 
 impl InMemoryStore {
@@ -149,157 +146,6 @@ impl TenantData {
         self.identity_by_address.get(channel)?[kind_index(address.kind)].get(&address.value).copied()
     }
 
-    fn validate(&self, changes: &ChangeSet) -> crate::Result<()> {
-        // Customers: versions and the external-id unique key, judged on the state after the commit.
-        let mut final_external: HashMap<CustomerId, Option<&str>> = HashMap::new();
-        for w in &changes.customers {
-            let id = w.record.id;
-            check_version("customer", id, self.customers.get(&id).map(|c| c.version), w.expected)?;
-            final_external.insert(id, w.record.external_id.as_deref());
-        }
-        for w in &changes.customers {
-            if let Some(x) = w.record.external_id.as_deref() {
-                if let Some(holder) = self.external_ids.get(x) {
-                    let still_holds =
-                        *holder != w.record.id && final_external.get(holder).is_none_or(|e| *e == Some(x));
-                    if still_holds {
-                        return Err(conflict(format!("external id is already held by customer {holder}")));
-                    }
-                }
-                if changes
-                    .customers
-                    .iter()
-                    .any(|o| o.record.id != w.record.id && o.record.external_id.as_deref() == Some(x))
-                {
-                    return Err(conflict("two customers in one change claim the same external id".into()));
-                }
-            }
-        }
-        // Identities: versions, immutable address, the (channel, address) unique key, link keys.
-        for (id, expected) in &changes.identity_deletes {
-            check_version("identity", *id, self.identities.get(id).map(|i| i.version), Some(*expected))?;
-        }
-        for w in &changes.identities {
-            let r = &w.record;
-            let stored = self.identities.get(&r.id);
-            check_version("identity", r.id, stored.map(|i| i.version), w.expected)?;
-            if let Some(s) = stored {
-                if s.channel != r.channel || s.address != r.address {
-                    return Err(Error::invalid("identity.address", "an identity's channel and address never change"));
-                }
-            } else if let Some(holder) = self.identity_id_by_address(&r.channel, &r.address)
-                && !changes.identity_deletes.iter().any(|(d, _)| *d == holder)
-            {
-                return Err(conflict(format!("{} address is already identity {holder}", r.channel)));
-            }
-            if changes
-                .identities
-                .iter()
-                .filter(|o| o.record.channel == r.channel && o.record.address == r.address)
-                .count()
-                > 1
-            {
-                return Err(conflict("two identities in one change share an address".into()));
-            }
-            if r.verification.can_link() && LinkKey::of(&r.address).is_some() {
-                self.check_link_key(changes, &r.address)?;
-            }
-        }
-        self.check_owners_active(changes)?;
-        // Conversations and messages.
-        for w in &changes.conversations {
-            check_version(
-                "conversation",
-                w.record.id,
-                self.conversations.get(&w.record.id).map(|c| c.version),
-                w.expected,
-            )?;
-        }
-        for w in &changes.messages {
-            let r = &w.record;
-            check_version("message", r.id, self.messages.get(&r.id).map(|m| m.version), w.expected)?;
-            if w.expected.is_none()
-                && let Some(x) = &r.external_id
-            {
-                let taken = self.message_keys.get(&r.channel).is_some_and(|m| m.contains_key(x));
-                let twice = changes
-                    .messages
-                    .iter()
-                    .filter(|o| {
-                        o.expected.is_none()
-                            && o.record.channel == r.channel
-                            && o.record.external_id.as_ref() == Some(x)
-                    })
-                    .count()
-                    > 1;
-                if taken || twice {
-                    return Err(conflict(format!("a {} message with provider id {x:?} already exists", r.channel)));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Identities, conversations and messages written by the change must belong to a customer
-    /// that is active after the commit.
-    fn check_owners_active(&self, changes: &ChangeSet) -> crate::Result<()> {
-        let active = |id: CustomerId| -> crate::Result<()> {
-            let state = match changes.customers.iter().find(|w| w.record.id == id) {
-                Some(w) => Some(&w.record.state),
-                None => self.customers.get(&id).map(|c| &c.state),
-            };
-            match state {
-                Some(CustomerState::Active) => Ok(()),
-                Some(CustomerState::Merged { .. }) => Err(conflict(format!("customer {id} was merged"))),
-                Some(CustomerState::Erased { .. }) => Err(conflict(format!("customer {id} was erased"))),
-                None => Err(conflict(format!("customer {id} does not exist"))),
-            }
-        };
-        for w in &changes.identities {
-            active(w.record.customer)?;
-        }
-        for w in &changes.conversations {
-            active(w.record.customer)?;
-        }
-        for w in &changes.messages {
-            let conversation = w.record.conversation;
-            let owner = match changes.conversations.iter().find(|c| c.record.id == conversation) {
-                Some(c) => Some(c.record.customer),
-                None => self.conversations.get(&conversation).map(|c| c.customer),
-            };
-            match owner {
-                Some(customer) => active(customer)?,
-                None => return Err(conflict(format!("conversation {conversation} does not exist"))),
-            }
-        }
-        Ok(())
-    }
-
-    /// A linking-level address may belong to one customer only (after the commit).
-    fn check_link_key(&self, changes: &ChangeSet, address: &NormalizedAddress) -> crate::Result<()> {
-        let written = changes.identities.iter().map(|w| &w.record).filter(|i| &i.address == address);
-        let stored = self.link_keys[kind_index(address.kind)]
-            .get(&address.value)
-            .into_iter()
-            .flatten()
-            .filter(|id| {
-                !changes.identity_deletes.iter().any(|(d, _)| d == *id)
-                    && !changes.identities.iter().any(|w| w.record.id == **id)
-            })
-            .filter_map(|id| self.identities.get(id));
-        let mut owner = None;
-        for identity in written.chain(stored).filter(|i| i.verification.can_link()) {
-            match owner {
-                None => owner = Some(identity.customer),
-                Some(o) if o != identity.customer => {
-                    return Err(conflict(format!("{} is already a verified address of customer {o}", address.value)));
-                }
-                Some(_) => {}
-            }
-        }
-        Ok(())
-    }
-
     fn remove_identity(&mut self, id: IdentityId) {
         if let Some(old) = self.identities.remove(&id) {
             if let Some(m) = self.identity_by_address.get_mut(&old.channel) {
@@ -320,7 +166,7 @@ impl TenantData {
         }
     }
 
-    fn put_identity(&mut self, identity: Identity) {
+    pub(crate) fn put_identity(&mut self, identity: Identity) {
         let id = identity.id;
         match self.identities.get(&id) {
             Some(old) if old.customer != identity.customer => {
@@ -347,7 +193,7 @@ impl TenantData {
         self.identities.insert(id, identity);
     }
 
-    fn put_customer(&mut self, customer: Customer) {
+    pub(crate) fn put_customer(&mut self, customer: Customer) {
         if let Some(old) = self.customers.get(&customer.id)
             && let Some(x) = &old.external_id
             && customer.external_id.as_ref() != Some(x)
@@ -361,7 +207,7 @@ impl TenantData {
         self.customers.insert(customer.id, customer);
     }
 
-    fn put_conversation(&mut self, conversation: Conversation) {
+    pub(crate) fn put_conversation(&mut self, conversation: Conversation) {
         let id = conversation.id;
         match self.conversations.get(&id) {
             Some(old) if old.customer != conversation.customer => {
@@ -377,14 +223,30 @@ impl TenantData {
         self.conversations.insert(id, conversation);
     }
 
-    fn put_message(&mut self, message: Message) {
+    pub(crate) fn put_message(&mut self, message: Message) {
         let id = message.id;
-        if !self.messages.contains_key(&id) {
+        let old = self.messages.get(&id);
+        let old_key = old.and_then(|m| Some((m.channel.clone(), m.external_id.clone()?)));
+        let old_conversation = old.map(|m| m.conversation);
+        if old_conversation != Some(message.conversation) {
+            if let Some(c) = old_conversation
+                && let Some(list) = self.messages_by_conversation.get_mut(&c)
+            {
+                list.retain(|m| *m != id);
+            }
             let list = self.messages_by_conversation.entry(message.conversation).or_default();
             let at = list.partition_point(|m| *m < id);
             list.insert(at, id);
-            if let Some(x) = &message.external_id {
-                self.message_keys.entry(message.channel.clone()).or_default().insert(x.clone(), id);
+        }
+        let new_key = message.external_id.as_ref().map(|x| (message.channel.clone(), x.clone()));
+        if old_key != new_key {
+            if let Some((channel, x)) = old_key
+                && let Some(keys) = self.message_keys.get_mut(&channel)
+            {
+                keys.remove(&x);
+            }
+            if let Some((channel, x)) = new_key {
+                self.message_keys.entry(channel).or_default().insert(x, id);
             }
         }
         self.messages.insert(id, message);
@@ -456,6 +318,57 @@ impl TenantData {
             });
         }
         if self.events.len() as u64 >= first { first } else { 0 }
+    }
+}
+
+impl Lookup for TenantData {
+    fn customer(&self, id: CustomerId) -> crate::Result<Option<(u64, Standing)>> {
+        Ok(self.customers.get(&id).map(|c| (c.version, Standing::of(&c.state))))
+    }
+
+    fn customer_by_external_id(&self, external_id: &str) -> crate::Result<Option<CustomerId>> {
+        Ok(self.external_ids.get(external_id).copied())
+    }
+
+    fn identity(
+        &self,
+        id: IdentityId,
+        at: Option<(&ChannelKind, &NormalizedAddress)>,
+    ) -> crate::Result<Option<(u64, bool)>> {
+        Ok(self
+            .identities
+            .get(&id)
+            .map(|i| (i.version, at.is_none_or(|(channel, address)| &i.channel == channel && &i.address == address))))
+    }
+
+    fn identity_by_address(
+        &self,
+        channel: &ChannelKind,
+        address: &NormalizedAddress,
+    ) -> crate::Result<Option<IdentityId>> {
+        Ok(self.identity_id_by_address(channel, address))
+    }
+
+    fn link_holders(&self, address: &NormalizedAddress) -> crate::Result<Vec<(IdentityId, CustomerId, Verification)>> {
+        Ok(self.link_keys[kind_index(address.kind)]
+            .get(&address.value)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.identities.get(id))
+            .map(|i| (i.id, i.customer, i.verification))
+            .collect())
+    }
+
+    fn conversation(&self, id: ConversationId) -> crate::Result<Option<(u64, CustomerId)>> {
+        Ok(self.conversations.get(&id).map(|c| (c.version, c.customer)))
+    }
+
+    fn message_version(&self, id: MessageId) -> crate::Result<Option<u64>> {
+        Ok(self.messages.get(&id).map(|m| m.version))
+    }
+
+    fn message_by_key(&self, channel: &ChannelKind, external_id: &str) -> crate::Result<Option<MessageId>> {
+        Ok(self.message_keys.get(channel).and_then(|m| m.get(external_id)).copied())
     }
 }
 
@@ -596,9 +509,7 @@ impl Store for InMemoryStore {
         {
             return Ok(Committed::Duplicate { message: *existing });
         }
-        check_tenant(tenant, &changes)?;
-        check_content(&changes)?;
-        d.validate(&changes)?;
+        check(&*d, tenant, &changes)?;
         let first_event_seq = d.apply(tenant, changes);
         Ok(Committed::Applied { first_event_seq })
     }

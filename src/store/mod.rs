@@ -28,11 +28,15 @@
 //! * Events get consecutive sequence numbers per tenant in commit order.
 
 mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod rules;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
 pub use memory::InMemoryStore;
+#[cfg(feature = "postgres")]
+pub use postgres::PostgresStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::SqliteStore;
 
@@ -188,6 +192,11 @@ impl<T> Write<T> {
     /// An insert.
     pub fn insert(record: T) -> Self {
         Write { record, expected: None }
+    }
+
+    /// An update that applies only if the stored record is at version `expected`.
+    pub fn update(record: T, expected: u64) -> Self {
+        Write { record, expected: Some(expected) }
     }
 }
 

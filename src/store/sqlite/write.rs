@@ -1,14 +1,11 @@
 //! `Store::commit` on SQLite: the checks of the store contract, then the writes, on the writer
 //! connection inside the caller's transaction (a savepoint of the batch).
 //!
-//! The checks mirror [`InMemoryStore`](crate::store::InMemoryStore) exactly: everything is
-//! judged against the state before the change set, then applied in the same order (conversation
-//! deletes, identity deletes, customers, identities, conversations, messages, thread keys,
-//! events). The unique indexes of the schema back the checks up; a violation that slipped past
-//! them is reported as a conflict as well. A record inserted twice in one change set is written
-//! twice, as in memory: the second write replaces the record, the keys it is found by stay those
-//! of the first (hence the `ON CONFLICT (tenant, id) DO UPDATE` on every insert; an id that
-//! existed before the change set never gets there, the checks refuse it).
+//! The checks are the ones every backend runs ([`rules::check`](crate::store::rules)), answered
+//! from SQL rows; everything is judged against the state before the change set, then applied in
+//! the same order as in memory (conversation deletes, identity deletes, customers, identities,
+//! conversations, messages, thread keys, events). The unique indexes of the schema back the
+//! checks up; a violation that slipped past them is reported as a conflict as well.
 
 use super::statements::Sql;
 use super::{backend_error, channel_key, decode_id, encode, kind_key, verification_rank};
@@ -18,13 +15,12 @@ use crate::model::{
     ChannelKind, ConversationId, CustomerId, CustomerState, EventId, IdentityId, MessageId, NormalizedAddress,
     TenantId, Verification,
 };
-use crate::store::rules::{check_content, check_tenant, check_version};
-use crate::store::{ChangeSet, Committed, LinkKey, ThreadKeyClaim, Write};
+use crate::store::rules::{Lookup, Standing, check};
+use crate::store::{ChangeSet, Committed, ThreadKeyClaim, Write};
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 
 fn conflict(what: String) -> Error {
     Error::Conflict(what)
@@ -63,10 +59,8 @@ impl EventIn {
 }
 
 impl Encoded {
-    /// Encodes the records of `changes`. Fails with [`Error::InvalidInput`] for content JSON
-    /// cannot hold (a NaN or infinite coordinate).
+    /// Encodes the records of `changes`.
     pub(super) fn new(changes: &ChangeSet) -> Result<Encoded> {
-        check_content(changes)?;
         fn all<T: Serialize>(what: &'static str, records: &[Write<T>]) -> Result<Vec<String>> {
             records.iter().map(|w| encode(what, &w.record)).collect()
         }
@@ -103,8 +97,7 @@ pub(super) fn commit(
         {
             return Ok(Some(Committed::Duplicate { message: existing }));
         }
-        check_tenant(tenant, changes)?;
-        db.validate(changes)?;
+        check(&db, tenant, changes)?;
         Ok(None)
     })();
     match checked {
@@ -123,14 +116,6 @@ pub(super) fn version_from_sql(v: i64) -> u64 {
     u64::from_ne_bytes(v.to_ne_bytes())
 }
 
-/// The stored identity row the checks need.
-struct IdentityRow {
-    version: u64,
-    channel: String,
-    kind: String,
-    address: String,
-}
-
 struct Db<'s, 'c> {
     sql: &'s Sql<'c>,
     /// Event ids: UUID v7 from the change set's time, increasing in commit order.
@@ -138,16 +123,25 @@ struct Db<'s, 'c> {
     tenant: &'s str,
 }
 
-impl Db<'_, '_> {
-    fn customer_row(&self, id: CustomerId) -> Result<Option<(u64, String)>> {
-        self.sql
+impl Lookup for Db<'_, '_> {
+    fn customer(&self, id: CustomerId) -> Result<Option<(u64, Standing)>> {
+        let row = self
+            .sql
             .with("SELECT version, state FROM customers WHERE tenant = ?1 AND id = ?2", |s| {
                 s.query_row(params![self.tenant, id.0.as_bytes()], |r| {
                     Ok((version_from_sql(r.get(0)?), r.get::<_, String>(1)?))
                 })
                 .optional()
             })
-            .map_err(backend_error)
+            .map_err(backend_error)?;
+        Ok(row.map(|(version, state)| {
+            let standing = match state.as_str() {
+                "active" => Standing::Active,
+                "merged" => Standing::Merged,
+                _ => Standing::Erased,
+            };
+            (version, standing)
+        }))
     }
 
     fn customer_by_external_id(&self, external_id: &str) -> Result<Option<CustomerId>> {
@@ -159,20 +153,26 @@ impl Db<'_, '_> {
             .map(|o| o.map(|b| CustomerId(decode_id(b))))
     }
 
-    fn identity_row(&self, id: IdentityId) -> Result<Option<IdentityRow>> {
-        self.sql
+    fn identity(&self, id: IdentityId, at: Option<(&ChannelKind, &NormalizedAddress)>) -> Result<Option<(u64, bool)>> {
+        let row = self
+            .sql
             .with("SELECT version, channel, address_kind, address FROM identities WHERE tenant = ?1 AND id = ?2", |s| {
                 s.query_row(params![self.tenant, id.0.as_bytes()], |r| {
-                    Ok(IdentityRow {
-                        version: version_from_sql(r.get(0)?),
-                        channel: r.get(1)?,
-                        kind: r.get(2)?,
-                        address: r.get(3)?,
-                    })
+                    Ok((
+                        version_from_sql(r.get(0)?),
+                        r.get::<_, String>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                    ))
                 })
                 .optional()
             })
-            .map_err(backend_error)
+            .map_err(backend_error)?;
+        Ok(row.map(|(version, channel, kind, address)| {
+            let same =
+                at.is_none_or(|(c, a)| channel == channel_key(c) && kind == kind_key(a.kind) && address == a.value);
+            (version, same)
+        }))
     }
 
     fn identity_by_address(&self, channel: &ChannelKind, address: &NormalizedAddress) -> Result<Option<IdentityId>> {
@@ -222,21 +222,13 @@ impl Db<'_, '_> {
             .collect()
     }
 
-    fn conversation_row(&self, id: ConversationId) -> Result<Option<(u64, CustomerId)>> {
+    fn conversation(&self, id: ConversationId) -> Result<Option<(u64, CustomerId)>> {
         self.sql
             .with("SELECT version, customer FROM conversations WHERE tenant = ?1 AND id = ?2", |s| {
                 s.query_row(params![self.tenant, id.0.as_bytes()], |r| {
                     Ok((version_from_sql(r.get(0)?), CustomerId(decode_id(r.get(1)?))))
                 })
                 .optional()
-            })
-            .map_err(backend_error)
-    }
-
-    fn conversation_exists(&self, id: ConversationId) -> Result<bool> {
-        self.sql
-            .with("SELECT 1 FROM conversations WHERE tenant = ?1 AND id = ?2", |s| {
-                s.exists(params![self.tenant, id.0.as_bytes()])
             })
             .map_err(backend_error)
     }
@@ -259,6 +251,16 @@ impl Db<'_, '_> {
             .map_err(backend_error)
             .map(|o| o.map(|b| MessageId(decode_id(b))))
     }
+}
+
+impl Db<'_, '_> {
+    fn conversation_exists(&self, id: ConversationId) -> Result<bool> {
+        self.sql
+            .with("SELECT 1 FROM conversations WHERE tenant = ?1 AND id = ?2", |s| {
+                s.exists(params![self.tenant, id.0.as_bytes()])
+            })
+            .map_err(backend_error)
+    }
 
     fn thread_key_holder(&self, key: &str) -> Result<Option<ConversationId>> {
         self.sql
@@ -267,170 +269,6 @@ impl Db<'_, '_> {
             })
             .map_err(backend_error)
             .map(|o| o.map(|b| ConversationId(decode_id(b))))
-    }
-
-    fn validate(&self, changes: &ChangeSet) -> Result<()> {
-        // Customers: versions and the external-id unique key, judged on the state after the commit.
-        let mut final_external: HashMap<CustomerId, Option<&str>> = HashMap::new();
-        for w in &changes.customers {
-            let id = w.record.id;
-            check_version("customer", id, self.customer_row(id)?.map(|(v, _)| v), w.expected)?;
-            final_external.insert(id, w.record.external_id.as_deref());
-        }
-        for w in &changes.customers {
-            if let Some(x) = w.record.external_id.as_deref() {
-                if let Some(holder) = self.customer_by_external_id(x)? {
-                    let still_holds =
-                        holder != w.record.id && final_external.get(&holder).is_none_or(|e| *e == Some(x));
-                    if still_holds {
-                        return Err(conflict(format!("external id is already held by customer {holder}")));
-                    }
-                }
-                if changes
-                    .customers
-                    .iter()
-                    .any(|o| o.record.id != w.record.id && o.record.external_id.as_deref() == Some(x))
-                {
-                    return Err(conflict("two customers in one change claim the same external id".into()));
-                }
-            }
-        }
-        // Identities: versions, immutable address, the (channel, address) unique key, link keys.
-        for (id, expected) in &changes.identity_deletes {
-            check_version("identity", *id, self.identity_row(*id)?.map(|i| i.version), Some(*expected))?;
-        }
-        for w in &changes.identities {
-            let r = &w.record;
-            let stored = self.identity_row(r.id)?;
-            check_version("identity", r.id, stored.as_ref().map(|i| i.version), w.expected)?;
-            if let Some(s) = &stored {
-                if s.channel != channel_key(&r.channel)
-                    || s.kind != kind_key(r.address.kind)
-                    || s.address != r.address.value
-                {
-                    return Err(Error::invalid("identity.address", "an identity's channel and address never change"));
-                }
-            } else if let Some(holder) = self.identity_by_address(&r.channel, &r.address)?
-                && !changes.identity_deletes.iter().any(|(d, _)| *d == holder)
-            {
-                return Err(conflict(format!("{} address is already identity {holder}", r.channel)));
-            }
-            if changes
-                .identities
-                .iter()
-                .filter(|o| o.record.channel == r.channel && o.record.address == r.address)
-                .count()
-                > 1
-            {
-                return Err(conflict("two identities in one change share an address".into()));
-            }
-            if r.verification.can_link() && LinkKey::of(&r.address).is_some() {
-                self.check_link_key(changes, &r.address)?;
-            }
-        }
-        self.check_owners_active(changes)?;
-        // Conversations and messages.
-        for w in &changes.conversations {
-            let stored = self.conversation_row(w.record.id)?.map(|(v, _)| v);
-            check_version("conversation", w.record.id, stored, w.expected)?;
-        }
-        for w in &changes.messages {
-            let r = &w.record;
-            check_version("message", r.id, self.message_version(r.id)?, w.expected)?;
-            if w.expected.is_none()
-                && let Some(x) = &r.external_id
-            {
-                let taken = self.message_by_key(&r.channel, x)?.is_some();
-                let twice = changes
-                    .messages
-                    .iter()
-                    .filter(|o| {
-                        o.expected.is_none()
-                            && o.record.channel == r.channel
-                            && o.record.external_id.as_ref() == Some(x)
-                    })
-                    .count()
-                    > 1;
-                if taken || twice {
-                    return Err(conflict(format!("a {} message with provider id {x:?} already exists", r.channel)));
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// Identities, conversations and messages written by the change must belong to a customer
-    /// that is active after the commit.
-    fn check_owners_active(&self, changes: &ChangeSet) -> Result<()> {
-        // One change set usually writes several records of the same customer: look it up once.
-        let mut known: Vec<(CustomerId, Option<String>)> = Vec::new();
-        let mut active = |id: CustomerId| -> Result<()> {
-            let state = match changes.customers.iter().find(|w| w.record.id == id) {
-                Some(w) => Some(state_key(&w.record.state).to_owned()),
-                None => match known.iter().find(|(c, _)| *c == id) {
-                    Some((_, state)) => state.clone(),
-                    None => {
-                        let state = self.customer_row(id)?.map(|(_, s)| s);
-                        known.push((id, state.clone()));
-                        state
-                    }
-                },
-            };
-            match state.as_deref() {
-                Some("active") => Ok(()),
-                Some("merged") => Err(conflict(format!("customer {id} was merged"))),
-                Some(_) => Err(conflict(format!("customer {id} was erased"))),
-                None => Err(conflict(format!("customer {id} does not exist"))),
-            }
-        };
-        for w in &changes.identities {
-            active(w.record.customer)?;
-        }
-        for w in &changes.conversations {
-            active(w.record.customer)?;
-        }
-        for w in &changes.messages {
-            let conversation = w.record.conversation;
-            let owner = match changes.conversations.iter().find(|c| c.record.id == conversation) {
-                Some(c) => Some(c.record.customer),
-                None => self.conversation_row(conversation)?.map(|(_, c)| c),
-            };
-            match owner {
-                Some(customer) => active(customer)?,
-                None => return Err(conflict(format!("conversation {conversation} does not exist"))),
-            }
-        }
-        Ok(())
-    }
-
-    /// A linking-level address may belong to one customer only (after the commit).
-    fn check_link_key(&self, changes: &ChangeSet, address: &NormalizedAddress) -> Result<()> {
-        let written = changes
-            .identities
-            .iter()
-            .map(|w| &w.record)
-            .filter(|i| &i.address == address)
-            .map(|i| (i.customer, i.verification));
-        let stored: Vec<(CustomerId, Verification)> = self
-            .link_holders(address)?
-            .into_iter()
-            .filter(|(id, ..)| {
-                !changes.identity_deletes.iter().any(|(d, _)| d == id)
-                    && !changes.identities.iter().any(|w| w.record.id == *id)
-            })
-            .map(|(_, customer, verification)| (customer, verification))
-            .collect();
-        let mut owner = None;
-        for (customer, _) in written.chain(stored).filter(|(_, v)| v.can_link()) {
-            match owner {
-                None => owner = Some(customer),
-                Some(o) if o != customer => {
-                    return Err(conflict(format!("{} is already a verified address of customer {o}", address.value)));
-                }
-                Some(_) => {}
-            }
-        }
-        Ok(())
     }
 
     fn exec(&self, sql: &'static str, params: impl rusqlite::Params) -> Result<usize> {
@@ -545,14 +383,23 @@ impl Db<'_, '_> {
             let (id, version) = (record.id.0.as_bytes(), version_to_sql(record.version));
             let updated = expected.is_some()
                 && self.exec(
-                    "UPDATE messages SET version = ?3, record = ?4 WHERE tenant = ?1 AND id = ?2",
-                    params![t, id, version, json],
+                    "UPDATE messages SET version = ?3, record = ?4, conversation = ?5, channel = ?6, external_id = ?7 \
+                     WHERE tenant = ?1 AND id = ?2",
+                    params![
+                        t,
+                        id,
+                        version,
+                        json,
+                        record.conversation.0.as_bytes(),
+                        channel_key(&record.channel),
+                        record.external_id
+                    ],
                 )? == 1;
             if !updated {
                 self.exec(
                     "INSERT INTO messages (tenant, id, conversation, channel, external_id, version, record) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-                     ON CONFLICT (tenant, id) DO UPDATE SET version = excluded.version, record = excluded.record",
+",
                     params![
                         t,
                         id,

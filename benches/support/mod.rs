@@ -1,0 +1,63 @@
+//! What the benches share: samples with a median, a ratio line, a seeded PRNG.
+//!
+//! Included by each bench with `#[path = "support/mod.rs"] mod support;`; a bench uses only
+//! part of it.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+/// Nanoseconds per iteration, one entry per call of a timed routine.
+#[derive(Debug, Default)]
+pub struct Samples(pub Vec<f64>);
+
+impl Samples {
+    /// Records one timed call of `iters` iterations.
+    pub fn push(&mut self, elapsed: Duration, iters: u64) {
+        self.0.push(elapsed.as_nanos() as f64 / iters.max(1) as f64);
+    }
+
+    /// The median of the last `measured` entries (criterion's warm-up calls come first).
+    pub fn median(&self, measured: usize) -> Option<f64> {
+        let mut tail = self.0[self.0.len().saturating_sub(measured)..].to_vec();
+        if tail.is_empty() {
+            return None;
+        }
+        tail.sort_by(f64::total_cmp);
+        let m = tail.len() / 2;
+        Some(if tail.len().is_multiple_of(2) { (tail[m - 1] + tail[m]) / 2.0 } else { tail[m] })
+    }
+}
+
+/// `subject: median 12.3 ns vs floor 4.1 ns -> ratio 3.0x`, or says the subject did not run.
+pub fn ratio_line(subject: &str, subject_ns: Option<f64>, floor: &str, floor_ns: Option<f64>) -> String {
+    match (subject_ns, floor_ns) {
+        (Some(s), Some(f)) => {
+            format!("{subject}: median {} vs {floor} {} -> ratio {:.1}x", fmt_ns(s), fmt_ns(f), s / f)
+        }
+        _ => format!("{subject}: not run (filtered out?)"),
+    }
+}
+
+/// Nanoseconds, or microseconds from 1,000 ns on.
+pub fn fmt_ns(ns: f64) -> String {
+    if ns >= 1_000.0 { format!("{:.2} µs", ns / 1_000.0) } else { format!("{ns:.1} ns") }
+}
+
+/// splitmix64, so every run sees the same data.
+pub struct Rng(pub u64);
+
+impl Rng {
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut x = self.0;
+        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        x ^ (x >> 31)
+    }
+
+    /// A number below `n` (`n` > 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n
+    }
+}

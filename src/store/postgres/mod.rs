@@ -1,0 +1,525 @@
+//! A durable [`Store`] on PostgreSQL (feature `postgres`): `tokio-postgres` with a
+//! `deadpool-postgres` pool on a small tokio runtime the store owns, versioned migrations
+//! embedded in the crate, and the cross-process routing ledger [`PostgresLedger`].
+//!
+//! ```
+//! use std::sync::Arc;
+//! use touchpoint::Engine;
+//! use touchpoint::model::*;
+//! use touchpoint::store::Store;
+//! use touchpoint::store::postgres::{PostgresConfig, PostgresStore};
+//! # fn main() -> touchpoint::Result<()> {
+//! # // Runs where a server is configured (CI sets TOUCHPOINT_PG_URL), in a schema of its own.
+//! # let Ok(url) = std::env::var("TOUCHPOINT_PG_URL") else { return Ok(()) };
+//! # let schema = format!("tp_doc_{}", uuid::Uuid::new_v4().simple());
+//! # futures::executor::block_on(async {
+//! // url: "postgres://touchpoint:secret@127.0.0.1/touchpoint"
+//! let store = PostgresStore::connect_with(PostgresConfig::new(url).with_schema(schema)).await?;
+//! let engine = Engine::builder(Arc::new(store.clone())).build();
+//! let tenant = TenantId::new("acme")?;
+//! let sms = InboundMessage::new(
+//!     ChannelKind::Sms,
+//!     EndpointId::new("sms-support")?,
+//!     Address::phone("+14155550123"),
+//!     "SM1",
+//!     Content::text("Where is my parcel?"),
+//! );
+//! let outcome = engine.ingest(&tenant, sms).await?;
+//! let stored = store.message_by_external_id(&tenant, &ChannelKind::Sms, "SM1").await?;
+//! assert_eq!(stored.map(|m| m.id), Some(outcome.message));
+//! # drop(engine);
+//! # store.drop_schema().await?;
+//! # Ok(())
+//! # })
+//! # }
+//! ```
+//!
+//! # How it works
+//!
+//! * **No runtime leaks to the caller.** The store owns a tokio runtime with a few worker
+//!   threads ([`PostgresConfig::runtime_threads`]). Every `Store` call hands its work to that
+//!   runtime and awaits the answer on a `futures::channel::oneshot`, so the store works from
+//!   `futures::executor::block_on`, from a tokio runtime of the host's, or from any other
+//!   executor. A call whose future is dropped still runs to its end while the store lives;
+//!   dropping the store ends its runtime, and a transaction cut off there is rolled back by the
+//!   server, so a commit is never left half-way.
+//! * **One transaction per commit, serialised per tenant.** A commit first locks its tenant's
+//!   row in `tenants` (which also holds the tenant's event counter), then checks the change set
+//!   and writes it. Commits of one tenant therefore apply one after another, in every process
+//!   that shares the database, while tenants never wait for each other. The checks are those of
+//!   [`InMemoryStore`](crate::store::InMemoryStore), run against the records the change set
+//!   touches (loaded inside the transaction); unique indexes on external ids, identity addresses
+//!   and message provider ids back them up, and a violation is reported as
+//!   [`Error::Conflict`]. Thread-key claims are one conditional
+//!   `INSERT … ON CONFLICT … DO UPDATE … WHERE` statement each.
+//! * **Events** are numbered from the tenant's counter row in the same transaction, so they are
+//!   consecutive per tenant in commit order across processes; their ids increase in commit
+//!   order too (UUID v7 from the change set's time, never below the tenant's last event id).
+//! * **Schema.** Records are JSON (`text`) next to the columns they are searched by; every key
+//!   starts with the tenant, and caller-chosen strings (provider ids, addresses, thread keys)
+//!   are `bytea` so any string round-trips. The migrations are listed in the crate and recorded
+//!   in `touchpoint_schema_version`; connecting applies the missing ones in one transaction
+//!   under a transaction-level advisory lock, so several processes starting together do not
+//!   race. A schema written by a newer build is refused ([`PostgresStore::SCHEMA_VERSION`]).
+//! * **Schemas.** [`PostgresConfig::schema`] puts the tables in a schema of their own (created
+//!   if missing, set as the connections' `search_path`): one database can hold several
+//!   independent stores, and each test run can use a fresh one.
+//!
+//! # Choosing between SQLite and PostgreSQL
+//!
+//! `SqliteStore` (feature `sqlite`) is one file and no server: the fastest choice for
+//! one process (group commit, no network round trips). Use `PostgresStore` when several
+//! processes or machines serve the same tenants: they share one database, commits of a tenant
+//! are serialised by the database, and routing claims across processes go through
+//! [`PostgresLedger`].
+
+mod ledger;
+mod read;
+mod schema;
+mod write;
+
+pub use ledger::PostgresLedger;
+
+use super::{ChangeSet, Committed, LinkKey, MessageQuery, Store, ThreadKey};
+use crate::events::StoredEvent;
+use crate::idgen::IdGen;
+use crate::model::{
+    AddressKind, ChannelKind, Conversation, ConversationId, Customer, CustomerId, Identity, IdentityId, Message,
+    MessageId, NormalizedAddress, TenantId, Verification,
+};
+use crate::{Error, Result};
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod};
+use futures::channel::oneshot;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use std::borrow::Cow;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio_postgres::error::SqlState;
+
+/// Settings of a [`PostgresStore`]. Only the URL is required.
+///
+/// ```
+/// use touchpoint::store::postgres::PostgresConfig;
+/// let config = PostgresConfig::new("postgres://app:secret@db.internal/helpdesk")
+///     .with_schema("touchpoint")
+///     .with_pool_size(8);
+/// assert_eq!(config.pool_size, 8);
+/// assert!(!format!("{config:?}").contains("secret")); // the password is never printed
+/// ```
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PostgresConfig {
+    /// The connection URL (`postgres://user:password@host:port/database?…`) or a libpq
+    /// key-value string (`host=… user=…`).
+    pub url: String,
+    /// The schema that holds the tables (`None`: the server's default `search_path`, usually
+    /// `public`). Lowercase ASCII letters, digits and `_`, starting with a letter or `_`, at most
+    /// 63 characters. Created if missing.
+    pub schema: Option<String>,
+    /// Most connections open at once (default 4). Allowed: 1 to 256.
+    pub pool_size: usize,
+    /// Worker threads of the store's runtime (default 2). Allowed: 1 to 16.
+    pub runtime_threads: usize,
+    /// How long opening one connection may take (default 10 s).
+    pub connect_timeout: Duration,
+}
+
+impl std::fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresConfig")
+            .field("url", &redacted(&self.url))
+            .field("schema", &self.schema)
+            .field("pool_size", &self.pool_size)
+            .field("runtime_threads", &self.runtime_threads)
+            .field("connect_timeout", &self.connect_timeout)
+            .finish()
+    }
+}
+
+/// The URL without its password (`postgres://user:***@host/db`, `password=***`).
+fn redacted(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://") {
+        let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
+        if let Some((userinfo, host)) = authority.rsplit_once('@')
+            && let Some((user, _)) = userinfo.split_once(':')
+        {
+            return format!("{scheme}://{user}:***@{host}{tail}");
+        }
+        return url.to_owned();
+    }
+    url.split_whitespace()
+        .map(|part| if part.starts_with("password=") { "password=***" } else { part })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+impl PostgresConfig {
+    /// Default settings for `url`.
+    pub fn new(url: impl Into<String>) -> Self {
+        PostgresConfig {
+            url: url.into(),
+            schema: None,
+            pool_size: 4,
+            runtime_threads: 2,
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Sets [`schema`](Self::schema).
+    pub fn with_schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = Some(schema.into());
+        self
+    }
+
+    /// Sets [`pool_size`](Self::pool_size).
+    pub fn with_pool_size(mut self, pool_size: usize) -> Self {
+        self.pool_size = pool_size;
+        self
+    }
+
+    /// Sets [`runtime_threads`](Self::runtime_threads).
+    pub fn with_runtime_threads(mut self, runtime_threads: usize) -> Self {
+        self.runtime_threads = runtime_threads;
+        self
+    }
+
+    /// Sets [`connect_timeout`](Self::connect_timeout).
+    pub fn with_connect_timeout(mut self, connect_timeout: Duration) -> Self {
+        self.connect_timeout = connect_timeout;
+        self
+    }
+
+    fn validate(&self) -> Result<tokio_postgres::Config> {
+        if !(1..=256).contains(&self.pool_size) {
+            return Err(Error::invalid("pool_size", format!("is {}, allowed are 1 to 256", self.pool_size)));
+        }
+        if !(1..=16).contains(&self.runtime_threads) {
+            return Err(Error::invalid("runtime_threads", format!("is {}, allowed are 1 to 16", self.runtime_threads)));
+        }
+        if let Some(schema) = &self.schema {
+            let first_ok = schema.chars().next().is_some_and(|c| c.is_ascii_lowercase() || c == '_');
+            let rest_ok = schema.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_');
+            if !first_ok || !rest_ok || schema.len() > 63 {
+                return Err(Error::invalid(
+                    "schema",
+                    format!(
+                        "{schema:?} is not a plain schema name (lowercase ASCII letters, digits and `_`, \
+                         starting with a letter or `_`, at most 63 characters)"
+                    ),
+                ));
+            }
+        }
+        let mut pg: tokio_postgres::Config = self.url.parse().map_err(|e| {
+            Error::invalid("url", format!("{} is not a PostgreSQL connection string: {e}", redacted(&self.url)))
+        })?;
+        if let Some(schema) = &self.schema {
+            let options = match pg.get_options() {
+                Some(o) if !o.is_empty() => format!("{o} -c search_path={schema}"),
+                _ => format!("-c search_path={schema}"),
+            };
+            pg.options(options);
+        }
+        if pg.get_application_name().is_none() {
+            pg.application_name("touchpoint");
+        }
+        pg.connect_timeout(self.connect_timeout);
+        Ok(pg)
+    }
+}
+
+/// A durable [`Store`] on PostgreSQL. Cloning gives another handle to the same pool.
+///
+/// See the [module docs](self) for how it works. Dropping the last handle closes the
+/// connections and stops the store's runtime (without blocking the caller).
+#[derive(Clone)]
+pub struct PostgresStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    config: PostgresConfig,
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: tokio::runtime::Handle,
+    pool: Pool,
+    ids: Arc<IdGen>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        // Never blocks, and is allowed inside another runtime (a host's tokio runtime).
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore").field("config", &self.inner.config).finish()
+    }
+}
+
+impl PostgresStore {
+    /// The schema version this build writes (the number of embedded migrations).
+    pub const SCHEMA_VERSION: u32 = schema::VERSION;
+
+    /// Connects with default settings ([`PostgresConfig::new`]) and brings the schema up to date.
+    pub async fn connect(url: &str) -> Result<PostgresStore> {
+        Self::connect_with(PostgresConfig::new(url)).await
+    }
+
+    /// Connects with `config`: starts the store's runtime, opens one connection, creates the
+    /// schema if it is missing and applies the missing migrations.
+    ///
+    /// Fails with [`Error::InvalidInput`] for a malformed URL or setting, and with a
+    /// [`Error::Backend`] when the server cannot be reached (temporary), refuses the login, or
+    /// holds a schema of a newer build (not temporary).
+    pub async fn connect_with(config: PostgresConfig) -> Result<PostgresStore> {
+        let pg = config.validate()?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(config.runtime_threads)
+            .thread_name("tp-postgres")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Backend {
+                message: format!("cannot start the PostgreSQL store's runtime: {e}"),
+                temporary: true,
+                source: Some(Box::new(e)),
+            })?;
+        let manager =
+            Manager::from_config(pg, tokio_postgres::NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .create_timeout(Some(config.connect_timeout))
+            .build()
+            .map_err(|e| Error::Backend {
+                message: format!("cannot build the PostgreSQL connection pool: {e}"),
+                temporary: false,
+                source: Some(Box::new(e)),
+            })?;
+        let handle = runtime.handle().clone();
+        let store = PostgresStore {
+            inner: Arc::new(Inner { config, runtime: Some(runtime), handle, pool, ids: Arc::new(IdGen::new()) }),
+        };
+        let schema_name = store.inner.config.schema.clone();
+        store.run(move |pool| async move { schema::migrate(&pool, schema_name.as_deref()).await }).await?;
+        Ok(store)
+    }
+
+    /// The settings the store was connected with.
+    pub fn config(&self) -> &PostgresConfig {
+        &self.inner.config
+    }
+
+    /// The schema version of the connected database (equal to [`Self::SCHEMA_VERSION`] once
+    /// connected).
+    pub async fn schema_version(&self) -> Result<u32> {
+        self.run(|pool| async move { schema::current_version(&**client(&pool).await?).await }).await
+    }
+
+    /// A routing ledger on this store's database and connection pool (see [`PostgresLedger`]).
+    pub fn ledger(&self) -> PostgresLedger {
+        PostgresLedger::new(self.clone())
+    }
+
+    /// Drops the store's schema with every table and record in it, and closes this handle.
+    /// Meant for tests that create a schema per run. Refused ([`Error::Refused`]) when the
+    /// store uses the server's default schema (no [`PostgresConfig::schema`]).
+    pub async fn drop_schema(self) -> Result<()> {
+        let Some(schema) = self.inner.config.schema.clone() else {
+            return Err(Error::Refused("the store has no schema of its own to drop".into()));
+        };
+        self.run(move |pool| async move {
+            let c = client(&pool).await?;
+            c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await.map_err(pg_error)
+        })
+        .await
+    }
+
+    /// Runs `work` on the store's runtime with the pool, and awaits its answer from any executor.
+    async fn run<T, F, Fut>(&self, work: F) -> Result<T>
+    where
+        F: FnOnce(Pool) -> Fut,
+        Fut: Future<Output = Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = work(self.inner.pool.clone());
+        drop(self.inner.handle.spawn(async move {
+            let _ = reply.send(job.await);
+        }));
+        answer.await.map_err(|_| Error::Backend {
+            message: "the PostgreSQL store stopped before answering".into(),
+            temporary: false,
+            source: None,
+        })?
+    }
+}
+
+/// A connection from the pool. Failing to get one is worth retrying.
+async fn client(pool: &Pool) -> Result<deadpool_postgres::Object> {
+    pool.get().await.map_err(|e| {
+        let message = format!("cannot get a PostgreSQL connection: {e}");
+        Error::Backend { message, temporary: true, source: Some(Box::new(e)) }
+    })
+}
+
+/// A PostgreSQL failure. A unique-index violation means a concurrent writer took the key
+/// first, and a deadlock or serialization failure that another transaction got in the way:
+/// both are conflicts the engine retries. A lost connection is worth retrying too.
+pub(super) fn pg_error(e: tokio_postgres::Error) -> Error {
+    let text = match e.as_db_error() {
+        Some(db) => match db.detail() {
+            Some(detail) => format!("{} ({}): {detail}", db.message(), db.code().code()),
+            None => format!("{} ({})", db.message(), db.code().code()),
+        },
+        None => e.to_string(),
+    };
+    match e.code() {
+        Some(code) if *code == SqlState::UNIQUE_VIOLATION => {
+            Error::Conflict(format!("a unique key is already taken ({text})"))
+        }
+        Some(code) if *code == SqlState::T_R_SERIALIZATION_FAILURE || *code == SqlState::T_R_DEADLOCK_DETECTED => {
+            Error::Conflict(format!("a concurrent transaction got in the way ({text})"))
+        }
+        code => {
+            let temporary = e.is_closed()
+                || code.is_none()
+                || code.is_some_and(|c| {
+                    *c == SqlState::TOO_MANY_CONNECTIONS
+                        || *c == SqlState::ADMIN_SHUTDOWN
+                        || *c == SqlState::CANNOT_CONNECT_NOW
+                        || *c == SqlState::LOCK_NOT_AVAILABLE
+                });
+            Error::Backend { message: format!("PostgreSQL: {text}"), temporary, source: Some(Box::new(e)) }
+        }
+    }
+}
+
+/// Column `i` of `row`; a type mismatch means the schema is not what this build expects.
+fn col<'a, T: tokio_postgres::types::FromSql<'a>>(row: &'a tokio_postgres::Row, i: usize) -> Result<T> {
+    row.try_get(i).map_err(|e| corrupt("column", e.to_string()))
+}
+
+fn corrupt(what: &str, reason: String) -> Error {
+    Error::Backend { message: format!("stored {what} cannot be read: {reason}"), temporary: false, source: None }
+}
+
+/// The `channel` column: the channel's name; a custom channel is prefixed with `x-` so that it
+/// never collides with a built-in one.
+fn channel_key(channel: &ChannelKind) -> Cow<'_, str> {
+    match channel {
+        ChannelKind::Custom(name) => Cow::Owned(format!("x-{name}")),
+        other => Cow::Borrowed(other.as_str()),
+    }
+}
+
+/// The `address_kind` column.
+fn kind_key(kind: AddressKind) -> &'static str {
+    match kind {
+        AddressKind::Phone => "phone",
+        AddressKind::Email => "email",
+        AddressKind::Platform => "platform",
+    }
+}
+
+fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::invalid(what, format!("cannot be stored as JSON: {e}")))
+}
+
+fn decode<T: DeserializeOwned>(what: &'static str, json: &str) -> Result<T> {
+    serde_json::from_str(json).map_err(|e| corrupt(what, e.to_string()))
+}
+
+/// Page sizes and versions are `u64`/`usize` in the model and `bigint` in PostgreSQL.
+fn to_sql_int(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn customer(&self, tenant: &TenantId, id: CustomerId) -> Result<Option<Customer>> {
+        let t = tenant.clone();
+        self.run(move |pool| async move { read::customer(&client(&pool).await?, &t, id).await }).await
+    }
+
+    async fn customer_by_external_id(&self, tenant: &TenantId, external_id: &str) -> Result<Option<Customer>> {
+        let (t, x) = (tenant.clone(), external_id.to_owned());
+        self.run(move |pool| async move { read::customer_by_external_id(&client(&pool).await?, &t, &x).await }).await
+    }
+
+    async fn identity(&self, tenant: &TenantId, id: IdentityId) -> Result<Option<Identity>> {
+        let t = tenant.clone();
+        self.run(move |pool| async move { read::identity(&client(&pool).await?, &t, id).await }).await
+    }
+
+    async fn identity_by_address(
+        &self,
+        tenant: &TenantId,
+        channel: &ChannelKind,
+        address: &NormalizedAddress,
+    ) -> Result<Option<Identity>> {
+        let (t, ch, a) = (tenant.clone(), channel.clone(), address.clone());
+        self.run(move |pool| async move { read::identity_by_address(&client(&pool).await?, &t, &ch, &a).await }).await
+    }
+
+    async fn identities_of(&self, tenant: &TenantId, customer: CustomerId) -> Result<Vec<Identity>> {
+        let t = tenant.clone();
+        self.run(move |pool| async move { read::identities_of(&client(&pool).await?, &t, customer).await }).await
+    }
+
+    async fn customers_by_address(&self, tenant: &TenantId, key: &LinkKey) -> Result<Vec<(CustomerId, Verification)>> {
+        let (t, k) = (tenant.clone(), key.clone());
+        self.run(move |pool| async move { read::customers_by_address(&client(&pool).await?, &t, &k).await }).await
+    }
+
+    async fn conversation(&self, tenant: &TenantId, id: ConversationId) -> Result<Option<Conversation>> {
+        let t = tenant.clone();
+        self.run(move |pool| async move { read::conversation(&client(&pool).await?, &t, id).await }).await
+    }
+
+    async fn conversation_by_thread_key(&self, tenant: &TenantId, key: &ThreadKey) -> Result<Option<ConversationId>> {
+        let (t, k) = (tenant.clone(), key.clone());
+        self.run(move |pool| async move { read::conversation_by_thread_key(&client(&pool).await?, &t, &k).await }).await
+    }
+
+    async fn conversations_of(&self, tenant: &TenantId, customer: CustomerId) -> Result<Vec<Conversation>> {
+        let t = tenant.clone();
+        self.run(move |pool| async move { read::conversations_of(&client(&pool).await?, &t, customer).await }).await
+    }
+
+    async fn message(&self, tenant: &TenantId, id: MessageId) -> Result<Option<Message>> {
+        let t = tenant.clone();
+        self.run(move |pool| async move { read::message(&client(&pool).await?, &t, id).await }).await
+    }
+
+    async fn message_by_external_id(
+        &self,
+        tenant: &TenantId,
+        channel: &ChannelKind,
+        external_id: &str,
+    ) -> Result<Option<Message>> {
+        let (t, ch, x) = (tenant.clone(), channel.clone(), external_id.to_owned());
+        self.run(move |pool| async move { read::message_by_external_id(&client(&pool).await?, &t, &ch, &x).await })
+            .await
+    }
+
+    async fn messages(&self, tenant: &TenantId, query: &MessageQuery) -> Result<Vec<Message>> {
+        let (t, q) = (tenant.clone(), *query);
+        self.run(move |pool| async move { read::messages(&client(&pool).await?, &t, &q).await }).await
+    }
+
+    async fn commit(&self, tenant: &TenantId, changes: ChangeSet) -> Result<Committed> {
+        let (t, ids) = (tenant.clone(), self.inner.ids.clone());
+        self.run(move |pool| async move { write::commit(&pool, &ids, &t, changes).await }).await
+    }
+
+    async fn events_after(&self, tenant: &TenantId, after: u64, limit: usize) -> Result<Vec<StoredEvent>> {
+        let t = tenant.clone();
+        self.run(move |pool| async move { read::events_after(&client(&pool).await?, &t, after, limit).await }).await
+    }
+}

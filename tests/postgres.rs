@@ -1,0 +1,219 @@
+//! The PostgreSQL store: the conformance suite, the ledger conformance, schema migrations,
+//! configuration errors, and the store used through the Engine from any executor.
+//! Needs `TOUCHPOINT_PG_URL` (see tests/postgres_common).
+
+mod postgres_common;
+
+use postgres_common::{TestStore, url};
+use std::sync::Arc;
+use touchpoint::model::*;
+use touchpoint::routing::ledger::conformance;
+use touchpoint::store::postgres::PostgresConfig;
+use touchpoint::store::{MessageQuery, MessageScope, PostgresStore, Store};
+use touchpoint::{Engine, Error};
+
+fn run<F: std::future::Future>(f: F) -> F::Output {
+    futures::executor::block_on(f)
+}
+
+#[test]
+fn passes_the_store_conformance_suite() {
+    let Some(url) = url("passes_the_store_conformance_suite") else { return };
+    let db = TestStore::connect(&url);
+    run(touchpoint::testkit::run_all(&db.store));
+    // Through a trait object too, as hosts hold it.
+    let shared: Arc<dyn Store> = Arc::new(db.store.clone());
+    run(touchpoint::testkit::run_all(shared.as_ref()));
+}
+
+#[test]
+fn ledger_passes_the_ledger_conformance_checks() {
+    let Some(url) = url("ledger_passes_the_ledger_conformance_checks") else { return };
+    let db = TestStore::connect(&url);
+    run(conformance::run_all(&db.store.ledger()));
+    conformance::concurrent_claims(Arc::new(db.store.ledger()), 6);
+}
+
+#[test]
+fn migrations_run_once_even_when_four_stores_connect_at_the_same_moment() {
+    let Some(url) = url("migrations_run_once_even_when_four_stores_connect_at_the_same_moment") else { return };
+    let schema = postgres_common::fresh_schema();
+    let config = PostgresConfig::new(&url).with_schema(schema.clone()).with_pool_size(1);
+    let threads: Vec<_> = (0..4)
+        .map(|_| {
+            let config = config.clone();
+            std::thread::spawn(move || run(PostgresStore::connect_with(config)))
+        })
+        .collect();
+    let stores: Vec<PostgresStore> =
+        threads.into_iter().map(|h| h.join().expect("thread").expect("every store connects")).collect();
+    let db = TestStore { store: stores[0].clone() };
+    for store in &stores {
+        assert_eq!(run(store.schema_version()).expect("version"), PostgresStore::SCHEMA_VERSION);
+    }
+    let applied = postgres_common::raw_rows(&url, &schema, "SELECT version FROM touchpoint_schema_version");
+    let expected: Vec<String> = (1..=PostgresStore::SCHEMA_VERSION).map(|v| v.to_string()).collect();
+    assert_eq!(applied, expected, "each migration is applied exactly once");
+    drop(stores);
+    drop(db);
+}
+
+#[test]
+fn a_schema_from_a_newer_build_is_refused() {
+    let Some(url) = url("a_schema_from_a_newer_build_is_refused") else { return };
+    let db = TestStore::connect(&url);
+    let schema = db.store.config().schema.clone().expect("schema");
+    postgres_common::raw_rows(&url, &schema, "INSERT INTO touchpoint_schema_version (version) VALUES (999)");
+    let again = run(PostgresStore::connect_with(PostgresConfig::new(&url).with_schema(schema)));
+    match again {
+        Err(Error::Backend { message, temporary: false, .. }) => {
+            assert!(message.contains("newer"), "the error says why: {message}")
+        }
+        other => panic!("expected a permanent backend error, got {other:?}"),
+    }
+}
+
+#[test]
+fn bad_settings_are_typed_errors_that_never_show_the_password() {
+    // No server needed: these fail before connecting, or cannot connect.
+    let bad = |config: PostgresConfig| run(PostgresStore::connect_with(config)).expect_err("refused");
+    let url = "postgres://app:s3cret@127.0.0.1:1/none";
+    for schema in ["", "Has-Caps", "x;drop table y", "1abc", &"a".repeat(64)] {
+        match bad(PostgresConfig::new(url).with_schema(schema)) {
+            Error::InvalidInput { field: "schema", .. } => {}
+            other => panic!("schema {schema:?}: {other:?}"),
+        }
+    }
+    assert!(matches!(bad(PostgresConfig::new(url).with_pool_size(0)), Error::InvalidInput { field: "pool_size", .. }));
+    assert!(matches!(
+        bad(PostgresConfig::new(url).with_runtime_threads(0)),
+        Error::InvalidInput { field: "runtime_threads", .. }
+    ));
+    match bad(PostgresConfig::new("postgres://app:s3cret@127.0.0.1:notaport/db")) {
+        Error::InvalidInput { field: "url", reason } => assert!(!reason.contains("s3cret"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    // Nothing listens on port 1: a temporary backend error, worth retrying later.
+    let unreachable = bad(PostgresConfig::new(url).with_connect_timeout(std::time::Duration::from_secs(2)));
+    assert!(matches!(unreachable, Error::Backend { temporary: true, .. }), "{unreachable:?}");
+    assert!(!unreachable.to_string().contains("s3cret"));
+    assert!(!format!("{:?}", PostgresConfig::new(url)).contains("s3cret"));
+    assert!(!format!("{:?}", PostgresConfig::new("host=db user=app password=s3cret")).contains("s3cret"));
+}
+
+fn sms(from: &str, id: &str, body: &str) -> InboundMessage {
+    InboundMessage::new(
+        ChannelKind::Sms,
+        EndpointId::new("sms-main").expect("endpoint"),
+        Address::phone(from),
+        id,
+        Content::text(body),
+    )
+}
+
+#[test]
+fn concurrent_duplicate_deliveries_store_one_message() {
+    let Some(url) = url("concurrent_duplicate_deliveries_store_one_message") else { return };
+    let db = TestStore::connect(&url);
+    let engine = Engine::builder(Arc::new(db.store.clone())).build();
+    let t = TenantId::new("dupes").expect("tenant");
+    let outcomes = run(futures::future::join_all(
+        (0..12).map(|_| engine.ingest(&t, sms("+14155550111", "SM-dup", "Is my order shipped?"))),
+    ));
+    let outcomes: Vec<_> = outcomes.into_iter().map(|o| o.expect("ingest")).collect();
+    assert!(outcomes.iter().all(|o| o.message == outcomes[0].message), "all deliveries name one message");
+    assert_eq!(outcomes.iter().filter(|o| !o.duplicate).count(), 1, "exactly one delivery stored it");
+    let stored = run(db
+        .store
+        .messages(&t, &MessageQuery { scope: MessageScope::Customer(outcomes[0].customer), before: None, limit: 50 }))
+    .expect("messages");
+    assert_eq!(stored.len(), 1);
+}
+
+#[test]
+fn works_inside_a_host_tokio_runtime_and_drops_there() {
+    let Some(url) = url("works_inside_a_host_tokio_runtime_and_drops_there") else { return };
+    let host = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("host runtime");
+    let schema = postgres_common::fresh_schema();
+    let id = host.block_on(async {
+        let store = PostgresStore::connect_with(PostgresConfig::new(&url).with_schema(schema.clone()))
+            .await
+            .expect("connect from inside tokio");
+        let engine = Engine::builder(Arc::new(store)).build();
+        let t = TenantId::new("tokio-host").expect("tenant");
+        let o = engine.ingest(&t, sms("+14155550112", "SM-tokio", "hello")).await.expect("ingest");
+        o.message
+        // The engine and the store are dropped here, inside the host's runtime.
+    });
+    let db = TestStore::connect_with(PostgresConfig::new(&url).with_schema(schema));
+    let found = run(db.store.message(&TenantId::new("tokio-host").expect("tenant"), id)).expect("read");
+    assert_eq!(found.map(|m| m.id), Some(id));
+}
+
+#[test]
+fn an_erased_customer_leaves_no_personal_data_in_any_table() {
+    let Some(url) = url("an_erased_customer_leaves_no_personal_data_in_any_table") else { return };
+    let db = TestStore::connect(&url);
+    let schema = db.store.config().schema.clone().expect("schema");
+    let engine = Engine::builder(Arc::new(db.store.clone())).build();
+    let t = TenantId::new("erasure").expect("tenant");
+    let ana = run(engine.ingest(&t, sms("+5511987654321", "SM-ana", "my broken lamp"))).expect("ingest");
+    run(engine.ingest(&t, sms("+14155550100", "SM-keep", "Bruno keeps his data"))).expect("ingest");
+    run(engine.erase_customer(&t, ana.customer)).expect("erase");
+    let tables = postgres_common::raw_rows(
+        &url,
+        &schema,
+        &format!("SELECT table_name FROM information_schema.tables WHERE table_schema = '{schema}'"),
+    );
+    assert!(tables.len() >= 8, "every table is searched: {tables:?}");
+    let mut everything = String::new();
+    for table in tables {
+        for row in postgres_common::raw_rows(&url, &schema, &format!("SELECT r::text FROM {table} r")) {
+            everything.push_str(&row);
+            everything.push('\n');
+        }
+    }
+    assert!(everything.contains("Bruno keeps his data"), "the probe finds data that is still there");
+    for secret in ["5511987654321", "broken lamp", "SM-ana"] {
+        // bytea columns print as hex: search for that form too.
+        let hex: String = secret.bytes().map(|b| format!("{b:02x}")).collect();
+        assert!(!everything.contains(secret) && !everything.contains(&hex), "{secret:?} is still stored");
+    }
+}
+
+#[test]
+fn store_ledger_and_config_can_be_shared_between_threads() {
+    fn shared<T: Send + Sync + 'static>() {}
+    shared::<PostgresStore>();
+    shared::<PostgresConfig>();
+    shared::<touchpoint::store::postgres::PostgresLedger>();
+    shared::<touchpoint::routing::InMemoryLedger>();
+    shared::<Arc<dyn touchpoint::routing::AssignmentLedger>>();
+}
+
+#[test]
+fn any_string_round_trips_even_with_nul_and_non_ascii() {
+    use touchpoint::store::{ChangeSet, Write};
+    use touchpoint::testkit::{sample_conversation, sample_customer, sample_message};
+    let Some(url) = url("any_string_round_trips_even_with_nul_and_non_ascii") else { return };
+    let db = TestStore::connect(&url);
+    let t = TenantId::new("strings").expect("tenant");
+    // The engine refuses control characters in provider ids; the store still keeps any string
+    // a host hands it exactly.
+    let (external, body) = ("SM\u{0}nul-ß-😀", "line\u{0}break – ünïcödé 😀");
+    let customer = sample_customer(&t);
+    let conversation = sample_conversation(&customer);
+    let message = sample_message(&conversation, external, body);
+    let changes = ChangeSet {
+        customers: vec![Write::insert(customer)],
+        conversations: vec![Write::insert(conversation)],
+        messages: vec![Write::insert(message.clone())],
+        ..ChangeSet::default()
+    };
+    run(db.store.commit(&t, changes)).expect("commit");
+    let stored = run(db.store.message_by_external_id(&t, &message.channel, external)).expect("lookup");
+    assert_eq!(stored, Some(message.clone()), "found by its exact provider id, unchanged");
+    // A provider id that differs only after the NUL is another message.
+    let other = run(db.store.message_by_external_id(&t, &message.channel, "SM\u{0}nul-ß-")).expect("lookup");
+    assert_eq!(other, None);
+}
