@@ -1,23 +1,30 @@
 //! The cross-channel story on the in-memory default: a customer starts on web chat, continues on
-//! WhatsApp, then writes an email. One customer, one conversation history, one context.
+//! WhatsApp, then writes an email, and the agent's answer goes out on the channel she last used.
+//! One customer, one conversation history, one context.
 //!
 //! Run with `cargo run --example quickstart`.
 
 use chrono::Duration;
 use futures::executor::block_on;
+use std::sync::Arc;
+use touchpoint::channel::{Capabilities, StubChannel};
 use touchpoint::context::TimelinePage;
 use touchpoint::model::*;
 use touchpoint::thread::ThreadingPolicy;
-use touchpoint::{Engine, OutboundMessage};
+use touchpoint::{Engine, OutboundMessage, SendRequest};
 
 fn main() -> touchpoint::Result<()> {
     block_on(run())
 }
 
 async fn run() -> touchpoint::Result<()> {
-    // Continue the customer's open conversation across channels for up to 3 days.
-    let engine = Engine::builder(std::sync::Arc::new(touchpoint::store::InMemoryStore::new()))
+    // Continue the customer's open conversation across channels for up to 3 days. The support
+    // inbox sends through a stub that records instead of sending (the host plugs in its SMTP
+    // relay or provider API as a `Channel`).
+    let inbox = Arc::new(StubChannel::new(EndpointId::new("support@acme-shop.example")?, Capabilities::email()));
+    let engine = Engine::builder(Arc::new(touchpoint::store::InMemoryStore::new()))
         .threading(ThreadingPolicy::default().with_cross_channel_window(Duration::days(3)))
+        .channel(inbox)
         .build();
     let tenant = TenantId::new("acme-shop")?;
 
@@ -104,6 +111,12 @@ async fn run() -> touchpoint::Result<()> {
     assert_eq!(first.customer, second.customer);
     assert_eq!(second.customer, third.customer);
     assert_eq!(first.conversation, third.conversation);
+
+    // 4. Bruno answers. The engine picks the channel Ana last wrote on, renders for it, sends, and
+    //    records the reply with the provider's id so delivery receipts find it.
+    let reply = SendRequest::agent(agent, Content::text("A replacement lamp ships tomorrow, Ana."));
+    let sent = engine.send(&tenant, third.conversation, reply).await?;
+    println!("reply     → {} through {} (provider id {:?})", sent.channel, sent.endpoint, sent.provider_message_ids());
 
     // What the next agent sees, whatever channel they answer on.
     let view = engine.conversation_context(&tenant, third.conversation, TimelinePage::default()).await?;

@@ -7,9 +7,10 @@
 //! erasure.
 
 use crate::model::{
-    AgentId, ChannelKind, ConversationId, CustomerId, DeliveryStatus, EventId, Handler, IdentityId, MessageId,
+    AgentId, ChannelKind, ConversationId, CustomerId, DeliveryStatus, EventId, Handler, IdentityId, MessageId, QueueId,
     TenantId, Verification,
 };
+use crate::routing::{HandoffMode, RequeueReason, RoutingEvent, TimeoutAction};
 use crate::store::Store;
 use chrono::{DateTime, Utc};
 use futures::Stream;
@@ -162,6 +163,137 @@ pub enum Event {
         /// The provider's error code of a failure.
         error_code: Option<String>,
     },
+    /// The router did something with a conversation: offered it, assigned it, took it back,
+    /// escalated it, … (written by [`Engine::apply_routing_events`](crate::Engine::apply_routing_events),
+    /// which the engine's own routing on ingest goes through as well).
+    Routing {
+        /// The conversation (the work item).
+        conversation: ConversationId,
+        /// What happened.
+        change: RoutingChange,
+    },
+}
+
+/// What the router did with a conversation, as the outbox records it: ids and reasons, never
+/// message text or the item's attributes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "routing", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum RoutingChange {
+    /// Offered to agents (capacity reserved) until `expires_at`.
+    Offered {
+        /// The agents it is offered to.
+        agents: Vec<AgentId>,
+        /// When the offers expire.
+        expires_at: DateTime<Utc>,
+    },
+    /// Assigned to an agent or bot: directly, or because the agent accepted an offer.
+    Assigned {
+        /// The agent or bot.
+        agent: AgentId,
+        /// The queue it waited in.
+        queue: QueueId,
+        /// How long it waited, in whole seconds.
+        waited_seconds: i64,
+    },
+    /// Waiting in a queue.
+    Queued {
+        /// The queue.
+        queue: QueueId,
+    },
+    /// An agent declined the offer.
+    Declined {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// The offer to an agent expired unanswered.
+    OfferExpired {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// The offer to an agent was withdrawn (another agent accepted, or the agent left).
+    OfferRescinded {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// Taken back from the agent it was assigned to and routed again.
+    Requeued {
+        /// The agent it was taken from.
+        agent: AgentId,
+        /// Why.
+        reason: RequeueReason,
+    },
+    /// Escalated to an overflow queue.
+    Escalated {
+        /// The queue it left.
+        from: QueueId,
+        /// The queue it moved to.
+        to: QueueId,
+    },
+    /// A bot handed it to humans.
+    HandedOff {
+        /// The bot.
+        bot: AgentId,
+        /// Whether the bot keeps it until a human has it.
+        mode: HandoffMode,
+    },
+    /// Left routing by policy (max wait, declines, plan end); `action` is what the host should do.
+    TimedOut {
+        /// What the host should do.
+        action: TimeoutAction,
+    },
+    /// Completed by the agent.
+    Completed {
+        /// The agent.
+        agent: AgentId,
+    },
+    /// Withdrawn by the host.
+    Withdrawn,
+}
+
+impl RoutingChange {
+    /// The conversation a router event is about and what it did to it, or `None` for events
+    /// that are not about one work item (presence changes) or only trace the plan (steps
+    /// entered or skipped: ask [`Router::explain`](crate::routing::Router::explain)).
+    pub fn from_routing_event(event: &RoutingEvent) -> Option<(ConversationId, RoutingChange)> {
+        let (item, change) = match event {
+            RoutingEvent::Offered { item, agents, expires_at } => {
+                (item, RoutingChange::Offered { agents: agents.clone(), expires_at: *expires_at })
+            }
+            RoutingEvent::Assigned { item, agent, queue, wait } => (
+                item,
+                RoutingChange::Assigned {
+                    agent: agent.clone(),
+                    queue: queue.clone(),
+                    waited_seconds: wait.num_seconds(),
+                },
+            ),
+            RoutingEvent::Queued { item, queue } => (item, RoutingChange::Queued { queue: queue.clone() }),
+            RoutingEvent::Declined { item, agent } => (item, RoutingChange::Declined { agent: agent.clone() }),
+            RoutingEvent::OfferExpired { item, agent } => (item, RoutingChange::OfferExpired { agent: agent.clone() }),
+            RoutingEvent::OfferRescinded { item, agent } => {
+                (item, RoutingChange::OfferRescinded { agent: agent.clone() })
+            }
+            RoutingEvent::Requeued { item, agent, reason } => {
+                (item, RoutingChange::Requeued { agent: agent.clone(), reason: *reason })
+            }
+            RoutingEvent::Overflowed { item, from, to } => {
+                (item, RoutingChange::Escalated { from: from.clone(), to: to.clone() })
+            }
+            RoutingEvent::HandedOff { item, bot, mode } => {
+                (item, RoutingChange::HandedOff { bot: bot.clone(), mode: *mode })
+            }
+            RoutingEvent::TimedOut { item, action, .. } => (item, RoutingChange::TimedOut { action: action.clone() }),
+            RoutingEvent::Completed { item, agent } => (item, RoutingChange::Completed { agent: agent.clone() }),
+            RoutingEvent::Withdrawn { item } => (item, RoutingChange::Withdrawn),
+            RoutingEvent::StepEntered { .. }
+            | RoutingEvent::StepSkipped { .. }
+            | RoutingEvent::PresenceChanged { .. } => {
+                return None;
+            }
+        };
+        Some((ConversationId(item.0), change))
+    }
 }
 
 impl Event {
@@ -176,7 +308,8 @@ impl Event {
             | Event::ChannelAdded { conversation, .. }
             | Event::MessageReceived { conversation, .. }
             | Event::MessageRecorded { conversation, .. }
-            | Event::DeliveryUpdated { conversation, .. } => Some(*conversation),
+            | Event::DeliveryUpdated { conversation, .. }
+            | Event::Routing { conversation, .. } => Some(*conversation),
             _ => None,
         }
     }

@@ -81,7 +81,7 @@ pub mod thread;
 
 pub use engine::{
     ConversationPatch, CustomerPatch, Engine, EngineBuilder, EngineConfig, IngestOutcome, MergePlan, OutboundMessage,
-    SurvivorRule,
+    SendOutcome, SendRequest, SentPart, SurvivorRule,
 };
 pub use error::{Error, Result, SignatureFailure};
 

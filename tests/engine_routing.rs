@@ -4,8 +4,11 @@
 use chrono::{TimeZone, Utc};
 use std::sync::Arc;
 use touchpoint::clock::ManualClock;
+use touchpoint::events::{Event, RoutingChange};
 use touchpoint::model::*;
-use touchpoint::routing::{Agent, Capacity, Outcome, Router, RouterConfig, RoutingEvent, WorkItemId};
+use touchpoint::routing::{
+    Agent, Capacity, OfferPolicy, Outcome, Queue, Router, RouterConfig, RoutingEvent, WorkItemId,
+};
 use touchpoint::store::InMemoryStore;
 use touchpoint::{Engine, Error};
 
@@ -93,4 +96,97 @@ fn the_work_item_carries_the_conversation_channel_priority_and_language() {
     assert_eq!(item.id, WorkItemId::from(out.conversation));
     assert_eq!(item.channel, ChannelKind::WebChat);
     assert_eq!(item.language.as_ref().map(|l| l.as_str()), Some("pt-BR"));
+}
+
+/// The routing part of a stored event, as (conversation, change).
+fn routing_events(engine: &Engine, tenant: &TenantId) -> Vec<(ConversationId, RoutingChange)> {
+    use futures::StreamExt;
+    let all = run(engine.store().events_after(tenant, 0, 10_000)).unwrap();
+    // Subscribers see the same events, in the same order, through the stream.
+    let streamed: Vec<_> = run(engine.subscribe(tenant, 0).take(all.len()).collect::<Vec<_>>());
+    assert_eq!(streamed.into_iter().map(Result::unwrap).collect::<Vec<_>>(), all);
+    all.into_iter()
+        .filter_map(|e| match e.event {
+            Event::Routing { conversation, change } => Some((conversation, change)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn routing_decisions_are_in_the_event_stream_next_to_the_messages() {
+    let (engine, router, tenant) = setup();
+    let ana = AgentId::new("ana").unwrap();
+    let first = run(engine.ingest(&tenant, chat("v1", "c1"))).unwrap();
+    let second = run(engine.ingest(&tenant, chat("v2", "d1"))).unwrap();
+    let default = QueueId::new("default").unwrap();
+    let events = routing_events(&engine, &tenant);
+    assert_eq!(
+        events.first(),
+        Some(&(
+            first.conversation,
+            RoutingChange::Assigned { agent: ana.clone(), queue: default.clone(), waited_seconds: 0 }
+        ))
+    );
+    assert!(events.contains(&(second.conversation, RoutingChange::Queued { queue: default.clone() })), "{events:?}");
+
+    let done = router.complete(WorkItemId::from(first.conversation), engine.now()).unwrap();
+    run(engine.apply_routing_events(&tenant, &done)).unwrap();
+    let events = routing_events(&engine, &tenant);
+    let n = events.len();
+    assert_eq!(
+        events[n - 2..],
+        [
+            (first.conversation, RoutingChange::Completed { agent: ana.clone() }),
+            (second.conversation, RoutingChange::Assigned { agent: ana, queue: default, waited_seconds: 0 }),
+        ]
+    );
+
+    // Routing events carry ids and reasons, never what the customer wrote.
+    let outbox = serde_json::to_string(&run(engine.store().events_after(&tenant, 0, 10_000)).unwrap()).unwrap();
+    assert!(!outbox.contains("I need help"));
+}
+
+#[test]
+fn offers_declines_and_expiries_are_recorded_for_the_conversation() {
+    let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap();
+    let clock = Arc::new(ManualClock::new(t0));
+    let router = Arc::new(Router::new(RouterConfig::default()));
+    let offered_queue = Queue {
+        offer: OfferPolicy { offer: true, ..OfferPolicy::default() },
+        ..Queue::new(QueueId::new("default").unwrap())
+    };
+    router.upsert_queue(offered_queue).unwrap();
+    for name in ["ana", "bob"] {
+        let agent = Agent::new(AgentId::new(name).unwrap())
+            .with_capacity(Capacity::per_channel([(ChannelKind::WebChat, 1)]))
+            .with_status("online");
+        router.upsert_agent(agent, t0).unwrap();
+    }
+    let engine = Engine::builder(Arc::new(InMemoryStore::new())).clock(clock.clone()).router(router.clone()).build();
+    let tenant = TenantId::new("acme").unwrap();
+
+    let c = run(engine.ingest(&tenant, chat("v1", "c1"))).unwrap().conversation;
+    let item = WorkItemId::from(c);
+    let Some((_, RoutingChange::Offered { agents, .. })) = routing_events(&engine, &tenant).pop() else {
+        panic!("no offer")
+    };
+    let first = agents[0].clone();
+    let declined = router.decline(item, &first, engine.now()).unwrap();
+    run(engine.apply_routing_events(&tenant, &declined)).unwrap();
+    let events = routing_events(&engine, &tenant);
+    assert!(events.contains(&(c, RoutingChange::Declined { agent: first.clone() })), "{events:?}");
+    let Some((_, RoutingChange::Offered { agents, expires_at })) = events.last().cloned() else {
+        panic!("not offered to the other agent: {events:?}")
+    };
+    let second = agents[0].clone();
+    assert_ne!(second, first);
+
+    clock.set(expires_at + chrono::Duration::seconds(1));
+    let expired = router.tick(engine.now());
+    run(engine.apply_routing_events(&tenant, &expired)).unwrap();
+    let events = routing_events(&engine, &tenant);
+    assert!(events.contains(&(c, RoutingChange::OfferExpired { agent: second })), "{events:?}");
+    // Nobody took it: the conversation still has no agent.
+    assert!(!matches!(handler(&engine, &tenant, c), Some(Handler::Agent(_))));
 }

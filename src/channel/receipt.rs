@@ -243,6 +243,9 @@ pub struct ReceiptReport {
     /// Messages a watermark covers that were recorded without a provider id: the engine updates
     /// delivery by provider id only, so their state is left as it was.
     pub without_provider_id: Vec<MessageId>,
+    /// Kit watermark receipts whose recipient is no known identity
+    /// ([`Engine::apply_receipts`] only): nothing was sent to them.
+    pub unknown_recipients: Vec<crate::channels::DeliveryReceipt>,
 }
 
 const PAGE: usize = 200;

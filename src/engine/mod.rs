@@ -1,25 +1,29 @@
 //! The engine: the facade that composes identity, threading, storage and events.
 
+mod delivery;
 mod ops;
 mod routing;
+mod send;
 
 pub use ops::{ConversationPatch, CustomerPatch, MergePlan, OutboundMessage, SurvivorRule};
+pub use send::{SendOutcome, SendRequest, SentPart};
 
+use crate::channel::{Channel, ChannelPolicy, ReplyWindowRule};
 use crate::clock::{Clock, SystemClock};
 use crate::events::{Event, EventStream, Notifier};
 use crate::identity::{self, NewIds, Normalizer, Resolution, Sender};
 use crate::idgen::IdGen;
 use crate::model::{
     Author, ChannelKind, ContentLimits, Conversation, ConversationId, ConversationStatus, CustomerId, DeliveryState,
-    Direction, IdentityId, InboundMessage, Message, MessageId, Priority, TenantId,
+    Direction, EndpointId, IdentityId, InboundMessage, Message, MessageId, Priority, TenantId,
 };
 use crate::store::{ChangeSet, Committed, DedupeKey, InMemoryStore, Store, ThreadKey, ThreadKeyClaim, Write};
 use crate::thread::{self, Placement, ThreadDecision, ThreadInput, ThreadingPolicy};
 use crate::{Error, Result};
 use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::{Arc, Mutex};
 
 /// How the engine behaves. `Default` gives the conservative defaults of the context-model
 /// anchors.
@@ -101,6 +105,12 @@ struct Inner {
     ids: IdGen,
     notifier: Arc<Notifier>,
     router: Option<Arc<crate::routing::Router>>,
+    channels: BTreeMap<EndpointId, Arc<dyn Channel>>,
+    channel_policy: ChannelPolicy,
+    /// `channel_policy` with default endpoints only where a channel is registered.
+    reachable_policy: ChannelPolicy,
+    /// Sends under way, by (tenant, message id), so a concurrent retry does not send twice.
+    sending: Mutex<HashSet<(TenantId, MessageId)>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -116,6 +126,8 @@ pub struct EngineBuilder {
     clock: Arc<dyn Clock>,
     config: EngineConfig,
     router: Option<Arc<crate::routing::Router>>,
+    channels: BTreeMap<EndpointId, Arc<dyn Channel>>,
+    channel_policy: Option<ChannelPolicy>,
 }
 
 impl EngineBuilder {
@@ -138,6 +150,21 @@ impl EngineBuilder {
         self
     }
 
+    /// Registers `channel` for sending through its endpoint with [`Engine::send`] (a later
+    /// channel for the same endpoint replaces an earlier one).
+    pub fn channel(mut self, channel: Arc<dyn Channel>) -> Self {
+        self.channels.insert(channel.endpoint().clone(), channel);
+        self
+    }
+
+    /// Uses `policy` to choose the channel of [`Engine::send`] (preference, fallbacks, default
+    /// endpoints, opt-in). Its reply windows are replaced by those of the [`EngineConfig`], the
+    /// one place reply windows are set. Default: [`ChannelPolicy::default`] with those windows.
+    pub fn channel_policy(mut self, policy: ChannelPolicy) -> Self {
+        self.channel_policy = Some(policy);
+        self
+    }
+
     /// Sets the threading policy.
     pub fn threading(mut self, threading: ThreadingPolicy) -> Self {
         self.config.threading = threading;
@@ -147,6 +174,10 @@ impl EngineBuilder {
     /// The engine.
     pub fn build(self) -> Engine {
         let normalizer = Normalizer::new(self.config.default_phone_region.clone());
+        let mut channel_policy = self.channel_policy.unwrap_or_default();
+        channel_policy.reply_windows = reply_window_rules(&self.config);
+        let mut reachable_policy = channel_policy.clone();
+        reachable_policy.default_endpoints.retain(|_, e| self.channels.contains_key(e));
         Engine {
             inner: Arc::new(Inner {
                 store: self.store,
@@ -156,6 +187,10 @@ impl EngineBuilder {
                 ids: IdGen::new(),
                 notifier: Arc::new(Notifier::default()),
                 router: self.router,
+                channels: self.channels,
+                channel_policy,
+                reachable_policy,
+                sending: Mutex::new(HashSet::new()),
             }),
         }
     }
@@ -207,7 +242,14 @@ impl NewIds for EngineIds<'_> {
 impl Engine {
     /// A builder over `store`, with the system clock and default configuration.
     pub fn builder(store: Arc<dyn Store>) -> EngineBuilder {
-        EngineBuilder { store, clock: Arc::new(SystemClock), config: EngineConfig::default(), router: None }
+        EngineBuilder {
+            store,
+            clock: Arc::new(SystemClock),
+            config: EngineConfig::default(),
+            router: None,
+            channels: BTreeMap::new(),
+            channel_policy: None,
+        }
     }
 
     /// An engine over a fresh [`InMemoryStore`] with defaults.
@@ -326,7 +368,7 @@ impl Engine {
                 (conversation, decision, expected)
             }
             Placement::New { decision, previous } => {
-                let c = self.new_conversation(tenant, &resolved.customer, msg, previous, now);
+                let c = self.new_conversation(tenant, &resolved.customer, &msg.channel, previous, now);
                 events.push(Event::ConversationOpened {
                     conversation: c.id,
                     customer: c.customer,
@@ -445,11 +487,11 @@ impl Engine {
         }
     }
 
-    fn new_conversation(
+    pub(crate) fn new_conversation(
         &self,
         tenant: &TenantId,
         customer: &crate::model::Customer,
-        msg: &InboundMessage,
+        origin: &ChannelKind,
         previous: Option<ConversationId>,
         now: DateTime<Utc>,
     ) -> Conversation {
@@ -464,7 +506,7 @@ impl Engine {
             tags: Default::default(),
             handler: None,
             last_agent: None,
-            origin: msg.channel.clone(),
+            origin: origin.clone(),
             channels: Vec::new(),
             sessions: Vec::new(),
             last_inbound_via: None,
@@ -513,6 +555,21 @@ impl Engine {
 /// angle brackets (kits and hosts spell it both ways), anything else as given.
 pub(crate) fn provider_id<'a>(channel: &ChannelKind, raw: &'a str) -> &'a str {
     if *channel == ChannelKind::Email { thread::message_id(raw) } else { raw }
+}
+
+/// The reply windows of `config` as channel-policy rules (standard window, human-agent extension).
+fn reply_window_rules(config: &EngineConfig) -> BTreeMap<ChannelKind, ReplyWindowRule> {
+    config
+        .reply_windows
+        .iter()
+        .map(|(channel, window)| {
+            let rule = ReplyWindowRule {
+                window: *window,
+                human_agent_extension: config.human_agent_reply_windows.get(channel).copied(),
+            };
+            (channel.clone(), rule)
+        })
+        .collect()
 }
 
 /// A versioned rewrite of `customer` that changes nothing but the version: it makes a

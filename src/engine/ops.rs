@@ -128,7 +128,17 @@ pub struct MergePlan {
     pub discarded_attributes: Attributes,
 }
 
-fn check_text(field: &'static str, value: &str, max: usize) -> Result<()> {
+/// How [`Engine::try_record_outbound`] treats the rules of sending.
+#[derive(Clone, Copy)]
+enum Recording {
+    /// A record before (or instead of) sending: closed conversations, consent and reply windows
+    /// are checked; the id is new.
+    Checked,
+    /// A part the provider accepted, under this id.
+    Sent(MessageId),
+}
+
+pub(crate) fn check_text(field: &'static str, value: &str, max: usize) -> Result<()> {
     if value.trim().is_empty() || value.len() > max || value.chars().any(char::is_control) {
         return Err(Error::invalid(field, format!("must be 1 to {max} bytes without control characters")));
     }
@@ -189,7 +199,20 @@ impl Engine {
         if let Some(x) = &out.external_id {
             check_text("external_id", x, 512)?;
         }
-        self.retrying(|| self.try_record_outbound(tenant, conversation, &out)).await
+        self.retrying(|| self.try_record_outbound(tenant, conversation, &out, Recording::Checked)).await
+    }
+
+    /// Records a message part a channel has already accepted ([`Engine::send`]): the rules were
+    /// checked before sending, and a message the provider acknowledged is never refused
+    /// afterwards (a conversation closed or a window that closed in the meantime).
+    pub(crate) async fn record_sent(
+        &self,
+        tenant: &TenantId,
+        conversation: ConversationId,
+        id: MessageId,
+        out: &OutboundMessage,
+    ) -> Result<Message> {
+        self.retrying(|| self.try_record_outbound(tenant, conversation, out, Recording::Sent(id))).await
     }
 
     async fn try_record_outbound(
@@ -197,10 +220,12 @@ impl Engine {
         tenant: &TenantId,
         id: ConversationId,
         out: &OutboundMessage,
+        recording: Recording,
     ) -> Result<Message> {
         let store = &**self.store();
+        let checked = matches!(recording, Recording::Checked);
         let mut conversation = self.conversation(tenant, id).await?;
-        if conversation.status == ConversationStatus::Closed {
+        if checked && conversation.status == ConversationStatus::Closed {
             return Err(Error::Refused(format!("conversation {id} is closed")));
         }
         let (endpoint, identity_id) =
@@ -217,7 +242,7 @@ impl Engine {
             .ok_or_else(|| Error::not_found("identity of this conversation's customer", identity_id))?;
         let customer = self.customer(tenant, conversation.customer).await?;
         let channel = identity.channel.clone();
-        if !customer.may_contact(&channel) {
+        if checked && !customer.may_contact(&channel) {
             return Err(Error::Refused(format!("the customer is blocked or opted out of {channel}")));
         }
         let now = self.now();
@@ -226,7 +251,7 @@ impl Engine {
             Some(w) if human => Some(w),
             _ => self.config().reply_windows.get(&channel),
         };
-        if let Some(window) = window {
+        if let Some(window) = window.filter(|_| checked) {
             let last = identity.endpoint(&endpoint).and_then(|e| e.last_inbound_at);
             let open = last.is_some_and(|t| now - t <= *window);
             if !open && !matches!(out.content, Content::Template { .. }) {
@@ -249,7 +274,10 @@ impl Engine {
             ));
         }
         let message = Message {
-            id: MessageId(self.next_id(now)),
+            id: match recording {
+                Recording::Checked => MessageId(self.next_id(now)),
+                Recording::Sent(id) => id,
+            },
             tenant: tenant.clone(),
             conversation: id,
             direction: Direction::Outbound,
@@ -423,6 +451,18 @@ impl Engine {
         if let Some(Some(subject)) = &patch.subject {
             check_text("subject", subject, 998)?;
         }
+        self.patch_conversation(tenant, id, &patch, &[]).await
+    }
+
+    /// Applies a checked `patch` and appends `extra` events in the same commit. With nothing to
+    /// change and no extra events it writes nothing; with only extra events it writes only them.
+    pub(crate) async fn patch_conversation(
+        &self,
+        tenant: &TenantId,
+        id: ConversationId,
+        patch: &ConversationPatch,
+        extra: &[Event],
+    ) -> Result<Conversation> {
         self.retrying(|| async {
             let before = self.conversation(tenant, id).await?;
             let mut c = before.clone();
@@ -454,16 +494,17 @@ impl Engine {
             if c.tags.len() > 100 {
                 return Err(Error::invalid("tags", "at most 100 tags per conversation"));
             }
-            if c == before {
+            events.extend(extra.iter().cloned());
+            if c == before && events.is_empty() {
                 return Ok(c);
             }
-            c.version += 1;
-            let changes = ChangeSet {
-                conversations: vec![Write { record: c.clone(), expected: Some(before.version) }],
-                events,
-                at: now,
-                ..ChangeSet::default()
+            let conversations = if c == before {
+                Vec::new()
+            } else {
+                c.version += 1;
+                vec![Write { record: c.clone(), expected: Some(before.version) }]
             };
+            let changes = ChangeSet { conversations, events, at: now, ..ChangeSet::default() };
             self.commit(tenant, changes).await?;
             Ok(c)
         })

@@ -3,6 +3,7 @@
 
 use super::Engine;
 use crate::Result;
+use crate::events::{Event, RoutingChange};
 use crate::model::{ConversationId, Handler, TenantId};
 use crate::routing::{LastAgent, Router, RoutingDecision, RoutingEvent, WorkItem, WorkItemId};
 use crate::{ConversationPatch, Error};
@@ -52,38 +53,47 @@ impl Engine {
         Ok(decision)
     }
 
-    /// Writes what the router did back to the conversations: `Assigned` sets the handler to the
-    /// agent (or bot), `Queued`, `Requeued` and `Overflowed` to the queue, `Completed`,
-    /// `Withdrawn` and `TimedOut` clear it. Call it with the events of every router call the host
-    /// makes itself (`accept`, `decline`, `tick`, `sweep`, `handoff`, …). Events of items that are
-    /// not conversations of this tenant are skipped.
+    /// Writes what the router did back to the conversations and into the tenant's event log.
+    ///
+    /// Every event about a conversation of this tenant is appended to the outbox as an
+    /// [`Event::Routing`](crate::events::Event::Routing) (offered, assigned — which is also how an
+    /// accepted offer shows —, declined, offer expired or rescinded, requeued, escalated to an
+    /// overflow queue, handed off by a bot, timed out, completed, withdrawn), in the order given,
+    /// so subscribers of [`Engine::subscribe`] see routing next to the messages. The handler is
+    /// updated in the same commit: `Assigned` sets it to the agent (or bot), `Queued`,
+    /// `Requeued` and `Overflowed` to the queue, `Completed`, `Withdrawn` and `TimedOut` clear
+    /// it (a `ConversationAssigned` event says so).
+    ///
+    /// Call it with the events of every router call the host makes itself (`accept`, `decline`,
+    /// `tick`, `sweep`, `handoff`, …); [`Engine::ingest`] and [`Engine::route_conversation`] call
+    /// it for theirs. Events of items that are not conversations of this tenant, plan steps and
+    /// presence changes are skipped. Applying the same events twice records them twice.
+    /// Without a configured router, assignments are taken to be to human agents and requeues
+    /// leave the handler as it is.
     pub async fn apply_routing_events(&self, tenant: &TenantId, events: &[RoutingEvent]) -> Result<()> {
-        let Some(router) = self.router() else { return Ok(()) };
+        let router = self.router();
         for event in events {
-            let (item, handler) = match event {
-                RoutingEvent::Assigned { item, agent, .. } => {
-                    let bot = router.agent(agent).is_some_and(|a| a.is_bot);
-                    (item, Some(if bot { Handler::Bot(agent.clone()) } else { Handler::Agent(agent.clone()) }))
+            let Some((id, change)) = RoutingChange::from_routing_event(event) else { continue };
+            let handler = match event {
+                RoutingEvent::Assigned { agent, .. } => {
+                    let bot = router.and_then(|r| r.agent(agent)).is_some_and(|a| a.is_bot);
+                    Some(Some(if bot { Handler::Bot(agent.clone()) } else { Handler::Agent(agent.clone()) }))
                 }
-                RoutingEvent::Queued { item, queue } | RoutingEvent::Overflowed { item, to: queue, .. } => {
-                    (item, Some(Handler::Queue(queue.clone())))
+                RoutingEvent::Queued { queue, .. } | RoutingEvent::Overflowed { to: queue, .. } => {
+                    Some(Some(Handler::Queue(queue.clone())))
                 }
-                RoutingEvent::Requeued { item, .. } => match router.item(*item) {
-                    Some(status) => (item, Some(Handler::Queue(status.queue))),
-                    None => continue,
-                },
-                RoutingEvent::Completed { item, .. }
-                | RoutingEvent::Withdrawn { item }
-                | RoutingEvent::TimedOut { item, .. } => (item, None),
-                _ => continue,
+                RoutingEvent::Requeued { item, .. } => {
+                    router.and_then(|r| r.item(*item)).map(|status| Some(Handler::Queue(status.queue)))
+                }
+                RoutingEvent::Completed { .. } | RoutingEvent::Withdrawn { .. } | RoutingEvent::TimedOut { .. } => {
+                    Some(None)
+                }
+                _ => None,
             };
-            let id = ConversationId(item.0);
             let Ok(current) = self.conversation(tenant, id).await else { continue };
-            if current.handler == handler {
-                continue;
-            }
-            let patch = ConversationPatch { handler: Some(handler), ..ConversationPatch::default() };
-            self.update_conversation(tenant, id, patch).await?;
+            let handler = handler.filter(|h| *h != current.handler);
+            let patch = ConversationPatch { handler, ..ConversationPatch::default() };
+            self.patch_conversation(tenant, id, &patch, &[Event::Routing { conversation: id, change }]).await?;
         }
         Ok(())
     }

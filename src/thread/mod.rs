@@ -1,8 +1,10 @@
 //! Threading: which conversation an inbound message belongs to.
 //!
-//! In order, first match wins: explicit references (provider thread id, our reply token, our
-//! or the customer's email Message-IDs in `In-Reply-To`/`References`) — each only if the sender is
-//! the conversation's customer; the per-channel session of `(endpoint, identity)` on
+//! In order, first match wins: explicit references (on channels other than email, the provider
+//! message the customer replied to or reacted to — WhatsApp `context.id`, Messenger
+//! `reply_to.mid`, Telegram `reply_to_message`, which the kits put in `thread.in_reply_to`; the
+//! provider thread id; our reply token; our or the customer's email Message-IDs in
+//! `In-Reply-To`/`References`) — each only if the sender is the conversation's customer; the per-channel session of `(endpoint, identity)` on
 //! single-thread channels; the customer's open conversation on any channel within the
 //! cross-channel window, if one is configured; else a new conversation. A matched conversation
 //! that is resolved goes through the [`ReopenPolicy`]; a closed one is never reopened: a new
@@ -105,6 +107,10 @@ impl ThreadingPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ThreadReason {
+    /// The customer replied to (quoted, reacted to) a message of the conversation on a channel
+    /// other than email (WhatsApp `context.id`, Messenger `reply_to.mid`, Telegram
+    /// `reply_to_message`).
+    ProviderReply,
     /// The provider's thread id.
     ProviderThread,
     /// Our reply token in the recipient address.
@@ -261,6 +267,22 @@ pub(crate) async fn place(
     notes: &mut Vec<String>,
 ) -> Result<Placement> {
     let rules = policy.for_channel(&input.msg.channel);
+    // A reply to a message of a closed (or long-resolved) conversation opens a new one that
+    // points back at it — unless the rules below find an open conversation to continue.
+    let mut reply_opens = None;
+    if let Some(quoted) = quoted_conversation(store, tenant, input.msg).await? {
+        if quoted.customer != input.customer {
+            notes.push(format!(
+                "{:?} reference ignored: the sender is not that conversation's customer",
+                ThreadReason::ProviderReply
+            ));
+        } else {
+            match apply_reopen(quoted, ThreadReason::ProviderReply, rules.reopen, input)? {
+                existing @ Placement::Existing { .. } => return Ok(existing),
+                new @ Placement::New { .. } => reply_opens = Some(new),
+            }
+        }
+    }
     for (key, reason) in referenced_keys(input.msg) {
         let Some(id) = store.conversation_by_thread_key(tenant, &key).await? else { continue };
         let Some(conversation) = store.conversation(tenant, id).await? else { continue };
@@ -291,8 +313,25 @@ pub(crate) async fn place(
     {
         return apply_reopen(c.clone(), ThreadReason::CrossChannel, rules.reopen, input);
     }
-    Ok(Placement::New {
+    Ok(reply_opens.unwrap_or(Placement::New {
         decision: ThreadDecision::Opened { reason: OpenReason::NoMatch, previous: None },
         previous: None,
-    })
+    }))
+}
+
+/// The conversation of the provider message an inbound message replies to, on channels other
+/// than email (email replies are threaded by Message-ID references).
+async fn quoted_conversation(
+    store: &dyn Store,
+    tenant: &TenantId,
+    msg: &InboundMessage,
+) -> Result<Option<Conversation>> {
+    if msg.channel == ChannelKind::Email {
+        return Ok(None);
+    }
+    let Some(id) = msg.thread.in_reply_to.as_deref().map(str::trim).filter(|s| !s.is_empty()) else {
+        return Ok(None);
+    };
+    let Some(quoted) = store.message_by_external_id(tenant, &msg.channel, id).await? else { return Ok(None) };
+    store.conversation(tenant, quoted.conversation).await
 }
