@@ -249,6 +249,15 @@ pub enum RoutingChange {
     },
     /// Withdrawn by the host.
     Withdrawn,
+    /// The router asked the host to decide who takes it, by `deadline`.
+    DecisionRequested {
+        /// The agents it could go to now, best first.
+        agents: Vec<AgentId>,
+        /// When the step's fallback applies.
+        deadline: DateTime<Utc>,
+    },
+    /// The host did not decide in time; the step's fallback applied.
+    DecisionExpired,
 }
 
 impl RoutingChange {
@@ -286,6 +295,10 @@ impl RoutingChange {
             RoutingEvent::TimedOut { item, action, .. } => (item, RoutingChange::TimedOut { action: action.clone() }),
             RoutingEvent::Completed { item, agent } => (item, RoutingChange::Completed { agent: agent.clone() }),
             RoutingEvent::Withdrawn { item } => (item, RoutingChange::Withdrawn),
+            RoutingEvent::DecisionRequested { item, agents, deadline, .. } => {
+                (item, RoutingChange::DecisionRequested { agents: agents.clone(), deadline: *deadline })
+            }
+            RoutingEvent::DecisionExpired { item, .. } => (item, RoutingChange::DecisionExpired),
             RoutingEvent::StepEntered { .. }
             | RoutingEvent::StepSkipped { .. }
             | RoutingEvent::PresenceChanged { .. } => {
