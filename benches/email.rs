@@ -10,6 +10,17 @@
 //! The medians and their ratio are printed to stderr after the group. A median is taken over
 //! the measured samples (the last `sample_size` calls of a routine; criterion's warm-up calls
 //! come first), the statistic criterion reports.
+//!
+//! Instruction counts (stable on a loaded machine): with `BENCH_CALLS=N` set, the bench skips
+//! criterion and calls the kit `N` times, then mail-parser `N` times, each in its own
+//! never-inlined function, for a profiler:
+//!
+//! ```text
+//! BENCH_CALLS=2000 valgrind --tool=callgrind --callgrind-out-file=email.cg target/release/deps/email-<hash>
+//! callgrind_annotate --inclusive=yes email.cg | grep -E 'calls_(kit|floor)'
+//! ```
+//!
+//! (inclusive instructions of `calls_kit` / `calls_floor`, divided by `N`).
 
 use criterion::Criterion;
 use std::fmt::Write as _;
@@ -88,11 +99,33 @@ fn ten_kb_email() -> Vec<u8> {
     m.into_bytes()
 }
 
+/// `n` calls of the kit (a profiler reads this function's inclusive cost).
+#[inline(never)]
+fn calls_kit(n: usize, raw: &[u8], inbox: &EmailInbox) {
+    for _ in 0..n {
+        black_box(parse(black_box(raw), inbox, SenderAuth::Authenticated).expect("parse"));
+    }
+}
+
+/// `n` calls of mail-parser alone, the floor.
+#[inline(never)]
+fn calls_floor(n: usize, raw: &[u8], parser: &mail_parser::MessageParser) {
+    for _ in 0..n {
+        black_box(parser.parse(black_box(raw)).expect("mail-parser"));
+    }
+}
+
 fn main() {
-    let mut c = Criterion::default().configure_from_args();
     let raw = ten_kb_email();
     let inbox = EmailInbox::new(EndpointId::new("support-inbox").expect("endpoint"), "reply@support.example.com")
         .expect("inbox");
+    if let Some(n) = std::env::var("BENCH_CALLS").ok().and_then(|v| v.parse().ok()) {
+        calls_kit(n, &raw, &inbox);
+        calls_floor(n, &raw, &mail_parser::MessageParser::default());
+        eprintln!("{n} calls each of calls_kit and calls_floor");
+        return;
+    }
+    let mut c = Criterion::default().configure_from_args();
 
     // The benchmark measures the intended work: check the result once.
     let InboundEmail::Message(parsed) = parse(&raw, &inbox, SenderAuth::Authenticated).expect("parse") else {
