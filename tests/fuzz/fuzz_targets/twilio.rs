@@ -5,7 +5,9 @@
 
 use libfuzzer_sys::fuzz_target;
 use std::sync::LazyLock;
-use touchpoint::channels::twilio::{MessagingWebhook, VoiceRequest, message_status, parse_message, parse_messaging, parse_status};
+use touchpoint::channels::twilio::{
+    MessagingWebhook, VoiceRequest, message_status, parse_message, parse_messaging, parse_status,
+};
 use touchpoint::model::{ContentLimits, EndpointId, InboundMessage};
 
 static ENDPOINT: LazyLock<EndpointId> = LazyLock::new(|| EndpointId::new("sms-fuzz").expect("a valid endpoint name"));

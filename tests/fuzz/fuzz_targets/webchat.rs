@@ -15,7 +15,8 @@ static WIDGET: LazyLock<WebChatWidget> = LazyLock::new(|| {
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(WebChatEvent::Message(msg)) = WIDGET.parse(data) {
-        let unlimited = ContentLimits { max_text_bytes: usize::MAX, max_options: usize::MAX, max_parameters: usize::MAX };
+        let unlimited =
+            ContentLimits { max_text_bytes: usize::MAX, max_options: usize::MAX, max_parameters: usize::MAX };
         assert!(!msg.inbound.is_empty());
         for inbound in &msg.inbound {
             assert!(inbound.content.validate(&unlimited).is_ok(), "{inbound:?}");
