@@ -13,6 +13,18 @@
 //! thread's **CPU time** per iteration where Linux reports it (`/proc/thread-self/schedstat`):
 //! on a machine shared with other jobs, wall time includes the time the thread waited for a
 //! core, CPU time does not.
+//!
+//! Instruction counts (stable on a loaded machine): with `BENCH_CALLS=N` set, the bench skips
+//! criterion and calls each kit `N` times, then the `Value` parse of its body `N` times, each in
+//! its own never-inlined function, for a profiler:
+//!
+//! ```text
+//! BENCH_CALLS=2000 valgrind --tool=callgrind --callgrind-out-file=kits.cg target/release/deps/kits-<hash>
+//! callgrind_annotate --inclusive=yes kits.cg | grep -E 'calls_'
+//! ```
+//!
+//! (inclusive instructions of `calls_whatsapp`, `calls_messenger`, `calls_telegram` and
+//! `calls_value`, the WhatsApp body's floor, divided by `N`).
 
 use criterion::Criterion;
 use std::hint::black_box;
@@ -125,11 +137,51 @@ fn pair(
     summary.push(line);
 }
 
+/// `n` calls of each kit on its fixture (a profiler reads each function's inclusive cost).
+#[inline(never)]
+fn calls_whatsapp(n: usize, kit: &WhatsAppKit) {
+    for _ in 0..n {
+        black_box(kit.parse_webhook(black_box(WHATSAPP)).expect("whatsapp"));
+    }
+}
+
+#[inline(never)]
+fn calls_messenger(n: usize, kit: &MessengerKit) {
+    for _ in 0..n {
+        black_box(kit.parse_webhook(black_box(MESSENGER)).expect("messenger"));
+    }
+}
+
+#[inline(never)]
+fn calls_telegram(n: usize, kit: &TelegramKit) {
+    for _ in 0..n {
+        black_box(kit.parse_update(black_box(TELEGRAM)).expect("telegram"));
+    }
+}
+
+/// The floor: `n` parses of `body` into a `serde_json::Value`.
+#[inline(never)]
+fn calls_value(n: usize, body: &[u8]) {
+    for _ in 0..n {
+        black_box(serde_json::from_slice::<serde_json::Value>(black_box(body)).expect("json"));
+    }
+}
+
 fn main() {
-    let mut c = Criterion::default().configure_from_args();
     let whatsapp = WhatsAppKit::new();
     let messenger = MessengerKit::new();
     let telegram = TelegramKit::new(EndpointId::new("tg-bot").unwrap()).unwrap();
+    if let Some(n) = std::env::var("BENCH_CALLS").ok().and_then(|v| v.parse().ok()) {
+        calls_whatsapp(n, &whatsapp);
+        calls_value(n, WHATSAPP);
+        calls_messenger(n, &messenger);
+        calls_telegram(n, &telegram);
+        eprintln!(
+            "{n} calls each of calls_whatsapp, calls_messenger, calls_telegram; calls_value: {n} of the WhatsApp body"
+        );
+        return;
+    }
+    let mut c = Criterion::default().configure_from_args();
     let mut summary = Vec::new();
     pair(
         &mut c,

@@ -922,3 +922,17 @@ fn kit_types_are_send_and_sync() {
     check::<EmailBuilder>();
     check::<OutgoingEmail>();
 }
+
+// Found by the `email` fuzz target: a bounce whose nested parts never close made mail-parser's
+// own debug assertion panic. Whatever the build, the kit answers with a result, never a panic.
+#[test]
+fn malformed_nested_multiparts_give_a_result_not_a_panic() {
+    let raw = fixture("fuzz_nested_report.eml");
+    match parse(&raw, &inbox(), SenderAuth::NotAuthenticated) {
+        Err(e) => assert!(matches!(&e, Error::InvalidInput { field, .. } if *field == "email"), "{e:?}"),
+        Ok(InboundEmail::Bounce(bounce)) => {
+            assert!(bounce.receipts.iter().all(|r| Some(&r.external_id) == bounce.original_message_id.as_ref()))
+        }
+        Ok(InboundEmail::Message(m)) => panic!("a MAILER-DAEMON report parsed as a customer message: {m:?}"),
+    }
+}

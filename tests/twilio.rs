@@ -182,6 +182,28 @@ fn whatsapp_location_becomes_location_content() {
     assert_eq!(parsed.inbound, vec![expected]);
 }
 
+// Found by the `twilio` fuzz target: an out-of-range coordinate was handed on as a location the
+// engine rejects at ingest.
+#[test]
+fn location_coordinates_out_of_range_are_typed_errors() {
+    let body = String::from_utf8(fixture("whatsapp_location.txt")).unwrap();
+    for (from, to, field) in [
+        ("Longitude=-0.1196", "Longitude=-196.1", "Longitude"),
+        ("Longitude=-0.1196", "Longitude=-1.96e32", "Longitude"),
+        ("Latitude=51.5033", "Latitude=90.5", "Latitude"),
+        ("Latitude=51.5033", "Latitude=NaN", "Latitude"),
+        ("Latitude=51.5033", "Latitude=inf", "Latitude"),
+    ] {
+        let bad = body.replace(from, to);
+        let err = parse_message(bad.as_bytes(), &endpoint("twilio-wa")).unwrap_err();
+        assert_eq!(field_of(&err), field, "{to}: {err}");
+    }
+    // The edges of the ranges are places.
+    let edge = body.replace("Latitude=51.5033", "Latitude=-90").replace("Longitude=-0.1196", "Longitude=180");
+    let parsed = parse_message(edge.as_bytes(), &endpoint("twilio-wa")).unwrap();
+    assert!(matches!(parsed.inbound[0].content, Content::Location { latitude: -90.0, longitude: 180.0, .. }));
+}
+
 #[test]
 fn opt_out_keyword_is_reported() {
     let parsed = parse_message(&fixture("sms_stop.txt"), &sms_endpoint()).unwrap();

@@ -340,8 +340,11 @@ pub fn parse(raw: &[u8], inbox: &EmailInbox, auth: SenderAuth) -> Result<Inbound
     if raw.len() > MAX_EMAIL_BYTES {
         return Err(Error::invalid("email", format!("{} bytes, the limit is {MAX_EMAIL_BYTES}", raw.len())));
     }
-    let parsed = parser()
-        .parse(raw)
+    // mail-parser 0.11 trips a `debug_assert!` of its own on some malformed nestings of
+    // multiparts (found by fuzzing; release builds carry on). A build with debug assertions
+    // reports such a message as malformed instead of panicking in the host.
+    let parsed = std::panic::catch_unwind(|| parser().parse(raw))
+        .map_err(|_| Error::invalid("email", "the MIME structure is malformed (nested parts do not close)"))?
         .filter(|m| !m.headers().is_empty())
         .ok_or_else(|| Error::invalid("email", "no RFC 5322 headers found"))?;
 
@@ -372,7 +375,7 @@ pub fn parse(raw: &[u8], inbox: &EmailInbox, auth: SenderAuth) -> Result<Inbound
     let mut full_text = String::new();
     for part in parsed.text_bodies() {
         let text = match &part.body {
-            PartType::Text(t) => t.replace("\r\n", "\n"),
+            PartType::Text(t) => crlf_to_lf(t),
             PartType::Html(h) => html_to_text(h),
             _ => continue,
         };
@@ -415,7 +418,7 @@ pub fn parse(raw: &[u8], inbox: &EmailInbox, auth: SenderAuth) -> Result<Inbound
     if body.is_empty() {
         return Err(Error::invalid("email.body", "the message has no text, subject or attachment"));
     }
-    let body = truncate_with_ellipsis(&body, inbox.max_text_bytes);
+    let body = truncate_with_ellipsis(body, inbox.max_text_bytes);
 
     let message_id = parsed.message_id().map(str::trim).filter(|id| valid_external_id(id));
     let external_id = match message_id {
@@ -467,12 +470,28 @@ pub fn parse(raw: &[u8], inbox: &EmailInbox, auth: SenderAuth) -> Result<Inbound
     Ok(InboundEmail::Message(Box::new(EmailMessage { message, auto_reply, full_text, attachments })))
 }
 
-/// The parser, built once: only the headers the kit reads are parsed into structure; the rest
-/// (`Received`, `DKIM-Signature`, …) stay raw text, which saves most of a full parse's header work.
+/// Headers the kit reads as raw text: auto-reply signals, envelope recipients, failed recipients.
+const RAW_HEADERS: [&str; 11] = [
+    "Auto-Submitted",
+    "X-Autoreply",
+    "X-Autorespond",
+    "Precedence",
+    "X-Auto-Response-Suppress",
+    "List-Id",
+    "List-Unsubscribe",
+    "Delivered-To",
+    "X-Original-To",
+    "Envelope-To",
+    "X-Failed-Recipients",
+];
+
+/// The parser, built once: only the headers the kit reads are parsed, into structure or as raw
+/// text ([`RAW_HEADERS`]); the rest (`Received`, `DKIM-Signature`, …) are skipped, which saves
+/// most of a full parse's header work.
 fn parser() -> &'static MessageParser {
     static PARSER: OnceLock<MessageParser> = OnceLock::new();
     PARSER.get_or_init(|| {
-        MessageParser::new()
+        let parser = MessageParser::new()
             .with_mime_headers()
             .with_message_ids()
             .header_date(HeaderName::Date)
@@ -480,8 +499,8 @@ fn parser() -> &'static MessageParser {
             .header_address(HeaderName::From)
             .header_address(HeaderName::To)
             .header_address(HeaderName::Cc)
-            .header_address(HeaderName::ReplyTo)
-            .default_header_raw()
+            .header_address(HeaderName::ReplyTo);
+        RAW_HEADERS.into_iter().fold(parser, MessageParser::header_raw).default_header_ignore()
     })
 }
 
@@ -549,6 +568,13 @@ fn auto_reply_signals(message: &mail_parser::Message<'_>) -> Vec<AutoReplySignal
     let mut list = false;
     for h in message.headers() {
         let name = h.name.as_str();
+        let signal = ["Auto-Submitted", "X-Autoreply", "X-Autorespond", "Precedence", "X-Auto-Response-Suppress"]
+            .iter()
+            .any(|n| name.eq_ignore_ascii_case(n));
+        let listed = name.eq_ignore_ascii_case("List-Id") || name.eq_ignore_ascii_case("List-Unsubscribe");
+        if !signal && !listed {
+            continue;
+        }
         let value = match &h.value {
             HeaderValue::Text(t) => t.trim().to_owned(),
             HeaderValue::Empty => String::new(),
@@ -574,12 +600,30 @@ fn auto_reply_signals(message: &mail_parser::Message<'_>) -> Vec<AutoReplySignal
             if named {
                 signals.push(AutoReplySignal::AutoResponseSuppress(value));
             }
-        } else if (name.eq_ignore_ascii_case("List-Id") || name.eq_ignore_ascii_case("List-Unsubscribe")) && !list {
+        } else if listed && !list {
             list = true;
             signals.push(AutoReplySignal::MailingList);
         }
     }
     signals
+}
+
+/// `text` with every CRLF line ending as LF (a byte scan for `\r`, cheaper than a substring
+/// replace on long bodies).
+fn crlf_to_lf(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find('\r') {
+        let after = &rest[at + 1..];
+        if after.starts_with('\n') {
+            out.push_str(&rest[..at]);
+        } else {
+            out.push_str(&rest[..=at]);
+        }
+        rest = after;
+    }
+    out.push_str(rest);
+    out
 }
 
 fn clean_line(s: &str) -> String {
@@ -595,11 +639,11 @@ fn truncate(s: &str, max: usize) -> String {
     s[..end].to_owned()
 }
 
-fn truncate_with_ellipsis(s: &str, max: usize) -> String {
+fn truncate_with_ellipsis(s: String, max: usize) -> String {
     if s.len() <= max {
-        return s.to_owned();
+        return s;
     }
-    let mut out = truncate(s, max.saturating_sub('…'.len_utf8()));
+    let mut out = truncate(&s, max.saturating_sub('…'.len_utf8()));
     out.push('…');
     out
 }
@@ -776,18 +820,24 @@ fn is_quote_header(line: &str, next: Option<&str>) -> bool {
     false
 }
 
+/// Whether `s` starts with `prefix`, ignoring ASCII case.
+fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
+    s.as_bytes().get(..prefix.len()).is_some_and(|head| head.eq_ignore_ascii_case(prefix.as_bytes()))
+}
+
 fn is_outlook_block(line: &str, next: Option<&str>) -> bool {
     let l = line.trim();
-    let lower = l.to_ascii_lowercase();
-    if lower.starts_with("-----original message-----") || lower.starts_with("----- original message -----") {
+    if starts_with_ignore_case(l, "-----original message-----")
+        || starts_with_ignore_case(l, "----- original message -----")
+    {
         return true;
     }
-    if l.len() >= 10 && l.chars().all(|c| c == '_') {
-        return next.is_some_and(|n| n.trim_start().to_ascii_lowercase().starts_with("from:"));
+    if l.len() >= 10 && l.bytes().all(|c| c == b'_') {
+        return next.is_some_and(|n| starts_with_ignore_case(n.trim_start(), "from:"));
     }
-    if lower.starts_with("from:") {
-        let n = next.map(|n| n.trim_start().to_ascii_lowercase()).unwrap_or_default();
-        return n.starts_with("sent:") || n.starts_with("date:");
+    if starts_with_ignore_case(l, "from:") {
+        let n = next.map_or("", str::trim_start);
+        return starts_with_ignore_case(n, "sent:") || starts_with_ignore_case(n, "date:");
     }
     false
 }
@@ -811,10 +861,10 @@ fn is_signature_start(line: &str) -> bool {
 /// assert_eq!(visible_text("Yes\n> Did it arrive?\nNo, wait\n-- \nAda"), "Yes\nNo, wait");
 /// ```
 pub fn visible_text(text: &str) -> String {
-    let lines: Vec<&str> = text.lines().collect();
+    let mut lines = text.lines().peekable();
     let mut kept: Vec<&str> = Vec::new();
-    for (i, line) in lines.iter().enumerate() {
-        let next = lines.get(i + 1).copied();
+    while let Some(line) = lines.next() {
+        let next = lines.peek().copied();
         if is_quote_header(line, next) || is_outlook_block(line, next) || is_signature_start(line) {
             break;
         }

@@ -160,16 +160,16 @@ fn message_from_form(form: &Form, endpoint: &EndpointId) -> Result<TwilioMessage
     };
     let mut items = Vec::new();
     if let (Some(lat), Some(lon)) = (form.get_nonempty("Latitude"), form.get_nonempty("Longitude")) {
-        let coordinate = |field: &'static str, v: &str| {
-            v.trim()
-                .parse::<f64>()
-                .ok()
-                .filter(|f| f.is_finite())
-                .ok_or_else(|| Error::invalid(field, "is not a number"))
-        };
+        // Degrees in range, as the engine requires of a location.
+        let coordinate =
+            |field: &'static str, v: &str, limit: f64| {
+                v.trim().parse::<f64>().ok().filter(|f| f.abs() <= limit).ok_or_else(|| {
+                    Error::invalid(field, format!("is not a number of degrees from -{limit} to {limit}"))
+                })
+            };
         items.push(Content::Location {
-            latitude: coordinate("Latitude", lat)?,
-            longitude: coordinate("Longitude", lon)?,
+            latitude: coordinate("Latitude", lat, 90.0)?,
+            longitude: coordinate("Longitude", lon, 180.0)?,
             name: form.get_nonempty("Label").map(str::to_owned),
             address: form.get_nonempty("Address").map(str::to_owned),
         });

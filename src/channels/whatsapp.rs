@@ -175,7 +175,10 @@ fn digits(field_path: impl FnOnce() -> String, raw: &str) -> Result<String> {
     if raw.is_empty() || raw.len() > 20 || !raw.bytes().all(|b| b.is_ascii_digit()) {
         return Err(json::at(FIELD, &field_path(), format!("{raw:?} is not a WhatsApp phone number (digits only)")));
     }
-    Ok(format!("+{raw}"))
+    let mut number = String::with_capacity(1 + raw.len());
+    number.push('+');
+    number.push_str(raw);
+    Ok(number)
 }
 
 fn nonempty<S: AsRef<str>>(s: &Option<S>) -> Option<&str> {
