@@ -50,20 +50,17 @@
 //!   writer only checks and writes: records are encoded to JSON on the caller's thread, and WAL
 //!   checkpoints run on a checkpointer thread of their own.
 //! * **Same semantics as [`InMemoryStore`](crate::store::InMemoryStore).** The checks of the
-//!   store contract run in the writer's transaction against the state before the change set
-//!   (versions, unique keys, link keys, active owners), in the same order, and are backed by
-//!   unique indexes. Two differences: a location with a NaN or infinite coordinate is refused
-//!   with [`Error::InvalidInput`] (JSON cannot hold it), and a message is found by the
-//!   conversation, channel and provider id of its first insert (an update that changes them
-//!   changes the record, not its keys; the in-memory store behaves alike until the message's
-//!   conversation is deleted).
+//!   store contract — the same code for every backend — run in the writer's transaction against
+//!   the state before the change set (versions, unique keys, link keys, active owners) and are
+//!   backed by unique indexes.
 //! * **Schema.** Records are stored as JSON next to the columns they are searched by; every key
 //!   starts with the tenant. The schema is a list of migrations in the crate, tracked with
 //!   `PRAGMA user_version` ([`SqliteStore::SCHEMA_VERSION`]); opening an older file migrates it in
 //!   one transaction, opening a file of a newer build (or another application) is refused.
 //! * **Erasure.** `secure_delete` is on by default, so deleted records are overwritten in the
-//!   database file instead of lingering in free pages. (Old page images can remain in the `-wal`
-//!   file until the next checkpoint; closing the store checkpoints and removes it.)
+//!   database file instead of lingering in free pages, and a commit that erases a customer is
+//!   followed by a `TRUNCATE` checkpoint so the old page images leave the `-wal` file too (best
+//!   effort while a long read holds them; closing the store checkpoints and empties the WAL).
 //!
 //! One `SqliteStore` should own a database file: open it once per process and share it
 //! (cloning is cheap). Several processes writing the same file stay correct (every batch is a

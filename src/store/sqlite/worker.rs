@@ -170,13 +170,31 @@ fn run_writer(conn: Connection, jobs: Receiver<WriterJob>, max_batch: usize) {
             }
             next = if commits.len() < max_batch { jobs.try_recv().ok() } else { None };
         }
+        let erasure = commits
+            .iter()
+            .any(|c| c.changes.events.iter().any(|e| matches!(e, crate::events::Event::CustomerErased { .. })));
         if !commits.is_empty() && catch_unwind(AssertUnwindSafe(|| commit_batch(&sql, &ids, commits))).is_err() {
             let _ = conn.execute_batch("ROLLBACK");
+        }
+        if erasure {
+            // The WAL still holds the erased records' old page images: copy it back and empty it
+            // now rather than at the next routine checkpoint. (Best effort: a reader in the
+            // middle of a long read keeps it; the checkpoint on close catches up.)
+            truncate_wal(&conn);
         }
         for read in reads {
             let _ = catch_unwind(AssertUnwindSafe(|| read(&sql)));
         }
     }
+    // Closing: copy the WAL back and empty it ourselves. SQLite's own checkpoint-on-close runs
+    // only in the last connection to close, which two connections closing at once can both miss.
+    truncate_wal(&conn);
+}
+
+/// `PRAGMA wal_checkpoint(TRUNCATE)`: everything in the WAL goes into the database file and the
+/// WAL is cut to zero bytes. A no-op outside WAL mode.
+fn truncate_wal(conn: &Connection) {
+    let _ = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()));
 }
 
 /// The same failure for every change set of a batch that could not be made durable.
