@@ -29,44 +29,15 @@
 use criterion::Criterion;
 use std::fmt::Write as _;
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use touchpoint::channels::email::{EmailInbox, InboundEmail, SenderAuth, parse};
 use touchpoint::model::{Content, EndpointId};
 
+#[path = "support/mod.rs"]
+mod support;
+use support::{Samples, thread_cpu_ns};
+
 const SAMPLES: usize = 50;
-
-/// Nanoseconds per iteration, one entry per call of a timed routine.
-#[derive(Debug, Default)]
-struct Samples(Vec<f64>);
-
-impl Samples {
-    fn push(&mut self, elapsed: Duration, iters: u64) {
-        self.0.push(elapsed.as_nanos() as f64 / iters.max(1) as f64);
-    }
-
-    /// The median of the last `measured` entries (the measurement phase).
-    fn median(&self, measured: usize) -> Option<f64> {
-        let mut tail = self.0[self.0.len().saturating_sub(measured)..].to_vec();
-        if tail.is_empty() {
-            return None;
-        }
-        tail.sort_by(f64::total_cmp);
-        let m = tail.len() / 2;
-        Some(if tail.len().is_multiple_of(2) { (tail[m - 1] + tail[m]) / 2.0 } else { tail[m] })
-    }
-}
-
-/// Nanoseconds this thread has run on a CPU, if the platform says (Linux schedstat).
-fn cpu_ns() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    stat.split_whitespace().next()?.parse().ok()
-}
-
-fn cpu_push(samples: &mut Samples, before: Option<u64>, after: Option<u64>, iters: u64) {
-    if let (Some(b), Some(a)) = (before, after) {
-        samples.push(Duration::from_nanos(a.saturating_sub(b)), iters);
-    }
-}
 
 /// A customer's reply of about 10 KB, CRLF line endings.
 fn ten_kb_email() -> Vec<u8> {
@@ -159,22 +130,22 @@ fn main() {
     let parser = mail_parser::MessageParser::default();
     group.bench_function("parse_to_inbound", |b| {
         b.iter_custom(|iters| {
-            let cpu0 = cpu_ns();
+            let cpu0 = thread_cpu_ns();
             let start = Instant::now();
             for _ in 0..iters {
                 black_box(parse(black_box(&raw), &inbox, SenderAuth::Authenticated).expect("parse"));
             }
             let elapsed = start.elapsed();
-            let cpu1 = cpu_ns();
+            let cpu1 = thread_cpu_ns();
             let floor_start = Instant::now();
             for _ in 0..iters {
                 black_box(parser.parse(black_box(&raw)).expect("mail-parser"));
             }
             floor.push(floor_start.elapsed(), iters);
-            let cpu2 = cpu_ns();
+            let cpu2 = thread_cpu_ns();
             subject.push(elapsed, iters);
-            cpu_push(&mut subject_cpu, cpu0, cpu1, iters);
-            cpu_push(&mut floor_cpu, cpu1, cpu2, iters);
+            subject_cpu.push_cpu(cpu0, cpu1, iters);
+            floor_cpu.push_cpu(cpu1, cpu2, iters);
             elapsed
         })
     });

@@ -28,48 +28,21 @@
 
 use criterion::Criterion;
 use std::hint::black_box;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use touchpoint::channels::messenger::MessengerKit;
 use touchpoint::channels::telegram::TelegramKit;
 use touchpoint::channels::whatsapp::WhatsAppKit;
 use touchpoint::model::EndpointId;
+
+#[path = "support/mod.rs"]
+mod support;
+use support::{Samples, thread_cpu_ns};
 
 const SAMPLES: usize = 60;
 
 const WHATSAPP: &[u8] = include_bytes!("../tests/fixtures/whatsapp/text.json");
 const MESSENGER: &[u8] = include_bytes!("../tests/fixtures/messenger/quick_reply_and_delivery.json");
 const TELEGRAM: &[u8] = include_bytes!("../tests/fixtures/telegram/start_command.json");
-
-/// Nanoseconds per iteration, one entry per call of a timed routine.
-#[derive(Debug, Default)]
-struct Samples(Vec<f64>);
-
-impl Samples {
-    fn push(&mut self, elapsed: Duration, iters: u64) {
-        self.0.push(elapsed.as_nanos() as f64 / iters.max(1) as f64);
-    }
-
-    fn median(&self) -> Option<f64> {
-        let mut tail = self.0[self.0.len().saturating_sub(SAMPLES)..].to_vec();
-        if tail.is_empty() {
-            return None;
-        }
-        tail.sort_by(f64::total_cmp);
-        Some(tail[tail.len() / 2])
-    }
-}
-
-/// Nanoseconds this thread has run on a CPU, if the platform says (Linux schedstat).
-fn cpu_ns() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
-    stat.split_whitespace().next()?.parse().ok()
-}
-
-fn cpu_push(samples: &mut Samples, before: Option<u64>, after: Option<u64>, iters: u64) {
-    if let (Some(b), Some(a)) = (before, after) {
-        samples.push(Duration::from_nanos(a.saturating_sub(b)), iters);
-    }
-}
 
 fn pair(
     c: &mut Criterion,
@@ -91,29 +64,29 @@ fn pair(
     // both see the same machine load (the ratio stays meaningful on a shared machine).
     group.bench_function(name, |b| {
         b.iter_custom(|iters| {
-            let cpu0 = cpu_ns();
+            let cpu0 = thread_cpu_ns();
             let start = Instant::now();
             for _ in 0..iters {
                 black_box(parse(black_box(body)));
             }
             let elapsed = start.elapsed();
-            let cpu1 = cpu_ns();
+            let cpu1 = thread_cpu_ns();
             let floor_start = Instant::now();
             for _ in 0..iters {
                 black_box(serde_json::from_slice::<serde_json::Value>(black_box(body)).ok());
             }
             floor.push(floor_start.elapsed(), iters);
-            let cpu2 = cpu_ns();
+            let cpu2 = thread_cpu_ns();
             kit.push(elapsed, iters);
-            cpu_push(&mut kit_cpu, cpu0, cpu1, iters);
-            cpu_push(&mut floor_cpu, cpu1, cpu2, iters);
+            kit_cpu.push_cpu(cpu0, cpu1, iters);
+            floor_cpu.push_cpu(cpu1, cpu2, iters);
             elapsed
         })
     });
     group.finish();
-    let (Some(k), Some(f)) = (kit.median(), floor.median()) else { return };
+    let (Some(k), Some(f)) = (kit.median(SAMPLES), floor.median(SAMPLES)) else { return };
     // The target is judged on CPU time when the platform reports it, else on wall time.
-    let cpu = kit_cpu.median().zip(floor_cpu.median());
+    let cpu = kit_cpu.median(SAMPLES).zip(floor_cpu.median(SAMPLES));
     let judged = cpu.map_or(k, |(kc, _)| kc);
     let verdict = match target {
         Some(t) if judged <= t => format!(" (target <= {:.1} µs: met)", t / 1000.0),

@@ -25,43 +25,14 @@ use std::time::{Duration, Instant};
 use touchpoint::model::{AgentId, ChannelKind, QueueId};
 use touchpoint::routing::*;
 
+#[path = "support/mod.rs"]
+mod support;
+use support::{Rng, Samples};
+
 const DECIDE_SAMPLES: usize = 30;
 const QUEUE_SAMPLES: usize = 30;
 const RELAX_ITEMS: usize = 1_000_000;
 const RELAX_STEPS: usize = 5;
-
-#[derive(Debug, Default)]
-struct Samples(Vec<f64>);
-
-impl Samples {
-    fn push(&mut self, elapsed: Duration, iters: u64) {
-        self.0.push(elapsed.as_nanos() as f64 / iters.max(1) as f64);
-    }
-    fn median(&self, measured: usize) -> f64 {
-        let mut tail = self.0[self.0.len().saturating_sub(measured)..].to_vec();
-        if tail.is_empty() {
-            return f64::NAN;
-        }
-        tail.sort_by(f64::total_cmp);
-        let m = tail.len() / 2;
-        if tail.len().is_multiple_of(2) { (tail[m - 1] + tail[m]) / 2.0 } else { tail[m] }
-    }
-}
-
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut x = self.0;
-        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        x ^ (x >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-}
 
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()
@@ -187,7 +158,10 @@ fn bench_decide(c: &mut Criterion, summary: &mut Vec<String>) {
             })
         });
         group.finish();
-        let (r, s) = (router_samples.median(DECIDE_SAMPLES), scan_samples.median(DECIDE_SAMPLES));
+        let (r, s) = (
+            router_samples.median(DECIDE_SAMPLES).unwrap_or(f64::NAN),
+            scan_samples.median(DECIDE_SAMPLES).unwrap_or(f64::NAN),
+        );
         let line = format!(
             "decide {label:>4} agents: router {r:>8.0} ns/decision, full scan {s:>10.0} ns, scan/router = {:.0}×",
             s / r
@@ -250,7 +224,7 @@ fn bench_queue(c: &mut Criterion, summary: &mut Vec<String>) {
         })
     });
     group.finish();
-    let (r, h) = (qs.median(QUEUE_SAMPLES), hs.median(QUEUE_SAMPLES));
+    let (r, h) = (qs.median(QUEUE_SAMPLES).unwrap_or(f64::NAN), hs.median(QUEUE_SAMPLES).unwrap_or(f64::NAN));
     let line =
         format!("queue 100k items: ItemQueue push+pop {r:.0} ns, BinaryHeap push+pop {h:.0} ns, ratio = {:.2}×", r / h);
     eprintln!("{line}");
@@ -278,7 +252,7 @@ fn bench_relaxation(summary: &mut Vec<String>) {
         router.submit(item, t0()).unwrap();
     }
     eprintln!("relaxation: {RELAX_ITEMS} items queued in {:?}", start.elapsed());
-    let mut per_step = Vec::new();
+    let mut per_step = Samples::default();
     for k in 1..=RELAX_STEPS {
         let now = t0() + dwell * k as i32;
         let start = Instant::now();
@@ -287,11 +261,11 @@ fn bench_relaxation(summary: &mut Vec<String>) {
         let moved = events.iter().filter(|e| matches!(e, RoutingEvent::StepEntered { .. })).count();
         assert_eq!(moved, RELAX_ITEMS, "every item moves one step per tick");
         drop(black_box(events));
-        per_step.push(e.as_nanos() as f64 / RELAX_ITEMS as f64);
+        per_step.push(e, RELAX_ITEMS as u64);
     }
     // Baseline: pop and re-push 1M timers in a BinaryHeap (the least any timer wheel does).
     let mut heap: BinaryHeap<Reverse<(i64, u64)>> = (0..RELAX_ITEMS as u64).map(|k| Reverse((10_000, k))).collect();
-    let mut base = Vec::new();
+    let mut base = Samples::default();
     for k in 1..=RELAX_STEPS as i64 {
         let start = Instant::now();
         for _ in 0..RELAX_ITEMS {
@@ -299,13 +273,9 @@ fn bench_relaxation(summary: &mut Vec<String>) {
                 heap.push(Reverse((due + 10_000 * k, id)));
             }
         }
-        base.push(start.elapsed().as_nanos() as f64 / RELAX_ITEMS as f64);
+        base.push(start.elapsed(), RELAX_ITEMS as u64);
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    let (r, b) = (median(&mut per_step), median(&mut base));
+    let (r, b) = (per_step.median(RELAX_STEPS).unwrap_or(f64::NAN), base.median(RELAX_STEPS).unwrap_or(f64::NAN));
     let line = format!(
         "relaxation 1M items: {r:.0} ns per item-step (tick), BinaryHeap timer pop+push {b:.0} ns, ratio = {:.1}×",
         r / b

@@ -26,6 +26,9 @@ use touchpoint::routing::{
 use touchpoint::store::postgres::PostgresConfig;
 use touchpoint::store::{LinkKey, MessageQuery, MessageScope, PostgresStore, Store};
 
+mod rng;
+use rng::Rng;
+
 const WORKER_ENV: &str = "TOUCHPOINT_PG_MULTI_WORKER";
 const WORKERS: usize = 4;
 const CUSTOMERS: usize = 24;
@@ -38,23 +41,6 @@ fn tenant() -> TenantId {
 
 fn agent_id(a: usize) -> AgentId {
     AgentId::new(format!("agent-{a}")).expect("agent")
-}
-
-/// Splitmix64, seeded per worker.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut x = self.0;
-        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        x ^ (x >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
 }
 
 /// Customer `k`'s three channels: (channel, endpoint, sender, provider message id, normalised
@@ -121,10 +107,10 @@ fn worker_process() {
     // Every delivery in this worker's own order, and a few delivered twice.
     let mut plan: Vec<(usize, usize)> = (0..CUSTOMERS).flat_map(|k| (0..3).map(move |d| (k, d))).collect();
     for i in (1..plan.len()).rev() {
-        plan.swap(i, rng.below(i + 1));
+        plan.swap(i, rng.index(i + 1));
     }
     for _ in 0..CUSTOMERS / 2 {
-        let again = plan[rng.below(plan.len())];
+        let again = plan[rng.index(plan.len())];
         plan.push(again);
     }
     let t = tenant();
@@ -148,7 +134,7 @@ fn worker_process() {
                     match ledger.claim(&t, &claim).await.expect("claim") {
                         ClaimOutcome::Granted => {
                             writeln!(log, "GRANT {} {agent} {}", item.0, now_ns()).expect("log");
-                            match rng.below(3) {
+                            match rng.index(3) {
                                 // The agent declines: back to this router's queue, not to them.
                                 0 => {
                                     writeln!(log, "FREE {} {agent} {}", item.0, now_ns()).expect("log");

@@ -13,25 +13,13 @@ use std::sync::{Arc, Mutex};
 use touchpoint::model::ChannelKind;
 use touchpoint::routing::*;
 
+mod rng;
+use rng::Rng;
+
 const THREADS: usize = 8;
 const AGENTS: usize = 10_000;
 const ITEMS: usize = 200_000;
 const QUEUES: [&str; 4] = ["sales", "support", "billing", "vip"];
-
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut x = self.0;
-        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        x ^ (x >> 31)
-    }
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-}
 
 fn agent(n: usize) -> Agent {
     let mut a = Agent::new(aid(&format!("agent-{n}")))

@@ -20,6 +20,9 @@ use touchpoint::testkit::{sample_conversation, sample_customer, sample_message};
 use touchpoint::thread::ThreadingPolicy;
 use touchpoint::{Engine, Error, OutboundMessage};
 
+mod rng;
+use rng::Rng;
+
 fn run<F: std::future::Future>(f: F) -> F::Output {
     futures::executor::block_on(f)
 }
@@ -51,23 +54,6 @@ fn tenant(name: &str) -> TenantId {
 
 fn endpoint(name: &str) -> EndpointId {
     EndpointId::new(name).expect("endpoint")
-}
-
-/// A small deterministic generator (splitmix64).
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut x = self.0;
-        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        x ^ (x >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -11,26 +11,14 @@ use touchpoint::model::*;
 use touchpoint::store::{InMemoryStore, Store};
 use touchpoint::{Engine, IngestOutcome};
 
+mod rng;
+use rng::Rng;
+
 const THREADS: usize = 8;
 const TOTAL: usize = 100_000;
 const REPEATS: usize = 10_000;
 const DISTINCT: usize = TOTAL - REPEATS;
 const PEOPLE: usize = 1_500;
-
-/// A small deterministic generator (splitmix64), so the run is reproducible.
-struct Rng(u64);
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut x = self.0;
-        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        x ^ (x >> 31)
-    }
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-}
 
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 enum Kind {
@@ -93,13 +81,13 @@ fn eight_threads_ingest_100k_deliveries_with_cross_thread_duplicates() {
     let mut rng = Rng(0x5eed);
     let specs: Vec<Spec> = (0..DISTINCT)
         .map(|_| {
-            let kind = match rng.below(10) {
+            let kind = match rng.index(10) {
                 0..=3 => Kind::WhatsApp,
                 4..=5 => Kind::Sms,
                 6..=7 => Kind::Email,
                 _ => Kind::WebChat,
             };
-            Spec { person: rng.below(PEOPLE), kind }
+            Spec { person: rng.index(PEOPLE), kind }
         })
         .collect();
 
@@ -112,10 +100,10 @@ fn eight_threads_ingest_100k_deliveries_with_cross_thread_duplicates() {
     }
     let mut repeated = HashSet::new();
     while repeated.len() < REPEATS {
-        let i = rng.below(DISTINCT);
+        let i = rng.index(DISTINCT);
         if repeated.insert(i) {
-            let other = (i % THREADS + 1 + rng.below(THREADS - 1)) % THREADS;
-            plans[other].push((i * 4 + rng.below(3), i));
+            let other = (i % THREADS + 1 + rng.index(THREADS - 1)) % THREADS;
+            plans[other].push((i * 4 + rng.index(3), i));
         }
     }
     for plan in &mut plans {

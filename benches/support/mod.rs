@@ -16,6 +16,13 @@ impl Samples {
         self.0.push(elapsed.as_nanos() as f64 / iters.max(1) as f64);
     }
 
+    /// Records the CPU time between two [`thread_cpu_ns`] readings, if both were had.
+    pub fn push_cpu(&mut self, before: Option<u64>, after: Option<u64>, iters: u64) {
+        if let (Some(b), Some(a)) = (before, after) {
+            self.push(Duration::from_nanos(a.saturating_sub(b)), iters);
+        }
+    }
+
     /// The median of the last `measured` entries (criterion's warm-up calls come first).
     pub fn median(&self, measured: usize) -> Option<f64> {
         let mut tail = self.0[self.0.len().saturating_sub(measured)..].to_vec();
@@ -26,6 +33,12 @@ impl Samples {
         let m = tail.len() / 2;
         Some(if tail.len().is_multiple_of(2) { (tail[m - 1] + tail[m]) / 2.0 } else { tail[m] })
     }
+}
+
+/// Nanoseconds this thread has run on a CPU, if the platform says (Linux schedstat).
+pub fn thread_cpu_ns() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").ok()?;
+    stat.split_whitespace().next()?.parse().ok()
 }
 
 /// `subject: median 12.3 ns vs floor 4.1 ns -> ratio 3.0x`, or says the subject did not run.

@@ -1051,16 +1051,8 @@ pub unsafe extern "C" fn tp_offer_accept(
     agent_id: *const c_char,
     out_events_json: *mut *mut c_char,
 ) -> TpStatus {
-    guard(|| {
-        // SAFETY (this block and below): the caller's promises, forwarded.
-        let out = unsafe { out_slot(out_events_json, "out_events_json") }?;
-        let live = live(engine)?;
-        let item = unsafe { work_item(item_id) }?;
-        let agent: AgentId = unsafe { id(agent_id, "agent_id") }?;
-        let router = router(&live)?;
-        let events = router.accept(item, &agent, live.engine.now())?;
-        unsafe { apply_and_hand_out(out, &live, router, events) }
-    })
+    // SAFETY: the caller's promises, forwarded.
+    unsafe { answer_offer(engine, item_id, agent_id, out_events_json, Router::accept) }
 }
 
 /// An agent declines the offer of a work item: they are never offered it again, and it goes
@@ -1078,6 +1070,22 @@ pub unsafe extern "C" fn tp_offer_decline(
     agent_id: *const c_char,
     out_events_json: *mut *mut c_char,
 ) -> TpStatus {
+    // SAFETY: the caller's promises, forwarded.
+    unsafe { answer_offer(engine, item_id, agent_id, out_events_json, Router::decline) }
+}
+
+/// An agent's answer to an offer (`Router::accept` or `Router::decline`), applied to the
+/// conversations and handed out as JSON.
+///
+/// # Safety
+/// As for `tp_offer_accept`.
+unsafe fn answer_offer(
+    engine: *mut TpEngine,
+    item_id: *const c_char,
+    agent_id: *const c_char,
+    out_events_json: *mut *mut c_char,
+    answer: fn(&Router, WorkItemId, &AgentId, DateTime<Utc>) -> touchpoint::Result<Vec<RoutingEvent>>,
+) -> TpStatus {
     guard(|| {
         // SAFETY (this block and below): the caller's promises, forwarded.
         let out = unsafe { out_slot(out_events_json, "out_events_json") }?;
@@ -1085,7 +1093,7 @@ pub unsafe extern "C" fn tp_offer_decline(
         let item = unsafe { work_item(item_id) }?;
         let agent: AgentId = unsafe { id(agent_id, "agent_id") }?;
         let router = router(&live)?;
-        let events = router.decline(item, &agent, live.engine.now())?;
+        let events = answer(router, item, &agent, live.engine.now())?;
         unsafe { apply_and_hand_out(out, &live, router, events) }
     })
 }
