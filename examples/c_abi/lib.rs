@@ -1074,6 +1074,9 @@ pub unsafe extern "C" fn tp_offer_decline(
     unsafe { answer_offer(engine, item_id, agent_id, out_events_json, Router::decline) }
 }
 
+/// `Router::accept` or `Router::decline`.
+type OfferAnswer = fn(&Router, WorkItemId, &AgentId, DateTime<Utc>) -> touchpoint::Result<Vec<RoutingEvent>>;
+
 /// An agent's answer to an offer (`Router::accept` or `Router::decline`), applied to the
 /// conversations and handed out as JSON.
 ///
@@ -1084,7 +1087,7 @@ unsafe fn answer_offer(
     item_id: *const c_char,
     agent_id: *const c_char,
     out_events_json: *mut *mut c_char,
-    answer: fn(&Router, WorkItemId, &AgentId, DateTime<Utc>) -> touchpoint::Result<Vec<RoutingEvent>>,
+    answer: OfferAnswer,
 ) -> TpStatus {
     guard(|| {
         // SAFETY (this block and below): the caller's promises, forwarded.
