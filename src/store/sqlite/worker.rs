@@ -4,7 +4,7 @@
 //! store works on any executor (or none: `futures::executor::block_on`).
 
 use super::statements::Sql;
-use super::write::{self, Encoded, Failure};
+use super::write::{self, Encoded, Failure, Sequences};
 use crate::idgen::IdGen;
 use crate::model::TenantId;
 use crate::store::{ChangeSet, Committed};
@@ -264,12 +264,13 @@ fn run_batch(
     savepoints: bool,
 ) -> Result<Vec<Result<Committed>>, BatchError> {
     sql.run("BEGIN IMMEDIATE").map_err(BatchError::Sqlite)?;
+    let mut seqs = Sequences::default();
     let mut answers = Vec::with_capacity(jobs.len());
     for job in jobs {
         if savepoints {
             sql.run("SAVEPOINT change_set").map_err(BatchError::Sqlite)?;
         }
-        let answer = match write::commit(sql, ids, &job.tenant, &job.changes, &job.json) {
+        let answer = match write::commit(sql, ids, &mut seqs, &job.tenant, &job.changes, &job.json) {
             Ok(committed) => Ok(committed),
             Err(Failure::Refused(e)) => Err(e),
             Err(Failure::HalfWritten(e)) if savepoints => {

@@ -21,6 +21,7 @@ use crate::{Error, Result};
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 
 fn conflict(what: String) -> Error {
     Error::Conflict(what)
@@ -34,9 +35,15 @@ pub(super) struct Encoded {
     conversations: Vec<String>,
     messages: Vec<String>,
     thread_keys: Vec<String>,
+    /// The change set's time, as JSON.
+    at: String,
+    /// Each event, as JSON; the writer wraps it into an [`EventOut`] once it has its id.
+    events: Vec<String>,
 }
 
-/// An event as stored: the sequence number and the tenant are columns.
+/// An event as stored: the sequence number and the tenant are columns. The writer builds this
+/// JSON from parts ([`Encoded::event`]); the type pins the format down for the tests.
+#[cfg(test)]
 #[derive(Serialize)]
 struct EventOut<'a> {
     id: EventId,
@@ -70,7 +77,22 @@ impl Encoded {
             conversations: all("conversation", &changes.conversations)?,
             messages: all("message", &changes.messages)?,
             thread_keys: changes.thread_keys.iter().map(|c| encode("thread key", &c.key)).collect::<Result<_>>()?,
+            at: encode("event time", &changes.at)?,
+            events: changes.events.iter().map(|e| encode("event", e)).collect::<Result<_>>()?,
         })
+    }
+
+    /// The stored JSON of event `i`: what serde makes of an [`EventOut`] with this id, built
+    /// from the parts encoded on the caller's thread.
+    fn event(&self, i: usize, id: EventId) -> Option<String> {
+        let event = self.events.get(i)?;
+        let mut uuid = uuid::Uuid::encode_buffer();
+        let id = id.0.hyphenated().encode_lower(&mut uuid);
+        let mut out = String::with_capacity(event.len() + self.at.len() + id.len() + 24);
+        for part in ["{\"id\":\"", id, "\",\"at\":", &self.at, ",\"event\":", event, "}"] {
+            out.push_str(part);
+        }
+        Some(out)
     }
 }
 
@@ -82,27 +104,44 @@ pub(super) enum Failure {
     HalfWritten(Error),
 }
 
-/// Checks one change set, then applies it (`json` is its [`Encoded`] form).
+/// The next event sequence number of each tenant written in the open transaction, so that
+/// only a tenant's first change set of a batch asks the events table. Valid for one
+/// transaction (the batch holds the write lock throughout): start a new one with each batch.
+#[derive(Default)]
+pub(super) struct Sequences(HashMap<TenantId, u64>);
+
+/// Checks one change set, then applies it (`json` is its [`Encoded`] form). `seqs` learns the
+/// sequence numbers it used only when it succeeds.
 pub(super) fn commit(
     sql: &Sql<'_>,
     ids: &IdGen,
+    seqs: &mut Sequences,
     tenant: &TenantId,
     changes: &ChangeSet,
     json: &Encoded,
 ) -> std::result::Result<Committed, Failure> {
-    let db = Db { sql, ids, tenant: tenant.as_str() };
+    let mut db = Db { sql, ids, tenant: tenant.as_str(), absent_key: None };
     let checked = (|| {
-        if let Some(key) = &changes.dedupe
-            && let Some(existing) = db.message_by_key(&key.channel, &key.external_id)?
-        {
-            return Ok(Some(Committed::Duplicate { message: existing }));
+        if let Some(key) = &changes.dedupe {
+            if let Some(existing) = db.message_by_key(&key.channel, &key.external_id)? {
+                return Ok(Some(Committed::Duplicate { message: existing }));
+            }
+            db.absent_key = Some((&key.channel, &key.external_id));
         }
         check(&db, tenant, changes)?;
         Ok(None)
     })();
     match checked {
         Ok(Some(duplicate)) => Ok(duplicate),
-        Ok(None) => db.apply(changes, json).map_err(Failure::HalfWritten),
+        Ok(None) => {
+            let next_seq = match seqs.0.get(tenant) {
+                Some(next) => *next,
+                None => db.next_event_seq().map_err(Failure::HalfWritten)?,
+            };
+            let committed = db.apply(changes, json, next_seq).map_err(Failure::HalfWritten)?;
+            seqs.0.insert(tenant.clone(), next_seq + changes.events.len() as u64);
+            Ok(committed)
+        }
         Err(e) => Err(Failure::Refused(e)),
     }
 }
@@ -121,6 +160,9 @@ struct Db<'s, 'c> {
     /// Event ids: UUID v7 from the change set's time, increasing in commit order.
     ids: &'s IdGen,
     tenant: &'s str,
+    /// A message key already found free in this change set's checks (its dedupe key), so the
+    /// unique-key check of its message need not ask again.
+    absent_key: Option<(&'s ChannelKind, &'s str)>,
 }
 
 impl Lookup for Db<'_, '_> {
@@ -243,6 +285,9 @@ impl Lookup for Db<'_, '_> {
     }
 
     fn message_by_key(&self, channel: &ChannelKind, external_id: &str) -> Result<Option<MessageId>> {
+        if self.absent_key.is_some_and(|(c, x)| c == channel && x == external_id) {
+            return Ok(None);
+        }
         self.sql
             .with("SELECT id FROM messages WHERE tenant = ?1 AND channel = ?2 AND external_id = ?3", |s| {
                 s.query_row(params![self.tenant, channel_key(channel), external_id], |r| r.get::<_, [u8; 16]>(0))
@@ -262,20 +307,23 @@ impl Db<'_, '_> {
             .map_err(backend_error)
     }
 
-    fn thread_key_holder(&self, key: &str) -> Result<Option<ConversationId>> {
-        self.sql
-            .with("SELECT conversation FROM thread_keys WHERE tenant = ?1 AND key = ?2", |s| {
-                s.query_row(params![self.tenant, key], |r| r.get::<_, [u8; 16]>(0)).optional()
+    /// The sequence number the tenant's next event gets.
+    fn next_event_seq(&self) -> Result<u64> {
+        let last: i64 = self
+            .sql
+            .with("SELECT COALESCE(MAX(seq), 0) FROM events WHERE tenant = ?1", |s| {
+                s.query_row(params![self.tenant], |r| r.get(0))
             })
-            .map_err(backend_error)
-            .map(|o| o.map(|b| ConversationId(decode_id(b))))
+            .map_err(backend_error)?;
+        Ok(version_from_sql(last) + 1)
     }
 
     fn exec(&self, sql: &'static str, params: impl rusqlite::Params) -> Result<usize> {
         self.sql.with(sql, |s| s.execute(params)).map_err(write_error)
     }
 
-    fn apply(&self, changes: &ChangeSet, json: &Encoded) -> Result<Committed> {
+    /// Writes the change set; its events are numbered from `first`.
+    fn apply(&self, changes: &ChangeSet, json: &Encoded, first: u64) -> Result<Committed> {
         let t = self.tenant;
         for id in &changes.conversation_deletes {
             let id = id.0.as_bytes();
@@ -413,38 +461,35 @@ impl Db<'_, '_> {
             }
         }
         for (ThreadKeyClaim { conversation, replaces, .. }, key) in changes.thread_keys.iter().zip(&json.thread_keys) {
-            if !self.conversation_exists(*conversation)? {
+            // A conversation this change set writes exists now; any other is asked for.
+            let written = changes.conversations.iter().any(|w| w.record.id == *conversation);
+            if !written && !self.conversation_exists(*conversation)? {
                 continue;
             }
-            match self.thread_key_holder(key)? {
-                None => {
-                    self.exec(
-                        "INSERT INTO thread_keys (tenant, key, conversation) VALUES (?1, ?2, ?3)",
-                        params![t, key, conversation.0.as_bytes()],
-                    )?;
-                }
-                Some(holder) if Some(holder) == *replaces && holder != *conversation => {
-                    self.exec(
-                        "UPDATE thread_keys SET conversation = ?3 WHERE tenant = ?1 AND key = ?2",
-                        params![t, key, conversation.0.as_bytes()],
-                    )?;
-                }
-                Some(_) => {}
-            }
+            let conversation = conversation.0.as_bytes();
+            match replaces {
+                // First claim wins: a key already held stays with its holder.
+                None => self.exec(
+                    "INSERT INTO thread_keys (tenant, key, conversation) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (tenant, key) DO NOTHING",
+                    params![t, key, conversation],
+                )?,
+                // Taken over only from the conversation it replaces.
+                Some(old) => self.exec(
+                    "INSERT INTO thread_keys (tenant, key, conversation) VALUES (?1, ?2, ?3) \
+                     ON CONFLICT (tenant, key) DO UPDATE SET conversation = excluded.conversation \
+                     WHERE thread_keys.conversation = ?4 AND ?4 != ?3",
+                    params![t, key, conversation, old.0.as_bytes()],
+                )?,
+            };
         }
         if changes.events.is_empty() {
             return Ok(Committed::Applied { first_event_seq: 0 });
         }
-        let last: i64 = self
-            .sql
-            .with("SELECT COALESCE(MAX(seq), 0) FROM events WHERE tenant = ?1", |s| {
-                s.query_row(params![t], |r| r.get(0))
-            })
-            .map_err(backend_error)?;
-        let first = version_from_sql(last) + 1;
-        for (i, event) in changes.events.iter().enumerate() {
-            let seq = first + i as u64;
-            let json = encode("event", &EventOut { id: EventId(self.ids.next(changes.at)), at: changes.at, event })?;
+        for (i, seq) in (0..changes.events.len()).zip(first..) {
+            let json = json
+                .event(i, EventId(self.ids.next(changes.at)))
+                .ok_or_else(|| backend_error(rusqlite::Error::InvalidQuery))?;
             self.exec(
                 "INSERT INTO events (tenant, seq, record) VALUES (?1, ?2, ?3)",
                 params![t, version_to_sql(seq), json],
@@ -469,5 +514,30 @@ fn write_error(e: rusqlite::Error) -> Error {
         conflict(format!("a unique key is already taken ({e})"))
     } else {
         backend_error(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{ChannelKind, ConversationId, MessageId};
+
+    /// The event JSON the writer assembles from parts is exactly what serde makes of the
+    /// stored form, and reads back.
+    #[test]
+    fn assembled_event_json_is_the_serde_form() {
+        let at = Utc::now();
+        let event = Event::MessageReceived {
+            conversation: ConversationId(uuid::Uuid::now_v7()),
+            message: MessageId(uuid::Uuid::now_v7()),
+            channel: ChannelKind::Custom("a \"quoted\" channel".into()),
+        };
+        let changes = ChangeSet { events: vec![event.clone()], at, ..ChangeSet::default() };
+        let id = EventId(uuid::Uuid::now_v7());
+        let assembled = Encoded::new(&changes).expect("encodable").event(0, id).expect("event 0");
+        let serde = serde_json::to_string(&EventOut { id, at, event: &event }).expect("serde");
+        assert_eq!(assembled, serde);
+        let back: EventIn = serde_json::from_str(&assembled).expect("reads back");
+        assert_eq!((back.id, back.at, back.event), (id, at, event));
     }
 }
