@@ -335,8 +335,9 @@ impl Db<'_, '_> {
             self.exec("DELETE FROM identities WHERE tenant = ?1 AND id = ?2", params![t, id.0.as_bytes()])?;
         }
         // External ids move between customers in one commit: release the old ones first so the
-        // unique index never sees a transient duplicate.
-        for w in changes.customers.iter().filter(|w| w.expected.is_some()) {
+        // unique index never sees a transient duplicate (only possible with two customers).
+        let moves = changes.customers.len() > 1;
+        for w in changes.customers.iter().filter(|w| moves && w.expected.is_some()) {
             self.exec(
                 "UPDATE customers SET external_id = NULL WHERE tenant = ?1 AND id = ?2",
                 params![t, w.record.id.0.as_bytes()],
