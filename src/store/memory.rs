@@ -470,9 +470,13 @@ impl Store for InMemoryStore {
 
     async fn messages(&self, tenant: &TenantId, query: &MessageQuery) -> crate::Result<Vec<Message>> {
         Ok(self.with(tenant, Vec::new(), |d| {
-            let conversations: Vec<ConversationId> = match query.scope {
-                MessageScope::Conversation(c) => vec![c],
-                MessageScope::Customer(c) => d.conversations_by_customer.get(&c).cloned().unwrap_or_default(),
+            let one;
+            let conversations: &[ConversationId] = match query.scope {
+                MessageScope::Conversation(c) => {
+                    one = [c];
+                    &one
+                }
+                MessageScope::Customer(c) => d.conversations_by_customer.get(&c).map_or(&[], Vec::as_slice),
             };
             // Each conversation's ids below the cursor; merge them from the newest end.
             let mut slices: Vec<&[MessageId]> = conversations
@@ -482,18 +486,26 @@ impl Store for InMemoryStore {
                     Some(b) => &ids[..ids.partition_point(|m| *m < b)],
                     None => &ids[..],
                 })
+                .filter(|s| !s.is_empty())
                 .collect();
             let mut out = Vec::with_capacity(query.limit.min(1024));
             while out.len() < query.limit {
-                let Some((i, _)) =
-                    slices.iter().enumerate().filter_map(|(i, s)| s.last().map(|m| (i, m))).max_by_key(|(_, m)| **m)
-                else {
-                    break;
-                };
-                let s = slices[i];
-                let (last, rest) = s.split_last().expect("non-empty slice chosen above");
-                slices[i] = rest;
-                if let Some(m) = d.messages.get(last) {
+                // The slice whose last (newest) id is the greatest.
+                let mut best: Option<(usize, MessageId)> = None;
+                for (i, s) in slices.iter().enumerate() {
+                    if let Some(&m) = s.last()
+                        && best.is_none_or(|(_, b)| m > b)
+                    {
+                        best = Some((i, m));
+                    }
+                }
+                let Some((i, newest)) = best else { break };
+                if let Some(s) = slices.get_mut(i)
+                    && let Some((_, rest)) = s.split_last()
+                {
+                    *s = rest;
+                }
+                if let Some(m) = d.messages.get(&newest) {
                     out.push(m.clone());
                 }
             }
