@@ -32,6 +32,8 @@ impl State {
             priority: item.priority,
             chan,
             queue: queue.clone(),
+            qi: u32::MAX,
+            since_ms: ms(item.effective_since()),
             at: StepRef::Implicit,
             plan_gen: self.plan_gen,
             step_entered: now,
@@ -110,9 +112,10 @@ impl State {
         slot.wait_gen = epoch;
         slot.retries.clear();
         let since = slot.item.eligible_since;
-        let q = queues.get(&queue);
+        let qi = queues.idx(&queue);
+        slot.qi = qi.unwrap_or(u32::MAX);
         slot.queue = queue;
-        let Some(q) = q else { return };
+        let Some(q) = qi.and_then(|qi| queues.at(qi)) else { return };
         let max_wait = q.config.max_wait;
         let mut delays: Vec<i64> = q.delays.iter().map(|(_, d)| *d).collect();
         delays.sort_unstable();
@@ -164,11 +167,7 @@ impl State {
             {
                 let id = self.item_id(i);
                 if let StepRef::Rule(r, s) = at {
-                    self.events.push(RoutingEvent::StepSkipped {
-                        item: id,
-                        rule: plan.plan.rules.get(r).map(|x| x.name.clone()).unwrap_or_default(),
-                        step: s,
-                    });
+                    self.events.push(RoutingEvent::StepSkipped { item: id, rule: plan.rule_name(r), step: s });
                 }
                 match self.next_step(at) {
                     Some(n) => {
@@ -201,11 +200,7 @@ impl State {
             }
             if let StepRef::Rule(r, s) = at {
                 let id = self.item_id(i);
-                self.events.push(RoutingEvent::StepEntered {
-                    item: id,
-                    rule: plan.plan.rules.get(r).map(|x| x.name.clone()).unwrap_or_default(),
-                    step: s,
-                });
+                self.events.push(RoutingEvent::StepEntered { item: id, rule: plan.rule_name(r), step: s });
             }
             return true;
         }
@@ -321,9 +316,10 @@ impl State {
             self.request_decision(i, hook, now);
             return false;
         }
-        let Some(q) = self.queues.get(&slot.queue) else { return false };
-        let policy = q.config.offer.clone();
-        let n = if policy.offer { policy.parallel as usize } else { 1 };
+        let Some(q) = self.queues.at(slot.qi) else { return false };
+        let policy = &q.config.offer;
+        let (offer, expires_after) = (policy.offer, policy.expires_after);
+        let n = if offer { policy.parallel as usize } else { 1 };
         let agents: Vec<u32> = if slot.by_policy {
             match self.policy_choice(i, n, now) {
                 Some(v) => v,
@@ -340,7 +336,7 @@ impl State {
             let cands = self.candidates(i, n, now);
             match cands.as_slice() {
                 [] => Vec::new(),
-                [one] if !policy.offer => {
+                [one] if !offer => {
                     self.assign(i, one.agent, now);
                     return true;
                 }
@@ -361,8 +357,8 @@ impl State {
             }
             return false;
         }
-        if policy.offer {
-            self.offer(i, agents, policy.expires_after, now);
+        if offer {
+            self.offer(i, agents, expires_after, now);
         } else {
             self.assign(i, agents[0], now);
         }
@@ -464,15 +460,16 @@ impl State {
         slot.state = IState::Assigned { agent: a, epoch };
         let wait = now - slot.item.eligible_since;
         let queue = slot.queue.clone();
+        let qi = slot.qi;
         let id = slot.item.id;
         let bot = slot.bot_hold.take_if(|b| *b != a);
         if let Some(b) = bot {
             self.unhold(b, i, chan, now);
             self.freed.push(b);
         }
-        self.record_wait(&queue, wait);
-        if let Some(nr) = self.queues.get(&queue).and_then(|q| q.config.no_reply.clone()) {
-            self.schedule(add(now, nr.after), TimerKind::NoReply { item: i, epoch });
+        self.record_wait(qi, wait);
+        if let Some(after) = self.queues.at(qi).and_then(|q| q.config.no_reply.as_ref()).map(|nr| nr.after) {
+            self.schedule(add(now, after), TimerKind::NoReply { item: i, epoch });
         }
         self.events.push(RoutingEvent::Assigned { item: id, agent, queue, wait });
     }
