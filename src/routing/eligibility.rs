@@ -370,6 +370,9 @@ impl Term {
 
     /// The set of eligible profiles, through the table's caches.
     pub(crate) fn mask(&self, item: &WorkItem, table: &mut ProfileTable) -> Mask {
+        if let Term::Any = self {
+            return table.full();
+        }
         if !self.reads_item() {
             let key = self as *const Term as usize;
             if let Some(m) = table.static_cache.get(&key) {
@@ -590,6 +593,24 @@ impl Mask {
         for (i, w) in self.rest.iter_mut().enumerate() {
             *w &= !o.rest.get(i).copied().unwrap_or(0);
         }
+    }
+
+    /// Whether any index in `lo..hi` is set.
+    pub fn any_in(&self, lo: usize, hi: usize) -> bool {
+        if lo >= hi {
+            return false;
+        }
+        let (first, last) = (lo / 64, (hi - 1) / 64);
+        (first..=last).any(|w| {
+            let mut bits = self.word(w);
+            if w == first {
+                bits &= u64::MAX << (lo % 64);
+            }
+            if w == last && hi % 64 != 0 {
+                bits &= u64::MAX >> (64 - hi % 64);
+            }
+            bits != 0
+        })
     }
 
     /// `self & o` is non-empty.

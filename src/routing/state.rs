@@ -13,22 +13,50 @@ use chrono::{DateTime, TimeDelta, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
-/// FNV-1a: a fast hasher for the router's short internal keys (ids the host already
-/// validated; the maps are not exposed, so hash flooding needs control of those ids).
+/// FNV-1a over 8-byte words with a final mix: a fast hasher for the router's short internal
+/// keys (ids the host already validated; the maps are not exposed and never iterated, so hash
+/// flooding needs control of those ids).
 #[derive(Default)]
 pub(crate) struct Fnv(u64);
 
+impl Fnv {
+    fn mix(&mut self, word: u64) {
+        let h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        self.0 = (h ^ word).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+}
+
 impl Hasher for Fnv {
     fn finish(&self) -> u64 {
-        self.0
+        // Words only move bits upwards; fold the high bits down for the table index.
+        let h = (self.0 ^ (self.0 >> 31)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h ^ (h >> 29)
     }
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.mix(u64::from_le_bytes(w));
         }
-        self.0 = h;
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.mix(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.mix(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.mix(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.mix(i);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.mix(i as u64);
     }
 }
 
@@ -183,9 +211,9 @@ pub(crate) struct ChanIndex {
     pub top: Vec<Option<IndexEntry>>,
     /// Profiles with at least one available agent.
     pub avail: Mask,
-    /// Every profile's top with the profile, best first: a decision walks this from the front
-    /// and stops at the first eligible profile instead of visiting every eligible profile.
-    pub tops: BTreeSet<(IndexEntry, usize)>,
+    /// Every profile's top in a tournament tree: a decision searches it best first and stops
+    /// at the first eligible profile instead of visiting every eligible profile.
+    pub tops: TopTree,
 }
 
 impl ChanIndex {
@@ -201,13 +229,8 @@ impl ChanIndex {
         if *slot == new {
             return;
         }
-        if let Some(old) = slot.take() {
-            self.tops.remove(&(old, p));
-        }
-        if let Some(e) = new {
-            self.tops.insert((e, p));
-        }
         *slot = new;
+        self.tops.set(p, new);
     }
 
     fn insert(&mut self, p: usize, e: IndexEntry) {
@@ -230,6 +253,80 @@ impl ChanIndex {
         }
         if self.sets[p].is_empty() {
             self.avail.clear(p);
+        }
+    }
+}
+
+/// A tournament tree over profiles: leaf `p` holds profile `p`'s top, each inner node the best
+/// of its children.
+#[derive(Debug, Default)]
+pub(crate) struct TopTree {
+    /// Node 1 is the root; leaves start at `size` (a power of two).
+    nodes: Vec<Option<IndexEntry>>,
+    size: usize,
+}
+
+impl TopTree {
+    fn pull(&mut self, i: usize) {
+        let (l, r) = (self.nodes[2 * i], self.nodes[2 * i + 1]);
+        self.nodes[i] = match (l, r) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+
+    /// Sets profile `p`'s top.
+    pub fn set(&mut self, p: usize, top: Option<IndexEntry>) {
+        if p >= self.size {
+            let size = (p + 1).next_power_of_two().max(8);
+            let mut nodes = vec![None; 2 * size];
+            nodes[size..size + self.size].copy_from_slice(&self.nodes[self.size.min(self.nodes.len())..]);
+            self.nodes = nodes;
+            self.size = size;
+            for i in (1..size).rev() {
+                self.pull(i);
+            }
+        }
+        let mut i = self.size + p;
+        self.nodes[i] = top;
+        while i > 1 {
+            i /= 2;
+            self.pull(i);
+        }
+    }
+
+    /// Best-first branch and bound over the profiles of `mask`: `f(None, e)` asks whether a
+    /// subtree whose best top is `e` can still matter; `f(Some(p), e)` visits profile `p`'s top.
+    pub fn search(&self, mask: &Mask, f: &mut impl FnMut(Option<usize>, &IndexEntry) -> bool) {
+        if self.size > 0 {
+            self.walk(1, 0, self.size, mask, f);
+        }
+    }
+
+    fn walk(
+        &self,
+        i: usize,
+        lo: usize,
+        hi: usize,
+        mask: &Mask,
+        f: &mut impl FnMut(Option<usize>, &IndexEntry) -> bool,
+    ) {
+        let Some(Some(e)) = self.nodes.get(i) else { return };
+        if !mask.any_in(lo, hi) || !f(None, e) {
+            return;
+        }
+        if i >= self.size {
+            f(Some(lo), e);
+            return;
+        }
+        let mid = (lo + hi) / 2;
+        // The child holding this subtree's best goes first: it may settle the search.
+        if self.nodes[2 * i] == Some(*e) {
+            self.walk(2 * i, lo, mid, mask, f);
+            self.walk(2 * i + 1, mid, hi, mask, f);
+        } else {
+            self.walk(2 * i + 1, mid, hi, mask, f);
+            self.walk(2 * i, lo, mid, mask, f);
         }
     }
 }
@@ -1051,6 +1148,9 @@ impl State {
     }
 
     fn explicit_of(step: &Step, item: &WorkItem, now: DateTime<Utc>) -> Vec<AgentId> {
+        if step.pool.agents.is_empty() && !step.pool.preferred_agents && !step.pool.last_agent {
+            return Vec::new();
+        }
         let mut v = step.pool.agents.clone();
         if step.pool.preferred_agents {
             v.extend(item.preferred_agents.iter().cloned());
@@ -1079,7 +1179,7 @@ impl State {
             }
             _ => (0, 1),
         };
-        slot.tiers.clear();
+        slot.tiers.truncate(chain_len);
         let mut seen = Mask::default();
         for k in 0..chain_len {
             let sr = match slot.at {
@@ -1093,8 +1193,11 @@ impl State {
             mask.and_with(&elig);
             mask.and_not(&seen);
             seen.or_with(&mask);
-            let explicit = Self::explicit_of(step, &slot.item, slot.step_entered);
-            slot.tiers.push(Tier { pool, mask, elig, explicit });
+            let tier = Tier { pool, mask, elig, explicit: Self::explicit_of(step, &slot.item, slot.step_entered) };
+            match slot.tiers.get_mut(k) {
+                Some(t) => *t = tier,
+                None => slot.tiers.push(tier),
+            }
         }
     }
 
@@ -1197,15 +1300,15 @@ impl State {
                 // wins; one whose top is excluded offers its next agent, and the walk goes on
                 // while later tops could still beat that.
                 if t.mask.intersects(&chidx.avail) {
-                    for (top, p) in &chidx.tops {
-                        if best.is_some_and(|(bt, be)| bt < tier || (be.0, be.1) < (top.0, top.1)) {
-                            break;
-                        }
-                        if !t.mask.get(*p) || delayed.contains(p) {
-                            continue;
+                    chidx.tops.search(&t.mask, &mut |p, top| {
+                        let Some(p) = p else {
+                            return best.is_none_or(|(bt, be)| bt == tier && (top.0, top.1) < (be.0, be.1));
+                        };
+                        if delayed.contains(&p) {
+                            return false;
                         }
                         let e = if excluded(top.1, top.2) {
-                            chidx.sets.get(*p).and_then(|set| set.iter().find(|e| !excluded(e.1, e.2)).copied())
+                            chidx.sets.get(p).and_then(|set| set.iter().find(|e| !excluded(e.1, e.2)).copied())
                         } else {
                             Some(*top)
                         };
@@ -1214,7 +1317,8 @@ impl State {
                         {
                             best = Some((tier, e));
                         }
-                    }
+                        false
+                    });
                 }
                 for id in &t.explicit {
                     let Some(&a) = self.agent_ids.get(id) else { continue };
