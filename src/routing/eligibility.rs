@@ -595,24 +595,6 @@ impl Mask {
         }
     }
 
-    /// Whether any index in `lo..hi` is set.
-    pub fn any_in(&self, lo: usize, hi: usize) -> bool {
-        if lo >= hi {
-            return false;
-        }
-        let (first, last) = (lo / 64, (hi - 1) / 64);
-        (first..=last).any(|w| {
-            let mut bits = self.word(w);
-            if w == first {
-                bits &= u64::MAX << (lo % 64);
-            }
-            if w == last && hi % 64 != 0 {
-                bits &= u64::MAX >> (64 - hi % 64);
-            }
-            bits != 0
-        })
-    }
-
     /// `self & o` is non-empty.
     pub fn intersects(&self, o: &Mask) -> bool {
         self.w0 & o.w0 != 0 || self.rest.iter().zip(&o.rest).any(|(a, b)| a & b != 0)

@@ -31,7 +31,7 @@ impl State {
         let slot = ItemSlot {
             priority: item.priority,
             chan,
-            queue: queue.clone(),
+            queue,
             qi: u32::MAX,
             since_ms: ms(item.effective_since()),
             at: StepRef::Implicit,
@@ -65,7 +65,7 @@ impl State {
             }
         };
         self.item_ids.insert(id, i);
-        self.enter_wait_queue(i, queue, now);
+        self.enter_wait_queue(i, None, now);
         if self.classify(i, now) {
             self.route(i, now);
         }
@@ -100,21 +100,27 @@ impl State {
         }
     }
 
-    /// Sets the queue an item waits in, restarting its queue timers when it changes.
-    fn enter_wait_queue(&mut self, i: u32, queue: QueueId, now: DateTime<Utc>) {
+    /// Sets the queue an item waits in, restarting its queue timers when it changes (`None`:
+    /// the queue already in the slot, which the item has just been admitted to).
+    fn enter_wait_queue(&mut self, i: u32, queue: Option<QueueId>, now: DateTime<Utc>) {
         let epoch = self.next_seq();
         let State { items, queues, .. } = self;
         let Some(slot) = items.get_mut(i as usize).and_then(|s| s.as_mut()) else { return };
-        if slot.wait_gen != 0 && slot.queue == queue {
+        if let Some(q) = &queue
+            && slot.wait_gen != 0
+            && slot.queue == *q
+        {
             return;
         }
         slot.queue_entered = now;
         slot.wait_gen = epoch;
         slot.retries.clear();
         let since = slot.item.eligible_since;
-        let qi = queues.idx(&queue);
+        let qi = queues.idx(queue.as_ref().unwrap_or(&slot.queue));
         slot.qi = qi.unwrap_or(u32::MAX);
-        slot.queue = queue;
+        if let Some(q) = queue {
+            slot.queue = q;
+        }
         let Some(q) = qi.and_then(|qi| queues.at(qi)) else { return };
         let max_wait = q.config.max_wait;
         let mut delays: Vec<i64> = q.delays.iter().map(|(_, d)| *d).collect();
@@ -159,7 +165,7 @@ impl State {
                 }
             };
             if let Some(q) = new_queue {
-                self.enter_wait_queue(i, q, entered);
+                self.enter_wait_queue(i, Some(q), entered);
             }
             self.compute_tiers(i);
             if let Some(skip) = &step.skip_if
@@ -248,7 +254,7 @@ impl State {
                 s.step_due = None;
                 s.state = IState::Moving;
             }
-            self.enter_wait_queue(i, q.clone(), now);
+            self.enter_wait_queue(i, Some(q.clone()), now);
             self.compute_tiers(i);
             if let Some(from) = from {
                 self.events.push(RoutingEvent::Overflowed { item: id, from, to: q.clone() });

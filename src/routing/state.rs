@@ -211,9 +211,9 @@ pub(crate) struct ChanIndex {
     pub top: Vec<Option<IndexEntry>>,
     /// Profiles with at least one available agent.
     pub avail: Mask,
-    /// Every profile's top in a tournament tree: a decision searches it best first and stops
-    /// at the first eligible profile instead of visiting every eligible profile.
-    pub tops: TopTree,
+    /// The profiles that have a top, best top first: a decision walks this from the front and
+    /// stops at the first eligible profile instead of visiting every eligible profile.
+    pub order: Vec<u32>,
 }
 
 impl ChanIndex {
@@ -225,12 +225,24 @@ impl ChanIndex {
     }
 
     fn set_top(&mut self, p: usize, new: Option<IndexEntry>) {
-        let Some(slot) = self.top.get_mut(p) else { return };
-        if *slot == new {
+        let Some(&old) = self.top.get(p) else { return };
+        if old == new {
             return;
         }
-        *slot = new;
-        self.tops.set(p, new);
+        let top = &self.top;
+        let key = |q: u32| top.get(q as usize).copied().flatten().map(|e| (e, q));
+        if let Some(old) = old
+            && let Ok(pos) = self.order.binary_search_by(|q| key(*q).cmp(&Some((old, p as u32))))
+        {
+            self.order.remove(pos);
+        }
+        self.top[p] = new;
+        if let Some(new) = new {
+            let top = &self.top;
+            let key = |q: u32| top.get(q as usize).copied().flatten().map(|e| (e, q));
+            let pos = self.order.partition_point(|q| key(*q) < Some((new, p as u32)));
+            self.order.insert(pos, p as u32);
+        }
     }
 
     fn insert(&mut self, p: usize, e: IndexEntry) {
@@ -253,80 +265,6 @@ impl ChanIndex {
         }
         if self.sets[p].is_empty() {
             self.avail.clear(p);
-        }
-    }
-}
-
-/// A tournament tree over profiles: leaf `p` holds profile `p`'s top, each inner node the best
-/// of its children.
-#[derive(Debug, Default)]
-pub(crate) struct TopTree {
-    /// Node 1 is the root; leaves start at `size` (a power of two).
-    nodes: Vec<Option<IndexEntry>>,
-    size: usize,
-}
-
-impl TopTree {
-    fn pull(&mut self, i: usize) {
-        let (l, r) = (self.nodes[2 * i], self.nodes[2 * i + 1]);
-        self.nodes[i] = match (l, r) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
-    }
-
-    /// Sets profile `p`'s top.
-    pub fn set(&mut self, p: usize, top: Option<IndexEntry>) {
-        if p >= self.size {
-            let size = (p + 1).next_power_of_two().max(8);
-            let mut nodes = vec![None; 2 * size];
-            nodes[size..size + self.size].copy_from_slice(&self.nodes[self.size.min(self.nodes.len())..]);
-            self.nodes = nodes;
-            self.size = size;
-            for i in (1..size).rev() {
-                self.pull(i);
-            }
-        }
-        let mut i = self.size + p;
-        self.nodes[i] = top;
-        while i > 1 {
-            i /= 2;
-            self.pull(i);
-        }
-    }
-
-    /// Best-first branch and bound over the profiles of `mask`: `f(None, e)` asks whether a
-    /// subtree whose best top is `e` can still matter; `f(Some(p), e)` visits profile `p`'s top.
-    pub fn search(&self, mask: &Mask, f: &mut impl FnMut(Option<usize>, &IndexEntry) -> bool) {
-        if self.size > 0 {
-            self.walk(1, 0, self.size, mask, f);
-        }
-    }
-
-    fn walk(
-        &self,
-        i: usize,
-        lo: usize,
-        hi: usize,
-        mask: &Mask,
-        f: &mut impl FnMut(Option<usize>, &IndexEntry) -> bool,
-    ) {
-        let Some(Some(e)) = self.nodes.get(i) else { return };
-        if !mask.any_in(lo, hi) || !f(None, e) {
-            return;
-        }
-        if i >= self.size {
-            f(Some(lo), e);
-            return;
-        }
-        let mid = (lo + hi) / 2;
-        // The child holding this subtree's best goes first: it may settle the search.
-        if self.nodes[2 * i] == Some(*e) {
-            self.walk(2 * i, lo, mid, mask, f);
-            self.walk(2 * i + 1, mid, hi, mask, f);
-        } else {
-            self.walk(2 * i + 1, mid, hi, mask, f);
-            self.walk(2 * i, lo, mid, mask, f);
         }
     }
 }
@@ -1300,25 +1238,26 @@ impl State {
                 // wins; one whose top is excluded offers its next agent, and the walk goes on
                 // while later tops could still beat that.
                 if t.mask.intersects(&chidx.avail) {
-                    chidx.tops.search(&t.mask, &mut |p, top| {
-                        let Some(p) = p else {
-                            return best.is_none_or(|(bt, be)| bt == tier && (top.0, top.1) < (be.0, be.1));
-                        };
-                        if delayed.contains(&p) {
-                            return false;
+                    for &p in &chidx.order {
+                        let p = p as usize;
+                        let Some(top) = chidx.top.get(p).copied().flatten() else { continue };
+                        if best.is_some_and(|(bt, be)| bt < tier || (be.0, be.1) < (top.0, top.1)) {
+                            break;
+                        }
+                        if !t.mask.get(p) || delayed.contains(&p) {
+                            continue;
                         }
                         let e = if excluded(top.1, top.2) {
                             chidx.sets.get(p).and_then(|set| set.iter().find(|e| !excluded(e.1, e.2)).copied())
                         } else {
-                            Some(*top)
+                            Some(top)
                         };
                         if let Some(e) = e
                             && best.is_none_or(|(bt, be)| (tier, e.0, e.1) < (bt, be.0, be.1))
                         {
                             best = Some((tier, e));
                         }
-                        false
-                    });
+                    }
                 }
                 for id in &t.explicit {
                     let Some(&a) = self.agent_ids.get(id) else { continue };
