@@ -229,19 +229,21 @@ impl ChanIndex {
         if old == new {
             return;
         }
-        let top = &self.top;
-        let key = |q: u32| top.get(q as usize).copied().flatten().map(|e| (e, q));
-        if let Some(old) = old
-            && let Ok(pos) = self.order.binary_search_by(|q| key(*q).cmp(&Some((old, p as u32))))
-        {
-            self.order.remove(pos);
+        let p32 = p as u32;
+        if let Some(old) = old {
+            let top = &self.top;
+            let pos = self.order.partition_point(|q| ranks_before(top, *q, &old, p32));
+            if self.order.get(pos) == Some(&p32) {
+                self.order.remove(pos);
+            } else {
+                self.order.retain(|q| *q != p32);
+            }
         }
         self.top[p] = new;
         if let Some(new) = new {
             let top = &self.top;
-            let key = |q: u32| top.get(q as usize).copied().flatten().map(|e| (e, q));
-            let pos = self.order.partition_point(|q| key(*q) < Some((new, p as u32)));
-            self.order.insert(pos, p as u32);
+            let pos = self.order.partition_point(|q| ranks_before(top, *q, &new, p32));
+            self.order.insert(pos, p32);
         }
     }
 
@@ -266,6 +268,15 @@ impl ChanIndex {
         if self.sets[p].is_empty() {
             self.avail.clear(p);
         }
+    }
+}
+
+/// Whether profile `q`'s top comes before entry `e` of profile `p` (registration numbers are
+/// unique, so the agent slot never decides).
+fn ranks_before(top: &[Option<IndexEntry>], q: u32, e: &IndexEntry, p: u32) -> bool {
+    match top.get(q as usize) {
+        Some(Some(t)) => (t.0, t.1, q) < (e.0, e.1, p),
+        _ => false,
     }
 }
 
