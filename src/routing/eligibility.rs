@@ -370,6 +370,9 @@ impl Term {
 
     /// The set of eligible profiles, through the table's caches.
     pub(crate) fn mask(&self, item: &WorkItem, table: &mut ProfileTable) -> Mask {
+        if let Term::Any = self {
+            return table.full();
+        }
         if !self.reads_item() {
             let key = self as *const Term as usize;
             if let Some(m) = table.static_cache.get(&key) {

@@ -233,8 +233,9 @@ pub enum RoutingEvent {
     StepEntered {
         /// Item.
         item: WorkItemId,
-        /// Rule name.
-        rule: String,
+        /// Rule name (shared with the plan: no copy per event).
+        #[serde(with = "model::arc_str")]
+        rule: Arc<str>,
         /// Step index.
         step: usize,
     },
@@ -242,8 +243,9 @@ pub enum RoutingEvent {
     StepSkipped {
         /// Item.
         item: WorkItemId,
-        /// Rule name.
-        rule: String,
+        /// Rule name (shared with the plan: no copy per event).
+        #[serde(with = "model::arc_str")]
+        rule: Arc<str>,
         /// Step index.
         step: usize,
     },

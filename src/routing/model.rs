@@ -15,6 +15,20 @@ use uuid::Uuid;
 pub const MAX_DURATION_SECS: f64 = 400.0 * 86_400.0;
 
 /// Durations as seconds in serde (a number, fractions allowed down to milliseconds).
+/// Serde for `Arc<str>` (as a plain string) without serde's `rc` feature.
+pub(crate) mod arc_str {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::sync::Arc;
+
+    pub fn serialize<S: Serializer>(v: &Arc<str>, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(v)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<str>, D::Error> {
+        String::deserialize(d).map(Arc::from)
+    }
+}
+
 pub(crate) mod secs {
     use super::MAX_DURATION_SECS;
     use chrono::TimeDelta;

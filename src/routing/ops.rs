@@ -31,7 +31,9 @@ impl State {
         let slot = ItemSlot {
             priority: item.priority,
             chan,
-            queue: queue.clone(),
+            queue,
+            qi: u32::MAX,
+            since_ms: ms(item.effective_since()),
             at: StepRef::Implicit,
             plan_gen: self.plan_gen,
             step_entered: now,
@@ -63,7 +65,7 @@ impl State {
             }
         };
         self.item_ids.insert(id, i);
-        self.enter_wait_queue(i, queue, now);
+        self.enter_wait_queue(i, None, now);
         if self.classify(i, now) {
             self.route(i, now);
         }
@@ -98,21 +100,28 @@ impl State {
         }
     }
 
-    /// Sets the queue an item waits in, restarting its queue timers when it changes.
-    fn enter_wait_queue(&mut self, i: u32, queue: QueueId, now: DateTime<Utc>) {
+    /// Sets the queue an item waits in, restarting its queue timers when it changes (`None`:
+    /// the queue already in the slot, which the item has just been admitted to).
+    fn enter_wait_queue(&mut self, i: u32, queue: Option<QueueId>, now: DateTime<Utc>) {
         let epoch = self.next_seq();
         let State { items, queues, .. } = self;
         let Some(slot) = items.get_mut(i as usize).and_then(|s| s.as_mut()) else { return };
-        if slot.wait_gen != 0 && slot.queue == queue {
+        if let Some(q) = &queue
+            && slot.wait_gen != 0
+            && slot.queue == *q
+        {
             return;
         }
         slot.queue_entered = now;
         slot.wait_gen = epoch;
         slot.retries.clear();
         let since = slot.item.eligible_since;
-        let q = queues.get(&queue);
-        slot.queue = queue;
-        let Some(q) = q else { return };
+        let qi = queues.idx(queue.as_ref().unwrap_or(&slot.queue));
+        slot.qi = qi.unwrap_or(u32::MAX);
+        if let Some(q) = queue {
+            slot.queue = q;
+        }
+        let Some(q) = qi.and_then(|qi| queues.at(qi)) else { return };
         let max_wait = q.config.max_wait;
         let mut delays: Vec<i64> = q.delays.iter().map(|(_, d)| *d).collect();
         delays.sort_unstable();
@@ -156,7 +165,7 @@ impl State {
                 }
             };
             if let Some(q) = new_queue {
-                self.enter_wait_queue(i, q, entered);
+                self.enter_wait_queue(i, Some(q), entered);
             }
             self.compute_tiers(i);
             if let Some(skip) = &step.skip_if
@@ -164,11 +173,7 @@ impl State {
             {
                 let id = self.item_id(i);
                 if let StepRef::Rule(r, s) = at {
-                    self.events.push(RoutingEvent::StepSkipped {
-                        item: id,
-                        rule: plan.plan.rules.get(r).map(|x| x.name.clone()).unwrap_or_default(),
-                        step: s,
-                    });
+                    self.events.push(RoutingEvent::StepSkipped { item: id, rule: plan.rule_name(r), step: s });
                 }
                 match self.next_step(at) {
                     Some(n) => {
@@ -201,11 +206,7 @@ impl State {
             }
             if let StepRef::Rule(r, s) = at {
                 let id = self.item_id(i);
-                self.events.push(RoutingEvent::StepEntered {
-                    item: id,
-                    rule: plan.plan.rules.get(r).map(|x| x.name.clone()).unwrap_or_default(),
-                    step: s,
-                });
+                self.events.push(RoutingEvent::StepEntered { item: id, rule: plan.rule_name(r), step: s });
             }
             return true;
         }
@@ -253,7 +254,7 @@ impl State {
                 s.step_due = None;
                 s.state = IState::Moving;
             }
-            self.enter_wait_queue(i, q.clone(), now);
+            self.enter_wait_queue(i, Some(q.clone()), now);
             self.compute_tiers(i);
             if let Some(from) = from {
                 self.events.push(RoutingEvent::Overflowed { item: id, from, to: q.clone() });
@@ -321,9 +322,10 @@ impl State {
             self.request_decision(i, hook, now);
             return false;
         }
-        let Some(q) = self.queues.get(&slot.queue) else { return false };
-        let policy = q.config.offer.clone();
-        let n = if policy.offer { policy.parallel as usize } else { 1 };
+        let Some(q) = self.queues.at(slot.qi) else { return false };
+        let policy = &q.config.offer;
+        let (offer, expires_after) = (policy.offer, policy.expires_after);
+        let n = if offer { policy.parallel as usize } else { 1 };
         let agents: Vec<u32> = if slot.by_policy {
             match self.policy_choice(i, n, now) {
                 Some(v) => v,
@@ -340,7 +342,7 @@ impl State {
             let cands = self.candidates(i, n, now);
             match cands.as_slice() {
                 [] => Vec::new(),
-                [one] if !policy.offer => {
+                [one] if !offer => {
                     self.assign(i, one.agent, now);
                     return true;
                 }
@@ -361,8 +363,8 @@ impl State {
             }
             return false;
         }
-        if policy.offer {
-            self.offer(i, agents, policy.expires_after, now);
+        if offer {
+            self.offer(i, agents, expires_after, now);
         } else {
             self.assign(i, agents[0], now);
         }
@@ -464,15 +466,16 @@ impl State {
         slot.state = IState::Assigned { agent: a, epoch };
         let wait = now - slot.item.eligible_since;
         let queue = slot.queue.clone();
+        let qi = slot.qi;
         let id = slot.item.id;
         let bot = slot.bot_hold.take_if(|b| *b != a);
         if let Some(b) = bot {
             self.unhold(b, i, chan, now);
             self.freed.push(b);
         }
-        self.record_wait(&queue, wait);
-        if let Some(nr) = self.queues.get(&queue).and_then(|q| q.config.no_reply.clone()) {
-            self.schedule(add(now, nr.after), TimerKind::NoReply { item: i, epoch });
+        self.record_wait(qi, wait);
+        if let Some(after) = self.queues.at(qi).and_then(|q| q.config.no_reply.as_ref()).map(|nr| nr.after) {
+            self.schedule(add(now, after), TimerKind::NoReply { item: i, epoch });
         }
         self.events.push(RoutingEvent::Assigned { item: id, agent, queue, wait });
     }

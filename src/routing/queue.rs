@@ -10,7 +10,11 @@ pub(crate) type ItemKey = [i64; 3];
 
 /// The sort key of `item` (at `priority`, which a plan step may have changed) under `d`.
 pub(crate) fn discipline_key(d: &Discipline, item: &WorkItem, priority: i32) -> ItemKey {
-    let since = item.effective_since().timestamp_millis();
+    discipline_key_at(d, item, priority, item.effective_since().timestamp_millis())
+}
+
+/// [`discipline_key`] with `item.effective_since()` already in milliseconds (`since`).
+pub(crate) fn discipline_key_at(d: &Discipline, item: &WorkItem, priority: i32, since: i64) -> ItemKey {
     let p = -i64::from(priority);
     match d {
         Discipline::PriorityThenAge => [p, since, 0],

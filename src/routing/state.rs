@@ -5,7 +5,7 @@ use super::condition::{Env, QueueView};
 use super::eligibility::{AgentProfile, Mask, ProfileTable, Term};
 use super::model::{Agent, ChannelSet, PresenceStatus, Queue, WorkItem};
 use super::plan::{Fallback, Plan, Pool, PoolMode, SkipIf, Step, TimerBasis};
-use super::queue::{ItemKey, KeyedHeap, discipline_key};
+use super::queue::{ItemKey, KeyedHeap, discipline_key_at};
 use super::rank::{AgentView, DynKey, RankKey, Ranker, static_value};
 use super::{RouterConfig, RoutingEvent, WorkItemId};
 use crate::model::{AgentId, ChannelKind, QueueId};
@@ -13,22 +13,50 @@ use chrono::{DateTime, TimeDelta, Utc};
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::hash::{BuildHasherDefault, Hasher};
 
-/// FNV-1a: a fast hasher for the router's short internal keys (ids the host already
-/// validated; the maps are not exposed, so hash flooding needs control of those ids).
+/// FNV-1a over 8-byte words with a final mix: a fast hasher for the router's short internal
+/// keys (ids the host already validated; the maps are not exposed and never iterated, so hash
+/// flooding needs control of those ids).
 #[derive(Default)]
 pub(crate) struct Fnv(u64);
 
+impl Fnv {
+    fn mix(&mut self, word: u64) {
+        let h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+        self.0 = (h ^ word).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+}
+
 impl Hasher for Fnv {
     fn finish(&self) -> u64 {
-        self.0
+        // Words only move bits upwards; fold the high bits down for the table index.
+        let h = (self.0 ^ (self.0 >> 31)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        h ^ (h >> 29)
     }
     fn write(&mut self, bytes: &[u8]) {
-        let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
-        for b in bytes {
-            h ^= u64::from(*b);
-            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        let mut chunks = bytes.chunks_exact(8);
+        for c in &mut chunks {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(c);
+            self.mix(u64::from_le_bytes(w));
         }
-        self.0 = h;
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut w = [0u8; 8];
+            w[..rest.len()].copy_from_slice(rest);
+            self.mix(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
+        }
+    }
+    fn write_u8(&mut self, i: u8) {
+        self.mix(u64::from(i));
+    }
+    fn write_u32(&mut self, i: u32) {
+        self.mix(u64::from(i));
+    }
+    fn write_u64(&mut self, i: u64) {
+        self.mix(i);
+    }
+    fn write_usize(&mut self, i: usize) {
+        self.mix(i as u64);
     }
 }
 
@@ -174,11 +202,18 @@ impl AgentSlot {
     }
 }
 
+/// The agents that could take an item on one channel now, per profile, for one ranker spec.
 #[derive(Debug, Default)]
 pub(crate) struct ChanIndex {
+    /// Per profile: its available agents, best first.
     pub sets: Vec<BTreeSet<IndexEntry>>,
+    /// Per profile: the first entry of its set.
     pub top: Vec<Option<IndexEntry>>,
+    /// Profiles with at least one available agent.
     pub avail: Mask,
+    /// The profiles that have a top, best top first: a decision walks this from the front and
+    /// stops at the first eligible profile instead of visiting every eligible profile.
+    pub order: Vec<u32>,
 }
 
 impl ChanIndex {
@@ -189,11 +224,34 @@ impl ChanIndex {
         }
     }
 
+    fn set_top(&mut self, p: usize, new: Option<IndexEntry>) {
+        let Some(&old) = self.top.get(p) else { return };
+        if old == new {
+            return;
+        }
+        let p32 = p as u32;
+        if let Some(old) = old {
+            let top = &self.top;
+            let pos = self.order.partition_point(|q| ranks_before(top, *q, &old, p32));
+            if self.order.get(pos) == Some(&p32) {
+                self.order.remove(pos);
+            } else {
+                self.order.retain(|q| *q != p32);
+            }
+        }
+        self.top[p] = new;
+        if let Some(new) = new {
+            let top = &self.top;
+            let pos = self.order.partition_point(|q| ranks_before(top, *q, &new, p32));
+            self.order.insert(pos, p32);
+        }
+    }
+
     fn insert(&mut self, p: usize, e: IndexEntry) {
         self.ensure(p);
         self.sets[p].insert(e);
         if self.top[p].is_none_or(|t| e < t) {
-            self.top[p] = Some(e);
+            self.set_top(p, Some(e));
         }
         self.avail.set(p);
     }
@@ -204,11 +262,21 @@ impl ChanIndex {
         }
         self.sets[p].remove(e);
         if self.top[p].as_ref() == Some(e) {
-            self.top[p] = self.sets[p].first().copied();
+            let first = self.sets[p].first().copied();
+            self.set_top(p, first);
         }
         if self.sets[p].is_empty() {
             self.avail.clear(p);
         }
+    }
+}
+
+/// Whether profile `q`'s top comes before entry `e` of profile `p` (registration numbers are
+/// unique, so the agent slot never decides).
+fn ranks_before(top: &[Option<IndexEntry>], q: u32, e: &IndexEntry, p: u32) -> bool {
+    match top.get(q as usize) {
+        Some(Some(t)) => (t.0, t.1, q) < (e.0, e.1, p),
+        _ => false,
     }
 }
 
@@ -266,6 +334,15 @@ pub(crate) struct CPlan {
     pub rankers: Vec<Vec<usize>>,
     /// Each step in words, per rule per step.
     pub labels: Vec<Vec<String>>,
+    /// Each rule's name, shared by the events that name it.
+    pub rule_names: Vec<Arc<str>>,
+}
+
+impl CPlan {
+    /// The name of rule `r` (empty for a removed rule).
+    pub fn rule_name(&self, r: usize) -> Arc<str> {
+        self.rule_names.get(r).cloned().unwrap_or_else(|| Arc::from(""))
+    }
 }
 
 impl CPlan {
@@ -318,12 +395,16 @@ pub(crate) struct ItemSlot {
     pub priority: i32,
     pub chan: usize,
     pub queue: QueueId,
+    /// `queue`'s index in [`Queues`] (`u32::MAX` if there is no such queue).
+    pub qi: u32,
     pub at: StepRef,
     pub plan_gen: u64,
     pub step_entered: DateTime<Utc>,
     pub step_due: Option<i64>,
     pub step_gen: u64,
     pub queue_entered: DateTime<Utc>,
+    /// `item.effective_since()` in milliseconds (items do not change once submitted).
+    pub since_ms: i64,
     pub wait_gen: u64,
     pub tiers: Vec<Tier>,
     pub state: IState,
@@ -355,9 +436,59 @@ impl ItemSlot {
 #[derive(Debug)]
 pub(crate) struct Class {
     pub queue: QueueId,
+    /// `queue`'s index in [`Queues`].
+    pub qi: u32,
     pub chan: usize,
     pub mask: Mask,
     pub heap: KeyedHeap<u32>,
+}
+
+/// The queues by id, each with a dense index that never changes (queues are never removed):
+/// hot paths keep the index and skip hashing the id.
+#[derive(Debug, Default)]
+pub(crate) struct Queues {
+    ids: FastMap<QueueId, u32>,
+    slots: Vec<QueueSlot>,
+}
+
+impl Queues {
+    pub fn idx(&self, q: &QueueId) -> Option<u32> {
+        self.ids.get(q).copied()
+    }
+    pub fn at(&self, qi: u32) -> Option<&QueueSlot> {
+        self.slots.get(qi as usize)
+    }
+    pub fn at_mut(&mut self, qi: u32) -> Option<&mut QueueSlot> {
+        self.slots.get_mut(qi as usize)
+    }
+    pub fn get(&self, q: &QueueId) -> Option<&QueueSlot> {
+        self.idx(q).and_then(|i| self.at(i))
+    }
+    pub fn get_mut(&mut self, q: &QueueId) -> Option<&mut QueueSlot> {
+        self.idx(q).and_then(|i| self.at_mut(i))
+    }
+    pub fn contains_key(&self, q: &QueueId) -> bool {
+        self.ids.contains_key(q)
+    }
+    pub fn len(&self) -> usize {
+        self.slots.len()
+    }
+    /// Adds a queue that is not there yet; its index.
+    pub fn insert(&mut self, q: QueueId, slot: QueueSlot) -> u32 {
+        if let Some(i) = self.idx(&q) {
+            if let Some(s) = self.at_mut(i) {
+                *s = slot;
+            }
+            return i;
+        }
+        self.slots.push(slot);
+        let i = (self.slots.len() - 1) as u32;
+        self.ids.insert(q, i);
+        i
+    }
+    pub fn keys(&self) -> impl Iterator<Item = &QueueId> {
+        self.slots.iter().map(|s| &s.config.id)
+    }
 }
 
 #[derive(Debug)]
@@ -480,7 +611,7 @@ pub(crate) struct State {
     pub items: Vec<Option<ItemSlot>>,
     pub item_ids: FastMap<WorkItemId, u32>,
     pub free_items: Vec<u32>,
-    pub queues: FastMap<QueueId, QueueSlot>,
+    pub queues: Queues,
     pub classes: Vec<Class>,
     /// Items naming an agent individually (explicit pools, preferred and last agents).
     pub targeted: FastMap<u32, Vec<(u32, u64)>>,
@@ -518,6 +649,7 @@ impl State {
                 any_member: Step::default(),
                 rankers: Vec::new(),
                 labels: Vec::new(),
+                rule_names: Vec::new(),
             }),
             plan_gen: 0,
             rankers: Vec::new(),
@@ -533,7 +665,7 @@ impl State {
             items: Vec::new(),
             item_ids: FastMap::default(),
             free_items: Vec::new(),
-            queues: FastMap::default(),
+            queues: Queues::default(),
             classes: Vec::new(),
             targeted: FastMap::default(),
             timers: Timers::default(),
@@ -606,7 +738,8 @@ impl State {
                     .collect()
             })
             .collect();
-        self.plan = Arc::new(CPlan { plan, implicit, any_member, rankers, labels });
+        let rule_names = plan.rules.iter().map(|r| Arc::from(r.name.as_str())).collect();
+        self.plan = Arc::new(CPlan { plan, implicit, any_member, rankers, labels, rule_names });
         self.plan_gen += 1;
         self.profiles.clear_caches();
     }
@@ -912,16 +1045,16 @@ impl State {
 
     /// Members of the pool of `step` for item slot `i` (explicit-only pools: none).
     fn pool_mask(
-        queues: &FastMap<QueueId, QueueSlot>,
+        queues: &Queues,
         profiles: &ProfileTable,
         step: &Step,
         item: &WorkItem,
-        wait_queue: &QueueId,
+        (wait_queue, wait_qi): (&QueueId, u32),
         at: StepRef,
     ) -> Mask {
         let pool = &step.pool;
         if at == StepRef::AnyMember {
-            return queues.get(wait_queue).map(|q| q.members.clone()).unwrap_or_default();
+            return queues.at(wait_qi).map(|q| q.members.clone()).unwrap_or_default();
         }
         if pool.any_agent {
             return profiles.full();
@@ -939,6 +1072,7 @@ impl State {
             return Mask::default();
         }
         match &item.queue {
+            Some(q) if q == wait_queue => queues.at(wait_qi).map(|s| s.members.clone()).unwrap_or_default(),
             Some(q) => queues.get(q).map(|s| s.members.clone()).unwrap_or_default(),
             None => profiles.full(),
         }
@@ -963,6 +1097,9 @@ impl State {
     }
 
     fn explicit_of(step: &Step, item: &WorkItem, now: DateTime<Utc>) -> Vec<AgentId> {
+        if step.pool.agents.is_empty() && !step.pool.preferred_agents && !step.pool.last_agent {
+            return Vec::new();
+        }
         let mut v = step.pool.agents.clone();
         if step.pool.preferred_agents {
             v.extend(item.preferred_agents.iter().cloned());
@@ -991,7 +1128,7 @@ impl State {
             }
             _ => (0, 1),
         };
-        slot.tiers.clear();
+        slot.tiers.truncate(chain_len);
         let mut seen = Mask::default();
         for k in 0..chain_len {
             let sr = match slot.at {
@@ -1000,13 +1137,16 @@ impl State {
             };
             let step = plan.step(sr);
             let elig = Self::elig_mask(profiles, step, &slot.item);
-            let pool = Self::pool_mask(queues, profiles, step, &slot.item, &slot.queue, sr);
+            let pool = Self::pool_mask(queues, profiles, step, &slot.item, (&slot.queue, slot.qi), sr);
             let mut mask = pool.clone();
             mask.and_with(&elig);
             mask.and_not(&seen);
             seen.or_with(&mask);
-            let explicit = Self::explicit_of(step, &slot.item, slot.step_entered);
-            slot.tiers.push(Tier { pool, mask, elig, explicit });
+            let tier = Tier { pool, mask, elig, explicit: Self::explicit_of(step, &slot.item, slot.step_entered) };
+            match slot.tiers.get_mut(k) {
+                Some(t) => *t = tier,
+                None => slot.tiers.push(tier),
+            }
         }
     }
 
@@ -1016,25 +1156,25 @@ impl State {
     pub fn enqueue(&mut self, i: u32) {
         let seq = self.next_seq();
         let Some(slot) = self.items[i as usize].as_ref() else { return };
-        let queue = &slot.queue;
+        let (queue, qi) = (&slot.queue, slot.qi);
         let chan = slot.chan;
         let mask = if slot.by_policy { Mask::default() } else { slot.union_mask() };
-        let Some(q) = self.queues.get(queue) else { return };
-        let key: ItemKey = discipline_key(&q.config.discipline, &slot.item, slot.priority);
+        let Some(q) = self.queues.at(qi) else { return };
+        let key: ItemKey = discipline_key_at(&q.config.discipline, &slot.item, slot.priority, slot.since_ms);
         let found = q.classes.iter().copied().find(|c| self.classes[*c].chan == chan && self.classes[*c].mask == mask);
         let ci = match found {
             Some(c) => c,
             None => {
-                self.classes.push(Class { queue: queue.clone(), chan, mask, heap: KeyedHeap::default() });
+                self.classes.push(Class { queue: queue.clone(), qi, chan, mask, heap: KeyedHeap::default() });
                 let ci = self.classes.len() - 1;
-                if let Some(q) = self.queues.get_mut(queue) {
+                if let Some(q) = self.queues.at_mut(qi) {
                     q.classes.push(ci);
                 }
                 ci
             }
         };
         self.classes[ci].heap.push(key, seq, i);
-        if let Some(q) = self.queues.get_mut(&self.classes[ci].queue) {
+        if let Some(q) = self.queues.at_mut(qi) {
             q.waiting += 1;
         }
         let mut targets: Vec<AgentId> = Vec::new();
@@ -1068,7 +1208,7 @@ impl State {
         let Some(slot) = self.items[i as usize].as_mut() else { return };
         let IState::Waiting { class, .. } = slot.state else { return };
         slot.state = IState::Moving;
-        if let Some(q) = self.queues.get_mut(&self.classes[class].queue) {
+        if let Some(q) = self.queues.at_mut(self.classes[class].qi) {
             q.waiting = q.waiting.saturating_sub(1);
         }
         let items = &self.items;
@@ -1084,10 +1224,14 @@ impl State {
         let ranker = &self.rankers[ri];
         let c = slot.chan;
         let Some(chidx) = self.index.get(ranker.spec).and_then(|s| s.chans.get(c)) else { return Vec::new() };
+        // Nobody of the pool can take anything on this channel now (and nobody is named).
+        if slot.tiers.iter().all(|t| t.explicit.is_empty() && !t.mask.intersects(&chidx.avail)) {
+            return Vec::new();
+        }
         let age = ms(now) - ms(slot.item.eligible_since);
         let delayed: Vec<usize> = self
             .queues
-            .get(&slot.queue)
+            .at(slot.qi)
             .map(|q| q.delays.iter().filter(|(_, d)| *d > age).map(|(p, _)| *p).collect())
             .unwrap_or_default();
         let offered: &[u32] = match &slot.state {
@@ -1101,22 +1245,31 @@ impl State {
             let spec = &self.index[ranker.spec].spec;
             let mut best: Option<(usize, IndexEntry)> = None;
             for (tier, t) in slot.tiers.iter().enumerate() {
-                t.mask.for_each_common(&chidx.avail, |p| {
-                    if delayed.contains(&p) {
-                        return;
+                // Profile tops best first: the first eligible profile whose top may be offered
+                // wins; one whose top is excluded offers its next agent, and the walk goes on
+                // while later tops could still beat that.
+                if t.mask.intersects(&chidx.avail) {
+                    for &p in &chidx.order {
+                        let p = p as usize;
+                        let Some(top) = chidx.top.get(p).copied().flatten() else { continue };
+                        if best.is_some_and(|(bt, be)| bt < tier || (be.0, be.1) < (top.0, top.1)) {
+                            break;
+                        }
+                        if !t.mask.get(p) || delayed.contains(&p) {
+                            continue;
+                        }
+                        let e = if excluded(top.1, top.2) {
+                            chidx.sets.get(p).and_then(|set| set.iter().find(|e| !excluded(e.1, e.2)).copied())
+                        } else {
+                            Some(top)
+                        };
+                        if let Some(e) = e
+                            && best.is_none_or(|(bt, be)| (tier, e.0, e.1) < (bt, be.0, be.1))
+                        {
+                            best = Some((tier, e));
+                        }
                     }
-                    let Some(top) = chidx.top.get(p).copied().flatten() else { return };
-                    let e = if excluded(top.1, top.2) {
-                        chidx.sets.get(p).and_then(|set| set.iter().find(|e| !excluded(e.1, e.2)).copied())
-                    } else {
-                        Some(top)
-                    };
-                    if let Some(e) = e
-                        && best.is_none_or(|(bt, be)| (tier, e.0, e.1) < (bt, be.0, be.1))
-                    {
-                        best = Some((tier, e));
-                    }
-                });
+                }
                 for id in &t.explicit {
                     let Some(&a) = self.agent_ids.get(id) else { continue };
                     let Some(ag) = self.agents[a as usize].as_ref() else { continue };
@@ -1344,8 +1497,8 @@ impl State {
         self.timers.add(Timer { due: ms(due), seq, kind });
     }
 
-    pub fn record_wait(&mut self, queue: &QueueId, wait: TimeDelta) {
-        if let Some(q) = self.queues.get_mut(queue) {
+    pub fn record_wait(&mut self, qi: u32, wait: TimeDelta) {
+        if let Some(q) = self.queues.at_mut(qi) {
             q.waits.push_back(wait.num_milliseconds().max(0));
             while q.waits.len() > q.config.ewt_samples {
                 q.waits.pop_front();
@@ -1355,7 +1508,7 @@ impl State {
 
     /// The state of the queue item `i` waits in, and how long it waited.
     pub fn env<'a>(&'a self, slot: &'a ItemSlot, now: DateTime<Utc>) -> Env<'a> {
-        let queue = self.queues.get(&slot.queue).map(|q| QueueView {
+        let queue = self.queues.at(slot.qi).map(|q| QueueView {
             name: slot.queue.as_str(),
             waiting: q.waiting as i64,
             waits: &q.waits,
@@ -1408,8 +1561,8 @@ impl State {
             SkipIf::NoAvailableAgents => self.candidates(i, 1, now).is_empty(),
             SkipIf::NoAgentsSignedIn => !self.any_signed_in(i),
             SkipIf::QueueLongerThan(n) => {
-                let q = self.items[i as usize].as_ref().map(|s| s.queue.clone());
-                q.and_then(|q| self.queues.get(&q)).is_some_and(|q| q.waiting > *n as usize)
+                let q = self.items[i as usize].as_ref().map(|s| s.qi);
+                q.and_then(|q| self.queues.at(q)).is_some_and(|q| q.waiting > *n as usize)
             }
         }
     }
