@@ -39,6 +39,12 @@ pub(crate) fn at(field: &'static str, path: &str, reason: impl std::fmt::Display
 /// Removes control characters and cuts to at most `max` bytes on a character boundary: display
 /// names are shown, not trusted, and must not fail a whole webhook.
 pub(crate) fn display_name(raw: &str, max: usize) -> Option<String> {
+    let trimmed = raw.trim();
+    // The common case, a short name without control characters, is the trimmed name itself
+    // (bytes 0xC2 may start a C1 control character: those take the careful path).
+    if trimmed.len() <= max && trimmed.bytes().all(|b| b >= 0x20 && b != 0x7f && b != 0xc2) {
+        return (!trimmed.is_empty()).then(|| trimmed.to_owned());
+    }
     let mut out = String::with_capacity(raw.len().min(max));
     for c in raw.trim().chars().filter(|c| !c.is_control()) {
         if out.len() + c.len_utf8() > max {

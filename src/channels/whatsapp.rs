@@ -232,6 +232,7 @@ impl Ctx<'_, '_> {
         let mut id = std::mem::take(&mut m.id);
         let mut sender = Some(sender);
         let mut name = name;
+        let mut thread = Some(thread);
         for (n, content) in std::iter::once(first).chain(more).enumerate() {
             let last = n + 1 == count;
             let external_id = match (n, last) {
@@ -243,8 +244,10 @@ impl Ctx<'_, '_> {
             let from = if last { sender.take() } else { sender.clone() };
             let Some(from) = from else { break };
             let mut msg = InboundMessage::new(ChannelKind::WhatsApp, self.endpoint.clone(), from, external_id, content)
-                .with_sent_at(m.timestamp.0)
-                .with_thread(thread.clone());
+                .with_sent_at(m.timestamp.0);
+            if let Some(hints) = if last { thread.take() } else { thread.clone() } {
+                msg = msg.with_thread(hints);
+            }
             if let Some(phone) = &claim {
                 msg = msg.with_claim(CustomerKey::Phone(phone.clone()), Verification::CarrierAsserted);
             }
@@ -261,8 +264,8 @@ fn missing(path: &dyn Fn(&str) -> String, object: &str, kind: &str) -> Error {
     json::at(FIELD, &path(&format!(".{object}")), format!("missing, but the message type is `{kind}`"))
 }
 
-fn media(kind: MediaKind, m: &Option<WaMedia>, name: &str, path: &dyn Fn(&str) -> String) -> Result<Content> {
-    let media = m.as_ref().ok_or_else(|| missing(path, name, name))?;
+fn media(kind: MediaKind, m: Option<&WaMedia>, name: &str, path: &dyn Fn(&str) -> String) -> Result<Content> {
+    let media = m.ok_or_else(|| missing(path, name, name))?;
     let url = match (nonempty(&media.id), nonempty(&media.link)) {
         (Some(id), _) => format!("{MEDIA_URL_PREFIX}{id}"),
         (None, Some(link)) => link.to_owned(),
@@ -290,14 +293,14 @@ fn contents(
             let text = m.text.as_mut().ok_or_else(|| missing(path, "text", kind))?;
             one(Content::text(std::mem::take(&mut text.body)))
         }
-        "image" => one(media(MediaKind::Image, &m.image, kind, path)?),
-        "video" => one(media(MediaKind::Video, &m.video, kind, path)?),
+        "image" => one(media(MediaKind::Image, m.image.as_deref(), kind, path)?),
+        "video" => one(media(MediaKind::Video, m.video.as_deref(), kind, path)?),
         "audio" | "voice" => {
-            let source = if m.audio.is_some() { &m.audio } else { &m.voice };
+            let source = if m.audio.is_some() { m.audio.as_deref() } else { m.voice.as_deref() };
             one(media(MediaKind::Audio, source, if m.audio.is_some() { "audio" } else { kind }, path)?)
         }
-        "document" => one(media(MediaKind::Document, &m.document, kind, path)?),
-        "sticker" => one(media(MediaKind::Sticker, &m.sticker, kind, path)?),
+        "document" => one(media(MediaKind::Document, m.document.as_deref(), kind, path)?),
+        "sticker" => one(media(MediaKind::Sticker, m.sticker.as_deref(), kind, path)?),
         "location" => {
             let l = m.location.as_ref().ok_or_else(|| missing(path, "location", kind))?;
             one(Content::Location {
@@ -541,31 +544,31 @@ struct WaMessage<'a> {
     #[serde(default)]
     text: Option<Text>,
     #[serde(default)]
-    image: Option<WaMedia>,
+    image: Option<Box<WaMedia>>,
     #[serde(default)]
-    video: Option<WaMedia>,
+    video: Option<Box<WaMedia>>,
     #[serde(default)]
-    audio: Option<WaMedia>,
+    audio: Option<Box<WaMedia>>,
     #[serde(default)]
-    voice: Option<WaMedia>,
+    voice: Option<Box<WaMedia>>,
     #[serde(default)]
-    document: Option<WaMedia>,
+    document: Option<Box<WaMedia>>,
     #[serde(default)]
-    sticker: Option<WaMedia>,
+    sticker: Option<Box<WaMedia>>,
     #[serde(default)]
-    location: Option<Location>,
+    location: Option<Box<Location>>,
     #[serde(default)]
     contacts: Option<Vec<SharedContact>>,
     #[serde(default, borrow)]
-    interactive: Option<Interactive<'a>>,
+    interactive: Option<Box<Interactive<'a>>>,
     #[serde(default)]
-    button: Option<Button>,
+    button: Option<Box<Button>>,
     #[serde(default)]
-    reaction: Option<Reaction>,
+    reaction: Option<Box<Reaction>>,
     #[serde(default)]
-    order: Option<Order>,
+    order: Option<Box<Order>>,
     #[serde(default)]
-    system: Option<System>,
+    system: Option<Box<System>>,
     #[serde(default)]
     errors: Vec<WaError>,
 }
