@@ -253,7 +253,11 @@ pub(super) fn structure<'x>(raw: &'x [u8], conf: &MessageParser) -> Option<Messa
                     .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
                     .into(),
                 (Cow::Borrowed(bytes), Some(decode)) => decode(bytes).into(),
-                (Cow::Borrowed(bytes), None) => String::from_utf8_lossy(bytes),
+                // `from_utf8` checks ASCII a word at a time; `from_utf8_lossy` walks every byte.
+                (Cow::Borrowed(bytes), None) => match std::str::from_utf8(bytes) {
+                    Ok(text) => Cow::Borrowed(text),
+                    Err(_) => String::from_utf8_lossy(bytes),
+                },
             };
             let is_html = mime == Mime::TextHtml;
             if !add_to_html && is_html || !add_to_text && !is_html {

@@ -180,3 +180,92 @@ pub(crate) fn check_platform(
     }
     Ok(())
 }
+
+/// A JSON array that needs no heap allocation while it holds at most one element: a webhook
+/// almost always carries one entry, one change, one message (a `Vec` would allocate for each).
+#[cfg_attr(not(feature = "whatsapp"), allow(dead_code))]
+pub(crate) enum Seq<T> {
+    /// `[]` (or the field was absent).
+    Empty,
+    /// One element.
+    One(T),
+    /// Two or more elements.
+    Many(Vec<T>),
+}
+
+impl<T> Default for Seq<T> {
+    fn default() -> Self {
+        Seq::Empty
+    }
+}
+
+#[cfg_attr(not(feature = "whatsapp"), allow(dead_code))]
+impl<T> Seq<T> {
+    /// Whether the array was empty.
+    pub(crate) fn is_empty(&self) -> bool {
+        matches!(self, Seq::Empty)
+    }
+
+    /// The elements.
+    pub(crate) fn as_slice(&self) -> &[T] {
+        match self {
+            Seq::Empty => &[],
+            Seq::One(one) => std::slice::from_ref(one),
+            Seq::Many(many) => many,
+        }
+    }
+}
+
+impl<T> IntoIterator for Seq<T> {
+    type Item = T;
+    type IntoIter = SeqIter<T>;
+
+    fn into_iter(self) -> SeqIter<T> {
+        match self {
+            Seq::Empty => SeqIter::One(None),
+            Seq::One(one) => SeqIter::One(Some(one)),
+            Seq::Many(many) => SeqIter::Many(many.into_iter()),
+        }
+    }
+}
+
+/// The elements of a [`Seq`], by value.
+pub(crate) enum SeqIter<T> {
+    One(Option<T>),
+    Many(std::vec::IntoIter<T>),
+}
+
+impl<T> Iterator for SeqIter<T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        match self {
+            SeqIter::One(one) => one.take(),
+            SeqIter::Many(many) => many.next(),
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Seq<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for V<T> {
+            type Value = Seq<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a sequence")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Seq<T>, A::Error> {
+                let Some(first) = seq.next_element()? else { return Ok(Seq::Empty) };
+                let Some(second) = seq.next_element()? else { return Ok(Seq::One(first)) };
+                let mut many = Vec::with_capacity(4);
+                many.push(first);
+                many.push(second);
+                while let Some(next) = seq.next_element()? {
+                    many.push(next);
+                }
+                Ok(Seq::Many(many))
+            }
+        }
+        d.deserialize_seq(V(std::marker::PhantomData))
+    }
+}

@@ -45,7 +45,7 @@
 //! `POST /{phone_number_id}/messages`; [`mark_read`] builds the read receipt (with an optional
 //! typing indicator).
 
-use super::json::{self, UnixSeconds};
+use super::json::{self, Seq, UnixSeconds};
 use super::{DeliveryReceipt, KitEvent};
 use crate::model::{
     Address, ChannelKind, ChoiceOption, ContactCard, Content, CustomerKey, DeliveryState, EndpointId, InboundMessage,
@@ -119,7 +119,8 @@ impl WhatsAppKit {
                 format!("is {:?}; a WhatsApp webhook has `whatsapp_business_account`", hook.object),
             ));
         }
-        let mut out = Vec::new();
+        // One event per webhook is the common case.
+        let mut out = Vec::with_capacity(1);
         for (i, entry) in hook.entry.into_iter().enumerate() {
             for (j, change) in entry.changes.into_iter().enumerate() {
                 let at = |rest: &str| format!("entry[{i}].changes[{j}].{rest}");
@@ -149,7 +150,7 @@ impl WhatsAppKit {
                 None => EndpointId::new(metadata.phone_number_id.as_ref())
                     .map_err(|e| json::at(FIELD, &at("value.metadata.phone_number_id"), e))?,
             };
-            let ctx = Ctx { endpoint, scope, contacts: &value.contacts };
+            let ctx = Ctx { endpoint, scope, contacts: value.contacts.as_slice() };
             for (k, m) in value.messages.into_iter().enumerate() {
                 let path = |rest: &str| at(&format!("value.messages[{k}]{rest}"));
                 ctx.message(m, &path, out)?;
@@ -186,7 +187,7 @@ fn nonempty<S: AsRef<str>>(s: &Option<S>) -> Option<&str> {
 }
 
 impl Ctx<'_, '_> {
-    fn message(&self, mut m: WaMessage<'_>, path: &dyn Fn(&str) -> String, out: &mut Vec<KitEvent>) -> Result<()> {
+    fn message(&self, mut m: Box<WaMessage<'_>>, path: &dyn Fn(&str) -> String, out: &mut Vec<KitEvent>) -> Result<()> {
         json::check_id(FIELD, || path(".id"), &m.id)?;
         let contact = self
             .contacts
@@ -476,7 +477,7 @@ struct Webhook<'a> {
     #[serde(borrow)]
     object: Cow<'a, str>,
     #[serde(default, borrow)]
-    entry: Vec<Entry<'a>>,
+    entry: Seq<Entry<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -484,7 +485,7 @@ struct Entry<'a> {
     #[serde(default, borrow)]
     id: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    changes: Vec<Change<'a>>,
+    changes: Seq<Change<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -500,9 +501,9 @@ struct ChangeValue<'a> {
     #[serde(default, borrow)]
     metadata: Option<Metadata<'a>>,
     #[serde(default, borrow)]
-    contacts: Vec<WaContact<'a>>,
+    contacts: Seq<WaContact<'a>>,
     #[serde(default, borrow)]
-    messages: Vec<WaMessage<'a>>,
+    messages: Seq<Box<WaMessage<'a>>>,
     #[serde(default, borrow)]
     statuses: Vec<WaStatus<'a>>,
 }
