@@ -988,7 +988,8 @@ fn nested_multiparts_give_the_first_text_and_the_attachments() {
 
 #[test]
 fn a_multipart_without_its_closing_boundary_still_gives_its_text() {
-    let body = b"--b1\nContent-Type: text/plain\n\nStill waiting.\n--b1\nContent-Type: text/html\n\n<p>Still waiting.</p>\n";
+    let body =
+        b"--b1\nContent-Type: text/plain\n\nStill waiting.\n--b1\nContent-Type: text/html\n\n<p>Still waiting.</p>\n";
     let mail = parsed(&mime_message("\n", &["Content-Type: multipart/alternative; boundary=b1"], body));
     assert_eq!(mail.message.content, Content::text("Still waiting."));
 }
@@ -997,7 +998,7 @@ fn a_multipart_without_its_closing_boundary_still_gives_its_text() {
 fn quoted_boundaries_with_dashes_and_specials_are_found() {
     let boundary = "----=_Part_12 (x) ?.";
     let body = format!(
-        "preamble\r\n------=_Part_12 (x) ?.\r\nContent-Type: text/plain\r\n\r\nHello from Ada.\r\n------=_Part_12 (x) ?.--\r\nepilogue\r\n"
+        "preamble\r\n--{boundary}\r\nContent-Type: text/plain\r\n\r\nHello from Ada.\r\n--{boundary}--\r\nepilogue\r\n"
     );
     let header = format!("Content-Type: multipart/mixed;\r\n boundary=\"{boundary}\"");
     let mail = parsed(&mime_message("\r\n", &[&header], body.as_bytes()));
@@ -1009,7 +1010,11 @@ fn quoted_boundaries_with_dashes_and_specials_are_found() {
 fn lf_only_line_endings_parse_like_crlf() {
     let body = "--b\r\nContent-Type: text/plain\r\n\r\nLine one.\r\nLine two.\r\n--b--\r\n";
     let crlf = parsed(&mime_message("\r\n", &["Content-Type: multipart/mixed; boundary=b"], body.as_bytes()));
-    let lf = parsed(&mime_message("\n", &["Content-Type: multipart/mixed; boundary=b"], body.replace("\r\n", "\n").as_bytes()));
+    let lf = parsed(&mime_message(
+        "\n",
+        &["Content-Type: multipart/mixed; boundary=b"],
+        body.replace("\r\n", "\n").as_bytes(),
+    ));
     assert_eq!(crlf.message.content, Content::text("Line one.\nLine two."));
     assert_eq!(lf.message, crlf.message);
     assert_eq!(lf.full_text, crlf.full_text);
@@ -1046,7 +1051,8 @@ fn eight_bit_quoted_printable_and_base64_bodies_are_decoded() {
 
 #[test]
 fn non_utf8_charsets_are_decoded() {
-    let latin1 = parsed(&mime_message("\r\n", &["Content-Type: text/plain; charset=iso-8859-1"], b"Caf\xe9 cr\xe8me\r\n"));
+    let latin1 =
+        parsed(&mime_message("\r\n", &["Content-Type: text/plain; charset=iso-8859-1"], b"Caf\xe9 cr\xe8me\r\n"));
     assert_eq!(latin1.message.content, Content::text("Café crème"));
     let cp1252 = parsed(&mime_message(
         "\r\n",

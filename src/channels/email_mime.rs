@@ -246,12 +246,13 @@ pub(super) fn structure<'x>(raw: &'x [u8], conf: &MessageParser) -> Option<Messa
             message.text_body.push(id);
         }
         let body = if is_text {
-            let decoder = content_type.and_then(|ct| ct.attribute("charset")).and_then(|c| charset_decoder(c.as_bytes()));
+            let decoder =
+                content_type.and_then(|ct| ct.attribute("charset")).and_then(|c| charset_decoder(c.as_bytes()));
             let text: Cow<'x, str> = match (bytes, decoder) {
                 (Cow::Owned(vec), Some(decode)) => decode(&vec).into(),
-                (Cow::Owned(vec), None) => String::from_utf8(vec)
-                    .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
-                    .into(),
+                (Cow::Owned(vec), None) => {
+                    String::from_utf8(vec).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()).into()
+                }
                 (Cow::Borrowed(bytes), Some(decode)) => decode(bytes).into(),
                 // `from_utf8` checks ASCII a word at a time; `from_utf8_lossy` walks every byte.
                 (Cow::Borrowed(bytes), None) => match std::str::from_utf8(bytes) {

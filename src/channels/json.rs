@@ -59,6 +59,15 @@ pub(crate) fn display_name(raw: &str, max: usize) -> Option<String> {
 /// Checks a provider id used as an idempotency key or thread hint: 1–512 bytes, no control
 /// characters (what the engine accepts).
 pub(crate) fn check_id(field: &'static str, path: impl FnOnce() -> String, id: &str) -> Result<()> {
+    // Starting with a visible ASCII character and without control characters passes at once
+    // (bytes 0xC2 may start a C1 control character and take the careful path).
+    let plain = |b: u8| b > 0x20 && b != 0x7f && b != 0xc2;
+    if id.len() <= 512
+        && id.as_bytes().first().is_some_and(u8::is_ascii_graphic)
+        && id.bytes().all(|b| b == b' ' || plain(b))
+    {
+        return Ok(());
+    }
     if id.trim().is_empty() || id.len() > 512 || id.chars().any(char::is_control) {
         return Err(at(field, &path(), "must be 1 to 512 bytes without control characters"));
     }
@@ -184,19 +193,15 @@ pub(crate) fn check_platform(
 /// A JSON array that needs no heap allocation while it holds at most one element: a webhook
 /// almost always carries one entry, one change, one message (a `Vec` would allocate for each).
 #[cfg_attr(not(feature = "whatsapp"), allow(dead_code))]
+#[derive(Default)]
 pub(crate) enum Seq<T> {
     /// `[]` (or the field was absent).
+    #[default]
     Empty,
     /// One element.
     One(T),
     /// Two or more elements.
     Many(Vec<T>),
-}
-
-impl<T> Default for Seq<T> {
-    fn default() -> Self {
-        Seq::Empty
-    }
 }
 
 #[cfg_attr(not(feature = "whatsapp"), allow(dead_code))]

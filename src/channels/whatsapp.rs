@@ -150,10 +150,14 @@ impl WhatsAppKit {
                 None => EndpointId::new(metadata.phone_number_id.as_ref())
                     .map_err(|e| json::at(FIELD, &at("value.metadata.phone_number_id"), e))?,
             };
-            let ctx = Ctx { endpoint, scope, contacts: value.contacts.as_slice() };
+            let ctx = Ctx { scope, contacts: value.contacts.as_slice() };
+            let count = value.messages.as_slice().len();
+            // The last message takes the endpoint instead of cloning it.
+            let mut endpoint = Some(endpoint);
             for (k, m) in value.messages.into_iter().enumerate() {
                 let path = |rest: &str| at(&format!("value.messages[{k}]{rest}"));
-                ctx.message(m, &path, out)?;
+                let Some(endpoint) = (if k + 1 == count { endpoint.take() } else { endpoint.clone() }) else { break };
+                ctx.message(m, endpoint, &path, out)?;
             }
         }
         for (k, s) in value.statuses.into_iter().enumerate() {
@@ -167,7 +171,6 @@ impl WhatsAppKit {
 }
 
 struct Ctx<'v, 'a> {
-    endpoint: EndpointId,
     scope: Option<&'v str>,
     contacts: &'v [WaContact<'a>],
 }
@@ -187,7 +190,13 @@ fn nonempty<S: AsRef<str>>(s: &Option<S>) -> Option<&str> {
 }
 
 impl Ctx<'_, '_> {
-    fn message(&self, mut m: Box<WaMessage<'_>>, path: &dyn Fn(&str) -> String, out: &mut Vec<KitEvent>) -> Result<()> {
+    fn message(
+        &self,
+        mut m: Box<WaMessage<'_>>,
+        endpoint: EndpointId,
+        path: &dyn Fn(&str) -> String,
+        out: &mut Vec<KitEvent>,
+    ) -> Result<()> {
         json::check_id(FIELD, || path(".id"), &m.id)?;
         let contact = self
             .contacts
@@ -234,6 +243,7 @@ impl Ctx<'_, '_> {
         let mut sender = Some(sender);
         let mut name = name;
         let mut thread = Some(thread);
+        let mut endpoint = Some(endpoint);
         for (n, content) in std::iter::once(first).chain(more).enumerate() {
             let last = n + 1 == count;
             let external_id = match (n, last) {
@@ -244,8 +254,9 @@ impl Ctx<'_, '_> {
             json::check_content(FIELD, || path(""), &content)?;
             let from = if last { sender.take() } else { sender.clone() };
             let Some(from) = from else { break };
-            let mut msg = InboundMessage::new(ChannelKind::WhatsApp, self.endpoint.clone(), from, external_id, content)
-                .with_sent_at(m.timestamp.0);
+            let Some(to) = (if last { endpoint.take() } else { endpoint.clone() }) else { break };
+            let mut msg =
+                InboundMessage::new(ChannelKind::WhatsApp, to, from, external_id, content).with_sent_at(m.timestamp.0);
             if let Some(hints) = if last { thread.take() } else { thread.clone() } {
                 msg = msg.with_thread(hints);
             }
