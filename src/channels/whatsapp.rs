@@ -48,8 +48,8 @@
 use super::json::{self, Seq, UnixSeconds};
 use super::{DeliveryReceipt, KitEvent};
 use crate::model::{
-    Address, ChannelKind, ChoiceOption, ContactCard, Content, CustomerKey, DeliveryState, EndpointId, InboundMessage,
-    MediaKind, ThreadHints, Verification,
+    Address, ChannelKind, ChoiceOption, Claim, ContactCard, Content, CustomerKey, DeliveryState, EndpointId,
+    InboundMessage, MediaKind, ThreadHints, Verification,
 };
 use crate::{Error, Result};
 use serde::Deserialize;
@@ -255,18 +255,20 @@ impl Ctx<'_, '_> {
             let from = if last { sender.take() } else { sender.clone() };
             let Some(from) = from else { break };
             let Some(to) = (if last { endpoint.take() } else { endpoint.clone() }) else { break };
-            let mut msg =
-                InboundMessage::new(ChannelKind::WhatsApp, to, from, external_id, content).with_sent_at(m.timestamp.0);
+            // Built in place in `out` (the builder methods would move the message at each step).
+            out.push(KitEvent::Message(InboundMessage::new(ChannelKind::WhatsApp, to, from, external_id, content)));
+            let Some(KitEvent::Message(msg)) = out.last_mut() else { break };
+            msg.sent_at = Some(m.timestamp.0);
             if let Some(hints) = if last { thread.take() } else { thread.clone() } {
-                msg = msg.with_thread(hints);
+                msg.thread = hints;
             }
             if let Some(phone) = &claim {
-                msg = msg.with_claim(CustomerKey::Phone(phone.clone()), Verification::CarrierAsserted);
+                msg.claims.push(Claim {
+                    key: CustomerKey::Phone(phone.clone()),
+                    verification: Verification::CarrierAsserted,
+                });
             }
-            if let Some(n) = if last { name.take() } else { name.clone() } {
-                msg = msg.with_sender_name(n);
-            }
-            out.push(KitEvent::Message(msg));
+            msg.sender_name = if last { name.take() } else { name.clone() };
         }
         Ok(())
     }
