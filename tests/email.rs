@@ -936,3 +936,339 @@ fn malformed_nested_multiparts_give_a_result_not_a_panic() {
         Ok(InboundEmail::Message(m)) => panic!("a MAILER-DAEMON report parsed as a customer message: {m:?}"),
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// MIME structure: the kit's own pass over the common shapes gives what mail-parser's full parse
+// gives (text bodies, attachments), on the fixtures and on generated messages
+// ---------------------------------------------------------------------------------------------
+
+#[path = "rng/mod.rs"]
+mod rng;
+
+/// A short message from Ada with `headers` (each ending in `nl`) and `body`.
+fn mime_message(nl: &str, headers: &[&str], body: &[u8]) -> Vec<u8> {
+    let mut raw = format!("From: Ada <ada@example.net>{nl}Subject: Parcel{nl}Message-ID: <mime@example.net>{nl}");
+    for h in headers {
+        raw.push_str(h);
+        raw.push_str(nl);
+    }
+    raw.push_str(nl);
+    let mut raw = raw.into_bytes();
+    raw.extend_from_slice(body);
+    raw
+}
+
+fn parsed(raw: &[u8]) -> EmailMessage {
+    match parse(raw, &inbox(), SenderAuth::NotAuthenticated) {
+        Ok(InboundEmail::Message(m)) => *m,
+        other => panic!("{:?}: expected a message, got {other:?}", String::from_utf8_lossy(raw)),
+    }
+}
+
+#[test]
+fn nested_multiparts_give_the_first_text_and_the_attachments() {
+    let body = b"--outer\r\nContent-Type: multipart/alternative; boundary=inner\r\n\r\n\
+        --inner\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe parcel is torn.\r\n\r\n> Earlier\r\n\
+        --inner\r\nContent-Type: text/html\r\n\r\n<p>The parcel is <b>torn</b>.</p>\r\n--inner--\r\n\
+        --outer\r\nContent-Type: image/png; name=\"photo.png\"\r\nContent-Disposition: attachment; filename=\"photo.png\"\r\n\
+        Content-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n--outer--\r\n";
+    let mail = parsed(&mime_message("\r\n", &["Content-Type: multipart/mixed; boundary=outer"], body));
+    assert_eq!(mail.message.content, Content::text("The parcel is torn."));
+    assert_eq!(mail.full_text, "The parcel is torn.\n\n> Earlier");
+    assert_eq!(
+        mail.attachments,
+        vec![EmailAttachment {
+            filename: Some("photo.png".into()),
+            content_type: "image/png".into(),
+            content_id: None,
+            data: b"\x89PNG\r\n\x1a\n".to_vec(),
+        }]
+    );
+}
+
+#[test]
+fn a_multipart_without_its_closing_boundary_still_gives_its_text() {
+    let body =
+        b"--b1\nContent-Type: text/plain\n\nStill waiting.\n--b1\nContent-Type: text/html\n\n<p>Still waiting.</p>\n";
+    let mail = parsed(&mime_message("\n", &["Content-Type: multipart/alternative; boundary=b1"], body));
+    assert_eq!(mail.message.content, Content::text("Still waiting."));
+}
+
+#[test]
+fn quoted_boundaries_with_dashes_and_specials_are_found() {
+    let boundary = "----=_Part_12 (x) ?.";
+    let body = format!(
+        "preamble\r\n--{boundary}\r\nContent-Type: text/plain\r\n\r\nHello from Ada.\r\n--{boundary}--\r\nepilogue\r\n"
+    );
+    let header = format!("Content-Type: multipart/mixed;\r\n boundary=\"{boundary}\"");
+    let mail = parsed(&mime_message("\r\n", &[&header], body.as_bytes()));
+    assert_eq!(mail.message.content, Content::text("Hello from Ada."));
+    assert!(mail.attachments.is_empty());
+}
+
+#[test]
+fn lf_only_line_endings_parse_like_crlf() {
+    let body = "--b\r\nContent-Type: text/plain\r\n\r\nLine one.\r\nLine two.\r\n--b--\r\n";
+    let crlf = parsed(&mime_message("\r\n", &["Content-Type: multipart/mixed; boundary=b"], body.as_bytes()));
+    let lf = parsed(&mime_message(
+        "\n",
+        &["Content-Type: multipart/mixed; boundary=b"],
+        body.replace("\r\n", "\n").as_bytes(),
+    ));
+    assert_eq!(crlf.message.content, Content::text("Line one.\nLine two."));
+    assert_eq!(lf.message, crlf.message);
+    assert_eq!(lf.full_text, crlf.full_text);
+}
+
+#[test]
+fn a_message_without_content_type_is_plain_text() {
+    let mail = parsed(&mime_message("\r\n", &[], b"No MIME headers at all.\r\n"));
+    assert_eq!(mail.message.content, Content::text("No MIME headers at all."));
+    assert_eq!(mail.full_text, "No MIME headers at all.\n");
+}
+
+#[test]
+fn eight_bit_quoted_printable_and_base64_bodies_are_decoded() {
+    let eight = parsed(&mime_message(
+        "\r\n",
+        &["Content-Type: text/plain; charset=utf-8", "Content-Transfer-Encoding: 8bit"],
+        "Zoë’s parcel".as_bytes(),
+    ));
+    assert_eq!(eight.message.content, Content::text("Zoë’s parcel"));
+    let qp = parsed(&mime_message(
+        "\r\n",
+        &["Content-Type: text/plain; charset=utf-8", "Content-Transfer-Encoding: quoted-printable"],
+        b"Zo=C3=AB=E2=80=99s par=\r\ncel =3D late\r\n",
+    ));
+    assert_eq!(qp.message.content, Content::text("Zoë’s parcel = late"));
+    let b64 = parsed(&mime_message(
+        "\r\n",
+        &["Content-Type: text/plain; charset=utf-8", "Content-Transfer-Encoding: base64"],
+        b"Wm/Dq+KAmXMg\r\ncGFyY2Vs\r\n",
+    ));
+    assert_eq!(b64.message.content, Content::text("Zoë’s parcel"));
+}
+
+#[test]
+fn non_utf8_charsets_are_decoded() {
+    let latin1 =
+        parsed(&mime_message("\r\n", &["Content-Type: text/plain; charset=iso-8859-1"], b"Caf\xe9 cr\xe8me\r\n"));
+    assert_eq!(latin1.message.content, Content::text("Café crème"));
+    let cp1252 = parsed(&mime_message(
+        "\r\n",
+        &["Content-Type: text/plain; charset=\"windows-1252\"", "Content-Transfer-Encoding: quoted-printable"],
+        b"=93Quoted=94 =80 5\r\n",
+    ));
+    assert_eq!(cp1252.message.content, Content::text("“Quoted” € 5"));
+    // Undeclared 8-bit bytes that are not UTF-8 become replacement characters, not an error.
+    let unknown = parsed(&mime_message("\r\n", &[], b"Caf\xe9\r\n"));
+    assert_eq!(unknown.message.content, Content::text("Caf\u{fffd}"));
+}
+
+/// What mail-parser's full parse says the text and the attachments of `raw` are: the kit must
+/// give exactly this, whichever way it walks the MIME structure.
+fn mail_parser_reference(raw: &[u8]) -> (String, Vec<EmailAttachment>) {
+    use mail_parser::{MimeHeaders, PartType};
+    let m = mail_parser::MessageParser::default().parse(raw).expect("mail-parser finds headers");
+    let mut full_text = String::new();
+    for part in m.text_bodies() {
+        let text = match &part.body {
+            PartType::Text(t) => t.replace("\r\n", "\n"),
+            PartType::Html(h) => html_to_text(h),
+            _ => continue,
+        };
+        if !full_text.is_empty() && !text.trim().is_empty() {
+            full_text.push_str("\n\n");
+        }
+        full_text.push_str(&text);
+    }
+    let attachments = m
+        .attachments()
+        .map(|part| EmailAttachment {
+            filename: part.attachment_name().map(str::to_owned),
+            content_type: part
+                .content_type()
+                .map(|ct| match ct.subtype() {
+                    Some(sub) => format!("{}/{sub}", ct.ctype()),
+                    None => ct.ctype().to_owned(),
+                })
+                .unwrap_or_else(|| "application/octet-stream".to_owned()),
+            content_id: part.content_id().map(str::to_owned),
+            data: part.contents().to_vec(),
+        })
+        .collect();
+    (full_text, attachments)
+}
+
+fn assert_same_as_mail_parser(raw: &[u8]) {
+    let (full_text, attachments) = mail_parser_reference(raw);
+    let mail = parsed(raw);
+    assert_eq!(mail.full_text, full_text, "{:?}", String::from_utf8_lossy(raw));
+    assert_eq!(mail.attachments, attachments, "{:?}", String::from_utf8_lossy(raw));
+}
+
+#[test]
+fn fixtures_give_the_text_and_attachments_mail_parser_gives() {
+    let dir = format!("{}/tests/fixtures/email", env!("CARGO_MANIFEST_DIR"));
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let raw = std::fs::read(&path).unwrap();
+        if let Ok(InboundEmail::Message(_)) = parse(&raw, &inbox(), SenderAuth::NotAuthenticated) {
+            assert_same_as_mail_parser(&raw);
+            checked += 1;
+        }
+    }
+    assert!(checked >= 10, "only {checked} fixtures are messages");
+}
+
+fn base64_lines(data: &[u8], nl: &str) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for (i, chunk) in data.chunks(3).enumerate() {
+        if i > 0 && i % 19 == 0 {
+            out.push_str(nl);
+        }
+        let n = chunk.iter().enumerate().fold(0u32, |n, (k, b)| n | u32::from(*b) << (16 - 8 * k));
+        for k in 0..4 {
+            out.push(if k <= chunk.len() { char::from(ALPHABET[(n >> (18 - 6 * k) & 63) as usize]) } else { '=' });
+        }
+    }
+    out
+}
+
+fn quoted_printable_lines(data: &[u8], nl: &str) -> String {
+    let mut out = String::new();
+    let mut col = 0;
+    for &b in data {
+        if b == b'\n' {
+            out.push_str(nl);
+            col = 0;
+            continue;
+        }
+        if col > 70 {
+            out.push('=');
+            out.push_str(nl);
+            col = 0;
+        }
+        if (33..=126).contains(&b) && b != b'=' || b == b' ' {
+            out.push(char::from(b));
+            col += 1;
+        } else {
+            out.push_str(&format!("={b:02X}"));
+            col += 3;
+        }
+    }
+    out
+}
+
+/// A random MIME part (a multipart with up to 3 children while `depth` allows): its header
+/// lines and its body.
+fn random_part(rng: &mut rng::Rng, depth: usize, nl: &str) -> (Vec<String>, Vec<u8>) {
+    if depth > 0 && rng.below(3) == 0 {
+        let kind = ["mixed", "alternative", "related", "mixed"][rng.index(4)];
+        let boundary = ["b1", "----=_Part_7_1", "=_tp_0a1b", "x y (z)", "--b--", "Apple-Mail=_2F"][rng.index(6)];
+        let quoted = boundary.contains([' ', '(', '=']) || rng.below(2) == 0;
+        let param = if quoted { format!("\"{boundary}\"") } else { boundary.to_owned() };
+        let header = if rng.below(2) == 0 {
+            format!("Content-Type: multipart/{kind}; boundary={param}")
+        } else {
+            format!("Content-Type: multipart/{kind};{nl}\tboundary={param}")
+        };
+        let mut body = Vec::new();
+        if rng.below(3) == 0 {
+            body.extend_from_slice(format!("This is a multi-part message in MIME format.{nl}").as_bytes());
+        }
+        for _ in 0..1 + rng.index(3) {
+            let (headers, child) = random_part(rng, depth - 1, nl);
+            body.extend_from_slice(format!("--{boundary}{nl}").as_bytes());
+            for h in headers {
+                body.extend_from_slice(format!("{h}{nl}").as_bytes());
+            }
+            body.extend_from_slice(nl.as_bytes());
+            body.extend_from_slice(&child);
+            body.extend_from_slice(nl.as_bytes());
+        }
+        if rng.below(8) != 0 {
+            body.extend_from_slice(format!("--{boundary}--{nl}").as_bytes());
+            if rng.below(3) == 0 {
+                body.extend_from_slice(format!("epilogue{nl}").as_bytes());
+            }
+        }
+        return (vec![header], body);
+    }
+    let lines = [
+        "Where is my parcel?",
+        "Café crème, naïve façade",
+        "> quoted line",
+        "On Mon, 6 Jan 2025, Acme <support@example.com> wrote:",
+        "--not-a-boundary",
+        "a=b c=d == e",
+        "",
+        "<p>Thanks &amp; <b>bye</b></p><blockquote>old</blockquote>",
+        "-- ",
+        "trailing space ",
+    ];
+    let mut text = String::new();
+    for _ in 0..1 + rng.index(5) {
+        text.push_str(lines[rng.index(lines.len())]);
+        text.push('\n');
+    }
+    let (ctype, charset) = match rng.below(8) {
+        0 => (None, "utf-8"),
+        1 => (Some("text/plain; charset=utf-8".to_owned()), "utf-8"),
+        2 => (Some("text/plain; charset=\"iso-8859-1\"".to_owned()), "latin1"),
+        3 => (Some("text/html; charset=UTF-8".to_owned()), "utf-8"),
+        4 => (Some("text/plain".to_owned()), "utf-8"),
+        5 => (Some("application/octet-stream; name=\"data.bin\"".to_owned()), "utf-8"),
+        6 => (Some("image/png".to_owned()), "utf-8"),
+        _ => (Some("text/calendar; method=REQUEST".to_owned()), "utf-8"),
+    };
+    let data: Vec<u8> = if charset == "latin1" {
+        text.chars().map(|c| u8::try_from(u32::from(c)).unwrap_or(b'?')).collect()
+    } else {
+        text.into_bytes()
+    };
+    let mut headers: Vec<String> = ctype.into_iter().map(|c| format!("Content-Type: {c}")).collect();
+    match rng.below(4) {
+        0 => headers.push("Content-Disposition: attachment; filename=\"note.txt\"".to_owned()),
+        1 => headers.push("Content-Disposition: inline".to_owned()),
+        _ => {}
+    }
+    if rng.below(4) == 0 {
+        headers.push("Content-ID: <part1@example.net>".to_owned());
+    }
+    let body = match rng.below(4) {
+        0 => {
+            headers.push("Content-Transfer-Encoding: base64".to_owned());
+            base64_lines(&data, nl).into_bytes()
+        }
+        1 => {
+            headers.push("Content-Transfer-Encoding: quoted-printable".to_owned());
+            quoted_printable_lines(&data, nl).into_bytes()
+        }
+        2 => {
+            headers.push("Content-Transfer-Encoding: 8bit".to_owned());
+            String::from_utf8_lossy(&data).replace('\n', nl).into_bytes()
+        }
+        _ => data.iter().flat_map(|&b| if b == b'\n' { nl.as_bytes().to_vec() } else { vec![b] }).collect(),
+    };
+    (headers, body)
+}
+
+#[test]
+fn generated_mime_messages_give_the_text_and_attachments_mail_parser_gives() {
+    let mut rng = rng::Rng(0x6d69_6d65);
+    for _ in 0..3000 {
+        let nl = if rng.below(3) == 0 { "\n" } else { "\r\n" };
+        let (headers, body) = random_part(&mut rng, 3, nl);
+        let headers: Vec<&str> = headers.iter().map(String::as_str).collect();
+        let mut raw = mime_message(nl, &headers, &body);
+        if rng.below(10) == 0 {
+            // Cut short somewhere in the body: unclosed parts, half a delimiter.
+            let header_len = raw.len() - body.len();
+            raw.truncate(header_len + rng.index(body.len() + 1));
+        }
+        assert_same_as_mail_parser(&raw);
+    }
+}

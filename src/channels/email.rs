@@ -343,8 +343,14 @@ pub fn parse(raw: &[u8], inbox: &EmailInbox, auth: SenderAuth) -> Result<Inbound
     // mail-parser 0.11 trips a `debug_assert!` of its own on some malformed nestings of
     // multiparts (found by fuzzing; release builds carry on). A build with debug assertions
     // reports such a message as malformed instead of panicking in the host.
-    let parsed = std::panic::catch_unwind(|| parser().parse(raw))
-        .map_err(|_| Error::invalid("email", "the MIME structure is malformed (nested parts do not close)"))?
+    // The part tree comes from the fast pass for the common shapes (the tree mail-parser would
+    // build, see `email_mime`), else from mail-parser's full parse.
+    let parsed = match super::email_mime::structure(raw, parser()) {
+        Some(parsed) => Some(parsed),
+        None => std::panic::catch_unwind(|| parser().parse(raw))
+            .map_err(|_| Error::invalid("email", "the MIME structure is malformed (nested parts do not close)"))?,
+    };
+    let parsed = parsed
         .filter(|m| !m.headers().is_empty())
         .ok_or_else(|| Error::invalid("email", "no RFC 5322 headers found"))?;
 

@@ -39,6 +39,12 @@ pub(crate) fn at(field: &'static str, path: &str, reason: impl std::fmt::Display
 /// Removes control characters and cuts to at most `max` bytes on a character boundary: display
 /// names are shown, not trusted, and must not fail a whole webhook.
 pub(crate) fn display_name(raw: &str, max: usize) -> Option<String> {
+    let trimmed = raw.trim();
+    // The common case, a short name without control characters, is the trimmed name itself
+    // (bytes 0xC2 may start a C1 control character: those take the careful path).
+    if trimmed.len() <= max && trimmed.bytes().all(|b| b >= 0x20 && b != 0x7f && b != 0xc2) {
+        return (!trimmed.is_empty()).then(|| trimmed.to_owned());
+    }
     let mut out = String::with_capacity(raw.len().min(max));
     for c in raw.trim().chars().filter(|c| !c.is_control()) {
         if out.len() + c.len_utf8() > max {
@@ -53,6 +59,15 @@ pub(crate) fn display_name(raw: &str, max: usize) -> Option<String> {
 /// Checks a provider id used as an idempotency key or thread hint: 1–512 bytes, no control
 /// characters (what the engine accepts).
 pub(crate) fn check_id(field: &'static str, path: impl FnOnce() -> String, id: &str) -> Result<()> {
+    // Starting with a visible ASCII character and without control characters passes at once
+    // (bytes 0xC2 may start a C1 control character and take the careful path).
+    let plain = |b: u8| b > 0x20 && b != 0x7f && b != 0xc2;
+    if id.len() <= 512
+        && id.as_bytes().first().is_some_and(u8::is_ascii_graphic)
+        && id.bytes().all(|b| b == b' ' || plain(b))
+    {
+        return Ok(());
+    }
     if id.trim().is_empty() || id.len() > 512 || id.chars().any(char::is_control) {
         return Err(at(field, &path(), "must be 1 to 512 bytes without control characters"));
     }
@@ -173,4 +188,89 @@ pub(crate) fn check_platform(
         crate::identity::normalize::normalize_platform_id(scope.as_deref(), id).map_err(|e| at(field, &path(), e))?;
     }
     Ok(())
+}
+
+/// A JSON array that needs no heap allocation while it holds at most one element: a webhook
+/// almost always carries one entry, one change, one message (a `Vec` would allocate for each).
+#[cfg_attr(not(feature = "whatsapp"), allow(dead_code))]
+#[derive(Default)]
+pub(crate) enum Seq<T> {
+    /// `[]` (or the field was absent).
+    #[default]
+    Empty,
+    /// One element.
+    One(T),
+    /// Two or more elements.
+    Many(Vec<T>),
+}
+
+#[cfg_attr(not(feature = "whatsapp"), allow(dead_code))]
+impl<T> Seq<T> {
+    /// Whether the array was empty.
+    pub(crate) fn is_empty(&self) -> bool {
+        matches!(self, Seq::Empty)
+    }
+
+    /// The elements.
+    pub(crate) fn as_slice(&self) -> &[T] {
+        match self {
+            Seq::Empty => &[],
+            Seq::One(one) => std::slice::from_ref(one),
+            Seq::Many(many) => many,
+        }
+    }
+}
+
+impl<T> IntoIterator for Seq<T> {
+    type Item = T;
+    type IntoIter = SeqIter<T>;
+
+    fn into_iter(self) -> SeqIter<T> {
+        match self {
+            Seq::Empty => SeqIter::One(None),
+            Seq::One(one) => SeqIter::One(Some(one)),
+            Seq::Many(many) => SeqIter::Many(many.into_iter()),
+        }
+    }
+}
+
+/// The elements of a [`Seq`], by value.
+pub(crate) enum SeqIter<T> {
+    One(Option<T>),
+    Many(std::vec::IntoIter<T>),
+}
+
+impl<T> Iterator for SeqIter<T> {
+    type Item = T;
+
+    fn next(&mut self) -> Option<T> {
+        match self {
+            SeqIter::One(one) => one.take(),
+            SeqIter::Many(many) => many.next(),
+        }
+    }
+}
+
+impl<'de, T: Deserialize<'de>> Deserialize<'de> for Seq<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for V<T> {
+            type Value = Seq<T>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a sequence")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> std::result::Result<Seq<T>, A::Error> {
+                let Some(first) = seq.next_element()? else { return Ok(Seq::Empty) };
+                let Some(second) = seq.next_element()? else { return Ok(Seq::One(first)) };
+                let mut many = Vec::with_capacity(4);
+                many.push(first);
+                many.push(second);
+                while let Some(next) = seq.next_element()? {
+                    many.push(next);
+                }
+                Ok(Seq::Many(many))
+            }
+        }
+        d.deserialize_seq(V(std::marker::PhantomData))
+    }
 }

@@ -28,6 +28,8 @@ use serde::{Deserialize, Serialize};
 
 #[cfg(feature = "email")]
 pub mod email;
+#[cfg(feature = "email")]
+mod email_mime;
 #[cfg(feature = "twilio")]
 pub mod form;
 #[cfg(any(feature = "whatsapp", feature = "messenger", feature = "telegram"))]

@@ -45,11 +45,11 @@
 //! `POST /{phone_number_id}/messages`; [`mark_read`] builds the read receipt (with an optional
 //! typing indicator).
 
-use super::json::{self, UnixSeconds};
+use super::json::{self, Seq, UnixSeconds};
 use super::{DeliveryReceipt, KitEvent};
 use crate::model::{
-    Address, ChannelKind, ChoiceOption, ContactCard, Content, CustomerKey, DeliveryState, EndpointId, InboundMessage,
-    MediaKind, ThreadHints, Verification,
+    Address, ChannelKind, ChoiceOption, Claim, ContactCard, Content, CustomerKey, DeliveryState, EndpointId,
+    InboundMessage, MediaKind, ThreadHints, Verification,
 };
 use crate::{Error, Result};
 use serde::Deserialize;
@@ -119,7 +119,8 @@ impl WhatsAppKit {
                 format!("is {:?}; a WhatsApp webhook has `whatsapp_business_account`", hook.object),
             ));
         }
-        let mut out = Vec::new();
+        // One event per webhook is the common case.
+        let mut out = Vec::with_capacity(1);
         for (i, entry) in hook.entry.into_iter().enumerate() {
             for (j, change) in entry.changes.into_iter().enumerate() {
                 let at = |rest: &str| format!("entry[{i}].changes[{j}].{rest}");
@@ -149,10 +150,14 @@ impl WhatsAppKit {
                 None => EndpointId::new(metadata.phone_number_id.as_ref())
                     .map_err(|e| json::at(FIELD, &at("value.metadata.phone_number_id"), e))?,
             };
-            let ctx = Ctx { endpoint, scope, contacts: &value.contacts };
+            let ctx = Ctx { scope, contacts: value.contacts.as_slice() };
+            let count = value.messages.as_slice().len();
+            // The last message takes the endpoint instead of cloning it.
+            let mut endpoint = Some(endpoint);
             for (k, m) in value.messages.into_iter().enumerate() {
                 let path = |rest: &str| at(&format!("value.messages[{k}]{rest}"));
-                ctx.message(m, &path, out)?;
+                let Some(endpoint) = (if k + 1 == count { endpoint.take() } else { endpoint.clone() }) else { break };
+                ctx.message(m, endpoint, &path, out)?;
             }
         }
         for (k, s) in value.statuses.into_iter().enumerate() {
@@ -166,7 +171,6 @@ impl WhatsAppKit {
 }
 
 struct Ctx<'v, 'a> {
-    endpoint: EndpointId,
     scope: Option<&'v str>,
     contacts: &'v [WaContact<'a>],
 }
@@ -186,7 +190,13 @@ fn nonempty<S: AsRef<str>>(s: &Option<S>) -> Option<&str> {
 }
 
 impl Ctx<'_, '_> {
-    fn message(&self, mut m: WaMessage<'_>, path: &dyn Fn(&str) -> String, out: &mut Vec<KitEvent>) -> Result<()> {
+    fn message(
+        &self,
+        mut m: Box<WaMessage<'_>>,
+        endpoint: EndpointId,
+        path: &dyn Fn(&str) -> String,
+        out: &mut Vec<KitEvent>,
+    ) -> Result<()> {
         json::check_id(FIELD, || path(".id"), &m.id)?;
         let contact = self
             .contacts
@@ -232,6 +242,8 @@ impl Ctx<'_, '_> {
         let mut id = std::mem::take(&mut m.id);
         let mut sender = Some(sender);
         let mut name = name;
+        let mut thread = Some(thread);
+        let mut endpoint = Some(endpoint);
         for (n, content) in std::iter::once(first).chain(more).enumerate() {
             let last = n + 1 == count;
             let external_id = match (n, last) {
@@ -242,16 +254,21 @@ impl Ctx<'_, '_> {
             json::check_content(FIELD, || path(""), &content)?;
             let from = if last { sender.take() } else { sender.clone() };
             let Some(from) = from else { break };
-            let mut msg = InboundMessage::new(ChannelKind::WhatsApp, self.endpoint.clone(), from, external_id, content)
-                .with_sent_at(m.timestamp.0)
-                .with_thread(thread.clone());
+            let Some(to) = (if last { endpoint.take() } else { endpoint.clone() }) else { break };
+            // Built in place in `out` (the builder methods would move the message at each step).
+            out.push(KitEvent::Message(InboundMessage::new(ChannelKind::WhatsApp, to, from, external_id, content)));
+            let Some(KitEvent::Message(msg)) = out.last_mut() else { break };
+            msg.sent_at = Some(m.timestamp.0);
+            if let Some(hints) = if last { thread.take() } else { thread.clone() } {
+                msg.thread = hints;
+            }
             if let Some(phone) = &claim {
-                msg = msg.with_claim(CustomerKey::Phone(phone.clone()), Verification::CarrierAsserted);
+                msg.claims.push(Claim {
+                    key: CustomerKey::Phone(phone.clone()),
+                    verification: Verification::CarrierAsserted,
+                });
             }
-            if let Some(n) = if last { name.take() } else { name.clone() } {
-                msg = msg.with_sender_name(n);
-            }
-            out.push(KitEvent::Message(msg));
+            msg.sender_name = if last { name.take() } else { name.clone() };
         }
         Ok(())
     }
@@ -261,8 +278,8 @@ fn missing(path: &dyn Fn(&str) -> String, object: &str, kind: &str) -> Error {
     json::at(FIELD, &path(&format!(".{object}")), format!("missing, but the message type is `{kind}`"))
 }
 
-fn media(kind: MediaKind, m: &Option<WaMedia>, name: &str, path: &dyn Fn(&str) -> String) -> Result<Content> {
-    let media = m.as_ref().ok_or_else(|| missing(path, name, name))?;
+fn media(kind: MediaKind, m: Option<&WaMedia>, name: &str, path: &dyn Fn(&str) -> String) -> Result<Content> {
+    let media = m.ok_or_else(|| missing(path, name, name))?;
     let url = match (nonempty(&media.id), nonempty(&media.link)) {
         (Some(id), _) => format!("{MEDIA_URL_PREFIX}{id}"),
         (None, Some(link)) => link.to_owned(),
@@ -290,14 +307,14 @@ fn contents(
             let text = m.text.as_mut().ok_or_else(|| missing(path, "text", kind))?;
             one(Content::text(std::mem::take(&mut text.body)))
         }
-        "image" => one(media(MediaKind::Image, &m.image, kind, path)?),
-        "video" => one(media(MediaKind::Video, &m.video, kind, path)?),
+        "image" => one(media(MediaKind::Image, m.image.as_deref(), kind, path)?),
+        "video" => one(media(MediaKind::Video, m.video.as_deref(), kind, path)?),
         "audio" | "voice" => {
-            let source = if m.audio.is_some() { &m.audio } else { &m.voice };
+            let source = if m.audio.is_some() { m.audio.as_deref() } else { m.voice.as_deref() };
             one(media(MediaKind::Audio, source, if m.audio.is_some() { "audio" } else { kind }, path)?)
         }
-        "document" => one(media(MediaKind::Document, &m.document, kind, path)?),
-        "sticker" => one(media(MediaKind::Sticker, &m.sticker, kind, path)?),
+        "document" => one(media(MediaKind::Document, m.document.as_deref(), kind, path)?),
+        "sticker" => one(media(MediaKind::Sticker, m.sticker.as_deref(), kind, path)?),
         "location" => {
             let l = m.location.as_ref().ok_or_else(|| missing(path, "location", kind))?;
             one(Content::Location {
@@ -473,7 +490,7 @@ struct Webhook<'a> {
     #[serde(borrow)]
     object: Cow<'a, str>,
     #[serde(default, borrow)]
-    entry: Vec<Entry<'a>>,
+    entry: Seq<Entry<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -481,7 +498,7 @@ struct Entry<'a> {
     #[serde(default, borrow)]
     id: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
-    changes: Vec<Change<'a>>,
+    changes: Seq<Change<'a>>,
 }
 
 #[derive(Deserialize)]
@@ -497,9 +514,9 @@ struct ChangeValue<'a> {
     #[serde(default, borrow)]
     metadata: Option<Metadata<'a>>,
     #[serde(default, borrow)]
-    contacts: Vec<WaContact<'a>>,
+    contacts: Seq<WaContact<'a>>,
     #[serde(default, borrow)]
-    messages: Vec<WaMessage<'a>>,
+    messages: Seq<Box<WaMessage<'a>>>,
     #[serde(default, borrow)]
     statuses: Vec<WaStatus<'a>>,
 }
@@ -541,31 +558,31 @@ struct WaMessage<'a> {
     #[serde(default)]
     text: Option<Text>,
     #[serde(default)]
-    image: Option<WaMedia>,
+    image: Option<Box<WaMedia>>,
     #[serde(default)]
-    video: Option<WaMedia>,
+    video: Option<Box<WaMedia>>,
     #[serde(default)]
-    audio: Option<WaMedia>,
+    audio: Option<Box<WaMedia>>,
     #[serde(default)]
-    voice: Option<WaMedia>,
+    voice: Option<Box<WaMedia>>,
     #[serde(default)]
-    document: Option<WaMedia>,
+    document: Option<Box<WaMedia>>,
     #[serde(default)]
-    sticker: Option<WaMedia>,
+    sticker: Option<Box<WaMedia>>,
     #[serde(default)]
-    location: Option<Location>,
+    location: Option<Box<Location>>,
     #[serde(default)]
     contacts: Option<Vec<SharedContact>>,
     #[serde(default, borrow)]
-    interactive: Option<Interactive<'a>>,
+    interactive: Option<Box<Interactive<'a>>>,
     #[serde(default)]
-    button: Option<Button>,
+    button: Option<Box<Button>>,
     #[serde(default)]
-    reaction: Option<Reaction>,
+    reaction: Option<Box<Reaction>>,
     #[serde(default)]
-    order: Option<Order>,
+    order: Option<Box<Order>>,
     #[serde(default)]
-    system: Option<System>,
+    system: Option<Box<System>>,
     #[serde(default)]
     errors: Vec<WaError>,
 }
