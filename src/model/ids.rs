@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 use uuid::Uuid;
 
 macro_rules! uuid_id {
@@ -73,9 +74,17 @@ uuid_id!(
 macro_rules! key_id {
     ($(#[$doc:meta])* $name:ident, $field:literal, $max:literal) => {
         $(#[$doc])*
-        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
+        ///
+        /// The key is shared, not copied, when the id is cloned.
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+        #[serde(try_from = "String")]
+        pub struct $name(Arc<str>);
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(&self.0)
+            }
+        }
 
         impl $name {
             /// Validates and wraps a host-chosen key: 1 to
@@ -84,7 +93,7 @@ macro_rules! key_id {
             pub fn new(value: impl Into<String>) -> crate::Result<Self> {
                 let value = value.into();
                 validate_key(&value, $field, $max)?;
-                Ok(Self(value))
+                Ok(Self(Arc::from(value)))
             }
             /// The key as a string.
             pub fn as_str(&self) -> &str {
@@ -120,7 +129,7 @@ macro_rules! key_id {
 
         impl From<$name> for String {
             fn from(value: $name) -> String {
-                value.0
+                value.0.as_ref().to_owned()
             }
         }
 
