@@ -69,6 +69,10 @@ fn malformed_plans_give_typed_errors_with_a_location() {
         (r#"{"rules": [{"name": "", "steps": [{}]}]}"#, "rules[0].name: a rule name is 1 to 128 characters"),
         (r#"{"rules": [{"name": "a", "steps": [{"pool": {"queues": "x"}}]}]}"#, "invalid type"),
         (r#"{"rules": [{"name": "a", "steps": [{"pool": {"queues": ["bad key"]}}]}]}"#, "contains ' '"),
+        // A misspelt key is refused, not ignored (it would silently make everyone eligible).
+        (r#"{"rules": [{"name": "a", "steps": [{"eligibilty": "any"}]}]}"#, "unknown field `eligibilty`"),
+        (r#"{"rules": [{"name": "a", "stpes": [{}]}]}"#, "unknown field `stpes`"),
+        (r#"{"rules": [{"name": "a", "steps": [{"pool": {"queue": ["q"]}}]}]}"#, "unknown field `queue`"),
     ];
     for (json, want) in cases {
         let got = reason(Plan::from_json(json).unwrap_err());
@@ -183,4 +187,18 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn misspelt_keys_in_agents_and_queues_are_refused_with_their_position() {
+    let agent = r#"{"id": "ana", "skils": {"billing": 3}}"#;
+    let err = serde_json::from_str::<Agent>(agent).unwrap_err().to_string();
+    assert!(err.contains("unknown field `skils`") && err.contains("column"), "{err}");
+    let queue = r#"{"id": "support", "disipline": "priority"}"#;
+    let err = serde_json::from_str::<Queue>(queue).unwrap_err().to_string();
+    assert!(err.contains("unknown field `disipline`"), "{err}");
+    // Correctly spelt, the same records load.
+    let ana: Agent = serde_json::from_str(r#"{"id": "ana", "skills": {"billing": 3}}"#).unwrap();
+    assert_eq!(ana.skills["billing"], 3);
+    serde_json::from_str::<Queue>(r#"{"id": "support"}"#).unwrap();
 }

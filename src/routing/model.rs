@@ -154,6 +154,7 @@ impl ChannelSet {
 
 /// What a presence status lets an agent receive.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PresenceStatus {
     /// Channels on which new work may be offered in this status.
     #[serde(default)]
@@ -183,6 +184,7 @@ impl PresenceStatus {
 /// An agent's presence: the current status name and, optionally, the agent's own statuses
 /// (looked up before the router's [catalogue](super::RouterConfig::statuses)).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Presence {
     /// The current status, for example `online`, `away`, `offline` or a custom `chat-only`.
     pub status: String,
@@ -202,6 +204,7 @@ impl Default for Presence {
 /// "No chat while on a call" is `Interruption { while_holding: Voice, blocks: only([WebChat]) }`;
 /// Amazon Connect's *route current channel only* is `blocks: except([that channel])`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Interruption {
     /// The channel of work the agent holds.
     pub while_holding: ChannelKind,
@@ -226,6 +229,7 @@ pub struct Interruption {
 /// assert_eq!(c.limit_of(&ChannelKind::Email), Some(0)); // unlisted channels are not served
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Capacity {
     /// Most items held at once per channel.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -306,6 +310,7 @@ impl Capacity {
 
 /// An agent's membership in a queue.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct QueueMembership {
     /// The queue.
     pub queue: QueueId,
@@ -343,6 +348,7 @@ impl QueueMembership {
 /// assert_eq!(ana.skills["billing"], 4);
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Agent {
     /// The agent's id.
     pub id: AgentId,
@@ -498,6 +504,7 @@ pub enum TimeoutAction {
 
 /// Whether items are offered (and must be accepted) or assigned outright.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OfferPolicy {
     /// `false`: assign directly (Chatwoot, Rocket.Chat auto selection). `true`: offer and wait
     /// for accept/decline/expiry.
@@ -554,6 +561,7 @@ impl OfferPolicy {
 
 /// What to do with assigned work whose agent has not replied in time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct NoReplyPolicy {
     /// How long after assignment the agent has to send a first reply (reported with
     /// [`Router::note_agent_reply`](super::Router::note_agent_reply)); after that the item is
@@ -573,6 +581,7 @@ pub struct NoReplyPolicy {
 /// assert_eq!(q.discipline, Discipline::DueTime);
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Queue {
     /// The queue's id.
     pub id: QueueId,

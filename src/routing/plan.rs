@@ -46,6 +46,7 @@ use std::sync::Arc;
 /// With no queues and no agents listed the pool is the members of the item's queue, or every
 /// agent when the item names no queue.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Pool {
     /// Members of any of these queues. The item waits in the first one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -149,6 +150,7 @@ impl SkipIf {
 /// answer comes within `timeout`, [`Router::tick`](super::Router::tick) applies `fallback`.
 /// Runtime-free: the host carries the request to its decider however it likes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct DecisionHook {
     /// How long the host has to answer (seconds in JSON).
     #[serde(with = "secs")]
@@ -195,6 +197,7 @@ pub enum PriorityChange {
 
 /// One step of a rule.
 #[derive(Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Step {
     /// A name for explanations.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -360,6 +363,7 @@ impl Fallback {
 
 /// A first-match rule.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Rule {
     /// Name, for explanations.
     pub name: String,
@@ -399,6 +403,7 @@ pub const MAX_STEPS: usize = 32;
 /// members of its queue (all agents without one), eligible by its required skills and language,
 /// the router's default ranker.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Plan {
     /// Rules, first match wins.
     #[serde(default)]
