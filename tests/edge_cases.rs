@@ -1283,3 +1283,22 @@ fn erasure_removes_everything_but_a_tombstone() {
     // Bruno's view is exactly as before.
     assert_eq!(h.context(bruno.customer), bruno_view);
 }
+
+#[test]
+fn host_keys_take_ascii_letters_digits_and_punctuation_and_name_what_they_refuse() {
+    for ok in ["acme", "wa-main", "a_b.c:d@e+f/g", "Z9"] {
+        assert_eq!(EndpointId::new(ok).unwrap().as_str(), ok);
+    }
+    let reason = |e: Error| e.to_string();
+    assert!(reason(AgentId::new("ana smith").unwrap_err()).contains("contains ' '"));
+    assert!(reason(QueueId::new("café").unwrap_err()).contains("contains 'é'"));
+    assert!(reason(TenantId::new("a#b").unwrap_err()).contains("contains '#'"));
+    assert!(reason(TenantId::new("").unwrap_err()).contains("must not be empty"));
+    assert!(reason(TenantId::new("x".repeat(65)).unwrap_err()).contains("the limit is 64"));
+    // A clone shares the key and compares equal.
+    let a = AgentId::new("ana").unwrap();
+    assert_eq!(a.clone(), a);
+    assert_eq!(serde_json::to_string(&a).unwrap(), "\"ana\"");
+    assert_eq!(serde_json::from_str::<AgentId>("\"ana\"").unwrap(), a);
+    assert!(serde_json::from_str::<AgentId>("\"a n\"").is_err());
+}

@@ -155,7 +155,8 @@ fn validate_key(value: &str, field: &'static str, max: usize) -> crate::Result<(
     if value.len() > max {
         return Err(crate::Error::invalid(field, format!("is {} bytes long, the limit is {max}", value.len())));
     }
-    if let Some(c) = value.chars().find(|c| !(c.is_ascii_alphanumeric() || "-_.:@+/".contains(*c))) {
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':' | b'@' | b'+' | b'/');
+    if let Some(c) = value.chars().find(|&c| !(c.is_ascii() && allowed(c as u8))) {
         return Err(crate::Error::invalid(
             field,
             format!("contains {c:?}; allowed are ASCII letters, digits and -_.:@+/"),
