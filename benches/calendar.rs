@@ -89,7 +89,7 @@ fn vec_next(boundaries: &[i64], t: i64) -> Option<i64> {
 fn instants() -> Vec<DateTime<Utc>> {
     let mut rng = Rng(7);
     let year = 365 * 86_400 - 86_400 * 10; // keep next_change inside the flattened year
-    (0..INSTANTS).map(|_| year_start() + ChronoDuration::seconds((rng.next_u64() % year) as i64)).collect()
+    (0..INSTANTS).map(|_| year_start() + ChronoDuration::seconds((rng.next() % year) as i64)).collect()
 }
 
 fn bench_is_open(c: &mut Criterion, summary: &mut Vec<String>) {

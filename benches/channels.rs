@@ -12,13 +12,12 @@
 use criterion::Criterion;
 use std::hint::black_box;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
 use touchpoint::channel::{Capabilities, render, sms};
 use touchpoint::model::{ChoiceOption, Content};
 
 #[path = "support/mod.rs"]
 mod support;
-use support::Samples;
+use support::{Samples, timed};
 
 const SAMPLES: usize = 30;
 
@@ -28,16 +27,6 @@ fn corpus() -> Vec<String> {
         "Code {A7} costs 12€ [incl. VAT] ~ see https://ex.co/p?a=1|b=2 ^ thanks! ".repeat(8),
         "Ваш заказ отправлен 😀 спасибо за покупку! 🚚 Доставка в пятницу. ".repeat(12),
     ]
-}
-
-fn timed<F: FnMut()>(samples: &Mutex<Samples>, iters: u64, mut f: F) -> Duration {
-    let start = Instant::now();
-    for _ in 0..iters {
-        f();
-    }
-    let elapsed = start.elapsed();
-    samples.lock().unwrap_or_else(|p| p.into_inner()).push(elapsed, iters);
-    elapsed
 }
 
 fn option(id: &str, title: &str) -> ChoiceOption {

@@ -12,7 +12,6 @@
 use criterion::Criterion;
 use std::hint::black_box;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 use touchpoint::channel::{Capabilities, StubChannel};
 use touchpoint::clock::ManualClock;
 use touchpoint::model::*;
@@ -22,19 +21,9 @@ use touchpoint::{Engine, OutboundMessage, SendRequest};
 #[path = "support/mod.rs"]
 mod support;
 
-use support::{Samples, ratio_line};
+use support::{Samples, ratio_line, timed};
 
 const SAMPLES: usize = 30;
-
-fn timed<F: FnMut()>(samples: &Mutex<Samples>, iters: u64, mut f: F) -> Duration {
-    let start = Instant::now();
-    for _ in 0..iters {
-        f();
-    }
-    let elapsed = start.elapsed();
-    samples.lock().unwrap_or_else(|p| p.into_inner()).push(elapsed, iters);
-    elapsed
-}
 
 fn setup() -> (Engine, TenantId, ConversationId) {
     let start = chrono::DateTime::from_timestamp(1_767_600_000, 0).expect("a valid time");

@@ -4,7 +4,8 @@
 //! part of it.
 #![allow(dead_code)]
 
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// Nanoseconds per iteration, one entry per call of a timed routine.
 #[derive(Debug, Default)]
@@ -56,21 +57,20 @@ pub fn fmt_ns(ns: f64) -> String {
     if ns >= 1_000.0 { format!("{:.2} µs", ns / 1_000.0) } else { format!("{ns:.1} ns") }
 }
 
-/// splitmix64, so every run sees the same data.
-pub struct Rng(pub u64);
+/// The tests' splitmix64, so every run sees the same data.
+#[path = "../../tests/rng/mod.rs"]
+mod rng;
+#[allow(unused_imports)] // not every bench draws random data
+pub use rng::Rng;
 
-impl Rng {
-    /// The next 64 random bits.
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut x = self.0;
-        x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        x ^ (x >> 31)
+/// Runs `f` `iters` times, records the time per call in `samples` and returns the total (for
+/// `Bencher::iter_custom`).
+pub fn timed<F: FnMut()>(samples: &Mutex<Samples>, iters: u64, mut f: F) -> Duration {
+    let start = Instant::now();
+    for _ in 0..iters {
+        f();
     }
-
-    /// A number below `n` (`n` > 0).
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
+    let elapsed = start.elapsed();
+    samples.lock().unwrap_or_else(|p| p.into_inner()).push(elapsed, iters);
+    elapsed
 }
