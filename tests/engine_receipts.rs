@@ -2,7 +2,9 @@
 //! Messenger-style watermarks — move the delivery state of what `Engine::send` recorded forward
 //! only, with one `DeliveryUpdated` event per change.
 
-use chrono::{DateTime, Duration, TimeZone, Utc};
+mod common;
+use chrono::{DateTime, Duration, Utc};
+use common::{endpoint, run, t0};
 use std::sync::Arc;
 use touchpoint::channel::{Capabilities, StubChannel};
 use touchpoint::channels::DeliveryReceipt;
@@ -11,18 +13,6 @@ use touchpoint::events::Event;
 use touchpoint::model::*;
 use touchpoint::store::{InMemoryStore, Store};
 use touchpoint::{Engine, Error, SendRequest};
-
-fn run<F: std::future::Future>(f: F) -> F::Output {
-    futures::executor::block_on(f)
-}
-
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()
-}
-
-fn ep(name: &str) -> EndpointId {
-    EndpointId::new(name).unwrap()
-}
 
 struct Host {
     engine: Engine,
@@ -36,15 +26,15 @@ fn host() -> Host {
     let clock = Arc::new(ManualClock::new(t0()));
     let engine = Engine::builder(Arc::new(store.clone()))
         .clock(clock.clone())
-        .channel(Arc::new(StubChannel::new(ep("wa-main"), Capabilities::whatsapp()).with_id_prefix("wamid.OUT")))
-        .channel(Arc::new(StubChannel::new(ep("fb-page"), Capabilities::messenger()).with_id_prefix("m_OUT")))
+        .channel(Arc::new(StubChannel::new(endpoint("wa-main"), Capabilities::whatsapp()).with_id_prefix("wamid.OUT")))
+        .channel(Arc::new(StubChannel::new(endpoint("fb-page"), Capabilities::messenger()).with_id_prefix("m_OUT")))
         .build();
     Host { engine, store, clock, tenant: TenantId::new("acme").unwrap() }
 }
 
 impl Host {
-    fn contact(&self, channel: ChannelKind, endpoint: &str, sender: Address, id: &str) -> ConversationId {
-        let msg = InboundMessage::new(channel, ep(endpoint), sender, id, Content::text("Hello"));
+    fn contact(&self, channel: ChannelKind, our_endpoint: &str, sender: Address, id: &str) -> ConversationId {
+        let msg = InboundMessage::new(channel, endpoint(our_endpoint), sender, id, Content::text("Hello"));
         run(self.engine.ingest(&self.tenant, msg)).unwrap().conversation
     }
 

@@ -2,8 +2,10 @@
 //! through the registered channel and recorded with its provider id; reply windows, fallbacks,
 //! provider failures and retries under the same message id.
 
+mod common;
 use async_trait::async_trait;
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::Duration;
+use common::{agent, endpoint, run, t0};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::Poll;
@@ -15,22 +17,6 @@ use touchpoint::events::Event;
 use touchpoint::model::*;
 use touchpoint::store::{InMemoryStore, MessageQuery, MessageScope, Store};
 use touchpoint::{Engine, Error, SendRequest};
-
-fn run<F: std::future::Future>(f: F) -> F::Output {
-    futures::executor::block_on(f)
-}
-
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()
-}
-
-fn ep(name: &str) -> EndpointId {
-    EndpointId::new(name).unwrap()
-}
-
-fn ana() -> AgentId {
-    AgentId::new("ana").unwrap()
-}
 
 struct Host {
     engine: Engine,
@@ -50,11 +36,11 @@ fn host(channels: Vec<Arc<dyn Channel>>, policy: ChannelPolicy) -> Host {
 }
 
 fn whatsapp_stub() -> Arc<StubChannel> {
-    Arc::new(StubChannel::new(ep("wa-main"), Capabilities::whatsapp()).with_id_prefix("wamid.OUT"))
+    Arc::new(StubChannel::new(endpoint("wa-main"), Capabilities::whatsapp()).with_id_prefix("wamid.OUT"))
 }
 
 fn sms_stub() -> Arc<StubChannel> {
-    Arc::new(StubChannel::new(ep("sms-1"), Capabilities::sms()).with_id_prefix("SM-OUT"))
+    Arc::new(StubChannel::new(endpoint("sms-1"), Capabilities::sms()).with_id_prefix("SM-OUT"))
 }
 
 impl Host {
@@ -62,7 +48,7 @@ impl Host {
     fn whatsapp_contact(&self, wamid: &str) -> ConversationId {
         let msg = InboundMessage::new(
             ChannelKind::WhatsApp,
-            ep("wa-main"),
+            endpoint("wa-main"),
             Address::phone("+447700900123"),
             wamid,
             Content::text("Hi, my parcel has not arrived"),
@@ -92,7 +78,7 @@ impl Host {
 }
 
 fn reply(body: &str) -> SendRequest {
-    SendRequest::agent(ana(), Content::text(body))
+    SendRequest::agent(agent("ana"), Content::text(body))
 }
 
 #[test]
@@ -103,7 +89,7 @@ fn a_reply_goes_out_where_the_customer_wrote_and_is_recorded_with_the_provider_i
     h.clock.advance(Duration::minutes(5));
 
     let sent = h.send(conversation, reply("It is on its way.").replying_to("wamid.IN1")).unwrap();
-    assert_eq!((sent.channel.clone(), sent.endpoint.clone()), (ChannelKind::WhatsApp, ep("wa-main")));
+    assert_eq!((sent.channel.clone(), sent.endpoint.clone()), (ChannelKind::WhatsApp, endpoint("wa-main")));
     assert_eq!(sent.choice.as_ref().map(|c| c.reason.clone()), Some(ChoiceReason::LastUsed));
     assert_eq!(sent.provider_message_ids(), ["wamid.OUT1"]);
     assert_eq!(sent.newly_sent, 1);
@@ -118,7 +104,7 @@ fn a_reply_goes_out_where_the_customer_wrote_and_is_recorded_with_the_provider_i
     assert_eq!(recorded.len(), 1);
     let m = &recorded[0];
     assert_eq!((m.id, m.external_id.as_deref()), (sent.message, Some("wamid.OUT1")));
-    assert_eq!((m.delivery.clone(), m.author.clone()), (DeliveryState::Sent, Author::Agent(ana())));
+    assert_eq!((m.delivery.clone(), m.author.clone()), (DeliveryState::Sent, Author::Agent(agent("ana"))));
     assert_eq!(m.content, Content::text("It is on its way."));
     // Receipts find it by the provider id.
     let by_provider_id = run(h.store.message_by_external_id(&h.tenant, &ChannelKind::WhatsApp, "wamid.OUT1"));
@@ -148,7 +134,7 @@ fn the_whatsapp_window_allows_a_reply_at_23h59_and_refuses_one_at_24h01_before_i
 
     // An approved template still goes out.
     let template = Content::Template { name: "order_update".into(), language: "en".into(), parameters: vec![] };
-    let sent = h.send(conversation, SendRequest::agent(ana(), template.clone())).unwrap();
+    let sent = h.send(conversation, SendRequest::agent(agent("ana"), template.clone())).unwrap();
     assert_eq!(sent.channel, ChannelKind::WhatsApp);
     assert_eq!(h.outbound(conversation).last().map(|m| m.content.clone()), Some(template));
 }
@@ -156,7 +142,7 @@ fn the_whatsapp_window_allows_a_reply_at_23h59_and_refuses_one_at_24h01_before_i
 #[test]
 fn when_the_window_is_closed_a_configured_fallback_channel_takes_the_reply() {
     let (wa, sms) = (whatsapp_stub(), sms_stub());
-    let policy = ChannelPolicy::default().falling_back_to(ChannelKind::Sms, ep("sms-1"));
+    let policy = ChannelPolicy::default().falling_back_to(ChannelKind::Sms, endpoint("sms-1"));
     let h = host(vec![wa.clone(), sms.clone()], policy);
     let conversation = h.whatsapp_contact("wamid.IN1");
     let customer = run(h.engine.conversation(&h.tenant, conversation)).unwrap().customer;
@@ -171,7 +157,7 @@ fn when_the_window_is_closed_a_configured_fallback_channel_takes_the_reply() {
 
     h.clock.advance(Duration::hours(24) + Duration::minutes(1));
     let sent = h.send(conversation, reply("Your parcel is at the depot.")).unwrap();
-    assert_eq!((sent.channel.clone(), sent.endpoint.clone()), (ChannelKind::Sms, ep("sms-1")));
+    assert_eq!((sent.channel.clone(), sent.endpoint.clone()), (ChannelKind::Sms, endpoint("sms-1")));
     let choice = sent.choice.unwrap();
     assert_eq!(choice.reason, ChoiceReason::Fallback);
     assert_eq!(choice.skipped.first().map(|s| s.channel.clone()), Some(ChannelKind::WhatsApp));
@@ -184,7 +170,7 @@ fn when_the_window_is_closed_a_configured_fallback_channel_takes_the_reply() {
 #[test]
 fn a_preferred_channel_in_the_request_wins_over_the_last_used_one() {
     let (wa, sms) = (whatsapp_stub(), sms_stub());
-    let policy = ChannelPolicy::default().falling_back_to(ChannelKind::Sms, ep("sms-1"));
+    let policy = ChannelPolicy::default().falling_back_to(ChannelKind::Sms, endpoint("sms-1"));
     let h = host(vec![wa.clone(), sms.clone()], policy);
     let conversation = h.whatsapp_contact("wamid.IN1");
     let customer = run(h.engine.conversation(&h.tenant, conversation)).unwrap().customer;
@@ -305,7 +291,7 @@ impl Channel for FailsOnce {
 #[test]
 fn when_a_later_part_fails_the_sent_parts_stay_recorded_and_a_retry_sends_only_the_rest() {
     let wa = Arc::new(FailsOnce {
-        inner: StubChannel::new(ep("wa-main"), Capabilities::whatsapp()).with_id_prefix("wamid.OUT"),
+        inner: StubChannel::new(endpoint("wa-main"), Capabilities::whatsapp()).with_id_prefix("wamid.OUT"),
         calls: AtomicUsize::new(0),
         fail_at: 2,
     });
@@ -357,7 +343,7 @@ impl Channel for Slow {
 
 #[test]
 fn two_overlapping_sends_under_one_message_id_send_once() {
-    let wa = Arc::new(Slow(StubChannel::new(ep("wa-main"), Capabilities::whatsapp())));
+    let wa = Arc::new(Slow(StubChannel::new(endpoint("wa-main"), Capabilities::whatsapp())));
     let h = host(vec![wa.clone()], ChannelPolicy::default());
     let conversation = h.whatsapp_contact("wamid.IN1");
     let request = reply("Only once, please").with_message_id(h.engine.new_message_id());
@@ -400,7 +386,13 @@ fn bad_requests_are_refused_before_anything_is_sent() {
     let h2 = host(vec![sms.clone()], ChannelPolicy::default());
     let sms_conversation = run(h2.engine.ingest(
         &h2.tenant,
-        InboundMessage::new(ChannelKind::Sms, ep("sms-1"), Address::phone("+14155550123"), "SM1", Content::text("hi")),
+        InboundMessage::new(
+            ChannelKind::Sms,
+            endpoint("sms-1"),
+            Address::phone("+14155550123"),
+            "SM1",
+            Content::text("hi"),
+        ),
     ))
     .unwrap()
     .conversation;
@@ -427,7 +419,7 @@ fn a_message_id_of_another_conversation_is_refused() {
         &h.tenant,
         InboundMessage::new(
             ChannelKind::WhatsApp,
-            ep("wa-main"),
+            endpoint("wa-main"),
             Address::phone("+447700900999"),
             "wamid.IN2",
             Content::text("Me too"),
@@ -461,11 +453,11 @@ fn send_futures_are_send(engine: &Engine, tenant: &TenantId, conversation: Conve
 
 #[test]
 fn on_messenger_a_human_agent_answers_for_seven_days_with_the_human_agent_tag_and_a_bot_does_not() {
-    let page = Arc::new(StubChannel::new(ep("fb-page"), Capabilities::messenger()));
+    let page = Arc::new(StubChannel::new(endpoint("fb-page"), Capabilities::messenger()));
     let h = host(vec![page.clone()], ChannelPolicy::default());
     let msg = InboundMessage::new(
         ChannelKind::Messenger,
-        ep("fb-page"),
+        endpoint("fb-page"),
         Address::platform("fb-page", "psid-1"),
         "m_1",
         Content::text("Hello from Messenger"),
@@ -502,11 +494,11 @@ fn the_engine_configuration_sets_the_reply_windows_send_enforces() {
 /// A customer known from web chat whose phone number the shop linked; SMS is the fallback.
 fn proactive_host() -> (Host, Arc<StubChannel>, CustomerId) {
     let sms = sms_stub();
-    let policy = ChannelPolicy::default().falling_back_to(ChannelKind::Sms, ep("sms-1"));
+    let policy = ChannelPolicy::default().falling_back_to(ChannelKind::Sms, endpoint("sms-1"));
     let h = host(vec![sms.clone()], policy);
     let chat = InboundMessage::new(
         ChannelKind::WebChat,
-        ep("site"),
+        endpoint("site"),
         Address::platform("site", "visitor-1"),
         "chat-1",
         Content::text("Can you text me when it ships?"),
@@ -522,7 +514,7 @@ fn a_message_to_a_customer_opens_a_pending_conversation_that_the_customers_answe
     let (h, sms, customer) = proactive_host();
     let notice = SendRequest::system(Content::text("Your order has shipped."));
     let sent = run(h.engine.send_to_customer(&h.tenant, customer, notice)).unwrap();
-    assert_eq!((sent.channel.clone(), sent.endpoint.clone()), (ChannelKind::Sms, ep("sms-1")));
+    assert_eq!((sent.channel.clone(), sent.endpoint.clone()), (ChannelKind::Sms, endpoint("sms-1")));
     let c = run(h.engine.conversation(&h.tenant, sent.conversation)).unwrap();
     assert_eq!((c.status, c.customer, c.handler), (ConversationStatus::Pending, customer, None));
     assert_eq!(h.outbound(sent.conversation).len(), 1);
@@ -536,7 +528,7 @@ fn a_message_to_a_customer_opens_a_pending_conversation_that_the_customers_answe
     // The customer texts back: the answer lands in that conversation.
     let answer = InboundMessage::new(
         ChannelKind::Sms,
-        ep("sms-1"),
+        endpoint("sms-1"),
         Address::phone("+14155550123"),
         "SM-IN1",
         Content::text("Thanks!"),
@@ -566,7 +558,7 @@ fn a_message_to_a_customer_without_a_reachable_channel_changes_nothing() {
     let h = host(vec![sms_stub()], ChannelPolicy::default());
     let chat = InboundMessage::new(
         ChannelKind::WebChat,
-        ep("site"),
+        endpoint("site"),
         Address::platform("site", "visitor-1"),
         "chat-1",
         Content::text("Hello"),

@@ -1,5 +1,5 @@
-//! Shared helpers for `tests/edge_cases.rs` and `tests/engine_behaviour.rs`: an engine over an
-//! `InMemoryStore` with a `ManualClock`, message builders and store inspection.
+//! Shared test helpers (engine harness, ids, message builders, store inspection) for the test
+//! binaries that `mod common;` them: an engine over an `InMemoryStore` with a `ManualClock`.
 
 #![allow(dead_code)] // each test binary uses a different subset
 
