@@ -151,13 +151,9 @@ impl WhatsAppKit {
                     .map_err(|e| json::at(FIELD, &at("value.metadata.phone_number_id"), e))?,
             };
             let ctx = Ctx { scope, contacts: value.contacts.as_slice() };
-            let count = value.messages.as_slice().len();
-            // The last message takes the endpoint instead of cloning it.
-            let mut endpoint = Some(endpoint);
             for (k, m) in value.messages.into_iter().enumerate() {
                 let path = |rest: &str| at(&format!("value.messages[{k}]{rest}"));
-                let Some(endpoint) = (if k + 1 == count { endpoint.take() } else { endpoint.clone() }) else { break };
-                ctx.message(m, endpoint, &path, out)?;
+                ctx.message(m, &endpoint, &path, out)?;
             }
         }
         for (k, s) in value.statuses.into_iter().enumerate() {
@@ -193,7 +189,7 @@ impl Ctx<'_, '_> {
     fn message(
         &self,
         mut m: Box<WaMessage<'_>>,
-        endpoint: EndpointId,
+        endpoint: &EndpointId,
         path: &dyn Fn(&str) -> String,
         out: &mut Vec<KitEvent>,
     ) -> Result<()> {
@@ -243,7 +239,6 @@ impl Ctx<'_, '_> {
         let mut sender = Some(sender);
         let mut name = name;
         let mut thread = Some(thread);
-        let mut endpoint = Some(endpoint);
         for (n, content) in std::iter::once(first).chain(more).enumerate() {
             let last = n + 1 == count;
             let external_id = match (n, last) {
@@ -254,8 +249,8 @@ impl Ctx<'_, '_> {
             json::check_content(FIELD, || path(""), &content)?;
             let from = if last { sender.take() } else { sender.clone() };
             let Some(from) = from else { break };
-            let Some(to) = (if last { endpoint.take() } else { endpoint.clone() }) else { break };
             // Built in place in `out` (the builder methods would move the message at each step).
+            let to = endpoint.clone();
             out.push(KitEvent::Message(InboundMessage::new(ChannelKind::WhatsApp, to, from, external_id, content)));
             let Some(KitEvent::Message(msg)) = out.last_mut() else { break };
             msg.sent_at = Some(m.timestamp.0);

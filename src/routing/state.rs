@@ -343,9 +343,7 @@ impl CPlan {
     pub fn rule_name(&self, r: usize) -> Arc<str> {
         self.rule_names.get(r).cloned().unwrap_or_else(|| Arc::from(""))
     }
-}
 
-impl CPlan {
     pub fn step(&self, at: StepRef) -> &Step {
         match at {
             StepRef::Rule(r, s) => self.plan.rules.get(r).and_then(|x| x.steps.get(s)).unwrap_or(&self.implicit),
