@@ -214,9 +214,9 @@ async fn apply(
         batch.push("DELETE FROM identities WHERE tenant = $1 AND id = ANY($2)", vec![tp(), p(doomed)]);
     }
     // External ids move between customers in one commit: release the old ones first so the
-    // unique index never sees a transient duplicate.
+    // unique index never sees a transient duplicate (only possible with two customers).
     let updated: Vec<Uuid> = changes.customers.iter().filter(|w| w.expected.is_some()).map(|w| w.record.id.0).collect();
-    if !updated.is_empty() {
+    if changes.customers.len() > 1 && !updated.is_empty() {
         batch
             .push("UPDATE customers SET external_id = NULL WHERE tenant = $1 AND id = ANY($2)", vec![tp(), p(updated)]);
     }
