@@ -532,13 +532,46 @@ impl fmt::Display for Term {
 }
 
 /// A set of profile indexes (a bitset; no allocation up to 64 profiles).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+#[derive(Debug, Default, Eq)]
 pub(crate) struct Mask {
     w0: u64,
     rest: Vec<u64>,
 }
 
+impl PartialEq for Mask {
+    #[inline]
+    fn eq(&self, o: &Self) -> bool {
+        // Field by field, as derived, without a `memcmp` call for the usual empty `rest`.
+        self.w0 == o.w0 && self.rest.len() == o.rest.len() && (self.rest.is_empty() || self.rest == o.rest)
+    }
+}
+
+impl std::hash::Hash for Mask {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.w0.hash(h);
+        self.rest.hash(h);
+    }
+}
+
+impl Clone for Mask {
+    #[inline]
+    fn clone(&self) -> Self {
+        // Up to 64 profiles there is nothing to allocate; skip the `Vec` clone call.
+        Mask { w0: self.w0, rest: if self.rest.is_empty() { Vec::new() } else { self.rest.clone() } }
+    }
+
+    #[inline]
+    fn clone_from(&mut self, o: &Self) {
+        self.w0 = o.w0;
+        if self.rest.is_empty() && o.rest.is_empty() {
+            return;
+        }
+        self.rest.clone_from(&o.rest);
+    }
+}
+
 impl Mask {
+    #[inline]
     fn word(&self, w: usize) -> u64 {
         if w == 0 { self.w0 } else { self.rest.get(w - 1).copied().unwrap_or(0) }
     }
@@ -563,14 +596,17 @@ impl Mask {
         }
     }
 
+    #[inline]
     pub fn get(&self, i: usize) -> bool {
         self.word(i / 64) & (1 << (i % 64)) != 0
     }
 
+    #[inline]
     pub fn is_empty(&self) -> bool {
         self.w0 == 0 && self.rest.iter().all(|w| *w == 0)
     }
 
+    #[inline]
     pub fn and_with(&mut self, o: &Mask) {
         self.w0 &= o.w0;
         for (i, w) in self.rest.iter_mut().enumerate() {
@@ -578,8 +614,12 @@ impl Mask {
         }
     }
 
+    #[inline]
     pub fn or_with(&mut self, o: &Mask) {
         self.w0 |= o.w0;
+        if o.rest.is_empty() {
+            return;
+        }
         if self.rest.len() < o.rest.len() {
             self.rest.resize(o.rest.len(), 0);
         }
@@ -588,6 +628,7 @@ impl Mask {
         }
     }
 
+    #[inline]
     pub fn and_not(&mut self, o: &Mask) {
         self.w0 &= !o.w0;
         for (i, w) in self.rest.iter_mut().enumerate() {
@@ -596,6 +637,7 @@ impl Mask {
     }
 
     /// `self & o` is non-empty.
+    #[inline]
     pub fn intersects(&self, o: &Mask) -> bool {
         self.w0 & o.w0 != 0 || self.rest.iter().zip(&o.rest).any(|(a, b)| a & b != 0)
     }
@@ -659,6 +701,7 @@ impl ProfileTable {
         self.language_cache.clear();
     }
 
+    #[inline]
     pub fn full(&self) -> Mask {
         self.full.clone()
     }

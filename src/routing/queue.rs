@@ -106,7 +106,10 @@ impl<T: Copy> KeyedHeap<T> {
     /// outnumber live ones.
     pub fn note_removed(&mut self, is_live: impl FnMut(&Entry<T>) -> bool) {
         self.live = self.live.saturating_sub(1);
-        if self.heap.len() > 64 && self.heap.len() > 2 * self.live + 64 {
+        if self.live == 0 {
+            // Every entry is stale: nothing to check.
+            self.heap.clear();
+        } else if self.heap.len() > 64 && self.heap.len() > 4 * self.live + 64 {
             self.compact(is_live);
         }
     }

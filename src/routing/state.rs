@@ -78,11 +78,44 @@ pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
 }
 
 pub(crate) fn from_ms(v: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_millis(v).unwrap_or(DateTime::<Utc>::MAX_UTC)
+    from_parts(v.div_euclid(1000), (v.rem_euclid(1000) * 1_000_000) as u32)
+        .or_else(|| DateTime::from_timestamp_millis(v))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 pub(crate) fn add(t: DateTime<Utc>, d: TimeDelta) -> DateTime<Utc> {
-    t.checked_add_signed(d).unwrap_or(DateTime::<Utc>::MAX_UTC)
+    let sub = t.timestamp_subsec_nanos();
+    let nanos = i64::from(sub) + i64::from(d.subsec_nanos());
+    // A leap second (sub-second part ≥ 1 s) is left to chrono.
+    let fast = (sub < 1_000_000_000).then_some(()).and_then(|()| t.timestamp().checked_add(d.num_seconds()))
+        .and_then(|s| s.checked_add(nanos.div_euclid(1_000_000_000)))
+        .and_then(|s| from_parts(s, nanos.rem_euclid(1_000_000_000) as u32));
+    fast.or_else(|| t.checked_add_signed(d)).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+std::thread_local! {
+    /// The last day converted by [`from_parts`] (days since the epoch, its date): timers and
+    /// steps convert many instants of the same day, and the calendar arithmetic is the costly
+    /// part of building a `DateTime`.
+    static LAST_DAY: std::cell::Cell<(i64, chrono::NaiveDate)> =
+        const { std::cell::Cell::new((0, chrono::NaiveDate::from_ymd_opt(1970, 1, 1).expect("a valid date"))) };
+}
+
+/// `secs` since the epoch plus `nanos` (below one second), the calendar day memoized; `None`
+/// out of chrono's range (the caller falls back to chrono).
+fn from_parts(secs: i64, nanos: u32) -> Option<DateTime<Utc>> {
+    let (day, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400) as u32);
+    let date = LAST_DAY.with(|c| {
+        let (d, date) = c.get();
+        if d == day {
+            return Some(date);
+        }
+        let date = chrono::NaiveDate::from_num_days_from_ce_opt(i32::try_from(day.checked_add(719_163)?).ok()?)?;
+        c.set((day, date));
+        Some(date)
+    })?;
+    let time = chrono::NaiveTime::from_num_seconds_from_midnight_opt(sod, nanos)?;
+    Some(chrono::NaiveDateTime::new(date, time).and_utc())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -563,8 +596,19 @@ impl Timers {
             if *e.key() > now_bucket {
                 break;
             }
-            if *e.key() < now_bucket {
-                out.extend(e.remove().v);
+            // A bucket due as a whole (every earlier one, and usually the current one too) is
+            // taken in one move; only a partly due bucket is sorted and popped from.
+            let earlier = *e.key() < now_bucket;
+            let b = e.get();
+            let all_due = earlier
+                || if b.sorted { b.v.first().is_none_or(|t| t.due <= now) } else { b.v.iter().all(|t| t.due <= now) };
+            if all_due {
+                let v = e.remove().v;
+                if out.is_empty() {
+                    out = v;
+                } else {
+                    out.extend(v);
+                }
                 continue;
             }
             let b = e.get_mut();
@@ -620,6 +664,8 @@ pub(crate) struct State {
     /// Agents whose capacity was freed during the current operation.
     pub freed: Vec<u32>,
     pub unknown_agent: AgentId,
+    /// The class the last enqueued item went to (a hint for the next one).
+    last_class: Option<usize>,
     /// Reused by `reindex`.
     scratch: Vec<(usize, usize, usize, DynArr)>,
     /// What expressions can read, and the registered functions.
@@ -673,6 +719,7 @@ impl State {
             freed: Vec::new(),
             unknown_agent: AgentId::new("unknown").expect("a literal key is valid"),
             scratch: Vec::new(),
+            last_class: None,
             schemas: super::condition::Schemas::default(),
             calendars: Arc::default(),
         };
@@ -1136,14 +1183,24 @@ impl State {
             let step = plan.step(sr);
             let elig = Self::elig_mask(profiles, step, &slot.item);
             let pool = Self::pool_mask(queues, profiles, step, &slot.item, (&slot.queue, slot.qi), sr);
-            let mut mask = pool.clone();
-            mask.and_with(&elig);
-            mask.and_not(&seen);
-            seen.or_with(&mask);
-            let tier = Tier { pool, mask, elig, explicit: Self::explicit_of(step, &slot.item, slot.step_entered) };
-            match slot.tiers.get_mut(k) {
-                Some(t) => *t = tier,
-                None => slot.tiers.push(tier),
+            let explicit = Self::explicit_of(step, &slot.item, slot.step_entered);
+            if slot.tiers.len() <= k {
+                slot.tiers.push(Tier::default());
+            }
+            // Overwritten in place: no tier is built and dropped per step.
+            let Some(t) = slot.tiers.get_mut(k) else { return };
+            t.mask.clone_from(&pool);
+            t.mask.and_with(&elig);
+            if k > 0 {
+                t.mask.and_not(&seen);
+            }
+            if k + 1 < chain_len {
+                seen.or_with(&t.mask);
+            }
+            t.pool = pool;
+            t.elig = elig;
+            if !(t.explicit.is_empty() && explicit.is_empty()) {
+                t.explicit = explicit;
             }
         }
     }
@@ -1159,7 +1216,13 @@ impl State {
         let mask = if slot.by_policy { Mask::default() } else { slot.union_mask() };
         let Some(q) = self.queues.at(qi) else { return };
         let key: ItemKey = discipline_key_at(&q.config.discipline, &slot.item, slot.priority, slot.since_ms);
-        let found = q.classes.iter().copied().find(|c| self.classes[*c].chan == chan && self.classes[*c].mask == mask);
+        // Items moving together usually land in the class the previous one did.
+        let hint = self.last_class.filter(|c| {
+            self.classes.get(*c).is_some_and(|k| k.qi == qi && k.chan == chan && k.mask == mask)
+        });
+        let found = hint.or_else(|| {
+            q.classes.iter().copied().find(|c| self.classes[*c].chan == chan && self.classes[*c].mask == mask)
+        });
         let ci = match found {
             Some(c) => c,
             None => {
@@ -1171,6 +1234,7 @@ impl State {
                 ci
             }
         };
+        self.last_class = Some(ci);
         self.classes[ci].heap.push(key, seq, i);
         if let Some(q) = self.queues.at_mut(qi) {
             q.waiting += 1;
@@ -1216,16 +1280,27 @@ impl State {
     // ----- candidates
 
     /// The best `n` agents for item `i`, best first.
+    #[inline]
     pub fn candidates(&mut self, i: u32, n: usize, now: DateTime<Utc>) -> Vec<Cand> {
+        // The common "nobody can take it" answer without entering the search (items waiting
+        // for agents are asked on every step and every retry).
+        let Some(slot) = self.items.get(i as usize).and_then(|s| s.as_ref()) else { return Vec::new() };
+        let spec = self.rankers.get(self.ranker_of(slot.at)).map_or(0, |r| r.spec);
+        let Some(chidx) = self.index.get(spec).and_then(|s| s.chans.get(slot.chan)) else { return Vec::new() };
+        // Nobody of the pool can take anything on this channel now (and nobody is named).
+        if slot.tiers.iter().all(|t| t.explicit.is_empty() && !t.mask.intersects(&chidx.avail)) {
+            return Vec::new();
+        }
+        self.search_candidates(i, n, now)
+    }
+
+    /// [`State::candidates`] once some agent of the pool may be available.
+    fn search_candidates(&mut self, i: u32, n: usize, now: DateTime<Utc>) -> Vec<Cand> {
         let Some(slot) = self.items[i as usize].as_ref() else { return Vec::new() };
         let ri = self.ranker_of(slot.at);
         let ranker = &self.rankers[ri];
         let c = slot.chan;
         let Some(chidx) = self.index.get(ranker.spec).and_then(|s| s.chans.get(c)) else { return Vec::new() };
-        // Nobody of the pool can take anything on this channel now (and nobody is named).
-        if slot.tiers.iter().all(|t| t.explicit.is_empty() && !t.mask.intersects(&chidx.avail)) {
-            return Vec::new();
-        }
         let age = ms(now) - ms(slot.item.eligible_since);
         let delayed: Vec<usize> = self
             .queues
