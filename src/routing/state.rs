@@ -244,9 +244,11 @@ pub(crate) struct ChanIndex {
     pub top: Vec<Option<IndexEntry>>,
     /// Profiles with at least one available agent.
     pub avail: Mask,
-    /// The profiles that have a top, best top first: a decision walks this from the front and
-    /// stops at the first eligible profile instead of visiting every eligible profile.
-    pub order: Vec<u32>,
+    /// The profiles that have a top, best top first, each with its top's key (live key,
+    /// registration order) so the order is kept without looking the tops up: a decision walks
+    /// this from the front and stops at the first eligible profile instead of visiting every
+    /// eligible profile.
+    pub order: Vec<(DynArr, u64, u32)>,
 }
 
 impl ChanIndex {
@@ -263,20 +265,32 @@ impl ChanIndex {
             return;
         }
         let p32 = p as u32;
-        if let Some(old) = old {
-            let top = &self.top;
-            let pos = self.order.partition_point(|q| ranks_before(top, *q, &old, p32));
-            if self.order.get(pos) == Some(&p32) {
-                self.order.remove(pos);
-            } else {
-                self.order.retain(|q| *q != p32);
-            }
-        }
+        // Registration numbers are unique, so the profile never decides between two entries.
+        let old_pos = old.and_then(|o| self.order.binary_search(&(o.0, o.1, p32)).ok());
+        let old_pos = old_pos.or_else(|| self.order.iter().position(|e| e.2 == p32));
         self.top[p] = new;
-        if let Some(new) = new {
-            let top = &self.top;
-            let pos = self.order.partition_point(|q| ranks_before(top, *q, &new, p32));
-            self.order.insert(pos, p32);
+        match (old_pos, new) {
+            (Some(from), Some(n)) => {
+                let key = (n.0, n.1, p32);
+                // Move the entry to its new place, shifting only what lies between.
+                let to = self.order.partition_point(|e| *e < key);
+                if to > from {
+                    self.order[from..to].rotate_left(1);
+                    self.order[to - 1] = key;
+                } else {
+                    self.order[to..=from].rotate_right(1);
+                    self.order[to] = key;
+                }
+            }
+            (Some(from), None) => {
+                self.order.remove(from);
+            }
+            (None, Some(n)) => {
+                let key = (n.0, n.1, p32);
+                let to = self.order.partition_point(|e| *e < key);
+                self.order.insert(to, key);
+            }
+            (None, None) => {}
         }
     }
 
@@ -301,15 +315,6 @@ impl ChanIndex {
         if self.sets[p].is_empty() {
             self.avail.clear(p);
         }
-    }
-}
-
-/// Whether profile `q`'s top comes before entry `e` of profile `p` (registration numbers are
-/// unique, so the agent slot never decides).
-fn ranks_before(top: &[Option<IndexEntry>], q: u32, e: &IndexEntry, p: u32) -> bool {
-    match top.get(q as usize) {
-        Some(Some(t)) => (t.0, t.1, q) < (e.0, e.1, p),
-        _ => false,
     }
 }
 
@@ -1322,7 +1327,7 @@ impl State {
                 // wins; one whose top is excluded offers its next agent, and the walk goes on
                 // while later tops could still beat that.
                 if t.mask.intersects(&chidx.avail) {
-                    for &p in &chidx.order {
+                    for &(_, _, p) in &chidx.order {
                         let p = p as usize;
                         let Some(top) = chidx.top.get(p).copied().flatten() else { continue };
                         if best.is_some_and(|(bt, be)| bt < tier || (be.0, be.1) < (top.0, top.1)) {
