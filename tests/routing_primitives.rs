@@ -2,7 +2,7 @@
 
 mod routing_common;
 
-use chrono::TimeDelta;
+use chrono::{TimeDelta, TimeZone, Utc};
 use routing_common::*;
 use std::sync::Arc;
 use touchpoint::Error;
@@ -432,6 +432,59 @@ fn dwell_relaxes_to_the_next_step_replace_mode() {
     let ev = r.tick(at(30));
     assert!(ev.contains(&RoutingEvent::StepEntered { item: wid(1), rule: "r".into(), step: 1 }));
     assert_eq!(assignments(&ev), vec![(wid(1), "generalist".into())]);
+}
+
+#[test]
+fn step_timers_keep_millisecond_precision_across_midnight() {
+    // Entered 1.5 ms after a whole second, five seconds before midnight: the dwell ends on
+    // the next day, at the millisecond of entry plus the dwell.
+    let r = router(&["s"]);
+    let plan = Plan::new([Rule::new(
+        "r",
+        [Step::new(Pool::default()).dwell(TimeDelta::seconds(10)), Step::new(Pool::default())],
+    )]);
+    r.set_plan(plan, t0()).unwrap();
+    let late = Utc.with_ymd_and_hms(2026, 3, 2, 23, 59, 55).unwrap() + TimeDelta::microseconds(1_500);
+    r.submit(chat(1, "s", late), late).unwrap();
+    let due = Utc.with_ymd_and_hms(2026, 3, 3, 0, 0, 5).unwrap() + TimeDelta::milliseconds(1);
+    assert_eq!(r.next_timer(), Some(due));
+    assert!(r.tick(due - TimeDelta::milliseconds(1)).is_empty());
+    let ev = r.tick(due);
+    assert!(ev.contains(&RoutingEvent::StepEntered { item: wid(1), rule: "r".into(), step: 1 }));
+}
+
+#[test]
+fn a_crowd_relaxing_at_once_keeps_priority_then_age_order() {
+    // 300 items wait at step 0 with nobody to take them and all move to step 1 in one tick
+    // (their old queue class empties completely); agents then take them in discipline order.
+    let r = router(&["s"]);
+    let plan = Plan::new([Rule::new(
+        "r",
+        [
+            Step::new(Pool::default()).eligible(Term::ItemSkills).dwell(TimeDelta::seconds(10)),
+            Step::new(Pool::default()),
+        ],
+    )]);
+    r.set_plan(plan, t0()).unwrap();
+    // An agent away (and without the skill) makes the two steps' pools differ.
+    r.upsert_agent(chat_agent("resting", "s", 1).with_status("away"), t0()).unwrap();
+    let n = 300u128;
+    for k in 1..=n {
+        let item =
+            chat(k, "s", t0() + TimeDelta::milliseconds(k as i64)).with_skill("x", 1).with_priority((k % 3) as i32);
+        r.submit(item, t0() + TimeDelta::milliseconds(k as i64)).unwrap();
+    }
+    let moved = r.tick(at(11));
+    let entered = moved.iter().filter(|e| matches!(e, RoutingEvent::StepEntered { step: 1, .. })).count();
+    assert_eq!(entered, n as usize);
+    let mut expected: Vec<u128> = (1..=n).collect();
+    expected.sort_by_key(|k| (-((k % 3) as i64), *k));
+    let mut got = Vec::new();
+    for (a, _) in expected.iter().enumerate() {
+        let ev = r.upsert_agent(chat_agent(&format!("a{a}"), "s", 1), at(12)).unwrap();
+        got.extend(assignments(&ev).into_iter().map(|(item, _)| item));
+    }
+    assert_eq!(got, expected.iter().map(|k| wid(*k)).collect::<Vec<_>>());
 }
 
 #[test]

@@ -87,7 +87,9 @@ pub(crate) fn add(t: DateTime<Utc>, d: TimeDelta) -> DateTime<Utc> {
     let sub = t.timestamp_subsec_nanos();
     let nanos = i64::from(sub) + i64::from(d.subsec_nanos());
     // A leap second (sub-second part ≥ 1 s) is left to chrono.
-    let fast = (sub < 1_000_000_000).then_some(()).and_then(|()| t.timestamp().checked_add(d.num_seconds()))
+    let fast = (sub < 1_000_000_000)
+        .then_some(())
+        .and_then(|()| t.timestamp().checked_add(d.num_seconds()))
         .and_then(|s| s.checked_add(nanos.div_euclid(1_000_000_000)))
         .and_then(|s| from_parts(s, nanos.rem_euclid(1_000_000_000) as u32));
     fast.or_else(|| t.checked_add_signed(d)).unwrap_or(DateTime::<Utc>::MAX_UTC)
@@ -275,10 +277,10 @@ impl ChanIndex {
                 // Move the entry to its new place, shifting only what lies between.
                 let to = self.order.partition_point(|e| *e < key);
                 if to > from {
-                    self.order[from..to].rotate_left(1);
+                    self.order.copy_within(from + 1..to, from);
                     self.order[to - 1] = key;
                 } else {
-                    self.order[to..=from].rotate_right(1);
+                    self.order.copy_within(to..from, to + 1);
                     self.order[to] = key;
                 }
             }
@@ -1222,9 +1224,9 @@ impl State {
         let Some(q) = self.queues.at(qi) else { return };
         let key: ItemKey = discipline_key_at(&q.config.discipline, &slot.item, slot.priority, slot.since_ms);
         // Items moving together usually land in the class the previous one did.
-        let hint = self.last_class.filter(|c| {
-            self.classes.get(*c).is_some_and(|k| k.qi == qi && k.chan == chan && k.mask == mask)
-        });
+        let hint = self
+            .last_class
+            .filter(|c| self.classes.get(*c).is_some_and(|k| k.qi == qi && k.chan == chan && k.mask == mask));
         let found = hint.or_else(|| {
             q.classes.iter().copied().find(|c| self.classes[*c].chan == chan && self.classes[*c].mask == mask)
         });
