@@ -690,11 +690,11 @@ impl Router {
             return Err(Error::Conflict(format!("work item {} is already being routed", item.id)));
         }
         let queue = item.queue.clone().unwrap_or_else(|| s.config.default_queue.clone());
-        if !s.queues.contains_key(&queue) {
+        let Some(qi) = s.queues.idx(&queue) else {
             return Err(Error::not_found("queue", &queue));
-        }
+        };
         let id = item.id;
-        let i = s.admit(item, queue.clone(), now);
+        let i = s.admit(item, queue.clone(), qi, now);
         let events = Self::finish(&mut s, now);
         Ok(decision(&s, id, i, queue, events))
     }

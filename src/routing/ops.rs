@@ -25,14 +25,14 @@ impl State {
         self.items.get_mut(i as usize).and_then(|s| s.as_mut())
     }
 
-    /// Creates the slot for a new item and routes it.
-    pub fn admit(&mut self, item: super::WorkItem, queue: QueueId, now: DateTime<Utc>) -> u32 {
+    /// Creates the slot for a new item in `queue` (index `qi`) and routes it.
+    pub fn admit(&mut self, item: super::WorkItem, queue: QueueId, qi: u32, now: DateTime<Utc>) -> u32 {
         let chan = self.chan_of(&item.channel);
         let slot = ItemSlot {
             priority: item.priority,
             chan,
             queue,
-            qi: u32::MAX,
+            qi,
             since_ms: ms(item.effective_since()),
             at: StepRef::Implicit,
             plan_gen: self.plan_gen,
@@ -116,7 +116,11 @@ impl State {
         slot.wait_gen = epoch;
         slot.retries.clear();
         let since = slot.item.eligible_since;
-        let qi = queues.idx(queue.as_ref().unwrap_or(&slot.queue));
+        let qi = match &queue {
+            Some(q) => queues.idx(q),
+            // Just admitted: the slot already has the queue's index.
+            None => queues.at(slot.qi).map(|_| slot.qi).or_else(|| queues.idx(&slot.queue)),
+        };
         slot.qi = qi.unwrap_or(u32::MAX);
         if let Some(q) = queue {
             slot.queue = q;
