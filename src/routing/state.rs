@@ -309,10 +309,13 @@ impl ChanIndex {
         if p >= self.sets.len() {
             return;
         }
-        self.sets[p].remove(e);
         if self.top[p].as_ref() == Some(e) {
+            // The usual case (the agent just taken was its profile's best): no search.
+            self.sets[p].pop_first();
             let first = self.sets[p].first().copied();
             self.set_top(p, first);
+        } else {
+            self.sets[p].remove(e);
         }
         if self.sets[p].is_empty() {
             self.avail.clear(p);
