@@ -102,8 +102,8 @@ impl<T: Copy> KeyedHeap<T> {
         None
     }
 
-    /// Records that one live entry went stale (its item left); compacts when stale entries
-    /// outnumber live ones.
+    /// Records that one live entry went stale (its item left); empties the heap when no entry
+    /// is live, and compacts when stale entries outnumber live ones four to one.
     pub fn note_removed(&mut self, is_live: impl FnMut(&Entry<T>) -> bool) {
         self.live = self.live.saturating_sub(1);
         if self.live == 0 {
