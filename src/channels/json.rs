@@ -91,6 +91,21 @@ pub(crate) fn check_content(
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct UnixSeconds(pub chrono::DateTime<chrono::Utc>);
 
+impl UnixSeconds {
+    /// The time `n` seconds after the epoch, if chrono can represent it.
+    pub(crate) fn at(n: i64) -> Option<Self> {
+        chrono::DateTime::from_timestamp(n, 0).map(UnixSeconds)
+    }
+}
+
+/// The number in a timestamp sent as a string: 1–19 ASCII digits that fit an `i64`.
+pub(crate) fn timestamp_digits(v: &str) -> Option<i64> {
+    if v.is_empty() || v.len() > 19 || !v.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    v.parse().ok()
+}
+
 /// A unix time in milliseconds (Messenger, Instagram).
 #[cfg_attr(not(feature = "messenger"), allow(dead_code))]
 #[derive(Debug, Clone, Copy)]
@@ -102,11 +117,7 @@ struct TimeVisitor {
 
 impl TimeVisitor {
     fn at<E: serde::de::Error>(&self, n: i64) -> std::result::Result<chrono::DateTime<chrono::Utc>, E> {
-        let t = if self.millis {
-            chrono::DateTime::from_timestamp_millis(n)
-        } else {
-            chrono::DateTime::from_timestamp(n, 0)
-        };
+        let t = if self.millis { chrono::DateTime::from_timestamp_millis(n) } else { UnixSeconds::at(n).map(|t| t.0) };
         t.ok_or_else(|| E::custom(format!("timestamp {n} is out of range")))
     }
 }
@@ -127,10 +138,7 @@ impl serde::de::Visitor<'_> for TimeVisitor {
     }
 
     fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Self::Value, E> {
-        if v.is_empty() || v.len() > 19 || !v.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(E::invalid_value(serde::de::Unexpected::Str(v), &self));
-        }
-        self.at(v.parse().map_err(|_| E::invalid_value(serde::de::Unexpected::Str(v), &self))?)
+        self.at(timestamp_digits(v).ok_or_else(|| E::invalid_value(serde::de::Unexpected::Str(v), &self))?)
     }
 }
 
@@ -209,6 +217,23 @@ impl<T> Seq<T> {
     /// Whether the array was empty.
     pub(crate) fn is_empty(&self) -> bool {
         matches!(self, Seq::Empty)
+    }
+
+    /// Appends an element.
+    pub(crate) fn push(&mut self, item: T) {
+        *self = match std::mem::take(self) {
+            Seq::Empty => Seq::One(item),
+            Seq::One(first) => {
+                let mut many = Vec::with_capacity(4);
+                many.push(first);
+                many.push(item);
+                Seq::Many(many)
+            }
+            Seq::Many(mut many) => {
+                many.push(item);
+                Seq::Many(many)
+            }
+        };
     }
 
     /// The elements.

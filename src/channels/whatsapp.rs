@@ -46,6 +46,7 @@
 //! typing indicator).
 
 use super::json::{self, Seq, UnixSeconds};
+use super::scan::{Scanned, Scanner, Unsure};
 use super::{DeliveryReceipt, KitEvent};
 use crate::model::{
     Address, ChannelKind, ChoiceOption, Claim, ContactCard, Content, CustomerKey, DeliveryState, EndpointId,
@@ -111,7 +112,13 @@ impl WhatsAppKit {
     /// Parses the raw body of one webhook POST into events, in payload order. Malformed bodies
     /// fail with [`Error::InvalidInput`] naming the JSON path; nothing is returned partially.
     pub fn parse_webhook(&self, body: &[u8]) -> Result<Vec<KitEvent>> {
-        let hook: Webhook<'_> = json::parse(FIELD, body)?;
+        // The scanner reads the envelope; whatever it is not sure of (bad JSON, odd shapes),
+        // serde_json parses again, and decides and names the error.
+        let scanned = std::str::from_utf8(body).ok().and_then(|text| scan_webhook(text).ok());
+        let hook: Webhook<'_> = match scanned {
+            Some(hook) => hook,
+            None => json::parse(FIELD, body)?,
+        };
         if hook.object != "whatsapp_business_account" {
             return Err(json::at(
                 FIELD,
@@ -479,6 +486,306 @@ fn receipt(s: WaStatus<'_>, scope: Option<&str>, path: &dyn Fn(&str) -> String) 
 }
 
 // ----- webhook schema (only what the kit reads; unknown fields are ignored) -----
+//
+// Two readers fill these structs: `scan_webhook` below (the fast path, for the envelope and the
+// common message fields) and serde (the rare message objects, statuses, and every body the
+// scanner is unsure of). The scanner follows the serde attributes here: a missing required
+// field, a duplicate field, `null` where serde wants an array, a struct written as an array:
+// all `Unsure`, so serde reads the body and reports the error as it always has.
+
+/// Records that a field was read, once: a second time is a duplicate field (serde rejects it).
+#[derive(Default)]
+struct Seen(u32);
+
+impl Seen {
+    fn once(&mut self, bit: u32) -> Scanned<()> {
+        if self.0 & (1 << bit) != 0 {
+            return Err(Unsure);
+        }
+        self.0 |= 1 << bit;
+        Ok(())
+    }
+}
+
+/// Reads an object, calling `field` with each key (which must read or skip its value).
+fn fields<'a>(
+    s: &mut Scanner<'a>,
+    mut field: impl FnMut(&mut Scanner<'a>, &mut Seen, &str) -> Scanned<()>,
+) -> Scanned<()> {
+    s.object()?;
+    let mut seen = Seen::default();
+    let mut first = true;
+    while let Some(key) = s.key(&mut first)? {
+        field(s, &mut seen, &key)?;
+    }
+    Ok(())
+}
+
+/// Reads an array (not `null`: serde wants a sequence) into a [`Seq`].
+fn seq<'a, T>(s: &mut Scanner<'a>, mut item: impl FnMut(&mut Scanner<'a>) -> Scanned<T>) -> Scanned<Seq<T>> {
+    s.array()?;
+    let mut out = Seq::Empty;
+    let mut first = true;
+    while s.element(&mut first)? {
+        out.push(item(s)?);
+    }
+    Ok(out)
+}
+
+/// `null` or what `read` reads.
+fn opt<'a, T>(s: &mut Scanner<'a>, read: impl FnOnce(&mut Scanner<'a>) -> Scanned<T>) -> Scanned<Option<T>> {
+    if s.null()? { Ok(None) } else { read(s).map(Some) }
+}
+
+/// A value serde reads from its text (the rare message objects).
+fn serde_value<'a, T: Deserialize<'a>>(s: &mut Scanner<'a>) -> Scanned<T> {
+    serde_json::from_str(s.raw()?).map_err(|_| Unsure)
+}
+
+/// A rare message object (`image`, `location`, `interactive`, …), read once by serde.
+fn rare<'a, T: Deserialize<'a>>(s: &mut Scanner<'a>, seen: &mut Seen, bit: u32, slot: &mut T) -> Scanned<()> {
+    seen.once(bit)?;
+    *slot = serde_value(s)?;
+    Ok(())
+}
+
+fn scan_webhook(text: &str) -> Scanned<Webhook<'_>> {
+    let mut s = Scanner::new(text);
+    let (mut object, mut entry) = (None, Seq::Empty);
+    fields(&mut s, |s, seen, key| match key {
+        "object" => {
+            seen.once(0)?;
+            object = Some(s.string()?);
+            Ok(())
+        }
+        "entry" => {
+            seen.once(1)?;
+            entry = seq(s, scan_entry)?;
+            Ok(())
+        }
+        _ => s.skip(),
+    })?;
+    s.end()?;
+    Ok(Webhook { object: object.ok_or(Unsure)?, entry })
+}
+
+fn scan_entry<'a>(s: &mut Scanner<'a>) -> Scanned<Entry<'a>> {
+    let mut entry = Entry { id: None, changes: Seq::Empty };
+    fields(s, |s, seen, key| match key {
+        "id" => {
+            seen.once(0)?;
+            entry.id = s.opt_string()?;
+            Ok(())
+        }
+        "changes" => {
+            seen.once(1)?;
+            entry.changes = seq(s, scan_change)?;
+            Ok(())
+        }
+        _ => s.skip(),
+    })?;
+    Ok(entry)
+}
+
+fn scan_change<'a>(s: &mut Scanner<'a>) -> Scanned<Change<'a>> {
+    let (mut field, mut value) = (None, None);
+    fields(s, |s, seen, key| match key {
+        "field" => {
+            seen.once(0)?;
+            field = Some(s.string()?);
+            Ok(())
+        }
+        "value" => {
+            seen.once(1)?;
+            value = opt(s, scan_value)?;
+            Ok(())
+        }
+        _ => s.skip(),
+    })?;
+    Ok(Change { field: field.ok_or(Unsure)?, value })
+}
+
+fn scan_value<'a>(s: &mut Scanner<'a>) -> Scanned<ChangeValue<'a>> {
+    let mut value = ChangeValue { metadata: None, contacts: Seq::Empty, messages: Seq::Empty, statuses: Vec::new() };
+    fields(s, |s, seen, key| match key {
+        "metadata" => {
+            seen.once(0)?;
+            value.metadata = opt(s, scan_metadata)?;
+            Ok(())
+        }
+        "contacts" => {
+            seen.once(1)?;
+            value.contacts = seq(s, scan_contact)?;
+            Ok(())
+        }
+        "messages" => {
+            seen.once(2)?;
+            value.messages = seq(s, scan_message)?;
+            Ok(())
+        }
+        "statuses" => {
+            seen.once(3)?;
+            value.statuses = serde_value(s)?;
+            Ok(())
+        }
+        _ => s.skip(),
+    })?;
+    Ok(value)
+}
+
+fn scan_metadata<'a>(s: &mut Scanner<'a>) -> Scanned<Metadata<'a>> {
+    let mut id = None;
+    fields(s, |s, seen, key| match key {
+        "phone_number_id" => {
+            seen.once(0)?;
+            id = Some(s.string()?);
+            Ok(())
+        }
+        _ => s.skip(),
+    })?;
+    Ok(Metadata { phone_number_id: id.ok_or(Unsure)? })
+}
+
+fn scan_contact<'a>(s: &mut Scanner<'a>) -> Scanned<WaContact<'a>> {
+    let mut contact = WaContact { profile: None, wa_id: None, user_id: None };
+    fields(s, |s, seen, key| match key {
+        "profile" => {
+            seen.once(0)?;
+            contact.profile = opt(s, |s| {
+                let mut profile = Profile { name: None };
+                fields(s, |s, seen, key| match key {
+                    "name" => {
+                        seen.once(0)?;
+                        profile.name = s.opt_string()?;
+                        Ok(())
+                    }
+                    _ => s.skip(),
+                })?;
+                Ok(profile)
+            })?;
+            Ok(())
+        }
+        "wa_id" => {
+            seen.once(1)?;
+            contact.wa_id = s.opt_string()?;
+            Ok(())
+        }
+        "user_id" => {
+            seen.once(2)?;
+            contact.user_id = s.opt_string()?;
+            Ok(())
+        }
+        _ => s.skip(),
+    })?;
+    Ok(contact)
+}
+
+/// A unix time in seconds as serde reads [`UnixSeconds`]: an integer, or a string of digits.
+fn scan_unix_seconds(s: &mut Scanner<'_>) -> Scanned<UnixSeconds> {
+    let n = if s.at_string() { json::timestamp_digits(&s.string()?).ok_or(Unsure)? } else { s.integer()? };
+    UnixSeconds::at(n).ok_or(Unsure)
+}
+
+fn scan_message<'a>(s: &mut Scanner<'a>) -> Scanned<Box<WaMessage<'a>>> {
+    let (mut id, mut timestamp, mut kind) = (None, None, None);
+    let mut m = Box::new(WaMessage {
+        from: None,
+        from_user_id: None,
+        id: String::new(),
+        timestamp: UnixSeconds(chrono::DateTime::UNIX_EPOCH),
+        kind: Cow::Borrowed(""),
+        context: None,
+        text: None,
+        image: None,
+        video: None,
+        audio: None,
+        voice: None,
+        document: None,
+        sticker: None,
+        location: None,
+        contacts: None,
+        interactive: None,
+        button: None,
+        reaction: None,
+        order: None,
+        system: None,
+        errors: Vec::new(),
+    });
+    fields(s, |s, seen, key| {
+        match key {
+            "from" => {
+                seen.once(0)?;
+                m.from = s.opt_string()?;
+            }
+            "from_user_id" => {
+                seen.once(1)?;
+                m.from_user_id = s.opt_string()?;
+            }
+            "id" => {
+                seen.once(2)?;
+                id = Some(s.string()?.into_owned());
+            }
+            "timestamp" => {
+                seen.once(3)?;
+                timestamp = Some(scan_unix_seconds(s)?);
+            }
+            "type" => {
+                seen.once(4)?;
+                kind = Some(s.string()?);
+            }
+            "context" => {
+                seen.once(5)?;
+                m.context = opt(s, |s| {
+                    let mut context = Context { id: None };
+                    fields(s, |s, seen, key| match key {
+                        "id" => {
+                            seen.once(0)?;
+                            context.id = s.opt_string()?.map(Cow::into_owned);
+                            Ok(())
+                        }
+                        _ => s.skip(),
+                    })?;
+                    Ok(context)
+                })?;
+            }
+            "text" => {
+                seen.once(6)?;
+                m.text = opt(s, |s| {
+                    let mut body = None;
+                    fields(s, |s, seen, key| match key {
+                        "body" => {
+                            seen.once(0)?;
+                            body = Some(s.string()?.into_owned());
+                            Ok(())
+                        }
+                        _ => s.skip(),
+                    })?;
+                    Ok(Text { body: body.ok_or(Unsure)? })
+                })?;
+            }
+            "image" => rare(s, seen, 7, &mut m.image)?,
+            "video" => rare(s, seen, 8, &mut m.video)?,
+            "audio" => rare(s, seen, 9, &mut m.audio)?,
+            "voice" => rare(s, seen, 10, &mut m.voice)?,
+            "document" => rare(s, seen, 11, &mut m.document)?,
+            "sticker" => rare(s, seen, 12, &mut m.sticker)?,
+            "location" => rare(s, seen, 13, &mut m.location)?,
+            "contacts" => rare(s, seen, 14, &mut m.contacts)?,
+            "interactive" => rare(s, seen, 15, &mut m.interactive)?,
+            "button" => rare(s, seen, 16, &mut m.button)?,
+            "reaction" => rare(s, seen, 17, &mut m.reaction)?,
+            "order" => rare(s, seen, 18, &mut m.order)?,
+            "system" => rare(s, seen, 19, &mut m.system)?,
+            "errors" => rare(s, seen, 20, &mut m.errors)?,
+            _ => s.skip()?,
+        }
+        Ok(())
+    })?;
+    m.id = id.ok_or(Unsure)?;
+    m.timestamp = timestamp.ok_or(Unsure)?;
+    m.kind = kind.ok_or(Unsure)?;
+    Ok(m)
+}
 
 #[derive(Deserialize)]
 struct Webhook<'a> {
