@@ -39,7 +39,11 @@ pub(crate) fn at(field: &'static str, path: &str, reason: impl std::fmt::Display
 /// Removes control characters and cuts to at most `max` bytes on a character boundary: display
 /// names are shown, not trusted, and must not fail a whole webhook.
 pub(crate) fn display_name(raw: &str, max: usize) -> Option<String> {
-    let trimmed = raw.trim();
+    // A name that starts and ends with a visible ASCII character has nothing to trim.
+    let trimmed = match raw.as_bytes() {
+        [first, .., last] if first.is_ascii_graphic() && last.is_ascii_graphic() => raw,
+        _ => raw.trim(),
+    };
     // The common case, a short name without control characters, is the trimmed name itself
     // (bytes 0xC2 may start a C1 control character: those take the careful path).
     if trimmed.len() <= max && trimmed.bytes().all(|b| b >= 0x20 && b != 0x7f && b != 0xc2) {
@@ -100,10 +104,13 @@ impl UnixSeconds {
 
 /// The number in a timestamp sent as a string: 1–19 ASCII digits that fit an `i64`.
 pub(crate) fn timestamp_digits(v: &str) -> Option<i64> {
-    if v.is_empty() || v.len() > 19 || !v.bytes().all(|b| b.is_ascii_digit()) {
+    if v.is_empty() || v.len() > 19 {
         return None;
     }
-    v.parse().ok()
+    v.bytes().try_fold(0i64, |n, b| {
+        let digit = b.is_ascii_digit().then(|| i64::from(b - b'0'))?;
+        n.checked_mul(10)?.checked_add(digit)
+    })
 }
 
 /// A unix time in milliseconds (Messenger, Instagram).
@@ -217,23 +224,6 @@ impl<T> Seq<T> {
     /// Whether the array was empty.
     pub(crate) fn is_empty(&self) -> bool {
         matches!(self, Seq::Empty)
-    }
-
-    /// Appends an element.
-    pub(crate) fn push(&mut self, item: T) {
-        *self = match std::mem::take(self) {
-            Seq::Empty => Seq::One(item),
-            Seq::One(first) => {
-                let mut many = Vec::with_capacity(4);
-                many.push(first);
-                many.push(item);
-                Seq::Many(many)
-            }
-            Seq::Many(mut many) => {
-                many.push(item);
-                Seq::Many(many)
-            }
-        };
     }
 
     /// The elements.

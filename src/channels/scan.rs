@@ -73,6 +73,7 @@ impl<'a> Scanner<'a> {
         None
     }
 
+    #[inline]
     fn eat(&mut self, want: u8) -> Scanned<()> {
         if self.peek() == Some(want) {
             self.pos += 1;
@@ -103,6 +104,7 @@ impl<'a> Scanner<'a> {
 
     /// The next key of the open object (the reader then stands at its value), or `None` after
     /// the closing brace. `first` starts `true` for each object.
+    #[inline]
     pub(crate) fn key(&mut self, first: &mut bool) -> Scanned<Option<Cow<'a, str>>> {
         let mut b = self.peek().ok_or(Unsure)?;
         if b == b'}' {
@@ -120,7 +122,8 @@ impl<'a> Scanner<'a> {
         if b != b'"' {
             return Err(Unsure);
         }
-        let key = self.string()?;
+        self.pos += 1;
+        let key = self.string_body()?;
         self.eat(b':')?;
         Ok(Some(key))
     }
@@ -133,6 +136,7 @@ impl<'a> Scanner<'a> {
 
     /// Whether another element of the open array follows (the reader then stands at it), or
     /// `false` after the closing bracket. `first` starts `true` for each array.
+    #[inline]
     pub(crate) fn element(&mut self, first: &mut bool) -> Scanned<bool> {
         let b = self.peek().ok_or(Unsure)?;
         if b == b']' {
@@ -150,6 +154,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// Reads `null` if it is next.
+    #[inline]
     pub(crate) fn null(&mut self) -> Scanned<bool> {
         if self.peek() != Some(b'n') {
             return Ok(false);
@@ -171,22 +176,24 @@ impl<'a> Scanner<'a> {
     /// length of the text.
     #[inline]
     fn plain_run(&self, from: usize) -> usize {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
         let bytes = self.bytes();
         let mut i = from;
-        // Eight bytes at a time while none of them can end the run.
+        // Eight bytes at a time: the classic "has a zero byte" and "has a byte below n" tests
+        // flag the first matching byte exactly (a borrow can only flag bytes above a match).
         while let Some(chunk) = bytes.get(i..i + 8) {
             let mut word = [0u8; 8];
             word.copy_from_slice(chunk);
             let w = u64::from_le_bytes(word);
-            const ONES: u64 = 0x0101_0101_0101_0101;
-            const HIGH: u64 = 0x8080_8080_8080_8080;
-            let has_zero = |v: u64| v.wrapping_sub(ONES) & !v & HIGH;
-            // Bytes below 0x20, quotes and backslashes; false alarms are settled byte-wise.
-            let found = has_zero(w ^ (ONES * u64::from(b'"')))
-                | has_zero(w ^ (ONES * u64::from(b'\\')))
-                | (w.wrapping_sub(ONES * 0x20) & !w & HIGH);
+            let quote = w ^ (ONES * u64::from(b'"'));
+            let backslash = w ^ (ONES * u64::from(b'\\'));
+            let found = (quote.wrapping_sub(ONES) & !quote
+                | backslash.wrapping_sub(ONES) & !backslash
+                | w.wrapping_sub(ONES * 0x20) & !w)
+                & HIGH;
             if found != 0 {
-                break;
+                return i + (found.trailing_zeros() / 8) as usize;
             }
             i += 8;
         }
@@ -203,6 +210,12 @@ impl<'a> Scanner<'a> {
     /// surrogate is [`Unsure`] (serde_json rejects it in a string it reads).
     pub(crate) fn string(&mut self) -> Scanned<Cow<'a, str>> {
         self.eat(b'"')?;
+        self.string_body()
+    }
+
+    /// Reads the rest of a string whose opening quote was just read.
+    #[inline]
+    fn string_body(&mut self) -> Scanned<Cow<'a, str>> {
         let start = self.pos;
         let end = self.plain_run(start);
         match self.bytes().get(end) {
@@ -276,6 +289,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// Reads a string or `null`.
+    #[inline]
     pub(crate) fn opt_string(&mut self) -> Scanned<Option<Cow<'a, str>>> {
         if self.null()? { Ok(None) } else { self.string().map(Some) }
     }

@@ -57,6 +57,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 const FIELD: &str = "whatsapp webhook";
 
@@ -76,10 +77,19 @@ pub fn media_id(url: &str) -> Option<&str> {
 }
 
 /// Parses WhatsApp Cloud API webhooks. Cheap to clone; `Send + Sync`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct WhatsAppKit {
     endpoints: HashMap<String, EndpointId>,
     portfolio: Option<String>,
+    /// The endpoint named after the last unmapped `phone_number_id`, reused while the next
+    /// webhook is for the same number (most are): spares building and checking it again.
+    recent: Mutex<Option<EndpointId>>,
+}
+
+impl Clone for WhatsAppKit {
+    fn clone(&self) -> Self {
+        WhatsAppKit { endpoints: self.endpoints.clone(), portfolio: self.portfolio.clone(), recent: Mutex::new(None) }
+    }
 }
 
 impl WhatsAppKit {
@@ -142,6 +152,20 @@ impl WhatsAppKit {
         Ok(out)
     }
 
+    /// The endpoint named after `phone_number_id` (no mapping set for it).
+    fn unmapped_endpoint(&self, phone_number_id: &str) -> Result<EndpointId> {
+        // Never waits: a kit shared between threads builds the id when another holds the cache.
+        if let Ok(mut recent) = self.recent.try_lock() {
+            if let Some(endpoint) = recent.as_ref().filter(|e| e.as_str() == phone_number_id) {
+                return Ok(endpoint.clone());
+            }
+            let endpoint = EndpointId::new(phone_number_id)?;
+            *recent = Some(endpoint.clone());
+            return Ok(endpoint);
+        }
+        EndpointId::new(phone_number_id)
+    }
+
     fn parse_value(
         &self,
         value: ChangeValue<'_>,
@@ -152,10 +176,12 @@ impl WhatsAppKit {
         let scope = self.portfolio.as_deref().or(account);
         if !value.messages.is_empty() {
             let metadata = value.metadata.as_ref().ok_or_else(|| json::at(FIELD, &at("value.metadata"), "missing"))?;
-            let endpoint = match self.endpoints.get(metadata.phone_number_id.as_ref()) {
+            let id = metadata.phone_number_id.as_ref();
+            let endpoint = match self.endpoints.get(id) {
                 Some(e) => e.clone(),
-                None => EndpointId::new(metadata.phone_number_id.as_ref())
-                    .map_err(|e| json::at(FIELD, &at("value.metadata.phone_number_id"), e))?,
+                None => {
+                    self.unmapped_endpoint(id).map_err(|e| json::at(FIELD, &at("value.metadata.phone_number_id"), e))?
+                }
             };
             let ctx = Ctx { scope, contacts: value.contacts.as_slice() };
             for (k, m) in value.messages.into_iter().enumerate() {
@@ -524,12 +550,19 @@ fn fields<'a>(
 /// Reads an array (not `null`: serde wants a sequence) into a [`Seq`].
 fn seq<'a, T>(s: &mut Scanner<'a>, mut item: impl FnMut(&mut Scanner<'a>) -> Scanned<T>) -> Scanned<Seq<T>> {
     s.array()?;
-    let mut out = Seq::Empty;
     let mut first = true;
-    while s.element(&mut first)? {
-        out.push(item(s)?);
+    if !s.element(&mut first)? {
+        return Ok(Seq::Empty);
     }
-    Ok(out)
+    let one = item(s)?;
+    if !s.element(&mut first)? {
+        return Ok(Seq::One(one));
+    }
+    let mut many = vec![one, item(s)?];
+    while s.element(&mut first)? {
+        many.push(item(s)?);
+    }
+    Ok(Seq::Many(many))
 }
 
 /// `null` or what `read` reads.
