@@ -102,10 +102,11 @@ impl<'a> Scanner<'a> {
         self.enter()
     }
 
-    /// The next key of the open object (the reader then stands at its value), or `None` after
-    /// the closing brace. `first` starts `true` for each object.
+    /// The next key of the open object, as bytes to match field names against (the reader then
+    /// stands at its value), or `None` after the closing brace. `first` starts `true` for each
+    /// object.
     #[inline]
-    pub(crate) fn key(&mut self, first: &mut bool) -> Scanned<Option<Cow<'a, str>>> {
+    pub(crate) fn key(&mut self, first: &mut bool) -> Scanned<Option<Cow<'a, [u8]>>> {
         let mut b = self.peek().ok_or(Unsure)?;
         if b == b'}' {
             self.pos += 1;
@@ -123,7 +124,16 @@ impl<'a> Scanner<'a> {
             return Err(Unsure);
         }
         self.pos += 1;
-        let key = self.string_body()?;
+        let start = self.pos;
+        let end = self.plain_run(start);
+        let key = match self.bytes().get(end) {
+            Some(b'"') => {
+                self.pos = end + 1;
+                Cow::Borrowed(self.bytes().get(start..end).ok_or(Unsure)?)
+            }
+            Some(b'\\') => Cow::Owned(self.escaped(start, end)?.into_bytes()),
+            _ => return Err(Unsure),
+        };
         self.eat(b':')?;
         Ok(Some(key))
     }
@@ -174,7 +184,7 @@ impl<'a> Scanner<'a> {
 
     /// The index of the first quote, backslash or control byte at or after `from`, or the
     /// length of the text.
-    #[inline]
+    #[inline(always)]
     fn plain_run(&self, from: usize) -> usize {
         const ONES: u64 = 0x0101_0101_0101_0101;
         const HIGH: u64 = 0x8080_8080_8080_8080;
@@ -214,7 +224,7 @@ impl<'a> Scanner<'a> {
     }
 
     /// Reads the rest of a string whose opening quote was just read.
-    #[inline]
+    #[inline(always)]
     fn string_body(&mut self) -> Scanned<Cow<'a, str>> {
         let start = self.pos;
         let end = self.plain_run(start);
@@ -230,6 +240,7 @@ impl<'a> Scanner<'a> {
 
     /// Decodes a string from `start` whose first escape is at `at`.
     #[cold]
+    #[inline(never)]
     fn escaped(&mut self, start: usize, mut at: usize) -> Scanned<String> {
         let bytes = self.bytes();
         let mut out = String::with_capacity(at - start + 16);

@@ -168,7 +168,7 @@ impl WhatsAppKit {
 
     fn parse_value(
         &self,
-        value: ChangeValue<'_>,
+        value: Box<ChangeValue<'_>>,
         account: Option<&str>,
         at: &dyn Fn(&str) -> String,
         out: &mut Vec<KitEvent>,
@@ -536,7 +536,7 @@ impl Seen {
 /// Reads an object, calling `field` with each key (which must read or skip its value).
 fn fields<'a>(
     s: &mut Scanner<'a>,
-    mut field: impl FnMut(&mut Scanner<'a>, &mut Seen, &str) -> Scanned<()>,
+    mut field: impl FnMut(&mut Scanner<'a>, &mut Seen, &[u8]) -> Scanned<()>,
 ) -> Scanned<()> {
     s.object()?;
     let mut seen = Seen::default();
@@ -586,12 +586,12 @@ fn scan_webhook(text: &str) -> Scanned<Webhook<'_>> {
     let mut s = Scanner::new(text);
     let (mut object, mut entry) = (None, Seq::Empty);
     fields(&mut s, |s, seen, key| match key {
-        "object" => {
+        b"object" => {
             seen.once(0)?;
             object = Some(s.string()?);
             Ok(())
         }
-        "entry" => {
+        b"entry" => {
             seen.once(1)?;
             entry = seq(s, scan_entry)?;
             Ok(())
@@ -605,12 +605,12 @@ fn scan_webhook(text: &str) -> Scanned<Webhook<'_>> {
 fn scan_entry<'a>(s: &mut Scanner<'a>) -> Scanned<Entry<'a>> {
     let mut entry = Entry { id: None, changes: Seq::Empty };
     fields(s, |s, seen, key| match key {
-        "id" => {
+        b"id" => {
             seen.once(0)?;
             entry.id = s.opt_string()?;
             Ok(())
         }
-        "changes" => {
+        b"changes" => {
             seen.once(1)?;
             entry.changes = seq(s, scan_change)?;
             Ok(())
@@ -623,14 +623,14 @@ fn scan_entry<'a>(s: &mut Scanner<'a>) -> Scanned<Entry<'a>> {
 fn scan_change<'a>(s: &mut Scanner<'a>) -> Scanned<Change<'a>> {
     let (mut field, mut value) = (None, None);
     fields(s, |s, seen, key| match key {
-        "field" => {
+        b"field" => {
             seen.once(0)?;
             field = Some(s.string()?);
             Ok(())
         }
-        "value" => {
+        b"value" => {
             seen.once(1)?;
-            value = opt(s, scan_value)?;
+            value = opt(s, |s| scan_value(s).map(Box::new))?;
             Ok(())
         }
         _ => s.skip(),
@@ -641,22 +641,22 @@ fn scan_change<'a>(s: &mut Scanner<'a>) -> Scanned<Change<'a>> {
 fn scan_value<'a>(s: &mut Scanner<'a>) -> Scanned<ChangeValue<'a>> {
     let mut value = ChangeValue { metadata: None, contacts: Seq::Empty, messages: Seq::Empty, statuses: Vec::new() };
     fields(s, |s, seen, key| match key {
-        "metadata" => {
+        b"metadata" => {
             seen.once(0)?;
             value.metadata = opt(s, scan_metadata)?;
             Ok(())
         }
-        "contacts" => {
+        b"contacts" => {
             seen.once(1)?;
             value.contacts = seq(s, scan_contact)?;
             Ok(())
         }
-        "messages" => {
+        b"messages" => {
             seen.once(2)?;
             value.messages = seq(s, scan_message)?;
             Ok(())
         }
-        "statuses" => {
+        b"statuses" => {
             seen.once(3)?;
             value.statuses = serde_value(s)?;
             Ok(())
@@ -669,7 +669,7 @@ fn scan_value<'a>(s: &mut Scanner<'a>) -> Scanned<ChangeValue<'a>> {
 fn scan_metadata<'a>(s: &mut Scanner<'a>) -> Scanned<Metadata<'a>> {
     let mut id = None;
     fields(s, |s, seen, key| match key {
-        "phone_number_id" => {
+        b"phone_number_id" => {
             seen.once(0)?;
             id = Some(s.string()?);
             Ok(())
@@ -682,12 +682,12 @@ fn scan_metadata<'a>(s: &mut Scanner<'a>) -> Scanned<Metadata<'a>> {
 fn scan_contact<'a>(s: &mut Scanner<'a>) -> Scanned<WaContact<'a>> {
     let mut contact = WaContact { profile: None, wa_id: None, user_id: None };
     fields(s, |s, seen, key| match key {
-        "profile" => {
+        b"profile" => {
             seen.once(0)?;
             contact.profile = opt(s, |s| {
                 let mut profile = Profile { name: None };
                 fields(s, |s, seen, key| match key {
-                    "name" => {
+                    b"name" => {
                         seen.once(0)?;
                         profile.name = s.opt_string()?;
                         Ok(())
@@ -698,12 +698,12 @@ fn scan_contact<'a>(s: &mut Scanner<'a>) -> Scanned<WaContact<'a>> {
             })?;
             Ok(())
         }
-        "wa_id" => {
+        b"wa_id" => {
             seen.once(1)?;
             contact.wa_id = s.opt_string()?;
             Ok(())
         }
-        "user_id" => {
+        b"user_id" => {
             seen.once(2)?;
             contact.user_id = s.opt_string()?;
             Ok(())
@@ -746,32 +746,32 @@ fn scan_message<'a>(s: &mut Scanner<'a>) -> Scanned<Box<WaMessage<'a>>> {
     });
     fields(s, |s, seen, key| {
         match key {
-            "from" => {
+            b"from" => {
                 seen.once(0)?;
                 m.from = s.opt_string()?;
             }
-            "from_user_id" => {
+            b"from_user_id" => {
                 seen.once(1)?;
                 m.from_user_id = s.opt_string()?;
             }
-            "id" => {
+            b"id" => {
                 seen.once(2)?;
                 id = Some(s.string()?.into_owned());
             }
-            "timestamp" => {
+            b"timestamp" => {
                 seen.once(3)?;
                 timestamp = Some(scan_unix_seconds(s)?);
             }
-            "type" => {
+            b"type" => {
                 seen.once(4)?;
                 kind = Some(s.string()?);
             }
-            "context" => {
+            b"context" => {
                 seen.once(5)?;
                 m.context = opt(s, |s| {
                     let mut context = Context { id: None };
                     fields(s, |s, seen, key| match key {
-                        "id" => {
+                        b"id" => {
                             seen.once(0)?;
                             context.id = s.opt_string()?.map(Cow::into_owned);
                             Ok(())
@@ -781,12 +781,12 @@ fn scan_message<'a>(s: &mut Scanner<'a>) -> Scanned<Box<WaMessage<'a>>> {
                     Ok(context)
                 })?;
             }
-            "text" => {
+            b"text" => {
                 seen.once(6)?;
                 m.text = opt(s, |s| {
                     let mut body = None;
                     fields(s, |s, seen, key| match key {
-                        "body" => {
+                        b"body" => {
                             seen.once(0)?;
                             body = Some(s.string()?.into_owned());
                             Ok(())
@@ -796,20 +796,20 @@ fn scan_message<'a>(s: &mut Scanner<'a>) -> Scanned<Box<WaMessage<'a>>> {
                     Ok(Text { body: body.ok_or(Unsure)? })
                 })?;
             }
-            "image" => rare(s, seen, 7, &mut m.image)?,
-            "video" => rare(s, seen, 8, &mut m.video)?,
-            "audio" => rare(s, seen, 9, &mut m.audio)?,
-            "voice" => rare(s, seen, 10, &mut m.voice)?,
-            "document" => rare(s, seen, 11, &mut m.document)?,
-            "sticker" => rare(s, seen, 12, &mut m.sticker)?,
-            "location" => rare(s, seen, 13, &mut m.location)?,
-            "contacts" => rare(s, seen, 14, &mut m.contacts)?,
-            "interactive" => rare(s, seen, 15, &mut m.interactive)?,
-            "button" => rare(s, seen, 16, &mut m.button)?,
-            "reaction" => rare(s, seen, 17, &mut m.reaction)?,
-            "order" => rare(s, seen, 18, &mut m.order)?,
-            "system" => rare(s, seen, 19, &mut m.system)?,
-            "errors" => rare(s, seen, 20, &mut m.errors)?,
+            b"image" => rare(s, seen, 7, &mut m.image)?,
+            b"video" => rare(s, seen, 8, &mut m.video)?,
+            b"audio" => rare(s, seen, 9, &mut m.audio)?,
+            b"voice" => rare(s, seen, 10, &mut m.voice)?,
+            b"document" => rare(s, seen, 11, &mut m.document)?,
+            b"sticker" => rare(s, seen, 12, &mut m.sticker)?,
+            b"location" => rare(s, seen, 13, &mut m.location)?,
+            b"contacts" => rare(s, seen, 14, &mut m.contacts)?,
+            b"interactive" => rare(s, seen, 15, &mut m.interactive)?,
+            b"button" => rare(s, seen, 16, &mut m.button)?,
+            b"reaction" => rare(s, seen, 17, &mut m.reaction)?,
+            b"order" => rare(s, seen, 18, &mut m.order)?,
+            b"system" => rare(s, seen, 19, &mut m.system)?,
+            b"errors" => rare(s, seen, 20, &mut m.errors)?,
             _ => s.skip()?,
         }
         Ok(())
@@ -841,7 +841,7 @@ struct Change<'a> {
     #[serde(borrow)]
     field: Cow<'a, str>,
     #[serde(default, borrow)]
-    value: Option<ChangeValue<'a>>,
+    value: Option<Box<ChangeValue<'a>>>,
 }
 
 #[derive(Deserialize)]
