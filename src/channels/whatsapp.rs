@@ -145,8 +145,8 @@ impl WhatsAppKit {
                     out.push(KitEvent::Skipped { kind: format!("whatsapp.{}", change.field) });
                     continue;
                 }
-                let value = change.value.ok_or_else(|| json::at(FIELD, &at("value"), "missing"))?;
-                self.parse_value(value, entry.id.as_deref(), &at, &mut out)?;
+                let mut value = change.value.ok_or_else(|| json::at(FIELD, &at("value"), "missing"))?;
+                self.parse_value(&mut value, entry.id.as_deref(), &at, &mut out)?;
             }
         }
         Ok(out)
@@ -168,7 +168,7 @@ impl WhatsAppKit {
 
     fn parse_value(
         &self,
-        value: Box<ChangeValue<'_>>,
+        value: &mut ChangeValue<'_>,
         account: Option<&str>,
         at: &dyn Fn(&str) -> String,
         out: &mut Vec<KitEvent>,
@@ -184,12 +184,12 @@ impl WhatsAppKit {
                 }
             };
             let ctx = Ctx { scope, contacts: value.contacts.as_slice() };
-            for (k, m) in value.messages.into_iter().enumerate() {
+            for (k, m) in std::mem::take(&mut value.messages).into_iter().enumerate() {
                 let path = |rest: &str| at(&format!("value.messages[{k}]{rest}"));
                 ctx.message(m, &endpoint, &path, out)?;
             }
         }
-        for (k, s) in value.statuses.into_iter().enumerate() {
+        for (k, s) in std::mem::take(&mut value.statuses).into_iter().enumerate() {
             let path = |rest: &str| at(&format!("value.statuses[{k}]{rest}"));
             if let Some(receipt) = receipt(s, scope, &path)? {
                 out.push(receipt);
