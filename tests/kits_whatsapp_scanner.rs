@@ -107,6 +107,12 @@ impl Writer<'_> {
             match c {
                 '"' => self.out.push_str("\\\""),
                 '\\' => self.out.push_str("\\\\"),
+                '\n' if escape => self.out.push_str("\\u000a"),
+                '\n' => self.out.push_str("\\n"),
+                '\t' => self.out.push_str("\\t"),
+                '\r' => self.out.push_str("\\r"),
+                '\u{8}' => self.out.push_str("\\b"),
+                '\u{c}' => self.out.push_str("\\f"),
                 c if (c as u32) < 0x20 => self.out.push_str(&format!("\\u{:04x}", c as u32)),
                 '/' if escape => self.out.push_str("\\/"),
                 c if escape => {
@@ -132,9 +138,13 @@ impl Writer<'_> {
     fn junk(&mut self, depth: u32) {
         let pick = if depth > 3 { self.rng.below(6) } else { self.rng.below(8) };
         match pick {
-            0 => self.out.push_str(["0", "-0", "12", "-7.25", "1e3", "2E-2", "0.5e+10", "18446744073709551616"][self.rng.index(8)]),
+            0 => self.out.push_str(
+                ["0", "-0", "12", "-7.25", "1e3", "2E-2", "0.5e+10", "18446744073709551616"][self.rng.index(8)],
+            ),
             1 => self.out.push_str(["true", "false", "null"][self.rng.index(3)]),
-            2 => self.out.push_str(["\"\"", "\"a\\\"b\"", "\"\\ud800 lone\"", "\"tab\\there\"", "\"ü\\u00fc😀\""][self.rng.index(5)]),
+            2 => self.out.push_str(
+                ["\"\"", "\"a\\\"b\"", "\"\\ud800 lone\"", "\"tab\\there\"", "\"ü\\u00fc😀\""][self.rng.index(5)],
+            ),
             3 => self.string("junk \u{1F600} é / \\ \""),
             4 => self.out.push_str("{}"),
             5 => self.out.push_str("[]"),
@@ -171,7 +181,8 @@ impl Writer<'_> {
     fn value(&mut self, v: &Value) {
         match v {
             Value::Object(map) => {
-                let mut entries: Vec<(String, Option<&Value>)> = map.iter().map(|(k, v)| (k.clone(), Some(v))).collect();
+                let mut entries: Vec<(String, Option<&Value>)> =
+                    map.iter().map(|(k, v)| (k.clone(), Some(v))).collect();
                 for n in 0..self.rng.below(3) {
                     entries.push((format!("x_unknown_{n}"), None));
                 }
@@ -225,7 +236,7 @@ fn unicode(v: &mut Value, rng: &mut Rng) {
             for (k, v) in map.iter_mut() {
                 if matches!(k.as_str(), "body" | "name" | "caption" | "title") && v.is_string() && rng.below(2) == 0 {
                     let s = v.as_str().unwrap();
-                    *v = Value::String(format!("{s} — naïve 😀 ✓"));
+                    *v = Value::String(format!("{s} — naïve 😀 ✓\n\tsecond\r\u{8}\u{c}\u{1} line"));
                 } else {
                     unicode(v, rng);
                 }
@@ -300,20 +311,48 @@ fn odd_but_telling_shapes_read_the_same_both_ways() {
         ("duplicate known key", replace(&text, "\"type\":\"text\"", "\"type\":\"text\",\"type\":\"text\""), false),
         ("duplicate null optional key", replace(&text, "\"from\":", "\"from\":null,\"from\":"), false),
         ("duplicate unknown key", replace(&text, "\"messaging_product\":\"whatsapp\"", "\"u\":1,\"u\":2"), true),
-        ("metadata as an array (serde's struct-as-sequence)", replace(&text, "{\"display_phone_number\":\"15550001111\",\"phone_number_id\":\"800000000000001\"}", "[\"800000000000001\"]"), true),
+        (
+            "metadata as an array (serde's struct-as-sequence)",
+            replace(
+                &text,
+                "{\"display_phone_number\":\"15550001111\",\"phone_number_id\":\"800000000000001\"}",
+                "[\"800000000000001\"]",
+            ),
+            true,
+        ),
         ("context null", replace(&text, "\"type\":\"text\"", "\"type\":\"text\",\"context\":null"), true),
-        ("context id", replace(&text, "\"type\":\"text\"", "\"type\":\"text\",\"context\":{\"id\":\"wamid.PREV\",\"from\":\"x\"}"), true),
+        (
+            "context id",
+            replace(&text, "\"type\":\"text\"", "\"type\":\"text\",\"context\":{\"id\":\"wamid.PREV\",\"from\":\"x\"}"),
+            true,
+        ),
         ("entry null", replace(&text, "\"entry\":[", "\"entry\":null,\"e\":["), false),
         ("contacts null", replace(&text, "\"contacts\":[", "\"contacts\":null,\"c\":["), false),
         ("value null", replace(&text, "\"value\":{", "\"value\":null,\"v\":{"), false),
         ("text null", replace(&text, "\"text\":{", "\"text\":null,\"t\":{"), false),
         ("body null", replace(&text, "{\"body\":", "{\"body\":null,\"b\":"), false),
         ("from as a number", replace(&text, "\"from\":\"447700900123\"", "\"from\":447700900123"), false),
-        ("image on a text message, ignored but read", replace(&text, "\"type\":\"text\"", "\"type\":\"text\",\"image\":{\"id\":\"1\"}"), true),
-        ("image of the wrong type on a text message", replace(&text, "\"type\":\"text\"", "\"type\":\"text\",\"image\":5"), false),
+        (
+            "image on a text message, ignored but read",
+            replace(&text, "\"type\":\"text\"", "\"type\":\"text\",\"image\":{\"id\":\"1\"}"),
+            true,
+        ),
+        (
+            "image of the wrong type on a text message",
+            replace(&text, "\"type\":\"text\"", "\"type\":\"text\",\"image\":5"),
+            false,
+        ),
         ("statuses null", replace(&text, "\"messages\":[", "\"statuses\":null,\"m\":["), false),
         ("object missing", replace(&text, "\"object\":", "\"obj\":"), false),
-        ("whitespace everywhere", String::from_utf8(text.clone()).unwrap().replace("\",\"", "\" ,\n\t\"").replace("\":", "\"\r: ").into_bytes(), true),
+        (
+            "whitespace everywhere",
+            String::from_utf8(text.clone())
+                .unwrap()
+                .replace("\",\"", "\" ,\n\t\"")
+                .replace("\":", "\"\r: ")
+                .into_bytes(),
+            true,
+        ),
     ];
     for (what, body, parses) in cases {
         let scanned = kit().parse_webhook(&body);
@@ -386,7 +425,10 @@ fn bad_escapes_surrogates_numbers_literals_and_garbage_are_errors() {
         ("trailing garbage", [&text[..], b"x"].concat()),
         ("a second document", [&text[..], b" {}"].concat()),
         ("comment", [&text[..], b" // hi"].concat()),
-        ("invalid UTF-8 in a string", replace(&text, "Hi,", "Hi\u{fffd},").iter().map(|&b| if b == 0xef { 0xff } else { b }).collect()),
+        (
+            "invalid UTF-8 in a string",
+            replace(&text, "Hi,", "Hi\u{fffd},").iter().map(|&b| if b == 0xef { 0xff } else { b }).collect(),
+        ),
         ("truncated UTF-8", [&text[..text.len() - 10], &[0xe2, 0x82]].concat()),
         ("empty", Vec::new()),
         ("whitespace only", b" \n".to_vec()),
