@@ -41,6 +41,11 @@
 //! assert_eq!(msg.content, Content::text("Hi, my parcel has not arrived"));
 //! ```
 //!
+//! Bodies are read by a small JSON scanner that borrows strings from the body and skips what
+//! the kit does not read; the rare message objects (`location`, `interactive`, …), statuses, and
+//! any body the scanner is not sure of go through serde_json, so the JSON accepted and the
+//! errors reported are serde_json's.
+//!
 //! **Outbound.** [`send_message`] turns [`Content`] into the body of
 //! `POST /{phone_number_id}/messages`; [`mark_read`] builds the read receipt (with an optional
 //! typing indicator).
