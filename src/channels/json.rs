@@ -39,7 +39,11 @@ pub(crate) fn at(field: &'static str, path: &str, reason: impl std::fmt::Display
 /// Removes control characters and cuts to at most `max` bytes on a character boundary: display
 /// names are shown, not trusted, and must not fail a whole webhook.
 pub(crate) fn display_name(raw: &str, max: usize) -> Option<String> {
-    let trimmed = raw.trim();
+    // A name that starts and ends with a visible ASCII character has nothing to trim.
+    let trimmed = match raw.as_bytes() {
+        [first, .., last] if first.is_ascii_graphic() && last.is_ascii_graphic() => raw,
+        _ => raw.trim(),
+    };
     // The common case, a short name without control characters, is the trimmed name itself
     // (bytes 0xC2 may start a C1 control character: those take the careful path).
     if trimmed.len() <= max && trimmed.bytes().all(|b| b >= 0x20 && b != 0x7f && b != 0xc2) {
@@ -91,6 +95,24 @@ pub(crate) fn check_content(
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct UnixSeconds(pub chrono::DateTime<chrono::Utc>);
 
+impl UnixSeconds {
+    /// The time `n` seconds after the epoch, if chrono can represent it.
+    pub(crate) fn at(n: i64) -> Option<Self> {
+        chrono::DateTime::from_timestamp(n, 0).map(UnixSeconds)
+    }
+}
+
+/// The number in a timestamp sent as a string: 1–19 ASCII digits that fit an `i64`.
+pub(crate) fn timestamp_digits(v: &str) -> Option<i64> {
+    if v.is_empty() || v.len() > 19 {
+        return None;
+    }
+    v.bytes().try_fold(0i64, |n, b| {
+        let digit = b.is_ascii_digit().then(|| i64::from(b - b'0'))?;
+        n.checked_mul(10)?.checked_add(digit)
+    })
+}
+
 /// A unix time in milliseconds (Messenger, Instagram).
 #[cfg_attr(not(feature = "messenger"), allow(dead_code))]
 #[derive(Debug, Clone, Copy)]
@@ -102,11 +124,7 @@ struct TimeVisitor {
 
 impl TimeVisitor {
     fn at<E: serde::de::Error>(&self, n: i64) -> std::result::Result<chrono::DateTime<chrono::Utc>, E> {
-        let t = if self.millis {
-            chrono::DateTime::from_timestamp_millis(n)
-        } else {
-            chrono::DateTime::from_timestamp(n, 0)
-        };
+        let t = if self.millis { chrono::DateTime::from_timestamp_millis(n) } else { UnixSeconds::at(n).map(|t| t.0) };
         t.ok_or_else(|| E::custom(format!("timestamp {n} is out of range")))
     }
 }
@@ -127,10 +145,7 @@ impl serde::de::Visitor<'_> for TimeVisitor {
     }
 
     fn visit_str<E: serde::de::Error>(self, v: &str) -> std::result::Result<Self::Value, E> {
-        if v.is_empty() || v.len() > 19 || !v.bytes().all(|b| b.is_ascii_digit()) {
-            return Err(E::invalid_value(serde::de::Unexpected::Str(v), &self));
-        }
-        self.at(v.parse().map_err(|_| E::invalid_value(serde::de::Unexpected::Str(v), &self))?)
+        self.at(timestamp_digits(v).ok_or_else(|| E::invalid_value(serde::de::Unexpected::Str(v), &self))?)
     }
 }
 

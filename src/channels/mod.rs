@@ -36,6 +36,8 @@ pub mod form;
 mod json;
 #[cfg(feature = "messenger")]
 pub mod messenger;
+#[cfg(feature = "whatsapp")]
+mod scan;
 #[cfg(feature = "signatures")]
 pub mod signature;
 #[cfg(feature = "telegram")]

@@ -41,11 +41,17 @@
 //! assert_eq!(msg.content, Content::text("Hi, my parcel has not arrived"));
 //! ```
 //!
+//! Bodies are read by a small JSON scanner that borrows strings from the body and skips what
+//! the kit does not read; the rare message objects (`location`, `interactive`, …), statuses, and
+//! any body the scanner is not sure of go through serde_json, so the JSON accepted and the
+//! errors reported are serde_json's.
+//!
 //! **Outbound.** [`send_message`] turns [`Content`] into the body of
 //! `POST /{phone_number_id}/messages`; [`mark_read`] builds the read receipt (with an optional
 //! typing indicator).
 
 use super::json::{self, Seq, UnixSeconds};
+use super::scan::{Scanned, Scanner, Unsure};
 use super::{DeliveryReceipt, KitEvent};
 use crate::model::{
     Address, ChannelKind, ChoiceOption, Claim, ContactCard, Content, CustomerKey, DeliveryState, EndpointId,
@@ -56,6 +62,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use std::borrow::Cow;
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 const FIELD: &str = "whatsapp webhook";
 
@@ -75,10 +82,19 @@ pub fn media_id(url: &str) -> Option<&str> {
 }
 
 /// Parses WhatsApp Cloud API webhooks. Cheap to clone; `Send + Sync`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub struct WhatsAppKit {
     endpoints: HashMap<String, EndpointId>,
     portfolio: Option<String>,
+    /// The endpoint named after the last unmapped `phone_number_id`, reused while the next
+    /// webhook is for the same number (most are): spares building and checking it again.
+    recent: Mutex<Option<EndpointId>>,
+}
+
+impl Clone for WhatsAppKit {
+    fn clone(&self) -> Self {
+        WhatsAppKit { endpoints: self.endpoints.clone(), portfolio: self.portfolio.clone(), recent: Mutex::new(None) }
+    }
 }
 
 impl WhatsAppKit {
@@ -111,7 +127,13 @@ impl WhatsAppKit {
     /// Parses the raw body of one webhook POST into events, in payload order. Malformed bodies
     /// fail with [`Error::InvalidInput`] naming the JSON path; nothing is returned partially.
     pub fn parse_webhook(&self, body: &[u8]) -> Result<Vec<KitEvent>> {
-        let hook: Webhook<'_> = json::parse(FIELD, body)?;
+        // The scanner reads the envelope; whatever it is not sure of (bad JSON, odd shapes),
+        // serde_json parses again, and decides and names the error.
+        let scanned = std::str::from_utf8(body).ok().and_then(|text| scan_webhook(text).ok());
+        let hook: Webhook<'_> = match scanned {
+            Some(hook) => hook,
+            None => json::parse(FIELD, body)?,
+        };
         if hook.object != "whatsapp_business_account" {
             return Err(json::at(
                 FIELD,
@@ -128,16 +150,30 @@ impl WhatsAppKit {
                     out.push(KitEvent::Skipped { kind: format!("whatsapp.{}", change.field) });
                     continue;
                 }
-                let value = change.value.ok_or_else(|| json::at(FIELD, &at("value"), "missing"))?;
-                self.parse_value(value, entry.id.as_deref(), &at, &mut out)?;
+                let mut value = change.value.ok_or_else(|| json::at(FIELD, &at("value"), "missing"))?;
+                self.parse_value(&mut value, entry.id.as_deref(), &at, &mut out)?;
             }
         }
         Ok(out)
     }
 
+    /// The endpoint named after `phone_number_id` (no mapping set for it).
+    fn unmapped_endpoint(&self, phone_number_id: &str) -> Result<EndpointId> {
+        // Never waits: a kit shared between threads builds the id when another holds the cache.
+        if let Ok(mut recent) = self.recent.try_lock() {
+            if let Some(endpoint) = recent.as_ref().filter(|e| e.as_str() == phone_number_id) {
+                return Ok(endpoint.clone());
+            }
+            let endpoint = EndpointId::new(phone_number_id)?;
+            *recent = Some(endpoint.clone());
+            return Ok(endpoint);
+        }
+        EndpointId::new(phone_number_id)
+    }
+
     fn parse_value(
         &self,
-        value: ChangeValue<'_>,
+        value: &mut ChangeValue<'_>,
         account: Option<&str>,
         at: &dyn Fn(&str) -> String,
         out: &mut Vec<KitEvent>,
@@ -145,18 +181,20 @@ impl WhatsAppKit {
         let scope = self.portfolio.as_deref().or(account);
         if !value.messages.is_empty() {
             let metadata = value.metadata.as_ref().ok_or_else(|| json::at(FIELD, &at("value.metadata"), "missing"))?;
-            let endpoint = match self.endpoints.get(metadata.phone_number_id.as_ref()) {
+            let id = metadata.phone_number_id.as_ref();
+            let endpoint = match self.endpoints.get(id) {
                 Some(e) => e.clone(),
-                None => EndpointId::new(metadata.phone_number_id.as_ref())
-                    .map_err(|e| json::at(FIELD, &at("value.metadata.phone_number_id"), e))?,
+                None => {
+                    self.unmapped_endpoint(id).map_err(|e| json::at(FIELD, &at("value.metadata.phone_number_id"), e))?
+                }
             };
             let ctx = Ctx { scope, contacts: value.contacts.as_slice() };
-            for (k, m) in value.messages.into_iter().enumerate() {
+            for (k, m) in std::mem::take(&mut value.messages).into_iter().enumerate() {
                 let path = |rest: &str| at(&format!("value.messages[{k}]{rest}"));
                 ctx.message(m, &endpoint, &path, out)?;
             }
         }
-        for (k, s) in value.statuses.into_iter().enumerate() {
+        for (k, s) in std::mem::take(&mut value.statuses).into_iter().enumerate() {
             let path = |rest: &str| at(&format!("value.statuses[{k}]{rest}"));
             if let Some(receipt) = receipt(s, scope, &path)? {
                 out.push(receipt);
@@ -479,6 +517,313 @@ fn receipt(s: WaStatus<'_>, scope: Option<&str>, path: &dyn Fn(&str) -> String) 
 }
 
 // ----- webhook schema (only what the kit reads; unknown fields are ignored) -----
+//
+// Two readers fill these structs: `scan_webhook` below (the fast path, for the envelope and the
+// common message fields) and serde (the rare message objects, statuses, and every body the
+// scanner is unsure of). The scanner follows the serde attributes here: a missing required
+// field, a duplicate field, `null` where serde wants an array, a struct written as an array:
+// all `Unsure`, so serde reads the body and reports the error as it always has.
+
+/// Records that a field was read, once: a second time is a duplicate field (serde rejects it).
+#[derive(Default)]
+struct Seen(u32);
+
+impl Seen {
+    fn once(&mut self, bit: u32) -> Scanned<()> {
+        if self.0 & (1 << bit) != 0 {
+            return Err(Unsure);
+        }
+        self.0 |= 1 << bit;
+        Ok(())
+    }
+}
+
+/// Reads an object, calling `field` with each key (which must read or skip its value).
+fn fields<'a>(
+    s: &mut Scanner<'a>,
+    mut field: impl FnMut(&mut Scanner<'a>, &mut Seen, &[u8]) -> Scanned<()>,
+) -> Scanned<()> {
+    s.object()?;
+    let mut seen = Seen::default();
+    let mut first = true;
+    while let Some(key) = s.key(&mut first)? {
+        field(s, &mut seen, &key)?;
+    }
+    Ok(())
+}
+
+/// Reads an array (not `null`: serde wants a sequence) into a [`Seq`].
+fn seq<'a, T>(s: &mut Scanner<'a>, mut item: impl FnMut(&mut Scanner<'a>) -> Scanned<T>) -> Scanned<Seq<T>> {
+    s.array()?;
+    let mut first = true;
+    if !s.element(&mut first)? {
+        return Ok(Seq::Empty);
+    }
+    let one = item(s)?;
+    if !s.element(&mut first)? {
+        return Ok(Seq::One(one));
+    }
+    let mut many = vec![one, item(s)?];
+    while s.element(&mut first)? {
+        many.push(item(s)?);
+    }
+    Ok(Seq::Many(many))
+}
+
+/// `null` or what `read` reads.
+fn opt<'a, T>(s: &mut Scanner<'a>, read: impl FnOnce(&mut Scanner<'a>) -> Scanned<T>) -> Scanned<Option<T>> {
+    if s.null()? { Ok(None) } else { read(s).map(Some) }
+}
+
+/// A value serde reads from its text (the rare message objects).
+fn serde_value<'a, T: Deserialize<'a>>(s: &mut Scanner<'a>) -> Scanned<T> {
+    serde_json::from_str(s.raw()?).map_err(|_| Unsure)
+}
+
+/// A rare message object (`image`, `location`, `interactive`, …), read once by serde.
+fn rare<'a, T: Deserialize<'a>>(s: &mut Scanner<'a>, seen: &mut Seen, bit: u32, slot: &mut T) -> Scanned<()> {
+    seen.once(bit)?;
+    *slot = serde_value(s)?;
+    Ok(())
+}
+
+fn scan_webhook(text: &str) -> Scanned<Webhook<'_>> {
+    let mut s = Scanner::new(text);
+    let (mut object, mut entry) = (None, Seq::Empty);
+    fields(&mut s, |s, seen, key| match key {
+        b"object" => {
+            seen.once(0)?;
+            object = Some(s.string()?);
+            Ok(())
+        }
+        b"entry" => {
+            seen.once(1)?;
+            entry = seq(s, scan_entry)?;
+            Ok(())
+        }
+        _ => s.skip(),
+    })?;
+    s.end()?;
+    Ok(Webhook { object: object.ok_or(Unsure)?, entry })
+}
+
+fn scan_entry<'a>(s: &mut Scanner<'a>) -> Scanned<Entry<'a>> {
+    let mut entry = Entry { id: None, changes: Seq::Empty };
+    fields(s, |s, seen, key| match key {
+        b"id" => {
+            seen.once(0)?;
+            entry.id = s.opt_string()?;
+            Ok(())
+        }
+        b"changes" => {
+            seen.once(1)?;
+            entry.changes = seq(s, scan_change)?;
+            Ok(())
+        }
+        _ => s.skip(),
+    })?;
+    Ok(entry)
+}
+
+fn scan_change<'a>(s: &mut Scanner<'a>) -> Scanned<Change<'a>> {
+    let (mut field, mut value) = (None, None);
+    fields(s, |s, seen, key| match key {
+        b"field" => {
+            seen.once(0)?;
+            field = Some(s.string()?);
+            Ok(())
+        }
+        b"value" => {
+            seen.once(1)?;
+            value = opt(s, |s| scan_value(s).map(Box::new))?;
+            Ok(())
+        }
+        _ => s.skip(),
+    })?;
+    Ok(Change { field: field.ok_or(Unsure)?, value })
+}
+
+fn scan_value<'a>(s: &mut Scanner<'a>) -> Scanned<ChangeValue<'a>> {
+    let mut value = ChangeValue { metadata: None, contacts: Seq::Empty, messages: Seq::Empty, statuses: Vec::new() };
+    fields(s, |s, seen, key| match key {
+        b"metadata" => {
+            seen.once(0)?;
+            value.metadata = opt(s, scan_metadata)?;
+            Ok(())
+        }
+        b"contacts" => {
+            seen.once(1)?;
+            value.contacts = seq(s, scan_contact)?;
+            Ok(())
+        }
+        b"messages" => {
+            seen.once(2)?;
+            value.messages = seq(s, scan_message)?;
+            Ok(())
+        }
+        b"statuses" => {
+            seen.once(3)?;
+            value.statuses = serde_value(s)?;
+            Ok(())
+        }
+        _ => s.skip(),
+    })?;
+    Ok(value)
+}
+
+fn scan_metadata<'a>(s: &mut Scanner<'a>) -> Scanned<Metadata<'a>> {
+    let mut id = None;
+    fields(s, |s, seen, key| match key {
+        b"phone_number_id" => {
+            seen.once(0)?;
+            id = Some(s.string()?);
+            Ok(())
+        }
+        _ => s.skip(),
+    })?;
+    Ok(Metadata { phone_number_id: id.ok_or(Unsure)? })
+}
+
+fn scan_contact<'a>(s: &mut Scanner<'a>) -> Scanned<WaContact<'a>> {
+    let mut contact = WaContact { profile: None, wa_id: None, user_id: None };
+    fields(s, |s, seen, key| match key {
+        b"profile" => {
+            seen.once(0)?;
+            contact.profile = opt(s, |s| {
+                let mut profile = Profile { name: None };
+                fields(s, |s, seen, key| match key {
+                    b"name" => {
+                        seen.once(0)?;
+                        profile.name = s.opt_string()?;
+                        Ok(())
+                    }
+                    _ => s.skip(),
+                })?;
+                Ok(profile)
+            })?;
+            Ok(())
+        }
+        b"wa_id" => {
+            seen.once(1)?;
+            contact.wa_id = s.opt_string()?;
+            Ok(())
+        }
+        b"user_id" => {
+            seen.once(2)?;
+            contact.user_id = s.opt_string()?;
+            Ok(())
+        }
+        _ => s.skip(),
+    })?;
+    Ok(contact)
+}
+
+/// A unix time in seconds as serde reads [`UnixSeconds`]: an integer, or a string of digits.
+fn scan_unix_seconds(s: &mut Scanner<'_>) -> Scanned<UnixSeconds> {
+    let n = if s.at_string() { json::timestamp_digits(&s.string()?).ok_or(Unsure)? } else { s.integer()? };
+    UnixSeconds::at(n).ok_or(Unsure)
+}
+
+fn scan_message<'a>(s: &mut Scanner<'a>) -> Scanned<Box<WaMessage<'a>>> {
+    let (mut id, mut timestamp, mut kind) = (None, None, None);
+    let mut m = Box::new(WaMessage {
+        from: None,
+        from_user_id: None,
+        id: String::new(),
+        timestamp: UnixSeconds(chrono::DateTime::UNIX_EPOCH),
+        kind: Cow::Borrowed(""),
+        context: None,
+        text: None,
+        image: None,
+        video: None,
+        audio: None,
+        voice: None,
+        document: None,
+        sticker: None,
+        location: None,
+        contacts: None,
+        interactive: None,
+        button: None,
+        reaction: None,
+        order: None,
+        system: None,
+        errors: Vec::new(),
+    });
+    fields(s, |s, seen, key| {
+        match key {
+            b"from" => {
+                seen.once(0)?;
+                m.from = s.opt_string()?;
+            }
+            b"from_user_id" => {
+                seen.once(1)?;
+                m.from_user_id = s.opt_string()?;
+            }
+            b"id" => {
+                seen.once(2)?;
+                id = Some(s.string()?.into_owned());
+            }
+            b"timestamp" => {
+                seen.once(3)?;
+                timestamp = Some(scan_unix_seconds(s)?);
+            }
+            b"type" => {
+                seen.once(4)?;
+                kind = Some(s.string()?);
+            }
+            b"context" => {
+                seen.once(5)?;
+                m.context = opt(s, |s| {
+                    let mut context = Context { id: None };
+                    fields(s, |s, seen, key| match key {
+                        b"id" => {
+                            seen.once(0)?;
+                            context.id = s.opt_string()?.map(Cow::into_owned);
+                            Ok(())
+                        }
+                        _ => s.skip(),
+                    })?;
+                    Ok(context)
+                })?;
+            }
+            b"text" => {
+                seen.once(6)?;
+                m.text = opt(s, |s| {
+                    let mut body = None;
+                    fields(s, |s, seen, key| match key {
+                        b"body" => {
+                            seen.once(0)?;
+                            body = Some(s.string()?.into_owned());
+                            Ok(())
+                        }
+                        _ => s.skip(),
+                    })?;
+                    Ok(Text { body: body.ok_or(Unsure)? })
+                })?;
+            }
+            b"image" => rare(s, seen, 7, &mut m.image)?,
+            b"video" => rare(s, seen, 8, &mut m.video)?,
+            b"audio" => rare(s, seen, 9, &mut m.audio)?,
+            b"voice" => rare(s, seen, 10, &mut m.voice)?,
+            b"document" => rare(s, seen, 11, &mut m.document)?,
+            b"sticker" => rare(s, seen, 12, &mut m.sticker)?,
+            b"location" => rare(s, seen, 13, &mut m.location)?,
+            b"contacts" => rare(s, seen, 14, &mut m.contacts)?,
+            b"interactive" => rare(s, seen, 15, &mut m.interactive)?,
+            b"button" => rare(s, seen, 16, &mut m.button)?,
+            b"reaction" => rare(s, seen, 17, &mut m.reaction)?,
+            b"order" => rare(s, seen, 18, &mut m.order)?,
+            b"system" => rare(s, seen, 19, &mut m.system)?,
+            b"errors" => rare(s, seen, 20, &mut m.errors)?,
+            _ => s.skip()?,
+        }
+        Ok(())
+    })?;
+    m.id = id.ok_or(Unsure)?;
+    m.timestamp = timestamp.ok_or(Unsure)?;
+    m.kind = kind.ok_or(Unsure)?;
+    Ok(m)
+}
 
 #[derive(Deserialize)]
 struct Webhook<'a> {
@@ -501,7 +846,7 @@ struct Change<'a> {
     #[serde(borrow)]
     field: Cow<'a, str>,
     #[serde(default, borrow)]
-    value: Option<ChangeValue<'a>>,
+    value: Option<Box<ChangeValue<'a>>>,
 }
 
 #[derive(Deserialize)]
