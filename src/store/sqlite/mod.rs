@@ -511,11 +511,12 @@ impl Store for SqliteStore {
 
     async fn commit(&self, tenant: &TenantId, changes: ChangeSet) -> Result<Committed> {
         let answer = self.inner.workers.commit(tenant.clone(), changes)?;
-        answer.await.map_err(|_| Error::Backend {
+        let answer = answer.await.map_err(|_| Error::Backend {
             message: "the SQLite store stopped before answering".into(),
             temporary: false,
             source: None,
-        })?
+        })?;
+        answer.result
     }
 
     async fn events_after(&self, tenant: &TenantId, after: u64, limit: usize) -> Result<Vec<StoredEvent>> {
