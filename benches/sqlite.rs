@@ -15,12 +15,15 @@
 //! commit, before the measured store is opened on them). Target: ≥ 20k messages/s
 //! durable with group commit. The medians (messages/s) and ratios are printed at the end, with
 //! the CPU time per message of the whole process (all threads; Linux only), which shows the cost
-//! apart from how busy the machine is.
+//! apart from how busy the machine is, and how it splits over the threads (`caller`: the
+//! thread running the engine; `tp-sqlite-writer`, `tp-sqlite-read`, `tp-sqlite-ckpt`: the
+//! store's writer, readers and checkpointer).
 
 use criterion::{Criterion, SamplingMode, Throughput};
 use futures::StreamExt;
 use futures::executor::block_on;
 use futures::stream::FuturesUnordered;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -163,10 +166,33 @@ fn process_cpu() -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
-/// Messages per second (median of the samples) and CPU time per message over all samples.
+/// CPU time used so far by each kind of thread of the process (`/proc/self/task`, Linux only):
+/// the store's threads by name (`tp-sqlite-read0` and `tp-sqlite-read1` count as one), every
+/// other thread as `caller`.
+fn thread_cpu() -> BTreeMap<String, Duration> {
+    let mut out = BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return out };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let name = stat.get(open + 1..close).unwrap_or("");
+        let kind = match name.trim_end_matches(|c: char| c.is_ascii_digit()) {
+            n if n.starts_with("tp-sqlite") => n.to_owned(),
+            _ => "caller".to_owned(),
+        };
+        let fields: Vec<&str> = stat.get(close + 2..).unwrap_or("").split(' ').collect();
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+        *out.entry(kind).or_insert(Duration::ZERO) += Duration::from_millis((ticks(11) + ticks(12)) * 10);
+    }
+    out
+}
+
+/// Messages per second (median of the samples) and CPU time per message over all samples, in
+/// all and by kind of thread.
 struct Measured {
     rate: Option<f64>,
     cpu_per_message: Option<Duration>,
+    by_thread: BTreeMap<String, Duration>,
 }
 
 fn bench_store(c: &mut Criterion, name: &str, store: Arc<dyn Store>) -> Measured {
@@ -175,6 +201,7 @@ fn bench_store(c: &mut Criterion, name: &str, store: Arc<dyn Store>) -> Measured
     let mut traffic = Traffic::new();
     let mut samples = Samples::default();
     let (mut cpu, mut messages_done) = (Some(Duration::ZERO), 0u64);
+    let mut by_thread = BTreeMap::new();
     let mut group = c.benchmark_group("sqlite_ingest");
     group
         .sample_size(SAMPLES)
@@ -185,6 +212,7 @@ fn bench_store(c: &mut Criterion, name: &str, store: Arc<dyn Store>) -> Measured
     group.bench_function(name, |b| {
         b.iter_custom(|iters| {
             let messages = traffic.batch(iters);
+            let threads_before = thread_cpu();
             let cpu_before = process_cpu();
             let start = Instant::now();
             ingest_all(&engine, &tenant, messages);
@@ -193,6 +221,10 @@ fn bench_store(c: &mut Criterion, name: &str, store: Arc<dyn Store>) -> Measured
                 (Some(total), Some(before), Some(after)) => Some(total + after.saturating_sub(before)),
                 _ => None,
             };
+            for (kind, after) in thread_cpu() {
+                let before = threads_before.get(&kind).copied().unwrap_or(Duration::ZERO);
+                *by_thread.entry(kind).or_insert(Duration::ZERO) += after.saturating_sub(before);
+            }
             messages_done += iters;
             samples.push(elapsed, iters);
             elapsed
@@ -202,12 +234,17 @@ fn bench_store(c: &mut Criterion, name: &str, store: Arc<dyn Store>) -> Measured
     Measured {
         rate: samples.median(SAMPLES).map(|ns| 1e9 / ns),
         cpu_per_message: cpu.filter(|_| messages_done > 0).map(|c| c / messages_done.max(1) as u32),
+        by_thread: by_thread.into_iter().map(|(k, c)| (k, c / messages_done.max(1) as u32)).collect(),
     }
 }
 
 fn rate(m: &Measured) -> String {
     let rate = m.rate.map_or_else(|| "not run".into(), |r| format!("{r:.0} messages/s"));
+    let threads: Vec<String> = m.by_thread.iter().map(|(k, c)| format!("{k} {:.0}", c.as_secs_f64() * 1e6)).collect();
     match m.cpu_per_message {
+        Some(cpu) if !threads.is_empty() => {
+            format!("{rate} ({:.0} µs CPU per message, all threads: {})", cpu.as_secs_f64() * 1e6, threads.join(", "))
+        }
         Some(cpu) => format!("{rate} ({:.0} µs CPU per message, all threads)", cpu.as_secs_f64() * 1e6),
         None => rate,
     }

@@ -361,11 +361,12 @@ impl SqliteStore {
 fn configure(conn: &Connection, options: &SqliteOptions) -> Result<()> {
     conn.set_prepared_statement_cache_capacity(64);
     conn.busy_timeout(options.busy_timeout).map_err(backend_error)?;
-    // 16 MiB of page cache per connection, and reads through a memory map of up to 1 GiB.
+    // 16 MiB of page cache per connection. No memory map: the file grows with every checkpoint,
+    // and each growth makes every connection unmap and map it again (and fault its pages in).
     conn.pragma_update(None, "cache_size", -16_384).map_err(backend_error)?;
     // The per-change-set savepoints journal the pages they touch: keep that journal in memory.
     conn.pragma_update(None, "temp_store", "MEMORY").map_err(backend_error)?;
-    conn.pragma_update(None, "mmap_size", 1_i64 << 30).map_err(backend_error)?;
+    conn.pragma_update(None, "mmap_size", 0).map_err(backend_error)?;
     conn.pragma_update(None, "secure_delete", options.secure_delete).map_err(backend_error)?;
     Ok(())
 }
@@ -511,11 +512,12 @@ impl Store for SqliteStore {
 
     async fn commit(&self, tenant: &TenantId, changes: ChangeSet) -> Result<Committed> {
         let answer = self.inner.workers.commit(tenant.clone(), changes)?;
-        answer.await.map_err(|_| Error::Backend {
+        let answer = answer.await.map_err(|_| Error::Backend {
             message: "the SQLite store stopped before answering".into(),
             temporary: false,
             source: None,
-        })?
+        })?;
+        answer.result
     }
 
     async fn events_after(&self, tenant: &TenantId, after: u64, limit: usize) -> Result<Vec<StoredEvent>> {

@@ -21,15 +21,35 @@ pub(super) type ReadJob = Box<dyn for<'s, 'c> FnOnce(&'s Sql<'c>) + Send>;
 
 /// A change set waiting for the writer.
 pub(super) struct CommitJob {
+    pub(super) work: Box<Work>,
+    pub(super) reply: oneshot::Sender<Answer>,
+}
+
+/// What a [`CommitJob`] asks the writer to apply.
+pub(super) struct Work {
     pub(super) tenant: TenantId,
     pub(super) changes: ChangeSet,
     pub(super) json: Encoded,
-    pub(super) reply: oneshot::Sender<Result<Committed>>,
+}
+
+/// The writer's answer to a [`CommitJob`]. It hands the job's [`Work`] back, so that the change
+/// set and its JSON are freed on the caller's thread rather than on the writer, the one serial
+/// part of the store.
+pub(super) struct Answer {
+    pub(super) result: Result<Committed>,
+    _spent: Box<Work>,
+}
+
+impl CommitJob {
+    /// Answers the job with `result` (nobody hears it if the caller stopped waiting).
+    fn answer(self, result: Result<Committed>) {
+        let _ = self.reply.send(Answer { result, _spent: self.work });
+    }
 }
 
 /// What the writer thread is asked to do.
 pub(super) enum WriterJob {
-    Commit(Box<CommitJob>),
+    Commit(CommitJob),
     /// Reads go to the writer when there are no reader connections (in-memory databases).
     Read(ReadJob),
 }
@@ -89,10 +109,10 @@ impl Workers {
     }
 
     /// Queues a change set for the writer.
-    pub(super) fn commit(&self, tenant: TenantId, changes: ChangeSet) -> Result<oneshot::Receiver<Result<Committed>>> {
+    pub(super) fn commit(&self, tenant: TenantId, changes: ChangeSet) -> Result<oneshot::Receiver<Answer>> {
         let json = Encoded::new(&changes)?;
         let (reply, rx) = oneshot::channel();
-        let job = WriterJob::Commit(Box::new(CommitJob { tenant, changes, json, reply }));
+        let job = WriterJob::Commit(CommitJob { work: Box::new(Work { tenant, changes, json }), reply });
         self.writer.as_ref().ok_or_else(stopped)?.send(job).map_err(|_| stopped())?;
         Ok(rx)
     }
@@ -165,14 +185,14 @@ fn run_writer(conn: Connection, jobs: Receiver<WriterJob>, max_batch: usize) {
         // into the next transaction, up to `max_batch` change sets.
         while let Some(job) = next {
             match job {
-                WriterJob::Commit(c) => commits.push(*c),
+                WriterJob::Commit(c) => commits.push(c),
                 WriterJob::Read(r) => reads.push(r),
             }
             next = if commits.len() < max_batch { jobs.try_recv().ok() } else { None };
         }
         let erasure = commits
             .iter()
-            .any(|c| c.changes.events.iter().any(|e| matches!(e, crate::events::Event::CustomerErased { .. })));
+            .any(|c| c.work.changes.events.iter().any(|e| matches!(e, crate::events::Event::CustomerErased { .. })));
         if !commits.is_empty() && catch_unwind(AssertUnwindSafe(|| commit_batch(&sql, &ids, commits))).is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
@@ -224,7 +244,7 @@ fn commit_batch(sql: &Sql<'_>, ids: &IdGen, jobs: Vec<CommitJob>) {
     match answers {
         Ok(answers) => {
             for (job, answer) in jobs.into_iter().zip(answers) {
-                let _ = job.reply.send(answer);
+                job.answer(answer);
             }
         }
         Err(e) => {
@@ -238,11 +258,7 @@ fn commit_batch(sql: &Sql<'_>, ids: &IdGen, jobs: Vec<CommitJob>) {
                 },
             };
             for job in jobs {
-                let _ = job.reply.send(Err(Error::Backend {
-                    message: e.to_string(),
-                    temporary: e.is_temporary(),
-                    source: None,
-                }));
+                job.answer(Err(Error::Backend { message: e.to_string(), temporary: e.is_temporary(), source: None }));
             }
         }
     }
@@ -270,7 +286,8 @@ fn run_batch(
         if savepoints {
             sql.run("SAVEPOINT change_set").map_err(BatchError::Sqlite)?;
         }
-        let answer = match write::commit(sql, ids, &mut seqs, &job.tenant, &job.changes, &job.json) {
+        let Work { tenant, changes, json } = &*job.work;
+        let answer = match write::commit(sql, ids, &mut seqs, tenant, changes, json) {
             Ok(committed) => Ok(committed),
             Err(Failure::Refused(e)) => Err(e),
             Err(Failure::HalfWritten(e)) if savepoints => {
@@ -298,10 +315,10 @@ mod tests {
     use crate::store::Write;
     use chrono::Utc;
 
-    fn job(tenant: &TenantId, changes: ChangeSet) -> (CommitJob, oneshot::Receiver<Result<Committed>>) {
+    fn job(tenant: &TenantId, changes: ChangeSet) -> (CommitJob, oneshot::Receiver<Answer>) {
         let (reply, rx) = oneshot::channel();
         let json = Encoded::new(&changes).expect("encodable");
-        (CommitJob { tenant: tenant.clone(), changes, json, reply }, rx)
+        (CommitJob { work: Box::new(Work { tenant: tenant.clone(), changes, json }), reply }, rx)
     }
 
     fn customer_with_event(tenant: &TenantId) -> (CustomerId, ChangeSet) {
@@ -342,7 +359,8 @@ mod tests {
             answers.push(rx);
         }
         commit_batch(&sql, &IdGen::new(), jobs);
-        let results: Vec<_> = answers.iter_mut().map(|rx| rx.try_recv().expect("answered").expect("answer")).collect();
+        let results: Vec<_> =
+            answers.iter_mut().map(|rx| rx.try_recv().expect("answered").expect("answer").result).collect();
         assert!(matches!(results[2], Err(Error::Conflict(_)) | Err(Error::Backend { .. })), "{:?}", results[2]);
         let firsts: Vec<u64> = results
             .iter()
