@@ -638,7 +638,16 @@ impl State {
             }
             // Nearly every timer reports at least one event.
             self.events.reserve(due.len());
+            let mut memo = super::relax::StepMemo::default();
             for t in due {
+                // Plain step moves the batch way (no agent freed, nothing to drain); anything
+                // else one by one, after which the batch's memo is stale.
+                if let TimerKind::Step { item, epoch } = t.kind
+                    && self.relax_step(item, epoch, now, &mut memo)
+                {
+                    continue;
+                }
+                memo.clear();
                 self.fire(t.kind, now);
                 self.drain(now);
             }

@@ -1172,33 +1172,40 @@ impl State {
     pub fn compute_tiers(&mut self, i: u32) {
         let State { plan, items, profiles, queues, .. } = self;
         let Some(slot) = items.get_mut(i as usize).and_then(|s| s.as_mut()) else { return };
-        let (chain_start, chain_len) = match slot.at {
-            StepRef::Rule(r, s) if plan.plan.rules.get(r).is_some_and(|x| s < x.steps.len()) => {
-                let steps = &plan.plan.rules[r].steps;
-                let mut first = s;
-                while first > 0 && steps[first].mode == PoolMode::Widen {
-                    first -= 1;
-                }
-                (first, s + 1 - first)
-            }
-            _ => (0, 1),
-        };
-        slot.tiers.truncate(chain_len);
+        let wait = (&slot.queue, slot.qi);
+        Self::tiers_into(plan, profiles, queues, &slot.item, wait, slot.at, slot.step_entered, &mut slot.tiers);
+    }
+
+    /// The eligibility tiers of `item` (waiting in `wait`) at step `at`, entered at `entered`,
+    /// written over `tiers`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn tiers_into(
+        plan: &CPlan,
+        profiles: &mut ProfileTable,
+        queues: &Queues,
+        item: &WorkItem,
+        wait: (&QueueId, u32),
+        at: StepRef,
+        entered: DateTime<Utc>,
+        tiers: &mut Vec<Tier>,
+    ) {
+        let (chain_start, chain_len) = chain_of(plan, at);
+        tiers.truncate(chain_len);
         let mut seen = Mask::default();
         for k in 0..chain_len {
-            let sr = match slot.at {
+            let sr = match at {
                 StepRef::Rule(r, _) => StepRef::Rule(r, chain_start + k),
                 other => other,
             };
             let step = plan.step(sr);
-            let elig = Self::elig_mask(profiles, step, &slot.item);
-            let pool = Self::pool_mask(queues, profiles, step, &slot.item, (&slot.queue, slot.qi), sr);
-            let explicit = Self::explicit_of(step, &slot.item, slot.step_entered);
-            if slot.tiers.len() <= k {
-                slot.tiers.push(Tier::default());
+            let elig = Self::elig_mask(profiles, step, item);
+            let pool = Self::pool_mask(queues, profiles, step, item, wait, sr);
+            let explicit = Self::explicit_of(step, item, entered);
+            if tiers.len() <= k {
+                tiers.push(Tier::default());
             }
             // Overwritten in place: no tier is built and dropped per step.
-            let Some(t) = slot.tiers.get_mut(k) else { return };
+            let Some(t) = tiers.get_mut(k) else { return };
             t.mask.clone_from(&pool);
             t.mask.and_with(&elig);
             if k > 0 {
@@ -1295,13 +1302,19 @@ impl State {
         // The common "nobody can take it" answer without entering the search (items waiting
         // for agents are asked on every step and every retry).
         let Some(slot) = self.items.get(i as usize).and_then(|s| s.as_ref()) else { return Vec::new() };
-        let spec = self.rankers.get(self.ranker_of(slot.at)).map_or(0, |r| r.spec);
-        let Some(chidx) = self.index.get(spec).and_then(|s| s.chans.get(slot.chan)) else { return Vec::new() };
-        // Nobody of the pool can take anything on this channel now (and nobody is named).
-        if slot.tiers.iter().all(|t| t.explicit.is_empty() && !t.mask.intersects(&chidx.avail)) {
+        if self.nobody_available(&slot.tiers, slot.at, slot.chan) {
             return Vec::new();
         }
         self.search_candidates(i, n, now)
+    }
+
+    /// Whether nobody of the pool (`tiers` at step `at`) can take anything on channel `chan`
+    /// now, and nobody is named.
+    #[inline]
+    pub(crate) fn nobody_available(&self, tiers: &[Tier], at: StepRef, chan: usize) -> bool {
+        let spec = self.rankers.get(self.ranker_of(at)).map_or(0, |r| r.spec);
+        let Some(chidx) = self.index.get(spec).and_then(|s| s.chans.get(chan)) else { return true };
+        tiers.iter().all(|t| t.explicit.is_empty() && !t.mask.intersects(&chidx.avail))
     }
 
     /// [`State::candidates`] once some agent of the pool may be available.
@@ -1663,6 +1676,22 @@ impl State {
             TimerBasis::StepEntry => add(now, d),
             TimerBasis::ItemAge => add(item.eligible_since, d),
         })
+    }
+}
+
+/// The steps whose pools make up the tiers at `at` (the step and the widening steps before it):
+/// first step, count.
+pub(crate) fn chain_of(plan: &CPlan, at: StepRef) -> (usize, usize) {
+    match at {
+        StepRef::Rule(r, s) if plan.plan.rules.get(r).is_some_and(|x| s < x.steps.len()) => {
+            let steps = &plan.plan.rules[r].steps;
+            let mut first = s;
+            while first > 0 && steps[first].mode == PoolMode::Widen {
+                first -= 1;
+            }
+            (first, s + 1 - first)
+        }
+        _ => (0, 1),
     }
 }
 

@@ -1,0 +1,166 @@
+//! The batch path of step timers. Step timers that fall due together mostly move items that
+//! nobody can take on to their next step: the same step of the same rule, with tiers that
+//! depend on the step and (for `ItemSkills`) on the item's skills only. Such a move is done here
+//! with the step's tiers and next due instant computed once per group instead of once per item;
+//! anything else (a skip, a decision, a priority or queue change, an agent who could take the
+//! item, a step reading more of the item) goes the per-item way, in the same order, so seqs,
+//! timers and events come out exactly as they would one by one.
+
+use super::RoutingEvent;
+use super::eligibility::Term;
+use super::plan::TimerBasis;
+use super::state::{CPlan, IState, State, StepRef, Tier, TimerKind, chain_of, from_ms, ms};
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+
+/// Most groups remembered at once (a tick's items go to a handful of steps and skill sets).
+const MEMO_GROUPS: usize = 32;
+
+/// One group: items at step `at` waiting in queue `qi` (the item's own queue being the wait
+/// queue, none, or another one), with these skills when the step's tiers read them.
+#[derive(Debug)]
+struct Group {
+    at: StepRef,
+    qi: u32,
+    item_queue: u8,
+    skills: Option<BTreeMap<String, u32>>,
+    /// `None`: the step's tiers read more of the item than its skills (per-item way).
+    tiers: Option<Vec<Tier>>,
+}
+
+/// What one run of step timers has computed so far; valid while no per-item move runs
+/// between (that one may change agents and queues).
+#[derive(Debug, Default)]
+pub(crate) struct StepMemo {
+    groups: Vec<Group>,
+    /// (previous step's due ms, next step, entered, next due) for step-entry timers.
+    due: Option<(i64, StepRef, DateTime<Utc>, Option<DateTime<Utc>>)>,
+}
+
+impl StepMemo {
+    pub fn clear(&mut self) {
+        self.groups.clear();
+        self.due = None;
+    }
+}
+
+/// Whether the tiers of step `at` read the item through its skills only (`Some(true)`), not at
+/// all (`Some(false)`), or otherwise (`None`).
+fn reads_skills_only(plan: &CPlan, at: StepRef) -> Option<bool> {
+    let StepRef::Rule(r, _) = at else { return None };
+    let (first, len) = chain_of(plan, at);
+    let steps = plan.plan.rules.get(r)?.steps.get(first..first + len)?;
+    let mut skills = false;
+    for step in steps {
+        let p = &step.pool;
+        if step.custom.is_some() || !p.agents.is_empty() || p.preferred_agents || p.last_agent {
+            return None;
+        }
+        match &step.eligibility {
+            Term::ItemSkills => skills = true,
+            t if !t.reads_item() => {}
+            _ => return None,
+        }
+    }
+    Some(skills)
+}
+
+impl State {
+    /// Moves waiting item `i` whose step timer `epoch` fell due on to its next step the batch
+    /// way, if that move is a plain one (see the module docs). `false`, with nothing changed,
+    /// if it must go the per-item way.
+    pub(crate) fn relax_step(&mut self, i: u32, epoch: u64, now: DateTime<Utc>, memo: &mut StepMemo) -> bool {
+        let plan = self.plan.clone();
+        let now_ms = ms(now);
+        let Some(slot) = self.items.get(i as usize).and_then(|s| s.as_ref()) else { return false };
+        if slot.step_gen != epoch
+            || slot.by_policy
+            || slot.announced != slot.wait_gen
+            || !matches!(slot.state, IState::Waiting { .. })
+        {
+            return false;
+        }
+        let StepRef::Rule(r, s) = slot.at else { return false };
+        let Some(due_ms) = slot.step_due.filter(|d| *d <= now_ms) else { return false };
+        let next = StepRef::Rule(r, s + 1);
+        let Some(step) = plan.plan.rules.get(r).and_then(|x| x.steps.get(s + 1)) else { return false };
+        if step.priority.is_some() || step.skip_if.is_some() || step.decision.is_some() {
+            return false;
+        }
+        let want = step.pool.queues.first().or(slot.item.queue.as_ref()).unwrap_or(&self.config.default_queue);
+        if *want != slot.queue || self.queues.at(slot.qi).is_none() {
+            return false;
+        }
+        // The step's entry (the previous due instant, as `advance` takes it) and next due.
+        let (entered, next_due) = match memo.due {
+            Some((d, at, entered, next_due)) if d == due_ms && at == next && step.timer == TimerBasis::StepEntry => {
+                (entered, next_due)
+            }
+            _ => {
+                let entered = from_ms(due_ms).min(now);
+                let next_due = self.step_due(step, &slot.item, entered);
+                if step.timer == TimerBasis::StepEntry {
+                    memo.due = Some((due_ms, next, entered, next_due));
+                }
+                (entered, next_due)
+            }
+        };
+        if next_due.is_some_and(|d| d <= now) {
+            return false;
+        }
+        // The group's tiers.
+        // A default pool is the item's own queue's members: the wait queue's (in the key) or
+        // all agents; another queue of its own goes the per-item way.
+        let item_queue = match &slot.item.queue {
+            None => 0,
+            Some(q) if *q == slot.queue => 1,
+            Some(_) => return false,
+        };
+        let (qi, chan) = (slot.qi, slot.chan);
+        let found = memo.groups.iter().position(|g| {
+            g.at == next
+                && g.qi == qi
+                && g.item_queue == item_queue
+                && g.skills.as_ref().is_none_or(|sk| *sk == slot.item.skills)
+        });
+        let g = match found {
+            Some(g) => g,
+            None => {
+                if memo.groups.len() >= MEMO_GROUPS {
+                    memo.groups.clear();
+                }
+                let reads = reads_skills_only(&plan, next);
+                let tiers = reads.map(|_| {
+                    let mut tiers = Vec::new();
+                    let State { profiles, queues, .. } = self;
+                    let wait = (&slot.queue, slot.qi);
+                    Self::tiers_into(&plan, profiles, queues, &slot.item, wait, next, entered, &mut tiers);
+                    tiers
+                });
+                let skills = (reads == Some(true)).then(|| slot.item.skills.clone());
+                memo.groups.push(Group { at: next, qi, item_queue, skills, tiers });
+                memo.groups.len() - 1
+            }
+        };
+        let Some(tiers) = memo.groups.get(g).and_then(|g| g.tiers.as_ref()) else { return false };
+        if !self.nobody_available(tiers, next, chan) {
+            return false;
+        }
+        // The move, as `fire` → `advance` → `enter_step` → `route` would make it.
+        self.unqueue(i);
+        let step_gen = self.next_seq();
+        let Some(slot) = self.items.get_mut(i as usize).and_then(|s| s.as_mut()) else { return false };
+        slot.at = next;
+        slot.step_entered = entered;
+        slot.step_gen = step_gen;
+        slot.tiers.clone_from(tiers);
+        slot.step_due = next_due.map(ms);
+        let id = slot.item.id;
+        if let Some(due) = next_due {
+            self.schedule(due, TimerKind::Step { item: i, epoch: step_gen });
+        }
+        self.events.push(RoutingEvent::StepEntered { item: id, rule: plan.rule_name(r), step: s + 1 });
+        self.enqueue(i);
+        true
+    }
+}
