@@ -647,10 +647,11 @@ impl State {
                 {
                     continue;
                 }
-                memo.clear();
+                memo.flush(&mut self.timers);
                 self.fire(t.kind, now);
                 self.drain(now);
             }
+            memo.flush(&mut self.timers);
         }
     }
 

@@ -7,9 +7,9 @@
 //! timers and events come out exactly as they would one by one.
 
 use super::RoutingEvent;
-use super::eligibility::Term;
+use super::eligibility::{Mask, Term};
 use super::plan::TimerBasis;
-use super::state::{CPlan, IState, State, StepRef, Tier, TimerKind, chain_of, from_ms, ms};
+use super::state::{CPlan, IState, State, StepRef, Tier, Timer, TimerKind, Timers, chain_of, from_ms, ms};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 
@@ -26,6 +26,8 @@ struct Group {
     skills: Option<BTreeMap<String, u32>>,
     /// `None`: the step's tiers read more of the item than its skills (per-item way).
     tiers: Option<Vec<Tier>>,
+    /// The class its items wait in on a channel (channel, class).
+    class: Option<(usize, usize)>,
 }
 
 /// What one run of step timers has computed so far; valid while no per-item move runs
@@ -35,13 +37,23 @@ pub(crate) struct StepMemo {
     groups: Vec<Group>,
     /// (previous step's due ms, next step, entered, next due) for step-entry timers.
     due: Option<(i64, StepRef, DateTime<Utc>, Option<DateTime<Utc>>)>,
+    /// Next-step timers not added yet (added in one block, in order).
+    pub timers: Vec<Timer>,
 }
 
 impl StepMemo {
-    pub fn clear(&mut self) {
+    /// Adds the pending timers and forgets the groups (before anything else runs).
+    pub fn flush(&mut self, timers: &mut Timers) {
+        timers.add_all(&mut self.timers);
         self.groups.clear();
         self.due = None;
     }
+}
+
+/// Whether `a` and `b` are the same skills (the usual one or two entries compared without
+/// walking the trees when they differ).
+fn same_skills(a: &BTreeMap<String, u32>, b: &BTreeMap<String, u32>) -> bool {
+    a.len() == b.len() && a.first_key_value() == b.first_key_value() && (a.len() < 2 || a == b)
 }
 
 /// Whether the tiers of step `at` read the item through its skills only (`Some(true)`), not at
@@ -121,7 +133,7 @@ impl State {
             g.at == next
                 && g.qi == qi
                 && g.item_queue == item_queue
-                && g.skills.as_ref().is_none_or(|sk| *sk == slot.item.skills)
+                && g.skills.as_ref().is_none_or(|sk| same_skills(sk, &slot.item.skills))
         });
         let g = match found {
             Some(g) => g,
@@ -138,12 +150,14 @@ impl State {
                     tiers
                 });
                 let skills = (reads == Some(true)).then(|| slot.item.skills.clone());
-                memo.groups.push(Group { at: next, qi, item_queue, skills, tiers });
+                memo.groups.push(Group { at: next, qi, item_queue, skills, tiers, class: None });
                 memo.groups.len() - 1
             }
         };
-        let Some(tiers) = memo.groups.get(g).and_then(|g| g.tiers.as_ref()) else { return false };
-        if !self.nobody_available(tiers, next, chan) {
+        let Some(group) = memo.groups.get_mut(g) else { return false };
+        let Some(tiers) = group.tiers.as_ref() else { return false };
+        // Items named for agents (affinity rankers) are listed per agent: the per-item way.
+        if !self.nobody_available(tiers, next, chan) || self.rankers.iter().any(|r| r.affinity) {
             return false;
         }
         // The move, as `fire` → `advance` → `enter_step` → `route` would make it.
@@ -157,10 +171,26 @@ impl State {
         slot.step_due = next_due.map(ms);
         let id = slot.item.id;
         if let Some(due) = next_due {
-            self.schedule(due, TimerKind::Step { item: i, epoch: step_gen });
+            let seq = self.next_seq();
+            memo.timers.push(Timer { due: ms(due), seq, kind: TimerKind::Step { item: i, epoch: step_gen } });
         }
         self.events.push(RoutingEvent::StepEntered { item: id, rule: plan.rule_name(r), step: s + 1 });
-        self.enqueue(i);
+        let seq = self.next_seq();
+        let ci = match group.class {
+            Some((c, ci)) if c == chan => Some(ci),
+            _ => {
+                let mut mask = Mask::default();
+                for t in tiers {
+                    mask.or_with(&t.mask);
+                }
+                let ci = self.class_for(qi, chan, mask);
+                group.class = ci.map(|ci| (chan, ci));
+                ci
+            }
+        };
+        if let Some(ci) = ci {
+            self.enqueue_in(i, ci, seq);
+        }
         true
     }
 }

@@ -422,12 +422,28 @@ pub(crate) enum IState {
     Moving,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub(crate) struct Tier {
     pub pool: Mask,
     pub mask: Mask,
     pub elig: Mask,
     pub explicit: Vec<AgentId>,
+}
+
+impl Clone for Tier {
+    fn clone(&self) -> Self {
+        Tier { pool: self.pool.clone(), mask: self.mask.clone(), elig: self.elig.clone(), explicit: self.explicit.clone() }
+    }
+
+    /// In place: masks of up to 64 profiles and empty name lists copy without allocating.
+    fn clone_from(&mut self, o: &Self) {
+        self.pool.clone_from(&o.pool);
+        self.mask.clone_from(&o.mask);
+        self.elig.clone_from(&o.elig);
+        if !(self.explicit.is_empty() && o.explicit.is_empty()) {
+            self.explicit.clone_from(&o.explicit);
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -578,20 +594,41 @@ struct Bucket {
     v: Vec<Timer>,
 }
 
+impl Bucket {
+    /// Adds a timer (in its place once the bucket is sorted).
+    fn put(&mut self, t: Timer) {
+        if self.sorted {
+            let pos = self.v.partition_point(|x| later_first(x, &t) == std::cmp::Ordering::Less);
+            self.v.insert(pos, t);
+        } else {
+            self.v.push(t);
+        }
+    }
+}
+
 fn later_first(a: &Timer, b: &Timer) -> std::cmp::Ordering {
     (b.due, b.seq).cmp(&(a.due, a.seq))
 }
 
 impl Timers {
     pub fn add(&mut self, t: Timer) {
-        let b = self.buckets.entry(t.due >> BUCKET_SHIFT).or_default();
-        if b.sorted {
-            let pos = b.v.partition_point(|x| later_first(x, &t) == std::cmp::Ordering::Less);
-            b.v.insert(pos, t);
-        } else {
-            b.v.push(t);
-        }
+        self.buckets.entry(t.due >> BUCKET_SHIFT).or_default().put(t);
         self.len += 1;
+    }
+
+    /// Adds timers in order, looking each run of one bucket up once.
+    pub fn add_all(&mut self, ts: &mut Vec<Timer>) {
+        let mut rest = ts.drain(..).peekable();
+        while let Some(t) = rest.next() {
+            let key = t.due >> BUCKET_SHIFT;
+            let b = self.buckets.entry(key).or_default();
+            let mut run = Some(t);
+            while let Some(t) = run {
+                b.put(t);
+                self.len += 1;
+                run = rest.next_if(|n| n.due >> BUCKET_SHIFT == key);
+            }
+        }
     }
 
     pub fn next_due(&self) -> Option<i64> {
@@ -1228,11 +1265,16 @@ impl State {
     pub fn enqueue(&mut self, i: u32) {
         let seq = self.next_seq();
         let Some(slot) = self.items[i as usize].as_ref() else { return };
-        let (queue, qi) = (&slot.queue, slot.qi);
-        let chan = slot.chan;
         let mask = if slot.by_policy { Mask::default() } else { slot.union_mask() };
-        let Some(q) = self.queues.at(qi) else { return };
-        let key: ItemKey = discipline_key_at(&q.config.discipline, &slot.item, slot.priority, slot.since_ms);
+        let (qi, chan) = (slot.qi, slot.chan);
+        let Some(ci) = self.class_for(qi, chan, mask) else { return };
+        self.enqueue_in(i, ci, seq);
+    }
+
+    /// The class of queue `qi` for items on channel `chan` with pool `mask` (created if there
+    /// is none yet); `None` if there is no such queue.
+    pub(crate) fn class_for(&mut self, qi: u32, chan: usize, mask: Mask) -> Option<usize> {
+        let q = self.queues.at(qi)?;
         // Items moving together usually land in the class the previous one did.
         let hint = self
             .last_class
@@ -1243,7 +1285,8 @@ impl State {
         let ci = match found {
             Some(c) => c,
             None => {
-                self.classes.push(Class { queue: queue.clone(), qi, chan, mask, heap: KeyedHeap::default() });
+                let queue = q.config.id.clone();
+                self.classes.push(Class { queue, qi, chan, mask, heap: KeyedHeap::default() });
                 let ci = self.classes.len() - 1;
                 if let Some(q) = self.queues.at_mut(qi) {
                     q.classes.push(ci);
@@ -1252,7 +1295,17 @@ impl State {
             }
         };
         self.last_class = Some(ci);
-        self.classes[ci].heap.push(key, seq, i);
+        Some(ci)
+    }
+
+    /// Puts (moving) item `i` into class `ci` of its queue with heap seq `seq`.
+    pub(crate) fn enqueue_in(&mut self, i: u32, ci: usize, seq: u64) {
+        let Some(slot) = self.items[i as usize].as_ref() else { return };
+        let Some(q) = self.queues.at(slot.qi) else { return };
+        let key: ItemKey = discipline_key_at(&q.config.discipline, &slot.item, slot.priority, slot.since_ms);
+        let qi = slot.qi;
+        let Some(class) = self.classes.get_mut(ci) else { return };
+        class.heap.push(key, seq, i);
         if let Some(q) = self.queues.at_mut(qi) {
             q.waiting += 1;
         }
