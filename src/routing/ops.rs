@@ -639,6 +639,7 @@ impl State {
             // Nearly every timer reports at least one event.
             self.events.reserve(due.len());
             let mut memo = super::relax::StepMemo::default();
+            memo.timers.reserve(due.len());
             for t in due {
                 // Plain step moves the batch way (no agent freed, nothing to drain); anything
                 // else one by one, after which the batch's memo is stale.

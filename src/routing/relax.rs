@@ -12,6 +12,7 @@ use super::plan::TimerBasis;
 use super::state::{CPlan, IState, State, StepRef, Tier, Timer, TimerKind, Timers, chain_of, from_ms, ms};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// Most groups remembered at once (a tick's items go to a handful of steps and skill sets).
 const MEMO_GROUPS: usize = 32;
@@ -26,7 +27,8 @@ struct Group {
     skills: Option<BTreeMap<String, u32>>,
     /// `None`: the step's tiers read more of the item than its skills (per-item way).
     tiers: Option<Vec<Tier>>,
-    /// The class its items wait in on a channel (channel, class).
+    /// The class its items wait in on a channel (channel, class), once nobody of the pool was
+    /// found available on that channel (which holds until the memo is flushed).
     class: Option<(usize, usize)>,
 }
 
@@ -34,6 +36,8 @@ struct Group {
 /// between (that one may change agents and queues).
 #[derive(Debug, Default)]
 pub(crate) struct StepMemo {
+    /// The plan, and whether a ranker reads affinity (items are then listed per agent).
+    plan: Option<(Arc<CPlan>, bool)>,
     groups: Vec<Group>,
     /// (previous step's due ms, next step, entered, next due) for step-entry timers.
     due: Option<(i64, StepRef, DateTime<Utc>, Option<DateTime<Utc>>)>,
@@ -45,6 +49,7 @@ impl StepMemo {
     /// Adds the pending timers and forgets the groups (before anything else runs).
     pub fn flush(&mut self, timers: &mut Timers) {
         timers.add_all(&mut self.timers);
+        self.plan = None;
         self.groups.clear();
         self.due = None;
     }
@@ -82,7 +87,12 @@ impl State {
     /// way, if that move is a plain one (see the module docs). `false`, with nothing changed,
     /// if it must go the per-item way.
     pub(crate) fn relax_step(&mut self, i: u32, epoch: u64, now: DateTime<Utc>, memo: &mut StepMemo) -> bool {
-        let plan = self.plan.clone();
+        if memo.plan.is_none() {
+            memo.plan = Some((self.plan.clone(), self.rankers.iter().any(|r| r.affinity)));
+        }
+        // Items named for agents (affinity rankers) are listed per agent: the per-item way.
+        let Some((plan, false)) = &memo.plan else { return false };
+        let plan: &CPlan = plan;
         let now_ms = ms(now);
         let Some(slot) = self.items.get(i as usize).and_then(|s| s.as_ref()) else { return false };
         if slot.step_gen != epoch
@@ -141,12 +151,12 @@ impl State {
                 if memo.groups.len() >= MEMO_GROUPS {
                     memo.groups.clear();
                 }
-                let reads = reads_skills_only(&plan, next);
+                let reads = reads_skills_only(plan, next);
                 let tiers = reads.map(|_| {
                     let mut tiers = Vec::new();
                     let State { profiles, queues, .. } = self;
                     let wait = (&slot.queue, slot.qi);
-                    Self::tiers_into(&plan, profiles, queues, &slot.item, wait, next, entered, &mut tiers);
+                    Self::tiers_into(plan, profiles, queues, &slot.item, wait, next, entered, &mut tiers);
                     tiers
                 });
                 let skills = (reads == Some(true)).then(|| slot.item.skills.clone());
@@ -156,8 +166,8 @@ impl State {
         };
         let Some(group) = memo.groups.get_mut(g) else { return false };
         let Some(tiers) = group.tiers.as_ref() else { return false };
-        // Items named for agents (affinity rankers) are listed per agent: the per-item way.
-        if !self.nobody_available(tiers, next, chan) || self.rankers.iter().any(|r| r.affinity) {
+        let known = group.class.filter(|(c, _)| *c == chan).map(|(_, ci)| ci);
+        if known.is_none() && !self.nobody_available(tiers, next, chan) {
             return false;
         }
         // The move, as `fire` → `advance` → `enter_step` → `route` would make it.
@@ -176,9 +186,9 @@ impl State {
         }
         self.events.push(RoutingEvent::StepEntered { item: id, rule: plan.rule_name(r), step: s + 1 });
         let seq = self.next_seq();
-        let ci = match group.class {
-            Some((c, ci)) if c == chan => Some(ci),
-            _ => {
+        let ci = match known {
+            Some(ci) => Some(ci),
+            None => {
                 let mut mask = Mask::default();
                 for t in tiers {
                     mask.or_with(&t.mask);

@@ -618,17 +618,23 @@ impl Timers {
 
     /// Adds timers in order, looking each run of one bucket up once.
     pub fn add_all(&mut self, ts: &mut Vec<Timer>) {
-        let mut rest = ts.drain(..).peekable();
-        while let Some(t) = rest.next() {
-            let key = t.due >> BUCKET_SHIFT;
+        let mut rest: &[Timer] = ts;
+        while let Some(first) = rest.first() {
+            let key = first.due >> BUCKET_SHIFT;
+            let n = rest.iter().position(|t| t.due >> BUCKET_SHIFT != key).unwrap_or(rest.len());
+            let (run, tail) = rest.split_at(n);
             let b = self.buckets.entry(key).or_default();
-            let mut run = Some(t);
-            while let Some(t) = run {
-                b.put(t);
-                self.len += 1;
-                run = rest.next_if(|n| n.due >> BUCKET_SHIFT == key);
+            if b.sorted {
+                for t in run {
+                    b.put(*t);
+                }
+            } else {
+                b.v.extend_from_slice(run);
             }
+            self.len += n;
+            rest = tail;
         }
+        ts.clear();
     }
 
     pub fn next_due(&self) -> Option<i64> {
