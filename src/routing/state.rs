@@ -432,7 +432,12 @@ pub(crate) struct Tier {
 
 impl Clone for Tier {
     fn clone(&self) -> Self {
-        Tier { pool: self.pool.clone(), mask: self.mask.clone(), elig: self.elig.clone(), explicit: self.explicit.clone() }
+        Tier {
+            pool: self.pool.clone(),
+            mask: self.mask.clone(),
+            elig: self.elig.clone(),
+            explicit: self.explicit.clone(),
+        }
     }
 
     /// In place: masks of up to 64 profiles and empty name lists copy without allocating.
