@@ -639,8 +639,9 @@ impl State {
             // Nearly every timer reports at least one event.
             self.events.reserve(due.len());
             let mut memo = super::relax::StepMemo::default();
+            memo.timers = self.timers.take_spare();
             memo.timers.reserve(due.len());
-            for t in due {
+            for &t in &due {
                 // Plain step moves the batch way (no agent freed, nothing to drain); anything
                 // else one by one, after which the batch's memo is stale.
                 if let TimerKind::Step { item, epoch } = t.kind
@@ -653,6 +654,7 @@ impl State {
                 self.drain(now);
             }
             memo.flush(&mut self.timers);
+            self.timers.recycle(due);
         }
     }
 

@@ -114,11 +114,10 @@ impl<T: Copy> KeyedHeap<T> {
         }
     }
 
+    /// Drops every stale entry, in place (the allocation is kept for the entries to come).
     pub fn compact(&mut self, mut is_live: impl FnMut(&Entry<T>) -> bool) {
-        let old = std::mem::take(&mut self.heap).into_vec();
-        let kept: Vec<Entry<T>> = old.into_iter().filter(|e| is_live(e)).collect();
-        self.live = kept.len();
-        self.heap = BinaryHeap::from(kept);
+        self.heap.retain(|e| is_live(e));
+        self.live = self.heap.len();
     }
 
     /// The best `limit` live entries, best first, without removing them.

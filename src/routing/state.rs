@@ -591,6 +591,8 @@ pub(crate) struct Timer {
 pub(crate) struct Timers {
     buckets: BTreeMap<i64, Bucket>,
     pub len: usize,
+    /// An emptied timer list kept for its allocation (taken buckets come back here).
+    spare: Vec<Timer>,
 }
 
 #[derive(Debug, Default)]
@@ -621,8 +623,33 @@ impl Timers {
         self.len += 1;
     }
 
-    /// Adds timers in order, looking each run of one bucket up once.
+    /// An empty list with the capacity of the last one given back.
+    pub fn take_spare(&mut self) -> Vec<Timer> {
+        std::mem::take(&mut self.spare)
+    }
+
+    /// Gives back a list of fired timers (its allocation is reused).
+    pub fn recycle(&mut self, mut v: Vec<Timer>) {
+        if v.capacity() > self.spare.capacity() {
+            v.clear();
+            self.spare = v;
+        }
+    }
+
+    /// Adds timers in order, looking each run of one bucket up once (a list that is one new
+    /// bucket becomes that bucket as it is).
     pub fn add_all(&mut self, ts: &mut Vec<Timer>) {
+        if let (Some(first), Some(last)) = (ts.first(), ts.last())
+            && first.due >> BUCKET_SHIFT == last.due >> BUCKET_SHIFT
+            && ts.iter().all(|t| t.due >> BUCKET_SHIFT == first.due >> BUCKET_SHIFT)
+        {
+            let b = self.buckets.entry(first.due >> BUCKET_SHIFT).or_default();
+            if b.v.is_empty() && !b.sorted {
+                self.len += ts.len();
+                b.v = std::mem::take(ts);
+                return;
+            }
+        }
         let mut rest: &[Timer] = ts;
         while let Some(first) = rest.first() {
             let key = first.due >> BUCKET_SHIFT;
