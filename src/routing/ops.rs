@@ -649,11 +649,11 @@ impl State {
                 {
                     continue;
                 }
-                memo.flush(&mut self.timers);
+                self.flush_relax(&mut memo);
                 self.fire(t.kind, now);
                 self.drain(now);
             }
-            memo.flush(&mut self.timers);
+            self.flush_relax(&mut memo);
             self.timers.recycle(due);
         }
     }

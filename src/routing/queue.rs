@@ -103,13 +103,19 @@ impl<T: Copy> KeyedHeap<T> {
     }
 
     /// Records that one live entry went stale (its item left); empties the heap when no entry
-    /// is live, and compacts when stale entries outnumber live ones four to one.
-    pub fn note_removed(&mut self, is_live: impl FnMut(&Entry<T>) -> bool) {
+    /// is live. Compaction is the caller's, with [`maybe_compact`](Self::maybe_compact) (a
+    /// batch compacts once, at its end).
+    pub fn note_removed(&mut self) {
         self.live = self.live.saturating_sub(1);
         if self.live == 0 {
             // Every entry is stale: nothing to check.
             self.heap.clear();
-        } else if self.heap.len() > 64 && self.heap.len() > 4 * self.live + 64 {
+        }
+    }
+
+    /// Compacts when stale entries outnumber live ones four to one.
+    pub fn maybe_compact(&mut self, is_live: impl FnMut(&Entry<T>) -> bool) {
+        if self.heap.len() > 64 && self.heap.len() > 4 * self.live + 64 {
             self.compact(is_live);
         }
     }

@@ -9,7 +9,7 @@
 use super::RoutingEvent;
 use super::eligibility::{Mask, Term};
 use super::plan::TimerBasis;
-use super::state::{CPlan, IState, State, StepRef, Tier, Timer, TimerKind, Timers, chain_of, from_ms, ms};
+use super::state::{CPlan, IState, State, StepRef, Tier, Timer, TimerKind, chain_of, from_ms, live, ms};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -43,15 +43,31 @@ pub(crate) struct StepMemo {
     due: Option<(i64, StepRef, DateTime<Utc>, Option<DateTime<Utc>>)>,
     /// Next-step timers not added yet (added in one block, in order).
     pub timers: Vec<Timer>,
+    /// Moved items not requeued yet: (item, class, heap seq), in order.
+    queued: Vec<(u32, usize, u64)>,
+    /// Classes items left (compacted once, at the flush).
+    left: Vec<usize>,
 }
 
-impl StepMemo {
-    /// Adds the pending timers and forgets the groups (before anything else runs).
-    pub fn flush(&mut self, timers: &mut Timers) {
-        timers.add_all(&mut self.timers);
-        self.plan = None;
-        self.groups.clear();
-        self.due = None;
+impl State {
+    /// Adds the batch's pending timers, requeues its moved items and compacts the classes they
+    /// left; the memo forgets its groups. Runs before anything else looks at the state.
+    pub(crate) fn flush_relax(&mut self, memo: &mut StepMemo) {
+        self.timers.add_all(&mut memo.timers);
+        for (i, ci, seq) in memo.queued.drain(..) {
+            self.enqueue_in(i, ci, seq);
+        }
+        memo.left.sort_unstable();
+        memo.left.dedup();
+        for ci in memo.left.drain(..) {
+            let items = &self.items;
+            if let Some(class) = self.classes.get_mut(ci) {
+                class.heap.maybe_compact(|e| live(items, e.payload, e.seq));
+            }
+        }
+        memo.plan = None;
+        memo.groups.clear();
+        memo.due = None;
     }
 }
 
@@ -171,7 +187,13 @@ impl State {
             return false;
         }
         // The move, as `fire` → `advance` → `enter_step` → `route` would make it.
-        self.unqueue(i);
+        // Out of its class now, back in at the flush: a class all of whose items move is
+        // emptied without checks, and no entry goes stale on the way.
+        if let Some(left) = self.unqueue_uncompacted(i)
+            && memo.left.last() != Some(&left)
+        {
+            memo.left.push(left);
+        }
         let step_gen = self.next_seq();
         let Some(slot) = self.items.get_mut(i as usize).and_then(|s| s.as_mut()) else { return false };
         slot.at = next;
@@ -199,7 +221,7 @@ impl State {
             }
         };
         if let Some(ci) = ci {
-            self.enqueue_in(i, ci, seq);
+            memo.queued.push((i, ci, seq));
         }
         true
     }

@@ -1375,14 +1375,22 @@ impl State {
 
     /// Takes waiting item `i` out of its class (state becomes `Moving`).
     pub fn unqueue(&mut self, i: u32) {
-        let Some(slot) = self.items[i as usize].as_mut() else { return };
-        let IState::Waiting { class, .. } = slot.state else { return };
+        if let Some(class) = self.unqueue_uncompacted(i) {
+            let items = &self.items;
+            self.classes[class].heap.maybe_compact(|e| live(items, e.payload, e.seq));
+        }
+    }
+
+    /// [`State::unqueue`] leaving the class's compaction to the caller; the class left.
+    pub(crate) fn unqueue_uncompacted(&mut self, i: u32) -> Option<usize> {
+        let slot = self.items[i as usize].as_mut()?;
+        let IState::Waiting { class, .. } = slot.state else { return None };
         slot.state = IState::Moving;
         if let Some(q) = self.queues.at_mut(self.classes[class].qi) {
             q.waiting = q.waiting.saturating_sub(1);
         }
-        let items = &self.items;
-        self.classes[class].heap.note_removed(|e| live(items, e.payload, e.seq));
+        self.classes[class].heap.note_removed();
+        Some(class)
     }
 
     // ----- candidates
