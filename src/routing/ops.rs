@@ -638,8 +638,12 @@ impl State {
             }
             // Nearly every timer reports at least one event.
             self.events.reserve(due.len());
-            let mut memo = super::relax::StepMemo::default();
-            memo.timers = self.timers.take_spare();
+            // The batch's memo, with the buffers of the last batch.
+            let mut memo = std::mem::take(&mut self.relax);
+            let spare = self.timers.take_spare();
+            if spare.capacity() > memo.timers.capacity() {
+                memo.timers = spare;
+            }
             memo.timers.reserve(due.len());
             for &t in &due {
                 // Plain step moves the batch way (no agent freed, nothing to drain); anything
@@ -654,6 +658,7 @@ impl State {
                 self.drain(now);
             }
             self.flush_relax(&mut memo);
+            self.relax = memo;
             self.timers.recycle(due);
         }
     }

@@ -75,6 +75,12 @@ impl<T: Copy> KeyedHeap<T> {
         self.live += 1;
     }
 
+    /// Adds live entries in one block.
+    pub fn extend(&mut self, entries: impl ExactSizeIterator<Item = (ItemKey, u64, T)>) {
+        self.live += entries.len();
+        self.heap.extend(entries.map(|(key, seq, payload)| Entry { key, seq, payload }));
+    }
+
     /// Live entries.
     pub fn len(&self) -> usize {
         self.live

@@ -9,6 +9,7 @@
 use super::RoutingEvent;
 use super::eligibility::{Mask, Term};
 use super::plan::TimerBasis;
+use super::queue::{ItemKey, discipline_key_at};
 use super::state::{CPlan, IState, State, StepRef, Tier, Timer, TimerKind, chain_of, from_ms, live, ms};
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -43,8 +44,9 @@ pub(crate) struct StepMemo {
     due: Option<(i64, StepRef, DateTime<Utc>, Option<DateTime<Utc>>)>,
     /// Next-step timers not added yet (added in one block, in order).
     pub timers: Vec<Timer>,
-    /// Moved items not requeued yet: (item, class, heap seq), in order.
-    queued: Vec<(u32, usize, u64)>,
+    /// Moved items (already `Waiting`) whose heap entries are not added yet: (class, key,
+    /// heap seq, item), in order.
+    queued: Vec<(usize, ItemKey, u64, u32)>,
     /// Classes items left (compacted once, at the flush).
     left: Vec<usize>,
 }
@@ -54,9 +56,17 @@ impl State {
     /// left; the memo forgets its groups. Runs before anything else looks at the state.
     pub(crate) fn flush_relax(&mut self, memo: &mut StepMemo) {
         self.timers.add_all(&mut memo.timers);
-        for (i, ci, seq) in memo.queued.drain(..) {
-            self.enqueue_in(i, ci, seq);
+        // Each class's entries in one block (their order in a heap does not matter: entries
+        // leave by key, then seq).
+        memo.queued.sort_by_key(|e| e.0);
+        for run in memo.queued.chunk_by(|a, b| a.0 == b.0) {
+            let Some(class) = run.first().and_then(|e| self.classes.get_mut(e.0)) else { continue };
+            class.heap.extend(run.iter().map(|&(_, key, seq, i)| (key, seq, i)));
+            if let Some(q) = self.queues.at_mut(class.qi) {
+                q.waiting += run.len();
+            }
         }
+        memo.queued.clear();
         memo.left.sort_unstable();
         memo.left.dedup();
         for ci in memo.left.drain(..) {
@@ -220,8 +230,16 @@ impl State {
                 ci
             }
         };
-        if let Some(ci) = ci {
-            memo.queued.push((i, ci, seq));
+        // Waiting from now on; its heap entry is added at the flush (the group names no agent
+        // and no ranker reads affinity, so the item is listed for no agent).
+        let State { items, queues, .. } = self;
+        if let Some(ci) = ci
+            && let Some(q) = queues.at(qi)
+            && let Some(slot) = items.get_mut(i as usize).and_then(|s| s.as_mut())
+        {
+            let key = discipline_key_at(&q.config.discipline, &slot.item, slot.priority, slot.since_ms);
+            slot.state = IState::Waiting { class: ci, seq };
+            memo.queued.push((ci, key, seq, i));
         }
         true
     }

@@ -753,6 +753,8 @@ pub(crate) struct State {
     last_class: Option<usize>,
     /// Reused by `reindex`.
     scratch: Vec<(usize, usize, usize, DynArr)>,
+    /// The step-timer batch's memo, kept for its buffers.
+    pub(crate) relax: super::relax::StepMemo,
     /// What expressions can read, and the registered functions.
     pub schemas: super::condition::Schemas,
     /// Business-hours schedules for `schedule(…)`.
@@ -804,6 +806,7 @@ impl State {
             freed: Vec::new(),
             unknown_agent: AgentId::new("unknown").expect("a literal key is valid"),
             scratch: Vec::new(),
+            relax: Default::default(),
             last_class: None,
             schemas: super::condition::Schemas::default(),
             calendars: Arc::default(),
