@@ -84,7 +84,13 @@ impl State {
 /// Whether `a` and `b` are the same skills (the usual one or two entries compared without
 /// walking the trees when they differ).
 fn same_skills(a: &BTreeMap<String, u32>, b: &BTreeMap<String, u32>) -> bool {
-    a.len() == b.len() && a.first_key_value() == b.first_key_value() && (a.len() < 2 || a == b)
+    // Skill names are short: compared byte by byte inline rather than through `memcmp`.
+    let same_first = match (a.first_key_value(), b.first_key_value()) {
+        (Some((ka, la)), Some((kb, lb))) => la == lb && ka.len() == kb.len() && ka.bytes().eq(kb.bytes()),
+        (None, None) => true,
+        _ => false,
+    };
+    a.len() == b.len() && same_first && (a.len() < 2 || a == b)
 }
 
 /// Whether the tiers of step `at` read the item through its skills only (`Some(true)`), not at
