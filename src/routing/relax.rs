@@ -33,6 +33,16 @@ struct Group {
     class: Option<(usize, usize)>,
 }
 
+/// A step move's timing: the previous step's due (ms) and the next step, with the entry and
+/// next due they give.
+#[derive(Debug, Clone, Copy)]
+struct DueMemo {
+    due_ms: i64,
+    next: StepRef,
+    entered: DateTime<Utc>,
+    next_due: Option<DateTime<Utc>>,
+}
+
 /// What one run of step timers has computed so far; valid while no per-item move runs
 /// between (that one may change agents and queues).
 #[derive(Debug, Default)]
@@ -40,8 +50,8 @@ pub(crate) struct StepMemo {
     /// The plan, and whether a ranker reads affinity (items are then listed per agent).
     plan: Option<(Arc<CPlan>, bool)>,
     groups: Vec<Group>,
-    /// (previous step's due ms, next step, entered, next due) for step-entry timers.
-    due: Option<(i64, StepRef, DateTime<Utc>, Option<DateTime<Utc>>)>,
+    /// For step-entry timers: the last step move's entry and next due.
+    due: Option<DueMemo>,
     /// Next-step timers not added yet (added in one block, in order).
     pub timers: Vec<Timer>,
     /// Moved items (already `Waiting`) whose heap entries are not added yet: (class, key,
@@ -147,14 +157,14 @@ impl State {
         }
         // The step's entry (the previous due instant, as `advance` takes it) and next due.
         let (entered, next_due) = match memo.due {
-            Some((d, at, entered, next_due)) if d == due_ms && at == next && step.timer == TimerBasis::StepEntry => {
-                (entered, next_due)
+            Some(m) if m.due_ms == due_ms && m.next == next && step.timer == TimerBasis::StepEntry => {
+                (m.entered, m.next_due)
             }
             _ => {
                 let entered = from_ms(due_ms).min(now);
                 let next_due = self.step_due(step, &slot.item, entered);
                 if step.timer == TimerBasis::StepEntry {
-                    memo.due = Some((due_ms, next, entered, next_due));
+                    memo.due = Some(DueMemo { due_ms, next, entered, next_due });
                 }
                 (entered, next_due)
             }
