@@ -4,7 +4,9 @@
 //! with the step's tiers and next due instant computed once per group instead of once per item;
 //! anything else (a skip, a decision, a priority or queue change, an agent who could take the
 //! item, a step reading more of the item) goes the per-item way, in the same order, so seqs,
-//! timers and events come out exactly as they would one by one.
+//! timers and events come out exactly as they would one by one. The moved items' next timers
+//! and class-heap entries are added in blocks when the run ends or before anything else runs
+//! ([`State::flush_relax`]); their classes are compacted once then.
 
 use super::RoutingEvent;
 use super::eligibility::{Mask, Term};
