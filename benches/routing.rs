@@ -15,6 +15,8 @@
 //!   a `BinaryHeap`. Target ≤ 200 ns per step.
 //!
 //! Medians over the measured samples are printed with the ratios, and repeated in a summary.
+//! `ROUTING_BENCH_ONLY_RELAXATION=1` runs the relaxation case alone;
+//! `ROUTING_BENCH_SKIP_RELAXATION=1` leaves it out.
 
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use criterion::Criterion;
@@ -287,8 +289,11 @@ fn bench_relaxation(summary: &mut Vec<String>) {
 fn main() {
     let mut c = Criterion::default().configure_from_args();
     let mut summary = Vec::new();
-    bench_decide(&mut c, &mut summary);
-    bench_queue(&mut c, &mut summary);
+    // ROUTING_BENCH_ONLY_RELAXATION=1 runs the relaxation case alone (no decide/queue setup).
+    if std::env::var_os("ROUTING_BENCH_ONLY_RELAXATION").is_none() {
+        bench_decide(&mut c, &mut summary);
+        bench_queue(&mut c, &mut summary);
+    }
     // The relaxation run is timed by hand (one tick per step) and needs a minute of setup;
     // ROUTING_BENCH_SKIP_RELAXATION=1 skips it.
     if std::env::var_os("ROUTING_BENCH_SKIP_RELAXATION").is_none() {

@@ -353,7 +353,7 @@ impl Term {
     }
 
     /// Whether the term reads the item (so its answer per profile differs between items).
-    fn reads_item(&self) -> bool {
+    pub(crate) fn reads_item(&self) -> bool {
         match self {
             Term::Any
             | Term::Skill { .. }

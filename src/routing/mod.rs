@@ -74,6 +74,7 @@ mod ops;
 mod plan;
 mod queue;
 mod rank;
+mod relax;
 mod state;
 
 pub use condition::Condition;

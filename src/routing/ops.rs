@@ -638,10 +638,28 @@ impl State {
             }
             // Nearly every timer reports at least one event.
             self.events.reserve(due.len());
-            for t in due {
+            // The batch's memo, with the buffers of the last batch.
+            let mut memo = std::mem::take(&mut self.relax);
+            let spare = self.timers.take_spare();
+            if spare.capacity() > memo.timers.capacity() {
+                memo.timers = spare;
+            }
+            memo.timers.reserve(due.len());
+            for &t in &due {
+                // Plain step moves the batch way (no agent freed, nothing to drain); anything
+                // else one by one, after which the batch's memo is stale.
+                if let TimerKind::Step { item, epoch } = t.kind
+                    && self.relax_step(item, epoch, now, &mut memo)
+                {
+                    continue;
+                }
+                self.flush_relax(&mut memo);
                 self.fire(t.kind, now);
                 self.drain(now);
             }
+            self.flush_relax(&mut memo);
+            self.relax = memo;
+            self.timers.recycle(due);
         }
     }
 

@@ -75,6 +75,12 @@ impl<T: Copy> KeyedHeap<T> {
         self.live += 1;
     }
 
+    /// Adds live entries in one block.
+    pub fn extend(&mut self, entries: impl ExactSizeIterator<Item = (ItemKey, u64, T)>) {
+        self.live += entries.len();
+        self.heap.extend(entries.map(|(key, seq, payload)| Entry { key, seq, payload }));
+    }
+
     /// Live entries.
     pub fn len(&self) -> usize {
         self.live
@@ -103,22 +109,27 @@ impl<T: Copy> KeyedHeap<T> {
     }
 
     /// Records that one live entry went stale (its item left); empties the heap when no entry
-    /// is live, and compacts when stale entries outnumber live ones four to one.
-    pub fn note_removed(&mut self, is_live: impl FnMut(&Entry<T>) -> bool) {
+    /// is live. Compaction is the caller's, with [`maybe_compact`](Self::maybe_compact) (a
+    /// batch compacts once, at its end).
+    pub fn note_removed(&mut self) {
         self.live = self.live.saturating_sub(1);
         if self.live == 0 {
             // Every entry is stale: nothing to check.
             self.heap.clear();
-        } else if self.heap.len() > 64 && self.heap.len() > 4 * self.live + 64 {
+        }
+    }
+
+    /// Compacts when stale entries outnumber live ones four to one.
+    pub fn maybe_compact(&mut self, is_live: impl FnMut(&Entry<T>) -> bool) {
+        if self.heap.len() > 64 && self.heap.len() > 4 * self.live + 64 {
             self.compact(is_live);
         }
     }
 
+    /// Drops every stale entry, in place (the allocation is kept for the entries to come).
     pub fn compact(&mut self, mut is_live: impl FnMut(&Entry<T>) -> bool) {
-        let old = std::mem::take(&mut self.heap).into_vec();
-        let kept: Vec<Entry<T>> = old.into_iter().filter(|e| is_live(e)).collect();
-        self.live = kept.len();
-        self.heap = BinaryHeap::from(kept);
+        self.heap.retain(|e| is_live(e));
+        self.live = self.heap.len();
     }
 
     /// The best `limit` live entries, best first, without removing them.

@@ -422,12 +422,33 @@ pub(crate) enum IState {
     Moving,
 }
 
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Default)]
 pub(crate) struct Tier {
     pub pool: Mask,
     pub mask: Mask,
     pub elig: Mask,
     pub explicit: Vec<AgentId>,
+}
+
+impl Clone for Tier {
+    fn clone(&self) -> Self {
+        Tier {
+            pool: self.pool.clone(),
+            mask: self.mask.clone(),
+            elig: self.elig.clone(),
+            explicit: self.explicit.clone(),
+        }
+    }
+
+    /// In place: masks of up to 64 profiles and empty name lists copy without allocating.
+    fn clone_from(&mut self, o: &Self) {
+        self.pool.clone_from(&o.pool);
+        self.mask.clone_from(&o.mask);
+        self.elig.clone_from(&o.elig);
+        if !(self.explicit.is_empty() && o.explicit.is_empty()) {
+            self.explicit.clone_from(&o.explicit);
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -570,6 +591,8 @@ pub(crate) struct Timer {
 pub(crate) struct Timers {
     buckets: BTreeMap<i64, Bucket>,
     pub len: usize,
+    /// An emptied timer list kept for its allocation (taken buckets come back here).
+    spare: Vec<Timer>,
 }
 
 #[derive(Debug, Default)]
@@ -578,20 +601,72 @@ struct Bucket {
     v: Vec<Timer>,
 }
 
+impl Bucket {
+    /// Adds a timer (in its place once the bucket is sorted).
+    fn put(&mut self, t: Timer) {
+        if self.sorted {
+            let pos = self.v.partition_point(|x| later_first(x, &t) == std::cmp::Ordering::Less);
+            self.v.insert(pos, t);
+        } else {
+            self.v.push(t);
+        }
+    }
+}
+
 fn later_first(a: &Timer, b: &Timer) -> std::cmp::Ordering {
     (b.due, b.seq).cmp(&(a.due, a.seq))
 }
 
 impl Timers {
     pub fn add(&mut self, t: Timer) {
-        let b = self.buckets.entry(t.due >> BUCKET_SHIFT).or_default();
-        if b.sorted {
-            let pos = b.v.partition_point(|x| later_first(x, &t) == std::cmp::Ordering::Less);
-            b.v.insert(pos, t);
-        } else {
-            b.v.push(t);
-        }
+        self.buckets.entry(t.due >> BUCKET_SHIFT).or_default().put(t);
         self.len += 1;
+    }
+
+    /// An empty list with the capacity of the last one given back.
+    pub fn take_spare(&mut self) -> Vec<Timer> {
+        std::mem::take(&mut self.spare)
+    }
+
+    /// Gives back a list of fired timers (its allocation is reused).
+    pub fn recycle(&mut self, mut v: Vec<Timer>) {
+        if v.capacity() > self.spare.capacity() {
+            v.clear();
+            self.spare = v;
+        }
+    }
+
+    /// Adds timers in order, looking each run of one bucket up once (a list that is one new
+    /// bucket becomes that bucket as it is).
+    pub fn add_all(&mut self, ts: &mut Vec<Timer>) {
+        if let (Some(first), Some(last)) = (ts.first(), ts.last())
+            && first.due >> BUCKET_SHIFT == last.due >> BUCKET_SHIFT
+            && ts.iter().all(|t| t.due >> BUCKET_SHIFT == first.due >> BUCKET_SHIFT)
+        {
+            let b = self.buckets.entry(first.due >> BUCKET_SHIFT).or_default();
+            if b.v.is_empty() && !b.sorted {
+                self.len += ts.len();
+                b.v = std::mem::take(ts);
+                return;
+            }
+        }
+        let mut rest: &[Timer] = ts;
+        while let Some(first) = rest.first() {
+            let key = first.due >> BUCKET_SHIFT;
+            let n = rest.iter().position(|t| t.due >> BUCKET_SHIFT != key).unwrap_or(rest.len());
+            let (run, tail) = rest.split_at(n);
+            let b = self.buckets.entry(key).or_default();
+            if b.sorted {
+                for t in run {
+                    b.put(*t);
+                }
+            } else {
+                b.v.extend_from_slice(run);
+            }
+            self.len += n;
+            rest = tail;
+        }
+        ts.clear();
     }
 
     pub fn next_due(&self) -> Option<i64> {
@@ -678,6 +753,8 @@ pub(crate) struct State {
     last_class: Option<usize>,
     /// Reused by `reindex`.
     scratch: Vec<(usize, usize, usize, DynArr)>,
+    /// The step-timer batch's memo, kept for its buffers.
+    pub(crate) relax: super::relax::StepMemo,
     /// What expressions can read, and the registered functions.
     pub schemas: super::condition::Schemas,
     /// Business-hours schedules for `schedule(…)`.
@@ -729,6 +806,7 @@ impl State {
             freed: Vec::new(),
             unknown_agent: AgentId::new("unknown").expect("a literal key is valid"),
             scratch: Vec::new(),
+            relax: Default::default(),
             last_class: None,
             schemas: super::condition::Schemas::default(),
             calendars: Arc::default(),
@@ -1172,33 +1250,40 @@ impl State {
     pub fn compute_tiers(&mut self, i: u32) {
         let State { plan, items, profiles, queues, .. } = self;
         let Some(slot) = items.get_mut(i as usize).and_then(|s| s.as_mut()) else { return };
-        let (chain_start, chain_len) = match slot.at {
-            StepRef::Rule(r, s) if plan.plan.rules.get(r).is_some_and(|x| s < x.steps.len()) => {
-                let steps = &plan.plan.rules[r].steps;
-                let mut first = s;
-                while first > 0 && steps[first].mode == PoolMode::Widen {
-                    first -= 1;
-                }
-                (first, s + 1 - first)
-            }
-            _ => (0, 1),
-        };
-        slot.tiers.truncate(chain_len);
+        let wait = (&slot.queue, slot.qi);
+        Self::tiers_into(plan, profiles, queues, &slot.item, wait, slot.at, slot.step_entered, &mut slot.tiers);
+    }
+
+    /// The eligibility tiers of `item` (waiting in `wait`) at step `at`, entered at `entered`,
+    /// written over `tiers`.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn tiers_into(
+        plan: &CPlan,
+        profiles: &mut ProfileTable,
+        queues: &Queues,
+        item: &WorkItem,
+        wait: (&QueueId, u32),
+        at: StepRef,
+        entered: DateTime<Utc>,
+        tiers: &mut Vec<Tier>,
+    ) {
+        let (chain_start, chain_len) = chain_of(plan, at);
+        tiers.truncate(chain_len);
         let mut seen = Mask::default();
         for k in 0..chain_len {
-            let sr = match slot.at {
+            let sr = match at {
                 StepRef::Rule(r, _) => StepRef::Rule(r, chain_start + k),
                 other => other,
             };
             let step = plan.step(sr);
-            let elig = Self::elig_mask(profiles, step, &slot.item);
-            let pool = Self::pool_mask(queues, profiles, step, &slot.item, (&slot.queue, slot.qi), sr);
-            let explicit = Self::explicit_of(step, &slot.item, slot.step_entered);
-            if slot.tiers.len() <= k {
-                slot.tiers.push(Tier::default());
+            let elig = Self::elig_mask(profiles, step, item);
+            let pool = Self::pool_mask(queues, profiles, step, item, wait, sr);
+            let explicit = Self::explicit_of(step, item, entered);
+            if tiers.len() <= k {
+                tiers.push(Tier::default());
             }
             // Overwritten in place: no tier is built and dropped per step.
-            let Some(t) = slot.tiers.get_mut(k) else { return };
+            let Some(t) = tiers.get_mut(k) else { return };
             t.mask.clone_from(&pool);
             t.mask.and_with(&elig);
             if k > 0 {
@@ -1221,11 +1306,16 @@ impl State {
     pub fn enqueue(&mut self, i: u32) {
         let seq = self.next_seq();
         let Some(slot) = self.items[i as usize].as_ref() else { return };
-        let (queue, qi) = (&slot.queue, slot.qi);
-        let chan = slot.chan;
         let mask = if slot.by_policy { Mask::default() } else { slot.union_mask() };
-        let Some(q) = self.queues.at(qi) else { return };
-        let key: ItemKey = discipline_key_at(&q.config.discipline, &slot.item, slot.priority, slot.since_ms);
+        let (qi, chan) = (slot.qi, slot.chan);
+        let Some(ci) = self.class_for(qi, chan, mask) else { return };
+        self.enqueue_in(i, ci, seq);
+    }
+
+    /// The class of queue `qi` for items on channel `chan` with pool `mask` (created if there
+    /// is none yet); `None` if there is no such queue.
+    pub(crate) fn class_for(&mut self, qi: u32, chan: usize, mask: Mask) -> Option<usize> {
+        let q = self.queues.at(qi)?;
         // Items moving together usually land in the class the previous one did.
         let hint = self
             .last_class
@@ -1236,7 +1326,8 @@ impl State {
         let ci = match found {
             Some(c) => c,
             None => {
-                self.classes.push(Class { queue: queue.clone(), qi, chan, mask, heap: KeyedHeap::default() });
+                let queue = q.config.id.clone();
+                self.classes.push(Class { queue, qi, chan, mask, heap: KeyedHeap::default() });
                 let ci = self.classes.len() - 1;
                 if let Some(q) = self.queues.at_mut(qi) {
                     q.classes.push(ci);
@@ -1245,7 +1336,17 @@ impl State {
             }
         };
         self.last_class = Some(ci);
-        self.classes[ci].heap.push(key, seq, i);
+        Some(ci)
+    }
+
+    /// Puts (moving) item `i` into class `ci` of its queue with heap seq `seq`.
+    pub(crate) fn enqueue_in(&mut self, i: u32, ci: usize, seq: u64) {
+        let Some(slot) = self.items[i as usize].as_ref() else { return };
+        let Some(q) = self.queues.at(slot.qi) else { return };
+        let key: ItemKey = discipline_key_at(&q.config.discipline, &slot.item, slot.priority, slot.since_ms);
+        let qi = slot.qi;
+        let Some(class) = self.classes.get_mut(ci) else { return };
+        class.heap.push(key, seq, i);
         if let Some(q) = self.queues.at_mut(qi) {
             q.waiting += 1;
         }
@@ -1277,14 +1378,22 @@ impl State {
 
     /// Takes waiting item `i` out of its class (state becomes `Moving`).
     pub fn unqueue(&mut self, i: u32) {
-        let Some(slot) = self.items[i as usize].as_mut() else { return };
-        let IState::Waiting { class, .. } = slot.state else { return };
+        if let Some(class) = self.unqueue_uncompacted(i) {
+            let items = &self.items;
+            self.classes[class].heap.maybe_compact(|e| live(items, e.payload, e.seq));
+        }
+    }
+
+    /// [`State::unqueue`] leaving the class's compaction to the caller; the class left.
+    pub(crate) fn unqueue_uncompacted(&mut self, i: u32) -> Option<usize> {
+        let slot = self.items[i as usize].as_mut()?;
+        let IState::Waiting { class, .. } = slot.state else { return None };
         slot.state = IState::Moving;
         if let Some(q) = self.queues.at_mut(self.classes[class].qi) {
             q.waiting = q.waiting.saturating_sub(1);
         }
-        let items = &self.items;
-        self.classes[class].heap.note_removed(|e| live(items, e.payload, e.seq));
+        self.classes[class].heap.note_removed();
+        Some(class)
     }
 
     // ----- candidates
@@ -1295,13 +1404,19 @@ impl State {
         // The common "nobody can take it" answer without entering the search (items waiting
         // for agents are asked on every step and every retry).
         let Some(slot) = self.items.get(i as usize).and_then(|s| s.as_ref()) else { return Vec::new() };
-        let spec = self.rankers.get(self.ranker_of(slot.at)).map_or(0, |r| r.spec);
-        let Some(chidx) = self.index.get(spec).and_then(|s| s.chans.get(slot.chan)) else { return Vec::new() };
-        // Nobody of the pool can take anything on this channel now (and nobody is named).
-        if slot.tiers.iter().all(|t| t.explicit.is_empty() && !t.mask.intersects(&chidx.avail)) {
+        if self.nobody_available(&slot.tiers, slot.at, slot.chan) {
             return Vec::new();
         }
         self.search_candidates(i, n, now)
+    }
+
+    /// Whether nobody of the pool (`tiers` at step `at`) can take anything on channel `chan`
+    /// now, and nobody is named.
+    #[inline]
+    pub(crate) fn nobody_available(&self, tiers: &[Tier], at: StepRef, chan: usize) -> bool {
+        let spec = self.rankers.get(self.ranker_of(at)).map_or(0, |r| r.spec);
+        let Some(chidx) = self.index.get(spec).and_then(|s| s.chans.get(chan)) else { return true };
+        tiers.iter().all(|t| t.explicit.is_empty() && !t.mask.intersects(&chidx.avail))
     }
 
     /// [`State::candidates`] once some agent of the pool may be available.
@@ -1663,6 +1778,22 @@ impl State {
             TimerBasis::StepEntry => add(now, d),
             TimerBasis::ItemAge => add(item.eligible_since, d),
         })
+    }
+}
+
+/// The steps whose pools make up the tiers at `at` (the step and the widening steps before it):
+/// first step, count.
+pub(crate) fn chain_of(plan: &CPlan, at: StepRef) -> (usize, usize) {
+    match at {
+        StepRef::Rule(r, s) if plan.plan.rules.get(r).is_some_and(|x| s < x.steps.len()) => {
+            let steps = &plan.plan.rules[r].steps;
+            let mut first = s;
+            while first > 0 && steps[first].mode == PoolMode::Widen {
+                first -= 1;
+            }
+            (first, s + 1 - first)
+        }
+        _ => (0, 1),
     }
 }
 

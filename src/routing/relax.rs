@@ -1,0 +1,272 @@
+//! The batch path of step timers. Step timers that fall due together mostly move items that
+//! nobody can take on to their next step: the same step of the same rule, with tiers that
+//! depend on the step and (for `ItemSkills`) on the item's skills only. Such a move is done here
+//! with the step's tiers and next due instant computed once per group instead of once per item;
+//! anything else (a skip, a decision, a priority or queue change, an agent who could take the
+//! item, a step reading more of the item) goes the per-item way, in the same order, so seqs,
+//! timers and events come out exactly as they would one by one. The moved items' next timers
+//! and class-heap entries are added in blocks when the run ends or before anything else runs
+//! ([`State::flush_relax`]); their classes are compacted once then.
+
+use super::RoutingEvent;
+use super::eligibility::{Mask, Term};
+use super::plan::TimerBasis;
+use super::queue::{ItemKey, discipline_key_at};
+use super::state::{CPlan, IState, State, StepRef, Tier, Timer, TimerKind, chain_of, from_ms, live, ms};
+use crate::model::QueueId;
+use chrono::{DateTime, Utc};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Most groups remembered at once (a tick's items go to a handful of steps and skill sets).
+const MEMO_GROUPS: usize = 32;
+
+/// One group: items at step `at` waiting in queue `qi` (the item's own queue being the wait
+/// queue, none, or another one), with these skills when the step's tiers read them.
+#[derive(Debug)]
+struct Group {
+    at: StepRef,
+    qi: u32,
+    item_queue: u8,
+    skills: Option<BTreeMap<String, u32>>,
+    /// `None`: the step's tiers read more of the item than its skills (per-item way).
+    tiers: Option<Vec<Tier>>,
+    /// The class its items wait in on a channel (channel, class), once nobody of the pool was
+    /// found available on that channel (which holds until the memo is flushed).
+    class: Option<(usize, usize)>,
+}
+
+/// A step move's timing: the previous step's due (ms) and the next step, with the entry and
+/// next due they give.
+#[derive(Debug, Clone, Copy)]
+struct DueMemo {
+    due_ms: i64,
+    next: StepRef,
+    entered: DateTime<Utc>,
+    next_due: Option<DateTime<Utc>>,
+}
+
+/// What one run of step timers has computed so far; valid while no per-item move runs
+/// between (that one may change agents and queues).
+#[derive(Debug, Default)]
+pub(crate) struct StepMemo {
+    /// The plan, and whether a ranker reads affinity (items are then listed per agent).
+    plan: Option<(Arc<CPlan>, bool)>,
+    groups: Vec<Group>,
+    /// For step-entry timers: the last step move's entry and next due.
+    due: Option<DueMemo>,
+    /// Next-step timers not added yet (added in one block, in order).
+    pub timers: Vec<Timer>,
+    /// Moved items (already `Waiting`) whose heap entries are not added yet: (class, key,
+    /// heap seq, item), in order.
+    queued: Vec<(usize, ItemKey, u64, u32)>,
+    /// Classes items left (compacted once, at the flush).
+    left: Vec<usize>,
+}
+
+impl State {
+    /// Adds the batch's pending timers, requeues its moved items and compacts the classes they
+    /// left; the memo forgets its groups. Runs before anything else looks at the state.
+    pub(crate) fn flush_relax(&mut self, memo: &mut StepMemo) {
+        self.timers.add_all(&mut memo.timers);
+        // Each class's entries in one block (their order in a heap does not matter: entries
+        // leave by key, then seq).
+        memo.queued.sort_by_key(|e| e.0);
+        for run in memo.queued.chunk_by(|a, b| a.0 == b.0) {
+            let Some(class) = run.first().and_then(|e| self.classes.get_mut(e.0)) else { continue };
+            class.heap.extend(run.iter().map(|&(_, key, seq, i)| (key, seq, i)));
+            if let Some(q) = self.queues.at_mut(class.qi) {
+                q.waiting += run.len();
+            }
+        }
+        memo.queued.clear();
+        memo.left.sort_unstable();
+        memo.left.dedup();
+        for ci in memo.left.drain(..) {
+            let items = &self.items;
+            if let Some(class) = self.classes.get_mut(ci) {
+                class.heap.maybe_compact(|e| live(items, e.payload, e.seq));
+            }
+        }
+        memo.plan = None;
+        memo.groups.clear();
+        memo.due = None;
+    }
+}
+
+/// Whether `a` and `b` name the same queue (ids cloned from one another share their key: no
+/// byte comparison then).
+fn same_queue(a: &QueueId, b: &QueueId) -> bool {
+    let (x, y) = (a.as_str(), b.as_str());
+    (std::ptr::eq(x.as_ptr(), y.as_ptr()) && x.len() == y.len()) || x == y
+}
+
+/// Whether `a` and `b` are the same skills (the usual one or two entries compared without
+/// walking the trees when they differ).
+fn same_skills(a: &BTreeMap<String, u32>, b: &BTreeMap<String, u32>) -> bool {
+    // Skill names are short: compared byte by byte inline rather than through `memcmp`.
+    let same_first = match (a.first_key_value(), b.first_key_value()) {
+        (Some((ka, la)), Some((kb, lb))) => la == lb && ka.len() == kb.len() && ka.bytes().eq(kb.bytes()),
+        (None, None) => true,
+        _ => false,
+    };
+    a.len() == b.len() && same_first && (a.len() < 2 || a == b)
+}
+
+/// Whether the tiers of step `at` read the item through its skills only (`Some(true)`), not at
+/// all (`Some(false)`), or otherwise (`None`).
+fn reads_skills_only(plan: &CPlan, at: StepRef) -> Option<bool> {
+    let StepRef::Rule(r, _) = at else { return None };
+    let (first, len) = chain_of(plan, at);
+    let steps = plan.plan.rules.get(r)?.steps.get(first..first + len)?;
+    let mut skills = false;
+    for step in steps {
+        let p = &step.pool;
+        if step.custom.is_some() || !p.agents.is_empty() || p.preferred_agents || p.last_agent {
+            return None;
+        }
+        match &step.eligibility {
+            Term::ItemSkills => skills = true,
+            t if !t.reads_item() => {}
+            _ => return None,
+        }
+    }
+    Some(skills)
+}
+
+impl State {
+    /// Moves waiting item `i` whose step timer `epoch` fell due on to its next step the batch
+    /// way, if that move is a plain one (see the module docs). `false`, with nothing changed,
+    /// if it must go the per-item way.
+    pub(crate) fn relax_step(&mut self, i: u32, epoch: u64, now: DateTime<Utc>, memo: &mut StepMemo) -> bool {
+        if memo.plan.is_none() {
+            memo.plan = Some((self.plan.clone(), self.rankers.iter().any(|r| r.affinity)));
+        }
+        // Items named for agents (affinity rankers) are listed per agent: the per-item way.
+        let Some((plan, false)) = &memo.plan else { return false };
+        let plan: &CPlan = plan;
+        let now_ms = ms(now);
+        let Some(slot) = self.items.get(i as usize).and_then(|s| s.as_ref()) else { return false };
+        if slot.step_gen != epoch
+            || slot.by_policy
+            || slot.announced != slot.wait_gen
+            || !matches!(slot.state, IState::Waiting { .. })
+        {
+            return false;
+        }
+        let StepRef::Rule(r, s) = slot.at else { return false };
+        let Some(due_ms) = slot.step_due.filter(|d| *d <= now_ms) else { return false };
+        let next = StepRef::Rule(r, s + 1);
+        let Some(step) = plan.plan.rules.get(r).and_then(|x| x.steps.get(s + 1)) else { return false };
+        if step.priority.is_some() || step.skip_if.is_some() || step.decision.is_some() {
+            return false;
+        }
+        let want = step.pool.queues.first().or(slot.item.queue.as_ref()).unwrap_or(&self.config.default_queue);
+        if !same_queue(want, &slot.queue) || self.queues.at(slot.qi).is_none() {
+            return false;
+        }
+        // The step's entry (the previous due instant, as `advance` takes it) and next due.
+        let (entered, next_due) = match memo.due {
+            Some(m) if m.due_ms == due_ms && m.next == next && step.timer == TimerBasis::StepEntry => {
+                (m.entered, m.next_due)
+            }
+            _ => {
+                let entered = from_ms(due_ms).min(now);
+                let next_due = self.step_due(step, &slot.item, entered);
+                if step.timer == TimerBasis::StepEntry {
+                    memo.due = Some(DueMemo { due_ms, next, entered, next_due });
+                }
+                (entered, next_due)
+            }
+        };
+        if next_due.is_some_and(|d| d <= now) {
+            return false;
+        }
+        // The group's tiers.
+        // A default pool is the item's own queue's members: the wait queue's (in the key) or
+        // all agents; another queue of its own goes the per-item way.
+        let item_queue = match &slot.item.queue {
+            None => 0,
+            Some(q) if same_queue(q, &slot.queue) => 1,
+            Some(_) => return false,
+        };
+        let (qi, chan) = (slot.qi, slot.chan);
+        let found = memo.groups.iter().position(|g| {
+            g.at == next
+                && g.qi == qi
+                && g.item_queue == item_queue
+                && g.skills.as_ref().is_none_or(|sk| same_skills(sk, &slot.item.skills))
+        });
+        let g = match found {
+            Some(g) => g,
+            None => {
+                if memo.groups.len() >= MEMO_GROUPS {
+                    memo.groups.clear();
+                }
+                let reads = reads_skills_only(plan, next);
+                let tiers = reads.map(|_| {
+                    let mut tiers = Vec::new();
+                    let State { profiles, queues, .. } = self;
+                    let wait = (&slot.queue, slot.qi);
+                    Self::tiers_into(plan, profiles, queues, &slot.item, wait, next, entered, &mut tiers);
+                    tiers
+                });
+                let skills = (reads == Some(true)).then(|| slot.item.skills.clone());
+                memo.groups.push(Group { at: next, qi, item_queue, skills, tiers, class: None });
+                memo.groups.len() - 1
+            }
+        };
+        let Some(group) = memo.groups.get_mut(g) else { return false };
+        let Some(tiers) = group.tiers.as_ref() else { return false };
+        let known = group.class.filter(|(c, _)| *c == chan).map(|(_, ci)| ci);
+        if known.is_none() && !self.nobody_available(tiers, next, chan) {
+            return false;
+        }
+        // The move, as `fire` → `advance` → `enter_step` → `route` would make it.
+        // Out of its class now, back in at the flush: a class all of whose items move is
+        // emptied without checks, and no entry goes stale on the way.
+        if let Some(left) = self.unqueue_uncompacted(i)
+            && memo.left.last() != Some(&left)
+        {
+            memo.left.push(left);
+        }
+        let step_gen = self.next_seq();
+        let Some(slot) = self.items.get_mut(i as usize).and_then(|s| s.as_mut()) else { return false };
+        slot.at = next;
+        slot.step_entered = entered;
+        slot.step_gen = step_gen;
+        slot.tiers.clone_from(tiers);
+        slot.step_due = next_due.map(ms);
+        let id = slot.item.id;
+        if let Some(due) = next_due {
+            let seq = self.next_seq();
+            memo.timers.push(Timer { due: ms(due), seq, kind: TimerKind::Step { item: i, epoch: step_gen } });
+        }
+        self.events.push(RoutingEvent::StepEntered { item: id, rule: plan.rule_name(r), step: s + 1 });
+        let seq = self.next_seq();
+        let ci = match known {
+            Some(ci) => Some(ci),
+            None => {
+                let mut mask = Mask::default();
+                for t in tiers {
+                    mask.or_with(&t.mask);
+                }
+                let ci = self.class_for(qi, chan, mask);
+                group.class = ci.map(|ci| (chan, ci));
+                ci
+            }
+        };
+        // Waiting from now on; its heap entry is added at the flush (the group names no agent
+        // and no ranker reads affinity, so the item is listed for no agent).
+        let State { items, queues, .. } = self;
+        if let Some(ci) = ci
+            && let Some(q) = queues.at(qi)
+            && let Some(slot) = items.get_mut(i as usize).and_then(|s| s.as_mut())
+        {
+            let key = discipline_key_at(&q.config.discipline, &slot.item, slot.priority, slot.since_ms);
+            slot.state = IState::Waiting { class: ci, seq };
+            memo.queued.push((ci, key, seq, i));
+        }
+        true
+    }
+}
