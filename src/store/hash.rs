@@ -40,6 +40,9 @@ pub(crate) type IdMap<K, V> = HashMap<K, V, BuildHasherDefault<IdHasher>>;
 /// A map keyed by caller-supplied values, hashed with per-map random seeds.
 pub(crate) type KeyedMap<K, V> = HashMap<K, V, KeyedState>;
 
+/// A set of caller-supplied values, hashed with per-map random seeds.
+pub(crate) type KeyedSet<K> = std::collections::HashSet<K, KeyedState>;
+
 /// The 64-bit product of `a` and `b`, folded: the high half xor the low half.
 #[inline]
 fn fold_mul(a: u64, b: u64) -> u64 {

@@ -1,15 +1,18 @@
 //! The in-memory store: always compiled, the same semantics as a database backend.
 
-use super::hash::{IdMap, KeyedMap};
+use super::hash::{IdMap, KeyedMap, KeyedSet};
 use super::rules::{Lookup, Standing, check};
 use super::{ChangeSet, Committed, LinkKey, MessageQuery, MessageScope, Store, ThreadKey, ThreadKeyClaim};
 use crate::events::StoredEvent;
 use crate::idgen::IdGen;
 use crate::model::{
-    AddressKind, ChannelKind, Conversation, ConversationId, Customer, CustomerId, EventId, Identity, IdentityId,
-    Message, MessageId, NormalizedAddress, TenantId, Verification,
+    AddressKind, ChannelKind, Conversation, ConversationId, Customer, CustomerId, EndpointActivity, EndpointId,
+    EventId, Identity, IdentityId, Message, MessageId, NormalizedAddress, TenantId, Verification,
 };
 use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use std::borrow::Borrow;
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// A [`Store`] that keeps everything in memory, for tests and single-process hosts.
@@ -29,14 +32,140 @@ fn kind_index(kind: AddressKind) -> usize {
     }
 }
 
+/// The strings of a stored identity in one allocation — normalised address, raw address,
+/// display name — and its key in the address index. A lookup by address finds the whole
+/// identity in the probed bucket and this one block (the key comparison reads it anyway).
+#[derive(Debug)]
+struct PackedKey {
+    text: Box<str>,
+    value_len: usize,
+    raw_len: usize,
+    has_display: bool,
+}
+
+impl PackedKey {
+    fn new(identity: &Identity) -> Self {
+        let (value, raw, display) = (&identity.address.value, &identity.raw_address, identity.display_name.as_deref());
+        let mut text = String::with_capacity(value.len() + raw.len() + display.map_or(0, str::len));
+        text.push_str(value);
+        text.push_str(raw);
+        text.push_str(display.unwrap_or_default());
+        PackedKey {
+            text: text.into_boxed_str(),
+            value_len: value.len(),
+            raw_len: raw.len(),
+            has_display: display.is_some(),
+        }
+    }
+
+    fn value(&self) -> &str {
+        self.text.get(..self.value_len).unwrap_or_default()
+    }
+
+    fn raw(&self) -> &str {
+        self.text.get(self.value_len..self.value_len + self.raw_len).unwrap_or_default()
+    }
+
+    fn display(&self) -> Option<&str> {
+        self.has_display.then(|| self.text.get(self.value_len + self.raw_len..).unwrap_or_default())
+    }
+}
+
+impl Borrow<str> for PackedKey {
+    fn borrow(&self) -> &str {
+        self.value()
+    }
+}
+
+impl Hash for PackedKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.value().hash(state);
+    }
+}
+
+impl PartialEq for PackedKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.value() == other.value()
+    }
+}
+
+impl Eq for PackedKey {}
+
+/// The rest of a stored identity (channel and address kind are where it is filed). The first
+/// endpoint is kept inline: most identities only ever use one of our endpoints.
+#[derive(Debug)]
+struct StoredIdentity {
+    id: IdentityId,
+    tenant: TenantId,
+    customer: CustomerId,
+    verification: Verification,
+    first_endpoint: Option<EndpointActivity>,
+    more_endpoints: Vec<EndpointActivity>,
+    first_seen: DateTime<Utc>,
+    last_seen: DateTime<Utc>,
+    version: u64,
+}
+
+impl StoredIdentity {
+    /// Packs `identity`, sharing its endpoint ids with the other identities of the tenant
+    /// (`endpoints`): cloning an identity then touches one hot reference count per endpoint, not
+    /// a cold one per identity.
+    fn pack(identity: Identity, endpoints: &mut KeyedSet<EndpointId>) -> (PackedKey, StoredIdentity) {
+        let key = PackedKey::new(&identity);
+        let mut endpoints = identity.endpoints.into_iter().map(|mut e| {
+            match endpoints.get(&e.endpoint) {
+                Some(shared) => e.endpoint = shared.clone(),
+                None => {
+                    endpoints.insert(e.endpoint.clone());
+                }
+            }
+            e
+        });
+        let first_endpoint = endpoints.next();
+        let stored = StoredIdentity {
+            id: identity.id,
+            tenant: identity.tenant,
+            customer: identity.customer,
+            verification: identity.verification,
+            first_endpoint,
+            more_endpoints: endpoints.collect(),
+            first_seen: identity.first_seen,
+            last_seen: identity.last_seen,
+            version: identity.version,
+        };
+        (key, stored)
+    }
+
+    fn unpack(&self, channel: &ChannelKind, kind: AddressKind, key: &PackedKey) -> Identity {
+        Identity {
+            id: self.id,
+            tenant: self.tenant.clone(),
+            customer: self.customer,
+            channel: channel.clone(),
+            address: NormalizedAddress { kind, value: key.value().to_owned() },
+            raw_address: key.raw().to_owned(),
+            verification: self.verification,
+            display_name: key.display().map(str::to_owned),
+            endpoints: self.first_endpoint.iter().chain(&self.more_endpoints).cloned().collect(),
+            first_seen: self.first_seen,
+            last_seen: self.last_seen,
+            version: self.version,
+        }
+    }
+}
+
 /// One tenant's records and indexes. Also the snapshot the PostgreSQL store checks a change
 /// set against (it loads the records the change set touches into an empty one).
 #[derive(Debug, Default)]
 pub(crate) struct TenantData {
     customers: IdMap<CustomerId, Customer>,
     external_ids: KeyedMap<String, CustomerId>,
-    identities: IdMap<IdentityId, Identity>,
-    identity_by_address: KeyedMap<ChannelKind, [KeyedMap<String, IdentityId>; 3]>,
+    /// Where each identity is stored: its channel and address.
+    identities: IdMap<IdentityId, (ChannelKind, NormalizedAddress)>,
+    /// The identities themselves, by channel, address kind and normalised address.
+    identity_by_address: KeyedMap<ChannelKind, [KeyedMap<PackedKey, StoredIdentity>; 3]>,
+    /// One shared copy of each endpoint id the identities name.
+    endpoints: KeyedSet<EndpointId>,
     identities_by_customer: IdMap<CustomerId, Vec<IdentityId>>,
     link_keys: [KeyedMap<String, Vec<IdentityId>>; 3],
     conversations: IdMap<ConversationId, Conversation>,
@@ -96,14 +225,17 @@ impl InMemoryStore {
             let thread_keys: Vec<_> = d.thread_keys.iter().collect();
             let message_keys: Vec<_> = d.message_keys.iter().flat_map(|(c, m)| m.keys().map(move |k| (c, k))).collect();
             let link_keys: Vec<_> = d.link_keys.iter().flat_map(|m| m.keys()).collect();
-            let addresses: Vec<_> =
-                d.identity_by_address.values().flat_map(|a| a.iter().flat_map(|m| m.keys())).collect();
+            let addresses: Vec<_> = d
+                .identity_by_address
+                .values()
+                .flat_map(|a| a.iter().flat_map(|m| m.keys().map(PackedKey::value)))
+                .collect();
             out.insert(
                 id.to_string(),
                 serde_json::json!({
                     "customers": d.customers.values().collect::<Vec<_>>(),
                     "external_ids": d.external_ids,
-                    "identities": d.identities.values().collect::<Vec<_>>(),
+                    "identities": d.identities.keys().filter_map(|id| d.identity(*id)).collect::<Vec<_>>(),
                     "identity_addresses": addresses,
                     "link_keys": link_keys,
                     "conversations": d.conversations.values().collect::<Vec<_>>(),
@@ -119,25 +251,49 @@ impl InMemoryStore {
 }
 
 impl TenantData {
+    /// The stored identity with `(channel, kind, value)`.
+    fn stored_at(
+        &self,
+        channel: &ChannelKind,
+        kind: AddressKind,
+        value: &str,
+    ) -> Option<(&PackedKey, &StoredIdentity)> {
+        self.identity_by_address.get(channel)?[kind_index(kind)].get_key_value(value)
+    }
+
+    /// The stored identity `id`, with its channel and address kind.
+    fn stored(&self, id: IdentityId) -> Option<(&ChannelKind, AddressKind, &PackedKey, &StoredIdentity)> {
+        let (channel, address) = self.identities.get(&id)?;
+        let (key, stored) = self.stored_at(channel, address.kind, &address.value)?;
+        Some((channel, address.kind, key, stored))
+    }
+
+    /// The identity `id`, as a record.
+    fn identity(&self, id: IdentityId) -> Option<Identity> {
+        self.stored(id).map(|(channel, kind, key, stored)| stored.unpack(channel, kind, key))
+    }
+
     fn identity_id_by_address(&self, channel: &ChannelKind, address: &NormalizedAddress) -> Option<IdentityId> {
-        self.identity_by_address.get(channel)?[kind_index(address.kind)].get(&address.value).copied()
+        self.stored_at(channel, address.kind, &address.value).map(|(_, s)| s.id)
     }
 
     fn remove_identity(&mut self, id: IdentityId) {
-        if let Some(old) = self.identities.remove(&id) {
-            if let Some(m) = self.identity_by_address.get_mut(&old.channel) {
-                m[kind_index(old.address.kind)].remove(&old.address.value);
-            }
-            if let Some(v) = self.identities_by_customer.get_mut(&old.customer) {
+        let Some((channel, address)) = self.identities.remove(&id) else { return };
+        let removed = self
+            .identity_by_address
+            .get_mut(&channel)
+            .and_then(|m| m[kind_index(address.kind)].remove(address.value.as_str()));
+        if let Some(old) = removed
+            && let Some(v) = self.identities_by_customer.get_mut(&old.customer)
+        {
+            v.retain(|i| *i != id);
+        }
+        if LinkKey::of(&address).is_some() {
+            let map = &mut self.link_keys[kind_index(address.kind)];
+            if let Some(v) = map.get_mut(&address.value) {
                 v.retain(|i| *i != id);
-            }
-            if LinkKey::of(&old.address).is_some() {
-                let map = &mut self.link_keys[kind_index(old.address.kind)];
-                if let Some(v) = map.get_mut(&old.address.value) {
-                    v.retain(|i| *i != id);
-                    if v.is_empty() {
-                        map.remove(&old.address.value);
-                    }
+                if v.is_empty() {
+                    map.remove(&address.value);
                 }
             }
         }
@@ -145,19 +301,29 @@ impl TenantData {
 
     pub(crate) fn put_identity(&mut self, identity: Identity) {
         let id = identity.id;
-        match self.identities.get(&id) {
-            Some(old) if old.customer != identity.customer => {
-                let old_customer = old.customer;
-                if let Some(v) = self.identities_by_customer.get_mut(&old_customer) {
+        let old_customer = match self.identities.get(&id) {
+            Some((channel, address)) if *channel == identity.channel && *address == identity.address => self
+                .identity_by_address
+                .get_mut(channel)
+                .and_then(|m| m[kind_index(address.kind)].remove(address.value.as_str()))
+                .map(|old| old.customer),
+            Some(_) => {
+                // Addresses never change (the contract checks refuse it); refile if one did.
+                self.remove_identity(id);
+                None
+            }
+            None => None,
+        };
+        match old_customer {
+            Some(old) if old != identity.customer => {
+                if let Some(v) = self.identities_by_customer.get_mut(&old) {
                     v.retain(|i| *i != id);
                 }
                 self.identities_by_customer.entry(identity.customer).or_default().push(id);
             }
             Some(_) => {}
             None => {
-                self.identity_by_address.entry(identity.channel.clone()).or_default()
-                    [kind_index(identity.address.kind)]
-                .insert(identity.address.value.clone(), id);
+                self.identities.insert(id, (identity.channel.clone(), identity.address.clone()));
                 self.identities_by_customer.entry(identity.customer).or_default().push(id);
                 if LinkKey::of(&identity.address).is_some() {
                     self.link_keys[kind_index(identity.address.kind)]
@@ -167,7 +333,10 @@ impl TenantData {
                 }
             }
         }
-        self.identities.insert(id, identity);
+        let channel = identity.channel.clone();
+        let kind = kind_index(identity.address.kind);
+        let (key, stored) = StoredIdentity::pack(identity, &mut self.endpoints);
+        self.identity_by_address.entry(channel).or_default()[kind].insert(key, stored);
     }
 
     pub(crate) fn put_customer(&mut self, customer: Customer) {
@@ -312,10 +481,11 @@ impl Lookup for TenantData {
         id: IdentityId,
         at: Option<(&ChannelKind, &NormalizedAddress)>,
     ) -> crate::Result<Option<(u64, bool)>> {
-        Ok(self
-            .identities
-            .get(&id)
-            .map(|i| (i.version, at.is_none_or(|(channel, address)| &i.channel == channel && &i.address == address))))
+        Ok(self.stored(id).map(|(c, kind, key, s)| {
+            let same = at
+                .is_none_or(|(channel, address)| c == channel && kind == address.kind && key.value() == address.value);
+            (s.version, same)
+        }))
     }
 
     fn identity_by_address(
@@ -331,8 +501,8 @@ impl Lookup for TenantData {
             .get(&address.value)
             .into_iter()
             .flatten()
-            .filter_map(|id| self.identities.get(id))
-            .map(|i| (i.id, i.customer, i.verification))
+            .filter_map(|id| self.stored(*id))
+            .map(|(.., i)| (i.id, i.customer, i.verification))
             .collect())
     }
 
@@ -360,7 +530,7 @@ impl Store for InMemoryStore {
     }
 
     async fn identity(&self, tenant: &TenantId, id: IdentityId) -> crate::Result<Option<Identity>> {
-        Ok(self.with(tenant, None, |d| d.identities.get(&id).cloned()))
+        Ok(self.with(tenant, None, |d| d.identity(id)))
     }
 
     async fn identity_by_address(
@@ -370,18 +540,14 @@ impl Store for InMemoryStore {
         address: &NormalizedAddress,
     ) -> crate::Result<Option<Identity>> {
         Ok(self.with(tenant, None, |d| {
-            d.identity_id_by_address(channel, address).and_then(|id| d.identities.get(&id)).cloned()
+            d.stored_at(channel, address.kind, &address.value)
+                .map(|(key, stored)| stored.unpack(channel, address.kind, key))
         }))
     }
 
     async fn identities_of(&self, tenant: &TenantId, customer: CustomerId) -> crate::Result<Vec<Identity>> {
         Ok(self.with(tenant, Vec::new(), |d| {
-            d.identities_by_customer
-                .get(&customer)
-                .into_iter()
-                .flatten()
-                .filter_map(|id| d.identities.get(id).cloned())
-                .collect()
+            d.identities_by_customer.get(&customer).into_iter().flatten().filter_map(|id| d.identity(*id)).collect()
         }))
     }
 
@@ -393,7 +559,7 @@ impl Store for InMemoryStore {
         Ok(self.with(tenant, Vec::new(), |d| {
             let mut out: Vec<(CustomerId, Verification)> = Vec::new();
             for id in d.link_keys[kind_index(key.0.kind)].get(&key.0.value).into_iter().flatten() {
-                if let Some(i) = d.identities.get(id) {
+                if let Some((.., i)) = d.stored(*id) {
                     match out.iter_mut().find(|(c, _)| *c == i.customer) {
                         Some((_, v)) => *v = (*v).max(i.verification),
                         None => out.push((i.customer, i.verification)),
