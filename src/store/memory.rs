@@ -62,6 +62,13 @@ impl PackedKey {
         self.text.get(..self.value_len).unwrap_or_default()
     }
 
+    /// Whether this block holds exactly the strings of `identity`.
+    fn holds(&self, identity: &Identity) -> bool {
+        self.value() == identity.address.value
+            && self.raw() == identity.raw_address
+            && self.display() == identity.display_name.as_deref()
+    }
+
     fn raw(&self) -> &str {
         self.text.get(self.value_len..self.value_len + self.raw_len).unwrap_or_default()
     }
@@ -107,11 +114,10 @@ struct StoredIdentity {
 }
 
 impl StoredIdentity {
-    /// Packs `identity`, sharing its endpoint ids with the other identities of the tenant
-    /// (`endpoints`): cloning an identity then touches one hot reference count per endpoint, not
-    /// a cold one per identity.
-    fn pack(identity: Identity, endpoints: &mut KeyedSet<EndpointId>) -> (PackedKey, StoredIdentity) {
-        let key = PackedKey::new(&identity);
+    /// The stored form of `identity` (its strings live in its [`PackedKey`]), sharing its endpoint
+    /// ids with the other identities of the tenant (`endpoints`): cloning an identity then touches
+    /// one hot reference count per endpoint, not a cold one per identity.
+    fn new(identity: Identity, endpoints: &mut KeyedSet<EndpointId>) -> StoredIdentity {
         let mut endpoints = identity.endpoints.into_iter().map(|mut e| {
             match endpoints.get(&e.endpoint) {
                 Some(shared) => e.endpoint = shared.clone(),
@@ -122,7 +128,7 @@ impl StoredIdentity {
             e
         });
         let first_endpoint = endpoints.next();
-        let stored = StoredIdentity {
+        StoredIdentity {
             id: identity.id,
             tenant: identity.tenant,
             customer: identity.customer,
@@ -132,8 +138,7 @@ impl StoredIdentity {
             first_seen: identity.first_seen,
             last_seen: identity.last_seen,
             version: identity.version,
-        };
-        (key, stored)
+        }
     }
 
     fn unpack(&self, channel: &ChannelKind, kind: AddressKind, key: &PackedKey) -> Identity {
@@ -301,41 +306,50 @@ impl TenantData {
 
     pub(crate) fn put_identity(&mut self, identity: Identity) {
         let id = identity.id;
-        let old_customer = match self.identities.get(&id) {
-            Some((channel, address)) if *channel == identity.channel && *address == identity.address => self
-                .identity_by_address
-                .get_mut(channel)
-                .and_then(|m| m[kind_index(address.kind)].remove(address.value.as_str()))
-                .map(|old| old.customer),
-            Some(_) => {
-                // Addresses never change (the contract checks refuse it); refile if one did.
-                self.remove_identity(id);
-                None
-            }
-            None => None,
-        };
-        match old_customer {
-            Some(old) if old != identity.customer => {
-                if let Some(v) = self.identities_by_customer.get_mut(&old) {
-                    v.retain(|i| *i != id);
+        let kind = kind_index(identity.address.kind);
+        // (owner, whether its strings are unchanged) of the identity as stored at this address.
+        let stored = self
+            .stored_at(&identity.channel, identity.address.kind, &identity.address.value)
+            .filter(|(_, stored)| stored.id == id)
+            .map(|(key, stored)| (stored.customer, key.holds(&identity)));
+        match stored {
+            Some((old, unchanged)) => {
+                if old != identity.customer {
+                    if let Some(v) = self.identities_by_customer.get_mut(&old) {
+                        v.retain(|i| *i != id);
+                    }
+                    self.identities_by_customer.entry(identity.customer).or_default().push(id);
                 }
-                self.identities_by_customer.entry(identity.customer).or_default().push(id);
+                if unchanged {
+                    // The usual update (versions, timestamps, endpoints): rewritten in place.
+                    let slot = self
+                        .identity_by_address
+                        .get_mut(&identity.channel)
+                        .and_then(|m| m[kind].get_mut(identity.address.value.as_str()));
+                    if let Some(slot) = slot {
+                        *slot = StoredIdentity::new(identity, &mut self.endpoints);
+                    }
+                    return;
+                }
+                if let Some(m) = self.identity_by_address.get_mut(&identity.channel) {
+                    m[kind].remove(identity.address.value.as_str());
+                }
             }
-            Some(_) => {}
             None => {
+                if self.identities.contains_key(&id) {
+                    // Addresses never change (the contract checks refuse it); refile if one did.
+                    self.remove_identity(id);
+                }
                 self.identities.insert(id, (identity.channel.clone(), identity.address.clone()));
                 self.identities_by_customer.entry(identity.customer).or_default().push(id);
                 if LinkKey::of(&identity.address).is_some() {
-                    self.link_keys[kind_index(identity.address.kind)]
-                        .entry(identity.address.value.clone())
-                        .or_default()
-                        .push(id);
+                    self.link_keys[kind].entry(identity.address.value.clone()).or_default().push(id);
                 }
             }
         }
+        let key = PackedKey::new(&identity);
         let channel = identity.channel.clone();
-        let kind = kind_index(identity.address.kind);
-        let (key, stored) = StoredIdentity::pack(identity, &mut self.endpoints);
+        let stored = StoredIdentity::new(identity, &mut self.endpoints);
         self.identity_by_address.entry(channel).or_default()[kind].insert(key, stored);
     }
 
@@ -481,6 +495,13 @@ impl Lookup for TenantData {
         id: IdentityId,
         at: Option<(&ChannelKind, &NormalizedAddress)>,
     ) -> crate::Result<Option<(u64, bool)>> {
+        // Usually asked with the address the identity is filed under: one probe.
+        if let Some((channel, address)) = at
+            && let Some((_, s)) = self.stored_at(channel, address.kind, &address.value)
+            && s.id == id
+        {
+            return Ok(Some((s.version, true)));
+        }
         Ok(self.stored(id).map(|(c, kind, key, s)| {
             let same = at
                 .is_none_or(|(channel, address)| c == channel && kind == address.kind && key.value() == address.value);
