@@ -13,11 +13,11 @@ use crate::model::{
     Address, AddressKind, ChannelKind, Customer, CustomerId, CustomerKey, CustomerState, Identity, IdentityId,
     InboundMessage, NormalizedAddress, TenantId, Verification,
 };
+use crate::store::hash::KeyedMap;
 use crate::store::{LinkKey, Store, Write};
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use std::sync::RwLock;
 
 /// Normalises addresses, caching phone numbers (parsing them is the expensive part).
@@ -33,8 +33,8 @@ pub(crate) struct Normalizer {
 
 #[derive(Debug, Default)]
 struct PhoneCache {
-    young: HashMap<String, String>,
-    old: HashMap<String, String>,
+    young: KeyedMap<String, String>,
+    old: KeyedMap<String, String>,
 }
 
 const PHONE_CACHE_GENERATION: usize = 100_000;

@@ -90,9 +90,12 @@ macro_rules! key_id {
             /// Validates and wraps a host-chosen key: 1 to
             #[doc = concat!(stringify!($max))]
             /// bytes of ASCII letters, digits and `-_.:@+/`.
-            pub fn new(value: impl Into<String>) -> crate::Result<Self> {
-                let value = value.into();
-                validate_key(&value, $field, $max)?;
+            ///
+            /// Takes anything that reads as a `&str` (`&str`, `String`, …) and copies it
+            /// once, into the shared key.
+            pub fn new(value: impl AsRef<str>) -> crate::Result<Self> {
+                let value = value.as_ref();
+                validate_key(value, $field, $max)?;
                 Ok(Self(Arc::from(value)))
             }
             /// The key as a string.

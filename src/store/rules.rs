@@ -6,7 +6,6 @@ use crate::model::{
     TenantId, Verification,
 };
 use crate::{Error, Result};
-use std::collections::HashMap;
 
 /// Every record in a change set must belong to the tenant it is committed to.
 fn check_tenant(tenant: &TenantId, changes: &ChangeSet) -> Result<()> {
@@ -133,16 +132,17 @@ fn check_written_once(changes: &ChangeSet) -> Result<()> {
 
 /// Customer versions and the external-id unique key, judged on the state after the commit.
 fn check_customers(lookup: &impl Lookup, changes: &ChangeSet) -> Result<()> {
-    let mut final_external: HashMap<CustomerId, Option<&str>> = HashMap::new();
     for w in &changes.customers {
         let id = w.record.id;
         check_version("customer", id, lookup.customer(id)?.map(|(v, _)| v), w.expected)?;
-        final_external.insert(id, w.record.external_id.as_deref());
     }
+    // The external id each written customer holds after the commit (each is written once).
+    let final_external =
+        |id: CustomerId| changes.customers.iter().find(|w| w.record.id == id).map(|w| w.record.external_id.as_deref());
     for w in &changes.customers {
         let Some(x) = w.record.external_id.as_deref() else { continue };
         if let Some(holder) = lookup.customer_by_external_id(x)? {
-            let still_holds = holder != w.record.id && final_external.get(&holder).is_none_or(|e| *e == Some(x));
+            let still_holds = holder != w.record.id && final_external(holder).is_none_or(|e| e == Some(x));
             if still_holds {
                 return Err(conflict(format!("external id is already held by customer {holder}")));
             }
