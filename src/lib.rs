@@ -69,7 +69,6 @@ pub mod context;
 mod engine;
 mod error;
 pub mod events;
-mod hash;
 pub mod identity;
 mod idgen;
 pub mod model;

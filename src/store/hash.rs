@@ -1,4 +1,4 @@
-//! Fast hashers for the crate's internal maps (store, identity cache, router).
+//! Fast hashers for the crate's internal maps.
 //!
 //! * [`IdHasher`] (unkeyed) for maps keyed by ids the crate generates itself (UUID v7: a
 //!   timestamp and random bits), which no caller can choose.
