@@ -69,6 +69,7 @@ pub mod context;
 mod engine;
 mod error;
 pub mod events;
+mod hash;
 pub mod identity;
 mod idgen;
 pub mod model;

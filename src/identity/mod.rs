@@ -9,11 +9,11 @@
 pub mod normalize;
 
 use crate::events::Event;
+use crate::hash::KeyedMap;
 use crate::model::{
     Address, AddressKind, ChannelKind, Customer, CustomerId, CustomerKey, CustomerState, Identity, IdentityId,
     InboundMessage, NormalizedAddress, TenantId, Verification,
 };
-use crate::store::hash::KeyedMap;
 use crate::store::{LinkKey, Store, Write};
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};

@@ -1,9 +1,9 @@
 //! The in-memory store: always compiled, the same semantics as a database backend.
 
-use super::hash::{IdMap, KeyedMap, KeyedSet};
 use super::rules::{Lookup, Standing, check};
 use super::{ChangeSet, Committed, LinkKey, MessageQuery, MessageScope, Store, ThreadKey, ThreadKeyClaim};
 use crate::events::StoredEvent;
+use crate::hash::{IdMap, KeyedMap, KeyedSet};
 use crate::idgen::IdGen;
 use crate::model::{
     AddressKind, ChannelKind, Conversation, ConversationId, Customer, CustomerId, EndpointActivity, EndpointId,

@@ -27,7 +27,6 @@
 //!   ingest can never leave data behind or revive the customer).
 //! * Events get consecutive sequence numbers per tenant in commit order.
 
-pub(crate) mod hash;
 mod memory;
 #[cfg(feature = "postgres")]
 pub mod postgres;
