@@ -549,6 +549,53 @@ fn a_conflicting_change_set_rolls_back_alone_inside_a_batch() {
     assert_eq!(firsts, (1..=50).collect::<Vec<u64>>(), "each applied change set got its own event number");
 }
 
+/// Two stores on one file (as two processes would have): each writer judges versions and
+/// owners by what is stored now, not by what it saw when it last wrote — a version bumped,
+/// a conversation moved or a customer erased through the other store is seen at once.
+#[test]
+fn a_second_store_on_the_same_file_sees_the_versions_the_first_one_wrote() {
+    let dir = TempDir::new("two-writers");
+    let (a, b) = (SqliteStore::open(dir.db()).expect("open a"), SqliteStore::open(dir.db()).expect("open b"));
+    let t = tenant("two");
+    let customer = sample_customer(&t);
+    let conversation = sample_conversation(&customer);
+    let at = Utc::now();
+    let insert = ChangeSet {
+        customers: vec![Write::insert(customer.clone())],
+        conversations: vec![Write::insert(conversation.clone())],
+        at,
+        ..ChangeSet::default()
+    };
+    // `b` writes (and so knows) version 0 of both records.
+    assert!(matches!(run(b.commit(&t, insert)), Ok(Committed::Applied { .. })));
+    // `a` moves both to version 1.
+    let bump = |c: &Customer, v: &Conversation, from: u64| {
+        let (mut c, mut v) = (c.clone(), v.clone());
+        c.version = from + 1;
+        v.version = from + 1;
+        ChangeSet {
+            customers: vec![Write::update(c, from)],
+            conversations: vec![Write::update(v, from)],
+            at,
+            ..ChangeSet::default()
+        }
+    };
+    assert!(matches!(run(a.commit(&t, bump(&customer, &conversation, 0))), Ok(Committed::Applied { .. })));
+    // `b` must now refuse an update from version 0 and accept one from version 1.
+    assert!(matches!(run(b.commit(&t, bump(&customer, &conversation, 0))), Err(Error::Conflict(_))));
+    assert!(matches!(run(b.commit(&t, bump(&customer, &conversation, 1))), Ok(Committed::Applied { .. })));
+    // `a` erases the customer: `b` must refuse a message for its conversation.
+    let mut erased = customer.clone();
+    erased.version = 3;
+    erased.state = CustomerState::Erased { at };
+    let erase = ChangeSet { customers: vec![Write::update(erased, 2)], at, ..ChangeSet::default() };
+    assert!(matches!(run(a.commit(&t, erase)), Ok(Committed::Applied { .. })));
+    let message = sample_message(&conversation, "after-erasure", "hello");
+    let late = ChangeSet { messages: vec![Write::insert(message)], at, ..ChangeSet::default() };
+    assert!(matches!(run(b.commit(&t, late)), Err(Error::Conflict(_))), "a message for an erased customer");
+    assert!(run(a.message_by_external_id(&t, &ChannelKind::Sms, "after-erasure")).expect("read").is_none());
+}
+
 // ---------------------------------------------------------------------------------------------
 // Schema, options, bad input
 
