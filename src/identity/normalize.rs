@@ -72,12 +72,20 @@ fn checked(raw: &str, candidate: &str, default_region: Option<&str>) -> Result<S
     // Frozen metadata lags new number ranges, so a parseable number of plausible length is
     // accepted even when `is_valid` does not know its range yet.
     let number = phonenumber::parse(region, candidate).map_err(|e| phone_error(raw, e.to_string()))?;
-    let e164 = phonenumber::format(&number).mode(phonenumber::Mode::E164).to_string();
+    let e164 = e164(&number);
     let len = e164.len().saturating_sub(1);
     if !(8..=15).contains(&len) {
         return Err(phone_error(raw, format!("{len} digits; E.164 numbers have 8 to 15")));
     }
     Ok(e164)
+}
+
+/// The E.164 form of a parsed number: `+`, the country code, the national number with its
+/// leading zeros. The same text as phonenumber's `Mode::E164` formatter, which also matches the
+/// country's national formats against the number first (regular expressions) only to ignore them.
+#[cfg(feature = "phone")]
+fn e164(number: &phonenumber::PhoneNumber) -> String {
+    format!("+{}{}", number.code().value(), number.national())
 }
 
 #[cfg(not(feature = "phone"))]
@@ -238,6 +246,48 @@ mod tests {
         assert_eq!(normalize_phone("(415) 555-0123", Some("US")).unwrap(), "+14155550123");
         assert_eq!(normalize_phone("020 7946 0958", Some("gb")).unwrap(), "+442079460958");
         assert!(normalize_phone("020 7946 0958", Some("XX")).is_err());
+    }
+
+    #[cfg(feature = "phone")]
+    #[test]
+    fn e164_text_is_what_phonenumbers_formatter_writes() {
+        let mut inputs: Vec<(String, Option<&str>)> = [
+            "+39 06 4991 0000", // Italy: the national number keeps its leading zero
+            "+39 335 123 4567",
+            "+225 07 12 34 56 78", // Côte d'Ivoire: leading zero kept too
+            "+44 20 7946 0958",
+            "+1 415 555 0123",
+            "+7 495 123 45 67",
+            "+86 138 0013 8000",
+            "+971 50 123 4567",
+            "+376 312 345",   // Andorra: six digits
+            "+800 1234 5678", // international freephone
+        ]
+        .iter()
+        .map(|n| ((*n).to_owned(), None))
+        .collect();
+        inputs.extend(
+            [("06 4991 0000", Some("IT")), ("(415) 555-0123", Some("US")), ("020 7946 0958", Some("GB"))]
+                .map(|(n, r)| (n.to_owned(), r)),
+        );
+        // A sweep of generated numbers over many country codes and lengths.
+        let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+        for _ in 0..400 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let digits = 7 + (x % 8) as usize;
+            inputs.push((format!("+{}", &format!("{:020}", x)[20 - digits - 1..]), None));
+        }
+        let mut compared = 0;
+        for (raw, region) in &inputs {
+            let region_id = region.map(|r| r.parse::<phonenumber::country::Id>().unwrap());
+            let Ok(number) = phonenumber::parse(region_id, raw) else { continue };
+            let want = phonenumber::format(&number).mode(phonenumber::Mode::E164).to_string();
+            assert_eq!(e164(&number), want, "{raw}");
+            compared += 1;
+        }
+        assert!(compared > 200, "only {compared} inputs parsed");
     }
 
     #[test]
