@@ -12,7 +12,7 @@ use super::RoutingEvent;
 use super::eligibility::{Mask, Term};
 use super::plan::TimerBasis;
 use super::queue::{ItemKey, discipline_key_at};
-use super::state::{CPlan, IState, State, StepRef, Tier, Timer, TimerKind, chain_of, from_ms, live, ms};
+use super::state::{CPlan, FastMap, IState, State, StepRef, Tier, Timer, TimerKind, chain_of, from_ms, live, ms};
 use crate::model::QueueId;
 use chrono::{DateTime, Utc};
 use std::collections::BTreeMap;
@@ -20,6 +20,15 @@ use std::sync::Arc;
 
 /// Most groups remembered at once (a tick's items go to a handful of steps and skill sets).
 const MEMO_GROUPS: usize = 32;
+
+/// Most distinct skill sets numbered ([`StepMemo::skill_sets`]); items with other skill sets
+/// are grouped by comparing their skills.
+const SKILL_SETS: usize = 1 << 16;
+
+/// An item's skill set not numbered yet ([`ItemSlot::skill_set`](super::state::ItemSlot)).
+pub(crate) const SKILL_SET_UNKNOWN: u32 = 0;
+/// An item's skill set that has no number (the table is full): compared by value.
+const SKILL_SET_NONE: u32 = u32::MAX;
 
 /// One group: items at step `at` waiting in queue `qi` (the item's own queue being the wait
 /// queue, none, or another one), with these skills when the step's tiers read them.
@@ -29,8 +38,10 @@ struct Group {
     qi: u32,
     item_queue: u8,
     skills: Option<BTreeMap<String, u32>>,
+    /// The number of `skills` ([`SKILL_SET_NONE`] if it has none).
+    skill_set: u32,
     /// `None`: the step's tiers read more of the item than its skills (per-item way).
-    tiers: Option<Vec<Tier>>,
+    tiers: Option<Arc<[Tier]>>,
     /// The class its items wait in on a channel (channel, class), once nobody of the pool was
     /// found available on that channel (which holds until the memo is flushed).
     class: Option<(usize, usize)>,
@@ -44,6 +55,8 @@ struct DueMemo {
     next: StepRef,
     entered: DateTime<Utc>,
     next_due: Option<DateTime<Utc>>,
+    /// `next_due` in milliseconds.
+    next_due_ms: Option<i64>,
 }
 
 /// What one run of step timers has computed so far; valid while no per-item move runs
@@ -62,6 +75,42 @@ pub(crate) struct StepMemo {
     queued: Vec<(usize, ItemKey, u64, u32)>,
     /// Classes items left (compacted once, at the flush).
     left: Vec<usize>,
+    /// Every item skill set seen by a step move, numbered from 1 (items do not change once
+    /// submitted, so an item keeps its number and a group is found without reading the item's
+    /// skills again). Kept across runs; at most [`SKILL_SETS`] entries.
+    skill_sets: FastMap<BTreeMap<String, u32>, u32>,
+    /// By [`hint_of`] an item's step, queue and skill set: 1 + the group the last such item
+    /// went to (0: none). Checked before use, so never stale in effect.
+    hints: [u8; HINTS],
+}
+
+/// Entries in [`StepMemo::hints`].
+const HINTS: usize = 32;
+
+/// Where in [`StepMemo::hints`] the group of items moving to `at` in queue `qi` with skill set
+/// `skill_set` is looked up.
+fn hint_of(at: StepRef, qi: u32, skill_set: u32) -> usize {
+    let step = match at {
+        StepRef::Rule(r, s) => (r as u64) << 16 ^ s as u64,
+        StepRef::Implicit => 1 << 40,
+        StepRef::AnyMember => 2 << 40,
+    };
+    let h = (step ^ u64::from(qi) << 24 ^ u64::from(skill_set) << 32).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    (h >> 59) as usize % HINTS
+}
+
+/// The number of skill set `skills` in `sets`, numbered now if it is new ([`SKILL_SET_NONE`]
+/// once the table is full).
+fn skill_set_of(sets: &mut FastMap<BTreeMap<String, u32>, u32>, skills: &BTreeMap<String, u32>) -> u32 {
+    if let Some(n) = sets.get(skills) {
+        return *n;
+    }
+    if sets.len() >= SKILL_SETS {
+        return SKILL_SET_NONE;
+    }
+    let n = sets.len() as u32 + 1;
+    sets.insert(skills.clone(), n);
+    n
 }
 
 impl State {
@@ -166,17 +215,18 @@ impl State {
             return false;
         }
         // The step's entry (the previous due instant, as `advance` takes it) and next due.
-        let (entered, next_due) = match memo.due {
+        let (entered, next_due, next_due_ms) = match memo.due {
             Some(m) if m.due_ms == due_ms && m.next == next && step.timer == TimerBasis::StepEntry => {
-                (m.entered, m.next_due)
+                (m.entered, m.next_due, m.next_due_ms)
             }
             _ => {
                 let entered = from_ms(due_ms).min(now);
                 let next_due = self.step_due(step, &slot.item, entered);
+                let next_due_ms = next_due.map(ms);
                 if step.timer == TimerBasis::StepEntry {
-                    memo.due = Some(DueMemo { due_ms, next, entered, next_due });
+                    memo.due = Some(DueMemo { due_ms, next, entered, next_due, next_due_ms });
                 }
-                (entered, next_due)
+                (entered, next_due, next_due_ms)
             }
         };
         if next_due.is_some_and(|d| d <= now) {
@@ -191,12 +241,29 @@ impl State {
             Some(_) => return false,
         };
         let (qi, chan) = (slot.qi, slot.chan);
-        let found = memo.groups.iter().position(|g| {
+        let skill_set = match slot.skill_set {
+            SKILL_SET_UNKNOWN => skill_set_of(&mut memo.skill_sets, &slot.item.skills),
+            n => n,
+        };
+        let matches = |g: &Group| {
             g.at == next
                 && g.qi == qi
                 && g.item_queue == item_queue
-                && g.skills.as_ref().is_none_or(|sk| same_skills(sk, &slot.item.skills))
-        });
+                && g.skills.as_ref().is_none_or(|sk| {
+                    if skill_set == SKILL_SET_NONE || g.skill_set == SKILL_SET_NONE {
+                        same_skills(sk, &slot.item.skills)
+                    } else {
+                        g.skill_set == skill_set
+                    }
+                })
+        };
+        // The group items like this one went to last, else a search.
+        let hint = hint_of(next, qi, skill_set);
+        let hinted = memo.hints.get(hint).and_then(|g| g.checked_sub(1)).map(usize::from);
+        let found = match hinted {
+            Some(g) if memo.groups.get(g).is_some_and(matches) => Some(g),
+            _ => memo.groups.iter().position(matches),
+        };
         let g = match found {
             Some(g) => g,
             None => {
@@ -209,13 +276,16 @@ impl State {
                     let State { profiles, queues, .. } = self;
                     let wait = (&slot.queue, slot.qi);
                     Self::tiers_into(plan, profiles, queues, &slot.item, wait, next, entered, &mut tiers);
-                    tiers
+                    Arc::from(tiers)
                 });
                 let skills = (reads == Some(true)).then(|| slot.item.skills.clone());
-                memo.groups.push(Group { at: next, qi, item_queue, skills, tiers, class: None });
+                memo.groups.push(Group { at: next, qi, item_queue, skills, skill_set, tiers, class: None });
                 memo.groups.len() - 1
             }
         };
+        if let Some(h) = memo.hints.get_mut(hint) {
+            *h = g as u8 + 1;
+        }
         let Some(group) = memo.groups.get_mut(g) else { return false };
         let Some(tiers) = group.tiers.as_ref() else { return false };
         let known = group.class.filter(|(c, _)| *c == chan).map(|(_, ci)| ci);
@@ -235,12 +305,13 @@ impl State {
         slot.at = next;
         slot.step_entered = entered;
         slot.step_gen = step_gen;
-        slot.tiers.clone_from(tiers);
-        slot.step_due = next_due.map(ms);
+        slot.tiers.share(tiers);
+        slot.step_due = next_due_ms;
+        slot.skill_set = skill_set;
         let id = slot.item.id;
-        if let Some(due) = next_due {
+        if let Some(due) = next_due_ms {
             let seq = self.next_seq();
-            memo.timers.push(Timer { due: ms(due), seq, kind: TimerKind::Step { item: i, epoch: step_gen } });
+            memo.timers.push(Timer { due, seq, kind: TimerKind::Step { item: i, epoch: step_gen } });
         }
         self.events.push(RoutingEvent::StepEntered { item: id, rule: plan.rule_name(r), step: s + 1 });
         let seq = self.next_seq();
@@ -248,7 +319,7 @@ impl State {
             Some(ci) => Some(ci),
             None => {
                 let mut mask = Mask::default();
-                for t in tiers {
+                for t in tiers.iter() {
                     mask.or_with(&t.mask);
                 }
                 let ci = self.class_for(qi, chan, mask);

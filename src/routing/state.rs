@@ -451,6 +451,46 @@ impl Clone for Tier {
     }
 }
 
+/// An item's eligibility tiers: its own, or shared with the items a batch step move moved with
+/// it (`relax`; one tier list per group instead of a copy per item). Read as a slice.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Tiers {
+    /// The item's own tiers (kept for their allocation while `shared` is set).
+    own: Vec<Tier>,
+    shared: Option<Arc<[Tier]>>,
+}
+
+impl std::ops::Deref for Tiers {
+    type Target = [Tier];
+    fn deref(&self) -> &[Tier] {
+        match &self.shared {
+            Some(s) => s,
+            None => &self.own,
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Tiers {
+    type Item = &'a Tier;
+    type IntoIter = std::slice::Iter<'a, Tier>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl Tiers {
+    /// The item's own tiers, to be written over (the shared ones are dropped).
+    pub fn rewrite(&mut self) -> &mut Vec<Tier> {
+        self.shared = None;
+        &mut self.own
+    }
+
+    /// Shares `tiers`.
+    pub fn share(&mut self, tiers: &Arc<[Tier]>) {
+        self.shared = Some(Arc::clone(tiers));
+    }
+}
+
 #[derive(Debug)]
 pub(crate) struct ItemSlot {
     pub item: WorkItem,
@@ -468,7 +508,7 @@ pub(crate) struct ItemSlot {
     /// `item.effective_since()` in milliseconds (items do not change once submitted).
     pub since_ms: i64,
     pub wait_gen: u64,
-    pub tiers: Vec<Tier>,
+    pub tiers: Tiers,
     pub state: IState,
     /// Registration numbers of agents not to offer again.
     pub excluded: Vec<u64>,
@@ -483,6 +523,9 @@ pub(crate) struct ItemSlot {
     pub decided_gen: u64,
     /// The fallback of the open decision request.
     pub decision_fallback: Option<super::plan::DecisionFallback>,
+    /// The number of `item.skills` among the skill sets step moves have seen (0 until the
+    /// item's first batch step move; see `relax`).
+    pub skill_set: u32,
 }
 
 impl ItemSlot {
@@ -1251,7 +1294,7 @@ impl State {
         let State { plan, items, profiles, queues, .. } = self;
         let Some(slot) = items.get_mut(i as usize).and_then(|s| s.as_mut()) else { return };
         let wait = (&slot.queue, slot.qi);
-        Self::tiers_into(plan, profiles, queues, &slot.item, wait, slot.at, slot.step_entered, &mut slot.tiers);
+        Self::tiers_into(plan, profiles, queues, &slot.item, wait, slot.at, slot.step_entered, slot.tiers.rewrite());
     }
 
     /// The eligibility tiers of `item` (waiting in `wait`) at step `at`, entered at `entered`,
