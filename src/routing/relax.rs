@@ -15,7 +15,7 @@ use super::queue::{ItemKey, discipline_key_at};
 use super::state::{CPlan, FastMap, IState, State, StepRef, Tier, Timer, TimerKind, chain_of, from_ms, live, ms};
 use crate::model::QueueId;
 use chrono::{DateTime, Utc};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 /// Most groups remembered at once (a tick's items go to a handful of steps and skill sets).
@@ -75,10 +75,8 @@ pub(crate) struct StepMemo {
     queued: Vec<(usize, ItemKey, u64, u32)>,
     /// Classes items left (compacted once, at the flush).
     left: Vec<usize>,
-    /// Every item skill set seen by a step move, numbered from 1 (items do not change once
-    /// submitted, so an item keeps its number and a group is found without reading the item's
-    /// skills again). Kept across runs; at most [`SKILL_SETS`] entries.
-    skill_sets: FastMap<BTreeMap<String, u32>, u32>,
+    /// The skill sets numbered so far.
+    skill_sets: SkillSets,
     /// By [`hint_of`] an item's step, queue and skill set: 1 + the group the last such item
     /// went to (0: none). Checked before use, so never stale in effect.
     hints: [u8; HINTS],
@@ -99,18 +97,41 @@ fn hint_of(at: StepRef, qi: u32, skill_set: u32) -> usize {
     (h >> 59) as usize % HINTS
 }
 
-/// The number of skill set `skills` in `sets`, numbered now if it is new ([`SKILL_SET_NONE`]
-/// once the table is full).
-fn skill_set_of(sets: &mut FastMap<BTreeMap<String, u32>, u32>, skills: &BTreeMap<String, u32>) -> u32 {
-    if let Some(n) = sets.get(skills) {
-        return *n;
+/// Distinct skill sets numbered; kept across runs (items do not change once submitted, so an
+/// item keeps its number and a group is found without reading the item's skills again).
+#[derive(Debug, Default)]
+struct SkillSets {
+    /// Every skill set seen by a step move, numbered from 1; at most [`SKILL_SETS`] entries.
+    numbers: FastMap<BTreeMap<String, u32>, u32>,
+    /// The last few sets numbered or found, tried first (comparing is cheaper than hashing).
+    recent: VecDeque<(BTreeMap<String, u32>, u32)>,
+}
+
+/// Entries in [`SkillSets::recent`].
+const RECENT_SKILL_SETS: usize = 8;
+
+impl SkillSets {
+    /// The number of skill set `skills`, numbered now if it is new ([`SKILL_SET_NONE`] once the
+    /// table is full).
+    fn number(&mut self, skills: &BTreeMap<String, u32>) -> u32 {
+        if let Some((_, n)) = self.recent.iter().find(|(s, _)| same_skills(s, skills)) {
+            return *n;
+        }
+        let n = match self.numbers.get(skills) {
+            Some(n) => *n,
+            None if self.numbers.len() >= SKILL_SETS => return SKILL_SET_NONE,
+            None => {
+                let n = self.numbers.len() as u32 + 1;
+                self.numbers.insert(skills.clone(), n);
+                n
+            }
+        };
+        if self.recent.len() >= RECENT_SKILL_SETS {
+            self.recent.pop_back();
+        }
+        self.recent.push_front((skills.clone(), n));
+        n
     }
-    if sets.len() >= SKILL_SETS {
-        return SKILL_SET_NONE;
-    }
-    let n = sets.len() as u32 + 1;
-    sets.insert(skills.clone(), n);
-    n
 }
 
 impl State {
@@ -242,7 +263,7 @@ impl State {
         };
         let (qi, chan) = (slot.qi, slot.chan);
         let skill_set = match slot.skill_set {
-            SKILL_SET_UNKNOWN => skill_set_of(&mut memo.skill_sets, &slot.item.skills),
+            SKILL_SET_UNKNOWN => memo.skill_sets.number(&slot.item.skills),
             n => n,
         };
         let matches = |g: &Group| {
