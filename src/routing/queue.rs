@@ -76,10 +76,17 @@ impl<T: Copy> KeyedHeap<T> {
         self.live += 1;
     }
 
-    /// Adds live entries in one block.
-    pub fn extend(&mut self, entries: impl ExactSizeIterator<Item = (ItemKey, u64, T)>) {
+    /// Adds live entries in one block, leaving `entries` empty. An empty heap takes the list
+    /// as it is (no copy) and gives its own allocation back in `entries`.
+    pub fn append(&mut self, entries: &mut Vec<Entry<T>>) {
         self.live += entries.len();
-        self.heap.extend(entries.map(|(key, seq, payload)| Entry { key, seq, payload }));
+        if self.heap.is_empty() {
+            let mut taken = std::mem::take(&mut self.heap).into_vec();
+            std::mem::swap(&mut taken, entries);
+            self.heap = BinaryHeap::from(taken);
+        } else {
+            self.heap.extend(entries.drain(..));
+        }
     }
 
     /// Live entries.

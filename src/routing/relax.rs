@@ -11,7 +11,7 @@
 use super::RoutingEvent;
 use super::eligibility::{Mask, Term};
 use super::plan::TimerBasis;
-use super::queue::{ItemKey, discipline_key_at};
+use super::queue::{Entry, discipline_key_at};
 use super::state::{CPlan, FastMap, IState, State, StepRef, Tier, Timer, TimerKind, chain_of, from_ms, live, ms};
 use crate::model::QueueId;
 use chrono::{DateTime, Utc};
@@ -70,9 +70,10 @@ pub(crate) struct StepMemo {
     due: Option<DueMemo>,
     /// Next-step timers not added yet (added in one block, in order).
     pub timers: Vec<Timer>,
-    /// Moved items (already `Waiting`) whose heap entries are not added yet: (class, key,
-    /// heap seq, item), in order.
-    queued: Vec<(usize, ItemKey, u64, u32)>,
+    /// Per class: the heap entries of moved items (already `Waiting`) not added yet.
+    queued: Vec<Vec<Entry<u32>>>,
+    /// The classes with entries in `queued`.
+    queued_classes: Vec<usize>,
     /// Classes items left (compacted once, at the flush).
     left: Vec<usize>,
     /// The skill sets numbered so far.
@@ -139,17 +140,16 @@ impl State {
     /// left; the memo forgets its groups. Runs before anything else looks at the state.
     pub(crate) fn flush_relax(&mut self, memo: &mut StepMemo) {
         self.timers.add_all(&mut memo.timers);
-        // Each class's entries in one block (their order in a heap does not matter: entries
-        // leave by key, then seq).
-        memo.queued.sort_by_key(|e| e.0);
-        for run in memo.queued.chunk_by(|a, b| a.0 == b.0) {
-            let Some(class) = run.first().and_then(|e| self.classes.get_mut(e.0)) else { continue };
-            class.heap.extend(run.iter().map(|&(_, key, seq, i)| (key, seq, i)));
+        // Each class's entries in one block (a class all of whose items moved takes them as
+        // they are).
+        for ci in memo.queued_classes.drain(..) {
+            let (Some(entries), Some(class)) = (memo.queued.get_mut(ci), self.classes.get_mut(ci)) else { continue };
+            let n = entries.len();
+            class.heap.append(entries);
             if let Some(q) = self.queues.at_mut(class.qi) {
-                q.waiting += run.len();
+                q.waiting += n;
             }
         }
-        memo.queued.clear();
         memo.left.sort_unstable();
         memo.left.dedup();
         for ci in memo.left.drain(..) {
@@ -357,7 +357,15 @@ impl State {
         {
             let key = discipline_key_at(&q.config.discipline, &slot.item, slot.priority, slot.since_ms);
             slot.state = IState::Waiting { class: ci, seq };
-            memo.queued.push((ci, key, seq, i));
+            if memo.queued.len() <= ci {
+                memo.queued.resize_with(ci + 1, Vec::new);
+            }
+            if let Some(entries) = memo.queued.get_mut(ci) {
+                if entries.is_empty() {
+                    memo.queued_classes.push(ci);
+                }
+                entries.push(Entry { key, seq, payload: i });
+            }
         }
         true
     }
