@@ -116,11 +116,11 @@ impl<T: Copy> KeyedHeap<T> {
         None
     }
 
-    /// Records that one live entry went stale (its item left); empties the heap when no entry
-    /// is live. Compaction is the caller's, with [`maybe_compact`](Self::maybe_compact) (a
-    /// batch compacts once, at its end).
-    pub fn note_removed(&mut self) {
-        self.live = self.live.saturating_sub(1);
+    /// Records that `n` live entries went stale (their items left); empties the heap when no
+    /// entry is live. Compaction is the caller's, with [`maybe_compact`](Self::maybe_compact)
+    /// (a batch compacts once, at its end).
+    pub fn note_removed(&mut self, n: usize) {
+        self.live = self.live.saturating_sub(n);
         if self.live == 0 {
             // Every entry is stale: nothing to check.
             self.heap.clear();

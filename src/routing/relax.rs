@@ -74,8 +74,8 @@ pub(crate) struct StepMemo {
     queued: Vec<Vec<Entry<u32>>>,
     /// The classes with entries in `queued`.
     queued_classes: Vec<usize>,
-    /// Classes items left (compacted once, at the flush).
-    left: Vec<usize>,
+    /// Classes items left, with how many in a row (counted out and compacted at the flush).
+    left: Vec<(usize, usize)>,
     /// The skill sets numbered so far.
     skill_sets: SkillSets,
     /// By [`hint_of`] an item's step, queue and skill set: 1 + the group the last such item
@@ -140,6 +140,10 @@ impl State {
     /// left; the memo forgets its groups. Runs before anything else looks at the state.
     pub(crate) fn flush_relax(&mut self, memo: &mut StepMemo) {
         self.timers.add_all(&mut memo.timers);
+        // Out first: a class all of whose items moved is emptied without checks.
+        for &(ci, n) in &memo.left {
+            self.note_left(ci, n);
+        }
         // Each class's entries in one block (a class all of whose items moved takes them as
         // they are).
         for ci in memo.queued_classes.drain(..) {
@@ -151,8 +155,8 @@ impl State {
             }
         }
         memo.left.sort_unstable();
-        memo.left.dedup();
-        for ci in memo.left.drain(..) {
+        memo.left.dedup_by_key(|e| e.0);
+        for (ci, _) in memo.left.drain(..) {
             let items = &self.items;
             if let Some(class) = self.classes.get_mut(ci) {
                 class.heap.maybe_compact(|e| live(items, e.payload, e.seq));
@@ -316,10 +320,11 @@ impl State {
         // The move, as `fire` → `advance` → `enter_step` → `route` would make it.
         // Out of its class now, back in at the flush: a class all of whose items move is
         // emptied without checks, and no entry goes stale on the way.
-        if let Some(left) = self.unqueue_uncompacted(i)
-            && memo.left.last() != Some(&left)
-        {
-            memo.left.push(left);
+        if let Some(left) = self.leave_class(i) {
+            match memo.left.last_mut() {
+                Some((ci, n)) if *ci == left => *n += 1,
+                _ => memo.left.push((left, 1)),
+            }
         }
         let step_gen = self.next_seq();
         let Some(slot) = self.items.get_mut(i as usize).and_then(|s| s.as_mut()) else { return false };

@@ -506,7 +506,6 @@ pub(crate) struct ItemSlot {
     pub announced: u64,
     /// `item.effective_since()` in milliseconds (items do not change once submitted).
     pub since_ms: i64,
-    pub tiers: Tiers,
     pub queue: QueueId,
     pub step_entered: DateTime<Utc>,
     /// `queue`'s index in [`Queues`] (`u32::MAX` if there is no such queue).
@@ -517,6 +516,8 @@ pub(crate) struct ItemSlot {
     /// item's first batch step move; see `relax`).
     pub skill_set: u32,
     pub by_policy: bool,
+    /// Last of the hot fields: a step move reads only the shared tiers, at its start.
+    pub tiers: Tiers,
     pub item: WorkItem,
     pub plan_gen: u64,
     pub queue_entered: DateTime<Utc>,
@@ -1425,22 +1426,29 @@ impl State {
 
     /// Takes waiting item `i` out of its class (state becomes `Moving`).
     pub fn unqueue(&mut self, i: u32) {
-        if let Some(class) = self.unqueue_uncompacted(i) {
+        if let Some(class) = self.leave_class(i) {
+            self.note_left(class, 1);
             let items = &self.items;
             self.classes[class].heap.maybe_compact(|e| live(items, e.payload, e.seq));
         }
     }
 
-    /// [`State::unqueue`] leaving the class's compaction to the caller; the class left.
-    pub(crate) fn unqueue_uncompacted(&mut self, i: u32) -> Option<usize> {
+    /// Takes waiting item `i` out of its class (`Moving`) without counting it out (the
+    /// caller does, with [`State::note_left`]; a batch once per class); the class left.
+    pub(crate) fn leave_class(&mut self, i: u32) -> Option<usize> {
         let slot = self.items[i as usize].as_mut()?;
         let IState::Waiting { class, .. } = slot.state else { return None };
         slot.state = IState::Moving;
-        if let Some(q) = self.queues.at_mut(self.classes[class].qi) {
-            q.waiting = q.waiting.saturating_sub(1);
-        }
-        self.classes[class].heap.note_removed();
         Some(class)
+    }
+
+    /// Counts `n` items out of class `ci` (its queue's waiting count, its heap's live entries).
+    pub(crate) fn note_left(&mut self, ci: usize, n: usize) {
+        let Some(class) = self.classes.get_mut(ci) else { return };
+        class.heap.note_removed(n);
+        if let Some(q) = self.queues.at_mut(class.qi) {
+            q.waiting = q.waiting.saturating_sub(n);
+        }
     }
 
     // ----- candidates
