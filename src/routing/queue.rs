@@ -14,7 +14,7 @@ pub(crate) fn discipline_key(d: &Discipline, item: &WorkItem, priority: i32) -> 
 }
 
 /// [`discipline_key`] with `item.effective_since()` already in milliseconds (`since`).
-#[inline]
+#[inline(always)]
 pub(crate) fn discipline_key_at(d: &Discipline, item: &WorkItem, priority: i32, since: i64) -> ItemKey {
     let p = -i64::from(priority);
     match d {

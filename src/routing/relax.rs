@@ -87,15 +87,15 @@ pub(crate) struct StepMemo {
 const HINTS: usize = 32;
 
 /// Where in [`StepMemo::hints`] the group of items moving to `at` in queue `qi` with skill set
-/// `skill_set` is looked up.
+/// `skill_set` is looked up: skill set numbers are small and consecutive, and a run mostly
+/// moves items to one step of one queue, so its groups mostly get slots of their own.
 fn hint_of(at: StepRef, qi: u32, skill_set: u32) -> usize {
     let step = match at {
-        StepRef::Rule(r, s) => (r as u64) << 16 ^ s as u64,
-        StepRef::Implicit => 1 << 40,
-        StepRef::AnyMember => 2 << 40,
+        StepRef::Rule(r, s) => r.wrapping_mul(7).wrapping_add(s.wrapping_mul(11)),
+        StepRef::Implicit => 3,
+        StepRef::AnyMember => 5,
     };
-    let h = (step ^ u64::from(qi) << 24 ^ u64::from(skill_set) << 32).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    (h >> 59) as usize % HINTS
+    step.wrapping_add((qi as usize).wrapping_mul(13)).wrapping_add(skill_set as usize) % HINTS
 }
 
 /// Distinct skill sets numbered; kept across runs (items do not change once submitted, so an
