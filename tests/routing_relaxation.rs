@@ -178,3 +178,47 @@ fn items_withdrawn_or_replaced_before_the_tick_are_not_moved_by_stale_timers() {
     let moved: Vec<(WorkItemId, usize)> = steps(&ev).into_iter().map(|(_, i, _, s)| (i, s)).collect();
     assert_eq!(moved, vec![(wid(1), 2), (wid(3), 2), (wid(4), 2)]);
 }
+
+#[test]
+fn items_moved_together_keep_their_own_skills_even_when_the_sets_differ_only_in_a_later_skill() {
+    let r = router(&["s"]);
+    let ten = TimeDelta::seconds(10);
+    r.set_plan(
+        Plan::new([Rule::new(
+            "r",
+            [
+                Step::new(Pool::default()).dwell(ten),
+                Step::new(Pool::default()).eligible(Term::ItemSkills).dwell(ten),
+                Step::new(Pool::default()).eligible(Term::ItemSkills),
+            ],
+        )]),
+        t0(),
+    )
+    .unwrap();
+    // Three skill sets with the same first skill: {a:1, b:5} (the oldest items), {a:1, b:1}
+    // and {a:1}, interleaved; nobody is signed in while they move.
+    for k in 0..60u128 {
+        let item = chat(k + 1, "s", at(k as i64 - 100)).with_skill("a", 1);
+        let item = match k % 3 {
+            0 => item.with_skill("b", 5),
+            1 => item.with_skill("b", 1),
+            _ => item,
+        };
+        r.submit(item, t0()).unwrap();
+    }
+    for tick in [10, 20] {
+        let moved = steps(&r.tick(at(tick)));
+        assert_eq!(moved.len(), 60, "every item moves one step at {tick} s");
+    }
+    // An agent with b at level 3 takes exactly the items that do not need b at 5.
+    let ev = r.upsert_agent(chat_agent("g", "s", 100).with_skill("a", 5).with_skill("b", 3), at(21)).unwrap();
+    let mut taken: Vec<WorkItemId> = assignments(&ev).into_iter().map(|(i, _)| i).collect();
+    taken.sort();
+    let mut expected: Vec<WorkItemId> = (0..60u128).filter(|k| k % 3 != 0).map(|k| wid(k + 1)).collect();
+    expected.sort();
+    assert_eq!(taken, expected);
+    for k in (0..60u128).filter(|k| k % 3 == 0) {
+        let status = r.item(wid(k + 1)).unwrap();
+        assert_eq!(status.step, Some(2), "item {k} waits at the last step");
+    }
+}

@@ -41,7 +41,7 @@ impl State {
             step_gen: 0,
             queue_entered: now,
             wait_gen: 0,
-            tiers: Vec::new(),
+            tiers: Default::default(),
             state: IState::Moving,
             excluded: Vec::new(),
             declines: 0,
@@ -51,6 +51,7 @@ impl State {
             by_policy: self.policy.is_some(),
             decided_gen: 0,
             decision_fallback: None,
+            skill_set: super::relax::SKILL_SET_UNKNOWN,
             item,
         };
         let id = slot.item.id;

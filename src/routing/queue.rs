@@ -14,6 +14,7 @@ pub(crate) fn discipline_key(d: &Discipline, item: &WorkItem, priority: i32) -> 
 }
 
 /// [`discipline_key`] with `item.effective_since()` already in milliseconds (`since`).
+#[inline(always)]
 pub(crate) fn discipline_key_at(d: &Discipline, item: &WorkItem, priority: i32, since: i64) -> ItemKey {
     let p = -i64::from(priority);
     match d {
@@ -75,10 +76,17 @@ impl<T: Copy> KeyedHeap<T> {
         self.live += 1;
     }
 
-    /// Adds live entries in one block.
-    pub fn extend(&mut self, entries: impl ExactSizeIterator<Item = (ItemKey, u64, T)>) {
+    /// Adds live entries in one block, leaving `entries` empty. An empty heap takes the list
+    /// as it is (no copy) and gives its own allocation back in `entries`.
+    pub fn append(&mut self, entries: &mut Vec<Entry<T>>) {
         self.live += entries.len();
-        self.heap.extend(entries.map(|(key, seq, payload)| Entry { key, seq, payload }));
+        if self.heap.is_empty() {
+            let mut taken = std::mem::take(&mut self.heap).into_vec();
+            std::mem::swap(&mut taken, entries);
+            self.heap = BinaryHeap::from(taken);
+        } else {
+            self.heap.extend(entries.drain(..));
+        }
     }
 
     /// Live entries.
@@ -108,11 +116,11 @@ impl<T: Copy> KeyedHeap<T> {
         None
     }
 
-    /// Records that one live entry went stale (its item left); empties the heap when no entry
-    /// is live. Compaction is the caller's, with [`maybe_compact`](Self::maybe_compact) (a
-    /// batch compacts once, at its end).
-    pub fn note_removed(&mut self) {
-        self.live = self.live.saturating_sub(1);
+    /// Records that `n` live entries went stale (their items left); empties the heap when no
+    /// entry is live. Compaction is the caller's, with [`maybe_compact`](Self::maybe_compact)
+    /// (a batch compacts once, at its end).
+    pub fn note_removed(&mut self, n: usize) {
+        self.live = self.live.saturating_sub(n);
         if self.live == 0 {
             // Every entry is stale: nothing to check.
             self.heap.clear();

@@ -11,15 +11,24 @@
 use super::RoutingEvent;
 use super::eligibility::{Mask, Term};
 use super::plan::TimerBasis;
-use super::queue::{ItemKey, discipline_key_at};
-use super::state::{CPlan, IState, State, StepRef, Tier, Timer, TimerKind, chain_of, from_ms, live, ms};
+use super::queue::{Entry, discipline_key_at};
+use super::state::{CPlan, FastMap, IState, State, StepRef, Tier, Timer, TimerKind, chain_of, from_ms, live, ms};
 use crate::model::QueueId;
 use chrono::{DateTime, Utc};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
 /// Most groups remembered at once (a tick's items go to a handful of steps and skill sets).
 const MEMO_GROUPS: usize = 32;
+
+/// Most distinct skill sets numbered ([`StepMemo::skill_sets`]); items with other skill sets
+/// are grouped by comparing their skills.
+const SKILL_SETS: usize = 1 << 16;
+
+/// An item's skill set not numbered yet ([`ItemSlot::skill_set`](super::state::ItemSlot)).
+pub(crate) const SKILL_SET_UNKNOWN: u32 = 0;
+/// An item's skill set that has no number (the table is full): compared by value.
+const SKILL_SET_NONE: u32 = u32::MAX;
 
 /// One group: items at step `at` waiting in queue `qi` (the item's own queue being the wait
 /// queue, none, or another one), with these skills when the step's tiers read them.
@@ -29,8 +38,10 @@ struct Group {
     qi: u32,
     item_queue: u8,
     skills: Option<BTreeMap<String, u32>>,
+    /// The number of `skills` ([`SKILL_SET_NONE`] if it has none).
+    skill_set: u32,
     /// `None`: the step's tiers read more of the item than its skills (per-item way).
-    tiers: Option<Vec<Tier>>,
+    tiers: Option<Arc<[Tier]>>,
     /// The class its items wait in on a channel (channel, class), once nobody of the pool was
     /// found available on that channel (which holds until the memo is flushed).
     class: Option<(usize, usize)>,
@@ -44,6 +55,8 @@ struct DueMemo {
     next: StepRef,
     entered: DateTime<Utc>,
     next_due: Option<DateTime<Utc>>,
+    /// `next_due` in milliseconds.
+    next_due_ms: Option<i64>,
 }
 
 /// What one run of step timers has computed so far; valid while no per-item move runs
@@ -57,11 +70,69 @@ pub(crate) struct StepMemo {
     due: Option<DueMemo>,
     /// Next-step timers not added yet (added in one block, in order).
     pub timers: Vec<Timer>,
-    /// Moved items (already `Waiting`) whose heap entries are not added yet: (class, key,
-    /// heap seq, item), in order.
-    queued: Vec<(usize, ItemKey, u64, u32)>,
-    /// Classes items left (compacted once, at the flush).
-    left: Vec<usize>,
+    /// Per class: the heap entries of moved items (already `Waiting`) not added yet.
+    queued: Vec<Vec<Entry<u32>>>,
+    /// The classes with entries in `queued`.
+    queued_classes: Vec<usize>,
+    /// Classes items left, with how many in a row (counted out and compacted at the flush).
+    left: Vec<(usize, usize)>,
+    /// The skill sets numbered so far.
+    skill_sets: SkillSets,
+    /// By [`hint_of`] an item's step, queue and skill set: 1 + the group the last such item
+    /// went to (0: none). Checked before use, so never stale in effect.
+    hints: [u8; HINTS],
+}
+
+/// Entries in [`StepMemo::hints`].
+const HINTS: usize = 32;
+
+/// Where in [`StepMemo::hints`] the group of items moving to `at` in queue `qi` with skill set
+/// `skill_set` is looked up: skill set numbers are small and consecutive, and a run mostly
+/// moves items to one step of one queue, so its groups mostly get slots of their own.
+fn hint_of(at: StepRef, qi: u32, skill_set: u32) -> usize {
+    let step = match at {
+        StepRef::Rule(r, s) => r.wrapping_mul(7).wrapping_add(s.wrapping_mul(11)),
+        StepRef::Implicit => 3,
+        StepRef::AnyMember => 5,
+    };
+    step.wrapping_add((qi as usize).wrapping_mul(13)).wrapping_add(skill_set as usize) % HINTS
+}
+
+/// Distinct skill sets numbered; kept across runs (items do not change once submitted, so an
+/// item keeps its number and a group is found without reading the item's skills again).
+#[derive(Debug, Default)]
+struct SkillSets {
+    /// Every skill set seen by a step move, numbered from 1; at most [`SKILL_SETS`] entries.
+    numbers: FastMap<BTreeMap<String, u32>, u32>,
+    /// The last few sets numbered or found, tried first (comparing is cheaper than hashing).
+    recent: VecDeque<(BTreeMap<String, u32>, u32)>,
+}
+
+/// Entries in [`SkillSets::recent`].
+const RECENT_SKILL_SETS: usize = 8;
+
+impl SkillSets {
+    /// The number of skill set `skills`, numbered now if it is new ([`SKILL_SET_NONE`] once the
+    /// table is full).
+    fn number(&mut self, skills: &BTreeMap<String, u32>) -> u32 {
+        if let Some((_, n)) = self.recent.iter().find(|(s, _)| same_skills(s, skills)) {
+            return *n;
+        }
+        let n = match self.numbers.get(skills) {
+            Some(n) => *n,
+            None if self.numbers.len() >= SKILL_SETS => return SKILL_SET_NONE,
+            None => {
+                let n = self.numbers.len() as u32 + 1;
+                self.numbers.insert(skills.clone(), n);
+                n
+            }
+        };
+        if self.recent.len() >= RECENT_SKILL_SETS {
+            self.recent.pop_back();
+        }
+        self.recent.push_front((skills.clone(), n));
+        n
+    }
 }
 
 impl State {
@@ -69,20 +140,23 @@ impl State {
     /// left; the memo forgets its groups. Runs before anything else looks at the state.
     pub(crate) fn flush_relax(&mut self, memo: &mut StepMemo) {
         self.timers.add_all(&mut memo.timers);
-        // Each class's entries in one block (their order in a heap does not matter: entries
-        // leave by key, then seq).
-        memo.queued.sort_by_key(|e| e.0);
-        for run in memo.queued.chunk_by(|a, b| a.0 == b.0) {
-            let Some(class) = run.first().and_then(|e| self.classes.get_mut(e.0)) else { continue };
-            class.heap.extend(run.iter().map(|&(_, key, seq, i)| (key, seq, i)));
+        // Out first: a class all of whose items moved is emptied without checks.
+        for &(ci, n) in &memo.left {
+            self.note_left(ci, n);
+        }
+        // Each class's entries in one block (a class all of whose items moved takes them as
+        // they are).
+        for ci in memo.queued_classes.drain(..) {
+            let (Some(entries), Some(class)) = (memo.queued.get_mut(ci), self.classes.get_mut(ci)) else { continue };
+            let n = entries.len();
+            class.heap.append(entries);
             if let Some(q) = self.queues.at_mut(class.qi) {
-                q.waiting += run.len();
+                q.waiting += n;
             }
         }
-        memo.queued.clear();
         memo.left.sort_unstable();
-        memo.left.dedup();
-        for ci in memo.left.drain(..) {
+        memo.left.dedup_by_key(|e| e.0);
+        for (ci, _) in memo.left.drain(..) {
             let items = &self.items;
             if let Some(class) = self.classes.get_mut(ci) {
                 class.heap.maybe_compact(|e| live(items, e.payload, e.seq));
@@ -166,17 +240,18 @@ impl State {
             return false;
         }
         // The step's entry (the previous due instant, as `advance` takes it) and next due.
-        let (entered, next_due) = match memo.due {
+        let (entered, next_due, next_due_ms) = match memo.due {
             Some(m) if m.due_ms == due_ms && m.next == next && step.timer == TimerBasis::StepEntry => {
-                (m.entered, m.next_due)
+                (m.entered, m.next_due, m.next_due_ms)
             }
             _ => {
                 let entered = from_ms(due_ms).min(now);
                 let next_due = self.step_due(step, &slot.item, entered);
+                let next_due_ms = next_due.map(ms);
                 if step.timer == TimerBasis::StepEntry {
-                    memo.due = Some(DueMemo { due_ms, next, entered, next_due });
+                    memo.due = Some(DueMemo { due_ms, next, entered, next_due, next_due_ms });
                 }
-                (entered, next_due)
+                (entered, next_due, next_due_ms)
             }
         };
         if next_due.is_some_and(|d| d <= now) {
@@ -191,12 +266,29 @@ impl State {
             Some(_) => return false,
         };
         let (qi, chan) = (slot.qi, slot.chan);
-        let found = memo.groups.iter().position(|g| {
+        let skill_set = match slot.skill_set {
+            SKILL_SET_UNKNOWN => memo.skill_sets.number(&slot.item.skills),
+            n => n,
+        };
+        let matches = |g: &Group| {
             g.at == next
                 && g.qi == qi
                 && g.item_queue == item_queue
-                && g.skills.as_ref().is_none_or(|sk| same_skills(sk, &slot.item.skills))
-        });
+                && g.skills.as_ref().is_none_or(|sk| {
+                    if skill_set == SKILL_SET_NONE || g.skill_set == SKILL_SET_NONE {
+                        same_skills(sk, &slot.item.skills)
+                    } else {
+                        g.skill_set == skill_set
+                    }
+                })
+        };
+        // The group items like this one went to last, else a search.
+        let hint = hint_of(next, qi, skill_set);
+        let hinted = memo.hints.get(hint).and_then(|g| g.checked_sub(1)).map(usize::from);
+        let found = match hinted {
+            Some(g) if memo.groups.get(g).is_some_and(matches) => Some(g),
+            _ => memo.groups.iter().position(matches),
+        };
         let g = match found {
             Some(g) => g,
             None => {
@@ -209,13 +301,16 @@ impl State {
                     let State { profiles, queues, .. } = self;
                     let wait = (&slot.queue, slot.qi);
                     Self::tiers_into(plan, profiles, queues, &slot.item, wait, next, entered, &mut tiers);
-                    tiers
+                    Arc::from(tiers)
                 });
                 let skills = (reads == Some(true)).then(|| slot.item.skills.clone());
-                memo.groups.push(Group { at: next, qi, item_queue, skills, tiers, class: None });
+                memo.groups.push(Group { at: next, qi, item_queue, skills, skill_set, tiers, class: None });
                 memo.groups.len() - 1
             }
         };
+        if let Some(h) = memo.hints.get_mut(hint) {
+            *h = g as u8 + 1;
+        }
         let Some(group) = memo.groups.get_mut(g) else { return false };
         let Some(tiers) = group.tiers.as_ref() else { return false };
         let known = group.class.filter(|(c, _)| *c == chan).map(|(_, ci)| ci);
@@ -225,22 +320,24 @@ impl State {
         // The move, as `fire` → `advance` → `enter_step` → `route` would make it.
         // Out of its class now, back in at the flush: a class all of whose items move is
         // emptied without checks, and no entry goes stale on the way.
-        if let Some(left) = self.unqueue_uncompacted(i)
-            && memo.left.last() != Some(&left)
-        {
-            memo.left.push(left);
+        if let Some(left) = self.leave_class(i) {
+            match memo.left.last_mut() {
+                Some((ci, n)) if *ci == left => *n += 1,
+                _ => memo.left.push((left, 1)),
+            }
         }
         let step_gen = self.next_seq();
         let Some(slot) = self.items.get_mut(i as usize).and_then(|s| s.as_mut()) else { return false };
         slot.at = next;
         slot.step_entered = entered;
         slot.step_gen = step_gen;
-        slot.tiers.clone_from(tiers);
-        slot.step_due = next_due.map(ms);
+        slot.tiers.share(tiers);
+        slot.step_due = next_due_ms;
+        slot.skill_set = skill_set;
         let id = slot.item.id;
-        if let Some(due) = next_due {
+        if let Some(due) = next_due_ms {
             let seq = self.next_seq();
-            memo.timers.push(Timer { due: ms(due), seq, kind: TimerKind::Step { item: i, epoch: step_gen } });
+            memo.timers.push(Timer { due, seq, kind: TimerKind::Step { item: i, epoch: step_gen } });
         }
         self.events.push(RoutingEvent::StepEntered { item: id, rule: plan.rule_name(r), step: s + 1 });
         let seq = self.next_seq();
@@ -248,7 +345,7 @@ impl State {
             Some(ci) => Some(ci),
             None => {
                 let mut mask = Mask::default();
-                for t in tiers {
+                for t in tiers.iter() {
                     mask.or_with(&t.mask);
                 }
                 let ci = self.class_for(qi, chan, mask);
@@ -265,7 +362,15 @@ impl State {
         {
             let key = discipline_key_at(&q.config.discipline, &slot.item, slot.priority, slot.since_ms);
             slot.state = IState::Waiting { class: ci, seq };
-            memo.queued.push((ci, key, seq, i));
+            if memo.queued.len() <= ci {
+                memo.queued.resize_with(ci + 1, Vec::new);
+            }
+            if let Some(entries) = memo.queued.get_mut(ci) {
+                if entries.is_empty() {
+                    memo.queued_classes.push(ci);
+                }
+                entries.push(Entry { key, seq, payload: i });
+            }
         }
         true
     }

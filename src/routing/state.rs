@@ -451,34 +451,82 @@ impl Clone for Tier {
     }
 }
 
+/// An item's eligibility tiers: its own, or shared with the items a batch step move moved with
+/// it (`relax`; one tier list per group instead of a copy per item). Read as a slice.
+#[derive(Debug, Clone, Default)]
+#[repr(C)]
+pub(crate) struct Tiers {
+    shared: Option<Arc<[Tier]>>,
+    /// The item's own tiers (kept for their allocation while `shared` is set).
+    own: Vec<Tier>,
+}
+
+impl std::ops::Deref for Tiers {
+    type Target = [Tier];
+    fn deref(&self) -> &[Tier] {
+        match &self.shared {
+            Some(s) => s,
+            None => &self.own,
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Tiers {
+    type Item = &'a Tier;
+    type IntoIter = std::slice::Iter<'a, Tier>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl Tiers {
+    /// The item's own tiers, to be written over (the shared ones are dropped).
+    pub fn rewrite(&mut self) -> &mut Vec<Tier> {
+        self.shared = None;
+        &mut self.own
+    }
+
+    /// Shares `tiers`.
+    pub fn share(&mut self, tiers: &Arc<[Tier]>) {
+        self.shared = Some(Arc::clone(tiers));
+    }
+}
+
+/// An item in the router. `repr(C)`, cache-line aligned, the fields a step move reads and
+/// writes first: moving a million waiting items is bound by the cache lines each one touches.
 #[derive(Debug)]
+#[repr(C, align(64))]
 pub(crate) struct ItemSlot {
-    pub item: WorkItem,
-    pub priority: i32,
-    pub chan: usize,
-    pub queue: QueueId,
-    /// `queue`'s index in [`Queues`] (`u32::MAX` if there is no such queue).
-    pub qi: u32,
+    pub state: IState,
     pub at: StepRef,
-    pub plan_gen: u64,
-    pub step_entered: DateTime<Utc>,
     pub step_due: Option<i64>,
     pub step_gen: u64,
-    pub queue_entered: DateTime<Utc>,
+    pub wait_gen: u64,
+    /// The `wait_gen` for which a `Queued` event was sent.
+    pub announced: u64,
     /// `item.effective_since()` in milliseconds (items do not change once submitted).
     pub since_ms: i64,
-    pub wait_gen: u64,
-    pub tiers: Vec<Tier>,
-    pub state: IState,
+    pub queue: QueueId,
+    pub step_entered: DateTime<Utc>,
+    /// `queue`'s index in [`Queues`] (`u32::MAX` if there is no such queue).
+    pub qi: u32,
+    pub chan: usize,
+    pub priority: i32,
+    /// The number of `item.skills` among the skill sets step moves have seen (0 until the
+    /// item's first batch step move; see `relax`).
+    pub skill_set: u32,
+    pub by_policy: bool,
+    /// Last of the hot fields: a step move reads only the shared tiers, at its start.
+    pub tiers: Tiers,
+    pub item: WorkItem,
+    pub plan_gen: u64,
+    pub queue_entered: DateTime<Utc>,
     /// Registration numbers of agents not to offer again.
     pub excluded: Vec<u64>,
     pub declines: u32,
     pub bot_hold: Option<u32>,
     /// Retry timers already scheduled for queue delays (due ms).
     pub retries: Vec<i64>,
-    /// The `wait_gen` for which a `Queued` event was sent.
-    pub announced: u64,
-    pub by_policy: bool,
     /// The `step_gen` whose external decision was made (no second request in that visit).
     pub decided_gen: u64,
     /// The fallback of the open decision request.
@@ -1251,7 +1299,7 @@ impl State {
         let State { plan, items, profiles, queues, .. } = self;
         let Some(slot) = items.get_mut(i as usize).and_then(|s| s.as_mut()) else { return };
         let wait = (&slot.queue, slot.qi);
-        Self::tiers_into(plan, profiles, queues, &slot.item, wait, slot.at, slot.step_entered, &mut slot.tiers);
+        Self::tiers_into(plan, profiles, queues, &slot.item, wait, slot.at, slot.step_entered, slot.tiers.rewrite());
     }
 
     /// The eligibility tiers of `item` (waiting in `wait`) at step `at`, entered at `entered`,
@@ -1378,22 +1426,29 @@ impl State {
 
     /// Takes waiting item `i` out of its class (state becomes `Moving`).
     pub fn unqueue(&mut self, i: u32) {
-        if let Some(class) = self.unqueue_uncompacted(i) {
+        if let Some(class) = self.leave_class(i) {
+            self.note_left(class, 1);
             let items = &self.items;
             self.classes[class].heap.maybe_compact(|e| live(items, e.payload, e.seq));
         }
     }
 
-    /// [`State::unqueue`] leaving the class's compaction to the caller; the class left.
-    pub(crate) fn unqueue_uncompacted(&mut self, i: u32) -> Option<usize> {
+    /// Takes waiting item `i` out of its class (`Moving`) without counting it out (the
+    /// caller does, with [`State::note_left`]; a batch once per class); the class left.
+    pub(crate) fn leave_class(&mut self, i: u32) -> Option<usize> {
         let slot = self.items[i as usize].as_mut()?;
         let IState::Waiting { class, .. } = slot.state else { return None };
         slot.state = IState::Moving;
-        if let Some(q) = self.queues.at_mut(self.classes[class].qi) {
-            q.waiting = q.waiting.saturating_sub(1);
-        }
-        self.classes[class].heap.note_removed();
         Some(class)
+    }
+
+    /// Counts `n` items out of class `ci` (its queue's waiting count, its heap's live entries).
+    pub(crate) fn note_left(&mut self, ci: usize, n: usize) {
+        let Some(class) = self.classes.get_mut(ci) else { return };
+        class.heap.note_removed(n);
+        if let Some(q) = self.queues.at_mut(class.qi) {
+            q.waiting = q.waiting.saturating_sub(n);
+        }
     }
 
     // ----- candidates
