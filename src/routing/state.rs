@@ -237,88 +237,131 @@ impl AgentSlot {
     }
 }
 
+/// One profile's available agents on one channel, in key order.
+///
+/// Under the usual rankers an agent put back sorts after every agent already there (freed
+/// later = idle since later), so most entries go to `run`, a sorted deque whose best entry is
+/// taken in O(1); the others go to `rest`, a B-tree. An entry removed from the middle of `run`
+/// is left there dead (its stamp no longer the agent's) and skipped, and `run` is compacted
+/// when the dead outnumber the living.
+#[derive(Debug, Default)]
+pub(crate) struct ProfileSet {
+    /// Sorted entries with their stamps; the front one is always live.
+    run: VecDeque<(IndexEntry, u64)>,
+    rest: BTreeSet<IndexEntry>,
+    dead: usize,
+}
+
+impl ProfileSet {
+    pub fn len(&self) -> usize {
+        self.run.len() - self.dead + self.rest.len()
+    }
+
+    fn first(&self) -> Option<IndexEntry> {
+        let run = self.run.front().map(|(e, _)| *e);
+        match (run, self.rest.first()) {
+            (Some(a), Some(b)) => Some(a.min(*b)),
+            (a, b) => a.or(b.copied()),
+        }
+    }
+}
+
 /// The agents that could take an item on one channel now, per profile, for one ranker spec.
 #[derive(Debug, Default)]
 pub(crate) struct ChanIndex {
-    /// Per profile: its available agents, best first.
-    pub sets: Vec<BTreeSet<IndexEntry>>,
-    /// Per profile: the first entry of its set.
+    /// Per profile: its available agents.
+    sets: Vec<ProfileSet>,
+    /// Per profile: its best entry.
     pub top: Vec<Option<IndexEntry>>,
     /// Profiles with at least one available agent.
     pub avail: Mask,
-    /// The profiles that have a top, best top first, each with its top's key (live key,
-    /// registration order) so the order is kept without looking the tops up: a decision walks
-    /// this from the front and stops at the first eligible profile instead of visiting every
-    /// eligible profile.
-    pub order: Vec<(DynArr, u64, u32)>,
+    /// Per agent slot: the stamp of its live entry in a `run` (0: none there).
+    stamps: Vec<u64>,
+    last_stamp: u64,
 }
 
 impl ChanIndex {
     fn ensure(&mut self, p: usize) {
         if self.sets.len() <= p {
-            self.sets.resize_with(p + 1, BTreeSet::new);
+            self.sets.resize_with(p + 1, ProfileSet::default);
             self.top.resize(p + 1, None);
         }
     }
 
-    fn set_top(&mut self, p: usize, new: Option<IndexEntry>) {
-        let Some(&old) = self.top.get(p) else { return };
-        if old == new {
-            return;
-        }
-        let p32 = p as u32;
-        // Registration numbers are unique, so the profile never decides between two entries.
-        let old_pos = old.and_then(|o| self.order.binary_search(&(o.0, o.1, p32)).ok());
-        let old_pos = old_pos.or_else(|| self.order.iter().position(|e| e.2 == p32));
-        self.top[p] = new;
-        match (old_pos, new) {
-            (Some(from), Some(n)) => {
-                let key = (n.0, n.1, p32);
-                // Move the entry to its new place, shifting only what lies between.
-                let to = self.order.partition_point(|e| *e < key);
-                if to > from {
-                    self.order.copy_within(from + 1..to, from);
-                    self.order[to - 1] = key;
-                } else {
-                    self.order.copy_within(to..from, to + 1);
-                    self.order[to] = key;
-                }
-            }
-            (Some(from), None) => {
-                self.order.remove(from);
-            }
-            (None, Some(n)) => {
-                let key = (n.0, n.1, p32);
-                let to = self.order.partition_point(|e| *e < key);
-                self.order.insert(to, key);
-            }
-            (None, None) => {}
-        }
+    /// How many agents of profile `p` are available.
+    pub fn len(&self, p: usize) -> usize {
+        self.sets.get(p).map_or(0, ProfileSet::len)
+    }
+
+    /// The available agents of profile `p`, best first.
+    pub fn iter(&self, p: usize) -> impl Iterator<Item = IndexEntry> + '_ {
+        let set = self.sets.get(p);
+        let stamps = &self.stamps;
+        let mut run = set
+            .into_iter()
+            .flat_map(|s| s.run.iter())
+            .filter(move |(e, st)| stamps.get(e.2 as usize) == Some(st))
+            .map(|(e, _)| *e)
+            .peekable();
+        let mut rest = set.into_iter().flat_map(|s| s.rest.iter()).copied().peekable();
+        std::iter::from_fn(move || match (run.peek(), rest.peek()) {
+            (Some(a), Some(b)) if b < a => rest.next(),
+            (Some(_), _) => run.next(),
+            (None, _) => rest.next(),
+        })
     }
 
     fn insert(&mut self, p: usize, e: IndexEntry) {
         self.ensure(p);
-        self.sets[p].insert(e);
+        let a = e.2 as usize;
+        if self.stamps.len() <= a {
+            self.stamps.resize(a + 1, 0);
+        }
+        let Some(set) = self.sets.get_mut(p) else { return };
+        if set.run.back().is_none_or(|(b, _)| *b < e) {
+            self.last_stamp += 1;
+            set.run.push_back((e, self.last_stamp));
+            self.stamps[a] = self.last_stamp;
+        } else {
+            set.rest.insert(e);
+        }
         if self.top[p].is_none_or(|t| e < t) {
-            self.set_top(p, Some(e));
+            self.top[p] = Some(e);
         }
         self.avail.set(p);
     }
 
     fn remove(&mut self, p: usize, e: &IndexEntry) {
-        if p >= self.sets.len() {
-            return;
-        }
-        if self.top[p].as_ref() == Some(e) {
-            // The usual case (the agent just taken was its profile's best): no search.
-            self.sets[p].pop_first();
-            let first = self.sets[p].first().copied();
-            self.set_top(p, first);
+        let ChanIndex { sets, top, avail, stamps, .. } = self;
+        let Some(set) = sets.get_mut(p) else { return };
+        let a = e.2 as usize;
+        let stamp = stamps.get(a).copied().unwrap_or(0);
+        if stamp != 0 {
+            // In the run: the front is taken at once, another entry left dead.
+            stamps[a] = 0;
+            if set.run.front().is_some_and(|(_, s)| *s == stamp) {
+                set.run.pop_front();
+            } else {
+                set.dead += 1;
+            }
+            while let Some((f, s)) = set.run.front()
+                && stamps.get(f.2 as usize) != Some(s)
+            {
+                set.run.pop_front();
+                set.dead = set.dead.saturating_sub(1);
+            }
+            if set.dead > 32 && set.dead * 2 > set.run.len() {
+                set.run.retain(|(f, s)| stamps.get(f.2 as usize) == Some(s));
+                set.dead = 0;
+            }
         } else {
-            self.sets[p].remove(e);
+            set.rest.remove(e);
         }
-        if self.sets[p].is_empty() {
-            self.avail.clear(p);
+        if top[p].as_ref() == Some(e) {
+            top[p] = set.first();
+        }
+        if set.len() == 0 {
+            avail.clear(p);
         }
     }
 }
@@ -1443,31 +1486,23 @@ impl State {
             let spec = &self.index[ranker.spec].spec;
             let mut best: Option<(usize, IndexEntry)> = None;
             for (tier, t) in slot.tiers.iter().enumerate() {
-                // Profile tops best first: the first eligible profile whose top may be offered
-                // wins; one whose top is excluded offers its next agent, and the walk goes on
-                // while later tops could still beat that.
-                if t.mask.intersects(&chidx.avail) {
-                    for &(_, _, p) in &chidx.order {
-                        let p = p as usize;
-                        let Some(top) = chidx.top.get(p).copied().flatten() else { continue };
-                        if best.is_some_and(|(bt, be)| bt < tier || (be.0, be.1) < (top.0, top.1)) {
-                            break;
-                        }
-                        if !t.mask.get(p) || delayed.contains(&p) {
-                            continue;
-                        }
-                        let e = if excluded(top.1, top.2) {
-                            chidx.sets.get(p).and_then(|set| set.iter().find(|e| !excluded(e.1, e.2)).copied())
-                        } else {
-                            Some(top)
-                        };
-                        if let Some(e) = e
-                            && best.is_none_or(|(bt, be)| (tier, e.0, e.1) < (bt, be.0, be.1))
-                        {
-                            best = Some((tier, e));
-                        }
+                // The best profile top of the tier; a profile whose top is excluded offers its
+                // next agent.
+                t.mask.for_each_common(&chidx.avail, |p| {
+                    let Some(top) = chidx.top.get(p).copied().flatten() else { return };
+                    if best.is_some_and(|(bt, be)| bt < tier || (be.0, be.1) < (top.0, top.1)) {
+                        return;
                     }
-                }
+                    if delayed.contains(&p) {
+                        return;
+                    }
+                    let e = if excluded(top.1, top.2) { chidx.iter(p).find(|e| !excluded(e.1, e.2)) } else { Some(top) };
+                    if let Some(e) = e
+                        && best.is_none_or(|(bt, be)| (tier, e.0, e.1) < (bt, be.0, be.1))
+                    {
+                        best = Some((tier, e));
+                    }
+                });
                 for id in &t.explicit {
                     let Some(&a) = self.agent_ids.get(id) else { continue };
                     let Some(ag) = self.agents[a as usize].as_ref() else { continue };
@@ -1528,9 +1563,8 @@ impl State {
                     }
                     return;
                 }
-                let Some(set) = chidx.sets.get(p) else { return };
                 let mut taken = 0;
-                for e in set.iter() {
+                for e in chidx.iter(p) {
                     if excluded(e.1, e.2) {
                         continue;
                     }
@@ -1731,9 +1765,7 @@ impl State {
         for t in &slot.tiers {
             t.mask.for_each(|p| {
                 signed += i64::from(self.signed_in.get(p).copied().unwrap_or(0));
-                if let Some(set) = chidx.and_then(|c| c.sets.get(p)) {
-                    available += set.len() as i64;
-                }
+                available += chidx.map_or(0, |c| c.len(p)) as i64;
             });
             for id in &t.explicit {
                 let Some(ag) = self.agent_ids.get(id).and_then(|a| self.agents[*a as usize].as_ref()) else { continue };
