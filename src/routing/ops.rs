@@ -41,7 +41,7 @@ impl State {
             step_gen: 0,
             queue_entered: now,
             wait_gen: 0,
-            tiers: Vec::new(),
+            tiers: self.spare_tiers.pop().unwrap_or_default(),
             state: IState::Moving,
             excluded: Vec::new(),
             declines: 0,
@@ -309,9 +309,13 @@ impl State {
     }
 
     pub fn remove_item(&mut self, i: u32) {
-        if let Some(slot) = self.items[i as usize].take() {
+        if let Some(mut slot) = self.items[i as usize].take() {
             self.item_ids.remove(&slot.item.id);
             self.free_items.push(i);
+            if self.spare_tiers.len() < 64 {
+                slot.tiers.clear();
+                self.spare_tiers.push(slot.tiers);
+            }
         }
     }
 
@@ -339,12 +343,12 @@ impl State {
                         s.by_policy = false;
                     }
                     self.compute_tiers(i);
-                    self.candidates(i, n, now).into_iter().map(|c| c.agent).collect()
+                    self.candidates(i, n, now).iter().map(|c| c.agent).collect()
                 }
             }
         } else {
             let cands = self.candidates(i, n, now);
-            match cands.as_slice() {
+            match &cands[..] {
                 [] => Vec::new(),
                 [one] if !offer => {
                     self.assign(i, one.agent, now);

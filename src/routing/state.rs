@@ -266,18 +266,49 @@ impl ProfileSet {
     }
 }
 
+/// No profile (the end of a [`ChanIndex`] list).
+pub(crate) const NIL: u32 = u32::MAX;
+
 /// The agents that could take an item on one channel now, per profile, for one ranker spec.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct ChanIndex {
     /// Per profile: its available agents.
     sets: Vec<ProfileSet>,
     /// Per profile: its best entry.
     pub top: Vec<Option<IndexEntry>>,
+    /// Per profile: its best entry's first live key and registration packed for one compare
+    /// (`u128::MAX`: none), which orders the tops exactly when the spec has at most one key.
+    pub fast: Vec<u128>,
     /// Profiles with at least one available agent.
     pub avail: Mask,
+    /// The profiles with a top, best first, as a list linked through `next`/`prev` from
+    /// `head` ([`NIL`]: none): with one key, a decision walks it from the front and stops at
+    /// the first eligible profile; a top that changes is unlinked and linked in again from the
+    /// back (a new top is usually the latest).
+    pub head: u32,
+    tail: u32,
+    pub next: Vec<u32>,
+    prev: Vec<u32>,
     /// Per agent slot: the stamp of its live entry in a `run` (0: none there).
     stamps: Vec<u64>,
     last_stamp: u64,
+}
+
+impl Default for ChanIndex {
+    fn default() -> Self {
+        ChanIndex {
+            sets: Vec::new(),
+            top: Vec::new(),
+            fast: Vec::new(),
+            avail: Mask::default(),
+            head: NIL,
+            tail: NIL,
+            next: Vec::new(),
+            prev: Vec::new(),
+            stamps: Vec::new(),
+            last_stamp: 0,
+        }
+    }
 }
 
 impl ChanIndex {
@@ -285,7 +316,54 @@ impl ChanIndex {
         if self.sets.len() <= p {
             self.sets.resize_with(p + 1, ProfileSet::default);
             self.top.resize(p + 1, None);
+            self.fast.resize(p + 1, u128::MAX);
+            self.next.resize(p + 1, NIL);
+            self.prev.resize(p + 1, NIL);
         }
+    }
+
+    /// Sets profile `p`'s packed top key, keeping the list of tops in order.
+    fn set_fast(&mut self, p: usize, new: u128) {
+        let Some(old) = self.fast.get(p).copied() else { return };
+        if old == new {
+            return;
+        }
+        self.fast[p] = new;
+        let p32 = p as u32;
+        if old != u128::MAX {
+            let (before, after) = (self.prev[p], self.next[p]);
+            match self.next.get_mut(before as usize) {
+                Some(n) => *n = after,
+                None => self.head = after,
+            }
+            match self.prev.get_mut(after as usize) {
+                Some(n) => *n = before,
+                None => self.tail = before,
+            }
+        }
+        if new != u128::MAX {
+            let mut before = self.tail;
+            while let Some(&k) = self.fast.get(before as usize)
+                && k > new
+            {
+                before = self.prev[before as usize];
+            }
+            let after = match self.next.get_mut(before as usize) {
+                Some(n) => std::mem::replace(n, p32),
+                None => std::mem::replace(&mut self.head, p32),
+            };
+            match self.prev.get_mut(after as usize) {
+                Some(n) => *n = p32,
+                None => self.tail = p32,
+            }
+            self.prev[p] = before;
+            self.next[p] = after;
+        }
+    }
+
+    /// `e`'s first live key and registration, packed so that `u128` order is their order.
+    pub fn fast_key(e: &IndexEntry) -> u128 {
+        (u128::from((e.0[0] as u64) ^ (1 << 63)) << 64) | u128::from(e.1)
     }
 
     /// How many agents of profile `p` are available.
@@ -327,6 +405,7 @@ impl ChanIndex {
         }
         if self.top[p].is_none_or(|t| e < t) {
             self.top[p] = Some(e);
+            self.set_fast(p, Self::fast_key(&e));
         }
         self.avail.set(p);
     }
@@ -357,11 +436,14 @@ impl ChanIndex {
         } else {
             set.rest.remove(e);
         }
+        let empty = set.len() == 0;
+        if empty {
+            avail.clear(p);
+        }
         if top[p].as_ref() == Some(e) {
             top[p] = set.first();
-        }
-        if set.len() == 0 {
-            avail.clear(p);
+            let fast = top[p].as_ref().map_or(u128::MAX, Self::fast_key);
+            self.set_fast(p, fast);
         }
     }
 }
@@ -796,12 +878,33 @@ pub(crate) struct State {
     last_class: Option<usize>,
     /// Reused by `reindex`.
     scratch: Vec<(usize, usize, usize, DynArr)>,
+    /// Tier lists of removed items, kept for their allocations.
+    pub spare_tiers: Vec<Vec<Tier>>,
     /// The step-timer batch's memo, kept for its buffers.
     pub(crate) relax: super::relax::StepMemo,
     /// What expressions can read, and the registered functions.
     pub schemas: super::condition::Schemas,
     /// Business-hours schedules for `schedule(…)`.
     pub calendars: Arc<super::calendar::Calendars>,
+}
+
+/// The best candidates for an item, best first (one without allocating).
+#[derive(Debug)]
+pub(crate) enum Cands {
+    None,
+    One([Cand; 1]),
+    Many(Vec<Cand>),
+}
+
+impl std::ops::Deref for Cands {
+    type Target = [Cand];
+    fn deref(&self) -> &[Cand] {
+        match self {
+            Cands::None => &[],
+            Cands::One(c) => c,
+            Cands::Many(v) => v,
+        }
+    }
 }
 
 /// A candidate agent for an item.
@@ -849,6 +952,7 @@ impl State {
             freed: Vec::new(),
             unknown_agent: AgentId::new("unknown").expect("a literal key is valid"),
             scratch: Vec::new(),
+            spare_tiers: Vec::new(),
             relax: Default::default(),
             last_class: None,
             schemas: super::condition::Schemas::default(),
@@ -1443,12 +1547,12 @@ impl State {
 
     /// The best `n` agents for item `i`, best first.
     #[inline]
-    pub fn candidates(&mut self, i: u32, n: usize, now: DateTime<Utc>) -> Vec<Cand> {
+    pub fn candidates(&mut self, i: u32, n: usize, now: DateTime<Utc>) -> Cands {
         // The common "nobody can take it" answer without entering the search (items waiting
         // for agents are asked on every step and every retry).
-        let Some(slot) = self.items.get(i as usize).and_then(|s| s.as_ref()) else { return Vec::new() };
+        let Some(slot) = self.items.get(i as usize).and_then(|s| s.as_ref()) else { return Cands::None };
         if self.nobody_available(&slot.tiers, slot.at, slot.chan) {
-            return Vec::new();
+            return Cands::None;
         }
         self.search_candidates(i, n, now)
     }
@@ -1463,12 +1567,12 @@ impl State {
     }
 
     /// [`State::candidates`] once some agent of the pool may be available.
-    fn search_candidates(&mut self, i: u32, n: usize, now: DateTime<Utc>) -> Vec<Cand> {
-        let Some(slot) = self.items[i as usize].as_ref() else { return Vec::new() };
+    fn search_candidates(&mut self, i: u32, n: usize, now: DateTime<Utc>) -> Cands {
+        let Some(slot) = self.items[i as usize].as_ref() else { return Cands::None };
         let ri = self.ranker_of(slot.at);
         let ranker = &self.rankers[ri];
         let c = slot.chan;
-        let Some(chidx) = self.index.get(ranker.spec).and_then(|s| s.chans.get(c)) else { return Vec::new() };
+        let Some(chidx) = self.index.get(ranker.spec).and_then(|s| s.chans.get(c)) else { return Cands::None };
         let age = ms(now) - ms(slot.item.eligible_since);
         let delayed: Vec<usize> = self
             .queues
@@ -1486,6 +1590,31 @@ impl State {
             let spec = &self.index[ranker.spec].spec;
             let mut best: Option<(usize, IndexEntry)> = None;
             for (tier, t) in slot.tiers.iter().enumerate() {
+                // One key: the packed tops compare in one instruction, and the best of the tier
+                // stands unless it is excluded or delayed (then the full walk below).
+                if spec.len() <= 1 && best.is_none() {
+                    let mut first = None;
+                    if t.mask.intersects(&chidx.avail) {
+                        let mut p = chidx.head;
+                        while let Some(&after) = chidx.next.get(p as usize) {
+                            if t.mask.get(p as usize) {
+                                first = Some(p as usize);
+                                break;
+                            }
+                            p = after;
+                        }
+                    }
+                    if let Some(p) = first
+                        && let Some(e) = chidx.top.get(p).copied().flatten()
+                        && !excluded(e.1, e.2)
+                        && !delayed.contains(&p)
+                    {
+                        best = Some((tier, e));
+                        if t.explicit.is_empty() {
+                            break;
+                        }
+                    }
+                }
                 // The best profile top of the tier; a profile whose top is excluded offers its
                 // next agent.
                 t.mask.for_each_common(&chidx.avail, |p| {
@@ -1522,15 +1651,12 @@ impl State {
                     break; // inner tiers always win
                 }
             }
-            return best
-                .map(|(tier, e)| {
-                    let mut key = [0i64; 8];
-                    key[0] = tier as i64;
-                    key[1..4].copy_from_slice(&e.0);
-                    Cand { key, reg: e.1, agent: e.2 }
-                })
-                .into_iter()
-                .collect();
+            return best.map_or(Cands::None, |(tier, e)| {
+                let mut key = [0i64; 8];
+                key[0] = tier as i64;
+                key[1..4].copy_from_slice(&e.0);
+                Cands::One([Cand { key, reg: e.1, agent: e.2 }])
+            });
         }
         let mut best: Vec<Cand> = Vec::new();
         let excluded = |reg: u64, a: u32| slot.excluded.contains(&reg) || offered.contains(&a);
@@ -1605,7 +1731,7 @@ impl State {
                 consider(Cand { key, reg: ag.reg, agent: a }, &mut best);
             }
         }
-        best
+        Cands::Many(best)
     }
 
     /// Whether any agent of item `i`'s pool is signed in.
