@@ -111,6 +111,24 @@ fn item_only_terms_classify_rules_first_match() {
     assert_eq!((assigned_to(&d).as_deref(), d.rule.as_deref()), (Some("gen"), Some("rest")));
 }
 
+#[test]
+fn a_decision_says_why_in_words_and_serializes_rule_and_reason_as_strings() {
+    let r = router(&["s"]);
+    r.upsert_agent(chat_agent("ana", "s", 1), t0()).unwrap();
+    let plan = Plan::new([Rule::new("chats", [Step::new(Pool::queues([qid("s")])).named("first line")])]);
+    r.set_plan(plan, t0()).unwrap();
+    let d = r.submit(chat(1, "s", t0()), t0()).unwrap();
+    assert_eq!(d.reason.to_string(), "assigned to ana at rule \"chats\" step 0 (first line)");
+    let json = serde_json::to_value(&d).unwrap();
+    assert_eq!(json["rule"], "chats");
+    assert_eq!(json["reason"], "assigned to ana at rule \"chats\" step 0 (first line)");
+    let back: RoutingDecision = serde_json::from_value(json).unwrap();
+    assert_eq!(back, d);
+    // Nobody left: the reason says so.
+    let d = r.submit(chat(2, "s", t0()), t0()).unwrap();
+    assert!(d.reason.to_string().starts_with("no eligible agent can take it now"), "{}", d.reason);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Capacity
 
@@ -672,7 +690,7 @@ fn explain_names_the_step_and_groups_agents_by_reason() {
     r.submit(chat(1, "s", t0()), t0()).unwrap(); // to "busy"
     r.submit(chat(2, "s", t0()).with_skill("billing", 0), t0()).unwrap();
     let d = r.submit(chat(3, "s", t0()).with_skill("billing", 2), t0()).unwrap();
-    assert!(d.reason.contains("desk"), "{}", d.reason);
+    assert!(d.reason.to_string().contains("desk"), "{}", d.reason);
     let why = r.explain(wid(3), t0()).unwrap();
     assert_eq!(why.step, "rule \"r\" step 0 (desk)");
     let reason_of = |a: &str| why.groups.iter().find(|g| g.agents.contains(&aid(a))).map(|g| g.reason.clone());

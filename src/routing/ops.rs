@@ -404,11 +404,24 @@ impl State {
 
     pub fn step_label(&self, at: StepRef) -> &str {
         match at {
-            StepRef::Rule(r, s) => {
-                self.plan.labels.get(r).and_then(|v| v.get(s)).map_or("a removed step", |l| l.as_str())
-            }
+            StepRef::Rule(r, s) => self.plan.labels.get(r).and_then(|v| v.get(s)).map_or("a removed step", |l| l),
             StepRef::Implicit => "the default step",
             StepRef::AnyMember => "any member of the queue",
+        }
+    }
+
+    /// [`State::step_label`], shared rather than borrowed.
+    pub fn step_text(&self, at: StepRef) -> super::StepText {
+        use super::StepText;
+        match at {
+            StepRef::Rule(r, s) => self
+                .plan
+                .labels
+                .get(r)
+                .and_then(|v| v.get(s))
+                .map_or(StepText::Static("a removed step"), |l| StepText::Shared(l.clone())),
+            StepRef::Implicit => StepText::Static("the default step"),
+            StepRef::AnyMember => StepText::Static("any member of the queue"),
         }
     }
 

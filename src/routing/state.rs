@@ -501,7 +501,7 @@ pub(crate) struct CPlan {
     /// Ranker index per rule per step.
     pub rankers: Vec<Vec<usize>>,
     /// Each step in words, per rule per step.
-    pub labels: Vec<Vec<String>>,
+    pub labels: Vec<Vec<Arc<str>>>,
     /// Each rule's name, shared by the events that name it.
     pub rule_names: Vec<Arc<str>>,
 }
@@ -1012,8 +1012,8 @@ impl State {
                     .iter()
                     .enumerate()
                     .map(|(s, step)| match &step.name {
-                        Some(n) => format!("rule {:?} step {s} ({n})", rule.name),
-                        None => format!("rule {:?} step {s}", rule.name),
+                        Some(n) => Arc::from(format!("rule {:?} step {s} ({n})", rule.name)),
+                        None => Arc::from(format!("rule {:?} step {s}", rule.name)),
                     })
                     .collect()
             })
