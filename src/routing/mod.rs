@@ -1143,7 +1143,9 @@ fn decision(s: &State, id: WorkItemId, i: u32, queue: QueueId, events: Vec<Routi
         _ => (None, None),
     };
     let reason = match &x.state {
-        IState::Assigned { agent, .. } => DecisionReason(Why::Assigned { agent: s.agent_id(*agent), step: s.step_text(x.at) }),
+        IState::Assigned { agent, .. } => {
+            DecisionReason(Why::Assigned { agent: s.agent_id(*agent), step: s.step_text(x.at) })
+        }
         IState::Waiting { .. } | IState::Moving => s.queued_reason(i).into(),
         _ => reason_text(s, i).into(),
     };

@@ -28,42 +28,47 @@ impl State {
     /// Creates the slot for a new item in `queue` (index `qi`) and routes it.
     pub fn admit(&mut self, item: super::WorkItem, queue: QueueId, qi: u32, now: DateTime<Utc>) -> u32 {
         let chan = self.chan_of(&item.channel);
-        let slot = ItemSlot {
+        let eligible_ms = ms(item.eligible_since);
+        let id = item.id;
+        // The slot is written in its place (a free one, or a new one at the end), not built
+        // and moved there: an item is large.
+        let i = match self.free_items.pop() {
+            Some(i) => i,
+            None => {
+                self.items.push(None);
+                (self.items.len() - 1) as u32
+            }
+        };
+        let tiers = self.spare_tiers.pop().unwrap_or_default();
+        let plan_gen = self.plan_gen;
+        let by_policy = self.policy.is_some();
+        let Some(place) = self.items.get_mut(i as usize) else { return i };
+        *place = Some(ItemSlot {
             priority: item.priority,
             chan,
             queue,
             qi,
-            since_ms: ms(item.effective_since()),
+            since_ms: if item.age_adjustment.is_zero() { eligible_ms } else { ms(item.effective_since()) },
+            eligible_ms,
             at: StepRef::Implicit,
-            plan_gen: self.plan_gen,
+            plan_gen,
             step_entered: now,
             step_due: None,
             step_gen: 0,
             queue_entered: now,
             wait_gen: 0,
-            tiers: self.spare_tiers.pop().unwrap_or_default(),
+            tiers,
             state: IState::Moving,
             excluded: Vec::new(),
             declines: 0,
             bot_hold: None,
             retries: Vec::new(),
             announced: 0,
-            by_policy: self.policy.is_some(),
+            by_policy,
             decided_gen: 0,
             decision_fallback: None,
             item,
-        };
-        let id = slot.item.id;
-        let i = match self.free_items.pop() {
-            Some(i) => {
-                self.items[i as usize] = Some(slot);
-                i
-            }
-            None => {
-                self.items.push(Some(slot));
-                (self.items.len() - 1) as u32
-            }
-        };
+        });
         self.item_ids.insert(id, i);
         self.enter_wait_queue(i, None, now);
         if self.classify(i, now) {

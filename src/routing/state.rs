@@ -592,6 +592,8 @@ pub(crate) struct ItemSlot {
     pub queue_entered: DateTime<Utc>,
     /// `item.effective_since()` in milliseconds (items do not change once submitted).
     pub since_ms: i64,
+    /// `item.eligible_since` in milliseconds.
+    pub eligible_ms: i64,
     pub wait_gen: u64,
     pub tiers: Vec<Tier>,
     pub state: IState,
@@ -1573,7 +1575,7 @@ impl State {
         let ranker = &self.rankers[ri];
         let c = slot.chan;
         let Some(chidx) = self.index.get(ranker.spec).and_then(|s| s.chans.get(c)) else { return Cands::None };
-        let age = ms(now) - ms(slot.item.eligible_since);
+        let age = ms(now) - slot.eligible_ms;
         let delayed: Vec<usize> = self
             .queues
             .at(slot.qi)
@@ -1625,7 +1627,8 @@ impl State {
                     if delayed.contains(&p) {
                         return;
                     }
-                    let e = if excluded(top.1, top.2) { chidx.iter(p).find(|e| !excluded(e.1, e.2)) } else { Some(top) };
+                    let e =
+                        if excluded(top.1, top.2) { chidx.iter(p).find(|e| !excluded(e.1, e.2)) } else { Some(top) };
                     if let Some(e) = e
                         && best.is_none_or(|(bt, be)| (tier, e.0, e.1) < (bt, be.0, be.1))
                     {
@@ -1796,16 +1799,16 @@ impl State {
             let fits = |e: &super::queue::Entry<u32>| {
                 items[e.payload as usize]
                     .as_ref()
-                    .is_some_and(|s| !s.excluded.contains(&reg) && now_ms - ms(s.item.eligible_since) >= delay)
+                    .is_some_and(|s| !s.excluded.contains(&reg) && now_ms - s.eligible_ms >= delay)
             };
             let heap = &mut self.classes[ci].heap;
             let top = heap.peek_live(|e| live(items, e.payload, e.seq));
             if delay > 0
                 && let Some(e) = top
                 && let Some(s) = items[e.payload as usize].as_ref()
-                && now_ms - ms(s.item.eligible_since) < delay
+                && now_ms - s.eligible_ms < delay
             {
-                delayed_tops.push((e.payload, ms(s.item.eligible_since) + delay));
+                delayed_tops.push((e.payload, s.eligible_ms + delay));
             }
             let found = match top {
                 Some(e) if fits(&e) => Some(e),
