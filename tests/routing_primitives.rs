@@ -111,6 +111,54 @@ fn item_only_terms_classify_rules_first_match() {
     assert_eq!((assigned_to(&d).as_deref(), d.rule.as_deref()), (Some("gen"), Some("rest")));
 }
 
+#[test]
+fn longest_idle_order_holds_while_agents_come_and_go() {
+    let r = router(&["s"]);
+    let name = |k: i64| format!("a{k:03}");
+    for k in 0..100 {
+        r.upsert_agent(chat_agent(&name(k), "s", 1), at(k)).unwrap();
+    }
+    // Agents 10..90 step away, then come back one by one in reverse order: each is idle since
+    // its return, so they now come last, the last back last.
+    for k in 10..90 {
+        r.set_presence(&aid(&name(k)), "away", at(200)).unwrap();
+    }
+    for k in (10..90).rev() {
+        r.set_presence(&aid(&name(k)), "online", at(300 + 90 - k)).unwrap();
+    }
+    let expected: Vec<String> = (0..10).chain(90..100).chain((10..90).rev()).map(name).collect();
+    for (n, want) in expected.iter().enumerate() {
+        let d = r.submit(chat(n as u128 + 1, "s", at(500)), at(500)).unwrap();
+        assert_eq!(assigned_to(&d).as_deref(), Some(want.as_str()), "decision {n}");
+    }
+    // Everyone is busy; completing frees them in that order, and they are taken again in it.
+    for n in 0..expected.len() {
+        r.complete(wid(n as u128 + 1), at(600 + n as i64)).unwrap();
+    }
+    for (n, want) in expected.iter().enumerate() {
+        let d = r.submit(chat(1000 + n as u128, "s", at(800)), at(800)).unwrap();
+        assert_eq!(assigned_to(&d).as_deref(), Some(want.as_str()), "second round, decision {n}");
+    }
+}
+
+#[test]
+fn a_decision_says_why_in_words_and_serializes_rule_and_reason_as_strings() {
+    let r = router(&["s"]);
+    r.upsert_agent(chat_agent("ana", "s", 1), t0()).unwrap();
+    let plan = Plan::new([Rule::new("chats", [Step::new(Pool::queues([qid("s")])).named("first line")])]);
+    r.set_plan(plan, t0()).unwrap();
+    let d = r.submit(chat(1, "s", t0()), t0()).unwrap();
+    assert_eq!(d.reason.to_string(), "assigned to ana at rule \"chats\" step 0 (first line)");
+    let json = serde_json::to_value(&d).unwrap();
+    assert_eq!(json["rule"], "chats");
+    assert_eq!(json["reason"], "assigned to ana at rule \"chats\" step 0 (first line)");
+    let back: RoutingDecision = serde_json::from_value(json).unwrap();
+    assert_eq!(back, d);
+    // Nobody left: the reason says so.
+    let d = r.submit(chat(2, "s", t0()), t0()).unwrap();
+    assert!(d.reason.to_string().starts_with("no eligible agent can take it now"), "{}", d.reason);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Capacity
 
@@ -672,7 +720,7 @@ fn explain_names_the_step_and_groups_agents_by_reason() {
     r.submit(chat(1, "s", t0()), t0()).unwrap(); // to "busy"
     r.submit(chat(2, "s", t0()).with_skill("billing", 0), t0()).unwrap();
     let d = r.submit(chat(3, "s", t0()).with_skill("billing", 2), t0()).unwrap();
-    assert!(d.reason.contains("desk"), "{}", d.reason);
+    assert!(d.reason.to_string().contains("desk"), "{}", d.reason);
     let why = r.explain(wid(3), t0()).unwrap();
     assert_eq!(why.step, "rule \"r\" step 0 (desk)");
     let reason_of = |a: &str| why.groups.iter().find(|g| g.agents.contains(&aid(a))).map(|g| g.reason.clone());

@@ -643,6 +643,7 @@ impl Mask {
     }
 
     /// Calls `f` for each index in `self & o`, in ascending order.
+    #[inline]
     pub fn for_each_common(&self, o: &Mask, mut f: impl FnMut(usize)) {
         let words = 1 + self.rest.len().min(o.rest.len());
         for w in 0..words {

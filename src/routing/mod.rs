@@ -354,14 +354,84 @@ pub struct RoutingDecision {
     pub item: WorkItemId,
     /// Where it is.
     pub outcome: Outcome,
-    /// The rule that classified it (`None` = the implicit default step or a policy).
-    pub rule: Option<String>,
+    /// The rule that classified it (`None` = the implicit default step or a policy), shared
+    /// with the plan.
+    #[serde(with = "model::arc_str::option", default)]
+    pub rule: Option<Arc<str>>,
     /// The step it is at.
     pub step: Option<usize>,
-    /// Why, in words.
-    pub reason: String,
+    /// Why, in words when shown (`decision.reason.to_string()`).
+    pub reason: DecisionReason,
     /// Everything that happened, in order.
     pub events: Vec<RoutingEvent>,
+}
+
+/// Why a decision came out as it did. Kept compact on the routing path and written out in
+/// words only when shown ([`Display`](std::fmt::Display)) or serialized (as a string).
+///
+/// ```
+/// use touchpoint::routing::DecisionReason;
+/// let why = DecisionReason::from("waiting for an agent".to_owned());
+/// assert_eq!(why.to_string(), "waiting for an agent");
+/// ```
+#[derive(Debug, Clone)]
+pub struct DecisionReason(Why);
+
+#[derive(Debug, Clone)]
+enum Why {
+    /// Assigned to `agent` at the step `step`.
+    Assigned { agent: AgentId, step: StepText },
+    /// Anything else, in words.
+    Text(String),
+}
+
+/// A step's label: a fixed text or one shared with the installed plan.
+#[derive(Debug, Clone)]
+pub(crate) enum StepText {
+    Static(&'static str),
+    Shared(Arc<str>),
+}
+
+impl std::fmt::Display for StepText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StepText::Static(s) => f.write_str(s),
+            StepText::Shared(s) => f.write_str(s),
+        }
+    }
+}
+
+impl From<String> for DecisionReason {
+    fn from(text: String) -> Self {
+        DecisionReason(Why::Text(text))
+    }
+}
+
+impl std::fmt::Display for DecisionReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.0 {
+            Why::Assigned { agent, step } => write!(f, "assigned to {} at {step}", agent.as_str()),
+            Why::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+impl PartialEq for DecisionReason {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Serialize for DecisionReason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for DecisionReason {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(DecisionReason::from)
+    }
 }
 
 /// How a bot hands an item to humans.
@@ -1037,14 +1107,7 @@ fn reason_text(s: &State, i: u32) -> String {
     let label = s.step_label(x.at);
     match &x.state {
         IState::Assigned { agent, .. } => {
-            // Built by hand: this runs on every decision, and `format!` costs more than the rest of it.
-            let id = s.agents.get(*agent as usize).and_then(|a| a.as_ref()).map_or("unknown", |a| a.agent.id.as_str());
-            let mut out = String::with_capacity(16 + id.len() + label.len());
-            out.push_str("assigned to ");
-            out.push_str(id);
-            out.push_str(" at ");
-            out.push_str(label);
-            out
+            DecisionReason(Why::Assigned { agent: s.agent_id(*agent), step: s.step_text(x.at) }).to_string()
         }
         IState::Offered { agents, .. } => format!("offered to {} agent(s) at {label}", agents.len()),
         IState::Awaiting { request, deadline } => {
@@ -1067,7 +1130,7 @@ fn decision(s: &State, id: WorkItemId, i: u32, queue: QueueId, events: Vec<Routi
                 _ => None,
             })
             .unwrap_or((Outcome::Queued(queue), String::new()));
-        return RoutingDecision { item: id, outcome, rule: None, step: None, reason, events };
+        return RoutingDecision { item: id, outcome, rule: None, step: None, reason: reason.into(), events };
     };
     let outcome = match &x.state {
         IState::Assigned { agent, .. } => Outcome::Assigned(s.agent_id(*agent)),
@@ -1076,12 +1139,15 @@ fn decision(s: &State, id: WorkItemId, i: u32, queue: QueueId, events: Vec<Routi
         IState::Waiting { .. } | IState::Moving => Outcome::Queued(x.queue.clone()),
     };
     let (rule, step) = match x.at {
-        StepRef::Rule(r, k) => (s.plan.plan.rules.get(r).map(|r| r.name.clone()), Some(k)),
+        StepRef::Rule(r, k) => (s.plan.rule_names.get(r).cloned(), Some(k)),
         _ => (None, None),
     };
     let reason = match &x.state {
-        IState::Waiting { .. } | IState::Moving => s.queued_reason(i),
-        _ => reason_text(s, i),
+        IState::Assigned { agent, .. } => {
+            DecisionReason(Why::Assigned { agent: s.agent_id(*agent), step: s.step_text(x.at) })
+        }
+        IState::Waiting { .. } | IState::Moving => s.queued_reason(i).into(),
+        _ => reason_text(s, i).into(),
     };
     RoutingDecision { item: id, outcome, rule, step, reason, events }
 }

@@ -27,6 +27,22 @@ pub(crate) mod arc_str {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Arc<str>, D::Error> {
         String::deserialize(d).map(Arc::from)
     }
+
+    pub(crate) mod option {
+        use serde::{Deserialize, Deserializer, Serializer};
+        use std::sync::Arc;
+
+        pub fn serialize<S: Serializer>(v: &Option<Arc<str>>, s: S) -> Result<S::Ok, S::Error> {
+            match v {
+                Some(v) => s.serialize_some(&**v),
+                None => s.serialize_none(),
+            }
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Arc<str>>, D::Error> {
+            Option::<String>::deserialize(d).map(|o| o.map(Arc::from))
+        }
+    }
 }
 
 pub(crate) mod secs {

@@ -2,7 +2,7 @@
 
 use super::model::TimeoutAction;
 use super::plan::{DecisionFallback, DecisionHook, Fallback, PolicyChoice, PriorityChange};
-use super::state::{IState, ItemSlot, State, StepRef, TimerKind, add, ms};
+use super::state::{IState, ItemSlot, State, StepRef, Tiers, TimerKind, add, ms};
 use super::{OfflineAction, RequeueReason, RoutingEvent};
 use crate::model::{AgentId, QueueId};
 use chrono::{DateTime, Utc};
@@ -28,43 +28,48 @@ impl State {
     /// Creates the slot for a new item in `queue` (index `qi`) and routes it.
     pub fn admit(&mut self, item: super::WorkItem, queue: QueueId, qi: u32, now: DateTime<Utc>) -> u32 {
         let chan = self.chan_of(&item.channel);
-        let slot = ItemSlot {
+        let eligible_ms = ms(item.eligible_since);
+        let id = item.id;
+        // The slot is written in its place (a free one, or a new one at the end), not built
+        // and moved there: an item is large.
+        let i = match self.free_items.pop() {
+            Some(i) => i,
+            None => {
+                self.items.push(None);
+                (self.items.len() - 1) as u32
+            }
+        };
+        let tiers = self.spare_tiers.pop().unwrap_or_default();
+        let plan_gen = self.plan_gen;
+        let by_policy = self.policy.is_some();
+        let Some(place) = self.items.get_mut(i as usize) else { return i };
+        *place = Some(ItemSlot {
             priority: item.priority,
             chan,
             queue,
             qi,
-            since_ms: ms(item.effective_since()),
+            since_ms: if item.age_adjustment.is_zero() { eligible_ms } else { ms(item.effective_since()) },
+            eligible_ms,
             at: StepRef::Implicit,
-            plan_gen: self.plan_gen,
+            plan_gen,
             step_entered: now,
             step_due: None,
             step_gen: 0,
             queue_entered: now,
             wait_gen: 0,
-            tiers: Default::default(),
+            tiers: Tiers::from_own(tiers),
             state: IState::Moving,
             excluded: Vec::new(),
             declines: 0,
             bot_hold: None,
             retries: Vec::new(),
             announced: 0,
-            by_policy: self.policy.is_some(),
+            by_policy,
             decided_gen: 0,
             decision_fallback: None,
             skill_set: super::relax::SKILL_SET_UNKNOWN,
             item,
-        };
-        let id = slot.item.id;
-        let i = match self.free_items.pop() {
-            Some(i) => {
-                self.items[i as usize] = Some(slot);
-                i
-            }
-            None => {
-                self.items.push(Some(slot));
-                (self.items.len() - 1) as u32
-            }
-        };
+        });
         self.item_ids.insert(id, i);
         self.enter_wait_queue(i, None, now);
         if self.classify(i, now) {
@@ -313,6 +318,9 @@ impl State {
         if let Some(slot) = self.items[i as usize].take() {
             self.item_ids.remove(&slot.item.id);
             self.free_items.push(i);
+            if self.spare_tiers.len() < 64 {
+                self.spare_tiers.push(slot.tiers.into_spare());
+            }
         }
     }
 
@@ -340,12 +348,12 @@ impl State {
                         s.by_policy = false;
                     }
                     self.compute_tiers(i);
-                    self.candidates(i, n, now).into_iter().map(|c| c.agent).collect()
+                    self.candidates(i, n, now).iter().map(|c| c.agent).collect()
                 }
             }
         } else {
             let cands = self.candidates(i, n, now);
-            match cands.as_slice() {
+            match &cands[..] {
                 [] => Vec::new(),
                 [one] if !offer => {
                     self.assign(i, one.agent, now);
@@ -401,11 +409,24 @@ impl State {
 
     pub fn step_label(&self, at: StepRef) -> &str {
         match at {
-            StepRef::Rule(r, s) => {
-                self.plan.labels.get(r).and_then(|v| v.get(s)).map_or("a removed step", |l| l.as_str())
-            }
+            StepRef::Rule(r, s) => self.plan.labels.get(r).and_then(|v| v.get(s)).map_or("a removed step", |l| l),
             StepRef::Implicit => "the default step",
             StepRef::AnyMember => "any member of the queue",
+        }
+    }
+
+    /// [`State::step_label`], shared rather than borrowed.
+    pub fn step_text(&self, at: StepRef) -> super::StepText {
+        use super::StepText;
+        match at {
+            StepRef::Rule(r, s) => self
+                .plan
+                .labels
+                .get(r)
+                .and_then(|v| v.get(s))
+                .map_or(StepText::Static("a removed step"), |l| StepText::Shared(l.clone())),
+            StepRef::Implicit => StepText::Static("the default step"),
+            StepRef::AnyMember => StepText::Static("any member of the queue"),
         }
     }
 

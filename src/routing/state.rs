@@ -237,88 +237,213 @@ impl AgentSlot {
     }
 }
 
-/// The agents that could take an item on one channel now, per profile, for one ranker spec.
+/// One profile's available agents on one channel, in key order.
+///
+/// Under the usual rankers an agent put back sorts after every agent already there (freed
+/// later = idle since later), so most entries go to `run`, a sorted deque whose best entry is
+/// taken in O(1); the others go to `rest`, a B-tree. An entry removed from the middle of `run`
+/// is left there dead (its stamp no longer the agent's) and skipped, and `run` is compacted
+/// when the dead outnumber the living.
 #[derive(Debug, Default)]
+pub(crate) struct ProfileSet {
+    /// Sorted entries with their stamps; the front one is always live.
+    run: VecDeque<(IndexEntry, u64)>,
+    rest: BTreeSet<IndexEntry>,
+    dead: usize,
+}
+
+impl ProfileSet {
+    pub fn len(&self) -> usize {
+        self.run.len() - self.dead + self.rest.len()
+    }
+
+    fn first(&self) -> Option<IndexEntry> {
+        let run = self.run.front().map(|(e, _)| *e);
+        match (run, self.rest.first()) {
+            (Some(a), Some(b)) => Some(a.min(*b)),
+            (a, b) => a.or(b.copied()),
+        }
+    }
+}
+
+/// No profile (the end of a [`ChanIndex`] list).
+pub(crate) const NIL: u32 = u32::MAX;
+
+/// The agents that could take an item on one channel now, per profile, for one ranker spec.
+#[derive(Debug)]
 pub(crate) struct ChanIndex {
-    /// Per profile: its available agents, best first.
-    pub sets: Vec<BTreeSet<IndexEntry>>,
-    /// Per profile: the first entry of its set.
+    /// Per profile: its available agents.
+    sets: Vec<ProfileSet>,
+    /// Per profile: its best entry.
     pub top: Vec<Option<IndexEntry>>,
+    /// Per profile: its best entry's first live key and registration packed for one compare
+    /// (`u128::MAX`: none), which orders the tops exactly when the spec has at most one key.
+    pub fast: Vec<u128>,
     /// Profiles with at least one available agent.
     pub avail: Mask,
-    /// The profiles that have a top, best top first, each with its top's key (live key,
-    /// registration order) so the order is kept without looking the tops up: a decision walks
-    /// this from the front and stops at the first eligible profile instead of visiting every
-    /// eligible profile.
-    pub order: Vec<(DynArr, u64, u32)>,
+    /// The profiles with a top, best first, as a list linked through `next`/`prev` from
+    /// `head` ([`NIL`]: none): with one key, a decision walks it from the front and stops at
+    /// the first eligible profile; a top that changes is unlinked and linked in again from the
+    /// back (a new top is usually the latest).
+    pub head: u32,
+    tail: u32,
+    pub next: Vec<u32>,
+    prev: Vec<u32>,
+    /// Per agent slot: the stamp of its live entry in a `run` (0: none there).
+    stamps: Vec<u64>,
+    last_stamp: u64,
+}
+
+impl Default for ChanIndex {
+    fn default() -> Self {
+        ChanIndex {
+            sets: Vec::new(),
+            top: Vec::new(),
+            fast: Vec::new(),
+            avail: Mask::default(),
+            head: NIL,
+            tail: NIL,
+            next: Vec::new(),
+            prev: Vec::new(),
+            stamps: Vec::new(),
+            last_stamp: 0,
+        }
+    }
 }
 
 impl ChanIndex {
     fn ensure(&mut self, p: usize) {
         if self.sets.len() <= p {
-            self.sets.resize_with(p + 1, BTreeSet::new);
+            self.sets.resize_with(p + 1, ProfileSet::default);
             self.top.resize(p + 1, None);
+            self.fast.resize(p + 1, u128::MAX);
+            self.next.resize(p + 1, NIL);
+            self.prev.resize(p + 1, NIL);
         }
     }
 
-    fn set_top(&mut self, p: usize, new: Option<IndexEntry>) {
-        let Some(&old) = self.top.get(p) else { return };
+    /// Sets profile `p`'s packed top key, keeping the list of tops in order.
+    fn set_fast(&mut self, p: usize, new: u128) {
+        let Some(old) = self.fast.get(p).copied() else { return };
         if old == new {
             return;
         }
+        self.fast[p] = new;
         let p32 = p as u32;
-        // Registration numbers are unique, so the profile never decides between two entries.
-        let old_pos = old.and_then(|o| self.order.binary_search(&(o.0, o.1, p32)).ok());
-        let old_pos = old_pos.or_else(|| self.order.iter().position(|e| e.2 == p32));
-        self.top[p] = new;
-        match (old_pos, new) {
-            (Some(from), Some(n)) => {
-                let key = (n.0, n.1, p32);
-                // Move the entry to its new place, shifting only what lies between.
-                let to = self.order.partition_point(|e| *e < key);
-                if to > from {
-                    self.order.copy_within(from + 1..to, from);
-                    self.order[to - 1] = key;
-                } else {
-                    self.order.copy_within(to..from, to + 1);
-                    self.order[to] = key;
-                }
+        if old != u128::MAX {
+            let (before, after) = (self.prev[p], self.next[p]);
+            match self.next.get_mut(before as usize) {
+                Some(n) => *n = after,
+                None => self.head = after,
             }
-            (Some(from), None) => {
-                self.order.remove(from);
+            match self.prev.get_mut(after as usize) {
+                Some(n) => *n = before,
+                None => self.tail = before,
             }
-            (None, Some(n)) => {
-                let key = (n.0, n.1, p32);
-                let to = self.order.partition_point(|e| *e < key);
-                self.order.insert(to, key);
-            }
-            (None, None) => {}
         }
+        if new != u128::MAX {
+            let mut before = self.tail;
+            while let Some(&k) = self.fast.get(before as usize)
+                && k > new
+            {
+                before = self.prev[before as usize];
+            }
+            let after = match self.next.get_mut(before as usize) {
+                Some(n) => std::mem::replace(n, p32),
+                None => std::mem::replace(&mut self.head, p32),
+            };
+            match self.prev.get_mut(after as usize) {
+                Some(n) => *n = p32,
+                None => self.tail = p32,
+            }
+            self.prev[p] = before;
+            self.next[p] = after;
+        }
+    }
+
+    /// `e`'s first live key and registration, packed so that `u128` order is their order.
+    pub fn fast_key(e: &IndexEntry) -> u128 {
+        (u128::from((e.0[0] as u64) ^ (1 << 63)) << 64) | u128::from(e.1)
+    }
+
+    /// How many agents of profile `p` are available.
+    pub fn len(&self, p: usize) -> usize {
+        self.sets.get(p).map_or(0, ProfileSet::len)
+    }
+
+    /// The available agents of profile `p`, best first.
+    pub fn iter(&self, p: usize) -> impl Iterator<Item = IndexEntry> + '_ {
+        let set = self.sets.get(p);
+        let stamps = &self.stamps;
+        let mut run = set
+            .into_iter()
+            .flat_map(|s| s.run.iter())
+            .filter(move |(e, st)| stamps.get(e.2 as usize) == Some(st))
+            .map(|(e, _)| *e)
+            .peekable();
+        let mut rest = set.into_iter().flat_map(|s| s.rest.iter()).copied().peekable();
+        std::iter::from_fn(move || match (run.peek(), rest.peek()) {
+            (Some(a), Some(b)) if b < a => rest.next(),
+            (Some(_), _) => run.next(),
+            (None, _) => rest.next(),
+        })
     }
 
     fn insert(&mut self, p: usize, e: IndexEntry) {
         self.ensure(p);
-        self.sets[p].insert(e);
+        let a = e.2 as usize;
+        if self.stamps.len() <= a {
+            self.stamps.resize(a + 1, 0);
+        }
+        let Some(set) = self.sets.get_mut(p) else { return };
+        if set.run.back().is_none_or(|(b, _)| *b < e) {
+            self.last_stamp += 1;
+            set.run.push_back((e, self.last_stamp));
+            self.stamps[a] = self.last_stamp;
+        } else {
+            set.rest.insert(e);
+        }
         if self.top[p].is_none_or(|t| e < t) {
-            self.set_top(p, Some(e));
+            self.top[p] = Some(e);
+            self.set_fast(p, Self::fast_key(&e));
         }
         self.avail.set(p);
     }
 
     fn remove(&mut self, p: usize, e: &IndexEntry) {
-        if p >= self.sets.len() {
-            return;
-        }
-        if self.top[p].as_ref() == Some(e) {
-            // The usual case (the agent just taken was its profile's best): no search.
-            self.sets[p].pop_first();
-            let first = self.sets[p].first().copied();
-            self.set_top(p, first);
+        let ChanIndex { sets, top, avail, stamps, .. } = self;
+        let Some(set) = sets.get_mut(p) else { return };
+        let a = e.2 as usize;
+        let stamp = stamps.get(a).copied().unwrap_or(0);
+        if stamp != 0 {
+            // In the run: the front is taken at once, another entry left dead.
+            stamps[a] = 0;
+            if set.run.front().is_some_and(|(_, s)| *s == stamp) {
+                set.run.pop_front();
+            } else {
+                set.dead += 1;
+            }
+            while let Some((f, s)) = set.run.front()
+                && stamps.get(f.2 as usize) != Some(s)
+            {
+                set.run.pop_front();
+                set.dead = set.dead.saturating_sub(1);
+            }
+            if set.dead > 32 && set.dead * 2 > set.run.len() {
+                set.run.retain(|(f, s)| stamps.get(f.2 as usize) == Some(s));
+                set.dead = 0;
+            }
         } else {
-            self.sets[p].remove(e);
+            set.rest.remove(e);
         }
-        if self.sets[p].is_empty() {
-            self.avail.clear(p);
+        let empty = set.len() == 0;
+        if empty {
+            avail.clear(p);
+        }
+        if top[p].as_ref() == Some(e) {
+            top[p] = set.first();
+            let fast = top[p].as_ref().map_or(u128::MAX, Self::fast_key);
+            self.set_fast(p, fast);
         }
     }
 }
@@ -376,7 +501,7 @@ pub(crate) struct CPlan {
     /// Ranker index per rule per step.
     pub rankers: Vec<Vec<usize>>,
     /// Each step in words, per rule per step.
-    pub labels: Vec<Vec<String>>,
+    pub labels: Vec<Vec<Arc<str>>>,
     /// Each rule's name, shared by the events that name it.
     pub rule_names: Vec<Arc<str>>,
 }
@@ -486,6 +611,18 @@ impl Tiers {
         &mut self.own
     }
 
+    /// Tiers of the item's own, written into `own` (an allocation kept from a removed item).
+    pub fn from_own(own: Vec<Tier>) -> Tiers {
+        Tiers { shared: None, own }
+    }
+
+    /// The item's own tier list, emptied, for reuse by a later item.
+    pub fn into_spare(self) -> Vec<Tier> {
+        let mut own = self.own;
+        own.clear();
+        own
+    }
+
     /// Shares `tiers`.
     pub fn share(&mut self, tiers: &Arc<[Tier]>) {
         self.shared = Some(Arc::clone(tiers));
@@ -506,6 +643,8 @@ pub(crate) struct ItemSlot {
     pub announced: u64,
     /// `item.effective_since()` in milliseconds (items do not change once submitted).
     pub since_ms: i64,
+    /// `item.eligible_since` in milliseconds.
+    pub eligible_ms: i64,
     pub queue: QueueId,
     pub step_entered: DateTime<Utc>,
     /// `queue`'s index in [`Queues`] (`u32::MAX` if there is no such queue).
@@ -801,12 +940,33 @@ pub(crate) struct State {
     last_class: Option<usize>,
     /// Reused by `reindex`.
     scratch: Vec<(usize, usize, usize, DynArr)>,
+    /// Tier lists of removed items, kept for their allocations.
+    pub spare_tiers: Vec<Vec<Tier>>,
     /// The step-timer batch's memo, kept for its buffers.
     pub(crate) relax: super::relax::StepMemo,
     /// What expressions can read, and the registered functions.
     pub schemas: super::condition::Schemas,
     /// Business-hours schedules for `schedule(…)`.
     pub calendars: Arc<super::calendar::Calendars>,
+}
+
+/// The best candidates for an item, best first (one without allocating).
+#[derive(Debug)]
+pub(crate) enum Cands {
+    None,
+    One([Cand; 1]),
+    Many(Vec<Cand>),
+}
+
+impl std::ops::Deref for Cands {
+    type Target = [Cand];
+    fn deref(&self) -> &[Cand] {
+        match self {
+            Cands::None => &[],
+            Cands::One(c) => c,
+            Cands::Many(v) => v,
+        }
+    }
 }
 
 /// A candidate agent for an item.
@@ -854,6 +1014,7 @@ impl State {
             freed: Vec::new(),
             unknown_agent: AgentId::new("unknown").expect("a literal key is valid"),
             scratch: Vec::new(),
+            spare_tiers: Vec::new(),
             relax: Default::default(),
             last_class: None,
             schemas: super::condition::Schemas::default(),
@@ -913,8 +1074,8 @@ impl State {
                     .iter()
                     .enumerate()
                     .map(|(s, step)| match &step.name {
-                        Some(n) => format!("rule {:?} step {s} ({n})", rule.name),
-                        None => format!("rule {:?} step {s}", rule.name),
+                        Some(n) => Arc::from(format!("rule {:?} step {s} ({n})", rule.name)),
+                        None => Arc::from(format!("rule {:?} step {s}", rule.name)),
                     })
                     .collect()
             })
@@ -1455,12 +1616,12 @@ impl State {
 
     /// The best `n` agents for item `i`, best first.
     #[inline]
-    pub fn candidates(&mut self, i: u32, n: usize, now: DateTime<Utc>) -> Vec<Cand> {
+    pub fn candidates(&mut self, i: u32, n: usize, now: DateTime<Utc>) -> Cands {
         // The common "nobody can take it" answer without entering the search (items waiting
         // for agents are asked on every step and every retry).
-        let Some(slot) = self.items.get(i as usize).and_then(|s| s.as_ref()) else { return Vec::new() };
+        let Some(slot) = self.items.get(i as usize).and_then(|s| s.as_ref()) else { return Cands::None };
         if self.nobody_available(&slot.tiers, slot.at, slot.chan) {
-            return Vec::new();
+            return Cands::None;
         }
         self.search_candidates(i, n, now)
     }
@@ -1475,13 +1636,13 @@ impl State {
     }
 
     /// [`State::candidates`] once some agent of the pool may be available.
-    fn search_candidates(&mut self, i: u32, n: usize, now: DateTime<Utc>) -> Vec<Cand> {
-        let Some(slot) = self.items[i as usize].as_ref() else { return Vec::new() };
+    fn search_candidates(&mut self, i: u32, n: usize, now: DateTime<Utc>) -> Cands {
+        let Some(slot) = self.items[i as usize].as_ref() else { return Cands::None };
         let ri = self.ranker_of(slot.at);
         let ranker = &self.rankers[ri];
         let c = slot.chan;
-        let Some(chidx) = self.index.get(ranker.spec).and_then(|s| s.chans.get(c)) else { return Vec::new() };
-        let age = ms(now) - ms(slot.item.eligible_since);
+        let Some(chidx) = self.index.get(ranker.spec).and_then(|s| s.chans.get(c)) else { return Cands::None };
+        let age = ms(now) - slot.eligible_ms;
         let delayed: Vec<usize> = self
             .queues
             .at(slot.qi)
@@ -1498,31 +1659,49 @@ impl State {
             let spec = &self.index[ranker.spec].spec;
             let mut best: Option<(usize, IndexEntry)> = None;
             for (tier, t) in slot.tiers.iter().enumerate() {
-                // Profile tops best first: the first eligible profile whose top may be offered
-                // wins; one whose top is excluded offers its next agent, and the walk goes on
-                // while later tops could still beat that.
-                if t.mask.intersects(&chidx.avail) {
-                    for &(_, _, p) in &chidx.order {
-                        let p = p as usize;
-                        let Some(top) = chidx.top.get(p).copied().flatten() else { continue };
-                        if best.is_some_and(|(bt, be)| bt < tier || (be.0, be.1) < (top.0, top.1)) {
+                // One key: the packed tops compare in one instruction, and the best of the tier
+                // stands unless it is excluded or delayed (then the full walk below).
+                if spec.len() <= 1 && best.is_none() {
+                    let mut first = None;
+                    if t.mask.intersects(&chidx.avail) {
+                        let mut p = chidx.head;
+                        while let Some(&after) = chidx.next.get(p as usize) {
+                            if t.mask.get(p as usize) {
+                                first = Some(p as usize);
+                                break;
+                            }
+                            p = after;
+                        }
+                    }
+                    if let Some(p) = first
+                        && let Some(e) = chidx.top.get(p).copied().flatten()
+                        && !excluded(e.1, e.2)
+                        && !delayed.contains(&p)
+                    {
+                        best = Some((tier, e));
+                        if t.explicit.is_empty() {
                             break;
-                        }
-                        if !t.mask.get(p) || delayed.contains(&p) {
-                            continue;
-                        }
-                        let e = if excluded(top.1, top.2) {
-                            chidx.sets.get(p).and_then(|set| set.iter().find(|e| !excluded(e.1, e.2)).copied())
-                        } else {
-                            Some(top)
-                        };
-                        if let Some(e) = e
-                            && best.is_none_or(|(bt, be)| (tier, e.0, e.1) < (bt, be.0, be.1))
-                        {
-                            best = Some((tier, e));
                         }
                     }
                 }
+                // The best profile top of the tier; a profile whose top is excluded offers its
+                // next agent.
+                t.mask.for_each_common(&chidx.avail, |p| {
+                    let Some(top) = chidx.top.get(p).copied().flatten() else { return };
+                    if best.is_some_and(|(bt, be)| bt < tier || (be.0, be.1) < (top.0, top.1)) {
+                        return;
+                    }
+                    if delayed.contains(&p) {
+                        return;
+                    }
+                    let e =
+                        if excluded(top.1, top.2) { chidx.iter(p).find(|e| !excluded(e.1, e.2)) } else { Some(top) };
+                    if let Some(e) = e
+                        && best.is_none_or(|(bt, be)| (tier, e.0, e.1) < (bt, be.0, be.1))
+                    {
+                        best = Some((tier, e));
+                    }
+                });
                 for id in &t.explicit {
                     let Some(&a) = self.agent_ids.get(id) else { continue };
                     let Some(ag) = self.agents[a as usize].as_ref() else { continue };
@@ -1542,15 +1721,12 @@ impl State {
                     break; // inner tiers always win
                 }
             }
-            return best
-                .map(|(tier, e)| {
-                    let mut key = [0i64; 8];
-                    key[0] = tier as i64;
-                    key[1..4].copy_from_slice(&e.0);
-                    Cand { key, reg: e.1, agent: e.2 }
-                })
-                .into_iter()
-                .collect();
+            return best.map_or(Cands::None, |(tier, e)| {
+                let mut key = [0i64; 8];
+                key[0] = tier as i64;
+                key[1..4].copy_from_slice(&e.0);
+                Cands::One([Cand { key, reg: e.1, agent: e.2 }])
+            });
         }
         let mut best: Vec<Cand> = Vec::new();
         let excluded = |reg: u64, a: u32| slot.excluded.contains(&reg) || offered.contains(&a);
@@ -1583,9 +1759,8 @@ impl State {
                     }
                     return;
                 }
-                let Some(set) = chidx.sets.get(p) else { return };
                 let mut taken = 0;
-                for e in set.iter() {
+                for e in chidx.iter(p) {
                     if excluded(e.1, e.2) {
                         continue;
                     }
@@ -1626,7 +1801,7 @@ impl State {
                 consider(Cand { key, reg: ag.reg, agent: a }, &mut best);
             }
         }
-        best
+        Cands::Many(best)
     }
 
     /// Whether any agent of item `i`'s pool is signed in.
@@ -1691,16 +1866,16 @@ impl State {
             let fits = |e: &super::queue::Entry<u32>| {
                 items[e.payload as usize]
                     .as_ref()
-                    .is_some_and(|s| !s.excluded.contains(&reg) && now_ms - ms(s.item.eligible_since) >= delay)
+                    .is_some_and(|s| !s.excluded.contains(&reg) && now_ms - s.eligible_ms >= delay)
             };
             let heap = &mut self.classes[ci].heap;
             let top = heap.peek_live(|e| live(items, e.payload, e.seq));
             if delay > 0
                 && let Some(e) = top
                 && let Some(s) = items[e.payload as usize].as_ref()
-                && now_ms - ms(s.item.eligible_since) < delay
+                && now_ms - s.eligible_ms < delay
             {
-                delayed_tops.push((e.payload, ms(s.item.eligible_since) + delay));
+                delayed_tops.push((e.payload, s.eligible_ms + delay));
             }
             let found = match top {
                 Some(e) if fits(&e) => Some(e),
@@ -1786,9 +1961,7 @@ impl State {
         for t in &slot.tiers {
             t.mask.for_each(|p| {
                 signed += i64::from(self.signed_in.get(p).copied().unwrap_or(0));
-                if let Some(set) = chidx.and_then(|c| c.sets.get(p)) {
-                    available += set.len() as i64;
-                }
+                available += chidx.map_or(0, |c| c.len(p)) as i64;
             });
             for id in &t.explicit {
                 let Some(ag) = self.agent_ids.get(id).and_then(|a| self.agents[*a as usize].as_ref()) else { continue };
