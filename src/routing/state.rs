@@ -10,57 +10,11 @@ use super::rank::{AgentView, DynKey, RankKey, Ranker, static_value};
 use super::{RouterConfig, RoutingEvent, WorkItemId};
 use crate::model::{AgentId, ChannelKind, QueueId};
 use chrono::{DateTime, TimeDelta, Utc};
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-/// FNV-1a over 8-byte words with a final mix: a fast hasher for the router's short internal
-/// keys (ids the host already validated; the maps are not exposed and never iterated, so hash
-/// flooding needs control of those ids).
-#[derive(Default)]
-pub(crate) struct Fnv(u64);
-
-impl Fnv {
-    fn mix(&mut self, word: u64) {
-        let h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
-        self.0 = (h ^ word).wrapping_mul(0x0000_0100_0000_01b3);
-    }
-}
-
-impl Hasher for Fnv {
-    fn finish(&self) -> u64 {
-        // Words only move bits upwards; fold the high bits down for the table index.
-        let h = (self.0 ^ (self.0 >> 31)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        h ^ (h >> 29)
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for c in &mut chunks {
-            let mut w = [0u8; 8];
-            w.copy_from_slice(c);
-            self.mix(u64::from_le_bytes(w));
-        }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.mix(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
-        }
-    }
-    fn write_u8(&mut self, i: u8) {
-        self.mix(u64::from(i));
-    }
-    fn write_u32(&mut self, i: u32) {
-        self.mix(u64::from(i));
-    }
-    fn write_u64(&mut self, i: u64) {
-        self.mix(i);
-    }
-    fn write_usize(&mut self, i: usize) {
-        self.mix(i as u64);
-    }
-}
-
-pub(crate) type FastMap<K, V> = HashMap<K, V, BuildHasherDefault<Fnv>>;
+/// The router's internal maps, keyed by ids the host already validated (never iterated, not
+/// exposed): the crate's unkeyed fast hasher.
+pub(crate) type FastMap<K, V> = crate::hash::IdMap<K, V>;
 use std::sync::Arc;
 
 pub(crate) type DynArr = [i64; 3];
