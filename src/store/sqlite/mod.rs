@@ -48,7 +48,9 @@
 //!   is as durable as [`SqliteOptions::synchronous`] makes it (`FULL` by default: it survives a
 //!   power cut). Throughput grows with the number of commits in flight, not with fsyncs. The
 //!   writer only checks and writes: records are encoded to JSON on the caller's thread, and WAL
-//!   checkpoints run on a checkpointer thread of their own.
+//!   checkpoints run on a checkpointer thread of their own, every 16 MiB of new WAL (the `-wal`
+//!   file grows to about that size between checkpoints; the writer checkpoints itself at 64 MiB
+//!   should the checkpointer fall behind).
 //! * **Same semantics as [`InMemoryStore`](crate::store::InMemoryStore).** The checks of the
 //!   store contract — the same code for every backend — run in the writer's transaction against
 //!   the state before the change set (versions, unique keys, link keys, active owners) and are
