@@ -196,7 +196,10 @@ fn items_moved_together_keep_their_own_skills_even_when_the_sets_differ_only_in_
     )
     .unwrap();
     // Three skill sets with the same first skill: {a:1, b:5} (the oldest items), {a:1, b:1}
-    // and {a:1}, interleaved; nobody is signed in while they move.
+    // and {a:1}, interleaved; nobody is available while they move. The agent who will take
+    // them is known (away) before they move: adding an agent of a new profile later would
+    // recompute every waiting item's pool and hide how the moves grouped them.
+    r.upsert_agent(chat_agent("g", "s", 100).with_skill("a", 5).with_skill("b", 3).with_status("away"), t0()).unwrap();
     for k in 0..60u128 {
         let item = chat(k + 1, "s", at(k as i64 - 100)).with_skill("a", 1);
         let item = match k % 3 {
@@ -211,7 +214,7 @@ fn items_moved_together_keep_their_own_skills_even_when_the_sets_differ_only_in_
         assert_eq!(moved.len(), 60, "every item moves one step at {tick} s");
     }
     // An agent with b at level 3 takes exactly the items that do not need b at 5.
-    let ev = r.upsert_agent(chat_agent("g", "s", 100).with_skill("a", 5).with_skill("b", 3), at(21)).unwrap();
+    let ev = r.set_presence(&aid("g"), "online", at(21)).unwrap();
     let mut taken: Vec<WorkItemId> = assignments(&ev).into_iter().map(|(i, _)| i).collect();
     taken.sort();
     let mut expected: Vec<WorkItemId> = (0..60u128).filter(|k| k % 3 != 0).map(|k| wid(k + 1)).collect();
@@ -220,5 +223,85 @@ fn items_moved_together_keep_their_own_skills_even_when_the_sets_differ_only_in_
     for k in (0..60u128).filter(|k| k % 3 == 0) {
         let status = r.item(wid(k + 1)).unwrap();
         assert_eq!(status.step, Some(2), "item {k} waits at the last step");
+    }
+}
+
+#[test]
+fn past_the_skill_set_cap_items_moved_together_still_keep_their_own_skills() {
+    // The batch path numbers each distinct skill set it moves (65,536 numbers for the
+    // router's lifetime); the sets after those are compared by value. 65,536 items with a
+    // skill of their own fill the numbers, then the items below fall due in the same tick,
+    // interleaved: their sets differ in a later skill or level, or are new, or equal an
+    // already numbered one ({f1:1}). Nobody is available while they move.
+    const SKILL_SETS: u128 = 1 << 16;
+    let r = router(&["s"]);
+    let ten = TimeDelta::seconds(10);
+    r.set_plan(
+        Plan::new([Rule::new(
+            "r",
+            [
+                Step::new(Pool::default()).dwell(ten),
+                Step::new(Pool::default()).eligible(Term::ItemSkills).dwell(ten),
+                Step::new(Pool::default()).eligible(Term::ItemSkills),
+            ],
+        )]),
+        t0(),
+    )
+    .unwrap();
+    // The only agent with "u", and one with a at 5 and b at 3: both away while items move, and
+    // known before (a new agent profile would recompute every waiting item's pool alone).
+    r.upsert_agent(chat_agent("u", "s", 100).with_skill("u", 1).with_status("away"), t0()).unwrap();
+    r.upsert_agent(chat_agent("ab", "s", 100).with_skill("a", 5).with_skill("b", 3).with_status("away"), t0()).unwrap();
+    for k in 1..=SKILL_SETS {
+        r.submit(chat(k, "s", t0()).with_skill(format!("f{k}"), 1), t0()).unwrap();
+    }
+    let late: [&[(&str, u32)]; 5] =
+        [&[("a", 1), ("b", 5)], &[("a", 1), ("b", 1)], &[("a", 1)], &[("z", 1)], &[("f1", 1)]];
+    let u = late.len();
+    let mut kinds = Vec::new();
+    for rep in 0..4 {
+        for kind in 0..late.len() {
+            kinds.push(kind);
+            if rep == 2 && kind == 2 {
+                // The one item with "u", between the others.
+                kinds.push(u);
+            }
+        }
+    }
+    let id = |n: usize| wid(SKILL_SETS + 1 + n as u128);
+    for (n, &kind) in kinds.iter().enumerate() {
+        let skills: &[(&str, u32)] = late.get(kind).copied().unwrap_or(&[("u", 1)]);
+        let item = skills.iter().fold(chat(SKILL_SETS + 1 + n as u128, "s", t0()), |it, (s, l)| it.with_skill(*s, *l));
+        r.submit(item, t0()).unwrap();
+    }
+    let all: Vec<WorkItemId> = (1..=SKILL_SETS).map(wid).chain((0..kinds.len()).map(id)).collect();
+    // Each item enters its next step once per tick.
+    let entered = |events: &[RoutingEvent], step: usize| {
+        let moved = steps(events);
+        assert!(moved.iter().all(|(what, _, _, s)| *what == "entered" && *s == step), "only entries to step {step}");
+        let mut ids: Vec<WorkItemId> = moved.into_iter().map(|(_, i, _, _)| i).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(entered(&r.tick(at(10)), 1), all, "every item moves one step at 10 s");
+    // At step 1, "ab" takes exactly the late items needing b at 3 or less.
+    let ev = r.set_presence(&aid("ab"), "online", at(11)).unwrap();
+    let mut taken = assignments(&ev);
+    taken.sort();
+    let by_ab: Vec<usize> = (0..kinds.len()).filter(|n| matches!(kinds[*n], 1 | 2)).collect();
+    assert_eq!(taken, by_ab.iter().map(|n| (id(*n), "ab".to_string())).collect::<Vec<_>>());
+    r.set_presence(&aid("ab"), "away", at(12)).unwrap();
+    // The others move on together, and at step 2 "u" takes exactly the item with "u".
+    let waiting: Vec<WorkItemId> = all.iter().copied().filter(|i| !by_ab.iter().any(|n| id(*n) == *i)).collect();
+    assert_eq!(entered(&r.tick(at(20)), 2), waiting, "every waiting item moves one step at 20 s");
+    let ev = r.set_presence(&aid("u"), "online", at(21)).unwrap();
+    let u_item = id(kinds.iter().position(|k| *k == u).unwrap());
+    assert_eq!(assignments(&ev), vec![(u_item, "u".to_string())]);
+    // Items whose skills nobody has stay queued at the last step.
+    for (n, &kind) in kinds.iter().enumerate() {
+        if matches!(kind, 0 | 3 | 4) {
+            let status = r.item(id(n)).unwrap();
+            assert_eq!((status.state, status.step), (ItemState::Waiting, Some(2)), "late item {n}");
+        }
     }
 }
