@@ -2024,3 +2024,18 @@ fn affinity(item: &WorkItem, id: &AgentId, now: DateTime<Utc>) -> i64 {
         _ => i64::MAX,
     }
 }
+
+#[cfg(test)]
+mod layout_tests {
+    use super::*;
+
+    #[test]
+    fn a_step_move_reads_four_cache_lines_of_an_item_slot() {
+        // Everything a batch step move reads or writes comes before the `WorkItem`; keep it
+        // within the slot's first four cache lines.
+        let hot_end = std::mem::offset_of!(ItemSlot, tiers) + std::mem::size_of::<Tiers>();
+        assert!(hot_end <= 4 * 64, "the hot fields end at byte {hot_end}");
+        assert!(std::mem::offset_of!(ItemSlot, item) >= hot_end);
+        assert_eq!(std::mem::align_of::<ItemSlot>(), 64);
+    }
+}
