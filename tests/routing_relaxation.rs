@@ -179,22 +179,21 @@ fn items_withdrawn_or_replaced_before_the_tick_are_not_moved_by_stale_timers() {
     assert_eq!(moved, vec![(wid(1), 2), (wid(3), 2), (wid(4), 2)]);
 }
 
+/// A plan of three steps 10 s apart: anyone in the queue, then twice the item's skills.
+fn set_skills_after_a_plain_step(r: &Router) {
+    let ten = TimeDelta::seconds(10);
+    let steps = [
+        Step::new(Pool::default()).dwell(ten),
+        Step::new(Pool::default()).eligible(Term::ItemSkills).dwell(ten),
+        Step::new(Pool::default()).eligible(Term::ItemSkills),
+    ];
+    r.set_plan(Plan::new([Rule::new("r", steps)]), t0()).unwrap();
+}
+
 #[test]
 fn items_moved_together_keep_their_own_skills_even_when_the_sets_differ_only_in_a_later_skill() {
     let r = router(&["s"]);
-    let ten = TimeDelta::seconds(10);
-    r.set_plan(
-        Plan::new([Rule::new(
-            "r",
-            [
-                Step::new(Pool::default()).dwell(ten),
-                Step::new(Pool::default()).eligible(Term::ItemSkills).dwell(ten),
-                Step::new(Pool::default()).eligible(Term::ItemSkills),
-            ],
-        )]),
-        t0(),
-    )
-    .unwrap();
+    set_skills_after_a_plain_step(&r);
     // Three skill sets with the same first skill: {a:1, b:5} (the oldest items), {a:1, b:1}
     // and {a:1}, interleaved; nobody is available while they move. The agent who will take
     // them is known (away) before they move: adding an agent of a new profile later would
@@ -235,19 +234,7 @@ fn past_the_skill_set_cap_items_moved_together_still_keep_their_own_skills() {
     // already numbered one ({f1:1}). Nobody is available while they move.
     const SKILL_SETS: u128 = 1 << 16;
     let r = router(&["s"]);
-    let ten = TimeDelta::seconds(10);
-    r.set_plan(
-        Plan::new([Rule::new(
-            "r",
-            [
-                Step::new(Pool::default()).dwell(ten),
-                Step::new(Pool::default()).eligible(Term::ItemSkills).dwell(ten),
-                Step::new(Pool::default()).eligible(Term::ItemSkills),
-            ],
-        )]),
-        t0(),
-    )
-    .unwrap();
+    set_skills_after_a_plain_step(&r);
     // The only agent with "u", and one with a at 5 and b at 3: both away while items move, and
     // known before (a new agent profile would recompute every waiting item's pool alone).
     r.upsert_agent(chat_agent("u", "s", 100).with_skill("u", 1).with_status("away"), t0()).unwrap();

@@ -1101,19 +1101,21 @@ fn item_status(s: &State, i: u32) -> Option<ItemStatus> {
     })
 }
 
-/// Why item `i` is where it is, in words.
-fn reason_text(s: &State, i: u32) -> String {
-    let Some(x) = s.items[i as usize].as_ref() else { return String::new() };
-    let label = s.step_label(x.at);
+/// Why item `i` is where it is (written out in words when shown).
+fn reason(s: &State, i: u32) -> DecisionReason {
+    let Some(x) = s.items[i as usize].as_ref() else { return String::new().into() };
     match &x.state {
         IState::Assigned { agent, .. } => {
-            DecisionReason(Why::Assigned { agent: s.agent_id(*agent), step: s.step_text(x.at) }).to_string()
+            DecisionReason(Why::Assigned { agent: s.agent_id(*agent), step: s.step_text(x.at) })
         }
-        IState::Offered { agents, .. } => format!("offered to {} agent(s) at {label}", agents.len()),
+        IState::Offered { agents, .. } => {
+            format!("offered to {} agent(s) at {}", agents.len(), s.step_label(x.at)).into()
+        }
         IState::Awaiting { request, deadline } => {
-            format!("awaiting the host's decision (request {request}, until {deadline}) at {label}")
+            format!("awaiting the host's decision (request {request}, until {deadline}) at {}", s.step_label(x.at))
+                .into()
         }
-        IState::Waiting { .. } | IState::Moving => s.queued_reason(i),
+        IState::Waiting { .. } | IState::Moving => s.queued_reason(i).into(),
     }
 }
 
@@ -1142,14 +1144,7 @@ fn decision(s: &State, id: WorkItemId, i: u32, queue: QueueId, events: Vec<Routi
         StepRef::Rule(r, k) => (s.plan.rule_names.get(r).cloned(), Some(k)),
         _ => (None, None),
     };
-    let reason = match &x.state {
-        IState::Assigned { agent, .. } => {
-            DecisionReason(Why::Assigned { agent: s.agent_id(*agent), step: s.step_text(x.at) })
-        }
-        IState::Waiting { .. } | IState::Moving => s.queued_reason(i).into(),
-        _ => reason_text(s, i).into(),
-    };
-    RoutingDecision { item: id, outcome, rule, step, reason, events }
+    RoutingDecision { item: id, outcome, rule, step, reason: reason(s, i), events }
 }
 
 fn explain(s: &mut State, i: u32, now: DateTime<Utc>) -> Option<Explanation> {
@@ -1165,7 +1160,7 @@ fn explain(s: &mut State, i: u32, now: DateTime<Utc>) -> Option<Explanation> {
         IState::Assigned { agent, .. } => vec![*agent],
         _ => Vec::new(),
     };
-    let reason = reason_text(s, i);
+    let reason = reason(s, i).to_string();
     let queue = x.queue.clone();
     let label = s.step_label(at).to_owned();
     let plan = s.plan.clone();

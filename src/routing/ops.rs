@@ -408,25 +408,26 @@ impl State {
     }
 
     pub fn step_label(&self, at: StepRef) -> &str {
-        match at {
-            StepRef::Rule(r, s) => self.plan.labels.get(r).and_then(|v| v.get(s)).map_or("a removed step", |l| l),
-            StepRef::Implicit => "the default step",
-            StepRef::AnyMember => "any member of the queue",
+        match self.step_name(at) {
+            Ok(l) => l,
+            Err(fixed) => fixed,
         }
     }
 
     /// [`State::step_label`], shared rather than borrowed.
     pub fn step_text(&self, at: StepRef) -> super::StepText {
-        use super::StepText;
+        match self.step_name(at) {
+            Ok(l) => super::StepText::Shared(l.clone()),
+            Err(fixed) => super::StepText::Static(fixed),
+        }
+    }
+
+    /// A plan step's label, or the fixed words for a step outside the plan.
+    fn step_name(&self, at: StepRef) -> Result<&std::sync::Arc<str>, &'static str> {
         match at {
-            StepRef::Rule(r, s) => self
-                .plan
-                .labels
-                .get(r)
-                .and_then(|v| v.get(s))
-                .map_or(StepText::Static("a removed step"), |l| StepText::Shared(l.clone())),
-            StepRef::Implicit => StepText::Static("the default step"),
-            StepRef::AnyMember => StepText::Static("any member of the queue"),
+            StepRef::Rule(r, s) => self.plan.labels.get(r).and_then(|v| v.get(s)).ok_or("a removed step"),
+            StepRef::Implicit => Err("the default step"),
+            StepRef::AnyMember => Err("any member of the queue"),
         }
     }
 

@@ -1615,6 +1615,7 @@ impl State {
             for (tier, t) in slot.tiers.iter().enumerate() {
                 // One key: the packed tops compare in one instruction, and the best of the tier
                 // stands unless it is excluded or delayed (then the full walk below).
+                let mut settled = false;
                 if spec.len() <= 1 && best.is_none() {
                     let mut first = None;
                     if t.mask.intersects(&chidx.avail) {
@@ -1636,26 +1637,32 @@ impl State {
                         if t.explicit.is_empty() {
                             break;
                         }
+                        settled = true;
                     }
                 }
                 // The best profile top of the tier; a profile whose top is excluded offers its
-                // next agent.
-                t.mask.for_each_common(&chidx.avail, |p| {
-                    let Some(top) = chidx.top.get(p).copied().flatten() else { return };
-                    if best.is_some_and(|(bt, be)| bt < tier || (be.0, be.1) < (top.0, top.1)) {
-                        return;
-                    }
-                    if delayed.contains(&p) {
-                        return;
-                    }
-                    let e =
-                        if excluded(top.1, top.2) { chidx.iter(p).find(|e| !excluded(e.1, e.2)) } else { Some(top) };
-                    if let Some(e) = e
-                        && best.is_none_or(|(bt, be)| (tier, e.0, e.1) < (bt, be.0, be.1))
-                    {
-                        best = Some((tier, e));
-                    }
-                });
+                // next agent (nothing left to find once the one-key walk settled the tier).
+                if !settled {
+                    t.mask.for_each_common(&chidx.avail, |p| {
+                        let Some(top) = chidx.top.get(p).copied().flatten() else { return };
+                        if best.is_some_and(|(bt, be)| bt < tier || (be.0, be.1) < (top.0, top.1)) {
+                            return;
+                        }
+                        if delayed.contains(&p) {
+                            return;
+                        }
+                        let e = if excluded(top.1, top.2) {
+                            chidx.iter(p).find(|e| !excluded(e.1, e.2))
+                        } else {
+                            Some(top)
+                        };
+                        if let Some(e) = e
+                            && best.is_none_or(|(bt, be)| (tier, e.0, e.1) < (bt, be.0, be.1))
+                        {
+                            best = Some((tier, e));
+                        }
+                    });
+                }
                 for id in &t.explicit {
                     let Some(&a) = self.agent_ids.get(id) else { continue };
                     let Some(ag) = self.agents[a as usize].as_ref() else { continue };
