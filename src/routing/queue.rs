@@ -57,16 +57,20 @@ impl<T> Ord for Entry<T> {
 }
 
 /// A min-heap of keyed entries with lazy deletion: entries whose item has moved on stay until
-/// they reach the top (or a compaction) and are dropped there.
+/// they reach the top (or a compaction) and are dropped there. Entries added in a block wait
+/// unordered until someone looks at the order, so a class whose items all move on before
+/// anyone asks (a queue nobody can serve, relaxing) is never ordered at all.
 #[derive(Debug)]
 pub(crate) struct KeyedHeap<T> {
     heap: BinaryHeap<Entry<T>>,
+    /// Entries added by [`append`](KeyedHeap::append), not in `heap` yet.
+    unordered: Vec<Entry<T>>,
     live: usize,
 }
 
 impl<T> Default for KeyedHeap<T> {
     fn default() -> Self {
-        KeyedHeap { heap: BinaryHeap::new(), live: 0 }
+        KeyedHeap { heap: BinaryHeap::new(), unordered: Vec::new(), live: 0 }
     }
 }
 
@@ -76,16 +80,30 @@ impl<T: Copy> KeyedHeap<T> {
         self.live += 1;
     }
 
-    /// Adds live entries in one block, leaving `entries` empty. An empty heap takes the list
-    /// as it is (no copy) and gives its own allocation back in `entries`.
+    /// Adds live entries in one block, leaving `entries` empty; they are ordered when the order
+    /// is first asked for. An empty heap takes the list as it is (no copy) and gives back in
+    /// `entries` the larger of its own allocations.
     pub fn append(&mut self, entries: &mut Vec<Entry<T>>) {
         self.live += entries.len();
-        if self.heap.is_empty() {
-            let mut taken = std::mem::take(&mut self.heap).into_vec();
-            std::mem::swap(&mut taken, entries);
-            self.heap = BinaryHeap::from(taken);
+        if self.heap.is_empty() && self.unordered.is_empty() {
+            std::mem::swap(&mut self.unordered, entries);
+            if entries.capacity() < self.heap.capacity() {
+                *entries = std::mem::take(&mut self.heap).into_vec();
+            }
         } else {
-            self.heap.extend(entries.drain(..));
+            self.unordered.append(entries);
+        }
+    }
+
+    /// Orders the entries added in blocks.
+    fn settle(&mut self) {
+        if self.unordered.is_empty() {
+            return;
+        }
+        if self.heap.is_empty() {
+            self.heap = BinaryHeap::from(std::mem::take(&mut self.unordered));
+        } else {
+            self.heap.extend(self.unordered.drain(..));
         }
     }
 
@@ -96,6 +114,7 @@ impl<T: Copy> KeyedHeap<T> {
 
     /// Drops stale entries from the top and returns the best live one.
     pub fn peek_live(&mut self, mut is_live: impl FnMut(&Entry<T>) -> bool) -> Option<Entry<T>> {
+        self.settle();
         while let Some(top) = self.heap.peek() {
             if is_live(top) {
                 return Some(*top);
@@ -107,6 +126,7 @@ impl<T: Copy> KeyedHeap<T> {
 
     /// Removes and returns the best live entry.
     pub fn pop_live(&mut self, mut is_live: impl FnMut(&Entry<T>) -> bool) -> Option<Entry<T>> {
+        self.settle();
         while let Some(top) = self.heap.pop() {
             if is_live(&top) {
                 self.live = self.live.saturating_sub(1);
@@ -124,12 +144,14 @@ impl<T: Copy> KeyedHeap<T> {
         if self.live == 0 {
             // Every entry is stale: nothing to check.
             self.heap.clear();
+            self.unordered.clear();
         }
     }
 
     /// Compacts when stale entries outnumber live ones four to one.
     pub fn maybe_compact(&mut self, is_live: impl FnMut(&Entry<T>) -> bool) {
-        if self.heap.len() > 64 && self.heap.len() > 4 * self.live + 64 {
+        let len = self.heap.len() + self.unordered.len();
+        if len > 64 && len > 4 * self.live + 64 {
             self.compact(is_live);
         }
     }
@@ -137,11 +159,13 @@ impl<T: Copy> KeyedHeap<T> {
     /// Drops every stale entry, in place (the allocation is kept for the entries to come).
     pub fn compact(&mut self, mut is_live: impl FnMut(&Entry<T>) -> bool) {
         self.heap.retain(|e| is_live(e));
-        self.live = self.heap.len();
+        self.unordered.retain(|e| is_live(e));
+        self.live = self.heap.len() + self.unordered.len();
     }
 
     /// The best `limit` live entries, best first, without removing them.
     pub fn best_live(&mut self, limit: usize, mut is_live: impl FnMut(&Entry<T>) -> bool) -> Vec<Entry<T>> {
+        self.settle();
         let mut taken = Vec::new();
         let mut out = Vec::new();
         while out.len() < limit {
@@ -159,7 +183,7 @@ impl<T: Copy> KeyedHeap<T> {
 
     /// Every entry (live or not), unordered.
     pub fn iter(&self) -> impl Iterator<Item = &Entry<T>> {
-        self.heap.iter()
+        self.heap.iter().chain(&self.unordered)
     }
 }
 
@@ -213,5 +237,46 @@ impl ItemQueue {
     /// Whether the queue is empty.
     pub fn is_empty(&self) -> bool {
         self.heap.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(p: i64, seq: u64) -> Entry<u32> {
+        Entry { key: [p, 0, 0], seq, payload: seq as u32 }
+    }
+
+    /// Entries added in blocks (kept unordered until asked) and one by one come out in key
+    /// order together; iteration, counting out and compaction see both.
+    #[test]
+    fn blocks_and_pushes_come_out_in_key_order() {
+        let mut h = KeyedHeap::default();
+        let mut block = vec![entry(5, 1), entry(1, 2), entry(3, 3)];
+        h.append(&mut block);
+        assert!(block.is_empty());
+        h.push([2, 0, 0], 4, 4);
+        let mut block = vec![entry(0, 5), entry(4, 6)];
+        h.append(&mut block);
+        assert_eq!(h.len(), 6);
+        assert_eq!(h.iter().count(), 6);
+        // Entry 6 went stale: compaction drops it from the unordered part too.
+        h.compact(|e| e.seq != 6);
+        assert_eq!((h.len(), h.iter().count()), (5, 5));
+        let best: Vec<u64> = h.best_live(2, |_| true).iter().map(|e| e.seq).collect();
+        assert_eq!(best, [5, 2]);
+        let mut order = Vec::new();
+        while let Some(e) = h.pop_live(|_| true) {
+            order.push(e.seq);
+        }
+        assert_eq!(order, [5, 2, 4, 3, 1]);
+        // A block appended to a heap that has entries merges with them.
+        h.push([9, 0, 0], 7, 7);
+        let mut block = vec![entry(8, 8)];
+        h.append(&mut block);
+        assert_eq!(h.peek_live(|_| true).map(|e| e.seq), Some(8));
+        h.note_removed(2);
+        assert_eq!((h.len(), h.iter().count()), (0, 0));
     }
 }

@@ -74,8 +74,10 @@ pub(crate) struct StepMemo {
     queued: Vec<Vec<Entry<u32>>>,
     /// The classes with entries in `queued`.
     queued_classes: Vec<usize>,
-    /// Classes items left, with how many in a row (counted out and compacted at the flush).
-    left: Vec<(usize, usize)>,
+    /// Per class: how many items left it (counted out and compacted at the flush).
+    left: Vec<usize>,
+    /// The classes with a count in `left`.
+    left_classes: Vec<usize>,
     /// The skill sets numbered so far.
     skill_sets: SkillSets,
     /// By [`hint_of`] an item's step, queue and skill set: 1 + the group the last such item
@@ -141,7 +143,8 @@ impl State {
     pub(crate) fn flush_relax(&mut self, memo: &mut StepMemo) {
         self.timers.add_all(&mut memo.timers);
         // Out first: a class all of whose items moved is emptied without checks.
-        for &(ci, n) in &memo.left {
+        for &ci in &memo.left_classes {
+            let n = memo.left.get_mut(ci).map_or(0, std::mem::take);
             self.note_left(ci, n);
         }
         // Each class's entries in one block (a class all of whose items moved takes them as
@@ -154,9 +157,7 @@ impl State {
                 q.waiting += n;
             }
         }
-        memo.left.sort_unstable();
-        memo.left.dedup_by_key(|e| e.0);
-        for (ci, _) in memo.left.drain(..) {
+        for ci in memo.left_classes.drain(..) {
             let items = &self.items;
             if let Some(class) = self.classes.get_mut(ci) {
                 class.heap.maybe_compact(|e| live(items, e.payload, e.seq));
@@ -321,9 +322,14 @@ impl State {
         // Out of its class now, back in at the flush: a class all of whose items move is
         // emptied without checks, and no entry goes stale on the way.
         if let Some(left) = self.leave_class(i) {
-            match memo.left.last_mut() {
-                Some((ci, n)) if *ci == left => *n += 1,
-                _ => memo.left.push((left, 1)),
+            if memo.left.len() <= left {
+                memo.left.resize(left + 1, 0);
+            }
+            if let Some(n) = memo.left.get_mut(left) {
+                if *n == 0 {
+                    memo.left_classes.push(left);
+                }
+                *n += 1;
             }
         }
         let step_gen = self.next_seq();
