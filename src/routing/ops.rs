@@ -654,6 +654,9 @@ impl State {
 
     /// Fires due timers.
     pub fn fire_timers(&mut self, now: DateTime<Utc>) {
+        if self.timers.is_empty() {
+            return;
+        }
         for _ in 0..64 {
             let due = self.timers.take_due(ms(now));
             if due.is_empty() {

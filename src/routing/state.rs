@@ -810,6 +810,11 @@ impl Timers {
         ts.clear();
     }
 
+    /// No timer is scheduled.
+    pub fn is_empty(&self) -> bool {
+        self.buckets.is_empty()
+    }
+
     pub fn next_due(&self) -> Option<i64> {
         self.buckets.first_key_value().and_then(|(_, b)| b.v.iter().map(|t| t.due).min())
     }
