@@ -31,6 +31,17 @@ pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
+/// `now - then` exactly as chrono computes it, given `then` in milliseconds ([`ms`]): one
+/// conversion of `now` instead of calendar arithmetic on both.
+pub(crate) fn elapsed(now: DateTime<Utc>, then: DateTime<Utc>, then_ms: i64) -> TimeDelta {
+    let (a, b) = (now.timestamp_subsec_nanos(), then.timestamp_subsec_nanos());
+    if a >= 1_000_000_000 || b >= 1_000_000_000 {
+        return now - then; // a leap second: chrono's rules
+    }
+    let sub_ms = i64::from(a % 1_000_000) - i64::from(b % 1_000_000);
+    TimeDelta::milliseconds(ms(now) - then_ms) + TimeDelta::nanoseconds(sub_ms)
+}
+
 pub(crate) fn from_ms(v: i64) -> DateTime<Utc> {
     from_parts(v.div_euclid(1000), (v.rem_euclid(1000) * 1_000_000) as u32)
         .or_else(|| DateTime::from_timestamp_millis(v))
@@ -72,6 +83,44 @@ fn from_parts(secs: i64, nanos: u32) -> Option<DateTime<Utc>> {
     })?;
     let time = chrono::NaiveTime::from_num_seconds_from_midnight_opt(sod, nanos)?;
     Some(chrono::NaiveDateTime::new(date, time).and_utc())
+}
+
+#[cfg(test)]
+mod time_and_agent_tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn elapsed_is_chrono_s_difference() {
+        let t = |s: i64, ns: u32| Utc.timestamp_opt(s, ns).single().expect("a valid instant");
+        let cases = [
+            (t(1_772_442_000, 0), t(1_772_441_000, 0)),
+            (t(1_772_442_000, 123_456_789), t(1_772_441_999, 987_654_321)),
+            (t(1_772_441_000, 5), t(1_772_442_000, 999_999_999)),
+            (t(-86_401, 999_999), t(-1, 1)),
+            (t(0, 1), t(-1_000_000_000_000, 700_000_001)),
+            (t(1_772_441_999, 1_500_000_000), t(1_772_441_000, 3)), // a leap second
+        ];
+        for (now, then) in cases {
+            assert_eq!(elapsed(now, then, ms(then)), now - then, "{now} - {then}");
+            assert_eq!(elapsed(then, now, ms(now)), then - now, "{then} - {now}");
+        }
+    }
+
+    #[test]
+    fn an_assignment_reads_and_writes_one_cache_line_of_an_agent_slot() {
+        let hot_end = std::mem::offset_of!(AgentSlot, chans) + std::mem::size_of::<Vec<ChanCap>>();
+        assert!(hot_end <= 64, "the hot fields end at byte {hot_end}");
+        for end in [
+            std::mem::offset_of!(AgentSlot, load),
+            std::mem::offset_of!(AgentSlot, budget_used),
+            std::mem::offset_of!(AgentSlot, idle_since),
+            std::mem::offset_of!(AgentSlot, last_assigned),
+        ] {
+            assert!(end < 64);
+        }
+        assert_eq!(std::mem::align_of::<AgentSlot>(), 64);
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -658,6 +707,17 @@ pub(crate) struct ItemSlot {
     pub decided_gen: u64,
     /// The fallback of the open decision request.
     pub decision_fallback: Option<super::plan::DecisionFallback>,
+}
+
+/// The index for a new item slot: a free one, or a new one at the end (its slot `None`).
+pub(crate) fn take_item_index(free: &mut Vec<u32>, items: &mut Vec<Option<ItemSlot>>) -> u32 {
+    match free.pop() {
+        Some(i) => i,
+        None => {
+            items.push(None);
+            (items.len() - 1) as u32
+        }
+    }
 }
 
 impl ItemSlot {
