@@ -18,7 +18,7 @@ impl State {
     }
 
     pub fn agent_id(&self, a: u32) -> AgentId {
-        self.agents[a as usize].as_ref().map(|s| s.agent.id.clone()).unwrap_or_else(|| self.unknown_agent.clone())
+        self.agents[a as usize].as_ref().map(|s| s.id.clone()).unwrap_or_else(|| self.unknown_agent.clone())
     }
 
     fn slot(&mut self, i: u32) -> Option<&mut ItemSlot> {

@@ -108,9 +108,12 @@ mod time_and_agent_tests {
     }
 
     #[test]
-    fn an_assignment_reads_and_writes_one_cache_line_of_an_agent_slot() {
+    fn an_assignment_reads_and_writes_the_first_three_cache_lines_of_an_agent_slot() {
         let hot_end = std::mem::offset_of!(AgentSlot, chans) + std::mem::size_of::<Vec<ChanCap>>();
         assert!(hot_end <= 64, "the hot fields end at byte {hot_end}");
+        // Then a line with the status and the id, and one with what holding an item writes.
+        assert!(std::mem::offset_of!(AgentSlot, id) + std::mem::size_of::<AgentId>() <= 128);
+        assert!(std::mem::offset_of!(AgentSlot, agent) <= 192);
         for end in [
             std::mem::offset_of!(AgentSlot, load),
             std::mem::offset_of!(AgentSlot, budget_used),
@@ -141,12 +144,16 @@ pub(crate) struct AgentSlot {
     /// Per channel (by index, one for each of the router's channels): the items held there and
     /// the agent's limit and cost on it.
     pub chans: Vec<ChanCap>,
+    // Second line: what a capacity check and the decision's answer read.
     pub status: PresenceStatus,
+    pub presence_gen: u64,
+    /// `agent.id` (the same key, shared), here for the events and answers that name the agent.
+    pub id: AgentId,
+    // Third line: what holding an item writes.
     /// Items held (offered or assigned), by item slot.
     pub held: Vec<u32>,
     pub entries: Vec<(usize, usize, usize, DynArr)>,
     pub last_assigned_at: Option<DateTime<Utc>>,
-    pub presence_gen: u64,
     pub agent: Agent,
 }
 
@@ -1313,10 +1320,11 @@ impl State {
             last_assigned: 0,
             chans: Vec::new(),
             status,
+            presence_gen: 0,
+            id: agent.id.clone(),
             held: Vec::new(),
             entries: Vec::new(),
             last_assigned_at: None,
-            presence_gen: 0,
             agent,
         };
         slot.sync_chans(&self.channels);
