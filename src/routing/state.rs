@@ -183,7 +183,11 @@ impl AgentSlot {
     /// The agent's state on channel `c` (`ch`).
     fn chan(&self, c: usize, ch: &ChannelKind) -> ChanCap {
         let cap = &self.agent.capacity;
-        self.chans.get(c).copied().unwrap_or_else(|| ChanCap { load: 0, limit: cap.limit_of(ch), cost: cap.cost_of(ch) })
+        self.chans.get(c).copied().unwrap_or_else(|| ChanCap {
+            load: 0,
+            limit: cap.limit_of(ch),
+            cost: cap.cost_of(ch),
+        })
     }
 
     /// Sizes `chans` to `channels`, each with the agent's limit and cost there (loads kept).
