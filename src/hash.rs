@@ -44,9 +44,7 @@ impl Hasher for IdHasher {
         }
         let rest = chunks.remainder();
         if !rest.is_empty() {
-            let mut w = [0u8; 8];
-            w[..rest.len()].copy_from_slice(rest);
-            self.mix(u64::from_le_bytes(w) ^ ((rest.len() as u64) << 59));
+            self.mix(word(rest) ^ ((rest.len() as u64) << 59));
         }
     }
 
@@ -133,12 +131,21 @@ impl KeyedHasher {
     }
 }
 
+/// The first (up to) 8 bytes as a little-endian word, zero-padded. Short keys are read with
+/// two overlapping loads rather than a variable-length copy (a `memcpy` call per key).
 #[inline]
 fn word(bytes: &[u8]) -> u64 {
-    let mut w = [0u8; 8];
-    let n = bytes.len().min(8);
-    w[..n].copy_from_slice(&bytes[..n]);
-    u64::from_le_bytes(w)
+    let n = bytes.len();
+    let le4 = |b: &[u8]| u64::from(u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    if n >= 8 {
+        u64::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3], bytes[4], bytes[5], bytes[6], bytes[7]])
+    } else if n >= 4 {
+        le4(bytes) | le4(&bytes[n - 4..]) << (8 * (n - 4))
+    } else if n > 0 {
+        u64::from(bytes[0]) | u64::from(bytes[n / 2]) << (8 * (n / 2)) | u64::from(bytes[n - 1]) << (8 * (n - 1))
+    } else {
+        0
+    }
 }
 
 impl Hasher for KeyedHasher {
@@ -204,6 +211,22 @@ mod tests {
         assert_eq!(high.len(), 128, "the table's control bytes (top 7 bits) see every value");
         // 4096 random draws into 1024 buckets leave ≈ 19 empty.
         assert!(low.len() > 950, "bucket indexes (low bits) spread: {}", low.len());
+    }
+
+    #[test]
+    fn short_keys_read_as_their_zero_padded_little_endian_word() {
+        let bytes = [0x11u8, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88, 0x99];
+        for n in 0..=bytes.len() {
+            let mut w = [0u8; 8];
+            let k = n.min(8);
+            w[..k].copy_from_slice(&bytes[..k]);
+            assert_eq!(word(&bytes[..n]), u64::from_le_bytes(w), "{n} bytes");
+        }
+        // Keys that differ only in their last byte (or length) hash apart.
+        let build = BuildHasherDefault::<IdHasher>::default();
+        let keys = ["q", "q1", "q2", "abc", "abd", "abcdefg", "abcdefh", "abcdefgh1", "abcdefgh2"];
+        let hashes: std::collections::HashSet<u64> = keys.iter().map(|k| build.hash_one(k)).collect();
+        assert_eq!(hashes.len(), keys.len());
     }
 
     #[test]

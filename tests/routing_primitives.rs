@@ -176,6 +176,30 @@ fn per_channel_limits_hold_and_a_freed_agent_takes_the_next_item() {
 }
 
 #[test]
+fn a_changed_capacity_applies_at_once_also_on_channels_first_seen_later() {
+    let r = router(&["s"]);
+    let sms = |n: u128, t| WorkItem::new(wid(n), ChannelKind::Sms, t).in_queue(qid("s"));
+    let agent = |cap| Agent::new(aid("a")).with_queue(qid("s")).with_capacity(cap).with_status("online");
+    r.upsert_agent(agent(Capacity::each_channel(1)), t0()).unwrap();
+    // SMS is a channel the router first sees now: the agent's limit there is 1.
+    assert!(assigned_to(&r.submit(sms(1, t0()), t0()).unwrap()).is_some());
+    assert_eq!(r.submit(sms(2, t0()), t0()).unwrap().outcome, Outcome::Queued(qid("s")));
+    // Raised to 2 on SMS (within a budget): the waiting one goes on the next sweep.
+    let cap = Capacity::each_channel(1).with_limit(ChannelKind::Sms, 2).with_cost(ChannelKind::Sms, 5);
+    r.upsert_agent(agent(Capacity { total: Some(10), ..cap }), at(1)).unwrap();
+    r.sweep(at(1));
+    assert_eq!(r.item(wid(2)).unwrap().state, ItemState::Assigned(aid("a")));
+    assert_eq!(r.agent(&aid("a")).unwrap().channel_load.get(&ChannelKind::Sms), Some(&2));
+    // Lowered to 1: nothing more is taken until both are done.
+    r.upsert_agent(agent(Capacity::each_channel(1)), at(2)).unwrap();
+    assert_eq!(r.submit(sms(3, at(2)), at(2)).unwrap().outcome, Outcome::Queued(qid("s")));
+    r.complete(wid(1), at(3)).unwrap();
+    assert_eq!(r.item(wid(3)).unwrap().state, ItemState::Waiting);
+    let ev = r.complete(wid(2), at(4)).unwrap();
+    assert_eq!(assignments(&ev), vec![(wid(3), "a".to_string())]);
+}
+
+#[test]
 fn shared_budget_with_costs_mixes_channels() {
     let r = router(&["s"]);
     let cap = Capacity::budget(100).with_cost(ChannelKind::Voice, 100).with_cost(ChannelKind::WebChat, 20);

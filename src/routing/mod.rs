@@ -757,16 +757,22 @@ impl Router {
         item.validate()?;
         let mut s = self.lock();
         s.fire_timers(now);
-        if s.item_ids.contains_key(&item.id) {
-            return Err(Error::Conflict(format!("work item {} is already being routed", item.id)));
-        }
-        let queue = item.queue.clone().unwrap_or_else(|| s.config.default_queue.clone());
-        let Some(qi) = s.queues.idx(&queue) else {
-            return Err(Error::not_found("queue", &queue));
-        };
         let id = item.id;
-        let i = s.admit(item, queue.clone(), qi, now);
+        // One look-up of the id: refused if taken, else registered once the queue is known.
+        let State { item_ids, queues, config, free_items, items, .. } = &mut *s;
+        let std::collections::hash_map::Entry::Vacant(entry) = item_ids.entry(id) else {
+            return Err(Error::Conflict(format!("work item {id} is already being routed")));
+        };
+        let queue = item.queue.as_ref().unwrap_or(&config.default_queue);
+        let Some(qi) = queues.idx(queue) else {
+            return Err(Error::not_found("queue", queue));
+        };
+        let queue = queue.clone();
+        let i = state::take_item_index(free_items, items);
+        entry.insert(i);
+        s.admit(i, item, queue, qi, now);
         let events = Self::finish(&mut s, now);
+        let queue = s.queues.at(qi).map(|q| &q.config.id).unwrap_or(&s.config.default_queue);
         Ok(decision(&s, id, i, queue, events))
     }
 
@@ -892,7 +898,7 @@ impl Router {
         let queue =
             s.items[i as usize].as_ref().map(|x| x.queue.clone()).unwrap_or_else(|| s.config.default_queue.clone());
         let events = Self::finish(&mut s, now);
-        Ok(decision(&s, item, i, queue, events))
+        Ok(decision(&s, item, i, &queue, events))
     }
 
     /// Answers an external decision ([`RoutingEvent::DecisionRequested`], `request`):
@@ -1119,7 +1125,7 @@ fn reason(s: &State, i: u32) -> DecisionReason {
     }
 }
 
-fn decision(s: &State, id: WorkItemId, i: u32, queue: QueueId, events: Vec<RoutingEvent>) -> RoutingDecision {
+fn decision(s: &State, id: WorkItemId, i: u32, queue: &QueueId, events: Vec<RoutingEvent>) -> RoutingDecision {
     let slot = s.items.get(i as usize).and_then(|x| x.as_ref()).filter(|x| x.item.id == id);
     let Some(x) = slot else {
         let (outcome, reason) = events
@@ -1131,7 +1137,7 @@ fn decision(s: &State, id: WorkItemId, i: u32, queue: QueueId, events: Vec<Routi
                 }
                 _ => None,
             })
-            .unwrap_or((Outcome::Queued(queue), String::new()));
+            .unwrap_or_else(|| (Outcome::Queued(queue.clone()), String::new()));
         return RoutingDecision { item: id, outcome, rule: None, step: None, reason: reason.into(), events };
     };
     let outcome = match &x.state {

@@ -18,31 +18,24 @@ impl State {
     }
 
     pub fn agent_id(&self, a: u32) -> AgentId {
-        self.agents[a as usize].as_ref().map(|s| s.agent.id.clone()).unwrap_or_else(|| self.unknown_agent.clone())
+        self.agents[a as usize].as_ref().map(|s| s.id.clone()).unwrap_or_else(|| self.unknown_agent.clone())
     }
 
     fn slot(&mut self, i: u32) -> Option<&mut ItemSlot> {
         self.items.get_mut(i as usize).and_then(|s| s.as_mut())
     }
 
-    /// Creates the slot for a new item in `queue` (index `qi`) and routes it.
-    pub fn admit(&mut self, item: super::WorkItem, queue: QueueId, qi: u32, now: DateTime<Utc>) -> u32 {
+    /// Creates the slot for a new item in `queue` (index `qi`) at index `i` (from
+    /// [`take_item_index`](super::state::take_item_index), already in `item_ids`) and routes it.
+    pub fn admit(&mut self, i: u32, item: super::WorkItem, queue: QueueId, qi: u32, now: DateTime<Utc>) {
         let chan = self.chan_of(&item.channel);
         let eligible_ms = ms(item.eligible_since);
-        let id = item.id;
         // The slot is written in its place (a free one, or a new one at the end), not built
         // and moved there: an item is large.
-        let i = match self.free_items.pop() {
-            Some(i) => i,
-            None => {
-                self.items.push(None);
-                (self.items.len() - 1) as u32
-            }
-        };
         let tiers = self.spare_tiers.pop().unwrap_or_default();
         let plan_gen = self.plan_gen;
         let by_policy = self.policy.is_some();
-        let Some(place) = self.items.get_mut(i as usize) else { return i };
+        let Some(place) = self.items.get_mut(i as usize) else { return };
         *place = Some(ItemSlot {
             priority: item.priority,
             chan,
@@ -70,23 +63,21 @@ impl State {
             skill_set: super::relax::SKILL_SET_UNKNOWN,
             item,
         });
-        self.item_ids.insert(id, i);
         self.enter_wait_queue(i, None, now);
         if self.classify(i, now) {
             self.route(i, now);
         }
-        i
     }
 
     /// Chooses the first matching rule and enters its first step. `false` if the item finished.
     pub fn classify(&mut self, i: u32, now: DateTime<Utc>) -> bool {
-        let plan = self.plan.clone();
         let epoch = self.plan_gen;
         let Some(slot) = self.slot(i) else { return false };
         slot.plan_gen = epoch;
         let Some(slot) = self.items[i as usize].as_ref() else { return false };
         let mut env = None; // built only for a rule that needs more than `Any`
-        let at = plan
+        let at = self
+            .plan
             .plan
             .rules
             .iter()
@@ -151,11 +142,12 @@ impl State {
     /// its due time, so dwell times do not stretch), skipping and expiring as the plan says.
     /// `false` if the item finished.
     pub fn enter_step(&mut self, i: u32, mut at: StepRef, mut entered: DateTime<Utc>, now: DateTime<Utc>) -> bool {
-        let plan = self.plan.clone();
         for _ in 0..=super::plan::MAX_STEPS + 2 {
-            let step = plan.step(at);
             let epoch = self.next_seq();
-            let Some(slot) = self.items.get_mut(i as usize).and_then(|s| s.as_mut()) else { return false };
+            // The plan is read in place (it does not change here): no shared handle is taken.
+            let State { plan, items, config, .. } = self;
+            let step = plan.step(at);
+            let Some(slot) = items.get_mut(i as usize).and_then(|s| s.as_mut()) else { return false };
             slot.at = at;
             slot.step_entered = entered;
             slot.step_gen = epoch;
@@ -169,21 +161,20 @@ impl State {
             let new_queue = match at {
                 StepRef::AnyMember => None,
                 _ => {
-                    let want =
-                        step.pool.queues.first().or(slot.item.queue.as_ref()).unwrap_or(&self.config.default_queue);
+                    let want = step.pool.queues.first().or(slot.item.queue.as_ref()).unwrap_or(&config.default_queue);
                     (*want != slot.queue).then(|| want.clone())
                 }
             };
+            let may_skip = step.skip_if.is_some();
             if let Some(q) = new_queue {
                 self.enter_wait_queue(i, Some(q), entered);
             }
             self.compute_tiers(i);
-            if let Some(skip) = &step.skip_if
-                && self.step_skip(i, skip, now)
-            {
+            if may_skip && self.skips(i, at, now) {
                 let id = self.item_id(i);
                 if let StepRef::Rule(r, s) = at {
-                    self.events.push(RoutingEvent::StepSkipped { item: id, rule: plan.rule_name(r), step: s });
+                    let rule = self.plan.rule_name(r);
+                    self.events.push(RoutingEvent::StepSkipped { item: id, rule, step: s });
                 }
                 match self.next_step(at) {
                     Some(n) => {
@@ -197,7 +188,7 @@ impl State {
                 Some(s) => &s.item,
                 None => return false,
             };
-            match self.step_due(step, item, entered) {
+            match self.step_due(self.plan.step(at), item, entered) {
                 Some(due) if due <= now => match self.next_step(at) {
                     Some(n) => {
                         at = n;
@@ -216,11 +207,18 @@ impl State {
             }
             if let StepRef::Rule(r, s) = at {
                 let id = self.item_id(i);
-                self.events.push(RoutingEvent::StepEntered { item: id, rule: plan.rule_name(r), step: s });
+                let rule = self.plan.rule_name(r);
+                self.events.push(RoutingEvent::StepEntered { item: id, rule, step: s });
             }
             return true;
         }
         true
+    }
+
+    /// Whether step `at`'s `skip_if` holds for item `i` now.
+    fn skips(&mut self, i: u32, at: StepRef, now: DateTime<Utc>) -> bool {
+        let plan = std::sync::Arc::clone(&self.plan);
+        plan.step(at).skip_if.as_ref().is_some_and(|skip| self.step_skip(i, skip, now))
     }
 
     /// The last step is over: apply the rule's fallback. `false` if the item finished.
@@ -491,7 +489,7 @@ impl State {
         let Some(slot) = self.slot(i) else { return };
         let chan = slot.chan;
         slot.state = IState::Assigned { agent: a, epoch };
-        let wait = now - slot.item.eligible_since;
+        let wait = super::state::elapsed(now, slot.item.eligible_since, slot.eligible_ms);
         let queue = slot.queue.clone();
         let qi = slot.qi;
         let id = slot.item.id;
@@ -654,6 +652,9 @@ impl State {
 
     /// Fires due timers.
     pub fn fire_timers(&mut self, now: DateTime<Utc>) {
+        if self.timers.is_empty() {
+            return;
+        }
         for _ in 0..64 {
             let due = self.timers.take_due(ms(now));
             if due.is_empty() {

@@ -31,6 +31,17 @@ pub(crate) fn ms(t: DateTime<Utc>) -> i64 {
     t.timestamp_millis()
 }
 
+/// `now - then` exactly as chrono computes it, given `then` in milliseconds ([`ms`]): one
+/// conversion of `now` instead of calendar arithmetic on both.
+pub(crate) fn elapsed(now: DateTime<Utc>, then: DateTime<Utc>, then_ms: i64) -> TimeDelta {
+    let (a, b) = (now.timestamp_subsec_nanos(), then.timestamp_subsec_nanos());
+    if a >= 1_000_000_000 || b >= 1_000_000_000 {
+        return now - then; // a leap second: chrono's rules
+    }
+    let sub_ms = i64::from(a % 1_000_000) - i64::from(b % 1_000_000);
+    TimeDelta::milliseconds(ms(now) - then_ms) + TimeDelta::nanoseconds(sub_ms)
+}
+
 pub(crate) fn from_ms(v: i64) -> DateTime<Utc> {
     from_parts(v.div_euclid(1000), (v.rem_euclid(1000) * 1_000_000) as u32)
         .or_else(|| DateTime::from_timestamp_millis(v))
@@ -74,25 +85,85 @@ fn from_parts(secs: i64, nanos: u32) -> Option<DateTime<Utc>> {
     Some(chrono::NaiveDateTime::new(date, time).and_utc())
 }
 
+#[cfg(test)]
+mod time_and_agent_tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn elapsed_is_chrono_s_difference() {
+        let t = |s: i64, ns: u32| Utc.timestamp_opt(s, ns).single().expect("a valid instant");
+        let cases = [
+            (t(1_772_442_000, 0), t(1_772_441_000, 0)),
+            (t(1_772_442_000, 123_456_789), t(1_772_441_999, 987_654_321)),
+            (t(1_772_441_000, 5), t(1_772_442_000, 999_999_999)),
+            (t(-86_401, 999_999), t(-1, 1)),
+            (t(0, 1), t(-1_000_000_000_000, 700_000_001)),
+            (t(1_772_441_999, 1_500_000_000), t(1_772_441_000, 3)), // a leap second
+        ];
+        for (now, then) in cases {
+            assert_eq!(elapsed(now, then, ms(then)), now - then, "{now} - {then}");
+            assert_eq!(elapsed(then, now, ms(now)), then - now, "{then} - {now}");
+        }
+    }
+
+    #[test]
+    fn an_assignment_reads_and_writes_the_first_three_cache_lines_of_an_agent_slot() {
+        let hot_end = std::mem::offset_of!(AgentSlot, chans) + std::mem::size_of::<Vec<ChanCap>>();
+        assert!(hot_end <= 64, "the hot fields end at byte {hot_end}");
+        // Then a line with the status and the id, and one with what holding an item writes.
+        assert!(std::mem::offset_of!(AgentSlot, id) + std::mem::size_of::<AgentId>() <= 128);
+        assert!(std::mem::offset_of!(AgentSlot, agent) <= 192);
+        for end in [
+            std::mem::offset_of!(AgentSlot, load),
+            std::mem::offset_of!(AgentSlot, budget_used),
+            std::mem::offset_of!(AgentSlot, idle_since),
+            std::mem::offset_of!(AgentSlot, last_assigned),
+        ] {
+            assert!(end < 64);
+        }
+        assert_eq!(std::mem::align_of::<AgentSlot>(), 64);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Agents
 
+/// An agent in the router. `repr(C)`, cache-line aligned, the fields an assignment reads and
+/// writes first: with many agents, the one a decision picks is usually out of cache, and each
+/// line it touches costs a memory access.
 #[derive(Debug)]
+#[repr(C, align(64))]
 pub(crate) struct AgentSlot {
-    pub agent: Agent,
+    pub load: u32,
+    pub budget_used: u32,
     pub profile: usize,
     pub reg: u64,
-    pub status: PresenceStatus,
-    pub load: u32,
-    pub chan_load: Vec<u32>,
-    pub budget_used: u32,
-    /// Items held (offered or assigned), by item slot.
-    pub held: Vec<u32>,
     pub idle_since: i64,
     pub last_assigned: u64,
-    pub last_assigned_at: Option<DateTime<Utc>>,
-    pub entries: Vec<(usize, usize, usize, DynArr)>,
+    /// Per channel (by index, one for each of the router's channels): the items held there and
+    /// the agent's limit and cost on it.
+    pub chans: Vec<ChanCap>,
+    // Second line: what a capacity check and the decision's answer read.
+    pub status: PresenceStatus,
     pub presence_gen: u64,
+    /// `agent.id` (the same key, shared), here for the events and answers that name the agent.
+    pub id: AgentId,
+    // Third line: what holding an item writes.
+    /// Items held (offered or assigned), by item slot.
+    pub held: Vec<u32>,
+    pub entries: Vec<(usize, usize, usize, DynArr)>,
+    pub last_assigned_at: Option<DateTime<Utc>>,
+    pub agent: Agent,
+}
+
+/// An agent's state on one channel: items held, and its [`Capacity`](super::Capacity) there
+/// (read from the capacity's maps once, when the agent or the channel is added).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct ChanCap {
+    pub load: u32,
+    pub limit: Option<u32>,
+    pub cost: u32,
 }
 
 /// Why an agent cannot take an item on a channel right now.
@@ -106,7 +177,27 @@ pub(crate) enum Block {
 
 impl AgentSlot {
     pub fn chan_load(&self, c: usize) -> u32 {
-        self.chan_load.get(c).copied().unwrap_or(0)
+        self.chans.get(c).map_or(0, |x| x.load)
+    }
+
+    /// The agent's state on channel `c` (`ch`).
+    fn chan(&self, c: usize, ch: &ChannelKind) -> ChanCap {
+        let cap = &self.agent.capacity;
+        self.chans.get(c).copied().unwrap_or_else(|| ChanCap {
+            load: 0,
+            limit: cap.limit_of(ch),
+            cost: cap.cost_of(ch),
+        })
+    }
+
+    /// Sizes `chans` to `channels`, each with the agent's limit and cost there (loads kept).
+    pub fn sync_chans(&mut self, channels: &[ChannelKind]) {
+        let cap = &self.agent.capacity;
+        self.chans.resize(channels.len(), ChanCap { load: 0, limit: None, cost: 1 });
+        for (x, ch) in self.chans.iter_mut().zip(channels) {
+            x.limit = cap.limit_of(ch);
+            x.cost = cap.cost_of(ch);
+        }
     }
 
     pub fn can_take(&self, c: usize, channels: &[ChannelKind]) -> Result<(), Block> {
@@ -114,14 +205,15 @@ impl AgentSlot {
         if self.status.offline || !self.status.channels.contains(ch) {
             return Err(Block::Presence);
         }
-        let cap = &self.agent.capacity;
-        if let Some(limit) = cap.limit_of(ch)
-            && self.chan_load(c) >= limit
+        let x = self.chan(c, ch);
+        if let Some(limit) = x.limit
+            && x.load >= limit
         {
             return Err(Block::Limit);
         }
+        let cap = &self.agent.capacity;
         if let Some(total) = cap.total
-            && u64::from(self.budget_used) + u64::from(cap.cost_of(ch)) > u64::from(total)
+            && u64::from(self.budget_used) + u64::from(x.cost) > u64::from(total)
         {
             return Err(Block::Budget);
         }
@@ -137,11 +229,13 @@ impl AgentSlot {
     }
 
     pub fn spare(&self, c: usize, ch: &ChannelKind) -> i64 {
-        let cap = &self.agent.capacity;
-        let by_limit = cap.limit_of(ch).map_or(i64::MAX / 4, |l| i64::from(l) - i64::from(self.chan_load(c)));
-        let by_budget = cap
+        let x = self.chan(c, ch);
+        let by_limit = x.limit.map_or(i64::MAX / 4, |l| i64::from(l) - i64::from(x.load));
+        let by_budget = self
+            .agent
+            .capacity
             .total
-            .map_or(i64::MAX / 4, |t| (i64::from(t) - i64::from(self.budget_used)) / i64::from(cap.cost_of(ch).max(1)));
+            .map_or(i64::MAX / 4, |t| (i64::from(t) - i64::from(self.budget_used)) / i64::from(x.cost.max(1)));
         by_limit.min(by_budget)
     }
 
@@ -156,9 +250,9 @@ impl AgentSlot {
             }
             DynKey::Load => i64::from(self.load),
             DynKey::Utilization => {
-                let cap = &self.agent.capacity;
-                match (cap.limit_of(ch), cap.total) {
-                    (Some(l), _) if l > 0 => i64::from(self.chan_load(c)) * 1000 / i64::from(l),
+                let x = self.chan(c, ch);
+                match (x.limit, self.agent.capacity.total) {
+                    (Some(l), _) if l > 0 => i64::from(x.load) * 1000 / i64::from(l),
                     (_, Some(t)) if t > 0 => i64::from(self.budget_used) * 1000 / i64::from(t),
                     _ => 0,
                 }
@@ -626,6 +720,17 @@ pub(crate) struct ItemSlot {
     pub decision_fallback: Option<super::plan::DecisionFallback>,
 }
 
+/// The index for a new item slot: a free one, or a new one at the end (its slot `None`).
+pub(crate) fn take_item_index(free: &mut Vec<u32>, items: &mut Vec<Option<ItemSlot>>) -> u32 {
+    match free.pop() {
+        Some(i) => i,
+        None => {
+            items.push(None);
+            (items.len() - 1) as u32
+        }
+    }
+}
+
 impl ItemSlot {
     pub fn union_mask(&self) -> Mask {
         let mut m = Mask::default();
@@ -808,6 +913,11 @@ impl Timers {
             rest = tail;
         }
         ts.clear();
+    }
+
+    /// No timer is scheduled.
+    pub fn is_empty(&self) -> bool {
+        self.buckets.is_empty()
     }
 
     pub fn next_due(&self) -> Option<i64> {
@@ -997,7 +1107,8 @@ impl State {
             self.index[si].chans.push(ChanIndex::default());
         }
         for a in 0..self.agents.len() {
-            if self.agents[a].is_some() {
+            if let Some(slot) = self.agents[a].as_mut() {
+                slot.sync_chans(&self.channels);
                 self.reindex(a as u32);
             }
         }
@@ -1188,6 +1299,7 @@ impl State {
                 let was_in = !slot.status.offline;
                 let old = slot.profile;
                 slot.agent = agent;
+                slot.sync_chans(&self.channels);
                 slot.profile = profile;
                 slot.status = status;
                 slot.presence_gen += 1;
@@ -1206,21 +1318,23 @@ impl State {
         }
         let reg = self.next_seq();
         let signed = !status.offline;
-        let slot = AgentSlot {
-            agent,
+        let mut slot = AgentSlot {
+            load: 0,
+            budget_used: 0,
             profile,
             reg,
-            status,
-            load: 0,
-            chan_load: Vec::new(),
-            budget_used: 0,
-            held: Vec::new(),
             idle_since: ms(now),
             last_assigned: 0,
-            last_assigned_at: None,
-            entries: Vec::new(),
+            chans: Vec::new(),
+            status,
             presence_gen: 0,
+            id: agent.id.clone(),
+            held: Vec::new(),
+            entries: Vec::new(),
+            last_assigned_at: None,
+            agent,
         };
+        slot.sync_chans(&self.channels);
         let id = slot.agent.id.clone();
         let a = match self.free_agents.pop() {
             Some(a) => {
@@ -1311,12 +1425,13 @@ impl State {
     /// Reserves capacity for item `i` on agent `a`.
     pub fn hold(&mut self, a: u32, i: u32, c: usize, now: DateTime<Utc>) {
         let Some(slot) = self.agents[a as usize].as_mut() else { return };
-        if slot.chan_load.len() <= c {
-            slot.chan_load.resize(c + 1, 0);
+        if slot.chans.len() <= c {
+            slot.sync_chans(&self.channels);
         }
-        slot.chan_load[c] += 1;
+        let Some(x) = slot.chans.get_mut(c) else { return };
+        x.load += 1;
         slot.load += 1;
-        slot.budget_used = slot.budget_used.saturating_add(slot.agent.capacity.cost_of(&self.channels[c]));
+        slot.budget_used = slot.budget_used.saturating_add(x.cost);
         slot.held.push(i);
         self.assign_seq += 1;
         slot.last_assigned = self.assign_seq;
@@ -1329,11 +1444,15 @@ impl State {
         let Some(slot) = self.agents[a as usize].as_mut() else { return };
         let Some(pos) = slot.held.iter().position(|h| *h == i) else { return };
         slot.held.swap_remove(pos);
-        if let Some(l) = slot.chan_load.get_mut(c) {
-            *l = l.saturating_sub(1);
-        }
+        let cost = match slot.chans.get_mut(c) {
+            Some(x) => {
+                x.load = x.load.saturating_sub(1);
+                x.cost
+            }
+            None => 0,
+        };
         slot.load = slot.load.saturating_sub(1);
-        slot.budget_used = slot.budget_used.saturating_sub(slot.agent.capacity.cost_of(&self.channels[c]));
+        slot.budget_used = slot.budget_used.saturating_sub(cost);
         if slot.load == 0 {
             slot.idle_since = ms(now);
         }
