@@ -17,7 +17,9 @@
 //! the CPU time per message of the whole process (all threads; Linux only), which shows the cost
 //! apart from how busy the machine is, and how it splits over the threads (`caller`: the
 //! thread running the engine; `tp-sqlite-writer`, `tp-sqlite-read`, `tp-sqlite-ckpt`: the
-//! store's writer, readers and checkpointer).
+//! store's writer, readers and checkpointer), and the bytes each kind of thread wrote per message
+//! (Linux `/proc/self/task/*/io`; the writer writes the WAL, 4,120 bytes a frame, the
+//! checkpointer copies pages back into the database file).
 
 use criterion::{Criterion, SamplingMode, Throughput};
 use futures::StreamExt;
@@ -187,12 +189,37 @@ fn thread_cpu() -> BTreeMap<String, Duration> {
     out
 }
 
+/// Bytes written so far (`write` and `pwrite` calls, whether or not they reached the disk yet)
+/// by each kind of thread of the process, named as in [`thread_cpu`] (Linux only).
+fn thread_written() -> BTreeMap<String, u64> {
+    let mut out = BTreeMap::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return out };
+    for task in tasks.flatten() {
+        let (Ok(stat), Ok(io)) =
+            (std::fs::read_to_string(task.path().join("stat")), std::fs::read_to_string(task.path().join("io")))
+        else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let name = stat.get(open + 1..close).unwrap_or("");
+        let kind = match name.trim_end_matches(|c: char| c.is_ascii_digit()) {
+            n if n.starts_with("tp-sqlite") => n.to_owned(),
+            _ => "caller".to_owned(),
+        };
+        let wchar = io.lines().find_map(|l| l.strip_prefix("wchar: ")).and_then(|v| v.trim().parse::<u64>().ok());
+        *out.entry(kind).or_insert(0) += wchar.unwrap_or(0);
+    }
+    out
+}
+
 /// Messages per second (median of the samples) and CPU time per message over all samples, in
 /// all and by kind of thread.
 struct Measured {
     rate: Option<f64>,
     cpu_per_message: Option<Duration>,
     by_thread: BTreeMap<String, Duration>,
+    /// Bytes written per message, by kind of thread (threads that wrote nothing left out).
+    written_by_thread: BTreeMap<String, f64>,
 }
 
 fn bench_store(c: &mut Criterion, name: &str, store: Arc<dyn Store>) -> Measured {
@@ -202,6 +229,7 @@ fn bench_store(c: &mut Criterion, name: &str, store: Arc<dyn Store>) -> Measured
     let mut samples = Samples::default();
     let (mut cpu, mut messages_done) = (Some(Duration::ZERO), 0u64);
     let mut by_thread = BTreeMap::new();
+    let mut written = BTreeMap::new();
     let mut group = c.benchmark_group("sqlite_ingest");
     group
         .sample_size(SAMPLES)
@@ -213,6 +241,7 @@ fn bench_store(c: &mut Criterion, name: &str, store: Arc<dyn Store>) -> Measured
         b.iter_custom(|iters| {
             let messages = traffic.batch(iters);
             let threads_before = thread_cpu();
+            let written_before = thread_written();
             let cpu_before = process_cpu();
             let start = Instant::now();
             ingest_all(&engine, &tenant, messages);
@@ -225,6 +254,10 @@ fn bench_store(c: &mut Criterion, name: &str, store: Arc<dyn Store>) -> Measured
                 let before = threads_before.get(&kind).copied().unwrap_or(Duration::ZERO);
                 *by_thread.entry(kind).or_insert(Duration::ZERO) += after.saturating_sub(before);
             }
+            for (kind, after) in thread_written() {
+                let before = written_before.get(&kind).copied().unwrap_or(0);
+                *written.entry(kind).or_insert(0u64) += after.saturating_sub(before);
+            }
             messages_done += iters;
             samples.push(elapsed, iters);
             elapsed
@@ -235,7 +268,18 @@ fn bench_store(c: &mut Criterion, name: &str, store: Arc<dyn Store>) -> Measured
         rate: samples.median(SAMPLES).map(|ns| 1e9 / ns),
         cpu_per_message: cpu.filter(|_| messages_done > 0).map(|c| c / messages_done.max(1) as u32),
         by_thread: by_thread.into_iter().map(|(k, c)| (k, c / messages_done.max(1) as u32)).collect(),
+        written_by_thread: written
+            .into_iter()
+            .filter(|(_, bytes)| *bytes > 0)
+            .map(|(k, bytes)| (k, bytes as f64 / messages_done.max(1) as f64))
+            .collect(),
     }
+}
+
+/// The bytes written per message by each kind of thread, in KiB.
+fn written(m: &Measured) -> String {
+    let threads: Vec<String> = m.written_by_thread.iter().map(|(k, b)| format!("{k} {:.1}", b / 1024.0)).collect();
+    if threads.is_empty() { "not measured".into() } else { threads.join(", ") }
 }
 
 fn rate(m: &Measured) -> String {
@@ -272,6 +316,8 @@ fn main() {
     eprintln!("group commit (max_batch 1024)     : {}", rate(&group));
     eprintln!("one transaction per message       : {}", rate(&single));
     eprintln!("in-memory store (no durability)   : {}", rate(&memory));
+    eprintln!("KiB written per message, group commit : {}", written(&group));
+    eprintln!("KiB written per message, one tx each  : {}", written(&single));
     if let (Some(g), Some(s)) = (group.rate, single.rate) {
         let verdict = if g >= 20_000.0 { "meets" } else { "MISSES" };
         eprintln!("group commit / one tx per message : {:.1}x; {verdict} target >= 20k messages/s", g / s);
