@@ -168,10 +168,13 @@ fn process_cpu() -> Option<Duration> {
     Some(Duration::from_millis(ticks * 10))
 }
 
-/// CPU time used so far by each kind of thread of the process (`/proc/self/task`, Linux only):
-/// the store's threads by name (`tp-sqlite-read0` and `tp-sqlite-read1` count as one), every
-/// other thread as `caller`.
-fn thread_cpu() -> BTreeMap<String, Duration> {
+/// Sums `read(task, stat, fields)` over the process's threads by kind (`/proc/self/task`, Linux
+/// only): the store's threads by name (`tp-sqlite-read0` and `tp-sqlite-read1` count as one),
+/// every other thread as `caller`. `stat` is the thread's `stat` file; `fields` its fields after
+/// the name.
+fn per_thread_kind<T: Default + std::ops::AddAssign>(
+    read: impl Fn(&Path, &[&str]) -> Option<T>,
+) -> BTreeMap<String, T> {
     let mut out = BTreeMap::new();
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return out };
     for task in tasks.flatten() {
@@ -183,33 +186,28 @@ fn thread_cpu() -> BTreeMap<String, Duration> {
             _ => "caller".to_owned(),
         };
         let fields: Vec<&str> = stat.get(close + 2..).unwrap_or("").split(' ').collect();
-        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
-        *out.entry(kind).or_insert(Duration::ZERO) += Duration::from_millis((ticks(11) + ticks(12)) * 10);
+        if let Some(v) = read(&task.path(), &fields) {
+            *out.entry(kind).or_default() += v;
+        }
     }
     out
 }
 
+/// CPU time used so far by each kind of thread of the process (see [`per_thread_kind`]).
+fn thread_cpu() -> BTreeMap<String, Duration> {
+    per_thread_kind(|_, fields| {
+        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+        Some(Duration::from_millis((ticks(11) + ticks(12)) * 10))
+    })
+}
+
 /// Bytes written so far (`write` and `pwrite` calls, whether or not they reached the disk yet)
-/// by each kind of thread of the process, named as in [`thread_cpu`] (Linux only).
+/// by each kind of thread of the process (see [`per_thread_kind`]).
 fn thread_written() -> BTreeMap<String, u64> {
-    let mut out = BTreeMap::new();
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return out };
-    for task in tasks.flatten() {
-        let (Ok(stat), Ok(io)) =
-            (std::fs::read_to_string(task.path().join("stat")), std::fs::read_to_string(task.path().join("io")))
-        else {
-            continue;
-        };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
-        let name = stat.get(open + 1..close).unwrap_or("");
-        let kind = match name.trim_end_matches(|c: char| c.is_ascii_digit()) {
-            n if n.starts_with("tp-sqlite") => n.to_owned(),
-            _ => "caller".to_owned(),
-        };
-        let wchar = io.lines().find_map(|l| l.strip_prefix("wchar: ")).and_then(|v| v.trim().parse::<u64>().ok());
-        *out.entry(kind).or_insert(0) += wchar.unwrap_or(0);
-    }
-    out
+    per_thread_kind(|task, _| {
+        let io = std::fs::read_to_string(task.join("io")).ok()?;
+        io.lines().find_map(|l| l.strip_prefix("wchar: ")).and_then(|v| v.trim().parse::<u64>().ok())
+    })
 }
 
 /// Messages per second (median of the samples) and CPU time per message over all samples, in
