@@ -292,3 +292,48 @@ fn past_the_skill_set_cap_items_moved_together_still_keep_their_own_skills() {
         }
     }
 }
+
+#[test]
+fn tick_into_appends_to_the_callers_buffer_exactly_the_events_tick_returns() {
+    let ten = TimeDelta::seconds(10);
+    let world = || {
+        let r = router(&["s"]);
+        let plan = Plan::new([Rule::new(
+            "r",
+            [
+                Step::new(Pool::default()).eligible(Term::ItemSkills).dwell(ten),
+                Step::new(Pool::default()).dwell(ten),
+                Step::new(Pool::any()),
+            ],
+        )]);
+        r.set_plan(plan, t0()).unwrap();
+        r.upsert_agent(chat_agent("late", "s", 1).with_status("away"), t0()).unwrap();
+        for k in 1..=40u128 {
+            r.submit(chat(k, "s", t0()).with_skill(["a", "b"][(k % 2) as usize], 1), t0()).unwrap();
+        }
+        r
+    };
+    let (by_tick, by_tick_into) = (world(), world());
+    // One buffer across ticks, holding something of the caller's before the first.
+    let marker = RoutingEvent::Withdrawn { item: wid(999) };
+    let mut buffer = vec![marker.clone()];
+    for k in 1..=2 {
+        if k == 2 {
+            // An agent comes online between the ticks (and takes an item at once).
+            for r in [&by_tick, &by_tick_into] {
+                assert_eq!(assignments(&r.set_presence(&aid("late"), "online", at(15)).unwrap()).len(), 1);
+            }
+        }
+        let expected = by_tick.tick(at(10 * k));
+        by_tick_into.tick_into(at(10 * k), &mut buffer);
+        assert!(!expected.is_empty(), "tick {k} fires timers");
+        let appended = if k == 1 {
+            assert_eq!(buffer.first(), Some(&marker), "what the caller held stays first");
+            &buffer[1..]
+        } else {
+            &buffer[..]
+        };
+        assert_eq!(appended, &expected[..], "tick {k}");
+        buffer.clear();
+    }
+}
