@@ -1134,7 +1134,7 @@ fn item_status(s: &State, i: u32) -> Option<ItemStatus> {
         _ => (None, None),
     };
     Some(ItemStatus {
-        item: x.item.clone(),
+        item: WorkItem::clone(&x.item),
         state,
         control,
         queue: x.queue.clone(),

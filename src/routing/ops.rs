@@ -33,6 +33,7 @@ impl State {
         // The slot is written in its place (a free one, or a new one at the end), not built
         // and moved there: an item is large.
         let tiers = self.spare_tiers.pop().unwrap_or_default();
+        let item = Box::new(item);
         let plan_gen = self.plan_gen;
         let by_policy = self.policy.is_some();
         let Some(place) = self.items.get_mut(i as usize) else { return };
@@ -66,6 +67,7 @@ impl State {
         self.enter_wait_queue(i, None, now);
         if self.classify(i, now) {
             self.route(i, now);
+            self.number_skill_set(i);
         }
     }
 

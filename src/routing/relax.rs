@@ -21,7 +21,7 @@ use std::sync::Arc;
 /// Most groups remembered at once (a tick's items go to a handful of steps and skill sets).
 const MEMO_GROUPS: usize = 32;
 
-/// Most distinct skill sets numbered ([`StepMemo::skill_sets`]); items with other skill sets
+/// Most distinct skill sets numbered ([`SkillSets`]); items with other skill sets
 /// are grouped by comparing their skills.
 const SKILL_SETS: usize = 1 << 16;
 
@@ -78,8 +78,6 @@ pub(crate) struct StepMemo {
     left: Vec<usize>,
     /// The classes with a count in `left`.
     left_classes: Vec<usize>,
-    /// The skill sets numbered so far.
-    skill_sets: SkillSets,
     /// By [`hint_of`] an item's step, queue and skill set: 1 + the group the last such item
     /// went to (0: none). Checked before use, so never stale in effect.
     hints: [u8; HINTS],
@@ -100,10 +98,11 @@ fn hint_of(at: StepRef, qi: u32, skill_set: u32) -> usize {
     step.wrapping_add((qi as usize).wrapping_mul(13)).wrapping_add(skill_set as usize) % HINTS
 }
 
-/// Distinct skill sets numbered; kept across runs (items do not change once submitted, so an
-/// item keeps its number and a group is found without reading the item's skills again).
+/// Distinct skill sets numbered; kept for the router's life (items do not change once
+/// submitted, so an item keeps its number and a group is found without reading the item's
+/// skills again). An item is numbered when it first waits, while it is still in cache.
 #[derive(Debug, Default)]
-struct SkillSets {
+pub(crate) struct SkillSets {
     /// Every skill set seen by a step move, numbered from 1; at most [`SKILL_SETS`] entries.
     numbers: FastMap<BTreeMap<String, u32>, u32>,
     /// The last few sets numbered or found, tried first (comparing is cheaper than hashing).
@@ -138,6 +137,17 @@ impl SkillSets {
 }
 
 impl State {
+    /// Numbers the skill set of item `i` if it waits and has no number yet: done as it is
+    /// queued on arrival, while the item is in cache, so that its first step move in a batch
+    /// does not read its skills from memory.
+    pub(crate) fn number_skill_set(&mut self, i: u32) {
+        let State { items, skill_sets, .. } = self;
+        let Some(slot) = items.get_mut(i as usize).and_then(|s| s.as_mut()) else { return };
+        if slot.skill_set == SKILL_SET_UNKNOWN && matches!(slot.state, IState::Waiting { .. }) {
+            slot.skill_set = skill_sets.number(&slot.item.skills);
+        }
+    }
+
     /// Adds the batch's pending timers, requeues its moved items and compacts the classes they
     /// left; the memo forgets its groups. Runs before anything else looks at the state.
     pub(crate) fn flush_relax(&mut self, memo: &mut StepMemo) {
@@ -268,7 +278,7 @@ impl State {
         };
         let (qi, chan) = (slot.qi, slot.chan);
         let skill_set = match slot.skill_set {
-            SKILL_SET_UNKNOWN => memo.skill_sets.number(&slot.item.skills),
+            SKILL_SET_UNKNOWN => self.skill_sets.number(&slot.item.skills),
             n => n,
         };
         let matches = |g: &Group| {
