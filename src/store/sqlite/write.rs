@@ -10,10 +10,10 @@
 //! A change set without deletes first gets an optimistic pass: the checks take the versions it
 //! expects of the records it writes for granted, and the writes verify them instead (an update
 //! names the expected version and keys in its `WHERE`, an insert fails on the primary key), which
-//! saves a `SELECT` for each. The writes go conversations first, the records most often changed
-//! concurrently, so that a stale version is usually found before anything is written: then the
-//! change set simply runs again with every check answered from SQL, which gives the precise
-//! answer exactly as if there had been no optimistic pass. A mismatch found after a write is a
+//! saves a `SELECT` for each. The writes go customers, conversations, then identities, so that a
+//! stale version is usually found before anything is written: then the change set simply runs
+//! again with every check answered from SQL, which gives the precise answer exactly as if there
+//! had been no optimistic pass. A mismatch found after a write is a
 //! failure while writing, which the writer handles by running the batch again with savepoints.
 
 use super::statements::Sql;
@@ -415,35 +415,6 @@ impl Db<'_, '_> {
         for (id, _) in &changes.identity_deletes {
             self.exec("DELETE FROM identities WHERE tenant = ?1 AND id = ?2", params![t, id.0.as_bytes()])?;
         }
-        // Conversations first: in the optimistic pass their versions are the likeliest to have
-        // moved on, and a mismatch found before any other write leaves nothing to roll back.
-        for (Write { record, expected }, json) in changes.conversations.iter().zip(&json.conversations) {
-            let (id, customer, version) =
-                (record.id.0.as_bytes(), record.customer.0.as_bytes(), version_to_sql(record.version));
-            let updated = match expected {
-                Some(expected) => {
-                    self.exec(
-                        "UPDATE conversations SET version = ?4, record = ?5 \
-                         WHERE tenant = ?1 AND id = ?2 AND customer = ?3 AND version = ?6",
-                        params![t, id, customer, version, json, version_to_sql(*expected)],
-                    )? == 1
-                }
-                None => false,
-            };
-            if !updated && !careful && expected.is_some() {
-                return Err(unexpected());
-            }
-            if !updated {
-                let rows = self.exec(
-                    "INSERT INTO conversations (tenant, id, customer, version, record) VALUES (?1, ?2, ?3, ?4, ?5) \
-                     ON CONFLICT (tenant, id) DO UPDATE SET customer = excluded.customer, \
-                         version = excluded.version, record = excluded.record \
-                     WHERE ?6",
-                    params![t, id, customer, version, json, careful],
-                )?;
-                verified(rows)?;
-            }
-        }
         // External ids move between customers in one commit: release the old ones first so the
         // unique index never sees a transient duplicate (only possible with two customers).
         let moves = changes.customers.len() > 1;
@@ -475,6 +446,37 @@ impl Db<'_, '_> {
                 )?,
             };
             verified(rows)?;
+        }
+        // Conversations before identities: in the optimistic pass their versions are the likeliest
+        // to have moved on, and a mismatch found before any other write leaves nothing to roll
+        // back. (Customers come first: one is written when a record is attached to it, and the
+        // conversation it gets then is new.)
+        for (Write { record, expected }, json) in changes.conversations.iter().zip(&json.conversations) {
+            let (id, customer, version) =
+                (record.id.0.as_bytes(), record.customer.0.as_bytes(), version_to_sql(record.version));
+            let updated = match expected {
+                Some(expected) => {
+                    self.exec(
+                        "UPDATE conversations SET version = ?4, record = ?5 \
+                         WHERE tenant = ?1 AND id = ?2 AND customer = ?3 AND version = ?6",
+                        params![t, id, customer, version, json, version_to_sql(*expected)],
+                    )? == 1
+                }
+                None => false,
+            };
+            if !updated && !careful && expected.is_some() {
+                return Err(unexpected());
+            }
+            if !updated {
+                let rows = self.exec(
+                    "INSERT INTO conversations (tenant, id, customer, version, record) VALUES (?1, ?2, ?3, ?4, ?5) \
+                     ON CONFLICT (tenant, id) DO UPDATE SET customer = excluded.customer, \
+                         version = excluded.version, record = excluded.record \
+                     WHERE ?6",
+                    params![t, id, customer, version, json, careful],
+                )?;
+                verified(rows)?;
+            }
         }
         // Each write first tries the common case, an update that leaves every index alone. When
         // that finds no row (an insert, a record deleted earlier in this change set) or the owner
