@@ -16,7 +16,7 @@ use touchpoint::events::Event;
 use touchpoint::model::*;
 use touchpoint::store::sqlite::{SqliteOptions, Synchronous};
 use touchpoint::store::{ChangeSet, Committed, InMemoryStore, MessageQuery, MessageScope, SqliteStore, Store, Write};
-use touchpoint::testkit::{sample_conversation, sample_customer, sample_message};
+use touchpoint::testkit::{sample_conversation, sample_customer, sample_identity, sample_message};
 use touchpoint::thread::ThreadingPolicy;
 use touchpoint::{Engine, Error, OutboundMessage};
 
@@ -547,6 +547,65 @@ fn a_conflicting_change_set_rolls_back_alone_inside_a_batch() {
         .collect();
     firsts.sort();
     assert_eq!(firsts, (1..=50).collect::<Vec<u64>>(), "each applied change set got its own event number");
+}
+
+/// A stale version or a taken id is refused with the very error the in-memory store gives, and
+/// leaves nothing behind, whether it is found before the change set's first write (a stale
+/// conversation) or after it (a stale identity, a taken message id, behind a current
+/// conversation update).
+#[test]
+fn a_stale_version_is_refused_as_precisely_as_in_memory_wherever_the_writes_find_it() {
+    let dir = TempDir::new("stale");
+    let t = tenant("stale");
+    let c = sample_customer(&t);
+    let identity =
+        sample_identity(&c, ChannelKind::Sms, AddressKind::Phone, "+447700900123", Verification::CarrierAsserted);
+    let conversation = sample_conversation(&c);
+    let first = sample_message(&conversation, "SM-1", "hello");
+    let setup = ChangeSet {
+        customers: vec![Write::insert(c.clone())],
+        identities: vec![Write::insert(identity.clone())],
+        conversations: vec![Write::insert(conversation.clone())],
+        messages: vec![Write::insert(first.clone())],
+        at: Utc::now(),
+        ..ChangeSet::default()
+    };
+    // Each change set rewrites the conversation (current version 0) and maybe the identity.
+    let bumped = |identity_expected: Option<u64>, conversation_expected: u64, message: Option<Message>| {
+        let mut conv = conversation.clone();
+        conv.version = conversation_expected + 1;
+        let mut ident = identity.clone();
+        ident.version = identity_expected.map_or(0, |v| v + 1);
+        ChangeSet {
+            identities: identity_expected.map(|v| Write::update(ident, v)).into_iter().collect(),
+            conversations: vec![Write::update(conv, conversation_expected)],
+            messages: message.map(Write::insert).into_iter().collect(),
+            events: vec![Event::ConversationReopened { conversation: conversation.id }],
+            at: Utc::now(),
+            ..ChangeSet::default()
+        }
+    };
+    let refused = [
+        bumped(Some(0), 3, None),
+        bumped(Some(7), 0, None),
+        bumped(Some(0), 0, Some(first.clone())),
+        bumped(None, 0, Some(sample_message(&conversation, "SM-1", "the same provider id"))),
+    ];
+    let sqlite = SqliteStore::open(dir.db()).expect("open");
+    let memory = InMemoryStore::new();
+    for store in [&sqlite as &dyn Store, &memory] {
+        run(store.commit(&t, setup.clone())).expect("setup");
+    }
+    for changes in refused {
+        let want = run(memory.commit(&t, changes.clone())).expect_err("the in-memory store refuses");
+        let got = run(sqlite.commit(&t, changes)).expect_err("the SQLite store refuses");
+        assert!(matches!(got, Error::Conflict(_)), "{got:?}");
+        assert_eq!(got.to_string(), want.to_string());
+        let stored_conversation = run(sqlite.conversation(&t, conversation.id)).expect("read").expect("stored");
+        let stored_identity = run(sqlite.identity(&t, identity.id)).expect("read").expect("stored");
+        assert_eq!((stored_conversation.version, stored_identity.version), (0, 0), "nothing written");
+        assert!(run(sqlite.events_after(&t, 0, 10)).expect("events").is_empty(), "no event written");
+    }
 }
 
 /// Two stores on one file (as two processes would have): each writer judges versions and

@@ -228,10 +228,12 @@ fn batch_failure(e: &rusqlite::Error) -> Error {
 /// set all-or-nothing inside it. Answers go out after `COMMIT` returns, so an `Ok` is durable
 /// (as far as the `synchronous` setting makes it so).
 ///
-/// A change set is checked completely before it writes anything, so one that fails its checks
-/// needs no rollback. Only a failure while writing (a unique index catching what the checks did
-/// not, an I/O error) leaves a change set half-written: then the whole batch is rolled back and
-/// run again with a savepoint around each change set, which rolls back just the failing one.
+/// A change set that fails its checks, or whose optimistic pass finds a version it expects
+/// changed before it writes anything, needs no rollback. Only a failure while writing (an
+/// optimistic write finding the state changed after an earlier write, a unique index catching
+/// what the checks did not, an I/O error) leaves a change set half-written: then the whole batch
+/// is rolled back and run again with a savepoint around each change set and every check answered
+/// from SQL (no optimistic pass), which rolls back just the failing one.
 fn commit_batch(sql: &Sql<'_>, ids: &IdGen, jobs: Vec<CommitJob>) {
     let answers = match run_batch(sql, ids, &jobs, false) {
         Err(BatchError::HalfWritten) => run_batch(sql, ids, &jobs, true),
@@ -287,7 +289,7 @@ fn run_batch(
             sql.run("SAVEPOINT change_set").map_err(BatchError::Sqlite)?;
         }
         let Work { tenant, changes, json } = &*job.work;
-        let answer = match write::commit(sql, ids, &mut seqs, tenant, changes, json) {
+        let answer = match write::commit(sql, ids, &mut seqs, tenant, changes, json, savepoints) {
             Ok(committed) => Ok(committed),
             Err(Failure::Refused(e)) => Err(e),
             Err(Failure::HalfWritten(e)) if savepoints => {

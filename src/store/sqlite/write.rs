@@ -6,6 +6,15 @@
 //! the same order as in memory (conversation deletes, identity deletes, customers, identities,
 //! conversations, messages, thread keys, events). The unique indexes of the schema back the
 //! checks up; a violation that slipped past them is reported as a conflict as well.
+//!
+//! A change set without deletes first gets an optimistic pass: the checks take the versions it
+//! expects of the records it writes for granted, and the writes verify them instead (an update
+//! names the expected version and keys in its `WHERE`, an insert fails on the primary key), which
+//! saves a `SELECT` for each. The writes go customers, conversations, then identities, so that a
+//! stale version is usually found before anything is written: then the change set simply runs
+//! again with every check answered from SQL, which gives the precise answer exactly as if there
+//! had been no optimistic pass. A mismatch found after a write is a
+//! failure while writing, which the writer handles by running the batch again with savepoints.
 
 use super::statements::Sql;
 use super::{backend_error, channel_key, decode_id, encode, kind_key, verification_rank};
@@ -21,6 +30,7 @@ use crate::{Error, Result};
 use chrono::{DateTime, Utc};
 use rusqlite::{OptionalExtension, params};
 use serde::{Deserialize, Serialize};
+use std::cell::Cell;
 use std::collections::HashMap;
 
 fn conflict(what: String) -> Error {
@@ -111,7 +121,7 @@ pub(super) enum Failure {
 pub(super) struct Sequences(HashMap<TenantId, u64>);
 
 /// Checks one change set, then applies it (`json` is its [`Encoded`] form). `seqs` learns the
-/// sequence numbers it used only when it succeeds.
+/// sequence numbers it used only when it succeeds. `careful` skips the optimistic pass.
 pub(super) fn commit(
     sql: &Sql<'_>,
     ids: &IdGen,
@@ -119,8 +129,29 @@ pub(super) fn commit(
     tenant: &TenantId,
     changes: &ChangeSet,
     json: &Encoded,
+    careful: bool,
 ) -> std::result::Result<Committed, Failure> {
-    let mut db = Db { sql, ids, tenant: tenant.as_str(), absent_key: None };
+    if !careful && changes.conversation_deletes.is_empty() && changes.identity_deletes.is_empty() {
+        match attempt(sql, ids, seqs, tenant, changes, json, Some(changes)) {
+            // Refused, or a mismatch before anything was written: ask SQL for the answer.
+            Err(Failure::Refused(_)) => {}
+            done => return done,
+        }
+    }
+    attempt(sql, ids, seqs, tenant, changes, json, None)
+}
+
+/// One pass of [`commit`]: optimistic when `optimistic` is the change set.
+fn attempt<'s>(
+    sql: &'s Sql<'_>,
+    ids: &'s IdGen,
+    seqs: &mut Sequences,
+    tenant: &'s TenantId,
+    changes: &'s ChangeSet,
+    json: &Encoded,
+    optimistic: Option<&'s ChangeSet>,
+) -> std::result::Result<Committed, Failure> {
+    let mut db = Db { sql, ids, tenant: tenant.as_str(), absent_key: None, optimistic, wrote: Cell::new(false) };
     let checked = (|| {
         if let Some(key) = &changes.dedupe {
             if let Some(existing) = db.message_by_key(&key.channel, &key.external_id)? {
@@ -138,7 +169,15 @@ pub(super) fn commit(
                 Some(next) => *next,
                 None => db.next_event_seq().map_err(Failure::HalfWritten)?,
             };
-            let committed = db.apply(changes, json, next_seq).map_err(Failure::HalfWritten)?;
+            let committed = db.apply(changes, json, next_seq).map_err(|e| {
+                // A write that failed on its own leaves nothing behind (SQLite undoes a statement
+                // that fails a check): a conflict before any write changed a row wrote nothing.
+                if db.optimistic.is_some() && !db.wrote.get() && matches!(e, Error::Conflict(_)) {
+                    Failure::Refused(e)
+                } else {
+                    Failure::HalfWritten(e)
+                }
+            })?;
             seqs.0.insert(tenant.clone(), next_seq + changes.events.len() as u64);
             Ok(committed)
         }
@@ -163,10 +202,23 @@ struct Db<'s, 'c> {
     /// A message key already found free in this change set's checks (its dedupe key), so the
     /// unique-key check of its message need not ask again.
     absent_key: Option<(&'s ChannelKind, &'s str)>,
+    /// In the optimistic pass, the change set: the version it expects of a record it writes is
+    /// taken for granted by the checks, and checked by the write.
+    optimistic: Option<&'s ChangeSet>,
+    /// Whether a write of this pass changed a row.
+    wrote: Cell<bool>,
+}
+
+/// An optimistic write found the stored state other than the change set expects.
+fn unexpected() -> Error {
+    conflict("the stored state is not what the change set expects".into())
 }
 
 impl Lookup for Db<'_, '_> {
     fn customer(&self, id: CustomerId) -> Result<Option<(u64, Standing)>> {
+        if let Some(w) = self.optimistic.and_then(|c| c.customers.iter().find(|w| w.record.id == id)) {
+            return Ok(w.expected.map(|v| (v, Standing::of(&w.record.state))));
+        }
         let row = self
             .sql
             .with("SELECT version, state FROM customers WHERE tenant = ?1 AND id = ?2", |s| {
@@ -196,6 +248,9 @@ impl Lookup for Db<'_, '_> {
     }
 
     fn identity(&self, id: IdentityId, at: Option<(&ChannelKind, &NormalizedAddress)>) -> Result<Option<(u64, bool)>> {
+        if let Some(w) = self.optimistic.and_then(|c| c.identities.iter().find(|w| w.record.id == id)) {
+            return Ok(w.expected.map(|v| (v, true)));
+        }
         let row = self
             .sql
             .with("SELECT version, channel, address_kind, address FROM identities WHERE tenant = ?1 AND id = ?2", |s| {
@@ -235,7 +290,18 @@ impl Lookup for Db<'_, '_> {
 
     /// Identities holding `address` on any channel: (identity, customer, verification), in
     /// the order they were inserted.
+    ///
+    /// In the optimistic pass, when every identity the change set writes on `address` is an
+    /// update that keeps its customer and verification (the update checks both), the answer
+    /// cannot change the verdict: the stored linking holders already belonged to one customer,
+    /// the one these identities stay with. The written identities are all the checks need.
     fn link_holders(&self, address: &NormalizedAddress) -> Result<Vec<(IdentityId, CustomerId, Verification)>> {
+        if self.optimistic.is_some_and(|c| {
+            let mut on = c.identities.iter().filter(|w| w.record.address == *address).peekable();
+            on.peek().is_some() && on.all(|w| w.expected.is_some())
+        }) {
+            return Ok(Vec::new());
+        }
         let found = self
             .sql
             .with(
@@ -265,6 +331,9 @@ impl Lookup for Db<'_, '_> {
     }
 
     fn conversation(&self, id: ConversationId) -> Result<Option<(u64, CustomerId)>> {
+        if let Some(w) = self.optimistic.and_then(|c| c.conversations.iter().find(|w| w.record.id == id)) {
+            return Ok(w.expected.map(|v| (v, w.record.customer)));
+        }
         self.sql
             .with("SELECT version, customer FROM conversations WHERE tenant = ?1 AND id = ?2", |s| {
                 s.query_row(params![self.tenant, id.0.as_bytes()], |r| {
@@ -276,6 +345,10 @@ impl Lookup for Db<'_, '_> {
     }
 
     fn message_version(&self, id: MessageId) -> Result<Option<u64>> {
+        // The primary key fails the insert if the id is taken.
+        if self.optimistic.is_some_and(|c| c.messages.iter().any(|w| w.expected.is_none() && w.record.id == id)) {
+            return Ok(None);
+        }
         self.sql
             .with("SELECT version FROM messages WHERE tenant = ?1 AND id = ?2", |s| {
                 s.query_row(params![self.tenant, id.0.as_bytes()], |r| r.get::<_, i64>(0).map(version_from_sql))
@@ -319,12 +392,20 @@ impl Db<'_, '_> {
     }
 
     fn exec(&self, sql: &'static str, params: impl rusqlite::Params) -> Result<usize> {
-        self.sql.with(sql, |s| s.execute(params)).map_err(write_error)
+        let rows = self.sql.with(sql, |s| s.execute(params)).map_err(write_error)?;
+        if rows > 0 {
+            self.wrote.set(true);
+        }
+        Ok(rows)
     }
 
-    /// Writes the change set; its events are numbered from `first`.
+    /// Writes the change set; its events are numbered from `first`. In the optimistic pass every
+    /// write also checks what the checks took for granted, and fails when it does not hold.
     fn apply(&self, changes: &ChangeSet, json: &Encoded, first: u64) -> Result<Committed> {
         let t = self.tenant;
+        let careful = self.optimistic.is_none();
+        // A write that must change exactly one row in the optimistic pass.
+        let verified = |rows: usize| if careful || rows == 1 { Ok(()) } else { Err(unexpected()) };
         for id in &changes.conversation_deletes {
             let id = id.0.as_bytes();
             self.exec("DELETE FROM conversations WHERE tenant = ?1 AND id = ?2", params![t, id])?;
@@ -344,28 +425,57 @@ impl Db<'_, '_> {
             )?;
         }
         for (Write { record, expected }, json) in changes.customers.iter().zip(&json.customers) {
-            let p = params![
-                t,
-                record.id.0.as_bytes(),
-                record.external_id,
-                state_key(&record.state),
-                version_to_sql(record.version),
-                json
-            ];
-            if expected.is_some() {
-                self.exec(
+            let (id, state, version) =
+                (record.id.0.as_bytes(), state_key(&record.state), version_to_sql(record.version));
+            let rows = match expected {
+                // The checks found the stored version to be `expected` (or took it for granted).
+                Some(expected) => self.exec(
                     "UPDATE customers SET external_id = ?3, state = ?4, version = ?5, record = ?6 \
-                     WHERE tenant = ?1 AND id = ?2",
-                    p,
-                )?;
-            } else {
-                self.exec(
+                     WHERE tenant = ?1 AND id = ?2 AND version = ?7",
+                    params![t, id, record.external_id, state, version, json, version_to_sql(*expected)],
+                )?,
+                // An insert. In the optimistic pass (`?7` false) a stored record with this id
+                // makes it change nothing: a mismatch.
+                None => self.exec(
                     "INSERT INTO customers (tenant, id, external_id, state, version, record) \
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
                      ON CONFLICT (tenant, id) DO UPDATE SET external_id = excluded.external_id, \
-                         state = excluded.state, version = excluded.version, record = excluded.record",
-                    p,
+                         state = excluded.state, version = excluded.version, record = excluded.record \
+                     WHERE ?7",
+                    params![t, id, record.external_id, state, version, json, careful],
+                )?,
+            };
+            verified(rows)?;
+        }
+        // Conversations before identities: in the optimistic pass their versions are the likeliest
+        // to have moved on, and a mismatch found before any other write leaves nothing to roll
+        // back. (Customers come first: one is written when a record is attached to it, and the
+        // conversation it gets then is new.)
+        for (Write { record, expected }, json) in changes.conversations.iter().zip(&json.conversations) {
+            let (id, customer, version) =
+                (record.id.0.as_bytes(), record.customer.0.as_bytes(), version_to_sql(record.version));
+            let updated = match expected {
+                Some(expected) => {
+                    self.exec(
+                        "UPDATE conversations SET version = ?4, record = ?5 \
+                         WHERE tenant = ?1 AND id = ?2 AND customer = ?3 AND version = ?6",
+                        params![t, id, customer, version, json, version_to_sql(*expected)],
+                    )? == 1
+                }
+                None => false,
+            };
+            if !updated && !careful && expected.is_some() {
+                return Err(unexpected());
+            }
+            if !updated {
+                let rows = self.exec(
+                    "INSERT INTO conversations (tenant, id, customer, version, record) VALUES (?1, ?2, ?3, ?4, ?5) \
+                     ON CONFLICT (tenant, id) DO UPDATE SET customer = excluded.customer, \
+                         version = excluded.version, record = excluded.record \
+                     WHERE ?6",
+                    params![t, id, customer, version, json, careful],
                 )?;
+                verified(rows)?;
             }
         }
         // Each write first tries the common case, an update that leaves every index alone. When
@@ -377,15 +487,37 @@ impl Db<'_, '_> {
             let id = record.id.0.as_bytes();
             let customer = record.customer.0.as_bytes();
             let (rank, version) = (verification_rank(record.verification), version_to_sql(record.version));
-            let updated = expected.is_some()
-                && self.exec(
-                    "UPDATE identities SET verification = ?4, version = ?5, record = ?6 \
-                     WHERE tenant = ?1 AND id = ?2 AND customer = ?3",
-                    params![t, id, customer, rank, version, json],
-                )? == 1;
+            // The update also checks what the checks found (or took for granted): the version, the
+            // address and, in the optimistic pass, an unchanged verification (see `link_holders`).
+            let updated = match expected {
+                Some(expected) => {
+                    self.exec(
+                        "UPDATE identities SET verification = ?4, version = ?5, record = ?6 \
+                         WHERE tenant = ?1 AND id = ?2 AND customer = ?3 AND version = ?7 AND channel = ?8 \
+                             AND address_kind = ?9 AND address = ?10 AND (?11 OR verification = ?4)",
+                        params![
+                            t,
+                            id,
+                            customer,
+                            rank,
+                            version,
+                            json,
+                            version_to_sql(*expected),
+                            channel_key(&record.channel),
+                            kind_key(record.address.kind),
+                            record.address.value,
+                            careful
+                        ],
+                    )? == 1
+                }
+                None => false,
+            };
+            if !updated && !careful && expected.is_some() {
+                return Err(unexpected());
+            }
             if !updated {
                 // A move to another customer puts the identity last in that customer's list.
-                self.exec(
+                let rows = self.exec(
                     "INSERT INTO identities (tenant, id, customer, customer_ord, channel, address_kind, address, \
                          verification, version, record) \
                      VALUES (?1, ?2, ?3, \
@@ -396,7 +528,8 @@ impl Db<'_, '_> {
                          customer_ord = CASE WHEN customer = excluded.customer THEN customer_ord \
                              ELSE excluded.customer_ord END, \
                          customer = excluded.customer, verification = excluded.verification, \
-                         version = excluded.version, record = excluded.record",
+                         version = excluded.version, record = excluded.record \
+                     WHERE ?10",
                     params![
                         t,
                         id,
@@ -406,26 +539,11 @@ impl Db<'_, '_> {
                         record.address.value,
                         rank,
                         version,
-                        json
+                        json,
+                        careful
                     ],
                 )?;
-            }
-        }
-        for (Write { record, expected }, json) in changes.conversations.iter().zip(&json.conversations) {
-            let p =
-                params![t, record.id.0.as_bytes(), record.customer.0.as_bytes(), version_to_sql(record.version), json];
-            let updated = expected.is_some()
-                && self.exec(
-                    "UPDATE conversations SET version = ?4, record = ?5 WHERE tenant = ?1 AND id = ?2 AND customer = ?3",
-                    p,
-                )? == 1;
-            if !updated {
-                self.exec(
-                    "INSERT INTO conversations (tenant, id, customer, version, record) VALUES (?1, ?2, ?3, ?4, ?5) \
-                     ON CONFLICT (tenant, id) DO UPDATE SET customer = excluded.customer, \
-                         version = excluded.version, record = excluded.record",
-                    p,
-                )?;
+                verified(rows)?;
             }
         }
         for (Write { record, expected }, json) in changes.messages.iter().zip(&json.messages) {
