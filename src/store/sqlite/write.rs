@@ -2,10 +2,11 @@
 //! connection inside the caller's transaction (a savepoint of the batch).
 //!
 //! The checks are the ones every backend runs ([`rules::check`](crate::store::rules)), answered
-//! from SQL rows; everything is judged against the state before the change set, then applied in
-//! the same order as in memory (conversation deletes, identity deletes, customers, identities,
-//! conversations, messages, thread keys, events). The unique indexes of the schema back the
-//! checks up; a violation that slipped past them is reported as a conflict as well.
+//! from SQL rows; everything is judged against the state before the change set, then applied
+//! (conversation deletes, identity deletes, customers, conversations, identities, messages,
+//! thread keys, events: no write depends on another of the same change set but the deletes,
+//! which come first). The unique indexes of the schema back the checks up; a violation that
+//! slipped past them is reported as a conflict as well.
 //!
 //! A change set without deletes first gets an optimistic pass: the checks take the versions it
 //! expects of the records it writes for granted, and the writes verify them instead (an update
