@@ -886,10 +886,10 @@ impl Router {
             s.freed.push(b);
         }
         if let Some(x) = s.items[i as usize].as_mut() {
-            x.item.attributes.extend(findings);
-            x.excluded.push(bot.0);
+            x.item.work.attributes.extend(findings);
+            x.item.excluded.push(bot.0);
             x.state = IState::Moving;
-            x.bot_hold = (mode == HandoffMode::Offer).then_some(b);
+            x.item.bot_hold = (mode == HandoffMode::Offer).then_some(b);
         }
         s.events.push(RoutingEvent::HandedOff { item, bot: bot.1, mode });
         if s.classify(i, now) {
@@ -1125,7 +1125,7 @@ fn item_status(s: &State, i: u32) -> Option<ItemStatus> {
             (ItemState::Assigned(id.clone()), if bot { ItemControl::Bot(id) } else { ItemControl::Human(id) })
         }
     };
-    let control = match (x.bot_hold, &control) {
+    let control = match (x.item.bot_hold, &control) {
         (Some(b), ItemControl::Routing) => ItemControl::BotOffering(s.agent_id(b)),
         _ => control,
     };
@@ -1141,7 +1141,7 @@ fn item_status(s: &State, i: u32) -> Option<ItemStatus> {
         rule,
         step,
         priority: x.priority,
-        declines: x.declines,
+        declines: x.item.declines,
     })
 }
 
@@ -1197,7 +1197,7 @@ fn explain(s: &mut State, i: u32, now: DateTime<Utc>) -> Option<Explanation> {
     let at = x.at;
     let item = x.item.clone();
     let chan = x.chan;
-    let excluded = x.excluded.clone();
+    let excluded = x.item.excluded.clone();
     let tiers = x.tiers.clone();
     let holding: Vec<u32> = match &x.state {
         IState::Offered { agents, .. } => agents.clone(),

@@ -2,7 +2,7 @@
 
 use super::model::TimeoutAction;
 use super::plan::{DecisionFallback, DecisionHook, Fallback, PolicyChoice, PriorityChange};
-use super::state::{IState, ItemSlot, State, StepRef, Tiers, TimerKind, add, ms};
+use super::state::{IState, ItemRecord, ItemSlot, State, StepRef, Tiers, TimerKind, add, ms};
 use super::{OfflineAction, RequeueReason, RoutingEvent};
 use crate::model::{AgentId, QueueId};
 use chrono::{DateTime, Utc};
@@ -33,8 +33,18 @@ impl State {
         // The slot is written in its place (a free one, or a new one at the end), not built
         // and moved there: an item is large.
         let tiers = self.spare_tiers.pop().unwrap_or_default();
-        let item = Box::new(item);
         let plan_gen = self.plan_gen;
+        let item = Box::new(ItemRecord {
+            work: item,
+            plan_gen,
+            queue_entered: now,
+            excluded: Vec::new(),
+            declines: 0,
+            bot_hold: None,
+            retries: Vec::new(),
+            decided_gen: 0,
+            decision_fallback: None,
+        });
         let by_policy = self.policy.is_some();
         let Some(place) = self.items.get_mut(i as usize) else { return };
         *place = Some(ItemSlot {
@@ -45,22 +55,14 @@ impl State {
             since_ms: if item.age_adjustment.is_zero() { eligible_ms } else { ms(item.effective_since()) },
             eligible_ms,
             at: StepRef::Implicit,
-            plan_gen,
             step_entered: now,
             step_due: None,
             step_gen: 0,
-            queue_entered: now,
             wait_gen: 0,
             tiers: Tiers::from_own(tiers),
             state: IState::Moving,
-            excluded: Vec::new(),
-            declines: 0,
-            bot_hold: None,
-            retries: Vec::new(),
             announced: 0,
             by_policy,
-            decided_gen: 0,
-            decision_fallback: None,
             skill_set: super::relax::SKILL_SET_UNKNOWN,
             item,
         });
@@ -75,7 +77,7 @@ impl State {
     pub fn classify(&mut self, i: u32, now: DateTime<Utc>) -> bool {
         let epoch = self.plan_gen;
         let Some(slot) = self.slot(i) else { return false };
-        slot.plan_gen = epoch;
+        slot.item.plan_gen = epoch;
         let Some(slot) = self.items[i as usize].as_ref() else { return false };
         let mut env = None; // built only for a rule that needs more than `Any`
         let at = self
@@ -111,9 +113,9 @@ impl State {
         {
             return;
         }
-        slot.queue_entered = now;
+        slot.item.queue_entered = now;
         slot.wait_gen = epoch;
-        slot.retries.clear();
+        slot.item.retries.clear();
         let since = slot.item.eligible_since;
         let qi = match &queue {
             Some(q) => queues.idx(q),
@@ -286,7 +288,7 @@ impl State {
         let Some(slot) = self.items[i as usize].as_ref() else { return };
         let chan = slot.chan;
         let state = slot.state.clone();
-        let bot = slot.bot_hold;
+        let bot = slot.item.bot_hold;
         match state {
             IState::Waiting { .. } => self.unqueue(i),
             IState::Offered { agents, .. } => {
@@ -310,7 +312,7 @@ impl State {
         }
         if let Some(s) = self.slot(i) {
             s.state = IState::Moving;
-            s.bot_hold = None;
+            s.item.bot_hold = None;
         }
     }
 
@@ -329,7 +331,7 @@ impl State {
     pub fn route(&mut self, i: u32, now: DateTime<Utc>) -> bool {
         let Some(slot) = self.items[i as usize].as_ref() else { return false };
         if !slot.by_policy
-            && slot.decided_gen != slot.step_gen
+            && slot.item.decided_gen != slot.step_gen
             && let Some(hook) = self.plan.step(slot.at).decision.clone()
         {
             self.request_decision(i, hook, now);
@@ -440,7 +442,7 @@ impl State {
         for (a, ag) in self.agents.iter().enumerate() {
             if let Some(ag) = ag
                 && ag.can_take(c, &self.channels).is_ok()
-                && !slot.excluded.contains(&ag.reg)
+                && !slot.item.excluded.contains(&ag.reg)
             {
                 ids.push(a as u32);
             }
@@ -495,7 +497,7 @@ impl State {
         let queue = slot.queue.clone();
         let qi = slot.qi;
         let id = slot.item.id;
-        let bot = slot.bot_hold.take_if(|b| *b != a);
+        let bot = slot.item.bot_hold.take_if(|b| *b != a);
         if let Some(b) = bot {
             self.unhold(b, i, chan, now);
             self.freed.push(b);
@@ -582,9 +584,9 @@ impl State {
         let queue = self.items[i as usize].as_ref().map(|s| s.queue.clone());
         let policy = queue.and_then(|q| self.queues.get(&q)).map(|q| q.config.offer.clone()).unwrap_or_default();
         let Some(slot) = self.slot(i) else { return Ok(()) };
-        slot.excluded.push(reg);
-        slot.declines += 1;
-        let declines = slot.declines;
+        slot.item.excluded.push(reg);
+        slot.item.declines += 1;
+        let declines = slot.item.declines;
         slot.state = if rest.is_empty() { IState::Moving } else { IState::Offered { agents: rest.clone(), epoch } };
         if declines >= policy.max_declines {
             self.timeout(i, policy.on_max_declines, format!("declined {declines} times"), now);
@@ -599,7 +601,7 @@ impl State {
     /// Puts an item that was offered or assigned back into routing (state must be `Moving`).
     pub fn back_to_routing(&mut self, i: u32, now: DateTime<Utc>) {
         let Some(slot) = self.items[i as usize].as_ref() else { return };
-        if slot.plan_gen != self.plan_gen {
+        if slot.item.plan_gen != self.plan_gen {
             if !self.classify(i, now) {
                 return;
             }
@@ -709,7 +711,7 @@ impl State {
                 }
                 let Some(q) = self.queues.get(&s.queue) else { return };
                 let action = q.config.on_max_wait.clone();
-                let waited = now - s.queue_entered;
+                let waited = now - s.item.queue_entered;
                 if self.timeout(item, action, format!("waited {} s in queue", waited.num_seconds()), now) {
                     self.route(item, now);
                 }
@@ -791,7 +793,7 @@ impl State {
         if let Some(s) = self.slot(i) {
             s.state = IState::Moving;
             if let Some(r) = exclude {
-                s.excluded.push(r);
+                s.item.excluded.push(r);
             }
         }
         self.events.push(RoutingEvent::Requeued { item: id, agent: agent_id, reason });
@@ -883,11 +885,11 @@ impl State {
             let Some(slot) = self.items[i as usize].as_ref() else { continue };
             match slot.state {
                 IState::Assigned { agent, .. } if agent == a => self.requeue(i, RequeueReason::AgentRemoved, None, now),
-                _ if slot.bot_hold == Some(a) => {
+                _ if slot.item.bot_hold == Some(a) => {
                     let chan = slot.chan;
                     self.unhold(a, i, chan, now);
                     if let Some(s) = self.slot(i) {
-                        s.bot_hold = None;
+                        s.item.bot_hold = None;
                     }
                 }
                 _ => {}
@@ -958,7 +960,7 @@ impl State {
         let deadline = add(now, hook.timeout);
         let Some(slot) = self.slot(i) else { return };
         slot.state = IState::Awaiting { request, deadline };
-        slot.decision_fallback = Some(hook.fallback);
+        slot.item.decision_fallback = Some(hook.fallback);
         let item = slot.item.id;
         self.schedule(deadline, TimerKind::Decision { item: i, epoch: request });
         self.events.push(RoutingEvent::DecisionRequested { item, request, agents, deadline });
@@ -967,9 +969,9 @@ impl State {
     /// Closes item `i`'s open decision request (state `Moving`); returns its fallback.
     fn decided(&mut self, i: u32) -> DecisionFallback {
         let Some(slot) = self.slot(i) else { return DecisionFallback::Plan };
-        slot.decided_gen = slot.step_gen;
+        slot.item.decided_gen = slot.step_gen;
         slot.state = IState::Moving;
-        slot.decision_fallback.take().unwrap_or_default()
+        slot.item.decision_fallback.take().unwrap_or_default()
     }
 
     /// Answers item `i`'s open decision request `request`. Stale and repeated answers are
@@ -1023,7 +1025,9 @@ impl State {
         for id in list {
             let Some(&a) = self.agent_ids.get(id) else { continue };
             let Some(ag) = self.agents[a as usize].as_ref() else { continue };
-            if slot.excluded.contains(&ag.reg) || ag.can_take(slot.chan, &self.channels).is_err() || chosen.contains(&a)
+            if slot.item.excluded.contains(&ag.reg)
+                || ag.can_take(slot.chan, &self.channels).is_err()
+                || chosen.contains(&a)
             {
                 continue;
             }
