@@ -31,7 +31,7 @@ impl State {
         let chan = self.chan_of(&item.channel);
         let eligible_ms = ms(item.eligible_since);
         // The slot is written in its place (a free one, or a new one at the end), not built
-        // and moved there: an item is large.
+        // and moved there: it is four cache lines.
         let tiers = self.spare_tiers.pop().unwrap_or_default();
         let plan_gen = self.plan_gen;
         let item = Box::new(ItemRecord {

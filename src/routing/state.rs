@@ -699,8 +699,8 @@ pub(crate) struct ItemSlot {
     pub qi: u32,
     pub chan: usize,
     pub priority: i32,
-    /// The number of `item.skills` among the skill sets step moves have seen (0 until the
-    /// item's first batch step move; see `relax`).
+    /// The number of `item.skills` among the skill sets numbered for batch step moves (0 until
+    /// the item first waits; see `relax`).
     pub skill_set: u32,
     pub by_policy: bool,
     /// Last of the hot fields: a step move reads only the shared tiers, at its start.

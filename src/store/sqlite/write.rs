@@ -400,6 +400,26 @@ impl Db<'_, '_> {
         Ok(rows)
     }
 
+    /// Writes one record: `update` when the change set expects a stored version, else (or when
+    /// the update found no row outside the optimistic pass) `upsert`. In the optimistic pass
+    /// either must change exactly one row: anything else is a mismatch.
+    fn update_or_upsert(
+        &self,
+        expected: bool,
+        update: impl FnOnce() -> Result<usize>,
+        upsert: impl FnOnce() -> Result<usize>,
+    ) -> Result<()> {
+        let careful = self.optimistic.is_none();
+        if expected {
+            match update()? {
+                1 => return Ok(()),
+                _ if !careful => return Err(unexpected()),
+                _ => {}
+            }
+        }
+        if upsert()? == 1 || careful { Ok(()) } else { Err(unexpected()) }
+    }
+
     /// Writes the change set; its events are numbered from `first`. In the optimistic pass every
     /// write also checks what the checks took for granted, and fails when it does not hold.
     fn apply(&self, changes: &ChangeSet, json: &Encoded, first: u64) -> Result<Committed> {
@@ -455,29 +475,25 @@ impl Db<'_, '_> {
         for (Write { record, expected }, json) in changes.conversations.iter().zip(&json.conversations) {
             let (id, customer, version) =
                 (record.id.0.as_bytes(), record.customer.0.as_bytes(), version_to_sql(record.version));
-            let updated = match expected {
-                Some(expected) => {
+            self.update_or_upsert(
+                expected.is_some(),
+                || {
                     self.exec(
                         "UPDATE conversations SET version = ?4, record = ?5 \
                          WHERE tenant = ?1 AND id = ?2 AND customer = ?3 AND version = ?6",
-                        params![t, id, customer, version, json, version_to_sql(*expected)],
-                    )? == 1
-                }
-                None => false,
-            };
-            if !updated && !careful && expected.is_some() {
-                return Err(unexpected());
-            }
-            if !updated {
-                let rows = self.exec(
-                    "INSERT INTO conversations (tenant, id, customer, version, record) VALUES (?1, ?2, ?3, ?4, ?5) \
-                     ON CONFLICT (tenant, id) DO UPDATE SET customer = excluded.customer, \
-                         version = excluded.version, record = excluded.record \
-                     WHERE ?6",
-                    params![t, id, customer, version, json, careful],
-                )?;
-                verified(rows)?;
-            }
+                        params![t, id, customer, version, json, version_to_sql(expected.unwrap_or_default())],
+                    )
+                },
+                || {
+                    self.exec(
+                        "INSERT INTO conversations (tenant, id, customer, version, record) VALUES (?1, ?2, ?3, ?4, ?5) \
+                         ON CONFLICT (tenant, id) DO UPDATE SET customer = excluded.customer, \
+                             version = excluded.version, record = excluded.record \
+                         WHERE ?6",
+                        params![t, id, customer, version, json, careful],
+                    )
+                },
+            )?;
         }
         // Each write first tries the common case, an update that leaves every index alone. When
         // that finds no row (an insert, a record deleted earlier in this change set) or the owner
@@ -490,8 +506,9 @@ impl Db<'_, '_> {
             let (rank, version) = (verification_rank(record.verification), version_to_sql(record.version));
             // The update also checks what the checks found (or took for granted): the version, the
             // address and, in the optimistic pass, an unchanged verification (see `link_holders`).
-            let updated = match expected {
-                Some(expected) => {
+            self.update_or_upsert(
+                expected.is_some(),
+                || {
                     self.exec(
                         "UPDATE identities SET verification = ?4, version = ?5, record = ?6 \
                          WHERE tenant = ?1 AND id = ?2 AND customer = ?3 AND version = ?7 AND channel = ?8 \
@@ -503,49 +520,44 @@ impl Db<'_, '_> {
                             rank,
                             version,
                             json,
-                            version_to_sql(*expected),
+                            version_to_sql(expected.unwrap_or_default()),
                             channel_key(&record.channel),
                             kind_key(record.address.kind),
                             record.address.value,
                             careful
                         ],
-                    )? == 1
-                }
-                None => false,
-            };
-            if !updated && !careful && expected.is_some() {
-                return Err(unexpected());
-            }
-            if !updated {
+                    )
+                },
                 // A move to another customer puts the identity last in that customer's list.
-                let rows = self.exec(
-                    "INSERT INTO identities (tenant, id, customer, customer_ord, channel, address_kind, address, \
-                         verification, version, record) \
-                     VALUES (?1, ?2, ?3, \
-                         (SELECT COALESCE(MAX(customer_ord), 0) + 1 FROM identities \
-                          WHERE tenant = ?1 AND customer = ?3), \
-                         ?4, ?5, ?6, ?7, ?8, ?9) \
-                     ON CONFLICT (tenant, id) DO UPDATE SET \
-                         customer_ord = CASE WHEN customer = excluded.customer THEN customer_ord \
-                             ELSE excluded.customer_ord END, \
-                         customer = excluded.customer, verification = excluded.verification, \
-                         version = excluded.version, record = excluded.record \
-                     WHERE ?10",
-                    params![
-                        t,
-                        id,
-                        customer,
-                        channel_key(&record.channel),
-                        kind_key(record.address.kind),
-                        record.address.value,
-                        rank,
-                        version,
-                        json,
-                        careful
-                    ],
-                )?;
-                verified(rows)?;
-            }
+                || {
+                    self.exec(
+                        "INSERT INTO identities (tenant, id, customer, customer_ord, channel, address_kind, address, \
+                             verification, version, record) \
+                         VALUES (?1, ?2, ?3, \
+                             (SELECT COALESCE(MAX(customer_ord), 0) + 1 FROM identities \
+                              WHERE tenant = ?1 AND customer = ?3), \
+                             ?4, ?5, ?6, ?7, ?8, ?9) \
+                         ON CONFLICT (tenant, id) DO UPDATE SET \
+                             customer_ord = CASE WHEN customer = excluded.customer THEN customer_ord \
+                                 ELSE excluded.customer_ord END, \
+                             customer = excluded.customer, verification = excluded.verification, \
+                             version = excluded.version, record = excluded.record \
+                         WHERE ?10",
+                        params![
+                            t,
+                            id,
+                            customer,
+                            channel_key(&record.channel),
+                            kind_key(record.address.kind),
+                            record.address.value,
+                            rank,
+                            version,
+                            json,
+                            careful
+                        ],
+                    )
+                },
+            )?;
         }
         for (Write { record, expected }, json) in changes.messages.iter().zip(&json.messages) {
             let (id, version) = (record.id.0.as_bytes(), version_to_sql(record.version));
