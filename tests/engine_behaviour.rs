@@ -1351,6 +1351,65 @@ fn bad_external_id_is_invalid_input_and_changes_nothing() {
 }
 
 #[test]
+fn an_email_message_id_of_only_angle_brackets_is_invalid_input() {
+    let (h, _) = seeded();
+    h.ingest(email("alice@example.com", "<a1@example.com>", "from alice"));
+    // Without its brackets `<>` names no message: taken as a dedupe key it would make Bob's
+    // mail a duplicate of another one and drop it.
+    for id in ["<>", "<<>>", "< >", "<", ">"] {
+        rejected(&h, email("bob@example.com", id, "from bob"), invalid_field("external_id"));
+    }
+}
+
+#[test]
+fn a_custom_channel_named_like_a_built_in_one_is_invalid_input() {
+    let (h, seed) = seeded();
+    for name in ["sms", "email", "whatsapp"] {
+        let msg = InboundMessage::new(
+            ChannelKind::Custom(name.into()),
+            endpoint("app"),
+            Address::platform("app", "u1"),
+            "A1",
+            text("one"),
+        );
+        rejected(&h, msg, invalid_field("channel"));
+    }
+    let before = h.dump();
+    let r = run(h.engine.link_identity(
+        &h.tenant,
+        seed.customer,
+        ChannelKind::Custom("sms".into()),
+        Address::phone("+447700900555"),
+        Verification::Verified,
+    ));
+    assert!(matches!(r, Err(Error::InvalidInput { field: "channel", .. })), "{r:?}");
+    assert_eq!(h.dump(), before);
+    // A name of the host's own is fine.
+    let own = InboundMessage::new(
+        ChannelKind::Custom("kiosk".into()),
+        endpoint("app"),
+        Address::platform("app", "u1"),
+        "K1",
+        text("one"),
+    );
+    h.ingest(own);
+}
+
+#[test]
+fn an_inbound_id_taken_by_an_outbound_message_is_refused_not_retried() {
+    let (h, seed) = seeded();
+    h.outbound(seed.conversation, OutboundMessage::agent(agent("maria"), text("Hi")).with_external_id("wamid.out"))
+        .unwrap();
+    let before = h.dump();
+    let r = h.try_ingest(whatsapp("wa-main", "+447700900123", "wamid.out", "Hi"));
+    match r {
+        Err(e @ Error::Refused(_)) => assert!(!e.is_temporary(), "retrying cannot help: {e:?}"),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(h.dump(), before);
+}
+
+#[test]
 fn unknown_conversation_id_is_not_found_and_changes_nothing() {
     let (h, _) = seeded();
     let before = h.dump();

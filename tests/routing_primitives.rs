@@ -670,6 +670,26 @@ fn max_wait_overflows_then_calls_back() {
 }
 
 #[test]
+fn queues_overflowing_into_each_other_need_a_wait_somewhere_in_the_ring() {
+    let r = router(&["a"]);
+    let now = |q: &str, to: &str| Queue::new(qid(q)).with_max_wait(TimeDelta::zero(), TimeoutAction::Overflow(qid(to)));
+    r.upsert_queue(now("b", "a")).unwrap();
+    r.upsert_queue(now("c", "b")).unwrap();
+    // a → c → b → a with no wait anywhere: an item would go round on every tick.
+    let err = r.upsert_queue(now("a", "c")).expect_err("a ring of zero waits");
+    assert!(matches!(err, touchpoint::Error::InvalidInput { field: "queue.max_wait", .. }), "{err:?}");
+    // A wait on one queue of the ring makes it a legitimate rotation; the refused update changed
+    // nothing, so `a` still keeps its items.
+    r.upsert_queue(Queue::new(qid("a")).with_max_wait(TimeDelta::seconds(30), TimeoutAction::Overflow(qid("c"))))
+        .unwrap();
+    r.submit(chat(1, "a", t0()), t0()).unwrap();
+    let ev = r.tick(at(30));
+    let hops = ev.iter().filter(|e| matches!(e, RoutingEvent::Overflowed { .. })).count();
+    assert_eq!(hops, 3, "a → c → b → a, once: {ev:?}");
+    assert_eq!(r.item(wid(1)).unwrap().queue, qid("a"));
+}
+
+#[test]
 fn no_reply_reassigns_and_a_reply_stops_the_timer() {
     let r = router(&[]);
     r.upsert_queue(Queue::new(qid("s")).with_no_reply(TimeDelta::seconds(120))).unwrap();

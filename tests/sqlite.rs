@@ -701,6 +701,22 @@ fn a_database_of_another_application_is_refused() {
     let tables: i64 =
         conn.query_row("SELECT count(*) FROM sqlite_schema WHERE type = 'table'", [], |r| r.get(0)).expect("count");
     assert_eq!(tables, 1, "nothing was added to the foreign database");
+    let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).expect("journal mode");
+    assert_eq!(mode, "delete", "the refused file keeps its journal mode (no switch to WAL)");
+}
+
+#[test]
+fn a_versioned_database_without_touchpoints_mark_is_refused_and_left_alone() {
+    let dir = TempDir::new("versioned");
+    let conn = rusqlite::Connection::open(dir.db()).expect("raw open");
+    conn.pragma_update(None, "user_version", 1).expect("set version");
+    drop(conn);
+    let err = SqliteStore::open(dir.db()).expect_err("someone else's schema version must be refused");
+    assert!(matches!(&err, Error::Backend { temporary: false, .. }), "{err:?}");
+    assert!(err.to_string().contains("not a touchpoint store"), "the error says why: {err}");
+    let conn = rusqlite::Connection::open(dir.db()).expect("raw open");
+    let application_id: i32 = conn.pragma_query_value(None, "application_id", |r| r.get(0)).expect("id");
+    assert_eq!(application_id, 0, "the refused file is not marked as touchpoint's");
 }
 
 #[test]

@@ -320,6 +320,10 @@ impl Engine {
     pub async fn ingest(&self, tenant: &TenantId, mut msg: InboundMessage) -> Result<IngestOutcome> {
         validate_inbound(&msg, &self.inner.config.limits)?;
         msg.external_id = provider_id(&msg.channel, &msg.external_id).to_owned();
+        if msg.external_id.trim().is_empty() {
+            // An email Message-ID of nothing but angle brackets (`<>`): no id to dedupe on.
+            return Err(Error::invalid("external_id", "names no message once its angle brackets are removed"));
+        }
         let address = self.inner.normalizer.address(&msg.sender)?;
         let claims = msg
             .claims
@@ -533,7 +537,7 @@ impl Engine {
             .ok_or_else(|| Error::not_found("conversation", existing.conversation))?;
         let identity = match existing.author {
             Author::Customer(i) => i,
-            _ => return Err(Error::Conflict("the provider id belongs to an outbound message".into())),
+            _ => return Err(Error::Refused("the provider id belongs to an outbound message".into())),
         };
         Ok(IngestOutcome {
             message: existing.id,
@@ -580,16 +584,29 @@ pub(crate) fn touch(customer: &crate::model::Customer) -> Write<crate::model::Cu
     Write { record, expected: Some(customer.version) }
 }
 
+/// A custom channel's name is 1 to 64 bytes without spaces or control characters, and not
+/// the name of a built-in channel: stored, it would read back as that channel.
+pub(crate) fn check_channel(channel: &ChannelKind) -> Result<()> {
+    if let ChannelKind::Custom(name) = channel {
+        if name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control() || c.is_whitespace()) {
+            return Err(Error::invalid("channel", "a custom channel name is 1 to 64 bytes without spaces"));
+        }
+        if !matches!(ChannelKind::from(name.as_str()), ChannelKind::Custom(_)) {
+            return Err(Error::invalid(
+                "channel",
+                format!("{name:?} names a built-in channel: use that channel, not a custom one of the same name"),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn validate_inbound(msg: &InboundMessage, limits: &ContentLimits) -> Result<()> {
     let x = &msg.external_id;
     if x.trim().is_empty() || x.len() > 512 || x.chars().any(char::is_control) {
         return Err(Error::invalid("external_id", "must be 1 to 512 bytes without control characters"));
     }
-    if let ChannelKind::Custom(name) = &msg.channel
-        && (name.is_empty() || name.len() > 64 || name.chars().any(|c| c.is_control() || c.is_whitespace()))
-    {
-        return Err(Error::invalid("channel", "a custom channel name is 1 to 64 bytes without spaces"));
-    }
+    check_channel(&msg.channel)?;
     if msg.sender_name.as_ref().is_some_and(|n| n.len() > 256 || n.chars().any(char::is_control)) {
         return Err(Error::invalid("sender_name", "must be at most 256 bytes without control characters"));
     }

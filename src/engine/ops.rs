@@ -523,6 +523,7 @@ impl Engine {
         address: Address,
         verification: Verification,
     ) -> Result<Identity> {
+        super::check_channel(&channel)?;
         let normalized = self.normalizer().address(&address)?;
         self.retrying(|| async {
             let owner = self.customer(tenant, customer).await?;

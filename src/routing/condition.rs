@@ -535,9 +535,17 @@ pub(crate) struct QueueView<'a> {
 
 impl QueueView<'_> {
     fn estimated_wait(&self) -> Option<TimeDelta> {
-        (!self.waits.is_empty())
-            .then(|| TimeDelta::milliseconds(self.waits.iter().sum::<i64>() / self.waits.len() as i64))
+        mean_wait(self.waits)
     }
+}
+
+/// The estimated wait: the mean of the recent waits (ms), `None` before the first. Summed
+/// wide, so that no recorded waits, however long, overflow.
+pub(crate) fn mean_wait(waits: &std::collections::VecDeque<i64>) -> Option<TimeDelta> {
+    let n = i128::try_from(waits.len()).ok().filter(|n| *n > 0)?;
+    let mean = waits.iter().map(|w| i128::from(*w)).sum::<i128>() / n;
+    // The mean of `i64`s is an `i64`; only `i64::MIN` itself lies outside `TimeDelta`.
+    Some(i64::try_from(mean).ok().and_then(TimeDelta::try_milliseconds).unwrap_or(TimeDelta::MIN))
 }
 
 /// Everything a condition may read at one evaluation; the router fills what the context allows.

@@ -699,6 +699,26 @@ impl Router {
         {
             return Err(Error::not_found("queue", q));
         }
+        // Queues that overflow into each other without waiting would pass an item round and
+        // round on every tick: refuse the queue that would close such a ring.
+        let no_wait = |q: &Queue| q.max_wait == Some(TimeDelta::zero());
+        let mut next = match &queue.on_max_wait {
+            TimeoutAction::Overflow(q) if no_wait(&queue) => Some(q),
+            _ => None,
+        };
+        for _ in 0..s.queues.len() {
+            let Some(q) = next else { break };
+            if *q == queue.id {
+                return Err(Error::invalid(
+                    "queue.max_wait",
+                    "queues overflowing into each other in a ring need a wait above zero on at least one of them",
+                ));
+            }
+            next = s.queues.get(q).map(|slot| &slot.config).and_then(|c| match &c.on_max_wait {
+                TimeoutAction::Overflow(q) if no_wait(c) => Some(q),
+                _ => None,
+            });
+        }
         s.upsert_queue_slot(queue);
         Ok(())
     }
@@ -723,11 +743,25 @@ impl Router {
             .cloned()
             .ok_or_else(|| Error::invalid("agent.presence.status", format!("unknown presence status {name:?}")))?;
         let offline = status.offline;
+        // The presence the agent had, if it is known: a change of status through an upsert is
+        // a presence change like `set_presence`'s (event, offline policy).
+        let before = s
+            .agent_ids
+            .get(&agent.id)
+            .and_then(|a| s.agents.get(*a as usize))
+            .and_then(Option::as_ref)
+            .map(|slot| (slot.agent.presence.status.clone(), slot.status.offline));
         let a = s.upsert_agent(agent, status, now);
-        if offline {
-            s.rescind_offers_of(a, now);
-        } else {
-            s.freed.push(a);
+        if let Some((old_name, _)) = &before
+            && *old_name != name
+        {
+            let agent = s.agent_id(a);
+            s.events.push(RoutingEvent::PresenceChanged { agent, status: name });
+        }
+        match (offline, before) {
+            (true, Some((_, false))) => s.went_offline(a, now),
+            (true, _) => s.rescind_offers_of(a, now),
+            (false, _) => s.freed.push(a),
         }
         Ok(Self::finish(&mut s, now))
     }
@@ -1094,8 +1128,7 @@ impl Router {
     pub fn queue_stats(&self, queue: &QueueId) -> crate::Result<QueueStats> {
         let s = self.lock();
         let q = s.queues.get(queue).ok_or_else(|| Error::not_found("queue", queue))?;
-        let estimated_wait =
-            (!q.waits.is_empty()).then(|| TimeDelta::milliseconds(q.waits.iter().sum::<i64>() / q.waits.len() as i64));
+        let estimated_wait = condition::mean_wait(&q.waits);
         Ok(QueueStats { waiting: q.waiting, estimated_wait })
     }
 

@@ -3,7 +3,7 @@
 use super::model::TimeoutAction;
 use super::plan::{DecisionFallback, DecisionHook, Fallback, PolicyChoice, PriorityChange};
 use super::state::{IState, ItemRecord, ItemSlot, State, StepRef, Tiers, TimerKind, add, ms};
-use super::{OfflineAction, RequeueReason, RoutingEvent};
+use super::{OfflineAction, PresenceStatus, RequeueReason, RoutingEvent};
 use crate::model::{AgentId, QueueId};
 use chrono::{DateTime, Utc};
 
@@ -816,20 +816,26 @@ impl State {
         let agent = self.agent_id(a);
         self.events.push(RoutingEvent::PresenceChanged { agent, status: name.to_owned() });
         if offline {
-            self.rescind_offers_of(a, now);
-            let policy = self.config.offline.clone();
-            if policy.assigned != OfflineAction::Keep {
-                if policy.grace <= chrono::TimeDelta::zero() {
-                    self.apply_offline(a, now);
-                } else {
-                    let epoch = self.agents[a as usize].as_ref().map_or(0, |s| s.presence_gen);
-                    self.schedule(add(now, policy.grace), TimerKind::Offline { agent: a, epoch });
-                }
-            }
+            self.went_offline(a, now);
         } else {
             self.freed.push(a);
         }
         Ok(())
+    }
+
+    /// Agent `a` is now in an offline status: its offers are rescinded, and its assigned work
+    /// follows the router's [`OfflinePolicy`](super::OfflinePolicy), now or after the grace.
+    pub fn went_offline(&mut self, a: u32, now: DateTime<Utc>) {
+        self.rescind_offers_of(a, now);
+        let policy = self.config.offline.clone();
+        if policy.assigned != OfflineAction::Keep {
+            if policy.grace <= chrono::TimeDelta::zero() {
+                self.apply_offline(a, now);
+            } else {
+                let epoch = self.agents[a as usize].as_ref().map_or(0, |s| s.presence_gen);
+                self.schedule(add(now, policy.grace), TimerKind::Offline { agent: a, epoch });
+            }
+        }
     }
 
     /// Withdraws the agent's open offers (not a decline: the agent is not excluded).
@@ -879,6 +885,9 @@ impl State {
 
     /// Removes an agent: offers rescinded, assigned work back to routing, bot holds released.
     pub fn remove_agent(&mut self, a: u32, now: DateTime<Utc>) {
+        // Offline first, so that none of the work it gives back is routed to it again.
+        let name = self.agents[a as usize].as_ref().map(|s| s.agent.presence.status.clone()).unwrap_or_default();
+        self.set_status(a, PresenceStatus::offline(), name, now);
         self.rescind_offers_of(a, now);
         let held = self.agents[a as usize].as_ref().map(|s| s.held.clone()).unwrap_or_default();
         for i in held {

@@ -191,13 +191,19 @@ impl AgentSlot {
     }
 
     /// Sizes `chans` to `channels`, each with the agent's limit and cost there (loads kept).
+    /// The budget in use is counted again at the current costs, so that releasing an item
+    /// later gives back what it counts for now: a cost changed while the agent holds work
+    /// neither leaves budget used up for good nor lets the agent go over its total.
     pub fn sync_chans(&mut self, channels: &[ChannelKind]) {
         let cap = &self.agent.capacity;
         self.chans.resize(channels.len(), ChanCap { load: 0, limit: None, cost: 1 });
+        let mut used = 0u32;
         for (x, ch) in self.chans.iter_mut().zip(channels) {
             x.limit = cap.limit_of(ch);
             x.cost = cap.cost_of(ch);
+            used = used.saturating_add(x.load.saturating_mul(x.cost));
         }
+        self.budget_used = used;
     }
 
     pub fn can_take(&self, c: usize, channels: &[ChannelKind]) -> Result<(), Block> {
@@ -1311,16 +1317,23 @@ impl State {
             self.chan_of(&r.while_holding);
         }
         let profile = self.intern_profile(AgentProfile::of(&agent));
+        // Presence generations come from the router's sequence, so a timer set for an agent
+        // that was removed never matches the agent that takes over its slot.
+        let presence_gen = self.next_seq();
         if let Some(&a) = self.agent_ids.get(&agent.id) {
             let (old_profile, was_in) = {
                 let slot = self.agents[a as usize].as_mut().expect("agent slot");
                 let was_in = !slot.status.offline;
                 let old = slot.profile;
+                // A new generation only when the presence changes: updating an offline agent's
+                // skills must not cancel the grace timer its going offline set.
+                if slot.agent.presence.status != agent.presence.status || slot.status != status {
+                    slot.presence_gen = presence_gen;
+                }
                 slot.agent = agent;
                 slot.sync_chans(&self.channels);
                 slot.profile = profile;
                 slot.status = status;
-                slot.presence_gen += 1;
                 (old, was_in)
             };
             self.profile_agents[old_profile] = self.profile_agents[old_profile].saturating_sub(1);
@@ -1345,7 +1358,7 @@ impl State {
             last_assigned: 0,
             chans: Vec::new(),
             status,
-            presence_gen: 0,
+            presence_gen,
             id: agent.id.clone(),
             held: Vec::new(),
             entries: Vec::new(),
@@ -1421,13 +1434,14 @@ impl State {
     }
 
     pub fn set_status(&mut self, a: u32, status: PresenceStatus, name: String, now: DateTime<Utc>) {
+        let presence_gen = self.next_seq();
         let Some(slot) = self.agents[a as usize].as_mut() else { return };
         let was_signed = !slot.status.offline;
         let is_signed = !status.offline;
         let became_available = slot.status.channels == ChannelSet::None && status.channels != ChannelSet::None;
         slot.status = status;
         slot.agent.presence.status = name;
-        slot.presence_gen += 1;
+        slot.presence_gen = presence_gen;
         let p = slot.profile;
         if slot.load == 0 && became_available {
             slot.idle_since = ms(now);

@@ -255,6 +255,9 @@ impl SqliteStore {
         let open = |flags| Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e));
         let mut writer = open(flags)?;
         configure(&writer, &options)?;
+        // Refuse a file of another application before writing anything to it (the journal
+        // mode below is written into the file).
+        schema::check_owner(&writer)?;
         // WAL lets readers read while the writer writes; the mode is stored in the file.
         let mode: String =
             writer.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get(0)).map_err(backend_error)?;

@@ -105,7 +105,10 @@ pub(super) fn migrate(conn: &Connection) -> crate::Result<()> {
     }
 }
 
-fn migrate_in_transaction(conn: &Connection) -> crate::Result<()> {
+/// Whether the file can be a touchpoint store of this build: a touchpoint store of this or an
+/// older schema, or an empty database. Only reads, so a refused file is left as it was: run it
+/// before anything writes (such as switching the file to WAL). Answers the migrations applied.
+pub(super) fn check_owner(conn: &Connection) -> crate::Result<usize> {
     let application_id: i32 = conn.pragma_query_value(None, "application_id", |r| r.get(0)).map_err(backend_error)?;
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(backend_error)?;
     if application_id != 0 && application_id != APPLICATION_ID {
@@ -119,6 +122,13 @@ fn migrate_in_transaction(conn: &Connection) -> crate::Result<()> {
     if application_id == 0 && tables > 0 {
         return Err(refused("the file already holds tables of another application".into()));
     }
+    // touchpoint marks a file as its own in the transaction that applies its first migration:
+    // an unmarked file with a schema version was versioned by someone else.
+    if application_id == 0 && version != 0 {
+        return Err(refused(format!(
+            "the file is not a touchpoint store (schema version {version} without touchpoint's application_id)"
+        )));
+    }
     let applied = usize::try_from(version).unwrap_or(usize::MAX);
     if applied > MIGRATIONS.len() {
         return Err(refused(format!(
@@ -126,6 +136,12 @@ fn migrate_in_transaction(conn: &Connection) -> crate::Result<()> {
              open it with a newer build"
         )));
     }
+    Ok(applied)
+}
+
+fn migrate_in_transaction(conn: &Connection) -> crate::Result<()> {
+    let application_id: i32 = conn.pragma_query_value(None, "application_id", |r| r.get(0)).map_err(backend_error)?;
+    let applied = check_owner(conn)?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
         conn.execute_batch(sql).map_err(|e| {
             let mut err = backend_error(e);

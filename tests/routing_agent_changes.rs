@@ -1,0 +1,150 @@
+//! Agents changing while they hold work: removal, capacity costs, presence through upserts, and
+//! the slots and timers of removed agents. Each test states an invariant a host relies on: work
+//! is never left with an agent that is gone, and no agent goes over its capacity.
+
+mod routing_common;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use routing_common::*;
+use touchpoint::model::ChannelKind;
+use touchpoint::routing::*;
+
+fn offline_router(grace: TimeDelta) -> Router {
+    let r = Router::new(RouterConfig {
+        offline: OfflinePolicy { grace, assigned: OfflineAction::Requeue },
+        ..RouterConfig::default()
+    });
+    r.upsert_queue(Queue::new(qid("q"))).unwrap();
+    r
+}
+
+#[test]
+fn removing_an_agent_never_gives_its_work_back_to_it() {
+    let r = router(&["q"]);
+    r.upsert_agent(chat_agent("ana", "q", 1), t0()).unwrap();
+    assert_eq!(assigned_to(&r.submit(chat(1, "q", t0()), t0()).unwrap()).as_deref(), Some("ana"));
+
+    let events = r.remove_agent(&aid("ana"), at(1)).unwrap();
+    assert!(
+        events.iter().any(|e| matches!(e, RoutingEvent::Requeued { agent, .. } if *agent == aid("ana"))),
+        "{events:?}"
+    );
+    assert!(assignments(&events).is_empty(), "nobody else is there to take it: {events:?}");
+    assert_eq!(r.item(wid(1)).unwrap().state, ItemState::Waiting);
+
+    // The next agent (who takes over the removed one's slot) gets it, really holding it.
+    let events = r.upsert_agent(chat_agent("bo", "q", 1), at(2)).unwrap();
+    assert_eq!(assignments(&events), vec![(wid(1), "bo".to_owned())]);
+    let bo = r.agent(&aid("bo")).unwrap();
+    assert_eq!((bo.load, bo.assigned.clone()), (1, vec![wid(1)]));
+}
+
+#[test]
+fn removing_an_agent_with_an_open_offer_does_not_offer_it_again() {
+    let r = Router::new(RouterConfig::default());
+    r.upsert_queue(Queue::new(qid("q")).with_offers(OfferPolicy::offers(1, TimeDelta::seconds(20)))).unwrap();
+    r.upsert_agent(chat_agent("ana", "q", 1), t0()).unwrap();
+    let d = r.submit(chat(1, "q", t0()), t0()).unwrap();
+    assert!(matches!(d.outcome, Outcome::Offered(_)), "{d:?}");
+
+    let events = r.remove_agent(&aid("ana"), at(1)).unwrap();
+    assert!(!events.iter().any(|e| matches!(e, RoutingEvent::Offered { .. })), "{events:?}");
+    assert_eq!(r.item(wid(1)).unwrap().state, ItemState::Waiting);
+}
+
+#[test]
+fn a_cost_change_while_holding_work_keeps_the_budget_exact() {
+    let r = router(&["q"]);
+    let agent = |cost| {
+        Agent::new(aid("ana"))
+            .with_queue(qid("q"))
+            .with_status("online")
+            .with_capacity(Capacity::budget(6).with_cost(ChannelKind::WebChat, cost))
+    };
+    r.upsert_agent(agent(1), t0()).unwrap();
+    for n in 1..=2 {
+        assert!(assigned_to(&r.submit(chat(n, "q", t0()), t0()).unwrap()).is_some());
+    }
+    // Chats now cost 3: the two held ones count 6 of the 6, so nothing more fits.
+    r.upsert_agent(agent(3), at(1)).unwrap();
+    assert_eq!(r.agent(&aid("ana")).unwrap().budget_used, 6);
+    r.complete(wid(1), at(2)).unwrap();
+    for n in 3..=6 {
+        r.submit(chat(n, "q", at(3)), at(3)).unwrap();
+    }
+    let ana = r.agent(&aid("ana")).unwrap();
+    assert_eq!((ana.load, ana.budget_used), (2, 6), "one held and one new chat at cost 3 fill the budget of 6");
+
+    // Cheaper again: the three waiting chats fit too, and each held chat counts 1.
+    r.upsert_agent(agent(1), at(4)).unwrap();
+    let ana = r.agent(&aid("ana")).unwrap();
+    assert_eq!((ana.load, ana.budget_used), (5, 5), "{ana:?}");
+    for item in ana.assigned {
+        r.complete(item, at(5)).unwrap();
+    }
+    let ana = r.agent(&aid("ana")).unwrap();
+    assert_eq!((ana.load, ana.budget_used), (0, 0), "nothing held, no budget used: {ana:?}");
+}
+
+#[test]
+fn a_removed_agents_offline_timer_never_hits_the_agent_in_its_slot() {
+    let r = offline_router(TimeDelta::minutes(10));
+    r.upsert_agent(chat_agent("a", "q", 1), t0()).unwrap();
+    r.set_presence(&aid("a"), "offline", t0()).unwrap();
+    r.remove_agent(&aid("a"), t0()).unwrap();
+    r.upsert_agent(chat_agent("b", "q", 1), t0()).unwrap();
+    assert_eq!(assigned_to(&r.submit(chat(1, "q", t0()), t0()).unwrap()).as_deref(), Some("b"));
+
+    r.set_presence(&aid("b"), "offline", t0() + TimeDelta::minutes(9)).unwrap();
+    let events = r.tick(t0() + TimeDelta::minutes(11));
+    assert!(!events.iter().any(|e| matches!(e, RoutingEvent::Requeued { .. })), "b has 8 minutes left: {events:?}");
+    let events = r.tick(t0() + TimeDelta::minutes(19));
+    assert!(events.iter().any(|e| matches!(e, RoutingEvent::Requeued { .. })), "b's own grace is over: {events:?}");
+}
+
+#[test]
+fn an_upsert_into_an_offline_status_follows_the_offline_policy() {
+    let r = offline_router(TimeDelta::zero());
+    r.upsert_agent(chat_agent("a", "q", 1), t0()).unwrap();
+    r.submit(chat(1, "q", t0()), t0()).unwrap();
+
+    let events = r.upsert_agent(chat_agent("a", "q", 1).with_status("offline"), at(1)).unwrap();
+    assert!(
+        events.iter().any(|e| matches!(e, RoutingEvent::PresenceChanged { agent, status } if *agent == aid("a") && status == "offline")),
+        "{events:?}"
+    );
+    assert!(events.iter().any(|e| matches!(e, RoutingEvent::Requeued { .. })), "{events:?}");
+    assert_eq!(r.item(wid(1)).unwrap().state, ItemState::Waiting);
+}
+
+#[test]
+fn updating_an_offline_agent_keeps_its_grace_timer() {
+    let r = offline_router(TimeDelta::minutes(10));
+    r.upsert_agent(chat_agent("a", "q", 1), t0()).unwrap();
+    r.submit(chat(1, "q", t0()), t0()).unwrap();
+    r.set_presence(&aid("a"), "offline", t0()).unwrap();
+    // A skill update while offline is not a presence change.
+    r.upsert_agent(chat_agent("a", "q", 1).with_status("offline").with_skill("billing", 3), at(60)).unwrap();
+    let events = r.tick(t0() + TimeDelta::minutes(10));
+    assert!(events.iter().any(|e| matches!(e, RoutingEvent::Requeued { .. })), "{events:?}");
+}
+
+#[test]
+fn the_estimated_wait_of_extreme_waits_does_not_overflow() {
+    let r = Router::new(RouterConfig::default());
+    let mut queue = Queue::new(qid("q"));
+    queue.ewt_samples = 10_000;
+    r.upsert_queue(queue).unwrap();
+    r.upsert_agent(
+        Agent::new(aid("ana")).with_queue(qid("q")).with_status("online").with_capacity(Capacity::unlimited()),
+        t0(),
+    )
+    .unwrap();
+    let (oldest, latest) = (DateTime::<Utc>::MIN_UTC, DateTime::<Utc>::MAX_UTC);
+    for n in 1..=600 {
+        r.submit(chat(n, "q", oldest), latest).unwrap();
+    }
+    let stats = r.queue_stats(&qid("q")).unwrap();
+    let wait = stats.estimated_wait.expect("600 waits recorded");
+    assert!(wait > TimeDelta::days(365 * 100_000), "{wait:?}");
+}
