@@ -97,8 +97,44 @@ fn bad_settings_are_typed_errors_that_never_show_the_password() {
     let unreachable = bad(PostgresConfig::new(url).with_connect_timeout(std::time::Duration::from_secs(2)));
     assert!(matches!(unreachable, Error::Backend { temporary: true, .. }), "{unreachable:?}");
     assert!(!unreachable.to_string().contains("s3cret"));
-    assert!(!format!("{:?}", PostgresConfig::new(url)).contains("s3cret"));
-    assert!(!format!("{:?}", PostgresConfig::new("host=db user=app password=s3cret")).contains("s3cret"));
+    assert!(matches!(
+        bad(PostgresConfig::new(url).with_connect_timeout(std::time::Duration::ZERO)),
+        Error::InvalidInput { field: "connect_timeout", .. }
+    ));
+    // However the password is written, neither the settings nor their errors show it.
+    for url in [
+        url,
+        "host=db user=app password=s3cret",
+        "host=db user=app password = s3cret",
+        "host=db user=app password='s3cret and more'",
+        "postgres://db:5432/app?user=app&password=s3cret",
+    ] {
+        let shown = format!("{:?}", PostgresConfig::new(url));
+        assert!(!shown.contains("s3cret"), "{shown}");
+    }
+    match bad(PostgresConfig::new("postgres://db/app?password=s3cret&connect_timeout=abc")) {
+        Error::InvalidInput { field: "url", reason } => assert!(!reason.contains("s3cret"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn a_refused_login_is_not_temporary_and_says_why() {
+    let Some(url) = url("a_refused_login_is_not_temporary_and_says_why") else { return };
+    let mut config: tokio_postgres::Config = url.parse().expect("TOUCHPOINT_PG_URL parses");
+    config.password("not-the-password-xyz");
+    let host = match &config.get_hosts()[0] {
+        tokio_postgres::config::Host::Tcp(h) => h.clone(),
+        other => panic!("a TCP host is expected in TOUCHPOINT_PG_URL, not {other:?}"),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let user = config.get_user().expect("a user in TOUCHPOINT_PG_URL");
+    let db = config.get_dbname().unwrap_or(user);
+    let wrong = format!("host={host} port={port} user={user} dbname={db} password=not-the-password-xyz");
+    let err = run(PostgresStore::connect_with(PostgresConfig::new(wrong))).expect_err("a wrong password");
+    assert!(matches!(err, Error::Backend { temporary: false, .. }), "retrying cannot help: {err:?}");
+    assert!(err.to_string().contains("password authentication failed"), "the server's reason is kept: {err}");
+    assert!(!err.to_string().contains("not-the-password-xyz"), "{err}");
 }
 
 fn sms(from: &str, id: &str, body: &str) -> InboundMessage {

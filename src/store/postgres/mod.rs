@@ -139,21 +139,37 @@ impl std::fmt::Debug for PostgresConfig {
     }
 }
 
-/// The URL without its password (`postgres://user:***@host/db`, `password=***`).
+/// The connection string without its password, wherever it was written (after `user:`, as a
+/// `password` key, in the query string): what is shown is rebuilt from the parsed settings that
+/// carry no secret. A string that does not parse is not shown at all.
 fn redacted(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        let (authority, tail) = rest.split_at(rest.find(['/', '?']).unwrap_or(rest.len()));
-        if let Some((userinfo, host)) = authority.rsplit_once('@')
-            && let Some((user, _)) = userinfo.split_once(':')
-        {
-            return format!("{scheme}://{user}:***@{host}{tail}");
-        }
-        return url.to_owned();
+    let Ok(pg) = url.parse::<tokio_postgres::Config>() else {
+        return "the connection string (not shown: it may hold a password)".to_owned();
+    };
+    let hosts: Vec<String> = pg
+        .get_hosts()
+        .iter()
+        .map(|h| match h {
+            tokio_postgres::config::Host::Tcp(name) => name.clone(),
+            #[cfg(unix)]
+            tokio_postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .collect();
+    let ports: Vec<String> = pg.get_ports().iter().map(u16::to_string).collect();
+    let mut shown = format!("host={}", hosts.join(","));
+    if !ports.is_empty() {
+        shown.push_str(&format!(" port={}", ports.join(",")));
     }
-    url.split_whitespace()
-        .map(|part| if part.starts_with("password=") { "password=***" } else { part })
-        .collect::<Vec<_>>()
-        .join(" ")
+    if let Some(user) = pg.get_user() {
+        shown.push_str(&format!(" user={user}"));
+    }
+    if let Some(db) = pg.get_dbname() {
+        shown.push_str(&format!(" dbname={db}"));
+    }
+    if pg.get_password().is_some() {
+        shown.push_str(" password=***");
+    }
+    shown
 }
 
 impl PostgresConfig {
@@ -195,6 +211,9 @@ impl PostgresConfig {
     fn validate(&self) -> Result<tokio_postgres::Config> {
         if !(1..=256).contains(&self.pool_size) {
             return Err(Error::invalid("pool_size", format!("is {}, allowed are 1 to 256", self.pool_size)));
+        }
+        if self.connect_timeout.is_zero() {
+            return Err(Error::invalid("connect_timeout", "must be above zero"));
         }
         if !(1..=16).contains(&self.runtime_threads) {
             return Err(Error::invalid("runtime_threads", format!("is {}, allowed are 1 to 16", self.runtime_threads)));
@@ -360,11 +379,22 @@ impl PostgresStore {
     }
 }
 
-/// A connection from the pool. Failing to get one is worth retrying.
+/// A connection from the pool. A server that cannot be reached or a pool that timed out is
+/// worth retrying; a refused login (wrong password, unknown user or database) is not, and its
+/// error says what the server said.
 async fn client(pool: &Pool) -> Result<deadpool_postgres::Object> {
-    pool.get().await.map_err(|e| {
-        let message = format!("cannot get a PostgreSQL connection: {e}");
-        Error::Backend { message, temporary: true, source: Some(Box::new(e)) }
+    pool.get().await.map_err(|e| match e {
+        deadpool_postgres::PoolError::Backend(e) => match pg_error(e) {
+            Error::Backend { message, temporary, source } => {
+                Error::Backend { message: format!("cannot get a PostgreSQL connection: {message}"), temporary, source }
+            }
+            other => other,
+        },
+        e => {
+            let temporary = matches!(e, deadpool_postgres::PoolError::Timeout(_));
+            let message = format!("cannot get a PostgreSQL connection: {e}");
+            Error::Backend { message, temporary, source: Some(Box::new(e)) }
+        }
     })
 }
 
