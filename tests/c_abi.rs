@@ -686,7 +686,8 @@ fn invalid_utf8_is_an_error_code_with_the_offset() {
 #[test]
 fn text_that_is_not_json_is_invalid_json_and_json_of_the_wrong_shape_is_invalid_input() {
     let engine = TestEngine::acme();
-    for not_json in ["", "{", "{\"channel\": sms}", "{\"channel\": \"sms\"", "hello"] {
+    // Truncated text is not JSON even where its start already has the wrong shape.
+    for not_json in ["", "{", "{\"channel\": sms}", "{\"channel\": \"sms\"", "hello", "{\"nope\":1", "[[[[", "[1, 2"] {
         let text = cstring(not_json);
         let failed = call(|out| unsafe { tp_ingest(engine.0, text.as_ptr(), out) }).unwrap_err();
         assert_eq!(failed.status, TpStatus::InvalidJson, "{not_json:?}: {}", failed.message);

@@ -259,6 +259,19 @@ fn a_retry_under_the_same_message_id_never_sends_twice() {
     assert_eq!(late_retry.parts, second.parts);
 }
 
+#[test]
+fn a_message_id_without_room_for_its_parts_ids_is_invalid_input() {
+    let wa = whatsapp_stub();
+    let h = host(vec![wa.clone()], ChannelPolicy::default());
+    let conversation = h.whatsapp_contact("wamid.IN1");
+    // A valid UUID v7 whose random low 62 bits are all ones: part 2's id would wrap below it.
+    let (hi, lo) = h.engine.new_message_id().0.as_u64_pair();
+    let id = MessageId(uuid::Uuid::from_u64_pair(hi, lo | ((1 << 62) - 1)));
+    let r = h.send(conversation, reply("Your refund is approved").with_message_id(id));
+    assert!(matches!(r, Err(Error::InvalidInput { field: "message_id", .. })), "{r:?}");
+    assert_eq!((wa.attempts(), h.outbound(conversation).len()), (0, 0), "nothing sent, nothing recorded");
+}
+
 /// Passes sends to a stub, failing the `fail_at`-th call (1-based) once.
 #[derive(Debug)]
 struct FailsOnce {

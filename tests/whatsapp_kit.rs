@@ -590,6 +590,46 @@ fn what_whatsapp_cannot_carry_is_refused() {
 }
 
 #[test]
+fn what_whatsapp_refuses_as_empty_or_ambiguous_is_invalid_input() {
+    let option = |id: &str, title: &str| ChoiceOption { id: id.into(), title: title.into(), description: None };
+    let choices =
+        |body: &str, options: Vec<ChoiceOption>| Content::Choices { body: body.into(), options, selected: None };
+    let image = |url: &str| Content::Media {
+        media: MediaKind::Image,
+        url: url.into(),
+        mime_type: None,
+        caption: None,
+        filename: None,
+    };
+    let template = |name: &str, language: &str| Content::Template {
+        name: name.into(),
+        language: language.into(),
+        parameters: vec![],
+    };
+    for (content, field) in [
+        (Content::text(""), "content.body"),
+        (Content::text("   "), "content.body"),
+        (image(""), "content.url"),
+        (choices("Pick", vec![option("a", "Yes"), option("b", "Yes")]), "content.options.title"),
+        (choices("Pick", vec![option("a", "")]), "content.options.title"),
+        (choices("Pick", vec![option("", "Yes")]), "content.options.id"),
+        (choices("", vec![option("a", "Yes")]), "content.body"),
+        (template("", "en"), "content.name"),
+        (template("order_update", ""), "content.language"),
+    ] {
+        match send_message(&ada(), &content, &SendOptions::default()) {
+            Err(Error::InvalidInput { field: f, .. }) if f == field => {}
+            other => panic!("{content:?}: expected invalid {field}, got {other:?}"),
+        }
+    }
+    // Distinct titles are fine.
+    assert!(
+        send_message(&ada(), &choices("Pick", vec![option("a", "Yes"), option("b", "No")]), &SendOptions::default())
+            .is_ok()
+    );
+}
+
+#[test]
 fn mark_read_builds_the_read_receipt_with_optional_typing() {
     assert_eq!(
         mark_read("wamid.TEST0001", false),

@@ -339,9 +339,15 @@ unsafe fn text<'a>(ptr: *const c_char, argument: &str) -> Result<&'a str, Failur
 /// Parses a JSON argument: text that is not JSON is `InvalidJson`, JSON of the wrong shape or
 /// with a bad value is `InvalidInput`.
 fn parse<T: DeserializeOwned>(json: &str, argument: &str) -> Result<T, Failure> {
+    let not_json = |e: serde_json::Error| Failure::new(TpStatus::InvalidJson, format!("`{argument}` is not JSON: {e}"));
     serde_json::from_str(json).map_err(|e| match e.classify() {
-        serde_json::error::Category::Data => Failure::new(TpStatus::InvalidInput, format!("`{argument}`: {e}")),
-        _ => Failure::new(TpStatus::InvalidJson, format!("`{argument}` is not JSON: {e}")),
+        // A shape error can come before a syntax error further on (`{"nope":1` is both): the
+        // text must be JSON as a whole before its shape is what is wrong.
+        serde_json::error::Category::Data => match serde_json::from_str::<serde::de::IgnoredAny>(json) {
+            Err(syntax) => not_json(syntax),
+            Ok(_) => Failure::new(TpStatus::InvalidInput, format!("`{argument}`: {e}")),
+        },
+        _ => not_json(e),
     })
 }
 

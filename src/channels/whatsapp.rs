@@ -1159,6 +1159,14 @@ fn too_long(field: &'static str, value: &str, max: usize) -> Result<()> {
     Ok(())
 }
 
+/// `value` must hold something besides spaces, and at most `max` characters.
+fn required(field: &'static str, value: &str, max: usize) -> Result<()> {
+    if value.trim().is_empty() {
+        return Err(Error::invalid(field, "must not be empty; WhatsApp refuses it"));
+    }
+    too_long(field, value, max)
+}
+
 /// The JSON body of `POST /{phone_number_id}/messages` that sends `content` to `to`.
 ///
 /// `to` is the customer's phone number ([`Address::Phone`], any spelling with the country
@@ -1213,7 +1221,7 @@ pub fn send_message(to: &Address, content: &Content, options: &SendOptions) -> R
     }
     let (kind, object) = match content {
         Content::Text { body: text } => {
-            too_long("content.body", text, 4096)?;
+            required("content.body", text, 4096)?;
             ("text", json!({ "preview_url": options.preview_url, "body": text }))
         }
         Content::Media { media, url, caption, filename, .. } => {
@@ -1224,6 +1232,7 @@ pub fn send_message(to: &Address, content: &Content, options: &SendOptions) -> R
                 MediaKind::Document => "document",
                 MediaKind::Sticker => "sticker",
             };
+            required("content.url", url, 2048)?;
             let mut object = serde_json::Map::new();
             match media_id(url) {
                 Some(id) => object.insert("id".into(), json!(id)),
@@ -1253,6 +1262,8 @@ pub fn send_message(to: &Address, content: &Content, options: &SendOptions) -> R
         }
         Content::Choices { body: text, options: choices, .. } => ("interactive", interactive(text, choices, options)?),
         Content::Template { name, language, parameters } => {
+            required("content.name", name, 512)?;
+            required("content.language", language, 16)?;
             let mut template = json!({ "name": name, "language": { "code": language } });
             if !parameters.is_empty() {
                 let params: Vec<Value> = parameters.iter().map(|p| json!({ "type": "text", "text": p })).collect();
@@ -1286,10 +1297,22 @@ fn interactive(text: &str, choices: &[ChoiceOption], options: &SendOptions) -> R
     if choices.is_empty() {
         return Err(Error::invalid("content.options", "a choice needs at least one option"));
     }
-    too_long("content.body", text, 1024)?;
+    required("content.body", text, 1024)?;
+    for c in choices {
+        required("content.options.id", &c.id, 256)?;
+        required("content.options.title", &c.title, 24)?;
+    }
     let as_buttons =
         choices.len() <= 3 && choices.iter().all(|c| c.description.is_none() && c.title.chars().count() <= 20);
     if as_buttons {
+        // WhatsApp tells reply buttons apart by their titles.
+        if let Some((i, c)) = choices.iter().enumerate().find(|(i, c)| choices[..*i].iter().any(|o| o.title == c.title))
+        {
+            return Err(Error::invalid(
+                "content.options.title",
+                format!("option {i} repeats the title {:?}; WhatsApp reply buttons need different titles", c.title),
+            ));
+        }
         let buttons: Vec<Value> = choices
             .iter()
             .map(|c| {

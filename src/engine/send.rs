@@ -456,6 +456,15 @@ impl Engine {
                 "must be a UUID v7 (time-ordered, as Engine::new_message_id gives)",
             ));
         }
+        // The parts' ids count up from it in its low 62 bits: they must not wrap.
+        if let Some(id) = request.message_id
+            && part_id(id, MAX_PARTS - 1) < id
+        {
+            return Err(Error::invalid(
+                "message_id",
+                "leaves no room for the ids of its parts (its random low bits are nearly all ones); take one from Engine::new_message_id",
+            ));
+        }
         Ok(())
     }
 
