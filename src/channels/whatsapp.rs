@@ -1313,13 +1313,8 @@ fn interactive(text: &str, choices: &[ChoiceOption], options: &SendOptions) -> R
                 format!("option {i} repeats the title {:?}; WhatsApp reply buttons need different titles", c.title),
             ));
         }
-        let buttons: Vec<Value> = choices
-            .iter()
-            .map(|c| {
-                too_long("content.options.id", &c.id, 256)?;
-                Ok(json!({ "type": "reply", "reply": { "id": c.id, "title": c.title } }))
-            })
-            .collect::<Result<_>>()?;
+        let buttons: Vec<Value> =
+            choices.iter().map(|c| json!({ "type": "reply", "reply": { "id": c.id, "title": c.title } })).collect();
         return Ok(json!({ "type": "button", "body": { "text": text }, "action": { "buttons": buttons } }));
     }
     if choices.len() > 10 {
@@ -1336,7 +1331,6 @@ fn interactive(text: &str, choices: &[ChoiceOption], options: &SendOptions) -> R
         .iter()
         .map(|c| {
             too_long("content.options.id", &c.id, 200)?;
-            too_long("content.options.title", &c.title, 24)?;
             let mut row = json!({ "id": c.id, "title": c.title });
             if let Some(d) = &c.description {
                 too_long("content.options.description", d, 72)?;

@@ -320,10 +320,6 @@ impl Engine {
     pub async fn ingest(&self, tenant: &TenantId, mut msg: InboundMessage) -> Result<IngestOutcome> {
         validate_inbound(&msg, &self.inner.config.limits)?;
         msg.external_id = provider_id(&msg.channel, &msg.external_id).to_owned();
-        if msg.external_id.trim().is_empty() {
-            // An email Message-ID of nothing but angle brackets (`<>`): no id to dedupe on.
-            return Err(Error::invalid("external_id", "names no message once its angle brackets are removed"));
-        }
         let address = self.inner.normalizer.address(&msg.sender)?;
         let claims = msg
             .claims
@@ -602,7 +598,9 @@ pub(crate) fn check_channel(channel: &ChannelKind) -> Result<()> {
 }
 
 fn validate_inbound(msg: &InboundMessage, limits: &ContentLimits) -> Result<()> {
-    let x = &msg.external_id;
+    // Checked as it is stored: an email Message-ID without its angle brackets (`<>` names
+    // nothing, and an empty id would make every such mail a duplicate of the first).
+    let x = provider_id(&msg.channel, &msg.external_id);
     if x.trim().is_empty() || x.len() > 512 || x.chars().any(char::is_control) {
         return Err(Error::invalid("external_id", "must be 1 to 512 bytes without control characters"));
     }

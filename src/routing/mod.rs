@@ -743,23 +743,15 @@ impl Router {
             .cloned()
             .ok_or_else(|| Error::invalid("agent.presence.status", format!("unknown presence status {name:?}")))?;
         let offline = status.offline;
-        // The presence the agent had, if it is known: a change of status through an upsert is
-        // a presence change like `set_presence`'s (event, offline policy).
-        let before = s
-            .agent_ids
-            .get(&agent.id)
-            .and_then(|a| s.agents.get(*a as usize))
-            .and_then(Option::as_ref)
-            .map(|slot| (slot.agent.presence.status.clone(), slot.status.offline));
-        let a = s.upsert_agent(agent, status, now);
-        if let Some((old_name, _)) = &before
-            && *old_name != name
-        {
+        // A known agent's change of presence through an upsert is a presence change like
+        // `set_presence`'s: an event, and the offline policy when it goes offline.
+        let (a, was_offline) = s.upsert_agent(agent, status, now);
+        if was_offline.is_some() {
             let agent = s.agent_id(a);
             s.events.push(RoutingEvent::PresenceChanged { agent, status: name });
         }
-        match (offline, before) {
-            (true, Some((_, false))) => s.went_offline(a, now),
+        match (offline, was_offline) {
+            (true, Some(false)) => s.went_offline(a, now),
             (true, _) => s.rescind_offers_of(a, now),
             (false, _) => s.freed.push(a),
         }

@@ -1309,7 +1309,9 @@ impl State {
 
     // ----- agents
 
-    pub fn upsert_agent(&mut self, agent: Agent, status: PresenceStatus, now: DateTime<Utc>) -> u32 {
+    /// Adds or updates agent `a`. Answers its slot and, for a known agent whose presence (status
+    /// name or what it allows) changed, whether it was offline before.
+    pub fn upsert_agent(&mut self, agent: Agent, status: PresenceStatus, now: DateTime<Utc>) -> (u32, Option<bool>) {
         for ch in agent.capacity.channels.keys().chain(agent.capacity.cost.keys()) {
             self.chan_of(ch);
         }
@@ -1321,20 +1323,21 @@ impl State {
         // that was removed never matches the agent that takes over its slot.
         let presence_gen = self.next_seq();
         if let Some(&a) = self.agent_ids.get(&agent.id) {
-            let (old_profile, was_in) = {
+            let (old_profile, was_in, presence_changed) = {
                 let slot = self.agents[a as usize].as_mut().expect("agent slot");
                 let was_in = !slot.status.offline;
                 let old = slot.profile;
                 // A new generation only when the presence changes: updating an offline agent's
                 // skills must not cancel the grace timer its going offline set.
-                if slot.agent.presence.status != agent.presence.status || slot.status != status {
+                let changed = slot.agent.presence.status != agent.presence.status || slot.status != status;
+                if changed {
                     slot.presence_gen = presence_gen;
                 }
                 slot.agent = agent;
                 slot.sync_chans(&self.channels);
                 slot.profile = profile;
                 slot.status = status;
-                (old, was_in)
+                (old, was_in, changed)
             };
             self.profile_agents[old_profile] = self.profile_agents[old_profile].saturating_sub(1);
             self.profile_agents[profile] += 1;
@@ -1345,7 +1348,7 @@ impl State {
                 self.signed_in[profile] += 1;
             }
             self.reindex(a);
-            return a;
+            return (a, presence_changed.then_some(!was_in));
         }
         let reg = self.next_seq();
         let signed = !status.offline;
@@ -1383,7 +1386,7 @@ impl State {
             self.signed_in[profile] += 1;
         }
         self.reindex(a);
-        a
+        (a, None)
     }
 
     pub fn drop_agent(&mut self, a: u32) {
