@@ -2,7 +2,6 @@
 //! customer; after erasure the store holds nothing personal about them, other customers are
 //! untouched, and the same address starts afresh.
 
-use chrono::{DateTime, TimeZone, Utc};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -15,25 +14,8 @@ use touchpoint::privacy::CustomerExport;
 use touchpoint::store::{ChangeSet, Committed, InMemoryStore, LinkKey, MessageQuery, Store, ThreadKey};
 use touchpoint::{CustomerPatch, Engine, Error, IngestOutcome, OutboundMessage, SurvivorRule};
 
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()
-}
-
-fn run<F: std::future::Future>(f: F) -> F::Output {
-    futures::executor::block_on(f)
-}
-
-fn canonical(v: &Value) -> Value {
-    match v {
-        Value::Array(items) => {
-            let mut items: Vec<Value> = items.iter().map(canonical).collect();
-            items.sort_by_cached_key(|i| i.to_string());
-            Value::Array(items)
-        }
-        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), canonical(v))).collect()),
-        other => other.clone(),
-    }
-}
+mod common;
+use common::{canonical, run, t0};
 
 /// Personal data of Ana that must be gone after her erasure (raw and normalised spellings).
 const ANA_PII: &[&str] = &[

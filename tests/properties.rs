@@ -1,10 +1,8 @@
 //! Property tests of the ingest invariants: idempotent delivery under retries and reordering,
 //! forward-only delivery state, and "bad input gives a typed error and changes nothing".
 
-use chrono::{DateTime, TimeZone, Utc};
 use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
-use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use touchpoint::clock::ManualClock;
@@ -13,9 +11,8 @@ use touchpoint::model::*;
 use touchpoint::store::InMemoryStore;
 use touchpoint::{Engine, Error, OutboundMessage};
 
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()
-}
+mod common;
+use common::{canonical, t0};
 
 fn engine() -> (Engine, InMemoryStore) {
     let store = InMemoryStore::new();
@@ -31,20 +28,6 @@ fn tenant() -> TenantId {
 fn config(cases: u32) -> ProptestConfig {
     // No regression files: this suite must not write outside its own test file.
     ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
-}
-
-/// Sorts every array (by its JSON text) so that two dumps of the same data compare equal
-/// whatever the iteration order of the store's hash maps.
-fn canonical(v: &Value) -> Value {
-    match v {
-        Value::Array(items) => {
-            let mut items: Vec<Value> = items.iter().map(canonical).collect();
-            items.sort_by_cached_key(|i| i.to_string());
-            Value::Array(items)
-        }
-        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), canonical(v))).collect()),
-        other => other.clone(),
-    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -1,7 +1,6 @@
 //! No read or write crosses a tenant: every engine call made under tenant A with tenant B's ids
 //! is `NotFound` and leaves B's data exactly as it was; B's events never reach A's stream.
 
-use chrono::{DateTime, TimeZone, Utc};
 use futures::{FutureExt, StreamExt};
 use serde_json::Value;
 use std::collections::HashSet;
@@ -13,26 +12,8 @@ use touchpoint::model::*;
 use touchpoint::store::InMemoryStore;
 use touchpoint::{ConversationPatch, CustomerPatch, Engine, Error, IngestOutcome, OutboundMessage, SurvivorRule};
 
-fn t0() -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()
-}
-
-fn run<F: std::future::Future>(f: F) -> F::Output {
-    futures::executor::block_on(f)
-}
-
-/// Sorts arrays so that dumps compare independently of hash-map iteration order.
-fn canonical(v: &Value) -> Value {
-    match v {
-        Value::Array(items) => {
-            let mut items: Vec<Value> = items.iter().map(canonical).collect();
-            items.sort_by_cached_key(|i| i.to_string());
-            Value::Array(items)
-        }
-        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), canonical(v))).collect()),
-        other => other.clone(),
-    }
-}
+mod common;
+use common::{canonical, run, t0};
 
 struct World {
     engine: Engine,

@@ -24,6 +24,21 @@ pub fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()
 }
 
+/// Sorts every array (by its JSON text) so that two dumps of the same data compare equal
+/// whatever the iteration order of the store's hash maps.
+pub fn canonical(v: &serde_json::Value) -> serde_json::Value {
+    use serde_json::Value;
+    match v {
+        Value::Array(items) => {
+            let mut items: Vec<Value> = items.iter().map(canonical).collect();
+            items.sort_by_cached_key(|i| i.to_string());
+            Value::Array(items)
+        }
+        Value::Object(map) => Value::Object(map.iter().map(|(k, v)| (k.clone(), canonical(v))).collect()),
+        other => other.clone(),
+    }
+}
+
 /// An engine with a manual clock over an in-memory store we can inspect.
 pub struct Harness {
     pub engine: Engine,
