@@ -370,6 +370,11 @@ fn html_to_text_rules() {
     for (input, expected) in cases {
         assert_eq!(html_to_text(input), expected, "{input:?}");
     }
+    // Entities are looked for within a few bytes of each `&`: a long text of bare `&` (or of
+    // `&` with a `;` far away) converts in one pass, keeping every `&`.
+    let ampersands = "&".repeat(1 << 20);
+    assert_eq!(html_to_text(&ampersands), ampersands);
+    assert_eq!(html_to_text("&ampxxxxxxxxxxxxxx; &amp;"), "&ampxxxxxxxxxxxxxx; &");
 }
 
 // ---------------------------------------------------------------------------------------------

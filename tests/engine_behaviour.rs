@@ -973,6 +973,13 @@ fn delivery_state_only_moves_forward() {
     assert!(matches!(unknown, Err(Error::NotFound { .. })), "{unknown:?}");
     let wrong_channel = run(h.engine.update_delivery(&h.tenant, &ChannelKind::Sms, "wamid.a", DeliveryState::Read));
     assert!(matches!(wrong_channel, Err(Error::NotFound { .. })), "{wrong_channel:?}");
+
+    // Receipts are about what we sent: one naming the customer's own message (a forged bounce
+    // quoting its id, say) is not found and changes nothing.
+    let before = h.dump();
+    let failed_inbound = run(h.engine.update_delivery(&h.tenant, &ChannelKind::WhatsApp, "wamid.in", failed()));
+    assert!(matches!(failed_inbound, Err(Error::NotFound { .. })), "{failed_inbound:?}");
+    assert_eq!(h.dump(), before);
 }
 
 // =============================================================================================

@@ -192,8 +192,41 @@ fn sharing_ones_own_number_is_a_trusted_phone_claim_a_third_partys_is_not() {
 #[test]
 fn an_edit_names_the_original_and_gets_its_own_id() {
     let mut message = from_ada(42, 1735689800, Content::text("/start order_5522"));
-    message.external_id = format!("{ADA}:42:edit:1735689800");
+    message.external_id = format!("{ADA}:42:edit:500000013");
     assert_eq!(one("edited_message.json"), KitEvent::Edited { original: format!("{ADA}:42"), message });
+}
+
+/// Telegram dates edits and reactions to the second: two changes in the same second are two
+/// updates, and neither may be dropped as the other's duplicate.
+#[test]
+fn two_edits_or_two_reactions_in_one_second_are_both_kept() {
+    let again = |name: &str, update_id: u64, change: &dyn Fn(&mut serde_json::Value)| {
+        let mut body: serde_json::Value = serde_json::from_slice(&fixture(name)).unwrap();
+        body["update_id"] = json!(update_id);
+        change(&mut body);
+        let mut events = kit().parse_update(&serde_json::to_vec(&body).unwrap()).unwrap();
+        match events.remove(0) {
+            KitEvent::Edited { message, .. } | KitEvent::Message(message) => message,
+            other => panic!("{other:?}"),
+        }
+    };
+    let first_edit = again("edited_message.json", 600, &|_| {});
+    let second_edit = again("edited_message.json", 601, &|b| b["edited_message"]["text"] = json!("order 5512"));
+    let first_reaction = again("reaction.json", 700, &|_| {});
+    let second_reaction = again("reaction.json", 701, &|b| {
+        b["message_reaction"]["new_reaction"] = json!([{ "type": "emoji", "emoji": "👎" }])
+    });
+    assert_eq!(first_edit.sent_at, second_edit.sent_at);
+    assert_eq!(first_reaction.sent_at, second_reaction.sent_at);
+
+    let engine = touchpoint::Engine::builder(std::sync::Arc::new(touchpoint::store::InMemoryStore::new())).build();
+    let tenant = TenantId::new("t").unwrap();
+    for m in [first_edit, second_edit, first_reaction, second_reaction] {
+        let outcome = futures::executor::block_on(engine.ingest(&tenant, m.clone())).unwrap();
+        assert!(!outcome.duplicate, "{} was taken for a duplicate", m.external_id);
+        // The same update delivered again is still one message.
+        assert!(futures::executor::block_on(engine.ingest(&tenant, m)).unwrap().duplicate);
+    }
 }
 
 #[test]
@@ -206,12 +239,12 @@ fn forum_topics_are_their_own_thread() {
 
 #[test]
 fn reactions_reply_to_the_reacted_message() {
-    let reaction = |secs: i64, content| {
+    let reaction = |secs: i64, update: u64, content| {
         InboundMessage::new(
             ChannelKind::Telegram,
             EndpointId::new(BOT).unwrap(),
             Address::platform(BOT, ADA),
-            format!("reaction:{ADA}:43:{ADA}:{secs}"),
+            format!("reaction:{ADA}:43:{ADA}:{update}"),
             content,
         )
         .with_sent_at(at(secs))
@@ -222,8 +255,14 @@ fn reactions_reply_to_the_reacted_message() {
             ..ThreadHints::default()
         })
     };
-    assert_eq!(one("reaction.json"), KitEvent::Message(reaction(1735689820, system("reaction", Some("👍")))));
-    assert_eq!(one("reaction_removed.json"), KitEvent::Message(reaction(1735689830, system("reaction_removed", None))));
+    assert_eq!(
+        one("reaction.json"),
+        KitEvent::Message(reaction(1735689820, 500000015, system("reaction", Some("👍"))))
+    );
+    assert_eq!(
+        one("reaction_removed.json"),
+        KitEvent::Message(reaction(1735689830, 500000016, system("reaction_removed", None)))
+    );
 }
 
 #[test]

@@ -238,6 +238,32 @@ fn malformed_incoming_messages_are_typed_errors() {
     }
 }
 
+/// A display name is shown, not trusted: a tab, a newline or too many bytes in it must not
+/// make the engine refuse the customer's message.
+#[test]
+fn odd_display_names_are_cleaned_not_passed_on() {
+    let long = "Ada".repeat(200);
+    for (name, expected) in [
+        ("Ada%09Lovelace", Some("AdaLovelace".to_owned())),
+        ("%20%0A", None),
+        (long.as_str(), Some(long[..256].to_owned())),
+    ] {
+        let body =
+            format!("MessageSid=SM00000000000000000000000000000001&From=%2B447700900123&Body=hi&ProfileName={name}");
+        let parsed = parse_message(body.as_bytes(), &sms_endpoint()).unwrap();
+        let message = parsed.inbound[0].clone();
+        assert_eq!(message.sender_name, expected, "{name}");
+        let h = Harness::new();
+        run(h.engine.ingest(&h.tenant, message)).unwrap();
+    }
+    let call = "CallSid=CA00000000000000000000000000000001&From=%2B447700900123&To=%2B442071838750\
+                &CallStatus=ringing&Direction=inbound&CallerName=ADA%0ALOVELACE";
+    let call = VoiceRequest::parse(call.as_bytes()).unwrap();
+    assert_eq!(call.caller_name.as_deref(), Some("ADALOVELACE"));
+    let h = Harness::new();
+    run(h.engine.ingest(&h.tenant, call.to_inbound(&voice_endpoint()).unwrap())).unwrap();
+}
+
 #[test]
 fn unknown_parameters_are_ignored() {
     let body = b"MessageSid=SM00000000000000000000000000000001&From=%2B447700900123&Body=hi&BrandNewParam=%F0%9F%A6%80";
@@ -309,6 +335,8 @@ fn whatsapp_read_receipt_is_on_the_whatsapp_channel() {
 fn other_documented_statuses_map_as_documented() {
     assert_eq!(message_status("accepted", None).unwrap(), DeliveryState::Pending);
     assert_eq!(message_status("scheduled", None).unwrap(), DeliveryState::Pending);
+    // Some parts reached the handset: sent on, not delivered as a whole (and not lost).
+    assert_eq!(message_status("partially_delivered", None).unwrap(), DeliveryState::Sent);
     assert_eq!(
         message_status("canceled", None).unwrap(),
         DeliveryState::Failed { code: None, reason: "the scheduled message was canceled".into() }
@@ -431,6 +459,10 @@ fn gather_result_carries_digits_speech_and_confidence() {
     // A named step gives the host control over the key.
     assert_eq!(call.to_inbound_at_step(&voice_endpoint(), "menu").unwrap().external_id, format!("{CALL}:menu"));
     assert!(call.to_inbound_at_step(&voice_endpoint(), " ").is_err());
+    // `Digits=hangup`: the caller hung up at a `<Record>` instead of pressing a key.
+    let hung_up = String::from_utf8(fixture("voice_gather.txt")).unwrap().replace("Digits=2", "Digits=hangup");
+    let hung_up = VoiceRequest::parse(hung_up.as_bytes()).unwrap();
+    assert_eq!(hung_up.digits, None);
 }
 
 #[test]

@@ -784,7 +784,9 @@ pub fn html_to_text(html: &str) -> String {
                 }
             }
             '&' => {
-                let entity = rest[1..].find(';').filter(|n| *n <= 10).map(|n| &rest[1..1 + n]);
+                // Entities are short: look for the `;` in the next 11 bytes only, so a long run of `&`
+                // stays linear.
+                let entity = rest.as_bytes()[1..].iter().take(11).position(|b| *b == b';').map(|n| &rest[1..1 + n]);
                 match entity.and_then(decode_entity) {
                     Some(decoded) => {
                         w.text(decoded);

@@ -91,6 +91,31 @@ impl DeliveryReceipt {
     }
 }
 
+#[cfg(any(feature = "whatsapp", feature = "telegram", feature = "twilio", feature = "webchat"))]
+/// Removes control characters and cuts to at most `max` bytes on a character boundary: display
+/// names are shown, not trusted, and must not fail a whole webhook.
+pub(crate) fn display_name(raw: &str, max: usize) -> Option<String> {
+    // A name that starts and ends with a visible ASCII character has nothing to trim.
+    let trimmed = match raw.as_bytes() {
+        [first, .., last] if first.is_ascii_graphic() && last.is_ascii_graphic() => raw,
+        _ => raw.trim(),
+    };
+    // The common case, a short name without control characters, is the trimmed name itself
+    // (bytes 0xC2 may start a C1 control character: those take the careful path).
+    if trimmed.len() <= max && trimmed.bytes().all(|b| b >= 0x20 && b != 0x7f && b != 0xc2) {
+        return (!trimmed.is_empty()).then(|| trimmed.to_owned());
+    }
+    let mut out = String::with_capacity(raw.len().min(max));
+    for c in raw.trim().chars().filter(|c| !c.is_control()) {
+        if out.len() + c.len_utf8() > max {
+            break;
+        }
+        out.push(c);
+    }
+    let out = out.trim_end().to_owned();
+    (!out.is_empty()).then_some(out)
+}
+
 /// The kind of media a MIME type names (`image/*`, `video/*`, `audio/*`; anything else is a
 /// document).
 #[cfg(any(feature = "twilio", feature = "webchat"))]

@@ -11,7 +11,7 @@
 //! | `message` with `location` / `venue` | `Message` with [`Content::Location`] |
 //! | `message` with `contact` | `Message` with [`Content::Contact`]; when the customer shares **their own** number (`contact.user_id == from.id`, the "share my phone" button) it is also a carrier-asserted [`CustomerKey::Phone`] claim |
 //! | `message` with `poll`, `dice`, `game`, `story`, `invoice` | `Message` with [`Content::System`] `unsupported` |
-//! | `edited_message` | `Edited`, sent at the `edit_date`, id `<chat id>:<message id>:edit:<edit_date>` |
+//! | `edited_message` | `Edited`, sent at the `edit_date`, id `<chat id>:<message id>:edit:<update_id>` (edits are dated to the second, so two edits in one second still differ) |
 //! | `callback_query` (inline button pressed) | `ButtonPressed` with [`Content::Choices`] — the keyboard's buttons as options, the pressed `callback_data` as `selected` |
 //! | `message_reaction` | `Message` with [`Content::System`] `reaction` / `reaction_removed` |
 //! | service messages, bots, channel posts, polls, member updates, … | `Skipped` |
@@ -103,16 +103,15 @@ impl TelegramKit {
         let event = if let Some(m) = update.message {
             self.message(m, &|r| format!("message{r}"), None)?
         } else if let Some(m) = update.edited_message {
-            let edit_date = m.edit_date.map_or(m.date.0, |d| d.0).timestamp();
             let original = format!("{}:{}", m.chat.id, m.message_id);
-            match self.message(m, &|r| format!("edited_message{r}"), Some(edit_date))? {
+            match self.message(m, &|r| format!("edited_message{r}"), Some(update.update_id))? {
                 KitEvent::Message(message) => KitEvent::Edited { original, message },
                 other => other,
             }
         } else if let Some(q) = update.callback_query {
             self.callback(q)?
         } else if let Some(r) = update.message_reaction {
-            self.reaction(r)?
+            self.reaction(r, update.update_id)?
         } else {
             KitEvent::Skipped { kind: format!("telegram.{}", update.other_kind()) }
         };
@@ -130,13 +129,14 @@ impl TelegramKit {
             Some(last) => format!("{} {last}", user.first_name),
             None => user.first_name.clone(),
         };
-        if let Some(name) = json::display_name(&name, 256) {
+        if let Some(name) = super::display_name(&name, 256) {
             msg = msg.with_sender_name(name);
         }
         msg
     }
 
-    fn message(&self, m: Message, path: &dyn Fn(&str) -> String, edit_date: Option<i64>) -> Result<KitEvent> {
+    /// `edit`: the update id of an `edited_message`, which tells its edits apart.
+    fn message(&self, m: Message, path: &dyn Fn(&str) -> String, edit: Option<i64>) -> Result<KitEvent> {
         let Some(from) = &m.from else {
             return Ok(KitEvent::Skipped { kind: "telegram.anonymous_message".into() });
         };
@@ -147,8 +147,8 @@ impl TelegramKit {
             return Ok(KitEvent::Skipped { kind: "telegram.service_message".into() });
         };
         json::check_content(FIELD, || path(""), &content)?;
-        let id = match edit_date {
-            Some(at) => format!("{}:{}:edit:{at}", m.chat.id, m.message_id),
+        let id = match edit {
+            Some(update) => format!("{}:{}:edit:{update}", m.chat.id, m.message_id),
             None => format!("{}:{}", m.chat.id, m.message_id),
         };
         let thread = ThreadHints {
@@ -156,7 +156,7 @@ impl TelegramKit {
             in_reply_to: m.reply_to_message.as_ref().map(|r| format!("{}:{}", m.chat.id, r.message_id)),
             ..ThreadHints::default()
         };
-        let sent_at = m.edit_date.filter(|_| edit_date.is_some()).map_or(m.date.0, |d| d.0);
+        let sent_at = m.edit_date.filter(|_| edit.is_some()).map_or(m.date.0, |d| d.0);
         let mut msg = self.inbound(from, id, content, thread).with_sent_at(sent_at);
         if let Some(c) = &m.contact
             && c.user_id == Some(from.id)
@@ -210,7 +210,7 @@ impl TelegramKit {
         Ok(KitEvent::ButtonPressed { query_id: q.id, message })
     }
 
-    fn reaction(&self, r: MessageReaction) -> Result<KitEvent> {
+    fn reaction(&self, r: MessageReaction, update_id: i64) -> Result<KitEvent> {
         let Some(user) = &r.user else {
             return Ok(KitEvent::Skipped { kind: "telegram.message_reaction.anonymous".into() });
         };
@@ -235,7 +235,8 @@ impl TelegramKit {
             in_reply_to: Some(target.clone()),
             ..ThreadHints::default()
         };
-        let id = format!("reaction:{target}:{}:{}", user.id, r.date.0.timestamp());
+        // Reactions are dated to the second: the update id tells two changes in one second apart.
+        let id = format!("reaction:{target}:{}:{update_id}", user.id);
         Ok(KitEvent::Message(self.inbound(user, id, content, thread).with_sent_at(r.date.0)))
     }
 }
@@ -326,8 +327,7 @@ fn content(m: &Message, path: &dyn Fn(&str) -> String) -> Result<Option<Content>
 
 #[derive(Deserialize)]
 struct Update {
-    /// Required by the Bot API; read only to reject bodies that are not updates.
-    #[allow(dead_code)]
+    /// Required by the Bot API; tells edits and reactions apart (see the module docs).
     update_id: i64,
     #[serde(default)]
     message: Option<Message>,

@@ -196,7 +196,7 @@ fn message_from_form(form: &Form, endpoint: &EndpointId) -> Result<TwilioMessage
     if items.is_empty() {
         return Err(Error::invalid("Body", "the message has no text, media or location"));
     }
-    let sender_name = form.get_nonempty("ProfileName").map(|n| n.trim().to_owned());
+    let sender_name = form.get("ProfileName").and_then(|n| super::display_name(n, 256));
     let inbound = items
         .into_iter()
         .enumerate()
@@ -275,6 +275,8 @@ pub fn message_status(status: &str, error_code: Option<&str>) -> Result<Delivery
     Ok(match status {
         "accepted" | "scheduled" | "queued" | "sending" => DeliveryState::Pending,
         "sent" => DeliveryState::Sent,
+        // Some parts reached the handset, not all of them: not yet delivered as a whole.
+        "partially_delivered" => DeliveryState::Sent,
         "delivered" => DeliveryState::Delivered,
         "read" => DeliveryState::Read,
         "failed" => failed("Twilio could not send the message"),
@@ -528,7 +530,8 @@ impl VoiceRequest {
                 return Err(Error::invalid("Direction", format!("unknown call direction {shown:?}")));
             }
         };
-        let digits = form.get_nonempty("Digits").map(|d| d.trim().to_owned());
+        // `hangup`: the caller hung up instead of pressing a key (a `<Record>` action).
+        let digits = form.get_nonempty("Digits").map(str::trim).filter(|d| *d != "hangup").map(str::to_owned);
         if let Some(d) = &digits
             && (d.len() > 64 || !d.bytes().all(|b| b.is_ascii_digit() || b == b'*' || b == b'#'))
         {
@@ -552,7 +555,7 @@ impl VoiceRequest {
             to: form.require("To")?.trim().to_owned(),
             status: CallStatus::parse(form.require("CallStatus")?)?,
             direction,
-            caller_name: form.get_nonempty("CallerName").map(|n| n.trim().to_owned()),
+            caller_name: form.get("CallerName").and_then(|n| super::display_name(n, 256)),
             duration_secs: form
                 .get_nonempty("CallDuration")
                 .map(|d| d.trim().parse().map_err(|_| Error::invalid("CallDuration", "is not a number of seconds")))

@@ -167,18 +167,6 @@ fn hex_decode(hex: &str) -> Option<Vec<u8>> {
     bytes.chunks(2).map(|pair| Some(digit(*pair.first()?)? << 4 | digit(*pair.get(1)?)?)).collect()
 }
 
-/// A display name without control characters, at most 256 bytes (cut at a character boundary).
-fn display_name(raw: &str) -> String {
-    let mut out = String::new();
-    for c in raw.trim().chars().filter(|c| !c.is_control()) {
-        if out.len() + c.len_utf8() > 256 {
-            break;
-        }
-        out.push(c);
-    }
-    out
-}
-
 fn bounded(field: &'static str, value: &str, max: usize) -> Result<String> {
     let v = value.trim();
     if v.is_empty() || v.len() > max || v.chars().any(char::is_control) {
@@ -468,7 +456,7 @@ impl WebChatWidget {
                         None => return Err(Error::invalid("message.text", "a message needs text or an attachment")),
                     }
                 }
-                let name = visitor.name.as_deref().map(display_name).filter(|n| !n.is_empty());
+                let name = visitor.name.as_deref().and_then(|n| super::display_name(n, 256));
                 // A malformed typed email is left out rather than failing the visitor's message.
                 let email = visitor.email.as_deref().map(str::trim).filter(|e| normalize_email(e).is_ok());
                 let thread = ThreadHints { provider_thread_id: conversation_id.clone(), ..ThreadHints::default() };

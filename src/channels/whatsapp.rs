@@ -264,7 +264,7 @@ impl Ctx<'_, '_> {
             (None, None) => return Err(json::at(FIELD, &path(".from"), "missing: the message names no sender")),
         };
         let name = contact.and_then(|c| c.profile.as_ref()).and_then(|p| p.name.as_deref());
-        let name = name.and_then(|n| json::display_name(n, 256));
+        let name = name.and_then(|n| super::display_name(n, 256));
         let mut thread = ThreadHints::default();
         if let Some(reply_to) = m.context.as_ref().and_then(|c| nonempty(&c.id)) {
             json::check_id(FIELD, || path(".context.id"), reply_to)?;

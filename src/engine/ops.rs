@@ -334,8 +334,10 @@ impl Engine {
         Ok(message)
     }
 
-    /// Applies a delivery receipt for the message with provider id `external_id` on `channel`.
-    /// Receipts that would move the state backwards (late, duplicated) change nothing.
+    /// Applies a delivery receipt for the outbound message with provider id `external_id` on
+    /// `channel`. Receipts that would move the state backwards (late, duplicated) change nothing.
+    /// Receipts are about what was sent: one naming an inbound message (a forged bounce that
+    /// quotes a customer's Message-ID, say) is not found and changes nothing.
     pub async fn update_delivery(
         &self,
         tenant: &TenantId,
@@ -348,7 +350,8 @@ impl Engine {
                 .store()
                 .message_by_external_id(tenant, channel, super::provider_id(channel, external_id))
                 .await?
-                .ok_or_else(|| Error::not_found("message", format!("{channel}:{external_id}")))?;
+                .filter(|m| m.direction == Direction::Outbound)
+                .ok_or_else(|| Error::not_found("outbound message", format!("{channel}:{external_id}")))?;
             let next = message.delivery.advance(state.clone());
             if next == message.delivery {
                 return Ok(message);
