@@ -8,6 +8,14 @@
 //! * `sqlite_ingest/one_tx_per_message` — the baseline: the same, with `max_batch = 1` (every
 //!   change set its own transaction and fsync).
 //! * `sqlite_ingest/in_memory_store` — the same traffic on the `InMemoryStore`, for scale.
+//! * `sqlite_ingest/sqlite_floor` — what SQLite alone needs for the same traffic on this machine:
+//!   the rows the engine writes for each message (counted by ingesting one first contact and one
+//!   follow-up per channel through a `SqliteStore`; record sizes the averages of the preloaded
+//!   file), written straight through rusqlite on a preloaded file with the store's settings
+//!   (WAL, `synchronous = FULL`, the same page cache and `secure_delete`), `IN_FLIGHT` messages
+//!   a transaction, one thread. No reads, no checks, no JSON encoding, and no checkpoint inside
+//!   the timing (the WAL is copied back between samples), so it is an upper bound of what any
+//!   store writing these rows into SQLite could reach here.
 //!
 //! Traffic: 70 % follow-ups of preloaded customers (WhatsApp, SMS, email; same sender, same
 //! endpoint), 30 % first contacts, every message with a fresh provider id, generated outside the
@@ -33,6 +41,9 @@ use touchpoint::Engine;
 use touchpoint::model::{Address, ChannelKind, Content, EndpointId, InboundMessage, TenantId, ThreadHints};
 use touchpoint::store::sqlite::SqliteOptions;
 use touchpoint::store::{InMemoryStore, SqliteStore, Store};
+
+#[path = "sqlite/floor.rs"]
+mod floor;
 
 #[path = "support/mod.rs"]
 mod support;
@@ -308,6 +319,9 @@ fn main() {
     let memory = InMemoryStore::new();
     preload(&Engine::builder(Arc::new(memory.clone())).build(), &tenant());
     let memory = bench_store(&mut c, "in_memory_store", Arc::new(memory));
+    let floor_db = dir.0.join("floor.db");
+    preloaded_file(&floor_db);
+    let floor = floor::bench(&mut c, &floor_db, &dir.0.join("probe.db"));
     c.final_summary();
 
     eprintln!("\n== summary ({IN_FLIGHT} ingests in flight, WAL, synchronous = FULL, file in the temp dir) ==");
@@ -319,6 +333,13 @@ fn main() {
     if let (Some(g), Some(s)) = (group.rate, single.rate) {
         let verdict = if g >= 20_000.0 { "meets" } else { "MISSES" };
         eprintln!("group commit / one tx per message : {:.1}x; {verdict} target >= 20k messages/s", g / s);
+    }
+    match (group.rate, floor) {
+        (Some(g), Some(f)) => eprintln!(
+            "SQLite floor (the same rows, no reads or checks, one thread): {f:.0} messages/s; group commit reaches {:.0} % of it",
+            100.0 * g / f
+        ),
+        (_, f) => eprintln!("SQLite floor: {}", f.map_or_else(|| "not run".into(), |f| format!("{f:.0} messages/s"))),
     }
     if let (Some(g), Some(m)) = (group.rate, memory.rate) {
         eprintln!("group commit / in-memory store    : {:.2}x", g / m);
