@@ -190,3 +190,43 @@ fn offers_declines_and_expiries_are_recorded_for_the_conversation() {
     // Nobody took it: the conversation still has no agent.
     assert!(!matches!(handler(&engine, &tenant, c), Some(Handler::Agent(_))));
 }
+
+/// One router serves every tenant: a timer of one tenant's item that falls due during another
+/// tenant's call is recorded on the right tenant's conversation, which is routed again when its
+/// customer writes next.
+#[test]
+fn a_timer_that_falls_due_in_another_tenants_call_reaches_its_own_tenant() {
+    use touchpoint::routing::TimeoutAction;
+    let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap();
+    let clock = Arc::new(ManualClock::new(t0));
+    let router = Arc::new(Router::new(RouterConfig::default()));
+    let queue = QueueId::new("default").unwrap();
+    router
+        .upsert_queue(Queue::new(queue.clone()).with_max_wait(chrono::TimeDelta::seconds(60), TimeoutAction::Callback))
+        .unwrap();
+    let engine = Engine::builder(Arc::new(InMemoryStore::new())).clock(clock.clone()).router(router.clone()).build();
+    let (acme, globex) = (TenantId::new("acme").unwrap(), TenantId::new("globex").unwrap());
+
+    // Nobody is signed in: globex's customer waits, and the wait runs out before acme's
+    // customer writes.
+    let waiting = run(engine.ingest(&globex, chat("g1", "g-1"))).unwrap();
+    assert_eq!(handler(&engine, &globex, waiting.conversation), Some(Handler::Queue(queue.clone())));
+    clock.advance(chrono::Duration::seconds(120));
+    run(engine.ingest(&acme, chat("a1", "a-1"))).unwrap();
+
+    assert!(router.item(WorkItemId::from(waiting.conversation)).is_none(), "the router let the item go");
+    assert_eq!(handler(&engine, &globex, waiting.conversation), None, "globex's conversation is told");
+    assert!(
+        routing_events(&engine, &globex)
+            .iter()
+            .any(|(c, change)| *c == waiting.conversation && matches!(change, RoutingChange::TimedOut { .. })),
+        "the time-out is in globex's event log"
+    );
+    assert!(routing_events(&engine, &acme).iter().all(|(c, _)| *c != waiting.conversation));
+
+    // The customer writes again: the conversation needs a handler and is routed again.
+    let again = run(engine.ingest(&globex, chat("g1", "g-2"))).unwrap();
+    assert_eq!(again.conversation, waiting.conversation);
+    assert!(again.routing.is_some(), "routed again");
+    assert_eq!(handler(&engine, &globex, waiting.conversation), Some(Handler::Queue(queue)));
+}

@@ -111,6 +111,10 @@ struct Inner {
     reachable_policy: ChannelPolicy,
     /// Sends under way, by (tenant, message id), so a concurrent retry does not send twice.
     sending: Mutex<HashSet<(TenantId, MessageId)>>,
+    /// The tenant of each conversation this engine handed to the router and the router still
+    /// holds: one router serves every tenant, and a call for one tenant returns the events of
+    /// timers that fell due for the others' items too.
+    routed: Mutex<HashMap<ConversationId, TenantId>>,
 }
 
 impl std::fmt::Debug for Engine {
@@ -191,6 +195,7 @@ impl EngineBuilder {
                 channel_policy,
                 reachable_policy,
                 sending: Mutex::new(HashSet::new()),
+                routed: Mutex::new(HashMap::new()),
             }),
         }
     }

@@ -8,6 +8,7 @@ use crate::model::{ConversationId, Handler, TenantId};
 use crate::routing::{LastAgent, Router, RoutingDecision, RoutingEvent, WorkItem, WorkItemId};
 use crate::{ConversationPatch, Error};
 use chrono::Duration;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// How long a conversation prefers the agent who last handled it (affinity), unless the
@@ -48,9 +49,22 @@ impl Engine {
     pub async fn route_conversation(&self, tenant: &TenantId, conversation: ConversationId) -> Result<RoutingDecision> {
         let router = self.router().ok_or_else(|| Error::Refused("no router is configured for this engine".into()))?;
         let item = self.work_item(tenant, conversation).await?;
-        let decision = router.submit(item, self.now())?;
+        self.routed().insert(conversation, tenant.clone());
+        let decision = match router.submit(item, self.now()) {
+            Ok(decision) => decision,
+            Err(e) => {
+                if router.item(WorkItemId::from(conversation)).is_none() {
+                    self.routed().remove(&conversation);
+                }
+                return Err(e);
+            }
+        };
         self.apply_routing_events(tenant, &decision.events).await?;
         Ok(decision)
+    }
+
+    fn routed(&self) -> std::sync::MutexGuard<'_, HashMap<ConversationId, TenantId>> {
+        self.inner.routed.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// Writes what the router did back to the conversations and into the tenant's event log.
@@ -66,8 +80,12 @@ impl Engine {
     ///
     /// Call it with the events of every router call the host makes itself (`accept`, `decline`,
     /// `tick`, `sweep`, `handoff`, …); [`Engine::ingest`] and [`Engine::route_conversation`] call
-    /// it for theirs. Events of items that are not conversations of this tenant, plan steps and
-    /// presence changes are skipped. Applying the same events twice records them twice.
+    /// it for theirs. One router serves every tenant, so a call may return events about other
+    /// tenants' items (timers that fell due): the events of conversations this engine routed are
+    /// applied to the tenant they belong to, whichever `tenant` is given; `tenant` is for items
+    /// the host submitted itself. Events of items that are not conversations of that tenant,
+    /// plan steps and presence changes are skipped. Applying the same events twice records them
+    /// twice.
     /// Without a configured router, assignments are taken to be to human agents and requeues
     /// leave the handler as it is.
     pub async fn apply_routing_events(&self, tenant: &TenantId, events: &[RoutingEvent]) -> Result<()> {
@@ -90,10 +108,19 @@ impl Engine {
                 }
                 _ => None,
             };
-            let Ok(current) = self.conversation(tenant, id).await else { continue };
+            let owner = self.routed().get(&id).cloned();
+            let owner = owner.as_ref().unwrap_or(tenant);
+            let done = matches!(
+                event,
+                RoutingEvent::Completed { .. } | RoutingEvent::Withdrawn { .. } | RoutingEvent::TimedOut { .. }
+            );
+            let Ok(current) = self.conversation(owner, id).await else { continue };
             let handler = handler.filter(|h| *h != current.handler);
             let patch = ConversationPatch { handler, ..ConversationPatch::default() };
-            self.patch_conversation(tenant, id, &patch, &[Event::Routing { conversation: id, change }]).await?;
+            self.patch_conversation(owner, id, &patch, &[Event::Routing { conversation: id, change }]).await?;
+            if done {
+                self.routed().remove(&id);
+            }
         }
         Ok(())
     }
