@@ -242,6 +242,53 @@ fn closed_session_gives_way_to_an_open_conversation_elsewhere_within_the_cross_c
     assert_eq!((back.conversation, back.thread), (mail.conversation, continued(ThreadReason::CrossChannel)));
 }
 
+#[test]
+fn every_reply_to_a_closed_email_thread_joins_the_one_conversation_that_follows_it() {
+    for (close, threading) in [
+        (ConversationStatus::Closed, ThreadingPolicy::default()),
+        (ConversationStatus::Resolved, policy(ReopenPolicy::AlwaysNew)),
+        (ConversationStatus::Resolved, policy(ReopenPolicy::ReopenWithin(Duration::hours(1)))),
+    ] {
+        let h = Harness::with_threading(threading);
+        let ana = "ana@example.com";
+        let first = h.ingest(email(ana, "<m1@ana.example>", "Order 42 is late"));
+        h.outbound(
+            first.conversation,
+            OutboundMessage::agent(agent("maria"), text("Sorted")).with_external_id("<out-1@support.example>"),
+        )
+        .unwrap();
+        h.set_status(first.conversation, close.clone());
+        h.advance(Duration::days(1));
+        let refs = ["<m1@ana.example>", "<out-1@support.example>"];
+        let second = h.ingest(email_reply(ana, "<m2@ana.example>", "<out-1@support.example>", &refs, "Not sorted"));
+        assert_ne!(second.conversation, first.conversation, "{close:?}");
+        assert!(
+            matches!(second.thread, ThreadDecision::Opened { previous: Some(p), .. } if p == first.conversation),
+            "{close:?}: {:?}",
+            second.thread
+        );
+        h.advance(Duration::minutes(2));
+        let third = h.ingest(email_reply(ana, "<m3@ana.example>", "<out-1@support.example>", &refs, "Hello?"));
+        assert_eq!(
+            (third.conversation, third.thread),
+            (second.conversation, continued(ThreadReason::EmailReference)),
+            "{close:?}"
+        );
+        // Our reply token of the old conversation leads there too.
+        let token = h.conversation(first.conversation).reply_token;
+        let fourth = h.ingest(
+            email(ana, "<m4@ana.example>", "Via the token")
+                .with_thread(ThreadHints { reply_token: Some(token), ..ThreadHints::default() }),
+        );
+        assert_eq!(
+            (fourth.conversation, fourth.thread),
+            (second.conversation, continued(ThreadReason::ReplyToken)),
+            "{close:?}"
+        );
+        assert_eq!(h.conversations_of(first.customer).len(), 2, "{close:?}");
+    }
+}
+
 // =============================================================================================
 // Reopen policies
 // =============================================================================================
