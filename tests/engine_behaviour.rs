@@ -289,6 +289,17 @@ fn every_reply_to_a_closed_email_thread_joins_the_one_conversation_that_follows_
     }
 }
 
+#[test]
+fn a_closed_session_keeps_its_link_to_the_new_conversation_with_a_cross_channel_window() {
+    let h = Harness::with_threading(ThreadingPolicy::default().with_cross_channel_window(Duration::hours(1)));
+    let first = h.ingest(whatsapp("wa-main", "+447700900123", "wamid.1", "Hi"));
+    h.set_status(first.conversation, ConversationStatus::Closed);
+    h.advance(Duration::minutes(5));
+    let again = h.ingest(whatsapp("wa-main", "+447700900123", "wamid.2", "Me again"));
+    assert_eq!(again.thread, opened(OpenReason::PreviousClosed, Some(first.conversation)));
+    assert_eq!(h.conversation(again.conversation).previous, Some(first.conversation));
+}
+
 // =============================================================================================
 // Reopen policies
 // =============================================================================================

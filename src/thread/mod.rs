@@ -294,7 +294,7 @@ pub(crate) async fn place(
     let rules = policy.for_channel(&input.msg.channel);
     // A reply to a message of a closed (or long-resolved) conversation opens a new one that
     // points back at it — unless the rules below find an open conversation to continue.
-    let mut reply_opens = None;
+    let mut opens = None;
     if let Some(quoted) = quoted_conversation(store, tenant, input.msg).await? {
         if quoted.customer != input.customer {
             notes.push(format!(
@@ -305,7 +305,7 @@ pub(crate) async fn place(
             let placement = apply_reopen(quoted, ThreadReason::ProviderReply, rules.reopen, input)?;
             match follow_successor(store, tenant, placement, ThreadReason::ProviderReply, rules.reopen, input).await? {
                 existing @ Placement::Existing { .. } => return Ok(existing),
-                new @ Placement::New { .. } => reply_opens = Some(new),
+                new @ Placement::New { .. } => opens = Some(new),
             }
         }
     }
@@ -328,10 +328,11 @@ pub(crate) async fn place(
         let session =
             conversations.iter().find(|c| c.sessions.iter().any(|(e, i)| e == input.endpoint && *i == input.identity));
         if let Some(c) = session {
-            let placement = apply_reopen(c.clone(), ThreadReason::Session, rules.reopen, input)?;
-            // A closed or expired session conversation still gives way to an open one elsewhere.
-            if matches!(placement, Placement::Existing { .. }) || policy.cross_channel_window.is_none() {
-                return Ok(placement);
+            // A closed or expired session conversation still gives way to an open one elsewhere;
+            // if there is none, the new conversation points back at it.
+            match apply_reopen(c.clone(), ThreadReason::Session, rules.reopen, input)? {
+                existing @ Placement::Existing { .. } => return Ok(existing),
+                new @ Placement::New { .. } => opens = Some(new),
             }
         }
     }
@@ -340,7 +341,7 @@ pub(crate) async fn place(
     {
         return apply_reopen(c.clone(), ThreadReason::CrossChannel, rules.reopen, input);
     }
-    Ok(reply_opens.unwrap_or(Placement::New {
+    Ok(opens.unwrap_or(Placement::New {
         decision: ThreadDecision::Opened { reason: OpenReason::NoMatch, previous: None },
         previous: None,
     }))
