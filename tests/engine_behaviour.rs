@@ -1343,6 +1343,29 @@ fn oversize_body_is_invalid_input_and_changes_nothing() {
 }
 
 #[test]
+fn bare_international_digits_keep_their_country_with_a_default_phone_region() {
+    let h = Harness::with_config(touchpoint::EngineConfig {
+        default_phone_region: Some("GB".into()),
+        ..touchpoint::EngineConfig::default()
+    });
+    let by_sms = h.ingest(sms("sms-main", "+5511987654321", "SM1", "Oi"));
+    // WhatsApp sends the same number as bare digits: it is the same customer and address.
+    let by_wa = h.ingest(whatsapp("wa-main", "5511987654321", "wamid.1", "Oi de novo"));
+    assert_eq!(by_wa.customer, by_sms.customer);
+    let identity = h.identities_of(by_wa.customer).into_iter().find(|i| i.id == by_wa.identity).unwrap();
+    assert_eq!(identity.address.value, "+5511987654321");
+    let us = h.ingest(whatsapp("wa-main", "14155550123", "wamid.2", "Hi"));
+    assert_eq!(h.identities_of(us.customer)[0].address.value, "+14155550123");
+    // A valid national number still reads as one.
+    let uk = h.ingest(sms("sms-main", "020 7946 0958", "SM2", "Hello"));
+    assert_eq!(h.identities_of(uk.customer)[0].address.value, "+442079460958");
+    // Neither reading is a number: refused, nothing stored.
+    rejected(&h, whatsapp("wa-main", "7946 0958", "wamid.3", "Hi"), |e| {
+        matches!(e, Error::InvalidAddress { kind: "phone", .. })
+    });
+}
+
+#[test]
 fn malformed_phone_and_email_are_invalid_address_and_change_nothing() {
     let (h, _) = seeded();
     let phone_error = |e: &Error| matches!(e, Error::InvalidAddress { kind: "phone", .. });
