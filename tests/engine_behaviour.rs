@@ -742,6 +742,21 @@ fn merge_preview_equals_merge_result() {
 }
 
 #[test]
+fn the_first_customer_id_still_resolves_after_a_long_chain_of_merges() {
+    let h = Harness::new();
+    let first = h.ingest(email("c0@example.com", "<c0@example.com>", "Hi")).customer;
+    let mut current = first;
+    for i in 1..=40 {
+        let next = h.ingest(email(&format!("c{i}@example.com"), &format!("<c{i}@example.com>"), "Hi")).customer;
+        // The newer record survives each time, so the first id is ever more merges away.
+        current = run(h.engine.merge_customers(&h.tenant, next, current, SurvivorRule::First)).unwrap().survivor;
+        assert_eq!(current, next);
+    }
+    assert_eq!(h.customer(first).id, current);
+    assert_eq!(h.identities_of(current).len(), 41);
+}
+
+#[test]
 fn merge_is_refused_for_different_external_ids_and_changes_nothing() {
     let h = Harness::new();
     let a = h.ingest(in_app("user-a", "m1", "Hi"));
