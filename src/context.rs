@@ -2,6 +2,7 @@
 //! channels — who they are, every address they use (with reply-window state), their open work,
 //! and one timeline across all channels.
 
+use crate::channel::{ReplyWindowRule, WindowStatus};
 use crate::engine::Engine;
 use crate::model::{
     AgentId, ChannelKind, Conversation, ConversationId, Customer, CustomerId, EndpointId, Identity, Message, MessageId,
@@ -35,7 +36,8 @@ pub struct ReplyWindowState {
     pub endpoint: EndpointId,
     /// The customer's latest message there.
     pub last_inbound_at: Option<DateTime<Utc>>,
-    /// When free-form replies stop being allowed (`None`: the channel has no window).
+    /// When free-form replies stop being allowed (`None`: the channel has no window, the window
+    /// is too long to ever close, or the customer never wrote here).
     pub closes_at: Option<DateTime<Utc>>,
     /// Whether a free-form reply is allowed now.
     pub open: bool,
@@ -148,15 +150,17 @@ impl Engine {
         let identities = identities
             .into_iter()
             .map(|identity| {
-                let window = self.config().reply_windows.get(&identity.channel).copied();
+                let rule = self.config().reply_windows.get(&identity.channel).copied().map(ReplyWindowRule::new);
                 let reply_windows = identity
                     .endpoints
                     .iter()
                     .map(|e| {
-                        let closes_at = window.and_then(|w| e.last_inbound_at.map(|t| t + w));
-                        let open = match window {
-                            None => true,
-                            Some(_) => closes_at.is_some_and(|c| now <= c),
+                        let status = rule.map_or(WindowStatus::NoWindow, |r| r.status(e.last_inbound_at, now));
+                        let (open, closes_at) = match status {
+                            WindowStatus::NoWindow => (true, None),
+                            WindowStatus::Open { closes_at } => (true, Some(closes_at)),
+                            WindowStatus::HumanAgentOnly { closes_at } => (false, Some(closes_at)),
+                            WindowStatus::Closed { closed_at } => (false, closed_at),
                         };
                         ReplyWindowState {
                             endpoint: e.endpoint.clone(),

@@ -242,6 +242,64 @@ fn closed_session_gives_way_to_an_open_conversation_elsewhere_within_the_cross_c
     assert_eq!((back.conversation, back.thread), (mail.conversation, continued(ThreadReason::CrossChannel)));
 }
 
+#[test]
+fn every_reply_to_a_closed_email_thread_joins_the_one_conversation_that_follows_it() {
+    for (close, threading) in [
+        (ConversationStatus::Closed, ThreadingPolicy::default()),
+        (ConversationStatus::Resolved, policy(ReopenPolicy::AlwaysNew)),
+        (ConversationStatus::Resolved, policy(ReopenPolicy::ReopenWithin(Duration::hours(1)))),
+    ] {
+        let h = Harness::with_threading(threading);
+        let ana = "ana@example.com";
+        let first = h.ingest(email(ana, "<m1@ana.example>", "Order 42 is late"));
+        h.outbound(
+            first.conversation,
+            OutboundMessage::agent(agent("maria"), text("Sorted")).with_external_id("<out-1@support.example>"),
+        )
+        .unwrap();
+        h.set_status(first.conversation, close.clone());
+        h.advance(Duration::days(1));
+        let refs = ["<m1@ana.example>", "<out-1@support.example>"];
+        let second = h.ingest(email_reply(ana, "<m2@ana.example>", "<out-1@support.example>", &refs, "Not sorted"));
+        assert_ne!(second.conversation, first.conversation, "{close:?}");
+        assert!(
+            matches!(second.thread, ThreadDecision::Opened { previous: Some(p), .. } if p == first.conversation),
+            "{close:?}: {:?}",
+            second.thread
+        );
+        h.advance(Duration::minutes(2));
+        let third = h.ingest(email_reply(ana, "<m3@ana.example>", "<out-1@support.example>", &refs, "Hello?"));
+        assert_eq!(
+            (third.conversation, third.thread),
+            (second.conversation, continued(ThreadReason::EmailReference)),
+            "{close:?}"
+        );
+        // Our reply token of the old conversation leads there too.
+        let token = h.conversation(first.conversation).reply_token;
+        let fourth = h.ingest(
+            email(ana, "<m4@ana.example>", "Via the token")
+                .with_thread(ThreadHints { reply_token: Some(token), ..ThreadHints::default() }),
+        );
+        assert_eq!(
+            (fourth.conversation, fourth.thread),
+            (second.conversation, continued(ThreadReason::ReplyToken)),
+            "{close:?}"
+        );
+        assert_eq!(h.conversations_of(first.customer).len(), 2, "{close:?}");
+    }
+}
+
+#[test]
+fn a_closed_session_keeps_its_link_to_the_new_conversation_with_a_cross_channel_window() {
+    let h = Harness::with_threading(ThreadingPolicy::default().with_cross_channel_window(Duration::hours(1)));
+    let first = h.ingest(whatsapp("wa-main", "+447700900123", "wamid.1", "Hi"));
+    h.set_status(first.conversation, ConversationStatus::Closed);
+    h.advance(Duration::minutes(5));
+    let again = h.ingest(whatsapp("wa-main", "+447700900123", "wamid.2", "Me again"));
+    assert_eq!(again.thread, opened(OpenReason::PreviousClosed, Some(first.conversation)));
+    assert_eq!(h.conversation(again.conversation).previous, Some(first.conversation));
+}
+
 // =============================================================================================
 // Reopen policies
 // =============================================================================================
@@ -681,6 +739,21 @@ fn merge_preview_equals_merge_result() {
     assert_eq!(plan.result.attributes["plan"], "pro");
     assert_eq!(h.customer(a.customer), plan.result);
     assert!(h.event_kinds().contains(&Event::CustomersMerged { survivor: a.customer, absorbed: b.customer }));
+}
+
+#[test]
+fn the_first_customer_id_still_resolves_after_a_long_chain_of_merges() {
+    let h = Harness::new();
+    let first = h.ingest(email("c0@example.com", "<c0@example.com>", "Hi")).customer;
+    let mut current = first;
+    for i in 1..=40 {
+        let next = h.ingest(email(&format!("c{i}@example.com"), &format!("<c{i}@example.com>"), "Hi")).customer;
+        // The newer record survives each time, so the first id is ever more merges away.
+        current = run(h.engine.merge_customers(&h.tenant, next, current, SurvivorRule::First)).unwrap().survivor;
+        assert_eq!(current, next);
+    }
+    assert_eq!(h.customer(first).id, current);
+    assert_eq!(h.identities_of(current).len(), 41);
 }
 
 #[test]
@@ -1282,6 +1355,29 @@ fn oversize_body_is_invalid_input_and_changes_nothing() {
     let big = h.outbound(seed.conversation, OutboundMessage::agent(agent("maria"), text(&"y".repeat(64 * 1024 + 1))));
     assert!(matches!(big, Err(Error::InvalidInput { field: "content.body", .. })), "{big:?}");
     assert_eq!(h.dump(), before);
+}
+
+#[test]
+fn bare_international_digits_keep_their_country_with_a_default_phone_region() {
+    let h = Harness::with_config(touchpoint::EngineConfig {
+        default_phone_region: Some("GB".into()),
+        ..touchpoint::EngineConfig::default()
+    });
+    let by_sms = h.ingest(sms("sms-main", "+5511987654321", "SM1", "Oi"));
+    // WhatsApp sends the same number as bare digits: it is the same customer and address.
+    let by_wa = h.ingest(whatsapp("wa-main", "5511987654321", "wamid.1", "Oi de novo"));
+    assert_eq!(by_wa.customer, by_sms.customer);
+    let identity = h.identities_of(by_wa.customer).into_iter().find(|i| i.id == by_wa.identity).unwrap();
+    assert_eq!(identity.address.value, "+5511987654321");
+    let us = h.ingest(whatsapp("wa-main", "14155550123", "wamid.2", "Hi"));
+    assert_eq!(h.identities_of(us.customer)[0].address.value, "+14155550123");
+    // A valid national number still reads as one.
+    let uk = h.ingest(sms("sms-main", "020 7946 0958", "SM2", "Hello"));
+    assert_eq!(h.identities_of(uk.customer)[0].address.value, "+442079460958");
+    // Neither reading is a number: refused, nothing stored.
+    rejected(&h, whatsapp("wa-main", "7946 0958", "wamid.3", "Hi"), |e| {
+        matches!(e, Error::InvalidAddress { kind: "phone", .. })
+    });
 }
 
 #[test]

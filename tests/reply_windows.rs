@@ -41,3 +41,18 @@ fn a_bot_keeps_the_standard_twenty_four_hour_window() {
     let late = h.outbound(first.conversation, OutboundMessage::bot(agent("helper-bot"), text("Hello?")));
     assert!(matches!(late, Err(Error::ReplyWindowClosed { .. })), "{late:?}");
 }
+
+#[test]
+fn a_reply_window_too_long_to_end_never_closes() {
+    let mut config = touchpoint::EngineConfig::default();
+    config.reply_windows.insert(ChannelKind::WhatsApp, Duration::MAX);
+    let h = Harness::with_config(config);
+    let first = h.ingest(whatsapp("wa-main", "+14155550123", "wamid.1", "Hello"));
+    h.advance(Duration::days(400));
+    let view = h.context(first.customer);
+    let window = &view.identities[0].reply_windows[0];
+    assert!(window.open && window.closes_at.is_none(), "{window:?}");
+    assert!(h.outbound(first.conversation, OutboundMessage::agent(agent("maria"), text("Still here"))).is_ok());
+    let rule = touchpoint::channel::ReplyWindowRule::new(Duration::MAX);
+    assert_eq!(rule.status(Some(t0()), h.now()), touchpoint::channel::WindowStatus::NoWindow);
+}

@@ -160,7 +160,8 @@ pub struct ReplyWindowRule {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum WindowStatus {
-    /// The channel has no reply window: free-form messages are always allowed.
+    /// The channel has no reply window (or one too long to ever close): free-form messages are
+    /// always allowed.
     NoWindow,
     /// Free-form replies are allowed until `closes_at`.
     Open {
@@ -199,19 +200,30 @@ impl ReplyWindowRule {
     /// assert!(matches!(rule.status(Some(last), last + Duration::days(8)), WindowStatus::Closed { .. }));
     /// assert_eq!(rule.status(None, last), WindowStatus::Closed { closed_at: None });
     /// ```
+    ///
+    /// A window too long to end within the dates `chrono` can represent never closes: the
+    /// status is then [`WindowStatus::NoWindow`] (or, for such a human-agent extension,
+    /// [`WindowStatus::HumanAgentOnly`] until [`DateTime::<Utc>::MAX_UTC`]).
     pub fn status(&self, last_inbound_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> WindowStatus {
         let Some(last) = last_inbound_at else {
             return WindowStatus::Closed { closed_at: None };
         };
-        let closes_at = last + self.window;
+        let Some(closes_at) = last.checked_add_signed(self.window) else {
+            return WindowStatus::NoWindow;
+        };
         if now <= closes_at {
             return WindowStatus::Open { closes_at };
         }
-        match self.human_agent_extension {
-            Some(ext) if now <= last + ext => WindowStatus::HumanAgentOnly { closes_at: last + ext },
-            Some(ext) => WindowStatus::Closed { closed_at: Some((last + ext).max(closes_at)) },
+        match self.human_agent_extension.map(|ext| last.checked_add_signed(ext)) {
+            Some(Some(end)) if now > end => WindowStatus::Closed { closed_at: Some(end.max(closes_at)) },
+            Some(end) => WindowStatus::HumanAgentOnly { closes_at: end.unwrap_or(DateTime::<Utc>::MAX_UTC) },
             None => WindowStatus::Closed { closed_at: Some(closes_at) },
         }
+    }
+
+    /// Whether a free-form reply is allowed at `now` by anyone (not only by a human agent).
+    pub(crate) fn open(&self, last_inbound_at: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+        matches!(self.status(last_inbound_at, now), WindowStatus::NoWindow | WindowStatus::Open { .. })
     }
 }
 

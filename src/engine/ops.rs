@@ -2,6 +2,7 @@
 //! conversation updates, identity link/unlink/move, merges.
 
 use super::Engine;
+use crate::channel::ReplyWindowRule;
 use crate::events::Event;
 use crate::identity::{self, find_identity};
 use crate::model::{
@@ -253,7 +254,7 @@ impl Engine {
         };
         if let Some(window) = window.filter(|_| checked) {
             let last = identity.endpoint(&endpoint).and_then(|e| e.last_inbound_at);
-            let open = last.is_some_and(|t| now - t <= *window);
+            let open = ReplyWindowRule::new(*window).open(last, now);
             if !open && !matches!(out.content, Content::Template { .. }) {
                 return Err(Error::ReplyWindowClosed {
                     channel,

@@ -163,14 +163,17 @@ pub(crate) struct Resolved {
     pub notes: Vec<String>,
 }
 
-/// Follows merge aliases to the last record of the chain (active, erased, or — past 32 hops —
-/// still merged); `None` if a link of the chain is missing.
+/// Follows merge aliases to the last record of the chain (active or erased), however long the
+/// chain; `None` if a link of the chain is missing or the chain loops back on itself (which
+/// merges never write: an alias always points at a customer that was live). Each customer of
+/// the chain is read once.
 pub(crate) async fn follow_aliases(
     store: &dyn Store,
     tenant: &TenantId,
     mut id: CustomerId,
 ) -> Result<Option<Customer>> {
-    for _ in 0..32 {
+    let mut seen = std::collections::HashSet::new();
+    while seen.insert(id) {
         match store.customer(tenant, id).await? {
             Some(c) => match c.state {
                 CustomerState::Merged { into, .. } => id = into,

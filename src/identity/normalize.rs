@@ -22,7 +22,9 @@ fn phone_error(raw: &str, reason: impl Into<String>) -> Error {
 ///
 /// Accepts `+44 20 7946 0958`, `0044 20 7946 0958`, bare international digits as WhatsApp sends
 /// them (`5511987654321`), and national spellings (`(415) 555-0123`) when `default_region`
-/// (ISO 3166 alpha-2) is given.
+/// (ISO 3166 alpha-2) is given. With a default region, bare digits are read as a national number
+/// when that is a valid one, else as an international number when that is valid (with the
+/// `phone` feature); digits that are neither are refused.
 ///
 /// ```
 /// use touchpoint::identity::normalize::normalize_phone;
@@ -69,9 +71,30 @@ fn checked(raw: &str, candidate: &str, default_region: Option<&str>) -> Result<S
         ),
         _ => None,
     };
-    // Frozen metadata lags new number ranges, so a parseable number of plausible length is
-    // accepted even when `is_valid` does not know its range yet.
-    let number = phonenumber::parse(region, candidate).map_err(|e| phone_error(raw, e.to_string()))?;
+    let number = match region {
+        // Bare digits with a default region are read as a national number when that is a valid
+        // one; otherwise as an international number without its `+` (as WhatsApp sends them)
+        // when that is valid. Neither: refused rather than guessed.
+        Some(region) => {
+            let valid = |number: &phonenumber::PhoneNumber| number.is_valid();
+            let national = phonenumber::parse(Some(region), candidate).ok().filter(valid);
+            match national.or_else(|| phonenumber::parse(None, format!("+{candidate}")).ok().filter(valid)) {
+                Some(number) => number,
+                None => {
+                    return Err(phone_error(
+                        raw,
+                        format!(
+                            "not a valid number in {}, nor with its digits read as a country code and number",
+                            region.as_ref()
+                        ),
+                    ));
+                }
+            }
+        }
+        // Frozen metadata lags new number ranges, so a parseable number of plausible length is
+        // accepted even when `is_valid` does not know its range yet.
+        None => phonenumber::parse(None, candidate).map_err(|e| phone_error(raw, e.to_string()))?,
+    };
     let e164 = e164(&number);
     let len = e164.len().saturating_sub(1);
     if !(8..=15).contains(&len) {
@@ -246,6 +269,15 @@ mod tests {
         assert_eq!(normalize_phone("(415) 555-0123", Some("US")).unwrap(), "+14155550123");
         assert_eq!(normalize_phone("020 7946 0958", Some("gb")).unwrap(), "+442079460958");
         assert!(normalize_phone("020 7946 0958", Some("XX")).is_err());
+    }
+
+    #[cfg(feature = "phone")]
+    #[test]
+    fn bare_international_digits_stay_international_with_a_default_region() {
+        for (raw, want) in [("5511987654321", "+5511987654321"), ("14155550123", "+14155550123")] {
+            assert_eq!(normalize_phone(raw, Some("GB")).unwrap(), want, "{raw}");
+        }
+        assert_eq!(normalize_phone("7946 0958", Some("GB")).ok(), None, "neither reading is a valid number");
     }
 
     #[cfg(feature = "phone")]

@@ -8,7 +8,8 @@
 //! single-thread channels; the customer's open conversation on any channel within the
 //! cross-channel window, if one is configured; else a new conversation. A matched conversation
 //! that is resolved goes through the [`ReopenPolicy`]; a closed one is never reopened: a new
-//! conversation starts and points back at it.
+//! conversation starts and points back at it, and later replies to the closed one (or to a
+//! resolved one the policy does not reopen) continue that new conversation.
 
 use crate::model::{
     ChannelKind, Conversation, ConversationId, CustomerId, EndpointId, IdentityId, InboundMessage, TenantId,
@@ -257,6 +258,30 @@ fn apply_reopen(
     }
 }
 
+/// A reply into a conversation that may not take it (`placement` opens a new one after it)
+/// continues the conversation that already follows it, if the customer has one — so every
+/// later reply to the same old thread joins the conversation the first one opened, instead of
+/// opening one more each time. Followed along the chain of successors (each step reaches a
+/// different conversation of the customer, so at most as many steps as they have).
+async fn follow_successor(
+    store: &dyn Store,
+    tenant: &TenantId,
+    mut placement: Placement,
+    reason: ThreadReason,
+    policy: ReopenPolicy,
+    input: &ThreadInput<'_>,
+) -> Result<Placement> {
+    let Placement::New { previous: Some(_), .. } = &placement else { return Ok(placement) };
+    // Most recently active first.
+    let conversations = store.conversations_of(tenant, input.customer).await?;
+    for _ in 0..conversations.len() {
+        let Placement::New { previous: Some(previous), .. } = &placement else { break };
+        let Some(next) = conversations.iter().find(|c| c.previous == Some(*previous)) else { break };
+        placement = apply_reopen(next.clone(), reason, policy, input)?;
+    }
+    Ok(placement)
+}
+
 /// Decides where an inbound message goes. `notes` collects human-readable reasons for
 /// references that were ignored.
 pub(crate) async fn place(
@@ -269,7 +294,7 @@ pub(crate) async fn place(
     let rules = policy.for_channel(&input.msg.channel);
     // A reply to a message of a closed (or long-resolved) conversation opens a new one that
     // points back at it — unless the rules below find an open conversation to continue.
-    let mut reply_opens = None;
+    let mut opens = None;
     if let Some(quoted) = quoted_conversation(store, tenant, input.msg).await? {
         if quoted.customer != input.customer {
             notes.push(format!(
@@ -277,9 +302,10 @@ pub(crate) async fn place(
                 ThreadReason::ProviderReply
             ));
         } else {
-            match apply_reopen(quoted, ThreadReason::ProviderReply, rules.reopen, input)? {
+            let placement = apply_reopen(quoted, ThreadReason::ProviderReply, rules.reopen, input)?;
+            match follow_successor(store, tenant, placement, ThreadReason::ProviderReply, rules.reopen, input).await? {
                 existing @ Placement::Existing { .. } => return Ok(existing),
-                new @ Placement::New { .. } => reply_opens = Some(new),
+                new @ Placement::New { .. } => opens = Some(new),
             }
         }
     }
@@ -290,7 +316,8 @@ pub(crate) async fn place(
             notes.push(format!("{reason:?} reference ignored: the sender is not that conversation's customer"));
             continue;
         }
-        return apply_reopen(conversation, reason, rules.reopen, input);
+        let placement = apply_reopen(conversation, reason, rules.reopen, input)?;
+        return follow_successor(store, tenant, placement, reason, rules.reopen, input).await;
     }
     let conversations = if rules.session || policy.cross_channel_window.is_some() {
         store.conversations_of(tenant, input.customer).await?
@@ -301,10 +328,11 @@ pub(crate) async fn place(
         let session =
             conversations.iter().find(|c| c.sessions.iter().any(|(e, i)| e == input.endpoint && *i == input.identity));
         if let Some(c) = session {
-            let placement = apply_reopen(c.clone(), ThreadReason::Session, rules.reopen, input)?;
-            // A closed or expired session conversation still gives way to an open one elsewhere.
-            if matches!(placement, Placement::Existing { .. }) || policy.cross_channel_window.is_none() {
-                return Ok(placement);
+            // A closed or expired session conversation still gives way to an open one elsewhere;
+            // if there is none, the new conversation points back at it.
+            match apply_reopen(c.clone(), ThreadReason::Session, rules.reopen, input)? {
+                existing @ Placement::Existing { .. } => return Ok(existing),
+                new @ Placement::New { .. } => opens = Some(new),
             }
         }
     }
@@ -313,7 +341,7 @@ pub(crate) async fn place(
     {
         return apply_reopen(c.clone(), ThreadReason::CrossChannel, rules.reopen, input);
     }
-    Ok(reply_opens.unwrap_or(Placement::New {
+    Ok(opens.unwrap_or(Placement::New {
         decision: ThreadDecision::Opened { reason: OpenReason::NoMatch, previous: None },
         previous: None,
     }))
