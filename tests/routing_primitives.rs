@@ -950,3 +950,50 @@ fn replacing_the_plan_reclassifies_items_in_flight() {
     let st = r.item(wid(1)).unwrap();
     assert_eq!((st.rule.as_deref(), st.state), (Some("new"), ItemState::Offered(vec![aid("b")])));
 }
+
+#[test]
+fn a_max_wait_that_falls_due_while_an_agent_holds_the_item_applies_once_it_waits_again() {
+    // Offered at 0, the max wait (20 s) falls due at 20 while the offer is open; the offer
+    // expires at 30 and nobody else can take it: the item is called back then.
+    let r = router(&[]);
+    r.upsert_queue(
+        Queue::new(qid("s"))
+            .with_max_wait(TimeDelta::seconds(20), TimeoutAction::Callback)
+            .with_offers(OfferPolicy::offers(1, TimeDelta::seconds(30))),
+    )
+    .unwrap();
+    r.upsert_agent(chat_agent("ana", "s", 1), t0()).unwrap();
+    r.submit(chat(1, "s", t0()), t0()).unwrap();
+    let ev = r.tick(at(30));
+    assert!(
+        ev.iter().any(
+            |e| matches!(e, RoutingEvent::TimedOut { item, action: TimeoutAction::Callback, .. } if *item == wid(1))
+        ),
+        "{ev:?}"
+    );
+    assert!(r.item(wid(1)).is_none());
+
+    // Assigned at 0, requeued at 40 with nobody free: the same.
+    let r = router(&[]);
+    r.upsert_queue(Queue::new(qid("s")).with_max_wait(TimeDelta::seconds(20), TimeoutAction::Callback)).unwrap();
+    r.upsert_agent(chat_agent("ana", "s", 1), t0()).unwrap();
+    r.submit(chat(1, "s", t0()), t0()).unwrap();
+    r.tick(at(30));
+    let ev = r.requeue(wid(1), true, at(40)).unwrap();
+    assert!(
+        ev.iter().any(
+            |e| matches!(e, RoutingEvent::TimedOut { item, action: TimeoutAction::Callback, .. } if *item == wid(1))
+        ),
+        "{ev:?}"
+    );
+    assert!(r.item(wid(1)).is_none());
+
+    // Requeued after the max wait with another agent free: that agent takes it.
+    let r = router(&[]);
+    r.upsert_queue(Queue::new(qid("s")).with_max_wait(TimeDelta::seconds(20), TimeoutAction::Callback)).unwrap();
+    r.upsert_agent(chat_agent("ana", "s", 1), t0()).unwrap();
+    r.submit(chat(1, "s", t0()), t0()).unwrap();
+    r.upsert_agent(chat_agent("bo", "s", 1), at(1)).unwrap();
+    let ev = r.requeue(wid(1), true, at(40)).unwrap();
+    assert_eq!(assignments(&ev), vec![(wid(1), "bo".to_string())]);
+}

@@ -919,7 +919,7 @@ impl Router {
         }
         s.events.push(RoutingEvent::HandedOff { item, bot: bot.1, mode });
         if s.classify(i, now) {
-            s.route(i, now);
+            s.route_back(i, now);
         }
         let queue =
             s.items[i as usize].as_ref().map(|x| x.queue.clone()).unwrap_or_else(|| s.config.default_queue.clone());

@@ -612,7 +612,37 @@ impl State {
         } else {
             self.compute_tiers(i);
         }
-        self.route(i, now);
+        self.route_back(i, now);
+    }
+
+    /// Routes an item that comes back from an agent (state `Moving`). Its queue's max wait
+    /// fell due while an agent held it (its timer passed it by): if it waits now, it gets
+    /// the queue's action at once.
+    pub fn route_back(&mut self, i: u32, now: DateTime<Utc>) {
+        if self.route(i, now) {
+            return;
+        }
+        let Some(s) = self.items[i as usize].as_ref() else { return };
+        let overdue = matches!(s.state, IState::Waiting { .. } | IState::Awaiting { .. })
+            && self
+                .queues
+                .at(s.qi)
+                .and_then(|q| q.config.max_wait)
+                .is_some_and(|m| add(s.item.queue_entered, m) <= now);
+        if overdue {
+            self.wait_over(i, now);
+        }
+    }
+
+    /// Applies the queue's max-wait action to item `i` (waiting or awaiting a decision).
+    fn wait_over(&mut self, i: u32, now: DateTime<Utc>) {
+        let Some(s) = self.items[i as usize].as_ref() else { return };
+        let Some(q) = self.queues.get(&s.queue) else { return };
+        let action = q.config.on_max_wait.clone();
+        let waited = now - s.item.queue_entered;
+        if self.timeout(i, action, format!("waited {} s in queue", waited.num_seconds()), now) {
+            self.route(i, now);
+        }
     }
 
     /// Moves a (moving) item to its next step or fallback. `false` if it finished.
@@ -706,15 +736,12 @@ impl State {
             }
             TimerKind::MaxWait { item, epoch } => {
                 let Some(s) = self.items[item as usize].as_ref() else { return };
+                // An item offered or assigned now gets the action when it is back waiting
+                // ([`State::back_to_routing`]).
                 if s.wait_gen != epoch || !matches!(s.state, IState::Waiting { .. } | IState::Awaiting { .. }) {
                     return;
                 }
-                let Some(q) = self.queues.get(&s.queue) else { return };
-                let action = q.config.on_max_wait.clone();
-                let waited = now - s.item.queue_entered;
-                if self.timeout(item, action, format!("waited {} s in queue", waited.num_seconds()), now) {
-                    self.route(item, now);
-                }
+                self.wait_over(item, now);
             }
             TimerKind::Offer { item, epoch } => {
                 let Some(s) = self.items[item as usize].as_ref() else { return };
