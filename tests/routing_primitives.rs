@@ -997,3 +997,24 @@ fn a_max_wait_that_falls_due_while_an_agent_holds_the_item_applies_once_it_waits
     let ev = r.requeue(wid(1), true, at(40)).unwrap();
     assert_eq!(assignments(&ev), vec![(wid(1), "bo".to_string())]);
 }
+
+#[test]
+fn an_item_requeued_after_its_step_ended_enters_the_next_steps_queue_when_it_comes_back() {
+    // Step 0 (q0, 10 s) then step 1 in q2 whose max wait is 30 s. The item is with ana from 0
+    // to 100: its 30 s in q2 start at 100, not at the step's due time (10).
+    let r = router(&["q0"]);
+    r.upsert_queue(Queue::new(qid("q2")).with_max_wait(TimeDelta::seconds(30), TimeoutAction::Callback)).unwrap();
+    r.upsert_agent(chat_agent("ana", "q0", 1), t0()).unwrap();
+    let steps =
+        [Step::new(Pool::queues([qid("q0")])).dwell(TimeDelta::seconds(10)), Step::new(Pool::queues([qid("q2")]))];
+    r.set_plan(Plan::new([Rule::new("r", steps)]), t0()).unwrap();
+    r.submit(chat(1, "q0", t0()), t0()).unwrap();
+    let ev = r.requeue(wid(1), true, at(100)).unwrap();
+    assert!(!ev.iter().any(|e| matches!(e, RoutingEvent::TimedOut { .. })), "{ev:?}");
+    assert_eq!(r.next_timer(), Some(at(130)));
+    let ev = r.tick(at(129));
+    assert!(ev.is_empty(), "{ev:?}");
+    assert_eq!(r.item(wid(1)).unwrap().queue, qid("q2"));
+    let ev = r.tick(at(130));
+    assert!(ev.iter().any(|e| matches!(e, RoutingEvent::TimedOut { item, .. } if *item == wid(1))), "{ev:?}");
+}

@@ -89,7 +89,7 @@ impl State {
                 matches!(r.when, super::Term::Any) || r.when.matches_in(env.get_or_insert_with(|| self.env(slot, now)))
             })
             .map_or(StepRef::Implicit, |r| StepRef::Rule(r, 0));
-        self.enter_step(i, at, now, now)
+        self.enter_step(i, at, now, now, now)
     }
 
     fn next_step(&self, at: StepRef) -> Option<StepRef> {
@@ -144,8 +144,16 @@ impl State {
 
     /// Enters step `at` as of `entered` (a step timer that fires late enters the next step at
     /// its due time, so dwell times do not stretch), skipping and expiring as the plan says.
-    /// `false` if the item finished.
-    pub fn enter_step(&mut self, i: u32, mut at: StepRef, mut entered: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    /// A new queue is entered as of `entered`, but not before `back` (when the item came back
+    /// from an agent: its time in the new queue starts then). `false` if the item finished.
+    pub fn enter_step(
+        &mut self,
+        i: u32,
+        mut at: StepRef,
+        mut entered: DateTime<Utc>,
+        back: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> bool {
         for _ in 0..=super::plan::MAX_STEPS + 2 {
             let epoch = self.next_seq();
             // The plan is read in place (it does not change here): no shared handle is taken.
@@ -171,7 +179,7 @@ impl State {
             };
             let may_skip = step.skip_if.is_some();
             if let Some(q) = new_queue {
-                self.enter_wait_queue(i, Some(q), entered);
+                self.enter_wait_queue(i, Some(q), entered.max(back));
             }
             self.compute_tiers(i);
             if may_skip && self.skips(i, at, now) {
@@ -606,7 +614,7 @@ impl State {
                 return;
             }
         } else if slot.step_due.is_some_and(|d| d <= ms(now)) {
-            if !self.advance(i, None, now) {
+            if !self.advance(i, now, now) {
                 return;
             }
         } else {
@@ -645,12 +653,13 @@ impl State {
         }
     }
 
-    /// Moves a (moving) item to its next step or fallback. `false` if it finished.
-    fn advance(&mut self, i: u32, entered: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    /// Moves a (moving) item to its next step or fallback as of the step's due time; a new
+    /// queue is entered no earlier than `back` ([`State::enter_step`]). `false` if it finished.
+    fn advance(&mut self, i: u32, back: DateTime<Utc>, now: DateTime<Utc>) -> bool {
         let Some((at, due)) = self.items[i as usize].as_ref().map(|s| (s.at, s.step_due)) else { return false };
-        let entered = entered.or(due.map(super::state::from_ms)).unwrap_or(now).min(now);
+        let entered = due.map(super::state::from_ms).unwrap_or(now).min(now);
         match self.next_step(at) {
-            Some(n) => self.enter_step(i, n, entered, now),
+            Some(n) => self.enter_step(i, n, entered, back, now),
             None => self.exhausted(i, now),
         }
     }
@@ -729,7 +738,8 @@ impl State {
                     .is_some_and(|s| s.step_gen == epoch && matches!(s.state, IState::Waiting { .. }));
                 if ok {
                     self.unqueue(item);
-                    if self.advance(item, None, now) {
+                    // It waited all along: a new queue is entered at the step's due time.
+                    if self.advance(item, DateTime::<Utc>::MIN_UTC, now) {
                         self.route(item, now);
                     }
                 }
