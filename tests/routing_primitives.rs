@@ -1018,3 +1018,29 @@ fn an_item_requeued_after_its_step_ended_enters_the_next_steps_queue_when_it_com
     let ev = r.tick(at(130));
     assert!(ev.iter().any(|e| matches!(e, RoutingEvent::TimedOut { item, .. } if *item == wid(1))), "{ev:?}");
 }
+
+#[test]
+fn events_of_timers_fired_by_a_refused_call_come_out_once_in_order_at_the_next_tick() {
+    let r = router(&[]);
+    r.upsert_queue(Queue::new(qid("s")).with_offers(OfferPolicy::offers(1, TimeDelta::seconds(10)))).unwrap();
+    r.upsert_queue(Queue::new(qid("m")).with_max_wait(TimeDelta::seconds(25), TimeoutAction::Callback)).unwrap();
+    r.upsert_agent(chat_agent("ana", "s", 1), t0()).unwrap();
+    r.submit(chat(1, "s", t0()), t0()).unwrap(); // offered to ana until 10
+    r.submit(chat(2, "m", t0()), t0()).unwrap(); // nobody in m: times out at 25
+    // Refused at 20, after firing the offer's expiry at 10.
+    assert!(r.accept(wid(99), &aid("ana"), at(20)).is_err());
+    let ev = r.tick(at(30));
+    let expired = ev.iter().position(|e| matches!(e, RoutingEvent::OfferExpired { item, .. } if *item == wid(1)));
+    let timed_out = ev.iter().position(|e| matches!(e, RoutingEvent::TimedOut { item, .. } if *item == wid(2)));
+    assert!(expired.is_some() && expired < timed_out, "{ev:?}");
+    // Once: neither the next tick nor another call repeats them.
+    assert!(r.tick(at(31)).is_empty());
+    assert!(r.sweep(at(32)).is_empty());
+    // Into a buffer the caller keeps: after what it holds.
+    r.submit(chat(3, "m", at(30)), at(30)).unwrap(); // times out at 55
+    assert!(r.complete(wid(99), at(60)).is_err());
+    let mut buffer = vec![RoutingEvent::Withdrawn { item: wid(7) }];
+    r.tick_into(at(61), &mut buffer);
+    assert_eq!(buffer.len(), 2, "{buffer:?}");
+    assert!(matches!(buffer[1], RoutingEvent::TimedOut { item, .. } if item == wid(3)), "{buffer:?}");
+}

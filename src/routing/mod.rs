@@ -1016,7 +1016,8 @@ impl Router {
     }
 
     /// Fires every timer due at `now`: step dwell, max wait, offer expiry, no reply, queue
-    /// delays, agent offline, external-decision deadlines.
+    /// delays, agent offline, external-decision deadlines. The events come after those of
+    /// timers that an earlier refused call fired (every call fires due timers first).
     pub fn tick(&self, now: DateTime<Utc>) -> Vec<RoutingEvent> {
         let mut events = Vec::new();
         self.tick_into(now, &mut events);
@@ -1053,8 +1054,10 @@ impl Router {
     /// ```
     pub fn tick_into(&self, now: DateTime<Utc>, events: &mut Vec<RoutingEvent>) {
         let mut s = self.lock();
-        // The router collects into the caller's buffer (after what it holds) and gets its own
-        // (empty) list back.
+        // Events of timers that a refused call fired come first (moved, once); then the router
+        // collects into the caller's buffer (after what it holds) and gets its own (empty)
+        // list back.
+        events.append(&mut s.events);
         std::mem::swap(&mut s.events, events);
         s.fire_timers(now);
         s.drain(now);
