@@ -148,3 +148,22 @@ fn the_estimated_wait_of_extreme_waits_does_not_overflow() {
     let wait = stats.estimated_wait.expect("600 waits recorded");
     assert!(wait > TimeDelta::days(365 * 100_000), "{wait:?}");
 }
+
+#[test]
+fn an_item_naming_an_agent_goes_to_that_agent_when_it_is_added_or_added_again() {
+    // Named in the pool before the agent exists.
+    let r = router(&["s"]);
+    r.set_plan(Plan::new([Rule::new("named", [Step::new(Pool::agents([aid("ana")]))])]), t0()).unwrap();
+    r.submit(chat(1, "s", t0()), t0()).unwrap();
+    let ev = r.upsert_agent(chat_agent("ana", "s", 1), at(5)).unwrap();
+    assert_eq!(assignments(&ev), vec![(wid(1), "ana".to_string())]);
+
+    // Preferred, the agent removed and added again.
+    let r = router(&["s"]);
+    r.upsert_agent(chat_agent("ana", "s", 1).with_status("busy"), t0()).unwrap();
+    r.set_plan(Plan::new([Rule::new("named", [Step::new(Pool::preferred())])]), t0()).unwrap();
+    r.submit(chat(1, "s", t0()).with_preferred_agent(aid("ana")), t0()).unwrap();
+    r.remove_agent(&aid("ana"), at(1)).unwrap();
+    let ev = r.upsert_agent(chat_agent("ana", "s", 1), at(5)).unwrap();
+    assert_eq!(assignments(&ev), vec![(wid(1), "ana".to_string())]);
+}

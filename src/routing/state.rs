@@ -1015,8 +1015,11 @@ pub(crate) struct State {
     pub free_items: Vec<u32>,
     pub queues: Queues,
     pub classes: Vec<Class>,
-    /// Items naming an agent individually (explicit pools, preferred and last agents).
-    pub targeted: FastMap<u32, Vec<(u32, u64)>>,
+    /// Items naming an agent individually (explicit pools, preferred and last agents), by the
+    /// agent's id: an agent added (or added again) later finds them.
+    pub targeted: FastMap<AgentId, Vec<(u32, u64)>>,
+    /// `targeted` is cleared of ids no waiting item names when it grows past this.
+    targeted_prune_at: usize,
     pub timers: Timers,
     pub seq: u64,
     pub assign_seq: u64,
@@ -1097,6 +1100,7 @@ impl State {
             queues: Queues::default(),
             classes: Vec::new(),
             targeted: FastMap::default(),
+            targeted_prune_at: TARGETED_PRUNE_MIN,
             timers: Timers::default(),
             seq: 0,
             assign_seq: 0,
@@ -1399,7 +1403,6 @@ impl State {
                 self.signed_in[slot.profile] = self.signed_in[slot.profile].saturating_sub(1);
             }
             self.agent_ids.remove(&slot.agent.id);
-            self.targeted.remove(&a);
             self.free_agents.push(a);
         }
     }
@@ -1683,16 +1686,23 @@ impl State {
                 }
             }
         }
+        if targets.is_empty() {
+            return;
+        }
+        let items = &self.items;
         for t in targets {
-            if let Some(&a) = self.agent_ids.get(&t) {
-                let v = self.targeted.entry(a).or_default();
-                v.retain(|(it, s)| {
-                    self.items[*it as usize]
-                        .as_ref()
-                        .is_some_and(|x| matches!(x.state, IState::Waiting { seq: ws, .. } if ws == *s))
-                });
-                v.push((i, seq));
-            }
+            let v = self.targeted.entry(t).or_default();
+            v.retain(|(it, s)| live(items, *it, *s));
+            v.push((i, seq));
+        }
+        // Ids of agents that never came (or left for good) are cleared now and then, in time
+        // proportional to the map.
+        if self.targeted.len() > self.targeted_prune_at {
+            self.targeted.retain(|_, v| {
+                v.retain(|(it, s)| live(items, *it, *s));
+                !v.is_empty()
+            });
+            self.targeted_prune_at = TARGETED_PRUNE_MIN.max(2 * self.targeted.len());
         }
     }
 
@@ -1946,11 +1956,11 @@ impl State {
         let now_ms = ms(now);
         // Items naming this agent come first, in their queues' order.
         let mut best: Option<((u32, [i64; 4]), u32)> = None;
-        if let Some(list) = self.targeted.get_mut(&a) {
+        if let Some(list) = self.targeted.get_mut(&ag.id) {
             let items = &self.items;
             list.retain(|(it, s)| live(items, *it, *s));
         }
-        if let Some(list) = self.targeted.get(&a) {
+        if let Some(list) = self.targeted.get(&ag.id) {
             for (it, _) in list {
                 let Some(slot) = self.items[*it as usize].as_ref() else { continue };
                 if slot.item.excluded.contains(&reg) || ag.can_take(slot.chan, &self.channels).is_err() {
@@ -2020,10 +2030,15 @@ impl State {
                 }
             }
         }
-        for (i, due) in delayed_tops {
+        self.schedule_retries(delayed_tops);
+        best.map(|(_, i)| i)
+    }
+
+    /// [`State::schedule_retry`] for each (item, due).
+    fn schedule_retries(&mut self, retries: Vec<(u32, i64)>) {
+        for (i, due) in retries {
             self.schedule_retry(i, due);
         }
-        best.map(|(_, i)| i)
     }
 
     /// Schedules a retry of waiting item `i` at `due` (once per due time and queue visit).
@@ -2144,6 +2159,9 @@ pub(crate) fn chain_of(plan: &CPlan, at: StepRef) -> (usize, usize) {
 }
 
 /// Whether heap entry (`i`, `seq`) is still the item's current place.
+/// Least size of [`State::targeted`] before it is pruned.
+const TARGETED_PRUNE_MIN: usize = 1024;
+
 pub(crate) fn live(items: &[Option<ItemSlot>], i: u32, seq: u64) -> bool {
     items
         .get(i as usize)
