@@ -1044,3 +1044,17 @@ fn events_of_timers_fired_by_a_refused_call_come_out_once_in_order_at_the_next_t
     assert_eq!(buffer.len(), 2, "{buffer:?}");
     assert!(matches!(buffer[1], RoutingEvent::TimedOut { item, .. } if item == wid(3)), "{buffer:?}");
 }
+
+#[test]
+fn a_freed_agent_keeps_its_queue_delay_for_items_that_name_it() {
+    let r = router(&["s"]);
+    let member = QueueMembership { queue: qid("s"), priority: 1, delay: TimeDelta::seconds(60) };
+    let ana = Agent::new(aid("ana")).with_membership(member).with_status("busy");
+    r.upsert_agent(ana, t0()).unwrap();
+    r.set_plan(Plan::new([Rule::new("named", [Step::new(Pool::agents([aid("ana")]))])]), t0()).unwrap();
+    r.submit(chat(1, "s", t0()), t0()).unwrap();
+    let ev = r.set_presence(&aid("ana"), "online", at(10)).unwrap();
+    assert!(assignments(&ev).is_empty(), "assigned at 10 s, before ana's 60 s delay: {ev:?}");
+    let ev = r.tick(at(60));
+    assert_eq!(assignments(&ev), vec![(wid(1), "ana".to_string())]);
+}

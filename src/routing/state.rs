@@ -1956,6 +1956,7 @@ impl State {
         let now_ms = ms(now);
         // Items naming this agent come first, in their queues' order.
         let mut best: Option<((u32, [i64; 4]), u32)> = None;
+        let mut delayed_tops: Vec<(u32, i64)> = Vec::new();
         if let Some(list) = self.targeted.get_mut(&ag.id) {
             let items = &self.items;
             list.retain(|(it, s)| live(items, *it, *s));
@@ -1971,6 +1972,12 @@ impl State {
                 if !ok {
                     continue;
                 }
+                // The agent's delay in the item's queue holds here too; a retry at its end.
+                let delay = profile.queues.get(&slot.queue).map_or(0, |m| m.delay_ms);
+                if now_ms - slot.eligible_ms < delay {
+                    delayed_tops.push((*it, slot.eligible_ms + delay));
+                    continue;
+                }
                 let key = (0u32, [-i64::from(slot.priority), ms(slot.item.effective_since()), 0, 0]);
                 if best.as_ref().is_none_or(|(k, _)| key < *k) {
                     best = Some((key, *it));
@@ -1978,10 +1985,10 @@ impl State {
             }
         }
         if let Some((_, it)) = best {
+            self.schedule_retries(delayed_tops);
             return Some(it);
         }
         // Then classes whose mask holds the agent's profile.
-        let mut delayed_tops: Vec<(u32, i64)> = Vec::new();
         let mut best: Option<((u32, i64, ItemKey, u64), u32)> = None;
         for ci in 0..self.classes.len() {
             let class = &self.classes[ci];
