@@ -167,3 +167,16 @@ fn an_item_naming_an_agent_goes_to_that_agent_when_it_is_added_or_added_again() 
     let ev = r.upsert_agent(chat_agent("ana", "s", 1), at(5)).unwrap();
     assert_eq!(assignments(&ev), vec![(wid(1), "ana".to_string())]);
 }
+
+#[test]
+fn setting_the_status_an_agent_already_has_changes_nothing() {
+    let r = offline_router(TimeDelta::minutes(10));
+    r.upsert_agent(chat_agent("a", "q", 1), t0()).unwrap();
+    assert_eq!(r.set_presence(&aid("a"), "online", at(1)).unwrap(), vec![]);
+    r.submit(chat(1, "q", t0()), at(2)).unwrap();
+    r.set_presence(&aid("a"), "offline", at(3)).unwrap();
+    // Offline again: no event, and the grace that began at 3 s still ends 10 min later.
+    assert_eq!(r.set_presence(&aid("a"), "offline", at(60)).unwrap(), vec![]);
+    let events = r.tick(at(3) + TimeDelta::minutes(10));
+    assert!(events.iter().any(|e| matches!(e, RoutingEvent::Requeued { .. })), "{events:?}");
+}

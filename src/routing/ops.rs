@@ -849,6 +849,13 @@ impl State {
             .cloned()
             .ok_or_else(|| crate::Error::invalid("status", format!("unknown presence status {name:?}")))?;
         let offline = status.offline;
+        // The status it already has is no change: no event, and an offline grace runs on.
+        if slot.agent.presence.status == name && slot.status == status {
+            if !offline {
+                self.freed.push(a);
+            }
+            return Ok(());
+        }
         self.set_status(a, status, name.to_owned(), now);
         let agent = self.agent_id(a);
         self.events.push(RoutingEvent::PresenceChanged { agent, status: name.to_owned() });
