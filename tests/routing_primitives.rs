@@ -1058,3 +1058,22 @@ fn a_freed_agent_keeps_its_queue_delay_for_items_that_name_it() {
     let ev = r.tick(at(60));
     assert_eq!(assignments(&ev), vec![(wid(1), "ana".to_string())]);
 }
+
+#[test]
+fn a_late_tick_does_not_stretch_a_chain_of_overflows() {
+    let r = router(&[]);
+    r.upsert_queue(Queue::new(qid("c")).with_max_wait(TimeDelta::seconds(10), TimeoutAction::Callback)).unwrap();
+    r.upsert_queue(Queue::new(qid("b")).with_max_wait(TimeDelta::seconds(10), TimeoutAction::Overflow(qid("c"))))
+        .unwrap();
+    r.upsert_queue(Queue::new(qid("a")).with_max_wait(TimeDelta::seconds(10), TimeoutAction::Overflow(qid("b"))))
+        .unwrap();
+    r.submit(chat(1, "a", t0()), t0()).unwrap();
+    // Due at 10 (a → b) and 20 (b → c), both handled by one tick at 25: in c since 20.
+    let ev = r.tick(at(25));
+    let hops = ev.iter().filter(|e| matches!(e, RoutingEvent::Overflowed { .. })).count();
+    assert_eq!(hops, 2, "{ev:?}");
+    assert_eq!(r.item(wid(1)).unwrap().queue, qid("c"));
+    assert_eq!(r.next_timer(), Some(at(30)));
+    let ev = r.tick(at(30));
+    assert!(ev.iter().any(|e| matches!(e, RoutingEvent::TimedOut { item, .. } if *item == wid(1))), "{ev:?}");
+}

@@ -256,13 +256,21 @@ impl State {
             }
             other => {
                 let action = other.as_timeout().unwrap_or(TimeoutAction::Close);
-                self.timeout(i, action, "the plan's last step ended".into(), now)
+                self.timeout(i, action, "the plan's last step ended".into(), now, now)
             }
         }
     }
 
-    /// Applies a timeout action to an item that holds no agent. `false` if the item finished.
-    pub fn timeout(&mut self, i: u32, action: TimeoutAction, reason: String, now: DateTime<Utc>) -> bool {
+    /// Applies a timeout action to an item that holds no agent; an overflow queue is entered
+    /// as of `entered`. `false` if the item finished.
+    pub fn timeout(
+        &mut self,
+        i: u32,
+        action: TimeoutAction,
+        reason: String,
+        entered: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> bool {
         self.release_holds(i, now);
         let id = self.item_id(i);
         if let TimeoutAction::Overflow(q) = &action
@@ -274,7 +282,7 @@ impl State {
                 s.step_due = None;
                 s.state = IState::Moving;
             }
-            self.enter_wait_queue(i, Some(q.clone()), now);
+            self.enter_wait_queue(i, Some(q.clone()), entered);
             self.compute_tiers(i);
             if let Some(from) = from {
                 self.events.push(RoutingEvent::Overflowed { item: id, from, to: q.clone() });
@@ -597,7 +605,7 @@ impl State {
         let declines = slot.item.declines;
         slot.state = if rest.is_empty() { IState::Moving } else { IState::Offered { agents: rest.clone(), epoch } };
         if declines >= policy.max_declines {
-            self.timeout(i, policy.on_max_declines, format!("declined {declines} times"), now);
+            self.timeout(i, policy.on_max_declines, format!("declined {declines} times"), now, now);
             return Ok(());
         }
         if rest.is_empty() {
@@ -638,17 +646,23 @@ impl State {
                 .and_then(|q| q.config.max_wait)
                 .is_some_and(|m| add(s.item.queue_entered, m) <= now);
         if overdue {
-            self.wait_over(i, now);
+            self.wait_over(i, false, now);
         }
     }
 
-    /// Applies the queue's max-wait action to item `i` (waiting or awaiting a decision).
-    fn wait_over(&mut self, i: u32, now: DateTime<Utc>) {
+    /// Applies the queue's max-wait action to item `i` (waiting or awaiting a decision). One
+    /// that `waited` all along overflows as of the max wait's end (a late tick does not
+    /// stretch a chain of overflows); one back from an agent now.
+    fn wait_over(&mut self, i: u32, waited: bool, now: DateTime<Utc>) {
         let Some(s) = self.items[i as usize].as_ref() else { return };
         let Some(q) = self.queues.get(&s.queue) else { return };
         let action = q.config.on_max_wait.clone();
-        let waited = now - s.item.queue_entered;
-        if self.timeout(i, action, format!("waited {} s in queue", waited.num_seconds()), now) {
+        let entered = match q.config.max_wait {
+            Some(m) if waited => add(s.item.queue_entered, m).min(now),
+            _ => now,
+        };
+        let reason = format!("waited {} s in queue", (now - s.item.queue_entered).num_seconds());
+        if self.timeout(i, action, reason, entered, now) {
             self.route(i, now);
         }
     }
@@ -751,7 +765,7 @@ impl State {
                 if s.wait_gen != epoch || !matches!(s.state, IState::Waiting { .. } | IState::Awaiting { .. }) {
                     return;
                 }
-                self.wait_over(item, now);
+                self.wait_over(item, true, now);
             }
             TimerKind::Offer { item, epoch } => {
                 let Some(s) = self.items[item as usize].as_ref() else { return };
@@ -800,7 +814,7 @@ impl State {
                         DecisionFallback::Plan => self.back_to_routing(item, now),
                         DecisionFallback::Queue(q) => {
                             let reason = "the external decision did not come in time".to_owned();
-                            if self.timeout(item, TimeoutAction::Overflow(q), reason, now) {
+                            if self.timeout(item, TimeoutAction::Overflow(q), reason, now, now) {
                                 self.route(item, now);
                             }
                         }
@@ -921,7 +935,7 @@ impl State {
                 OfflineAction::Keep => {}
                 OfflineAction::Requeue => self.requeue(i, RequeueReason::AgentOffline, None, now),
                 OfflineAction::Close => {
-                    self.timeout(i, TimeoutAction::Close, "the agent went offline".into(), now);
+                    self.timeout(i, TimeoutAction::Close, "the agent went offline".into(), now, now);
                 }
             }
         }
