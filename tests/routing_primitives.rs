@@ -1077,3 +1077,21 @@ fn a_late_tick_does_not_stretch_a_chain_of_overflows() {
     let ev = r.tick(at(30));
     assert!(ev.iter().any(|e| matches!(e, RoutingEvent::TimedOut { item, .. } if *item == wid(1))), "{ev:?}");
 }
+
+#[test]
+fn a_last_agent_is_preferred_only_until_the_preference_ends_even_at_the_same_step() {
+    let r = router(&["s"]);
+    r.upsert_agent(chat_agent("ana", "s", 1).with_status("busy"), t0()).unwrap();
+    let steps = [Step::new(Pool::last_agent()).dwell(TimeDelta::seconds(600)), Step::new(Pool::queues([qid("s")]))];
+    r.set_plan(Plan::new([Rule::new("affinity", steps)]), t0()).unwrap();
+    r.submit(chat(1, "s", t0()).with_last_agent(aid("ana"), at(60)), t0()).unwrap();
+    // The preference ended at 60: at 120 ana is no longer in the step's pool.
+    let explanation = r.explain(wid(1), at(120)).unwrap();
+    let ana = explanation.groups.iter().find(|g| g.agents.contains(&aid("ana"))).unwrap();
+    assert_eq!(ana.reason, Exclusion::NotInPool);
+    let ev = r.set_presence(&aid("ana"), "online", at(120)).unwrap();
+    assert!(assignments(&ev).is_empty(), "given to the last agent after the preference ended: {ev:?}");
+    // The next step (the queue) gives it to her.
+    let ev = r.tick(at(600));
+    assert_eq!(assignments(&ev), vec![(wid(1), "ana".to_string())]);
+}

@@ -1238,14 +1238,15 @@ fn explain(s: &mut State, i: u32, now: DateTime<Utc>) -> Option<Explanation> {
     let plan = s.plan.clone();
     let step = plan.step(at);
     let age = now - item.eligible_since;
+    let now_ms = state::ms(now);
     let mut groups: BTreeMap<(usize, String), ExclusionGroup> = BTreeMap::new();
     for (a, ag) in s.agents.iter().enumerate() {
         let Some(ag) = ag else { continue };
         let p = ag.profile;
         let Some(profile) = s.profiles.list.get(p) else { continue };
-        let named = tiers.iter().any(|t| t.explicit.contains(&ag.agent.id));
+        let named = tiers.iter().any(|t| t.named(now_ms).contains(&ag.agent.id));
         let in_pool = named || tiers.iter().any(|t| t.pool.get(p));
-        let in_tiers = tiers.iter().any(|t| (t.explicit.contains(&ag.agent.id) && t.elig.get(p)) || t.mask.get(p));
+        let in_tiers = tiers.iter().any(|t| (t.named(now_ms).contains(&ag.agent.id) && t.elig.get(p)) || t.mask.get(p));
         let r = if holding.contains(&(a as u32)) {
             Exclusion::Holding
         } else if !in_pool {

@@ -606,7 +606,20 @@ pub(crate) struct Tier {
     pub pool: Mask,
     pub mask: Mask,
     pub elig: Mask,
+    /// Agents named individually; a last agent comes last (see `last_until`).
     pub explicit: Vec<AgentId>,
+    /// When `explicit` ends with the item's last agent: the end of that preference (ms).
+    pub last_until: Option<i64>,
+}
+
+impl Tier {
+    /// The agents the tier names at `now_ms`: a last agent only while its preference holds.
+    pub fn named(&self, now_ms: i64) -> &[AgentId] {
+        match self.last_until {
+            Some(until) if until <= now_ms => self.explicit.split_last().map_or(&[], |(_, rest)| rest),
+            _ => &self.explicit,
+        }
+    }
 }
 
 impl Clone for Tier {
@@ -616,6 +629,7 @@ impl Clone for Tier {
             mask: self.mask.clone(),
             elig: self.elig.clone(),
             explicit: self.explicit.clone(),
+            last_until: self.last_until,
         }
     }
 
@@ -627,6 +641,7 @@ impl Clone for Tier {
         if !(self.explicit.is_empty() && o.explicit.is_empty()) {
             self.explicit.clone_from(&o.explicit);
         }
+        self.last_until = o.last_until;
     }
 }
 
@@ -1552,9 +1567,11 @@ impl State {
         m
     }
 
-    fn explicit_of(step: &Step, item: &WorkItem, now: DateTime<Utc>) -> Vec<AgentId> {
+    /// The agents `step` names for `item` entering it at `now`, and when a last agent among
+    /// them (the last one) stops being named ([`Tier::named`]).
+    fn explicit_of(step: &Step, item: &WorkItem, now: DateTime<Utc>) -> (Vec<AgentId>, Option<i64>) {
         if step.pool.agents.is_empty() && !step.pool.preferred_agents && !step.pool.last_agent {
-            return Vec::new();
+            return (Vec::new(), None);
         }
         let mut v = step.pool.agents.clone();
         if step.pool.preferred_agents {
@@ -1565,8 +1582,9 @@ impl State {
             && l.until > now
         {
             v.push(l.agent.clone());
+            return (v, Some(ms(l.until)));
         }
-        v
+        (v, None)
     }
 
     /// Recomputes the eligibility tiers of item `i` for its current step.
@@ -1601,7 +1619,7 @@ impl State {
             let step = plan.step(sr);
             let elig = Self::elig_mask(profiles, step, item);
             let pool = Self::pool_mask(queues, profiles, step, item, wait, sr);
-            let explicit = Self::explicit_of(step, item, entered);
+            let (explicit, last_until) = Self::explicit_of(step, item, entered);
             if tiers.len() <= k {
                 tiers.push(Tier::default());
             }
@@ -1620,6 +1638,7 @@ impl State {
             if !(t.explicit.is_empty() && explicit.is_empty()) {
                 t.explicit = explicit;
             }
+            t.last_until = last_until;
         }
     }
 
@@ -1763,7 +1782,8 @@ impl State {
         let ranker = &self.rankers[ri];
         let c = slot.chan;
         let Some(chidx) = self.index.get(ranker.spec).and_then(|s| s.chans.get(c)) else { return Cands::None };
-        let age = ms(now) - slot.eligible_ms;
+        let now_ms = ms(now);
+        let age = now_ms - slot.eligible_ms;
         let delayed: Vec<usize> = self
             .queues
             .at(slot.qi)
@@ -1830,7 +1850,7 @@ impl State {
                         }
                     });
                 }
-                for id in &t.explicit {
+                for id in t.named(now_ms) {
                     let Some(&a) = self.agent_ids.get(id) else { continue };
                     let Some(ag) = self.agents[a as usize].as_ref() else { continue };
                     if !t.elig.get(ag.profile)
@@ -1904,7 +1924,8 @@ impl State {
             };
             t.mask.for_each_common(&chidx.avail, &mut walk);
             // Agents named individually (and, for affinity, preferred/last agents).
-            let mut named: Vec<&AgentId> = t.explicit.iter().collect();
+            let explicit = t.named(now_ms);
+            let mut named: Vec<&AgentId> = explicit.iter().collect();
             if ranker.affinity {
                 named.extend(slot.item.preferred_agents.iter());
                 if let Some(l) = &slot.item.last_agent
@@ -1916,7 +1937,7 @@ impl State {
             for id in named {
                 let Some(&a) = self.agent_ids.get(id) else { continue };
                 let Some(ag) = self.agents[a as usize].as_ref() else { continue };
-                let in_tier = if t.explicit.contains(id) { t.elig.get(ag.profile) } else { t.mask.get(ag.profile) };
+                let in_tier = if explicit.contains(id) { t.elig.get(ag.profile) } else { t.mask.get(ag.profile) };
                 if !in_tier
                     || excluded(ag.reg, a)
                     || delayed.contains(&ag.profile)
@@ -1967,8 +1988,10 @@ impl State {
                 if slot.item.excluded.contains(&reg) || ag.can_take(slot.chan, &self.channels).is_err() {
                     continue;
                 }
-                let ok =
-                    slot.tiers.iter().any(|t| (t.explicit.contains(&ag.agent.id) && t.elig.get(p)) || t.mask.get(p));
+                let ok = slot
+                    .tiers
+                    .iter()
+                    .any(|t| (t.named(now_ms).contains(&ag.agent.id) && t.elig.get(p)) || t.mask.get(p));
                 if !ok {
                     continue;
                 }
