@@ -1095,3 +1095,31 @@ fn a_last_agent_is_preferred_only_until_the_preference_ends_even_at_the_same_ste
     let ev = r.tick(at(600));
     assert_eq!(assignments(&ev), vec![(wid(1), "ana".to_string())]);
 }
+
+#[test]
+fn a_free_agent_gets_an_item_when_its_queue_delay_ends_even_behind_an_item_it_declined() {
+    let r = router(&[]);
+    r.upsert_queue(Queue::new(qid("s")).with_offers(OfferPolicy::offers(1, TimeDelta::seconds(5)))).unwrap();
+    r.upsert_agent(chat_agent("ana", "s", 1), t0()).unwrap();
+    r.submit(chat(1, "s", t0()), t0()).unwrap(); // offered to ana
+    r.decline(wid(1), &aid("ana"), at(1)).unwrap(); // waits; never ana's again
+    r.set_presence(&aid("ana"), "busy", at(1)).unwrap();
+    r.submit(chat(2, "s", at(2)), at(2)).unwrap(); // waits
+    // Free again at 3, with a 10 s delay in s: item 2 is hers from 12.
+    let member = QueueMembership { queue: qid("s"), priority: 1, delay: TimeDelta::seconds(10) };
+    let ana = Agent::new(aid("ana"))
+        .with_membership(member)
+        .with_capacity(Capacity::per_channel([(ChannelKind::WebChat, 1)]))
+        .with_status("online");
+    let ev = r.upsert_agent(ana, at(3)).unwrap();
+    assert!(!ev.iter().any(|e| matches!(e, RoutingEvent::Offered { .. })), "{ev:?}");
+    let mut events = Vec::new();
+    while let Some(t) = r.next_timer().filter(|t| *t <= at(60)) {
+        events.extend(r.tick(t));
+    }
+    let offered = events.iter().find_map(|e| match e {
+        RoutingEvent::Offered { item, agents, .. } if *item == wid(2) => Some(agents.clone()),
+        _ => None,
+    });
+    assert_eq!(offered, Some(vec![aid("ana")]), "{events:?}");
+}

@@ -2037,7 +2037,22 @@ impl State {
             }
             let found = match top {
                 Some(e) if fits(&e) => Some(e),
-                Some(_) => heap.best_live(CLASS_WALK, |e| live(items, e.payload, e.seq)).into_iter().find(|e| fits(e)),
+                Some(_) => {
+                    let walk = heap.best_live(CLASS_WALK, |e| live(items, e.payload, e.seq));
+                    let found = walk.iter().find(|e| fits(e)).copied();
+                    // Nothing for the agent now: the item here whose delay ends first (one the
+                    // agent did not decline) is tried again then.
+                    if found.is_none() && delay > 0 {
+                        let soonest = walk
+                            .iter()
+                            .filter_map(|e| items[e.payload as usize].as_ref().map(|s| (s, e.payload)))
+                            .filter(|(s, _)| !s.item.excluded.contains(&reg) && now_ms - s.eligible_ms < delay)
+                            .map(|(s, i)| (s.eligible_ms + delay, i))
+                            .min();
+                        delayed_tops.extend(soonest.map(|(due, i)| (i, due)));
+                    }
+                    found
+                }
                 None => None,
             };
             if let Some(e) = found {
