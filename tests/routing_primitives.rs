@@ -1123,3 +1123,15 @@ fn a_free_agent_gets_an_item_when_its_queue_delay_ends_even_behind_an_item_it_de
     });
     assert_eq!(offered, Some(vec![aid("ana")]), "{events:?}");
 }
+
+#[test]
+fn the_estimated_wait_does_not_count_time_an_agent_held_a_requeued_item() {
+    let r = router(&["s"]);
+    r.upsert_agent(chat_agent("ana", "s", 1), t0()).unwrap();
+    r.upsert_agent(chat_agent("bo", "s", 1).with_status("busy"), t0()).unwrap();
+    r.submit(chat(1, "s", t0()), t0()).unwrap(); // ana at once
+    r.set_presence(&aid("bo"), "online", at(599)).unwrap();
+    let ev = r.requeue(wid(1), true, at(600)).unwrap(); // bo at once, after 10 minutes with ana
+    assert_eq!(assignments(&ev), vec![(wid(1), "bo".to_string())]);
+    assert_eq!(r.queue_stats(&qid("s")).unwrap().estimated_wait, Some(TimeDelta::zero()));
+}

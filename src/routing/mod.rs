@@ -524,7 +524,8 @@ pub struct AgentStatus {
 pub struct QueueStats {
     /// Items waiting.
     pub waiting: usize,
-    /// Estimated wait: mean of the last `ewt_samples` waits (`None` before the first).
+    /// Estimated wait: mean of the last `ewt_samples` waits (`None` before the first); time an
+    /// agent held an item before giving it back (requeue, handoff) is not wait.
     #[serde(with = "model::secs::option")]
     pub estimated_wait: Option<TimeDelta>,
 }
@@ -914,6 +915,7 @@ impl Router {
         if let Some(x) = s.items[i as usize].as_mut() {
             x.item.work.attributes.extend(findings);
             x.item.excluded.push(bot.0);
+            x.item.unassigned(state::ms(now));
             x.state = IState::Moving;
             x.item.bot_hold = (mode == HandoffMode::Offer).then_some(b);
         }

@@ -42,6 +42,8 @@ impl State {
             declines: 0,
             bot_hold: None,
             retries: Vec::new(),
+            assigned_ms: 0,
+            handled_ms: 0,
             decided_gen: 0,
             decision_fallback: None,
         });
@@ -510,6 +512,8 @@ impl State {
         let chan = slot.chan;
         slot.state = IState::Assigned { agent: a, epoch };
         let wait = super::state::elapsed(now, slot.item.eligible_since, slot.eligible_ms);
+        let waited = wait.num_milliseconds().saturating_sub(slot.item.handled_ms);
+        slot.item.assigned_ms = ms(now);
         let queue = slot.queue.clone();
         let qi = slot.qi;
         let id = slot.item.id;
@@ -518,7 +522,7 @@ impl State {
             self.unhold(b, i, chan, now);
             self.freed.push(b);
         }
-        self.record_wait(qi, wait);
+        self.record_wait(qi, waited);
         if let Some(after) = self.queues.at(qi).and_then(|q| q.config.no_reply.as_ref()).map(|nr| nr.after) {
             self.schedule(add(now, after), TimerKind::NoReply { item: i, epoch });
         }
@@ -843,6 +847,7 @@ impl State {
         let agent_id = self.agent_id(agent);
         if let Some(s) = self.slot(i) {
             s.state = IState::Moving;
+            s.item.unassigned(ms(now));
             if let Some(r) = exclude {
                 s.item.excluded.push(r);
             }

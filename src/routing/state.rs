@@ -743,10 +743,22 @@ pub(crate) struct ItemRecord {
     pub bot_hold: Option<u32>,
     /// Retry timers already scheduled for queue delays (due ms).
     pub retries: Vec<i64>,
+    /// When it was last assigned (ms), and how long agents held it assigned before (ms): time
+    /// handled is no wait in the estimated wait.
+    pub assigned_ms: i64,
+    pub handled_ms: i64,
     /// The `step_gen` whose external decision was made (no second request in that visit).
     pub decided_gen: u64,
     /// The fallback of the open decision request.
     pub decision_fallback: Option<super::plan::DecisionFallback>,
+}
+
+impl ItemRecord {
+    /// Its agent gave it back at `now_ms` (requeued, handed off): the time it was held is added
+    /// to `handled_ms`.
+    pub fn unassigned(&mut self, now_ms: i64) {
+        self.handled_ms = self.handled_ms.saturating_add(now_ms.saturating_sub(self.assigned_ms));
+    }
 }
 
 impl std::ops::Deref for ItemRecord {
@@ -2103,9 +2115,10 @@ impl State {
         self.timers.add(Timer { due: ms(due), seq, kind });
     }
 
-    pub fn record_wait(&mut self, qi: u32, wait: TimeDelta) {
+    /// Records a wait of `wait_ms` for the estimated wait of queue `qi`.
+    pub fn record_wait(&mut self, qi: u32, wait_ms: i64) {
         if let Some(q) = self.queues.at_mut(qi) {
-            q.waits.push_back(wait.num_milliseconds().max(0));
+            q.waits.push_back(wait_ms.max(0));
             while q.waits.len() > q.config.ewt_samples {
                 q.waits.pop_front();
             }
