@@ -1135,3 +1135,22 @@ fn the_estimated_wait_does_not_count_time_an_agent_held_a_requeued_item() {
     assert_eq!(assignments(&ev), vec![(wid(1), "bo".to_string())]);
     assert_eq!(r.queue_stats(&qid("s")).unwrap().estimated_wait, Some(TimeDelta::zero()));
 }
+
+#[test]
+fn an_item_held_across_a_plan_change_reports_the_rule_it_was_routed_by_until_routed_again() {
+    let r = router(&["s"]);
+    r.upsert_agent(chat_agent("ana", "s", 1), t0()).unwrap();
+    r.upsert_agent(chat_agent("bo", "s", 1).with_status("busy"), t0()).unwrap();
+    r.set_plan(Plan::new([Rule::new("old", [Step::new(Pool::default())])]), t0()).unwrap();
+    r.submit(chat(1, "s", t0()), t0()).unwrap(); // ana
+    r.set_plan(Plan::new([Rule::new("new", [Step::new(Pool::default())])]), at(1)).unwrap();
+    assert_eq!(r.item(wid(1)).unwrap().rule.as_deref(), Some("old"));
+    let explanation = r.explain(wid(1), at(1)).unwrap();
+    assert_eq!(explanation.step, r#"rule "old" step 0"#);
+    assert!(explanation.reason.contains(r#"rule "old""#), "{}", explanation.reason);
+    // Requeued, it is classified by the new plan.
+    r.set_presence(&aid("bo"), "online", at(2)).unwrap();
+    r.requeue(wid(1), true, at(3)).unwrap();
+    assert_eq!(r.item(wid(1)).unwrap().rule.as_deref(), Some("new"));
+    assert_eq!(r.explain(wid(1), at(3)).unwrap().step, r#"rule "new" step 0"#);
+}

@@ -681,6 +681,7 @@ impl Router {
                 s.route(i, now);
             }
         }
+        s.prune_retired_plans();
         Ok(Self::finish(&mut s, now))
     }
 
@@ -1160,7 +1161,7 @@ fn item_status(s: &State, i: u32) -> Option<ItemStatus> {
         _ => control,
     };
     let (rule, step) = match x.at {
-        StepRef::Rule(r, k) => (s.plan.plan.rules.get(r).map(|r| r.name.clone()), Some(k)),
+        StepRef::Rule(r, k) => (s.plan_of(x.item.plan_gen).plan.rules.get(r).map(|r| r.name.clone()), Some(k)),
         _ => (None, None),
     };
     Some(ItemStatus {
@@ -1180,14 +1181,14 @@ fn reason(s: &State, i: u32) -> DecisionReason {
     let Some(x) = s.items[i as usize].as_ref() else { return String::new().into() };
     match &x.state {
         IState::Assigned { agent, .. } => {
-            DecisionReason(Why::Assigned { agent: s.agent_id(*agent), step: s.step_text(x.at) })
+            DecisionReason(Why::Assigned { agent: s.agent_id(*agent), step: s.step_text(x.item.plan_gen, x.at) })
         }
         IState::Offered { agents, .. } => {
-            format!("offered to {} agent(s) at {}", agents.len(), s.step_label(x.at)).into()
+            format!("offered to {} agent(s) at {}", agents.len(), s.step_label(x.item.plan_gen, x.at)).into()
         }
         IState::Awaiting { request, deadline } => {
-            format!("awaiting the host's decision (request {request}, until {deadline}) at {}", s.step_label(x.at))
-                .into()
+            let step = s.step_label(x.item.plan_gen, x.at);
+            format!("awaiting the host's decision (request {request}, until {deadline}) at {step}").into()
         }
         IState::Waiting { .. } | IState::Moving => s.queued_reason(i).into(),
     }
@@ -1236,8 +1237,8 @@ fn explain(s: &mut State, i: u32, now: DateTime<Utc>) -> Option<Explanation> {
     };
     let reason = reason(s, i).to_string();
     let queue = x.queue.clone();
-    let label = s.step_label(at).to_owned();
-    let plan = s.plan.clone();
+    let label = s.step_label(x.item.plan_gen, at).to_owned();
+    let plan = Arc::clone(s.plan_of(x.item.plan_gen));
     let step = plan.step(at);
     let age = now - item.eligible_since;
     let now_ms = state::ms(now);

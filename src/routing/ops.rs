@@ -416,7 +416,7 @@ impl State {
             signed += u64::from(self.signed_in.get(p).copied().unwrap_or(0));
         });
         let explicit: usize = slot.tiers.iter().map(|t| t.explicit.len()).sum();
-        let step = self.step_label(slot.at);
+        let step = self.step_label(slot.item.plan_gen, slot.at);
         if eligible == 0 && explicit == 0 {
             format!("no agent is eligible at {step}")
         } else {
@@ -427,25 +427,26 @@ impl State {
         }
     }
 
-    pub fn step_label(&self, at: StepRef) -> &str {
-        match self.step_name(at) {
+    /// The label of step `at` of the plan of generation `plan_gen` (an item's `plan_gen`).
+    pub fn step_label(&self, plan_gen: u64, at: StepRef) -> &str {
+        match self.step_name(plan_gen, at) {
             Ok(l) => l,
             Err(fixed) => fixed,
         }
     }
 
     /// [`State::step_label`], shared rather than borrowed.
-    pub fn step_text(&self, at: StepRef) -> super::StepText {
-        match self.step_name(at) {
+    pub fn step_text(&self, plan_gen: u64, at: StepRef) -> super::StepText {
+        match self.step_name(plan_gen, at) {
             Ok(l) => super::StepText::Shared(l.clone()),
             Err(fixed) => super::StepText::Static(fixed),
         }
     }
 
     /// A plan step's label, or the fixed words for a step outside the plan.
-    fn step_name(&self, at: StepRef) -> Result<&std::sync::Arc<str>, &'static str> {
+    fn step_name(&self, plan_gen: u64, at: StepRef) -> Result<&std::sync::Arc<str>, &'static str> {
         match at {
-            StepRef::Rule(r, s) => self.plan.labels.get(r).and_then(|v| v.get(s)).ok_or("a removed step"),
+            StepRef::Rule(r, s) => self.plan_of(plan_gen).labels.get(r).and_then(|v| v.get(s)).ok_or("a removed step"),
             StepRef::Implicit => Err("the default step"),
             StepRef::AnyMember => Err("any member of the queue"),
         }

@@ -1027,6 +1027,10 @@ pub(crate) struct State {
     pub config: RouterConfig,
     pub plan: Arc<CPlan>,
     pub plan_gen: u64,
+    /// Earlier plans (with their generations) that items offered, assigned or awaiting a
+    /// decision were classified by; they report those plans' rules and steps until they are
+    /// classified again.
+    retired_plans: Vec<(u64, Arc<CPlan>)>,
     pub rankers: Vec<CRanker>,
     pub index: Vec<SpecIndex>,
     pub policy: Option<Arc<dyn super::plan::RoutingPolicy>>,
@@ -1111,6 +1115,7 @@ impl State {
                 rule_names: Vec::new(),
             }),
             plan_gen: 0,
+            retired_plans: Vec::new(),
             rankers: Vec::new(),
             index: Vec::new(),
             policy: None,
@@ -1172,6 +1177,24 @@ impl State {
 
     // ----- plan and rankers
 
+    /// The plan of generation `plan_gen` (an item's `plan_gen`): the current one or a retired one.
+    pub fn plan_of(&self, plan_gen: u64) -> &Arc<CPlan> {
+        if plan_gen == self.plan_gen {
+            return &self.plan;
+        }
+        self.retired_plans.iter().find(|(g, _)| *g == plan_gen).map_or(&self.plan, |(_, p)| p)
+    }
+
+    /// Drops the retired plans no item was classified by.
+    pub fn prune_retired_plans(&mut self) {
+        let current = self.plan_gen;
+        let mut gens: Vec<u64> =
+            self.items.iter().flatten().map(|x| x.item.plan_gen).filter(|g| *g != current).collect();
+        gens.sort_unstable();
+        gens.dedup();
+        self.retired_plans.retain(|(g, _)| gens.binary_search(g).is_ok());
+    }
+
     pub fn install_plan(&mut self, plan: Plan) {
         let implicit = Step::new(Pool::default()).eligible(Term::and([Term::ItemSkills, Term::ItemLanguage]));
         let any_member = Step::new(Pool::default());
@@ -1204,7 +1227,11 @@ impl State {
             })
             .collect();
         let rule_names = plan.rules.iter().map(|r| Arc::from(r.name.as_str())).collect();
-        self.plan = Arc::new(CPlan { plan, implicit, any_member, rankers, labels, rule_names });
+        let old = std::mem::replace(
+            &mut self.plan,
+            Arc::new(CPlan { plan, implicit, any_member, rankers, labels, rule_names }),
+        );
+        self.retired_plans.push((self.plan_gen, old));
         self.plan_gen += 1;
         self.profiles.clear_caches();
     }
