@@ -180,3 +180,25 @@ fn setting_the_status_an_agent_already_has_changes_nothing() {
     let events = r.tick(at(3) + TimeDelta::minutes(10));
     assert!(events.iter().any(|e| matches!(e, RoutingEvent::Requeued { .. })), "{events:?}");
 }
+
+#[test]
+fn an_agent_who_declined_or_a_bot_that_handed_off_is_not_given_the_item_again_after_being_added_again() {
+    let r = router(&[]);
+    r.upsert_queue(Queue::new(qid("s")).with_offers(OfferPolicy::offers(1, TimeDelta::seconds(30)))).unwrap();
+    r.upsert_agent(chat_agent("ana", "s", 1), t0()).unwrap();
+    r.submit(chat(1, "s", t0()), t0()).unwrap();
+    r.decline(wid(1), &aid("ana"), at(1)).unwrap();
+    r.remove_agent(&aid("ana"), at(2)).unwrap();
+    let ev = r.upsert_agent(chat_agent("ana", "s", 1), at(3)).unwrap();
+    assert!(!ev.iter().any(|e| matches!(e, RoutingEvent::Offered { .. })), "offered to the decliner again: {ev:?}");
+
+    let r = router(&["s"]);
+    r.upsert_agent(Agent::bot(aid("bot")).with_queue(qid("s")), t0()).unwrap();
+    r.upsert_agent(chat_agent("ana", "s", 1).with_status("busy"), t0()).unwrap();
+    let d = r.submit(chat(1, "s", t0()), t0()).unwrap();
+    assert_eq!(assigned_to(&d).as_deref(), Some("bot"));
+    r.handoff(wid(1), Default::default(), HandoffMode::Pass, at(1)).unwrap();
+    r.remove_agent(&aid("bot"), at(2)).unwrap();
+    let ev = r.upsert_agent(Agent::bot(aid("bot")).with_queue(qid("s")), at(3)).unwrap();
+    assert!(assignments(&ev).is_empty(), "given back to the bot that handed it off: {ev:?}");
+}

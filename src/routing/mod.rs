@@ -858,8 +858,8 @@ impl Router {
         let Some(IState::Assigned { agent, .. }) = s.items[i as usize].as_ref().map(|x| x.state.clone()) else {
             return Err(Error::Refused(format!("work item {item} is not assigned")));
         };
-        let reg = s.agents[agent as usize].as_ref().map(|a| a.reg).filter(|_| exclude_agent);
-        s.requeue(i, RequeueReason::Released, reg, now);
+        let exclude = exclude_agent.then(|| s.agent_id(agent));
+        s.requeue(i, RequeueReason::Released, exclude, now);
         Ok(Self::finish(&mut s, now))
     }
 
@@ -904,8 +904,7 @@ impl Router {
         let Some(IState::Assigned { agent: b, .. }) = s.items[i as usize].as_ref().map(|x| x.state.clone()) else {
             return Err(Error::Refused(format!("work item {item} is not assigned")));
         };
-        let Some(bot) = s.agents[b as usize].as_ref().filter(|a| a.agent.is_bot).map(|a| (a.reg, a.agent.id.clone()))
-        else {
+        let Some(bot) = s.agents[b as usize].as_ref().filter(|a| a.agent.is_bot).map(|a| a.agent.id.clone()) else {
             return Err(Error::Refused(format!("work item {item} is assigned to a human, not a bot")));
         };
         let chan = s.items[i as usize].as_ref().map_or(0, |x| x.chan);
@@ -915,12 +914,12 @@ impl Router {
         }
         if let Some(x) = s.items[i as usize].as_mut() {
             x.item.work.attributes.extend(findings);
-            x.item.excluded.push(bot.0);
+            x.item.excluded.push(bot.clone());
             x.item.unassigned(state::ms(now));
             x.state = IState::Moving;
             x.item.bot_hold = (mode == HandoffMode::Offer).then_some(b);
         }
-        s.events.push(RoutingEvent::HandedOff { item, bot: bot.1, mode });
+        s.events.push(RoutingEvent::HandedOff { item, bot, mode });
         if s.classify(i, now) {
             s.route_back(i, now);
         }
@@ -1261,7 +1260,7 @@ fn explain(s: &mut State, i: u32, now: DateTime<Utc>) -> Option<Explanation> {
                 .or_else(|| step.custom.as_ref().and_then(|c| c.excluding_term(profile, &item)))
                 .unwrap_or_else(|| "eligibility".into());
             Exclusion::Ineligible { term }
-        } else if excluded.contains(&ag.reg) {
+        } else if excluded.contains(&ag.id) {
             Exclusion::DeclinedBefore
         } else if let Some(m) = profile.queues.get(&queue).filter(|m| m.delay() > age) {
             Exclusion::QueueDelay { until: state::add(item.eligible_since, m.delay()) }

@@ -461,7 +461,7 @@ impl State {
         for (a, ag) in self.agents.iter().enumerate() {
             if let Some(ag) = ag
                 && ag.can_take(c, &self.channels).is_ok()
-                && !slot.item.excluded.contains(&ag.reg)
+                && !slot.item.excluded.contains(&ag.id)
             {
                 ids.push(a as u32);
             }
@@ -593,19 +593,18 @@ impl State {
         let epoch = *epoch;
         let chan = slot.chan;
         let id = slot.item.id;
-        let reg = self.agents[a as usize].as_ref().map_or(0, |s| s.reg);
         self.unhold(a, i, chan, now);
         self.freed.push(a);
         let agent = self.agent_id(a);
         self.events.push(if expired {
-            RoutingEvent::OfferExpired { item: id, agent }
+            RoutingEvent::OfferExpired { item: id, agent: agent.clone() }
         } else {
-            RoutingEvent::Declined { item: id, agent }
+            RoutingEvent::Declined { item: id, agent: agent.clone() }
         });
         let queue = self.items[i as usize].as_ref().map(|s| s.queue.clone());
         let policy = queue.and_then(|q| self.queues.get(&q)).map(|q| q.config.offer.clone()).unwrap_or_default();
         let Some(slot) = self.slot(i) else { return Ok(()) };
-        slot.item.excluded.push(reg);
+        slot.item.excluded.push(agent);
         slot.item.declines += 1;
         let declines = slot.item.declines;
         slot.state = if rest.is_empty() { IState::Moving } else { IState::Offered { agents: rest.clone(), epoch } };
@@ -796,8 +795,8 @@ impl State {
                 if g != epoch {
                     return;
                 }
-                let reg = self.agents[agent as usize].as_ref().map_or(0, |s| s.reg);
-                self.requeue(item, RequeueReason::NoReply, Some(reg), now);
+                let silent = self.agent_id(agent);
+                self.requeue(item, RequeueReason::NoReply, Some(silent), now);
             }
             TimerKind::Retry { item, epoch } => {
                 let ok = self.items[item as usize]
@@ -838,7 +837,7 @@ impl State {
     }
 
     /// Takes an assigned item back from its agent and routes it again.
-    pub fn requeue(&mut self, i: u32, reason: RequeueReason, exclude: Option<u64>, now: DateTime<Utc>) {
+    pub fn requeue(&mut self, i: u32, reason: RequeueReason, exclude: Option<AgentId>, now: DateTime<Utc>) {
         let Some(slot) = self.items[i as usize].as_ref() else { return };
         let IState::Assigned { agent, .. } = slot.state else { return };
         let chan = slot.chan;
@@ -1098,7 +1097,7 @@ impl State {
         for id in list {
             let Some(&a) = self.agent_ids.get(id) else { continue };
             let Some(ag) = self.agents[a as usize].as_ref() else { continue };
-            if slot.item.excluded.contains(&ag.reg)
+            if slot.item.excluded.contains(&ag.id)
                 || ag.can_take(slot.chan, &self.channels).is_err()
                 || chosen.contains(&a)
             {

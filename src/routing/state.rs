@@ -737,8 +737,9 @@ pub(crate) struct ItemRecord {
     pub work: WorkItem,
     pub plan_gen: u64,
     pub queue_entered: DateTime<Utc>,
-    /// Registration numbers of agents not to offer again.
-    pub excluded: Vec<u64>,
+    /// Agents not to offer it again (declined it, handed it off), by id: also once removed
+    /// and added again.
+    pub excluded: Vec<AgentId>,
     pub declines: u32,
     pub bot_hold: Option<u32>,
     /// Retry timers already scheduled for queue delays (due ms).
@@ -1835,7 +1836,7 @@ impl State {
         let channel = &self.channels[c];
         if n == 1 && ranker.kinds.iter().all(|k| matches!(k, KeyKind::Dyn(_))) {
             // Live-state keys only: the per-profile index tops compare directly.
-            let excluded = |reg: u64, a: u32| slot.item.excluded.contains(&reg) || offered.contains(&a);
+            let excluded = |a: u32| excludes(&self.agents, &slot.item, a) || offered.contains(&a);
             let spec = &self.index[ranker.spec].spec;
             let mut best: Option<(usize, IndexEntry)> = None;
             for (tier, t) in slot.tiers.iter().enumerate() {
@@ -1856,7 +1857,7 @@ impl State {
                     }
                     if let Some(p) = first
                         && let Some(e) = chidx.top.get(p).copied().flatten()
-                        && !excluded(e.1, e.2)
+                        && !excluded(e.2)
                         && !delayed.contains(&p)
                     {
                         best = Some((tier, e));
@@ -1877,11 +1878,7 @@ impl State {
                         if delayed.contains(&p) {
                             return;
                         }
-                        let e = if excluded(top.1, top.2) {
-                            chidx.iter(p).find(|e| !excluded(e.1, e.2))
-                        } else {
-                            Some(top)
-                        };
+                        let e = if excluded(top.2) { chidx.iter(p).find(|e| !excluded(e.2)) } else { Some(top) };
                         if let Some(e) = e
                             && best.is_none_or(|(bt, be)| (tier, e.0, e.1) < (bt, be.0, be.1))
                         {
@@ -1893,7 +1890,7 @@ impl State {
                     let Some(&a) = self.agent_ids.get(id) else { continue };
                     let Some(ag) = self.agents[a as usize].as_ref() else { continue };
                     if !t.elig.get(ag.profile)
-                        || excluded(ag.reg, a)
+                        || excluded(a)
                         || delayed.contains(&ag.profile)
                         || ag.can_take(c, &self.channels).is_err()
                     {
@@ -1916,7 +1913,7 @@ impl State {
             });
         }
         let mut best: Vec<Cand> = Vec::new();
-        let excluded = |reg: u64, a: u32| slot.item.excluded.contains(&reg) || offered.contains(&a);
+        let excluded = |a: u32| excludes(&self.agents, &slot.item, a) || offered.contains(&a);
         let consider = |cand: Cand, best: &mut Vec<Cand>| {
             if best.iter().any(|b| b.agent == cand.agent) {
                 return;
@@ -1938,7 +1935,7 @@ impl State {
                 let simple = n == 1 && !ranker.custom;
                 if simple
                     && let Some(top) = chidx.top.get(p).copied().flatten()
-                    && !excluded(top.1, top.2)
+                    && !excluded(top.2)
                 {
                     if let Some(a) = self.agents[top.2 as usize].as_ref() {
                         let key = full_key(ranker, tier, p, &top.0, a, &slot.item, c, channel, now);
@@ -1948,7 +1945,7 @@ impl State {
                 }
                 let mut taken = 0;
                 for e in chidx.iter(p) {
-                    if excluded(e.1, e.2) {
+                    if excluded(e.2) {
                         continue;
                     }
                     if let Some(a) = self.agents[e.2 as usize].as_ref() {
@@ -1977,11 +1974,7 @@ impl State {
                 let Some(&a) = self.agent_ids.get(id) else { continue };
                 let Some(ag) = self.agents[a as usize].as_ref() else { continue };
                 let in_tier = if explicit.contains(id) { t.elig.get(ag.profile) } else { t.mask.get(ag.profile) };
-                if !in_tier
-                    || excluded(ag.reg, a)
-                    || delayed.contains(&ag.profile)
-                    || ag.can_take(c, &self.channels).is_err()
-                {
+                if !in_tier || excluded(a) || delayed.contains(&ag.profile) || ag.can_take(c, &self.channels).is_err() {
                     continue;
                 }
                 let arr = ag.dyn_arr(&self.index[ranker.spec].spec, c, channel);
@@ -2011,7 +2004,7 @@ impl State {
     pub fn best_item_for(&mut self, a: u32, now: DateTime<Utc>) -> Option<u32> {
         let ag = self.agents[a as usize].as_ref()?;
         let p = ag.profile;
-        let reg = ag.reg;
+        let me = &ag.id;
         let profile = self.profiles.list.get(p)?.clone();
         let now_ms = ms(now);
         // Items naming this agent come first, in their queues' order.
@@ -2024,7 +2017,7 @@ impl State {
         if let Some(list) = self.targeted.get(&ag.id) {
             for (it, _) in list {
                 let Some(slot) = self.items[*it as usize].as_ref() else { continue };
-                if slot.item.excluded.contains(&reg) || ag.can_take(slot.chan, &self.channels).is_err() {
+                if slot.item.excluded.contains(me) || ag.can_take(slot.chan, &self.channels).is_err() {
                     continue;
                 }
                 let ok = slot
@@ -2063,7 +2056,7 @@ impl State {
             let fits = |e: &super::queue::Entry<u32>| {
                 items[e.payload as usize]
                     .as_ref()
-                    .is_some_and(|s| !s.item.excluded.contains(&reg) && now_ms - s.eligible_ms >= delay)
+                    .is_some_and(|s| !s.item.excluded.contains(me) && now_ms - s.eligible_ms >= delay)
             };
             let heap = &mut self.classes[ci].heap;
             let top = heap.peek_live(|e| live(items, e.payload, e.seq));
@@ -2085,7 +2078,7 @@ impl State {
                         let soonest = walk
                             .iter()
                             .filter_map(|e| items[e.payload as usize].as_ref().map(|s| (s, e.payload)))
-                            .filter(|(s, _)| !s.item.excluded.contains(&reg) && now_ms - s.eligible_ms < delay)
+                            .filter(|(s, _)| !s.item.excluded.contains(me) && now_ms - s.eligible_ms < delay)
                             .map(|(s, i)| (s.eligible_ms + delay, i))
                             .min();
                         delayed_tops.extend(soonest.map(|(due, i)| (i, due)));
@@ -2246,6 +2239,12 @@ pub(crate) fn chain_of(plan: &CPlan, at: StepRef) -> (usize, usize) {
 /// Whether heap entry (`i`, `seq`) is still the item's current place.
 /// Least size of [`State::targeted`] before it is pruned.
 const TARGETED_PRUNE_MIN: usize = 1024;
+
+/// Whether `item` excludes agent `a` (declined, handed off).
+fn excludes(agents: &[Option<AgentSlot>], item: &ItemRecord, a: u32) -> bool {
+    !item.excluded.is_empty()
+        && agents.get(a as usize).and_then(|s| s.as_ref()).is_some_and(|s| item.excluded.contains(&s.id))
+}
 
 pub(crate) fn live(items: &[Option<ItemSlot>], i: u32, seq: u64) -> bool {
     items
