@@ -148,3 +148,57 @@ fn the_estimated_wait_of_extreme_waits_does_not_overflow() {
     let wait = stats.estimated_wait.expect("600 waits recorded");
     assert!(wait > TimeDelta::days(365 * 100_000), "{wait:?}");
 }
+
+#[test]
+fn an_item_naming_an_agent_goes_to_that_agent_when_it_is_added_or_added_again() {
+    // Named in the pool before the agent exists.
+    let r = router(&["s"]);
+    r.set_plan(Plan::new([Rule::new("named", [Step::new(Pool::agents([aid("ana")]))])]), t0()).unwrap();
+    r.submit(chat(1, "s", t0()), t0()).unwrap();
+    let ev = r.upsert_agent(chat_agent("ana", "s", 1), at(5)).unwrap();
+    assert_eq!(assignments(&ev), vec![(wid(1), "ana".to_string())]);
+
+    // Preferred, the agent removed and added again.
+    let r = router(&["s"]);
+    r.upsert_agent(chat_agent("ana", "s", 1).with_status("busy"), t0()).unwrap();
+    r.set_plan(Plan::new([Rule::new("named", [Step::new(Pool::preferred())])]), t0()).unwrap();
+    r.submit(chat(1, "s", t0()).with_preferred_agent(aid("ana")), t0()).unwrap();
+    r.remove_agent(&aid("ana"), at(1)).unwrap();
+    let ev = r.upsert_agent(chat_agent("ana", "s", 1), at(5)).unwrap();
+    assert_eq!(assignments(&ev), vec![(wid(1), "ana".to_string())]);
+}
+
+#[test]
+fn setting_the_status_an_agent_already_has_changes_nothing() {
+    let r = offline_router(TimeDelta::minutes(10));
+    r.upsert_agent(chat_agent("a", "q", 1), t0()).unwrap();
+    assert_eq!(r.set_presence(&aid("a"), "online", at(1)).unwrap(), vec![]);
+    r.submit(chat(1, "q", t0()), at(2)).unwrap();
+    r.set_presence(&aid("a"), "offline", at(3)).unwrap();
+    // Offline again: no event, and the grace that began at 3 s still ends 10 min later.
+    assert_eq!(r.set_presence(&aid("a"), "offline", at(60)).unwrap(), vec![]);
+    let events = r.tick(at(3) + TimeDelta::minutes(10));
+    assert!(events.iter().any(|e| matches!(e, RoutingEvent::Requeued { .. })), "{events:?}");
+}
+
+#[test]
+fn an_agent_who_declined_or_a_bot_that_handed_off_is_not_given_the_item_again_after_being_added_again() {
+    let r = router(&[]);
+    r.upsert_queue(Queue::new(qid("s")).with_offers(OfferPolicy::offers(1, TimeDelta::seconds(30)))).unwrap();
+    r.upsert_agent(chat_agent("ana", "s", 1), t0()).unwrap();
+    r.submit(chat(1, "s", t0()), t0()).unwrap();
+    r.decline(wid(1), &aid("ana"), at(1)).unwrap();
+    r.remove_agent(&aid("ana"), at(2)).unwrap();
+    let ev = r.upsert_agent(chat_agent("ana", "s", 1), at(3)).unwrap();
+    assert!(!ev.iter().any(|e| matches!(e, RoutingEvent::Offered { .. })), "offered to the decliner again: {ev:?}");
+
+    let r = router(&["s"]);
+    r.upsert_agent(Agent::bot(aid("bot")).with_queue(qid("s")), t0()).unwrap();
+    r.upsert_agent(chat_agent("ana", "s", 1).with_status("busy"), t0()).unwrap();
+    let d = r.submit(chat(1, "s", t0()), t0()).unwrap();
+    assert_eq!(assigned_to(&d).as_deref(), Some("bot"));
+    r.handoff(wid(1), Default::default(), HandoffMode::Pass, at(1)).unwrap();
+    r.remove_agent(&aid("bot"), at(2)).unwrap();
+    let ev = r.upsert_agent(Agent::bot(aid("bot")).with_queue(qid("s")), at(3)).unwrap();
+    assert!(assignments(&ev).is_empty(), "given back to the bot that handed it off: {ev:?}");
+}

@@ -950,3 +950,207 @@ fn replacing_the_plan_reclassifies_items_in_flight() {
     let st = r.item(wid(1)).unwrap();
     assert_eq!((st.rule.as_deref(), st.state), (Some("new"), ItemState::Offered(vec![aid("b")])));
 }
+
+#[test]
+fn a_max_wait_that_falls_due_while_an_agent_holds_the_item_applies_once_it_waits_again() {
+    // Offered at 0, the max wait (20 s) falls due at 20 while the offer is open; the offer
+    // expires at 30 and nobody else can take it: the item is called back then.
+    let r = router(&[]);
+    r.upsert_queue(
+        Queue::new(qid("s"))
+            .with_max_wait(TimeDelta::seconds(20), TimeoutAction::Callback)
+            .with_offers(OfferPolicy::offers(1, TimeDelta::seconds(30))),
+    )
+    .unwrap();
+    r.upsert_agent(chat_agent("ana", "s", 1), t0()).unwrap();
+    r.submit(chat(1, "s", t0()), t0()).unwrap();
+    let ev = r.tick(at(30));
+    assert!(
+        ev.iter().any(
+            |e| matches!(e, RoutingEvent::TimedOut { item, action: TimeoutAction::Callback, .. } if *item == wid(1))
+        ),
+        "{ev:?}"
+    );
+    assert!(r.item(wid(1)).is_none());
+
+    // Assigned at 0, requeued at 40 with nobody free: the same.
+    let r = router(&[]);
+    r.upsert_queue(Queue::new(qid("s")).with_max_wait(TimeDelta::seconds(20), TimeoutAction::Callback)).unwrap();
+    r.upsert_agent(chat_agent("ana", "s", 1), t0()).unwrap();
+    r.submit(chat(1, "s", t0()), t0()).unwrap();
+    r.tick(at(30));
+    let ev = r.requeue(wid(1), true, at(40)).unwrap();
+    assert!(
+        ev.iter().any(
+            |e| matches!(e, RoutingEvent::TimedOut { item, action: TimeoutAction::Callback, .. } if *item == wid(1))
+        ),
+        "{ev:?}"
+    );
+    assert!(r.item(wid(1)).is_none());
+
+    // Requeued after the max wait with another agent free: that agent takes it.
+    let r = router(&[]);
+    r.upsert_queue(Queue::new(qid("s")).with_max_wait(TimeDelta::seconds(20), TimeoutAction::Callback)).unwrap();
+    r.upsert_agent(chat_agent("ana", "s", 1), t0()).unwrap();
+    r.submit(chat(1, "s", t0()), t0()).unwrap();
+    r.upsert_agent(chat_agent("bo", "s", 1), at(1)).unwrap();
+    let ev = r.requeue(wid(1), true, at(40)).unwrap();
+    assert_eq!(assignments(&ev), vec![(wid(1), "bo".to_string())]);
+}
+
+#[test]
+fn an_item_requeued_after_its_step_ended_enters_the_next_steps_queue_when_it_comes_back() {
+    // Step 0 (q0, 10 s) then step 1 in q2 whose max wait is 30 s. The item is with ana from 0
+    // to 100: its 30 s in q2 start at 100, not at the step's due time (10).
+    let r = router(&["q0"]);
+    r.upsert_queue(Queue::new(qid("q2")).with_max_wait(TimeDelta::seconds(30), TimeoutAction::Callback)).unwrap();
+    r.upsert_agent(chat_agent("ana", "q0", 1), t0()).unwrap();
+    let steps =
+        [Step::new(Pool::queues([qid("q0")])).dwell(TimeDelta::seconds(10)), Step::new(Pool::queues([qid("q2")]))];
+    r.set_plan(Plan::new([Rule::new("r", steps)]), t0()).unwrap();
+    r.submit(chat(1, "q0", t0()), t0()).unwrap();
+    let ev = r.requeue(wid(1), true, at(100)).unwrap();
+    assert!(!ev.iter().any(|e| matches!(e, RoutingEvent::TimedOut { .. })), "{ev:?}");
+    assert_eq!(r.next_timer(), Some(at(130)));
+    let ev = r.tick(at(129));
+    assert!(ev.is_empty(), "{ev:?}");
+    assert_eq!(r.item(wid(1)).unwrap().queue, qid("q2"));
+    let ev = r.tick(at(130));
+    assert!(ev.iter().any(|e| matches!(e, RoutingEvent::TimedOut { item, .. } if *item == wid(1))), "{ev:?}");
+}
+
+#[test]
+fn events_of_timers_fired_by_a_refused_call_come_out_once_in_order_at_the_next_tick() {
+    let r = router(&[]);
+    r.upsert_queue(Queue::new(qid("s")).with_offers(OfferPolicy::offers(1, TimeDelta::seconds(10)))).unwrap();
+    r.upsert_queue(Queue::new(qid("m")).with_max_wait(TimeDelta::seconds(25), TimeoutAction::Callback)).unwrap();
+    r.upsert_agent(chat_agent("ana", "s", 1), t0()).unwrap();
+    r.submit(chat(1, "s", t0()), t0()).unwrap(); // offered to ana until 10
+    r.submit(chat(2, "m", t0()), t0()).unwrap(); // nobody in m: times out at 25
+    // Refused at 20, after firing the offer's expiry at 10.
+    assert!(r.accept(wid(99), &aid("ana"), at(20)).is_err());
+    let ev = r.tick(at(30));
+    let expired = ev.iter().position(|e| matches!(e, RoutingEvent::OfferExpired { item, .. } if *item == wid(1)));
+    let timed_out = ev.iter().position(|e| matches!(e, RoutingEvent::TimedOut { item, .. } if *item == wid(2)));
+    assert!(expired.is_some() && expired < timed_out, "{ev:?}");
+    // Once: neither the next tick nor another call repeats them.
+    assert!(r.tick(at(31)).is_empty());
+    assert!(r.sweep(at(32)).is_empty());
+    // Into a buffer the caller keeps: after what it holds.
+    r.submit(chat(3, "m", at(30)), at(30)).unwrap(); // times out at 55
+    assert!(r.complete(wid(99), at(60)).is_err());
+    let mut buffer = vec![RoutingEvent::Withdrawn { item: wid(7) }];
+    r.tick_into(at(61), &mut buffer);
+    assert_eq!(buffer.len(), 2, "{buffer:?}");
+    assert!(matches!(buffer[1], RoutingEvent::TimedOut { item, .. } if item == wid(3)), "{buffer:?}");
+}
+
+#[test]
+fn a_freed_agent_keeps_its_queue_delay_for_items_that_name_it() {
+    let r = router(&["s"]);
+    let member = QueueMembership { queue: qid("s"), priority: 1, delay: TimeDelta::seconds(60) };
+    let ana = Agent::new(aid("ana")).with_membership(member).with_status("busy");
+    r.upsert_agent(ana, t0()).unwrap();
+    r.set_plan(Plan::new([Rule::new("named", [Step::new(Pool::agents([aid("ana")]))])]), t0()).unwrap();
+    r.submit(chat(1, "s", t0()), t0()).unwrap();
+    let ev = r.set_presence(&aid("ana"), "online", at(10)).unwrap();
+    assert!(assignments(&ev).is_empty(), "assigned at 10 s, before ana's 60 s delay: {ev:?}");
+    let ev = r.tick(at(60));
+    assert_eq!(assignments(&ev), vec![(wid(1), "ana".to_string())]);
+}
+
+#[test]
+fn a_late_tick_does_not_stretch_a_chain_of_overflows() {
+    let r = router(&[]);
+    r.upsert_queue(Queue::new(qid("c")).with_max_wait(TimeDelta::seconds(10), TimeoutAction::Callback)).unwrap();
+    r.upsert_queue(Queue::new(qid("b")).with_max_wait(TimeDelta::seconds(10), TimeoutAction::Overflow(qid("c"))))
+        .unwrap();
+    r.upsert_queue(Queue::new(qid("a")).with_max_wait(TimeDelta::seconds(10), TimeoutAction::Overflow(qid("b"))))
+        .unwrap();
+    r.submit(chat(1, "a", t0()), t0()).unwrap();
+    // Due at 10 (a → b) and 20 (b → c), both handled by one tick at 25: in c since 20.
+    let ev = r.tick(at(25));
+    let hops = ev.iter().filter(|e| matches!(e, RoutingEvent::Overflowed { .. })).count();
+    assert_eq!(hops, 2, "{ev:?}");
+    assert_eq!(r.item(wid(1)).unwrap().queue, qid("c"));
+    assert_eq!(r.next_timer(), Some(at(30)));
+    let ev = r.tick(at(30));
+    assert!(ev.iter().any(|e| matches!(e, RoutingEvent::TimedOut { item, .. } if *item == wid(1))), "{ev:?}");
+}
+
+#[test]
+fn a_last_agent_is_preferred_only_until_the_preference_ends_even_at_the_same_step() {
+    let r = router(&["s"]);
+    r.upsert_agent(chat_agent("ana", "s", 1).with_status("busy"), t0()).unwrap();
+    let steps = [Step::new(Pool::last_agent()).dwell(TimeDelta::seconds(600)), Step::new(Pool::queues([qid("s")]))];
+    r.set_plan(Plan::new([Rule::new("affinity", steps)]), t0()).unwrap();
+    r.submit(chat(1, "s", t0()).with_last_agent(aid("ana"), at(60)), t0()).unwrap();
+    // The preference ended at 60: at 120 ana is no longer in the step's pool.
+    let explanation = r.explain(wid(1), at(120)).unwrap();
+    let ana = explanation.groups.iter().find(|g| g.agents.contains(&aid("ana"))).unwrap();
+    assert_eq!(ana.reason, Exclusion::NotInPool);
+    let ev = r.set_presence(&aid("ana"), "online", at(120)).unwrap();
+    assert!(assignments(&ev).is_empty(), "given to the last agent after the preference ended: {ev:?}");
+    // The next step (the queue) gives it to her.
+    let ev = r.tick(at(600));
+    assert_eq!(assignments(&ev), vec![(wid(1), "ana".to_string())]);
+}
+
+#[test]
+fn a_free_agent_gets_an_item_when_its_queue_delay_ends_even_behind_an_item_it_declined() {
+    let r = router(&[]);
+    r.upsert_queue(Queue::new(qid("s")).with_offers(OfferPolicy::offers(1, TimeDelta::seconds(5)))).unwrap();
+    r.upsert_agent(chat_agent("ana", "s", 1), t0()).unwrap();
+    r.submit(chat(1, "s", t0()), t0()).unwrap(); // offered to ana
+    r.decline(wid(1), &aid("ana"), at(1)).unwrap(); // waits; never ana's again
+    r.set_presence(&aid("ana"), "busy", at(1)).unwrap();
+    r.submit(chat(2, "s", at(2)), at(2)).unwrap(); // waits
+    // Free again at 3, with a 10 s delay in s: item 2 is hers from 12.
+    let member = QueueMembership { queue: qid("s"), priority: 1, delay: TimeDelta::seconds(10) };
+    let ana = Agent::new(aid("ana"))
+        .with_membership(member)
+        .with_capacity(Capacity::per_channel([(ChannelKind::WebChat, 1)]))
+        .with_status("online");
+    let ev = r.upsert_agent(ana, at(3)).unwrap();
+    assert!(!ev.iter().any(|e| matches!(e, RoutingEvent::Offered { .. })), "{ev:?}");
+    let mut events = Vec::new();
+    while let Some(t) = r.next_timer().filter(|t| *t <= at(60)) {
+        events.extend(r.tick(t));
+    }
+    let offered = events.iter().find_map(|e| match e {
+        RoutingEvent::Offered { item, agents, .. } if *item == wid(2) => Some(agents.clone()),
+        _ => None,
+    });
+    assert_eq!(offered, Some(vec![aid("ana")]), "{events:?}");
+}
+
+#[test]
+fn the_estimated_wait_does_not_count_time_an_agent_held_a_requeued_item() {
+    let r = router(&["s"]);
+    r.upsert_agent(chat_agent("ana", "s", 1), t0()).unwrap();
+    r.upsert_agent(chat_agent("bo", "s", 1).with_status("busy"), t0()).unwrap();
+    r.submit(chat(1, "s", t0()), t0()).unwrap(); // ana at once
+    r.set_presence(&aid("bo"), "online", at(599)).unwrap();
+    let ev = r.requeue(wid(1), true, at(600)).unwrap(); // bo at once, after 10 minutes with ana
+    assert_eq!(assignments(&ev), vec![(wid(1), "bo".to_string())]);
+    assert_eq!(r.queue_stats(&qid("s")).unwrap().estimated_wait, Some(TimeDelta::zero()));
+}
+
+#[test]
+fn an_item_held_across_a_plan_change_reports_the_rule_it_was_routed_by_until_routed_again() {
+    let r = router(&["s"]);
+    r.upsert_agent(chat_agent("ana", "s", 1), t0()).unwrap();
+    r.upsert_agent(chat_agent("bo", "s", 1).with_status("busy"), t0()).unwrap();
+    r.set_plan(Plan::new([Rule::new("old", [Step::new(Pool::default())])]), t0()).unwrap();
+    r.submit(chat(1, "s", t0()), t0()).unwrap(); // ana
+    r.set_plan(Plan::new([Rule::new("new", [Step::new(Pool::default())])]), at(1)).unwrap();
+    assert_eq!(r.item(wid(1)).unwrap().rule.as_deref(), Some("old"));
+    let explanation = r.explain(wid(1), at(1)).unwrap();
+    assert_eq!(explanation.step, r#"rule "old" step 0"#);
+    assert!(explanation.reason.contains(r#"rule "old""#), "{}", explanation.reason);
+    // Requeued, it is classified by the new plan.
+    r.set_presence(&aid("bo"), "online", at(2)).unwrap();
+    r.requeue(wid(1), true, at(3)).unwrap();
+    assert_eq!(r.item(wid(1)).unwrap().rule.as_deref(), Some("new"));
+    assert_eq!(r.explain(wid(1), at(3)).unwrap().step, r#"rule "new" step 0"#);
+}

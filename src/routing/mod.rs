@@ -524,7 +524,8 @@ pub struct AgentStatus {
 pub struct QueueStats {
     /// Items waiting.
     pub waiting: usize,
-    /// Estimated wait: mean of the last `ewt_samples` waits (`None` before the first).
+    /// Estimated wait: mean of the last `ewt_samples` waits (`None` before the first); time an
+    /// agent held an item before giving it back (requeue, handoff) is not wait.
     #[serde(with = "model::secs::option")]
     pub estimated_wait: Option<TimeDelta>,
 }
@@ -680,6 +681,7 @@ impl Router {
                 s.route(i, now);
             }
         }
+        s.prune_retired_plans();
         Ok(Self::finish(&mut s, now))
     }
 
@@ -856,8 +858,8 @@ impl Router {
         let Some(IState::Assigned { agent, .. }) = s.items[i as usize].as_ref().map(|x| x.state.clone()) else {
             return Err(Error::Refused(format!("work item {item} is not assigned")));
         };
-        let reg = s.agents[agent as usize].as_ref().map(|a| a.reg).filter(|_| exclude_agent);
-        s.requeue(i, RequeueReason::Released, reg, now);
+        let exclude = exclude_agent.then(|| s.agent_id(agent));
+        s.requeue(i, RequeueReason::Released, exclude, now);
         Ok(Self::finish(&mut s, now))
     }
 
@@ -902,8 +904,7 @@ impl Router {
         let Some(IState::Assigned { agent: b, .. }) = s.items[i as usize].as_ref().map(|x| x.state.clone()) else {
             return Err(Error::Refused(format!("work item {item} is not assigned")));
         };
-        let Some(bot) = s.agents[b as usize].as_ref().filter(|a| a.agent.is_bot).map(|a| (a.reg, a.agent.id.clone()))
-        else {
+        let Some(bot) = s.agents[b as usize].as_ref().filter(|a| a.agent.is_bot).map(|a| a.agent.id.clone()) else {
             return Err(Error::Refused(format!("work item {item} is assigned to a human, not a bot")));
         };
         let chan = s.items[i as usize].as_ref().map_or(0, |x| x.chan);
@@ -913,13 +914,14 @@ impl Router {
         }
         if let Some(x) = s.items[i as usize].as_mut() {
             x.item.work.attributes.extend(findings);
-            x.item.excluded.push(bot.0);
+            x.item.excluded.push(bot.clone());
+            x.item.unassigned(state::ms(now));
             x.state = IState::Moving;
             x.item.bot_hold = (mode == HandoffMode::Offer).then_some(b);
         }
-        s.events.push(RoutingEvent::HandedOff { item, bot: bot.1, mode });
+        s.events.push(RoutingEvent::HandedOff { item, bot, mode });
         if s.classify(i, now) {
-            s.route(i, now);
+            s.route_back(i, now);
         }
         let queue =
             s.items[i as usize].as_ref().map(|x| x.queue.clone()).unwrap_or_else(|| s.config.default_queue.clone());
@@ -1016,7 +1018,8 @@ impl Router {
     }
 
     /// Fires every timer due at `now`: step dwell, max wait, offer expiry, no reply, queue
-    /// delays, agent offline, external-decision deadlines.
+    /// delays, agent offline, external-decision deadlines. The events come after those of
+    /// timers that an earlier refused call fired (every call fires due timers first).
     pub fn tick(&self, now: DateTime<Utc>) -> Vec<RoutingEvent> {
         let mut events = Vec::new();
         self.tick_into(now, &mut events);
@@ -1053,8 +1056,10 @@ impl Router {
     /// ```
     pub fn tick_into(&self, now: DateTime<Utc>, events: &mut Vec<RoutingEvent>) {
         let mut s = self.lock();
-        // The router collects into the caller's buffer (after what it holds) and gets its own
-        // (empty) list back.
+        // Events of timers that a refused call fired come first (moved, once); then the router
+        // collects into the caller's buffer (after what it holds) and gets its own (empty)
+        // list back.
+        events.append(&mut s.events);
         std::mem::swap(&mut s.events, events);
         s.fire_timers(now);
         s.drain(now);
@@ -1155,7 +1160,7 @@ fn item_status(s: &State, i: u32) -> Option<ItemStatus> {
         _ => control,
     };
     let (rule, step) = match x.at {
-        StepRef::Rule(r, k) => (s.plan.plan.rules.get(r).map(|r| r.name.clone()), Some(k)),
+        StepRef::Rule(r, k) => (s.plan_of(x.item.plan_gen).plan.rules.get(r).map(|r| r.name.clone()), Some(k)),
         _ => (None, None),
     };
     Some(ItemStatus {
@@ -1175,14 +1180,14 @@ fn reason(s: &State, i: u32) -> DecisionReason {
     let Some(x) = s.items[i as usize].as_ref() else { return String::new().into() };
     match &x.state {
         IState::Assigned { agent, .. } => {
-            DecisionReason(Why::Assigned { agent: s.agent_id(*agent), step: s.step_text(x.at) })
+            DecisionReason(Why::Assigned { agent: s.agent_id(*agent), step: s.step_text(x.item.plan_gen, x.at) })
         }
         IState::Offered { agents, .. } => {
-            format!("offered to {} agent(s) at {}", agents.len(), s.step_label(x.at)).into()
+            format!("offered to {} agent(s) at {}", agents.len(), s.step_label(x.item.plan_gen, x.at)).into()
         }
         IState::Awaiting { request, deadline } => {
-            format!("awaiting the host's decision (request {request}, until {deadline}) at {}", s.step_label(x.at))
-                .into()
+            let step = s.step_label(x.item.plan_gen, x.at);
+            format!("awaiting the host's decision (request {request}, until {deadline}) at {step}").into()
         }
         IState::Waiting { .. } | IState::Moving => s.queued_reason(i).into(),
     }
@@ -1231,18 +1236,19 @@ fn explain(s: &mut State, i: u32, now: DateTime<Utc>) -> Option<Explanation> {
     };
     let reason = reason(s, i).to_string();
     let queue = x.queue.clone();
-    let label = s.step_label(at).to_owned();
-    let plan = s.plan.clone();
+    let label = s.step_label(x.item.plan_gen, at).to_owned();
+    let plan = Arc::clone(s.plan_of(x.item.plan_gen));
     let step = plan.step(at);
     let age = now - item.eligible_since;
+    let now_ms = state::ms(now);
     let mut groups: BTreeMap<(usize, String), ExclusionGroup> = BTreeMap::new();
     for (a, ag) in s.agents.iter().enumerate() {
         let Some(ag) = ag else { continue };
         let p = ag.profile;
         let Some(profile) = s.profiles.list.get(p) else { continue };
-        let named = tiers.iter().any(|t| t.explicit.contains(&ag.agent.id));
+        let named = tiers.iter().any(|t| t.named(now_ms).contains(&ag.agent.id));
         let in_pool = named || tiers.iter().any(|t| t.pool.get(p));
-        let in_tiers = tiers.iter().any(|t| (t.explicit.contains(&ag.agent.id) && t.elig.get(p)) || t.mask.get(p));
+        let in_tiers = tiers.iter().any(|t| (t.named(now_ms).contains(&ag.agent.id) && t.elig.get(p)) || t.mask.get(p));
         let r = if holding.contains(&(a as u32)) {
             Exclusion::Holding
         } else if !in_pool {
@@ -1254,7 +1260,7 @@ fn explain(s: &mut State, i: u32, now: DateTime<Utc>) -> Option<Explanation> {
                 .or_else(|| step.custom.as_ref().and_then(|c| c.excluding_term(profile, &item)))
                 .unwrap_or_else(|| "eligibility".into());
             Exclusion::Ineligible { term }
-        } else if excluded.contains(&ag.reg) {
+        } else if excluded.contains(&ag.id) {
             Exclusion::DeclinedBefore
         } else if let Some(m) = profile.queues.get(&queue).filter(|m| m.delay() > age) {
             Exclusion::QueueDelay { until: state::add(item.eligible_since, m.delay()) }

@@ -604,7 +604,10 @@ pub struct Queue {
     /// How waiting items are ordered.
     #[serde(default)]
     pub discipline: Discipline,
-    /// Longest an item may wait in this queue (counted from when it entered the queue).
+    /// Longest an item may wait in this queue, counted from when it entered the queue; time
+    /// offered to or assigned to an agent counts too. An item that comes back to the queue
+    /// (declined, expired, requeued) after its max wait gets [`on_max_wait`](Self::on_max_wait)
+    /// at once unless an agent takes it then.
     #[serde(with = "secs::option", default)]
     pub max_wait: Option<TimeDelta>,
     /// What happens after [`max_wait`](Self::max_wait).
@@ -643,7 +646,7 @@ impl Queue {
         self.discipline = discipline;
         self
     }
-    /// Sets the max wait and its action.
+    /// Sets the max wait and its action (see [`max_wait`](Self::max_wait)).
     pub fn with_max_wait(mut self, max_wait: TimeDelta, action: TimeoutAction) -> Self {
         self.max_wait = Some(max_wait);
         self.on_max_wait = action;

@@ -42,6 +42,8 @@ impl State {
             declines: 0,
             bot_hold: None,
             retries: Vec::new(),
+            assigned_ms: 0,
+            handled_ms: 0,
             decided_gen: 0,
             decision_fallback: None,
         });
@@ -89,7 +91,7 @@ impl State {
                 matches!(r.when, super::Term::Any) || r.when.matches_in(env.get_or_insert_with(|| self.env(slot, now)))
             })
             .map_or(StepRef::Implicit, |r| StepRef::Rule(r, 0));
-        self.enter_step(i, at, now, now)
+        self.enter_step(i, at, now, now, now)
     }
 
     fn next_step(&self, at: StepRef) -> Option<StepRef> {
@@ -144,8 +146,16 @@ impl State {
 
     /// Enters step `at` as of `entered` (a step timer that fires late enters the next step at
     /// its due time, so dwell times do not stretch), skipping and expiring as the plan says.
-    /// `false` if the item finished.
-    pub fn enter_step(&mut self, i: u32, mut at: StepRef, mut entered: DateTime<Utc>, now: DateTime<Utc>) -> bool {
+    /// A new queue is entered as of `entered`, but not before `back` (when the item came back
+    /// from an agent: its time in the new queue starts then). `false` if the item finished.
+    pub fn enter_step(
+        &mut self,
+        i: u32,
+        mut at: StepRef,
+        mut entered: DateTime<Utc>,
+        back: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> bool {
         for _ in 0..=super::plan::MAX_STEPS + 2 {
             let epoch = self.next_seq();
             // The plan is read in place (it does not change here): no shared handle is taken.
@@ -171,7 +181,7 @@ impl State {
             };
             let may_skip = step.skip_if.is_some();
             if let Some(q) = new_queue {
-                self.enter_wait_queue(i, Some(q), entered);
+                self.enter_wait_queue(i, Some(q), entered.max(back));
             }
             self.compute_tiers(i);
             if may_skip && self.skips(i, at, now) {
@@ -248,13 +258,21 @@ impl State {
             }
             other => {
                 let action = other.as_timeout().unwrap_or(TimeoutAction::Close);
-                self.timeout(i, action, "the plan's last step ended".into(), now)
+                self.timeout(i, action, "the plan's last step ended".into(), now, now)
             }
         }
     }
 
-    /// Applies a timeout action to an item that holds no agent. `false` if the item finished.
-    pub fn timeout(&mut self, i: u32, action: TimeoutAction, reason: String, now: DateTime<Utc>) -> bool {
+    /// Applies a timeout action to an item that holds no agent; an overflow queue is entered
+    /// as of `entered`. `false` if the item finished.
+    pub fn timeout(
+        &mut self,
+        i: u32,
+        action: TimeoutAction,
+        reason: String,
+        entered: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> bool {
         self.release_holds(i, now);
         let id = self.item_id(i);
         if let TimeoutAction::Overflow(q) = &action
@@ -266,7 +284,7 @@ impl State {
                 s.step_due = None;
                 s.state = IState::Moving;
             }
-            self.enter_wait_queue(i, Some(q.clone()), now);
+            self.enter_wait_queue(i, Some(q.clone()), entered);
             self.compute_tiers(i);
             if let Some(from) = from {
                 self.events.push(RoutingEvent::Overflowed { item: id, from, to: q.clone() });
@@ -398,7 +416,7 @@ impl State {
             signed += u64::from(self.signed_in.get(p).copied().unwrap_or(0));
         });
         let explicit: usize = slot.tiers.iter().map(|t| t.explicit.len()).sum();
-        let step = self.step_label(slot.at);
+        let step = self.step_label(slot.item.plan_gen, slot.at);
         if eligible == 0 && explicit == 0 {
             format!("no agent is eligible at {step}")
         } else {
@@ -409,25 +427,26 @@ impl State {
         }
     }
 
-    pub fn step_label(&self, at: StepRef) -> &str {
-        match self.step_name(at) {
+    /// The label of step `at` of the plan of generation `plan_gen` (an item's `plan_gen`).
+    pub fn step_label(&self, plan_gen: u64, at: StepRef) -> &str {
+        match self.step_name(plan_gen, at) {
             Ok(l) => l,
             Err(fixed) => fixed,
         }
     }
 
     /// [`State::step_label`], shared rather than borrowed.
-    pub fn step_text(&self, at: StepRef) -> super::StepText {
-        match self.step_name(at) {
+    pub fn step_text(&self, plan_gen: u64, at: StepRef) -> super::StepText {
+        match self.step_name(plan_gen, at) {
             Ok(l) => super::StepText::Shared(l.clone()),
             Err(fixed) => super::StepText::Static(fixed),
         }
     }
 
     /// A plan step's label, or the fixed words for a step outside the plan.
-    fn step_name(&self, at: StepRef) -> Result<&std::sync::Arc<str>, &'static str> {
+    fn step_name(&self, plan_gen: u64, at: StepRef) -> Result<&std::sync::Arc<str>, &'static str> {
         match at {
-            StepRef::Rule(r, s) => self.plan.labels.get(r).and_then(|v| v.get(s)).ok_or("a removed step"),
+            StepRef::Rule(r, s) => self.plan_of(plan_gen).labels.get(r).and_then(|v| v.get(s)).ok_or("a removed step"),
             StepRef::Implicit => Err("the default step"),
             StepRef::AnyMember => Err("any member of the queue"),
         }
@@ -442,7 +461,7 @@ impl State {
         for (a, ag) in self.agents.iter().enumerate() {
             if let Some(ag) = ag
                 && ag.can_take(c, &self.channels).is_ok()
-                && !slot.item.excluded.contains(&ag.reg)
+                && !slot.item.excluded.contains(&ag.id)
             {
                 ids.push(a as u32);
             }
@@ -494,6 +513,8 @@ impl State {
         let chan = slot.chan;
         slot.state = IState::Assigned { agent: a, epoch };
         let wait = super::state::elapsed(now, slot.item.eligible_since, slot.eligible_ms);
+        let waited = wait.num_milliseconds().saturating_sub(slot.item.handled_ms);
+        slot.item.assigned_ms = ms(now);
         let queue = slot.queue.clone();
         let qi = slot.qi;
         let id = slot.item.id;
@@ -502,7 +523,7 @@ impl State {
             self.unhold(b, i, chan, now);
             self.freed.push(b);
         }
-        self.record_wait(qi, wait);
+        self.record_wait(qi, waited);
         if let Some(after) = self.queues.at(qi).and_then(|q| q.config.no_reply.as_ref()).map(|nr| nr.after) {
             self.schedule(add(now, after), TimerKind::NoReply { item: i, epoch });
         }
@@ -572,24 +593,23 @@ impl State {
         let epoch = *epoch;
         let chan = slot.chan;
         let id = slot.item.id;
-        let reg = self.agents[a as usize].as_ref().map_or(0, |s| s.reg);
         self.unhold(a, i, chan, now);
         self.freed.push(a);
         let agent = self.agent_id(a);
         self.events.push(if expired {
-            RoutingEvent::OfferExpired { item: id, agent }
+            RoutingEvent::OfferExpired { item: id, agent: agent.clone() }
         } else {
-            RoutingEvent::Declined { item: id, agent }
+            RoutingEvent::Declined { item: id, agent: agent.clone() }
         });
         let queue = self.items[i as usize].as_ref().map(|s| s.queue.clone());
         let policy = queue.and_then(|q| self.queues.get(&q)).map(|q| q.config.offer.clone()).unwrap_or_default();
         let Some(slot) = self.slot(i) else { return Ok(()) };
-        slot.item.excluded.push(reg);
+        slot.item.excluded.push(agent);
         slot.item.declines += 1;
         let declines = slot.item.declines;
         slot.state = if rest.is_empty() { IState::Moving } else { IState::Offered { agents: rest.clone(), epoch } };
         if declines >= policy.max_declines {
-            self.timeout(i, policy.on_max_declines, format!("declined {declines} times"), now);
+            self.timeout(i, policy.on_max_declines, format!("declined {declines} times"), now, now);
             return Ok(());
         }
         if rest.is_empty() {
@@ -606,21 +626,58 @@ impl State {
                 return;
             }
         } else if slot.step_due.is_some_and(|d| d <= ms(now)) {
-            if !self.advance(i, None, now) {
+            if !self.advance(i, now, now) {
                 return;
             }
         } else {
             self.compute_tiers(i);
         }
-        self.route(i, now);
+        self.route_back(i, now);
     }
 
-    /// Moves a (moving) item to its next step or fallback. `false` if it finished.
-    fn advance(&mut self, i: u32, entered: Option<DateTime<Utc>>, now: DateTime<Utc>) -> bool {
+    /// Routes an item that comes back from an agent (state `Moving`). Its queue's max wait
+    /// fell due while an agent held it (its timer passed it by): if it waits now, it gets
+    /// the queue's action at once.
+    pub fn route_back(&mut self, i: u32, now: DateTime<Utc>) {
+        if self.route(i, now) {
+            return;
+        }
+        let Some(s) = self.items[i as usize].as_ref() else { return };
+        let overdue = matches!(s.state, IState::Waiting { .. } | IState::Awaiting { .. })
+            && self
+                .queues
+                .at(s.qi)
+                .and_then(|q| q.config.max_wait)
+                .is_some_and(|m| add(s.item.queue_entered, m) <= now);
+        if overdue {
+            self.wait_over(i, false, now);
+        }
+    }
+
+    /// Applies the queue's max-wait action to item `i` (waiting or awaiting a decision). One
+    /// that `waited` all along overflows as of the max wait's end (a late tick does not
+    /// stretch a chain of overflows); one back from an agent now.
+    fn wait_over(&mut self, i: u32, waited: bool, now: DateTime<Utc>) {
+        let Some(s) = self.items[i as usize].as_ref() else { return };
+        let Some(q) = self.queues.get(&s.queue) else { return };
+        let action = q.config.on_max_wait.clone();
+        let entered = match q.config.max_wait {
+            Some(m) if waited => add(s.item.queue_entered, m).min(now),
+            _ => now,
+        };
+        let reason = format!("waited {} s in queue", (now - s.item.queue_entered).num_seconds());
+        if self.timeout(i, action, reason, entered, now) {
+            self.route(i, now);
+        }
+    }
+
+    /// Moves a (moving) item to its next step or fallback as of the step's due time; a new
+    /// queue is entered no earlier than `back` ([`State::enter_step`]). `false` if it finished.
+    fn advance(&mut self, i: u32, back: DateTime<Utc>, now: DateTime<Utc>) -> bool {
         let Some((at, due)) = self.items[i as usize].as_ref().map(|s| (s.at, s.step_due)) else { return false };
-        let entered = entered.or(due.map(super::state::from_ms)).unwrap_or(now).min(now);
+        let entered = due.map(super::state::from_ms).unwrap_or(now).min(now);
         match self.next_step(at) {
-            Some(n) => self.enter_step(i, n, entered, now),
+            Some(n) => self.enter_step(i, n, entered, back, now),
             None => self.exhausted(i, now),
         }
     }
@@ -699,22 +756,20 @@ impl State {
                     .is_some_and(|s| s.step_gen == epoch && matches!(s.state, IState::Waiting { .. }));
                 if ok {
                     self.unqueue(item);
-                    if self.advance(item, None, now) {
+                    // It waited all along: a new queue is entered at the step's due time.
+                    if self.advance(item, DateTime::<Utc>::MIN_UTC, now) {
                         self.route(item, now);
                     }
                 }
             }
             TimerKind::MaxWait { item, epoch } => {
                 let Some(s) = self.items[item as usize].as_ref() else { return };
+                // An item offered or assigned now gets the action when it is back waiting
+                // ([`State::back_to_routing`]).
                 if s.wait_gen != epoch || !matches!(s.state, IState::Waiting { .. } | IState::Awaiting { .. }) {
                     return;
                 }
-                let Some(q) = self.queues.get(&s.queue) else { return };
-                let action = q.config.on_max_wait.clone();
-                let waited = now - s.item.queue_entered;
-                if self.timeout(item, action, format!("waited {} s in queue", waited.num_seconds()), now) {
-                    self.route(item, now);
-                }
+                self.wait_over(item, true, now);
             }
             TimerKind::Offer { item, epoch } => {
                 let Some(s) = self.items[item as usize].as_ref() else { return };
@@ -740,8 +795,8 @@ impl State {
                 if g != epoch {
                     return;
                 }
-                let reg = self.agents[agent as usize].as_ref().map_or(0, |s| s.reg);
-                self.requeue(item, RequeueReason::NoReply, Some(reg), now);
+                let silent = self.agent_id(agent);
+                self.requeue(item, RequeueReason::NoReply, Some(silent), now);
             }
             TimerKind::Retry { item, epoch } => {
                 let ok = self.items[item as usize]
@@ -763,7 +818,7 @@ impl State {
                         DecisionFallback::Plan => self.back_to_routing(item, now),
                         DecisionFallback::Queue(q) => {
                             let reason = "the external decision did not come in time".to_owned();
-                            if self.timeout(item, TimeoutAction::Overflow(q), reason, now) {
+                            if self.timeout(item, TimeoutAction::Overflow(q), reason, now, now) {
                                 self.route(item, now);
                             }
                         }
@@ -782,7 +837,7 @@ impl State {
     }
 
     /// Takes an assigned item back from its agent and routes it again.
-    pub fn requeue(&mut self, i: u32, reason: RequeueReason, exclude: Option<u64>, now: DateTime<Utc>) {
+    pub fn requeue(&mut self, i: u32, reason: RequeueReason, exclude: Option<AgentId>, now: DateTime<Utc>) {
         let Some(slot) = self.items[i as usize].as_ref() else { return };
         let IState::Assigned { agent, .. } = slot.state else { return };
         let chan = slot.chan;
@@ -792,6 +847,7 @@ impl State {
         let agent_id = self.agent_id(agent);
         if let Some(s) = self.slot(i) {
             s.state = IState::Moving;
+            s.item.unassigned(ms(now));
             if let Some(r) = exclude {
                 s.item.excluded.push(r);
             }
@@ -812,6 +868,13 @@ impl State {
             .cloned()
             .ok_or_else(|| crate::Error::invalid("status", format!("unknown presence status {name:?}")))?;
         let offline = status.offline;
+        // The status it already has is no change: no event, and an offline grace runs on.
+        if slot.agent.presence.status == name && slot.status == status {
+            if !offline {
+                self.freed.push(a);
+            }
+            return Ok(());
+        }
         self.set_status(a, status, name.to_owned(), now);
         let agent = self.agent_id(a);
         self.events.push(RoutingEvent::PresenceChanged { agent, status: name.to_owned() });
@@ -877,7 +940,7 @@ impl State {
                 OfflineAction::Keep => {}
                 OfflineAction::Requeue => self.requeue(i, RequeueReason::AgentOffline, None, now),
                 OfflineAction::Close => {
-                    self.timeout(i, TimeoutAction::Close, "the agent went offline".into(), now);
+                    self.timeout(i, TimeoutAction::Close, "the agent went offline".into(), now, now);
                 }
             }
         }
@@ -1034,7 +1097,7 @@ impl State {
         for id in list {
             let Some(&a) = self.agent_ids.get(id) else { continue };
             let Some(ag) = self.agents[a as usize].as_ref() else { continue };
-            if slot.item.excluded.contains(&ag.reg)
+            if slot.item.excluded.contains(&ag.id)
                 || ag.can_take(slot.chan, &self.channels).is_err()
                 || chosen.contains(&a)
             {

@@ -606,7 +606,20 @@ pub(crate) struct Tier {
     pub pool: Mask,
     pub mask: Mask,
     pub elig: Mask,
+    /// Agents named individually; a last agent comes last (see `last_until`).
     pub explicit: Vec<AgentId>,
+    /// When `explicit` ends with the item's last agent: the end of that preference (ms).
+    pub last_until: Option<i64>,
+}
+
+impl Tier {
+    /// The agents the tier names at `now_ms`: a last agent only while its preference holds.
+    pub fn named(&self, now_ms: i64) -> &[AgentId] {
+        match self.last_until {
+            Some(until) if until <= now_ms => self.explicit.split_last().map_or(&[], |(_, rest)| rest),
+            _ => &self.explicit,
+        }
+    }
 }
 
 impl Clone for Tier {
@@ -616,6 +629,7 @@ impl Clone for Tier {
             mask: self.mask.clone(),
             elig: self.elig.clone(),
             explicit: self.explicit.clone(),
+            last_until: self.last_until,
         }
     }
 
@@ -627,6 +641,7 @@ impl Clone for Tier {
         if !(self.explicit.is_empty() && o.explicit.is_empty()) {
             self.explicit.clone_from(&o.explicit);
         }
+        self.last_until = o.last_until;
     }
 }
 
@@ -722,16 +737,29 @@ pub(crate) struct ItemRecord {
     pub work: WorkItem,
     pub plan_gen: u64,
     pub queue_entered: DateTime<Utc>,
-    /// Registration numbers of agents not to offer again.
-    pub excluded: Vec<u64>,
+    /// Agents not to offer it again (declined it, handed it off), by id: also once removed
+    /// and added again.
+    pub excluded: Vec<AgentId>,
     pub declines: u32,
     pub bot_hold: Option<u32>,
     /// Retry timers already scheduled for queue delays (due ms).
     pub retries: Vec<i64>,
+    /// When it was last assigned (ms), and how long agents held it assigned before (ms): time
+    /// handled is no wait in the estimated wait.
+    pub assigned_ms: i64,
+    pub handled_ms: i64,
     /// The `step_gen` whose external decision was made (no second request in that visit).
     pub decided_gen: u64,
     /// The fallback of the open decision request.
     pub decision_fallback: Option<super::plan::DecisionFallback>,
+}
+
+impl ItemRecord {
+    /// Its agent gave it back at `now_ms` (requeued, handed off): the time it was held is added
+    /// to `handled_ms`.
+    pub fn unassigned(&mut self, now_ms: i64) {
+        self.handled_ms = self.handled_ms.saturating_add(now_ms.saturating_sub(self.assigned_ms));
+    }
 }
 
 impl std::ops::Deref for ItemRecord {
@@ -1000,6 +1028,10 @@ pub(crate) struct State {
     pub config: RouterConfig,
     pub plan: Arc<CPlan>,
     pub plan_gen: u64,
+    /// Earlier plans (with their generations) that items offered, assigned or awaiting a
+    /// decision were classified by; they report those plans' rules and steps until they are
+    /// classified again.
+    retired_plans: Vec<(u64, Arc<CPlan>)>,
     pub rankers: Vec<CRanker>,
     pub index: Vec<SpecIndex>,
     pub policy: Option<Arc<dyn super::plan::RoutingPolicy>>,
@@ -1015,8 +1047,11 @@ pub(crate) struct State {
     pub free_items: Vec<u32>,
     pub queues: Queues,
     pub classes: Vec<Class>,
-    /// Items naming an agent individually (explicit pools, preferred and last agents).
-    pub targeted: FastMap<u32, Vec<(u32, u64)>>,
+    /// Items naming an agent individually (explicit pools, preferred and last agents), by the
+    /// agent's id: an agent added (or added again) later finds them.
+    pub targeted: FastMap<AgentId, Vec<(u32, u64)>>,
+    /// `targeted` is cleared of ids no waiting item names when it grows past this.
+    targeted_prune_at: usize,
     pub timers: Timers,
     pub seq: u64,
     pub assign_seq: u64,
@@ -1081,6 +1116,7 @@ impl State {
                 rule_names: Vec::new(),
             }),
             plan_gen: 0,
+            retired_plans: Vec::new(),
             rankers: Vec::new(),
             index: Vec::new(),
             policy: None,
@@ -1097,6 +1133,7 @@ impl State {
             queues: Queues::default(),
             classes: Vec::new(),
             targeted: FastMap::default(),
+            targeted_prune_at: TARGETED_PRUNE_MIN,
             timers: Timers::default(),
             seq: 0,
             assign_seq: 0,
@@ -1141,6 +1178,24 @@ impl State {
 
     // ----- plan and rankers
 
+    /// The plan of generation `plan_gen` (an item's `plan_gen`): the current one or a retired one.
+    pub fn plan_of(&self, plan_gen: u64) -> &Arc<CPlan> {
+        if plan_gen == self.plan_gen {
+            return &self.plan;
+        }
+        self.retired_plans.iter().find(|(g, _)| *g == plan_gen).map_or(&self.plan, |(_, p)| p)
+    }
+
+    /// Drops the retired plans no item was classified by.
+    pub fn prune_retired_plans(&mut self) {
+        let current = self.plan_gen;
+        let mut gens: Vec<u64> =
+            self.items.iter().flatten().map(|x| x.item.plan_gen).filter(|g| *g != current).collect();
+        gens.sort_unstable();
+        gens.dedup();
+        self.retired_plans.retain(|(g, _)| gens.binary_search(g).is_ok());
+    }
+
     pub fn install_plan(&mut self, plan: Plan) {
         let implicit = Step::new(Pool::default()).eligible(Term::and([Term::ItemSkills, Term::ItemLanguage]));
         let any_member = Step::new(Pool::default());
@@ -1173,7 +1228,11 @@ impl State {
             })
             .collect();
         let rule_names = plan.rules.iter().map(|r| Arc::from(r.name.as_str())).collect();
-        self.plan = Arc::new(CPlan { plan, implicit, any_member, rankers, labels, rule_names });
+        let old = std::mem::replace(
+            &mut self.plan,
+            Arc::new(CPlan { plan, implicit, any_member, rankers, labels, rule_names }),
+        );
+        self.retired_plans.push((self.plan_gen, old));
         self.plan_gen += 1;
         self.profiles.clear_caches();
     }
@@ -1399,7 +1458,6 @@ impl State {
                 self.signed_in[slot.profile] = self.signed_in[slot.profile].saturating_sub(1);
             }
             self.agent_ids.remove(&slot.agent.id);
-            self.targeted.remove(&a);
             self.free_agents.push(a);
         }
     }
@@ -1549,9 +1607,11 @@ impl State {
         m
     }
 
-    fn explicit_of(step: &Step, item: &WorkItem, now: DateTime<Utc>) -> Vec<AgentId> {
+    /// The agents `step` names for `item` entering it at `now`, and when a last agent among
+    /// them (the last one) stops being named ([`Tier::named`]).
+    fn explicit_of(step: &Step, item: &WorkItem, now: DateTime<Utc>) -> (Vec<AgentId>, Option<i64>) {
         if step.pool.agents.is_empty() && !step.pool.preferred_agents && !step.pool.last_agent {
-            return Vec::new();
+            return (Vec::new(), None);
         }
         let mut v = step.pool.agents.clone();
         if step.pool.preferred_agents {
@@ -1562,8 +1622,9 @@ impl State {
             && l.until > now
         {
             v.push(l.agent.clone());
+            return (v, Some(ms(l.until)));
         }
-        v
+        (v, None)
     }
 
     /// Recomputes the eligibility tiers of item `i` for its current step.
@@ -1598,7 +1659,7 @@ impl State {
             let step = plan.step(sr);
             let elig = Self::elig_mask(profiles, step, item);
             let pool = Self::pool_mask(queues, profiles, step, item, wait, sr);
-            let explicit = Self::explicit_of(step, item, entered);
+            let (explicit, last_until) = Self::explicit_of(step, item, entered);
             if tiers.len() <= k {
                 tiers.push(Tier::default());
             }
@@ -1617,6 +1678,7 @@ impl State {
             if !(t.explicit.is_empty() && explicit.is_empty()) {
                 t.explicit = explicit;
             }
+            t.last_until = last_until;
         }
     }
 
@@ -1683,16 +1745,23 @@ impl State {
                 }
             }
         }
+        if targets.is_empty() {
+            return;
+        }
+        let items = &self.items;
         for t in targets {
-            if let Some(&a) = self.agent_ids.get(&t) {
-                let v = self.targeted.entry(a).or_default();
-                v.retain(|(it, s)| {
-                    self.items[*it as usize]
-                        .as_ref()
-                        .is_some_and(|x| matches!(x.state, IState::Waiting { seq: ws, .. } if ws == *s))
-                });
-                v.push((i, seq));
-            }
+            let v = self.targeted.entry(t).or_default();
+            v.retain(|(it, s)| live(items, *it, *s));
+            v.push((i, seq));
+        }
+        // Ids of agents that never came (or left for good) are cleared now and then, in time
+        // proportional to the map.
+        if self.targeted.len() > self.targeted_prune_at {
+            self.targeted.retain(|_, v| {
+                v.retain(|(it, s)| live(items, *it, *s));
+                !v.is_empty()
+            });
+            self.targeted_prune_at = TARGETED_PRUNE_MIN.max(2 * self.targeted.len());
         }
     }
 
@@ -1753,7 +1822,8 @@ impl State {
         let ranker = &self.rankers[ri];
         let c = slot.chan;
         let Some(chidx) = self.index.get(ranker.spec).and_then(|s| s.chans.get(c)) else { return Cands::None };
-        let age = ms(now) - slot.eligible_ms;
+        let now_ms = ms(now);
+        let age = now_ms - slot.eligible_ms;
         let delayed: Vec<usize> = self
             .queues
             .at(slot.qi)
@@ -1766,7 +1836,7 @@ impl State {
         let channel = &self.channels[c];
         if n == 1 && ranker.kinds.iter().all(|k| matches!(k, KeyKind::Dyn(_))) {
             // Live-state keys only: the per-profile index tops compare directly.
-            let excluded = |reg: u64, a: u32| slot.item.excluded.contains(&reg) || offered.contains(&a);
+            let excluded = |a: u32| excludes(&self.agents, &slot.item, a) || offered.contains(&a);
             let spec = &self.index[ranker.spec].spec;
             let mut best: Option<(usize, IndexEntry)> = None;
             for (tier, t) in slot.tiers.iter().enumerate() {
@@ -1787,7 +1857,7 @@ impl State {
                     }
                     if let Some(p) = first
                         && let Some(e) = chidx.top.get(p).copied().flatten()
-                        && !excluded(e.1, e.2)
+                        && !excluded(e.2)
                         && !delayed.contains(&p)
                     {
                         best = Some((tier, e));
@@ -1808,11 +1878,7 @@ impl State {
                         if delayed.contains(&p) {
                             return;
                         }
-                        let e = if excluded(top.1, top.2) {
-                            chidx.iter(p).find(|e| !excluded(e.1, e.2))
-                        } else {
-                            Some(top)
-                        };
+                        let e = if excluded(top.2) { chidx.iter(p).find(|e| !excluded(e.2)) } else { Some(top) };
                         if let Some(e) = e
                             && best.is_none_or(|(bt, be)| (tier, e.0, e.1) < (bt, be.0, be.1))
                         {
@@ -1820,11 +1886,11 @@ impl State {
                         }
                     });
                 }
-                for id in &t.explicit {
+                for id in t.named(now_ms) {
                     let Some(&a) = self.agent_ids.get(id) else { continue };
                     let Some(ag) = self.agents[a as usize].as_ref() else { continue };
                     if !t.elig.get(ag.profile)
-                        || excluded(ag.reg, a)
+                        || excluded(a)
                         || delayed.contains(&ag.profile)
                         || ag.can_take(c, &self.channels).is_err()
                     {
@@ -1847,7 +1913,7 @@ impl State {
             });
         }
         let mut best: Vec<Cand> = Vec::new();
-        let excluded = |reg: u64, a: u32| slot.item.excluded.contains(&reg) || offered.contains(&a);
+        let excluded = |a: u32| excludes(&self.agents, &slot.item, a) || offered.contains(&a);
         let consider = |cand: Cand, best: &mut Vec<Cand>| {
             if best.iter().any(|b| b.agent == cand.agent) {
                 return;
@@ -1869,7 +1935,7 @@ impl State {
                 let simple = n == 1 && !ranker.custom;
                 if simple
                     && let Some(top) = chidx.top.get(p).copied().flatten()
-                    && !excluded(top.1, top.2)
+                    && !excluded(top.2)
                 {
                     if let Some(a) = self.agents[top.2 as usize].as_ref() {
                         let key = full_key(ranker, tier, p, &top.0, a, &slot.item, c, channel, now);
@@ -1879,7 +1945,7 @@ impl State {
                 }
                 let mut taken = 0;
                 for e in chidx.iter(p) {
-                    if excluded(e.1, e.2) {
+                    if excluded(e.2) {
                         continue;
                     }
                     if let Some(a) = self.agents[e.2 as usize].as_ref() {
@@ -1894,7 +1960,8 @@ impl State {
             };
             t.mask.for_each_common(&chidx.avail, &mut walk);
             // Agents named individually (and, for affinity, preferred/last agents).
-            let mut named: Vec<&AgentId> = t.explicit.iter().collect();
+            let explicit = t.named(now_ms);
+            let mut named: Vec<&AgentId> = explicit.iter().collect();
             if ranker.affinity {
                 named.extend(slot.item.preferred_agents.iter());
                 if let Some(l) = &slot.item.last_agent
@@ -1906,12 +1973,8 @@ impl State {
             for id in named {
                 let Some(&a) = self.agent_ids.get(id) else { continue };
                 let Some(ag) = self.agents[a as usize].as_ref() else { continue };
-                let in_tier = if t.explicit.contains(id) { t.elig.get(ag.profile) } else { t.mask.get(ag.profile) };
-                if !in_tier
-                    || excluded(ag.reg, a)
-                    || delayed.contains(&ag.profile)
-                    || ag.can_take(c, &self.channels).is_err()
-                {
+                let in_tier = if explicit.contains(id) { t.elig.get(ag.profile) } else { t.mask.get(ag.profile) };
+                if !in_tier || excluded(a) || delayed.contains(&ag.profile) || ag.can_take(c, &self.channels).is_err() {
                     continue;
                 }
                 let arr = ag.dyn_arr(&self.index[ranker.spec].spec, c, channel);
@@ -1941,24 +2004,33 @@ impl State {
     pub fn best_item_for(&mut self, a: u32, now: DateTime<Utc>) -> Option<u32> {
         let ag = self.agents[a as usize].as_ref()?;
         let p = ag.profile;
-        let reg = ag.reg;
+        let me = &ag.id;
         let profile = self.profiles.list.get(p)?.clone();
         let now_ms = ms(now);
         // Items naming this agent come first, in their queues' order.
         let mut best: Option<((u32, [i64; 4]), u32)> = None;
-        if let Some(list) = self.targeted.get_mut(&a) {
+        let mut delayed_tops: Vec<(u32, i64)> = Vec::new();
+        if let Some(list) = self.targeted.get_mut(&ag.id) {
             let items = &self.items;
             list.retain(|(it, s)| live(items, *it, *s));
         }
-        if let Some(list) = self.targeted.get(&a) {
+        if let Some(list) = self.targeted.get(&ag.id) {
             for (it, _) in list {
                 let Some(slot) = self.items[*it as usize].as_ref() else { continue };
-                if slot.item.excluded.contains(&reg) || ag.can_take(slot.chan, &self.channels).is_err() {
+                if slot.item.excluded.contains(me) || ag.can_take(slot.chan, &self.channels).is_err() {
                     continue;
                 }
-                let ok =
-                    slot.tiers.iter().any(|t| (t.explicit.contains(&ag.agent.id) && t.elig.get(p)) || t.mask.get(p));
+                let ok = slot
+                    .tiers
+                    .iter()
+                    .any(|t| (t.named(now_ms).contains(&ag.agent.id) && t.elig.get(p)) || t.mask.get(p));
                 if !ok {
+                    continue;
+                }
+                // The agent's delay in the item's queue holds here too; a retry at its end.
+                let delay = profile.queues.get(&slot.queue).map_or(0, |m| m.delay_ms);
+                if now_ms - slot.eligible_ms < delay {
+                    delayed_tops.push((*it, slot.eligible_ms + delay));
                     continue;
                 }
                 let key = (0u32, [-i64::from(slot.priority), ms(slot.item.effective_since()), 0, 0]);
@@ -1968,10 +2040,10 @@ impl State {
             }
         }
         if let Some((_, it)) = best {
+            self.schedule_retries(delayed_tops);
             return Some(it);
         }
         // Then classes whose mask holds the agent's profile.
-        let mut delayed_tops: Vec<(u32, i64)> = Vec::new();
         let mut best: Option<((u32, i64, ItemKey, u64), u32)> = None;
         for ci in 0..self.classes.len() {
             let class = &self.classes[ci];
@@ -1984,7 +2056,7 @@ impl State {
             let fits = |e: &super::queue::Entry<u32>| {
                 items[e.payload as usize]
                     .as_ref()
-                    .is_some_and(|s| !s.item.excluded.contains(&reg) && now_ms - s.eligible_ms >= delay)
+                    .is_some_and(|s| !s.item.excluded.contains(me) && now_ms - s.eligible_ms >= delay)
             };
             let heap = &mut self.classes[ci].heap;
             let top = heap.peek_live(|e| live(items, e.payload, e.seq));
@@ -1997,7 +2069,22 @@ impl State {
             }
             let found = match top {
                 Some(e) if fits(&e) => Some(e),
-                Some(_) => heap.best_live(CLASS_WALK, |e| live(items, e.payload, e.seq)).into_iter().find(|e| fits(e)),
+                Some(_) => {
+                    let walk = heap.best_live(CLASS_WALK, |e| live(items, e.payload, e.seq));
+                    let found = walk.iter().find(|e| fits(e)).copied();
+                    // Nothing for the agent now: the item here whose delay ends first (one the
+                    // agent did not decline) is tried again then.
+                    if found.is_none() && delay > 0 {
+                        let soonest = walk
+                            .iter()
+                            .filter_map(|e| items[e.payload as usize].as_ref().map(|s| (s, e.payload)))
+                            .filter(|(s, _)| !s.item.excluded.contains(me) && now_ms - s.eligible_ms < delay)
+                            .map(|(s, i)| (s.eligible_ms + delay, i))
+                            .min();
+                        delayed_tops.extend(soonest.map(|(due, i)| (i, due)));
+                    }
+                    found
+                }
                 None => None,
             };
             if let Some(e) = found {
@@ -2020,10 +2107,15 @@ impl State {
                 }
             }
         }
-        for (i, due) in delayed_tops {
+        self.schedule_retries(delayed_tops);
+        best.map(|(_, i)| i)
+    }
+
+    /// [`State::schedule_retry`] for each (item, due).
+    fn schedule_retries(&mut self, retries: Vec<(u32, i64)>) {
+        for (i, due) in retries {
             self.schedule_retry(i, due);
         }
-        best.map(|(_, i)| i)
     }
 
     /// Schedules a retry of waiting item `i` at `due` (once per due time and queue visit).
@@ -2043,9 +2135,10 @@ impl State {
         self.timers.add(Timer { due: ms(due), seq, kind });
     }
 
-    pub fn record_wait(&mut self, qi: u32, wait: TimeDelta) {
+    /// Records a wait of `wait_ms` for the estimated wait of queue `qi`.
+    pub fn record_wait(&mut self, qi: u32, wait_ms: i64) {
         if let Some(q) = self.queues.at_mut(qi) {
-            q.waits.push_back(wait.num_milliseconds().max(0));
+            q.waits.push_back(wait_ms.max(0));
             while q.waits.len() > q.config.ewt_samples {
                 q.waits.pop_front();
             }
@@ -2144,6 +2237,15 @@ pub(crate) fn chain_of(plan: &CPlan, at: StepRef) -> (usize, usize) {
 }
 
 /// Whether heap entry (`i`, `seq`) is still the item's current place.
+/// Least size of [`State::targeted`] before it is pruned.
+const TARGETED_PRUNE_MIN: usize = 1024;
+
+/// Whether `item` excludes agent `a` (declined, handed off).
+fn excludes(agents: &[Option<AgentSlot>], item: &ItemRecord, a: u32) -> bool {
+    !item.excluded.is_empty()
+        && agents.get(a as usize).and_then(|s| s.as_ref()).is_some_and(|s| item.excluded.contains(&s.id))
+}
+
 pub(crate) fn live(items: &[Option<ItemSlot>], i: u32, seq: u64) -> bool {
     items
         .get(i as usize)
