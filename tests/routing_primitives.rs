@@ -422,6 +422,40 @@ fn freed_agents_serve_queues_by_membership_priority_and_delay() {
     assert_eq!(assignments(&r.tick(at(66))), vec![(wid(3), "a".into())]);
 }
 
+#[test]
+fn a_freed_agent_picks_the_same_item_whatever_order_the_queues_classes_were_made_in() {
+    // q1 holds two classes (plain chats and chats needing skill x), q2 one. Q1's head by its
+    // discipline is the priority-5 item (t=3); q2's head waited longer (t=2), and the agent is
+    // in both queues at the same membership priority: q2's head is the one to take, whichever
+    // class the router saw first.
+    let plain = |t: i64| chat(1, "q1", at(t));
+    let other = |t: i64| chat(2, "q2", at(t));
+    let urgent = |t: i64| chat(3, "q1", at(t)).with_skill("x", 1).with_priority(5);
+    for order in [[0, 1, 2], [2, 0, 1], [1, 2, 0]] {
+        let r = router(&["q1", "q2"]);
+        // An offline agent of q1 without skill x: plain chats and chats needing x have
+        // different pools, so they are kept in different classes.
+        r.upsert_agent(chat_agent("away", "q1", 1).with_status("offline"), at(0)).unwrap();
+        // Arrival times stay the same; only the order of submission (class creation) changes.
+        let mut items = [(1, plain(1)), (2, other(2)), (3, urgent(3))];
+        items.sort_by_key(|(k, _)| order.iter().position(|o| *o == k - 1).unwrap());
+        for (_, item) in items {
+            r.submit(item, at(4)).unwrap();
+        }
+        let agent = Agent::new(aid("a"))
+            .with_membership(QueueMembership { queue: qid("q1"), priority: 1, delay: TimeDelta::zero() })
+            .with_membership(QueueMembership { queue: qid("q2"), priority: 1, delay: TimeDelta::zero() })
+            .with_skill("x", 1)
+            .with_capacity(Capacity::per_channel([(ChannelKind::WebChat, 1)]))
+            .with_status("online");
+        let ev = r.upsert_agent(agent, at(10)).unwrap();
+        assert_eq!(assignments(&ev), vec![(wid(2), "a".into())], "submission order {order:?}");
+        // Then q1's head by priority, then the rest.
+        assert_eq!(assignments(&r.complete(wid(2), at(11)).unwrap()), vec![(wid(3), "a".into())]);
+        assert_eq!(assignments(&r.complete(wid(3), at(12)).unwrap()), vec![(wid(1), "a".into())]);
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Offers
 

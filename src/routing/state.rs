@@ -2043,15 +2043,17 @@ impl State {
             self.schedule_retries(delayed_tops);
             return Some(it);
         }
-        // Then classes whose mask holds the agent's profile.
-        let mut best: Option<((u32, i64, ItemKey, u64), u32)> = None;
+        // Then classes whose mask holds the agent's profile: each queue's head by the queue's
+        // discipline (a queue may have several classes), then the heads by membership priority
+        // and wait, so the choice does not depend on the order the classes were made in.
+        let mut heads: Vec<(QueueId, (u32, i64, ItemKey, u64), u32)> = Vec::new();
         for ci in 0..self.classes.len() {
             let class = &self.classes[ci];
             if !class.mask.get(p) || ag.can_take(class.chan, &self.channels).is_err() {
                 continue;
             }
             let (prio, delay) = profile.queues.get(&class.queue).map_or((u32::MAX, 0), |m| (m.priority, m.delay_ms));
-            let same_discipline_queue = class.queue.clone();
+            let queue = class.queue.clone();
             let items = &self.items;
             let fits = |e: &super::queue::Entry<u32>| {
                 items[e.payload as usize]
@@ -2089,26 +2091,19 @@ impl State {
             };
             if let Some(e) = found {
                 let since = items[e.payload as usize].as_ref().map_or(0, |s| ms(s.item.effective_since()));
-                // Same queue: discipline order; across queues: membership priority, then wait.
                 let key = (prio, since, e.key, e.seq);
-                let better = match &best {
-                    None => true,
-                    Some((bk, bi)) => {
-                        let bq = items[*bi as usize].as_ref().map(|s| &s.queue);
-                        if bq == Some(&same_discipline_queue) {
-                            (key.0, key.2, key.3) < (bk.0, bk.2, bk.3)
-                        } else {
-                            key < *bk
+                match heads.iter_mut().find(|(q, _, _)| *q == queue) {
+                    Some(head) => {
+                        if (e.key, e.seq) < (head.1.2, head.1.3) {
+                            (head.1, head.2) = (key, e.payload);
                         }
                     }
-                };
-                if better {
-                    best = Some((key, e.payload));
+                    None => heads.push((queue, key, e.payload)),
                 }
             }
         }
         self.schedule_retries(delayed_tops);
-        best.map(|(_, i)| i)
+        heads.into_iter().min_by_key(|(_, key, _)| *key).map(|(_, _, i)| i)
     }
 
     /// [`State::schedule_retry`] for each (item, due).
