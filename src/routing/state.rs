@@ -2046,7 +2046,9 @@ impl State {
         // Then classes whose mask holds the agent's profile: each queue's head by the queue's
         // discipline (a queue may have several classes), then the heads by membership priority
         // and wait, so the choice does not depend on the order the classes were made in.
-        let mut heads: Vec<(QueueId, (u32, i64, ItemKey, u64), u32)> = Vec::new();
+        // (membership priority, waiting since, discipline key, sequence)
+        type HeadKey = (u32, i64, ItemKey, u64);
+        let mut heads: Vec<(QueueId, HeadKey, u32)> = Vec::new();
         for ci in 0..self.classes.len() {
             let class = &self.classes[ci];
             if !class.mask.get(p) || ag.can_take(class.chan, &self.channels).is_err() {
