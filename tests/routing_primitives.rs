@@ -1188,3 +1188,35 @@ fn an_item_held_across_a_plan_change_reports_the_rule_it_was_routed_by_until_rou
     assert_eq!(r.item(wid(1)).unwrap().rule.as_deref(), Some("new"));
     assert_eq!(r.explain(wid(1), at(3)).unwrap().step, r#"rule "new" step 0"#);
 }
+
+#[test]
+fn a_late_tick_enters_the_fallback_overflow_queue_as_of_the_last_steps_end() {
+    let r = router(&["a"]);
+    r.upsert_queue(Queue::new(qid("b")).with_max_wait(TimeDelta::seconds(10), TimeoutAction::Callback)).unwrap();
+    let plan = Plan::new([Rule::new(
+        "r",
+        [Step::new(Pool::queues([qid("a")])).eligible(Term::skill("rare", 1)).dwell(TimeDelta::seconds(10))],
+    )
+    .fallback(Fallback::Overflow(qid("b")))]);
+    r.set_plan(plan, t0()).unwrap();
+    r.submit(chat(1, "a", t0()), t0()).unwrap();
+    // The last step ends at 10 (into b), b's max wait at 20: one tick at 25 does both.
+    let ev = r.tick(at(25));
+    assert!(ev.iter().any(|e| matches!(e, RoutingEvent::Overflowed { to, .. } if *to == qid("b"))), "{ev:?}");
+    assert!(ev.iter().any(|e| matches!(e, RoutingEvent::TimedOut { item, .. } if *item == wid(1))), "{ev:?}");
+}
+
+#[test]
+fn a_late_tick_enters_the_decision_fallback_queue_as_of_the_deadline() {
+    let r = router(&["sales"]);
+    r.upsert_agent(chat_agent("ana", "sales", 1), t0()).unwrap();
+    r.upsert_queue(Queue::new(qid("b")).with_max_wait(TimeDelta::seconds(10), TimeoutAction::Callback)).unwrap();
+    let step = Step::new(Pool::queues([qid("sales")]))
+        .decided_by_host(DecisionHook::new(TimeDelta::seconds(5)).or_else(DecisionFallback::Queue(qid("b"))));
+    r.set_plan(Plan::new([Rule::new("ask", [step])]), t0()).unwrap();
+    r.submit(chat(1, "sales", t0()), t0()).unwrap();
+    // The host never answers: in b from the deadline (5), timed out at 15, all by a tick at 17.
+    let ev = r.tick(at(17));
+    assert!(ev.iter().any(|e| matches!(e, RoutingEvent::DecisionExpired { .. })), "{ev:?}");
+    assert!(ev.iter().any(|e| matches!(e, RoutingEvent::TimedOut { item, .. } if *item == wid(1))), "{ev:?}");
+}

@@ -195,7 +195,7 @@ impl State {
                         at = n;
                         continue;
                     }
-                    None => return self.exhausted(i, now),
+                    None => return self.exhausted(i, entered.max(back), now),
                 }
             }
             let item = match self.items[i as usize].as_ref() {
@@ -209,7 +209,7 @@ impl State {
                         entered = due;
                         continue;
                     }
-                    None => return self.exhausted(i, now),
+                    None => return self.exhausted(i, due.max(back), now),
                 },
                 Some(due) => {
                     if let Some(slot) = self.slot(i) {
@@ -235,8 +235,9 @@ impl State {
         plan.step(at).skip_if.as_ref().is_some_and(|skip| self.step_skip(i, skip, now))
     }
 
-    /// The last step is over: apply the rule's fallback. `false` if the item finished.
-    fn exhausted(&mut self, i: u32, now: DateTime<Utc>) -> bool {
+    /// The last step is over (as of `ended`, at most `now`): apply the rule's fallback; an
+    /// overflow queue is entered as of `ended`. `false` if the item finished.
+    fn exhausted(&mut self, i: u32, ended: DateTime<Utc>, now: DateTime<Utc>) -> bool {
         let at = match self.items[i as usize].as_ref() {
             Some(s) => s.at,
             None => return false,
@@ -258,7 +259,7 @@ impl State {
             }
             other => {
                 let action = other.as_timeout().unwrap_or(TimeoutAction::Close);
-                self.timeout(i, action, "the plan's last step ended".into(), now, now)
+                self.timeout(i, action, "the plan's last step ended".into(), ended, now)
             }
         }
     }
@@ -678,7 +679,7 @@ impl State {
         let entered = due.map(super::state::from_ms).unwrap_or(now).min(now);
         match self.next_step(at) {
             Some(n) => self.enter_step(i, n, entered, back, now),
-            None => self.exhausted(i, now),
+            None => self.exhausted(i, entered.max(back), now),
         }
     }
 
@@ -807,10 +808,11 @@ impl State {
                 }
             }
             TimerKind::Decision { item, epoch } => {
-                let open = self.items[item as usize]
-                    .as_ref()
-                    .is_some_and(|s| matches!(s.state, IState::Awaiting { request, .. } if request == epoch));
-                if open {
+                let deadline = self.items[item as usize].as_ref().and_then(|s| match s.state {
+                    IState::Awaiting { request, deadline } if request == epoch => Some(deadline),
+                    _ => None,
+                });
+                if let Some(deadline) = deadline {
                     let id = self.item_id(item);
                     self.events.push(RoutingEvent::DecisionExpired { item: id, request: epoch });
                     let fallback = self.decided(item);
@@ -818,7 +820,9 @@ impl State {
                         DecisionFallback::Plan => self.back_to_routing(item, now),
                         DecisionFallback::Queue(q) => {
                             let reason = "the external decision did not come in time".to_owned();
-                            if self.timeout(item, TimeoutAction::Overflow(q), reason, now, now) {
+                            // Entered as of the deadline: a late tick does not stretch the wait.
+                            let entered = deadline.min(now);
+                            if self.timeout(item, TimeoutAction::Overflow(q), reason, entered, now) {
                                 self.route(item, now);
                             }
                         }
