@@ -1220,3 +1220,40 @@ fn a_late_tick_enters_the_decision_fallback_queue_as_of_the_deadline() {
     assert!(ev.iter().any(|e| matches!(e, RoutingEvent::DecisionExpired { .. })), "{ev:?}");
     assert!(ev.iter().any(|e| matches!(e, RoutingEvent::TimedOut { item, .. } if *item == wid(1))), "{ev:?}");
 }
+
+#[test]
+fn a_last_agent_whose_preference_ended_does_not_keep_a_step_from_being_skipped() {
+    // Entered late (a tick at 100 for a step due at 50, while the preference held until 60),
+    // the last-agent step is judged as of now: ana no longer counts, signed in or not.
+    for skip in [SkipIf::NoAgentsSignedIn, SkipIf::expr("pool.signed_in == 0")] {
+        let r = router(&["s", "x"]);
+        r.upsert_agent(chat_agent("ana", "s", 1).with_status("busy"), t0()).unwrap();
+        let steps = [
+            Step::new(Pool::queues([qid("x")])).dwell(TimeDelta::seconds(50)),
+            Step::new(Pool::last_agent()).skip_if(skip.clone()).dwell(TimeDelta::seconds(600)),
+            Step::new(Pool::queues([qid("s")])),
+        ];
+        r.set_plan(Plan::new([Rule::new("affinity", steps)]), t0()).unwrap();
+        r.submit(chat(1, "s", t0()).with_last_agent(aid("ana"), at(60)), t0()).unwrap();
+        r.upsert_agent(chat_agent("bo", "s", 1), t0()).unwrap();
+        let ev = r.tick(at(100));
+        assert_eq!(assignments(&ev), vec![(wid(1), "bo".to_string())], "{skip:?}: {ev:?}");
+    }
+}
+
+#[test]
+fn an_agent_both_named_and_in_the_pools_queue_counts_once() {
+    let r = router(&["s", "x"]);
+    r.upsert_agent(chat_agent("ana", "s", 1), t0()).unwrap();
+    let both = Pool { queues: vec![qid("s")], agents: vec![aid("ana")], ..Pool::default() };
+    let steps = [
+        Step::new(both)
+            .skip_if(SkipIf::expr("pool.available >= 2 or pool.signed_in >= 2"))
+            .dwell(TimeDelta::seconds(60)),
+        Step::new(Pool::queues([qid("x")])),
+    ];
+    r.set_plan(Plan::new([Rule::new("r", steps)]), t0()).unwrap();
+    // One agent: the step is not skipped, and she takes it.
+    let d = r.submit(chat(1, "s", t0()), t0()).unwrap();
+    assert_eq!(assigned_to(&d).as_deref(), Some("ana"), "{d:?}");
+}

@@ -1985,19 +1985,30 @@ impl State {
         Cands::Many(best)
     }
 
-    /// Whether any agent of item `i`'s pool is signed in.
-    pub fn any_signed_in(&self, i: u32) -> bool {
+    /// Whether any agent of item `i`'s pool is signed in at `now_ms`.
+    pub fn any_signed_in(&self, i: u32, now_ms: i64) -> bool {
         let Some(slot) = self.items[i as usize].as_ref() else { return false };
-        slot.tiers.iter().any(|t| {
-            let mut any = false;
+        let mut any = false;
+        for t in &slot.tiers {
             t.mask.for_each(|p| any |= self.signed_in.get(p).is_some_and(|n| *n > 0));
-            any || t.explicit.iter().any(|id| {
-                self.agent_ids
-                    .get(id)
-                    .and_then(|a| self.agents[*a as usize].as_ref())
-                    .is_some_and(|s| !s.status.offline)
-            })
-        })
+        }
+        any || self.named_outside_masks(slot, now_ms).iter().any(|ag| !ag.status.offline)
+    }
+
+    /// The agents item `slot`'s tiers name at `now_ms` (a last agent only while its preference
+    /// holds) and count as eligible, once each, leaving out those a tier's mask already holds.
+    fn named_outside_masks(&self, slot: &ItemSlot, now_ms: i64) -> Vec<&AgentSlot> {
+        let mut out: Vec<&AgentSlot> = Vec::new();
+        for t in &slot.tiers {
+            for id in t.named(now_ms) {
+                let Some(ag) = self.agent_ids.get(id).and_then(|a| self.agents[*a as usize].as_ref()) else { continue };
+                let counted = slot.tiers.iter().any(|u| u.mask.get(ag.profile)) || out.iter().any(|o| o.id == ag.id);
+                if t.elig.get(ag.profile) && !counted {
+                    out.push(ag);
+                }
+            }
+        }
+        out
     }
 
     /// The best waiting item for agent `a` (freed-agent direction), if any.
@@ -2162,7 +2173,7 @@ impl State {
 
     /// Agents of item `i`'s current pool that are eligible and could take it now, and those
     /// signed in (by profile counts; declines and queue delays are not subtracted).
-    pub fn pool_counts(&self, i: u32) -> (i64, i64) {
+    pub fn pool_counts(&self, i: u32, now_ms: i64) -> (i64, i64) {
         let Some(slot) = self.items[i as usize].as_ref() else { return (0, 0) };
         let chidx = self.index.first().and_then(|s| s.chans.get(slot.chan));
         let (mut available, mut signed) = (0i64, 0i64);
@@ -2171,14 +2182,10 @@ impl State {
                 signed += i64::from(self.signed_in.get(p).copied().unwrap_or(0));
                 available += chidx.map_or(0, |c| c.len(p)) as i64;
             });
-            for id in &t.explicit {
-                let Some(ag) = self.agent_ids.get(id).and_then(|a| self.agents[*a as usize].as_ref()) else { continue };
-                if !t.elig.get(ag.profile) {
-                    continue;
-                }
-                signed += i64::from(!ag.status.offline);
-                available += i64::from(ag.can_take(slot.chan, &self.channels).is_ok());
-            }
+        }
+        for ag in self.named_outside_masks(slot, now_ms) {
+            signed += i64::from(!ag.status.offline);
+            available += i64::from(ag.can_take(slot.chan, &self.channels).is_ok());
         }
         (available, signed)
     }
@@ -2187,13 +2194,13 @@ impl State {
         match skip {
             SkipIf::Expr(c) => {
                 let Some(compiled) = c.compiled() else { return false };
-                let pool = compiled.reads_pool().then(|| self.pool_counts(i));
+                let pool = compiled.reads_pool().then(|| self.pool_counts(i, ms(now)));
                 let Some(slot) = self.items[i as usize].as_ref() else { return false };
                 let env = Env { pool, ..self.env(slot, now) };
                 compiled.holds(&env)
             }
             SkipIf::NoAvailableAgents => self.candidates(i, 1, now).is_empty(),
-            SkipIf::NoAgentsSignedIn => !self.any_signed_in(i),
+            SkipIf::NoAgentsSignedIn => !self.any_signed_in(i, ms(now)),
             SkipIf::QueueLongerThan(n) => {
                 let q = self.items[i as usize].as_ref().map(|s| s.qi);
                 q.and_then(|q| self.queues.at(q)).is_some_and(|q| q.waiting > *n as usize)
