@@ -29,7 +29,8 @@
 //! (Linux `/proc/self/task/*/io`; the writer writes the WAL, 4,120 bytes a frame, the
 //! checkpointer copies pages back into the database file).
 
-use criterion::{Criterion, SamplingMode, Throughput};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, SamplingMode, Throughput};
 use futures::StreamExt;
 use futures::executor::block_on;
 use futures::stream::FuturesUnordered;
@@ -231,6 +232,18 @@ struct Measured {
     written_by_thread: BTreeMap<String, f64>,
 }
 
+/// The `sqlite_ingest` group, with the settings every case of it shares (one message an element).
+fn ingest_group(c: &mut Criterion) -> BenchmarkGroup<'_, WallTime> {
+    let mut group = c.benchmark_group("sqlite_ingest");
+    group
+        .sample_size(SAMPLES)
+        .sampling_mode(SamplingMode::Flat)
+        .warm_up_time(Duration::from_secs(1))
+        .measurement_time(Duration::from_secs(5))
+        .throughput(Throughput::Elements(1));
+    group
+}
+
 fn bench_store(c: &mut Criterion, name: &str, store: Arc<dyn Store>) -> Measured {
     let engine = Engine::builder(store).build();
     let tenant = tenant();
@@ -239,13 +252,7 @@ fn bench_store(c: &mut Criterion, name: &str, store: Arc<dyn Store>) -> Measured
     let (mut cpu, mut messages_done) = (Some(Duration::ZERO), 0u64);
     let mut by_thread = BTreeMap::new();
     let mut written = BTreeMap::new();
-    let mut group = c.benchmark_group("sqlite_ingest");
-    group
-        .sample_size(SAMPLES)
-        .sampling_mode(SamplingMode::Flat)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(5))
-        .throughput(Throughput::Elements(1));
+    let mut group = ingest_group(c);
     group.bench_function(name, |b| {
         b.iter_custom(|iters| {
             let messages = traffic.batch(iters);

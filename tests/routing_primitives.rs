@@ -695,11 +695,7 @@ fn max_wait_overflows_then_calls_back() {
     assert!(ev.contains(&RoutingEvent::Overflowed { item: wid(1), from: qid("s"), to: qid("overflow") }));
     assert_eq!(r.item(wid(1)).unwrap().queue, qid("overflow"));
     let ev = r.tick(at(90));
-    assert!(
-        ev.iter().any(
-            |e| matches!(e, RoutingEvent::TimedOut { item, action: TimeoutAction::Callback, .. } if *item == wid(1))
-        )
-    );
+    assert!(called_back(&ev, 1), "{ev:?}");
     assert!(r.item(wid(1)).is_none());
 }
 
@@ -999,12 +995,7 @@ fn a_max_wait_that_falls_due_while_an_agent_holds_the_item_applies_once_it_waits
     r.upsert_agent(chat_agent("ana", "s", 1), t0()).unwrap();
     r.submit(chat(1, "s", t0()), t0()).unwrap();
     let ev = r.tick(at(30));
-    assert!(
-        ev.iter().any(
-            |e| matches!(e, RoutingEvent::TimedOut { item, action: TimeoutAction::Callback, .. } if *item == wid(1))
-        ),
-        "{ev:?}"
-    );
+    assert!(called_back(&ev, 1), "{ev:?}");
     assert!(r.item(wid(1)).is_none());
 
     // Assigned at 0, requeued at 40 with nobody free: the same.
@@ -1014,12 +1005,7 @@ fn a_max_wait_that_falls_due_while_an_agent_holds_the_item_applies_once_it_waits
     r.submit(chat(1, "s", t0()), t0()).unwrap();
     r.tick(at(30));
     let ev = r.requeue(wid(1), true, at(40)).unwrap();
-    assert!(
-        ev.iter().any(
-            |e| matches!(e, RoutingEvent::TimedOut { item, action: TimeoutAction::Callback, .. } if *item == wid(1))
-        ),
-        "{ev:?}"
-    );
+    assert!(called_back(&ev, 1), "{ev:?}");
     assert!(r.item(wid(1)).is_none());
 
     // Requeued after the max wait with another agent free: that agent takes it.
@@ -1256,4 +1242,10 @@ fn an_agent_both_named_and_in_the_pools_queue_counts_once() {
     // One agent: the step is not skipped, and she takes it.
     let d = r.submit(chat(1, "s", t0()), t0()).unwrap();
     assert_eq!(assigned_to(&d).as_deref(), Some("ana"), "{d:?}");
+}
+
+/// Whether `ev` says item `n` timed out to a callback.
+fn called_back(ev: &[RoutingEvent], n: u128) -> bool {
+    ev.iter()
+        .any(|e| matches!(e, RoutingEvent::TimedOut { item, action: TimeoutAction::Callback, .. } if *item == wid(n)))
 }

@@ -3,12 +3,12 @@
 //! worked out before.
 
 use super::{IN_FLIGHT, SAMPLES, Samples, ingest_all, message, tenant};
-use criterion::{Criterion, SamplingMode, Throughput};
+use criterion::Criterion;
 use rusqlite::{Connection, params};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 use touchpoint::Engine;
 use touchpoint::store::SqliteStore;
 
@@ -233,13 +233,7 @@ pub fn bench(c: &mut Criterion, path: &Path, probe_path: &Path) -> Option<f64> {
     let mut floor = Floor::open(path, writes);
     let mut rng = super::Rng(1);
     let mut samples = Samples::default();
-    let mut group = c.benchmark_group("sqlite_ingest");
-    group
-        .sample_size(SAMPLES)
-        .sampling_mode(SamplingMode::Flat)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(5))
-        .throughput(Throughput::Elements(1));
+    let mut group = super::ingest_group(c);
     group.bench_function("sqlite_floor", |b| {
         b.iter_custom(|iters| {
             let ops = floor.plan(&mut rng, iters);
