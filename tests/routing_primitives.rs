@@ -1249,3 +1249,65 @@ fn called_back(ev: &[RoutingEvent], n: u128) -> bool {
     ev.iter()
         .any(|e| matches!(e, RoutingEvent::TimedOut { item, action: TimeoutAction::Callback, .. } if *item == wid(n)))
 }
+
+/// A last agent whose preference ended is an ordinary member of the pool: when she frees, she
+/// takes the queue's oldest item, as the item direction (and `explain`) would have it, not the
+/// item that once named her.
+#[test]
+fn a_freed_agent_does_not_favour_an_item_whose_last_agent_preference_ended() {
+    let r = router(&["s"]);
+    r.upsert_agent(chat_agent("ana", "s", 1).with_status("busy"), t0()).unwrap();
+    let pool = Pool { queues: vec![qid("s")], last_agent: true, ..Pool::default() };
+    r.set_plan(Plan::new([Rule::new("r", [Step::new(pool)])]), t0()).unwrap();
+    r.submit(chat(1, "s", at(10)), at(10)).unwrap(); // waits (ana busy)
+    r.submit(chat(2, "s", at(20)).with_last_agent(aid("ana"), at(30)), at(20)).unwrap(); // waits
+    // At 60 the preference of item 2 has ended: ana is just a member of s; item 1 waited longest.
+    let ev = r.set_presence(&aid("ana"), "online", at(60)).unwrap();
+    assert_eq!(assignments(&ev), vec![(wid(1), "ana".to_string())]);
+}
+
+/// An item back from an agent after its queue's max wait that then asks the host for a decision
+/// (the step it comes back to has a decision hook) is overflowed in the same call: the host gets a
+/// `DecisionRequested` (listing an agent that could take it) for a request that is already dead,
+/// and answering it is refused.
+#[test]
+fn an_item_back_after_its_max_wait_is_not_asked_about_and_overflowed_in_one_call() {
+    let r = Router::new(RouterConfig::default());
+    r.upsert_queue(Queue::new(qid("o"))).unwrap();
+    let s = Queue::new(qid("s")).with_max_wait(TimeDelta::seconds(10), TimeoutAction::Overflow(qid("o")));
+    r.upsert_queue(s).unwrap();
+    r.upsert_agent(chat_agent("ana", "s", 1), t0()).unwrap();
+    let steps = [
+        Step::new(Pool::queues([qid("s")])).dwell(TimeDelta::seconds(5)),
+        Step::new(Pool::queues([qid("s")])).decided_by_host(DecisionHook::new(TimeDelta::seconds(60))),
+    ];
+    r.set_plan(Plan::new([Rule::new("r", steps)]), t0()).unwrap();
+    let d = r.submit(chat(1, "s", t0()), t0()).unwrap();
+    assert_eq!(assigned_to(&d).as_deref(), Some("ana"));
+    // Ana gives it back at 20 (the step ended at 5, the max wait at 10): the next step asks the host.
+    let ev = r.requeue(wid(1), false, at(20)).unwrap();
+    let request = ev.iter().find_map(|e| match e {
+        RoutingEvent::DecisionRequested { request, .. } => Some(*request),
+        _ => None,
+    });
+    if let Some(request) = request {
+        let choice = PolicyChoice::Agents(vec![aid("ana")]);
+        let answer = r.resolve_decision(wid(1), request, choice, at(21));
+        assert!(answer.is_ok(), "DecisionRequested in {ev:?}, but answering it: {answer:?}");
+    }
+}
+
+/// The reason given for a waiting item still counts a last agent whose preference ended as
+/// named, while the groups of the same explanation put her out of the pool.
+#[test]
+fn the_reason_does_not_count_a_last_agent_whose_preference_ended_as_named() {
+    let r = router(&["s"]);
+    r.upsert_agent(chat_agent("ana", "s", 1).with_status("busy"), t0()).unwrap();
+    let steps = [Step::new(Pool::last_agent()).dwell(TimeDelta::seconds(600)), Step::new(Pool::queues([qid("s")]))];
+    r.set_plan(Plan::new([Rule::new("affinity", steps)]), t0()).unwrap();
+    r.submit(chat(1, "s", t0()).with_last_agent(aid("ana"), at(60)), t0()).unwrap();
+    let explanation = r.explain(wid(1), at(120)).unwrap();
+    let ana = explanation.groups.iter().find(|g| g.agents.contains(&aid("ana"))).unwrap();
+    assert_eq!(ana.reason, Exclusion::NotInPool);
+    assert!(!explanation.reason.contains("named"), "{}", explanation.reason);
+}

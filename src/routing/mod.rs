@@ -801,7 +801,7 @@ impl Router {
         s.admit(i, item, queue, qi, now);
         let events = Self::finish(&mut s, now);
         let queue = s.queues.at(qi).map(|q| &q.config.id).unwrap_or(&s.config.default_queue);
-        Ok(decision(&s, id, i, queue, events))
+        Ok(decision(&s, id, i, queue, events, now))
     }
 
     fn item_index(s: &State, item: WorkItemId) -> crate::Result<u32> {
@@ -926,7 +926,7 @@ impl Router {
         let queue =
             s.items[i as usize].as_ref().map(|x| x.queue.clone()).unwrap_or_else(|| s.config.default_queue.clone());
         let events = Self::finish(&mut s, now);
-        Ok(decision(&s, item, i, &queue, events))
+        Ok(decision(&s, item, i, &queue, events, now))
     }
 
     /// Answers an external decision ([`RoutingEvent::DecisionRequested`], `request`):
@@ -1175,8 +1175,8 @@ fn item_status(s: &State, i: u32) -> Option<ItemStatus> {
     })
 }
 
-/// Why item `i` is where it is (written out in words when shown).
-fn reason(s: &State, i: u32) -> DecisionReason {
+/// Why item `i` is where it is at `now` (written out in words when shown).
+fn reason(s: &State, i: u32, now: DateTime<Utc>) -> DecisionReason {
     let Some(x) = s.items[i as usize].as_ref() else { return String::new().into() };
     match &x.state {
         IState::Assigned { agent, .. } => {
@@ -1189,11 +1189,18 @@ fn reason(s: &State, i: u32) -> DecisionReason {
             let step = s.step_label(x.item.plan_gen, x.at);
             format!("awaiting the host's decision (request {request}, until {deadline}) at {step}").into()
         }
-        IState::Waiting { .. } | IState::Moving => s.queued_reason(i).into(),
+        IState::Waiting { .. } | IState::Moving => s.queued_reason(i, state::ms(now)).into(),
     }
 }
 
-fn decision(s: &State, id: WorkItemId, i: u32, queue: &QueueId, events: Vec<RoutingEvent>) -> RoutingDecision {
+fn decision(
+    s: &State,
+    id: WorkItemId,
+    i: u32,
+    queue: &QueueId,
+    events: Vec<RoutingEvent>,
+    now: DateTime<Utc>,
+) -> RoutingDecision {
     let slot = s.items.get(i as usize).and_then(|x| x.as_ref()).filter(|x| x.item.id == id);
     let Some(x) = slot else {
         let (outcome, reason) = events
@@ -1218,7 +1225,7 @@ fn decision(s: &State, id: WorkItemId, i: u32, queue: &QueueId, events: Vec<Rout
         StepRef::Rule(r, k) => (s.plan.rule_names.get(r).cloned(), Some(k)),
         _ => (None, None),
     };
-    RoutingDecision { item: id, outcome, rule, step, reason: reason(s, i), events }
+    RoutingDecision { item: id, outcome, rule, step, reason: reason(s, i, now), events }
 }
 
 fn explain(s: &mut State, i: u32, now: DateTime<Utc>) -> Option<Explanation> {
@@ -1234,7 +1241,7 @@ fn explain(s: &mut State, i: u32, now: DateTime<Utc>) -> Option<Explanation> {
         IState::Assigned { agent, .. } => vec![*agent],
         _ => Vec::new(),
     };
-    let reason = reason(s, i).to_string();
+    let reason = reason(s, i, now).to_string();
     let queue = x.queue.clone();
     let label = s.step_label(x.item.plan_gen, at).to_owned();
     let plan = Arc::clone(s.plan_of(x.item.plan_gen));

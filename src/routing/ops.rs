@@ -405,7 +405,7 @@ impl State {
         true
     }
 
-    pub fn queued_reason(&self, i: u32) -> String {
+    pub fn queued_reason(&self, i: u32, now_ms: i64) -> String {
         let Some(slot) = self.items[i as usize].as_ref() else { return String::new() };
         if slot.by_policy {
             return "the routing policy asked to wait".into();
@@ -416,7 +416,7 @@ impl State {
             eligible += u64::from(self.profile_agents.get(p).copied().unwrap_or(0));
             signed += u64::from(self.signed_in.get(p).copied().unwrap_or(0));
         });
-        let explicit: usize = slot.tiers.iter().map(|t| t.explicit.len()).sum();
+        let explicit: usize = slot.tiers.iter().map(|t| t.named(now_ms).len()).sum();
         let step = self.step_label(slot.item.plan_gen, slot.at);
         if eligible == 0 && explicit == 0 {
             format!("no agent is eligible at {step}")
@@ -638,13 +638,14 @@ impl State {
 
     /// Routes an item that comes back from an agent (state `Moving`). Its queue's max wait
     /// fell due while an agent held it (its timer passed it by): if it waits now, it gets
-    /// the queue's action at once.
+    /// the queue's action at once. A decision asked of the host on the way back runs to its
+    /// answer or deadline first (the item is not withdrawn from under an open request).
     pub fn route_back(&mut self, i: u32, now: DateTime<Utc>) {
         if self.route(i, now) {
             return;
         }
         let Some(s) = self.items[i as usize].as_ref() else { return };
-        let overdue = matches!(s.state, IState::Waiting { .. } | IState::Awaiting { .. })
+        let overdue = matches!(s.state, IState::Waiting { .. })
             && self
                 .queues
                 .at(s.qi)

@@ -2025,17 +2025,22 @@ impl State {
             let items = &self.items;
             list.retain(|(it, s)| live(items, *it, *s));
         }
+        let affinity = self.rankers.iter().any(|r| r.affinity);
         if let Some(list) = self.targeted.get(&ag.id) {
             for (it, _) in list {
                 let Some(slot) = self.items[*it as usize].as_ref() else { continue };
                 if slot.item.excluded.contains(me) || ag.can_take(slot.chan, &self.channels).is_err() {
                     continue;
                 }
-                let ok = slot
-                    .tiers
-                    .iter()
-                    .any(|t| (t.named(now_ms).contains(&ag.agent.id) && t.elig.get(p)) || t.mask.get(p));
-                if !ok {
+                // First only while the item names the agent now (a last agent only while
+                // preferred); otherwise the item is found in its queue's order below.
+                let named = slot.tiers.iter().any(|t| t.named(now_ms).contains(me) && t.elig.get(p));
+                let preferred = affinity
+                    && !slot.by_policy
+                    && (slot.item.preferred_agents.contains(me)
+                        || slot.item.last_agent.as_ref().is_some_and(|l| l.agent == *me && l.until > now))
+                    && slot.tiers.iter().any(|t| t.mask.get(p));
+                if !named && !preferred {
                     continue;
                 }
                 // The agent's delay in the item's queue holds here too; a retry at its end.
