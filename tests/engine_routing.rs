@@ -230,3 +230,41 @@ fn a_timer_that_falls_due_in_another_tenants_call_reaches_its_own_tenant() {
     assert!(again.routing.is_some(), "routed again");
     assert_eq!(handler(&engine, &globex, waiting.conversation), Some(Handler::Queue(queue)));
 }
+
+#[test]
+fn a_shared_tick_handed_to_each_tenant_is_recorded_once_per_tenant() {
+    use touchpoint::routing::TimeoutAction;
+    use touchpoint::store::Store;
+    let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap();
+    let clock = Arc::new(ManualClock::new(t0));
+    let router = Arc::new(Router::new(RouterConfig::default()));
+    let queue = QueueId::new("default").unwrap();
+    router
+        .upsert_queue(Queue::new(queue).with_max_wait(chrono::TimeDelta::seconds(60), TimeoutAction::Callback))
+        .unwrap();
+    let store = InMemoryStore::new();
+    let engine = Engine::builder(Arc::new(store.clone())).clock(clock.clone()).router(router.clone()).build();
+    let (acme, globex) = (TenantId::new("acme").unwrap(), TenantId::new("globex").unwrap());
+    let chat = InboundMessage::new(
+        ChannelKind::WebChat,
+        EndpointId::new("site").unwrap(),
+        Address::platform("site", "g1"),
+        "g-1",
+        Content::text("Hello"),
+    );
+    let waiting = run(engine.ingest(&globex, chat)).unwrap();
+    clock.advance(chrono::Duration::seconds(120));
+    let events = router.tick(engine.now());
+    for tenant in [&acme, &globex] {
+        run(engine.apply_routing_events(tenant, &events)).unwrap();
+    }
+    let timeouts = run(store.events_after(&globex, 0, 10_000))
+        .unwrap()
+        .into_iter()
+        .filter(|e| {
+            matches!(&e.event, Event::Routing { conversation, change: RoutingChange::TimedOut { .. } }
+                if *conversation == waiting.conversation)
+        })
+        .count();
+    assert_eq!(timeouts, 1, "the one time-out is recorded {timeouts} times");
+}

@@ -59,7 +59,9 @@ impl Engine {
                 return Err(e);
             }
         };
-        self.apply_routing_events(tenant, &decision.events).await?;
+        // One router serves every tenant: timers of other tenants' items may have fallen due in
+        // this call, and their events go to the tenants they belong to.
+        self.apply_events(tenant, &decision.events, true).await?;
         Ok(decision)
     }
 
@@ -79,16 +81,22 @@ impl Engine {
     /// it (a `ConversationAssigned` event says so).
     ///
     /// Call it with the events of every router call the host makes itself (`accept`, `decline`,
-    /// `tick`, `sweep`, `handoff`, …); [`Engine::ingest`] and [`Engine::route_conversation`] call
-    /// it for theirs. One router serves every tenant, so a call may return events about other
-    /// tenants' items (timers that fell due): the events of conversations this engine routed are
-    /// applied to the tenant they belong to, whichever `tenant` is given; `tenant` is for items
-    /// the host submitted itself. Events of items that are not conversations of that tenant,
-    /// plan steps and presence changes are skipped. Applying the same events twice records them
-    /// twice.
+    /// `tick`, `sweep`, `handoff`, …); [`Engine::ingest`] and [`Engine::route_conversation`]
+    /// apply theirs themselves (including events about other tenants' items whose timers fell
+    /// due in that call, each to the tenant it belongs to). One router serves every tenant, so
+    /// a host that ticks it once passes the events to each tenant in turn: only events about
+    /// conversations of `tenant` are applied, so each is recorded once. Events of items that are
+    /// not conversations of that tenant, plan steps and presence changes are skipped. Applying
+    /// the same events twice to one tenant records them twice.
     /// Without a configured router, assignments are taken to be to human agents and requeues
     /// leave the handler as it is.
     pub async fn apply_routing_events(&self, tenant: &TenantId, events: &[RoutingEvent]) -> Result<()> {
+        self.apply_events(tenant, events, false).await
+    }
+
+    /// [`Engine::apply_routing_events`]; with `every_tenant`, the events of conversations this
+    /// engine routed for another tenant are applied to that tenant too.
+    async fn apply_events(&self, tenant: &TenantId, events: &[RoutingEvent], every_tenant: bool) -> Result<()> {
         let router = self.router();
         for event in events {
             let Some((id, change)) = RoutingChange::from_routing_event(event) else { continue };
@@ -109,7 +117,11 @@ impl Engine {
                 _ => None,
             };
             let owner = self.routed().get(&id).cloned();
-            let owner = owner.as_ref().unwrap_or(tenant);
+            let owner = match &owner {
+                Some(other) if other != tenant && !every_tenant => continue,
+                Some(owner) => owner,
+                None => tenant,
+            };
             let done = matches!(
                 event,
                 RoutingEvent::Completed { .. } | RoutingEvent::Withdrawn { .. } | RoutingEvent::TimedOut { .. }
