@@ -22,9 +22,10 @@ fn phone_error(raw: &str, reason: impl Into<String>) -> Error {
 ///
 /// Accepts `+44 20 7946 0958`, `0044 20 7946 0958`, bare international digits as WhatsApp sends
 /// them (`5511987654321`), and national spellings (`(415) 555-0123`) when `default_region`
-/// (ISO 3166 alpha-2) is given. With a default region, bare digits are read as a national number
-/// when that is a valid one, else as an international number when that is valid (with the
-/// `phone` feature); digits that are neither are refused.
+/// (ISO 3166 alpha-2) is given. With a default region, a number is read as a national one when
+/// that is valid; bare digits that are not are read as an international number when that is
+/// valid (with the `phone` feature). Otherwise a national reading of plausible length is kept
+/// (number ranges newer than the crate's metadata).
 ///
 /// ```
 /// use touchpoint::identity::normalize::normalize_phone;
@@ -72,22 +73,25 @@ fn checked(raw: &str, candidate: &str, default_region: Option<&str>) -> Result<S
         _ => None,
     };
     let number = match region {
-        // Bare digits with a default region are read as a national number when that is a valid
-        // one; otherwise as an international number without its `+` (as WhatsApp sends them)
-        // when that is valid. Neither: refused rather than guessed.
+        // With a default region the number is read as a national one when that is valid. Bare
+        // digits (nothing but digits, as WhatsApp sends ids) that are no valid national number
+        // are read as an international number without its `+` when that is valid. Otherwise,
+        // as without a region, a national parse of plausible length is accepted: frozen
+        // metadata lags new number ranges, and a typed national spelling must never become
+        // another country's number.
         Some(region) => {
             let valid = |number: &phonenumber::PhoneNumber| number.is_valid();
-            let national = phonenumber::parse(Some(region), candidate).ok().filter(valid);
-            match national.or_else(|| phonenumber::parse(None, format!("+{candidate}")).ok().filter(valid)) {
-                Some(number) => number,
-                None => {
-                    return Err(phone_error(
-                        raw,
-                        format!(
-                            "not a valid number in {}, nor with its digits read as a country code and number",
-                            region.as_ref()
-                        ),
-                    ));
+            let bare = raw.trim().bytes().all(|b| b.is_ascii_digit());
+            let national = phonenumber::parse(Some(region), candidate);
+            match national {
+                Ok(n) if n.is_valid() => n,
+                national => {
+                    let international =
+                        bare.then(|| phonenumber::parse(None, format!("+{candidate}")).ok().filter(valid)).flatten();
+                    match international {
+                        Some(number) => number,
+                        None => national.map_err(|e| phone_error(raw, e.to_string()))?,
+                    }
                 }
             }
         }
@@ -277,7 +281,11 @@ mod tests {
         for (raw, want) in [("5511987654321", "+5511987654321"), ("14155550123", "+14155550123")] {
             assert_eq!(normalize_phone(raw, Some("GB")).unwrap(), want, "{raw}");
         }
-        assert_eq!(normalize_phone("7946 0958", Some("GB")).ok(), None, "neither reading is a valid number");
+        // Not bare digits, or valid in neither reading: the national reading, never another
+        // country's number.
+        assert_eq!(normalize_phone("1 55 1234 5678", Some("MX")).unwrap(), "+5215512345678");
+        assert_eq!(normalize_phone("551187654321", Some("BR")).unwrap(), "+551187654321");
+        assert_eq!(normalize_phone("5215512345678", Some("MX")).unwrap(), "+5215512345678");
     }
 
     #[cfg(feature = "phone")]
