@@ -211,3 +211,49 @@ fn a_quote_of_another_customers_message_is_ignored() {
     assert_eq!(outcome.thread, ThreadDecision::Opened { reason: OpenReason::NoMatch, previous: None });
     assert!(outcome.notes.iter().any(|n| n.contains("ProviderReply")), "{:?}", outcome.notes);
 }
+
+/// An SMS-only host with a manual clock.
+fn sms_only_host() -> (Engine, InMemoryStore, TenantId) {
+    let sms = Arc::new(StubChannel::new(ep("sms-1"), Capabilities::sms()).with_id_prefix("SM-OUT"));
+    let store = InMemoryStore::new();
+    let clock = Arc::new(ManualClock::new(start()));
+    let policy = touchpoint::channel::ChannelPolicy::default().falling_back_to(ChannelKind::Sms, ep("sms-1"));
+    let engine = Engine::builder(Arc::new(store.clone())).clock(clock).channel_policy(policy).channel(sms).build();
+    (engine, store, TenantId::new("acme").unwrap())
+}
+
+fn sms_text(id: &str, body: &str, quoting: Option<&str>) -> InboundMessage {
+    let mut msg =
+        InboundMessage::new(ChannelKind::Sms, ep("sms-1"), Address::phone("+14155550123"), id, Content::text(body));
+    msg.thread.in_reply_to = quoting.map(str::to_owned);
+    msg
+}
+
+fn set_status(engine: &Engine, tenant: &TenantId, c: ConversationId, s: ConversationStatus) {
+    let patch = ConversationPatch { status: Some(s), ..Default::default() };
+    run(engine.update_conversation(tenant, c, patch)).unwrap();
+}
+
+/// A conversation that followed the closed one (and was resolved since) is not reopened by a
+/// quote into the closed one when the customer has a current conversation on the channel.
+#[test]
+fn a_quote_into_a_closed_conversation_joins_the_current_one_not_a_resolved_successor() {
+    let (engine, _store, tenant) = sms_only_host();
+    let a = run(engine.ingest(&tenant, sms_text("SM-1", "my order is late", None))).unwrap();
+    set_status(&engine, &tenant, a.conversation, ConversationStatus::Closed);
+    let b = run(engine.ingest(&tenant, sms_text("SM-2", "another thing", None))).unwrap();
+    assert_ne!(b.conversation, a.conversation);
+    set_status(&engine, &tenant, b.conversation, ConversationStatus::Resolved);
+    // The agent writes to the customer: a new (pending) conversation is the current one.
+    let sent =
+        run(engine.send_to_customer(&tenant, a.customer, SendRequest::system(Content::text("Your order shipped"))))
+            .unwrap();
+    assert!(sent.conversation != a.conversation && sent.conversation != b.conversation);
+    // The customer answers, quoting their first message.
+    let answer = run(engine.ingest(&tenant, sms_text("SM-3", "thanks!", Some("SM-1")))).unwrap();
+    assert_eq!(
+        answer.conversation, sent.conversation,
+        "joined {:?} ({:?}) instead of the current conversation",
+        answer.conversation, answer.thread
+    );
+}

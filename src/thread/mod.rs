@@ -302,10 +302,15 @@ pub(crate) async fn place(
                 ThreadReason::ProviderReply
             ));
         } else {
-            let placement = apply_reopen(quoted, ThreadReason::ProviderReply, rules.reopen, input)?;
-            match follow_successor(store, tenant, placement, ThreadReason::ProviderReply, rules.reopen, input).await? {
+            // The quoted conversation itself continues; a successor it already has only when
+            // the customer's session or the cross-channel window below finds nothing current
+            // (a quote into an old thread never splits the customer's current conversation).
+            match apply_reopen(quoted, ThreadReason::ProviderReply, rules.reopen, input)? {
                 existing @ Placement::Existing { .. } => return Ok(existing),
-                new @ Placement::New { .. } => opens = Some(new),
+                new @ Placement::New { .. } => {
+                    let reason = ThreadReason::ProviderReply;
+                    opens = Some(follow_successor(store, tenant, new, reason, rules.reopen, input).await?);
+                }
             }
         }
     }
@@ -332,7 +337,9 @@ pub(crate) async fn place(
             // if there is none, the new conversation points back at it.
             match apply_reopen(c.clone(), ThreadReason::Session, rules.reopen, input)? {
                 existing @ Placement::Existing { .. } => return Ok(existing),
-                new @ Placement::New { .. } => opens = Some(new),
+                // A successor of the quoted thread still beats a new conversation.
+                new @ Placement::New { .. } if !matches!(opens, Some(Placement::Existing { .. })) => opens = Some(new),
+                Placement::New { .. } => {}
             }
         }
     }
