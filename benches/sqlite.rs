@@ -14,7 +14,7 @@
 //!   file), written straight through rusqlite on a preloaded file with the store's settings
 //!   (WAL, `synchronous = FULL`, the same page cache and `secure_delete`), `IN_FLIGHT` messages
 //!   a transaction, one thread. No reads, no checks, no JSON encoding, and no checkpoint inside
-//!   the timing (the WAL is copied back between samples), so it is an upper bound of what any
+//!   the timing (the WAL is checkpointed between samples), so it is an upper bound of what any
 //!   store writing these rows into SQLite could reach here.
 //!
 //! Traffic: 70 % follow-ups of preloaded customers (WhatsApp, SMS, email; same sender, same

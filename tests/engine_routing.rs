@@ -191,21 +191,42 @@ fn offers_declines_and_expiries_are_recorded_for_the_conversation() {
     assert!(!matches!(handler(&engine, &tenant, c), Some(Handler::Agent(_))));
 }
 
-/// One router serves every tenant: a timer of one tenant's item that falls due during another
-/// tenant's call is recorded on the right tenant's conversation, which is routed again when its
-/// customer writes next.
-#[test]
-fn a_timer_that_falls_due_in_another_tenants_call_reaches_its_own_tenant() {
+/// Two tenants on one engine whose router's default queue times items out after 60 s (nobody
+/// is signed in); the clock starts at 2026-12-01 09:00 UTC.
+struct TwoTenants {
+    engine: Engine,
+    clock: Arc<ManualClock>,
+    router: Arc<Router>,
+    queue: QueueId,
+    acme: TenantId,
+    globex: TenantId,
+}
+
+fn two_tenants() -> TwoTenants {
     use touchpoint::routing::TimeoutAction;
-    let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap();
-    let clock = Arc::new(ManualClock::new(t0));
+    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap()));
     let router = Arc::new(Router::new(RouterConfig::default()));
     let queue = QueueId::new("default").unwrap();
     router
         .upsert_queue(Queue::new(queue.clone()).with_max_wait(chrono::TimeDelta::seconds(60), TimeoutAction::Callback))
         .unwrap();
     let engine = Engine::builder(Arc::new(InMemoryStore::new())).clock(clock.clone()).router(router.clone()).build();
-    let (acme, globex) = (TenantId::new("acme").unwrap(), TenantId::new("globex").unwrap());
+    TwoTenants {
+        engine,
+        clock,
+        router,
+        queue,
+        acme: TenantId::new("acme").unwrap(),
+        globex: TenantId::new("globex").unwrap(),
+    }
+}
+
+/// One router serves every tenant: a timer of one tenant's item that falls due during another
+/// tenant's call is recorded on the right tenant's conversation, which is routed again when its
+/// customer writes next.
+#[test]
+fn a_timer_that_falls_due_in_another_tenants_call_reaches_its_own_tenant() {
+    let TwoTenants { engine, clock, router, queue, acme, globex } = two_tenants();
 
     // Nobody is signed in: globex's customer waits, and the wait runs out before acme's
     // customer writes.
@@ -231,40 +252,21 @@ fn a_timer_that_falls_due_in_another_tenants_call_reaches_its_own_tenant() {
     assert_eq!(handler(&engine, &globex, waiting.conversation), Some(Handler::Queue(queue)));
 }
 
+/// A host that ticks the shared router itself and hands the events to each tenant in turn gets
+/// each event recorded once, on its own tenant.
 #[test]
 fn a_shared_tick_handed_to_each_tenant_is_recorded_once_per_tenant() {
-    use touchpoint::routing::TimeoutAction;
-    use touchpoint::store::Store;
-    let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap();
-    let clock = Arc::new(ManualClock::new(t0));
-    let router = Arc::new(Router::new(RouterConfig::default()));
-    let queue = QueueId::new("default").unwrap();
-    router
-        .upsert_queue(Queue::new(queue).with_max_wait(chrono::TimeDelta::seconds(60), TimeoutAction::Callback))
-        .unwrap();
-    let store = InMemoryStore::new();
-    let engine = Engine::builder(Arc::new(store.clone())).clock(clock.clone()).router(router.clone()).build();
-    let (acme, globex) = (TenantId::new("acme").unwrap(), TenantId::new("globex").unwrap());
-    let chat = InboundMessage::new(
-        ChannelKind::WebChat,
-        EndpointId::new("site").unwrap(),
-        Address::platform("site", "g1"),
-        "g-1",
-        Content::text("Hello"),
-    );
-    let waiting = run(engine.ingest(&globex, chat)).unwrap();
+    let TwoTenants { engine, clock, router, acme, globex, .. } = two_tenants();
+    let waiting = run(engine.ingest(&globex, chat("g1", "g-1"))).unwrap();
     clock.advance(chrono::Duration::seconds(120));
     let events = router.tick(engine.now());
     for tenant in [&acme, &globex] {
         run(engine.apply_routing_events(tenant, &events)).unwrap();
     }
-    let timeouts = run(store.events_after(&globex, 0, 10_000))
-        .unwrap()
+    let timeouts = routing_events(&engine, &globex)
         .into_iter()
-        .filter(|e| {
-            matches!(&e.event, Event::Routing { conversation, change: RoutingChange::TimedOut { .. } }
-                if *conversation == waiting.conversation)
-        })
+        .filter(|(c, change)| *c == waiting.conversation && matches!(change, RoutingChange::TimedOut { .. }))
         .count();
     assert_eq!(timeouts, 1, "the one time-out is recorded {timeouts} times");
+    assert!(routing_events(&engine, &acme).iter().all(|(c, _)| *c != waiting.conversation));
 }

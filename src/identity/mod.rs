@@ -172,17 +172,16 @@ pub(crate) async fn follow_aliases(
     tenant: &TenantId,
     mut id: CustomerId,
 ) -> Result<Option<Customer>> {
-    let mut seen = std::collections::HashSet::new();
-    while seen.insert(id) {
-        match store.customer(tenant, id).await? {
-            Some(c) => match c.state {
-                CustomerState::Merged { into, .. } => id = into,
-                _ => return Ok(Some(c)),
-            },
-            None => return Ok(None),
+    // Only merged records are remembered: the common case, a live customer, allocates nothing.
+    let mut merged = std::collections::HashSet::new();
+    loop {
+        let Some(c) = store.customer(tenant, id).await? else { return Ok(None) };
+        match c.state {
+            CustomerState::Merged { into, .. } if merged.insert(id) => id = into,
+            CustomerState::Merged { .. } => return Ok(None),
+            _ => return Ok(Some(c)),
         }
     }
-    Ok(None)
 }
 
 /// Follows merge aliases to the live customer; `None` if missing or erased.

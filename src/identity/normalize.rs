@@ -79,22 +79,20 @@ fn checked(raw: &str, candidate: &str, default_region: Option<&str>) -> Result<S
         // as without a region, a national parse of plausible length is accepted: frozen
         // metadata lags new number ranges, and a typed national spelling must never become
         // another country's number.
-        Some(region) => {
-            let valid = |number: &phonenumber::PhoneNumber| number.is_valid();
-            let bare = raw.trim().bytes().all(|b| b.is_ascii_digit());
-            let national = phonenumber::parse(Some(region), candidate);
-            match national {
-                Ok(n) if n.is_valid() => n,
-                national => {
-                    let international =
-                        bare.then(|| phonenumber::parse(None, format!("+{candidate}")).ok().filter(valid)).flatten();
-                    match international {
-                        Some(number) => number,
-                        None => national.map_err(|e| phone_error(raw, e.to_string()))?,
-                    }
+        Some(region) => match phonenumber::parse(Some(region), candidate) {
+            Ok(national) if national.is_valid() => national,
+            national => {
+                let bare = raw.trim().bytes().all(|b| b.is_ascii_digit());
+                let international = bare
+                    .then(|| phonenumber::parse(None, format!("+{candidate}")).ok())
+                    .flatten()
+                    .filter(phonenumber::PhoneNumber::is_valid);
+                match international {
+                    Some(number) => number,
+                    None => national.map_err(|e| phone_error(raw, e.to_string()))?,
                 }
             }
-        }
+        },
         // Frozen metadata lags new number ranges, so a parseable number of plausible length is
         // accepted even when `is_valid` does not know its range yet.
         None => phonenumber::parse(None, candidate).map_err(|e| phone_error(raw, e.to_string()))?,

@@ -2025,7 +2025,7 @@ impl State {
             let items = &self.items;
             list.retain(|(it, s)| live(items, *it, *s));
         }
-        let affinity = self.rankers.iter().any(|r| r.affinity);
+        let affinity_ranked = self.rankers.iter().any(|r| r.affinity);
         if let Some(list) = self.targeted.get(&ag.id) {
             for (it, _) in list {
                 let Some(slot) = self.items[*it as usize].as_ref() else { continue };
@@ -2035,10 +2035,9 @@ impl State {
                 // First only while the item names the agent now (a last agent only while
                 // preferred); otherwise the item is found in its queue's order below.
                 let named = slot.tiers.iter().any(|t| t.named(now_ms).contains(me) && t.elig.get(p));
-                let preferred = affinity
+                let preferred = affinity_ranked
                     && !slot.by_policy
-                    && (slot.item.preferred_agents.contains(me)
-                        || slot.item.last_agent.as_ref().is_some_and(|l| l.agent == *me && l.until > now))
+                    && affinity(&slot.item, me, now) < i64::MAX
                     && slot.tiers.iter().any(|t| t.mask.get(p));
                 if !named && !preferred {
                     continue;
@@ -2064,14 +2063,14 @@ impl State {
         // and wait, so the choice does not depend on the order the classes were made in.
         // (membership priority, waiting since, discipline key, sequence)
         type HeadKey = (u32, i64, ItemKey, u64);
-        let mut heads: Vec<(QueueId, HeadKey, u32)> = Vec::new();
+        let mut heads: Vec<(u32, HeadKey, u32)> = Vec::new();
         for ci in 0..self.classes.len() {
             let class = &self.classes[ci];
             if !class.mask.get(p) || ag.can_take(class.chan, &self.channels).is_err() {
                 continue;
             }
             let (prio, delay) = profile.queues.get(&class.queue).map_or((u32::MAX, 0), |m| (m.priority, m.delay_ms));
-            let queue = class.queue.clone();
+            let qi = class.qi;
             let items = &self.items;
             let fits = |e: &super::queue::Entry<u32>| {
                 items[e.payload as usize]
@@ -2110,13 +2109,13 @@ impl State {
             if let Some(e) = found {
                 let since = items[e.payload as usize].as_ref().map_or(0, |s| ms(s.item.effective_since()));
                 let key = (prio, since, e.key, e.seq);
-                match heads.iter_mut().find(|(q, _, _)| *q == queue) {
+                match heads.iter_mut().find(|(q, _, _)| *q == qi) {
                     Some(head) => {
                         if (e.key, e.seq) < (head.1.2, head.1.3) {
                             (head.1, head.2) = (key, e.payload);
                         }
                     }
-                    None => heads.push((queue, key, e.payload)),
+                    None => heads.push((qi, key, e.payload)),
                 }
             }
         }
@@ -2245,7 +2244,6 @@ pub(crate) fn chain_of(plan: &CPlan, at: StepRef) -> (usize, usize) {
     }
 }
 
-/// Whether heap entry (`i`, `seq`) is still the item's current place.
 /// Least size of [`State::targeted`] before it is pruned.
 const TARGETED_PRUNE_MIN: usize = 1024;
 
@@ -2255,6 +2253,7 @@ fn excludes(agents: &[Option<AgentSlot>], item: &ItemRecord, a: u32) -> bool {
         && agents.get(a as usize).and_then(|s| s.as_ref()).is_some_and(|s| item.excluded.contains(&s.id))
 }
 
+/// Whether heap entry (`i`, `seq`) is still the item's current place.
 pub(crate) fn live(items: &[Option<ItemSlot>], i: u32, seq: u64) -> bool {
     items
         .get(i as usize)

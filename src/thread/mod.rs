@@ -259,21 +259,17 @@ fn apply_reopen(
 }
 
 /// A reply into a conversation that may not take it (`placement` opens a new one after it)
-/// continues the conversation that already follows it, if the customer has one — so every
-/// later reply to the same old thread joins the conversation the first one opened, instead of
-/// opening one more each time. Followed along the chain of successors (each step reaches a
-/// different conversation of the customer, so at most as many steps as they have).
-async fn follow_successor(
-    store: &dyn Store,
-    tenant: &TenantId,
+/// continues the conversation that already follows it among the customer's `conversations`, if
+/// any — so every later reply to the same old thread joins the conversation the first one
+/// opened, instead of opening one more each time. Followed along the chain of successors (each
+/// step reaches a different conversation of the customer, so at most as many steps as they have).
+fn follow_successor(
+    conversations: &[Conversation],
     mut placement: Placement,
     reason: ThreadReason,
     policy: ReopenPolicy,
     input: &ThreadInput<'_>,
 ) -> Result<Placement> {
-    let Placement::New { previous: Some(_), .. } = &placement else { return Ok(placement) };
-    // Most recently active first.
-    let conversations = store.conversations_of(tenant, input.customer).await?;
     for _ in 0..conversations.len() {
         let Placement::New { previous: Some(previous), .. } = &placement else { break };
         let Some(next) = conversations.iter().find(|c| c.previous == Some(*previous)) else { break };
@@ -295,6 +291,8 @@ pub(crate) async fn place(
     // A reply to a message of a closed (or long-resolved) conversation opens a new one that
     // points back at it — unless the rules below find an open conversation to continue.
     let mut opens = None;
+    // The customer's conversations, read once for whichever rule needs them first.
+    let mut loaded: Option<Vec<Conversation>> = None;
     if let Some(quoted) = quoted_conversation(store, tenant, input.msg).await? {
         if quoted.customer != input.customer {
             notes.push(format!(
@@ -308,8 +306,9 @@ pub(crate) async fn place(
             match apply_reopen(quoted, ThreadReason::ProviderReply, rules.reopen, input)? {
                 existing @ Placement::Existing { .. } => return Ok(existing),
                 new @ Placement::New { .. } => {
-                    let reason = ThreadReason::ProviderReply;
-                    opens = Some(follow_successor(store, tenant, new, reason, rules.reopen, input).await?);
+                    let all = store.conversations_of(tenant, input.customer).await?;
+                    opens = Some(follow_successor(&all, new, ThreadReason::ProviderReply, rules.reopen, input)?);
+                    loaded = Some(all);
                 }
             }
         }
@@ -322,12 +321,21 @@ pub(crate) async fn place(
             continue;
         }
         let placement = apply_reopen(conversation, reason, rules.reopen, input)?;
-        return follow_successor(store, tenant, placement, reason, rules.reopen, input).await;
+        if !matches!(placement, Placement::New { previous: Some(_), .. }) {
+            return Ok(placement);
+        }
+        let all = match loaded {
+            Some(all) => all,
+            None => store.conversations_of(tenant, input.customer).await?,
+        };
+        return follow_successor(&all, placement, reason, rules.reopen, input);
     }
-    let conversations = if rules.session || policy.cross_channel_window.is_some() {
-        store.conversations_of(tenant, input.customer).await?
-    } else {
-        Vec::new()
+    let conversations = match loaded {
+        Some(all) => all,
+        None if rules.session || policy.cross_channel_window.is_some() => {
+            store.conversations_of(tenant, input.customer).await?
+        }
+        None => Vec::new(),
     };
     if rules.session {
         let session =
