@@ -9,7 +9,9 @@
 use crate::Result;
 use crate::engine::Engine;
 use crate::events::Event;
-use crate::model::{Conversation, Customer, CustomerId, CustomerState, Identity, Message, TenantId};
+use crate::model::{
+    AddressKind, Conversation, ConversationId, Customer, CustomerId, CustomerState, Identity, Message, TenantId,
+};
 use crate::store::{ChangeSet, MessageQuery, MessageScope, Write};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -47,6 +49,10 @@ pub struct ErasureReport {
     pub conversations: usize,
     /// Messages deleted.
     pub messages: usize,
+    /// What went wrong after the erasure was committed (the erasure itself stands): recording
+    /// what the router did with the capacity the erased conversations freed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
 }
 
 impl Engine {
@@ -84,7 +90,26 @@ impl Engine {
 
     /// Erases a customer: identities, conversations, messages and profile are deleted in one
     /// commit, leaving a PII-free tombstone. Erasing twice is [`Error::Erased`](crate::Error::Erased).
+    ///
+    /// The engine forgets the customer too: the router (if one is configured) withdraws the
+    /// erased conversations' work items, so their agents get the capacity back, and the
+    /// customer's phone numbers leave the engine's normalisation cache.
     pub async fn erase_customer(&self, tenant: &TenantId, customer: CustomerId) -> Result<ErasureReport> {
+        let (mut report, conversations, phones) = self.erase_records(tenant, customer).await?;
+        self.normalizer().forget_phones(&phones);
+        if let Err(e) = self.withdraw_erased(tenant, &conversations).await {
+            report.notes.push(format!("routing after the erasure failed: {e}"));
+        }
+        Ok(report)
+    }
+
+    /// The erasure's commit: the report, the erased conversations and the phone numbers of the
+    /// erased identities.
+    async fn erase_records(
+        &self,
+        tenant: &TenantId,
+        customer: CustomerId,
+    ) -> Result<(ErasureReport, Vec<ConversationId>, Vec<String>)> {
         self.retrying(|| async {
             let c = self.customer(tenant, customer).await?;
             let store = &**self.store();
@@ -105,12 +130,19 @@ impl Engine {
                 ..ChangeSet::default()
             };
             self.commit(tenant, changes).await?;
-            Ok(ErasureReport {
+            let report = ErasureReport {
                 customer: c.id,
                 identities: identities.len(),
                 conversations: conversations.len(),
                 messages: messages as usize,
-            })
+                notes: Vec::new(),
+            };
+            let phones = identities
+                .into_iter()
+                .filter(|i| i.address.kind == AddressKind::Phone)
+                .map(|i| i.address.value)
+                .collect();
+            Ok((report, conversations.iter().map(|c| c.id).collect(), phones))
         })
         .await
     }

@@ -475,6 +475,44 @@ pub async fn conversation_delete_cascades(store: &dyn Store) {
     assert!(store.conversations_of(&t, c.id).await.expect("list").is_empty());
 }
 
+/// Deleting an identity (as erasure does) removes it from every lookup: by id, by address, by
+/// customer and as a link key; a stale version is refused; the address can be claimed again.
+pub async fn identity_deletes_remove_identities(store: &dyn Store) {
+    let t = tenant();
+    let c = sample_customer(&t);
+    let i = sample_identity(&c, ChannelKind::Sms, AddressKind::Phone, "+14155550177", Verification::CarrierAsserted);
+    commit(
+        store,
+        &t,
+        ChangeSet {
+            customers: vec![Write::insert(c.clone())],
+            identities: vec![Write::insert(i.clone())],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("insert");
+    let stale = commit(store, &t, ChangeSet { identity_deletes: vec![(i.id, i.version + 1)], ..Default::default() });
+    assert!(matches!(stale.await, Err(crate::Error::Conflict(_))), "a delete naming a stale version is a conflict");
+    assert!(store.identity(&t, i.id).await.expect("read").is_some(), "a refused delete deletes nothing");
+    commit(store, &t, ChangeSet { identity_deletes: vec![(i.id, i.version)], ..Default::default() })
+        .await
+        .expect("delete");
+    assert_eq!(store.identity(&t, i.id).await.expect("read"), None, "deleted identities are gone by id");
+    assert_eq!(store.identity_by_address(&t, &i.channel, &i.address).await.expect("read"), None, "and by address");
+    assert!(store.identities_of(&t, c.id).await.expect("list").is_empty(), "and from their customer");
+    let link = LinkKey(i.address.clone());
+    assert!(store.customers_by_address(&t, &link).await.expect("read").is_empty(), "and as a link key");
+    let again = sample_identity(&c, ChannelKind::Sms, AddressKind::Phone, "+14155550177", Verification::Unverified);
+    commit(store, &t, ChangeSet { identities: vec![Write::insert(again.clone())], ..Default::default() })
+        .await
+        .expect("a deleted identity's address can be claimed again");
+    assert_eq!(
+        store.identity_by_address(&t, &i.channel, &i.address).await.expect("read").map(|x| x.id),
+        Some(again.id)
+    );
+}
+
 /// Events are numbered 1, 2, 3, … per tenant in commit order and paged with `events_after`.
 pub async fn events_are_sequenced(store: &dyn Store) {
     let t = tenant();
@@ -648,6 +686,7 @@ pub async fn run_all(store: &dyn Store) {
     writes_for_inactive_customers_conflict(store).await;
     messages_page_newest_first(store).await;
     conversation_delete_cascades(store).await;
+    identity_deletes_remove_identities(store).await;
     events_are_sequenced(store).await;
     tenants_are_isolated(store).await;
     records_are_written_once_per_change(store).await;

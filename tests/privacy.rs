@@ -483,6 +483,8 @@ enum Armed {
     EraseDuringIngest(TenantId, CustomerId),
     /// Ingest this message just before the next erasure commit is applied.
     IngestDuringErase(TenantId, Box<InboundMessage>),
+    /// Erase this customer just before the next commit that records a routing event.
+    EraseDuringRouting(TenantId, CustomerId),
 }
 
 #[async_trait::async_trait]
@@ -544,17 +546,19 @@ impl Store for Interleave {
     async fn commit(&self, t: &TenantId, changes: ChangeSet) -> touchpoint::Result<Committed> {
         let is_ingest = changes.events.iter().any(|e| matches!(e, Event::MessageReceived { .. }));
         let is_erase = changes.events.iter().any(|e| matches!(e, Event::CustomerErased { .. }));
+        let is_routing = changes.events.iter().any(|e| matches!(e, Event::Routing { .. }));
         let armed = {
             let mut slot = self.armed.lock().unwrap();
             match &*slot {
                 Some(Armed::EraseDuringIngest(..)) if is_ingest => slot.take(),
                 Some(Armed::IngestDuringErase(..)) if is_erase => slot.take(),
+                Some(Armed::EraseDuringRouting(..)) if is_routing => slot.take(),
                 _ => None,
             }
         };
         let engine = self.engine.get().expect("engine set").clone();
         match armed {
-            Some(Armed::EraseDuringIngest(tenant, customer)) => {
+            Some(Armed::EraseDuringIngest(tenant, customer) | Armed::EraseDuringRouting(tenant, customer)) => {
                 engine.erase_customer(&tenant, customer).await.expect("the interleaved erasure");
             }
             Some(Armed::IngestDuringErase(tenant, msg)) => {
@@ -647,4 +651,120 @@ fn an_erasure_racing_an_ingest_leaves_nothing_behind() {
     for p in ["+5511987654321", "5511987654321", "ANA-TEXT-1", "ANA-TEXT-2", "SM-ANA-0002", "Ana Souza-Privacy"] {
         assert!(!text.contains(p), "{p:?} survived the erasure");
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Erasure and the engine's own state: the router and merged aliases.
+
+/// An engine with a router and one web-chat agent of capacity 1 (over an in-memory store).
+fn routed_engine() -> (Engine, Arc<touchpoint::routing::Router>, InMemoryStore, TenantId) {
+    use touchpoint::routing::{Agent, Capacity, Router, RouterConfig};
+    let router = Arc::new(Router::new(RouterConfig::default()));
+    let maria = Agent::new(AgentId::new("maria").unwrap())
+        .with_capacity(Capacity::per_channel([(ChannelKind::WebChat, 1)]))
+        .with_status("online");
+    router.upsert_agent(maria, t0()).unwrap();
+    let store = InMemoryStore::new();
+    let engine =
+        Engine::builder(Arc::new(store.clone())).clock(Arc::new(ManualClock::new(t0()))).router(router.clone()).build();
+    (engine, router, store, TenantId::new("shop").unwrap())
+}
+
+fn web_chat(visitor: &str, id: &str, text: &str) -> InboundMessage {
+    InboundMessage::new(
+        ChannelKind::WebChat,
+        ep("shop-widget"),
+        Address::platform("shop-widget", visitor),
+        id,
+        Content::text(text),
+    )
+}
+
+/// The engine routed Ana's conversation itself (during ingest). Erasing Ana must take that
+/// conversation out of routing: the router must not keep a work item for a conversation that
+/// no longer exists (a work item can carry the customer's language and host attributes), and the agent it was assigned to must get the
+/// capacity back, so the next customer is served instead of waiting behind a ghost.
+#[test]
+fn erasure_takes_the_customers_conversations_out_of_routing() {
+    use touchpoint::routing::{Outcome, WorkItemId};
+    let (engine, router, _store, t) = routed_engine();
+    let maria = AgentId::new("maria").unwrap();
+    let ana = run(engine.ingest(&t, web_chat("ana-visitor-77", "chat-ANA-1", "ANA-TEXT-1 help"))).unwrap();
+    assert_eq!(ana.routing.as_ref().map(|d| d.outcome.clone()), Some(Outcome::Assigned(maria.clone())), "setup");
+    assert_eq!(router.agent(&maria).unwrap().load, 1, "setup");
+
+    run(engine.erase_customer(&t, ana.customer)).unwrap();
+
+    assert!(
+        router.item(WorkItemId::from(ana.conversation)).is_none(),
+        "the router still holds the erased conversation: {:?}",
+        router.item(WorkItemId::from(ana.conversation))
+    );
+    assert_eq!(router.agent(&maria).unwrap().load, 0, "the agent still carries the erased conversation");
+    // The next customer gets the agent.
+    let bob = run(engine.ingest(&t, web_chat("bob-visitor-1", "chat-BOB-1", "hello"))).unwrap();
+    assert_eq!(
+        bob.routing.map(|d| d.outcome),
+        Some(Outcome::Assigned(maria)),
+        "the next customer waits behind the erased one's conversation"
+    );
+}
+
+/// After the survivor's erasure, a customer merged into it must hold no more than a tombstone
+/// does (id, tenant, times): here it still says the person was blocked.
+#[test]
+fn erasing_the_survivor_leaves_no_personal_data_on_its_merged_alias() {
+    let store = InMemoryStore::new();
+    let engine = Engine::builder(Arc::new(store.clone())).clock(Arc::new(ManualClock::new(t0()))).build();
+    let t = TenantId::new("shop").unwrap();
+    let wa = run(engine.ingest(&t, sms_from_ana())).unwrap();
+    let chat = run(engine.ingest(&t, web_chat("ana-visitor-77", "chat-ANA-1", "ANA-TEXT-1 help"))).unwrap();
+    let blocked = CustomerPatch { blocked: Some(true), ..Default::default() };
+    run(engine.update_customer(&t, chat.customer, blocked)).unwrap();
+    run(engine.merge_customers(&t, wa.customer, chat.customer, SurvivorRule::First)).unwrap();
+    run(engine.erase_customer(&t, chat.customer)).unwrap(); // through the alias: erases the survivor
+    assert!(matches!(run(engine.customer(&t, wa.customer)), Err(Error::Erased(_))));
+
+    let survivor = run(engine.store().customer(&t, wa.customer)).unwrap().unwrap();
+    assert!(!survivor.blocked, "the tombstone keeps nothing");
+    let alias = run(engine.store().customer(&t, chat.customer)).unwrap().unwrap();
+    assert!(!alias.blocked, "the merged alias of an erased customer still records that the person was blocked");
+}
+
+/// The host hands the engine a batch of router events (say from `tick`): Ana's conversation
+/// and Bob's were both assigned. Ana is erased while the batch is being applied. Her event has
+/// nothing left to apply to, but Bob's assignment must still be recorded (the host cannot
+/// simply re-apply the batch: applying events twice records them twice).
+#[test]
+fn an_erasure_during_routing_does_not_drop_other_customers_routing_events() {
+    use touchpoint::routing::{RoutingEvent, WorkItemId};
+    let (engine, store, tenant, ana) = interleaved();
+    let bob = run(engine.ingest(
+        &tenant,
+        InboundMessage::new(
+            ChannelKind::WhatsApp,
+            ep("wa-main"),
+            Address::phone("+447700900555"),
+            "wamid.BOB-1",
+            Content::text("BOB-TEXT-1"),
+        ),
+    ))
+    .unwrap();
+    let maria = AgentId::new("maria").unwrap();
+    let assigned = |c: ConversationId| RoutingEvent::Assigned {
+        item: WorkItemId::from(c),
+        agent: maria.clone(),
+        queue: QueueId::new("default").unwrap(),
+        wait: chrono::TimeDelta::zero(),
+    };
+    *store.armed.lock().unwrap() = Some(Armed::EraseDuringRouting(tenant.clone(), ana.customer));
+    let applied = run(engine.apply_routing_events(&tenant, &[assigned(ana.conversation), assigned(bob.conversation)]));
+    assert!(store.armed.lock().unwrap().is_none(), "the interleaving did not happen");
+    assert!(matches!(run(engine.customer(&tenant, ana.customer)), Err(Error::Erased(_))));
+    let bob_handler = run(engine.conversation(&tenant, bob.conversation)).unwrap().handler;
+    assert_eq!(
+        bob_handler,
+        Some(Handler::Agent(maria)),
+        "Bob's assignment was not recorded; apply_routing_events returned {applied:?}"
+    );
 }

@@ -1136,3 +1136,46 @@ fn random_change_sets_have_the_same_outcome_as_on_the_in_memory_store() {
         assert!(applied > 100, "seed {seed}: too few change sets applied ({applied}) to compare much");
     }
 }
+
+/// The store documents that an erasure is followed by a
+/// `TRUNCATE` checkpoint, so the erased records leave the `-wal` file at once, not only when the
+/// store is closed. A host that erases and keeps running (the usual case) relies on that.
+#[test]
+fn an_erased_customer_leaves_no_personal_data_on_disk_while_the_store_stays_open() {
+    let dir = TempDir::new("erasure-open");
+    let t = tenant("acme-shop");
+    let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()));
+    let store = SqliteStore::open(dir.db()).expect("open");
+    let engine = story_engine(store.clone(), clock.clone());
+    let mut customers = Vec::new();
+    for m in story_messages() {
+        clock.advance(Duration::minutes(1));
+        customers.push(run(engine.ingest(&t, m)).expect("ingest").customer);
+    }
+    for c in customers {
+        run(engine.erase_customer(&t, c)).expect("erase");
+    }
+    // One more commit and a read: the writer has finished the erasure's batch (and its
+    // checkpoint) before it takes this one.
+    let other = InboundMessage::new(
+        ChannelKind::Sms,
+        endpoint("sms-main"),
+        Address::phone("+14155550100"),
+        "SM-keep",
+        Content::text("Bruno keeps his data"),
+    );
+    run(engine.ingest(&t, other)).expect("other customer");
+    let on_disk = |needle: &[u8]| {
+        std::fs::read_dir(&dir.0)
+            .expect("dir")
+            .filter_map(|e| e.ok())
+            .find(|e| file_contains(&e.path(), needle))
+            .map(|e| e.path())
+    };
+    assert!(on_disk(b"Bruno keeps his data").is_some(), "the probe finds data that is still there");
+    for secret in [&b"Ana Souza"[..], b"broken lamp", b"5511987654321", b"ana.souza@example.com"] {
+        assert_eq!(on_disk(secret), None, "{:?} is on disk while the store is open", String::from_utf8_lossy(secret));
+    }
+    drop(engine);
+    drop(store);
+}

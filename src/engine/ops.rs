@@ -713,13 +713,9 @@ impl Engine {
         result.updated_at = now;
         result.version = survivor.version + 1;
 
-        let mut alias = absorbed.clone();
-        alias.external_id = None;
-        alias.name = None;
-        alias.language = None;
-        alias.time_zone = None;
-        alias.attributes.clear();
-        alias.consent.clear();
+        // The alias keeps only what a tombstone keeps (id, tenant, times): everything else of
+        // the profile, `blocked` included, lives on in the survivor.
+        let mut alias = Customer::new(absorbed.id, tenant.clone(), absorbed.created_at);
         alias.state = CustomerState::Merged { into: survivor.id, at: now };
         alias.updated_at = now;
         alias.version = absorbed.version + 1;

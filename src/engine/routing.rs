@@ -129,11 +129,36 @@ impl Engine {
             let Ok(current) = self.conversation(owner, id).await else { continue };
             let handler = handler.filter(|h| *h != current.handler);
             let patch = ConversationPatch { handler, ..ConversationPatch::default() };
-            self.patch_conversation(owner, id, &patch, &[Event::Routing { conversation: id, change }]).await?;
+            match self.patch_conversation(owner, id, &patch, &[Event::Routing { conversation: id, change }]).await {
+                // Erased since it was read: nothing left to record this event on, but the
+                // events of the other conversations still are.
+                Err(Error::NotFound { .. } | Error::Erased(_)) => {
+                    self.routed().remove(&id);
+                    continue;
+                }
+                other => other?,
+            };
             if done {
                 self.routed().remove(&id);
             }
         }
         Ok(())
+    }
+
+    /// Takes erased conversations out of routing: the router withdraws their work items, and
+    /// what it did with the capacity that freed (another conversation assigned, say) is
+    /// recorded like the events of any router call.
+    pub(crate) async fn withdraw_erased(&self, tenant: &TenantId, conversations: &[ConversationId]) -> Result<()> {
+        let Some(router) = self.router() else { return Ok(()) };
+        let now = self.now();
+        let mut events = Vec::new();
+        for c in conversations {
+            // An item the router does not hold (never routed, or done) has nothing to withdraw.
+            if let Ok(withdrawn) = router.withdraw(WorkItemId::from(*c), now) {
+                events.extend(withdrawn);
+            }
+            self.routed().remove(c);
+        }
+        self.apply_events(tenant, &events, true).await
     }
 }

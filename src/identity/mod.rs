@@ -64,6 +64,18 @@ impl Normalizer {
         Ok(value)
     }
 
+    /// Drops every cached spelling of the given normalised numbers (an erased customer's).
+    pub(crate) fn forget_phones(&self, numbers: &[String]) {
+        if numbers.is_empty() {
+            return;
+        }
+        let mut cache = self.phones.write().unwrap_or_else(|p| p.into_inner());
+        let PhoneCache { young, old } = &mut *cache;
+        for map in [young, old] {
+            map.retain(|_, v| !numbers.contains(v));
+        }
+    }
+
     pub(crate) fn address(&self, address: &Address) -> Result<NormalizedAddress> {
         Ok(match address {
             Address::Phone { number } => NormalizedAddress { kind: AddressKind::Phone, value: self.phone(number)? },
@@ -545,4 +557,40 @@ fn new_customer(
     c.external_id = ext.map(str::to_owned);
     c.name.clone_from(&msg.sender_name);
     c
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Engine;
+    use crate::model::{Address, ChannelKind, Content, EndpointId, InboundMessage, TenantId};
+
+    /// The engine's phone-normalisation cache maps the raw number a customer wrote from to its
+    /// E.164 form; erasing the customer must take every spelling of the number out of it.
+    #[test]
+    fn erasure_clears_the_customers_phone_number_from_the_normalisation_cache() {
+        futures::executor::block_on(async {
+            let engine = Engine::in_memory();
+            let t = TenantId::new("shop").unwrap();
+            let ingest = |raw: &str, id: &str| {
+                let sender = Address::phone(raw);
+                InboundMessage::new(
+                    ChannelKind::Sms,
+                    EndpointId::new("sms-main").unwrap(),
+                    sender,
+                    id,
+                    Content::text("hi"),
+                )
+            };
+            let ana = engine.ingest(&t, ingest("+55 11 98765-4321", "SM-1")).await.unwrap();
+            engine.ingest(&t, ingest("+5511987654321", "SM-2")).await.unwrap();
+            let bob = engine.ingest(&t, ingest("+44 7700 900555", "SM-3")).await.unwrap();
+            assert_ne!(ana.customer, bob.customer);
+            assert_eq!(engine.normalizer().phones.read().unwrap().young.len(), 3, "setup: three spellings cached");
+            engine.erase_customer(&t, ana.customer).await.unwrap();
+            let cache = engine.normalizer().phones.read().unwrap();
+            let held: Vec<(&String, &String)> = cache.young.iter().chain(cache.old.iter()).collect();
+            assert_eq!(held.len(), 1, "only the other customer's number stays: {held:?}");
+            assert_eq!(held[0].1, "+447700900555");
+        });
+    }
 }
