@@ -173,6 +173,82 @@ fn twilio_rejects_added_or_changed_parameters_and_bad_headers() {
     assert!(matches!(twilio.verify_form(Some("x"), TWILIO_URL, b"Body=%G1"), Err(Error::InvalidInput { .. })));
 }
 
+/// A name sent more than once is signed as Twilio's helper libraries sign it (twilio-python
+/// `RequestValidator.compute_signature`, twilio-node `toFormUrlEncodedParam`): names sorted, then
+/// each distinct value of the name once, values sorted. The first vector is the one in Twilio's
+/// own test suites; the others were computed independently (Python 3 `hmac`/`hashlib`/`base64`
+/// over `urllib.parse.parse_qsl(body, keep_blank_values=True)`, following twilio-python).
+#[test]
+fn twilio_repeated_names_are_signed_once_per_distinct_value_in_sorted_order() {
+    let twilio = TwilioSignature::new("12345");
+    let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
+    let body = b"Sid=CA123&SidAccount=AC123&Digits=5678&Digits=1234&Digits=1234";
+    assert_eq!(twilio.sign(url, &decode_form(body).unwrap()), "IK+Dwps556ElfBT0I3Rgjkr1wJU=");
+    assert!(twilio.verify_form(Some("IK+Dwps556ElfBT0I3Rgjkr1wJU="), url, body).is_ok());
+    // The order on the wire does not matter, nor does how often a pair repeats.
+    let reordered = b"Digits=1234&SidAccount=AC123&Digits=1234&Sid=CA123&Digits=5678";
+    assert!(twilio.verify_form(Some("IK+Dwps556ElfBT0I3Rgjkr1wJU="), url, reordered).is_ok());
+    let once_each = b"Sid=CA123&SidAccount=AC123&Digits=5678&Digits=1234";
+    assert!(twilio.verify_form(Some("IK+Dwps556ElfBT0I3Rgjkr1wJU="), url, once_each).is_ok());
+    // But a value that was not signed, or a signed value missing, is still a mismatch.
+    for forged in [
+        &b"Sid=CA123&SidAccount=AC123&Digits=5678&Digits=1234&Digits=9999"[..],
+        b"Sid=CA123&SidAccount=AC123&Digits=5678&Digits=1234&Digits=1234+",
+        b"Sid=CA123&SidAccount=AC123&Digits=5678",
+        b"Sid=CA123&SidAccount=AC123&Digits=1234&Digits=1234",
+        b"Sid=CA123&SidAccount=AC123&Digits=5678&digits=1234",
+    ] {
+        assert_eq!(
+            failure(twilio.verify_form(Some("IK+Dwps556ElfBT0I3Rgjkr1wJU="), url, forged)).1,
+            SignatureFailure::Mismatch,
+            "{}",
+            String::from_utf8_lossy(forged)
+        );
+    }
+
+    // (signature, body sent once per pair, the same body with repeated pairs)
+    let token = TwilioSignature::new("test_auth_token_0001");
+    let cases: [(&str, &[u8], &[u8]); 4] = [
+        // An MMS whose media URL arrives twice.
+        (
+            "n5XfkquDUEHaLuMksnWypgqEt50=",
+            b"MessageSid=MM00000000000000000000000000000002&From=%2B15550002222&To=%2B15550001111&NumMedia=1\
+              &MediaUrl0=https%3A%2F%2Fapi.twilio.example%2FMedia%2FME02&MediaUrl0=https%3A%2F%2Fapi.twilio.example%2FMedia%2FME01",
+            b"MessageSid=MM00000000000000000000000000000002&From=%2B15550002222&To=%2B15550001111&NumMedia=1\
+              &MediaUrl0=https%3A%2F%2Fapi.twilio.example%2FMedia%2FME02&MediaUrl0=https%3A%2F%2Fapi.twilio.example%2FMedia%2FME01\
+              &MediaUrl0=https%3A%2F%2Fapi.twilio.example%2FMedia%2FME02",
+        ),
+        // Names that differ only in case are different names, sorted byte-wise (upper case first).
+        (
+            "C2RGn6s9UxtytP5zANfnwbB9FlE=",
+            b"body=lower&Body=Upper&BODY=caps",
+            b"body=lower&Body=Upper&BODY=caps&Body=Upper",
+        ),
+        // Empty values are signed as the bare name; `Flag` without `=` is an empty value too.
+        (
+            "CVosfwarfZaEJmrHH129TN2j+FY=",
+            b"Body=&NumMedia=0&Flag&To=%2B15550001111",
+            b"Body=&NumMedia=0&Flag&To=%2B15550001111&Body=&Flag=",
+        ),
+        // Names and values are signed decoded: `+` and `%20` are a space, `%XX` runs are UTF-8,
+        // so `a+b` and `a%20b` are one value.
+        (
+            "OnPxmxy69Y2x4MDBtn6Jqt7jgII=",
+            b"Body=Caf%C3%A9+%E2%82%AC5+ok%21&ProfileName=J%C3%BCrgen%20M%C3%BCller&From=%2B15550002222\
+              &Tag=a+b&Tag=%E2%82%AC&Tag=z",
+            b"Body=Caf%C3%A9+%E2%82%AC5+ok%21&ProfileName=J%C3%BCrgen%20M%C3%BCller&From=%2B15550002222\
+              &Tag=a+b&Tag=%E2%82%AC&Tag=z&Tag=a%20b",
+        ),
+    ];
+    for (signature, once, repeated) in cases {
+        for body in [once, repeated] {
+            let shown = String::from_utf8_lossy(body);
+            assert!(token.verify_form(Some(signature), TWILIO_URL, body).is_ok(), "{shown}");
+            assert_eq!(token.sign(TWILIO_URL, &decode_form(body).unwrap()), signature, "{shown}");
+        }
+    }
+}
+
 #[test]
 fn twilio_json_bodies_are_bound_through_body_sha256() {
     let twilio = TwilioSignature::new("12345");

@@ -385,6 +385,87 @@ fn malformed_bodies_name_the_json_path() {
     ));
 }
 
+/// One change with the given `contacts` and `messages` (text messages `(from, from_user_id, id)`).
+fn batch(contacts: serde_json::Value, messages: &[(Option<&str>, Option<&str>, &str)]) -> Vec<InboundMessage> {
+    let messages: Vec<_> = messages
+        .iter()
+        .enumerate()
+        .map(|(n, (from, user, id))| {
+            let mut m =
+                json!({"id": id, "timestamp": (1735690100 + n).to_string(), "type": "text", "text": {"body": "hello"}});
+            if let Some(from) = from {
+                m["from"] = json!(from);
+            }
+            if let Some(user) = user {
+                m["from_user_id"] = json!(user);
+            }
+            m
+        })
+        .collect();
+    let body = json!({"object": "whatsapp_business_account", "entry": [{"id": "900000000000001", "changes": [{
+        "field": "messages",
+        "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": "15550001111", "phone_number_id": "800000000000001"},
+            "contacts": contacts,
+            "messages": messages,
+        },
+    }]}]});
+    let events = WhatsAppKit::new().parse_webhook(body.to_string().as_bytes()).unwrap();
+    events.into_iter().map(|e| e.message().cloned().unwrap()).collect()
+}
+
+#[test]
+fn a_lone_contact_names_only_its_own_sender_in_a_batch() {
+    let ada = json!([{"profile": {"name": "Ada Example"}, "wa_id": "447700900123"}]);
+    // Two senders, one contact: the contact is Ada's, so Linus's message has no name.
+    let got = batch(ada.clone(), &[(Some("447700900123"), None, "wamid.B1"), (Some("15550003333"), None, "wamid.B2")]);
+    assert_eq!(got[0].sender_name.as_deref(), Some("Ada Example"));
+    assert_eq!(got[1].sender, Address::phone("+15550003333"));
+    assert_eq!(got[1].sender_name, None);
+    // Listed first or last, matching or not: never Ada's name on Linus's message.
+    let got = batch(ada.clone(), &[(Some("15550003333"), None, "wamid.B3"), (Some("447700900123"), None, "wamid.B4")]);
+    assert_eq!((got[0].sender_name.as_deref(), got[1].sender_name.as_deref()), (None, Some("Ada Example")));
+    let got = batch(ada, &[(Some("15550003333"), None, "wamid.B5"), (Some("15550004444"), None, "wamid.B6")]);
+    assert_eq!((got[0].sender_name.as_deref(), got[1].sender_name.as_deref()), (None, None));
+
+    // A business-scoped sender without a phone number borrows neither Ada's name nor her number.
+    let ada_scoped = json!([{"profile": {"name": "Ada Example"}, "wa_id": "447700900123", "user_id": "GB.11aa22bb33"}]);
+    let got = batch(
+        ada_scoped,
+        &[(Some("447700900123"), Some("GB.11aa22bb33"), "wamid.B7"), (None, Some("US.99zz88yy77"), "wamid.B8")],
+    );
+    assert_eq!(got[0].sender_name.as_deref(), Some("Ada Example"));
+    assert_eq!(got[0].claims.len(), 1);
+    assert_eq!(got[1].sender, Address::platform("900000000000001", "US.99zz88yy77"));
+    assert_eq!(got[1].sender_name, None);
+    assert!(got[1].claims.is_empty(), "{:?}", got[1].claims);
+}
+
+#[test]
+fn a_lone_contact_whose_id_differs_from_the_number_still_names_a_single_sender() {
+    // Meta: a user's WhatsApp id and phone number may not always match.
+    let contact = json!([{"profile": {"name": "Ana Ejemplo"}, "wa_id": "5215512345678"}]);
+    let got = batch(contact.clone(), &[(Some("525512345678"), None, "wamid.C1")]);
+    assert_eq!(got[0].sender, Address::phone("+525512345678"));
+    assert_eq!(got[0].sender_name.as_deref(), Some("Ana Ejemplo"));
+    let got = batch(contact, &[(Some("525512345678"), None, "wamid.C2"), (Some("525512345678"), None, "wamid.C3")]);
+    assert_eq!(
+        (got[0].sender_name.as_deref(), got[1].sender_name.as_deref()),
+        (Some("Ana Ejemplo"), Some("Ana Ejemplo"))
+    );
+    // Several contacts: each message takes its own, whatever the order.
+    let two = json!([
+        {"profile": {"name": "Linus Example"}, "wa_id": "15550003333"},
+        {"profile": {"name": "Ada Example"}, "wa_id": "447700900123"},
+    ]);
+    let got = batch(two, &[(Some("447700900123"), None, "wamid.C4"), (Some("15550003333"), None, "wamid.C5")]);
+    assert_eq!(
+        (got[0].sender_name.as_deref(), got[1].sender_name.as_deref()),
+        (Some("Ada Example"), Some("Linus Example"))
+    );
+}
+
 #[test]
 fn control_characters_and_overlong_profile_names_are_cleaned_not_fatal() {
     let text = String::from_utf8(fixture("text.json")).unwrap();

@@ -3,7 +3,7 @@
 //! | provider | header | proof | type |
 //! |---|---|---|---|
 //! | Meta (WhatsApp Cloud API, Messenger, Instagram) | `X-Hub-Signature-256` | `sha256=` + hex HMAC-SHA256 of the raw body, keyed with the app secret | [`MetaSignature`] |
-//! | Twilio | `X-Twilio-Signature` | base64 HMAC-SHA1 of the full URL + the POST parameters sorted by name, each name followed by its value; JSON bodies are bound through the URL's `bodySHA256` parameter | [`TwilioSignature`] |
+//! | Twilio | `X-Twilio-Signature` | base64 HMAC-SHA1 of the full URL + the POST parameters sorted by name, each name followed by its value (a repeated name: each distinct value once, sorted); JSON bodies are bound through the URL's `bodySHA256` parameter | [`TwilioSignature`] |
 //! | Telegram Bot API | `X-Telegram-Bot-Api-Secret-Token` | the `secret_token` chosen at `setWebhook`, compared in constant time | [`TelegramSecretToken`] |
 //! | Slack | `X-Slack-Signature` + `X-Slack-Request-Timestamp` | `v0=` + hex HMAC-SHA256 of `v0:{timestamp}:{body}`, timestamp within 5 minutes of now | [`SlackSignature`] |
 //!
@@ -229,6 +229,12 @@ impl MetaSignature {
 /// auth token, over the full URL Twilio requested followed by every POST parameter's name and
 /// value, sorted by name, without separators.
 ///
+/// A name that arrives more than once (`Digits=5678&Digits=1234&Digits=1234`) is signed as
+/// Twilio's helper libraries sign it: once per distinct value, values sorted
+/// (`Digits1234Digits5678`). Names and values are compared byte-wise, so names differing only in
+/// case are different names and upper case sorts first. Parameters are signed decoded (`+` and
+/// `%20` are a space); an empty value is signed as the bare name.
+///
 /// The URL must be the public one Twilio called (scheme, host, port, path and query): behind a
 /// TLS-terminating proxy, rebuild it from the configured webhook URL, not from the request line.
 /// As Twilio's own libraries do, a URL with the scheme's default port (`:443`, `:80`) also
@@ -269,7 +275,10 @@ impl TwilioSignature {
 
     fn tag<K: AsRef<str>, V: AsRef<str>>(&self, url: &str, params: &[(K, V)]) -> Hmac<Sha1> {
         let mut sorted: Vec<(&str, &str)> = params.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
+        // By name, then by value (byte order: case-sensitive, code point order), each distinct
+        // pair once: what Twilio's helper libraries sign when a name repeats.
         sorted.sort_unstable();
+        sorted.dedup();
         let mut mac = self.mac.clone();
         mac.update(url.as_bytes());
         for (k, v) in sorted {

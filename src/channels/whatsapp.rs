@@ -24,8 +24,12 @@
 //! `from_user_id`), the sender is that id, scoped to the business portfolio
 //! ([`Address::Platform`]), and the phone number — when still sent — rides along as a
 //! carrier-asserted [`CustomerKey::Phone`] claim, so customers known by phone are linked to their
-//! new id. The profile name becomes `sender_name`; `context.id` (the message replied to, or whose
-//! button was tapped) becomes `thread.in_reply_to`.
+//! new id. The profile name becomes `sender_name`: the name of the `contacts` entry whose `wa_id`
+//! is the message's `from` (or whose `user_id` is its `from_user_id`). A lone entry that matches
+//! neither (Meta warns a user's id and phone number may differ) stands for the sender only when
+//! every message of the change comes from one sender; otherwise the message has no name rather
+//! than someone else's. `context.id` (the message replied to, or whose button was tapped) becomes
+//! `thread.in_reply_to`.
 //!
 //! ```
 //! use touchpoint::channels::{whatsapp::WhatsAppKit, KitEvent};
@@ -188,7 +192,18 @@ impl WhatsAppKit {
                     self.unmapped_endpoint(id).map_err(|e| json::at(FIELD, &at("value.metadata.phone_number_id"), e))?
                 }
             };
-            let ctx = Ctx { scope, contacts: value.contacts.as_slice() };
+            // A lone contact that names no message's sender is taken as the sender's only when
+            // every message of the change has one sender: Meta warns that `wa_id` and `from` may
+            // differ, but in a batch the contact may be another sender's.
+            let one_sender = match value.messages.as_slice().split_first() {
+                Some((first, rest)) => rest.iter().all(|m| same_sender(first, m)),
+                None => true,
+            };
+            let fallback = match value.contacts.as_slice() {
+                [only] if one_sender => Some(only),
+                _ => None,
+            };
+            let ctx = Ctx { scope, contacts: value.contacts.as_slice(), fallback };
             for (k, m) in std::mem::take(&mut value.messages).into_iter().enumerate() {
                 let path = |rest: &str| at(&format!("value.messages[{k}]{rest}"));
                 ctx.message(m, &endpoint, &path, out)?;
@@ -207,6 +222,13 @@ impl WhatsAppKit {
 struct Ctx<'v, 'a> {
     scope: Option<&'v str>,
     contacts: &'v [WaContact<'a>],
+    /// The contact to use for a message no contact names (see `parse_value`).
+    fallback: Option<&'v WaContact<'a>>,
+}
+
+/// Whether two messages name the same sender (phone number and business-scoped user id).
+fn same_sender(a: &WaMessage<'_>, b: &WaMessage<'_>) -> bool {
+    nonempty(&a.from) == nonempty(&b.from) && nonempty(&a.from_user_id) == nonempty(&b.from_user_id)
 }
 
 fn digits(field_path: impl FnOnce() -> String, raw: &str) -> Result<String> {
@@ -238,10 +260,7 @@ impl Ctx<'_, '_> {
             .find(|c| {
                 (m.from.is_some() && c.wa_id == m.from) || (m.from_user_id.is_some() && c.user_id == m.from_user_id)
             })
-            .or(match self.contacts {
-                [only] => Some(only),
-                _ => None,
-            });
+            .or(self.fallback);
         let phone = match nonempty(&m.from).or_else(|| contact.and_then(|c| nonempty(&c.wa_id))) {
             Some(p) => Some(digits(|| path(".from"), p)?),
             None => None,
