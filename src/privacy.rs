@@ -75,7 +75,9 @@ impl Engine {
         Ok(out)
     }
 
-    /// Exports everything stored about a customer (following merge aliases).
+    /// Exports everything stored about a customer (following merge aliases). The customer
+    /// record names the customers merged into it ([`Customer::merged_from`]), whose records are
+    /// aliases holding nothing but their ids and times.
     pub async fn export_customer(&self, tenant: &TenantId, customer: CustomerId) -> Result<CustomerExport> {
         let customer = self.customer(tenant, customer).await?;
         let store = &**self.store();

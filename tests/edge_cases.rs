@@ -826,6 +826,25 @@ fn inbound_after_erasure_starts_a_new_customer() {
 }
 
 #[test]
+fn a_survivor_names_every_customer_merged_into_it_through_chains() {
+    let h = Harness::new();
+    let a = h.ingest(whatsapp("wa-main", "+5511987654321", "wamid.1", "Hi"));
+    let b = h.ingest(email("ana@example.com", "<a1@ana.example>", "Hi"));
+    let c = h.ingest(whatsapp("wa-main", "+5511912345678", "wamid.2", "Hi again"));
+    // b absorbs c, then a absorbs b: c resolves to a through b, and a names both.
+    let first = run(h.engine.merge_customers(&h.tenant, b.customer, c.customer, SurvivorRule::First)).unwrap();
+    assert_eq!(first.result.merged_from, [c.customer]);
+    run(h.engine.merge_customers(&h.tenant, a.customer, b.customer, SurvivorRule::First)).unwrap();
+    let survivor = run(h.engine.customer(&h.tenant, c.customer)).unwrap();
+    assert_eq!(survivor.id, a.customer);
+    assert_eq!(survivor.merged_from, [b.customer, c.customer]);
+    // An erased survivor's tombstone names nobody.
+    run(h.engine.erase_customer(&h.tenant, a.customer)).unwrap();
+    let tombstone = run(h.engine.store().customer(&h.tenant, a.customer)).unwrap().unwrap();
+    assert!(tombstone.merged_from.is_empty());
+}
+
+#[test]
 fn merged_alias_of_an_erased_customer_reports_erased() {
     let h = Harness::new();
     let a = h.ingest(whatsapp("wa-main", "+5511987654321", "wamid.1", "Hi"));

@@ -710,6 +710,20 @@ fn erasure_takes_the_customers_conversations_out_of_routing() {
     );
 }
 
+/// Art. 15/20: the export is everything the store holds about the person. A customer merged
+/// into Ana is a record the store keeps about her (an alias with its own id, creation time and
+/// merge time, which `customer()` resolves to her); the export must name it, or a host holding
+/// the absorbed id in its own systems cannot tell from the export that it is hers.
+#[test]
+fn export_names_the_customers_merged_aliases() {
+    let s = setup();
+    let export = run(s.engine.export_customer(&s.tenant, s.ana)).unwrap();
+    let alias = run(s.engine.store().customer(&s.tenant, s.alias)).unwrap().expect("the alias is stored");
+    assert!(matches!(alias.state, CustomerState::Merged { into, .. } if into == s.ana), "setup");
+    let json = export.to_json();
+    assert!(json.contains(&s.alias.to_string()), "the export does not mention the merged alias {}", s.alias);
+}
+
 /// After the survivor's erasure, a customer merged into it must hold no more than a tombstone
 /// does (id, tenant, times): here it still says the person was blocked.
 #[test]

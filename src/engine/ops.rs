@@ -709,6 +709,9 @@ impl Engine {
             }
         }
         result.blocked = survivor.blocked || absorbed.blocked;
+        // The absorbed customer and everything merged into it before now resolve here.
+        result.merged_from.push(absorbed.id);
+        result.merged_from.extend(absorbed.merged_from.iter().copied());
         result.created_at = survivor.created_at.min(absorbed.created_at);
         result.updated_at = now;
         result.version = survivor.version + 1;

@@ -34,6 +34,11 @@ pub struct Customer {
     pub blocked: bool,
     /// Active, merged into another customer, or erased.
     pub state: CustomerState,
+    /// The customers merged into this one, in merge order: their records are aliases that
+    /// resolve to this customer ([`CustomerState::Merged`]), so ids the host kept of them still
+    /// find this person, and an export names them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<CustomerId>,
     /// When the customer was created.
     pub created_at: DateTime<Utc>,
     /// Last change to the record.
@@ -76,6 +81,7 @@ impl Customer {
             consent: BTreeMap::new(),
             blocked: false,
             state: CustomerState::Active,
+            merged_from: Vec::new(),
             created_at: now,
             updated_at: now,
             version: 0,
