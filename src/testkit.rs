@@ -103,6 +103,7 @@ pub fn sample_message(conversation: &Conversation, external_id: &str, body: &str
         channel: ChannelKind::Sms,
         endpoint: EndpointId::new("sms-1").expect("valid endpoint"),
         external_id: Some(external_id.to_owned()),
+        recipient: None,
         content: Content::text(body),
         delivery: DeliveryState::Delivered,
         sent_at: at(0),

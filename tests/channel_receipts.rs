@@ -53,6 +53,7 @@ fn outbound(
         channel,
         endpoint: ep(endpoint),
         external_id: x.map(str::to_owned),
+        recipient: None,
         content: Content::text("hello"),
         delivery: DeliveryState::Sent,
         sent_at: at,
@@ -311,4 +312,19 @@ fn a_malformed_batch_changes_nothing() {
     let err = block_on(apply_receipts(&w.engine, &tenant(), &batch)).unwrap_err();
     assert!(matches!(err, Error::InvalidInput { field: "receipt.state", .. }), "{err:?}");
     assert_eq!(w.state(m1.id), DeliveryState::Pending);
+}
+
+#[test]
+fn an_email_receipt_finds_its_message_whether_or_not_the_message_id_has_angle_brackets() {
+    // Engine::update_delivery and Engine::apply_receipts accept `<id>` and `id` alike (hosts and
+    // kits spell Message-IDs both ways); the batch API must agree.
+    let w = World::new();
+    let inbound =
+        w.ingest(ChannelKind::Email, "support-inbox", Address::email("ada@example.net"), "<in-1@example.net>");
+    let out = OutboundMessage::bot(AgentId::new("bot").unwrap(), Content::text("We are on it"))
+        .with_external_id("<out-1@acme.example>");
+    let m = block_on(w.engine.record_outbound(&tenant(), inbound.conversation, out)).unwrap();
+    let receipt = Receipt::new(ChannelKind::Email, "<out-1@acme.example>", DeliveryState::Delivered, secs(5));
+    let report = block_on(apply_receipts(&w.engine, &tenant(), &[receipt])).unwrap();
+    assert_eq!(w.state(m.id), DeliveryState::Delivered, "report: {report:?}");
 }

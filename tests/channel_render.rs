@@ -505,3 +505,23 @@ mod split_properties {
         }
     }
 }
+
+#[test]
+fn whatsapp_audio_and_stickers_carry_no_caption_so_it_follows_as_text() {
+    // WhatsApp Cloud API: `caption` describes image, document or video media only ("do not use
+    // with audio or sticker media"). Like Messenger attachments, the caption must follow as text.
+    for media in [MediaKind::Audio, MediaKind::Sticker] {
+        let content = Content::Media {
+            media,
+            url: "https://cdn.example.com/f".into(),
+            mime_type: None,
+            caption: Some("Listen to this".into()),
+            filename: None,
+        };
+        let parts = render(&content, &Capabilities::whatsapp()).unwrap();
+        assert!(
+            matches!(&parts[..], [RenderedPart::Media { caption: None, .. }, RenderedPart::Text { .. }]),
+            "{media:?}: {parts:?}"
+        );
+    }
+}

@@ -587,3 +587,79 @@ fn a_message_to_a_customer_without_a_reachable_channel_changes_nothing() {
     assert!(matches!(missing, Err(Error::NotFound { .. })), "{missing:?}");
     assert_eq!(run(h.store.events_after(&h.tenant, 0, 10_000)).unwrap().len(), events_before);
 }
+
+#[test]
+fn a_retry_sends_the_rest_of_a_split_message_to_the_phone_that_got_its_first_part() {
+    // Part 2 of 3 fails; before the retry the same customer writes from a second WhatsApp
+    // number. The retry must not deliver parts 2-3 to a different phone than part 1.
+    let wa = Arc::new(FailsOnce {
+        inner: StubChannel::new(endpoint("wa-main"), Capabilities::whatsapp()).with_id_prefix("wamid.OUT"),
+        calls: AtomicUsize::new(0),
+        fail_at: 2,
+    });
+    let h = host(vec![wa.clone()], ChannelPolicy::default());
+    let conversation = h.whatsapp_contact("wamid.IN1");
+    let customer = run(h.engine.conversation(&h.tenant, conversation)).unwrap().customer;
+    run(h.engine.link_identity(
+        &h.tenant,
+        customer,
+        ChannelKind::WhatsApp,
+        Address::phone("+447700900456"),
+        Verification::Verified,
+    ))
+    .unwrap();
+    let long = (0..1100).map(|i| format!("word{i}")).collect::<Vec<_>>().join(" ");
+    let request = reply(&long).with_message_id(h.engine.new_message_id());
+    assert!(h.send(conversation, request.clone()).is_err());
+
+    h.clock.advance(Duration::minutes(1));
+    let second_phone = InboundMessage::new(
+        ChannelKind::WhatsApp,
+        endpoint("wa-main"),
+        Address::phone("+447700900456"),
+        "wamid.IN2",
+        Content::text("writing from my other phone"),
+    );
+    assert_eq!(run(h.engine.ingest(&h.tenant, second_phone)).unwrap().customer, customer);
+
+    let resumed = h.send(conversation, request);
+    let recipients: Vec<String> = wa.inner.sent().iter().map(|s| s.message.recipient.value.clone()).collect();
+    assert!(
+        recipients.iter().all(|r| r == "+447700900123"),
+        "one message split across two phones: {recipients:?} (retry result {:?})",
+        resumed.map(|o| o.newly_sent)
+    );
+}
+
+#[test]
+fn a_message_to_a_customer_the_chosen_channel_cannot_carry_changes_nothing() {
+    // A template chosen onto the SMS fallback cannot be rendered: InvalidInput, and like every
+    // refused send it must leave no trace (no empty conversation, no ConversationOpened event).
+    let (h, sms, customer) = proactive_host();
+    let conversations_before = run(h.store.conversations_of(&h.tenant, customer)).unwrap().len();
+    let events_before = run(h.store.events_after(&h.tenant, 0, 10_000)).unwrap().len();
+    let template = Content::Template { name: "order_update".into(), language: "en".into(), parameters: vec![] };
+    let result = run(h.engine.send_to_customer(&h.tenant, customer, SendRequest::system(template)));
+    assert!(matches!(result, Err(Error::InvalidInput { .. })), "{result:?}");
+    assert_eq!(sms.attempts(), 0);
+    assert_eq!(
+        (
+            run(h.store.conversations_of(&h.tenant, customer)).unwrap().len(),
+            run(h.store.events_after(&h.tenant, 0, 10_000)).unwrap().len()
+        ),
+        (conversations_before, events_before),
+        "a refused send changed stored state"
+    );
+}
+
+#[test]
+fn two_concurrent_replies_on_one_conversation_are_both_sent_and_recorded() {
+    let wa = Arc::new(Slow(StubChannel::new(endpoint("wa-main"), Capabilities::whatsapp())));
+    let h = host(vec![wa.clone()], ChannelPolicy::default());
+    let conversation = h.whatsapp_contact("wamid.IN1");
+    let a = h.engine.send(&h.tenant, conversation, reply("one"));
+    let b = h.engine.send(&h.tenant, conversation, reply("two"));
+    let (ra, rb) = run(futures::future::join(a, b));
+    assert!(ra.is_ok() && rb.is_ok(), "{ra:?} {rb:?}");
+    assert_eq!((wa.0.sent().len(), h.outbound(conversation).len()), (2, 2));
+}

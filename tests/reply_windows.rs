@@ -56,3 +56,26 @@ fn a_reply_window_too_long_to_end_never_closes() {
     let rule = touchpoint::channel::ReplyWindowRule::new(Duration::MAX);
     assert_eq!(rule.status(Some(t0()), h.now()), touchpoint::channel::WindowStatus::NoWindow);
 }
+
+#[test]
+fn the_whatsapp_window_runs_from_when_the_customer_wrote_not_from_when_a_late_webhook_arrived() {
+    // WhatsApp retries webhooks for hours; the kit sets `sent_at` from the payload timestamp.
+    // The 24 h window runs from the customer's message (channel-facts.md §1.5).
+    let h = Harness::new();
+    let wrote_at = h.now() - Duration::hours(23);
+    let first = h.ingest(whatsapp("wa-main", "+14155550123", "wamid.1", "Hello").with_sent_at(wrote_at));
+    h.advance(Duration::hours(2)); // 25 h after the customer wrote
+    let late = h.outbound(first.conversation, OutboundMessage::agent(agent("maria"), text("Sorry for the wait")));
+    assert!(matches!(late, Err(Error::ReplyWindowClosed { .. })), "{late:?}");
+}
+
+#[test]
+fn a_template_does_not_open_a_closed_window_on_a_channel_without_templates() {
+    // Templates are WhatsApp's way out of a closed window; Messenger has none (Capabilities,
+    // ChannelPolicy::template_channels), and Engine::send refuses this. record_outbound must too.
+    let h = Harness::new();
+    let first = messenger_contact(&h);
+    h.advance(Duration::days(8));
+    let late = h.outbound(first.conversation, OutboundMessage::bot(agent("helper-bot"), template("order_update")));
+    assert!(matches!(late, Err(Error::ReplyWindowClosed { .. })), "{late:?}");
+}

@@ -104,6 +104,15 @@ pub struct MediaSupport {
     pub kind: MediaKind,
     /// The largest file the provider accepts, in bytes (`None`: no documented limit).
     pub max_bytes: Option<u64>,
+    /// Whether media of this kind carries a caption, where the channel has captions at all
+    /// ([`Capabilities::media_captions`]); where not, a caption follows as text. WhatsApp
+    /// captions images, videos and documents, not audio or stickers.
+    #[serde(default = "captioned")]
+    pub caption: bool,
+}
+
+fn captioned() -> bool {
+    true
 }
 
 /// Limits of one interactive form of a choice: reply buttons, a list picker or quick replies.
@@ -285,7 +294,7 @@ const KB: u64 = 1024;
 const MB: u64 = 1024 * 1024;
 
 fn media(list: &[(MediaKind, Option<u64>)]) -> Vec<MediaSupport> {
-    list.iter().map(|&(kind, max_bytes)| MediaSupport { kind, max_bytes }).collect()
+    list.iter().map(|&(kind, max_bytes)| MediaSupport { kind, max_bytes, caption: true }).collect()
 }
 
 impl Capabilities {
@@ -329,7 +338,10 @@ impl Capabilities {
                 (MediaKind::Video, Some(16 * MB)),
                 (MediaKind::Document, Some(100 * MB)),
                 (MediaKind::Sticker, Some(500 * KB)),
-            ]),
+            ])
+            .into_iter()
+            .map(|m| MediaSupport { caption: !matches!(m.kind, MediaKind::Audio | MediaKind::Sticker), ..m })
+            .collect(),
             media_captions: true,
             caption: Some(Limit::characters(1024)),
             buttons: Some(ChoiceLimits {

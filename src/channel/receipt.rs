@@ -138,6 +138,7 @@ pub struct ReceiptPlan {
 /// #     channel: ChannelKind::WhatsApp,
 /// #     endpoint: EndpointId::new("wa-main").unwrap(),
 /// #     external_id: Some("wamid.OUT1".into()),
+/// #     recipient: None,
 /// #     content: Content::text("Your parcel is out for delivery"),
 /// #     delivery: DeliveryState::Sent,
 /// #     sent_at: t0,
@@ -190,7 +191,7 @@ pub fn plan_receipts(
             }
         };
         if let Some(id) = &receipt.provider_message_id
-            && let Some(&i) = by_provider_id.get(&(&receipt.channel, id.as_str()))
+            && let Some(&i) = by_provider_id.get(&(&receipt.channel, crate::engine::provider_id(&receipt.channel, id)))
         {
             apply(i, &mut state);
         }
@@ -266,8 +267,11 @@ pub async fn apply_receipts(engine: &Engine, tenant: &TenantId, receipts: &[Rece
     let mut conversations: Vec<Conversation> = Vec::new();
     let mut scanned: BTreeSet<ConversationId> = BTreeSet::new();
     for receipt in receipts {
+        // Stored as the engine stores it (an email Message-ID without its angle brackets).
         if let Some(id) = &receipt.provider_message_id
-            && let Some(m) = store.message_by_external_id(tenant, &receipt.channel, id).await?
+            && let Some(m) = store
+                .message_by_external_id(tenant, &receipt.channel, crate::engine::provider_id(&receipt.channel, id))
+                .await?
         {
             messages.push(m);
         }

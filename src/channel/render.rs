@@ -223,9 +223,9 @@ impl Renderer {
                     return text_parts(&text, caps);
                 }
                 let caption = caption.as_deref().map(str::trim).filter(|c| !c.is_empty());
-                let attachable = caption.is_some_and(|c| {
-                    caps.media_captions && caps.caption.or(caps.text).is_none_or(|limit| limit.fits(c))
-                });
+                let captioned = caps.media_captions && caps.media_support(*media).is_some_and(|m| m.caption);
+                let attachable =
+                    caption.is_some_and(|c| captioned && caps.caption.or(caps.text).is_none_or(|limit| limit.fits(c)));
                 let mut parts = vec![RenderedPart::Media {
                     media: *media,
                     url: url.clone(),
@@ -414,14 +414,15 @@ impl Capabilities {
                 self.text.map_or(Ok(()), |limit| limit.check("part.body", body))
             }
             RenderedPart::Media { media, url, caption, .. } => {
-                if self.media_support(*media).is_none() {
+                let Some(support) = self.media_support(*media) else {
                     return unsupported(&format!("{media:?} media"));
-                }
+                };
                 if url.trim().is_empty() {
                     return Err(Error::invalid("part.url", "must not be empty"));
                 }
                 match caption {
                     Some(_) if !self.media_captions => unsupported("captions"),
+                    Some(_) if !support.caption => unsupported(&format!("captions on {media:?} media")),
                     Some(c) => self.caption.or(self.text).map_or(Ok(()), |limit| limit.check("part.caption", c)),
                     None => Ok(()),
                 }

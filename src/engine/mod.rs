@@ -417,6 +417,7 @@ impl Engine {
             channel: msg.channel.clone(),
             endpoint: msg.endpoint.clone(),
             external_id: Some(msg.external_id.clone()),
+            recipient: None,
             content: msg.content.clone(),
             delivery: DeliveryState::Delivered,
             sent_at: msg.sent_at.unwrap_or(now),

@@ -255,7 +255,10 @@ impl Engine {
         if let Some(window) = window.filter(|_| checked) {
             let last = identity.endpoint(&endpoint).and_then(|e| e.last_inbound_at);
             let open = ReplyWindowRule::new(*window).open(last, now);
-            if !open && !matches!(out.content, Content::Template { .. }) {
+            // A template is the way out of a closed window only where the channel has templates
+            // (WhatsApp); a channel of the host's own is taken to have them.
+            let template_channel = crate::channel::Capabilities::for_channel(&channel).is_none_or(|c| c.templates);
+            if !open && !(template_channel && matches!(out.content, Content::Template { .. })) {
                 return Err(Error::ReplyWindowClosed {
                     channel,
                     hint: format!(
@@ -286,6 +289,7 @@ impl Engine {
             channel: channel.clone(),
             endpoint: endpoint.clone(),
             external_id: external_id.clone(),
+            recipient: Some(identity_id),
             content: out.content.clone(),
             delivery: out.delivery.clone(),
             sent_at: now,

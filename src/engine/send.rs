@@ -202,6 +202,32 @@ impl Engine {
         self.channel(endpoint).ok_or_else(|| Error::not_found("channel registered for endpoint", endpoint))
     }
 
+    /// The channel registered for `choice`'s endpoint and the request's content rendered for it;
+    /// an error when the channel is of another kind or cannot carry the content.
+    fn rendered_for(
+        &self,
+        choice: &ChannelChoice,
+        request: &SendRequest,
+    ) -> Result<(&Arc<dyn Channel>, Vec<RenderedPart>)> {
+        let channel = self.registered(&choice.endpoint)?;
+        if *channel.kind() != choice.channel {
+            return Err(Error::invalid(
+                "channel",
+                format!(
+                    "the channel registered for endpoint {} is a {} channel, but the customer's identity there is on {}",
+                    choice.endpoint,
+                    channel.kind(),
+                    choice.channel
+                ),
+            ));
+        }
+        let parts = Renderer::default().render_with(&request.content, channel.capabilities(), &request.overrides)?;
+        if parts.len() > MAX_PARTS {
+            return Err(Error::invalid("content", format!("renders to {} messages; at most {MAX_PARTS}", parts.len())));
+        }
+        Ok((channel, parts))
+    }
+
     /// Sends a message to the customer of `conversation` and records what was sent.
     ///
     /// 1. **Choose** the endpoint and identity with the engine's
@@ -299,32 +325,19 @@ impl Engine {
         }
         let choice = self.choose_channel(tenant, c.customer, &request).await?;
         if let Some(first) = earlier.first()
-            && first.endpoint != choice.endpoint
+            && (first.endpoint != choice.endpoint || first.recipient.is_some_and(|r| r != choice.identity))
         {
             return Err(Error::Refused(format!(
-                "an earlier attempt with message id {base} sent {} part(s) through {}, and the rest would now go \
-                 through {}; send the rest under a new message id",
+                "an earlier attempt with message id {base} sent {} part(s) through {} to {}, and the rest would now go \
+                 through {} to {}; send the rest under a new message id",
                 earlier.len(),
                 first.endpoint,
-                choice.endpoint
+                first.recipient.map_or_else(|| "the customer".to_owned(), |r| format!("identity {r}")),
+                choice.endpoint,
+                format_args!("identity {}", choice.identity),
             )));
         }
-        let channel = self.registered(&choice.endpoint)?;
-        if *channel.kind() != choice.channel {
-            return Err(Error::invalid(
-                "channel",
-                format!(
-                    "the channel registered for endpoint {} is a {} channel, but the customer's identity there is on {}",
-                    choice.endpoint,
-                    channel.kind(),
-                    choice.channel
-                ),
-            ));
-        }
-        let parts = renderer.render_with(&request.content, channel.capabilities(), &request.overrides)?;
-        if parts.len() > MAX_PARTS {
-            return Err(Error::invalid("content", format!("renders to {} messages; at most {MAX_PARTS}", parts.len())));
-        }
+        let (channel, parts) = self.rendered_for(&choice, &request)?;
 
         let mut recorded = earlier;
         let mut newly_sent = 0;
@@ -406,6 +419,8 @@ impl Engine {
             return self.send(tenant, earlier.conversation, request).await;
         }
         let choice = self.choose_channel(tenant, customer, &request).await?;
+        // Content the chosen channel cannot carry is refused before a conversation is opened.
+        self.rendered_for(&choice, &request)?;
         let session = (choice.endpoint.clone(), choice.identity);
         let conversation = self
             .retrying(|| async {

@@ -486,7 +486,9 @@ pub(crate) async fn resolve(
     };
 
     let mut identity = identity;
-    identity.touch_inbound(&msg.endpoint, now);
+    // Reply windows run from when the customer wrote: the provider's time when it says (a
+    // webhook retried for hours arrives late), never later than now.
+    identity.touch_inbound(&msg.endpoint, msg.sent_at.map_or(now, |at| at.min(now)));
     if identity.display_name.is_none() {
         identity.display_name.clone_from(&msg.sender_name);
     }

@@ -129,6 +129,10 @@ pub struct Message {
     pub endpoint: EndpointId,
     /// The provider's id for it (WhatsApp `wamid`, email Message-ID, …).
     pub external_id: Option<String>,
+    /// For an outbound message, the customer's identity it went to (an inbound message names
+    /// its sender in [`Message::author`]); `None` when recorded without one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<IdentityId>,
     /// What it says.
     pub content: Content,
     /// Delivery state (inbound messages are `Delivered` on arrival).
