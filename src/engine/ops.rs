@@ -258,7 +258,8 @@ impl Engine {
             // A template is the way out of a closed window only where the channel has templates
             // (WhatsApp); a channel of the host's own is taken to have them.
             let template_channel = crate::channel::Capabilities::for_channel(&channel).is_none_or(|c| c.templates);
-            if !open && !(template_channel && matches!(out.content, Content::Template { .. })) {
+            let template = template_channel && matches!(out.content, Content::Template { .. });
+            if !open && !template {
                 return Err(Error::ReplyWindowClosed {
                     channel,
                     hint: format!(
