@@ -1315,3 +1315,138 @@ fn agents_on_many_threads_race_to_accept_and_decline_and_each_offer_is_accepted_
         assert_eq!(engine.complete(item).expect("complete")["events"][0]["agent"], name.as_str());
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Stale frees, racing routing calls and the Python binding's argument checks.
+
+/// The README: "a string freed twice, or not ours, is reported and left alone". The allocator
+/// hands a freed block's address to later allocations, so a table of live addresses alone would
+/// take a stale second free for a free of the newer result there and free that live string. A
+/// freed string's memory is kept for the next 1,024 frees: no result reuses it meanwhile, and
+/// a second free of it is refused, whatever was handed out since.
+#[test]
+fn a_string_freed_twice_is_refused_and_never_frees_a_newer_result() {
+    let engine = TestEngine::acme();
+    let (mut freed, mut live) = (Vec::new(), Vec::new());
+    for n in 0..400 {
+        let inbound = cstring(&sms(n % 7, &format!("message {n}")).to_string());
+        let mut out = null_mut();
+        // SAFETY: valid pointers.
+        assert_eq!(unsafe { tp_ingest(engine.0, inbound.as_ptr(), &mut out) }, TpStatus::Ok);
+        assert!(!freed.contains(&out), "result {n} sits at the address of a string freed before");
+        if n % 2 == 0 {
+            // SAFETY: a live string of ours, freed once.
+            assert_eq!(unsafe { tp_string_free(out) }, TpStatus::Ok);
+            freed.push(out);
+        } else {
+            live.push(out);
+        }
+    }
+    for stale in freed {
+        // SAFETY: the library recognises a string it freed lately and leaves it alone.
+        assert_eq!(unsafe { tp_string_free(stale) }, TpStatus::InvalidHandle);
+        assert!(last_error().contains("already freed"), "{}", last_error());
+    }
+    for string in live {
+        // SAFETY: live strings of ours, freed once: the stale frees above touched none of them.
+        assert_eq!(unsafe { tp_string_free(string) }, TpStatus::Ok);
+    }
+}
+
+/// Each routing call runs the router, then writes the events to the conversations in a second
+/// step that is not ordered with other threads' calls. An agent's accept racing the completion
+/// of that same work (the host's "done" button, on another thread) can write `assigned` after
+/// `completed`: the router no longer has the item, but the conversation keeps the agent as its
+/// handler forever (README: "completed work has none").
+#[test]
+fn accept_racing_complete_on_another_thread_leaves_no_handler_on_completed_work() {
+    const ROUNDS: usize = 1000;
+    let mut stale = Vec::new();
+    for round in 0..ROUNDS {
+        let engine =
+            TestEngine::routed(json!({"offer": {"offer": true, "expires_after": 600}}), &[agent("ana", "online", 1)]);
+        let outcome = engine.ingest(&chat(round)).expect("ingest");
+        let item = str_field(&outcome, "conversation").to_owned();
+        let handle = engine.0.addr();
+        let barrier = Arc::new(Barrier::new(2));
+        let completer = {
+            let (barrier, item) = (barrier.clone(), item.clone());
+            std::thread::spawn(move || {
+                let me = ManuallyDrop::new(TestEngine(std::ptr::without_provenance_mut(handle)));
+                barrier.wait();
+                // Completes the work as soon as the router has it assigned.
+                loop {
+                    match me.complete(&item) {
+                        Ok(_) => break,
+                        Err(failed) => assert_eq!(failed.status, TpStatus::Refused, "{}", failed.message),
+                    }
+                }
+            })
+        };
+        barrier.wait();
+        engine.accept(&item, "ana").expect("accept");
+        completer.join().expect("no thread panicked");
+        assert_eq!(engine.complete(&item).unwrap_err().status, TpStatus::NotFound, "the work is done");
+        let handler = engine.handler(&item);
+        if !handler.is_null() {
+            stale.push((round, handler));
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "{} of {ROUNDS} completed conversations still have a handler: {:?}",
+        stale.len(),
+        &stale[..stale.len().min(3)]
+    );
+}
+
+/// Runs a Python snippet with `touchpoint.py`'s `Library` and `Engine` bound to the built
+/// shared library as `lib` and `tp`; returns stdout, or panics with stderr.
+fn python_snippet(snippet: &str) -> String {
+    let program = format!(
+        "import sys\nsys.path.insert(0, {dir:?})\nimport touchpoint as tp\nlib = tp.Library({lib:?})\n{snippet}",
+        dir = example_dir().display().to_string(),
+        lib = shared_library().display().to_string(),
+    );
+    run(Command::new("python3").arg("-c").arg(program), "Python snippet over touchpoint.py")
+}
+
+/// `touchpoint.py` passes id and status arguments as `c_char_p`, which ctypes hands over up to
+/// the first NUL without complaint: a Python str with an embedded NUL silently becomes a
+/// different, shorter argument, and the call acts on it (here it puts agent.carla online).
+/// Python's own APIs refuse embedded NULs (ValueError: embedded null byte).
+#[test]
+fn python_binding_refuses_an_embedded_nul_instead_of_truncating_the_argument() {
+    let stdout = python_snippet(
+        r#"
+with tp.Engine(lib, {"tenant": "acme", "routing": {"agents": [{"id": "agent.carla", "presence": {"status": "away"}}]}}) as e:
+    try:
+        result = e.agent_presence("agent.carla\0.evil", "online")
+        print("accepted", [ev["event"] + ":" + ev["agent"] + ":" + ev.get("status", "") for ev in result["events"]])
+    except (ValueError, tp.TouchpointError) as error:
+        print("refused", error)
+"#,
+    );
+    assert!(stdout.starts_with("refused"), "an id with an embedded NUL was truncated and used: {stdout}");
+}
+
+/// `touchpoint.py` declares `after` as `c_uint64` and `limit` as `c_uint32`; ctypes wraps an
+/// out-of-range Python int silently, so `events_after(2**64 + 3, 5)` polls from 3 (replaying the
+/// outbox) and `limit=2**32 + 1` becomes 1, where the documented limits say 1 to 1000.
+#[test]
+fn python_binding_refuses_out_of_range_numbers_instead_of_wrapping_them() {
+    let stdout = python_snippet(
+        r#"
+with tp.Engine(lib, {"tenant": "acme"}) as e:
+    e.ingest({"channel": "sms", "endpoint": "e", "sender": {"kind": "phone", "number": "+14155550001"},
+              "external_id": "SM1", "content": {"type": "text", "body": "hi"}})
+    for after, limit in [(2**64 + 3, 5), (0, 2**32 + 1), (-1, 5)]:
+        try:
+            page = e.events_after(after, limit)
+            print(f"after={after} limit={limit}: accepted, {len(page['events'])} events, next_after {page['next_after']}")
+        except (ValueError, OverflowError, TypeError, tp.TouchpointError) as error:
+            print(f"after={after} limit={limit}: refused")
+"#,
+    );
+    assert!(stdout.lines().all(|l| l.ends_with("refused")), "out-of-range numbers were wrapped:\n{stdout}");
+}

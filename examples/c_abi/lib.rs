@@ -242,6 +242,8 @@ pub(crate) fn guard(body: impl FnOnce() -> Result<(), Failure>) -> TpStatus {
 struct Live {
     engine: Engine,
     tenant: TenantId,
+    /// Held across a routing call and the writing of its events (see [`route_and_hand_out`]).
+    routing: Mutex<()>,
 }
 
 /// Live engines: handle value → the disguised address of the `Arc<Live>` the handle owns.
@@ -251,6 +253,37 @@ static ENGINES: RwLock<BTreeMap<usize, usize>> = RwLock::new(BTreeMap::new());
 static NEXT_ENGINE: AtomicUsize = AtomicUsize::new(1);
 /// Disguised addresses of the strings handed out and not yet freed.
 static STRINGS: LazyLock<Mutex<HashSet<usize>>> = LazyLock::new(Default::default);
+/// The strings freed most recently, still allocated (see [`Quarantine`]).
+static FREED: LazyLock<Mutex<Quarantine>> = LazyLock::new(Default::default);
+
+/// Freed strings kept allocated for a while, oldest first: the allocator cannot hand their
+/// addresses to new results meanwhile, so a stale second free of one of them is recognised
+/// (and refused) instead of freeing a live string that happens to sit at the same address.
+/// The last `QUARANTINE_STRINGS` frees are kept, within `QUARANTINE_BYTES` (the newest always).
+#[derive(Default)]
+struct Quarantine {
+    strings: std::collections::VecDeque<CString>,
+    bytes: usize,
+}
+
+const QUARANTINE_STRINGS: usize = 1024;
+const QUARANTINE_BYTES: usize = 8 << 20;
+
+impl Quarantine {
+    fn keep(&mut self, string: CString) {
+        self.bytes += string.as_bytes().len();
+        self.strings.push_back(string);
+        while self.strings.len() > 1 && (self.strings.len() > QUARANTINE_STRINGS || self.bytes > QUARANTINE_BYTES) {
+            if let Some(oldest) = self.strings.pop_front() {
+                self.bytes -= oldest.as_bytes().len();
+            }
+        }
+    }
+
+    fn holds(&self, address: usize) -> bool {
+        self.strings.iter().any(|s| s.as_ptr().addr() == address)
+    }
+}
 
 /// The tables keep addresses XOR-ed with this (never a valid heap address on 64-bit targets),
 /// so they do not keep what they track reachable: a leak checker (valgrind memcheck) still
@@ -451,7 +484,7 @@ impl ConfigJson {
                 router.upsert_agent(agent, engine.now())?;
             }
         }
-        Ok(Live { engine, tenant: self.tenant })
+        Ok(Live { engine, tenant: self.tenant, routing: Mutex::new(()) })
     }
 }
 
@@ -625,17 +658,23 @@ fn router(live: &Live) -> Result<&Arc<Router>, Failure> {
     })
 }
 
-/// Writes what a router call did back to the engine's conversations (their handlers), then
-/// hands out the events and when the router's next timer is due.
+/// Runs one router call, writes what it did back to the engine's conversations (their
+/// handlers), then hands out the events and when the router's next timer is due.
+///
+/// One routing call of an engine at a time, its events applied before the next call starts:
+/// applied out of order (an accept's `assigned` written after the completion's `completed` on
+/// another thread), they would leave a conversation with the handler of an earlier state.
 ///
 /// # Safety
 /// `out` came from [`out_slot`].
-unsafe fn apply_and_hand_out(
+unsafe fn route_and_hand_out(
     out: *mut *mut c_char,
     live: &Live,
-    router: &Router,
-    events: Vec<RoutingEvent>,
+    call: impl FnOnce(&Router) -> Result<Vec<RoutingEvent>, Error>,
 ) -> Result<(), Failure> {
+    let router = router(live)?;
+    let _in_order = live.routing.lock().unwrap_or_else(PoisonError::into_inner);
+    let events = call(router)?;
     block_on(live.engine.apply_routing_events(&live.tenant, &events))?;
     // SAFETY: forwarded.
     unsafe { hand_out(out, &RoutingEventsJson { events: &events, next_timer: router.next_timer() }) }
@@ -734,7 +773,9 @@ pub extern "C" fn tp_engine_free(engine: *mut TpEngine) -> TpStatus {
 
 /// Frees a string returned by this library. `tp_string_free(NULL)` does nothing and returns
 /// TP_STATUS_OK; a string freed twice, or not returned by this library, is left alone and
-/// returns TP_STATUS_INVALID_HANDLE.
+/// returns TP_STATUS_INVALID_HANDLE. A freed string's memory is kept for the next 1,024 frees
+/// (within 8 MiB), so a second free within them is always recognised; later, its address may
+/// belong to a new string, and a second free is then undefined, as with C's `free`.
 ///
 /// # Safety
 /// `string` is NULL or any pointer value; it is only touched when it is a live string of ours.
@@ -744,14 +785,19 @@ pub unsafe extern "C" fn tp_string_free(string: *mut c_char) -> TpStatus {
         if string.is_null() {
             return Ok(());
         }
+        // The quarantine is locked first, and across the check: a string being freed on another
+        // thread is either still live or already in the quarantine.
+        let mut freed = FREED.lock().unwrap_or_else(PoisonError::into_inner);
         if !STRINGS.lock().unwrap_or_else(PoisonError::into_inner).remove(&disguise(string.addr())) {
-            return Err(Failure::new(
-                TpStatus::InvalidHandle,
-                "`string` is not a live string of this library (already freed, or not returned by a tp_ call)",
-            ));
+            let why = if freed.holds(string.addr()) {
+                "`string` was already freed"
+            } else {
+                "`string` is not a live string of this library (freed long ago, or not returned by a tp_ call)"
+            };
+            return Err(Failure::new(TpStatus::InvalidHandle, why));
         }
         // SAFETY: it came from `CString::into_raw` in `hand_out` and was live until just now.
-        drop(unsafe { CString::from_raw(string) });
+        freed.keep(unsafe { CString::from_raw(string) });
         Ok(())
     })
 }
@@ -1006,9 +1052,7 @@ pub unsafe extern "C" fn tp_agent_upsert(
         let out = unsafe { out_slot(out_events_json, "out_events_json") }?;
         let live = live(engine)?;
         let agent: Agent = parse(unsafe { text(agent_json, "agent_json") }?, "agent_json")?;
-        let router = router(&live)?;
-        let events = router.upsert_agent(agent, live.engine.now())?;
-        unsafe { apply_and_hand_out(out, &live, router, events) }
+        unsafe { route_and_hand_out(out, &live, |router| router.upsert_agent(agent, live.engine.now())) }
     })
 }
 
@@ -1034,9 +1078,7 @@ pub unsafe extern "C" fn tp_agent_presence(
         let live = live(engine)?;
         let agent: AgentId = unsafe { id(agent_id, "agent_id") }?;
         let status = unsafe { text(status, "status") }?;
-        let router = router(&live)?;
-        let events = router.set_presence(&agent, status, live.engine.now())?;
-        unsafe { apply_and_hand_out(out, &live, router, events) }
+        unsafe { route_and_hand_out(out, &live, |router| router.set_presence(&agent, status, live.engine.now())) }
     })
 }
 
@@ -1101,9 +1143,7 @@ unsafe fn answer_offer(
         let live = live(engine)?;
         let item = unsafe { work_item(item_id) }?;
         let agent: AgentId = unsafe { id(agent_id, "agent_id") }?;
-        let router = router(&live)?;
-        let events = answer(router, item, &agent, live.engine.now())?;
-        unsafe { apply_and_hand_out(out, &live, router, events) }
+        unsafe { route_and_hand_out(out, &live, |router| answer(router, item, &agent, live.engine.now())) }
     })
 }
 
@@ -1128,9 +1168,7 @@ pub unsafe extern "C" fn tp_work_complete(
         let out = unsafe { out_slot(out_events_json, "out_events_json") }?;
         let live = live(engine)?;
         let item = unsafe { work_item(item_id) }?;
-        let router = router(&live)?;
-        let events = router.complete(item, live.engine.now())?;
-        unsafe { apply_and_hand_out(out, &live, router, events) }
+        unsafe { route_and_hand_out(out, &live, |router| router.complete(item, live.engine.now())) }
     })
 }
 
@@ -1149,8 +1187,6 @@ pub unsafe extern "C" fn tp_routing_tick(engine: *mut TpEngine, out_events_json:
         // SAFETY (this block and below): the caller's promises, forwarded.
         let out = unsafe { out_slot(out_events_json, "out_events_json") }?;
         let live = live(engine)?;
-        let router = router(&live)?;
-        let events = router.tick(live.engine.now());
-        unsafe { apply_and_hand_out(out, &live, router, events) }
+        unsafe { route_and_hand_out(out, &live, |router| Ok(router.tick(live.engine.now()))) }
     })
 }

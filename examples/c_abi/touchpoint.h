@@ -175,7 +175,9 @@ TpStatus tp_engine_free(struct TpEngine *engine);
 
 // Frees a string returned by this library. `tp_string_free(NULL)` does nothing and returns
 // TP_STATUS_OK; a string freed twice, or not returned by this library, is left alone and
-// returns TP_STATUS_INVALID_HANDLE.
+// returns TP_STATUS_INVALID_HANDLE. A freed string's memory is kept for the next 1,024 frees
+// (within 8 MiB), so a second free within them is always recognised; later, its address may
+// belong to a new string, and a second free is then undefined, as with C's `free`.
 //
 // # Safety
 // `string` is NULL or any pointer value; it is only touched when it is a live string of ours.

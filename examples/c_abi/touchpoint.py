@@ -92,7 +92,19 @@ class Library:
 
 
 def _text(value):
-    return value.encode() if isinstance(value, str) else value
+    """A text argument as NUL-terminated UTF-8. C would see a string with a NUL in it cut short
+    there (another value), so one is refused, as Python's own APIs do."""
+    data = value.encode() if isinstance(value, str) else value
+    if data is not None and b"\0" in data:
+        raise ValueError("embedded null character")
+    return data
+
+
+def _unsigned(value, bits, name):
+    """An integer argument in the C type's range; ctypes would wrap anything else silently."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < 1 << bits:
+        raise ValueError(f"{name} must be an integer from 0 to {(1 << bits) - 1}, not {value!r}")
+    return value
 
 
 def _json(value):
@@ -131,7 +143,9 @@ class Engine:
         )
 
     def events_after(self, after=0, limit=100):
-        return self._library.call_json(self._lib.tp_events_after, self._handle, after, limit)
+        return self._library.call_json(
+            self._lib.tp_events_after, self._handle, _unsigned(after, 64, "after"), _unsigned(limit, 32, "limit")
+        )
 
     # Routing (the engine's configuration needs a "routing" key). Each call returns the router's
     # events, {"events": [...], "next_timer": "..." or None}; call routing_tick() at next_timer.
