@@ -1102,3 +1102,51 @@ proptest! {
         prop_assert!(Schedule::from_json(&text).is_err() || is_object, "{:?} parsed", text);
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Leap seconds, and which rule an explanation names.
+// ---------------------------------------------------------------------------------------------
+
+mod leap_seconds_and_explanations {
+    use super::*;
+    use chrono::NaiveDate;
+
+    /// A wall-clock instant with a leap second (`23:59:60.5`), as chrono represents it
+    /// (`nanos` ≥ 1 s) and as RFC 3339 parsing of `…T23:59:60.5Z` produces it.
+    fn leap_second(y: i32, m: u32, d: u32) -> DateTime<Utc> {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap().and_hms_nano_opt(23, 59, 59, 1_500_000_000).unwrap().and_utc()
+    }
+
+    #[test]
+    fn a_leap_second_at_new_year_is_inside_a_round_the_clock_schedule() {
+        let always = ScheduleConfig::new("s", "UTC").hours("Mon-Sun", "00:00", "24:00").build().unwrap();
+        let leap = leap_second(2016, 12, 31);
+        assert_eq!(leap, "2016-12-31T23:59:60.5Z".parse::<DateTime<Utc>>().unwrap());
+        // The rules say open; `is_open` (what `schedule("s").open` reads) must agree.
+        assert!(always.state_at(leap).open);
+        assert!(always.is_open(leap), "24/7 schedule reported closed during the 2016-12-31 leap second");
+        // A schedule that is always open never changes.
+        assert_eq!(always.next_change(leap), None);
+    }
+
+    #[test]
+    fn a_leap_second_belongs_to_the_day_it_ends() {
+        // 2015-06-30 is a Tuesday; 23:59:60 is still Tuesday on every clock.
+        let tuesday = ScheduleConfig::new("s", "UTC").hours("Tue", "00:00", "24:00").build().unwrap();
+        let leap = leap_second(2015, 6, 30);
+        assert_eq!(tuesday.is_open(leap), tuesday.state_at(leap).open, "is_open and state_at disagree at {leap:?}");
+        assert!(tuesday.is_open(leap));
+    }
+
+    #[test]
+    fn state_at_names_the_first_matching_weekly_entry() {
+        // Both entries cover Tuesday 01:00; the docs promise the first matching one (weekly[0]).
+        let s = ScheduleConfig::new("s", "UTC")
+            .hours("Tue", "00:00", "08:00")
+            .hours("Mon", "22:00", "06:00")
+            .build()
+            .unwrap();
+        let tuesday_1am = utc(2026, 3, 3, 1, 0);
+        assert_eq!(s.state_at(tuesday_1am).decided_by, DecidedBy::WeeklyHours { index: 0 });
+    }
+}

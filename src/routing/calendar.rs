@@ -79,7 +79,8 @@
 //! with the `tz` cargo feature (chrono-tz, tzdata 2025b), any IANA name such as
 //! `Europe/Berlin`. Without the feature an IANA name is refused with an error that says to enable
 //! it — fixed offsets do not follow daylight saving time, so a silent fallback would be wrong half
-//! of the year.
+//! of the year. chrono-tz's transition tables end with 2099: from 2100 on, a zone keeps the offset
+//! it has at the end of 2099 all year (no daylight saving time).
 //!
 //! # Daylight saving time
 //!
@@ -118,7 +119,7 @@
 use crate::{Error, Result};
 #[cfg(feature = "tz")]
 use chrono::Offset;
-use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
+use chrono::{DateTime, Datelike, Duration, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Timelike, Utc};
 use serde::{Deserialize, Serialize};
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet};
@@ -867,8 +868,10 @@ impl Schedule {
     }
 
     /// The flattened open intervals (Unix nanoseconds) of `at`'s year, and `at` in nanoseconds.
+    /// A leap second (chrono's nanoseconds past 10⁹) counts as the last instant of the second
+    /// it follows, so it belongs to the day and the year it ends, as the rules see it.
     fn year_intervals(&self, at: DateTime<Utc>) -> Option<(&[(i64, i64)], i64)> {
-        Some((self.cached_year(at.year())?, at.timestamp_nanos_opt()?))
+        Some((self.cached_year(at.year())?, unix_nanos(at)?))
     }
 
     /// The flattened open intervals of UTC calendar year `year`, if it is in the cached range.
@@ -1042,11 +1045,11 @@ impl Schedule {
         after.checked_sub(1).and_then(|i| self.segments.get(i)).and_then(|s| s.winner)
     }
 
-    /// The weekly entry whose interval contains `at`, if any.
+    /// The first weekly entry (in list order) whose interval contains `at`, if any.
     fn weekly_at(&self, at: DateTime<Utc>) -> Option<usize> {
-        let mut found = None;
+        let mut found: Option<usize> = None;
         self.for_each_span_near(at, |index, start, end| {
-            if found.is_none() && start <= at && at < end {
+            if start <= at && at < end && found.is_none_or(|f| index < f) {
                 found = Some(index);
             }
         });
@@ -1397,7 +1400,7 @@ impl Iterator for Changes<'_> {
             let mut index = match self.index {
                 Some(index) => index,
                 None => {
-                    let cursor = self.cursor.timestamp_nanos_opt().unwrap_or(i64::MIN);
+                    let cursor = unix_nanos(self.cursor).unwrap_or(i64::MIN);
                     2 * intervals.partition_point(|&(_, end)| end <= cursor)
                 }
             };
@@ -1607,4 +1610,10 @@ pub fn next_to_open<'a>(
         }
     }
     best
+}
+
+/// `t` in Unix nanoseconds, a leap second (chrono's nanoseconds past 10⁹) counted as the last
+/// instant of the second it follows, so that it falls in the day and year it ends.
+fn unix_nanos(t: DateTime<Utc>) -> Option<i64> {
+    t.timestamp().checked_mul(1_000_000_000)?.checked_add(i64::from(t.nanosecond().min(999_999_999)))
 }
