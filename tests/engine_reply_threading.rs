@@ -49,7 +49,7 @@ fn host(threading: ThreadingPolicy) -> Host {
         .channel(Arc::new(StubChannel::new(ep("fb-page"), Capabilities::messenger()).with_id_prefix("m_OUT")))
         // Telegram message ids are unique per chat: the kit and the host write them `<chat>:<id>`.
         .channel(Arc::new(
-            StubChannel::new(ep("tg-bot"), Capabilities::telegram()).with_id_prefix(format!("{TG_CHAT}:")),
+            StubChannel::new(ep("tg-bot"), Capabilities::telegram()).with_id_prefix(format!("tg-bot:{TG_CHAT}:")),
         ))
         .build();
     Host {

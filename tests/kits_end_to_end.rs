@@ -276,8 +276,8 @@ fn telegram_command_and_button_press_land_in_one_conversation() {
     assert_eq!(press.callbacks, vec!["4300000000000000001".to_owned()]);
     assert_eq!(press.ingested[0].conversation, start.conversation);
     let view = host.context(start.customer);
-    assert_eq!(on_conversation(&view, "7000000001:42"), Some(start.conversation));
-    assert_eq!(on_conversation(&view, "callback:4300000000000000001"), Some(start.conversation));
+    assert_eq!(on_conversation(&view, "tg-bot:7000000001:42"), Some(start.conversation));
+    assert_eq!(on_conversation(&view, "callback:tg-bot:4300000000000000001"), Some(start.conversation));
     assert_eq!(view.customer.name.as_deref(), Some("Ada"));
 }
 
@@ -297,7 +297,7 @@ fn sharing_ones_own_number_on_telegram_joins_the_whatsapp_customer() {
     let view = host.context(whatsapp.customer);
     assert_eq!(view.identities.len(), 2);
     assert_eq!(on_conversation(&view, "wamid.TEST0001"), Some(whatsapp.conversation));
-    assert_eq!(on_conversation(&view, "7000000001:52"), Some(telegram.conversation));
+    assert_eq!(on_conversation(&view, "tg-bot:7000000001:52"), Some(telegram.conversation));
     assert_ne!(telegram.conversation, whatsapp.conversation);
 
     // Someone else's card links nobody.

@@ -42,7 +42,7 @@ fn from_ada(message_id: i64, secs: i64, content: Content) -> InboundMessage {
         ChannelKind::Telegram,
         EndpointId::new(BOT).unwrap(),
         Address::platform(BOT, ADA),
-        format!("{ADA}:{message_id}"),
+        format!("{BOT}:{ADA}:{message_id}"),
         content,
     )
     .with_sent_at(at(secs))
@@ -76,7 +76,7 @@ fn callback_query_is_a_button_press_with_the_whole_keyboard_as_options() {
         ChannelKind::Telegram,
         EndpointId::new(BOT).unwrap(),
         Address::platform(BOT, ADA),
-        "callback:4300000000000000001",
+        "callback:tg-support-bot:4300000000000000001",
         Content::Choices {
             body: "How did we do?".into(),
             options: vec![
@@ -89,7 +89,7 @@ fn callback_query_is_a_button_press_with_the_whole_keyboard_as_options() {
     .with_sender_name("Ada")
     .with_thread(ThreadHints {
         provider_thread_id: Some(ADA.into()),
-        in_reply_to: Some(format!("{ADA}:43")),
+        in_reply_to: Some(format!("{BOT}:{ADA}:43")),
         ..ThreadHints::default()
     });
     assert_eq!(one("callback_query.json"), KitEvent::ButtonPressed { query_id: "4300000000000000001".into(), message });
@@ -99,7 +99,7 @@ fn callback_query_is_a_button_press_with_the_whole_keyboard_as_options() {
 fn photo_takes_the_largest_size_keeps_the_caption_and_the_reply() {
     let mut expected =
         from_ada(44, 1735689700, file(MediaKind::Image, "AgAD-large", None, Some("This is how it arrived"), None));
-    expected.thread.in_reply_to = Some(format!("{ADA}:43"));
+    expected.thread.in_reply_to = Some(format!("{BOT}:{ADA}:43"));
     assert_eq!(one("photo_reply.json"), KitEvent::Message(expected));
     let KitEvent::Message(m) = one("photo_reply.json") else { unreachable!() };
     let Content::Media { url, .. } = m.content else { unreachable!() };
@@ -192,8 +192,8 @@ fn sharing_ones_own_number_is_a_trusted_phone_claim_a_third_partys_is_not() {
 #[test]
 fn an_edit_names_the_original_and_gets_its_own_id() {
     let mut message = from_ada(42, 1735689800, Content::text("/start order_5522"));
-    message.external_id = format!("{ADA}:42:edit:500000013");
-    assert_eq!(one("edited_message.json"), KitEvent::Edited { original: format!("{ADA}:42"), message });
+    message.external_id = format!("{BOT}:{ADA}:42:edit:500000013");
+    assert_eq!(one("edited_message.json"), KitEvent::Edited { original: format!("{BOT}:{ADA}:42"), message });
 }
 
 /// Telegram dates edits and reactions to the second: two changes in the same second are two
@@ -232,7 +232,7 @@ fn two_edits_or_two_reactions_in_one_second_are_both_kept() {
 #[test]
 fn forum_topics_are_their_own_thread() {
     let msg = one("group_topic.json").into_message().unwrap();
-    assert_eq!(msg.external_id, "-1001000000001:900");
+    assert_eq!(msg.external_id, "tg-support-bot:-1001000000001:900");
     assert_eq!(msg.thread.provider_thread_id.as_deref(), Some("-1001000000001/77"));
     assert_eq!(msg.sender, Address::platform(BOT, ADA));
 }
@@ -244,14 +244,14 @@ fn reactions_reply_to_the_reacted_message() {
             ChannelKind::Telegram,
             EndpointId::new(BOT).unwrap(),
             Address::platform(BOT, ADA),
-            format!("reaction:{ADA}:43:{ADA}:{update}"),
+            format!("reaction:{BOT}:{ADA}:43:{ADA}:{update}"),
             content,
         )
         .with_sent_at(at(secs))
         .with_sender_name("Ada Example")
         .with_thread(ThreadHints {
             provider_thread_id: Some(ADA.into()),
-            in_reply_to: Some(format!("{ADA}:43")),
+            in_reply_to: Some(format!("{BOT}:{ADA}:43")),
             ..ThreadHints::default()
         })
     };
@@ -481,4 +481,27 @@ fn small_calls_around_messages() {
     );
     assert_eq!(chat_id(&Address::platform(BOT, ADA)).unwrap(), 7000000001);
     assert!(chat_id(&Address::platform(BOT, "ada")).is_err());
+}
+
+/// Telegram numbers messages per chat, and a private chat's id is the user's id for every bot:
+/// the first message a user sends to each of two bots is message 1 of chat <user id> for both.
+/// Ingested into one tenant, both are kept (neither is taken for a duplicate of the other).
+#[test]
+fn the_same_message_number_from_one_user_to_two_bots_is_two_messages() {
+    let update = br#"{"update_id":1,"message":{"message_id":1,"date":1735689600,
+        "from":{"id":7000000001,"is_bot":false,"first_name":"Ada"},
+        "chat":{"id":7000000001,"type":"private","first_name":"Ada"},"text":"hello"}}"#;
+    let engine = touchpoint::Engine::in_memory();
+    let tenant = TenantId::new("acme").unwrap();
+    let mut ids = Vec::new();
+    for bot in ["tg-sales-bot", "tg-support-bot"] {
+        let kit = TelegramKit::new(EndpointId::new(bot).unwrap()).unwrap();
+        let events = kit.parse_update(update).unwrap();
+        let [KitEvent::Message(msg)] = &events[..] else { panic!("{events:?}") };
+        assert_eq!(msg.external_id, kit.message_id(7000000001, 1));
+        let outcome = futures::executor::block_on(engine.ingest(&tenant, msg.clone())).unwrap();
+        assert!(!outcome.duplicate, "{bot}'s message was taken for a duplicate of the other bot's");
+        ids.push(outcome.message);
+    }
+    assert_ne!(ids[0], ids[1]);
 }

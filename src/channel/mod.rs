@@ -112,7 +112,8 @@ pub trait Channel: Send + Sync + std::fmt::Debug {
     /// Sends one message; returns the provider's id for it (WhatsApp `wamid`, Twilio
     /// `MessageSid`, email `Message-ID`, Messenger `mid`), which delivery receipts and customer
     /// replies later refer to. Return it in the form the channel's kit uses for inbound ids and
-    /// reply references — for Telegram `<chat id>:<message id>` — so that a customer who quotes
+    /// reply references — for Telegram `<endpoint>:<chat id>:<message id>` (the Telegram kit's
+    /// `TelegramKit::message_id`) — so that a customer who quotes
     /// the message lands in its conversation ([`Engine::send`](crate::Engine::send) records it).
     async fn send(&self, message: &OutgoingMessage) -> Result<String>;
 

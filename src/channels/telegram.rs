@@ -11,16 +11,18 @@
 //! | `message` with `location` / `venue` | `Message` with [`Content::Location`] |
 //! | `message` with `contact` | `Message` with [`Content::Contact`]; when the customer shares **their own** number (`contact.user_id == from.id`, the "share my phone" button) it is also a carrier-asserted [`CustomerKey::Phone`] claim |
 //! | `message` with `poll`, `dice`, `game`, `story`, `invoice` | `Message` with [`Content::System`] `unsupported` |
-//! | `edited_message` | `Edited`, sent at the `edit_date`, id `<chat id>:<message id>:edit:<update_id>` (edits are dated to the second, so two edits in one second still differ) |
+//! | `edited_message` | `Edited`, sent at the `edit_date`, id `<endpoint>:<chat id>:<message id>:edit:<update_id>` (edits are dated to the second, so two edits in one second still differ) |
 //! | `callback_query` (inline button pressed) | `ButtonPressed` with [`Content::Choices`] — the keyboard's buttons as options, the pressed `callback_data` as `selected` |
 //! | `message_reaction` | `Message` with [`Content::System`] `reaction` / `reaction_removed` |
 //! | service messages, bots, channel posts, polls, member updates, … | `Skipped` |
 //!
 //! The customer is `from.id`, scoped to the bot ([`Address::platform`]`(scope, id)`, scope = the
 //! endpoint unless set with [`TelegramKit::with_user_scope`]); `from`'s first and last name
-//! become `sender_name`. A message is identified as `<chat id>:<message id>` (ids are unique per
-//! chat); the chat (and forum topic) is the provider thread, and `reply_to_message` becomes
-//! `thread.in_reply_to` in the same form.
+//! become `sender_name`. A message is identified as `<endpoint>:<chat id>:<message id>`
+//! ([`TelegramKit::message_id`]: Telegram numbers messages per chat, and a private chat's id is
+//! the user's id for every bot, so the endpoint tells two bots' messages apart); the chat (and
+//! forum topic) is the provider thread, and `reply_to_message` becomes `thread.in_reply_to` in
+//! the same form.
 //!
 //! ```
 //! use touchpoint::channels::{telegram::TelegramKit, KitEvent};
@@ -33,7 +35,7 @@
 //! let events = kit.parse_update(body).unwrap();
 //! let KitEvent::Message(msg) = &events[0] else { panic!() };
 //! assert_eq!(msg.sender, Address::platform("tg-support-bot", "7000000001"));
-//! assert_eq!(msg.external_id, "7000000001:42");
+//! assert_eq!(msg.external_id, "tg-support-bot:7000000001:42");
 //! assert_eq!(msg.content, Content::text("/start order_5521"));
 //! ```
 //!
@@ -96,6 +98,22 @@ impl TelegramKit {
         Ok(self)
     }
 
+    /// The provider id of message `message_id` in chat `chat_id` of this kit's bot:
+    /// `<endpoint>:<chat id>:<message id>`. Telegram numbers messages per chat, and a private
+    /// chat's id is the user's id whichever bot they talk to, so the endpoint tells two bots'
+    /// messages apart. A transport sending through this bot returns this for what it sent
+    /// ([`Channel::send`](crate::channel::Channel::send)), so that replies quoting it find it.
+    ///
+    /// ```
+    /// use touchpoint::channels::telegram::TelegramKit;
+    /// use touchpoint::model::EndpointId;
+    /// let kit = TelegramKit::new(EndpointId::new("tg-support-bot").unwrap()).unwrap();
+    /// assert_eq!(kit.message_id(7000000001, 42), "tg-support-bot:7000000001:42");
+    /// ```
+    pub fn message_id(&self, chat_id: i64, message_id: i64) -> String {
+        format!("{}:{chat_id}:{message_id}", self.endpoint)
+    }
+
     /// Parses the raw body of one webhook POST (one `Update`). Malformed bodies fail with
     /// [`Error::InvalidInput`] naming the JSON path.
     pub fn parse_update(&self, body: &[u8]) -> Result<Vec<KitEvent>> {
@@ -103,7 +121,7 @@ impl TelegramKit {
         let event = if let Some(m) = update.message {
             self.message(m, &|r| format!("message{r}"), None)?
         } else if let Some(m) = update.edited_message {
-            let original = format!("{}:{}", m.chat.id, m.message_id);
+            let original = self.message_id(m.chat.id, m.message_id);
             match self.message(m, &|r| format!("edited_message{r}"), Some(update.update_id))? {
                 KitEvent::Message(message) => KitEvent::Edited { original, message },
                 other => other,
@@ -148,12 +166,12 @@ impl TelegramKit {
         };
         json::check_content(FIELD, || path(""), &content)?;
         let id = match edit {
-            Some(update) => format!("{}:{}:edit:{update}", m.chat.id, m.message_id),
-            None => format!("{}:{}", m.chat.id, m.message_id),
+            Some(update) => format!("{}:edit:{update}", self.message_id(m.chat.id, m.message_id)),
+            None => self.message_id(m.chat.id, m.message_id),
         };
         let thread = ThreadHints {
             provider_thread_id: Some(chat_thread(&m)),
-            in_reply_to: m.reply_to_message.as_ref().map(|r| format!("{}:{}", m.chat.id, r.message_id)),
+            in_reply_to: m.reply_to_message.as_ref().map(|r| self.message_id(m.chat.id, r.message_id)),
             ..ThreadHints::default()
         };
         let sent_at = m.edit_date.filter(|_| edit.is_some()).map_or(m.date.0, |d| d.0);
@@ -201,12 +219,12 @@ impl TelegramKit {
         let thread = match &q.message {
             Some(m) => ThreadHints {
                 provider_thread_id: Some(chat_thread(m)),
-                in_reply_to: Some(format!("{}:{}", m.chat.id, m.message_id)),
+                in_reply_to: Some(self.message_id(m.chat.id, m.message_id)),
                 ..ThreadHints::default()
             },
             None => ThreadHints::default(),
         };
-        let message = self.inbound(&q.from, format!("callback:{}", q.id), content, thread);
+        let message = self.inbound(&q.from, format!("callback:{}:{}", self.endpoint, q.id), content, thread);
         Ok(KitEvent::ButtonPressed { query_id: q.id, message })
     }
 
@@ -229,7 +247,7 @@ impl TelegramKit {
         } else {
             Content::System { event: "reaction".into(), detail: Some(emojis.join(" ")) }
         };
-        let target = format!("{}:{}", r.chat.id, r.message_id);
+        let target = self.message_id(r.chat.id, r.message_id);
         let thread = ThreadHints {
             provider_thread_id: Some(r.chat.id.to_string()),
             in_reply_to: Some(target.clone()),
