@@ -1321,3 +1321,119 @@ fn host_keys_take_ascii_letters_digits_and_punctuation_and_name_what_they_refuse
     assert_eq!(serde_json::from_str::<AgentId>("\"ana\"").unwrap(), a);
     assert!(serde_json::from_str::<AgentId>("\"a n\"").is_err());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Duplicates, linking-level emails, and window boundaries
+// ---------------------------------------------------------------------------------------------
+
+mod duplicates_and_linking {
+    use super::*;
+    use touchpoint::thread::ChannelThreading;
+
+    fn reject_on_webchat() -> Harness {
+        Harness::with_threading(
+            ThreadingPolicy::default()
+                .with_channel(ChannelKind::WebChat, ChannelThreading { session: true, reopen: ReopenPolicy::Reject }),
+        )
+    }
+
+    /// A provider retries a webhook the engine already stored (its first answer was lost).
+    /// Meanwhile the agent resolved the conversation on a channel whose policy is `Reject`.
+    /// The retry must answer "duplicate": the message *was* accepted and is stored. It must not
+    /// answer `Refused`: the host would then tell the customer their message was refused.
+    #[test]
+    fn retried_webhook_after_resolution_under_reject_is_a_duplicate_not_refused() {
+        let h = reject_on_webchat();
+        let msg = webchat("visitor-1", "chat-1", "Hi, my order is late");
+        let first = h.ingest(msg.clone());
+        h.set_status(first.conversation, ConversationStatus::Resolved);
+        h.advance(Duration::minutes(1));
+        let before = h.dump();
+        let retry = h.try_ingest(msg);
+        assert!(
+            matches!(&retry, Ok(o) if o.duplicate && o.message == first.message),
+            "a retry of a stored message must answer duplicate: {retry:?}"
+        );
+        assert_eq!(h.dump(), before);
+    }
+
+    /// An email arrives from an address another customer holds as a verified address, with a
+    /// linking-level verification the resolver does not link emails on (`CarrierAsserted`).
+    /// The ingest must either link or keep the address unverified (as it does for a claim of the
+    /// same strength); it fails instead with a `Conflict` after every retry.
+    #[test]
+    fn email_sender_asserted_but_held_verified_elsewhere_is_stored() {
+        let h = Harness::new();
+        let ana = h.ingest(webchat("visitor-a", "chat-a", "Hi"));
+        run(h.engine.link_identity(
+            &h.tenant,
+            ana.customer,
+            ChannelKind::WebChat,
+            Address::email("ana@example.com"),
+            Verification::Verified,
+        ))
+        .unwrap();
+        let mail =
+            email("ana@example.com", "<a1@ana.example>", "Hi by mail").with_verification(Verification::CarrierAsserted);
+        let out = h.try_ingest(mail);
+        assert!(out.is_ok(), "valid inbound email is not stored: {out:?}");
+    }
+
+    /// Message-IDs are visible to everybody on a thread (CCs, lists) and are not a reliable
+    /// dedupe key (channel facts §3.1). A stranger's mail that reuses Ana's Message-ID must not
+    /// be answered as "Ana's message, already stored": the answer names Ana's customer and
+    /// conversation as the stranger's, and the stranger's mail is silently dropped.
+    #[test]
+    fn reused_message_id_from_another_sender_is_not_answered_as_the_first_senders_message() {
+        let h = Harness::new();
+        let ana = h.ingest(email("ana@example.com", "<CAFAKE0001.ana@mail.example.net>", "My invoice is wrong"));
+        let mallory = h.try_ingest(email("mallory@evil.example", "<CAFAKE0001.ana@mail.example.net>", "Hello"));
+        // Refused as bad input (the id names another sender's message), not answered with Ana's.
+        assert!(matches!(&mallory, Err(Error::InvalidInput { field, .. }) if *field == "external_id"), "{mallory:?}");
+        // A true retry of Ana's message is still a duplicate.
+        let again = h.ingest(email("ana@example.com", "<CAFAKE0001.ana@mail.example.net>", "My invoice is wrong"));
+        assert!(again.duplicate);
+        assert_eq!((again.customer, again.conversation), (ana.customer, ana.conversation));
+    }
+}
+
+mod window_boundaries {
+    use super::*;
+    use touchpoint::thread::ChannelThreading;
+
+    #[test]
+    fn reopen_within_reopens_at_its_exact_boundary_and_not_a_second_later() {
+        let pol = |w| ThreadingPolicy { reopen: ReopenPolicy::ReopenWithin(w), ..ThreadingPolicy::default() };
+        let h = Harness::with_threading(pol(Duration::days(7)));
+        let first = h.ingest(whatsapp("wa-main", "+447700900123", "wamid.1", "Hi"));
+        h.set_status(first.conversation, ConversationStatus::Resolved);
+        h.advance(Duration::days(7));
+        let at = h.ingest(whatsapp("wa-main", "+447700900123", "wamid.2", "x"));
+        assert_eq!(at.conversation, first.conversation);
+        h.set_status(first.conversation, ConversationStatus::Resolved);
+        h.advance(Duration::days(7) + Duration::seconds(1));
+        let after = h.ingest(whatsapp("wa-main", "+447700900123", "wamid.3", "y"));
+        assert_ne!(after.conversation, first.conversation);
+        let _ = ChannelThreading { session: true, reopen: ReopenPolicy::Reopen };
+    }
+
+    #[test]
+    fn cross_channel_window_boundary_is_inclusive() {
+        let h = Harness::with_threading(ThreadingPolicy::default().with_cross_channel_window(Duration::hours(1)));
+        let wa = h.ingest(whatsapp("wa-main", "+447700900123", "wamid.1", "Hi"));
+        run(h.engine.link_identity(
+            &h.tenant,
+            wa.customer,
+            ChannelKind::Email,
+            Address::email("ana@example.com"),
+            Verification::Verified,
+        ))
+        .unwrap();
+        h.advance(Duration::hours(1));
+        let m = h.ingest(email("ana@example.com", "<e1@x>", "same issue").with_verification(Verification::Verified));
+        assert_eq!(m.conversation, wa.conversation);
+        h.advance(Duration::hours(1) + Duration::seconds(1));
+        let m2 = h.ingest(email("ana@example.com", "<e2@x>", "later").with_verification(Verification::Verified));
+        assert_ne!(m2.conversation, wa.conversation);
+    }
+}

@@ -218,7 +218,7 @@ proptest! {
         prop_assert_eq!(&msg.conversation_id, &conversation);
         prop_assert_eq!(msg.inbound.len(), attachments.len().max(1));
         for (i, inbound) in msg.inbound.iter().enumerate() {
-            let id = if i == 0 { client_msg_id.clone() } else { format!("{client_msg_id}#{i}") };
+            let id = if i == 0 { format!("{anon_id} {client_msg_id}") } else { format!("{anon_id} {client_msg_id}#{i}") };
             prop_assert_eq!(&inbound.external_id, &id);
             prop_assert_eq!(&inbound.sender, &widget.visitor_address(&anon_id));
             prop_assert_eq!(inbound.sender_name.as_deref(), name.as_deref());

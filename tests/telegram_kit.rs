@@ -505,3 +505,21 @@ fn the_same_message_number_from_one_user_to_two_bots_is_two_messages() {
     }
     assert_ne!(ids[0], ids[1]);
 }
+
+/// A post of a linked channel is automatically forwarded into its discussion group with the fake
+/// sender `Telegram` (id 777000, `is_bot: false`) and `sender_chat` = the channel. It is the
+/// business's own broadcast, not a customer's message, and must not be ingested as one from a
+/// customer "Telegram".
+#[test]
+fn an_automatic_channel_forward_in_a_discussion_group_is_not_a_customer_message() {
+    let body = br#"{"update_id":500000100,"message":{"message_id":77,"date":1735689600,
+        "from":{"id":777000,"is_bot":false,"first_name":"Telegram"},
+        "sender_chat":{"id":-1001000000001,"type":"channel","title":"Shop news"},
+        "chat":{"id":-1002000000002,"type":"supergroup","title":"Shop discussion"},
+        "is_automatic_forward":true,
+        "forward_origin":{"type":"channel","chat":{"id":-1001000000001,"type":"channel","title":"Shop news"},"message_id":12,"date":1735689599},
+        "text":"New opening hours from Monday"}}"#;
+    let events = kit().parse_update(body).unwrap();
+    assert_eq!(events.len(), 1);
+    assert!(events[0].message().is_none(), "ingested as a customer message: {:?}", events[0]);
+}

@@ -107,7 +107,7 @@ fn verified_visitor_message_carries_a_verified_external_id_claim() {
         ChannelKind::WebChat,
         endpoint("site-widget"),
         visitor("v_3f9d2c1e"),
-        "6d0f2a10-1111-4222-8333-944444444444",
+        "v_3f9d2c1e 6d0f2a10-1111-4222-8333-944444444444",
         Content::text("Hi, parcel missing"),
     )
     .with_verification(Verification::Verified)
@@ -135,7 +135,7 @@ fn anonymous_visitor_message_is_unverified_without_claims() {
         ChannelKind::WebChat,
         endpoint("site-widget"),
         visitor("v_77aa01"),
-        "m-anon-1",
+        "v_77aa01 m-anon-1",
         Content::text("Do you ship to Norway?"),
     )
     .with_sent_at(Utc.with_ymd_and_hms(2025, 1, 1, 9, 5, 0).unwrap())
@@ -156,7 +156,7 @@ fn a_wrong_hash_keeps_the_visitor_anonymous_and_says_why() {
         ChannelKind::WebChat,
         endpoint("site-widget"),
         visitor("v_3f9d2c1e"),
-        "m-bad-1",
+        "v_3f9d2c1e m-bad-1",
         Content::text("I am someone else"),
     );
     // No external-id claim; the malformed typed email is left out rather than failing the message.
@@ -191,7 +191,7 @@ fn attachments_become_media_messages_with_the_text_as_first_caption() {
         got.inbound,
         vec![
             media(
-                "m-att-1",
+                "v_3f9d2c1e m-att-1",
                 MediaKind::Image,
                 "https://files.example.com/u/box-1.jpg",
                 "image/jpeg",
@@ -199,7 +199,7 @@ fn attachments_become_media_messages_with_the_text_as_first_caption() {
                 Some("Photos of the box")
             ),
             media(
-                "m-att-1#1",
+                "v_3f9d2c1e m-att-1#1",
                 MediaKind::Document,
                 "https://files.example.com/u/label.pdf",
                 "application/pdf",
@@ -464,4 +464,24 @@ fn kit_types_are_send_and_sync() {
     check::<WebChatWidget>();
     check::<WebChatEvent>();
     check::<IdentityCheck>();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Idempotency keys are the visitor's own
+// ---------------------------------------------------------------------------------------------
+
+/// `client_msg_id` is chosen by the visitor's browser, yet it is the engine's tenant-wide
+/// idempotency key as is: a second visitor whose widget picks the same id (a per-page counter,
+/// or a visitor who does it on purpose) has their message silently dropped as a "retry" of
+/// someone else's — and the outcome handed back for Bob is Alice's customer, conversation and
+/// message.
+#[test]
+fn another_visitors_client_msg_id_does_not_swallow_a_message() {
+    let h = Harness::new();
+    let alice = h.ingest(chat("v_alice", "1", "Hello from Alice", None));
+    let bob = h.ingest(chat("v_bob", "1", "My order never arrived", None));
+    assert!(!bob.duplicate, "Bob's message was dropped as a duplicate of Alice's");
+    assert_ne!(bob.customer, alice.customer, "Bob was handed Alice's customer");
+    assert_ne!(bob.conversation, alice.conversation, "Bob was handed Alice's conversation");
+    assert_eq!(h.context(bob.customer).timeline.len(), 1);
 }

@@ -14,7 +14,7 @@
 //! | `edited_message` | `Edited`, sent at the `edit_date`, id `<endpoint>:<chat id>:<message id>:edit:<update_id>` (edits are dated to the second, so two edits in one second still differ) |
 //! | `callback_query` (inline button pressed) | `ButtonPressed` with [`Content::Choices`] — the keyboard's buttons as options, the pressed `callback_data` as `selected` |
 //! | `message_reaction` | `Message` with [`Content::System`] `reaction` / `reaction_removed` |
-//! | service messages, bots, channel posts, polls, member updates, … | `Skipped` |
+//! | service messages, bots, channel posts, posts on behalf of a chat (`sender_chat`, automatic forwards of a linked channel), polls, member updates, … | `Skipped` |
 //!
 //! The customer is `from.id`, scoped to the bot ([`Address::platform`]`(scope, id)`, scope = the
 //! endpoint unless set with [`TelegramKit::with_user_scope`]); `from`'s first and last name
@@ -160,6 +160,11 @@ impl TelegramKit {
         };
         if from.is_bot {
             return Ok(KitEvent::Skipped { kind: "telegram.bot_message".into() });
+        }
+        // Posts on behalf of a chat (a linked channel's post forwarded into its discussion
+        // group comes "from" a placeholder user, 777000 "Telegram") are nobody's message to us.
+        if m.is_automatic_forward || m.sender_chat.is_some() {
+            return Ok(KitEvent::Skipped { kind: "telegram.chat_message".into() });
         }
         let Some(content) = content(&m, path)? else {
             return Ok(KitEvent::Skipped { kind: "telegram.service_message".into() });
@@ -430,6 +435,12 @@ struct Message {
     message_id: i64,
     #[serde(default)]
     from: Option<User>,
+    /// Set when the message was sent on behalf of a chat (a channel's post, a linked channel's
+    /// post forwarded into its discussion group): `from` is then a placeholder.
+    #[serde(default)]
+    sender_chat: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    is_automatic_forward: bool,
     chat: Chat,
     date: UnixSeconds,
     #[serde(default)]

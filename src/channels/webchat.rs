@@ -43,8 +43,10 @@
 //! * `event_id`, `occurred_at` (RFC 3339): optional.
 //! * `visitor.anon_id` (required), `identifier` + `identifier_hash`, `email`, `name`: optional.
 //! * `conversation.id`: the widget's conversation, used as the provider thread id; optional.
-//! * `message` (required for `message.created`): `client_msg_id` is the idempotency key (the
-//!   n-th attachment after the first gets `{client_msg_id}#{n}`); `text` at most
+//! * `message` (required for `message.created`): `client_msg_id` (at most 240 bytes) is the
+//!   idempotency key within the visitor's messages: the provider id is `{anon_id} {client_msg_id}`
+//!   (the n-th attachment after the first gets `#{n}` appended), so two visitors' widgets may
+//!   number their messages alike; `text` at most
 //!   [`MAX_TEXT_CHARS`] characters; at most [`MAX_ATTACHMENTS`] attachments with an http(s)
 //!   `url`. Text, attachments or both.
 //!
@@ -419,7 +421,7 @@ impl WebChatWidget {
                     .as_deref()
                     .filter(|i| !i.trim().is_empty())
                     .ok_or_else(|| Error::invalid("message.client_msg_id", "is missing or empty"))?;
-                let client_msg_id = bounded("message.client_msg_id", client_msg_id, 256)?;
+                let client_msg_id = bounded("message.client_msg_id", client_msg_id, 240)?;
                 let text = message.text.as_deref().filter(|t| !t.trim().is_empty()).map(str::to_owned);
                 if let Some(t) = &text {
                     let chars = t.chars().count();
@@ -464,7 +466,12 @@ impl WebChatWidget {
                     .into_iter()
                     .enumerate()
                     .map(|(i, content)| {
-                        let id = if i == 0 { client_msg_id.clone() } else { format!("{client_msg_id}#{i}") };
+                        // The browser picks `client_msg_id`: it is a key within the visitor's
+                        // own messages only (an anon id has no spaces, so the join is unique).
+                        let id = match i {
+                            0 => format!("{anon_id} {client_msg_id}"),
+                            _ => format!("{anon_id} {client_msg_id}#{i}"),
+                        };
                         let mut msg = InboundMessage::new(
                             ChannelKind::WebChat,
                             self.endpoint.clone(),

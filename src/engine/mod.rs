@@ -364,7 +364,20 @@ impl Engine {
             blocked: resolved.customer.blocked,
             now,
         };
-        let placement = thread::place(store, tenant, &self.inner.config.threading, &input, &mut notes).await?;
+        let placement = match thread::place(store, tenant, &self.inner.config.threading, &input, &mut notes).await {
+            Ok(placement) => placement,
+            // A retried webhook of a message stored before its conversation was resolved (a
+            // `Reject` conversation refuses new messages) is a duplicate, and answered as one.
+            Err(refusal @ Error::Refused(_)) => {
+                return match store.message_by_external_id(tenant, &msg.channel, &msg.external_id).await? {
+                    Some(existing) if existing.direction == crate::model::Direction::Inbound => {
+                        self.duplicate_outcome(tenant, existing, &sender.address).await
+                    }
+                    _ => Err(refusal),
+                };
+            }
+            Err(e) => return Err(e),
+        };
 
         let mut events = resolved.events;
         let (mut conversation, decision, expected) = match placement {
@@ -487,7 +500,7 @@ impl Engine {
         match self.commit(tenant, changes).await? {
             Committed::Applied { .. } => Ok(outcome),
             Committed::Duplicate { message } => match store.message(tenant, message).await? {
-                Some(existing) => self.duplicate_outcome(tenant, existing).await,
+                Some(existing) => self.duplicate_outcome(tenant, existing, &sender.address).await,
                 None => Err(Error::Conflict("the duplicate's message vanished".into())),
             },
         }
@@ -530,7 +543,25 @@ impl Engine {
         }
     }
 
-    async fn duplicate_outcome(&self, tenant: &TenantId, existing: Message) -> Result<IngestOutcome> {
+    /// The answer to a message whose provider id is stored already: the stored message's, when
+    /// it came from the same address (`sender`, on the message's channel). Another sender's
+    /// message under the same id (an email Message-ID is visible to everyone on a thread) is
+    /// refused, never answered with the first sender's customer and conversation.
+    async fn duplicate_outcome(
+        &self,
+        tenant: &TenantId,
+        existing: Message,
+        sender: &crate::model::NormalizedAddress,
+    ) -> Result<IngestOutcome> {
+        if let Author::Customer(i) = existing.author
+            && let Some(first) = self.inner.store.identity(tenant, i).await?
+            && first.address != *sender
+        {
+            return Err(Error::invalid(
+                "external_id",
+                format!("{:?} is already the id of another sender's message", existing.external_id.unwrap_or_default()),
+            ));
+        }
         let conversation = self
             .inner
             .store

@@ -104,6 +104,16 @@ impl Normalizer {
     }
 }
 
+/// Whether `address`, asserted at `verification`, is trusted enough to link customers: an email
+/// only when verified, a phone from carrier-asserted up; other addresses never.
+fn links(address: &NormalizedAddress, verification: Verification) -> bool {
+    match address.kind {
+        AddressKind::Email => verification == Verification::Verified,
+        AddressKind::Phone => verification.can_link(),
+        AddressKind::Platform => false,
+    }
+}
+
 /// Validates a host external id: trimmed, 1–256 bytes, no control characters.
 pub(crate) fn external_id(raw: &str) -> Result<String> {
     let x = raw.trim();
@@ -305,12 +315,12 @@ impl Sender<'_> {
         let all: Vec<_> = sender.chain(claimed).collect();
         let mut out = Vec::new();
         for (a, v) in &all {
-            if a.kind == AddressKind::Email && *v == Verification::Verified {
+            if a.kind == AddressKind::Email && links(a, *v) {
                 out.push((LinkedBy::Email, *v, *a));
             }
         }
         for (a, v) in &all {
-            if a.kind == AddressKind::Phone && v.can_link() {
+            if a.kind == AddressKind::Phone && links(a, *v) {
                 out.push((LinkedBy::Phone, *v, *a));
             }
         }
@@ -319,16 +329,12 @@ impl Sender<'_> {
 
     /// Addresses claimed without trust: they may raise suspicion, never link.
     fn untrusted_addresses(&self) -> Vec<&NormalizedAddress> {
-        let sender =
-            (LinkKey::of(&self.address).is_some() && !self.msg.verification.can_link()).then_some(&self.address);
+        let sender = (LinkKey::of(&self.address).is_some() && !links(&self.address, self.msg.verification))
+            .then_some(&self.address);
         sender
             .into_iter()
             .chain(self.claims.iter().filter_map(|(k, v)| match k {
-                NormalizedKey::Address(a)
-                    if !v.can_link() || a.kind == AddressKind::Email && *v != Verification::Verified =>
-                {
-                    Some(a)
-                }
+                NormalizedKey::Address(a) if !links(a, *v) => Some(a),
                 _ => None,
             }))
             .collect()
@@ -452,11 +458,13 @@ pub(crate) async fn resolve(
             };
             // A trusted address another customer already holds (we did not link to them, or the
             // stronger key chose someone else) is kept unverified for this customer.
+            // (The store holds an address at carrier-asserted or better to one customer, even
+            // an email, which links only when verified: such an email is kept unverified too.)
             let verification = if msg.verification.can_link()
                 && LinkKey::of(&sender.address).is_some()
                 && held_by_other(store, tenant, &sender.address, customer.id, None).await?
             {
-                if resolution == Resolution::Created && !refused_link {
+                if resolution == Resolution::Created && !refused_link && links(&sender.address, msg.verification) {
                     // Another contact of this person claimed the address since we looked: link
                     // to them instead (the engine re-resolves on a conflict).
                     return Err(Error::Conflict("the sender address was linked concurrently".into()));
