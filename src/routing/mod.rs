@@ -20,7 +20,10 @@
 //!    wins), expiry, decline limits; declined agents are never offered the same item again.
 //! 7. **Timers** — step dwell, queue max wait (overflow / callback / voicemail / close), offer
 //!    expiry, no-reply reassignment, agent-offline handling; fired by [`Router::tick`].
-//! 8. **Presence** — custom status names mapped to per-channel availability ([`PresenceStatus`]).
+//! 8. **Calendars and presence** — custom status names mapped to per-channel availability
+//!    ([`PresenceStatus`]); business hours as [`calendar`] schedules, read by expressions
+//!    (`schedule("support").open`) and followed by agents ([`Agent::schedule`]: off shift they
+//!    take no new work, at the shift's start they take waiting work — follow-the-sun).
 //!
 //! The condition language is [`expr`], bound to the router's items, agent profiles, queues and
 //! calendars as described in [`condition`]; business hours are [`calendar`] schedules.
@@ -1060,7 +1063,7 @@ impl Router {
     }
 
     /// Fires every timer due at `now`: step dwell, max wait, offer expiry, no reply, queue
-    /// delays, agent offline, external-decision deadlines. The events come after those of
+    /// delays, agent offline, external-decision deadlines, shift starts and ends. The events come after those of
     /// timers that an earlier refused call fired (every call fires due timers first).
     pub fn tick(&self, now: DateTime<Utc>) -> Vec<RoutingEvent> {
         let mut events = Vec::new();
@@ -1172,7 +1175,7 @@ impl Router {
     }
 
     /// Why an item is where it is: its rule and step, the last decision, and every agent grouped
-    /// by profile with what excludes them (pool, eligibility term, presence, capacity,
+    /// by profile with what excludes them (pool, eligibility term, presence, shift, capacity,
     /// interruption, earlier decline, queue delay). Costs a scan of the agents.
     pub fn explain(&self, item: WorkItemId, now: DateTime<Utc>) -> crate::Result<Explanation> {
         let mut s = self.lock();
