@@ -301,7 +301,8 @@ impl RoutingChange {
             RoutingEvent::DecisionExpired { item, .. } => (item, RoutingChange::DecisionExpired),
             RoutingEvent::StepEntered { .. }
             | RoutingEvent::StepSkipped { .. }
-            | RoutingEvent::PresenceChanged { .. } => {
+            | RoutingEvent::PresenceChanged { .. }
+            | RoutingEvent::ShiftChanged { .. } => {
                 return None;
             }
         };

@@ -3,6 +3,10 @@
 //! follow-the-sun, validation, and (with `--features tz`) daylight saving time in
 //! Europe/Berlin and America/New_York on the real 2026 transition dates.
 //!
+//! The last section, `shifts`, has agents follow schedules in a router (`Agent::schedule`):
+//! shift starts and ends on the router's clock, follow-the-sun handovers, late ticks, calendar
+//! changes, unknown schedules, explanations, and a daylight-saving change in Europe/Berlin.
+//!
 //! Run: `cargo test --test routing_calendar` and `cargo test --features tz --test routing_calendar`.
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
@@ -10,6 +14,8 @@ use proptest::prelude::*;
 use serde_json::{Value, json};
 use touchpoint::Error;
 use touchpoint::routing::calendar::*;
+
+mod routing_common;
 
 fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, mo, d, h, mi, 0).unwrap()
@@ -1148,5 +1154,373 @@ mod leap_seconds_and_explanations {
             .unwrap();
         let tuesday_1am = utc(2026, 3, 3, 1, 0);
         assert_eq!(s.state_at(tuesday_1am).decided_by, DecidedBy::WeeklyHours { index: 0 });
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Agents on shifts (`Agent::schedule`): the router's clock is the `now` each call is given.
+// ---------------------------------------------------------------------------------------------
+
+mod shifts {
+    use super::routing_common::*;
+    use super::*;
+    use touchpoint::model::ChannelKind;
+    use touchpoint::routing::*;
+
+    fn ms(t: DateTime<Utc>, ms: i64) -> DateTime<Utc> {
+        t + Duration::milliseconds(ms)
+    }
+
+    /// `name`: Mon–Fri `start`–`end` UTC.
+    fn hours(name: &str, start: &str, end: &str) -> Schedule {
+        ScheduleConfig::new(name, "UTC").hours("Mon-Fri", start, end).build().unwrap()
+    }
+
+    fn calendars(schedules: impl IntoIterator<Item = Schedule>) -> Calendars {
+        Calendars::from_schedules(schedules).unwrap()
+    }
+
+    /// A router with queue `s` and the given schedules.
+    fn shift_router(schedules: impl IntoIterator<Item = Schedule>) -> Router {
+        let r = router(&["s"]);
+        r.set_calendars(calendars(schedules));
+        r
+    }
+
+    fn shift(agent: &str, schedule: &str, on_shift: bool) -> RoutingEvent {
+        RoutingEvent::ShiftChanged { agent: aid(agent), schedule: schedule.into(), on_shift }
+    }
+
+    fn shift_events(events: &[RoutingEvent]) -> Vec<&RoutingEvent> {
+        events.iter().filter(|e| matches!(e, RoutingEvent::ShiftChanged { .. })).collect()
+    }
+
+    fn groups(r: &Router, item: u128, now: DateTime<Utc>) -> Vec<(Exclusion, Vec<String>)> {
+        let why = r.explain(wid(item), now).unwrap();
+        why.groups.into_iter().map(|g| (g.reason, g.agents.iter().map(|a| a.to_string()).collect())).collect()
+    }
+
+    // Monday 2026-03-02.
+    fn monday(h: u32, mi: u32) -> DateTime<Utc> {
+        utc(2026, 3, 2, h, mi)
+    }
+
+    #[test]
+    fn an_agent_gets_nothing_before_the_shift_and_the_waiting_item_at_nine_exactly() {
+        let r = shift_router([hours("office", "09:00", "17:00")]);
+        let events = r.upsert_agent(chat_agent("ana", "s", 1).with_schedule("office"), monday(8, 0)).unwrap();
+        assert!(shift_events(&events).is_empty(), "a new agent's shift state is no event: {events:?}");
+        // The shift start is the router's next timer.
+        assert_eq!(r.next_timer(), Some(monday(9, 0)));
+
+        let d = r.submit(chat(1, "s", monday(8, 30)), monday(8, 30)).unwrap();
+        assert_eq!(d.outcome, Outcome::Queued(qid("s")));
+        assert!(d.reason.to_string().ends_with("1 eligible by profile (0 signed in, 1 off shift)"), "{}", d.reason);
+        assert!(r.tick(monday(8, 59)).is_empty());
+        // Why: ana is off shift (by schedule), not away.
+        let why = r.explain(wid(1), monday(8, 59)).unwrap();
+        assert_eq!(why.groups.len(), 1);
+        assert_eq!(why.groups[0].reason, Exclusion::OffShift { schedule: "office".into() });
+        assert_eq!(why.groups[0].agents, [aid("ana")]);
+        assert!(why.reason.contains("off shift"), "{}", why.reason);
+        assert!(r.tick(ms(monday(9, 0), -1)).is_empty());
+
+        let events = r.tick(monday(9, 0));
+        assert_eq!(events[0], shift("ana", "office", true));
+        assert_eq!(assignments(&events), [(wid(1), "ana".to_string())]);
+        let wait = events.iter().find_map(|e| match e {
+            RoutingEvent::Assigned { wait, .. } => Some(*wait),
+            _ => None,
+        });
+        assert_eq!(wait, Some(Duration::minutes(30)));
+        // The status itself never changed.
+        assert_eq!(r.agent(&aid("ana")).unwrap().status, "online");
+        assert_eq!(r.next_timer(), Some(monday(17, 0)));
+    }
+
+    #[test]
+    fn after_the_shift_ends_held_work_stays_and_nothing_new_comes() {
+        let r = shift_router([hours("office", "09:00", "17:00")]);
+        r.upsert_agent(chat_agent("ana", "s", 2).with_schedule("office"), monday(16, 0)).unwrap();
+        let d = r.submit(chat(1, "s", monday(16, 0)), monday(16, 0)).unwrap();
+        assert_eq!(assigned_to(&d).as_deref(), Some("ana"));
+
+        let events = r.tick(monday(17, 0));
+        assert_eq!(events, [shift("ana", "office", false)]);
+        assert_eq!(r.agent(&aid("ana")).unwrap().assigned, [wid(1)]);
+
+        // Spare capacity, online, but off shift: a new chat waits, and so does one freed up.
+        let d = r.submit(chat(2, "s", monday(17, 5)), monday(17, 5)).unwrap();
+        assert_eq!(d.outcome, Outcome::Queued(qid("s")));
+        let events = r.complete(wid(1), monday(17, 10)).unwrap();
+        assert!(assignments(&events).is_empty(), "{events:?}");
+        // A presence change while off shift gives nothing either.
+        let events = r.set_presence(&aid("ana"), "online", monday(17, 20)).unwrap();
+        assert!(assignments(&events).is_empty(), "{events:?}");
+
+        // Tuesday 09:00 the chat is hers.
+        let events = r.tick(utc(2026, 3, 3, 9, 0));
+        assert_eq!(assignments(&events), [(wid(2), "ana".to_string())]);
+    }
+
+    #[test]
+    fn follow_the_sun_hands_waiting_work_over_at_the_boundary() {
+        // EMEA 08–16 UTC, AMER 16–24 UTC.
+        let r = shift_router([hours("emea", "08:00", "16:00"), hours("amer", "16:00", "24:00")]);
+        r.upsert_agent(chat_agent("emea-ana", "s", 1).with_schedule("emea"), monday(7, 0)).unwrap();
+        r.upsert_agent(chat_agent("amer-bo", "s", 1).with_schedule("amer"), monday(7, 0)).unwrap();
+
+        // Before either shift, nothing; at 08:00 EMEA takes the waiting chat.
+        assert_eq!(r.submit(chat(1, "s", monday(7, 30)), monday(7, 30)).unwrap().outcome, Outcome::Queued(qid("s")));
+        let events = r.tick(monday(8, 0));
+        assert_eq!(shift_events(&events), [&shift("emea-ana", "emea", true)]);
+        assert_eq!(assignments(&events), [(wid(1), "emea-ana".to_string())]);
+
+        // A chat one second before the boundary waits (EMEA is full, AMER not yet on).
+        let before = secs(monday(16, 0), -1);
+        assert_eq!(r.submit(chat(2, "s", before), before).unwrap().outcome, Outcome::Queued(qid("s")));
+        let events = r.tick(monday(16, 0));
+        let mut changes = shift_events(&events);
+        changes.sort_by_key(|e| format!("{e:?}"));
+        assert_eq!(changes, [&shift("amer-bo", "amer", true), &shift("emea-ana", "emea", false)]);
+        assert_eq!(assignments(&events), [(wid(2), "amer-bo".to_string())]);
+
+        // EMEA frees up after its shift: the next chat still waits for AMER.
+        r.complete(wid(1), monday(16, 5)).unwrap();
+        assert_eq!(r.submit(chat(3, "s", monday(16, 6)), monday(16, 6)).unwrap().outcome, Outcome::Queued(qid("s")));
+        let events = r.complete(wid(2), monday(16, 30)).unwrap();
+        assert_eq!(assignments(&events), [(wid(3), "amer-bo".to_string())]);
+        // AMER ends at midnight; Tuesday 08:00 EMEA is back.
+        assert_eq!(r.tick(utc(2026, 3, 3, 0, 0)), [shift("amer-bo", "amer", false)]);
+        assert_eq!(r.next_timer(), Some(utc(2026, 3, 3, 8, 0)));
+    }
+
+    #[test]
+    fn the_item_goes_to_whoever_is_on_shift_at_submission() {
+        let r = shift_router([hours("emea", "08:00", "16:00"), hours("amer", "16:00", "24:00")]);
+        r.upsert_agent(chat_agent("emea-ana", "s", 5).with_schedule("emea"), monday(7, 0)).unwrap();
+        r.upsert_agent(chat_agent("amer-bo", "s", 5).with_schedule("amer"), monday(7, 0)).unwrap();
+        // No tick in between: each call fires the shift timers due by its `now` first.
+        let before = secs(monday(16, 0), -1);
+        assert_eq!(assigned_to(&r.submit(chat(1, "s", before), before).unwrap()).as_deref(), Some("emea-ana"));
+        let d = r.submit(chat(2, "s", monday(16, 0)), monday(16, 0)).unwrap();
+        assert_eq!(assigned_to(&d).as_deref(), Some("amer-bo"));
+        assert_eq!(shift_events(&d.events).len(), 2, "{:?}", d.events);
+    }
+
+    #[test]
+    fn a_late_tick_applies_the_shift_as_of_now_without_drift() {
+        let r = shift_router([hours("office", "09:00", "17:00")]);
+        r.upsert_agent(chat_agent("ana", "s", 1).with_schedule("office"), monday(8, 0)).unwrap();
+        r.submit(chat(1, "s", monday(8, 30)), monday(8, 30)).unwrap();
+        // The host's timer loop is 90 minutes late.
+        let events = r.tick(monday(10, 30));
+        assert_eq!(events[0], shift("ana", "office", true));
+        assert_eq!(assignments(&events), [(wid(1), "ana".to_string())]);
+        assert_eq!(r.next_timer(), Some(monday(17, 0)), "the next change is the schedule's, not 17:00 + 90 min");
+
+        // A tick a day late crosses a close and an open: no change is left to report.
+        r.complete(wid(1), monday(11, 0)).unwrap();
+        assert!(r.tick(utc(2026, 3, 3, 12, 0)).is_empty());
+        assert_eq!(r.next_timer(), Some(utc(2026, 3, 3, 17, 0)));
+        // Late over a close only: off shift as of the tick.
+        assert_eq!(r.tick(utc(2026, 3, 3, 20, 0)), [shift("ana", "office", false)]);
+        assert_eq!(r.next_timer(), Some(utc(2026, 3, 4, 9, 0)));
+    }
+
+    #[test]
+    fn set_calendars_checks_every_agent_at_the_next_call() {
+        let r = shift_router([hours("office", "09:00", "17:00")]);
+        r.upsert_agent(chat_agent("ana", "s", 1).with_schedule("office"), monday(7, 0)).unwrap();
+        r.upsert_agent(chat_agent("free", "t", 1), monday(7, 0)).unwrap_err(); // unknown queue t
+        r.submit(chat(1, "s", monday(7, 30)), monday(7, 30)).unwrap();
+
+        // Earlier hours: the check is due at once and the next call applies it.
+        r.set_calendars(calendars([hours("office", "08:00", "16:00")]));
+        assert!(r.next_timer().is_some_and(|t| t <= monday(8, 10)));
+        let events = r.tick(monday(8, 10));
+        assert_eq!(events[0], shift("ana", "office", true));
+        assert_eq!(assignments(&events), [(wid(1), "ana".to_string())]);
+        // The timer set for 09:00 under the old hours is stale: due, it does nothing.
+        assert_eq!(r.next_timer(), Some(monday(9, 0)));
+        assert!(r.tick(monday(9, 0)).is_empty());
+        assert_eq!(r.next_timer(), Some(monday(16, 0)));
+
+        // The same hours again change nothing.
+        r.set_calendars(calendars([hours("office", "08:00", "16:00")]));
+        assert!(r.tick(monday(9, 15)).is_empty());
+        assert_eq!(r.next_timer(), Some(monday(16, 0)));
+
+        // The schedule removed: closed, and said so.
+        r.set_calendars(Calendars::new());
+        r.submit(chat(2, "s", monday(9, 20)), monday(9, 20)).unwrap();
+        let why = groups(&r, 2, monday(9, 20));
+        assert!(why.contains(&(Exclusion::OffShift { schedule: "office".into() }, vec!["ana".into()])), "{why:?}");
+        assert!(r.tick(monday(16, 0)).is_empty(), "the 16:00 timer is stale");
+        assert_eq!(r.next_timer(), None);
+
+        // Back, longer (any call fires the check first, here a completion that frees ana anyway).
+        r.set_calendars(calendars([hours("office", "08:00", "18:00")]));
+        let events = r.complete(wid(1), monday(16, 30)).unwrap();
+        assert_eq!(shift_events(&events), [&shift("ana", "office", true)]);
+        assert_eq!(assignments(&events), [(wid(2), "ana".to_string())]);
+    }
+
+    #[test]
+    fn an_unknown_schedule_is_refused_and_changes_nothing() {
+        let r = shift_router([hours("office", "09:00", "17:00")]);
+        let err = r.upsert_agent(chat_agent("ana", "s", 1).with_schedule("night"), monday(10, 0)).unwrap_err();
+        assert!(matches!(&err, Error::NotFound { entity: "schedule", id } if id.contains("night")), "{err:?}");
+        assert!(r.agent(&aid("ana")).is_none());
+
+        // A known agent stays as it was.
+        r.upsert_agent(chat_agent("ana", "s", 1), monday(10, 0)).unwrap();
+        assert!(r.upsert_agent(chat_agent("ana", "s", 1).with_schedule("night"), monday(10, 0)).is_err());
+        let d = r.submit(chat(1, "s", monday(10, 1)), monday(10, 1)).unwrap();
+        assert_eq!(assigned_to(&d).as_deref(), Some("ana"));
+
+        // Names are 1 to 128 characters.
+        for bad in [String::new(), "x".repeat(129)] {
+            let err = r.upsert_agent(chat_agent("bo", "s", 1).with_schedule(bad), monday(10, 0)).unwrap_err();
+            assert!(matches!(err, Error::InvalidInput { field: "agent.schedule", .. }), "{err:?}");
+        }
+        // No calendars at all: refused as well.
+        let bare = router(&["s"]);
+        assert!(bare.upsert_agent(chat_agent("ana", "s", 1).with_schedule("office"), monday(10, 0)).is_err());
+    }
+
+    #[test]
+    fn an_update_that_moves_an_agent_to_another_schedule_is_a_shift_change() {
+        let r = shift_router([hours("early", "06:00", "14:00"), hours("late", "14:00", "22:00")]);
+        r.upsert_agent(chat_agent("ana", "s", 1).with_schedule("early"), monday(15, 0)).unwrap();
+        r.submit(chat(1, "s", monday(15, 0)), monday(15, 0)).unwrap();
+        let events = r.upsert_agent(chat_agent("ana", "s", 1).with_schedule("late"), monday(15, 5)).unwrap();
+        assert_eq!(events[0], shift("ana", "late", true));
+        assert_eq!(assignments(&events), [(wid(1), "ana".to_string())]);
+        assert_eq!(r.next_timer(), Some(monday(22, 0)));
+        // Without a schedule the agent works whenever present: the 22:00 timer is stale.
+        let events = r.upsert_agent(chat_agent("ana", "s", 1), monday(15, 10)).unwrap();
+        assert!(shift_events(&events).is_empty());
+        assert!(r.tick(monday(22, 0)).is_empty());
+    }
+
+    #[test]
+    fn off_shift_agents_are_not_available_nor_signed_in_and_explain_says_so() {
+        let r = Router::new(RouterConfig::default());
+        for q in ["emea", "amer"] {
+            r.upsert_queue(Queue::new(qid(q))).unwrap();
+        }
+        r.set_calendars(calendars([hours("emea", "08:00", "16:00"), hours("amer", "16:00", "24:00")]));
+        r.upsert_agent(chat_agent("ana", "emea", 1).with_schedule("emea"), monday(17, 0)).unwrap();
+        r.upsert_agent(chat_agent("bo", "amer", 1).with_schedule("amer"), monday(17, 0)).unwrap();
+        // Bo is busy; EMEA steps are skipped while nobody there is signed in (ana is off shift).
+        r.submit(chat(1, "amer", monday(17, 0)), monday(17, 0)).unwrap();
+        let steps = [
+            Step::new(Pool::queues([qid("emea")])).skip_if(SkipIf::NoAgentsSignedIn).dwell(Duration::minutes(5)),
+            Step::new(Pool::queues([qid("amer")])),
+        ];
+        r.set_plan(Plan::new([Rule::new("sun", steps)]), monday(17, 0)).unwrap();
+        let d = r.submit(WorkItem::new(wid(2), ChannelKind::WebChat, monday(17, 1)), monday(17, 1)).unwrap();
+        assert!(d.events.iter().any(|e| matches!(e, RoutingEvent::StepSkipped { step: 0, .. })), "{:?}", d.events);
+        assert_eq!(d.step, Some(1));
+
+        // pool.available / pool.signed_in count no one off shift.
+        let probe = Step::new(Pool::queues([qid("emea")]))
+            .skip_if(SkipIf::expr("pool.signed_in == 0 and pool.available == 0"))
+            .dwell(Duration::minutes(5));
+        r.set_plan(Plan::new([Rule::new("probe", [probe, Step::new(Pool::queues([qid("amer")]))])]), monday(17, 2))
+            .unwrap();
+        let d = r.submit(WorkItem::new(wid(3), ChannelKind::WebChat, monday(17, 3)), monday(17, 3)).unwrap();
+        assert_eq!(d.step, Some(1), "{:?}", d.events);
+
+        // Explanations: the off-shift agent by schedule, in the groups and in the reason.
+        let mut r2 = groups(&r, 2, monday(17, 3));
+        r2.sort_by_key(|g| format!("{g:?}"));
+        assert!(r2.contains(&(Exclusion::NoCapacity { channel: ChannelKind::WebChat }, vec!["bo".into()])), "{r2:?}");
+        let r1 = groups(&r, 1, monday(17, 3));
+        assert!(r1.contains(&(Exclusion::NotInPool, vec!["ana".into()])), "{r1:?}");
+        let off = Exclusion::OffShift { schedule: "emea".into() };
+        assert_eq!(serde_json::to_value(&off).unwrap(), json!({"kind": "off_shift", "schedule": "emea"}));
+    }
+
+    #[test]
+    fn presence_and_shift_combine() {
+        let r = shift_router([hours("office", "09:00", "17:00")]);
+        r.upsert_agent(chat_agent("ana", "s", 1).with_schedule("office").with_status("away"), monday(8, 0)).unwrap();
+        r.submit(chat(1, "s", monday(8, 0)), monday(8, 0)).unwrap();
+        // Away when the shift starts: still nothing, and the explanation names the status.
+        let events = r.tick(monday(9, 0));
+        assert_eq!(events, [shift("ana", "office", true)]);
+        assert!(
+            groups(&r, 1, monday(9, 0)).contains(&(Exclusion::Presence { status: "away".into() }, vec!["ana".into()]))
+        );
+        // Online: the chat at once.
+        let events = r.set_presence(&aid("ana"), "online", monday(9, 5)).unwrap();
+        assert_eq!(assignments(&events), [(wid(1), "ana".to_string())]);
+        // Going offline after the shift still applies the offline policy.
+        let r = Router::new(RouterConfig {
+            offline: OfflinePolicy { grace: Duration::zero(), assigned: OfflineAction::Requeue },
+            ..RouterConfig::default()
+        });
+        r.upsert_queue(Queue::new(qid("s"))).unwrap();
+        r.set_calendars(calendars([hours("office", "09:00", "17:00")]));
+        r.upsert_agent(chat_agent("ana", "s", 1).with_schedule("office"), monday(16, 0)).unwrap();
+        r.submit(chat(1, "s", monday(16, 0)), monday(16, 0)).unwrap();
+        assert_eq!(r.tick(monday(17, 0)), [shift("ana", "office", false)]);
+        let events = r.set_presence(&aid("ana"), "offline", monday(17, 30)).unwrap();
+        assert!(
+            events.iter().any(|e| matches!(e, RoutingEvent::Requeued { reason: RequeueReason::AgentOffline, .. })),
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn offers_follow_shifts_too() {
+        let r = shift_router([hours("office", "09:00", "17:00")]);
+        r.upsert_queue(Queue::new(qid("s")).with_offers(OfferPolicy::offers(1, Duration::seconds(30)))).unwrap();
+        r.upsert_agent(chat_agent("ana", "s", 1).with_schedule("office"), monday(8, 0)).unwrap();
+        assert_eq!(r.submit(chat(1, "s", monday(8, 0)), monday(8, 0)).unwrap().outcome, Outcome::Queued(qid("s")));
+        let events = r.tick(monday(9, 0));
+        assert!(
+            events.iter().any(|e| matches!(e, RoutingEvent::Offered { agents, .. } if agents == &[aid("ana")])),
+            "{events:?}"
+        );
+    }
+
+    #[test]
+    fn the_schedule_field_is_optional_in_json_and_toml_and_the_event_serialises() {
+        let old: Agent = serde_json::from_value(json!({"id": "ana", "presence": {"status": "online"}})).unwrap();
+        assert_eq!(old.schedule, None);
+        assert!(!serde_json::to_string(&old).unwrap().contains("schedule"));
+        let new: Agent = serde_json::from_value(json!({"id": "ana", "schedule": "emea"})).unwrap();
+        assert_eq!(new, Agent::new(aid("ana")).with_schedule("emea"));
+        let back: Agent = toml::from_str(&toml::to_string(&new).unwrap()).unwrap();
+        assert_eq!(back, new);
+        let old_toml: Agent = toml::from_str("id = \"ana\"\n").unwrap();
+        assert_eq!(old_toml.schedule, None);
+        assert_eq!(
+            serde_json::to_value(shift("ana", "emea", true)).unwrap(),
+            json!({"event": "shift_changed", "agent": "ana", "schedule": "emea", "on_shift": true})
+        );
+    }
+
+    #[cfg(feature = "tz")]
+    #[test]
+    fn a_berlin_shift_starts_at_nine_local_across_the_daylight_saving_change() {
+        let berlin = ScheduleConfig::new("berlin", "Europe/Berlin").hours("Mon-Fri", "09:00", "17:00").build().unwrap();
+        let r = shift_router([berlin]);
+        // Friday 2026-03-27, CET (+01:00): 09:00–17:00 local is 08:00–16:00Z.
+        r.upsert_agent(chat_agent("ana", "s", 1).with_schedule("berlin"), utc(2026, 3, 27, 7, 0)).unwrap();
+        assert_eq!(r.next_timer(), Some(utc(2026, 3, 27, 8, 0)));
+        assert_eq!(r.tick(utc(2026, 3, 27, 8, 0)), [shift("ana", "berlin", true)]);
+        assert_eq!(r.tick(utc(2026, 3, 27, 16, 0)), [shift("ana", "berlin", false)]);
+        // Clocks go forward on Sunday the 29th: Monday 09:00 CEST is 07:00Z.
+        assert_eq!(r.next_timer(), Some(utc(2026, 3, 30, 7, 0)));
+        r.submit(chat(1, "s", utc(2026, 3, 30, 6, 0)), utc(2026, 3, 30, 6, 0)).unwrap();
+        assert!(r.tick(ms(utc(2026, 3, 30, 7, 0), -1)).is_empty());
+        let events = r.tick(utc(2026, 3, 30, 7, 0));
+        assert_eq!(events[0], shift("ana", "berlin", true));
+        assert_eq!(assignments(&events), [(wid(1), "ana".to_string())]);
+        assert_eq!(r.next_timer(), Some(utc(2026, 3, 30, 15, 0)));
     }
 }

@@ -20,7 +20,10 @@
 //!    wins), expiry, decline limits; declined agents are never offered the same item again.
 //! 7. **Timers** — step dwell, queue max wait (overflow / callback / voicemail / close), offer
 //!    expiry, no-reply reassignment, agent-offline handling; fired by [`Router::tick`].
-//! 8. **Presence** — custom status names mapped to per-channel availability ([`PresenceStatus`]).
+//! 8. **Calendars and presence** — custom status names mapped to per-channel availability
+//!    ([`PresenceStatus`]); business hours as [`calendar`] schedules, read by expressions
+//!    (`schedule("support").open`) and followed by agents ([`Agent::schedule`]: off shift they
+//!    take no new work, at the shift's start they take waiting work — follow-the-sun).
 //!
 //! The condition language is [`expr`], bound to the router's items, agent profiles, queues and
 //! calendars as described in [`condition`]; business hours are [`calendar`] schedules.
@@ -296,6 +299,18 @@ pub enum RoutingEvent {
         /// New status.
         status: String,
     },
+    /// An agent's shift started or ended: the [schedule](Agent::schedule) they work by opened
+    /// or closed (or was removed from the calendars). Their presence status is unchanged (no
+    /// [`PresenceChanged`](RoutingEvent::PresenceChanged)); while off shift they take no new
+    /// work.
+    ShiftChanged {
+        /// Agent.
+        agent: AgentId,
+        /// The schedule's name.
+        schedule: String,
+        /// Whether the agent is now on shift.
+        on_shift: bool,
+    },
     /// The item waits for the host's decision (a step with a [`DecisionHook`]): answer with
     /// [`Router::resolve_decision`] before `deadline`, or the hook's fallback applies.
     DecisionRequested {
@@ -553,6 +568,12 @@ pub enum Exclusion {
         /// The status.
         status: String,
     },
+    /// The agent is off shift: the [schedule](Agent::schedule) they work by is closed (or not
+    /// in the router's calendars any more).
+    OffShift {
+        /// The schedule's name.
+        schedule: String,
+    },
     /// The agent's limit on the channel is reached.
     NoCapacity {
         /// The channel.
@@ -727,6 +748,11 @@ impl Router {
 
     /// Adds or updates an agent. An agent whose new capacity is below its current load keeps
     /// its work and receives nothing new until under its limits again.
+    ///
+    /// An agent that names a [`schedule`](Agent::schedule) the router's calendars do not hold
+    /// is refused with [`Error::NotFound`] (entity `schedule`) and nothing changes. Updating a
+    /// known agent so that its shift starts or ends (another schedule, none any more) is a
+    /// [`RoutingEvent::ShiftChanged`]; a new agent's shift state is no event.
     pub fn upsert_agent(&self, agent: Agent, now: DateTime<Utc>) -> crate::Result<Vec<RoutingEvent>> {
         agent.validate()?;
         let mut s = self.lock();
@@ -744,13 +770,24 @@ impl Router {
             .or_else(|| s.config.statuses.get(&name))
             .cloned()
             .ok_or_else(|| Error::invalid("agent.presence.status", format!("unknown presence status {name:?}")))?;
+        if let Some(schedule) = &agent.schedule
+            && s.calendars.get(schedule).is_none()
+        {
+            return Err(Error::not_found("schedule", format!("{schedule:?}")));
+        }
         let offline = status.offline;
+        let schedule = agent.schedule.clone();
         // A known agent's change of presence through an upsert is a presence change like
         // `set_presence`'s: an event, and the offline policy when it goes offline.
-        let (a, was_offline) = s.upsert_agent(agent, status, now);
+        let (a, was_offline, shift_changed) = s.upsert_agent(agent, status, now);
         if was_offline.is_some() {
             let agent = s.agent_id(a);
             s.events.push(RoutingEvent::PresenceChanged { agent, status: name });
+        }
+        if shift_changed && let Some(schedule) = schedule {
+            let agent = s.agent_id(a);
+            let on_shift = s.agents[a as usize].as_ref().is_some_and(|x| x.on_shift);
+            s.events.push(RoutingEvent::ShiftChanged { agent, schedule, on_shift });
         }
         match (offline, was_offline) {
             (true, Some(false)) => s.went_offline(a, now),
@@ -1012,13 +1049,21 @@ impl Router {
         Ok(())
     }
 
-    /// Replaces the business-hours schedules that `schedule("name")` reads in expressions.
+    /// Replaces the business-hours schedules that `schedule("name")` reads in expressions and
+    /// that agents work by ([`Agent::schedule`]).
+    ///
+    /// Every agent with a schedule is checked again — a schedule that is no longer there counts
+    /// as closed — as of the `now` of the router's next call: the check is a timer due at once
+    /// ([`next_timer`](Self::next_timer) answers the earliest instant), so the next
+    /// [`tick`](Self::tick), or any call that fires timers, starts and ends shifts before it
+    /// does anything else, and its answer carries the [`RoutingEvent::ShiftChanged`] events and
+    /// the work given to agents whose shift started. Expressions read the new calendars at once.
     pub fn set_calendars(&self, calendars: calendar::Calendars) {
-        self.lock().calendars = Arc::new(calendars);
+        self.lock().set_calendars(calendars);
     }
 
     /// Fires every timer due at `now`: step dwell, max wait, offer expiry, no reply, queue
-    /// delays, agent offline, external-decision deadlines. The events come after those of
+    /// delays, agent offline, external-decision deadlines, shift starts and ends. The events come after those of
     /// timers that an earlier refused call fired (every call fires due timers first).
     pub fn tick(&self, now: DateTime<Utc>) -> Vec<RoutingEvent> {
         let mut events = Vec::new();
@@ -1130,7 +1175,7 @@ impl Router {
     }
 
     /// Why an item is where it is: its rule and step, the last decision, and every agent grouped
-    /// by profile with what excludes them (pool, eligibility term, presence, capacity,
+    /// by profile with what excludes them (pool, eligibility term, presence, shift, capacity,
     /// interruption, earlier decline, queue delay). Costs a scan of the agents.
     pub fn explain(&self, item: WorkItemId, now: DateTime<Utc>) -> crate::Result<Explanation> {
         let mut s = self.lock();
@@ -1271,6 +1316,8 @@ fn explain(s: &mut State, i: u32, now: DateTime<Utc>) -> Option<Explanation> {
             Exclusion::DeclinedBefore
         } else if let Some(m) = profile.queues.get(&queue).filter(|m| m.delay() > age) {
             Exclusion::QueueDelay { until: state::add(item.eligible_since, m.delay()) }
+        } else if !ag.on_shift {
+            Exclusion::OffShift { schedule: ag.agent.schedule.clone().unwrap_or_default() }
         } else {
             match ag.can_take(chan, &s.channels) {
                 Ok(()) => Exclusion::Available,

@@ -389,6 +389,57 @@ pub struct Agent {
     /// Capacity limits and interruption rules.
     #[serde(default)]
     pub capacity: Capacity,
+    /// The business-hours schedule the agent works by (a name in the router's
+    /// [`Calendars`](super::calendar::Calendars), [`Router::set_calendars`](super::Router::set_calendars)),
+    /// or `None` (the default) to work whenever their presence allows.
+    ///
+    /// While the schedule is closed the agent is *off shift*: they take no new work — no offers,
+    /// no assignments — as if their status allowed no channel, and they do not count as signed
+    /// in (`pool.signed_in`, [`SkipIf::NoAgentsSignedIn`](super::SkipIf::NoAgentsSignedIn)).
+    /// Work they hold (assigned items and open offers) stays with them. The moment the schedule
+    /// opens — on the router's clock, from [`Router::tick`](super::Router::tick) or any call
+    /// that fires timers — they take the best waiting work across their queues, like an agent
+    /// going available. Each change is a [`RoutingEvent::ShiftChanged`](super::RoutingEvent::ShiftChanged),
+    /// and [`Router::explain`](super::Router::explain) lists the agent as
+    /// [`Exclusion::OffShift`](super::Exclusion::OffShift).
+    ///
+    /// Upserting an agent that names a schedule the router's calendars do not hold is an
+    /// [`Error::NotFound`](crate::Error::NotFound) (entity `schedule`); a schedule that a later
+    /// `set_calendars` drops counts as closed until one by that name is back.
+    ///
+    /// ```
+    /// use touchpoint::routing::*;
+    /// use touchpoint::routing::calendar::{Calendars, ScheduleConfig};
+    /// use touchpoint::model::{AgentId, ChannelKind, QueueId};
+    /// use chrono::{TimeDelta, TimeZone, Utc};
+    ///
+    /// let router = Router::new(RouterConfig::default());
+    /// let emea = ScheduleConfig::new("emea", "UTC").hours("Mon-Fri", "08:00", "16:00").build().unwrap();
+    /// router.set_calendars(Calendars::from_schedules([emea]).unwrap());
+    /// let support = QueueId::new("support").unwrap();
+    /// router.upsert_queue(Queue::new(support.clone())).unwrap();
+    ///
+    /// let early = Utc.with_ymd_and_hms(2026, 3, 2, 7, 30, 0).unwrap(); // Monday, before 08:00 UTC
+    /// let ana = Agent::new(AgentId::new("ana").unwrap()).with_queue(support.clone()).with_status("online");
+    /// router.upsert_agent(ana.with_schedule("emea"), early).unwrap();
+    ///
+    /// // Online but off shift: the chat waits.
+    /// let chat = WorkItem::new(WorkItemId::from_u128(1), ChannelKind::WebChat, early).in_queue(support);
+    /// assert!(matches!(router.submit(chat, early).unwrap().outcome, Outcome::Queued(_)));
+    ///
+    /// // The shift starts at 08:00 exactly: the router's next timer, and ana takes the chat then.
+    /// let eight = Utc.with_ymd_and_hms(2026, 3, 2, 8, 0, 0).unwrap();
+    /// assert_eq!(router.next_timer(), Some(eight));
+    /// let events = router.tick(eight);
+    /// assert!(events.contains(&RoutingEvent::ShiftChanged {
+    ///     agent: AgentId::new("ana").unwrap(),
+    ///     schedule: "emea".into(),
+    ///     on_shift: true,
+    /// }));
+    /// assert!(events.iter().any(|e| matches!(e, RoutingEvent::Assigned { agent, .. } if agent.as_str() == "ana")));
+    /// ```
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
 }
 
 impl Agent {
@@ -403,6 +454,7 @@ impl Agent {
             queues: Vec::new(),
             presence: Presence::default(),
             capacity: Capacity::default(),
+            schedule: None,
         }
     }
     /// A bot: unlimited capacity, status `online`.
@@ -449,6 +501,11 @@ impl Agent {
         self.presence.statuses.insert(name.into(), status);
         self
     }
+    /// Works by the schedule called `name` in the router's calendars ([`Agent::schedule`]).
+    pub fn with_schedule(mut self, name: impl Into<String>) -> Self {
+        self.schedule = Some(name.into());
+        self
+    }
 
     pub(crate) fn validate(&self) -> crate::Result<()> {
         let mut seen = BTreeSet::new();
@@ -475,6 +532,14 @@ impl Agent {
         }
         if self.skills.keys().any(|k| k.is_empty() || k.len() > 128) {
             return Err(Error::invalid("agent.skills", "a skill name is 1 to 128 characters"));
+        }
+        if let Some(name) = &self.schedule
+            && (name.is_empty() || name.chars().count() > super::calendar::MAX_NAME_LEN)
+        {
+            return Err(Error::invalid(
+                "agent.schedule",
+                format!("a schedule name is 1 to {} characters", super::calendar::MAX_NAME_LEN),
+            ));
         }
         Ok(())
     }

@@ -412,9 +412,11 @@ impl State {
         }
         let mut eligible = 0u64;
         let mut signed = 0u64;
+        let mut off_shift = 0u64;
         slot.union_mask().for_each(|p| {
             eligible += u64::from(self.profile_agents.get(p).copied().unwrap_or(0));
             signed += u64::from(self.signed_in.get(p).copied().unwrap_or(0));
+            off_shift += u64::from(self.off_shift.get(p).copied().unwrap_or(0));
         });
         let explicit: usize = slot.tiers.iter().map(|t| t.named(now_ms).len()).sum();
         let step = self.step_label(slot.item.plan_gen, slot.at);
@@ -422,7 +424,8 @@ impl State {
             format!("no agent is eligible at {step}")
         } else {
             format!(
-                "no eligible agent can take it now at {step}: {eligible} eligible by profile ({signed} signed in){}",
+                "no eligible agent can take it now at {step}: {eligible} eligible by profile ({signed} signed in{}){}",
+                if off_shift > 0 { format!(", {off_shift} off shift") } else { String::new() },
                 if explicit > 0 { format!(", {explicit} named") } else { String::new() }
             )
         }
@@ -833,9 +836,20 @@ impl State {
             }
             TimerKind::Offline { agent, epoch } => {
                 let ok =
-                    self.agents[agent as usize].as_ref().is_some_and(|s| s.presence_gen == epoch && s.status.offline);
+                    self.agents[agent as usize].as_ref().is_some_and(|s| s.presence_gen == epoch && s.presence.offline);
                 if ok {
                     self.apply_offline(agent, now);
+                }
+            }
+            // A late tick applies the shift as of `now` and schedules the next change after it.
+            TimerKind::Shift { agent, epoch } => {
+                if self.agents[agent as usize].as_ref().is_some_and(|s| s.shift_gen == epoch) {
+                    self.check_shift(agent, now);
+                }
+            }
+            TimerKind::Calendars { epoch } => {
+                if self.calendars_gen == epoch {
+                    self.check_all_shifts(now);
                 }
             }
         }
@@ -874,7 +888,7 @@ impl State {
             .ok_or_else(|| crate::Error::invalid("status", format!("unknown presence status {name:?}")))?;
         let offline = status.offline;
         // The status it already has is no change: no event, and an offline grace runs on.
-        if slot.agent.presence.status == name && slot.status == status {
+        if slot.agent.presence.status == name && slot.presence == status {
             if !offline {
                 self.freed.push(a);
             }

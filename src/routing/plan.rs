@@ -124,8 +124,10 @@ pub enum SkipIf {
     /// No agent of the step's pool is available now (presence and capacity) — Twilio
     /// `skip_if: workers.available == 0`.
     NoAvailableAgents,
-    /// No agent of the step's pool is signed in at all (any status that is not offline) —
-    /// Rocket.Chat's fallback department.
+    /// No agent of the step's pool is signed in at all (any status that is not offline, and
+    /// on shift if the agent follows a [schedule](super::Agent::schedule)) — Rocket.Chat's
+    /// fallback department; with regional schedules, a step per region that is skipped while
+    /// the region is off shift.
     NoAgentsSignedIn,
     /// More than this many items already wait in the step's queue.
     QueueLongerThan(u32),

@@ -155,6 +155,25 @@ pub(crate) struct AgentSlot {
     pub entries: Vec<(usize, usize, usize, DynArr)>,
     pub last_assigned_at: Option<DateTime<Utc>>,
     pub agent: Agent,
+    // Cold: the shift (read when a status or a shift changes, never by a decision).
+    /// The status the agent's presence names; `status` is what the agent may take now (the same
+    /// while on shift, [`PresenceStatus::offline`] while off shift).
+    pub presence: PresenceStatus,
+    /// Whether the agent's schedule is open (always for an agent without one).
+    pub on_shift: bool,
+    /// The due time (ms) and generation of the agent's pending shift timer.
+    pub shift_due: Option<i64>,
+    pub shift_gen: u64,
+}
+
+/// What agent slot `presence` and `on_shift` let the agent take now.
+fn effective(presence: &PresenceStatus, on_shift: bool) -> PresenceStatus {
+    if on_shift { presence.clone() } else { PresenceStatus::offline() }
+}
+
+/// `t` in milliseconds, rounded up: a timer due then never fires before `t`.
+fn ceil_ms(t: DateTime<Utc>) -> i64 {
+    ms(t).saturating_add(i64::from(!t.timestamp_subsec_nanos().is_multiple_of(1_000_000)))
 }
 
 /// An agent's state on one channel: items held, and its [`Capacity`](super::Capacity) there
@@ -864,13 +883,43 @@ pub(crate) struct QueueSlot {
 
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum TimerKind {
-    Step { item: u32, epoch: u64 },
-    MaxWait { item: u32, epoch: u64 },
-    Offer { item: u32, epoch: u64 },
-    NoReply { item: u32, epoch: u64 },
-    Retry { item: u32, epoch: u64 },
-    Offline { agent: u32, epoch: u64 },
-    Decision { item: u32, epoch: u64 },
+    Step {
+        item: u32,
+        epoch: u64,
+    },
+    MaxWait {
+        item: u32,
+        epoch: u64,
+    },
+    Offer {
+        item: u32,
+        epoch: u64,
+    },
+    NoReply {
+        item: u32,
+        epoch: u64,
+    },
+    Retry {
+        item: u32,
+        epoch: u64,
+    },
+    Offline {
+        agent: u32,
+        epoch: u64,
+    },
+    Decision {
+        item: u32,
+        epoch: u64,
+    },
+    /// Agent `agent`'s schedule may open or close (`epoch`: its `shift_gen`).
+    Shift {
+        agent: u32,
+        epoch: u64,
+    },
+    /// The calendars changed: every agent with a schedule is checked (`epoch`: `calendars_gen`).
+    Calendars {
+        epoch: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -1038,6 +1087,8 @@ pub(crate) struct State {
     pub profiles: ProfileTable,
     pub profile_agents: Vec<u32>,
     pub signed_in: Vec<u32>,
+    /// Per profile: agents off shift (schedule closed).
+    pub off_shift: Vec<u32>,
     pub channels: Vec<ChannelKind>,
     pub agents: Vec<Option<AgentSlot>>,
     pub agent_ids: FastMap<AgentId, u32>,
@@ -1071,8 +1122,10 @@ pub(crate) struct State {
     pub(crate) skill_sets: super::relax::SkillSets,
     /// What expressions can read, and the registered functions.
     pub schemas: super::condition::Schemas,
-    /// Business-hours schedules for `schedule(…)`.
+    /// Business-hours schedules for `schedule(…)` and agents' shifts.
     pub calendars: Arc<super::calendar::Calendars>,
+    /// Bumped by every `set_calendars`: only the latest [`TimerKind::Calendars`] applies.
+    pub calendars_gen: u64,
 }
 
 /// The best candidates for an item, best first (one without allocating).
@@ -1123,6 +1176,7 @@ impl State {
             profiles: ProfileTable::default(),
             profile_agents: Vec::new(),
             signed_in: Vec::new(),
+            off_shift: Vec::new(),
             channels: Vec::new(),
             agents: Vec::new(),
             agent_ids: FastMap::default(),
@@ -1147,6 +1201,7 @@ impl State {
             last_class: None,
             schemas: super::condition::Schemas::default(),
             calendars: Arc::default(),
+            calendars_gen: 0,
         };
         s.install_plan(Plan::default());
         s.upsert_queue_slot(default_queue);
@@ -1341,6 +1396,7 @@ impl State {
         if new {
             self.profile_agents.push(0);
             self.signed_in.push(0);
+            self.off_shift.push(0);
             for r in &mut self.rankers {
                 r.rebuild_statics(&self.profiles);
             }
@@ -1368,9 +1424,15 @@ impl State {
 
     // ----- agents
 
-    /// Adds or updates agent `a`. Answers its slot and, for a known agent whose presence (status
-    /// name or what it allows) changed, whether it was offline before.
-    pub fn upsert_agent(&mut self, agent: Agent, status: PresenceStatus, now: DateTime<Utc>) -> (u32, Option<bool>) {
+    /// Adds or updates agent `a`. Answers its slot; for a known agent whose presence (status
+    /// name or what it allows) changed, whether it was offline before; and whether a known
+    /// agent's shift started or ended with the update.
+    pub fn upsert_agent(
+        &mut self,
+        agent: Agent,
+        status: PresenceStatus,
+        now: DateTime<Utc>,
+    ) -> (u32, Option<bool>, bool) {
         for ch in agent.capacity.channels.keys().chain(agent.capacity.cost.keys()) {
             self.chan_of(ch);
         }
@@ -1378,25 +1440,29 @@ impl State {
             self.chan_of(&r.while_holding);
         }
         let profile = self.intern_profile(AgentProfile::of(&agent));
+        let on_shift = self.shift_open(agent.schedule.as_deref(), now);
         // Presence generations come from the router's sequence, so a timer set for an agent
         // that was removed never matches the agent that takes over its slot.
         let presence_gen = self.next_seq();
         if let Some(&a) = self.agent_ids.get(&agent.id) {
-            let (old_profile, was_in, presence_changed) = {
+            let (old_profile, was_in, was_offline, was_on, presence_changed) = {
                 let slot = self.agents[a as usize].as_mut().expect("agent slot");
                 let was_in = !slot.status.offline;
                 let old = slot.profile;
                 // A new generation only when the presence changes: updating an offline agent's
                 // skills must not cancel the grace timer its going offline set.
-                let changed = slot.agent.presence.status != agent.presence.status || slot.status != status;
+                let changed = slot.agent.presence.status != agent.presence.status || slot.presence != status;
                 if changed {
                     slot.presence_gen = presence_gen;
                 }
+                let (was_offline, was_on) = (slot.presence.offline, slot.on_shift);
                 slot.agent = agent;
                 slot.sync_chans(&self.channels);
                 slot.profile = profile;
-                slot.status = status;
-                (old, was_in, changed)
+                slot.status = effective(&status, on_shift);
+                slot.presence = status;
+                slot.on_shift = on_shift;
+                (old, was_in, was_offline, was_on, changed)
             };
             self.profile_agents[old_profile] = self.profile_agents[old_profile].saturating_sub(1);
             self.profile_agents[profile] += 1;
@@ -1406,11 +1472,17 @@ impl State {
             if !self.agents[a as usize].as_ref().is_some_and(|s| s.status.offline) {
                 self.signed_in[profile] += 1;
             }
+            if !was_on {
+                self.off_shift[old_profile] = self.off_shift[old_profile].saturating_sub(1);
+            }
+            if !on_shift {
+                self.off_shift[profile] += 1;
+            }
             self.reindex(a);
-            return (a, presence_changed.then_some(!was_in));
+            self.arm_shift(a, now);
+            return (a, presence_changed.then_some(was_offline), was_on != on_shift);
         }
         let reg = self.next_seq();
-        let signed = !status.offline;
         let mut slot = AgentSlot {
             load: 0,
             budget_used: 0,
@@ -1419,14 +1491,19 @@ impl State {
             idle_since: ms(now),
             last_assigned: 0,
             chans: Vec::new(),
-            status,
+            status: effective(&status, on_shift),
             presence_gen,
             id: agent.id.clone(),
             held: Vec::new(),
             entries: Vec::new(),
             last_assigned_at: None,
             agent,
+            presence: status,
+            on_shift,
+            shift_due: None,
+            shift_gen: 0,
         };
+        let signed = !slot.status.offline;
         slot.sync_chans(&self.channels);
         let id = slot.agent.id.clone();
         let a = match self.free_agents.pop() {
@@ -1444,8 +1521,91 @@ impl State {
         if signed {
             self.signed_in[profile] += 1;
         }
+        if !on_shift {
+            self.off_shift[profile] += 1;
+        }
         self.reindex(a);
-        (a, None)
+        self.arm_shift(a, now);
+        (a, None, false)
+    }
+
+    /// Whether the schedule called `name` is open at `now` (`None`: no schedule, always; a name
+    /// the calendars do not hold: never).
+    pub fn shift_open(&self, name: Option<&str>, now: DateTime<Utc>) -> bool {
+        name.is_none_or(|n| self.calendars.get(n).is_some_and(|s| s.is_open(now)))
+    }
+
+    /// Schedules agent `a`'s next shift check: when its schedule next opens or closes after
+    /// `now` (at the latest a year on, when [`Schedule::next_change`] looks no further). A
+    /// timer already set for that instant stays; any other becomes stale.
+    ///
+    /// [`Schedule::next_change`]: super::calendar::Schedule::next_change
+    pub fn arm_shift(&mut self, a: u32, now: DateTime<Utc>) {
+        let calendars = Arc::clone(&self.calendars);
+        let Some(slot) = self.agents[a as usize].as_ref() else { return };
+        let due = slot.agent.schedule.as_deref().and_then(|n| calendars.get(n)).map(|s| {
+            let horizon = TimeDelta::days(super::calendar::NEXT_CHANGE_HORIZON_DAYS);
+            ceil_ms(s.next_change(now).unwrap_or_else(|| add(now, horizon)))
+        });
+        if due == slot.shift_due {
+            return;
+        }
+        let epoch = self.next_seq();
+        let seq = self.next_seq();
+        if let Some(slot) = self.agents[a as usize].as_mut() {
+            slot.shift_due = due;
+            slot.shift_gen = epoch;
+        }
+        if let Some(due) = due {
+            self.timers.add(Timer { due, seq, kind: TimerKind::Shift { agent: a, epoch } });
+        }
+    }
+
+    /// Checks agent `a`'s shift at `now`: a start or end is applied (effective status, counts,
+    /// index, a [`RoutingEvent::ShiftChanged`]; a start gives the agent waiting work), and the
+    /// next check is scheduled.
+    pub fn check_shift(&mut self, a: u32, now: DateTime<Utc>) {
+        let Some(slot) = self.agents[a as usize].as_ref() else { return };
+        let Some(name) = slot.agent.schedule.clone() else { return };
+        let on = self.shift_open(Some(&name), now);
+        if let Some(slot) = self.agents[a as usize].as_mut()
+            && slot.on_shift != on
+        {
+            slot.on_shift = on;
+            let p = slot.profile;
+            let agent = slot.agent.id.clone();
+            if on {
+                self.off_shift[p] = self.off_shift[p].saturating_sub(1);
+            } else {
+                self.off_shift[p] += 1;
+            }
+            self.refresh_status(a, now);
+            self.events.push(RoutingEvent::ShiftChanged { agent, schedule: name, on_shift: on });
+            if on {
+                self.freed.push(a);
+            }
+        }
+        self.arm_shift(a, now);
+    }
+
+    /// Replaces the calendars; every agent with a schedule is checked by a timer due at once
+    /// (so at the `now` of the next call).
+    pub fn set_calendars(&mut self, calendars: super::calendar::Calendars) {
+        self.calendars = Arc::new(calendars);
+        self.calendars_gen = self.next_seq();
+        if self.agents.iter().flatten().any(|s| s.agent.schedule.is_some()) {
+            let epoch = self.calendars_gen;
+            self.schedule(DateTime::<Utc>::MIN_UTC, TimerKind::Calendars { epoch });
+        }
+    }
+
+    /// Checks the shift of every agent with a schedule (a [`TimerKind::Calendars`] timer).
+    pub fn check_all_shifts(&mut self, now: DateTime<Utc>) {
+        for a in 0..self.agents.len() as u32 {
+            if self.agents[a as usize].as_ref().is_some_and(|s| s.agent.schedule.is_some()) {
+                self.check_shift(a, now);
+            }
+        }
     }
 
     pub fn drop_agent(&mut self, a: u32) {
@@ -1456,6 +1616,9 @@ impl State {
             self.profile_agents[slot.profile] = self.profile_agents[slot.profile].saturating_sub(1);
             if !slot.status.offline {
                 self.signed_in[slot.profile] = self.signed_in[slot.profile].saturating_sub(1);
+            }
+            if !slot.on_shift {
+                self.off_shift[slot.profile] = self.off_shift[slot.profile].saturating_sub(1);
             }
             self.agent_ids.remove(&slot.agent.id);
             self.free_agents.push(a);
@@ -1494,15 +1657,25 @@ impl State {
         self.scratch = old;
     }
 
+    /// Sets agent `a`'s presence: the status named `name`, `status` what it allows.
     pub fn set_status(&mut self, a: u32, status: PresenceStatus, name: String, now: DateTime<Utc>) {
         let presence_gen = self.next_seq();
         let Some(slot) = self.agents[a as usize].as_mut() else { return };
+        slot.presence = status;
+        slot.agent.presence.status = name;
+        slot.presence_gen = presence_gen;
+        self.refresh_status(a, now);
+    }
+
+    /// Puts agent `a`'s effective status (what it may take now) in line with its presence and
+    /// shift, and the signed-in counts and the index with it.
+    fn refresh_status(&mut self, a: u32, now: DateTime<Utc>) {
+        let Some(slot) = self.agents[a as usize].as_mut() else { return };
+        let status = effective(&slot.presence, slot.on_shift);
         let was_signed = !slot.status.offline;
         let is_signed = !status.offline;
         let became_available = slot.status.channels == ChannelSet::None && status.channels != ChannelSet::None;
         slot.status = status;
-        slot.agent.presence.status = name;
-        slot.presence_gen = presence_gen;
         let p = slot.profile;
         if slot.load == 0 && became_available {
             slot.idle_since = ms(now);
