@@ -1357,6 +1357,26 @@ mod duplicates_and_linking {
         assert_eq!(h.dump(), before);
     }
 
+    /// Reopen policies judge when the customer wrote, not when the webhook arrived: a message
+    /// written before the resolution and delivered late (providers retry for hours) reopens the
+    /// conversation under `Reject` instead of being refused on every retry and lost; one written
+    /// after the resolution is still refused.
+    #[test]
+    fn a_late_webhook_written_before_the_resolution_reopens_under_reject() {
+        let h = reject_on_webchat();
+        let first = h.ingest(webchat("visitor-1", "chat-1", "Hi, my order is late"));
+        let written = h.now() + Duration::minutes(5);
+        h.advance(Duration::minutes(10));
+        h.set_status(first.conversation, ConversationStatus::Resolved);
+        h.advance(Duration::minutes(20));
+        let late = h.ingest(webchat("visitor-1", "chat-2", "It was order 5521").with_sent_at(written));
+        assert_eq!(late.conversation, first.conversation);
+        assert!(matches!(late.thread, ThreadDecision::Reopened { .. }), "{:?}", late.thread);
+        h.set_status(first.conversation, ConversationStatus::Resolved);
+        let after = h.try_ingest(webchat("visitor-1", "chat-3", "Hello again").with_sent_at(h.now()));
+        assert!(matches!(after, Err(Error::Refused(_))), "{after:?}");
+    }
+
     /// An email arrives from an address another customer holds as a verified address, with a
     /// linking-level verification the resolver does not link emails on (`CarrierAsserted`).
     /// The ingest must either link or keep the address unverified (as it does for a claim of the
@@ -1395,6 +1415,23 @@ mod duplicates_and_linking {
         assert!(again.duplicate);
         assert_eq!((again.customer, again.conversation), (ana.customer, ana.conversation));
     }
+}
+
+/// Without a default region, a number in national format is documented to need one; it must
+/// not silently become another country's number (`(415) 555-0123` read as Swiss
+/// `+41 55 550 123`, `07700 900123` as a number with a country code of 7).
+#[test]
+fn a_national_phone_spelling_without_a_region_is_refused_not_read_as_another_country() {
+    use touchpoint::identity::normalize::normalize_phone;
+    for national in ["(415) 555-0123", "07700 900123"] {
+        let got = normalize_phone(national, None);
+        assert!(matches!(got, Err(Error::InvalidAddress { .. })), "{national} became {got:?}");
+    }
+    // International spellings still need no region.
+    assert_eq!(normalize_phone("+1 (415) 555-0123", None).unwrap(), "+14155550123");
+    assert_eq!(normalize_phone("447700900123", None).unwrap(), "+447700900123");
+    #[cfg(feature = "phone")]
+    assert_eq!(normalize_phone("(415) 555-0123", Some("US")).unwrap(), "+14155550123");
 }
 
 mod window_boundaries {

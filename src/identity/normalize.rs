@@ -32,6 +32,8 @@ fn phone_error(raw: &str, reason: impl Into<String>) -> Error {
 /// assert_eq!(normalize_phone("+55 11 98765-4321", None).unwrap(), "+5511987654321");
 /// assert_eq!(normalize_phone("5511987654321", None).unwrap(), "+5511987654321");
 /// assert!(normalize_phone("call me", None).is_err());
+/// // A national spelling needs the region it is national to.
+/// assert!(normalize_phone("(415) 555-0123", None).is_err());
 /// ```
 pub fn normalize_phone(raw: &str, default_region: Option<&str>) -> Result<String> {
     if raw.len() > MAX_PHONE_INPUT {
@@ -50,6 +52,12 @@ pub fn normalize_phone(raw: &str, default_region: Option<&str>) -> Result<String
     } else if let Some(rest) = digits.strip_prefix("00") {
         Some(rest.to_owned())
     } else if default_region.is_none() {
+        // Without a region, digits are read as an international number without its `+`. A
+        // spelling that can only be national (an area code in parentheses, a trunk `0`: no
+        // country code starts with 0) would become another country's number: refused.
+        if trimmed.contains('(') || digits.starts_with('0') {
+            return Err(phone_error(raw, "a national spelling; set a default phone region to read it"));
+        }
         Some(digits.clone())
     } else {
         None

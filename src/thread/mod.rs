@@ -219,6 +219,9 @@ fn apply_reopen(
     use crate::model::ConversationStatus as S;
     let previous = Some(conversation.id);
     let now = input.now;
+    // Reopen policies judge when the customer wrote (a webhook retried for hours arrives late),
+    // never later than now.
+    let written = input.msg.sent_at.map_or(now, |at| at.min(now));
     if input.blocked && matches!(conversation.status, S::Resolved | S::Snoozed { .. }) {
         return Ok(Placement::Existing { conversation, decision: ThreadDecision::KeptQuiet { reason } });
     }
@@ -237,7 +240,7 @@ fn apply_reopen(
             }
             ReopenPolicy::ReopenWithin(window) => {
                 let resolved_at = conversation.resolved_at.unwrap_or(conversation.last_activity_at);
-                if now - resolved_at <= window {
+                if written - resolved_at <= window {
                     Ok(Placement::Existing { conversation, decision: ThreadDecision::Reopened { reason } })
                 } else {
                     Ok(Placement::New {
@@ -250,6 +253,11 @@ fn apply_reopen(
                 decision: ThreadDecision::Opened { reason: OpenReason::PolicyAlwaysNew, previous },
                 previous,
             }),
+            // Written before the resolution, delivered late: the conversation was resolved
+            // without it, so it reopens for it.
+            ReopenPolicy::Reject if conversation.resolved_at.is_some_and(|at| written < at) => {
+                Ok(Placement::Existing { conversation, decision: ThreadDecision::Reopened { reason } })
+            }
             ReopenPolicy::Reject => Err(Error::Refused(format!(
                 "conversation {} is resolved and this channel accepts no messages after resolution",
                 conversation.id
