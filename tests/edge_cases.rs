@@ -1436,7 +1436,6 @@ fn a_national_phone_spelling_without_a_region_is_refused_not_read_as_another_cou
 
 mod window_boundaries {
     use super::*;
-    use touchpoint::thread::ChannelThreading;
 
     #[test]
     fn reopen_within_reopens_at_its_exact_boundary_and_not_a_second_later() {
@@ -1451,7 +1450,27 @@ mod window_boundaries {
         h.advance(Duration::days(7) + Duration::seconds(1));
         let after = h.ingest(whatsapp("wa-main", "+447700900123", "wamid.3", "y"));
         assert_ne!(after.conversation, first.conversation);
-        let _ = ChannelThreading { session: true, reopen: ReopenPolicy::Reopen };
+    }
+
+    /// The session rule continues the session's open conversation: an agent's note in an
+    /// older, resolved one (past its reopen window) makes that the most recent, but the
+    /// customer's next message still joins the open one instead of opening a third.
+    #[test]
+    fn an_agents_note_in_an_older_resolved_conversation_does_not_split_the_open_one() {
+        let h = Harness::with_threading(ThreadingPolicy {
+            reopen: ReopenPolicy::ReopenWithin(Duration::days(1)),
+            ..ThreadingPolicy::default()
+        });
+        let c1 = h.ingest(whatsapp("wa-main", "+447700900123", "wamid.1", "Hi"));
+        h.set_status(c1.conversation, ConversationStatus::Resolved);
+        h.advance(Duration::days(2));
+        let c2 = h.ingest(whatsapp("wa-main", "+447700900123", "wamid.2", "A new question"));
+        assert_ne!(c2.conversation, c1.conversation, "setup: the reopen window is over");
+        h.advance(Duration::minutes(5));
+        h.outbound(c1.conversation, OutboundMessage::agent(agent("maria"), text("A note on the old case"))).unwrap();
+        h.advance(Duration::minutes(5));
+        let next = h.ingest(whatsapp("wa-main", "+447700900123", "wamid.3", "Any news?"));
+        assert_eq!(next.conversation, c2.conversation, "{:?}", next.thread);
     }
 
     #[test]

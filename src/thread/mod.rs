@@ -346,8 +346,16 @@ pub(crate) async fn place(
         None => Vec::new(),
     };
     if rules.session {
-        let session =
-            conversations.iter().find(|c| c.sessions.iter().any(|(e, i)| e == input.endpoint && *i == input.identity));
+        // The session's open conversation if it has one (an agent's note in an older, resolved
+        // one makes that the most recent without making it the customer's current one), else its
+        // most recent.
+        let in_session =
+            |c: &&Conversation| c.sessions.iter().any(|(e, i)| e == input.endpoint && *i == input.identity);
+        let session = conversations
+            .iter()
+            .filter(in_session)
+            .find(|c| c.status.is_open())
+            .or_else(|| conversations.iter().find(in_session));
         if let Some(c) = session {
             // A closed or expired session conversation still gives way to an open one elsewhere;
             // if there is none, the new conversation points back at it.
