@@ -270,3 +270,60 @@ fn a_shared_tick_handed_to_each_tenant_is_recorded_once_per_tenant() {
     assert_eq!(timeouts, 1, "the one time-out is recorded {timeouts} times");
     assert!(routing_events(&engine, &acme).iter().all(|(c, _)| *c != waiting.conversation));
 }
+
+/// A bot that passes a conversation to humans lets go of it: when no human can take it yet,
+/// the conversation waits in the queue, and its handler says so (not the bot any more), as the
+/// router's view says.
+#[test]
+fn a_bot_passing_a_conversation_back_to_its_queue_is_no_longer_its_handler() {
+    use touchpoint::routing::{HandoffMode, ItemControl, ItemState};
+    let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap();
+    let router = Arc::new(Router::new(RouterConfig::default()));
+    let bot = AgentId::new("bot").unwrap();
+    router
+        .upsert_agent(Agent::bot(bot.clone()).with_capacity(Capacity::per_channel([(ChannelKind::WebChat, 1)])), t0)
+        .unwrap();
+    let ana = Agent::new(AgentId::new("ana").unwrap())
+        .with_capacity(Capacity::per_channel([(ChannelKind::WebChat, 1)]))
+        .with_status("away");
+    router.upsert_agent(ana, t0).unwrap();
+    let engine = Engine::builder(Arc::new(InMemoryStore::new()))
+        .clock(Arc::new(ManualClock::new(t0)))
+        .router(router.clone())
+        .build();
+    let tenant = TenantId::new("acme").unwrap();
+
+    let first = run(engine.ingest(&tenant, chat("v1", "c1"))).unwrap().conversation;
+    let second = run(engine.ingest(&tenant, chat("v2", "d1"))).unwrap().conversation;
+    let default = QueueId::new("default").unwrap();
+    assert_eq!(handler(&engine, &tenant, first), Some(Handler::Bot(bot.clone())));
+    assert_eq!(handler(&engine, &tenant, second), Some(Handler::Queue(default.clone())));
+    // The bot finishes the first and takes the second.
+    let done = router.complete(WorkItemId::from(first), engine.now()).unwrap();
+    run(engine.apply_routing_events(&tenant, &done)).unwrap();
+    assert_eq!(handler(&engine, &tenant, second), Some(Handler::Bot(bot.clone())));
+
+    // The bot passes it on; ana is away, so it waits.
+    let d = router.handoff(WorkItemId::from(second), Default::default(), HandoffMode::Pass, engine.now()).unwrap();
+    run(engine.apply_routing_events(&tenant, &d.events)).unwrap();
+    let status = router.item(WorkItemId::from(second)).unwrap();
+    assert_eq!((status.state, status.control), (ItemState::Waiting, ItemControl::Routing));
+    assert_eq!(
+        handler(&engine, &tenant, second),
+        Some(Handler::Queue(default)),
+        "events of the handoff: {:?}",
+        d.events
+    );
+}
+
+/// `route_conversation` on a conversation the router already holds returns its current
+/// decision (as documented), rather than failing.
+#[test]
+fn routing_a_conversation_again_returns_its_current_decision() {
+    let (engine, _router, tenant) = setup();
+    let ana = AgentId::new("ana").unwrap();
+    let c = run(engine.ingest(&tenant, chat("v1", "c1"))).unwrap().conversation;
+    assert_eq!(handler(&engine, &tenant, c), Some(Handler::Agent(ana.clone())));
+    let again = run(engine.route_conversation(&tenant, c));
+    assert!(matches!(&again, Ok(d) if d.outcome == Outcome::Assigned(ana.clone())), "{again:?}");
+}

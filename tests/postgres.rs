@@ -253,3 +253,59 @@ fn any_string_round_trips_even_with_nul_and_non_ascii() {
     let other = run(db.store.message_by_external_id(&t, &message.channel, "SM\u{0}nul-ß-")).expect("lookup");
     assert_eq!(other, None);
 }
+
+/// Every connection of the pool is busy (here the one connection of a pool of 1 waits for a
+/// tenant's row lock that another session holds): a call that needs a connection fails with a
+/// temporary error after the pool's wait timeout instead of waiting for as long as the lock.
+#[test]
+fn an_exhausted_pool_gives_a_temporary_error_after_the_wait_timeout() {
+    use std::time::{Duration, Instant};
+    use touchpoint::events::Event;
+    use touchpoint::store::{ChangeSet, Write};
+    use touchpoint::testkit::{sample_conversation, sample_customer, sample_message};
+    let Some(url) = url("an_exhausted_pool_gives_a_temporary_error_after_the_wait_timeout") else { return };
+    let schema = postgres_common::fresh_schema();
+    let db = TestStore::connect_with(
+        PostgresConfig::new(&url)
+            .with_schema(schema.clone())
+            .with_pool_size(1)
+            .with_wait_timeout(Duration::from_secs(2)),
+    );
+    let change = |t: &TenantId, external_id: &str| {
+        let c = sample_customer(t);
+        let conversation = sample_conversation(&c);
+        let message = sample_message(&conversation, external_id, "hello");
+        ChangeSet {
+            customers: vec![Write::insert(c.clone())],
+            conversations: vec![Write::insert(conversation)],
+            messages: vec![Write::insert(message)],
+            events: vec![Event::CustomerCreated { customer: c.id }],
+            at: chrono::Utc::now(),
+            ..ChangeSet::default()
+        }
+    };
+    let busy = TenantId::new("busy").expect("tenant");
+    run(db.store.commit(&busy, change(&busy, "first"))).expect("the first commit makes the tenant's row");
+    let mut locker = std::process::Command::new("psql")
+        .arg(&url)
+        .arg("-c")
+        .arg(format!(
+            "BEGIN; SELECT 1 FROM {schema}.tenants WHERE tenant = 'busy' FOR UPDATE; SELECT pg_sleep(8); COMMIT;"
+        ))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .expect("psql");
+    std::thread::sleep(Duration::from_secs(1));
+    // A commit of that tenant takes the pool's only connection and waits for the lock.
+    let (s, b) = (db.store.clone(), busy.clone());
+    let blocked = std::thread::spawn(move || run(s.commit(&b, change(&b, "second"))));
+    std::thread::sleep(Duration::from_millis(500));
+    let other = TenantId::new("other").expect("tenant");
+    let started = Instant::now();
+    let answer = run(db.store.customer(&other, CustomerId(uuid::Uuid::now_v7())));
+    let waited = started.elapsed();
+    assert!(matches!(answer, Err(Error::Backend { temporary: true, .. })), "{answer:?} after {waited:?}");
+    assert!(waited < Duration::from_secs(6), "the read waited {waited:?}, past the 2 s wait timeout");
+    let _ = locker.wait();
+    assert!(blocked.join().expect("no panic").is_ok(), "the blocked commit goes through once the lock is free");
+}

@@ -1523,4 +1523,20 @@ mod shifts {
         assert_eq!(assignments(&events), [(wid(1), "ana".to_string())]);
         assert_eq!(r.next_timer(), Some(utc(2026, 3, 30, 15, 0)));
     }
+
+    /// Off shift an agent takes no new work: an offer still open when the shift ends is
+    /// withdrawn (as when the agent goes offline), so it cannot be accepted after the end.
+    #[test]
+    fn an_offer_open_at_the_shift_end_cannot_be_accepted_off_shift() {
+        let r = shift_router([hours("office", "09:00", "17:00")]);
+        r.upsert_queue(Queue::new(qid("s")).with_offers(OfferPolicy::offers(1, Duration::seconds(60)))).unwrap();
+        r.upsert_agent(chat_agent("ana", "s", 1).with_schedule("office"), monday(16, 0)).unwrap();
+        let offered_at = secs(monday(17, 0), -10);
+        let d = r.submit(chat(1, "s", offered_at), offered_at).unwrap();
+        assert_eq!(d.outcome, Outcome::Offered(vec![aid("ana")]));
+        let events = r.tick(monday(17, 0));
+        assert_eq!(shift_events(&events), [&shift("ana", "office", false)]);
+        let accepted = r.accept(wid(1), &aid("ana"), secs(monday(17, 0), 20));
+        assert!(accepted.is_err(), "ana off shift accepted new work: {accepted:?}; {:?}", r.agent(&aid("ana")));
+    }
 }

@@ -543,7 +543,7 @@ fn dwell_relaxes_to_the_next_step_replace_mode() {
 #[test]
 fn step_timers_keep_millisecond_precision_across_midnight() {
     // Entered 1.5 ms after a whole second, five seconds before midnight: the dwell ends on
-    // the next day, at the millisecond of entry plus the dwell.
+    // the next day, 10 s later, and its timer is due at the next whole millisecond (never early).
     let r = router(&["s"]);
     let plan = Plan::new([Rule::new(
         "r",
@@ -552,7 +552,7 @@ fn step_timers_keep_millisecond_precision_across_midnight() {
     r.set_plan(plan, t0()).unwrap();
     let late = Utc.with_ymd_and_hms(2026, 3, 2, 23, 59, 55).unwrap() + TimeDelta::microseconds(1_500);
     r.submit(chat(1, "s", late), late).unwrap();
-    let due = Utc.with_ymd_and_hms(2026, 3, 3, 0, 0, 5).unwrap() + TimeDelta::milliseconds(1);
+    let due = Utc.with_ymd_and_hms(2026, 3, 3, 0, 0, 5).unwrap() + TimeDelta::milliseconds(2);
     assert_eq!(r.next_timer(), Some(due));
     assert!(r.tick(due - TimeDelta::milliseconds(1)).is_empty());
     let ev = r.tick(due);
@@ -1296,4 +1296,71 @@ fn an_item_back_after_its_max_wait_is_not_asked_about_and_overflowed_in_one_call
     let choice = PolicyChoice::Agents(vec![aid("ana")]);
     let answer = r.resolve_decision(wid(1), request, choice, at(21));
     assert!(answer.is_ok(), "DecisionRequested in {ev:?}, but answering it: {answer:?}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Review (offers and timers): findings
+
+/// An item whose last allowed decline sends it to an overflow queue must be routed there like
+/// any other overflow: the agent of the overflow queue gets it, and it is never left in limbo.
+#[test]
+fn max_declines_overflow_routes_the_item_in_the_overflow_queue() {
+    let r = router(&["b"]);
+    let mut policy = OfferPolicy::offers(1, TimeDelta::seconds(30));
+    policy.max_declines = 1;
+    policy.on_max_declines = TimeoutAction::Overflow(qid("b"));
+    r.upsert_queue(Queue::new(qid("a")).with_offers(policy)).unwrap();
+    r.upsert_agent(chat_agent("ana", "a", 1), t0()).unwrap();
+    r.upsert_agent(chat_agent("bob", "b", 1), t0()).unwrap();
+    let d = r.submit(chat(1, "a", t0()), t0()).unwrap();
+    assert_eq!(d.outcome, Outcome::Offered(vec![aid("ana")]));
+    let ev = r.decline(wid(1), &aid("ana"), at(1)).unwrap();
+    assert!(ev.contains(&RoutingEvent::Overflowed { item: wid(1), from: qid("a"), to: qid("b") }), "{ev:?}");
+    // Bob in the overflow queue is free: the item goes to him now, or at the latest on a sweep.
+    let mut all = ev.clone();
+    all.extend(r.sweep(at(2)));
+    all.extend(r.tick(at(3600)));
+    assert_eq!(assignments(&all), vec![(wid(1), "bob".to_owned())], "{all:?}; item {:?}", r.item(wid(1)));
+}
+
+/// One late tick fires every timer due by then, however many fall due one after another: after
+/// it no timer is due in the past, and the item has overflowed through the whole chain.
+#[test]
+fn a_late_tick_fires_every_due_timer_of_a_long_overflow_chain() {
+    let r = router(&["q79"]);
+    for n in (0..79).rev() {
+        let q = Queue::new(qid(&format!("q{n}")))
+            .with_max_wait(TimeDelta::seconds(1), TimeoutAction::Overflow(qid(&format!("q{}", n + 1))));
+        r.upsert_queue(q).unwrap();
+    }
+    r.submit(chat(1, "q0", t0()), t0()).unwrap();
+    let now = at(1000);
+    let ev = r.tick(now);
+    let hops = ev.iter().filter(|e| matches!(e, RoutingEvent::Overflowed { .. })).count();
+    let next = r.next_timer();
+    assert!(next.is_none_or(|t| t > now), "next_timer {next:?} is before the tick at {now} ({hops} hops)");
+    assert_eq!((hops, r.item(wid(1)).unwrap().queue), (79, qid("q79")));
+}
+
+/// An offer is open until the `expires_at` its event announced: an accept before that instant
+/// wins, also when the instants carry sub-millisecond parts.
+#[test]
+fn an_accept_before_the_announced_expiry_is_not_refused() {
+    let r = router(&[]);
+    r.upsert_queue(Queue::new(qid("s")).with_offers(OfferPolicy::offers(1, TimeDelta::seconds(30)))).unwrap();
+    r.upsert_agent(chat_agent("ana", "s", 1), t0()).unwrap();
+    let submitted = t0() + TimeDelta::microseconds(400);
+    let d = r.submit(chat(1, "s", submitted), submitted).unwrap();
+    let expires_at = d
+        .events
+        .iter()
+        .find_map(|e| match e {
+            RoutingEvent::Offered { expires_at, .. } => Some(*expires_at),
+            _ => None,
+        })
+        .expect("offered");
+    let before = expires_at - TimeDelta::microseconds(200);
+    assert!(before < expires_at);
+    let ev = r.accept(wid(1), &aid("ana"), before);
+    assert!(ev.is_ok(), "accept at {before}, offer announced open until {expires_at}: {ev:?}");
 }

@@ -48,14 +48,19 @@ impl Engine {
     /// router already holds is not submitted twice: its current decision is returned.
     pub async fn route_conversation(&self, tenant: &TenantId, conversation: ConversationId) -> Result<RoutingDecision> {
         let router = self.router().ok_or_else(|| Error::Refused("no router is configured for this engine".into()))?;
+        if let Some(current) = router.decision(WorkItemId::from(conversation), self.now()) {
+            return Ok(current);
+        }
         let item = self.work_item(tenant, conversation).await?;
         self.routed().insert(conversation, tenant.clone());
         let decision = match router.submit(item, self.now()) {
             Ok(decision) => decision,
             Err(e) => {
-                if router.item(WorkItemId::from(conversation)).is_none() {
-                    self.routed().remove(&conversation);
+                // Submitted by a concurrent call since the check above: its decision stands.
+                if let Some(current) = router.decision(WorkItemId::from(conversation), self.now()) {
+                    return Ok(current);
                 }
+                self.routed().remove(&conversation);
                 return Err(e);
             }
         };
@@ -108,7 +113,9 @@ impl Engine {
                 RoutingEvent::Queued { queue, .. } | RoutingEvent::Overflowed { to: queue, .. } => {
                     Some(Some(Handler::Queue(queue.clone())))
                 }
-                RoutingEvent::Requeued { item, .. } => {
+                // Back in routing (a bot's handoff passes it on; an `Assigned` follows when a
+                // human takes it at once): the queue it waits in, as the router has it now.
+                RoutingEvent::Requeued { item, .. } | RoutingEvent::HandedOff { item, .. } => {
                     router.and_then(|r| r.item(*item)).map(|status| Some(Handler::Queue(status.queue)))
                 }
                 RoutingEvent::Completed { .. } | RoutingEvent::Withdrawn { .. } | RoutingEvent::TimedOut { .. } => {

@@ -1126,6 +1126,15 @@ impl Router {
         Self::finish(&mut s, now)
     }
 
+    /// The current decision about an item the router holds (its outcome, rule, step and the
+    /// reason in words, with no events): what [`Router::submit`] answered, as it stands now.
+    pub fn decision(&self, item: WorkItemId, now: DateTime<Utc>) -> Option<RoutingDecision> {
+        let s = self.lock();
+        let i = *s.item_ids.get(&item)?;
+        let queue = s.items.get(i as usize)?.as_ref()?.queue.clone();
+        Some(decision(&s, item, i, &queue, Vec::new(), now))
+    }
+
     /// A snapshot of an item.
     pub fn item(&self, item: WorkItemId) -> Option<ItemStatus> {
         let s = self.lock();

@@ -396,7 +396,8 @@ pub struct Agent {
     /// While the schedule is closed the agent is *off shift*: they take no new work — no offers,
     /// no assignments — as if their status allowed no channel, and they do not count as signed
     /// in (`pool.signed_in`, [`SkipIf::NoAgentsSignedIn`](super::SkipIf::NoAgentsSignedIn)).
-    /// Work they hold (assigned items and open offers) stays with them. The moment the schedule
+    /// Assigned work stays with them; offers still open when the shift ends are withdrawn (an
+    /// offer accepted then would be new work off shift) and go on to others. The moment the schedule
     /// opens — on the router's clock, from [`Router::tick`](super::Router::tick) or any call
     /// that fires timers — they take the best waiting work across their queues, like an agent
     /// going available. Each change is a [`RoutingEvent::ShiftChanged`](super::RoutingEvent::ShiftChanged),

@@ -12,6 +12,12 @@ const FILL_LIMIT: usize = 256;
 /// Most agents listed in one [`RoutingEvent::DecisionRequested`].
 pub(crate) const MAX_DECISION_AGENTS: usize = 100;
 
+/// The most rounds of due timers one call fires: a timer's action may schedule another timer
+/// that is due already (the next overflow of a chain after a late tick), so a call fires round
+/// after round; a ring of queues overflowing into each other with short waits, ticked very late,
+/// would otherwise run for as many hops as fit into the delay.
+pub(crate) const MAX_TIMER_ROUNDS: usize = 100_000;
+
 impl State {
     pub fn item_id(&self, i: u32) -> super::WorkItemId {
         self.items[i as usize].as_ref().map(|s| s.item.id).unwrap_or(super::WorkItemId::from_u128(0))
@@ -613,7 +619,10 @@ impl State {
         let declines = slot.item.declines;
         slot.state = if rest.is_empty() { IState::Moving } else { IState::Offered { agents: rest.clone(), epoch } };
         if declines >= policy.max_declines {
-            self.timeout(i, policy.on_max_declines, format!("declined {declines} times"), now, now);
+            // An overflow leaves the item to route in its new queue, as after a max wait.
+            if self.timeout(i, policy.on_max_declines, format!("declined {declines} times"), now, now) {
+                self.route(i, now);
+            }
             return Ok(());
         }
         if rest.is_empty() {
@@ -716,12 +725,15 @@ impl State {
         }
     }
 
-    /// Fires due timers.
+    /// Fires due timers (see [`MAX_TIMER_ROUNDS`]).
     pub fn fire_timers(&mut self, now: DateTime<Utc>) {
         if self.timers.is_empty() {
             return;
         }
-        for _ in 0..64 {
+        // Round after round until nothing is due (a timer may schedule another one that is due
+        // already, as along a chain of overflows after a late tick); the bound only stops a
+        // ring of queues from spinning without end, leaving the rest due for the next call.
+        for _ in 0..MAX_TIMER_ROUNDS {
             let due = self.timers.take_due(ms(now));
             if due.is_empty() {
                 return;

@@ -1583,6 +1583,8 @@ impl State {
             self.events.push(RoutingEvent::ShiftChanged { agent, schedule: name, on_shift: on });
             if on {
                 self.freed.push(a);
+            } else {
+                self.rescind_offers_of(a, now);
             }
         }
         self.arm_shift(a, now);
@@ -2315,9 +2317,11 @@ impl State {
         self.timers.add(Timer { due, seq, kind: TimerKind::Retry { item: i, epoch } });
     }
 
+    /// Schedules `kind` at `due`, rounded up to the millisecond: a timer never fires before the
+    /// time it stands for (an offer is open until the `expires_at` its event announced).
     pub fn schedule(&mut self, due: DateTime<Utc>, kind: TimerKind) {
         let seq = self.next_seq();
-        self.timers.add(Timer { due: ms(due), seq, kind });
+        self.timers.add(Timer { due: ceil_ms(due), seq, kind });
     }
 
     /// Records a wait of `wait_ms` for the estimated wait of queue `qi`.

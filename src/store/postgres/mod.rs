@@ -125,6 +125,9 @@ pub struct PostgresConfig {
     pub runtime_threads: usize,
     /// How long opening one connection may take (default 10 s).
     pub connect_timeout: Duration,
+    /// How long a call waits for a connection of the pool when every one is busy (default 30 s);
+    /// then it fails with a temporary [`Error::Backend`] instead of waiting on.
+    pub wait_timeout: Duration,
 }
 
 impl std::fmt::Debug for PostgresConfig {
@@ -135,6 +138,7 @@ impl std::fmt::Debug for PostgresConfig {
             .field("pool_size", &self.pool_size)
             .field("runtime_threads", &self.runtime_threads)
             .field("connect_timeout", &self.connect_timeout)
+            .field("wait_timeout", &self.wait_timeout)
             .finish()
     }
 }
@@ -181,6 +185,7 @@ impl PostgresConfig {
             pool_size: 4,
             runtime_threads: 2,
             connect_timeout: Duration::from_secs(10),
+            wait_timeout: Duration::from_secs(30),
         }
     }
 
@@ -208,12 +213,21 @@ impl PostgresConfig {
         self
     }
 
+    /// Sets [`wait_timeout`](Self::wait_timeout).
+    pub fn with_wait_timeout(mut self, wait_timeout: Duration) -> Self {
+        self.wait_timeout = wait_timeout;
+        self
+    }
+
     fn validate(&self) -> Result<tokio_postgres::Config> {
         if !(1..=256).contains(&self.pool_size) {
             return Err(Error::invalid("pool_size", format!("is {}, allowed are 1 to 256", self.pool_size)));
         }
         if self.connect_timeout.is_zero() {
             return Err(Error::invalid("connect_timeout", "must be above zero"));
+        }
+        if self.wait_timeout.is_zero() {
+            return Err(Error::invalid("wait_timeout", "must be above zero"));
         }
         if !(1..=16).contains(&self.runtime_threads) {
             return Err(Error::invalid("runtime_threads", format!("is {}, allowed are 1 to 16", self.runtime_threads)));
@@ -314,6 +328,7 @@ impl PostgresStore {
             .max_size(config.pool_size)
             .runtime(deadpool_postgres::Runtime::Tokio1)
             .create_timeout(Some(config.connect_timeout))
+            .wait_timeout(Some(config.wait_timeout))
             .build()
             .map_err(|e| Error::Backend {
                 message: format!("cannot build the PostgreSQL connection pool: {e}"),
