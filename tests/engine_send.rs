@@ -301,8 +301,8 @@ impl Channel for FailsOnce {
     }
 }
 
-#[test]
-fn when_a_later_part_fails_the_sent_parts_stay_recorded_and_a_retry_sends_only_the_rest() {
+/// A WhatsApp host whose channel fails the second part it is given, and a conversation on it.
+fn failing_at_the_second_part() -> (Arc<FailsOnce>, Host, ConversationId) {
     let wa = Arc::new(FailsOnce {
         inner: StubChannel::new(endpoint("wa-main"), Capabilities::whatsapp()).with_id_prefix("wamid.OUT"),
         calls: AtomicUsize::new(0),
@@ -310,6 +310,12 @@ fn when_a_later_part_fails_the_sent_parts_stay_recorded_and_a_retry_sends_only_t
     });
     let h = host(vec![wa.clone()], ChannelPolicy::default());
     let conversation = h.whatsapp_contact("wamid.IN1");
+    (wa, h, conversation)
+}
+
+#[test]
+fn when_a_later_part_fails_the_sent_parts_stay_recorded_and_a_retry_sends_only_the_rest() {
+    let (wa, h, conversation) = failing_at_the_second_part();
     let long = (0..1100).map(|i| format!("word{i}")).collect::<Vec<_>>().join(" ");
     let request = reply(&long).with_message_id(h.engine.new_message_id());
 
@@ -592,13 +598,7 @@ fn a_message_to_a_customer_without_a_reachable_channel_changes_nothing() {
 fn a_retry_sends_the_rest_of_a_split_message_to_the_phone_that_got_its_first_part() {
     // Part 2 of 3 fails; before the retry the same customer writes from a second WhatsApp
     // number. The retry must not deliver parts 2-3 to a different phone than part 1.
-    let wa = Arc::new(FailsOnce {
-        inner: StubChannel::new(endpoint("wa-main"), Capabilities::whatsapp()).with_id_prefix("wamid.OUT"),
-        calls: AtomicUsize::new(0),
-        fail_at: 2,
-    });
-    let h = host(vec![wa.clone()], ChannelPolicy::default());
-    let conversation = h.whatsapp_contact("wamid.IN1");
+    let (wa, h, conversation) = failing_at_the_second_part();
     let customer = run(h.engine.conversation(&h.tenant, conversation)).unwrap().customer;
     run(h.engine.link_identity(
         &h.tenant,

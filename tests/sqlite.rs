@@ -812,14 +812,7 @@ fn an_erased_customer_leaves_no_personal_data_in_the_database_file() {
             .expect("reply");
             customers.push(o.customer);
         }
-        let other = InboundMessage::new(
-            ChannelKind::Sms,
-            endpoint("sms-main"),
-            Address::phone("+14155550100"),
-            "SM-keep",
-            Content::text("Bruno keeps his data"),
-        );
-        run(engine.ingest(&t, other)).expect("other customer");
+        run(engine.ingest(&t, bruno_keeps_his_data())).expect("other customer");
         for c in customers {
             run(engine.erase_customer(&t, c)).expect("erase");
         }
@@ -1157,14 +1150,7 @@ fn an_erased_customer_leaves_no_personal_data_on_disk_while_the_store_stays_open
     }
     // One more commit and a read: the writer has finished the erasure's batch (and its
     // checkpoint) before it takes this one.
-    let other = InboundMessage::new(
-        ChannelKind::Sms,
-        endpoint("sms-main"),
-        Address::phone("+14155550100"),
-        "SM-keep",
-        Content::text("Bruno keeps his data"),
-    );
-    run(engine.ingest(&t, other)).expect("other customer");
+    run(engine.ingest(&t, bruno_keeps_his_data())).expect("other customer");
     let on_disk = |needle: &[u8]| {
         std::fs::read_dir(&dir.0)
             .expect("dir")
@@ -1178,4 +1164,15 @@ fn an_erased_customer_leaves_no_personal_data_on_disk_while_the_store_stays_open
     }
     drop(engine);
     drop(store);
+}
+
+/// Another customer's message, which an erasure must leave on disk.
+fn bruno_keeps_his_data() -> InboundMessage {
+    InboundMessage::new(
+        ChannelKind::Sms,
+        endpoint("sms-main"),
+        Address::phone("+14155550100"),
+        "SM-keep",
+        Content::text("Bruno keeps his data"),
+    )
 }
