@@ -98,6 +98,10 @@ fn brazil_number_with_and_without_ninth_digit_is_one_identity() {
     assert_eq!(new.customer, old.customer);
     assert_ne!(new.customer, first.customer);
     assert_eq!(h.identities_of(old.customer)[0].address.value, "+552188776655");
+    // A retried webhook in the other spelling is the same message: a duplicate, not a message
+    // from "another sender" reusing its id.
+    let retry = h.try_ingest(whatsapp("wa-main", "+55 21 98877-6655", "wamid.4", "Olá de novo"));
+    assert!(matches!(&retry, Ok(r) if r.duplicate && r.message == new.message), "{retry:?}");
 
     // An SMS from the other spelling links to the same customer through the carrier-asserted
     // phone (a new identity: identities are per channel).
@@ -1375,6 +1379,27 @@ mod duplicates_and_linking {
         h.set_status(first.conversation, ConversationStatus::Resolved);
         let after = h.try_ingest(webchat("visitor-1", "chat-3", "Hello again").with_sent_at(h.now()));
         assert!(matches!(after, Err(Error::Refused(_))), "{after:?}");
+    }
+
+    /// `Reject` serves web widgets, whose kit takes the message date from the browser: a date
+    /// from before the conversation existed, or days old, counts as at most a day late
+    /// (`thread::MAX_LATE_DELIVERY`) and does not slip past the refusal.
+    #[test]
+    fn a_backdated_message_does_not_get_past_reject() {
+        let h = reject_on_webchat();
+        let created = h.now();
+        let first = h.ingest(webchat("visitor-1", "chat-1", "Hi"));
+        h.advance(Duration::minutes(10));
+        h.set_status(first.conversation, ConversationStatus::Resolved);
+        h.advance(Duration::days(3));
+        let before = h.dump();
+        let forged =
+            h.try_ingest(webchat("visitor-1", "chat-2", "Let me in").with_sent_at(created - Duration::days(365)));
+        assert!(matches!(forged, Err(Error::Refused(_))), "{forged:?}");
+        let old =
+            h.try_ingest(webchat("visitor-1", "chat-3", "Still there?").with_sent_at(created + Duration::minutes(5)));
+        assert!(matches!(old, Err(Error::Refused(_))), "{old:?}");
+        assert_eq!(h.dump(), before);
     }
 
     /// An email arrives from an address another customer holds as a verified address, with a

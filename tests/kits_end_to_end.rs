@@ -308,3 +308,27 @@ fn sharing_ones_own_number_on_telegram_joins_the_whatsapp_customer() {
         host.telegram_post(Some(TG_SECRET), &fixture("telegram/contact_other.json")).unwrap().ingested.remove(0);
     assert_ne!(other.customer, whatsapp.customer);
 }
+
+/// Two bots sharing a user scope (`with_user_scope`: one identity per person) each have a
+/// private chat with the same user, and both chats carry the user's id as chat id. Like one
+/// person writing to two of our WhatsApp numbers, that is one customer with two threads.
+#[test]
+fn two_telegram_bots_sharing_a_user_scope_keep_two_threads() {
+    let host = Host::new();
+    let kit = |bot: &str| TelegramKit::new(EndpointId::new(bot).unwrap()).unwrap().with_user_scope("tg-users").unwrap();
+    let post = |kit: &TelegramKit| {
+        let body = fixture("telegram/start_command.json");
+        host.handle(kit.parse_update(&body).unwrap()).unwrap().ingested.remove(0)
+    };
+    let sales = post(&kit("tg-sales"));
+    let support = post(&kit("tg-support"));
+    assert_eq!(support.identity, sales.identity, "one identity through the shared scope");
+    assert_ne!(
+        support.conversation, sales.conversation,
+        "the support bot's chat joined the sales bot's: {:?}",
+        support.thread
+    );
+    // Each bot's later message continues its own chat's conversation.
+    let again = host.handle(kit("tg-sales").parse_update(&fixture("telegram/photo_reply.json")).unwrap()).unwrap();
+    assert_eq!(again.ingested[0].conversation, sales.conversation);
+}

@@ -1539,4 +1539,20 @@ mod shifts {
         let accepted = r.accept(wid(1), &aid("ana"), secs(monday(17, 0), 20));
         assert!(accepted.is_err(), "ana off shift accepted new work: {accepted:?}; {:?}", r.agent(&aid("ana")));
     }
+
+    /// An update that ends the agent's shift (a move to a schedule closed now) withdraws their
+    /// open offer as the shift-end timer does: an off-shift agent accepts no new work.
+    #[test]
+    fn an_update_that_ends_the_shift_withdraws_open_offers() {
+        let r = shift_router([hours("early", "06:00", "14:00"), hours("late", "14:00", "22:00")]);
+        r.upsert_queue(Queue::new(qid("s")).with_offers(OfferPolicy::offers(1, Duration::seconds(60)))).unwrap();
+        r.upsert_agent(chat_agent("ana", "s", 1).with_schedule("early"), monday(10, 0)).unwrap();
+        let d = r.submit(chat(1, "s", monday(10, 0)), monday(10, 0)).unwrap();
+        assert_eq!(d.outcome, Outcome::Offered(vec![aid("ana")]));
+        let events = r.upsert_agent(chat_agent("ana", "s", 1).with_schedule("late"), monday(10, 0)).unwrap();
+        assert_eq!(shift_events(&events), [&shift("ana", "late", false)]);
+        let accepted = r.accept(wid(1), &aid("ana"), secs(monday(10, 0), 5));
+        assert!(accepted.is_err(), "ana, off shift after the update, accepted new work: {accepted:?}");
+        assert_eq!(r.agent(&aid("ana")).unwrap().load, 0, "the withdrawn offer no longer counts");
+    }
 }

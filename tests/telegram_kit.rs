@@ -47,7 +47,7 @@ fn from_ada(message_id: i64, secs: i64, content: Content) -> InboundMessage {
     )
     .with_sent_at(at(secs))
     .with_sender_name("Ada Example")
-    .with_thread(ThreadHints { provider_thread_id: Some(ADA.into()), ..ThreadHints::default() })
+    .with_thread(ThreadHints { provider_thread_id: Some(format!("{BOT}:{ADA}")), ..ThreadHints::default() })
 }
 
 fn file(kind: MediaKind, id: &str, mime: Option<&str>, caption: Option<&str>, filename: Option<&str>) -> Content {
@@ -88,7 +88,7 @@ fn callback_query_is_a_button_press_with_the_whole_keyboard_as_options() {
     )
     .with_sender_name("Ada")
     .with_thread(ThreadHints {
-        provider_thread_id: Some(ADA.into()),
+        provider_thread_id: Some(format!("{BOT}:{ADA}")),
         in_reply_to: Some(format!("{BOT}:{ADA}:43")),
         ..ThreadHints::default()
     });
@@ -233,7 +233,7 @@ fn two_edits_or_two_reactions_in_one_second_are_both_kept() {
 fn forum_topics_are_their_own_thread() {
     let msg = one("group_topic.json").into_message().unwrap();
     assert_eq!(msg.external_id, "tg-support-bot:-1001000000001:900");
-    assert_eq!(msg.thread.provider_thread_id.as_deref(), Some("-1001000000001/77"));
+    assert_eq!(msg.thread.provider_thread_id.as_deref(), Some(format!("{BOT}:-1001000000001/77").as_str()));
     assert_eq!(msg.sender, Address::platform(BOT, ADA));
 }
 
@@ -250,7 +250,7 @@ fn reactions_reply_to_the_reacted_message() {
         .with_sent_at(at(secs))
         .with_sender_name("Ada Example")
         .with_thread(ThreadHints {
-            provider_thread_id: Some(ADA.into()),
+            provider_thread_id: Some(format!("{BOT}:{ADA}")),
             in_reply_to: Some(format!("{BOT}:{ADA}:43")),
             ..ThreadHints::default()
         })

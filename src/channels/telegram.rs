@@ -21,7 +21,7 @@
 //! become `sender_name`. A message is identified as `<endpoint>:<chat id>:<message id>`
 //! ([`TelegramKit::message_id`]: Telegram numbers messages per chat, and a private chat's id is
 //! the user's id for every bot, so the endpoint tells two bots' messages apart); the chat (and
-//! forum topic) is the provider thread, and `reply_to_message` becomes `thread.in_reply_to` in
+//! forum topic) is the provider thread, `<endpoint>:<chat id>[/<topic>]` for the same reason, and `reply_to_message` becomes `thread.in_reply_to` in
 //! the same form.
 //!
 //! ```
@@ -114,6 +114,16 @@ impl TelegramKit {
         format!("{}:{chat_id}:{message_id}", self.endpoint)
     }
 
+    /// The provider thread of a message: `<endpoint>:<chat id>`, or `<endpoint>:<chat id>/<topic>`
+    /// in a forum topic. Scoped by the bot like message ids: two bots' private chats with one
+    /// user share the user's id as chat id, yet are two threads.
+    fn chat_thread(&self, m: &Message) -> String {
+        match (m.is_topic_message, m.message_thread_id) {
+            (true, Some(topic)) => format!("{}:{}/{topic}", self.endpoint, m.chat.id),
+            _ => format!("{}:{}", self.endpoint, m.chat.id),
+        }
+    }
+
     /// Parses the raw body of one webhook POST (one `Update`). Malformed bodies fail with
     /// [`Error::InvalidInput`] naming the JSON path.
     pub fn parse_update(&self, body: &[u8]) -> Result<Vec<KitEvent>> {
@@ -175,7 +185,7 @@ impl TelegramKit {
             None => self.message_id(m.chat.id, m.message_id),
         };
         let thread = ThreadHints {
-            provider_thread_id: Some(chat_thread(&m)),
+            provider_thread_id: Some(self.chat_thread(&m)),
             in_reply_to: m.reply_to_message.as_ref().map(|r| self.message_id(m.chat.id, r.message_id)),
             ..ThreadHints::default()
         };
@@ -223,7 +233,7 @@ impl TelegramKit {
         json::check_content(FIELD, || "callback_query".into(), &content)?;
         let thread = match &q.message {
             Some(m) => ThreadHints {
-                provider_thread_id: Some(chat_thread(m)),
+                provider_thread_id: Some(self.chat_thread(m)),
                 in_reply_to: Some(self.message_id(m.chat.id, m.message_id)),
                 ..ThreadHints::default()
             },
@@ -254,20 +264,13 @@ impl TelegramKit {
         };
         let target = self.message_id(r.chat.id, r.message_id);
         let thread = ThreadHints {
-            provider_thread_id: Some(r.chat.id.to_string()),
+            provider_thread_id: Some(format!("{}:{}", self.endpoint, r.chat.id)),
             in_reply_to: Some(target.clone()),
             ..ThreadHints::default()
         };
         // Reactions are dated to the second: the update id tells two changes in one second apart.
         let id = format!("reaction:{target}:{}:{update_id}", user.id);
         Ok(KitEvent::Message(self.inbound(user, id, content, thread).with_sent_at(r.date.0)))
-    }
-}
-
-fn chat_thread(m: &Message) -> String {
-    match (m.is_topic_message, m.message_thread_id) {
-        (true, Some(topic)) => format!("{}/{topic}", m.chat.id),
-        _ => m.chat.id.to_string(),
     }
 }
 

@@ -556,6 +556,8 @@ impl Engine {
         if let Author::Customer(i) = existing.author
             && let Some(first) = self.inner.store.identity(tenant, i).await?
             && first.address != *sender
+            && !(sender.kind == crate::model::AddressKind::Phone
+                && crate::identity::normalize::phone_lookup_variants(&sender.value).contains(&first.address.value))
         {
             return Err(Error::invalid(
                 "external_id",

@@ -789,9 +789,12 @@ impl Router {
             let on_shift = s.agents[a as usize].as_ref().is_some_and(|x| x.on_shift);
             s.events.push(RoutingEvent::ShiftChanged { agent, schedule, on_shift });
         }
+        let off_shift = s.agents[a as usize].as_ref().is_some_and(|x| !x.on_shift);
         match (offline, was_offline) {
             (true, Some(false)) => s.went_offline(a, now),
             (true, _) => s.rescind_offers_of(a, now),
+            // Off shift (the update ended the shift, say): no offer stays open, as at a shift end.
+            (false, _) if off_shift => s.rescind_offers_of(a, now),
             (false, _) => s.freed.push(a),
         }
         Ok(Self::finish(&mut s, now))

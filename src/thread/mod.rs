@@ -20,6 +20,15 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 
+/// How late a message may be delivered and still be judged by when the customer wrote it.
+///
+/// Reopen policies ([`ReopenPolicy::ReopenWithin`], [`ReopenPolicy::Reject`]) look at the
+/// message's `sent_at`, so a webhook retried for hours still lands where the customer meant it.
+/// A claim older than this (or older than the conversation) counts as written this long ago:
+/// on web chat the date comes from the browser, and a forged one must not reopen what the
+/// policy keeps shut.
+pub const MAX_LATE_DELIVERY: Duration = Duration::hours(24);
+
 /// What to do when the customer writes into a resolved conversation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "policy", content = "within", rename_all = "snake_case")]
@@ -219,9 +228,12 @@ fn apply_reopen(
     use crate::model::ConversationStatus as S;
     let previous = Some(conversation.id);
     let now = input.now;
-    // Reopen policies judge when the customer wrote (a webhook retried for hours arrives late),
-    // never later than now.
-    let written = input.msg.sent_at.map_or(now, |at| at.min(now));
+    // Reopen policies judge when the customer wrote (a webhook retried for hours arrives late):
+    // never later than now, and never earlier than [`MAX_LATE_DELIVERY`] ago or than the
+    // conversation's start — a browser-set or forged date cannot slip past `Reject` or
+    // `ReopenWithin`.
+    let written =
+        input.msg.sent_at.map_or(now, |at| at.max(now - MAX_LATE_DELIVERY).max(conversation.created_at).min(now));
     if input.blocked && matches!(conversation.status, S::Resolved | S::Snoozed { .. }) {
         return Ok(Placement::Existing { conversation, decision: ThreadDecision::KeptQuiet { reason } });
     }
