@@ -285,3 +285,41 @@ fn rocket_chat_load_rotation_fallback_and_offline_forwarding() {
     let d = r.submit(chat(9, "dept", at(141)), at(141)).unwrap();
     assert_eq!(assigned_to(&d).as_deref(), Some("f"));
 }
+
+/// Dynamics 365 overflow by operating hours: outside the queue's operating hours a new
+/// conversation is transferred to another queue before it queues, and the conversations still
+/// waiting when the hours end are transferred too (the in-queue overflow after a wait stays a
+/// max wait). Amazon Connect's "Check hours of operation" out-of-hours branch to voicemail is
+/// the same configuration with `TimeoutAction::Voicemail`.
+#[test]
+fn dynamics_365_overflow_outside_operating_hours() {
+    use chrono::{TimeZone, Utc};
+    use touchpoint::routing::calendar::{Calendars, ScheduleConfig};
+    let r = router(&["after-hours"]);
+    let hours = ScheduleConfig::new("operating-hours", "UTC").hours("Mon-Fri", "08:00", "18:00").build().unwrap();
+    r.set_calendars(Calendars::from_schedules([hours]).unwrap());
+    r.upsert_queue(
+        Queue::new(qid("billing"))
+            .with_max_wait(TimeDelta::minutes(30), TimeoutAction::Voicemail)
+            .with_hours("operating-hours", TimeoutAction::Overflow(qid("after-hours"))),
+    )
+    .unwrap();
+    let at = |h: u32, m: u32| Utc.with_ymd_and_hms(2026, 3, 2, h, m, 0).unwrap();
+    // 17:50: nobody in billing; the conversation waits.
+    let d = r.submit(chat(1, "billing", at(17, 50)), at(17, 50)).unwrap();
+    assert_eq!(d.outcome, Outcome::Queued(qid("billing")));
+    // 18:00: the hours end and it is transferred, before its max wait.
+    let events = r.tick(at(18, 0));
+    assert!(
+        events.iter().any(
+            |e| matches!(e, RoutingEvent::Overflowed { item, to, .. } if *item == wid(1) && *to == qid("after-hours"))
+        ),
+        "{events:?}"
+    );
+    // 19:00: transferred before it queues.
+    let d = r.submit(chat(2, "billing", at(19, 0)), at(19, 0)).unwrap();
+    assert_eq!(d.outcome, Outcome::Queued(qid("after-hours")));
+    // The after-hours team picks up both, longest waiting first.
+    let events = r.upsert_agent(chat_agent("night", "after-hours", 2), at(19, 5)).unwrap();
+    assert_eq!(assignments(&events), [(wid(1), "night".to_string()), (wid(2), "night".to_string())]);
+}

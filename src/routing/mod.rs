@@ -23,7 +23,8 @@
 //! 8. **Calendars and presence** — custom status names mapped to per-channel availability
 //!    ([`PresenceStatus`]); business hours as [`calendar`] schedules, read by expressions
 //!    (`schedule("support").open`) and followed by agents ([`Agent::schedule`]: off shift they
-//!    take no new work, at the shift's start they take waiting work — follow-the-sun).
+//!    take no new work, at the shift's start they take waiting work — follow-the-sun) and by
+//!    queues ([`Queue::hours`]: an after-hours action for the work waiting when they close).
 //!
 //! The condition language is [`expr`], bound to the router's items, agent profiles, queues and
 //! calendars as described in [`condition`]; business hours are [`calendar`] schedules.
@@ -87,7 +88,7 @@ pub use eligibility::{
 pub use ledger::{Assignment, AssignmentLedger, Claim, ClaimOutcome, InMemoryLedger, Refusal};
 pub use model::{
     Agent, Capacity, ChannelSet, Discipline, Interruption, LastAgent, MAX_DURATION_SECS, NoReplyPolicy, OfferPolicy,
-    Presence, PresenceStatus, Queue, QueueMembership, TimeoutAction, WorkItem, WorkItemId,
+    Presence, PresenceStatus, Queue, QueueHours, QueueMembership, TimeoutAction, WorkItem, WorkItemId,
 };
 pub use plan::{
     DecisionFallback, DecisionHook, Fallback, MAX_RULES, MAX_STEPS, Plan, PolicyChoice, Pool, PoolMode, PriorityChange,
@@ -713,34 +714,30 @@ impl Router {
     }
 
     /// Creates or updates a queue.
+    ///
+    /// Refused, changing nothing: an overflow into a queue the router does not have, hours
+    /// naming a schedule its calendars do not hold ([`Error::NotFound`]), and a queue that would
+    /// close a ring of overflows passing an item on without a wait ([`Error::InvalidInput`]).
+    /// Hours that change are checked at the `now` of the next call (a timer due at once).
     pub fn upsert_queue(&self, mut queue: Queue) -> crate::Result<()> {
         queue.validate()?;
         let mut s = self.lock();
         condition::compile_queue(&mut queue, &s.schemas)?;
-        if let TimeoutAction::Overflow(q) = &queue.on_max_wait
-            && !s.queues.contains_key(q)
-        {
-            return Err(Error::not_found("queue", q));
-        }
-        // Queues that overflow into each other without waiting would pass an item round and
-        // round on every tick: refuse the queue that would close such a ring.
-        let no_wait = |q: &Queue| q.max_wait == Some(TimeDelta::zero());
-        let mut next = match &queue.on_max_wait {
-            TimeoutAction::Overflow(q) if no_wait(&queue) => Some(q),
-            _ => None,
-        };
-        for _ in 0..s.queues.len() {
-            let Some(q) = next else { break };
-            if *q == queue.id {
-                return Err(Error::invalid(
-                    "queue.max_wait",
-                    "queues overflowing into each other in a ring need a wait above zero on at least one of them",
-                ));
+        for action in [Some(&queue.on_max_wait), queue.hours.as_ref().map(|h| &h.action)].into_iter().flatten() {
+            if let TimeoutAction::Overflow(q) = action
+                && !s.queues.contains_key(q)
+            {
+                return Err(Error::not_found("queue", q));
             }
-            next = s.queues.get(q).map(|slot| &slot.config).and_then(|c| match &c.on_max_wait {
-                TimeoutAction::Overflow(q) if no_wait(c) => Some(q),
-                _ => None,
-            });
+        }
+        if let Some(h) = &queue.hours {
+            s.calendars.schedule(&h.schedule)?;
+        }
+        if overflow_ring(&queue, |q| s.queues.get(q).map(|slot| &slot.config)) {
+            return Err(Error::invalid(
+                "queue.max_wait",
+                "queues overflowing into each other in a ring need a wait above zero on at least one of them",
+            ));
         }
         s.upsert_queue_slot(queue);
         Ok(())
@@ -1052,10 +1049,10 @@ impl Router {
         Ok(())
     }
 
-    /// Replaces the business-hours schedules that `schedule("name")` reads in expressions and
-    /// that agents work by ([`Agent::schedule`]).
+    /// Replaces the business-hours schedules that `schedule("name")` reads in expressions, that
+    /// agents work by ([`Agent::schedule`]) and that queues keep ([`Queue::hours`]).
     ///
-    /// Every agent with a schedule is checked again — a schedule that is no longer there counts
+    /// Every agent with a schedule and every queue with hours is checked again — a schedule that is no longer there counts
     /// as closed — as of the `now` of the router's next call: the check is a timer due at once
     /// ([`next_timer`](Self::next_timer) answers the earliest instant), so the next
     /// [`tick`](Self::tick), or any call that fires timers, starts and ends shifts before it
@@ -1066,8 +1063,9 @@ impl Router {
     }
 
     /// Fires every timer due at `now`: step dwell, max wait, offer expiry, no reply, queue
-    /// delays, agent offline, external-decision deadlines, shift starts and ends. The events come after those of
-    /// timers that an earlier refused call fired (every call fires due timers first).
+    /// delays, agent offline, external-decision deadlines, shift starts and ends, queue hours
+    /// closing. The events come after those of timers that an earlier refused call fired (every
+    /// call fires due timers first).
     pub fn tick(&self, now: DateTime<Utc>) -> Vec<RoutingEvent> {
         let mut events = Vec::new();
         self.tick_into(now, &mut events);
@@ -1248,6 +1246,41 @@ fn reason(s: &State, i: u32, now: DateTime<Utc>) -> DecisionReason {
         }
         IState::Waiting { .. } | IState::Moving => s.queued_reason(i, state::ms(now)).into(),
     }
+}
+
+/// Whether `queue` would close a ring of queues that pass an item on without it waiting:
+/// overflows after a zero max wait, and after-hours overflows (two closed queues pass an item
+/// on once, not back, so only a ring with at least one zero wait goes round without end).
+fn overflow_ring<'a>(queue: &'a Queue, get: impl Fn(&QueueId) -> Option<&'a Queue>) -> bool {
+    let edges = |q: &'a Queue| {
+        let wait = match &q.on_max_wait {
+            TimeoutAction::Overflow(to) if q.max_wait == Some(TimeDelta::zero()) => Some((to, true)),
+            _ => None,
+        };
+        let hours = match q.hours.as_ref().map(|h| &h.action) {
+            Some(TimeoutAction::Overflow(to)) => Some((to, false)),
+            _ => None,
+        };
+        wait.into_iter().chain(hours)
+    };
+    // Depth-first over (queue, a zero wait on the way) from `queue` back to itself.
+    let mut seen = std::collections::HashSet::new();
+    let mut stack: Vec<(&QueueId, bool)> = edges(queue).collect();
+    while let Some((q, zero)) = stack.pop() {
+        if *q == queue.id {
+            if zero {
+                return true;
+            }
+            continue;
+        }
+        if !seen.insert((q, zero)) {
+            continue;
+        }
+        if let Some(c) = get(q) {
+            stack.extend(edges(c).map(|(to, z)| (to, zero || z)));
+        }
+    }
+    false
 }
 
 fn decision(

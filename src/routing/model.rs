@@ -688,10 +688,66 @@ pub struct Queue {
     /// How many recent waits the estimated wait time averages. Default 100.
     #[serde(default = "default_ewt")]
     pub ewt_samples: usize,
+    /// Business hours: what happens to work nobody takes while the queue is closed.
+    #[serde(default)]
+    pub hours: Option<QueueHours>,
 }
 
 fn default_ewt() -> usize {
     100
+}
+
+/// A queue's business hours (a schedule of the router's
+/// [`Calendars`](super::calendar::Calendars)) and its after-hours action.
+///
+/// While the schedule is closed, work that no agent takes gets [`action`](Self::action):
+/// - every item waiting in the queue at the instant the schedule closes (a timer, so at that
+///   instant on a [`Router::tick`](super::Router::tick) or any later call; like shifts, the
+///   hours are judged at the call's `now`, so a call that comes only after they have opened
+///   again finds them open);
+/// - an item that finds no agent while the queue is closed — submitted, back from an agent,
+///   moved in by a plan step or another queue's max wait — at once.
+///
+/// An agent still taking work in a closed queue gets it as usual: the hours decide only what
+/// happens to work that would wait. An item that another queue's after-hours action moves
+/// into this queue while it is closed too waits here for the opening (two closed queues do not
+/// pass it back and forth). Items offered or assigned, or awaiting an external decision, are
+/// not touched. A schedule missing from the calendars (after
+/// [`Router::set_calendars`](super::Router::set_calendars)) counts as closed.
+///
+/// ```
+/// use chrono::{TimeZone, Utc};
+/// use touchpoint::model::{ChannelKind, QueueId};
+/// use touchpoint::routing::calendar::{Calendars, ScheduleConfig};
+/// use touchpoint::routing::*;
+///
+/// let router = Router::new(RouterConfig::default());
+/// let hours = ScheduleConfig::new("office", "UTC").hours("Mon-Fri", "09:00", "17:00").build().unwrap();
+/// router.set_calendars(Calendars::from_schedules([hours]).unwrap());
+/// let support = QueueId::new("support").unwrap();
+/// router.upsert_queue(Queue::new(support.clone()).with_hours("office", TimeoutAction::Callback)).unwrap();
+///
+/// // Monday 16:00: a chat waits for an agent; at 17:00 it is turned into a callback.
+/// let four = Utc.with_ymd_and_hms(2026, 3, 2, 16, 0, 0).unwrap();
+/// let chat = WorkItem::new(WorkItemId::from_u128(1), ChannelKind::WebChat, four).in_queue(support.clone());
+/// assert_eq!(router.submit(chat, four).unwrap().outcome, Outcome::Queued(support.clone()));
+/// let five = Utc.with_ymd_and_hms(2026, 3, 2, 17, 0, 0).unwrap();
+/// let events = router.tick(five);
+/// assert!(matches!(&events[..], [RoutingEvent::TimedOut { action: TimeoutAction::Callback, .. }]));
+///
+/// // At 18:00 a new chat gets the callback at once.
+/// let six = Utc.with_ymd_and_hms(2026, 3, 2, 18, 0, 0).unwrap();
+/// let late = WorkItem::new(WorkItemId::from_u128(2), ChannelKind::WebChat, six).in_queue(support);
+/// assert_eq!(router.submit(late, six).unwrap().outcome, Outcome::TimedOut(TimeoutAction::Callback));
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QueueHours {
+    /// The schedule during which the queue is open.
+    pub schedule: String,
+    /// What happens to work nobody takes while the queue is closed (default: close it).
+    #[serde(default = "default_exhausted")]
+    pub action: TimeoutAction,
 }
 
 impl Queue {
@@ -705,6 +761,7 @@ impl Queue {
             offer: OfferPolicy::default(),
             no_reply: None,
             ewt_samples: default_ewt(),
+            hours: None,
         }
     }
     /// Sets the discipline.
@@ -726,6 +783,11 @@ impl Queue {
     /// Reassigns work not replied to within `after`.
     pub fn with_no_reply(mut self, after: TimeDelta) -> Self {
         self.no_reply = Some(NoReplyPolicy { after });
+        self
+    }
+    /// Sets business hours and the after-hours action (see [`QueueHours`]).
+    pub fn with_hours(mut self, schedule: impl Into<String>, action: TimeoutAction) -> Self {
+        self.hours = Some(QueueHours { schedule: schedule.into(), action });
         self
     }
 
@@ -757,6 +819,14 @@ impl Queue {
             && *q == self.id
         {
             return Err(Error::invalid("queue.on_max_wait", "a queue cannot overflow into itself"));
+        }
+        if let Some(h) = &self.hours {
+            if h.schedule.trim().is_empty() {
+                return Err(Error::invalid("queue.hours.schedule", "must name a schedule"));
+            }
+            if matches!(&h.action, TimeoutAction::Overflow(q) if *q == self.id) {
+                return Err(Error::invalid("queue.hours.action", "a queue cannot overflow into itself"));
+            }
         }
         if let Discipline::Buckets(terms) = &self.discipline {
             for (i, t) in terms.iter().enumerate() {

@@ -400,6 +400,11 @@ impl State {
                     let (item, queue) = (s.item.id, s.queue.clone());
                     self.events.push(RoutingEvent::Queued { item, queue });
                 }
+                let closed =
+                    self.items[i as usize].as_ref().and_then(|s| self.queues.at(s.qi)).is_some_and(|q| q.closed);
+                if closed && !self.hours_move {
+                    self.after_hours(i, now);
+                }
             }
             return false;
         }
@@ -668,6 +673,21 @@ impl State {
         }
     }
 
+    /// Applies the after-hours action of item `i`'s (closed) queue; an item moved to another
+    /// queue is routed there, and waits there if that queue is closed too.
+    pub fn after_hours(&mut self, i: u32, now: DateTime<Utc>) {
+        let Some(s) = self.items[i as usize].as_ref() else { return };
+        let Some(q) = self.queues.at(s.qi) else { return };
+        let Some(hours) = &q.config.hours else { return };
+        let action = hours.action.clone();
+        let reason = format!("queue {} is closed (schedule {:?})", q.config.id, hours.schedule);
+        if self.timeout(i, action, reason, now, now) {
+            self.hours_move = true;
+            self.route(i, now);
+            self.hours_move = false;
+        }
+    }
+
     /// Applies the queue's max-wait action to item `i` (waiting or awaiting a decision). One
     /// that `waited` all along overflows as of the max wait's end (a late tick does not
     /// stretch a chain of overflows); one back from an agent now.
@@ -859,9 +879,14 @@ impl State {
                     self.check_shift(agent, now);
                 }
             }
+            TimerKind::QueueHours { queue, epoch } => {
+                if self.queues.at(queue).is_some_and(|q| q.hours_gen == epoch) {
+                    self.check_queue_hours(queue, now);
+                }
+            }
             TimerKind::Calendars { epoch } => {
                 if self.calendars_gen == epoch {
-                    self.check_all_shifts(now);
+                    self.check_all_calendars(now);
                 }
             }
         }

@@ -876,6 +876,11 @@ pub(crate) struct QueueSlot {
     /// (profile, delay ms) of members with a delay.
     pub delays: Vec<(usize, i64)>,
     pub members: Mask,
+    /// The queue's hours ([`Queue::hours`]) are closed, as of the last check.
+    pub closed: bool,
+    /// When the hours are checked next (ms), and that timer's epoch.
+    pub hours_due: Option<i64>,
+    pub hours_gen: u64,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -916,7 +921,13 @@ pub(crate) enum TimerKind {
         agent: u32,
         epoch: u64,
     },
-    /// The calendars changed: every agent with a schedule is checked (`epoch`: `calendars_gen`).
+    /// Queue `queue`'s hours may open or close (`epoch`: its `hours_gen`).
+    QueueHours {
+        queue: u32,
+        epoch: u64,
+    },
+    /// The calendars changed: every agent with a schedule and every queue with hours is
+    /// checked (`epoch`: `calendars_gen`).
     Calendars {
         epoch: u64,
     },
@@ -1126,6 +1137,9 @@ pub(crate) struct State {
     pub calendars: Arc<super::calendar::Calendars>,
     /// Bumped by every `set_calendars`: only the latest [`TimerKind::Calendars`] applies.
     pub calendars_gen: u64,
+    /// Set while an item that a queue's after-hours action moved is routed in its new queue:
+    /// there it waits even if that queue is closed too.
+    pub hours_move: bool,
 }
 
 /// The best candidates for an item, best first (one without allocating).
@@ -1202,6 +1216,7 @@ impl State {
             schemas: super::condition::Schemas::default(),
             calendars: Arc::default(),
             calendars_gen: 0,
+            hours_move: false,
         };
         s.install_plan(Plan::default());
         s.upsert_queue_slot(default_queue);
@@ -1351,6 +1366,8 @@ impl State {
     pub fn upsert_queue_slot(&mut self, q: Queue) {
         let members = self.profiles.mask_where(|p| p.queues.contains_key(&q.id));
         let delays = self.delays_of(&q.id);
+        let hours_changed = self.queues.get(&q.id).map_or(q.hours.is_some(), |s| s.config.hours != q.hours);
+        let id = q.id.clone();
         match self.queues.get_mut(&q.id) {
             Some(slot) => {
                 let rekey = slot.config.discipline != q.discipline;
@@ -1374,10 +1391,89 @@ impl State {
             None => {
                 self.queues.insert(
                     q.id.clone(),
-                    QueueSlot { config: q, classes: Vec::new(), waiting: 0, waits: VecDeque::new(), delays, members },
+                    QueueSlot {
+                        config: q,
+                        classes: Vec::new(),
+                        waiting: 0,
+                        waits: VecDeque::new(),
+                        delays,
+                        members,
+                        closed: false,
+                        hours_due: None,
+                        hours_gen: 0,
+                    },
                 );
             }
         }
+        if hours_changed && let Some(qi) = self.queues.idx(&id) {
+            self.recheck_queue_hours(qi);
+        }
+    }
+
+    /// Queue `qi`'s hours changed: they are checked by a timer due at once (so at the `now` of
+    /// the next call); without hours the queue is open and no check is pending.
+    fn recheck_queue_hours(&mut self, qi: u32) {
+        let epoch = self.next_seq();
+        let Some(slot) = self.queues.at_mut(qi) else { return };
+        slot.hours_gen = epoch;
+        slot.hours_due = None;
+        if slot.config.hours.is_some() {
+            self.schedule(DateTime::<Utc>::MIN_UTC, TimerKind::QueueHours { queue: qi, epoch });
+        } else {
+            slot.closed = false;
+        }
+    }
+
+    /// Checks queue `qi`'s hours at `now`: when they have closed since the last check, every
+    /// item waiting in the queue gets the after-hours action; the next check is scheduled.
+    pub fn check_queue_hours(&mut self, qi: u32, now: DateTime<Utc>) {
+        let calendars = Arc::clone(&self.calendars);
+        let Some(slot) = self.queues.at_mut(qi) else { return };
+        let Some(hours) = &slot.config.hours else { return };
+        let schedule = calendars.get(&hours.schedule);
+        let closed = !schedule.is_some_and(|s| s.is_open(now));
+        let closing = closed && !slot.closed;
+        slot.closed = closed;
+        // Armed like a shift: the next change, or a look a year on when none is that near.
+        let due = schedule.map(|s| {
+            let horizon = TimeDelta::days(super::calendar::NEXT_CHANGE_HORIZON_DAYS);
+            ceil_ms(s.next_change(now).unwrap_or_else(|| add(now, horizon)))
+        });
+        if due != slot.hours_due {
+            slot.hours_due = due;
+            let epoch = self.next_seq();
+            let seq = self.next_seq();
+            if let Some(slot) = self.queues.at_mut(qi) {
+                slot.hours_gen = epoch;
+            }
+            if let Some(due) = due {
+                self.timers.add(Timer { due, seq, kind: TimerKind::QueueHours { queue: qi, epoch } });
+            }
+        }
+        if closing {
+            let waiting: Vec<u32> = self.waiting_in(qi);
+            for i in waiting {
+                self.after_hours(i, now);
+            }
+        }
+    }
+
+    /// The items waiting in queue `qi`, longest waiting first.
+    fn waiting_in(&self, qi: u32) -> Vec<u32> {
+        let Some(q) = self.queues.at(qi) else { return Vec::new() };
+        let mut entries: Vec<(i64, u32)> = Vec::with_capacity(q.waiting);
+        for &ci in &q.classes {
+            for e in self.classes[ci].heap.iter() {
+                let i = e.payload;
+                if let Some(it) = self.items[i as usize].as_ref()
+                    && matches!(it.state, IState::Waiting { class, .. } if class == ci)
+                {
+                    entries.push((it.since_ms, i));
+                }
+            }
+        }
+        entries.sort_unstable();
+        entries.into_iter().map(|(_, i)| i).collect()
     }
 
     fn delays_of(&self, q: &QueueId) -> Vec<(usize, i64)> {
@@ -1595,17 +1691,25 @@ impl State {
     pub fn set_calendars(&mut self, calendars: super::calendar::Calendars) {
         self.calendars = Arc::new(calendars);
         self.calendars_gen = self.next_seq();
-        if self.agents.iter().flatten().any(|s| s.agent.schedule.is_some()) {
+        let queue_hours =
+            (0..self.queues.len() as u32).any(|q| self.queues.at(q).is_some_and(|q| q.config.hours.is_some()));
+        if queue_hours || self.agents.iter().flatten().any(|s| s.agent.schedule.is_some()) {
             let epoch = self.calendars_gen;
             self.schedule(DateTime::<Utc>::MIN_UTC, TimerKind::Calendars { epoch });
         }
     }
 
-    /// Checks the shift of every agent with a schedule (a [`TimerKind::Calendars`] timer).
-    pub fn check_all_shifts(&mut self, now: DateTime<Utc>) {
+    /// Checks the shift of every agent with a schedule and the hours of every queue that has
+    /// them (a [`TimerKind::Calendars`] timer).
+    pub fn check_all_calendars(&mut self, now: DateTime<Utc>) {
         for a in 0..self.agents.len() as u32 {
             if self.agents[a as usize].as_ref().is_some_and(|s| s.agent.schedule.is_some()) {
                 self.check_shift(a, now);
+            }
+        }
+        for q in 0..self.queues.len() as u32 {
+            if self.queues.at(q).is_some_and(|q| q.config.hours.is_some()) {
+                self.check_queue_hours(q, now);
             }
         }
     }
