@@ -709,6 +709,17 @@ fn text_that_is_not_json_is_invalid_json_and_json_of_the_wrong_shape_is_invalid_
         assert_eq!(failed.status, TpStatus::InvalidInput, "{shape}: {}", failed.message);
         assert!(failed.message.contains(expected), "{shape}: {}", failed.message);
     }
+    // A message echoing a huge input is cut (at a character boundary) and says so.
+    let mut huge = sms(1, "hi");
+    huge[format!("é{}", "k".repeat(1 << 20))] = json!(1);
+    let failed = engine.ingest(&huge).unwrap_err();
+    assert_eq!(failed.status, TpStatus::InvalidInput);
+    assert!(failed.message.len() <= ffi::MAX_ERROR_MESSAGE, "{} bytes", failed.message.len());
+    assert!(
+        failed.message.contains("unknown field `ék") && failed.message.ends_with("bytes in all)"),
+        "{}",
+        &failed.message[..200]
+    );
     // The engine's own validation: empty text is invalid input, a malformed phone an invalid address.
     let failed = engine.ingest(&sms(1, "   ")).unwrap_err();
     assert_eq!(failed.status, TpStatus::InvalidInput, "{}", failed.message);

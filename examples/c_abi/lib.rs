@@ -207,8 +207,24 @@ thread_local! {
     static LAST_ERROR: RefCell<Option<CString>> = const { RefCell::new(None) };
 }
 
+/// Longest message `tp_last_error` shows, in bytes: a message that echoes a huge input (a
+/// megabyte-long unknown key) is cut here, at a character boundary, and says so.
+pub const MAX_ERROR_MESSAGE: usize = 4096;
+
 fn set_last_error(message: Option<String>) {
-    let message = message.map(|m| CString::new(m.replace('\0', "\\0")).unwrap_or_default());
+    let message = message.map(|m| {
+        let mut m = m.replace('\0', "\\0");
+        if m.len() > MAX_ERROR_MESSAGE {
+            let total = m.len();
+            let mut cut = MAX_ERROR_MESSAGE - 64;
+            while !m.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            m.truncate(cut);
+            m.push_str(&format!("… (cut: {total} bytes in all)"));
+        }
+        CString::new(m).unwrap_or_default()
+    });
     // `try_with`: during thread teardown the slot may be gone; there is nobody left to tell.
     let _ = LAST_ERROR.try_with(|slot| *slot.borrow_mut() = message);
 }
@@ -689,7 +705,8 @@ pub extern "C" fn tp_version() -> *const c_char {
     concat!(env!("CARGO_PKG_VERSION"), "\0").as_ptr().cast()
 }
 
-/// Why the last call that returned a `TpStatus` on this thread failed ("" after a success).
+/// Why the last call that returned a `TpStatus` on this thread failed ("" after a success),
+/// at most 4096 bytes (a longer message is cut and says so).
 ///
 /// The string belongs to the library: do not free it. It stays valid until the next call on
 /// this thread of a function that returns a `TpStatus`; copy it to keep it longer. Other threads

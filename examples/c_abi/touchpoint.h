@@ -121,7 +121,8 @@ extern "C" {
 // The library's version ("0.1.0"): a static string, never free it.
 const char *tp_version(void);
 
-// Why the last call that returned a `TpStatus` on this thread failed ("" after a success).
+// Why the last call that returned a `TpStatus` on this thread failed ("" after a success),
+// at most 4096 bytes (a longer message is cut and says so).
 //
 // The string belongs to the library: do not free it. It stays valid until the next call on
 // this thread of a function that returns a `TpStatus`; copy it to keep it longer. Other threads
