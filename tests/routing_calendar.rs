@@ -1677,6 +1677,8 @@ mod queue_hours {
         let d = r.submit(chat(1, "day", monday(23, 30)), monday(23, 30)).unwrap();
         assert_eq!(d.outcome, Outcome::Queued(qid("night")));
         assert_eq!(overflowed(&d.events), [(wid(1), "day".into(), "night".into())]);
+        let why = r.explain(wid(1), monday(23, 31)).unwrap();
+        assert!(why.reason.to_string().ends_with("; queue night is closed (schedule \"night\")"), "{}", why.reason);
         // The day queue opening (Tuesday 09:00) and closing (17:00) does not move it: it waits
         // in the night queue, open from 17:00, whose agent takes it.
         for t in [utc(2026, 3, 3, 9, 0), utc(2026, 3, 3, 17, 0)] {

@@ -431,11 +431,18 @@ impl State {
         });
         let explicit: usize = slot.tiers.iter().map(|t| t.named(now_ms).len()).sum();
         let step = self.step_label(slot.item.plan_gen, slot.at);
+        let closed = match self.queues.at(slot.qi) {
+            Some(q) if q.closed => {
+                let schedule = q.config.hours.as_ref().map_or("", |h| h.schedule.as_str());
+                format!("; queue {} is closed (schedule {schedule:?})", q.config.id)
+            }
+            _ => String::new(),
+        };
         if eligible == 0 && explicit == 0 {
-            format!("no agent is eligible at {step}")
+            format!("no agent is eligible at {step}{closed}")
         } else {
             format!(
-                "no eligible agent can take it now at {step}: {eligible} eligible by profile ({signed} signed in{}){}",
+                "no eligible agent can take it now at {step}: {eligible} eligible by profile ({signed} signed in{}){}{closed}",
                 if off_shift > 0 { format!(", {off_shift} off shift") } else { String::new() },
                 if explicit > 0 { format!(", {explicit} named") } else { String::new() }
             )
