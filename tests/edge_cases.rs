@@ -71,6 +71,20 @@ fn linked_by_phone() -> Resolution {
 // 1. One number, several spellings
 // ---------------------------------------------------------------------------------------------
 
+/// An internationalised mail domain arrives in its Unicode spelling from one client and in its
+/// punycode spelling from another: one mailbox, one identity.
+#[test]
+fn unicode_and_punycode_spellings_of_a_mail_domain_are_one_identity() {
+    let h = Harness::new();
+    let first = h.ingest(email("Jörg@Bücher.de", "<m1@bücher.de>", "Wo bleibt meine Bestellung?"));
+    let second = h.ingest(email("jörg@xn--bcher-kva.de", "<m2@xn--bcher-kva.de>", "Noch eine Frage"));
+    assert_eq!(second.identity, first.identity);
+    assert_eq!(second.customer, first.customer);
+    let identities = h.identities_of(first.customer);
+    assert_eq!(identities[0].address.value, "jörg@xn--bcher-kva.de");
+    assert_eq!(identities[0].raw_address, "Jörg@Bücher.de", "what the channel reported is kept");
+}
+
 #[test]
 fn brazil_number_with_and_without_ninth_digit_is_one_identity() {
     let h = Harness::new();

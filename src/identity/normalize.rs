@@ -182,12 +182,15 @@ fn email_error(raw: &str, reason: impl Into<String>) -> Error {
     Error::InvalidAddress { kind: "email", raw: shown, reason: reason.into() }
 }
 
-/// Normalises an email address: trimmed and lowercased. Display-name forms (`Ana <a@b>`) are
-/// refused: pass the bare address.
+/// Normalises an email address: trimmed and lowercased, with an internationalised domain in its
+/// ASCII form (`bücher.de` → `xn--bcher-kva.de`, RFC 3492 punycode of the lowercased label; the
+/// full IDNA mapping of compatibility characters is not applied). Display-name forms
+/// (`Ana <a@b>`) are refused: pass the bare address.
 ///
 /// ```
 /// use touchpoint::identity::normalize::normalize_email;
 /// assert_eq!(normalize_email(" Ana.Souza@Example.COM ").unwrap(), "ana.souza@example.com");
+/// assert_eq!(normalize_email("ana@Bücher.de").unwrap(), "ana@xn--bcher-kva.de");
 /// assert!(normalize_email("Ana <ana@example.com>").is_err());
 /// ```
 pub fn normalize_email(raw: &str) -> Result<String> {
@@ -214,15 +217,102 @@ pub fn normalize_email(raw: &str) -> Result<String> {
     if domain.is_empty() {
         return Err(email_error(raw, "no domain after @"));
     }
+    let mut ascii_domain = String::with_capacity(domain.len());
     for label in domain.split('.') {
-        if label.is_empty() || label.len() > 63 || label.starts_with('-') || label.ends_with('-') {
+        if label.is_empty() || label.starts_with('-') || label.ends_with('-') {
             return Err(email_error(raw, format!("bad domain label {label:?}")));
         }
         if !label.chars().all(|c| c.is_alphanumeric() || c == '-') {
             return Err(email_error(raw, format!("bad character in domain label {label:?}")));
         }
+        let label = label.to_lowercase();
+        let label = if label.is_ascii() {
+            label
+        } else {
+            // An internationalised label is kept in its ASCII form (`xn--…`, RFC 3492), so the
+            // Unicode and the punycode spelling of one domain are one address.
+            match punycode(&label) {
+                Some(encoded) => format!("xn--{encoded}"),
+                None => return Err(email_error(raw, format!("bad domain label {label:?}"))),
+            }
+        };
+        if label.len() > 63 {
+            return Err(email_error(raw, format!("domain label {label:?} is longer than 63 bytes")));
+        }
+        if !ascii_domain.is_empty() {
+            ascii_domain.push('.');
+        }
+        ascii_domain.push_str(&label);
     }
-    Ok(s.to_lowercase())
+    let address = format!("{}@{ascii_domain}", local.to_lowercase());
+    if address.len() > 254 {
+        return Err(email_error(raw, "longer than 254 bytes"));
+    }
+    Ok(address)
+}
+
+/// The punycode (RFC 3492) encoding of a domain label, without the `xn--` prefix; `None` on
+/// overflow (labels are at most a few dozen characters, far below it).
+fn punycode(label: &str) -> Option<String> {
+    const BASE: u32 = 36;
+    const T_MIN: u32 = 1;
+    const T_MAX: u32 = 26;
+    fn adapt(delta: u32, points: u32, first: bool) -> u32 {
+        let mut delta = if first { delta / 700 } else { delta / 2 };
+        delta += delta / points;
+        let mut k = 0;
+        while delta > ((BASE - T_MIN) * T_MAX) / 2 {
+            delta /= BASE - T_MIN;
+            k += BASE;
+        }
+        k + (BASE - T_MIN + 1) * delta / (delta + 38)
+    }
+    fn digit(d: u32) -> char {
+        char::from(if d < 26 { b'a' + d as u8 } else { b'0' + (d - 26) as u8 })
+    }
+    let points: Vec<u32> = label.chars().map(u32::from).collect();
+    let mut out: String = label.chars().filter(char::is_ascii).collect();
+    let basic = out.len() as u32;
+    if basic > 0 {
+        out.push('-');
+    }
+    let (mut n, mut delta, mut bias, mut handled) = (128u32, 0u32, 72u32, basic);
+    while (handled as usize) < points.len() {
+        let m = points.iter().copied().filter(|&c| c >= n).min()?;
+        delta = delta.checked_add((m - n).checked_mul(handled + 1)?)?;
+        n = m;
+        for &c in &points {
+            if c < n {
+                delta = delta.checked_add(1)?;
+            }
+            if c == n {
+                let mut q = delta;
+                let mut k = BASE;
+                loop {
+                    let t = if k <= bias {
+                        T_MIN
+                    } else if k >= bias + T_MAX {
+                        T_MAX
+                    } else {
+                        k - bias
+                    };
+                    if q < t {
+                        break;
+                    }
+                    out.push(digit(t + (q - t) % (BASE - t)));
+                    q = (q - t) / (BASE - t);
+                    k += BASE;
+                }
+                out.push(digit(q));
+                bias = adapt(delta, handled + 1, handled == basic);
+                delta = 0;
+                handled += 1;
+            }
+        }
+        delta = delta.checked_add(1)?;
+        n = n.checked_add(1)?;
+    }
+    Some(out)
 }
 
 /// Normalises a platform user id and its scope into `scope:id` (or `id`).
@@ -356,6 +446,35 @@ mod tests {
         assert!(phone_lookup_variants("+442079460958").is_empty());
         assert!(phone_lookup_variants("garbage").is_empty());
         assert!(phone_lookup_variants("+55é").is_empty());
+    }
+
+    #[test]
+    /// RFC 3492 §7.1 samples and common domains, checked against Python's `punycode` codec.
+    #[test]
+    fn punycode_encodes_labels() {
+        for (label, encoded) in [
+            ("bücher", "bcher-kva"),
+            ("münchen", "mnchen-3ya"),
+            ("他们为什么不说中文", "ihqwcrb4cv8a8dqg056pqjye"),
+            ("3年b組金八先生", "3b-ww4c5e180e575a65lsy2b"),
+            ("правительство", "80aealotwbjpid2k"),
+            ("ü", "tda"),
+            ("a-ü-b", "a--b-1ra"),
+            ("ñandú", "and-6ma2c"),
+        ] {
+            assert_eq!(punycode(label).as_deref(), Some(encoded), "{label}");
+        }
+    }
+
+    #[test]
+    fn unicode_and_punycode_spellings_of_a_domain_are_one_address() {
+        assert_eq!(normalize_email("Ana@Bücher.DE").unwrap(), "ana@xn--bcher-kva.de");
+        assert_eq!(normalize_email("ana@XN--BCHER-KVA.de").unwrap(), "ana@xn--bcher-kva.de");
+        assert_eq!(normalize_email("иван@правительство.рф").unwrap(), "иван@xn--80aealotwbjpid2k.xn--p1ai");
+        // The 63-byte label limit applies to the encoded label.
+        assert!(normalize_email(&format!("ana@{}.de", "x".repeat(63))).is_ok());
+        let err = normalize_email(&format!("ana@{}ü.de", "x".repeat(60))).unwrap_err().to_string();
+        assert!(err.contains("longer than 63 bytes"), "{err}");
     }
 
     #[test]
