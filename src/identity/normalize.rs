@@ -448,7 +448,6 @@ mod tests {
         assert!(phone_lookup_variants("+55é").is_empty());
     }
 
-    #[test]
     /// RFC 3492 §7.1 samples and common domains, checked against Python's `punycode` codec.
     #[test]
     fn punycode_encodes_labels() {
