@@ -202,3 +202,111 @@ fn an_agent_who_declined_or_a_bot_that_handed_off_is_not_given_the_item_again_af
     let ev = r.upsert_agent(Agent::bot(aid("bot")).with_queue(qid("s")), at(3)).unwrap();
     assert!(assignments(&ev).is_empty(), "given back to the bot that handed it off: {ev:?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// The idle rule (`Router::set_idle_policy`).
+// ---------------------------------------------------------------------------------------------
+
+fn idle_router() -> Router {
+    let r = router(&["q"]);
+    r.set_idle_policy(Some(IdlePolicy::new(TimeDelta::minutes(15), "away"))).unwrap();
+    r
+}
+
+fn minutes(m: i64) -> DateTime<Utc> {
+    t0() + TimeDelta::minutes(m)
+}
+
+fn went_away(events: &[RoutingEvent], name: &str) -> bool {
+    events.contains(&RoutingEvent::PresenceChanged { agent: aid(name), status: "away".into() })
+}
+
+#[test]
+fn an_agent_without_activity_goes_away_keeps_their_work_and_gets_nothing_new() {
+    let r = idle_router();
+    r.upsert_agent(chat_agent("ana", "q", 2), t0()).unwrap();
+    // Being assigned work is not activity.
+    assert_eq!(assigned_to(&r.submit(chat(1, "q", minutes(5)), minutes(5)).unwrap()).as_deref(), Some("ana"));
+    assert!(r.tick(minutes(15) - TimeDelta::milliseconds(1)).is_empty());
+    let events = r.tick(minutes(15));
+    assert_eq!(events, [RoutingEvent::PresenceChanged { agent: aid("ana"), status: "away".into() }]);
+    assert_eq!(r.agent(&aid("ana")).unwrap().assigned, [wid(1)]);
+    let d = r.submit(chat(2, "q", minutes(16)), minutes(16)).unwrap();
+    assert_eq!(d.outcome, Outcome::Queued(qid("q")));
+    // Back at the desk: online again, she takes the waiting chat, and the clock restarts.
+    let events = r.set_presence(&aid("ana"), "online", minutes(20)).unwrap();
+    assert_eq!(assignments(&events), [(wid(2), "ana".to_string())]);
+    assert!(r.tick(minutes(34)).is_empty());
+    assert!(went_away(&r.tick(minutes(35)), "ana"));
+}
+
+#[test]
+fn every_kind_of_activity_restarts_the_idle_time() {
+    let r = idle_router();
+    r.upsert_queue(Queue::new(qid("q")).with_offers(OfferPolicy::offers(1, TimeDelta::minutes(30)))).unwrap();
+    r.upsert_agent(chat_agent("ana", "q", 3), t0()).unwrap();
+    r.submit(chat(1, "q", minutes(1)), minutes(1)).unwrap();
+    r.submit(chat(2, "q", minutes(1)), minutes(1)).unwrap();
+    // Each call is 14 minutes after the one before: she never idles for 15.
+    r.accept(wid(1), &aid("ana"), minutes(14)).unwrap();
+    r.decline(wid(2), &aid("ana"), minutes(28)).unwrap();
+    r.note_agent_reply(wid(1), minutes(42)).unwrap();
+    r.note_agent_activity(&aid("ana"), minutes(56)).unwrap();
+    r.complete(wid(1), minutes(70)).unwrap();
+    r.upsert_agent(chat_agent("ana", "q", 3), minutes(84)).unwrap();
+    let quiet: Vec<RoutingEvent> = (1..=98).flat_map(|m| r.tick(minutes(m))).collect();
+    assert!(!went_away(&quiet, "ana"), "{quiet:?}");
+    assert!(went_away(&r.tick(minutes(99)), "ana"));
+}
+
+#[test]
+fn agents_already_unavailable_stay_as_they_are_and_removing_the_rule_stops_it() {
+    let r = idle_router();
+    r.upsert_agent(chat_agent("ana", "q", 1).with_status("busy"), t0()).unwrap();
+    r.upsert_agent(chat_agent("bo", "q", 1), t0()).unwrap();
+    r.upsert_agent(chat_agent("cy", "q", 1).with_status("offline"), t0()).unwrap();
+    let events = r.tick(minutes(15));
+    assert_eq!(events, [RoutingEvent::PresenceChanged { agent: aid("bo"), status: "away".into() }]);
+    assert_eq!(r.agent(&aid("ana")).unwrap().status, "busy");
+    assert_eq!(r.agent(&aid("cy")).unwrap().status, "offline");
+
+    r.set_presence(&aid("bo"), "online", minutes(16)).unwrap();
+    r.set_idle_policy(None).unwrap();
+    assert!(r.tick(minutes(120)).is_empty());
+    // Installing it again counts from the last activity: bo has been idle for over 15 minutes.
+    r.set_idle_policy(Some(IdlePolicy::new(TimeDelta::minutes(15), "away"))).unwrap();
+    assert!(went_away(&r.tick(minutes(121)), "bo"));
+}
+
+#[test]
+fn a_bad_idle_rule_is_refused_and_changes_nothing() {
+    let r = router(&["q"]);
+    for (policy, field) in [
+        (IdlePolicy::new(TimeDelta::zero(), "away"), "idle.after"),
+        (IdlePolicy::new(TimeDelta::days(401), "away"), "idle.after"),
+        (IdlePolicy::new(TimeDelta::minutes(5), "lunch"), "idle.status"),
+        (IdlePolicy::new(TimeDelta::minutes(5), "online"), "idle.status"),
+    ] {
+        let err = r.set_idle_policy(Some(policy.clone())).unwrap_err();
+        assert!(matches!(&err, touchpoint::Error::InvalidInput { field: f, .. } if *f == field), "{policy:?}: {err}");
+    }
+    r.upsert_agent(chat_agent("ana", "q", 1), t0()).unwrap();
+    assert!(r.tick(minutes(600)).is_empty(), "no rule was installed");
+    assert!(matches!(r.note_agent_activity(&aid("nobody"), t0()), Err(touchpoint::Error::NotFound { .. })));
+}
+
+#[test]
+fn a_removed_agents_idle_check_does_not_touch_the_agent_taking_its_slot() {
+    let r = idle_router();
+    r.upsert_agent(chat_agent("ana", "q", 1), t0()).unwrap();
+    r.remove_agent(&aid("ana"), minutes(10)).unwrap();
+    r.upsert_agent(chat_agent("bo", "q", 1), minutes(10)).unwrap();
+    assert!(r.tick(minutes(24)).is_empty(), "ana's check, due at 15, must not take bo away");
+    assert!(went_away(&r.tick(minutes(25)), "bo"));
+}
+
+#[test]
+fn idle_rules_load_from_json() {
+    let p: IdlePolicy = serde_json::from_value(serde_json::json!({"after": 900, "status": "away"})).unwrap();
+    assert_eq!(p, IdlePolicy::new(TimeDelta::minutes(15), "away"));
+}

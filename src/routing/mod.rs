@@ -87,8 +87,8 @@ pub use eligibility::{
 };
 pub use ledger::{Assignment, AssignmentLedger, Claim, ClaimOutcome, InMemoryLedger, Refusal};
 pub use model::{
-    Agent, Capacity, ChannelSet, Discipline, Interruption, LastAgent, MAX_DURATION_SECS, NoReplyPolicy, OfferPolicy,
-    Presence, PresenceStatus, Queue, QueueHours, QueueMembership, TimeoutAction, WorkItem, WorkItemId,
+    Agent, Capacity, ChannelSet, Discipline, IdlePolicy, Interruption, LastAgent, MAX_DURATION_SECS, NoReplyPolicy,
+    OfferPolicy, Presence, PresenceStatus, Queue, QueueHours, QueueMembership, TimeoutAction, WorkItem, WorkItemId,
 };
 pub use plan::{
     DecisionFallback, DecisionHook, Fallback, MAX_RULES, MAX_STEPS, Plan, PolicyChoice, Pool, PoolMode, PriorityChange,
@@ -777,6 +777,7 @@ impl Router {
         // A known agent's change of presence through an upsert is a presence change like
         // `set_presence`'s: an event, and the offline policy when it goes offline.
         let (a, was_offline, shift_changed) = s.upsert_agent(agent, status, now);
+        s.note_activity(a, now);
         if was_offline.is_some() {
             let agent = s.agent_id(a);
             s.events.push(RoutingEvent::PresenceChanged { agent, status: name });
@@ -814,6 +815,7 @@ impl Router {
         s.fire_timers(now);
         let a = *s.agent_ids.get(agent).ok_or_else(|| Error::not_found("agent", agent))?;
         s.presence(a, status, now)?;
+        s.note_activity(a, now);
         Ok(Self::finish(&mut s, now))
     }
 
@@ -857,6 +859,7 @@ impl Router {
         let i = Self::item_index(&s, item)?;
         let a = Self::agent_index(&s, agent)?;
         s.accept(i, a, now)?;
+        s.note_activity(a, now);
         Ok(Self::finish(&mut s, now))
     }
 
@@ -868,6 +871,7 @@ impl Router {
         let i = Self::item_index(&s, item)?;
         let a = Self::agent_index(&s, agent)?;
         s.decline(i, a, false, now)?;
+        s.note_activity(a, now);
         Ok(Self::finish(&mut s, now))
     }
 
@@ -877,7 +881,14 @@ impl Router {
         let mut s = self.lock();
         s.fire_timers(now);
         let i = Self::item_index(&s, item)?;
+        let agent = match s.items[i as usize].as_ref().map(|x| &x.state) {
+            Some(IState::Assigned { agent, .. }) => Some(*agent),
+            _ => None,
+        };
         s.complete(i, now)?;
+        if let Some(a) = agent {
+            s.note_activity(a, now);
+        }
         Ok(Self::finish(&mut s, now))
     }
 
@@ -916,11 +927,55 @@ impl Router {
         s.fire_timers(now);
         let i = Self::item_index(&s, item)?;
         let epoch = s.next_seq();
-        match s.items[i as usize].as_mut().map(|x| &mut x.state) {
-            Some(IState::Assigned { epoch: g, .. }) => *g = epoch,
+        let agent = match s.items[i as usize].as_mut().map(|x| &mut x.state) {
+            Some(IState::Assigned { epoch: g, agent }) => {
+                *g = epoch;
+                *agent
+            }
             _ => return Err(Error::Refused(format!("work item {item} is not assigned"))),
-        }
+        };
+        s.note_activity(agent, now);
         Ok(Self::finish(&mut s, now))
+    }
+
+    /// Records activity of an agent that the router does not see otherwise (typing, opening a
+    /// conversation, a heartbeat of the agent's desktop), for the idle rule
+    /// ([`set_idle_policy`](Self::set_idle_policy)). Unknown agents are [`Error::NotFound`].
+    pub fn note_agent_activity(&self, agent: &AgentId, now: DateTime<Utc>) -> crate::Result<Vec<RoutingEvent>> {
+        let mut s = self.lock();
+        s.fire_timers(now);
+        let a = Self::agent_index(&s, agent)?;
+        s.note_activity(a, now);
+        Ok(Self::finish(&mut s, now))
+    }
+
+    /// Installs (or with `None` removes) the idle rule: see [`IdlePolicy`]. Each agent's idle
+    /// time counts from its last activity, also activity before the rule was installed.
+    ///
+    /// Refused, changing nothing ([`Error::InvalidInput`]): `after` not positive or longer
+    /// than 400 days, and a status the router's catalogue ([`RouterConfig::statuses`]) does
+    /// not have or that takes new work (the rule exists to stop new work).
+    pub fn set_idle_policy(&self, policy: Option<IdlePolicy>) -> crate::Result<()> {
+        let mut s = self.lock();
+        if let Some(p) = &policy {
+            if p.after <= TimeDelta::zero() || p.after > TimeDelta::days(400) {
+                return Err(Error::invalid("idle.after", "must be positive and at most 400 days"));
+            }
+            match s.config.statuses.get(&p.status) {
+                None => {
+                    return Err(Error::invalid("idle.status", format!("unknown presence status {:?}", p.status)));
+                }
+                Some(st) if !st.offline && st.channels != ChannelSet::None => {
+                    return Err(Error::invalid(
+                        "idle.status",
+                        format!("status {:?} takes new work; an idle agent must not", p.status),
+                    ));
+                }
+                Some(_) => {}
+            }
+        }
+        s.set_idle(policy);
+        Ok(())
     }
 
     /// A bot hands its item to humans: `findings` are merged into the item's attributes, the

@@ -215,6 +215,53 @@ impl Default for Presence {
     }
 }
 
+/// The idle rule (Zendesk's idle timeout): an agent in a status that takes work who shows no
+/// activity for [`after`](Self::after) is put in [`status`](Self::status) (typically `away`),
+/// so new work stops going to someone who left their desk. Installed with
+/// [`Router::set_idle_policy`](super::Router::set_idle_policy).
+///
+/// Activity is every router call made for the agent: [`upsert_agent`](super::Router::upsert_agent),
+/// [`set_presence`](super::Router::set_presence), [`accept`](super::Router::accept),
+/// [`decline`](super::Router::decline), and for the agent's own work
+/// [`complete`](super::Router::complete) and [`note_agent_reply`](super::Router::note_agent_reply);
+/// a host reports anything else (typing, opening a conversation) with
+/// [`note_agent_activity`](super::Router::note_agent_activity). Being offered or assigned work is
+/// not activity. The change is a [`RoutingEvent::PresenceChanged`](super::RoutingEvent) like any
+/// other; the agent keeps the work they hold, and the next activity does not restore the status
+/// (the agent, or the host, sets it back).
+///
+/// ```
+/// use chrono::{TimeDelta, TimeZone, Utc};
+/// use touchpoint::model::AgentId;
+/// use touchpoint::routing::*;
+///
+/// let router = Router::new(RouterConfig::default());
+/// router.set_idle_policy(Some(IdlePolicy::new(TimeDelta::minutes(15), "away"))).unwrap();
+/// let t0 = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
+/// let ana = AgentId::new("ana").unwrap();
+/// router.upsert_agent(Agent::new(ana.clone()).with_status("online"), t0).unwrap();
+/// router.note_agent_activity(&ana, t0 + TimeDelta::minutes(10)).unwrap();
+/// assert!(router.tick(t0 + TimeDelta::minutes(24)).is_empty());
+/// let events = router.tick(t0 + TimeDelta::minutes(25));
+/// assert_eq!(events, [RoutingEvent::PresenceChanged { agent: ana.clone(), status: "away".into() }]);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IdlePolicy {
+    /// How long without activity makes an agent idle.
+    #[serde(with = "secs")]
+    pub after: TimeDelta,
+    /// The status an idle agent is put in: one of the router's statuses that takes no new work.
+    pub status: String,
+}
+
+impl IdlePolicy {
+    /// Idle after `after` without activity, then put in `status`.
+    pub fn new(after: TimeDelta, status: impl Into<String>) -> Self {
+        IdlePolicy { after, status: status.into() }
+    }
+}
+
 /// "While holding work on `while_holding`, nothing on `blocks` is offered."
 ///
 /// "No chat while on a call" is `Interruption { while_holding: Voice, blocks: only([WebChat]) }`;

@@ -886,6 +886,11 @@ impl State {
                     self.check_shift(agent, now);
                 }
             }
+            TimerKind::Idle { agent, epoch } => {
+                if self.agents[agent as usize].as_ref().is_some_and(|s| s.idle_gen == epoch) {
+                    self.check_idle(agent, now);
+                }
+            }
             TimerKind::QueueHours { queue, epoch } => {
                 if self.queues.at(queue).is_some_and(|q| q.hours_gen == epoch) {
                     self.check_queue_hours(queue, now);

@@ -164,6 +164,11 @@ pub(crate) struct AgentSlot {
     /// The due time (ms) and generation of the agent's pending shift timer.
     pub shift_due: Option<i64>,
     pub shift_gen: u64,
+    /// The agent's last activity (ms), for the idle rule; the due time and generation of its
+    /// pending idle check (at most one).
+    pub last_activity: i64,
+    pub idle_due: Option<i64>,
+    pub idle_gen: u64,
 }
 
 /// What agent slot `presence` and `on_shift` let the agent take now.
@@ -926,6 +931,11 @@ pub(crate) enum TimerKind {
         queue: u32,
         epoch: u64,
     },
+    /// Agent `agent` may have been idle long enough (`epoch`: its `idle_gen`).
+    Idle {
+        agent: u32,
+        epoch: u64,
+    },
     /// The calendars changed: every agent with a schedule and every queue with hours is
     /// checked (`epoch`: `calendars_gen`).
     Calendars {
@@ -1137,6 +1147,8 @@ pub(crate) struct State {
     pub calendars: Arc<super::calendar::Calendars>,
     /// Bumped by every `set_calendars`: only the latest [`TimerKind::Calendars`] applies.
     pub calendars_gen: u64,
+    /// The idle rule ([`Router::set_idle_policy`](super::Router::set_idle_policy)).
+    pub idle: Option<super::IdlePolicy>,
     /// Set while an item that a queue's after-hours action moved is routed in its new queue:
     /// there it waits even if that queue is closed too.
     pub hours_move: bool,
@@ -1217,6 +1229,7 @@ impl State {
             calendars: Arc::default(),
             calendars_gen: 0,
             hours_move: false,
+            idle: None,
         };
         s.install_plan(Plan::default());
         s.upsert_queue_slot(default_queue);
@@ -1598,6 +1611,9 @@ impl State {
             on_shift,
             shift_due: None,
             shift_gen: 0,
+            last_activity: ms(now),
+            idle_due: None,
+            idle_gen: 0,
         };
         let signed = !slot.status.offline;
         slot.sync_chans(&self.channels);
@@ -1623,6 +1639,58 @@ impl State {
         self.reindex(a);
         self.arm_shift(a, now);
         (a, None, false)
+    }
+
+    /// Agent `a` showed activity at `now`: its idle check is armed if none is pending (a
+    /// pending one looks at the latest activity when it fires).
+    pub fn note_activity(&mut self, a: u32, now: DateTime<Utc>) {
+        let Some(slot) = self.agents[a as usize].as_mut() else { return };
+        slot.last_activity = slot.last_activity.max(ms(now));
+        if self.idle.is_some() && slot.idle_due.is_none() {
+            self.arm_idle(a);
+        }
+    }
+
+    /// Schedules agent `a`'s idle check at its last activity plus the idle rule's `after`.
+    pub fn arm_idle(&mut self, a: u32) {
+        let Some(after) = self.idle.as_ref().map(|p| p.after.num_milliseconds()) else { return };
+        let epoch = self.next_seq();
+        let seq = self.next_seq();
+        let Some(slot) = self.agents[a as usize].as_mut() else { return };
+        let due = slot.last_activity.saturating_add(after);
+        slot.idle_due = Some(due);
+        slot.idle_gen = epoch;
+        self.timers.add(Timer { due, seq, kind: TimerKind::Idle { agent: a, epoch } });
+    }
+
+    /// Agent `a`'s idle check: idle since its last activity for the rule's `after` and in a
+    /// status that takes work, it is put in the rule's status; active since, the check moves on.
+    pub fn check_idle(&mut self, a: u32, now: DateTime<Utc>) {
+        let Some(policy) = self.idle.clone() else { return };
+        let Some(slot) = self.agents[a as usize].as_mut() else { return };
+        slot.idle_due = None;
+        if ms(now) < slot.last_activity.saturating_add(policy.after.num_milliseconds()) {
+            self.arm_idle(a);
+            return;
+        }
+        let takes_work = !slot.presence.offline && slot.presence.channels != super::ChannelSet::None;
+        if takes_work && slot.agent.presence.status != policy.status {
+            // The status was checked when the rule was installed; an agent's own status of
+            // the same name is looked up first, as for any presence change.
+            let _ = self.presence(a, &policy.status, now);
+        }
+    }
+
+    /// Installs the idle rule (validated by the caller); every agent's check is armed from its
+    /// last activity, or dropped without a rule.
+    pub fn set_idle(&mut self, policy: Option<super::IdlePolicy>) {
+        self.idle = policy;
+        for a in 0..self.agents.len() as u32 {
+            let Some(slot) = self.agents[a as usize].as_mut() else { continue };
+            slot.idle_due = None;
+            slot.idle_gen = 0;
+            self.arm_idle(a);
+        }
     }
 
     /// Whether the schedule called `name` is open at `now` (`None`: no schedule, always; a name
