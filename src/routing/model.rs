@@ -750,8 +750,9 @@ fn default_ewt() -> usize {
 /// While the schedule is closed, work that no agent takes gets [`action`](Self::action):
 /// - every item waiting in the queue at the instant the schedule closes (a timer, so at that
 ///   instant on a [`Router::tick`](super::Router::tick) or any later call; like shifts, the
-///   hours are judged at the call's `now`, so a call that comes only after they have opened
-///   again finds them open);
+///   hours are judged at the call's `now`: a call that comes only after they have opened again
+///   finds them open, and one that comes after several changes applies the latest closing to
+///   the items that were waiting before it);
 /// - an item that finds no agent while the queue is closed — submitted, back from an agent,
 ///   moved in by a plan step or another queue's max wait — at once.
 ///

@@ -390,7 +390,14 @@ impl State {
             }
         };
         if agents.is_empty() {
-            let moving = matches!(self.items[i as usize].as_ref().map(|s| &s.state), Some(IState::Moving));
+            let Some(slot) = self.items[i as usize].as_ref() else { return false };
+            let (moving, qi) = (matches!(slot.state, IState::Moving), slot.qi);
+            // Nobody takes it and its queue is closed: the after-hours action, before it is
+            // queued (or announced) there — unless that action of another queue brought it here.
+            if moving && !self.hours_move && self.queue_closed(qi, now) {
+                self.after_hours(i, now);
+                return false;
+            }
             if moving {
                 self.enqueue(i);
                 if let Some(s) = self.slot(i)
@@ -399,11 +406,6 @@ impl State {
                     s.announced = s.wait_gen;
                     let (item, queue) = (s.item.id, s.queue.clone());
                     self.events.push(RoutingEvent::Queued { item, queue });
-                }
-                let closed =
-                    self.items[i as usize].as_ref().and_then(|s| self.queues.at(s.qi)).is_some_and(|q| q.closed);
-                if closed && !self.hours_move {
-                    self.after_hours(i, now);
                 }
             }
             return false;
@@ -432,7 +434,7 @@ impl State {
         let explicit: usize = slot.tiers.iter().map(|t| t.named(now_ms).len()).sum();
         let step = self.step_label(slot.item.plan_gen, slot.at);
         let closed = match self.queues.at(slot.qi) {
-            Some(q) if q.closed => {
+            Some(q) if self.queue_closed(slot.qi, super::state::from_ms(now_ms)) => {
                 let schedule = q.config.hours.as_ref().map_or("", |h| h.schedule.as_str());
                 format!("; queue {} is closed (schedule {schedule:?})", q.config.id)
             }
@@ -684,6 +686,9 @@ impl State {
     /// queue is routed there, and waits there if that queue is closed too.
     pub fn after_hours(&mut self, i: u32, now: DateTime<Utc>) {
         let Some(s) = self.items[i as usize].as_ref() else { return };
+        if !matches!(s.state, IState::Waiting { .. } | IState::Moving) || !self.queue_closed(s.qi, now) {
+            return;
+        }
         let Some(q) = self.queues.at(s.qi) else { return };
         let Some(hours) = &q.config.hours else { return };
         let action = hours.action.clone();

@@ -881,8 +881,10 @@ pub(crate) struct QueueSlot {
     /// (profile, delay ms) of members with a delay.
     pub delays: Vec<(usize, i64)>,
     pub members: Mask,
-    /// The queue's hours ([`Queue::hours`]) are closed, as of the last check.
+    /// The queue's hours ([`Queue::hours`]) were closed at the last check, made at
+    /// `checked_at` (ms; `None`: the hours or the calendars changed since).
     pub closed: bool,
+    pub checked_at: Option<i64>,
     /// When the hours are checked next (ms), and that timer's epoch.
     pub hours_due: Option<i64>,
     pub hours_gen: u64,
@@ -1412,6 +1414,7 @@ impl State {
                         delays,
                         members,
                         closed: false,
+                        checked_at: None,
                         hours_due: None,
                         hours_gen: 0,
                     },
@@ -1430,6 +1433,7 @@ impl State {
         let Some(slot) = self.queues.at_mut(qi) else { return };
         slot.hours_gen = epoch;
         slot.hours_due = None;
+        slot.checked_at = None;
         if slot.config.hours.is_some() {
             self.schedule(DateTime::<Utc>::MIN_UTC, TimerKind::QueueHours { queue: qi, epoch });
         } else {
@@ -1437,16 +1441,32 @@ impl State {
         }
     }
 
-    /// Checks queue `qi`'s hours at `now`: when they have closed since the last check, every
-    /// item waiting in the queue gets the after-hours action; the next check is scheduled.
+    /// Whether queue `qi` has hours that are closed at `now` (a schedule missing from the
+    /// calendars counts as closed).
+    pub fn queue_closed(&self, qi: u32, now: DateTime<Utc>) -> bool {
+        let Some(hours) = self.queues.at(qi).and_then(|q| q.config.hours.as_ref()) else { return false };
+        !self.calendars.get(&hours.schedule).is_some_and(|s| s.is_open(now))
+    }
+
+    /// Checks queue `qi`'s hours at `now` and schedules the next check. Closed now, with a
+    /// closing since the last check (the latest one, when a late call passed several changes),
+    /// every item that was waiting in the queue before that closing gets the after-hours
+    /// action; items moved in at or after it (by another queue's after-hours action) wait for
+    /// the opening. After a change of the hours or the calendars, a queue that was open at the
+    /// last check and is closed now counts as closing now.
     pub fn check_queue_hours(&mut self, qi: u32, now: DateTime<Utc>) {
         let calendars = Arc::clone(&self.calendars);
         let Some(slot) = self.queues.at_mut(qi) else { return };
         let Some(hours) = &slot.config.hours else { return };
         let schedule = calendars.get(&hours.schedule);
         let closed = !schedule.is_some_and(|s| s.is_open(now));
-        let closing = closed && !slot.closed;
+        let cutoff = match (closed, slot.checked_at, schedule) {
+            (false, ..) => None,
+            (true, Some(from), Some(s)) => last_close(s, from_ms(from), now).map(ceil_ms),
+            (true, ..) => (!slot.closed).then_some(i64::MAX),
+        };
         slot.closed = closed;
+        slot.checked_at = Some(ms(now));
         // Armed like a shift: the next change, or a look a year on when none is that near.
         let due = schedule.map(|s| {
             let horizon = TimeDelta::days(super::calendar::NEXT_CHANGE_HORIZON_DAYS);
@@ -1463,25 +1483,27 @@ impl State {
                 self.timers.add(Timer { due, seq, kind: TimerKind::QueueHours { queue: qi, epoch } });
             }
         }
-        if closing {
-            let waiting: Vec<u32> = self.waiting_in(qi);
-            for i in waiting {
-                self.after_hours(i, now);
+        if let Some(cutoff) = cutoff {
+            for i in self.waiting_in(qi) {
+                let before = self.items[i as usize].as_ref().is_some_and(|s| ms(s.item.queue_entered) < cutoff);
+                if before {
+                    self.after_hours(i, now);
+                }
             }
         }
     }
 
-    /// The items waiting in queue `qi`, longest waiting first.
+    /// The items waiting in queue `qi`, longest waiting first (each once: a class's heap may
+    /// hold stale entries of an item that was taken out and put back).
     fn waiting_in(&self, qi: u32) -> Vec<u32> {
         let Some(q) = self.queues.at(qi) else { return Vec::new() };
         let mut entries: Vec<(i64, u32)> = Vec::with_capacity(q.waiting);
         for &ci in &q.classes {
             for e in self.classes[ci].heap.iter() {
-                let i = e.payload;
-                if let Some(it) = self.items[i as usize].as_ref()
-                    && matches!(it.state, IState::Waiting { class, .. } if class == ci)
+                if live(&self.items, e.payload, e.seq)
+                    && let Some(it) = self.items[e.payload as usize].as_ref()
                 {
-                    entries.push((it.since_ms, i));
+                    entries.push((it.since_ms, e.payload));
                 }
             }
         }
@@ -1776,7 +1798,10 @@ impl State {
             }
         }
         for q in 0..self.queues.len() as u32 {
-            if self.queues.at(q).is_some_and(|q| q.config.hours.is_some()) {
+            if let Some(slot) = self.queues.at_mut(q)
+                && slot.config.hours.is_some()
+            {
+                slot.checked_at = None;
                 self.check_queue_hours(q, now);
             }
         }
@@ -2603,6 +2628,25 @@ fn excludes(agents: &[Option<AgentSlot>], item: &ItemRecord, a: u32) -> bool {
 }
 
 /// Whether heap entry (`i`, `seq`) is still the item's current place.
+/// The latest instant in `(from, to]` at which `schedule` closes, if any (walking its changes,
+/// a bounded number of them).
+fn last_close(schedule: &super::calendar::Schedule, from: DateTime<Utc>, to: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let mut at = from;
+    let mut last = None;
+    for _ in 0..10_000 {
+        match schedule.next_change(at) {
+            Some(change) if change <= to => {
+                if !schedule.is_open(change) {
+                    last = Some(change);
+                }
+                at = change;
+            }
+            _ => break,
+        }
+    }
+    last
+}
+
 pub(crate) fn live(items: &[Option<ItemSlot>], i: u32, seq: u64) -> bool {
     items
         .get(i as usize)
