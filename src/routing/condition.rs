@@ -463,6 +463,13 @@ impl Schemas {
         if matches!(ty, Type::Map(_)) {
             return Err(Error::invalid("attribute", format!("{path}: attributes are scalars or lists, not maps")));
         }
+        // Attributes are JSON, which has no durations: a duration attribute could never be read.
+        if matches!(ty, Type::Scalar(ScalarType::Duration) | Type::List(ScalarType::Duration)) {
+            return Err(Error::invalid(
+                "attribute",
+                format!("{path}: attributes are JSON, which has no durations; declare seconds as an int"),
+            ));
+        }
         let mut attributes = self.attributes.clone();
         attributes.push((path.to_owned(), ty));
         Schemas::build(attributes, self.functions.clone())
@@ -654,7 +661,11 @@ impl Bindings for Bound<'_, '_> {
     }
 
     fn call(&self, function: &Function, args: &[ValueRef<'_>]) -> Result<Value, String> {
-        if function.name() != "schedule" {
+        // The built-in `schedule(name).<member>` (its members cannot be registered again);
+        // a host's own `schedule` function with other members is called like any other.
+        let builtin = function.name() == "schedule"
+            && function.member_name().is_some_and(|m| SCHEDULE_MEMBERS.iter().any(|(b, _)| *b == m));
+        if !builtin {
             return function.invoke(args);
         }
         let (Some(now), Some(cal), [ValueRef::Str(name)]) = (self.env.now, self.env.calendars, args) else {

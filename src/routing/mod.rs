@@ -1076,6 +1076,7 @@ impl Router {
     /// `item.attributes["tier"]`, `agent.team` the agent's `attributes["team"]`; longer paths
     /// read into JSON objects (`item.order.total` → `attributes["order"]["total"]`). A JSON
     /// value of another type than `ty` reads as missing. Applies to plans and queues set after.
+    /// Maps and durations (JSON has none) are refused: declare a duration as int seconds.
     ///
     /// ```
     /// use touchpoint::routing::{Router, RouterConfig, Plan, Rule, Step, Pool, Term};

@@ -565,7 +565,7 @@ impl Agent {
                 return Err(Error::invalid("agent.queues.delay", "must be between 0 and 400 days"));
             }
         }
-        if self.presence.status.is_empty() || self.presence.status.len() > 64 {
+        if self.presence.status.is_empty() || self.presence.status.chars().count() > 64 {
             return Err(Error::invalid("agent.presence.status", "a status name is 1 to 64 characters"));
         }
         if self.skills.len() > 256
@@ -578,7 +578,7 @@ impl Agent {
                 "too many skills, attributes, languages or queues (limits 256, 256, 64, 256)",
             ));
         }
-        if self.skills.keys().any(|k| k.is_empty() || k.len() > 128) {
+        if self.skills.keys().any(|k| k.is_empty() || k.chars().count() > 128) {
             return Err(Error::invalid("agent.skills", "a skill name is 1 to 128 characters"));
         }
         if let Some(name) = &self.schedule

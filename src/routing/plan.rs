@@ -438,7 +438,7 @@ impl Plan {
         let mut names = std::collections::BTreeSet::new();
         for (r, rule) in self.rules.iter().enumerate() {
             let rp = format!("rules[{r}]");
-            if rule.name.is_empty() || rule.name.len() > 128 {
+            if rule.name.is_empty() || rule.name.chars().count() > 128 {
                 return Err(bad(format!("{rp}.name"), "a rule name is 1 to 128 characters"));
             }
             if !names.insert(rule.name.as_str()) {
@@ -471,7 +471,7 @@ impl Plan {
                     return Err(bad(format!("{sp}.pool"), "at most 1000 agents and 256 queues"));
                 }
                 if let Some(n) = &step.name
-                    && n.len() > 128
+                    && n.chars().count() > 128
                 {
                     return Err(bad(format!("{sp}.name"), "a step name is at most 128 characters"));
                 }

@@ -326,6 +326,7 @@ pub(crate) fn write_str_lit(f: &mut impl fmt::Write, s: &str) -> fmt::Result {
             '\n' => f.write_str("\\n")?,
             '\r' => f.write_str("\\r")?,
             '\t' => f.write_str("\\t")?,
+            '\0' => f.write_str("\\0")?,
             c if c.is_control() => write!(f, "\\u{{{:x}}}", c as u32)?,
             c => f.write_char(c)?,
         }

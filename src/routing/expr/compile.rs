@@ -226,10 +226,15 @@ impl ConstSet {
             (ConstSet::Strs(v), ValueRef::Str(s)) if v.len() <= 8 => v.iter().any(|x| str_eq(x, s)),
             (ConstSet::Strs(v), ValueRef::Str(s)) => v.binary_search_by(|x| (**x).cmp(s)).is_ok(),
             (ConstSet::Ints(v), ValueRef::Int(i)) => v.binary_search(&i).is_ok(),
+            // Ints meet floats as floats, as `==` compares them (`i as f64` keeps the order, so
+            // the sorted ints stay sorted); -0.0 is 0.0.
             (ConstSet::Ints(v), ValueRef::Float(x)) => {
-                x.fract() == 0.0 && x >= i64::MIN as f64 && x < i64::MAX as f64 && v.binary_search(&(x as i64)).is_ok()
+                let x = if x == 0.0 { 0.0 } else { x };
+                !x.is_nan() && v.binary_search_by(|i| (*i as f64).total_cmp(&x)).is_ok()
             }
-            (ConstSet::Floats(v), ValueRef::Int(i)) => v.binary_search_by(|y| y.total_cmp(&(i as f64))).is_ok(),
+            (ConstSet::Floats(v), ValueRef::Int(i)) => {
+                v.binary_search_by(|y| (if *y == 0.0 { 0.0 } else { *y }).total_cmp(&(i as f64))).is_ok()
+            }
             (ConstSet::Floats(v), ValueRef::Float(x)) => {
                 let x = if x == 0.0 { 0.0 } else { x }; // -0.0 == 0.0
                 v.binary_search_by(|y| (if *y == 0.0 { 0.0 } else { *y }).total_cmp(&x)).is_ok()
@@ -687,7 +692,7 @@ pub(crate) fn compile(schema: &Schema, expr: Expr, source: Option<(&str, &[Span]
                 ExprErrorKind::Type,
                 format!("a rule must be a condition (bool), but {} is {}", quote(&expr), other.describe()),
             )
-            .with_position(source.map(|(src, _)| Position::locate(src, 0))));
+            .with_position(source.map(|(src, spans)| Position::locate(src, spans.first().map_or(0, |s| s.start)))));
         }
     };
     let mut slots = c.slots;
@@ -868,14 +873,29 @@ impl<'s, B: Bindings + ?Sized> Eval<'s, B> {
     /// Runs `f` on two operands, evaluated left to right, when one is a function call: the slow path.
     #[inline(never)]
     fn with2<R>(&mut self, a: &'s Val, b: &'s Val, f: impl FnOnce(&mut Self, ValueRef<'_>, ValueRef<'_>) -> R) -> R {
-        if matches!(a, Val::Call(_)) || matches!(b, Val::Call(_)) {
-            let av = self.owned(a);
-            let bv = self.owned(b);
-            f(self, av.as_ref(), bv.as_ref())
-        } else {
-            let x = self.get(a);
-            let y = self.get(b);
-            f(self, x, y)
+        // Only a call's result is owned: a list beside it is read in place (not copied whole,
+        // outside the budget).
+        match (matches!(a, Val::Call(_)), matches!(b, Val::Call(_))) {
+            (true, true) => {
+                let av = self.owned(a);
+                let bv = self.owned(b);
+                f(self, av.as_ref(), bv.as_ref())
+            }
+            (true, false) => {
+                let av = self.owned(a);
+                let y = self.get(b);
+                f(self, av.as_ref(), y)
+            }
+            (false, true) => {
+                let x = self.get(a);
+                let bv = self.owned(b);
+                f(self, x, bv.as_ref())
+            }
+            (false, false) => {
+                let x = self.get(a);
+                let y = self.get(b);
+                f(self, x, y)
+            }
         }
     }
 
@@ -1101,7 +1121,7 @@ impl<'s, B: Bindings + ?Sized> Eval<'s, B> {
         if n.is_missing() {
             return Truth::Unknown;
         }
-        let (found, examined) = l.find(n);
+        let (found, examined) = l.find(n, usize::try_from(self.left).unwrap_or(usize::MAX));
         if !self.tick(examined as u64) {
             return Truth::Unknown;
         }

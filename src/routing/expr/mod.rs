@@ -131,7 +131,9 @@
 //! # Tree form
 //!
 //! [`Expr`] is plain serde data (`{"ge": [{"path": "agent.skills.billing"}, {"int": 3}]}`) for
-//! rules kept in JSON or TOML; `Display` prints the text form, which parses back to the same tree.
+//! rules kept in JSON or TOML; `Display` prints the text form, which parses back to the same tree
+//! (other control characters than `\0`, `\n`, `\r` and `\t` are printed as `\u{…}`, so a
+//! string full of them prints longer than it was written and may pass the length limit).
 //! [`Expr::referenced_paths`], [`Expr::clauses`] and [`Expr::split_by_roots`] tell a router what
 //! a rule depends on, e.g. to group agents by the agent-only part of an eligibility rule.
 

@@ -365,25 +365,16 @@ impl<'a> ListRef<'a> {
 
     /// Whether an element equals `needle` (numbers compare across int and float; a missing or
     /// NaN needle is never found). Returns the answer and the number of elements examined.
-    pub(crate) fn find(&self, needle: ValueRef<'_>) -> (bool, usize) {
+    /// Whether an element equals `needle`, and how many elements were examined, examining at
+    /// most `limit + 1` (one more than the evaluation budget has left, which then fails it).
+    pub(crate) fn find(&self, needle: ValueRef<'_>, limit: usize) -> (bool, usize) {
+        let cap = limit.saturating_add(1);
         match (*self, needle) {
-            (ListRef::Strs(s), ValueRef::Str(n)) => match s.iter().position(|x| str_eq(x, n)) {
-                Some(i) => (true, i + 1),
-                None => (false, s.len()),
-            },
-            (ListRef::StrRefs(s), ValueRef::Str(n)) => match s.iter().position(|x| str_eq(x, n)) {
-                Some(i) => (true, i + 1),
-                None => (false, s.len()),
-            },
-            (ListRef::Ints(s), ValueRef::Int(n)) => position(s.iter().copied(), n),
-            (ListRef::Custom(c), n) => c.contains(n),
-            (list, n) => {
-                let len = list.len();
-                match (0..len).position(|i| scalar_eq(list.get(i), n) == Some(true)) {
-                    Some(i) => (true, i + 1),
-                    None => (false, len),
-                }
-            }
+            (ListRef::Strs(s), ValueRef::Str(n)) => position(s.iter().take(cap).map(|x| str_eq(x, n))),
+            (ListRef::StrRefs(s), ValueRef::Str(n)) => position(s.iter().take(cap).map(|x| str_eq(x, n))),
+            (ListRef::Ints(s), ValueRef::Int(n)) => position(s.iter().take(cap).map(|x| *x == n)),
+            (ListRef::Custom(c), n) => c.contains_within(n, limit),
+            (list, n) => position((0..list.len().min(cap)).map(|i| scalar_eq(list.get(i), n) == Some(true))),
         }
     }
 }
@@ -415,11 +406,12 @@ pub(crate) fn str_eq(a: &str, b: &str) -> bool {
     }
 }
 
-fn position<T: PartialEq>(mut it: impl Iterator<Item = T>, needle: T) -> (bool, usize) {
+/// Whether any of `hits` is true, and how many were looked at.
+fn position(mut hits: impl Iterator<Item = bool>) -> (bool, usize) {
     let mut n = 0;
-    let found = it.any(|x| {
+    let found = hits.any(|hit| {
         n += 1;
-        x == needle
+        hit
     });
     (found, n)
 }
@@ -476,11 +468,20 @@ pub trait ListValue: Send + Sync {
     /// Whether an element equals `needle`, and how many elements were examined (counted against
     /// the evaluation budget). Override it when the collection has a faster lookup than a scan.
     fn contains(&self, needle: ValueRef<'_>) -> (bool, usize) {
-        let len = self.len();
-        match (0..len).position(|i| scalar_eq(self.get(i), needle) == Some(true)) {
-            Some(i) => (true, i + 1),
-            None => (false, len),
+        position((0..self.len()).map(|i| scalar_eq(self.get(i), needle) == Some(true)))
+    }
+
+    /// [`contains`](Self::contains) within the evaluation budget: `limit` is how many elements
+    /// the budget has left. The default calls `contains` when the list is no longer than that,
+    /// and otherwise scans at most `limit + 1` elements through [`get`](Self::get) (so the
+    /// evaluation stops at the budget instead of after the whole list). Override it with
+    /// `contains` when the collection looks elements up without a scan (a hash or tree set),
+    /// so a long one is not scanned.
+    fn contains_within(&self, needle: ValueRef<'_>, limit: usize) -> (bool, usize) {
+        if self.len() <= limit {
+            return self.contains(needle);
         }
+        position((0..=limit).map(|i| scalar_eq(self.get(i), needle) == Some(true)))
     }
 }
 
@@ -497,6 +498,9 @@ impl ListValue for BTreeSet<String> {
             _ => (false, 1),
         }
     }
+    fn contains_within(&self, needle: ValueRef<'_>, _limit: usize) -> (bool, usize) {
+        ListValue::contains(self, needle)
+    }
 }
 
 impl<S: std::hash::BuildHasher + Send + Sync> ListValue for HashSet<String, S> {
@@ -512,6 +516,9 @@ impl<S: std::hash::BuildHasher + Send + Sync> ListValue for HashSet<String, S> {
             _ => (false, 1),
         }
     }
+    fn contains_within(&self, needle: ValueRef<'_>, _limit: usize) -> (bool, usize) {
+        ListValue::contains(self, needle)
+    }
 }
 
 impl ListValue for BTreeSet<LanguageTag> {
@@ -524,6 +531,12 @@ impl ListValue for BTreeSet<LanguageTag> {
     fn contains(&self, needle: ValueRef<'_>) -> (bool, usize) {
         match needle {
             ValueRef::Str(s) => (self.iter().any(|t| t.as_str() == s), self.len().max(1)),
+            _ => (false, 1),
+        }
+    }
+    fn contains_within(&self, needle: ValueRef<'_>, limit: usize) -> (bool, usize) {
+        match needle {
+            ValueRef::Str(s) => position(self.iter().take(limit.saturating_add(1)).map(|t| t.as_str() == s)),
             _ => (false, 1),
         }
     }
