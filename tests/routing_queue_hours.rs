@@ -40,16 +40,6 @@ fn four_schedules_router() -> Router {
     r
 }
 
-fn timed_out_items(events: &[RoutingEvent]) -> Vec<WorkItemId> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            RoutingEvent::TimedOut { item, .. } => Some(*item),
-            _ => None,
-        })
-        .collect()
-}
-
 /// Items offered or assigned are not touched by a queue's closing (QueueHours doc), and the
 /// closing applies the after-hours action once to each waiting item. Two chats wait in `a`;
 /// Nina, of the overflow queue `b` (open until 20:00), signs in at 16:30. At 17:00 `a` closes:
@@ -64,7 +54,7 @@ fn the_closing_moves_each_waiting_item_once_and_does_not_take_back_its_new_assig
     r.submit(chat(2, "a", monday(16, 1)), monday(16, 1)).unwrap();
     r.upsert_agent(chat_agent("nina", "b", 5), monday(16, 30)).unwrap();
     let events = r.tick(monday(17, 0));
-    assert!(timed_out_items(&events).is_empty(), "b is open: no callback: {events:#?}");
+    assert!(timed_out(&events).is_empty(), "b is open: no callback: {events:#?}");
     assert_eq!(r.agent(&aid("nina")).unwrap().assigned, [wid(1), wid(2)], "{events:#?}");
 }
 
@@ -81,7 +71,7 @@ fn the_closing_does_not_apply_the_target_queues_action_to_moved_items_while_it_i
     r.submit(chat(2, "a", monday(16, 1)), monday(16, 1)).unwrap();
     r.upsert_agent(chat_agent("sam", "sales", 1), monday(16, 30)).unwrap();
     let events = r.tick(monday(17, 0));
-    assert!(timed_out_items(&events).is_empty(), "{events:#?}");
+    assert!(timed_out(&events).is_empty(), "{events:#?}");
     assert_eq!(r.item(wid(1)).map(|s| s.queue), Some(qid("b")));
     assert_eq!(r.item(wid(2)).map(|s| s.queue), Some(qid("b")));
 }
@@ -101,7 +91,7 @@ fn two_queues_closing_at_the_same_instant_the_moved_item_waits_for_the_opening()
     }
     r.submit(chat(1, "a", monday(16, 0)), monday(16, 0)).unwrap();
     let events = r.tick(monday(17, 0));
-    assert!(timed_out_items(&events).is_empty(), "{events:#?}");
+    assert!(timed_out(&events).is_empty(), "{events:#?}");
     assert_eq!(r.item(wid(1)).map(|s| s.queue), Some(qid("b")), "{events:#?}");
 }
 
@@ -115,7 +105,7 @@ fn hours_added_to_the_target_later_still_let_the_moved_item_wait_for_the_opening
     r.upsert_queue(Queue::new(qid("b")).with_hours("day", TimeoutAction::Callback)).unwrap();
     r.submit(chat(1, "a", monday(16, 0)), monday(16, 0)).unwrap();
     let events = r.tick(monday(17, 0));
-    assert!(timed_out_items(&events).is_empty(), "{events:#?}");
+    assert!(timed_out(&events).is_empty(), "{events:#?}");
     assert_eq!(r.item(wid(1)).map(|s| s.queue), Some(qid("b")));
 }
 
@@ -136,7 +126,7 @@ fn a_late_tick_past_both_closings_lets_the_moved_item_wait_in_the_closed_target(
     r.upsert_queue(Queue::new(qid("a")).with_hours("day", TimeoutAction::Overflow(qid("b")))).unwrap();
     r.submit(chat(1, "a", monday(16, 0)), monday(16, 0)).unwrap();
     let events = r.tick(monday(18, 30));
-    assert!(timed_out_items(&events).is_empty(), "{events:#?}");
+    assert!(timed_out(&events).is_empty(), "{events:#?}");
     assert_eq!(r.item(wid(1)).map(|s| s.queue), Some(qid("b")));
 }
 
