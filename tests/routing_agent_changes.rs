@@ -6,7 +6,8 @@ mod routing_common;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use routing_common::*;
-use touchpoint::model::ChannelKind;
+use std::collections::BTreeMap;
+use touchpoint::model::{Attributes, ChannelKind};
 use touchpoint::routing::*;
 
 fn offline_router(grace: TimeDelta) -> Router {
@@ -309,4 +310,84 @@ fn a_removed_agents_idle_check_does_not_touch_the_agent_taking_its_slot() {
 fn idle_rules_load_from_json() {
     let p: IdlePolicy = serde_json::from_value(serde_json::json!({"after": 900, "status": "away"})).unwrap();
     assert_eq!(p, IdlePolicy::new(TimeDelta::minutes(15), "away"));
+}
+
+fn went_to(events: &[RoutingEvent], name: &str, status: &str) -> bool {
+    events.contains(&RoutingEvent::PresenceChanged { agent: aid(name), status: status.into() })
+}
+
+/// `IdlePolicy::status` is "one of the router's statuses that takes no new work", and the rule
+/// exists "so new work stops going to someone who left their desk" (`set_idle_policy` refuses a
+/// catalogue status that takes work). An agent that defines its own status of the same name
+/// (`Agent::with_custom_status`, here an "away" that still takes e-mail) must not keep receiving
+/// new work once the rule has declared it idle.
+#[test]
+fn an_idle_agent_whose_own_status_shadows_the_idle_status_takes_no_new_work() {
+    let r = router(&["q"]);
+    r.set_idle_policy(Some(IdlePolicy::new(TimeDelta::minutes(15), "away"))).unwrap();
+    let ana = Agent::new(aid("ana"))
+        .with_queue(qid("q"))
+        .with_capacity(Capacity::per_channel([(ChannelKind::Email, 5)]))
+        .with_custom_status("away", PresenceStatus::available(ChannelSet::only([ChannelKind::Email])))
+        .with_status("online");
+    r.upsert_agent(ana, t0()).unwrap();
+    let events = r.tick(minutes(15));
+    assert!(!events.is_empty(), "the idle rule did nothing: {events:?}");
+    let mail = WorkItem::new(wid(1), ChannelKind::Email, minutes(16)).in_queue(qid("q"));
+    let d = r.submit(mail, minutes(16)).unwrap();
+    assert_eq!(d.outcome, Outcome::Queued(qid("q")), "idle ana was given new work: {events:?}");
+}
+
+/// `IdlePolicy` documents that "the agent keeps the work they hold" when the rule changes its
+/// status, and `set_idle_policy` accepts any catalogue status that takes no new work — offline
+/// ones included. With an offline idle status and an offline policy that requeues
+/// (`RouterConfig::offline`), an idle agent must still keep its assigned chat (or the offline
+/// status must be refused when the rule is installed).
+#[test]
+fn an_idle_agent_keeps_its_assigned_work_even_when_the_idle_status_is_offline() {
+    let mut config = RouterConfig::default();
+    config.offline = OfflinePolicy { grace: TimeDelta::zero(), assigned: OfflineAction::Requeue };
+    let r = Router::new(config);
+    r.upsert_queue(Queue::new(qid("q"))).unwrap();
+    if r.set_idle_policy(Some(IdlePolicy::new(TimeDelta::minutes(15), "offline"))).is_err() {
+        return; // Refusing an offline idle status keeps the documented promise too.
+    }
+    r.upsert_agent(chat_agent("ana", "q", 2), t0()).unwrap();
+    assert_eq!(assigned_to(&r.submit(chat(1, "q", minutes(1)), minutes(1)).unwrap()).as_deref(), Some("ana"));
+    let events = r.tick(minutes(15));
+    assert!(went_to(&events, "ana", "offline"), "{events:?}");
+    assert_eq!(r.agent(&aid("ana")).unwrap().assigned, [wid(1)], "idle ana lost her chat: {events:?}");
+}
+
+/// A bot has no desk to leave; and a bot that works — hands every item it gets over to humans
+/// with `Router::handoff`, a router call made for the bot's own work — shows activity ("Activity
+/// is every router call made for the agent"). A busy bot must keep receiving new items.
+#[test]
+fn a_bot_that_keeps_handing_off_is_not_put_away_as_idle() {
+    let r = router(&["bots", "humans"]);
+    r.set_idle_policy(Some(IdlePolicy::new(TimeDelta::minutes(15), "away"))).unwrap();
+    r.upsert_agent(Agent::bot(aid("bot")).with_queue(qid("bots")), t0()).unwrap();
+    let mut log = Vec::new();
+    for n in 1..=4u128 {
+        let m = 5 * n as i64 - 4; // minutes 1, 6, 11, 16
+        let d = r.submit(chat(n, "bots", minutes(m)), minutes(m)).unwrap();
+        log.extend(d.events.clone());
+        assert_eq!(assigned_to(&d).as_deref(), Some("bot"), "item {n} at minute {m} skipped the bot: {log:?}");
+        let d = r.handoff(wid(n), Attributes::new(), HandoffMode::Pass, minutes(m)).unwrap();
+        log.extend(d.events);
+    }
+}
+
+/// `set_idle_policy` refuses only "a status … that takes new work". A catalogue status whose
+/// channel set is empty (`ChannelSet::only([])`: no channel at all) takes no new work, so it
+/// must be accepted as the idle status.
+#[test]
+fn an_idle_status_with_an_empty_channel_set_is_accepted() {
+    let mut config = RouterConfig::default();
+    let mut statuses = BTreeMap::new();
+    statuses.insert("lunch".to_owned(), PresenceStatus::available(ChannelSet::only([])));
+    config.statuses.extend(statuses);
+    let r = Router::new(config);
+    let got = r.set_idle_policy(Some(IdlePolicy::new(TimeDelta::minutes(15), "lunch")));
+    assert!(got.is_ok(), "{got:?}");
 }

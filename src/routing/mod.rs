@@ -954,7 +954,8 @@ impl Router {
     ///
     /// Refused, changing nothing ([`Error::InvalidInput`]): `after` not positive or longer
     /// than 400 days, and a status the router's catalogue ([`RouterConfig::statuses`]) does
-    /// not have or that takes new work (the rule exists to stop new work).
+    /// not have, that takes new work (the rule exists to stop new work) or that is offline (an
+    /// idle agent keeps their work).
     pub fn set_idle_policy(&self, policy: Option<IdlePolicy>) -> crate::Result<()> {
         let mut s = self.lock();
         if let Some(p) = &policy {
@@ -965,7 +966,16 @@ impl Router {
                 None => {
                     return Err(Error::invalid("idle.status", format!("unknown presence status {:?}", p.status)));
                 }
-                Some(st) if !st.offline && st.channels != ChannelSet::None => {
+                Some(st) if st.offline => {
+                    return Err(Error::invalid(
+                        "idle.status",
+                        format!(
+                            "status {:?} is offline: an idle agent keeps their work (use one such as away)",
+                            p.status
+                        ),
+                    ));
+                }
+                Some(st) if state::takes_work(st) => {
                     return Err(Error::invalid(
                         "idle.status",
                         format!("status {:?} takes new work; an idle agent must not", p.status),
@@ -1012,6 +1022,7 @@ impl Router {
             x.item.bot_hold = (mode == HandoffMode::Offer).then_some(b);
         }
         s.events.push(RoutingEvent::HandedOff { item, bot, mode });
+        s.note_activity(b, now);
         if s.classify(i, now) {
             s.route_back(i, now);
         }

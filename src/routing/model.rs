@@ -220,10 +220,14 @@ impl Default for Presence {
 /// so new work stops going to someone who left their desk. Installed with
 /// [`Router::set_idle_policy`](super::Router::set_idle_policy).
 ///
+/// Bots are never idle. The status is the one the router's catalogue defines (an agent's own
+/// status of the same name does not count for this).
+///
 /// Activity is every router call made for the agent: [`upsert_agent`](super::Router::upsert_agent),
 /// [`set_presence`](super::Router::set_presence), [`accept`](super::Router::accept),
 /// [`decline`](super::Router::decline), and for the agent's own work
-/// [`complete`](super::Router::complete) and [`note_agent_reply`](super::Router::note_agent_reply);
+/// [`complete`](super::Router::complete), [`note_agent_reply`](super::Router::note_agent_reply)
+/// and [`handoff`](super::Router::handoff);
 /// a host reports anything else (typing, opening a conversation) with
 /// [`note_agent_activity`](super::Router::note_agent_activity). Being offered or assigned work is
 /// not activity. The change is a [`RoutingEvent::PresenceChanged`](super::RoutingEvent) like any

@@ -940,13 +940,21 @@ impl State {
             .or_else(|| self.config.statuses.get(name))
             .cloned()
             .ok_or_else(|| crate::Error::invalid("status", format!("unknown presence status {name:?}")))?;
+        self.apply_presence(a, name, status, now);
+        Ok(())
+    }
+
+    /// Puts agent `a` in status `status` called `name` (resolved by the caller): an event, the
+    /// offline policy when it goes offline; the status it already has is no change.
+    pub fn apply_presence(&mut self, a: u32, name: &str, status: super::PresenceStatus, now: DateTime<Utc>) {
+        let Some(slot) = self.agents[a as usize].as_ref() else { return };
         let offline = status.offline;
         // The status it already has is no change: no event, and an offline grace runs on.
         if slot.agent.presence.status == name && slot.presence == status {
             if !offline {
                 self.freed.push(a);
             }
-            return Ok(());
+            return;
         }
         self.set_status(a, status, name.to_owned(), now);
         let agent = self.agent_id(a);
@@ -956,7 +964,6 @@ impl State {
         } else {
             self.freed.push(a);
         }
-        Ok(())
     }
 
     /// Agent `a` is now in an offline status: its offers are rescinded, and its assigned work

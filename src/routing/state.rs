@@ -1689,26 +1689,33 @@ impl State {
     /// status that takes work, it is put in the rule's status; active since, the check moves on.
     pub fn check_idle(&mut self, a: u32, now: DateTime<Utc>) {
         let Some(policy) = self.idle.clone() else { return };
+        // The rule's status as the router's catalogue defines it (checked when the rule was
+        // installed: it takes no work), not an agent's own status of the same name.
+        let Some(idle) = self.config.statuses.get(&policy.status).cloned() else { return };
         let Some(slot) = self.agents[a as usize].as_mut() else { return };
         slot.idle_due = None;
         if ms(now) < slot.last_activity.saturating_add(policy.after.num_milliseconds()) {
             self.arm_idle(a);
             return;
         }
-        let takes_work = !slot.presence.offline && slot.presence.channels != super::ChannelSet::None;
-        if takes_work && slot.agent.presence.status != policy.status {
-            // The status was checked when the rule was installed; an agent's own status of
-            // the same name is looked up first, as for any presence change.
-            let _ = self.presence(a, &policy.status, now);
+        // Bots do not leave their desks; an agent in a status that takes no work is left as is.
+        if slot.agent.is_bot || !takes_work(&slot.presence) {
+            return;
         }
+        self.apply_presence(a, &policy.status, idle, now);
     }
 
     /// Installs the idle rule (validated by the caller); every agent's check is armed from its
-    /// last activity, or dropped without a rule.
+    /// last activity (a check already pending for that instant stays), or dropped without a rule.
     pub fn set_idle(&mut self, policy: Option<super::IdlePolicy>) {
+        let after = policy.as_ref().map(|p| p.after.num_milliseconds());
         self.idle = policy;
         for a in 0..self.agents.len() as u32 {
             let Some(slot) = self.agents[a as usize].as_mut() else { continue };
+            let due = after.map(|after| slot.last_activity.saturating_add(after));
+            if due.is_some() && slot.idle_due == due {
+                continue;
+            }
             slot.idle_due = None;
             slot.idle_gen = 0;
             self.arm_idle(a);
@@ -2628,6 +2635,13 @@ fn excludes(agents: &[Option<AgentSlot>], item: &ItemRecord, a: u32) -> bool {
 }
 
 /// Whether heap entry (`i`, `seq`) is still the item's current place.
+/// Whether a status lets an agent take new work on some channel.
+pub(crate) fn takes_work(status: &PresenceStatus) -> bool {
+    !status.offline
+        && !matches!(&status.channels, super::ChannelSet::None)
+        && !matches!(&status.channels, super::ChannelSet::Only(c) if c.is_empty())
+}
+
 /// The latest instant in `(from, to]` at which `schedule` closes, if any (walking its changes,
 /// a bounded number of them).
 fn last_close(schedule: &super::calendar::Schedule, from: DateTime<Utc>, to: DateTime<Utc>) -> Option<DateTime<Utc>> {
