@@ -338,25 +338,16 @@ fn an_idle_agent_whose_own_status_shadows_the_idle_status_takes_no_new_work() {
     assert_eq!(d.outcome, Outcome::Queued(qid("q")), "idle ana was given new work: {events:?}");
 }
 
-/// `IdlePolicy` documents that "the agent keeps the work they hold" when the rule changes its
-/// status, and `set_idle_policy` accepts any catalogue status that takes no new work — offline
-/// ones included. With an offline idle status and an offline policy that requeues
-/// (`RouterConfig::offline`), an idle agent must still keep its assigned chat (or the offline
-/// status must be refused when the rule is installed).
+/// An idle agent keeps the work they hold, so an offline idle status (whose offline policy
+/// could requeue their work) is refused when the rule is installed.
 #[test]
-fn an_idle_agent_keeps_its_assigned_work_even_when_the_idle_status_is_offline() {
-    let mut config = RouterConfig::default();
-    config.offline = OfflinePolicy { grace: TimeDelta::zero(), assigned: OfflineAction::Requeue };
-    let r = Router::new(config);
-    r.upsert_queue(Queue::new(qid("q"))).unwrap();
-    if r.set_idle_policy(Some(IdlePolicy::new(TimeDelta::minutes(15), "offline"))).is_err() {
-        return; // Refusing an offline idle status keeps the documented promise too.
-    }
-    r.upsert_agent(chat_agent("ana", "q", 2), t0()).unwrap();
-    assert_eq!(assigned_to(&r.submit(chat(1, "q", minutes(1)), minutes(1)).unwrap()).as_deref(), Some("ana"));
-    let events = r.tick(minutes(15));
-    assert!(went_to(&events, "ana", "offline"), "{events:?}");
-    assert_eq!(r.agent(&aid("ana")).unwrap().assigned, [wid(1)], "idle ana lost her chat: {events:?}");
+fn an_offline_idle_status_is_refused() {
+    let r = Router::new(RouterConfig {
+        offline: OfflinePolicy { grace: TimeDelta::zero(), assigned: OfflineAction::Requeue },
+        ..RouterConfig::default()
+    });
+    let err = r.set_idle_policy(Some(IdlePolicy::new(TimeDelta::minutes(15), "offline"))).unwrap_err();
+    assert!(err.to_string().contains("is offline"), "{err}");
 }
 
 /// A bot has no desk to leave; and a bot that works — hands every item it gets over to humans
