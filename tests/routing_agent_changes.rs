@@ -312,10 +312,6 @@ fn idle_rules_load_from_json() {
     assert_eq!(p, IdlePolicy::new(TimeDelta::minutes(15), "away"));
 }
 
-fn went_to(events: &[RoutingEvent], name: &str, status: &str) -> bool {
-    events.contains(&RoutingEvent::PresenceChanged { agent: aid(name), status: status.into() })
-}
-
 /// `IdlePolicy::status` is "one of the router's statuses that takes no new work", and the rule
 /// exists "so new work stops going to someone who left their desk" (`set_idle_policy` refuses a
 /// catalogue status that takes work). An agent that defines its own status of the same name
