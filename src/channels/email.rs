@@ -235,6 +235,9 @@ pub enum AutoReplySignal {
     AutoResponseSuppress(String),
     /// `List-Id` or `List-Unsubscribe`: a mailing-list or newsletter message.
     MailingList,
+    /// A read or disposition receipt (RFC 8098, `multipart/report;
+    /// report-type=disposition-notification`): the customer's mail program, not the customer.
+    ReadReceipt,
 }
 
 /// A file attached to an email.
@@ -375,7 +378,15 @@ pub fn parse(raw: &[u8], inbox: &EmailInbox, auth: SenderAuth) -> Result<Inbound
     }
     normalize_email(from_address)?;
 
-    let auto_reply = auto_reply_signals(&parsed);
+    let mut auto_reply = auto_reply_signals(&parsed);
+    let read_receipt = parsed.root_part().content_type().is_some_and(|ct| {
+        ct.ctype().eq_ignore_ascii_case("multipart")
+            && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case("report"))
+            && ct.attribute("report-type").is_some_and(|t| t.eq_ignore_ascii_case("disposition-notification"))
+    });
+    if read_receipt {
+        auto_reply.push(AutoReplySignal::ReadReceipt);
+    }
     let subject = parsed.subject().map(|s| truncate(clean_line(s).trim(), 998)).filter(|s| !s.is_empty());
 
     let mut full_text = String::new();
@@ -438,16 +449,17 @@ pub fn parse(raw: &[u8], inbox: &EmailInbox, auth: SenderAuth) -> Result<Inbound
         thread.in_reply_to = Some(in_reply_to.remove(0));
     }
     let mut references = ids_of(parsed.references());
+    // Only the first and the latest ids are kept (below): capping before the merge keeps it
+    // linear however many ids the headers list.
+    cap_references(&mut references);
+    in_reply_to.truncate(MAX_REFERENCES);
+    let mut seen: std::collections::HashSet<String> = references.iter().cloned().collect();
     for extra in in_reply_to {
-        if !references.contains(&extra) {
+        if seen.insert(extra.clone()) {
             references.push(extra);
         }
     }
-    if references.len() > MAX_REFERENCES {
-        let tail = references.split_off(references.len() - (MAX_REFERENCES - 1));
-        references.truncate(1);
-        references.extend(tail);
-    }
+    cap_references(&mut references);
     thread.references = references;
     thread.reply_token =
         recipient_token(&parsed, inbox).or_else(|| subject.as_deref().and_then(|s| inbox.token_in_subject(s)));
@@ -527,7 +539,18 @@ fn content_hash(raw: &[u8]) -> String {
     out
 }
 
-/// The message ids of an id header, without brackets, dropping unusable ones.
+/// Keeps the first and the most recent `MAX_REFERENCES - 1` ids of a long chain.
+fn cap_references(references: &mut Vec<String>) {
+    if references.len() > MAX_REFERENCES {
+        let tail = references.split_off(references.len() - (MAX_REFERENCES - 1));
+        references.truncate(1);
+        references.extend(tail);
+    }
+}
+
+/// The message ids of an id header, without brackets, dropping unusable ones. A value without
+/// brackets (`a@x b@y`, which mail-parser hands over as one text) is split at whitespace: a
+/// message id holds none.
 fn ids_of(value: &HeaderValue<'_>) -> Vec<String> {
     let ids: Vec<&str> = match value {
         HeaderValue::Text(t) => vec![t.as_ref()],
@@ -535,7 +558,8 @@ fn ids_of(value: &HeaderValue<'_>) -> Vec<String> {
         _ => Vec::new(),
     };
     ids.into_iter()
-        .map(|id| id.trim().trim_start_matches('<').trim_end_matches('>'))
+        .flat_map(str::split_whitespace)
+        .map(|id| id.trim_start_matches('<').trim_end_matches('>'))
         .filter(|id| !id.is_empty() && id.len() <= 998 && !id.chars().any(char::is_control))
         .map(str::to_owned)
         .collect()
@@ -586,7 +610,9 @@ fn auto_reply_signals(message: &mail_parser::Message<'_>) -> Vec<AutoReplySignal
             HeaderValue::Empty => String::new(),
             _ => "(present)".to_owned(),
         };
-        let first = value.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+        // The keyword, without a `(comment)` after it (`no (sent by a person)`).
+        let first = value.split(';').next().unwrap_or("");
+        let first = first.split('(').next().unwrap_or("").trim().to_ascii_lowercase();
         if name.eq_ignore_ascii_case("Auto-Submitted") {
             if !first.is_empty() && first != "no" {
                 signals.push(AutoReplySignal::AutoSubmitted(value));
@@ -666,6 +692,35 @@ fn decode_entity(entity: &str) -> Option<char> {
         "quot" => '"',
         "apos" | "#39" => '\'',
         "nbsp" => ' ',
+        // The named entities mail editors write most (typography, accents, currency).
+        "rsquo" => '’',
+        "lsquo" => '‘',
+        "rdquo" => '”',
+        "ldquo" => '“',
+        "sbquo" => '‚',
+        "bdquo" => '„',
+        "ndash" => '–',
+        "mdash" => '—',
+        "hellip" => '…',
+        "bull" => '•',
+        "middot" => '·',
+        "euro" => '€',
+        "pound" => '£',
+        "yen" => '¥',
+        "cent" => '¢',
+        "copy" => '©',
+        "reg" => '®',
+        "trade" => '™',
+        "deg" => '°',
+        "times" => '×',
+        "laquo" => '«',
+        "raquo" => '»',
+        "shy" => '\u{ad}',
+        "zwnj" => '\u{200c}',
+        "iexcl" => '¡',
+        "iquest" => '¿',
+        "szlig" => 'ß',
+        _ if entity.len() > 4 && !entity.starts_with('#') => return accented(entity),
         _ => {
             let code = match entity.strip_prefix("#x").or_else(|| entity.strip_prefix("#X")) {
                 Some(hex) => u32::from_str_radix(hex, 16).ok()?,
@@ -676,12 +731,42 @@ fn decode_entity(entity: &str) -> Option<char> {
     })
 }
 
+/// A Latin-1 letter entity such as `eacute`, `Uuml`, `ccedil`, `ntilde`, `aring`, `oslash`.
+fn accented(entity: &str) -> Option<char> {
+    const MARKS: [(&str, &str, &str); 7] = [
+        ("acute", "aeiouyAEIOUY", "áéíóúýÁÉÍÓÚÝ"),
+        ("grave", "aeiouAEIOU", "àèìòùÀÈÌÒÙ"),
+        ("circ", "aeiouAEIOU", "âêîôûÂÊÎÔÛ"),
+        ("uml", "aeiouyAEIOU", "äëïöüÿÄËÏÖÜ"),
+        ("tilde", "anoANO", "ãñõÃÑÕ"),
+        ("cedil", "cC", "çÇ"),
+        ("ring", "aA", "åÅ"),
+    ];
+    let mut chars = entity.chars();
+    let base = chars.next()?;
+    let mark = chars.as_str();
+    if mark == "slash" {
+        return match base {
+            'o' => Some('ø'),
+            'O' => Some('Ø'),
+            _ => None,
+        };
+    }
+    let (_, bases, accented) = MARKS.iter().find(|(m, ..)| *m == mark)?;
+    let at = bases.chars().position(|b| b == base)?;
+    accented.chars().nth(at)
+}
+
 /// Where the closing tag `</name` starts in `html`, matching the name case-insensitively.
 fn closing_tag(html: &str, name: &str) -> Option<usize> {
     html.match_indices("</")
         .map(|(at, _)| at)
         .find(|at| html.get(at + 2..at + 2 + name.len()).is_some_and(|candidate| candidate.eq_ignore_ascii_case(name)))
 }
+
+/// Deepest quoting shown as `> ` prefixes: deeper levels (a hostile body nesting thousands of
+/// `<blockquote>`) share the prefix of this one, so the text stays proportional to the HTML.
+const MAX_QUOTE_DEPTH: usize = 8;
 
 struct TextWriter {
     out: String,
@@ -700,7 +785,7 @@ impl TextWriter {
             return;
         }
         if self.line_start {
-            for _ in 0..self.quote_depth {
+            for _ in 0..self.quote_depth.min(MAX_QUOTE_DEPTH) {
                 self.out.push_str("> ");
             }
             self.line_start = false;
@@ -780,6 +865,8 @@ pub fn html_to_text(html: &str) -> String {
                     }
                     "div" | "li" | "tr" | "table" | "ul" | "ol" | "h1" | "h2" | "h3" | "h4" | "h5" | "h6" | "hr"
                     | "pre" => w.end_line(),
+                    // Cells of a row are words apart.
+                    "td" | "th" if closing => w.text(' '),
                     _ => {}
                 }
             }
@@ -935,14 +1022,23 @@ fn rfc2822_date(value: &str) -> Option<DateTime<Utc>> {
 }
 
 fn find_message_id_line(text: &str) -> Option<String> {
-    text.lines().find_map(|line| {
-        let (name, value) = line.split_once(':')?;
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        let Some((name, value)) = line.split_once(':') else { continue };
         if !name.trim().eq_ignore_ascii_case("message-id") {
-            return None;
+            continue;
         }
-        let id = value.trim().trim_start_matches('<').trim_end_matches('>').trim();
-        valid_external_id(id).then(|| id.to_owned())
-    })
+        // A folded header goes on in the lines that start with white space.
+        let mut value = value.trim().to_owned();
+        while let Some(next) = lines.next_if(|l| l.starts_with([' ', '\t'])) {
+            value.push_str(next.trim());
+        }
+        let id = value.trim_start_matches('<').trim_end_matches('>').trim();
+        if valid_external_id(id) {
+            return Some(id.to_owned());
+        }
+    }
+    None
 }
 
 /// Whether a part of the message is a returned message or its headers.

@@ -222,7 +222,13 @@ pub fn normalize_email(raw: &str) -> Result<String> {
         if label.is_empty() || label.starts_with('-') || label.ends_with('-') {
             return Err(email_error(raw, format!("bad domain label {label:?}")));
         }
-        if !label.chars().all(|c| c.is_alphanumeric() || c == '-') {
+        // ASCII letters, digits and `-`; beyond ASCII any printable character (scripts write
+        // labels with combining marks: Devanagari viramas, Thai vowel signs), which punycode
+        // carries as they are.
+        let allowed = |c: char| {
+            if c.is_ascii() { c.is_ascii_alphanumeric() || c == '-' } else { !c.is_whitespace() && !c.is_control() }
+        };
+        if !label.chars().all(allowed) {
             return Err(email_error(raw, format!("bad character in domain label {label:?}")));
         }
         let label = label.to_lowercase();
