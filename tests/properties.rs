@@ -393,6 +393,10 @@ fn is_failed(s: &DeliveryState) -> bool {
 /// The documented rule: the highest of `Pending < Sent < Delivered < Read` seen, unless a
 /// failure arrives before `Read` — then the first failure, for good.
 fn expected(initial: &DeliveryState, receipts: &[DeliveryState]) -> DeliveryState {
+    // A read message was delivered: `Read` wins over a failure in either order.
+    if *initial == DeliveryState::Read || receipts.contains(&DeliveryState::Read) {
+        return DeliveryState::Read;
+    }
     if is_failed(initial) {
         return initial.clone();
     }
@@ -409,9 +413,11 @@ fn expected(initial: &DeliveryState, receipts: &[DeliveryState]) -> DeliveryStat
     best
 }
 
-/// One step is allowed: no change, a step up the ladder, or a first failure before `Read`.
+/// One step is allowed: no change, a step up the ladder, a first failure before `Read`, or
+/// `Read` after a failure.
 fn step_is_forward(before: &DeliveryState, after: &DeliveryState) -> bool {
     before == after
+        || (is_failed(before) && *after == DeliveryState::Read)
         || (!is_failed(before) && !is_failed(after) && rank(after) > rank(before))
         || (!is_failed(before) && *before != DeliveryState::Read && is_failed(after))
 }

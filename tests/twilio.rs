@@ -415,6 +415,7 @@ fn incoming_call_fixture_opens_a_voice_conversation_message() {
             digits: None,
             speech_result: None,
             confidence: None,
+            recording: None,
         }
     );
     assert_eq!(call.ivr(), None);
@@ -516,14 +517,32 @@ fn malformed_voice_requests_are_typed_errors() {
         (format!("{base}&CallStatus=in-progress&Digits=12a"), "Digits"),
         (format!("{base}&CallStatus=completed&CallDuration=-3"), "CallDuration"),
         (format!("CallSid={CALL}&To=%2B15550001111&CallStatus=ringing"), "From"),
+        (format!("{base}&CallStatus=completed&RecordingSid=RE1"), "RecordingSid"),
+        (format!("{base}&CallStatus=completed&RecordingSid=RE00000000000000000000000000000001"), "RecordingUrl"),
+        (
+            format!(
+                "{base}&CallStatus=completed&RecordingSid=RE00000000000000000000000000000001&RecordingUrl=http%3A%2F%2Fx"
+            ),
+            "RecordingUrl",
+        ),
     ];
     for (body, field) in cases {
         let err = VoiceRequest::parse(body.as_bytes()).unwrap_err();
         assert_eq!(field_of(&err), field, "{body}: {err}");
     }
+    // A caller id that is neither a number nor a withheld one is refused when it names the customer.
+    let garbage = format!("CallSid={CALL}&From=12ab&To=%2B15550001111&CallStatus=ringing");
+    let call = VoiceRequest::parse(garbage.as_bytes()).unwrap();
+    assert!(matches!(call.to_inbound(&voice_endpoint()), Err(Error::InvalidAddress { .. })));
+    // A withheld one names the call: each such call is its own customer.
     let anonymous = format!("CallSid={CALL}&From=anonymous&To=%2B15550001111&CallStatus=ringing");
     let call = VoiceRequest::parse(anonymous.as_bytes()).unwrap();
-    assert!(matches!(call.to_inbound(&voice_endpoint()), Err(Error::InvalidAddress { .. })));
+    assert_eq!(call.customer().unwrap(), Address::platform("twilio-call", CALL));
+    let sip = format!(
+        "CallSid={CALL}&From=sip%3AAna%40pbx.example.com%3Btransport%3Dtls&To=%2B15550001111&CallStatus=ringing"
+    );
+    let call = VoiceRequest::parse(sip.as_bytes()).unwrap();
+    assert_eq!(call.customer().unwrap(), Address::platform("sip", "ana@pbx.example.com"));
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -70,12 +70,10 @@ impl Receipt {
         }
     }
 
-    /// Checks that the receipt names a message or carries a watermark, and reports a state a
-    /// receipt can report (not `Pending`).
+    /// Checks that the receipt names a message or carries a watermark. A `Pending` receipt
+    /// (Twilio's `queued` and `sending` callbacks) is valid and changes nothing: states only
+    /// move forward.
     pub fn validate(&self) -> Result<()> {
-        if self.state == DeliveryState::Pending {
-            return Err(Error::invalid("receipt.state", "a receipt reports sent, delivered, read or failed"));
-        }
         match (&self.provider_message_id, &self.watermark) {
             (None, None) => Err(Error::invalid("receipt", "names no message and carries no watermark")),
             (Some(id), _) if id.trim().is_empty() || id.len() > 512 => {

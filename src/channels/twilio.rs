@@ -26,7 +26,7 @@ use super::DeliveryReceipt;
 use super::form::{self, Form};
 use crate::identity::normalize::normalize_phone;
 use crate::model::{
-    Address, ChannelKind, Content, DeliveryState, EndpointId, InboundMessage, ThreadHints, Verification,
+    Address, ChannelKind, Content, DeliveryState, EndpointId, InboundMessage, MediaKind, ThreadHints, Verification,
 };
 use crate::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -64,6 +64,25 @@ fn messaging_address(field: &'static str, raw: &str) -> Result<(ChannelKind, Add
     Ok((ChannelKind::Sms, phone(field, raw)?))
 }
 
+/// Whether a caller id is withheld: the words carriers and Twilio use, or the placeholder
+/// numbers Twilio passes instead (ANONYMOUS, RESTRICTED, BLOCKED, UNKNOWN, UNAVAILABLE spelled
+/// on a keypad).
+fn withheld_caller_id(raw: &str) -> bool {
+    const WORDS: [&str; 7] = ["anonymous", "restricted", "blocked", "unknown", "unavailable", "private", "withheld"];
+    const PLACEHOLDERS: [&str; 5] = ["+266696687", "+7378742833", "+2562533", "+8656696", "+86282452253"];
+    raw.is_empty() || WORDS.iter().any(|w| raw.eq_ignore_ascii_case(w)) || PLACEHOLDERS.contains(&raw)
+}
+
+/// A short code (3 to 8 digits) or an alphanumeric sender id (1 to 11 letters, digits and
+/// spaces, at least one letter), which Twilio accepts as the `From` of an SMS.
+fn sms_sender_id(from: &str) -> bool {
+    let short_code = (3..=8).contains(&from.len()) && from.bytes().all(|b| b.is_ascii_digit());
+    let alphanumeric = (1..=11).contains(&from.len())
+        && from.bytes().all(|b| b.is_ascii_alphanumeric() || b == b' ')
+        && from.bytes().any(|b| b.is_ascii_alphabetic());
+    short_code || alphanumeric
+}
+
 fn check_sid(field: &'static str, value: &str, prefixes: &[&str]) -> Result<String> {
     let ok = value.len() == 34
         && prefixes.iter().any(|p| value.starts_with(p))
@@ -76,6 +95,20 @@ fn check_sid(field: &'static str, value: &str, prefixes: &[&str]) -> Result<Stri
         ));
     }
     Ok(value.to_owned())
+}
+
+/// The `<Record>` result of a Voice request, if it carries one.
+fn recording(form: &Form) -> Result<Option<CallRecording>> {
+    let Some(sid) = optional_sid(form, "RecordingSid", &["RE"])? else { return Ok(None) };
+    let url = form.require("RecordingUrl")?.trim();
+    if !url.starts_with("https://") || url.len() > 2048 || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(Error::invalid("RecordingUrl", "must be an https URL of at most 2048 bytes"));
+    }
+    let duration_secs = form
+        .get_nonempty("RecordingDuration")
+        .map(|d| d.trim().parse().map_err(|_| Error::invalid("RecordingDuration", "is not a number of seconds")))
+        .transpose()?;
+    Ok(Some(CallRecording { sid, url: url.to_owned(), duration_secs }))
 }
 
 fn optional_sid(form: &Form, field: &'static str, prefixes: &[&str]) -> Result<Option<String>> {
@@ -350,7 +383,7 @@ pub enum MessagingWebhook {
 /// ```
 pub fn parse_messaging(body: &[u8], endpoint: &EndpointId) -> Result<MessagingWebhook> {
     let form = Form::parse(body)?;
-    match form.get_nonempty("MessageStatus").map(str::trim) {
+    match form.get_nonempty("MessageStatus").or_else(|| form.get_nonempty("SmsStatus")).map(str::trim) {
         Some(s) if s != "received" && s != "receiving" => Ok(MessagingWebhook::Status(status_from_form(&form)?)),
         _ => Ok(MessagingWebhook::Message(message_from_form(&form, endpoint)?)),
     }
@@ -510,6 +543,20 @@ pub struct VoiceRequest {
     pub speech_result: Option<String>,
     /// Confidence of the speech result, 0.0–1.0.
     pub confidence: Option<f32>,
+    /// The recording a `<Record>` (voicemail) made, on its action request.
+    pub recording: Option<CallRecording>,
+}
+
+/// A recording of the caller (`RecordingSid`, `RecordingUrl`, `RecordingDuration` on a
+/// `<Record>` action request).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CallRecording {
+    /// `RE…`.
+    pub sid: String,
+    /// Where Twilio serves it (fetching it needs the account's credentials).
+    pub url: String,
+    /// Its length in seconds, when given.
+    pub duration_secs: Option<u32>,
 }
 
 impl VoiceRequest {
@@ -563,6 +610,7 @@ impl VoiceRequest {
             digits,
             speech_result: form.get_nonempty("SpeechResult").map(|s| s.trim().to_owned()),
             confidence,
+            recording: recording(&form)?,
         })
     }
 
@@ -578,12 +626,28 @@ impl VoiceRequest {
     /// The customer's side of the call: `To` on calls we placed through the API, else `From`
     /// (on a `<Dial>` leg Twilio passes the original caller as `From` unless the `<Dial>` set a
     /// `callerId`). A phone number is an [`Address::Phone`]; a Voice SDK `client:<name>` is a
-    /// platform id scoped `twilio-client`.
+    /// platform id scoped `twilio-client`; a SIP caller (`sip:ana@pbx.example.com`) one scoped
+    /// `sip`. A withheld number (`anonymous`, `restricted`, or one of the placeholder numbers
+    /// Twilio passes for them, such as `+266696687`, "ANONYMOUS" on a keypad) names nobody:
+    /// the caller is a platform id scoped `twilio-call` with the call's `CallSid`, so each such
+    /// call is its own customer and no two strangers share a history.
     pub fn customer(&self) -> Result<Address> {
         let (field, raw) = match self.direction {
             CallDirection::OutboundApi => ("To", self.to.as_str()),
             CallDirection::Inbound | CallDirection::OutboundDial => ("From", self.from.as_str()),
         };
+        let raw = raw.trim();
+        if withheld_caller_id(raw) {
+            let call = self.parent_call_sid.as_deref().unwrap_or(&self.call_sid);
+            return Ok(Address::platform("twilio-call", call));
+        }
+        if let Some(uri) = raw.strip_prefix("sip:") {
+            let uri = uri.split([';', '?']).next().unwrap_or("").trim();
+            if uri.is_empty() || uri.len() > 256 || uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
+                return Err(Error::invalid(field, "a `sip:` address needs a user and host"));
+            }
+            return Ok(Address::platform("sip", uri.to_ascii_lowercase()));
+        }
         match raw.strip_prefix("client:") {
             Some(name) if !name.trim().is_empty() => Ok(Address::platform("twilio-client", name.trim())),
             Some(_) => Err(Error::invalid(field, "a `client:` address needs a name")),
@@ -601,11 +665,17 @@ impl VoiceRequest {
     /// passed off as the customer's own words), otherwise `call.<status>` (`call.ringing`,
     /// `call.completed`, …).
     ///
-    /// The external id is `{CallSid}:{CallStatus}` for call events and
-    /// `{CallSid}:input:{fingerprint of the input}` for IVR input; when the same question may be
-    /// answered identically twice in one call, use [`VoiceRequest::to_inbound_at_step`].
+    /// A `<Record>` action request (voicemail) is the recording: [`Content::Media`] audio with
+    /// the recording's URL.
+    ///
+    /// The external id is `{CallSid}:{CallStatus}` for call events, `{CallSid}:recording:{RecordingSid}`
+    /// for a recording and `{CallSid}:input:{fingerprint of the input}` for IVR input. Twilio's
+    /// requests carry no step of the flow, so the same keys pressed twice in one call (`1` at
+    /// the main menu, `1` again at the next) give one id and the second is taken for a retry:
+    /// an IVR with several menus names each one with [`VoiceRequest::to_inbound_at_step`].
     pub fn to_inbound(&self, endpoint: &EndpointId) -> Result<InboundMessage> {
         let step = match self.ivr() {
+            _ if let Some(r) = &self.recording => format!("recording:{}", r.sid),
             Some(input) => format!(
                 "input:{}",
                 super::fingerprint(&[input.digits.as_deref().unwrap_or(""), input.speech.as_deref().unwrap_or("")])
@@ -623,6 +693,17 @@ impl VoiceRequest {
         }
         let customer = self.customer()?;
         let content = match self.ivr() {
+            // A voicemail: the recording itself, for the agent to listen to.
+            _ if let Some(r) = &self.recording => Content::Media {
+                media: MediaKind::Audio,
+                url: r.url.clone(),
+                mime_type: None,
+                caption: Some(match r.duration_secs {
+                    Some(d) => format!("voicemail, {d} s"),
+                    None => "voicemail".to_owned(),
+                }),
+                filename: None,
+            },
             Some(input) => Content::System { event: "ivr.input".into(), detail: Some(input.describe()) },
             None => {
                 let event = format!("call.{}", self.status.as_str().replace('-', "_"));
@@ -739,6 +820,11 @@ impl SmsSend {
         let (channel, _) = messaging_address("To", &self.to)?;
         let mut params = vec![("To", self.to.trim().to_owned())];
         match &self.from {
+            // An SMS may come from a short code (`72345`) or an alphanumeric sender id
+            // (`ACME`, one-way, where the country allows it) as well as from a number.
+            SmsFrom::Number(n) if channel == ChannelKind::Sms && sms_sender_id(n.trim()) => {
+                params.push(("From", n.trim().to_owned()));
+            }
             SmsFrom::Number(n) => {
                 let (from_channel, _) = messaging_address("From", n)?;
                 if from_channel != channel {

@@ -93,10 +93,13 @@ impl DeliveryState {
     }
 
     /// The state after a receipt saying `next`: `next` if it is a step forward, `self` otherwise.
-    /// Failures win over everything except `Read` (a read message was evidently delivered); the
-    /// first failure is kept.
+    /// Failures win over everything except `Read` (a read message was evidently delivered, and
+    /// a `Read` after a failure wins too); the first failure is kept.
     pub fn advance(&self, next: DeliveryState) -> DeliveryState {
         let forward = match (self, &next) {
+            // A read message was evidently delivered, whichever report came first (providers
+            // send callbacks without times, so they can arrive in either order).
+            (DeliveryState::Failed { .. }, DeliveryState::Read) => true,
             (DeliveryState::Failed { .. }, _) => false,
             (DeliveryState::Read, DeliveryState::Failed { .. }) => false,
             _ => next.rank() > self.rank(),
@@ -104,9 +107,10 @@ impl DeliveryState {
         if forward { next } else { self.clone() }
     }
 
-    /// Whether no later receipt can change this state.
+    /// Whether no later receipt can change this state (only `Read`: a failure still gives way
+    /// to a `Read` that arrives after it).
     pub fn is_final(&self) -> bool {
-        matches!(self, DeliveryState::Read | DeliveryState::Failed { .. })
+        matches!(self, DeliveryState::Read)
     }
 }
 
