@@ -2,7 +2,7 @@
 //! channels — who they are, every address they use (with reply-window state), their open work,
 //! and one timeline across all channels.
 
-use crate::channel::{ReplyWindowRule, WindowStatus};
+use crate::channel::WindowStatus;
 use crate::engine::Engine;
 use crate::model::{
     AgentId, ChannelKind, Conversation, ConversationId, Customer, CustomerId, EndpointId, Identity, Message, MessageId,
@@ -150,7 +150,7 @@ impl Engine {
         let identities = identities
             .into_iter()
             .map(|identity| {
-                let rule = self.config().reply_windows.get(&identity.channel).copied().map(ReplyWindowRule::new);
+                let rule = crate::engine::reply_window_rule(self.config(), &identity.channel);
                 let reply_windows = identity
                     .endpoints
                     .iter()
@@ -190,10 +190,12 @@ impl Engine {
         }
         let mut channels_used: Vec<(ChannelKind, DateTime<Utc>)> = last_used.into_iter().collect();
         channels_used.sort_by_key(|c| std::cmp::Reverse(c.1));
+        // The agent who wrote last: by when they wrote (records from before that was kept fall
+        // back to the conversation's last activity).
         let last_agent = conversations
             .iter()
             .filter(|c| c.last_agent.is_some())
-            .max_by_key(|c| c.last_activity_at)
+            .max_by_key(|c| c.last_agent_at.unwrap_or(c.last_activity_at))
             .and_then(|c| c.last_agent.clone());
         let (open, past): (Vec<Conversation>, Vec<Conversation>) =
             conversations.into_iter().partition(|c| c.status.is_open());

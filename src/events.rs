@@ -115,6 +115,14 @@ pub enum Event {
         /// The new handler (`None`: unassigned).
         handler: Option<Handler>,
     },
+    /// A conversation's priority, subject or tags changed
+    /// ([`Engine::update_conversation`](crate::Engine::update_conversation)).
+    ConversationUpdated {
+        /// The conversation.
+        conversation: ConversationId,
+        /// What changed, of `priority`, `subject` and `tags`.
+        fields: Vec<String>,
+    },
     /// A conversation moved to another customer (through a merge).
     ConversationMoved {
         /// The conversation.
@@ -318,6 +326,7 @@ impl Event {
             | Event::ConversationReopened { conversation }
             | Event::ConversationStatusChanged { conversation, .. }
             | Event::ConversationAssigned { conversation, .. }
+            | Event::ConversationUpdated { conversation, .. }
             | Event::ConversationMoved { conversation, .. }
             | Event::ChannelAdded { conversation, .. }
             | Event::MessageReceived { conversation, .. }

@@ -74,6 +74,7 @@ pub fn sample_conversation(customer: &Customer) -> Conversation {
         tags: Default::default(),
         handler: None,
         last_agent: None,
+        last_agent_at: None,
         origin: ChannelKind::Sms,
         channels: Vec::new(),
         sessions: Vec::new(),

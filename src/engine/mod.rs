@@ -525,6 +525,7 @@ impl Engine {
             tags: Default::default(),
             handler: None,
             last_agent: None,
+            last_agent_at: None,
             origin: origin.clone(),
             channels: Vec::new(),
             sessions: Vec::new(),
@@ -598,17 +599,13 @@ pub(crate) fn provider_id<'a>(channel: &ChannelKind, raw: &'a str) -> &'a str {
 
 /// The reply windows of `config` as channel-policy rules (standard window, human-agent extension).
 fn reply_window_rules(config: &EngineConfig) -> BTreeMap<ChannelKind, ReplyWindowRule> {
-    config
-        .reply_windows
-        .iter()
-        .map(|(channel, window)| {
-            let rule = ReplyWindowRule {
-                window: *window,
-                human_agent_extension: config.human_agent_reply_windows.get(channel).copied(),
-            };
-            (channel.clone(), rule)
-        })
-        .collect()
+    config.reply_windows.keys().filter_map(|c| reply_window_rule(config, c).map(|r| (c.clone(), r))).collect()
+}
+
+/// The reply window of `channel` as configured, with its human-agent extension.
+pub(crate) fn reply_window_rule(config: &EngineConfig, channel: &ChannelKind) -> Option<ReplyWindowRule> {
+    let window = *config.reply_windows.get(channel)?;
+    Some(ReplyWindowRule { window, human_agent_extension: config.human_agent_reply_windows.get(channel).copied() })
 }
 
 /// A versioned rewrite of `customer` that changes nothing but the version: it makes a

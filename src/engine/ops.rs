@@ -316,6 +316,7 @@ impl Engine {
             conversation.waiting_since = None;
             conversation.first_response_at.get_or_insert(now);
             conversation.last_agent.clone_from(&agent);
+            conversation.last_agent_at = Some(now);
         }
         conversation.version += 1;
         let identity_expected = identity.version;
@@ -502,6 +503,18 @@ impl Engine {
             c.tags.extend(patch.add_tags.iter().cloned());
             if c.tags.len() > 100 {
                 return Err(Error::invalid("tags", "at most 100 tags per conversation"));
+            }
+            let fields: Vec<String> = [
+                ("priority", c.priority != before.priority),
+                ("subject", c.subject != before.subject),
+                ("tags", c.tags != before.tags),
+            ]
+            .into_iter()
+            .filter(|(_, changed)| *changed)
+            .map(|(name, _)| name.to_owned())
+            .collect();
+            if !fields.is_empty() {
+                events.push(Event::ConversationUpdated { conversation: id, fields });
             }
             events.extend(extra.iter().cloned());
             if c == before && events.is_empty() {

@@ -471,6 +471,21 @@ impl Engine {
                 "must be a UUID v7 (time-ordered, as Engine::new_message_id gives)",
             ));
         }
+        // Ids order the timeline by when they were taken: one stamped in the future would stay
+        // on top of it for ever. (A past one is a retry's, or the host's choice.)
+        if let Some(id) = request.message_id
+            && let Some(stamp) = id.0.get_timestamp()
+        {
+            let (secs, nanos) = stamp.to_unix();
+            let taken =
+                i64::try_from(secs).ok().and_then(|s| chrono::DateTime::<chrono::Utc>::from_timestamp(s, nanos));
+            if taken.is_none_or(|t| t > self.now() + chrono::Duration::minutes(1)) {
+                return Err(Error::invalid(
+                    "message_id",
+                    "is stamped in the future; take one from Engine::new_message_id",
+                ));
+            }
+        }
         // The parts' ids count up from it in its low 62 bits: they must not wrap.
         if let Some(id) = request.message_id
             && part_id(id, MAX_PARTS - 1) < id

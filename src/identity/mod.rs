@@ -545,10 +545,16 @@ pub(crate) async fn resolve(
     let mut suspects = Vec::new();
     for address in sender.untrusted_addresses() {
         let Some(key) = LinkKey::of(address) else { continue };
-        for (c, _) in store.customers_by_address(tenant, &key).await? {
+        let holders = store.customers_by_address(tenant, &key).await?;
+        // Already the customer's own (claimed with an earlier message): the suspicion was
+        // raised then, and is listed again without a second event.
+        let known = holders.iter().any(|(c, _)| *c == customer.id);
+        for (c, _) in holders {
             if c != customer.id && !suspects.contains(&c) {
                 suspects.push(c);
-                events.push(Event::DuplicateSuspected { customer: customer.id, resembles: c });
+                if !known {
+                    events.push(Event::DuplicateSuspected { customer: customer.id, resembles: c });
+                }
             }
         }
     }

@@ -113,6 +113,9 @@ pub struct Conversation {
     pub handler: Option<Handler>,
     /// The latest human or bot agent that wrote in it.
     pub last_agent: Option<AgentId>,
+    /// When [`last_agent`](Self::last_agent) wrote (absent in records written before it was kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_agent_at: Option<DateTime<Utc>>,
     /// Channel the conversation started on.
     pub origin: ChannelKind,
     /// Per-channel usage, in order of first use.
