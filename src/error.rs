@@ -123,6 +123,10 @@ pub enum SignatureFailure {
     /// URL) was changed on the way.
     #[error("the signature does not match the request")]
     Mismatch,
+    /// The verifier was made with an empty secret (an unset configuration variable): an HMAC
+    /// keyed with it is one anybody can compute, so every request is refused.
+    #[error("no secret is configured to check it against (the secret given was empty)")]
+    NoSecret,
     /// The signed timestamp is further from now than the replay window allows.
     #[error("the signed timestamp is {skew_seconds} s away from now; at most {max_skew_seconds} s are accepted")]
     StaleTimestamp {

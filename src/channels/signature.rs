@@ -60,6 +60,17 @@ fn fail(header: &'static str, failure: SignatureFailure) -> Error {
     Error::Unauthenticated { header, failure }
 }
 
+/// Whether a secret is missing (empty or white space only, as an unset variable reads): an
+/// HMAC keyed with it is one anybody can compute.
+fn no_secret(secret: &[u8]) -> bool {
+    secret.iter().all(u8::is_ascii_whitespace)
+}
+
+/// A verifier made without a secret refuses every request.
+fn refuse_keyless(header: &'static str, keyless: bool) -> Result<()> {
+    if keyless { Err(fail(header, SignatureFailure::NoSecret)) } else { Ok(()) }
+}
+
 fn malformed(header: &'static str, why: impl Into<String>) -> Error {
     fail(header, SignatureFailure::Malformed(why.into()))
 }
@@ -159,6 +170,7 @@ fn base64_decode(text: &str) -> Option<Vec<u8>> {
 #[derive(Clone)]
 pub struct MetaSignature {
     mac: Hmac<Sha256>,
+    keyless: bool,
 }
 
 impl fmt::Debug for MetaSignature {
@@ -169,11 +181,13 @@ impl fmt::Debug for MetaSignature {
 
 impl MetaSignature {
     /// A verifier keyed with the app secret (App Dashboard → Settings → Basic).
+    /// An empty secret (an unset variable) gives a verifier that refuses every request
+    /// ([`SignatureFailure::NoSecret`]).
     pub fn new(app_secret: impl AsRef<[u8]>) -> Self {
         // HMAC accepts keys of any length; the error branch cannot be taken.
         let mac = Hmac::<Sha256>::new_from_slice(app_secret.as_ref())
             .unwrap_or_else(|_| Hmac::<Sha256>::new(&Default::default()));
-        MetaSignature { mac }
+        MetaSignature { mac, keyless: no_secret(app_secret.as_ref()) }
     }
 
     /// The header value Meta sends for `body`: `sha256=<hex>`.
@@ -185,6 +199,7 @@ impl MetaSignature {
     /// Checks `header` (the `X-Hub-Signature-256` value, `None` if absent) against `body`.
     pub fn verify(&self, header: Option<&str>, body: &[u8]) -> Result<()> {
         const H: &str = META_SIGNATURE_HEADER;
+        refuse_keyless(H, self.keyless)?;
         let header = header.ok_or_else(|| fail(H, SignatureFailure::MissingHeader))?.trim();
         let hex = header
             .strip_prefix("sha256=")
@@ -257,6 +272,7 @@ impl MetaSignature {
 #[derive(Clone)]
 pub struct TwilioSignature {
     mac: Hmac<Sha1>,
+    keyless: bool,
 }
 
 impl fmt::Debug for TwilioSignature {
@@ -267,10 +283,12 @@ impl fmt::Debug for TwilioSignature {
 
 impl TwilioSignature {
     /// A verifier keyed with the account's auth token.
+    /// An empty secret (an unset variable) gives a verifier that refuses every request
+    /// ([`SignatureFailure::NoSecret`]).
     pub fn new(auth_token: impl AsRef<[u8]>) -> Self {
         let mac = Hmac::<Sha1>::new_from_slice(auth_token.as_ref())
             .unwrap_or_else(|_| Hmac::<Sha1>::new(&Default::default()));
-        TwilioSignature { mac }
+        TwilioSignature { mac, keyless: no_secret(auth_token.as_ref()) }
     }
 
     fn tag<K: AsRef<str>, V: AsRef<str>>(&self, url: &str, params: &[(K, V)]) -> Hmac<Sha1> {
@@ -303,6 +321,7 @@ impl TwilioSignature {
         params: &[(K, V)],
     ) -> Result<()> {
         const H: &str = TWILIO_SIGNATURE_HEADER;
+        refuse_keyless(H, self.keyless)?;
         let header = header.ok_or_else(|| fail(H, SignatureFailure::MissingHeader))?.trim();
         let expected = base64_decode(header)
             .filter(|b| b.len() == 20)
@@ -494,6 +513,7 @@ impl TelegramSecretToken {
 #[derive(Clone)]
 pub struct SlackSignature {
     mac: Hmac<Sha256>,
+    keyless: bool,
 }
 
 impl fmt::Debug for SlackSignature {
@@ -504,10 +524,12 @@ impl fmt::Debug for SlackSignature {
 
 impl SlackSignature {
     /// A verifier keyed with the app's signing secret.
+    /// An empty secret (an unset variable) gives a verifier that refuses every request
+    /// ([`SignatureFailure::NoSecret`]).
     pub fn new(signing_secret: impl AsRef<[u8]>) -> Self {
         let mac = Hmac::<Sha256>::new_from_slice(signing_secret.as_ref())
             .unwrap_or_else(|_| Hmac::<Sha256>::new(&Default::default()));
-        SlackSignature { mac }
+        SlackSignature { mac, keyless: no_secret(signing_secret.as_ref()) }
     }
 
     fn tag(&self, timestamp: &str, body: &[u8]) -> Hmac<Sha256> {
@@ -531,6 +553,7 @@ impl SlackSignature {
     ) -> Result<()> {
         const S: &str = SLACK_SIGNATURE_HEADER;
         const T: &str = SLACK_TIMESTAMP_HEADER;
+        refuse_keyless(S, self.keyless)?;
         let timestamp = timestamp.ok_or_else(|| fail(T, SignatureFailure::MissingHeader))?.trim();
         let signature = signature.ok_or_else(|| fail(S, SignatureFailure::MissingHeader))?.trim();
         if timestamp.is_empty() || timestamp.len() > 18 || !timestamp.bytes().all(|b| b.is_ascii_digit()) {

@@ -121,9 +121,10 @@ impl WhatsAppKit {
     /// A scope is 1–128 bytes without `:`, spaces or control characters.
     pub fn with_portfolio(mut self, portfolio: impl Into<String>) -> Result<Self> {
         let portfolio = portfolio.into();
-        crate::identity::normalize::normalize_platform_id(Some(&portfolio), "1").map_err(|_| {
-            Error::invalid("portfolio", "must be 1 to 128 bytes without `:`, spaces or control characters")
-        })?;
+        let spaced = portfolio.trim() != portfolio;
+        crate::identity::normalize::normalize_platform_id(Some(&portfolio), "1").ok().filter(|_| !spaced).ok_or_else(
+            || Error::invalid("portfolio", "must be 1 to 128 bytes without `:`, spaces or control characters"),
+        )?;
         self.portfolio = Some(portfolio);
         Ok(self)
     }
@@ -303,6 +304,9 @@ impl Ctx<'_, '_> {
                 (0, false) => id.clone(),
                 _ => format!("{id}#{}", n + 1),
             };
+            if n > 0 {
+                json::check_id(FIELD, || path(".id"), &external_id)?;
+            }
             json::check_content(FIELD, || path(""), &content)?;
             let from = if last { sender.take() } else { sender.clone() };
             let Some(from) = from else { break };
@@ -1121,6 +1125,9 @@ struct WaError {
     message: Option<String>,
     #[serde(default)]
     error_data: Option<ErrorData>,
+    /// Older payloads put the details beside the code instead of in `error_data`.
+    #[serde(default)]
+    details: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -1131,7 +1138,7 @@ struct ErrorData {
 
 impl WaError {
     fn reason(&self) -> String {
-        let details = self.error_data.as_ref().and_then(|d| d.details.clone());
+        let details = self.error_data.as_ref().and_then(|d| d.details.clone()).or_else(|| self.details.clone());
         let parts: Vec<&str> = [&self.title, &self.message, &details].into_iter().filter_map(nonempty).collect();
         let mut unique: Vec<&str> = Vec::new();
         for p in parts {
@@ -1219,16 +1226,15 @@ pub fn send_message(to: &Address, content: &Content, options: &SendOptions) -> R
     body.insert("recipient_type".into(), json!("individual"));
     match to {
         Address::Phone { number } => {
-            let digits: String = number.chars().filter(char::is_ascii_digit).collect();
-            let clean = number.chars().all(|c| c.is_ascii_digit() || " +-().".contains(c));
-            if digits.len() < 8 || digits.len() > 15 || !clean {
-                return Err(Error::InvalidAddress {
+            // Any spelling the crate reads with its country code (`+44 7700…`, `0044…`), sent
+            // as the digits of its international form.
+            let e164 =
+                crate::identity::normalize::normalize_phone(number, None).map_err(|_| Error::InvalidAddress {
                     kind: "phone",
                     raw: number.chars().take(64).collect(),
-                    reason: "WhatsApp needs an international number with 8 to 15 digits".into(),
-                });
-            }
-            body.insert("to".into(), json!(digits));
+                    reason: "WhatsApp needs an international number with its country code".into(),
+                })?;
+            body.insert("to".into(), json!(e164.trim_start_matches('+')));
         }
         Address::Platform { id, .. } if !id.is_empty() => {
             body.insert("recipient".into(), json!(id));
@@ -1236,7 +1242,7 @@ pub fn send_message(to: &Address, content: &Content, options: &SendOptions) -> R
         other => return Err(Error::invalid("to", format!("WhatsApp cannot send to a {:?} address", other.kind()))),
     }
     if let Some(id) = &options.reply_to {
-        body.insert("context".into(), json!({ "message_id": id }));
+        body.insert("context".into(), json!({ "message_id": wamid(id) }));
     }
     let (kind, object) = match content {
         Content::Text { body: text } => {
@@ -1255,7 +1261,19 @@ pub fn send_message(to: &Address, content: &Content, options: &SendOptions) -> R
             let mut object = serde_json::Map::new();
             match media_id(url) {
                 Some(id) => object.insert("id".into(), json!(id)),
-                None => object.insert("link".into(), json!(url)),
+                // WhatsApp fetches http(s) links only (not another kit's file ids, `cid:`
+                // references or local paths).
+                None if url.get(..8).is_some_and(|p| p.eq_ignore_ascii_case("https://"))
+                    || url.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("http://")) =>
+                {
+                    object.insert("link".into(), json!(url))
+                }
+                None => {
+                    return Err(Error::invalid(
+                        "content.url",
+                        "WhatsApp sends media by an http(s) link or an uploaded media id (whatsapp-media:<id>)",
+                    ));
+                }
             };
             if let Some(caption) = caption.as_deref().filter(|c| !c.is_empty()) {
                 if matches!(media, MediaKind::Audio | MediaKind::Sticker) {
@@ -1270,6 +1288,12 @@ pub fn send_message(to: &Address, content: &Content, options: &SendOptions) -> R
             (kind, Value::Object(object))
         }
         Content::Location { latitude, longitude, name, address } => {
+            if !(-90.0..=90.0).contains(latitude) || !(-180.0..=180.0).contains(longitude) {
+                return Err(Error::invalid(
+                    "content.latitude",
+                    "coordinates must be a latitude of -90 to 90 and a longitude of -180 to 180",
+                ));
+            }
             let mut object = json!({ "latitude": latitude, "longitude": longitude });
             if let Some(n) = name {
                 object["name"] = json!(n);
@@ -1283,6 +1307,16 @@ pub fn send_message(to: &Address, content: &Content, options: &SendOptions) -> R
         Content::Template { name, language, parameters } => {
             required("content.name", name, 512)?;
             required("content.language", language, 16)?;
+            // WhatsApp refuses empty parameters and ones with new lines, tabs or more than four
+            // spaces in a row.
+            for p in parameters {
+                if p.trim().is_empty() || p.contains(['\n', '\r', '\t']) || p.contains("     ") {
+                    return Err(Error::invalid(
+                        "content.parameters",
+                        "a template parameter must not be empty nor hold new lines, tabs or more than four spaces in a row",
+                    ));
+                }
+            }
             let mut template = json!({ "name": name, "language": { "code": language } });
             if !parameters.is_empty() {
                 let params: Vec<Value> = parameters.iter().map(|p| json!({ "type": "text", "text": p })).collect();
@@ -1291,6 +1325,7 @@ pub fn send_message(to: &Address, content: &Content, options: &SendOptions) -> R
             ("template", template)
         }
         Content::Contact(card) => {
+            required("content.name", &card.name, 512)?;
             let mut contact = json!({ "name": { "formatted_name": card.name, "first_name": card.name } });
             if !card.phones.is_empty() {
                 contact["phones"] = card.phones.iter().map(|p| json!({ "phone": p })).collect();
@@ -1312,14 +1347,27 @@ pub fn send_message(to: &Address, content: &Content, options: &SendOptions) -> R
     Ok(Value::Object(body))
 }
 
+/// The WhatsApp message id of one of our external ids: the kit names the 2nd, 3rd … contact
+/// card of one message `<wamid>#2`, `#3`, which WhatsApp does not know.
+fn wamid(external_id: &str) -> &str {
+    match external_id.rsplit_once('#') {
+        Some((wamid, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => wamid,
+        _ => external_id,
+    }
+}
+
 fn interactive(text: &str, choices: &[ChoiceOption], options: &SendOptions) -> Result<Value> {
     if choices.is_empty() {
         return Err(Error::invalid("content.options", "a choice needs at least one option"));
     }
     required("content.body", text, 1024)?;
-    for c in choices {
+    for (i, c) in choices.iter().enumerate() {
         required("content.options.id", &c.id, 256)?;
         required("content.options.title", &c.title, 24)?;
+        // The customer's pick comes back as its id: two options with one id are ambiguous.
+        if choices[..i].iter().any(|o| o.id == c.id) {
+            return Err(Error::invalid("content.options.id", format!("option {i} repeats the id {:?}", c.id)));
+        }
     }
     let as_buttons =
         choices.len() <= 3 && choices.iter().all(|c| c.description.is_none() && c.title.chars().count() <= 20);
@@ -1376,7 +1424,7 @@ fn interactive(text: &str, choices: &[ChoiceOption], options: &SendOptions) -> R
 /// assert_eq!(json["typing_indicator"]["type"], "text");
 /// ```
 pub fn mark_read(message_id: &str, typing: bool) -> Value {
-    let mut body = json!({ "messaging_product": "whatsapp", "status": "read", "message_id": message_id });
+    let mut body = json!({ "messaging_product": "whatsapp", "status": "read", "message_id": wamid(message_id) });
     if typing {
         body["typing_indicator"] = json!({ "type": "text" });
     }
