@@ -233,6 +233,18 @@ proptest! {
     ) {
         let meta = MetaSignature::new(&secret);
         let header = meta.sign(&body);
+        // A secret of nothing but white space (an unset variable) verifies nothing at all.
+        if secret.iter().all(u8::is_ascii_whitespace) {
+            let refused = matches!(
+                meta.verify(Some(&header), &body),
+                Err(touchpoint::Error::Unauthenticated { failure: touchpoint::SignatureFailure::NoSecret, .. })
+            );
+            prop_assert!(refused, "an empty secret verified a signature");
+            let twilio = TwilioSignature::new(&secret);
+            let url = "https://hooks.example.com/t";
+            prop_assert!(twilio.verify::<&str, &str>(Some(&twilio.sign::<&str, &str>(url, &[])), url, &[]).is_err());
+            return Ok(());
+        }
         prop_assert!(meta.verify(Some(&header), &body).is_ok());
         let slack = SlackSignature::new(&secret);
         let slack_header = slack.sign(ts, &body);
