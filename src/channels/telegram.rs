@@ -117,10 +117,10 @@ impl TelegramKit {
     /// The provider thread of a message: `<endpoint>:<chat id>`, or `<endpoint>:<chat id>/<topic>`
     /// in a forum topic. Scoped by the bot like message ids: two bots' private chats with one
     /// user share the user's id as chat id, yet are two threads.
-    fn chat_thread(&self, m: &Message) -> String {
-        match (m.is_topic_message, m.message_thread_id) {
-            (true, Some(topic)) => format!("{}:{}/{topic}", self.endpoint, m.chat.id),
-            _ => format!("{}:{}", self.endpoint, m.chat.id),
+    fn chat_thread(&self, chat_id: i64, topic: Option<i64>) -> String {
+        match topic {
+            Some(topic) => format!("{}:{chat_id}/{topic}", self.endpoint),
+            None => format!("{}:{chat_id}", self.endpoint),
         }
     }
 
@@ -185,7 +185,7 @@ impl TelegramKit {
             None => self.message_id(m.chat.id, m.message_id),
         };
         let thread = ThreadHints {
-            provider_thread_id: Some(self.chat_thread(&m)),
+            provider_thread_id: Some(self.chat_thread(m.chat.id, topic(&m))),
             in_reply_to: m.reply_to_message.as_ref().map(|r| self.message_id(m.chat.id, r.message_id)),
             ..ThreadHints::default()
         };
@@ -233,7 +233,7 @@ impl TelegramKit {
         json::check_content(FIELD, || "callback_query".into(), &content)?;
         let thread = match &q.message {
             Some(m) => ThreadHints {
-                provider_thread_id: Some(self.chat_thread(m)),
+                provider_thread_id: Some(self.chat_thread(m.chat.id, topic(m))),
                 in_reply_to: Some(self.message_id(m.chat.id, m.message_id)),
                 ..ThreadHints::default()
             },
@@ -264,7 +264,7 @@ impl TelegramKit {
         };
         let target = self.message_id(r.chat.id, r.message_id);
         let thread = ThreadHints {
-            provider_thread_id: Some(format!("{}:{}", self.endpoint, r.chat.id)),
+            provider_thread_id: Some(self.chat_thread(r.chat.id, None)),
             in_reply_to: Some(target.clone()),
             ..ThreadHints::default()
         };
@@ -272,6 +272,11 @@ impl TelegramKit {
         let id = format!("reaction:{target}:{}:{update_id}", user.id);
         Ok(KitEvent::Message(self.inbound(user, id, content, thread).with_sent_at(r.date.0)))
     }
+}
+
+/// The forum topic a message belongs to, if it was posted in one.
+fn topic(m: &Message) -> Option<i64> {
+    m.message_thread_id.filter(|_| m.is_topic_message)
 }
 
 fn plausible_phone(raw: &str) -> Option<String> {

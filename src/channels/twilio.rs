@@ -104,11 +104,14 @@ fn recording(form: &Form) -> Result<Option<CallRecording>> {
     if !url.starts_with("https://") || url.len() > 2048 || url.chars().any(|c| c.is_whitespace() || c.is_control()) {
         return Err(Error::invalid("RecordingUrl", "must be an https URL of at most 2048 bytes"));
     }
-    let duration_secs = form
-        .get_nonempty("RecordingDuration")
-        .map(|d| d.trim().parse().map_err(|_| Error::invalid("RecordingDuration", "is not a number of seconds")))
-        .transpose()?;
-    Ok(Some(CallRecording { sid, url: url.to_owned(), duration_secs }))
+    Ok(Some(CallRecording { sid, url: url.to_owned(), duration_secs: seconds(form, "RecordingDuration")? }))
+}
+
+/// A length in whole seconds, if the form has `field`.
+fn seconds(form: &Form, field: &'static str) -> Result<Option<u32>> {
+    form.get_nonempty(field)
+        .map(|d| d.trim().parse().map_err(|_| Error::invalid(field, "is not a number of seconds")))
+        .transpose()
 }
 
 fn optional_sid(form: &Form, field: &'static str, prefixes: &[&str]) -> Result<Option<String>> {
@@ -603,10 +606,7 @@ impl VoiceRequest {
             status: CallStatus::parse(form.require("CallStatus")?)?,
             direction,
             caller_name: form.get("CallerName").and_then(|n| super::display_name(n, 256)),
-            duration_secs: form
-                .get_nonempty("CallDuration")
-                .map(|d| d.trim().parse().map_err(|_| Error::invalid("CallDuration", "is not a number of seconds")))
-                .transpose()?,
+            duration_secs: seconds(&form, "CallDuration")?,
             digits,
             speech_result: form.get_nonempty("SpeechResult").map(|s| s.trim().to_owned()),
             confidence,

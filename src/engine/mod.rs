@@ -371,7 +371,7 @@ impl Engine {
             Err(refusal @ Error::Refused(_)) => {
                 return match store.message_by_external_id(tenant, &msg.channel, &msg.external_id).await? {
                     Some(existing) if existing.direction == crate::model::Direction::Inbound => {
-                        self.duplicate_outcome(tenant, existing, &sender.address).await
+                        self.duplicate_outcome(tenant, existing, resolved.identity.id, &sender.address).await
                     }
                     _ => Err(refusal),
                 };
@@ -500,7 +500,7 @@ impl Engine {
         match self.commit(tenant, changes).await? {
             Committed::Applied { .. } => Ok(outcome),
             Committed::Duplicate { message } => match store.message(tenant, message).await? {
-                Some(existing) => self.duplicate_outcome(tenant, existing, &sender.address).await,
+                Some(existing) => self.duplicate_outcome(tenant, existing, resolved.identity.id, &sender.address).await,
                 None => Err(Error::Conflict("the duplicate's message vanished".into())),
             },
         }
@@ -545,20 +545,21 @@ impl Engine {
     }
 
     /// The answer to a message whose provider id is stored already: the stored message's, when
-    /// it came from the same address (`sender`, on the message's channel). Another sender's
-    /// message under the same id (an email Message-ID is visible to everyone on a thread) is
-    /// refused, never answered with the first sender's customer and conversation.
+    /// its sender resolved to the same identity (the address may be spelled otherwise: the
+    /// resolver matches lookup variants) or has the same address (concurrent first deliveries
+    /// of a new sender each resolve to an identity of their own, and one is stored). Another
+    /// sender's message under the same id (an email Message-ID is visible to everyone on a
+    /// thread) is refused, never answered with the first sender's customer and conversation.
     async fn duplicate_outcome(
         &self,
         tenant: &TenantId,
         existing: Message,
-        sender: &crate::model::NormalizedAddress,
+        identity: IdentityId,
+        address: &crate::model::NormalizedAddress,
     ) -> Result<IngestOutcome> {
         if let Author::Customer(i) = existing.author
-            && let Some(first) = self.inner.store.identity(tenant, i).await?
-            && first.address != *sender
-            && !(sender.kind == crate::model::AddressKind::Phone
-                && crate::identity::normalize::phone_lookup_variants(&sender.value).contains(&first.address.value))
+            && i != identity
+            && self.inner.store.identity(tenant, i).await?.is_some_and(|first| first.address != *address)
         {
             return Err(Error::invalid(
                 "external_id",

@@ -767,10 +767,8 @@ impl Router {
             .or_else(|| s.config.statuses.get(&name))
             .cloned()
             .ok_or_else(|| Error::invalid("agent.presence.status", format!("unknown presence status {name:?}")))?;
-        if let Some(schedule) = &agent.schedule
-            && s.calendars.get(schedule).is_none()
-        {
-            return Err(Error::not_found("schedule", format!("{schedule:?}")));
+        if let Some(schedule) = &agent.schedule {
+            s.calendars.schedule(schedule)?;
         }
         let offline = status.offline;
         let schedule = agent.schedule.clone();

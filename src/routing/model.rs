@@ -166,6 +166,14 @@ impl ChannelSet {
             ChannelSet::Except(s) => !s.contains(channel),
         }
     }
+    /// Whether the set names no channel at all (`None`, or `Only` of nothing).
+    pub fn is_empty(&self) -> bool {
+        match self {
+            ChannelSet::None => true,
+            ChannelSet::Only(s) => s.is_empty(),
+            ChannelSet::All | ChannelSet::Except(_) => false,
+        }
+    }
 }
 
 /// What a presence status lets an agent receive.

@@ -433,11 +433,8 @@ impl State {
         });
         let explicit: usize = slot.tiers.iter().map(|t| t.named(now_ms).len()).sum();
         let step = self.step_label(slot.item.plan_gen, slot.at);
-        let closed = match self.queues.at(slot.qi) {
-            Some(q) if self.queue_closed(slot.qi, super::state::from_ms(now_ms)) => {
-                let schedule = q.config.hours.as_ref().map_or("", |h| h.schedule.as_str());
-                format!("; queue {} is closed (schedule {schedule:?})", q.config.id)
-            }
+        let closed = match self.closed_reason(slot.qi) {
+            Some(why) if self.queue_closed(slot.qi, super::state::from_ms(now_ms)) => format!("; {why}"),
             _ => String::new(),
         };
         if eligible == 0 && explicit == 0 {
@@ -689,10 +686,10 @@ impl State {
         if !matches!(s.state, IState::Waiting { .. } | IState::Moving) || !self.queue_closed(s.qi, now) {
             return;
         }
-        let Some(q) = self.queues.at(s.qi) else { return };
-        let Some(hours) = &q.config.hours else { return };
-        let action = hours.action.clone();
-        let reason = format!("queue {} is closed (schedule {:?})", q.config.id, hours.schedule);
+        let Some(action) = self.queues.at(s.qi).and_then(|q| q.config.hours.as_ref()).map(|h| h.action.clone()) else {
+            return;
+        };
+        let reason = self.closed_reason(s.qi).unwrap_or_default();
         if self.timeout(i, action, reason, now, now) {
             self.hours_move = true;
             self.route(i, now);

@@ -3,7 +3,7 @@
 
 use super::condition::{Env, QueueView};
 use super::eligibility::{AgentProfile, Mask, ProfileTable, Term};
-use super::model::{Agent, ChannelSet, PresenceStatus, Queue, WorkItem};
+use super::model::{Agent, PresenceStatus, Queue, WorkItem};
 use super::plan::{Fallback, Plan, Pool, PoolMode, SkipIf, Step, TimerBasis};
 use super::queue::{ItemKey, KeyedHeap, discipline_key_at};
 use super::rank::{AgentView, DynKey, RankKey, Ranker, static_value};
@@ -1445,7 +1445,14 @@ impl State {
     /// calendars counts as closed).
     pub fn queue_closed(&self, qi: u32, now: DateTime<Utc>) -> bool {
         let Some(hours) = self.queues.at(qi).and_then(|q| q.config.hours.as_ref()) else { return false };
-        !self.calendars.get(&hours.schedule).is_some_and(|s| s.is_open(now))
+        !self.schedule_open(Some(&hours.schedule), now)
+    }
+
+    /// Why work in queue `qi` gets its after-hours action (`None`: the queue keeps no hours).
+    pub fn closed_reason(&self, qi: u32) -> Option<String> {
+        let q = self.queues.at(qi)?;
+        let hours = q.config.hours.as_ref()?;
+        Some(format!("queue {} is closed (schedule {:?})", q.config.id, hours.schedule))
     }
 
     /// Checks queue `qi`'s hours at `now` and schedules the next check. Closed now, with a
@@ -1467,11 +1474,7 @@ impl State {
         };
         slot.closed = closed;
         slot.checked_at = Some(ms(now));
-        // Armed like a shift: the next change, or a look a year on when none is that near.
-        let due = schedule.map(|s| {
-            let horizon = TimeDelta::days(super::calendar::NEXT_CHANGE_HORIZON_DAYS);
-            ceil_ms(s.next_change(now).unwrap_or_else(|| add(now, horizon)))
-        });
+        let due = schedule.map(|s| next_check(s, now));
         if due != slot.hours_due {
             slot.hours_due = due;
             let epoch = self.next_seq();
@@ -1571,7 +1574,7 @@ impl State {
             self.chan_of(&r.while_holding);
         }
         let profile = self.intern_profile(AgentProfile::of(&agent));
-        let on_shift = self.shift_open(agent.schedule.as_deref(), now);
+        let on_shift = self.schedule_open(agent.schedule.as_deref(), now);
         // Presence generations come from the router's sequence, so a timer set for an agent
         // that was removed never matches the agent that takes over its slot.
         let presence_gen = self.next_seq();
@@ -1724,7 +1727,7 @@ impl State {
 
     /// Whether the schedule called `name` is open at `now` (`None`: no schedule, always; a name
     /// the calendars do not hold: never).
-    pub fn shift_open(&self, name: Option<&str>, now: DateTime<Utc>) -> bool {
+    pub fn schedule_open(&self, name: Option<&str>, now: DateTime<Utc>) -> bool {
         name.is_none_or(|n| self.calendars.get(n).is_some_and(|s| s.is_open(now)))
     }
 
@@ -1736,10 +1739,7 @@ impl State {
     pub fn arm_shift(&mut self, a: u32, now: DateTime<Utc>) {
         let calendars = Arc::clone(&self.calendars);
         let Some(slot) = self.agents[a as usize].as_ref() else { return };
-        let due = slot.agent.schedule.as_deref().and_then(|n| calendars.get(n)).map(|s| {
-            let horizon = TimeDelta::days(super::calendar::NEXT_CHANGE_HORIZON_DAYS);
-            ceil_ms(s.next_change(now).unwrap_or_else(|| add(now, horizon)))
-        });
+        let due = slot.agent.schedule.as_deref().and_then(|n| calendars.get(n)).map(|s| next_check(s, now));
         if due == slot.shift_due {
             return;
         }
@@ -1760,7 +1760,7 @@ impl State {
     pub fn check_shift(&mut self, a: u32, now: DateTime<Utc>) {
         let Some(slot) = self.agents[a as usize].as_ref() else { return };
         let Some(name) = slot.agent.schedule.clone() else { return };
-        let on = self.shift_open(Some(&name), now);
+        let on = self.schedule_open(Some(&name), now);
         if let Some(slot) = self.agents[a as usize].as_mut()
             && slot.on_shift != on
         {
@@ -1880,7 +1880,7 @@ impl State {
         let status = effective(&slot.presence, slot.on_shift);
         let was_signed = !slot.status.offline;
         let is_signed = !status.offline;
-        let became_available = slot.status.channels == ChannelSet::None && status.channels != ChannelSet::None;
+        let became_available = slot.status.channels.is_empty() && !status.channels.is_empty();
         slot.status = status;
         let p = slot.profile;
         if slot.load == 0 && became_available {
@@ -2634,12 +2634,18 @@ fn excludes(agents: &[Option<AgentSlot>], item: &ItemRecord, a: u32) -> bool {
         && agents.get(a as usize).and_then(|s| s.as_ref()).is_some_and(|s| item.excluded.contains(&s.id))
 }
 
-/// Whether heap entry (`i`, `seq`) is still the item's current place.
 /// Whether a status lets an agent take new work on some channel.
 pub(crate) fn takes_work(status: &PresenceStatus) -> bool {
-    !status.offline
-        && !matches!(&status.channels, super::ChannelSet::None)
-        && !matches!(&status.channels, super::ChannelSet::Only(c) if c.is_empty())
+    !status.offline && !status.channels.is_empty()
+}
+
+/// The instant (ms) to check `schedule` again after `now`: its next change, or a look a year on
+/// when none is that near ([`Schedule::next_change`] looks no further).
+///
+/// [`Schedule::next_change`]: super::calendar::Schedule::next_change
+fn next_check(schedule: &super::calendar::Schedule, now: DateTime<Utc>) -> i64 {
+    let horizon = TimeDelta::days(super::calendar::NEXT_CHANGE_HORIZON_DAYS);
+    ceil_ms(schedule.next_change(now).unwrap_or_else(|| add(now, horizon)))
 }
 
 /// The latest instant in `(from, to]` at which `schedule` closes, if any (walking its changes,
@@ -2661,6 +2667,7 @@ fn last_close(schedule: &super::calendar::Schedule, from: DateTime<Utc>, to: Dat
     last
 }
 
+/// Whether heap entry (`i`, `seq`) is still the item's current place.
 pub(crate) fn live(items: &[Option<ItemSlot>], i: u32, seq: u64) -> bool {
     items
         .get(i as usize)
