@@ -71,18 +71,90 @@ uuid_id!(
     EventId
 );
 
+/// A validated host key: up to [`Key::INLINE`] bytes kept in place (a clone copies 24 bytes and
+/// touches no other memory, which matters where a decision names an agent out of cache), longer
+/// ones shared behind an `Arc`. Keys are ASCII (checked before one is made), so equality, order
+/// and hashing work on the bytes and agree with `str`'s.
+#[derive(Clone)]
+enum Key {
+    Inline { len: u8, bytes: [u8; Key::INLINE] },
+    Shared(Arc<str>),
+}
+
+impl Key {
+    /// The longest key kept in place.
+    const INLINE: usize = 22;
+
+    fn new(value: &str) -> Key {
+        if value.len() <= Key::INLINE {
+            let mut bytes = [0u8; Key::INLINE];
+            bytes[..value.len()].copy_from_slice(value.as_bytes());
+            Key::Inline { len: value.len() as u8, bytes }
+        } else {
+            Key::Shared(Arc::from(value))
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            Key::Inline { len, bytes } => &bytes[..usize::from(*len)],
+            Key::Shared(s) => s.as_bytes(),
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Only ASCII keys are made (`validate_key`), so this never falls back.
+            Key::Inline { len, bytes } => std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default(),
+            Key::Shared(s) => s,
+        }
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Key) -> bool {
+        match (self, other) {
+            (Key::Inline { len: a, bytes: x }, Key::Inline { len: b, bytes: y }) => a == b && x == y,
+            _ => self.as_bytes() == other.as_bytes(),
+        }
+    }
+}
+
+impl Eq for Key {}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Key) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Key) -> std::cmp::Ordering {
+        self.as_bytes().cmp(other.as_bytes())
+    }
+}
+
+impl std::hash::Hash for Key {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // As `str` hashes itself, so a key and its text hash alike.
+        state.write(self.as_bytes());
+        state.write_u8(0xff);
+    }
+}
+
 macro_rules! key_id {
     ($(#[$doc:meta])* $name:ident, $field:literal, $max:literal) => {
         $(#[$doc])*
         ///
-        /// The key is shared, not copied, when the id is cloned.
+        /// Cloning is cheap: a short key (up to 22 bytes) is copied in place, a longer one is
+        /// shared.
         #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
         #[serde(try_from = "String")]
-        pub struct $name(Arc<str>);
+        pub struct $name(Key);
 
         impl Serialize for $name {
             fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-                serializer.serialize_str(&self.0)
+                serializer.serialize_str(self.0.as_str())
             }
         }
 
@@ -92,27 +164,27 @@ macro_rules! key_id {
             /// bytes of ASCII letters, digits and `-_.:@+/`.
             ///
             /// Takes anything that reads as a `&str` (`&str`, `String`, …) and copies it
-            /// once, into the shared key.
+            /// once.
             pub fn new(value: impl AsRef<str>) -> crate::Result<Self> {
                 let value = value.as_ref();
                 validate_key(value, $field, $max)?;
-                Ok(Self(Arc::from(value)))
+                Ok(Self(Key::new(value)))
             }
             /// The key as a string.
             pub fn as_str(&self) -> &str {
-                &self.0
+                self.0.as_str()
             }
         }
 
         impl fmt::Debug for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                write!(f, "{}({:?})", stringify!($name), self.0)
+                write!(f, "{}({:?})", stringify!($name), self.as_str())
             }
         }
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
+                f.write_str(self.as_str())
             }
         }
 
@@ -132,7 +204,7 @@ macro_rules! key_id {
 
         impl From<$name> for String {
             fn from(value: $name) -> String {
-                value.0.as_ref().to_owned()
+                value.as_str().to_owned()
             }
         }
 
@@ -145,7 +217,7 @@ macro_rules! key_id {
 
         impl AsRef<str> for $name {
             fn as_ref(&self) -> &str {
-                &self.0
+                self.as_str()
             }
         }
     };
@@ -194,3 +266,42 @@ key_id!(
     "queue",
     128
 );
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::hash_map::DefaultHasher;
+    use std::hash::{Hash, Hasher};
+
+    fn hash_of<T: Hash + ?Sized>(value: &T) -> u64 {
+        let mut h = DefaultHasher::new();
+        value.hash(&mut h);
+        h.finish()
+    }
+
+    #[test]
+    fn keys_in_place_and_shared_behave_as_their_text() {
+        // 21, 22 (the longest kept in place), 23 and 128 bytes.
+        let texts: Vec<String> = [21usize, 22, 23, 128, 1]
+            .iter()
+            .flat_map(|n| ["a", "b", "a/"].map(|p| format!("{p}{}", "x".repeat(n - 1))))
+            .map(|t| t.chars().take(128).collect())
+            .collect();
+        for a in &texts {
+            let id = AgentId::new(a).unwrap();
+            assert_eq!(id.as_str(), a);
+            assert_eq!(id.to_string(), *a);
+            assert_eq!(format!("{id:?}"), format!("AgentId({a:?})"));
+            assert_eq!(hash_of(&id), hash_of(a.as_str()), "{a}");
+            assert_eq!(id.clone(), id);
+            let json = serde_json::to_string(&id).unwrap();
+            assert_eq!(serde_json::from_str::<AgentId>(&json).unwrap(), id);
+            for b in &texts {
+                let other = AgentId::new(b).unwrap();
+                assert_eq!(id.cmp(&other), a.cmp(b), "{a} vs {b}");
+                assert_eq!(id == other, a == b);
+            }
+        }
+        assert_eq!(std::mem::size_of::<AgentId>(), 24);
+    }
+}

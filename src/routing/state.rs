@@ -1113,7 +1113,7 @@ pub(crate) struct State {
     /// Per profile: agents off shift (schedule closed).
     pub off_shift: Vec<u32>,
     pub channels: Vec<ChannelKind>,
-    pub agents: Vec<Option<AgentSlot>>,
+    pub agents: Vec<Option<Box<AgentSlot>>>,
     pub agent_ids: FastMap<AgentId, u32>,
     free_agents: Vec<u32>,
     pub items: Vec<Option<ItemSlot>>,
@@ -1645,11 +1645,11 @@ impl State {
         let id = slot.agent.id.clone();
         let a = match self.free_agents.pop() {
             Some(a) => {
-                self.agents[a as usize] = Some(slot);
+                self.agents[a as usize] = Some(Box::new(slot));
                 a
             }
             None => {
-                self.agents.push(Some(slot));
+                self.agents.push(Some(Box::new(slot)));
                 (self.agents.len() - 1) as u32
             }
         };
@@ -2629,7 +2629,7 @@ pub(crate) fn chain_of(plan: &CPlan, at: StepRef) -> (usize, usize) {
 const TARGETED_PRUNE_MIN: usize = 1024;
 
 /// Whether `item` excludes agent `a` (declined, handed off).
-fn excludes(agents: &[Option<AgentSlot>], item: &ItemRecord, a: u32) -> bool {
+fn excludes(agents: &[Option<Box<AgentSlot>>], item: &ItemRecord, a: u32) -> bool {
     !item.excluded.is_empty()
         && agents.get(a as usize).and_then(|s| s.as_ref()).is_some_and(|s| item.excluded.contains(&s.id))
 }
