@@ -7,11 +7,12 @@
 #[path = "../examples/c_abi/lib.rs"]
 mod ffi;
 
+use chrono::{DateTime, Utc};
 use ffi::{
-    TpEngine, TpStatus, tp_agent_presence, tp_agent_upsert, tp_conversation_context, tp_customer_context,
-    tp_engine_free, tp_engine_new, tp_events_after, tp_ingest, tp_last_error, tp_link_identity, tp_offer_accept,
-    tp_offer_decline, tp_record_outbound, tp_routing_tick, tp_status_name, tp_string_free, tp_version,
-    tp_work_complete,
+    TpEngine, TpStatus, tp_agent_activity, tp_agent_presence, tp_agent_upsert, tp_calendars_set,
+    tp_conversation_context, tp_customer_context, tp_engine_free, tp_engine_new, tp_events_after, tp_idle_policy_set,
+    tp_ingest, tp_last_error, tp_link_identity, tp_offer_accept, tp_offer_decline, tp_queue_upsert, tp_record_outbound,
+    tp_routing_tick, tp_status_name, tp_string_free, tp_version, tp_work_complete,
 };
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -169,6 +170,30 @@ impl TestEngine {
         call(|out| unsafe { tp_routing_tick(self.0, out) })
     }
 
+    fn calendars(&self, calendars: &Value) -> Result<Value, Failed> {
+        let calendars = cstring(&calendars.to_string());
+        // SAFETY: valid pointers.
+        call(|out| unsafe { tp_calendars_set(self.0, calendars.as_ptr(), out) })
+    }
+
+    fn queue(&self, queue: &Value) -> Result<Value, Failed> {
+        let queue = cstring(&queue.to_string());
+        // SAFETY: valid pointers.
+        call(|out| unsafe { tp_queue_upsert(self.0, queue.as_ptr(), out) })
+    }
+
+    fn idle(&self, idle: &Value) -> Result<Value, Failed> {
+        let idle = cstring(&idle.to_string());
+        // SAFETY: valid pointers.
+        call(|out| unsafe { tp_idle_policy_set(self.0, idle.as_ptr(), out) })
+    }
+
+    fn activity(&self, agent: &str) -> Result<Value, Failed> {
+        let agent = cstring(agent);
+        // SAFETY: valid pointers.
+        call(|out| unsafe { tp_agent_activity(self.0, agent.as_ptr(), out) })
+    }
+
     /// The handler of a conversation, as its context shows it (`null` for none).
     fn handler(&self, conversation: &str) -> Value {
         let conversation = cstring(conversation);
@@ -304,6 +329,10 @@ fn header_declares_every_exported_function_and_status() {
         "TpStatus tp_offer_decline(",
         "TpStatus tp_work_complete(",
         "TpStatus tp_routing_tick(struct TpEngine *engine, char **out_events_json);",
+        "TpStatus tp_calendars_set(struct TpEngine *engine, const char *calendars_json, char **out_events_json);",
+        "TpStatus tp_queue_upsert(struct TpEngine *engine, const char *queue_json, char **out_events_json);",
+        "TpStatus tp_idle_policy_set(struct TpEngine *engine, const char *idle_json, char **out_events_json);",
+        "TpStatus tp_agent_activity(struct TpEngine *engine, const char *agent_id, char **out_events_json);",
         "typedef struct TpEngine TpEngine;",
     ] {
         assert!(header.contains(function), "touchpoint.h lacks `{function}`");
@@ -474,6 +503,12 @@ fn check_story(stdout: &str) {
     assert_eq!(line(stdout, "accept    -> "), "assigned(agent.bruno)");
     assert_eq!(line(stdout, "handler   -> "), "agent agent.bruno", "the context names the agent as the handler");
     assert_eq!(line(stdout, "complete  -> "), "completed(agent.bruno)");
+    // Business hours and the idle rule, set from the caller: no work waits and nobody has been
+    // idle for 15 minutes, so none of them does anything yet (whatever the time of day).
+    assert_eq!(line(stdout, "calendars -> "), "(none)");
+    assert_eq!(line(stdout, "hours     -> "), "(none)");
+    assert_eq!(line(stdout, "idle      -> "), "(none)");
+    assert_eq!(line(stdout, "activity  -> "), "(none)");
     assert_eq!(line(stdout, "tick      -> "), "(none)");
 
     let linked: Vec<&str> = stdout.lines().filter_map(|l| l.strip_prefix("linked    -> ")).collect();
@@ -820,6 +855,7 @@ fn freed_and_forged_handles_are_invalid_handle_never_a_crash() {
     let reply = cstring(&agent_reply("hi").to_string());
     let (agent_json, agent_id, status) =
         (cstring(&agent("ana", "online", 1).to_string()), cstring("ana"), cstring("online"));
+    let (calendars, queue, idle) = (cstring("[]"), cstring(r#"{"id": "support"}"#), cstring("null"));
 
     assert_eq!(tp_engine_free(engine.0), TpStatus::Ok);
     let forged = std::ptr::without_provenance_mut::<TpEngine>(0xdead_beef);
@@ -839,6 +875,10 @@ fn freed_and_forged_handles_are_invalid_handle_never_a_crash() {
                 call(|out| tp_offer_decline(handle, conversation.as_ptr(), agent_id.as_ptr(), out)),
                 call(|out| tp_work_complete(handle, conversation.as_ptr(), out)),
                 call(|out| tp_routing_tick(handle, out)),
+                call(|out| tp_calendars_set(handle, calendars.as_ptr(), out)),
+                call(|out| tp_queue_upsert(handle, queue.as_ptr(), out)),
+                call(|out| tp_idle_policy_set(handle, idle.as_ptr(), out)),
+                call(|out| tp_agent_activity(handle, agent_id.as_ptr(), out)),
             ]
         };
         for result in results {
@@ -1047,6 +1087,11 @@ fn without_a_routing_config_the_routing_calls_are_refused_and_ingest_routes_noth
         engine.decline(conversation, "ana"),
         engine.complete(conversation),
         engine.tick(),
+        engine.calendars(&json!([])),
+        engine.queue(&json!({"id": "support"})),
+        engine.idle(&json!({"after": 60, "status": "away"})),
+        engine.idle(&Value::Null),
+        engine.activity("ana"),
     ];
     for refused in refusals {
         let failed = refused.unwrap_err();
@@ -1328,6 +1373,347 @@ fn agents_on_many_threads_race_to_accept_and_decline_and_each_offer_is_accepted_
 }
 
 // ---------------------------------------------------------------------------------------------
+// Business hours (calendars, queue hours) and the idle rule through the C API.
+
+/// The plan of `TestEngine::routed`: everything to "support".
+fn support_plan() -> Value {
+    json!({"rules": [{"name": "all", "steps": [{"pool": {"queues": ["support"]}}]}]})
+}
+
+/// A schedule "office" that is open from an hour ago until `closes` (an open override between
+/// two instants, no weekly hours), and closed after.
+fn office_until(closes: DateTime<Utc>) -> Value {
+    let opened = closes - chrono::TimeDelta::hours(1);
+    json!({"name": "office", "time_zone": "UTC", "overrides": [{
+        "name": "late opening", "state": "open",
+        "from": opened.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        "to": closes.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    }]})
+}
+
+/// A schedule "office" open all week, round the clock.
+fn office_always_open() -> Value {
+    json!({"name": "office", "time_zone": "UTC", "weekly": [{"days": ["Mon-Sun"], "start": "00:00", "end": "24:00"}]})
+}
+
+fn sleep_until(instant: DateTime<Utc>) {
+    if let Ok(left) = (instant - Utc::now()).to_std() {
+        std::thread::sleep(left);
+    }
+}
+
+fn timestamp(value: &Value) -> DateTime<Utc> {
+    value.as_str().and_then(|t| t.parse().ok()).unwrap_or_else(|| panic!("not a timestamp: {value}"))
+}
+
+#[test]
+fn an_after_hours_action_fires_through_the_tick_and_the_conversation_leaves_routing() {
+    // The office closes within two seconds; nobody is available, so a chat waits in support.
+    let closes = DateTime::from_timestamp(Utc::now().timestamp() + 2, 0).expect("a valid instant");
+    let engine = TestEngine::new(json!({"tenant": "acme", "routing": {
+        "calendars": [office_until(closes)],
+        "queues": [{"id": "support", "hours": {"schedule": "office", "action": "callback"}}],
+        "plan": support_plan(),
+        "agents": [agent("ana", "away", 1)],
+    }}));
+    let outcome = engine.ingest(&chat(1)).expect("ingest");
+    let item = str_field(&outcome, "conversation");
+    assert_eq!(outcome["routing"]["outcome"], json!({"queued": "support"}), "open: it waits ({outcome})");
+    assert_eq!(engine.handler(item), json!({"kind": "queue", "id": "support"}));
+    // Before the closing a tick fires nothing, and the closing is the next timer.
+    let early = engine.tick().expect("tick");
+    assert_eq!(early["events"], json!([]), "{early}");
+    assert_eq!(timestamp(&early["next_timer"]), closes, "the queue's closing is the next timer: {early}");
+
+    sleep_until(closes + chrono::TimeDelta::milliseconds(100));
+    let fired = engine.tick().expect("tick");
+    assert_eq!(event_words(&fired), ["timed_out"], "{fired}");
+    let timed_out = &fired["events"][0];
+    assert_eq!((timed_out["item"].as_str(), timed_out["action"].as_str()), (Some(item), Some("callback")), "{fired}");
+    assert_eq!(engine.handler(item), Value::Null, "the tick's events were applied: the work left routing");
+    assert_eq!(engine.tick().expect("tick")["events"], json!([]), "what fired does not fire again");
+
+    // Closed: a new chat that no agent takes gets the action at once, in the ingest's outcome.
+    let late = engine.ingest(&chat(2)).expect("ingest");
+    assert_eq!(late["routing"]["outcome"], json!({"timed_out": "callback"}), "{late}");
+    assert_eq!(engine.handler(str_field(&late, "conversation")), Value::Null);
+}
+
+/// The configuration's queues are `Queue`s in their serde form, so "hours" passes through
+/// from JSON; the schedule it names must be in the calendars, which come first.
+#[test]
+fn queue_hours_in_the_configuration_need_the_calendars_key_and_name_a_schedule_it_holds() {
+    let hours = json!({"id": "support", "hours": {"schedule": "office", "action": "voicemail"}});
+    let refused = [
+        (json!({"queues": [hours]}), TpStatus::NotFound, "schedule \"office\" not found"),
+        (json!({"calendars": [], "queues": [hours]}), TpStatus::NotFound, "schedule \"office\" not found"),
+        (
+            json!({"calendars": [office_always_open()], "agents": [{"id": "ana", "schedule": "night"}]}),
+            TpStatus::NotFound,
+            "schedule \"night\" not found",
+        ),
+        (json!({"calendars": {"name": "office"}}), TpStatus::InvalidInput, "invalid type"),
+        (
+            json!({"calendars": [{"name": "office", "time_zone": "UTC", "weekly": [{"days": ["Mon"], "start": "09:00", "end": "25:00"}]}]}),
+            TpStatus::InvalidInput,
+            "weekly[0].end",
+        ),
+        (json!({"idle": {"after": 60, "status": "online"}}), TpStatus::InvalidInput, "takes new work"),
+        (json!({"idle": {"after": 60}}), TpStatus::InvalidInput, "missing field `status`"),
+    ];
+    for (routing, expected, says) in refused {
+        let config = cstring(&json!({"tenant": "acme", "routing": routing}).to_string());
+        let mut handle: *mut TpEngine = std::ptr::without_provenance_mut(0x1);
+        // SAFETY: valid pointers.
+        let status = unsafe { tp_engine_new(config.as_ptr(), &mut handle) };
+        assert_eq!(status, expected, "{routing}: {}", last_error());
+        assert!(last_error().contains(says), "{routing}: {}", last_error());
+        assert!(handle.is_null(), "no engine for a bad routing config");
+    }
+
+    // With the calendars, the hours apply: the office never opens, nobody takes the chat, so it
+    // gets the queue's after-hours action at once.
+    let engine = TestEngine::new(json!({"tenant": "acme", "routing": {
+        "calendars": [{"name": "office", "time_zone": "UTC"}],
+        "queues": [hours], "plan": support_plan(), "agents": [agent("ana", "away", 1)],
+    }}));
+    let outcome = engine.ingest(&chat(1)).expect("ingest");
+    assert_eq!(outcome["routing"]["outcome"], json!({"timed_out": "voicemail"}), "{outcome}");
+}
+
+#[test]
+fn calendars_and_queue_hours_set_at_run_time_apply_at_once() {
+    let engine = TestEngine::routed(json!({}), &[agent("ana", "away", 1)]);
+    let waiting = engine.ingest(&chat(1)).expect("ingest");
+    let item = str_field(&waiting, "conversation");
+    assert_eq!(waiting["routing"]["outcome"], json!({"queued": "support"}));
+
+    // Hours naming a schedule the calendars do not hold are refused, and change nothing.
+    let hours = json!({"id": "support", "hours": {"schedule": "office"}});
+    let failed = engine.queue(&hours).unwrap_err();
+    assert_eq!((failed.status, failed.message.as_str()), (TpStatus::NotFound, "schedule \"office\" not found"));
+
+    // Open round the clock: the hours change nothing for the waiting chat.
+    assert_eq!(engine.calendars(&json!([office_always_open()])).expect("calendars")["events"], json!([]));
+    assert_eq!(engine.queue(&hours).expect("queue")["events"], json!([]));
+    assert_eq!(engine.handler(item), json!({"kind": "queue", "id": "support"}));
+
+    // The office closes for good: the chat waiting in the queue gets the after-hours action (by
+    // default "close") in this call's own result, and leaves routing.
+    let closed = engine.calendars(&json!([{"name": "office", "time_zone": "UTC"}])).expect("calendars");
+    assert_eq!(event_words(&closed), ["timed_out"], "{closed}");
+    assert_eq!(
+        (closed["events"][0]["item"].as_str(), closed["events"][0]["action"].as_str()),
+        (Some(item), Some("close"))
+    );
+    assert_eq!(engine.handler(item), Value::Null);
+
+    // A queue upserted with closed hours acts at once on the work waiting in it.
+    let second = engine.ingest(&chat(2)).expect("ingest");
+    assert_eq!(second["routing"]["outcome"], json!({"timed_out": "close"}), "closed now: {second}");
+    engine.calendars(&json!([office_always_open()])).expect("open again");
+    let third = engine.ingest(&chat(3)).expect("ingest");
+    assert_eq!(third["routing"]["outcome"], json!({"queued": "support"}));
+    let closed =
+        engine.queue(&json!({"id": "support", "hours": {"schedule": "office", "action": "callback"}})).expect("queue");
+    assert_eq!(closed["events"], json!([]), "still open");
+    engine.calendars(&json!([])).expect("no calendars");
+    // Without the schedule the queue counts as closed: the calendars call fired the check.
+    assert_eq!(engine.handler(str_field(&third, "conversation")), Value::Null);
+}
+
+#[test]
+fn calendars_queues_and_the_idle_rule_refuse_bad_arguments_with_typed_codes_and_change_nothing() {
+    let engine = TestEngine::routed(json!({}), &[agent("ana", "online", 1)]);
+
+    // Text that is not JSON, for each JSON argument.
+    type JsonCall = unsafe extern "C" fn(*mut TpEngine, *const c_char, *mut *mut c_char) -> TpStatus;
+    let json_calls: [(JsonCall, &str); 3] =
+        [(tp_calendars_set, "calendars_json"), (tp_queue_upsert, "queue_json"), (tp_idle_policy_set, "idle_json")];
+    for (function, argument) in json_calls {
+        for not_json in ["", "[", "{\"name\": ", "office", "nul"] {
+            let text = cstring(not_json);
+            // SAFETY: valid pointers.
+            let failed = call(|out| unsafe { function(engine.0, text.as_ptr(), out) }).unwrap_err();
+            assert_eq!(failed.status, TpStatus::InvalidJson, "{argument} {not_json:?}: {}", failed.message);
+            assert!(failed.message.starts_with(&format!("`{argument}` is not JSON: ")), "{}", failed.message);
+        }
+    }
+
+    // JSON of the wrong shape, values out of range, names of things that are not there.
+    let calendars = [
+        (json!(office_always_open()), TpStatus::InvalidInput, "invalid type"),
+        (
+            json!([{"name": "office", "time_zone": "UTC", "weekly": [{"days": ["Mon"], "start": "09:00", "end": "25:00"}]}]),
+            TpStatus::InvalidInput,
+            "weekly[0].end",
+        ),
+        (
+            json!([{"name": "office", "time_zone": "UTC", "weekly": [{"days": ["Someday"], "start": "09:00", "end": "17:00"}]}]),
+            TpStatus::InvalidInput,
+            "weekly[0].days[0]",
+        ),
+        (json!([{"name": "office", "time_zone": "Mars/Olympus_Mons"}]), TpStatus::InvalidInput, "time_zone"),
+        (json!([{"name": "", "time_zone": "UTC"}]), TpStatus::InvalidInput, "name"),
+        (
+            json!([{"name": "office", "time_zone": "UTC"}, {"name": "office", "time_zone": "UTC"}]),
+            TpStatus::InvalidInput,
+            "two schedules are named \"office\"",
+        ),
+        (
+            json!([{"name": "office", "time_zone": "UTC", "colour": "red"}]),
+            TpStatus::InvalidInput,
+            "unknown field `colour`",
+        ),
+        (
+            json!([{"name": "office", "time_zone": "UTC", "overrides": [{"from": "2026-13-01", "state": "closed"}]}]),
+            TpStatus::InvalidInput,
+            "overrides[0].from",
+        ),
+    ];
+    for (shape, status, says) in calendars {
+        let failed = engine.calendars(&shape).unwrap_err();
+        assert_eq!(failed.status, status, "{shape}: {}", failed.message);
+        assert!(failed.message.contains(says), "{shape}: {}", failed.message);
+    }
+    let queues = [
+        (json!({"hours": {"schedule": "office"}}), TpStatus::InvalidInput, "missing field `id`"),
+        (
+            json!({"id": "support", "hours": {"schedule": "office", "action": "dance"}}),
+            TpStatus::InvalidInput,
+            "unknown variant `dance`",
+        ),
+        (json!({"id": "support", "hours": {"action": "close"}}), TpStatus::InvalidInput, "missing field `schedule`"),
+        (json!({"id": "support", "hours": {"schedule": "nope"}}), TpStatus::NotFound, "schedule \"nope\" not found"),
+        (
+            json!({"id": "support", "hours": {"schedule": "office", "action": {"overflow": "nowhere"}}}),
+            TpStatus::NotFound,
+            "queue nowhere not found",
+        ),
+        (json!({"id": "support", "offer": {"offer": true, "parallel": 0}}), TpStatus::InvalidInput, "parallel"),
+    ];
+    for (shape, status, says) in queues {
+        let failed = engine.queue(&shape).unwrap_err();
+        assert_eq!(failed.status, status, "{shape}: {}", failed.message);
+        assert!(failed.message.contains(says), "{shape}: {}", failed.message);
+    }
+    let idle_rules = [
+        (json!({"after": 0, "status": "away"}), "idle.after"),
+        (json!({"after": -1, "status": "away"}), "non-negative"),
+        (json!({"after": 60, "status": "online"}), "takes new work"),
+        (json!({"after": 60, "status": "offline"}), "is offline"),
+        (json!({"after": 60, "status": "dancing"}), "unknown presence status \"dancing\""),
+        (json!({"after": 60}), "missing field `status`"),
+        (json!({"after": 60, "status": "away", "colour": "red"}), "unknown field `colour`"),
+        (json!("away"), "invalid type"),
+    ];
+    for (shape, says) in idle_rules {
+        let failed = engine.idle(&shape).unwrap_err();
+        assert_eq!(failed.status, TpStatus::InvalidInput, "{shape}: {}", failed.message);
+        assert!(failed.message.contains(says), "{shape}: {}", failed.message);
+    }
+    let failed = engine.activity("nobody").unwrap_err();
+    assert_eq!((failed.status, failed.message.as_str()), (TpStatus::NotFound, "agent nobody not found"));
+    assert_eq!(engine.activity("has space").unwrap_err().status, TpStatus::InvalidInput);
+
+    // Invalid UTF-8, each argument named.
+    let bad = CString::new(b"[\"\xff\"]".to_vec()).expect("no NUL");
+    for (function, argument) in json_calls {
+        // SAFETY: valid pointers.
+        let failed = call(|out| unsafe { function(engine.0, bad.as_ptr(), out) }).unwrap_err();
+        assert_eq!(failed.status, TpStatus::InvalidUtf8, "{argument}");
+        assert_eq!(failed.message, format!("`{argument}` is not valid UTF-8 (invalid byte at offset 2)"));
+    }
+    // SAFETY: valid pointers.
+    let failed = call(|out| unsafe { tp_agent_activity(engine.0, bad.as_ptr(), out) }).unwrap_err();
+    assert!(failed.status == TpStatus::InvalidUtf8 && failed.message.contains("`agent_id`"), "{failed:?}");
+
+    // NULL pointers, each named; the result stays NULL.
+    let (empty, ana) = (cstring("[]"), cstring("ana"));
+    let mut out: *mut c_char = std::ptr::without_provenance_mut(0x1);
+    let expect = |status: TpStatus, message: &str| {
+        assert_eq!(status, TpStatus::NullPointer, "{message}");
+        assert_eq!(last_error(), message);
+    };
+    // SAFETY (all calls below): every pointer is NULL or valid.
+    unsafe {
+        for (function, argument) in json_calls {
+            expect(function(null_mut(), empty.as_ptr(), &mut out), "`engine` is NULL");
+            expect(function(engine.0, null(), &mut out), &format!("`{argument}` is NULL"));
+            expect(function(engine.0, empty.as_ptr(), null_mut()), "`out_events_json` is NULL");
+        }
+        expect(tp_agent_activity(null_mut(), ana.as_ptr(), &mut out), "`engine` is NULL");
+        expect(tp_agent_activity(engine.0, null(), &mut out), "`agent_id` is NULL");
+        expect(tp_agent_activity(engine.0, ana.as_ptr(), null_mut()), "`out_events_json` is NULL");
+    }
+    assert!(out.is_null(), "results stay NULL");
+
+    // Nothing changed: no calendars (hours naming "office" are still refused), no idle rule (no
+    // timer), and the support queue still assigns directly.
+    assert_eq!(
+        engine.queue(&json!({"id": "support", "hours": {"schedule": "office"}})).unwrap_err().status,
+        TpStatus::NotFound
+    );
+    assert_eq!(engine.tick().expect("tick"), json!({"events": [], "next_timer": null}));
+    let outcome = engine.ingest(&chat(1)).expect("ingest");
+    assert_eq!(outcome["routing"]["outcome"], json!({"assigned": "ana"}), "{outcome}");
+}
+
+#[test]
+fn the_idle_rule_puts_a_silent_agent_away_through_the_tick() {
+    // An idle rule of 50 ms from the configuration: after a short sleep Ana is idle.
+    let engine = TestEngine::new(json!({"tenant": "acme", "routing": {
+        "queues": [{"id": "support"}], "plan": support_plan(),
+        "idle": {"after": 0.05, "status": "away"},
+        "agents": [agent("ana", "online", 1)],
+    }}));
+    std::thread::sleep(std::time::Duration::from_millis(120));
+    let fired = engine.tick().expect("tick");
+    assert_eq!(fired["events"], json!([{"event": "presence_changed", "agent": "ana", "status": "away"}]), "{fired}");
+    assert_eq!(engine.tick().expect("tick")["events"], json!([]), "what fired does not fire again");
+
+    // Away: new work waits for her; her next activity does not set her back.
+    let outcome = engine.ingest(&chat(1)).expect("ingest");
+    assert_eq!(outcome["routing"]["outcome"], json!({"queued": "support"}), "{outcome}");
+    assert_eq!(engine.activity("ana").expect("activity")["events"], json!([]));
+    assert_eq!(engine.tick().expect("tick")["events"], json!([]));
+    // She (or the host) does; then she takes the waiting chat.
+    let back = engine.presence("ana", "online").expect("presence");
+    assert_eq!(event_words(&back), ["presence_changed(ana)", "assigned(ana)"], "{back}");
+}
+
+#[test]
+fn reported_activity_keeps_an_agent_from_going_idle_and_the_rule_can_be_removed_and_set_again() {
+    let started = std::time::Instant::now();
+    let at = |seconds: f64| {
+        std::thread::sleep((started + std::time::Duration::from_secs_f64(seconds)) - std::time::Instant::now())
+    };
+    let engine = TestEngine::routed(json!({}), &[agent("ana", "online", 1), agent("bo", "online", 1)]);
+    // Idle after one second without activity.
+    let set = engine.idle(&json!({"after": 1, "status": "away"})).expect("idle");
+    assert_eq!(set["events"], json!([]), "nobody idle yet: {set}");
+    assert!(set["next_timer"].is_string(), "the idle checks are timers: {set}");
+
+    // Ana is active at 0.6 s; at 1.3 s Bo (last active at 0) is idle, Ana is not.
+    at(0.6);
+    assert_eq!(engine.activity("ana").expect("activity")["events"], json!([]));
+    at(1.3);
+    let fired = engine.tick().expect("tick");
+    assert_eq!(event_words(&fired), ["presence_changed(bo)"], "{fired}");
+    assert_eq!(fired["events"][0]["status"], "away");
+
+    // Without the rule Ana never goes idle.
+    assert_eq!(engine.idle(&Value::Null).expect("remove")["events"], json!([]));
+    at(1.9);
+    assert_eq!(engine.tick().expect("tick")["events"], json!([]), "no rule, no idle agent");
+
+    // Idle time counts from the last activity, also before the rule: installed again, it finds
+    // Ana idle (1.3 s since her activity) at once, in its own result.
+    let again = engine.idle(&json!({"after": 0.5, "status": "busy"})).expect("idle");
+    assert_eq!(again["events"], json!([{"event": "presence_changed", "agent": "ana", "status": "busy"}]), "{again}");
+}
+
+// ---------------------------------------------------------------------------------------------
 // Stale frees, racing routing calls and the Python binding's argument checks.
 
 /// The README: "a string freed twice, or not ours, is reported and left alone". The allocator
@@ -1460,4 +1846,39 @@ with tp.Engine(lib, {"tenant": "acme"}) as e:
 "#,
     );
     assert!(stdout.lines().all(|l| l.ends_with("refused")), "out-of-range numbers were wrapped:\n{stdout}");
+}
+
+/// The Python binding's new calls: `idle_policy_set(None)` passes JSON `null` (removing the
+/// rule), not a NULL pointer; a refusal is a `TouchpointError` with the status name.
+#[test]
+fn python_binding_sets_business_hours_and_removes_the_idle_rule_with_none() {
+    let stdout = python_snippet(
+        r#"
+with tp.Engine(lib, {"tenant": "acme", "routing": {"agents": [{"id": "ana", "presence": {"status": "online"}}]}}) as e:
+    print("calendars", e.calendars_set([{"name": "office", "time_zone": "UTC"}])["events"])
+    print("queue", e.queue_upsert({"id": "default", "hours": {"schedule": "office", "action": "voicemail"}})["events"])
+    print("idle", e.idle_policy_set({"after": 900, "status": "away"})["events"])
+    print("removed", e.idle_policy_set(None)["events"])
+    print("activity", e.agent_activity("ana")["events"])
+    for bad in [lambda: e.idle_policy_set({"after": 900, "status": "online"}), lambda: e.agent_activity("nobody")]:
+        try:
+            bad()
+            print("accepted")
+        except tp.TouchpointError as error:
+            print("refused", error.name)
+"#,
+    );
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            "calendars []",
+            "queue []",
+            "idle []",
+            "removed []",
+            "activity []",
+            "refused TP_STATUS_INVALID_INPUT",
+            "refused TP_STATUS_NOT_FOUND"
+        ],
+        "{stdout}"
+    );
 }

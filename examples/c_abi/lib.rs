@@ -36,7 +36,8 @@ use touchpoint::model::{
     Address, AgentId, Author, ChannelKind, Claim, Content, ConversationId, CustomerId, DeliveryState, EndpointId,
     IdentityId, InboundMessage, MessageId, TenantId, ThreadHints, Verification,
 };
-use touchpoint::routing::{Agent, Plan, Queue, Router, RouterConfig, RoutingEvent, WorkItemId};
+use touchpoint::routing::calendar::Calendars;
+use touchpoint::routing::{Agent, IdlePolicy, Plan, Queue, Router, RouterConfig, RoutingEvent, WorkItemId};
 use touchpoint::store::InMemoryStore;
 use touchpoint::thread::ThreadingPolicy;
 use touchpoint::{Engine, EngineConfig, Error, OutboundMessage};
@@ -446,12 +447,19 @@ struct RoutingJson {
     /// to the default ones.
     #[serde(default)]
     config: serde_json::Map<String, serde_json::Value>,
+    /// The business-hours `Schedule`s (`Calendars`), installed first: queue hours, agents'
+    /// shifts and the plan's `schedule("name")` read them.
+    #[serde(default)]
+    calendars: Option<Calendars>,
     /// `Queue`s, created in order (a queue's overflow target comes before it).
     #[serde(default)]
     queues: Vec<Queue>,
     /// The `Plan`, installed after the queues it names.
     #[serde(default)]
     plan: Option<Plan>,
+    /// The idle rule (`IdlePolicy`), installed before the agents are added.
+    #[serde(default)]
+    idle: Option<IdlePolicy>,
     /// `Agent`s, added after the queues they join.
     #[serde(default)]
     agents: Vec<Agent>,
@@ -479,24 +487,30 @@ impl ConfigJson {
         }
         let mut builder = Engine::builder(Arc::new(InMemoryStore::new())).config(config);
         let routing = match self.routing {
-            Some(routing) => {
-                let router = Arc::new(Router::new(router_config(routing.config)?));
+            Some(mut routing) => {
+                let router = Arc::new(Router::new(router_config(std::mem::take(&mut routing.config))?));
                 builder = builder.router(router.clone());
-                Some((router, routing.queues, routing.plan, routing.agents))
+                Some((router, routing))
             }
             None => None,
         };
         let engine = builder.build();
         // The router is set up on the engine's clock; nothing is routed yet, so its events
-        // (presence changes) concern no conversation.
-        if let Some((router, queues, plan, agents)) = routing {
-            for queue in queues {
+        // (presence changes, shifts) concern no conversation.
+        if let Some((router, routing)) = routing {
+            if let Some(calendars) = routing.calendars {
+                router.set_calendars(calendars);
+            }
+            for queue in routing.queues {
                 router.upsert_queue(queue)?;
             }
-            if let Some(plan) = plan {
+            if let Some(plan) = routing.plan {
                 router.set_plan(plan, engine.now())?;
             }
-            for agent in agents {
+            if let Some(idle) = routing.idle {
+                router.set_idle_policy(Some(idle))?;
+            }
+            for agent in routing.agents {
                 router.upsert_agent(agent, engine.now())?;
             }
         }
@@ -732,26 +746,35 @@ pub extern "C" fn tp_status_name(status: i32) -> *const c_char {
 ///      "routing": {...}}                       optional: route conversations to agents
 ///
 /// With "routing", every conversation that needs a handler is routed as it is ingested (the
-/// outcome's "routing"), and the tp_agent_*, tp_offer_*, tp_work_complete and tp_routing_tick
-/// calls work. Every key of "routing" is optional:
+/// outcome's "routing"), and the routing calls (tp_agent_*, tp_offer_*, tp_work_complete,
+/// tp_routing_tick, tp_calendars_set, tp_queue_upsert, tp_idle_policy_set) work. Every key of
+/// "routing" is optional:
 ///
-///     {"queues": [{"id": "support",                          queues, in order (an overflow
-///                  "offer": {"offer": true, "expires_after": 120}}],   target comes first);
-///                                                            without "offer", work is assigned
-///                                                            directly; durations in seconds
+///     {"calendars": [{"name": "office", "time_zone": "UTC",  business hours, as for
+///                     "weekly": [...]}],                     tp_calendars_set
+///      "queues": [{"id": "support",                          queues, in order (an overflow
+///                  "offer": {"offer": true, "expires_after": 120},     target comes first);
+///                  "hours": {"schedule": "office",           without "offer", work is assigned
+///                            "action": "callback"}}],        directly; durations in seconds;
+///                                                            "hours" as for tp_queue_upsert
 ///      "plan": {"rules": [{"name": "all", "steps": [{"pool": {"queues": ["support"]}}]}]},
 ///                                                            first-match rules of steps (without
 ///                                                            a plan: the router's default queue,
 ///                                                            every agent)
+///      "idle": {"after": 900, "status": "away"},             the idle rule, as for
+///                                                            tp_idle_policy_set
 ///      "agents": [{"id": "agent.bruno", ...}],               as for tp_agent_upsert
 ///      "config": {"default_queue": "default",                router settings, each optional:
 ///                 "statuses": {"chat-only": {"channels": {"only": ["webchat"]}}},
 ///                 "offline": {"grace": 60, "assigned": "requeue"}}}   statuses add to online,
 ///                                                            away, busy and offline
 ///
-/// Queues, plans and agents are touchpoint's routing types (`Queue`, `Plan`, `Agent`) in their
-/// serde form; a queue or plan that does not validate is TP_STATUS_INVALID_INPUT, a plan or
-/// agent naming a missing queue TP_STATUS_INVALID_INPUT or TP_STATUS_NOT_FOUND.
+/// Calendars come first (queue hours and agents' "schedule" name them), then queues, the plan,
+/// the idle rule and agents. Calendars, queues, plans, the idle rule and agents are
+/// touchpoint's routing types (`Calendars`, `Queue`, `Plan`, `IdlePolicy`, `Agent`) in their
+/// serde form; one that does not validate is TP_STATUS_INVALID_INPUT, a plan or agent naming a
+/// missing queue TP_STATUS_INVALID_INPUT or TP_STATUS_NOT_FOUND, queue hours or an agent naming
+/// a schedule the calendars do not hold TP_STATUS_NOT_FOUND.
 ///
 /// On success `*out_engine` is the new engine: free it with `tp_engine_free`. On failure
 /// `*out_engine` is NULL (when `out_engine` itself is not NULL).
@@ -1038,8 +1061,9 @@ pub unsafe extern "C" fn tp_events_after(
 /// On success `*out_events_json` is the router's events: free it with `tp_string_free`. An
 /// agent joining a queue the router does not have is TP_STATUS_NOT_FOUND.
 ///
-/// All routing calls (tp_agent_upsert, tp_agent_presence, tp_offer_accept, tp_offer_decline,
-/// tp_work_complete, tp_routing_tick) need an engine configured with a "routing" key
+/// All routing calls (tp_agent_upsert, tp_agent_presence, tp_agent_activity, tp_offer_accept,
+/// tp_offer_decline, tp_work_complete, tp_routing_tick, tp_calendars_set, tp_queue_upsert,
+/// tp_idle_policy_set) need an engine configured with a "routing" key
 /// (TP_STATUS_REFUSED otherwise). Each applies what the router did to the engine's
 /// conversations (the handler becomes the assigned agent, or the queue the conversation waits
 /// in; completed work has none) and hands out the router's events, in order, and when its next
@@ -1053,7 +1077,7 @@ pub unsafe extern "C" fn tp_events_after(
 ///
 /// Event names: assigned, offered, queued, declined, offer_expired, offer_rescinded,
 /// step_entered, step_skipped, requeued, overflowed, timed_out, completed, withdrawn,
-/// presence_changed, handed_off. If the router acted but recording a handler in the store
+/// presence_changed, shift_changed, handed_off. If the router acted but recording a handler in the store
 /// failed (TP_STATUS_BACKEND, only with a failing store), the router's change stays.
 ///
 /// # Safety
@@ -1190,8 +1214,11 @@ pub unsafe extern "C" fn tp_work_complete(
 }
 
 /// Fires the router's timers that are due by now on the engine's clock: offer expiry, plan
-/// step dwell, queue max wait, no-reply reassignment, agent-offline handling. Call it when the
-/// `"next_timer"` of the last routing result is due (calling it early or often is harmless).
+/// step dwell, queue max wait, no-reply reassignment, agent-offline handling, shift starts and
+/// ends, queue hours closing (the after-hours action: `{"event": "timed_out", "action":
+/// "callback", ...}` for work waiting in the queue), idle agents (`presence_changed` to the
+/// idle rule's status). Call it when the `"next_timer"` of the last routing result is due
+/// (calling it early or often is harmless).
 ///
 /// On success `*out_events_json` is the router's events (often none): free it with
 /// `tp_string_free`.
@@ -1205,5 +1232,176 @@ pub unsafe extern "C" fn tp_routing_tick(engine: *mut TpEngine, out_events_json:
         let out = unsafe { out_slot(out_events_json, "out_events_json") }?;
         let live = live(engine)?;
         unsafe { route_and_hand_out(out, &live, |router| Ok(router.tick(live.engine.now()))) }
+    })
+}
+
+/// Replaces the router's business-hours calendars: the schedules queue hours
+/// (`tp_queue_upsert`'s "hours"), agents' shifts (an agent's "schedule") and the plan's
+/// `schedule("name").open` read.
+///
+/// `calendars_json` is an array of schedules, each named once (`[]` removes them all):
+///
+///     [{"name": "office",                                    required: 1 to 128 characters
+///       "time_zone": "-03:00",                               required: "UTC", a fixed offset,
+///                                                            or an IANA name such as
+///                                                            "Europe/Berlin" (feature "tz")
+///       "weekly": [{"days": ["Mon-Fri"], "start": "09:00", "end": "18:00"},   optional: local
+///                  {"days": ["Sat"], "start": "09:00", "end": "13:00"}],       opening hours
+///       "overrides": [{"name": "Christmas", "from": "2026-12-24",           optional: dated
+///                      "to": "2026-12-26", "state": "closed", "level": "holiday"}]}]  exceptions
+///
+/// Outside its weekly hours and open overrides a schedule is closed. The new hours apply at
+/// once: this call fires the timers they make due (and any others due by now), so its result
+/// has the events of shifts that start or end and of queues found closed, whose waiting work
+/// gets the queue's after-hours action. A queue or agent whose schedule is no longer there
+/// counts as closed (off shift).
+///
+/// On success `*out_events_json` is the router's events: free it with `tp_string_free`. A
+/// schedule that does not validate (a time that is not HH:MM, an unknown time zone, two
+/// schedules of one name, ...) is TP_STATUS_INVALID_INPUT, and the message names the field
+/// (`weekly[0].end`); nothing changes then.
+///
+/// # Safety
+/// String arguments are NULL or NUL-terminated; `out_events_json` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tp_calendars_set(
+    engine: *mut TpEngine,
+    calendars_json: *const c_char,
+    out_events_json: *mut *mut c_char,
+) -> TpStatus {
+    guard(|| {
+        // SAFETY (this block and below): the caller's promises, forwarded.
+        let out = unsafe { out_slot(out_events_json, "out_events_json") }?;
+        let live = live(engine)?;
+        let calendars: Calendars = parse(unsafe { text(calendars_json, "calendars_json") }?, "calendars_json")?;
+        unsafe {
+            route_and_hand_out(out, &live, |router| {
+                router.set_calendars(calendars);
+                Ok(router.tick(live.engine.now()))
+            })
+        }
+    })
+}
+
+/// Adds a queue to the engine's router, or replaces one (waiting work stays in it): its
+/// order, max wait, offers, no-reply reassignment and business hours.
+///
+/// `queue_json`, `Queue` in its serde form (durations in seconds):
+///
+///     {"id": "support",                                       required
+///      "hours": {"schedule": "office",                        optional: open while this
+///                "action": "callback"},                       schedule of the calendars is;
+///                                                             "action" is what happens to work
+///                                                             nobody takes while it is closed:
+///                                                             "close" (default), "callback",
+///                                                             "voicemail" or
+///                                                             {"overflow": "<queue id>"}
+///      "offer": {"offer": true, "expires_after": 120},        optional: offer instead of assign
+///      "max_wait": 600, "on_max_wait": "voicemail",           optional
+///      "no_reply": {"after": 300}, "discipline": ...}         optional
+///
+/// With hours, work waiting in the queue when its schedule closes gets the action (a timer:
+/// it fires on tp_routing_tick, or on any routing call, at the closing time), and work that
+/// finds no agent while it is closed gets it at once (`{"timed_out": "callback"}` in an
+/// outcome's "routing"). An agent still serving a closed queue gets its work as usual. A
+/// "close", "callback" or "voicemail" action is a `{"event": "timed_out", "item": ...,
+/// "action": "callback", "reason": ...}` event that ends the conversation's routing: it has no
+/// handler any more, and the host does what the action says (close the conversation, schedule
+/// the call back, offer voicemail); an overflow moves the work to the other queue (an
+/// `overflowed` event; the conversation waits there). The new
+/// settings apply at once: this call fires the timers they make due (the queue found closed,
+/// say) and hands out their events.
+///
+/// On success `*out_events_json` is the router's events: free it with `tp_string_free`. A
+/// queue that does not validate is TP_STATUS_INVALID_INPUT; hours naming a schedule the
+/// calendars do not hold (see tp_calendars_set), or an overflow into a queue the router does
+/// not have, is TP_STATUS_NOT_FOUND; nothing changes then.
+///
+/// # Safety
+/// String arguments are NULL or NUL-terminated; `out_events_json` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tp_queue_upsert(
+    engine: *mut TpEngine,
+    queue_json: *const c_char,
+    out_events_json: *mut *mut c_char,
+) -> TpStatus {
+    guard(|| {
+        // SAFETY (this block and below): the caller's promises, forwarded.
+        let out = unsafe { out_slot(out_events_json, "out_events_json") }?;
+        let live = live(engine)?;
+        let queue: Queue = parse(unsafe { text(queue_json, "queue_json") }?, "queue_json")?;
+        unsafe {
+            route_and_hand_out(out, &live, |router| {
+                router.upsert_queue(queue)?;
+                Ok(router.tick(live.engine.now()))
+            })
+        }
+    })
+}
+
+/// Installs the idle rule, or removes it: an agent in a status that takes work who shows no
+/// activity for `after` seconds is put in `status`, so new work stops going to someone who
+/// left their desk. They keep the work they hold, and their next activity does not set the
+/// status back (the agent, or the host with tp_agent_presence, does).
+///
+/// `idle_json` is `{"after": 900, "status": "away"}` (seconds, more than 0 and at most 400
+/// days; a status of the routing config that takes no new work and is not offline), or `null`
+/// to remove the rule.
+///
+/// Activity is every routing call made for the agent (tp_agent_upsert, tp_agent_presence,
+/// tp_offer_accept, tp_offer_decline, tp_work_complete of their work); report anything else
+/// the host sees (typing, opening a conversation, a heartbeat) with tp_agent_activity. Being
+/// offered or assigned work is not activity; bots are never idle. Idle time counts from the
+/// last activity, also activity before the rule was installed: this call fires the checks
+/// that are due at once, and its result has the `presence_changed` events of agents idle
+/// already. Later ones fire on tp_routing_tick (the result's `"next_timer"`).
+///
+/// On success `*out_events_json` is the router's events: free it with `tp_string_free`. A rule
+/// out of these limits is TP_STATUS_INVALID_INPUT, and nothing changes.
+///
+/// # Safety
+/// String arguments are NULL or NUL-terminated; `out_events_json` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tp_idle_policy_set(
+    engine: *mut TpEngine,
+    idle_json: *const c_char,
+    out_events_json: *mut *mut c_char,
+) -> TpStatus {
+    guard(|| {
+        // SAFETY (this block and below): the caller's promises, forwarded.
+        let out = unsafe { out_slot(out_events_json, "out_events_json") }?;
+        let live = live(engine)?;
+        let idle: Option<IdlePolicy> = parse(unsafe { text(idle_json, "idle_json") }?, "idle_json")?;
+        unsafe {
+            route_and_hand_out(out, &live, |router| {
+                router.set_idle_policy(idle)?;
+                Ok(router.tick(live.engine.now()))
+            })
+        }
+    })
+}
+
+/// Reports activity of an agent that the router does not see otherwise (typing, opening a
+/// conversation, a heartbeat of the agent's desktop), for the idle rule (tp_idle_policy_set):
+/// the agent's idle time starts again from now. It changes nothing else, and an agent already
+/// put in the idle status stays there.
+///
+/// On success `*out_events_json` is the router's events (those of timers that fell due first;
+/// often none): free it with `tp_string_free`. An unknown agent is TP_STATUS_NOT_FOUND.
+///
+/// # Safety
+/// String arguments are NULL or NUL-terminated; `out_events_json` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tp_agent_activity(
+    engine: *mut TpEngine,
+    agent_id: *const c_char,
+    out_events_json: *mut *mut c_char,
+) -> TpStatus {
+    guard(|| {
+        // SAFETY (this block and below): the caller's promises, forwarded.
+        let out = unsafe { out_slot(out_events_json, "out_events_json") }?;
+        let live = live(engine)?;
+        let agent: AgentId = unsafe { id(agent_id, "agent_id") }?;
+        unsafe { route_and_hand_out(out, &live, |router| router.note_agent_activity(&agent, live.engine.now())) }
     })
 }

@@ -6,7 +6,8 @@
  * And who handles her: the engine routes the new conversation to the "support" queue, which
  * offers work to its agents. Carla declines the offer, Bruno comes online, is offered it and
  * accepts; the context shows him as the conversation's handler on every channel, and when he
- * completes the work the conversation leaves routing.
+ * completes the work the conversation leaves routing. Then the shop sets support's business
+ * hours and the idle rule.
  *
  * Build and run from the repository root (Linux; the static library needs the system
  * libraries Rust's standard library uses):
@@ -279,8 +280,29 @@ int main(void) {
     printf("context json: %s\n", context);
     check(tp_string_free(context), "tp_string_free");
 
-    /* Bruno is done: the work leaves routing. Timers (offer expiry, ...) fire on tp_routing_tick. */
+    /* Bruno is done: the work leaves routing. */
     routing("complete", tp_work_complete(engine, conversation.text, &events), &events);
+
+    /* Business hours (Sao Paulo time): work that nobody takes while support is closed becomes a
+       call back. The idle rule puts agents "away" after 15 minutes without activity; the host
+       reports activity the router does not see (typing, a heartbeat). */
+    routing("calendars",
+            tp_calendars_set(engine,
+                             "[{\"name\": \"office\", \"time_zone\": \"-03:00\","
+                             "  \"weekly\": [{\"days\": [\"Mon-Fri\"], \"start\": \"08:00\", \"end\": \"18:00\"},"
+                             "              {\"days\": [\"Sat\"], \"start\": \"09:00\", \"end\": \"13:00\"}]}]",
+                             &events),
+            &events);
+    routing("hours",
+            tp_queue_upsert(engine,
+                            "{\"id\": \"support\", \"offer\": {\"offer\": true, \"expires_after\": 120},"
+                            " \"hours\": {\"schedule\": \"office\", \"action\": \"callback\"}}",
+                            &events),
+            &events);
+    routing("idle", tp_idle_policy_set(engine, "{\"after\": 900, \"status\": \"away\"}", &events), &events);
+    routing("activity", tp_agent_activity(engine, "agent.bruno", &events), &events);
+
+    /* Timers (offer expiry, queue hours closing, idle agents, ...) fire on tp_routing_tick. */
     routing("tick", tp_routing_tick(engine, &events), &events);
 
     /* Poll the event outbox, five at a time. */

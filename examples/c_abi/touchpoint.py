@@ -5,7 +5,8 @@ The cross-channel story of examples/quickstart.rs: a customer starts on web chat
 her WhatsApp number and email, she continues on WhatsApp, then writes an email. One customer,
 one conversation history, one context. And who handles her: the engine routes the conversation
 to the "support" queue, which offers it to an agent; Carla declines, Bruno comes online, is
-offered it and accepts, and the context shows him as the handler on every channel.
+offered it and accepts, and the context shows him as the handler on every channel. Then the
+shop sets support's business hours and the idle rule.
 
 Run from the repository root:
 
@@ -61,6 +62,10 @@ class Library:
             "tp_offer_decline": ([ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, out], status),
             "tp_work_complete": ([ctypes.c_void_p, ctypes.c_char_p, out], status),
             "tp_routing_tick": ([ctypes.c_void_p, out], status),
+            "tp_calendars_set": ([ctypes.c_void_p, ctypes.c_char_p, out], status),
+            "tp_queue_upsert": ([ctypes.c_void_p, ctypes.c_char_p, out], status),
+            "tp_idle_policy_set": ([ctypes.c_void_p, ctypes.c_char_p, out], status),
+            "tp_agent_activity": ([ctypes.c_void_p, ctypes.c_char_p, out], status),
         }
         for name, (argtypes, restype) in signatures.items():
             function = getattr(lib, name)
@@ -167,6 +172,20 @@ class Engine:
 
     def routing_tick(self):
         return self._library.call_json(self._lib.tp_routing_tick, self._handle)
+
+    def calendars_set(self, schedules):
+        """Replaces the business-hours schedules (a list; [] removes them all)."""
+        return self._library.call_json(self._lib.tp_calendars_set, self._handle, _json(schedules))
+
+    def queue_upsert(self, queue):
+        return self._library.call_json(self._lib.tp_queue_upsert, self._handle, _json(queue))
+
+    def idle_policy_set(self, policy):
+        """Installs the idle rule ({"after": seconds, "status": "away"}); None removes it."""
+        return self._library.call_json(self._lib.tp_idle_policy_set, self._handle, json.dumps(policy).encode())
+
+    def agent_activity(self, agent_id):
+        return self._library.call_json(self._lib.tp_agent_activity, self._handle, _text(agent_id))
 
     def close(self):
         if self._handle is not None:
@@ -345,8 +364,28 @@ def main():
             text = content.get("body") or content.get("caption") or content["type"]
             print(f"  [{message['channel']:8}] {who:12} {text}")
 
-        # Bruno is done: the work leaves routing. Timers (offer expiry, ...) fire on routing_tick().
+        # Bruno is done: the work leaves routing.
         print_events("complete", engine.work_complete(item)["events"])
+
+        # Business hours (Sao Paulo time): work that nobody takes while support is closed becomes
+        # a call back. The idle rule puts agents "away" after 15 minutes without activity; the
+        # host reports activity the router does not see (typing, a heartbeat).
+        office = {
+            "name": "office",
+            "time_zone": "-03:00",
+            "weekly": [
+                {"days": ["Mon-Fri"], "start": "08:00", "end": "18:00"},
+                {"days": ["Sat"], "start": "09:00", "end": "13:00"},
+            ],
+        }
+        print_events("calendars", engine.calendars_set([office])["events"])
+        support = config["routing"]["queues"][0]
+        hours = {"schedule": "office", "action": "callback"}
+        print_events("hours", engine.queue_upsert({**support, "hours": hours})["events"])
+        print_events("idle", engine.idle_policy_set({"after": 900, "status": "away"})["events"])
+        print_events("activity", engine.agent_activity("agent.bruno")["events"])
+
+        # Timers (offer expiry, queue hours closing, idle agents, ...) fire on routing_tick().
         print_events("tick", engine.routing_tick()["events"])
 
         # Poll the event outbox, five at a time.
