@@ -116,7 +116,10 @@ fn older_number_change_notices_name_the_new_number_in_new_wa_id() {
         let msg = only_message(&webhook(json!({ "messages": [notice] })));
         assert_eq!(msg.sender, Address::phone(format!("+{NEW}")), "new_wa_id = {new_wa_id}");
         assert_eq!(msg.claims, vec![phone_claim(OLD)]);
-        assert_eq!(msg.content, Content::System { event: "customer_changed_number".into(), detail: Some("changed".into()) });
+        assert_eq!(
+            msg.content,
+            Content::System { event: "customer_changed_number".into(), detail: Some("changed".into()) }
+        );
     }
 }
 
@@ -128,8 +131,7 @@ fn the_engine_keeps_one_customer_across_a_number_change_and_replies_to_the_new_n
     futures::executor::block_on(async {
         let clock = Arc::new(ManualClock::new(Utc.timestamp_opt(T + 600, 0).unwrap()));
         let wa = Arc::new(StubChannel::new(endpoint(), Capabilities::whatsapp()));
-        let engine =
-            Engine::builder(Arc::new(InMemoryStore::new())).clock(clock).channel(wa.clone()).build();
+        let engine = Engine::builder(Arc::new(InMemoryStore::new())).clock(clock).channel(wa.clone()).build();
         let tenant = TenantId::new("shop").unwrap();
         let kit = WhatsAppKit::new();
         let ingest = |value: Value| {
@@ -148,7 +150,10 @@ fn the_engine_keeps_one_customer_across_a_number_change_and_replies_to_the_new_n
         .await;
         let change = ingest(json!({ "messages": [changed_number("wamid.SYS1", T + 60)] })).await;
         assert_eq!(change.customer, before.customer, "the number change made a new customer");
-        assert_eq!(change.resolution, Resolution::Linked { key: LinkedBy::Phone, verification: Verification::CarrierAsserted });
+        assert_eq!(
+            change.resolution,
+            Resolution::Linked { key: LinkedBy::Phone, verification: Verification::CarrierAsserted }
+        );
         let after = ingest(json!({
             "contacts": [{ "profile": { "name": "Ada Example" }, "wa_id": NEW }],
             "messages": [text_from(NEW, "wamid.IN2", T + 120, "Any news?")]
@@ -328,7 +333,8 @@ fn a_group_failure_fails_the_message_but_a_participants_failure_does_not() {
 #[test]
 fn a_recipient_id_that_is_no_number_on_an_individual_status_is_invalid_input() {
     for extra in [json!({}), json!({ "recipient_type": "individual" })] {
-        let mut status = json!({ "id": "wamid.G5", "status": "sent", "timestamp": T.to_string(), "recipient_id": GROUP });
+        let mut status =
+            json!({ "id": "wamid.G5", "status": "sent", "timestamp": T.to_string(), "recipient_id": GROUP });
         status.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
         let reason = invalid_reason(&webhook(json!({ "statuses": [status] })));
         assert!(reason.contains("statuses[0].recipient_id"), "{reason}");
@@ -386,6 +392,35 @@ fn an_errors_only_change_is_reported_not_dropped() {
             "reason": "Rate limit hit: (#130429) Rate limit hit: Cloud API message throughput has been reached."
         })
     );
+}
+
+/// The error names the endpoint as messages do (mapped, or the `phone_number_id`), and none
+/// when the change has no metadata.
+#[test]
+fn webhook_level_errors_name_the_endpoint_as_messages_do() {
+    let main = EndpointId::new("wa-main").unwrap();
+    let kit = WhatsAppKit::new().with_endpoint(BUSINESS, main.clone());
+    let events =
+        kit.parse_webhook(&webhook(json!({ "errors": [{ "code": 131000, "title": "Something went wrong" }] })));
+    assert_eq!(
+        events.unwrap(),
+        vec![KitEvent::ProviderError {
+            channel: ChannelKind::WhatsApp,
+            endpoint: Some(main),
+            code: Some("131000".into()),
+            reason: "Something went wrong".into(),
+        }]
+    );
+    let bare = json!({
+        "object": "whatsapp_business_account",
+        "entry": [{ "id": "900000000000001", "changes": [{ "field": "messages", "value": { "errors": [{ "code": 131000 }] } }] }]
+    });
+    let events = parse(bare.to_string().as_bytes());
+    let [KitEvent::ProviderError { endpoint: None, code: Some(code), reason, .. }] = events.as_slice() else {
+        panic!("{events:?}")
+    };
+    assert_eq!(code, "131000");
+    assert_eq!(reason, "WhatsApp reported an error without a title");
 }
 
 /// Webhook-level errors beside messages and statuses of the same change lose neither.
