@@ -194,6 +194,19 @@ pub enum KitEvent {
     Receipt(DeliveryReceipt),
     /// A copy of a message our side sent.
     Echo(Echo),
+    /// The provider reported a problem that is about no single message (WhatsApp's
+    /// webhook-level `errors`: a rate limit, an app or account problem). Nothing to ingest:
+    /// log it or alert on it; the code is the provider's, for its error table.
+    ProviderError {
+        /// The channel.
+        channel: ChannelKind,
+        /// Our endpoint the problem is about, when the provider names it.
+        endpoint: Option<EndpointId>,
+        /// The provider's error code, if any.
+        code: Option<String>,
+        /// The provider's words for it.
+        reason: String,
+    },
     /// Something the provider sent that carries no customer message and no receipt (account
     /// updates, Telegram polls, Messenger handovers, …), named so it can be logged.
     Skipped {

@@ -14,9 +14,11 @@
 //! | `interactive` `nfm_reply` (Flows) | [`Content::System`] `flow_reply`, detail = the response JSON |
 //! | `reaction` | [`Content::System`] `reaction` (detail = emoji) or `reaction_removed`; `thread.in_reply_to` = the message reacted to |
 //! | `order` | [`Content::System`] `order` with a one-line summary |
-//! | `system` | [`Content::System`] named after `system.type` (`customer_changed_number`, …) |
+//! | `system` | [`Content::System`] named after `system.type`, detail = `system.body`; a number change comes from the new number (see below) |
 //! | `unsupported` and types this kit does not know | [`Content::System`] `unsupported` with the error code |
-//! | `statuses[]` | [`KitEvent::Receipt`]: `sent`, `delivered`, `read`, `failed` (with the error code) |
+//! | `statuses[]` | [`KitEvent::Receipt`]: `sent`, `delivered`, `read`, `failed` (the first error's code; every error's words) |
+//! | `statuses[]` of a message sent to a group | the same receipts for our message; `recipient` is the participant (`recipient_participant_user_id` / `recipient_participant_id`) or `None` for the group's own `sent` / `failed`; one participant's `failed` is [`KitEvent::Skipped`] `whatsapp.status.failed.group_participant` |
+//! | `errors[]` of the change (webhook-level: rate limits, app or account problems) | one [`KitEvent::ProviderError`] each (endpoint, code, words), before the change's messages and statuses |
 //! | other change fields (`account_update`, template updates, …) | [`KitEvent::Skipped`] |
 //!
 //! Identity (reference §1.3): the sender is the phone number `wa_id` as `+<digits>`
@@ -30,6 +32,26 @@
 //! every message of the change comes from one sender; otherwise the message has no name rather
 //! than someone else's. `context.id` (the message replied to, or whose button was tapped) becomes
 //! `thread.in_reply_to`.
+//!
+//! **Number changes.** When a user changes their phone number WhatsApp sends a `system` message
+//! of type `user_changed_number` (`customer_changed_number` before webhooks v12) from the old
+//! number (`from`) naming the new one (`system.wa_id`; `new_wa_id` before v12, sometimes a JSON
+//! number). The kit makes it the first message of the new number: the sender is the new number
+//! (or the new business-scoped id in `system.user_id`, with the new number as a claim), and the
+//! old number is a carrier-asserted [`CustomerKey::Phone`] claim. Ingesting it links the new
+//! number to the customer who had the old one ([`Resolution::Linked`] by phone), so the customer
+//! stays one, and replies go to the number the customer uses now. The old number stays an
+//! identity of the customer (WhatsApp may give it to someone else later: unlink it with
+//! [`Engine::unlink_identity`] if that matters to you); and a new number that already is an
+//! identity of another customer (a reused number) stays theirs: when the notice's outcome names
+//! another customer than the old number's, move the identity with [`Engine::move_identity`]. A
+//! change without a usable new number is [`Error::InvalidInput`]. `customer_identity_changed`
+//! (the user's security key changed: a reinstall, a new device) changes no address and stays a
+//! note from the same number.
+//!
+//! [`Resolution::Linked`]: crate::identity::Resolution::Linked
+//! [`Engine::unlink_identity`]: crate::Engine::unlink_identity
+//! [`Engine::move_identity`]: crate::Engine::move_identity
 //!
 //! ```
 //! use touchpoint::channels::{whatsapp::WhatsAppKit, KitEvent};
@@ -129,8 +151,9 @@ impl WhatsAppKit {
         Ok(self)
     }
 
-    /// Parses the raw body of one webhook POST into events, in payload order. Malformed bodies
-    /// fail with [`Error::InvalidInput`] naming the JSON path; nothing is returned partially.
+    /// Parses the raw body of one webhook POST into events, in payload order (within a change:
+    /// its webhook-level errors, then its messages, then its statuses). Malformed bodies fail
+    /// with [`Error::InvalidInput`] naming the JSON path; nothing is returned partially.
     pub fn parse_webhook(&self, body: &[u8]) -> Result<Vec<KitEvent>> {
         // The scanner reads the envelope; whatever it is not sure of (bad JSON, odd shapes),
         // serde_json parses again, and decides and names the error.
@@ -176,6 +199,15 @@ impl WhatsAppKit {
         EndpointId::new(phone_number_id)
     }
 
+    /// The endpoint of the business number the change is for.
+    fn endpoint(&self, metadata: &Metadata<'_>, at: &dyn Fn(&str) -> String) -> Result<EndpointId> {
+        let id = metadata.phone_number_id.as_ref();
+        match self.endpoints.get(id) {
+            Some(e) => Ok(e.clone()),
+            None => self.unmapped_endpoint(id).map_err(|e| json::at(FIELD, &at("value.metadata.phone_number_id"), e)),
+        }
+    }
+
     fn parse_value(
         &self,
         value: &mut ChangeValue<'_>,
@@ -184,15 +216,25 @@ impl WhatsAppKit {
         out: &mut Vec<KitEvent>,
     ) -> Result<()> {
         let scope = self.portfolio.as_deref().or(account);
+        // Webhook-level errors (Meta's "errors messages webhook") are about no single message:
+        // reported first, beside whatever else the change holds.
+        if !value.errors.is_empty() {
+            let endpoint = match &value.metadata {
+                Some(metadata) => Some(self.endpoint(metadata, at)?),
+                None => None,
+            };
+            for e in std::mem::take(&mut value.errors) {
+                out.push(KitEvent::ProviderError {
+                    channel: ChannelKind::WhatsApp,
+                    endpoint: endpoint.clone(),
+                    code: e.code(),
+                    reason: e.reason(),
+                });
+            }
+        }
         if !value.messages.is_empty() {
             let metadata = value.metadata.as_ref().ok_or_else(|| json::at(FIELD, &at("value.metadata"), "missing"))?;
-            let id = metadata.phone_number_id.as_ref();
-            let endpoint = match self.endpoints.get(id) {
-                Some(e) => e.clone(),
-                None => {
-                    self.unmapped_endpoint(id).map_err(|e| json::at(FIELD, &at("value.metadata.phone_number_id"), e))?
-                }
-            };
+            let endpoint = self.endpoint(metadata, at)?;
             // A lone contact that names no message's sender is taken as the sender's only when
             // every message of the change has one sender: Meta warns that `wa_id` and `from` may
             // differ, but in a batch the contact may be another sender's.
@@ -247,6 +289,16 @@ fn nonempty<S: AsRef<str>>(s: &Option<S>) -> Option<&str> {
 }
 
 impl Ctx<'_, '_> {
+    /// A business-scoped user id as the address it is in its scope.
+    fn platform(&self, id: &str, path: impl Fn() -> String) -> Result<Address> {
+        let scope = self.scope.ok_or_else(|| {
+            json::at(FIELD, &path(), "a business-scoped user id needs a scope: the entry id or a portfolio")
+        })?;
+        let address = Address::platform(scope, id);
+        json::check_platform(FIELD, path, &address)?;
+        Ok(address)
+    }
+
     fn message(
         &self,
         mut m: Box<WaMessage<'_>>,
@@ -267,21 +319,34 @@ impl Ctx<'_, '_> {
             None => None,
         };
         let bsuid = nonempty(&m.from_user_id).or_else(|| contact.and_then(|c| nonempty(&c.user_id)));
-        let (sender, claim) = match (bsuid, phone) {
-            (Some(id), phone) => {
-                let scope = self.scope.ok_or_else(|| {
-                    json::at(
-                        FIELD,
-                        &path(".from_user_id"),
-                        "a business-scoped user id needs a scope: the entry id or a portfolio",
-                    )
-                })?;
-                let address = Address::platform(scope, id);
-                json::check_platform(FIELD, || path(".from_user_id"), &address)?;
-                (address, phone)
+        // A number change comes from the new number (or the new business-scoped id), with the
+        // old number as a claim: ingest links it to the customer who had the old one. Its
+        // `from_user_id`, if any, may be the id the change replaced: not the sender.
+        let change = match (m.kind.as_ref(), m.system.as_deref()) {
+            ("system", Some(system)) => number_change(system, path)?,
+            _ => None,
+        };
+        let (sender, claims) = match (change, bsuid, phone) {
+            (Some(change), _, phone) => {
+                let old = match phone {
+                    Some(p) => Some(p),
+                    None => change.customer,
+                };
+                let mut claims = Vec::with_capacity(2);
+                let sender = match change.user_id {
+                    Some(id) => {
+                        let address = self.platform(id, || path(".system.user_id"))?;
+                        claims.push(change.phone.clone());
+                        address
+                    }
+                    None => Address::phone(change.phone.clone()),
+                };
+                claims.extend(old.filter(|old| *old != change.phone));
+                (sender, claims)
             }
-            (None, Some(phone)) => (Address::phone(phone), None),
-            (None, None) => return Err(json::at(FIELD, &path(".from"), "missing: the message names no sender")),
+            (None, Some(id), phone) => (self.platform(id, || path(".from_user_id"))?, phone.into_iter().collect()),
+            (None, None, Some(phone)) => (Address::phone(phone), Vec::new()),
+            (None, None, None) => return Err(json::at(FIELD, &path(".from"), "missing: the message names no sender")),
         };
         let name = contact.and_then(|c| c.profile.as_ref()).and_then(|p| p.name.as_deref());
         let name = name.and_then(|n| super::display_name(n, 256));
@@ -318,15 +383,59 @@ impl Ctx<'_, '_> {
             if let Some(hints) = if last { thread.take() } else { thread.clone() } {
                 msg.thread = hints;
             }
-            if let Some(phone) = &claim {
-                msg.claims.push(Claim {
-                    key: CustomerKey::Phone(phone.clone()),
-                    verification: Verification::CarrierAsserted,
-                });
-            }
+            msg.claims.extend(claims.iter().map(|phone| Claim {
+                key: CustomerKey::Phone(phone.clone()),
+                verification: Verification::CarrierAsserted,
+            }));
             msg.sender_name = if last { name.take() } else { name.clone() };
         }
         Ok(())
+    }
+}
+
+/// What a `system` message that announces a new phone number says.
+struct NumberChange<'s> {
+    /// The new number, `+<digits>`.
+    phone: String,
+    /// The number before the change as older payloads name it (`customer`), `+<digits>`.
+    customer: Option<String>,
+    /// The user's new business-scoped user id (a number change regenerates it).
+    user_id: Option<&'s str>,
+}
+
+/// The number change a `system` message announces (`user_changed_number`, and
+/// `customer_changed_number` before webhooks v12), or `None` for other system messages
+/// (`customer_identity_changed` says the user's security key changed, not their address).
+fn number_change<'s>(system: &'s System, path: &dyn Fn(&str) -> String) -> Result<Option<NumberChange<'s>>> {
+    if !matches!(nonempty(&system.kind), Some("user_changed_number" | "customer_changed_number")) {
+        return Ok(None);
+    }
+    let (field, new) = match (&system.wa_id, &system.new_wa_id) {
+        (Some(id), _) => ("wa_id", id),
+        (None, Some(id)) => ("new_wa_id", id),
+        (None, None) => {
+            return Err(json::at(
+                FIELD,
+                &path(".system.wa_id"),
+                "missing: a number change names the new number (`wa_id`; `new_wa_id` before webhooks v12)",
+            ));
+        }
+    };
+    let phone = wa_id(new, &|| path(&format!(".system.{field}")))?;
+    let customer = match &system.customer {
+        Some(old) => Some(wa_id(old, &|| path(".system.customer"))?),
+        None => None,
+    };
+    Ok(Some(NumberChange { phone, customer, user_id: nonempty(&system.user_id) }))
+}
+
+/// A WhatsApp id in a `system` object as `+<digits>`: a string of digits, or (older payloads)
+/// a JSON number.
+fn wa_id(value: &Value, path: &dyn Fn() -> String) -> Result<String> {
+    match value {
+        Value::String(s) => digits(path, s),
+        Value::Number(n) if n.is_u64() => digits(path, &n.to_string()),
+        _ => Err(json::at(FIELD, &path(), "is not a WhatsApp phone number (a string of digits)")),
     }
 }
 
@@ -509,26 +618,61 @@ fn receipt(s: WaStatus<'_>, scope: Option<&str>, path: &dyn Fn(&str) -> String) 
         "delivered" => DeliveryState::Delivered,
         "read" | "played" => DeliveryState::Read,
         "failed" => {
-            let first = s.errors.first();
-            DeliveryState::Failed {
-                code: first.and_then(|e| e.code.as_ref()).map(|c| match c {
-                    Value::String(s) => s.clone(),
-                    other => other.to_string(),
-                }),
-                reason: first.map_or_else(|| "WhatsApp reported the message as failed".to_owned(), WaError::reason),
+            let mut errors = s.errors.iter();
+            let first = errors.next();
+            let mut reason =
+                first.map_or_else(|| "WhatsApp reported the message as failed".to_owned(), WaError::reason);
+            for e in errors {
+                reason.push_str("; ");
+                reason.push_str(&e.describe());
             }
+            DeliveryState::Failed { code: first.and_then(WaError::code), reason }
         }
         other => return Ok(Some(KitEvent::Skipped { kind: format!("whatsapp.status.{other}") })),
     };
-    let recipient = match (nonempty(&s.recipient_user_id), nonempty(&s.recipient_id)) {
-        (Some(id), _) if let Some(scope) = scope => {
-            let address = Address::platform(scope, id);
-            json::check_platform(FIELD, || path(".recipient_user_id"), &address)?;
-            Some(address)
-        }
-        (_, Some(phone)) => Some(Address::phone(digits(|| path(".recipient_id"), phone)?)),
-        _ => None,
+    let participant_phone = nonempty(&s.recipient_participant_id);
+    let participant_user = nonempty(&s.recipient_participant_user_id);
+    let participant = participant_phone.is_some() || participant_user.is_some();
+    let recipient_type = nonempty(&s.recipient_type).unwrap_or("individual");
+    let platform = |id: &str, field: &str| -> Result<Option<Address>> {
+        let Some(scope) = scope else { return Ok(None) };
+        let address = Address::platform(scope, id);
+        json::check_platform(FIELD, || path(field), &address)?;
+        Ok(Some(address))
     };
+    let recipient = if recipient_type == "group" || participant {
+        // A message sent to a group: `recipient_id` is the group, not a person. The group's
+        // own statuses (`sent`, `failed`) name nobody; `delivered` and `read` name the
+        // participant.
+        match (participant_user, participant_phone) {
+            (Some(id), _) if let Some(address) = platform(id, ".recipient_participant_user_id")? => Some(address),
+            (_, Some(phone)) => Some(Address::phone(digits(|| path(".recipient_participant_id"), phone)?)),
+            _ => None,
+        }
+    } else if recipient_type == "individual" {
+        match (nonempty(&s.recipient_user_id), nonempty(&s.recipient_id)) {
+            (Some(id), _) if let Some(address) = platform(id, ".recipient_user_id")? => Some(address),
+            (_, Some(phone)) => Some(Address::phone(digits(|| path(".recipient_id"), phone).map_err(|_| {
+                json::at(
+                    FIELD,
+                    &path(".recipient_id"),
+                    format!(
+                        "{phone:?} is not a WhatsApp phone number (digits only); a status for a group says \
+                         `recipient_type: \"group\"`"
+                    ),
+                )
+            })?)),
+            _ => None,
+        }
+    } else {
+        // A recipient type this kit does not know: the receipt is still about our message.
+        None
+    };
+    // One participant's failure is not the message's: it may have reached everyone else, and a
+    // failure would override their `delivered`.
+    if participant && matches!(state, DeliveryState::Failed { .. }) {
+        return Ok(Some(KitEvent::Skipped { kind: "whatsapp.status.failed.group_participant".into() }));
+    }
     Ok(Some(KitEvent::Receipt(DeliveryReceipt {
         channel: ChannelKind::WhatsApp,
         external_id: s.id,
@@ -667,7 +811,13 @@ fn scan_change<'a>(s: &mut Scanner<'a>) -> Scanned<Change<'a>> {
 }
 
 fn scan_value<'a>(s: &mut Scanner<'a>) -> Scanned<ChangeValue<'a>> {
-    let mut value = ChangeValue { metadata: None, contacts: Seq::Empty, messages: Seq::Empty, statuses: Vec::new() };
+    let mut value = ChangeValue {
+        metadata: None,
+        contacts: Seq::Empty,
+        messages: Seq::Empty,
+        statuses: Vec::new(),
+        errors: Vec::new(),
+    };
     fields(s, |s, seen, key| match key {
         b"metadata" => {
             seen.once(0)?;
@@ -687,6 +837,11 @@ fn scan_value<'a>(s: &mut Scanner<'a>) -> Scanned<ChangeValue<'a>> {
         b"statuses" => {
             seen.once(3)?;
             value.statuses = serde_value(s)?;
+            Ok(())
+        }
+        b"errors" => {
+            seen.once(4)?;
+            value.errors = serde_value(s)?;
             Ok(())
         }
         _ => s.skip(),
@@ -882,6 +1037,9 @@ struct ChangeValue<'a> {
     messages: Seq<Box<WaMessage<'a>>>,
     #[serde(default, borrow)]
     statuses: Vec<WaStatus<'a>>,
+    /// Webhook-level errors (about no single message).
+    #[serde(default)]
+    errors: Vec<WaError>,
 }
 
 #[derive(Deserialize)]
@@ -1099,6 +1257,18 @@ struct System {
     body: Option<String>,
     #[serde(rename = "type", default)]
     kind: Option<String>,
+    /// The new number of a number change (webhooks v12 and later).
+    #[serde(default)]
+    wa_id: Option<Value>,
+    /// The new number of a number change (webhooks v11 and earlier, On-Premises API).
+    #[serde(default)]
+    new_wa_id: Option<Value>,
+    /// Older payloads: the user's number before the change.
+    #[serde(default)]
+    customer: Option<Value>,
+    /// The user's new business-scoped user id.
+    #[serde(default)]
+    user_id: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -1111,6 +1281,15 @@ struct WaStatus<'a> {
     recipient_id: Option<String>,
     #[serde(default)]
     recipient_user_id: Option<String>,
+    /// `individual` (the default) or `group`.
+    #[serde(default)]
+    recipient_type: Option<String>,
+    /// For a message sent to a group: the participant's phone number.
+    #[serde(default)]
+    recipient_participant_id: Option<String>,
+    /// For a message sent to a group: the participant's business-scoped user id.
+    #[serde(default)]
+    recipient_participant_user_id: Option<String>,
     #[serde(default)]
     errors: Vec<WaError>,
 }
@@ -1137,6 +1316,14 @@ struct ErrorData {
 }
 
 impl WaError {
+    /// The error code as text.
+    fn code(&self) -> Option<String> {
+        self.code.as_ref().map(|c| match c {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        })
+    }
+
     fn reason(&self) -> String {
         let details = self.error_data.as_ref().and_then(|d| d.details.clone()).or_else(|| self.details.clone());
         let parts: Vec<&str> = [&self.title, &self.message, &details].into_iter().filter_map(nonempty).collect();
@@ -1150,8 +1337,8 @@ impl WaError {
     }
 
     fn describe(&self) -> String {
-        match &self.code {
-            Some(code) => format!("error {}: {}", number(&Some(code.clone())), self.reason()),
+        match self.code() {
+            Some(code) => format!("error {code}: {}", self.reason()),
             None => self.reason(),
         }
     }
