@@ -243,14 +243,15 @@ fn order_system_flow_and_unsupported_messages_are_system_notes() {
             system("order", Some("catalog CATALOG01: 2 × SKU-1 at 12.5 EUR; 1 × SKU-2 at 3.99 EUR — Gift wrap please"))
         )
     );
-    assert_eq!(
-        only_message("system.json"),
-        from_ada(
-            "wamid.TEST0021",
-            1735689910,
-            system("customer_changed_number", Some("User A changed from 447700900123 to 447700900999"))
-        )
-    );
+    // A number change comes from the new number, with the old one as a claim.
+    let mut changed = from_ada(
+        "wamid.TEST0021",
+        1735689910,
+        system("customer_changed_number", Some("User A changed from 447700900123 to 447700900999")),
+    )
+    .with_claim(CustomerKey::Phone("+447700900123".into()), Verification::CarrierAsserted);
+    changed.sender = Address::phone("+447700900999");
+    assert_eq!(only_message("system.json"), changed);
     assert_eq!(
         only_message("flow_reply.json"),
         replying_to(

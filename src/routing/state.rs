@@ -131,7 +131,8 @@ mod time_and_agent_tests {
 
 /// An agent in the router. `repr(C)`, cache-line aligned, the fields an assignment reads and
 /// writes first: with many agents, the one a decision picks is usually out of cache, and each
-/// line it touches costs a memory access.
+/// line it touches costs a memory access. The router keeps it boxed, so whether an agent is
+/// there is the pointer, not a niche in some late field of the record.
 #[derive(Debug)]
 #[repr(C, align(64))]
 pub(crate) struct AgentSlot {
@@ -146,8 +147,8 @@ pub(crate) struct AgentSlot {
     pub chans: Vec<ChanCap>,
     // Second line: what a capacity check and the decision's answer read.
     pub status: PresenceStatus,
-    pub presence_gen: u64,
-    /// `agent.id` (the same key, shared), here for the events and answers that name the agent.
+    /// `agent.id` (a clone: a short key is copied in place), here for the events and answers
+    /// that name the agent.
     pub id: AgentId,
     // Third line: what holding an item writes.
     /// Items held (offered or assigned), by item slot.
@@ -159,6 +160,8 @@ pub(crate) struct AgentSlot {
     /// The status the agent's presence names; `status` is what the agent may take now (the same
     /// while on shift, [`PresenceStatus::offline`] while off shift).
     pub presence: PresenceStatus,
+    /// The generation of the last status change (an offline timer of an older one is stale).
+    pub presence_gen: u64,
     /// Whether the agent's schedule is open (always for an agent without one).
     pub on_shift: bool,
     /// The due time (ms) and generation of the agent's pending shift timer.
