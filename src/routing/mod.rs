@@ -698,6 +698,12 @@ impl Router {
             .filter(|i| matches!(s.items[*i as usize].as_ref().map(|x| &x.state), Some(IState::Waiting { .. })))
             .collect();
         for i in waiting {
+            // An item an overflow placed in its queue stays there, waiting as it was
+            // (`State::reclassify`): not sent back to the queue it left.
+            if s.items[i as usize].as_ref().is_some_and(|x| x.item.moved) {
+                s.reclassify(i, now);
+                continue;
+            }
             s.unqueue(i);
             if s.classify(i, now) {
                 s.route(i, now);
@@ -744,7 +750,8 @@ impl Router {
     }
 
     /// Adds or updates an agent. An agent whose new capacity is below its current load keeps
-    /// its work and receives nothing new until under its limits again.
+    /// its work and receives nothing new until under its limits again; its open offers that no
+    /// longer fit are withdrawn ([`RoutingEvent::OfferRescinded`], not a decline).
     ///
     /// An agent that names a [`schedule`](Agent::schedule) the router's calendars do not hold
     /// is refused with [`Error::NotFound`] (entity `schedule`) and nothing changes. Updating a
@@ -791,7 +798,11 @@ impl Router {
             (true, _) => s.rescind_offers_of(a, now),
             // Off shift (the update ended the shift, say): no offer stays open, as at a shift end.
             (false, _) if off_shift => s.rescind_offers_of(a, now),
-            (false, _) => s.freed.push(a),
+            // Capacity lowered below what it holds: open offers that no longer fit are withdrawn.
+            (false, _) => {
+                s.rescind_offers_over_capacity(a, now);
+                s.freed.push(a);
+            }
         }
         Ok(Self::finish(&mut s, now))
     }
@@ -1018,7 +1029,12 @@ impl Router {
             x.item.unassigned(state::ms(now));
             x.state = IState::Moving;
             x.item.bot_hold = (mode == HandoffMode::Offer).then_some(b);
+            // Classified again with the findings, wherever an overflow had put it.
+            x.item.moved = false;
         }
+        // The time the bot served the customer is no wait: the queue's max wait (and its
+        // `Queued` announcement) start again at the handoff.
+        s.enter_wait_queue(i, None, now);
         s.events.push(RoutingEvent::HandedOff { item, bot, mode });
         s.note_activity(b, now);
         if s.classify(i, now) {
@@ -1219,7 +1235,8 @@ impl Router {
             let Some(x) = s.items[*i as usize].as_ref() else { continue };
             match &x.state {
                 IState::Assigned { agent, .. } if *agent == a => assigned.push(x.item.id),
-                IState::Offered { .. } => offered.push(x.item.id),
+                // Not an item a bot keeps while it is offered to others.
+                IState::Offered { agents, .. } if agents.contains(&a) => offered.push(x.item.id),
                 _ => {}
             }
         }

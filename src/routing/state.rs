@@ -776,6 +776,9 @@ pub(crate) struct ItemRecord {
     pub decided_gen: u64,
     /// The fallback of the open decision request.
     pub decision_fallback: Option<super::plan::DecisionFallback>,
+    /// An overflow (a timeout action) placed it in its queue: a new plan leaves it there
+    /// ([`State::reclassify`]); a bot's handoff classifies it again.
+    pub moved: bool,
 }
 
 impl ItemRecord {
