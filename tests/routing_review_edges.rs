@@ -320,3 +320,44 @@ fn an_offer_declined_after_a_new_plan_does_not_reapply_the_after_hours_action() 
     assert!(overflowed(&ev).is_empty(), "{ev:#?}");
     assert_eq!(r.item(wid(1)).unwrap().queue, qid("night"));
 }
+
+/// The weighted budget too: a chat's cost raised while Ana holds one chat and has one open
+/// offer would put her at 120 of 100; the offer is withdrawn and her budget stays within it.
+#[test]
+fn raising_an_items_cost_over_the_budget_withdraws_the_open_offer() {
+    let r = router(&[]);
+    r.upsert_queue(Queue::new(qid("s")).with_offers(OfferPolicy::offers(1, TimeDelta::seconds(30)))).unwrap();
+    let ana = |cost| {
+        Agent::new(aid("ana"))
+            .with_queue(qid("s"))
+            .with_capacity(Capacity::budget(100).with_cost(ChannelKind::WebChat, cost))
+            .with_status("online")
+    };
+    r.upsert_agent(ana(40), t0()).unwrap();
+    r.submit(chat(1, "s", t0()), t0()).unwrap();
+    r.accept(wid(1), &aid("ana"), t0()).unwrap();
+    assert_eq!(r.submit(chat(2, "s", t0()), t0()).unwrap().outcome, Outcome::Offered(vec![aid("ana")]));
+    r.upsert_agent(ana(60), at(1)).unwrap();
+    assert!(r.accept(wid(2), &aid("ana"), at(2)).is_err());
+    assert_eq!(r.agent(&aid("ana")).unwrap().budget_used, 60);
+    assert_eq!(r.item(wid(2)).unwrap().state, ItemState::Waiting);
+}
+
+/// Offer control, every other exit: the offering bot's capacity comes back when the item is
+/// withdrawn, and when the handed-off item times out in its queue.
+#[test]
+fn an_offering_bot_is_released_when_the_item_is_withdrawn_or_times_out() {
+    let r = router(&[]);
+    r.upsert_queue(Queue::new(qid("s")).with_max_wait(TimeDelta::seconds(60), TimeoutAction::Callback)).unwrap();
+    r.upsert_agent(Agent::bot(aid("bot")).with_queue(qid("s")), t0()).unwrap();
+    r.set_plan(bot_first_plan(), t0()).unwrap();
+    r.submit(chat(1, "s", t0()), t0()).unwrap();
+    r.submit(chat(2, "s", t0()), t0()).unwrap();
+    r.handoff(wid(1), intent(), HandoffMode::Offer, at(10)).unwrap();
+    r.handoff(wid(2), intent(), HandoffMode::Offer, at(10)).unwrap();
+    assert_eq!(r.agent(&aid("bot")).unwrap().load, 2);
+    r.withdraw(wid(1), at(20)).unwrap();
+    assert_eq!(r.agent(&aid("bot")).unwrap().load, 1);
+    assert_eq!(timed_out(&r.tick(at(70))), [wid(2)]);
+    assert_eq!(r.agent(&aid("bot")).unwrap().load, 0);
+}
