@@ -361,3 +361,36 @@ fn an_offering_bot_is_released_when_the_item_is_withdrawn_or_times_out() {
     assert_eq!(timed_out(&r.tick(at(70))), [wid(2)]);
     assert_eq!(r.agent(&aid("bot")).unwrap().load, 0);
 }
+
+/// "An item that another queue's after-hours action moves into this queue while it is closed
+/// too waits here for the opening." Both queues are closed at 18:00; Nina of `night` stayed
+/// online, so the chat moved from `day` is offered to her. She declines: the chat must wait in
+/// `night` for the opening, not get `night`'s callback as if it had been waiting there at the
+/// closing.
+#[test]
+fn an_item_moved_after_hours_into_a_closed_queue_still_waits_for_the_opening_after_a_decline() {
+    let r = Router::new(RouterConfig::default());
+    r.set_calendars(
+        Calendars::from_schedules([
+            ScheduleConfig::new("day", "UTC").hours("Mon-Fri", "09:00", "17:00").build().unwrap(),
+        ])
+        .unwrap(),
+    );
+    r.upsert_queue(
+        Queue::new(qid("night"))
+            .with_hours("day", TimeoutAction::Callback)
+            .with_offers(OfferPolicy::offers(1, TimeDelta::seconds(600))),
+    )
+    .unwrap();
+    r.upsert_queue(Queue::new(qid("day")).with_hours("day", TimeoutAction::Overflow(qid("night")))).unwrap();
+    r.upsert_agent(chat_agent("nina", "night", 1), monday(18, 0)).unwrap();
+    let d = r.submit(chat(1, "day", monday(18, 0)), monday(18, 0)).unwrap();
+    assert_eq!(d.outcome, Outcome::Offered(vec![aid("nina")]), "{:#?}", d.events);
+    let ev = r.decline(wid(1), &aid("nina"), monday(18, 1)).unwrap();
+    assert!(timed_out(&ev).is_empty(), "{ev:#?}");
+    assert_eq!(r.item(wid(1)).unwrap().queue, qid("night"));
+    // Tuesday: the queues open at 09:00 and close at 17:00 with the chat still there; that
+    // closing gives it night's action.
+    assert!(timed_out(&r.tick(utc(2026, 3, 3, 16, 59))).is_empty());
+    assert_eq!(timed_out(&r.tick(utc(2026, 3, 3, 17, 0))), [wid(1)]);
+}
