@@ -1031,6 +1031,7 @@ impl Router {
             x.item.bot_hold = (mode == HandoffMode::Offer).then_some(b);
             // Classified again with the findings, wherever an overflow had put it.
             x.item.moved = false;
+            x.item.hours_moved = false;
         }
         // The time the bot served the customer is no wait: the queue's max wait (and its
         // `Queued` announcement) start again at the handoff.

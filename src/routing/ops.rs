@@ -53,6 +53,7 @@ impl State {
             decided_gen: 0,
             decision_fallback: None,
             moved: false,
+            hours_moved: false,
         });
         let by_policy = self.policy.is_some();
         let Some(place) = self.items.get_mut(i as usize) else { return };
@@ -294,6 +295,7 @@ impl State {
                 s.step_due = None;
                 s.state = IState::Moving;
                 s.item.moved = true;
+                s.item.hours_moved = false;
             }
             self.enter_wait_queue(i, Some(q.clone()), entered);
             self.compute_tiers(i);
@@ -399,8 +401,9 @@ impl State {
             let Some(slot) = self.items[i as usize].as_ref() else { return false };
             let (moving, qi) = (matches!(slot.state, IState::Moving), slot.qi);
             // Nobody takes it and its queue is closed: the after-hours action, before it is
-            // queued (or announced) there — unless that action of another queue brought it here.
-            if moving && !self.hours_move && self.queue_closed(qi, now) {
+            // queued (or announced) there — unless that action of another queue brought it here
+            // (now, or earlier in this closed period and it came back from an agent).
+            if moving && !self.hours_move && self.queue_closed(qi, now) && !self.waits_for_opening(i, now) {
                 self.after_hours(i, now);
                 return false;
             }
@@ -716,6 +719,9 @@ impl State {
         };
         let reason = self.closed_reason(s.qi).unwrap_or_default();
         if self.timeout(i, action, reason, now, now) {
+            if let Some(s) = self.slot(i) {
+                s.item.hours_moved = true;
+            }
             self.hours_move = true;
             self.route(i, now);
             self.hours_move = false;
@@ -1025,9 +1031,9 @@ impl State {
             };
             let items = &self.items;
             let offered = ag.held.iter().rev().copied().find(|&i| {
-                items[i as usize].as_ref().is_some_and(
-                    |s| matches!(&s.state, IState::Offered { agents, .. } if agents.contains(&a)) && over(s.chan),
-                )
+                items[i as usize].as_ref().is_some_and(|s| {
+                    matches!(&s.state, IState::Offered { agents, .. } if agents.contains(&a)) && over(s.chan)
+                })
             });
             match offered {
                 Some(i) => self.rescind_offer(a, i, now),
