@@ -371,9 +371,10 @@ fn an_offering_bot_is_released_when_the_item_is_withdrawn_or_times_out() {
 fn an_item_moved_after_hours_into_a_closed_queue_still_waits_for_the_opening_after_a_decline() {
     let r = Router::new(RouterConfig::default());
     r.set_calendars(
-        Calendars::from_schedules([
-            ScheduleConfig::new("day", "UTC").hours("Mon-Fri", "09:00", "17:00").build().unwrap(),
-        ])
+        Calendars::from_schedules([ScheduleConfig::new("day", "UTC")
+            .hours("Mon-Fri", "09:00", "17:00")
+            .build()
+            .unwrap()])
         .unwrap(),
     );
     r.upsert_queue(
@@ -393,4 +394,27 @@ fn an_item_moved_after_hours_into_a_closed_queue_still_waits_for_the_opening_aft
     // closing gives it night's action.
     assert!(timed_out(&r.tick(utc(2026, 3, 3, 16, 59))).is_empty());
     assert_eq!(timed_out(&r.tick(utc(2026, 3, 3, 17, 0))), [wid(1)]);
+}
+
+/// An offer made at the instant another one expires runs its full time. Ana and Bo are offered
+/// a chat in parallel; at 30 s Ana's offer expires, which is the queue's last allowed decline:
+/// the chat overflows to `backup`, where Bo is offered it afresh. That new offer must stay open
+/// for backup's 30 s, not be expired at once by the old offer's timer.
+#[test]
+fn an_offer_made_when_another_expires_is_not_expired_by_the_old_timer() {
+    let r = router(&[]);
+    r.upsert_queue(Queue::new(qid("backup")).with_offers(OfferPolicy::offers(1, TimeDelta::seconds(30)))).unwrap();
+    let mut policy = OfferPolicy::offers(2, TimeDelta::seconds(30));
+    policy.max_declines = 1;
+    policy.on_max_declines = TimeoutAction::Overflow(qid("backup"));
+    r.upsert_queue(Queue::new(qid("s")).with_offers(policy)).unwrap();
+    r.upsert_agent(chat_agent("ana", "s", 1), t0()).unwrap();
+    r.upsert_agent(chat_agent("bo", "backup", 1), t0()).unwrap();
+    r.upsert_agent(chat_agent("bo", "backup", 1).with_queue(qid("s")), t0()).unwrap();
+    let d = r.submit(chat(1, "s", t0()), t0()).unwrap();
+    assert!(matches!(&d.outcome, Outcome::Offered(v) if v.len() == 2), "{d:#?}");
+    let ev = r.tick(at(30));
+    assert_eq!(r.item(wid(1)).unwrap().queue, qid("backup"), "{ev:#?}");
+    assert_eq!(r.item(wid(1)).unwrap().state, ItemState::Offered(vec![aid("bo")]), "{ev:#?}");
+    assert!(r.accept(wid(1), &aid("bo"), at(31)).is_ok());
 }
