@@ -857,10 +857,15 @@ impl State {
                 let agents = agents.clone();
                 let status = self.queues.get(&s.queue).and_then(|q| q.config.offer.on_expiry_status.clone());
                 for a in agents {
-                    let still = matches!(self.items[item as usize].as_ref().map(|s| &s.state), Some(IState::Offered { agents, .. }) if agents.contains(&a));
-                    if still {
-                        let _ = self.decline(item, a, true, now);
+                    // Still this offer: an expiry that ended the item's offers here (its last
+                    // allowed decline, an overflow) may have led to a new offer, even to the same
+                    // agent, which runs its own time. An agent whose offer was rescinded meanwhile
+                    // did not let it expire either.
+                    let still = matches!(self.items[item as usize].as_ref().map(|s| &s.state), Some(IState::Offered { agents, epoch: g }) if *g == epoch && agents.contains(&a));
+                    if !still {
+                        continue;
                     }
+                    let _ = self.decline(item, a, true, now);
                     if let Some(st) = &status {
                         let _ = self.presence(a, st, now);
                     }
@@ -1017,9 +1022,10 @@ impl State {
         }
     }
 
-    /// Withdraws agent `a`'s open offers, newest first, while the agent holds more on the
-    /// offer's channel than its (lowered) capacity allows: an open offer is no work yet, and
-    /// accepting it would put the agent over its limits. Work it has accepted stays.
+    /// Withdraws agent `a`'s open offers, one by one from the end of its held list, while the
+    /// agent holds more on the offer's channel (or in its budget) than its (lowered) capacity
+    /// allows: an open offer is no work yet, and accepting it would put the agent over its
+    /// limits. Work it has accepted stays.
     pub fn rescind_offers_over_capacity(&mut self, a: u32, now: DateTime<Utc>) {
         loop {
             let Some(ag) = self.agents[a as usize].as_ref() else { return };
