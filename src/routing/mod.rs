@@ -655,6 +655,9 @@ impl Router {
 
     /// Replaces the plan (validated; every queue it names must exist). Waiting items are
     /// classified again from the first rule; offered and assigned items when they come back.
+    /// Items an overflow placed in their queue (max wait, after hours, declines, a decision's
+    /// fallback) stay there, their max wait running on: the new plan does not send them back to
+    /// the queue they left to get its action again.
     ///
     /// Every expression in the plan is compiled here, once, against the router's attributes,
     /// functions and calendars; a bad one is an [`Error::Expression`] whose message starts with
@@ -998,7 +1001,9 @@ impl Router {
     }
 
     /// A bot hands its item to humans: `findings` are merged into the item's attributes, the
-    /// item is classified again and routed (the bot is never chosen again for it).
+    /// item is classified again and routed (the bot is never chosen again for it). The time the
+    /// bot served the customer is no wait: the queue's max wait counts from the handoff. With
+    /// [`HandoffMode::Offer`] the bot keeps the item through overflows until a human has it.
     pub fn handoff(
         &self,
         item: WorkItemId,
