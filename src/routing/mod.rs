@@ -655,6 +655,9 @@ impl Router {
 
     /// Replaces the plan (validated; every queue it names must exist). Waiting items are
     /// classified again from the first rule; offered and assigned items when they come back.
+    /// Items an overflow placed in their queue (max wait, after hours, declines, a decision's
+    /// fallback) stay there, their max wait running on: the new plan does not send them back to
+    /// the queue they left to get its action again.
     ///
     /// Every expression in the plan is compiled here, once, against the router's attributes,
     /// functions and calendars; a bad one is an [`Error::Expression`] whose message starts with
@@ -698,6 +701,12 @@ impl Router {
             .filter(|i| matches!(s.items[*i as usize].as_ref().map(|x| &x.state), Some(IState::Waiting { .. })))
             .collect();
         for i in waiting {
+            // An item an overflow placed in its queue stays there, waiting as it was
+            // (`State::reclassify`): not sent back to the queue it left.
+            if s.items[i as usize].as_ref().is_some_and(|x| x.item.moved) {
+                s.reclassify(i, now);
+                continue;
+            }
             s.unqueue(i);
             if s.classify(i, now) {
                 s.route(i, now);
@@ -744,7 +753,8 @@ impl Router {
     }
 
     /// Adds or updates an agent. An agent whose new capacity is below its current load keeps
-    /// its work and receives nothing new until under its limits again.
+    /// its work and receives nothing new until under its limits again; its open offers that no
+    /// longer fit are withdrawn ([`RoutingEvent::OfferRescinded`], not a decline).
     ///
     /// An agent that names a [`schedule`](Agent::schedule) the router's calendars do not hold
     /// is refused with [`Error::NotFound`] (entity `schedule`) and nothing changes. Updating a
@@ -791,7 +801,11 @@ impl Router {
             (true, _) => s.rescind_offers_of(a, now),
             // Off shift (the update ended the shift, say): no offer stays open, as at a shift end.
             (false, _) if off_shift => s.rescind_offers_of(a, now),
-            (false, _) => s.freed.push(a),
+            // Capacity lowered below what it holds: open offers that no longer fit are withdrawn.
+            (false, _) => {
+                s.rescind_offers_over_capacity(a, now);
+                s.freed.push(a);
+            }
         }
         Ok(Self::finish(&mut s, now))
     }
@@ -987,7 +1001,9 @@ impl Router {
     }
 
     /// A bot hands its item to humans: `findings` are merged into the item's attributes, the
-    /// item is classified again and routed (the bot is never chosen again for it).
+    /// item is classified again and routed (the bot is never chosen again for it). The time the
+    /// bot served the customer is no wait: the queue's max wait counts from the handoff. With
+    /// [`HandoffMode::Offer`] the bot keeps the item through overflows until a human has it.
     pub fn handoff(
         &self,
         item: WorkItemId,
@@ -1018,7 +1034,13 @@ impl Router {
             x.item.unassigned(state::ms(now));
             x.state = IState::Moving;
             x.item.bot_hold = (mode == HandoffMode::Offer).then_some(b);
+            // Classified again with the findings, wherever an overflow had put it.
+            x.item.moved = false;
+            x.item.hours_moved = false;
         }
+        // The time the bot served the customer is no wait: the queue's max wait (and its
+        // `Queued` announcement) start again at the handoff.
+        s.enter_wait_queue(i, None, now);
         s.events.push(RoutingEvent::HandedOff { item, bot, mode });
         s.note_activity(b, now);
         if s.classify(i, now) {
@@ -1219,7 +1241,8 @@ impl Router {
             let Some(x) = s.items[*i as usize].as_ref() else { continue };
             match &x.state {
                 IState::Assigned { agent, .. } if *agent == a => assigned.push(x.item.id),
-                IState::Offered { .. } => offered.push(x.item.id),
+                // Not an item a bot keeps while it is offered to others.
+                IState::Offered { agents, .. } if agents.contains(&a) => offered.push(x.item.id),
                 _ => {}
             }
         }

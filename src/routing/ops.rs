@@ -52,6 +52,8 @@ impl State {
             handled_ms: 0,
             decided_gen: 0,
             decision_fallback: None,
+            moved: false,
+            hours_moved: false,
         });
         let by_policy = self.policy.is_some();
         let Some(place) = self.items.get_mut(i as usize) else { return };
@@ -111,7 +113,7 @@ impl State {
 
     /// Sets the queue an item waits in, restarting its queue timers when it changes (`None`:
     /// the queue already in the slot, which the item has just been admitted to).
-    fn enter_wait_queue(&mut self, i: u32, queue: Option<QueueId>, now: DateTime<Utc>) {
+    pub(crate) fn enter_wait_queue(&mut self, i: u32, queue: Option<QueueId>, now: DateTime<Utc>) {
         let epoch = self.next_seq();
         let State { items, queues, .. } = self;
         let Some(slot) = items.get_mut(i as usize).and_then(|s| s.as_mut()) else { return };
@@ -280,16 +282,20 @@ impl State {
         entered: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> bool {
-        self.release_holds(i, now);
+        let overflow = matches!(&action, TimeoutAction::Overflow(q) if self.queues.contains_key(q));
+        // An item that moves on still looks for a human: a bot offering it keeps it.
+        self.release_holds(i, overflow, now);
         let id = self.item_id(i);
         if let TimeoutAction::Overflow(q) = &action
-            && self.queues.contains_key(q)
+            && overflow
         {
             let from = self.items[i as usize].as_ref().map(|s| s.queue.clone());
             if let Some(s) = self.slot(i) {
                 s.at = StepRef::AnyMember;
                 s.step_due = None;
                 s.state = IState::Moving;
+                s.item.moved = true;
+                s.item.hours_moved = false;
             }
             self.enter_wait_queue(i, Some(q.clone()), entered);
             self.compute_tiers(i);
@@ -307,9 +313,9 @@ impl State {
         false
     }
 
-    /// Releases whatever agents hold item `i` (offers, assignment, bot hold); state becomes
-    /// `Moving` (waiting items are taken out of their class).
-    fn release_holds(&mut self, i: u32, now: DateTime<Utc>) {
+    /// Releases whatever agents hold item `i` (offers, assignment, and the bot hold unless
+    /// `keep_bot`); state becomes `Moving` (waiting items are taken out of their class).
+    fn release_holds(&mut self, i: u32, keep_bot: bool, now: DateTime<Utc>) {
         let Some(slot) = self.items[i as usize].as_ref() else { return };
         let chan = slot.chan;
         let state = slot.state.clone();
@@ -331,13 +337,15 @@ impl State {
             }
             IState::Awaiting { .. } | IState::Moving => {}
         }
-        if let Some(b) = bot {
+        if let Some(b) = bot.filter(|_| !keep_bot) {
             self.unhold(b, i, chan, now);
             self.freed.push(b);
         }
         if let Some(s) = self.slot(i) {
             s.state = IState::Moving;
-            s.item.bot_hold = None;
+            if !keep_bot {
+                s.item.bot_hold = None;
+            }
         }
     }
 
@@ -393,8 +401,9 @@ impl State {
             let Some(slot) = self.items[i as usize].as_ref() else { return false };
             let (moving, qi) = (matches!(slot.state, IState::Moving), slot.qi);
             // Nobody takes it and its queue is closed: the after-hours action, before it is
-            // queued (or announced) there — unless that action of another queue brought it here.
-            if moving && !self.hours_move && self.queue_closed(qi, now) {
+            // queued (or announced) there — unless that action of another queue brought it here
+            // (now, or earlier in this closed period and it came back from an agent).
+            if moving && !self.hours_move && self.queue_closed(qi, now) && !self.waits_for_opening(i, now) {
                 self.after_hours(i, now);
                 return false;
             }
@@ -642,12 +651,31 @@ impl State {
         Ok(())
     }
 
+    /// Brings item `i` under the plan installed since it was classified: classified again from
+    /// the first rule, unless an overflow (max wait, after hours, declines, a decision's
+    /// fallback) placed it in its queue. Such an item stays there, its max wait running on: the
+    /// plan's rules would send it back to the queue it left, to get that queue's action again.
+    /// `false` if the item finished.
+    pub fn reclassify(&mut self, i: u32, now: DateTime<Utc>) -> bool {
+        let plan_gen = self.plan_gen;
+        if let Some(s) = self.slot(i)
+            && s.item.moved
+        {
+            s.item.plan_gen = plan_gen;
+            return true;
+        }
+        self.classify(i, now)
+    }
+
     /// Puts an item that was offered or assigned back into routing (state must be `Moving`).
     pub fn back_to_routing(&mut self, i: u32, now: DateTime<Utc>) {
         let Some(slot) = self.items[i as usize].as_ref() else { return };
         if slot.item.plan_gen != self.plan_gen {
-            if !self.classify(i, now) {
+            if !self.reclassify(i, now) {
                 return;
+            }
+            if self.items[i as usize].as_ref().is_some_and(|s| s.item.moved) {
+                self.compute_tiers(i);
             }
         } else if slot.step_due.is_some_and(|d| d <= ms(now)) {
             if !self.advance(i, now, now) {
@@ -691,6 +719,9 @@ impl State {
         };
         let reason = self.closed_reason(s.qi).unwrap_or_default();
         if self.timeout(i, action, reason, now, now) {
+            if let Some(s) = self.slot(i) {
+                s.item.hours_moved = true;
+            }
             self.hours_move = true;
             self.route(i, now);
             self.hours_move = false;
@@ -826,10 +857,15 @@ impl State {
                 let agents = agents.clone();
                 let status = self.queues.get(&s.queue).and_then(|q| q.config.offer.on_expiry_status.clone());
                 for a in agents {
-                    let still = matches!(self.items[item as usize].as_ref().map(|s| &s.state), Some(IState::Offered { agents, .. }) if agents.contains(&a));
-                    if still {
-                        let _ = self.decline(item, a, true, now);
+                    // Still this offer: an expiry that ended the item's offers here (its last
+                    // allowed decline, an overflow) may have led to a new offer, even to the same
+                    // agent, which runs its own time. An agent whose offer was rescinded meanwhile
+                    // did not let it expire either.
+                    let still = matches!(self.items[item as usize].as_ref().map(|s| &s.state), Some(IState::Offered { agents, epoch: g }) if *g == epoch && agents.contains(&a));
+                    if !still {
+                        continue;
                     }
+                    let _ = self.decline(item, a, true, now);
                     if let Some(st) = &status {
                         let _ = self.presence(a, st, now);
                     }
@@ -982,25 +1018,55 @@ impl State {
     pub fn rescind_offers_of(&mut self, a: u32, now: DateTime<Utc>) {
         let held = self.agents[a as usize].as_ref().map(|s| s.held.clone()).unwrap_or_default();
         for i in held {
-            let Some(slot) = self.items[i as usize].as_ref() else { continue };
-            let IState::Offered { agents, epoch } = &slot.state else { continue };
-            if !agents.contains(&a) {
-                continue;
+            self.rescind_offer(a, i, now);
+        }
+    }
+
+    /// Withdraws agent `a`'s open offers, one by one from the end of its held list, while the
+    /// agent holds more on the offer's channel (or in its budget) than its (lowered) capacity
+    /// allows: an open offer is no work yet, and accepting it would put the agent over its
+    /// limits. Work it has accepted stays.
+    pub fn rescind_offers_over_capacity(&mut self, a: u32, now: DateTime<Utc>) {
+        loop {
+            let Some(ag) = self.agents[a as usize].as_ref() else { return };
+            let total = ag.agent.capacity.total;
+            let over = |c: usize| {
+                let x = ag.chans.get(c);
+                x.is_some_and(|x| x.limit.is_some_and(|l| x.load > l))
+                    || total.is_some_and(|t| ag.budget_used > t && x.is_some_and(|x| x.cost > 0))
+            };
+            let items = &self.items;
+            let offered = ag.held.iter().rev().copied().find(|&i| {
+                items[i as usize].as_ref().is_some_and(|s| {
+                    matches!(&s.state, IState::Offered { agents, .. } if agents.contains(&a)) && over(s.chan)
+                })
+            });
+            match offered {
+                Some(i) => self.rescind_offer(a, i, now),
+                None => return,
             }
-            let rest: Vec<u32> = agents.iter().copied().filter(|o| *o != a).collect();
-            let epoch = *epoch;
-            let chan = slot.chan;
-            let id = slot.item.id;
-            self.unhold(a, i, chan, now);
-            let agent = self.agent_id(a);
-            self.events.push(RoutingEvent::OfferRescinded { item: id, agent });
-            if let Some(s) = self.slot(i) {
-                s.state =
-                    if rest.is_empty() { IState::Moving } else { IState::Offered { agents: rest.clone(), epoch } };
-            }
-            if rest.is_empty() {
-                self.back_to_routing(i, now);
-            }
+        }
+    }
+
+    /// Withdraws item `i`'s open offer to agent `a`, if any (not a decline).
+    fn rescind_offer(&mut self, a: u32, i: u32, now: DateTime<Utc>) {
+        let Some(slot) = self.items[i as usize].as_ref() else { return };
+        let IState::Offered { agents, epoch } = &slot.state else { return };
+        if !agents.contains(&a) {
+            return;
+        }
+        let rest: Vec<u32> = agents.iter().copied().filter(|o| *o != a).collect();
+        let epoch = *epoch;
+        let chan = slot.chan;
+        let id = slot.item.id;
+        self.unhold(a, i, chan, now);
+        let agent = self.agent_id(a);
+        self.events.push(RoutingEvent::OfferRescinded { item: id, agent });
+        if let Some(s) = self.slot(i) {
+            s.state = if rest.is_empty() { IState::Moving } else { IState::Offered { agents: rest, epoch } };
+        }
+        if matches!(self.items[i as usize].as_ref().map(|s| &s.state), Some(IState::Moving)) {
+            self.back_to_routing(i, now);
         }
     }
 
@@ -1055,7 +1121,7 @@ impl State {
             return Err(crate::Error::Refused(format!("work item {} is not assigned", slot.item.id)));
         };
         let id = slot.item.id;
-        self.release_holds(i, now);
+        self.release_holds(i, false, now);
         let agent = self.agent_id(agent);
         self.events.push(RoutingEvent::Completed { item: id, agent });
         self.remove_item(i);
@@ -1065,7 +1131,7 @@ impl State {
     /// Withdraws an item in any state.
     pub fn withdraw(&mut self, i: u32, now: DateTime<Utc>) {
         let id = self.item_id(i);
-        self.release_holds(i, now);
+        self.release_holds(i, false, now);
         self.events.push(RoutingEvent::Withdrawn { item: id });
         self.remove_item(i);
     }

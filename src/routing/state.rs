@@ -779,6 +779,11 @@ pub(crate) struct ItemRecord {
     pub decided_gen: u64,
     /// The fallback of the open decision request.
     pub decision_fallback: Option<super::plan::DecisionFallback>,
+    /// An overflow (a timeout action) placed it in its queue: a new plan leaves it there
+    /// ([`State::reclassify`]); a bot's handoff classifies it again.
+    pub moved: bool,
+    /// Another queue's after-hours action moved it into its queue ([`State::waits_for_opening`]).
+    pub hours_moved: bool,
 }
 
 impl ItemRecord {
@@ -1449,6 +1454,20 @@ impl State {
     pub fn queue_closed(&self, qi: u32, now: DateTime<Utc>) -> bool {
         let Some(hours) = self.queues.at(qi).and_then(|q| q.config.hours.as_ref()) else { return false };
         !self.schedule_open(Some(&hours.schedule), now)
+    }
+
+    /// Whether item `i` was moved into its closed queue by another queue's after-hours action
+    /// and the queue has not changed since: it waits there for the opening (also when it comes
+    /// back from an agent who took it meanwhile), as it would have had it never left.
+    pub fn waits_for_opening(&self, i: u32, now: DateTime<Utc>) -> bool {
+        let Some(s) = self.items.get(i as usize).and_then(|s| s.as_ref()) else { return false };
+        if !s.item.hours_moved {
+            return false;
+        }
+        let Some(hours) = self.queues.at(s.qi).and_then(|q| q.config.hours.as_ref()) else { return false };
+        self.calendars
+            .get(&hours.schedule)
+            .is_none_or(|sch| sch.next_change(s.item.queue_entered).is_none_or(|c| c > now))
     }
 
     /// Why work in queue `qi` gets its after-hours action (`None`: the queue keeps no hours).
