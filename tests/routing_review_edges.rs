@@ -418,3 +418,42 @@ fn an_offer_made_when_another_expires_is_not_expired_by_the_old_timer() {
     assert_eq!(r.item(wid(1)).unwrap().state, ItemState::Offered(vec![aid("bo")]), "{ev:#?}");
     assert!(r.accept(wid(1), &aid("bo"), at(31)).is_ok());
 }
+
+/// Preferred agents are ordered, best first: in a preferred pool with the default ranker the
+/// first preferred agent who can take the item gets it, even when a later one has been idle
+/// longer; the next one gets it only while the first cannot take it.
+#[test]
+fn preferred_agents_are_tried_in_their_order_with_the_default_ranker() {
+    let r = router(&["s"]);
+    // bo signs in first, so bo has been idle longest.
+    r.upsert_agent(chat_agent("bo", "s", 1), t0()).unwrap();
+    r.upsert_agent(chat_agent("ana", "s", 1), at(1)).unwrap();
+    r.set_plan(affinity_plan(), at(1)).unwrap();
+    let d =
+        r.submit(chat(1, "s", at(2)).with_preferred_agent(aid("ana")).with_preferred_agent(aid("bo")), at(2)).unwrap();
+    assert_eq!(assigned_to(&d).as_deref(), Some("ana"), "{d:#?}");
+    // ana is now full: the same preference order gives bo the next item.
+    let d =
+        r.submit(chat(2, "s", at(3)).with_preferred_agent(aid("ana")).with_preferred_agent(aid("bo")), at(3)).unwrap();
+    assert_eq!(assigned_to(&d).as_deref(), Some("bo"), "{d:#?}");
+}
+
+/// A step that names its own ranker keeps it: preference order is then one key among others
+/// only where the host put `RankKey::Affinity`.
+#[test]
+fn a_preferred_pool_with_its_own_ranker_ranks_by_it() {
+    let r = router(&["s"]);
+    r.upsert_agent(chat_agent("bo", "s", 1), t0()).unwrap();
+    r.upsert_agent(chat_agent("ana", "s", 1), at(1)).unwrap();
+    r.set_plan(
+        Plan::new([Rule::new(
+            "owner-first",
+            [Step::new(Pool::preferred()).ranked(Ranker::new([RankKey::LongestIdle]))],
+        )]),
+        at(1),
+    )
+    .unwrap();
+    let d =
+        r.submit(chat(1, "s", at(2)).with_preferred_agent(aid("ana")).with_preferred_agent(aid("bo")), at(2)).unwrap();
+    assert_eq!(assigned_to(&d).as_deref(), Some("bo"), "{d:#?}");
+}

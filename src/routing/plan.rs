@@ -74,7 +74,9 @@ impl Pool {
     pub fn agents(agents: impl IntoIterator<Item = AgentId>) -> Self {
         Pool { agents: agents.into_iter().collect(), ..Pool::default() }
     }
-    /// The item's preferred agents.
+    /// The item's preferred agents. They are ordered, best first: a step with this pool and no
+    /// ranker of its own ranks by [`RankKey::Affinity`](super::RankKey::Affinity) before the
+    /// router's default ranker, so the first preferred agent who can take the item gets it.
     pub fn preferred() -> Self {
         Pool { preferred_agents: true, ..Pool::default() }
     }
@@ -213,7 +215,8 @@ pub struct Step {
     /// Extra eligibility from code (AND-ed with [`eligibility`](Self::eligibility)). Not serialised.
     #[serde(skip)]
     pub custom: Option<Arc<dyn Eligibility>>,
-    /// Agent ordering (`None` = the router's default).
+    /// Agent ordering (`None` = the router's default; for a pool of preferred agents, their
+    /// order first, then the router's default).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ranker: Option<Ranker>,
     /// Priority change on entering the step.

@@ -1294,13 +1294,21 @@ impl State {
         let any_member = Step::new(Pool::default());
         self.rankers.clear();
         let default = self.config.default_ranker.clone();
-        self.add_ranker(default);
+        self.add_ranker(default.clone());
         let mut rankers = Vec::new();
         for rule in &plan.rules {
             let mut v = Vec::new();
             for step in &rule.steps {
                 v.push(match &step.ranker {
                     Some(r) => self.add_ranker(r.clone()),
+                    // Preferred agents are ordered, best first: a step drawing on them ranks
+                    // by that order before the router's default.
+                    None if step.pool.preferred_agents
+                        && !default.keys.iter().any(|k| matches!(k, RankKey::Affinity)) =>
+                    {
+                        let keys = std::iter::once(RankKey::Affinity).chain(default.keys.iter().cloned());
+                        self.add_ranker(Ranker::new(keys))
+                    }
                     None => 0,
                 });
             }
