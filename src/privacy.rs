@@ -6,13 +6,13 @@
 //! outbox holds no personal data either. A later message from the same address starts afresh as
 //! a new customer.
 
-use crate::Result;
 use crate::engine::Engine;
 use crate::events::Event;
 use crate::model::{
     AddressKind, Conversation, ConversationId, Customer, CustomerId, CustomerState, Identity, Message, TenantId,
 };
-use crate::store::{ChangeSet, MessageQuery, MessageScope, Write};
+use crate::store::{ChangeSet, CustomerSnapshot, Write};
+use crate::{Error, Result};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -56,38 +56,33 @@ pub struct ErasureReport {
 }
 
 impl Engine {
-    async fn all_messages(&self, tenant: &TenantId, customer: CustomerId) -> Result<Vec<Message>> {
-        let mut out = Vec::new();
-        let mut before = None;
-        loop {
-            let page = self
-                .store()
-                .messages(tenant, &MessageQuery { scope: MessageScope::Customer(customer), before, limit: 1000 })
-                .await?;
-            let done = page.len() < 1000;
-            before = page.last().map(|m| m.id);
-            out.extend(page);
-            if done {
-                break;
-            }
-        }
-        out.reverse();
-        Ok(out)
-    }
-
     /// Exports everything stored about a customer (following merge aliases). The customer
     /// record names the customers merged into it ([`Customer::merged_from`]), whose records are
     /// aliases holding nothing but their ids and times.
+    ///
+    /// The export is a consistent snapshot even while the customer keeps writing and agents keep
+    /// answering: every message is in one of the exported conversations, each conversation's
+    /// counters match its exported messages, and the identities are those of the same moment.
+    /// (It is [`Store::customer_snapshot`](crate::store::Store::customer_snapshot): one read
+    /// transaction on the in-memory and SQLite stores; a store that reads piece by piece may,
+    /// under writes that never pause, give up with [`Error::Conflict`], which is worth retrying.)
     pub async fn export_customer(&self, tenant: &TenantId, customer: CustomerId) -> Result<CustomerExport> {
-        let customer = self.customer(tenant, customer).await?;
-        let store = &**self.store();
-        Ok(CustomerExport {
-            exported_at: self.now(),
-            identities: store.identities_of(tenant, customer.id).await?,
-            conversations: store.conversations_of(tenant, customer.id).await?,
-            messages: self.all_messages(tenant, customer.id).await?,
-            customer,
-        })
+        self.retrying(|| self.try_export(tenant, customer)).await
+    }
+
+    async fn try_export(&self, tenant: &TenantId, id: CustomerId) -> Result<CustomerExport> {
+        let customer = self.customer(tenant, id).await?;
+        let snapshot = self
+            .store()
+            .customer_snapshot(tenant, customer.id)
+            .await?
+            .ok_or_else(|| Error::not_found("customer", customer.id))?;
+        if !snapshot.customer.is_active() {
+            // Erased or merged since it was looked up: look it up again.
+            return Err(Error::Conflict(format!("customer {id} changed while it was exported")));
+        }
+        let CustomerSnapshot { customer, identities, conversations, messages } = snapshot;
+        Ok(CustomerExport { exported_at: self.now(), customer, identities, conversations, messages })
     }
 
     /// Erases a customer: identities, conversations, messages and profile are deleted in one
@@ -96,6 +91,12 @@ impl Engine {
     /// The engine forgets the customer too: the router (if one is configured) withdraws the
     /// erased conversations' work items, so their agents get the capacity back, and the
     /// customer's phone numbers leave the engine's normalisation cache.
+    ///
+    /// A message of the customer ingested while the erasure runs is never half erased: an
+    /// ingest that commits first is erased with the customer (its outcome names the erased
+    /// customer, and nothing of it remains, its provider id included), one that commits after
+    /// starts afresh under a new customer with none of the erased history. Nothing is ever left
+    /// attached to the tombstone.
     pub async fn erase_customer(&self, tenant: &TenantId, customer: CustomerId) -> Result<ErasureReport> {
         let (mut report, conversations, phones) = self.erase_records(tenant, customer).await?;
         self.normalizer().forget_phones(&phones);

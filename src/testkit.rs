@@ -675,6 +675,45 @@ pub async fn message_provider_ids_follow_updates(store: &dyn Store) {
     assert_eq!(by("SM-new").await.expect("read").map(|m| m.id), Some(reuse.id));
 }
 
+/// A customer snapshot holds what the piecewise reads find: the customer, its identities and
+/// conversations as listed, and every message of those conversations, oldest first; nothing
+/// for an unknown customer or another tenant.
+pub async fn customer_snapshot_matches_the_reads(store: &dyn Store) {
+    let t = tenant();
+    let c = sample_customer(&t);
+    let i = sample_identity(&c, ChannelKind::Sms, AddressKind::Phone, "+14155550188", Verification::CarrierAsserted);
+    let one = sample_conversation(&c);
+    let two = sample_conversation(&c);
+    let messages: Vec<Message> = (0..7)
+        .map(|k| sample_message(if k % 2 == 0 { &one } else { &two }, &format!("snap-{k}"), &format!("body {k}")))
+        .collect();
+    commit(
+        store,
+        &t,
+        ChangeSet {
+            customers: vec![Write::insert(c.clone())],
+            identities: vec![Write::insert(i.clone())],
+            conversations: vec![Write::insert(one.clone()), Write::insert(two.clone())],
+            messages: messages.iter().cloned().map(Write::insert).collect(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("insert");
+    let snapshot = store.customer_snapshot(&t, c.id).await.expect("snapshot").expect("the customer is stored");
+    assert_eq!(snapshot.customer, store.customer(&t, c.id).await.expect("read").expect("stored"));
+    assert_eq!(snapshot.identities, store.identities_of(&t, c.id).await.expect("read"));
+    assert_eq!(snapshot.conversations, store.conversations_of(&t, c.id).await.expect("read"));
+    let ids: Vec<MessageId> = snapshot.messages.iter().map(|m| m.id).collect();
+    let mut expected: Vec<MessageId> = messages.iter().map(|m| m.id).collect();
+    expected.sort();
+    assert_eq!(ids, expected, "the snapshot must hold every message once, oldest first");
+    let stranger = sample_customer(&t);
+    assert_eq!(store.customer_snapshot(&t, stranger.id).await.expect("snapshot"), None);
+    let other = TenantId::new("conformance-snapshot-other").expect("tenant");
+    assert_eq!(store.customer_snapshot(&other, c.id).await.expect("snapshot"), None, "tenants are isolated");
+}
+
 /// Runs every check.
 pub async fn run_all(store: &dyn Store) {
     versions_and_conflicts(store).await;
@@ -693,4 +732,5 @@ pub async fn run_all(store: &dyn Store) {
     tenants_are_isolated(store).await;
     records_are_written_once_per_change(store).await;
     message_provider_ids_follow_updates(store).await;
+    customer_snapshot_matches_the_reads(store).await;
 }

@@ -115,7 +115,16 @@ struct Inner {
     /// holds: one router serves every tenant, and a call for one tenant returns the events of
     /// timers that fell due for the others' items too.
     routed: Mutex<HashMap<ConversationId, TenantId>>,
+    /// Lanes that ingests from one sender (tenant, channel, normalised address) and records of
+    /// our messages to it take turns on: concurrent deliveries from one sender (a burst of
+    /// photos arrives as simultaneous webhooks) and replies to it would otherwise all read the
+    /// same identity and conversation, and all but one commit would conflict, again and again,
+    /// until one ran out of attempts.
+    ingest_lanes: Box<[futures::lock::Mutex<()>]>,
 }
+
+/// How many [`Inner::ingest_lanes`] an engine has: unrelated senders rarely share one.
+const INGEST_LANES: usize = 256;
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -196,6 +205,7 @@ impl EngineBuilder {
                 reachable_policy,
                 sending: Mutex::new(HashSet::new()),
                 routed: Mutex::new(HashMap::new()),
+                ingest_lanes: (0..INGEST_LANES).map(|_| futures::lock::Mutex::new(())).collect(),
             }),
         }
     }
@@ -296,7 +306,16 @@ impl Engine {
     }
 
     /// Runs `attempt` until it does not fail with a conflict, at most `max_commit_attempts` times.
-    pub(crate) async fn retrying<T, F, Fut>(&self, mut attempt: F) -> Result<T>
+    pub(crate) async fn retrying<T, F, Fut>(&self, attempt: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T>>,
+    {
+        self.retrying_up_to(self.inner.config.max_commit_attempts, attempt).await
+    }
+
+    /// Runs `attempt` until it does not fail with a conflict, at most `max` times.
+    pub(crate) async fn retrying_up_to<T, F, Fut>(&self, max: u32, mut attempt: F) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T>>,
@@ -305,10 +324,24 @@ impl Engine {
         loop {
             tries += 1;
             match attempt().await {
-                Err(Error::Conflict(_)) if tries < self.inner.config.max_commit_attempts.max(1) => continue,
+                Err(Error::Conflict(_)) if tries < max.max(1) => continue,
                 other => return other,
             }
         }
+    }
+
+    /// The lane that ingests from, and records of messages to, the identity at `(channel,
+    /// address)` take turns on (see [`Inner::ingest_lanes`]).
+    pub(crate) fn lane(
+        &self,
+        tenant: &TenantId,
+        channel: &ChannelKind,
+        address: &crate::model::NormalizedAddress,
+    ) -> &futures::lock::Mutex<()> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        (tenant, channel, address).hash(&mut h);
+        &self.inner.ingest_lanes[(h.finish() % INGEST_LANES as u64) as usize]
     }
 
     /// A stream of the tenant's events with a sequence number greater than `after`
@@ -322,6 +355,13 @@ impl Engine {
     ///
     /// Bad input (empty or oversize content, malformed address or external id) fails with
     /// [`Error::InvalidInput`] or [`Error::InvalidAddress`] and changes nothing.
+    ///
+    /// Concurrent ingests of one sender through the same engine take turns (they would only
+    /// conflict with each other); concurrent deliveries of the same message store it once and
+    /// answer the others as duplicates. An ingest racing [`Engine::erase_customer`] of the
+    /// sender's customer is never half applied: either it commits first and its message is
+    /// erased with the customer (the outcome names the erased customer), or it commits after
+    /// the erasure and the message starts afresh under a new customer.
     pub async fn ingest(&self, tenant: &TenantId, mut msg: InboundMessage) -> Result<IngestOutcome> {
         validate_inbound(&msg, &self.inner.config.limits)?;
         msg.external_id = provider_id(&msg.channel, &msg.external_id).to_owned();
@@ -331,8 +371,12 @@ impl Engine {
             .iter()
             .map(|c| Ok((self.inner.normalizer.key(&c.key)?, c.verification)))
             .collect::<Result<Vec<_>>>()?;
+        let lane = self.lane(tenant, &msg.channel, &address);
         let sender = Sender { msg: &msg, address, claims };
-        let mut outcome = self.retrying(|| self.try_ingest(tenant, &sender)).await?;
+        let mut outcome = {
+            let _turn = lane.lock().await;
+            self.retrying(|| self.try_ingest(tenant, &sender)).await?
+        };
         if let Some(router) = &self.inner.router
             && outcome.needs_handler
             && !outcome.duplicate
@@ -396,6 +440,12 @@ impl Engine {
                 (c, decision, None)
             }
         };
+        // Never before what the conversation already holds: an ingest that read the conversation
+        // after a later message (a concurrent ingest or reply that took its time after `now` was
+        // taken) was committed keeps the conversation's order — commit order, id order and time
+        // order agree, and `last_inbound_at`, `waiting_since` and `last_activity_at` never move
+        // back past the latest message.
+        let now = now.max(conversation.last_activity_at);
 
         if let ThreadDecision::Reopened { .. } = decision {
             let from = conversation.status.name().to_owned();

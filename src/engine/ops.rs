@@ -200,7 +200,31 @@ impl Engine {
         if let Some(x) = &out.external_id {
             check_text("external_id", x, 512)?;
         }
+        let lane = self.recipient_lane(tenant, conversation, out.via.as_ref().map(|(_, i)| *i)).await?;
+        let _turn = match lane {
+            Some(lane) => Some(lane.lock().await),
+            None => None,
+        };
         self.retrying(|| self.try_record_outbound(tenant, conversation, &out, Recording::Checked)).await
+    }
+
+    /// The lane of the identity a message to `conversation` goes to (`via`, else where the
+    /// customer last wrote), if it is stored: recording takes turns there with the ingests from
+    /// that identity, which write the same identity and conversation.
+    async fn recipient_lane(
+        &self,
+        tenant: &TenantId,
+        conversation: ConversationId,
+        via: Option<IdentityId>,
+    ) -> Result<Option<&futures::lock::Mutex<()>>> {
+        let id = match via {
+            Some(id) => Some(id),
+            None => {
+                self.store().conversation(tenant, conversation).await?.and_then(|c| c.last_inbound_via.map(|v| v.1))
+            }
+        };
+        let Some(id) = id else { return Ok(None) };
+        Ok(self.store().identity(tenant, id).await?.map(|i| self.lane(tenant, &i.channel, &i.address)))
     }
 
     /// Records a message part a channel has already accepted ([`Engine::send`]): the rules were
@@ -213,7 +237,16 @@ impl Engine {
         id: MessageId,
         out: &OutboundMessage,
     ) -> Result<Message> {
-        self.retrying(|| self.try_record_outbound(tenant, conversation, out, Recording::Sent(id))).await
+        let lane = self.recipient_lane(tenant, conversation, out.via.as_ref().map(|(_, i)| *i)).await?;
+        let _turn = match lane {
+            Some(lane) => Some(lane.lock().await),
+            None => None,
+        };
+        // The provider has the message: giving up on a conflict would leave it sent but not
+        // recorded (and a retry of the send would send it again). Every conflict means another
+        // commit made progress, so keep at it far longer than for anything else.
+        let attempts = self.config().max_commit_attempts.max(1).saturating_mul(64);
+        self.retrying_up_to(attempts, || self.try_record_outbound(tenant, conversation, out, Recording::Sent(id))).await
     }
 
     async fn try_record_outbound(
@@ -246,7 +279,8 @@ impl Engine {
         if checked && !customer.may_contact(&channel) {
             return Err(Error::Refused(format!("the customer is blocked or opted out of {channel}")));
         }
-        let now = self.now();
+        // Never before the conversation's latest message (see `try_ingest`).
+        let now = self.now().max(conversation.last_activity_at);
         let human = matches!(out.author, Author::Agent(_));
         let window = match self.config().human_agent_reply_windows.get(&channel) {
             Some(w) if human => Some(w),

@@ -1,7 +1,9 @@
 //! The in-memory store: always compiled, the same semantics as a database backend.
 
 use super::rules::{Lookup, Standing, check};
-use super::{ChangeSet, Committed, LinkKey, MessageQuery, MessageScope, Store, ThreadKey, ThreadKeyClaim};
+use super::{
+    ChangeSet, Committed, CustomerSnapshot, LinkKey, MessageQuery, MessageScope, Store, ThreadKey, ThreadKeyClaim,
+};
 use crate::events::StoredEvent;
 use crate::hash::{IdMap, KeyedMap, KeyedSet};
 use crate::idgen::IdGen;
@@ -256,6 +258,66 @@ impl InMemoryStore {
 }
 
 impl TenantData {
+    fn identities_of(&self, customer: CustomerId) -> Vec<Identity> {
+        self.identities_by_customer.get(&customer).into_iter().flatten().filter_map(|id| self.identity(*id)).collect()
+    }
+
+    /// A customer's conversations, most recently active first.
+    fn conversations_of(&self, customer: CustomerId) -> Vec<Conversation> {
+        let mut v: Vec<Conversation> = self
+            .conversations_by_customer
+            .get(&customer)
+            .into_iter()
+            .flatten()
+            .filter_map(|id| self.conversations.get(id).cloned())
+            .collect();
+        v.sort_by(|a, b| b.last_activity_at.cmp(&a.last_activity_at).then(b.id.cmp(&a.id)));
+        v
+    }
+
+    /// A page of messages, newest first.
+    fn messages(&self, query: &MessageQuery) -> Vec<Message> {
+        let one;
+        let conversations: &[ConversationId] = match query.scope {
+            MessageScope::Conversation(c) => {
+                one = [c];
+                &one
+            }
+            MessageScope::Customer(c) => self.conversations_by_customer.get(&c).map_or(&[], Vec::as_slice),
+        };
+        // Each conversation's ids below the cursor; merge them from the newest end.
+        let mut slices: Vec<&[MessageId]> = conversations
+            .iter()
+            .filter_map(|c| self.messages_by_conversation.get(c))
+            .map(|ids| match query.before {
+                Some(b) => &ids[..ids.partition_point(|m| *m < b)],
+                None => &ids[..],
+            })
+            .filter(|s| !s.is_empty())
+            .collect();
+        let mut out = Vec::with_capacity(query.limit.min(1024));
+        while out.len() < query.limit {
+            // The slice whose last (newest) id is the greatest.
+            let mut best: Option<(usize, MessageId)> = None;
+            for (i, s) in slices.iter().enumerate() {
+                if let Some(&m) = s.last()
+                    && best.is_none_or(|(_, b)| m > b)
+                {
+                    best = Some((i, m));
+                }
+            }
+            let Some((i, newest)) = best else { break };
+            if let Some(s) = slices.get_mut(i)
+                && let Some((_, rest)) = s.split_last()
+            {
+                *s = rest;
+            }
+            if let Some(m) = self.messages.get(&newest) {
+                out.push(m.clone());
+            }
+        }
+        out
+    }
     /// The stored identity with `(channel, kind, value)`.
     fn stored_at(
         &self,
@@ -567,9 +629,7 @@ impl Store for InMemoryStore {
     }
 
     async fn identities_of(&self, tenant: &TenantId, customer: CustomerId) -> crate::Result<Vec<Identity>> {
-        Ok(self.with(tenant, Vec::new(), |d| {
-            d.identities_by_customer.get(&customer).into_iter().flatten().filter_map(|id| d.identity(*id)).collect()
-        }))
+        Ok(self.with(tenant, Vec::new(), |d| d.identities_of(customer)))
     }
 
     async fn customers_by_address(
@@ -604,17 +664,7 @@ impl Store for InMemoryStore {
     }
 
     async fn conversations_of(&self, tenant: &TenantId, customer: CustomerId) -> crate::Result<Vec<Conversation>> {
-        Ok(self.with(tenant, Vec::new(), |d| {
-            let mut v: Vec<Conversation> = d
-                .conversations_by_customer
-                .get(&customer)
-                .into_iter()
-                .flatten()
-                .filter_map(|id| d.conversations.get(id).cloned())
-                .collect();
-            v.sort_by(|a, b| b.last_activity_at.cmp(&a.last_activity_at).then(b.id.cmp(&a.id)));
-            v
-        }))
+        Ok(self.with(tenant, Vec::new(), |d| d.conversations_of(customer)))
     }
 
     async fn message(&self, tenant: &TenantId, id: MessageId) -> crate::Result<Option<Message>> {
@@ -633,47 +683,26 @@ impl Store for InMemoryStore {
     }
 
     async fn messages(&self, tenant: &TenantId, query: &MessageQuery) -> crate::Result<Vec<Message>> {
-        Ok(self.with(tenant, Vec::new(), |d| {
-            let one;
-            let conversations: &[ConversationId] = match query.scope {
-                MessageScope::Conversation(c) => {
-                    one = [c];
-                    &one
-                }
-                MessageScope::Customer(c) => d.conversations_by_customer.get(&c).map_or(&[], Vec::as_slice),
-            };
-            // Each conversation's ids below the cursor; merge them from the newest end.
-            let mut slices: Vec<&[MessageId]> = conversations
-                .iter()
-                .filter_map(|c| d.messages_by_conversation.get(c))
-                .map(|ids| match query.before {
-                    Some(b) => &ids[..ids.partition_point(|m| *m < b)],
-                    None => &ids[..],
-                })
-                .filter(|s| !s.is_empty())
-                .collect();
-            let mut out = Vec::with_capacity(query.limit.min(1024));
-            while out.len() < query.limit {
-                // The slice whose last (newest) id is the greatest.
-                let mut best: Option<(usize, MessageId)> = None;
-                for (i, s) in slices.iter().enumerate() {
-                    if let Some(&m) = s.last()
-                        && best.is_none_or(|(_, b)| m > b)
-                    {
-                        best = Some((i, m));
-                    }
-                }
-                let Some((i, newest)) = best else { break };
-                if let Some(s) = slices.get_mut(i)
-                    && let Some((_, rest)) = s.split_last()
-                {
-                    *s = rest;
-                }
-                if let Some(m) = d.messages.get(&newest) {
-                    out.push(m.clone());
-                }
-            }
-            out
+        Ok(self.with(tenant, Vec::new(), |d| d.messages(query)))
+    }
+
+    /// One read under the tenant's lock: a snapshot by construction.
+    async fn customer_snapshot(
+        &self,
+        tenant: &TenantId,
+        customer: CustomerId,
+    ) -> crate::Result<Option<CustomerSnapshot>> {
+        Ok(self.with(tenant, None, |d| {
+            let record = d.customers.get(&customer)?.clone();
+            let query = MessageQuery { scope: MessageScope::Customer(customer), before: None, limit: usize::MAX };
+            let mut messages = d.messages(&query);
+            messages.reverse();
+            Some(CustomerSnapshot {
+                customer: record,
+                identities: d.identities_of(customer),
+                conversations: d.conversations_of(customer),
+                messages,
+            })
         }))
     }
 

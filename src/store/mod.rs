@@ -26,6 +26,8 @@
 //!   leave one attached to a merged or erased customer is a conflict (so an erasure racing an
 //!   ingest can never leave data behind or revive the customer).
 //! * Events get consecutive sequence numbers per tenant in commit order.
+//! * [`Store::customer_snapshot`] answers as of one moment: no message without its
+//!   conversation, counters that match the messages.
 
 mod memory;
 #[cfg(feature = "postgres")]
@@ -113,6 +115,67 @@ pub trait Store: Send + Sync + std::fmt::Debug {
 
     /// Outbox events with a sequence number greater than `after`, oldest first, at most `limit`.
     async fn events_after(&self, tenant: &TenantId, after: u64, limit: usize) -> crate::Result<Vec<StoredEvent>>;
+
+    /// Everything stored about a customer as of one moment (for a GDPR export): the customer
+    /// record as stored (an alias or tombstone is returned as such, nothing attached to it),
+    /// its identities, its conversations and all their messages; `None` if the customer is not
+    /// stored. Every message is in one of the conversations, and each conversation's counters
+    /// match its messages.
+    ///
+    /// The default reads with the other methods, piece by piece, and reads again while anything
+    /// it read moved meanwhile (a conversation's or identity's version, the customer's version,
+    /// which everything attaching a record to it bumps); after 16 tries it fails with
+    /// [`Error::Conflict`](crate::Error::Conflict). A backend that can read in one transaction
+    /// should do so (the in-memory and SQLite stores do).
+    async fn customer_snapshot(
+        &self,
+        tenant: &TenantId,
+        customer: CustomerId,
+    ) -> crate::Result<Option<CustomerSnapshot>> {
+        for _ in 0..16 {
+            let Some(record) = self.customer(tenant, customer).await? else { return Ok(None) };
+            let identities = self.identities_of(tenant, customer).await?;
+            let conversations = self.conversations_of(tenant, customer).await?;
+            let mut messages = Vec::new();
+            let mut before = None;
+            loop {
+                let query = MessageQuery { scope: MessageScope::Customer(customer), before, limit: 1000 };
+                let page = self.messages(tenant, &query).await?;
+                let done = page.len() < 1000;
+                before = page.last().map(|m| m.id);
+                messages.extend(page);
+                if done {
+                    break;
+                }
+            }
+            messages.reverse();
+            // Every message written bumps its conversation's version. The customer is read last:
+            // an erasure or merge is final.
+            let conversation_versions = |c: &[Conversation]| c.iter().map(|c| (c.id, c.version)).collect::<Vec<_>>();
+            let identity_versions = |i: &[Identity]| i.iter().map(|i| (i.id, i.version)).collect::<Vec<_>>();
+            let unchanged = conversation_versions(&self.conversations_of(tenant, customer).await?)
+                == conversation_versions(&conversations)
+                && identity_versions(&self.identities_of(tenant, customer).await?) == identity_versions(&identities)
+                && self.customer(tenant, customer).await?.is_some_and(|again| again.version == record.version);
+            if unchanged {
+                return Ok(Some(CustomerSnapshot { customer: record, identities, conversations, messages }));
+            }
+        }
+        Err(crate::Error::Conflict(format!("customer {customer} kept changing while it was read")))
+    }
+}
+
+/// Everything stored about one customer as of one moment ([`Store::customer_snapshot`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomerSnapshot {
+    /// The customer record.
+    pub customer: Customer,
+    /// Its identities.
+    pub identities: Vec<Identity>,
+    /// Its conversations, most recently active first.
+    pub conversations: Vec<Conversation>,
+    /// The messages of those conversations, oldest first (by id).
+    pub messages: Vec<Message>,
 }
 
 /// An address key used to find a customer across channels (email and phone only: platform ids

@@ -74,7 +74,7 @@ mod statements;
 mod worker;
 mod write;
 
-use super::{ChangeSet, Committed, LinkKey, MessageQuery, Store, ThreadKey};
+use super::{ChangeSet, Committed, CustomerSnapshot, LinkKey, MessageQuery, Store, ThreadKey};
 use crate::events::StoredEvent;
 use crate::model::{
     AddressKind, ChannelKind, Conversation, ConversationId, Customer, CustomerId, Identity, IdentityId, Message,
@@ -523,6 +523,19 @@ impl Store for SqliteStore {
     async fn messages(&self, tenant: &TenantId, query: &MessageQuery) -> Result<Vec<Message>> {
         let (t, q) = (tenant.clone(), *query);
         self.inner.workers.read(move |c| read::messages(c, t.as_str(), &q)).await
+    }
+
+    /// One read transaction: WAL gives it one snapshot of the database throughout.
+    async fn customer_snapshot(&self, tenant: &TenantId, customer: CustomerId) -> Result<Option<CustomerSnapshot>> {
+        let t = tenant.clone();
+        self.inner
+            .workers
+            .read(move |c| {
+                // Dropped at the end: rolled back, which ends a read-only transaction.
+                let _snapshot = c.conn().unchecked_transaction().map_err(backend_error)?;
+                read::customer_snapshot(c, t.as_str(), customer)
+            })
+            .await
     }
 
     async fn commit(&self, tenant: &TenantId, changes: ChangeSet) -> Result<Committed> {

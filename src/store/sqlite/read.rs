@@ -9,7 +9,7 @@ use crate::model::{
     AddressKind, ChannelKind, Conversation, ConversationId, Customer, CustomerId, Identity, IdentityId, Message,
     MessageId, NormalizedAddress, TenantId, Verification,
 };
-use crate::store::{LinkKey, MessageQuery, MessageScope, ThreadKey};
+use crate::store::{CustomerSnapshot, LinkKey, MessageQuery, MessageScope, ThreadKey};
 use rusqlite::{OptionalExtension, Params, params};
 use serde::de::DeserializeOwned;
 
@@ -222,6 +222,21 @@ pub(super) fn messages(sql: &Sql<'_>, tenant: &str, query: &MessageQuery) -> Res
             params![tenant, c.0.as_bytes(), before.0.as_bytes(), n],
         ),
     }
+}
+
+/// Everything about a customer, read on one connection (the caller holds a read transaction
+/// around it, so it is one snapshot).
+pub(super) fn customer_snapshot(sql: &Sql<'_>, tenant: &str, id: CustomerId) -> Result<Option<CustomerSnapshot>> {
+    let Some(customer) = self::customer(sql, tenant, id)? else { return Ok(None) };
+    let query = MessageQuery { scope: MessageScope::Customer(id), before: None, limit: usize::MAX };
+    let mut messages = self::messages(sql, tenant, &query)?;
+    messages.reverse();
+    Ok(Some(CustomerSnapshot {
+        customer,
+        identities: identities_of(sql, tenant, id)?,
+        conversations: conversations_of(sql, tenant, id)?,
+        messages,
+    }))
 }
 
 pub(super) fn events_after(sql: &Sql<'_>, tenant: &TenantId, after: u64, n: usize) -> Result<Vec<StoredEvent>> {
