@@ -123,8 +123,10 @@ struct Inner {
     ingest_lanes: Box<[futures::lock::Mutex<()>]>,
 }
 
-/// How many [`Inner::ingest_lanes`] an engine has: unrelated senders rarely share one.
-const INGEST_LANES: usize = 256;
+/// How many [`Inner::ingest_lanes`] an engine has: unrelated senders rarely share one. With 256
+/// ingests in flight, about 6 % share their lane with another sender's (with 256 lanes about
+/// 63 % did, and SQLite group commit batched fewer messages).
+const INGEST_LANES: usize = 4096;
 
 impl std::fmt::Debug for Engine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

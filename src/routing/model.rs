@@ -920,23 +920,25 @@ pub struct LastAgent {
 /// assert_eq!(item.eligible_since, now);
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+// `repr(C)`, the fields a batch step move reads first (id, queue, skills: one cache line).
+#[repr(C)]
 pub struct WorkItem {
     /// The item's id.
     pub id: WorkItemId,
-    /// The channel the work is on.
-    pub channel: ChannelKind,
     /// The queue it waits in unless a plan step names one (`None` = the router's default queue).
     #[serde(default)]
     pub queue: Option<QueueId>,
+    /// Required skills with minimum levels.
+    #[serde(default)]
+    pub skills: BTreeMap<String, u32>,
+    /// The channel the work is on.
+    pub channel: ChannelKind,
     /// Higher is more urgent. Default 0.
     #[serde(default)]
     pub priority: i32,
     /// The customer's language.
     #[serde(default)]
     pub language: Option<LanguageTag>,
-    /// Required skills with minimum levels.
-    #[serde(default)]
-    pub skills: BTreeMap<String, u32>,
     /// Skills wanted at first and dropped by later plan steps (Salesforce *additional* skills,
     /// Zendesk optional skills, Genesys bullseye skills).
     #[serde(default)]

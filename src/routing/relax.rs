@@ -13,7 +13,6 @@ use super::eligibility::{Mask, Term};
 use super::plan::TimerBasis;
 use super::queue::{Entry, discipline_key_at};
 use super::state::{CPlan, FastMap, IState, State, StepRef, Tier, Timer, TimerKind, chain_of, from_ms, live, ms};
-use crate::model::QueueId;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
@@ -179,13 +178,6 @@ impl State {
     }
 }
 
-/// Whether `a` and `b` name the same queue (ids cloned from one another share their key: no
-/// byte comparison then).
-fn same_queue(a: &QueueId, b: &QueueId) -> bool {
-    let (x, y) = (a.as_str(), b.as_str());
-    (std::ptr::eq(x.as_ptr(), y.as_ptr()) && x.len() == y.len()) || x == y
-}
-
 /// Whether `a` and `b` are the same skills (the usual one or two entries compared without
 /// walking the trees when they differ).
 fn same_skills(a: &BTreeMap<String, u32>, b: &BTreeMap<String, u32>) -> bool {
@@ -247,7 +239,7 @@ impl State {
             return false;
         }
         let want = step.pool.queues.first().or(slot.item.queue.as_ref()).unwrap_or(&self.config.default_queue);
-        if !same_queue(want, &slot.queue) || self.queues.at(slot.qi).is_none() {
+        if *want != slot.queue || self.queues.at(slot.qi).is_none() {
             return false;
         }
         // The step's entry (the previous due instant, as `advance` takes it) and next due.
@@ -273,7 +265,7 @@ impl State {
         // all agents; another queue of its own goes the per-item way.
         let item_queue = match &slot.item.queue {
             None => 0,
-            Some(q) if same_queue(q, &slot.queue) => 1,
+            Some(q) if *q == slot.queue => 1,
             Some(_) => return false,
         };
         let (qi, chan) = (slot.qi, slot.chan);

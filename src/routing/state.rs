@@ -758,8 +758,10 @@ pub(crate) struct ItemSlot {
 }
 
 /// The submitted item (what it derefs to) and the router's notes on it that a step move does
-/// not read.
+/// not read. `repr(C)`, the item first: what a step move reads of it (its id, queue and skills)
+/// is its first 64 bytes.
 #[derive(Debug)]
+#[repr(C)]
 pub(crate) struct ItemRecord {
     pub work: WorkItem,
     pub plan_gen: u64,
@@ -2755,6 +2757,15 @@ mod layout_tests {
         assert!(hot_end <= 4 * 64, "the hot fields end at byte {hot_end}");
         assert!(std::mem::offset_of!(ItemSlot, item) >= hot_end);
         assert_eq!(std::mem::align_of::<ItemSlot>(), 64);
+        // What a step move reads of the boxed item: its first line.
+        assert_eq!(std::mem::offset_of!(ItemRecord, work), 0);
+        for end in [
+            std::mem::offset_of!(WorkItem, id) + std::mem::size_of::<WorkItemId>(),
+            std::mem::offset_of!(WorkItem, queue) + std::mem::size_of::<Option<QueueId>>(),
+            std::mem::offset_of!(WorkItem, skills) + std::mem::size_of::<std::collections::BTreeMap<String, u32>>(),
+        ] {
+            assert!(end <= 64, "a field a step move reads ends at byte {end}");
+        }
         // The item itself is boxed: a tick walking a million slots walks 256-byte strides (640
         // with the item in place).
         assert!(
