@@ -710,6 +710,33 @@ unsafe fn route_and_hand_out(
     unsafe { hand_out(out, &RoutingEventsJson { events: &events, next_timer: router.next_timer() }) }
 }
 
+/// A configuration call: `json` (the argument `argument`) read as a `T` and given to the
+/// router by `apply`; then the timers the change makes due fire at once (a queue found closed,
+/// agents idle already), and the events are handed out as for any routing call.
+///
+/// # Safety
+/// `json` is NULL or NUL-terminated; `out` is NULL or writable.
+unsafe fn configure_router<T: DeserializeOwned>(
+    engine: *mut TpEngine,
+    json: *const c_char,
+    argument: &str,
+    out: *mut *mut c_char,
+    apply: impl FnOnce(&Router, T) -> Result<(), Error>,
+) -> TpStatus {
+    guard(|| {
+        // SAFETY (this block and below): the caller's promises, forwarded.
+        let out = unsafe { out_slot(out, "out_events_json") }?;
+        let live = live(engine)?;
+        let value: T = parse(unsafe { text(json, argument) }?, argument)?;
+        unsafe {
+            route_and_hand_out(out, &live, |router| {
+                apply(router, value)?;
+                Ok(router.tick(live.engine.now()))
+            })
+        }
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // The C API.
 
@@ -1269,18 +1296,13 @@ pub unsafe extern "C" fn tp_calendars_set(
     calendars_json: *const c_char,
     out_events_json: *mut *mut c_char,
 ) -> TpStatus {
-    guard(|| {
-        // SAFETY (this block and below): the caller's promises, forwarded.
-        let out = unsafe { out_slot(out_events_json, "out_events_json") }?;
-        let live = live(engine)?;
-        let calendars: Calendars = parse(unsafe { text(calendars_json, "calendars_json") }?, "calendars_json")?;
-        unsafe {
-            route_and_hand_out(out, &live, |router| {
-                router.set_calendars(calendars);
-                Ok(router.tick(live.engine.now()))
-            })
-        }
-    })
+    // SAFETY: the caller's promises, forwarded.
+    unsafe {
+        configure_router(engine, calendars_json, "calendars_json", out_events_json, |router, calendars: Calendars| {
+            router.set_calendars(calendars);
+            Ok(())
+        })
+    }
 }
 
 /// Adds a queue to the engine's router, or replaces one (waiting work stays in it): its
@@ -1325,18 +1347,12 @@ pub unsafe extern "C" fn tp_queue_upsert(
     queue_json: *const c_char,
     out_events_json: *mut *mut c_char,
 ) -> TpStatus {
-    guard(|| {
-        // SAFETY (this block and below): the caller's promises, forwarded.
-        let out = unsafe { out_slot(out_events_json, "out_events_json") }?;
-        let live = live(engine)?;
-        let queue: Queue = parse(unsafe { text(queue_json, "queue_json") }?, "queue_json")?;
-        unsafe {
-            route_and_hand_out(out, &live, |router| {
-                router.upsert_queue(queue)?;
-                Ok(router.tick(live.engine.now()))
-            })
-        }
-    })
+    // SAFETY: the caller's promises, forwarded.
+    unsafe {
+        configure_router(engine, queue_json, "queue_json", out_events_json, |router, queue: Queue| {
+            router.upsert_queue(queue)
+        })
+    }
 }
 
 /// Installs the idle rule, or removes it: an agent in a status that takes work who shows no
@@ -1367,18 +1383,12 @@ pub unsafe extern "C" fn tp_idle_policy_set(
     idle_json: *const c_char,
     out_events_json: *mut *mut c_char,
 ) -> TpStatus {
-    guard(|| {
-        // SAFETY (this block and below): the caller's promises, forwarded.
-        let out = unsafe { out_slot(out_events_json, "out_events_json") }?;
-        let live = live(engine)?;
-        let idle: Option<IdlePolicy> = parse(unsafe { text(idle_json, "idle_json") }?, "idle_json")?;
-        unsafe {
-            route_and_hand_out(out, &live, |router| {
-                router.set_idle_policy(idle)?;
-                Ok(router.tick(live.engine.now()))
-            })
-        }
-    })
+    // SAFETY: the caller's promises, forwarded.
+    unsafe {
+        configure_router(engine, idle_json, "idle_json", out_events_json, |router, idle: Option<IdlePolicy>| {
+            router.set_idle_policy(idle)
+        })
+    }
 }
 
 /// Reports activity of an agent that the router does not see otherwise (typing, opening a

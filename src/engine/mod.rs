@@ -121,6 +121,9 @@ struct Inner {
     /// same identity and conversation, and all but one commit would conflict, again and again,
     /// until one ran out of attempts.
     ingest_lanes: Box<[futures::lock::Mutex<()>]>,
+    /// Picks a sender's lane, with seeds of this engine's own (senders cannot be chosen to
+    /// share one).
+    lane_hash: crate::hash::KeyedState,
 }
 
 /// How many [`Inner::ingest_lanes`] an engine has: unrelated senders rarely share one. With 256
@@ -208,6 +211,7 @@ impl EngineBuilder {
                 sending: Mutex::new(HashSet::new()),
                 routed: Mutex::new(HashMap::new()),
                 ingest_lanes: (0..INGEST_LANES).map(|_| futures::lock::Mutex::new(())).collect(),
+                lane_hash: crate::hash::KeyedState::default(),
             }),
         }
     }
@@ -340,10 +344,9 @@ impl Engine {
         channel: &ChannelKind,
         address: &crate::model::NormalizedAddress,
     ) -> &futures::lock::Mutex<()> {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        (tenant, channel, address).hash(&mut h);
-        &self.inner.ingest_lanes[(h.finish() % INGEST_LANES as u64) as usize]
+        use std::hash::BuildHasher;
+        let h = self.inner.lane_hash.hash_one((tenant, channel, address));
+        &self.inner.ingest_lanes[(h % INGEST_LANES as u64) as usize]
     }
 
     /// A stream of the tenant's events with a sequence number greater than `after`

@@ -200,31 +200,28 @@ impl Engine {
         if let Some(x) = &out.external_id {
             check_text("external_id", x, 512)?;
         }
-        let lane = self.recipient_lane(tenant, conversation, out.via.as_ref().map(|(_, i)| *i)).await?;
-        let _turn = match lane {
-            Some(lane) => Some(lane.lock().await),
-            None => None,
-        };
+        let _turn = self.recipient_turn(tenant, conversation, &out).await?;
         self.retrying(|| self.try_record_outbound(tenant, conversation, &out, Recording::Checked)).await
     }
 
-    /// The lane of the identity a message to `conversation` goes to (`via`, else where the
-    /// customer last wrote), if it is stored: recording takes turns there with the ingests from
-    /// that identity, which write the same identity and conversation.
-    async fn recipient_lane(
+    /// A turn on the lane of the identity a message to `conversation` goes to (`via`, else
+    /// where the customer last wrote), if it is stored: recording takes turns there with the
+    /// ingests from that identity, which write the same identity and conversation.
+    async fn recipient_turn(
         &self,
         tenant: &TenantId,
         conversation: ConversationId,
-        via: Option<IdentityId>,
-    ) -> Result<Option<&futures::lock::Mutex<()>>> {
-        let id = match via {
-            Some(id) => Some(id),
+        out: &OutboundMessage,
+    ) -> Result<Option<futures::lock::MutexGuard<'_, ()>>> {
+        let id = match &out.via {
+            Some((_, id)) => Some(*id),
             None => {
                 self.store().conversation(tenant, conversation).await?.and_then(|c| c.last_inbound_via.map(|v| v.1))
             }
         };
         let Some(id) = id else { return Ok(None) };
-        Ok(self.store().identity(tenant, id).await?.map(|i| self.lane(tenant, &i.channel, &i.address)))
+        let Some(identity) = self.store().identity(tenant, id).await? else { return Ok(None) };
+        Ok(Some(self.lane(tenant, &identity.channel, &identity.address).lock().await))
     }
 
     /// Records a message part a channel has already accepted ([`Engine::send`]): the rules were
@@ -237,11 +234,7 @@ impl Engine {
         id: MessageId,
         out: &OutboundMessage,
     ) -> Result<Message> {
-        let lane = self.recipient_lane(tenant, conversation, out.via.as_ref().map(|(_, i)| *i)).await?;
-        let _turn = match lane {
-            Some(lane) => Some(lane.lock().await),
-            None => None,
-        };
+        let _turn = self.recipient_turn(tenant, conversation, out).await?;
         // The provider has the message: giving up on a conflict would leave it sent but not
         // recorded (and a retry of the send would send it again). Every conflict means another
         // commit made progress, so keep at it far longer than for anything else.

@@ -655,14 +655,16 @@ impl State {
     /// Brings item `i` under the plan installed since it was classified: classified again from
     /// the first rule, unless an overflow (max wait, after hours, declines, a decision's
     /// fallback) placed it in its queue. Such an item stays there, its max wait running on: the
-    /// plan's rules would send it back to the queue it left, to get that queue's action again.
-    /// `false` if the item finished.
+    /// plan's rules would send it back to the queue it left, to get that queue's action again;
+    /// its tiers are those of any member of the queue, under the new plan. `false` if the item
+    /// finished.
     pub fn reclassify(&mut self, i: u32, now: DateTime<Utc>) -> bool {
         let plan_gen = self.plan_gen;
         if let Some(s) = self.slot(i)
             && s.item.moved
         {
             s.item.plan_gen = plan_gen;
+            self.compute_tiers(i);
             return true;
         }
         self.classify(i, now)
@@ -674,9 +676,6 @@ impl State {
         if slot.item.plan_gen != self.plan_gen {
             if !self.reclassify(i, now) {
                 return;
-            }
-            if self.items[i as usize].as_ref().is_some_and(|s| s.item.moved) {
-                self.compute_tiers(i);
             }
         } else if slot.step_due.is_some_and(|d| d <= ms(now)) {
             if !self.advance(i, now, now) {
