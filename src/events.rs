@@ -245,6 +245,13 @@ pub enum RoutingChange {
         /// Whether the bot keeps it until a human has it.
         mode: HandoffMode,
     },
+    /// A human handed it back to a bot.
+    ReturnedToBot {
+        /// The human agent who let go of it.
+        agent: AgentId,
+        /// The bot that takes it.
+        bot: AgentId,
+    },
     /// Left routing by policy (max wait, declines, plan end); `action` is what the host should do.
     TimedOut {
         /// What the host should do.
@@ -299,6 +306,9 @@ impl RoutingChange {
             }
             RoutingEvent::HandedOff { item, bot, mode } => {
                 (item, RoutingChange::HandedOff { bot: bot.clone(), mode: *mode })
+            }
+            RoutingEvent::ReturnedToBot { item, agent, bot } => {
+                (item, RoutingChange::ReturnedToBot { agent: agent.clone(), bot: bot.clone() })
             }
             RoutingEvent::TimedOut { item, action, .. } => (item, RoutingChange::TimedOut { action: action.clone() }),
             RoutingEvent::Completed { item, agent } => (item, RoutingChange::Completed { agent: agent.clone() }),

@@ -316,6 +316,26 @@ fn a_bot_passing_a_conversation_back_to_its_queue_is_no_longer_its_handler() {
     );
 }
 
+/// A human hands the conversation back to a bot: the conversation's handler becomes the bot
+/// and the outbox records the change.
+#[test]
+fn a_conversation_returned_to_a_bot_has_the_bot_as_its_handler() {
+    let (engine, router, tenant) = setup();
+    let ana = AgentId::new("ana").unwrap();
+    let survey = AgentId::new("survey").unwrap();
+    router.upsert_agent(Agent::bot(survey.clone()).with_status("online"), engine.now()).unwrap();
+    let c = run(engine.ingest(&tenant, chat("v1", "c1"))).unwrap().conversation;
+    assert_eq!(handler(&engine, &tenant, c), Some(Handler::Agent(ana.clone())));
+    let events = router.return_to_bot(WorkItemId::from(c), &survey, Default::default(), engine.now()).unwrap();
+    run(engine.apply_routing_events(&tenant, &events)).unwrap();
+    assert_eq!(handler(&engine, &tenant, c), Some(Handler::Bot(survey.clone())));
+    let recorded = routing_events(&engine, &tenant);
+    assert!(recorded.contains(&(c, RoutingChange::ReturnedToBot { agent: ana, bot: survey.clone() })), "{recorded:?}");
+    assert!(
+        matches!(recorded.last(), Some((id, RoutingChange::Assigned { agent, .. })) if *id == c && *agent == survey)
+    );
+}
+
 /// `route_conversation` on a conversation the router already holds returns its current
 /// decision (as documented), rather than failing.
 #[test]

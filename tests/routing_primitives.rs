@@ -6,7 +6,7 @@ use chrono::{TimeDelta, TimeZone, Utc};
 use routing_common::*;
 use std::sync::Arc;
 use touchpoint::Error;
-use touchpoint::model::{ChannelKind, LanguageTag};
+use touchpoint::model::{Attributes, ChannelKind, LanguageTag};
 use touchpoint::routing::*;
 
 fn lang(s: &str) -> LanguageTag {
@@ -863,6 +863,87 @@ fn bot_offer_mode_keeps_the_bot_until_a_human_takes_over() {
     assert_eq!(r.agent(&aid("bot")).unwrap().load, 1);
     r.set_presence(&aid("human"), "online", at(9)).unwrap();
     assert_eq!(r.item(wid(1)).unwrap().control, ItemControl::Human(aid("human")));
+    assert_eq!(r.agent(&aid("bot")).unwrap().load, 0);
+}
+
+fn notes(v: serde_json::Value) -> Attributes {
+    v.as_object().unwrap().clone().into_iter().collect()
+}
+
+#[test]
+fn a_human_returns_the_item_to_a_bot_and_takes_the_next_waiting_one() {
+    let r = router(&["s"]);
+    r.upsert_agent(Agent::bot(aid("survey")).with_status("offline"), t0()).unwrap();
+    r.upsert_agent(chat_agent("human", "s", 1), t0()).unwrap();
+    assert_eq!(assigned_to(&r.submit(chat(1, "s", t0()), t0()).unwrap()).as_deref(), Some("human"));
+    assert_eq!(r.submit(chat(2, "s", at(1)), at(1)).unwrap().outcome, Outcome::Queued(qid("s")));
+    // The bot is offline: refused, and nothing changed.
+    let refused = r.return_to_bot(wid(1), &aid("survey"), notes(serde_json::json!({"x": 1})), at(10));
+    assert!(matches!(refused, Err(Error::Refused(ref m)) if m.contains("survey")), "{refused:?}");
+    assert_eq!(r.item(wid(1)).unwrap().control, ItemControl::Human(aid("human")));
+    assert!(!r.item(wid(1)).unwrap().item.attributes.contains_key("x"));
+
+    r.set_presence(&aid("survey"), "online", at(20)).unwrap();
+    let ev = r.return_to_bot(wid(1), &aid("survey"), notes(serde_json::json!({"resolved": true})), at(30)).unwrap();
+    assert_eq!(ev[0], RoutingEvent::ReturnedToBot { item: wid(1), agent: aid("human"), bot: aid("survey") });
+    // The bot has the item; the human's freed chat goes to the waiting item.
+    assert_eq!(assignments(&ev), vec![(wid(1), "survey".into()), (wid(2), "human".into())]);
+    let status = r.item(wid(1)).unwrap();
+    assert_eq!(status.control, ItemControl::Bot(aid("survey")));
+    assert_eq!(status.item.attributes["resolved"], true);
+    assert_eq!(r.agent(&aid("human")).unwrap().load, 1);
+    assert_eq!(r.agent(&aid("survey")).unwrap().load, 1);
+    // Completing it frees the bot.
+    r.complete(wid(1), at(40)).unwrap();
+    assert_eq!(r.agent(&aid("survey")).unwrap().load, 0);
+}
+
+#[test]
+fn return_to_bot_refuses_what_it_cannot_do_and_changes_nothing() {
+    let r = router(&["s"]);
+    r.upsert_agent(Agent::bot(aid("bot")).with_queue(qid("s")), t0()).unwrap();
+    r.upsert_agent(chat_agent("human", "s", 1), t0()).unwrap();
+    r.upsert_agent(chat_agent("other", "s", 1).with_status("away"), t0()).unwrap();
+    let plan = Plan::new([Rule::new("humans", [Step::new(Pool::queues([qid("s")])).eligible(Term::Bot(false))])]);
+    r.set_plan(plan, t0()).unwrap();
+    assert_eq!(assigned_to(&r.submit(chat(1, "s", t0()), t0()).unwrap()).as_deref(), Some("human"));
+    assert_eq!(r.submit(chat(2, "s", t0()), t0()).unwrap().outcome, Outcome::Queued(qid("s")));
+    let none = Attributes::default();
+    // A human named as the bot.
+    assert!(matches!(r.return_to_bot(wid(1), &aid("other"), none.clone(), at(1)), Err(Error::InvalidInput { .. })));
+    // Unknown names.
+    assert!(matches!(r.return_to_bot(wid(1), &aid("ghost"), none.clone(), at(1)), Err(Error::NotFound { .. })));
+    assert!(matches!(r.return_to_bot(wid(9), &aid("bot"), none.clone(), at(1)), Err(Error::NotFound { .. })));
+    // A waiting item has no human to let go of it.
+    assert!(matches!(r.return_to_bot(wid(2), &aid("bot"), none.clone(), at(1)), Err(Error::Refused(_))));
+    assert_eq!(r.item(wid(1)).unwrap().control, ItemControl::Human(aid("human")));
+    assert_eq!(r.item(wid(2)).unwrap().state, ItemState::Waiting);
+    assert_eq!(r.agent(&aid("bot")).unwrap().load, 0);
+    // Once with the bot, the bot hands off with `handoff`, not `return_to_bot`.
+    r.return_to_bot(wid(1), &aid("bot"), none.clone(), at(2)).unwrap();
+    assert!(matches!(r.return_to_bot(wid(1), &aid("bot"), none, at(3)), Err(Error::Refused(_))));
+}
+
+#[test]
+fn a_bot_that_handed_off_can_take_the_item_back_and_hand_it_off_again() {
+    let r = router(&["s"]);
+    r.upsert_agent(Agent::bot(aid("bot")).with_queue(qid("s")), t0()).unwrap();
+    r.upsert_agent(chat_agent("human", "s", 1), t0()).unwrap();
+    let plan = Plan::new([
+        Rule::new("escalated", [Step::new(Pool::queues([qid("s")])).eligible(Term::Bot(false))])
+            .when(Term::ItemAttr { key: "intent".into(), test: AttrTest::Exists }),
+        Rule::new("bot-first", [Step::new(Pool::queues([qid("s")])).eligible(Term::Bot(true))]),
+    ]);
+    r.set_plan(plan, t0()).unwrap();
+    assert_eq!(assigned_to(&r.submit(chat(1, "s", t0()), t0()).unwrap()).as_deref(), Some("bot"));
+    let d = r.handoff(wid(1), notes(serde_json::json!({"intent": "refund"})), HandoffMode::Pass, at(10)).unwrap();
+    assert_eq!(assigned_to(&d).as_deref(), Some("human"));
+    r.return_to_bot(wid(1), &aid("bot"), notes(serde_json::json!({"refunded": true})), at(20)).unwrap();
+    assert_eq!(r.item(wid(1)).unwrap().control, ItemControl::Bot(aid("bot")));
+    assert_eq!(r.agent(&aid("human")).unwrap().load, 0);
+    // The customer asks for a human again: the bot hands off and the human gets it.
+    let d = r.handoff(wid(1), Attributes::default(), HandoffMode::Pass, at(30)).unwrap();
+    assert_eq!(assigned_to(&d).as_deref(), Some("human"));
     assert_eq!(r.agent(&aid("bot")).unwrap().load, 0);
 }
 

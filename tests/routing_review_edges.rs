@@ -176,6 +176,46 @@ fn lowering_capacity_below_the_load_withdraws_open_offers_that_no_longer_fit() {
     assert!(ev.iter().any(|e| matches!(e, RoutingEvent::Offered { item, .. } if *item == wid(2))), "{ev:#?}");
 }
 
+/// An interruption rule added by an upsert withdraws the open offers it blocks: Ana holds a call
+/// and has a chat offered; "no chat during a call" withdraws the chat offer (not a decline),
+/// so accepting it cannot break the rule, and she gets the chat once the call ends. An offer
+/// on the rule's own channel does not block itself.
+#[test]
+fn an_interruption_rule_added_by_an_upsert_withdraws_the_offers_it_blocks() {
+    let r = router(&[]);
+    r.upsert_queue(Queue::new(qid("s")).with_offers(OfferPolicy::offers(1, TimeDelta::seconds(30)))).unwrap();
+    let cap = Capacity::per_channel([(ChannelKind::Voice, 1), (ChannelKind::WebChat, 3)]);
+    let ana = |cap: Capacity| Agent::new(aid("ana")).with_queue(qid("s")).with_capacity(cap).with_status("online");
+    r.upsert_agent(ana(cap.clone()), t0()).unwrap();
+    let call = WorkItem::new(wid(1), ChannelKind::Voice, t0()).in_queue(qid("s"));
+    assert_eq!(r.submit(call, t0()).unwrap().outcome, Outcome::Offered(vec![aid("ana")]));
+    r.accept(wid(1), &aid("ana"), t0()).unwrap();
+    assert_eq!(r.submit(chat(2, "s", t0()), t0()).unwrap().outcome, Outcome::Offered(vec![aid("ana")]));
+    let ruled = cap
+        .with_interruption(ChannelKind::Voice, ChannelSet::only([ChannelKind::WebChat]))
+        .with_interruption(ChannelKind::Voice, ChannelSet::only([ChannelKind::Voice]));
+    let ev = r.upsert_agent(ana(ruled.clone()), at(1)).unwrap();
+    assert!(
+        ev.iter().any(
+            |e| matches!(e, RoutingEvent::OfferRescinded { item, agent } if *item == wid(2) && *agent == aid("ana"))
+        ),
+        "{ev:#?}"
+    );
+    assert_eq!(r.item(wid(2)).unwrap().state, ItemState::Waiting);
+    assert!(r.accept(wid(2), &aid("ana"), at(2)).is_err());
+    // Not a decline: the end of the call gives her the chat.
+    let ev = r.complete(wid(1), at(3)).unwrap();
+    assert!(ev.iter().any(|e| matches!(e, RoutingEvent::Offered { item, .. } if *item == wid(2))), "{ev:#?}");
+    r.accept(wid(2), &aid("ana"), at(3)).unwrap();
+    // A call offered while she has no other call is not withdrawn by the voice-on-voice rule
+    // (nor by her chat: no rule blocks calls during chats).
+    let call = WorkItem::new(wid(3), ChannelKind::Voice, at(4)).in_queue(qid("s"));
+    assert_eq!(r.submit(call, at(4)).unwrap().outcome, Outcome::Offered(vec![aid("ana")]));
+    let ev = r.upsert_agent(ana(ruled), at(5)).unwrap();
+    assert!(!ev.iter().any(|e| matches!(e, RoutingEvent::OfferRescinded { .. })), "{ev:#?}");
+    assert_eq!(r.item(wid(3)).unwrap().state, ItemState::Offered(vec![aid("ana")]));
+}
+
 /// Interruption in the freed-capacity direction: a chat waits while a call is offered to the
 /// agent (no chat during a call); declining the call gives the agent the chat.
 #[test]

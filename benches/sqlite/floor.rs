@@ -119,6 +119,8 @@ impl Floor {
                 if t == "thread_keys" { 0.0 } else { conn.query_row(&sql, [], |r| r.get(0)).expect("sizes") };
             "r".repeat(len as usize)
         });
+        let sizes: Vec<String> = TABLES.iter().zip(&records).map(|(t, r)| format!("{t} {}", r.len())).collect();
+        eprintln!("floor: average record bytes: {}", sizes.join(", "));
         let senders = {
             let mut stmt = conn
                 .prepare(

@@ -331,6 +331,16 @@ pub enum RoutingEvent {
         /// The request that went unanswered.
         request: u64,
     },
+    /// A human handed the item back to a bot ([`Router::return_to_bot`]); the bot's
+    /// `Assigned` follows.
+    ReturnedToBot {
+        /// Item.
+        item: WorkItemId,
+        /// The human agent who let go of it.
+        agent: AgentId,
+        /// The bot that takes it.
+        bot: AgentId,
+    },
     /// A bot handed the item to routing.
     HandedOff {
         /// Item.
@@ -754,7 +764,8 @@ impl Router {
 
     /// Adds or updates an agent. An agent whose new capacity is below its current load keeps
     /// its work and receives nothing new until under its limits again; its open offers that no
-    /// longer fit are withdrawn ([`RoutingEvent::OfferRescinded`], not a decline).
+    /// longer fit — over a limit, or on a channel a new interruption rule blocks while the agent
+    /// holds other work — are withdrawn ([`RoutingEvent::OfferRescinded`], not a decline).
     ///
     /// An agent that names a [`schedule`](Agent::schedule) the router's calendars do not hold
     /// is refused with [`Error::NotFound`] (entity `schedule`) and nothing changes. Updating a
@@ -801,9 +812,10 @@ impl Router {
             (true, _) => s.rescind_offers_of(a, now),
             // Off shift (the update ended the shift, say): no offer stays open, as at a shift end.
             (false, _) if off_shift => s.rescind_offers_of(a, now),
-            // Capacity lowered below what it holds: open offers that no longer fit are withdrawn.
+            // Capacity lowered below what it holds, or a new interruption rule: open offers that
+            // no longer fit are withdrawn.
             (false, _) => {
-                s.rescind_offers_over_capacity(a, now);
+                s.rescind_offers_that_no_longer_fit(a, now);
                 s.freed.push(a);
             }
         }
@@ -1050,6 +1062,85 @@ impl Router {
             s.items[i as usize].as_ref().map(|x| x.queue.clone()).unwrap_or_else(|| s.config.default_queue.clone());
         let events = Self::finish(&mut s, now);
         Ok(decision(&s, item, i, &queue, events, now))
+    }
+
+    /// A human hands their item back to a bot (human back to bot: the bot runs a survey, an
+    /// automated flow, or waits for the customer's next step): `findings` (the human's notes)
+    /// are merged into the item's attributes, the human's capacity frees (they get the best
+    /// waiting item across their queues), and `bot` gets the item at once. A bot that handed the
+    /// item off before may take it again, and may hand it off again later.
+    ///
+    /// Refused, changing nothing, when the item is not assigned to a human or when the bot
+    /// cannot take it now (its presence, capacity, or an interruption rule);
+    /// [`Error::InvalidInput`] when `bot` is a human agent; [`Error::NotFound`] for an unknown
+    /// item or agent.
+    ///
+    /// ```
+    /// use touchpoint::routing::*;
+    /// use touchpoint::model::{AgentId, ChannelKind};
+    /// use chrono::{TimeDelta, TimeZone, Utc};
+    ///
+    /// let t0 = Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap();
+    /// let (survey, ana) = (AgentId::new("survey-bot").unwrap(), AgentId::new("ana").unwrap());
+    /// let router = Router::new(RouterConfig::default());
+    /// router.upsert_agent(Agent::bot(survey.clone()).with_status("offline"), t0).unwrap();
+    /// router.upsert_agent(Agent::new(ana.clone()).with_status("online"), t0).unwrap();
+    /// let d = router.submit(WorkItem::new(WorkItemId::from_u128(1), ChannelKind::WebChat, t0), t0).unwrap();
+    /// assert_eq!(d.outcome, Outcome::Assigned(ana.clone()));
+    ///
+    /// // Ana solved it; the survey bot (offline so far, so it took nothing) asks for a rating.
+    /// let later = t0 + TimeDelta::minutes(5);
+    /// router.set_presence(&survey, "online", later).unwrap();
+    /// let notes = [("resolved".to_string(), serde_json::json!(true))].into_iter().collect();
+    /// let events = router.return_to_bot(WorkItemId::from_u128(1), &survey, notes, later).unwrap();
+    /// assert!(matches!(&events[0], RoutingEvent::ReturnedToBot { agent, .. } if *agent == ana));
+    /// assert!(matches!(&events[1], RoutingEvent::Assigned { agent, .. } if *agent == survey));
+    /// assert_eq!(router.item(WorkItemId::from_u128(1)).unwrap().control, ItemControl::Bot(survey));
+    /// assert_eq!(router.agent(&ana).unwrap().load, 0);
+    /// ```
+    pub fn return_to_bot(
+        &self,
+        item: WorkItemId,
+        bot: &AgentId,
+        findings: Attributes,
+        now: DateTime<Utc>,
+    ) -> crate::Result<Vec<RoutingEvent>> {
+        if findings.len() > 256 {
+            return Err(Error::invalid("findings", "at most 256 attributes"));
+        }
+        let mut s = self.lock();
+        s.fire_timers(now);
+        let i = Self::item_index(&s, item)?;
+        let b = Self::agent_index(&s, bot)?;
+        let Some(IState::Assigned { agent: h, .. }) = s.items[i as usize].as_ref().map(|x| x.state.clone()) else {
+            return Err(Error::Refused(format!("work item {item} is not assigned")));
+        };
+        if s.agents[h as usize].as_ref().is_some_and(|a| a.agent.is_bot) {
+            return Err(Error::Refused(format!(
+                "work item {item} is with a bot already (a bot hands off with handoff)"
+            )));
+        }
+        let chan = s.items[i as usize].as_ref().map_or(0, |x| x.chan);
+        let Some(slot) = s.agents[b as usize].as_ref() else { return Err(Error::not_found("agent", bot)) };
+        if !slot.agent.is_bot {
+            return Err(Error::invalid("bot", format!("agent {bot} is a human, not a bot")));
+        }
+        if let Err(block) = slot.can_take(chan, &s.channels) {
+            return Err(Error::Refused(format!("bot {bot} cannot take work item {item} now: {block}")));
+        }
+        let human = s.agent_id(h);
+        s.unhold(h, i, chan, now);
+        s.freed.push(h);
+        if let Some(x) = s.items[i as usize].as_mut() {
+            x.item.work.attributes.extend(findings);
+            x.item.excluded.retain(|a| a != bot);
+            x.item.unassigned(state::ms(now));
+            x.state = IState::Moving;
+        }
+        s.events.push(RoutingEvent::ReturnedToBot { item, agent: human, bot: bot.clone() });
+        s.note_activity(h, now);
+        s.assign(i, b, now);
+        Ok(Self::finish(&mut s, now))
     }
 
     /// Answers an external decision ([`RoutingEvent::DecisionRequested`], `request`):

@@ -1024,16 +1024,19 @@ impl State {
 
     /// Withdraws agent `a`'s open offers, one by one from the end of its held list, while the
     /// agent holds more on the offer's channel (or in its budget) than its (lowered) capacity
-    /// allows: an open offer is no work yet, and accepting it would put the agent over its
-    /// limits. Work it has accepted stays.
-    pub fn rescind_offers_over_capacity(&mut self, a: u32, now: DateTime<Utc>) {
+    /// allows, or that an interruption rule now blocks: an open offer is no work yet, and
+    /// accepting it would put the agent over its limits or break the rule. Work it has accepted
+    /// stays.
+    pub fn rescind_offers_that_no_longer_fit(&mut self, a: u32, now: DateTime<Utc>) {
         loop {
             let Some(ag) = self.agents[a as usize].as_ref() else { return };
             let total = ag.agent.capacity.total;
+            let channels = &self.channels;
             let over = |c: usize| {
                 let x = ag.chans.get(c);
                 x.is_some_and(|x| x.limit.is_some_and(|l| x.load > l))
                     || total.is_some_and(|t| ag.budget_used > t && x.is_some_and(|x| x.cost > 0))
+                    || ag.interrupting(c, channels, true).is_some()
             };
             let items = &self.items;
             let offered = ag.held.iter().rev().copied().find(|&i| {

@@ -202,6 +202,17 @@ pub(crate) enum Block {
     Interrupted(ChannelKind),
 }
 
+impl std::fmt::Display for Block {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Block::Presence => f.write_str("its presence takes no work on this channel"),
+            Block::Limit => f.write_str("it is at its limit on this channel"),
+            Block::Budget => f.write_str("its total capacity is used up"),
+            Block::Interrupted(holding) => write!(f, "it holds {holding} work, which this channel may not interrupt"),
+        }
+    }
+}
+
 impl AgentSlot {
     pub fn chan_load(&self, c: usize) -> u32 {
         self.chans.get(c).map_or(0, |x| x.load)
@@ -233,6 +244,17 @@ impl AgentSlot {
         self.budget_used = used;
     }
 
+    /// The channel of the interruption rule that keeps work on channel `c` from the agent: a
+    /// rule blocking `c` while the agent holds work on the rule's channel. `held`: the work in
+    /// question is held already (an open offer) and does not count against itself.
+    pub fn interrupting<'c>(&self, c: usize, channels: &'c [ChannelKind], held: bool) -> Option<&'c ChannelKind> {
+        let ch = channels.get(c)?;
+        self.agent.capacity.interruptions.iter().find_map(|rule| {
+            let hc = channels.iter().position(|k| *k == rule.while_holding)?;
+            (rule.blocks.contains(ch) && self.chan_load(hc) > u32::from(held && hc == c)).then(|| &channels[hc])
+        })
+    }
+
     pub fn can_take(&self, c: usize, channels: &[ChannelKind]) -> Result<(), Block> {
         let Some(ch) = channels.get(c) else { return Err(Block::Presence) };
         if self.status.offline || !self.status.channels.contains(ch) {
@@ -250,15 +272,10 @@ impl AgentSlot {
         {
             return Err(Block::Budget);
         }
-        for rule in &cap.interruptions {
-            if rule.blocks.contains(ch)
-                && let Some(hc) = channels.iter().position(|k| *k == rule.while_holding)
-                && self.chan_load(hc) > 0
-            {
-                return Err(Block::Interrupted(rule.while_holding.clone()));
-            }
+        match self.interrupting(c, channels, false) {
+            Some(holding) => Err(Block::Interrupted(holding.clone())),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     pub fn spare(&self, c: usize, ch: &ChannelKind) -> i64 {
