@@ -497,3 +497,32 @@ fn a_preferred_pool_with_its_own_ranker_ranks_by_it() {
         r.submit(chat(1, "s", at(2)).with_preferred_agent(aid("ana")).with_preferred_agent(aid("bo")), at(2)).unwrap();
     assert_eq!(assigned_to(&d).as_deref(), Some("bo"), "{d:#?}");
 }
+
+/// "No chat during a call" holds in the other order too: a chat is offered to Ana, then a call
+/// reaches her (no rule keeps calls from chats). The chat offer is withdrawn when the call is
+/// offered, so she can never end up holding both.
+#[test]
+fn a_call_reaching_an_agent_withdraws_the_chat_offers_its_rule_blocks() {
+    let r = router(&[]);
+    r.upsert_queue(Queue::new(qid("s")).with_offers(OfferPolicy::offers(1, TimeDelta::seconds(30)))).unwrap();
+    let cap = Capacity::per_channel([(ChannelKind::Voice, 1), (ChannelKind::WebChat, 3)])
+        .with_interruption(ChannelKind::Voice, ChannelSet::only([ChannelKind::WebChat]));
+    r.upsert_agent(Agent::new(aid("ana")).with_queue(qid("s")).with_capacity(cap).with_status("online"), t0()).unwrap();
+    assert_eq!(r.submit(chat(1, "s", t0()), t0()).unwrap().outcome, Outcome::Offered(vec![aid("ana")]));
+    let call = WorkItem::new(wid(2), ChannelKind::Voice, at(1)).in_queue(qid("s"));
+    let d = r.submit(call, at(1)).unwrap();
+    assert_eq!(d.outcome, Outcome::Offered(vec![aid("ana")]));
+    assert!(
+        d.events.iter().any(
+            |e| matches!(e, RoutingEvent::OfferRescinded { item, agent } if *item == wid(1) && *agent == aid("ana"))
+        ),
+        "{:#?}",
+        d.events
+    );
+    assert_eq!(r.item(wid(1)).unwrap().state, ItemState::Waiting);
+    assert!(r.accept(wid(1), &aid("ana"), at(2)).is_err());
+    r.accept(wid(2), &aid("ana"), at(2)).unwrap();
+    // The call ends: the chat is offered to her again (not a decline).
+    let ev = r.complete(wid(2), at(3)).unwrap();
+    assert!(ev.iter().any(|e| matches!(e, RoutingEvent::Offered { item, .. } if *item == wid(1))), "{ev:#?}");
+}

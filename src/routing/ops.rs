@@ -773,14 +773,21 @@ impl State {
     /// Gives freed agents work until none is left to give.
     pub fn drain(&mut self, now: DateTime<Utc>) {
         let mut rounds = 0;
-        while let Some(a) = self.freed.pop() {
+        loop {
             rounds += 1;
             if rounds > 100_000 {
                 self.freed.clear();
+                self.interrupted.clear();
                 break;
             }
-            if self.agents.get(a as usize).is_some_and(|s| s.is_some()) {
-                self.fill_agent(a, now);
+            if let Some(a) = self.interrupted.pop() {
+                self.rescind_offers_that_no_longer_fit(a, now);
+            } else if let Some(a) = self.freed.pop() {
+                if self.agents.get(a as usize).is_some_and(|s| s.is_some()) {
+                    self.fill_agent(a, now);
+                }
+            } else {
+                break;
             }
         }
     }

@@ -1159,6 +1159,9 @@ pub(crate) struct State {
     pub events: Vec<RoutingEvent>,
     /// Agents whose capacity was freed during the current operation.
     pub freed: Vec<u32>,
+    /// Agents who took work an interruption rule of theirs names during the current operation:
+    /// their open offers the rule now blocks are withdrawn before the operation ends.
+    pub interrupted: Vec<u32>,
     pub unknown_agent: AgentId,
     /// The class the last enqueued item went to (a hint for the next one).
     last_class: Option<usize>,
@@ -1248,6 +1251,7 @@ impl State {
             assign_seq: 0,
             events: Vec::new(),
             freed: Vec::new(),
+            interrupted: Vec::new(),
             unknown_agent: AgentId::new("unknown").expect("a literal key is valid"),
             scratch: Vec::new(),
             spare_tiers: Vec::new(),
@@ -1954,6 +1958,13 @@ impl State {
         slot.load += 1;
         slot.budget_used = slot.budget_used.saturating_add(x.cost);
         slot.held.push(i);
+        // Work on a channel that interrupts others: offers on the channels it blocks must go.
+        if slot.held.len() > 1
+            && let Some(ch) = self.channels.get(c)
+            && slot.agent.capacity.interruptions.iter().any(|rule| rule.while_holding == *ch)
+        {
+            self.interrupted.push(a);
+        }
         self.assign_seq += 1;
         slot.last_assigned = self.assign_seq;
         slot.last_assigned_at = Some(now);
