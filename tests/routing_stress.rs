@@ -1,7 +1,8 @@
 //! Concurrency stress: 8 threads, 10,000 agents, 200,000 items with random accept, decline,
 //! offer expiry, completion and agents going offline and back. Checked throughout and at the
-//! end: no agent is ever over a limit, no item is ever assigned twice, and every item ends
-//! completed (after an assignment) or timed out by policy.
+//! end: no agent is ever over a limit or offered a chat during a call (an interruption rule),
+//! no item is ever assigned twice, and every item ends completed (after an assignment) or timed
+//! out by policy.
 
 mod routing_common;
 
@@ -37,10 +38,21 @@ fn agent(n: usize) -> Agent {
     a
 }
 
+/// Item `n` (its id is `n + 1`) is a call one time in four, a chat otherwise.
+fn channel_of(n: u64) -> ChannelKind {
+    if n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 62 == 0 { ChannelKind::Voice } else { ChannelKind::WebChat }
+}
+
 /// Limits an agent's snapshot must respect.
 fn within_limits(n: usize, s: &AgentStatus) -> Result<(), String> {
     let chat = s.channel_load.get(&ChannelKind::WebChat).copied().unwrap_or(0);
     let voice = s.channel_load.get(&ChannelKind::Voice).copied().unwrap_or(0);
+    // "No chat during a call": an agent holding a call (offered or assigned) has no chat
+    // offered; chats assigned before the call stay.
+    let chat_offers = s.offered.iter().filter(|i| channel_of(i.0.as_u128() as u64 - 1) == ChannelKind::WebChat).count();
+    if n % 3 == 0 && voice > 0 && chat_offers > 0 {
+        return Err(format!("agent-{n} has a chat offered during a call: {s:?}"));
+    }
     let ok = match n % 3 {
         0 => chat <= 3 && voice <= 1,
         1 => s.budget_used <= 100 && s.budget_used == voice * 100 + chat * 40,
@@ -131,8 +143,7 @@ fn eight_threads_never_break_capacity_or_assign_twice_and_every_item_ends() {
                         if n as usize >= ITEMS {
                             break;
                         }
-                        let channel = if rng.below(4) == 0 { ChannelKind::Voice } else { ChannelKind::WebChat };
-                        let item = WorkItem::new(wid(u128::from(n) + 1), channel, now)
+                        let item = WorkItem::new(wid(u128::from(n) + 1), channel_of(n), now)
                             .in_queue(qid(QUEUES[rng.below(4) as usize]))
                             .with_skill("product", rng.below(6) as u32)
                             .with_priority(rng.below(3) as i32);
