@@ -10,9 +10,10 @@ mod ffi;
 use chrono::{DateTime, Utc};
 use ffi::{
     TpEngine, TpStatus, tp_agent_activity, tp_agent_presence, tp_agent_upsert, tp_calendars_set,
-    tp_conversation_context, tp_customer_context, tp_engine_free, tp_engine_new, tp_events_after, tp_idle_policy_set,
-    tp_ingest, tp_last_error, tp_link_identity, tp_offer_accept, tp_offer_decline, tp_queue_upsert, tp_record_outbound,
-    tp_routing_tick, tp_status_name, tp_string_free, tp_version, tp_work_complete,
+    tp_conversation_context, tp_customer_context, tp_engine_free, tp_engine_new, tp_events_after, tp_handoff,
+    tp_idle_policy_set, tp_ingest, tp_last_error, tp_link_identity, tp_offer_accept, tp_offer_decline, tp_queue_upsert,
+    tp_record_outbound, tp_return_to_bot, tp_routing_tick, tp_status_name, tp_string_free, tp_version,
+    tp_work_complete,
 };
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -194,6 +195,22 @@ impl TestEngine {
         call(|out| unsafe { tp_agent_activity(self.0, agent.as_ptr(), out) })
     }
 
+    /// `tp_handoff`: the findings as JSON text (`None`: NULL, no findings).
+    fn handoff(&self, item: &str, findings: Option<&str>, mode: &str) -> Result<Value, Failed> {
+        let (item, findings, mode) = (cstring(item), findings.map(cstring), cstring(mode));
+        let findings = findings.as_ref().map_or(null(), |f| f.as_ptr());
+        // SAFETY: valid pointers; NULL findings are allowed.
+        call(|out| unsafe { tp_handoff(self.0, item.as_ptr(), findings, mode.as_ptr(), out) })
+    }
+
+    /// `tp_return_to_bot`: the findings as JSON text (`None`: NULL, no findings).
+    fn return_to_bot(&self, item: &str, bot: &str, findings: Option<&str>) -> Result<Value, Failed> {
+        let (item, bot, findings) = (cstring(item), cstring(bot), findings.map(cstring));
+        let findings = findings.as_ref().map_or(null(), |f| f.as_ptr());
+        // SAFETY: valid pointers; NULL findings are allowed.
+        call(|out| unsafe { tp_return_to_bot(self.0, item.as_ptr(), bot.as_ptr(), findings, out) })
+    }
+
     /// The handler of a conversation, as its context shows it (`null` for none).
     fn handler(&self, conversation: &str) -> Value {
         let conversation = cstring(conversation);
@@ -328,6 +345,8 @@ fn header_declares_every_exported_function_and_status() {
         "TpStatus tp_offer_accept(",
         "TpStatus tp_offer_decline(",
         "TpStatus tp_work_complete(",
+        "TpStatus tp_handoff(",
+        "TpStatus tp_return_to_bot(",
         "TpStatus tp_routing_tick(struct TpEngine *engine, char **out_events_json);",
         "TpStatus tp_calendars_set(struct TpEngine *engine, const char *calendars_json, char **out_events_json);",
         "TpStatus tp_queue_upsert(struct TpEngine *engine, const char *queue_json, char **out_events_json);",
@@ -495,8 +514,12 @@ fn check_story(stdout: &str) {
     // queue until Bruno came online, was offered to him, and he accepted through the C API.
     assert_eq!(line(stdout, "upsert    -> "), "(none)");
     assert_eq!(line(stdout, "routing   -> "), "step_entered offered(agent.carla)");
-    let routed = stdout.lines().filter(|l| l.starts_with("routing   -> ")).count();
-    assert_eq!(routed, 1, "WhatsApp and email continue the routed conversation, not routed again:\n{stdout}");
+    let routed: Vec<&str> = stdout.lines().filter_map(|l| l.strip_prefix("routing   -> ")).collect();
+    assert_eq!(
+        routed,
+        ["step_entered offered(agent.carla)", "step_entered assigned(bot.faq)"],
+        "WhatsApp and email continue the routed conversation, not routed again; Telegram goes to the bot:\n{stdout}"
+    );
     assert_eq!(line(stdout, "no agent  -> "), "TP_STATUS_NOT_FOUND: agent agent.nobody not found (result NULL)");
     assert_eq!(line(stdout, "decline   -> "), "declined(agent.carla) queued");
     assert_eq!(line(stdout, "presence  -> "), "presence_changed(agent.bruno) offered(agent.bruno)");
@@ -510,6 +533,15 @@ fn check_story(stdout: &str) {
     assert_eq!(line(stdout, "idle      -> "), "(none)");
     assert_eq!(line(stdout, "activity  -> "), "(none)");
     assert_eq!(line(stdout, "tick      -> "), "(none)");
+    // Bots and humans: the Telegram chat of a new customer went to the FAQ bot; its handoff with
+    // the finding `intent: return` reached the returns rule and Bruno, and he handed it back.
+    let telegram = step(stdout, "telegram");
+    assert_eq!((telegram.resolution.as_str(), telegram.thread.as_str()), ("created", "opened"));
+    assert_ne!(telegram.customer, chat.customer, "a new customer");
+    assert_eq!(line(stdout, "handoff   -> "), "handed_off step_entered assigned(agent.bruno)");
+    assert_eq!(line(stdout, "human     -> "), "agent agent.bruno", "the handoff's events were applied");
+    assert_eq!(line(stdout, "returned  -> "), "returned_to_bot(agent.bruno) assigned(bot.faq)");
+    assert_eq!(line(stdout, "bot       -> "), "bot bot.faq", "the conversation is the bot's again");
 
     let linked: Vec<&str> = stdout.lines().filter_map(|l| l.strip_prefix("linked    -> ")).collect();
     assert_eq!(linked, ["whatsapp +5511987654321", "email ana.souza@example.com"], "normalised addresses");
@@ -856,6 +888,7 @@ fn freed_and_forged_handles_are_invalid_handle_never_a_crash() {
     let (agent_json, agent_id, status) =
         (cstring(&agent("ana", "online", 1).to_string()), cstring("ana"), cstring("online"));
     let (calendars, queue, idle) = (cstring("[]"), cstring(r#"{"id": "support"}"#), cstring("null"));
+    let mode = cstring("pass");
 
     assert_eq!(tp_engine_free(engine.0), TpStatus::Ok);
     let forged = std::ptr::without_provenance_mut::<TpEngine>(0xdead_beef);
@@ -879,6 +912,8 @@ fn freed_and_forged_handles_are_invalid_handle_never_a_crash() {
                 call(|out| tp_queue_upsert(handle, queue.as_ptr(), out)),
                 call(|out| tp_idle_policy_set(handle, idle.as_ptr(), out)),
                 call(|out| tp_agent_activity(handle, agent_id.as_ptr(), out)),
+                call(|out| tp_handoff(handle, conversation.as_ptr(), null(), mode.as_ptr(), out)),
+                call(|out| tp_return_to_bot(handle, conversation.as_ptr(), agent_id.as_ptr(), null(), out)),
             ]
         };
         for result in results {
@@ -1092,6 +1127,8 @@ fn without_a_routing_config_the_routing_calls_are_refused_and_ingest_routes_noth
         engine.idle(&json!({"after": 60, "status": "away"})),
         engine.idle(&Value::Null),
         engine.activity("ana"),
+        engine.handoff(conversation, Some(r#"{"topic": "billing"}"#), "pass"),
+        engine.return_to_bot(conversation, "bot.survey", None),
     ];
     for refused in refusals {
         let failed = refused.unwrap_err();
@@ -1374,6 +1411,291 @@ fn agents_on_many_threads_race_to_accept_and_decline_and_each_offer_is_accepted_
 
 // ---------------------------------------------------------------------------------------------
 // Business hours (calendars, queue hours) and the idle rule through the C API.
+
+// ---------------------------------------------------------------------------------------------
+// Bots and humans: tp_handoff and tp_return_to_bot.
+
+/// An engine whose plan sends work with the item attribute `topic: "billing"` (a bot's finding)
+/// to the "billing" queue, where Ana (one chat at a time) works, and everything else to
+/// "support", where the triage bot answers first. The survey bot serves no queue: it only gets
+/// conversations returned to it. Bo is a human in no queue.
+fn bot_desk() -> TestEngine {
+    let bot = |id: &str, queues: Value| {
+        json!({"id": id, "is_bot": true, "queues": queues, "capacity": {"channels": {"webchat": 5}},
+               "presence": {"status": "online"}})
+    };
+    TestEngine::new(json!({
+        "tenant": "acme",
+        "routing": {
+            "queues": [{"id": "support"}, {"id": "billing"}],
+            "plan": {"rules": [
+                {"name": "billing", "when": {"item_attr": {"key": "topic", "equals": "billing"}},
+                 "steps": [{"pool": {"queues": ["billing"]}}]},
+                {"name": "all", "steps": [{"pool": {"queues": ["support"]}}]},
+            ]},
+            "agents": [
+                bot("bot.triage", json!([{"queue": "support"}])),
+                bot("bot.survey", json!([])),
+                {"id": "ana", "queues": [{"queue": "billing"}], "capacity": {"channels": {"webchat": 1}},
+                 "presence": {"status": "online"}},
+                {"id": "bo", "presence": {"status": "online"}},
+            ],
+        }
+    }))
+}
+
+fn handled_by_bot(bot: &str) -> Value {
+    json!({"kind": "bot", "id": bot})
+}
+
+/// The domain events of one conversation's routing changes, as `change` words, in order.
+fn routing_changes(engine: &TestEngine, conversation: &str) -> Vec<String> {
+    let page = engine.events(0, 1000).expect("events");
+    page["events"]
+        .as_array()
+        .expect("array")
+        .iter()
+        .map(|e| &e["event"])
+        .filter(|e| e["type"] == "routing" && e["conversation"] == conversation)
+        .map(|e| str_field(&e["change"], "routing").to_owned())
+        .collect()
+}
+
+#[test]
+fn a_bot_hands_a_chat_to_a_human_with_its_findings_and_the_human_returns_it_to_a_bot() {
+    let engine = bot_desk();
+    // The triage bot answers the first chat.
+    let first = engine.ingest(&chat(1)).expect("first");
+    let item = str_field(&first, "conversation");
+    assert_eq!(first["routing"]["outcome"], json!({"assigned": "bot.triage"}), "{first}");
+    assert_eq!(engine.handler(item), handled_by_bot("bot.triage"));
+
+    // It finds out the customer has a billing question and passes the chat on: the finding
+    // sends it to the billing rule, and Ana takes it.
+    let decision = engine.handoff(item, Some(r#"{"topic": "billing", "order": "1042"}"#), "pass").expect("handoff");
+    assert_eq!(decision["item"], item);
+    assert_eq!(decision["outcome"], json!({"assigned": "ana"}), "{decision}");
+    assert_eq!(decision["rule"], "billing", "the findings reached the plan: {decision}");
+    assert_eq!(event_words(&decision), ["handed_off", "step_entered", "assigned(ana)"], "{decision}");
+    assert_eq!(
+        decision["events"][0],
+        json!({"event": "handed_off", "item": item, "bot": "bot.triage", "mode": "pass"})
+    );
+    assert_eq!(decision["next_timer"], Value::Null, "{decision}");
+    assert_eq!(engine.handler(item), handled_by("ana"), "the decision's events were applied");
+
+    // A second chat: the triage bot answers it too, finds a billing question, and hands it off
+    // while Ana is busy with the first: it waits in the billing queue.
+    let second = engine.ingest(&chat(2)).expect("second");
+    let waiting = str_field(&second, "conversation");
+    assert_eq!(second["routing"]["outcome"], json!({"assigned": "bot.triage"}), "{second}");
+    let decision = engine.handoff(waiting, Some(r#"{"topic": "billing"}"#), "pass").expect("handoff");
+    assert_eq!(decision["outcome"], json!({"queued": "billing"}), "{decision}");
+    assert_eq!(engine.handler(waiting), json!({"kind": "queue", "id": "billing"}));
+
+    // Ana solved the first: she returns it to the survey bot, with her notes. The bot takes it
+    // at once, and Ana's freed capacity takes the waiting chat.
+    let returned = engine.return_to_bot(item, "bot.survey", Some(r#"{"resolved": true}"#)).expect("return");
+    assert_eq!(event_words(&returned), ["returned_to_bot(ana)", "assigned(bot.survey)", "assigned(ana)"], "{returned}");
+    assert_eq!(
+        returned["events"][0],
+        json!({"event": "returned_to_bot", "item": item, "agent": "ana", "bot": "bot.survey"})
+    );
+    assert_eq!(returned["events"][1]["item"], item);
+    assert_eq!(returned["events"][2]["item"], waiting);
+    assert_eq!(returned["next_timer"], Value::Null, "{returned}");
+    assert_eq!(engine.handler(item), handled_by_bot("bot.survey"), "the conversation's handler is the bot");
+    assert_eq!(engine.handler(waiting), handled_by("ana"), "Ana took the waiting chat");
+
+    // The survey done, the bot hands the chat to humans again (NULL findings: none). The
+    // findings of the first handoff stay with it (billing again), and Ana is busy: it waits.
+    let again = engine.handoff(item, None, "pass").expect("handoff again");
+    assert_eq!((&again["outcome"], &again["rule"]), (&json!({"queued": "billing"}), &json!("billing")), "{again}");
+    assert_eq!(again["events"][0]["bot"], "bot.survey");
+    assert_eq!(engine.handler(item), json!({"kind": "queue", "id": "billing"}));
+
+    // The event log has each step of the conversation's routing, in order.
+    assert_eq!(
+        routing_changes(&engine, item),
+        ["assigned", "handed_off", "assigned", "returned_to_bot", "assigned", "handed_off", "queued"]
+    );
+}
+
+#[test]
+fn an_offer_handoff_keeps_the_bot_on_the_chat_until_a_human_takes_it() {
+    let engine = bot_desk();
+    // Ana is busy with a billing chat.
+    let busy = engine.ingest(&chat(1)).expect("first");
+    engine.handoff(str_field(&busy, "conversation"), Some(r#"{"topic": "billing"}"#), "pass").expect("to ana");
+    // The triage bot offers the next billing chat to humans: nobody is free, so it waits in the
+    // billing queue while the bot keeps it (and its capacity).
+    let next = engine.ingest(&chat(2)).expect("second");
+    let item = str_field(&next, "conversation");
+    let decision = engine.handoff(item, Some(r#"{"topic": "billing"}"#), "offer").expect("offer handoff");
+    assert_eq!(decision["outcome"], json!({"queued": "billing"}), "{decision}");
+    assert_eq!(
+        decision["events"][0],
+        json!({"event": "handed_off", "item": item, "bot": "bot.triage", "mode": "offer"})
+    );
+    // The conversation waits in the queue (as the engine records a handoff in either mode).
+    assert_eq!(engine.handler(item), json!({"kind": "queue", "id": "billing"}));
+    // The bot still holds it: down to one chat at a time, it has no room for a new one.
+    let one_chat = json!({"id": "bot.triage", "is_bot": true, "queues": [{"queue": "support"}],
+                          "capacity": {"channels": {"webchat": 1}}, "presence": {"status": "online"}});
+    engine.upsert(&one_chat).expect("upsert");
+    let third = engine.ingest(&chat(3)).expect("third");
+    assert_eq!(third["routing"]["outcome"], json!({"queued": "support"}), "{third}");
+    // Ana finishes her chat and takes this one: a human has it now, and the bot lets go of it
+    // (it takes the waiting chat).
+    let done = engine.complete(str_field(&busy, "conversation")).expect("complete");
+    assert_eq!(event_words(&done), ["completed(ana)", "assigned(ana)", "assigned(bot.triage)"], "{done}");
+    assert_eq!(done["events"][1]["item"], item);
+    assert_eq!(done["events"][2]["item"], third["conversation"]);
+    assert_eq!(engine.handler(item), handled_by("ana"));
+    assert_eq!(routing_changes(&engine, item), ["assigned", "handed_off", "queued", "assigned"]);
+}
+
+#[test]
+fn handoff_and_return_to_bot_refuse_bad_arguments_with_typed_codes_and_change_nothing() {
+    let engine = bot_desk();
+    let with_bot = engine.ingest(&chat(1)).expect("first");
+    let item = str_field(&with_bot, "conversation").to_owned();
+    let item = item.as_str();
+    assert_eq!(engine.handler(item), handled_by_bot("bot.triage"));
+    let unknown_item = "01a23328-a7c7-7000-8002-2c1c4d22cc6e";
+    let events = engine.event_count();
+    let unchanged = |handler: Value| {
+        assert_eq!(engine.event_count(), events, "no failed call changed anything");
+        assert_eq!(engine.handler(item), handler);
+    };
+
+    // tp_handoff. Findings that are not JSON, JSON that is not an object, too many findings.
+    for not_json in ["", "{", "{\"topic\": billing}", "topic=billing"] {
+        let failed = engine.handoff(item, Some(not_json), "pass").unwrap_err();
+        assert_eq!(failed.status, TpStatus::InvalidJson, "{not_json:?}: {}", failed.message);
+        assert!(failed.message.starts_with("`findings_json` is not JSON: "), "{}", failed.message);
+    }
+    for (not_object, kind) in [
+        ("[\"billing\"]", "an array"),
+        ("\"billing\"", "a string"),
+        ("42", "a number"),
+        ("true", "a boolean"),
+        ("null", "null"),
+    ] {
+        let failed = engine.handoff(item, Some(not_object), "pass").unwrap_err();
+        assert_eq!(failed.status, TpStatus::InvalidInput, "{not_object}: {}", failed.message);
+        assert_eq!(
+            failed.message,
+            format!(
+                "invalid input in `findings_json`: must be a JSON object of attributes (or NULL for none), not {kind}"
+            )
+        );
+    }
+    let too_many: serde_json::Map<String, Value> = (0..257).map(|n| (format!("k{n}"), json!(n))).collect();
+    let failed = engine.handoff(item, Some(&Value::Object(too_many).to_string()), "pass").unwrap_err();
+    assert_eq!(failed.status, TpStatus::InvalidInput, "{}", failed.message);
+    assert!(failed.message.contains("at most 256"), "{}", failed.message);
+    // Modes other than "pass" and "offer".
+    for mode in ["", "Pass", "transfer", " pass"] {
+        let failed = engine.handoff(item, None, mode).unwrap_err();
+        assert_eq!(failed.status, TpStatus::InvalidInput, "{mode:?}: {}", failed.message);
+        assert!(failed.message.starts_with("invalid input in `mode`: "), "{}", failed.message);
+        assert!(failed.message.contains("\"pass\"") && failed.message.contains("\"offer\""), "{}", failed.message);
+    }
+    // Unknown and malformed items, an item that is not with a bot.
+    let failed = engine.handoff(unknown_item, None, "pass").unwrap_err();
+    assert_eq!((failed.status, failed.message), (TpStatus::NotFound, format!("work item {unknown_item} not found")));
+    let failed = engine.handoff("not-a-uuid", None, "pass").unwrap_err();
+    assert_eq!(failed.status, TpStatus::InvalidInput);
+    assert!(failed.message.starts_with("invalid input in `item_id`"), "{}", failed.message);
+    // Invalid UTF-8 and NULL pointers, each named.
+    let (item_c, pass, bad) =
+        (cstring(item), cstring("pass"), CString::new(b"{\"a\xff\": 1}".to_vec()).expect("no NUL"));
+    // SAFETY (all calls below): every pointer is NULL or valid.
+    let failed = call(|out| unsafe { tp_handoff(engine.0, item_c.as_ptr(), bad.as_ptr(), pass.as_ptr(), out) });
+    let failed = failed.unwrap_err();
+    assert!(failed.status == TpStatus::InvalidUtf8 && failed.message.contains("`findings_json`"), "{failed:?}");
+    let mut out: *mut c_char = std::ptr::without_provenance_mut(0x1);
+    let expect = |status: TpStatus, message: &str| {
+        assert_eq!(status, TpStatus::NullPointer, "{message}");
+        assert_eq!(last_error(), message);
+    };
+    unsafe {
+        expect(tp_handoff(null_mut(), item_c.as_ptr(), null(), pass.as_ptr(), &mut out), "`engine` is NULL");
+        expect(tp_handoff(engine.0, null(), null(), pass.as_ptr(), &mut out), "`item_id` is NULL");
+        expect(tp_handoff(engine.0, item_c.as_ptr(), null(), null(), &mut out), "`mode` is NULL");
+        expect(tp_handoff(engine.0, item_c.as_ptr(), null(), pass.as_ptr(), null_mut()), "`out_decision_json` is NULL");
+    }
+    assert!(out.is_null(), "results stay NULL");
+    // tp_return_to_bot of an item that is with a bot already.
+    let failed = engine.return_to_bot(item, "bot.survey", None).unwrap_err();
+    assert_eq!(failed.status, TpStatus::Refused, "{}", failed.message);
+    unchanged(handled_by_bot("bot.triage"));
+
+    // The bot hands it to Ana (NULL findings are none; a finding the plan reads sends it to
+    // her); now a human has it.
+    let decision = engine.handoff(item, Some(r#"{"topic": "billing"}"#), "pass").expect("handoff");
+    assert_eq!(decision["outcome"], json!({"assigned": "ana"}), "{decision}");
+    let events = engine.event_count();
+    let unchanged = |handler: Value| {
+        assert_eq!(engine.event_count(), events, "no failed call changed anything");
+        assert_eq!(engine.handler(item), handler);
+    };
+    // A human's item cannot be handed off (that is for bots).
+    let failed = engine.handoff(item, None, "pass").unwrap_err();
+    assert_eq!(failed.status, TpStatus::Refused, "{}", failed.message);
+    assert!(failed.message.contains("assigned to a human"), "{}", failed.message);
+
+    // tp_return_to_bot. A human named as the bot; unknown agents and items.
+    for human in ["bo", "ana"] {
+        let failed = engine.return_to_bot(item, human, None).unwrap_err();
+        assert_eq!(failed.status, TpStatus::InvalidInput, "{human}: {}", failed.message);
+        assert!(failed.message.contains(&format!("agent {human} is a human, not a bot")), "{}", failed.message);
+    }
+    let failed = engine.return_to_bot(item, "bot.nobody", None).unwrap_err();
+    assert_eq!((failed.status, failed.message.as_str()), (TpStatus::NotFound, "agent bot.nobody not found"));
+    let failed = engine.return_to_bot(unknown_item, "bot.survey", None).unwrap_err();
+    assert_eq!((failed.status, failed.message), (TpStatus::NotFound, format!("work item {unknown_item} not found")));
+    let failed = engine.return_to_bot(item, "has space", None).unwrap_err();
+    assert_eq!(failed.status, TpStatus::InvalidInput, "{}", failed.message);
+    // Findings as for tp_handoff.
+    let failed = engine.return_to_bot(item, "bot.survey", Some("{\"resolved\": ")).unwrap_err();
+    assert_eq!(failed.status, TpStatus::InvalidJson, "{}", failed.message);
+    assert!(failed.message.starts_with("`findings_json` is not JSON: "), "{}", failed.message);
+    let failed = engine.return_to_bot(item, "bot.survey", Some("[true]")).unwrap_err();
+    assert_eq!(failed.status, TpStatus::InvalidInput, "{}", failed.message);
+    assert!(
+        failed.message.starts_with("invalid input in `findings_json`: must be a JSON object"),
+        "{}",
+        failed.message
+    );
+    // NULL pointers, each named.
+    let survey = cstring("bot.survey");
+    unsafe {
+        expect(tp_return_to_bot(null_mut(), item_c.as_ptr(), survey.as_ptr(), null(), &mut out), "`engine` is NULL");
+        expect(tp_return_to_bot(engine.0, null(), survey.as_ptr(), null(), &mut out), "`item_id` is NULL");
+        expect(tp_return_to_bot(engine.0, item_c.as_ptr(), null(), null(), &mut out), "`bot_id` is NULL");
+        expect(
+            tp_return_to_bot(engine.0, item_c.as_ptr(), survey.as_ptr(), null(), null_mut()),
+            "`out_events_json` is NULL",
+        );
+    }
+    assert!(out.is_null(), "results stay NULL");
+    // A bot that cannot take it now (offline) refuses; its presence change is the only change.
+    let offline = engine.presence("bot.survey", "offline").expect("offline");
+    assert_eq!(event_words(&offline), ["presence_changed(bot.survey)"]);
+    let failed = engine.return_to_bot(item, "bot.survey", None).unwrap_err();
+    assert_eq!(failed.status, TpStatus::Refused, "{}", failed.message);
+    assert!(failed.message.contains("bot bot.survey cannot take work item"), "{}", failed.message);
+    unchanged(handled_by("ana"));
+
+    // None of the failures changed anything: Ana still has it, and returns it to the bot back
+    // online.
+    engine.presence("bot.survey", "online").expect("online");
+    let returned = engine.return_to_bot(item, "bot.survey", None).expect("return");
+    assert_eq!(event_words(&returned), ["returned_to_bot(ana)", "assigned(bot.survey)"], "{returned}");
+    assert_eq!(engine.handler(item), handled_by_bot("bot.survey"));
+}
 
 /// The plan of `TestEngine::routed`: everything to "support".
 fn support_plan() -> Value {
@@ -1878,6 +2200,47 @@ with tp.Engine(lib, {"tenant": "acme", "routing": {"agents": [{"id": "ana", "pre
             "activity []",
             "refused TP_STATUS_INVALID_INPUT",
             "refused TP_STATUS_NOT_FOUND"
+        ],
+        "{stdout}"
+    );
+}
+
+/// The Python binding's bot calls: `handoff(item)` passes no findings as a NULL pointer (not
+/// JSON `null`, which is refused) and "pass" by default; `return_to_bot` takes a dict; a human
+/// named as the bot is a `TouchpointError` with the status name.
+#[test]
+fn python_binding_hands_a_chat_off_without_findings_and_returns_it_to_a_bot() {
+    let stdout = python_snippet(
+        r#"
+bot = {"id": "bot.faq", "is_bot": True, "presence": {"status": "online"}}
+ana = {"id": "ana", "presence": {"status": "away"}}
+with tp.Engine(lib, {"tenant": "acme", "routing": {"agents": [bot, ana]}}) as e:
+    chat = e.ingest({"channel": "webchat", "endpoint": "site", "sender": {"kind": "platform", "scope": "site", "id": "v1"},
+                     "external_id": "c1", "content": {"type": "text", "body": "hi"}})
+    item = chat["conversation"]
+    print("bot", chat["routing"]["outcome"])
+    e.agent_presence("ana", "online")
+    decision = e.handoff(item)
+    print("handoff", decision["outcome"], decision["events"][0]["mode"])
+    print("handler", e.conversation_context(item)["focus"]["handler"])
+    try:
+        e.return_to_bot(item, "ana", {"resolved": True})
+        print("accepted")
+    except tp.TouchpointError as error:
+        print("refused", error.name)
+    print("returned", [ev["event"] for ev in e.return_to_bot(item, "bot.faq", {"resolved": True})["events"]])
+    print("handler", e.conversation_context(item)["focus"]["handler"])
+"#,
+    );
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            "bot {'assigned': 'bot.faq'}",
+            "handoff {'assigned': 'ana'} pass",
+            "handler {'kind': 'agent', 'id': 'ana'}",
+            "refused TP_STATUS_INVALID_INPUT",
+            "returned ['returned_to_bot', 'assigned']",
+            "handler {'kind': 'bot', 'id': 'bot.faq'}",
         ],
         "{stdout}"
     );

@@ -33,11 +33,13 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock};
 use touchpoint::context::TimelinePage;
 use touchpoint::events::StoredEvent;
 use touchpoint::model::{
-    Address, AgentId, Author, ChannelKind, Claim, Content, ConversationId, CustomerId, DeliveryState, EndpointId,
-    IdentityId, InboundMessage, MessageId, TenantId, ThreadHints, Verification,
+    Address, AgentId, Attributes, Author, ChannelKind, Claim, Content, ConversationId, CustomerId, DeliveryState,
+    EndpointId, IdentityId, InboundMessage, MessageId, TenantId, ThreadHints, Verification,
 };
 use touchpoint::routing::calendar::Calendars;
-use touchpoint::routing::{Agent, IdlePolicy, Plan, Queue, Router, RouterConfig, RoutingEvent, WorkItemId};
+use touchpoint::routing::{
+    Agent, HandoffMode, IdlePolicy, Plan, Queue, Router, RouterConfig, RoutingDecision, RoutingEvent, WorkItemId,
+};
 use touchpoint::store::InMemoryStore;
 use touchpoint::thread::ThreadingPolicy;
 use touchpoint::{Engine, EngineConfig, Error, OutboundMessage};
@@ -423,6 +425,50 @@ unsafe fn work_item(ptr: *const c_char) -> Result<WorkItemId, Failure> {
     })
 }
 
+/// Parses a bot's findings argument (`findings_json`): a JSON object of attributes, or NULL for
+/// none. Text that is not JSON is `InvalidJson`; JSON that is not an object is `InvalidInput`.
+///
+/// # Safety
+/// As for [`text`] (NULL allowed).
+unsafe fn findings(ptr: *const c_char) -> Result<Attributes, Failure> {
+    const ARGUMENT: &str = "findings_json";
+    if ptr.is_null() {
+        return Ok(Attributes::new());
+    }
+    // SAFETY: forwarded.
+    let value: serde_json::Value = parse(unsafe { text(ptr, ARGUMENT) }?, ARGUMENT)?;
+    let kind = match value {
+        serde_json::Value::Object(attributes) => return Ok(attributes.into_iter().collect()),
+        serde_json::Value::Null => "null",
+        serde_json::Value::Bool(_) => "a boolean",
+        serde_json::Value::Number(_) => "a number",
+        serde_json::Value::String(_) => "a string",
+        serde_json::Value::Array(_) => "an array",
+    };
+    Err(Error::invalid(ARGUMENT, format!("must be a JSON object of attributes (or NULL for none), not {kind}")).into())
+}
+
+/// Parses a handoff mode argument (`mode`): "pass" or "offer", the words of the `handed_off`
+/// event's `"mode"`.
+///
+/// # Safety
+/// As for [`text`].
+unsafe fn handoff_mode(ptr: *const c_char) -> Result<HandoffMode, Failure> {
+    // SAFETY: forwarded.
+    match unsafe { text(ptr, "mode") }? {
+        "pass" => Ok(HandoffMode::Pass),
+        "offer" => Ok(HandoffMode::Offer),
+        other => Err(Error::invalid(
+            "mode",
+            format!(
+                "{other:?} is not a handoff mode: \"pass\" (the bot lets go at once) or \"offer\" (the bot \
+                 keeps it until a human has it)"
+            ),
+        )
+        .into()),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The JSON the C side sends.
 
@@ -679,6 +725,15 @@ struct RoutingEventsJson<'a> {
     next_timer: Option<DateTime<Utc>>,
 }
 
+/// What `tp_handoff` hands out: the decision (as an ingest outcome's `"routing"`) and when the
+/// router's next timer is due.
+#[derive(Serialize)]
+struct HandoffJson<'a> {
+    #[serde(flatten)]
+    decision: &'a RoutingDecision,
+    next_timer: Option<DateTime<Utc>>,
+}
+
 /// The engine's router, or `Refused` when the engine was configured without one.
 fn router(live: &Live) -> Result<&Arc<Router>, Failure> {
     live.engine.router().ok_or_else(|| {
@@ -702,12 +757,25 @@ unsafe fn route_and_hand_out(
     live: &Live,
     call: impl FnOnce(&Router) -> Result<Vec<RoutingEvent>, Error>,
 ) -> Result<(), Failure> {
+    let (events, next_timer) = route(live, call, |events| events)?;
+    // SAFETY: forwarded.
+    unsafe { hand_out(out, &RoutingEventsJson { events: &events, next_timer }) }
+}
+
+/// Runs one router call whose result `T` carries the router's events (`events` finds them),
+/// writes them back to the engine's conversations, and returns the result with when the
+/// router's next timer is due; in order with the engine's other routing calls, as for
+/// [`route_and_hand_out`].
+fn route<T>(
+    live: &Live,
+    call: impl FnOnce(&Router) -> Result<T, Error>,
+    events: impl FnOnce(&T) -> &[RoutingEvent],
+) -> Result<(T, Option<DateTime<Utc>>), Failure> {
     let router = router(live)?;
     let _in_order = live.routing.lock().unwrap_or_else(PoisonError::into_inner);
-    let events = call(router)?;
-    block_on(live.engine.apply_routing_events(&live.tenant, &events))?;
-    // SAFETY: forwarded.
-    unsafe { hand_out(out, &RoutingEventsJson { events: &events, next_timer: router.next_timer() }) }
+    let result = call(router)?;
+    block_on(live.engine.apply_routing_events(&live.tenant, events(&result)))?;
+    Ok((result, router.next_timer()))
 }
 
 /// A configuration call: `json` (the argument `argument`) read as a `T` and given to the
@@ -774,8 +842,8 @@ pub extern "C" fn tp_status_name(status: i32) -> *const c_char {
 ///
 /// With "routing", every conversation that needs a handler is routed as it is ingested (the
 /// outcome's "routing"), and the routing calls (tp_agent_*, tp_offer_*, tp_work_complete,
-/// tp_routing_tick, tp_calendars_set, tp_queue_upsert, tp_idle_policy_set) work. Every key of
-/// "routing" is optional:
+/// tp_handoff, tp_return_to_bot, tp_routing_tick, tp_calendars_set, tp_queue_upsert,
+/// tp_idle_policy_set) work. Every key of "routing" is optional:
 ///
 ///     {"calendars": [{"name": "office", "time_zone": "UTC",  business hours, as for
 ///                     "weekly": [...]}],                     tp_calendars_set
@@ -1089,12 +1157,12 @@ pub unsafe extern "C" fn tp_events_after(
 /// agent joining a queue the router does not have is TP_STATUS_NOT_FOUND.
 ///
 /// All routing calls (tp_agent_upsert, tp_agent_presence, tp_agent_activity, tp_offer_accept,
-/// tp_offer_decline, tp_work_complete, tp_routing_tick, tp_calendars_set, tp_queue_upsert,
-/// tp_idle_policy_set) need an engine configured with a "routing" key
-/// (TP_STATUS_REFUSED otherwise). Each applies what the router did to the engine's
-/// conversations (the handler becomes the assigned agent, or the queue the conversation waits
-/// in; completed work has none) and hands out the router's events, in order, and when its next
-/// timer is due:
+/// tp_offer_decline, tp_work_complete, tp_handoff, tp_return_to_bot, tp_routing_tick,
+/// tp_calendars_set, tp_queue_upsert, tp_idle_policy_set) need an engine configured with a
+/// "routing" key (TP_STATUS_REFUSED otherwise). Each applies what the router did to the engine's
+/// conversations (the handler becomes the assigned agent or bot, or the queue the conversation
+/// waits in; completed work has none) and hands out the router's events, in order, and when its
+/// next timer is due (tp_handoff hands out its decision, which has the events):
 ///
 ///     {"events": [{"event": "offered", "item": "<conversation id>", "agents": ["agent.bruno"],
 ///                  "expires_at": "2026-03-02T09:02:00Z"},
@@ -1104,8 +1172,9 @@ pub unsafe extern "C" fn tp_events_after(
 ///
 /// Event names: assigned, offered, queued, declined, offer_expired, offer_rescinded,
 /// step_entered, step_skipped, requeued, overflowed, timed_out, completed, withdrawn,
-/// presence_changed, shift_changed, handed_off. If the router acted but recording a handler in the store
-/// failed (TP_STATUS_BACKEND, only with a failing store), the router's change stays.
+/// presence_changed, shift_changed, handed_off, returned_to_bot. If the router acted but
+/// recording a handler in the store failed (TP_STATUS_BACKEND, only with a failing store), the
+/// router's change stays.
 ///
 /// # Safety
 /// String arguments are NULL or NUL-terminated; `out_events_json` is NULL or writable.
@@ -1237,6 +1306,108 @@ pub unsafe extern "C" fn tp_work_complete(
         let live = live(engine)?;
         let item = unsafe { work_item(item_id) }?;
         unsafe { route_and_hand_out(out, &live, |router| router.complete(item, live.engine.now())) }
+    })
+}
+
+/// A bot hands its conversation to humans (bot to human): `findings_json`, what the bot learned
+/// (intent, order number, language, ...), is merged into the work item's attributes, and the
+/// item is routed again by the plan, whose rules and queue buckets see the findings. The bot is
+/// never chosen for it again (until `tp_return_to_bot` gives it back). The time the bot served
+/// the customer is no wait: the queue's max wait counts from the handoff.
+///
+/// `item_id` as for `tp_offer_accept`: a conversation assigned to a bot. `findings_json` is a
+/// JSON object (`{"intent": "refund", "order": "1042"}`, at most 256 keys), or NULL for none.
+/// `mode` is "pass" (the bot lets go at once and its capacity frees) or "offer" (the bot keeps
+/// the conversation, and its capacity, until a human has it).
+///
+/// On success `*out_decision_json` is the decision, in the shape of an ingest outcome's
+/// "routing", with the router's next timer (as the other routing calls have it):
+///
+///     {"item": "<conversation id>", "outcome": {"assigned": "agent.bruno"},   or "offered",
+///      "rule": "billing", "step": 0, "reason": "...",                         "queued", ...
+///      "events": [{"event": "handed_off", "item": "...", "bot": "bot.triage", "mode": "pass"},
+///                 {"event": "step_entered", ...}, {"event": "assigned", ...}],
+///      "next_timer": null}
+///
+/// Free it with `tp_string_free`. The events are applied to the conversation as for the other
+/// routing calls: its handler becomes the human it is assigned to, or the queue it waits in
+/// (in "offer" mode too, while the bot still holds it).
+///
+/// An unknown item is TP_STATUS_NOT_FOUND; an item that is not assigned to a bot (offered,
+/// waiting, or with a human) is TP_STATUS_REFUSED; findings that are not a JSON object (or
+/// more than 256 of them) and a mode other than "pass" and "offer" are TP_STATUS_INVALID_INPUT,
+/// and the message names the argument (findings that are not JSON at all are
+/// TP_STATUS_INVALID_JSON). Nothing changes then.
+///
+/// # Safety
+/// String arguments are NULL or NUL-terminated; `out_decision_json` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tp_handoff(
+    engine: *mut TpEngine,
+    item_id: *const c_char,
+    findings_json: *const c_char,
+    mode: *const c_char,
+    out_decision_json: *mut *mut c_char,
+) -> TpStatus {
+    guard(|| {
+        // SAFETY (this block and below): the caller's promises, forwarded.
+        let out = unsafe { out_slot(out_decision_json, "out_decision_json") }?;
+        let live = live(engine)?;
+        let item = unsafe { work_item(item_id) }?;
+        let findings = unsafe { findings(findings_json) }?;
+        let mode = unsafe { handoff_mode(mode) }?;
+        let (decision, next_timer) = route(
+            &live,
+            |router| router.handoff(item, findings, mode, live.engine.now()),
+            |decision| &decision.events,
+        )?;
+        unsafe { hand_out(out, &HandoffJson { decision: &decision, next_timer }) }
+    })
+}
+
+/// A human hands their conversation back to a bot (human to bot: the bot runs a satisfaction
+/// survey, an automated flow, or waits for the customer's next step). `findings_json`, the
+/// human's notes (`{"resolved": true}`), is merged into the work item's attributes; the human's
+/// capacity frees (they get the best waiting work at once), and the bot gets the conversation
+/// at once: its handler becomes the bot. A bot that handed the conversation off before may take
+/// it back, and hand it off again later with `tp_handoff`.
+///
+/// `item_id` as for `tp_offer_accept`: a conversation assigned to a human. `bot_id` is an agent
+/// added with `"is_bot": true`. `findings_json` is a JSON object (at most 256 keys), or NULL
+/// for none.
+///
+/// On success `*out_events_json` is the router's events, as for the other routing calls:
+/// `{"event": "returned_to_bot", "item": "...", "agent": "agent.bruno", "bot": "bot.survey"}`
+/// (`agent` is the human who let go), then the bot's `assigned`, then whatever the human's freed
+/// capacity took. Free it with `tp_string_free`.
+///
+/// An unknown item or agent is TP_STATUS_NOT_FOUND; an item that is not assigned to a human
+/// (offered, waiting, or with a bot already), or a bot that cannot take it now (not available,
+/// no capacity left on the channel, an interruption rule), is TP_STATUS_REFUSED; a `bot_id`
+/// that names a human agent, and findings that are not a JSON object (or more than 256 of them),
+/// are TP_STATUS_INVALID_INPUT (findings that are not JSON at all TP_STATUS_INVALID_JSON).
+/// Nothing changes then.
+///
+/// # Safety
+/// String arguments are NULL or NUL-terminated; `out_events_json` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tp_return_to_bot(
+    engine: *mut TpEngine,
+    item_id: *const c_char,
+    bot_id: *const c_char,
+    findings_json: *const c_char,
+    out_events_json: *mut *mut c_char,
+) -> TpStatus {
+    guard(|| {
+        // SAFETY (this block and below): the caller's promises, forwarded.
+        let out = unsafe { out_slot(out_events_json, "out_events_json") }?;
+        let live = live(engine)?;
+        let item = unsafe { work_item(item_id) }?;
+        let bot: AgentId = unsafe { id(bot_id, "bot_id") }?;
+        let findings = unsafe { findings(findings_json) }?;
+        unsafe {
+            route_and_hand_out(out, &live, |router| router.return_to_bot(item, &bot, findings, live.engine.now()))
+        }
     })
 }
 

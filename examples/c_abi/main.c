@@ -9,6 +9,10 @@
  * completes the work the conversation leaves routing. Then the shop sets support's business
  * hours and the idle rule.
  *
+ * Bots and humans: on Telegram the FAQ bot answers first. It finds out the customer wants to
+ * return an order and hands the chat to the returns desk (Bruno), with what it found; Bruno
+ * sorts it out and hands it back to the bot, which asks for a rating.
+ *
  * Build and run from the repository root (Linux; the static library needs the system
  * libraries Rust's standard library uses):
  *
@@ -156,30 +160,56 @@ static void link_identity(TpEngine *engine, const Id *customer, const char *iden
     check(tp_string_free(identity), "tp_string_free");
 }
 
+/* Prints `label -> ` and the handler of a conversation, as its context shows it. */
+static void print_handler(TpEngine *engine, const char *label, const Id *conversation) {
+    char *context = NULL;
+    check(tp_conversation_context(engine, conversation->text, "{\"limit\": 1}", &context), "tp_conversation_context");
+    char kind[16] = "none", id[160] = "";
+    const char *handler = strstr(context, "\"handler\":{"); /* the focus conversation's handler */
+    if (handler != NULL) {
+        json_string(handler, "kind", kind, sizeof kind);
+        json_string(handler, "id", id, sizeof id);
+    }
+    printf("%-9s -> %s %s\n", label, kind, id);
+    check(tp_string_free(context), "tp_string_free");
+}
+
 int main(void) {
     printf("touchpoint %s\n", tp_version());
 
     /*
      * One engine per tenant; continue open conversations across channels for up to 3 days.
      * Route conversations to the "support" queue, which offers each one to an agent for two
-     * minutes; Carla serves it and is online.
+     * minutes; Carla serves it and is online. Telegram chats go to the FAQ bot first (the
+     * "bots" queue), and work a bot found to be a return to the "returns" queue.
      */
     TpEngine *engine = NULL;
     check(tp_engine_new("{\"tenant\": \"acme-shop\", \"cross_channel_window_hours\": 72,"
                         " \"routing\": {"
-                        "   \"queues\": [{\"id\": \"support\", \"offer\": {\"offer\": true, \"expires_after\": 120}}],"
-                        "   \"plan\": {\"rules\": [{\"name\": \"everything\", \"steps\": [{\"pool\": {\"queues\": [\"support\"]}}]}]},"
+                        "   \"queues\": [{\"id\": \"support\", \"offer\": {\"offer\": true, \"expires_after\": 120}},"
+                        "                {\"id\": \"returns\"}, {\"id\": \"bots\"}],"
+                        "   \"plan\": {\"rules\": ["
+                        "     {\"name\": \"returns\", \"when\": {\"item_attr\": {\"key\": \"intent\", \"equals\": \"return\"}},"
+                        "      \"steps\": [{\"pool\": {\"queues\": [\"returns\"]}}]},"
+                        "     {\"name\": \"bot first\", \"when\": {\"channel\": {\"only\": [\"telegram\"]}},"
+                        "      \"steps\": [{\"pool\": {\"queues\": [\"bots\"]}}]},"
+                        "     {\"name\": \"everything\", \"steps\": [{\"pool\": {\"queues\": [\"support\"]}}]}]},"
                         "   \"agents\": [{\"id\": \"agent.carla\", \"queues\": [{\"queue\": \"support\"}],"
-                        "                 \"capacity\": {\"channels\": {\"webchat\": 2, \"whatsapp\": 2, \"email\": 5}},"
+                        "                 \"capacity\": {\"channels\": {\"webchat\": 2, \"whatsapp\": 2, \"email\": 5,"
+                        "                                               \"telegram\": 2}},"
+                        "                 \"presence\": {\"status\": \"online\"}},"
+                        "                {\"id\": \"bot.faq\", \"is_bot\": true, \"queues\": [{\"queue\": \"bots\"}],"
+                        "                 \"capacity\": {\"channels\": {\"telegram\": 10}},"
                         "                 \"presence\": {\"status\": \"online\"}}]}}",
                         &engine),
           "tp_engine_new");
 
-    /* Bruno joins support too, but is away for now. */
+    /* Bruno joins support and returns too, but is away for now. */
     char *events = NULL;
     TpStatus status = tp_agent_upsert(engine,
-                                      "{\"id\": \"agent.bruno\", \"queues\": [{\"queue\": \"support\"}],"
-                                      " \"capacity\": {\"channels\": {\"webchat\": 2, \"whatsapp\": 2, \"email\": 5}},"
+                                      "{\"id\": \"agent.bruno\", \"queues\": [{\"queue\": \"support\"}, {\"queue\": \"returns\"}],"
+                                      " \"capacity\": {\"channels\": {\"webchat\": 2, \"whatsapp\": 2, \"email\": 5,"
+                                      "                               \"telegram\": 2}},"
                                       " \"presence\": {\"status\": \"away\"}}",
                                       &events);
     routing("upsert", status, &events);
@@ -331,6 +361,29 @@ int main(void) {
         after = (uint64_t)next;
     }
     printf("\nevents    -> %d in total\n", total);
+
+    /* Bots and humans: a new customer on Telegram gets the FAQ bot first. */
+    Id tg_customer, tg_conversation;
+    ingest(engine, "telegram",
+           "{\"channel\": \"telegram\", \"endpoint\": \"tg-acme-bot\","
+           " \"sender\": {\"kind\": \"platform\", \"scope\": \"tg-acme-bot\", \"id\": \"518804\"},"
+           " \"external_id\": \"tg-518804-1\","
+           " \"content\": {\"type\": \"text\", \"body\": \"I want to send back order #1077\"}}",
+           &tg_customer, &tg_conversation);
+
+    /* The bot finds out it is a return and passes the chat on with what it learned: the
+       "returns" rule reads the finding, and Bruno (back from his break) gets it. */
+    char *decision = NULL;
+    routing("handoff",
+            tp_handoff(engine, tg_conversation.text, "{\"intent\": \"return\", \"order\": \"1077\"}", "pass",
+                       &decision),
+            &decision);
+    print_handler(engine, "human", &tg_conversation);
+
+    /* Bruno arranges the return and hands the chat back to the bot, which asks for a rating. */
+    routing("returned", tp_return_to_bot(engine, tg_conversation.text, "bot.faq", "{\"resolved\": true}", &events),
+            &events);
+    print_handler(engine, "bot", &tg_conversation);
 
     /* Errors are status codes with an explanation, never crashes. */
     char *missing = NULL;

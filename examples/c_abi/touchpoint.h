@@ -6,7 +6,8 @@
  * cross-channel context of a customer (tp_customer_context), poll its events (tp_events_after).
  * With a "routing" configuration it also routes conversations to agents: add agents
  * (tp_agent_upsert), set their presence (tp_agent_presence), let them accept or decline offers
- * (tp_offer_accept, tp_offer_decline), complete work (tp_work_complete), set business hours
+ * (tp_offer_accept, tp_offer_decline), complete work (tp_work_complete), hand conversations
+ * from bots to humans and back (tp_handoff, tp_return_to_bot), set business hours
  * (tp_calendars_set, tp_queue_upsert) and the idle rule (tp_idle_policy_set, tp_agent_activity),
  * fire timers (tp_routing_tick); each conversation's handler follows.
  *
@@ -144,8 +145,8 @@ const char *tp_status_name(int32_t status);
 //
 // With "routing", every conversation that needs a handler is routed as it is ingested (the
 // outcome's "routing"), and the routing calls (tp_agent_*, tp_offer_*, tp_work_complete,
-// tp_routing_tick, tp_calendars_set, tp_queue_upsert, tp_idle_policy_set) work. Every key of
-// "routing" is optional:
+// tp_handoff, tp_return_to_bot, tp_routing_tick, tp_calendars_set, tp_queue_upsert,
+// tp_idle_policy_set) work. Every key of "routing" is optional:
 //
 //     {"calendars": [{"name": "office", "time_zone": "UTC",  business hours, as for
 //                     "weekly": [...]}],                     tp_calendars_set
@@ -326,12 +327,12 @@ TpStatus tp_events_after(struct TpEngine *engine, uint64_t after, uint32_t limit
 // agent joining a queue the router does not have is TP_STATUS_NOT_FOUND.
 //
 // All routing calls (tp_agent_upsert, tp_agent_presence, tp_agent_activity, tp_offer_accept,
-// tp_offer_decline, tp_work_complete, tp_routing_tick, tp_calendars_set, tp_queue_upsert,
-// tp_idle_policy_set) need an engine configured with a "routing" key
-// (TP_STATUS_REFUSED otherwise). Each applies what the router did to the engine's
-// conversations (the handler becomes the assigned agent, or the queue the conversation waits
-// in; completed work has none) and hands out the router's events, in order, and when its next
-// timer is due:
+// tp_offer_decline, tp_work_complete, tp_handoff, tp_return_to_bot, tp_routing_tick,
+// tp_calendars_set, tp_queue_upsert, tp_idle_policy_set) need an engine configured with a
+// "routing" key (TP_STATUS_REFUSED otherwise). Each applies what the router did to the engine's
+// conversations (the handler becomes the assigned agent or bot, or the queue the conversation
+// waits in; completed work has none) and hands out the router's events, in order, and when its
+// next timer is due (tp_handoff hands out its decision, which has the events):
 //
 //     {"events": [{"event": "offered", "item": "<conversation id>", "agents": ["agent.bruno"],
 //                  "expires_at": "2026-03-02T09:02:00Z"},
@@ -341,8 +342,9 @@ TpStatus tp_events_after(struct TpEngine *engine, uint64_t after, uint32_t limit
 //
 // Event names: assigned, offered, queued, declined, offer_expired, offer_rescinded,
 // step_entered, step_skipped, requeued, overflowed, timed_out, completed, withdrawn,
-// presence_changed, shift_changed, handed_off. If the router acted but recording a handler in the store
-// failed (TP_STATUS_BACKEND, only with a failing store), the router's change stays.
+// presence_changed, shift_changed, handed_off, returned_to_bot. If the router acted but
+// recording a handler in the store failed (TP_STATUS_BACKEND, only with a failing store), the
+// router's change stays.
 //
 // # Safety
 // String arguments are NULL or NUL-terminated; `out_events_json` is NULL or writable.
@@ -401,6 +403,75 @@ TpStatus tp_offer_decline(struct TpEngine *engine,
 // # Safety
 // String arguments are NULL or NUL-terminated; `out_events_json` is NULL or writable.
 TpStatus tp_work_complete(struct TpEngine *engine, const char *item_id, char **out_events_json);
+
+// A bot hands its conversation to humans (bot to human): `findings_json`, what the bot learned
+// (intent, order number, language, ...), is merged into the work item's attributes, and the
+// item is routed again by the plan, whose rules and queue buckets see the findings. The bot is
+// never chosen for it again (until `tp_return_to_bot` gives it back). The time the bot served
+// the customer is no wait: the queue's max wait counts from the handoff.
+//
+// `item_id` as for `tp_offer_accept`: a conversation assigned to a bot. `findings_json` is a
+// JSON object (`{"intent": "refund", "order": "1042"}`, at most 256 keys), or NULL for none.
+// `mode` is "pass" (the bot lets go at once and its capacity frees) or "offer" (the bot keeps
+// the conversation, and its capacity, until a human has it).
+//
+// On success `*out_decision_json` is the decision, in the shape of an ingest outcome's
+// "routing", with the router's next timer (as the other routing calls have it):
+//
+//     {"item": "<conversation id>", "outcome": {"assigned": "agent.bruno"},   or "offered",
+//      "rule": "billing", "step": 0, "reason": "...",                         "queued", ...
+//      "events": [{"event": "handed_off", "item": "...", "bot": "bot.triage", "mode": "pass"},
+//                 {"event": "step_entered", ...}, {"event": "assigned", ...}],
+//      "next_timer": null}
+//
+// Free it with `tp_string_free`. The events are applied to the conversation as for the other
+// routing calls: its handler becomes the human it is assigned to, or the queue it waits in
+// (in "offer" mode too, while the bot still holds it).
+//
+// An unknown item is TP_STATUS_NOT_FOUND; an item that is not assigned to a bot (offered,
+// waiting, or with a human) is TP_STATUS_REFUSED; findings that are not a JSON object (or
+// more than 256 of them) and a mode other than "pass" and "offer" are TP_STATUS_INVALID_INPUT,
+// and the message names the argument (findings that are not JSON at all are
+// TP_STATUS_INVALID_JSON). Nothing changes then.
+//
+// # Safety
+// String arguments are NULL or NUL-terminated; `out_decision_json` is NULL or writable.
+TpStatus tp_handoff(struct TpEngine *engine,
+                    const char *item_id,
+                    const char *findings_json,
+                    const char *mode,
+                    char **out_decision_json);
+
+// A human hands their conversation back to a bot (human to bot: the bot runs a satisfaction
+// survey, an automated flow, or waits for the customer's next step). `findings_json`, the
+// human's notes (`{"resolved": true}`), is merged into the work item's attributes; the human's
+// capacity frees (they get the best waiting work at once), and the bot gets the conversation
+// at once: its handler becomes the bot. A bot that handed the conversation off before may take
+// it back, and hand it off again later with `tp_handoff`.
+//
+// `item_id` as for `tp_offer_accept`: a conversation assigned to a human. `bot_id` is an agent
+// added with `"is_bot": true`. `findings_json` is a JSON object (at most 256 keys), or NULL
+// for none.
+//
+// On success `*out_events_json` is the router's events, as for the other routing calls:
+// `{"event": "returned_to_bot", "item": "...", "agent": "agent.bruno", "bot": "bot.survey"}`
+// (`agent` is the human who let go), then the bot's `assigned`, then whatever the human's freed
+// capacity took. Free it with `tp_string_free`.
+//
+// An unknown item or agent is TP_STATUS_NOT_FOUND; an item that is not assigned to a human
+// (offered, waiting, or with a bot already), or a bot that cannot take it now (not available,
+// no capacity left on the channel, an interruption rule), is TP_STATUS_REFUSED; a `bot_id`
+// that names a human agent, and findings that are not a JSON object (or more than 256 of them),
+// are TP_STATUS_INVALID_INPUT (findings that are not JSON at all TP_STATUS_INVALID_JSON).
+// Nothing changes then.
+//
+// # Safety
+// String arguments are NULL or NUL-terminated; `out_events_json` is NULL or writable.
+TpStatus tp_return_to_bot(struct TpEngine *engine,
+                          const char *item_id,
+                          const char *bot_id,
+                          const char *findings_json,
+                          char **out_events_json);
 
 // Fires the router's timers that are due by now on the engine's clock: offer expiry, plan
 // step dwell, queue max wait, no-reply reassignment, agent-offline handling, shift starts and

@@ -6,7 +6,9 @@ her WhatsApp number and email, she continues on WhatsApp, then writes an email. 
 one conversation history, one context. And who handles her: the engine routes the conversation
 to the "support" queue, which offers it to an agent; Carla declines, Bruno comes online, is
 offered it and accepts, and the context shows him as the handler on every channel. Then the
-shop sets support's business hours and the idle rule.
+shop sets support's business hours and the idle rule. Bots and humans: on Telegram the FAQ bot
+answers first, hands the chat to Bruno on the returns desk with what it found, and gets it
+back from him to ask for a rating.
 
 Run from the repository root:
 
@@ -66,6 +68,8 @@ class Library:
             "tp_queue_upsert": ([ctypes.c_void_p, ctypes.c_char_p, out], status),
             "tp_idle_policy_set": ([ctypes.c_void_p, ctypes.c_char_p, out], status),
             "tp_agent_activity": ([ctypes.c_void_p, ctypes.c_char_p, out], status),
+            "tp_handoff": ([ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, out], status),
+            "tp_return_to_bot": ([ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, out], status),
         }
         for name, (argtypes, restype) in signatures.items():
             function = getattr(lib, name)
@@ -170,6 +174,21 @@ class Engine:
     def work_complete(self, item_id):
         return self._library.call_json(self._lib.tp_work_complete, self._handle, _text(item_id))
 
+    def handoff(self, item_id, findings=None, mode="pass"):
+        """A bot hands its conversation to humans. `findings` is a dict of attributes (None for
+        none); `mode` is "pass" or "offer". Returns the decision (as an ingest outcome's
+        "routing", with "next_timer")."""
+        return self._library.call_json(
+            self._lib.tp_handoff, self._handle, _text(item_id), _json(findings), _text(mode)
+        )
+
+    def return_to_bot(self, item_id, bot_id, findings=None):
+        """A human hands their conversation back to a bot. `findings` is a dict of attributes
+        (None for none)."""
+        return self._library.call_json(
+            self._lib.tp_return_to_bot, self._handle, _text(item_id), _text(bot_id), _json(findings)
+        )
+
     def routing_tick(self):
         return self._library.call_json(self._lib.tp_routing_tick, self._handle)
 
@@ -227,14 +246,22 @@ def print_outcome(label, outcome):
         print_events("routing", outcome["routing"]["events"])
 
 
-# Bruno and Carla serve the support queue on web chat, WhatsApp and email.
-def agent(agent_id, status):
+# Bruno and Carla serve the support queue (Bruno the returns queue too) on web chat, WhatsApp,
+# email and Telegram.
+def agent(agent_id, status, queues=("support",)):
     return {
         "id": agent_id,
-        "queues": [{"queue": "support"}],
-        "capacity": {"channels": {"webchat": 2, "whatsapp": 2, "email": 5}},
+        "queues": [{"queue": queue} for queue in queues],
+        "capacity": {"channels": {"webchat": 2, "whatsapp": 2, "email": 5, "telegram": 2}},
         "presence": {"status": status},
     }
+
+
+def print_handler(engine, label, conversation_id):
+    """Prints the handler of a conversation, as its context shows it."""
+    handler = engine.conversation_context(conversation_id, {"limit": 1})["focus"]["handler"]
+    handler = handler or {"kind": "none", "id": ""}
+    print(f"{label:9} -> {handler['kind']} {handler['id']}")
 
 
 def main():
@@ -243,19 +270,47 @@ def main():
 
     # One engine per tenant; continue open conversations across channels for up to 3 days.
     # Route conversations to the "support" queue, which offers each one to an agent for two
-    # minutes; Carla serves it and is online.
+    # minutes; Carla serves it and is online. Telegram chats go to the FAQ bot first (the "bots"
+    # queue), and work a bot found to be a return to the "returns" queue.
     config = {
         "tenant": "acme-shop",
         "cross_channel_window_hours": 72,
         "routing": {
-            "queues": [{"id": "support", "offer": {"offer": True, "expires_after": 120}}],
-            "plan": {"rules": [{"name": "everything", "steps": [{"pool": {"queues": ["support"]}}]}]},
-            "agents": [agent("agent.carla", "online")],
+            "queues": [
+                {"id": "support", "offer": {"offer": True, "expires_after": 120}},
+                {"id": "returns"},
+                {"id": "bots"},
+            ],
+            "plan": {
+                "rules": [
+                    {
+                        "name": "returns",
+                        "when": {"item_attr": {"key": "intent", "equals": "return"}},
+                        "steps": [{"pool": {"queues": ["returns"]}}],
+                    },
+                    {
+                        "name": "bot first",
+                        "when": {"channel": {"only": ["telegram"]}},
+                        "steps": [{"pool": {"queues": ["bots"]}}],
+                    },
+                    {"name": "everything", "steps": [{"pool": {"queues": ["support"]}}]},
+                ]
+            },
+            "agents": [
+                agent("agent.carla", "online"),
+                {
+                    "id": "bot.faq",
+                    "is_bot": True,
+                    "queues": [{"queue": "bots"}],
+                    "capacity": {"channels": {"telegram": 10}},
+                    "presence": {"status": "online"},
+                },
+            ],
         },
     }
     with Engine(library, config) as engine:
-        # Bruno joins support too, but is away for now.
-        print_events("upsert", engine.agent_upsert(agent("agent.bruno", "away"))["events"])
+        # Bruno joins support and returns too, but is away for now.
+        print_events("upsert", engine.agent_upsert(agent("agent.bruno", "away", ("support", "returns")))["events"])
 
         # 1. Web chat: Ana is signed in on the shop, so the host vouches for her user id.
         chat = {
@@ -398,6 +453,29 @@ def main():
             after = page["next_after"]
         print(f"events    -> {' '.join(names)}")
         print(f"events    -> {len(names)} in total")
+
+        # Bots and humans: a new customer on Telegram gets the FAQ bot first.
+        telegram = engine.ingest(
+            {
+                "channel": "telegram",
+                "endpoint": "tg-acme-bot",
+                "sender": {"kind": "platform", "scope": "tg-acme-bot", "id": "518804"},
+                "external_id": "tg-518804-1",
+                "content": {"type": "text", "body": "I want to send back order #1077"},
+            }
+        )
+        print_outcome("telegram", telegram)
+
+        # The bot finds out it is a return and passes the chat on with what it learned: the
+        # "returns" rule reads the finding, and Bruno (back from his break) gets it.
+        chat_id = telegram["conversation"]
+        decision = engine.handoff(chat_id, {"intent": "return", "order": "1077"}, "pass")
+        print_events("handoff", decision["events"])
+        print_handler(engine, "human", chat_id)
+
+        # Bruno arranges the return and hands the chat back to the bot, which asks for a rating.
+        print_events("returned", engine.return_to_bot(chat_id, "bot.faq", {"resolved": True})["events"])
+        print_handler(engine, "bot", chat_id)
 
         # Errors are exceptions carrying the status and the library's explanation.
         try:
