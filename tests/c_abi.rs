@@ -1537,8 +1537,9 @@ fn an_offer_handoff_keeps_the_bot_on_the_chat_until_a_human_takes_it() {
         decision["events"][0],
         json!({"event": "handed_off", "item": item, "bot": "bot.triage", "mode": "offer"})
     );
-    // The conversation waits in the queue (as the engine records a handoff in either mode).
-    assert_eq!(engine.handler(item), json!({"kind": "queue", "id": "billing"}));
+    // The bot goes on serving the customer while the chat waits for a human: it stays the
+    // conversation's handler.
+    assert_eq!(engine.handler(item), handled_by_bot("bot.triage"));
     // The bot still holds it: down to one chat at a time, it has no room for a new one.
     let one_chat = json!({"id": "bot.triage", "is_bot": true, "queues": [{"queue": "support"}],
                           "capacity": {"channels": {"webchat": 1}}, "presence": {"status": "online"}});

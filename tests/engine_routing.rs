@@ -316,6 +316,28 @@ fn a_bot_passing_a_conversation_back_to_its_queue_is_no_longer_its_handler() {
     );
 }
 
+/// Offer control: a bot that offers a conversation to humans goes on serving the customer, so
+/// it stays the handler while the conversation waits; the human who takes it becomes the
+/// handler.
+#[test]
+fn a_bot_offering_a_conversation_to_humans_stays_its_handler_until_a_human_has_it() {
+    use touchpoint::routing::{HandoffMode, ItemControl};
+    let (engine, router, tenant) = setup();
+    let ana = AgentId::new("ana").unwrap();
+    let bot = AgentId::new("bot").unwrap();
+    router.set_presence(&ana, "away", engine.now()).unwrap();
+    router.upsert_agent(Agent::bot(bot.clone()), engine.now()).unwrap();
+    let c = run(engine.ingest(&tenant, chat("v1", "c1"))).unwrap().conversation;
+    assert_eq!(handler(&engine, &tenant, c), Some(Handler::Bot(bot.clone())));
+    let d = router.handoff(WorkItemId::from(c), Default::default(), HandoffMode::Offer, engine.now()).unwrap();
+    run(engine.apply_routing_events(&tenant, &d.events)).unwrap();
+    assert_eq!(router.item(WorkItemId::from(c)).unwrap().control, ItemControl::BotOffering(bot.clone()));
+    assert_eq!(handler(&engine, &tenant, c), Some(Handler::Bot(bot)), "events: {:?}", d.events);
+    let ev = router.set_presence(&ana, "online", engine.now()).unwrap();
+    run(engine.apply_routing_events(&tenant, &ev)).unwrap();
+    assert_eq!(handler(&engine, &tenant, c), Some(Handler::Agent(ana)));
+}
+
 /// A human hands the conversation back to a bot: the conversation's handler becomes the bot
 /// and the outbox records the change.
 #[test]

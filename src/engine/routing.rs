@@ -5,7 +5,7 @@ use super::Engine;
 use crate::Result;
 use crate::events::{Event, RoutingChange};
 use crate::model::{ConversationId, Handler, TenantId};
-use crate::routing::{LastAgent, Router, RoutingDecision, RoutingEvent, WorkItem, WorkItemId};
+use crate::routing::{ItemControl, LastAgent, Router, RoutingDecision, RoutingEvent, WorkItem, WorkItemId};
 use crate::{ConversationPatch, Error};
 use chrono::Duration;
 use std::collections::HashMap;
@@ -134,6 +134,18 @@ impl Engine {
                 RoutingEvent::Completed { .. } | RoutingEvent::Withdrawn { .. } | RoutingEvent::TimedOut { .. }
             );
             let Ok(current) = self.conversation(owner, id).await else { continue };
+            // Offer control (`HandoffMode::Offer`): the bot goes on serving the customer while
+            // the item waits for a human, so a bot handler stays until a human has it.
+            let handler = match (&handler, &current.handler) {
+                (Some(Some(Handler::Queue(_))), Some(Handler::Bot(bot)))
+                    if router
+                        .and_then(|r| r.item(WorkItemId::from(id)))
+                        .is_some_and(|status| matches!(&status.control, ItemControl::BotOffering(b) if b == bot)) =>
+                {
+                    None
+                }
+                _ => handler,
+            };
             let handler = handler.filter(|h| *h != current.handler);
             let patch = ConversationPatch { handler, ..ConversationPatch::default() };
             match self.patch_conversation(owner, id, &patch, &[Event::Routing { conversation: id, change }]).await {
