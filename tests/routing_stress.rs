@@ -50,7 +50,7 @@ fn within_limits(n: usize, s: &AgentStatus) -> Result<(), String> {
     // "No chat during a call": an agent holding a call (offered or assigned) has no chat
     // offered; chats assigned before the call stay.
     let chat_offers = s.offered.iter().filter(|i| channel_of(i.0.as_u128() as u64 - 1) == ChannelKind::WebChat).count();
-    if n % 3 == 0 && voice > 0 && chat_offers > 0 {
+    if n.is_multiple_of(3) && voice > 0 && chat_offers > 0 {
         return Err(format!("agent-{n} has a chat offered during a call: {s:?}"));
     }
     let ok = match n % 3 {
