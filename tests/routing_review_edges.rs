@@ -526,3 +526,77 @@ fn a_call_reaching_an_agent_withdraws_the_chat_offers_its_rule_blocks() {
     let ev = r.complete(wid(2), at(3)).unwrap();
     assert!(ev.iter().any(|e| matches!(e, RoutingEvent::Offered { item, .. } if *item == wid(1))), "{ev:#?}");
 }
+
+// ---------------------------------------------------------------------------------------------
+// Review s19: interruption rules and return_to_bot
+
+/// Two rules: no chat during a call, no email during a chat. Ana has a chat offered, so an
+/// email waits. A call reaches her: the chat offer is withdrawn (first rule), and with no chat
+/// left the second rule no longer keeps the email from her (and no rule keeps emails from
+/// calls): she gets the email in the same call, not only at her next freed capacity.
+#[test]
+fn a_withdrawn_interrupted_offer_gives_the_agent_the_work_it_no_longer_blocks() {
+    let r = router(&[]);
+    r.upsert_queue(Queue::new(qid("s")).with_offers(OfferPolicy::offers(1, TimeDelta::seconds(30)))).unwrap();
+    let cap = Capacity::each_channel(1)
+        .with_interruption(ChannelKind::Voice, ChannelSet::only([ChannelKind::WebChat]))
+        .with_interruption(ChannelKind::WebChat, ChannelSet::only([ChannelKind::Email]));
+    r.upsert_agent(Agent::new(aid("ana")).with_queue(qid("s")).with_capacity(cap).with_status("online"), t0()).unwrap();
+    assert_eq!(r.submit(chat(1, "s", t0()), t0()).unwrap().outcome, Outcome::Offered(vec![aid("ana")]));
+    let email = WorkItem::new(wid(2), ChannelKind::Email, t0()).in_queue(qid("s"));
+    assert_eq!(r.submit(email, t0()).unwrap().outcome, Outcome::Queued(qid("s")));
+    let call = WorkItem::new(wid(3), ChannelKind::Voice, at(1)).in_queue(qid("s"));
+    let d = r.submit(call, at(1)).unwrap();
+    assert_eq!(d.outcome, Outcome::Offered(vec![aid("ana")]));
+    assert!(
+        d.events.iter().any(|e| matches!(e, RoutingEvent::OfferRescinded { item, .. } if *item == wid(1))),
+        "{:#?}",
+        d.events
+    );
+    assert_eq!(r.item(wid(2)).unwrap().state, ItemState::Offered(vec![aid("ana")]), "{:#?}", d.events);
+}
+
+/// The same with a budget: a chat (cost 3) offered to Ana (budget 4) leaves no room for an
+/// email (cost 2); a call (cost 1) withdraws the chat offer (no chat during a call), which
+/// frees room for the email.
+#[test]
+fn a_withdrawn_interrupted_offer_frees_budget_for_waiting_work() {
+    let r = router(&[]);
+    r.upsert_queue(Queue::new(qid("s")).with_offers(OfferPolicy::offers(1, TimeDelta::seconds(30)))).unwrap();
+    let cap = Capacity::budget(4)
+        .with_cost(ChannelKind::WebChat, 3)
+        .with_cost(ChannelKind::Voice, 1)
+        .with_cost(ChannelKind::Email, 2)
+        .with_interruption(ChannelKind::Voice, ChannelSet::only([ChannelKind::WebChat]));
+    r.upsert_agent(Agent::new(aid("ana")).with_queue(qid("s")).with_capacity(cap).with_status("online"), t0()).unwrap();
+    assert_eq!(r.submit(chat(1, "s", t0()), t0()).unwrap().outcome, Outcome::Offered(vec![aid("ana")]));
+    let email = WorkItem::new(wid(2), ChannelKind::Email, t0()).in_queue(qid("s"));
+    assert_eq!(r.submit(email, t0()).unwrap().outcome, Outcome::Queued(qid("s")));
+    let call = WorkItem::new(wid(3), ChannelKind::Voice, at(1)).in_queue(qid("s"));
+    let d = r.submit(call, at(1)).unwrap();
+    assert_eq!(d.outcome, Outcome::Offered(vec![aid("ana")]));
+    assert_eq!(r.item(wid(1)).unwrap().state, ItemState::Waiting, "{:#?}", d.events);
+    assert_eq!(r.item(wid(2)).unwrap().state, ItemState::Offered(vec![aid("ana")]), "{:#?}", d.events);
+    assert!(r.agent(&aid("ana")).unwrap().budget_used <= 4);
+}
+
+/// A human hands a chat back to a bot: the bot takes it at once, so the queue's estimated
+/// wait gets no new sample of the time the item waited for the human earlier.
+#[test]
+fn returning_an_item_to_a_bot_does_not_count_its_earlier_wait_again() {
+    let r = router(&[]);
+    r.upsert_queue(Queue::new(qid("s"))).unwrap();
+    r.upsert_agent(chat_agent("ana", "s", 1), t0()).unwrap();
+    r.upsert_agent(Agent::bot(aid("survey")).with_status("offline"), t0()).unwrap();
+    // Item 1 goes to Ana at once (wait 0); item 2 waits ten minutes for her.
+    assert_eq!(assigned_to(&r.submit(chat(1, "s", t0()), t0()).unwrap()).as_deref(), Some("ana"));
+    r.submit(chat(2, "s", t0()), t0()).unwrap();
+    let ev = r.complete(wid(1), at(600)).unwrap();
+    assert_eq!(assignments(&ev), [(wid(2), "ana".to_string())]);
+    let before = r.queue_stats(&qid("s")).unwrap().estimated_wait.unwrap();
+    assert_eq!(before, TimeDelta::seconds(300));
+    r.set_presence(&aid("survey"), "online", at(900)).unwrap();
+    r.return_to_bot(wid(2), &aid("survey"), Default::default(), at(900)).unwrap();
+    let after = r.queue_stats(&qid("s")).unwrap().estimated_wait.unwrap();
+    assert!(after <= before, "the bot took it at once, yet the estimate rose from {before} to {after}");
+}

@@ -5,7 +5,9 @@ use super::Engine;
 use crate::Result;
 use crate::events::{Event, RoutingChange};
 use crate::model::{ConversationId, Handler, TenantId};
-use crate::routing::{ItemControl, LastAgent, Router, RoutingDecision, RoutingEvent, WorkItem, WorkItemId};
+use crate::routing::{
+    HandoffMode, ItemControl, LastAgent, Router, RoutingDecision, RoutingEvent, WorkItem, WorkItemId,
+};
 use crate::{ConversationPatch, Error};
 use chrono::Duration;
 use std::collections::HashMap;
@@ -113,6 +115,9 @@ impl Engine {
                 RoutingEvent::Queued { queue, .. } | RoutingEvent::Overflowed { to: queue, .. } => {
                     Some(Some(Handler::Queue(queue.clone())))
                 }
+                // Offer control: the bot keeps it until a human has it (an `Assigned` follows
+                // when a human takes it at once; `Queued` when it waits).
+                RoutingEvent::HandedOff { mode: HandoffMode::Offer, .. } => None,
                 // Back in routing (a bot's handoff passes it on; an `Assigned` follows when a
                 // human takes it at once): the queue it waits in, as the router has it now.
                 RoutingEvent::Requeued { item, .. } | RoutingEvent::HandedOff { item, .. } => {

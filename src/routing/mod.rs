@@ -1139,7 +1139,13 @@ impl Router {
         }
         s.events.push(RoutingEvent::ReturnedToBot { item, agent: human, bot: bot.clone() });
         s.note_activity(h, now);
+        // The bot takes it at once: no wait for the queue's estimate (the wait before the human
+        // was counted when the human got it). Its handled time is kept for later assignments.
+        let handled = s.items[i as usize].as_mut().map(|x| std::mem::replace(&mut x.item.handled_ms, i64::MAX));
         s.assign(i, b, now);
+        if let (Some(x), Some(handled)) = (s.items[i as usize].as_mut(), handled) {
+            x.item.handled_ms = handled;
+        }
         Ok(Self::finish(&mut s, now))
     }
 

@@ -781,7 +781,14 @@ impl State {
                 break;
             }
             if let Some(a) = self.interrupted.pop() {
+                let load = |s: &Self| s.agents.get(a as usize).and_then(|x| x.as_ref()).map(|x| x.load);
+                let before = load(self);
                 self.rescind_offers_that_no_longer_fit(a, now);
+                // A withdrawn offer frees capacity (budget) and may end what blocked other
+                // work (another rule): the agent may take waiting work it could not before.
+                if load(self) != before {
+                    self.freed.push(a);
+                }
             } else if let Some(a) = self.freed.pop() {
                 if self.agents.get(a as usize).is_some_and(|s| s.is_some()) {
                     self.fill_agent(a, now);
