@@ -1139,13 +1139,9 @@ impl Router {
         }
         s.events.push(RoutingEvent::ReturnedToBot { item, agent: human, bot: bot.clone() });
         s.note_activity(h, now);
-        // The bot takes it at once: no wait for the queue's estimate (the wait before the human
-        // was counted when the human got it). Its handled time is kept for later assignments.
-        let handled = s.items[i as usize].as_mut().map(|x| std::mem::replace(&mut x.item.handled_ms, i64::MAX));
-        s.assign(i, b, now);
-        if let (Some(x), Some(handled)) = (s.items[i as usize].as_mut(), handled) {
-            x.item.handled_ms = handled;
-        }
+        // Nobody waited for the bot: the queue's estimate counts no sample (the wait before the
+        // human was counted when the human got the item).
+        let _no_wait = s.hand_over(i, b, now);
         Ok(Self::finish(&mut s, now))
     }
 

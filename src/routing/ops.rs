@@ -526,21 +526,30 @@ impl State {
         }
     }
 
+    /// Assigns item `i` to agent `a`; the wait it ended counts in its queue's estimate.
     pub fn assign(&mut self, i: u32, a: u32, now: DateTime<Utc>) {
+        if let Some((qi, waited)) = self.hand_over(i, a, now) {
+            self.record_wait(qi, waited);
+        }
+    }
+
+    /// Assigns item `i` to agent `a` and answers the wait it ended (queue, milliseconds), for
+    /// the caller to count in the queue's estimate or not.
+    pub fn hand_over(&mut self, i: u32, a: u32, now: DateTime<Utc>) -> Option<(u32, i64)> {
         if matches!(self.items[i as usize].as_ref().map(|s| &s.state), Some(IState::Waiting { .. })) {
             self.unqueue(i);
         }
-        let Some(slot) = self.items[i as usize].as_ref() else { return };
-        let chan = slot.chan;
+        let chan = self.items[i as usize].as_ref()?.chan;
         self.hold(a, i, chan, now);
-        self.mark_assigned(i, a, now);
+        self.mark_assigned(i, a, now)
     }
 
-    /// Item `i` is now assigned to `a` (capacity already held).
-    fn mark_assigned(&mut self, i: u32, a: u32, now: DateTime<Utc>) {
+    /// Item `i` is now assigned to `a` (capacity already held). Answers the wait it ended
+    /// (queue, milliseconds), which the caller records.
+    fn mark_assigned(&mut self, i: u32, a: u32, now: DateTime<Utc>) -> Option<(u32, i64)> {
         let epoch = self.next_seq();
         let agent = self.agent_id(a);
-        let Some(slot) = self.slot(i) else { return };
+        let slot = self.slot(i)?;
         let chan = slot.chan;
         slot.state = IState::Assigned { agent: a, epoch };
         let wait = super::state::elapsed(now, slot.item.eligible_since, slot.eligible_ms);
@@ -554,11 +563,11 @@ impl State {
             self.unhold(b, i, chan, now);
             self.freed.push(b);
         }
-        self.record_wait(qi, waited);
         if let Some(after) = self.queues.at(qi).and_then(|q| q.config.no_reply.as_ref()).map(|nr| nr.after) {
             self.schedule(add(now, after), TimerKind::NoReply { item: i, epoch });
         }
         self.events.push(RoutingEvent::Assigned { item: id, agent, queue, wait });
+        Some((qi, waited))
     }
 
     fn offer(&mut self, i: u32, agents: Vec<u32>, expires_after: chrono::TimeDelta, now: DateTime<Utc>) {
@@ -603,7 +612,9 @@ impl State {
             self.events.push(RoutingEvent::OfferRescinded { item: id, agent });
             self.freed.push(o);
         }
-        self.mark_assigned(i, a, now);
+        if let Some((qi, waited)) = self.mark_assigned(i, a, now) {
+            self.record_wait(qi, waited);
+        }
         Ok(())
     }
 
@@ -1119,10 +1130,15 @@ impl State {
                 IState::Assigned { agent, .. } if agent == a => self.requeue(i, RequeueReason::AgentRemoved, None, now),
                 _ if slot.item.bot_hold == Some(a) => {
                     let chan = slot.chan;
+                    // Waiting with nobody serving the customer any more: announced again, so a
+                    // host that showed the bot as the handler shows the queue.
+                    let waiting = matches!(slot.state, IState::Waiting { .. })
+                        .then(|| RoutingEvent::Queued { item: slot.item.id, queue: slot.queue.clone() });
                     self.unhold(a, i, chan, now);
                     if let Some(s) = self.slot(i) {
                         s.item.bot_hold = None;
                     }
+                    self.events.extend(waiting);
                 }
                 _ => {}
             }
