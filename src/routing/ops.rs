@@ -782,7 +782,16 @@ impl State {
     }
 
     /// Gives freed agents work until none is left to give.
+    #[inline]
     pub fn drain(&mut self, now: DateTime<Utc>) {
+        // Most decisions free nobody: keep the loop (and what it inlines) off their path.
+        if !(self.interrupted.is_empty() && self.freed.is_empty()) {
+            self.drain_agents(now);
+        }
+    }
+
+    #[inline(never)]
+    fn drain_agents(&mut self, now: DateTime<Utc>) {
         let mut rounds = 0;
         loop {
             rounds += 1;
