@@ -425,8 +425,8 @@ TpStatus tp_work_complete(struct TpEngine *engine, const char *item_id, char **o
 //      "next_timer": null}
 //
 // Free it with `tp_string_free`. The events are applied to the conversation as for the other
-// routing calls: its handler becomes the human it is assigned to, or the queue it waits in
-// (in "offer" mode too, while the bot still holds it).
+// routing calls: its handler becomes the human it is assigned to, or the queue it waits in;
+// in "offer" mode the bot stays the handler until a human has it.
 //
 // An unknown item is TP_STATUS_NOT_FOUND; an item that is not assigned to a bot (offered,
 // waiting, or with a human) is TP_STATUS_REFUSED; findings that are not a JSON object (or
