@@ -408,6 +408,41 @@ fn a_bot_offering_a_conversation_to_a_free_human_hands_it_straight_to_her() {
     );
 }
 
+/// Offer control through an overflow: the conversation waits in the bot's queue, its max wait
+/// moves it to the humans' queue, and Ana takes it in the same call. The bot served until
+/// then, so the handler goes from the bot to Ana, never to a queue in between.
+#[test]
+fn an_offering_bot_hands_over_to_the_human_an_overflow_reaches_without_a_queue_between() {
+    use touchpoint::routing::{HandoffMode, Queue, TimeoutAction};
+    let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap();
+    let (front, back) = (QueueId::new("front").unwrap(), QueueId::new("back").unwrap());
+    let config = RouterConfig { default_queue: front.clone(), ..RouterConfig::default() };
+    let router = Arc::new(Router::new(config));
+    router.upsert_queue(Queue::new(back.clone())).unwrap();
+    let overflow = TimeoutAction::Overflow(back.clone());
+    router.upsert_queue(Queue::new(front).with_max_wait(chrono::TimeDelta::seconds(30), overflow)).unwrap();
+    let (ana, bot) = (AgentId::new("ana").unwrap(), AgentId::new("bot").unwrap());
+    router.upsert_agent(Agent::bot(bot.clone()), t0).unwrap();
+    let human =
+        Agent::new(ana.clone()).with_queue(back).with_capacity(Capacity::per_channel([(ChannelKind::WebChat, 1)]));
+    router.upsert_agent(human.with_status("away"), t0).unwrap();
+    let clock = Arc::new(ManualClock::new(t0));
+    let engine = Engine::builder(Arc::new(InMemoryStore::new())).clock(clock.clone()).router(router.clone()).build();
+    let tenant = TenantId::new("acme").unwrap();
+    let c = run(engine.ingest(&tenant, chat("v1", "c1"))).unwrap().conversation;
+    assert_eq!(handler(&engine, &tenant, c), Some(Handler::Bot(bot.clone())));
+    let d = router.handoff(WorkItemId::from(c), Default::default(), HandoffMode::Offer, engine.now()).unwrap();
+    run(engine.apply_routing_events(&tenant, &d.events)).unwrap();
+    assert_eq!(handler(&engine, &tenant, c), Some(Handler::Bot(bot.clone())), "{:?}", d.events);
+    // Past the max wait, Ana comes back: the call fires the overflow first, then gives her the
+    // conversation.
+    clock.advance(chrono::Duration::seconds(31));
+    let ev = router.set_presence(&ana, "online", engine.now()).unwrap();
+    assert!(ev.iter().any(|e| matches!(e, RoutingEvent::Overflowed { .. })), "{ev:?}");
+    run(engine.apply_routing_events(&tenant, &ev)).unwrap();
+    assert_eq!(recorded_handlers(&engine, &tenant, c), [Some(Handler::Bot(bot)), Some(Handler::Agent(ana))], "{ev:?}");
+}
+
 /// Offer control, and the bot is removed while the conversation waits for a human: nobody
 /// serves the customer any more, so the conversation must not go on naming the removed bot as
 /// its handler.

@@ -140,12 +140,17 @@ impl Engine {
             );
             let Ok(current) = self.conversation(owner, id).await else { continue };
             // Offer control (`HandoffMode::Offer`): the bot goes on serving the customer while
-            // the item waits for a human, so a bot handler stays until a human has it.
+            // the item waits for a human, so a bot handler stays until a human has it — also
+            // when the item has left the queue by now (an `Assigned` later in these events).
             let handler = match (&handler, &current.handler) {
                 (Some(Some(Handler::Queue(_))), Some(Handler::Bot(bot)))
-                    if router
-                        .and_then(|r| r.item(WorkItemId::from(id)))
-                        .is_some_and(|status| matches!(&status.control, ItemControl::BotOffering(b) if b == bot)) =>
+                    if router.and_then(|r| r.item(WorkItemId::from(id))).is_some_and(|status| {
+                        match &status.control {
+                            ItemControl::BotOffering(b) => b == bot,
+                            ItemControl::Routing => false,
+                            _ => true,
+                        }
+                    }) =>
                 {
                     None
                 }
