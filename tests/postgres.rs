@@ -166,6 +166,57 @@ fn concurrent_duplicate_deliveries_store_one_message() {
     assert_eq!(stored.len(), 1);
 }
 
+/// `export_customer` reads one snapshot (a REPEATABLE READ transaction) while the customer
+/// keeps writing: every export succeeds, every exported message is in an exported
+/// conversation, and each conversation's message count matches its exported messages.
+#[test]
+fn exports_racing_ingests_are_consistent_snapshots() {
+    let Some(url) = url("exports_racing_ingests_are_consistent_snapshots") else { return };
+    let db = TestStore::connect(&url);
+    let engine = Engine::builder(Arc::new(db.store.clone())).build();
+    let t = TenantId::new("export-race").expect("tenant");
+    let first = run(engine.ingest(&t, sms("+14155550122", "SM-race-0", "hello"))).expect("first contact");
+    let done = std::sync::atomic::AtomicBool::new(false);
+    let exports = std::sync::atomic::AtomicUsize::new(0);
+    std::thread::scope(|scope| {
+        scope.spawn(|| {
+            for k in 1..=120 {
+                // Every fourth message from a new number: a new customer, so the reads of the
+                // export meet writes to other customers too.
+                let from = if k % 4 == 0 { format!("+1415555{:04}", 1000 + k) } else { "+14155550122".into() };
+                run(engine.ingest(&t, sms(&from, &format!("SM-race-{k}"), "more"))).expect("ingest");
+            }
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+        });
+        scope.spawn(|| {
+            while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                let export = run(engine.export_customer(&t, first.customer)).expect("export during writes");
+                let mut counts = std::collections::HashMap::new();
+                for m in &export.messages {
+                    assert!(
+                        export.conversations.iter().any(|c| c.id == m.conversation),
+                        "message {} exported without its conversation",
+                        m.id
+                    );
+                    *counts.entry(m.conversation).or_insert(0usize) += 1;
+                }
+                for c in &export.conversations {
+                    assert_eq!(
+                        c.message_count as usize,
+                        counts.get(&c.id).copied().unwrap_or(0),
+                        "conversation {}",
+                        c.id
+                    );
+                }
+                exports.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            }
+        });
+    });
+    assert!(exports.load(std::sync::atomic::Ordering::Relaxed) > 0, "no export ran during the writes");
+    let last = run(engine.export_customer(&t, first.customer)).expect("final export");
+    assert_eq!(last.messages.len(), 1 + 90, "the first message and the 90 follow-ups from her number");
+}
+
 #[test]
 fn works_inside_a_host_tokio_runtime_and_drops_there() {
     let Some(url) = url("works_inside_a_host_tokio_runtime_and_drops_there") else { return };

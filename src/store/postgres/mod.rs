@@ -80,7 +80,7 @@ mod write;
 
 pub use ledger::PostgresLedger;
 
-use super::{ChangeSet, Committed, LinkKey, MessageQuery, Store, ThreadKey};
+use super::{ChangeSet, Committed, CustomerSnapshot, LinkKey, MessageQuery, Store, ThreadKey};
 use crate::events::StoredEvent;
 use crate::idgen::IdGen;
 use crate::model::{
@@ -556,6 +556,25 @@ impl Store for PostgresStore {
     async fn messages(&self, tenant: &TenantId, query: &MessageQuery) -> Result<Vec<Message>> {
         let (t, q) = (tenant.clone(), *query);
         self.run(move |pool| async move { read::messages(&client(&pool).await?, &t, &q).await }).await
+    }
+
+    async fn customer_snapshot(&self, tenant: &TenantId, customer: CustomerId) -> Result<Option<CustomerSnapshot>> {
+        let t = tenant.clone();
+        self.run(move |pool| async move {
+            let mut c = client(&pool).await?;
+            // REPEATABLE READ: every read of the transaction sees the database as of its first.
+            let tx = c
+                .build_transaction()
+                .isolation_level(tokio_postgres::IsolationLevel::RepeatableRead)
+                .read_only(true)
+                .start()
+                .await
+                .map_err(pg_error)?;
+            let snapshot = read::customer_snapshot(&tx, &t, customer).await?;
+            tx.commit().await.map_err(pg_error)?;
+            Ok(snapshot)
+        })
+        .await
     }
 
     async fn commit(&self, tenant: &TenantId, changes: ChangeSet) -> Result<Committed> {

@@ -7,14 +7,14 @@ use crate::model::{
     AddressKind, ChannelKind, Conversation, ConversationId, Customer, CustomerId, Identity, IdentityId, Message,
     MessageId, NormalizedAddress, TenantId, Verification,
 };
-use crate::store::{LinkKey, MessageQuery, MessageScope, ThreadKey};
-use deadpool_postgres::Client;
+use crate::store::{CustomerSnapshot, LinkKey, MessageQuery, MessageScope, ThreadKey};
+use deadpool_postgres::{Client, GenericClient};
 use serde::de::DeserializeOwned;
 use tokio_postgres::types::ToSql;
 
 /// The JSON `record` (first column) of the row `sql` returns, if any.
 async fn one<T: DeserializeOwned>(
-    c: &Client,
+    c: &impl GenericClient,
     what: &'static str,
     sql: &'static str,
     params: &[&(dyn ToSql + Sync)],
@@ -28,7 +28,7 @@ async fn one<T: DeserializeOwned>(
 
 /// The JSON `record` (first column) of every row `sql` returns.
 pub(super) async fn all<T: DeserializeOwned>(
-    c: &impl deadpool_postgres::GenericClient,
+    c: &impl GenericClient,
     what: &'static str,
     sql: &'static str,
     params: &[&(dyn ToSql + Sync)],
@@ -38,7 +38,7 @@ pub(super) async fn all<T: DeserializeOwned>(
     rows.iter().map(|row| decode(what, col::<&str>(row, 0)?)).collect()
 }
 
-pub(super) async fn customer(c: &Client, t: &TenantId, id: CustomerId) -> Result<Option<Customer>> {
+pub(super) async fn customer(c: &impl GenericClient, t: &TenantId, id: CustomerId) -> Result<Option<Customer>> {
     one(c, "customer", "SELECT record FROM customers WHERE tenant = $1 AND id = $2", &[&t.as_str(), &id.0]).await
 }
 
@@ -71,7 +71,7 @@ pub(super) async fn identity_by_address(
     .await
 }
 
-pub(super) async fn identities_of(c: &Client, t: &TenantId, customer: CustomerId) -> Result<Vec<Identity>> {
+pub(super) async fn identities_of(c: &impl GenericClient, t: &TenantId, customer: CustomerId) -> Result<Vec<Identity>> {
     all(
         c,
         "identity",
@@ -129,7 +129,11 @@ pub(super) async fn conversation_by_thread_key(
     }
 }
 
-pub(super) async fn conversations_of(c: &Client, t: &TenantId, customer: CustomerId) -> Result<Vec<Conversation>> {
+pub(super) async fn conversations_of(
+    c: &impl GenericClient,
+    t: &TenantId,
+    customer: CustomerId,
+) -> Result<Vec<Conversation>> {
     let mut v: Vec<Conversation> = all(
         c,
         "conversation",
@@ -160,7 +164,7 @@ pub(super) async fn message_by_external_id(
     .await
 }
 
-pub(super) async fn messages(c: &Client, t: &TenantId, query: &MessageQuery) -> Result<Vec<Message>> {
+pub(super) async fn messages(c: &impl GenericClient, t: &TenantId, query: &MessageQuery) -> Result<Vec<Message>> {
     if query.limit == 0 {
         return Ok(Vec::new());
     }
@@ -189,6 +193,22 @@ pub(super) async fn messages(c: &Client, t: &TenantId, query: &MessageQuery) -> 
             .await
         }
     }
+}
+
+/// The customer with everything stored about them, read through `c` (a transaction, so that
+/// every read sees the same moment).
+pub(super) async fn customer_snapshot(
+    c: &impl GenericClient,
+    t: &TenantId,
+    id: CustomerId,
+) -> Result<Option<CustomerSnapshot>> {
+    let Some(customer) = self::customer(c, t, id).await? else { return Ok(None) };
+    let query = MessageQuery { scope: MessageScope::Customer(id), before: None, limit: usize::MAX };
+    let mut messages = self::messages(c, t, &query).await?;
+    messages.reverse();
+    let identities = identities_of(c, t, id).await?;
+    let conversations = conversations_of(c, t, id).await?;
+    Ok(Some(CustomerSnapshot { customer, identities, conversations, messages }))
 }
 
 pub(super) async fn events_after(c: &Client, t: &TenantId, after: u64, n: usize) -> Result<Vec<StoredEvent>> {
