@@ -338,6 +338,49 @@ fn a_bot_offering_a_conversation_to_humans_stays_its_handler_until_a_human_has_i
     assert_eq!(handler(&engine, &tenant, c), Some(Handler::Agent(ana)));
 }
 
+/// An agent's reply recorded through the engine is their reply to the router: the queue's
+/// no-reply timer stops for that conversation, while the conversation whose agent stays silent
+/// is taken back when the time is up.
+#[test]
+fn an_agent_reply_recorded_through_the_engine_stops_the_no_reply_timer() {
+    use touchpoint::routing::{Queue, RequeueReason};
+    use touchpoint::{OutboundMessage, model::Content};
+    let t0 = Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap();
+    let router = Arc::new(Router::new(RouterConfig::default()));
+    let default = QueueId::new("default").unwrap();
+    router.upsert_queue(Queue::new(default).with_no_reply(chrono::TimeDelta::seconds(60))).unwrap();
+    let (ana, bo) = (AgentId::new("ana").unwrap(), AgentId::new("bo").unwrap());
+    for a in [&ana, &bo] {
+        let agent = Agent::new(a.clone()).with_capacity(Capacity::per_channel([(ChannelKind::WebChat, 1)]));
+        router.upsert_agent(agent.with_status("online"), t0).unwrap();
+    }
+    let clock = Arc::new(ManualClock::new(t0));
+    let engine = Engine::builder(Arc::new(InMemoryStore::new())).clock(clock.clone()).router(router.clone()).build();
+    let tenant = TenantId::new("acme").unwrap();
+    let first = run(engine.ingest(&tenant, chat("v1", "c1"))).unwrap().conversation;
+    let second = run(engine.ingest(&tenant, chat("v2", "d1"))).unwrap().conversation;
+    let holder = |c: ConversationId| match handler(&engine, &tenant, c) {
+        Some(Handler::Agent(a)) => a,
+        other => panic!("{other:?}"),
+    };
+    let (replier, silent) = (holder(first), holder(second));
+    assert_ne!(replier, silent);
+    clock.advance(chrono::Duration::seconds(30));
+    let reply = OutboundMessage::agent(replier.clone(), Content::text("Looking into it now."));
+    run(engine.record_outbound(&tenant, first, reply)).unwrap();
+    clock.advance(chrono::Duration::seconds(40));
+    let ev = router.tick(engine.now());
+    let requeued: Vec<_> = ev
+        .iter()
+        .filter_map(|e| match e {
+            RoutingEvent::Requeued { item, agent, reason: RequeueReason::NoReply } => Some((*item, agent.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(requeued, [(WorkItemId::from(second), silent)], "{ev:?}");
+    assert_eq!(router.item(WorkItemId::from(first)).unwrap().state, touchpoint::routing::ItemState::Assigned(replier));
+}
+
 /// A human hands the conversation back to a bot: the conversation's handler becomes the bot
 /// and the outbox records the change.
 #[test]

@@ -187,6 +187,9 @@ impl Engine {
     /// Refused before anything is stored when the conversation is closed, the customer opted
     /// out of the channel or is blocked, or the channel's reply window is closed and the content
     /// is not a template ([`Error::ReplyWindowClosed`]).
+    ///
+    /// With a router, a message by the agent (or bot) the conversation is assigned to is their
+    /// reply: it stops the queue's no-reply timer, as [`Engine::send`] does too.
     pub async fn record_outbound(
         &self,
         tenant: &TenantId,
@@ -200,8 +203,12 @@ impl Engine {
         if let Some(x) = &out.external_id {
             check_text("external_id", x, 512)?;
         }
-        let _turn = self.recipient_turn(tenant, conversation, &out).await?;
-        self.retrying(|| self.try_record_outbound(tenant, conversation, &out, Recording::Checked)).await
+        let message = {
+            let _turn = self.recipient_turn(tenant, conversation, &out).await?;
+            self.retrying(|| self.try_record_outbound(tenant, conversation, &out, Recording::Checked)).await?
+        };
+        self.note_reply(tenant, &message).await;
+        Ok(message)
     }
 
     /// A turn on the lane of the identity a message to `conversation` goes to (`via`, else
@@ -239,7 +246,12 @@ impl Engine {
         // recorded (and a retry of the send would send it again). Every conflict means another
         // commit made progress, so keep at it far longer than for anything else.
         let attempts = self.config().max_commit_attempts.max(1).saturating_mul(64);
-        self.retrying_up_to(attempts, || self.try_record_outbound(tenant, conversation, out, Recording::Sent(id))).await
+        let message = self
+            .retrying_up_to(attempts, || self.try_record_outbound(tenant, conversation, out, Recording::Sent(id)))
+            .await?;
+        drop(_turn);
+        self.note_reply(tenant, &message).await;
+        Ok(message)
     }
 
     async fn try_record_outbound(

@@ -4,9 +4,9 @@
 use super::Engine;
 use crate::Result;
 use crate::events::{Event, RoutingChange};
-use crate::model::{ConversationId, Handler, TenantId};
+use crate::model::{Author, ConversationId, Handler, Message, TenantId};
 use crate::routing::{
-    HandoffMode, ItemControl, LastAgent, Router, RoutingDecision, RoutingEvent, WorkItem, WorkItemId,
+    HandoffMode, ItemControl, ItemState, LastAgent, Router, RoutingDecision, RoutingEvent, WorkItem, WorkItemId,
 };
 use crate::{ConversationPatch, Error};
 use chrono::Duration;
@@ -172,6 +172,22 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// A message recorded on a conversation the router has assigned to its author (an agent or
+    /// a bot) is their reply: it stops the queue's no-reply timer
+    /// ([`Router::note_agent_reply`]), and what timers fell due first is applied like any
+    /// router call. Best effort: the message is stored whatever happens here.
+    pub(crate) async fn note_reply(&self, tenant: &TenantId, message: &Message) {
+        let Some(router) = self.router() else { return };
+        let (Author::Agent(agent) | Author::Bot(agent)) = &message.author else { return };
+        let item = WorkItemId::from(message.conversation);
+        if !router.item(item).is_some_and(|status| matches!(&status.state, ItemState::Assigned(a) if a == agent)) {
+            return;
+        }
+        if let Ok(events) = router.note_agent_reply(item, self.now()) {
+            let _ = self.apply_routing_events(tenant, &events).await;
+        }
     }
 
     /// Takes erased conversations out of routing: the router withdraws their work items, and
