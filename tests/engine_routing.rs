@@ -381,6 +381,38 @@ fn an_agent_reply_recorded_through_the_engine_stops_the_no_reply_timer() {
     assert_eq!(router.item(WorkItemId::from(first)).unwrap().state, touchpoint::routing::ItemState::Assigned(replier));
 }
 
+/// Resolving a conversation through the engine finishes its work: the agent's capacity frees
+/// and the next waiting conversation is hers; closing a waiting conversation takes it out of
+/// the queue. Both are recorded like any routing change.
+#[test]
+fn resolving_or_closing_a_conversation_takes_it_out_of_routing() {
+    use touchpoint::ConversationPatch;
+    let (engine, router, tenant) = setup();
+    let ana = AgentId::new("ana").unwrap();
+    let default = QueueId::new("default").unwrap();
+    let first = run(engine.ingest(&tenant, chat("v1", "c1"))).unwrap().conversation;
+    let second = run(engine.ingest(&tenant, chat("v2", "d1"))).unwrap().conversation;
+    let third = run(engine.ingest(&tenant, chat("v3", "e1"))).unwrap().conversation;
+    assert_eq!(handler(&engine, &tenant, first), Some(Handler::Agent(ana.clone())));
+    assert_eq!(router.queue_stats(&default).unwrap().waiting, 2);
+    let status = |s: ConversationStatus| ConversationPatch { status: Some(s), ..ConversationPatch::default() };
+
+    let resolved = run(engine.update_conversation(&tenant, first, status(ConversationStatus::Resolved))).unwrap();
+    assert_eq!((resolved.status, resolved.handler), (ConversationStatus::Resolved, None));
+    assert!(router.item(WorkItemId::from(first)).is_none());
+    assert_eq!(handler(&engine, &tenant, second), Some(Handler::Agent(ana.clone())));
+    let recorded = routing_events(&engine, &tenant);
+    assert!(recorded.contains(&(first, RoutingChange::Completed { agent: ana })), "{recorded:?}");
+
+    run(engine.update_conversation(&tenant, third, status(ConversationStatus::Closed))).unwrap();
+    assert!(router.item(WorkItemId::from(third)).is_none());
+    assert_eq!(router.queue_stats(&default).unwrap().waiting, 0);
+    assert_eq!(routing_events(&engine, &tenant).last(), Some(&(third, RoutingChange::Withdrawn)));
+    // Pending stays in routing.
+    run(engine.update_conversation(&tenant, second, status(ConversationStatus::Pending))).unwrap();
+    assert!(router.item(WorkItemId::from(second)).is_some());
+}
+
 /// A human hands the conversation back to a bot: the conversation's handler becomes the bot
 /// and the outbox records the change.
 #[test]

@@ -488,6 +488,10 @@ impl Engine {
     }
 
     /// Changes a conversation's status, priority, handler, subject or tags.
+    ///
+    /// With a router, a conversation resolved or closed leaves routing: the router completes
+    /// its work item when an agent has it (their capacity frees for the next waiting
+    /// conversation, and the conversation no longer has a handler) and withdraws it otherwise.
     pub async fn update_conversation(
         &self,
         tenant: &TenantId,
@@ -500,7 +504,12 @@ impl Engine {
         if let Some(Some(subject)) = &patch.subject {
             check_text("subject", subject, 998)?;
         }
-        self.patch_conversation(tenant, id, &patch, &[]).await
+        let updated = self.patch_conversation(tenant, id, &patch, &[]).await?;
+        if patch.status.as_ref().is_some_and(|s| !s.is_open()) {
+            self.leave_routing(tenant, id).await;
+            return self.conversation(tenant, id).await;
+        }
+        Ok(updated)
     }
 
     /// Applies a checked `patch` and appends `extra` events in the same commit. With nothing to

@@ -190,6 +190,24 @@ impl Engine {
         }
     }
 
+    /// A conversation resolved or closed leaves routing: its work item is completed when it is
+    /// assigned (the agent's capacity frees for the next waiting item) and withdrawn otherwise
+    /// (waiting, offered), and the router's events are applied like any router call. Best
+    /// effort: the status change is stored whatever happens here.
+    pub(crate) async fn leave_routing(&self, tenant: &TenantId, conversation: ConversationId) {
+        let Some(router) = self.router() else { return };
+        let item = WorkItemId::from(conversation);
+        let Some(status) = router.item(item) else { return };
+        let now = self.now();
+        let events = match status.state {
+            ItemState::Assigned(_) => router.complete(item, now),
+            _ => router.withdraw(item, now),
+        };
+        if let Ok(events) = events {
+            let _ = self.apply_routing_events(tenant, &events).await;
+        }
+    }
+
     /// Takes erased conversations out of routing: the router withdraws their work items, and
     /// what it did with the capacity that freed (another conversation assigned, say) is
     /// recorded like the events of any router call.
