@@ -241,15 +241,15 @@ impl Engine {
         id: MessageId,
         out: &OutboundMessage,
     ) -> Result<Message> {
-        let _turn = self.recipient_turn(tenant, conversation, out).await?;
         // The provider has the message: giving up on a conflict would leave it sent but not
         // recorded (and a retry of the send would send it again). Every conflict means another
         // commit made progress, so keep at it far longer than for anything else.
         let attempts = self.config().max_commit_attempts.max(1).saturating_mul(64);
-        let message = self
-            .retrying_up_to(attempts, || self.try_record_outbound(tenant, conversation, out, Recording::Sent(id)))
-            .await?;
-        drop(_turn);
+        let message = {
+            let _turn = self.recipient_turn(tenant, conversation, out).await?;
+            self.retrying_up_to(attempts, || self.try_record_outbound(tenant, conversation, out, Recording::Sent(id)))
+                .await?
+        };
         self.note_reply(tenant, &message).await;
         Ok(message)
     }

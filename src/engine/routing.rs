@@ -5,9 +5,7 @@ use super::Engine;
 use crate::Result;
 use crate::events::{Event, RoutingChange};
 use crate::model::{Author, ConversationId, Handler, Message, TenantId};
-use crate::routing::{
-    HandoffMode, ItemControl, ItemState, LastAgent, Router, RoutingDecision, RoutingEvent, WorkItem, WorkItemId,
-};
+use crate::routing::{ItemControl, ItemState, LastAgent, Router, RoutingDecision, RoutingEvent, WorkItem, WorkItemId};
 use crate::{ConversationPatch, Error};
 use chrono::Duration;
 use std::collections::HashMap;
@@ -16,6 +14,19 @@ use std::sync::Arc;
 /// How long a conversation prefers the agent who last handled it (affinity), unless the
 /// router's plan says otherwise.
 const LAST_AGENT_AFFINITY: i64 = 30;
+
+/// Whether the bot a conversation's handler names goes on serving the customer although a
+/// router event puts the conversation in a queue, going by the router's `control` of it now:
+/// under offer control ([`HandoffMode::Offer`](crate::routing::HandoffMode::Offer)) the bot
+/// serves until a human has it, and an item already assigned again has left that queue (an
+/// `Assigned` later in the same events names its new handler).
+fn bot_serves_on(control: &ItemControl, bot: &crate::model::AgentId) -> bool {
+    match control {
+        ItemControl::BotOffering(b) => b == bot,
+        ItemControl::Routing => false,
+        ItemControl::Bot(_) | ItemControl::Human(_) => true,
+    }
+}
 
 impl Engine {
     /// The router this engine hands conversations to, if one was configured with
@@ -115,9 +126,6 @@ impl Engine {
                 RoutingEvent::Queued { queue, .. } | RoutingEvent::Overflowed { to: queue, .. } => {
                     Some(Some(Handler::Queue(queue.clone())))
                 }
-                // Offer control: the bot keeps it until a human has it (an `Assigned` follows
-                // when a human takes it at once; `Queued` when it waits).
-                RoutingEvent::HandedOff { mode: HandoffMode::Offer, .. } => None,
                 // Back in routing (a bot's handoff passes it on; an `Assigned` follows when a
                 // human takes it at once): the queue it waits in, as the router has it now.
                 RoutingEvent::Requeued { item, .. } | RoutingEvent::HandedOff { item, .. } => {
@@ -139,24 +147,14 @@ impl Engine {
                 RoutingEvent::Completed { .. } | RoutingEvent::Withdrawn { .. } | RoutingEvent::TimedOut { .. }
             );
             let Ok(current) = self.conversation(owner, id).await else { continue };
-            // Offer control (`HandoffMode::Offer`): the bot goes on serving the customer while
-            // the item waits for a human, so a bot handler stays until a human has it — also
-            // when the item has left the queue by now (an `Assigned` later in these events).
-            let handler = match (&handler, &current.handler) {
-                (Some(Some(Handler::Queue(_))), Some(Handler::Bot(bot)))
-                    if router.and_then(|r| r.item(WorkItemId::from(id))).is_some_and(|status| {
-                        match &status.control {
-                            ItemControl::BotOffering(b) => b == bot,
-                            ItemControl::Routing => false,
-                            _ => true,
-                        }
-                    }) =>
-                {
-                    None
+            // A bot handler gives way to a queue only when nobody serves the customer any more.
+            let bot_serves_on = match (&handler, &current.handler) {
+                (Some(Some(Handler::Queue(_))), Some(Handler::Bot(bot))) => {
+                    router.and_then(|r| r.item(WorkItemId::from(id))).is_some_and(|s| bot_serves_on(&s.control, bot))
                 }
-                _ => handler,
+                _ => false,
             };
-            let handler = handler.filter(|h| *h != current.handler);
+            let handler = handler.filter(|h| !bot_serves_on && *h != current.handler);
             let patch = ConversationPatch { handler, ..ConversationPatch::default() };
             match self.patch_conversation(owner, id, &patch, &[Event::Routing { conversation: id, change }]).await {
                 // Erased since it was read: nothing left to record this event on, but the

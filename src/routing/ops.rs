@@ -40,7 +40,7 @@ impl State {
         // and moved there: it is four cache lines.
         let tiers = self.spare_tiers.pop().unwrap_or_default();
         let plan_gen = self.plan_gen;
-        let record = ItemRecord {
+        let item = Box::new(ItemRecord {
             work: item,
             plan_gen,
             queue_entered: now,
@@ -54,8 +54,7 @@ impl State {
             decision_fallback: None,
             moved: false,
             hours_moved: false,
-        };
-        let item = Box::new(record);
+        });
         let by_policy = self.policy.is_some();
         let Some(place) = self.items.get_mut(i as usize) else { return };
         *place = Some(ItemSlot {
