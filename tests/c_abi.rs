@@ -2007,32 +2007,34 @@ fn the_idle_rule_puts_a_silent_agent_away_through_the_tick() {
 
 #[test]
 fn reported_activity_keeps_an_agent_from_going_idle_and_the_rule_can_be_removed_and_set_again() {
-    let started = std::time::Instant::now();
-    let at = |seconds: f64| {
-        std::thread::sleep((started + std::time::Duration::from_secs_f64(seconds)) - std::time::Instant::now())
-    };
     let engine = TestEngine::routed(json!({}), &[agent("ana", "online", 1), agent("bo", "online", 1)]);
-    // Idle after one second without activity.
-    let set = engine.idle(&json!({"after": 1, "status": "away"})).expect("idle");
+    // Both were last active no later than now. Every step below has a second or more of slack,
+    // so a slow or busy machine does not change what the ticks find.
+    let created = std::time::Instant::now();
+    let at = |seconds: f64| {
+        std::thread::sleep((created + std::time::Duration::from_secs_f64(seconds)) - std::time::Instant::now())
+    };
+    // Idle after three seconds without activity.
+    let set = engine.idle(&json!({"after": 3, "status": "away"})).expect("idle");
     assert_eq!(set["events"], json!([]), "nobody idle yet: {set}");
     assert!(set["next_timer"].is_string(), "the idle checks are timers: {set}");
 
-    // Ana is active at 0.6 s; at 1.3 s Bo (last active at 0) is idle, Ana is not.
-    at(0.6);
+    // Ana is active at 1.5 s; at 3.2 s Bo (last active at 0) is idle, Ana (until 4.5 s) is not.
+    at(1.5);
     assert_eq!(engine.activity("ana").expect("activity")["events"], json!([]));
-    at(1.3);
+    at(3.2);
     let fired = engine.tick().expect("tick");
     assert_eq!(event_words(&fired), ["presence_changed(bo)"], "{fired}");
     assert_eq!(fired["events"][0]["status"], "away");
 
     // Without the rule Ana never goes idle.
     assert_eq!(engine.idle(&Value::Null).expect("remove")["events"], json!([]));
-    at(1.9);
+    at(3.4);
     assert_eq!(engine.tick().expect("tick")["events"], json!([]), "no rule, no idle agent");
 
     // Idle time counts from the last activity, also before the rule: installed again, it finds
-    // Ana idle (1.3 s since her activity) at once, in its own result.
-    let again = engine.idle(&json!({"after": 0.5, "status": "busy"})).expect("idle");
+    // Ana idle (1.9 s since her activity) at once, in its own result.
+    let again = engine.idle(&json!({"after": 1, "status": "busy"})).expect("idle");
     assert_eq!(again["events"], json!([{"event": "presence_changed", "agent": "ana", "status": "busy"}]), "{again}");
 }
 

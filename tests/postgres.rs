@@ -337,26 +337,46 @@ fn an_exhausted_pool_gives_a_temporary_error_after_the_wait_timeout() {
     };
     let busy = TenantId::new("busy").expect("tenant");
     run(db.store.commit(&busy, change(&busy, "first"))).expect("the first commit makes the tenant's row");
-    let mut locker = std::process::Command::new("psql")
-        .arg(&url)
-        .arg("-c")
-        .arg(format!(
-            "BEGIN; SELECT 1 FROM {schema}.tenants WHERE tenant = 'busy' FOR UPDATE; SELECT pg_sleep(8); COMMIT;"
-        ))
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("psql");
-    std::thread::sleep(Duration::from_secs(1));
+    // Another session takes the tenant's row lock and holds it until told to let go.
+    let (held_tx, held_rx) = std::sync::mpsc::channel::<i32>();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let (locker_url, locker_schema) = (url.clone(), schema.clone());
+    let locker = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+        runtime.block_on(async {
+            let (client, connection) =
+                tokio_postgres::connect(&locker_url, tokio_postgres::NoTls).await.expect("connect");
+            let driver = tokio::spawn(connection);
+            client.batch_execute("BEGIN").await.expect("begin");
+            let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[]).await.expect("pid").get(0);
+            client
+                .batch_execute(&format!("SELECT 1 FROM {locker_schema}.tenants WHERE tenant = 'busy' FOR UPDATE"))
+                .await
+                .expect("lock the tenant's row");
+            held_tx.send(pid).expect("tell the test");
+            let _ = release_rx.recv_timeout(Duration::from_secs(120));
+            client.batch_execute("COMMIT").await.expect("commit");
+            drop(client);
+            let _ = driver.await;
+        });
+    });
+    let locker_pid = held_rx.recv_timeout(Duration::from_secs(60)).expect("the locker holds the row lock");
     // A commit of that tenant takes the pool's only connection and waits for the lock.
     let (s, b) = (db.store.clone(), busy.clone());
     let blocked = std::thread::spawn(move || run(s.commit(&b, change(&b, "second"))));
-    std::thread::sleep(Duration::from_millis(500));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let waiting = format!("SELECT count(*) FROM pg_stat_activity WHERE {locker_pid} = ANY(pg_blocking_pids(pid))");
+    while postgres_common::raw_rows(&url, &schema, &waiting) != ["1"] {
+        assert!(Instant::now() < deadline, "the store's commit never came to wait for the row lock");
+        std::thread::sleep(Duration::from_millis(20));
+    }
     let other = TenantId::new("other").expect("tenant");
     let started = Instant::now();
     let answer = run(db.store.customer(&other, CustomerId(uuid::Uuid::now_v7())));
     let waited = started.elapsed();
+    let _ = release_tx.send(());
+    locker.join().expect("the locker ends");
     assert!(matches!(answer, Err(Error::Backend { temporary: true, .. })), "{answer:?} after {waited:?}");
     assert!(waited < Duration::from_secs(6), "the read waited {waited:?}, past the 2 s wait timeout");
-    let _ = locker.wait();
     assert!(blocked.join().expect("no panic").is_ok(), "the blocked commit goes through once the lock is free");
 }
