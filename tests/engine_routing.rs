@@ -538,3 +538,46 @@ fn a_conversation_whose_offering_bot_is_removed_no_longer_names_it_as_handler() 
     assert_eq!(router.item(WorkItemId::from(c)).unwrap().control, ItemControl::Routing);
     assert_eq!(handler(&engine, &tenant, c), Some(Handler::Queue(QueueId::new("default").unwrap())), "{ev:?}");
 }
+
+/// Offer control, and the bot is removed while the conversation is offered to a human (the
+/// queue offers before it assigns): the bot lets go (a pass), so the conversation names the
+/// queue until the human accepts, and then the human.
+#[test]
+fn a_conversation_offered_to_a_human_when_its_offering_bot_is_removed_names_the_queue_then_the_human() {
+    use touchpoint::routing::{HandoffMode, ItemControl, OfferPolicy, Queue};
+    let (engine, router, tenant) = setup();
+    let (ana, bot) = (AgentId::new("ana").unwrap(), AgentId::new("bot").unwrap());
+    let default = QueueId::new("default").unwrap();
+    router.set_presence(&ana, "away", engine.now()).unwrap();
+    router.upsert_agent(Agent::bot(bot.clone()), engine.now()).unwrap();
+    let c = run(engine.ingest(&tenant, chat("v1", "c1"))).unwrap().conversation;
+    // The bot took the chat; from now on the queue offers before it assigns.
+    router
+        .upsert_queue(Queue::new(default.clone()).with_offers(OfferPolicy::offers(1, chrono::TimeDelta::seconds(60))))
+        .unwrap();
+    let item = WorkItemId::from(c);
+    let d = router.handoff(item, Default::default(), HandoffMode::Offer, engine.now()).unwrap();
+    run(engine.apply_routing_events(&tenant, &d.events)).unwrap();
+    let offered = router.set_presence(&ana, "online", engine.now()).unwrap();
+    assert!(offered.iter().any(|e| matches!(e, RoutingEvent::Offered { .. })), "{offered:?}");
+    run(engine.apply_routing_events(&tenant, &offered)).unwrap();
+    assert_eq!(handler(&engine, &tenant, c), Some(Handler::Bot(bot.clone())), "the bot serves until a human has it");
+
+    let ev = router.remove_agent(&bot, engine.now()).unwrap();
+    assert!(
+        ev.contains(&RoutingEvent::HandedOff { item, bot: bot.clone(), mode: HandoffMode::Pass }),
+        "the removed bot lets go: {ev:?}"
+    );
+    run(engine.apply_routing_events(&tenant, &ev)).unwrap();
+    assert_eq!(router.item(item).unwrap().control, ItemControl::Routing);
+    assert_eq!(handler(&engine, &tenant, c), Some(Handler::Queue(default.clone())), "{ev:?}");
+
+    // The offer stands: Ana accepts, and the conversation is hers.
+    let accepted = router.accept(item, &ana, engine.now()).unwrap();
+    run(engine.apply_routing_events(&tenant, &accepted)).unwrap();
+    assert_eq!(handler(&engine, &tenant, c), Some(Handler::Agent(ana.clone())));
+    assert_eq!(
+        recorded_handlers(&engine, &tenant, c),
+        [Some(Handler::Bot(bot)), Some(Handler::Queue(default)), Some(Handler::Agent(ana))]
+    );
+}

@@ -341,7 +341,9 @@ pub enum RoutingEvent {
         /// The bot that takes it.
         bot: AgentId,
     },
-    /// A bot handed the item to routing.
+    /// A bot handed the item to routing. Also sent, with [`HandoffMode::Pass`], when a bot that
+    /// kept an item it had offered ([`HandoffMode::Offer`]) is removed before a human took it:
+    /// nobody serves the customer until one does.
     HandedOff {
         /// Item.
         item: WorkItemId,
@@ -823,6 +825,8 @@ impl Router {
     }
 
     /// Removes an agent: their offers are withdrawn and their assigned work goes back to routing.
+    /// A bot that kept items it offered to humans lets go of them ([`RoutingEvent::HandedOff`]
+    /// with [`HandoffMode::Pass`]); their offers to humans stand.
     pub fn remove_agent(&self, agent: &AgentId, now: DateTime<Utc>) -> crate::Result<Vec<RoutingEvent>> {
         let mut s = self.lock();
         s.fire_timers(now);

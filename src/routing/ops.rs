@@ -3,7 +3,7 @@
 use super::model::TimeoutAction;
 use super::plan::{DecisionFallback, DecisionHook, Fallback, PolicyChoice, PriorityChange};
 use super::state::{IState, ItemRecord, ItemSlot, State, StepRef, Tiers, TimerKind, add, ms};
-use super::{OfflineAction, PresenceStatus, RequeueReason, RoutingEvent};
+use super::{HandoffMode, OfflineAction, PresenceStatus, RequeueReason, RoutingEvent};
 use crate::model::{AgentId, QueueId};
 use chrono::{DateTime, Utc};
 
@@ -1137,16 +1137,16 @@ impl State {
             match slot.state {
                 IState::Assigned { agent, .. } if agent == a => self.requeue(i, RequeueReason::AgentRemoved, None, now),
                 _ if slot.item.bot_hold == Some(a) => {
-                    let chan = slot.chan;
-                    // Waiting with nobody serving the customer any more: announced again, so a
-                    // host that showed the bot as the handler shows the queue.
-                    let waiting = matches!(slot.state, IState::Waiting { .. })
-                        .then(|| RoutingEvent::Queued { item: slot.item.id, queue: slot.queue.clone() });
+                    // The bot kept the item while it waited or was offered to humans; now nobody
+                    // serves the customer until a human takes it. Announced as the bot letting
+                    // go (a pass), so a host that showed the bot as the handler shows the queue.
+                    let (chan, item) = (slot.chan, slot.item.id);
                     self.unhold(a, i, chan, now);
                     if let Some(s) = self.slot(i) {
                         s.item.bot_hold = None;
                     }
-                    self.events.extend(waiting);
+                    let bot = self.agent_id(a);
+                    self.events.push(RoutingEvent::HandedOff { item, bot, mode: HandoffMode::Pass });
                 }
                 _ => {}
             }
