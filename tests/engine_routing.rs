@@ -271,6 +271,59 @@ fn a_shared_tick_handed_to_each_tenant_is_recorded_once_per_tenant() {
     assert!(routing_events(&engine, &acme).iter().all(|(c, _)| *c != waiting.conversation));
 }
 
+/// One agent serves two tenants. Acme's customer has her; globex's waits. Acme resolving its
+/// conversation frees her, and globex's conversation is hers: recorded on globex's
+/// conversation and in globex's event log, although acme's call set it off.
+#[test]
+fn resolving_one_tenants_conversation_records_the_assignment_it_frees_on_the_other_tenant() {
+    use touchpoint::ConversationPatch;
+    let TwoTenants { engine, router, acme, globex, .. } = two_tenants();
+    let ana = AgentId::new("ana").unwrap();
+    let agent = Agent::new(ana.clone()).with_capacity(Capacity::per_channel([(ChannelKind::WebChat, 1)]));
+    router.upsert_agent(agent.with_status("online"), engine.now()).unwrap();
+    let mine = run(engine.ingest(&acme, chat("a1", "a-1"))).unwrap().conversation;
+    let theirs = run(engine.ingest(&globex, chat("g1", "g-1"))).unwrap().conversation;
+    assert_eq!(handler(&engine, &acme, mine), Some(Handler::Agent(ana.clone())));
+
+    let resolved = ConversationPatch { status: Some(ConversationStatus::Resolved), ..ConversationPatch::default() };
+    run(engine.update_conversation(&acme, mine, resolved)).unwrap();
+    assert_eq!(handler(&engine, &globex, theirs), Some(Handler::Agent(ana.clone())), "globex's conversation is told");
+    assert!(
+        routing_events(&engine, &globex)
+            .iter()
+            .any(|(c, change)| *c == theirs && matches!(change, RoutingChange::Assigned { agent, .. } if *agent == ana)),
+        "the assignment is in globex's event log: {:?}",
+        routing_events(&engine, &globex)
+    );
+    assert!(routing_events(&engine, &acme).iter().all(|(c, _)| *c != theirs));
+}
+
+/// An agent's reply on one tenant's conversation lets the router fire what fell due first; a
+/// time-out of another tenant's waiting conversation is recorded on that tenant.
+#[test]
+fn a_timer_that_falls_due_in_an_agents_reply_reaches_its_own_tenant() {
+    use touchpoint::{OutboundMessage, model::Content};
+    let TwoTenants { engine, clock, router, acme, globex, .. } = two_tenants();
+    let ana = AgentId::new("ana").unwrap();
+    let agent = Agent::new(ana.clone()).with_capacity(Capacity::per_channel([(ChannelKind::WebChat, 1)]));
+    router.upsert_agent(agent.with_status("online"), engine.now()).unwrap();
+    let mine = run(engine.ingest(&acme, chat("a1", "a-1"))).unwrap().conversation;
+    let theirs = run(engine.ingest(&globex, chat("g1", "g-1"))).unwrap().conversation;
+    // Globex's customer waits past the queue's max wait; nothing ticks in between.
+    clock.advance(chrono::Duration::seconds(120));
+    let reply = OutboundMessage::agent(ana.clone(), Content::text("Looking into it now."));
+    run(engine.record_outbound(&acme, mine, reply)).unwrap();
+
+    assert!(router.item(WorkItemId::from(theirs)).is_none(), "the router let globex's item go");
+    assert_eq!(handler(&engine, &globex, theirs), None, "globex's conversation is told");
+    assert!(
+        routing_events(&engine, &globex)
+            .iter()
+            .any(|(c, change)| *c == theirs && matches!(change, RoutingChange::TimedOut { .. })),
+        "the time-out is in globex's event log"
+    );
+}
+
 /// A bot that passes a conversation to humans lets go of it: when no human can take it yet,
 /// the conversation waits in the queue, and its handler says so (not the bot any more), as the
 /// router's view says.

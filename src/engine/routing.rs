@@ -184,7 +184,8 @@ impl Engine {
             return;
         }
         if let Ok(events) = router.note_agent_reply(item, self.now()) {
-            let _ = self.apply_routing_events(tenant, &events).await;
+            // Timers of other tenants' items may have fallen due first: each goes to its own.
+            let _ = self.apply_events(tenant, &events, true).await;
         }
     }
 
@@ -202,7 +203,9 @@ impl Engine {
             _ => router.withdraw(item, now),
         };
         if let Ok(events) = events {
-            let _ = self.apply_routing_events(tenant, &events).await;
+            // The freed capacity may go to another tenant's conversation: each event goes to
+            // the tenant it belongs to.
+            let _ = self.apply_events(tenant, &events, true).await;
         }
     }
 
