@@ -466,6 +466,27 @@ fn resolving_or_closing_a_conversation_takes_it_out_of_routing() {
     assert!(router.item(WorkItemId::from(second)).is_some());
 }
 
+/// A supervisor escalates a waiting conversation through the engine: it moves ahead of the
+/// older one, and the agent who comes online takes it first.
+#[test]
+fn an_escalated_conversation_is_taken_before_older_waiting_ones() {
+    use touchpoint::ConversationPatch;
+    let (engine, router, tenant) = setup();
+    let ana = AgentId::new("ana").unwrap();
+    router.set_presence(&ana, "away", engine.now()).unwrap();
+    let older = run(engine.ingest(&tenant, chat("v1", "c1"))).unwrap().conversation;
+    let newer = run(engine.ingest(&tenant, chat("v2", "d1"))).unwrap().conversation;
+    let urgent = ConversationPatch { priority: Some(Priority::Urgent), ..ConversationPatch::default() };
+    let updated = run(engine.update_conversation(&tenant, newer, urgent)).unwrap();
+    assert_eq!(updated.priority, Priority::Urgent);
+    assert_eq!(router.item(WorkItemId::from(newer)).unwrap().priority, 3, "the work item has the new priority");
+
+    let ev = router.set_presence(&ana, "online", engine.now()).unwrap();
+    run(engine.apply_routing_events(&tenant, &ev)).unwrap();
+    assert_eq!(handler(&engine, &tenant, newer), Some(Handler::Agent(ana)));
+    assert_eq!(handler(&engine, &tenant, older), Some(Handler::Queue(QueueId::new("default").unwrap())));
+}
+
 /// A human hands the conversation back to a bot: the conversation's handler becomes the bot
 /// and the outbox records the change.
 #[test]

@@ -492,6 +492,10 @@ impl Engine {
     /// With a router, a conversation resolved or closed leaves routing: the router completes
     /// its work item when an agent has it (their capacity frees for the next waiting
     /// conversation, and the conversation no longer has a handler) and withdraws it otherwise.
+    /// A new priority reaches the conversation's work item ([`Router::update_item`]): a waiting
+    /// conversation takes its new place in the queue at once.
+    ///
+    /// [`Router::update_item`]: crate::routing::Router::update_item
     pub async fn update_conversation(
         &self,
         tenant: &TenantId,
@@ -507,6 +511,10 @@ impl Engine {
         let updated = self.patch_conversation(tenant, id, &patch, &[]).await?;
         if patch.status.as_ref().is_some_and(|s| !s.is_open()) {
             self.leave_routing(tenant, id).await;
+            return self.conversation(tenant, id).await;
+        }
+        if let Some(priority) = patch.priority {
+            self.reprioritize(tenant, id, priority).await;
             return self.conversation(tenant, id).await;
         }
         Ok(updated)

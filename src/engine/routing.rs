@@ -4,8 +4,10 @@
 use super::Engine;
 use crate::Result;
 use crate::events::{Event, RoutingChange};
-use crate::model::{Author, ConversationId, Handler, Message, TenantId};
-use crate::routing::{ItemControl, ItemState, LastAgent, Router, RoutingDecision, RoutingEvent, WorkItem, WorkItemId};
+use crate::model::{Author, ConversationId, Handler, Message, Priority, TenantId};
+use crate::routing::{
+    ItemControl, ItemState, ItemUpdate, LastAgent, Router, RoutingDecision, RoutingEvent, WorkItem, WorkItemId,
+};
 use crate::{ConversationPatch, Error};
 use chrono::Duration;
 use std::collections::HashMap;
@@ -205,6 +207,17 @@ impl Engine {
         if let Ok(events) = events {
             // The freed capacity may go to another tenant's conversation: each event goes to
             // the tenant it belongs to.
+            let _ = self.apply_events(tenant, &events, true).await;
+        }
+    }
+
+    /// A conversation's new priority reaches its work item: a waiting conversation takes its
+    /// new place in the queue at once ([`Router::update_item`]), and what the router did is
+    /// applied like any router call. Best effort: the change is stored whatever happens here.
+    pub(crate) async fn reprioritize(&self, tenant: &TenantId, conversation: ConversationId, priority: Priority) {
+        let Some(router) = self.router() else { return };
+        let update = ItemUpdate::new().priority(crate::routing::conversation_priority(priority));
+        if let Ok(events) = router.update_item(WorkItemId::from(conversation), update, self.now()) {
             let _ = self.apply_events(tenant, &events, true).await;
         }
     }

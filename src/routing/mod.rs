@@ -74,6 +74,7 @@ mod eligibility;
 pub mod expr;
 pub mod ledger;
 mod model;
+pub(crate) use model::conversation_priority;
 mod ops;
 mod plan;
 mod queue;
@@ -87,8 +88,9 @@ pub use eligibility::{
 };
 pub use ledger::{Assignment, AssignmentLedger, Claim, ClaimOutcome, InMemoryLedger, Refusal};
 pub use model::{
-    Agent, Capacity, ChannelSet, Discipline, IdlePolicy, Interruption, LastAgent, MAX_DURATION_SECS, NoReplyPolicy,
-    OfferPolicy, Presence, PresenceStatus, Queue, QueueHours, QueueMembership, TimeoutAction, WorkItem, WorkItemId,
+    Agent, Capacity, ChannelSet, Discipline, IdlePolicy, Interruption, ItemUpdate, LastAgent, MAX_DURATION_SECS,
+    NoReplyPolicy, OfferPolicy, Presence, PresenceStatus, Queue, QueueHours, QueueMembership, TimeoutAction, WorkItem,
+    WorkItemId,
 };
 pub use plan::{
     DecisionFallback, DecisionHook, Fallback, MAX_RULES, MAX_STEPS, Plan, PolicyChoice, Pool, PoolMode, PriorityChange,
@@ -945,6 +947,57 @@ impl Router {
         s.fire_timers(now);
         let i = Self::item_index(&s, item)?;
         s.withdraw(i, now);
+        Ok(Self::finish(&mut s, now))
+    }
+
+    /// Changes an item the router holds: its priority (a supervisor escalates a waiting
+    /// conversation), age adjustment, due time, language, skills or attributes; see
+    /// [`ItemUpdate`]. Returns the router's events.
+    ///
+    /// A waiting item takes its new place in its queue at once. It keeps its rule and plan
+    /// step (and the time it has spent there) while it still matches that rule first, and its
+    /// eligibility at that step is computed again; when another rule matches first now, it is
+    /// classified again from that rule's first step. An item an overflow placed in its queue
+    /// stays there. Either way it is routed again, so an agent who can take it now gets it.
+    /// Offered and assigned items keep their place: the change counts when they are routed
+    /// again (a requeue, a handoff).
+    ///
+    /// Refused, changing nothing: an unknown item ([`Error::NotFound`]); a result that would
+    /// not be accepted by [`Router::submit`] (too many skills or attributes, an age adjustment
+    /// beyond 400 days: [`Error::InvalidInput`]).
+    ///
+    /// ```
+    /// # use chrono::{TimeZone, Utc};
+    /// # use touchpoint::model::{AgentId, ChannelKind};
+    /// # use touchpoint::routing::*;
+    /// let now = Utc.with_ymd_and_hms(2026, 12, 3, 9, 0, 0).unwrap();
+    /// let router = Router::new(RouterConfig::default());
+    /// let (first, second) = (WorkItemId::from_u128(1), WorkItemId::from_u128(2));
+    /// router.submit(WorkItem::new(first, ChannelKind::WebChat, now), now)?;
+    /// router.submit(WorkItem::new(second, ChannelKind::WebChat, now), now)?;
+    /// // The second customer is escalated: the first agent free takes it.
+    /// router.update_item(second, ItemUpdate::new().priority(5), now)?;
+    /// let ana = Agent::new(AgentId::new("ana")?)
+    ///     .with_capacity(Capacity::per_channel([(ChannelKind::WebChat, 1)]))
+    ///     .with_status("online");
+    /// router.upsert_agent(ana, now)?;
+    /// assert_eq!(router.item(second).unwrap().state, ItemState::Assigned(AgentId::new("ana")?));
+    /// assert_eq!(router.item(first).unwrap().state, ItemState::Waiting);
+    /// # Ok::<(), touchpoint::Error>(())
+    /// ```
+    pub fn update_item(
+        &self,
+        item: WorkItemId,
+        update: ItemUpdate,
+        now: DateTime<Utc>,
+    ) -> crate::Result<Vec<RoutingEvent>> {
+        let mut s = self.lock();
+        s.fire_timers(now);
+        let i = Self::item_index(&s, item)?;
+        let Some(x) = s.items[i as usize].as_ref() else { return Err(Error::not_found("work item", item)) };
+        let work = update.applied_to(&x.item.work);
+        work.validate()?;
+        s.update_item(i, work, update.priority, now);
         Ok(Self::finish(&mut s, now))
     }
 

@@ -897,6 +897,121 @@ impl Queue {
     }
 }
 
+/// A change to an item the router holds ([`Router::update_item`](super::Router::update_item)):
+/// a supervisor raising a waiting conversation's priority, a bot's or the host's later
+/// findings (intent, tier, language), an SLA due time (Amazon Connect
+/// `UpdateContactRoutingData`, a Twilio task update). Fields left `None` (and attributes not
+/// named) stay as they are.
+///
+/// ```
+/// use touchpoint::routing::ItemUpdate;
+/// let escalate = ItemUpdate::new().priority(3).attribute("escalated_by", "supervisor-7");
+/// assert_eq!(escalate.priority, Some(3));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct ItemUpdate {
+    /// The item's priority from now on (higher is more urgent); it replaces any change plan
+    /// steps made so far.
+    #[serde(default)]
+    pub priority: Option<i32>,
+    /// Artificial extra age for ordering ([`WorkItem::age_adjustment`]).
+    #[serde(with = "secs::option", default)]
+    pub age_adjustment: Option<TimeDelta>,
+    /// Due time for [`Discipline::DueTime`].
+    #[serde(default)]
+    pub due: Option<DateTime<Utc>>,
+    /// The customer's language.
+    #[serde(default)]
+    pub language: Option<LanguageTag>,
+    /// Required skills with minimum levels (replacing the item's).
+    #[serde(default)]
+    pub skills: Option<BTreeMap<String, u32>>,
+    /// Optional skills (replacing the item's).
+    #[serde(default)]
+    pub optional_skills: Option<BTreeMap<String, u32>>,
+    /// Attributes set (merged into the item's; others are kept).
+    #[serde(default)]
+    pub attributes: Attributes,
+}
+
+impl ItemUpdate {
+    /// A change of nothing.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Sets the priority.
+    pub fn priority(mut self, priority: i32) -> Self {
+        self.priority = Some(priority);
+        self
+    }
+    /// Sets the age adjustment.
+    pub fn age_adjustment(mut self, adjustment: TimeDelta) -> Self {
+        self.age_adjustment = Some(adjustment);
+        self
+    }
+    /// Sets the due time.
+    pub fn due(mut self, due: DateTime<Utc>) -> Self {
+        self.due = Some(due);
+        self
+    }
+    /// Sets the language.
+    pub fn language(mut self, language: LanguageTag) -> Self {
+        self.language = Some(language);
+        self
+    }
+    /// Replaces the required skills.
+    pub fn skills(mut self, skills: impl IntoIterator<Item = (String, u32)>) -> Self {
+        self.skills = Some(skills.into_iter().collect());
+        self
+    }
+    /// Replaces the optional skills.
+    pub fn optional_skills(mut self, skills: impl IntoIterator<Item = (String, u32)>) -> Self {
+        self.optional_skills = Some(skills.into_iter().collect());
+        self
+    }
+    /// Sets an attribute.
+    pub fn attribute(mut self, key: impl Into<String>, value: impl Into<serde_json::Value>) -> Self {
+        self.attributes.insert(key.into(), value.into());
+        self
+    }
+
+    /// `item` with the change applied.
+    pub(crate) fn applied_to(&self, item: &WorkItem) -> WorkItem {
+        let mut item = item.clone();
+        if let Some(p) = self.priority {
+            item.priority = p;
+        }
+        if let Some(a) = self.age_adjustment {
+            item.age_adjustment = a;
+        }
+        if let Some(d) = self.due {
+            item.due = Some(d);
+        }
+        if let Some(l) = &self.language {
+            item.language = Some(l.clone());
+        }
+        if let Some(s) = &self.skills {
+            item.skills.clone_from(s);
+        }
+        if let Some(s) = &self.optional_skills {
+            item.optional_skills.clone_from(s);
+        }
+        item.attributes.extend(self.attributes.iter().map(|(k, v)| (k.clone(), v.clone())));
+        item
+    }
+}
+
+/// A conversation's [`Priority`] as an item priority (low 0, normal 1, high 2, urgent 3).
+pub(crate) fn conversation_priority(priority: Priority) -> i32 {
+    match priority {
+        Priority::Low => 0,
+        Priority::Normal => 1,
+        Priority::High => 2,
+        Priority::Urgent => 3,
+    }
+}
+
 /// The last agent who handled the customer, preferred until `until`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LastAgent {
@@ -998,13 +1113,7 @@ impl WorkItem {
     }
     /// Sets the priority from a conversation's [`Priority`] (low 0, normal 1, high 2, urgent 3).
     pub fn with_conversation_priority(self, priority: Priority) -> Self {
-        let p = match priority {
-            Priority::Low => 0,
-            Priority::Normal => 1,
-            Priority::High => 2,
-            Priority::Urgent => 3,
-        };
-        self.with_priority(p)
+        self.with_priority(conversation_priority(priority))
     }
     /// Sets the language.
     pub fn with_language(mut self, language: LanguageTag) -> Self {

@@ -83,23 +83,73 @@ impl State {
         }
     }
 
-    /// Chooses the first matching rule and enters its first step. `false` if the item finished.
+    /// Chooses the first matching rule and enters its first step, from the item's own
+    /// priority (changes earlier steps made do not carry over). `false` if the item finished.
     pub fn classify(&mut self, i: u32, now: DateTime<Utc>) -> bool {
         let epoch = self.plan_gen;
         let Some(slot) = self.slot(i) else { return false };
         slot.item.plan_gen = epoch;
-        let Some(slot) = self.items[i as usize].as_ref() else { return false };
+        slot.priority = slot.item.priority;
+        let at = self.first_rule(i, now);
+        self.enter_step(i, at, now, now, now)
+    }
+
+    /// The first step of the first rule item `i` matches now (the implicit step if none does).
+    fn first_rule(&self, i: u32, now: DateTime<Utc>) -> StepRef {
+        let Some(slot) = self.items[i as usize].as_ref() else { return StepRef::Implicit };
         let mut env = None; // built only for a rule that needs more than `Any`
-        let at = self
-            .plan
+        self.plan
             .plan
             .rules
             .iter()
             .position(|r| {
                 matches!(r.when, super::Term::Any) || r.when.matches_in(env.get_or_insert_with(|| self.env(slot, now)))
             })
-            .map_or(StepRef::Implicit, |r| StepRef::Rule(r, 0));
-        self.enter_step(i, at, now, now, now)
+            .map_or(StepRef::Implicit, |r| StepRef::Rule(r, 0))
+    }
+
+    /// Replaces item `i`'s work item by `work` (the same item, changed: see
+    /// [`Router::update_item`](super::Router::update_item)); `priority` is the new priority if
+    /// the change sets one. A waiting item keeps its rule and step when it still matches that
+    /// rule first (its eligibility there is computed again), else it is classified again; then
+    /// it is routed. An item an overflow placed keeps its queue. Offered, assigned and
+    /// decision-pending items keep their place; the change counts when they are routed again.
+    pub fn update_item(&mut self, i: u32, work: super::WorkItem, priority: Option<i32>, now: DateTime<Utc>) {
+        let waiting = matches!(self.items[i as usize].as_ref().map(|x| &x.state), Some(IState::Waiting { .. }));
+        if waiting {
+            self.unqueue(i);
+        }
+        let Some(slot) = self.slot(i) else { return };
+        if slot.item.skills != work.skills {
+            slot.skill_set = super::relax::SKILL_SET_UNKNOWN;
+        }
+        slot.since_ms = ms(work.effective_since());
+        slot.item.work = work;
+        if let Some(p) = priority {
+            slot.priority = p;
+        }
+        if !waiting {
+            return;
+        }
+        let (at, moved, current_plan) = (slot.at, slot.item.moved, slot.item.plan_gen == self.plan_gen);
+        // A fallback (any member of its queue) stays one.
+        let same_rule = match (at, self.first_rule(i, now)) {
+            (StepRef::Rule(r, _), StepRef::Rule(n, _)) => r == n,
+            (StepRef::Implicit, StepRef::Implicit) | (StepRef::AnyMember, _) => true,
+            _ => false,
+        };
+        let placed = if moved || !current_plan {
+            self.reclassify(i, now)
+        } else if same_rule {
+            self.compute_tiers(i);
+            true
+        } else {
+            self.classify(i, now)
+        };
+        if placed {
+            self.route(i, now);
+            self.number_skill_set(i);
+        }
     }
 
     fn next_step(&self, at: StepRef) -> Option<StepRef> {
