@@ -620,6 +620,19 @@ fn check_story(stdout: &str) {
     assert_eq!(line(stdout, "human     -> "), "agent agent.bruno", "the handoff's events were applied");
     assert_eq!(line(stdout, "returned  -> "), "returned_to_bot(agent.bruno) assigned(bot.faq)");
     assert_eq!(line(stdout, "bot       -> "), "bot bot.faq", "the conversation is the bot's again");
+    // The shop resolves the Telegram chat: it leaves routing (the bot's work completes, its
+    // capacity frees), and the log has the router's event.
+    assert_eq!(line(stdout, "resolved  -> "), "resolved, handler none");
+    assert_eq!(line(stdout, "left      -> "), "completed(bot.faq)");
+    assert_eq!(line(stdout, "stats     -> "), "support: 0 waiting");
+    // GDPR: the export holds what the erasure removes (web chat, WhatsApp and email identities;
+    // three messages in, one reply out), and then every call naming Ana says she is erased.
+    assert_eq!(line(stdout, "export    -> "), "3 identities, 1 conversation(s), 4 messages");
+    assert_eq!(line(stdout, "erased    -> "), "3 identities, 1 conversation(s), 4 messages");
+    assert_eq!(
+        line(stdout, "forgotten -> "),
+        format!("TP_STATUS_ERASED: customer {} has been erased (result NULL)", chat.customer)
+    );
 
     let linked: Vec<&str> = stdout.lines().filter_map(|l| l.strip_prefix("linked    -> ")).collect();
     assert_eq!(linked, ["whatsapp +5511987654321", "email ana.souza@example.com"], "normalised addresses");
@@ -2833,4 +2846,51 @@ fn requeue_withdraw_remove_explain_and_stats_refuse_bad_arguments_with_typed_cod
     // None of the failures changed anything: the offer is still Ana's to accept.
     assert_eq!(engine.event_count(), events, "no failed call changed anything");
     assert_eq!(event_words(&engine.accept(&item, "ana").expect("accept")), ["assigned(ana)"]);
+}
+
+/// The Python binding's routing additions: `work_requeue` takes a bool (`exclude_agent=2` or a
+/// string would reach the library as some other flag), `work_withdraw`, `agent_remove`,
+/// `routing_explain` and `queue_stats` hand back the library's JSON, and refusals are
+/// `TouchpointError`s with the status name.
+#[test]
+fn python_binding_requeues_withdraws_explains_and_refuses_a_flag_that_is_not_a_bool() {
+    let stdout = python_snippet(
+        r#"
+config = {"tenant": "acme", "routing": {"queues": [{"id": "support"}],
+          "plan": {"rules": [{"name": "all", "steps": [{"pool": {"queues": ["support"]}}]}]},
+          "agents": [{"id": "ana", "queues": [{"queue": "support"}], "presence": {"status": "online"}}]}}
+with tp.Engine(lib, config) as e:
+    item = e.ingest({"channel": "webchat", "endpoint": "site", "sender": {"kind": "platform", "scope": "site", "id": "v1"},
+                     "external_id": "c1", "content": {"type": "text", "body": "hi"}})["conversation"]
+    for flag in [2, "yes", None]:
+        try:
+            e.work_requeue(item, flag)
+            print("accepted", flag)
+        except ValueError:
+            print("refused", flag)
+    print("requeue", [ev["event"] for ev in e.work_requeue(item, exclude_agent=True)["events"]])
+    print("explain", e.routing_explain(item)["status"]["state"])
+    print("stats", e.queue_stats("support")["waiting"])
+    print("withdraw", [ev["event"] for ev in e.work_withdraw(item)["events"]])
+    print("remove", e.agent_remove("ana")["events"])
+    try:
+        e.routing_explain(item)
+    except tp.TouchpointError as error:
+        print("gone", error.name)
+"#,
+    );
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            "refused 2",
+            "refused yes",
+            "refused None",
+            "requeue ['requeued', 'queued']",
+            "explain waiting",
+            "stats 1",
+            "withdraw ['withdrawn']",
+            "remove []",
+            "gone TP_STATUS_NOT_FOUND",
+        ]
+    );
 }
