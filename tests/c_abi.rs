@@ -2601,7 +2601,7 @@ fn resolving_an_offered_conversation_withdraws_the_offer() {
 }
 
 #[test]
-fn conversation_updates_set_priority_subject_tags_and_snooze_without_a_router() {
+fn conversation_updates_set_priority_subject_tags_handler_and_snooze_without_a_router() {
     let engine = TestEngine::acme();
     let outcome = engine.ingest(&sms(1, "my lamp is broken")).expect("ingest");
     let conversation = str_field(&outcome, "conversation");
@@ -2626,6 +2626,13 @@ fn conversation_updates_set_priority_subject_tags_and_snooze_without_a_router() 
     assert_eq!(snoozed["status"], json!({"status": "snoozed", "until": until}));
     let focus = engine.conversation(conversation);
     assert_eq!((&focus["status"], &focus["tags"]), (&snoozed["status"], &json!(["refund"])), "stored");
+    // A host that routes by hand sets the handler itself, and clears it with `null`.
+    let assigned = engine.update(conversation, &json!({"handler": handled_by("bruno")})).expect("assign");
+    assert_eq!(assigned["handler"], handled_by("bruno"));
+    assert_eq!(engine.handler(conversation), handled_by("bruno"));
+    assert_eq!(event_types(&engine).last().map(String::as_str), Some("conversation_assigned"));
+    assert_eq!(engine.update(conversation, &json!({"handler": null})).expect("unassign")["handler"], Value::Null);
+    assert_eq!(engine.handler(conversation), Value::Null);
     // `{}` changes nothing.
     let events = engine.event_count();
     let same = engine.update(conversation, &json!({})).expect("empty patch");
@@ -2650,7 +2657,9 @@ fn conversation_updates_refuse_bad_arguments_with_typed_codes_and_change_nothing
         (json!({"status": "dancing"}), "unknown variant `dancing`"),
         (json!({"status": "snoozed"}), "missing field `until`"),
         (json!({"status": 3}), "status"),
-        (json!({"handler": {"kind": "agent", "id": "ana"}}), "unknown field `handler`"),
+        (json!({"handler": {"kind": "person", "id": "ana"}}), "unknown variant `person`"),
+        (json!({"handler": {"kind": "agent", "id": "has space"}}), "invalid input in `agent`"),
+        (json!({"colour": "red"}), "unknown field `colour`"),
         (json!({"priority": "whenever"}), "unknown variant `whenever`"),
         (json!({"add_tags": [""]}), "tags"),
         (json!({"add_tags": ["x".repeat(65)]}), "tags"),
@@ -2664,6 +2673,10 @@ fn conversation_updates_refuse_bad_arguments_with_typed_codes_and_change_nothing
     }
     let failed = engine.update(unknown, &json!({"status": "resolved"})).unwrap_err();
     assert_eq!((failed.status, failed.message), (TpStatus::NotFound, format!("conversation {unknown} not found")));
+    // The router holds the conversation: its handler follows routing, not a hand-set one.
+    let failed = engine.update(conversation, &json!({"handler": null, "status": "resolved"})).unwrap_err();
+    assert_eq!(failed.status, TpStatus::Refused, "{}", failed.message);
+    assert!(failed.message.contains("tp_work_withdraw"), "{}", failed.message);
     assert_eq!(engine.update("not-a-uuid", &json!({})).unwrap_err().status, TpStatus::InvalidInput);
 
     let (id, patch) = (cstring(conversation), cstring(r#"{"status": "resolved"}"#));
@@ -2726,6 +2739,9 @@ fn requeued_work_goes_to_another_agent_and_a_removed_agents_work_goes_back_to_ro
     assert_eq!(engine.conversation(item)["status"], json!({"status": "open"}));
     assert_eq!(engine.queue_stats("support").expect("stats")["waiting"], 0);
     assert_eq!(engine.withdraw(item).unwrap_err().status, TpStatus::NotFound, "withdrawn already");
+    // Out of routing, the host may hand it to someone itself.
+    let assigned = engine.update(item, &json!({"handler": handled_by("ana")})).expect("assign by hand");
+    assert_eq!(assigned["handler"], handled_by("ana"));
     assert_eq!(routing_changes(&engine, item), ["assigned", "requeued", "queued", "assigned", "requeued", "withdrawn"]);
 }
 

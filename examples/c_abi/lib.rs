@@ -34,8 +34,8 @@ use touchpoint::context::TimelinePage;
 use touchpoint::events::StoredEvent;
 use touchpoint::model::{
     Address, AgentId, Attributes, Author, ChannelKind, Claim, Content, ConversationId, ConversationStatus, CustomerId,
-    DeliveryState, EndpointId, IdentityId, InboundMessage, MessageId, Priority, QueueId, TenantId, ThreadHints,
-    Verification,
+    DeliveryState, EndpointId, Handler, IdentityId, InboundMessage, MessageId, Priority, QueueId, TenantId,
+    ThreadHints, Verification,
 };
 use touchpoint::routing::calendar::Calendars;
 use touchpoint::routing::{
@@ -741,8 +741,8 @@ unsafe fn page(ptr: *const c_char) -> Result<TimelinePage, Failure> {
     Ok(TimelinePage { before: page.before, limit: page.limit })
 }
 
-/// `tp_conversation_update`'s changes: `ConversationPatch`'s fields that a host sets by hand
-/// (the handler follows routing: the routing calls set it). Absent fields stay as they are.
+/// `tp_conversation_update`'s changes: `ConversationPatch`'s fields. Absent fields stay as they
+/// are.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ConversationPatchJson {
@@ -752,6 +752,9 @@ struct ConversationPatchJson {
     status: Option<serde_json::Value>,
     #[serde(default)]
     priority: Option<Priority>,
+    /// `null` unassigns; absent leaves it (refused while the router holds the conversation).
+    #[serde(default, deserialize_with = "present")]
+    handler: Option<Option<Handler>>,
     /// `null` clears the subject; absent leaves it.
     #[serde(default, deserialize_with = "present")]
     subject: Option<Option<String>>,
@@ -806,7 +809,7 @@ impl ConversationPatchJson {
         Ok(ConversationPatch {
             status,
             priority: self.priority,
-            handler: None,
+            handler: self.handler,
             subject: self.subject,
             add_tags: self.add_tags,
             remove_tags: self.remove_tags,
@@ -1264,18 +1267,21 @@ pub unsafe extern "C" fn tp_events_after(
     })
 }
 
-/// Changes a conversation: its status (resolve, close, reopen, snooze), priority, subject or
-/// tags.
+/// Changes a conversation: its status (resolve, close, reopen, snooze), priority, handler,
+/// subject or tags.
 ///
 /// `patch_json`, every field optional (an absent one stays as it is; `{}` changes nothing):
 ///
 ///     {"status": "resolved",                   open, pending, resolved, closed, or
 ///                                              {"status": "snoozed", "until": "2026-03-03T09:00:00Z"}
 ///      "priority": "high",                     low, normal, high, urgent
+///      "handler": {"kind": "agent", "id": "agent.bruno"},   or "bot" or "queue"; null: none
 ///      "subject": "Broken lamp",               null clears it (1 to 998 bytes)
 ///      "add_tags": ["refund"], "remove_tags": ["new"]}   tags of 1 to 64 bytes, at most 100
 ///
-/// The handler is not set here: with a router it follows routing (the routing calls set it).
+/// The handler is for hosts that assign work themselves: while the engine's router holds the
+/// conversation (routed and not completed, withdrawn or timed out), its handler follows the
+/// router, and a "handler" here is TP_STATUS_REFUSED (tp_work_withdraw takes it out of routing).
 /// With a router, a conversation resolved or closed leaves routing: its work item is completed
 /// when an agent has it (the agent's capacity frees and takes the best waiting work at once;
 /// the conversation no longer has a handler) and withdrawn otherwise (waiting or offered). The
@@ -1288,9 +1294,9 @@ pub unsafe extern "C" fn tp_events_after(
 /// Free it with `tp_string_free`.
 ///
 /// An unknown conversation is TP_STATUS_NOT_FOUND; a closed conversation given any status but
-/// "closed" is TP_STATUS_REFUSED; an unknown field or status, a tag or subject out of its limits
-/// are TP_STATUS_INVALID_INPUT (text that is not JSON TP_STATUS_INVALID_JSON). Nothing changes
-/// then.
+/// "closed", and a handler for a conversation in routing, are TP_STATUS_REFUSED; an unknown
+/// field, status, handler kind or agent, a tag or subject out of its limits are
+/// TP_STATUS_INVALID_INPUT (text that is not JSON TP_STATUS_INVALID_JSON). Nothing changes then.
 ///
 /// # Safety
 /// String arguments are NULL or NUL-terminated; `out_conversation_json` is NULL or writable.
@@ -1307,8 +1313,18 @@ pub unsafe extern "C" fn tp_conversation_update(
         let live = live(engine)?;
         let conversation: ConversationId = unsafe { id(conversation_id, "conversation_id") }?;
         let patch = ConversationPatchJson::parse(unsafe { text(patch_json, "patch_json") }?)?;
-        let (updated, next_timer) =
-            in_routing_order(&live, live.engine.update_conversation(&live.tenant, conversation, patch))?;
+        let (updated, next_timer) = in_routing_order(&live, async {
+            // Checked in routing order: no routing call of this library takes the item between
+            // the check and the update.
+            let routed = live.engine.router().is_some_and(|r| r.item(WorkItemId::from(conversation)).is_some());
+            if patch.handler.is_some() && routed {
+                return Err(Error::Refused(format!(
+                    "conversation {conversation} is in routing, and its handler follows the router (tp_offer_accept, \
+                     tp_work_requeue, ...): take it out with tp_work_withdraw first, or leave \"handler\" out"
+                )));
+            }
+            live.engine.update_conversation(&live.tenant, conversation, patch).await
+        })?;
         unsafe { hand_out(out, &WithNextTimer { result: &updated, next_timer }) }
     })
 }
@@ -1448,10 +1464,11 @@ pub unsafe extern "C" fn tp_customers_merge(
 /// tp_offer_accept, tp_offer_decline, tp_work_complete, tp_work_requeue, tp_work_withdraw,
 /// tp_handoff, tp_return_to_bot, tp_routing_tick, tp_calendars_set, tp_queue_upsert,
 /// tp_idle_policy_set, and the read-only tp_routing_explain and tp_queue_stats) need an engine
-/// configured with a "routing" key (TP_STATUS_REFUSED otherwise). Each applies what the router did to the engine's
-/// conversations (the handler becomes the assigned agent or bot, or the queue the conversation
-/// waits in; completed work has none) and hands out the router's events, in order, and when its
-/// next timer is due (tp_handoff hands out its decision, which has the events):
+/// configured with a "routing" key (TP_STATUS_REFUSED otherwise). Each but the read-only two
+/// applies what the router did to the engine's conversations (the handler becomes the assigned
+/// agent or bot, or the queue the conversation waits in; completed work has none) and hands out
+/// the router's events, in order, and when its next timer is due (tp_handoff hands out its
+/// decision, which has the events):
 ///
 ///     {"events": [{"event": "offered", "item": "<conversation id>", "agents": ["agent.bruno"],
 ///                  "expires_at": "2026-03-02T09:02:00Z"},

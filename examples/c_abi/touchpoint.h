@@ -313,18 +313,21 @@ TpStatus tp_conversation_context(struct TpEngine *engine,
 // `out_events_json` is NULL or writable.
 TpStatus tp_events_after(struct TpEngine *engine, uint64_t after, uint32_t limit, char **out_events_json);
 
-// Changes a conversation: its status (resolve, close, reopen, snooze), priority, subject or
-// tags.
+// Changes a conversation: its status (resolve, close, reopen, snooze), priority, handler,
+// subject or tags.
 //
 // `patch_json`, every field optional (an absent one stays as it is; `{}` changes nothing):
 //
 //     {"status": "resolved",                   open, pending, resolved, closed, or
 //                                              {"status": "snoozed", "until": "2026-03-03T09:00:00Z"}
 //      "priority": "high",                     low, normal, high, urgent
+//      "handler": {"kind": "agent", "id": "agent.bruno"},   or "bot" or "queue"; null: none
 //      "subject": "Broken lamp",               null clears it (1 to 998 bytes)
 //      "add_tags": ["refund"], "remove_tags": ["new"]}   tags of 1 to 64 bytes, at most 100
 //
-// The handler is not set here: with a router it follows routing (the routing calls set it).
+// The handler is for hosts that assign work themselves: while the engine's router holds the
+// conversation (routed and not completed, withdrawn or timed out), its handler follows the
+// router, and a "handler" here is TP_STATUS_REFUSED (tp_work_withdraw takes it out of routing).
 // With a router, a conversation resolved or closed leaves routing: its work item is completed
 // when an agent has it (the agent's capacity frees and takes the best waiting work at once;
 // the conversation no longer has a handler) and withdrawn otherwise (waiting or offered). The
@@ -337,9 +340,9 @@ TpStatus tp_events_after(struct TpEngine *engine, uint64_t after, uint32_t limit
 // Free it with `tp_string_free`.
 //
 // An unknown conversation is TP_STATUS_NOT_FOUND; a closed conversation given any status but
-// "closed" is TP_STATUS_REFUSED; an unknown field or status, a tag or subject out of its limits
-// are TP_STATUS_INVALID_INPUT (text that is not JSON TP_STATUS_INVALID_JSON). Nothing changes
-// then.
+// "closed", and a handler for a conversation in routing, are TP_STATUS_REFUSED; an unknown
+// field, status, handler kind or agent, a tag or subject out of its limits are
+// TP_STATUS_INVALID_INPUT (text that is not JSON TP_STATUS_INVALID_JSON). Nothing changes then.
 //
 // # Safety
 // String arguments are NULL or NUL-terminated; `out_conversation_json` is NULL or writable.
@@ -438,10 +441,11 @@ TpStatus tp_customers_merge(struct TpEngine *engine,
 // tp_offer_accept, tp_offer_decline, tp_work_complete, tp_work_requeue, tp_work_withdraw,
 // tp_handoff, tp_return_to_bot, tp_routing_tick, tp_calendars_set, tp_queue_upsert,
 // tp_idle_policy_set, and the read-only tp_routing_explain and tp_queue_stats) need an engine
-// configured with a "routing" key (TP_STATUS_REFUSED otherwise). Each applies what the router did to the engine's
-// conversations (the handler becomes the assigned agent or bot, or the queue the conversation
-// waits in; completed work has none) and hands out the router's events, in order, and when its
-// next timer is due (tp_handoff hands out its decision, which has the events):
+// configured with a "routing" key (TP_STATUS_REFUSED otherwise). Each but the read-only two
+// applies what the router did to the engine's conversations (the handler becomes the assigned
+// agent or bot, or the queue the conversation waits in; completed work has none) and hands out
+// the router's events, in order, and when its next timer is due (tp_handoff hands out its
+// decision, which has the events):
 //
 //     {"events": [{"event": "offered", "item": "<conversation id>", "agents": ["agent.bruno"],
 //                  "expires_at": "2026-03-02T09:02:00Z"},
@@ -457,9 +461,7 @@ TpStatus tp_customers_merge(struct TpEngine *engine,
 //
 // # Safety
 // String arguments are NULL or NUL-terminated; `out_events_json` is NULL or writable.
-TpStatus tp_agent_upsert(struct TpEngine *engine,
-                         const char *agent_json,
-                         char **out_events_json);
+TpStatus tp_agent_upsert(struct TpEngine *engine, const char *agent_json, char **out_events_json);
 
 // Sets an agent's presence status by name ("online", "away", "busy", "offline", or one of
 // the routing config's or the agent's own statuses). Going available offers them waiting

@@ -177,8 +177,8 @@ class Engine:
         )
 
     def conversation_update(self, conversation_id, patch):
-        """Changes a conversation: {"status": "resolved"}, "priority", "subject" (None clears
-        it), "add_tags", "remove_tags". Resolving or closing a routed conversation takes it out
+        """Changes a conversation: {"status": "resolved"}, "priority", "handler" and "subject"
+        (None clears them), "add_tags", "remove_tags". Resolving or closing a routed conversation takes it out
         of routing (its agent's capacity frees). Returns the conversation, with "next_timer"."""
         return self._library.call_json(
             self._lib.tp_conversation_update, self._handle, _text(conversation_id), _json(patch)
