@@ -570,12 +570,13 @@ TpStatus tp_agent_remove(struct TpEngine *engine, const char *agent_id, char **o
 // taking it (not in the step's pool, an eligibility term, presence, shift, capacity, an
 // interruption rule, an earlier decline, a queue delay). Changes nothing (no timer fires).
 //
-//     {"status": {"item": {...}, "state": "waiting", "control": "routing", "queue": "support",
-//                 "rule": "all", "step": 0, "priority": 0, "declines": 1},
-//      "step": "...", "reason": "...",                      the step and the last decision,
-//                                                          in words
+//     {"status": {"item": {...}, "state": "waiting",           or {"offered": ["agent.bruno"]},
+//                 "control": "routing", "queue": "support",   {"assigned": "agent.bruno"}
+//                 "rule": "all", "step": 0, "priority": 1, "declines": 1},
+//      "step": "rule \"all\" step 0",
+//      "reason": "no eligible agent can take it now at rule \"all\" step 0: ...",
 //      "groups": [{"reason": {"kind": "declined_before"}, "agents": ["agent.carla"], "count": 1},
-//                 {"reason": {"kind": "presence", "status": "away"}, ...}, ...]}
+//                 {"reason": {"kind": "presence", "status": "away"}, "agents": [...], "count": 1}]}
 //
 // `item_id` as for `tp_offer_accept`. On success `*out_explanation_json` is the explanation:
 // free it with `tp_string_free`. An unknown item (never routed, or out of routing already) is
