@@ -2228,6 +2228,52 @@ fn accept_racing_complete_on_another_thread_leaves_no_handler_on_completed_work(
     );
 }
 
+/// The host resolves a conversation while its agent accepts the offer on another thread. Either
+/// order is fine (resolved first: the offer is withdrawn and the accept finds no item; accepted
+/// first: the resolve completes the work), but the router's events must be written in the
+/// order the router produced them: an accept's `assigned` written after the resolve's
+/// `completed` would leave the resolved conversation with Ana as its handler, and her capacity
+/// held by nothing.
+#[test]
+fn resolve_racing_accept_on_another_thread_leaves_no_handler_and_frees_the_agent() {
+    const ROUNDS: usize = 500;
+    let mut stale = Vec::new();
+    for round in 0..ROUNDS {
+        let engine =
+            TestEngine::routed(json!({"offer": {"offer": true, "expires_after": 600}}), &[agent("ana", "online", 1)]);
+        let item = str_field(&engine.ingest(&chat(round)).expect("ingest"), "conversation").to_owned();
+        let handle = engine.0.addr();
+        let barrier = Arc::new(Barrier::new(2));
+        let accepter = {
+            let (barrier, item) = (barrier.clone(), item.clone());
+            std::thread::spawn(move || {
+                let me = ManuallyDrop::new(TestEngine(std::ptr::without_provenance_mut(handle)));
+                barrier.wait();
+                if let Err(failed) = me.accept(&item, "ana") {
+                    assert_eq!(failed.status, TpStatus::NotFound, "resolved first: {}", failed.message);
+                }
+            })
+        };
+        barrier.wait();
+        let resolved = engine.update(&item, &json!({"status": "resolved"})).expect("resolve");
+        accepter.join().expect("no thread panicked");
+        assert_eq!(resolved["status"], json!({"status": "resolved"}));
+        assert_eq!(engine.explain(&item).unwrap_err().status, TpStatus::NotFound, "out of routing");
+        let handler = engine.handler(&item);
+        // Ana's capacity is free: the next customer is offered to her.
+        let next = engine.ingest(&chat(ROUNDS + round)).expect("next");
+        if !handler.is_null() || next["routing"]["outcome"] != json!({"offered": ["ana"]}) {
+            stale.push((round, handler, next["routing"]["outcome"].clone()));
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "{} of {ROUNDS} resolved conversations kept a handler or Ana's capacity: {:?}",
+        stale.len(),
+        &stale[..stale.len().min(3)]
+    );
+}
+
 /// Runs a Python snippet with `touchpoint.py`'s `Library` and `Engine` bound to the built
 /// shared library as `lib` and `tp`; returns stdout, or panics with stderr.
 fn python_snippet(snippet: &str) -> String {
