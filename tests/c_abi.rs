@@ -9,11 +9,12 @@ mod ffi;
 
 use chrono::{DateTime, Utc};
 use ffi::{
-    TpEngine, TpStatus, tp_agent_activity, tp_agent_presence, tp_agent_upsert, tp_calendars_set,
-    tp_conversation_context, tp_customer_context, tp_engine_free, tp_engine_new, tp_events_after, tp_handoff,
-    tp_idle_policy_set, tp_ingest, tp_last_error, tp_link_identity, tp_offer_accept, tp_offer_decline, tp_queue_upsert,
-    tp_record_outbound, tp_return_to_bot, tp_routing_tick, tp_status_name, tp_string_free, tp_version,
-    tp_work_complete,
+    TpEngine, TpStatus, tp_agent_activity, tp_agent_presence, tp_agent_remove, tp_agent_upsert, tp_calendars_set,
+    tp_conversation_context, tp_conversation_update, tp_customer_context, tp_customer_erase, tp_customer_export,
+    tp_customers_merge, tp_engine_free, tp_engine_new, tp_events_after, tp_handoff, tp_idle_policy_set, tp_ingest,
+    tp_last_error, tp_link_identity, tp_offer_accept, tp_offer_decline, tp_queue_stats, tp_queue_upsert,
+    tp_record_outbound, tp_return_to_bot, tp_routing_explain, tp_routing_tick, tp_status_name, tp_string_free,
+    tp_version, tp_work_complete, tp_work_requeue, tp_work_withdraw,
 };
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -211,6 +212,74 @@ impl TestEngine {
         call(|out| unsafe { tp_return_to_bot(self.0, item.as_ptr(), bot.as_ptr(), findings, out) })
     }
 
+    fn export(&self, customer: &str) -> Result<Value, Failed> {
+        let customer = cstring(customer);
+        // SAFETY: valid pointers.
+        call(|out| unsafe { tp_customer_export(self.0, customer.as_ptr(), out) })
+    }
+
+    fn erase(&self, customer: &str) -> Result<Value, Failed> {
+        let customer = cstring(customer);
+        // SAFETY: valid pointers.
+        call(|out| unsafe { tp_customer_erase(self.0, customer.as_ptr(), out) })
+    }
+
+    fn merge(&self, customer: &str, other: &str, survivor: &str) -> Result<Value, Failed> {
+        let (customer, other, survivor) = (cstring(customer), cstring(other), cstring(survivor));
+        // SAFETY: valid pointers.
+        call(|out| unsafe { tp_customers_merge(self.0, customer.as_ptr(), other.as_ptr(), survivor.as_ptr(), out) })
+    }
+
+    /// `tp_conversation_update` with the patch as JSON text.
+    fn update_text(&self, conversation: &str, patch: &str) -> Result<Value, Failed> {
+        let (conversation, patch) = (cstring(conversation), cstring(patch));
+        // SAFETY: valid pointers.
+        call(|out| unsafe { tp_conversation_update(self.0, conversation.as_ptr(), patch.as_ptr(), out) })
+    }
+
+    fn update(&self, conversation: &str, patch: &Value) -> Result<Value, Failed> {
+        self.update_text(conversation, &patch.to_string())
+    }
+
+    fn requeue(&self, item: &str, exclude_agent: i32) -> Result<Value, Failed> {
+        let item = cstring(item);
+        // SAFETY: valid pointers.
+        call(|out| unsafe { tp_work_requeue(self.0, item.as_ptr(), exclude_agent, out) })
+    }
+
+    fn withdraw(&self, item: &str) -> Result<Value, Failed> {
+        let item = cstring(item);
+        // SAFETY: valid pointers.
+        call(|out| unsafe { tp_work_withdraw(self.0, item.as_ptr(), out) })
+    }
+
+    fn remove_agent(&self, agent: &str) -> Result<Value, Failed> {
+        let agent = cstring(agent);
+        // SAFETY: valid pointers.
+        call(|out| unsafe { tp_agent_remove(self.0, agent.as_ptr(), out) })
+    }
+
+    fn explain(&self, item: &str) -> Result<Value, Failed> {
+        let item = cstring(item);
+        // SAFETY: valid pointers.
+        call(|out| unsafe { tp_routing_explain(self.0, item.as_ptr(), out) })
+    }
+
+    fn queue_stats(&self, queue: &str) -> Result<Value, Failed> {
+        let queue = cstring(queue);
+        // SAFETY: valid pointers.
+        call(|out| unsafe { tp_queue_stats(self.0, queue.as_ptr(), out) })
+    }
+
+    /// The conversation as its context shows it (its "focus").
+    fn conversation(&self, conversation: &str) -> Value {
+        let conversation = cstring(conversation);
+        // SAFETY: valid pointers; NULL page is allowed.
+        let view = call(|out| unsafe { tp_conversation_context(self.0, conversation.as_ptr(), null(), out) })
+            .expect("conversation context");
+        view["focus"].clone()
+    }
+
     /// The handler of a conversation, as its context shows it (`null` for none).
     fn handler(&self, conversation: &str) -> Value {
         let conversation = cstring(conversation);
@@ -352,6 +421,15 @@ fn header_declares_every_exported_function_and_status() {
         "TpStatus tp_queue_upsert(struct TpEngine *engine, const char *queue_json, char **out_events_json);",
         "TpStatus tp_idle_policy_set(struct TpEngine *engine, const char *idle_json, char **out_events_json);",
         "TpStatus tp_agent_activity(struct TpEngine *engine, const char *agent_id, char **out_events_json);",
+        "TpStatus tp_conversation_update(",
+        "TpStatus tp_customer_export(struct TpEngine *engine, const char *customer_id, char **out_export_json);",
+        "TpStatus tp_customer_erase(struct TpEngine *engine, const char *customer_id, char **out_report_json);",
+        "TpStatus tp_customers_merge(",
+        "TpStatus tp_work_requeue(",
+        "TpStatus tp_work_withdraw(struct TpEngine *engine, const char *item_id, char **out_events_json);",
+        "TpStatus tp_agent_remove(struct TpEngine *engine, const char *agent_id, char **out_events_json);",
+        "TpStatus tp_routing_explain(",
+        "TpStatus tp_queue_stats(struct TpEngine *engine, const char *queue_id, char **out_stats_json);",
         "typedef struct TpEngine TpEngine;",
     ] {
         assert!(header.contains(function), "touchpoint.h lacks `{function}`");
@@ -542,6 +620,19 @@ fn check_story(stdout: &str) {
     assert_eq!(line(stdout, "human     -> "), "agent agent.bruno", "the handoff's events were applied");
     assert_eq!(line(stdout, "returned  -> "), "returned_to_bot(agent.bruno) assigned(bot.faq)");
     assert_eq!(line(stdout, "bot       -> "), "bot bot.faq", "the conversation is the bot's again");
+    // The shop resolves the Telegram chat: it leaves routing (the bot's work completes, its
+    // capacity frees), and the log has the router's event.
+    assert_eq!(line(stdout, "resolved  -> "), "resolved, handler none");
+    assert_eq!(line(stdout, "left      -> "), "completed(bot.faq)");
+    assert_eq!(line(stdout, "stats     -> "), "support: 0 waiting");
+    // GDPR: the export holds what the erasure removes (web chat, WhatsApp and email identities;
+    // three messages in, one reply out), and then every call naming Ana says she is erased.
+    assert_eq!(line(stdout, "export    -> "), "3 identities, 1 conversation(s), 4 messages");
+    assert_eq!(line(stdout, "erased    -> "), "3 identities, 1 conversation(s), 4 messages");
+    assert_eq!(
+        line(stdout, "forgotten -> "),
+        format!("TP_STATUS_ERASED: customer {} has been erased (result NULL)", chat.customer)
+    );
 
     let linked: Vec<&str> = stdout.lines().filter_map(|l| l.strip_prefix("linked    -> ")).collect();
     assert_eq!(linked, ["whatsapp +5511987654321", "email ana.souza@example.com"], "normalised addresses");
@@ -889,6 +980,7 @@ fn freed_and_forged_handles_are_invalid_handle_never_a_crash() {
         (cstring(&agent("ana", "online", 1).to_string()), cstring("ana"), cstring("online"));
     let (calendars, queue, idle) = (cstring("[]"), cstring(r#"{"id": "support"}"#), cstring("null"));
     let mode = cstring("pass");
+    let (patch, survivor, queue_id) = (cstring(r#"{"status": "resolved"}"#), cstring("first"), cstring("support"));
 
     assert_eq!(tp_engine_free(engine.0), TpStatus::Ok);
     let forged = std::ptr::without_provenance_mut::<TpEngine>(0xdead_beef);
@@ -914,6 +1006,15 @@ fn freed_and_forged_handles_are_invalid_handle_never_a_crash() {
                 call(|out| tp_agent_activity(handle, agent_id.as_ptr(), out)),
                 call(|out| tp_handoff(handle, conversation.as_ptr(), null(), mode.as_ptr(), out)),
                 call(|out| tp_return_to_bot(handle, conversation.as_ptr(), agent_id.as_ptr(), null(), out)),
+                call(|out| tp_conversation_update(handle, conversation.as_ptr(), patch.as_ptr(), out)),
+                call(|out| tp_customer_export(handle, customer.as_ptr(), out)),
+                call(|out| tp_customer_erase(handle, customer.as_ptr(), out)),
+                call(|out| tp_customers_merge(handle, customer.as_ptr(), customer.as_ptr(), survivor.as_ptr(), out)),
+                call(|out| tp_work_requeue(handle, conversation.as_ptr(), 0, out)),
+                call(|out| tp_work_withdraw(handle, conversation.as_ptr(), out)),
+                call(|out| tp_agent_remove(handle, agent_id.as_ptr(), out)),
+                call(|out| tp_routing_explain(handle, conversation.as_ptr(), out)),
+                call(|out| tp_queue_stats(handle, queue_id.as_ptr(), out)),
             ]
         };
         for result in results {
@@ -1129,6 +1230,11 @@ fn without_a_routing_config_the_routing_calls_are_refused_and_ingest_routes_noth
         engine.activity("ana"),
         engine.handoff(conversation, Some(r#"{"topic": "billing"}"#), "pass"),
         engine.return_to_bot(conversation, "bot.survey", None),
+        engine.requeue(conversation, 0),
+        engine.withdraw(conversation),
+        engine.remove_agent("ana"),
+        engine.explain(conversation),
+        engine.queue_stats("support"),
     ];
     for refused in refusals {
         let failed = refused.unwrap_err();
@@ -2122,6 +2228,52 @@ fn accept_racing_complete_on_another_thread_leaves_no_handler_on_completed_work(
     );
 }
 
+/// The host resolves a conversation while its agent accepts the offer on another thread. Either
+/// order is fine (resolved first: the offer is withdrawn and the accept finds no item; accepted
+/// first: the resolve completes the work), but the router's events must be written in the
+/// order the router produced them: an accept's `assigned` written after the resolve's
+/// `completed` would leave the resolved conversation with Ana as its handler, and her capacity
+/// held by nothing.
+#[test]
+fn resolve_racing_accept_on_another_thread_leaves_no_handler_and_frees_the_agent() {
+    const ROUNDS: usize = 500;
+    let mut stale = Vec::new();
+    for round in 0..ROUNDS {
+        let engine =
+            TestEngine::routed(json!({"offer": {"offer": true, "expires_after": 600}}), &[agent("ana", "online", 1)]);
+        let item = str_field(&engine.ingest(&chat(round)).expect("ingest"), "conversation").to_owned();
+        let handle = engine.0.addr();
+        let barrier = Arc::new(Barrier::new(2));
+        let accepter = {
+            let (barrier, item) = (barrier.clone(), item.clone());
+            std::thread::spawn(move || {
+                let me = ManuallyDrop::new(TestEngine(std::ptr::without_provenance_mut(handle)));
+                barrier.wait();
+                if let Err(failed) = me.accept(&item, "ana") {
+                    assert_eq!(failed.status, TpStatus::NotFound, "resolved first: {}", failed.message);
+                }
+            })
+        };
+        barrier.wait();
+        let resolved = engine.update(&item, &json!({"status": "resolved"})).expect("resolve");
+        accepter.join().expect("no thread panicked");
+        assert_eq!(resolved["status"], json!({"status": "resolved"}));
+        assert_eq!(engine.explain(&item).unwrap_err().status, TpStatus::NotFound, "out of routing");
+        let handler = engine.handler(&item);
+        // Ana's capacity is free: the next customer is offered to her.
+        let next = engine.ingest(&chat(ROUNDS + round)).expect("next");
+        if !handler.is_null() || next["routing"]["outcome"] != json!({"offered": ["ana"]}) {
+            stale.push((round, handler, next["routing"]["outcome"].clone()));
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "{} of {ROUNDS} resolved conversations kept a handler or Ana's capacity: {:?}",
+        stale.len(),
+        &stale[..stale.len().min(3)]
+    );
+}
+
 /// Runs a Python snippet with `touchpoint.py`'s `Library` and `Engine` bound to the built
 /// shared library as `lib` and `tp`; returns stdout, or panics with stderr.
 fn python_snippet(snippet: &str) -> String {
@@ -2246,5 +2398,561 @@ with tp.Engine(lib, {"tenant": "acme", "routing": {"agents": [bot, ana]}}) as e:
             "handler {'kind': 'bot', 'id': 'bot.faq'}",
         ],
         "{stdout}"
+    );
+}
+
+// ---------------------------------------------------------------------------------------------
+// Privacy (export, erase), merges and conversation updates.
+
+/// The types of the domain events in the engine's log, in order.
+fn event_types(engine: &TestEngine) -> Vec<String> {
+    let page = engine.events(0, 1000).expect("events");
+    page["events"].as_array().expect("array").iter().map(|e| str_field(&e["event"], "type").to_owned()).collect()
+}
+
+#[test]
+fn a_customer_is_exported_whole_then_erased_and_nothing_personal_remains() {
+    let engine = TestEngine::acme();
+    let first = engine.ingest(&sms(1, "Hi, my parcel never came")).expect("ingest");
+    let (customer, conversation) = (str_field(&first, "customer"), str_field(&first, "conversation"));
+    let email = json!({"channel": "email", "address": {"kind": "email", "address": "lia@example.com"},
+                       "verification": "verified"});
+    engine.link(customer, &email).expect("link");
+    engine.reply(conversation, &agent_reply("Sorry, Lia! Sending another one.")).expect("reply");
+
+    let export = engine.export(customer).expect("export");
+    assert_eq!(export["customer"]["id"], customer);
+    assert!(export["exported_at"].is_string(), "{export}");
+    let addresses: BTreeSet<&str> = export["identities"]
+        .as_array()
+        .expect("identities")
+        .iter()
+        .map(|i| str_field(&i["address"], "value"))
+        .collect();
+    assert_eq!(addresses, BTreeSet::from(["+14155550001", "lia@example.com"]));
+    assert_eq!(export["conversations"].as_array().map(Vec::len), Some(1));
+    assert_eq!(export["conversations"][0]["id"], conversation);
+    let bodies: Vec<&str> =
+        export["messages"].as_array().expect("messages").iter().map(|m| str_field(&m["content"], "body")).collect();
+    assert_eq!(bodies, ["Hi, my parcel never came", "Sorry, Lia! Sending another one."], "oldest first");
+    let events = engine.event_count();
+    engine.export(customer).expect("export again");
+    assert_eq!(engine.event_count(), events, "an export changes nothing");
+
+    let report = engine.erase(customer).expect("erase");
+    assert_eq!(
+        report,
+        json!({"customer": customer, "identities": 2, "conversations": 1, "messages": 2, "next_timer": null})
+    );
+    // The customer is gone: every call naming it says so, and the conversation is deleted.
+    for failed in [
+        engine.export(customer).unwrap_err(),
+        engine.erase(customer).unwrap_err(),
+        engine.customer_context(customer).unwrap_err(),
+        engine.link(customer, &email).unwrap_err(),
+    ] {
+        assert_eq!(failed.status, TpStatus::Erased, "{}", failed.message);
+    }
+    assert_eq!(engine.reply(conversation, &agent_reply("still there?")).unwrap_err().status, TpStatus::NotFound);
+    // The event log names the erasure and holds ids only: no address, no name, no text.
+    assert_eq!(event_types(&engine).last().map(String::as_str), Some("customer_erased"));
+    let log = engine.events(0, 1000).expect("events").to_string();
+    for personal in ["+14155550001", "lia@example.com", "parcel", "Sorry, Lia"] {
+        assert!(!log.contains(personal), "the event log holds {personal:?}: {log}");
+    }
+    // The same number writing again starts afresh as a new customer.
+    let again = engine.ingest(&sms_from(1, "SM1-again", "hello again")).expect("ingest after erasure");
+    assert_ne!(again["customer"], first["customer"]);
+    assert_eq!(again["resolution"]["kind"], "created");
+    let view = engine.customer_context(str_field(&again, "customer")).expect("context");
+    assert_eq!(view["counts"]["inbound"], 1, "none of the erased history: {view}");
+}
+
+#[test]
+fn erasing_a_routed_customer_frees_the_agents_capacity_for_the_next_waiting_customer() {
+    let engine = TestEngine::routed(json!({}), &[agent("ana", "online", 1)]);
+    let first = engine.ingest(&chat(1)).expect("first");
+    let second = engine.ingest(&chat(2)).expect("second");
+    assert_eq!(first["routing"]["outcome"], json!({"assigned": "ana"}));
+    assert_eq!(second["routing"]["outcome"], json!({"queued": "support"}));
+    let second_conversation = str_field(&second, "conversation");
+
+    let report = engine.erase(str_field(&first, "customer")).expect("erase");
+    assert_eq!((report["conversations"].as_u64(), report["messages"].as_u64()), (Some(1), Some(1)));
+    assert_eq!(report["next_timer"], Value::Null);
+    assert!(report.get("notes").is_none(), "routing after the erasure worked: {report}");
+    // Ana's capacity freed: she has the second customer now, and the log says so.
+    assert_eq!(engine.handler(second_conversation), handled_by("ana"));
+    assert_eq!(routing_changes(&engine, second_conversation), ["queued", "assigned"]);
+    // The erased conversation is out of routing.
+    assert_eq!(engine.explain(str_field(&first, "conversation")).unwrap_err().status, TpStatus::NotFound);
+}
+
+#[test]
+fn export_erase_and_merge_refuse_bad_arguments_with_typed_codes_and_change_nothing() {
+    let engine = TestEngine::acme();
+    let ana = engine.ingest(&sms(1, "hi, this is Ana")).expect("ana");
+    let bob = engine.ingest(&sms(2, "hi, this is Bob")).expect("bob");
+    let (ana_id, bob_id) = (str_field(&ana, "customer"), str_field(&bob, "customer"));
+    let unknown = "01a23328-a7c7-7000-8002-2c1c4d22cc6e";
+    let events = engine.event_count();
+
+    for failed in [engine.export(unknown), engine.erase(unknown), engine.merge(ana_id, unknown, "first")] {
+        let failed = failed.unwrap_err();
+        assert_eq!(
+            (failed.status, failed.message.as_str()),
+            (TpStatus::NotFound, &*format!("customer {unknown} not found"))
+        );
+    }
+    for failed in [engine.export("not-a-uuid"), engine.erase("not-a-uuid"), engine.merge("not-a-uuid", bob_id, "first")]
+    {
+        assert_eq!(failed.unwrap_err().status, TpStatus::InvalidInput);
+    }
+    let failed = engine.merge(ana_id, ana_id, "first").unwrap_err();
+    assert_eq!(failed.status, TpStatus::InvalidInput);
+    assert!(failed.message.contains("cannot be merged with itself"), "{}", failed.message);
+    let failed = engine.merge(ana_id, bob_id, "biggest").unwrap_err();
+    assert_eq!(failed.status, TpStatus::InvalidInput);
+    assert!(failed.message.contains("`survivor`") && failed.message.contains("\"biggest\""), "{}", failed.message);
+
+    // Invalid UTF-8 and NULL pointers, each named.
+    let bad = CString::new(b"\xc3\x28".to_vec()).expect("no NUL");
+    let failed = call(|out| unsafe { tp_customer_erase(engine.0, bad.as_ptr(), out) }).unwrap_err();
+    assert!(failed.status == TpStatus::InvalidUtf8 && failed.message.contains("`customer_id`"), "{failed:?}");
+    let (a, b, first) = (cstring(ana_id), cstring(bob_id), cstring("first"));
+    let mut out: *mut c_char = std::ptr::without_provenance_mut(0x1);
+    let expect = |status: TpStatus, message: &str| {
+        assert_eq!(status, TpStatus::NullPointer, "{message}");
+        assert_eq!(last_error(), message);
+    };
+    // SAFETY (all calls below): every pointer is NULL or valid.
+    unsafe {
+        expect(tp_customer_export(null_mut(), a.as_ptr(), &mut out), "`engine` is NULL");
+        expect(tp_customer_export(engine.0, null(), &mut out), "`customer_id` is NULL");
+        expect(tp_customer_export(engine.0, a.as_ptr(), null_mut()), "`out_export_json` is NULL");
+        expect(tp_customer_erase(null_mut(), a.as_ptr(), &mut out), "`engine` is NULL");
+        expect(tp_customer_erase(engine.0, null(), &mut out), "`customer_id` is NULL");
+        expect(tp_customer_erase(engine.0, a.as_ptr(), null_mut()), "`out_report_json` is NULL");
+        expect(tp_customers_merge(engine.0, null(), b.as_ptr(), first.as_ptr(), &mut out), "`customer_id` is NULL");
+        expect(
+            tp_customers_merge(engine.0, a.as_ptr(), null(), first.as_ptr(), &mut out),
+            "`other_customer_id` is NULL",
+        );
+        expect(tp_customers_merge(engine.0, a.as_ptr(), b.as_ptr(), null(), &mut out), "`survivor` is NULL");
+        expect(
+            tp_customers_merge(engine.0, a.as_ptr(), b.as_ptr(), first.as_ptr(), null_mut()),
+            "`out_plan_json` is NULL",
+        );
+    }
+    assert!(out.is_null(), "results stay NULL");
+    assert_eq!(engine.event_count(), events, "no failed call changed anything");
+    assert_eq!(engine.export(ana_id).expect("ana is whole")["messages"].as_array().map(Vec::len), Some(1));
+    assert_eq!(engine.export(bob_id).expect("bob is whole")["messages"].as_array().map(Vec::len), Some(1));
+}
+
+#[test]
+fn two_customers_found_to_be_one_are_merged_and_the_absorbed_id_names_the_survivor() {
+    let engine = TestEngine::acme();
+    let ana = engine.ingest(&sms(1, "hi from my old phone")).expect("ana");
+    let lia = engine.ingest(&sms(2, "hi from my new phone")).expect("lia");
+    let (ana_id, lia_id) = (str_field(&ana, "customer"), str_field(&lia, "customer"));
+
+    let plan = engine.merge(ana_id, lia_id, "first").expect("merge");
+    assert_eq!((plan["survivor"].as_str(), plan["absorbed"].as_str()), (Some(ana_id), Some(lia_id)));
+    assert_eq!(plan["conversations_moved"], json!([lia["conversation"]]));
+    assert_eq!(plan["identities_moved"], json!([lia["identity"]]));
+    assert_eq!(plan["result"]["merged_from"], json!([lia_id]));
+    assert!(event_types(&engine).contains(&"customers_merged".to_owned()));
+    // One customer now: both conversations and numbers, reached by either id.
+    for id in [ana_id, lia_id] {
+        let view = engine.customer_context(id).expect("context");
+        assert_eq!(view["customer"]["id"], ana_id);
+        assert_eq!(view["counts"]["conversations"], 2, "{view}");
+    }
+    let export = engine.export(lia_id).expect("export through the alias");
+    assert_eq!(export["identities"].as_array().map(Vec::len), Some(2));
+    // Merging again: the absorbed id is the survivor now.
+    assert_eq!(engine.merge(ana_id, lia_id, "oldest").unwrap_err().status, TpStatus::InvalidInput);
+    // Different external ids are different people.
+    let carl = engine
+        .ingest(&json!({"channel": "webchat", "endpoint": "site",
+        "sender": {"kind": "platform", "scope": "site", "id": "visitor-carl"}, "external_id": "carl-1",
+        "content": {"type": "text", "body": "hi"},
+        "claims": [{"key": {"kind": "external_id", "value": "user-carl"}, "verification": "verified"}]}))
+        .expect("carl");
+    let dina = engine
+        .ingest(&json!({"channel": "webchat", "endpoint": "site",
+        "sender": {"kind": "platform", "scope": "site", "id": "visitor-dina"}, "external_id": "dina-1",
+        "content": {"type": "text", "body": "hi"},
+        "claims": [{"key": {"kind": "external_id", "value": "user-dina"}, "verification": "verified"}]}))
+        .expect("dina");
+    let events = engine.event_count();
+    let failed =
+        engine.merge(str_field(&carl, "customer"), str_field(&dina, "customer"), "has_external_id").unwrap_err();
+    assert_eq!(failed.status, TpStatus::Refused, "{}", failed.message);
+    assert_eq!(engine.event_count(), events, "nothing changed");
+    // An erased customer cannot be merged.
+    engine.erase(str_field(&dina, "customer")).expect("erase dina");
+    let failed = engine.merge(str_field(&carl, "customer"), str_field(&dina, "customer"), "first").unwrap_err();
+    assert_eq!(failed.status, TpStatus::Erased, "{}", failed.message);
+}
+
+#[test]
+fn resolving_a_routed_conversation_frees_the_agent_for_the_next_waiting_customer() {
+    let engine = TestEngine::routed(json!({}), &[agent("ana", "online", 1)]);
+    let first = engine.ingest(&chat(1)).expect("first");
+    let second = engine.ingest(&chat(2)).expect("second");
+    let (first_conversation, second_conversation) =
+        (str_field(&first, "conversation"), str_field(&second, "conversation"));
+    assert_eq!(engine.handler(first_conversation), handled_by("ana"));
+    assert_eq!(engine.handler(second_conversation), json!({"kind": "queue", "id": "support"}));
+
+    let resolved = engine.update(first_conversation, &json!({"status": "resolved"})).expect("resolve");
+    assert_eq!(resolved["id"], first_conversation);
+    assert_eq!(resolved["status"], json!({"status": "resolved"}));
+    assert!(resolved["resolved_at"].is_string(), "{resolved}");
+    assert_eq!(resolved["handler"], Value::Null, "out of routing: no handler");
+    assert_eq!(resolved["next_timer"], Value::Null);
+    // Ana took the waiting customer at once; both changes are in the event log.
+    assert_eq!(engine.handler(second_conversation), handled_by("ana"));
+    assert_eq!(routing_changes(&engine, first_conversation), ["assigned", "completed"]);
+    assert_eq!(routing_changes(&engine, second_conversation), ["queued", "assigned"]);
+    assert!(event_types(&engine).contains(&"conversation_status_changed".to_owned()));
+    assert_eq!(engine.complete(first_conversation).unwrap_err().status, TpStatus::NotFound, "out of routing");
+
+    // Closing the second frees Ana again; a closed conversation cannot be reopened.
+    let closed = engine.update(second_conversation, &json!({"status": "closed"})).expect("close");
+    assert_eq!(closed["status"], json!({"status": "closed"}));
+    assert!(closed["closed_at"].is_string(), "{closed}");
+    let third = engine.ingest(&chat(3)).expect("third");
+    assert_eq!(third["routing"]["outcome"], json!({"assigned": "ana"}), "Ana has room again");
+    let events = engine.event_count();
+    let failed = engine.update(second_conversation, &json!({"status": "open"})).unwrap_err();
+    assert_eq!(failed.status, TpStatus::Refused, "{}", failed.message);
+    assert_eq!(engine.event_count(), events, "nothing changed");
+    assert_eq!(engine.conversation(second_conversation)["status"], json!({"status": "closed"}));
+}
+
+#[test]
+fn resolving_an_offered_conversation_withdraws_the_offer() {
+    let engine =
+        TestEngine::routed(json!({"offer": {"offer": true, "expires_after": 600}}), &[agent("ana", "online", 1)]);
+    let outcome = engine.ingest(&chat(1)).expect("ingest");
+    let conversation = str_field(&outcome, "conversation");
+    assert_eq!(outcome["routing"]["outcome"], json!({"offered": ["ana"]}));
+    let resolved = engine.update(conversation, &json!({"status": "resolved"})).expect("resolve");
+    assert_eq!(resolved["status"], json!({"status": "resolved"}));
+    assert_eq!(routing_changes(&engine, conversation), ["offered", "offer_rescinded", "withdrawn"]);
+    assert_eq!(engine.accept(conversation, "ana").unwrap_err().status, TpStatus::NotFound, "the offer is gone");
+}
+
+#[test]
+fn conversation_updates_set_priority_subject_tags_handler_and_snooze_without_a_router() {
+    let engine = TestEngine::acme();
+    let outcome = engine.ingest(&sms(1, "my lamp is broken")).expect("ingest");
+    let conversation = str_field(&outcome, "conversation");
+    let updated = engine
+        .update(conversation, &json!({"priority": "high", "subject": "Broken lamp", "add_tags": ["refund", "vip"]}))
+        .expect("update");
+    assert_eq!(updated["priority"], "high");
+    assert_eq!(updated["subject"], "Broken lamp");
+    assert_eq!(updated["tags"], json!(["refund", "vip"]));
+    assert_eq!(updated["status"], json!({"status": "open"}), "the status stays");
+    assert_eq!(updated["next_timer"], Value::Null, "no router");
+    // `null` clears the subject; absent fields stay.
+    let updated = engine.update(conversation, &json!({"subject": null, "remove_tags": ["vip"]})).expect("update");
+    assert_eq!(
+        (&updated["subject"], &updated["tags"], &updated["priority"]),
+        (&Value::Null, &json!(["refund"]), &json!("high"))
+    );
+    // Snoozed needs a time: the status's own form.
+    let until = "2030-01-01T09:00:00Z";
+    let snoozed =
+        engine.update(conversation, &json!({"status": {"status": "snoozed", "until": until}})).expect("snooze");
+    assert_eq!(snoozed["status"], json!({"status": "snoozed", "until": until}));
+    let focus = engine.conversation(conversation);
+    assert_eq!((&focus["status"], &focus["tags"]), (&snoozed["status"], &json!(["refund"])), "stored");
+    // A host that routes by hand sets the handler itself, and clears it with `null`.
+    let assigned = engine.update(conversation, &json!({"handler": handled_by("bruno")})).expect("assign");
+    assert_eq!(assigned["handler"], handled_by("bruno"));
+    assert_eq!(engine.handler(conversation), handled_by("bruno"));
+    assert_eq!(event_types(&engine).last().map(String::as_str), Some("conversation_assigned"));
+    assert_eq!(engine.update(conversation, &json!({"handler": null})).expect("unassign")["handler"], Value::Null);
+    assert_eq!(engine.handler(conversation), Value::Null);
+    // `{}` changes nothing.
+    let events = engine.event_count();
+    let same = engine.update(conversation, &json!({})).expect("empty patch");
+    assert_eq!(same["status"], snoozed["status"]);
+    assert_eq!(engine.event_count(), events);
+}
+
+#[test]
+fn conversation_updates_refuse_bad_arguments_with_typed_codes_and_change_nothing() {
+    let engine = TestEngine::routed(json!({}), &[agent("ana", "online", 1)]);
+    let outcome = engine.ingest(&chat(1)).expect("ingest");
+    let conversation = str_field(&outcome, "conversation");
+    let unknown = "01a23328-a7c7-7000-8002-2c1c4d22cc6e";
+    let events = engine.event_count();
+
+    for not_json in ["", "{", "{\"status\": resolved}", "status=resolved"] {
+        let failed = engine.update_text(conversation, not_json).unwrap_err();
+        assert_eq!(failed.status, TpStatus::InvalidJson, "{not_json:?}");
+        assert!(failed.message.starts_with("`patch_json` is not JSON: "), "{}", failed.message);
+    }
+    for (patch, says) in [
+        (json!({"status": "dancing"}), "unknown variant `dancing`"),
+        (json!({"status": "snoozed"}), "missing field `until`"),
+        (json!({"status": 3}), "status"),
+        (json!({"handler": {"kind": "person", "id": "ana"}}), "unknown variant `person`"),
+        (json!({"handler": {"kind": "agent", "id": "has space"}}), "invalid input in `agent`"),
+        (json!({"colour": "red"}), "unknown field `colour`"),
+        (json!({"priority": "whenever"}), "unknown variant `whenever`"),
+        (json!({"add_tags": [""]}), "tags"),
+        (json!({"add_tags": ["x".repeat(65)]}), "tags"),
+        (json!({"subject": "   "}), "subject"),
+        (json!([]), "must be a JSON object"),
+        (json!(["resolved"]), "must be a JSON object"),
+    ] {
+        let failed = engine.update(conversation, &patch).unwrap_err();
+        assert_eq!(failed.status, TpStatus::InvalidInput, "{patch}: {}", failed.message);
+        assert!(failed.message.contains(says), "{patch}: {}", failed.message);
+    }
+    let failed = engine.update(unknown, &json!({"status": "resolved"})).unwrap_err();
+    assert_eq!((failed.status, failed.message), (TpStatus::NotFound, format!("conversation {unknown} not found")));
+    // The router holds the conversation: its handler follows routing, not a hand-set one.
+    let failed = engine.update(conversation, &json!({"handler": null, "status": "resolved"})).unwrap_err();
+    assert_eq!(failed.status, TpStatus::Refused, "{}", failed.message);
+    assert!(failed.message.contains("tp_work_withdraw"), "{}", failed.message);
+    assert_eq!(engine.update("not-a-uuid", &json!({})).unwrap_err().status, TpStatus::InvalidInput);
+
+    let (id, patch) = (cstring(conversation), cstring(r#"{"status": "resolved"}"#));
+    let mut out: *mut c_char = std::ptr::without_provenance_mut(0x1);
+    let expect = |status: TpStatus, message: &str| {
+        assert_eq!(status, TpStatus::NullPointer, "{message}");
+        assert_eq!(last_error(), message);
+    };
+    // SAFETY (all calls below): every pointer is NULL or valid.
+    unsafe {
+        expect(tp_conversation_update(null_mut(), id.as_ptr(), patch.as_ptr(), &mut out), "`engine` is NULL");
+        expect(tp_conversation_update(engine.0, null(), patch.as_ptr(), &mut out), "`conversation_id` is NULL");
+        expect(tp_conversation_update(engine.0, id.as_ptr(), null(), &mut out), "`patch_json` is NULL");
+        expect(
+            tp_conversation_update(engine.0, id.as_ptr(), patch.as_ptr(), null_mut()),
+            "`out_conversation_json` is NULL",
+        );
+    }
+    assert!(out.is_null(), "results stay NULL");
+    // Nothing changed: still open, still Ana's.
+    assert_eq!(engine.event_count(), events, "no failed call changed anything");
+    let focus = engine.conversation(conversation);
+    assert_eq!((&focus["status"], &focus["handler"]), (&json!({"status": "open"}), &handled_by("ana")));
+    assert_eq!(event_words(&engine.complete(conversation).expect("still routed")), ["completed(ana)"]);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Requeue, withdraw, agent removal, explanations and queue statistics.
+
+#[test]
+fn requeued_work_goes_to_another_agent_and_a_removed_agents_work_goes_back_to_routing() {
+    let engine = TestEngine::routed(json!({}), &[agent("ana", "online", 1), agent("bo", "away", 1)]);
+    let outcome = engine.ingest(&chat(1)).expect("ingest");
+    let item = str_field(&outcome, "conversation");
+    assert_eq!(outcome["routing"]["outcome"], json!({"assigned": "ana"}));
+
+    // Ana gives it back and is not offered it again: it waits, for nobody else is available.
+    let requeued = engine.requeue(item, 1).expect("requeue");
+    assert_eq!(event_words(&requeued), ["requeued(ana)", "queued"], "{requeued}");
+    assert_eq!(engine.handler(item), json!({"kind": "queue", "id": "support"}));
+    assert_eq!(engine.queue_stats("support").expect("stats")["waiting"], 1);
+    // Bo comes online and gets it.
+    assert_eq!(
+        event_words(&engine.presence("bo", "online").expect("presence")),
+        ["presence_changed(bo)", "assigned(bo)"]
+    );
+    assert_eq!(engine.handler(item), handled_by("bo"));
+
+    // Bo is removed: his work goes back to routing and waits (Ana gave it back before).
+    let removed = engine.remove_agent("bo").expect("remove");
+    assert_eq!(event_words(&removed), ["requeued(bo)"], "{removed}");
+    assert_eq!(engine.handler(item), json!({"kind": "queue", "id": "support"}));
+    assert_eq!(engine.presence("bo", "online").unwrap_err().status, TpStatus::NotFound, "bo is gone");
+    assert_eq!(engine.remove_agent("bo").unwrap_err().status, TpStatus::NotFound);
+
+    // Withdrawn: out of routing, no handler; the conversation itself stays open.
+    let withdrawn = engine.withdraw(item).expect("withdraw");
+    assert_eq!(event_words(&withdrawn), ["withdrawn"]);
+    assert_eq!(engine.handler(item), Value::Null);
+    assert_eq!(engine.conversation(item)["status"], json!({"status": "open"}));
+    assert_eq!(engine.queue_stats("support").expect("stats")["waiting"], 0);
+    assert_eq!(engine.withdraw(item).unwrap_err().status, TpStatus::NotFound, "withdrawn already");
+    // Out of routing, the host may hand it to someone itself.
+    let assigned = engine.update(item, &json!({"handler": handled_by("ana")})).expect("assign by hand");
+    assert_eq!(assigned["handler"], handled_by("ana"));
+    assert_eq!(routing_changes(&engine, item), ["assigned", "requeued", "queued", "assigned", "requeued", "withdrawn"]);
+}
+
+#[test]
+fn requeue_without_excluding_the_agent_may_give_the_work_back_to_them() {
+    let engine = TestEngine::routed(json!({}), &[agent("ana", "online", 1)]);
+    let item = str_field(&engine.ingest(&chat(1)).expect("ingest"), "conversation").to_owned();
+    let requeued = engine.requeue(&item, 0).expect("requeue");
+    assert_eq!(event_words(&requeued), ["requeued(ana)", "assigned(ana)"], "{requeued}");
+    assert_eq!(engine.handler(&item), handled_by("ana"));
+}
+
+#[test]
+fn explain_says_why_work_waits_and_queue_stats_count_it_with_the_estimated_wait() {
+    let engine = TestEngine::routed(
+        json!({"offer": {"offer": true, "expires_after": 600}}),
+        &[agent("ana", "online", 1), agent("bo", "away", 1)],
+    );
+    let stats = engine.queue_stats("support").expect("stats");
+    assert_eq!(stats, json!({"waiting": 0, "estimated_wait": null}), "no wait measured yet");
+    let item = str_field(&engine.ingest(&chat(1)).expect("ingest"), "conversation").to_owned();
+    engine.decline(&item, "ana").expect("decline");
+
+    let events = engine.event_count();
+    let explanation = engine.explain(&item).expect("explain");
+    assert_eq!(explanation["status"]["state"], "waiting", "{explanation}");
+    assert_eq!(explanation["status"]["queue"], "support");
+    assert_eq!(explanation["status"]["declines"], 1);
+    assert!(!str_field(&explanation, "reason").is_empty());
+    let reasons: BTreeMap<&str, Vec<&str>> = explanation["groups"]
+        .as_array()
+        .expect("groups")
+        .iter()
+        .map(|g| {
+            (
+                str_field(&g["reason"], "kind"),
+                g["agents"].as_array().expect("agents").iter().filter_map(Value::as_str).collect(),
+            )
+        })
+        .collect();
+    assert_eq!(reasons.get("declined_before"), Some(&vec!["ana"]), "{explanation}");
+    assert_eq!(reasons.get("presence"), Some(&vec!["bo"]), "{explanation}");
+    assert_eq!(engine.queue_stats("support").expect("stats")["waiting"], 1);
+    assert_eq!(engine.event_count(), events, "explanations and statistics change nothing");
+
+    engine.presence("bo", "online").expect("presence");
+    engine.accept(&item, "bo").expect("accept");
+    let stats = engine.queue_stats("support").expect("stats");
+    assert_eq!(stats["waiting"], 0);
+    assert!(stats["estimated_wait"].as_f64().is_some_and(|w| w >= 0.0), "a wait was measured: {stats}");
+    assert_eq!(engine.explain(&item).expect("explain")["status"]["state"], json!({"assigned": "bo"}));
+}
+
+#[test]
+fn requeue_withdraw_remove_explain_and_stats_refuse_bad_arguments_with_typed_codes_and_change_nothing() {
+    let engine =
+        TestEngine::routed(json!({"offer": {"offer": true, "expires_after": 600}}), &[agent("ana", "online", 1)]);
+    let item = str_field(&engine.ingest(&chat(1)).expect("ingest"), "conversation").to_owned();
+    let unknown = "01a23328-a7c7-7000-8002-2c1c4d22cc6e";
+    let events = engine.event_count();
+
+    // Offered, not assigned: nothing to requeue.
+    let failed = engine.requeue(&item, 0).unwrap_err();
+    assert_eq!(
+        (failed.status, failed.message.clone()),
+        (TpStatus::Refused, format!("refused: work item {item} is not assigned"))
+    );
+    for exclude in [2, -1, i32::MAX] {
+        let failed = engine.requeue(&item, exclude).unwrap_err();
+        assert_eq!(failed.status, TpStatus::InvalidInput, "{exclude}");
+        assert!(
+            failed.message.contains("`exclude_agent`") && failed.message.contains("must be 0 or 1"),
+            "{}",
+            failed.message
+        );
+    }
+    for failed in [engine.requeue(unknown, 0), engine.withdraw(unknown), engine.explain(unknown)] {
+        let failed = failed.unwrap_err();
+        assert_eq!((failed.status, failed.message), (TpStatus::NotFound, format!("work item {unknown} not found")));
+    }
+    for failed in [engine.requeue("nope", 0), engine.withdraw("nope"), engine.explain("nope")] {
+        let failed = failed.unwrap_err();
+        assert_eq!(failed.status, TpStatus::InvalidInput);
+        assert!(failed.message.starts_with("invalid input in `item_id`"), "{}", failed.message);
+    }
+    let failed = engine.remove_agent("nobody").unwrap_err();
+    assert_eq!((failed.status, failed.message.as_str()), (TpStatus::NotFound, "agent nobody not found"));
+    assert_eq!(engine.remove_agent("has space").unwrap_err().status, TpStatus::InvalidInput);
+    let failed = engine.queue_stats("nowhere").unwrap_err();
+    assert_eq!((failed.status, failed.message.as_str()), (TpStatus::NotFound, "queue nowhere not found"));
+    assert_eq!(engine.queue_stats("has space").unwrap_err().status, TpStatus::InvalidInput);
+    let bad = CString::new(b"an\xff".to_vec()).expect("no NUL");
+    let failed = call(|out| unsafe { tp_queue_stats(engine.0, bad.as_ptr(), out) }).unwrap_err();
+    assert!(failed.status == TpStatus::InvalidUtf8 && failed.message.contains("`queue_id`"), "{failed:?}");
+
+    let (id, ana, support) = (cstring(&item), cstring("ana"), cstring("support"));
+    let mut out: *mut c_char = std::ptr::without_provenance_mut(0x1);
+    let expect = |status: TpStatus, message: &str| {
+        assert_eq!(status, TpStatus::NullPointer, "{message}");
+        assert_eq!(last_error(), message);
+    };
+    // SAFETY (all calls below): every pointer is NULL or valid.
+    unsafe {
+        expect(tp_work_requeue(null_mut(), id.as_ptr(), 0, &mut out), "`engine` is NULL");
+        expect(tp_work_requeue(engine.0, null(), 0, &mut out), "`item_id` is NULL");
+        expect(tp_work_requeue(engine.0, id.as_ptr(), 0, null_mut()), "`out_events_json` is NULL");
+        expect(tp_work_withdraw(engine.0, null(), &mut out), "`item_id` is NULL");
+        expect(tp_work_withdraw(engine.0, id.as_ptr(), null_mut()), "`out_events_json` is NULL");
+        expect(tp_agent_remove(engine.0, null(), &mut out), "`agent_id` is NULL");
+        expect(tp_agent_remove(engine.0, ana.as_ptr(), null_mut()), "`out_events_json` is NULL");
+        expect(tp_routing_explain(engine.0, null(), &mut out), "`item_id` is NULL");
+        expect(tp_routing_explain(engine.0, id.as_ptr(), null_mut()), "`out_explanation_json` is NULL");
+        expect(tp_queue_stats(engine.0, null(), &mut out), "`queue_id` is NULL");
+        expect(tp_queue_stats(null_mut(), support.as_ptr(), &mut out), "`engine` is NULL");
+        expect(tp_queue_stats(engine.0, support.as_ptr(), null_mut()), "`out_stats_json` is NULL");
+    }
+    assert!(out.is_null(), "results stay NULL");
+    // None of the failures changed anything: the offer is still Ana's to accept.
+    assert_eq!(engine.event_count(), events, "no failed call changed anything");
+    assert_eq!(event_words(&engine.accept(&item, "ana").expect("accept")), ["assigned(ana)"]);
+}
+
+/// The Python binding's routing additions: `work_requeue` takes a bool (`exclude_agent=2` or a
+/// string would reach the library as some other flag), `work_withdraw`, `agent_remove`,
+/// `routing_explain` and `queue_stats` hand back the library's JSON, and refusals are
+/// `TouchpointError`s with the status name.
+#[test]
+fn python_binding_requeues_withdraws_explains_and_refuses_a_flag_that_is_not_a_bool() {
+    let stdout = python_snippet(
+        r#"
+config = {"tenant": "acme", "routing": {"queues": [{"id": "support"}],
+          "plan": {"rules": [{"name": "all", "steps": [{"pool": {"queues": ["support"]}}]}]},
+          "agents": [{"id": "ana", "queues": [{"queue": "support"}], "presence": {"status": "online"}}]}}
+with tp.Engine(lib, config) as e:
+    item = e.ingest({"channel": "webchat", "endpoint": "site", "sender": {"kind": "platform", "scope": "site", "id": "v1"},
+                     "external_id": "c1", "content": {"type": "text", "body": "hi"}})["conversation"]
+    for flag in [2, "yes", None]:
+        try:
+            e.work_requeue(item, flag)
+            print("accepted", flag)
+        except ValueError:
+            print("refused", flag)
+    print("requeue", [ev["event"] for ev in e.work_requeue(item, exclude_agent=True)["events"]])
+    print("explain", e.routing_explain(item)["status"]["state"])
+    print("stats", e.queue_stats("support")["waiting"])
+    print("withdraw", [ev["event"] for ev in e.work_withdraw(item)["events"]])
+    print("remove", e.agent_remove("ana")["events"])
+    try:
+        e.routing_explain(item)
+    except tp.TouchpointError as error:
+        print("gone", error.name)
+"#,
+    );
+    assert_eq!(
+        stdout.lines().collect::<Vec<_>>(),
+        [
+            "refused 2",
+            "refused yes",
+            "refused None",
+            "requeue ['requeued', 'queued']",
+            "explain waiting",
+            "stats 1",
+            "withdraw ['withdrawn']",
+            "remove []",
+            "gone TP_STATUS_NOT_FOUND",
+        ]
     );
 }

@@ -33,8 +33,9 @@ use std::sync::{Arc, LazyLock, Mutex, PoisonError, RwLock};
 use touchpoint::context::TimelinePage;
 use touchpoint::events::StoredEvent;
 use touchpoint::model::{
-    Address, AgentId, Attributes, Author, ChannelKind, Claim, Content, ConversationId, CustomerId, DeliveryState,
-    EndpointId, IdentityId, InboundMessage, MessageId, TenantId, ThreadHints, Verification,
+    Address, AgentId, Attributes, Author, ChannelKind, Claim, Content, ConversationId, ConversationStatus, CustomerId,
+    DeliveryState, EndpointId, Handler, IdentityId, InboundMessage, MessageId, Priority, QueueId, TenantId,
+    ThreadHints, Verification,
 };
 use touchpoint::routing::calendar::Calendars;
 use touchpoint::routing::{
@@ -42,7 +43,7 @@ use touchpoint::routing::{
 };
 use touchpoint::store::InMemoryStore;
 use touchpoint::thread::ThreadingPolicy;
-use touchpoint::{Engine, EngineConfig, Error, OutboundMessage};
+use touchpoint::{ConversationPatch, Engine, EngineConfig, Error, OutboundMessage, SurvivorRule};
 
 /// What a `tp_` call did. `TP_STATUS_OK` (0) is success; anything else is a failure, and
 /// `tp_last_error()` on the same thread says why. Codes 1-19 are the engine's error kinds,
@@ -469,6 +470,38 @@ unsafe fn handoff_mode(ptr: *const c_char) -> Result<HandoffMode, Failure> {
     }
 }
 
+/// Parses a survivor rule argument (`survivor`) of `tp_customers_merge`: "first", "oldest" or
+/// "has_external_id", the words of `SurvivorRule`'s serde form.
+///
+/// # Safety
+/// As for [`text`].
+unsafe fn survivor_rule(ptr: *const c_char) -> Result<SurvivorRule, Failure> {
+    // SAFETY: forwarded.
+    match unsafe { text(ptr, "survivor") }? {
+        "first" => Ok(SurvivorRule::First),
+        "oldest" => Ok(SurvivorRule::Oldest),
+        "has_external_id" => Ok(SurvivorRule::HasExternalId),
+        other => Err(Error::invalid(
+            "survivor",
+            format!(
+                "{other:?} is not a survivor rule: \"first\" (the first customer named), \"oldest\" (the one \
+                 created first) or \"has_external_id\" (the one with the host's external id)"
+            ),
+        )
+        .into()),
+    }
+}
+
+/// Reads a C flag argument that must be 0 or 1 (a C `bool` or `int`); anything else is
+/// `InvalidInput`, so a garbage value is never taken for "yes".
+fn flag(value: i32, argument: &'static str) -> Result<bool, Failure> {
+    match value {
+        0 => Ok(false),
+        1 => Ok(true),
+        other => Err(Error::invalid(argument, format!("must be 0 or 1, not {other}")).into()),
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // The JSON the C side sends.
 
@@ -708,6 +741,82 @@ unsafe fn page(ptr: *const c_char) -> Result<TimelinePage, Failure> {
     Ok(TimelinePage { before: page.before, limit: page.limit })
 }
 
+/// `tp_conversation_update`'s changes: `ConversationPatch`'s fields. Absent fields stay as they
+/// are.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConversationPatchJson {
+    /// A status name ("resolved"), or the status in its serde form (`{"status": "snoozed",
+    /// "until": "..."}`, which "snoozed" needs).
+    #[serde(default)]
+    status: Option<serde_json::Value>,
+    #[serde(default)]
+    priority: Option<Priority>,
+    /// `null` unassigns; absent leaves it (refused while the router holds the conversation).
+    #[serde(default, deserialize_with = "present")]
+    handler: Option<Option<Handler>>,
+    /// `null` clears the subject; absent leaves it.
+    #[serde(default, deserialize_with = "present")]
+    subject: Option<Option<String>>,
+    #[serde(default)]
+    add_tags: Vec<String>,
+    #[serde(default)]
+    remove_tags: Vec<String>,
+}
+
+/// A field that is present, `null` included (`Some(None)`); an absent one stays `None` through
+/// `#[serde(default)]`.
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+impl ConversationPatchJson {
+    /// Parses `patch_json`: an object (serde would read a struct from an array too, by field
+    /// order, and `["closed"]` must not close a conversation).
+    fn parse(json: &str) -> Result<ConversationPatch, Failure> {
+        const ARGUMENT: &str = "patch_json";
+        let value: serde_json::Value = parse(json, ARGUMENT)?;
+        if !value.is_object() {
+            return Err(
+                Error::invalid(ARGUMENT, "must be a JSON object of the fields to change (`{}` for none)").into()
+            );
+        }
+        let patch: ConversationPatchJson = serde_json::from_value(value)
+            .map_err(|e| Failure::new(TpStatus::InvalidInput, format!("`{ARGUMENT}`: {e}")))?;
+        patch.into_patch()
+    }
+
+    fn into_patch(self) -> Result<ConversationPatch, Failure> {
+        let status = match self.status {
+            None => None,
+            Some(value) => {
+                let value = match value {
+                    serde_json::Value::String(name) => serde_json::json!({ "status": name }),
+                    other => other,
+                };
+                let status: ConversationStatus = serde_json::from_value(value).map_err(|e| {
+                    Failure::from(Error::invalid(
+                        "status",
+                        format!(
+                            "{e}: a status is \"open\", \"pending\", \"resolved\", \"closed\" or {{\"status\": \
+                             \"snoozed\", \"until\": \"<time>\"}}"
+                        ),
+                    ))
+                })?;
+                Some(status)
+            }
+        };
+        Ok(ConversationPatch {
+            status,
+            priority: self.priority,
+            handler: self.handler,
+            subject: self.subject,
+            add_tags: self.add_tags,
+            remove_tags: self.remove_tags,
+        })
+    }
+}
+
 /// What `tp_events_after` hands out.
 #[derive(Serialize)]
 struct EventsJson<'a> {
@@ -731,6 +840,16 @@ struct RoutingEventsJson<'a> {
 struct HandoffJson<'a> {
     #[serde(flatten)]
     decision: &'a RoutingDecision,
+    next_timer: Option<DateTime<Utc>>,
+}
+
+/// What the calls that may take conversations out of routing without being routing calls
+/// (`tp_conversation_update`, `tp_customer_erase`) hand out: their result, with when the
+/// router's next timer is due (`null` without a router).
+#[derive(Serialize)]
+struct WithNextTimer<'a, T> {
+    #[serde(flatten)]
+    result: &'a T,
     next_timer: Option<DateTime<Utc>>,
 }
 
@@ -776,6 +895,19 @@ fn route<T>(
     let result = call(router)?;
     block_on(live.engine.apply_routing_events(&live.tenant, events(&result)))?;
     Ok((result, router.next_timer()))
+}
+
+/// Runs an engine call that takes conversations out of routing itself and applies the router's
+/// events (a resolve or close completes or withdraws the work item, an erasure withdraws the
+/// customer's), in order with the engine's routing calls as for [`route_and_hand_out`]; returns
+/// its result with when the router's next timer is due (`None` without a router).
+fn in_routing_order<T>(
+    live: &Live,
+    call: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<(T, Option<DateTime<Utc>>), Failure> {
+    let _in_order = live.routing.lock().unwrap_or_else(PoisonError::into_inner);
+    let result = block_on(call)?;
+    Ok((result, live.engine.router().and_then(|router| router.next_timer())))
 }
 
 /// A configuration call: `json` (the argument `argument`) read as a `T` and given to the
@@ -841,9 +973,9 @@ pub extern "C" fn tp_status_name(status: i32) -> *const c_char {
 ///      "routing": {...}}                       optional: route conversations to agents
 ///
 /// With "routing", every conversation that needs a handler is routed as it is ingested (the
-/// outcome's "routing"), and the routing calls (tp_agent_*, tp_offer_*, tp_work_complete,
-/// tp_handoff, tp_return_to_bot, tp_routing_tick, tp_calendars_set, tp_queue_upsert,
-/// tp_idle_policy_set) work. Every key of "routing" is optional:
+/// outcome's "routing"), and the routing calls (tp_agent_*, tp_offer_*, tp_work_*,
+/// tp_handoff, tp_return_to_bot, tp_routing_tick, tp_routing_explain, tp_calendars_set,
+/// tp_queue_upsert, tp_queue_stats, tp_idle_policy_set) work. Every key of "routing" is optional:
 ///
 ///     {"calendars": [{"name": "office", "time_zone": "UTC",  business hours, as for
 ///                     "weekly": [...]}],                     tp_calendars_set
@@ -1135,6 +1267,178 @@ pub unsafe extern "C" fn tp_events_after(
     })
 }
 
+/// Changes a conversation: its status (resolve, close, reopen, snooze), priority, handler,
+/// subject or tags.
+///
+/// `patch_json`, every field optional (an absent one stays as it is; `{}` changes nothing):
+///
+///     {"status": "resolved",                   open, pending, resolved, closed, or
+///                                              {"status": "snoozed", "until": "2026-03-03T09:00:00Z"}
+///      "priority": "high",                     low, normal, high, urgent
+///      "handler": {"kind": "agent", "id": "agent.bruno"},   or "bot" or "queue"; null: none
+///      "subject": "Broken lamp",               null clears it (1 to 998 bytes)
+///      "add_tags": ["refund"], "remove_tags": ["new"]}   tags of 1 to 64 bytes, at most 100
+///
+/// The handler is for hosts that assign work themselves: while the engine's router holds the
+/// conversation (routed and not completed, withdrawn or timed out), its handler follows the
+/// router, and a "handler" here is TP_STATUS_REFUSED (tp_work_withdraw takes it out of routing).
+/// With a router, a conversation resolved or closed leaves routing: its work item is completed
+/// when an agent has it (the agent's capacity frees and takes the best waiting work at once;
+/// the conversation no longer has a handler) and withdrawn otherwise (waiting or offered). The
+/// router's events are applied and recorded like those of the routing calls: they are in the
+/// event log (`tp_events_after`, `{"type": "routing", ...}`), not in this call's result.
+///
+/// On success `*out_conversation_json` is the conversation after the change, with when the
+/// router's next timer is due (null without a router; call `tp_routing_tick` then):
+/// `{"id": "...", "status": {"status": "resolved"}, "handler": null, ..., "next_timer": null}`.
+/// Free it with `tp_string_free`.
+///
+/// An unknown conversation is TP_STATUS_NOT_FOUND; a closed conversation given any status but
+/// "closed", and a handler for a conversation in routing, are TP_STATUS_REFUSED; an unknown
+/// field, status, handler kind or agent, a tag or subject out of its limits are
+/// TP_STATUS_INVALID_INPUT (text that is not JSON TP_STATUS_INVALID_JSON). Nothing changes then.
+///
+/// # Safety
+/// String arguments are NULL or NUL-terminated; `out_conversation_json` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tp_conversation_update(
+    engine: *mut TpEngine,
+    conversation_id: *const c_char,
+    patch_json: *const c_char,
+    out_conversation_json: *mut *mut c_char,
+) -> TpStatus {
+    guard(|| {
+        // SAFETY (this block and below): the caller's promises, forwarded.
+        let out = unsafe { out_slot(out_conversation_json, "out_conversation_json") }?;
+        let live = live(engine)?;
+        let conversation: ConversationId = unsafe { id(conversation_id, "conversation_id") }?;
+        let patch = ConversationPatchJson::parse(unsafe { text(patch_json, "patch_json") }?)?;
+        let (updated, next_timer) = in_routing_order(&live, async {
+            // Checked in routing order: no routing call of this library takes the item between
+            // the check and the update.
+            let routed = live.engine.router().is_some_and(|r| r.item(WorkItemId::from(conversation)).is_some());
+            if patch.handler.is_some() && routed {
+                return Err(Error::Refused(format!(
+                    "conversation {conversation} is in routing, and its handler follows the router (tp_offer_accept, \
+                     tp_work_requeue, ...): take it out with tp_work_withdraw first, or leave \"handler\" out"
+                )));
+            }
+            live.engine.update_conversation(&live.tenant, conversation, patch).await
+        })?;
+        unsafe { hand_out(out, &WithNextTimer { result: &updated, next_timer }) }
+    })
+}
+
+/// Everything stored about a customer (GDPR art. 15 and 20: the right of access and to data
+/// portability), as one consistent snapshot, following merge aliases:
+///
+///     {"exported_at": "2026-03-02T09:00:00Z",
+///      "customer": {...},                      the profile ("merged_from": the customers merged
+///                                              into this one)
+///      "identities": [...], "conversations": [...],
+///      "messages": [...]}                      oldest first
+///
+/// On success `*out_export_json` is the export: free it with `tp_string_free`. An unknown
+/// customer is TP_STATUS_NOT_FOUND, an erased one TP_STATUS_ERASED.
+///
+/// # Safety
+/// String arguments are NULL or NUL-terminated; `out_export_json` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tp_customer_export(
+    engine: *mut TpEngine,
+    customer_id: *const c_char,
+    out_export_json: *mut *mut c_char,
+) -> TpStatus {
+    guard(|| {
+        // SAFETY (this block and below): the caller's promises, forwarded.
+        let out = unsafe { out_slot(out_export_json, "out_export_json") }?;
+        let live = live(engine)?;
+        let customer: CustomerId = unsafe { id(customer_id, "customer_id") }?;
+        let export = block_on(live.engine.export_customer(&live.tenant, customer))?;
+        unsafe { hand_out(out, &export) }
+    })
+}
+
+/// Erases a customer (GDPR art. 17, the right to erasure): identities, conversations, messages
+/// and profile are deleted in one commit, leaving a tombstone with no personal data (its id and
+/// times). Events carry ids only, so the event log holds no personal data either. A later
+/// message from one of the customer's addresses starts afresh as a new customer.
+///
+/// With a router, the erased conversations leave routing: their work items are withdrawn, the
+/// agents who had them get the capacity back (and the best waiting work at once), and those
+/// events are applied and recorded as for the routing calls.
+///
+/// On success `*out_report_json` is what was erased, with when the router's next timer is due
+/// (null without a router):
+///
+///     {"customer": "<customer id>", "identities": 2, "conversations": 1, "messages": 4,
+///      "notes": ["..."],                      only when recording the routing afterwards failed
+///                                             (the erasure stands)
+///      "next_timer": null}
+///
+/// Free it with `tp_string_free`. An unknown customer is TP_STATUS_NOT_FOUND; erasing one
+/// twice is TP_STATUS_ERASED (and so is every later call naming it).
+///
+/// # Safety
+/// String arguments are NULL or NUL-terminated; `out_report_json` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tp_customer_erase(
+    engine: *mut TpEngine,
+    customer_id: *const c_char,
+    out_report_json: *mut *mut c_char,
+) -> TpStatus {
+    guard(|| {
+        // SAFETY (this block and below): the caller's promises, forwarded.
+        let out = unsafe { out_slot(out_report_json, "out_report_json") }?;
+        let live = live(engine)?;
+        let customer: CustomerId = unsafe { id(customer_id, "customer_id") }?;
+        let (report, next_timer) = in_routing_order(&live, live.engine.erase_customer(&live.tenant, customer))?;
+        unsafe { hand_out(out, &WithNextTimer { result: &report, next_timer }) }
+    })
+}
+
+/// Merges two customers found to be one person (the same person on two channels the engine
+/// could not link by itself): the survivor keeps its values and fills its blanks from the
+/// other; identities and conversations move to it; the other becomes an alias, so its id still
+/// works in every call (it names the survivor).
+///
+/// `survivor` picks who survives: "first" (`customer_id`), "oldest" (created first) or
+/// "has_external_id" (the one with the host's external id, else `customer_id`).
+///
+/// On success `*out_plan_json` is what the merge did:
+///
+///     {"survivor": "<customer id>", "absorbed": "<customer id>",
+///      "result": {...},                        the survivor's profile after the merge
+///      "identities_moved": [...], "conversations_moved": [...],
+///      "discarded_attributes": {...}}          the absorbed customer's attributes that lost
+///
+/// Free it with `tp_string_free`. An unknown customer is TP_STATUS_NOT_FOUND, an erased one
+/// TP_STATUS_ERASED; two customers with different external ids are TP_STATUS_REFUSED; a
+/// customer merged with itself and an unknown survivor rule are TP_STATUS_INVALID_INPUT.
+/// Nothing changes then.
+///
+/// # Safety
+/// String arguments are NULL or NUL-terminated; `out_plan_json` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tp_customers_merge(
+    engine: *mut TpEngine,
+    customer_id: *const c_char,
+    other_customer_id: *const c_char,
+    survivor: *const c_char,
+    out_plan_json: *mut *mut c_char,
+) -> TpStatus {
+    guard(|| {
+        // SAFETY (this block and below): the caller's promises, forwarded.
+        let out = unsafe { out_slot(out_plan_json, "out_plan_json") }?;
+        let live = live(engine)?;
+        let a: CustomerId = unsafe { id(customer_id, "customer_id") }?;
+        let b: CustomerId = unsafe { id(other_customer_id, "other_customer_id") }?;
+        let rule = unsafe { survivor_rule(survivor) }?;
+        let plan = block_on(live.engine.merge_customers(&live.tenant, a, b, rule))?;
+        unsafe { hand_out(out, &plan) }
+    })
+}
+
 // ---------------------------------------------------------------------------------------------
 // Routing.
 
@@ -1156,13 +1460,15 @@ pub unsafe extern "C" fn tp_events_after(
 /// On success `*out_events_json` is the router's events: free it with `tp_string_free`. An
 /// agent joining a queue the router does not have is TP_STATUS_NOT_FOUND.
 ///
-/// All routing calls (tp_agent_upsert, tp_agent_presence, tp_agent_activity, tp_offer_accept,
-/// tp_offer_decline, tp_work_complete, tp_handoff, tp_return_to_bot, tp_routing_tick,
-/// tp_calendars_set, tp_queue_upsert, tp_idle_policy_set) need an engine configured with a
-/// "routing" key (TP_STATUS_REFUSED otherwise). Each applies what the router did to the engine's
-/// conversations (the handler becomes the assigned agent or bot, or the queue the conversation
-/// waits in; completed work has none) and hands out the router's events, in order, and when its
-/// next timer is due (tp_handoff hands out its decision, which has the events):
+/// All routing calls (tp_agent_upsert, tp_agent_presence, tp_agent_activity, tp_agent_remove,
+/// tp_offer_accept, tp_offer_decline, tp_work_complete, tp_work_requeue, tp_work_withdraw,
+/// tp_handoff, tp_return_to_bot, tp_routing_tick, tp_calendars_set, tp_queue_upsert,
+/// tp_idle_policy_set, and the read-only tp_routing_explain and tp_queue_stats) need an engine
+/// configured with a "routing" key (TP_STATUS_REFUSED otherwise). Each but the read-only two
+/// applies what the router did to the engine's conversations (the handler becomes the assigned
+/// agent or bot, or the queue the conversation waits in; completed work has none) and hands out
+/// the router's events, in order, and when its next timer is due (tp_handoff hands out its
+/// decision, which has the events):
 ///
 ///     {"events": [{"event": "offered", "item": "<conversation id>", "agents": ["agent.bruno"],
 ///                  "expires_at": "2026-03-02T09:02:00Z"},
@@ -1306,6 +1612,153 @@ pub unsafe extern "C" fn tp_work_complete(
         let live = live(engine)?;
         let item = unsafe { work_item(item_id) }?;
         unsafe { route_and_hand_out(out, &live, |router| router.complete(item, live.engine.now())) }
+    })
+}
+
+/// Takes an assigned work item back from its agent and routes it again (the agent is stuck,
+/// leaves for the day, the customer needs someone else): the agent's capacity frees, and the
+/// item keeps its original wait. With `exclude_agent` 1 the agent is never offered it again;
+/// with 0 they may be.
+///
+/// `item_id` as for `tp_offer_accept`. On success `*out_events_json` is the router's events
+/// (`{"event": "requeued", ...}`, then where the item went: `assigned`, `offered`, or nothing
+/// more while it waits, and what the agent's freed capacity took); the conversation's handler
+/// becomes the new agent, or the queue it waits in. Free it with `tp_string_free`.
+///
+/// An unknown item is TP_STATUS_NOT_FOUND; an item that is not assigned (waiting or offered) is
+/// TP_STATUS_REFUSED; `exclude_agent` other than 0 or 1 is TP_STATUS_INVALID_INPUT. Nothing
+/// changes then.
+///
+/// # Safety
+/// String arguments are NULL or NUL-terminated; `out_events_json` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tp_work_requeue(
+    engine: *mut TpEngine,
+    item_id: *const c_char,
+    exclude_agent: i32,
+    out_events_json: *mut *mut c_char,
+) -> TpStatus {
+    guard(|| {
+        // SAFETY (this block and below): the caller's promises, forwarded.
+        let out = unsafe { out_slot(out_events_json, "out_events_json") }?;
+        let live = live(engine)?;
+        let item = unsafe { work_item(item_id) }?;
+        let exclude = flag(exclude_agent, "exclude_agent")?;
+        unsafe { route_and_hand_out(out, &live, |router| router.requeue(item, exclude, live.engine.now())) }
+    })
+}
+
+/// Takes a work item out of routing in any state (waiting, offered or assigned): the customer
+/// left, the host handles the conversation another way. Its offers are withdrawn, an agent who
+/// had it gets the capacity back (and the best waiting work at once), and the conversation no
+/// longer has a handler. The conversation itself stays as it is (resolving or closing it with
+/// `tp_conversation_update` takes it out of routing too).
+///
+/// `item_id` as for `tp_offer_accept`. On success `*out_events_json` is the router's events
+/// (`{"event": "withdrawn", ...}`, then what freed capacity took): free it with
+/// `tp_string_free`. An unknown item (never routed, or out of routing already) is
+/// TP_STATUS_NOT_FOUND, and nothing changes.
+///
+/// # Safety
+/// String arguments are NULL or NUL-terminated; `out_events_json` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tp_work_withdraw(
+    engine: *mut TpEngine,
+    item_id: *const c_char,
+    out_events_json: *mut *mut c_char,
+) -> TpStatus {
+    guard(|| {
+        // SAFETY (this block and below): the caller's promises, forwarded.
+        let out = unsafe { out_slot(out_events_json, "out_events_json") }?;
+        let live = live(engine)?;
+        let item = unsafe { work_item(item_id) }?;
+        unsafe { route_and_hand_out(out, &live, |router| router.withdraw(item, live.engine.now())) }
+    })
+}
+
+/// Removes an agent (or bot) from the router: their open offers are withdrawn and the work
+/// assigned to them goes back to routing (a `requeued` event per item, then where it went; the
+/// conversation's handler becomes the new agent or the queue it waits in). Add them again with
+/// `tp_agent_upsert`.
+///
+/// On success `*out_events_json` is the router's events: free it with `tp_string_free`. An
+/// unknown agent is TP_STATUS_NOT_FOUND, and nothing changes.
+///
+/// # Safety
+/// String arguments are NULL or NUL-terminated; `out_events_json` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tp_agent_remove(
+    engine: *mut TpEngine,
+    agent_id: *const c_char,
+    out_events_json: *mut *mut c_char,
+) -> TpStatus {
+    guard(|| {
+        // SAFETY (this block and below): the caller's promises, forwarded.
+        let out = unsafe { out_slot(out_events_json, "out_events_json") }?;
+        let live = live(engine)?;
+        let agent: AgentId = unsafe { id(agent_id, "agent_id") }?;
+        unsafe { route_and_hand_out(out, &live, |router| router.remove_agent(&agent, live.engine.now())) }
+    })
+}
+
+/// Why a work item is where it is, for a supervisor's screen: its snapshot, its rule and step,
+/// the last decision in words, and every agent grouped by profile with what keeps them from
+/// taking it (not in the step's pool, an eligibility term, presence, shift, capacity, an
+/// interruption rule, an earlier decline, a queue delay). Changes nothing (no timer fires).
+///
+///     {"status": {"item": {...}, "state": "waiting",           or {"offered": ["agent.bruno"]},
+///                 "control": "routing", "queue": "support",   {"assigned": "agent.bruno"}
+///                 "rule": "all", "step": 0, "priority": 1, "declines": 1},
+///      "step": "rule \"all\" step 0",
+///      "reason": "no eligible agent can take it now at rule \"all\" step 0: ...",
+///      "groups": [{"reason": {"kind": "declined_before"}, "agents": ["agent.carla"], "count": 1},
+///                 {"reason": {"kind": "presence", "status": "away"}, "agents": [...], "count": 1}]}
+///
+/// `item_id` as for `tp_offer_accept`. On success `*out_explanation_json` is the explanation:
+/// free it with `tp_string_free`. An unknown item (never routed, or out of routing already) is
+/// TP_STATUS_NOT_FOUND.
+///
+/// # Safety
+/// String arguments are NULL or NUL-terminated; `out_explanation_json` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tp_routing_explain(
+    engine: *mut TpEngine,
+    item_id: *const c_char,
+    out_explanation_json: *mut *mut c_char,
+) -> TpStatus {
+    guard(|| {
+        // SAFETY (this block and below): the caller's promises, forwarded.
+        let out = unsafe { out_slot(out_explanation_json, "out_explanation_json") }?;
+        let live = live(engine)?;
+        let item = unsafe { work_item(item_id) }?;
+        let explanation = router(&live)?.explain(item, live.engine.now())?;
+        unsafe { hand_out(out, &explanation) }
+    })
+}
+
+/// Live statistics of a queue, for a wallboard or to tell a customer how long they will wait:
+/// `{"waiting": 3, "estimated_wait": 42.5}`, the work items waiting in it now and the estimated
+/// wait in seconds (the mean of the latest waits; null before the first item was taken). Changes
+/// nothing.
+///
+/// On success `*out_stats_json` is the statistics: free it with `tp_string_free`. An unknown
+/// queue is TP_STATUS_NOT_FOUND; a queue id that is not a valid key is TP_STATUS_INVALID_INPUT.
+///
+/// # Safety
+/// String arguments are NULL or NUL-terminated; `out_stats_json` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tp_queue_stats(
+    engine: *mut TpEngine,
+    queue_id: *const c_char,
+    out_stats_json: *mut *mut c_char,
+) -> TpStatus {
+    guard(|| {
+        // SAFETY (this block and below): the caller's promises, forwarded.
+        let out = unsafe { out_slot(out_stats_json, "out_stats_json") }?;
+        let live = live(engine)?;
+        let queue: QueueId = unsafe { id(queue_id, "queue_id") }?;
+        let stats = router(&live)?.queue_stats(&queue)?;
+        unsafe { hand_out(out, &stats) }
     })
 }
 

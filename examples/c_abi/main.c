@@ -11,7 +11,11 @@
  *
  * Bots and humans: on Telegram the FAQ bot answers first. It finds out the customer wants to
  * return an order and hands the chat to the returns desk (Bruno), with what it found; Bruno
- * sorts it out and hands it back to the bot, which asks for a rating.
+ * sorts it out and hands it back to the bot, which asks for a rating. Then the shop resolves the
+ * chat, which takes it out of routing (the bot's capacity frees).
+ *
+ * GDPR: Ana asks for her data (an export of everything stored about her), then to be
+ * forgotten (an erasure that leaves nothing personal behind).
  *
  * Build and run from the repository root (Linux; the static library needs the system
  * libraries Rust's standard library uses):
@@ -172,6 +176,56 @@ static void print_handler(TpEngine *engine, const char *label, const Id *convers
     }
     printf("%-9s -> %s %s\n", label, kind, id);
     check(tp_string_free(context), "tp_string_free");
+}
+
+/* How many times `needle` occurs in `haystack`. */
+static int occurrences(const char *haystack, const char *needle) {
+    int count = 0;
+    for (const char *at = strstr(haystack, needle); at != NULL; at = strstr(at + 1, needle)) {
+        count++;
+    }
+    return count;
+}
+
+/* The sequence number of the latest event in the log, at or after `after`: pass it as `after`
+   to see what comes next. */
+static uint64_t log_end(TpEngine *engine, uint64_t after) {
+    for (;;) {
+        char *page = NULL;
+        check(tp_events_after(engine, after, 1000, &page), "tp_events_after");
+        long long next = json_number(page, "next_after");
+        check(tp_string_free(page), "tp_string_free");
+        if (next < 0 || (uint64_t)next == after) {
+            return after;
+        }
+        after = (uint64_t)next;
+    }
+}
+
+/*
+ * Prints `label -> ` and the routing changes recorded in the event log after `after` (the
+ * "change" of each {"type": "routing"} event: {"routing": "completed", "agent": "bot.faq"}),
+ * each as its name with the agent it concerns.
+ */
+static void print_routing_log(TpEngine *engine, const char *label, uint64_t after) {
+    char *page = NULL;
+    check(tp_events_after(engine, after, 1000, &page), "tp_events_after");
+    printf("%-9s ->", label);
+    int count = 0;
+    for (const char *change = strstr(page, "\"routing\":\""); change != NULL;
+         change = strstr(change + 1, "\"routing\":\"")) {
+        char name[64] = "?", agent[160] = "";
+        json_string(change, "routing", name, sizeof name);
+        const char *end = strchr(change, '}'); /* the end of this change */
+        const char *one = strstr(change, "\"agent\":\"");
+        if (one != NULL && end != NULL && one < end) {
+            json_string(one, "agent", agent, sizeof agent);
+        }
+        printf(agent[0] != '\0' ? " %s(%s)" : " %s", name, agent);
+        count++;
+    }
+    printf("%s\n", count == 0 ? " (none)" : "");
+    check(tp_string_free(page), "tp_string_free");
 }
 
 int main(void) {
@@ -384,6 +438,43 @@ int main(void) {
     routing("returned", tp_return_to_bot(engine, tg_conversation.text, "bot.faq", "{\"resolved\": true}", &events),
             &events);
     print_handler(engine, "bot", &tg_conversation);
+
+    /* The bot has its rating: the host resolves the chat. A resolved conversation leaves
+       routing: the bot's work completes (its capacity frees for the next chat) and the
+       conversation has no handler; the router's events are in the event log. */
+    uint64_t cursor = log_end(engine, after);
+    char *resolved = NULL;
+    check(tp_conversation_update(engine, tg_conversation.text, "{\"status\": \"resolved\", \"add_tags\": [\"return\"]}",
+                                 &resolved),
+          "tp_conversation_update");
+    char resolved_status[32] = "?";
+    json_string(resolved, "status", resolved_status, sizeof resolved_status); /* {"status":{"status":"resolved"}} */
+    printf("resolved  -> %s, handler %s\n", resolved_status,
+           strstr(resolved, "\"handler\":null") != NULL ? "none" : "set");
+    check(tp_string_free(resolved), "tp_string_free");
+    print_routing_log(engine, "left", cursor);
+    char *stats = NULL;
+    check(tp_queue_stats(engine, "support", &stats), "tp_queue_stats");
+    printf("stats     -> support: %lld waiting\n", json_number(stats, "waiting"));
+    check(tp_string_free(stats), "tp_string_free");
+
+    /* GDPR: Ana asks for everything the shop holds about her, then to be forgotten. The export
+       is what the erasure removes; afterwards every call naming her says so. */
+    char *export = NULL;
+    check(tp_customer_export(engine, customer.text, &export), "tp_customer_export");
+    /* Each identity has a "raw_address", each conversation a "reply_token", each message a
+       "direction". */
+    printf("export    -> %d identities, %d conversation(s), %d messages\n", occurrences(export, "\"raw_address\":"),
+           occurrences(export, "\"reply_token\":"), occurrences(export, "\"direction\":"));
+    check(tp_string_free(export), "tp_string_free");
+    char *report = NULL;
+    check(tp_customer_erase(engine, customer.text, &report), "tp_customer_erase");
+    printf("erased    -> %lld identities, %lld conversation(s), %lld messages\n", json_number(report, "identities"),
+           json_number(report, "conversations"), json_number(report, "messages"));
+    check(tp_string_free(report), "tp_string_free");
+    char *gone = NULL;
+    status = tp_customer_context(engine, customer.text, NULL, &gone);
+    printf("forgotten -> %s: %s (result %s)\n", tp_status_name(status), tp_last_error(), gone == NULL ? "NULL" : "set");
 
     /* Errors are status codes with an explanation, never crashes. */
     char *missing = NULL;

@@ -4,12 +4,17 @@
  * One engine holds one tenant's customers, conversations and events in memory. Hand it every
  * inbound contact (tp_ingest), record your replies (tp_record_outbound), ask it for the
  * cross-channel context of a customer (tp_customer_context), poll its events (tp_events_after).
- * With a "routing" configuration it also routes conversations to agents: add agents
- * (tp_agent_upsert), set their presence (tp_agent_presence), let them accept or decline offers
- * (tp_offer_accept, tp_offer_decline), complete work (tp_work_complete), hand conversations
- * from bots to humans and back (tp_handoff, tp_return_to_bot), set business hours
- * (tp_calendars_set, tp_queue_upsert) and the idle rule (tp_idle_policy_set, tp_agent_activity),
- * fire timers (tp_routing_tick); each conversation's handler follows.
+ * Resolve, close or tag conversations (tp_conversation_update), merge customers found to be one
+ * (tp_customers_merge), and answer GDPR requests: export everything about a customer
+ * (tp_customer_export) and erase them (tp_customer_erase).
+ * With a "routing" configuration it also routes conversations to agents: add and remove agents
+ * (tp_agent_upsert, tp_agent_remove), set their presence (tp_agent_presence), let them accept or
+ * decline offers (tp_offer_accept, tp_offer_decline), complete, requeue or withdraw work
+ * (tp_work_complete, tp_work_requeue, tp_work_withdraw), hand conversations from bots to humans
+ * and back (tp_handoff, tp_return_to_bot), set business hours (tp_calendars_set,
+ * tp_queue_upsert) and the idle rule (tp_idle_policy_set, tp_agent_activity), fire timers
+ * (tp_routing_tick), and see why work waits and for how long (tp_routing_explain,
+ * tp_queue_stats); each conversation's handler follows.
  *
  * Data: every request and result is JSON text (UTF-8, NUL-terminated), in the shapes shown
  * on each function.
@@ -144,9 +149,9 @@ const char *tp_status_name(int32_t status);
 //      "routing": {...}}                       optional: route conversations to agents
 //
 // With "routing", every conversation that needs a handler is routed as it is ingested (the
-// outcome's "routing"), and the routing calls (tp_agent_*, tp_offer_*, tp_work_complete,
-// tp_handoff, tp_return_to_bot, tp_routing_tick, tp_calendars_set, tp_queue_upsert,
-// tp_idle_policy_set) work. Every key of "routing" is optional:
+// outcome's "routing"), and the routing calls (tp_agent_*, tp_offer_*, tp_work_*,
+// tp_handoff, tp_return_to_bot, tp_routing_tick, tp_routing_explain, tp_calendars_set,
+// tp_queue_upsert, tp_queue_stats, tp_idle_policy_set) work. Every key of "routing" is optional:
 //
 //     {"calendars": [{"name": "office", "time_zone": "UTC",  business hours, as for
 //                     "weekly": [...]}],                     tp_calendars_set
@@ -308,6 +313,112 @@ TpStatus tp_conversation_context(struct TpEngine *engine,
 // `out_events_json` is NULL or writable.
 TpStatus tp_events_after(struct TpEngine *engine, uint64_t after, uint32_t limit, char **out_events_json);
 
+// Changes a conversation: its status (resolve, close, reopen, snooze), priority, handler,
+// subject or tags.
+//
+// `patch_json`, every field optional (an absent one stays as it is; `{}` changes nothing):
+//
+//     {"status": "resolved",                   open, pending, resolved, closed, or
+//                                              {"status": "snoozed", "until": "2026-03-03T09:00:00Z"}
+//      "priority": "high",                     low, normal, high, urgent
+//      "handler": {"kind": "agent", "id": "agent.bruno"},   or "bot" or "queue"; null: none
+//      "subject": "Broken lamp",               null clears it (1 to 998 bytes)
+//      "add_tags": ["refund"], "remove_tags": ["new"]}   tags of 1 to 64 bytes, at most 100
+//
+// The handler is for hosts that assign work themselves: while the engine's router holds the
+// conversation (routed and not completed, withdrawn or timed out), its handler follows the
+// router, and a "handler" here is TP_STATUS_REFUSED (tp_work_withdraw takes it out of routing).
+// With a router, a conversation resolved or closed leaves routing: its work item is completed
+// when an agent has it (the agent's capacity frees and takes the best waiting work at once;
+// the conversation no longer has a handler) and withdrawn otherwise (waiting or offered). The
+// router's events are applied and recorded like those of the routing calls: they are in the
+// event log (`tp_events_after`, `{"type": "routing", ...}`), not in this call's result.
+//
+// On success `*out_conversation_json` is the conversation after the change, with when the
+// router's next timer is due (null without a router; call `tp_routing_tick` then):
+// `{"id": "...", "status": {"status": "resolved"}, "handler": null, ..., "next_timer": null}`.
+// Free it with `tp_string_free`.
+//
+// An unknown conversation is TP_STATUS_NOT_FOUND; a closed conversation given any status but
+// "closed", and a handler for a conversation in routing, are TP_STATUS_REFUSED; an unknown
+// field, status, handler kind or agent, a tag or subject out of its limits are
+// TP_STATUS_INVALID_INPUT (text that is not JSON TP_STATUS_INVALID_JSON). Nothing changes then.
+//
+// # Safety
+// String arguments are NULL or NUL-terminated; `out_conversation_json` is NULL or writable.
+TpStatus tp_conversation_update(struct TpEngine *engine,
+                                const char *conversation_id,
+                                const char *patch_json,
+                                char **out_conversation_json);
+
+// Everything stored about a customer (GDPR art. 15 and 20: the right of access and to data
+// portability), as one consistent snapshot, following merge aliases:
+//
+//     {"exported_at": "2026-03-02T09:00:00Z",
+//      "customer": {...},                      the profile ("merged_from": the customers merged
+//                                              into this one)
+//      "identities": [...], "conversations": [...],
+//      "messages": [...]}                      oldest first
+//
+// On success `*out_export_json` is the export: free it with `tp_string_free`. An unknown
+// customer is TP_STATUS_NOT_FOUND, an erased one TP_STATUS_ERASED.
+//
+// # Safety
+// String arguments are NULL or NUL-terminated; `out_export_json` is NULL or writable.
+TpStatus tp_customer_export(struct TpEngine *engine, const char *customer_id, char **out_export_json);
+
+// Erases a customer (GDPR art. 17, the right to erasure): identities, conversations, messages
+// and profile are deleted in one commit, leaving a tombstone with no personal data (its id and
+// times). Events carry ids only, so the event log holds no personal data either. A later
+// message from one of the customer's addresses starts afresh as a new customer.
+//
+// With a router, the erased conversations leave routing: their work items are withdrawn, the
+// agents who had them get the capacity back (and the best waiting work at once), and those
+// events are applied and recorded as for the routing calls.
+//
+// On success `*out_report_json` is what was erased, with when the router's next timer is due
+// (null without a router):
+//
+//     {"customer": "<customer id>", "identities": 2, "conversations": 1, "messages": 4,
+//      "notes": ["..."],                      only when recording the routing afterwards failed
+//                                             (the erasure stands)
+//      "next_timer": null}
+//
+// Free it with `tp_string_free`. An unknown customer is TP_STATUS_NOT_FOUND; erasing one
+// twice is TP_STATUS_ERASED (and so is every later call naming it).
+//
+// # Safety
+// String arguments are NULL or NUL-terminated; `out_report_json` is NULL or writable.
+TpStatus tp_customer_erase(struct TpEngine *engine, const char *customer_id, char **out_report_json);
+
+// Merges two customers found to be one person (the same person on two channels the engine
+// could not link by itself): the survivor keeps its values and fills its blanks from the
+// other; identities and conversations move to it; the other becomes an alias, so its id still
+// works in every call (it names the survivor).
+//
+// `survivor` picks who survives: "first" (`customer_id`), "oldest" (created first) or
+// "has_external_id" (the one with the host's external id, else `customer_id`).
+//
+// On success `*out_plan_json` is what the merge did:
+//
+//     {"survivor": "<customer id>", "absorbed": "<customer id>",
+//      "result": {...},                        the survivor's profile after the merge
+//      "identities_moved": [...], "conversations_moved": [...],
+//      "discarded_attributes": {...}}          the absorbed customer's attributes that lost
+//
+// Free it with `tp_string_free`. An unknown customer is TP_STATUS_NOT_FOUND, an erased one
+// TP_STATUS_ERASED; two customers with different external ids are TP_STATUS_REFUSED; a
+// customer merged with itself and an unknown survivor rule are TP_STATUS_INVALID_INPUT.
+// Nothing changes then.
+//
+// # Safety
+// String arguments are NULL or NUL-terminated; `out_plan_json` is NULL or writable.
+TpStatus tp_customers_merge(struct TpEngine *engine,
+                            const char *customer_id,
+                            const char *other_customer_id,
+                            const char *survivor,
+                            char **out_plan_json);
+
 // Adds an agent (or a bot) to the engine's router, or updates one: skills, languages, queues,
 // capacity and presence. An agent who is available gets the best waiting work at once.
 //
@@ -326,13 +437,15 @@ TpStatus tp_events_after(struct TpEngine *engine, uint64_t after, uint32_t limit
 // On success `*out_events_json` is the router's events: free it with `tp_string_free`. An
 // agent joining a queue the router does not have is TP_STATUS_NOT_FOUND.
 //
-// All routing calls (tp_agent_upsert, tp_agent_presence, tp_agent_activity, tp_offer_accept,
-// tp_offer_decline, tp_work_complete, tp_handoff, tp_return_to_bot, tp_routing_tick,
-// tp_calendars_set, tp_queue_upsert, tp_idle_policy_set) need an engine configured with a
-// "routing" key (TP_STATUS_REFUSED otherwise). Each applies what the router did to the engine's
-// conversations (the handler becomes the assigned agent or bot, or the queue the conversation
-// waits in; completed work has none) and hands out the router's events, in order, and when its
-// next timer is due (tp_handoff hands out its decision, which has the events):
+// All routing calls (tp_agent_upsert, tp_agent_presence, tp_agent_activity, tp_agent_remove,
+// tp_offer_accept, tp_offer_decline, tp_work_complete, tp_work_requeue, tp_work_withdraw,
+// tp_handoff, tp_return_to_bot, tp_routing_tick, tp_calendars_set, tp_queue_upsert,
+// tp_idle_policy_set, and the read-only tp_routing_explain and tp_queue_stats) need an engine
+// configured with a "routing" key (TP_STATUS_REFUSED otherwise). Each but the read-only two
+// applies what the router did to the engine's conversations (the handler becomes the assigned
+// agent or bot, or the queue the conversation waits in; completed work has none) and hands out
+// the router's events, in order, and when its next timer is due (tp_handoff hands out its
+// decision, which has the events):
 //
 //     {"events": [{"event": "offered", "item": "<conversation id>", "agents": ["agent.bruno"],
 //                  "expires_at": "2026-03-02T09:02:00Z"},
@@ -403,6 +516,87 @@ TpStatus tp_offer_decline(struct TpEngine *engine,
 // # Safety
 // String arguments are NULL or NUL-terminated; `out_events_json` is NULL or writable.
 TpStatus tp_work_complete(struct TpEngine *engine, const char *item_id, char **out_events_json);
+
+// Takes an assigned work item back from its agent and routes it again (the agent is stuck,
+// leaves for the day, the customer needs someone else): the agent's capacity frees, and the
+// item keeps its original wait. With `exclude_agent` 1 the agent is never offered it again;
+// with 0 they may be.
+//
+// `item_id` as for `tp_offer_accept`. On success `*out_events_json` is the router's events
+// (`{"event": "requeued", ...}`, then where the item went: `assigned`, `offered`, or nothing
+// more while it waits, and what the agent's freed capacity took); the conversation's handler
+// becomes the new agent, or the queue it waits in. Free it with `tp_string_free`.
+//
+// An unknown item is TP_STATUS_NOT_FOUND; an item that is not assigned (waiting or offered) is
+// TP_STATUS_REFUSED; `exclude_agent` other than 0 or 1 is TP_STATUS_INVALID_INPUT. Nothing
+// changes then.
+//
+// # Safety
+// String arguments are NULL or NUL-terminated; `out_events_json` is NULL or writable.
+TpStatus tp_work_requeue(struct TpEngine *engine,
+                         const char *item_id,
+                         int32_t exclude_agent,
+                         char **out_events_json);
+
+// Takes a work item out of routing in any state (waiting, offered or assigned): the customer
+// left, the host handles the conversation another way. Its offers are withdrawn, an agent who
+// had it gets the capacity back (and the best waiting work at once), and the conversation no
+// longer has a handler. The conversation itself stays as it is (resolving or closing it with
+// `tp_conversation_update` takes it out of routing too).
+//
+// `item_id` as for `tp_offer_accept`. On success `*out_events_json` is the router's events
+// (`{"event": "withdrawn", ...}`, then what freed capacity took): free it with
+// `tp_string_free`. An unknown item (never routed, or out of routing already) is
+// TP_STATUS_NOT_FOUND, and nothing changes.
+//
+// # Safety
+// String arguments are NULL or NUL-terminated; `out_events_json` is NULL or writable.
+TpStatus tp_work_withdraw(struct TpEngine *engine, const char *item_id, char **out_events_json);
+
+// Removes an agent (or bot) from the router: their open offers are withdrawn and the work
+// assigned to them goes back to routing (a `requeued` event per item, then where it went; the
+// conversation's handler becomes the new agent or the queue it waits in). Add them again with
+// `tp_agent_upsert`.
+//
+// On success `*out_events_json` is the router's events: free it with `tp_string_free`. An
+// unknown agent is TP_STATUS_NOT_FOUND, and nothing changes.
+//
+// # Safety
+// String arguments are NULL or NUL-terminated; `out_events_json` is NULL or writable.
+TpStatus tp_agent_remove(struct TpEngine *engine, const char *agent_id, char **out_events_json);
+
+// Why a work item is where it is, for a supervisor's screen: its snapshot, its rule and step,
+// the last decision in words, and every agent grouped by profile with what keeps them from
+// taking it (not in the step's pool, an eligibility term, presence, shift, capacity, an
+// interruption rule, an earlier decline, a queue delay). Changes nothing (no timer fires).
+//
+//     {"status": {"item": {...}, "state": "waiting",           or {"offered": ["agent.bruno"]},
+//                 "control": "routing", "queue": "support",   {"assigned": "agent.bruno"}
+//                 "rule": "all", "step": 0, "priority": 1, "declines": 1},
+//      "step": "rule \"all\" step 0",
+//      "reason": "no eligible agent can take it now at rule \"all\" step 0: ...",
+//      "groups": [{"reason": {"kind": "declined_before"}, "agents": ["agent.carla"], "count": 1},
+//                 {"reason": {"kind": "presence", "status": "away"}, "agents": [...], "count": 1}]}
+//
+// `item_id` as for `tp_offer_accept`. On success `*out_explanation_json` is the explanation:
+// free it with `tp_string_free`. An unknown item (never routed, or out of routing already) is
+// TP_STATUS_NOT_FOUND.
+//
+// # Safety
+// String arguments are NULL or NUL-terminated; `out_explanation_json` is NULL or writable.
+TpStatus tp_routing_explain(struct TpEngine *engine, const char *item_id, char **out_explanation_json);
+
+// Live statistics of a queue, for a wallboard or to tell a customer how long they will wait:
+// `{"waiting": 3, "estimated_wait": 42.5}`, the work items waiting in it now and the estimated
+// wait in seconds (the mean of the latest waits; null before the first item was taken). Changes
+// nothing.
+//
+// On success `*out_stats_json` is the statistics: free it with `tp_string_free`. An unknown
+// queue is TP_STATUS_NOT_FOUND; a queue id that is not a valid key is TP_STATUS_INVALID_INPUT.
+//
+// # Safety
+// String arguments are NULL or NUL-terminated; `out_stats_json` is NULL or writable.
+TpStatus tp_queue_stats(struct TpEngine *engine, const char *queue_id, char **out_stats_json);
 
 // A bot hands its conversation to humans (bot to human): `findings_json`, what the bot learned
 // (intent, order number, language, ...), is merged into the work item's attributes, and the

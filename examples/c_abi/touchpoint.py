@@ -8,7 +8,8 @@ to the "support" queue, which offers it to an agent; Carla declines, Bruno comes
 offered it and accepts, and the context shows him as the handler on every channel. Then the
 shop sets support's business hours and the idle rule. Bots and humans: on Telegram the FAQ bot
 answers first, hands the chat to Bruno on the returns desk with what it found, and gets it
-back from him to ask for a rating.
+back from him to ask for a rating; then the shop resolves the chat, which leaves routing.
+Last, GDPR: Ana's data is exported, then she is erased.
 
 Run from the repository root:
 
@@ -70,6 +71,18 @@ class Library:
             "tp_agent_activity": ([ctypes.c_void_p, ctypes.c_char_p, out], status),
             "tp_handoff": ([ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, out], status),
             "tp_return_to_bot": ([ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, out], status),
+            "tp_conversation_update": ([ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, out], status),
+            "tp_customer_export": ([ctypes.c_void_p, ctypes.c_char_p, out], status),
+            "tp_customer_erase": ([ctypes.c_void_p, ctypes.c_char_p, out], status),
+            "tp_customers_merge": (
+                [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, ctypes.c_char_p, out],
+                status,
+            ),
+            "tp_work_requeue": ([ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int32, out], status),
+            "tp_work_withdraw": ([ctypes.c_void_p, ctypes.c_char_p, out], status),
+            "tp_agent_remove": ([ctypes.c_void_p, ctypes.c_char_p, out], status),
+            "tp_routing_explain": ([ctypes.c_void_p, ctypes.c_char_p, out], status),
+            "tp_queue_stats": ([ctypes.c_void_p, ctypes.c_char_p, out], status),
         }
         for name, (argtypes, restype) in signatures.items():
             function = getattr(lib, name)
@@ -120,6 +133,13 @@ def _json(value):
     return None if value is None else json.dumps(value).encode()
 
 
+def _flag(value, name):
+    """A yes/no argument as the 0 or 1 the library takes; anything but a bool is refused."""
+    if not isinstance(value, bool):
+        raise ValueError(f"{name} must be True or False, not {value!r}")
+    return int(value)
+
+
 class Engine:
     """One tenant's engine. Use it as a context manager, or call close()."""
 
@@ -156,6 +176,32 @@ class Engine:
             self._lib.tp_events_after, self._handle, _unsigned(after, 64, "after"), _unsigned(limit, 32, "limit")
         )
 
+    def conversation_update(self, conversation_id, patch):
+        """Changes a conversation: {"status": "resolved"}, "priority", "handler" and "subject"
+        (None clears them), "add_tags", "remove_tags". Resolving or closing a routed conversation takes it out
+        of routing (its agent's capacity frees). Returns the conversation, with "next_timer"."""
+        return self._library.call_json(
+            self._lib.tp_conversation_update, self._handle, _text(conversation_id), _json(patch)
+        )
+
+    def customer_export(self, customer_id):
+        """Everything stored about a customer (GDPR access and portability)."""
+        return self._library.call_json(self._lib.tp_customer_export, self._handle, _text(customer_id))
+
+    def customer_erase(self, customer_id):
+        """Erases a customer (GDPR erasure); returns what was erased, with "next_timer"."""
+        return self._library.call_json(self._lib.tp_customer_erase, self._handle, _text(customer_id))
+
+    def customers_merge(self, customer_id, other_customer_id, survivor="first"):
+        """Merges two customers; `survivor` is "first", "oldest" or "has_external_id"."""
+        return self._library.call_json(
+            self._lib.tp_customers_merge,
+            self._handle,
+            _text(customer_id),
+            _text(other_customer_id),
+            _text(survivor),
+        )
+
     # Routing (the engine's configuration needs a "routing" key). Each call returns the router's
     # events, {"events": [...], "next_timer": "..." or None}; call routing_tick() at next_timer.
 
@@ -173,6 +219,28 @@ class Engine:
 
     def work_complete(self, item_id):
         return self._library.call_json(self._lib.tp_work_complete, self._handle, _text(item_id))
+
+    def work_requeue(self, item_id, exclude_agent=False):
+        """Takes assigned work back from its agent and routes it again (with exclude_agent, never
+        to them)."""
+        return self._library.call_json(
+            self._lib.tp_work_requeue, self._handle, _text(item_id), _flag(exclude_agent, "exclude_agent")
+        )
+
+    def work_withdraw(self, item_id):
+        return self._library.call_json(self._lib.tp_work_withdraw, self._handle, _text(item_id))
+
+    def agent_remove(self, agent_id):
+        return self._library.call_json(self._lib.tp_agent_remove, self._handle, _text(agent_id))
+
+    def routing_explain(self, item_id):
+        """Why a work item is where it is (read-only): its status, step, reason and the agents
+        grouped by what keeps them from taking it."""
+        return self._library.call_json(self._lib.tp_routing_explain, self._handle, _text(item_id))
+
+    def queue_stats(self, queue_id):
+        """{"waiting": n, "estimated_wait": seconds or None} (read-only)."""
+        return self._library.call_json(self._lib.tp_queue_stats, self._handle, _text(queue_id))
 
     def handoff(self, item_id, findings=None, mode="pass"):
         """A bot hands its conversation to humans. `findings` is a dict of attributes (None for
@@ -255,6 +323,26 @@ def agent(agent_id, status, queues=("support",)):
         "capacity": {"channels": {"webchat": 2, "whatsapp": 2, "email": 5, "telegram": 2}},
         "presence": {"status": status},
     }
+
+
+def log_end(engine, after=0):
+    """The sequence number of the latest event in the log (pass it as `after` to see what
+    comes next)."""
+    while True:
+        page = engine.events_after(after, 1000)
+        if not page["events"]:
+            return after
+        after = page["next_after"]
+
+
+def print_routing_log(engine, label, after):
+    """Prints the routing changes recorded in the event log after `after`, each as its name
+    with the agent it concerns."""
+    changes = [
+        e["event"]["change"] for e in engine.events_after(after, 1000)["events"] if e["event"]["type"] == "routing"
+    ]
+    words = [f"{c['routing']}({c['agent']})" if c.get("agent") else c["routing"] for c in changes]
+    print(f"{label:9} -> {' '.join(words) or '(none)'}")
 
 
 def print_handler(engine, label, conversation_id):
@@ -476,6 +564,34 @@ def main():
         # Bruno arranges the return and hands the chat back to the bot, which asks for a rating.
         print_events("returned", engine.return_to_bot(chat_id, "bot.faq", {"resolved": True})["events"])
         print_handler(engine, "bot", chat_id)
+
+        # The bot has its rating: the host resolves the chat. A resolved conversation leaves
+        # routing: the bot's work completes (its capacity frees for the next chat) and the
+        # conversation has no handler; the router's events are in the event log.
+        cursor = log_end(engine, after)
+        resolved = engine.conversation_update(chat_id, {"status": "resolved", "add_tags": ["return"]})
+        handler = resolved["handler"] or {"kind": "none"}
+        print(f"resolved  -> {resolved['status']['status']}, handler {handler['kind']}")
+        print_routing_log(engine, "left", cursor)
+        print(f"stats     -> support: {engine.queue_stats('support')['waiting']} waiting")
+
+        # GDPR: Ana asks for everything the shop holds about her, then to be forgotten. The
+        # export is what the erasure removes; afterwards every call naming her says so.
+        export = engine.customer_export(first["customer"])
+        print(
+            f"export    -> {len(export['identities'])} identities, {len(export['conversations'])} conversation(s), "
+            f"{len(export['messages'])} messages"
+        )
+        report = engine.customer_erase(first["customer"])
+        print(
+            f"erased    -> {report['identities']} identities, {report['conversations']} conversation(s), "
+            f"{report['messages']} messages"
+        )
+        try:
+            engine.customer_context(first["customer"])
+            print("forgotten -> no?")
+        except TouchpointError as error:
+            print(f"forgotten -> {error.name}: {error.message} (result NULL)")
 
         # Errors are exceptions carrying the status and the library's explanation.
         try:
