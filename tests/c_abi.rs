@@ -14,7 +14,7 @@ use ffi::{
     tp_customers_merge, tp_engine_free, tp_engine_new, tp_events_after, tp_handoff, tp_idle_policy_set, tp_ingest,
     tp_last_error, tp_link_identity, tp_offer_accept, tp_offer_decline, tp_queue_stats, tp_queue_upsert,
     tp_record_outbound, tp_return_to_bot, tp_routing_explain, tp_routing_tick, tp_status_name, tp_string_free,
-    tp_version, tp_work_complete, tp_work_requeue, tp_work_withdraw,
+    tp_version, tp_work_complete, tp_work_requeue, tp_work_update, tp_work_withdraw,
 };
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -253,6 +253,12 @@ impl TestEngine {
         call(|out| unsafe { tp_work_withdraw(self.0, item.as_ptr(), out) })
     }
 
+    fn update_item(&self, item: &str, update_json: &str) -> Result<Value, Failed> {
+        let (item, update) = (cstring(item), cstring(update_json));
+        // SAFETY: valid pointers.
+        call(|out| unsafe { tp_work_update(self.0, item.as_ptr(), update.as_ptr(), out) })
+    }
+
     fn remove_agent(&self, agent: &str) -> Result<Value, Failed> {
         let agent = cstring(agent);
         // SAFETY: valid pointers.
@@ -427,6 +433,7 @@ fn header_declares_every_exported_function_and_status() {
         "TpStatus tp_customers_merge(",
         "TpStatus tp_work_requeue(",
         "TpStatus tp_work_withdraw(struct TpEngine *engine, const char *item_id, char **out_events_json);",
+        "TpStatus tp_work_update(",
         "TpStatus tp_agent_remove(struct TpEngine *engine, const char *agent_id, char **out_events_json);",
         "TpStatus tp_routing_explain(",
         "TpStatus tp_queue_stats(struct TpEngine *engine, const char *queue_id, char **out_stats_json);",
@@ -981,6 +988,7 @@ fn freed_and_forged_handles_are_invalid_handle_never_a_crash() {
     let (calendars, queue, idle) = (cstring("[]"), cstring(r#"{"id": "support"}"#), cstring("null"));
     let mode = cstring("pass");
     let (patch, survivor, queue_id) = (cstring(r#"{"status": "resolved"}"#), cstring("first"), cstring("support"));
+    let update = cstring(r#"{"priority": 2}"#);
 
     assert_eq!(tp_engine_free(engine.0), TpStatus::Ok);
     let forged = std::ptr::without_provenance_mut::<TpEngine>(0xdead_beef);
@@ -1012,6 +1020,7 @@ fn freed_and_forged_handles_are_invalid_handle_never_a_crash() {
                 call(|out| tp_customers_merge(handle, customer.as_ptr(), customer.as_ptr(), survivor.as_ptr(), out)),
                 call(|out| tp_work_requeue(handle, conversation.as_ptr(), 0, out)),
                 call(|out| tp_work_withdraw(handle, conversation.as_ptr(), out)),
+                call(|out| tp_work_update(handle, conversation.as_ptr(), update.as_ptr(), out)),
                 call(|out| tp_agent_remove(handle, agent_id.as_ptr(), out)),
                 call(|out| tp_routing_explain(handle, conversation.as_ptr(), out)),
                 call(|out| tp_queue_stats(handle, queue_id.as_ptr(), out)),
@@ -2791,6 +2800,36 @@ fn requeued_work_goes_to_another_agent_and_a_removed_agents_work_goes_back_to_ro
     assert_eq!(routing_changes(&engine, item), ["assigned", "requeued", "queued", "assigned", "requeued", "withdrawn"]);
 }
 
+/// A supervisor escalates the later of two waiting chats through `tp_work_update`: the agent
+/// who comes online takes it first. Bad updates are refused with typed codes and change nothing.
+#[test]
+fn an_escalated_waiting_chat_is_taken_first_and_bad_updates_change_nothing() {
+    let engine = TestEngine::routed(json!({}), &[agent("ana", "away", 1)]);
+    let older = str_field(&engine.ingest(&chat(1)).expect("ingest"), "conversation").to_owned();
+    let newer = str_field(&engine.ingest(&chat(2)).expect("ingest"), "conversation").to_owned();
+    let events = engine.event_count();
+    let unknown = "01a23328-a7c7-7000-8002-2c1c4d22cc6e";
+    for (item, update, status) in [
+        (newer.as_str(), "{\"priority\": ", TpStatus::InvalidJson),
+        (newer.as_str(), "[5]", TpStatus::InvalidInput),
+        (newer.as_str(), "{\"priorty\": 5}", TpStatus::InvalidInput),
+        (newer.as_str(), "{\"priority\": \"high\"}", TpStatus::InvalidInput),
+        (unknown, "{\"priority\": 5}", TpStatus::NotFound),
+        ("nope", "{\"priority\": 5}", TpStatus::InvalidInput),
+    ] {
+        assert_eq!(engine.update_item(item, update).unwrap_err().status, status, "{update}");
+    }
+    assert_eq!(engine.event_count(), events, "refused updates record nothing");
+
+    let escalated =
+        engine.update_item(&newer, r#"{"priority": 5, "attributes": {"escalated": true}}"#).expect("update");
+    assert_eq!(escalated["events"], json!([]), "nobody to take it yet: {escalated}");
+    let online = engine.presence("ana", "online").expect("presence");
+    assert_eq!(event_words(&online), ["presence_changed(ana)", "assigned(ana)"], "{online}");
+    assert_eq!(engine.handler(&newer), handled_by("ana"), "the escalated chat first");
+    assert_eq!(engine.handler(&older), json!({"kind": "queue", "id": "support"}));
+}
+
 #[test]
 fn requeue_without_excluding_the_agent_may_give_the_work_back_to_them() {
     let engine = TestEngine::routed(json!({}), &[agent("ana", "online", 1)]);
@@ -2896,6 +2935,11 @@ fn requeue_withdraw_remove_explain_and_stats_refuse_bad_arguments_with_typed_cod
         expect(tp_work_requeue(engine.0, id.as_ptr(), 0, null_mut()), "`out_events_json` is NULL");
         expect(tp_work_withdraw(engine.0, null(), &mut out), "`item_id` is NULL");
         expect(tp_work_withdraw(engine.0, id.as_ptr(), null_mut()), "`out_events_json` is NULL");
+        let update = cstring(r#"{"priority": 2}"#);
+        expect(tp_work_update(null_mut(), id.as_ptr(), update.as_ptr(), &mut out), "`engine` is NULL");
+        expect(tp_work_update(engine.0, null(), update.as_ptr(), &mut out), "`item_id` is NULL");
+        expect(tp_work_update(engine.0, id.as_ptr(), null(), &mut out), "`update_json` is NULL");
+        expect(tp_work_update(engine.0, id.as_ptr(), update.as_ptr(), null_mut()), "`out_events_json` is NULL");
         expect(tp_agent_remove(engine.0, null(), &mut out), "`agent_id` is NULL");
         expect(tp_agent_remove(engine.0, ana.as_ptr(), null_mut()), "`out_events_json` is NULL");
         expect(tp_routing_explain(engine.0, null(), &mut out), "`item_id` is NULL");
@@ -2911,7 +2955,7 @@ fn requeue_withdraw_remove_explain_and_stats_refuse_bad_arguments_with_typed_cod
 }
 
 /// The Python binding's routing additions: `work_requeue` takes a bool (`exclude_agent=2` or a
-/// string would reach the library as some other flag), `work_withdraw`, `agent_remove`,
+/// string would reach the library as some other flag), `work_update`, `work_withdraw`, `agent_remove`,
 /// `routing_explain` and `queue_stats` hand back the library's JSON, and refusals are
 /// `TouchpointError`s with the status name.
 #[test]
@@ -2932,6 +2976,11 @@ with tp.Engine(lib, config) as e:
             print("refused", flag)
     print("requeue", [ev["event"] for ev in e.work_requeue(item, exclude_agent=True)["events"]])
     print("explain", e.routing_explain(item)["status"]["state"])
+    print("update", e.work_update(item, {"priority": 4})["events"], e.routing_explain(item)["status"]["priority"])
+    try:
+        e.work_update(item, {"priorty": 1})
+    except tp.TouchpointError as error:
+        print("misspelt", error.name)
     print("stats", e.queue_stats("support")["waiting"])
     print("withdraw", [ev["event"] for ev in e.work_withdraw(item)["events"]])
     print("remove", e.agent_remove("ana")["events"])
@@ -2949,6 +2998,8 @@ with tp.Engine(lib, config) as e:
             "refused None",
             "requeue ['requeued', 'queued']",
             "explain waiting",
+            "update [] 4",
+            "misspelt TP_STATUS_INVALID_INPUT",
             "stats 1",
             "withdraw ['withdrawn']",
             "remove []",

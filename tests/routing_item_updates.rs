@@ -150,4 +150,6 @@ fn an_update_reads_from_json() {
         update,
         ItemUpdate::new().priority(2).age_adjustment(TimeDelta::seconds(30)).attribute("intent", "billing")
     );
+    // A misspelt field is an error, not a change of nothing.
+    assert!(serde_json::from_str::<ItemUpdate>(r#"{"priorty": 2}"#).is_err());
 }

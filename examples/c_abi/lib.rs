@@ -39,7 +39,8 @@ use touchpoint::model::{
 };
 use touchpoint::routing::calendar::Calendars;
 use touchpoint::routing::{
-    Agent, HandoffMode, IdlePolicy, Plan, Queue, Router, RouterConfig, RoutingDecision, RoutingEvent, WorkItemId,
+    Agent, HandoffMode, IdlePolicy, ItemUpdate, Plan, Queue, Router, RouterConfig, RoutingDecision, RoutingEvent,
+    WorkItemId,
 };
 use touchpoint::store::InMemoryStore;
 use touchpoint::thread::ThreadingPolicy;
@@ -1673,6 +1674,47 @@ pub unsafe extern "C" fn tp_work_withdraw(
         let live = live(engine)?;
         let item = unsafe { work_item(item_id) }?;
         unsafe { route_and_hand_out(out, &live, |router| router.withdraw(item, live.engine.now())) }
+    })
+}
+
+/// Changes a work item the router holds (`Router::update_item`): a supervisor escalating a
+/// waiting conversation, what a bot or the host learned later. `update_json` is an object of
+/// the fields to change, each optional: `"priority"` (a number, higher is more urgent),
+/// `"age_adjustment"` (seconds of extra age for ordering), `"due"` (RFC 3339), `"language"`,
+/// `"skills"` and `"optional_skills"` (objects of skill → minimum level, replacing the item's),
+/// `"attributes"` (an object merged into the item's). A waiting item moves in its queue at once
+/// and is routed again (an agent who fits now gets it); offered and assigned items keep their
+/// place, and the change counts when they are routed again.
+///
+/// `item_id` as for `tp_offer_accept`. On success `*out_events_json` is the router's events (an
+/// `assigned` when an agent takes it now): free it with `tp_string_free`. An unknown item is
+/// TP_STATUS_NOT_FOUND; `update_json` that is not JSON is TP_STATUS_INVALID_JSON, and one that is
+/// not such an object (an unknown field, a bad value, too many attributes) TP_STATUS_INVALID_INPUT;
+/// nothing changes.
+///
+/// # Safety
+/// String arguments are NULL or NUL-terminated; `out_events_json` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tp_work_update(
+    engine: *mut TpEngine,
+    item_id: *const c_char,
+    update_json: *const c_char,
+    out_events_json: *mut *mut c_char,
+) -> TpStatus {
+    guard(|| {
+        const ARGUMENT: &str = "update_json";
+        // SAFETY (this block and below): the caller's promises, forwarded.
+        let out = unsafe { out_slot(out_events_json, "out_events_json") }?;
+        let live = live(engine)?;
+        let item = unsafe { work_item(item_id) }?;
+        let value: serde_json::Value = parse(unsafe { text(update_json, ARGUMENT) }?, ARGUMENT)?;
+        // An object only: serde would read the update from an array too, by field order.
+        if !value.is_object() {
+            return Err(Error::invalid(ARGUMENT, "must be a JSON object of the fields to change").into());
+        }
+        let update: ItemUpdate = serde_json::from_value(value)
+            .map_err(|e| Failure::new(TpStatus::InvalidInput, format!("`{ARGUMENT}`: {e}")))?;
+        unsafe { route_and_hand_out(out, &live, |router| router.update_item(item, update, live.engine.now())) }
     })
 }
 

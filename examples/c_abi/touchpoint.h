@@ -553,6 +553,28 @@ TpStatus tp_work_requeue(struct TpEngine *engine,
 // String arguments are NULL or NUL-terminated; `out_events_json` is NULL or writable.
 TpStatus tp_work_withdraw(struct TpEngine *engine, const char *item_id, char **out_events_json);
 
+// Changes a work item the router holds (`Router::update_item`): a supervisor escalating a
+// waiting conversation, what a bot or the host learned later. `update_json` is an object of
+// the fields to change, each optional: `"priority"` (a number, higher is more urgent),
+// `"age_adjustment"` (seconds of extra age for ordering), `"due"` (RFC 3339), `"language"`,
+// `"skills"` and `"optional_skills"` (objects of skill → minimum level, replacing the item's),
+// `"attributes"` (an object merged into the item's). A waiting item moves in its queue at once
+// and is routed again (an agent who fits now gets it); offered and assigned items keep their
+// place, and the change counts when they are routed again.
+//
+// `item_id` as for `tp_offer_accept`. On success `*out_events_json` is the router's events (an
+// `assigned` when an agent takes it now): free it with `tp_string_free`. An unknown item is
+// TP_STATUS_NOT_FOUND; `update_json` that is not JSON is TP_STATUS_INVALID_JSON, and one that is
+// not such an object (an unknown field, a bad value, too many attributes) TP_STATUS_INVALID_INPUT;
+// nothing changes.
+//
+// # Safety
+// String arguments are NULL or NUL-terminated; `out_events_json` is NULL or writable.
+TpStatus tp_work_update(struct TpEngine *engine,
+                        const char *item_id,
+                        const char *update_json,
+                        char **out_events_json);
+
 // Removes an agent (or bot) from the router: their open offers are withdrawn and the work
 // assigned to them goes back to routing (a `requeued` event per item, then where it went; the
 // conversation's handler becomes the new agent or the queue it waits in). Add them again with

@@ -80,6 +80,7 @@ class Library:
             ),
             "tp_work_requeue": ([ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int32, out], status),
             "tp_work_withdraw": ([ctypes.c_void_p, ctypes.c_char_p, out], status),
+            "tp_work_update": ([ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, out], status),
             "tp_agent_remove": ([ctypes.c_void_p, ctypes.c_char_p, out], status),
             "tp_routing_explain": ([ctypes.c_void_p, ctypes.c_char_p, out], status),
             "tp_queue_stats": ([ctypes.c_void_p, ctypes.c_char_p, out], status),
@@ -229,6 +230,11 @@ class Engine:
 
     def work_withdraw(self, item_id):
         return self._library.call_json(self._lib.tp_work_withdraw, self._handle, _text(item_id))
+
+    def work_update(self, item_id, update):
+        """Changes held work (a dict: priority, age_adjustment, due, language, skills,
+        optional_skills, attributes); waiting work moves in its queue at once."""
+        return self._library.call_json(self._lib.tp_work_update, self._handle, _text(item_id), _json(update))
 
     def agent_remove(self, agent_id):
         return self._library.call_json(self._lib.tp_agent_remove, self._handle, _text(agent_id))

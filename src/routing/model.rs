@@ -909,6 +909,7 @@ impl Queue {
 /// assert_eq!(escalate.priority, Some(3));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ItemUpdate {
     /// The item's priority from now on (higher is more urgent); it replaces any change plan
