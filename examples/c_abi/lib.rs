@@ -405,6 +405,16 @@ fn parse<T: DeserializeOwned>(json: &str, argument: &str) -> Result<T, Failure> 
     })
 }
 
+/// Parses a JSON argument that names fields to change: an object only (serde would read a
+/// struct from an array too, by field order, and `["closed"]` must not close a conversation).
+fn parse_fields<T: DeserializeOwned>(json: &str, argument: &'static str) -> Result<T, Failure> {
+    let value: serde_json::Value = parse(json, argument)?;
+    if !value.is_object() {
+        return Err(Error::invalid(argument, "must be a JSON object of the fields to change (`{}` for none)").into());
+    }
+    serde_json::from_value(value).map_err(|e| Failure::new(TpStatus::InvalidInput, format!("`{argument}`: {e}")))
+}
+
 /// Parses an id argument (a UUID string).
 ///
 /// # Safety
@@ -772,19 +782,9 @@ fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Resul
 }
 
 impl ConversationPatchJson {
-    /// Parses `patch_json`: an object (serde would read a struct from an array too, by field
-    /// order, and `["closed"]` must not close a conversation).
+    /// Parses `patch_json` (an object, see [`parse_fields`]).
     fn parse(json: &str) -> Result<ConversationPatch, Failure> {
-        const ARGUMENT: &str = "patch_json";
-        let value: serde_json::Value = parse(json, ARGUMENT)?;
-        if !value.is_object() {
-            return Err(
-                Error::invalid(ARGUMENT, "must be a JSON object of the fields to change (`{}` for none)").into()
-            );
-        }
-        let patch: ConversationPatchJson = serde_json::from_value(value)
-            .map_err(|e| Failure::new(TpStatus::InvalidInput, format!("`{ARGUMENT}`: {e}")))?;
-        patch.into_patch()
+        parse_fields::<ConversationPatchJson>(json, "patch_json")?.into_patch()
     }
 
     fn into_patch(self) -> Result<ConversationPatch, Failure> {
@@ -880,6 +880,29 @@ unsafe fn route_and_hand_out(
     let (events, next_timer) = route(live, call, |events| events)?;
     // SAFETY: forwarded.
     unsafe { hand_out(out, &RoutingEventsJson { events: &events, next_timer }) }
+}
+
+/// A router call on one work item at a time (`Router::complete`, `Router::withdraw`).
+type ItemCall = fn(&Router, WorkItemId, DateTime<Utc>) -> Result<Vec<RoutingEvent>, Error>;
+
+/// A routing call on one work item (`item_id`) that returns the router's events into
+/// `out_events_json`, as `tp_work_complete` and `tp_work_withdraw` are.
+///
+/// # Safety
+/// As for those functions.
+unsafe fn on_work_item(
+    engine: *mut TpEngine,
+    item_id: *const c_char,
+    out_events_json: *mut *mut c_char,
+    call: ItemCall,
+) -> TpStatus {
+    guard(|| {
+        // SAFETY (this block and below): the caller's promises, forwarded.
+        let out = unsafe { out_slot(out_events_json, "out_events_json") }?;
+        let live = live(engine)?;
+        let item = unsafe { work_item(item_id) }?;
+        unsafe { route_and_hand_out(out, &live, |router| call(router, item, live.engine.now())) }
+    })
 }
 
 /// Runs one router call whose result `T` carries the router's events (`events` finds them),
@@ -1607,13 +1630,8 @@ pub unsafe extern "C" fn tp_work_complete(
     item_id: *const c_char,
     out_events_json: *mut *mut c_char,
 ) -> TpStatus {
-    guard(|| {
-        // SAFETY (this block and below): the caller's promises, forwarded.
-        let out = unsafe { out_slot(out_events_json, "out_events_json") }?;
-        let live = live(engine)?;
-        let item = unsafe { work_item(item_id) }?;
-        unsafe { route_and_hand_out(out, &live, |router| router.complete(item, live.engine.now())) }
-    })
+    // SAFETY: the caller's promises, forwarded.
+    unsafe { on_work_item(engine, item_id, out_events_json, Router::complete) }
 }
 
 /// Takes an assigned work item back from its agent and routes it again (the agent is stuck,
@@ -1668,13 +1686,8 @@ pub unsafe extern "C" fn tp_work_withdraw(
     item_id: *const c_char,
     out_events_json: *mut *mut c_char,
 ) -> TpStatus {
-    guard(|| {
-        // SAFETY (this block and below): the caller's promises, forwarded.
-        let out = unsafe { out_slot(out_events_json, "out_events_json") }?;
-        let live = live(engine)?;
-        let item = unsafe { work_item(item_id) }?;
-        unsafe { route_and_hand_out(out, &live, |router| router.withdraw(item, live.engine.now())) }
-    })
+    // SAFETY: the caller's promises, forwarded.
+    unsafe { on_work_item(engine, item_id, out_events_json, Router::withdraw) }
 }
 
 /// Changes a work item the router holds (`Router::update_item`): a supervisor escalating a
@@ -1702,18 +1715,11 @@ pub unsafe extern "C" fn tp_work_update(
     out_events_json: *mut *mut c_char,
 ) -> TpStatus {
     guard(|| {
-        const ARGUMENT: &str = "update_json";
         // SAFETY (this block and below): the caller's promises, forwarded.
         let out = unsafe { out_slot(out_events_json, "out_events_json") }?;
         let live = live(engine)?;
         let item = unsafe { work_item(item_id) }?;
-        let value: serde_json::Value = parse(unsafe { text(update_json, ARGUMENT) }?, ARGUMENT)?;
-        // An object only: serde would read the update from an array too, by field order.
-        if !value.is_object() {
-            return Err(Error::invalid(ARGUMENT, "must be a JSON object of the fields to change").into());
-        }
-        let update: ItemUpdate = serde_json::from_value(value)
-            .map_err(|e| Failure::new(TpStatus::InvalidInput, format!("`{ARGUMENT}`: {e}")))?;
+        let update: ItemUpdate = parse_fields(unsafe { text(update_json, "update_json") }?, "update_json")?;
         unsafe { route_and_hand_out(out, &live, |router| router.update_item(item, update, live.engine.now())) }
     })
 }
