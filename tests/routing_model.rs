@@ -1213,6 +1213,29 @@ impl Walk {
                 }
                 ("sweep".into(), Ok(events), None)
             }
+            // update (escalation, a finding that makes the item a VIP one)
+            880..=899 => match self.random_item(|_| true) {
+                Some(i) if roll < 896 => {
+                    let mut update = ItemUpdate::new().priority(self.rng.below(5) as i32);
+                    if self.rng.below(2) == 0 {
+                        update = update.attribute("vip", self.rng.below(2) == 0);
+                    }
+                    (format!("update {i} {update:?}"), self.r.update_item(i, update, now), None)
+                }
+                Some(i) => {
+                    let crowded = (0..257).fold(ItemUpdate::new(), |u, k| u.attribute(format!("k{k}"), k));
+                    (
+                        format!("update (invalid) {i} 257 attributes"),
+                        self.r.update_item(i, crowded, now),
+                        Some("invalid"),
+                    )
+                }
+                None => (
+                    format!("update (invalid) {}", wid(3_000_006)),
+                    self.r.update_item(wid(3_000_006), ItemUpdate::new().priority(1), now),
+                    Some("not_found"),
+                ),
+            },
             _ => {
                 let events = self.r.tick(now);
                 if pre_tick && !events.is_empty() {
