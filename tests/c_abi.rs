@@ -1241,6 +1241,7 @@ fn without_a_routing_config_the_routing_calls_are_refused_and_ingest_routes_noth
         engine.return_to_bot(conversation, "bot.survey", None),
         engine.requeue(conversation, 0),
         engine.withdraw(conversation),
+        engine.update_item(conversation, r#"{"priority": 2}"#),
         engine.remove_agent("ana"),
         engine.explain(conversation),
         engine.queue_stats("support"),

@@ -439,7 +439,7 @@ TpStatus tp_customers_merge(struct TpEngine *engine,
 //
 // All routing calls (tp_agent_upsert, tp_agent_presence, tp_agent_activity, tp_agent_remove,
 // tp_offer_accept, tp_offer_decline, tp_work_complete, tp_work_requeue, tp_work_withdraw,
-// tp_handoff, tp_return_to_bot, tp_routing_tick, tp_calendars_set, tp_queue_upsert,
+// tp_work_update, tp_handoff, tp_return_to_bot, tp_routing_tick, tp_calendars_set, tp_queue_upsert,
 // tp_idle_policy_set, and the read-only tp_routing_explain and tp_queue_stats) need an engine
 // configured with a "routing" key (TP_STATUS_REFUSED otherwise). Each but the read-only two
 // applies what the router did to the engine's conversations (the handler becomes the assigned
