@@ -1349,7 +1349,9 @@ impl Router {
         std::mem::swap(&mut s.events, events);
     }
 
-    /// When the next timer is due (call [`tick`](Self::tick) then).
+    /// When the next timer is due (call [`tick`](Self::tick) then). Timers are dropped when
+    /// they come due, not when what they were for ends: this may be the time of a timer with
+    /// nothing left to do (an offer withdrawn since, say), and the tick then fires nothing.
     pub fn next_timer(&self) -> Option<DateTime<Utc>> {
         let s = self.lock();
         s.timers.next_due().map(state::from_ms)
