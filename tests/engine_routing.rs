@@ -487,6 +487,27 @@ fn an_escalated_conversation_is_taken_before_older_waiting_ones() {
     assert_eq!(handler(&engine, &tenant, older), Some(Handler::Queue(QueueId::new("default").unwrap())));
 }
 
+/// A host that sends the conversation's priority unchanged (a form saved whole) leaves the work
+/// item alone: the raise a plan step gave it stands.
+#[test]
+fn an_unchanged_priority_leaves_what_the_plan_made_of_it() {
+    use touchpoint::ConversationPatch;
+    use touchpoint::routing::{Plan, Pool, PriorityChange, Rule, Step};
+    let (engine, router, tenant) = setup();
+    let ana = AgentId::new("ana").unwrap();
+    router.set_presence(&ana, "away", engine.now()).unwrap();
+    let raise = Step::new(Pool::default()).with_priority(PriorityChange::Raise(2));
+    router.set_plan(Plan::new([Rule::new("raise", [raise])]), engine.now()).unwrap();
+    let c = run(engine.ingest(&tenant, chat("v1", "c1"))).unwrap().conversation;
+    assert_eq!(router.item(WorkItemId::from(c)).unwrap().priority, 3, "normal (1), raised by 2");
+    let same = ConversationPatch { priority: Some(Priority::Normal), ..ConversationPatch::default() };
+    run(engine.update_conversation(&tenant, c, same)).unwrap();
+    assert_eq!(router.item(WorkItemId::from(c)).unwrap().priority, 3);
+    let high = ConversationPatch { priority: Some(Priority::High), ..ConversationPatch::default() };
+    run(engine.update_conversation(&tenant, c, high)).unwrap();
+    assert_eq!(router.item(WorkItemId::from(c)).unwrap().priority, 2, "a new priority (high, 2) is set as is");
+}
+
 /// A human hands the conversation back to a bot: the conversation's handler becomes the bot
 /// and the outbox records the change.
 #[test]

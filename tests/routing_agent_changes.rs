@@ -251,7 +251,7 @@ fn every_kind_of_activity_restarts_the_idle_time() {
     // Each call is 14 minutes after the one before: she never idles for 15.
     r.accept(wid(1), &aid("ana"), minutes(14)).unwrap();
     r.decline(wid(2), &aid("ana"), minutes(28)).unwrap();
-    r.note_agent_reply(wid(1), minutes(42)).unwrap();
+    r.note_agent_reply(wid(1), &aid("ana"), minutes(42)).unwrap();
     r.note_agent_activity(&aid("ana"), minutes(56)).unwrap();
     r.complete(wid(1), minutes(70)).unwrap();
     r.upsert_agent(chat_agent("ana", "q", 3), minutes(84)).unwrap();

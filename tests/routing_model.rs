@@ -1164,15 +1164,37 @@ impl Walk {
             }
             // no reply
             760..=809 => match self.random_item(|it| matches!(it.st, St::Assigned(_))) {
-                Some(i) if roll < 800 => (format!("reply {i}"), self.r.note_agent_reply(i, now), None),
-                _ => match self.random_item(|it| !matches!(it.st, St::Assigned(_))) {
-                    Some(i) => (format!("reply (invalid) {i}"), self.r.note_agent_reply(i, now), Some("refused")),
-                    None => (
-                        format!("reply (invalid) {}", wid(3_000_005)),
-                        self.r.note_agent_reply(wid(3_000_005), now),
-                        Some("not_found"),
-                    ),
-                },
+                Some(i) if roll < 800 => {
+                    let St::Assigned(a) = &self.items[&i].st else { unreachable!() };
+                    let a = a.clone();
+                    ctx.active = Some(a.clone());
+                    (format!("reply {i} by {a}"), self.r.note_agent_reply(i, &a, now), None)
+                }
+                Some(i) if roll < 805 => {
+                    // A reply by someone the item is not assigned to.
+                    let St::Assigned(holder) = &self.items[&i].st else { unreachable!() };
+                    let holder = holder.clone();
+                    let other = self.random_agent();
+                    let other = if other == holder { AgentId::new("nobody").unwrap() } else { other };
+                    (
+                        format!("reply (invalid) {i} by {other}"),
+                        self.r.note_agent_reply(i, &other, now),
+                        Some("refused"),
+                    )
+                }
+                _ => {
+                    let a = self.random_agent();
+                    match self.random_item(|it| !matches!(it.st, St::Assigned(_))) {
+                        Some(i) => {
+                            (format!("reply (invalid) {i}"), self.r.note_agent_reply(i, &a, now), Some("refused"))
+                        }
+                        None => (
+                            format!("reply (invalid) {}", wid(3_000_005)),
+                            self.r.note_agent_reply(wid(3_000_005), &a, now),
+                            Some("not_found"),
+                        ),
+                    }
+                }
             },
             810..=829 => {
                 let a = self.random_agent();

@@ -729,7 +729,9 @@ fn no_reply_reassigns_and_a_reply_stops_the_timer() {
     let ev = r.tick(at(120));
     assert!(ev.contains(&RoutingEvent::Requeued { item: wid(1), agent: aid("slow"), reason: RequeueReason::NoReply }));
     assert_eq!(r.item(wid(1)).unwrap().state, ItemState::Assigned(aid("quick")));
-    r.note_agent_reply(wid(1), at(130)).unwrap();
+    // Only the agent who has it replies for it: the one it was taken from cannot.
+    assert!(matches!(r.note_agent_reply(wid(1), &aid("slow"), at(125)), Err(touchpoint::Error::Refused(_))));
+    r.note_agent_reply(wid(1), &aid("quick"), at(130)).unwrap();
     assert!(r.tick(at(1000)).is_empty());
     assert_eq!(r.item(wid(1)).unwrap().state, ItemState::Assigned(aid("quick")));
 }

@@ -600,3 +600,33 @@ fn returning_an_item_to_a_bot_does_not_count_its_earlier_wait_again() {
     let after = r.queue_stats(&qid("s")).unwrap().estimated_wait.unwrap();
     assert_eq!(after, before, "nobody waited for the bot: the estimate keeps its samples");
 }
+
+/// Findings merge into the item's attributes, and an item has at most 256 (as `submit`
+/// allows): findings that would go past it are refused and change nothing, whether a bot
+/// hands off or a human hands back; findings that replace keys the item has already fit.
+#[test]
+fn findings_that_would_take_an_item_past_256_attributes_are_refused() {
+    let r = router(&["s"]);
+    r.upsert_agent(Agent::bot(aid("bot")).with_queue(qid("s")), t0()).unwrap();
+    let mut item = chat(1, "s", t0());
+    for k in 0..200 {
+        item = item.with_attribute(format!("a{k}"), k);
+    }
+    assert_eq!(assigned_to(&r.submit(item, t0()).unwrap()).as_deref(), Some("bot"));
+    let findings = |from: usize, n: usize| (from..from + n).map(|k| (format!("a{k}"), serde_json::json!(k))).collect();
+    let before = r.item(wid(1)).unwrap();
+    let refused = r.handoff(wid(1), findings(200, 57), HandoffMode::Pass, at(1));
+    assert!(matches!(refused, Err(touchpoint::Error::InvalidInput { field: "findings", .. })), "{refused:?}");
+    assert_eq!(r.item(wid(1)).unwrap(), before, "nothing changed");
+
+    // 56 new ones reach the limit; the human who takes it may then only replace keys.
+    r.upsert_agent(chat_agent("ana", "s", 1), at(2)).unwrap();
+    let d = r.handoff(wid(1), findings(200, 56), HandoffMode::Pass, at(3)).unwrap();
+    assert_eq!(assigned_to(&d).as_deref(), Some("ana"));
+    assert_eq!(r.item(wid(1)).unwrap().item.attributes.len(), 256);
+    let refused = r.return_to_bot(wid(1), &aid("bot"), findings(256, 1), at(4));
+    assert!(matches!(refused, Err(touchpoint::Error::InvalidInput { field: "findings", .. })), "{refused:?}");
+    assert_eq!(r.item(wid(1)).unwrap().state, ItemState::Assigned(aid("ana")));
+    r.return_to_bot(wid(1), &aid("bot"), findings(0, 10), at(5)).unwrap();
+    assert_eq!(r.item(wid(1)).unwrap().state, ItemState::Assigned(aid("bot")));
+}

@@ -266,12 +266,12 @@ fn rocket_chat_load_rotation_fallback_and_offline_forwarding() {
         (1..=3).map(|n| assigned_to(&r.submit(chat(n, "dept", t0()), t0()).unwrap()).unwrap()).collect();
     assert_eq!(picks, ["a", "b", "a"]);
     // Unanswered by a within 60 s: auto-transferred to b (a is not offered it again).
-    r.note_agent_reply(wid(2), at(10)).unwrap();
-    r.note_agent_reply(wid(3), at(10)).unwrap();
+    r.note_agent_reply(wid(2), &aid("b"), at(10)).unwrap();
+    r.note_agent_reply(wid(3), &aid("a"), at(10)).unwrap();
     let ev = r.tick(at(60));
     assert!(ev.contains(&RoutingEvent::Requeued { item: wid(1), agent: aid("a"), reason: RequeueReason::NoReply }));
     assert_eq!(r.item(wid(1)).unwrap().state, ItemState::Assigned(aid("b")));
-    r.note_agent_reply(wid(1), at(61)).unwrap();
+    r.note_agent_reply(wid(1), &aid("b"), at(61)).unwrap();
     // b goes offline: after 30 s its chats are forwarded (a has one place left).
     r.set_presence(&aid("b"), "offline", at(100)).unwrap();
     let ev = r.tick(at(130));

@@ -511,13 +511,13 @@ impl Engine {
         let updated = self.patch_conversation(tenant, id, &patch, &[]).await?;
         if patch.status.as_ref().is_some_and(|s| !s.is_open()) {
             self.leave_routing(tenant, id).await;
-            return self.conversation(tenant, id).await;
-        }
-        if let Some(priority) = patch.priority {
+        } else if let Some(priority) = patch.priority {
             self.reprioritize(tenant, id, priority).await;
-            return self.conversation(tenant, id).await;
+        } else {
+            return Ok(updated);
         }
-        Ok(updated)
+        // What the router did may have changed the handler.
+        self.conversation(tenant, id).await
     }
 
     /// Applies a checked `patch` and appends `extra` events in the same commit. With nothing to

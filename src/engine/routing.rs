@@ -5,9 +5,7 @@ use super::Engine;
 use crate::Result;
 use crate::events::{Event, RoutingChange};
 use crate::model::{Author, ConversationId, Handler, Message, Priority, TenantId};
-use crate::routing::{
-    ItemControl, ItemState, ItemUpdate, LastAgent, Router, RoutingDecision, RoutingEvent, WorkItem, WorkItemId,
-};
+use crate::routing::{ItemControl, ItemUpdate, LastAgent, Router, RoutingDecision, RoutingEvent, WorkItem, WorkItemId};
 use crate::{ConversationPatch, Error};
 use chrono::Duration;
 use std::collections::HashMap;
@@ -181,11 +179,8 @@ impl Engine {
     pub(crate) async fn note_reply(&self, tenant: &TenantId, message: &Message) {
         let Some(router) = self.router() else { return };
         let (Author::Agent(agent) | Author::Bot(agent)) = &message.author else { return };
-        let item = WorkItemId::from(message.conversation);
-        if !router.item(item).is_some_and(|status| matches!(&status.state, ItemState::Assigned(a) if a == agent)) {
-            return;
-        }
-        if let Ok(events) = router.note_agent_reply(item, self.now()) {
+        // The router refuses a message by anyone but the agent the conversation is assigned to.
+        if let Ok(events) = router.note_agent_reply(WorkItemId::from(message.conversation), agent, self.now()) {
             // Timers of other tenants' items may have fallen due first: each goes to its own.
             let _ = self.apply_events(tenant, &events, true).await;
         }
@@ -197,27 +192,28 @@ impl Engine {
     /// effort: the status change is stored whatever happens here.
     pub(crate) async fn leave_routing(&self, tenant: &TenantId, conversation: ConversationId) {
         let Some(router) = self.router() else { return };
-        let item = WorkItemId::from(conversation);
-        let Some(status) = router.item(item) else { return };
-        let now = self.now();
-        let events = match status.state {
-            ItemState::Assigned(_) => router.complete(item, now),
-            _ => router.withdraw(item, now),
-        };
-        if let Ok(events) = events {
+        let (item, now) = (WorkItemId::from(conversation), self.now());
+        // Completing is refused for work nobody has yet; that is withdrawn. An item the router
+        // does not hold is refused by both.
+        if let Ok(events) = router.complete(item, now).or_else(|_| router.withdraw(item, now)) {
             // The freed capacity may go to another tenant's conversation: each event goes to
             // the tenant it belongs to.
             let _ = self.apply_events(tenant, &events, true).await;
         }
     }
 
-    /// A conversation's new priority reaches its work item: a waiting conversation takes its
-    /// new place in the queue at once ([`Router::update_item`]), and what the router did is
+    /// A conversation's new priority reaches its work item (an unchanged one is left alone): a
+    /// waiting conversation takes its new place in the queue at once ([`Router::update_item`]), and what the router did is
     /// applied like any router call. Best effort: the change is stored whatever happens here.
     pub(crate) async fn reprioritize(&self, tenant: &TenantId, conversation: ConversationId, priority: Priority) {
         let Some(router) = self.router() else { return };
-        let update = ItemUpdate::new().priority(crate::routing::conversation_priority(priority));
-        if let Ok(events) = router.update_item(WorkItemId::from(conversation), update, self.now()) {
+        let (item, priority) = (WorkItemId::from(conversation), crate::routing::conversation_priority(priority));
+        // The same priority again (a form sent whole) changes nothing: what plan steps made of
+        // it stands.
+        if router.item(item).is_none_or(|status| status.item.priority == priority) {
+            return;
+        }
+        if let Ok(events) = router.update_item(item, ItemUpdate::new().priority(priority), self.now()) {
             let _ = self.apply_events(tenant, &events, true).await;
         }
     }

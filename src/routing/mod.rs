@@ -877,6 +877,17 @@ impl Router {
         s.item_ids.get(&item).copied().ok_or_else(|| Error::not_found("work item", item))
     }
 
+    /// Refuses `findings` that would take item `i` past the 256 attributes an item may have
+    /// (a key it has already is replaced, not added).
+    fn check_findings(s: &State, i: u32, findings: &Attributes) -> crate::Result<()> {
+        let Some(x) = s.items[i as usize].as_ref() else { return Ok(()) };
+        let have = &x.item.work.attributes;
+        if have.len() + findings.keys().filter(|k| !have.contains_key(*k)).count() > 256 {
+            return Err(Error::invalid("findings", "at most 256 attributes, the item's and the findings' together"));
+        }
+        Ok(())
+    }
+
     fn agent_index(s: &State, agent: &AgentId) -> crate::Result<u32> {
         s.agent_ids.get(agent).copied().ok_or_else(|| Error::not_found("agent", agent))
     }
@@ -1001,21 +1012,31 @@ impl Router {
         Ok(Self::finish(&mut s, now))
     }
 
-    /// Records that the assigned agent replied, which stops the queue's no-reply timer.
-    /// Returns the events of timers that fell due first.
-    pub fn note_agent_reply(&self, item: WorkItemId, now: DateTime<Utc>) -> crate::Result<Vec<RoutingEvent>> {
+    /// Records that `agent`, who has the item, replied: the queue's no-reply timer stops.
+    /// Returns the events of timers that fell due first. Refused, changing nothing, when the
+    /// item is not assigned to `agent` (a colleague's or supervisor's message is no reply of
+    /// the agent who must answer); an unknown item is [`Error::NotFound`].
+    pub fn note_agent_reply(
+        &self,
+        item: WorkItemId,
+        agent: &AgentId,
+        now: DateTime<Utc>,
+    ) -> crate::Result<Vec<RoutingEvent>> {
         let mut s = self.lock();
         s.fire_timers(now);
         let i = Self::item_index(&s, item)?;
-        let epoch = s.next_seq();
-        let agent = match s.items[i as usize].as_mut().map(|x| &mut x.state) {
-            Some(IState::Assigned { epoch: g, agent }) => {
-                *g = epoch;
-                *agent
+        let a = match s.items[i as usize].as_ref().map(|x| &x.state) {
+            Some(IState::Assigned { agent: a, .. }) if s.agent_ids.get(agent) == Some(a) => *a,
+            Some(IState::Assigned { .. }) => {
+                return Err(Error::Refused(format!("work item {item} is assigned to another agent than {agent}")));
             }
             _ => return Err(Error::Refused(format!("work item {item} is not assigned"))),
         };
-        s.note_activity(agent, now);
+        let epoch = s.next_seq();
+        if let Some(IState::Assigned { epoch: g, .. }) = s.items[i as usize].as_mut().map(|x| &mut x.state) {
+            *g = epoch;
+        }
+        s.note_activity(a, now);
         Ok(Self::finish(&mut s, now))
     }
 
@@ -1080,12 +1101,10 @@ impl Router {
         mode: HandoffMode,
         now: DateTime<Utc>,
     ) -> crate::Result<RoutingDecision> {
-        if findings.len() > 256 {
-            return Err(Error::invalid("findings", "at most 256 attributes"));
-        }
         let mut s = self.lock();
         s.fire_timers(now);
         let i = Self::item_index(&s, item)?;
+        Self::check_findings(&s, i, &findings)?;
         let Some(IState::Assigned { agent: b, .. }) = s.items[i as usize].as_ref().map(|x| x.state.clone()) else {
             return Err(Error::Refused(format!("work item {item} is not assigned")));
         };
@@ -1162,12 +1181,10 @@ impl Router {
         findings: Attributes,
         now: DateTime<Utc>,
     ) -> crate::Result<Vec<RoutingEvent>> {
-        if findings.len() > 256 {
-            return Err(Error::invalid("findings", "at most 256 attributes"));
-        }
         let mut s = self.lock();
         s.fire_timers(now);
         let i = Self::item_index(&s, item)?;
+        Self::check_findings(&s, i, &findings)?;
         let b = Self::agent_index(&s, bot)?;
         let Some(IState::Assigned { agent: h, .. }) = s.items[i as usize].as_ref().map(|x| x.state.clone()) else {
             return Err(Error::Refused(format!("work item {item} is not assigned")));
