@@ -60,7 +60,7 @@
 //! future runs on any executor (the tests use `futures::executor`).
 
 #![warn(missing_docs)]
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 
 pub mod channel;
 pub mod channels;

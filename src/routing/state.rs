@@ -390,6 +390,9 @@ pub(crate) struct ChanIndex {
     /// Per agent slot: the stamp of its live entry in a `run` (0: none there).
     stamps: Vec<u64>,
     last_stamp: u64,
+    /// After the last take from the front of a run: the agents now first and second in it (the
+    /// profile's likely next picks; [`NIL`]: none), for [`State::warm_next_picks`].
+    pub next_picks: (u32, u32),
 }
 
 impl Default for ChanIndex {
@@ -405,6 +408,7 @@ impl Default for ChanIndex {
             prev: Vec::new(),
             stamps: Vec::new(),
             last_stamp: 0,
+            next_picks: (NIL, NIL),
         }
     }
 }
@@ -518,14 +522,19 @@ impl ChanIndex {
             stamps[a] = 0;
             if set.run.front().is_some_and(|(_, s)| *s == stamp) {
                 set.run.pop_front();
+                while let Some((f, s)) = set.run.front()
+                    && stamps.get(f.2 as usize) != Some(s)
+                {
+                    set.run.pop_front();
+                    set.dead = set.dead.saturating_sub(1);
+                }
+                let second = set.run.get(1).map_or(NIL, |(n, _)| n.2);
+                if let Some(st) = stamps.get(second as usize) {
+                    prefetch(st);
+                }
+                self.next_picks = (set.run.front().map_or(NIL, |(f, _)| f.2), second);
             } else {
                 set.dead += 1;
-            }
-            while let Some((f, s)) = set.run.front()
-                && stamps.get(f.2 as usize) != Some(s)
-            {
-                set.run.pop_front();
-                set.dead = set.dead.saturating_sub(1);
             }
             if set.dead > 32 && set.dead * 2 > set.run.len() {
                 set.run.retain(|(f, s)| stamps.get(f.2 as usize) == Some(s));
@@ -1913,7 +1922,30 @@ impl State {
                 self.index[e.0].chans[e.1].insert(e.2, (e.3, reg, a));
             }
         }
+        self.warm_next_picks(&old);
         self.scratch = old;
+    }
+
+    /// After agent `a` left the index entries `removed`: for each run whose front that took,
+    /// warms what the profile's next takes read (see [`prefetch`]). The new first agent's slot
+    /// was warmed when it became second, so its heap parts are found without waiting; the new
+    /// second's slot is warmed for the take after.
+    fn warm_next_picks(&mut self, removed: &[(usize, usize, usize, DynArr)]) {
+        for e in removed {
+            let Some(chan) = self.index.get_mut(e.0).and_then(|x| x.chans.get_mut(e.1)) else { continue };
+            let (first, second) = std::mem::replace(&mut chan.next_picks, (NIL, NIL));
+            if let Some(Some(slot)) = self.agents.get(first as usize) {
+                prefetch(slot.chans.as_ptr());
+                prefetch(slot.held.as_ptr());
+                prefetch(slot.entries.as_ptr());
+            }
+            if let Some(Some(slot)) = self.agents.get(second as usize) {
+                prefetch(&slot.load);
+                prefetch(&slot.status);
+                prefetch(&slot.held);
+                prefetch(&slot.agent.capacity);
+            }
+        }
     }
 
     /// Sets agent `a`'s presence: the status named `name`, `status` what it allows.
@@ -2802,4 +2834,26 @@ mod layout_tests {
             std::mem::size_of::<ItemSlot>()
         );
     }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Cache warming
+
+/// Asks the CPU to bring the cache line holding `p` in ahead of use (a no-op off x86-64).
+///
+/// With many agents, the one a decision takes is usually not in cache, and each line of it read
+/// on the way (slot, channel loads, held items, index entries, run stamp) waits for memory in
+/// turn. Warming what a profile's next take will read, while this one runs, overlaps those
+/// waits with work.
+#[allow(unsafe_code)]
+#[inline(always)]
+fn prefetch<T>(p: *const T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: `prefetcht0` is a hint: it reads nothing the program sees, cannot fault whatever
+    // the address, and changes no result.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(p.cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = p;
 }
