@@ -238,6 +238,19 @@ pub enum RoutingChange {
         /// The queue it moved to.
         to: QueueId,
     },
+    /// The host moved it to another queue
+    /// ([`Router::transfer`](crate::routing::Router::transfer)).
+    Transferred {
+        /// The queue it left.
+        from: QueueId,
+        /// The queue it waits in now.
+        to: QueueId,
+        /// The agent (or bot) it was assigned to, who let it go.
+        agent: Option<AgentId>,
+        /// The agent it was transferred to, for a transfer to one agent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<AgentId>,
+    },
     /// A bot handed it to humans.
     HandedOff {
         /// The bot.
@@ -304,6 +317,15 @@ impl RoutingChange {
             RoutingEvent::Overflowed { item, from, to } => {
                 (item, RoutingChange::Escalated { from: from.clone(), to: to.clone() })
             }
+            RoutingEvent::Transferred { item, from, to, agent, target } => (
+                item,
+                RoutingChange::Transferred {
+                    from: from.clone(),
+                    to: to.clone(),
+                    agent: agent.clone(),
+                    target: target.clone(),
+                },
+            ),
             RoutingEvent::HandedOff { item, bot, mode } => {
                 (item, RoutingChange::HandedOff { bot: bot.clone(), mode: *mode })
             }

@@ -14,7 +14,8 @@ use ffi::{
     tp_customers_merge, tp_engine_free, tp_engine_new, tp_events_after, tp_handoff, tp_idle_policy_set, tp_ingest,
     tp_last_error, tp_link_identity, tp_offer_accept, tp_offer_decline, tp_queue_stats, tp_queue_upsert,
     tp_record_outbound, tp_return_to_bot, tp_routing_explain, tp_routing_tick, tp_status_name, tp_string_free,
-    tp_version, tp_work_complete, tp_work_requeue, tp_work_update, tp_work_withdraw,
+    tp_version, tp_work_complete, tp_work_requeue, tp_work_transfer, tp_work_transfer_to_agent, tp_work_update,
+    tp_work_withdraw,
 };
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, BTreeSet};
@@ -253,6 +254,18 @@ impl TestEngine {
         call(|out| unsafe { tp_work_withdraw(self.0, item.as_ptr(), out) })
     }
 
+    fn transfer(&self, item: &str, queue: &str) -> Result<Value, Failed> {
+        let (item, queue) = (cstring(item), cstring(queue));
+        // SAFETY: valid pointers.
+        call(|out| unsafe { tp_work_transfer(self.0, item.as_ptr(), queue.as_ptr(), out) })
+    }
+
+    fn transfer_to_agent(&self, item: &str, agent: &str) -> Result<Value, Failed> {
+        let (item, agent) = (cstring(item), cstring(agent));
+        // SAFETY: valid pointers.
+        call(|out| unsafe { tp_work_transfer_to_agent(self.0, item.as_ptr(), agent.as_ptr(), out) })
+    }
+
     fn update_item(&self, item: &str, update_json: &str) -> Result<Value, Failed> {
         let (item, update) = (cstring(item), cstring(update_json));
         // SAFETY: valid pointers.
@@ -432,6 +445,8 @@ fn header_declares_every_exported_function_and_status() {
         "TpStatus tp_customer_erase(struct TpEngine *engine, const char *customer_id, char **out_report_json);",
         "TpStatus tp_customers_merge(",
         "TpStatus tp_work_requeue(",
+        "TpStatus tp_work_transfer(",
+        "TpStatus tp_work_transfer_to_agent(",
         "TpStatus tp_work_withdraw(struct TpEngine *engine, const char *item_id, char **out_events_json);",
         "TpStatus tp_work_update(",
         "TpStatus tp_agent_remove(struct TpEngine *engine, const char *agent_id, char **out_events_json);",
@@ -1019,6 +1034,8 @@ fn freed_and_forged_handles_are_invalid_handle_never_a_crash() {
                 call(|out| tp_customer_erase(handle, customer.as_ptr(), out)),
                 call(|out| tp_customers_merge(handle, customer.as_ptr(), customer.as_ptr(), survivor.as_ptr(), out)),
                 call(|out| tp_work_requeue(handle, conversation.as_ptr(), 0, out)),
+                call(|out| tp_work_transfer(handle, conversation.as_ptr(), queue_id.as_ptr(), out)),
+                call(|out| tp_work_transfer_to_agent(handle, conversation.as_ptr(), agent_id.as_ptr(), out)),
                 call(|out| tp_work_withdraw(handle, conversation.as_ptr(), out)),
                 call(|out| tp_work_update(handle, conversation.as_ptr(), update.as_ptr(), out)),
                 call(|out| tp_agent_remove(handle, agent_id.as_ptr(), out)),
@@ -2934,6 +2951,14 @@ fn requeue_withdraw_remove_explain_and_stats_refuse_bad_arguments_with_typed_cod
         expect(tp_work_requeue(null_mut(), id.as_ptr(), 0, &mut out), "`engine` is NULL");
         expect(tp_work_requeue(engine.0, null(), 0, &mut out), "`item_id` is NULL");
         expect(tp_work_requeue(engine.0, id.as_ptr(), 0, null_mut()), "`out_events_json` is NULL");
+        expect(tp_work_transfer(null_mut(), id.as_ptr(), support.as_ptr(), &mut out), "`engine` is NULL");
+        expect(tp_work_transfer(engine.0, null(), support.as_ptr(), &mut out), "`item_id` is NULL");
+        expect(tp_work_transfer(engine.0, id.as_ptr(), null(), &mut out), "`queue_id` is NULL");
+        expect(tp_work_transfer(engine.0, id.as_ptr(), support.as_ptr(), null_mut()), "`out_events_json` is NULL");
+        expect(tp_work_transfer_to_agent(null_mut(), id.as_ptr(), ana.as_ptr(), &mut out), "`engine` is NULL");
+        expect(tp_work_transfer_to_agent(engine.0, null(), ana.as_ptr(), &mut out), "`item_id` is NULL");
+        expect(tp_work_transfer_to_agent(engine.0, id.as_ptr(), null(), &mut out), "`agent_id` is NULL");
+        expect(tp_work_transfer_to_agent(engine.0, id.as_ptr(), ana.as_ptr(), null_mut()), "`out_events_json` is NULL");
         expect(tp_work_withdraw(engine.0, null(), &mut out), "`item_id` is NULL");
         expect(tp_work_withdraw(engine.0, id.as_ptr(), null_mut()), "`out_events_json` is NULL");
         let update = cstring(r#"{"priority": 2}"#);
@@ -2953,6 +2978,56 @@ fn requeue_withdraw_remove_explain_and_stats_refuse_bad_arguments_with_typed_cod
     // None of the failures changed anything: the offer is still Ana's to accept.
     assert_eq!(engine.event_count(), events, "no failed call changed anything");
     assert_eq!(event_words(&engine.accept(&item, "ana").expect("accept")), ["assigned(ana)"]);
+}
+
+/// Ana sends her chat to billing, where Bo takes it at once; the handler follows, Ana's capacity
+/// takes the next support chat, and she is not given the transferred one back. Unknown or
+/// malformed queues and unknown items are refused, changing nothing.
+#[test]
+fn transferred_work_goes_to_the_new_queue_and_its_agent_gets_the_capacity_back() {
+    let engine = TestEngine::routed(json!({}), &[agent("ana", "online", 1)]);
+    engine.queue(&json!({"id": "billing"})).expect("billing queue");
+    let first = str_field(&engine.ingest(&chat(1)).expect("ingest"), "conversation").to_owned();
+    let second = str_field(&engine.ingest(&chat(2)).expect("ingest"), "conversation").to_owned();
+    assert_eq!(engine.handler(&first), handled_by("ana"));
+    assert_eq!(engine.handler(&second), json!({"kind": "queue", "id": "support"}));
+    let events = engine.event_count();
+
+    let unknown = engine.transfer(&first, "nowhere").unwrap_err();
+    assert_eq!((unknown.status, unknown.message.as_str()), (TpStatus::NotFound, "queue nowhere not found"));
+    assert_eq!(engine.transfer(&first, "has space").unwrap_err().status, TpStatus::InvalidInput);
+    let no_item = engine.transfer("00000000-0000-7000-8000-000000000009", "billing").unwrap_err();
+    assert_eq!(no_item.status, TpStatus::NotFound);
+    assert_eq!(engine.event_count(), events, "no refused transfer changed anything");
+    assert_eq!(engine.handler(&first), handled_by("ana"));
+
+    // Nobody is in billing yet: the chat waits there, and Ana takes the next support chat.
+    let moved = engine.transfer(&first, "billing").expect("transfer");
+    assert_eq!(event_words(&moved), ["transferred(ana)", "queued", "assigned(ana)"], "{moved}");
+    assert_eq!(moved["events"][0]["from"], "support");
+    assert_eq!(moved["events"][0]["to"], "billing");
+    assert_eq!(moved["events"][1]["queue"], "billing");
+    assert_eq!(moved["events"][2]["item"], second.as_str());
+    assert_eq!(engine.handler(&first), json!({"kind": "queue", "id": "billing"}));
+    assert_eq!(engine.handler(&second), handled_by("ana"));
+
+    let bo = json!({"id": "bo", "queues": [{"queue": "billing"}], "capacity": {"channels": {"webchat": 1}},
+                    "presence": {"status": "online"}});
+    assert_eq!(event_words(&engine.upsert(&bo).expect("bo")), ["assigned(bo)"]);
+    assert_eq!(engine.handler(&first), handled_by("bo"));
+
+    // Bo hands the first chat to Cy by name (she is in no queue of it); a busy or unknown
+    // target is refused.
+    let cy =
+        json!({"id": "cy", "queues": [], "capacity": {"channels": {"webchat": 1}}, "presence": {"status": "online"}});
+    engine.upsert(&cy).expect("cy");
+    let refused = engine.transfer_to_agent(&first, "ana").unwrap_err();
+    assert_eq!(refused.status, TpStatus::Refused, "Ana is at capacity: {}", refused.message);
+    assert_eq!(engine.transfer_to_agent(&first, "nobody").unwrap_err().status, TpStatus::NotFound);
+    let handed = engine.transfer_to_agent(&first, "cy").expect("to cy");
+    assert_eq!(event_words(&handed), ["transferred(bo)", "assigned(cy)"], "{handed}");
+    assert_eq!(handed["events"][0]["target"], "cy");
+    assert_eq!(engine.handler(&first), handled_by("cy"));
 }
 
 /// The Python binding's routing additions: `work_requeue` takes a bool (`exclude_agent=2` or a
@@ -2983,6 +3058,8 @@ with tp.Engine(lib, config) as e:
     except tp.TouchpointError as error:
         print("misspelt", error.name)
     print("stats", e.queue_stats("support")["waiting"])
+    e.queue_upsert({"id": "billing"})
+    print("transfer", [(ev["event"], ev.get("to", ev.get("queue"))) for ev in e.work_transfer(item, "billing")["events"]])
     print("withdraw", [ev["event"] for ev in e.work_withdraw(item)["events"]])
     print("remove", e.agent_remove("ana")["events"])
     try:
@@ -3002,6 +3079,7 @@ with tp.Engine(lib, config) as e:
             "update [] 4",
             "misspelt TP_STATUS_INVALID_INPUT",
             "stats 1",
+            "transfer [('transferred', 'billing'), ('queued', 'billing')]",
             "withdraw ['withdrawn']",
             "remove []",
             "gone TP_STATUS_NOT_FOUND",

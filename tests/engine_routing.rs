@@ -676,3 +676,42 @@ fn a_conversation_offered_to_a_human_when_its_offering_bot_is_removed_names_the_
         [Some(Handler::Bot(bot)), Some(Handler::Queue(default)), Some(Handler::Agent(ana))]
     );
 }
+
+/// Ana transfers her chat to billing, where nobody is free yet: the conversation names the
+/// billing queue as its handler, the event log records the transfer, and when Bo comes online
+/// he is the handler.
+#[test]
+fn a_transferred_conversation_names_its_new_queue_then_the_agent_who_takes_it() {
+    let (engine, router, tenant) = setup();
+    let (ana, bo, billing) =
+        (AgentId::new("ana").unwrap(), AgentId::new("bo").unwrap(), QueueId::new("billing").unwrap());
+    router.upsert_queue(Queue::new(billing.clone())).unwrap();
+    let c = run(engine.ingest(&tenant, chat("v1", "c1"))).unwrap().conversation;
+    assert_eq!(handler(&engine, &tenant, c), Some(Handler::Agent(ana.clone())));
+
+    let ev = router.transfer(WorkItemId::from(c), &billing, engine.now()).unwrap();
+    run(engine.apply_routing_events(&tenant, &ev)).unwrap();
+    assert_eq!(handler(&engine, &tenant, c), Some(Handler::Queue(billing.clone())));
+    let recorded = routing_events(&engine, &tenant);
+    assert!(
+        recorded.contains(&(
+            c,
+            RoutingChange::Transferred {
+                from: QueueId::new("default").unwrap(),
+                to: billing.clone(),
+                agent: Some(ana.clone()),
+                target: None
+            }
+        )),
+        "{recorded:?}"
+    );
+    assert_eq!(router.agent(&ana).unwrap().load, 0);
+
+    let bo_agent = Agent::new(bo.clone())
+        .with_queue(billing)
+        .with_capacity(Capacity::per_channel([(ChannelKind::WebChat, 1)]))
+        .with_status("online");
+    let ev = router.upsert_agent(bo_agent, engine.now()).unwrap();
+    run(engine.apply_routing_events(&tenant, &ev)).unwrap();
+    assert_eq!(handler(&engine, &tenant, c), Some(Handler::Agent(bo)));
+}

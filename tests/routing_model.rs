@@ -397,6 +397,22 @@ impl Walk {
         v
     }
 
+    /// Whether agent `a` (defined by `def`) has room for one more item on `ch`: its limit on
+    /// the channel, its total budget, and no interruption rule against it.
+    fn has_room(&self, def: &Agent, a: &AgentId, ch: &ChannelKind) -> bool {
+        let held = self.held(a);
+        let on_ch = held.iter().filter(|(_, c, _)| c == ch).count() as u32;
+        def.capacity.limit_of(ch).is_none_or(|l| on_ch < l)
+            && def.capacity.total.is_none_or(|t| {
+                held.iter().map(|(_, c, _)| def.capacity.cost_of(c)).sum::<u32>() + def.capacity.cost_of(ch) <= t
+            })
+            && !def
+                .capacity
+                .interruptions
+                .iter()
+                .any(|r| r.blocks.contains(ch) && held.iter().any(|(_, c, _)| *c == r.while_holding))
+    }
+
     /// [`Walk::held`] of every agent, in one pass over the items.
     fn holdings(&self) -> BTreeMap<AgentId, Vec<(WorkItemId, ChannelKind, bool)>> {
         let mut m: BTreeMap<AgentId, Vec<(WorkItemId, ChannelKind, bool)>> = BTreeMap::new();
@@ -480,6 +496,9 @@ impl Walk {
                 RoutingEvent::Requeued { reason, .. } => format!("Requeued/{reason:?}"),
                 RoutingEvent::HandedOff { mode, .. } => format!("HandedOff/{mode:?}"),
                 RoutingEvent::TimedOut { action, .. } => format!("TimedOut/{action:?}"),
+                RoutingEvent::Transferred { target, .. } => {
+                    format!("Transferred/{}", if target.is_some() { "agent" } else { "queue" })
+                }
                 other => format!("{other:?}").split([' ', '{']).next().unwrap_or_default().to_owned(),
             };
             *self.seen.entry(kind).or_default() += 1;
@@ -594,6 +613,38 @@ impl Walk {
                         }
                     }
                     self.status.insert(agent.clone(), status.clone());
+                }
+                RoutingEvent::Transferred { item, agent, target, .. } => {
+                    let now = self.now;
+                    let it = self.item_mut(item, e);
+                    // Offers are rescinded first: only an assigned item has an agent to let go.
+                    let expected = agent.clone().map_or(St::Waiting, St::Assigned);
+                    if it.st != expected {
+                        let st = it.st.clone();
+                        self.fail(format!("{e:?} while the item is {st:?}"));
+                    }
+                    let it = self.items.get_mut(item).unwrap();
+                    it.st = St::Waiting;
+                    if let Some(a) = agent {
+                        it.excluded.insert(a.clone());
+                    }
+                    match target {
+                        // The host's choice overrides an earlier decline; the offer or
+                        // assignment to the target follows at once.
+                        Some(t) => {
+                            it.excluded.remove(t);
+                            if !matches!(
+                                events.get(k + 1),
+                                Some(RoutingEvent::Offered { agents, .. }) if agents == std::slice::from_ref(t)
+                            ) && !matches!(
+                                events.get(k + 1),
+                                Some(RoutingEvent::Assigned { agent, .. }) if agent == t
+                            ) {
+                                self.fail(format!("{e:?} is not followed by an offer or assignment to {t}"));
+                            }
+                        }
+                        None => it.entered = now,
+                    }
                 }
                 RoutingEvent::Overflowed { item, .. } | RoutingEvent::Queued { item, .. } => {
                     let now = self.now;
@@ -1020,16 +1071,73 @@ impl Walk {
                 },
             },
             // withdraw
-            450..=489 => match self.random_item(|_| true) {
-                Some(i) if roll < 482 => (format!("withdraw {i}"), self.r.withdraw(i, now), None),
+            450..=474 => match self.random_item(|_| true) {
+                Some(i) if roll < 472 => (format!("withdraw {i}"), self.r.withdraw(i, now), None),
                 _ => (
                     format!("withdraw (invalid) {}", wid(3_000_002)),
                     self.r.withdraw(wid(3_000_002), now),
                     Some("not_found"),
                 ),
             },
+            // transfer
+            475..=489 => {
+                let q = QUEUES[self.rng.index(QUEUES.len())];
+                match self.random_item(|_| true) {
+                    Some(i) if roll < 487 => (format!("transfer {i} to {q}"), self.r.transfer(i, &qid(q), now), None),
+                    Some(i) if roll < 488 => (
+                        format!("transfer (invalid) {i} to nowhere"),
+                        self.r.transfer(i, &qid("nowhere"), now),
+                        Some("not_found"),
+                    ),
+                    _ => (
+                        format!("transfer (invalid) {} to {q}", wid(3_000_003)),
+                        self.r.transfer(wid(3_000_003), &qid(q), now),
+                        Some("not_found"),
+                    ),
+                }
+            }
+            // transfer to an agent
+            490..=497 => {
+                if !pre_tick {
+                    // A timer could end the item or change the agent: the model judges the
+                    // transfer on the state after them.
+                    self.tick();
+                    pre_tick = true;
+                    before = self.snapshot();
+                }
+                let a = self.random_agent();
+                match self.random_item(|_| true) {
+                    Some(i) if roll < 496 => {
+                        let fits = self.defs.get(&a).is_some_and(|def| {
+                            let it = &self.items[&i];
+                            let status = self.status.get(&a).map(String::as_str).unwrap_or("?");
+                            let holds = matches!(&it.st, St::Assigned(x) if *x == a)
+                                || matches!(&it.st, St::Offered(l) if l.contains(&a))
+                                || it.bot_hold.as_ref() == Some(&a);
+                            !holds && takes(def, status, &it.ch) && self.has_room(def, &a, &it.ch)
+                        });
+                        let label = format!("transfer {i} to agent {a}");
+                        let res = self.r.transfer_to_agent(i, &a, now);
+                        match (&res, fits) {
+                            (Ok(_), true) | (Err(_), false) => {}
+                            _ => self.fail(format!("{label}: {res:?}, yet the model says it fits: {fits}")),
+                        }
+                        let invalid = match &res {
+                            Err(Error::NotFound { .. }) => Some("not_found"),
+                            Err(_) => Some("refused"),
+                            Ok(_) => None,
+                        };
+                        (label, res, invalid)
+                    }
+                    _ => (
+                        format!("transfer (invalid) {} to agent {a}", wid(3_000_004)),
+                        self.r.transfer_to_agent(wid(3_000_004), &a, now),
+                        Some("not_found"),
+                    ),
+                }
+            }
             // remove / upsert an agent
-            490..=504 => {
+            498..=504 => {
                 let a = self.random_agent();
                 if self.defs.contains_key(&a) {
                     let res = self.r.remove_agent(&a, now);

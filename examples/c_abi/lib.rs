@@ -1485,14 +1485,14 @@ pub unsafe extern "C" fn tp_customers_merge(
 /// agent joining a queue the router does not have is TP_STATUS_NOT_FOUND.
 ///
 /// All routing calls (tp_agent_upsert, tp_agent_presence, tp_agent_activity, tp_agent_remove,
-/// tp_offer_accept, tp_offer_decline, tp_work_complete, tp_work_requeue, tp_work_withdraw,
-/// tp_work_update, tp_handoff, tp_return_to_bot, tp_routing_tick, tp_calendars_set, tp_queue_upsert,
-/// tp_idle_policy_set, and the read-only tp_routing_explain and tp_queue_stats) need an engine
-/// configured with a "routing" key (TP_STATUS_REFUSED otherwise). Each but the read-only two
-/// applies what the router did to the engine's conversations (the handler becomes the assigned
-/// agent or bot, or the queue the conversation waits in; completed work has none) and hands out
-/// the router's events, in order, and when its next timer is due (tp_handoff hands out its
-/// decision, which has the events):
+/// tp_offer_accept, tp_offer_decline, tp_work_complete, tp_work_requeue, tp_work_transfer,
+/// tp_work_transfer_to_agent, tp_work_withdraw, tp_work_update, tp_handoff, tp_return_to_bot, tp_routing_tick,
+/// tp_calendars_set, tp_queue_upsert, tp_idle_policy_set, and the read-only tp_routing_explain
+/// and tp_queue_stats) need an engine configured with a "routing" key (TP_STATUS_REFUSED
+/// otherwise). Each but the read-only two applies what the router did to the engine's
+/// conversations (the handler becomes the assigned agent or bot, or the queue the conversation
+/// waits in; completed work has none) and hands out the router's events, in order, and when its
+/// next timer is due (tp_handoff hands out its decision, which has the events):
 ///
 ///     {"events": [{"event": "offered", "item": "<conversation id>", "agents": ["agent.bruno"],
 ///                  "expires_at": "2026-03-02T09:02:00Z"},
@@ -1664,6 +1664,72 @@ pub unsafe extern "C" fn tp_work_requeue(
         let item = unsafe { work_item(item_id) }?;
         let exclude = flag(exclude_agent, "exclude_agent")?;
         unsafe { route_and_hand_out(out, &live, |router| router.requeue(item, exclude, live.engine.now())) }
+    })
+}
+
+/// Transfers a work item to another queue (`Router::transfer`): an agent sends the customer on
+/// ("billing will take it from here"), a supervisor moves waiting work. Whoever holds it lets
+/// go: offers are rescinded, and the agent it was assigned to gets the capacity back and is not
+/// offered it again. It waits in `queue_id` for any member of that queue, by its original wait,
+/// and is routed at once; its preferred and last agent are dropped.
+///
+/// `item_id` as for `tp_offer_accept`. On success `*out_events_json` is the router's events
+/// (`{"event": "transferred", "from", "to", "agent"}`, then where the item went: `assigned`,
+/// `offered`, or nothing more while it waits, and what freed capacity took); the
+/// conversation's handler becomes the new agent, or `queue_id`. Free it with `tp_string_free`.
+///
+/// An unknown item or queue is TP_STATUS_NOT_FOUND, a malformed queue id
+/// TP_STATUS_INVALID_INPUT; nothing changes then.
+///
+/// # Safety
+/// String arguments are NULL or NUL-terminated; `out_events_json` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tp_work_transfer(
+    engine: *mut TpEngine,
+    item_id: *const c_char,
+    queue_id: *const c_char,
+    out_events_json: *mut *mut c_char,
+) -> TpStatus {
+    guard(|| {
+        // SAFETY (this block and below): the caller's promises, forwarded.
+        let out = unsafe { out_slot(out_events_json, "out_events_json") }?;
+        let live = live(engine)?;
+        let item = unsafe { work_item(item_id) }?;
+        let queue: QueueId = unsafe { id(queue_id, "queue_id") }?;
+        unsafe { route_and_hand_out(out, &live, |router| router.transfer(item, &queue, live.engine.now())) }
+    })
+}
+
+/// Transfers a work item to one agent (`Router::transfer_to_agent`): a colleague an agent hands
+/// the customer to, or a supervisor's direct assignment. Whoever holds it lets go (the agent it
+/// was assigned to gets the capacity back and is not offered it again); the target is offered
+/// it (when its queue offers work) or assigned it, whatever their queues and skills.
+///
+/// `item_id` as for `tp_offer_accept`. On success `*out_events_json` is the router's events
+/// (`{"event": "transferred", "from", "to", "agent", "target"}`, then the offer or assignment
+/// to the target); the conversation's handler becomes the target once assigned. Free it with
+/// `tp_string_free`.
+///
+/// An unknown item or agent is TP_STATUS_NOT_FOUND; a target who cannot take it now (offline,
+/// at capacity), who has it already or holds an offer of it is TP_STATUS_REFUSED; nothing
+/// changes then.
+///
+/// # Safety
+/// String arguments are NULL or NUL-terminated; `out_events_json` is NULL or writable.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn tp_work_transfer_to_agent(
+    engine: *mut TpEngine,
+    item_id: *const c_char,
+    agent_id: *const c_char,
+    out_events_json: *mut *mut c_char,
+) -> TpStatus {
+    guard(|| {
+        // SAFETY (this block and below): the caller's promises, forwarded.
+        let out = unsafe { out_slot(out_events_json, "out_events_json") }?;
+        let live = live(engine)?;
+        let item = unsafe { work_item(item_id) }?;
+        let agent: AgentId = unsafe { id(agent_id, "agent_id") }?;
+        unsafe { route_and_hand_out(out, &live, |router| router.transfer_to_agent(item, &agent, live.engine.now())) }
     })
 }
 

@@ -438,14 +438,14 @@ TpStatus tp_customers_merge(struct TpEngine *engine,
 // agent joining a queue the router does not have is TP_STATUS_NOT_FOUND.
 //
 // All routing calls (tp_agent_upsert, tp_agent_presence, tp_agent_activity, tp_agent_remove,
-// tp_offer_accept, tp_offer_decline, tp_work_complete, tp_work_requeue, tp_work_withdraw,
-// tp_work_update, tp_handoff, tp_return_to_bot, tp_routing_tick, tp_calendars_set, tp_queue_upsert,
-// tp_idle_policy_set, and the read-only tp_routing_explain and tp_queue_stats) need an engine
-// configured with a "routing" key (TP_STATUS_REFUSED otherwise). Each but the read-only two
-// applies what the router did to the engine's conversations (the handler becomes the assigned
-// agent or bot, or the queue the conversation waits in; completed work has none) and hands out
-// the router's events, in order, and when its next timer is due (tp_handoff hands out its
-// decision, which has the events):
+// tp_offer_accept, tp_offer_decline, tp_work_complete, tp_work_requeue, tp_work_transfer,
+// tp_work_transfer_to_agent, tp_work_withdraw, tp_work_update, tp_handoff, tp_return_to_bot, tp_routing_tick,
+// tp_calendars_set, tp_queue_upsert, tp_idle_policy_set, and the read-only tp_routing_explain
+// and tp_queue_stats) need an engine configured with a "routing" key (TP_STATUS_REFUSED
+// otherwise). Each but the read-only two applies what the router did to the engine's
+// conversations (the handler becomes the assigned agent or bot, or the queue the conversation
+// waits in; completed work has none) and hands out the router's events, in order, and when its
+// next timer is due (tp_handoff hands out its decision, which has the events):
 //
 //     {"events": [{"event": "offered", "item": "<conversation id>", "agents": ["agent.bruno"],
 //                  "expires_at": "2026-03-02T09:02:00Z"},
@@ -537,6 +537,48 @@ TpStatus tp_work_requeue(struct TpEngine *engine,
                          const char *item_id,
                          int32_t exclude_agent,
                          char **out_events_json);
+
+// Transfers a work item to another queue (`Router::transfer`): an agent sends the customer on
+// ("billing will take it from here"), a supervisor moves waiting work. Whoever holds it lets
+// go: offers are rescinded, and the agent it was assigned to gets the capacity back and is not
+// offered it again. It waits in `queue_id` for any member of that queue, by its original wait,
+// and is routed at once; its preferred and last agent are dropped.
+//
+// `item_id` as for `tp_offer_accept`. On success `*out_events_json` is the router's events
+// (`{"event": "transferred", "from", "to", "agent"}`, then where the item went: `assigned`,
+// `offered`, or nothing more while it waits, and what freed capacity took); the
+// conversation's handler becomes the new agent, or `queue_id`. Free it with `tp_string_free`.
+//
+// An unknown item or queue is TP_STATUS_NOT_FOUND, a malformed queue id
+// TP_STATUS_INVALID_INPUT; nothing changes then.
+//
+// # Safety
+// String arguments are NULL or NUL-terminated; `out_events_json` is NULL or writable.
+TpStatus tp_work_transfer(struct TpEngine *engine,
+                          const char *item_id,
+                          const char *queue_id,
+                          char **out_events_json);
+
+// Transfers a work item to one agent (`Router::transfer_to_agent`): a colleague an agent hands
+// the customer to, or a supervisor's direct assignment. Whoever holds it lets go (the agent it
+// was assigned to gets the capacity back and is not offered it again); the target is offered
+// it (when its queue offers work) or assigned it, whatever their queues and skills.
+//
+// `item_id` as for `tp_offer_accept`. On success `*out_events_json` is the router's events
+// (`{"event": "transferred", "from", "to", "agent", "target"}`, then the offer or assignment
+// to the target); the conversation's handler becomes the target once assigned. Free it with
+// `tp_string_free`.
+//
+// An unknown item or agent is TP_STATUS_NOT_FOUND; a target who cannot take it now (offline,
+// at capacity), who has it already or holds an offer of it is TP_STATUS_REFUSED; nothing
+// changes then.
+//
+// # Safety
+// String arguments are NULL or NUL-terminated; `out_events_json` is NULL or writable.
+TpStatus tp_work_transfer_to_agent(struct TpEngine *engine,
+                                   const char *item_id,
+                                   const char *agent_id,
+                                   char **out_events_json);
 
 // Takes a work item out of routing in any state (waiting, offered or assigned): the customer
 // left, the host handles the conversation another way. Its offers are withdrawn, an agent who

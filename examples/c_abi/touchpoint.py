@@ -81,6 +81,8 @@ class Library:
             "tp_work_requeue": ([ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int32, out], status),
             "tp_work_withdraw": ([ctypes.c_void_p, ctypes.c_char_p, out], status),
             "tp_work_update": ([ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, out], status),
+            "tp_work_transfer": ([ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, out], status),
+            "tp_work_transfer_to_agent": ([ctypes.c_void_p, ctypes.c_char_p, ctypes.c_char_p, out], status),
             "tp_agent_remove": ([ctypes.c_void_p, ctypes.c_char_p, out], status),
             "tp_routing_explain": ([ctypes.c_void_p, ctypes.c_char_p, out], status),
             "tp_queue_stats": ([ctypes.c_void_p, ctypes.c_char_p, out], status),
@@ -226,6 +228,17 @@ class Engine:
         to them)."""
         return self._library.call_json(
             self._lib.tp_work_requeue, self._handle, _text(item_id), _flag(exclude_agent, "exclude_agent")
+        )
+
+    def work_transfer(self, item_id, queue_id):
+        """Moves work to another queue: its holder lets go (an assigned agent is not offered it
+        again), and it waits there for any member, routed at once."""
+        return self._library.call_json(self._lib.tp_work_transfer, self._handle, _text(item_id), _text(queue_id))
+
+    def work_transfer_to_agent(self, item_id, agent_id):
+        """Gives work to one agent (offered or assigned), whatever their queues and skills."""
+        return self._library.call_json(
+            self._lib.tp_work_transfer_to_agent, self._handle, _text(item_id), _text(agent_id)
         )
 
     def work_withdraw(self, item_id):

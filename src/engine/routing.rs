@@ -92,14 +92,14 @@ impl Engine {
     /// Every event about a conversation of this tenant is appended to the outbox as an
     /// [`Event::Routing`](crate::events::Event::Routing) (offered, assigned — which is also how an
     /// accepted offer shows —, declined, offer expired or rescinded, requeued, escalated to an
-    /// overflow queue, handed off by a bot, timed out, completed, withdrawn), in the order given,
-    /// so subscribers of [`Engine::subscribe`] see routing next to the messages. The handler is
-    /// updated in the same commit: `Assigned` sets it to the agent (or bot), `Queued`,
-    /// `Requeued` and `Overflowed` to the queue, `Completed`, `Withdrawn` and `TimedOut` clear
-    /// it (a `ConversationAssigned` event says so).
+    /// overflow queue, transferred, handed off by a bot, timed out, completed, withdrawn), in
+    /// the order given, so subscribers of [`Engine::subscribe`] see routing next to the
+    /// messages. The handler is updated in the same commit: `Assigned` sets it to the agent (or
+    /// bot), `Queued`, `Requeued`, `Overflowed` and `Transferred` to the queue, `Completed`,
+    /// `Withdrawn` and `TimedOut` clear it (a `ConversationAssigned` event says so).
     ///
     /// Call it with the events of every router call the host makes itself (`accept`, `decline`,
-    /// `tick`, `sweep`, `handoff`, …); [`Engine::ingest`] and [`Engine::route_conversation`]
+    /// `transfer`, `tick`, `sweep`, `handoff`, …); [`Engine::ingest`] and [`Engine::route_conversation`]
     /// apply theirs themselves (including events about other tenants' items whose timers fell
     /// due in that call, each to the tenant it belongs to). One router serves every tenant, so
     /// a host that ticks it once passes the events to each tenant in turn: only events about
@@ -123,9 +123,9 @@ impl Engine {
                     let bot = router.and_then(|r| r.agent(agent)).is_some_and(|a| a.is_bot);
                     Some(Some(if bot { Handler::Bot(agent.clone()) } else { Handler::Agent(agent.clone()) }))
                 }
-                RoutingEvent::Queued { queue, .. } | RoutingEvent::Overflowed { to: queue, .. } => {
-                    Some(Some(Handler::Queue(queue.clone())))
-                }
+                RoutingEvent::Queued { queue, .. }
+                | RoutingEvent::Overflowed { to: queue, .. }
+                | RoutingEvent::Transferred { to: queue, .. } => Some(Some(Handler::Queue(queue.clone()))),
                 // Back in routing (a bot's handoff passes it on; an `Assigned` follows when a
                 // human takes it at once): the queue it waits in, as the router has it now.
                 RoutingEvent::Requeued { item, .. } | RoutingEvent::HandedOff { item, .. } => {

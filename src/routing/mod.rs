@@ -186,6 +186,7 @@ pub enum RequeueReason {
 /// order.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum RoutingEvent {
     /// The item is assigned to the agent.
     Assigned {
@@ -273,6 +274,22 @@ pub enum RoutingEvent {
         from: QueueId,
         /// To.
         to: QueueId,
+    },
+    /// The host moved the item to another queue ([`Router::transfer`]).
+    Transferred {
+        /// Item.
+        item: WorkItemId,
+        /// The queue it left.
+        from: QueueId,
+        /// The queue it waits in now.
+        to: QueueId,
+        /// The agent (or bot) it was assigned to, who let it go; `None` if it was waiting or
+        /// offered (the offers are rescinded, each an [`RoutingEvent::OfferRescinded`]).
+        agent: Option<AgentId>,
+        /// The agent it was transferred to ([`Router::transfer_to_agent`]; an `Offered` or
+        /// `Assigned` event follows); `None` for a transfer to a queue.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        target: Option<AgentId>,
     },
     /// The item left routing by policy (max wait, declines, plan end, agent offline).
     TimedOut {
@@ -949,6 +966,122 @@ impl Router {
         };
         let exclude = exclude_agent.then(|| s.agent_id(agent));
         s.requeue(i, RequeueReason::Released, exclude, now);
+        Ok(Self::finish(&mut s, now))
+    }
+
+    /// Transfers an item to queue `to`: an agent sends the customer on ("billing will take
+    /// it from here"), or a supervisor moves waiting work. Returns the router's events: a
+    /// [`RoutingEvent::Transferred`], then what routing it again did.
+    ///
+    /// Whoever holds the item lets go: its offers are rescinded, and the agent it was assigned
+    /// to gets the capacity back and is not offered it again. The item's queue becomes `to`; its
+    /// preferred and last agent are dropped (they were chosen for the old queue). It waits in
+    /// `to` for any member of that queue, as an overflow does (the plan's steps and their
+    /// queues no longer apply), ordered by its original wait, and is routed at once, so a
+    /// member free now takes it in this call. The queue's timers (max wait, wait-time
+    /// triggers) count from the transfer. A bot serving the customer while humans are offered
+    /// the item (a handoff in offer mode) keeps serving until a human takes it.
+    ///
+    /// Refused, changing nothing: an unknown item or queue ([`Error::NotFound`]).
+    ///
+    /// ```
+    /// # use chrono::{TimeZone, Utc};
+    /// # use touchpoint::model::{AgentId, ChannelKind, QueueId};
+    /// # use touchpoint::routing::*;
+    /// let now = Utc.with_ymd_and_hms(2026, 12, 3, 9, 0, 0).unwrap();
+    /// let (support, billing) = (QueueId::new("support")?, QueueId::new("billing")?);
+    /// let router = Router::new(RouterConfig::default());
+    /// router.upsert_queue(Queue::new(support.clone()))?;
+    /// router.upsert_queue(Queue::new(billing.clone()))?;
+    /// for (name, queue) in [("ana", &support), ("bo", &billing)] {
+    ///     let agent = Agent::new(AgentId::new(name)?)
+    ///         .with_queue(queue.clone())
+    ///         .with_capacity(Capacity::per_channel([(ChannelKind::WebChat, 1)]))
+    ///         .with_status("online");
+    ///     router.upsert_agent(agent, now)?;
+    /// }
+    /// let item = WorkItemId::from_u128(1);
+    /// router.submit(WorkItem::new(item, ChannelKind::WebChat, now).in_queue(support.clone()), now)?;
+    /// assert_eq!(router.item(item).unwrap().state, ItemState::Assigned(AgentId::new("ana")?));
+    /// // Ana sends the customer to billing: Bo takes it, and Ana is free again.
+    /// let events = router.transfer(item, &billing, now)?;
+    /// assert_eq!(
+    ///     events[0],
+    ///     RoutingEvent::Transferred {
+    ///         item,
+    ///         from: support,
+    ///         to: billing,
+    ///         agent: Some(AgentId::new("ana")?),
+    ///         target: None
+    ///     }
+    /// );
+    /// assert_eq!(router.item(item).unwrap().state, ItemState::Assigned(AgentId::new("bo")?));
+    /// assert_eq!(router.agent(&AgentId::new("ana")?).unwrap().load, 0);
+    /// # Ok::<(), touchpoint::Error>(())
+    /// ```
+    pub fn transfer(&self, item: WorkItemId, to: &QueueId, now: DateTime<Utc>) -> crate::Result<Vec<RoutingEvent>> {
+        let mut s = self.lock();
+        s.fire_timers(now);
+        let i = Self::item_index(&s, item)?;
+        if !s.queues.contains_key(to) {
+            return Err(Error::not_found("queue", to));
+        }
+        s.transfer(i, to.clone(), now);
+        Ok(Self::finish(&mut s, now))
+    }
+
+    /// Transfers an item to one agent: a colleague an agent hands the customer to, or a
+    /// supervisor's direct assignment. Returns the router's events: a
+    /// [`RoutingEvent::Transferred`] naming the target, then the offer to them (when the item's
+    /// queue offers work; if they decline or let it expire, the item goes back to routing in its
+    /// queue, without them) or the assignment.
+    ///
+    /// Whoever holds the item lets go: its offers are rescinded, and the agent it was assigned
+    /// to gets the capacity back and is not offered it again. The item stays in its queue, and
+    /// the target need not be a member of it, nor have its skills: the choice is the host's.
+    /// An earlier decline by the target does not stand in the way.
+    ///
+    /// Refused, changing nothing: an unknown item or agent ([`Error::NotFound`]); a target who
+    /// cannot take it now (offline or in a status closed to its channel, at capacity, held by
+    /// an interruption rule), who has it already, or who holds an offer of it (they can accept
+    /// that) ([`Error::Refused`]).
+    ///
+    /// ```
+    /// # use chrono::{TimeZone, Utc};
+    /// # use touchpoint::model::{AgentId, ChannelKind, QueueId};
+    /// # use touchpoint::routing::*;
+    /// let now = Utc.with_ymd_and_hms(2026, 12, 3, 9, 0, 0).unwrap();
+    /// let router = Router::new(RouterConfig::default());
+    /// for name in ["ana", "cy"] {
+    ///     let agent = Agent::new(AgentId::new(name)?)
+    ///         .with_capacity(Capacity::per_channel([(ChannelKind::WebChat, 1)]))
+    ///         .with_status("online");
+    ///     router.upsert_agent(agent, now)?;
+    /// }
+    /// let item = WorkItemId::from_u128(1);
+    /// router.submit(WorkItem::new(item, ChannelKind::WebChat, now), now)?;
+    /// let (ana, cy) = (AgentId::new("ana")?, AgentId::new("cy")?);
+    /// assert_eq!(router.item(item).unwrap().state, ItemState::Assigned(ana.clone()));
+    /// // Ana hands the customer to Cy, who knows the case.
+    /// router.transfer_to_agent(item, &cy, now)?;
+    /// assert_eq!(router.item(item).unwrap().state, ItemState::Assigned(cy.clone()));
+    /// // Cy is at capacity now: a transfer to her of another chat is refused.
+    /// let other = WorkItemId::from_u128(2);
+    /// router.submit(WorkItem::new(other, ChannelKind::WebChat, now), now)?;
+    /// assert!(matches!(router.transfer_to_agent(other, &cy, now), Err(touchpoint::Error::Refused(_))));
+    /// # Ok::<(), touchpoint::Error>(())
+    /// ```
+    pub fn transfer_to_agent(
+        &self,
+        item: WorkItemId,
+        agent: &AgentId,
+        now: DateTime<Utc>,
+    ) -> crate::Result<Vec<RoutingEvent>> {
+        let mut s = self.lock();
+        s.fire_timers(now);
+        let i = Self::item_index(&s, item)?;
+        let a = Self::agent_index(&s, agent)?;
+        s.transfer_to_agent(i, a, now)?;
         Ok(Self::finish(&mut s, now))
     }
 

@@ -363,6 +363,85 @@ impl State {
         false
     }
 
+    /// Item `i`'s holders let go for a transfer (a bot serving the customer while humans are
+    /// offered the item keeps serving); the agent it was assigned to is excluded from it. The
+    /// item is `Moving`; answers the queue it was in and that agent.
+    fn let_go_for_transfer(&mut self, i: u32, now: DateTime<Utc>) -> Option<(QueueId, Option<AgentId>)> {
+        let slot = self.items[i as usize].as_ref()?;
+        let from = slot.queue.clone();
+        let holder = match slot.state {
+            IState::Assigned { agent, .. } => Some(agent),
+            _ => None,
+        };
+        self.release_holds(i, true, now);
+        let agent = holder.map(|a| self.agent_id(a));
+        let s = self.slot(i)?;
+        s.state = IState::Moving;
+        if let Some(a) = &agent {
+            s.item.unassigned(ms(now));
+            s.item.excluded.push(a.clone());
+        }
+        Some((from, agent))
+    }
+
+    /// Gives item `i` to agent `a` for the host ([`Router::transfer_to_agent`]).
+    pub fn transfer_to_agent(&mut self, i: u32, a: u32, now: DateTime<Utc>) -> crate::Result<()> {
+        let (Some(slot), Some(target)) = (self.items[i as usize].as_ref(), self.agents[a as usize].as_ref()) else {
+            return Err(crate::Error::not_found("work item", "?"));
+        };
+        let (id, name) = (slot.item.id, &target.id);
+        match &slot.state {
+            IState::Assigned { agent, .. } if *agent == a => {
+                return Err(crate::Error::Refused(format!("work item {id} is assigned to {name} already")));
+            }
+            IState::Offered { agents, .. } if agents.contains(&a) => {
+                return Err(crate::Error::Refused(format!(
+                    "work item {id} is offered to {name} already: they can accept it"
+                )));
+            }
+            _ if slot.item.bot_hold == Some(a) => {
+                return Err(crate::Error::Refused(format!(
+                    "work item {id} is with {name} already, who serves the customer while humans are offered it"
+                )));
+            }
+            _ => {}
+        }
+        if let Err(block) = target.can_take(slot.chan, &self.channels) {
+            return Err(crate::Error::Refused(format!("{name} cannot take work item {id} now: {block}")));
+        }
+        let policy = self.queues.get(&slot.queue).map(|q| q.config.offer.clone()).unwrap_or_default();
+        let Some((from, agent)) = self.let_go_for_transfer(i, now) else { return Ok(()) };
+        let target = self.agent_id(a);
+        if let Some(s) = self.slot(i) {
+            s.item.excluded.retain(|x| *x != target);
+        }
+        self.events.push(RoutingEvent::Transferred { item: id, to: from.clone(), from, agent, target: Some(target) });
+        if policy.offer {
+            self.offer(i, vec![a], policy.expires_after, now);
+        } else {
+            self.hand_over(i, a, now);
+        }
+        Ok(())
+    }
+
+    /// Moves item `i` to queue `to` (a known one) for the host ([`Router::transfer`]).
+    pub fn transfer(&mut self, i: u32, to: QueueId, now: DateTime<Utc>) {
+        let Some((from, agent)) = self.let_go_for_transfer(i, now) else { return };
+        let id = self.item_id(i);
+        let Some(s) = self.slot(i) else { return };
+        s.at = StepRef::AnyMember;
+        s.step_due = None;
+        s.item.moved = true;
+        s.item.hours_moved = false;
+        s.item.work.queue = Some(to.clone());
+        s.item.work.preferred_agents.clear();
+        s.item.work.last_agent = None;
+        self.events.push(RoutingEvent::Transferred { item: id, from, to: to.clone(), agent, target: None });
+        self.enter_wait_queue(i, Some(to), now);
+        self.compute_tiers(i);
+        self.route_back(i, now);
+    }
+
     /// Releases whatever agents hold item `i` (offers, assignment, and the bot hold unless
     /// `keep_bot`); state becomes `Moving` (waiting items are taken out of their class).
     fn release_holds(&mut self, i: u32, keep_bot: bool, now: DateTime<Utc>) {
