@@ -252,3 +252,38 @@ fn a_target_who_cannot_take_the_item_is_refused_changing_nothing() {
     assert_eq!((holder(1), holder(2)), (first.clone(), second.clone()));
     assert_eq!(r.agent(&first).unwrap().load, 1);
 }
+
+/// Sent back to the queue it was in, a customer starts a new wait there: the queue's max wait
+/// counts from the transfer, not from when they first queued.
+#[test]
+fn a_transfer_to_the_same_queue_restarts_its_max_wait() {
+    let r = Router::new(RouterConfig::default());
+    r.upsert_queue(Queue::new(qid("support")).with_max_wait(TimeDelta::seconds(60), TimeoutAction::Callback)).unwrap();
+    r.submit(chat(1, "support", t0()), t0()).unwrap();
+
+    r.transfer(wid(1), &qid("support"), at(50)).unwrap();
+    assert!(r.tick(at(60)).is_empty(), "the first wait's max wait no longer applies");
+    assert!(r.tick(at(109)).is_empty());
+    let ev = r.tick(at(110));
+    assert!(ev.iter().any(|e| matches!(e, RoutingEvent::TimedOut { item, .. } if *item == wid(1))), "{ev:?}");
+}
+
+/// A transfer supersedes the host's open decision about the item: the request is closed with
+/// an event, and a late answer is refused.
+#[test]
+fn a_transfer_closes_an_open_decision_request() {
+    let r = router(&["support", "billing"]);
+    r.upsert_agent(chat_agent("ana", "support", 1), t0()).unwrap();
+    let hook = DecisionHook::new(TimeDelta::seconds(30));
+    r.set_plan(Plan::new([Rule::new("ask", [Step::new(Pool::queues([qid("support")])).decided_by_host(hook)])]), t0())
+        .unwrap();
+    let d = r.submit(chat(1, "support", t0()), t0()).unwrap();
+    let Outcome::AwaitingDecision { request, .. } = d.outcome else { panic!("{d:?}") };
+
+    let ev = r.transfer(wid(1), &qid("billing"), at(5)).unwrap();
+    assert_eq!(ev[0], RoutingEvent::DecisionExpired { item: wid(1), request }, "{ev:?}");
+    assert_eq!(r.item(wid(1)).unwrap().queue, qid("billing"));
+    let late = r.resolve_decision(wid(1), request, PolicyChoice::Agents(vec![aid("ana")]), at(6));
+    assert!(late.is_err(), "{late:?}");
+    assert_eq!(r.item(wid(1)).unwrap().state, ItemState::Waiting);
+}

@@ -545,7 +545,8 @@ TpStatus tp_work_requeue(struct TpEngine *engine,
 // and is routed at once; its preferred and last agent are dropped.
 //
 // `item_id` as for `tp_offer_accept`. On success `*out_events_json` is the router's events
-// (`{"event": "transferred", "from", "to", "agent"}`, then where the item went: `assigned`,
+// (offers rescinded, `{"event": "transferred", "from", "to", "agent"}`, then where the item
+// went: `assigned`,
 // `offered`, or nothing more while it waits, and what freed capacity took); the
 // conversation's handler becomes the new agent, or `queue_id`. Free it with `tp_string_free`.
 //
@@ -565,8 +566,8 @@ TpStatus tp_work_transfer(struct TpEngine *engine,
 // it (when its queue offers work) or assigned it, whatever their queues and skills.
 //
 // `item_id` as for `tp_offer_accept`. On success `*out_events_json` is the router's events
-// (`{"event": "transferred", "from", "to", "agent", "target"}`, then the offer or assignment
-// to the target); the conversation's handler becomes the target once assigned. Free it with
+// (offers rescinded, `{"event": "transferred", "from", "to", "agent", "target"}`, then the
+// offer or assignment to the target; a decline of that offer counts like any other); the conversation's handler becomes the target once assigned. Free it with
 // `tp_string_free`.
 //
 // An unknown item or agent is TP_STATUS_NOT_FOUND; a target who cannot take it now (offline,

@@ -970,17 +970,20 @@ impl Router {
     }
 
     /// Transfers an item to queue `to`: an agent sends the customer on ("billing will take
-    /// it from here"), or a supervisor moves waiting work. Returns the router's events: a
+    /// it from here"), or a supervisor moves waiting work. Returns the router's events: its
+    /// offers rescinded (each a [`RoutingEvent::OfferRescinded`]), a
     /// [`RoutingEvent::Transferred`], then what routing it again did.
     ///
     /// Whoever holds the item lets go: its offers are rescinded, and the agent it was assigned
-    /// to gets the capacity back and is not offered it again. The item's queue becomes `to`; its
-    /// preferred and last agent are dropped (they were chosen for the old queue). It waits in
-    /// `to` for any member of that queue, as an overflow does (the plan's steps and their
-    /// queues no longer apply), ordered by its original wait, and is routed at once, so a
-    /// member free now takes it in this call. The queue's timers (max wait, wait-time
-    /// triggers) count from the transfer. A bot serving the customer while humans are offered
-    /// the item (a handoff in offer mode) keeps serving until a human takes it.
+    /// to gets the capacity back and is not offered it again. An open decision request of the
+    /// host about it is closed ([`RoutingEvent::DecisionExpired`]; an answer is refused). The
+    /// item's queue becomes `to`; its preferred and last agent are dropped (they were chosen
+    /// for the old queue). It waits in `to` for any member of that queue, as an overflow does
+    /// (the plan's steps and their queues no longer apply), and is routed at once, so a member
+    /// free now takes it in this call. Its place in the queue and the delays on the queue's
+    /// members count from its original wait; the queue's max wait counts from the transfer
+    /// (also when `to` is the queue it was in). A bot serving the customer while humans are
+    /// offered the item (a handoff in offer mode) keeps serving until a human takes it.
     ///
     /// Refused, changing nothing: an unknown item or queue ([`Error::NotFound`]).
     ///
@@ -1031,15 +1034,16 @@ impl Router {
     }
 
     /// Transfers an item to one agent: a colleague an agent hands the customer to, or a
-    /// supervisor's direct assignment. Returns the router's events: a
-    /// [`RoutingEvent::Transferred`] naming the target, then the offer to them (when the item's
-    /// queue offers work; if they decline or let it expire, the item goes back to routing in its
-    /// queue, without them) or the assignment.
+    /// supervisor's direct assignment. Returns the router's events: its offers rescinded, a
+    /// [`RoutingEvent::Transferred`] naming the target, then the offer to them or the
+    /// assignment.
     ///
-    /// Whoever holds the item lets go: its offers are rescinded, and the agent it was assigned
-    /// to gets the capacity back and is not offered it again. The item stays in its queue, and
-    /// the target need not be a member of it, nor have its skills: the choice is the host's.
-    /// An earlier decline by the target does not stand in the way.
+    /// Whoever holds the item lets go, as for [`Router::transfer`]. The item stays in its
+    /// queue, and the target need not be a member of it, nor have its skills: the choice is
+    /// the host's. An earlier decline by the target does not stand in the way. When the queue
+    /// offers work the target is offered it, and a decline or an expired offer is like any
+    /// other: it counts toward the queue's `max_declines`, and the item goes back to routing
+    /// in its queue without them (or gets `on_max_declines`).
     ///
     /// Refused, changing nothing: an unknown item or agent ([`Error::NotFound`]); a target who
     /// cannot take it now (offline or in a status closed to its channel, at capacity, held by

@@ -364,8 +364,9 @@ impl State {
     }
 
     /// Item `i`'s holders let go for a transfer (a bot serving the customer while humans are
-    /// offered the item keeps serving); the agent it was assigned to is excluded from it. The
-    /// item is `Moving`; answers the queue it was in and that agent.
+    /// offered the item keeps serving); the agent it was assigned to is excluded from it, and
+    /// an open decision request of the host is closed (`DecisionExpired`: its answer would be
+    /// refused). The item is `Moving`; answers the queue it was in and that agent.
     fn let_go_for_transfer(&mut self, i: u32, now: DateTime<Utc>) -> Option<(QueueId, Option<AgentId>)> {
         let slot = self.items[i as usize].as_ref()?;
         let from = slot.queue.clone();
@@ -373,6 +374,11 @@ impl State {
             IState::Assigned { agent, .. } => Some(agent),
             _ => None,
         };
+        if let IState::Awaiting { request, .. } = slot.state {
+            let item = slot.item.id;
+            self.events.push(RoutingEvent::DecisionExpired { item, request });
+            self.decided(i);
+        }
         self.release_holds(i, true, now);
         let agent = holder.map(|a| self.agent_id(a));
         let s = self.slot(i)?;
@@ -411,6 +417,7 @@ impl State {
         }
         let policy = self.queues.get(&slot.queue).map(|q| q.config.offer.clone()).unwrap_or_default();
         let Some((from, agent)) = self.let_go_for_transfer(i, now) else { return Ok(()) };
+        let was_assigned = agent.is_some();
         let target = self.agent_id(a);
         if let Some(s) = self.slot(i) {
             s.item.excluded.retain(|x| *x != target);
@@ -418,6 +425,9 @@ impl State {
         self.events.push(RoutingEvent::Transferred { item: id, to: from.clone(), from, agent, target: Some(target) });
         if policy.offer {
             self.offer(i, vec![a], policy.expires_after, now);
+        } else if !was_assigned {
+            // A wait ends here: it counts in the queue's estimate.
+            self.assign(i, a, now);
         } else {
             self.hand_over(i, a, now);
         }
@@ -436,6 +446,8 @@ impl State {
         s.item.work.queue = Some(to.clone());
         s.item.work.preferred_agents.clear();
         s.item.work.last_agent = None;
+        // A new wait in the queue, even the one it was in: its max wait counts from now.
+        s.wait_gen = 0;
         self.events.push(RoutingEvent::Transferred { item: id, from, to: to.clone(), agent, target: None });
         self.enter_wait_queue(i, Some(to), now);
         self.compute_tiers(i);
