@@ -1,8 +1,8 @@
 //! Concurrency stress: 8 threads, 10,000 agents, 200,000 items with random accept, decline,
-//! offer expiry, completion and agents going offline and back. Checked throughout and at the
-//! end: no agent is ever over a limit or offered a chat during a call (an interruption rule),
-//! no item is ever assigned twice, and every item ends completed (after an assignment) or timed
-//! out by policy.
+//! offer expiry, completion, transfers to queues and agents, and agents going offline and back.
+//! Checked throughout and at the end: no agent is ever over a limit or offered a chat during a
+//! call (an interruption rule), no item is ever assigned twice, and every item ends completed
+//! (after an assignment) or timed out by policy.
 
 mod routing_common;
 
@@ -65,6 +65,8 @@ fn within_limits(n: usize, s: &AgentStatus) -> Result<(), String> {
 struct Tally {
     assigned: u32,
     requeued: u32,
+    /// Transfers that took the item from the agent it was assigned to.
+    transferred: u32,
     completed: u32,
     timed_out: u32,
 }
@@ -76,6 +78,7 @@ fn record(log: &Mutex<HashMap<WorkItemId, Tally>>, events: &[RoutingEvent], offe
         match e {
             RoutingEvent::Assigned { item, .. } => log.entry(*item).or_default().assigned += 1,
             RoutingEvent::Requeued { item, .. } => log.entry(*item).or_default().requeued += 1,
+            RoutingEvent::Transferred { item, agent: Some(_), .. } => log.entry(*item).or_default().transferred += 1,
             RoutingEvent::Completed { item, .. } => log.entry(*item).or_default().completed += 1,
             RoutingEvent::TimedOut { item, .. } => log.entry(*item).or_default().timed_out += 1,
             RoutingEvent::Offered { item, agents, .. } => {
@@ -168,7 +171,7 @@ fn eight_threads_never_break_capacity_or_assign_twice_and_every_item_ends() {
                             }
                             _ => Vec::new(), // left to expire
                         }
-                    } else if roll < 92 {
+                    } else if roll < 88 {
                         if mine.is_empty() {
                             Vec::new()
                         } else {
@@ -182,6 +185,22 @@ fn eight_threads_never_break_capacity_or_assign_twice_and_every_item_ends() {
                                     Vec::new()
                                 }
                             }
+                        }
+                    } else if roll < 92 {
+                        // Transfers of any of this thread's items, in whatever state: to a queue,
+                        // or to one agent (refused when they cannot take it).
+                        match mine.get(rng.below(mine.len().max(1) as u64) as usize) {
+                            Some(&id) if rng.below(2) == 0 => {
+                                router.transfer(id, &qid(QUEUES[rng.below(4) as usize]), now).unwrap_or_default()
+                            }
+                            Some(&id) => {
+                                let n = rng.below(AGENTS as u64) as usize;
+                                let ev =
+                                    router.transfer_to_agent(id, &aid(&format!("agent-{n}")), now).unwrap_or_default();
+                                within_limits(n, &router.agent(&aid(&format!("agent-{n}"))).unwrap()).unwrap();
+                                ev
+                            }
+                            None => Vec::new(),
                         }
                     } else if roll < 96 {
                         let n = rng.below(AGENTS as u64) as usize;
@@ -249,7 +268,11 @@ fn eight_threads_never_break_capacity_or_assign_twice_and_every_item_ends() {
         assert!(router.item(id).is_none(), "item {n} never finished: {:?}", router.explain(id, now));
         let t = log.get(&id).unwrap_or_else(|| panic!("item {n} has no events"));
         assert_eq!(t.completed + t.timed_out, 1, "item {n} must end exactly once");
-        assert_eq!(t.assigned, t.requeued + t.completed, "item {n} was assigned twice (or lost an assignment)");
+        assert_eq!(
+            t.assigned,
+            t.requeued + t.transferred + t.completed,
+            "item {n} was assigned twice (or lost an assignment)"
+        );
         seen.insert(id);
     }
     assert_eq!(seen.len(), ITEMS);
@@ -258,10 +281,12 @@ fn eight_threads_never_break_capacity_or_assign_twice_and_every_item_ends() {
         assert_eq!(s.load, 0, "agent-{n} still holds work: {s:?}");
     }
     let completed = log.values().filter(|t| t.completed == 1).count();
+    let transferred = log.values().filter(|t| t.transferred > 0).count();
     eprintln!(
-        "stress: {ITEMS} items, {completed} completed, {} timed out, in {:?}",
+        "stress: {ITEMS} items, {completed} completed, {} timed out, {transferred} taken from an agent by a transfer, in {:?}",
         ITEMS - completed,
         started.elapsed()
     );
+    assert!(transferred > 0, "the mix transfers assigned work");
     assert!(completed > 0 && completed < ITEMS, "the mix serves some items and times out others");
 }
