@@ -292,6 +292,9 @@ struct Walk {
     ticked: bool,
     /// The `now` of the last call that fired timers (the idle rule's installation does not).
     fired: DateTime<Utc>,
+    /// The operation being checked fired the timers at its start and whatever it made due at
+    /// its end: nothing may be due any more.
+    settled: bool,
     /// Each agent's last activity as the router surely counts it (its own presence, accept,
     /// decline, update, activity noted; the router may count more).
     activity: BTreeMap<AgentId, DateTime<Utc>>,
@@ -331,6 +334,7 @@ impl Walk {
             max_wait,
             ticked: false,
             fired: now,
+            settled: false,
             activity: BTreeMap::new(),
             expiry_status: queues(seed).iter().any(|q| q.offer.on_expiry_status.is_some()),
         };
@@ -677,6 +681,12 @@ impl Walk {
     // ----- state checks
 
     fn check_state(&self) {
+        if (self.ticked || self.settled)
+            && let Some(t) = self.r.next_timer()
+            && t <= self.now
+        {
+            self.fail(format!("after the operation the next timer is due already ({t})"));
+        }
         let holdings = self.holdings();
         let none = Vec::new();
         let mut held_by: BTreeMap<WorkItemId, usize> = BTreeMap::new();
@@ -772,10 +782,11 @@ impl Walk {
             }
             if s.state == ItemState::Waiting {
                 *waiting.entry(s.queue.clone()).or_default() += 1;
-                // A wait that ended at this instant in the middle of an operation (a zero max
-                // wait) is a timer due at once, for the next call: past a tick, none is left.
+                // A wait that ends at this instant (a zero max wait) ends in the operation that
+                // started it: past any operation that fires timers, none is left.
                 if let Some(m) = self.max_wait.get(&s.queue)
-                    && (self.fired > it.entered + *m || (self.ticked && self.fired == it.entered + *m))
+                    && (self.fired > it.entered + *m
+                        || ((self.ticked || self.settled) && self.fired == it.entered + *m))
                 {
                     self.fail(format!(
                         "item {id} waits in {} past its max wait ({} s; in it since t+{} at the latest; timers fired at t+{})",
@@ -944,6 +955,7 @@ impl Walk {
         if !(830..=849).contains(&roll) {
             self.fired = now;
         }
+        self.settled = !(830..=849).contains(&roll);
         // (label, result, expected error kind when the operation is invalid by construction)
         let (label, result, invalid): (String, Result<Vec<RoutingEvent>, Error>, Option<&str>) = match roll {
             // submit

@@ -1447,3 +1447,22 @@ fn an_accept_before_the_announced_expiry_is_not_refused() {
     let ev = r.accept(wid(1), &aid("ana"), before);
     assert!(ev.is_ok(), "accept at {before}, offer announced open until {expires_at}: {ev:?}");
 }
+
+/// A queue that lets nobody wait (max wait zero) applies its action in the submitting call:
+/// the answer is the callback or the overflow, not a wait that ends at the next call.
+#[test]
+fn a_zero_max_wait_acts_in_the_same_call() {
+    let r = router(&["overflow"]);
+    r.upsert_queue(Queue::new(qid("now")).with_max_wait(TimeDelta::zero(), TimeoutAction::Callback)).unwrap();
+    r.upsert_queue(Queue::new(qid("spill")).with_max_wait(TimeDelta::zero(), TimeoutAction::Overflow(qid("overflow"))))
+        .unwrap();
+
+    let d = r.submit(chat(1, "now", t0()), t0()).unwrap();
+    assert_eq!(d.outcome, Outcome::TimedOut(TimeoutAction::Callback), "{d:?}");
+    assert!(r.item(wid(1)).is_none());
+
+    let d = r.submit(chat(2, "spill", t0()), t0()).unwrap();
+    assert_eq!(d.outcome, Outcome::Queued(qid("overflow")), "{d:?}");
+    assert!(d.events.contains(&RoutingEvent::Overflowed { item: wid(2), from: qid("spill"), to: qid("overflow") }));
+    assert!(r.next_timer().is_none_or(|t| t > t0()), "nothing left due: {:?}", r.next_timer());
+}

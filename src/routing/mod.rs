@@ -681,6 +681,9 @@ impl Router {
 
     fn finish(s: &mut State, now: DateTime<Utc>) -> Vec<RoutingEvent> {
         s.drain(now);
+        // What the operation made due at once (a zero max wait, a zero dwell) happens in it.
+        s.fire_timers(now);
+        s.drain(now);
         std::mem::take(&mut s.events)
     }
 
@@ -1456,7 +1459,8 @@ impl Router {
     /// Fires every timer due at `now`: step dwell, max wait, offer expiry, no reply, queue
     /// delays, agent offline, external-decision deadlines, shift starts and ends, queue hours
     /// closing. The events come after those of timers that an earlier refused call fired (every
-    /// call fires due timers first).
+    /// call fires due timers first, and a call that changes something fires again at its end
+    /// what it made due at once, such as a zero max wait, so its answer already shows it).
     pub fn tick(&self, now: DateTime<Utc>) -> Vec<RoutingEvent> {
         let mut events = Vec::new();
         self.tick_into(now, &mut events);
