@@ -1567,7 +1567,7 @@ pub unsafe extern "C" fn tp_offer_accept(
     out_events_json: *mut *mut c_char,
 ) -> TpStatus {
     // SAFETY: the caller's promises, forwarded.
-    unsafe { answer_offer(engine, item_id, agent_id, out_events_json, Router::accept) }
+    unsafe { on_item_and_agent(engine, item_id, agent_id, out_events_json, Router::accept) }
 }
 
 /// An agent declines the offer of a work item: they are never offered it again, and it goes
@@ -1586,23 +1586,23 @@ pub unsafe extern "C" fn tp_offer_decline(
     out_events_json: *mut *mut c_char,
 ) -> TpStatus {
     // SAFETY: the caller's promises, forwarded.
-    unsafe { answer_offer(engine, item_id, agent_id, out_events_json, Router::decline) }
+    unsafe { on_item_and_agent(engine, item_id, agent_id, out_events_json, Router::decline) }
 }
 
-/// `Router::accept` or `Router::decline`.
-type OfferAnswer = fn(&Router, WorkItemId, &AgentId, DateTime<Utc>) -> touchpoint::Result<Vec<RoutingEvent>>;
+/// `Router::accept`, `Router::decline` or `Router::transfer_to_agent`.
+type ItemAgentCall = fn(&Router, WorkItemId, &AgentId, DateTime<Utc>) -> touchpoint::Result<Vec<RoutingEvent>>;
 
-/// An agent's answer to an offer (`Router::accept` or `Router::decline`), applied to the
-/// conversations and handed out as JSON.
+/// A routing call on a work item and an agent (an answer to an offer, a transfer to the
+/// agent), applied to the conversations and handed out as JSON.
 ///
 /// # Safety
 /// As for `tp_offer_accept`.
-unsafe fn answer_offer(
+unsafe fn on_item_and_agent(
     engine: *mut TpEngine,
     item_id: *const c_char,
     agent_id: *const c_char,
     out_events_json: *mut *mut c_char,
-    answer: OfferAnswer,
+    answer: ItemAgentCall,
 ) -> TpStatus {
     guard(|| {
         // SAFETY (this block and below): the caller's promises, forwarded.
@@ -1724,14 +1724,8 @@ pub unsafe extern "C" fn tp_work_transfer_to_agent(
     agent_id: *const c_char,
     out_events_json: *mut *mut c_char,
 ) -> TpStatus {
-    guard(|| {
-        // SAFETY (this block and below): the caller's promises, forwarded.
-        let out = unsafe { out_slot(out_events_json, "out_events_json") }?;
-        let live = live(engine)?;
-        let item = unsafe { work_item(item_id) }?;
-        let agent: AgentId = unsafe { id(agent_id, "agent_id") }?;
-        unsafe { route_and_hand_out(out, &live, |router| router.transfer_to_agent(item, &agent, live.engine.now())) }
-    })
+    // SAFETY: the caller's promises, forwarded.
+    unsafe { on_item_and_agent(engine, item_id, agent_id, out_events_json, Router::transfer_to_agent) }
 }
 
 /// Takes a work item out of routing in any state (waiting, offered or assigned): the customer
