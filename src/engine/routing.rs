@@ -99,13 +99,13 @@ impl Engine {
     /// `Withdrawn` and `TimedOut` clear it (a `ConversationAssigned` event says so).
     ///
     /// Call it with the events of every router call the host makes itself (`accept`, `decline`,
-    /// `transfer`, `tick`, `sweep`, `handoff`, …); [`Engine::ingest`] and [`Engine::route_conversation`]
-    /// apply theirs themselves (including events about other tenants' items whose timers fell
-    /// due in that call, each to the tenant it belongs to). One router serves every tenant, so
-    /// a host that ticks it once passes the events to each tenant in turn: only events about
-    /// conversations of `tenant` are applied, so each is recorded once. Events of items that are
-    /// not conversations of that tenant, plan steps and presence changes are skipped. Applying
-    /// the same events twice to one tenant records them twice.
+    /// `transfer`, `tick`, `sweep`, `handoff`, …); [`Engine::ingest`] and
+    /// [`Engine::route_conversation`] apply theirs themselves (including events about other
+    /// tenants' items whose timers fell due in that call, each to the tenant it belongs to). One
+    /// router serves every tenant, so a host that ticks it once passes the events to each tenant
+    /// in turn: only events about conversations of `tenant` are applied, so each is recorded
+    /// once. Events of items that are not conversations of that tenant, plan steps and presence
+    /// changes are skipped. Applying the same events twice to one tenant records them twice.
     /// Without a configured router, assignments are taken to be to human agents and requeues
     /// leave the handler as it is.
     pub async fn apply_routing_events(&self, tenant: &TenantId, events: &[RoutingEvent]) -> Result<()> {
