@@ -202,17 +202,13 @@ impl Engine {
         }
     }
 
-    /// A conversation's new priority reaches its work item (an unchanged one is left alone): a
-    /// waiting conversation takes its new place in the queue at once ([`Router::update_item`]), and what the router did is
-    /// applied like any router call. Best effort: the change is stored whatever happens here.
+    /// A conversation's new priority reaches its work item: a waiting conversation takes its
+    /// new place in the queue at once ([`Router::update_item`]; an unchanged priority is left
+    /// alone), and what the router did is applied like any router call. Best effort: the change
+    /// is stored whatever happens here.
     pub(crate) async fn reprioritize(&self, tenant: &TenantId, conversation: ConversationId, priority: Priority) {
         let Some(router) = self.router() else { return };
         let (item, priority) = (WorkItemId::from(conversation), crate::routing::conversation_priority(priority));
-        // The same priority again (a form sent whole) changes nothing: what plan steps made of
-        // it stands.
-        if router.item(item).is_none_or(|status| status.item.priority == priority) {
-            return;
-        }
         if let Ok(events) = router.update_item(item, ItemUpdate::new().priority(priority), self.now()) {
             let _ = self.apply_events(tenant, &events, true).await;
         }

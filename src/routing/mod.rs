@@ -902,7 +902,7 @@ impl Router {
     fn check_findings(s: &State, i: u32, findings: &Attributes) -> crate::Result<()> {
         let Some(x) = s.items[i as usize].as_ref() else { return Ok(()) };
         let have = &x.item.work.attributes;
-        if have.len() + findings.keys().filter(|k| !have.contains_key(*k)).count() > 256 {
+        if have.len() + findings.keys().filter(|k| !have.contains_key(*k)).count() > model::MAX_ITEM_ATTRIBUTES {
             return Err(Error::invalid("findings", "at most 256 attributes, the item's and the findings' together"));
         }
         Ok(())
@@ -1148,7 +1148,9 @@ impl Router {
         let Some(x) = s.items[i as usize].as_ref() else { return Err(Error::not_found("work item", item)) };
         let work = update.applied_to(&x.item.work);
         work.validate()?;
-        s.update_item(i, work, update.priority, now);
+        // The item's own priority again (a form saved whole) leaves what plan steps made of it.
+        let priority = update.priority.filter(|p| *p != x.item.work.priority);
+        s.update_item(i, work, priority, now);
         Ok(Self::finish(&mut s, now))
     }
 

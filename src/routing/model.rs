@@ -913,7 +913,7 @@ impl Queue {
 #[non_exhaustive]
 pub struct ItemUpdate {
     /// The item's priority from now on (higher is more urgent); it replaces any change plan
-    /// steps made so far.
+    /// steps made so far (the item's own priority again changes nothing).
     #[serde(default)]
     pub priority: Option<i32>,
     /// Artificial extra age for ordering ([`WorkItem::age_adjustment`]).
@@ -1002,6 +1002,9 @@ impl ItemUpdate {
         item
     }
 }
+
+/// Most attributes a work item may have (its own and a bot's findings together).
+pub(crate) const MAX_ITEM_ATTRIBUTES: usize = 256;
 
 /// A conversation's [`Priority`] as an item priority (low 0, normal 1, high 2, urgent 3).
 pub(crate) fn conversation_priority(priority: Priority) -> i32 {
@@ -1170,7 +1173,7 @@ impl WorkItem {
         if self.preferred_agents.len() > 20 {
             return Err(Error::invalid("item.preferred_agents", "at most 20 preferred agents"));
         }
-        if self.attributes.len() > 256 {
+        if self.attributes.len() > MAX_ITEM_ATTRIBUTES {
             return Err(Error::invalid("item.attributes", "at most 256 attributes"));
         }
         Ok(())

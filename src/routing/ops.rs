@@ -340,15 +340,7 @@ impl State {
             && overflow
         {
             let from = self.items[i as usize].as_ref().map(|s| s.queue.clone());
-            if let Some(s) = self.slot(i) {
-                s.at = StepRef::AnyMember;
-                s.step_due = None;
-                s.state = IState::Moving;
-                s.item.moved = true;
-                s.item.hours_moved = false;
-            }
-            self.enter_wait_queue(i, Some(q.clone()), entered);
-            self.compute_tiers(i);
+            self.place_in_queue(i, q.clone(), entered);
             if let Some(from) = from {
                 self.events.push(RoutingEvent::Overflowed { item: id, from, to: q.clone() });
             }
@@ -439,19 +431,28 @@ impl State {
         let Some((from, agent)) = self.let_go_for_transfer(i, now) else { return };
         let id = self.item_id(i);
         let Some(s) = self.slot(i) else { return };
-        s.at = StepRef::AnyMember;
-        s.step_due = None;
-        s.item.moved = true;
-        s.item.hours_moved = false;
         s.item.work.queue = Some(to.clone());
         s.item.work.preferred_agents.clear();
         s.item.work.last_agent = None;
         // A new wait in the queue, even the one it was in: its max wait counts from now.
         s.wait_gen = 0;
         self.events.push(RoutingEvent::Transferred { item: id, from, to: to.clone(), agent, target: None });
-        self.enter_wait_queue(i, Some(to), now);
-        self.compute_tiers(i);
+        self.place_in_queue(i, to, now);
         self.route_back(i, now);
+    }
+
+    /// Places item `i`, which nobody holds, in queue `q` as of `entered`, for any member of
+    /// that queue (an overflow, a transfer): the plan's steps no longer apply to it.
+    fn place_in_queue(&mut self, i: u32, q: QueueId, entered: DateTime<Utc>) {
+        if let Some(s) = self.slot(i) {
+            s.at = StepRef::AnyMember;
+            s.step_due = None;
+            s.state = IState::Moving;
+            s.item.moved = true;
+            s.item.hours_moved = false;
+        }
+        self.enter_wait_queue(i, Some(q), entered);
+        self.compute_tiers(i);
     }
 
     /// Releases whatever agents hold item `i` (offers, assignment, and the bot hold unless
