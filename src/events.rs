@@ -50,6 +50,8 @@ pub enum Event {
         customer: CustomerId,
     },
     /// A contact looked like an existing customer on an unverified key; it was not linked.
+    /// Raised once per pair: the customer keeps it in
+    /// [`Customer::suspected_duplicates`](crate::model::Customer::suspected_duplicates).
     DuplicateSuspected {
         /// The customer the contact was resolved to.
         customer: CustomerId,

@@ -504,6 +504,50 @@ fn unverified_widget_email_matching_existing_customer_is_not_merged_but_suspecte
     assert_eq!(again.customer, visitor.customer);
     assert_eq!(again.suspected_duplicates, vec![ana.customer]);
     assert_eq!(h.count("customers"), 2);
+    // ...and is announced once, however often it is said: the visitor's record keeps it.
+    let raised = |h: &Harness| {
+        h.event_kinds().iter().filter(|e| matches!(e, touchpoint::events::Event::DuplicateSuspected { .. })).count()
+    };
+    assert_eq!(raised(&h), 1);
+    assert_eq!(h.customer(visitor.customer).suspected_duplicates, [ana.customer]);
+    assert!(h.customer(ana.customer).suspected_duplicates.is_empty());
+}
+
+#[test]
+fn a_suspicion_is_raised_once_per_pair_and_a_merge_settles_it() {
+    let h = Harness::new();
+    let ana = h.ingest(email("ana@example.com", "<a1@ana.example>", "Hi").with_verification(Verification::Verified));
+    let bia = h.ingest(email("bia@example.com", "<b1@bia.example>", "Hi").with_verification(Verification::Verified));
+    let suspected = |h: &Harness| -> Vec<(CustomerId, CustomerId)> {
+        h.event_kinds()
+            .iter()
+            .filter_map(|e| match e {
+                touchpoint::events::Event::DuplicateSuspected { customer, resembles } => Some((*customer, *resembles)),
+                _ => None,
+            })
+            .collect()
+    };
+    let claim = |id: &str, body: &str, email: &str| {
+        webchat("visitor-7", id, body).with_claim(CustomerKey::Email(email.into()), Verification::Unverified)
+    };
+    let v = h.ingest(claim("chat-1", "Hi", "ana@example.com"));
+    h.ingest(claim("chat-2", "Still me", "ana@example.com"));
+    assert_eq!(suspected(&h), [(v.customer, ana.customer)]);
+    // Another customer's address is a new suspicion, raised once as well.
+    let third = h.ingest(claim("chat-3", "Or this one", "bia@example.com"));
+    assert_eq!(third.suspected_duplicates, [bia.customer]);
+    h.ingest(claim("chat-4", "Again", "bia@example.com"));
+    assert_eq!(suspected(&h), [(v.customer, ana.customer), (v.customer, bia.customer)]);
+    assert_eq!(h.customer(v.customer).suspected_duplicates, [ana.customer, bia.customer]);
+
+    // The host decides the visitor is Ana: the merge settles that suspicion, the other stays.
+    run(h.engine.merge_customers(&h.tenant, ana.customer, v.customer, SurvivorRule::First)).unwrap();
+    let survivor = h.customer(ana.customer);
+    assert_eq!(survivor.suspected_duplicates, [bia.customer]);
+    // An erased customer's tombstone keeps no suspicion.
+    run(h.engine.erase_customer(&h.tenant, ana.customer)).unwrap();
+    let tombstone = run(h.engine.store().customer(&h.tenant, ana.customer)).unwrap().unwrap();
+    assert!(tombstone.suspected_duplicates.is_empty());
 }
 
 // ---------------------------------------------------------------------------------------------

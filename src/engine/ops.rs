@@ -786,6 +786,14 @@ impl Engine {
         // The absorbed customer and everything merged into it before now resolve here.
         result.merged_from.push(absorbed.id);
         result.merged_from.extend(absorbed.merged_from.iter().copied());
+        // Suspicions carry over, but not those between customers now merged: the merge settled them.
+        for c in &absorbed.suspected_duplicates {
+            if !result.suspected_duplicates.contains(c) {
+                result.suspected_duplicates.push(*c);
+            }
+        }
+        let merged = &result.merged_from;
+        result.suspected_duplicates.retain(|c| *c != survivor.id && !merged.contains(c));
         result.created_at = survivor.created_at.min(absorbed.created_at);
         result.updated_at = now;
         result.version = survivor.version + 1;

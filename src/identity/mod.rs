@@ -545,17 +545,28 @@ pub(crate) async fn resolve(
     let mut suspects = Vec::new();
     for address in sender.untrusted_addresses() {
         let Some(key) = LinkKey::of(address) else { continue };
-        let holders = store.customers_by_address(tenant, &key).await?;
-        // Already the customer's own (claimed with an earlier message): the suspicion was
-        // raised then, and is listed again without a second event.
-        let known = holders.iter().any(|(c, _)| *c == customer.id);
-        for (c, _) in holders {
+        for (c, _) in store.customers_by_address(tenant, &key).await? {
             if c != customer.id && !suspects.contains(&c) {
                 suspects.push(c);
-                if !known {
-                    events.push(Event::DuplicateSuspected { customer: customer.id, resembles: c });
-                }
             }
+        }
+    }
+    // A suspicion is raised once: the customer keeps the ones raised, so the same claim on
+    // every later message is listed in the outcome again without a second event.
+    let raised: Vec<CustomerId> =
+        suspects.iter().copied().filter(|c| !customer.suspected_duplicates.contains(c)).collect();
+    let mut customer = customer;
+    if !raised.is_empty() {
+        let write = customer_write.get_or_insert_with(|| {
+            let mut record = customer.clone();
+            record.version += 1;
+            Write { record, expected: Some(customer.version) }
+        });
+        write.record.suspected_duplicates.extend(raised.iter().copied());
+        write.record.updated_at = now;
+        customer = write.record.clone();
+        for c in raised {
+            events.push(Event::DuplicateSuspected { customer: customer.id, resembles: c });
         }
     }
 

@@ -39,6 +39,12 @@ pub struct Customer {
     /// find this person, and an export names them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub merged_from: Vec<CustomerId>,
+    /// Customers this one resembles on a key that was not trusted enough to link them (an
+    /// unverified email or phone another customer holds), in the order the suspicions were
+    /// raised. Each was announced once ([`Event::DuplicateSuspected`](crate::events::Event));
+    /// a merge or an erasure settles them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suspected_duplicates: Vec<CustomerId>,
     /// When the customer was created.
     pub created_at: DateTime<Utc>,
     /// Last change to the record.
@@ -82,6 +88,7 @@ impl Customer {
             blocked: false,
             state: CustomerState::Active,
             merged_from: Vec::new(),
+            suspected_duplicates: Vec::new(),
             created_at: now,
             updated_at: now,
             version: 0,
@@ -217,4 +224,24 @@ pub struct EndpointActivity {
     pub last_inbound_at: Option<DateTime<Utc>>,
     /// Our latest outbound message there.
     pub last_outbound_at: Option<DateTime<Utc>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Records stored before a customer kept its suspicions read back with none, and a list
+    /// round-trips through the stored JSON.
+    #[test]
+    fn suspected_duplicates_are_optional_in_stored_records() {
+        let tenant = TenantId::new("t").expect("tenant");
+        let mut c = Customer::new(CustomerId(uuid::Uuid::now_v7()), tenant, Utc::now());
+        let json = serde_json::to_value(&c).expect("json");
+        assert!(json.get("suspected_duplicates").is_none(), "an empty list is not written");
+        let old: Customer = serde_json::from_value(json).expect("a record without the field");
+        assert!(old.suspected_duplicates.is_empty());
+        c.suspected_duplicates.push(CustomerId(uuid::Uuid::now_v7()));
+        let back: Customer = serde_json::from_str(&serde_json::to_string(&c).expect("json")).expect("read");
+        assert_eq!(back, c);
+    }
 }
