@@ -231,3 +231,57 @@ fn idn_labels_with_combining_marks_are_converted() {
     let raw = "From: kunde@हिन्दी.com\r\nMessage-ID: <idn@x.example>\r\n\r\nनमस्ते\r\n";
     assert!(matches!(parse_raw(raw.as_bytes()), Ok(InboundEmail::Message(_))));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Truncated mail
+// ---------------------------------------------------------------------------------------------
+
+/// A multipart cut off before its closing boundary (a relay's size limit) still shows the
+/// customer's words: an unfinished HTML or plain part becomes the body, not an attachment
+/// named after its content type. A named attachment that was cut off stays an attachment.
+#[test]
+fn a_multipart_cut_off_before_its_closing_boundary_keeps_its_text() {
+    let head = "From: ana@example.com\r\nTo: reply@support.example.com\r\nSubject: Order 1042\r\n";
+    let cut = |id: &str, parts: &str| -> Vec<u8> {
+        format!(
+            "{head}Message-ID: <{id}@ana.example>\r\nContent-Type: multipart/alternative; boundary=\"B\"\r\n\r\n{parts}"
+        )
+        .into_bytes()
+    };
+    let html = message(&cut(
+        "h",
+        "--B\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>My order <b>1042</b> never arrived, can you",
+    ));
+    assert_eq!(text_of(&html), "My order 1042 never arrived, can you");
+    assert!(html.attachments.is_empty(), "{:?}", html.attachments);
+
+    let plain = message(&cut("p", "--B\r\nContent-Type: text/plain\r\n\r\nMy order 1042 never arrived"));
+    assert_eq!(text_of(&plain), "My order 1042 never arrived");
+    // A cut-off base64 part is left undecoded by the parser: not shown as the customer's words
+    // (here nothing else is left, so the subject stands for the message).
+    let b64 = message(&cut(
+        "b",
+        "--B\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\nTXkgb3JkZXIgMTA0MiBuZXZlciBhcnJp",
+    ));
+    assert_eq!(text_of(&b64), "Order 1042");
+
+    // The text before a cut-off named attachment is the body; the attachment stays one.
+    let raw = format!(
+        "{head}Message-ID: <a@ana.example>\r\nContent-Type: multipart/mixed; boundary=\"M\"\r\n\r\n\
+         --M\r\nContent-Type: text/plain\r\n\r\nThe receipt is attached\r\n\
+         --M\r\nContent-Type: text/plain; name=\"receipt.txt\"\r\nContent-Disposition: attachment; filename=\"receipt.txt\"\r\n\r\nTotal: 42"
+    );
+    let with_file = message(raw.as_bytes());
+    assert_eq!(text_of(&with_file), "The receipt is attached");
+    assert_eq!(with_file.attachments.len(), 1);
+    assert_eq!(with_file.attachments[0].filename.as_deref(), Some("receipt.txt"));
+
+    // Only a named attachment, cut off: it is not taken for the customer's words.
+    let raw = format!(
+        "{head}Message-ID: <n@ana.example>\r\nContent-Type: multipart/mixed; boundary=\"M\"\r\n\r\n\
+         --M\r\nContent-Type: text/plain; name=\"log.txt\"\r\nContent-Disposition: attachment; filename=\"log.txt\"\r\n\r\nline 1"
+    );
+    let only_file = message(raw.as_bytes());
+    assert_eq!(text_of(&only_file), "[Attachment] log.txt");
+    assert_eq!(only_file.attachments.len(), 1);
+}

@@ -390,21 +390,45 @@ pub fn parse(raw: &[u8], inbox: &EmailInbox, auth: SenderAuth) -> Result<Inbound
     let subject = parsed.subject().map(|s| truncate(clean_line(s).trim(), 998)).filter(|s| !s.is_empty());
 
     let mut full_text = String::new();
-    for part in parsed.text_bodies() {
-        let text = match &part.body {
-            PartType::Text(t) => crlf_to_lf(t),
-            PartType::Html(h) => html_to_text(h),
-            _ => continue,
-        };
+    let mut add = |text: String| {
         if !full_text.is_empty() && !text.trim().is_empty() {
             full_text.push_str("\n\n");
         }
         full_text.push_str(&text);
+    };
+    for part in parsed.text_bodies() {
+        let text = match &part.body {
+            _ if part.is_encoding_problem => match unfinished_text(part) {
+                Some(text) => text,
+                None => continue,
+            },
+            PartType::Text(t) => crlf_to_lf(t),
+            PartType::Html(h) => html_to_text(h),
+            _ => continue,
+        };
+        add(text);
     }
-
+    // A multipart cut off before its closing boundary (a relay's size limit, a client that
+    // crashed) leaves its last part unfinished, and mail-parser files an unfinished HTML part
+    // as an attachment. With no body found, such an unnamed part is the body: the agent reads
+    // the customer's words, not "[Attachment] text/html".
+    let mut as_body = Vec::new();
+    if parsed.text_bodies().next().is_none() {
+        for (i, part) in parsed.attachments().enumerate() {
+            if part.is_encoding_problem
+                && part.attachment_name().is_none()
+                && let Some(text) = unfinished_text(part)
+            {
+                add(text);
+                as_body.push(i);
+            }
+        }
+    }
     let attachments: Vec<EmailAttachment> = parsed
         .attachments()
-        .map(|part| EmailAttachment {
+        .enumerate()
+        .filter(|(i, _)| !as_body.contains(i))
+        .map(|(_, part)| EmailAttachment {
             filename: part.attachment_name().map(str::to_owned),
             content_type: part
                 .content_type()
@@ -642,6 +666,27 @@ fn auto_reply_signals(message: &mail_parser::Message<'_>) -> Vec<AutoReplySignal
 
 /// `text` with every CRLF line ending as LF (a byte scan for `\r`, cheaper than a substring
 /// replace on long bodies).
+/// The text of a part the parser could not finish (cut off before its closing boundary, or its
+/// transfer encoding broken): mail-parser keeps such a part's bytes as they came, so it is text
+/// only when it was sent without a transfer encoding, and only a `text/plain` or `text/html`
+/// part (HTML made text) is the customer's words.
+fn unfinished_text(part: &mail_parser::MessagePart<'_>) -> Option<String> {
+    let as_sent = part
+        .content_transfer_encoding()
+        .is_none_or(|e| ["7bit", "8bit", "binary"].iter().any(|id| e.trim().eq_ignore_ascii_case(id)));
+    let text = part.text_contents().filter(|_| as_sent)?;
+    let (ctype, sub) =
+        part.content_type().map_or(("text", "plain"), |ct| (ct.ctype(), ct.subtype().unwrap_or("plain")));
+    if !ctype.eq_ignore_ascii_case("text") {
+        return None;
+    }
+    if sub.eq_ignore_ascii_case("html") {
+        Some(html_to_text(text))
+    } else {
+        sub.eq_ignore_ascii_case("plain").then(|| crlf_to_lf(text))
+    }
+}
+
 fn crlf_to_lf(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
