@@ -1576,3 +1576,24 @@ mod window_boundaries {
         assert_ne!(m2.conversation, wa.conversation);
     }
 }
+
+/// WhatsApp and another provider can report one Brazilian mobile with and without the ninth
+/// digit at the same moment: the first messages still make one identity, not one per spelling.
+#[test]
+fn concurrent_first_messages_in_both_spellings_of_a_brazilian_mobile_make_one_identity() {
+    for round in 0..40 {
+        let h = Harness::new();
+        let messages = (0..8)
+            .map(|i| {
+                let number = if i % 2 == 0 { "+55 11 98765-4321" } else { "551187654321" };
+                whatsapp("wa-main", number, &format!("wamid.r{round}.{i}"), &format!("parte {i}"))
+            })
+            .collect();
+        let outcomes = ingest_concurrently(&h, messages);
+        let customers: HashSet<_> = outcomes.iter().map(|o| o.customer).collect();
+        let identities: HashSet<_> = outcomes.iter().map(|o| o.identity).collect();
+        let conversations: HashSet<_> = outcomes.iter().map(|o| o.conversation).collect();
+        assert_eq!((customers.len(), identities.len(), conversations.len()), (1, 1, 1), "round {round}");
+        assert_eq!(h.count("identities"), 1, "round {round}");
+    }
+}
