@@ -17,6 +17,9 @@
 //!   the timing (the WAL is checkpointed between samples), so it is an upper bound of what any
 //!   store writing these rows into SQLite could reach here.
 //!
+//! SQLite's memory statistics are turned off at the start (`disable_memory_statistics`, as the
+//! store's docs advise a host that does not need them); `SQLITE_BENCH_MEMSTATUS=1` keeps them on.
+//!
 //! Traffic: 70 % follow-ups of preloaded customers (WhatsApp, SMS, email; same sender, same
 //! endpoint), 30 % first contacts, every message with a fresh provider id, generated outside the
 //! timed section. Each store is preloaded with `PRELOAD` customers (the SQLite files with group
@@ -311,6 +314,12 @@ fn rate(m: &Measured) -> String {
 }
 
 fn main() {
+    // As the store's docs advise a host that does not need SQLite's memory statistics: off, at
+    // the start of main. `SQLITE_BENCH_MEMSTATUS=1` keeps them on (SQLite's default).
+    let memstatus = std::env::var_os("SQLITE_BENCH_MEMSTATUS").is_some_and(|v| v == "1");
+    // SAFETY: nothing else has started yet, so no other thread uses SQLite.
+    #[allow(unsafe_code)]
+    let statistics_off = !memstatus && unsafe { touchpoint::store::sqlite::disable_memory_statistics() };
     let mut c = Criterion::default().configure_from_args();
     let dir = TempDir(std::env::temp_dir().join(format!("touchpoint-bench-{}", uuid::Uuid::new_v4().simple())));
     std::fs::create_dir_all(&dir.0).expect("temp dir");
@@ -331,7 +340,11 @@ fn main() {
     let floor = floor::bench(&mut c, &floor_db, &dir.0.join("probe.db"));
     c.final_summary();
 
-    eprintln!("\n== summary ({IN_FLIGHT} ingests in flight, WAL, synchronous = FULL, file in the temp dir) ==");
+    let statistics = if statistics_off { "off" } else { "on" };
+    eprintln!(
+        "\n== summary ({IN_FLIGHT} ingests in flight, WAL, synchronous = FULL, file in the temp dir, \
+         SQLite memory statistics {statistics}) =="
+    );
     eprintln!("group commit (max_batch 1024)     : {}", rate(&group));
     eprintln!("one transaction per message       : {}", rate(&single));
     eprintln!("in-memory store (no durability)   : {}", rate(&memory));

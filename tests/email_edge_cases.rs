@@ -257,13 +257,42 @@ fn a_multipart_cut_off_before_its_closing_boundary_keeps_its_text() {
 
     let plain = message(&cut("p", "--B\r\nContent-Type: text/plain\r\n\r\nMy order 1042 never arrived"));
     assert_eq!(text_of(&plain), "My order 1042 never arrived");
-    // A cut-off base64 part is left undecoded by the parser: not shown as the customer's words
-    // (here nothing else is left, so the subject stands for the message).
+    // A cut-off part still in its transfer encoding is decoded as far as it goes: whole base64
+    // groups, quoted-printable escapes (a cut-off escape kept as written).
     let b64 = message(&cut(
         "b",
-        "--B\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: base64\r\n\r\nTXkgb3JkZXIgMTA0MiBuZXZlciBhcnJp",
+        "--B\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\nTXkgb3JkZXIgMTA0MiBuZXZlciBhcnJp",
     ));
-    assert_eq!(text_of(&b64), "Order 1042");
+    assert_eq!(text_of(&b64), "My order 1042 never arri");
+    let qp = message(&cut(
+        "q",
+        "--B\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\
+         <p>Meu pedido n=C3=A3o chegou, j=C3=A1 faz uma se=\r\nmana =C",
+    ));
+    assert_eq!(text_of(&qp), "Meu pedido não chegou, já faz uma semana =C");
+    // In a mixed message, a cut-off unnamed HTML part is the body; a complete one would be an
+    // attachment, and is not taken for the text.
+    let mixed = message(
+        format!(
+            "{head}Message-ID: <m@ana.example>\r\nContent-Type: multipart/mixed; boundary=\"M\"\r\n\r\n\
+             --M\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\niVBORw0KGgo=\r\n\
+             --M\r\nContent-Type: text/html\r\n\r\n<p>Photo of the box attached, it came"
+        )
+        .as_bytes(),
+    );
+    assert_eq!(text_of(&mixed), "Photo of the box attached, it came");
+    assert_eq!(mixed.attachments.len(), 1);
+    assert_eq!(mixed.attachments[0].content_type, "image/png");
+
+    // A single part whose quoted-printable the parser gives up on (a stray `==`) keeps its words.
+    let bad_qp = message(
+        format!(
+            "{head}Message-ID: <x@ana.example>\r\nContent-Type: text/plain; charset=utf-8\r\n\
+             Content-Transfer-Encoding: quoted-printable\r\n\r\nO pedido n=C3=A3o chegou == 2 dias\r\n"
+        )
+        .as_bytes(),
+    );
+    assert_eq!(text_of(&bad_qp), "O pedido não chegou == 2 dias");
 
     // The text before a cut-off named attachment is the body; the attachment stays one.
     let raw = format!(

@@ -390,7 +390,7 @@ pub fn parse(raw: &[u8], inbox: &EmailInbox, auth: SenderAuth) -> Result<Inbound
     let subject = parsed.subject().map(|s| truncate(clean_line(s).trim(), 998)).filter(|s| !s.is_empty());
 
     let mut full_text = String::new();
-    let mut add = |text: String| {
+    let add = |full_text: &mut String, text: String| {
         if !full_text.is_empty() && !text.trim().is_empty() {
             full_text.push_str("\n\n");
         }
@@ -406,20 +406,21 @@ pub fn parse(raw: &[u8], inbox: &EmailInbox, auth: SenderAuth) -> Result<Inbound
             PartType::Html(h) => html_to_text(h),
             _ => continue,
         };
-        add(text);
+        add(&mut full_text, text);
     }
     // A multipart cut off before its closing boundary (a relay's size limit, a client that
     // crashed) leaves its last part unfinished, and mail-parser files an unfinished HTML part
     // as an attachment. With no body found, such an unnamed part is the body: the agent reads
     // the customer's words, not "[Attachment] text/html".
     let mut as_body = Vec::new();
-    if parsed.text_bodies().next().is_none() {
+    if full_text.trim().is_empty() {
         for (i, part) in parsed.attachments().enumerate() {
             if part.is_encoding_problem
                 && part.attachment_name().is_none()
+                && !part.content_disposition().is_some_and(|d| d.is_attachment())
                 && let Some(text) = unfinished_text(part)
             {
-                add(text);
+                add(&mut full_text, text);
                 as_body.push(i);
             }
         }
@@ -664,29 +665,81 @@ fn auto_reply_signals(message: &mail_parser::Message<'_>) -> Vec<AutoReplySignal
     signals
 }
 
-/// `text` with every CRLF line ending as LF (a byte scan for `\r`, cheaper than a substring
-/// replace on long bodies).
-/// The text of a part the parser could not finish (cut off before its closing boundary, or its
-/// transfer encoding broken): mail-parser keeps such a part's bytes as they came, so it is text
-/// only when it was sent without a transfer encoding, and only a `text/plain` or `text/html`
+/// The text of a part the parser could not finish (cut off before its closing boundary):
+/// mail-parser keeps such a part's bytes as they came, still in their transfer encoding. They
+/// are decoded here as far as they go (whole base64 groups; quoted-printable escapes, anything
+/// else kept as written), then read in the part's charset. Only a `text/plain` or `text/html`
 /// part (HTML made text) is the customer's words.
 fn unfinished_text(part: &mail_parser::MessagePart<'_>) -> Option<String> {
-    let as_sent = part
-        .content_transfer_encoding()
-        .is_none_or(|e| ["7bit", "8bit", "binary"].iter().any(|id| e.trim().eq_ignore_ascii_case(id)));
-    let text = part.text_contents().filter(|_| as_sent)?;
     let (ctype, sub) =
         part.content_type().map_or(("text", "plain"), |ct| (ct.ctype(), ct.subtype().unwrap_or("plain")));
-    if !ctype.eq_ignore_ascii_case("text") {
+    let html = sub.eq_ignore_ascii_case("html");
+    if !ctype.eq_ignore_ascii_case("text") || !html && !sub.eq_ignore_ascii_case("plain") {
         return None;
     }
-    if sub.eq_ignore_ascii_case("html") {
-        Some(html_to_text(text))
+    let raw = part.contents();
+    let encoding = part.content_transfer_encoding().map(str::trim).unwrap_or("");
+    let bytes: std::borrow::Cow<'_, [u8]> = if encoding.eq_ignore_ascii_case("base64") {
+        base64_prefix(raw).into()
+    } else if encoding.eq_ignore_ascii_case("quoted-printable") {
+        quoted_printable_lenient(raw).into()
     } else {
-        sub.eq_ignore_ascii_case("plain").then(|| crlf_to_lf(text))
-    }
+        raw.into()
+    };
+    let charset = part.content_type().and_then(|ct| ct.attribute("charset"));
+    let text = match charset.and_then(|c| mail_parser::decoders::charsets::map::charset_decoder(c.as_bytes())) {
+        Some(decode) => decode(&bytes),
+        None => String::from_utf8_lossy(&bytes).into_owned(),
+    };
+    Some(if html { html_to_text(&text) } else { crlf_to_lf(&text) })
 }
 
+/// The bytes of the whole base64 groups at the start of `raw` (line breaks skipped), up to the
+/// first character that is not base64 or the padding.
+fn base64_prefix(raw: &[u8]) -> Vec<u8> {
+    let mut digits: Vec<u8> = raw
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .take_while(|b| b.is_ascii_alphanumeric() || *b == b'+' || *b == b'/')
+        .collect();
+    digits.truncate(digits.len() / 4 * 4);
+    mail_parser::decoders::base64::base64_decode(&digits).unwrap_or_default()
+}
+
+/// Quoted-printable decoded without giving up: `=XX` escapes and soft line breaks are decoded,
+/// anything else (a lone `=`, a cut-off escape) is kept as written.
+fn quoted_printable_lenient(raw: &[u8]) -> Vec<u8> {
+    let hex = |b: u8| char::from(b).to_digit(16);
+    let mut out = Vec::with_capacity(raw.len());
+    let mut i = 0;
+    while let Some(&b) = raw.get(i) {
+        if b == b'=' {
+            match (raw.get(i + 1), raw.get(i + 2)) {
+                (Some(b'\r'), Some(b'\n')) => {
+                    i += 3;
+                    continue;
+                }
+                (Some(b'\n'), _) => {
+                    i += 2;
+                    continue;
+                }
+                (Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
+                    out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
+                    i += 3;
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        out.push(b);
+        i += 1;
+    }
+    out
+}
+
+/// `text` with every CRLF line ending as LF (a byte scan for `\r`, cheaper than a substring
+/// replace on long bodies).
 fn crlf_to_lf(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;

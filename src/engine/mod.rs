@@ -115,7 +115,8 @@ struct Inner {
     /// holds: one router serves every tenant, and a call for one tenant returns the events of
     /// timers that fell due for the others' items too.
     routed: Mutex<HashMap<ConversationId, TenantId>>,
-    /// Lanes that ingests from one sender (tenant, channel, normalised address) and records of
+    /// Lanes that ingests from one sender (tenant, channel, normalised address, every spelling of
+    /// a phone number alike) and records of
     /// our messages to it take turns on: concurrent deliveries from one sender (a burst of
     /// photos arrives as simultaneous webhooks) and replies to it would otherwise all read the
     /// same identity and conversation, and all but one commit would conflict, again and again,
@@ -726,4 +727,34 @@ fn validate_inbound(msg: &InboundMessage, limits: &ContentLimits) -> Result<()> 
         return Err(Error::invalid("thread", "a thread hint is longer than 998 bytes"));
     }
     msg.content.validate(limits)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::normalize::normalize_phone;
+    use crate::model::NormalizedAddress;
+
+    /// Both spellings of a Brazilian mobile (with and without the ninth digit) take one lane, on
+    /// one channel; other numbers and other channels take their own as ever.
+    #[test]
+    fn every_spelling_of_a_phone_takes_one_lane() {
+        let engine = Engine::builder(Arc::new(crate::store::InMemoryStore::new())).build();
+        let tenant = TenantId::new("t").expect("tenant");
+        let phone = |raw: &str| NormalizedAddress {
+            kind: crate::model::AddressKind::Phone,
+            value: normalize_phone(raw, None).expect("phone"),
+        };
+        let (with, without) = (phone("+5511987654321"), phone("+551187654321"));
+        let wa = ChannelKind::WhatsApp;
+        assert!(std::ptr::eq(engine.lane(&tenant, &wa, &with), engine.lane(&tenant, &wa, &without)));
+        // Lanes are shared by hash, so "another lane" is checked over many numbers, not one.
+        let others = (0..64)
+            .filter(|i| {
+                let other = phone(&format!("+55119876543{i:02}"));
+                !std::ptr::eq(engine.lane(&tenant, &wa, &with), engine.lane(&tenant, &wa, &other))
+            })
+            .count();
+        assert!(others > 32, "other numbers mostly take other lanes ({others} of 64)");
+    }
 }

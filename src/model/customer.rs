@@ -41,8 +41,10 @@ pub struct Customer {
     pub merged_from: Vec<CustomerId>,
     /// Customers this one resembles on a key that was not trusted enough to link them (an
     /// unverified email or phone another customer holds), in the order the suspicions were
-    /// raised. Each was announced once ([`Event::DuplicateSuspected`](crate::events::Event));
-    /// a merge or an erasure settles them.
+    /// raised. Each was announced once ([`Event::DuplicateSuspected`](crate::events::Event)). A
+    /// merge of the two settles theirs (the survivor keeps the absorbed customer's others); an
+    /// erased customer's tombstone keeps none. Other customers' lists are not rewritten: an id
+    /// here can name a customer since merged away or erased.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub suspected_duplicates: Vec<CustomerId>,
     /// When the customer was created.
