@@ -686,11 +686,7 @@ fn unfinished_text(part: &mail_parser::MessagePart<'_>) -> Option<String> {
     } else {
         raw.into()
     };
-    let charset = part.content_type().and_then(|ct| ct.attribute("charset"));
-    let text = match charset.and_then(|c| mail_parser::decoders::charsets::map::charset_decoder(c.as_bytes())) {
-        Some(decode) => decode(&bytes),
-        None => String::from_utf8_lossy(&bytes).into_owned(),
-    };
+    let text = super::email_mime::text_in_charset(bytes, part.content_type());
     Some(if html { html_to_text(&text) } else { crlf_to_lf(&text) })
 }
 
@@ -710,7 +706,7 @@ fn base64_prefix(raw: &[u8]) -> Vec<u8> {
 /// Quoted-printable decoded without giving up: `=XX` escapes and soft line breaks are decoded,
 /// anything else (a lone `=`, a cut-off escape) is kept as written.
 fn quoted_printable_lenient(raw: &[u8]) -> Vec<u8> {
-    let hex = |b: u8| char::from(b).to_digit(16);
+    use mail_parser::decoders::quoted_printable::quoted_printable_decode_char;
     let mut out = Vec::with_capacity(raw.len());
     let mut i = 0;
     while let Some(&b) = raw.get(i) {
@@ -724,10 +720,12 @@ fn quoted_printable_lenient(raw: &[u8]) -> Vec<u8> {
                     i += 2;
                     continue;
                 }
-                (Some(&h), Some(&l)) if hex(h).is_some() && hex(l).is_some() => {
-                    out.push((hex(h).unwrap_or(0) * 16 + hex(l).unwrap_or(0)) as u8);
-                    i += 3;
-                    continue;
+                (Some(&h), Some(&l)) => {
+                    if let Some(byte) = quoted_printable_decode_char(h, l) {
+                        out.push(byte);
+                        i += 3;
+                        continue;
+                    }
                 }
                 _ => {}
             }

@@ -24,6 +24,24 @@ use mail_parser::{
 use memchr::memmem::Finder;
 use std::borrow::Cow;
 
+/// A text part's decoded bytes read in the charset its `Content-Type` names (UTF-8, invalid
+/// sequences replaced, when it names none or one unknown), as mail-parser reads them.
+pub(super) fn text_in_charset<'x>(bytes: Cow<'x, [u8]>, content_type: Option<&ContentType<'_>>) -> Cow<'x, str> {
+    let decoder = content_type.and_then(|ct| ct.attribute("charset")).and_then(|c| charset_decoder(c.as_bytes()));
+    match (bytes, decoder) {
+        (Cow::Owned(vec), Some(decode)) => decode(&vec).into(),
+        (Cow::Owned(vec), None) => {
+            String::from_utf8(vec).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()).into()
+        }
+        (Cow::Borrowed(bytes), Some(decode)) => decode(bytes).into(),
+        // `from_utf8` checks ASCII a word at a time; `from_utf8_lossy` walks every byte.
+        (Cow::Borrowed(bytes), None) => match std::str::from_utf8(bytes) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(bytes),
+        },
+    }
+}
+
 /// mail-parser's classification of a part (its private `MimeType`, without `Message`, which
 /// this pass hands to the full parse).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -246,20 +264,7 @@ pub(super) fn structure<'x>(raw: &'x [u8], conf: &MessageParser) -> Option<Messa
             message.text_body.push(id);
         }
         let body = if is_text {
-            let decoder =
-                content_type.and_then(|ct| ct.attribute("charset")).and_then(|c| charset_decoder(c.as_bytes()));
-            let text: Cow<'x, str> = match (bytes, decoder) {
-                (Cow::Owned(vec), Some(decode)) => decode(&vec).into(),
-                (Cow::Owned(vec), None) => {
-                    String::from_utf8(vec).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()).into()
-                }
-                (Cow::Borrowed(bytes), Some(decode)) => decode(bytes).into(),
-                // `from_utf8` checks ASCII a word at a time; `from_utf8_lossy` walks every byte.
-                (Cow::Borrowed(bytes), None) => match std::str::from_utf8(bytes) {
-                    Ok(text) => Cow::Borrowed(text),
-                    Err(_) => String::from_utf8_lossy(bytes),
-                },
-            };
+            let text = text_in_charset(bytes, content_type);
             let is_html = mime == Mime::TextHtml;
             if !add_to_html && is_html || !add_to_text && !is_html {
                 message.attachments.push(id);

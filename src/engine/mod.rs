@@ -349,11 +349,8 @@ impl Engine {
         // Every spelling of one phone (the Brazilian ninth digit and the like) takes the same
         // lane: two first messages in the two spellings would each find no identity and make
         // one apiece.
-        let variants = match address.kind {
-            crate::model::AddressKind::Phone => crate::identity::normalize::phone_lookup_variants(&address.value),
-            _ => Vec::new(),
-        };
-        let spelling = variants.iter().map(String::as_str).fold(address.value.as_str(), std::cmp::min);
+        let others = crate::identity::other_spellings(address);
+        let spelling = others.iter().map(|a| a.value.as_str()).fold(address.value.as_str(), std::cmp::min);
         let h = self.inner.lane_hash.hash_one((tenant, channel, address.kind, spelling));
         &self.inner.ingest_lanes[(h % INGEST_LANES as u64) as usize]
     }

@@ -222,27 +222,29 @@ pub(crate) async fn find_identity(
     if let Some(i) = store.identity_by_address(tenant, channel, address).await? {
         return Ok(Some(i));
     }
-    if address.kind == AddressKind::Phone {
-        for variant in normalize::phone_lookup_variants(&address.value) {
-            let v = NormalizedAddress { kind: AddressKind::Phone, value: variant };
-            if let Some(i) = store.identity_by_address(tenant, channel, &v).await? {
-                return Ok(Some(i));
-            }
+    for v in other_spellings(address) {
+        if let Some(i) = store.identity_by_address(tenant, channel, &v).await? {
+            return Ok(Some(i));
         }
     }
     Ok(None)
 }
 
-/// The link keys under which `address` may be held: its own spelling, then (for phones) the
-/// lookup variants such as the Brazilian ninth digit.
-fn link_key_candidates(address: &NormalizedAddress) -> impl Iterator<Item = LinkKey> + '_ {
-    let variants = match address.kind {
-        AddressKind::Phone => normalize::phone_lookup_variants(&address.value),
+/// The other spellings `address` may be stored under: for a phone, the lookup variants such as
+/// the Brazilian ninth digit; none for other kinds.
+pub(crate) fn other_spellings(address: &NormalizedAddress) -> Vec<NormalizedAddress> {
+    match address.kind {
+        AddressKind::Phone => normalize::phone_lookup_variants(&address.value)
+            .into_iter()
+            .map(|value| NormalizedAddress { kind: AddressKind::Phone, value })
+            .collect(),
         _ => Vec::new(),
-    };
-    std::iter::once(address.value.clone())
-        .chain(variants)
-        .map(|value| LinkKey(NormalizedAddress { kind: address.kind, value }))
+    }
+}
+
+/// The link keys under which `address` may be held: its own spelling, then its other spellings.
+fn link_key_candidates(address: &NormalizedAddress) -> impl Iterator<Item = LinkKey> + '_ {
+    std::iter::once(address.clone()).chain(other_spellings(address)).map(LinkKey)
 }
 
 /// The customer that holds `address` at a linking level, trying phone variants too.
