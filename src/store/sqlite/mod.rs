@@ -51,6 +51,13 @@
 //!   checkpoints run on a checkpointer thread of their own, every 32 MiB of new WAL (the `-wal`
 //!   file grows to about that size between checkpoints; the writer checkpoints itself at 128 MiB
 //!   should the checkpointer fall behind).
+//! * **One write of the WAL per commit.** SQLite writes each WAL frame as two system calls (its
+//!   header, then its page). With `synchronous = FULL` or `EXTRA` the writer's connection goes
+//!   through a thin VFS over the platform's default one that holds a commit's WAL writes in
+//!   memory and hands them to the OS together when SQLite syncs the WAL, before the commit is
+//!   published to other connections (the writer spends about a tenth less CPU per message in
+//!   the `sqlite` bench). With `NORMAL` or `OFF` there is no sync to wait for, and the writer
+//!   uses the default VFS as it is.
 //! * **Same semantics as [`InMemoryStore`](crate::store::InMemoryStore).** The checks of the
 //!   store contract — the same code for every backend — run in the writer's transaction against
 //!   the state before the change set (versions, unique keys, link keys, active owners) and are
@@ -76,6 +83,7 @@
 mod read;
 mod schema;
 mod statements;
+mod wal_buffer;
 mod worker;
 mod write;
 
@@ -260,7 +268,14 @@ impl SqliteStore {
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let open = |flags| Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e));
-        let mut writer = open(flags)?;
+        // With a sync at every commit the writer's WAL writes can be gathered into one per
+        // commit (see `wal_buffer`); without one, other connections could see frames unwritten.
+        let gather = matches!(options.synchronous, Synchronous::Full | Synchronous::Extra) && wal_buffer::register();
+        let mut writer = if gather {
+            Connection::open_with_flags_and_vfs(path, flags, wal_buffer::NAME).map_err(|e| open_error(path, e))?
+        } else {
+            open(flags)?
+        };
         configure(&writer, &options)?;
         // Refuse a file of another application before writing anything to it (the journal
         // mode below is written into the file).
@@ -482,8 +497,27 @@ pub(super) fn decode_id(bytes: [u8; 16]) -> uuid::Uuid {
     uuid::Uuid::from_bytes(bytes)
 }
 
+/// `value` as JSON. Written into a buffer the thread keeps, then copied into a string of just
+/// the right size: one allocation per record, where growing the string as it is written would
+/// take several (records run to a kilobyte).
 pub(super) fn encode<T: Serialize>(what: &'static str, value: &T) -> Result<String> {
-    serde_json::to_string(value).map_err(|e| Error::invalid(what, format!("cannot be stored as JSON: {e}")))
+    thread_local! {
+        static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    let failed = |e: serde_json::Error| Error::invalid(what, format!("cannot be stored as JSON: {e}"));
+    SCRATCH.with(|scratch| {
+        let Ok(mut buf) = scratch.try_borrow_mut() else { return serde_json::to_string(value).map_err(failed) };
+        buf.clear();
+        let written = serde_json::to_writer(&mut *buf, value).map_err(failed);
+        let json = written.and_then(|()| {
+            std::str::from_utf8(&buf).map(str::to_owned).map_err(|e| Error::invalid(what, format!("is not UTF-8: {e}")))
+        });
+        // Keep a few records' worth, not the largest ever written.
+        if buf.capacity() > 64 << 10 {
+            *buf = Vec::new();
+        }
+        json
+    })
 }
 
 pub(super) fn decode<T: DeserializeOwned>(what: &'static str, json: &str) -> Result<T> {
