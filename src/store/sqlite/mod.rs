@@ -51,13 +51,13 @@
 //!   checkpoints run on a checkpointer thread of their own, every 32 MiB of new WAL (the `-wal`
 //!   file grows to about that size between checkpoints; the writer checkpoints itself at 128 MiB
 //!   should the checkpointer fall behind).
-//! * **One write of the WAL per commit.** SQLite writes each WAL frame as two system calls (its
+//! * **WAL writes gathered per commit.** SQLite writes each WAL frame as two system calls (its
 //!   header, then its page). With `synchronous = FULL` or `EXTRA` the writer's connection goes
 //!   through a thin VFS over the platform's default one that holds a commit's WAL writes in
-//!   memory and hands them to the OS together when SQLite syncs the WAL, before the commit is
-//!   published to other connections (the writer spends about a tenth less CPU per message in
-//!   the `sqlite` bench). With `NORMAL` or `OFF` there is no sync to wait for, and the writer
-//!   uses the default VFS as it is.
+//!   memory and hands them to the OS in 64 KiB writes when SQLite syncs the WAL, before the
+//!   commit is published to other connections (the writer spends about a tenth less CPU per
+//!   message in the `sqlite` bench). With `NORMAL` or `OFF` there is no sync to wait for, and
+//!   the writer uses the default VFS as it is (so does a database opened with `psow=0`).
 //! * **Same semantics as [`InMemoryStore`](crate::store::InMemoryStore).** The checks of the
 //!   store contract — the same code for every backend — run in the writer's transaction against
 //!   the state before the change set (versions, unique keys, link keys, active owners) and are

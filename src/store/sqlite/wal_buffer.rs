@@ -1,19 +1,26 @@
-//! A VFS that hands SQLite's write-ahead log to the operating system in one write per commit.
+//! A VFS that hands SQLite's write-ahead log to the operating system in a few large writes
+//! per commit.
 //!
 //! SQLite writes every WAL frame as two `pwrite`s (a 24-byte header, then the page), so a
 //! group commit of a few hundred pages makes close to a thousand system calls, and the kernel
 //! prepares each 4 KiB page of the file several times over. This VFS wraps the platform's
 //! default one; for WAL files only, it gathers consecutive writes in memory and writes them
-//! out in one call when SQLite syncs, reads, truncates, asks the size of, or closes the file
-//! (or when 4 MiB have gathered). Every other file is the default VFS's own, untouched.
+//! out, 64 KiB a call, when SQLite syncs, reads what is held, truncates, asks the size of,
+//! controls or closes the file (or when 4 MiB have gathered). Every other file is the default
+//! VFS's own, untouched.
 //!
-//! This is only sound when every commit syncs the WAL (`synchronous = FULL` or `EXTRA`): SQLite
-//! publishes a commit's frames to other connections (the wal-index in shared memory) right after
-//! the sync, so by then they are in the file. With `NORMAL` or `OFF` there is no sync at
-//! commit, and other connections could be told of frames still held here: the store uses this
-//! VFS for its writer connection with `FULL` and `EXTRA` only. A crash loses the held writes,
-//! which is the same as the process dying before SQLite wrote them: the commit they belong to
-//! was never acknowledged, and SQLite's recovery ignores a WAL's unfinished tail.
+//! This is only sound when every commit syncs the WAL (`synchronous = FULL` or `EXTRA`) after
+//! its last frame: SQLite publishes a commit's frames to other connections (the wal-index in
+//! shared memory) after that sync, so by then they are in the file. With `NORMAL` or `OFF`
+//! there is no sync at commit, and other connections could be told of frames still held here:
+//! the store uses this VFS for its writer connection with `FULL` and `EXTRA` only. A database
+//! opened without power-safe overwrite (the URI parameter `psow=0`) pads each commit to a
+//! sector boundary and writes the last padding after its sync: its WAL is passed through
+//! unwrapped. Frames a transaction spilled before it rolled back are held too; the writer
+//! drops them ([`discard_held`]) when its transaction ends, before another connection may
+//! write there. A crash loses the held writes, which is the same as the process dying before
+//! SQLite wrote them: the commit they belong to was never acknowledged, and SQLite's recovery
+//! ignores a WAL's unfinished tail.
 
 #![allow(unsafe_code)]
 
@@ -53,6 +60,35 @@ pub(super) fn register() -> bool {
             ffi::sqlite3_vfs_register(vfs, 0) == ffi::SQLITE_OK
         }
     })
+}
+
+/// Drops the WAL writes `conn` holds for a transaction that ended without a commit (frames it
+/// spilled before rolling back), so that they are never written over frames another writer
+/// commits at the same place. Does nothing while a transaction is open, or for a connection
+/// not on this VFS.
+pub(super) fn discard_held(conn: &rusqlite::Connection) {
+    if !conn.is_autocommit() {
+        return;
+    }
+    let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
+    // SAFETY: `SQLITE_FCNTL_JOURNAL_POINTER` stores the `sqlite3_file*` of the connection's
+    // WAL (or rollback journal) into the pointer it is given; the handle is `conn`'s, used on
+    // the thread that owns `conn`.
+    let rc = unsafe {
+        ffi::sqlite3_file_control(
+            conn.handle(),
+            c"main".as_ptr(),
+            ffi::SQLITE_FCNTL_JOURNAL_POINTER,
+            (&raw mut file).cast(),
+        )
+    };
+    // SAFETY: a non-null file whose methods are `WAL_METHODS` was set up by `open`, and is
+    // open (the pointer comes from its connection, on the connection's thread).
+    unsafe {
+        if rc == ffi::SQLITE_OK && !file.is_null() && std::ptr::eq((*file).pMethods, &WAL_METHODS) {
+            wal(file).held.clear();
+        }
+    }
 }
 
 /// The wrapped default VFS.
@@ -109,7 +145,9 @@ unsafe extern "C" fn open(
     // for this file, at least the default VFS's size and at least a `WalFile`.
     unsafe {
         let Some(inner_open) = (*inner).xOpen else { return ffi::SQLITE_ERROR };
-        if flags & ffi::SQLITE_OPEN_WAL == 0 {
+        // Without power-safe overwrite SQLite writes part of a commit after its sync.
+        let padded = !name.is_null() && ffi::sqlite3_uri_boolean(name, c"psow".as_ptr(), 1) == 0;
+        if flags & ffi::SQLITE_OPEN_WAL == 0 || padded {
             // Any other file is the default VFS's own, in the memory SQLite gave.
             return inner_open(inner, name, file, flags, out_flags);
         }
@@ -157,8 +195,8 @@ fn methods(w: &WalFile) -> &ffi::sqlite3_io_methods {
 }
 
 /// Writes what is held, in as few calls as the default VFS takes (it writes at most 128 KiB a
-/// call). What was held is dropped either way: after a failed write SQLite treats the
-/// transaction as failed, and its frames as never written.
+/// call). What was held is dropped either way: it is never part of a published commit (those
+/// were written at their sync), and SQLite fails the transaction the failed write belongs to.
 fn flush(w: &mut WalFile) -> c_int {
     let rc = write_through(w, w.at, &w.held);
     w.held.clear();
@@ -232,10 +270,15 @@ unsafe extern "C" fn write(file: *mut ffi::sqlite3_file, data: *const c_void, am
             if rc != ffi::SQLITE_OK {
                 return rc;
             }
-            if len > CAPACITY {
-                return write_through(w, at, bytes);
-            }
             w.at = at;
+        }
+        // Past the capacity, or out of memory: straight to the file.
+        if len > CAPACITY || w.held.try_reserve(len).is_err() {
+            let rc = flush(w);
+            if rc != ffi::SQLITE_OK {
+                return rc;
+            }
+            return write_through(w, at, bytes);
         }
         w.held.extend_from_slice(bytes);
         ffi::SQLITE_OK
@@ -432,6 +475,57 @@ mod tests {
         insert(&conn, 0, 4_000, &fill);
         let copy = recovered_copy(&path, &d.0.join("copy.db"));
         assert_eq!(rows(&copy).0, 4_000);
+    }
+
+    #[test]
+    fn frames_of_a_rolled_back_transaction_are_dropped_not_written_over_another_writers_commit() {
+        let d = dir("rollback");
+        let path = d.0.join("w.db");
+        let a = writer(&path, 10);
+        let b = Connection::open(&path).expect("second writer");
+        b.busy_timeout(std::time::Duration::from_secs(5)).expect("busy timeout");
+        // A spills frames past the WAL's end, then rolls back: they stay held.
+        let tx = a.unchecked_transaction().expect("begin");
+        for k in 0..2_000i64 {
+            tx.execute("INSERT INTO t VALUES (?1, ?2)", rusqlite::params![k, format!("{k:0>300}")]).expect("write");
+        }
+        tx.rollback().expect("rollback");
+        discard_held(&a);
+        // B commits where A's frames were; then A reads those pages and commits a row.
+        insert(&b, 10_000, 500, "b-");
+        assert_eq!(rows(&a).0, 500);
+        insert(&a, 20_000, 1, "a-");
+        let copy = recovered_copy(&path, &d.0.join("copy.db"));
+        assert_eq!(rows(&copy).0, 501);
+        let ok: String = copy.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("check");
+        assert_eq!(ok, "ok");
+    }
+
+    #[test]
+    fn a_database_without_power_safe_overwrite_keeps_the_default_wal_file() {
+        let d = dir("psow");
+        let uri = format!("file:{}?psow=0", d.0.join("w.db").display());
+        assert!(register());
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_URI;
+        let conn = Connection::open_with_flags_and_vfs(&uri, flags, NAME).expect("open");
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0)).expect("wal");
+        conn.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT NOT NULL)").expect("table");
+        let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
+        // SAFETY: as in `discard_held`.
+        let rc = unsafe {
+            ffi::sqlite3_file_control(
+                conn.handle(),
+                c"main".as_ptr(),
+                ffi::SQLITE_FCNTL_JOURNAL_POINTER,
+                (&raw mut file).cast(),
+            )
+        };
+        assert_eq!(rc, ffi::SQLITE_OK);
+        assert!(!file.is_null());
+        // SAFETY: the connection's open WAL file.
+        assert!(!std::ptr::eq(unsafe { (*file).pMethods }, &WAL_METHODS), "psow=0 must not be held back");
+        insert(&conn, 0, 10, "x");
+        assert_eq!(rows(&conn).0, 10);
     }
 
     /// Drives the VFS's file methods directly, as SQLite would on a WAL file.

@@ -196,6 +196,8 @@ fn run_writer(conn: Connection, jobs: Receiver<WriterJob>, max_batch: usize) {
         if !commits.is_empty() && catch_unwind(AssertUnwindSafe(|| commit_batch(&sql, &ids, commits))).is_err() {
             let _ = conn.execute_batch("ROLLBACK");
         }
+        // A batch that rolled back may leave WAL writes held: never write them out.
+        super::wal_buffer::discard_held(&conn);
         if erasure {
             // The WAL still holds the erased records' old page images: copy it back and empty it
             // now rather than at the next routine checkpoint. (Best effort: a reader in the
