@@ -70,6 +70,14 @@ pub(super) fn discard_held(conn: &rusqlite::Connection) {
     if !conn.is_autocommit() {
         return;
     }
+    if let Some(file) = held_wal_file(conn) {
+        // SAFETY: a file `open` set up with `WAL_METHODS`, open, used on `conn`'s thread.
+        unsafe { wal(file).held.clear() };
+    }
+}
+
+/// `conn`'s WAL file if it is one this VFS holds writes for.
+fn held_wal_file(conn: &rusqlite::Connection) -> Option<*mut ffi::sqlite3_file> {
     let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
     // SAFETY: `SQLITE_FCNTL_JOURNAL_POINTER` stores the `sqlite3_file*` of the connection's
     // WAL (or rollback journal) into the pointer it is given; the handle is `conn`'s, used on
@@ -82,13 +90,9 @@ pub(super) fn discard_held(conn: &rusqlite::Connection) {
             (&raw mut file).cast(),
         )
     };
-    // SAFETY: a non-null file whose methods are `WAL_METHODS` was set up by `open`, and is
-    // open (the pointer comes from its connection, on the connection's thread).
-    unsafe {
-        if rc == ffi::SQLITE_OK && !file.is_null() && std::ptr::eq((*file).pMethods, &WAL_METHODS) {
-            wal(file).held.clear();
-        }
-    }
+    // SAFETY: a non-null file from its connection is open; its methods pointer is readable.
+    let ours = rc == ffi::SQLITE_OK && !file.is_null() && std::ptr::eq(unsafe { (*file).pMethods }, &WAL_METHODS);
+    ours.then_some(file)
 }
 
 /// The wrapped default VFS.
@@ -417,6 +421,11 @@ mod tests {
         Connection::open(to).expect("open copy")
     }
 
+    fn assert_intact(conn: &Connection) {
+        let ok: String = conn.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("check");
+        assert_eq!(ok, "ok");
+    }
+
     fn rows(conn: &Connection) -> (i64, String) {
         conn.query_row("SELECT count(*), coalesce(max(v), '') FROM t", [], |r| Ok((r.get(0)?, r.get(1)?)))
             .expect("count")
@@ -427,12 +436,12 @@ mod tests {
         let d = dir("commits");
         let path = d.0.join("w.db");
         let conn = writer(&path, -16_384);
+        assert!(held_wal_file(&conn).is_some(), "the writer's WAL goes through this VFS");
         for batch in 0..5 {
             insert(&conn, batch * 1_000, 1_000, "row-");
             let copy = recovered_copy(&path, &d.0.join(format!("copy{batch}.db")));
             assert_eq!(rows(&copy).0, (batch + 1) * 1_000, "after commit {batch}");
-            let ok: String = copy.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("check");
-            assert_eq!(ok, "ok");
+            assert_intact(&copy);
         }
         // Another connection of this process (the default VFS) reads it all too.
         let reader = Connection::open(&path).expect("reader");
@@ -461,8 +470,7 @@ mod tests {
         let (n, max) = rows(&copy);
         assert_eq!(n, 2_000);
         assert!(max.starts_with("round2-"), "the last round's values: {max}");
-        let ok: String = copy.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("check");
-        assert_eq!(ok, "ok");
+        assert_intact(&copy);
     }
 
     #[test]
@@ -497,8 +505,7 @@ mod tests {
         insert(&a, 20_000, 1, "a-");
         let copy = recovered_copy(&path, &d.0.join("copy.db"));
         assert_eq!(rows(&copy).0, 501);
-        let ok: String = copy.query_row("PRAGMA integrity_check", [], |r| r.get(0)).expect("check");
-        assert_eq!(ok, "ok");
+        assert_intact(&copy);
     }
 
     #[test]
@@ -510,20 +517,7 @@ mod tests {
         let conn = Connection::open_with_flags_and_vfs(&uri, flags, NAME).expect("open");
         conn.pragma_update_and_check(None, "journal_mode", "WAL", |r| r.get::<_, String>(0)).expect("wal");
         conn.execute_batch("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT NOT NULL)").expect("table");
-        let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
-        // SAFETY: as in `discard_held`.
-        let rc = unsafe {
-            ffi::sqlite3_file_control(
-                conn.handle(),
-                c"main".as_ptr(),
-                ffi::SQLITE_FCNTL_JOURNAL_POINTER,
-                (&raw mut file).cast(),
-            )
-        };
-        assert_eq!(rc, ffi::SQLITE_OK);
-        assert!(!file.is_null());
-        // SAFETY: the connection's open WAL file.
-        assert!(!std::ptr::eq(unsafe { (*file).pMethods }, &WAL_METHODS), "psow=0 must not be held back");
+        assert!(held_wal_file(&conn).is_none(), "psow=0 must not be held back");
         insert(&conn, 0, 10, "x");
         assert_eq!(rows(&conn).0, 10);
     }
