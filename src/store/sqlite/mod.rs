@@ -268,8 +268,9 @@ impl SqliteStore {
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
         let open = |flags| Connection::open_with_flags(path, flags).map_err(|e| open_error(path, e));
-        // With a sync at every commit the writer's WAL writes can be gathered into one per
-        // commit (see `wal_buffer`); without one, other connections could see frames unwritten.
+        // With a sync at every commit the writer's WAL writes can be gathered into a few large
+        // writes per commit (see `wal_buffer`); without one, other connections could be told of
+        // frames not yet written.
         let gather = matches!(options.synchronous, Synchronous::Full | Synchronous::Extra) && wal_buffer::register();
         let mut writer = if gather {
             Connection::open_with_flags_and_vfs(path, flags, wal_buffer::NAME).map_err(|e| open_error(path, e))?
