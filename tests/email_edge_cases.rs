@@ -264,6 +264,13 @@ fn a_multipart_cut_off_before_its_closing_boundary_keeps_its_text() {
         "--B\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\nTXkgb3JkZXIgMTA0MiBuZXZlciBhcnJp",
     ));
     assert_eq!(text_of(&b64), "My order 1042 never arri");
+    // A cut inside a UTF-8 character ends the text at the last whole one: "Obrigada, já" whose
+    // last base64 group holds "j" and the first byte of "á".
+    let mid_char = message(&cut(
+        "c",
+        "--B\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\nT2JyaWdhZGEsIGrD",
+    ));
+    assert_eq!(text_of(&mid_char), "Obrigada, j");
     let qp = message(&cut(
         "q",
         "--B\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n\

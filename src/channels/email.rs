@@ -679,15 +679,44 @@ fn unfinished_text(part: &mail_parser::MessagePart<'_>) -> Option<String> {
     }
     let raw = part.contents();
     let encoding = part.content_transfer_encoding().map(str::trim).unwrap_or("");
-    let bytes: std::borrow::Cow<'_, [u8]> = if encoding.eq_ignore_ascii_case("base64") {
+    let mut bytes: std::borrow::Cow<'_, [u8]> = if encoding.eq_ignore_ascii_case("base64") {
         base64_prefix(raw).into()
     } else if encoding.eq_ignore_ascii_case("quoted-printable") {
         quoted_printable_lenient(raw).into()
     } else {
         raw.into()
     };
+    // The cut may fall inside a UTF-8 character: end at the last whole one (not at U+FFFD).
+    let charset = part.content_type().and_then(|ct| ct.attribute("charset")).map(str::trim);
+    if charset.is_none_or(|c| c.eq_ignore_ascii_case("utf-8") || c.eq_ignore_ascii_case("utf8")) {
+        let whole = whole_utf8_chars(&bytes);
+        if whole < bytes.len() {
+            bytes.to_mut().truncate(whole);
+        }
+    }
     let text = super::email_mime::text_in_charset(bytes, part.content_type());
     Some(if html { html_to_text(&text) } else { crlf_to_lf(&text) })
+}
+
+/// How many bytes of `bytes` remain once a UTF-8 character cut off at the end is dropped (all
+/// of them when the last character is whole, or is not UTF-8 at all).
+fn whole_utf8_chars(bytes: &[u8]) -> usize {
+    let n = bytes.len();
+    // The last lead byte, at most three continuation bytes (10xxxxxx) from the end.
+    for back in 1..=n.min(4) {
+        let b = bytes[n - back];
+        if b & 0xC0 == 0x80 {
+            continue;
+        }
+        let len = match b {
+            0xC0..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF7 => 4,
+            _ => 1,
+        };
+        return if len > back { n - back } else { n };
+    }
+    n
 }
 
 /// The bytes of the whole base64 groups at the start of `raw` (line breaks skipped), up to the
@@ -1653,4 +1682,23 @@ fn write_text_part(out: &mut String, subtype: &str, text: &str) {
         out.push_str(&quoted_printable(text));
     }
     out.push_str("\r\n");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::whole_utf8_chars;
+
+    #[test]
+    fn a_character_cut_off_at_the_end_is_dropped_and_nothing_else() {
+        let emoji = "ok 😀".as_bytes(); // the emoji is 4 bytes
+        for cut in 0..=emoji.len() {
+            let kept = whole_utf8_chars(&emoji[..cut]);
+            let want = if cut > 3 && cut < emoji.len() { 3 } else { cut };
+            assert_eq!(kept, want, "cut after {cut} bytes");
+        }
+        assert_eq!(whole_utf8_chars("já".as_bytes()), 3);
+        // Not UTF-8 at all: left as it is, for the charset decoder to judge.
+        assert_eq!(whole_utf8_chars(&[0x80, 0x80, 0x80, 0x80, 0x80]), 5);
+        assert_eq!(whole_utf8_chars(&[b'a', 0xFF]), 2);
+    }
 }
