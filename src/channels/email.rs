@@ -686,9 +686,9 @@ fn unfinished_text(part: &mail_parser::MessagePart<'_>) -> Option<String> {
     } else {
         raw.into()
     };
-    // The cut may fall inside a UTF-8 character: end at the last whole one (not at U+FFFD).
-    let charset = part.content_type().and_then(|ct| ct.attribute("charset")).map(str::trim);
-    if charset.is_none_or(|c| c.eq_ignore_ascii_case("utf-8") || c.eq_ignore_ascii_case("utf8")) {
+    // Read as UTF-8, the cut may fall inside a character: end at the last whole one (not at
+    // U+FFFD).
+    if super::email_mime::charset_of(part.content_type()).is_none() {
         let whole = whole_utf8_chars(&bytes);
         if whole < bytes.len() {
             bytes.to_mut().truncate(whole);

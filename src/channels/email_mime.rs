@@ -27,8 +27,7 @@ use std::borrow::Cow;
 /// A text part's decoded bytes read in the charset its `Content-Type` names (UTF-8, invalid
 /// sequences replaced, when it names none or one unknown), as mail-parser reads them.
 pub(super) fn text_in_charset<'x>(bytes: Cow<'x, [u8]>, content_type: Option<&ContentType<'_>>) -> Cow<'x, str> {
-    let decoder = content_type.and_then(|ct| ct.attribute("charset")).and_then(|c| charset_decoder(c.as_bytes()));
-    match (bytes, decoder) {
+    match (bytes, charset_of(content_type)) {
         (Cow::Owned(vec), Some(decode)) => decode(&vec).into(),
         (Cow::Owned(vec), None) => {
             String::from_utf8(vec).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()).into()
@@ -40,6 +39,12 @@ pub(super) fn text_in_charset<'x>(bytes: Cow<'x, [u8]>, content_type: Option<&Co
             Err(_) => String::from_utf8_lossy(bytes),
         },
     }
+}
+
+/// The decoder of the charset a `Content-Type` names; `None` when the text is read as UTF-8
+/// (no charset, UTF-8 itself, or one mail-parser does not know).
+pub(super) fn charset_of(content_type: Option<&ContentType<'_>>) -> Option<fn(&[u8]) -> String> {
+    content_type.and_then(|ct| ct.attribute("charset")).and_then(|c| charset_decoder(c.as_bytes()))
 }
 
 /// mail-parser's classification of a part (its private `MimeType`, without `Message`, which

@@ -269,20 +269,17 @@ unsafe extern "C" fn write(file: *mut ffi::sqlite3_file, data: *const c_void, am
             w.held[from..from + len].copy_from_slice(bytes);
             return ffi::SQLITE_OK;
         }
-        if !(at == end && w.held.len() + len <= CAPACITY) {
+        let appends = at == end && w.held.len() + len <= CAPACITY;
+        if !appends || w.held.try_reserve(len).is_err() {
             let rc = flush(w);
             if rc != ffi::SQLITE_OK {
                 return rc;
+            }
+            // Past the capacity, or out of memory: straight to the file.
+            if len > CAPACITY || w.held.try_reserve(len).is_err() {
+                return write_through(w, at, bytes);
             }
             w.at = at;
-        }
-        // Past the capacity, or out of memory: straight to the file.
-        if len > CAPACITY || w.held.try_reserve(len).is_err() {
-            let rc = flush(w);
-            if rc != ffi::SQLITE_OK {
-                return rc;
-            }
-            return write_through(w, at, bytes);
         }
         w.held.extend_from_slice(bytes);
         ffi::SQLITE_OK
@@ -399,12 +396,18 @@ mod tests {
         conn
     }
 
+    /// Rows `from..from + n`, valued `{fill}{k}`, in the transaction open on `conn` (if any).
+    fn put(conn: &Connection, from: i64, n: i64, fill: &str) {
+        for k in from..from + n {
+            conn.execute("INSERT OR REPLACE INTO t VALUES (?1, ?2)", rusqlite::params![k, format!("{fill}{k}")])
+                .expect("write");
+        }
+    }
+
+    /// [`put`] in a transaction of its own, committed.
     fn insert(conn: &Connection, from: i64, n: i64, fill: &str) {
         let tx = conn.unchecked_transaction().expect("begin");
-        for k in from..from + n {
-            tx.execute("INSERT OR REPLACE INTO t VALUES (?1, ?2)", rusqlite::params![k, format!("{fill}{k}")])
-                .expect("insert");
-        }
+        put(&tx, from, n, fill);
         tx.commit().expect("commit");
     }
 
@@ -457,13 +460,7 @@ mod tests {
         let conn = writer(&path, 10);
         let tx = conn.unchecked_transaction().expect("begin");
         for round in 0..3 {
-            for k in 0..2_000i64 {
-                tx.execute(
-                    "INSERT OR REPLACE INTO t VALUES (?1, ?2)",
-                    rusqlite::params![k, format!("round{round}-{k:0>200}")],
-                )
-                .expect("write");
-            }
+            put(&tx, 0, 2_000, &format!("round{round}-{}", "0".repeat(200)));
         }
         tx.commit().expect("commit");
         let copy = recovered_copy(&path, &d.0.join("copy.db"));
@@ -494,9 +491,7 @@ mod tests {
         b.busy_timeout(std::time::Duration::from_secs(5)).expect("busy timeout");
         // A spills frames past the WAL's end, then rolls back: they stay held.
         let tx = a.unchecked_transaction().expect("begin");
-        for k in 0..2_000i64 {
-            tx.execute("INSERT INTO t VALUES (?1, ?2)", rusqlite::params![k, format!("{k:0>300}")]).expect("write");
-        }
+        put(&tx, 0, 2_000, &"0".repeat(300));
         tx.rollback().expect("rollback");
         discard_held(&a);
         // B commits where A's frames were; then A reads those pages and commits a row.
