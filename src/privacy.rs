@@ -8,9 +8,7 @@
 
 use crate::engine::Engine;
 use crate::events::Event;
-use crate::model::{
-    AddressKind, Conversation, ConversationId, Customer, CustomerId, CustomerState, Identity, Message, TenantId,
-};
+use crate::model::{Conversation, ConversationId, Customer, CustomerId, CustomerState, Identity, Message, TenantId};
 use crate::store::{ChangeSet, CustomerSnapshot, Write};
 use crate::{Error, Result};
 use chrono::{DateTime, Utc};
@@ -98,21 +96,20 @@ impl Engine {
     /// starts afresh under a new customer with none of the erased history. Nothing is ever left
     /// attached to the tombstone.
     pub async fn erase_customer(&self, tenant: &TenantId, customer: CustomerId) -> Result<ErasureReport> {
-        let (mut report, conversations, phones) = self.erase_records(tenant, customer).await?;
-        self.normalizer().forget_phones(&phones);
+        let (mut report, conversations) = self.erase_records(tenant, customer).await?;
+        self.normalizer().forget_phones();
         if let Err(e) = self.withdraw_erased(tenant, &conversations).await {
             report.notes.push(format!("routing after the erasure failed: {e}"));
         }
         Ok(report)
     }
 
-    /// The erasure's commit: the report, the erased conversations and the phone numbers of the
-    /// erased identities.
+    /// The erasure's commit: the report and the erased conversations.
     async fn erase_records(
         &self,
         tenant: &TenantId,
         customer: CustomerId,
-    ) -> Result<(ErasureReport, Vec<ConversationId>, Vec<String>)> {
+    ) -> Result<(ErasureReport, Vec<ConversationId>)> {
         self.retrying(|| async {
             let c = self.customer(tenant, customer).await?;
             let store = &**self.store();
@@ -140,12 +137,7 @@ impl Engine {
                 messages: messages as usize,
                 notes: Vec::new(),
             };
-            let phones = identities
-                .into_iter()
-                .filter(|i| i.address.kind == AddressKind::Phone)
-                .map(|i| i.address.value)
-                .collect();
-            Ok((report, conversations.iter().map(|c| c.id).collect(), phones))
+            Ok((report, conversations.iter().map(|c| c.id).collect()))
         })
         .await
     }

@@ -1498,6 +1498,22 @@ mod duplicates_and_linking {
         assert!(again.duplicate);
         assert_eq!((again.customer, again.conversation), (ana.customer, ana.conversation));
     }
+
+    /// The same, once Ana's address was unlinked (her identity is gone, so her address cannot
+    /// be compared): a stranger's mail under her Message-ID is still refused, never answered
+    /// as stored, while a retry of Ana's own mail (the same content) is still a duplicate.
+    #[test]
+    fn reused_message_id_after_the_first_senders_identity_was_unlinked_is_not_dropped() {
+        let h = Harness::new();
+        let id = "<CAFAKE0002.ana@mail.example.net>";
+        let ana = h.ingest(email("ana@example.com", id, "My invoice is wrong"));
+        run(h.engine.unlink_identity(&h.tenant, ana.identity)).unwrap();
+        let mallory = h.try_ingest(email("mallory@evil.example", id, "MALLORY-TEXT"));
+        assert!(matches!(&mallory, Err(Error::InvalidInput { field, .. }) if *field == "external_id"), "{mallory:?}");
+        let again = h.ingest(email("ana@example.com", id, "My invoice is wrong"));
+        assert!(again.duplicate, "a retry of the stored mail is a duplicate");
+        assert_eq!(again.message, ana.message);
+    }
 }
 
 /// Without a default region, a number in national format is documented to need one; it must

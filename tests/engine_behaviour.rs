@@ -980,6 +980,32 @@ fn opted_out_channel_is_refused() {
     .expect("email is not opted out");
 }
 
+/// A consent is kept per channel name: a custom channel spelled like a built-in one (or blank)
+/// is refused, as it is on ingest, and nothing changes. Stored in a database it would read back
+/// as the built-in channel: an opt-out of `Custom("sms")` would become an SMS opt-out.
+#[test]
+fn a_consent_for_a_custom_channel_named_like_a_built_in_one_is_refused() {
+    let h = Harness::new();
+    let inbound = h.ingest(whatsapp("wa-main", "+447700900123", "wamid.1", "Hi"));
+    let before = h.dump();
+    for name in ["sms", "", "two words"] {
+        let r = run(h.engine.update_customer(
+            &h.tenant,
+            inbound.customer,
+            CustomerPatch {
+                consent: vec![(
+                    ChannelKind::Custom(name.into()),
+                    Consent { state: ConsentState::OptedOut, at: h.now(), source: None },
+                )],
+                ..Default::default()
+            },
+        ));
+        assert!(matches!(&r, Err(Error::InvalidInput { field, .. }) if *field == "channel"), "{name:?}: {r:?}");
+    }
+    assert_eq!(h.dump(), before);
+    assert!(h.customer(inbound.customer).may_contact(&ChannelKind::Sms));
+}
+
 #[test]
 fn outbound_via_someone_elses_identity_is_not_found() {
     let h = Harness::new();

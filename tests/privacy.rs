@@ -782,3 +782,49 @@ fn an_erasure_during_routing_does_not_drop_other_customers_routing_events() {
         "Bob's assignment was not recorded; apply_routing_events returned {applied:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// A shared device: the identity moves between the people who sign in on it.
+
+/// A web-chat message from the shared device `family-tablet`, signed in as `user`.
+fn signed_in(user: &str, id: &str, text: &str, name: &str) -> InboundMessage {
+    web_chat("family-tablet", id, text)
+        .with_claim(CustomerKey::ExternalId(user.into()), Verification::Verified)
+        .with_sender_name(name)
+}
+
+/// Carla signs in on the tablet, then Dan: the tablet's identity moved to Dan. The name the
+/// tablet reported for Carla is hers: it does not stay on Dan's identity, where erasing Carla
+/// would not find it and Dan's export would show it.
+#[test]
+fn an_identity_that_moves_to_another_person_leaves_the_previous_name_behind() {
+    let (engine, store, tenant, _ana) = interleaved();
+    let carla = run(engine.ingest(&tenant, signed_in("carla-1", "W-1", "hello", "Carla Tablet-Name"))).unwrap();
+    let dan = run(engine.ingest(&tenant, signed_in("dan-2", "W-2", "hi again", "Dan Tablet-Name"))).unwrap();
+    assert!(matches!(dan.resolution, Resolution::Moved { from } if from == carla.customer), "{:?}", dan.resolution);
+    assert_eq!(dan.identity, carla.identity, "the same device identity moved");
+    let export = run(engine.export_customer(&tenant, dan.customer)).unwrap();
+    assert_eq!(export.identities[0].display_name.as_deref(), Some("Dan Tablet-Name"));
+    run(engine.erase_customer(&tenant, carla.customer)).unwrap();
+    let text = serde_json::to_string(&store.inner.dump()).unwrap();
+    assert!(!text.contains("Carla Tablet-Name"), "Carla's name survived her erasure");
+}
+
+/// Carla signs in on the tablet, then Dan, and while Carla's erasure runs Carla signs in on it
+/// again: the identity moves back to her. The erasure must cover it (the ingest that moved it
+/// back touched Carla, so the erasure reads her again) and nothing may point at her tombstone.
+#[test]
+fn an_erasure_racing_a_sign_in_that_moves_an_identity_back_leaves_nothing_behind() {
+    let (engine, store, tenant, _ana) = interleaved();
+    let carla = run(engine.ingest(&tenant, signed_in("carla-1", "W-1", "CARLA-TEXT-1", "Carla"))).unwrap();
+    run(engine.ingest(&tenant, signed_in("dan-2", "W-2", "DAN-TEXT-1", "Dan"))).unwrap();
+    let back = signed_in("carla-1", "W-3", "CARLA-TEXT-2", "Carla");
+    *store.armed.lock().unwrap() = Some(Armed::IngestDuringErase(tenant.clone(), Box::new(back)));
+    run(engine.erase_customer(&tenant, carla.customer)).expect("the erasure");
+    assert!(store.armed.lock().unwrap().is_none(), "the interleaving did not happen");
+    assert_nothing_attached_to(&store, &tenant, carla.customer);
+    let text = serde_json::to_string(&store.inner.dump()).unwrap();
+    for p in ["CARLA-TEXT-1", "CARLA-TEXT-2", "carla-1"] {
+        assert!(!text.contains(p), "{p:?} survived the erasure");
+    }
+}

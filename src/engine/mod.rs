@@ -426,7 +426,8 @@ impl Engine {
             Err(refusal @ Error::Refused(_)) => {
                 return match store.message_by_external_id(tenant, &msg.channel, &msg.external_id).await? {
                     Some(existing) if existing.direction == crate::model::Direction::Inbound => {
-                        self.duplicate_outcome(tenant, existing, resolved.identity.id, &sender.address).await
+                        self.duplicate_outcome(tenant, existing, resolved.identity.id, &sender.address, &msg.content)
+                            .await
                     }
                     _ => Err(refusal),
                 };
@@ -539,9 +540,13 @@ impl Engine {
             notes,
             routing: None,
         };
-        // Whatever attaches a new identity or conversation to a customer also bumps the
-        // customer's version, so an erasure or merge computed concurrently must re-read.
-        let attaches = resolved.identity_write.expected.is_none() || !resolved.claimed.is_empty() || expected.is_none();
+        // Whatever attaches an identity or conversation to a customer (a new one, or one moved
+        // from another customer) also bumps the customer's version, so an erasure or merge
+        // computed concurrently must re-read.
+        let attaches = resolved.identity_write.expected.is_none()
+            || matches!(outcome.resolution, Resolution::Moved { .. })
+            || !resolved.claimed.is_empty()
+            || expected.is_none();
         let customer_write = match resolved.customer_write {
             Some(w) => Some(w),
             None if attaches => Some(touch(&resolved.customer)),
@@ -561,7 +566,9 @@ impl Engine {
         match self.commit(tenant, changes).await? {
             Committed::Applied { .. } => Ok(outcome),
             Committed::Duplicate { message } => match store.message(tenant, message).await? {
-                Some(existing) => self.duplicate_outcome(tenant, existing, resolved.identity.id, &sender.address).await,
+                Some(existing) => {
+                    self.duplicate_outcome(tenant, existing, resolved.identity.id, &sender.address, &msg.content).await
+                }
                 None => Err(Error::Conflict("the duplicate's message vanished".into())),
             },
         }
@@ -617,11 +624,20 @@ impl Engine {
         existing: Message,
         identity: IdentityId,
         address: &crate::model::NormalizedAddress,
+        content: &crate::model::Content,
     ) -> Result<IngestOutcome> {
-        if let Author::Customer(i) = existing.author
-            && i != identity
-            && self.inner.store.identity(tenant, i).await?.is_some_and(|first| first.address != *address)
-        {
+        // Another sender's message under the same provider id is refused, never answered as
+        // a duplicate (it would be acknowledged and stored nowhere). When the first sender's
+        // identity is gone (unlinked), its address is unknown: only the same content passes
+        // as a retry.
+        let other_sender = match existing.author {
+            Author::Customer(i) if i != identity => match self.inner.store.identity(tenant, i).await? {
+                Some(first) => first.address != *address,
+                None => existing.content != *content,
+            },
+            _ => false,
+        };
+        if other_sender {
             return Err(Error::invalid(
                 "external_id",
                 format!("{:?} is already the id of another sender's message", existing.external_id.unwrap_or_default()),

@@ -425,7 +425,9 @@ impl Engine {
         .await
     }
 
-    /// Changes a customer's profile.
+    /// Changes a customer's profile. Refused, changing nothing ([`Error::InvalidInput`]): a name
+    /// over 256 bytes, a bad external id or attribute key, a consent for a custom channel named
+    /// like a built-in one, blank, or with spaces.
     pub async fn update_customer(&self, tenant: &TenantId, id: CustomerId, patch: CustomerPatch) -> Result<Customer> {
         if let Some(Some(name)) = &patch.name {
             check_text("name", name, 256)?;
@@ -436,6 +438,11 @@ impl Engine {
         };
         for key in &patch.remove_attributes {
             check_text("remove_attributes", key, 64)?;
+        }
+        // A consent is kept per channel by name: a custom channel spelled like a built-in one
+        // would read back as the built-in one from a database.
+        for (channel, _) in &patch.consent {
+            super::check_channel(channel)?;
         }
         self.retrying(|| async {
             let before = self.customer(tenant, id).await?;

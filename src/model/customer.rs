@@ -147,7 +147,8 @@ pub struct Identity {
     pub raw_address: String,
     /// How far the address is trusted.
     pub verification: Verification,
-    /// Name the channel reported for the sender, if any.
+    /// Name the channel reported for the sender, if any (the first one reported; when a
+    /// sign-in moves the identity to another person, that person's).
     pub display_name: Option<String>,
     /// Activity per endpoint of ours (drives reply windows).
     pub endpoints: Vec<EndpointActivity>,
