@@ -630,3 +630,145 @@ fn findings_that_would_take_an_item_past_256_attributes_are_refused() {
     r.return_to_bot(wid(1), &aid("bot"), findings(0, 10), at(5)).unwrap();
     assert_eq!(r.item(wid(1)).unwrap().state, ItemState::Assigned(aid("bot")));
 }
+
+// ---------------------------------------------------------------------------------------------
+// A queue changed while items wait or are assigned in it.
+
+fn requeued(events: &[RoutingEvent]) -> Vec<WorkItemId> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            RoutingEvent::Requeued { item, reason: RequeueReason::NoReply, .. } => Some(*item),
+            _ => None,
+        })
+        .collect()
+}
+
+fn support(max_wait: Option<i64>) -> Queue {
+    let q = Queue::new(qid("support"));
+    match max_wait {
+        Some(m) => q.with_max_wait(TimeDelta::minutes(m), TimeoutAction::Callback),
+        None => q,
+    }
+}
+
+/// A max wait lengthened or removed lets the items already waiting wait on; one added or
+/// shortened ends their wait at their entry plus the new value.
+#[test]
+fn a_changed_max_wait_holds_for_the_items_already_waiting() {
+    let r = router(&[]);
+    r.upsert_queue(support(Some(1))).unwrap();
+    r.submit(chat(1, "support", t0()), t0()).unwrap();
+    r.upsert_queue(support(Some(60))).unwrap();
+    assert!(timed_out(&r.tick(t0() + TimeDelta::minutes(1))).is_empty(), "lengthened: no time-out at the old end");
+    assert_eq!(r.item(wid(1)).unwrap().state, ItemState::Waiting);
+    assert_eq!(timed_out(&r.tick(t0() + TimeDelta::minutes(60))), [wid(1)], "at the new end");
+
+    r.submit(chat(2, "support", at(3_600)), at(3_600)).unwrap();
+    r.upsert_queue(support(None)).unwrap();
+    assert!(timed_out(&r.tick(at(3_600) + TimeDelta::minutes(61))).is_empty(), "removed: no time-out");
+    assert_eq!(r.item(wid(2)).unwrap().state, ItemState::Waiting);
+
+    // Added (and shortened) while item 2 waits: it times out at its entry plus the new value.
+    let now = at(3_600) + TimeDelta::minutes(61);
+    r.upsert_queue(support(Some(90))).unwrap();
+    r.upsert_queue(support(Some(70))).unwrap();
+    assert!(timed_out(&r.tick(at(3_600) + TimeDelta::minutes(69))).is_empty());
+    assert_eq!(timed_out(&r.tick(at(3_600) + TimeDelta::minutes(70))), [wid(2)]);
+    assert!(r.item(wid(2)).is_none());
+    assert!(timed_out(&r.tick(now + TimeDelta::minutes(120))).is_empty(), "once only");
+}
+
+/// A no-reply rule removed or lengthened holds for work assigned before the change.
+#[test]
+fn a_removed_or_lengthened_no_reply_rule_holds_for_work_already_assigned() {
+    let r = router(&[]);
+    r.upsert_queue(support(None).with_no_reply(TimeDelta::minutes(5))).unwrap();
+    r.upsert_agent(chat_agent("ana", "support", 2), t0()).unwrap();
+    r.submit(chat(1, "support", t0()), t0()).unwrap();
+    r.upsert_queue(support(None).with_no_reply(TimeDelta::minutes(30))).unwrap();
+    assert!(requeued(&r.tick(t0() + TimeDelta::minutes(5))).is_empty(), "lengthened: not at the old end");
+    assert_eq!(requeued(&r.tick(t0() + TimeDelta::minutes(30))), [wid(1)], "at the new end");
+
+    r.submit(chat(2, "support", at(3_600)), at(3_600)).unwrap();
+    assert_eq!(r.item(wid(2)).unwrap().state, ItemState::Assigned(aid("ana")));
+    r.upsert_queue(support(None)).unwrap();
+    assert!(requeued(&r.tick(at(3_600) + TimeDelta::minutes(31))).is_empty(), "removed: no requeue");
+    assert_eq!(r.item(wid(2)).unwrap().state, ItemState::Assigned(aid("ana")));
+}
+
+/// An item a custom policy holds back is not given to an agent its plan names when that agent
+/// frees up: the policy decides.
+#[test]
+fn a_policy_that_waits_is_not_bypassed_by_an_agent_the_plan_names() {
+    #[derive(Debug)]
+    struct Hold;
+    impl RoutingPolicy for Hold {
+        fn route(&self, _: &WorkItem, _: &[AgentView<'_>]) -> PolicyChoice {
+            PolicyChoice::Wait
+        }
+    }
+    let r = router(&["support"]);
+    r.upsert_agent(chat_agent("ana", "support", 1), t0()).unwrap();
+    r.set_plan(Plan::new([Rule::new("named", [Step::new(Pool::agents([aid("ana")]))])]), t0()).unwrap();
+    r.set_policy(Some(std::sync::Arc::new(Hold)));
+    let d = r.submit(chat(1, "support", t0()), t0()).unwrap();
+    assert!(matches!(d.outcome, Outcome::Queued(_)), "{d:?}");
+    // Ana is freed (a status change to the same status counts as one).
+    let events = r.set_presence(&aid("ana"), "online", at(1)).unwrap();
+    assert!(assignments(&events).is_empty(), "{events:?}");
+    assert_eq!(r.item(wid(1)).unwrap().state, ItemState::Waiting);
+}
+
+/// `decision` names the rule the item was routed by, also after a new plan was set.
+#[test]
+fn the_decision_names_the_rule_of_the_plan_the_item_was_routed_by() {
+    let r = router(&["support"]);
+    r.upsert_agent(chat_agent("ana", "support", 1), t0()).unwrap();
+    r.set_plan(Plan::new([Rule::new("first", [Step::new(Pool::default())])]), t0()).unwrap();
+    r.submit(chat(1, "support", t0()), t0()).unwrap();
+    r.set_plan(
+        Plan::new([
+            Rule::new("vip", [Step::new(Pool::default())]).when(Term::PriorityAtLeast(5)),
+            Rule::new("second", [Step::new(Pool::default())]),
+        ]),
+        at(1),
+    )
+    .unwrap();
+    assert_eq!(r.item(wid(1)).unwrap().rule.as_deref(), Some("first"));
+    assert_eq!(r.decision(wid(1), at(2)).unwrap().rule.as_deref(), Some("first"));
+}
+
+/// An agent updated without the schedule that kept them off shift is on shift now: a
+/// `ShiftChanged` event says so, naming the schedule they no longer have.
+#[test]
+fn removing_an_off_shift_agents_schedule_is_a_shift_change() {
+    let saturday = utc(2026, 3, 7, 10, 0);
+    let r = router(&["support"]);
+    r.set_calendars(
+        Calendars::from_schedules([ScheduleConfig::new("week", "UTC")
+            .hours("Mon-Fri", "09:00", "17:00")
+            .build()
+            .unwrap()])
+        .unwrap(),
+    );
+    r.upsert_agent(chat_agent("ana", "support", 1).with_schedule("week"), saturday).unwrap();
+    let events = r.upsert_agent(chat_agent("ana", "support", 1), saturday).unwrap();
+    assert!(
+        events.contains(&RoutingEvent::ShiftChanged { agent: aid("ana"), schedule: "week".into(), on_shift: true }),
+        "{events:?}"
+    );
+    let d = r.submit(chat(1, "support", saturday), saturday).unwrap();
+    assert_eq!(assigned_to(&d).as_deref(), Some("ana"));
+}
+
+/// A queue's bucket conditions have the size limits of plan conditions.
+#[test]
+fn an_oversized_bucket_condition_is_refused() {
+    let r = router(&[]);
+    let big = Term::ItemAttr { key: "k".into(), test: AttrTest::In((0..5_000).map(|n: i64| n.into()).collect()) };
+    let q = Queue::new(qid("q")).with_discipline(Discipline::Buckets(vec![big]));
+    let e = r.upsert_queue(q).unwrap_err();
+    assert!(e.to_string().contains("buckets[0]"), "{e}");
+    assert!(r.queue_stats(&qid("q")).is_err(), "nothing stored");
+}

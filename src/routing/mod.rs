@@ -816,7 +816,13 @@ impl Router {
             s.calendars.schedule(schedule)?;
         }
         let offline = status.offline;
-        let schedule = agent.schedule.clone();
+        // The schedule the shift change is of: the new one, or the one the agent no longer has.
+        let previous = s
+            .agent_ids
+            .get(&agent.id)
+            .and_then(|a| s.agents[*a as usize].as_ref())
+            .and_then(|x| x.agent.schedule.clone());
+        let schedule = agent.schedule.clone().or(previous);
         // A known agent's change of presence through an upsert is a presence change like
         // `set_presence`'s: an event, and the offline policy when it goes offline.
         let (a, was_offline, shift_changed) = s.upsert_agent(agent, status, now);
@@ -1712,7 +1718,7 @@ fn decision(
         IState::Waiting { .. } | IState::Moving => Outcome::Queued(x.queue.clone()),
     };
     let (rule, step) = match x.at {
-        StepRef::Rule(r, k) => (s.plan.rule_names.get(r).cloned(), Some(k)),
+        StepRef::Rule(r, k) => (s.plan_of(x.item.plan_gen).rule_names.get(r).cloned(), Some(k)),
         _ => (None, None),
     };
     RoutingDecision { item: id, outcome, rule, step, reason: reason(s, i, now), events }

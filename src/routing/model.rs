@@ -733,6 +733,11 @@ pub struct Queue {
     /// offered to or assigned to an agent counts too. An item that comes back to the queue
     /// (declined, expired, requeued) after its max wait gets [`on_max_wait`](Self::on_max_wait)
     /// at once unless an agent takes it then.
+    ///
+    /// A change of the queue ([`Router::upsert_queue`](super::Router::upsert_queue)) holds for
+    /// the items waiting in it too: a max wait added or shortened ends their wait at entry plus
+    /// the new value (at the next tick if that is past), one lengthened or removed lets them
+    /// wait on.
     #[serde(with = "secs::option", default)]
     pub max_wait: Option<TimeDelta>,
     /// What happens after [`max_wait`](Self::max_wait).
@@ -741,7 +746,9 @@ pub struct Queue {
     /// Offer or assign.
     #[serde(default)]
     pub offer: OfferPolicy,
-    /// Reassign work whose agent did not reply in time.
+    /// Reassign work whose agent did not reply in time. A rule removed or lengthened by a change
+    /// of the queue holds for work assigned before the change too; one added or shortened,
+    /// from the next assignment.
     #[serde(default)]
     pub no_reply: Option<NoReplyPolicy>,
     /// How many recent waits the estimated wait time averages. Default 100.
@@ -890,7 +897,9 @@ impl Queue {
         }
         if let Discipline::Buckets(terms) = &self.discipline {
             for (i, t) in terms.iter().enumerate() {
-                t.check_item_only().map_err(|e| Error::invalid("queue.discipline", format!("buckets[{i}]: {e}")))?;
+                t.check_limits()
+                    .and_then(|()| t.check_item_only())
+                    .map_err(|e| Error::invalid("queue.discipline", format!("buckets[{i}]: {e}")))?;
             }
         }
         Ok(())

@@ -1021,6 +1021,14 @@ impl State {
                 if s.wait_gen != epoch || !matches!(s.state, IState::Waiting { .. } | IState::Awaiting { .. }) {
                     return;
                 }
+                // The queue's max wait as it is now: removed since, nothing happens; lengthened,
+                // the check moves to the new end.
+                let Some(m) = self.queues.get(&s.queue).and_then(|q| q.config.max_wait) else { return };
+                let due = add(s.item.queue_entered, m);
+                if due > now {
+                    self.schedule(due, TimerKind::MaxWait { item, epoch });
+                    return;
+                }
                 self.wait_over(item, true, now);
             }
             TimerKind::Offer { item, epoch } => {
@@ -1050,6 +1058,17 @@ impl State {
                 let Some(s) = self.items[item as usize].as_ref() else { return };
                 let IState::Assigned { agent, epoch: g } = s.state else { return };
                 if g != epoch {
+                    return;
+                }
+                // The queue's no-reply rule as it is now: removed since, nothing happens;
+                // lengthened, the check moves to the new end.
+                let Some(after) = self.queues.get(&s.queue).and_then(|q| q.config.no_reply.as_ref()).map(|n| n.after)
+                else {
+                    return;
+                };
+                let due = add(super::state::from_ms(s.item.assigned_ms), after);
+                if due > now {
+                    self.schedule(due, TimerKind::NoReply { item, epoch });
                     return;
                 }
                 let silent = self.agent_id(agent);

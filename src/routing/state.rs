@@ -1434,7 +1434,30 @@ impl State {
         match self.queues.get_mut(&q.id) {
             Some(slot) => {
                 let rekey = slot.config.discipline != q.discipline;
+                // A max wait added or shortened holds for the items waiting now too (one
+                // lengthened or removed is seen when their timers fire).
+                let sooner = match (slot.config.max_wait, q.max_wait) {
+                    (Some(old), Some(new)) => new < old,
+                    (None, Some(_)) => true,
+                    _ => false,
+                };
                 slot.config = q.clone();
+                if let (true, Some(m)) = (sooner, q.max_wait) {
+                    let waiting: Vec<(u32, DateTime<Utc>, u64)> = self
+                        .items
+                        .iter()
+                        .enumerate()
+                        .filter_map(|(i, x)| x.as_ref().map(|x| (i as u32, x)))
+                        .filter(|(_, x)| {
+                            x.queue == q.id && matches!(x.state, IState::Waiting { .. } | IState::Awaiting { .. })
+                        })
+                        .map(|(i, x)| (i, add(x.item.queue_entered, m), x.wait_gen))
+                        .collect();
+                    for (i, due, epoch) in waiting {
+                        self.schedule(due, TimerKind::MaxWait { item: i, epoch });
+                    }
+                }
+                let Some(slot) = self.queues.get_mut(&q.id) else { return };
                 if rekey {
                     let classes = slot.classes.clone();
                     for ci in classes {
@@ -2206,8 +2229,12 @@ impl State {
         let mut targets: Vec<AgentId> = Vec::new();
         if let Some(slot) = self.items[i as usize].as_mut() {
             slot.state = IState::Waiting { class: ci, seq };
-            for t in &slot.tiers {
-                targets.extend(t.explicit.iter().cloned());
+            // An item a custom policy decides is given to nobody behind its back: no agent its
+            // plan names or prefers takes it when freed.
+            if !slot.by_policy {
+                for t in &slot.tiers {
+                    targets.extend(t.explicit.iter().cloned());
+                }
             }
             if !slot.by_policy && self.rankers.iter().any(|r| r.affinity) {
                 targets.extend(slot.item.preferred_agents.iter().cloned());
@@ -2500,7 +2527,8 @@ impl State {
         if let Some(list) = self.targeted.get(&ag.id) {
             for (it, _) in list {
                 let Some(slot) = self.items[*it as usize].as_ref() else { continue };
-                if slot.item.excluded.contains(me) || ag.can_take(slot.chan, &self.channels).is_err() {
+                if slot.by_policy || slot.item.excluded.contains(me) || ag.can_take(slot.chan, &self.channels).is_err()
+                {
                     continue;
                 }
                 // First only while the item names the agent now (a last agent only while
