@@ -136,8 +136,43 @@ fn notifications_and_lists_are_flagged() {
             AutoReplySignal::XAutoreply("yes".into()),
             AutoReplySignal::Precedence("list".into()),
             AutoReplySignal::MailingList,
+            AutoReplySignal::AutomatedSender("noreply".into()),
         ]
     );
+}
+
+/// Helpdesks and mail filters mark the mail they send with `X-Loop`, and automatic senders
+/// write from addresses nobody reads: either flags the mail, so a host that acknowledges mail
+/// automatically does not answer another system's automatic reply (and loop with it).
+#[test]
+fn x_loop_and_no_reply_senders_are_flagged() {
+    let mail = |from: &str, extra: &str| {
+        let raw = format!(
+            "From: Desk <{from}>\r\nTo: support@example.com\r\n{extra}Message-ID: <l@other.example>\r\n\r\nWe received your request.\r\n"
+        );
+        match parse(raw.as_bytes(), &inbox(), SenderAuth::NotAuthenticated).unwrap() {
+            InboundEmail::Message(m) => m.auto_reply,
+            other => panic!("not a message: {other:?}"),
+        }
+    };
+    assert_eq!(mail("desk@other.example", "X-Loop: yes\r\n"), [AutoReplySignal::XLoop("yes".into())]);
+    assert_eq!(
+        mail("desk@other.example", "X-Loop: helpdesk@other.example\r\n"),
+        [AutoReplySignal::XLoop("helpdesk@other.example".into())]
+    );
+    for local in ["noreply", "no-reply", "No_Reply+t42", "donotreply", "do-not-reply", "bounces"] {
+        assert_eq!(
+            mail(&format!("{local}@other.example"), ""),
+            [AutoReplySignal::AutomatedSender(local.into())],
+            "{local}"
+        );
+    }
+    // A person, and a loop header saying no.
+    for (from, extra) in
+        [("norah@other.example", ""), ("replies@other.example", ""), ("ana@other.example", "X-Loop: no\r\n")]
+    {
+        assert!(mail(from, extra).is_empty(), "{from} {extra:?}");
+    }
 }
 
 #[test]

@@ -458,3 +458,25 @@ fn sender_actions() {
         "typing_off"
     );
 }
+
+/// Meta fetches an attachment from its URL: only an http(s) link goes out. Another kit's file
+/// id (a `whatsapp-media:` or `telegram-file:` URL from an inbound message), a `cid:` reference
+/// or a path is refused before the Send API would refuse it.
+#[test]
+fn media_goes_out_by_http_link_only() {
+    let media = |url: &str| Content::Media {
+        media: MediaKind::Image,
+        url: url.into(),
+        mime_type: None,
+        caption: None,
+        filename: None,
+    };
+    for url in ["https://cdn.example.com/a.png", "HTTP://cdn.example.com/a.png"] {
+        let r = send_requests(&ChannelKind::Messenger, PSID, &media(url), &SendOptions::default()).unwrap();
+        assert_eq!(r[0]["message"]["attachment"]["payload"]["url"], url);
+    }
+    for url in ["whatsapp-media:123", "telegram-file:AgAD", "cid:logo@x", "/tmp/a.png"] {
+        let r = send_requests(&ChannelKind::Instagram, IGSID, &media(url), &SendOptions::default());
+        assert!(matches!(&r, Err(Error::InvalidInput { field, .. }) if *field == "content.url"), "{url}: {r:?}");
+    }
+}

@@ -523,3 +523,49 @@ fn an_automatic_channel_forward_in_a_discussion_group_is_not_a_customer_message(
     assert_eq!(events.len(), 1);
     assert!(events[0].message().is_none(), "ingested as a customer message: {:?}", events[0]);
 }
+
+/// What the Bot API would refuse is refused here, with the field: media by another kit's URL
+/// scheme, coordinates off the globe, a contact without a phone number or a name.
+#[test]
+fn content_telegram_cannot_send_is_refused_with_the_field() {
+    let refused = |content: Content, field: &str| {
+        let r = send_requests(7000000001, &content, &SendOptions::default());
+        assert!(matches!(&r, Err(Error::InvalidInput { field: f, .. }) if *f == field), "{content:?}: {r:?}");
+    };
+    let media = |url: &str| Content::Media {
+        media: MediaKind::Document,
+        url: url.into(),
+        mime_type: None,
+        caption: None,
+        filename: None,
+    };
+    for url in ["whatsapp-media:123", "cid:logo@x", "file:///tmp/a.pdf"] {
+        refused(media(url), "content.url");
+    }
+    // A file id, bare or as a `telegram-file:` URL, and an http(s) link go out.
+    for (url, sent) in [
+        ("telegram-file:BQACAgQ", "BQACAgQ"),
+        ("BQACAgQ", "BQACAgQ"),
+        ("https://files.example.com/a.pdf", "https://files.example.com/a.pdf"),
+    ] {
+        let r = send_requests(7000000001, &media(url), &SendOptions::default()).unwrap();
+        assert_eq!(r[0].body["document"], sent);
+    }
+    for (latitude, longitude) in [(91.0, 0.0), (0.0, -180.5), (f64::NAN, 0.0)] {
+        refused(Content::Location { latitude, longitude, name: None, address: None }, "content.latitude");
+    }
+    let card = |name: &str, phone: &str| {
+        Content::Contact(ContactCard {
+            name: name.into(),
+            phones: vec![phone.into()],
+            emails: vec![],
+            organization: None,
+        })
+    };
+    refused(card("Ana", " "), "content.phones");
+    refused(card("", "+5511987654321"), "content.name");
+    assert_eq!(
+        send_requests(7000000001, &card("Ana", "+5511987654321"), &SendOptions::default()).unwrap()[0].method,
+        "sendContact"
+    );
+}

@@ -238,6 +238,13 @@ pub enum AutoReplySignal {
     /// A read or disposition receipt (RFC 8098, `multipart/report;
     /// report-type=disposition-notification`): the customer's mail program, not the customer.
     ReadReceipt,
+    /// `X-Loop` other than `no`/`false` (helpdesks and mail filters mark the mail they send
+    /// automatically with it).
+    XLoop(String),
+    /// A sender address whose local part says nobody reads replies (`noreply`, `no-reply`,
+    /// `do_not_reply`, `donotreply…`, `bounce`, `bounces`; a `+tag` is ignored): a convention of
+    /// automatic senders, not a standard. The value is the local part.
+    AutomatedSender(String),
 }
 
 /// A file attached to an email.
@@ -269,7 +276,7 @@ pub struct EmailMessage {
 }
 
 impl EmailMessage {
-    /// Whether any header says the message was sent automatically.
+    /// Whether any header, or the sender's address, says the message was sent automatically.
     pub fn is_auto_reply(&self) -> bool {
         !self.auto_reply.is_empty()
     }
@@ -379,6 +386,9 @@ pub fn parse(raw: &[u8], inbox: &EmailInbox, auth: SenderAuth) -> Result<Inbound
     normalize_email(from_address)?;
 
     let mut auto_reply = auto_reply_signals(&parsed);
+    if automated_sender(local) {
+        auto_reply.push(AutoReplySignal::AutomatedSender(local.to_owned()));
+    }
     let read_receipt = parsed.root_part().content_type().is_some_and(|ct| {
         ct.ctype().eq_ignore_ascii_case("multipart")
             && ct.subtype().is_some_and(|s| s.eq_ignore_ascii_case("report"))
@@ -514,8 +524,9 @@ pub fn parse(raw: &[u8], inbox: &EmailInbox, auth: SenderAuth) -> Result<Inbound
 }
 
 /// Headers the kit reads as raw text: auto-reply signals, envelope recipients, failed recipients.
-const RAW_HEADERS: [&str; 11] = [
+const RAW_HEADERS: [&str; 12] = [
     "Auto-Submitted",
+    "X-Loop",
     "X-Autoreply",
     "X-Autorespond",
     "Precedence",
@@ -618,14 +629,28 @@ fn recipient_token(message: &mail_parser::Message<'_>, inbox: &EmailInbox) -> Op
     None
 }
 
+/// Whether a sender's local part is one of the conventional names of automatic senders.
+fn automated_sender(local: &str) -> bool {
+    let name: String = local
+        .split('+')
+        .next()
+        .unwrap_or("")
+        .chars()
+        .filter(|c| !matches!(c, '-' | '_' | '.'))
+        .map(|c| c.to_ascii_lowercase())
+        .collect();
+    name.starts_with("noreply") || name.starts_with("donotreply") || name == "bounce" || name == "bounces"
+}
+
 fn auto_reply_signals(message: &mail_parser::Message<'_>) -> Vec<AutoReplySignal> {
     let mut signals = Vec::new();
     let mut list = false;
     for h in message.headers() {
         let name = h.name.as_str();
-        let signal = ["Auto-Submitted", "X-Autoreply", "X-Autorespond", "Precedence", "X-Auto-Response-Suppress"]
-            .iter()
-            .any(|n| name.eq_ignore_ascii_case(n));
+        let signal =
+            ["Auto-Submitted", "X-Autoreply", "X-Autorespond", "Precedence", "X-Auto-Response-Suppress", "X-Loop"]
+                .iter()
+                .any(|n| name.eq_ignore_ascii_case(n));
         let listed = name.eq_ignore_ascii_case("List-Id") || name.eq_ignore_ascii_case("List-Unsubscribe");
         if !signal && !listed {
             continue;
@@ -645,6 +670,10 @@ fn auto_reply_signals(message: &mail_parser::Message<'_>) -> Vec<AutoReplySignal
         } else if name.eq_ignore_ascii_case("X-Autoreply") || name.eq_ignore_ascii_case("X-Autorespond") {
             if first != "no" {
                 signals.push(AutoReplySignal::XAutoreply(value));
+            }
+        } else if name.eq_ignore_ascii_case("X-Loop") {
+            if !first.is_empty() && first != "no" && first != "false" {
+                signals.push(AutoReplySignal::XLoop(value));
             }
         } else if name.eq_ignore_ascii_case("Precedence") {
             if matches!(first.as_str(), "bulk" | "junk" | "list" | "auto_reply") {

@@ -613,7 +613,7 @@ fn recipient_json(recipient: &str) -> Result<Value> {
 /// Text goes as `text` (Messenger: at most 2000 characters; Instagram: 1000 bytes); choices as
 /// text with up to 13 `quick_replies` (titles of at most 20 characters; descriptions are not
 /// shown on these platforms and are left out); media as an
-/// `attachment` by URL, with a caption following as a second message. Templates, locations,
+/// `attachment` by http(s) URL, with a caption following as a second message. Templates, locations,
 /// contact cards and system notices have no Send API message: they fail with
 /// [`Error::InvalidInput`] (render them as text first). Instagram accepts only the
 /// `HUMAN_AGENT` tag.
@@ -705,6 +705,11 @@ pub fn send_requests(
         Content::Media { media, url, caption, .. } => {
             if url.trim().is_empty() {
                 return Err(Error::invalid("content.url", "must not be empty"));
+            }
+            // Meta fetches the attachment from the URL: another kit's file id, a `cid:`
+            // reference or a local path would be refused by the Send API.
+            if !super::http_link(url) {
+                return Err(Error::invalid("content.url", "the Send API fetches media by an http(s) link only"));
             }
             let kind = match media {
                 MediaKind::Image | MediaKind::Sticker => "image",

@@ -116,6 +116,28 @@ pub(crate) fn display_name(raw: &str, max: usize) -> Option<String> {
     (!out.is_empty()).then_some(out)
 }
 
+/// Whether `url` is an `http://` or `https://` link (any case), the only kind of URL a platform
+/// can fetch media from: not another kit's file id (`whatsapp-media:`, `telegram-file:`), a
+/// `cid:` reference or a local path.
+#[cfg(any(feature = "whatsapp", feature = "messenger", feature = "telegram"))]
+pub(crate) fn http_link(url: &str) -> bool {
+    url.get(..8).is_some_and(|p| p.eq_ignore_ascii_case("https://"))
+        || url.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("http://"))
+}
+
+/// Refuses coordinates off the globe (a latitude outside -90..=90, a longitude outside
+/// -180..=180, or not a number), which the platforms refuse.
+#[cfg(any(feature = "whatsapp", feature = "telegram"))]
+pub(crate) fn check_coordinates(latitude: f64, longitude: f64) -> crate::Result<()> {
+    if !(-90.0..=90.0).contains(&latitude) || !(-180.0..=180.0).contains(&longitude) {
+        return Err(crate::Error::invalid(
+            "content.latitude",
+            "coordinates must be a latitude of -90 to 90 and a longitude of -180 to 180",
+        ));
+    }
+    Ok(())
+}
+
 /// The kind of media a MIME type names (`image/*`, `video/*`, `audio/*`; anything else is a
 /// document).
 #[cfg(any(feature = "twilio", feature = "webchat"))]

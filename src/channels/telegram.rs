@@ -739,7 +739,19 @@ pub fn send_requests(chat_id: i64, content: &Content, options: &SendOptions) -> 
                 MediaKind::Document => ("sendDocument", "document"),
                 MediaKind::Sticker => ("sendSticker", "sticker"),
             };
-            body.insert(key.into(), json!(file_id(url).unwrap_or(url)));
+            // A file id (bare, or in a `telegram-file:` URL) or an http(s) link: a URL of
+            // another scheme (another kit's file id, `cid:`, `file:`) is nothing Telegram can fetch.
+            let file = match file_id(url) {
+                Some(id) => id,
+                None if super::http_link(url) || !url.contains(':') => url,
+                None => {
+                    return Err(Error::invalid(
+                        "content.url",
+                        "Telegram sends media by an http(s) link or a file id (telegram-file:<id>)",
+                    ));
+                }
+            };
+            body.insert(key.into(), json!(file));
             if let Some(caption) = caption.as_deref().filter(|c| !c.is_empty()) {
                 if *media == MediaKind::Sticker {
                     return Err(Error::invalid("content.caption", "Telegram shows no caption on stickers"));
@@ -750,6 +762,7 @@ pub fn send_requests(chat_id: i64, content: &Content, options: &SendOptions) -> 
             method
         }
         Content::Location { latitude, longitude, name, address } => {
+            super::check_coordinates(*latitude, *longitude)?;
             body.insert("latitude".into(), json!(latitude));
             body.insert("longitude".into(), json!(longitude));
             match (name.as_deref().filter(|n| !n.is_empty()), address.as_deref().filter(|a| !a.is_empty())) {
@@ -765,7 +778,11 @@ pub fn send_requests(chat_id: i64, content: &Content, options: &SendOptions) -> 
             let phone = card
                 .phones
                 .first()
+                .filter(|p| !p.trim().is_empty())
                 .ok_or_else(|| Error::invalid("content.phones", "Telegram shares a contact by phone number"))?;
+            if card.name.trim().is_empty() {
+                return Err(Error::invalid("content.name", "Telegram shares a contact under a first name"));
+            }
             body.insert("phone_number".into(), json!(phone));
             body.insert("first_name".into(), json!(card.name));
             "sendContact"

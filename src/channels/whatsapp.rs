@@ -1450,11 +1450,7 @@ pub fn send_message(to: &Address, content: &Content, options: &SendOptions) -> R
                 Some(id) => object.insert("id".into(), json!(id)),
                 // WhatsApp fetches http(s) links only (not another kit's file ids, `cid:`
                 // references or local paths).
-                None if url.get(..8).is_some_and(|p| p.eq_ignore_ascii_case("https://"))
-                    || url.get(..7).is_some_and(|p| p.eq_ignore_ascii_case("http://")) =>
-                {
-                    object.insert("link".into(), json!(url))
-                }
+                None if super::http_link(url) => object.insert("link".into(), json!(url)),
                 None => {
                     return Err(Error::invalid(
                         "content.url",
@@ -1475,12 +1471,7 @@ pub fn send_message(to: &Address, content: &Content, options: &SendOptions) -> R
             (kind, Value::Object(object))
         }
         Content::Location { latitude, longitude, name, address } => {
-            if !(-90.0..=90.0).contains(latitude) || !(-180.0..=180.0).contains(longitude) {
-                return Err(Error::invalid(
-                    "content.latitude",
-                    "coordinates must be a latitude of -90 to 90 and a longitude of -180 to 180",
-                ));
-            }
+            super::check_coordinates(*latitude, *longitude)?;
             let mut object = json!({ "latitude": latitude, "longitude": longitude });
             if let Some(n) = name {
                 object["name"] = json!(n);

@@ -24,8 +24,9 @@ impl Engine {
     ///
     /// The report lists receipts that matched no recorded message (a provider can report before
     /// the send is recorded: apply them again later) and watermarks whose recipient is not a
-    /// known identity. Malformed receipts (no id and no watermark, a watermark without a
-    /// recipient, a `Pending` state) fail the whole batch before anything is written.
+    /// known identity. Malformed receipts (no id and no watermark, a blank or oversized id, a
+    /// watermark without a recipient) fail the whole batch before anything is written. A
+    /// `Pending` receipt (Twilio's `queued` and `sending`) is valid and changes nothing.
     ///
     /// ```
     /// use std::sync::Arc;
