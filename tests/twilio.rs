@@ -886,3 +886,22 @@ fn kit_types_are_send_and_sync() {
     check::<VoiceResponse>();
     check::<DeliveryReceipt>();
 }
+
+/// Twilio asks for numbers in E.164: a number written with spaces, dashes or brackets goes out
+/// in its E.164 form, in an SMS or WhatsApp send and in a `<Dial>`.
+#[test]
+fn numbers_go_out_in_e164() {
+    let sms = SmsSend::new(" +44 (7700) 900-123 ", SmsFrom::Number("+1 555 000 1111".into()))
+        .body("hi")
+        .form_params()
+        .unwrap();
+    assert_eq!(&sms[..2], [("To", "+447700900123".to_owned()), ("From", "+15550001111".to_owned())]);
+    let wa = SmsSend::new("whatsapp:+44 7700 900123", SmsFrom::Number("whatsapp:+1-555-000-1111".into()))
+        .body("hi")
+        .form_params()
+        .unwrap();
+    assert_eq!(&wa[..2], [("To", "whatsapp:+447700900123".to_owned()), ("From", "whatsapp:+15550001111".to_owned())]);
+    let xml =
+        VoiceResponse::new().dial(Dial::number("+1 (555) 000-3333").caller_id("+1 555 000 1111")).to_xml().unwrap();
+    assert!(xml.contains(r#"<Dial callerId="+15550001111"><Number>+15550003333</Number></Dial>"#), "{xml}");
+}

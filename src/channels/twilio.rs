@@ -38,6 +38,13 @@ pub const MAX_MEDIA: usize = 10;
 pub const MAX_BODY_CHARS: usize = 1600;
 
 fn phone(field: &'static str, raw: &str) -> Result<Address> {
+    e164(field, raw)?;
+    Ok(Address::phone(raw.trim()))
+}
+
+/// A number written with a leading `+`, in its E.164 form (`+44 7700 900-123` →
+/// `+447700900123`): what goes out to Twilio, which asks for E.164.
+fn e164(field: &'static str, raw: &str) -> Result<String> {
     let number = raw.trim();
     if !number.starts_with('+') {
         return Err(Error::InvalidAddress {
@@ -46,8 +53,18 @@ fn phone(field: &'static str, raw: &str) -> Result<Address> {
             reason: format!("`{field}` must be an E.164 number starting with +"),
         });
     }
-    normalize_phone(number, None)?;
-    Ok(Address::phone(number))
+    normalize_phone(number, None)
+}
+
+/// A `To`/`From` value as it goes out: `whatsapp:` and the number in E.164 for WhatsApp, the
+/// number in E.164 for SMS.
+fn outbound_address(field: &'static str, raw: &str) -> Result<String> {
+    let (channel, _) = messaging_address(field, raw)?;
+    let raw = raw.trim();
+    Ok(match channel {
+        ChannelKind::WhatsApp => format!("whatsapp:{}", e164(field, raw.strip_prefix("whatsapp:").unwrap_or(raw))?),
+        _ => e164(field, raw)?,
+    })
 }
 
 /// The channel and customer address a Twilio `From`/`To` value names: `whatsapp:+…` is
@@ -818,7 +835,7 @@ impl SmsSend {
     /// http(s).
     pub fn form_params(&self) -> Result<Vec<(&'static str, String)>> {
         let (channel, _) = messaging_address("To", &self.to)?;
-        let mut params = vec![("To", self.to.trim().to_owned())];
+        let mut params = vec![("To", outbound_address("To", &self.to)?)];
         match &self.from {
             // An SMS may come from a short code (`72345`) or an alphanumeric sender id
             // (`ACME`, one-way, where the country allows it) as well as from a number.
@@ -833,7 +850,7 @@ impl SmsSend {
                         format!("a {from_channel} number cannot send to a {channel} address"),
                     ));
                 }
-                params.push(("From", n.trim().to_owned()));
+                params.push(("From", outbound_address("From", n)?));
             }
             SmsFrom::MessagingService(sid) => {
                 params.push(("MessagingServiceSid", check_sid("MessagingServiceSid", sid.trim(), &["MG"])?));
@@ -1116,19 +1133,17 @@ impl Dial {
     }
 
     fn write(&self, out: &mut String) -> Result<()> {
-        phone("Dial.number", &self.number)?;
-        if let Some(id) = &self.caller_id {
-            phone("Dial.callerId", id)?;
-        }
+        let number = e164("Dial.number", &self.number)?;
+        let caller_id = self.caller_id.as_deref().map(|id| e164("Dial.callerId", id)).transpose()?;
         if self.timeout.is_some_and(|t| t == 0 || t > 600) {
             return Err(Error::invalid("Dial.timeout", "must be 1 to 600 seconds"));
         }
         out.push_str("<Dial");
-        attr(out, "Dial.callerId", "callerId", self.caller_id.as_deref().map(str::trim))?;
+        attr(out, "Dial.callerId", "callerId", caller_id.as_deref())?;
         attr(out, "Dial.timeout", "timeout", self.timeout.map(|t| t.to_string()).as_deref())?;
         attr(out, "Dial.action", "action", self.action.as_deref())?;
         out.push_str("><Number>");
-        escape_into(out, "Dial.number", self.number.trim())?;
+        escape_into(out, "Dial.number", &number)?;
         out.push_str("</Number></Dial>");
         Ok(())
     }
