@@ -380,3 +380,17 @@ fn an_exhausted_pool_gives_a_temporary_error_after_the_wait_timeout() {
     assert!(waited < Duration::from_secs(6), "the read waited {waited:?}, past the 2 s wait timeout");
     assert!(blocked.join().expect("no panic").is_ok(), "the blocked commit goes through once the lock is free");
 }
+
+/// A server that refuses writes for now (a standby during a failover, here a session made
+/// read-only) is a temporary failure the host retries, not a permanent one.
+#[test]
+fn a_read_only_server_is_a_temporary_failure() {
+    let Some(url) = url("a_read_only_server_is_a_temporary_failure") else { return };
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let read_only = format!("{url}{sep}options=-c%20default_transaction_read_only%3Don");
+    let config = PostgresConfig::new(read_only).with_schema(postgres_common::fresh_schema());
+    match futures::executor::block_on(PostgresStore::connect_with(config)) {
+        Err(Error::Backend { temporary, message, .. }) => assert!(temporary, "reported as permanent: {message}"),
+        other => panic!("expected a backend error, got {:?}", other.map(|_| "a store")),
+    }
+}

@@ -138,13 +138,13 @@ fn worker_process() {
                                 // The agent declines: back to this router's queue, not to them.
                                 0 => {
                                     writeln!(log, "FREE {} {agent} {}", item.0, now_ns()).expect("log");
-                                    ledger.release(&t, item).await.expect("release");
+                                    ledger.release(&t, item, &agent).await.expect("release");
                                     events.extend(router.requeue(item, true, t0).expect("requeue"));
                                 }
                                 // The agent completes the work.
                                 1 => {
                                     writeln!(log, "FREE {} {agent} {}", item.0, now_ns()).expect("log");
-                                    ledger.release(&t, item).await.expect("release");
+                                    ledger.release(&t, item, &agent).await.expect("release");
                                     events.extend(router.complete(item, t0).expect("complete"));
                                 }
                                 // The agent keeps it.

@@ -15,14 +15,24 @@
 //!
 //! * On `RoutingEvent::Assigned` (direct assignment), or before calling
 //!   [`Router::accept`](super::Router::accept) for an offer, **claim**: the item, the agent, the
-//!   item's channel, its cost ([`Capacity::cost_of`](super::Capacity::cost_of)) and the agent's
-//!   limit on that channel ([`Capacity::limit_of`](super::Capacity::limit_of)).
+//!   item's channel, a cost of 1 and the agent's limit on that channel
+//!   ([`Capacity::limit_of`](super::Capacity::limit_of); `u32::MAX` when it has none). That is
+//!   the router's own rule: a per-channel limit counts items. An offer the router refuses to
+//!   accept after a granted claim (it expired meanwhile) is released at once.
 //! * **Refused** — another process assigned the item or filled the agent: give the work back to
 //!   this router with [`Router::decline`](super::Router::decline) (an offer) or
 //!   [`Router::requeue`](super::Router::requeue) (an assignment, excluding the agent), or
 //!   withdraw the item if another process owns it.
-//! * On `RoutingEvent::Completed` (or `Withdrawn`, `TimedOut`, a requeue away from the agent),
-//!   **release** the item: the agent's load goes down by the claim's cost.
+//! * On `RoutingEvent::Completed` (or `Withdrawn`, `TimedOut`, `Transferred`, a requeue away
+//!   from the agent), **release** the item for the agent this router had given it to: the
+//!   agent's load goes down by the claim's cost. A release names the agent, so a process that
+//!   was refused the item (and then requeued or withdrew it) cannot free another process's
+//!   claim. After `Transferred` to an agent, claim again on the `Assigned` that follows.
+//!
+//! What the ledger does not share: an agent's [`total`](super::Capacity::total) budget across
+//! channels and its interruption rules hold within each router only. A claim has no lease: a
+//! process that loses its router state (a crash) must release what it held
+//! ([`assignment`](AssignmentLedger::assignment) tells whom an item is with).
 //!
 //! ```
 //! use touchpoint::model::{AgentId, ChannelKind, TenantId};
@@ -39,7 +49,10 @@
 //!     ledger.claim(&tenant, &claim(3)).await.unwrap(),
 //!     ClaimOutcome::Refused(Refusal::OverCapacity { load: 2, cost: 1, limit: 2 })
 //! );
-//! ledger.release(&tenant, WorkItemId::from_u128(1)).await.unwrap();
+//! // Only ana's own release frees her claim.
+//! let bo = AgentId::new("bo").unwrap();
+//! assert_eq!(ledger.release(&tenant, WorkItemId::from_u128(1), &bo).await.unwrap(), None);
+//! ledger.release(&tenant, WorkItemId::from_u128(1), &ana).await.unwrap();
 //! assert_eq!(ledger.load(&tenant, &ana, &ChannelKind::WebChat).await.unwrap(), 1);
 //! # });
 //! ```
@@ -126,9 +139,10 @@ pub trait AssignmentLedger: Send + Sync + std::fmt::Debug {
     /// changes nothing and says why (an already assigned item is reported first).
     async fn claim(&self, tenant: &TenantId, claim: &Claim) -> crate::Result<ClaimOutcome>;
 
-    /// Releases the item's assignment (the agent's load goes down by its cost) and returns it;
-    /// `None` if the item was not assigned.
-    async fn release(&self, tenant: &TenantId, item: WorkItemId) -> crate::Result<Option<Assignment>>;
+    /// Releases the item's assignment to `agent` (the agent's load goes down by its cost) and
+    /// returns it; `None`, changing nothing, if the item is not assigned to `agent` (not
+    /// assigned, or assigned to another agent by another process).
+    async fn release(&self, tenant: &TenantId, item: WorkItemId, agent: &AgentId) -> crate::Result<Option<Assignment>>;
 
     /// The agent's load on the channel: the sum of the costs of its assignments there.
     async fn load(&self, tenant: &TenantId, agent: &AgentId, channel: &ChannelKind) -> crate::Result<u32>;
@@ -185,8 +199,11 @@ impl AssignmentLedger for InMemoryLedger {
         }))
     }
 
-    async fn release(&self, tenant: &TenantId, item: WorkItemId) -> crate::Result<Option<Assignment>> {
+    async fn release(&self, tenant: &TenantId, item: WorkItemId, agent: &AgentId) -> crate::Result<Option<Assignment>> {
         Ok(self.with(tenant, |l| {
+            if l.assignments.get(&item).is_none_or(|held| held.agent != *agent) {
+                return None;
+            }
             let held = l.assignments.remove(&item)?;
             if let Some(load) = l.loads.get_mut(&(held.agent.clone(), held.channel.clone())) {
                 *load = load.saturating_sub(held.cost);
@@ -245,8 +262,11 @@ pub mod conformance {
         assert_eq!(ledger.load(&t, &ana, &ChannelKind::Email).await.expect("load"), 0);
         let held = Assignment { item: x, agent: ana.clone(), channel: ChannelKind::WebChat, cost: 2 };
         assert_eq!(ledger.assignment(&t, x).await.expect("assignment"), Some(held.clone()));
-        assert_eq!(ledger.release(&t, x).await.expect("release"), Some(held));
-        assert_eq!(ledger.release(&t, x).await.expect("release again"), None);
+        // Another agent's release (a process that was refused the item) frees nothing.
+        assert_eq!(ledger.release(&t, x, &agent("bo")).await.expect("release by another"), None);
+        assert_eq!(ledger.load(&t, &ana, &ChannelKind::WebChat).await.expect("load"), 2);
+        assert_eq!(ledger.release(&t, x, &ana).await.expect("release"), Some(held));
+        assert_eq!(ledger.release(&t, x, &ana).await.expect("release again"), None);
         assert_eq!(ledger.load(&t, &ana, &ChannelKind::WebChat).await.expect("load"), 0);
         assert_eq!(ledger.assignment(&t, x).await.expect("assignment"), None);
     }
@@ -267,7 +287,7 @@ pub mod conformance {
         assert_eq!(ledger.load(&t, &bo, &ChannelKind::Sms).await.expect("load"), 0);
         assert_eq!(ledger.load(&t, &ana, &ChannelKind::Sms).await.expect("load"), 1);
         // Once released, the item can be claimed again.
-        ledger.release(&t, x).await.expect("release");
+        ledger.release(&t, x, &ana).await.expect("release");
         let other = Claim::new(x, bo.clone(), ChannelKind::Sms, 1, 5);
         assert_eq!(ledger.claim(&t, &other).await.expect("claim"), ClaimOutcome::Granted);
     }
@@ -307,7 +327,7 @@ pub mod conformance {
         assert_eq!(ledger.claim(&t1, &claim).await.expect("claim"), ClaimOutcome::Granted);
         assert_eq!(ledger.assignment(&t2, x).await.expect("assignment"), None);
         assert_eq!(ledger.load(&t2, &ana, &ChannelKind::Email).await.expect("load"), 0);
-        assert_eq!(ledger.release(&t2, x).await.expect("release"), None);
+        assert_eq!(ledger.release(&t2, x, &ana).await.expect("release"), None);
         assert_eq!(ledger.claim(&t2, &claim).await.expect("claim"), ClaimOutcome::Granted);
         assert_eq!(ledger.load(&t1, &ana, &ChannelKind::Email).await.expect("load"), 1);
     }
@@ -368,7 +388,7 @@ pub mod conformance {
                                         *load -= 1;
                                     }
                                 }
-                                let released = ledger.release(&t, *x).await.expect("release");
+                                let released = ledger.release(&t, *x, who).await.expect("release");
                                 assert_eq!(released.map(|a| a.agent), Some(who.clone()));
                             }
                         }

@@ -17,7 +17,7 @@ use tokio_postgres::types::ToSql;
 /// the sum stays within the limit (`INSERT … ON CONFLICT DO UPDATE … WHERE load + cost <=
 /// limit`, which locks that row); if either finds nothing to do, the transaction is rolled back
 /// and the refusal says which. A release is one statement (delete the assignment, subtract its
-/// cost). See [`crate::routing::ledger`] for how a host uses it with the router.
+/// cost), of the agent's own claim only. See [`crate::routing::ledger`] for how a host uses it with the router.
 #[derive(Debug, Clone)]
 pub struct PostgresLedger {
     store: PostgresStore,
@@ -34,7 +34,7 @@ const ADD_LOAD: &str = "INSERT INTO ledger_loads (tenant, agent, channel, load) 
 const SELECT_LOAD: &str = "SELECT load FROM ledger_loads WHERE tenant = $1 AND agent = $2 AND channel = $3";
 /// Deletes the assignment and subtracts its cost, in one statement.
 const RELEASE: &str = "WITH gone AS ( \
-         DELETE FROM ledger_assignments WHERE tenant = $1 AND item = $2 \
+         DELETE FROM ledger_assignments WHERE tenant = $1 AND item = $2 AND agent = $3 \
          RETURNING agent, channel, cost, record), \
      freed AS ( \
          UPDATE ledger_loads l SET load = l.load - gone.cost FROM gone \
@@ -112,13 +112,13 @@ impl AssignmentLedger for PostgresLedger {
             .await
     }
 
-    async fn release(&self, tenant: &TenantId, item: WorkItemId) -> Result<Option<Assignment>> {
-        let t = tenant.clone();
+    async fn release(&self, tenant: &TenantId, item: WorkItemId, agent: &AgentId) -> Result<Option<Assignment>> {
+        let (t, agent) = (tenant.clone(), agent.clone());
         self.store
             .run(move |pool| async move {
                 let c = client(&pool).await?;
                 let stmt = prepared(&c, RELEASE).await?;
-                let row = c.query_opt(&stmt, &[&t.as_str(), &item.0]).await.map_err(pg_error)?;
+                let row = c.query_opt(&stmt, &[&t.as_str(), &item.0, &agent.as_str()]).await.map_err(pg_error)?;
                 row.map(|r| decode("assignment", col::<&str>(&r, 0)?)).transpose()
             })
             .await

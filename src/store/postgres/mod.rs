@@ -435,10 +435,25 @@ pub(super) fn pg_error(e: tokio_postgres::Error) -> Error {
             let temporary = e.is_closed()
                 || code.is_none()
                 || code.is_some_and(|c| {
-                    *c == SqlState::TOO_MANY_CONNECTIONS
-                        || *c == SqlState::ADMIN_SHUTDOWN
-                        || *c == SqlState::CANNOT_CONNECT_NOW
-                        || *c == SqlState::LOCK_NOT_AVAILABLE
+                    // Class 08: the connection failed (as the server reports it).
+                    c.code().starts_with("08")
+                        || [
+                            SqlState::TOO_MANY_CONNECTIONS,
+                            SqlState::ADMIN_SHUTDOWN,
+                            SqlState::CRASH_SHUTDOWN,
+                            SqlState::CANNOT_CONNECT_NOW,
+                            SqlState::IDLE_SESSION_TIMEOUT,
+                            SqlState::IDLE_IN_TRANSACTION_SESSION_TIMEOUT,
+                            SqlState::LOCK_NOT_AVAILABLE,
+                            // A statement timeout or a cancel: the transaction rolled back.
+                            SqlState::QUERY_CANCELED,
+                            // Writes refused by a standby (a failover in progress).
+                            SqlState::READ_ONLY_SQL_TRANSACTION,
+                            // The commit's fate is unknown: a retry finds what it did (every
+                            // write is checked against versions, keys and claims).
+                            SqlState::T_R_STATEMENT_COMPLETION_UNKNOWN,
+                        ]
+                        .contains(c)
                 });
             Error::Backend { message: format!("PostgreSQL: {text}"), temporary, source: Some(Box::new(e)) }
         }
