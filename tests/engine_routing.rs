@@ -715,3 +715,76 @@ fn a_transferred_conversation_names_its_new_queue_then_the_agent_who_takes_it() 
     run(engine.apply_routing_events(&tenant, &ev)).unwrap();
     assert_eq!(handler(&engine, &tenant, c), Some(Handler::Agent(bo)));
 }
+
+fn status(s: ConversationStatus) -> touchpoint::ConversationPatch {
+    touchpoint::ConversationPatch { status: Some(s), ..touchpoint::ConversationPatch::default() }
+}
+
+fn ana_load(router: &Router) -> u32 {
+    router.agent(&AgentId::new("ana").unwrap()).unwrap().load
+}
+
+/// Only open conversations are routed: routing a resolved one by hand is refused and takes no
+/// agent's capacity.
+#[test]
+fn a_resolved_conversation_is_not_routed() {
+    let (engine, router, t) = setup();
+    let c = run(engine.ingest(&t, chat("v1", "c1"))).unwrap().conversation;
+    run(engine.update_conversation(&t, c, status(ConversationStatus::Resolved))).unwrap();
+    assert_eq!(ana_load(&router), 0, "resolving freed ana");
+    let r = run(engine.route_conversation(&t, c));
+    assert!(matches!(&r, Err(Error::Refused(_))), "{r:?}");
+    assert_eq!(ana_load(&router), 0);
+    assert!(router.item(WorkItemId::from(c)).is_none());
+    assert_eq!(handler(&engine, &t, c), None);
+}
+
+/// A conversation reopened by hand with nobody on it goes back to routing.
+#[test]
+fn a_conversation_reopened_by_hand_is_routed_again() {
+    let (engine, router, t) = setup();
+    let c = run(engine.ingest(&t, chat("v1", "c1"))).unwrap().conversation;
+    run(engine.update_conversation(&t, c, status(ConversationStatus::Resolved))).unwrap();
+    let reopened = run(engine.update_conversation(&t, c, status(ConversationStatus::Open))).unwrap();
+    assert_eq!(reopened.handler, Some(Handler::Agent(AgentId::new("ana").unwrap())));
+    assert!(router.item(WorkItemId::from(c)).is_some());
+    assert_eq!(ana_load(&router), 1);
+}
+
+/// The process stored a message and stopped before routing it (here: an engine without a
+/// router). The provider's retry is a duplicate, and the conversation, open with nobody on
+/// it, is routed then.
+#[test]
+fn a_retried_delivery_routes_a_conversation_whose_routing_was_lost() {
+    let (_, router, t) = setup();
+    let store = Arc::new(InMemoryStore::new());
+    let crashed = Engine::builder(store.clone()).build();
+    let first = run(crashed.ingest(&t, chat("v1", "c1"))).unwrap();
+    let engine = Engine::builder(store).router(router.clone()).build();
+    drop(crashed);
+    let retry = run(engine.ingest(&t, chat("v1", "c1"))).unwrap();
+    assert!(retry.duplicate);
+    assert!(retry.routing.is_some(), "{retry:?}");
+    assert!(router.item(WorkItemId::from(first.conversation)).is_some());
+    assert_eq!(handler(&engine, &t, first.conversation), Some(Handler::Agent(AgentId::new("ana").unwrap())));
+}
+
+/// A blocked customer writing into a snoozed conversation is kept quiet: nobody is asked to
+/// handle it, so no agent gets it.
+#[test]
+fn a_blocked_customers_message_kept_quiet_is_not_routed() {
+    let (engine, router, t) = setup();
+    let first = run(engine.ingest(&t, chat("v1", "c1"))).unwrap();
+    let c = first.conversation;
+    run(engine.update_conversation(&t, c, status(ConversationStatus::Resolved))).unwrap();
+    let until = engine.now() + chrono::Duration::days(1);
+    run(engine.update_conversation(&t, c, status(ConversationStatus::Snoozed { until }))).unwrap();
+    assert!(router.item(WorkItemId::from(c)).is_none());
+    let block = touchpoint::CustomerPatch { blocked: Some(true), ..Default::default() };
+    run(engine.update_customer(&t, first.customer, block)).unwrap();
+    let kept = run(engine.ingest(&t, chat("v1", "c2"))).unwrap();
+    assert!(matches!(kept.thread, touchpoint::thread::ThreadDecision::KeptQuiet { .. }), "{:?}", kept.thread);
+    assert!(!kept.needs_handler);
+    assert!(kept.routing.is_none());
+    assert_eq!(ana_load(&router), 0);
+}

@@ -663,3 +663,23 @@ fn two_concurrent_replies_on_one_conversation_are_both_sent_and_recorded() {
     assert!(ra.is_ok() && rb.is_ok(), "{ra:?} {rb:?}");
     assert_eq!((wa.0.sent().len(), h.outbound(conversation).len()), (2, 2));
 }
+
+/// A channel that needs the customer's opt-in (`ChannelPolicy::opt_in_required`) refuses a
+/// message recorded for the host's own transport too, not only one the engine sends.
+#[test]
+fn record_outbound_keeps_the_opt_in_rule_that_send_keeps() {
+    let policy = ChannelPolicy { opt_in_required: [ChannelKind::Sms].into(), ..ChannelPolicy::default() };
+    let h = host(vec![sms_stub()], policy);
+    let conversation =
+        run(h.engine.ingest(&h.tenant, common::sms("sms-1", "+447700900123", "SM-IN-1", "Hi"))).unwrap().conversation;
+    let before = h.store.dump();
+    let sent = h.send(conversation, SendRequest::agent(agent("maria"), Content::text("Hello")));
+    assert!(matches!(&sent, Err(Error::Refused(_))), "{sent:?}");
+    let recorded = run(h.engine.record_outbound(
+        &h.tenant,
+        conversation,
+        touchpoint::OutboundMessage::agent(agent("maria"), Content::text("Hello")),
+    ));
+    assert!(matches!(&recorded, Err(Error::Refused(m)) if m.contains("opt-in")), "{recorded:?}");
+    assert_eq!(h.store.dump(), before, "nothing recorded");
+}

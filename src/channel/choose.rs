@@ -324,6 +324,24 @@ impl ChannelPolicy {
         routes
     }
 
+    /// Why the customer may not be contacted on `channel` at all: blocked or opted out, or the
+    /// opt-in the channel needs ([`opt_in_required`](Self::opt_in_required)) is not recorded.
+    pub(crate) fn consent_refusal(&self, customer: &Customer, channel: &ChannelKind) -> Option<String> {
+        if !customer.may_contact(channel) {
+            return Some(if customer.blocked {
+                "the customer is blocked".to_owned()
+            } else {
+                format!("the customer opted out of {channel}")
+            });
+        }
+        if self.opt_in_required.contains(channel)
+            && !matches!(customer.consent.get(channel), Some(c) if c.state == ConsentState::OptedIn)
+        {
+            return Some(format!("{channel} needs the customer's opt-in, which is not recorded"));
+        }
+        None
+    }
+
     fn usable(
         &self,
         customer: &Customer,
@@ -333,13 +351,8 @@ impl ChannelPolicy {
         is_template: bool,
         now: DateTime<Utc>,
     ) -> std::result::Result<(WindowStatus, Option<String>), Refusal> {
-        if !customer.may_contact(channel) {
-            return Err(Refusal::Consent(format!("the customer opted out of {channel}")));
-        }
-        if self.opt_in_required.contains(channel)
-            && !matches!(customer.consent.get(channel), Some(c) if c.state == ConsentState::OptedIn)
-        {
-            return Err(Refusal::Consent(format!("{channel} needs the customer's opt-in, which is not recorded")));
+        if let Some(why) = self.consent_refusal(customer, channel) {
+            return Err(Refusal::Consent(why));
         }
         let Some(rule) = self.reply_windows.get(channel) else {
             return Ok((WindowStatus::NoWindow, None));

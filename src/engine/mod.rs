@@ -237,7 +237,8 @@ pub struct IngestOutcome {
     pub thread: ThreadDecision,
     /// Existing customers the contact resembles on unverified keys (not linked).
     pub suspected_duplicates: Vec<CustomerId>,
-    /// Whether the conversation is open with nobody handling it (routing should pick it up).
+    /// Whether the conversation is open with nobody handling it (routing should pick it up); never
+    /// for a blocked customer's message kept quietly ([`ThreadDecision::KeptQuiet`]).
     pub needs_handler: bool,
     /// Human-readable notes on decisions (ignored references, refused links).
     pub notes: Vec<String>,
@@ -390,7 +391,6 @@ impl Engine {
         };
         if let Some(router) = &self.inner.router
             && outcome.needs_handler
-            && !outcome.duplicate
             && router.item(crate::routing::WorkItemId::from(outcome.conversation)).is_none()
         {
             match self.route_conversation(tenant, outcome.conversation).await {
@@ -526,7 +526,10 @@ impl Engine {
             }
         }
 
-        let needs_handler = conversation.status.is_open() && conversation.handler.is_none();
+        // A blocked customer's message kept quietly in a snoozed conversation asks nobody.
+        let needs_handler = conversation.status.is_open()
+            && conversation.handler.is_none()
+            && !matches!(decision, ThreadDecision::KeptQuiet { .. });
         let outcome = IngestOutcome {
             message: message.id,
             customer: resolved.customer.id,

@@ -185,8 +185,9 @@ impl Engine {
     /// Records a message from us in a conversation (an agent's or bot's reply, a notice).
     ///
     /// Refused before anything is stored when the conversation is closed, the customer opted
-    /// out of the channel or is blocked, or the channel's reply window is closed and the content
-    /// is not a template ([`Error::ReplyWindowClosed`]).
+    /// out of the channel or is blocked, the engine's [`ChannelPolicy`](crate::channel::ChannelPolicy) needs an opt-in on the
+    /// channel that is not recorded, or the channel's reply window is closed and the content is
+    /// not a template ([`Error::ReplyWindowClosed`]).
     ///
     /// With a router, a message by the agent (or bot) the conversation is assigned to is their
     /// reply: it stops the queue's no-reply timer, as [`Engine::send`] does too.
@@ -281,8 +282,8 @@ impl Engine {
             .ok_or_else(|| Error::not_found("identity of this conversation's customer", identity_id))?;
         let customer = self.customer(tenant, conversation.customer).await?;
         let channel = identity.channel.clone();
-        if checked && !customer.may_contact(&channel) {
-            return Err(Error::Refused(format!("the customer is blocked or opted out of {channel}")));
+        if checked && let Some(why) = self.inner.channel_policy.consent_refusal(&customer, &channel) {
+            return Err(Error::Refused(why));
         }
         // Never before the conversation's latest message (see `try_ingest`).
         let now = self.now().max(conversation.last_activity_at);
@@ -499,7 +500,8 @@ impl Engine {
     /// With a router, a conversation resolved or closed leaves routing: the router completes
     /// its work item when an agent has it (their capacity frees for the next waiting
     /// conversation, and the conversation no longer has a handler) and withdraws it otherwise.
-    /// A new priority reaches the conversation's work item ([`Router::update_item`]): a waiting
+    /// One set back to `Open` with no handler goes back to routing, as a new message would take
+    /// it. A new priority reaches the conversation's work item ([`Router::update_item`]): a waiting
     /// conversation takes its new place in the queue at once.
     ///
     /// [`Router::update_item`]: crate::routing::Router::update_item
@@ -518,6 +520,13 @@ impl Engine {
         let updated = self.patch_conversation(tenant, id, &patch, &[]).await?;
         if patch.status.as_ref().is_some_and(|s| !s.is_open()) {
             self.leave_routing(tenant, id).await;
+        } else if patch.status == Some(ConversationStatus::Open)
+            && updated.handler.is_none()
+            && self.router().is_some_and(|r| r.item(crate::routing::WorkItemId::from(id)).is_none())
+        {
+            // Reopened by hand with nobody on it: it goes back to routing, as a new message
+            // would take it. A failure leaves the reopened conversation as it is.
+            let _ = self.route_conversation(tenant, id).await;
         } else if let Some(priority) = patch.priority {
             self.reprioritize(tenant, id, priority).await;
         } else {

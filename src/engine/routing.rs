@@ -59,10 +59,21 @@ impl Engine {
     /// Hands a conversation to the router and records the outcome on the conversation (its
     /// handler becomes the assigned agent or bot, or the queue it waits in). A conversation the
     /// router already holds is not submitted twice: its current decision is returned.
+    ///
+    /// Only an open conversation (open, pending, snoozed) is routed: a resolved or closed one
+    /// is [`Error::Refused`]. One resolved, closed or erased while it was being routed leaves
+    /// routing again at once (its work item is completed or withdrawn).
     pub async fn route_conversation(&self, tenant: &TenantId, conversation: ConversationId) -> Result<RoutingDecision> {
         let router = self.router().ok_or_else(|| Error::Refused("no router is configured for this engine".into()))?;
         if let Some(current) = router.decision(WorkItemId::from(conversation), self.now()) {
             return Ok(current);
+        }
+        let status = self.conversation(tenant, conversation).await?.status;
+        if !status.is_open() {
+            return Err(Error::Refused(format!(
+                "conversation {conversation} is {}: reopen it to route it",
+                status.name()
+            )));
         }
         let item = self.work_item(tenant, conversation).await?;
         self.routed().insert(conversation, tenant.clone());
@@ -80,6 +91,11 @@ impl Engine {
         // One router serves every tenant: timers of other tenants' items may have fallen due in
         // this call, and their events go to the tenants they belong to.
         self.apply_events(tenant, &decision.events, true).await?;
+        // Resolved, closed or erased since it was read: that change found no work item to take
+        // out of routing (it was not submitted yet), so it leaves now.
+        if !self.conversation(tenant, conversation).await.is_ok_and(|c| c.status.is_open()) {
+            self.leave_routing(tenant, conversation).await;
+        }
         Ok(decision)
     }
 
