@@ -787,4 +787,8 @@ fn a_blocked_customers_message_kept_quiet_is_not_routed() {
     assert!(!kept.needs_handler);
     assert!(kept.routing.is_none());
     assert_eq!(ana_load(&router), 0);
+    // Nor does the provider's retry of that message.
+    let retry = run(engine.ingest(&t, chat("v1", "c2"))).unwrap();
+    assert!(retry.duplicate && !retry.needs_handler && retry.routing.is_none(), "{retry:?}");
+    assert_eq!(ana_load(&router), 0);
 }

@@ -656,6 +656,11 @@ impl Engine {
             Author::Customer(i) => i,
             _ => return Err(Error::Refused("the provider id belongs to an outbound message".into())),
         };
+        // As for the first delivery: a blocked customer's message in a snoozed conversation was
+        // kept quietly, and its retry asks nobody either.
+        let kept_quiet = matches!(conversation.status, ConversationStatus::Snoozed { .. })
+            && self.inner.store.customer(tenant, conversation.customer).await?.is_some_and(|c| c.blocked);
+        let needs_handler = conversation.status.is_open() && conversation.handler.is_none() && !kept_quiet;
         Ok(IngestOutcome {
             message: existing.id,
             customer: conversation.customer,
@@ -665,7 +670,7 @@ impl Engine {
             resolution: Resolution::Duplicate,
             thread: ThreadDecision::Duplicate,
             suspected_duplicates: Vec::new(),
-            needs_handler: conversation.status.is_open() && conversation.handler.is_none(),
+            needs_handler,
             notes: vec!["already ingested; nothing changed".into()],
             routing: None,
         })
