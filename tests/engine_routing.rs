@@ -751,6 +751,20 @@ fn a_conversation_reopened_by_hand_is_routed_again() {
     assert_eq!(ana_load(&router), 1);
 }
 
+/// A patch that says `Open` of a conversation already open reopens nothing: a conversation the
+/// host took out of routing on purpose (withdrawn to call the customer back) stays out.
+#[test]
+fn saying_open_of_an_open_conversation_does_not_route_it() {
+    let (engine, router, t) = setup();
+    let c = run(engine.ingest(&t, chat("v1", "c1"))).unwrap().conversation;
+    let events = router.withdraw(WorkItemId::from(c), engine.now()).unwrap();
+    run(engine.apply_routing_events(&t, &events)).unwrap();
+    assert_eq!(handler(&engine, &t, c), None);
+    run(engine.update_conversation(&t, c, status(ConversationStatus::Open))).unwrap();
+    assert!(router.item(WorkItemId::from(c)).is_none());
+    assert_eq!(ana_load(&router), 0);
+}
+
 /// The process stored a message and stopped before routing it (here: an engine without a
 /// router). The provider's retry is a duplicate, and the conversation, open with nobody on
 /// it, is routed then.

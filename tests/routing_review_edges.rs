@@ -720,6 +720,33 @@ fn a_policy_that_waits_is_not_bypassed_by_an_agent_the_plan_names() {
     assert_eq!(r.item(wid(1)).unwrap().state, ItemState::Waiting);
 }
 
+/// A policy that held an item back and then hands it to the plan (`UsePlan`) while the agent
+/// the plan names is busy: that agent takes it once free.
+#[test]
+fn an_item_a_policy_hands_back_goes_to_the_named_agent_once_free() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    #[derive(Debug)]
+    struct Later(AtomicBool);
+    impl RoutingPolicy for Later {
+        fn route(&self, _: &WorkItem, _: &[AgentView<'_>]) -> PolicyChoice {
+            if self.0.load(Ordering::SeqCst) { PolicyChoice::UsePlan } else { PolicyChoice::Wait }
+        }
+    }
+    let r = router(&["support"]);
+    r.upsert_agent(chat_agent("ana", "support", 1), t0()).unwrap();
+    r.set_plan(Plan::new([Rule::new("named", [Step::new(Pool::agents([aid("ana")]))])]), t0()).unwrap();
+    let busy = r.submit(chat(1, "support", t0()), t0()).unwrap();
+    assert_eq!(assigned_to(&busy).as_deref(), Some("ana"));
+    let policy = std::sync::Arc::new(Later(AtomicBool::new(false)));
+    r.set_policy(Some(policy.clone()));
+    r.submit(chat(2, "support", at(1)), at(1)).unwrap();
+    policy.0.store(true, Ordering::SeqCst);
+    r.sweep(at(2));
+    assert_eq!(r.item(wid(2)).unwrap().state, ItemState::Waiting, "ana is busy");
+    let events = r.complete(wid(1), at(3)).unwrap();
+    assert_eq!(assignments(&events), [(wid(2), "ana".to_owned())]);
+}
+
 /// `decision` names the rule the item was routed by, also after a new plan was set.
 #[test]
 fn the_decision_names_the_rule_of_the_plan_the_item_was_routed_by() {

@@ -539,7 +539,7 @@ fn content_telegram_cannot_send_is_refused_with_the_field() {
         caption: None,
         filename: None,
     };
-    for url in ["whatsapp-media:123", "cid:logo@x", "file:///tmp/a.pdf"] {
+    for url in ["whatsapp-media:123", "cid:logo@x", "file:///tmp/a.pdf", "/tmp/a.pdf", "photo.png"] {
         refused(media(url), "content.url");
     }
     // A file id, bare or as a `telegram-file:` URL, and an http(s) link go out.

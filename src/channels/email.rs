@@ -220,7 +220,7 @@ pub enum SenderAuth {
 // Parsed results
 // ---------------------------------------------------------------------------------------------
 
-/// A header that says a message was sent automatically.
+/// A header, or the sender's address, that says a message was sent automatically.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "signal", content = "value", rename_all = "snake_case")]
 pub enum AutoReplySignal {
@@ -241,9 +241,10 @@ pub enum AutoReplySignal {
     /// `X-Loop` other than `no`/`false` (helpdesks and mail filters mark the mail they send
     /// automatically with it).
     XLoop(String),
-    /// A sender address whose local part says nobody reads replies (`noreply`, `no-reply`,
-    /// `do_not_reply`, `donotreply…`, `bounce`, `bounces`; a `+tag` is ignored): a convention of
-    /// automatic senders, not a standard. The value is the local part.
+    /// A sender address whose local part says nobody reads replies: it begins with `noreply` or
+    /// `donotreply` once `-`, `_` and `.` are left out (`no-reply`, `do_not_reply`,
+    /// `noreply-billing`), or is `bounce` or `bounces`; a `+tag` after it does not count. A
+    /// convention of automatic senders, not a standard. The value is the local part.
     AutomatedSender(String),
 }
 

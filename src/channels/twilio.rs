@@ -56,29 +56,35 @@ fn e164(field: &'static str, raw: &str) -> Result<String> {
     normalize_phone(number, None)
 }
 
-/// A `To`/`From` value as it goes out: `whatsapp:` and the number in E.164 for WhatsApp, the
-/// number in E.164 for SMS.
-fn outbound_address(field: &'static str, raw: &str) -> Result<String> {
-    let (channel, _) = messaging_address(field, raw)?;
-    let raw = raw.trim();
+/// A `To`/`From` value as it goes out, with its channel: `whatsapp:` and the number in E.164
+/// for WhatsApp, the number in E.164 for SMS.
+fn outbound_address(field: &'static str, raw: &str) -> Result<(ChannelKind, String)> {
+    let (channel, number) = split_channel(field, raw)?;
+    let number = e164(field, number)?;
     Ok(match channel {
-        ChannelKind::WhatsApp => format!("whatsapp:{}", e164(field, raw.strip_prefix("whatsapp:").unwrap_or(raw))?),
-        _ => e164(field, raw)?,
+        ChannelKind::WhatsApp => (channel, format!("whatsapp:{number}")),
+        _ => (channel, number),
     })
 }
 
 /// The channel and customer address a Twilio `From`/`To` value names: `whatsapp:+…` is
 /// WhatsApp, a bare `+…` number is SMS.
 fn messaging_address(field: &'static str, raw: &str) -> Result<(ChannelKind, Address)> {
+    let (channel, number) = split_channel(field, raw)?;
+    Ok((channel, phone(field, number)?))
+}
+
+/// The channel a Twilio `From`/`To` value names and the number after its prefix.
+fn split_channel<'a>(field: &'static str, raw: &'a str) -> Result<(ChannelKind, &'a str)> {
     let raw = raw.trim();
     if let Some(number) = raw.strip_prefix("whatsapp:") {
-        return Ok((ChannelKind::WhatsApp, phone(field, number)?));
+        return Ok((ChannelKind::WhatsApp, number));
     }
     if let Some((prefix, _)) = raw.split_once(':') {
         let prefix: String = prefix.chars().take(32).collect();
         return Err(Error::invalid(field, format!("the `{prefix}:` channel is not supported by this kit")));
     }
-    Ok((ChannelKind::Sms, phone(field, raw)?))
+    Ok((ChannelKind::Sms, raw))
 }
 
 /// Whether a caller id is withheld: the words carriers and Twilio use, or the placeholder
@@ -834,8 +840,8 @@ impl SmsSend {
     /// media; a body over [`MAX_BODY_CHARS`]; more than [`MAX_MEDIA`] media; a URL that is not
     /// http(s).
     pub fn form_params(&self) -> Result<Vec<(&'static str, String)>> {
-        let (channel, _) = messaging_address("To", &self.to)?;
-        let mut params = vec![("To", outbound_address("To", &self.to)?)];
+        let (channel, to) = outbound_address("To", &self.to)?;
+        let mut params = vec![("To", to)];
         match &self.from {
             // An SMS may come from a short code (`72345`) or an alphanumeric sender id
             // (`ACME`, one-way, where the country allows it) as well as from a number.
@@ -843,14 +849,14 @@ impl SmsSend {
                 params.push(("From", n.trim().to_owned()));
             }
             SmsFrom::Number(n) => {
-                let (from_channel, _) = messaging_address("From", n)?;
+                let (from_channel, from) = outbound_address("From", n)?;
                 if from_channel != channel {
                     return Err(Error::invalid(
                         "From",
                         format!("a {from_channel} number cannot send to a {channel} address"),
                     ));
                 }
-                params.push(("From", outbound_address("From", n)?));
+                params.push(("From", from));
             }
             SmsFrom::MessagingService(sid) => {
                 params.push(("MessagingServiceSid", check_sid("MessagingServiceSid", sid.trim(), &["MG"])?));

@@ -500,8 +500,8 @@ impl Engine {
     /// With a router, a conversation resolved or closed leaves routing: the router completes
     /// its work item when an agent has it (their capacity frees for the next waiting
     /// conversation, and the conversation no longer has a handler) and withdraws it otherwise.
-    /// One set back to `Open` with no handler goes back to routing, as a new message would take
-    /// it. A new priority reaches the conversation's work item ([`Router::update_item`]): a waiting
+    /// One reopened (resolved or closed, now `Open`) with no handler goes back to routing, as a
+    /// new message would take it. A new priority reaches the conversation's work item ([`Router::update_item`]): a waiting
     /// conversation takes its new place in the queue at once.
     ///
     /// [`Router::update_item`]: crate::routing::Router::update_item
@@ -517,10 +517,14 @@ impl Engine {
         if let Some(Some(subject)) = &patch.subject {
             check_text("subject", subject, 998)?;
         }
+        // A patch that reopens (not one that says `Open` of an open conversation) routes again.
+        let reopens = patch.status == Some(ConversationStatus::Open)
+            && self.router().is_some()
+            && !self.conversation(tenant, id).await?.status.is_open();
         let updated = self.patch_conversation(tenant, id, &patch, &[]).await?;
         if patch.status.as_ref().is_some_and(|s| !s.is_open()) {
             self.leave_routing(tenant, id).await;
-        } else if patch.status == Some(ConversationStatus::Open)
+        } else if reopens
             && updated.handler.is_none()
             && self.router().is_some_and(|r| r.item(crate::routing::WorkItemId::from(id)).is_none())
         {

@@ -40,6 +40,11 @@ impl Engine {
     /// by hand can start from this, add skills or a queue, and submit it themselves.
     pub async fn work_item(&self, tenant: &TenantId, conversation: ConversationId) -> Result<WorkItem> {
         let c = self.conversation(tenant, conversation).await?;
+        self.work_item_of(tenant, &c).await
+    }
+
+    /// [`Engine::work_item`] of a conversation already read.
+    async fn work_item_of(&self, tenant: &TenantId, c: &crate::model::Conversation) -> Result<WorkItem> {
         let customer = self.customer(tenant, c.customer).await?;
         let now = self.now();
         let channel =
@@ -50,7 +55,7 @@ impl Engine {
         if let Some(language) = customer.language {
             item = item.with_language(language);
         }
-        if let Some(agent) = c.last_agent {
+        if let Some(agent) = c.last_agent.clone() {
             item.last_agent = Some(LastAgent { agent, until: now + Duration::minutes(LAST_AGENT_AFFINITY) });
         }
         Ok(item)
@@ -68,14 +73,14 @@ impl Engine {
         if let Some(current) = router.decision(WorkItemId::from(conversation), self.now()) {
             return Ok(current);
         }
-        let status = self.conversation(tenant, conversation).await?.status;
-        if !status.is_open() {
+        let c = self.conversation(tenant, conversation).await?;
+        if !c.status.is_open() {
             return Err(Error::Refused(format!(
                 "conversation {conversation} is {}: reopen it to route it",
-                status.name()
+                c.status.name()
             )));
         }
-        let item = self.work_item(tenant, conversation).await?;
+        let item = self.work_item_of(tenant, &c).await?;
         self.routed().insert(conversation, tenant.clone());
         let decision = match router.submit(item, self.now()) {
             Ok(decision) => decision,
@@ -90,12 +95,18 @@ impl Engine {
         };
         // One router serves every tenant: timers of other tenants' items may have fallen due in
         // this call, and their events go to the tenants they belong to.
-        self.apply_events(tenant, &decision.events, true).await?;
+        let applied = self.apply_events(tenant, &decision.events, true).await;
         // Resolved, closed or erased since it was read: that change found no work item to take
-        // out of routing (it was not submitted yet), so it leaves now.
-        if !self.conversation(tenant, conversation).await.is_ok_and(|c| c.status.is_open()) {
+        // out of routing (it was not submitted yet), so it leaves now. A failed read says
+        // nothing either way: the item stays.
+        let gone = match self.conversation(tenant, conversation).await {
+            Ok(c) => !c.status.is_open(),
+            Err(e) => matches!(e, Error::NotFound { .. } | Error::Erased(_)),
+        };
+        if gone {
             self.leave_routing(tenant, conversation).await;
         }
+        applied?;
         Ok(decision)
     }
 

@@ -24,10 +24,12 @@
 //!   [`Router::requeue`](super::Router::requeue) (an assignment, excluding the agent), or
 //!   withdraw the item if another process owns it.
 //! * On `RoutingEvent::Completed` (or `Withdrawn`, `TimedOut`, `Transferred`, a requeue away
-//!   from the agent), **release** the item for the agent this router had given it to: the
-//!   agent's load goes down by the claim's cost. A release names the agent, so a process that
-//!   was refused the item (and then requeued or withdrew it) cannot free another process's
-//!   claim. After `Transferred` to an agent, claim again on the `Assigned` that follows.
+//!   from the agent), **release** the item — only if this process's claim of it was granted,
+//!   never after a refusal — for the agent it was granted to: the agent's load goes down by the
+//!   claim's cost. A release names the agent, so it cannot free another agent's claim of the
+//!   item; a process that releases after being refused could still free another process's
+//!   claim of the same agent, which is why it must not. After `Transferred` to an agent, claim
+//!   again on the `Assigned` that follows.
 //!
 //! What the ledger does not share: an agent's [`total`](super::Capacity::total) budget across
 //! channels and its interruption rules hold within each router only. A claim has no lease: a

@@ -2229,12 +2229,8 @@ impl State {
         let mut targets: Vec<AgentId> = Vec::new();
         if let Some(slot) = self.items[i as usize].as_mut() {
             slot.state = IState::Waiting { class: ci, seq };
-            // An item a custom policy decides is given to nobody behind its back: no agent its
-            // plan names or prefers takes it when freed.
-            if !slot.by_policy {
-                for t in &slot.tiers {
-                    targets.extend(t.explicit.iter().cloned());
-                }
+            for t in &slot.tiers {
+                targets.extend(t.explicit.iter().cloned());
             }
             if !slot.by_policy && self.rankers.iter().any(|r| r.affinity) {
                 targets.extend(slot.item.preferred_agents.iter().cloned());
@@ -2527,6 +2523,8 @@ impl State {
         if let Some(list) = self.targeted.get(&ag.id) {
             for (it, _) in list {
                 let Some(slot) = self.items[*it as usize].as_ref() else { continue };
+                // An item a custom policy decides is given to nobody behind its back (it is
+                // listed here still, for when the policy hands it back to the plan).
                 if slot.by_policy || slot.item.excluded.contains(me) || ag.can_take(slot.chan, &self.channels).is_err()
                 {
                     continue;
