@@ -453,6 +453,38 @@ fn a_message_id_of_another_conversation_is_refused() {
     assert_eq!(wa.sent().len(), 1);
 }
 
+/// `send_to_customer` with the id of a message sent to another customer is refused: it would
+/// go on in that customer's conversation and send this customer's notice to them.
+#[test]
+fn send_to_customer_with_another_customers_message_id_is_refused() {
+    let wa = whatsapp_stub();
+    let h = host(vec![wa.clone()], ChannelPolicy::default());
+    let ana = h.whatsapp_contact("wamid.IN1");
+    let bob = run(h.engine.ingest(
+        &h.tenant,
+        InboundMessage::new(
+            ChannelKind::WhatsApp,
+            endpoint("wa-main"),
+            Address::phone("+447700900999"),
+            "wamid.IN2",
+            Content::text("Me too"),
+        ),
+    ))
+    .unwrap();
+    let id = h.engine.new_message_id();
+    h.send(ana, reply("For Ana").with_message_id(id)).unwrap();
+    let before = h.store.dump();
+    let notice = SendRequest::system(Content::text("Your order shipped, with more to say")).with_message_id(id);
+    let r = run(h.engine.send_to_customer(&h.tenant, bob.customer, notice));
+    assert!(matches!(&r, Err(Error::InvalidInput { field: "message_id", .. })), "{r:?}");
+    assert_eq!(wa.sent().len(), 1, "nothing more sent");
+    assert_eq!(h.store.dump(), before);
+    // Ana's own retry with the same id still finds her conversation.
+    let ana_customer = run(h.engine.conversation(&h.tenant, ana)).unwrap().customer;
+    let again = run(h.engine.send_to_customer(&h.tenant, ana_customer, reply("For Ana").with_message_id(id))).unwrap();
+    assert_eq!(again.conversation, ana);
+}
+
 // The engine stays shareable with channels registered.
 const _: fn() = || {
     fn shared<T: Send + Sync>() {}

@@ -372,7 +372,8 @@ impl Engine {
     /// Errors are those of [`Engine::send`], plus [`Error::NotFound`] / [`Error::Erased`] for
     /// the customer. When the provider refuses the first part, a conversation opened for the
     /// message stays (empty); a retry uses it, and a retry under the same
-    /// [`message_id`](SendRequest::message_id) never opens another.
+    /// [`message_id`](SendRequest::message_id) never opens another. A `message_id` that already
+    /// names a message sent to another customer is [`Error::InvalidInput`].
     ///
     /// ```
     /// use std::sync::Arc;
@@ -416,6 +417,17 @@ impl Engine {
         if let Some(id) = request.message_id
             && let Some(earlier) = self.store().message(tenant, id).await?
         {
+            // A retry goes on in the conversation the first attempt opened, which must be this
+            // customer's (after a merge, the survivor's): an id of another customer's message
+            // would send this request to them.
+            let owner = self.customer(tenant, customer).await?;
+            let theirs = self.conversation(tenant, earlier.conversation).await.map(|c| c.customer);
+            if theirs.ok() != Some(owner.id) {
+                return Err(Error::invalid(
+                    "message_id",
+                    format!("{id} already names a message of another customer; use a new id"),
+                ));
+            }
             return self.send(tenant, earlier.conversation, request).await;
         }
         let choice = self.choose_channel(tenant, customer, &request).await?;
