@@ -799,3 +799,26 @@ fn an_oversized_bucket_condition_is_refused() {
     assert!(e.to_string().contains("buckets[0]"), "{e}");
     assert!(r.queue_stats(&qid("q")).is_err(), "nothing stored");
 }
+
+/// A plan is checked whole before anything happens: a `queue` term naming a queue the router
+/// does not hold is refused with its path, and a refused plan fires no timers (the item due to
+/// move on at that moment stays where it is until the next call).
+#[test]
+fn a_refused_plan_changes_nothing_and_names_an_unknown_queue_term() {
+    let r = router(&["support"]);
+    let two_steps = Plan::new([Rule::new(
+        "r",
+        [Step::new(Pool::default()).dwell(TimeDelta::seconds(10)), Step::new(Pool::default())],
+    )]);
+    r.set_plan(two_steps, t0()).unwrap();
+    r.submit(chat(1, "support", t0()), t0()).unwrap();
+    assert_eq!(r.item(wid(1)).unwrap().step, Some(0));
+    let typo = Plan::new([Rule::new("r", [Step::new(Pool::default()).eligible(Term::Queue(qid("suport")))])]);
+    let e = r.set_plan(typo, at(10)).unwrap_err();
+    assert!(e.to_string().contains("rules[0].steps[0].eligibility: unknown queue"), "{e}");
+    assert_eq!(r.item(wid(1)).unwrap().step, Some(0), "no timer fired");
+    // The next call fires the due step.
+    let events = r.tick(at(10));
+    assert!(events.iter().any(|e| matches!(e, RoutingEvent::StepEntered { .. })), "{events:?}");
+    assert_eq!(r.item(wid(1)).unwrap().step, Some(1));
+}

@@ -330,6 +330,16 @@ impl Term {
         }
     }
 
+    /// The first queue a [`Term::Queue`] in this term names that `known` does not hold.
+    pub(crate) fn unknown_queue<'a>(&'a self, known: &impl Fn(&QueueId) -> bool) -> Option<&'a QueueId> {
+        match self {
+            Term::Queue(q) if !known(q) => Some(q),
+            Term::And(ts) | Term::Or(ts) => ts.iter().find_map(|t| t.unknown_queue(known)),
+            Term::Not(t) => t.unknown_queue(known),
+            _ => None,
+        }
+    }
+
     /// Evaluates an item-only term on an item (agent terms count as true). Expressions see no
     /// clock, queue or calendar here (those read as missing); the router evaluates rule
     /// conditions with all three.

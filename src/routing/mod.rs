@@ -687,7 +687,8 @@ impl Router {
         std::mem::take(&mut s.events)
     }
 
-    /// Replaces the plan (validated; every queue it names must exist). Waiting items are
+    /// Replaces the plan (validated; every queue it names — pools, fallbacks, `queue` eligibility
+    /// terms — must exist; a refused plan changes nothing, and fires no timers). Waiting items are
     /// classified again from the first rule; offered and assigned items when they come back.
     /// Items an overflow placed in their queue (max wait, after hours, declines, a decision's
     /// fallback) stay there, their max wait running on: the new plan does not send them back to
@@ -712,9 +713,15 @@ impl Router {
                 }
             }
         }
-        s.fire_timers(now);
         for (r, rule) in plan.rules.iter().enumerate() {
+            let known = |q: &QueueId| s.queues.contains_key(q);
             for (k, step) in rule.steps.iter().enumerate() {
+                if let Some(q) = step.eligibility.unknown_queue(&known) {
+                    return Err(Error::invalid(
+                        "plan",
+                        format!("rules[{r}].steps[{k}].eligibility: unknown queue {q:?}"),
+                    ));
+                }
                 for (q, id) in step.pool.queues.iter().enumerate() {
                     if !s.queues.contains_key(id) {
                         return Err(Error::invalid(
@@ -730,6 +737,8 @@ impl Router {
                 return Err(Error::invalid("plan", format!("rules[{r}].fallback: unknown queue {q:?}")));
             }
         }
+        // Refused plans change nothing: timers fire only once the plan is known to be good.
+        s.fire_timers(now);
         s.install_plan(plan);
         let waiting: Vec<u32> = (0..s.items.len() as u32)
             .filter(|i| matches!(s.items[*i as usize].as_ref().map(|x| &x.state), Some(IState::Waiting { .. })))
