@@ -822,3 +822,32 @@ fn a_refused_plan_changes_nothing_and_names_an_unknown_queue_term() {
     assert!(events.iter().any(|e| matches!(e, RoutingEvent::StepEntered { .. })), "{events:?}");
     assert_eq!(r.item(wid(1)).unwrap().step, Some(1));
 }
+
+/// Attribute terms compare numbers by value, as expressions do: `2` and `2.0` are equal
+/// (attributes that went through JSON in another program often come back as floats).
+#[test]
+fn attribute_terms_compare_numbers_by_value() {
+    let item = chat(1, "support", t0()).with_attribute("level", 2.0).with_attribute("tier", "gold");
+    assert!(Term::item_attr_equals("level", 2).matches_item(&item));
+    assert!(!Term::item_attr_equals("level", 3).matches_item(&item));
+    let listed = Term::ItemAttr { key: "level".into(), test: AttrTest::In(vec![1.into(), 2.into()]) };
+    assert!(listed.matches_item(&item));
+    assert!(!Term::item_attr_equals("tier", "Gold").matches_item(&item), "strings stay exact");
+    // The agent side, and an agent attribute matched against the item's.
+    let r = router(&["support"]);
+    r.upsert_agent(chat_agent("ana", "support", 2).with_attribute("level", 2), t0()).unwrap();
+    r.set_plan(
+        Plan::new([
+            Rule::new(
+                "same",
+                [Step::new(Pool::default()).eligible(Term::SameAttr { agent: "level".into(), item: "level".into() })],
+            )
+            .when(Term::item_attr_equals("tier", "gold")),
+            Rule::new("by value", [Step::new(Pool::default()).eligible(Term::agent_attr_equals("level", 2.0))]),
+        ]),
+        t0(),
+    )
+    .unwrap();
+    assert_eq!(assigned_to(&r.submit(item, t0()).unwrap()).as_deref(), Some("ana"));
+    assert_eq!(assigned_to(&r.submit(chat(2, "support", t0()), t0()).unwrap()).as_deref(), Some("ana"));
+}

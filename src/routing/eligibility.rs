@@ -153,9 +153,9 @@ where
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AttrTest {
-    /// The attribute equals the value.
+    /// The attribute equals the value (numbers by value: `2` equals `2.0`).
     Equals(Value),
-    /// The attribute is one of the values.
+    /// The attribute is one of the values (numbers by value).
     In(Vec<Value>),
     /// The attribute is present.
     Exists,
@@ -165,10 +165,22 @@ impl AttrTest {
     fn test(&self, v: Option<&Value>) -> bool {
         match (self, v) {
             (_, None) => false,
-            (AttrTest::Equals(want), Some(v)) => v == want,
-            (AttrTest::In(list), Some(v)) => list.contains(v),
+            (AttrTest::Equals(want), Some(v)) => same_value(v, want),
+            (AttrTest::In(list), Some(v)) => list.iter().any(|x| same_value(v, x)),
             (AttrTest::Exists, Some(_)) => true,
         }
+    }
+}
+
+/// Equality of attribute values as the expression language has it: numbers by value (`2` and
+/// `2.0` are equal; integers exactly), anything else as JSON.
+fn same_value(a: &Value, b: &Value) -> bool {
+    use super::expr::ValueRef;
+    match (a, b) {
+        (Value::Number(_), Value::Number(_)) => {
+            super::expr::scalar_eq(ValueRef::from_json(a), ValueRef::from_json(b)) == Some(true)
+        }
+        _ => a == b,
     }
 }
 
@@ -478,8 +490,8 @@ impl Eligibility for Term {
             Term::Bot(b) => p.is_bot == *b,
             Term::AgentAttr { key, test } => test.test(p.attributes.get(key)),
             Term::SameAttr { agent, item: key } => match (p.attributes.get(agent), item.attributes.get(key)) {
-                (Some(Value::Array(list)), Some(v)) => list.contains(v),
-                (Some(a), Some(v)) => a == v,
+                (Some(Value::Array(list)), Some(v)) => list.iter().any(|x| same_value(x, v)),
+                (Some(a), Some(v)) => same_value(a, v),
                 _ => false,
             },
             Term::Channel(_) | Term::ItemAttr { .. } | Term::PriorityAtLeast(_) => self.matches_item(item),

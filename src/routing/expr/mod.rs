@@ -153,4 +153,5 @@ pub use compile::CompiledExpr;
 pub use error::{ExprError, ExprErrorKind, Position};
 pub use parse::Limits;
 pub use schema::{Function, FunctionImpl, MAX_FUNCTION_PARAMS, Schema, SchemaBuilder, Slot};
+pub(crate) use value::scalar_eq;
 pub use value::{ListRef, ListValue, ScalarType, Truth, Type, Value, ValueRef};
