@@ -56,6 +56,18 @@ impl Host {
         run(self.engine.ingest(&self.tenant, msg)).unwrap().conversation
     }
 
+    /// Another customer writes on WhatsApp.
+    fn other_whatsapp_contact(&self, wamid: &str) -> touchpoint::IngestOutcome {
+        let msg = InboundMessage::new(
+            ChannelKind::WhatsApp,
+            endpoint("wa-main"),
+            Address::phone("+447700900999"),
+            wamid,
+            Content::text("Me too"),
+        );
+        run(self.engine.ingest(&self.tenant, msg)).unwrap()
+    }
+
     fn send(&self, conversation: ConversationId, request: SendRequest) -> touchpoint::Result<touchpoint::SendOutcome> {
         run(self.engine.send(&self.tenant, conversation, request))
     }
@@ -434,18 +446,7 @@ fn a_message_id_of_another_conversation_is_refused() {
     let wa = whatsapp_stub();
     let h = host(vec![wa.clone()], ChannelPolicy::default());
     let first = h.whatsapp_contact("wamid.IN1");
-    let other = run(h.engine.ingest(
-        &h.tenant,
-        InboundMessage::new(
-            ChannelKind::WhatsApp,
-            endpoint("wa-main"),
-            Address::phone("+447700900999"),
-            "wamid.IN2",
-            Content::text("Me too"),
-        ),
-    ))
-    .unwrap()
-    .conversation;
+    let other = h.other_whatsapp_contact("wamid.IN2").conversation;
     let id = h.engine.new_message_id();
     h.send(first, reply("For the first").with_message_id(id)).unwrap();
     let reused = h.send(other, reply("For the other").with_message_id(id));
@@ -460,17 +461,7 @@ fn send_to_customer_with_another_customers_message_id_is_refused() {
     let wa = whatsapp_stub();
     let h = host(vec![wa.clone()], ChannelPolicy::default());
     let ana = h.whatsapp_contact("wamid.IN1");
-    let bob = run(h.engine.ingest(
-        &h.tenant,
-        InboundMessage::new(
-            ChannelKind::WhatsApp,
-            endpoint("wa-main"),
-            Address::phone("+447700900999"),
-            "wamid.IN2",
-            Content::text("Me too"),
-        ),
-    ))
-    .unwrap();
+    let bob = h.other_whatsapp_contact("wamid.IN2");
     let id = h.engine.new_message_id();
     h.send(ana, reply("For Ana").with_message_id(id)).unwrap();
     let before = h.store.dump();

@@ -742,10 +742,13 @@ pub fn send_requests(chat_id: i64, content: &Content, options: &SendOptions) -> 
             // A file id (bare, or in a `telegram-file:` URL) or an http(s) link: a URL of
             // another scheme (another kit's file id, `cid:`, `file:`) or a path is nothing
             // Telegram can fetch. File ids are base64url text.
-            let bare_id = url.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
             let file = match file_id(url) {
                 Some(id) => id,
-                None if super::http_link(url) || bare_id => url,
+                None if super::http_link(url)
+                    || url.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') =>
+                {
+                    url
+                }
                 None => {
                     return Err(Error::invalid(
                         "content.url",

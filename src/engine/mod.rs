@@ -526,10 +526,7 @@ impl Engine {
             }
         }
 
-        // A blocked customer's message kept quietly in a snoozed conversation asks nobody.
-        let needs_handler = conversation.status.is_open()
-            && conversation.handler.is_none()
-            && !matches!(decision, ThreadDecision::KeptQuiet { .. });
+        let needs_handler = needs_handler(&conversation, resolved.customer.blocked);
         let outcome = IngestOutcome {
             message: message.id,
             customer: resolved.customer.id,
@@ -656,11 +653,9 @@ impl Engine {
             Author::Customer(i) => i,
             _ => return Err(Error::Refused("the provider id belongs to an outbound message".into())),
         };
-        // As for the first delivery: a blocked customer's message in a snoozed conversation was
-        // kept quietly, and its retry asks nobody either.
-        let kept_quiet = matches!(conversation.status, ConversationStatus::Snoozed { .. })
-            && self.inner.store.customer(tenant, conversation.customer).await?.is_some_and(|c| c.blocked);
-        let needs_handler = conversation.status.is_open() && conversation.handler.is_none() && !kept_quiet;
+        // As for the first delivery (a message kept quietly asks nobody, nor does its retry).
+        let blocked = self.inner.store.customer(tenant, conversation.customer).await?.is_some_and(|c| c.blocked);
+        let needs_handler = needs_handler(&conversation, blocked);
         Ok(IngestOutcome {
             message: existing.id,
             customer: conversation.customer,
@@ -675,6 +670,15 @@ impl Engine {
             routing: None,
         })
     }
+}
+
+/// Whether `conversation` is open with nobody handling it, so routing should pick it up — not
+/// when the message was kept quietly ([`thread::kept_quiet`]: a blocked customer's message in a
+/// snoozed conversation).
+fn needs_handler(conversation: &Conversation, blocked: bool) -> bool {
+    conversation.status.is_open()
+        && conversation.handler.is_none()
+        && !thread::kept_quiet(&conversation.status, blocked)
 }
 
 /// The provider message id as it is stored and looked up: an email Message-ID without its

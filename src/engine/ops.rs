@@ -185,9 +185,10 @@ impl Engine {
     /// Records a message from us in a conversation (an agent's or bot's reply, a notice).
     ///
     /// Refused before anything is stored when the conversation is closed, the customer opted
-    /// out of the channel or is blocked, the engine's [`ChannelPolicy`](crate::channel::ChannelPolicy) needs an opt-in on the
-    /// channel that is not recorded, or the channel's reply window is closed and the content is
-    /// not a template ([`Error::ReplyWindowClosed`]).
+    /// out of the channel or is blocked, the engine's
+    /// [`ChannelPolicy`](crate::channel::ChannelPolicy) needs an opt-in on the channel that is
+    /// not recorded, or the channel's reply window is closed and the content is not a template
+    /// ([`Error::ReplyWindowClosed`]).
     ///
     /// With a router, a message by the agent (or bot) the conversation is assigned to is their
     /// reply: it stops the queue's no-reply timer, as [`Engine::send`] does too.
@@ -501,8 +502,9 @@ impl Engine {
     /// its work item when an agent has it (their capacity frees for the next waiting
     /// conversation, and the conversation no longer has a handler) and withdraws it otherwise.
     /// One reopened (resolved or closed, now `Open`) with no handler goes back to routing, as a
-    /// new message would take it. A new priority reaches the conversation's work item ([`Router::update_item`]): a waiting
-    /// conversation takes its new place in the queue at once.
+    /// new message would take it. A new priority reaches the conversation's work item
+    /// ([`Router::update_item`]): a waiting conversation takes its new place in the queue at
+    /// once.
     ///
     /// [`Router::update_item`]: crate::routing::Router::update_item
     pub async fn update_conversation(

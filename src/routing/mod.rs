@@ -688,8 +688,8 @@ impl Router {
     }
 
     /// Replaces the plan (validated; every queue it names — pools, fallbacks, `queue` eligibility
-    /// terms — must exist; a refused plan changes nothing, and fires no timers). Waiting items are
-    /// classified again from the first rule; offered and assigned items when they come back.
+    /// terms — must exist; a refused plan changes nothing, and fires no timers). Waiting items
+    /// are classified again from the first rule; offered and assigned items when they come back.
     /// Items an overflow placed in their queue (max wait, after hours, declines, a decision's
     /// fallback) stay there, their max wait running on: the new plan does not send them back to
     /// the queue they left to get its action again.

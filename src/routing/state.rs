@@ -1436,13 +1436,9 @@ impl State {
                 let rekey = slot.config.discipline != q.discipline;
                 // A max wait added or shortened holds for the items waiting now too (one
                 // lengthened or removed is seen when their timers fire).
-                let sooner = match (slot.config.max_wait, q.max_wait) {
-                    (Some(old), Some(new)) => new < old,
-                    (None, Some(_)) => true,
-                    _ => false,
-                };
+                let sooner = q.max_wait.filter(|new| slot.config.max_wait.is_none_or(|old| *new < old));
                 slot.config = q.clone();
-                if let (true, Some(m)) = (sooner, q.max_wait) {
+                if let Some(m) = sooner {
                     let waiting: Vec<(u32, DateTime<Utc>, u64)> = self
                         .items
                         .iter()

@@ -214,6 +214,13 @@ pub(crate) fn referenced_keys(msg: &InboundMessage) -> Vec<(ThreadKey, ThreadRea
     keys
 }
 
+/// Whether a message to a conversation in `status` is stored without reopening it and without
+/// asking anyone to handle it ([`ThreadDecision::KeptQuiet`]): the customer is blocked and the
+/// conversation resolved or snoozed.
+pub(crate) fn kept_quiet(status: &crate::model::ConversationStatus, blocked: bool) -> bool {
+    use crate::model::ConversationStatus as S;
+    blocked && matches!(status, S::Resolved | S::Snoozed { .. })
+}
 /// An email Message-ID without surrounding whitespace and angle brackets.
 pub fn message_id(raw: &str) -> &str {
     raw.trim().trim_start_matches('<').trim_end_matches('>')
@@ -234,7 +241,7 @@ fn apply_reopen(
     // `ReopenWithin`.
     let written =
         input.msg.sent_at.map_or(now, |at| at.max(now - MAX_LATE_DELIVERY).max(conversation.created_at).min(now));
-    if input.blocked && matches!(conversation.status, S::Resolved | S::Snoozed { .. }) {
+    if kept_quiet(&conversation.status, input.blocked) {
         return Ok(Placement::Existing { conversation, decision: ThreadDecision::KeptQuiet { reason } });
     }
     match conversation.status {

@@ -17,7 +17,8 @@ use tokio_postgres::types::ToSql;
 /// the sum stays within the limit (`INSERT … ON CONFLICT DO UPDATE … WHERE load + cost <=
 /// limit`, which locks that row); if either finds nothing to do, the transaction is rolled back
 /// and the refusal says which. A release is one statement (delete the assignment, subtract its
-/// cost), of the agent's own claim only. See [`crate::routing::ledger`] for how a host uses it with the router.
+/// cost), of the named agent's claim only. See [`crate::routing::ledger`] for how a host uses
+/// it with the router.
 #[derive(Debug, Clone)]
 pub struct PostgresLedger {
     store: PostgresStore,
