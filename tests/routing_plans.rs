@@ -73,11 +73,64 @@ fn malformed_plans_give_typed_errors_with_a_location() {
         (r#"{"rules": [{"name": "a", "steps": [{"eligibilty": "any"}]}]}"#, "unknown field `eligibilty`"),
         (r#"{"rules": [{"name": "a", "stpes": [{}]}]}"#, "unknown field `stpes`"),
         (r#"{"rules": [{"name": "a", "steps": [{"pool": {"queue": ["q"]}}]}]}"#, "unknown field `queue`"),
+        // Inside terms, rankers, timeouts and expression trees too.
+        (
+            r#"{"rules": [{"name": "a", "steps": [{"eligibility": {"skill": {"name": "s", "min": 3, "max": 5}}}]}]}"#,
+            "unknown field `max`, expected `name` or `min` at line 1 column 90",
+        ),
+        (
+            r#"{"rules": [{"name": "a", "when": {"item_attr": {"key": "vip", "equal": true}}, "steps": [{}]}]}"#,
+            "unknown field `equal`",
+        ),
+        (
+            r#"{"rules": [{"name": "a", "steps": [{"eligibility": {"agent_attr": {"key": "t", "equals": 1, "in": [2]}}}]}]}"#,
+            "exactly one test",
+        ),
+        (r#"{"rules": [{"name": "a", "steps": [{"eligibility": {"agent_attr": {"key": "t"}}}]}]}"#, "exactly one test"),
+        (
+            r#"{"rules": [{"name": "a", "steps": [{"eligibility": {"same_attr": {"agent": "x", "item": "y", "z": 1}}}]}]}"#,
+            "unknown field `z`",
+        ),
+        (
+            r#"{"rules": [{"name": "a", "steps": [{"eligibility": {"expr": {"call": {"name": "f", "args": [], "arg": 1}}}}]}]}"#,
+            "unknown field `arg`",
+        ),
     ];
     for (json, want) in cases {
         let got = reason(Plan::from_json(json).unwrap_err());
         assert!(got.contains(want), "{json}\n  gave: {got}\n  want: {want}");
     }
+}
+
+#[test]
+fn attribute_terms_read_back_what_they_write_and_exists_is_written_in_toml_as_true() {
+    for t in [
+        Term::AgentAttr { key: "tier".into(), test: AttrTest::Equals(serde_json::json!("gold")) },
+        Term::ItemAttr { key: "tags".into(), test: AttrTest::In(vec![serde_json::json!(1), serde_json::json!("a")]) },
+        Term::AgentAttr { key: "tier".into(), test: AttrTest::Exists },
+    ] {
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(serde_json::from_str::<Term>(&json).unwrap(), t, "{json}");
+    }
+    let toml = r#"
+[[rules]]
+name = "vip"
+when = { item_attr = { key = "vip", exists = true } }
+[[rules.steps]]
+eligibility = { agent_attr = { key = "tier", equals = "gold" } }
+"#;
+    let plan: Plan = toml::from_str(toml).unwrap();
+    plan.validate().unwrap();
+    assert_eq!(plan.rules[0].when, Term::ItemAttr { key: "vip".into(), test: AttrTest::Exists });
+    assert!(
+        reason(
+            Plan::from_json(
+                r#"{"rules": [{"name": "a", "when": {"item_attr": {"key": "v", "exists": false}}, "steps": [{}]}]}"#
+            )
+            .unwrap_err()
+        )
+        .contains("`exists` takes `null` or `true`")
+    );
 }
 
 #[test]

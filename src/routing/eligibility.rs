@@ -57,6 +57,7 @@ pub struct AgentProfile {
 
 /// One queue membership inside a profile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Membership {
     /// Lower is served first.
     pub priority: u32,
@@ -199,7 +200,7 @@ impl fmt::Display for AttrTest {
 /// In JSON: `"item_skills"`, `{"skill": {"name": "billing", "min": 3}}`,
 /// `{"agent_attr": {"key": "tier", "equals": "gold"}}`, `{"and": [ … ]}`, `{"not": …}`.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Term {
     /// Always true.
     #[default]
@@ -226,6 +227,7 @@ pub enum Term {
     /// The agent is (`true`) or is not (`false`) a bot.
     Bot(bool),
     /// A test on an agent attribute.
+    #[serde(deserialize_with = "attr_term")]
     AgentAttr {
         /// Attribute key.
         key: String,
@@ -234,6 +236,7 @@ pub enum Term {
         test: AttrTest,
     },
     /// A test on an item attribute (item only).
+    #[serde(deserialize_with = "attr_term")]
     ItemAttr {
         /// Attribute key.
         key: String,
@@ -262,6 +265,42 @@ pub enum Term {
     /// depends on where it stands (see [`Condition`](super::Condition)). Uncompiled it matches
     /// nothing.
     Expr(super::condition::Condition),
+}
+
+/// The fields of an `agent_attr` / `item_attr` term as written: the key and exactly one test.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AttrTermFields {
+    key: String,
+    #[serde(default, deserialize_with = "present")]
+    equals: Option<Value>,
+    #[serde(default, rename = "in")]
+    one_of: Option<Vec<Value>>,
+    #[serde(default, deserialize_with = "present")]
+    exists: Option<Value>,
+}
+
+/// A field that is there, whatever its value (`null` too).
+fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Option<T>, D::Error> {
+    T::deserialize(d).map(Some)
+}
+
+/// Reads `{"key": …, "equals" | "in" | "exists": …}`: an unknown field, or not exactly one
+/// test, is an error (a misspelt test would otherwise be dropped without a word).
+fn attr_term<'de, D: serde::Deserializer<'de>>(d: D) -> Result<(String, AttrTest), D::Error> {
+    let f = AttrTermFields::deserialize(d)?;
+    // `"exists": null` as written out; `exists = true` where null cannot be written (TOML).
+    let exists = match f.exists {
+        None => None,
+        Some(Value::Null | Value::Bool(true)) => Some(AttrTest::Exists),
+        Some(_) => return Err(serde::de::Error::custom("`exists` takes `null` or `true`")),
+    };
+    let tests = [f.equals.map(AttrTest::Equals), f.one_of.map(AttrTest::In), exists];
+    let mut given = tests.into_iter().flatten();
+    match (given.next(), given.next()) {
+        (Some(test), None) => Ok((f.key, test)),
+        _ => Err(serde::de::Error::custom("an attribute term has exactly one test: `equals`, `in` or `exists`")),
+    }
 }
 
 /// Deepest nesting of `and`/`or`/`not` a term may have.

@@ -109,7 +109,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 /// What happens to an agent's assigned work when the agent goes offline.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum OfflineAction {
     /// The agent keeps it.
     #[default]
@@ -122,6 +122,7 @@ pub enum OfflineAction {
 
 /// The agent-offline policy: after `grace` in an offline status, apply `assigned`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct OfflinePolicy {
     /// How long an agent may be offline before the action applies (0 = at once).
     #[serde(with = "model::secs", default)]
@@ -139,6 +140,7 @@ impl Default for OfflinePolicy {
 
 /// Router-wide settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct RouterConfig {
     /// Presence statuses by name. Defaults: `online` (all channels), `away` and `busy` (none,
     /// keep work), `offline` (gone).

@@ -608,7 +608,7 @@ impl Agent {
 /// How a queue orders its waiting items (the item side of matching: which item a freed agent
 /// gets). Every discipline ends on arrival order, so the order is total and deterministic.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Discipline {
     /// Higher priority first, then the longest effective wait (`eligible_since` minus the age
     /// adjustment). The default (Twilio, Salesforce, Zendesk).
@@ -631,7 +631,7 @@ pub enum Discipline {
 
 /// What happens to an item that waited too long in a queue or exhausted its declines.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum TimeoutAction {
     /// Move to another queue (any member may take it there).
     Overflow(QueueId),
@@ -1027,6 +1027,7 @@ pub(crate) fn conversation_priority(priority: Priority) -> i32 {
 
 /// The last agent who handled the customer, preferred until `until`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct LastAgent {
     /// The agent.
     pub agent: AgentId,
@@ -1048,6 +1049,7 @@ pub struct LastAgent {
 /// assert_eq!(item.eligible_since, now);
 /// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 // `repr(C)`, the fields a batch step move reads first (id, queue, skills: one cache line).
 #[repr(C)]
 pub struct WorkItem {

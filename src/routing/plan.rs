@@ -121,7 +121,7 @@ pub enum TimerBasis {
 
 /// When to skip a step at once.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum SkipIf {
     /// No agent of the step's pool is available now (presence and capacity) — Twilio
     /// `skip_if: workers.available == 0`.
@@ -178,7 +178,7 @@ impl DecisionHook {
 
 /// What a [`DecisionHook`] does when the host does not answer in time.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum DecisionFallback {
     /// Route by the step itself (its pool, eligibility and ranker).
     #[default]
@@ -191,7 +191,7 @@ pub enum DecisionFallback {
 
 /// A change of the item's priority on entering a step.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum PriorityChange {
     /// Set it to this.
     Set(i32),
@@ -336,7 +336,7 @@ impl PartialEq for Step {
 
 /// What happens when the last step's dwell ends.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum Fallback {
     /// Stay at the last step.
     #[default]

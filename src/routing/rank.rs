@@ -95,7 +95,7 @@ where
 
 /// One key of a [`Ranker`].
 #[derive(Clone, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum RankKey {
     /// Agents holding no work first, longest idle first (Twilio, Amazon Connect, Genesys
     /// default); agents holding work after them, by when they last became idle.

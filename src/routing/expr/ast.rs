@@ -33,7 +33,7 @@ pub const KEYWORDS: [&str; 7] = ["and", "or", "not", "in", "contains", "true", "
 /// same for any other valid tree. Floats survive JSON exactly when `serde_json`'s
 /// `float_roundtrip` feature is on (its default parser may move the last digit).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
 #[non_exhaustive]
 pub enum Expr {
     /// `true` / `false`.
@@ -99,6 +99,7 @@ pub enum Literal {
 
 /// A function call: `name(args…)` or `name(args…).member`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Call {
     /// The function's name.
     pub name: String,
