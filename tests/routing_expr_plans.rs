@@ -86,6 +86,24 @@ fn the_issue_example_routes_as_written_from_a_json_plan() {
 }
 
 #[test]
+fn a_regional_item_reaches_an_agent_who_lists_the_bare_language_through_primary_language() {
+    let plan = |expr: &str| Plan::new([Rule::new("lang", [Step::new(Pool::default()).eligible(Term::expr(expr))])]);
+    let r = router(&["support"]);
+    r.upsert_agent(agent("ana", 5, &["es"]), t0()).unwrap();
+    // `in` compares whole tags: es-MX is not in ["es"].
+    r.set_plan(plan("item.language in agent.languages"), t0()).unwrap();
+    let d = r.submit(item(1, ChannelKind::WebChat, "es-MX"), t0()).unwrap();
+    assert_eq!(d.outcome, Outcome::Queued(qid("support")), "{d:?}");
+    // Its primary language is.
+    r.set_plan(plan("item.primary_language in agent.languages"), t0()).unwrap();
+    let d = r.submit(item(2, ChannelKind::WebChat, "es-MX"), t0()).unwrap();
+    assert_eq!(assigned_to(&d).as_deref(), Some("ana"), "{d:?}");
+    // An item without a language is unknown there, which is no.
+    let d = r.submit(WorkItem::new(wid(3), ChannelKind::WebChat, t0()).in_queue(qid("support")), t0()).unwrap();
+    assert_eq!(d.outcome, Outcome::Queued(qid("support")), "{d:?}");
+}
+
+#[test]
 fn the_tree_form_and_rust_built_plans_route_the_same() {
     let tree = serde_json::json!({"and": [
         {"eq": [{"path": "item.channel"}, {"str": "whatsapp"}]},

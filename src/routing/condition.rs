@@ -59,6 +59,7 @@
 //! | `item.queue` | string (the queue the item names; missing if none) | ✓ | ✓ | ✓ | ✓ |
 //! | `item.priority` | int (rules and guards: after step changes; else the item's own) | ✓ | ✓ | ✓ | ✓ |
 //! | `item.language` | string (`"es-MX"`; missing if none) | ✓ | ✓ | ✓ | ✓ |
+//! | `item.primary_language` | string (`"es"` for `"es-MX"`; missing if none) | ✓ | ✓ | ✓ | ✓ |
 //! | `item.skills`, `item.optional_skills` | map of int | ✓ | ✓ | ✓ | ✓ |
 //! | `item.age` | duration since `eligible_since` | ✓ | ✓ | | |
 //! | `item.<attribute>` | as declared ([`Router::declare_attribute`]) | ✓ | ✓ | ✓ | ✓ |
@@ -72,6 +73,9 @@
 //! | `schedule("name").open`, `.opens_in`, `.closes_in` | bool, duration, duration | ✓ | ✓ | | |
 //! | functions registered with [`Router::register_function`] | as declared | ✓ | ✓ | ✓ | ✓ |
 //!
+//! * `in` compares whole tags: `item.language in agent.languages` is false for an `es-MX` item
+//!   and an agent who lists `es`. `item.primary_language in agent.languages` matches them, as
+//!   [`Term::ItemLanguage`](super::Term::ItemLanguage) does for agents who list bare languages.
 //! * `queue.*` is the queue the item waits in (a step naming queues waits in its first);
 //!   `queue.estimated_wait` is missing before the queue's first assignment.
 //! * `pool.available` counts the agents of the step's pool that are eligible and could take the
@@ -275,6 +279,7 @@ pub(crate) enum Field {
     ItemQueue,
     ItemPriority,
     ItemLanguage,
+    ItemPrimaryLanguage,
     ItemSkills,
     ItemOptionalSkills,
     ItemAge,
@@ -302,6 +307,7 @@ const BUILTIN: &[(&str, Type, Field, [bool; 4])] = {
         ("item.queue", Type::STR, ItemQueue, ALL),
         ("item.priority", Type::INT, ItemPriority, ALL),
         ("item.language", Type::STR, ItemLanguage, ALL),
+        ("item.primary_language", Type::STR, ItemPrimaryLanguage, ALL),
         ("item.skills", Type::Map(ScalarType::Int), ItemSkills, ALL),
         ("item.optional_skills", Type::Map(ScalarType::Int), ItemOptionalSkills, ALL),
         ("item.age", Type::DURATION, ItemAge, CLOCK),
@@ -624,6 +630,9 @@ impl Bindings for Bound<'_, '_> {
             Field::ItemQueue => item.queue.as_ref().map_or(ValueRef::Missing, |q| ValueRef::Str(q.as_str())),
             Field::ItemPriority => ValueRef::Int(i64::from(env.priority)),
             Field::ItemLanguage => item.language.as_ref().map_or(ValueRef::Missing, |l| ValueRef::Str(l.as_str())),
+            Field::ItemPrimaryLanguage => {
+                item.language.as_ref().map_or(ValueRef::Missing, |l| ValueRef::Str(l.primary_language()))
+            }
             Field::ItemAge => env.now.map_or(ValueRef::Missing, |n| ValueRef::Duration(n - item.eligible_since)),
             Field::ItemAttr(keys, ty) => attr(&item.attributes, keys, *ty),
             Field::AgentLanguages => {
