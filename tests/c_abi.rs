@@ -2255,6 +2255,54 @@ fn accept_racing_complete_on_another_thread_leaves_no_handler_on_completed_work(
     );
 }
 
+/// A customer writes while the only agent goes online and away again and again on another
+/// thread. Each routing call's events (the ingest's `queued`, a presence call's `assigned`) must
+/// be written in the order the router produced them: written the other way round, the
+/// conversation would wait in the queue while the router has it with Ana.
+#[test]
+fn ingest_racing_an_agent_coming_online_leaves_the_handler_the_router_holds() {
+    const ROUNDS: usize = 300;
+    let mut stale = Vec::new();
+    for round in 0..ROUNDS {
+        let engine = TestEngine::routed(json!({}), &[agent("ana", "away", 1)]);
+        let handle = engine.0.addr();
+        let barrier = Arc::new(Barrier::new(2));
+        let ingested = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let presence = {
+            let (barrier, ingested) = (barrier.clone(), ingested.clone());
+            std::thread::spawn(move || {
+                let me = ManuallyDrop::new(TestEngine(std::ptr::without_provenance_mut(handle)));
+                barrier.wait();
+                while !ingested.load(std::sync::atomic::Ordering::Acquire) {
+                    me.presence("ana", "online").expect("online");
+                    me.presence("ana", "away").expect("away");
+                }
+            })
+        };
+        barrier.wait();
+        let outcome = engine.ingest(&chat(round)).expect("ingest");
+        ingested.store(true, std::sync::atomic::Ordering::Release);
+        presence.join().expect("no thread panicked");
+        let item = str_field(&outcome, "conversation").to_owned();
+        let state = engine.explain(&item).expect("explain")["status"]["state"].clone();
+        let want = if state == json!({"assigned": "ana"}) {
+            json!({"kind": "agent", "id": "ana"})
+        } else {
+            json!({"kind": "queue", "id": "support"})
+        };
+        let handler = engine.handler(&item);
+        if handler != want {
+            stale.push((round, state, handler));
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "{} of {ROUNDS} conversations disagree with the router: {:?}",
+        stale.len(),
+        &stale[..stale.len().min(3)]
+    );
+}
+
 /// The host resolves a conversation while its agent accepts the offer on another thread. Either
 /// order is fine (resolved first: the offer is withdrawn and the accept finds no item; accepted
 /// first: the resolve completes the work), but the router's events must be written in the

@@ -1138,7 +1138,13 @@ pub unsafe extern "C" fn tp_ingest(
         let out = unsafe { out_slot(out_outcome_json, "out_outcome_json") }?;
         let live = live(engine)?;
         let inbound: InboundJson = parse(unsafe { text(inbound_json, "inbound_json") }?, "inbound_json")?;
-        let outcome = block_on(live.engine.ingest(&live.tenant, inbound.into_message()))?;
+        let ingest = live.engine.ingest(&live.tenant, inbound.into_message());
+        // With a router, an ingest routes (and fires due timers): its events are written in
+        // order with the other threads' routing calls.
+        let outcome = match live.engine.router() {
+            Some(_) => in_routing_order(&live, ingest)?.0,
+            None => block_on(ingest)?,
+        };
         unsafe { hand_out(out, &outcome) }
     })
 }
@@ -1206,7 +1212,13 @@ pub unsafe extern "C" fn tp_record_outbound(
         let live = live(engine)?;
         let conversation: ConversationId = unsafe { id(conversation_id, "conversation_id") }?;
         let outbound: OutboundJson = parse(unsafe { text(outbound_json, "outbound_json") }?, "outbound_json")?;
-        let message = block_on(live.engine.record_outbound(&live.tenant, conversation, outbound.into_message()))?;
+        let record = live.engine.record_outbound(&live.tenant, conversation, outbound.into_message());
+        // With a router, an agent's reply is noted there (and fires due timers): in order with
+        // the other threads' routing calls, as for an ingest.
+        let message = match live.engine.router() {
+            Some(_) => in_routing_order(&live, record)?.0,
+            None => block_on(record)?,
+        };
         unsafe { hand_out(out, &message) }
     })
 }

@@ -283,7 +283,7 @@ int main(void) {
     /* A retried webhook changes nothing. */
     char *again = NULL;
     check(tp_ingest(engine, chat, &again), "tp_ingest (retry)");
-    Id again_customer;
+    Id again_customer = {"?"};
     json_string(again, "customer", again_customer.text, sizeof again_customer.text);
     printf("retry     -> duplicate %s, customer %s\n", strstr(again, "\"duplicate\":true") ? "true" : "false",
            again_customer.text);
@@ -294,6 +294,10 @@ int main(void) {
     status = tp_offer_accept(engine, conversation.text, "agent.nobody", &events);
     printf("no agent  -> %s: %s (result %s)\n", tp_status_name(status), tp_last_error(),
            events == NULL ? "NULL" : "set");
+    if (events != NULL) {
+        check(tp_string_free(events), "tp_string_free");
+        events = NULL;
+    }
 
     /* Carla declines: nobody else is available, so it waits in the queue. */
     routing("decline", tp_offer_decline(engine, conversation.text, "agent.carla", &events), &events);
@@ -317,7 +321,7 @@ int main(void) {
                              " \"content\": {\"type\": \"text\", \"body\": \"Sorry about that, Ana! Can you send a photo?\"}}",
                              &reply),
           "tp_record_outbound");
-    Id reply_id;
+    Id reply_id = {"?"};
     char reply_channel[32] = "?";
     json_string(reply, "id", reply_id.text, sizeof reply_id.text);
     json_string(reply, "channel", reply_channel, sizeof reply_channel);
@@ -475,6 +479,9 @@ int main(void) {
     char *gone = NULL;
     status = tp_customer_context(engine, customer.text, NULL, &gone);
     printf("forgotten -> %s: %s (result %s)\n", tp_status_name(status), tp_last_error(), gone == NULL ? "NULL" : "set");
+    if (gone != NULL) {
+        check(tp_string_free(gone), "tp_string_free");
+    }
 
     /* Errors are status codes with an explanation, never crashes. */
     char *missing = NULL;
@@ -484,6 +491,9 @@ int main(void) {
                                 &missing);
     printf("error     -> %s: %s (result %s)\n", tp_status_name(status), tp_last_error(),
            missing == NULL ? "NULL" : "set");
+    if (missing != NULL) {
+        check(tp_string_free(missing), "tp_string_free");
+    }
 
     check(tp_engine_free(engine), "tp_engine_free");
     status = tp_engine_free(engine);

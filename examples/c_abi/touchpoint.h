@@ -21,14 +21,17 @@
  *
  * Errors: every function that can fail returns a TpStatus. TP_STATUS_OK (0) is success; on any
  * other status tp_last_error() explains the failure on the calling thread, every out-parameter
- * is set to NULL, and the engine's data is unchanged. Bad arguments (NULL, invalid UTF-8, text
- * that is not JSON, freed or unknown handles) are reported as status codes, never crashes.
+ * is set to NULL, and the engine's data is unchanged (one exception: TP_STATUS_BACKEND from a
+ * routing call whose router acted but whose write to the store failed; the router's change
+ * stays). Bad arguments (NULL, invalid UTF-8, text that is not JSON, freed or unknown handles)
+ * are reported as status codes, never crashes.
  *
  * Ownership (who frees what):
  *   - const char* arguments are borrowed for the duration of the call; the library keeps no
  *     pointer to them.
  *   - char** out-parameters receive a new string owned by you: free it exactly once with
- *     tp_string_free(), never with free().
+ *     tp_string_free(), never with free(), and do not write into it (a NUL byte written into it,
+ *     as strtok does, makes the free release the wrong size): copy it to tokenise it.
  *   - TpEngine* from tp_engine_new() is owned by you: free it exactly once with
  *     tp_engine_free(). It is an opaque handle: never dereference it.
  *   - tp_version(), tp_status_name() and tp_last_error() return strings owned by the library:
