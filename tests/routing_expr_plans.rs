@@ -104,6 +104,28 @@ fn a_regional_item_reaches_an_agent_who_lists_the_bare_language_through_primary_
 }
 
 #[test]
+fn an_expression_under_a_terms_not_is_refused_with_the_spelling_that_keeps_unknown_as_no() {
+    // Under a term's `not`, an agent without the skill (unknown, which counts as no) would have
+    // been turned into a match; inside the expression it stays unknown.
+    let r = router(&["support"]);
+    r.upsert_agent(agent("ana", 5, &["en"]), t0()).unwrap();
+    let json = r#"{"rules": [{"name": "r", "steps": [{"eligibility": {"and": [{"not": {"expr": "agent.skills.spanish >= 3"}}]}}]}]}"#;
+    let plan: Plan = serde_json::from_str(json).unwrap();
+    let err = r.set_plan(plan, t0()).unwrap_err().to_string();
+    assert!(err.contains("rules[0].steps[0].eligibility.and[0].not: an expression under `not`"), "{err}");
+    assert!(err.contains(r#"{"expr": "not (agent.skills.spanish >= 3)"}"#), "{err}");
+    // As the message says: ana has no Spanish level, so she is not eligible either way round.
+    let inside = Term::expr("not (agent.skills.spanish >= 3)");
+    r.set_plan(Plan::new([Rule::new("r", [Step::new(Pool::default()).eligible(inside)])]), t0()).unwrap();
+    let d = r.submit(item(1, ChannelKind::WebChat, "en"), t0()).unwrap();
+    assert_eq!(d.outcome, Outcome::Queued(qid("support")), "{d:?}");
+    // Structured terms under `not` are two-valued and stay allowed.
+    let structured = Term::not(Term::skill("spanish", 3));
+    r.set_plan(Plan::new([Rule::new("r", [Step::new(Pool::default()).eligible(structured)])]), t0()).unwrap();
+    assert_eq!(assigned_to(&r.submit(item(2, ChannelKind::WebChat, "en"), t0()).unwrap()).as_deref(), Some("ana"));
+}
+
+#[test]
 fn the_tree_form_and_rust_built_plans_route_the_same() {
     let tree = serde_json::json!({"and": [
         {"eq": [{"path": "item.channel"}, {"str": "whatsapp"}]},

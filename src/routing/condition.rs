@@ -701,22 +701,37 @@ pub(crate) fn at_path(path: &str, e: ExprError) -> Error {
 }
 
 /// Compiles the conditions of `term` (standing in context `ctx` at `path`).
+///
+/// An expression under a term's `not` is refused: the term would count its unknown (a missing
+/// value) and its failures as no and then negate that into a yes, where the same negation
+/// written inside the expression (`not (…)`) keeps them unknown, which counts as no.
 pub(crate) fn compile_term(term: &mut super::Term, ctx: &Arc<Ctx>, path: &str) -> crate::Result<()> {
+    compile_term_in(term, ctx, path, false)
+}
+
+fn compile_term_in(term: &mut super::Term, ctx: &Arc<Ctx>, path: &str, under_not: bool) -> crate::Result<()> {
     use super::Term;
     match term {
         Term::And(ts) => {
             for (j, t) in ts.iter_mut().enumerate() {
-                compile_term(t, ctx, &format!("{path}.and[{j}]"))?;
+                compile_term_in(t, ctx, &format!("{path}.and[{j}]"), under_not)?;
             }
             Ok(())
         }
         Term::Or(ts) => {
             for (j, t) in ts.iter_mut().enumerate() {
-                compile_term(t, ctx, &format!("{path}.or[{j}]"))?;
+                compile_term_in(t, ctx, &format!("{path}.or[{j}]"), under_not)?;
             }
             Ok(())
         }
-        Term::Not(t) => compile_term(t, ctx, &format!("{path}.not")),
+        Term::Not(t) => compile_term_in(t, ctx, &format!("{path}.not"), true),
+        Term::Expr(c) if under_not => Err(Error::invalid(
+            "plan",
+            format!(
+                "{path}: an expression under `not` would turn a missing value into a match; write the \
+                 negation inside the expression instead: {{\"expr\": \"not ({c})\"}}"
+            ),
+        )),
         Term::Expr(c) => c.compile(ctx).map_err(|e| at_path(path, e)),
         _ => Ok(()),
     }

@@ -258,7 +258,9 @@ pub enum Term {
     And(Vec<Term>),
     /// Any of the terms.
     Or(Vec<Term>),
-    /// Not the term.
+    /// Not the term. An [`Expr`](Term::Expr) may not stand under it (a router refuses such a
+    /// plan): write the negation inside the expression, `{"expr": "not (…)"}`, where a missing
+    /// value stays unknown and counts as no.
     Not(Box<Term>),
     /// A routing expression (`{"expr": "item.channel == \"whatsapp\" and agent.skills.billing >= 3"}`
     /// or the tree form), compiled by the router when the plan is installed; what it may read
