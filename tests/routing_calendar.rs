@@ -756,6 +756,32 @@ mod dst {
     }
 
     #[test]
+    fn where_midnight_repeats_the_repeated_hour_belongs_to_the_next_date() {
+        // Havana, 2026-11-01: at 01:00 CDT (05:00Z) clocks go back to 00:00 CST, so Sunday's
+        // 00:00–01:00 happens twice (04:00Z–05:00Z and 05:00Z–06:00Z). Both passes are Sunday.
+        let s = ScheduleConfig::new("h", "America/Havana").hours("Mon-Sat", "08:00", "24:00").build().unwrap();
+        assert!(s.is_open(utc(2026, 11, 1, 3, 30))); // Saturday 23:30 CDT
+        assert!(!s.is_open(utc(2026, 11, 1, 4, 30))); // Sunday 00:30 CDT, first pass
+        assert_eq!(s.next_change(utc(2026, 10, 31, 23, 0)), Some(utc(2026, 11, 1, 4, 0)));
+        // A holiday on Saturday ends at Sunday's first midnight.
+        let h = ScheduleConfig::new("h", "America/Havana")
+            .hours("Mon-Sun", "00:00", "24:00")
+            .with_override(ScheduleOverride::holiday("2026-10-31"))
+            .build()
+            .unwrap();
+        assert!(!h.is_open(utc(2026, 11, 1, 3, 30)));
+        assert!(h.is_open(utc(2026, 11, 1, 4, 30)));
+        // A closed Saturday and an open Sunday at the same level do not overlap.
+        let days = ScheduleConfig::new("h", "America/Havana")
+            .with_override(ScheduleOverride::closed("2026-10-31"))
+            .with_override(ScheduleOverride::open("2026-11-01"))
+            .build()
+            .unwrap();
+        assert!(days.is_open(utc(2026, 11, 1, 4, 30)));
+        assert!(!days.is_open(utc(2026, 11, 1, 3, 30)));
+    }
+
+    #[test]
     fn new_york_fall_back_makes_one_to_two_last_two_hours() {
         // 2026-11-01: 02:00 EDT (06:00Z) falls back to 01:00 EST; 01:00–02:00 happens twice.
         let s = sunday("America/New_York", "01:00", "02:00");

@@ -96,8 +96,12 @@
 //!   twice, so an interval 01:00–02:00 that day lasts two hours of real time, and 00:00–01:30
 //!   lasts two and a half, without a closed gap in the middle.
 //!
-//! Override dates and local date-times follow the same rules (a date's day runs from its first
-//! to the last midnight). Instants with an offset are taken as they are.
+//! An end at midnight (`24:00`, an interval crossing into the next day that ends at `00:00`, an
+//! override's end date) is the exception: it ends at the *first* midnight, for where the clock
+//! goes back to midnight (Havana on 2026-11-01, the Azores in October) the repeated hour shows
+//! the next date. Override dates and local date-times follow the same rules (a date's day runs
+//! from its first midnight to the first midnight of the next date). Instants with an offset are
+//! taken as they are.
 //!
 //! # Limits
 //!
@@ -1095,7 +1099,7 @@ impl Schedule {
         let midnight = day.and_time(NaiveTime::MIN);
         let start = midnight.checked_add_signed(Duration::seconds(part.start.into()))?;
         let end = midnight.checked_add_signed(Duration::seconds(part.end.into()))?;
-        Some((self.zone.resolve(start, Pick::Earliest)?, self.zone.resolve(end, Pick::Latest)?))
+        Some((self.zone.resolve(start, Pick::Earliest)?, self.zone.resolve(end, end_pick(end))?))
     }
 
     /// Every edge in `(lo, hi]` (at most a window apart): weekly interval starts and ends and
@@ -1213,7 +1217,7 @@ fn resolve_override(
         }
         (Some(to), _) => match parse_point(to) {
             Some(Point::Date(d)) => end_of_date(zone, d),
-            Some(Point::Local(l)) => zone.resolve(l, Pick::Latest),
+            Some(Point::Local(l)) => zone.resolve(l, end_pick(l)),
             Some(Point::Instant(i)) => Some(i),
             None => {
                 return Err((
@@ -1238,9 +1242,16 @@ fn resolve_override(
     Ok(Resolved { start, end, open: entry.state == OverrideState::Open, level: entry.effective_level() })
 }
 
-/// The last midnight ending local date `d`.
+/// The first midnight of the local date after `d`, where `d` ends.
 fn end_of_date(zone: Zone, d: NaiveDate) -> Option<DateTime<Utc>> {
-    zone.resolve(d.succ_opt()?.and_time(NaiveTime::MIN), Pick::Latest)
+    zone.resolve(d.succ_opt()?.and_time(NaiveTime::MIN), Pick::Earliest)
+}
+
+/// Which pass of a repeated local time an end takes: the last (the interval follows the wall
+/// clock through a repeated hour), but at midnight the first, for a repeated midnight already
+/// belongs to the next date.
+fn end_pick(end: NaiveDateTime) -> Pick {
+    if end.time() == NaiveTime::MIN { Pick::Earliest } else { Pick::Latest }
 }
 
 /// Finds two overrides at the same level with overlapping ranges and different states.
