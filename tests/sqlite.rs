@@ -726,6 +726,8 @@ fn bad_options_and_paths_are_invalid_input() {
         SqliteOptions::default().with_max_batch(0),
         SqliteOptions::default().with_max_batch(1_000_000),
         SqliteOptions::default().with_readers(1_000),
+        // "Wait for ever" is more than SQLite takes; refused rather than a panic in rusqlite.
+        SqliteOptions::default().with_busy_timeout(std::time::Duration::MAX),
     ] {
         let err = SqliteStore::open_with(dir.db(), options.clone()).expect_err("bad options");
         assert!(matches!(err, Error::InvalidInput { .. }), "{options:?}: {err:?}");

@@ -159,7 +159,8 @@ pub struct SqliteOptions {
     /// reads too). Allowed: 0 to 64. In-memory databases always use 0.
     pub readers: usize,
     /// How long a connection waits for a lock held by another process before failing with a
-    /// temporary backend error (default 5 s).
+    /// temporary backend error (default 5 s). Allowed: up to `i32::MAX` milliseconds (about
+    /// 24.8 days), what SQLite takes.
     pub busy_timeout: Duration,
     /// Overwrite deleted content in the database file (`PRAGMA secure_delete`, default on), so
     /// an erased customer's data does not linger in free pages.
@@ -215,6 +216,12 @@ impl SqliteOptions {
         }
         if self.readers > 64 {
             return Err(Error::invalid("readers", format!("is {}, allowed are 0 to 64", self.readers)));
+        }
+        if self.busy_timeout.as_millis() > i32::MAX as u128 {
+            return Err(Error::invalid(
+                "busy_timeout",
+                format!("is {:?}, allowed is up to {} ms (about 24.8 days)", self.busy_timeout, i32::MAX),
+            ));
         }
         Ok(())
     }

@@ -300,6 +300,9 @@ fn run_batch(
             }
             Err(Failure::HalfWritten(_)) => {
                 let _ = sql.conn().execute_batch("ROLLBACK");
+                // Frames the pass spilled must not reach the file: the retry's writes, or
+                // another connection's, may go where they are.
+                super::wal_buffer::discard_held(sql.conn());
                 return Err(BatchError::HalfWritten);
             }
         };
@@ -381,6 +384,41 @@ mod tests {
             .query_row("SELECT count(*) FROM customers WHERE id = ?1", [bad.0.as_bytes()], |r| r.get(0))
             .expect("count");
         assert_eq!(stored, 0);
+        assert!(conn.is_autocommit(), "no transaction left open");
+    }
+
+    /// A statement that makes SQLite roll the whole transaction back itself (here a trigger's
+    /// `RAISE(ROLLBACK)`; an I/O error or a full disk do the same) must not leave the rest of
+    /// the batch running statement by statement outside a transaction: every answer says what
+    /// was stored.
+    #[test]
+    fn a_transaction_sqlite_rolls_back_itself_stores_nothing_it_does_not_acknowledge() {
+        let conn = Connection::open_in_memory().expect("open");
+        super::super::schema::migrate(&conn).expect("schema");
+        let tenant = TenantId::new("t").expect("tenant");
+        // Fires while two customers are stored: once in a transaction holding two, and again
+        // on statements run outside one after it.
+        conn.execute_batch(
+            "CREATE TRIGGER roll_back BEFORE INSERT ON customers WHEN (SELECT count(*) FROM customers) = 2 \
+             BEGIN SELECT RAISE(ROLLBACK, 'rolled back by test trigger'); END;",
+        )
+        .expect("trigger");
+        let sql = Sql::new(&conn);
+        let (mut jobs, mut answers) = (Vec::new(), Vec::new());
+        for _ in 0..5 {
+            let (j, rx) = job(&tenant, customer_with_event(&tenant).1);
+            jobs.push(j);
+            answers.push(rx);
+        }
+        commit_batch(&sql, &IdGen::new(), jobs);
+        let ok = answers
+            .iter_mut()
+            .map(|rx| rx.try_recv().expect("answered").expect("answer").result)
+            .filter(Result::is_ok)
+            .count() as i64;
+        let count = |sql_text: &str| -> i64 { conn.query_row(sql_text, [], |r| r.get(0)).expect("count") };
+        assert_eq!(count("SELECT count(*) FROM customers"), ok, "stored exactly what was acknowledged");
+        assert_eq!(count("SELECT count(*) FROM events"), ok);
         assert!(conn.is_autocommit(), "no transaction left open");
     }
 }

@@ -163,9 +163,9 @@ fn attempt<'s>(
         check(&db, tenant, changes)?;
         Ok(None)
     })();
-    match checked {
+    let result = match checked {
         Ok(Some(duplicate)) => Ok(duplicate),
-        Ok(None) => {
+        Ok(None) => (|| {
             let next_seq = match seqs.0.get(tenant) {
                 Some(next) => *next,
                 None => db.next_event_seq().map_err(Failure::HalfWritten)?,
@@ -181,8 +181,17 @@ fn attempt<'s>(
             })?;
             seqs.0.insert(tenant.clone(), next_seq + changes.events.len() as u64);
             Ok(committed)
-        }
+        })(),
         Err(e) => Err(Failure::Refused(e)),
+    };
+    match result {
+        // SQLite rolled the whole transaction back itself (an I/O error, a full disk, a
+        // trigger's `RAISE(ROLLBACK)`): whatever the batch wrote is gone, and anything run now
+        // would commit statement by statement. The batch has to start again.
+        Err(Failure::Refused(e) | Failure::HalfWritten(e)) if sql.conn().is_autocommit() => {
+            Err(Failure::HalfWritten(e))
+        }
+        other => other,
     }
 }
 
