@@ -242,6 +242,7 @@ fn type_errors_name_the_operands_and_point_at_the_operator() {
         ("item.priority and item.vip", "`and` needs conditions, but item.priority is int at 1:1", ExprErrorKind::Type),
         ("not item.channel", "`not` needs conditions, but item.channel is string at 1:5", ExprErrorKind::Type),
         ("item.priority", "a rule must be a condition (bool), but item.priority is int at 1:1", ExprErrorKind::Type),
+        ("  [1, 2]", "a rule must be a condition (bool), but [1, 2] is list of int at 1:3", ExprErrorKind::Type),
         (
             "3 in agent.languages",
             "cannot look for 3 (int) in agent.languages (list of string) at 1:3",
@@ -452,6 +453,11 @@ fn functions_receive_arguments_and_their_results_are_typed() {
         _ => Ok(Value::Missing),
     }))
     .unwrap();
+    b.function(Function::new("half", [Type::FLOAT], Type::BOOL, |args| match args {
+        [ValueRef::Float(x)] => Ok(Value::Bool(*x > 0.5)),
+        _ => Err("not a float".into()),
+    }))
+    .unwrap();
     b.function(Function::new("broken", [], Type::BOOL, |_| Err("calendar store unavailable".into()))).unwrap();
     b.function(Function::new("liar", [], Type::BOOL, |_| Ok(Value::Int(1)))).unwrap();
     b.function(Function::new("levels", [], Type::List(ScalarType::Int), |_| Ok(Value::from(vec![1, 2, 3])))).unwrap();
@@ -464,6 +470,10 @@ fn functions_receive_arguments_and_their_results_are_typed() {
     assert_eq!(eval(&s, r#"tier(item.customer, item.priority) == "vip-7-3""#, &v), Truth::True);
     assert_eq!(eval(&s, "item.priority in levels()", &v), Truth::True);
     assert_eq!(eval(&s, "4 in levels()", &v), Truth::False);
+    // An int given for a float parameter arrives as a float.
+    assert_eq!(eval(&s, "half(1)", &v), Truth::True);
+    assert_eq!(eval(&s, "half(item.priority)", &v), Truth::True);
+    assert_eq!(eval(&s, "half(0.25)", &v), Truth::False);
     // `and` stops at the first false: the function is not called.
     let before = calls.load(Ordering::SeqCst);
     assert_eq!(eval(&s, "item.priority > 5 and vip(item.customer)", &v), Truth::False);

@@ -692,7 +692,8 @@ pub(crate) fn compile(schema: &Schema, expr: Expr, source: Option<(&str, &[Span]
                 ExprErrorKind::Type,
                 format!("a rule must be a condition (bool), but {} is {}", quote(&expr), other.describe()),
             )
-            .with_position(source.map(|(src, spans)| Position::locate(src, spans.first().map_or(0, |s| s.start)))));
+            // The root is the last node (post-order).
+            .with_position(source.map(|(src, spans)| Position::locate(src, spans.last().map_or(0, |s| s.start)))));
         }
     };
     let mut slots = c.slots;
@@ -1207,8 +1208,12 @@ impl<'s, B: Bindings + ?Sized> Eval<'s, B> {
             }
         }
         let mut args = [ValueRef::Missing; MAX_FUNCTION_PARAMS];
-        for ((dst, a), o) in args.iter_mut().zip(call.args.iter()).zip(owned.iter()) {
+        for (((dst, a), o), param) in args.iter_mut().zip(call.args.iter()).zip(owned.iter()).zip(f.params.iter()) {
             *dst = if let Val::Call(_) = a { o.as_ref() } else { self.get(a) };
+            // The compiler let an int stand for a float parameter: it arrives as a float.
+            if let (ValueRef::Int(i), Type::Scalar(ScalarType::Float)) = (*dst, param) {
+                *dst = ValueRef::Float(i as f64);
+            }
         }
         if !self.tick(u64::from(f.cost)) {
             return Value::Missing;
