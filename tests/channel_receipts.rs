@@ -196,6 +196,24 @@ fn a_watermark_covers_every_earlier_message_of_that_endpoint_and_identity_only()
     assert_eq!(plan.unmatched, [stranger]);
 }
 
+/// After a merge one conversation can hold two of the customer's identities on one page: a
+/// watermark of one of them leaves what was sent to the other as it was.
+#[test]
+fn a_watermark_covers_only_what_went_to_its_identity_in_a_conversation_with_two() {
+    let c = conv(1);
+    let (first, second) = (ident(9), ident(8));
+    let conversations = [conversation(c, vec![(ep("fb-page"), first), (ep("fb-page"), second)])];
+    let fb = ChannelKind::Messenger;
+    let mut to_first = outbound(1, fb.clone(), "fb-page", c, Some("m_1"), secs(0));
+    to_first.recipient = Some(first);
+    let mut to_second = outbound(2, fb.clone(), "fb-page", c, Some("m_2"), secs(10));
+    to_second.recipient = Some(second);
+    let read = Receipt::watermark(fb, ep("fb-page"), first, secs(600), DeliveryState::Read);
+    let plan = plan_receipts(&[read], &[to_first.clone(), to_second], &conversations).unwrap();
+    let moved: Vec<(MessageId, DeliveryState)> = plan.updates.iter().map(|u| (u.message, u.to.clone())).collect();
+    assert_eq!(moved, [(to_first.id, DeliveryState::Read)]);
+}
+
 #[test]
 fn malformed_receipts_are_rejected() {
     let m = outbound(1, ChannelKind::Sms, "sms-1", conv(1), Some("SM1"), t0());

@@ -204,6 +204,9 @@ pub fn plan_receipts(
                     && m.endpoint == w.endpoint
                     && m.sent_at <= w.up_to
                     && sessions.contains(&m.conversation)
+                    // A conversation may hold two identities on one page (after a merge): only
+                    // what went to the watermark's identity.
+                    && m.recipient.is_none_or(|r| r == w.identity)
                 {
                     apply(i, &mut state);
                 }

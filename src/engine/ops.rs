@@ -246,11 +246,27 @@ impl Engine {
         // The provider has the message: giving up on a conflict would leave it sent but not
         // recorded (and a retry of the send would send it again). Every conflict means another
         // commit made progress, so keep at it far longer than for anything else.
+        // A temporary failure (a busy database, a pool timeout, a commit whose outcome is
+        // unknown) is tried again too, a few times: the commit may even have landed, and then
+        // the message is there.
         let attempts = self.config().max_commit_attempts.max(1).saturating_mul(64);
+        let temporary_attempts = self.config().max_commit_attempts.max(1);
         let message = {
             let _turn = self.recipient_turn(tenant, conversation, out).await?;
-            self.retrying_up_to(attempts, || self.try_record_outbound(tenant, conversation, out, Recording::Sent(id)))
-                .await?
+            let (mut tries, mut temporary) = (0u32, 0u32);
+            loop {
+                tries += 1;
+                match self.try_record_outbound(tenant, conversation, out, Recording::Sent(id)).await {
+                    Err(Error::Conflict(_)) if tries < attempts => {}
+                    Err(e) if e.is_temporary() && temporary < temporary_attempts => {
+                        temporary += 1;
+                        if let Ok(Some(recorded)) = self.store().message(tenant, id).await {
+                            break recorded;
+                        }
+                    }
+                    other => break other?,
+                }
+            }
         };
         self.note_reply(tenant, &message).await;
         Ok(message)
