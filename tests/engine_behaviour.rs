@@ -704,6 +704,26 @@ fn move_identity_sends_future_messages_to_the_new_owner() {
     assert!(matches!(nowhere, Err(Error::NotFound { .. })), "{nowhere:?}");
 }
 
+/// Ana holds her number through SMS and WhatsApp, both asserted by the network. Moving the
+/// WhatsApp identity to Bruno would give two customers the same verified number: refused,
+/// changing nothing (it used to end in a conflict that no retry could resolve).
+#[test]
+fn moving_an_identity_whose_address_the_owner_keeps_elsewhere_is_refused() {
+    let h = Harness::new();
+    let ana = h.ingest(whatsapp("wa-main", "+447700900123", "wamid.1", "Hi, it's Ana"));
+    let by_sms = h.ingest(sms("sms-1", "+447700900123", "SM1", "Ana again, by SMS"));
+    assert_eq!(by_sms.customer, ana.customer);
+    let bruno = h.ingest(email("bruno@example.com", "<b1@bruno.example>", "Hi"));
+    let before = h.dump();
+    let refused = run(h.engine.move_identity(&h.tenant, ana.identity, bruno.customer));
+    assert!(matches!(refused, Err(Error::Refused(_))), "{refused:?}");
+    assert_eq!(h.dump(), before, "nothing changed");
+    // Once the SMS identity is unlinked, the WhatsApp one may move.
+    run(h.engine.unlink_identity(&h.tenant, by_sms.identity)).unwrap();
+    let moved = run(h.engine.move_identity(&h.tenant, ana.identity, bruno.customer)).unwrap();
+    assert_eq!(moved.customer, bruno.customer);
+}
+
 // =============================================================================================
 // Merges
 // =============================================================================================

@@ -716,6 +716,17 @@ impl Engine {
             if i.customer == target.id {
                 return Ok(i);
             }
+            // One customer per verified address: refused while the owner keeps the address
+            // through another identity (its SMS number, when the WhatsApp identity moves).
+            if i.verification.can_link()
+                && crate::store::LinkKey::of(&i.address).is_some()
+                && identity::held_by_other(&**self.store(), tenant, &i.address, target.id, Some(i.id)).await?
+            {
+                return Err(Error::Refused(format!(
+                    "another customer holds {} through another identity; unlink it there first",
+                    i.address.value
+                )));
+            }
             let from = i.customer;
             let expected = i.version;
             i.customer = target.id;

@@ -261,7 +261,7 @@ pub(crate) async fn trusted_holder(
 
 /// Whether a customer other than `customer` holds `address` at a linking level (phone
 /// variants included), not counting the identity `except` (one that is about to move).
-async fn held_by_other(
+pub(crate) async fn held_by_other(
     store: &dyn Store,
     tenant: &TenantId,
     address: &NormalizedAddress,
