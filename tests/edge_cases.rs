@@ -1591,6 +1591,20 @@ mod window_boundaries {
         let m2 = h.ingest(email("ana@example.com", "<e2@x>", "later").with_verification(Verification::Verified));
         assert_ne!(m2.conversation, wa.conversation);
     }
+
+    /// The window is judged by when the customer wrote: an SMS written 50 minutes after the
+    /// WhatsApp conversation's last message, delivered two hours late, still joins it.
+    #[test]
+    fn cross_channel_window_counts_from_when_the_customer_wrote() {
+        for (minutes, joins) in [(50, true), (70, false)] {
+            let h = Harness::with_threading(ThreadingPolicy::default().with_cross_channel_window(Duration::hours(1)));
+            let wa = h.ingest(whatsapp("wa-main", "+447700900123", "wamid.1", "Hi"));
+            let written = h.now() + Duration::minutes(minutes);
+            h.advance(Duration::hours(2) + Duration::minutes(50));
+            let late = h.ingest(sms("sms-1", "+447700900123", "SM1", "same issue").with_sent_at(written));
+            assert_eq!(late.conversation == wa.conversation, joins, "written {minutes} minutes later");
+        }
+    }
 }
 
 /// WhatsApp and another provider can report one Brazilian mobile with and without the ninth

@@ -386,8 +386,11 @@ pub(crate) async fn place(
             }
         }
     }
+    // Judged by when the customer wrote, as the reopen policies are: a webhook retried for an
+    // hour still joins the conversation the customer was in (at most `MAX_LATE_DELIVERY` back).
+    let written = input.msg.sent_at.map_or(input.now, |at| at.max(input.now - MAX_LATE_DELIVERY).min(input.now));
     if let Some(window) = policy.cross_channel_window
-        && let Some(c) = conversations.iter().find(|c| c.status.is_open() && input.now - c.last_activity_at <= window)
+        && let Some(c) = conversations.iter().find(|c| c.status.is_open() && written - c.last_activity_at <= window)
     {
         return apply_reopen(c.clone(), ThreadReason::CrossChannel, rules.reopen, input);
     }
