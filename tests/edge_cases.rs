@@ -1607,6 +1607,27 @@ mod window_boundaries {
     }
 }
 
+/// The same Brazilian mobile writes on WhatsApp (with the ninth digit) and by SMS (without it)
+/// at the same moment, both asserted by the network: one customer, not one per spelling.
+#[test]
+fn concurrent_first_messages_on_two_channels_in_both_spellings_make_one_customer() {
+    for round in 0..40 {
+        let h = Harness::new();
+        let messages = (0..8)
+            .map(|i| {
+                if i % 2 == 0 {
+                    whatsapp("wa-main", "+55 11 98765-4321", &format!("wamid.r{round}.{i}"), &format!("parte {i}"))
+                } else {
+                    sms("sms-1", "+551187654321", &format!("SM.r{round}.{i}"), &format!("parte {i}"))
+                }
+            })
+            .collect();
+        let outcomes = ingest_concurrently(&h, messages);
+        let customers: HashSet<_> = outcomes.iter().map(|o| o.customer).collect();
+        assert_eq!(customers.len(), 1, "round {round}");
+    }
+}
+
 /// WhatsApp and another provider can report one Brazilian mobile with and without the ninth
 /// digit at the same moment: the first messages still make one identity, not one per spelling.
 #[test]

@@ -338,21 +338,20 @@ impl Engine {
         }
     }
 
-    /// The lane that ingests from, and records of messages to, the identity at `(channel,
-    /// address)` take turns on (see [`Inner::ingest_lanes`]).
+    /// The lane that ingests from, and records of messages to, the identities at `address` (on
+    /// every channel) take turns on (see [`Inner::ingest_lanes`]).
     pub(crate) fn lane(
         &self,
         tenant: &TenantId,
-        channel: &ChannelKind,
         address: &crate::model::NormalizedAddress,
     ) -> &futures::lock::Mutex<()> {
         use std::hash::BuildHasher;
-        // Every spelling of one phone (the Brazilian ninth digit and the like) takes the same
-        // lane: two first messages in the two spellings would each find no identity and make
-        // one apiece.
+        // Every spelling of one phone (the Brazilian ninth digit and the like), on every channel,
+        // takes the same lane: two first messages in the two spellings, or on WhatsApp and by
+        // SMS, would each find no identity and make a customer apiece.
         let others = crate::identity::other_spellings(address);
         let spelling = others.iter().map(|a| a.value.as_str()).fold(address.value.as_str(), std::cmp::min);
-        let h = self.inner.lane_hash.hash_one((tenant, channel, address.kind, spelling));
+        let h = self.inner.lane_hash.hash_one((tenant, address.kind, spelling));
         &self.inner.ingest_lanes[(h % INGEST_LANES as u64) as usize]
     }
 
@@ -383,7 +382,7 @@ impl Engine {
             .iter()
             .map(|c| Ok((self.inner.normalizer.key(&c.key)?, c.verification)))
             .collect::<Result<Vec<_>>>()?;
-        let lane = self.lane(tenant, &msg.channel, &address);
+        let lane = self.lane(tenant, &address);
         let sender = Sender { msg: &msg, address, claims };
         let mut outcome = {
             let _turn = lane.lock().await;
@@ -760,8 +759,8 @@ mod tests {
     use crate::identity::normalize::normalize_phone;
     use crate::model::NormalizedAddress;
 
-    /// Both spellings of a Brazilian mobile (with and without the ninth digit) take one lane, on
-    /// one channel; other numbers and other channels take their own as ever.
+    /// Both spellings of a Brazilian mobile (with and without the ninth digit) take one lane;
+    /// other numbers take their own as ever.
     #[test]
     fn every_spelling_of_a_phone_takes_one_lane() {
         let engine = Engine::builder(Arc::new(crate::store::InMemoryStore::new())).build();
@@ -771,13 +770,12 @@ mod tests {
             value: normalize_phone(raw, None).expect("phone"),
         };
         let (with, without) = (phone("+5511987654321"), phone("+551187654321"));
-        let wa = ChannelKind::WhatsApp;
-        assert!(std::ptr::eq(engine.lane(&tenant, &wa, &with), engine.lane(&tenant, &wa, &without)));
+        assert!(std::ptr::eq(engine.lane(&tenant, &with), engine.lane(&tenant, &without)));
         // Lanes are shared by hash, so "another lane" is checked over many numbers, not one.
         let others = (0..64)
             .filter(|i| {
                 let other = phone(&format!("+55119876543{i:02}"));
-                !std::ptr::eq(engine.lane(&tenant, &wa, &with), engine.lane(&tenant, &wa, &other))
+                !std::ptr::eq(engine.lane(&tenant, &with), engine.lane(&tenant, &other))
             })
             .count();
         assert!(others > 32, "other numbers mostly take other lanes ({others} of 64)");

@@ -230,7 +230,7 @@ impl Engine {
         };
         let Some(id) = id else { return Ok(None) };
         let Some(identity) = self.store().identity(tenant, id).await? else { return Ok(None) };
-        Ok(Some(self.lane(tenant, &identity.channel, &identity.address).lock().await))
+        Ok(Some(self.lane(tenant, &identity.address).lock().await))
     }
 
     /// Records a message part a channel has already accepted ([`Engine::send`]): the rules were
