@@ -257,3 +257,32 @@ fn a_quote_into_a_closed_conversation_joins_the_current_one_not_a_resolved_succe
         answer.conversation, answer.thread
     );
 }
+
+/// Under `Reject`, a quote into a resolved conversation does not refuse the customer's answer
+/// when they have a current conversation on the channel: the answer joins it.
+#[test]
+fn under_reject_a_quote_into_a_resolved_conversation_joins_the_current_one() {
+    let sms = Arc::new(StubChannel::new(ep("sms-1"), Capabilities::sms()).with_id_prefix("SM-OUT"));
+    let store = InMemoryStore::new();
+    let policy = touchpoint::channel::ChannelPolicy::default().falling_back_to(ChannelKind::Sms, ep("sms-1"));
+    let threading = ThreadingPolicy::default()
+        .with_channel(ChannelKind::Sms, ChannelThreading { session: true, reopen: ReopenPolicy::Reject });
+    let engine = Engine::builder(Arc::new(store))
+        .clock(Arc::new(ManualClock::new(start())))
+        .channel_policy(policy)
+        .threading(threading)
+        .channel(sms)
+        .build();
+    let tenant = TenantId::new("acme").unwrap();
+    let a = run(engine.ingest(&tenant, sms_text("SM-1", "my order is late", None))).unwrap();
+    set_status(&engine, &tenant, a.conversation, ConversationStatus::Resolved);
+    // Quoting into the resolved conversation with nothing current: refused, as before.
+    let refused = run(engine.ingest(&tenant, sms_text("SM-2", "still late", Some("SM-1"))));
+    assert!(matches!(refused, Err(touchpoint::Error::Refused(_))), "{refused:?}");
+    // The agent writes to the customer: a new (pending) conversation is the current one.
+    let sent =
+        run(engine.send_to_customer(&tenant, a.customer, SendRequest::system(Content::text("Your order shipped"))))
+            .unwrap();
+    let answer = run(engine.ingest(&tenant, sms_text("SM-3", "thanks!", Some("SM-1")))).unwrap();
+    assert_eq!(answer.conversation, sent.conversation, "{:?}", answer.thread);
+}

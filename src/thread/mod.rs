@@ -41,7 +41,9 @@ pub enum ReopenPolicy {
     /// Never reopen: start a new conversation that points back at it.
     AlwaysNew,
     /// Never reopen and accept no new message through it: ingest fails with
-    /// [`Error::Refused`] (a web widget that disallows messages after resolution).
+    /// [`Error::Refused`] (a web widget that disallows messages after resolution). A message
+    /// that only quotes or references such a conversation goes to the customer's current one
+    /// (of the session, or within the cross-channel window) when there is one.
     Reject,
 }
 
@@ -318,6 +320,9 @@ pub(crate) async fn place(
     // A reply to a message of a closed (or long-resolved) conversation opens a new one that
     // points back at it — unless the rules below find an open conversation to continue.
     let mut opens = None;
+    // A reference into a conversation that refuses the message (`Reject`) refuses it only when
+    // the rules below find no open conversation for it either.
+    let mut refused: Option<Error> = None;
     // The customer's conversations, read once for whichever rule needs them first.
     let mut loaded: Option<Vec<Conversation>> = None;
     if let Some(quoted) = quoted_conversation(store, tenant, input.msg).await? {
@@ -330,13 +335,15 @@ pub(crate) async fn place(
             // The quoted conversation itself continues; a successor it already has only when
             // the customer's session or the cross-channel window below finds nothing current
             // (a quote into an old thread never splits the customer's current conversation).
-            match apply_reopen(quoted, ThreadReason::ProviderReply, rules.reopen, input)? {
-                existing @ Placement::Existing { .. } => return Ok(existing),
-                new @ Placement::New { .. } => {
+            match apply_reopen(quoted, ThreadReason::ProviderReply, rules.reopen, input) {
+                Ok(existing @ Placement::Existing { .. }) => return Ok(existing),
+                Ok(new @ Placement::New { .. }) => {
                     let all = store.conversations_of(tenant, input.customer).await?;
                     opens = Some(follow_successor(&all, new, ThreadReason::ProviderReply, rules.reopen, input)?);
                     loaded = Some(all);
                 }
+                Err(e @ Error::Refused(_)) => refused = Some(e),
+                Err(e) => return Err(e),
             }
         }
     }
@@ -347,7 +354,14 @@ pub(crate) async fn place(
             notes.push(format!("{reason:?} reference ignored: the sender is not that conversation's customer"));
             continue;
         }
-        let placement = apply_reopen(conversation, reason, rules.reopen, input)?;
+        let placement = match apply_reopen(conversation, reason, rules.reopen, input) {
+            Ok(placement) => placement,
+            Err(e @ Error::Refused(_)) => {
+                refused.get_or_insert(e);
+                break;
+            }
+            Err(e) => return Err(e),
+        };
         if !matches!(placement, Placement::New { previous: Some(_), .. }) {
             return Ok(placement);
         }
@@ -393,6 +407,9 @@ pub(crate) async fn place(
         && let Some(c) = conversations.iter().find(|c| c.status.is_open() && written - c.last_activity_at <= window)
     {
         return apply_reopen(c.clone(), ThreadReason::CrossChannel, rules.reopen, input);
+    }
+    if let Some(e) = refused {
+        return Err(e);
     }
     Ok(opens.unwrap_or(Placement::New {
         decision: ThreadDecision::Opened { reason: OpenReason::NoMatch, previous: None },
