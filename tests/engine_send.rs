@@ -707,73 +707,18 @@ fn record_outbound_keeps_the_opt_in_rule_that_send_keeps() {
     assert_eq!(h.store.dump(), before, "nothing recorded");
 }
 
-/// A store whose next commit, once armed, fails with a temporary error: before committing
-/// (`landed == false`) or after (`landed == true`, a commit whose outcome the store could not
-/// tell).
-#[derive(Debug)]
+/// Once armed, the next commit fails with a temporary error: before committing (`landed ==
+/// false`) or after (`landed == true`, a commit whose outcome the store could not tell).
+#[derive(Debug, Default)]
 struct FlakyCommit {
-    inner: InMemoryStore,
     armed: std::sync::Mutex<Option<bool>>,
 }
 
 #[async_trait]
-impl Store for FlakyCommit {
-    async fn customer(&self, t: &TenantId, id: CustomerId) -> touchpoint::Result<Option<Customer>> {
-        self.inner.customer(t, id).await
-    }
-    async fn customer_by_external_id(&self, t: &TenantId, x: &str) -> touchpoint::Result<Option<Customer>> {
-        self.inner.customer_by_external_id(t, x).await
-    }
-    async fn identity(&self, t: &TenantId, id: IdentityId) -> touchpoint::Result<Option<Identity>> {
-        self.inner.identity(t, id).await
-    }
-    async fn identity_by_address(
-        &self,
-        t: &TenantId,
-        channel: &ChannelKind,
-        address: &NormalizedAddress,
-    ) -> touchpoint::Result<Option<Identity>> {
-        self.inner.identity_by_address(t, channel, address).await
-    }
-    async fn identities_of(&self, t: &TenantId, c: CustomerId) -> touchpoint::Result<Vec<Identity>> {
-        self.inner.identities_of(t, c).await
-    }
-    async fn customers_by_address(
-        &self,
-        t: &TenantId,
-        key: &touchpoint::store::LinkKey,
-    ) -> touchpoint::Result<Vec<(CustomerId, Verification)>> {
-        self.inner.customers_by_address(t, key).await
-    }
-    async fn conversation(&self, t: &TenantId, id: ConversationId) -> touchpoint::Result<Option<Conversation>> {
-        self.inner.conversation(t, id).await
-    }
-    async fn conversation_by_thread_key(
-        &self,
-        t: &TenantId,
-        key: &touchpoint::store::ThreadKey,
-    ) -> touchpoint::Result<Option<ConversationId>> {
-        self.inner.conversation_by_thread_key(t, key).await
-    }
-    async fn conversations_of(&self, t: &TenantId, c: CustomerId) -> touchpoint::Result<Vec<Conversation>> {
-        self.inner.conversations_of(t, c).await
-    }
-    async fn message(&self, t: &TenantId, id: MessageId) -> touchpoint::Result<Option<Message>> {
-        self.inner.message(t, id).await
-    }
-    async fn message_by_external_id(
-        &self,
-        t: &TenantId,
-        channel: &ChannelKind,
-        x: &str,
-    ) -> touchpoint::Result<Option<Message>> {
-        self.inner.message_by_external_id(t, channel, x).await
-    }
-    async fn messages(&self, t: &TenantId, q: &MessageQuery) -> touchpoint::Result<Vec<Message>> {
-        self.inner.messages(t, q).await
-    }
+impl common::CommitHook for FlakyCommit {
     async fn commit(
         &self,
+        inner: &InMemoryStore,
         t: &TenantId,
         changes: touchpoint::store::ChangeSet,
     ) -> touchpoint::Result<touchpoint::store::Committed> {
@@ -782,19 +727,11 @@ impl Store for FlakyCommit {
         match armed {
             Some(false) => Err(unknown()),
             Some(true) => {
-                self.inner.commit(t, changes).await?;
+                inner.commit(t, changes).await?;
                 Err(unknown())
             }
-            None => self.inner.commit(t, changes).await,
+            None => inner.commit(t, changes).await,
         }
-    }
-    async fn events_after(
-        &self,
-        t: &TenantId,
-        after: u64,
-        limit: usize,
-    ) -> touchpoint::Result<Vec<touchpoint::events::StoredEvent>> {
-        self.inner.events_after(t, after, limit).await
     }
 }
 
@@ -805,7 +742,7 @@ impl Store for FlakyCommit {
 fn a_sent_message_is_recorded_once_through_a_temporary_store_failure() {
     for landed in [false, true] {
         let wa = whatsapp_stub();
-        let store = Arc::new(FlakyCommit { inner: InMemoryStore::new(), armed: std::sync::Mutex::new(None) });
+        let store = Arc::new(common::HookedStore { inner: InMemoryStore::new(), hook: FlakyCommit::default() });
         let clock = Arc::new(ManualClock::new(t0()));
         let engine = Engine::builder(store.clone()).clock(clock.clone()).channel(wa.clone()).build();
         let tenant = TenantId::new("acme").unwrap();
@@ -817,7 +754,7 @@ fn a_sent_message_is_recorded_once_through_a_temporary_store_failure() {
             Content::text("Hi"),
         );
         let conversation = run(engine.ingest(&tenant, msg)).unwrap().conversation;
-        *store.armed.lock().unwrap() = Some(landed);
+        *store.hook.armed.lock().unwrap() = Some(landed);
         let sent = run(engine.send(&tenant, conversation, reply("On its way."))).expect("recorded on a retry");
         assert_eq!(wa.sent().len(), 1, "sent once");
         let query = MessageQuery { scope: MessageScope::Conversation(conversation), before: None, limit: 100 };

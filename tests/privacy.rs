@@ -7,11 +7,11 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use touchpoint::clock::ManualClock;
 use touchpoint::context::TimelinePage;
-use touchpoint::events::{Event, StoredEvent};
+use touchpoint::events::Event;
 use touchpoint::identity::Resolution;
 use touchpoint::model::*;
 use touchpoint::privacy::CustomerExport;
-use touchpoint::store::{ChangeSet, Committed, InMemoryStore, LinkKey, MessageQuery, Store, ThreadKey};
+use touchpoint::store::{ChangeSet, Committed, InMemoryStore, Store};
 use touchpoint::{CustomerPatch, Engine, Error, IngestOutcome, OutboundMessage, SurvivorRule};
 
 mod common;
@@ -472,7 +472,6 @@ fn erasure_leaves_no_personal_data_in_delivery_receipt_events() {
 /// a concurrent ingest.
 #[derive(Debug)]
 struct Interleave {
-    inner: InMemoryStore,
     engine: std::sync::OnceLock<Engine>,
     armed: std::sync::Mutex<Option<Armed>>,
 }
@@ -488,62 +487,8 @@ enum Armed {
 }
 
 #[async_trait::async_trait]
-impl Store for Interleave {
-    async fn customer(&self, t: &TenantId, id: CustomerId) -> touchpoint::Result<Option<Customer>> {
-        self.inner.customer(t, id).await
-    }
-    async fn customer_by_external_id(&self, t: &TenantId, x: &str) -> touchpoint::Result<Option<Customer>> {
-        self.inner.customer_by_external_id(t, x).await
-    }
-    async fn identity(&self, t: &TenantId, id: IdentityId) -> touchpoint::Result<Option<Identity>> {
-        self.inner.identity(t, id).await
-    }
-    async fn identity_by_address(
-        &self,
-        t: &TenantId,
-        channel: &ChannelKind,
-        address: &NormalizedAddress,
-    ) -> touchpoint::Result<Option<Identity>> {
-        self.inner.identity_by_address(t, channel, address).await
-    }
-    async fn identities_of(&self, t: &TenantId, c: CustomerId) -> touchpoint::Result<Vec<Identity>> {
-        self.inner.identities_of(t, c).await
-    }
-    async fn customers_by_address(
-        &self,
-        t: &TenantId,
-        key: &LinkKey,
-    ) -> touchpoint::Result<Vec<(CustomerId, Verification)>> {
-        self.inner.customers_by_address(t, key).await
-    }
-    async fn conversation(&self, t: &TenantId, id: ConversationId) -> touchpoint::Result<Option<Conversation>> {
-        self.inner.conversation(t, id).await
-    }
-    async fn conversation_by_thread_key(
-        &self,
-        t: &TenantId,
-        key: &ThreadKey,
-    ) -> touchpoint::Result<Option<ConversationId>> {
-        self.inner.conversation_by_thread_key(t, key).await
-    }
-    async fn conversations_of(&self, t: &TenantId, c: CustomerId) -> touchpoint::Result<Vec<Conversation>> {
-        self.inner.conversations_of(t, c).await
-    }
-    async fn message(&self, t: &TenantId, id: MessageId) -> touchpoint::Result<Option<Message>> {
-        self.inner.message(t, id).await
-    }
-    async fn message_by_external_id(
-        &self,
-        t: &TenantId,
-        channel: &ChannelKind,
-        x: &str,
-    ) -> touchpoint::Result<Option<Message>> {
-        self.inner.message_by_external_id(t, channel, x).await
-    }
-    async fn messages(&self, t: &TenantId, q: &MessageQuery) -> touchpoint::Result<Vec<Message>> {
-        self.inner.messages(t, q).await
-    }
-    async fn commit(&self, t: &TenantId, changes: ChangeSet) -> touchpoint::Result<Committed> {
+impl common::CommitHook for Interleave {
+    async fn commit(&self, inner: &InMemoryStore, t: &TenantId, changes: ChangeSet) -> touchpoint::Result<Committed> {
         let is_ingest = changes.events.iter().any(|e| matches!(e, Event::MessageReceived { .. }));
         let is_erase = changes.events.iter().any(|e| matches!(e, Event::CustomerErased { .. }));
         let is_routing = changes.events.iter().any(|e| matches!(e, Event::Routing { .. }));
@@ -566,21 +511,19 @@ impl Store for Interleave {
             }
             None => {}
         }
-        self.inner.commit(t, changes).await
-    }
-    async fn events_after(&self, t: &TenantId, after: u64, limit: usize) -> touchpoint::Result<Vec<StoredEvent>> {
-        self.inner.events_after(t, after, limit).await
+        inner.commit(t, changes).await
     }
 }
 
-fn interleaved() -> (Engine, Arc<Interleave>, TenantId, IngestOutcome) {
-    let store = Arc::new(Interleave {
+type Interleaved = common::HookedStore<Interleave>;
+
+fn interleaved() -> (Engine, Arc<Interleaved>, TenantId, IngestOutcome) {
+    let store = Arc::new(common::HookedStore {
         inner: InMemoryStore::new(),
-        engine: std::sync::OnceLock::new(),
-        armed: std::sync::Mutex::new(None),
+        hook: Interleave { engine: std::sync::OnceLock::new(), armed: std::sync::Mutex::new(None) },
     });
     let engine = Engine::builder(store.clone()).clock(Arc::new(ManualClock::new(t0()))).build();
-    store.engine.set(engine.clone()).unwrap();
+    store.hook.engine.set(engine.clone()).unwrap();
     let tenant = TenantId::new("race").unwrap();
     let first = InboundMessage::new(
         ChannelKind::WhatsApp,
@@ -605,7 +548,7 @@ fn sms_from_ana() -> InboundMessage {
 }
 
 /// Nothing in the store may belong to an erased customer.
-fn assert_nothing_attached_to(store: &Interleave, tenant: &TenantId, erased: CustomerId) {
+fn assert_nothing_attached_to(store: &Interleaved, tenant: &TenantId, erased: CustomerId) {
     let dump = store.inner.dump();
     let d = &dump[tenant.as_str()];
     let identities: Vec<Identity> = serde_json::from_value(d["identities"].clone()).unwrap();
@@ -624,9 +567,9 @@ fn assert_nothing_attached_to(store: &Interleave, tenant: &TenantId, erased: Cus
 #[test]
 fn an_ingest_racing_an_erasure_does_not_revive_the_erased_customer() {
     let (engine, store, tenant, ana) = interleaved();
-    *store.armed.lock().unwrap() = Some(Armed::EraseDuringIngest(tenant.clone(), ana.customer));
+    *store.hook.armed.lock().unwrap() = Some(Armed::EraseDuringIngest(tenant.clone(), ana.customer));
     let out = run(engine.ingest(&tenant, sms_from_ana())).expect("the SMS must be stored somewhere");
-    assert!(store.armed.lock().unwrap().is_none(), "the interleaving did not happen");
+    assert!(store.hook.armed.lock().unwrap().is_none(), "the interleaving did not happen");
     assert!(matches!(run(engine.customer(&tenant, ana.customer)), Err(Error::Erased(_))));
     assert_ne!(out.customer, ana.customer, "a message was attributed to an erased customer");
     assert!(run(engine.customer(&tenant, out.customer)).is_ok(), "the SMS landed on a customer that is not live");
@@ -642,9 +585,9 @@ fn an_ingest_racing_an_erasure_does_not_revive_the_erased_customer() {
 #[test]
 fn an_erasure_racing_an_ingest_leaves_nothing_behind() {
     let (engine, store, tenant, ana) = interleaved();
-    *store.armed.lock().unwrap() = Some(Armed::IngestDuringErase(tenant.clone(), Box::new(sms_from_ana())));
+    *store.hook.armed.lock().unwrap() = Some(Armed::IngestDuringErase(tenant.clone(), Box::new(sms_from_ana())));
     run(engine.erase_customer(&tenant, ana.customer)).expect("the erasure");
-    assert!(store.armed.lock().unwrap().is_none(), "the interleaving did not happen");
+    assert!(store.hook.armed.lock().unwrap().is_none(), "the interleaving did not happen");
     assert!(matches!(run(engine.customer(&tenant, ana.customer)), Err(Error::Erased(_))));
     assert_nothing_attached_to(&store, &tenant, ana.customer);
     let text = serde_json::to_string(&store.inner.dump()).unwrap();
@@ -771,9 +714,9 @@ fn an_erasure_during_routing_does_not_drop_other_customers_routing_events() {
         queue: QueueId::new("default").unwrap(),
         wait: chrono::TimeDelta::zero(),
     };
-    *store.armed.lock().unwrap() = Some(Armed::EraseDuringRouting(tenant.clone(), ana.customer));
+    *store.hook.armed.lock().unwrap() = Some(Armed::EraseDuringRouting(tenant.clone(), ana.customer));
     let applied = run(engine.apply_routing_events(&tenant, &[assigned(ana.conversation), assigned(bob.conversation)]));
-    assert!(store.armed.lock().unwrap().is_none(), "the interleaving did not happen");
+    assert!(store.hook.armed.lock().unwrap().is_none(), "the interleaving did not happen");
     assert!(matches!(run(engine.customer(&tenant, ana.customer)), Err(Error::Erased(_))));
     let bob_handler = run(engine.conversation(&tenant, bob.conversation)).unwrap().handler;
     assert_eq!(
@@ -819,9 +762,9 @@ fn an_erasure_racing_a_sign_in_that_moves_an_identity_back_leaves_nothing_behind
     let carla = run(engine.ingest(&tenant, signed_in("carla-1", "W-1", "CARLA-TEXT-1", "Carla"))).unwrap();
     run(engine.ingest(&tenant, signed_in("dan-2", "W-2", "DAN-TEXT-1", "Dan"))).unwrap();
     let back = signed_in("carla-1", "W-3", "CARLA-TEXT-2", "Carla");
-    *store.armed.lock().unwrap() = Some(Armed::IngestDuringErase(tenant.clone(), Box::new(back)));
+    *store.hook.armed.lock().unwrap() = Some(Armed::IngestDuringErase(tenant.clone(), Box::new(back)));
     run(engine.erase_customer(&tenant, carla.customer)).expect("the erasure");
-    assert!(store.armed.lock().unwrap().is_none(), "the interleaving did not happen");
+    assert!(store.hook.armed.lock().unwrap().is_none(), "the interleaving did not happen");
     assert_nothing_attached_to(&store, &tenant, carla.customer);
     let text = serde_json::to_string(&store.inner.dump()).unwrap();
     for p in ["CARLA-TEXT-1", "CARLA-TEXT-2", "carla-1"] {

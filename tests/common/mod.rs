@@ -236,3 +236,91 @@ pub fn unknown_conversation() -> ConversationId {
 pub fn unknown_customer() -> CustomerId {
     "01900000-0000-7000-8000-00000000dcba".parse().unwrap()
 }
+
+/// What a test does in place of a store's commit (to fail it, or to run something else in the
+/// middle of it); [`HookedStore`] answers every read from its in-memory store.
+#[async_trait::async_trait]
+pub trait CommitHook: Send + Sync + std::fmt::Debug + 'static {
+    /// Commits `changes` (usually through `inner`), or not.
+    async fn commit(
+        &self,
+        inner: &InMemoryStore,
+        tenant: &TenantId,
+        changes: touchpoint::store::ChangeSet,
+    ) -> touchpoint::Result<touchpoint::store::Committed>;
+}
+
+/// An in-memory store whose commits go through `hook`.
+#[derive(Debug)]
+pub struct HookedStore<H> {
+    pub inner: InMemoryStore,
+    pub hook: H,
+}
+
+#[async_trait::async_trait]
+impl<H: CommitHook> touchpoint::store::Store for HookedStore<H> {
+    async fn customer(&self, t: &TenantId, id: CustomerId) -> touchpoint::Result<Option<Customer>> {
+        self.inner.customer(t, id).await
+    }
+    async fn customer_by_external_id(&self, t: &TenantId, x: &str) -> touchpoint::Result<Option<Customer>> {
+        self.inner.customer_by_external_id(t, x).await
+    }
+    async fn identity(&self, t: &TenantId, id: IdentityId) -> touchpoint::Result<Option<Identity>> {
+        self.inner.identity(t, id).await
+    }
+    async fn identity_by_address(
+        &self,
+        t: &TenantId,
+        channel: &ChannelKind,
+        address: &NormalizedAddress,
+    ) -> touchpoint::Result<Option<Identity>> {
+        self.inner.identity_by_address(t, channel, address).await
+    }
+    async fn identities_of(&self, t: &TenantId, c: CustomerId) -> touchpoint::Result<Vec<Identity>> {
+        self.inner.identities_of(t, c).await
+    }
+    async fn customers_by_address(
+        &self,
+        t: &TenantId,
+        key: &touchpoint::store::LinkKey,
+    ) -> touchpoint::Result<Vec<(CustomerId, Verification)>> {
+        self.inner.customers_by_address(t, key).await
+    }
+    async fn conversation(&self, t: &TenantId, id: ConversationId) -> touchpoint::Result<Option<Conversation>> {
+        self.inner.conversation(t, id).await
+    }
+    async fn conversation_by_thread_key(
+        &self,
+        t: &TenantId,
+        key: &touchpoint::store::ThreadKey,
+    ) -> touchpoint::Result<Option<ConversationId>> {
+        self.inner.conversation_by_thread_key(t, key).await
+    }
+    async fn conversations_of(&self, t: &TenantId, c: CustomerId) -> touchpoint::Result<Vec<Conversation>> {
+        self.inner.conversations_of(t, c).await
+    }
+    async fn message(&self, t: &TenantId, id: MessageId) -> touchpoint::Result<Option<Message>> {
+        self.inner.message(t, id).await
+    }
+    async fn message_by_external_id(
+        &self,
+        t: &TenantId,
+        channel: &ChannelKind,
+        x: &str,
+    ) -> touchpoint::Result<Option<Message>> {
+        self.inner.message_by_external_id(t, channel, x).await
+    }
+    async fn messages(&self, t: &TenantId, q: &touchpoint::store::MessageQuery) -> touchpoint::Result<Vec<Message>> {
+        self.inner.messages(t, q).await
+    }
+    async fn commit(
+        &self,
+        t: &TenantId,
+        changes: touchpoint::store::ChangeSet,
+    ) -> touchpoint::Result<touchpoint::store::Committed> {
+        self.hook.commit(&self.inner, t, changes).await
+    }
+    async fn events_after(&self, t: &TenantId, after: u64, limit: usize) -> touchpoint::Result<Vec<StoredEvent>> {
+        self.inner.events_after(t, after, limit).await
+    }
+}
