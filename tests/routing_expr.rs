@@ -684,6 +684,26 @@ fn long_input_huge_lists_and_many_nodes_are_limit_errors() {
     assert_eq!(err.message(), "expression has more than 50 nodes");
     let tree = Expr::parse(&many).unwrap();
     assert_eq!(expr_error(s.compile_expr(&tree).unwrap_err()).kind(), ExprErrorKind::Limit);
+    // A tree counts its nodes as the parser counts the text's: the parents too.
+    limits.max_nodes = 4;
+    let s = schema_with(limits);
+    for (n, fits) in [(3, true), (4, false)] {
+        let text = vec!["true"; n].join(" and ");
+        assert_eq!(s.compile(&text).is_ok(), fits, "{text}");
+        let tree = Expr::And(vec![Expr::Bool(true); n]);
+        assert_eq!(s.compile_expr(&tree).is_ok(), fits, "{tree}");
+    }
+    // `in` over a list: the test, the path, the list and each element.
+    limits.max_nodes = 5;
+    let s = schema_with(limits);
+    for (n, fits) in [(2, true), (3, false)] {
+        let list = Expr::In(
+            Box::new(Expr::Path(Path::parse("item.priority").unwrap())),
+            Box::new(Expr::List((0..n).map(Literal::Int).collect())),
+        );
+        assert_eq!(s.compile(&list.to_string()).is_ok(), fits, "{list}");
+        assert_eq!(s.compile_expr(&list).is_ok(), fits, "{list}");
+    }
 }
 
 #[test]

@@ -295,7 +295,10 @@ impl Typed {
 struct Compiler<'a> {
     schema: &'a Schema,
     source: Option<(&'a str, &'a [Span])>,
+    /// Nodes finished (their post-order number: the index of their span).
     next: usize,
+    /// Nodes entered, counted against the node limit as the parser counts them.
+    entered: usize,
     slots: Vec<Slot>,
 }
 
@@ -342,7 +345,8 @@ impl<'a> Compiler<'a> {
             )
             .with_position(at));
         }
-        if self.next >= limits.max_nodes {
+        self.entered += 1;
+        if self.entered > limits.max_nodes {
             return Err(self.err(
                 self.next,
                 false,
@@ -444,7 +448,8 @@ impl<'a> Compiler<'a> {
                 format!("list has more than {} elements", limits.max_list_len),
             ));
         }
-        if self.next + items.len() >= limits.max_nodes {
+        // The elements are nodes too (the list itself was counted on entry).
+        if self.entered + items.len() > limits.max_nodes {
             return Err(self.err(
                 self.next,
                 false,
@@ -452,6 +457,7 @@ impl<'a> Compiler<'a> {
                 format!("expression has more than {} nodes", limits.max_nodes),
             ));
         }
+        self.entered += items.len();
         let mut elem: Option<ScalarType> = None;
         for (i, l) in items.iter().enumerate() {
             let t = match l {
@@ -682,7 +688,7 @@ pub(crate) fn compile(schema: &Schema, expr: Expr, source: Option<(&str, &[Span]
         )
         .with_position(at));
     }
-    let mut c = Compiler { schema, source, next: 0, slots: Vec::new() };
+    let mut c = Compiler { schema, source, next: 0, entered: 0, slots: Vec::new() };
     let typed = c.node(&expr, 1)?;
     let root = match typed {
         Typed::Cond(cond) => cond,
