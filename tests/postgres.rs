@@ -101,6 +101,12 @@ fn bad_settings_are_typed_errors_that_never_show_the_password() {
         bad(PostgresConfig::new(url).with_connect_timeout(std::time::Duration::ZERO)),
         Error::InvalidInput { field: "connect_timeout", .. }
     ));
+    for lock_timeout in [std::time::Duration::ZERO, std::time::Duration::MAX] {
+        assert!(matches!(
+            bad(PostgresConfig::new(url).with_lock_timeout(lock_timeout)),
+            Error::InvalidInput { field: "lock_timeout", .. }
+        ));
+    }
     // However the password is written, neither the settings nor their errors show it.
     for url in [
         url,
@@ -320,7 +326,8 @@ fn an_exhausted_pool_gives_a_temporary_error_after_the_wait_timeout() {
         PostgresConfig::new(&url)
             .with_schema(schema.clone())
             .with_pool_size(1)
-            .with_wait_timeout(Duration::from_secs(2)),
+            .with_wait_timeout(Duration::from_secs(2))
+            .with_lock_timeout(Duration::from_secs(120)),
     );
     let change = |t: &TenantId, external_id: &str| {
         let c = sample_customer(t);
@@ -338,29 +345,8 @@ fn an_exhausted_pool_gives_a_temporary_error_after_the_wait_timeout() {
     let busy = TenantId::new("busy").expect("tenant");
     run(db.store.commit(&busy, change(&busy, "first"))).expect("the first commit makes the tenant's row");
     // Another session takes the tenant's row lock and holds it until told to let go.
-    let (held_tx, held_rx) = std::sync::mpsc::channel::<i32>();
-    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
-    let (locker_url, locker_schema) = (url.clone(), schema.clone());
-    let locker = std::thread::spawn(move || {
-        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-        runtime.block_on(async {
-            let (client, connection) =
-                tokio_postgres::connect(&locker_url, tokio_postgres::NoTls).await.expect("connect");
-            let driver = tokio::spawn(connection);
-            client.batch_execute("BEGIN").await.expect("begin");
-            let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[]).await.expect("pid").get(0);
-            client
-                .batch_execute(&format!("SELECT 1 FROM {locker_schema}.tenants WHERE tenant = 'busy' FOR UPDATE"))
-                .await
-                .expect("lock the tenant's row");
-            held_tx.send(pid).expect("tell the test");
-            let _ = release_rx.recv_timeout(Duration::from_secs(120));
-            client.batch_execute("COMMIT").await.expect("commit");
-            drop(client);
-            let _ = driver.await;
-        });
-    });
-    let locker_pid = held_rx.recv_timeout(Duration::from_secs(60)).expect("the locker holds the row lock");
+    let locker = TenantLock::hold(&url, &schema, "busy");
+    let locker_pid = locker.pid;
     // A commit of that tenant takes the pool's only connection and waits for the lock.
     let (s, b) = (db.store.clone(), busy.clone());
     let blocked = std::thread::spawn(move || run(s.commit(&b, change(&b, "second"))));
@@ -374,11 +360,79 @@ fn an_exhausted_pool_gives_a_temporary_error_after_the_wait_timeout() {
     let started = Instant::now();
     let answer = run(db.store.customer(&other, CustomerId(uuid::Uuid::now_v7())));
     let waited = started.elapsed();
-    let _ = release_tx.send(());
-    locker.join().expect("the locker ends");
+    locker.release();
     assert!(matches!(answer, Err(Error::Backend { temporary: true, .. })), "{answer:?} after {waited:?}");
     assert!(waited < Duration::from_secs(6), "the read waited {waited:?}, past the 2 s wait timeout");
     assert!(blocked.join().expect("no panic").is_ok(), "the blocked commit goes through once the lock is free");
+}
+
+/// A session of another process holding a tenant's row lock (`SELECT … FOR UPDATE` in an open
+/// transaction), until released.
+struct TenantLock {
+    pid: i32,
+    release: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<()>,
+}
+
+impl TenantLock {
+    fn hold(url: &str, schema: &str, tenant: &str) -> TenantLock {
+        use std::time::Duration;
+        let (held_tx, held_rx) = std::sync::mpsc::channel::<i32>();
+        let (release, release_rx) = std::sync::mpsc::channel::<()>();
+        let (url, sql) =
+            (url.to_owned(), format!("SELECT 1 FROM {schema}.tenants WHERE tenant = '{tenant}' FOR UPDATE"));
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+            runtime.block_on(async {
+                let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.expect("connect");
+                let driver = tokio::spawn(connection);
+                client.batch_execute("BEGIN").await.expect("begin");
+                let pid: i32 = client.query_one("SELECT pg_backend_pid()", &[]).await.expect("pid").get(0);
+                client.batch_execute(&sql).await.expect("lock the tenant's row");
+                held_tx.send(pid).expect("tell the test");
+                let _ = release_rx.recv_timeout(Duration::from_secs(120));
+                client.batch_execute("COMMIT").await.expect("commit");
+                drop(client);
+                let _ = driver.await;
+            });
+        });
+        let pid = held_rx.recv_timeout(Duration::from_secs(60)).expect("the locker holds the row lock");
+        TenantLock { pid, release, thread }
+    }
+
+    fn release(self) {
+        let _ = self.release.send(());
+        self.thread.join().expect("the locker ends");
+    }
+}
+
+/// A process that stalls holding a tenant's row lock does not stall the others: a commit of
+/// that tenant fails with a temporary error after the lock timeout, and goes through once the
+/// lock is free.
+#[test]
+fn a_commit_behind_a_held_tenant_lock_fails_after_the_lock_timeout() {
+    use std::time::{Duration, Instant};
+    use touchpoint::model::{Address, ChannelKind, Content, EndpointId, InboundMessage};
+    let Some(url) = url("a_commit_behind_a_held_tenant_lock_fails_after_the_lock_timeout") else { return };
+    let schema = postgres_common::fresh_schema();
+    let db = TestStore::connect_with(
+        PostgresConfig::new(&url).with_schema(schema.clone()).with_lock_timeout(Duration::from_millis(300)),
+    );
+    let engine = touchpoint::Engine::builder(std::sync::Arc::new(db.store.clone())).build();
+    let t = TenantId::new("stalled").expect("tenant");
+    let sms = |id: &str| {
+        let endpoint = EndpointId::new("sms-1").expect("endpoint");
+        InboundMessage::new(ChannelKind::Sms, endpoint, Address::phone("+447700900123"), id, Content::text("hi"))
+    };
+    run(engine.ingest(&t, sms("SM1"))).expect("the first ingest makes the tenant's row");
+    let locker = TenantLock::hold(&url, &schema, "stalled");
+    let started = Instant::now();
+    let answer = run(engine.ingest(&t, sms("SM2")));
+    let waited = started.elapsed();
+    locker.release();
+    assert!(matches!(answer, Err(Error::Backend { temporary: true, .. })), "{answer:?} after {waited:?}");
+    assert!(waited < Duration::from_secs(10), "waited {waited:?} for a 300 ms lock timeout");
+    run(engine.ingest(&t, sms("SM2"))).expect("once the lock is free the same message goes through");
 }
 
 /// A server that refuses writes for now (a standby during a failover, here a session made

@@ -128,7 +128,18 @@ pub struct PostgresConfig {
     /// How long a call waits for a connection of the pool when every one is busy (default 30 s);
     /// then it fails with a temporary [`Error::Backend`] instead of waiting on.
     pub wait_timeout: Duration,
+    /// How long a statement waits for a row lock another session holds (default 10 s; the
+    /// server's `lock_timeout`), then fails with a temporary [`Error::Backend`]: a process that
+    /// stalls inside a commit holds its tenant's row, and every other process's commits of that
+    /// tenant would wait for as long. Allowed: 1 ms to `i32::MAX` ms. The sessions also end a
+    /// transaction left idle for a minute (`idle_in_transaction_session_timeout`), so a stalled
+    /// process lets go of its locks.
+    pub lock_timeout: Duration,
 }
+
+/// A session's transaction left idle this long (a process stalled inside a commit) is ended by
+/// the server, which frees the rows it locked.
+const IDLE_IN_TRANSACTION_MS: u32 = 60_000;
 
 impl std::fmt::Debug for PostgresConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -139,6 +150,7 @@ impl std::fmt::Debug for PostgresConfig {
             .field("runtime_threads", &self.runtime_threads)
             .field("connect_timeout", &self.connect_timeout)
             .field("wait_timeout", &self.wait_timeout)
+            .field("lock_timeout", &self.lock_timeout)
             .finish()
     }
 }
@@ -186,6 +198,7 @@ impl PostgresConfig {
             runtime_threads: 2,
             connect_timeout: Duration::from_secs(10),
             wait_timeout: Duration::from_secs(30),
+            lock_timeout: Duration::from_secs(10),
         }
     }
 
@@ -219,6 +232,12 @@ impl PostgresConfig {
         self
     }
 
+    /// Sets [`lock_timeout`](Self::lock_timeout).
+    pub fn with_lock_timeout(mut self, lock_timeout: Duration) -> Self {
+        self.lock_timeout = lock_timeout;
+        self
+    }
+
     fn validate(&self) -> Result<tokio_postgres::Config> {
         if !(1..=256).contains(&self.pool_size) {
             return Err(Error::invalid("pool_size", format!("is {}, allowed are 1 to 256", self.pool_size)));
@@ -228,6 +247,12 @@ impl PostgresConfig {
         }
         if self.wait_timeout.is_zero() {
             return Err(Error::invalid("wait_timeout", "must be above zero"));
+        }
+        if self.lock_timeout.as_millis() == 0 || self.lock_timeout.as_millis() > i32::MAX as u128 {
+            return Err(Error::invalid(
+                "lock_timeout",
+                format!("is {:?}, allowed are 1 ms to {} ms", self.lock_timeout, i32::MAX),
+            ));
         }
         if !(1..=16).contains(&self.runtime_threads) {
             return Err(Error::invalid("runtime_threads", format!("is {}, allowed are 1 to 16", self.runtime_threads)));
@@ -248,13 +273,19 @@ impl PostgresConfig {
         let mut pg: tokio_postgres::Config = self.url.parse().map_err(|e| {
             Error::invalid("url", format!("{} is not a PostgreSQL connection string: {e}", redacted(&self.url)))
         })?;
-        if let Some(schema) = &self.schema {
-            let options = match pg.get_options() {
-                Some(o) if !o.is_empty() => format!("{o} -c search_path={schema}"),
-                _ => format!("-c search_path={schema}"),
-            };
-            pg.options(options);
+        // The store's session settings first (the URL's own options may change them), the
+        // schema last.
+        let mut options = format!(
+            "-c lock_timeout={} -c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS}",
+            self.lock_timeout.as_millis()
+        );
+        if let Some(o) = pg.get_options().filter(|o| !o.is_empty()) {
+            options = format!("{options} {o}");
         }
+        if let Some(schema) = &self.schema {
+            options = format!("{options} -c search_path={schema}");
+        }
+        pg.options(options);
         if pg.get_application_name().is_none() {
             pg.application_name("touchpoint");
         }
