@@ -250,16 +250,18 @@ impl Engine {
         // unknown) is tried again too, a few times: the commit may even have landed, and then
         // the message is there.
         let attempts = self.config().max_commit_attempts.max(1).saturating_mul(64);
-        let temporary_attempts = self.config().max_commit_attempts.max(1);
         let message = {
             let _turn = self.recipient_turn(tenant, conversation, out).await?;
-            let (mut tries, mut temporary) = (0u32, 0u32);
+            let record = || {
+                self.retrying_up_to(attempts, || {
+                    self.try_record_outbound(tenant, conversation, out, Recording::Sent(id))
+                })
+            };
+            let mut failures = 0;
             loop {
-                tries += 1;
-                match self.try_record_outbound(tenant, conversation, out, Recording::Sent(id)).await {
-                    Err(Error::Conflict(_)) if tries < attempts => {}
-                    Err(e) if e.is_temporary() && temporary < temporary_attempts => {
-                        temporary += 1;
+                match record().await {
+                    Err(Error::Backend { temporary: true, .. }) if failures < self.config().max_commit_attempts => {
+                        failures += 1;
                         if let Ok(Some(recorded)) = self.store().message(tenant, id).await {
                             break recorded;
                         }

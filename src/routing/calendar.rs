@@ -1244,7 +1244,8 @@ fn resolve_override(
 
 /// The first midnight of the local date after `d`, where `d` ends.
 fn end_of_date(zone: Zone, d: NaiveDate) -> Option<DateTime<Utc>> {
-    zone.resolve(d.succ_opt()?.and_time(NaiveTime::MIN), Pick::Earliest)
+    let midnight = d.succ_opt()?.and_time(NaiveTime::MIN);
+    zone.resolve(midnight, end_pick(midnight))
 }
 
 /// Which pass of a repeated local time an end takes: the last (the interval follows the wall

@@ -197,6 +197,15 @@ pub(crate) struct ThreadInput<'a> {
     pub now: DateTime<Utc>,
 }
 
+impl ThreadInput<'_> {
+    /// When the customer wrote, as the threading rules judge it: the provider's time when it
+    /// says (a webhook retried for hours arrives late), never later than now and never earlier
+    /// than [`MAX_LATE_DELIVERY`] ago.
+    fn written(&self) -> DateTime<Utc> {
+        self.msg.sent_at.map_or(self.now, |at| at.max(self.now - MAX_LATE_DELIVERY).min(self.now))
+    }
+}
+
 /// The thread keys an inbound message refers to, strongest first.
 pub(crate) fn referenced_keys(msg: &InboundMessage) -> Vec<(ThreadKey, ThreadReason)> {
     let mut keys = Vec::new();
@@ -241,8 +250,7 @@ fn apply_reopen(
     // never later than now, and never earlier than [`MAX_LATE_DELIVERY`] ago or than the
     // conversation's start — a browser-set or forged date cannot slip past `Reject` or
     // `ReopenWithin`.
-    let written =
-        input.msg.sent_at.map_or(now, |at| at.max(now - MAX_LATE_DELIVERY).max(conversation.created_at).min(now));
+    let written = input.written().max(conversation.created_at).min(now);
     if kept_quiet(&conversation.status, input.blocked) {
         return Ok(Placement::Existing { conversation, decision: ThreadDecision::KeptQuiet { reason } });
     }
@@ -401,8 +409,8 @@ pub(crate) async fn place(
         }
     }
     // Judged by when the customer wrote, as the reopen policies are: a webhook retried for an
-    // hour still joins the conversation the customer was in (at most `MAX_LATE_DELIVERY` back).
-    let written = input.msg.sent_at.map_or(input.now, |at| at.max(input.now - MAX_LATE_DELIVERY).min(input.now));
+    // hour still joins the conversation the customer was in.
+    let written = input.written();
     if let Some(window) = policy.cross_channel_window
         && let Some(c) = conversations.iter().find(|c| c.status.is_open() && written - c.last_activity_at <= window)
     {

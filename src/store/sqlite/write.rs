@@ -132,14 +132,26 @@ pub(super) fn commit(
     json: &Encoded,
     careful: bool,
 ) -> std::result::Result<Committed, Failure> {
-    if !careful && changes.conversation_deletes.is_empty() && changes.identity_deletes.is_empty() {
-        match attempt(sql, ids, seqs, tenant, changes, json, Some(changes)) {
-            // Refused, or a mismatch before anything was written: ask SQL for the answer.
-            Err(Failure::Refused(_)) => {}
-            done => return done,
+    let optimistic = !careful && changes.conversation_deletes.is_empty() && changes.identity_deletes.is_empty();
+    let first = optimistic.then(|| attempt(sql, ids, seqs, tenant, changes, json, Some(changes)));
+    let result = match first {
+        // Refused, or a mismatch before anything was written: ask SQL for the answer (unless
+        // the transaction is gone, below).
+        Some(Err(Failure::Refused(_))) if !sql.conn().is_autocommit() => {
+            attempt(sql, ids, seqs, tenant, changes, json, None)
         }
+        Some(done) => done,
+        None => attempt(sql, ids, seqs, tenant, changes, json, None),
+    };
+    match result {
+        // SQLite rolled the whole transaction back itself (an I/O error, a full disk, a
+        // trigger's `RAISE(ROLLBACK)`): whatever the batch wrote is gone, and anything run now
+        // would commit statement by statement. The batch has to start again.
+        Err(Failure::Refused(e) | Failure::HalfWritten(e)) if sql.conn().is_autocommit() => {
+            Err(Failure::HalfWritten(e))
+        }
+        other => other,
     }
-    attempt(sql, ids, seqs, tenant, changes, json, None)
 }
 
 /// One pass of [`commit`]: optimistic when `optimistic` is the change set.
@@ -163,9 +175,9 @@ fn attempt<'s>(
         check(&db, tenant, changes)?;
         Ok(None)
     })();
-    let result = match checked {
+    match checked {
         Ok(Some(duplicate)) => Ok(duplicate),
-        Ok(None) => (|| {
+        Ok(None) => {
             let next_seq = match seqs.0.get(tenant) {
                 Some(next) => *next,
                 None => db.next_event_seq().map_err(Failure::HalfWritten)?,
@@ -181,17 +193,8 @@ fn attempt<'s>(
             })?;
             seqs.0.insert(tenant.clone(), next_seq + changes.events.len() as u64);
             Ok(committed)
-        })(),
-        Err(e) => Err(Failure::Refused(e)),
-    };
-    match result {
-        // SQLite rolled the whole transaction back itself (an I/O error, a full disk, a
-        // trigger's `RAISE(ROLLBACK)`): whatever the batch wrote is gone, and anything run now
-        // would commit statement by statement. The batch has to start again.
-        Err(Failure::Refused(e) | Failure::HalfWritten(e)) if sql.conn().is_autocommit() => {
-            Err(Failure::HalfWritten(e))
         }
-        other => other,
+        Err(e) => Err(Failure::Refused(e)),
     }
 }
 
