@@ -921,6 +921,19 @@ fn route<T>(
     Ok((result, router.next_timer()))
 }
 
+/// Runs an engine call that may route (an ingest, an agent's reply) in order with the engine's
+/// routing calls when the engine has a router ([`in_routing_order`]); without one, calls of
+/// other threads are not held up.
+fn in_routing_order_if_routed<T>(
+    live: &Live,
+    call: impl std::future::Future<Output = Result<T, Error>>,
+) -> Result<T, Failure> {
+    match live.engine.router() {
+        Some(_) => Ok(in_routing_order(live, call)?.0),
+        None => Ok(block_on(call)?),
+    }
+}
+
 /// Runs an engine call that takes conversations out of routing itself and applies the router's
 /// events (a resolve or close completes or withdraws the work item, an erasure withdraws the
 /// customer's), in order with the engine's routing calls as for [`route_and_hand_out`]; returns
@@ -1138,13 +1151,8 @@ pub unsafe extern "C" fn tp_ingest(
         let out = unsafe { out_slot(out_outcome_json, "out_outcome_json") }?;
         let live = live(engine)?;
         let inbound: InboundJson = parse(unsafe { text(inbound_json, "inbound_json") }?, "inbound_json")?;
-        let ingest = live.engine.ingest(&live.tenant, inbound.into_message());
-        // With a router, an ingest routes (and fires due timers): its events are written in
-        // order with the other threads' routing calls.
-        let outcome = match live.engine.router() {
-            Some(_) => in_routing_order(&live, ingest)?.0,
-            None => block_on(ingest)?,
-        };
+        // An ingest routes (and fires due timers) when there is a router.
+        let outcome = in_routing_order_if_routed(&live, live.engine.ingest(&live.tenant, inbound.into_message()))?;
         unsafe { hand_out(out, &outcome) }
     })
 }
@@ -1212,13 +1220,9 @@ pub unsafe extern "C" fn tp_record_outbound(
         let live = live(engine)?;
         let conversation: ConversationId = unsafe { id(conversation_id, "conversation_id") }?;
         let outbound: OutboundJson = parse(unsafe { text(outbound_json, "outbound_json") }?, "outbound_json")?;
+        // An agent's reply is noted by the router (which fires due timers) when there is one.
         let record = live.engine.record_outbound(&live.tenant, conversation, outbound.into_message());
-        // With a router, an agent's reply is noted there (and fires due timers): in order with
-        // the other threads' routing calls, as for an ingest.
-        let message = match live.engine.router() {
-            Some(_) => in_routing_order(&live, record)?.0,
-            None => block_on(record)?,
-        };
+        let message = in_routing_order_if_routed(&live, record)?;
         unsafe { hand_out(out, &message) }
     })
 }
