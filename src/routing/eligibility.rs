@@ -433,8 +433,10 @@ impl Term {
 
     /// The set of eligible profiles, through the table's caches.
     pub(crate) fn mask(&self, item: &WorkItem, table: &mut ProfileTable) -> Mask {
-        if let Term::Any = self {
-            return table.full();
+        match self {
+            Term::Any => return table.full(),
+            Term::ItemSkills => return table.skills_mask(&item.skills),
+            _ => {}
         }
         if !self.reads_item() {
             let key = self as *const Term as usize;
@@ -796,6 +798,11 @@ impl ProfileTable {
     }
 
     fn skills_mask(&mut self, required: &BTreeMap<String, u32>) -> Mask {
+        if required.len() == 1
+            && let Some((s, min)) = required.first_key_value()
+        {
+            return self.skill_mask(s, *min);
+        }
         let mut m = self.full();
         for (s, min) in required {
             if m.is_empty() {

@@ -211,7 +211,107 @@ fn reads_skills_only(plan: &CPlan, at: StepRef) -> Option<bool> {
     Some(skills)
 }
 
+/// Most entries in [`TiersMemo`].
+const TIERS_MEMO: usize = 16;
+
+/// Tiers of steps that read no more of an item than its skills, kept across operations: items
+/// entering such a step with a skill set seen before share the tiers computed for the first
+/// one instead of computing them again ([`State::compute_tiers`]).
+#[derive(Debug, Default)]
+pub(crate) struct TiersMemo {
+    /// The [`State::tiers_gen`] the entries were computed under (a new plan, queue or profile
+    /// starts the memo again).
+    tiers_gen: u64,
+    entries: Vec<MemoTiers>,
+    /// Where the next entry goes once the memo is full.
+    next: usize,
+}
+
+/// Tiers of step `at` for items in queue `qi` (`item_queue` as in [`Group`]) with skills
+/// `skills` (`None` when the step does not read them), whose [`fingerprint`] is `print`.
+#[derive(Debug)]
+struct MemoTiers {
+    at: StepRef,
+    qi: u32,
+    item_queue: u8,
+    print: u64,
+    skills: Option<BTreeMap<String, u32>>,
+    tiers: Arc<[Tier]>,
+}
+
+/// A hash of a skill set, compared before the sets themselves.
+fn fingerprint(skills: &BTreeMap<String, u32>) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for (name, level) in skills {
+        for b in name.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        h = (h ^ (0x1_0000_0000 | u64::from(*level))).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
 impl State {
+    /// Gives item `i` the tiers of its step from the memo, computing them there first if they
+    /// are not in it yet; `false`, with nothing changed, if the step's tiers read more of the
+    /// item than its skills: the caller computes them.
+    pub(crate) fn share_memo_tiers(&mut self, i: u32) -> bool {
+        let Some(slot) = self.items.get(i as usize).and_then(|s| s.as_ref()) else { return false };
+        let at = slot.at;
+        let Some(reads_skills) = reads_skills_only(&self.plan, at) else { return false };
+        let item_queue = match &slot.item.queue {
+            None => 0,
+            Some(q) if *q == slot.queue => 1,
+            Some(_) => return false,
+        };
+        let qi = slot.qi;
+        let skills = &slot.item.skills;
+        let print = if reads_skills { fingerprint(skills) } else { 0 };
+        let memo = &mut self.tiers_memo;
+        if memo.tiers_gen != self.tiers_gen {
+            memo.entries.clear();
+            memo.next = 0;
+            memo.tiers_gen = self.tiers_gen;
+        }
+        let found = memo.entries.iter().position(|e| {
+            e.print == print
+                && e.at == at
+                && e.qi == qi
+                && e.item_queue == item_queue
+                && e.skills.as_ref().is_none_or(|sk| same_skills(sk, skills))
+        });
+        let e = match found {
+            Some(e) => e,
+            None => {
+                let State { plan, items, profiles, queues, .. } = self;
+                let Some(slot) = items.get(i as usize).and_then(|s| s.as_ref()) else { return false };
+                let mut tiers = Vec::new();
+                let wait = (&slot.queue, slot.qi);
+                Self::tiers_into(plan, profiles, queues, &slot.item, wait, at, slot.step_entered, &mut tiers);
+                let skills = reads_skills.then(|| slot.item.skills.clone());
+                let entry = MemoTiers { at, qi, item_queue, print, skills, tiers: Arc::from(tiers) };
+                let memo = &mut self.tiers_memo;
+                if memo.entries.len() < TIERS_MEMO {
+                    memo.entries.push(entry);
+                    memo.entries.len() - 1
+                } else {
+                    let e = memo.next % TIERS_MEMO;
+                    memo.next = e + 1;
+                    memo.entries[e] = entry;
+                    e
+                }
+            }
+        };
+        let State { items, tiers_memo, .. } = self;
+        match (items.get_mut(i as usize).and_then(|s| s.as_mut()), tiers_memo.entries.get(e)) {
+            (Some(slot), Some(entry)) => {
+                slot.tiers.share(&entry.tiers);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Moves waiting item `i` whose step timer `epoch` fell due on to its next step the batch
     /// way, if that move is a plain one (see the module docs). `false`, with nothing changed,
     /// if it must go the per-item way.

@@ -1182,6 +1182,11 @@ pub(crate) struct State {
     pub(crate) relax: super::relax::StepMemo,
     /// The skill sets numbered for batch step moves ([`ItemSlot::skill_set`]).
     pub(crate) skill_sets: super::relax::SkillSets,
+    /// Tiers shared by items of steps that read their skills only ([`State::compute_tiers`]).
+    pub(crate) tiers_memo: super::relax::TiersMemo,
+    /// Changes whenever what tiers are computed from changes, other than the item: the plan,
+    /// a queue, the set of profiles.
+    pub(crate) tiers_gen: u64,
     /// What expressions can read, and the registered functions.
     pub schemas: super::condition::Schemas,
     /// Business-hours schedules for `schedule(…)` and agents' shifts.
@@ -1266,6 +1271,8 @@ impl State {
             spare_tiers: Vec::new(),
             relax: Default::default(),
             skill_sets: Default::default(),
+            tiers_memo: Default::default(),
+            tiers_gen: 0,
             last_class: None,
             schemas: super::condition::Schemas::default(),
             calendars: Arc::default(),
@@ -1367,6 +1374,7 @@ impl State {
         );
         self.retired_plans.push((self.plan_gen, old));
         self.plan_gen += 1;
+        self.tiers_gen += 1;
         self.profiles.clear_caches();
     }
 
@@ -1427,6 +1435,7 @@ impl State {
     // ----- queues
 
     pub fn upsert_queue_slot(&mut self, q: Queue) {
+        self.tiers_gen += 1;
         let members = self.profiles.mask_where(|p| p.queues.contains_key(&q.id));
         let delays = self.delays_of(&q.id);
         let hours_changed = self.queues.get(&q.id).map_or(q.hours.is_some(), |s| s.config.hours != q.hours);
@@ -1609,6 +1618,7 @@ impl State {
     fn intern_profile(&mut self, p: AgentProfile) -> usize {
         let (idx, new) = self.profiles.intern(p);
         if new {
+            self.tiers_gen += 1;
             self.profile_agents.push(0);
             self.signed_in.push(0);
             self.off_shift.push(0);
@@ -2119,6 +2129,9 @@ impl State {
 
     /// Recomputes the eligibility tiers of item `i` for its current step.
     pub fn compute_tiers(&mut self, i: u32) {
+        if self.share_memo_tiers(i) {
+            return;
+        }
         let State { plan, items, profiles, queues, .. } = self;
         let Some(slot) = items.get_mut(i as usize).and_then(|s| s.as_mut()) else { return };
         let wait = (&slot.queue, slot.qi);
