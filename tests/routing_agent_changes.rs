@@ -379,44 +379,66 @@ fn an_idle_status_with_an_empty_channel_set_is_accepted() {
     assert!(got.is_ok(), "{got:?}");
 }
 
-/// Items with the same skills at the same step share the eligibility computed for the first
-/// of them; what that eligibility was computed from (the agents' profiles, the plan) can
-/// change between them, and each later item must see the change.
+/// Items with the same skills at the same step share the eligibility computed for earlier
+/// ones; what that eligibility was computed from (the agents' profiles, the plan) can change
+/// between them, and each later item must see the change.
 #[test]
 fn items_with_the_same_skills_see_agents_and_plans_that_came_after_the_first_of_them() {
     let r = router(&["q", "vip"]);
     let plan = |pool: Pool| Plan::new([Rule::new("skills", [Step::new(pool).eligible(Term::ItemSkills)])]);
     r.set_plan(plan(Pool::default()), t0()).unwrap();
-    r.upsert_agent(chat_agent("ana", "q", 1).with_skill("billing", 5), t0()).unwrap();
+    r.upsert_agent(chat_agent("ana", "q", 2).with_skill("billing", 5), t0()).unwrap();
     let item = |n: u128, secs: i64| chat(n, "q", at(secs)).with_skill("billing", 5);
-    let d = r.submit(item(1, 0), at(0)).unwrap();
-    assert_eq!(assigned_to(&d).as_deref(), Some("ana"));
-    // A new kind of agent (another profile) after the first item: the next one reaches her.
-    r.upsert_agent(
-        chat_agent("bo", "q", 1).with_skill("billing", 5).with_language(LanguageTag::parse("fr").unwrap()),
-        at(1),
-    )
-    .unwrap();
-    let d = r.submit(item(2, 2), at(2)).unwrap();
+    for n in [1, 2] {
+        let d = r.submit(item(n, 0), at(0)).unwrap();
+        assert_eq!(assigned_to(&d).as_deref(), Some("ana"));
+    }
+    // A new kind of agent (another profile) after them: the next item reaches her.
+    let fr = LanguageTag::parse("fr").unwrap();
+    r.upsert_agent(chat_agent("bo", "q", 1).with_skill("billing", 5).with_language(fr), at(1)).unwrap();
+    let d = r.submit(item(3, 2), at(2)).unwrap();
     assert_eq!(assigned_to(&d).as_deref(), Some("bo"));
-    // Agents of another queue, outside the step's pool: a third item waits (both of the
-    // queue's are busy). A plan whose step pool is the other queue replaces the first: the
-    // waiting item and the next one with the same skills are routed by the new step. Then a
-    // plan whose step takes any agent, in the same queue: the same again.
+    // Agents of another queue, outside the step's pool: two more items wait (the queue's
+    // agents are busy). A plan whose step pool is the other queue replaces the first: the
+    // waiting items and the next one with the same skills are routed by the new step.
     r.upsert_agent(chat_agent("cy", "vip", 1).with_skill("billing", 5), at(3)).unwrap();
-    r.upsert_agent(chat_agent("dee", "vip", 1).with_skill("billing", 5), at(3)).unwrap();
-    let d = r.submit(item(3, 4), at(4)).unwrap();
-    assert_eq!(assigned_to(&d), None);
+    r.upsert_agent(chat_agent("dee", "vip", 2).with_skill("billing", 5), at(3)).unwrap();
+    for n in [4, 5] {
+        let d = r.submit(item(n, 4), at(4)).unwrap();
+        assert_eq!(assigned_to(&d), None);
+    }
     r.set_plan(plan(Pool::queues([qid("vip")])), at(5)).unwrap();
-    assert_eq!(r.item(wid(3)).unwrap().state, ItemState::Assigned(aid("cy")));
-    let d = r.submit(item(4, 6), at(6)).unwrap();
+    assert_eq!(r.item(wid(4)).unwrap().state, ItemState::Assigned(aid("cy")));
+    assert_eq!(r.item(wid(5)).unwrap().state, ItemState::Assigned(aid("dee")));
+    let d = r.submit(item(6, 6), at(6)).unwrap();
     assert_eq!(assigned_to(&d).as_deref(), Some("dee"));
+    // Back to the item's own queue, where everybody is busy: two items wait. Then a plan whose
+    // step takes any agent, in the same queue and with the same skills: the same again.
     r.set_plan(plan(Pool::default()), at(7)).unwrap();
-    r.upsert_agent(chat_agent("eve", "vip", 2).with_skill("billing", 5), at(7)).unwrap();
-    let d = r.submit(item(5, 8), at(8)).unwrap();
-    assert_eq!(assigned_to(&d), None, "eve is not in the item's queue: {d:?}");
+    r.upsert_agent(chat_agent("eve", "vip", 3).with_skill("billing", 5), at(7)).unwrap();
+    for n in [7, 8] {
+        let d = r.submit(item(n, 8), at(8)).unwrap();
+        assert_eq!(assigned_to(&d), None, "eve is not in the item's queue: {d:?}");
+    }
     r.set_plan(plan(Pool::any()), at(9)).unwrap();
-    assert_eq!(r.item(wid(5)).unwrap().state, ItemState::Assigned(aid("eve")));
-    let d = r.submit(item(6, 10), at(10)).unwrap();
+    assert_eq!(r.item(wid(7)).unwrap().state, ItemState::Assigned(aid("eve")));
+    assert_eq!(r.item(wid(8)).unwrap().state, ItemState::Assigned(aid("eve")));
+    let d = r.submit(item(9, 10), at(10)).unwrap();
     assert_eq!(assigned_to(&d).as_deref(), Some("eve"));
+}
+
+/// Items with the same skills in different queues, at a step whose pool is the item's own
+/// queue, each reach their own queue's agents, however their arrivals interleave.
+#[test]
+fn items_with_the_same_skills_in_two_queues_reach_their_own_queues_agents() {
+    let r = router(&["q", "vip"]);
+    r.set_plan(Plan::new([Rule::new("skills", [Step::new(Pool::default()).eligible(Term::ItemSkills)])]), t0())
+        .unwrap();
+    r.upsert_agent(chat_agent("ana", "q", 10).with_skill("billing", 5), t0()).unwrap();
+    r.upsert_agent(chat_agent("cy", "vip", 10).with_skill("billing", 5), t0()).unwrap();
+    for n in 0..8u128 {
+        let (queue, agent) = if n % 2 == 0 { ("q", "ana") } else { ("vip", "cy") };
+        let d = r.submit(chat(n + 1, queue, at(n as i64)).with_skill("billing", 5), at(n as i64)).unwrap();
+        assert_eq!(assigned_to(&d).as_deref(), Some(agent), "item {} in {queue}", n + 1);
+    }
 }

@@ -215,8 +215,9 @@ fn reads_skills_only(plan: &CPlan, at: StepRef) -> Option<bool> {
 const TIERS_MEMO: usize = 16;
 
 /// Tiers of steps that read no more of an item than its skills, kept across operations: items
-/// entering such a step with a skill set seen before share the tiers computed for the first
-/// one instead of computing them again ([`State::compute_tiers`]).
+/// entering such a step with a skill set seen lately share the tiers computed for an earlier
+/// one instead of computing them again ([`State::compute_tiers`]). Tiers are kept from the
+/// second item of a kind on, so skill sets that never repeat cost no allocations.
 #[derive(Debug, Default)]
 pub(crate) struct TiersMemo {
     /// The [`State::tiers_gen`] the entries were computed under (a new plan, queue or profile
@@ -225,6 +226,11 @@ pub(crate) struct TiersMemo {
     entries: Vec<MemoTiers>,
     /// Where the next entry goes once the memo is full.
     next: usize,
+    /// Keys (step, queue and skills hashed) that missed lately: a key is kept only when it
+    /// misses a second time, so items whose skill sets do not repeat cost no allocations.
+    missed: [u64; TIERS_MEMO],
+    /// Where the next key goes in `missed`.
+    missed_next: usize,
 }
 
 /// Tiers of step `at` for items in queue `qi` (`item_queue` as in [`Group`]) with skills
@@ -237,6 +243,15 @@ struct MemoTiers {
     print: u64,
     skills: Option<BTreeMap<String, u32>>,
     tiers: Arc<[Tier]>,
+}
+
+/// Step `at` folded into a [`TiersMemo::missed`] key.
+fn step_key(at: StepRef) -> u64 {
+    match at {
+        StepRef::Rule(r, s) => ((r as u64) << 20 ^ s as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+        StepRef::Implicit => 1,
+        StepRef::AnyMember => 2,
+    }
 }
 
 /// A hash of a skill set, compared before the sets themselves.
@@ -283,6 +298,13 @@ impl State {
         let e = match found {
             Some(e) => e,
             None => {
+                let key = print ^ (u64::from(qi) << 40) ^ (u64::from(item_queue) << 63) ^ step_key(at);
+                let seen = memo.missed.contains(&key);
+                if !seen {
+                    memo.missed[memo.missed_next % TIERS_MEMO] = key;
+                    memo.missed_next = (memo.missed_next + 1) % TIERS_MEMO;
+                    return false;
+                }
                 let State { plan, items, profiles, queues, .. } = self;
                 let Some(slot) = items.get(i as usize).and_then(|s| s.as_ref()) else { return false };
                 let mut tiers = Vec::new();
