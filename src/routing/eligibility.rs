@@ -798,11 +798,6 @@ impl ProfileTable {
     }
 
     fn skills_mask(&mut self, required: &BTreeMap<String, u32>) -> Mask {
-        if required.len() == 1
-            && let Some((s, min)) = required.first_key_value()
-        {
-            return self.skill_mask(s, *min);
-        }
         let mut m = self.full();
         for (s, min) in required {
             if m.is_empty() {
