@@ -433,10 +433,8 @@ impl Term {
 
     /// The set of eligible profiles, through the table's caches.
     pub(crate) fn mask(&self, item: &WorkItem, table: &mut ProfileTable) -> Mask {
-        match self {
-            Term::Any => return table.full(),
-            Term::ItemSkills => return table.skills_mask(&item.skills),
-            _ => {}
+        if let Term::Any = self {
+            return table.full();
         }
         if !self.reads_item() {
             let key = self as *const Term as usize;

@@ -904,11 +904,6 @@ impl Router {
         let queue = queue.clone();
         let i = state::take_item_index(free_items, items);
         entry.insert(i);
-        // A new item makes events (entered, queued or assigned): room for the usual few at
-        // once, not by doubling from empty.
-        if s.events.capacity() == 0 {
-            s.events = Vec::with_capacity(4);
-        }
         s.admit(i, item, queue, qi, now);
         let events = Self::finish(&mut s, now);
         let queue = s.queues.at(qi).map(|q| &q.config.id).unwrap_or(&s.config.default_queue);

@@ -12,9 +12,13 @@ use super::RoutingEvent;
 use super::eligibility::{Mask, Term};
 use super::plan::TimerBasis;
 use super::queue::{Entry, discipline_key_at};
-use super::state::{CPlan, FastMap, IState, State, StepRef, Tier, Timer, TimerKind, chain_of, from_ms, live, ms};
+use super::state::{
+    CPlan, FastMap, IState, ItemSlot, State, StepRef, Tier, Timer, TimerKind, chain_of, from_ms, live, ms,
+};
+use crate::hash::IdHasher;
 use chrono::{DateTime, Utc};
 use std::collections::{BTreeMap, VecDeque};
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
 /// Most groups remembered at once (a tick's items go to a handful of steps and skill sets).
@@ -234,7 +238,7 @@ pub(crate) struct TiersMemo {
 }
 
 /// Tiers of step `at` for items in queue `qi` (`item_queue` as in [`Group`]) with skills
-/// `skills` (`None` when the step does not read them), whose [`fingerprint`] is `print`.
+/// `skills` (`None` when the step does not read them), whose [`skills_hash`] is `print`.
 #[derive(Debug)]
 struct MemoTiers {
     at: StepRef,
@@ -245,25 +249,33 @@ struct MemoTiers {
     tiers: Arc<[Tier]>,
 }
 
-/// Step `at` folded into a [`TiersMemo::missed`] key.
-fn step_key(at: StepRef) -> u64 {
-    match at {
-        StepRef::Rule(r, s) => ((r as u64) << 20 ^ s as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
-        StepRef::Implicit => 1,
-        StepRef::AnyMember => 2,
+/// The relation of item `slot`'s own queue to the one it waits in, as a step's default pool
+/// reads it: none (all agents) 0, the wait queue (its members) 1; `None` for another queue,
+/// which the memos leave to the per-item way.
+fn item_queue_of(slot: &ItemSlot) -> Option<u8> {
+    match &slot.item.queue {
+        None => Some(0),
+        Some(q) if *q == slot.queue => Some(1),
+        Some(_) => None,
     }
 }
 
-/// A hash of a skill set, compared before the sets themselves.
-fn fingerprint(skills: &BTreeMap<String, u32>) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
+/// A hash of a skill set (the router's unkeyed hasher over names and levels), compared before
+/// the sets themselves.
+fn skills_hash(skills: &BTreeMap<String, u32>) -> u64 {
+    let mut h = IdHasher::default();
     for (name, level) in skills {
-        for b in name.bytes() {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-        h = (h ^ (0x1_0000_0000 | u64::from(*level))).wrapping_mul(0x0000_0100_0000_01b3);
+        h.write(name.as_bytes());
+        h.write_u32(*level);
     }
-    h
+    h.finish()
+}
+
+/// A [`TiersMemo::missed`] key.
+fn miss_key(key: &(u64, StepRef, u32, u8)) -> u64 {
+    let mut h = IdHasher::default();
+    key.hash(&mut h);
+    h.finish()
 }
 
 impl State {
@@ -274,14 +286,10 @@ impl State {
         let Some(slot) = self.items.get(i as usize).and_then(|s| s.as_ref()) else { return false };
         let at = slot.at;
         let Some(reads_skills) = reads_skills_only(&self.plan, at) else { return false };
-        let item_queue = match &slot.item.queue {
-            None => 0,
-            Some(q) if *q == slot.queue => 1,
-            Some(_) => return false,
-        };
+        let Some(item_queue) = item_queue_of(slot) else { return false };
         let qi = slot.qi;
         let skills = &slot.item.skills;
-        let print = if reads_skills { fingerprint(skills) } else { 0 };
+        let print = if reads_skills { skills_hash(skills) } else { 0 };
         let memo = &mut self.tiers_memo;
         if memo.tiers_gen != self.tiers_gen {
             memo.entries.clear();
@@ -298,7 +306,7 @@ impl State {
         let e = match found {
             Some(e) => e,
             None => {
-                let key = print ^ (u64::from(qi) << 40) ^ (u64::from(item_queue) << 63) ^ step_key(at);
+                let key = miss_key(&(print, at, qi, item_queue));
                 let seen = memo.missed.contains(&key);
                 if !seen {
                     memo.missed[memo.missed_next % TIERS_MEMO] = key;
@@ -383,13 +391,7 @@ impl State {
             return false;
         }
         // The group's tiers.
-        // A default pool is the item's own queue's members: the wait queue's (in the key) or
-        // all agents; another queue of its own goes the per-item way.
-        let item_queue = match &slot.item.queue {
-            None => 0,
-            Some(q) if *q == slot.queue => 1,
-            Some(_) => return false,
-        };
+        let Some(item_queue) = item_queue_of(slot) else { return false };
         let (qi, chan) = (slot.qi, slot.chan);
         let skill_set = match slot.skill_set {
             SKILL_SET_UNKNOWN => self.skill_sets.number(&slot.item.skills),

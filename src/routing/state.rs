@@ -591,7 +591,7 @@ impl CRanker {
 }
 
 /// Where an item is in its plan.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub(crate) enum StepRef {
     Rule(usize, usize),
     /// No rule matched: the implicit step.
