@@ -50,6 +50,12 @@ pub fn normalize_phone(raw: &str, default_region: Option<&str>) -> Result<String
     let international = if trimmed.starts_with('+') {
         Some(digits.clone())
     } else if let Some(rest) = digits.strip_prefix("00") {
+        // `00` dials out of most countries, but not all: where the default region dials out
+        // with a longer prefix that starts with it (`0011` in Australia, `001` in Thailand and
+        // South Korea), the region's own reading comes first.
+        if let Some(number) = dialled_out_of(&digits, default_region) {
+            return Ok(number);
+        }
         Some(rest.to_owned())
     } else if default_region.is_none() {
         // Without a region, digits are read as an international number without its `+`. A
@@ -111,6 +117,20 @@ fn checked(raw: &str, candidate: &str, default_region: Option<&str>) -> Result<S
         return Err(phone_error(raw, format!("{len} digits; E.164 numbers have 8 to 15")));
     }
     Ok(e164)
+}
+
+/// `digits` read as dialled in `default_region` through its international prefix, when that
+/// gives a valid number.
+#[cfg(feature = "phone")]
+fn dialled_out_of(digits: &str, default_region: Option<&str>) -> Option<String> {
+    let region = default_region?.to_ascii_uppercase().parse::<phonenumber::country::Id>().ok()?;
+    let number = phonenumber::parse(Some(region), digits).ok().filter(phonenumber::PhoneNumber::is_valid)?;
+    (number.code().source() == phonenumber::country::Source::Idd).then(|| e164(&number))
+}
+
+#[cfg(not(feature = "phone"))]
+fn dialled_out_of(_digits: &str, _default_region: Option<&str>) -> Option<String> {
+    None
 }
 
 /// The E.164 form of a parsed number: `+`, the country code, the national number with its
@@ -375,6 +395,24 @@ mod tests {
         assert_eq!(normalize_phone("(415) 555-0123", Some("US")).unwrap(), "+14155550123");
         assert_eq!(normalize_phone("020 7946 0958", Some("gb")).unwrap(), "+442079460958");
         assert!(normalize_phone("020 7946 0958", Some("XX")).is_err());
+    }
+
+    #[cfg(feature = "phone")]
+    #[test]
+    fn numbers_dialled_out_with_the_regions_own_prefix_keep_their_country() {
+        for (raw, region) in [
+            ("0011 44 20 7946 0958", "AU"), // Australia dials out with 0011
+            ("001 44 20 7946 0958", "TH"),  // Thailand with 001
+            ("001 44 20 7946 0958", "KR"),  // South Korea with 001
+            ("0044 20 7946 0958", "GB"),    // 00 where it is the prefix
+            ("0044 20 7946 0958", "US"),    // 00 where it is not (011): still read as dialled out
+            ("011 44 20 7946 0958", "US"),
+        ] {
+            assert_eq!(normalize_phone(raw, Some(region)).unwrap(), "+442079460958", "{raw} in {region}");
+        }
+        // Dialled out to the region itself, and national numbers of the region.
+        assert_eq!(normalize_phone("0011 61 2 9374 4000", Some("AU")).unwrap(), "+61293744000");
+        assert_eq!(normalize_phone("02 9374 4000", Some("AU")).unwrap(), "+61293744000");
     }
 
     #[cfg(feature = "phone")]

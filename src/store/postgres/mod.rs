@@ -393,11 +393,11 @@ impl PostgresStore {
 
     /// Drops the store's schema with every table and record in it, and closes this handle.
     /// Meant for tests that create a schema per run. Refused ([`Error::Refused`]) when the
-    /// store uses the server's default schema (no [`PostgresConfig::schema`]).
+    /// store uses the server's default schema (no [`PostgresConfig::schema`]) or names
+    /// `public`, the schema every database starts with and other applications share: dropping
+    /// it would take their tables too.
     pub async fn drop_schema(self) -> Result<()> {
-        let Some(schema) = self.inner.config.schema.clone() else {
-            return Err(Error::Refused("the store has no schema of its own to drop".into()));
-        };
+        let schema = own_schema(self.inner.config.schema.as_deref())?.to_owned();
         self.run(move |pool| async move {
             let c = client(&pool).await?;
             c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await.map_err(pg_error)
@@ -447,6 +447,18 @@ async fn client(pool: &Pool) -> Result<deadpool_postgres::Object> {
 /// A PostgreSQL failure. A unique-index violation means a concurrent writer took the key
 /// first, and a deadlock or serialization failure that another transaction got in the way:
 /// both are conflicts the engine retries. A lost connection is worth retrying too.
+/// The schema [`PostgresStore::drop_schema`] may drop: the store's own, never the server's
+/// default nor `public`.
+fn own_schema(schema: Option<&str>) -> Result<&str> {
+    match schema {
+        None => Err(Error::Refused("the store has no schema of its own to drop".into())),
+        Some("public") => Err(Error::Refused(
+            "the store's schema is `public`, which other applications share; drop its tables instead".into(),
+        )),
+        Some(schema) => Ok(schema),
+    }
+}
+
 pub(super) fn pg_error(e: tokio_postgres::Error) -> Error {
     let text = match e.as_db_error() {
         Some(db) => match db.detail() {
@@ -631,5 +643,20 @@ impl Store for PostgresStore {
     async fn events_after(&self, tenant: &TenantId, after: u64, limit: usize) -> Result<Vec<StoredEvent>> {
         let t = tenant.clone();
         self.run(move |pool| async move { read::events_after(&client(&pool).await?, &t, after, limit).await }).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_schema_of_the_stores_own_may_be_dropped() {
+        assert_eq!(own_schema(Some("tp_test_1")).unwrap(), "tp_test_1");
+        for shared in [None, Some("public")] {
+            let err = own_schema(shared).unwrap_err();
+            assert!(matches!(err, Error::Refused(_)), "{shared:?}: {err:?}");
+        }
+        assert!(own_schema(Some("public")).unwrap_err().to_string().contains("`public`"));
     }
 }
