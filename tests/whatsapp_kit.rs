@@ -78,6 +78,17 @@ fn text_message_keeps_sender_phone_name_time_and_endpoint() {
 }
 
 #[test]
+fn a_message_received_in_a_group_names_the_group_as_its_thread() {
+    let msg = only_message("group_text.json");
+    let want = from_ada("wamid.GROUP0001", 1735689600, Content::text("Order 5521 for the whole team?")).with_thread(
+        ThreadHints { provider_thread_id: Some("group:Y2FwaV9ncm91cDpHUk9VUDE".into()), ..ThreadHints::default() },
+    );
+    assert_eq!(msg, want);
+    // The same participant's direct message names no thread: the two are told apart.
+    assert_eq!(only_message("text.json").thread.provider_thread_id, None);
+}
+
+#[test]
 fn list_reply_is_the_picked_row_and_points_at_our_list_message() {
     let expected = replying_to(
         from_ada(

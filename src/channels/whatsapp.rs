@@ -18,6 +18,7 @@
 //! | `unsupported` and types this kit does not know | [`Content::System`] `unsupported` with the error code |
 //! | `statuses[]` | [`KitEvent::Receipt`]: `sent`, `delivered`, `read`, `failed` (the first error's code; every error's words) |
 //! | `statuses[]` of a message sent to a group | the same receipts for our message; `recipient` is the participant (`recipient_participant_user_id` / `recipient_participant_id`) or `None` for the group's own `sent` / `failed`; one participant's `failed` is [`KitEvent::Skipped`] `whatsapp.status.failed.group_participant` |
+//! | a message received in a group (`messages[].group_id`) | as above, from the participant, with `thread.provider_thread_id` = `group:<group id>`: the host tells group messages apart by it. Conversations are one customer's, so threading places it as that participant's message |
 //! | `errors[]` of the change (webhook-level: rate limits, app or account problems) | one [`KitEvent::ProviderError`] each (endpoint, code, words), before the change's messages and statuses |
 //! | other change fields (`account_update`, template updates, …) | [`KitEvent::Skipped`] |
 //!
@@ -351,6 +352,12 @@ impl Ctx<'_, '_> {
         let name = contact.and_then(|c| c.profile.as_ref()).and_then(|p| p.name.as_deref());
         let name = name.and_then(|n| super::display_name(n, 256));
         let mut thread = ThreadHints::default();
+        // A message received in a group (`group_id`) names the group as its provider thread,
+        // which tells it apart from a direct message of the same participant.
+        if let Some(group) = nonempty(&m.group_id) {
+            json::check_id(FIELD, || path(".group_id"), group)?;
+            thread.provider_thread_id = Some(format!("group:{group}"));
+        }
         if let Some(reply_to) = m.context.as_ref().and_then(|c| nonempty(&c.id)) {
             json::check_id(FIELD, || path(".context.id"), reply_to)?;
             thread.in_reply_to = Some(reply_to.to_owned());
@@ -907,6 +914,7 @@ fn scan_message<'a>(s: &mut Scanner<'a>) -> Scanned<Box<WaMessage<'a>>> {
     let mut m = Box::new(WaMessage {
         from: None,
         from_user_id: None,
+        group_id: None,
         id: String::new(),
         timestamp: UnixSeconds(chrono::DateTime::UNIX_EPOCH),
         kind: Cow::Borrowed(""),
@@ -993,6 +1001,10 @@ fn scan_message<'a>(s: &mut Scanner<'a>) -> Scanned<Box<WaMessage<'a>>> {
             b"order" => rare(s, seen, 18, &mut m.order)?,
             b"system" => rare(s, seen, 19, &mut m.system)?,
             b"errors" => rare(s, seen, 20, &mut m.errors)?,
+            b"group_id" => {
+                seen.once(21)?;
+                m.group_id = s.opt_string()?;
+            }
             _ => s.skip()?,
         }
         Ok(())
@@ -1070,6 +1082,9 @@ struct WaMessage<'a> {
     from: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     from_user_id: Option<Cow<'a, str>>,
+    /// The group a message was received in (WhatsApp groups).
+    #[serde(default, borrow)]
+    group_id: Option<Cow<'a, str>>,
     id: String,
     timestamp: UnixSeconds,
     #[serde(rename = "type", borrow)]
