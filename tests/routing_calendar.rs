@@ -1582,3 +1582,35 @@ mod shifts {
         assert_eq!(r.agent(&aid("ana")).unwrap().load, 0, "the withdrawn offer no longer counts");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Review findings
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn the_first_days_of_chronos_calendar_have_weekly_hours_and_next_change_sees_them() {
+    let first = DateTime::<Utc>::MIN_UTC;
+    // Evening hours: is_open opens within the first weeks, so next_change must not say "never".
+    let s = ScheduleConfig::new("p", "UTC").hours("Mon-Sun", "20:00", "04:00").build().unwrap();
+    let opens = (0..24 * 60).map(|h| first + Duration::hours(h)).find(|&t| s.is_open(t)).unwrap();
+    let change = s.next_change(first);
+    assert!(change.is_some_and(|c| c <= opens), "next_change({first}) = {change:?}, but open at {opens}");
+    assert!(s.open_duration_between(first, first + Duration::days(60)).unwrap() > Duration::days(15));
+    // Round the clock in UTC: chrono's first day is a local date in its calendar, so it is open.
+    let s = ScheduleConfig::new("p", "UTC").hours("Mon-Sun", "00:00", "24:00").build().unwrap();
+    assert!(s.is_open(first + Duration::hours(6)), "closed on chrono's first day");
+}
+
+#[test]
+fn override_bounds_in_a_leap_second_agree_between_is_open_and_state_at() {
+    let s = ScheduleConfig::new("l", "UTC")
+        .with_override(ScheduleOverride::open("2016-12-31T23:59:60.5Z").until("2017-01-01T06:00:00Z"))
+        .build()
+        .unwrap();
+    let in_leap =
+        chrono::NaiveDate::from_ymd_opt(2016, 12, 31).unwrap().and_hms_milli_opt(23, 59, 59, 1_700).unwrap().and_utc();
+    assert_eq!(s.is_open(in_leap), s.state_at(in_leap).open, "at {in_leap:?}");
+    // The opening the rules see is inside the leap second, not half a second into 2017.
+    let change = s.next_change(utc(2016, 12, 31, 23, 0)).unwrap();
+    assert!(change < utc(2017, 1, 1, 0, 0), "next_change = {change:?}");
+}

@@ -1076,7 +1076,8 @@ impl Schedule {
         let Some(local) = self.zone.local(at) else { return };
         // An interval lasts less than two local days; where clocks jump back, its instants can
         // reach further, so look a few days either side of the local date.
-        let Some(mut day) = local.date().checked_sub_days(chrono::Days::new(REACH_BACK_DAYS)) else { return };
+        // Near the start of chrono's calendar there are fewer days to look back on.
+        let mut day = local.date().checked_sub_days(chrono::Days::new(REACH_BACK_DAYS)).unwrap_or(NaiveDate::MIN);
         for _ in 0..=REACH_BACK_DAYS + REACH_AHEAD_DAYS {
             for part in self.parts(day) {
                 if let Some((start, end)) = self.span(day, part) {
@@ -1112,13 +1113,18 @@ impl Schedule {
         if self.days.iter().all(Vec::is_empty) {
             return;
         }
-        let Some(lo_day) = self.zone.local(lo).map(|l| l.date()) else { return };
+        // Before the first local day of chrono's calendar, its intervals are still ahead.
+        let lo_day = match self.zone.local(lo) {
+            Some(l) => l.date(),
+            None if lo < DateTime::UNIX_EPOCH => NaiveDate::MIN,
+            None => return,
+        };
         let last_day = self
             .zone
             .local(hi)
             .and_then(|l| l.date().checked_add_days(chrono::Days::new(REACH_AHEAD_DAYS)))
             .unwrap_or(NaiveDate::MAX);
-        let Some(mut day) = lo_day.checked_sub_days(chrono::Days::new(REACH_BACK_DAYS)) else { return };
+        let mut day = lo_day.checked_sub_days(chrono::Days::new(REACH_BACK_DAYS)).unwrap_or(NaiveDate::MIN);
         // A window spans at most WINDOW_DAYS days; the bound keeps a zone jumping whole days
         // from running away.
         for _ in 0..WINDOW_DAYS + 2 * (REACH_BACK_DAYS + REACH_AHEAD_DAYS) as i64 + 2 {
@@ -1232,6 +1238,9 @@ fn resolve_override(
         },
     }
     .ok_or_else(|| unresolvable("overrides.to", "to", entry.to.as_deref().unwrap_or(&entry.from)))?;
+    // A bound inside a leap second counts as the last instant of the second it follows, as
+    // queries do (`unix_nanos`), so the per-year cache and the rules agree on it.
+    let (start, end) = (collapse_leap(start), collapse_leap(end));
     if end <= start {
         return Err((
             "overrides.to",
@@ -1240,6 +1249,11 @@ fn resolve_override(
         ));
     }
     Ok(Resolved { start, end, open: entry.state == OverrideState::Open, level: entry.effective_level() })
+}
+
+/// `t`, or for an instant inside a leap second the last nanosecond of the second it follows.
+fn collapse_leap(t: DateTime<Utc>) -> DateTime<Utc> {
+    if t.nanosecond() >= 1_000_000_000 { t.with_nanosecond(999_999_999).unwrap_or(t) } else { t }
 }
 
 /// The first midnight of the local date after `d`, where `d` ends.
