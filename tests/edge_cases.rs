@@ -550,6 +550,31 @@ fn a_suspicion_is_raised_once_per_pair_and_a_merge_settles_it() {
     assert!(tombstone.suspected_duplicates.is_empty());
 }
 
+#[test]
+fn a_verified_claim_of_another_customers_address_from_a_known_visitor_is_a_suspicion() {
+    let h = Harness::new();
+    let ana = h.ingest(email("ana@example.com", "<a1@ana.example>", "Hi").with_verification(Verification::Verified));
+    let visitor = h.ingest(webchat("visitor-3", "chat-1", "Hello"));
+    assert_ne!(visitor.customer, ana.customer);
+    // The host's pre-chat form verified Ana's address for this known visitor: the visitor's
+    // identity keeps its customer (an exact match wins), and the address, Ana's, does not
+    // move; the two customers now resemble each other, as with an unverified claim.
+    let claimed = h.ingest(
+        webchat("visitor-3", "chat-2", "It's Ana")
+            .with_claim(CustomerKey::Email("ana@example.com".into()), Verification::Verified),
+    );
+    assert_eq!(claimed.resolution, Resolution::KnownIdentity);
+    assert_eq!(claimed.customer, visitor.customer);
+    assert_eq!(claimed.suspected_duplicates, [ana.customer]);
+    assert_eq!(h.customer(visitor.customer).suspected_duplicates, [ana.customer]);
+    assert!(h.event_kinds().contains(&touchpoint::events::Event::DuplicateSuspected {
+        customer: visitor.customer,
+        resembles: ana.customer
+    }));
+    assert_eq!(h.identities_of(visitor.customer).len(), 1, "Ana's address stays hers");
+    assert_eq!(h.identities_of(ana.customer).len(), 1);
+}
+
 // ---------------------------------------------------------------------------------------------
 // 6. Shared device, sign-in changes
 // ---------------------------------------------------------------------------------------------

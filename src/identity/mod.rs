@@ -516,14 +516,23 @@ pub(crate) async fn resolve(
     let identity_write = Write { record: identity.clone(), expected: identity_expected };
 
     // Trusted addresses claimed alongside the sender (a phone asserted next to a platform id)
-    // that nobody holds yet become keys of this customer.
+    // that nobody holds yet become keys of this customer. One that another customer holds
+    // cannot (the sender was known already, or another claim linked them): it makes the two
+    // resemble each other, as an untrusted claim of it would.
     let mut claimed: Vec<Write<Identity>> = Vec::new();
+    let mut suspects = Vec::new();
     for (_, verification, address) in sender.linking_addresses() {
-        if *address == identity.address
-            || claimed.iter().any(|w| w.record.address == *address)
-            || find_identity(store, tenant, &msg.channel, address).await?.is_some()
-            || trusted_holder(store, tenant, address).await?.is_some()
+        if *address == identity.address || claimed.iter().any(|w| w.record.address == *address) {
+            continue;
+        }
+        let holder = trusted_holder(store, tenant, address).await?;
+        if let Some(h) = holder
+            && h != customer.id
+            && !suspects.contains(&h)
         {
+            suspects.push(h);
+        }
+        if holder.is_some() || find_identity(store, tenant, &msg.channel, address).await?.is_some() {
             continue;
         }
         let claim = Identity::new(
@@ -544,7 +553,6 @@ pub(crate) async fn resolve(
         claimed.push(Write::insert(claim));
     }
 
-    let mut suspects = Vec::new();
     for address in sender.untrusted_addresses() {
         let Some(key) = LinkKey::of(address) else { continue };
         for (c, _) in store.customers_by_address(tenant, &key).await? {
