@@ -244,6 +244,50 @@ pub async fn trusted_addresses_link_one_customer(store: &dyn Store) {
     let mut expected = vec![(a.id, Verification::Verified), (b.id, Verification::Unverified)];
     expected.sort();
     assert_eq!(holders, expected);
+
+    // A mobile number's other spelling (a Brazilian mobile without its ninth digit) is the same
+    // key: two processes that each found no holder of their own spelling cannot both link it.
+    let c = sample_customer(&t);
+    let d = sample_customer(&t);
+    let with_nine =
+        sample_identity(&c, ChannelKind::WhatsApp, AddressKind::Phone, "+5521987654321", Verification::CarrierAsserted);
+    commit(
+        store,
+        &t,
+        ChangeSet {
+            customers: vec![Write::insert(c.clone()), Write::insert(d.clone())],
+            identities: vec![Write::insert(with_nine)],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("insert");
+    let without_nine =
+        sample_identity(&d, ChannelKind::Sms, AddressKind::Phone, "+552187654321", Verification::CarrierAsserted);
+    let err =
+        commit(store, &t, ChangeSet { identities: vec![Write::insert(without_nine)], ..Default::default() }).await;
+    assert!(
+        matches!(err, Err(crate::Error::Conflict(_))),
+        "the other spelling of another customer's trusted phone must conflict: {err:?}"
+    );
+    // Unverified, it may exist on another customer, as any address may.
+    let mut unverified =
+        sample_identity(&d, ChannelKind::Sms, AddressKind::Phone, "+552187654321", Verification::Unverified);
+    commit(store, &t, ChangeSet { identities: vec![Write::insert(unverified.clone())], ..Default::default() })
+        .await
+        .expect("an unverified other spelling is allowed");
+    // Where both spellings are trusted on two customers already (records written before the
+    // rule), each customer's new identities on their own spelling are still taken.
+    unverified.verification = Verification::CarrierAsserted;
+    unverified.version = 1;
+    commit(store, &t, ChangeSet { identities: vec![Write::update(unverified, 0)], ..Default::default() })
+        .await
+        .expect("an update is judged by its own spelling");
+    let more =
+        sample_identity(&c, ChannelKind::Sms, AddressKind::Phone, "+5521987654321", Verification::CarrierAsserted);
+    commit(store, &t, ChangeSet { identities: vec![Write::insert(more)], ..Default::default() })
+        .await
+        .expect("a holder of one spelling may add identities on it");
 }
 
 /// The external id is unique per tenant and can move in one commit.

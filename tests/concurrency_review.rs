@@ -448,6 +448,37 @@ fn concurrent_deliveries_of_one_provider_id_store_exactly_one_message() {
     }
 }
 
+/// The first messages of one Brazilian mobile in its two spellings (with the ninth digit on
+/// WhatsApp, without it by SMS) through two engines on one store at once (two hosts behind a
+/// load balancer): one customer, whichever commits first, and later messages in either
+/// spelling reach them.
+#[test]
+fn both_spellings_of_one_mobile_through_two_engines_at_once_make_one_customer() {
+    for (name, store, _dir) in stores("spellings") {
+        let engines = [Engine::builder(store.clone()).build(), Engine::builder(store.clone()).build()];
+        for round in 0..rounds(name, 200) {
+            let t = tenant(round);
+            let with_nine = phone(round);
+            let without_nine = format!("+5511{}", &with_nine[6..]);
+            let results = race(2, |i| {
+                let msg = match i {
+                    0 => whatsapp(&with_nine, &format!("wamid.first-{round}"), "oi"),
+                    _ => sms(&without_nine, &format!("SM-first-{round}"), "oi"),
+                };
+                run(engines[i].ingest(&t, msg))
+            });
+            let what = format!("{name} round {round}");
+            let outcomes: Vec<IngestOutcome> =
+                results.into_iter().map(|r| r.unwrap_or_else(|e| panic!("{what}: an ingest failed: {e}"))).collect();
+            assert_eq!(outcomes[0].customer, outcomes[1].customer, "{what}: one phone, two customers");
+            for (k, spelling) in [&with_nine, &without_nine].into_iter().enumerate() {
+                let later = run(engines[k].ingest(&t, sms(spelling, &format!("SM-later-{round}-{k}"), "again")));
+                assert_eq!(later.expect("later").customer, outcomes[0].customer, "{what}: {spelling} went elsewhere");
+            }
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // 4. Send and ingest on one conversation.
 

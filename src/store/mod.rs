@@ -19,7 +19,11 @@
 //! * Unique keys: identity `(channel, normalised address)`; customer `external_id`; the message
 //!   idempotency key `(channel, external_id)`. A taken key is a conflict — except the dedupe key
 //!   of the change set, which yields [`Committed::Duplicate`] and changes nothing.
-//! * Verified link keys (see [`LinkKey`]) map to at most one customer.
+//! * Verified link keys (see [`LinkKey`]) map to at most one customer. An identity inserted at
+//!   a linking level whose address another customer holds in another spelling
+//!   ([`phone_lookup_variants`](crate::identity::normalize::phone_lookup_variants): a mobile
+//!   number with and without a Brazilian ninth digit) is a conflict too, unless its own
+//!   customer holds one of the spellings as well.
 //! * Thread keys are insert-if-absent: the first conversation to claim a key keeps it, unless
 //!   a [`ThreadKeyClaim`] names the conversation it `replaces` and that conversation still holds it.
 //! * Identities, conversations and messages belong to an active customer: a write that would

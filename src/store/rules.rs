@@ -216,7 +216,50 @@ fn check_link_key(lookup: &impl Lookup, changes: &ChangeSet, address: &Normalize
             Some(_) => {}
         }
     }
-    Ok(())
+    check_other_spellings(lookup, changes, address)
+}
+
+/// An identity inserted at a linking level goes to a customer that already holds the address
+/// in some spelling, if anyone does (a mobile number with and without a Brazilian ninth digit
+/// is one key): two processes that each found no holder of their own spelling cannot both
+/// link it. Records written before this rule, whose spellings other customers already hold,
+/// stay usable: their customers are holders.
+fn check_other_spellings(lookup: &impl Lookup, changes: &ChangeSet, address: &NormalizedAddress) -> Result<()> {
+    let linking = |i: &crate::model::Identity| i.verification.can_link();
+    let inserted: Vec<CustomerId> = changes
+        .identities
+        .iter()
+        .filter(|w| w.expected.is_none() && &w.record.address == address && linking(&w.record))
+        .map(|w| w.record.customer)
+        .collect();
+    let others = crate::identity::other_spellings(address);
+    if inserted.is_empty() || others.is_empty() {
+        return Ok(());
+    }
+    let mut holders: Vec<CustomerId> = Vec::new();
+    for spelling in std::iter::once(address).chain(&others) {
+        for (id, customer, verification) in lookup.link_holders(spelling)? {
+            let gone = changes.identity_deletes.iter().any(|(d, _)| *d == id)
+                || changes.identities.iter().any(|w| w.record.id == id);
+            if verification.can_link() && !gone {
+                holders.push(customer);
+            }
+        }
+    }
+    holders.extend(
+        changes
+            .identities
+            .iter()
+            .filter(|w| others.contains(&w.record.address) && linking(&w.record))
+            .map(|w| w.record.customer),
+    );
+    match inserted.iter().find(|c| !holders.is_empty() && !holders.contains(c)) {
+        Some(_) => Err(conflict(format!(
+            "{} is already a verified address of customer {} in another spelling",
+            address.value, holders[0]
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Identities, conversations and messages written by the change must belong to a customer

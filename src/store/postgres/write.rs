@@ -19,7 +19,7 @@ use super::read::all;
 use super::{channel_key, client, col, encode, kind_key, pg_error, to_sql_int};
 use crate::events::StoredEvent;
 use crate::idgen::IdGen;
-use crate::model::{Conversation, Customer, EventId, Identity, Message, TenantId};
+use crate::model::{Conversation, Customer, EventId, Identity, Message, NormalizedAddress, TenantId};
 use crate::store::memory::TenantData;
 use crate::store::rules::check;
 use crate::store::{ChangeSet, Committed, ThreadKeyClaim, Write};
@@ -138,8 +138,12 @@ async fn snapshot(tx: &Transaction<'_>, t: &str, changes: &ChangeSet) -> Result<
         .map(|(id, _)| id.0)
         .chain(changes.identities.iter().map(|w| w.record.id.0))
         .collect();
-    let address_kinds: Vec<&str> = changes.identities.iter().map(|w| kind_key(w.record.address.kind)).collect();
-    let addresses: Vec<&[u8]> = changes.identities.iter().map(|w| w.record.address.value.as_bytes()).collect();
+    // The written addresses, and the other spellings of each (one link key, see the rules).
+    let spellings: Vec<NormalizedAddress> =
+        changes.identities.iter().flat_map(|w| crate::identity::other_spellings(&w.record.address)).collect();
+    let written_addresses = changes.identities.iter().map(|w| &w.record.address).chain(&spellings);
+    let (address_kinds, addresses): (Vec<&str>, Vec<&[u8]>) =
+        written_addresses.map(|a| (kind_key(a.kind), a.value.as_bytes())).unzip();
     let message_ids: Vec<Uuid> = changes.messages.iter().map(|w| w.record.id.0).collect();
     let (message_channels, message_keys): (Vec<Vec<u8>>, Vec<&[u8]>) = changes
         .messages
