@@ -321,3 +321,86 @@ fn a_multipart_cut_off_before_its_closing_boundary_keeps_its_text() {
     assert_eq!(text_of(&only_file), "[Attachment] log.txt");
     assert_eq!(only_file.attachments.len(), 1);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Review: defects found
+// ---------------------------------------------------------------------------------------------
+
+/// A `multipart/alternative` whose text/plain part is empty (or only white space) must fall
+/// back to the HTML part: that is where the customer's words are.
+#[test]
+fn an_empty_plain_alternative_does_not_hide_the_html_body() {
+    let alt = |id: &str, subject: &str| {
+        format!(
+            "From: Ana <ana@example.com>\r\nTo: support@example.com\r\n{subject}Message-ID: <{id}@example.com>\r\n\
+             Content-Type: multipart/alternative; boundary=\"B\"\r\n\r\n\
+             --B\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\r\n\
+             --B\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>My parcel never arrived.</p>\r\n--B--\r\n"
+        )
+    };
+    let with_subject = parse_raw(alt("e1", "Subject: Order 1042\r\n").as_bytes());
+    match with_subject {
+        Ok(InboundEmail::Message(m)) => assert_eq!(text_of(&m), "My parcel never arrived."),
+        other => panic!("{other:?}"),
+    }
+    let without_subject = parse_raw(alt("e2", "").as_bytes());
+    assert!(
+        matches!(&without_subject, Ok(InboundEmail::Message(m)) if text_of(m) == "My parcel never arrived."),
+        "{without_subject:?}"
+    );
+}
+
+/// RFC 2047 §2: a header line holding encoded words is at most 76 characters; the builder
+/// promises 78. A sender name of a few dozen non-ASCII bytes must be folded between its
+/// encoded words.
+#[test]
+fn long_non_ascii_display_names_are_folded() {
+    let inbox = inbox();
+    let email = EmailBuilder::new(
+        Mailbox::named("Équipe Support Client — Boutique Exemple", "support@example.com"),
+        Mailbox::named("José Müller-Lüdenscheidt", "jose@example.net"),
+        "Re: Ihre Bestellung",
+        "Hallo",
+    )
+    .reply_token(&inbox, "6f1c2e4a")
+    .unwrap()
+    .build(chrono::Utc::now())
+    .unwrap();
+    let long: Vec<String> = email
+        .bytes
+        .split(|b| *b == b'\n')
+        .filter(|l| l.len() > 78 + 1)
+        .map(|l| String::from_utf8_lossy(l).into())
+        .collect();
+    assert!(long.is_empty(), "lines over 78 characters: {long:?}");
+    let parsed = mail_parser::MessageParser::default().parse(&email.bytes).unwrap();
+    assert_eq!(parsed.from().unwrap().first().unwrap().name(), Some("Équipe Support Client — Boutique Exemple"));
+}
+
+/// A customer mail without a Message-ID is keyed by its content hash (`sha256:…`); answering it
+/// the documented way (`replying_to(external_id, references)`) must still build a message.
+#[test]
+fn a_reply_to_a_mail_without_message_id_can_be_built() {
+    let mail =
+        message(b"From: ana@example.com\r\nTo: support@example.com\r\nSubject: hello\r\n\r\nWhere is my parcel?\r\n");
+    assert!(mail.message.external_id.starts_with("sha256:"));
+    let reply = EmailBuilder::new(
+        Mailbox::named("Acme Support", "support@example.com"),
+        Mailbox::new("ana@example.com"),
+        "Re: hello",
+        "It is on its way.",
+    )
+    .replying_to(&mail.message.external_id, &mail.message.thread.references)
+    .build(chrono::Utc::now());
+    assert!(reply.is_ok(), "{reply:?}");
+}
+
+/// HTML allows `</head>` to be left out; the body after it is the customer's message.
+#[test]
+fn html_without_a_closing_head_tag_keeps_its_body() {
+    let raw =
+        b"From: ana@example.com\r\nMessage-ID: <h1@example.com>\r\nContent-Type: text/html; charset=utf-8\r\n\r\n\
+        <html><head><meta charset=utf-8><body><p>My parcel never arrived.</p></body></html>\r\n";
+    let got = parse_raw(raw);
+    assert!(matches!(&got, Ok(InboundEmail::Message(m)) if text_of(m) == "My parcel never arrived."), "{got:?}");
+}

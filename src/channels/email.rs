@@ -407,7 +407,13 @@ pub fn parse(raw: &[u8], inbox: &EmailInbox, auth: SenderAuth) -> Result<Inbound
         }
         full_text.push_str(&text);
     };
-    for part in parsed.text_bodies() {
+    // Text is preferred over HTML, but an alternative whose plain part is empty (or only white
+    // space) carries the customer's words in its HTML part.
+    let text_parts: Vec<&mail_parser::MessagePart<'_>> = parsed.text_bodies().collect();
+    let only_blank = text_parts.iter().all(|p| matches!(&p.body, PartType::Text(t) if t.trim().is_empty()));
+    let bodies: Vec<&mail_parser::MessagePart<'_>> =
+        if only_blank && !text_parts.is_empty() { parsed.html_bodies().collect() } else { text_parts };
+    for part in bodies {
         let text = match &part.body {
             _ if part.is_encoding_problem => match unfinished_text(part) {
                 Some(text) => text,
@@ -1004,6 +1010,8 @@ pub fn html_to_text(html: &str) -> String {
                     "script" | "style" | "head" | "title" if !closing && !tag.ends_with('/') => {
                         rest = match closing_tag(rest, &name) {
                             Some(at) => rest[at..].find('>').map_or("", |e| &rest[at + e + 1..]),
+                            // HTML lets `</head>` be left out: the body follows.
+                            None if name == "head" => rest,
                             None => "",
                         };
                     }
@@ -1351,25 +1359,31 @@ impl Mailbox {
         Ok(())
     }
 
-    fn render(&self) -> String {
+    /// The mailbox as header words: the display name (one word, or one per encoded word) and
+    /// the bracketed address; a header folds between them.
+    fn render(&self) -> Vec<String> {
         let address = self.address.trim();
         match self.name.as_deref().map(str::trim).filter(|n| !n.is_empty()) {
-            None => address.to_owned(),
-            Some(name) => format!("{} <{address}>", phrase(name)),
+            None => vec![address.to_owned()],
+            Some(name) => {
+                let mut words = phrase(name);
+                words.push(format!("<{address}>"));
+                words
+            }
         }
     }
 }
 
 /// A display name as an RFC 5322 phrase: atoms as they are, a quoted string when it has
 /// specials, RFC 2047 encoded words when it is not printable ASCII.
-fn phrase(name: &str) -> String {
+fn phrase(name: &str) -> Vec<String> {
     let printable = name.chars().all(|c| c.is_ascii() && !c.is_ascii_control());
     if !printable || name.contains("=?") {
-        return encoded_words(name).join(" ");
+        return encoded_words(name);
     }
     let atext = |c: char| c.is_ascii_alphanumeric() || " !#$%&'*+-/=?^_`{|}~".contains(c);
     if name.chars().all(atext) {
-        return name.to_owned();
+        return vec![name.to_owned()];
     }
     let mut out = String::with_capacity(name.len() + 2);
     out.push('"');
@@ -1380,7 +1394,7 @@ fn phrase(name: &str) -> String {
         out.push(c);
     }
     out.push('"');
-    out
+    vec![out]
 }
 
 fn base64(input: &[u8]) -> String {
@@ -1417,6 +1431,20 @@ fn encoded_words(text: &str) -> Vec<String> {
         }
         words.push(format!("=?UTF-8?B?{}?=", base64(&text.as_bytes()[start..end])));
         start = end;
+    }
+    words
+}
+
+/// The words of a list of mailboxes, a comma ending each mailbox but the last.
+fn mailbox_words(mailboxes: &[Mailbox]) -> Vec<String> {
+    let mut words: Vec<String> = Vec::new();
+    for (i, m) in mailboxes.iter().enumerate() {
+        if i > 0
+            && let Some(last) = words.last_mut()
+        {
+            last.push(',');
+        }
+        words.extend(m.render());
     }
     words
 }
@@ -1592,18 +1620,21 @@ impl EmailBuilder {
     /// the parent). Long chains keep the first and the most recent [`MAX_REFERENCES`] − 1.
     pub fn replying_to(mut self, parent_id: &str, parent_references: &[String]) -> Self {
         let parent = parent_id.trim().trim_start_matches('<').trim_end_matches('>').to_owned();
+        // A mail without a Message-ID is known by its content hash (`sha256:<hex>`, see
+        // `parse`): there is no id to refer to, only its own references.
+        let parent = Some(parent).filter(|p| !p.starts_with("sha256:") || p.contains('@'));
         let mut refs: Vec<String> = parent_references
             .iter()
             .map(|r| r.trim().trim_start_matches('<').trim_end_matches('>').to_owned())
-            .filter(|r| !r.is_empty() && *r != parent)
+            .filter(|r| !r.is_empty() && Some(r) != parent.as_ref())
             .collect();
-        refs.push(parent.clone());
+        refs.extend(parent.clone());
         if refs.len() > MAX_REFERENCES {
             let tail = refs.split_off(refs.len() - (MAX_REFERENCES - 1));
             refs.truncate(1);
             refs.extend(tail);
         }
-        self.in_reply_to = Some(parent);
+        self.in_reply_to = parent;
         self.references = refs;
         self
     }
@@ -1657,13 +1688,13 @@ impl EmailBuilder {
 
         let mut out = String::with_capacity(self.text.len() * 2 + 1024);
         let _ = write!(out, "Date: {}\r\n", date.format("%a, %d %b %Y %H:%M:%S +0000"));
-        folded_header(&mut out, "From", &[self.from.render()], ",");
-        folded_header(&mut out, "To", &self.to.iter().map(Mailbox::render).collect::<Vec<_>>(), ", ");
+        folded_header(&mut out, "From", &mailbox_words(std::slice::from_ref(&self.from)), " ");
+        folded_header(&mut out, "To", &mailbox_words(&self.to), " ");
         if !self.cc.is_empty() {
-            folded_header(&mut out, "Cc", &self.cc.iter().map(Mailbox::render).collect::<Vec<_>>(), ", ");
+            folded_header(&mut out, "Cc", &mailbox_words(&self.cc), " ");
         }
         if let Some(reply_to) = &self.reply_to {
-            folded_header(&mut out, "Reply-To", &[reply_to.render()], ",");
+            folded_header(&mut out, "Reply-To", &mailbox_words(std::slice::from_ref(reply_to)), " ");
         }
         if !self.subject.trim().is_empty() {
             folded_header(&mut out, "Subject", &subject_words(&self.subject), " ");
