@@ -721,9 +721,10 @@ fn a_policy_that_waits_is_not_bypassed_by_an_agent_the_plan_names() {
 }
 
 /// A policy that held an item back and then hands it to the plan (`UsePlan`) while the agent
-/// the plan names is busy: that agent takes it once free.
+/// the plan finds is busy: that agent takes it once free, whether the plan names them or
+/// finds them among the queue's members.
 #[test]
-fn an_item_a_policy_hands_back_goes_to_the_named_agent_once_free() {
+fn an_item_a_policy_hands_back_goes_to_the_plans_agent_once_free() {
     use std::sync::atomic::{AtomicBool, Ordering};
     #[derive(Debug)]
     struct Later(AtomicBool);
@@ -732,19 +733,47 @@ fn an_item_a_policy_hands_back_goes_to_the_named_agent_once_free() {
             if self.0.load(Ordering::SeqCst) { PolicyChoice::UsePlan } else { PolicyChoice::Wait }
         }
     }
-    let r = router(&["support"]);
+    let named = Plan::new([Rule::new("named", [Step::new(Pool::agents([aid("ana")]))])]);
+    let members = Plan::new([Rule::new("members", [Step::new(Pool::queues([qid("support")]))])]);
+    for plan in [named, members] {
+        let r = router(&["support"]);
+        r.upsert_agent(chat_agent("ana", "support", 1), t0()).unwrap();
+        r.set_plan(plan, t0()).unwrap();
+        let busy = r.submit(chat(1, "support", t0()), t0()).unwrap();
+        assert_eq!(assigned_to(&busy).as_deref(), Some("ana"));
+        let policy = std::sync::Arc::new(Later(AtomicBool::new(false)));
+        r.set_policy(Some(policy.clone()));
+        r.submit(chat(2, "support", at(1)), at(1)).unwrap();
+        policy.0.store(true, Ordering::SeqCst);
+        r.sweep(at(2));
+        assert_eq!(r.item(wid(2)).unwrap().state, ItemState::Waiting, "ana is busy");
+        let events = r.complete(wid(1), at(3)).unwrap();
+        assert_eq!(assignments(&events), [(wid(2), "ana".to_owned())]);
+    }
+}
+
+/// A queue's max wait that runs out while the host is asked to decide closes the request
+/// with `DecisionExpired` (a late answer is refused) before the item overflows.
+#[test]
+fn max_wait_while_the_host_decides_closes_the_request_with_an_event() {
+    let r = router(&["overflow"]);
+    r.upsert_queue(
+        Queue::new(qid("support")).with_max_wait(TimeDelta::seconds(60), TimeoutAction::Overflow(qid("overflow"))),
+    )
+    .unwrap();
     r.upsert_agent(chat_agent("ana", "support", 1), t0()).unwrap();
-    r.set_plan(Plan::new([Rule::new("named", [Step::new(Pool::agents([aid("ana")]))])]), t0()).unwrap();
-    let busy = r.submit(chat(1, "support", t0()), t0()).unwrap();
-    assert_eq!(assigned_to(&busy).as_deref(), Some("ana"));
-    let policy = std::sync::Arc::new(Later(AtomicBool::new(false)));
-    r.set_policy(Some(policy.clone()));
-    r.submit(chat(2, "support", at(1)), at(1)).unwrap();
-    policy.0.store(true, Ordering::SeqCst);
-    r.sweep(at(2));
-    assert_eq!(r.item(wid(2)).unwrap().state, ItemState::Waiting, "ana is busy");
-    let events = r.complete(wid(1), at(3)).unwrap();
-    assert_eq!(assignments(&events), [(wid(2), "ana".to_owned())]);
+    let hook = DecisionHook::new(TimeDelta::seconds(600));
+    r.set_plan(Plan::new([Rule::new("ask", [Step::new(Pool::queues([qid("support")])).decided_by_host(hook)])]), t0())
+        .unwrap();
+    let d = r.submit(chat(1, "support", t0()), t0()).unwrap();
+    let Outcome::AwaitingDecision { request, .. } = d.outcome else { panic!("{d:?}") };
+    let events = r.tick(at(60));
+    let expired =
+        events.iter().position(|e| matches!(e, RoutingEvent::DecisionExpired { request: r, .. } if *r == request));
+    let overflowed = events.iter().position(|e| matches!(e, RoutingEvent::Overflowed { .. }));
+    assert!(expired.is_some() && expired < overflowed, "{events:#?}");
+    let late = r.resolve_decision(wid(1), request, PolicyChoice::Agents(vec![aid("ana")]), at(61));
+    assert!(matches!(late, Err(touchpoint::Error::Refused(_))), "{late:?}");
 }
 
 /// `decision` names the rule the item was routed by, also after a new plan was set.

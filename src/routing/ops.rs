@@ -333,6 +333,7 @@ impl State {
         now: DateTime<Utc>,
     ) -> bool {
         let overflow = matches!(&action, TimeoutAction::Overflow(q) if self.queues.contains_key(q));
+        self.close_decision_request(i);
         // An item that moves on still looks for a human: a bot offering it keeps it.
         self.release_holds(i, overflow, now);
         let id = self.item_id(i);
@@ -355,10 +356,22 @@ impl State {
         false
     }
 
+    /// Closes item `i`'s open decision request of the host, if it has one: its answer would
+    /// be refused from now on, so the host is told ([`RoutingEvent::DecisionExpired`]). The
+    /// item is then `Moving`.
+    fn close_decision_request(&mut self, i: u32) {
+        let Some(slot) = self.items[i as usize].as_ref() else { return };
+        if let IState::Awaiting { request, .. } = slot.state {
+            let item = slot.item.id;
+            self.events.push(RoutingEvent::DecisionExpired { item, request });
+            self.decided(i);
+        }
+    }
+
     /// Item `i`'s holders let go for a transfer (a bot serving the customer while humans are
     /// offered the item keeps serving); the agent it was assigned to is excluded from it, and
-    /// an open decision request of the host is closed (`DecisionExpired`: its answer would be
-    /// refused). The item is `Moving`; answers the queue it was in and that agent.
+    /// an open decision request of the host is closed. The item is `Moving`; answers the queue
+    /// it was in and that agent.
     fn let_go_for_transfer(&mut self, i: u32, now: DateTime<Utc>) -> Option<(QueueId, Option<AgentId>)> {
         let slot = self.items[i as usize].as_ref()?;
         let from = slot.queue.clone();
@@ -366,11 +379,7 @@ impl State {
             IState::Assigned { agent, .. } => Some(agent),
             _ => None,
         };
-        if let IState::Awaiting { request, .. } = slot.state {
-            let item = slot.item.id;
-            self.events.push(RoutingEvent::DecisionExpired { item, request });
-            self.decided(i);
-        }
+        self.close_decision_request(i);
         self.release_holds(i, true, now);
         let agent = holder.map(|a| self.agent_id(a));
         let s = self.slot(i)?;
@@ -520,7 +529,11 @@ impl State {
             match self.policy_choice(i, n, now) {
                 Some(v) => v,
                 None => {
-                    // The policy handed the item back to the plan.
+                    // The policy handed the item back to the plan. One waiting in the policy's
+                    // class (no agent finds it there) moves to its plan's class.
+                    if matches!(self.items[i as usize].as_ref().map(|s| &s.state), Some(IState::Waiting { .. })) {
+                        self.unqueue(i);
+                    }
                     if let Some(s) = self.slot(i) {
                         s.by_policy = false;
                     }
