@@ -771,3 +771,33 @@ fn an_erasure_racing_a_sign_in_that_moves_an_identity_back_leaves_nothing_behind
         assert!(!text.contains(p), "{p:?} survived the erasure");
     }
 }
+
+/// An identity moved by hand (`Engine::move_identity`) to another person leaves the name its
+/// channel reported for the previous owner behind: the new owner's export does not show it,
+/// and erasing the previous owner leaves it nowhere.
+#[test]
+fn a_moved_identity_leaves_the_previous_owners_name_behind() {
+    let store = InMemoryStore::new();
+    let engine = Engine::builder(Arc::new(store.clone())).build();
+    let t = TenantId::new("shop").unwrap();
+    let wa = |from: &str, id: &str, name: &str| {
+        InboundMessage::new(ChannelKind::WhatsApp, ep("wa"), Address::phone(from), id, Content::text("hi"))
+            .with_sender_name(name)
+    };
+    run(async {
+        let carla = engine.ingest(&t, wa("+5511987650001", "wamid.C1", "Carla Privata")).await.unwrap();
+        let dan = engine.ingest(&t, wa("+5511987650002", "wamid.D1", "Dan Other")).await.unwrap();
+        // "Actually it's Dan's phone": the agent moves it.
+        engine.move_identity(&t, carla.identity, dan.customer).await.unwrap();
+        let dan_export = engine.export_customer(&t, dan.customer).await.unwrap().to_json();
+        assert!(!dan_export.contains("Carla Privata"), "Dan's export shows Carla's name");
+        engine.erase_customer(&t, carla.customer).await.unwrap();
+        let dump = serde_json::to_string(&store.dump()).unwrap();
+        assert!(!dump.contains("Carla Privata"), "Carla's name survives her erasure");
+        // Dan's next message from the number names him.
+        let next = engine.ingest(&t, wa("+5511987650001", "wamid.D2", "Dan Other")).await.unwrap();
+        assert_eq!(next.customer, dan.customer);
+        let moved = engine.store().identity(&t, carla.identity).await.unwrap().unwrap();
+        assert_eq!(moved.display_name.as_deref(), Some("Dan Other"));
+    });
+}

@@ -732,6 +732,10 @@ impl Engine {
             let from = i.customer;
             let expected = i.version;
             i.customer = target.id;
+            // The name the channel reported was the previous owner's: it stays with them (an
+            // erasure of them must find nothing under the new owner, whose export must not show
+            // it). The new owner's next message sets theirs.
+            i.display_name = None;
             i.version += 1;
             let changes = ChangeSet {
                 customers: vec![super::touch(&target)],
