@@ -767,3 +767,33 @@ fn a_sent_message_is_recorded_once_through_a_temporary_store_failure() {
         assert_eq!((outbound[0].id, outbound[0].external_id.as_deref()), (sent.message, Some("wamid.OUT1")));
     }
 }
+
+/// `send_to_customer` answers why it chose the channel: a fallback is reported as one (with the
+/// routes it skipped), not as the customer's preference it repeats the choice with.
+#[test]
+fn send_to_customer_reports_the_reason_for_its_channel() {
+    let sms = Arc::new(StubChannel::new(endpoint("sms-1"), Capabilities::sms()));
+    let policy = ChannelPolicy::default().falling_back_to(ChannelKind::Sms, endpoint("sms-1"));
+    let h = host(vec![sms.clone()], policy);
+    let chat = InboundMessage::new(
+        ChannelKind::WebChat,
+        endpoint("site"),
+        Address::platform("site", "visitor-1"),
+        "chat-1",
+        Content::text("Text me"),
+    );
+    let customer = run(h.engine.ingest(&h.tenant, chat)).unwrap().customer;
+    run(h.engine.link_identity(
+        &h.tenant,
+        customer,
+        ChannelKind::Sms,
+        Address::phone("+14155550123"),
+        Verification::Verified,
+    ))
+    .unwrap();
+    let sent =
+        run(h.engine.send_to_customer(&h.tenant, customer, SendRequest::system(Content::text("Shipped")))).unwrap();
+    let choice = sent.choice.expect("a choice");
+    assert_eq!((choice.channel, choice.reason), (ChannelKind::Sms, ChoiceReason::Fallback), "{:?}", choice.skipped);
+    assert_eq!(sms.sent().len(), 1);
+}

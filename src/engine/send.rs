@@ -463,8 +463,18 @@ impl Engine {
             })
             .await?;
         // The same choice again (the customer's preference is the channel just chosen).
-        let request = SendRequest { preferred: Some(choice.channel), ..request };
-        self.send(tenant, conversation, request).await
+        let request = SendRequest { preferred: Some(choice.channel.clone()), ..request };
+        let mut outcome = self.send(tenant, conversation, request).await?;
+        // Report the choice made for the customer (its reason and skipped routes), not the
+        // forced preference used to repeat it.
+        if let Some(again) = &outcome.choice
+            && again.endpoint == choice.endpoint
+            && again.identity == choice.identity
+        {
+            outcome.choice =
+                Some(ChannelChoice { window: again.window, message_tag: again.message_tag.clone(), ..choice });
+        }
+        Ok(outcome)
     }
 
     fn check_request(&self, request: &SendRequest) -> Result<()> {
