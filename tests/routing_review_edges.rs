@@ -862,6 +862,12 @@ fn attribute_terms_compare_numbers_by_value() {
     let listed = Term::ItemAttr { key: "level".into(), test: AttrTest::In(vec![1.into(), 2.into()]) };
     assert!(listed.matches_item(&item));
     assert!(!Term::item_attr_equals("tier", "Gold").matches_item(&item), "strings stay exact");
+    // Unsigned integers above i64::MAX (64-bit hashes, ids) are told apart exactly too.
+    let hashed = chat(3, "support", t0()).with_attribute("account", u64::MAX);
+    assert!(Term::item_attr_equals("account", u64::MAX).matches_item(&hashed));
+    assert!(!Term::item_attr_equals("account", u64::MAX - 1).matches_item(&hashed), "distinct u64s judged equal");
+    let near = Term::ItemAttr { key: "account".into(), test: AttrTest::In(vec![(u64::MAX - 1).into()]) };
+    assert!(!near.matches_item(&hashed), "a distinct u64 found in the list");
     // The agent side, and an agent attribute matched against the item's.
     let r = router(&["support"]);
     r.upsert_agent(chat_agent("ana", "support", 2).with_attribute("level", 2), t0()).unwrap();

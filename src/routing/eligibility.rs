@@ -178,7 +178,12 @@ impl AttrTest {
 fn same_value(a: &Value, b: &Value) -> bool {
     use super::expr::ValueRef;
     match (a, b) {
-        (Value::Number(_), Value::Number(_)) => {
+        (Value::Number(x), Value::Number(y)) => {
+            // Integers exactly, unsigned ones above `i64::MAX` too (the expression values hold
+            // those as floats, where neighbours compare equal).
+            if let (Some(x), Some(y)) = (x.as_u64(), y.as_u64()) {
+                return x == y;
+            }
             super::expr::scalar_eq(ValueRef::from_json(a), ValueRef::from_json(b)) == Some(true)
         }
         _ => a == b,
