@@ -916,6 +916,9 @@ fn text_that_is_not_json_is_invalid_json_and_json_of_the_wrong_shape_is_invalid_
         (json!({"tenant": "no spaces please"}), TpStatus::InvalidInput),
         (json!({"tenant": "acme", "cross_channel_window_hours": 0}), TpStatus::InvalidInput),
         (json!({"tenant": "acme", "default_phone_region": "Brazil"}), TpStatus::InvalidInput),
+        // The shape of a region code, but none ("UK" for "GB"): every national number and every
+        // WhatsApp sender (bare digits) would be refused at ingest later.
+        (json!({"tenant": "acme", "default_phone_region": "UK"}), TpStatus::InvalidInput),
     ];
     for (config, expected) in bad_configs {
         let text = cstring(&config.to_string());

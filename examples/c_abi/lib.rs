@@ -573,6 +573,17 @@ impl ConfigJson {
             if region.len() != 2 || !region.bytes().all(|b| b.is_ascii_alphabetic()) {
                 return Err(Error::invalid("default_phone_region", "must be an ISO 3166 alpha-2 code such as \"BR\""));
             }
+            // A code of the right shape that names no region with phone numbers ("UK" for "GB")
+            // would refuse every national number and every WhatsApp sender (bare digits) later.
+            #[cfg(feature = "phone")]
+            if region.to_ascii_uppercase().parse::<phonenumber::country::Id>().is_err() {
+                return Err(Error::invalid(
+                    "default_phone_region",
+                    format!(
+                        "{region:?} is not a region with phone numbers (an ISO 3166 alpha-2 code such as \"BR\" or \"GB\")"
+                    ),
+                ));
+            }
             config.default_phone_region = Some(region.to_ascii_uppercase());
         }
         let mut builder = Engine::builder(Arc::new(InMemoryStore::new())).config(config);
