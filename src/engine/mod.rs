@@ -42,9 +42,7 @@ pub struct EngineConfig {
     pub human_agent_reply_windows: HashMap<ChannelKind, Duration>,
     /// Region (ISO 3166 alpha-2) for phone numbers written without a country code. A code
     /// the phone metadata does not know (`"UK"`; the United Kingdom is `"GB"`) makes every
-    /// such number an [`Error::InvalidAddress`](crate::Error::InvalidAddress) at ingest: check
-    /// it with [`normalize_phone`](crate::identity::normalize::normalize_phone) when you take
-    /// it from configuration.
+    /// such number an [`Error::InvalidAddress`](crate::Error::InvalidAddress) at ingest.
     pub default_phone_region: Option<String>,
     /// How often a write that lost an optimistic-concurrency race is recomputed before the
     /// conflict is returned.
