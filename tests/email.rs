@@ -401,6 +401,9 @@ fn html_to_text_rules() {
         ("<blockquote>q<blockquote>qq</blockquote></blockquote>after", "> q\n> > qq\n\nafter"),
         ("  lots   of\n\n  space ", "lots of space"),
         ("unclosed <b", "unclosed"),
+        // A `<` that starts no tag is text.
+        ("<p>3 < 5 items, and 7 > 6</p>", "3 < 5 items, and 7 > 6"),
+        ("a <3 b<", "a <3 b<"),
     ];
     for (input, expected) in cases {
         assert_eq!(html_to_text(input), expected, "{input:?}");

@@ -992,6 +992,13 @@ pub fn html_to_text(html: &str) -> String {
     while let Some(c) = rest.chars().next() {
         match c {
             '<' => {
+                // A `<` starts a tag only before a letter, `/`, `!` or `?` (as HTML's tokenizer
+                // reads it); otherwise it is text, as in "3 < 5 items".
+                if !rest[1..].starts_with(|c: char| c.is_ascii_alphabetic() || "/!?".contains(c)) {
+                    w.text('<');
+                    rest = &rest[1..];
+                    continue;
+                }
                 if let Some(comment) = rest.strip_prefix("<!--") {
                     rest = comment.find("-->").map_or("", |end| &comment[end + 3..]);
                     continue;
