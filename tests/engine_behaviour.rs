@@ -1026,6 +1026,53 @@ fn a_consent_for_a_custom_channel_named_like_a_built_in_one_is_refused() {
     assert!(h.customer(inbound.customer).may_contact(&ChannelKind::Sms));
 }
 
+/// A consent's source is a short label, checked like every other profile string: a huge or
+/// control-character source is refused and nothing changes.
+#[test]
+fn a_consent_source_is_a_short_label() {
+    let h = Harness::new();
+    let inbound = h.ingest(whatsapp("wa-main", "+447700900123", "wamid.1", "Hi"));
+    let before = h.dump();
+    let consent = |source: String| CustomerPatch {
+        consent: vec![(ChannelKind::Sms, Consent { state: ConsentState::OptedIn, at: h.now(), source: Some(source) })],
+        ..Default::default()
+    };
+    for source in ["\u{0}".repeat(1_000_000), "x".repeat(257), " ".into()] {
+        let r = run(h.engine.update_customer(&h.tenant, inbound.customer, consent(source)));
+        assert!(matches!(&r, Err(Error::InvalidInput { field, .. }) if *field == "consent.source"), "{r:?}");
+    }
+    assert_eq!(h.dump(), before);
+    run(h.engine.update_customer(&h.tenant, inbound.customer, consent("checkout form".into()))).expect("a label");
+}
+
+/// Two customers each within the attribute limit merge into one within it: what would take
+/// the survivor past it is handed back with the discarded attributes, and the survivor stays
+/// editable.
+#[test]
+fn a_merge_keeps_the_survivor_within_the_attribute_limit() {
+    let h = Harness::new();
+    let a = h.ingest(whatsapp("wa-main", "+5511987654321", "wamid.1", "Hi"));
+    let b = h.ingest(email("ana@example.com", "<a1@ana.example>", "Hi"));
+    for (c, p) in [(a.customer, "a"), (b.customer, "b")] {
+        let set_attributes: Attributes =
+            (0..15).map(|i| (format!("{p}{i:02}"), serde_json::Value::String("x".repeat(900)))).collect();
+        run(h.engine.update_customer(&h.tenant, c, CustomerPatch { set_attributes, ..Default::default() })).unwrap();
+    }
+    let plan = run(h.engine.merge_customers(&h.tenant, a.customer, b.customer, SurvivorRule::First)).unwrap();
+    let kept = &plan.result.attributes;
+    assert!(serde_json::to_vec(kept).unwrap().len() <= 16 * 1024);
+    assert!((0..15).all(|i| kept.contains_key(&format!("a{i:02}"))), "the survivor's own attributes stay");
+    // Every absorbed attribute is either kept or handed back, the last keys first.
+    assert_eq!(kept.len() - 15 + plan.discarded_attributes.len(), 15);
+    assert!(plan.discarded_attributes.contains_key("b14") && !plan.discarded_attributes.is_empty());
+    let renamed = run(h.engine.update_customer(
+        &h.tenant,
+        a.customer,
+        CustomerPatch { name: Some(Some("Ana".into())), ..Default::default() },
+    ));
+    assert!(renamed.is_ok(), "{renamed:?}");
+}
+
 #[test]
 fn outbound_via_someone_elses_identity_is_not_found() {
     let h = Harness::new();

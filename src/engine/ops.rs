@@ -125,7 +125,8 @@ pub struct MergePlan {
     pub identities_moved: Vec<IdentityId>,
     /// Conversations that move to the survivor.
     pub conversations_moved: Vec<ConversationId>,
-    /// Attributes of the absorbed customer that lost to the survivor's values.
+    /// Attributes of the absorbed customer that lost to the survivor's values, or that would
+    /// have taken the merged profile past the attribute limit (16 KiB as JSON).
     pub discarded_attributes: Attributes,
 }
 
@@ -461,8 +462,13 @@ impl Engine {
         }
         // A consent is kept per channel by name: a custom channel spelled like a built-in one
         // would read back as the built-in one from a database.
-        for (channel, _) in &patch.consent {
+        for (channel, consent) in &patch.consent {
             super::check_channel(channel)?;
+            // Where the consent was given (a form, a keyword): a short label like every other
+            // profile string, not a place to store data past the attribute limit.
+            if let Some(source) = &consent.source {
+                check_text("consent.source", source, 256)?;
+            }
         }
         self.retrying(|| async {
             let before = self.customer(tenant, id).await?;
@@ -820,15 +826,26 @@ impl Engine {
             result.time_zone.clone_from(&absorbed.time_zone);
         }
         let mut discarded = Attributes::new();
+        let mut added = Vec::new();
         for (k, v) in &absorbed.attributes {
             match result.attributes.get(k) {
                 None => {
                     result.attributes.insert(k.clone(), v.clone());
+                    added.push(k);
                 }
                 Some(mine) if mine != v => {
                     discarded.insert(k.clone(), v.clone());
                 }
                 Some(_) => {}
+            }
+        }
+        // The merged profile keeps within the attribute limit every profile keeps to: the
+        // absorbed customer's attributes that would take it past are handed back with those
+        // that lost (the last keys first), so the survivor stays editable.
+        while check_attributes(&result.attributes).is_err() {
+            let Some(k) = added.pop() else { break };
+            if let Some(v) = result.attributes.remove(k) {
+                discarded.insert(k.clone(), v);
             }
         }
         for (channel, consent) in &absorbed.consent {
