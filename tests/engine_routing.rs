@@ -806,3 +806,34 @@ fn a_blocked_customers_message_kept_quiet_is_not_routed() {
     assert!(retry.duplicate && !retry.needs_handler && retry.routing.is_none(), "{retry:?}");
     assert_eq!(ana_load(&router), 0);
 }
+
+/// A handler patch of a routed conversation is refused and changes nothing: the router decides
+/// who handles it and counts it against that agent's capacity, and moving it through the
+/// router keeps the two in step. A patch naming the handler it has is no change, and a
+/// conversation the router does not hold takes any handler.
+#[test]
+fn a_handler_patch_of_a_routed_conversation_is_refused_and_the_router_moves_it() {
+    let (engine, router, tenant) = setup();
+    let ana = AgentId::new("ana").unwrap();
+    let first = run(engine.ingest(&tenant, chat("v1", "c1"))).unwrap();
+    let unassign = touchpoint::ConversationPatch { handler: Some(None), ..Default::default() };
+    let refused = run(engine.update_conversation(&tenant, first.conversation, unassign.clone()));
+    assert!(matches!(refused, Err(Error::Refused(_))), "{refused:?}");
+    assert_eq!(handler(&engine, &tenant, first.conversation), Some(Handler::Agent(ana.clone())));
+    assert_eq!(router.agent(&ana).unwrap().load, 1);
+    let same = touchpoint::ConversationPatch { handler: Some(Some(Handler::Agent(ana.clone()))), ..Default::default() };
+    run(engine.update_conversation(&tenant, first.conversation, same)).expect("no change");
+    // Through the router: the agent lets go, and the record follows.
+    let t = Utc.with_ymd_and_hms(2026, 12, 1, 9, 0, 0).unwrap();
+    let events = router.requeue(WorkItemId::from(first.conversation), true, t).unwrap();
+    run(engine.apply_routing_events(&tenant, &events)).unwrap();
+    assert_eq!(router.agent(&ana).unwrap().load, 0);
+    assert!(matches!(handler(&engine, &tenant, first.conversation), Some(Handler::Queue(_))));
+    // Resolved, it leaves routing; reopened by hand with a handler, the patch is the record.
+    let resolve = touchpoint::ConversationPatch { status: Some(ConversationStatus::Resolved), ..Default::default() };
+    run(engine.update_conversation(&tenant, first.conversation, resolve)).unwrap();
+    assert!(router.item(WorkItemId::from(first.conversation)).is_none());
+    let set = touchpoint::ConversationPatch { handler: Some(Some(Handler::Agent(ana.clone()))), ..Default::default() };
+    let c = run(engine.update_conversation(&tenant, first.conversation, set)).unwrap();
+    assert_eq!(c.handler, Some(Handler::Agent(ana)));
+}

@@ -530,7 +530,16 @@ impl Engine {
     /// ([`Router::update_item`]): a waiting conversation takes its new place in the queue at
     /// once.
     ///
+    /// A new handler for a conversation the router holds is refused ([`Error::Refused`],
+    /// nothing changes): the router decides who handles routed work and counts it against
+    /// that agent's capacity, so move it through the router ([`Router::requeue`],
+    /// [`Router::transfer`], [`Router::transfer_to_agent`], then
+    /// [`Engine::apply_routing_events`]); the record follows.
+    ///
     /// [`Router::update_item`]: crate::routing::Router::update_item
+    /// [`Router::requeue`]: crate::routing::Router::requeue
+    /// [`Router::transfer`]: crate::routing::Router::transfer
+    /// [`Router::transfer_to_agent`]: crate::routing::Router::transfer_to_agent
     pub async fn update_conversation(
         &self,
         tenant: &TenantId,
@@ -542,6 +551,16 @@ impl Engine {
         }
         if let Some(Some(subject)) = &patch.subject {
             check_text("subject", subject, 998)?;
+        }
+        if let Some(handler) = &patch.handler
+            && let Some(router) = self.router()
+            && router.item(crate::routing::WorkItemId::from(id)).is_some()
+            && *handler != self.conversation(tenant, id).await?.handler
+        {
+            return Err(Error::Refused(format!(
+                "conversation {id} is routed: the router decides its handler; move it with \
+                 Router::requeue, transfer or transfer_to_agent"
+            )));
         }
         // A patch that reopens (not one that says `Open` of an open conversation) routes again.
         let reopens = patch.status == Some(ConversationStatus::Open)
