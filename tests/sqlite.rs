@@ -733,13 +733,30 @@ fn bad_options_and_paths_are_invalid_input() {
         assert!(matches!(err, Error::InvalidInput { .. }), "{options:?}: {err:?}");
     }
     assert!(!dir.db().exists(), "refused options create no file");
-    for path in ["", ":memory:"] {
+    // A SQLite URI would open what its query says (`mode=memory`: gone on close), not a file.
+    for path in ["", ":memory:", "file::memory:", "file:tp-uri.db?mode=memory"] {
         let err = SqliteStore::open(path).expect_err("no file");
         assert!(matches!(err, Error::InvalidInput { field: "path", .. }), "{path:?}: {err:?}");
     }
     let missing = dir.0.join("no-such-dir").join("x.db");
     let err = SqliteStore::open(&missing).expect_err("missing directory");
     assert!(matches!(err, Error::Backend { .. }), "{err:?}");
+}
+
+/// A database of another application is refused whatever its schema holds (here only a view),
+/// and left as it was.
+#[test]
+fn a_database_of_another_application_holding_only_views_is_refused_and_left_alone() {
+    let dir = TempDir::new("foreign-view");
+    let conn = rusqlite::Connection::open(dir.db()).expect("raw open");
+    conn.execute_batch("CREATE VIEW settings AS SELECT 'dark' AS theme;").expect("create");
+    drop(conn);
+    let err = SqliteStore::open(dir.db()).err();
+    let conn = rusqlite::Connection::open(dir.db()).expect("raw open");
+    let objects: i64 = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0)).expect("count");
+    let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0)).expect("journal mode");
+    assert!(matches!(err, Some(Error::Backend { temporary: false, .. })), "{err:?}");
+    assert_eq!((objects, mode.as_str()), (1, "delete"), "nothing was added to the foreign database");
 }
 
 #[test]

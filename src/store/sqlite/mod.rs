@@ -256,8 +256,8 @@ impl SqliteStore {
     /// Opens (creating if needed) the database file at `path` with default options: WAL,
     /// `synchronous = FULL`, group commit. Migrates an older schema.
     ///
-    /// Fails with [`Error::InvalidInput`] for an empty path or `:memory:` (use
-    /// [`open_in_memory`](Self::open_in_memory)), and with [`Error::Backend`] when the file
+    /// Fails with [`Error::InvalidInput`] for an empty path, `:memory:` (use
+    /// [`open_in_memory`](Self::open_in_memory)) or a SQLite URI (`file:…`), and with [`Error::Backend`] when the file
     /// cannot be opened, is not a touchpoint database, or was written by a newer build.
     pub fn open(path: impl AsRef<Path>) -> Result<SqliteStore> {
         Self::open_with(path, SqliteOptions::default())
@@ -271,6 +271,15 @@ impl SqliteStore {
             return Err(Error::invalid(
                 "path",
                 "names no file; use SqliteStore::open_in_memory for an in-memory database",
+            ));
+        }
+        // The bundled SQLite reads a name starting with `file:` as a URI (`file::memory:`,
+        // `?mode=memory`, `?vfs=`, `?nolock=1`), not as the file it names: acknowledged commits
+        // could be gone on close.
+        if path.as_os_str().as_encoded_bytes().starts_with(b"file:") {
+            return Err(Error::invalid(
+                "path",
+                "is a SQLite URI (`file:`); pass the path of the file (`./file:…` for a file so named)",
             ));
         }
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE | OpenFlags::SQLITE_OPEN_NO_MUTEX;

@@ -116,11 +116,11 @@ pub(super) fn check_owner(conn: &Connection) -> crate::Result<usize> {
             "the file is not a touchpoint store (application_id {application_id:#x}, expected {APPLICATION_ID:#x})"
         )));
     }
-    let tables: i64 = conn
-        .query_row("SELECT count(*) FROM sqlite_schema WHERE type = 'table'", [], |r| r.get(0))
-        .map_err(backend_error)?;
-    if application_id == 0 && tables > 0 {
-        return Err(refused("the file already holds tables of another application".into()));
+    // Tables, views, indexes or triggers: anything in the schema of an unmarked file is someone
+    // else's (a database of views alone holds no table).
+    let objects: i64 = conn.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0)).map_err(backend_error)?;
+    if application_id == 0 && objects > 0 {
+        return Err(refused("the file already holds tables or views of another application".into()));
     }
     // touchpoint marks a file as its own in the transaction that applies its first migration:
     // an unmarked file with a schema version was versioned by someone else.
