@@ -551,7 +551,7 @@ fn malformed_voice_requests_are_typed_errors() {
 
 #[test]
 fn sms_send_form_has_twilio_parameter_names() {
-    let send = SmsSend::new("whatsapp:+447700900123", SmsFrom::Number("whatsapp:+15550001111".into()))
+    let send = SmsSend::new("+447700900123", SmsFrom::Number("+15550001111".into()))
         .body("Here is your label & receipt")
         .media("https://files.example.com/label.pdf")
         .media("https://files.example.com/receipt.png");
@@ -561,8 +561,8 @@ fn sms_send_form_has_twilio_parameter_names() {
     assert_eq!(
         pairs,
         [
-            ("To", "whatsapp:+447700900123"),
-            ("From", "whatsapp:+15550001111"),
+            ("To", "+447700900123"),
+            ("From", "+15550001111"),
             ("Body", "Here is your label & receipt"),
             ("MediaUrl", "https://files.example.com/label.pdf"),
             ("MediaUrl", "https://files.example.com/receipt.png"),

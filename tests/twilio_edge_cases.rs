@@ -134,3 +134,30 @@ fn read_wins_over_a_failure_whichever_arrives_first() {
     assert_eq!(read_then_failed, DeliveryState::Read);
     assert_eq!(failed_then_read, DeliveryState::Read, "order-dependent outcome");
 }
+
+#[test]
+fn whatsapp_send_with_several_media_is_refused() {
+    let send = SmsSend::new("whatsapp:+447700900123", SmsFrom::Number("whatsapp:+15550001111".into()))
+        .body("Your photos")
+        .media("https://cdn.example.com/a.jpg")
+        .media("https://cdn.example.com/b.jpg");
+    let r = send.form_body();
+    assert!(r.is_err(), "WhatsApp delivers one attachment, the second is silently dropped: {r:?}");
+}
+
+#[test]
+fn say_over_twilios_limit_is_refused() {
+    let xml = VoiceResponse::new().say(Say::new("a".repeat(5000))).to_xml();
+    assert!(xml.is_err(), "a <Say> of 5000 characters (Twilio limit 4096) was accepted");
+}
+
+#[test]
+fn two_anonymous_sip_callers_are_not_one_customer() {
+    let call = |tail: u8| {
+        let body = format!(
+            "CallSid=CA000000000000000000000000000000{tail:02x}&From=sip%3Aanonymous%40anonymous.invalid&To=%2B15550001111&CallStatus=ringing&Direction=inbound"
+        );
+        VoiceRequest::parse(body.as_bytes()).unwrap().to_inbound(&endpoint("voice-us")).unwrap().sender
+    };
+    assert_ne!(call(1), call(2), "two anonymous SIP callers share one customer");
+}

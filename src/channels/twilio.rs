@@ -669,6 +669,12 @@ impl VoiceRequest {
             if uri.is_empty() || uri.len() > 256 || uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
                 return Err(Error::invalid(field, "a `sip:` address needs a user and host"));
             }
+            // RFC 3261/3323 anonymous caller (`sip:anonymous@anonymous.invalid`): names nobody.
+            let (user, host) = uri.rsplit_once('@').unwrap_or(("", uri));
+            if user.eq_ignore_ascii_case("anonymous") || host.to_ascii_lowercase().ends_with(".invalid") {
+                let call = self.parent_call_sid.as_deref().unwrap_or(&self.call_sid);
+                return Ok(Address::platform("twilio-call", call));
+            }
             return Ok(Address::platform("sip", uri.to_ascii_lowercase()));
         }
         match raw.strip_prefix("client:") {
@@ -882,6 +888,9 @@ impl SmsSend {
                 format!("{} media, Twilio accepts at most {MAX_MEDIA}", self.media_urls.len()),
             ));
         }
+        if channel == ChannelKind::WhatsApp && self.media_urls.len() > 1 {
+            return Err(Error::invalid("MediaUrl", "a WhatsApp message carries one medium; Twilio ignores the others"));
+        }
         for url in &self.media_urls {
             check_url("MediaUrl", url)?;
             params.push(("MediaUrl", url.clone()));
@@ -967,6 +976,11 @@ impl Say {
     fn write(&self, out: &mut String) -> Result<()> {
         if self.text.trim().is_empty() {
             return Err(Error::invalid("Say", "has nothing to say"));
+        }
+        // Twilio's limits (warning 13521): 4096 characters for basic voices, 3000 for Polly.
+        let limit = if self.voice.as_deref().is_some_and(|v| v.trim().starts_with("Polly.")) { 3000 } else { 4096 };
+        if self.text.chars().count() > limit {
+            return Err(Error::invalid("Say", format!("more than {limit} characters, Twilio's limit for this voice")));
         }
         out.push_str("<Say");
         attr(out, "Say.voice", "voice", self.voice.as_deref())?;
