@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use futures::Stream;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -391,14 +391,17 @@ pub struct StoredEvent {
 #[derive(Debug, Default)]
 pub(crate) struct Notifier {
     generation: AtomicU64,
-    wakers: Mutex<Vec<Waker>>,
+    /// The waker of each stream waiting for a commit, by the stream's number: a stream takes
+    /// its own out when it is dropped, so a subscriber that goes away leaves nothing behind.
+    wakers: Mutex<HashMap<u64, Waker>>,
+    next_stream: AtomicU64,
 }
 
 impl Notifier {
     pub(crate) fn notify(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         let wakers = std::mem::take(&mut *self.wakers.lock().unwrap_or_else(|p| p.into_inner()));
-        for w in wakers {
+        for (_, w) in wakers {
             w.wake();
         }
     }
@@ -407,11 +410,22 @@ impl Notifier {
         self.generation.load(Ordering::SeqCst)
     }
 
-    fn register(&self, waker: &Waker) {
+    fn stream_number(&self) -> u64 {
+        self.next_stream.fetch_add(1, Ordering::Relaxed)
+    }
+
+    fn register(&self, stream: u64, waker: &Waker) {
         let mut wakers = self.wakers.lock().unwrap_or_else(|p| p.into_inner());
-        if !wakers.iter().any(|w| w.will_wake(waker)) {
-            wakers.push(waker.clone());
+        match wakers.get_mut(&stream) {
+            Some(w) => w.clone_from(waker),
+            None => {
+                wakers.insert(stream, waker.clone());
+            }
         }
+    }
+
+    fn unregister(&self, stream: u64) {
+        self.wakers.lock().unwrap_or_else(|p| p.into_inner()).remove(&stream);
     }
 }
 
@@ -425,6 +439,7 @@ pub struct EventStream {
     store: Arc<dyn Store>,
     tenant: TenantId,
     notifier: Arc<Notifier>,
+    number: u64,
     cursor: u64,
     seen_generation: u64,
     buffer: VecDeque<StoredEvent>,
@@ -436,6 +451,7 @@ impl EventStream {
         EventStream {
             store,
             tenant,
+            number: notifier.stream_number(),
             notifier,
             cursor: after,
             seen_generation: 0,
@@ -447,6 +463,12 @@ impl EventStream {
     /// The sequence number of the last event handed out (or the start position).
     pub fn position(&self) -> u64 {
         self.cursor
+    }
+}
+
+impl Drop for EventStream {
+    fn drop(&mut self) {
+        self.notifier.unregister(self.number);
     }
 }
 
@@ -481,7 +503,7 @@ impl Stream for EventStream {
                     Poll::Ready(Ok(events)) => {
                         this.fetching = None;
                         if events.is_empty() {
-                            this.notifier.register(cx.waker());
+                            this.notifier.register(this.number, cx.waker());
                             if this.notifier.generation() == this.seen_generation {
                                 return Poll::Pending;
                             }

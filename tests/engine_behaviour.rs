@@ -1212,6 +1212,94 @@ fn event_stream_yields_commit_order_with_per_conversation_order() {
     assert_eq!(rest, streamed[5..].to_vec());
 }
 
+/// A subscriber that goes away (an SSE client disconnects) while its stream waits for a
+/// commit leaves nothing behind: the engine no longer holds its task.
+#[test]
+fn dropped_subscriptions_release_their_tasks() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::{Context, Wake, Waker};
+    struct Task(AtomicUsize);
+    impl Wake for Task {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+    let h = Harness::new();
+    let tasks: Vec<Arc<Task>> = (0..100).map(|_| Arc::new(Task(AtomicUsize::new(0)))).collect();
+    for task in &tasks {
+        let waker = Waker::from(task.clone());
+        let mut stream = h.engine.subscribe(&h.tenant, 0);
+        assert!(stream.poll_next_unpin(&mut Context::from_waker(&waker)).is_pending());
+        drop(stream);
+    }
+    let held = tasks.iter().filter(|t| Arc::strong_count(t) > 1).count();
+    assert_eq!(held, 0, "the engine still holds the tasks of {held} dropped subscriptions");
+    // A stream still waiting is woken by the next commit, once, with the waker it last gave.
+    let live = Arc::new(Task(AtomicUsize::new(0)));
+    let mut stream = h.engine.subscribe(&h.tenant, 0);
+    for _ in 0..3 {
+        assert!(stream.poll_next_unpin(&mut Context::from_waker(&Waker::from(live.clone()))).is_pending());
+    }
+    h.ingest(whatsapp("wa-main", "+447700900123", "wamid.1", "Hi"));
+    assert_eq!(live.0.load(Ordering::SeqCst), 1);
+}
+
+/// `send_to_customer` opening a conversation on a channel does not also announce that channel
+/// as added to it (`ChannelAdded` means a conversation went on on another channel).
+#[test]
+fn a_conversation_opened_by_a_send_does_not_announce_its_own_channel_as_added() {
+    let sms = std::sync::Arc::new(touchpoint::channel::StubChannel::new(
+        endpoint("sms-1"),
+        touchpoint::channel::Capabilities::sms(),
+    ));
+    let policy = touchpoint::channel::ChannelPolicy::default().falling_back_to(ChannelKind::Sms, endpoint("sms-1"));
+    let engine = touchpoint::Engine::builder(std::sync::Arc::new(touchpoint::store::InMemoryStore::new()))
+        .channel(sms)
+        .channel_policy(policy)
+        .build();
+    let t = TenantId::new("acme").unwrap();
+    let chat = InboundMessage::new(
+        ChannelKind::WebChat,
+        endpoint("site"),
+        Address::platform("site", "visitor-1"),
+        "chat-1",
+        Content::text("Text me"),
+    );
+    let customer = run(engine.ingest(&t, chat)).unwrap().customer;
+    run(engine.link_identity(&t, customer, ChannelKind::Sms, Address::phone("+14155550123"), Verification::Verified))
+        .unwrap();
+    let before = run(engine.store().events_after(&t, 0, 1000)).unwrap().len() as u64;
+    let sent =
+        run(engine.send_to_customer(&t, customer, touchpoint::SendRequest::system(Content::text("Shipped")))).unwrap();
+    let events: Vec<Event> =
+        run(engine.store().events_after(&t, before, 1000)).unwrap().into_iter().map(|e| e.event).collect();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::ConversationOpened { conversation, .. } if *conversation == sent.conversation))
+    );
+    assert!(
+        !events
+            .iter()
+            .any(|e| matches!(e, Event::ChannelAdded { conversation, .. } if *conversation == sent.conversation)),
+        "{events:?}"
+    );
+    // The customer's answer by SMS continues it without a channel change either.
+    let answer = InboundMessage::new(
+        ChannelKind::Sms,
+        endpoint("sms-1"),
+        Address::phone("+14155550123"),
+        "SM1",
+        Content::text("Thanks"),
+    );
+    let before = run(engine.store().events_after(&t, 0, 1000)).unwrap().len() as u64;
+    let outcome = run(engine.ingest(&t, answer)).unwrap();
+    assert_eq!(outcome.conversation, sent.conversation);
+    let events = run(engine.store().events_after(&t, before, 1000)).unwrap();
+    assert!(!events.iter().any(|e| matches!(e.event, Event::ChannelAdded { .. })), "{events:?}");
+}
+
 #[test]
 fn event_stream_polled_before_a_commit_wakes_after_it() {
     let h = Harness::new();

@@ -466,7 +466,7 @@ impl Engine {
             events.push(Event::ConversationReopened { conversation: conversation.id });
             events.push(Event::ConversationStatusChanged { conversation: conversation.id, from, to: "open".into() });
         }
-        if expected.is_some() && !conversation.channels.iter().any(|c| c.channel == msg.channel) {
+        if expected.is_some() && conversation.adds_channel(&msg.channel) {
             events.push(Event::ChannelAdded { conversation: conversation.id, channel: msg.channel.clone() });
         }
         let session = (msg.endpoint.clone(), resolved.identity.id);

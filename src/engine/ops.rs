@@ -363,7 +363,7 @@ impl Engine {
             _ => None,
         };
         let mut events = Vec::new();
-        if !conversation.channels.iter().any(|c| c.channel == channel) {
+        if conversation.adds_channel(&channel) {
             events.push(Event::ChannelAdded { conversation: id, channel: channel.clone() });
         }
         // The customer's answer through the same (endpoint, identity) continues this conversation.

@@ -156,6 +156,15 @@ impl Conversation {
         self.channels.iter().map(|c| &c.channel)
     }
 
+    /// Whether a message on `channel` continues this conversation on a channel it has not used
+    /// before ([`Event::ChannelAdded`](crate::events::Event::ChannelAdded)): not the first
+    /// message of a conversation on the channel it was opened on.
+    pub(crate) fn adds_channel(&self, channel: &ChannelKind) -> bool {
+        let used = self.channels.iter().any(|c| &c.channel == channel);
+        let opened_on = self.channels.is_empty() && self.origin == *channel;
+        !(used || opened_on)
+    }
+
     /// Counts one message on `channel` at `at`.
     pub fn count_message(&mut self, channel: &ChannelKind, inbound: bool, at: DateTime<Utc>) {
         self.message_count = self.message_count.saturating_add(1);
