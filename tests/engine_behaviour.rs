@@ -1245,61 +1245,6 @@ fn dropped_subscriptions_release_their_tasks() {
     assert_eq!(live.0.load(Ordering::SeqCst), 1);
 }
 
-/// `send_to_customer` opening a conversation on a channel does not also announce that channel
-/// as added to it (`ChannelAdded` means a conversation went on on another channel).
-#[test]
-fn a_conversation_opened_by_a_send_does_not_announce_its_own_channel_as_added() {
-    let sms = std::sync::Arc::new(touchpoint::channel::StubChannel::new(
-        endpoint("sms-1"),
-        touchpoint::channel::Capabilities::sms(),
-    ));
-    let policy = touchpoint::channel::ChannelPolicy::default().falling_back_to(ChannelKind::Sms, endpoint("sms-1"));
-    let engine = touchpoint::Engine::builder(std::sync::Arc::new(touchpoint::store::InMemoryStore::new()))
-        .channel(sms)
-        .channel_policy(policy)
-        .build();
-    let t = TenantId::new("acme").unwrap();
-    let chat = InboundMessage::new(
-        ChannelKind::WebChat,
-        endpoint("site"),
-        Address::platform("site", "visitor-1"),
-        "chat-1",
-        Content::text("Text me"),
-    );
-    let customer = run(engine.ingest(&t, chat)).unwrap().customer;
-    run(engine.link_identity(&t, customer, ChannelKind::Sms, Address::phone("+14155550123"), Verification::Verified))
-        .unwrap();
-    let before = run(engine.store().events_after(&t, 0, 1000)).unwrap().len() as u64;
-    let sent =
-        run(engine.send_to_customer(&t, customer, touchpoint::SendRequest::system(Content::text("Shipped")))).unwrap();
-    let events: Vec<Event> =
-        run(engine.store().events_after(&t, before, 1000)).unwrap().into_iter().map(|e| e.event).collect();
-    assert!(
-        events
-            .iter()
-            .any(|e| matches!(e, Event::ConversationOpened { conversation, .. } if *conversation == sent.conversation))
-    );
-    assert!(
-        !events
-            .iter()
-            .any(|e| matches!(e, Event::ChannelAdded { conversation, .. } if *conversation == sent.conversation)),
-        "{events:?}"
-    );
-    // The customer's answer by SMS continues it without a channel change either.
-    let answer = InboundMessage::new(
-        ChannelKind::Sms,
-        endpoint("sms-1"),
-        Address::phone("+14155550123"),
-        "SM1",
-        Content::text("Thanks"),
-    );
-    let before = run(engine.store().events_after(&t, 0, 1000)).unwrap().len() as u64;
-    let outcome = run(engine.ingest(&t, answer)).unwrap();
-    assert_eq!(outcome.conversation, sent.conversation);
-    let events = run(engine.store().events_after(&t, before, 1000)).unwrap();
-    assert!(!events.iter().any(|e| matches!(e.event, Event::ChannelAdded { .. })), "{events:?}");
-}
-
 #[test]
 fn event_stream_polled_before_a_commit_wakes_after_it() {
     let h = Harness::new();

@@ -768,32 +768,23 @@ fn a_sent_message_is_recorded_once_through_a_temporary_store_failure() {
     }
 }
 
-/// `send_to_customer` answers why it chose the channel: a fallback is reported as one (with the
-/// routes it skipped), not as the customer's preference it repeats the choice with.
+/// `send_to_customer` answers why it chose the channel: a fallback is reported as one, not as
+/// the customer's preference it repeats the choice with. Opening the conversation on that
+/// channel does not also announce the channel as added to it (`ChannelAdded` means a
+/// conversation went on on another channel).
 #[test]
-fn send_to_customer_reports_the_reason_for_its_channel() {
-    let sms = Arc::new(StubChannel::new(endpoint("sms-1"), Capabilities::sms()));
-    let policy = ChannelPolicy::default().falling_back_to(ChannelKind::Sms, endpoint("sms-1"));
-    let h = host(vec![sms.clone()], policy);
-    let chat = InboundMessage::new(
-        ChannelKind::WebChat,
-        endpoint("site"),
-        Address::platform("site", "visitor-1"),
-        "chat-1",
-        Content::text("Text me"),
-    );
-    let customer = run(h.engine.ingest(&h.tenant, chat)).unwrap().customer;
-    run(h.engine.link_identity(
-        &h.tenant,
-        customer,
-        ChannelKind::Sms,
-        Address::phone("+14155550123"),
-        Verification::Verified,
-    ))
-    .unwrap();
+fn send_to_customer_reports_the_reason_for_its_channel_and_announces_no_channel_change() {
+    let (h, sms, customer) = proactive_host();
+    let before = run(h.store.events_after(&h.tenant, 0, 1000)).unwrap().len() as u64;
     let sent =
         run(h.engine.send_to_customer(&h.tenant, customer, SendRequest::system(Content::text("Shipped")))).unwrap();
     let choice = sent.choice.expect("a choice");
     assert_eq!((choice.channel, choice.reason), (ChannelKind::Sms, ChoiceReason::Fallback), "{:?}", choice.skipped);
     assert_eq!(sms.sent().len(), 1);
+    let events: Vec<Event> =
+        run(h.store.events_after(&h.tenant, before, 1000)).unwrap().into_iter().map(|e| e.event).collect();
+    let opened =
+        |e: &Event| matches!(e, Event::ConversationOpened { conversation, .. } if *conversation == sent.conversation);
+    assert!(events.iter().any(opened), "{events:?}");
+    assert!(!events.iter().any(|e| matches!(e, Event::ChannelAdded { .. })), "{events:?}");
 }
