@@ -485,3 +485,30 @@ fn another_visitors_client_msg_id_does_not_swallow_a_message() {
     assert_ne!(bob.conversation, alice.conversation, "Bob was handed Alice's conversation");
     assert_eq!(h.context(bob.customer).timeline.len(), 1);
 }
+
+#[test]
+fn a_client_msg_id_ending_in_hash_n_does_not_collide_with_another_messages_attachment() {
+    let h = Harness::new();
+    let parse = |body: &str| match widget().parse(body.as_bytes()).unwrap() {
+        WebChatEvent::Message(m) => m.inbound,
+        other => panic!("{other:?}"),
+    };
+    let photos = parse(
+        r#"{"event":"message.created","visitor":{"anon_id":"v1"},"message":{"client_msg_id":"m1",
+            "attachments":[{"url":"https://x.example/a.png"},{"url":"https://x.example/b.png"}]}}"#,
+    );
+    let later = parse(
+        r#"{"event":"message.created","visitor":{"anon_id":"v1"},"message":{"client_msg_id":"m1#1","text":"Where is my refund?"}}"#,
+    );
+    for m in photos {
+        h.ingest(m);
+    }
+    let outcome = h.ingest(later[0].clone());
+    assert!(!outcome.duplicate, "a new message was dropped as a retry of another message's attachment");
+}
+
+#[test]
+fn an_upper_case_https_attachment_url_is_accepted() {
+    let body = br#"{"event":"message.created","visitor":{"anon_id":"v1"},"message":{"client_msg_id":"m1","attachments":[{"url":"HTTPS://files.example.com/a.png"}]}}"#;
+    assert!(widget().parse(body).is_ok(), "{:?}", widget().parse(body));
+}

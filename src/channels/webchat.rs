@@ -45,8 +45,9 @@
 //! * `conversation.id`: the widget's conversation, used as the provider thread id; optional.
 //! * `message` (required for `message.created`): `client_msg_id` (at most 240 bytes) is the
 //!   idempotency key within the visitor's messages: the provider id is `{anon_id} {client_msg_id}`
-//!   (the n-th attachment after the first gets `#{n}` appended), so two visitors' widgets may
-//!   number their messages alike; `text` at most
+//!   (the n-th attachment after the first gets `#{n}` appended; a `#` or `%` in the
+//!   `client_msg_id` is written `%23` or `%25` there, so `m1#1` is not `m1`'s second
+//!   attachment), so two visitors' widgets may number their messages alike; `text` at most
 //!   [`MAX_TEXT_CHARS`] characters; at most [`MAX_ATTACHMENTS`] attachments with an http(s)
 //!   `url`. Text, attachments or both.
 //!
@@ -183,7 +184,8 @@ fn optional(field: &'static str, value: Option<&str>, max: usize) -> Result<Opti
 
 fn check_url(field: &'static str, url: &str) -> Result<String> {
     let url = url.trim();
-    let ok = (url.starts_with("https://") || url.starts_with("http://"))
+    let scheme = |p: &str| url.get(..p.len()).is_some_and(|s| s.eq_ignore_ascii_case(p));
+    let ok = (scheme("https://") || scheme("http://"))
         && url.len() <= 2048
         && !url.chars().any(|c| c.is_whitespace() || c.is_control());
     if !ok {
@@ -422,6 +424,13 @@ impl WebChatWidget {
                     .filter(|i| !i.trim().is_empty())
                     .ok_or_else(|| Error::invalid("message.client_msg_id", "is missing or empty"))?;
                 let client_msg_id = bounded("message.client_msg_id", client_msg_id, 240)?;
+                // `#` marks the attachment suffix: escape it (and `%`) so `m1#1` cannot be the
+                // second attachment of `m1`. Ids without either character are unchanged.
+                let client_msg_id = if client_msg_id.contains(['#', '%']) {
+                    client_msg_id.replace('%', "%25").replace('#', "%23")
+                } else {
+                    client_msg_id
+                };
                 let text = message.text.as_deref().filter(|t| !t.trim().is_empty()).map(str::to_owned);
                 if let Some(t) = &text {
                     let chars = t.chars().count();
