@@ -34,6 +34,46 @@ fn ledger_passes_the_ledger_conformance_checks() {
     conformance::concurrent_claims(Arc::new(db.store.ledger()), 6);
 }
 
+/// Two threads claim and release for one agent with a limit of 1: every over-capacity refusal
+/// reports the load it was judged on (load + cost > limit), as the in-memory ledger does, not
+/// one a release left after it.
+#[test]
+fn an_over_capacity_refusal_reports_the_load_it_was_judged_on() {
+    use touchpoint::routing::{AssignmentLedger, Claim, ClaimOutcome, Refusal, WorkItemId};
+    let Some(url) = url("an_over_capacity_refusal_reports_the_load_it_was_judged_on") else { return };
+    let db = TestStore::connect(&url);
+    let ledger: Arc<dyn AssignmentLedger> = Arc::new(db.store.ledger());
+    let t = TenantId::new("acme").unwrap();
+    let ana = AgentId::new("ana").unwrap();
+    let threads: Vec<_> = (0..2)
+        .map(|_| {
+            let (ledger, t, ana) = (ledger.clone(), t.clone(), ana.clone());
+            std::thread::spawn(move || {
+                run(async move {
+                    let mut refused = 0;
+                    for _ in 0..1500 {
+                        let x = WorkItemId::random();
+                        let claim = Claim::new(x, ana.clone(), ChannelKind::WebChat, 1, 1);
+                        match ledger.claim(&t, &claim).await.unwrap() {
+                            ClaimOutcome::Granted => {
+                                ledger.release(&t, x, &ana).await.unwrap();
+                            }
+                            ClaimOutcome::Refused(Refusal::OverCapacity { load, cost, limit }) => {
+                                assert!(load + cost > limit, "refused with load {load}, cost {cost}, limit {limit}");
+                                refused += 1;
+                            }
+                            other => panic!("{other:?}"),
+                        }
+                    }
+                    refused
+                })
+            })
+        })
+        .collect();
+    let refused: usize = threads.into_iter().map(|h| h.join().expect("no refusal reported a load that fits")).sum();
+    assert!(refused > 0, "the two threads never met");
+}
+
 #[test]
 fn migrations_run_once_even_when_four_stores_connect_at_the_same_moment() {
     let Some(url) = url("migrations_run_once_even_when_four_stores_connect_at_the_same_moment") else { return };

@@ -99,9 +99,13 @@ impl AssignmentLedger for PostgresLedger {
                         tx.commit().await.map_err(pg_error)?;
                         return Ok(ClaimOutcome::Granted);
                     }
+                    // Read the load in the same transaction: ADD_LOAD locked the row it judged
+                    // (ON CONFLICT DO UPDATE locks it even when its WHERE is false), so this is
+                    // the load the claim was refused on, not one a later release left.
+                    let select = prepared(&tx, SELECT_LOAD).await?;
+                    let judged = tx.query_opt(&select, &key).await.map_err(pg_error)?;
                     drop(tx);
-                    let select = prepared(&c, SELECT_LOAD).await?;
-                    let load = match c.query_opt(&select, &key).await.map_err(pg_error)? {
+                    let load = match judged {
                         Some(row) => u32::try_from(col::<i64>(&row, 0)?).unwrap_or(u32::MAX),
                         None => 0,
                     };
