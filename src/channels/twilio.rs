@@ -87,13 +87,22 @@ fn split_channel<'a>(field: &'static str, raw: &'a str) -> Result<(ChannelKind, 
     Ok((ChannelKind::Sms, raw))
 }
 
-/// Whether a caller id is withheld: the words carriers and Twilio use, or the placeholder
+/// Whether a caller id is withheld: the words carriers and Twilio use, the placeholder
 /// numbers Twilio passes instead (ANONYMOUS, RESTRICTED, BLOCKED, UNKNOWN, UNAVAILABLE spelled
-/// on a keypad).
+/// on a keypad), or a SIP caller's anonymous URI (RFC 3261/3323:
+/// `sip:anonymous@anonymous.invalid`).
 fn withheld_caller_id(raw: &str) -> bool {
     const WORDS: [&str; 7] = ["anonymous", "restricted", "blocked", "unknown", "unavailable", "private", "withheld"];
     const PLACEHOLDERS: [&str; 5] = ["+266696687", "+7378742833", "+2562533", "+8656696", "+86282452253"];
-    raw.is_empty() || WORDS.iter().any(|w| raw.eq_ignore_ascii_case(w)) || PLACEHOLDERS.contains(&raw)
+    let anonymous_sip = || {
+        let uri = raw.strip_prefix("sip:").and_then(|u| u.split([';', '?']).next()).unwrap_or("");
+        let (user, host) = uri.trim().rsplit_once('@').unwrap_or(("", uri));
+        user.eq_ignore_ascii_case("anonymous") || host.to_ascii_lowercase().ends_with(".invalid")
+    };
+    raw.is_empty()
+        || WORDS.iter().any(|w| raw.eq_ignore_ascii_case(w))
+        || PLACEHOLDERS.contains(&raw)
+        || (raw.starts_with("sip:") && anonymous_sip())
 }
 
 /// A short code (3 to 8 digits) or an alphanumeric sender id (1 to 11 letters, digits and
@@ -651,7 +660,8 @@ impl VoiceRequest {
     /// `callerId`). A phone number is an [`Address::Phone`]; a Voice SDK `client:<name>` is a
     /// platform id scoped `twilio-client`; a SIP caller (`sip:ana@pbx.example.com`) one scoped
     /// `sip`. A withheld number (`anonymous`, `restricted`, or one of the placeholder numbers
-    /// Twilio passes for them, such as `+266696687`, "ANONYMOUS" on a keypad) names nobody:
+    /// Twilio passes for them, such as `+266696687`, "ANONYMOUS" on a keypad) or SIP's
+    /// anonymous caller (`sip:anonymous@anonymous.invalid`) names nobody:
     /// the caller is a platform id scoped `twilio-call` with the call's `CallSid`, so each such
     /// call is its own customer and no two strangers share a history.
     pub fn customer(&self) -> Result<Address> {
@@ -668,12 +678,6 @@ impl VoiceRequest {
             let uri = uri.split([';', '?']).next().unwrap_or("").trim();
             if uri.is_empty() || uri.len() > 256 || uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
                 return Err(Error::invalid(field, "a `sip:` address needs a user and host"));
-            }
-            // RFC 3261/3323 anonymous caller (`sip:anonymous@anonymous.invalid`): names nobody.
-            let (user, host) = uri.rsplit_once('@').unwrap_or(("", uri));
-            if user.eq_ignore_ascii_case("anonymous") || host.to_ascii_lowercase().ends_with(".invalid") {
-                let call = self.parent_call_sid.as_deref().unwrap_or(&self.call_sid);
-                return Ok(Address::platform("twilio-call", call));
             }
             return Ok(Address::platform("sip", uri.to_ascii_lowercase()));
         }

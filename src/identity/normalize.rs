@@ -77,13 +77,10 @@ pub fn normalize_phone(raw: &str, default_region: Option<&str>) -> Result<String
 
 #[cfg(feature = "phone")]
 fn checked(raw: &str, candidate: &str, default_region: Option<&str>) -> Result<String> {
-    use phonenumber::country::Id;
     let region = match default_region {
-        Some(r) if !candidate.starts_with('+') => Some(
-            r.to_ascii_uppercase()
-                .parse::<Id>()
-                .map_err(|_| phone_error(raw, format!("unknown default region {r:?}")))?,
-        ),
+        Some(r) if !candidate.starts_with('+') => {
+            Some(region_id(r).ok_or_else(|| phone_error(raw, format!("unknown default region {r:?}")))?)
+        }
         _ => None,
     };
     let number = match region {
@@ -119,11 +116,17 @@ fn checked(raw: &str, candidate: &str, default_region: Option<&str>) -> Result<S
     Ok(e164)
 }
 
+/// The phone metadata's region for an ISO 3166 alpha-2 code, in any case.
+#[cfg(feature = "phone")]
+fn region_id(code: &str) -> Option<phonenumber::country::Id> {
+    code.to_ascii_uppercase().parse().ok()
+}
+
 /// `digits` read as dialled in `default_region` through its international prefix, when that
 /// gives a valid number.
 #[cfg(feature = "phone")]
 fn dialled_out_of(digits: &str, default_region: Option<&str>) -> Option<String> {
-    let region = default_region?.to_ascii_uppercase().parse::<phonenumber::country::Id>().ok()?;
+    let region = region_id(default_region?)?;
     let number = phonenumber::parse(Some(region), digits).ok().filter(phonenumber::PhoneNumber::is_valid)?;
     (number.code().source() == phonenumber::country::Source::Idd).then(|| e164(&number))
 }

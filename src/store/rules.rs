@@ -197,17 +197,9 @@ fn check_link_key(lookup: &impl Lookup, changes: &ChangeSet, address: &Normalize
         .map(|w| &w.record)
         .filter(|i| &i.address == address)
         .map(|i| (i.customer, i.verification));
-    let stored: Vec<(CustomerId, Verification)> = lookup
-        .link_holders(address)?
-        .into_iter()
-        .filter(|(id, ..)| {
-            !changes.identity_deletes.iter().any(|(d, _)| d == id)
-                && !changes.identities.iter().any(|w| w.record.id == *id)
-        })
-        .map(|(_, customer, verification)| (customer, verification))
-        .collect();
+    let stored = stored_link_holders(lookup, changes, address)?;
     let mut owner = None;
-    for (customer, _) in written.chain(stored).filter(|(_, v)| v.can_link()) {
+    for (customer, _) in written.chain(stored.iter().copied()).filter(|(_, v)| v.can_link()) {
         match owner {
             None => owner = Some(customer),
             Some(o) if o != customer => {
@@ -216,47 +208,62 @@ fn check_link_key(lookup: &impl Lookup, changes: &ChangeSet, address: &Normalize
             Some(_) => {}
         }
     }
-    check_other_spellings(lookup, changes, address)
+    check_other_spellings(lookup, changes, address, &stored)
+}
+
+/// The holders of `address` stored before the change (customer and verification) that the
+/// change neither deletes nor rewrites.
+fn stored_link_holders(
+    lookup: &impl Lookup,
+    changes: &ChangeSet,
+    address: &NormalizedAddress,
+) -> Result<Vec<(CustomerId, Verification)>> {
+    Ok(lookup
+        .link_holders(address)?
+        .into_iter()
+        .filter(|(id, ..)| {
+            !changes.identity_deletes.iter().any(|(d, _)| d == id)
+                && !changes.identities.iter().any(|w| w.record.id == *id)
+        })
+        .map(|(_, customer, verification)| (customer, verification))
+        .collect())
 }
 
 /// An identity inserted at a linking level goes to a customer that already holds the address
 /// in some spelling, if anyone does (a mobile number with and without a Brazilian ninth digit
 /// is one key): two processes that each found no holder of their own spelling cannot both
 /// link it. Records written before this rule, whose spellings other customers already hold,
-/// stay usable: their customers are holders.
-fn check_other_spellings(lookup: &impl Lookup, changes: &ChangeSet, address: &NormalizedAddress) -> Result<()> {
+/// stay usable: their customers are holders. `stored` are the holders of `address` itself
+/// ([`stored_link_holders`]).
+fn check_other_spellings(
+    lookup: &impl Lookup,
+    changes: &ChangeSet,
+    address: &NormalizedAddress,
+    stored: &[(CustomerId, Verification)],
+) -> Result<()> {
+    let others = crate::identity::other_spellings(address);
     let linking = |i: &crate::model::Identity| i.verification.can_link();
-    let inserted: Vec<CustomerId> = changes
+    let mut inserted = changes
         .identities
         .iter()
         .filter(|w| w.expected.is_none() && &w.record.address == address && linking(&w.record))
         .map(|w| w.record.customer)
-        .collect();
-    let others = crate::identity::other_spellings(address);
-    if inserted.is_empty() || others.is_empty() {
+        .peekable();
+    if others.is_empty() || inserted.peek().is_none() {
         return Ok(());
     }
-    let mut holders: Vec<CustomerId> = Vec::new();
-    for spelling in std::iter::once(address).chain(&others) {
-        for (id, customer, verification) in lookup.link_holders(spelling)? {
-            let gone = changes.identity_deletes.iter().any(|(d, _)| *d == id)
-                || changes.identities.iter().any(|w| w.record.id == id);
-            if verification.can_link() && !gone {
-                holders.push(customer);
-            }
-        }
+    let mut holders: Vec<(CustomerId, Verification)> = stored.to_vec();
+    for spelling in &others {
+        holders.extend(stored_link_holders(lookup, changes, spelling)?);
     }
-    holders.extend(
-        changes
-            .identities
-            .iter()
-            .filter(|w| others.contains(&w.record.address) && linking(&w.record))
-            .map(|w| w.record.customer),
-    );
-    match inserted.iter().find(|c| !holders.is_empty() && !holders.contains(c)) {
+    let written = changes.identities.iter().map(|w| &w.record).filter(|i| others.contains(&i.address));
+    holders.extend(written.map(|i| (i.customer, i.verification)));
+    holders.retain(|(_, v)| v.can_link());
+    let Some((first, _)) = holders.first() else { return Ok(()) };
+    match inserted.find(|c| !holders.iter().any(|(h, _)| h == c)) {
         Some(_) => Err(conflict(format!(
-            "{} is already a verified address of customer {} in another spelling",
-            address.value, holders[0]
+            "{} is already a verified address of customer {first} in another spelling",
+            address.value
         ))),
         None => Ok(()),
     }
