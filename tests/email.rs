@@ -121,6 +121,8 @@ fn out_of_office_is_flagged_with_every_signal() {
             in_reply_to: Some(
                 "conversation/1a2b3c4d-0000-4000-8000-000000000043/messages/5@support.example.com".into(),
             ),
+            // No `References` header: the chain starts at its `In-Reply-To` (RFC 5322 §3.6.4).
+            references: vec!["conversation/1a2b3c4d-0000-4000-8000-000000000043/messages/5@support.example.com".into()],
             ..hints(Some("Automatic reply: [Ticket#100043] Invoice question"))
         });
     assert_eq!(mail.message, expected);
@@ -214,6 +216,7 @@ fn html_only_mail_falls_back_to_text_and_strips_the_quote() {
         .with_sent_at(at(2025, 1, 8, 11, 0))
         .with_thread(ThreadHints {
             in_reply_to: Some("reply-0005@support.example.com".into()),
+            references: vec!["reply-0005@support.example.com".into()],
             ..hints(Some("Re: Address change"))
         });
     assert_eq!(mail.message, expected);

@@ -404,3 +404,29 @@ fn html_without_a_closing_head_tag_keeps_its_body() {
     let got = parse_raw(raw);
     assert!(matches!(&got, Ok(InboundEmail::Message(m)) if text_of(m) == "My parcel never arrived."), "{got:?}");
 }
+
+/// RFC 5322 §3.6.4: a reply to a mail that has `In-Reply-To` but no `References` refers to the
+/// parent's `In-Reply-To` and then the parent. Answering the documented way must keep the
+/// grandparent, or clients that thread by `References` split the conversation.
+#[test]
+fn a_reply_to_a_mail_without_references_keeps_its_in_reply_to() {
+    let mail = message(
+        b"From: ana@example.com\r\nTo: support@example.com\r\nSubject: Re: parcel\r\n\
+        Message-ID: <c2@mail.example.com>\r\nIn-Reply-To: <s1@support.example.com>\r\n\r\nStill nothing.\r\n",
+    );
+    assert_eq!(mail.message.thread.in_reply_to.as_deref(), Some("s1@support.example.com"));
+    assert_eq!(mail.message.thread.references, vec!["s1@support.example.com".to_owned()]);
+    let reply = EmailBuilder::new(
+        Mailbox::named("Acme Support", "support@example.com"),
+        Mailbox::new("ana@example.com"),
+        "Re: parcel",
+        "It left the depot today.",
+    )
+    .replying_to(&mail.message.external_id, &mail.message.thread.references)
+    .message_id("s3@support.example.com")
+    .build(chrono::Utc::now())
+    .unwrap();
+    let text = String::from_utf8(reply.bytes).unwrap();
+    assert!(text.contains("\r\nIn-Reply-To: <c2@mail.example.com>\r\n"), "{text}");
+    assert!(text.contains("\r\nReferences: <s1@support.example.com> <c2@mail.example.com>\r\n"), "{text}");
+}

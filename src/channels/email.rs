@@ -491,6 +491,11 @@ pub fn parse(raw: &[u8], inbox: &EmailInbox, auth: SenderAuth) -> Result<Inbound
         thread.in_reply_to = Some(in_reply_to.remove(0));
     }
     let mut references = ids_of(parsed.references());
+    // A mail without `References` names its parent's parent in `In-Reply-To` alone: that id
+    // starts its chain (RFC 5322 §3.6.4), so a reply built from these references keeps it.
+    if references.is_empty() {
+        references.extend(thread.in_reply_to.clone());
+    }
     // Only the first and the latest ids are kept (below): capping before the merge keeps it
     // linear however many ids the headers list.
     cap_references(&mut references);

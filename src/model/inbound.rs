@@ -135,7 +135,8 @@ pub struct ThreadHints {
     pub reply_token: Option<String>,
     /// Email `In-Reply-To`.
     pub in_reply_to: Option<String>,
-    /// Email `References`, oldest first.
+    /// Email `References`, oldest first. A mail without the header starts the list with its
+    /// `In-Reply-To` id, as RFC 5322 §3.6.4 builds the references of a reply to it.
     pub references: Vec<String>,
     /// Subject line (email), kept as the conversation's subject.
     pub subject: Option<String>,
