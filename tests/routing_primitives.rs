@@ -1466,3 +1466,62 @@ fn a_zero_max_wait_acts_in_the_same_call() {
     assert!(d.events.contains(&RoutingEvent::Overflowed { item: wid(2), from: qid("spill"), to: qid("overflow") }));
     assert!(r.next_timer().is_none_or(|t| t > t0()), "nothing left due: {:?}", r.next_timer());
 }
+
+// ---------------------------------------------------------------------------------------------
+// Found in review: idle time, affinity scope and queue order for a freed agent
+
+/// Longest idle counts time available: an agent back from a status that takes no work is idle
+/// from then, whether the host used `set_presence` or re-sent the agent's record.
+#[test]
+fn an_agent_back_through_an_upsert_is_idle_from_then_like_set_presence() {
+    for by_upsert in [false, true] {
+        let r = router(&["s"]);
+        r.upsert_agent(chat_agent("a", "s", 1), t0()).unwrap();
+        r.upsert_agent(chat_agent("b", "s", 1), at(5)).unwrap();
+        if by_upsert {
+            r.upsert_agent(chat_agent("a", "s", 1).with_status("away"), at(10)).unwrap();
+            r.upsert_agent(chat_agent("a", "s", 1), at(100)).unwrap();
+        } else {
+            r.set_presence(&aid("a"), "away", at(10)).unwrap();
+            r.set_presence(&aid("a"), "online", at(100)).unwrap();
+        }
+        // b has been available since t=5, a only since t=100: b is the longest idle.
+        let d = r.submit(chat(1, "s", at(200)), at(200)).unwrap();
+        assert_eq!(assigned_to(&d).as_deref(), Some("b"), "back by upsert: {by_upsert}");
+    }
+}
+
+/// Preferred agents are a ranker of a step (`Pool::preferred`): an item whose own step does
+/// not rank by affinity waits in its queue's order, even when another rule's step does.
+#[test]
+fn a_preference_counts_only_where_the_items_own_step_ranks_by_it() {
+    let r = router(&["s"]);
+    r.upsert_agent(chat_agent("ana", "s", 1), t0()).unwrap();
+    let plan = Plan::new([
+        Rule::new("vip", [Step::new(Pool::preferred())]).when(Term::item_attr_equals("vip", true)),
+        Rule::new("rest", [Step::new(Pool::queues([qid("s")]))]),
+    ]);
+    r.set_plan(plan, t0()).unwrap();
+    assert_eq!(assigned_to(&r.submit(chat(1, "s", t0()), t0()).unwrap()).as_deref(), Some("ana"));
+    r.submit(chat(2, "s", at(1)).with_priority(5), at(1)).unwrap();
+    r.submit(chat(3, "s", at(2)).with_preferred_agent(aid("ana")), at(2)).unwrap();
+    let ev = r.complete(wid(1), at(10)).unwrap();
+    // Priority 5 first (the default discipline); item 3's preference means nothing in its step.
+    assert_eq!(assignments(&ev), vec![(wid(2), "ana".into())]);
+}
+
+/// A freed agent takes the items that prefer it in their queue's discipline, here due time.
+#[test]
+fn a_freed_agent_takes_the_items_that_prefer_it_in_the_queues_order() {
+    let r = Router::new(RouterConfig::default());
+    r.upsert_queue(Queue::new(qid("s")).with_discipline(Discipline::DueTime)).unwrap();
+    r.upsert_agent(chat_agent("ana", "s", 1), t0()).unwrap();
+    r.set_plan(Plan::new([Rule::new("r", [Step::new(Pool::preferred())])]), t0()).unwrap();
+    let d = r.submit(chat(1, "s", t0()).with_preferred_agent(aid("ana")), t0()).unwrap();
+    assert_eq!(assigned_to(&d).as_deref(), Some("ana"));
+    r.submit(chat(2, "s", at(1)).with_preferred_agent(aid("ana")).with_due(at(600)), at(1)).unwrap();
+    r.submit(chat(3, "s", at(2)).with_preferred_agent(aid("ana")).with_due(at(60)), at(2)).unwrap();
+    let ev = r.complete(wid(1), at(10)).unwrap();
+    // Earliest due first: item 3 (due at 60 s) before item 2 (due at 600 s).
+    assert_eq!(assignments(&ev), vec![(wid(3), "ana".into())]);
+}

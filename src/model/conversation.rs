@@ -19,7 +19,9 @@ pub enum ConversationStatus {
     Pending,
     /// Put aside until a time; the customer's next message wakes it.
     Snoozed {
-        /// When it wakes by itself.
+        /// When it is due back. The library runs no timers: the host's scheduler sets it back
+        /// to `Open` at this time (`Engine::update_conversation`) unless the customer's message
+        /// woke it first.
         until: DateTime<Utc>,
     },
     /// Done, but the customer may still come back to it.

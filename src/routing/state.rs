@@ -214,6 +214,16 @@ impl std::fmt::Display for Block {
 }
 
 impl AgentSlot {
+    /// Sets what the agent may take now. An agent with no work who could take none before and
+    /// can now is idle from `now` (longest idle counts time available, not time signed in),
+    /// whichever way the change came: a presence change, a shift, an upsert.
+    fn set_effective(&mut self, status: PresenceStatus, now: DateTime<Utc>) {
+        if self.load == 0 && self.status.channels.is_empty() && !status.channels.is_empty() {
+            self.idle_since = ms(now);
+        }
+        self.status = status;
+    }
+
     pub fn chan_load(&self, c: usize) -> u32 {
         self.chans.get(c).map_or(0, |x| x.load)
     }
@@ -1684,7 +1694,7 @@ impl State {
                 slot.agent = agent;
                 slot.sync_chans(&self.channels);
                 slot.profile = profile;
-                slot.status = effective(&status, on_shift);
+                slot.set_effective(effective(&status, on_shift), now);
                 slot.presence = status;
                 slot.on_shift = on_shift;
                 (old, was_in, was_offline, was_on, changed)
@@ -1994,12 +2004,8 @@ impl State {
         let status = effective(&slot.presence, slot.on_shift);
         let was_signed = !slot.status.offline;
         let is_signed = !status.offline;
-        let became_available = slot.status.channels.is_empty() && !status.channels.is_empty();
-        slot.status = status;
+        slot.set_effective(status, now);
         let p = slot.profile;
-        if slot.load == 0 && became_available {
-            slot.idle_since = ms(now);
-        }
         match (was_signed, is_signed) {
             (true, false) => self.signed_in[p] = self.signed_in[p].saturating_sub(1),
             (false, true) => self.signed_in[p] += 1,
@@ -2236,12 +2242,16 @@ impl State {
             q.waiting += 1;
         }
         let mut targets: Vec<AgentId> = Vec::new();
+        // Preferred and last agents are looked up where the item's step ranks by affinity.
+        let by_affinity = self.items[i as usize]
+            .as_ref()
+            .is_some_and(|s| !s.by_policy && self.rankers.get(self.ranker_of(s.at)).is_some_and(|r| r.affinity));
         if let Some(slot) = self.items[i as usize].as_mut() {
             slot.state = IState::Waiting { class: ci, seq };
             for t in &slot.tiers {
                 targets.extend(t.explicit.iter().cloned());
             }
-            if !slot.by_policy && self.rankers.iter().any(|r| r.affinity) {
+            if by_affinity {
                 targets.extend(slot.item.preferred_agents.iter().cloned());
                 if let Some(l) = &slot.item.last_agent {
                     targets.push(l.agent.clone());
@@ -2521,16 +2531,19 @@ impl State {
         let me = &ag.id;
         let profile = self.profiles.list.get(p)?.clone();
         let now_ms = ms(now);
-        // Items naming this agent come first, in their queues' order.
-        let mut best: Option<((u32, [i64; 4]), u32)> = None;
+        // (membership priority, waiting since, discipline key, sequence)
+        type HeadKey = (u32, i64, ItemKey, u64);
+        // Items naming this agent come first, in their queues' order: each queue's best by its
+        // discipline, then those by membership priority and wait, as for the classes below.
+        let mut heads: Vec<(u32, HeadKey, u32)> = Vec::new();
         let mut delayed_tops: Vec<(u32, i64)> = Vec::new();
         if let Some(list) = self.targeted.get_mut(&ag.id) {
             let items = &self.items;
             list.retain(|(it, s)| live(items, *it, *s));
         }
-        let affinity_ranked = self.rankers.iter().any(|r| r.affinity);
         if let Some(list) = self.targeted.get(&ag.id) {
-            for (it, _) in list {
+            for &(it, seq) in list {
+                let it = &it;
                 let Some(slot) = self.items[*it as usize].as_ref() else { continue };
                 // An item a custom policy decides is given to nobody behind its back (it is
                 // listed here still, for when the policy hands it back to the plan).
@@ -2541,7 +2554,8 @@ impl State {
                 // First only while the item names the agent now (a last agent only while
                 // preferred); otherwise the item is found in its queue's order below.
                 let named = slot.tiers.iter().any(|t| t.named(now_ms).contains(me) && t.elig.get(p));
-                let preferred = affinity_ranked
+                // Preferred and last agents count where the item's own step ranks by affinity.
+                let preferred = self.rankers.get(self.ranker_of(slot.at)).is_some_and(|r| r.affinity)
                     && !slot.by_policy
                     && affinity(&slot.item, me, now) < i64::MAX
                     && slot.tiers.iter().any(|t| t.mask.get(p));
@@ -2554,22 +2568,28 @@ impl State {
                     delayed_tops.push((*it, slot.eligible_ms + delay));
                     continue;
                 }
-                let key = (0u32, [-i64::from(slot.priority), ms(slot.item.effective_since()), 0, 0]);
-                if best.as_ref().is_none_or(|(k, _)| key < *k) {
-                    best = Some((key, *it));
+                let Some(q) = self.queues.at(slot.qi) else { continue };
+                let dkey = discipline_key_at(&q.config.discipline, &slot.item, slot.priority, slot.since_ms);
+                let prio = profile.queues.get(&slot.queue).map_or(u32::MAX, |m| m.priority);
+                let key = (prio, ms(slot.item.effective_since()), dkey, seq);
+                match heads.iter_mut().find(|(q, _, _)| *q == slot.qi) {
+                    Some(head) => {
+                        if (dkey, seq) < (head.1.2, head.1.3) {
+                            (head.1, head.2) = (key, *it);
+                        }
+                    }
+                    None => heads.push((slot.qi, key, *it)),
                 }
             }
         }
-        if let Some((_, it)) = best {
+        if let Some((_, _, it)) = heads.iter().min_by_key(|(_, key, _)| *key) {
+            let it = *it;
             self.schedule_retries(delayed_tops);
             return Some(it);
         }
         // Then classes whose mask holds the agent's profile: each queue's head by the queue's
         // discipline (a queue may have several classes), then the heads by membership priority
         // and wait, so the choice does not depend on the order the classes were made in.
-        // (membership priority, waiting since, discipline key, sequence)
-        type HeadKey = (u32, i64, ItemKey, u64);
-        let mut heads: Vec<(u32, HeadKey, u32)> = Vec::new();
         for ci in 0..self.classes.len() {
             let class = &self.classes[ci];
             if !class.mask.get(p) || ag.can_take(class.chan, &self.channels).is_err() {
