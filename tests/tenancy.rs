@@ -466,3 +466,24 @@ fn a_tenants_event_stream_never_shows_another_tenants_events() {
     run(e.ingest(b, wa("+447700900200", "b-wa-11", "B again"))).unwrap();
     assert!(drain(&mut late).is_empty());
 }
+
+/// One router serves every tenant: asking it about another tenant's conversation is
+/// `NotFound`, not that conversation's routing decision (its agent, queue and rule).
+#[test]
+fn routing_another_tenants_conversation_is_not_found() {
+    use touchpoint::routing::{Agent, Capacity, Router, RouterConfig};
+    let router = Arc::new(Router::new(RouterConfig::default()));
+    let agent = Agent::new(AgentId::new("agent-b").unwrap())
+        .with_capacity(Capacity::per_channel([(ChannelKind::WhatsApp, 5)]))
+        .with_status("online");
+    router.upsert_agent(agent, t0()).unwrap();
+    let engine =
+        Engine::builder(Arc::new(InMemoryStore::new())).clock(Arc::new(ManualClock::new(t0()))).router(router).build();
+    let a = TenantId::new("tenant-a").unwrap();
+    let b = TenantId::new("tenant-b").unwrap();
+    let b_main = run(engine.ingest(&b, wa("+447700900200", "b-wa-1", "hello from B"))).unwrap();
+    assert!(b_main.routing.is_some(), "B's conversation was routed at ingest");
+    assert!(run(engine.route_conversation(&b, b_main.conversation)).is_ok());
+    assert_not_found("route_conversation", run(engine.route_conversation(&a, b_main.conversation)));
+    assert_not_found("work_item", run(engine.work_item(&a, b_main.conversation)));
+}

@@ -70,10 +70,12 @@ impl Engine {
     /// routing again at once (its work item is completed or withdrawn).
     pub async fn route_conversation(&self, tenant: &TenantId, conversation: ConversationId) -> Result<RoutingDecision> {
         let router = self.router().ok_or_else(|| Error::Refused("no router is configured for this engine".into()))?;
+        // Read under the caller's tenant first: one router serves every tenant, and its
+        // decision about another tenant's conversation is not the caller's to see.
+        let c = self.conversation(tenant, conversation).await?;
         if let Some(current) = router.decision(WorkItemId::from(conversation), self.now()) {
             return Ok(current);
         }
-        let c = self.conversation(tenant, conversation).await?;
         if !c.status.is_open() {
             return Err(Error::Refused(format!(
                 "conversation {conversation} is {}: reopen it to route it",

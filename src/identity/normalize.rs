@@ -13,6 +13,19 @@ use crate::{Error, Result};
 
 const MAX_PHONE_INPUT: usize = 64;
 
+/// Characters that show nothing (Unicode format characters: soft hyphen, zero-width space and
+/// joiners, direction marks and embeddings, word joiner, invisible operators, byte order mark).
+/// A byte order mark or a zero-width space arrives with a CSV import or a paste; kept, it
+/// would make a second spelling of an address nobody can tell from the first.
+fn invisible(c: char) -> bool {
+    matches!(c, '\u{ad}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{206f}' | '\u{feff}')
+}
+
+/// `raw` without the white space and invisible characters around it.
+fn trim_input(raw: &str) -> &str {
+    raw.trim_matches(|c: char| c.is_whitespace() || invisible(c))
+}
+
 fn phone_error(raw: &str, reason: impl Into<String>) -> Error {
     let shown: String = raw.chars().take(MAX_PHONE_INPUT).collect();
     Error::InvalidAddress { kind: "phone", raw: shown, reason: reason.into() }
@@ -39,7 +52,7 @@ pub fn normalize_phone(raw: &str, default_region: Option<&str>) -> Result<String
     if raw.len() > MAX_PHONE_INPUT {
         return Err(phone_error(raw, format!("longer than {MAX_PHONE_INPUT} bytes")));
     }
-    let trimmed = raw.trim();
+    let trimmed = trim_input(raw);
     if trimmed.is_empty() {
         return Err(phone_error(raw, "empty"));
     }
@@ -205,7 +218,8 @@ fn email_error(raw: &str, reason: impl Into<String>) -> Error {
     Error::InvalidAddress { kind: "email", raw: shown, reason: reason.into() }
 }
 
-/// Normalises an email address: trimmed and lowercased, with an internationalised domain in its
+/// Normalises an email address: trimmed (of white space and of invisible characters such as a
+/// byte order mark; one inside the address is refused) and lowercased, with an internationalised domain in its
 /// ASCII form (`bücher.de` → `xn--bcher-kva.de`, RFC 3492 punycode of the lowercased label; the
 /// full IDNA mapping of compatibility characters is not applied). Display-name forms
 /// (`Ana <a@b>`) are refused: pass the bare address.
@@ -217,7 +231,7 @@ fn email_error(raw: &str, reason: impl Into<String>) -> Error {
 /// assert!(normalize_email("Ana <ana@example.com>").is_err());
 /// ```
 pub fn normalize_email(raw: &str) -> Result<String> {
-    let s = raw.trim();
+    let s = trim_input(raw);
     if s.is_empty() {
         return Err(email_error(raw, "empty"));
     }
@@ -226,6 +240,9 @@ pub fn normalize_email(raw: &str) -> Result<String> {
     }
     if s.chars().any(|c| c.is_whitespace() || c.is_control() || "<>\"(),;[]\\".contains(c)) {
         return Err(email_error(raw, "contains spaces, control characters or a display name; pass the bare address"));
+    }
+    if s.chars().any(invisible) {
+        return Err(email_error(raw, "contains an invisible character (zero-width, direction mark, byte order mark)"));
     }
     let mut parts = s.split('@');
     let (Some(local), Some(domain), None) = (parts.next(), parts.next(), parts.next()) else {
@@ -357,17 +374,17 @@ pub fn normalize_platform_id(scope: Option<&str>, id: &str) -> Result<String> {
         raw: id.chars().take(256).collect(),
         reason: reason.to_owned(),
     };
-    let id = id.trim();
+    let id = trim_input(id);
     if id.is_empty() || id.len() > 256 {
         return Err(err("the id must be 1 to 256 bytes"));
     }
-    if id.chars().any(|c| c.is_control() || c.is_whitespace()) {
-        return Err(err("the id contains spaces or control characters"));
+    if id.chars().any(|c| c.is_control() || c.is_whitespace() || invisible(c)) {
+        return Err(err("the id contains spaces, control or invisible characters"));
     }
-    match scope.map(str::trim) {
+    match scope.map(trim_input) {
         None => Ok(id.to_owned()),
         Some(s) if s.is_empty() || s.len() > 128 => Err(err("the scope must be 1 to 128 bytes")),
-        Some(s) if s.contains(':') || s.chars().any(|c| c.is_control() || c.is_whitespace()) => {
+        Some(s) if s.contains(':') || s.chars().any(|c| c.is_control() || c.is_whitespace() || invisible(c)) => {
             Err(err("the scope must not contain ':', spaces or control characters"))
         }
         Some(s) => Ok(format!("{s}:{id}")),
@@ -541,6 +558,28 @@ mod tests {
         ] {
             assert!(matches!(normalize_email(raw), Err(Error::InvalidAddress { kind: "email", .. })), "{raw:?}");
         }
+    }
+
+    /// A byte order mark or zero-width space around an address (a CSV import, a paste) is
+    /// dropped; one inside it is refused. Kept, either would be a second spelling of the
+    /// address that nobody can see.
+    #[test]
+    fn invisible_characters_make_no_second_spelling() {
+        for raw in ["\u{feff}ana@example.com", "ana@example.com\u{2060}", "\u{200b} Ana@Example.com\u{200d}"] {
+            assert_eq!(normalize_email(raw).unwrap(), "ana@example.com", "{raw:?}");
+        }
+        for raw in [
+            "ana\u{200b}@example.com",
+            "ana@exa\u{200b}mple.com",
+            "an\u{ad}a@example.com",
+            "ana@b\u{fc}cher\u{200e}.de",
+        ] {
+            assert!(matches!(normalize_email(raw), Err(Error::InvalidAddress { kind: "email", .. })), "{raw:?}");
+        }
+        assert_eq!(normalize_platform_id(Some("\u{feff}page-1"), "psid-9\u{200b}").unwrap(), "page-1:psid-9");
+        assert!(normalize_platform_id(None, "psid\u{2060}9").is_err());
+        assert!(normalize_platform_id(Some("pa\u{200b}ge"), "9").is_err());
+        assert_eq!(normalize_phone("\u{feff}+44 20 7946 0958", None).unwrap(), "+442079460958");
     }
 
     #[test]

@@ -18,8 +18,9 @@ use std::str::FromStr;
 #[serde(try_from = "String", into = "String")]
 pub struct LanguageTag(String);
 
+/// The grandfathered tags of RFC 5646 §2.2.8, in their registered (canonical) case.
 const GRANDFATHERED: &[&str] = &[
-    "en-gb-oed",
+    "en-GB-oed",
     "i-ami",
     "i-bnn",
     "i-default",
@@ -33,9 +34,9 @@ const GRANDFATHERED: &[&str] = &[
     "i-tao",
     "i-tay",
     "i-tsu",
-    "sgn-be-fr",
-    "sgn-be-nl",
-    "sgn-ch-de",
+    "sgn-BE-FR",
+    "sgn-BE-NL",
+    "sgn-CH-DE",
     "art-lojban",
     "cel-gaulish",
     "no-bok",
@@ -68,8 +69,8 @@ impl LanguageTag {
         if !lower.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-') {
             return Err(bad(format!("{raw:?} contains characters other than letters, digits and '-'")));
         }
-        if GRANDFATHERED.contains(&lower.as_str()) {
-            return Ok(LanguageTag(lower));
+        if let Some(tag) = GRANDFATHERED.iter().find(|g| g.eq_ignore_ascii_case(&lower)) {
+            return Ok(LanguageTag((*tag).to_owned()));
         }
         let subtags: Vec<&str> = lower.split('-').collect();
         if subtags.iter().any(|s| s.is_empty() || s.len() > 8) {
@@ -265,6 +266,11 @@ mod tests {
             ("en-US-x-twain", "en-US-x-twain"),
             ("x-whatever", "x-whatever"),
             ("i-klingon", "i-klingon"),
+            // Grandfathered tags keep their registered case (§2.1.1: "sgn-BE-FR").
+            ("sgn-be-fr", "sgn-BE-FR"),
+            ("SGN-CH-DE", "sgn-CH-DE"),
+            ("en-gb-OED", "en-GB-oed"),
+            ("ZH-min-NAN", "zh-min-nan"),
             ("EN_us", "en-US"),
             ("PT-br", "pt-BR"),
         ] {
