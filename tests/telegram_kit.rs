@@ -569,3 +569,29 @@ fn content_telegram_cannot_send_is_refused_with_the_field() {
         "sendContact"
     );
 }
+
+/// A sticker the kit read (its emoji kept as caption), rendered for Telegram, is sendable by
+/// the kit: `sendSticker` takes no caption, so the capabilities say so and the renderer sends
+/// the caption as a text after the sticker.
+#[test]
+fn a_sticker_rendered_for_telegram_can_be_sent_back_by_the_kit() {
+    use touchpoint::channel::{Capabilities, RenderedPart, render};
+    let events = parse("sticker.json");
+    let sticker = events[0].message().unwrap().content.clone();
+    let parts = render(&sticker, &Capabilities::telegram()).unwrap();
+    assert_eq!(parts.len(), 2, "the sticker, then its emoji as text: {parts:?}");
+    for part in parts {
+        let content = match part {
+            RenderedPart::Media { media, url, mime_type, caption, filename } => {
+                assert_eq!(caption, None);
+                Content::Media { media, url, mime_type, caption, filename }
+            }
+            RenderedPart::Text { body } => {
+                assert_eq!(body, "😢");
+                Content::text(body)
+            }
+            other => panic!("unexpected part {other:?}"),
+        };
+        send_requests(7000000001, &content, &SendOptions::default()).unwrap();
+    }
+}

@@ -434,7 +434,11 @@ impl Capabilities {
                 (MediaKind::Audio, None),
                 (MediaKind::Document, None),
                 (MediaKind::Sticker, None),
-            ]),
+            ])
+            .into_iter()
+            // `sendSticker` takes no caption: it follows as text.
+            .map(|m| MediaSupport { caption: m.kind != MediaKind::Sticker, ..m })
+            .collect(),
             media_captions: true,
             caption: Some(Limit::utf16_units(1024)),
             buttons: Some(ChoiceLimits {
