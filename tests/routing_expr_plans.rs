@@ -640,3 +640,51 @@ fn a_toml_plan_takes_expressions_in_both_forms() {
     let d = r.submit(item(1, ChannelKind::WhatsApp, "es"), t0()).unwrap();
     assert_eq!((assigned_to(&d).as_deref(), d.rule.as_deref()), (Some("high"), Some("whatsapp billing")));
 }
+
+// ---------------------------------------------------------------------------------------------
+// `pool.available` counts whom the item could go to now, as `no_available_agents` does
+
+fn overflow_after(skip: &str, delayed_member: bool) -> Vec<(WorkItemId, String)> {
+    use touchpoint::routing::{OfferPolicy, Outcome, QueueMembership};
+    let r = Router::new(RouterConfig::default());
+    r.upsert_queue(Queue::new(qid("support")).with_offers(OfferPolicy::offers(1, TimeDelta::seconds(60)))).unwrap();
+    r.upsert_queue(Queue::new(qid("overflow"))).unwrap();
+    let x = if delayed_member {
+        // In the queue, but only for items that waited 5 minutes.
+        Agent::new(aid("x"))
+            .with_membership(QueueMembership { queue: qid("support"), priority: 1, delay: TimeDelta::minutes(5) })
+            .with_capacity(Capacity::per_channel([(ChannelKind::WebChat, 1)]))
+            .with_status("online")
+    } else {
+        chat_agent("x", "support", 1)
+    };
+    r.upsert_agent(x, t0()).unwrap();
+    r.upsert_agent(chat_agent("o", "overflow", 1), t0()).unwrap();
+    let plan = Plan::from_json(&format!(
+        r#"{{"rules": [{{"name": "r", "steps": [
+            {{"pool": {{"queues": ["support"]}}, "dwell": 10}},
+            {{"pool": {{"queues": ["support"]}}, "dwell": 600, "skip_if": {skip}}},
+            {{"pool": {{"queues": ["overflow"]}}}}]}}]}}"#
+    ))
+    .unwrap();
+    r.set_plan(plan, t0()).unwrap();
+    let d = r.submit(chat(1, "support", t0()), t0()).unwrap();
+    if !delayed_member {
+        // x declines: the item may not go to x again.
+        assert!(matches!(d.outcome, Outcome::Offered(_)), "{d:?}");
+        r.decline(wid(1), &aid("x"), at(1)).unwrap();
+    }
+    assignments(&r.tick(at(10)))
+}
+
+/// An agent who declined the item, or whose queue delay has not passed, is not available for
+/// it: the expression and the built-in guard skip the step alike.
+#[test]
+fn pool_available_leaves_out_agents_the_item_cannot_go_to_now() {
+    for delayed_member in [false, true] {
+        for skip in [r#""no_available_agents""#, r#"{"expr": "pool.available == 0"}"#] {
+            let got = overflow_after(skip, delayed_member);
+            assert_eq!(got, vec![(wid(1), "o".to_owned())], "skip_if {skip}, delayed member: {delayed_member}");
+        }
+    }
+}

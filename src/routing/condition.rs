@@ -79,7 +79,8 @@
 //! * `queue.*` is the queue the item waits in (a step naming queues waits in its first);
 //!   `queue.estimated_wait` is missing before the queue's first assignment.
 //! * `pool.available` counts the agents of the step's pool that are eligible and could take the
-//!   item now (presence, shift and capacity; Twilio's `workers.available`); `pool.signed_in`
+//!   item now (presence, shift and capacity; not those who declined it or are still in their
+//!   queue's delay; Twilio's `workers.available`); `pool.signed_in`
 //!   those not offline and not off shift ([`Agent::schedule`](super::Agent::schedule)).
 //! * `schedule(name)` reads the router's calendars ([`Router::set_calendars`]) at the `now`
 //!   passed to the operation — never the system clock. `opens_in` is `0s` while open,

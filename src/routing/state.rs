@@ -2704,20 +2704,39 @@ impl State {
     }
 
     /// Agents of item `i`'s current pool that are eligible and could take it now, and those
-    /// signed in (by profile counts; declines and queue delays are not subtracted).
+    /// signed in (by profile counts, less the agents the item may not go to now).
     pub fn pool_counts(&self, i: u32, now_ms: i64) -> (i64, i64) {
         let Some(slot) = self.items[i as usize].as_ref() else { return (0, 0) };
         let chidx = self.index.first().and_then(|s| s.chans.get(slot.chan));
+        // Available counts whom the item could be given to now, as the candidate search finds
+        // them: not an agent still in its queue delay, nor one it may not go to (who declined
+        // it, or was taken off it).
+        let age = now_ms - slot.eligible_ms;
+        let delays = self.queues.at(slot.qi).map_or(&[][..], |q| &q.delays[..]);
+        let delayed = |p: usize| delays.iter().any(|&(q, d)| q == p && d > age);
         let (mut available, mut signed) = (0i64, 0i64);
         for t in &slot.tiers {
             t.mask.for_each(|p| {
                 signed += i64::from(self.signed_in.get(p).copied().unwrap_or(0));
-                available += chidx.map_or(0, |c| c.len(p)) as i64;
+                if !delayed(p) {
+                    available += chidx.map_or(0, |c| c.len(p)) as i64;
+                }
             });
+        }
+        let excluded = &slot.item.excluded;
+        for (k, id) in excluded.iter().enumerate() {
+            let Some(ag) = self.agent_ids.get(id).and_then(|a| self.agents[*a as usize].as_ref()) else { continue };
+            let counted = slot.tiers.iter().any(|t| t.mask.get(ag.profile))
+                && !delayed(ag.profile)
+                && ag.can_take(slot.chan, &self.channels).is_ok();
+            if counted && !excluded[..k].contains(id) {
+                available -= 1;
+            }
         }
         for ag in self.named_outside_masks(slot, now_ms) {
             signed += i64::from(!ag.status.offline);
-            available += i64::from(ag.can_take(slot.chan, &self.channels).is_ok());
+            let free = ag.can_take(slot.chan, &self.channels).is_ok();
+            available += i64::from(free && !delayed(ag.profile) && !excluded.contains(&ag.id));
         }
         (available, signed)
     }
