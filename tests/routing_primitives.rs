@@ -1525,3 +1525,25 @@ fn a_freed_agent_takes_the_items_that_prefer_it_in_the_queues_order() {
     // Earliest due first: item 3 (due at 60 s) before item 2 (due at 600 s).
     assert_eq!(assignments(&ev), vec![(wid(3), "ana".into())]);
 }
+
+/// The attribute ranker orders by the attribute's value, however small the difference or
+/// large the number (error rates of 0.0001, points in the trillions, negative scores).
+#[test]
+fn the_attribute_ranker_orders_by_exact_value() {
+    let cases: [(&str, [f64; 2], SortOrder, &str); 4] = [
+        ("error_rate", [0.0009, 0.0001], SortOrder::Asc, "b"),
+        ("points", [1e13, 2e13], SortOrder::Desc, "b"),
+        ("score", [-3.4, -3.5], SortOrder::Asc, "b"),
+        ("score", [-0.0, 1e-300], SortOrder::Desc, "b"),
+    ];
+    for (key, [va, vb], order, want) in cases {
+        let r = router(&["support"]);
+        r.upsert_agent(chat_agent("a", "support", 1).with_attribute(key, va), t0()).unwrap();
+        r.upsert_agent(chat_agent("b", "support", 1).with_attribute(key, vb), t0()).unwrap();
+        let ranker = Ranker::new([RankKey::Attribute { key: key.into(), order }]);
+        r.set_plan(Plan::new([Rule::new("r", [Step::new(Pool::queues([qid("support")])).ranked(ranker)])]), t0())
+            .unwrap();
+        let d = r.submit(chat(1, "support", t0()), t0()).unwrap();
+        assert_eq!(assigned_to(&d).as_deref(), Some(want), "{key} {va} vs {vb}, {order:?}");
+    }
+}

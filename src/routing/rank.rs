@@ -239,12 +239,21 @@ pub(crate) fn static_value(key: &RankKey, p: &AgentProfile) -> i64 {
                 Some(Value::Bool(b)) => Some(f64::from(u8::from(*b))),
                 _ => None,
             };
-            match (v, order) {
+            match (v.map(ordered), order) {
                 (None, _) => i64::MAX,
-                (Some(v), SortOrder::Asc) => (v * 1000.0).clamp(-9e15, 9e15) as i64,
-                (Some(v), SortOrder::Desc) => (-v * 1000.0).clamp(-9e15, 9e15) as i64,
+                (Some(k), SortOrder::Asc) => k,
+                (Some(k), SortOrder::Desc) => -k,
             }
         }
         _ => 0,
     }
+}
+
+/// An `i64` in the order of `v`'s value, for every finite `v`: no two values tie (the sign bit
+/// first, then the magnitude's bits, reversed for negatives), and none reaches `i64::MAX` (a
+/// missing value) or, negated, overflows.
+fn ordered(v: f64) -> i64 {
+    // `+ 0.0` makes -0.0 the same key as 0.0.
+    let bits = (v + 0.0).to_bits() as i64;
+    if bits < 0 { bits ^ i64::MAX } else { bits }
 }
