@@ -1167,3 +1167,37 @@ fn shared_types_are_send_and_sync() {
         .collect();
     assert!(handles.into_iter().all(|h| h.join().unwrap()));
 }
+
+struct IntEverywhere;
+
+impl Bindings for IntEverywhere {
+    fn get(&self, _slot: Slot) -> ValueRef<'_> {
+        ValueRef::Int(7)
+    }
+}
+
+/// A binding of another type than declared is a `Binding` error when a function reads it too,
+/// as in a comparison: the host's bug is not hidden behind a function's answer.
+#[test]
+fn bindings_of_another_type_passed_to_a_function_give_a_binding_error() {
+    let mut b = Schema::builder();
+    b.declare("item.customer", Type::STR).unwrap();
+    b.declare("item.tags", Type::List(ScalarType::Str)).unwrap();
+    b.function(Function::new("vip", [Type::STR], Type::BOOL, |args| match args {
+        [ValueRef::Str(c)] => Ok(Value::Bool(c.starts_with("vip-"))),
+        _ => Ok(Value::Missing),
+    }))
+    .unwrap();
+    b.function(Function::new("tagged", [Type::List(ScalarType::Str)], Type::BOOL, |args| match args {
+        [ValueRef::List(_)] => Ok(Value::Bool(true)),
+        _ => Ok(Value::Missing),
+    }))
+    .unwrap();
+    let s = b.build();
+    for src in [r#"item.customer == "vip-1""#, "vip(item.customer)", "tagged(item.tags)", "not vip(item.customer)"] {
+        let err = expr_error(compile(&s, src).eval(&IntEverywhere).unwrap_err());
+        assert_eq!(err.kind(), ExprErrorKind::Binding, "{src}");
+    }
+    let err = expr_error(compile(&s, "vip(item.customer)").eval(&IntEverywhere).unwrap_err());
+    assert_eq!(err.to_string(), "bindings returned an int for item.customer, declared string");
+}

@@ -781,16 +781,16 @@ impl CompiledExpr {
                 let path = self.schema.slot_path(*s).map(ToString::to_string).unwrap_or_default();
                 match (v, self.schema.slot_type(*s)) {
                     (Val::Key(_, k), Some(Type::Map(t))) => {
-                        format!("bindings returned a {} for {path}[{k:?}], declared {t}", got.kind_name())
+                        format!("bindings returned {} for {path}[{k:?}], declared {t}", a_kind(got))
                     }
-                    (_, Some(t)) => format!("bindings returned a {} for {path}, declared {t}", got.kind_name()),
-                    _ => format!("bindings returned a {} for {path}, expected {want}", got.kind_name()),
+                    (_, Some(t)) => format!("bindings returned {} for {path}, declared {t}", a_kind(got)),
+                    _ => format!("bindings returned {} for {path}, expected {want}", a_kind(got)),
                 }
             }
             Val::Call(c) => {
-                format!("function {} returned a {}, declared {want}", describe_fn(&c.function), got.kind_name())
+                format!("function {} returned {}, declared {want}", describe_fn(&c.function), a_kind(got))
             }
-            Val::Const(_) | Val::Cond(_) => format!("a {} was found where a {want} was expected", got.kind_name()),
+            Val::Const(_) | Val::Cond(_) => format!("{} was found where a {want} was expected", a_kind(got)),
         };
         ExprError::new(ExprErrorKind::Binding, what)
     }
@@ -1216,6 +1216,24 @@ impl<'s, B: Bindings + ?Sized> Eval<'s, B> {
         let mut args = [ValueRef::Missing; MAX_FUNCTION_PARAMS];
         for (((dst, a), o), param) in args.iter_mut().zip(call.args.iter()).zip(owned.iter()).zip(f.params.iter()) {
             *dst = if let Val::Call(_) = a { o.as_ref() } else { self.get(a) };
+            // A binding of another type than declared fails here as in a comparison, before
+            // the function sees it.
+            let checked = match (*param, *dst) {
+                (_, ValueRef::Missing) | (Type::List(_), ValueRef::List(_)) => Ok(()),
+                (Type::Scalar(t), got) => self.x.check(a, got, t),
+                (_, got) => Err(ExprError::new(
+                    ExprErrorKind::Binding,
+                    format!(
+                        "bindings returned {} for an argument of {}, declared {param}",
+                        a_kind(got),
+                        describe_fn(f)
+                    ),
+                )),
+            };
+            if let Err(e) = checked {
+                self.fail(e);
+                return Value::Missing;
+            }
             // The compiler let an int stand for a float parameter: it arrives as a float.
             if let (ValueRef::Int(i), Type::Scalar(ScalarType::Float)) = (*dst, param) {
                 *dst = ValueRef::Float(i as f64);
@@ -1251,6 +1269,13 @@ impl<'s, B: Bindings + ?Sized> Eval<'s, B> {
         }
         out
     }
+}
+
+/// The value's kind with its article: "an int", "a string".
+fn a_kind(v: ValueRef<'_>) -> String {
+    let kind = v.kind_name();
+    let article = if kind.starts_with(['a', 'e', 'i', 'o', 'u']) { "an" } else { "a" };
+    format!("{article} {kind}")
 }
 
 fn describe_fn(f: &Function) -> String {
