@@ -688,3 +688,38 @@ fn pool_available_leaves_out_agents_the_item_cannot_go_to_now() {
         }
     }
 }
+
+/// An eligibility condition is split into its agent-only and item parts for speed; the parts
+/// share the one evaluation budget of the whole, so a condition whose evaluation runs out of
+/// budget counts as no in routing as it does evaluated whole.
+#[test]
+fn an_eligibility_condition_past_its_budget_counts_as_no_in_routing_too() {
+    use touchpoint::routing::expr::{Schema, Values};
+    let r = router(&["support"]);
+    r.declare_attribute("agent.teams", Type::List(ScalarType::Str)).unwrap();
+    r.declare_attribute("agent.codes", Type::List(ScalarType::Str)).unwrap();
+    r.declare_attribute("item.code", Type::STR).unwrap();
+    let teams: Vec<String> = (0..6000).map(|i| format!("t{i}")).collect();
+    let codes: Vec<String> = (0..6000).map(|i| format!("c{i}")).collect();
+    let agent =
+        chat_agent("a", "support", 1).with_attribute("teams", teams.clone()).with_attribute("codes", codes.clone());
+    r.upsert_agent(agent, t0()).unwrap();
+    let cond = r#""t5999" in agent.teams and item.code in agent.codes"#;
+    // Evaluated whole, each list scan takes ~6,000 of the 10,000 steps.
+    let mut b = Schema::builder();
+    b.declare("agent.teams", Type::List(ScalarType::Str)).unwrap();
+    b.declare("agent.codes", Type::List(ScalarType::Str)).unwrap();
+    b.declare("item.code", Type::STR).unwrap();
+    let s = b.build();
+    let mut v = Values::new(&s);
+    v.set("agent.teams", teams).unwrap().set("agent.codes", codes).unwrap().set("item.code", "c5999").unwrap();
+    let whole = s.compile(cond).unwrap().eval(&v);
+    assert!(matches!(&whole, Err(Error::Expression(e)) if e.kind() == ExprErrorKind::Budget), "{whole:?}");
+    let plan = Plan::new([Rule::new("r", [Step::new(Pool::queues([qid("support")])).eligible(Term::expr(cond))])]);
+    r.set_plan(plan, t0()).unwrap();
+    let d = r.submit(chat(1, "support", t0()).with_attribute("code", "c5999"), t0()).unwrap();
+    assert_eq!(assigned_to(&d), None, "{d:?}");
+    // Within budget, the same split condition routes.
+    let d = r.submit(chat(2, "support", t0()).with_attribute("code", "c1"), t0()).unwrap();
+    assert_eq!(assigned_to(&d).as_deref(), Some("a"), "{d:?}");
+}

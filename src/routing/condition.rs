@@ -515,9 +515,16 @@ impl Compiled {
         Self::run(&self.whole, &self.ctx, env)
     }
 
-    /// Whether part `e` (of this condition) holds.
-    pub fn part_holds(&self, e: &CompiledExpr, env: &Env<'_>) -> bool {
-        Self::run(e, &self.ctx, env)
+    /// Whether part `e` (of this condition) holds within `budget` steps, and the steps it took:
+    /// the parts of an eligibility condition share the one budget the whole condition has.
+    pub fn part_holds(&self, e: &CompiledExpr, env: &Env<'_>, budget: u64) -> (bool, u64) {
+        let (truth, used) = e.eval_counted(&Bound { fields: &self.ctx.fields, env }, budget);
+        (truth.is_ok_and(|t| t.is_true()), used)
+    }
+
+    /// The evaluation budget of the whole condition (its schema's).
+    pub fn budget(&self) -> u64 {
+        self.whole.schema().limits().eval_budget
     }
 
     fn run(e: &CompiledExpr, ctx: &Ctx, env: &Env<'_>) -> bool {

@@ -735,11 +735,18 @@ impl CompiledExpr {
 
     /// Evaluates with an explicit budget in steps (see [`Limits::eval_budget`](super::Limits::eval_budget)).
     pub fn eval_with_budget<B: Bindings + ?Sized>(&self, bindings: &B, budget: u64) -> crate::Result<Truth> {
+        self.eval_counted(bindings, budget).0
+    }
+
+    /// [`eval_with_budget`](Self::eval_with_budget), and the steps it took (all of them when
+    /// it failed): parts of one condition evaluated apart share one budget through this.
+    pub(crate) fn eval_counted<B: Bindings + ?Sized>(&self, bindings: &B, budget: u64) -> (crate::Result<Truth>, u64) {
         let mut ev = Eval { x: self, b: bindings, left: budget, budget, error: None };
         let t = ev.cond(&self.root);
+        let used = budget - ev.left;
         match ev.error {
-            None => Ok(t),
-            Some(e) => Err(e.into()),
+            None => (Ok(t), used),
+            Some(e) => (Err(e.into()), budget),
         }
     }
 
