@@ -837,3 +837,54 @@ fn a_handler_patch_of_a_routed_conversation_is_refused_and_the_router_moves_it()
     let c = run(engine.update_conversation(&tenant, first.conversation, set)).unwrap();
     assert_eq!(c.handler, Some(Handler::Agent(ana)));
 }
+
+/// The work item is on the channel the customer last wrote on: an agent's answer by email to a
+/// WhatsApp conversation does not make it email work (capacity and eligibility are per channel).
+#[test]
+fn the_work_item_is_on_the_channel_the_customer_last_wrote_on() {
+    run(async {
+        let clock = Arc::new(ManualClock::new(Utc.with_ymd_and_hms(2026, 3, 2, 9, 0, 0).unwrap()));
+        let engine = Engine::builder(Arc::new(InMemoryStore::new())).clock(clock.clone()).build();
+        let t = TenantId::new("acme").unwrap();
+        let wa = |id: &str| {
+            InboundMessage::new(
+                ChannelKind::WhatsApp,
+                EndpointId::new("wa-main").unwrap(),
+                Address::phone("+14155550101"),
+                id,
+                Content::text("hello"),
+            )
+        };
+        let o = engine.ingest(&t, wa("wamid.1")).await.unwrap();
+        let mail = engine
+            .link_identity(
+                &t,
+                o.customer,
+                ChannelKind::Email,
+                Address::email("ana@example.com"),
+                Verification::Verified,
+            )
+            .await
+            .unwrap();
+        clock.advance(chrono::Duration::minutes(1));
+        let out = touchpoint::OutboundMessage::agent(AgentId::new("ana").unwrap(), Content::text("see my email"))
+            .via(EndpointId::new("support-inbox").unwrap(), mail.id);
+        engine.record_outbound(&t, o.conversation, out).await.unwrap();
+        let item = engine.work_item(&t, o.conversation).await.unwrap();
+        assert_eq!(item.channel, ChannelKind::WhatsApp);
+        // The customer answers by email (to our reply address): now it is email work.
+        clock.advance(chrono::Duration::minutes(1));
+        let token = engine.conversation(&t, o.conversation).await.unwrap().reply_token;
+        let reply = InboundMessage::new(
+            ChannelKind::Email,
+            EndpointId::new("support-inbox").unwrap(),
+            Address::email("ana@example.com"),
+            "<r1@example.com>",
+            Content::text("got it"),
+        )
+        .with_thread(ThreadHints { reply_token: Some(token), ..ThreadHints::default() });
+        let again = engine.ingest(&t, reply).await.unwrap();
+        assert_eq!(again.conversation, o.conversation, "the customer's open conversation goes on");
+        assert_eq!(engine.work_item(&t, o.conversation).await.unwrap().channel, ChannelKind::Email);
+    });
+}

@@ -47,8 +47,15 @@ impl Engine {
     async fn work_item_of(&self, tenant: &TenantId, c: &crate::model::Conversation) -> Result<WorkItem> {
         let customer = self.customer(tenant, c.customer).await?;
         let now = self.now();
-        let channel =
-            c.channels.iter().max_by_key(|u| u.last_at).map_or_else(|| c.origin.clone(), |u| u.channel.clone());
+        // The channel the customer last wrote on (an agent's answer on another channel does not
+        // move the work there); without an inbound message, the latest used.
+        let inbound = match &c.last_inbound_via {
+            Some((_, identity)) => self.store().identity(tenant, *identity).await?.map(|i| i.channel),
+            None => None,
+        };
+        let channel = inbound.unwrap_or_else(|| {
+            c.channels.iter().max_by_key(|u| u.last_at).map_or_else(|| c.origin.clone(), |u| u.channel.clone())
+        });
         let mut item = WorkItem::new(WorkItemId::from(c.id), channel, now).with_conversation_priority(c.priority);
         item.created_at = c.created_at;
         item.eligible_since = c.waiting_since.unwrap_or(now);
