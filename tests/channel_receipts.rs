@@ -360,3 +360,17 @@ fn an_email_receipt_finds_its_message_whether_or_not_the_message_id_has_angle_br
     let report = block_on(apply_receipts(&w.engine, &tenant(), &[receipt])).unwrap();
     assert_eq!(w.state(m.id), DeliveryState::Delivered, "report: {report:?}");
 }
+
+/// A host that keeps an email Message-ID as sent (`<…>`) and passes its own records in: a
+/// receipt naming that id, with or without the brackets, finds the message.
+#[test]
+fn plan_receipts_matches_email_ids_however_the_host_spelled_them() {
+    let m = outbound(1, ChannelKind::Email, "support-inbox", conv(1), Some("<out-1@acme.example>"), t0());
+    for id in ["<out-1@acme.example>", "out-1@acme.example"] {
+        let receipt = Receipt::new(ChannelKind::Email, id, DeliveryState::Delivered, secs(5));
+        let plan = plan_receipts(&[receipt], std::slice::from_ref(&m), &[]).unwrap();
+        assert!(plan.unmatched.is_empty(), "{id}: {:?}", plan.unmatched);
+        assert_eq!(plan.updates.len(), 1, "{id}");
+        assert_eq!(plan.updates[0].to, DeliveryState::Delivered);
+    }
+}

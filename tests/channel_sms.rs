@@ -148,3 +148,22 @@ proptest! {
         }
     }
 }
+
+/// One SMS rendered under `Capabilities::sms()` costs about 24 parts at most: an emoji is two
+/// UCS-2 units, so 1,600 of them are two provider messages, not one of 49 parts. (A part holds
+/// 67 units and an emoji is never split, so a text of emoji alone takes 25.)
+#[test]
+fn the_sms_capabilities_keep_one_message_within_24_ucs2_parts() {
+    use touchpoint::channel::{Capabilities, RenderedPart, render};
+    use touchpoint::model::Content;
+    for (text, most) in [("😀".repeat(1600), 25), ("ж".repeat(1600), 24), ("a".repeat(3000), 11)] {
+        let parts = render(&Content::text(text.clone()), &Capabilities::sms()).unwrap();
+        let mut joined = String::new();
+        for p in &parts {
+            let RenderedPart::Text { body } = p else { panic!("{p:?}") };
+            assert!(count_segments(body) <= most, "one provider message costs {} SMS parts", count_segments(body));
+            joined.push_str(body);
+        }
+        assert_eq!(joined.replace(char::is_whitespace, ""), text, "nothing lost");
+    }
+}

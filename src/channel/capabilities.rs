@@ -459,11 +459,14 @@ impl Capabilities {
         }
     }
 
-    /// SMS through Twilio (§2): text ≤ 1600 characters (sent as up to 11 GSM-7 or 24 UCS-2
-    /// parts — set [`text`](Capabilities::text) to [`Limit::sms_segments`] to cap the cost); no
-    /// media (see [`mms`](Capabilities::mms)), buttons, typing or read receipts; no reply window.
+    /// SMS through Twilio (§2): text ≤ 1600 UTF-16 units, so an emoji counts twice, as in UCS-2
+    /// (sent as up to 24 UCS-2 parts, 25 for emoji alone, which no part boundary splits; or 11
+    /// GSM-7 parts, 22 if every character is from the
+    /// GSM extension table like `€` — set [`text`](Capabilities::text) to
+    /// [`Limit::sms_segments`] to cap the cost); no media (see [`mms`](Capabilities::mms)),
+    /// buttons, typing or read receipts; no reply window.
     pub fn sms() -> Self {
-        Capabilities { text: Some(Limit::characters(1600)), ..Capabilities::text_only(ChannelKind::Sms) }
+        Capabilities { text: Some(Limit::utf16_units(1600)), ..Capabilities::text_only(ChannelKind::Sms) }
     }
 
     /// SMS with MMS media (US and Canada, §2.4): as [`sms`](Capabilities::sms) plus images up to

@@ -170,7 +170,10 @@ pub fn plan_receipts(
     let by_provider_id: HashMap<(&ChannelKind, &str), usize> = outbound
         .iter()
         .enumerate()
-        .filter_map(|(i, m)| m.external_id.as_deref().map(|x| ((&m.channel, x), i)))
+        // Both sides spelled alike: an email Message-ID with or without its angle brackets.
+        .filter_map(|(i, m)| {
+            m.external_id.as_deref().map(|x| ((&m.channel, crate::engine::provider_id(&m.channel, x)), i))
+        })
         .collect();
     let mut state: Vec<DeliveryState> = outbound.iter().map(|m| m.delivery.clone()).collect();
     let mut plan = ReceiptPlan::default();
