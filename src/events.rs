@@ -50,7 +50,8 @@ pub enum Event {
         customer: CustomerId,
     },
     /// A contact looked like an existing customer on an unverified key; it was not linked.
-    /// Raised once per pair: the customer keeps it in
+    /// Raised once per pair of customers, by whichever claimed the other's address first: that
+    /// customer keeps it in
     /// [`Customer::suspected_duplicates`](crate::model::Customer::suspected_duplicates).
     DuplicateSuspected {
         /// The customer the contact was resolved to.
@@ -96,7 +97,8 @@ pub enum Event {
         /// The conversation it follows, if any.
         previous: Option<ConversationId>,
     },
-    /// A resolved (or snoozed, pending) conversation came back to open because the customer wrote.
+    /// A resolved or snoozed conversation came back to open because the customer wrote (a
+    /// pending one stays pending).
     ConversationReopened {
         /// The conversation.
         conversation: ConversationId,

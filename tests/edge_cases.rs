@@ -1673,3 +1673,40 @@ fn concurrent_first_messages_in_both_spellings_of_a_brazilian_mobile_make_one_id
         assert_eq!(h.count("identities"), 1, "round {round}");
     }
 }
+
+/// Once per pair means once for the two customers, whichever of them claims the other's
+/// address first: a suspicion the other one raised is not raised again the other way round.
+#[test]
+fn a_suspicion_is_raised_once_for_the_two_customers_whoever_claims_first() {
+    let h = Harness::new();
+    let wa = |id: &str| {
+        InboundMessage::new(
+            ChannelKind::WhatsApp,
+            EndpointId::new("wa-main").unwrap(),
+            Address::phone("+14155550100"),
+            id,
+            Content::text("hi"),
+        )
+    };
+    let x = h.ingest(wa("wamid.1"));
+    let y = h.ingest(
+        email("y@example.com", "<y1@example.com>", "it's me")
+            .with_claim(CustomerKey::Phone("+14155550100".into()), Verification::Unverified),
+    );
+    assert_eq!(y.suspected_duplicates, [x.customer]);
+    let again =
+        h.ingest(wa("wamid.2").with_claim(CustomerKey::Email("y@example.com".into()), Verification::Unverified));
+    assert_eq!(again.customer, x.customer);
+    // The outcome still names the suspect; the event and the record are the first's alone.
+    assert_eq!(again.suspected_duplicates, [y.customer]);
+    let raised: Vec<(CustomerId, CustomerId)> = h
+        .event_kinds()
+        .iter()
+        .filter_map(|e| match e {
+            touchpoint::events::Event::DuplicateSuspected { customer, resembles } => Some((*customer, *resembles)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(raised, [(y.customer, x.customer)]);
+    assert!(h.customer(x.customer).suspected_duplicates.is_empty());
+}

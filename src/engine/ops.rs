@@ -525,7 +525,8 @@ impl Engine {
     /// With a router, a conversation resolved or closed leaves routing: the router completes
     /// its work item when an agent has it (their capacity frees for the next waiting
     /// conversation, and the conversation no longer has a handler) and withdraws it otherwise.
-    /// One reopened (resolved or closed, now `Open`) with no handler goes back to routing, as a
+    /// One reopened (resolved, now `Open`; a closed one cannot be) with no handler goes back to
+    /// routing, as a
     /// new message would take it. A new priority reaches the conversation's work item
     /// ([`Router::update_item`]): a waiting conversation takes its new place in the queue at
     /// once.
@@ -656,8 +657,10 @@ impl Engine {
 
     /// Attaches an address to a customer (an agent recording a phone number, a verified email
     /// from the host's sign-up). Returns the identity; linking an address the customer already
-    /// has returns it unchanged. An address that belongs to another customer is refused: move it
-    /// explicitly with [`Engine::move_identity`].
+    /// has returns it unchanged. An address another customer has on the same channel is
+    /// refused (move it explicitly with [`Engine::move_identity`]), and so is a verified or
+    /// carrier-asserted link of an address another customer holds at a trusted level; an
+    /// unverified link of such an address is allowed (it proves nothing and joins no one).
     pub async fn link_identity(
         &self,
         tenant: &TenantId,
@@ -787,7 +790,8 @@ impl Engine {
     }
 
     /// Merges two customers in one commit: the survivor (by `rule`) keeps its values and fills
-    /// blanks from the other; identities and conversations move to it; the absorbed customer
+    /// blanks from the other, except that it is blocked if either was and, per channel, the
+    /// more recent consent wins; identities and conversations move to it; the absorbed customer
     /// becomes an alias (late references to its id still resolve); a `CustomersMerged` event is
     /// emitted. Refused when both have different external ids.
     pub async fn merge_customers(

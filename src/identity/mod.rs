@@ -561,10 +561,17 @@ pub(crate) async fn resolve(
             }
         }
     }
-    // A suspicion is raised once: the customer keeps the ones raised, so the same claim on
-    // every later message is listed in the outcome again without a second event.
-    let raised: Vec<CustomerId> =
-        suspects.iter().copied().filter(|c| !customer.suspected_duplicates.contains(c)).collect();
+    // A suspicion is raised once per pair: the customer keeps the ones raised, so the same
+    // claim on every later message is listed in the outcome again without a second event; and
+    // one the other customer already raised about this one is not raised the other way round.
+    let mut raised: Vec<CustomerId> = Vec::new();
+    for &c in suspects.iter().filter(|c| !customer.suspected_duplicates.contains(c)) {
+        let raised_by_other =
+            store.customer(tenant, c).await?.is_some_and(|o| o.suspected_duplicates.contains(&customer.id));
+        if !raised_by_other {
+            raised.push(c);
+        }
+    }
     let mut customer = customer;
     if !raised.is_empty() {
         let write = customer_write.get_or_insert_with(|| {
