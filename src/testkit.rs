@@ -290,6 +290,44 @@ pub async fn trusted_addresses_link_one_customer(store: &dyn Store) {
         .expect("a holder of one spelling may add identities on it");
 }
 
+/// `customers_by_address` names each customer once, with the strongest verification among its
+/// identities on the address, whatever the order they were written in.
+pub async fn customers_by_address_reports_the_strongest_verification(store: &dyn Store) {
+    let t = tenant();
+    let a = sample_customer(&t);
+    let b = sample_customer(&t);
+    commit(
+        store,
+        &t,
+        ChangeSet { customers: vec![Write::insert(a.clone()), Write::insert(b.clone())], ..Default::default() },
+    )
+    .await
+    .expect("insert");
+    let phone = "+14155550199";
+    // One at a time, the strongest neither first nor last.
+    for (customer, channel, verification) in [
+        (&a, ChannelKind::WebChat, Verification::Unverified),
+        (&b, ChannelKind::InApp, Verification::Unverified),
+        (&a, ChannelKind::Sms, Verification::Verified),
+        (&a, ChannelKind::WhatsApp, Verification::CarrierAsserted),
+        (&a, ChannelKind::Voice, Verification::Unverified),
+    ] {
+        let identity = sample_identity(customer, channel, AddressKind::Phone, phone, verification);
+        commit(store, &t, ChangeSet { identities: vec![Write::insert(identity)], ..Default::default() })
+            .await
+            .expect("insert");
+    }
+    let key = LinkKey(NormalizedAddress { kind: AddressKind::Phone, value: phone.into() });
+    let mut holders = store.customers_by_address(&t, &key).await.expect("holders");
+    holders.sort();
+    let mut expected = vec![(a.id, Verification::Verified), (b.id, Verification::Unverified)];
+    expected.sort();
+    assert_eq!(
+        holders, expected,
+        "each customer must be reported once, with the strongest verification among its identities"
+    );
+}
+
 /// The external id is unique per tenant and can move in one commit.
 pub async fn external_ids_are_unique(store: &dyn Store) {
     let t = tenant();
@@ -400,6 +438,43 @@ pub async fn thread_keys_move_only_from_the_replaced_conversation(store: &dyn St
     assert_eq!(store.conversation_by_thread_key(&t, &key).await.expect("read"), Some(two.id));
 }
 
+/// Thread keys: a claim that names a conversation it replaces takes a key that nobody holds,
+/// as a first claim would (the replaced conversation may have been deleted with its keys).
+pub async fn thread_keys_replacing_claims_take_unheld_keys(store: &dyn Store) {
+    let t = tenant();
+    let c = sample_customer(&t);
+    let [old, new, gone] = [sample_conversation(&c), sample_conversation(&c), sample_conversation(&c)];
+    let never_held = ThreadKey::EmailMessageId("never-held@example.com".into());
+    let freed = ThreadKey::ProviderThread(ChannelKind::Messenger, "thread-freed".into());
+    commit(
+        store,
+        &t,
+        ChangeSet {
+            customers: vec![Write::insert(c.clone())],
+            conversations: vec![Write::insert(old.clone()), Write::insert(new.clone()), Write::insert(gone.clone())],
+            thread_keys: vec![ThreadKeyClaim::new(freed.clone(), gone.id)],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("insert");
+    let claim = ThreadKeyClaim { key: never_held.clone(), conversation: new.id, replaces: Some(old.id) };
+    commit(store, &t, ChangeSet { thread_keys: vec![claim], ..Default::default() }).await.expect("claim");
+    assert_eq!(
+        store.conversation_by_thread_key(&t, &never_held).await.expect("read"),
+        Some(new.id),
+        "a replacing claim must take a key that nobody holds"
+    );
+    commit(store, &t, ChangeSet { conversation_deletes: vec![gone.id], ..Default::default() }).await.expect("delete");
+    let claim = ThreadKeyClaim { key: freed.clone(), conversation: new.id, replaces: Some(gone.id) };
+    commit(store, &t, ChangeSet { thread_keys: vec![claim], ..Default::default() }).await.expect("claim");
+    assert_eq!(
+        store.conversation_by_thread_key(&t, &freed).await.expect("read"),
+        Some(new.id),
+        "a replacing claim must take a key its deleted predecessor freed"
+    );
+}
+
 /// Identities, conversations and messages can only be written for an active customer: once a
 /// customer is erased (or merged), a write that still refers to it is a conflict and changes
 /// nothing.
@@ -447,6 +522,138 @@ pub async fn writes_for_inactive_customers_conflict(store: &dyn Store) {
     assert!(store.conversations_of(&t, c.id).await.expect("read").is_empty());
 }
 
+/// A merged customer (an alias of the survivor) takes no writes either: an identity, a
+/// conversation or a message that would stay attached to it is a conflict and changes nothing,
+/// whether the customer was merged before the commit or is merged by it.
+pub async fn writes_for_merged_customers_conflict(store: &dyn Store) {
+    let t = tenant();
+    let survivor = sample_customer(&t);
+    let alias = sample_customer(&t);
+    let late = sample_customer(&t);
+    // The store moves nothing on a merge (the engine's change set does): `kept` stays attached
+    // to the alias, so a message for it is judged by its conversation's owner.
+    let kept = sample_conversation(&alias);
+    let of_late = sample_conversation(&late);
+    commit(
+        store,
+        &t,
+        ChangeSet {
+            customers: vec![Write::insert(survivor.clone()), Write::insert(alias.clone()), Write::insert(late.clone())],
+            conversations: vec![Write::insert(kept.clone()), Write::insert(of_late.clone())],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("insert");
+    let merge = |c: &Customer| {
+        let mut merged = c.clone();
+        merged.state = CustomerState::Merged { into: survivor.id, at: at(5) };
+        merged.version = c.version + 1;
+        Write::update(merged, c.version)
+    };
+    commit(store, &t, ChangeSet { customers: vec![merge(&alias)], ..Default::default() }).await.expect("merge");
+
+    let identity =
+        sample_identity(&alias, ChannelKind::Sms, AddressKind::Phone, "+14155550133", Verification::CarrierAsserted);
+    let err =
+        commit(store, &t, ChangeSet { identities: vec![Write::insert(identity.clone())], ..Default::default() }).await;
+    assert!(matches!(err, Err(crate::Error::Conflict(_))), "an identity for a merged customer must conflict: {err:?}");
+    let late_conversation = sample_conversation(&alias);
+    let err = commit(
+        store,
+        &t,
+        ChangeSet { conversations: vec![Write::insert(late_conversation.clone())], ..Default::default() },
+    )
+    .await;
+    assert!(
+        matches!(err, Err(crate::Error::Conflict(_))),
+        "a conversation for a merged customer must conflict: {err:?}"
+    );
+    let m = sample_message(&kept, "SM-merged", "too late");
+    let err = commit(store, &t, ChangeSet { messages: vec![Write::insert(m.clone())], ..Default::default() }).await;
+    assert!(
+        matches!(err, Err(crate::Error::Conflict(_))),
+        "a message in a conversation of a merged customer must conflict: {err:?}"
+    );
+    assert_eq!(store.identity(&t, identity.id).await.expect("read"), None);
+    assert!(store.identities_of(&t, alias.id).await.expect("read").is_empty());
+    assert_eq!(store.conversation(&t, late_conversation.id).await.expect("read"), None);
+    assert_eq!(store.message(&t, m.id).await.expect("read"), None);
+    assert_eq!(store.message_by_external_id(&t, &ChannelKind::Sms, "SM-merged").await.expect("read"), None);
+
+    // Merged by the same commit that writes the message: judged on the state after the commit.
+    let m = sample_message(&of_late, "SM-merging", "racing the merge");
+    let err = commit(
+        store,
+        &t,
+        ChangeSet { customers: vec![merge(&late)], messages: vec![Write::insert(m.clone())], ..Default::default() },
+    )
+    .await;
+    assert!(
+        matches!(err, Err(crate::Error::Conflict(_))),
+        "a message for a customer the same commit merges must conflict: {err:?}"
+    );
+    assert_eq!(store.message(&t, m.id).await.expect("read"), None);
+    let stored = store.customer(&t, late.id).await.expect("read").expect("stored");
+    assert_eq!((stored.state, stored.version), (CustomerState::Active, 0), "a refused merge changes nothing");
+}
+
+/// A message belongs to an active customer too: a message in a conversation of an erased
+/// customer is a conflict and changes nothing, whether the customer was erased before the
+/// commit or is erased by it.
+pub async fn messages_for_erased_customers_conflict(store: &dyn Store) {
+    let t = tenant();
+    let gone = sample_customer(&t);
+    let going = sample_customer(&t);
+    // The store deletes only what a change set names: `kept` outlives its customer's erasure,
+    // so a message for it is judged by its conversation's owner.
+    let kept = sample_conversation(&gone);
+    let of_going = sample_conversation(&going);
+    commit(
+        store,
+        &t,
+        ChangeSet {
+            customers: vec![Write::insert(gone.clone()), Write::insert(going.clone())],
+            conversations: vec![Write::insert(kept.clone()), Write::insert(of_going.clone())],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("insert");
+    let erase = |c: &Customer| {
+        let mut erased = c.clone();
+        erased.state = CustomerState::Erased { at: at(5) };
+        erased.version = c.version + 1;
+        Write::update(erased, c.version)
+    };
+    commit(store, &t, ChangeSet { customers: vec![erase(&gone)], ..Default::default() }).await.expect("erase");
+
+    let m = sample_message(&kept, "SM-erased", "too late");
+    let err = commit(store, &t, ChangeSet { messages: vec![Write::insert(m.clone())], ..Default::default() }).await;
+    assert!(
+        matches!(err, Err(crate::Error::Conflict(_))),
+        "a message in a conversation of an erased customer must conflict: {err:?}"
+    );
+    assert_eq!(store.message(&t, m.id).await.expect("read"), None);
+    assert_eq!(store.message_by_external_id(&t, &ChannelKind::Sms, "SM-erased").await.expect("read"), None);
+
+    // Erased by the same commit that writes the message: judged on the state after the commit.
+    let m = sample_message(&of_going, "SM-erasing", "racing the erasure");
+    let err = commit(
+        store,
+        &t,
+        ChangeSet { customers: vec![erase(&going)], messages: vec![Write::insert(m.clone())], ..Default::default() },
+    )
+    .await;
+    assert!(
+        matches!(err, Err(crate::Error::Conflict(_))),
+        "a message for a customer the same commit erases must conflict: {err:?}"
+    );
+    assert_eq!(store.message(&t, m.id).await.expect("read"), None);
+    let stored = store.customer(&t, going.id).await.expect("read").expect("stored");
+    assert_eq!((stored.state, stored.version), (CustomerState::Active, 0), "a refused erasure changes nothing");
+}
+
 /// Messages page newest first, per conversation and across a customer's conversations.
 pub async fn messages_page_newest_first(store: &dyn Store) {
     let t = tenant();
@@ -491,6 +698,57 @@ pub async fn messages_page_newest_first(store: &dyn Store) {
         .expect("page");
     assert_eq!(only_one.len(), 13);
     assert!(only_one.windows(2).all(|w| w[0].id > w[1].id));
+}
+
+/// Checks that `conversations_of` and the snapshot list exactly `expected`, in that order.
+async fn listed_by_activity(store: &dyn Store, t: &TenantId, customer: CustomerId, expected: [&Conversation; 4]) {
+    let expected: Vec<ConversationId> = expected.iter().map(|c| c.id).collect();
+    let listed: Vec<ConversationId> =
+        store.conversations_of(t, customer).await.expect("list").iter().map(|c| c.id).collect();
+    assert_eq!(listed, expected, "conversations must be listed most recently active first");
+    let snapshot = store.customer_snapshot(t, customer).await.expect("snapshot").expect("the customer is stored");
+    let listed: Vec<ConversationId> = snapshot.conversations.iter().map(|c| c.id).collect();
+    assert_eq!(listed, expected, "a snapshot's conversations must be most recently active first");
+}
+
+/// The message holding `(channel, external_id)`, if any.
+async fn holder_of(store: &dyn Store, t: &TenantId, channel: ChannelKind, external_id: &str) -> Option<MessageId> {
+    store.message_by_external_id(t, &channel, external_id).await.expect("read").map(|m| m.id)
+}
+
+/// A customer's conversations are listed most recently active first (by `last_activity_at`,
+/// whatever the order they were created or updated in), in the snapshot too.
+pub async fn conversations_list_most_recently_active_first(store: &dyn Store) {
+    let t = tenant();
+    let c = sample_customer(&t);
+    // Created in an order (and so with ids) unlike their activity.
+    let mut quiet = sample_conversation(&c);
+    quiet.last_activity_at = at(10);
+    let mut busy = sample_conversation(&c);
+    busy.last_activity_at = at(30);
+    let mut middle = sample_conversation(&c);
+    middle.last_activity_at = at(20);
+    let mut oldest = sample_conversation(&c);
+    oldest.last_activity_at = at(1);
+    commit(
+        store,
+        &t,
+        ChangeSet {
+            customers: vec![Write::insert(c.clone())],
+            conversations: [&middle, &quiet, &oldest, &busy].into_iter().cloned().map(Write::insert).collect(),
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("insert");
+    listed_by_activity(store, &t, c.id, [&busy, &middle, &quiet, &oldest]).await;
+    // New activity moves a conversation to the front.
+    oldest.last_activity_at = at(40);
+    oldest.version = 1;
+    commit(store, &t, ChangeSet { conversations: vec![Write::update(oldest.clone(), 0)], ..Default::default() })
+        .await
+        .expect("update");
+    listed_by_activity(store, &t, c.id, [&oldest, &busy, &middle, &quiet]).await;
 }
 
 /// Deleting a conversation removes its messages, thread keys and idempotency keys.
@@ -719,6 +977,71 @@ pub async fn message_provider_ids_follow_updates(store: &dyn Store) {
     assert_eq!(by("SM-new").await.expect("read").map(|m| m.id), Some(reuse.id));
 }
 
+/// A message insert whose `(channel, provider id)` is already taken is a conflict and changes
+/// nothing, as for an update; the same provider id on another channel is another key.
+pub async fn message_provider_ids_are_unique_on_insert(store: &dyn Store) {
+    let t = tenant();
+    let c = sample_customer(&t);
+    let conv = sample_conversation(&c);
+    let first = sample_message(&conv, "SM-1", "first");
+    commit(
+        store,
+        &t,
+        ChangeSet {
+            customers: vec![Write::insert(c.clone())],
+            conversations: vec![Write::insert(conv.clone())],
+            messages: vec![Write::insert(first.clone())],
+            ..Default::default()
+        },
+    )
+    .await
+    .expect("insert");
+    // No dedupe key: the taken key is a plain conflict, not a duplicate, and the commit's other
+    // writes and events are not applied.
+    let other = sample_conversation(&c);
+    let second = sample_message(&other, "SM-1", "second");
+    let err = commit(
+        store,
+        &t,
+        ChangeSet {
+            conversations: vec![Write::insert(other.clone())],
+            messages: vec![Write::insert(second.clone())],
+            events: vec![Event::CustomerUpdated { customer: c.id }],
+            ..Default::default()
+        },
+    )
+    .await;
+    assert!(
+        matches!(err, Err(crate::Error::Conflict(_))),
+        "inserting a message with a taken provider id must conflict: {err:?}"
+    );
+    assert_eq!(store.message(&t, second.id).await.expect("read"), None);
+    assert_eq!(store.conversation(&t, other.id).await.expect("read"), None);
+    assert!(store.events_after(&t, 0, 10).await.expect("events").is_empty());
+    assert_eq!(holder_of(store, &t, ChannelKind::Sms, "SM-1").await, Some(first.id), "the key stays with its holder");
+    // Two messages of one change set cannot share a key either.
+    let [a, b] = [sample_message(&conv, "SM-2", "a"), sample_message(&conv, "SM-2", "b")];
+    let err = commit(
+        store,
+        &t,
+        ChangeSet { messages: vec![Write::insert(a.clone()), Write::insert(b.clone())], ..Default::default() },
+    )
+    .await;
+    assert!(
+        matches!(err, Err(crate::Error::Conflict(_))),
+        "two new messages with one provider id must conflict: {err:?}"
+    );
+    assert_eq!(holder_of(store, &t, ChannelKind::Sms, "SM-2").await, None);
+    // The key is (channel, provider id): the same id on another channel is free.
+    let mut elsewhere = sample_message(&conv, "SM-1", "on WhatsApp");
+    elsewhere.channel = ChannelKind::WhatsApp;
+    commit(store, &t, ChangeSet { messages: vec![Write::insert(elsewhere.clone())], ..Default::default() })
+        .await
+        .expect("the same provider id on another channel is another key");
+    assert_eq!(holder_of(store, &t, ChannelKind::WhatsApp, "SM-1").await, Some(elsewhere.id));
+    assert_eq!(holder_of(store, &t, ChannelKind::Sms, "SM-1").await, Some(first.id));
+}
+
 /// A customer snapshot holds what the piecewise reads find: the customer, its identities and
 /// conversations as listed, and every message of those conversations, oldest first; nothing
 /// for an unknown customer or another tenant.
@@ -764,17 +1087,23 @@ pub async fn run_all(store: &dyn Store) {
     failed_commit_changes_nothing(store).await;
     identity_addresses_are_unique(store).await;
     trusted_addresses_link_one_customer(store).await;
+    customers_by_address_reports_the_strongest_verification(store).await;
     external_ids_are_unique(store).await;
     dedupe_keys_make_commits_idempotent(store).await;
     thread_keys_first_claim_wins(store).await;
     thread_keys_move_only_from_the_replaced_conversation(store).await;
+    thread_keys_replacing_claims_take_unheld_keys(store).await;
     writes_for_inactive_customers_conflict(store).await;
+    writes_for_merged_customers_conflict(store).await;
+    messages_for_erased_customers_conflict(store).await;
     messages_page_newest_first(store).await;
+    conversations_list_most_recently_active_first(store).await;
     conversation_delete_cascades(store).await;
     identity_deletes_remove_identities(store).await;
     events_are_sequenced(store).await;
     tenants_are_isolated(store).await;
     records_are_written_once_per_change(store).await;
     message_provider_ids_follow_updates(store).await;
+    message_provider_ids_are_unique_on_insert(store).await;
     customer_snapshot_matches_the_reads(store).await;
 }
