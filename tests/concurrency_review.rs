@@ -727,3 +727,54 @@ fn move_and_unlink_racing_an_ingest_lose_nothing() {
         }
     }
 }
+
+/// The same send (one idempotency key) retried at once through two engines on one store: one
+/// message is recorded. When both copies reached the provider, the call whose copy is not
+/// recorded says so at once (a conflict naming both provider ids), and never returns `Ok`.
+#[test]
+fn one_send_retried_through_two_engines_at_once_is_recorded_once_and_a_lost_copy_is_reported() {
+    for (name, store, _dir) in stores("send-two-engines") {
+        let wa = Arc::new(StubChannel::new(ep("wa-main"), Capabilities::whatsapp()));
+        let engines = [
+            Engine::builder(store.clone()).channel(wa.clone()).build(),
+            Engine::builder(store.clone()).channel(wa.clone()).build(),
+        ];
+        let mut doubled = 0;
+        for round in 0..rounds(name, 80) {
+            let t = tenant(round);
+            let first = run(engines[0].ingest(&t, whatsapp(&phone(round), &format!("wamid.{round}"), "hi"))).unwrap();
+            let request = SendRequest::agent(AgentId::new("ana").unwrap(), Content::text("reply"))
+                .with_message_id(engines[0].new_message_id());
+            let before = wa.sent().len();
+            let results = race(2, |i| run(engines[i].send(&t, first.conversation, request.clone())));
+            let sent = wa.sent().len() - before;
+            let query =
+                MessageQuery { scope: MessageScope::Conversation(first.conversation), before: None, limit: 100 };
+            let outbound: Vec<Message> = run(store.messages(&t, &query))
+                .unwrap()
+                .into_iter()
+                .filter(|m| m.direction == Direction::Outbound)
+                .collect();
+            assert_eq!(outbound.len(), 1, "{name} round {round}: one message recorded: {results:?}");
+            let recorded_id = outbound[0].external_id.clone().unwrap();
+            match sent {
+                1 => assert!(results.iter().all(|r| r.is_ok() || matches!(r, Err(Error::Conflict(_)))), "{results:?}"),
+                2 => {
+                    doubled += 1;
+                    let lost: Vec<&String> = results
+                        .iter()
+                        .filter_map(|r| match r {
+                            Err(Error::Conflict(why)) if why.contains(&recorded_id) && why.contains("not recorded") => {
+                                Some(why)
+                            }
+                            _ => None,
+                        })
+                        .collect();
+                    assert_eq!(lost.len(), 1, "{name} round {round}: the unrecorded copy is reported: {results:?}");
+                }
+                n => panic!("{name} round {round}: sent {n} times"),
+            }
+        }
+        eprintln!("{name}: both copies reached the provider in {doubled} rounds");
+    }
+}

@@ -253,23 +253,41 @@ impl Engine {
         let attempts = self.config().max_commit_attempts.max(1).saturating_mul(64);
         let message = {
             let _turn = self.recipient_turn(tenant, conversation, out).await?;
+            // Ok(Err(theirs)): another send under this message id (in another engine on this
+            // store) recorded it first. That conflict never clears: no more attempts.
             let record = || {
-                self.retrying_up_to(attempts, || {
-                    self.try_record_outbound(tenant, conversation, out, Recording::Sent(id))
+                self.retrying_up_to(attempts, || async {
+                    match self.try_record_outbound(tenant, conversation, out, Recording::Sent(id)).await {
+                        Err(Error::Conflict(why)) => match self.store().message(tenant, id).await {
+                            Ok(Some(theirs)) if theirs.external_id != out.external_id => Ok(Err(theirs)),
+                            Ok(Some(same)) => Ok(Ok(same)),
+                            _ => Err(Error::Conflict(why)),
+                        },
+                        other => other.map(Ok),
+                    }
                 })
             };
             let mut failures = 0;
-            loop {
+            let recorded = loop {
                 match record().await {
                     Err(Error::Backend { temporary: true, .. }) if failures < self.config().max_commit_attempts => {
                         failures += 1;
                         if let Ok(Some(recorded)) = self.store().message(tenant, id).await {
-                            break recorded;
+                            break Ok(recorded);
                         }
                     }
                     other => break other?,
                 }
-            }
+            };
+            recorded.map_err(|theirs| {
+                Error::Conflict(format!(
+                    "message {id} was sent and recorded by another send under the same message id at the same time \
+                     (provider id {}); this send's copy (provider id {}) was accepted by the provider and is not \
+                     recorded",
+                    theirs.external_id.as_deref().unwrap_or("none"),
+                    out.external_id.as_deref().unwrap_or("none"),
+                ))
+            })?
         };
         self.note_reply(tenant, &message).await;
         Ok(message)

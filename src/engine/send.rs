@@ -257,14 +257,21 @@ impl Engine {
     ///   part was not accepted. The failed part and the parts after it are not recorded; parts
     ///   the provider accepted before it are recorded (they reached the provider and cannot be
     ///   taken back). Retry with the same `message_id` to send the rest.
-    /// * [`Error::Conflict`] — a send with the same `message_id` is under way in this engine.
+    /// * [`Error::Conflict`] — a send with the same `message_id` is under way in this engine
+    ///   (nothing sent), or another engine on the same store sent and recorded a part under it
+    ///   at the same moment: this call's copy reached the provider too and is not recorded (the
+    ///   message names both provider ids). Said at once, not after retries.
     ///
     /// **Idempotency.** With [`SendRequest::message_id`], part *k* is recorded under a
     /// deterministic id derived from it, and a retry first reads which parts are recorded:
     /// those are not sent again, and when all are there the call returns the earlier outcome
     /// with `newly_sent == 0` without choosing a channel. A retry that would now go through
-    /// another endpoint than the recorded parts is refused. The one gap: if the provider
-    /// accepts a part and the store then fails to record it, a retry sends that part again.
+    /// another endpoint than the recorded parts is refused. The gaps: if the provider accepts
+    /// a part and the store then fails to record it, a retry sends that part again; and the
+    /// guard against two sends under one id at once holds within one engine, so the same
+    /// retry through two engines (two hosts) at the same moment may reach the provider twice
+    /// (one of the two calls then fails with [`Error::Conflict`]). Route retries of one send to
+    /// one host, or wait for the first call to return.
     ///
     /// ```
     /// use std::sync::Arc;
