@@ -247,7 +247,7 @@ impl ReplyWindowRule {
 /// ```
 /// use touchpoint::channel::{Capabilities, Limit};
 /// let mut caps = Capabilities::sms();
-/// assert_eq!(caps.text, Some(Limit::characters(1600)));
+/// assert_eq!(caps.text, Some(Limit::utf16_units(1600)));
 /// caps.text = Some(Limit::sms_segments(3)); // cap the cost of one message
 /// assert!(caps.buttons.is_none() && caps.reply_window.is_none());
 /// ```
