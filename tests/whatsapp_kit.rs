@@ -730,3 +730,47 @@ fn mark_read_builds_the_read_receipt_with_optional_typing() {
     );
     assert_eq!(mark_read("wamid.TEST0001", true)["typing_indicator"], json!({ "type": "text" }));
 }
+
+/// A blank description is no description: two yes/no options stay reply buttons (no list the
+/// customer has to open, no `"description": ""` row).
+#[test]
+fn a_blank_description_leaves_reply_buttons_buttons() {
+    let option = |id: &str, title: &str, d: Option<&str>| ChoiceOption {
+        id: id.into(),
+        title: title.into(),
+        description: d.map(Into::into),
+    };
+    let content = Content::Choices {
+        body: "Cancel the order?".into(),
+        options: vec![option("yes", "Yes", Some("")), option("no", "No", Some("  "))],
+        selected: None,
+    };
+    let json = send_message(&Address::phone("+447700900123"), &content, &SendOptions::default()).unwrap();
+    assert_eq!(json["interactive"]["type"], "button", "{json}");
+    // In a list (four options), a blank description is left out of its row.
+    let mut options = content_options(&content);
+    options.push(option("later", "Later", None));
+    options.push(option("call", "Call me", Some("")));
+    let list = Content::Choices { body: "Cancel the order?".into(), options, selected: None };
+    let json = send_message(&Address::phone("+447700900123"), &list, &SendOptions::default()).unwrap();
+    assert_eq!(json["interactive"]["type"], "list", "{json}");
+    for row in json["interactive"]["action"]["sections"][0]["rows"].as_array().unwrap() {
+        assert!(row.get("description").is_none(), "{row}");
+    }
+}
+
+fn content_options(content: &Content) -> Vec<ChoiceOption> {
+    match content {
+        Content::Choices { options, .. } => options.clone(),
+        _ => Vec::new(),
+    }
+}
+
+/// The UK's `+44 (0)…` spelling reaches the customer's number, not one with the trunk `0`.
+#[test]
+fn a_number_written_with_a_bracketed_trunk_zero_is_sent_to_the_right_number() {
+    let json =
+        send_message(&Address::phone("+44 (0) 7700 900123"), &Content::text("On its way"), &SendOptions::default())
+            .unwrap();
+    assert_eq!(json["to"], "447700900123");
+}

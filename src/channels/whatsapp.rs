@@ -1562,8 +1562,12 @@ fn interactive(text: &str, choices: &[ChoiceOption], options: &SendOptions) -> R
             return Err(Error::invalid("content.options.id", format!("option {i} repeats the id {:?}", c.id)));
         }
     }
+    // A blank description is none (as a blank caption is).
+    fn description(c: &ChoiceOption) -> Option<&str> {
+        c.description.as_deref().filter(|d| !d.trim().is_empty())
+    }
     let as_buttons =
-        choices.len() <= 3 && choices.iter().all(|c| c.description.is_none() && c.title.chars().count() <= 20);
+        choices.len() <= 3 && choices.iter().all(|c| description(c).is_none() && c.title.chars().count() <= 20);
     if as_buttons {
         // WhatsApp tells reply buttons apart by their titles.
         if let Some((i, c)) = choices.iter().enumerate().find(|(i, c)| choices[..*i].iter().any(|o| o.title == c.title))
@@ -1592,7 +1596,7 @@ fn interactive(text: &str, choices: &[ChoiceOption], options: &SendOptions) -> R
         .map(|c| {
             too_long("content.options.id", &c.id, 200)?;
             let mut row = json!({ "id": c.id, "title": c.title });
-            if let Some(d) = &c.description {
+            if let Some(d) = description(c) {
                 too_long("content.options.description", d, 72)?;
                 row["description"] = json!(d);
             }

@@ -59,6 +59,16 @@ pub fn normalize_phone(raw: &str, default_region: Option<&str>) -> Result<String
     if let Some(c) = trimmed.chars().find(|c| !(c.is_ascii_digit() || " +-.()/\u{a0}".contains(*c))) {
         return Err(phone_error(raw, format!("unexpected character {c:?}")));
     }
+    // `+44 (0)20 7946 0958`: after a country code, a bracketed `0` is the trunk prefix that
+    // is dialled at home only (UK, Germany, Switzerland write numbers so); kept, it would make
+    // another number.
+    let bare_trunk;
+    let trimmed = if trimmed.contains("(0)") && (trimmed.starts_with('+') || trimmed.starts_with("00")) {
+        bare_trunk = trimmed.replace("(0)", "");
+        bare_trunk.as_str()
+    } else {
+        trimmed
+    };
     let digits: String = trimmed.chars().filter(char::is_ascii_digit).collect();
     let international = if trimmed.starts_with('+') {
         Some(digits.clone())
@@ -557,6 +567,19 @@ mod tests {
             ".ana@x.com",
         ] {
             assert!(matches!(normalize_email(raw), Err(Error::InvalidAddress { kind: "email", .. })), "{raw:?}");
+        }
+    }
+
+    /// An international spelling with the trunk `0` in brackets is the number without it; a
+    /// national one keeps it as its trunk prefix.
+    #[test]
+    fn a_bracketed_trunk_zero_after_the_country_code_is_not_dialled() {
+        for raw in ["+44 (0) 7700 900123", "+44(0)7700900123", "0044 (0)7700 900123"] {
+            assert_eq!(normalize_phone(raw, None).unwrap(), "+447700900123", "{raw}");
+        }
+        assert_eq!(normalize_phone("+49 (0)30 1234567", None).unwrap(), "+49301234567");
+        if cfg!(feature = "phone") {
+            assert_eq!(normalize_phone("(0) 7700 900123", Some("GB")).unwrap(), "+447700900123");
         }
     }
 
