@@ -886,3 +886,53 @@ fn attribute_terms_compare_numbers_by_value() {
     assert_eq!(assigned_to(&r.submit(item, t0()).unwrap()).as_deref(), Some("ana"));
     assert_eq!(assigned_to(&r.submit(chat(2, "support", t0()), t0()).unwrap()).as_deref(), Some("ana"));
 }
+
+/// An overflow after too many declines is checked like the others: into an unknown queue it is
+/// `NotFound`, into the queue itself `InvalidInput`, and nothing changes (an item used to be
+/// closed at its last decline instead of moving on).
+#[test]
+fn an_overflow_on_max_declines_is_checked_like_the_other_overflows() {
+    let r = router(&[]);
+    let policy = |to: &str| {
+        let mut p = OfferPolicy::offers(1, TimeDelta::seconds(30));
+        p.max_declines = 1;
+        p.on_max_declines = TimeoutAction::Overflow(qid(to));
+        p
+    };
+    let unknown = r.upsert_queue(Queue::new(qid("s")).with_offers(policy("backup")));
+    assert!(matches!(unknown, Err(touchpoint::Error::NotFound { .. })), "{unknown:?}");
+    let itself = r.upsert_queue(Queue::new(qid("s")).with_offers(policy("s")));
+    assert!(matches!(itself, Err(touchpoint::Error::InvalidInput { .. })), "{itself:?}");
+    assert!(r.queue_stats(&qid("s")).is_err(), "nothing changed");
+    // With the target there, the last decline moves the item on.
+    r.upsert_queue(Queue::new(qid("backup"))).unwrap();
+    r.upsert_queue(Queue::new(qid("s")).with_offers(policy("backup"))).unwrap();
+    r.upsert_agent(chat_agent("ana", "s", 1), t0()).unwrap();
+    r.submit(chat(1, "s", t0()), t0()).unwrap();
+    let ev = r.decline(wid(1), &aid("ana"), at(1)).unwrap();
+    assert!(ev.iter().any(|e| matches!(e, RoutingEvent::Overflowed { to, .. } if *to == qid("backup"))), "{ev:?}");
+}
+
+/// However many different member delays a queue has, each delay's end is a timer: the item
+/// reaches the member whose delay ends seventeenth without a sweep.
+#[test]
+fn a_member_delay_ends_with_a_retry_however_many_delays_the_queue_has() {
+    let member = |name: &str, delay: i64, status: &str| {
+        Agent::new(aid(name))
+            .with_membership(QueueMembership { queue: qid("s"), priority: 1, delay: TimeDelta::seconds(delay) })
+            .with_capacity(Capacity::per_channel([(ChannelKind::WebChat, 1)]))
+            .with_status(status)
+    };
+    let r = router(&["s"]);
+    for k in 1..=16 {
+        r.upsert_agent(member(&format!("off{k}"), k, "offline"), t0()).unwrap();
+    }
+    r.upsert_agent(member("ana", 17, "online"), t0()).unwrap();
+    assert_eq!(r.submit(chat(1, "s", t0()), t0()).unwrap().outcome, Outcome::Queued(qid("s")));
+    for s in 1..=16 {
+        r.tick(at(s));
+    }
+    assert!(r.next_timer().is_some_and(|t| t <= at(17)), "next_timer {:?}", r.next_timer());
+    r.tick(at(17));
+    assert_eq!(r.item(wid(1)).unwrap().state, ItemState::Assigned(aid("ana")));
+}

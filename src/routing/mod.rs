@@ -777,7 +777,9 @@ impl Router {
         queue.validate()?;
         let mut s = self.lock();
         condition::compile_queue(&mut queue, &s.schemas)?;
-        for action in [Some(&queue.on_max_wait), queue.hours.as_ref().map(|h| &h.action)].into_iter().flatten() {
+        let actions =
+            [Some(&queue.on_max_wait), Some(&queue.offer.on_max_declines), queue.hours.as_ref().map(|h| &h.action)];
+        for action in actions.into_iter().flatten() {
             if let TimeoutAction::Overflow(q) = action
                 && !s.queues.contains_key(q)
             {

@@ -887,6 +887,9 @@ impl Queue {
         {
             return Err(Error::invalid("queue.on_max_wait", "a queue cannot overflow into itself"));
         }
+        if matches!(&self.offer.on_max_declines, TimeoutAction::Overflow(q) if *q == self.id) {
+            return Err(Error::invalid("queue.offer.on_max_declines", "a queue cannot overflow into itself"));
+        }
         if let Some(h) = &self.hours {
             if h.schedule.trim().is_empty() {
                 return Err(Error::invalid("queue.hours.schedule", "must name a schedule"));

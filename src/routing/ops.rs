@@ -176,7 +176,6 @@ impl State {
         slot.item.queue_entered = now;
         slot.wait_gen = epoch;
         slot.item.retries.clear();
-        let since = slot.item.eligible_since;
         let qi = match &queue {
             Some(q) => queues.idx(q),
             // Just admitted: the slot already has the queue's index.
@@ -188,17 +187,22 @@ impl State {
         }
         let Some(q) = qi.and_then(|qi| queues.at(qi)) else { return };
         let max_wait = q.config.max_wait;
-        let mut delays: Vec<i64> = q.delays.iter().map(|(_, d)| *d).collect();
-        delays.sort_unstable();
-        delays.dedup();
         if let Some(m) = max_wait {
             self.schedule(add(now, m), TimerKind::MaxWait { item: i, epoch });
         }
-        for d in delays {
-            let due = ms(since) + d;
-            if due > ms(now) {
-                self.schedule_retry(i, due);
-            }
+        self.retry_at_next_delay_end(i, now);
+    }
+
+    /// Schedules a retry of waiting item `i` when the next member delay of its queue ends after
+    /// `now` (its members with a delay take it from then). One at a time: each retry schedules
+    /// the next, so however many delays a queue has, none is left without a timer.
+    pub(crate) fn retry_at_next_delay_end(&mut self, i: u32, now: DateTime<Utc>) {
+        let Some(slot) = self.items[i as usize].as_ref() else { return };
+        let Some(q) = self.queues.at(slot.qi) else { return };
+        let (since, now_ms) = (ms(slot.item.eligible_since), ms(now));
+        let next = q.delays.iter().map(|(_, d)| since.saturating_add(*d)).filter(|due| *due > now_ms).min();
+        if let Some(due) = next {
+            self.schedule_retry(i, due);
         }
     }
 
@@ -1088,11 +1092,23 @@ impl State {
                 self.requeue(item, RequeueReason::NoReply, Some(silent), now);
             }
             TimerKind::Retry { item, epoch } => {
+                // The cap on retries counts those still to come: a delay's end after the first
+                // sixteen gets its own.
+                if let Some(s) = self.items[item as usize].as_mut() {
+                    let now_ms = super::state::ms(now);
+                    s.item.retries.retain(|due| *due > now_ms);
+                }
                 let ok = self.items[item as usize]
                     .as_ref()
                     .is_some_and(|s| s.wait_gen == epoch && matches!(s.state, IState::Waiting { .. }));
                 if ok {
                     self.route(item, now);
+                    let waiting = self.items[item as usize]
+                        .as_ref()
+                        .is_some_and(|s| s.wait_gen == epoch && matches!(s.state, IState::Waiting { .. }));
+                    if waiting {
+                        self.retry_at_next_delay_end(item, now);
+                    }
                 }
             }
             TimerKind::Decision { item, epoch } => {
