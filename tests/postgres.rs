@@ -488,3 +488,36 @@ fn a_read_only_server_is_a_temporary_failure() {
         other => panic!("expected a backend error, got {:?}", other.map(|_| "a store")),
     }
 }
+
+/// Every schema name the rules allow connects (a keyword is quoted like any name), and the
+/// names PostgreSQL keeps for itself are refused up front as invalid, not as a server error.
+#[test]
+fn keyword_schema_names_connect_and_reserved_ones_are_invalid() {
+    for schema in ["pg_touchpoint", "information_schema"] {
+        let config = PostgresConfig::new("postgres://u:p@127.0.0.1:1/db").with_schema(schema);
+        let got = run(PostgresStore::connect_with(config));
+        assert!(matches!(got, Err(Error::InvalidInput { field: "schema", .. })), "{schema}: {got:?}");
+    }
+    let Some(url) = url("keyword_schema_names_connect_and_reserved_ones_are_invalid") else { return };
+    for schema in ["user", "order"] {
+        let store = run(PostgresStore::connect_with(PostgresConfig::new(&url).with_schema(schema)))
+            .unwrap_or_else(|e| panic!("schema {schema:?}: {e:?}"));
+        let t = TenantId::new("keyword").unwrap();
+        let events = run(store.events_after(&t, 0, 10)).unwrap();
+        assert!(events.is_empty(), "{schema}: a fresh schema");
+        run(store.drop_schema()).unwrap();
+    }
+}
+
+/// The store speaks no TLS: a connection string that requires it is a bad setting
+/// (`InvalidInput`), not a temporary failure a host would retry for ever.
+#[test]
+fn a_connection_string_that_requires_tls_is_invalid_input() {
+    for url in ["postgres://u:p@127.0.0.1:1/db?sslmode=require", "host=127.0.0.1 port=1 user=u sslmode=require"] {
+        let got = run(PostgresStore::connect_with(PostgresConfig::new(url)));
+        assert!(matches!(got, Err(Error::InvalidInput { field: "url", .. })), "{url}: {got:?}");
+    }
+    // `prefer` falls back to a plain connection, as libpq does.
+    let config = PostgresConfig::new("postgres://u:p@127.0.0.1:1/db?sslmode=prefer");
+    assert!(!matches!(run(PostgresStore::connect_with(config)), Err(Error::InvalidInput { .. })));
+}

@@ -117,7 +117,9 @@ pub struct PostgresConfig {
     pub url: String,
     /// The schema that holds the tables (`None`: the server's default `search_path`, usually
     /// `public`). Lowercase ASCII letters, digits and `_`, starting with a letter or `_`, at most
-    /// 63 characters. Created if missing.
+    /// 63 characters, and not `pg_…` or `information_schema` (PostgreSQL's own). Created if
+    /// missing; quoted wherever it is used, so a keyword (`user`, `order`) is a name like any
+    /// other.
     pub schema: Option<String>,
     /// Most connections open at once (default 4). Allowed: 1 to 256.
     pub pool_size: usize,
@@ -269,10 +271,30 @@ impl PostgresConfig {
                     ),
                 ));
             }
+            // PostgreSQL keeps these for itself: `pg_…` cannot be created, and the catalog's
+            // own schemas are not a store's to hold (or to drop).
+            if schema.starts_with("pg_") || schema == "information_schema" {
+                return Err(Error::invalid("schema", format!("{schema:?} is a name PostgreSQL reserves for itself")));
+            }
         }
         let mut pg: tokio_postgres::Config = self.url.parse().map_err(|e| {
             Error::invalid("url", format!("{} is not a PostgreSQL connection string: {e}", redacted(&self.url)))
         })?;
+        // The store connects without TLS: a connection string that demands it could never
+        // connect, and retrying would not help.
+        if !matches!(
+            pg.get_ssl_mode(),
+            tokio_postgres::config::SslMode::Disable | tokio_postgres::config::SslMode::Prefer
+        ) {
+            return Err(Error::invalid(
+                "url",
+                format!(
+                    "{} requires TLS (sslmode=require), which this store does not speak; connect through a \
+                     TLS-terminating proxy or with sslmode=prefer on a trusted network",
+                    redacted(&self.url)
+                ),
+            ));
+        }
         // The store's session settings first (the URL's own options may change them), the
         // schema last.
         let mut options = format!(
@@ -283,7 +305,7 @@ impl PostgresConfig {
             options = format!("{options} {o}");
         }
         if let Some(schema) = &self.schema {
-            options = format!("{options} -c search_path={schema}");
+            options = format!("{options} -c search_path=\"{schema}\"");
         }
         pg.options(options);
         if pg.get_application_name().is_none() {
@@ -400,7 +422,7 @@ impl PostgresStore {
         let schema = own_schema(self.inner.config.schema.as_deref())?.to_owned();
         self.run(move |pool| async move {
             let c = client(&pool).await?;
-            c.batch_execute(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE")).await.map_err(pg_error)
+            c.batch_execute(&format!("DROP SCHEMA IF EXISTS \"{schema}\" CASCADE")).await.map_err(pg_error)
         })
         .await
     }

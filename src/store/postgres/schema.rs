@@ -134,7 +134,7 @@ pub(super) async fn migrate(pool: &Pool, schema: Option<&str>) -> crate::Result<
     tx.execute("SELECT pg_advisory_xact_lock($1, hashtext($2))", &[&LOCK_CLASS, &name]).await.map_err(pg_error)?;
     if let Some(s) = schema {
         // The name was checked to be a plain identifier (PostgresConfig::validate).
-        tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS {s}")).await.map_err(pg_error)?;
+        tx.batch_execute(&format!("CREATE SCHEMA IF NOT EXISTS \"{s}\"")).await.map_err(pg_error)?;
     }
     tx.batch_execute(
         "CREATE TABLE IF NOT EXISTS touchpoint_schema_version (
