@@ -208,7 +208,8 @@ pub enum RoutingEvent {
         item: WorkItemId,
         /// Agents.
         agents: Vec<AgentId>,
-        /// When the offers expire.
+        /// When the offers expire (on a whole millisecond, the precision of the router's
+        /// timers): an accept from then on is refused.
         expires_at: DateTime<Utc>,
     },
     /// The item waits in a queue (sent once per queue it enters; ask [`Router::explain`] why).

@@ -2,7 +2,7 @@
 
 use super::model::TimeoutAction;
 use super::plan::{DecisionFallback, DecisionHook, Fallback, PolicyChoice, PriorityChange};
-use super::state::{IState, ItemRecord, ItemSlot, State, StepRef, Tiers, TimerKind, add, ms};
+use super::state::{IState, ItemRecord, ItemSlot, State, StepRef, Tiers, TimerKind, add, ceil_ms, from_ms, ms};
 use super::{HandoffMode, OfflineAction, PresenceStatus, RequeueReason, RoutingEvent};
 use crate::model::{AgentId, QueueId};
 use chrono::{DateTime, Utc};
@@ -738,7 +738,8 @@ impl State {
             self.hold(*a, i, chan, now);
         }
         let epoch = self.next_seq();
-        let expires_at = add(now, expires_after);
+        // On a whole millisecond, as timers are kept: the offer ends exactly when announced.
+        let expires_at = from_ms(ceil_ms(add(now, expires_after)));
         let ids: Vec<AgentId> = agents.iter().map(|a| self.agent_id(*a)).collect();
         if let Some(s) = self.slot(i) {
             s.state = IState::Offered { agents, epoch };

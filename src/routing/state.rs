@@ -180,7 +180,7 @@ fn effective(presence: &PresenceStatus, on_shift: bool) -> PresenceStatus {
 }
 
 /// `t` in milliseconds, rounded up: a timer due then never fires before `t`.
-fn ceil_ms(t: DateTime<Utc>) -> i64 {
+pub(crate) fn ceil_ms(t: DateTime<Utc>) -> i64 {
     ms(t).saturating_add(i64::from(!t.timestamp_subsec_nanos().is_multiple_of(1_000_000)))
 }
 
