@@ -117,7 +117,8 @@ impl DeliveryState {
 /// One message in a conversation, in either direction, on any channel.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Message {
-    /// Id of this message (UUID v7: sorts by the time it was recorded).
+    /// Id of this message (UUID v7: sorts by the time it was taken, which is when the message
+    /// was recorded, or when a send reserved it with `Engine::new_message_id`).
     pub id: MessageId,
     /// The tenant.
     pub tenant: TenantId,

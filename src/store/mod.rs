@@ -111,7 +111,12 @@ pub trait Store: Send + Sync + std::fmt::Debug {
         external_id: &str,
     ) -> crate::Result<Option<Message>>;
 
-    /// A page of messages, newest first (by id, which sorts by record time).
+    /// A page of messages, newest first (by id, which sorts by the time the id was taken: the
+    /// record time, or for a send under a reserved [`SendRequest::message_id`] the time of
+    /// [`Engine::new_message_id`]).
+    ///
+    /// [`SendRequest::message_id`]: crate::SendRequest::message_id
+    /// [`Engine::new_message_id`]: crate::Engine::new_message_id
     async fn messages(&self, tenant: &TenantId, query: &MessageQuery) -> crate::Result<Vec<Message>>;
 
     /// Applies a change set atomically.
