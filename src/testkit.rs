@@ -493,14 +493,11 @@ pub async fn writes_for_inactive_customers_conflict(store: &dyn Store) {
     )
     .await
     .expect("insert");
-    let mut erased = c.clone();
-    erased.state = CustomerState::Erased { at: at(5) };
-    erased.version = 1;
     commit(
         store,
         &t,
         ChangeSet {
-            customers: vec![Write { record: erased, expected: Some(0) }],
+            customers: vec![left_as(&c, &CustomerState::Erased { at: at(5) })],
             conversation_deletes: vec![conv.id],
             ..Default::default()
         },
@@ -529,29 +526,20 @@ pub async fn writes_for_merged_customers_conflict(store: &dyn Store) {
     let t = tenant();
     let survivor = sample_customer(&t);
     let alias = sample_customer(&t);
-    let late = sample_customer(&t);
-    // The store moves nothing on a merge (the engine's change set does): `kept` stays attached
-    // to the alias, so a message for it is judged by its conversation's owner.
-    let kept = sample_conversation(&alias);
-    let of_late = sample_conversation(&late);
     commit(
         store,
         &t,
         ChangeSet {
-            customers: vec![Write::insert(survivor.clone()), Write::insert(alias.clone()), Write::insert(late.clone())],
-            conversations: vec![Write::insert(kept.clone()), Write::insert(of_late.clone())],
+            customers: vec![Write::insert(survivor.clone()), Write::insert(alias.clone())],
             ..Default::default()
         },
     )
     .await
     .expect("insert");
-    let merge = |c: &Customer| {
-        let mut merged = c.clone();
-        merged.state = CustomerState::Merged { into: survivor.id, at: at(5) };
-        merged.version = c.version + 1;
-        Write::update(merged, c.version)
-    };
-    commit(store, &t, ChangeSet { customers: vec![merge(&alias)], ..Default::default() }).await.expect("merge");
+    let merged = CustomerState::Merged { into: survivor.id, at: at(5) };
+    commit(store, &t, ChangeSet { customers: vec![left_as(&alias, &merged)], ..Default::default() })
+        .await
+        .expect("merge");
 
     let identity =
         sample_identity(&alias, ChannelKind::Sms, AddressKind::Phone, "+14155550133", Verification::CarrierAsserted);
@@ -569,89 +557,80 @@ pub async fn writes_for_merged_customers_conflict(store: &dyn Store) {
         matches!(err, Err(crate::Error::Conflict(_))),
         "a conversation for a merged customer must conflict: {err:?}"
     );
-    let m = sample_message(&kept, "SM-merged", "too late");
-    let err = commit(store, &t, ChangeSet { messages: vec![Write::insert(m.clone())], ..Default::default() }).await;
-    assert!(
-        matches!(err, Err(crate::Error::Conflict(_))),
-        "a message in a conversation of a merged customer must conflict: {err:?}"
-    );
     assert_eq!(store.identity(&t, identity.id).await.expect("read"), None);
     assert!(store.identities_of(&t, alias.id).await.expect("read").is_empty());
     assert_eq!(store.conversation(&t, late_conversation.id).await.expect("read"), None);
-    assert_eq!(store.message(&t, m.id).await.expect("read"), None);
-    assert_eq!(store.message_by_external_id(&t, &ChannelKind::Sms, "SM-merged").await.expect("read"), None);
 
-    // Merged by the same commit that writes the message: judged on the state after the commit.
-    let m = sample_message(&of_late, "SM-merging", "racing the merge");
-    let err = commit(
-        store,
-        &t,
-        ChangeSet { customers: vec![merge(&late)], messages: vec![Write::insert(m.clone())], ..Default::default() },
-    )
-    .await;
-    assert!(
-        matches!(err, Err(crate::Error::Conflict(_))),
-        "a message for a customer the same commit merges must conflict: {err:?}"
-    );
-    assert_eq!(store.message(&t, m.id).await.expect("read"), None);
-    let stored = store.customer(&t, late.id).await.expect("read").expect("stored");
-    assert_eq!((stored.state, stored.version), (CustomerState::Active, 0), "a refused merge changes nothing");
+    messages_for_inactive_customers_conflict(store, &t, &merged, "merged").await;
 }
 
 /// A message belongs to an active customer too: a message in a conversation of an erased
 /// customer is a conflict and changes nothing, whether the customer was erased before the
 /// commit or is erased by it.
 pub async fn messages_for_erased_customers_conflict(store: &dyn Store) {
-    let t = tenant();
-    let gone = sample_customer(&t);
-    let going = sample_customer(&t);
-    // The store deletes only what a change set names: `kept` outlives its customer's erasure,
-    // so a message for it is judged by its conversation's owner.
-    let kept = sample_conversation(&gone);
-    let of_going = sample_conversation(&going);
+    messages_for_inactive_customers_conflict(store, &tenant(), &CustomerState::Erased { at: at(5) }, "erased").await;
+}
+
+/// `c` updated to `state` (merged or erased).
+fn left_as(c: &Customer, state: &CustomerState) -> Write<Customer> {
+    let mut left = c.clone();
+    left.state = state.clone();
+    left.version = c.version + 1;
+    Write::update(left, c.version)
+}
+
+/// A message in a conversation whose customer is `state` (`what`: "merged", "erased") is a
+/// conflict and changes nothing, whether the customer was so before the commit or becomes so
+/// by it.
+async fn messages_for_inactive_customers_conflict(store: &dyn Store, t: &TenantId, state: &CustomerState, what: &str) {
+    let before = sample_customer(t);
+    let during = sample_customer(t);
+    // The store moves and deletes only what a change set names: `kept` stays attached to its
+    // customer, so a message for it is judged by its conversation's owner.
+    let kept = sample_conversation(&before);
+    let of_during = sample_conversation(&during);
     commit(
         store,
-        &t,
+        t,
         ChangeSet {
-            customers: vec![Write::insert(gone.clone()), Write::insert(going.clone())],
-            conversations: vec![Write::insert(kept.clone()), Write::insert(of_going.clone())],
+            customers: vec![Write::insert(before.clone()), Write::insert(during.clone())],
+            conversations: vec![Write::insert(kept.clone()), Write::insert(of_during.clone())],
             ..Default::default()
         },
     )
     .await
     .expect("insert");
-    let erase = |c: &Customer| {
-        let mut erased = c.clone();
-        erased.state = CustomerState::Erased { at: at(5) };
-        erased.version = c.version + 1;
-        Write::update(erased, c.version)
-    };
-    commit(store, &t, ChangeSet { customers: vec![erase(&gone)], ..Default::default() }).await.expect("erase");
+    commit(store, t, ChangeSet { customers: vec![left_as(&before, state)], ..Default::default() }).await.expect(what);
 
-    let m = sample_message(&kept, "SM-erased", "too late");
-    let err = commit(store, &t, ChangeSet { messages: vec![Write::insert(m.clone())], ..Default::default() }).await;
+    let provider_id = format!("SM-{what}");
+    let m = sample_message(&kept, &provider_id, "too late");
+    let err = commit(store, t, ChangeSet { messages: vec![Write::insert(m.clone())], ..Default::default() }).await;
     assert!(
         matches!(err, Err(crate::Error::Conflict(_))),
-        "a message in a conversation of an erased customer must conflict: {err:?}"
+        "a message in a conversation of a {what} customer must conflict: {err:?}"
     );
-    assert_eq!(store.message(&t, m.id).await.expect("read"), None);
-    assert_eq!(store.message_by_external_id(&t, &ChannelKind::Sms, "SM-erased").await.expect("read"), None);
+    assert_eq!(store.message(t, m.id).await.expect("read"), None);
+    assert_eq!(store.message_by_external_id(t, &ChannelKind::Sms, &provider_id).await.expect("read"), None);
 
-    // Erased by the same commit that writes the message: judged on the state after the commit.
-    let m = sample_message(&of_going, "SM-erasing", "racing the erasure");
+    // Made so by the same commit that writes the message: judged on the state after the commit.
+    let m = sample_message(&of_during, &format!("SM-{what}-now"), "racing the change");
     let err = commit(
         store,
-        &t,
-        ChangeSet { customers: vec![erase(&going)], messages: vec![Write::insert(m.clone())], ..Default::default() },
+        t,
+        ChangeSet {
+            customers: vec![left_as(&during, state)],
+            messages: vec![Write::insert(m.clone())],
+            ..Default::default()
+        },
     )
     .await;
     assert!(
         matches!(err, Err(crate::Error::Conflict(_))),
-        "a message for a customer the same commit erases must conflict: {err:?}"
+        "a message for a customer the same commit makes {what} must conflict: {err:?}"
     );
-    assert_eq!(store.message(&t, m.id).await.expect("read"), None);
-    let stored = store.customer(&t, going.id).await.expect("read").expect("stored");
-    assert_eq!((stored.state, stored.version), (CustomerState::Active, 0), "a refused erasure changes nothing");
+    assert_eq!(store.message(t, m.id).await.expect("read"), None);
+    let stored = store.customer(t, during.id).await.expect("read").expect("stored");
+    assert_eq!((stored.state, stored.version), (CustomerState::Active, 0), "a refused change leaves it as it was");
 }
 
 /// Messages page newest first, per conversation and across a customer's conversations.

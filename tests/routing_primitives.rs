@@ -2,7 +2,7 @@
 
 mod routing_common;
 
-use chrono::{TimeDelta, TimeZone, Utc};
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use routing_common::*;
 use std::sync::Arc;
 use touchpoint::Error;
@@ -1425,14 +1425,12 @@ fn a_late_tick_fires_every_due_timer_of_a_long_overflow_chain() {
     assert_eq!((hops, r.item(wid(1)).unwrap().queue), (79, qid("q79")));
 }
 
-/// An offer is open until the `expires_at` its event announced: an accept before that instant
-/// wins, also when the instants carry sub-millisecond parts.
-#[test]
-fn an_accept_before_the_announced_expiry_is_not_refused() {
+/// A router that has offered item 1 to ana at `submitted` (30 s to accept), and the offer's
+/// announced `expires_at`.
+fn offered_to_ana(submitted: DateTime<Utc>) -> (Router, DateTime<Utc>) {
     let r = router(&[]);
     r.upsert_queue(Queue::new(qid("s")).with_offers(OfferPolicy::offers(1, TimeDelta::seconds(30)))).unwrap();
     r.upsert_agent(chat_agent("ana", "s", 1), t0()).unwrap();
-    let submitted = t0() + TimeDelta::microseconds(400);
     let d = r.submit(chat(1, "s", submitted), submitted).unwrap();
     let expires_at = d
         .events
@@ -1442,10 +1440,29 @@ fn an_accept_before_the_announced_expiry_is_not_refused() {
             _ => None,
         })
         .expect("offered");
+    (r, expires_at)
+}
+
+/// An offer is open until the `expires_at` its event announced: an accept before that instant
+/// wins, also when the instants carry sub-millisecond parts.
+#[test]
+fn an_accept_before_the_announced_expiry_is_not_refused() {
+    let (r, expires_at) = offered_to_ana(t0() + TimeDelta::microseconds(400));
     let before = expires_at - TimeDelta::microseconds(200);
     assert!(before < expires_at);
     let ev = r.accept(wid(1), &aid("ana"), before);
     assert!(ev.is_ok(), "accept at {before}, offer announced open until {expires_at}: {ev:?}");
+}
+
+/// ...and not after it: with `now` to the microsecond (as from `Utc::now()`), an accept just
+/// after the announced `expires_at` is refused.
+#[test]
+fn an_offer_cannot_be_accepted_after_its_announced_expiry() {
+    let now = t0() + TimeDelta::microseconds(500);
+    let (r, expires_at) = offered_to_ana(now);
+    assert!(expires_at >= now + TimeDelta::seconds(30), "{expires_at}");
+    let res = r.accept(wid(1), &aid("ana"), expires_at + TimeDelta::microseconds(300));
+    assert!(res.is_err(), "accept after expires_at {expires_at}: {res:?}");
 }
 
 /// A queue that lets nobody wait (max wait zero) applies its action in the submitting call:

@@ -936,27 +936,3 @@ fn a_member_delay_ends_with_a_retry_however_many_delays_the_queue_has() {
     r.tick(at(17));
     assert_eq!(r.item(wid(1)).unwrap().state, ItemState::Assigned(aid("ana")));
 }
-
-/// An offer ends when its event says: with `now` to the microsecond (as from `Utc::now()`), an
-/// accept just after the announced `expires_at` is refused, and one just before is taken.
-#[test]
-fn an_offer_cannot_be_accepted_after_its_announced_expiry() {
-    for (after, accepted) in [(TimeDelta::microseconds(300), false), (TimeDelta::microseconds(-300), true)] {
-        let r = router(&[]);
-        r.upsert_queue(Queue::new(qid("s")).with_offers(OfferPolicy::offers(1, TimeDelta::seconds(30)))).unwrap();
-        r.upsert_agent(chat_agent("ana", "s", 1), t0()).unwrap();
-        let now = t0() + TimeDelta::microseconds(500);
-        let d = r.submit(chat(1, "s", now), now).unwrap();
-        let expires_at = d
-            .events
-            .iter()
-            .find_map(|e| match e {
-                RoutingEvent::Offered { expires_at, .. } => Some(*expires_at),
-                _ => None,
-            })
-            .unwrap();
-        assert!(expires_at >= now + TimeDelta::seconds(30), "{expires_at}");
-        let res = r.accept(wid(1), &aid("ana"), expires_at + after);
-        assert_eq!(res.is_ok(), accepted, "accept at {after:?} from expires_at {expires_at}: {res:?}");
-    }
-}
