@@ -489,40 +489,32 @@ impl Term {
             Term::Expr(c) => match c.compiled() {
                 None => Mask::default(),
                 Some(c) => {
-                    // Agent-only clauses once per profile (cached, with the steps each took),
+                    // Agent-only clauses once per profile (cached with the steps each took),
                     // the rest per profile left, within what the first part left of the budget.
                     let budget = c.budget();
-                    let mut m = match &c.agent_part {
-                        None => table.full(),
-                        Some(part) => {
-                            let key = part as *const _ as usize;
-                            match table.static_cache.get(&key) {
-                                Some(m) => m.clone(),
-                                None => {
-                                    let mut m = Mask::default();
-                                    let mut steps = Vec::with_capacity(table.list.len());
-                                    for (i, p) in table.list.iter().enumerate() {
-                                        let (holds, used) = c.part_holds(part, &Env::profile(p, item), budget);
-                                        steps.push(used);
-                                        if holds {
-                                            m.set(i);
-                                        }
-                                    }
-                                    table.static_cache.insert(key, m.clone());
-                                    table.static_steps.insert(key, steps);
-                                    m
-                                }
+                    let key = c.agent_part.as_ref().map(|part| part as *const _ as usize);
+                    if let (Some(part), Some(key)) = (&c.agent_part, key)
+                        && !table.part_cache.contains_key(&key)
+                    {
+                        let mut m = Mask::default();
+                        let mut steps = Vec::with_capacity(table.list.len());
+                        for (i, p) in table.list.iter().enumerate() {
+                            let (holds, used) = c.part_holds(part, &Env::profile(p, item), budget);
+                            steps.push(used);
+                            if holds {
+                                m.set(i);
                             }
                         }
-                    };
+                        table.part_cache.insert(key, (m, steps));
+                    }
+                    let cached = key.and_then(|key| table.part_cache.get(&key));
+                    let mut m = cached.map_or_else(|| table.full(), |(m, _)| m.clone());
                     if let Some(rest) = &c.item_part {
-                        let used =
-                            c.agent_part.as_ref().and_then(|a| table.static_steps.get(&(a as *const _ as usize)));
                         let mut keep = Mask::default();
                         m.for_each(|p| {
-                            let left = budget.saturating_sub(used.and_then(|u| u.get(p)).copied().unwrap_or(0));
+                            let used = cached.and_then(|(_, steps)| steps.get(p)).copied().unwrap_or(0);
                             if let Some(profile) = table.list.get(p)
-                                && c.part_holds(rest, &Env::profile(profile, item), left).0
+                                && c.part_holds(rest, &Env::profile(profile, item), budget.saturating_sub(used)).0
                             {
                                 keep.set(p);
                             }
@@ -759,9 +751,10 @@ pub(crate) struct ProfileTable {
     full: Mask,
     /// Agent-only sub-terms of installed plans, by address (cleared when plans change).
     pub static_cache: FastMap<usize, Mask>,
-    /// The steps each profile's evaluation of an agent-only part took (same keys, when the
-    /// part is a condition's): the item part gets what is left of the condition's budget.
-    pub static_steps: FastMap<usize, Vec<u64>>,
+    /// Agent-only parts of installed conditions, by address: the profiles they hold for, and
+    /// the steps each profile's evaluation took (the item part gets what is left of the
+    /// condition's budget). Cleared with the rest.
+    pub part_cache: FastMap<usize, (Mask, Vec<u64>)>,
     skill_cache: FastMap<String, Vec<(u32, Mask)>>,
     language_cache: FastMap<String, Mask>,
 }
@@ -783,7 +776,7 @@ impl ProfileTable {
 
     pub fn clear_caches(&mut self) {
         self.static_cache.clear();
-        self.static_steps.clear();
+        self.part_cache.clear();
         self.skill_cache.clear();
         self.language_cache.clear();
     }

@@ -1096,18 +1096,18 @@ impl State {
                 // The cap on retries counts those still to come: a delay's end after the first
                 // sixteen gets its own.
                 if let Some(s) = self.items[item as usize].as_mut() {
-                    let now_ms = super::state::ms(now);
-                    s.item.retries.retain(|due| *due > now_ms);
+                    s.item.retries.retain(|due| *due > ms(now));
                 }
-                let ok = self.items[item as usize]
-                    .as_ref()
-                    .is_some_and(|s| s.wait_gen == epoch && matches!(s.state, IState::Waiting { .. }));
-                if ok {
-                    self.route(item, now);
-                    let waiting = self.items[item as usize]
+                // Still waiting in the same queue visit: routed now, and if still waiting then,
+                // retried at the next delay's end.
+                let waits = |s: &State| {
+                    s.items[item as usize]
                         .as_ref()
-                        .is_some_and(|s| s.wait_gen == epoch && matches!(s.state, IState::Waiting { .. }));
-                    if waiting {
+                        .is_some_and(|s| s.wait_gen == epoch && matches!(s.state, IState::Waiting { .. }))
+                };
+                if waits(self) {
+                    self.route(item, now);
+                    if waits(self) {
                         self.retry_at_next_delay_end(item, now);
                     }
                 }

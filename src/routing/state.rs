@@ -1435,6 +1435,11 @@ impl State {
         self.rankers.len() - 1
     }
 
+    /// Whether the step at `at` ranks by affinity (preferred and last agents count there).
+    fn ranks_by_affinity(&self, at: StepRef) -> bool {
+        self.rankers.get(self.ranker_of(at)).is_some_and(|r| r.affinity)
+    }
+
     pub fn ranker_of(&self, at: StepRef) -> usize {
         match at {
             StepRef::Rule(r, s) => self.plan.rankers.get(r).and_then(|v| v.get(s)).copied().unwrap_or(0),
@@ -2243,9 +2248,7 @@ impl State {
         }
         let mut targets: Vec<AgentId> = Vec::new();
         // Preferred and last agents are looked up where the item's step ranks by affinity.
-        let by_affinity = self.items[i as usize]
-            .as_ref()
-            .is_some_and(|s| !s.by_policy && self.rankers.get(self.ranker_of(s.at)).is_some_and(|r| r.affinity));
+        let by_affinity = self.items[i as usize].as_ref().is_some_and(|s| !s.by_policy && self.ranks_by_affinity(s.at));
         if let Some(slot) = self.items[i as usize].as_mut() {
             slot.state = IState::Waiting { class: ci, seq };
             for t in &slot.tiers {
@@ -2543,8 +2546,7 @@ impl State {
         }
         if let Some(list) = self.targeted.get(&ag.id) {
             for &(it, seq) in list {
-                let it = &it;
-                let Some(slot) = self.items[*it as usize].as_ref() else { continue };
+                let Some(slot) = self.items[it as usize].as_ref() else { continue };
                 // An item a custom policy decides is given to nobody behind its back (it is
                 // listed here still, for when the policy hands it back to the plan).
                 if slot.by_policy || slot.item.excluded.contains(me) || ag.can_take(slot.chan, &self.channels).is_err()
@@ -2555,7 +2557,7 @@ impl State {
                 // preferred); otherwise the item is found in its queue's order below.
                 let named = slot.tiers.iter().any(|t| t.named(now_ms).contains(me) && t.elig.get(p));
                 // Preferred and last agents count where the item's own step ranks by affinity.
-                let preferred = self.rankers.get(self.ranker_of(slot.at)).is_some_and(|r| r.affinity)
+                let preferred = self.ranks_by_affinity(slot.at)
                     && !slot.by_policy
                     && affinity(&slot.item, me, now) < i64::MAX
                     && slot.tiers.iter().any(|t| t.mask.get(p));
@@ -2565,7 +2567,7 @@ impl State {
                 // The agent's delay in the item's queue holds here too; a retry at its end.
                 let delay = profile.queues.get(&slot.queue).map_or(0, |m| m.delay_ms);
                 if now_ms - slot.eligible_ms < delay {
-                    delayed_tops.push((*it, slot.eligible_ms + delay));
+                    delayed_tops.push((it, slot.eligible_ms + delay));
                     continue;
                 }
                 let Some(q) = self.queues.at(slot.qi) else { continue };
@@ -2575,15 +2577,14 @@ impl State {
                 match heads.iter_mut().find(|(q, _, _)| *q == slot.qi) {
                     Some(head) => {
                         if (dkey, seq) < (head.1.2, head.1.3) {
-                            (head.1, head.2) = (key, *it);
+                            (head.1, head.2) = (key, it);
                         }
                     }
-                    None => heads.push((slot.qi, key, *it)),
+                    None => heads.push((slot.qi, key, it)),
                 }
             }
         }
-        if let Some((_, _, it)) = heads.iter().min_by_key(|(_, key, _)| *key) {
-            let it = *it;
+        if let Some(&(_, _, it)) = heads.iter().min_by_key(|(_, key, _)| *key) {
             self.schedule_retries(delayed_tops);
             return Some(it);
         }
